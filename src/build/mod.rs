@@ -1,0 +1,1 @@
+//! The `build` stage (being built: see its issue).

@@ -1,0 +1,197 @@
+//! clap definitions only. Nothing outside `settings.rs` sees these types: they are converted once
+//! into validated [`crate::settings::Settings`].
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Make a Git monorepo the single source of truth for a running system.
+#[derive(Debug, Parser)]
+#[command(name = "gitship", version, about, propagate_version = true)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+impl Cli {
+    /// Parse `std::env::args_os()`; `--help`/`--version` come back as errors of their own kind.
+    pub fn try_parse_args() -> Result<Self, clap::Error> {
+        Self::try_parse()
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// The repository (defaults to the enclosing Git work tree)
+    #[arg(short = 'C', long = "repo", global = true, value_name = "DIR")]
+    pub repo: Option<PathBuf>,
+    /// Output format for data written to stdout
+    #[arg(short, long, global = true, value_enum, default_value_t = OutputArg::Human)]
+    pub output: OutputArg,
+    /// When to use color
+    #[arg(long, global = true, value_enum, default_value_t = ColorArg::Auto)]
+    pub color: ColorArg,
+    /// Print less: only errors and data
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+    /// Print more (-v debug, -vv trace); RUST_LOG overrides
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Kubeconfig file (defaults to KUBECONFIG, then ~/.kube/config, then in-cluster config)
+    #[arg(long, global = true, env = "KUBECONFIG", value_name = "FILE", hide_env_values = true)]
+    pub kubeconfig: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputArg {
+    Human,
+    Json,
+    Markdown,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ColorArg {
+    Auto,
+    Always,
+    Never,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// List environments (name, namespace, cluster context)
+    Envs,
+    /// All static checks for one or all environments; no side effects
+    Validate(ValidateArgs),
+    /// Print the environment's manifests as multi-document YAML on stdout
+    Render(RenderArgs),
+    /// Manage environments
+    #[command(subcommand)]
+    Env(EnvCommand),
+    /// Show what a deploy would change across images, Terraform and Kubernetes
+    Plan(PlanArgs),
+    /// Build, run Terraform, apply manifests, wait for health, prune
+    Deploy(DeployArgs),
+    /// Show how the cluster differs from Git (Kubernetes only)
+    Diff(ClusterArgs),
+    /// Report what is running that differs from Git (Kubernetes and Terraform)
+    Drift(ClusterArgs),
+    /// Build and push the images of the environment's apps
+    Build(BuildArgs),
+    /// Print a shell completion script
+    Completions(CompletionsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    /// Environment to check (all when omitted)
+    pub env: Option<String>,
+    /// Terraform outputs in `terraform output -json` format (instead of the real state)
+    #[arg(long, value_name = "FILE")]
+    pub terraform_outputs: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct RenderArgs {
+    /// Environment to render
+    pub env: String,
+    /// Terraform outputs in `terraform output -json` format (instead of the real state)
+    #[arg(long, value_name = "FILE")]
+    pub terraform_outputs: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum EnvCommand {
+    /// Bootstrap a new environment's config from an existing one
+    New(EnvNewArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct EnvNewArgs {
+    /// Name of the new environment (a DNS label)
+    pub name: String,
+    /// Environment to copy
+    #[arg(long = "from", value_name = "ENV")]
+    pub from: String,
+    /// Namespace of the new environment (defaults to one derived from the source's)
+    #[arg(long)]
+    pub namespace: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ClusterArgs {
+    /// Environment
+    pub env: String,
+    /// Run against an in-process simulated cluster persisted in .gitship/sandbox/<env>.json
+    #[arg(long)]
+    pub sandbox: bool,
+    /// Terraform outputs in `terraform output -json` format (instead of the real state)
+    #[arg(long, value_name = "FILE")]
+    pub terraform_outputs: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+    /// Exit 2 when there are changes, 0 when there are none
+    #[arg(long)]
+    pub exit_code: bool,
+    /// Save the plan to FILE for `gitship deploy --plan FILE`
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct BuildOptions {
+    /// Rebuild images even when their tag already exists in the registry
+    #[arg(long)]
+    pub force_build: bool,
+    /// How many images to build at once (default: number of CPUs)
+    #[arg(short, long)]
+    pub jobs: Option<usize>,
+    /// Allow building from a work tree with uncommitted changes where the environment forbids it
+    #[arg(long)]
+    pub allow_dirty: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct BuildArgs {
+    /// Environment
+    pub env: String,
+    #[command(flatten)]
+    pub build: BuildOptions,
+}
+
+#[derive(Debug, Args)]
+pub struct DeployArgs {
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+    #[command(flatten)]
+    pub build: BuildOptions,
+    /// Apply exactly this saved plan (from `gitship plan --out`)
+    #[arg(long, value_name = "FILE")]
+    pub plan: Option<PathBuf>,
+    /// Allow a deploy that would prune every object of the environment
+    #[arg(long)]
+    pub allow_empty: bool,
+    /// Also prune Namespaces, PersistentVolumeClaims and CustomResourceDefinitions
+    #[arg(long)]
+    pub prune_protected: bool,
+    /// Do not prune anything
+    #[arg(long)]
+    pub no_prune: bool,
+    /// How long to wait for workloads to become healthy (e.g. 90s, 5m)
+    #[arg(long, value_name = "DURATION")]
+    pub timeout: Option<String>,
+    /// How long to wait for another deploy of the environment to finish (e.g. 2m)
+    #[arg(long, value_name = "DURATION")]
+    pub lock_timeout: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// Shell to generate for
+    pub shell: clap_complete::Shell,
+}

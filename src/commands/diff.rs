@@ -1,0 +1,13 @@
+//! `gitship diff`.
+
+use anyhow::Result;
+
+use crate::commands::Context;
+use crate::diagnostics::UserError;
+use crate::exit::Outcome;
+use crate::settings::ClusterSettings;
+
+pub async fn run(ctx: &Context, settings: ClusterSettings) -> Result<Outcome> {
+    let _ = (ctx, settings);
+    Err(UserError::new("`gitship diff` is not available yet", "see the plan issue").into())
+}

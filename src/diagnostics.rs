@@ -1,0 +1,152 @@
+//! User-facing errors: what went wrong, where (file:line:column, environment) and a hint.
+//!
+//! Errors render as `error: ...`, then one `  caused by: ...` per underlying cause, then
+//! `hint: ...` (lowercase, no trailing period, literals in backticks). Module boundaries use
+//! thiserror enums; the command layer wraps them in `anyhow`. A [`UserError`] anywhere in the chain
+//! contributes its hint and its exit-code class.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+/// A place in a file, 1-based.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+pub struct Location {
+    pub file: PathBuf,
+    pub line: usize,
+    pub column: usize,
+}
+
+impl Location {
+    pub fn new(file: impl Into<PathBuf>, line: usize, column: usize) -> Self {
+        Location { file: file.into(), line, column }
+    }
+
+    /// The location with its file shown relative to `base` when it lies below it.
+    pub fn relative_to(&self, base: &Path) -> Location {
+        let file = self.file.strip_prefix(base).map(Path::to_path_buf).unwrap_or_else(|_| self.file.clone());
+        Location { file, line: self.line, column: self.column }
+    }
+}
+
+impl fmt::Display for Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}:{}", self.file.display(), self.line, self.column)
+    }
+}
+
+/// How an error maps to an exit code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorClass {
+    /// Bad input or a failed stage: exit 1.
+    Failure,
+    /// The command line itself was wrong: exit 64.
+    Usage,
+    /// Interrupted by SIGINT/SIGTERM: exit 130.
+    Interrupted,
+}
+
+/// An error meant for a person: a message, an optional hint, and its exit-code class.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct UserError {
+    pub message: String,
+    pub hint: Option<String>,
+    pub class: ErrorClass,
+}
+
+impl UserError {
+    /// Bad input (exit 1) with a hint.
+    pub fn new(message: impl Into<String>, hint: impl Into<String>) -> Self {
+        UserError { message: message.into(), hint: Some(hint.into()), class: ErrorClass::Failure }
+    }
+
+    /// Bad input (exit 1) without a hint.
+    pub fn bare(message: impl Into<String>) -> Self {
+        UserError { message: message.into(), hint: None, class: ErrorClass::Failure }
+    }
+
+    /// A usage error (exit 64) with a hint.
+    pub fn usage(message: impl Into<String>, hint: impl Into<String>) -> Self {
+        UserError { message: message.into(), hint: Some(hint.into()), class: ErrorClass::Usage }
+    }
+
+    /// The run was interrupted (exit 130).
+    pub fn interrupted() -> Self {
+        UserError {
+            message: "interrupted".into(),
+            hint: None,
+            class: ErrorClass::Interrupted,
+        }
+    }
+}
+
+/// A hint attached to an error further up the chain: `err.context(Hint::new(...))` is not used;
+/// instead wrap with [`with_hint`].
+pub fn with_hint(err: anyhow::Error, hint: impl Into<String>) -> anyhow::Error {
+    let message = err.to_string();
+    let class = class_of(&err);
+    // Keep the original chain as causes; the outer error carries the hint.
+    err.context(UserError { message, hint: Some(hint.into()), class })
+}
+
+/// The exit-code class of an error chain: the first [`UserError`] found decides.
+pub fn class_of(err: &anyhow::Error) -> ErrorClass {
+    err.chain()
+        .find_map(|e| e.downcast_ref::<UserError>().map(|u| u.class))
+        .unwrap_or(ErrorClass::Failure)
+}
+
+/// Render an error chain as `error: ...` / `  caused by: ...` / `hint: ...` lines.
+pub fn render(err: &anyhow::Error) -> String {
+    let mut out = String::new();
+    let mut seen: Vec<String> = Vec::new();
+    let mut hint: Option<String> = None;
+    for (index, cause) in err.chain().enumerate() {
+        if hint.is_none() {
+            hint = cause.downcast_ref::<UserError>().and_then(|u| u.hint.clone());
+        }
+        let text = cause.to_string();
+        if seen.iter().any(|s| s == &text) {
+            continue;
+        }
+        if index == 0 {
+            out.push_str("error: ");
+            out.push_str(&indent_continuation(&text, "  "));
+        } else {
+            out.push_str("\n  caused by: ");
+            out.push_str(&indent_continuation(&text, "    "));
+        }
+        seen.push(text);
+    }
+    if let Some(hint) = hint {
+        out.push_str("\nhint: ");
+        out.push_str(&indent_continuation(&hint, "  "));
+    }
+    out
+}
+
+fn indent_continuation(text: &str, indent: &str) -> String {
+    text.trim_end().replace('\n', &format!("\n{indent}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_chain_and_hint() {
+        let err = anyhow::Error::from(std::io::Error::other("disk on fire"))
+            .context(UserError::new("cannot read `config/prod.yaml`", "check the file exists"));
+        assert_eq!(
+            render(&err),
+            "error: cannot read `config/prod.yaml`\n  caused by: disk on fire\nhint: check the file exists"
+        );
+        assert_eq!(class_of(&err), ErrorClass::Failure);
+    }
+
+    #[test]
+    fn usage_class_is_found_anywhere() {
+        let err = anyhow::Error::from(UserError::usage("bad flag", "see --help")).context("outer");
+        assert_eq!(class_of(&err), ErrorClass::Usage);
+    }
+}

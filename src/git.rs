@@ -1,0 +1,1 @@
+//! Git: revision, dirty state, tree hashes (content-addressed image tags).

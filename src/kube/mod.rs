@@ -1,0 +1,1 @@
+//! The `kube` stage (being built: see its issue).

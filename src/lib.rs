@@ -1,0 +1,30 @@
+//! gitship: make a Git monorepo the single source of truth for a running system.
+//!
+//! The library does all the work; `src/main.rs` only parses arguments and maps the outcome to an
+//! exit code. Modules are organised by concept (see `DESIGN.md`): `repo` (layout and environment
+//! config), `render` (templates), `build` (images), `terraform` (the Terraform CLI driver), `kube`
+//! (the Kubernetes stage), `plan` (the cross-layer plan) and `commands` (one file per verb).
+
+pub mod build;
+pub mod cli;
+pub mod commands;
+pub mod diagnostics;
+pub mod exit;
+pub mod git;
+pub mod kube;
+pub mod logging;
+pub mod output;
+pub mod plan;
+pub mod process;
+pub mod render;
+pub mod repo;
+pub mod settings;
+pub mod terraform;
+
+pub use exit::Outcome;
+
+/// Run one parsed command line to completion.
+pub fn run(cli: cli::Cli) -> anyhow::Result<Outcome> {
+    let settings = settings::Settings::from_cli(cli)?;
+    commands::dispatch(settings)
+}

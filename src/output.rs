@@ -1,0 +1,94 @@
+//! Where output goes: stdout carries data only (rendered YAML, plans, `--output json`); progress,
+//! logs and status go to stderr. Color follows `--color`, `NO_COLOR` and whether the stream is a
+//! terminal; everything must read fine without color.
+
+use std::io::{IsTerminal, Write};
+
+use anstyle::{AnsiColor, Style};
+
+use crate::settings::{ColorMode, GlobalSettings, OutputFormat};
+
+/// Styles used across human output.
+pub mod style {
+    use super::*;
+    pub const ADD: Style = AnsiColor::Green.on_default();
+    pub const REMOVE: Style = AnsiColor::Red.on_default();
+    pub const CHANGE: Style = AnsiColor::Yellow.on_default();
+    pub const HEADER: Style = Style::new().bold();
+    pub const DIM: Style = Style::new().dimmed();
+    pub const WARN: Style = AnsiColor::Yellow.on_default().bold();
+    pub const ERROR: Style = AnsiColor::Red.on_default().bold();
+}
+
+/// Writes data to stdout and status to stderr, honouring quiet and color settings.
+#[derive(Debug, Clone)]
+pub struct Printer {
+    pub format: OutputFormat,
+    pub quiet: bool,
+    pub color_stdout: bool,
+    pub color_stderr: bool,
+    /// True when stderr is a terminal: progress bars may be drawn.
+    pub interactive: bool,
+}
+
+impl Printer {
+    pub fn new(global: &GlobalSettings) -> Self {
+        let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+        let decide = |is_tty: bool| match global.color {
+            ColorMode::Always => true,
+            ColorMode::Never => false,
+            ColorMode::Auto => is_tty && !no_color,
+        };
+        let stderr_tty = std::io::stderr().is_terminal();
+        Printer {
+            format: global.output,
+            quiet: global.quiet,
+            color_stdout: decide(std::io::stdout().is_terminal()),
+            color_stderr: decide(stderr_tty),
+            interactive: stderr_tty && std::env::var_os("CI").is_none(),
+        }
+    }
+
+    /// A printer that never colors and never draws progress (tests, libraries).
+    pub fn plain(format: OutputFormat) -> Self {
+        Printer { format, quiet: false, color_stdout: false, color_stderr: false, interactive: false }
+    }
+
+    /// Write data to stdout (never suppressed by `-q`).
+    pub fn data(&self, text: &str) -> std::io::Result<()> {
+        let mut out = std::io::stdout().lock();
+        out.write_all(text.as_bytes())?;
+        if !text.ends_with('\n') && !text.is_empty() {
+            out.write_all(b"\n")?;
+        }
+        out.flush()
+    }
+
+    /// A status line on stderr (suppressed by `-q`).
+    pub fn status(&self, text: &str) {
+        if !self.quiet {
+            let _ = writeln!(std::io::stderr(), "{text}");
+        }
+    }
+
+    /// A warning on stderr (shown even with `-q`).
+    pub fn warn(&self, text: &str) {
+        let prefix = self.paint_stderr(style::WARN, "warning");
+        let _ = writeln!(std::io::stderr(), "{prefix}: {text}");
+    }
+
+    /// `text` styled for stdout when color is on.
+    pub fn paint(&self, style: Style, text: &str) -> String {
+        paint(self.color_stdout, style, text)
+    }
+
+    /// `text` styled for stderr when color is on.
+    pub fn paint_stderr(&self, style: Style, text: &str) -> String {
+        paint(self.color_stderr, style, text)
+    }
+}
+
+/// `text` wrapped in `style` when `enabled`.
+pub fn paint(enabled: bool, style: Style, text: &str) -> String {
+    if enabled { format!("{style}{text}{style:#}") } else { text.to_string() }
+}

@@ -1,0 +1,1 @@
+//! The `plan` stage (being built: see its issue).

@@ -1,0 +1,382 @@
+//! The one way gitship runs a child process (terraform, docker, podman, buildah, git hooks...).
+//!
+//! Always argv, never a shell string. The child gets an explicit environment (the caller decides
+//! what it inherits), runs in its own process group so a terminal's Ctrl-C reaches gitship first,
+//! and on interrupt receives SIGINT and a bounded grace period before SIGKILL (so that e.g.
+//! Terraform can release its state lock). Failures come back as a typed [`ProcessError`] carrying
+//! program, args, exit status and the trimmed tail of stderr.
+
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::fmt;
+use std::path::PathBuf;
+use std::process::{ExitStatus, Stdio};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
+use tokio::sync::watch;
+
+/// How many trailing stderr lines an error keeps.
+const STDERR_TAIL_LINES: usize = 20;
+
+/// A child process to run.
+#[derive(Debug, Clone)]
+pub struct Process {
+    pub program: String,
+    pub args: Vec<OsString>,
+    pub cwd: Option<PathBuf>,
+    /// The complete environment of the child (nothing else is inherited).
+    pub env: BTreeMap<OsString, OsString>,
+    /// After SIGINT on interrupt, how long to wait before SIGKILL.
+    pub grace: Duration,
+    /// Bytes written to the child's stdin, if any.
+    pub stdin: Option<Vec<u8>>,
+}
+
+/// What a finished child produced.
+#[derive(Debug, Clone)]
+pub struct ProcessOutput {
+    pub status: ExitStatus,
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+}
+
+impl ProcessOutput {
+    pub fn stdout_text(&self) -> String {
+        String::from_utf8_lossy(&self.stdout).into_owned()
+    }
+    pub fn stderr_text(&self) -> String {
+        String::from_utf8_lossy(&self.stderr).into_owned()
+    }
+}
+
+/// A child process that could not be run or did not succeed.
+#[derive(Debug, thiserror::Error)]
+pub enum ProcessError {
+    /// The program could not be started (not installed, not executable).
+    #[error("could not run `{program}`: {source}")]
+    Spawn {
+        program: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The program exited unsuccessfully.
+    #[error("`{}` failed ({status}){}", command_line(program, args), tail_suffix(stderr_tail))]
+    Failed { program: String, args: Vec<String>, status: String, stderr_tail: String, output: ProcessOutput },
+    /// gitship was interrupted while the program ran; it was stopped.
+    #[error("`{program}` was interrupted")]
+    Interrupted { program: String },
+    /// Reading the program's output failed.
+    #[error("i/o error talking to `{program}`: {source}")]
+    Io {
+        program: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+fn command_line(program: &str, args: &[String]) -> String {
+    let mut line = program.to_string();
+    for arg in args {
+        line.push(' ');
+        line.push_str(arg);
+    }
+    line
+}
+
+fn tail_suffix(tail: &str) -> String {
+    if tail.is_empty() { String::new() } else { format!(":\n{tail}") }
+}
+
+impl Process {
+    /// A process with an empty environment; add what it needs with [`Process::env`] or
+    /// [`Process::inherit_env`].
+    pub fn new(program: impl Into<String>) -> Self {
+        Process {
+            program: program.into(),
+            args: Vec::new(),
+            cwd: None,
+            env: BTreeMap::new(),
+            grace: Duration::from_secs(10),
+            stdin: None,
+        }
+    }
+
+    pub fn arg(mut self, arg: impl Into<OsString>) -> Self {
+        self.args.push(arg.into());
+        self
+    }
+
+    pub fn args<I, S>(mut self, args: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<OsString>,
+    {
+        self.args.extend(args.into_iter().map(Into::into));
+        self
+    }
+
+    pub fn cwd(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.cwd = Some(dir.into());
+        self
+    }
+
+    pub fn env(mut self, key: impl Into<OsString>, value: impl Into<OsString>) -> Self {
+        self.env.insert(key.into(), value.into());
+        self
+    }
+
+    /// Copy the variables of gitship's own environment that `keep` accepts.
+    pub fn inherit_env(mut self, keep: impl Fn(&str) -> bool) -> Self {
+        for (key, value) in std::env::vars_os() {
+            if key.to_str().is_some_and(&keep) {
+                self.env.insert(key, value);
+            }
+        }
+        self
+    }
+
+    pub fn grace(mut self, grace: Duration) -> Self {
+        self.grace = grace;
+        self
+    }
+
+    pub fn stdin(mut self, bytes: Vec<u8>) -> Self {
+        self.stdin = Some(bytes);
+        self
+    }
+
+    fn display_args(&self) -> Vec<String> {
+        self.args.iter().map(|a| a.to_string_lossy().into_owned()).collect()
+    }
+
+    /// Run to completion, capturing stdout and stderr; a non-zero exit is an error.
+    pub async fn run(&self) -> Result<ProcessOutput, ProcessError> {
+        let output = self.run_unchecked(|_| {}).await?;
+        self.check(output)
+    }
+
+    /// Run to completion, calling `on_line` for every line of stdout and stderr as it arrives
+    /// (for streaming build logs), and capturing both; a non-zero exit is an error.
+    pub async fn run_streaming(&self, on_line: impl FnMut(&str) + Send) -> Result<ProcessOutput, ProcessError> {
+        let output = self.run_unchecked(on_line).await?;
+        self.check(output)
+    }
+
+    /// Turn a non-zero exit into [`ProcessError::Failed`].
+    pub fn check(&self, output: ProcessOutput) -> Result<ProcessOutput, ProcessError> {
+        if output.status.success() {
+            return Ok(output);
+        }
+        Err(ProcessError::Failed {
+            program: self.program.clone(),
+            args: self.display_args(),
+            status: describe_status(output.status),
+            stderr_tail: tail(&output.stderr_text(), STDERR_TAIL_LINES),
+            output,
+        })
+    }
+
+    /// Run to completion and return whatever it exited with (for programs like
+    /// `terraform plan -detailed-exitcode` whose non-zero codes carry meaning).
+    pub async fn run_unchecked(&self, mut on_line: impl FnMut(&str) + Send) -> Result<ProcessOutput, ProcessError> {
+        let mut command = tokio::process::Command::new(&self.program);
+        command
+            .args(&self.args)
+            .env_clear()
+            .envs(&self.env)
+            .stdin(if self.stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0)
+            .kill_on_drop(true);
+        if let Some(cwd) = &self.cwd {
+            command.current_dir(cwd);
+        }
+        tracing::debug!(program = %self.program, args = ?self.display_args(), "running");
+        let mut child = command
+            .spawn()
+            .map_err(|source| ProcessError::Spawn { program: self.program.clone(), source })?;
+        let pid = child.id();
+        if let (Some(bytes), Some(mut stdin)) = (self.stdin.clone(), child.stdin.take()) {
+            tokio::spawn(async move {
+                use tokio::io::AsyncWriteExt;
+                let _ = stdin.write_all(&bytes).await;
+            });
+        }
+        let stdout = child.stdout.take();
+        let stderr = child.stderr.take();
+        let (line_tx, mut line_rx) = tokio::sync::mpsc::unbounded_channel::<(bool, String)>();
+        let out_task = stdout.map(|s| tokio::spawn(read_lines(s, false, line_tx.clone())));
+        let err_task = stderr.map(|s| tokio::spawn(read_lines(s, true, line_tx.clone())));
+        drop(line_tx);
+
+        let mut interrupted = interrupt_receiver();
+        let mut stdout_buf = Vec::new();
+        let mut stderr_buf = Vec::new();
+        let mut was_interrupted = *interrupted.borrow();
+        let status = loop {
+            if was_interrupted {
+                stop_gracefully(pid, self.grace, &mut child).await;
+            }
+            tokio::select! {
+                line = line_rx.recv() => {
+                    if let Some((is_err, line)) = line {
+                        on_line(&line);
+                        let buf = if is_err { &mut stderr_buf } else { &mut stdout_buf };
+                        buf.extend_from_slice(line.as_bytes());
+                        buf.push(b'\n');
+                    } else {
+                        // Both streams closed; wait for the exit status.
+                        let status = tokio::select! {
+                            status = child.wait() => status,
+                            _ = interrupted.changed(), if !was_interrupted => {
+                                was_interrupted = true;
+                                continue;
+                            }
+                        };
+                        break status.map_err(|source| ProcessError::Io { program: self.program.clone(), source })?;
+                    }
+                }
+                _ = interrupted.changed(), if !was_interrupted => {
+                    was_interrupted = true;
+                }
+            }
+        };
+        if let Some(task) = out_task {
+            let _ = task.await;
+        }
+        if let Some(task) = err_task {
+            let _ = task.await;
+        }
+        if was_interrupted {
+            return Err(ProcessError::Interrupted { program: self.program.clone() });
+        }
+        Ok(ProcessOutput { status, stdout: stdout_buf, stderr: stderr_buf })
+    }
+}
+
+async fn read_lines(
+    stream: impl AsyncRead + Unpin,
+    is_err: bool,
+    tx: tokio::sync::mpsc::UnboundedSender<(bool, String)>,
+) {
+    let mut reader = BufReader::new(stream);
+    let mut buf = Vec::new();
+    loop {
+        buf.clear();
+        match reader.read_until(b'\n', &mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {
+                let line = String::from_utf8_lossy(&buf).trim_end_matches(['\n', '\r']).to_string();
+                if tx.send((is_err, line)).is_err() {
+                    break;
+                }
+            }
+        }
+    }
+}
+
+/// SIGINT to the child's process group, wait up to `grace`, then SIGKILL.
+async fn stop_gracefully(pid: Option<u32>, grace: Duration, child: &mut tokio::process::Child) {
+    let Some(pid) = pid else { return };
+    let group = nix::unistd::Pid::from_raw(pid as i32);
+    let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGINT);
+    if tokio::time::timeout(grace, child.wait()).await.is_err() {
+        tracing::warn!(pid, "child did not stop within {grace:?} after SIGINT; killing it");
+        let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGKILL);
+    }
+}
+
+fn describe_status(status: ExitStatus) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    match (status.code(), status.signal()) {
+        (Some(code), _) => format!("exit status {code}"),
+        (None, Some(signal)) => format!("killed by signal {signal}"),
+        (None, None) => "unknown exit status".to_string(),
+    }
+}
+
+/// The last `lines` non-empty lines of `text`.
+pub fn tail(text: &str, lines: usize) -> String {
+    let all: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    let start = all.len().saturating_sub(lines);
+    all[start..].join("\n")
+}
+
+static INTERRUPT: OnceLock<watch::Sender<bool>> = OnceLock::new();
+
+fn interrupt_sender() -> &'static watch::Sender<bool> {
+    INTERRUPT.get_or_init(|| watch::channel(false).0)
+}
+
+/// A receiver that flips to `true` once gitship is interrupted (SIGINT or SIGTERM).
+pub fn interrupt_receiver() -> watch::Receiver<bool> {
+    interrupt_sender().subscribe()
+}
+
+/// Whether gitship has been interrupted.
+pub fn is_interrupted() -> bool {
+    *interrupt_sender().borrow()
+}
+
+/// Mark gitship as interrupted (used by the signal listener, and by tests).
+pub fn trigger_interrupt() {
+    interrupt_sender().send_replace(true);
+}
+
+/// Listen for SIGINT and SIGTERM on the current runtime and turn them into the interrupt flag.
+/// Children run in their own process groups, so a terminal's Ctrl-C reaches only gitship, which
+/// then forwards SIGINT to each child and waits for it.
+pub fn install_signal_handlers() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let Ok(mut sigint) = signal(SignalKind::interrupt()) else { return };
+    let Ok(mut sigterm) = signal(SignalKind::terminate()) else { return };
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = sigint.recv() => {}
+            _ = sigterm.recv() => {}
+        }
+        tracing::warn!("interrupted: stopping child processes gracefully");
+        trigger_interrupt();
+    });
+}
+
+impl fmt::Display for Process {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&command_line(&self.program, &self.display_args()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn captures_output_and_reports_failures() {
+        let ok = Process::new("sh").args(["-c", "echo out; echo err >&2"]).inherit_env(|k| k == "PATH");
+        let out = ok.run().await.unwrap();
+        assert_eq!(out.stdout_text(), "out\n");
+        assert_eq!(out.stderr_text(), "err\n");
+
+        let bad = Process::new("sh").args(["-c", "echo boom >&2; exit 3"]).inherit_env(|k| k == "PATH");
+        let err = bad.run().await.unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("exit status 3"), "{text}");
+        assert!(text.contains("boom"), "{text}");
+    }
+
+    #[tokio::test]
+    async fn environment_is_explicit() {
+        let p = Process::new("/usr/bin/env").env("ONLY", "this");
+        let out = p.run().await.unwrap();
+        assert_eq!(out.stdout_text(), "ONLY=this\n");
+    }
+
+    #[tokio::test]
+    async fn missing_program_is_a_spawn_error() {
+        let err = Process::new("definitely-not-a-program-gitship").run().await.unwrap_err();
+        assert!(matches!(err, ProcessError::Spawn { .. }));
+    }
+}

@@ -1,0 +1,1 @@
+//! The `render` stage (being built: see its issue).

@@ -1,0 +1,227 @@
+//! Validated settings: the clap types of [`crate::cli`] converted once, so that the rest of the
+//! code never sees clap. Durations are parsed here, paths made absolute, conflicts rejected.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Result;
+
+use crate::cli;
+use crate::diagnostics::UserError;
+
+/// Where data goes and how it looks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutputFormat {
+    Human,
+    Json,
+    Markdown,
+}
+
+/// Whether to color human output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ColorMode {
+    Auto,
+    Always,
+    Never,
+}
+
+/// Flags that apply to every command.
+#[derive(Debug, Clone)]
+pub struct GlobalSettings {
+    /// `-C DIR`; `None` means the enclosing Git work tree of the current directory.
+    pub repo: Option<PathBuf>,
+    pub output: OutputFormat,
+    pub color: ColorMode,
+    pub quiet: bool,
+    pub verbose: u8,
+    pub kubeconfig: Option<PathBuf>,
+}
+
+/// The whole validated command line.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub global: GlobalSettings,
+    pub command: CommandSettings,
+}
+
+/// One variant per verb.
+#[derive(Debug, Clone)]
+pub enum CommandSettings {
+    Envs,
+    Validate { env: Option<String>, terraform_outputs: Option<PathBuf> },
+    Render { env: String, terraform_outputs: Option<PathBuf> },
+    EnvNew { name: String, from: String, namespace: Option<String> },
+    Plan(PlanSettings),
+    Deploy(DeploySettings),
+    Diff(ClusterSettings),
+    Drift(ClusterSettings),
+    Build { env: String, build: BuildSettings },
+    Completions { shell: clap_complete::Shell },
+}
+
+/// What every cluster-facing verb shares.
+#[derive(Debug, Clone)]
+pub struct ClusterSettings {
+    pub env: String,
+    pub sandbox: bool,
+    pub terraform_outputs: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone)]
+pub struct PlanSettings {
+    pub cluster: ClusterSettings,
+    pub exit_code: bool,
+    pub out: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone)]
+pub struct BuildSettings {
+    pub force_build: bool,
+    pub jobs: usize,
+    pub allow_dirty: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct DeploySettings {
+    pub cluster: ClusterSettings,
+    pub build: BuildSettings,
+    pub plan: Option<PathBuf>,
+    pub allow_empty: bool,
+    pub prune_protected: bool,
+    pub no_prune: bool,
+    pub timeout: Option<Duration>,
+    pub lock_timeout: Option<Duration>,
+}
+
+impl Settings {
+    /// Convert and validate the parsed command line.
+    pub fn from_cli(cli: cli::Cli) -> Result<Self> {
+        let g = cli.global;
+        let global = GlobalSettings {
+            repo: g.repo,
+            output: match g.output {
+                cli::OutputArg::Human => OutputFormat::Human,
+                cli::OutputArg::Json => OutputFormat::Json,
+                cli::OutputArg::Markdown => OutputFormat::Markdown,
+            },
+            color: match g.color {
+                cli::ColorArg::Auto => ColorMode::Auto,
+                cli::ColorArg::Always => ColorMode::Always,
+                cli::ColorArg::Never => ColorMode::Never,
+            },
+            quiet: g.quiet,
+            verbose: g.verbose,
+            kubeconfig: g.kubeconfig,
+        };
+        let command = match cli.command {
+            cli::Command::Envs => CommandSettings::Envs,
+            cli::Command::Validate(a) => CommandSettings::Validate {
+                env: a.env,
+                terraform_outputs: a.terraform_outputs,
+            },
+            cli::Command::Render(a) => CommandSettings::Render {
+                env: a.env,
+                terraform_outputs: a.terraform_outputs,
+            },
+            cli::Command::Env(cli::EnvCommand::New(a)) => CommandSettings::EnvNew {
+                name: a.name,
+                from: a.from,
+                namespace: a.namespace,
+            },
+            cli::Command::Plan(a) => CommandSettings::Plan(PlanSettings {
+                cluster: cluster(a.cluster),
+                exit_code: a.exit_code,
+                out: a.out,
+            }),
+            cli::Command::Deploy(a) => CommandSettings::Deploy(DeploySettings {
+                cluster: cluster(a.cluster),
+                build: build(a.build)?,
+                plan: a.plan,
+                allow_empty: a.allow_empty,
+                prune_protected: a.prune_protected,
+                no_prune: a.no_prune,
+                timeout: a.timeout.as_deref().map(|d| parse_duration("--timeout", d)).transpose()?,
+                lock_timeout: a
+                    .lock_timeout
+                    .as_deref()
+                    .map(|d| parse_duration("--lock-timeout", d))
+                    .transpose()?,
+            }),
+            cli::Command::Diff(a) => CommandSettings::Diff(cluster(a)),
+            cli::Command::Drift(a) => CommandSettings::Drift(cluster(a)),
+            cli::Command::Build(a) => CommandSettings::Build { env: a.env, build: build(a.build)? },
+            cli::Command::Completions(a) => CommandSettings::Completions { shell: a.shell },
+        };
+        Ok(Settings { global, command })
+    }
+}
+
+fn cluster(a: cli::ClusterArgs) -> ClusterSettings {
+    ClusterSettings { env: a.env, sandbox: a.sandbox, terraform_outputs: a.terraform_outputs }
+}
+
+fn build(a: cli::BuildOptions) -> Result<BuildSettings> {
+    let jobs = match a.jobs {
+        Some(0) => {
+            return Err(UserError::usage("`--jobs` must be at least 1", "try `--jobs 1`").into());
+        }
+        Some(n) => n,
+        None => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+    };
+    Ok(BuildSettings { force_build: a.force_build, jobs, allow_dirty: a.allow_dirty })
+}
+
+/// Parse a duration like `90s`, `5m`, `1h30m`, `500ms` or a bare number of seconds.
+pub fn parse_duration(what: &str, text: &str) -> Result<Duration, UserError> {
+    let invalid = || {
+        UserError::usage(
+            format!("invalid duration `{text}` for {what}"),
+            "use a number with a unit, e.g. `90s`, `5m`, `1h30m` or `500ms`",
+        )
+    };
+    let text = text.trim();
+    if text.is_empty() {
+        return Err(invalid());
+    }
+    if let Ok(secs) = text.parse::<u64>() {
+        return Ok(Duration::from_secs(secs));
+    }
+    let mut total = Duration::ZERO;
+    let mut rest = text;
+    while !rest.is_empty() {
+        let digits = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
+        if digits == 0 {
+            return Err(invalid());
+        }
+        let number: u64 = rest[..digits].parse().map_err(|_| invalid())?;
+        rest = &rest[digits..];
+        let unit_len = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
+        let unit = &rest[..unit_len];
+        rest = &rest[unit_len..];
+        total += match unit {
+            "ms" => Duration::from_millis(number),
+            "s" => Duration::from_secs(number),
+            "m" => Duration::from_secs(number * 60),
+            "h" => Duration::from_secs(number * 3600),
+            _ => return Err(invalid()),
+        };
+    }
+    Ok(total)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("t", "90s").unwrap(), Duration::from_secs(90));
+        assert_eq!(parse_duration("t", "5m").unwrap(), Duration::from_secs(300));
+        assert_eq!(parse_duration("t", "1h30m").unwrap(), Duration::from_secs(5400));
+        assert_eq!(parse_duration("t", "500ms").unwrap(), Duration::from_millis(500));
+        assert_eq!(parse_duration("t", "12").unwrap(), Duration::from_secs(12));
+        assert!(parse_duration("t", "5 minutes").is_err());
+        assert!(parse_duration("t", "").is_err());
+        assert!(parse_duration("t", "m5").is_err());
+    }
+}

@@ -1,0 +1,11 @@
+//! gitship's one integration-test binary. Each module owns one area; `support` holds the shared
+//! helpers (running the built CLI with a scrubbed environment, tools that must exist in CI).
+
+mod support;
+
+mod build;
+mod cli;
+mod foundation;
+mod kube;
+mod plan;
+mod terraform;
