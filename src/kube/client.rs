@@ -1,0 +1,146 @@
+//! One `kube::Client` per environment.
+//!
+//! The kubeconfig comes from, in order: an explicit file (`--kubeconfig` or the environment's
+//! `cluster.kubeconfig`), `KUBECONFIG` (a list of files, merged), `~/.kube/config`; when none
+//! exists and no context was asked for, the in-cluster service-account config is used. The
+//! command builds the client once and passes it down: nothing below calls `Client::try_default`.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::{Client, Config};
+
+use crate::kube::KubeError;
+
+/// Where to find the cluster.
+#[derive(Debug, Clone, Default)]
+pub struct ClientOptions {
+    /// An explicit kubeconfig file; `None` = `KUBECONFIG`, then `~/.kube/config`, then in-cluster.
+    pub kubeconfig: Option<PathBuf>,
+    /// The kubeconfig context; `None` = the current context.
+    pub context: Option<String>,
+}
+
+/// The `kube::Config` for `options` (no connection is made).
+pub async fn config(options: &ClientOptions) -> Result<Config, KubeError> {
+    let context_options = KubeConfigOptions {
+        context: options.context.clone(),
+        ..Default::default()
+    };
+    let mut config = match &options.kubeconfig {
+        Some(path) => {
+            let kubeconfig =
+                Kubeconfig::read_from(path).map_err(|source| KubeError::Kubeconfig {
+                    path: Some(path.clone()),
+                    source,
+                })?;
+            Config::from_custom_kubeconfig(kubeconfig, &context_options)
+                .await
+                .map_err(|source| KubeError::Kubeconfig {
+                    path: Some(path.clone()),
+                    source,
+                })?
+        }
+        None => match Kubeconfig::read() {
+            Ok(kubeconfig) => Config::from_custom_kubeconfig(kubeconfig, &context_options)
+                .await
+                .map_err(|source| KubeError::Kubeconfig { path: None, source })?,
+            Err(source) => {
+                if options.context.is_some() {
+                    return Err(KubeError::Kubeconfig { path: None, source });
+                }
+                Config::incluster().map_err(|_| KubeError::NoConfig { source })?
+            }
+        },
+    };
+    prepare(&mut config);
+    Ok(config)
+}
+
+/// Adjust a config for gitship: gitship retries itself (classifying errors per request, see
+/// [`crate::kube::retry`]), so kube's built-in retry layer is off; requests time out instead of
+/// hanging on a dead connection.
+pub fn prepare(config: &mut Config) {
+    config.default_retry = false;
+    config.connect_timeout = Some(Duration::from_secs(10));
+    config.read_timeout = Some(Duration::from_secs(60));
+}
+
+/// A client for `options`.
+pub async fn connect(options: &ClientOptions) -> Result<Client, KubeError> {
+    let config = config(options).await?;
+    client_from(config)
+}
+
+/// A client for an already built config (tests and `--sandbox` pass kubesim's config here).
+pub fn client_from(mut config: Config) -> Result<Client, KubeError> {
+    prepare(&mut config);
+    Client::try_from(config).map_err(|source| KubeError::Client { source })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KUBECONFIG: &str = r#"
+apiVersion: v1
+kind: Config
+current-context: dev
+clusters:
+- name: dev
+  cluster: { server: "http://127.0.0.1:1" }
+- name: prod
+  cluster: { server: "http://127.0.0.1:2" }
+contexts:
+- name: dev
+  context: { cluster: dev, user: me, namespace: dev-ns }
+- name: prod
+  context: { cluster: prod, user: me }
+users:
+- name: me
+  user: { token: abc }
+"#;
+
+    #[tokio::test]
+    async fn explicit_file_and_context_select_the_cluster() {
+        let directory = tempfile::tempdir().unwrap();
+        let path = directory.path().join("config");
+        std::fs::write(&path, KUBECONFIG).unwrap();
+        let dev = config(&ClientOptions {
+            kubeconfig: Some(path.clone()),
+            context: None,
+        })
+        .await
+        .unwrap();
+        assert_eq!(dev.cluster_url.to_string(), "http://127.0.0.1:1/");
+        assert!(!dev.default_retry);
+        let prod = config(&ClientOptions {
+            kubeconfig: Some(path.clone()),
+            context: Some("prod".into()),
+        })
+        .await
+        .unwrap();
+        assert_eq!(prod.cluster_url.to_string(), "http://127.0.0.1:2/");
+        let missing = config(&ClientOptions {
+            kubeconfig: Some(path),
+            context: Some("nope".into()),
+        })
+        .await;
+        assert!(matches!(missing, Err(KubeError::Kubeconfig { .. })));
+    }
+
+    #[tokio::test]
+    async fn missing_file_is_named() {
+        let error = config(&ClientOptions {
+            kubeconfig: Some("/nonexistent/kubeconfig".into()),
+            context: None,
+        })
+        .await
+        .unwrap_err();
+        assert!(
+            error.to_string().contains("/nonexistent/kubeconfig"),
+            "{error}"
+        );
+    }
+}

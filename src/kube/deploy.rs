@@ -1,0 +1,880 @@
+//! [`deploy_objects`]: the Kubernetes part of `gitship deploy`.
+//!
+//! validate (identities, duplicates, wave annotations, every kind known to the cluster or defined
+//! by a CRD of this deploy: all before any write) -> create the environment namespace when
+//! missing -> lock -> read the inventory (refuse an empty desired set that would prune
+//! everything) -> bootstrap stage (CRDs, Namespaces, cluster RBAC), waited for -> waves, kinds in
+//! order, objects of one kind concurrently (bounded) -> wait for health -> prune -> record the
+//! inventory and a deploy record -> unlock. Nothing after a failed step runs, except that the
+//! inventory still records what was applied (so a later deploy can prune it) and the lock is
+//! released. A re-run converges.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::time::Duration;
+
+use chrono::Utc;
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::Namespace;
+use kube::Client;
+use kube::api::{Api, DeleteParams, Patch, PatchParams};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use crate::diagnostics::Location;
+use crate::kube::apply::{self, Applied, Prepared};
+use crate::kube::discovery::{self, Resources};
+use crate::kube::health::{self, Health};
+use crate::kube::inventory::{self, DeployRecord, Inventory, InventoryEntry};
+use crate::kube::lock::{self, LockOptions};
+use crate::kube::order::{self, Position};
+use crate::kube::prune::{self, PruneDecision};
+use crate::kube::retry::{RetryPolicy, status_code};
+use crate::kube::{DesiredObject, FIELD_MANAGER, KubeError, MANAGED_BY_LABEL, ObjectId};
+use crate::output::Printer;
+
+/// The environment being deployed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Environment {
+    pub name: String,
+    /// Default namespace for namespaced objects; holds the inventory and the lock.
+    pub namespace: String,
+}
+
+/// How to deploy.
+#[derive(Debug, Clone)]
+pub struct DeployOptions {
+    /// Server-side apply takes fields from other managers (`force=true`).
+    pub force_conflicts: bool,
+    /// Health wait (per wave).
+    pub timeout: Duration,
+    pub lock: LockOptions,
+    pub prune: bool,
+    /// Allow pruning when the desired set is empty.
+    pub allow_empty: bool,
+    /// Also prune Namespaces, PVCs and CRDs.
+    pub prune_protected: bool,
+    /// Wait for health (off only for benchmarks and `--no-wait`-like uses).
+    pub wait: bool,
+    /// Deploy records kept in the inventory.
+    pub history: usize,
+    /// Concurrent requests within one kind of one wave.
+    pub concurrency: usize,
+    /// The Git commit being deployed.
+    pub sha: Option<String>,
+    /// Who deploys (for the record and the lock holder).
+    pub who: String,
+    pub retry: RetryPolicy,
+}
+
+impl Default for DeployOptions {
+    fn default() -> Self {
+        DeployOptions {
+            force_conflicts: true,
+            timeout: Duration::from_secs(300),
+            lock: LockOptions::default(),
+            prune: true,
+            allow_empty: false,
+            prune_protected: false,
+            wait: true,
+            history: 10,
+            concurrency: 16,
+            sha: None,
+            who: inventory::who(),
+            retry: RetryPolicy::default(),
+        }
+    }
+}
+
+/// What happened to one object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ObjectAction {
+    Created,
+    Configured,
+    Replaced,
+    Unchanged,
+    Pruned,
+    /// A prune candidate that was kept (protected kind or `gitship.dev/prune: "false"`).
+    Kept,
+    Failed,
+}
+
+impl ObjectAction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ObjectAction::Created => "created",
+            ObjectAction::Configured => "configured",
+            ObjectAction::Replaced => "replaced",
+            ObjectAction::Unchanged => "unchanged",
+            ObjectAction::Pruned => "pruned",
+            ObjectAction::Kept => "kept",
+            ObjectAction::Failed => "failed",
+        }
+    }
+}
+
+/// One object's outcome.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ObjectOutcome {
+    pub id: ObjectId,
+    pub action: ObjectAction,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+/// The result of a deploy: per object, and counted per kind.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DeployReport {
+    pub environment: String,
+    pub objects: Vec<ObjectOutcome>,
+    /// kind -> action -> count.
+    pub summary: BTreeMap<String, BTreeMap<ObjectAction, usize>>,
+}
+
+impl DeployReport {
+    fn push(&mut self, id: ObjectId, action: ObjectAction, message: Option<String>) {
+        *self
+            .summary
+            .entry(id.kind.clone())
+            .or_default()
+            .entry(action)
+            .or_default() += 1;
+        self.objects.push(ObjectOutcome {
+            id,
+            action,
+            message,
+        });
+    }
+
+    /// How many objects ended with `action`.
+    pub fn count(&self, action: ObjectAction) -> usize {
+        self.objects.iter().filter(|o| o.action == action).count()
+    }
+
+    /// `2 created, 1 configured, 30 unchanged, 1 pruned` (zero counts left out).
+    pub fn summary_line(&self) -> String {
+        let parts: Vec<String> = [
+            ObjectAction::Created,
+            ObjectAction::Configured,
+            ObjectAction::Replaced,
+            ObjectAction::Unchanged,
+            ObjectAction::Pruned,
+            ObjectAction::Kept,
+            ObjectAction::Failed,
+        ]
+        .into_iter()
+        .filter_map(|action| {
+            let count = self.count(action);
+            (count > 0).then(|| format!("{count} {}", action.as_str()))
+        })
+        .collect();
+        if parts.is_empty() {
+            "nothing to do".into()
+        } else {
+            parts.join(", ")
+        }
+    }
+
+    /// A per-kind table for people.
+    pub fn render_table(&self) -> String {
+        let mut out = String::new();
+        for (kind, counts) in &self.summary {
+            let counts: Vec<String> = counts
+                .iter()
+                .map(|(action, n)| format!("{n} {}", action.as_str()))
+                .collect();
+            out.push_str(&format!("{kind:<32} {}\n", counts.join(", ")));
+        }
+        out
+    }
+
+    /// The inventory entries of the objects in this report that were applied.
+    fn applied_ids(&self) -> BTreeSet<ObjectId> {
+        self.objects
+            .iter()
+            .filter(|o| {
+                matches!(
+                    o.action,
+                    ObjectAction::Created
+                        | ObjectAction::Configured
+                        | ObjectAction::Replaced
+                        | ObjectAction::Unchanged
+                )
+            })
+            .map(|o| o.id.clone())
+            .collect()
+    }
+}
+
+/// A desired object checked and resolved, or waiting for its CRD.
+enum Checked {
+    Ready(Prepared),
+    /// Its kind is defined by a CRD of this deploy.
+    Deferred(DesiredObject),
+}
+
+/// Deploy `desired` to `environment`. See the module documentation for the steps.
+pub async fn deploy_objects(
+    client: &Client,
+    environment: &Environment,
+    desired: Vec<DesiredObject>,
+    options: &DeployOptions,
+    printer: &Printer,
+) -> Result<DeployReport, KubeError> {
+    let retry = &options.retry;
+    let resources = Resources::new();
+    // 1. Everything that can be checked before the first write.
+    let checked = check(client, &resources, environment, &desired, retry).await?;
+    let desired_ids: BTreeSet<ObjectId> = checked
+        .iter()
+        .map(|c| match c {
+            Checked::Ready(p) => p.id.clone(),
+            Checked::Deferred(d) => deferred_id(d, environment),
+        })
+        .collect();
+
+    // 2. The environment namespace (the lock and the inventory live there).
+    ensure_namespace(client, environment, &checked, options, printer).await?;
+
+    // 3. Lock.
+    let holder = format!("{} {}", options.who, uuid::Uuid::new_v4().simple());
+    let lock = lock::acquire(
+        client,
+        &environment.name,
+        &environment.namespace,
+        &holder,
+        options.lock,
+        retry,
+        printer,
+    )
+    .await?;
+    let result = locked_deploy(
+        client,
+        &resources,
+        environment,
+        checked,
+        desired_ids,
+        options,
+        printer,
+    )
+    .await;
+    let released = lock.release(retry).await;
+    let report = result?;
+    released?;
+    Ok(report)
+}
+
+fn deferred_id(desired: &DesiredObject, environment: &Environment) -> ObjectId {
+    let mut id = ObjectId::of(&desired.object).unwrap_or(ObjectId {
+        group: String::new(),
+        kind: String::new(),
+        namespace: None,
+        name: String::new(),
+    });
+    // A custom resource's scope is unknown until its CRD is served; assume the CRD's scope.
+    if id.namespace.is_none() {
+        id.namespace = Some(environment.namespace.clone());
+    }
+    id
+}
+
+async fn locked_deploy(
+    client: &Client,
+    resources: &Resources,
+    environment: &Environment,
+    checked: Vec<Checked>,
+    desired_ids: BTreeSet<ObjectId>,
+    options: &DeployOptions,
+    printer: &Printer,
+) -> Result<DeployReport, KubeError> {
+    let retry = &options.retry;
+    let previous = inventory::load(client, &environment.name, &environment.namespace, retry)
+        .await?
+        .unwrap_or_default();
+    if desired_ids.is_empty()
+        && options.prune
+        && !options.allow_empty
+        && !previous.objects.is_empty()
+    {
+        return Err(KubeError::EmptyDesiredSet {
+            env: environment.name.clone(),
+            count: previous.objects.len(),
+        });
+    }
+    let mut report = DeployReport {
+        environment: environment.name.clone(),
+        ..Default::default()
+    };
+    let mut entries: HashMap<ObjectId, InventoryEntry> = HashMap::new();
+    let outcome = apply_all(
+        client,
+        resources,
+        environment,
+        checked,
+        options,
+        printer,
+        &mut report,
+        &mut entries,
+    )
+    .await;
+    if let Err(error) = outcome {
+        // Remember what was applied so that a later deploy can prune it; nothing is pruned now.
+        let applied = report.applied_ids();
+        let mut objects = previous.objects.clone();
+        objects.extend(
+            entries
+                .iter()
+                .filter(|(id, _)| applied.contains(id))
+                .map(|(_, e)| e.clone()),
+        );
+        record(
+            client,
+            environment,
+            options,
+            previous,
+            objects,
+            &report,
+            "failed",
+        )
+        .await?;
+        return Err(error);
+    }
+
+    // Prune last, after everything is healthy.
+    let mut kept: Vec<InventoryEntry> = Vec::new();
+    if options.prune {
+        for candidate in prune::candidates(&previous.objects, &desired_ids) {
+            let decision = prune_one(client, resources, environment, &candidate, options).await?;
+            let id = candidate.id();
+            match &decision {
+                PruneDecision::Delete => {
+                    printer.status(&format!("pruned {id}"));
+                    report.push(id, ObjectAction::Pruned, None);
+                }
+                PruneDecision::KeepProtected => {
+                    printer.warn(&format!(
+                        "not pruning {id}: protected kind (pass `--prune-protected`)"
+                    ));
+                    report.push(id, ObjectAction::Kept, Some("protected kind".into()));
+                }
+                PruneDecision::KeepAnnotated => {
+                    report.push(
+                        id,
+                        ObjectAction::Kept,
+                        Some("annotated `gitship.dev/prune: \"false\"`".into()),
+                    );
+                }
+                PruneDecision::NotOwned(owner) => {
+                    printer.warn(&format!(
+                        "not pruning {id}: owned by `{owner}`, not `{}`",
+                        environment.name
+                    ));
+                }
+                PruneDecision::Gone => {}
+            }
+            if decision.stays_in_inventory() {
+                kept.push(candidate);
+            }
+        }
+    } else {
+        kept.extend(prune::candidates(&previous.objects, &desired_ids));
+    }
+    let mut objects: Vec<InventoryEntry> = entries.into_values().collect();
+    objects.extend(kept);
+    record(
+        client,
+        environment,
+        options,
+        previous,
+        objects,
+        &report,
+        "succeeded",
+    )
+    .await?;
+    Ok(report)
+}
+
+async fn record(
+    client: &Client,
+    environment: &Environment,
+    options: &DeployOptions,
+    previous: Inventory,
+    objects: Vec<InventoryEntry>,
+    report: &DeployReport,
+    outcome: &str,
+) -> Result<(), KubeError> {
+    let mut history = vec![DeployRecord {
+        sha: options.sha.clone(),
+        time: Utc::now(),
+        who: options.who.clone(),
+        outcome: outcome.to_string(),
+        summary: report.summary_line(),
+    }];
+    history.extend(previous.history);
+    let inventory = Inventory { objects, history };
+    inventory::store(
+        client,
+        &inventory,
+        &environment.name,
+        &environment.namespace,
+        options.history,
+        &options.retry,
+    )
+    .await
+}
+
+async fn prune_one(
+    client: &Client,
+    resources: &Resources,
+    environment: &Environment,
+    candidate: &InventoryEntry,
+    options: &DeployOptions,
+) -> Result<PruneDecision, KubeError> {
+    let retry = &options.retry;
+    let id = candidate.id();
+    let api_error = |source: kube::Error| KubeError::Api {
+        object: id.to_string(),
+        message: apply::error_message(&source),
+        source,
+    };
+    let Some(resolved) = resources
+        .resolve(client, retry, &candidate.api_version, &candidate.kind)
+        .await
+        .map_err(api_error)?
+    else {
+        // The kind is not served any more: the object cannot exist.
+        return Ok(PruneDecision::Gone);
+    };
+    let api: Api<kube::api::DynamicObject> = match &candidate.namespace {
+        Some(namespace) => Api::namespaced_with(client.clone(), namespace, &resolved.resource),
+        None => Api::all_with(client.clone(), &resolved.resource),
+    };
+    let live = retry
+        .run(&id.to_string(), || api.get_opt(&candidate.name))
+        .await
+        .map_err(api_error)?;
+    let live = live
+        .map(serde_json::to_value)
+        .transpose()
+        .map_err(|e| api_error(kube::Error::SerdeError(e)))?;
+    let decision = prune::decide(
+        candidate,
+        live.as_ref(),
+        &environment.name,
+        options.prune_protected,
+    );
+    if decision == PruneDecision::Delete {
+        let params = DeleteParams::foreground();
+        match retry
+            .run(&id.to_string(), || api.delete(&candidate.name, &params))
+            .await
+        {
+            Ok(_) => {}
+            Err(error) if status_code(&error) == Some(404) => return Ok(PruneDecision::Gone),
+            Err(error) => return Err(api_error(error)),
+        }
+    }
+    Ok(decision)
+}
+
+/// Validate and resolve every desired object; no writes.
+async fn check(
+    client: &Client,
+    resources: &Resources,
+    environment: &Environment,
+    desired: &[DesiredObject],
+    retry: &RetryPolicy,
+) -> Result<Vec<Checked>, KubeError> {
+    let crd_kinds: BTreeSet<(String, String)> = desired
+        .iter()
+        .filter(|d| {
+            d.object.get("kind").and_then(Value::as_str) == Some("CustomResourceDefinition")
+        })
+        .flat_map(|d| discovery::crd_defines(&d.object))
+        .collect();
+    let mut checked = Vec::with_capacity(desired.len());
+    let mut seen: HashMap<ObjectId, Location> = HashMap::new();
+    for object in desired {
+        let invalid = |message: String| KubeError::InvalidManifest {
+            location: object.source.clone(),
+            message,
+        };
+        let api_version = object
+            .object
+            .get("apiVersion")
+            .and_then(Value::as_str)
+            .ok_or_else(|| invalid("missing `apiVersion`".into()))?;
+        let kind = object
+            .object
+            .get("kind")
+            .and_then(Value::as_str)
+            .ok_or_else(|| invalid("missing `kind`".into()))?;
+        let name = object
+            .object
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .ok_or_else(|| invalid("missing `metadata.name`".into()))?;
+        let wave = order::wave_of(&object.object).map_err(invalid)?;
+        let resolved = resources
+            .resolve(client, retry, api_version, kind)
+            .await
+            .map_err(|source| KubeError::Api {
+                object: format!("{kind} {name} ({})", object.source),
+                message: format!(
+                    "discovery of `{api_version}` failed: {}",
+                    apply::error_message(&source)
+                ),
+                source,
+            })?;
+        let item = match resolved {
+            Some(resolved) => Checked::Ready(apply::prepare(
+                &object.object,
+                &object.source,
+                resolved,
+                &environment.name,
+                &environment.namespace,
+                order::position(kind, wave),
+            )?),
+            None if crd_kinds.contains(&(api_version.to_string(), kind.to_string())) => {
+                Checked::Deferred(object.clone())
+            }
+            None => {
+                return Err(KubeError::UnknownKind {
+                    location: object.source.clone(),
+                    api_version: api_version.to_string(),
+                    kind: kind.to_string(),
+                    name: name.to_string(),
+                });
+            }
+        };
+        let id = match &item {
+            Checked::Ready(p) => p.id.clone(),
+            Checked::Deferred(d) => deferred_id(d, environment),
+        };
+        if let Some(first) = seen.get(&id) {
+            return Err(KubeError::Duplicate {
+                id: id.to_string(),
+                first: first.clone(),
+                second: object.source.clone(),
+            });
+        }
+        seen.insert(id, object.source.clone());
+        checked.push(item);
+    }
+    Ok(checked)
+}
+
+/// Create the environment namespace when it does not exist (from its manifest when there is one).
+async fn ensure_namespace(
+    client: &Client,
+    environment: &Environment,
+    checked: &[Checked],
+    options: &DeployOptions,
+    printer: &Printer,
+) -> Result<(), KubeError> {
+    let retry = &options.retry;
+    let name = &environment.namespace;
+    let api: Api<Namespace> = Api::all(client.clone());
+    let api_error = |source: kube::Error| KubeError::Api {
+        object: format!("Namespace {name}"),
+        message: apply::error_message(&source),
+        source,
+    };
+    if retry
+        .run(name, || api.get_opt(name))
+        .await
+        .map_err(api_error)?
+        .is_some()
+    {
+        return Ok(());
+    }
+    let manifest = checked.iter().find_map(|c| match c {
+        Checked::Ready(p)
+            if p.id.kind == "Namespace" && p.id.group.is_empty() && &p.id.name == name =>
+        {
+            Some(p)
+        }
+        _ => None,
+    });
+    match manifest {
+        Some(prepared) => {
+            apply::server_side_apply(client, prepared, options.force_conflicts, false, retry)
+                .await
+                .map_err(|e| apply::to_kube_error(prepared, e))?;
+        }
+        None => {
+            let body = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name, "labels": {MANAGED_BY_LABEL: FIELD_MANAGER}}});
+            let params = PatchParams::apply(FIELD_MANAGER).force();
+            let patch = Patch::Apply(&body);
+            retry
+                .run(name, || api.patch(name, &params, &patch))
+                .await
+                .map_err(api_error)?;
+        }
+    }
+    printer.status(&format!("created namespace `{name}`"));
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn apply_all(
+    client: &Client,
+    resources: &Resources,
+    environment: &Environment,
+    checked: Vec<Checked>,
+    options: &DeployOptions,
+    printer: &Printer,
+    report: &mut DeployReport,
+    entries: &mut HashMap<ObjectId, InventoryEntry>,
+) -> Result<(), KubeError> {
+    let mut ready: Vec<Prepared> = Vec::new();
+    let mut deferred: Vec<DesiredObject> = Vec::new();
+    for item in checked {
+        match item {
+            Checked::Ready(prepared) => ready.push(prepared),
+            Checked::Deferred(object) => deferred.push(object),
+        }
+    }
+    // Bootstrap stage: CRDs, Namespaces, cluster RBAC; waited for.
+    let (bootstrap, rest): (Vec<Prepared>, Vec<Prepared>) =
+        ready.into_iter().partition(|p| p.position.stage == 0);
+    let mut rest = rest;
+    if !bootstrap.is_empty() {
+        apply_groups(client, bootstrap.clone(), options, printer, report, entries).await?;
+        wait_healthy(client, &bootstrap, options, printer).await?;
+    }
+    // Custom resources whose CRD was just applied.
+    if !deferred.is_empty() {
+        for object in &deferred {
+            if let Some(api_version) = object.object.get("apiVersion").and_then(Value::as_str) {
+                resources.forget(api_version).await;
+            }
+        }
+        for object in deferred {
+            let api_version = object
+                .object
+                .get("apiVersion")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            let kind = object
+                .object
+                .get("kind")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            let name = object
+                .object
+                .pointer("/metadata/name")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            let resolved =
+                resolve_with_patience(client, resources, api_version, kind, options).await?;
+            let Some(resolved) = resolved else {
+                return Err(KubeError::UnknownKind {
+                    location: object.source.clone(),
+                    api_version: api_version.to_string(),
+                    kind: kind.to_string(),
+                    name: name.to_string(),
+                });
+            };
+            let wave = order::wave_of(&object.object).unwrap_or(0);
+            rest.push(apply::prepare(
+                &object.object,
+                &object.source,
+                resolved,
+                &environment.name,
+                &environment.namespace,
+                order::position(kind, wave),
+            )?);
+        }
+    }
+    // Waves.
+    let mut waves: BTreeMap<i64, Vec<Prepared>> = BTreeMap::new();
+    for prepared in rest {
+        waves
+            .entry(prepared.position.wave)
+            .or_default()
+            .push(prepared);
+    }
+    for (_, wave) in waves {
+        apply_groups(client, wave.clone(), options, printer, report, entries).await?;
+        wait_healthy(client, &wave, options, printer).await?;
+    }
+    Ok(())
+}
+
+/// A CRD is served a moment after it is Established; retry discovery briefly.
+async fn resolve_with_patience(
+    client: &Client,
+    resources: &Resources,
+    api_version: &str,
+    kind: &str,
+    options: &DeployOptions,
+) -> Result<Option<discovery::Resolved>, KubeError> {
+    let api_error = |source: kube::Error| KubeError::Api {
+        object: format!("{api_version} {kind}"),
+        message: apply::error_message(&source),
+        source,
+    };
+    for _ in 0..20 {
+        if let Some(resolved) = resources
+            .resolve(client, &options.retry, api_version, kind)
+            .await
+            .map_err(api_error)?
+        {
+            return Ok(Some(resolved));
+        }
+        resources.forget(api_version).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Ok(None)
+}
+
+/// Apply objects grouped by position: positions in order, objects of one position concurrently.
+async fn apply_groups(
+    client: &Client,
+    objects: Vec<Prepared>,
+    options: &DeployOptions,
+    printer: &Printer,
+    report: &mut DeployReport,
+    entries: &mut HashMap<ObjectId, InventoryEntry>,
+) -> Result<(), KubeError> {
+    let mut groups: BTreeMap<Position, Vec<Prepared>> = BTreeMap::new();
+    for prepared in objects {
+        groups.entry(prepared.position).or_default().push(prepared);
+    }
+    for (_, group) in groups {
+        let results: Vec<(Prepared, Result<(Applied, Value), KubeError>)> =
+            futures::stream::iter(group)
+                .map(|prepared| async move {
+                    let result = apply::apply_object(
+                        client,
+                        &prepared,
+                        options.force_conflicts,
+                        &options.retry,
+                    )
+                    .await;
+                    (prepared, result)
+                })
+                .buffer_unordered(options.concurrency.max(1))
+                .collect()
+                .await;
+        let mut failures = Vec::new();
+        let mut results = results;
+        results.sort_by(|a, b| a.0.id.cmp(&b.0.id));
+        for (prepared, result) in results {
+            match result {
+                Ok((applied, _)) => {
+                    let action = match applied {
+                        Applied::Created => ObjectAction::Created,
+                        Applied::Configured => ObjectAction::Configured,
+                        Applied::Replaced => ObjectAction::Replaced,
+                        Applied::Unchanged => ObjectAction::Unchanged,
+                    };
+                    if action != ObjectAction::Unchanged {
+                        printer.status(&format!("{} {}", action.as_str(), prepared.id));
+                    }
+                    entries.insert(
+                        prepared.id.clone(),
+                        InventoryEntry {
+                            api_version: prepared.resolved.resource.api_version.clone(),
+                            kind: prepared.id.kind.clone(),
+                            namespace: prepared.id.namespace.clone(),
+                            name: prepared.id.name.clone(),
+                        },
+                    );
+                    report.push(prepared.id.clone(), action, None);
+                }
+                Err(error) => {
+                    report.push(
+                        prepared.id.clone(),
+                        ObjectAction::Failed,
+                        Some(error.to_string()),
+                    );
+                    failures.push(error);
+                }
+            }
+        }
+        match failures.len() {
+            0 => {}
+            1 => return Err(failures.remove(0)),
+            _ => {
+                return Err(KubeError::ApplyFailed {
+                    failures: failures.iter().map(|e| format!("  {e}")).collect(),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn wait_healthy(
+    client: &Client,
+    objects: &[Prepared],
+    options: &DeployOptions,
+    printer: &Printer,
+) -> Result<(), KubeError> {
+    if !options.wait || !objects.iter().any(|p| health::is_watched(&p.id.kind)) {
+        return Ok(());
+    }
+    let retry = &options.retry;
+    let mut last = None;
+    let outcome = health::wait(client, objects, options.timeout, retry, |ready, total| {
+        if last != Some(ready) {
+            printer.status(&format!("waiting for health: {ready}/{total} ready"));
+            last = Some(ready);
+        }
+    })
+    .await
+    .map_err(|source| KubeError::Api {
+        object: "health check".into(),
+        message: apply::error_message(&source),
+        source,
+    })?;
+    if outcome.unhealthy.is_empty() {
+        return Ok(());
+    }
+    let count = outcome.unhealthy.len();
+    let crd = outcome.unhealthy.iter().find(|(p, h, _)| {
+        p.id.kind == "CustomResourceDefinition" && matches!(h, Health::Progressing(_))
+    });
+    if let Some((prepared, _, _)) = crd {
+        return Err(KubeError::CrdNotEstablished {
+            name: prepared.id.name.clone(),
+            timeout: options.timeout,
+        });
+    }
+    let report = health::report(client, &outcome, retry).await;
+    Err(KubeError::Unhealthy { count, report })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(kind: &str, name: &str) -> ObjectId {
+        ObjectId {
+            group: String::new(),
+            kind: kind.into(),
+            namespace: Some("blog".into()),
+            name: name.into(),
+        }
+    }
+
+    #[test]
+    fn report_counts_per_kind_and_summarises() {
+        let mut report = DeployReport::default();
+        report.push(id("ConfigMap", "a"), ObjectAction::Created, None);
+        report.push(id("ConfigMap", "b"), ObjectAction::Unchanged, None);
+        report.push(id("Service", "web"), ObjectAction::Unchanged, None);
+        report.push(id("Secret", "old"), ObjectAction::Pruned, None);
+        assert_eq!(report.summary_line(), "1 created, 2 unchanged, 1 pruned");
+        assert_eq!(report.summary["ConfigMap"][&ObjectAction::Unchanged], 1);
+        assert_eq!(report.applied_ids().len(), 3);
+        let json = serde_json::to_value(&report).unwrap();
+        assert_eq!(json["objects"][0]["action"], "created");
+        assert_eq!(json["summary"]["Secret"]["pruned"], 1);
+        let back: DeployReport = serde_json::from_value(json).unwrap();
+        assert_eq!(back, report);
+        assert_eq!(DeployReport::default().summary_line(), "nothing to do");
+    }
+}

@@ -1,0 +1,125 @@
+//! The errors of the Kubernetes stage. Every variant names the object (and the file it came from
+//! where one exists) so that the rendered message alone tells the user what to fix.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::diagnostics::Location;
+
+/// What can go wrong between a rendered manifest and a converged environment.
+#[derive(Debug, thiserror::Error)]
+pub enum KubeError {
+    /// The kubeconfig could not be read or has no usable context.
+    #[error("cannot load the kubeconfig{}", path_suffix(.path))]
+    Kubeconfig {
+        path: Option<PathBuf>,
+        #[source]
+        source: kube::config::KubeconfigError,
+    },
+    /// Neither a kubeconfig nor an in-cluster config is available.
+    #[error("no Kubernetes configuration found (no kubeconfig and not running in a cluster)")]
+    NoConfig {
+        #[source]
+        source: kube::config::KubeconfigError,
+    },
+    /// The HTTP client could not be built from the config.
+    #[error("cannot create the Kubernetes client")]
+    Client {
+        #[source]
+        source: kube::Error,
+    },
+    /// A manifest is not a Kubernetes object (missing `apiVersion`, `kind` or `metadata.name`).
+    #[error("{location}: invalid manifest: {message}")]
+    InvalidManifest { location: Location, message: String },
+    /// Two manifests describe the same object.
+    #[error("{second}: `{id}` is also defined at {first}")]
+    Duplicate {
+        id: String,
+        first: Location,
+        second: Location,
+    },
+    /// The cluster does not serve this apiVersion/kind, and no CRD in this deploy defines it.
+    #[error(
+        "{location}: unknown kind `{kind}` (apiVersion `{api_version}`) for `{name}`: the cluster does not serve it"
+    )]
+    UnknownKind {
+        location: Location,
+        api_version: String,
+        kind: String,
+        name: String,
+    },
+    /// A CRD applied by this deploy did not become Established in time.
+    #[error("CustomResourceDefinition `{name}` did not become Established within {timeout:?}")]
+    CrdNotEstablished { name: String, timeout: Duration },
+    /// A request about one object failed (after retries, when the failure was transient).
+    #[error("{object}: {message}")]
+    Api {
+        object: String,
+        message: String,
+        #[source]
+        source: kube::Error,
+    },
+    /// An immutable field changed and the object did not opt into replacement.
+    #[error("{object}: field `{field}` is immutable and differs from the live object")]
+    Immutable {
+        object: String,
+        field: String,
+        message: String,
+    },
+    /// Applying failed for some objects; the others of the wave were applied.
+    #[error("applying {} object(s) failed:\n{}", .failures.len(), .failures.join("\n"))]
+    ApplyFailed { failures: Vec<String> },
+    /// Workloads did not become healthy; the report names each with conditions and Events.
+    #[error("{count} object(s) did not become healthy:\n{report}")]
+    Unhealthy { count: usize, report: String },
+    /// Another deploy holds the environment's lock.
+    #[error("environment `{env}` is locked by `{holder}` (waited {waited:?})")]
+    LockTimeout {
+        env: String,
+        holder: String,
+        waited: Duration,
+    },
+    /// The desired set is empty and pruning would delete everything gitship deployed.
+    #[error(
+        "refusing to prune all {count} object(s) of environment `{env}`: the desired set is empty"
+    )]
+    EmptyDesiredSet { env: String, count: usize },
+    /// The inventory ConfigMap exists but cannot be read.
+    #[error("the inventory ConfigMap `{name}` is corrupt: {message}")]
+    CorruptInventory { name: String, message: String },
+}
+
+impl KubeError {
+    /// A hint for the user, when there is a useful one.
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            KubeError::Kubeconfig { .. } | KubeError::NoConfig { .. } => Some(
+                "pass `--kubeconfig FILE`, set `KUBECONFIG`, or set `cluster.kubeconfig` / `cluster.context` in the environment config"
+                    .into(),
+            ),
+            KubeError::UnknownKind { .. } => Some(
+                "install the CustomResourceDefinition first, add it to the manifests, or fix `apiVersion`/`kind`".into(),
+            ),
+            KubeError::Immutable { .. } => Some(
+                "annotate the object with `gitship.dev/replace: \"true\"` to delete and recreate it".into(),
+            ),
+            KubeError::LockTimeout { .. } => Some(
+                "wait for the other deploy to finish or raise `--lock-timeout`; an abandoned lock expires on its own".into(),
+            ),
+            KubeError::EmptyDesiredSet { .. } => {
+                Some("pass `--allow-empty` to really delete everything, or `--no-prune`".into())
+            }
+            KubeError::Unhealthy { .. } => {
+                Some("inspect the objects above with `kubectl describe`; raise `--timeout` if they are only slow".into())
+            }
+            _ => None,
+        }
+    }
+}
+
+fn path_suffix(path: &Option<PathBuf>) -> String {
+    match path {
+        Some(path) => format!(" `{}`", path.display()),
+        None => String::new(),
+    }
+}

@@ -1,0 +1,425 @@
+//! The deploy lock: a `coordination.k8s.io/v1` Lease `gitship-<env>` in the environment
+//! namespace, so two deploys of one environment never interleave.
+//!
+//! The holder identity is `<who> <uuid>`. Acquiring creates the Lease, or takes it over when it
+//! is free or expired (`renewTime + leaseDurationSeconds` in the past: the holder crashed; a
+//! warning names it); otherwise it waits, polling, up to the lock timeout and then fails naming
+//! the holder. Every write uses the resourceVersion just read, so two contenders cannot both
+//! win. While held, a background task renews the Lease every third of its duration; releasing
+//! stops the task and deletes the Lease.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use k8s_openapi::api::coordination::v1::Lease;
+use kube::Client;
+use kube::api::{Api, DeleteParams, PostParams, Preconditions};
+use serde_json::{Value, json};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use crate::kube::KubeError;
+use crate::kube::apply::error_message;
+use crate::kube::retry::{RetryPolicy, status_code};
+use crate::output::Printer;
+
+/// Lock timing.
+#[derive(Debug, Clone, Copy)]
+pub struct LockOptions {
+    /// How long to wait for another holder.
+    pub timeout: Duration,
+    /// How long a Lease stays valid without renewal.
+    pub lease_duration: Duration,
+}
+
+impl Default for LockOptions {
+    fn default() -> Self {
+        LockOptions {
+            timeout: Duration::from_secs(300),
+            lease_duration: Duration::from_secs(30),
+        }
+    }
+}
+
+/// The state of a Lease as seen by `holder` at `now`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LeaseState {
+    Free,
+    Ours,
+    Held { holder: String },
+    Expired { holder: String },
+}
+
+/// The Lease's name for `environment`.
+pub fn lease_name(environment: &str) -> String {
+    format!("gitship-{environment}")
+}
+
+/// Judge a Lease (as JSON).
+pub fn lease_state(lease: &Value, holder: &str, now: DateTime<Utc>) -> LeaseState {
+    let spec = lease.get("spec");
+    let current = spec
+        .and_then(|s| s.get("holderIdentity"))
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    if current.is_empty() {
+        return LeaseState::Free;
+    }
+    if current == holder {
+        return LeaseState::Ours;
+    }
+    let duration = spec
+        .and_then(|s| s.get("leaseDurationSeconds"))
+        .and_then(Value::as_i64)
+        .unwrap_or(0);
+    let renewed = spec
+        .and_then(|s| s.get("renewTime").or_else(|| s.get("acquireTime")))
+        .and_then(Value::as_str)
+        .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+        .map(|t| t.with_timezone(&Utc));
+    match renewed {
+        Some(renewed) if renewed + chrono::Duration::seconds(duration) > now => LeaseState::Held {
+            holder: current.to_string(),
+        },
+        _ => LeaseState::Expired {
+            holder: current.to_string(),
+        },
+    }
+}
+
+fn micro_time(time: DateTime<Utc>) -> String {
+    time.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
+}
+
+fn lease_body(
+    name: &str,
+    namespace: &str,
+    holder: &str,
+    duration: Duration,
+    transitions: i64,
+    resource_version: Option<&str>,
+) -> Value {
+    let now = micro_time(Utc::now());
+    let mut metadata = json!({"name": name, "namespace": namespace});
+    if let Some(version) = resource_version {
+        metadata["resourceVersion"] = json!(version);
+    }
+    json!({
+        "apiVersion": "coordination.k8s.io/v1",
+        "kind": "Lease",
+        "metadata": metadata,
+        "spec": {
+            "holderIdentity": holder,
+            "leaseDurationSeconds": duration.as_secs().max(1),
+            "acquireTime": now,
+            "renewTime": now,
+            "leaseTransitions": transitions,
+        }
+    })
+}
+
+/// A held lock; call [`DeployLock::release`] when done.
+#[derive(Debug)]
+pub struct DeployLock {
+    api: Api<Lease>,
+    name: String,
+    holder: String,
+    stop: Option<oneshot::Sender<()>>,
+    renewer: Option<JoinHandle<()>>,
+    lost: Arc<AtomicBool>,
+}
+
+fn api_error(name: &str, namespace: &str) -> impl Fn(kube::Error) -> KubeError + use<> {
+    let object = format!("Lease {namespace}/{name}");
+    move |source| KubeError::Api {
+        object: object.clone(),
+        message: error_message(&source),
+        source,
+    }
+}
+
+/// Acquire the environment's lock, waiting up to `options.timeout` for another holder.
+pub async fn acquire(
+    client: &Client,
+    environment: &str,
+    namespace: &str,
+    holder: &str,
+    options: LockOptions,
+    retry: &RetryPolicy,
+    printer: &Printer,
+) -> Result<DeployLock, KubeError> {
+    let name = lease_name(environment);
+    let api: Api<Lease> = Api::namespaced(client.clone(), namespace);
+    let to_error = api_error(&name, namespace);
+    let started = tokio::time::Instant::now();
+    let post = PostParams::default();
+    let mut announced = false;
+    loop {
+        let current = retry
+            .run(&name, || api.get_opt(&name))
+            .await
+            .map_err(&to_error)?;
+        let attempt = match current {
+            None => {
+                let body: Lease = serde_json::from_value(lease_body(
+                    &name,
+                    namespace,
+                    holder,
+                    options.lease_duration,
+                    0,
+                    None,
+                ))
+                .map_err(|e| to_error(kube::Error::SerdeError(e)))?;
+                retry
+                    .run(&name, || api.create(&post, &body))
+                    .await
+                    .map(|_| ())
+            }
+            Some(lease) => {
+                let value = serde_json::to_value(&lease)
+                    .map_err(|e| to_error(kube::Error::SerdeError(e)))?;
+                let version = lease.metadata.resource_version.clone();
+                let transitions = value
+                    .pointer("/spec/leaseTransitions")
+                    .and_then(Value::as_i64)
+                    .unwrap_or(0);
+                match lease_state(&value, holder, Utc::now()) {
+                    LeaseState::Held { holder: other } => {
+                        let waited = started.elapsed();
+                        if waited >= options.timeout {
+                            return Err(KubeError::LockTimeout {
+                                env: environment.to_string(),
+                                holder: other,
+                                waited,
+                            });
+                        }
+                        if !announced {
+                            printer.status(&format!(
+                                "waiting for the lock of `{environment}`, held by `{other}`"
+                            ));
+                            announced = true;
+                        }
+                        let remaining = options.timeout.saturating_sub(waited);
+                        tokio::time::sleep(
+                            Duration::from_millis(250).min(remaining.max(Duration::from_millis(1))),
+                        )
+                        .await;
+                        continue;
+                    }
+                    LeaseState::Expired { holder: other } => {
+                        printer.warn(&format!("taking over the expired lock of `{environment}` from `{other}` (it did not renew)"));
+                    }
+                    LeaseState::Free | LeaseState::Ours => {}
+                }
+                let body: Lease = serde_json::from_value(lease_body(
+                    &name,
+                    namespace,
+                    holder,
+                    options.lease_duration,
+                    transitions + 1,
+                    version.as_deref(),
+                ))
+                .map_err(|e| to_error(kube::Error::SerdeError(e)))?;
+                retry
+                    .run(&name, || api.replace(&name, &post, &body))
+                    .await
+                    .map(|_| ())
+            }
+        };
+        match attempt {
+            Ok(()) => break,
+            // Someone else created or updated it between our read and write: read again.
+            Err(error) if status_code(&error) == Some(409) => continue,
+            Err(error) => return Err(to_error(error)),
+        }
+    }
+    let (stop, mut stopped) = oneshot::channel();
+    let lost = Arc::new(AtomicBool::new(false));
+    let renewer = {
+        let (api, name, holder, lost, retry) = (
+            api.clone(),
+            name.clone(),
+            holder.to_string(),
+            lost.clone(),
+            *retry,
+        );
+        let period = (options.lease_duration / 3).max(Duration::from_millis(100));
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = &mut stopped => return,
+                    _ = tokio::time::sleep(period) => {}
+                }
+                if let Err(message) = renew(&api, &name, &holder, &retry).await {
+                    tracing::warn!(%name, %message, "could not renew the deploy lock");
+                    if message.contains("now held by") {
+                        lost.store(true, Ordering::SeqCst);
+                        return;
+                    }
+                }
+            }
+        })
+    };
+    Ok(DeployLock {
+        api,
+        name,
+        holder: holder.to_string(),
+        stop: Some(stop),
+        renewer: Some(renewer),
+        lost,
+    })
+}
+
+async fn renew(
+    api: &Api<Lease>,
+    name: &str,
+    holder: &str,
+    retry: &RetryPolicy,
+) -> Result<(), String> {
+    let lease = retry
+        .run(name, || api.get(name))
+        .await
+        .map_err(|e| error_message(&e))?;
+    let mut value = serde_json::to_value(&lease).map_err(|e| e.to_string())?;
+    let current = value
+        .pointer("/spec/holderIdentity")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    if current != holder {
+        return Err(format!("the lock is now held by `{current}`"));
+    }
+    value["spec"]["renewTime"] = json!(micro_time(Utc::now()));
+    let body: Lease = serde_json::from_value(value).map_err(|e| e.to_string())?;
+    let params = PostParams::default();
+    retry
+        .run(name, || api.replace(name, &params, &body))
+        .await
+        .map_err(|e| error_message(&e))?;
+    Ok(())
+}
+
+impl DeployLock {
+    /// The holder identity this lock was taken with.
+    pub fn holder(&self) -> &str {
+        &self.holder
+    }
+
+    /// Whether the lock was lost (taken over by someone else) while held.
+    pub fn is_lost(&self) -> bool {
+        self.lost.load(Ordering::SeqCst)
+    }
+
+    /// Stop renewing and delete the Lease (only if still ours).
+    pub async fn release(mut self, retry: &RetryPolicy) -> Result<(), KubeError> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(renewer) = self.renewer.take() {
+            let _ = renewer.await;
+        }
+        let lease = retry.run(&self.name, || self.api.get_opt(&self.name)).await;
+        let Ok(Some(lease)) = lease else {
+            return Ok(());
+        };
+        if lease
+            .spec
+            .as_ref()
+            .and_then(|s| s.holder_identity.as_deref())
+            != Some(self.holder.as_str())
+        {
+            return Ok(());
+        }
+        let preconditions = Preconditions {
+            resource_version: lease.metadata.resource_version.clone(),
+            uid: lease.metadata.uid.clone(),
+        };
+        let params = DeleteParams::default().preconditions(preconditions);
+        match retry
+            .run(&self.name, || self.api.delete(&self.name, &params))
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(error) if matches!(status_code(&error), Some(404) | Some(409)) => Ok(()),
+            Err(error) => Err(KubeError::Api {
+                object: format!("Lease {}", self.name),
+                message: error_message(&error),
+                source: error,
+            }),
+        }
+    }
+}
+
+impl Drop for DeployLock {
+    fn drop(&mut self) {
+        // Released without `release` (a panic or an early return): stop renewing, so the Lease
+        // expires and the next deploy takes it over.
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lease(holder: Option<&str>, renewed_seconds_ago: i64, duration: i64) -> Value {
+        let renewed = Utc::now() - chrono::Duration::seconds(renewed_seconds_ago);
+        json!({"spec": {"holderIdentity": holder, "leaseDurationSeconds": duration, "renewTime": micro_time(renewed)}})
+    }
+
+    #[test]
+    fn lease_states() {
+        let now = Utc::now();
+        assert_eq!(
+            lease_state(&lease(None, 0, 30), "me", now),
+            LeaseState::Free
+        );
+        assert_eq!(
+            lease_state(&lease(Some(""), 0, 30), "me", now),
+            LeaseState::Free
+        );
+        assert_eq!(
+            lease_state(&lease(Some("me"), 100, 30), "me", now),
+            LeaseState::Ours
+        );
+        assert_eq!(
+            lease_state(&lease(Some("ci"), 5, 30), "me", now),
+            LeaseState::Held {
+                holder: "ci".into()
+            }
+        );
+        assert_eq!(
+            lease_state(&lease(Some("ci"), 60, 30), "me", now),
+            LeaseState::Expired {
+                holder: "ci".into()
+            }
+        );
+        assert_eq!(
+            lease_state(&json!({"spec": {"holderIdentity": "ci"}}), "me", now),
+            LeaseState::Expired {
+                holder: "ci".into()
+            }
+        );
+    }
+
+    #[test]
+    fn micro_time_is_rfc3339_with_microseconds() {
+        let time = DateTime::from_timestamp(1_700_000_000, 123_456_000).unwrap();
+        assert_eq!(micro_time(time), "2023-11-14T22:13:20.123456Z");
+        let body = lease_body(
+            "gitship-prod",
+            "blog",
+            "me",
+            Duration::from_secs(15),
+            2,
+            Some("42"),
+        );
+        let lease: Lease = serde_json::from_value(body).unwrap();
+        assert_eq!(lease.spec.unwrap().lease_duration_seconds, Some(15));
+        assert_eq!(lease.metadata.resource_version.as_deref(), Some("42"));
+    }
+}
