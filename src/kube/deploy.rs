@@ -206,9 +206,11 @@ impl DeployReport {
     }
 }
 
+type ApplyResult = (Prepared, Result<(Applied, Value), KubeError>);
+
 /// A desired object checked and resolved, or waiting for its CRD.
-enum Checked {
-    Ready(Prepared),
+pub(crate) enum Checked {
+    Ready(Box<Prepared>),
     /// Its kind is defined by a CRD of this deploy.
     Deferred(DesiredObject),
 }
@@ -264,7 +266,7 @@ pub async fn deploy_objects(
     Ok(report)
 }
 
-fn deferred_id(desired: &DesiredObject, environment: &Environment) -> ObjectId {
+pub(crate) fn deferred_id(desired: &DesiredObject, environment: &Environment) -> ObjectId {
     let mut id = ObjectId::of(&desired.object).unwrap_or(ObjectId {
         group: String::new(),
         kind: String::new(),
@@ -478,7 +480,7 @@ async fn prune_one(
 }
 
 /// Validate and resolve every desired object; no writes.
-async fn check(
+pub(crate) async fn check(
     client: &Client,
     resources: &Resources,
     environment: &Environment,
@@ -527,14 +529,14 @@ async fn check(
                 source,
             })?;
         let item = match resolved {
-            Some(resolved) => Checked::Ready(apply::prepare(
+            Some(resolved) => Checked::Ready(Box::new(apply::prepare(
                 &object.object,
                 &object.source,
                 resolved,
                 &environment.name,
                 &environment.namespace,
                 order::position(kind, wave),
-            )?),
+            )?)),
             None if crd_kinds.contains(&(api_version.to_string(), kind.to_string())) => {
                 Checked::Deferred(object.clone())
             }
@@ -631,7 +633,7 @@ async fn apply_all(
     let mut deferred: Vec<DesiredObject> = Vec::new();
     for item in checked {
         match item {
-            Checked::Ready(prepared) => ready.push(prepared),
+            Checked::Ready(prepared) => ready.push(*prepared),
             Checked::Deferred(object) => deferred.push(object),
         }
     }
@@ -743,21 +745,16 @@ async fn apply_groups(
         groups.entry(prepared.position).or_default().push(prepared);
     }
     for (_, group) in groups {
-        let results: Vec<(Prepared, Result<(Applied, Value), KubeError>)> =
-            futures::stream::iter(group)
-                .map(|prepared| async move {
-                    let result = apply::apply_object(
-                        client,
-                        &prepared,
-                        options.force_conflicts,
-                        &options.retry,
-                    )
-                    .await;
-                    (prepared, result)
-                })
-                .buffer_unordered(options.concurrency.max(1))
-                .collect()
-                .await;
+        let results: Vec<ApplyResult> = futures::stream::iter(group)
+            .map(|prepared| async move {
+                let result =
+                    apply::apply_object(client, &prepared, options.force_conflicts, &options.retry)
+                        .await;
+                (prepared, result)
+            })
+            .buffer_unordered(options.concurrency.max(1))
+            .collect()
+            .await;
         let mut failures = Vec::new();
         let mut results = results;
         results.sort_by(|a, b| a.0.id.cmp(&b.0.id));

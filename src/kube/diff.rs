@@ -12,9 +12,17 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::kube::FIELD_MANAGER;
+use std::collections::BTreeSet;
+
+use futures::StreamExt;
+
 use crate::kube::apply::{self, Prepared};
+use crate::kube::deploy::{self, Environment};
+use crate::kube::discovery::Resources;
+use crate::kube::inventory::{self, InventoryEntry};
+use crate::kube::prune;
 use crate::kube::retry::{RetryPolicy, status_code};
+use crate::kube::{DesiredObject, FIELD_MANAGER, KubeError, ObjectId};
 
 /// What applying an object would do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -45,6 +53,80 @@ pub struct ObjectDiff {
     pub desired: Value,
     /// Changed fields over what gitship manages (empty for `Create` and `Unchanged`).
     pub changes: Vec<FieldChange>,
+}
+
+/// The Kubernetes part of a plan: every desired object compared with the cluster, and what a
+/// deploy would prune. Reads and dry-runs only (RBAC: get/list and patch with dryRun).
+#[derive(Debug, Clone)]
+pub struct EnvironmentDiff {
+    /// Desired objects in apply order, with their comparison.
+    pub objects: Vec<(ObjectId, ObjectDiff)>,
+    /// Objects of the previous inventory that Git no longer has (before ownership checks).
+    pub prune: Vec<InventoryEntry>,
+}
+
+impl EnvironmentDiff {
+    /// Whether anything would change.
+    pub fn has_changes(&self) -> bool {
+        !self.prune.is_empty()
+            || self
+                .objects
+                .iter()
+                .any(|(_, diff)| diff.action != PlannedAction::Unchanged)
+    }
+}
+
+/// Compare every desired object with the cluster (concurrently, bounded) and compute the prune
+/// set from the stored inventory. Objects whose kind is defined by a CRD of the same set (not
+/// served yet) are reported as `Create` without a dry run.
+pub async fn diff_environment(
+    client: &kube::Client,
+    environment: &Environment,
+    desired: &[DesiredObject],
+    force: bool,
+    concurrency: usize,
+    retry: &RetryPolicy,
+) -> Result<EnvironmentDiff, KubeError> {
+    let resources = Resources::new();
+    let checked = deploy::check(client, &resources, environment, desired, retry).await?;
+    let mut prepared = Vec::new();
+    let mut objects = Vec::new();
+    for item in checked {
+        match item {
+            deploy::Checked::Ready(p) => prepared.push(*p),
+            deploy::Checked::Deferred(object) => objects.push((
+                deploy::deferred_id(&object, environment),
+                ObjectDiff {
+                    action: PlannedAction::Create,
+                    live: None,
+                    desired: object.object.clone(),
+                    changes: Vec::new(),
+                },
+            )),
+        }
+    }
+    prepared.sort_by(|a, b| (a.position, &a.id).cmp(&(b.position, &b.id)));
+    let compared: Vec<Result<(ObjectId, ObjectDiff), KubeError>> = futures::stream::iter(prepared)
+        .map(|p| async move {
+            let diff = diff_object(client, &p, force, retry)
+                .await
+                .map_err(|e| apply::to_kube_error(&p, e))?;
+            Ok((p.id.clone(), diff))
+        })
+        .buffered(concurrency.max(1))
+        .collect()
+        .await;
+    let mut ordered = compared.into_iter().collect::<Result<Vec<_>, _>>()?;
+    ordered.extend(objects);
+    let desired_ids: BTreeSet<ObjectId> = ordered.iter().map(|(id, _)| id.clone()).collect();
+    let previous = inventory::load(client, &environment.name, &environment.namespace, retry)
+        .await?
+        .unwrap_or_default();
+    let prune = prune::candidates(&previous.objects, &desired_ids);
+    Ok(EnvironmentDiff {
+        objects: ordered,
+        prune,
+    })
 }
 
 /// Compare `prepared` with the cluster: GET the live object, dry-run apply, compare.
