@@ -1,3 +1,512 @@
-//! kubesim: a simulated Kubernetes API server for tests and gitship's `--sandbox` mode.
+//! kubesim: a simulated Kubernetes API server for gitship's tests and its `--sandbox` mode.
 //!
-//! (Being built: see the kubesim issue.)
+//! No kube-apiserver can run on the machines gitship is built on, so this crate serves the parts
+//! of the Kubernetes API that gitship and kubectl depend on, over real HTTP, with real semantics.
+//!
+//! ```no_run
+//! # async fn example() -> Result<(), kubesim::Error> {
+//! let sim = kubesim::KubeSim::start().await?;
+//! let client = kube::Client::try_from(sim.kube_config()).expect("client");
+//! // ... drive `client` or `kubectl --kubeconfig <sim.kubeconfig_path()>` ...
+//! let handle = sim.handle();
+//! assert!(handle.request_count() == 0);
+//! # let _ = client; Ok(()) }
+//! ```
+//!
+//! # What is simulated
+//! - **Discovery**: `/version`, `/api`, `/api/v1`, `/apis`, `/apis/<group>`, `/apis/<group>/<version>`
+//!   from the real discovery documents (copied byte-for-byte into `data/discovery`); `/apis` lists
+//!   only the group/versions that have a resource list (kubectl fails on a listed but unserved
+//!   one). Resources of CustomResourceDefinitions appear once the CRD is created. The aggregated
+//!   discovery `Accept` header is answered with the plain documents.
+//! - **OpenAPI v3**: `/openapi/v3` and one minimal document per group/version that declares, for
+//!   every kind, the PATCH operation and its `fieldValidation`/`dryRun`/`fieldManager`/`force`
+//!   parameters. That is what kubectl checks before `apply --server-side`, so kubectl works
+//!   *without* `--validate=false`; the documents carry no object schemas (`kubectl explain` and
+//!   client-side schema validation do not work). `/openapi/v2` is not served.
+//! - **CRUD** for every discovered resource, namespaced and cluster-scoped: GET, LIST (label
+//!   selectors `=`, `==`, `!=`, `in`, `notin`, exists, `!`; field selectors `metadata.name`,
+//!   `metadata.namespace`; `limit`/`continue`), POST (incl. `generateName`), PUT (with
+//!   resourceVersion preconditions), DELETE (`propagationPolicy`, preconditions, finalizers,
+//!   cascading to dependents through `ownerReferences`, namespace termination removing its
+//!   objects), DELETE collection, JSON merge patch, JSON patch, and an approximation of strategic
+//!   merge patch (lists merged by their schema keys; `$patch` directives are ignored).
+//! - **WATCH** (`?watch=true`) from a resourceVersion (resuming from a log of the last 4096
+//!   events; an older version gets an `ERROR` event with a 410 `Expired` Status, as the watch
+//!   cache of a real server sends), ADDED/MODIFIED/DELETED (objects leaving a label selection are
+//!   DELETED), `allowWatchBookmarks` (a BOOKMARK every `bookmark_interval`), `sendInitialEvents`,
+//!   `timeoutSeconds`.
+//! - **Server-side apply**: `fieldManager` required, create-on-apply, `managedFields` per manager
+//!   and operation (Apply/Update, with `subresource`) in FieldsV1, associative lists merged by the
+//!   `x-kubernetes-list-map-keys` of the v1.37 schema (containers by name, ports by
+//!   containerPort+protocol, Service ports by port+protocol, env, volumes, ...), sets by value,
+//!   atomic lists and atomic maps replaced; fields a manager applied before and omits now are
+//!   removed unless another manager owns them; conflicts (409, reason Conflict, causes of type
+//!   FieldManagerConflict) only when another manager owns a field with a different value;
+//!   `force=true` takes ownership. Updates (PUT, patches, `scale`) take ownership of what they
+//!   change, as the real field manager does.
+//! - **dryRun=All** on every write: the full result is returned, nothing is stored, no event.
+//! - **Metadata**: resourceVersion from one global counter, bumped on every persisted change and
+//!   not on no-op writes; `generation` bumped on changes outside metadata/status (Deployments:
+//!   also annotations) for apps, batch, autoscaling, policy, networking, CRDs and custom
+//!   resources; `uid`, `creationTimestamp` on create; `status` and `scale` subresources separate
+//!   from the main resource.
+//! - **Defaults** a client notices: `protocol: TCP` on container and Service ports, Service
+//!   `type`/`clusterIP`/`targetPort`, Deployment `replicas`/`progressDeadlineSeconds`/
+//!   `revisionHistoryLimit`, StatefulSet `replicas`, the namespace name label.
+//! - **Errors** as `Status` objects: 404 NotFound, 409 AlreadyExists/Conflict, 422 Invalid
+//!   (missing apiVersion, kind or name), 400 BadRequest, 403 Forbidden (terminating namespace),
+//!   405, 410, 415 (protobuf bodies).
+//! - **Controllers**: Deployments, StatefulSets, DaemonSets and Jobs get a healthy status after
+//!   `rollout_delay` (observedGeneration, replica counts, Available/Progressing conditions with the
+//!   real reasons); a scripted [`Rollout::Fail`] ends with Progressing=False
+//!   ProgressDeadlineExceeded (Jobs: Failed/BackoffLimitExceeded; StatefulSets and DaemonSets just
+//!   never become ready), [`Rollout::Slow`] delays readiness. Namespaces are Active on create,
+//!   PVCs become Bound, CRDs Established.
+//! - **Fault injection** ([`SimHandle::fail_next`], [`SimHandle::fault_rate`]): 500, 429 with
+//!   `Retry-After`, 409, dropped connections; they apply to resource requests only (not to
+//!   `/version`, discovery or OpenAPI, so clients can still start). [`SimHandle::set_latency`]
+//!   delays every request.
+//! - **Persistence** ([`Options::state_file`]): loaded on start when present; rewritten
+//!   atomically and synchronously after *every* persisted change (before the response is sent),
+//!   and on [`KubeSim::save_state`] and drop. Workloads whose rollout had not finished are
+//!   reconciled again on the next start. One process per state file at a time.
+//!
+//! # What is not simulated
+//! No scheduling, nodes, pods being created for workloads, ReplicaSets, kubelet, container
+//! runtime, networking, Services endpoints, DNS, admission webhooks or any admission plugin other
+//! than namespace existence/termination, authentication or RBAC (every request is allowed),
+//! validation of object contents beyond apiVersion/kind/name (no 422 for invalid specs, unknown
+//! fields are stored), API version conversion (an object written as autoscaling/v1 is returned
+//! unchanged as v2), CRD schema validation, pruning and defaulting (custom resources merge with
+//! deduced rules: objects by field, lists atomically), protobuf (so `kubectl create <kind>` and
+//! other imperative commands that POST protobuf fail with 415), table output (kubectl renders
+//! lists client-side), HTTP/2, TLS, the aggregated discovery format, `/openapi/v2`, exact
+//! real-world timing. `managedFields` sent by a client in an update are ignored.
+
+mod api;
+mod controllers;
+mod errors;
+mod fields;
+mod managed;
+mod registry;
+mod schema;
+mod selectors;
+mod server;
+mod store;
+
+use server::{Faults, Shared, lock};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use store::Store;
+
+pub use store::StateError;
+
+/// Errors starting or persisting the simulator.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The listening socket could not be bound.
+    #[error("cannot listen on {address}")]
+    Bind {
+        /// The address.
+        address: SocketAddr,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The kubeconfig file could not be written.
+    #[error("cannot write kubeconfig `{path}`")]
+    Kubeconfig {
+        /// The kubeconfig path.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The state file could not be read or written.
+    #[error(transparent)]
+    State(#[from] StateError),
+}
+
+/// How to start the simulator.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Port on 127.0.0.1; 0 picks a free port.
+    pub port: u16,
+    /// JSON state file: loaded when present, rewritten after every change.
+    pub state_file: Option<PathBuf>,
+    /// Where to write the kubeconfig; a file in a private temporary directory when `None`.
+    pub kubeconfig_path: Option<PathBuf>,
+    /// How long simulated workloads take to become healthy.
+    pub rollout_delay: Duration,
+    /// Interval between watch bookmarks (when a watch allows them).
+    pub bookmark_interval: Duration,
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options {
+            port: 0,
+            state_file: None,
+            kubeconfig_path: None,
+            rollout_delay: Duration::from_millis(100),
+            bookmark_interval: Duration::from_secs(1),
+        }
+    }
+}
+
+/// A fault to inject into a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fault {
+    /// 500 InternalError.
+    Status500,
+    /// 429 TooManyRequests with a `Retry-After` header.
+    TooManyRequests {
+        /// The `Retry-After` value.
+        retry_after_secs: u64,
+    },
+    /// 409 Conflict.
+    Conflict409,
+    /// Close the connection without answering.
+    Drop,
+}
+
+/// A scripted rollout outcome for the workload with a given namespace and name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rollout {
+    /// Becomes healthy after the rollout delay (the default).
+    Healthy,
+    /// Progressing=False with reason ProgressDeadlineExceeded (Jobs: Failed).
+    Fail,
+    /// Becomes healthy after this long instead of the rollout delay.
+    Slow(Duration),
+}
+
+/// One request the simulator received.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestRecord {
+    /// HTTP method (`GET`, `PATCH`, ...).
+    pub method: String,
+    /// URL path.
+    pub path: String,
+    /// Raw query string.
+    pub query: String,
+    /// Whether `dryRun=All` was set.
+    pub dry_run: bool,
+    /// `Content-Type` without parameters (empty when absent).
+    pub content_type: String,
+    /// The `fieldManager` query parameter.
+    pub field_manager: Option<String>,
+    /// Whether this was a WATCH.
+    pub watch: bool,
+}
+
+impl RequestRecord {
+    /// Whether the request could change state (POST, PUT, PATCH, DELETE) and was not a dry run.
+    pub fn is_write(&self) -> bool {
+        matches!(self.method.as_str(), "POST" | "PUT" | "PATCH" | "DELETE") && !self.dry_run
+    }
+}
+
+/// A running simulated API server; stops when dropped.
+pub struct KubeSim {
+    shared: Arc<Shared>,
+    address: SocketAddr,
+    kubeconfig: PathBuf,
+    _directory: Option<tempfile::TempDir>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for KubeSim {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("KubeSim")
+            .field("address", &self.address)
+            .field("kubeconfig", &self.kubeconfig)
+            .finish()
+    }
+}
+
+fn default_namespace(name: &str) -> serde_json::Value {
+    serde_json::json!({
+        "apiVersion": "v1",
+        "kind": "Namespace",
+        "metadata": {
+            "name": name,
+            "uid": uuid::Uuid::new_v4().to_string(),
+            "creationTimestamp": chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+            "labels": {"kubernetes.io/metadata.name": name},
+        },
+        "spec": {"finalizers": ["kubernetes"]},
+        "status": {"phase": "Active"},
+    })
+}
+
+impl KubeSim {
+    /// Starts a simulator on a free port with default options.
+    pub async fn start() -> Result<KubeSim, Error> {
+        KubeSim::start_with(Options::default()).await
+    }
+
+    /// Starts a simulator. Must be called inside a Tokio runtime.
+    pub async fn start_with(options: Options) -> Result<KubeSim, Error> {
+        schema::preload();
+        let mut store = Store::new(options.state_file.clone());
+        store.load()?;
+        let namespaces = store.registry().by_plural("", "v1", "namespaces");
+        if let Some(namespaces) = namespaces {
+            for name in ["default", "kube-system", "kube-public", "kube-node-lease"] {
+                if store
+                    .get(
+                        &namespaces.storage_key(),
+                        &(String::new(), name.to_string()),
+                    )
+                    .is_none()
+                {
+                    store.seed(&namespaces, default_namespace(name));
+                }
+            }
+        }
+        let requested = SocketAddr::from(([127, 0, 0, 1], options.port));
+        let listener = tokio::net::TcpListener::bind(requested)
+            .await
+            .map_err(|source| Error::Bind {
+                address: requested,
+                source,
+            })?;
+        let address = listener.local_addr().map_err(|source| Error::Bind {
+            address: requested,
+            source,
+        })?;
+        let (directory, kubeconfig) = match &options.kubeconfig_path {
+            Some(path) => (None, path.clone()),
+            None => {
+                let directory = tempfile::Builder::new()
+                    .prefix("kubesim-")
+                    .tempdir()
+                    .map_err(|source| Error::Kubeconfig {
+                        path: std::env::temp_dir(),
+                        source,
+                    })?;
+                let path = directory.path().join("kubeconfig");
+                (Some(directory), path)
+            }
+        };
+        std::fs::write(&kubeconfig, kubeconfig_text(&format!("http://{address}"))).map_err(
+            |source| Error::Kubeconfig {
+                path: kubeconfig.clone(),
+                source,
+            },
+        )?;
+        let (shutdown, _) = tokio::sync::watch::channel(false);
+        let shared = Arc::new(Shared {
+            store: Mutex::new(store),
+            faults: Mutex::new(Faults {
+                seed: 0x9e37_79b9_7f4a_7c15,
+                ..Faults::default()
+            }),
+            requests: Mutex::new(Vec::new()),
+            scripts: Mutex::new(HashMap::new()),
+            latency: Mutex::new(Duration::ZERO),
+            rollout_delay: options.rollout_delay,
+            bookmark_interval: options.bookmark_interval.max(Duration::from_millis(10)),
+            shutdown,
+        });
+        let tasks = vec![
+            tokio::spawn(server::serve(listener, shared.clone())),
+            tokio::spawn(controllers::run(shared.clone())),
+        ];
+        Ok(KubeSim {
+            shared,
+            address,
+            kubeconfig,
+            _directory: directory,
+            tasks,
+        })
+    }
+
+    /// `http://127.0.0.1:<port>`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.address)
+    }
+
+    /// The listening address.
+    pub fn address(&self) -> SocketAddr {
+        self.address
+    }
+
+    /// A kubeconfig file for this server (cluster, user and context named `kubesim`, namespace
+    /// `default`).
+    pub fn kubeconfig_path(&self) -> &Path {
+        &self.kubeconfig
+    }
+
+    /// A `kube::Config` for this server (default namespace `default`).
+    pub fn kube_config(&self) -> kube::Config {
+        let url = self.url().parse().unwrap_or_default();
+        let mut config = kube::Config::new(url);
+        config.default_namespace = "default".into();
+        config.read_timeout = Some(Duration::from_secs(300));
+        config
+    }
+
+    /// A `kube::Client` for this server.
+    pub fn client(&self) -> Result<kube::Client, kube::Error> {
+        kube::Client::try_from(self.kube_config())
+    }
+
+    /// A handle to inspect state and script behaviour.
+    pub fn handle(&self) -> SimHandle {
+        SimHandle {
+            shared: self.shared.clone(),
+        }
+    }
+
+    /// Writes the state file now (it is also written after every change).
+    pub fn save_state(&self) -> Result<(), Error> {
+        self.handle().save_state()
+    }
+
+    /// Stops serving (also done on drop).
+    pub fn stop(&self) {
+        let _ = self.shared.shutdown.send(true);
+    }
+
+    /// Waits until [`KubeSim::stop`] is called.
+    pub async fn stopped(&self) {
+        let mut receiver = self.shared.shutdown.subscribe();
+        while !*receiver.borrow_and_update() {
+            if receiver.changed().await.is_err() {
+                return;
+            }
+        }
+    }
+}
+
+impl Drop for KubeSim {
+    fn drop(&mut self) {
+        let _ = self.shared.shutdown.send(true);
+        if let Err(error) = lock(&self.shared.store).save() {
+            tracing::error!(error = %error, "kubesim: cannot persist state");
+        }
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+/// The kubeconfig text for a server URL.
+pub fn kubeconfig_text(url: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: kubesim\n  cluster:\n    server: {url}\ncontexts:\n- name: kubesim\n  context:\n    cluster: kubesim\n    user: kubesim\n    namespace: default\ncurrent-context: kubesim\nusers:\n- name: kubesim\n  user: {{}}\npreferences: {{}}\n"
+    )
+}
+
+/// Inspects and scripts a running simulator; cheap to clone.
+#[derive(Clone)]
+pub struct SimHandle {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for SimHandle {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.debug_struct("SimHandle").finish_non_exhaustive()
+    }
+}
+
+impl SimHandle {
+    /// Every stored object.
+    pub fn objects(&self) -> Vec<serde_json::Value> {
+        lock(&self.shared.store)
+            .all()
+            .into_iter()
+            .map(|(_, object)| (*object).clone())
+            .collect()
+    }
+
+    /// How many objects are stored.
+    pub fn object_count(&self) -> usize {
+        lock(&self.shared.store).len()
+    }
+
+    /// One object by apiVersion, kind, namespace (`""` for cluster-scoped) and name.
+    pub fn get(
+        &self,
+        api_version: &str,
+        kind: &str,
+        namespace: &str,
+        name: &str,
+    ) -> Option<serde_json::Value> {
+        let store = lock(&self.shared.store);
+        let resource = store.registry().by_kind(api_version, kind)?;
+        let namespace = if resource.namespaced { namespace } else { "" };
+        store
+            .get(
+                &resource.storage_key(),
+                &(namespace.to_string(), name.to_string()),
+            )
+            .map(|object| (*object).clone())
+    }
+
+    /// The current (global) resourceVersion.
+    pub fn resource_version(&self) -> u64 {
+        lock(&self.shared.store).resource_version
+    }
+
+    /// How many requests were received (since the last reset).
+    pub fn request_count(&self) -> usize {
+        lock(&self.shared.requests).len()
+    }
+
+    /// The requests received (since the last reset), oldest first.
+    pub fn requests(&self) -> Vec<RequestRecord> {
+        lock(&self.shared.requests).clone()
+    }
+
+    /// Forgets the recorded requests.
+    pub fn reset_requests(&self) {
+        lock(&self.shared.requests).clear();
+    }
+
+    /// Makes the next `count` resource requests fail with `fault`.
+    pub fn fail_next(&self, count: usize, fault: Fault) {
+        let mut faults = lock(&self.shared.faults);
+        faults.queue.extend(std::iter::repeat_n(fault, count));
+    }
+
+    /// Makes `percent` % of resource requests fail with one of `faults` (pseudo-random,
+    /// deterministic sequence); `percent` 0 turns it off.
+    pub fn fault_rate(&self, percent: u8, faults: Vec<Fault>) {
+        let mut state = lock(&self.shared.faults);
+        state.rate = if percent == 0 {
+            None
+        } else {
+            Some((percent.min(100), faults))
+        };
+    }
+
+    /// Removes all pending and random faults.
+    pub fn clear_faults(&self) {
+        let mut faults = lock(&self.shared.faults);
+        faults.queue.clear();
+        faults.rate = None;
+    }
+
+    /// Adds latency to every request.
+    pub fn set_latency(&self, latency: Duration) {
+        *lock(&self.shared.latency) = latency;
+    }
+
+    /// Scripts the rollout outcome of the workload `namespace`/`name` (any workload kind).
+    pub fn script_rollout(&self, namespace: &str, name: &str, rollout: Rollout) {
+        lock(&self.shared.scripts).insert((namespace.to_string(), name.to_string()), rollout);
+    }
+
+    /// Writes the state file now.
+    pub fn save_state(&self) -> Result<(), Error> {
+        lock(&self.shared.store).save().map_err(Error::from)
+    }
+}
