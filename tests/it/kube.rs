@@ -1,1 +1,709 @@
-//! Integration tests: kube.
+//! Integration tests: the Kubernetes stage against kubesim over real HTTP.
+//!
+//! Each test starts its own in-process kubesim, builds a `kube::Client` from its config (as the
+//! deploy command does from a kubeconfig) and drives `gitship::kube::deploy_objects`. Request
+//! counts come from kubesim's request log.
+
+use std::time::Duration;
+
+use gitship::diagnostics::Location;
+use gitship::kube::deploy::{DeployOptions, Environment, ObjectAction};
+use gitship::kube::lock::LockOptions;
+use gitship::kube::retry::RetryPolicy;
+use gitship::kube::{DesiredObject, KubeError, deploy_objects};
+use gitship::output::Printer;
+use gitship::settings::OutputFormat;
+use kubesim::{Fault, KubeSim, Rollout};
+use serde_json::{Value, json};
+
+use crate::support::require_tool;
+
+const NAMESPACE: &str = "blog";
+
+fn environment() -> Environment {
+    Environment {
+        name: "production".into(),
+        namespace: NAMESPACE.into(),
+    }
+}
+
+fn options() -> DeployOptions {
+    DeployOptions {
+        timeout: Duration::from_secs(15),
+        lock: LockOptions {
+            timeout: Duration::from_secs(20),
+            lease_duration: Duration::from_secs(3),
+        },
+        who: "test".into(),
+        sha: Some("0123456789abcdef0123456789abcdef01234567".into()),
+        retry: RetryPolicy {
+            attempts: 10,
+            initial: Duration::from_millis(10),
+            max: Duration::from_millis(200),
+            max_server_delay: Duration::from_millis(200),
+        },
+        ..DeployOptions::default()
+    }
+}
+
+fn printer() -> Printer {
+    Printer::plain(OutputFormat::Human)
+}
+
+fn desired(file: &str, object: Value) -> DesiredObject {
+    DesiredObject {
+        source: Location::new(format!("infrastructure/kubernetes/{file}"), 1, 1),
+        object,
+    }
+}
+
+fn deployment(name: &str, replicas: i64, image: &str) -> DesiredObject {
+    desired(
+        &format!("{name}.yaml"),
+        json!({
+            "apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": name, "labels": {"app": name}},
+            "spec": {
+                "replicas": replicas,
+                "selector": {"matchLabels": {"app": name}},
+                "template": {
+                    "metadata": {"labels": {"app": name}},
+                    "spec": {"containers": [{"name": "app", "image": image, "ports": [{"containerPort": 8080}],
+                        "resources": {"requests": {"cpu": "100m", "memory": "64Mi"}}}]}
+                }
+            }
+        }),
+    )
+}
+
+fn blog() -> Vec<DesiredObject> {
+    vec![
+        desired(
+            "config.yaml",
+            json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "blog-config"}, "data": {"LOG_LEVEL": "info"}}),
+        ),
+        desired(
+            "secret.yaml",
+            json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "blog-db"}, "type": "Opaque", "stringData": {"password": "s3cret-value"}}),
+        ),
+        desired(
+            "sa.yaml",
+            json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "blog"}}),
+        ),
+        desired(
+            "backend-svc.yaml",
+            json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "blog-backend"},
+            "spec": {"selector": {"app": "blog-backend"}, "ports": [{"port": 80, "targetPort": 8080}]}}),
+        ),
+        deployment("blog-backend", 3, "ghcr.io/acme/blog/backend:abc"),
+        deployment("blog-frontend", 2, "ghcr.io/acme/blog/frontend:abc"),
+    ]
+}
+
+struct Cluster {
+    sim: KubeSim,
+    client: kube::Client,
+}
+
+async fn cluster() -> Cluster {
+    let sim = KubeSim::start().await.expect("kubesim starts");
+    let client = gitship::kube::client::client_from(sim.kube_config()).expect("client");
+    Cluster { sim, client }
+}
+
+impl Cluster {
+    async fn deploy(
+        &self,
+        objects: Vec<DesiredObject>,
+    ) -> Result<gitship::kube::DeployReport, KubeError> {
+        self.deploy_with(objects, &options()).await
+    }
+
+    async fn deploy_with(
+        &self,
+        objects: Vec<DesiredObject>,
+        options: &DeployOptions,
+    ) -> Result<gitship::kube::DeployReport, KubeError> {
+        deploy_objects(&self.client, &environment(), objects, options, &printer()).await
+    }
+
+    /// The live object as JSON, `None` when absent.
+    async fn live(&self, api_version: &str, kind: &str, name: &str) -> Option<Value> {
+        let (group, version) = match api_version.split_once('/') {
+            Some((group, version)) => (group, version),
+            None => ("", api_version),
+        };
+        let gvk = kube::api::GroupVersionKind::gvk(group, version, kind);
+        let (resource, capabilities) = kube::discovery::pinned_kind(&self.client, &gvk)
+            .await
+            .expect("kind is served");
+        let api: kube::Api<kube::api::DynamicObject> =
+            if capabilities.scope == kube::discovery::Scope::Namespaced {
+                kube::Api::namespaced_with(self.client.clone(), NAMESPACE, &resource)
+            } else {
+                kube::Api::all_with(self.client.clone(), &resource)
+            };
+        api.get_opt(name)
+            .await
+            .expect("get")
+            .map(|o| serde_json::to_value(o).unwrap())
+    }
+
+    async fn inventory(&self) -> gitship::kube::inventory::Inventory {
+        let retry = RetryPolicy::default();
+        gitship::kube::inventory::load(&self.client, "production", NAMESPACE, &retry)
+            .await
+            .unwrap()
+            .expect("inventory exists")
+    }
+}
+
+/// Writes (not dry-run) recorded by kubesim from request `start` on, as `METHOD path`.
+fn writes_since(sim: &KubeSim, start: usize) -> Vec<String> {
+    sim.handle()
+        .requests()
+        .into_iter()
+        .skip(start)
+        .filter(|r| r.is_write())
+        .map(|r| format!("{} {}", r.method, r.path))
+        .collect()
+}
+
+fn is_bookkeeping(write: &str) -> bool {
+    write.contains("/namespaces/blog/leases") || write.contains("/configmaps/gitship-production")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fresh_deploy_creates_everything_and_a_second_deploy_writes_nothing() {
+    let cluster = cluster().await;
+    let report = cluster.deploy(blog()).await.expect("first deploy");
+    assert_eq!(report.count(ObjectAction::Created), 6, "{report:?}");
+    assert_eq!(report.summary["Deployment"][&ObjectAction::Created], 2);
+
+    let backend = cluster
+        .live("apps/v1", "Deployment", "blog-backend")
+        .await
+        .expect("backend exists");
+    assert_eq!(backend["spec"]["replicas"], 3);
+    assert_eq!(
+        backend["metadata"]["annotations"]["gitship.dev/owned-by"],
+        "production"
+    );
+    assert_eq!(
+        backend["metadata"]["labels"]["app.kubernetes.io/managed-by"],
+        "gitship"
+    );
+    assert!(
+        cluster.live("v1", "Namespace", NAMESPACE).await.is_some(),
+        "the environment namespace was created"
+    );
+    let inventory = cluster.inventory().await;
+    assert_eq!(inventory.objects.len(), 6);
+    assert!(
+        inventory
+            .objects
+            .iter()
+            .any(|e| e.kind == "Secret" && e.name == "blog-db")
+    );
+    assert_eq!(inventory.history.len(), 1);
+    assert_eq!(inventory.history[0].outcome, "succeeded");
+    assert_eq!(
+        inventory.history[0].sha.as_deref(),
+        Some("0123456789abcdef0123456789abcdef01234567")
+    );
+    // The lock is released.
+    assert!(
+        cluster
+            .live("coordination.k8s.io/v1", "Lease", "gitship-production")
+            .await
+            .is_none()
+    );
+
+    let start = cluster.sim.handle().request_count();
+    let second = cluster.deploy(blog()).await.expect("second deploy");
+    assert_eq!(second.count(ObjectAction::Unchanged), 6, "{second:?}");
+    let writes = writes_since(&cluster.sim, start);
+    let unexpected: Vec<&String> = writes.iter().filter(|w| !is_bookkeeping(w)).collect();
+    assert!(unexpected.is_empty(), "a no-op deploy wrote {unexpected:?}");
+    assert!(
+        !writes.is_empty(),
+        "the lock and the inventory are bookkeeping writes"
+    );
+    assert_eq!(cluster.inventory().await.history.len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_removed_manifest_is_pruned_and_an_empty_set_is_refused() {
+    let cluster = cluster().await;
+    cluster.deploy(blog()).await.expect("first deploy");
+    let without_config: Vec<DesiredObject> = blog()
+        .into_iter()
+        .filter(|d| d.object["metadata"]["name"] != "blog-config")
+        .collect();
+    let report = cluster
+        .deploy(without_config.clone())
+        .await
+        .expect("deploy without the ConfigMap");
+    assert_eq!(report.count(ObjectAction::Pruned), 1, "{report:?}");
+    assert_eq!(report.count(ObjectAction::Unchanged), 5);
+    assert!(
+        cluster
+            .live("v1", "ConfigMap", "blog-config")
+            .await
+            .is_none(),
+        "pruned"
+    );
+    assert!(
+        cluster
+            .live("apps/v1", "Deployment", "blog-backend")
+            .await
+            .is_some(),
+        "nothing else"
+    );
+    assert_eq!(cluster.inventory().await.objects.len(), 5);
+
+    let start = cluster.sim.handle().request_count();
+    let error = cluster.deploy(Vec::new()).await.unwrap_err();
+    assert!(
+        matches!(error, KubeError::EmptyDesiredSet { count: 5, .. }),
+        "{error}"
+    );
+    assert!(error.hint().unwrap().contains("--allow-empty"));
+    let writes = writes_since(&cluster.sim, start);
+    assert!(
+        writes.iter().all(|w| is_bookkeeping(w)),
+        "refusal deleted something: {writes:?}"
+    );
+    assert!(
+        cluster
+            .live("apps/v1", "Deployment", "blog-backend")
+            .await
+            .is_some()
+    );
+
+    let allowed = DeployOptions {
+        allow_empty: true,
+        ..options()
+    };
+    let report = cluster
+        .deploy_with(Vec::new(), &allowed)
+        .await
+        .expect("allowed empty deploy");
+    assert_eq!(report.count(ObjectAction::Pruned), 5, "{report:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn protected_kinds_foreign_objects_and_opt_outs_are_not_pruned() {
+    let cluster = cluster().await;
+    let mut objects = blog();
+    objects.push(desired(
+        "pvc.yaml",
+        json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "data"},
+        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}}),
+    ));
+    objects.push(desired("keep.yaml", json!({"apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "keep-me", "annotations": {"gitship.dev/prune": "false"}}, "data": {}})));
+    let no_wait = DeployOptions {
+        wait: false,
+        ..options()
+    };
+    cluster
+        .deploy_with(objects, &no_wait)
+        .await
+        .expect("deploy");
+    let report = cluster
+        .deploy_with(blog(), &no_wait)
+        .await
+        .expect("deploy without pvc and keep-me");
+    assert_eq!(report.count(ObjectAction::Kept), 2, "{report:?}");
+    assert_eq!(report.count(ObjectAction::Pruned), 0);
+    assert!(
+        cluster
+            .live("v1", "PersistentVolumeClaim", "data")
+            .await
+            .is_some()
+    );
+    assert!(cluster.live("v1", "ConfigMap", "keep-me").await.is_some());
+    let protected = DeployOptions {
+        prune_protected: true,
+        ..no_wait
+    };
+    let report = cluster
+        .deploy_with(blog(), &protected)
+        .await
+        .expect("prune protected");
+    assert_eq!(report.count(ObjectAction::Pruned), 1, "{report:?}");
+    assert!(
+        cluster
+            .live("v1", "PersistentVolumeClaim", "data")
+            .await
+            .is_none()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_scale_is_healed_by_the_next_deploy() {
+    if !require_tool("kubectl", "help") {
+        return;
+    }
+    let cluster = cluster().await;
+    cluster.deploy(blog()).await.expect("deploy");
+    let kubeconfig = cluster.sim.kubeconfig_path();
+    let output = tokio::process::Command::new("kubectl")
+        .arg("--kubeconfig")
+        .arg(&kubeconfig)
+        .args([
+            "-n",
+            NAMESPACE,
+            "scale",
+            "deployment",
+            "blog-backend",
+            "--replicas=10",
+        ])
+        .output()
+        .await
+        .expect("kubectl runs");
+    assert!(
+        output.status.success(),
+        "kubectl scale: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let scaled = cluster
+        .live("apps/v1", "Deployment", "blog-backend")
+        .await
+        .unwrap();
+    assert_eq!(scaled["spec"]["replicas"], 10);
+
+    let report = cluster.deploy(blog()).await.expect("redeploy");
+    let backend = report
+        .objects
+        .iter()
+        .find(|o| o.id.kind == "Deployment" && o.id.name == "blog-backend")
+        .unwrap();
+    assert_eq!(backend.action, ObjectAction::Configured, "{report:?}");
+    assert_eq!(report.count(ObjectAction::Unchanged), 5);
+    let healed = cluster
+        .live("apps/v1", "Deployment", "blog-backend")
+        .await
+        .unwrap();
+    assert_eq!(healed["spec"]["replicas"], 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_rollout_fails_within_the_timeout_and_prunes_nothing() {
+    let cluster = cluster().await;
+    cluster.deploy(blog()).await.expect("first deploy");
+    cluster
+        .sim
+        .handle()
+        .script_rollout(NAMESPACE, "blog-backend", Rollout::Fail);
+    let mut objects: Vec<DesiredObject> = blog()
+        .into_iter()
+        .filter(|d| d.object["metadata"]["name"] != "blog-config")
+        .collect();
+    for object in &mut objects {
+        if object.object["kind"] == "Deployment"
+            && object.object["metadata"]["name"] == "blog-backend"
+        {
+            object.object["spec"]["template"]["spec"]["containers"][0]["image"] =
+                json!("ghcr.io/acme/blog/backend:broken");
+        }
+    }
+    let started = std::time::Instant::now();
+    let error = cluster.deploy(objects).await.unwrap_err();
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "took {:?}",
+        started.elapsed()
+    );
+    let message = error.to_string();
+    assert!(matches!(error, KubeError::Unhealthy { .. }), "{message}");
+    assert!(
+        message.contains("Deployment blog/blog-backend"),
+        "{message}"
+    );
+    assert!(message.contains("ProgressDeadlineExceeded"), "{message}");
+    assert!(
+        cluster
+            .live("v1", "ConfigMap", "blog-config")
+            .await
+            .is_some(),
+        "nothing is pruned after a failure"
+    );
+    let inventory = cluster.inventory().await;
+    assert_eq!(inventory.history[0].outcome, "failed");
+    assert!(
+        inventory.objects.iter().any(|e| e.name == "blog-config"),
+        "still remembered for a later prune"
+    );
+    assert!(
+        cluster
+            .live("coordination.k8s.io/v1", "Lease", "gitship-production")
+            .await
+            .is_none(),
+        "lock released"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_concurrent_deploys_of_one_environment_never_interleave() {
+    let cluster = cluster().await;
+    // Slow rollouts keep each deploy inside its lock for a while.
+    let first: Vec<DesiredObject> = (0..5)
+        .map(|i| desired("a.yaml", json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": format!("first-{i}")}, "data": {"n": "1"}})))
+        .chain([deployment("first-app", 1, "first:1")])
+        .collect();
+    let second: Vec<DesiredObject> = (0..5)
+        .map(|i| desired("b.yaml", json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": format!("second-{i}")}, "data": {"n": "2"}})))
+        .chain([deployment("second-app", 1, "second:1")])
+        .collect();
+    cluster.sim.handle().script_rollout(
+        NAMESPACE,
+        "first-app",
+        Rollout::Slow(Duration::from_millis(700)),
+    );
+    cluster.sim.handle().script_rollout(
+        NAMESPACE,
+        "second-app",
+        Rollout::Slow(Duration::from_millis(700)),
+    );
+    let no_prune = DeployOptions {
+        prune: false,
+        ..options()
+    };
+    let start = cluster.sim.handle().request_count();
+    let (a, b) = tokio::join!(
+        cluster.deploy_with(first, &no_prune),
+        cluster.deploy_with(second, &no_prune)
+    );
+    a.expect("first deploy");
+    b.expect("second deploy");
+    let writes: Vec<String> = writes_since(&cluster.sim, start)
+        .into_iter()
+        .filter(|w| !is_bookkeeping(w))
+        .collect();
+    let owner = |w: &String| {
+        if w.contains("first-") {
+            'a'
+        } else if w.contains("second-") {
+            'b'
+        } else {
+            '?'
+        }
+    };
+    let sequence: String = writes.iter().map(owner).filter(|c| *c != '?').collect();
+    let switches = sequence
+        .as_bytes()
+        .windows(2)
+        .filter(|w| w[0] != w[1])
+        .count();
+    assert_eq!(
+        switches, 1,
+        "writes of the two deploys interleaved: {sequence} ({writes:?})"
+    );
+    assert_eq!(cluster.inventory().await.history.len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transient_faults_are_retried() {
+    let cluster = cluster().await;
+    let handle = cluster.sim.handle();
+    handle.fault_rate(
+        20,
+        vec![
+            Fault::Status500,
+            Fault::TooManyRequests {
+                retry_after_secs: 1,
+            },
+        ],
+    );
+    let report = cluster
+        .deploy(blog())
+        .await
+        .expect("deploy despite 500s and 429s");
+    assert_eq!(report.count(ObjectAction::Created), 6);
+    handle.fault_rate(20, vec![Fault::Drop, Fault::Status500]);
+    let report = cluster
+        .deploy(blog())
+        .await
+        .expect("deploy despite dropped connections");
+    assert_eq!(report.count(ObjectAction::Unchanged), 6);
+    handle.clear_faults();
+    let faulted = handle.requests().len();
+    assert!(faulted > 40, "the deploys made {faulted} requests");
+    assert!(
+        cluster
+            .live("apps/v1", "Deployment", "blog-frontend")
+            .await
+            .is_some()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_permanent_rejection_fails_at_once_naming_the_object() {
+    if !require_tool("kubectl", "help") {
+        return;
+    }
+    let cluster = cluster().await;
+    cluster.deploy(blog()).await.expect("deploy");
+    // `kubectl scale` takes `spec.replicas`; without force, gitship's apply now conflicts (409):
+    // a permanent error, reported with the object, its file and the server's message, not retried.
+    let output = tokio::process::Command::new("kubectl")
+        .arg("--kubeconfig")
+        .arg(cluster.sim.kubeconfig_path())
+        .args([
+            "-n",
+            NAMESPACE,
+            "scale",
+            "deployment",
+            "blog-backend",
+            "--replicas=5",
+        ])
+        .output()
+        .await
+        .expect("kubectl runs");
+    assert!(
+        output.status.success(),
+        "kubectl scale: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let polite = DeployOptions {
+        force_conflicts: false,
+        ..options()
+    };
+    let start = cluster.sim.handle().request_count();
+    let error = cluster.deploy_with(blog(), &polite).await.unwrap_err();
+    let message = error.to_string();
+    assert!(
+        message.contains(
+            "Deployment blog/blog-backend (infrastructure/kubernetes/blog-backend.yaml:1:1)"
+        ),
+        "{message}"
+    );
+    assert!(
+        message.contains("409") && message.contains("spec.replicas"),
+        "{message}"
+    );
+    let patches = cluster
+        .sim
+        .handle()
+        .requests()
+        .into_iter()
+        .skip(start)
+        .filter(|r| r.method == "PATCH" && r.path.ends_with("/deployments/blog-backend"))
+        .count();
+    assert_eq!(
+        patches, 1,
+        "a conflict is not retried (only the dry run was sent)"
+    );
+    assert_eq!(
+        cluster
+            .live("apps/v1", "Deployment", "blog-backend")
+            .await
+            .unwrap()["spec"]["replicas"],
+        5
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unknown_kind_is_reported_with_file_and_name_before_any_write() {
+    let cluster = cluster().await;
+    let mut objects = blog();
+    objects.push(desired(
+        "widget.yaml",
+        json!({"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w"}}),
+    ));
+    let start = cluster.sim.handle().request_count();
+    let error = cluster.deploy(objects).await.unwrap_err();
+    let message = error.to_string();
+    assert!(
+        message.contains("infrastructure/kubernetes/widget.yaml:1:1"),
+        "{message}"
+    );
+    assert!(
+        message.contains("`Widget`") && message.contains("`w`"),
+        "{message}"
+    );
+    assert_eq!(writes_since(&cluster.sim, start), Vec::<String>::new());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_custom_resource_waits_for_its_crd_in_the_same_deploy() {
+    let cluster = cluster().await;
+    let objects = vec![
+        desired(
+            "widget.yaml",
+            json!({"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w"}, "spec": {"size": 3}}),
+        ),
+        desired(
+            "crd.yaml",
+            json!({
+                "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+                "metadata": {"name": "widgets.example.com"},
+                "spec": {"group": "example.com", "scope": "Namespaced",
+                    "names": {"kind": "Widget", "plural": "widgets", "singular": "widget", "listKind": "WidgetList"},
+                    "versions": [{"name": "v1", "served": true, "storage": true,
+                        "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}]}
+            }),
+        ),
+    ];
+    let report = cluster.deploy(objects).await.expect("deploy CRD and CR");
+    assert_eq!(report.count(ObjectAction::Created), 2, "{report:?}");
+    assert_eq!(
+        report.objects[0].id.kind, "CustomResourceDefinition",
+        "the CRD goes first"
+    );
+    let widget = cluster
+        .live("example.com/v1", "Widget", "w")
+        .await
+        .expect("widget exists");
+    assert_eq!(widget["spec"]["size"], 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_held_lock_times_out_naming_the_holder_and_an_expired_one_is_taken_over() {
+    let cluster = cluster().await;
+    cluster
+        .deploy(blog())
+        .await
+        .expect("first deploy creates the namespace");
+    let leases: kube::Api<k8s_openapi::api::coordination::v1::Lease> =
+        kube::Api::namespaced(cluster.client.clone(), NAMESPACE);
+    let now = chrono::Utc::now()
+        .format("%Y-%m-%dT%H:%M:%S%.6fZ")
+        .to_string();
+    let held: k8s_openapi::api::coordination::v1::Lease = serde_json::from_value(json!({
+        "metadata": {"name": "gitship-production"},
+        "spec": {"holderIdentity": "alice@laptop 1234", "leaseDurationSeconds": 60, "renewTime": now}
+    }))
+    .unwrap();
+    leases
+        .create(&Default::default(), &held)
+        .await
+        .expect("lease created");
+    let impatient = DeployOptions {
+        lock: LockOptions {
+            timeout: Duration::from_millis(600),
+            lease_duration: Duration::from_secs(3),
+        },
+        ..options()
+    };
+    let error = cluster.deploy_with(blog(), &impatient).await.unwrap_err();
+    assert!(matches!(error, KubeError::LockTimeout { .. }), "{error}");
+    assert!(error.to_string().contains("alice@laptop 1234"), "{error}");
+
+    let old = (chrono::Utc::now() - chrono::Duration::seconds(600))
+        .format("%Y-%m-%dT%H:%M:%S%.6fZ")
+        .to_string();
+    let mut expired = leases.get("gitship-production").await.unwrap();
+    expired.spec.as_mut().unwrap().renew_time = serde_json::from_value(json!(old)).unwrap();
+    leases
+        .replace("gitship-production", &Default::default(), &expired)
+        .await
+        .unwrap();
+    let report = cluster
+        .deploy_with(blog(), &impatient)
+        .await
+        .expect("expired lock is taken over");
+    assert_eq!(report.count(ObjectAction::Unchanged), 6);
+}
