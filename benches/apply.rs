@@ -109,7 +109,7 @@ fn main() {
             let started = Instant::now();
             let output = tokio::process::Command::new("kubectl")
                 .arg("--kubeconfig")
-                .arg(&kubeconfig)
+                .arg(kubeconfig)
                 .args(["apply", "--server-side", "-n", &namespace, "-f"])
                 .arg(directory.path())
                 .output()

@@ -351,7 +351,7 @@ async fn kubectl_scale_is_healed_by_the_next_deploy() {
     let kubeconfig = cluster.sim.kubeconfig_path();
     let output = tokio::process::Command::new("kubectl")
         .arg("--kubeconfig")
-        .arg(&kubeconfig)
+        .arg(kubeconfig)
         .args([
             "-n",
             NAMESPACE,
