@@ -326,7 +326,7 @@ pub async fn wait(
         }
         let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
         tokio::time::sleep(interval.min(remaining)).await;
-        interval = (interval * 2).min(Duration::from_secs(2));
+        interval = interval.mul_f64(1.5).min(Duration::from_secs(1));
     }
 }
 

@@ -460,15 +460,21 @@ async fn two_concurrent_deploys_of_one_environment_never_interleave() {
     cluster.sim.handle().script_rollout(
         NAMESPACE,
         "first-app",
-        Rollout::Slow(Duration::from_millis(700)),
+        Rollout::Slow(Duration::from_millis(1800)),
     );
     cluster.sim.handle().script_rollout(
         NAMESPACE,
         "second-app",
-        Rollout::Slow(Duration::from_millis(700)),
+        Rollout::Slow(Duration::from_millis(1800)),
     );
+    // Each rollout outlasts the Lease duration (1s): only renewal keeps the lock held.
+    let lock = LockOptions {
+        timeout: Duration::from_secs(20),
+        lease_duration: Duration::from_secs(1),
+    };
     let no_prune = DeployOptions {
         prune: false,
+        lock,
         ..options()
     };
     let start = cluster.sim.handle().request_count();
