@@ -27,6 +27,7 @@ pub mod lock;
 pub mod order;
 pub mod prune;
 pub mod retry;
+pub mod sandbox;
 
 use std::fmt;
 
