@@ -30,6 +30,9 @@ use crate::kube::{DesiredObject, FIELD_MANAGER, KubeError, ObjectId};
 pub enum PlannedAction {
     Create,
     Update,
+    /// An immutable field changed and the object opts into delete-and-recreate
+    /// (`gitship.dev/replace: "true"`).
+    Replace,
     Unchanged,
 }
 
@@ -140,6 +143,19 @@ pub async fn diff_object(
     let dry_run = match apply::server_side_apply(client, prepared, force, true, retry).await {
         Ok(result) => result,
         Err(error) if live.is_none() && status_code(&error) == Some(404) => prepared.body.clone(),
+        Err(error)
+            if apply::immutable_field(&error).is_some()
+                && crate::kube::annotation(&prepared.body, crate::kube::REPLACE_ANNOTATION) == Some("true") =>
+        {
+            let desired = prepared.body.clone();
+            let mut changes = Vec::new();
+            if let Some(live) = &live {
+                changes_between("", &strip_server_fields(live), &desired, &mut changes);
+                // Without a dry-run result, only fields the manifest sets are comparable.
+                changes.retain(|change| change.desired.is_some());
+            }
+            return Ok(ObjectDiff { action: PlannedAction::Replace, live, desired, changes });
+        }
         Err(error) => return Err(error),
     };
     Ok(diff_from(live, dry_run))
