@@ -145,7 +145,8 @@ pub async fn diff_object(
         Err(error) if live.is_none() && status_code(&error) == Some(404) => prepared.body.clone(),
         Err(error)
             if apply::immutable_field(&error).is_some()
-                && crate::kube::annotation(&prepared.body, crate::kube::REPLACE_ANNOTATION) == Some("true") =>
+                && crate::kube::annotation(&prepared.body, crate::kube::REPLACE_ANNOTATION)
+                    == Some("true") =>
         {
             let desired = prepared.body.clone();
             let mut changes = Vec::new();
@@ -154,7 +155,12 @@ pub async fn diff_object(
                 // Without a dry-run result, only fields the manifest sets are comparable.
                 changes.retain(|change| change.desired.is_some());
             }
-            return Ok(ObjectDiff { action: PlannedAction::Replace, live, desired, changes });
+            return Ok(ObjectDiff {
+                action: PlannedAction::Replace,
+                live,
+                desired,
+                changes,
+            });
         }
         Err(error) => return Err(error),
     };

@@ -713,3 +713,92 @@ async fn a_held_lock_times_out_naming_the_holder_and_an_expired_one_is_taken_ove
         .expect("expired lock is taken over");
     assert_eq!(report.count(ObjectAction::Unchanged), 6);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_diff_primitives_see_no_false_drift_and_name_the_changed_field() {
+    if !require_tool("kubectl", "help") {
+        return;
+    }
+    use gitship::kube::diff::{PlannedAction, diff_environment, managers_of};
+    let cluster = cluster().await;
+    let retry = RetryPolicy::default();
+    let before = diff_environment(&cluster.client, &environment(), &blog(), true, 8, &retry)
+        .await
+        .expect("diff before deploy");
+    assert!(
+        before
+            .objects
+            .iter()
+            .all(|(_, d)| d.action == PlannedAction::Create),
+        "{before:?}"
+    );
+    cluster.deploy(blog()).await.expect("deploy");
+
+    let start = cluster.sim.handle().request_count();
+    let fresh = diff_environment(&cluster.client, &environment(), &blog(), true, 8, &retry)
+        .await
+        .expect("diff");
+    assert!(
+        !fresh.has_changes(),
+        "a freshly deployed environment shows changes: {fresh:?}"
+    );
+    assert_eq!(
+        writes_since(&cluster.sim, start),
+        Vec::<String>::new(),
+        "diff only reads and dry-runs"
+    );
+
+    let output = tokio::process::Command::new("kubectl")
+        .arg("--kubeconfig")
+        .arg(cluster.sim.kubeconfig_path())
+        .args([
+            "-n",
+            NAMESPACE,
+            "scale",
+            "deployment",
+            "blog-backend",
+            "--replicas=10",
+        ])
+        .output()
+        .await
+        .expect("kubectl runs");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let without_config: Vec<DesiredObject> = blog()
+        .into_iter()
+        .filter(|d| d.object["metadata"]["name"] != "blog-config")
+        .collect();
+    let drifted = diff_environment(
+        &cluster.client,
+        &environment(),
+        &without_config,
+        true,
+        8,
+        &retry,
+    )
+    .await
+    .expect("diff");
+    let changed: Vec<_> = drifted
+        .objects
+        .iter()
+        .filter(|(_, d)| d.action != PlannedAction::Unchanged)
+        .collect();
+    assert_eq!(changed.len(), 1, "{changed:?}");
+    let (id, diff) = changed[0];
+    assert_eq!(id.to_string(), "Deployment blog/blog-backend");
+    assert_eq!(diff.action, PlannedAction::Update);
+    assert_eq!(diff.changes.len(), 1, "{:?}", diff.changes);
+    assert_eq!(diff.changes[0].path, "spec.replicas");
+    assert_eq!(diff.changes[0].live, Some(json!(10)));
+    assert_eq!(diff.changes[0].desired, Some(json!(3)));
+    let managers = managers_of(diff.live.as_ref().unwrap(), "spec.replicas");
+    assert!(
+        managers.iter().any(|m| m.starts_with("kubectl")),
+        "{managers:?}"
+    );
+    assert_eq!(drifted.prune.len(), 1);
+    assert_eq!(drifted.prune[0].name, "blog-config");
+}
