@@ -22,6 +22,22 @@ pub struct ClientOptions {
     pub context: Option<String>,
 }
 
+impl ClientOptions {
+    /// The options for an environment: the `--kubeconfig` flag wins over the environment's
+    /// `cluster.kubeconfig`; the context is the environment's `cluster.context`.
+    pub fn for_environment(
+        kubeconfig_flag: Option<&std::path::Path>,
+        cluster: &crate::repo::config::ClusterConfig,
+    ) -> Self {
+        ClientOptions {
+            kubeconfig: kubeconfig_flag
+                .map(std::path::Path::to_path_buf)
+                .or_else(|| cluster.kubeconfig.clone()),
+            context: cluster.context.clone(),
+        }
+    }
+}
+
 /// The `kube::Config` for `options` (no connection is made).
 pub async fn config(options: &ClientOptions) -> Result<Config, KubeError> {
     let context_options = KubeConfigOptions {
