@@ -180,7 +180,22 @@ impl Process {
 
     /// Run to completion and return whatever it exited with (for programs like
     /// `terraform plan -detailed-exitcode` whose non-zero codes carry meaning).
-    pub async fn run_unchecked(&self, mut on_line: impl FnMut(&str) + Send) -> Result<ProcessOutput, ProcessError> {
+    pub async fn run_unchecked(&self, on_line: impl FnMut(&str) + Send) -> Result<ProcessOutput, ProcessError> {
+        self.run_unchecked_with_interrupt(on_line, interrupt_receiver()).await
+    }
+
+    /// Like [`Process::run_unchecked`], but stopped (SIGINT, grace, SIGKILL) when `interrupted`
+    /// flips to `true` instead of on gitship's global interrupt flag. Lets a caller cancel one
+    /// child (a test, a timeout, one branch of a parallel plan) without interrupting the rest.
+    pub async fn run_unchecked_with_interrupt(
+        &self,
+        mut on_line: impl FnMut(&str) + Send,
+        mut interrupted: watch::Receiver<bool>,
+    ) -> Result<ProcessOutput, ProcessError> {
+        if *interrupted.borrow() {
+            // Interrupted before it started: do not start it at all.
+            return Err(ProcessError::Interrupted { program: self.program.clone() });
+        }
         let mut command = tokio::process::Command::new(&self.program);
         command
             .args(&self.args)
@@ -212,13 +227,22 @@ impl Process {
         let err_task = stderr.map(|s| tokio::spawn(read_lines(s, true, line_tx.clone())));
         drop(line_tx);
 
-        let mut interrupted = interrupt_receiver();
         let mut stdout_buf = Vec::new();
         let mut stderr_buf = Vec::new();
-        let mut was_interrupted = *interrupted.borrow();
+        let mut was_interrupted = false;
+        // False once the interrupt channel's sender is gone: then nothing can interrupt any more.
+        let mut interrupt_open = true;
+        // Set once the child has been asked to stop, so that SIGINT is sent exactly once (a
+        // second SIGINT makes Terraform abort without releasing its state lock).
+        let mut stopped: Option<ExitStatus> = None;
         let status = loop {
-            if was_interrupted {
-                stop_gracefully(pid, self.grace, &mut child).await;
+            if was_interrupted && stopped.is_none() {
+                stopped = stop_gracefully(pid, self.grace, &mut child).await;
+                if stopped.is_none() {
+                    // Could not observe the exit (already reaped or wait failed): fall through to
+                    // the ordinary wait below, which reports it.
+                    stopped = child.try_wait().ok().flatten();
+                }
             }
             tokio::select! {
                 line = line_rx.recv() => {
@@ -228,19 +252,25 @@ impl Process {
                         buf.extend_from_slice(line.as_bytes());
                         buf.push(b'\n');
                     } else {
+                        if let Some(status) = stopped {
+                            break status;
+                        }
                         // Both streams closed; wait for the exit status.
                         let status = tokio::select! {
                             status = child.wait() => status,
-                            _ = interrupted.changed(), if !was_interrupted => {
-                                was_interrupted = true;
+                            changed = interrupted.changed(), if !was_interrupted && interrupt_open => {
+                                interrupt_open = changed.is_ok();
+                                was_interrupted = interrupt_open && *interrupted.borrow();
                                 continue;
                             }
                         };
                         break status.map_err(|source| ProcessError::Io { program: self.program.clone(), source })?;
                     }
                 }
-                _ = interrupted.changed(), if !was_interrupted => {
-                    was_interrupted = true;
+                changed = interrupted.changed(), if !was_interrupted && interrupt_open => {
+                    // A closed channel (sender dropped) never interrupts.
+                    interrupt_open = changed.is_ok();
+                    was_interrupted = interrupt_open && *interrupted.borrow();
                 }
             }
         };
@@ -251,6 +281,7 @@ impl Process {
             let _ = task.await;
         }
         if was_interrupted {
+            tracing::debug!(program = %self.program, status = %describe_status(status), "stopped after interrupt");
             return Err(ProcessError::Interrupted { program: self.program.clone() });
         }
         Ok(ProcessOutput { status, stdout: stdout_buf, stderr: stderr_buf })
@@ -278,14 +309,20 @@ async fn read_lines(
     }
 }
 
-/// SIGINT to the child's process group, wait up to `grace`, then SIGKILL.
-async fn stop_gracefully(pid: Option<u32>, grace: Duration, child: &mut tokio::process::Child) {
-    let Some(pid) = pid else { return };
-    let group = nix::unistd::Pid::from_raw(pid as i32);
+/// SIGINT to the child's process group (once), wait up to `grace`, then SIGKILL the group.
+/// Returns the child's exit status when it could be observed.
+async fn stop_gracefully(pid: Option<u32>, grace: Duration, child: &mut tokio::process::Child) -> Option<ExitStatus> {
+    let Some(pid) = pid else { return child.wait().await.ok() };
+    let Ok(raw) = i32::try_from(pid) else { return child.wait().await.ok() };
+    let group = nix::unistd::Pid::from_raw(raw);
     let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGINT);
-    if tokio::time::timeout(grace, child.wait()).await.is_err() {
-        tracing::warn!(pid, "child did not stop within {grace:?} after SIGINT; killing it");
-        let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGKILL);
+    match tokio::time::timeout(grace, child.wait()).await {
+        Ok(status) => status.ok(),
+        Err(_) => {
+            tracing::warn!(pid, "child did not stop within {grace:?} after SIGINT; killing it");
+            let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGKILL);
+            child.wait().await.ok()
+        }
     }
 }
 
