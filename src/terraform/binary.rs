@@ -6,7 +6,11 @@ use std::path::Path;
 
 /// The oldest version gitship supports (`-json` plan output, `workspace select -or-create`,
 /// `terraform_data`).
-pub const MINIMUM_VERSION: Version = Version { major: 1, minor: 5, patch: 0 };
+pub const MINIMUM_VERSION: Version = Version {
+    major: 1,
+    minor: 5,
+    patch: 0,
+};
 
 /// Terraform or OpenTofu.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -26,7 +30,9 @@ impl fmt::Display for BinaryKind {
 }
 
 /// A `major.minor.patch` version (pre-release suffixes are ignored).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub struct Version {
     pub major: u64,
     pub minor: u64,
@@ -42,7 +48,11 @@ impl Version {
         let major = parts.next()?.parse().ok()?;
         let minor = parts.next()?.parse().ok()?;
         let patch = parts.next().map_or(Some(0), |p| p.parse().ok())?;
-        Some(Version { major, minor, patch })
+        Some(Version {
+            major,
+            minor,
+            patch,
+        })
     }
 }
 
@@ -62,8 +72,12 @@ pub fn parse_version_json(binary: &str, text: &str) -> Result<(BinaryKind, Versi
         .or_else(|| document.get("tofu_version"))
         .and_then(serde_json::Value::as_str)
         .ok_or_else(|| "no `terraform_version` field".to_string())?;
-    let version = Version::parse(version_text).ok_or_else(|| format!("`{version_text}` is not a version"))?;
-    let name = Path::new(binary).file_name().and_then(|n| n.to_str()).unwrap_or(binary);
+    let version =
+        Version::parse(version_text).ok_or_else(|| format!("`{version_text}` is not a version"))?;
+    let name = Path::new(binary)
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or(binary);
     let kind = if name.starts_with("tofu") || document.get("tofu_version").is_some() {
         BinaryKind::OpenTofu
     } else {
@@ -78,8 +92,22 @@ mod tests {
 
     #[test]
     fn versions_parse_and_compare() {
-        assert_eq!(Version::parse("1.11.4"), Some(Version { major: 1, minor: 11, patch: 4 }));
-        assert_eq!(Version::parse("v1.6.0-beta1"), Some(Version { major: 1, minor: 6, patch: 0 }));
+        assert_eq!(
+            Version::parse("1.11.4"),
+            Some(Version {
+                major: 1,
+                minor: 11,
+                patch: 4
+            })
+        );
+        assert_eq!(
+            Version::parse("v1.6.0-beta1"),
+            Some(Version {
+                major: 1,
+                minor: 6,
+                patch: 0
+            })
+        );
         assert_eq!(Version::parse("banana"), None);
         assert!(Version::parse("1.4.7").unwrap() < MINIMUM_VERSION);
         assert!(Version::parse("1.10.0").unwrap() > MINIMUM_VERSION);
@@ -90,9 +118,19 @@ mod tests {
         let text = r#"{"terraform_version":"1.11.4","platform":"linux_amd64","provider_selections":{},"terraform_outdated":false}"#;
         assert_eq!(
             parse_version_json("terraform", text).unwrap(),
-            (BinaryKind::Terraform, Version { major: 1, minor: 11, patch: 4 })
+            (
+                BinaryKind::Terraform,
+                Version {
+                    major: 1,
+                    minor: 11,
+                    patch: 4
+                }
+            )
         );
-        assert_eq!(parse_version_json("/usr/bin/tofu", text).unwrap().0, BinaryKind::OpenTofu);
+        assert_eq!(
+            parse_version_json("/usr/bin/tofu", text).unwrap().0,
+            BinaryKind::OpenTofu
+        );
         assert!(parse_version_json("terraform", "Terraform v1.2").is_err());
     }
 }

@@ -78,10 +78,16 @@ impl Terraform {
         register_sensitive_variables(&info, &settings, &redactor);
         let binary = settings.binary.clone();
         let process = base_process(&settings).args(["version", "-json"]);
-        let output = match process.run_unchecked_with_interrupt(|_| {}, crate::process::interrupt_receiver()).await {
+        let output = match process
+            .run_unchecked_with_interrupt(|_| {}, crate::process::interrupt_receiver())
+            .await
+        {
             Ok(output) => output,
             Err(ProcessError::Spawn { source, .. }) => {
-                return Err(TerraformError::BinaryMissing { binary, reason: source.to_string() });
+                return Err(TerraformError::BinaryMissing {
+                    binary,
+                    reason: source.to_string(),
+                });
             }
             Err(ProcessError::Interrupted { .. }) => {
                 return Err(TerraformError::Interrupted {
@@ -89,7 +95,12 @@ impl Terraform {
                     environment: settings.env_name.clone(),
                 });
             }
-            Err(other) => return Err(TerraformError::BinaryMissing { binary, reason: other.to_string() }),
+            Err(other) => {
+                return Err(TerraformError::BinaryMissing {
+                    binary,
+                    reason: other.to_string(),
+                });
+            }
         };
         if !output.status.success() {
             return Err(TerraformError::UnknownVersion {
@@ -97,10 +108,19 @@ impl Terraform {
                 detail: crate::process::tail(&output.stderr_text(), 3),
             });
         }
-        let (kind, version) = parse_version_json(&binary, &output.stdout_text())
-            .map_err(|detail| TerraformError::UnknownVersion { binary: binary.clone(), detail })?;
+        let (kind, version) =
+            parse_version_json(&binary, &output.stdout_text()).map_err(|detail| {
+                TerraformError::UnknownVersion {
+                    binary: binary.clone(),
+                    detail,
+                }
+            })?;
         if version < MINIMUM_VERSION {
-            return Err(TerraformError::BinaryTooOld { binary, kind, found: version });
+            return Err(TerraformError::BinaryTooOld {
+                binary,
+                kind,
+                found: version,
+            });
         }
         tracing::debug!(%kind, %version, environment = %settings.env_name, "terraform binary");
         Ok(Terraform {
@@ -153,11 +173,18 @@ impl Terraform {
     /// sources are unchanged since the last successful `init` of this environment.
     pub async fn init_if_needed(&self) -> Result<InitOutcome, TerraformError> {
         let data_dir = &self.settings.data_dir;
-        std::fs::create_dir_all(data_dir)
-            .map_err(|source| TerraformError::Io { action: "create", path: data_dir.clone(), source })?;
-        let (info, problems) = inspect_module(&self.settings.module_dir, &self.settings.display_root);
+        std::fs::create_dir_all(data_dir).map_err(|source| TerraformError::Io {
+            action: "create",
+            path: data_dir.clone(),
+            source,
+        })?;
+        let (info, problems) =
+            inspect_module(&self.settings.module_dir, &self.settings.display_root);
         if !problems.is_empty() {
-            return Err(TerraformError::Static { environment: self.settings.env_name.clone(), problems });
+            return Err(TerraformError::Static {
+                environment: self.settings.env_name.clone(),
+                problems,
+            });
         }
         let fingerprint = self.init_fingerprint(&info);
         let fingerprint_file = data_dir.join(INIT_FINGERPRINT_FILE);
@@ -169,9 +196,15 @@ impl Terraform {
         // A failed init must not leave a stale "done" mark behind.
         let _ = std::fs::remove_file(&fingerprint_file);
 
-        let mut args: Vec<OsString> = vec!["init".into(), "-input=false".into(), "-no-color".into()];
+        let mut args: Vec<OsString> =
+            vec!["init".into(), "-input=false".into(), "-no-color".into()];
         args.push(self.lock_timeout_flag());
-        let json = self.version >= Version { major: 1, minor: 9, patch: 0 };
+        let json = self.version
+            >= Version {
+                major: 1,
+                minor: 9,
+                patch: 0,
+            };
         if json {
             args.push("-json".into());
         }
@@ -183,14 +216,24 @@ impl Terraform {
             return Err(self.failure("init", &output, None));
         }
         if let Some(workspace) = &self.settings.workspace {
-            let process = self.process(false).args(["workspace", "select", "-or-create=true", workspace.as_str()]);
+            let process = self.process(false).args([
+                "workspace",
+                "select",
+                "-or-create=true",
+                workspace.as_str(),
+            ]);
             let output = self.run(process, "workspace select").await?;
             if !output.status.success() {
                 return Err(self.failure("workspace select", &output, None));
             }
         }
-        std::fs::write(&fingerprint_file, format!("{fingerprint}\n"))
-            .map_err(|source| TerraformError::Io { action: "write", path: fingerprint_file.clone(), source })?;
+        std::fs::write(&fingerprint_file, format!("{fingerprint}\n")).map_err(|source| {
+            TerraformError::Io {
+                action: "write",
+                path: fingerprint_file.clone(),
+                source,
+            }
+        })?;
         self.init_runs.fetch_add(1, Ordering::Relaxed);
         Ok(InitOutcome::Ran)
     }
@@ -223,13 +266,20 @@ impl Terraform {
     /// The current outputs (`output -json`), with their sensitivity. Sensitive values are real
     /// (templates may put them into Secrets) and become known secrets of this driver.
     pub async fn outputs(&self) -> Result<Outputs, TerraformError> {
-        let output = self.run(self.process(true).args(["output", "-json", "-no-color"]), "output").await?;
+        let output = self
+            .run(
+                self.process(true).args(["output", "-json", "-no-color"]),
+                "output",
+            )
+            .await?;
         if !output.status.success() {
             return Err(self.failure("output", &output, None));
         }
-        let outputs = parse_outputs_json(&output.stdout_text()).map_err(|error| TerraformError::UnexpectedOutput {
-            command: self.command_name("output"),
-            detail: error.to_string(),
+        let outputs = parse_outputs_json(&output.stdout_text()).map_err(|error| {
+            TerraformError::UnexpectedOutput {
+                command: self.command_name("output"),
+                detail: error.to_string(),
+            }
         })?;
         for output in outputs.values().filter(|o| o.sensitive) {
             if let Some(value) = &output.value {
@@ -246,7 +296,9 @@ impl Terraform {
         self.prepare().await?;
         let refresh_file = self.settings.data_dir.join("gitship-drift-refresh.tfplan");
         let normal_file = self.settings.data_dir.join("gitship-drift.tfplan");
-        let refresh = self.plan_prepared(PlanMode::RefreshOnly, &refresh_file).await;
+        let refresh = self
+            .plan_prepared(PlanMode::RefreshOnly, &refresh_file)
+            .await;
         let _ = std::fs::remove_file(&refresh_file);
         let refresh = refresh?;
         let normal = self.plan_prepared(PlanMode::Normal, &normal_file).await;
@@ -262,11 +314,18 @@ impl Terraform {
         Ok(info)
     }
 
-    async fn plan_prepared(&self, mode: PlanMode, out: &Path) -> Result<PlanSummary, TerraformError> {
+    async fn plan_prepared(
+        &self,
+        mode: PlanMode,
+        out: &Path,
+    ) -> Result<PlanSummary, TerraformError> {
         let out = absolute(out);
         if let Some(parent) = out.parent() {
-            std::fs::create_dir_all(parent)
-                .map_err(|source| TerraformError::Io { action: "create", path: parent.to_path_buf(), source })?;
+            std::fs::create_dir_all(parent).map_err(|source| TerraformError::Io {
+                action: "create",
+                path: parent.to_path_buf(),
+                source,
+            })?;
         }
         let var_file = self.write_var_file()?;
         let mut args: Vec<OsString> = vec![
@@ -291,14 +350,27 @@ impl Terraform {
         if !matches!(exit_code, Some(0) | Some(2)) {
             return Err(self.failure("plan", &output, None));
         }
-        let show = self.process(true).args([OsString::from("show"), "-json".into(), "-no-color".into(), out.clone().into()]);
+        let show = self.process(true).args([
+            OsString::from("show"),
+            "-json".into(),
+            "-no-color".into(),
+            out.clone().into(),
+        ]);
         let shown = self.run(show, "show").await?;
         if !shown.status.success() {
             return Err(self.failure("show", &shown, None));
         }
-        let summary =
-            PlanSummary::from_show_json(&shown.stdout_text(), &self.settings.env_name, mode, out, &self.redactor)
-                .map_err(|detail| TerraformError::UnexpectedOutput { command: self.command_name("show -json"), detail })?;
+        let summary = PlanSummary::from_show_json(
+            &shown.stdout_text(),
+            &self.settings.env_name,
+            mode,
+            out,
+            &self.redactor,
+        )
+        .map_err(|detail| TerraformError::UnexpectedOutput {
+            command: self.command_name("show -json"),
+            detail,
+        })?;
         if exit_code == Some(2) && !summary.has_changes {
             tracing::debug!(environment = %self.settings.env_name, ?mode, "plan exited 2 but its JSON shows no changes");
         }
@@ -310,9 +382,14 @@ impl Terraform {
         use std::io::Write;
         use std::os::unix::fs::OpenOptionsExt;
         let path = self.settings.data_dir.join(VAR_FILE);
-        let text = serde_json::to_string_pretty(&serde_json::Value::Object(self.settings.vars.clone()))
-            .unwrap_or_else(|_| "{}".to_string());
-        let io_error = |source| TerraformError::Io { action: "write", path: path.clone(), source };
+        let text =
+            serde_json::to_string_pretty(&serde_json::Value::Object(self.settings.vars.clone()))
+                .unwrap_or_else(|_| "{}".to_string());
+        let io_error = |source| TerraformError::Io {
+            action: "write",
+            path: path.clone(),
+            source,
+        };
         let mut file = std::fs::OpenOptions::new()
             .write(true)
             .create(true)
@@ -354,11 +431,15 @@ impl Terraform {
                 progress(&redactor.redact(&message));
             }
         };
-        match process.run_unchecked_with_interrupt(on_line, self.interrupt.clone()).await {
+        match process
+            .run_unchecked_with_interrupt(on_line, self.interrupt.clone())
+            .await
+        {
             Ok(output) => Ok(output),
-            Err(ProcessError::Spawn { source, .. }) => {
-                Err(TerraformError::BinaryMissing { binary: self.settings.binary.clone(), reason: source.to_string() })
-            }
+            Err(ProcessError::Spawn { source, .. }) => Err(TerraformError::BinaryMissing {
+                binary: self.settings.binary.clone(),
+                reason: source.to_string(),
+            }),
             Err(ProcessError::Interrupted { .. }) => Err(TerraformError::Interrupted {
                 command: self.command_name(command),
                 environment: self.settings.env_name.clone(),
@@ -373,23 +454,38 @@ impl Terraform {
     }
 
     /// The typed error for a failed command, from its JSON diagnostics when there are any.
-    fn failure(&self, command: &str, output: &ProcessOutput, planfile: Option<&Path>) -> TerraformError {
+    fn failure(
+        &self,
+        command: &str,
+        output: &ProcessOutput,
+        planfile: Option<&Path>,
+    ) -> TerraformError {
         let environment = self.settings.env_name.clone();
         let diagnostics = self.error_diagnostics(&output.stdout_text());
         for diagnostic in &diagnostics {
             if diagnostic.summary.contains("state lock")
                 && let Some(lock) = LockInfo::from_diagnostic_detail(&diagnostic.detail)
             {
-                return TerraformError::StateLocked { environment, lock };
+                return TerraformError::StateLocked {
+                    environment,
+                    lock: Box::new(lock),
+                };
             }
             if let Some(planfile) = planfile
                 && diagnostic.summary == "Saved plan is stale"
             {
-                return TerraformError::StalePlan { environment, planfile: planfile.to_path_buf() };
+                return TerraformError::StalePlan {
+                    environment,
+                    planfile: planfile.to_path_buf(),
+                };
             }
         }
         if !diagnostics.is_empty() {
-            return TerraformError::Diagnostics { command: self.command_name(command), environment, diagnostics };
+            return TerraformError::Diagnostics {
+                command: self.command_name(command),
+                environment,
+                diagnostics,
+            };
         }
         // No JSON diagnostics (commands without `-json`): the tail of what it printed.
         let mut text = output.stderr_text();
@@ -404,22 +500,36 @@ impl Terraform {
                 Some(code) => format!("exit status {code}"),
                 None => "killed by a signal".to_string(),
             },
-            stderr_tail: self.redactor.redact(&crate::process::tail(&text, STDERR_TAIL_LINES)),
+            stderr_tail: self
+                .redactor
+                .redact(&crate::process::tail(&text, STDERR_TAIL_LINES)),
         }
     }
 
     /// The error diagnostics in a `-json` stream, redacted, ranges relative to the repository.
     fn error_diagnostics(&self, stream: &str) -> Vec<Diagnostic> {
-        let module_dir =
-            self.settings.module_dir.strip_prefix(&self.settings.display_root).unwrap_or(&self.settings.module_dir);
+        let module_dir = self
+            .settings
+            .module_dir
+            .strip_prefix(&self.settings.display_root)
+            .unwrap_or(&self.settings.module_dir);
         let mut diagnostics: Vec<Diagnostic> = Vec::new();
         for line in stream.lines() {
-            let Ok(event) = serde_json::from_str::<serde_json::Value>(line) else { continue };
+            let Ok(event) = serde_json::from_str::<serde_json::Value>(line) else {
+                continue;
+            };
             if event.get("type").and_then(|t| t.as_str()) != Some("diagnostic") {
                 continue;
             }
-            let Some(raw) = event.get("diagnostic") else { continue };
-            let text = |key: &str| raw.get(key).and_then(|v| v.as_str()).unwrap_or_default().to_string();
+            let Some(raw) = event.get("diagnostic") else {
+                continue;
+            };
+            let text = |key: &str| {
+                raw.get(key)
+                    .and_then(|v| v.as_str())
+                    .unwrap_or_default()
+                    .to_string()
+            };
             if text("severity") != "error" {
                 continue;
             }
@@ -427,13 +537,29 @@ impl Terraform {
                 let file = range.get("filename")?.as_str()?;
                 let line = range.pointer("/start/line")?.as_u64()?;
                 let column = range.pointer("/start/column")?.as_u64()?;
-                Some(Location::new(module_dir.join(file), line as usize, column as usize))
+                let file = Path::new(file);
+                if let Some(location) = self.var_file_location(file, line as usize) {
+                    // A bad value in the generated var file: point at the environment file.
+                    return Some(location);
+                }
+                // Relative to the module, or absolute.
+                let shown = if file.is_absolute() {
+                    file.strip_prefix(&self.settings.display_root)
+                        .unwrap_or(file)
+                        .to_path_buf()
+                } else {
+                    module_dir.join(file)
+                };
+                Some(Location::new(shown, line as usize, column as usize))
             });
             let diagnostic = Diagnostic {
                 severity: "error".to_string(),
                 summary: self.redactor.redact(&text("summary")),
                 detail: self.redactor.redact(&text("detail")),
-                address: raw.get("address").and_then(|a| a.as_str()).map(str::to_string),
+                address: raw
+                    .get("address")
+                    .and_then(|a| a.as_str())
+                    .map(str::to_string),
                 range,
             };
             if !diagnostics.contains(&diagnostic) {
@@ -441,6 +567,20 @@ impl Terraform {
             }
         }
         diagnostics
+    }
+
+    /// Where the environment file sets the variable on `line` of the generated var file.
+    fn var_file_location(&self, file: &Path, line: usize) -> Option<Location> {
+        let var_file = self.settings.data_dir.join(VAR_FILE);
+        if file != var_file {
+            return None;
+        }
+        let text = std::fs::read_to_string(&var_file).ok()?;
+        let written = text.lines().nth(line.checked_sub(1)?)?;
+        // Written by `write_var_file` (pretty JSON): `  "name": value` at the top level.
+        let name = written.strip_prefix("  \"")?.split('"').next()?;
+        let location = self.settings.var_spans.get(name)?;
+        Some(location.relative_to(&self.settings.display_root))
     }
 
     /// What decides whether `init` must run again: binary, lock file, backend config, workspace
@@ -452,14 +592,23 @@ impl Terraform {
             hasher.update((value.len() as u64).to_le_bytes());
             hasher.update(value);
         };
-        feed("binary", format!("{} {} {}", self.settings.binary, self.kind, self.version).as_bytes());
-        feed("module_dir", self.settings.module_dir.to_string_lossy().as_bytes());
+        feed(
+            "binary",
+            format!("{} {} {}", self.settings.binary, self.kind, self.version).as_bytes(),
+        );
+        feed(
+            "module_dir",
+            self.settings.module_dir.to_string_lossy().as_bytes(),
+        );
         let lock_file = std::fs::read(self.settings.module_dir.join(LOCK_FILE)).unwrap_or_default();
         feed("lock_file", &lock_file);
         for (key, value) in &self.settings.backend_config {
             feed("backend_config", format!("{key}={value}").as_bytes());
         }
-        feed("workspace", self.settings.workspace.as_deref().unwrap_or("").as_bytes());
+        feed(
+            "workspace",
+            self.settings.workspace.as_deref().unwrap_or("").as_bytes(),
+        );
         for input in &info.init_inputs {
             feed("module_source", input.as_bytes());
         }
@@ -469,11 +618,14 @@ impl Terraform {
     /// Whether what `init` installs is still there (someone may have deleted `.gitship/`).
     fn init_artifacts_present(&self, info: &ModuleInfo) -> bool {
         let data_dir = &self.settings.data_dir;
-        let lock_file = std::fs::read_to_string(self.settings.module_dir.join(LOCK_FILE)).unwrap_or_default();
+        let lock_file =
+            std::fs::read_to_string(self.settings.module_dir.join(LOCK_FILE)).unwrap_or_default();
         if lock_file.contains("provider \"") && !data_dir.join("providers").is_dir() {
             return false;
         }
-        if info.init_inputs.iter().any(|i| i.starts_with("module ")) && !data_dir.join("modules").is_dir() {
+        if info.init_inputs.iter().any(|i| i.starts_with("module "))
+            && !data_dir.join("modules").is_dir()
+        {
             return false;
         }
         true
@@ -493,7 +645,11 @@ fn base_process(settings: &TerraformSettings) -> Process {
     process
 }
 
-fn register_sensitive_variables(info: &ModuleInfo, settings: &TerraformSettings, redactor: &Redactor) {
+fn register_sensitive_variables(
+    info: &ModuleInfo,
+    settings: &TerraformSettings,
+    redactor: &Redactor,
+) {
     for name in info.sensitive_variables() {
         if let Some(value) = settings.vars.get(name) {
             redactor.add_value(value);
@@ -507,7 +663,12 @@ fn progress_message(line: &str) -> Option<String> {
     let kind = event.get("type")?.as_str()?;
     let shown = matches!(
         kind,
-        "apply_start" | "apply_progress" | "apply_complete" | "apply_errored" | "change_summary" | "refresh_start"
+        "apply_start"
+            | "apply_progress"
+            | "apply_complete"
+            | "apply_errored"
+            | "change_summary"
+            | "refresh_start"
     );
     if !shown {
         return None;
@@ -565,9 +726,16 @@ mod tests {
 
     #[test]
     fn progress_shows_apply_events_only() {
-        let start = r#"{"@level":"info","@message":"terraform_data.a: Creating...","type":"apply_start"}"#;
-        assert_eq!(progress_message(start).as_deref(), Some("terraform_data.a: Creating..."));
-        assert_eq!(progress_message(r#"{"@message":"Terraform 1.11.4","type":"version"}"#), None);
+        let start =
+            r#"{"@level":"info","@message":"terraform_data.a: Creating...","type":"apply_start"}"#;
+        assert_eq!(
+            progress_message(start).as_deref(),
+            Some("terraform_data.a: Creating...")
+        );
+        assert_eq!(
+            progress_message(r#"{"@message":"Terraform 1.11.4","type":"version"}"#),
+            None
+        );
         assert_eq!(progress_message("not json"), None);
     }
 

@@ -8,7 +8,11 @@
 //! `TF_CLI_CONFIG_FILE`, `TF_PLUGIN_CACHE_DIR`, `TF_TOKEN_*`, HOME, PATH, locale, TLS roots).
 
 /// Variables always set on the child.
-pub const FIXED: &[(&str, &str)] = &[("TF_IN_AUTOMATION", "1"), ("TF_INPUT", "0"), ("CHECKPOINT_DISABLE", "1")];
+pub const FIXED: &[(&str, &str)] = &[
+    ("TF_IN_AUTOMATION", "1"),
+    ("TF_INPUT", "0"),
+    ("CHECKPOINT_DISABLE", "1"),
+];
 
 /// Exact names inherited from gitship's environment.
 const KEEP_EXACT: &[&str] = &[
@@ -89,10 +93,20 @@ mod tests {
 
     #[test]
     fn dangerous_variables_are_dropped() {
-        for name in ["TF_CLI_ARGS", "TF_CLI_ARGS_plan", "TF_WORKSPACE", "TF_LOG", "TF_LOG_PATH", "TF_VAR_password"] {
+        for name in [
+            "TF_CLI_ARGS",
+            "TF_CLI_ARGS_plan",
+            "TF_WORKSPACE",
+            "TF_LOG",
+            "TF_LOG_PATH",
+            "TF_VAR_password",
+        ] {
             assert!(!is_inherited(name), "{name} must not be inherited");
         }
-        assert!(!is_inherited("RANDOM_SECRET"), "unknown variables are not inherited");
+        assert!(
+            !is_inherited("RANDOM_SECRET"),
+            "unknown variables are not inherited"
+        );
     }
 
     #[test]

@@ -20,7 +20,11 @@ pub enum TerraformError {
 
     /// The binary is older than the oldest version gitship supports.
     #[error("`{binary}` is {kind} {found}, but gitship needs {kind} >= {MINIMUM_VERSION}")]
-    BinaryTooOld { binary: String, kind: BinaryKind, found: Version },
+    BinaryTooOld {
+        binary: String,
+        kind: BinaryKind,
+        found: Version,
+    },
 
     /// `version -json` printed something gitship does not understand.
     #[error("cannot read the version of `{binary}` from `{binary} version -json`: {detail}")]
@@ -28,11 +32,21 @@ pub enum TerraformError {
 
     /// The module does not fit the environment's config (checked before Terraform runs).
     #[error("{}", render_static(environment, problems))]
-    Static { environment: String, problems: Vec<StaticProblem> },
+    Static {
+        environment: String,
+        problems: Vec<StaticProblem>,
+    },
 
     /// Terraform reported error diagnostics.
-    #[error("`{command}` failed for environment `{environment}`:{}", render_diagnostics(diagnostics))]
-    Diagnostics { command: String, environment: String, diagnostics: Vec<Diagnostic> },
+    #[error(
+        "`{command}` failed for environment `{environment}`:{}",
+        render_diagnostics(diagnostics)
+    )]
+    Diagnostics {
+        command: String,
+        environment: String,
+        diagnostics: Vec<Diagnostic>,
+    },
 
     /// Another run holds the state lock.
     #[error(
@@ -41,23 +55,40 @@ pub enum TerraformError {
         lock.who.as_deref().unwrap_or("an unknown holder"),
         lock.created.as_deref().unwrap_or("an unknown time")
     )]
-    StateLocked { environment: String, lock: LockInfo },
+    StateLocked {
+        environment: String,
+        lock: Box<LockInfo>,
+    },
 
     /// The saved plan no longer matches the state: something changed the state after planning.
     #[error(
         "the saved plan `{}` of environment `{environment}` is stale: the state changed after it was made",
         planfile.display()
     )]
-    StalePlan { environment: String, planfile: PathBuf },
+    StalePlan {
+        environment: String,
+        planfile: PathBuf,
+    },
 
     /// gitship was interrupted; Terraform was asked to stop (SIGINT) and given time to release
     /// its lock.
     #[error("`{command}` was interrupted (environment `{environment}`)")]
-    Interrupted { command: String, environment: String },
+    Interrupted {
+        command: String,
+        environment: String,
+    },
 
     /// A Terraform command failed without a diagnostic gitship could read.
-    #[error("`{command}` failed for environment `{environment}` ({status}){}", tail_suffix(stderr_tail))]
-    Failed { command: String, environment: String, status: String, stderr_tail: String },
+    #[error(
+        "`{command}` failed for environment `{environment}` ({status}){}",
+        tail_suffix(stderr_tail)
+    )]
+    Failed {
+        command: String,
+        environment: String,
+        status: String,
+        stderr_tail: String,
+    },
 
     /// Terraform printed JSON that does not have the expected shape.
     #[error("cannot read the output of `{command}`: {detail}")]
@@ -92,6 +123,16 @@ impl TerraformError {
                 lock.id
             )),
             TerraformError::StalePlan { .. } => Some("run `gitship plan` again, then deploy the new plan".to_string()),
+            TerraformError::Diagnostics { diagnostics, .. }
+                if diagnostics.iter().any(|d| d.summary.contains("state migration")) =>
+            {
+                Some(
+                    "Terraform found local state (`terraform.tfstate` or `terraform.tfstate.d/` in the module directory) \
+                     that it wants to migrate into this environment's backend; gitship never migrates state: move that \
+                     state away, or migrate it by hand with `terraform init -migrate-state`"
+                        .to_string(),
+                )
+            }
             TerraformError::Interrupted { .. } => None,
             _ => None,
         }
@@ -110,12 +151,20 @@ impl TerraformError {
         let message = self.to_string();
         let hint = self.hint();
         let class = self.class();
-        anyhow::Error::from(self).context(UserError { message, hint, class })
+        anyhow::Error::from(self).context(UserError {
+            message,
+            hint,
+            class,
+        })
     }
 }
 
 fn tail_suffix(tail: &str) -> String {
-    if tail.is_empty() { String::new() } else { format!(":\n{tail}") }
+    if tail.is_empty() {
+        String::new()
+    } else {
+        format!(":\n{tail}")
+    }
 }
 
 /// One problem found by the static checks.
@@ -148,12 +197,21 @@ pub enum StaticProblem {
 impl fmt::Display for StaticProblem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            StaticProblem::MissingVariable { name, declared_at, env_location } => write!(
+            StaticProblem::MissingVariable {
+                name,
+                declared_at,
+                env_location,
+            } => write!(
                 f,
                 "required variable `{name}` (declared at {declared_at}) has no value in `terraform.vars` of {}",
                 env_location
             ),
-            StaticProblem::UndeclaredVariable { name, env_location, module_dir, suggestion } => {
+            StaticProblem::UndeclaredVariable {
+                name,
+                env_location,
+                module_dir,
+                suggestion,
+            } => {
                 write!(
                     f,
                     "variable `{name}` set at {env_location} is not declared by the module: no `variable \"{name}\"` block in any .tf file of `{}`",
@@ -165,7 +223,9 @@ impl fmt::Display for StaticProblem {
                 Ok(())
             }
             StaticProblem::Syntax { at, message } => write!(f, "syntax error at {at}: {message}"),
-            StaticProblem::Unreadable { path, message } => write!(f, "cannot read `{}`: {message}", path.display()),
+            StaticProblem::Unreadable { path, message } => {
+                write!(f, "cannot read `{}`: {message}", path.display())
+            }
         }
     }
 }
@@ -280,7 +340,10 @@ mod tests {
         assert_eq!(info.id, "51ce4257-9ba4-32a3-e593-68f0aea3a3ec");
         assert_eq!(info.who.as_deref(), Some("root@vm"));
         assert_eq!(info.operation.as_deref(), Some("OperationTypeApply"));
-        assert_eq!(info.created.as_deref(), Some("2026-11-26 13:16:52.967894621 +0000 UTC"));
+        assert_eq!(
+            info.created.as_deref(),
+            Some("2026-11-26 13:16:52.967894621 +0000 UTC")
+        );
         assert!(LockInfo::from_diagnostic_detail("no lock here").is_none());
     }
 
@@ -288,10 +351,21 @@ mod tests {
     fn locked_error_names_id_holder_and_hint() {
         let error = TerraformError::StateLocked {
             environment: "staging".into(),
-            lock: LockInfo { id: "abc".into(), who: Some("ci@runner".into()), ..LockInfo::default() },
+            lock: Box::new(LockInfo {
+                id: "abc".into(),
+                who: Some("ci@runner".into()),
+                ..LockInfo::default()
+            }),
         };
         let text = error.to_string();
-        assert!(text.contains("`abc`") && text.contains("ci@runner"), "{text}");
-        assert!(error.hint().is_some_and(|hint| hint.contains("terraform force-unlock abc")));
+        assert!(
+            text.contains("`abc`") && text.contains("ci@runner"),
+            "{text}"
+        );
+        assert!(
+            error
+                .hint()
+                .is_some_and(|hint| hint.contains("terraform force-unlock abc"))
+        );
     }
 }

@@ -26,7 +26,10 @@ use std::time::Duration;
 pub use binary::{BinaryKind, MINIMUM_VERSION, Version};
 pub use driver::{InitOutcome, Terraform};
 pub use error::{Diagnostic, LockInfo, StaticProblem, TerraformError};
-pub use plan::{AttributeChange, ChangeAction, ChangeCounts, DriftReport, OutputChange, PlanMode, PlanSummary, ResourceChange};
+pub use plan::{
+    AttributeChange, ChangeAction, ChangeCounts, DriftReport, OutputChange, PlanMode, PlanSummary,
+    ResourceChange,
+};
 pub use redact::REDACTED;
 pub use static_check::{ModuleInfo, OutputInfo, VariableInfo, check_static};
 
@@ -61,7 +64,15 @@ pub fn parse_outputs_json(text: &str) -> Result<Outputs, serde_json::Error> {
     let raw: BTreeMap<String, Raw> = serde_json::from_str(text)?;
     Ok(raw
         .into_iter()
-        .map(|(name, r)| (name, OutputValue { value: Some(r.value), sensitive: r.sensitive }))
+        .map(|(name, r)| {
+            (
+                name,
+                OutputValue {
+                    value: Some(r.value),
+                    sensitive: r.sensitive,
+                },
+            )
+        })
         .collect())
 }
 
@@ -129,7 +140,12 @@ impl TerraformSettings {
         let var_spans = terraform
             .vars
             .keys()
-            .map(|name| (name.clone(), env.spans.location(&format!("terraform.vars.{name}"))))
+            .map(|name| {
+                (
+                    name.clone(),
+                    env.spans.location(&format!("terraform.vars.{name}")),
+                )
+            })
             .collect();
         let vars_location = ["terraform.vars", "terraform"]
             .iter()
@@ -164,6 +180,9 @@ mod tests {
                 .unwrap();
         assert!(outputs["pw"].sensitive);
         let shown = redacted_outputs(&outputs).to_string();
-        assert!(shown.contains("https://x") && !shown.contains("hunter2"), "{shown}");
+        assert!(
+            shown.contains("https://x") && !shown.contains("hunter2"),
+            "{shown}"
+        );
     }
 }

@@ -26,7 +26,9 @@ pub enum PlanMode {
 }
 
 /// The summarised action on one resource or output.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum ChangeAction {
     Create,
@@ -168,14 +170,19 @@ impl PlanSummary {
         planfile: PathBuf,
         redactor: &Redactor,
     ) -> Result<PlanSummary, String> {
-        let document: Value = serde_json::from_str(text).map_err(|error| format!("not JSON: {error}"))?;
+        let document: Value =
+            serde_json::from_str(text).map_err(|error| format!("not JSON: {error}"))?;
         if !document.is_object() {
             return Err("not a JSON object".to_string());
         }
         collect_secrets(&document, redactor);
         let read_changes = |key: &str| -> Result<Vec<ResourceChange>, String> {
-            let Some(list) = document.get(key) else { return Ok(Vec::new()) };
-            let list = list.as_array().ok_or_else(|| format!("`{key}` is not a list"))?;
+            let Some(list) = document.get(key) else {
+                return Ok(Vec::new());
+            };
+            let list = list
+                .as_array()
+                .ok_or_else(|| format!("`{key}` is not a list"))?;
             let mut changes = Vec::new();
             for item in list {
                 let change = read_resource_change(item, redactor)?;
@@ -240,8 +247,16 @@ impl PlanSummary {
             return text;
         }
         if self.mode == PlanMode::Normal {
-            let ChangeCounts { add, change, replace, destroy } = self.counts;
-            let _ = writeln!(text, "  {add} to add, {change} to change, {replace} to replace, {destroy} to destroy");
+            let ChangeCounts {
+                add,
+                change,
+                replace,
+                destroy,
+            } = self.counts;
+            let _ = writeln!(
+                text,
+                "  {add} to add, {change} to change, {replace} to replace, {destroy} to destroy"
+            );
         }
         render_resources(&mut text, &self.changes);
         if !self.drift.is_empty() {
@@ -282,7 +297,8 @@ impl DriftReport {
             }
         }
         let pending_changes = normal.changes.clone();
-        let has_drift = !changed_outside.is_empty() || normal.has_changes || refresh_only.has_changes;
+        let has_drift =
+            !changed_outside.is_empty() || normal.has_changes || refresh_only.has_changes;
         DriftReport {
             environment: normal.environment.clone(),
             changed_outside,
@@ -315,9 +331,19 @@ impl DriftReport {
 
 fn render_resources(text: &mut String, changes: &[ResourceChange]) {
     for change in changes {
-        let _ = write!(text, "  {:>3} {} ({})", change.action.symbol(), change.address, change.action.word());
+        let _ = write!(
+            text,
+            "  {:>3} {} ({})",
+            change.action.symbol(),
+            change.address,
+            change.action.word()
+        );
         if change.action == ChangeAction::Replace && !change.replace_reasons.is_empty() {
-            let _ = write!(text, " REPLACE because of {}", change.replace_reasons.join(", "));
+            let _ = write!(
+                text,
+                " REPLACE because of {}",
+                change.replace_reasons.join(", ")
+            );
         } else if change.action == ChangeAction::Replace {
             text.push_str(" REPLACE");
         }
@@ -325,13 +351,27 @@ fn render_resources(text: &mut String, changes: &[ResourceChange]) {
         for attribute in &change.attributes {
             let before = attribute.before.as_ref().map(render_value);
             let after = attribute.after.as_ref().map(render_value);
-            let forces = if attribute.forces_replacement { "  # forces replacement" } else { "" };
+            let forces = if attribute.forces_replacement {
+                "  # forces replacement"
+            } else {
+                ""
+            };
             let _ = match (before, after) {
                 (Some(before), Some(after)) => {
-                    writeln!(text, "        {} = {before} -> {after}{forces}", attribute.name)
+                    writeln!(
+                        text,
+                        "        {} = {before} -> {after}{forces}",
+                        attribute.name
+                    )
                 }
-                (None, Some(after)) => writeln!(text, "        {} = {after}{forces}", attribute.name),
-                (Some(before), None) => writeln!(text, "        {} = {before} -> null{forces}", attribute.name),
+                (None, Some(after)) => {
+                    writeln!(text, "        {} = {after}{forces}", attribute.name)
+                }
+                (Some(before), None) => writeln!(
+                    text,
+                    "        {} = {before} -> null{forces}",
+                    attribute.name
+                ),
                 (None, None) => Ok(()),
             };
         }
@@ -344,7 +384,10 @@ fn render_outputs(text: &mut String, outputs: &[OutputChange]) {
     }
     text.push_str("  outputs:\n");
     for output in outputs {
-        let after = output.after.as_ref().map_or_else(|| "null".to_string(), render_value);
+        let after = output
+            .after
+            .as_ref()
+            .map_or_else(|| "null".to_string(), render_value);
         let _ = match (&output.before, output.action) {
             (Some(before), ChangeAction::Update) => writeln!(
                 text,
@@ -353,7 +396,12 @@ fn render_outputs(text: &mut String, outputs: &[OutputChange]) {
                 output.name,
                 render_value(before)
             ),
-            _ => writeln!(text, "  {:>3} {} = {after}", output.action.symbol(), output.name),
+            _ => writeln!(
+                text,
+                "  {:>3} {} = {after}",
+                output.action.symbol(),
+                output.name
+            ),
         };
     }
 }
@@ -369,11 +417,18 @@ fn render_value(value: &Value) -> String {
 fn read_resource_change(item: &Value, redactor: &Redactor) -> Result<ResourceChange, String> {
     let text = |key: &str| item.get(key).and_then(Value::as_str).map(str::to_string);
     let address = text("address").ok_or("a resource change without `address`")?;
-    let change = item.get("change").ok_or_else(|| format!("resource change `{address}` without `change`"))?;
+    let change = item
+        .get("change")
+        .ok_or_else(|| format!("resource change `{address}` without `change`"))?;
     let actions: Vec<String> = change
         .get("actions")
         .and_then(Value::as_array)
-        .map(|list| list.iter().filter_map(Value::as_str).map(str::to_string).collect())
+        .map(|list| {
+            list.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_string)
+                .collect()
+        })
         .unwrap_or_default();
     let action = ChangeAction::from_actions(&actions);
     let replace_paths: Vec<Vec<Value>> = change
@@ -403,7 +458,11 @@ fn render_path(path: &[Value]) -> String {
     for (index, step) in path.iter().enumerate() {
         match step {
             Value::String(key) if index == 0 => text.push_str(key),
-            Value::String(key) if key.chars().all(|c| c.is_alphanumeric() || c == '_' || c == '-') => {
+            Value::String(key)
+                if key
+                    .chars()
+                    .all(|c| c.is_alphanumeric() || c == '_' || c == '-') =>
+            {
                 text.push('.');
                 text.push_str(key);
             }
@@ -419,13 +478,32 @@ fn render_path(path: &[Value]) -> String {
 }
 
 /// The top-level attributes whose value differs between before and after, redacted.
-fn attribute_changes(change: &Value, replace_paths: &[Vec<Value>], redactor: &Redactor) -> Vec<AttributeChange> {
+fn attribute_changes(
+    change: &Value,
+    replace_paths: &[Vec<Value>],
+    redactor: &Redactor,
+) -> Vec<AttributeChange> {
     let empty = serde_json::Map::new();
-    let before = change.get("before").and_then(Value::as_object).unwrap_or(&empty);
-    let after = change.get("after").and_then(Value::as_object).unwrap_or(&empty);
-    let after_unknown = change.get("after_unknown").cloned().unwrap_or(Value::Bool(false));
-    let before_mask = change.get("before_sensitive").cloned().unwrap_or(Value::Bool(false));
-    let after_mask = change.get("after_sensitive").cloned().unwrap_or(Value::Bool(false));
+    let before = change
+        .get("before")
+        .and_then(Value::as_object)
+        .unwrap_or(&empty);
+    let after = change
+        .get("after")
+        .and_then(Value::as_object)
+        .unwrap_or(&empty);
+    let after_unknown = change
+        .get("after_unknown")
+        .cloned()
+        .unwrap_or(Value::Bool(false));
+    let before_mask = change
+        .get("before_sensitive")
+        .cloned()
+        .unwrap_or(Value::Bool(false));
+    let after_mask = change
+        .get("after_sensitive")
+        .cloned()
+        .unwrap_or(Value::Bool(false));
     let mask_of = |mask: &Value, key: &str| match mask {
         Value::Object(fields) => fields.get(key).cloned().unwrap_or(Value::Bool(false)),
         other => other.clone(),
@@ -440,7 +518,9 @@ fn attribute_changes(change: &Value, replace_paths: &[Vec<Value>], redactor: &Re
     for name in names {
         let unknown = match &after_unknown {
             Value::Bool(all) => *all,
-            Value::Object(fields) => fields.get(name).is_some_and(|u| u == &Value::Bool(true) || u.is_object()),
+            Value::Object(fields) => fields
+                .get(name)
+                .is_some_and(|u| u == &Value::Bool(true) || u.is_object()),
             _ => false,
         };
         let old = before.get(name).filter(|v| !v.is_null());
@@ -454,8 +534,15 @@ fn attribute_changes(change: &Value, replace_paths: &[Vec<Value>], redactor: &Re
         } else {
             new.map(|v| redact_value(v, &mask_of(&after_mask, name), redactor))
         };
-        let forces_replacement = replace_paths.iter().any(|path| path.first().and_then(Value::as_str) == Some(name));
-        attributes.push(AttributeChange { name: name.clone(), before: before_value, after: after_value, forces_replacement });
+        let forces_replacement = replace_paths
+            .iter()
+            .any(|path| path.first().and_then(Value::as_str) == Some(name));
+        attributes.push(AttributeChange {
+            name: name.clone(),
+            before: before_value,
+            after: after_value,
+            forces_replacement,
+        });
     }
     attributes
 }
@@ -469,16 +556,32 @@ fn scrub_strings(value: &Value, redactor: &Redactor) -> Value {
     match value {
         Value::String(text) => {
             let redacted = redactor.redact(text);
-            if redacted != *text { Value::String(REDACTED.to_string()) } else { value.clone() }
+            if redacted != *text {
+                Value::String(REDACTED.to_string())
+            } else {
+                value.clone()
+            }
         }
         Value::Number(number) => {
             let text = number.to_string();
-            if redactor.redact(&text) != text { Value::String(REDACTED.to_string()) } else { value.clone() }
+            if redactor.redact(&text) != text {
+                Value::String(REDACTED.to_string())
+            } else {
+                value.clone()
+            }
         }
-        Value::Array(items) => Value::Array(items.iter().map(|item| scrub_strings(item, redactor)).collect()),
-        Value::Object(fields) => {
-            Value::Object(fields.iter().map(|(key, field)| (key.clone(), scrub_strings(field, redactor))).collect())
-        }
+        Value::Array(items) => Value::Array(
+            items
+                .iter()
+                .map(|item| scrub_strings(item, redactor))
+                .collect(),
+        ),
+        Value::Object(fields) => Value::Object(
+            fields
+                .iter()
+                .map(|(key, field)| (key.clone(), scrub_strings(field, redactor)))
+                .collect(),
+        ),
         other => other.clone(),
     }
 }
@@ -487,19 +590,51 @@ fn read_output_change(name: &str, change: &Value, redactor: &Redactor) -> Output
     let actions: Vec<String> = change
         .get("actions")
         .and_then(Value::as_array)
-        .map(|list| list.iter().filter_map(Value::as_str).map(str::to_string).collect())
+        .map(|list| {
+            list.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_string)
+                .collect()
+        })
         .unwrap_or_default();
-    let before_mask = change.get("before_sensitive").cloned().unwrap_or(Value::Bool(false));
-    let after_mask = change.get("after_sensitive").cloned().unwrap_or(Value::Bool(false));
+    let before_mask = change
+        .get("before_sensitive")
+        .cloned()
+        .unwrap_or(Value::Bool(false));
+    let after_mask = change
+        .get("after_sensitive")
+        .cloned()
+        .unwrap_or(Value::Bool(false));
     let sensitive = mask_has_sensitive(&before_mask) || mask_has_sensitive(&after_mask);
-    let unknown = change.get("after_unknown").is_some_and(|u| u == &Value::Bool(true));
-    let before = change.get("before").filter(|v| !v.is_null()).map(|v| redact_value(v, &before_mask, redactor));
+    let unknown = change
+        .get("after_unknown")
+        .is_some_and(|u| u == &Value::Bool(true));
+    let before = change
+        .get("before")
+        .filter(|v| !v.is_null())
+        .map(|v| redact_value(v, &before_mask, redactor));
     let after = if unknown {
-        Some(Value::String(if after_mask == Value::Bool(true) { REDACTED } else { KNOWN_AFTER_APPLY }.to_string()))
+        Some(Value::String(
+            if after_mask == Value::Bool(true) {
+                REDACTED
+            } else {
+                KNOWN_AFTER_APPLY
+            }
+            .to_string(),
+        ))
     } else {
-        change.get("after").filter(|v| !v.is_null()).map(|v| redact_value(v, &after_mask, redactor))
+        change
+            .get("after")
+            .filter(|v| !v.is_null())
+            .map(|v| redact_value(v, &after_mask, redactor))
     };
-    OutputChange { name: name.to_string(), action: ChangeAction::from_actions(&actions), sensitive, before, after }
+    OutputChange {
+        name: name.to_string(),
+        action: ChangeAction::from_actions(&actions),
+        sensitive,
+        before,
+        after,
+    }
 }
 
 /// Every secret the plan document reveals: values of sensitive variables, sensitive outputs
@@ -511,7 +646,12 @@ fn collect_secrets(document: &Value, redactor: &Redactor) {
         .map(|variables| {
             variables
                 .iter()
-                .map(|(name, v)| (name.clone(), v.get("sensitive").and_then(Value::as_bool).unwrap_or(false)))
+                .map(|(name, v)| {
+                    (
+                        name.clone(),
+                        v.get("sensitive").and_then(Value::as_bool).unwrap_or(false),
+                    )
+                })
                 .collect()
         })
         .unwrap_or_default();
@@ -527,7 +667,10 @@ fn collect_secrets(document: &Value, redactor: &Redactor) {
     for pointer in ["/prior_state/values/outputs", "/planned_values/outputs"] {
         if let Some(outputs) = document.pointer(pointer).and_then(Value::as_object) {
             for output in outputs.values() {
-                if output.get("sensitive").and_then(Value::as_bool).unwrap_or(false)
+                if output
+                    .get("sensitive")
+                    .and_then(Value::as_bool)
+                    .unwrap_or(false)
                     && let Some(value) = output.get("value")
                 {
                     redactor.add_value(value);
@@ -536,16 +679,28 @@ fn collect_secrets(document: &Value, redactor: &Redactor) {
         }
     }
     for key in ["resource_changes", "resource_drift"] {
-        for item in document.get(key).and_then(Value::as_array).into_iter().flatten() {
-            let Some(change) = item.get("change") else { continue };
-            for (value_key, mask_key) in [("before", "before_sensitive"), ("after", "after_sensitive")] {
+        for item in document
+            .get(key)
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let Some(change) = item.get("change") else {
+                continue;
+            };
+            for (value_key, mask_key) in
+                [("before", "before_sensitive"), ("after", "after_sensitive")]
+            {
                 if let (Some(value), Some(mask)) = (change.get(value_key), change.get(mask_key)) {
                     add_masked(value, mask, redactor);
                 }
             }
         }
     }
-    for pointer in ["/prior_state/values/root_module", "/planned_values/root_module"] {
+    for pointer in [
+        "/prior_state/values/root_module",
+        "/planned_values/root_module",
+    ] {
         if let Some(module) = document.pointer(pointer) {
             add_module_secrets(module, redactor);
         }
@@ -553,12 +708,24 @@ fn collect_secrets(document: &Value, redactor: &Redactor) {
 }
 
 fn add_module_secrets(module: &Value, redactor: &Redactor) {
-    for resource in module.get("resources").and_then(Value::as_array).into_iter().flatten() {
-        if let (Some(values), Some(mask)) = (resource.get("values"), resource.get("sensitive_values")) {
+    for resource in module
+        .get("resources")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        if let (Some(values), Some(mask)) =
+            (resource.get("values"), resource.get("sensitive_values"))
+        {
             add_masked(values, mask, redactor);
         }
     }
-    for child in module.get("child_modules").and_then(Value::as_array).into_iter().flatten() {
+    for child in module
+        .get("child_modules")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
         add_module_secrets(child, redactor);
     }
 }
@@ -637,8 +804,14 @@ mod tests {
         for text in [&json, &human] {
             assert!(!text.contains("secretpw"), "secret leaked: {text}");
         }
-        assert!(human.contains("REPLACE because of triggers_replace"), "{human}");
-        assert!(human.contains("triggers_replace = \"a\" -> \"b\""), "{human}");
+        assert!(
+            human.contains("REPLACE because of triggers_replace"),
+            "{human}"
+        );
+        assert!(
+            human.contains("triggers_replace = \"a\" -> \"b\""),
+            "{human}"
+        );
         // Round trip through the public types.
         let back: PlanSummary = serde_json::from_str(&json).unwrap();
         assert_eq!(back, plan);
@@ -662,7 +835,13 @@ mod tests {
     #[test]
     fn paths_render_like_terraform() {
         assert_eq!(render_path(&[json!("tags"), json!("Name")]), "tags.Name");
-        assert_eq!(render_path(&[json!("rule"), json!(0), json!("port")]), "rule[0].port");
-        assert_eq!(render_path(&[json!("labels"), json!("app.kubernetes.io/name")]), "labels[\"app.kubernetes.io/name\"]");
+        assert_eq!(
+            render_path(&[json!("rule"), json!(0), json!("port")]),
+            "rule[0].port"
+        );
+        assert_eq!(
+            render_path(&[json!("labels"), json!("app.kubernetes.io/name")]),
+            "labels[\"app.kubernetes.io/name\"]"
+        );
     }
 }

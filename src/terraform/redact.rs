@@ -26,7 +26,9 @@ pub fn redact_with_mask(value: &Value, mask: &Value) -> Value {
             fields
                 .iter()
                 .map(|(key, field)| {
-                    let redacted = masks.get(key).map_or_else(|| field.clone(), |m| redact_with_mask(field, m));
+                    let redacted = masks
+                        .get(key)
+                        .map_or_else(|| field.clone(), |m| redact_with_mask(field, m));
                     (key.clone(), redacted)
                 })
                 .collect(),
@@ -35,7 +37,11 @@ pub fn redact_with_mask(value: &Value, mask: &Value) -> Value {
             items
                 .iter()
                 .enumerate()
-                .map(|(index, item)| masks.get(index).map_or_else(|| item.clone(), |m| redact_with_mask(item, m)))
+                .map(|(index, item)| {
+                    masks
+                        .get(index)
+                        .map_or_else(|| item.clone(), |m| redact_with_mask(item, m))
+                })
                 .collect(),
         ),
         _ => value.clone(),
@@ -63,7 +69,9 @@ impl Redactor {
     pub fn add_value(&self, value: &Value) {
         let mut found = Vec::new();
         collect_leaves(value, &mut found);
-        let Ok(mut secrets) = self.secrets.lock() else { return };
+        let Ok(mut secrets) = self.secrets.lock() else {
+            return;
+        };
         for secret in found {
             if secret.chars().count() >= MINIMUM_SECRET_LENGTH && !secrets.contains(&secret) {
                 secrets.push(secret);
@@ -75,7 +83,9 @@ impl Redactor {
 
     /// `text` with every known secret replaced by [`REDACTED`].
     pub fn redact(&self, text: &str) -> String {
-        let Ok(secrets) = self.secrets.lock() else { return text.to_string() };
+        let Ok(secrets) = self.secrets.lock() else {
+            return text.to_string();
+        };
         let mut text = text.to_string();
         for secret in secrets.iter() {
             if text.contains(secret.as_str()) {
@@ -100,7 +110,9 @@ fn collect_leaves(value: &Value, found: &mut Vec<String>) {
         }
         Value::Number(number) => found.push(number.to_string()),
         Value::Array(items) => items.iter().for_each(|item| collect_leaves(item, found)),
-        Value::Object(fields) => fields.values().for_each(|field| collect_leaves(field, found)),
+        Value::Object(fields) => fields
+            .values()
+            .for_each(|field| collect_leaves(field, found)),
         Value::Bool(_) | Value::Null => {}
     }
 }
@@ -127,7 +139,10 @@ mod tests {
     fn known_secrets_are_scrubbed_from_text() {
         let redactor = Redactor::default();
         redactor.add_value(&json!({"password": "hunter2", "pin": "12"}));
-        assert_eq!(redactor.redact("login with hunter2 or 12"), "login with <sensitive> or 12");
+        assert_eq!(
+            redactor.redact("login with hunter2 or 12"),
+            "login with <sensitive> or 12"
+        );
         let clone = redactor.clone();
         clone.add_value(&json!("s3cr3t-token"));
         assert_eq!(redactor.redact("s3cr3t-token"), REDACTED);

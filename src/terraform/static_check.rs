@@ -35,7 +35,10 @@ pub struct ModuleInfo {
 impl ModuleInfo {
     /// Names of the variables declared `sensitive = true`.
     pub fn sensitive_variables(&self) -> impl Iterator<Item = &str> {
-        self.variables.values().filter(|v| v.sensitive).map(|v| v.name.as_str())
+        self.variables
+            .values()
+            .filter(|v| v.sensitive)
+            .map(|v| v.name.as_str())
     }
 }
 
@@ -66,7 +69,10 @@ pub fn check_static(settings: &TerraformSettings) -> Result<ModuleInfo, Terrafor
     if problems.is_empty() {
         Ok(info)
     } else {
-        Err(TerraformError::Static { environment: settings.env_name.clone(), problems })
+        Err(TerraformError::Static {
+            environment: settings.env_name.clone(),
+            problems,
+        })
     }
 }
 
@@ -78,7 +84,10 @@ pub fn inspect_module(module_dir: &Path, display_root: &Path) -> (ModuleInfo, Ve
     let entries = match std::fs::read_dir(module_dir) {
         Ok(entries) => entries,
         Err(error) => {
-            problems.push(StaticProblem::Unreadable { path: module_dir.to_path_buf(), message: error.to_string() });
+            problems.push(StaticProblem::Unreadable {
+                path: module_dir.to_path_buf(),
+                message: error.to_string(),
+            });
             return (info, problems);
         }
     };
@@ -94,16 +103,26 @@ pub fn inspect_module(module_dir: &Path, display_root: &Path) -> (ModuleInfo, Ve
         .collect();
     files.sort();
     for path in &files {
-        let shown = path.strip_prefix(display_root).unwrap_or(path).to_path_buf();
+        let shown = path
+            .strip_prefix(display_root)
+            .unwrap_or(path)
+            .to_path_buf();
         let text = match std::fs::read_to_string(path) {
             Ok(text) => text,
             Err(error) => {
-                problems.push(StaticProblem::Unreadable { path: shown, message: error.to_string() });
+                problems.push(StaticProblem::Unreadable {
+                    path: shown,
+                    message: error.to_string(),
+                });
                 continue;
             }
         };
         let is_json = path.extension().is_some_and(|e| e == "json");
-        let result = if is_json { read_json_file(&text, &shown, &mut info) } else { read_hcl_file(&text, &shown, &mut info) };
+        let result = if is_json {
+            read_json_file(&text, &shown, &mut info)
+        } else {
+            read_hcl_file(&text, &shown, &mut info)
+        };
         if let Err(problem) = result {
             problems.push(problem);
         }
@@ -113,10 +132,11 @@ pub fn inspect_module(module_dir: &Path, display_root: &Path) -> (ModuleInfo, Ve
 }
 
 fn read_hcl_file(text: &str, shown: &Path, info: &mut ModuleInfo) -> Result<(), StaticProblem> {
-    let body: Body = hcl::edit::parser::parse_body(text).map_err(|error| StaticProblem::Syntax {
-        at: Location::new(shown, error.location().line(), error.location().column()),
-        message: error.message().to_string(),
-    })?;
+    let body: Body =
+        hcl::edit::parser::parse_body(text).map_err(|error| StaticProblem::Syntax {
+            at: Location::new(shown, error.location().line(), error.location().column()),
+            message: error.message().to_string(),
+        })?;
     let location_of = |block: &Block| {
         let offset = block.span().map_or(0, |span| span.start);
         let (line, column) = line_column(text, offset);
@@ -144,7 +164,8 @@ fn read_hcl_file(text: &str, shown: &Path, info: &mut ModuleInfo) -> Result<(), 
             }
             ("terraform", _) => {
                 if let Some(span) = block.span() {
-                    info.init_inputs.push(text.get(span).unwrap_or_default().to_string());
+                    info.init_inputs
+                        .push(text.get(span).unwrap_or_default().to_string());
                 }
             }
             ("module", Some(name)) => {
@@ -165,17 +186,21 @@ fn read_hcl_file(text: &str, shown: &Path, info: &mut ModuleInfo) -> Result<(), 
 
 /// `.tf.json` files: the same blocks in Terraform's JSON syntax (locations are the file start).
 fn read_json_file(text: &str, shown: &Path, info: &mut ModuleInfo) -> Result<(), StaticProblem> {
-    let document: serde_json::Value = serde_json::from_str(text).map_err(|error| StaticProblem::Syntax {
-        at: Location::new(shown, error.line(), error.column()),
-        message: error.to_string(),
-    })?;
+    let document: serde_json::Value =
+        serde_json::from_str(text).map_err(|error| StaticProblem::Syntax {
+            at: Location::new(shown, error.line(), error.column()),
+            message: error.to_string(),
+        })?;
     let at = Location::new(shown, 1, 1);
     if let Some(variables) = document.get("variable").and_then(|v| v.as_object()) {
         for (name, body) in variables {
             let variable = VariableInfo {
                 name: name.clone(),
                 required: body.get("default").is_none(),
-                sensitive: body.get("sensitive").and_then(|s| s.as_bool()).unwrap_or(false),
+                sensitive: body
+                    .get("sensitive")
+                    .and_then(|s| s.as_bool())
+                    .unwrap_or(false),
                 declared_at: at.clone(),
             };
             info.variables.insert(name.clone(), variable);
@@ -185,7 +210,10 @@ fn read_json_file(text: &str, shown: &Path, info: &mut ModuleInfo) -> Result<(),
         for (name, body) in outputs {
             let output = OutputInfo {
                 name: name.clone(),
-                sensitive: body.get("sensitive").and_then(|s| s.as_bool()).unwrap_or(false),
+                sensitive: body
+                    .get("sensitive")
+                    .and_then(|s| s.as_bool())
+                    .unwrap_or(false),
                 declared_at: at.clone(),
             };
             info.outputs.insert(name.clone(), output);
@@ -207,13 +235,20 @@ fn is_true(expression: Option<&Expression>) -> bool {
 fn line_column(text: &str, offset: usize) -> (usize, usize) {
     let before = text.get(..offset).unwrap_or(text);
     let line = before.matches('\n').count() + 1;
-    let column = before.rsplit('\n').next().map_or(0, |rest| rest.chars().count()) + 1;
+    let column = before
+        .rsplit('\n')
+        .next()
+        .map_or(0, |rest| rest.chars().count())
+        + 1;
     (line, column)
 }
 
 fn check_variables(info: &ModuleInfo, settings: &TerraformSettings) -> Vec<StaticProblem> {
     let mut problems = Vec::new();
-    let env_file = settings.env_file.strip_prefix(&settings.display_root).unwrap_or(&settings.env_file);
+    let env_file = settings
+        .env_file
+        .strip_prefix(&settings.display_root)
+        .unwrap_or(&settings.env_file);
     let vars_location = settings
         .vars_location
         .clone()
@@ -247,7 +282,11 @@ fn check_variables(info: &ModuleInfo, settings: &TerraformSettings) -> Vec<Stati
         problems.push(StaticProblem::UndeclaredVariable {
             name: name.clone(),
             env_location,
-            module_dir: settings.module_dir.strip_prefix(&settings.display_root).unwrap_or(&settings.module_dir).to_path_buf(),
+            module_dir: settings
+                .module_dir
+                .strip_prefix(&settings.display_root)
+                .unwrap_or(&settings.module_dir)
+                .to_path_buf(),
             suggestion,
         });
     }
@@ -281,7 +320,11 @@ mod tests {
     #[test]
     fn syntax_errors_have_file_and_line() {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("broken.tf"), "variable \"a\" {\n  type = string\n\nresource \"x\" {\n").unwrap();
+        std::fs::write(
+            dir.path().join("broken.tf"),
+            "variable \"a\" {\n  type = string\n\nresource \"x\" {\n",
+        )
+        .unwrap();
         let (_, problems) = inspect_module(dir.path(), dir.path());
         match problems.as_slice() {
             [StaticProblem::Syntax { at, .. }] => assert_eq!(at.file, Path::new("broken.tf")),
