@@ -473,6 +473,79 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_per_call_interrupt_sends_one_sigint_and_waits() {
+        let dir = tempfile::tempdir().unwrap();
+        let count_file = dir.path().join("sigints");
+        // Counts SIGINTs into a file, keeps printing for a while after the first one (the old
+        // loop re-signalled on every line), then exits on its own.
+        let script = format!(
+            "n=0; trap 'n=$((n+1)); echo $n > {file}' INT; echo ready; \
+             while [ $n -eq 0 ]; do sleep 0.05; done; \
+             for i in 1 2 3 4 5 6; do echo after$i; sleep 0.05; done; exit 0",
+            file = count_file.display()
+        );
+        let (interrupt, interrupted) = watch::channel(false);
+        let process = Process::new("sh")
+            .args(["-c", script.as_str()])
+            .inherit_env(|k| k == "PATH");
+        let started = std::time::Instant::now();
+        let mut interrupt = Some(interrupt);
+        let result = process
+            .run_unchecked_with_interrupt(
+                move |line| {
+                    if line == "ready"
+                        && let Some(sender) = interrupt.take()
+                    {
+                        // Keep the sender alive in a task so the channel stays open.
+                        tokio::spawn(async move {
+                            tokio::time::sleep(Duration::from_millis(100)).await;
+                            sender.send_replace(true);
+                            tokio::time::sleep(Duration::from_secs(5)).await;
+                        });
+                    }
+                },
+                interrupted,
+            )
+            .await;
+        assert!(
+            matches!(result, Err(ProcessError::Interrupted { .. })),
+            "{result:?}"
+        );
+        let elapsed = started.elapsed();
+        assert!(
+            elapsed >= Duration::from_millis(350),
+            "waited for the child to finish its cleanup: {elapsed:?}"
+        );
+        assert!(
+            elapsed < Duration::from_secs(5),
+            "no SIGKILL grace needed: {elapsed:?}"
+        );
+        assert_eq!(
+            std::fs::read_to_string(&count_file).unwrap().trim(),
+            "1",
+            "exactly one SIGINT"
+        );
+        assert!(
+            !is_interrupted(),
+            "a per-call interrupt leaves the global flag alone"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_dropped_interrupt_sender_never_interrupts() {
+        let (sender, receiver) = watch::channel(false);
+        drop(sender);
+        let process = Process::new("sh")
+            .args(["-c", "sleep 0.2; echo done"])
+            .inherit_env(|k| k == "PATH");
+        let output = process
+            .run_unchecked_with_interrupt(|_| {}, receiver)
+            .await
+            .unwrap();
+        assert_eq!(output.stdout_text(), "done\n");
+    }
+
+    #[tokio::test]
     async fn missing_program_is_a_spawn_error() {
         let err = Process::new("definitely-not-a-program-gitship")
             .run()

@@ -77,7 +77,9 @@ impl Terraform {
         let (info, _) = inspect_module(&settings.module_dir, &settings.display_root);
         register_sensitive_variables(&info, &settings, &redactor);
         let binary = settings.binary.clone();
-        let process = base_process(&settings).args(["version", "-json"]);
+        let mut process = base_process(&settings).args(["version", "-json"]);
+        // Not in the module directory: a missing module must not look like a missing binary.
+        process.cwd = None;
         let output = match process
             .run_unchecked_with_interrupt(|_| {}, crate::process::interrupt_receiver())
             .await
@@ -178,6 +180,16 @@ impl Terraform {
             path: data_dir.clone(),
             source,
         })?;
+        // Keep the data dir (plugins, backend config, var file with secrets) out of Git even when
+        // the repository's own `.gitignore` forgets `.gitship/`.
+        let ignore = data_dir.join(".gitignore");
+        if !ignore.exists() {
+            std::fs::write(&ignore, "*\n").map_err(|source| TerraformError::Io {
+                action: "write",
+                path: ignore.clone(),
+                source,
+            })?;
+        }
         let (info, problems) =
             inspect_module(&self.settings.module_dir, &self.settings.display_root);
         if !problems.is_empty() {

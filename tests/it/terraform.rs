@@ -310,6 +310,11 @@ async fn plan_apply_replan_update_and_separate_states() {
     }
     assert_ne!(staging.data_dir, production.data_dir);
     assert!(staging.data_dir.ends_with(".gitship/terraform/staging"));
+    assert_eq!(
+        std::fs::read_to_string(staging.data_dir.join(".gitignore")).unwrap(),
+        "*\n",
+        "kept out of Git"
+    );
 }
 
 #[tokio::test]
@@ -885,6 +890,12 @@ async fn missing_and_too_old_binaries_are_clear_errors() {
     let mut settings = fixture.settings("staging", vars("blog"));
     settings.binary = "/nonexistent/terraform".into();
     let error = Terraform::new(settings.clone()).await.unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .starts_with("cannot run `/nonexistent/terraform`"),
+        "{error}"
+    );
     assert!(
         matches!(error, TerraformError::BinaryMissing { .. }),
         "{error:?}"
