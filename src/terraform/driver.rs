@@ -339,6 +339,14 @@ impl Terraform {
                 source,
             })?;
         }
+        // Never leave an older plan at `out` for a failed run to be mistaken by.
+        if out.exists() {
+            std::fs::remove_file(&out).map_err(|source| TerraformError::Io {
+                action: "remove",
+                path: out.clone(),
+                source,
+            })?;
+        }
         let var_file = self.write_var_file()?;
         let mut args: Vec<OsString> = vec![
             "plan".into(),
@@ -480,6 +488,7 @@ impl Terraform {
             {
                 return TerraformError::StateLocked {
                     environment,
+                    binary: self.settings.binary.clone(),
                     lock: Box::new(lock),
                 };
             }

@@ -57,6 +57,8 @@ pub enum TerraformError {
     )]
     StateLocked {
         environment: String,
+        /// `terraform` or `tofu`, for the `force-unlock` hint.
+        binary: String,
         lock: Box<LockInfo>,
     },
 
@@ -117,9 +119,9 @@ impl TerraformError {
             TerraformError::Static { .. } => Some(
                 "make `terraform.vars` in the environment config match the module's `variable` blocks".to_string(),
             ),
-            TerraformError::StateLocked { lock, .. } => Some(format!(
+            TerraformError::StateLocked { lock, binary, .. } => Some(format!(
                 "wait for the other run to finish; if it is gone for good, release the lock with \
-                 `terraform force-unlock {}` (same TF_DATA_DIR and workspace)",
+                 `{binary} force-unlock {}` (same TF_DATA_DIR and workspace)",
                 lock.id
             )),
             TerraformError::StalePlan { .. } => Some("run `gitship plan` again, then deploy the new plan".to_string()),
@@ -351,6 +353,7 @@ mod tests {
     fn locked_error_names_id_holder_and_hint() {
         let error = TerraformError::StateLocked {
             environment: "staging".into(),
+            binary: "terraform".into(),
             lock: Box::new(LockInfo {
                 id: "abc".into(),
                 who: Some("ci@runner".into()),

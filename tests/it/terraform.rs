@@ -639,7 +639,10 @@ async fn a_held_state_lock_is_reported_with_id_holder_and_hint() {
     let group = nix::unistd::Pid::from_raw(i32::try_from(holder.id()).unwrap());
     let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGINT);
     let _ = holder.wait();
-    let TerraformError::StateLocked { lock, environment } = &error else {
+    let TerraformError::StateLocked {
+        lock, environment, ..
+    } = &error
+    else {
         panic!("expected a lock error, got {error:?}")
     };
     let lock = (**lock).clone();
