@@ -13,7 +13,7 @@ use serde_json::Value;
 use crate::terraform::redact::{REDACTED, Redactor, mask_has_sensitive, redact_with_mask};
 
 /// What an unknown-until-apply value is shown as.
-pub const KNOWN_AFTER_APPLY: &str = "(known after apply)";
+pub const KNOWN_AFTER_APPLY: &str = crate::plan::KNOWN_AFTER_APPLY;
 
 /// Which kind of plan.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -326,6 +326,88 @@ impl DriftReport {
         }
         render_outputs(&mut text, &self.output_changes);
         text
+    }
+}
+
+/// Conversions into the cross-layer plan model of [`crate::plan`] (its values are the same
+/// redacted renderings).
+impl PlanSummary {
+    /// The Terraform part of the cross-layer plan.
+    pub fn to_plan_part(&self) -> crate::plan::TerraformPart {
+        crate::plan::TerraformPart {
+            resources: self
+                .changes
+                .iter()
+                .filter_map(ResourceChange::to_plan_change)
+                .collect(),
+            outputs: self
+                .output_changes
+                .iter()
+                .filter_map(OutputChange::to_plan_change)
+                .collect(),
+        }
+    }
+}
+
+impl DriftReport {
+    /// The Terraform resources of the cross-layer drift report: changed outside Terraform, then
+    /// what a deploy would change.
+    pub fn to_plan_changes(&self) -> Vec<crate::plan::ResourceChange> {
+        self.changed_outside
+            .iter()
+            .chain(&self.pending_changes)
+            .filter_map(ResourceChange::to_plan_change)
+            .collect()
+    }
+}
+
+impl ResourceChange {
+    /// This change in the cross-layer plan model; `None` for no-ops. A `forget` (removed from
+    /// the state, left running) shows as a destroy: the resource leaves Terraform's management.
+    pub fn to_plan_change(&self) -> Option<crate::plan::ResourceChange> {
+        use crate::plan::ResourceAction;
+        let action = match self.action {
+            ChangeAction::Create => ResourceAction::Create,
+            ChangeAction::Update => ResourceAction::Update,
+            ChangeAction::Replace => ResourceAction::Replace,
+            ChangeAction::Delete | ChangeAction::Forget => ResourceAction::Destroy,
+            ChangeAction::Read => ResourceAction::Read,
+            ChangeAction::NoOp => return None,
+        };
+        Some(crate::plan::ResourceChange {
+            address: self.address.clone(),
+            action,
+            replace_reasons: self.replace_reasons.clone(),
+            attributes: self
+                .attributes
+                .iter()
+                .map(|attribute| crate::plan::FieldChange {
+                    path: attribute.name.clone(),
+                    before: attribute.before.as_ref().map(render_value),
+                    after: attribute.after.as_ref().map(render_value),
+                })
+                .collect(),
+        })
+    }
+}
+
+impl OutputChange {
+    /// This change in the cross-layer plan model; `None` for no-ops and reads.
+    pub fn to_plan_change(&self) -> Option<crate::plan::OutputChange> {
+        use crate::plan::OutputAction;
+        let action = match self.action {
+            ChangeAction::Create => OutputAction::Create,
+            ChangeAction::Update | ChangeAction::Replace => OutputAction::Update,
+            ChangeAction::Delete | ChangeAction::Forget => OutputAction::Delete,
+            ChangeAction::Read | ChangeAction::NoOp => return None,
+        };
+        Some(crate::plan::OutputChange {
+            name: self.name.clone(),
+            action,
+            sensitive: self.sensitive,
+            before: self.before.as_ref().map(render_value),
+            after: self.after.as_ref().map(render_value),
+        })
     }
 }
 
@@ -815,6 +897,32 @@ mod tests {
         // Round trip through the public types.
         let back: PlanSummary = serde_json::from_str(&json).unwrap();
         assert_eq!(back, plan);
+    }
+
+    #[test]
+    fn converts_into_the_cross_layer_plan_redacted() {
+        let plan = PlanSummary::from_show_json(
+            &replace_plan().to_string(),
+            "staging",
+            PlanMode::Normal,
+            PathBuf::from("plan.tfplan"),
+            &Redactor::default(),
+        )
+        .unwrap();
+        let part = plan.to_plan_part();
+        assert_eq!(part.resources.len(), 1);
+        assert_eq!(
+            part.resources[0].action,
+            crate::plan::ResourceAction::Replace
+        );
+        assert_eq!(
+            part.resources[0].replace_reasons,
+            vec!["triggers_replace".to_string()]
+        );
+        assert_eq!(part.outputs[0].action, crate::plan::OutputAction::Update);
+        assert_eq!(part.outputs[0].after.as_deref(), Some(REDACTED));
+        let json = serde_json::to_string(&part).unwrap();
+        assert!(!json.contains("secretpw"), "{json}");
     }
 
     #[test]

@@ -10,8 +10,8 @@ use std::sync::{Arc, Mutex};
 
 use serde_json::Value;
 
-/// What a sensitive value is shown as, everywhere.
-pub const REDACTED: &str = "<sensitive>";
+/// What a sensitive value is shown as, everywhere (the cross-layer plan's marker).
+pub const REDACTED: &str = crate::plan::REDACTED;
 
 /// Secrets shorter than this are not searched for in free text (they would mangle ordinary
 /// words); structured redaction still hides them.
