@@ -112,6 +112,9 @@ pub async fn kubernetes_stage(
 
 /// A [`KubeError`] as an error chain carrying its hint.
 pub fn user_error(error: KubeError) -> anyhow::Error {
+    if matches!(error, KubeError::Interrupted) {
+        return UserError::interrupted().into();
+    }
     let hint = error.hint();
     let message = error.to_string();
     match hint {

@@ -745,6 +745,9 @@ async fn apply_groups(
         groups.entry(prepared.position).or_default().push(prepared);
     }
     for (_, group) in groups {
+        if crate::process::is_interrupted() {
+            return Err(KubeError::Interrupted);
+        }
         let results: Vec<ApplyResult> = futures::stream::iter(group)
             .map(|prepared| async move {
                 let result =
@@ -815,6 +818,9 @@ async fn wait_healthy(
     }
     let retry = &options.retry;
     let mut last = None;
+    if crate::process::is_interrupted() {
+        return Err(KubeError::Interrupted);
+    }
     let outcome = health::wait(client, objects, options.timeout, retry, |ready, total| {
         if last != Some(ready) {
             printer.status(&format!("waiting for health: {ready}/{total} ready"));
@@ -827,6 +833,9 @@ async fn wait_healthy(
         message: apply::error_message(&source),
         source,
     })?;
+    if crate::process::is_interrupted() {
+        return Err(KubeError::Interrupted);
+    }
     if outcome.unhealthy.is_empty() {
         return Ok(());
     }

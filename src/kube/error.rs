@@ -84,6 +84,9 @@ pub enum KubeError {
         "refusing to prune all {count} object(s) of environment `{env}`: the desired set is empty"
     )]
     EmptyDesiredSet { env: String, count: usize },
+    /// SIGINT/SIGTERM arrived; the deploy stopped between steps (the lock was released).
+    #[error("interrupted")]
+    Interrupted,
     /// The inventory ConfigMap exists but cannot be read.
     #[error("the inventory ConfigMap `{name}` is corrupt: {message}")]
     CorruptInventory { name: String, message: String },

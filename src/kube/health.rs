@@ -314,7 +314,7 @@ pub async fn wait(
                 timed_out: false,
             });
         }
-        if tokio::time::Instant::now() >= deadline {
+        if tokio::time::Instant::now() >= deadline || crate::process::is_interrupted() {
             let unhealthy = states
                 .into_iter()
                 .filter(|(_, h, _)| *h != Health::Ready)

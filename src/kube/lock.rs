@@ -188,6 +188,9 @@ pub async fn acquire(
                 match lease_state(&value, holder, Utc::now()) {
                     LeaseState::Held { holder: other } => {
                         let waited = started.elapsed();
+                        if crate::process::is_interrupted() {
+                            return Err(KubeError::Interrupted);
+                        }
                         if waited >= options.timeout {
                             return Err(KubeError::LockTimeout {
                                 env: environment.to_string(),
