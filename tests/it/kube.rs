@@ -802,3 +802,73 @@ async fn the_diff_primitives_see_no_false_drift_and_name_the_changed_field() {
     assert_eq!(drifted.prune.len(), 1);
     assert_eq!(drifted.prune[0].name, "blog-config");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn objects_are_applied_by_stage_then_wave_then_kind() {
+    let cluster = cluster().await;
+    let late = desired(
+        "late.yaml",
+        json!({"apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "late", "annotations": {"gitship.dev/wave": "1"}}, "data": {}}),
+    );
+    let early = desired(
+        "early.yaml",
+        json!({"apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "early", "annotations": {"gitship.dev/wave": "-1"}},
+        "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "early"}},
+            "template": {"metadata": {"labels": {"app": "early"}}, "spec": {"containers": [{"name": "a", "image": "a"}]}}}}),
+    );
+    let role = desired(
+        "role.yaml",
+        json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+        "metadata": {"name": "blog-reader"}, "rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get"]}]}),
+    );
+    let mut objects = vec![late, early];
+    objects.extend(blog());
+    objects.push(role);
+    let start = cluster.sim.handle().request_count();
+    cluster.deploy(objects).await.expect("deploy");
+    let applied: Vec<String> = writes_since(&cluster.sim, start)
+        .into_iter()
+        .filter(|w| w.starts_with("PATCH") && !is_bookkeeping(w))
+        .map(|w| {
+            w.rsplit('/')
+                .take(2)
+                .collect::<Vec<_>>()
+                .into_iter()
+                .rev()
+                .collect::<Vec<_>>()
+                .join("/")
+        })
+        .collect();
+    let position = |name: &str| {
+        applied
+            .iter()
+            .position(|a| a == name)
+            .unwrap_or_else(|| panic!("{name} not applied: {applied:?}"))
+    };
+    assert!(
+        position("clusterroles/blog-reader") < position("deployments/early"),
+        "bootstrap first: {applied:?}"
+    );
+    assert!(
+        position("deployments/early") < position("serviceaccounts/blog"),
+        "wave -1 before wave 0: {applied:?}"
+    );
+    assert!(
+        position("secrets/blog-db") < position("configmaps/blog-config"),
+        "{applied:?}"
+    );
+    assert!(
+        position("configmaps/blog-config") < position("services/blog-backend"),
+        "{applied:?}"
+    );
+    assert!(
+        position("services/blog-backend") < position("deployments/blog-backend"),
+        "{applied:?}"
+    );
+    assert!(
+        position("deployments/blog-frontend") < position("configmaps/late"),
+        "wave 1 last: {applied:?}"
+    );
+}
