@@ -138,7 +138,13 @@ const YAML11_WORDS: &[&str] = &[
 /// Whether `text` can be written without quotes and reads back as the same string everywhere.
 pub fn is_plain_safe(text: &str) -> bool {
     let Some(first) = text.chars().next() else { return false };
-    if !(first.is_ascii_alphabetic() || first == '/' || first == '_') {
+    // A leading digit is fine for quantities like `250m` or `1Gi`, but not for anything a YAML 1.1
+    // parser reads as a number: sexagesimal `1:20`, `1_000`, `0b101`, `0o17`, `0x1f`, `0755`.
+    let quantity_like = first.is_ascii_digit()
+        && text.chars().any(|c| c.is_ascii_alphabetic())
+        && !text.contains([':', '_'])
+        && !text.starts_with("0");
+    if !(first.is_ascii_alphabetic() || first == '/' || first == '_' || quantity_like) {
         return false;
     }
     if text.ends_with([' ', ':']) || text.contains(": ") || text.contains(" #") {
@@ -200,6 +206,12 @@ mod tests {
                 "url": "postgres://blog@db:5432/blog",
                 "octal": "0755",
                 "dash": "-x",
+                "quantity": "250m",
+                "exponent": "1e3",
+                "exponent_upper": "1E3",
+                "hex": "0x1f",
+                "binary": "0b101",
+                "sexagesimal": "1:20",
                 "unicode": "héllo",
                 "tab": "a\tb\nc",
             },

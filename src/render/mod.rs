@@ -503,7 +503,11 @@ impl Renderer<'_> {
             match metadata.get("namespace") {
                 Some(Value::String(namespace)) if !namespace.is_empty() => {}
                 None | Some(Value::Null) => {
-                    metadata.insert("namespace".into(), Value::String(self.inputs.namespace.clone()));
+                    // Right after `name`, where people write it.
+                    let index = metadata.keys().position(|k| k == "name").map_or(0, |i| i + 1);
+                    metadata.remove("namespace");
+                    let index = index.min(metadata.len());
+                    metadata.shift_insert(index, "namespace".into(), Value::String(self.inputs.namespace.clone()));
                 }
                 Some(_) => return Err(format!("`{kind}`: `metadata.namespace` must be a string")),
             }
