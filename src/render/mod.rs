@@ -281,7 +281,7 @@ impl RenderError {
                 "pass Terraform outputs with `--terraform-outputs FILE` (the output of `terraform output -json`)".into(),
             ),
             RenderError::Problems { .. } => {
-                Some("fix the manifests, or define the missing values in the environment's config".into())
+                Some("fix the manifests at the positions shown; `values.*` come from the environment's `values`".into())
             }
             RenderError::Git(_) => Some("gitship renders from a Git work tree with at least one commit".into()),
             RenderError::ContentTag { .. } => None,

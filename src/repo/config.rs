@@ -152,7 +152,7 @@ impl EnvConfig {
         let cluster_entries = reader.mapping(cluster_node, "cluster")?;
         reader.check_keys(cluster_entries, "cluster", &["context", "namespace", "kubeconfig", "force_conflicts"])?;
         let namespace_node = find(cluster_entries, "namespace").ok_or_else(|| RepoError::MissingKey {
-            location: Location::new(display_file, cluster_node.line, cluster_node.column),
+            location: spans.location("cluster"),
             key: "cluster.namespace".into(),
             environment: name.to_string(),
         })?;
@@ -393,7 +393,8 @@ impl Reader<'_> {
                 return Err(RepoError::UnknownKey {
                     location: self.location(key),
                     key: if path.is_empty() { name.to_string() } else { format!("{path}.{name}") },
-                    suggestion: super::did_you_mean(name, allowed.iter().copied()),
+                    suggestion: super::did_you_mean(name, allowed.iter().copied())
+                        .map(|s| if path.is_empty() { s } else { format!("{path}.{s}") }),
                     allowed: allowed.iter().map(|s| s.to_string()).collect(),
                 });
             }

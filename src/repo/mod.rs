@@ -136,7 +136,7 @@ impl RepoError {
             ),
             RepoError::BrokenLayout { hint, .. } => Some(hint.clone()),
             RepoError::NoLayout { .. } => Some(format!(
-                "run gitship in a repository laid out as in the README, or point `{SETTINGS_FILE}` at your directories"
+                "pass the repository with `-C DIR`, lay it out as in the README, or point `{SETTINGS_FILE}` at your directories"
             )),
         }
     }
