@@ -92,13 +92,22 @@ fn generate(root: &Path) {
             }
             .expect("format");
         }
-        write(&format!("infrastructure/kubernetes/part-{file:03}.yaml"), &text);
+        write(
+            &format!("infrastructure/kubernetes/part-{file:03}.yaml"),
+            &text,
+        );
     }
 
     let repository = git2::Repository::init(root).expect("git init");
     let mut index = repository.index().expect("index");
-    index.add_all(["*"], git2::IndexAddOption::DEFAULT, None).expect("add");
-    let tree = repository.find_tree(index.write_tree().expect("tree")).expect("tree");
+    index
+        .add_all(["*"], git2::IndexAddOption::DEFAULT, None)
+        .expect("add");
+    let tree = repository
+        .find_tree(index.write_tree().expect("tree"))
+        .expect("tree");
     let signature = git2::Signature::now("bench", "bench@example.com").expect("signature");
-    repository.commit(Some("HEAD"), &signature, &signature, "bench", &tree, &[]).expect("commit");
+    repository
+        .commit(Some("HEAD"), &signature, &signature, "bench", &tree, &[])
+        .expect("commit");
 }

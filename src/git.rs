@@ -49,19 +49,27 @@ pub fn work_tree_root(path: &Path) -> Option<PathBuf> {
 }
 
 fn open(path: &Path) -> Result<git2::Repository, GitError> {
-    let repository = git2::Repository::discover(path)
-        .map_err(|_| GitError::NotARepository { path: path.to_path_buf() })?;
+    let repository = git2::Repository::discover(path).map_err(|_| GitError::NotARepository {
+        path: path.to_path_buf(),
+    })?;
     if repository.workdir().is_none() {
-        return Err(GitError::NotARepository { path: path.to_path_buf() });
+        return Err(GitError::NotARepository {
+            path: path.to_path_buf(),
+        });
     }
     Ok(repository)
 }
 
 fn workdir(repository: &git2::Repository) -> Result<PathBuf, GitError> {
-    let dir = repository.workdir().ok_or_else(|| GitError::NotARepository {
-        path: repository.path().to_path_buf(),
-    })?;
-    dir.canonicalize().map_err(|source| GitError::Io { path: dir.to_path_buf(), source })
+    let dir = repository
+        .workdir()
+        .ok_or_else(|| GitError::NotARepository {
+            path: repository.path().to_path_buf(),
+        })?;
+    dir.canonicalize().map_err(|source| GitError::Io {
+        path: dir.to_path_buf(),
+        source,
+    })
 }
 
 /// The full SHA of `HEAD` of the Git repository enclosing `root`.
@@ -70,7 +78,9 @@ pub fn head_sha(root: &Path) -> Result<String, GitError> {
     let head = repository
         .head()
         .and_then(|h| h.peel_to_commit())
-        .map_err(|_| GitError::NoCommits { path: root.to_path_buf() })?;
+        .map_err(|_| GitError::NoCommits {
+            path: root.to_path_buf(),
+        })?;
     Ok(head.id().to_string())
 }
 
@@ -79,9 +89,16 @@ pub fn head_sha(root: &Path) -> Result<String, GitError> {
 pub fn is_dirty(root: &Path) -> Result<bool, GitError> {
     let repository = open(root)?;
     let mut options = git2::StatusOptions::new();
-    options.include_untracked(true).recurse_untracked_dirs(true).include_ignored(false);
-    let statuses = repository.statuses(Some(&mut options)).map_err(git_error("read status"))?;
-    Ok(statuses.iter().any(|entry| entry.status() != git2::Status::CURRENT))
+    options
+        .include_untracked(true)
+        .recurse_untracked_dirs(true)
+        .include_ignored(false);
+    let statuses = repository
+        .statuses(Some(&mut options))
+        .map_err(git_error("read status"))?;
+    Ok(statuses
+        .iter()
+        .any(|entry| entry.status() != git2::Status::CURRENT))
 }
 
 /// A content-addressed image tag: `<12 hex>` or `<12 hex>-dirty-<8 hex>`.
@@ -120,11 +137,14 @@ impl fmt::Display for ContentTag {
 pub fn content_tag(repo: &Repository, app: &App) -> Result<ContentTag, GitError> {
     let repository = open(&repo.root)?;
     let workdir = workdir(&repository)?;
-    let context = app
-        .context
-        .canonicalize()
-        .map_err(|source| GitError::Io { path: app.context.clone(), source })?;
-    let context_relative = context.strip_prefix(&workdir).unwrap_or(Path::new("")).to_path_buf();
+    let context = app.context.canonicalize().map_err(|source| GitError::Io {
+        path: app.context.clone(),
+        source,
+    })?;
+    let context_relative = context
+        .strip_prefix(&workdir)
+        .unwrap_or(Path::new(""))
+        .to_path_buf();
     let ignore = DockerIgnore::load(&context)?;
 
     let head_tree = repository.head().ok().and_then(|h| h.peel_to_tree().ok());
@@ -143,7 +163,9 @@ pub fn content_tag(repo: &Repository, app: &App) -> Result<ContentTag, GitError>
     if let Some(tree) = &context_tree {
         let mut files: Vec<(String, String, i32)> = Vec::new();
         tree.walk(git2::TreeWalkMode::PreOrder, |dir, entry| {
-            if entry.kind() == Some(git2::ObjectType::Blob) || entry.kind() == Some(git2::ObjectType::Commit) {
+            if entry.kind() == Some(git2::ObjectType::Blob)
+                || entry.kind() == Some(git2::ObjectType::Commit)
+            {
                 let path = format!("{dir}{}", entry.name().unwrap_or_default());
                 if !ignore.is_ignored(&path) {
                     files.push((path, entry.id().to_string(), entry.filemode()));
@@ -160,8 +182,14 @@ pub fn content_tag(repo: &Repository, app: &App) -> Result<ContentTag, GitError>
     let dockerfile = app
         .dockerfile
         .canonicalize()
-        .map_err(|source| GitError::Io { path: app.dockerfile.clone(), source })?;
-    let dockerfile_relative = dockerfile.strip_prefix(&workdir).unwrap_or(&dockerfile).to_path_buf();
+        .map_err(|source| GitError::Io {
+            path: app.dockerfile.clone(),
+            source,
+        })?;
+    let dockerfile_relative = dockerfile
+        .strip_prefix(&workdir)
+        .unwrap_or(&dockerfile)
+        .to_path_buf();
     let dockerfile_in_context = dockerfile.starts_with(&context);
     if !dockerfile_in_context {
         let committed = head_tree
@@ -187,20 +215,27 @@ pub fn content_tag(repo: &Repository, app: &App) -> Result<ContentTag, GitError>
 
     // Uncommitted changes in the context (and the Dockerfile when it lives elsewhere).
     let mut options = git2::StatusOptions::new();
-    options.include_untracked(true).recurse_untracked_dirs(true).include_ignored(false);
+    options
+        .include_untracked(true)
+        .recurse_untracked_dirs(true)
+        .include_ignored(false);
     if !context_relative.as_os_str().is_empty() {
         options.pathspec(context_relative.to_string_lossy().as_ref());
     }
     if !dockerfile_in_context {
         options.pathspec(dockerfile_relative.to_string_lossy().as_ref());
     }
-    let statuses = repository.statuses(Some(&mut options)).map_err(git_error("read status"))?;
+    let statuses = repository
+        .statuses(Some(&mut options))
+        .map_err(git_error("read status"))?;
     let mut changed: Vec<PathBuf> = Vec::new();
     for entry in statuses.iter() {
         if entry.status() == git2::Status::CURRENT || entry.status().is_ignored() {
             continue;
         }
-        let Some(path) = entry.path().ok() else { continue };
+        let Some(path) = entry.path().ok() else {
+            continue;
+        };
         let path = PathBuf::from(path);
         match path.strip_prefix(&context_relative) {
             Ok(inside) => {
@@ -232,7 +267,10 @@ pub fn content_tag(repo: &Repository, app: &App) -> Result<ContentTag, GitError>
         }
     }
     let dirty = hex::encode(hasher.finalize())[..8].to_string();
-    Ok(ContentTag { clean, dirty: Some(dirty) })
+    Ok(ContentTag {
+        clean,
+        dirty: Some(dirty),
+    })
 }
 
 /// The rules of a `.dockerignore` file: patterns relative to the context, `!` exceptions, the last
@@ -265,11 +303,17 @@ impl DockerIgnore {
                 Some(rest) => (rest.trim(), true),
                 None => (line, false),
             };
-            let pattern = pattern.trim_start_matches("./").trim_start_matches('/').trim_end_matches('/');
+            let pattern = pattern
+                .trim_start_matches("./")
+                .trim_start_matches('/')
+                .trim_end_matches('/');
             if pattern.is_empty() {
                 continue;
             }
-            if let Ok(glob) = globset::GlobBuilder::new(pattern).literal_separator(true).build() {
+            if let Ok(glob) = globset::GlobBuilder::new(pattern)
+                .literal_separator(true)
+                .build()
+            {
                 rules.push((glob.compile_matcher(), exception));
             }
         }
@@ -304,7 +348,9 @@ mod tests {
 
     #[test]
     fn dockerignore_rules() {
-        let ignore = DockerIgnore::parse("# comment\nnode_modules\n*.log\n!keep.log\n/build/\ndocs/**/*.md\n");
+        let ignore = DockerIgnore::parse(
+            "# comment\nnode_modules\n*.log\n!keep.log\n/build/\ndocs/**/*.md\n",
+        );
         assert!(ignore.is_ignored("node_modules"));
         assert!(ignore.is_ignored("node_modules/a/b.js"));
         assert!(ignore.is_ignored("debug.log"));
@@ -317,9 +363,15 @@ mod tests {
 
     #[test]
     fn tag_display() {
-        let clean = ContentTag { clean: "0123456789ab".into(), dirty: None };
+        let clean = ContentTag {
+            clean: "0123456789ab".into(),
+            dirty: None,
+        };
         assert_eq!(clean.to_string(), "0123456789ab");
-        let dirty = ContentTag { clean: "0123456789ab".into(), dirty: Some("deadbeef".into()) };
+        let dirty = ContentTag {
+            clean: "0123456789ab".into(),
+            dirty: Some("deadbeef".into()),
+        };
         assert_eq!(dirty.tag(), "0123456789ab-dirty-deadbeef");
     }
 }

@@ -26,7 +26,10 @@ pub fn run(ctx: &Context, env: &str, terraform_outputs: Option<&Path>) -> Result
     match ctx.printer.format {
         OutputFormat::Json => {
             let redactor = render::Redactor::new(&outputs);
-            ctx.printer.data(&serde_json::to_string_pretty(&json_manifests(&manifests, &redactor))?)?;
+            ctx.printer
+                .data(&serde_json::to_string_pretty(&json_manifests(
+                    &manifests, &redactor,
+                ))?)?;
         }
         OutputFormat::Human | OutputFormat::Markdown => {
             ctx.printer.data(&render::to_yaml_stream(&manifests))?;
@@ -49,7 +52,8 @@ pub fn render_with(
     unknown_outputs: UnknownOutputs,
 ) -> Result<Vec<Manifest>> {
     let inputs = RenderInputs::for_environment(repo, config, outputs).map_err(UserError::from)?;
-    let manifests = render::render_environment(repo, config, &inputs, unknown_outputs).map_err(UserError::from)?;
+    let manifests = render::render_environment(repo, config, &inputs, unknown_outputs)
+        .map_err(UserError::from)?;
     Ok(manifests)
 }
 

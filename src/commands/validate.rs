@@ -41,7 +41,10 @@ pub fn run(ctx: &Context, env: Option<&str>, terraform_outputs: Option<&Path>) -
     if names.is_empty() {
         return Err(UserError::new(
             "no environments to validate",
-            format!("create `{}/<env>.yaml`", repo.relative(&repo.layout.config_dir).display()),
+            format!(
+                "create `{}/<env>.yaml`",
+                repo.relative(&repo.layout.config_dir).display()
+            ),
         )
         .into());
     }
@@ -57,13 +60,23 @@ pub fn run(ctx: &Context, env: Option<&str>, terraform_outputs: Option<&Path>) -
             .map_err(|err| anyhow::Error::from(UserError::from(err)))
             .and_then(|config| render_with(&repo, &config, outputs.clone(), unknown_outputs));
         let result = match outcome {
-            Ok(manifests) => ValidationResult { environment: name.clone(), valid: true, objects: manifests.len(), error: None },
+            Ok(manifests) => ValidationResult {
+                environment: name.clone(),
+                valid: true,
+                objects: manifests.len(),
+                error: None,
+            },
             Err(err) => {
                 let rendered = diagnostics::render(&err);
                 if ctx.printer.format != OutputFormat::Json {
                     eprintln!("{rendered}");
                 }
-                ValidationResult { environment: name.clone(), valid: false, objects: 0, error: Some(rendered) }
+                ValidationResult {
+                    environment: name.clone(),
+                    valid: false,
+                    objects: 0,
+                    error: Some(rendered),
+                }
             }
         };
         results.push(result);
@@ -72,11 +85,18 @@ pub fn run(ctx: &Context, env: Option<&str>, terraform_outputs: Option<&Path>) -
     match ctx.printer.format {
         OutputFormat::Json => ctx.printer.data(&serde_json::to_string_pretty(&results)?)?,
         OutputFormat::Human | OutputFormat::Markdown => {
-            let width = results.iter().map(|r| r.environment.len()).max().unwrap_or(0);
+            let width = results
+                .iter()
+                .map(|r| r.environment.len())
+                .max()
+                .unwrap_or(0);
             let mut out = String::new();
             for result in &results {
                 let line = if result.valid {
-                    format!("ok      {:width$}  {} objects", result.environment, result.objects)
+                    format!(
+                        "ok      {:width$}  {} objects",
+                        result.environment, result.objects
+                    )
                 } else {
                     format!("FAILED  {}", result.environment)
                 };
@@ -106,7 +126,12 @@ pub fn static_outputs(repo: &Repository) -> Result<terraform::Outputs> {
         return Ok(outputs);
     };
     let mut files: Vec<_> = std::fs::read_dir(dir)
-        .map_err(|err| UserError::bare(format!("cannot read `{}`: {err}", repo.relative(dir).display())))?
+        .map_err(|err| {
+            UserError::bare(format!(
+                "cannot read `{}`: {err}",
+                repo.relative(dir).display()
+            ))
+        })?
         .filter_map(|entry| entry.ok().map(|e| e.path()))
         .filter(|path| path.extension().is_some_and(|e| e == "tf"))
         .collect();
@@ -122,12 +147,20 @@ pub fn static_outputs(repo: &Repository) -> Result<terraform::Outputs> {
             )
         })?;
         for block in body.blocks().filter(|b| b.identifier() == "output") {
-            let Some(label) = block.labels().first() else { continue };
+            let Some(label) = block.labels().first() else {
+                continue;
+            };
             let sensitive = block
                 .body()
                 .attributes()
                 .any(|a| a.key() == "sensitive" && matches!(a.expr(), hcl::Expression::Bool(true)));
-            outputs.insert(label.as_str().to_string(), terraform::OutputValue { value: None, sensitive });
+            outputs.insert(
+                label.as_str().to_string(),
+                terraform::OutputValue {
+                    value: None,
+                    sensitive,
+                },
+            );
         }
     }
     Ok(outputs)

@@ -132,12 +132,15 @@ fn write_string(out: &mut String, text: &str, width: usize, is_key: bool) {
 
 /// Words that YAML 1.1 parsers (such as the one behind `kubectl`) read as booleans.
 const YAML11_WORDS: &[&str] = &[
-    "y", "Y", "n", "N", "yes", "Yes", "YES", "no", "No", "NO", "on", "On", "ON", "off", "Off", "OFF",
+    "y", "Y", "n", "N", "yes", "Yes", "YES", "no", "No", "NO", "on", "On", "ON", "off", "Off",
+    "OFF",
 ];
 
 /// Whether `text` can be written without quotes and reads back as the same string everywhere.
 pub fn is_plain_safe(text: &str) -> bool {
-    let Some(first) = text.chars().next() else { return false };
+    let Some(first) = text.chars().next() else {
+        return false;
+    };
     // A leading digit is fine for quantities like `250m` or `1Gi`, but not for anything a YAML 1.1
     // parser reads as a number: sexagesimal `1:20`, `1_000`, `0b101`, `0o17`, `0x1f`, `0755`.
     let quantity_like = first.is_ascii_digit()
@@ -169,7 +172,9 @@ fn is_literal_block_safe(text: &str) -> bool {
         && !text.ends_with("\n\n")
         && !text.contains(" \n")
         && !text.ends_with(' ')
-        && text.chars().all(|c| c == '\n' || (!c.is_control() && c != '\u{feff}'))
+        && text
+            .chars()
+            .all(|c| c == '\n' || (!c.is_control() && c != '\u{feff}'))
 }
 
 #[cfg(test)]
@@ -224,7 +229,8 @@ mod tests {
 
     #[test]
     fn layout_is_kubectl_like() {
-        let value = json!({"spec": {"containers": [{"name": "a", "ports": [{"containerPort": 80}]}]}});
+        let value =
+            json!({"spec": {"containers": [{"name": "a", "ports": [{"containerPort": 80}]}]}});
         assert_eq!(
             to_yaml(&value),
             "spec:\n  containers:\n  - name: a\n    ports:\n    - containerPort: 80\n"

@@ -59,17 +59,25 @@ impl ImageRef {
 
 /// The image references of all apps for an environment, by app name: content-addressed tags
 /// (see [`crate::git::content_tag`]) under the environment's registry.
-pub fn image_refs(repo: &Repository, env: &EnvConfig) -> Result<BTreeMap<String, ImageRef>, RenderError> {
+pub fn image_refs(
+    repo: &Repository,
+    env: &EnvConfig,
+) -> Result<BTreeMap<String, ImageRef>, RenderError> {
     let mut images = BTreeMap::new();
     if repo.apps.is_empty() {
         return Ok(images);
     }
     let Some(registry) = &env.registry else {
-        return Err(RenderError::NoRegistry { environment: env.name.clone(), file: env.spans.file.clone() });
+        return Err(RenderError::NoRegistry {
+            environment: env.name.clone(),
+            file: env.spans.file.clone(),
+        });
     };
     for app in &repo.apps {
-        let tag = crate::git::content_tag(repo, app)
-            .map_err(|source| RenderError::ContentTag { app: app.name.clone(), source })?;
+        let tag = crate::git::content_tag(repo, app).map_err(|source| RenderError::ContentTag {
+            app: app.name.clone(),
+            source,
+        })?;
         images.insert(
             app.name.clone(),
             ImageRef {
@@ -138,7 +146,9 @@ pub struct Manifest {
 }
 
 /// The identity of a Kubernetes object.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub struct ObjectId {
     /// API group; empty for the core group.
     pub group: String,
@@ -163,7 +173,10 @@ impl fmt::Display for ObjectId {
 
 /// The group of an `apiVersion` (`apps/v1` -> `apps`, `v1` -> ``).
 pub fn api_group(api_version: &str) -> &str {
-    api_version.rsplit_once('/').map(|(group, _)| group).unwrap_or("")
+    api_version
+        .rsplit_once('/')
+        .map(|(group, _)| group)
+        .unwrap_or("")
 }
 
 impl Manifest {
@@ -173,11 +186,17 @@ impl Manifest {
     }
 
     pub fn api_version(&self) -> &str {
-        self.object.get("apiVersion").and_then(Value::as_str).unwrap_or_default()
+        self.object
+            .get("apiVersion")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
     }
 
     pub fn kind(&self) -> &str {
-        self.object.get("kind").and_then(Value::as_str).unwrap_or_default()
+        self.object
+            .get("kind")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
     }
 }
 
@@ -208,10 +227,19 @@ const CLUSTER_SCOPED: &[(&str, &str)] = &[
     ("storage.k8s.io", "VolumeAttachment"),
     ("scheduling.k8s.io", "PriorityClass"),
     ("networking.k8s.io", "IngressClass"),
-    ("admissionregistration.k8s.io", "MutatingWebhookConfiguration"),
-    ("admissionregistration.k8s.io", "ValidatingWebhookConfiguration"),
+    (
+        "admissionregistration.k8s.io",
+        "MutatingWebhookConfiguration",
+    ),
+    (
+        "admissionregistration.k8s.io",
+        "ValidatingWebhookConfiguration",
+    ),
     ("admissionregistration.k8s.io", "ValidatingAdmissionPolicy"),
-    ("admissionregistration.k8s.io", "ValidatingAdmissionPolicyBinding"),
+    (
+        "admissionregistration.k8s.io",
+        "ValidatingAdmissionPolicyBinding",
+    ),
     ("apiregistration.k8s.io", "APIService"),
     ("node.k8s.io", "RuntimeClass"),
     ("certificates.k8s.io", "CertificateSigningRequest"),
@@ -221,7 +249,9 @@ const CLUSTER_SCOPED: &[(&str, &str)] = &[
 
 /// Whether objects of `kind` in `group` are cluster-scoped, by gitship's built-in table.
 pub fn is_cluster_scoped(group: &str, kind: &str) -> bool {
-    CLUSTER_SCOPED.iter().any(|(g, k)| *g == group && *k == kind)
+    CLUSTER_SCOPED
+        .iter()
+        .any(|(g, k)| *g == group && *k == kind)
 }
 
 /// One problem found while rendering.
@@ -239,7 +269,10 @@ pub enum RenderError {
     /// Problems in the manifests: unknown placeholders, invalid YAML, objects without identity,
     /// duplicates, sensitive values outside Secrets. All of them, across all files.
     #[error("{}", problems_message(environment, problems))]
-    Problems { environment: String, problems: Vec<Problem> },
+    Problems {
+        environment: String,
+        problems: Vec<Problem>,
+    },
     /// A manifest file could not be read.
     #[error("cannot read `{}`: {source}", path.display())]
     Io {
@@ -300,7 +333,11 @@ impl From<RenderError> for UserError {
             message.push_str(&format!(": {cause}"));
             source = cause.source();
         }
-        UserError { message, hint, class: crate::diagnostics::ErrorClass::Failure }
+        UserError {
+            message,
+            hint,
+            class: crate::diagnostics::ErrorClass::Failure,
+        }
     }
 }
 
@@ -316,7 +353,10 @@ pub fn manifest_files(repo: &Repository) -> Result<Vec<PathBuf>, RenderError> {
 }
 
 fn collect_files(dir: &Path, files: &mut Vec<PathBuf>) -> Result<(), RenderError> {
-    let io = |source| RenderError::Io { path: dir.to_path_buf(), source };
+    let io = |source| RenderError::Io {
+        path: dir.to_path_buf(),
+        source,
+    };
     for entry in std::fs::read_dir(dir).map_err(io)? {
         let entry = entry.map_err(io)?;
         let path = entry.path();
@@ -342,7 +382,10 @@ pub fn render_environment(
     let files = manifest_files(repo)?;
     let mut sources = Vec::with_capacity(files.len());
     for file in &files {
-        let text = std::fs::read_to_string(file).map_err(|source| RenderError::Io { path: file.clone(), source })?;
+        let text = std::fs::read_to_string(file).map_err(|source| RenderError::Io {
+            path: file.clone(),
+            source,
+        })?;
         sources.push((repo.relative(file), text));
     }
     render_sources(&env.name, &sources, inputs, unknown_outputs)
@@ -356,7 +399,12 @@ pub fn render_sources(
     unknown_outputs: UnknownOutputs,
 ) -> Result<Vec<Manifest>, RenderError> {
     let derived = Derived::new(inputs);
-    let mut renderer = Renderer { inputs, derived: &derived, unknown_outputs, problems: Vec::new() };
+    let mut renderer = Renderer {
+        inputs,
+        derived: &derived,
+        unknown_outputs,
+        problems: Vec::new(),
+    };
     let mut manifests = Vec::new();
     for (file, text) in sources {
         renderer.render_file(file, text, &mut manifests);
@@ -368,7 +416,10 @@ pub fn render_sources(
         if let Some(first) = seen.insert(manifest.id(), manifest.source.clone()) {
             problems.push(Problem {
                 location: manifest.source.clone(),
-                message: format!("duplicate object `{}`: also defined at {first}", manifest.id()),
+                message: format!(
+                    "duplicate object `{}`: also defined at {first}",
+                    manifest.id()
+                ),
                 no_terraform_outputs: false,
             });
         }
@@ -377,9 +428,15 @@ pub fn render_sources(
         Ok(manifests)
     } else if problems.len() > 1 {
         problems.sort_by(|a, b| a.location.cmp(&b.location));
-        Err(RenderError::Problems { environment: environment.to_string(), problems })
+        Err(RenderError::Problems {
+            environment: environment.to_string(),
+            problems,
+        })
     } else {
-        Err(RenderError::Problems { environment: environment.to_string(), problems })
+        Err(RenderError::Problems {
+            environment: environment.to_string(),
+            problems,
+        })
     }
 }
 
@@ -402,7 +459,14 @@ struct DocumentState<'f> {
 impl<'f> DocumentState<'f> {
     /// Where a placeholder is: the scalar's position plus the offset, corrected against the
     /// source line when the scalar was quoted, folded or spans lines.
-    fn placeholder_location(&mut self, node: &Node, style: ScalarStyle, scalar: &str, offset: usize, raw: &str) -> Location {
+    fn placeholder_location(
+        &mut self,
+        node: &Node,
+        style: ScalarStyle,
+        scalar: &str,
+        offset: usize,
+        raw: &str,
+    ) -> Location {
         let newlines = scalar[..offset].matches('\n').count();
         let line = match style {
             ScalarStyle::Block => node.line + 1 + newlines,
@@ -418,7 +482,11 @@ impl<'f> DocumentState<'f> {
         let column = lines
             .get(line.saturating_sub(1))
             .and_then(|source_line| {
-                let from = source_line.char_indices().nth(guess.saturating_sub(1)).map(|(i, _)| i).unwrap_or(0);
+                let from = source_line
+                    .char_indices()
+                    .nth(guess.saturating_sub(1))
+                    .map(|(i, _)| i)
+                    .unwrap_or(0);
                 source_line[from..]
                     .find(raw)
                     .map(|i| from + i)
@@ -432,18 +500,31 @@ impl<'f> DocumentState<'f> {
 
 impl Renderer<'_> {
     fn problem(&mut self, location: Location, message: String, no_terraform_outputs: bool) {
-        self.problems.push(Problem { location, message, no_terraform_outputs });
+        self.problems.push(Problem {
+            location,
+            message,
+            no_terraform_outputs,
+        });
     }
 
     fn render_file(&mut self, file: &Path, text: &str, manifests: &mut Vec<Manifest>) {
         let documents = match yaml::parse_documents(text) {
             Ok(documents) => documents,
             Err(err) => {
-                self.problem(Location::new(file, err.line, err.column), format!("invalid YAML: {}", err.message), false);
+                self.problem(
+                    Location::new(file, err.line, err.column),
+                    format!("invalid YAML: {}", err.message),
+                    false,
+                );
                 return;
             }
         };
-        let mut state = DocumentState { file, lines: None, text, sensitive_uses: Vec::new() };
+        let mut state = DocumentState {
+            file,
+            lines: None,
+            text,
+            sensitive_uses: Vec::new(),
+        };
         for document in documents {
             let Some(root) = document.root else { continue };
             if root.is_null() {
@@ -466,7 +547,10 @@ impl Renderer<'_> {
                             );
                         }
                     }
-                    manifests.push(Manifest { source: location, object });
+                    manifests.push(Manifest {
+                        source: location,
+                        object,
+                    });
                 }
                 Err(message) => self.problem(location, message, false),
             }
@@ -476,11 +560,18 @@ impl Renderer<'_> {
     /// Check the object's identity, default its namespace and add gitship's labels.
     fn normalise(&self, mut object: Value, location: &Location) -> Result<Value, String> {
         let Value::Object(map) = &mut object else {
-            return Err(format!("expected a Kubernetes object (a mapping), found {}", template::type_name(&object)));
+            return Err(format!(
+                "expected a Kubernetes object (a mapping), found {}",
+                template::type_name(&object)
+            ));
         };
         let api_version = match map.get("apiVersion") {
             Some(Value::String(v)) if !v.is_empty() => v.clone(),
-            _ => return Err("not a Kubernetes object: `apiVersion` is missing or not a string".into()),
+            _ => {
+                return Err(
+                    "not a Kubernetes object: `apiVersion` is missing or not a string".into(),
+                );
+            }
         };
         let kind = match map.get("kind") {
             Some(Value::String(k)) if !k.is_empty() => k.clone(),
@@ -496,7 +587,9 @@ impl Renderer<'_> {
             Some(Value::String(name)) if !name.is_empty() => {}
             _ => {
                 let _ = location;
-                return Err(format!("`{kind}`: `metadata.name` is missing or not a string"));
+                return Err(format!(
+                    "`{kind}`: `metadata.name` is missing or not a string"
+                ));
             }
         }
         if !is_cluster_scoped(api_group(&api_version), &kind) {
@@ -504,10 +597,17 @@ impl Renderer<'_> {
                 Some(Value::String(namespace)) if !namespace.is_empty() => {}
                 None | Some(Value::Null) => {
                     // Right after `name`, where people write it.
-                    let index = metadata.keys().position(|k| k == "name").map_or(0, |i| i + 1);
+                    let index = metadata
+                        .keys()
+                        .position(|k| k == "name")
+                        .map_or(0, |i| i + 1);
                     metadata.remove("namespace");
                     let index = index.min(metadata.len());
-                    metadata.shift_insert(index, "namespace".into(), Value::String(self.inputs.namespace.clone()));
+                    metadata.shift_insert(
+                        index,
+                        "namespace".into(),
+                        Value::String(self.inputs.namespace.clone()),
+                    );
                 }
                 Some(_) => return Err(format!("`{kind}`: `metadata.namespace` must be a string")),
             }
@@ -521,19 +621,35 @@ impl Renderer<'_> {
         let Value::Object(labels) = labels else {
             return Err(format!("`{kind}`: `metadata.labels` must be a mapping"));
         };
-        labels.insert(MANAGED_BY_LABEL.into(), Value::String(MANAGED_BY_VALUE.into()));
-        labels.insert(ENVIRONMENT_LABEL.into(), Value::String(self.inputs.environment.clone()));
+        labels.insert(
+            MANAGED_BY_LABEL.into(),
+            Value::String(MANAGED_BY_VALUE.into()),
+        );
+        labels.insert(
+            ENVIRONMENT_LABEL.into(),
+            Value::String(self.inputs.environment.clone()),
+        );
         Ok(object)
     }
 
     fn node(&mut self, node: &Node, state: &mut DocumentState) -> Value {
         match &node.kind {
-            NodeKind::Scalar { text, style, tag } => self.scalar(node, text, *style, tag.as_deref(), state),
-            NodeKind::Sequence(items) => Value::Array(items.iter().map(|item| self.node(item, state)).collect()),
+            NodeKind::Scalar { text, style, tag } => {
+                self.scalar(node, text, *style, tag.as_deref(), state)
+            }
+            NodeKind::Sequence(items) => {
+                Value::Array(items.iter().map(|item| self.node(item, state)).collect())
+            }
             NodeKind::Mapping(entries) => {
                 let mut map = serde_json::Map::with_capacity(entries.len());
                 for (key, value) in entries {
-                    let key_text = match self.scalar(key, key.as_scalar().unwrap_or_default(), ScalarStyle::Quoted, None, state) {
+                    let key_text = match self.scalar(
+                        key,
+                        key.as_scalar().unwrap_or_default(),
+                        ScalarStyle::Quoted,
+                        None,
+                        state,
+                    ) {
                         Value::String(s) => s,
                         other => other.to_string(),
                     };
@@ -552,20 +668,52 @@ impl Renderer<'_> {
         }
     }
 
-    fn scalar(&mut self, node: &Node, text: &str, style: ScalarStyle, tag: Option<&str>, state: &mut DocumentState) -> Value {
+    fn scalar(
+        &mut self,
+        node: &Node,
+        text: &str,
+        style: ScalarStyle,
+        tag: Option<&str>,
+        state: &mut DocumentState,
+    ) -> Value {
         let segments = match template::parse(text) {
             Ok(None) => return yaml::scalar_to_json(text, style, tag),
             Ok(Some(segments)) => segments,
             Err(err) => {
-                let raw_end = text[err.offset..].find('}').map(|i| err.offset + i + 1).unwrap_or(text.len());
-                let location = state.placeholder_location(node, style, text, err.offset, &text[err.offset..raw_end]);
+                let raw_end = text[err.offset..]
+                    .find('}')
+                    .map(|i| err.offset + i + 1)
+                    .unwrap_or(text.len());
+                let location = state.placeholder_location(
+                    node,
+                    style,
+                    text,
+                    err.offset,
+                    &text[err.offset..raw_end],
+                );
                 self.problem(location, err.message, false);
                 return Value::Null;
             }
         };
         // A plain scalar that is exactly one placeholder takes the value's type.
-        if let ([Segment::Placeholder { expression, offset, raw }], ScalarStyle::Plain, None) = (segments.as_slice(), style, tag) {
-            return match template::resolve(expression, self.inputs, self.derived, self.unknown_outputs) {
+        if let (
+            [
+                Segment::Placeholder {
+                    expression,
+                    offset,
+                    raw,
+                },
+            ],
+            ScalarStyle::Plain,
+            None,
+        ) = (segments.as_slice(), style, tag)
+        {
+            return match template::resolve(
+                expression,
+                self.inputs,
+                self.derived,
+                self.unknown_outputs,
+            ) {
                 Ok(resolved) => {
                     if let Some(output) = resolved.sensitive_output {
                         let location = state.placeholder_location(node, style, text, *offset, raw);
@@ -575,7 +723,11 @@ impl Renderer<'_> {
                 }
                 Err(unresolved) => {
                     let location = state.placeholder_location(node, style, text, *offset, raw);
-                    self.problem(location, format!("`{raw}`: {}", unresolved.message), unresolved.no_terraform_outputs);
+                    self.problem(
+                        location,
+                        format!("`{raw}`: {}", unresolved.message),
+                        unresolved.no_terraform_outputs,
+                    );
                     Value::Null
                 }
             };
@@ -584,11 +736,21 @@ impl Renderer<'_> {
         for segment in &segments {
             match segment {
                 Segment::Text(literal) => out.push_str(literal),
-                Segment::Placeholder { expression, offset, raw } => {
-                    match template::resolve(expression, self.inputs, self.derived, self.unknown_outputs) {
+                Segment::Placeholder {
+                    expression,
+                    offset,
+                    raw,
+                } => {
+                    match template::resolve(
+                        expression,
+                        self.inputs,
+                        self.derived,
+                        self.unknown_outputs,
+                    ) {
                         Ok(resolved) => {
                             if let Some(output) = resolved.sensitive_output {
-                                let location = state.placeholder_location(node, style, text, *offset, raw);
+                                let location =
+                                    state.placeholder_location(node, style, text, *offset, raw);
                                 state.sensitive_uses.push((output.to_string(), location));
                             }
                             match resolved.value.as_ref() {
@@ -597,7 +759,8 @@ impl Renderer<'_> {
                                 Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
                                 Value::Null => {}
                                 other => {
-                                    let location = state.placeholder_location(node, style, text, *offset, raw);
+                                    let location =
+                                        state.placeholder_location(node, style, text, *offset, raw);
                                     self.problem(
                                         location,
                                         format!(
@@ -610,8 +773,13 @@ impl Renderer<'_> {
                             }
                         }
                         Err(unresolved) => {
-                            let location = state.placeholder_location(node, style, text, *offset, raw);
-                            self.problem(location, format!("`{raw}`: {}", unresolved.message), unresolved.no_terraform_outputs);
+                            let location =
+                                state.placeholder_location(node, style, text, *offset, raw);
+                            self.problem(
+                                location,
+                                format!("`{raw}`: {}", unresolved.message),
+                                unresolved.no_terraform_outputs,
+                            );
                         }
                     }
                 }
@@ -698,7 +866,13 @@ fn collect_strings(value: &Value, out: &mut Vec<String>) {
 pub fn redact_sensitive(object: &Value, redactor: &Redactor) -> Value {
     let mut copy = object.clone();
     let is_secret = object.get("kind").and_then(Value::as_str) == Some("Secret")
-        && api_group(object.get("apiVersion").and_then(Value::as_str).unwrap_or_default()).is_empty();
+        && api_group(
+            object
+                .get("apiVersion")
+                .and_then(Value::as_str)
+                .unwrap_or_default(),
+        )
+        .is_empty();
     if is_secret && let Value::Object(map) = &mut copy {
         for field in ["data", "stringData"] {
             if let Some(Value::Object(data)) = map.get_mut(field) {
@@ -708,7 +882,10 @@ pub fn redact_sensitive(object: &Value, redactor: &Redactor) -> Value {
             }
         }
         // The last-applied annotation would repeat the data.
-        if let Some(Value::Object(annotations)) = map.get_mut("metadata").and_then(|m| m.get_mut("annotations")) {
+        if let Some(Value::Object(annotations)) = map
+            .get_mut("metadata")
+            .and_then(|m| m.get_mut("annotations"))
+        {
             annotations.remove("kubectl.kubernetes.io/last-applied-configuration");
         }
     }
@@ -737,9 +914,27 @@ mod tests {
 
     fn inputs() -> RenderInputs {
         let mut terraform = terraform::Outputs::new();
-        terraform.insert("url".into(), terraform::OutputValue { value: Some(json!("postgres://db")), sensitive: false });
-        terraform.insert("password".into(), terraform::OutputValue { value: Some(json!("hunter2")), sensitive: true });
-        terraform.insert("later".into(), terraform::OutputValue { value: None, sensitive: false });
+        terraform.insert(
+            "url".into(),
+            terraform::OutputValue {
+                value: Some(json!("postgres://db")),
+                sensitive: false,
+            },
+        );
+        terraform.insert(
+            "password".into(),
+            terraform::OutputValue {
+                value: Some(json!("hunter2")),
+                sensitive: true,
+            },
+        );
+        terraform.insert(
+            "later".into(),
+            terraform::OutputValue {
+                value: None,
+                sensitive: false,
+            },
+        );
         RenderInputs {
             environment: "staging".into(),
             namespace: "blog-staging".into(),
@@ -747,21 +942,32 @@ mod tests {
             git_sha: "0123456789abcdef0123456789abcdef01234567".into(),
             images: BTreeMap::from([(
                 "backend".to_string(),
-                ImageRef { app: "backend".into(), repository: "r.example/backend".into(), tag: "abc".into(), digest: None },
+                ImageRef {
+                    app: "backend".into(),
+                    repository: "r.example/backend".into(),
+                    tag: "abc".into(),
+                    digest: None,
+                },
             )]),
             terraform,
         }
     }
 
     fn render(text: &str) -> Result<Vec<Manifest>, RenderError> {
-        render_sources("staging", &[(PathBuf::from("m.yaml"), text.to_string())], &inputs(), UnknownOutputs::Error)
+        render_sources(
+            "staging",
+            &[(PathBuf::from("m.yaml"), text.to_string())],
+            &inputs(),
+            UnknownOutputs::Error,
+        )
     }
 
     fn problems(text: &str) -> Vec<String> {
         match render(text) {
-            Err(RenderError::Problems { problems, .. }) => {
-                problems.iter().map(|p| format!("{}: {}", p.location, p.message)).collect()
-            }
+            Err(RenderError::Problems { problems, .. }) => problems
+                .iter()
+                .map(|p| format!("{}: {}", p.location, p.message))
+                .collect(),
             other => panic!("expected problems, got {other:?}"),
         }
     }
@@ -781,15 +987,23 @@ mod tests {
         assert_eq!(object["spec"]["evil"], json!("\n  evil: true"));
         assert_eq!(object["spec"]["list"], json!([1, 2]));
         assert_eq!(object["metadata"]["namespace"], json!("blog-staging"));
-        assert_eq!(object["metadata"]["labels"][ENVIRONMENT_LABEL], json!("staging"));
-        assert_eq!(manifests[0].id().to_string(), "apps/Deployment blog-staging/a");
+        assert_eq!(
+            object["metadata"]["labels"][ENVIRONMENT_LABEL],
+            json!("staging")
+        );
+        assert_eq!(
+            manifests[0].id().to_string(),
+            "apps/Deployment blog-staging/a"
+        );
         let yaml = to_yaml_stream(&manifests);
         assert!(!yaml.contains("\nevil: true"), "{yaml}");
     }
 
     #[test]
     fn cluster_scoped_objects_get_no_namespace() {
-        let manifests = render("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: ${env.namespace}\n").unwrap();
+        let manifests =
+            render("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: ${env.namespace}\n")
+                .unwrap();
         assert_eq!(manifests[0].object["metadata"].get("namespace"), None);
         assert_eq!(manifests[0].id().to_string(), "Namespace blog-staging");
     }
@@ -808,17 +1022,24 @@ mod tests {
                 "m.yaml:9:6: `${terraform.later}`: Terraform output `later` is not known until apply",
             ]
         );
-        let found = problems("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\ndata:\n  c: ${terraform.password}\n");
+        let found = problems(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\ndata:\n  c: ${terraform.password}\n",
+        );
         assert_eq!(
             found,
-            vec!["m.yaml:6:6: the sensitive Terraform output `password` may only be used in a Secret, not in `ConfigMap blog-staging/a`"]
+            vec![
+                "m.yaml:6:6: the sensitive Terraform output `password` may only be used in a Secret, not in `ConfigMap blog-staging/a`"
+            ]
         );
     }
 
     #[test]
     fn sensitive_values_allowed_in_secrets_and_redacted() {
         let manifests = render("apiVersion: v1\nkind: Secret\nmetadata:\n  name: s\nstringData:\n  password: ${terraform.password}\n  url: postgres://u:${terraform.password}@db\n").unwrap();
-        assert_eq!(manifests[0].object["stringData"]["password"], json!("hunter2"));
+        assert_eq!(
+            manifests[0].object["stringData"]["password"],
+            json!("hunter2")
+        );
         let redactor = Redactor::new(&inputs().terraform);
         let shown = redact_sensitive(&manifests[0].object, &redactor);
         assert!(!shown.to_string().contains("hunter2"));
@@ -827,8 +1048,15 @@ mod tests {
 
     #[test]
     fn duplicates_name_both_places() {
-        let found = problems("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\n");
-        assert_eq!(found, vec!["m.yaml:6:1: duplicate object `ConfigMap blog-staging/a`: also defined at m.yaml:1:1"]);
+        let found = problems(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\n",
+        );
+        assert_eq!(
+            found,
+            vec![
+                "m.yaml:6:1: duplicate object `ConfigMap blog-staging/a`: also defined at m.yaml:1:1"
+            ]
+        );
     }
 
     #[test]
@@ -840,6 +1068,9 @@ mod tests {
             UnknownOutputs::Placeholder,
         )
         .unwrap();
-        assert_eq!(manifests[0].object["data"]["d"], json!(template::KNOWN_AFTER_APPLY));
+        assert_eq!(
+            manifests[0].object["data"]["d"],
+            json!(template::KNOWN_AFTER_APPLY)
+        );
     }
 }

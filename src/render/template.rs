@@ -20,7 +20,11 @@ pub enum Segment<'t> {
     Text(Cow<'t, str>),
     /// `expression` is the trimmed text between `${` and `}`; `offset` is the byte offset of
     /// `$` in the scalar's text.
-    Placeholder { expression: &'t str, offset: usize, raw: &'t str },
+    Placeholder {
+        expression: &'t str,
+        offset: usize,
+        raw: &'t str,
+    },
 }
 
 /// A malformed placeholder.
@@ -59,11 +63,16 @@ pub fn parse(text: &str) -> Result<Option<Vec<Segment<'_>>>, SyntaxError> {
             let raw = &text[index..index + 2 + close + 1];
             let expression = text[index + 2..index + 2 + close].trim();
             if expression.is_empty() {
-                return Err(SyntaxError { offset: index, message: "empty placeholder `${}`".into() });
+                return Err(SyntaxError {
+                    offset: index,
+                    message: "empty placeholder `${}`".into(),
+                });
             }
             let valid_segment = |segment: &str| {
                 !segment.is_empty()
-                    && segment.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+                    && segment
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
             };
             if !expression.split('.').all(valid_segment) {
                 return Err(SyntaxError {
@@ -76,7 +85,11 @@ pub fn parse(text: &str) -> Result<Option<Vec<Segment<'_>>>, SyntaxError> {
             if !literal.is_empty() {
                 segments.push(Segment::Text(Cow::Owned(std::mem::take(&mut literal))));
             }
-            segments.push(Segment::Placeholder { expression, offset: index, raw });
+            segments.push(Segment::Placeholder {
+                expression,
+                offset: index,
+                raw,
+            });
             index += raw.len();
             rest_start = index;
             continue;
@@ -100,7 +113,10 @@ pub struct Unresolved {
 
 impl Unresolved {
     fn new(message: String) -> Self {
-        Unresolved { message, no_terraform_outputs: false }
+        Unresolved {
+            message,
+            no_terraform_outputs: false,
+        }
     }
 }
 
@@ -131,9 +147,16 @@ fn walk<'v>(value: &'v Value, source: &str, path: &[&str]) -> Result<&'v Value, 
                     suggest_path(&format!("{walked}."), segment, map.keys().cloned())
                 ))
             })?,
-            Value::Array(items) => segment.parse::<usize>().ok().and_then(|i| items.get(i)).ok_or_else(|| {
-                Unresolved::new(format!("`{walked}` is a list of {} items; `{segment}` is not an index in it", items.len()))
-            })?,
+            Value::Array(items) => segment
+                .parse::<usize>()
+                .ok()
+                .and_then(|i| items.get(i))
+                .ok_or_else(|| {
+                    Unresolved::new(format!(
+                        "`{walked}` is a list of {} items; `{segment}` is not an index in it",
+                        items.len()
+                    ))
+                })?,
             other => {
                 return Err(Unresolved::new(format!(
                     "`{walked}` is {}, it has no `{segment}`",
@@ -172,7 +195,12 @@ pub fn resolve<'i>(
     let mut parts = expression.split('.');
     let source = parts.next().unwrap_or_default();
     let path: Vec<&str> = parts.collect();
-    let plain = |value: &'i Value| Ok(Resolved { value: Cow::Borrowed(value), sensitive_output: None });
+    let plain = |value: &'i Value| {
+        Ok(Resolved {
+            value: Cow::Borrowed(value),
+            sensitive_output: None,
+        })
+    };
     match source {
         "values" => plain(walk(&inputs.values, "values", &path)?),
         "env" => match path.as_slice() {
@@ -180,7 +208,11 @@ pub fn resolve<'i>(
             ["namespace"] => plain(&derived.env_namespace),
             _ => Err(Unresolved::new(format!(
                 "`{expression}` is not defined{}",
-                suggest_path("env.", &path.join("."), ["name".to_string(), "namespace".to_string()])
+                suggest_path(
+                    "env.",
+                    &path.join("."),
+                    ["name".to_string(), "namespace".to_string()]
+                )
             ))),
         },
         "git" => match path.as_slice() {
@@ -188,12 +220,18 @@ pub fn resolve<'i>(
             ["short_sha"] => plain(&derived.git_short_sha),
             _ => Err(Unresolved::new(format!(
                 "`{expression}` is not defined{}",
-                suggest_path("git.", &path.join("."), ["sha".to_string(), "short_sha".to_string()])
+                suggest_path(
+                    "git.",
+                    &path.join("."),
+                    ["sha".to_string(), "short_sha".to_string()]
+                )
             ))),
         },
         "images" => {
             let Some((app, field)) = path.split_first() else {
-                return Err(Unresolved::new("`images` needs an app name, e.g. `images.backend`".into()));
+                return Err(Unresolved::new(
+                    "`images` needs an app name, e.g. `images.backend`".into(),
+                ));
             };
             let Some(image) = derived.images.get(*app) else {
                 let known: Vec<String> = derived.images.keys().cloned().collect();
@@ -202,7 +240,9 @@ pub fn resolve<'i>(
                 } else {
                     suggest_path("images.", app, known)
                 };
-                return Err(Unresolved::new(format!("`images.{app}` is not an app{listing}")));
+                return Err(Unresolved::new(format!(
+                    "`images.{app}` is not an app{listing}"
+                )));
             };
             match field {
                 [] | ["reference"] => plain(&image.reference),
@@ -216,12 +256,16 @@ pub fn resolve<'i>(
         }
         "terraform" => {
             let Some((name, rest)) = path.split_first() else {
-                return Err(Unresolved::new("`terraform` needs an output name, e.g. `terraform.database_url`".into()));
+                return Err(Unresolved::new(
+                    "`terraform` needs an output name, e.g. `terraform.database_url`".into(),
+                ));
             };
             let Some(output) = inputs.terraform.get(*name) else {
                 if inputs.terraform.is_empty() {
                     return Err(Unresolved {
-                        message: format!("`terraform.{name}` needs Terraform outputs, and none are available"),
+                        message: format!(
+                            "`terraform.{name}` needs Terraform outputs, and none are available"
+                        ),
                         no_terraform_outputs: true,
                     });
                 }
@@ -231,7 +275,10 @@ pub fn resolve<'i>(
                 )));
             };
             let sensitive_output = if output.sensitive {
-                inputs.terraform.get_key_value(*name).map(|(key, _)| key.as_str())
+                inputs
+                    .terraform
+                    .get_key_value(*name)
+                    .map(|(key, _)| key.as_str())
             } else {
                 None
             };
@@ -254,7 +301,11 @@ pub fn resolve<'i>(
         _ => Err(Unresolved::new(format!(
             "unknown source `{source}`{}; placeholders start with one of {}",
             suggest_path("", source, SOURCES.iter().map(|s| s.to_string())),
-            SOURCES.iter().map(|s| format!("`{s}`")).collect::<Vec<_>>().join(", ")
+            SOURCES
+                .iter()
+                .map(|s| format!("`{s}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
         ))),
     }
 }
@@ -294,7 +345,11 @@ impl Derived {
                             reference: Value::String(image.reference()),
                             repository: Value::String(image.repository.clone()),
                             tag: Value::String(image.tag.clone()),
-                            digest: image.digest.clone().map(Value::String).unwrap_or(Value::Null),
+                            digest: image
+                                .digest
+                                .clone()
+                                .map(Value::String)
+                                .unwrap_or(Value::Null),
                         },
                     )
                 })
@@ -315,13 +370,30 @@ mod tests {
             segments,
             vec![
                 Segment::Text("a-".into()),
-                Segment::Placeholder { expression: "values.x", offset: 2, raw: "${values.x}" },
+                Segment::Placeholder {
+                    expression: "values.x",
+                    offset: 2,
+                    raw: "${values.x}"
+                },
                 Segment::Text("-${literal}".into()),
             ]
         );
-        assert_eq!(parse("$${x}").unwrap().unwrap(), vec![Segment::Text("${x}".into())]);
-        assert!(parse("${values.x").unwrap_err().message.contains("unterminated"));
+        assert_eq!(
+            parse("$${x}").unwrap().unwrap(),
+            vec![Segment::Text("${x}".into())]
+        );
+        assert!(
+            parse("${values.x")
+                .unwrap_err()
+                .message
+                .contains("unterminated")
+        );
         assert!(parse("${}").unwrap_err().message.contains("empty"));
-        assert!(parse("${a b}").unwrap_err().message.contains("invalid placeholder"));
+        assert!(
+            parse("${a b}")
+                .unwrap_err()
+                .message
+                .contains("invalid placeholder")
+        );
     }
 }

@@ -116,7 +116,14 @@ pub const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(300);
 pub const DEFAULT_HISTORY: usize = 10;
 
 /// The top-level keys of `config/<env>.yaml`.
-pub const TOP_LEVEL_KEYS: &[&str] = &["cluster", "registry", "terraform", "deploy", "drift", "values"];
+pub const TOP_LEVEL_KEYS: &[&str] = &[
+    "cluster",
+    "registry",
+    "terraform",
+    "deploy",
+    "drift",
+    "values",
+];
 
 impl EnvConfig {
     /// Parse and validate the text of `config/<name>.yaml`. `file` is absolute; `display_file`
@@ -135,7 +142,10 @@ impl EnvConfig {
             column: 1,
         };
         let root = root.unwrap_or(empty);
-        let mut spans = SpanMap { file: display_file.to_path_buf(), keys: BTreeMap::new() };
+        let mut spans = SpanMap {
+            file: display_file.to_path_buf(),
+            keys: BTreeMap::new(),
+        };
         record_spans(&root, "", &mut spans.keys);
 
         let top = reader.mapping(&root, "")?;
@@ -150,12 +160,17 @@ impl EnvConfig {
             });
         };
         let cluster_entries = reader.mapping(cluster_node, "cluster")?;
-        reader.check_keys(cluster_entries, "cluster", &["context", "namespace", "kubeconfig", "force_conflicts"])?;
-        let namespace_node = find(cluster_entries, "namespace").ok_or_else(|| RepoError::MissingKey {
-            location: spans.location("cluster"),
-            key: "cluster.namespace".into(),
-            environment: name.to_string(),
-        })?;
+        reader.check_keys(
+            cluster_entries,
+            "cluster",
+            &["context", "namespace", "kubeconfig", "force_conflicts"],
+        )?;
+        let namespace_node =
+            find(cluster_entries, "namespace").ok_or_else(|| RepoError::MissingKey {
+                location: spans.location("cluster"),
+                key: "cluster.namespace".into(),
+                environment: name.to_string(),
+            })?;
         let namespace = reader.string(namespace_node, "cluster.namespace")?;
         if !is_dns_label(&namespace) {
             return Err(reader.invalid(
@@ -165,10 +180,16 @@ impl EnvConfig {
             ));
         }
         let cluster = ClusterConfig {
-            context: find(cluster_entries, "context").map(|n| reader.string(n, "cluster.context")).transpose()?,
+            context: find(cluster_entries, "context")
+                .map(|n| reader.string(n, "cluster.context"))
+                .transpose()?,
             namespace,
             kubeconfig: find(cluster_entries, "kubeconfig")
-                .map(|n| reader.string(n, "cluster.kubeconfig").map(|p| expand_home(&p)))
+                .map(|n| {
+                    reader
+                        .string(n, "cluster.kubeconfig")
+                        .map(|p| expand_home(&p))
+                })
                 .transpose()?,
             force_conflicts: find(cluster_entries, "force_conflicts")
                 .map(|n| reader.boolean(n, "cluster.force_conflicts"))
@@ -181,7 +202,10 @@ impl EnvConfig {
             .map(|n| reader.string(n, "registry"))
             .transpose()?;
         if let (Some(registry), Some(node)) = (&registry, find(top, "registry"))
-            && (registry.is_empty() || registry.contains("://") || registry.ends_with('/') || registry.contains(char::is_whitespace))
+            && (registry.is_empty()
+                || registry.contains("://")
+                || registry.ends_with('/')
+                || registry.contains(char::is_whitespace))
         {
             return Err(reader.invalid(
                 node,
@@ -193,8 +217,14 @@ impl EnvConfig {
         let mut terraform = TerraformConfig::default();
         if let Some(node) = find(top, "terraform").filter(|n| !n.is_null()) {
             let entries = reader.mapping(node, "terraform")?;
-            reader.check_keys(entries, "terraform", &["workspace", "backend_config", "vars", "lock_timeout"])?;
-            terraform.workspace = find(entries, "workspace").map(|n| reader.string(n, "terraform.workspace")).transpose()?;
+            reader.check_keys(
+                entries,
+                "terraform",
+                &["workspace", "backend_config", "vars", "lock_timeout"],
+            )?;
+            terraform.workspace = find(entries, "workspace")
+                .map(|n| reader.string(n, "terraform.workspace"))
+                .transpose()?;
             if let Some(backend) = find(entries, "backend_config").filter(|n| !n.is_null()) {
                 if terraform.workspace.is_some() {
                     return Err(reader.invalid(
@@ -210,7 +240,13 @@ impl EnvConfig {
                         serde_json::Value::String(s) => s,
                         serde_json::Value::Number(n) => n.to_string(),
                         serde_json::Value::Bool(b) => b.to_string(),
-                        _ => return Err(reader.invalid(value, &path, format!("expected a string, found {}", value.type_name()))),
+                        _ => {
+                            return Err(reader.invalid(
+                                value,
+                                &path,
+                                format!("expected a string, found {}", value.type_name()),
+                            ));
+                        }
                     };
                     terraform.backend_config.insert(key_text, value);
                 }
@@ -234,7 +270,11 @@ impl EnvConfig {
         };
         if let Some(node) = find(top, "deploy").filter(|n| !n.is_null()) {
             let entries = reader.mapping(node, "deploy")?;
-            reader.check_keys(entries, "deploy", &["timeout", "lock_timeout", "require_clean_tree", "history"])?;
+            reader.check_keys(
+                entries,
+                "deploy",
+                &["timeout", "lock_timeout", "require_clean_tree", "history"],
+            )?;
             if let Some(n) = find(entries, "timeout") {
                 deploy.timeout = reader.duration(n, "deploy.timeout")?;
             }
@@ -247,7 +287,13 @@ impl EnvConfig {
             if let Some(n) = find(entries, "history") {
                 deploy.history = match n.to_json().as_u64() {
                     Some(count) if count >= 1 => count as usize,
-                    _ => return Err(reader.invalid(n, "deploy.history", "expected a whole number of at least 1".into())),
+                    _ => {
+                        return Err(reader.invalid(
+                            n,
+                            "deploy.history",
+                            "expected a whole number of at least 1".into(),
+                        ));
+                    }
                 };
             }
         }
@@ -258,14 +304,24 @@ impl EnvConfig {
             reader.check_keys(entries, "drift", &["ignore"])?;
             if let Some(ignore) = find(entries, "ignore").filter(|n| !n.is_null()) {
                 let NodeKind::Sequence(items) = &ignore.kind else {
-                    return Err(reader.invalid(ignore, "drift.ignore", format!("expected a list, found {}", ignore.type_name())));
+                    return Err(reader.invalid(
+                        ignore,
+                        "drift.ignore",
+                        format!("expected a list, found {}", ignore.type_name()),
+                    ));
                 };
                 for (index, item) in items.iter().enumerate() {
                     let path = format!("drift.ignore.{index}");
                     let fields = reader.mapping(item, &path)?;
-                    reader.check_keys(fields, &path, &["kind", "name", "namespace", "pointer", "manager"])?;
+                    reader.check_keys(
+                        fields,
+                        &path,
+                        &["kind", "name", "namespace", "pointer", "manager"],
+                    )?;
                     let get = |key: &str| {
-                        find(fields, key).map(|n| reader.string(n, &format!("{path}.{key}"))).transpose()
+                        find(fields, key)
+                            .map(|n| reader.string(n, &format!("{path}.{key}")))
+                            .transpose()
                     };
                     let rule = IgnoreRule {
                         kind: get("kind")?,
@@ -315,7 +371,9 @@ impl EnvConfig {
 pub fn is_dns_label(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 63
-        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         && !name.starts_with('-')
         && !name.ends_with('-')
 }
@@ -329,12 +387,21 @@ fn expand_home(path: &str) -> PathBuf {
 
 /// The value of `key` in a mapping's entries.
 pub(crate) fn find<'n>(entries: &'n [(Node, Node)], key: &str) -> Option<&'n Node> {
-    entries.iter().find(|(k, _)| k.as_scalar() == Some(key)).map(|(_, v)| v)
+    entries
+        .iter()
+        .find(|(k, _)| k.as_scalar() == Some(key))
+        .map(|(_, v)| v)
 }
 
 /// Record the position of every mapping key (and list item) under its dotted path.
 fn record_spans(node: &Node, prefix: &str, keys: &mut BTreeMap<String, (usize, usize)>) {
-    let join = |key: &str| if prefix.is_empty() { key.to_string() } else { format!("{prefix}.{key}") };
+    let join = |key: &str| {
+        if prefix.is_empty() {
+            key.to_string()
+        } else {
+            format!("{prefix}.{key}")
+        }
+    };
     match &node.kind {
         NodeKind::Mapping(entries) => {
             for (key, value) in entries {
@@ -365,11 +432,18 @@ impl Reader<'_> {
     }
 
     pub fn syntax(&self, err: YamlError) -> RepoError {
-        RepoError::Syntax { location: Location::new(self.file, err.line, err.column), message: err.message }
+        RepoError::Syntax {
+            location: Location::new(self.file, err.line, err.column),
+            message: err.message,
+        }
     }
 
     pub fn invalid(&self, node: &Node, key: &str, message: String) -> RepoError {
-        RepoError::InvalidValue { location: self.location(node), key: key.to_string(), message }
+        RepoError::InvalidValue {
+            location: self.location(node),
+            key: key.to_string(),
+            message,
+        }
     }
 
     /// The entries of a mapping node (`null` counts as empty).
@@ -386,15 +460,29 @@ impl Reader<'_> {
     }
 
     /// Reject keys outside `allowed`, with a did-you-mean hint.
-    pub fn check_keys(&self, entries: &[(Node, Node)], path: &str, allowed: &[&str]) -> Result<(), RepoError> {
+    pub fn check_keys(
+        &self,
+        entries: &[(Node, Node)],
+        path: &str,
+        allowed: &[&str],
+    ) -> Result<(), RepoError> {
         for (key, _) in entries {
             let name = key.as_scalar().unwrap_or_default();
             if !allowed.contains(&name) {
                 return Err(RepoError::UnknownKey {
                     location: self.location(key),
-                    key: if path.is_empty() { name.to_string() } else { format!("{path}.{name}") },
-                    suggestion: super::did_you_mean(name, allowed.iter().copied())
-                        .map(|s| if path.is_empty() { s } else { format!("{path}.{s}") }),
+                    key: if path.is_empty() {
+                        name.to_string()
+                    } else {
+                        format!("{path}.{name}")
+                    },
+                    suggestion: super::did_you_mean(name, allowed.iter().copied()).map(|s| {
+                        if path.is_empty() {
+                            s
+                        } else {
+                            format!("{path}.{s}")
+                        }
+                    }),
                     allowed: allowed.iter().map(|s| s.to_string()).collect(),
                 });
             }
@@ -405,20 +493,37 @@ impl Reader<'_> {
     pub fn string(&self, node: &Node, path: &str) -> Result<String, RepoError> {
         match node.to_json() {
             serde_json::Value::String(text) => Ok(text),
-            serde_json::Value::Number(number) if matches!(node.kind, NodeKind::Scalar { .. }) => Ok(number.to_string()),
-            _ => Err(self.invalid(node, path, format!("expected a string, found {}", node.type_name()))),
+            serde_json::Value::Number(number) if matches!(node.kind, NodeKind::Scalar { .. }) => {
+                Ok(number.to_string())
+            }
+            _ => Err(self.invalid(
+                node,
+                path,
+                format!("expected a string, found {}", node.type_name()),
+            )),
         }
     }
 
     pub fn boolean(&self, node: &Node, path: &str) -> Result<bool, RepoError> {
-        node.to_json()
-            .as_bool()
-            .ok_or_else(|| self.invalid(node, path, format!("expected `true` or `false`, found {}", node.type_name())))
+        node.to_json().as_bool().ok_or_else(|| {
+            self.invalid(
+                node,
+                path,
+                format!("expected `true` or `false`, found {}", node.type_name()),
+            )
+        })
     }
 
     pub fn duration(&self, node: &Node, path: &str) -> Result<Duration, RepoError> {
         let text = self.string(node, path)?;
-        crate::settings::parse_duration(&format!("`{path}`"), &text)
-            .map_err(|_| self.invalid(node, path, format!("invalid duration `{text}`: use a number with a unit, e.g. `90s`, `5m`, `1h30m`")))
+        crate::settings::parse_duration(&format!("`{path}`"), &text).map_err(|_| {
+            self.invalid(
+                node,
+                path,
+                format!(
+                    "invalid duration `{text}`: use a number with a unit, e.g. `90s`, `5m`, `1h30m`"
+                ),
+            )
+        })
     }
 }

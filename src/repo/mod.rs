@@ -84,16 +84,34 @@ pub enum RepoError {
     Syntax { location: Location, message: String },
     /// A key that the schema does not know.
     #[error("{location}: unknown key `{key}`")]
-    UnknownKey { location: Location, key: String, suggestion: Option<String>, allowed: Vec<String> },
+    UnknownKey {
+        location: Location,
+        key: String,
+        suggestion: Option<String>,
+        allowed: Vec<String>,
+    },
     /// A key whose value has the wrong type or form.
     #[error("{location}: invalid `{key}`: {message}")]
-    InvalidValue { location: Location, key: String, message: String },
+    InvalidValue {
+        location: Location,
+        key: String,
+        message: String,
+    },
     /// A required key is missing.
     #[error("{location}: environment `{environment}` is missing the required key `{key}`")]
-    MissingKey { location: Location, key: String, environment: String },
+    MissingKey {
+        location: Location,
+        key: String,
+        environment: String,
+    },
     /// No `config/<name>.yaml`.
     #[error("unknown environment `{name}`")]
-    UnknownEnvironment { name: String, available: Vec<String>, suggestion: Option<String>, config_dir: PathBuf },
+    UnknownEnvironment {
+        name: String,
+        available: Vec<String>,
+        suggestion: Option<String>,
+        config_dir: PathBuf,
+    },
     /// An environment name (a config file stem) that is not a DNS label.
     #[error("invalid environment name `{name}` (`{}`): environment names must be DNS labels", file.display())]
     InvalidEnvironmentName { name: String, file: PathBuf },
@@ -153,11 +171,18 @@ impl From<RepoError> for UserError {
 }
 
 fn backticked(items: &[String]) -> String {
-    items.iter().map(|item| format!("`{item}`")).collect::<Vec<_>>().join(", ")
+    items
+        .iter()
+        .map(|item| format!("`{item}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// The closest candidate to `word` when it is close enough to be a likely typo.
-pub fn did_you_mean<'c>(word: &str, candidates: impl IntoIterator<Item = &'c str>) -> Option<String> {
+pub fn did_you_mean<'c>(
+    word: &str,
+    candidates: impl IntoIterator<Item = &'c str>,
+) -> Option<String> {
     candidates
         .into_iter()
         .map(|candidate| (strsim::jaro_winkler(word, candidate), candidate))
@@ -188,7 +213,10 @@ struct AppOverride {
 }
 
 fn read_file(path: &Path) -> Result<String, RepoError> {
-    std::fs::read_to_string(path).map_err(|source| RepoError::Io { path: path.to_path_buf(), source })
+    std::fs::read_to_string(path).map_err(|source| RepoError::Io {
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 fn parse_overrides(root: &Path) -> Result<Overrides, RepoError> {
@@ -208,7 +236,11 @@ fn parse_overrides(root: &Path) -> Result<Overrides, RepoError> {
     let at = |node: &Node| Location::new(&display, node.line, node.column);
     if let Some(paths) = find(top, "paths") {
         let entries = reader.mapping(paths, "paths")?;
-        reader.check_keys(entries, "paths", &["apps", "terraform", "kubernetes", "config"])?;
+        reader.check_keys(
+            entries,
+            "paths",
+            &["apps", "terraform", "kubernetes", "config"],
+        )?;
         let get = |key: &str| -> Result<Option<(String, Location)>, RepoError> {
             find(entries, key)
                 .map(|n| Ok((reader.string(n, &format!("paths.{key}"))?, at(n))))
@@ -225,7 +257,11 @@ fn parse_overrides(root: &Path) -> Result<Overrides, RepoError> {
         if let Some(binary) = find(entries, "binary") {
             let value = reader.string(binary, "terraform.binary")?;
             if value.trim().is_empty() {
-                return Err(reader.invalid(binary, "terraform.binary", "expected a program name such as `terraform` or `tofu`".into()));
+                return Err(reader.invalid(
+                    binary,
+                    "terraform.binary",
+                    "expected a program name such as `terraform` or `tofu`".into(),
+                ));
             }
             overrides.terraform_binary = Some(value);
         }
@@ -236,7 +272,11 @@ fn parse_overrides(root: &Path) -> Result<Overrides, RepoError> {
         if let Some(builder) = find(entries, "builder") {
             let value = reader.string(builder, "build.builder")?;
             if !["docker", "podman", "buildah"].contains(&value.as_str()) {
-                return Err(reader.invalid(builder, "build.builder", format!("`{value}` is not one of `docker`, `podman`, `buildah`")));
+                return Err(reader.invalid(
+                    builder,
+                    "build.builder",
+                    format!("`{value}` is not one of `docker`, `podman`, `buildah`"),
+                ));
             }
             overrides.builder = Some(value);
         }
@@ -246,8 +286,16 @@ fn parse_overrides(root: &Path) -> Result<Overrides, RepoError> {
             let name = reader.string(key, "apps")?;
             let path = format!("apps.{name}");
             let entries = reader.mapping(value, &path)?;
-            reader.check_keys(entries, &path, &["dockerfile", "context", "build_args", "target"])?;
-            let get = |field: &str| find(entries, field).map(|n| reader.string(n, &format!("{path}.{field}"))).transpose();
+            reader.check_keys(
+                entries,
+                &path,
+                &["dockerfile", "context", "build_args", "target"],
+            )?;
+            let get = |field: &str| {
+                find(entries, field)
+                    .map(|n| reader.string(n, &format!("{path}.{field}")))
+                    .transpose()
+            };
             let mut app = AppOverride {
                 dockerfile: get("dockerfile")?,
                 context: get("context")?,
@@ -282,7 +330,9 @@ fn layer(
                 Ok(Some(path))
             } else {
                 Err(RepoError::BrokenLayout {
-                    message: format!("{location}: the {what} directory `{relative}` does not exist"),
+                    message: format!(
+                        "{location}: the {what} directory `{relative}` does not exist"
+                    ),
                     hint: format!("create `{relative}` or fix the path in `{SETTINGS_FILE}`"),
                 })
             }
@@ -293,8 +343,12 @@ fn layer(
                 Ok(Some(path))
             } else if path.exists() {
                 Err(RepoError::BrokenLayout {
-                    message: format!("`{convention}` is not a directory (looked for the {what} there)"),
-                    hint: format!("make `{convention}` a directory, or point `paths` in `{SETTINGS_FILE}` elsewhere"),
+                    message: format!(
+                        "`{convention}` is not a directory (looked for the {what} there)"
+                    ),
+                    hint: format!(
+                        "make `{convention}` a directory, or point `paths` in `{SETTINGS_FILE}` elsewhere"
+                    ),
                 })
             } else {
                 Ok(None)
@@ -304,8 +358,14 @@ fn layer(
 }
 
 fn sorted_entries(dir: &Path) -> Result<Vec<std::fs::DirEntry>, RepoError> {
-    let io = |source| RepoError::Io { path: dir.to_path_buf(), source };
-    let mut entries = std::fs::read_dir(dir).map_err(io)?.collect::<Result<Vec<_>, _>>().map_err(io)?;
+    let io = |source| RepoError::Io {
+        path: dir.to_path_buf(),
+        source,
+    };
+    let mut entries = std::fs::read_dir(dir)
+        .map_err(io)?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(io)?;
     entries.sort_by_key(|e| e.file_name());
     Ok(entries)
 }
@@ -316,15 +376,27 @@ impl Repository {
     pub fn discover(repo_flag: Option<&Path>) -> Result<Repository, RepoError> {
         let root = match repo_flag {
             Some(dir) => {
-                let absolute = std::path::absolute(dir).map_err(|source| RepoError::Io { path: dir.to_path_buf(), source })?;
+                let absolute = std::path::absolute(dir).map_err(|source| RepoError::Io {
+                    path: dir.to_path_buf(),
+                    source,
+                })?;
                 if !absolute.is_dir() {
-                    return Err(RepoError::NotADirectory { path: dir.to_path_buf() });
+                    return Err(RepoError::NotADirectory {
+                        path: dir.to_path_buf(),
+                    });
                 }
-                absolute.canonicalize().map_err(|source| RepoError::Io { path: dir.to_path_buf(), source })?
+                absolute.canonicalize().map_err(|source| RepoError::Io {
+                    path: dir.to_path_buf(),
+                    source,
+                })?
             }
             None => {
-                let cwd = std::env::current_dir().map_err(|source| RepoError::Io { path: ".".into(), source })?;
-                crate::git::work_tree_root(&cwd).ok_or(RepoError::NotInGitWorkTree { directory: cwd })?
+                let cwd = std::env::current_dir().map_err(|source| RepoError::Io {
+                    path: ".".into(),
+                    source,
+                })?;
+                crate::git::work_tree_root(&cwd)
+                    .ok_or(RepoError::NotInGitWorkTree { directory: cwd })?
             }
         };
         Self::open(root)
@@ -334,18 +406,36 @@ impl Repository {
     pub fn open(root: PathBuf) -> Result<Repository, RepoError> {
         let overrides = parse_overrides(&root)?;
         let apps_dir = layer(&root, &overrides.apps_dir, "apps", "apps")?;
-        let terraform_dir = layer(&root, &overrides.terraform_dir, "infrastructure/terraform", "Terraform")?;
-        let kubernetes_dir = layer(&root, &overrides.kubernetes_dir, "infrastructure/kubernetes", "Kubernetes manifests")?;
-        let config_relative = overrides.config_dir.as_ref().map(|(p, _)| p.clone()).unwrap_or_else(|| "config".into());
+        let terraform_dir = layer(
+            &root,
+            &overrides.terraform_dir,
+            "infrastructure/terraform",
+            "Terraform",
+        )?;
+        let kubernetes_dir = layer(
+            &root,
+            &overrides.kubernetes_dir,
+            "infrastructure/kubernetes",
+            "Kubernetes manifests",
+        )?;
+        let config_relative = overrides
+            .config_dir
+            .as_ref()
+            .map(|(p, _)| p.clone())
+            .unwrap_or_else(|| "config".into());
         let config_dir = layer(&root, &overrides.config_dir, "config", "environment config")?;
 
         if let Some(dir) = &terraform_dir {
-            let has_tf = sorted_entries(dir)?.iter().any(|e| e.path().extension().is_some_and(|x| x == "tf"));
+            let has_tf = sorted_entries(dir)?
+                .iter()
+                .any(|e| e.path().extension().is_some_and(|x| x == "tf"));
             if !has_tf {
                 let shown_dir = shown(&root, dir);
                 return Err(RepoError::BrokenLayout {
                     message: format!("the Terraform directory `{shown_dir}` has no `*.tf` files"),
-                    hint: format!("add the root module's `*.tf` files to `{shown_dir}`, or remove the directory"),
+                    hint: format!(
+                        "add the root module's `*.tf` files to `{shown_dir}`, or remove the directory"
+                    ),
                 });
             }
         }
@@ -370,11 +460,20 @@ impl Repository {
                         ),
                     });
                 }
-                apps.push(App { name, dockerfile, context: path, build_args: BTreeMap::new(), target: None });
+                apps.push(App {
+                    name,
+                    dockerfile,
+                    context: path,
+                    build_args: BTreeMap::new(),
+                    target: None,
+                });
             }
         }
         for (name, configured) in &overrides.apps {
-            let location = configured.location.clone().unwrap_or_else(|| Location::new(SETTINGS_FILE, 1, 1));
+            let location = configured
+                .location
+                .clone()
+                .unwrap_or_else(|| Location::new(SETTINGS_FILE, 1, 1));
             if !is_dns_label(name) {
                 return Err(RepoError::BrokenLayout {
                     message: format!("{location}: app name `{name}` is not a valid image name"),
@@ -396,11 +495,15 @@ impl Repository {
                 None => {
                     let known: Vec<&str> = apps.iter().map(|a| a.name.as_str()).collect();
                     let hint = match did_you_mean(name, known.iter().copied()) {
-                        Some(s) => format!("did you mean `{s}`? (or set `apps.{name}.dockerfile` to declare a new app)"),
+                        Some(s) => format!(
+                            "did you mean `{s}`? (or set `apps.{name}.dockerfile` to declare a new app)"
+                        ),
                         None => format!("set `apps.{name}.dockerfile` to declare a new app"),
                     };
                     return Err(RepoError::BrokenLayout {
-                        message: format!("{location}: `apps.{name}` does not match any app directory"),
+                        message: format!(
+                            "{location}: `apps.{name}` does not match any app directory"
+                        ),
                         hint,
                     });
                 }
@@ -409,7 +512,11 @@ impl Repository {
             if let Some(dockerfile) = &configured.dockerfile {
                 app.dockerfile = root.join(dockerfile);
                 if configured.context.is_none() {
-                    app.context = app.dockerfile.parent().map(Path::to_path_buf).unwrap_or_else(|| root.clone());
+                    app.context = app
+                        .dockerfile
+                        .parent()
+                        .map(Path::to_path_buf)
+                        .unwrap_or_else(|| root.clone());
                 }
             }
             if let Some(context) = &configured.context {
@@ -419,13 +526,19 @@ impl Repository {
             app.target = configured.target.clone();
             if !app.dockerfile.is_file() {
                 return Err(RepoError::BrokenLayout {
-                    message: format!("{location}: the Dockerfile of app `{name}` does not exist: `{}`", shown(&root, &app.dockerfile)),
+                    message: format!(
+                        "{location}: the Dockerfile of app `{name}` does not exist: `{}`",
+                        shown(&root, &app.dockerfile)
+                    ),
                     hint: format!("fix `apps.{name}.dockerfile` in `{SETTINGS_FILE}`"),
                 });
             }
             if !app.context.is_dir() {
                 return Err(RepoError::BrokenLayout {
-                    message: format!("{location}: the build context of app `{name}` is not a directory: `{}`", shown(&root, &app.context)),
+                    message: format!(
+                        "{location}: the build context of app `{name}` is not a directory: `{}`",
+                        shown(&root, &app.context)
+                    ),
                     hint: format!("fix `apps.{name}.context` in `{SETTINGS_FILE}`"),
                 });
             }
@@ -444,24 +557,40 @@ impl Repository {
         if let Some(dir) = &config_dir {
             for entry in sorted_entries(dir)? {
                 let path = entry.path();
-                let Some(extension) = path.extension() else { continue };
+                let Some(extension) = path.extension() else {
+                    continue;
+                };
                 if (extension != "yaml" && extension != "yml") || !path.is_file() {
                     continue;
                 }
-                let name = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+                let name = path
+                    .file_stem()
+                    .map(|s| s.to_string_lossy().into_owned())
+                    .unwrap_or_default();
                 if !is_dns_label(&name) {
-                    return Err(RepoError::InvalidEnvironmentName { name, file: relative(&root, &path) });
+                    return Err(RepoError::InvalidEnvironmentName {
+                        name,
+                        file: relative(&root, &path),
+                    });
                 }
                 if environments.insert(name.clone(), path.clone()).is_some() {
                     return Err(RepoError::BrokenLayout {
-                        message: format!("environment `{name}` has two config files (`.yaml` and `.yml`)"),
-                        hint: format!("keep one of `{config_relative}/{name}.yaml` and `{config_relative}/{name}.yml`"),
+                        message: format!(
+                            "environment `{name}` has two config files (`.yaml` and `.yml`)"
+                        ),
+                        hint: format!(
+                            "keep one of `{config_relative}/{name}.yaml` and `{config_relative}/{name}.yml`"
+                        ),
                     });
                 }
             }
         }
 
-        if apps_dir.is_none() && terraform_dir.is_none() && kubernetes_dir.is_none() && config_dir.is_none() {
+        if apps_dir.is_none()
+            && terraform_dir.is_none()
+            && kubernetes_dir.is_none()
+            && config_dir.is_none()
+        {
             return Err(RepoError::NoLayout {
                 root: root.clone(),
                 looked_for: "`apps/*/Dockerfile`, `infrastructure/terraform/`, `infrastructure/kubernetes/`, `config/*.yaml` and `gitship.yaml`".into(),
@@ -475,7 +604,9 @@ impl Repository {
                 terraform_dir,
                 kubernetes_dir,
                 config_dir: root.join(&config_relative),
-                terraform_binary: overrides.terraform_binary.unwrap_or_else(|| "terraform".into()),
+                terraform_binary: overrides
+                    .terraform_binary
+                    .unwrap_or_else(|| "terraform".into()),
                 builder: overrides.builder,
             },
             root,
@@ -526,12 +657,17 @@ impl Repository {
 
     /// Load every environment, in name order.
     pub fn load_all_envs(&self) -> Vec<(String, Result<EnvConfig, RepoError>)> {
-        self.environments.keys().map(|name| (name.clone(), self.load_env(name))).collect()
+        self.environments
+            .keys()
+            .map(|name| (name.clone(), self.load_env(name)))
+            .collect()
     }
 }
 
 fn relative(root: &Path, path: &Path) -> PathBuf {
-    path.strip_prefix(root).map(Path::to_path_buf).unwrap_or_else(|_| path.to_path_buf())
+    path.strip_prefix(root)
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|_| path.to_path_buf())
 }
 
 fn shown(root: &Path, path: &Path) -> String {

@@ -99,7 +99,12 @@ impl Node {
             NodeKind::Mapping(entries) => serde_json::Value::Object(
                 entries
                     .iter()
-                    .map(|(key, value)| (key.as_scalar().unwrap_or_default().to_string(), value.to_json()))
+                    .map(|(key, value)| {
+                        (
+                            key.as_scalar().unwrap_or_default().to_string(),
+                            value.to_json(),
+                        )
+                    })
                     .collect(),
             ),
         }
@@ -206,7 +211,10 @@ impl Builder {
             self.anchors.insert(anchor, node.clone());
         }
         let Some((parent, pending_key, _)) = self.stack.last_mut() else {
-            self.documents.push(Document { line: node.line, root: Some(node) });
+            self.documents.push(Document {
+                line: node.line,
+                root: Some(node),
+            });
             return;
         };
         match &mut parent.kind {
@@ -243,7 +251,10 @@ impl MarkedEventReceiver for Builder {
             Event::DocumentEnd => {
                 // A document whose root never arrived is empty: `---` followed by comments.
                 if self.documents.len() == self.document_count {
-                    self.documents.push(Document { line: self.document_line, root: None });
+                    self.documents.push(Document {
+                        line: self.document_line,
+                        root: None,
+                    });
                 }
             }
             Event::Scalar(text, style, anchor, tag) => {
@@ -253,14 +264,34 @@ impl MarkedEventReceiver for Builder {
                     TScalarStyle::Literal | TScalarStyle::Folded => ScalarStyle::Block,
                 };
                 let tag = tag.map(|t| t.suffix);
-                let node = Node { kind: NodeKind::Scalar { text, style, tag }, line, column };
+                let node = Node {
+                    kind: NodeKind::Scalar { text, style, tag },
+                    line,
+                    column,
+                };
                 self.push_value(node, anchor);
             }
             Event::SequenceStart(anchor, _) => {
-                self.stack.push((Node { kind: NodeKind::Sequence(Vec::new()), line, column }, None, anchor));
+                self.stack.push((
+                    Node {
+                        kind: NodeKind::Sequence(Vec::new()),
+                        line,
+                        column,
+                    },
+                    None,
+                    anchor,
+                ));
             }
             Event::MappingStart(anchor, _) => {
-                self.stack.push((Node { kind: NodeKind::Mapping(Vec::new()), line, column }, None, anchor));
+                self.stack.push((
+                    Node {
+                        kind: NodeKind::Mapping(Vec::new()),
+                        line,
+                        column,
+                    },
+                    None,
+                    anchor,
+                ));
             }
             Event::SequenceEnd | Event::MappingEnd => {
                 if let Some((node, _, anchor)) = self.stack.pop() {
@@ -269,7 +300,11 @@ impl MarkedEventReceiver for Builder {
             }
             Event::Alias(anchor) => {
                 let node = self.anchors.get(&anchor).cloned().unwrap_or(Node {
-                    kind: NodeKind::Scalar { text: String::new(), style: ScalarStyle::Plain, tag: None },
+                    kind: NodeKind::Scalar {
+                        text: String::new(),
+                        style: ScalarStyle::Plain,
+                        tag: None,
+                    },
                     line,
                     column,
                 });
@@ -289,19 +324,27 @@ mod tests {
     fn positions_are_one_based() {
         let docs = parse_documents("a: 1\nb:\n  c: \"x\"\n").unwrap();
         let root = docs[0].root.as_ref().unwrap();
-        let NodeKind::Mapping(entries) = &root.kind else { panic!("mapping") };
+        let NodeKind::Mapping(entries) = &root.kind else {
+            panic!("mapping")
+        };
         assert_eq!((entries[0].0.line, entries[0].0.column), (1, 1));
-        let NodeKind::Mapping(inner) = &entries[1].1.kind else { panic!("mapping") };
+        let NodeKind::Mapping(inner) = &entries[1].1.kind else {
+            panic!("mapping")
+        };
         assert_eq!((inner[0].0.line, inner[0].0.column), (3, 3));
         assert_eq!((inner[0].1.line, inner[0].1.column), (3, 6));
     }
 
     #[test]
     fn multi_document_and_types() {
-        let docs = parse_documents("---\na: 1\n---\n# empty\n---\nb: [true, '3', 1.5, ~, x]\n").unwrap();
+        let docs =
+            parse_documents("---\na: 1\n---\n# empty\n---\nb: [true, '3', 1.5, ~, x]\n").unwrap();
         assert_eq!(docs.len(), 3);
         assert!(docs[1].root.as_ref().is_none_or(Node::is_null));
-        assert_eq!(docs[2].root.as_ref().unwrap().to_json(), json!({"b": [true, "3", 1.5, null, "x"]}));
+        assert_eq!(
+            docs[2].root.as_ref().unwrap().to_json(),
+            json!({"b": [true, "3", 1.5, null, "x"]})
+        );
     }
 
     #[test]
@@ -320,7 +363,10 @@ mod tests {
     #[test]
     fn anchors_expand() {
         let docs = parse_documents("a: &x {k: 1}\nb: *x\n").unwrap();
-        assert_eq!(docs[0].root.as_ref().unwrap().to_json(), json!({"a": {"k": 1}, "b": {"k": 1}}));
+        assert_eq!(
+            docs[0].root.as_ref().unwrap().to_json(),
+            json!({"a": {"k": 1}, "b": {"k": 1}})
+        );
     }
 
     #[test]

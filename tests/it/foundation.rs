@@ -42,7 +42,10 @@ struct Run {
 impl Run {
     /// Exit code, stdout and stderr, for snapshots.
     fn transcript(&self) -> String {
-        format!("exit: {}\n--- stdout ---\n{}--- stderr ---\n{}", self.code, self.stdout, self.stderr)
+        format!(
+            "exit: {}\n--- stdout ---\n{}--- stderr ---\n{}",
+            self.code, self.stdout, self.stderr
+        )
     }
 }
 
@@ -76,7 +79,13 @@ fn snapshot(name: &str, text: &str, temp: Option<&Path>) {
 
 fn regex_escape(text: &str) -> String {
     text.chars()
-        .flat_map(|c| if "\\.+*?()|[]{}^$".contains(c) { vec!['\\', c] } else { vec![c] })
+        .flat_map(|c| {
+            if "\\.+*?()|[]{}^$".contains(c) {
+                vec!['\\', c]
+            } else {
+                vec![c]
+            }
+        })
         .collect()
 }
 
@@ -111,14 +120,28 @@ impl TempRepo {
     /// Stage everything (respecting `.gitignore`) and commit.
     fn commit(&self, message: &str) {
         let mut index = self.git.index().expect("index");
-        index.add_all(["*"], git2::IndexAddOption::DEFAULT, None).expect("add");
+        index
+            .add_all(["*"], git2::IndexAddOption::DEFAULT, None)
+            .expect("add");
         index.update_all(["*"], None).expect("update");
         index.write().expect("write index");
-        let tree = self.git.find_tree(index.write_tree().expect("tree")).expect("find tree");
+        let tree = self
+            .git
+            .find_tree(index.write_tree().expect("tree"))
+            .expect("find tree");
         let signature = git2::Signature::now("test", "test@example.com").expect("signature");
         let parent = self.git.head().ok().and_then(|h| h.peel_to_commit().ok());
         let parents: Vec<&git2::Commit> = parent.iter().collect();
-        self.git.commit(Some("HEAD"), &signature, &signature, message, &tree, &parents).expect("commit");
+        self.git
+            .commit(
+                Some("HEAD"),
+                &signature,
+                &signature,
+                message,
+                &tree,
+                &parents,
+            )
+            .expect("commit");
     }
 
     fn gitship(&self, args: &[&str]) -> Run {
@@ -155,7 +178,10 @@ fn parse_stream(text: &str) -> Vec<Yaml> {
 
 fn image_of(run: &Run) -> String {
     let docs = parse_stream(&run.stdout);
-    docs[0]["spec"]["template"]["spec"]["containers"][0]["image"].as_str().expect("image").to_string()
+    docs[0]["spec"]["template"]["spec"]["containers"][0]["image"]
+        .as_str()
+        .expect("image")
+        .to_string()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -166,11 +192,22 @@ fn render_production_example() {
     let outputs = example_outputs();
     let result = gitship_in(
         &package_root(),
-        &["render", "production", "-C", "examples/blog-infra", "--terraform-outputs", outputs.to_str().expect("utf-8")],
+        &[
+            "render",
+            "production",
+            "-C",
+            "examples/blog-infra",
+            "--terraform-outputs",
+            outputs.to_str().expect("utf-8"),
+        ],
     );
     assert_eq!(result.code, 0, "{}", result.stderr);
     let docs = parse_stream(&result.stdout);
-    assert_eq!(docs.len(), 9, "namespace, backend x2, frontend x2, postgres x3, ingress");
+    assert_eq!(
+        docs.len(),
+        9,
+        "namespace, backend x2, frontend x2, postgres x3, ingress"
+    );
 
     // Split the stream into its documents' text to check where the secret appears.
     let texts: Vec<&str> = result.stdout.split("\n---\n").collect();
@@ -180,23 +217,50 @@ fn render_production_example() {
         let kind = doc["kind"].as_str().expect("kind");
         let name = doc["metadata"]["name"].as_str().expect("name");
         let labels = &doc["metadata"]["labels"];
-        assert_eq!(labels["app.kubernetes.io/managed-by"].as_str(), Some("gitship"), "{kind} {name}");
-        assert_eq!(labels["gitship.dev/environment"].as_str(), Some("production"), "{kind} {name}");
+        assert_eq!(
+            labels["app.kubernetes.io/managed-by"].as_str(),
+            Some("gitship"),
+            "{kind} {name}"
+        );
+        assert_eq!(
+            labels["gitship.dev/environment"].as_str(),
+            Some("production"),
+            "{kind} {name}"
+        );
         if kind == "Namespace" {
             assert_eq!(name, "blog");
-            assert!(doc["metadata"]["namespace"].is_badvalue(), "a Namespace has no namespace");
+            assert!(
+                doc["metadata"]["namespace"].is_badvalue(),
+                "a Namespace has no namespace"
+            );
         } else {
-            assert_eq!(doc["metadata"]["namespace"].as_str(), Some("blog"), "{kind} {name}");
+            assert_eq!(
+                doc["metadata"]["namespace"].as_str(),
+                Some("blog"),
+                "{kind} {name}"
+            );
         }
         if kind == "Secret" {
             secrets_seen += 1;
-            assert_eq!(doc["stringData"]["POSTGRES_PASSWORD"].as_str(), Some(EXAMPLE_PASSWORD));
+            assert_eq!(
+                doc["stringData"]["POSTGRES_PASSWORD"].as_str(),
+                Some(EXAMPLE_PASSWORD)
+            );
         } else {
-            assert!(!text.contains(EXAMPLE_PASSWORD), "the sensitive value leaked into {kind} {name}");
+            assert!(
+                !text.contains(EXAMPLE_PASSWORD),
+                "the sensitive value leaked into {kind} {name}"
+            );
         }
         if kind == "Deployment" && name == "blog-backend" {
-            assert_eq!(doc["spec"]["replicas"], Yaml::Integer(3), "replicas is the integer 3");
-            let image = doc["spec"]["template"]["spec"]["containers"][0]["image"].as_str().expect("image");
+            assert_eq!(
+                doc["spec"]["replicas"],
+                Yaml::Integer(3),
+                "replicas is the integer 3"
+            );
+            let image = doc["spec"]["template"]["spec"]["containers"][0]["image"]
+                .as_str()
+                .expect("image");
             assert!(image.starts_with("ghcr.io/acme/blog/backend:"), "{image}");
         }
     }
@@ -209,13 +273,20 @@ fn render_production_example() {
 fn render_each_example_environment() {
     let outputs = example_outputs();
     for env in ["development", "staging"] {
-        let result = gitship_example(&["render", env, "--terraform-outputs", outputs.to_str().expect("utf-8")],
-        );
+        let result = gitship_example(&[
+            "render",
+            env,
+            "--terraform-outputs",
+            outputs.to_str().expect("utf-8"),
+        ]);
         assert_eq!(result.code, 0, "{}", result.stderr);
         let docs = parse_stream(&result.stdout);
         let backend = docs
             .iter()
-            .find(|d| d["kind"].as_str() == Some("Deployment") && d["metadata"]["name"].as_str() == Some("blog-backend"))
+            .find(|d| {
+                d["kind"].as_str() == Some("Deployment")
+                    && d["metadata"]["name"].as_str() == Some("blog-backend")
+            })
             .expect("backend");
         let expected = if env == "development" { 1 } else { 2 };
         assert_eq!(backend["spec"]["replicas"], Yaml::Integer(expected));
@@ -226,13 +297,25 @@ fn render_each_example_environment() {
 #[test]
 fn render_json_is_redacted() {
     let outputs = example_outputs();
-    let result = gitship_example(&["render", "production", "-o", "json", "--terraform-outputs", outputs.to_str().expect("utf-8")],
-    );
+    let result = gitship_example(&[
+        "render",
+        "production",
+        "-o",
+        "json",
+        "--terraform-outputs",
+        outputs.to_str().expect("utf-8"),
+    ]);
     assert_eq!(result.code, 0, "{}", result.stderr);
     assert!(!result.stdout.contains(EXAMPLE_PASSWORD));
     let items: Vec<serde_json::Value> = serde_json::from_str(&result.stdout).expect("json");
-    let secret = items.iter().find(|i| i["object"]["kind"] == "Secret").expect("secret");
-    assert_eq!(secret["object"]["stringData"]["POSTGRES_PASSWORD"], "<sensitive>");
+    let secret = items
+        .iter()
+        .find(|i| i["object"]["kind"] == "Secret")
+        .expect("secret");
+    assert_eq!(
+        secret["object"]["stringData"]["POSTGRES_PASSWORD"],
+        "<sensitive>"
+    );
     assert_eq!(secret["id"], "Secret blog/postgres-credentials");
 }
 
@@ -241,8 +324,16 @@ fn render_without_terraform_outputs_explains() {
     let result = gitship_example(&["render", "staging"]);
     assert_eq!(result.code, 1);
     assert!(result.stdout.is_empty());
-    assert!(result.stderr.contains("--terraform-outputs FILE"), "{}", result.stderr);
-    snapshot("render_without_terraform_outputs", &result.transcript(), None);
+    assert!(
+        result.stderr.contains("--terraform-outputs FILE"),
+        "{}",
+        result.stderr
+    );
+    snapshot(
+        "render_without_terraform_outputs",
+        &result.transcript(),
+        None,
+    );
 }
 
 #[test]
@@ -255,7 +346,11 @@ fn validate_each_example_environment() {
     assert_eq!(all.code, 0, "{}", all.stderr);
     snapshot("validate_example", &all.transcript(), None);
     let outputs = example_outputs();
-    let with_outputs = gitship_example(&["validate", "--terraform-outputs", outputs.to_str().expect("utf-8")]);
+    let with_outputs = gitship_example(&[
+        "validate",
+        "--terraform-outputs",
+        outputs.to_str().expect("utf-8"),
+    ]);
     assert_eq!(with_outputs.code, 0, "{}", with_outputs.stderr);
 }
 
@@ -265,7 +360,8 @@ fn envs_lists_the_example() {
     assert_eq!(result.code, 0, "{}", result.stderr);
     snapshot("envs_example", &result.transcript(), None);
     let json = gitship_example(&["envs", "-o", "json"]);
-    let rows: Vec<gitship::commands::envs::EnvironmentSummary> = serde_json::from_str(&json.stdout).expect("json");
+    let rows: Vec<gitship::commands::envs::EnvironmentSummary> =
+        serde_json::from_str(&json.stdout).expect("json");
     let names: Vec<&str> = rows.iter().map(|r| r.name.as_str()).collect();
     assert_eq!(names, ["development", "production", "staging"]);
     assert_eq!(rows[1].namespace, "blog");
@@ -288,11 +384,35 @@ fn unknown_placeholders_are_all_reported() {
     );
     let result = repo.gitship(&["render", "staging"]);
     assert_eq!(result.code, 1);
-    assert!(result.stdout.is_empty(), "nothing on stdout: {}", result.stdout);
-    assert!(result.stderr.contains("infrastructure/kubernetes/app.yaml:6:13"), "{}", result.stderr);
-    assert!(result.stderr.contains("infrastructure/kubernetes/config.yaml:6:20"), "{}", result.stderr);
-    assert!(result.stderr.contains("environment `staging`"), "{}", result.stderr);
-    snapshot("unknown_placeholders", &result.transcript(), Some(repo.path()));
+    assert!(
+        result.stdout.is_empty(),
+        "nothing on stdout: {}",
+        result.stdout
+    );
+    assert!(
+        result
+            .stderr
+            .contains("infrastructure/kubernetes/app.yaml:6:13"),
+        "{}",
+        result.stderr
+    );
+    assert!(
+        result
+            .stderr
+            .contains("infrastructure/kubernetes/config.yaml:6:20"),
+        "{}",
+        result.stderr
+    );
+    assert!(
+        result.stderr.contains("environment `staging`"),
+        "{}",
+        result.stderr
+    );
+    snapshot(
+        "unknown_placeholders",
+        &result.transcript(),
+        Some(repo.path()),
+    );
 }
 
 #[test]
@@ -309,11 +429,18 @@ fn values_never_inject_structure() {
     let result = repo.gitship(&["render", "staging"]);
     assert_eq!(result.code, 0, "{}", result.stderr);
     let docs = parse_stream(&result.stdout);
-    let config = docs.iter().find(|d| d["kind"].as_str() == Some("ConfigMap")).expect("configmap");
+    let config = docs
+        .iter()
+        .find(|d| d["kind"].as_str() == Some("ConfigMap"))
+        .expect("configmap");
     assert_eq!(config["data"]["whole"].as_str(), Some("\n  evil: true"));
     assert_eq!(config["data"]["inside"].as_str(), Some("x\n  evil: true"));
     assert_eq!(config["data"]["quoted"].as_str(), Some("2"));
-    assert_eq!(config["data"]["text"].as_str(), Some("3"), "a string value stays a string");
+    assert_eq!(
+        config["data"]["text"].as_str(),
+        Some("3"),
+        "a string value stays a string"
+    );
     assert_eq!(config["data"]["escaped"].as_str(), Some("${values.evil}"));
     assert!(config["evil"].is_badvalue() && config["data"]["evil"].is_badvalue());
     assert_eq!(config["data"].as_hash().expect("data").len(), 5);
@@ -327,11 +454,24 @@ fn sensitive_outputs_only_in_secrets() {
         "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: leak\ndata:\n  password: ${terraform.db_password}\n",
     );
     let outputs = repo.path().join("outputs.json");
-    std::fs::write(&outputs, r#"{"db_password": {"sensitive": true, "type": "string", "value": "s3cr3t-value"}}"#).expect("write");
-    let result = repo.gitship(&["render", "staging", "--terraform-outputs", outputs.to_str().expect("utf-8")]);
+    std::fs::write(
+        &outputs,
+        r#"{"db_password": {"sensitive": true, "type": "string", "value": "s3cr3t-value"}}"#,
+    )
+    .expect("write");
+    let result = repo.gitship(&[
+        "render",
+        "staging",
+        "--terraform-outputs",
+        outputs.to_str().expect("utf-8"),
+    ]);
     assert_eq!(result.code, 1);
     assert!(!result.stderr.contains("s3cr3t-value") && !result.stdout.contains("s3cr3t-value"));
-    snapshot("sensitive_outside_secret", &result.transcript(), Some(repo.path()));
+    snapshot(
+        "sensitive_outside_secret",
+        &result.transcript(),
+        Some(repo.path()),
+    );
 }
 
 #[test]
@@ -343,8 +483,20 @@ fn duplicate_objects_name_both_files() {
     );
     let result = repo.gitship(&["render", "staging"]);
     assert_eq!(result.code, 1);
-    assert!(result.stderr.contains("infrastructure/kubernetes/again.yaml:2:1"), "{}", result.stderr);
-    assert!(result.stderr.contains("infrastructure/kubernetes/app.yaml:1:1"), "{}", result.stderr);
+    assert!(
+        result
+            .stderr
+            .contains("infrastructure/kubernetes/again.yaml:2:1"),
+        "{}",
+        result.stderr
+    );
+    assert!(
+        result
+            .stderr
+            .contains("infrastructure/kubernetes/app.yaml:1:1"),
+        "{}",
+        result.stderr
+    );
     snapshot("duplicate_objects", &result.transcript(), Some(repo.path()));
 }
 
@@ -355,7 +507,11 @@ fn invalid_yaml_and_bad_placeholders_have_positions() {
         .write("infrastructure/kubernetes/bad.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: bad\ndata:\n  a: ${values.replicas\n  b: ${nope.x}\n");
     let result = repo.gitship(&["render", "staging"]);
     assert_eq!(result.code, 1);
-    snapshot("invalid_yaml_and_placeholders", &result.transcript(), Some(repo.path()));
+    snapshot(
+        "invalid_yaml_and_placeholders",
+        &result.transcript(),
+        Some(repo.path()),
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -370,11 +526,22 @@ fn typo_key_gets_did_you_mean() {
     );
     let result = repo.gitship(&["validate", "staging"]);
     assert_eq!(result.code, 1);
-    assert!(result.stderr.contains("config/staging.yaml:3:1"), "{}", result.stderr);
-    assert!(result.stderr.contains("did you mean `registry`?"), "{}", result.stderr);
+    assert!(
+        result.stderr.contains("config/staging.yaml:3:1"),
+        "{}",
+        result.stderr
+    );
+    assert!(
+        result.stderr.contains("did you mean `registry`?"),
+        "{}",
+        result.stderr
+    );
     snapshot("typo_key", &result.transcript(), Some(repo.path()));
 
-    repo.write("config/staging.yaml", "cluster:\n  namespace: shop-staging\n  contxt: prod\nregistry: r.example/x\n");
+    repo.write(
+        "config/staging.yaml",
+        "cluster:\n  namespace: shop-staging\n  contxt: prod\nregistry: r.example/x\n",
+    );
     let nested = repo.gitship(&["validate", "staging"]);
     assert_eq!(nested.code, 1);
     snapshot("typo_nested_key", &nested.transcript(), Some(repo.path()));
@@ -384,20 +551,42 @@ fn typo_key_gets_did_you_mean() {
 fn config_errors() {
     let repo = small_repo();
     let cases = [
-        ("missing_namespace", "cluster:\n  context: x\nregistry: r.example/x\n"),
-        ("bad_namespace", "cluster:\n  namespace: Shop_Staging\nregistry: r.example/x\n"),
+        (
+            "missing_namespace",
+            "cluster:\n  context: x\nregistry: r.example/x\n",
+        ),
+        (
+            "bad_namespace",
+            "cluster:\n  namespace: Shop_Staging\nregistry: r.example/x\n",
+        ),
         ("missing_registry", "cluster:\n  namespace: shop\n"),
-        ("workspace_and_backend", "cluster:\n  namespace: shop\nregistry: r.example/x\nterraform:\n  workspace: a\n  backend_config:\n    key: a.tfstate\n"),
-        ("bad_duration", "cluster:\n  namespace: shop\nregistry: r.example/x\ndeploy:\n  timeout: soon\n"),
-        ("values_not_mapping", "cluster:\n  namespace: shop\nregistry: r.example/x\nvalues: [1, 2]\n"),
-        ("duplicate_key", "cluster:\n  namespace: shop\nregistry: r.example/x\nregistry: r.example/y\n"),
+        (
+            "workspace_and_backend",
+            "cluster:\n  namespace: shop\nregistry: r.example/x\nterraform:\n  workspace: a\n  backend_config:\n    key: a.tfstate\n",
+        ),
+        (
+            "bad_duration",
+            "cluster:\n  namespace: shop\nregistry: r.example/x\ndeploy:\n  timeout: soon\n",
+        ),
+        (
+            "values_not_mapping",
+            "cluster:\n  namespace: shop\nregistry: r.example/x\nvalues: [1, 2]\n",
+        ),
+        (
+            "duplicate_key",
+            "cluster:\n  namespace: shop\nregistry: r.example/x\nregistry: r.example/y\n",
+        ),
     ];
     for (name, text) in cases {
         repo.write("config/staging.yaml", text);
         let result = repo.gitship(&["render", "staging"]);
         assert_eq!(result.code, 1, "{name}: {}", result.stderr);
         assert!(result.stdout.is_empty());
-        snapshot(&format!("config_error_{name}"), &result.transcript(), Some(repo.path()));
+        snapshot(
+            &format!("config_error_{name}"),
+            &result.transcript(),
+            Some(repo.path()),
+        );
     }
 }
 
@@ -406,13 +595,25 @@ fn unknown_and_invalid_environments() {
     let repo = small_repo();
     let unknown = repo.gitship(&["render", "stagign"]);
     assert_eq!(unknown.code, 1);
-    assert!(unknown.stderr.contains("did you mean `staging`?"), "{}", unknown.stderr);
-    snapshot("unknown_environment", &unknown.transcript(), Some(repo.path()));
+    assert!(
+        unknown.stderr.contains("did you mean `staging`?"),
+        "{}",
+        unknown.stderr
+    );
+    snapshot(
+        "unknown_environment",
+        &unknown.transcript(),
+        Some(repo.path()),
+    );
 
     repo.write("config/Bad_Name.yaml", "cluster:\n  namespace: x\n");
     let invalid = repo.gitship(&["envs"]);
     assert_eq!(invalid.code, 1);
-    snapshot("invalid_environment_name", &invalid.transcript(), Some(repo.path()));
+    snapshot(
+        "invalid_environment_name",
+        &invalid.transcript(),
+        Some(repo.path()),
+    );
 }
 
 #[test]
@@ -424,18 +625,34 @@ fn env_new_copies_and_renames() {
     );
     let result = repo.gitship(&["env", "new", "qa", "--from", "staging"]);
     assert_eq!(result.code, 0, "{}", result.stderr);
-    let written = std::fs::read_to_string(repo.path().join("config/qa.yaml")).expect("config/qa.yaml");
-    assert!(written.contains("namespace: shop-qa # the namespace"), "{written}");
+    let written =
+        std::fs::read_to_string(repo.path().join("config/qa.yaml")).expect("config/qa.yaml");
+    assert!(
+        written.contains("namespace: shop-qa # the namespace"),
+        "{written}"
+    );
     assert!(written.contains("workspace: qa"), "{written}");
-    snapshot("env_new_output", &format!("{}\n--- config/qa.yaml ---\n{written}", result.transcript()), Some(repo.path()));
+    snapshot(
+        "env_new_output",
+        &format!("{}\n--- config/qa.yaml ---\n{written}", result.transcript()),
+        Some(repo.path()),
+    );
 
     let validate = repo.gitship(&["validate", "qa"]);
     assert_eq!(validate.code, 0, "{}", validate.stderr);
 
     let again = repo.gitship(&["env", "new", "qa", "--from", "staging"]);
     assert_eq!(again.code, 1);
-    assert_eq!(std::fs::read_to_string(repo.path().join("config/qa.yaml")).expect("read"), written, "not overwritten");
-    snapshot("env_new_refuses_overwrite", &again.transcript(), Some(repo.path()));
+    assert_eq!(
+        std::fs::read_to_string(repo.path().join("config/qa.yaml")).expect("read"),
+        written,
+        "not overwritten"
+    );
+    snapshot(
+        "env_new_refuses_overwrite",
+        &again.transcript(),
+        Some(repo.path()),
+    );
 
     let production = repo.gitship(&["env", "new", "prod-eu", "--from", "production"]);
     assert_eq!(production.code, 0, "{}", production.stderr);
@@ -483,8 +700,16 @@ fn gitship_yaml_overrides_the_layout() {
     let result = repo.gitship(&["render", "dev"]);
     assert_eq!(result.code, 0, "{}", result.stderr);
     let docs = parse_stream(&result.stdout);
-    assert!(docs[0]["data"]["cart"].as_str().expect("cart").starts_with("r.example/shop/cart:"));
-    assert_eq!(docs[0]["data"]["checkout"].as_str(), Some("r.example/shop/checkout"));
+    assert!(
+        docs[0]["data"]["cart"]
+            .as_str()
+            .expect("cart")
+            .starts_with("r.example/shop/cart:")
+    );
+    assert_eq!(
+        docs[0]["data"]["checkout"].as_str(),
+        Some("r.example/shop/checkout")
+    );
     let validate = repo.gitship(&["validate"]);
     assert_eq!(validate.code, 0, "{}", validate.stderr);
 
@@ -496,7 +721,11 @@ fn gitship_yaml_overrides_the_layout() {
     repo.write("gitship.yaml", "paths:\n  kubernetes: k8s\n");
     let missing = repo.gitship(&["envs"]);
     assert_eq!(missing.code, 1);
-    snapshot("gitship_yaml_missing_dir", &missing.transcript(), Some(repo.path()));
+    snapshot(
+        "gitship_yaml_missing_dir",
+        &missing.transcript(),
+        Some(repo.path()),
+    );
 }
 
 #[test]
@@ -516,8 +745,14 @@ fn every_layer_is_optional() {
     // Only Terraform.
     let terraform_only = TempRepo::new();
     terraform_only
-        .write("infrastructure/terraform/main.tf", "resource \"terraform_data\" \"x\" {}\n")
-        .write("config/dev.yaml", "cluster:\n  namespace: plain\nterraform:\n  workspace: dev\n");
+        .write(
+            "infrastructure/terraform/main.tf",
+            "resource \"terraform_data\" \"x\" {}\n",
+        )
+        .write(
+            "config/dev.yaml",
+            "cluster:\n  namespace: plain\nterraform:\n  workspace: dev\n",
+        );
     terraform_only.commit("initial");
     let result = terraform_only.gitship(&["validate"]);
     assert_eq!(result.code, 0, "{}", result.stderr);
@@ -532,13 +767,21 @@ fn broken_layouts_say_what_was_looked_for() {
     no_dockerfile.write("apps/worker/main.py", "print('hi')\n");
     let result = no_dockerfile.gitship(&["envs"]);
     assert_eq!(result.code, 1);
-    snapshot("app_without_dockerfile", &result.transcript(), Some(no_dockerfile.path()));
+    snapshot(
+        "app_without_dockerfile",
+        &result.transcript(),
+        Some(no_dockerfile.path()),
+    );
 
     let empty_terraform = small_repo();
     empty_terraform.write("infrastructure/terraform/README.md", "nothing here\n");
     let result = empty_terraform.gitship(&["envs"]);
     assert_eq!(result.code, 1);
-    snapshot("terraform_without_tf_files", &result.transcript(), Some(empty_terraform.path()));
+    snapshot(
+        "terraform_without_tf_files",
+        &result.transcript(),
+        Some(empty_terraform.path()),
+    );
 
     let nothing = TempRepo::new();
     nothing.write("hello.txt", "hi\n");
@@ -563,9 +806,19 @@ fn subdirectory_of_a_git_repository_works_as_repo() {
     repo.commit("initial");
     let result = repo.gitship(&["render", "dev", "-C", "examples/shop"]);
     assert_eq!(result.code, 0, "{}", result.stderr);
-    assert!(result.stdout.contains("# Source: infrastructure/kubernetes/a.yaml:1:1"), "{}", result.stdout);
+    assert!(
+        result
+            .stdout
+            .contains("# Source: infrastructure/kubernetes/a.yaml:1:1"),
+        "{}",
+        result.stdout
+    );
     let inside = gitship_in(&repo.path().join("examples/shop/config"), &["envs"]);
-    assert_eq!(inside.code, 1, "without -C the Git root is the repository: {}", inside.stdout);
+    assert_eq!(
+        inside.code, 1,
+        "without -C the Git root is the repository: {}",
+        inside.stdout
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -577,7 +830,10 @@ fn content_tags_follow_the_build_context() {
     let first = repo.gitship(&["render", "staging"]);
     assert_eq!(first.code, 0, "{}", first.stderr);
     let clean = image_of(&first);
-    assert!(clean.starts_with("registry.example.com/shop/api:"), "{clean}");
+    assert!(
+        clean.starts_with("registry.example.com/shop/api:"),
+        "{clean}"
+    );
     assert!(!clean.contains("-dirty-"), "{clean}");
 
     // A commit outside the context keeps the tag.
@@ -612,11 +868,17 @@ fn content_tags_follow_the_build_context() {
     assert_ne!(second, clean);
 
     // Build settings are part of the tag.
-    repo.write("gitship.yaml", "apps:\n  api:\n    build_args: { VERSION: \"2\" }\n");
+    repo.write(
+        "gitship.yaml",
+        "apps:\n  api:\n    build_args: { VERSION: \"2\" }\n",
+    );
     repo.commit("build args");
     let with_args = image_of(&repo.gitship(&["render", "staging"]));
     assert_ne!(with_args, second);
-    repo.write("gitship.yaml", "apps:\n  api:\n    build_args: { VERSION: \"2\" }\n    target: runtime\n");
+    repo.write(
+        "gitship.yaml",
+        "apps:\n  api:\n    build_args: { VERSION: \"2\" }\n    target: runtime\n",
+    );
     repo.commit("target");
     let with_target = image_of(&repo.gitship(&["render", "staging"]));
     assert_ne!(with_target, with_args);
