@@ -883,3 +883,113 @@ fn content_tags_follow_the_build_context() {
     let with_target = image_of(&repo.gitship(&["render", "staging"]));
     assert_ne!(with_target, with_args);
 }
+
+// ---------------------------------------------------------------------------------------------
+// The example's Terraform, for real
+
+/// The example's Terraform module applies offline with each environment's `terraform.vars`, and
+/// its real `terraform output -json` renders the manifests: the example outputs file has the same
+/// outputs with the same sensitivity.
+#[test]
+fn example_terraform_runs_offline_and_feeds_render() {
+    if !crate::support::require_tool("terraform", "version") {
+        return;
+    }
+    let work = tempfile::tempdir().expect("temp");
+    let module = example().join("infrastructure/terraform");
+    for entry in std::fs::read_dir(&module).expect("module") {
+        let path = entry.expect("entry").path();
+        if path.extension().is_some_and(|e| e == "tf") {
+            std::fs::copy(&path, work.path().join(path.file_name().expect("name"))).expect("copy");
+        }
+    }
+    let terraform = |args: &[&str]| {
+        let output = Command::new("terraform")
+            .args(args)
+            .current_dir(work.path())
+            .env("HOME", crate::support::test_home())
+            .env("TF_IN_AUTOMATION", "1")
+            .env("CHECKPOINT_DISABLE", "1")
+            .output()
+            .expect("run terraform");
+        assert!(
+            output.status.success(),
+            "terraform {args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    };
+    terraform(&["init", "-input=false", "-no-color"]);
+
+    // The production config's vars, as a var file.
+    let config = std::fs::read_to_string(example().join("config/production.yaml")).expect("config");
+    let config = &YamlLoader::load_from_str(&config).expect("yaml")[0];
+    let mut vars = serde_json::Map::new();
+    for (key, value) in config["terraform"]["vars"].as_hash().expect("vars") {
+        let value = match value {
+            Yaml::Integer(i) => serde_json::json!(i),
+            Yaml::String(s) => serde_json::json!(s),
+            other => panic!("unexpected var {other:?}"),
+        };
+        vars.insert(key.as_str().expect("key").to_string(), value);
+    }
+    std::fs::write(
+        work.path().join("vars.tfvars.json"),
+        serde_json::Value::Object(vars).to_string(),
+    )
+    .expect("vars");
+    terraform(&[
+        "apply",
+        "-auto-approve",
+        "-input=false",
+        "-no-color",
+        "-var-file=vars.tfvars.json",
+    ]);
+    let outputs_json = terraform(&["output", "-json"]);
+    let outputs_file = work.path().join("outputs.json");
+    std::fs::write(&outputs_file, &outputs_json).expect("write outputs");
+
+    let real: serde_json::Value = serde_json::from_str(&outputs_json).expect("outputs");
+    let example_outputs: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(example_outputs()).expect("example"))
+            .expect("json");
+    let shape = |value: &serde_json::Value| -> Vec<(String, bool)> {
+        value
+            .as_object()
+            .expect("object")
+            .iter()
+            .map(|(name, output)| (name.clone(), output["sensitive"].as_bool().unwrap_or(false)))
+            .collect()
+    };
+    assert_eq!(
+        shape(&real),
+        shape(&example_outputs),
+        "the example outputs file matches the module"
+    );
+
+    let password = real["db_password"]["value"]
+        .as_str()
+        .expect("password")
+        .to_string();
+    let result = gitship_example(&[
+        "render",
+        "production",
+        "--terraform-outputs",
+        outputs_file.to_str().expect("utf-8"),
+    ]);
+    assert_eq!(result.code, 0, "{}", result.stderr);
+    let docs = parse_stream(&result.stdout);
+    let secret = docs
+        .iter()
+        .find(|d| d["kind"].as_str() == Some("Secret"))
+        .expect("secret");
+    assert_eq!(
+        secret["stringData"]["POSTGRES_PASSWORD"].as_str(),
+        Some(password.as_str())
+    );
+    assert_eq!(
+        result.stdout.matches(&password).count(),
+        1,
+        "the password appears once, in the Secret"
+    );
+}
