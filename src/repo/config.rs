@@ -527,3 +527,78 @@ impl Reader<'_> {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<EnvConfig, RepoError> {
+        EnvConfig::parse(
+            "production",
+            Path::new("/r/config/production.yaml"),
+            Path::new("config/production.yaml"),
+            text,
+        )
+    }
+
+    #[test]
+    fn parses_the_full_schema_with_spans() {
+        let config = parse(
+            "cluster:\n  context: prod\n  namespace: blog\n  force_conflicts: false\nregistry: ghcr.io/acme/blog\nterraform:\n  workspace: production\n  vars:\n    db_size: 20\n    name: x\n  lock_timeout: 2m\ndeploy:\n  timeout: 90s\n  history: 3\ndrift:\n  ignore:\n    - { kind: Deployment, pointer: /spec/replicas }\nvalues:\n  backend: { replicas: 3 }\n",
+        )
+        .unwrap();
+        assert_eq!(config.cluster.namespace, "blog");
+        assert_eq!(config.cluster.context.as_deref(), Some("prod"));
+        assert!(!config.cluster.force_conflicts);
+        assert_eq!(config.terraform.vars["db_size"], serde_json::json!(20));
+        assert_eq!(
+            config.terraform.vars.keys().collect::<Vec<_>>(),
+            ["db_size", "name"]
+        );
+        assert_eq!(
+            config.terraform.lock_timeout,
+            Some(Duration::from_secs(120))
+        );
+        assert_eq!(config.deploy.timeout, Duration::from_secs(90));
+        assert_eq!(config.deploy.lock_timeout, DEFAULT_LOCK_TIMEOUT);
+        assert!(
+            config.deploy.require_clean_tree,
+            "production requires a clean tree by default"
+        );
+        assert_eq!(config.deploy.history, 3);
+        assert_eq!(
+            config.drift.ignore[0].pointer.as_deref(),
+            Some("/spec/replicas")
+        );
+        assert_eq!(config.values["backend"]["replicas"], serde_json::json!(3));
+        assert_eq!(
+            config.spans.location("terraform.vars.db_size").to_string(),
+            "config/production.yaml:9:5"
+        );
+        assert_eq!(
+            config.spans.location("drift.ignore.0").to_string(),
+            "config/production.yaml:17:7"
+        );
+    }
+
+    #[test]
+    fn unknown_keys_suggest() {
+        let err = parse("cluster:\n  namespace: blog\nterraform:\n  workspce: x\n").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "config/production.yaml:4:3: unknown key `terraform.workspce`"
+        );
+        assert_eq!(
+            err.hint().as_deref(),
+            Some("did you mean `terraform.workspace`?")
+        );
+    }
+
+    #[test]
+    fn dns_labels() {
+        assert!(is_dns_label("prod-eu-1"));
+        assert!(!is_dns_label("Prod"));
+        assert!(!is_dns_label("-prod"));
+        assert!(!is_dns_label(&"a".repeat(64)));
+    }
+}
