@@ -191,14 +191,13 @@ pub fn content_tag(repo: &Repository, app: &App) -> Result<ContentTag, GitError>
         .unwrap_or(&dockerfile)
         .to_path_buf();
     let dockerfile_in_context = dockerfile.starts_with(&context);
-    if !dockerfile_in_context {
-        let committed = head_tree
-            .as_ref()
-            .and_then(|tree| tree.get_path(&dockerfile_relative).ok())
-            .map(|entry| entry.id().to_string())
-            .unwrap_or_default();
-        hasher.update(format!("dockerfile {committed}\n").as_bytes());
-    }
+    // The Dockerfile always counts, even when `.dockerignore` lists it (as many do).
+    let committed_dockerfile = head_tree
+        .as_ref()
+        .and_then(|tree| tree.get_path(&dockerfile_relative).ok())
+        .map(|entry| entry.id().to_string())
+        .unwrap_or_default();
+    hasher.update(format!("dockerfile {committed_dockerfile}\n").as_bytes());
     let dockerfile_name = match dockerfile.strip_prefix(&context) {
         Ok(inside) => inside.to_string_lossy().into_owned(),
         Err(_) => dockerfile_relative.to_string_lossy().into_owned(),
@@ -238,12 +237,12 @@ pub fn content_tag(repo: &Repository, app: &App) -> Result<ContentTag, GitError>
         };
         let path = PathBuf::from(path);
         match path.strip_prefix(&context_relative) {
+            _ if path == dockerfile_relative => {}
             Ok(inside) => {
                 if ignore.is_ignored(&inside.to_string_lossy()) {
                     continue;
                 }
             }
-            Err(_) if path == dockerfile_relative => {}
             Err(_) => continue,
         }
         changed.push(path);

@@ -480,7 +480,8 @@ impl Repository {
                     hint: "use lowercase letters, digits and `-`".into(),
                 });
             }
-            let index = match apps.iter().position(|a| &a.name == name) {
+            let discovered = apps.iter().position(|a| &a.name == name);
+            let index = match discovered {
                 Some(index) => index,
                 None if configured.dockerfile.is_some() => {
                     apps.push(App {
@@ -511,7 +512,7 @@ impl Repository {
             let app = &mut apps[index];
             if let Some(dockerfile) = &configured.dockerfile {
                 app.dockerfile = root.join(dockerfile);
-                if configured.context.is_none() {
+                if configured.context.is_none() && discovered.is_none() {
                     app.context = app
                         .dockerfile
                         .parent()

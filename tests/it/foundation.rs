@@ -867,6 +867,25 @@ fn content_tags_follow_the_build_context() {
     assert!(!second.contains("-dirty-"), "{second}");
     assert_ne!(second, clean);
 
+    // The Dockerfile counts even when `.dockerignore` lists it.
+    repo.write("apps/api/.dockerignore", "*.log\nscratch/\nDockerfile\n");
+    repo.commit("ignore the Dockerfile");
+    let ignoring = image_of(&repo.gitship(&["render", "staging"]));
+    repo.write(
+        "apps/api/Dockerfile",
+        "FROM scratch\nCOPY app.txt /app.txt\n",
+    );
+    let dockerfile_dirty = image_of(&repo.gitship(&["render", "staging"]));
+    assert!(
+        dockerfile_dirty.starts_with(&format!("{ignoring}-dirty-")),
+        "{dockerfile_dirty}"
+    );
+    repo.commit("dockerfile");
+    let dockerfile_changed = image_of(&repo.gitship(&["render", "staging"]));
+    assert!(!dockerfile_changed.contains("-dirty-"));
+    assert_ne!(dockerfile_changed, ignoring);
+    let second = dockerfile_changed;
+
     // Build settings are part of the tag.
     repo.write(
         "gitship.yaml",
@@ -991,5 +1010,34 @@ fn example_terraform_runs_offline_and_feeds_render() {
         result.stdout.matches(&password).count(),
         1,
         "the password appears once, in the Secret"
+    );
+}
+
+#[test]
+fn validate_json_reports_each_environment() {
+    let repo = small_repo();
+    repo.write(
+        "config/staging.yaml",
+        "cluster:\n  namespace: shop-staging\nregistry: r.example/shop\nvalues: {}\n",
+    );
+    let result = repo.gitship(&["validate", "-o", "json"]);
+    assert_eq!(result.code, 1);
+    let results: Vec<gitship::commands::validate::ValidationResult> =
+        serde_json::from_str(&result.stdout).expect("json");
+    assert_eq!(results.len(), 2);
+    assert_eq!(
+        (
+            results[0].environment.as_str(),
+            results[0].valid,
+            results[0].objects
+        ),
+        ("production", true, 1)
+    );
+    assert_eq!(results[1].environment, "staging");
+    assert!(!results[1].valid);
+    let error = results[1].error.as_deref().expect("error");
+    assert!(
+        error.contains("infrastructure/kubernetes/app.yaml:6:13"),
+        "{error}"
     );
 }
