@@ -468,10 +468,7 @@ impl<'f> DocumentState<'f> {
         raw: &str,
     ) -> Location {
         let newlines = scalar[..offset].matches('\n').count();
-        let line = match style {
-            ScalarStyle::Block => node.line + 1 + newlines,
-            _ => node.line + newlines,
-        };
+        let base = node.line + newlines;
         let guess = match (style, newlines) {
             (ScalarStyle::Plain, 0) => node.column + scalar[..offset].chars().count(),
             (ScalarStyle::Quoted, 0) => node.column + 1 + scalar[..offset].chars().count(),
@@ -479,21 +476,26 @@ impl<'f> DocumentState<'f> {
         };
         let text = self.text;
         let lines = self.lines.get_or_insert_with(|| text.lines().collect());
-        let column = lines
-            .get(line.saturating_sub(1))
-            .and_then(|source_line| {
-                let from = source_line
+        // Block scalars start on the line after their indicator, and folding may shift lines:
+        // look for the placeholder's text on the expected line and the next two.
+        let found = (base..base + 3).find_map(|line| {
+            let source_line = lines.get(line.saturating_sub(1))?;
+            let from = if line == base {
+                source_line
                     .char_indices()
                     .nth(guess.saturating_sub(1))
                     .map(|(i, _)| i)
-                    .unwrap_or(0);
-                source_line[from..]
-                    .find(raw)
-                    .map(|i| from + i)
-                    .or_else(|| source_line.find(raw))
-                    .map(|byte| source_line[..byte].chars().count() + 1)
-            })
-            .unwrap_or(guess);
+                    .unwrap_or(0)
+            } else {
+                0
+            };
+            let byte = source_line[from..]
+                .find(raw)
+                .map(|i| from + i)
+                .or_else(|| source_line.find(raw))?;
+            Some((line, source_line[..byte].chars().count() + 1))
+        });
+        let (line, column) = found.unwrap_or((base, guess));
         Location::new(self.file, line, column)
     }
 }
@@ -1044,6 +1046,17 @@ mod tests {
         let shown = redact_sensitive(&manifests[0].object, &redactor);
         assert!(!shown.to_string().contains("hunter2"));
         assert_eq!(redactor.redact_text("pw=hunter2"), "pw=<sensitive>");
+    }
+
+    #[test]
+    fn block_scalar_positions() {
+        let found = problems(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\ndata:\n  script: |\n    echo start\n    echo ${values.missing} $${HOME}\n",
+        );
+        assert_eq!(
+            found,
+            vec!["m.yaml:8:10: `${values.missing}`: `values.missing` is not defined"]
+        );
     }
 
     #[test]

@@ -299,7 +299,7 @@ pub fn resolve<'i>(
             }
         }
         _ => Err(Unresolved::new(format!(
-            "unknown source `{source}`{}; placeholders start with one of {}",
+            "unknown source `{source}`{}; placeholders start with one of {} (write `$${{` for a literal `${{`)",
             suggest_path("", source, SOURCES.iter().map(|s| s.to_string())),
             SOURCES
                 .iter()
