@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use anyhow::{Context as _, Result};
+use anyhow::Result;
 
 use crate::commands::Context;
 use crate::diagnostics::UserError;
@@ -75,9 +75,12 @@ pub fn json_manifests(manifests: &[Manifest], redactor: &render::Redactor) -> se
 
 /// Read a file in `terraform output -json` format.
 pub fn load_terraform_outputs(path: &Path) -> Result<terraform::Outputs> {
-    let text = std::fs::read_to_string(path).with_context(|| {
+    let text = std::fs::read_to_string(path).map_err(|err| {
         UserError::new(
-            format!("cannot read Terraform outputs from `{}`", path.display()),
+            format!(
+                "cannot read Terraform outputs from `{}`: {err}",
+                path.display()
+            ),
             "pass the file written by `terraform output -json > FILE`",
         )
     })?;

@@ -1041,3 +1041,29 @@ fn validate_json_reports_each_environment() {
         "{error}"
     );
 }
+
+#[test]
+fn bad_terraform_outputs_files() {
+    let repo = small_repo();
+    let missing = repo.gitship(&["render", "staging", "--terraform-outputs", "nope.json"]);
+    assert_eq!(missing.code, 1);
+    assert!(missing.stderr.contains("hint: "), "{}", missing.stderr);
+    snapshot(
+        "terraform_outputs_missing",
+        &missing.transcript(),
+        Some(repo.path()),
+    );
+
+    repo.write(
+        "outputs.json",
+        "{\"db_password\": {\"sensitive\": true, \"value\": \"s3cr3t\"}, \"x\": 5}",
+    );
+    let malformed = repo.gitship(&["render", "staging", "--terraform-outputs", "outputs.json"]);
+    assert_eq!(malformed.code, 1);
+    assert!(!malformed.stderr.contains("s3cr3t"));
+    snapshot(
+        "terraform_outputs_malformed",
+        &malformed.transcript(),
+        Some(repo.path()),
+    );
+}
