@@ -535,27 +535,28 @@ impl Renderer<'_> {
             state.sensitive_uses.clear();
             let location = Location::new(file, root.line, 1);
             let object = self.node(&root, &mut state);
-            match self.normalise(object, &location) {
-                Ok(object) => {
-                    let is_secret = object.get("kind").and_then(Value::as_str) == Some("Secret")
-                        && object.get("apiVersion").and_then(Value::as_str) == Some("v1");
-                    if !is_secret {
-                        let id = object_id(&object);
-                        for (output, at) in std::mem::take(&mut state.sensitive_uses) {
-                            self.problem(
-                                at,
-                                format!("the sensitive Terraform output `{output}` may only be used in a Secret, not in `{id}`"),
-                                false,
-                            );
-                        }
-                    }
-                    manifests.push(Manifest {
-                        source: location,
-                        object,
-                    });
+            let sensitive_uses = std::mem::take(&mut state.sensitive_uses);
+            let mut objects = Vec::new();
+            for object in split_list(object) {
+                match self.normalise(object, &location) {
+                    Ok(object) => objects.push(object),
+                    Err(message) => self.problem(location.clone(), message, false),
                 }
-                Err(message) => self.problem(location, message, false),
             }
+            if let Some(offender) = objects.iter().find(|object| !is_secret(object)) {
+                let id = object_id(offender);
+                for (output, at) in sensitive_uses {
+                    self.problem(
+                        at,
+                        format!("the sensitive Terraform output `{output}` may only be used in a Secret, not in `{id}`"),
+                        false,
+                    );
+                }
+            }
+            manifests.extend(objects.into_iter().map(|object| Manifest {
+                source: location.clone(),
+                object,
+            }));
         }
     }
 
@@ -788,6 +789,29 @@ impl Renderer<'_> {
             }
         }
         Value::String(out)
+    }
+}
+
+/// Whether `object` is a core `Secret`.
+fn is_secret(object: &Value) -> bool {
+    object.get("kind").and_then(Value::as_str) == Some("Secret")
+        && object.get("apiVersion").and_then(Value::as_str) == Some("v1")
+}
+
+/// The items of a `v1` `List` (as `kubectl` accepts them), or the object itself.
+fn split_list(object: Value) -> Vec<Value> {
+    let is_list = object.get("apiVersion").and_then(Value::as_str) == Some("v1")
+        && object.get("kind").and_then(Value::as_str) == Some("List");
+    match object {
+        Value::Object(mut map) if is_list => match map.remove("items") {
+            Some(Value::Array(items)) => items,
+            Some(Value::Null) | None => Vec::new(),
+            Some(other) => {
+                map.insert("items".into(), other);
+                vec![Value::Object(map)]
+            }
+        },
+        other => vec![other],
     }
 }
 
@@ -1056,6 +1080,27 @@ mod tests {
         assert_eq!(
             found,
             vec!["m.yaml:8:10: `${values.missing}`: `values.missing` is not defined"]
+        );
+    }
+
+    #[test]
+    fn lists_are_flattened() {
+        let manifests = render(
+            "apiVersion: v1\nkind: List\nitems:\n  - apiVersion: v1\n    kind: ConfigMap\n    metadata:\n      name: a\n  - apiVersion: v1\n    kind: Secret\n    metadata:\n      name: b\n    stringData:\n      p: ${terraform.password}\n",
+        );
+        let error = manifests.unwrap_err().to_string();
+        assert!(
+            error.contains("not in `ConfigMap blog-staging/a`"),
+            "{error}"
+        );
+        let manifests = render(
+            "apiVersion: v1\nkind: List\nitems:\n  - apiVersion: v1\n    kind: ConfigMap\n    metadata:\n      name: a\n  - apiVersion: v1\n    kind: ConfigMap\n    metadata:\n      name: b\n",
+        )
+        .unwrap();
+        let ids: Vec<String> = manifests.iter().map(|m| m.id().to_string()).collect();
+        assert_eq!(
+            ids,
+            ["ConfigMap blog-staging/a", "ConfigMap blog-staging/b"]
         );
     }
 
