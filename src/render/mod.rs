@@ -534,11 +534,14 @@ impl Renderer<'_> {
             }
             state.sensitive_uses.clear();
             let location = Location::new(file, root.line, 1);
+            let problems_before = self.problems.len();
             let object = self.node(&root, &mut state);
+            // Unresolved placeholders became nulls: do not report them again as bad data.
+            let check_data = self.problems.len() == problems_before;
             let sensitive_uses = std::mem::take(&mut state.sensitive_uses);
             let mut objects = Vec::new();
             for object in split_list(object) {
-                match self.normalise(object, &location) {
+                match self.normalise(object, check_data) {
                     Ok(object) => objects.push(object),
                     Err(message) => self.problem(location.clone(), message, false),
                 }
@@ -561,7 +564,7 @@ impl Renderer<'_> {
     }
 
     /// Check the object's identity, default its namespace and add gitship's labels.
-    fn normalise(&self, mut object: Value, location: &Location) -> Result<Value, String> {
+    fn normalise(&self, mut object: Value, check_data: bool) -> Result<Value, String> {
         let Value::Object(map) = &mut object else {
             return Err(format!(
                 "expected a Kubernetes object (a mapping), found {}",
@@ -589,7 +592,6 @@ impl Renderer<'_> {
         match metadata.get("name") {
             Some(Value::String(name)) if !name.is_empty() => {}
             _ => {
-                let _ = location;
                 return Err(format!(
                     "`{kind}`: `metadata.name` is missing or not a string"
                 ));
@@ -632,6 +634,9 @@ impl Renderer<'_> {
             ENVIRONMENT_LABEL.into(),
             Value::String(self.inputs.environment.clone()),
         );
+        if check_data {
+            check_data_fields(&api_version, &kind, &object)?;
+        }
         Ok(object)
     }
 
@@ -790,6 +795,51 @@ impl Renderer<'_> {
         }
         Value::String(out)
     }
+}
+
+/// ConfigMap and Secret data must be strings (and Secret `data` base64): catch a typed
+/// placeholder (`key: ${values.port}`) before the API server rejects it.
+fn check_data_fields(api_version: &str, kind: &str, object: &Value) -> Result<(), String> {
+    let fields: &[&str] = match (api_version, kind) {
+        ("v1", "ConfigMap") => &["data"],
+        ("v1", "Secret") => &["data", "stringData"],
+        _ => return Ok(()),
+    };
+    for field in fields {
+        let Some(data) = object.get(*field) else {
+            continue;
+        };
+        let Value::Object(entries) = data else {
+            if data.is_null() {
+                continue;
+            }
+            return Err(format!("`{kind}`: `{field}` must be a mapping"));
+        };
+        for (key, value) in entries {
+            let Value::String(text) = value else {
+                return Err(format!(
+                    "`{kind}`: `{field}.{key}` is {}, but must be a string; quote the value (`\"${{...}}\"`)",
+                    template::type_name(value)
+                ));
+            };
+            if kind == "Secret" && *field == "data" && !is_base64(text) {
+                return Err(format!(
+                    "`{kind}`: `{field}.{key}` is not base64; put plain text under `stringData` instead"
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn is_base64(text: &str) -> bool {
+    let text: String = text.chars().filter(|c| !c.is_ascii_whitespace()).collect();
+    text.len() % 4 == 0
+        && text.trim_end_matches('=').len() + 2 >= text.len()
+        && text
+            .trim_end_matches('=')
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'/')
 }
 
 /// Whether `object` is a core `Secret`.
@@ -1080,6 +1130,24 @@ mod tests {
         assert_eq!(
             found,
             vec!["m.yaml:8:10: `${values.missing}`: `values.missing` is not defined"]
+        );
+    }
+
+    #[test]
+    fn data_fields_must_be_strings() {
+        let found = problems(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\ndata:\n  replicas: ${values.replicas}\n---\napiVersion: v1\nkind: Secret\nmetadata:\n  name: s\ndata:\n  p: not base64!\n",
+        );
+        assert_eq!(
+            found,
+            vec![
+                "m.yaml:1:1: `ConfigMap`: `data.replicas` is a number, but must be a string; quote the value (`\"${...}\"`)",
+                "m.yaml:8:1: `Secret`: `data.p` is not base64; put plain text under `stringData` instead",
+            ]
+        );
+        assert!(
+            render("apiVersion: v1\nkind: Secret\nmetadata:\n  name: s\ndata:\n  p: aGVsbG8=\n")
+                .is_ok()
         );
     }
 
