@@ -834,7 +834,7 @@ fn check_data_fields(api_version: &str, kind: &str, object: &Value) -> Result<()
 
 fn is_base64(text: &str) -> bool {
     let text: String = text.chars().filter(|c| !c.is_ascii_whitespace()).collect();
-    text.len() % 4 == 0
+    text.len().is_multiple_of(4)
         && text.trim_end_matches('=').len() + 2 >= text.len()
         && text
             .trim_end_matches('=')
