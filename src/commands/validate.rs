@@ -2,8 +2,10 @@
 //! effects: the repository layout, the environment config schema, the image build contexts (their
 //! content tags), the templates and the rendered objects' identities.
 //!
-//! Without `--terraform-outputs`, `terraform.*` placeholders are checked against the `output`
-//! blocks of the Terraform root module (names and sensitivity), their values being unknown.
+//! The Terraform module is checked by the Terraform stage's static checks (it parses, and
+//! `terraform.vars` fit its `variable` blocks). Without `--terraform-outputs`, `terraform.*`
+//! placeholders are checked against the module's `output` blocks (names and sensitivity), their
+//! values being unknown.
 
 use std::path::Path;
 
@@ -48,22 +50,16 @@ pub fn run(ctx: &Context, env: Option<&str>, terraform_outputs: Option<&Path>) -
         )
         .into());
     }
-    let (outputs, unknown_outputs) = match terraform_outputs {
-        Some(path) => (load_terraform_outputs(path)?, UnknownOutputs::Error),
-        None => (static_outputs(&repo)?, UnknownOutputs::Placeholder),
-    };
+    let given_outputs = terraform_outputs.map(load_terraform_outputs).transpose()?;
 
     let mut results = Vec::new();
     for name in &names {
-        let outcome = repo
-            .load_env(name)
-            .map_err(|err| anyhow::Error::from(UserError::from(err)))
-            .and_then(|config| render_with(&repo, &config, outputs.clone(), unknown_outputs));
+        let outcome = validate_environment(&repo, name, given_outputs.as_ref());
         let result = match outcome {
-            Ok(manifests) => ValidationResult {
+            Ok(objects) => ValidationResult {
                 environment: name.clone(),
                 valid: true,
-                objects: manifests.len(),
+                objects,
                 error: None,
             },
             Err(err) => {
@@ -118,50 +114,48 @@ pub fn run(ctx: &Context, env: Option<&str>, terraform_outputs: Option<&Path>) -
     Ok(Outcome::Success)
 }
 
-/// The outputs the Terraform root module declares, values unknown: `output "name" { ... }` blocks
-/// of its `*.tf` files, with their `sensitive` flag.
-pub fn static_outputs(repo: &Repository) -> Result<terraform::Outputs> {
-    let mut outputs = terraform::Outputs::new();
-    let Some(dir) = &repo.layout.terraform_dir else {
-        return Ok(outputs);
+/// Every static check of one environment; the number of rendered objects.
+///
+/// The config loads; the Terraform module (when there is one) parses and fits the environment's
+/// `terraform.vars`; the manifests render. Without given outputs, `terraform.*` placeholders are
+/// checked against the module's `output` blocks (names and sensitivity), values unknown.
+fn validate_environment(
+    repo: &Repository,
+    name: &str,
+    given_outputs: Option<&terraform::Outputs>,
+) -> Result<usize> {
+    let config = repo.load_env(name).map_err(UserError::from)?;
+    let module = match terraform::TerraformSettings::for_environment(repo, &config) {
+        Some(settings) => Some(
+            terraform::static_check::check_static(&settings)
+                .map_err(terraform::TerraformError::into_anyhow)?,
+        ),
+        None => None,
     };
-    let mut files: Vec<_> = std::fs::read_dir(dir)
-        .map_err(|err| {
-            UserError::bare(format!(
-                "cannot read `{}`: {err}",
-                repo.relative(dir).display()
-            ))
-        })?
-        .filter_map(|entry| entry.ok().map(|e| e.path()))
-        .filter(|path| path.extension().is_some_and(|e| e == "tf"))
-        .collect();
-    files.sort();
-    for file in files {
-        let shown = repo.relative(&file);
-        let text = std::fs::read_to_string(&file)
-            .map_err(|err| UserError::bare(format!("cannot read `{}`: {err}", shown.display())))?;
-        let body = hcl::parse(&text).map_err(|err| {
-            UserError::new(
-                format!("`{}` is not valid HCL: {err}", shown.display()),
-                "run `terraform validate` in the Terraform directory for details",
-            )
-        })?;
-        for block in body.blocks().filter(|b| b.identifier() == "output") {
-            let Some(label) = block.labels().first() else {
-                continue;
-            };
-            let sensitive = block
-                .body()
-                .attributes()
-                .any(|a| a.key() == "sensitive" && matches!(a.expr(), hcl::Expression::Bool(true)));
-            outputs.insert(
-                label.as_str().to_string(),
-                terraform::OutputValue {
-                    value: None,
-                    sensitive,
-                },
-            );
-        }
-    }
-    Ok(outputs)
+    let (outputs, unknown_outputs) = match given_outputs {
+        Some(outputs) => (outputs.clone(), UnknownOutputs::Error),
+        None => (static_outputs(module.as_ref()), UnknownOutputs::Placeholder),
+    };
+    let manifests = render_with(repo, &config, outputs, unknown_outputs)?;
+    Ok(manifests.len())
+}
+
+/// The outputs a Terraform module declares, values unknown until apply.
+pub fn static_outputs(module: Option<&terraform::ModuleInfo>) -> terraform::Outputs {
+    module
+        .map(|info| {
+            info.outputs
+                .values()
+                .map(|output| {
+                    (
+                        output.name.clone(),
+                        terraform::OutputValue {
+                            value: None,
+                            sensitive: output.sensitive,
+                        },
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
 }

@@ -34,7 +34,7 @@ pub const MANAGED_BY_VALUE: &str = "gitship";
 /// Label carrying the environment's name.
 pub const ENVIRONMENT_LABEL: &str = "gitship.dev/environment";
 /// What redacted values are replaced with.
-pub const REDACTED: &str = "<sensitive>";
+pub const REDACTED: &str = crate::plan::REDACTED;
 
 /// An app's image: `<registry>/<app>:<tag>`, optionally pinned by digest.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -878,62 +878,41 @@ pub fn to_yaml_stream(manifests: &[Manifest]) -> String {
 }
 
 /// Hides sensitive values: Secret data and every occurrence of a sensitive Terraform output's
-/// value. For all human and JSON output; only `render`'s YAML shows the real values.
+/// value. For all human and JSON output; only `render`'s YAML shows the real values. Free-text
+/// scrubbing is the Terraform stage's [`terraform::redact::Redactor`], shared so both layers hide
+/// the same values the same way.
 #[derive(Debug, Clone, Default)]
 pub struct Redactor {
-    secrets: Vec<String>,
+    text: terraform::redact::Redactor,
 }
 
 impl Redactor {
-    /// A redactor for the sensitive outputs among `outputs` (their values as strings, and for
-    /// structured values every string inside them).
+    /// A redactor for the sensitive outputs among `outputs` (every string and number inside
+    /// their values).
     pub fn new(outputs: &terraform::Outputs) -> Redactor {
-        let mut secrets = Vec::new();
+        let text = terraform::redact::Redactor::default();
         for output in outputs.values().filter(|o| o.sensitive) {
             if let Some(value) = &output.value {
-                collect_strings(value, &mut secrets);
+                text.add_value(value);
             }
         }
-        secrets.retain(|s| !s.is_empty());
-        // Longest first, so that a secret containing another is replaced whole.
-        secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
-        secrets.dedup();
-        Redactor { secrets }
+        Redactor { text }
     }
 
     /// Also hide `value` wherever it appears.
     pub fn add(&mut self, value: &str) {
-        if !value.is_empty() && !self.secrets.iter().any(|s| s == value) {
-            self.secrets.push(value.to_string());
-            self.secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
-        }
+        self.text.add_value(&Value::String(value.to_string()));
     }
 
     /// `text` with every sensitive value replaced by `<sensitive>`.
     pub fn redact_text(&self, text: &str) -> String {
-        let mut out = text.to_string();
-        for secret in &self.secrets {
-            if out.contains(secret.as_str()) {
-                out = out.replace(secret.as_str(), REDACTED);
-            }
-        }
-        out
+        self.text.redact(text)
     }
 
     /// A copy of `object` safe to show: a Secret's `data` and `stringData` values are replaced by
     /// `<sensitive>`, and sensitive values anywhere else are redacted.
     pub fn redact_object(&self, object: &Value) -> Value {
         redact_sensitive(object, self)
-    }
-}
-
-fn collect_strings(value: &Value, out: &mut Vec<String>) {
-    match value {
-        Value::String(s) => out.push(s.clone()),
-        Value::Number(n) => out.push(n.to_string()),
-        Value::Bool(_) | Value::Null => {}
-        Value::Array(items) => items.iter().for_each(|v| collect_strings(v, out)),
-        Value::Object(map) => map.values().for_each(|v| collect_strings(v, out)),
     }
 }
 

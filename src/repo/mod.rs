@@ -26,8 +26,6 @@ pub struct Repository {
     pub apps: Vec<App>,
     /// Environment name -> its config file (absolute).
     pub environments: BTreeMap<String, PathBuf>,
-    /// The enclosing Git work tree (may be an ancestor of `root`); `None` outside Git.
-    pub git_root: Option<PathBuf>,
 }
 
 /// Where each layer lives (absolute paths). A layer that does not exist is `None`.
@@ -598,7 +596,6 @@ impl Repository {
             });
         }
 
-        let git_root = crate::git::work_tree_root(&root);
         Ok(Repository {
             layout: Layout {
                 apps_dir,
@@ -613,7 +610,6 @@ impl Repository {
             root,
             apps,
             environments,
-            git_root,
         })
     }
 

@@ -1067,3 +1067,41 @@ fn bad_terraform_outputs_files() {
         Some(repo.path()),
     );
 }
+
+#[test]
+fn validate_checks_terraform_vars_and_outputs_statically() {
+    let repo = small_repo();
+    repo.write(
+        "infrastructure/terraform/main.tf",
+        "variable \"size\" {\n  type = number\n}\n\noutput \"url\" {\n  value = \"https://x\"\n}\n\noutput \"password\" {\n  value     = \"x\"\n  sensitive = true\n}\n",
+    )
+    .write(
+        "config/staging.yaml",
+        "cluster:\n  namespace: shop-staging\nregistry: r.example/shop\nterraform:\n  vars:\n    size: 2\nvalues:\n  replicas: 2\n",
+    )
+    .write(
+        "config/production.yaml",
+        "cluster:\n  namespace: shop\nregistry: r.example/shop\nterraform:\n  vars:\n    sise: 3\nvalues:\n  replicas: 3\n",
+    )
+    .write(
+        "infrastructure/kubernetes/config.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\ndata:\n  url: ${terraform.url}\n",
+    );
+    let staging = repo.gitship(&["validate", "staging"]);
+    assert_eq!(staging.code, 0, "{}", staging.stderr);
+    let production = repo.gitship(&["validate", "production"]);
+    assert_eq!(production.code, 1);
+    assert!(production.stderr.contains("sise"), "{}", production.stderr);
+
+    repo.write(
+        "infrastructure/kubernetes/config.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\ndata:\n  url: ${terraform.ur1}\n  password: ${terraform.password}\n",
+    );
+    let outputs = repo.gitship(&["validate", "staging"]);
+    assert_eq!(outputs.code, 1);
+    snapshot(
+        "validate_static_outputs",
+        &outputs.transcript(),
+        Some(repo.path()),
+    );
+}
