@@ -240,6 +240,42 @@ impl Builder {
     }
 }
 
+/// Expand YAML merge keys (`<<: *defaults`, `<<: [*a, *b]`): the merged mappings' entries are
+/// added unless the mapping sets the key itself; earlier sources win over later ones.
+fn expand_merge_keys(node: &mut Node) {
+    let NodeKind::Mapping(entries) = &mut node.kind else {
+        return;
+    };
+    let is_merge = |key: &Node| matches!(&key.kind, NodeKind::Scalar { text, style: ScalarStyle::Plain, .. } if text == "<<");
+    if !entries.iter().any(|(key, _)| is_merge(key)) {
+        return;
+    }
+    let (merges, mut own): (Vec<_>, Vec<_>) = std::mem::take(entries)
+        .into_iter()
+        .partition(|(key, _)| is_merge(key));
+    let mut sources = Vec::new();
+    for (_, value) in merges {
+        match value.kind {
+            NodeKind::Mapping(source) => sources.push(source),
+            NodeKind::Sequence(items) => {
+                sources.extend(items.into_iter().filter_map(|item| match item.kind {
+                    NodeKind::Mapping(source) => Some(source),
+                    _ => None,
+                }))
+            }
+            NodeKind::Scalar { .. } => {}
+        }
+    }
+    for source in sources {
+        for (key, value) in source {
+            if !own.iter().any(|(k, _)| k.as_scalar() == key.as_scalar()) {
+                own.push((key, value));
+            }
+        }
+    }
+    *entries = own;
+}
+
 impl MarkedEventReceiver for Builder {
     fn on_event(&mut self, event: Event, mark: Marker) {
         let (line, column) = (mark.line(), mark.col() + 1);
@@ -294,7 +330,8 @@ impl MarkedEventReceiver for Builder {
                 ));
             }
             Event::SequenceEnd | Event::MappingEnd => {
-                if let Some((node, _, anchor)) = self.stack.pop() {
+                if let Some((mut node, _, anchor)) = self.stack.pop() {
+                    expand_merge_keys(&mut node);
                     self.push_value(node, anchor);
                 }
             }
@@ -366,6 +403,15 @@ mod tests {
         assert_eq!(
             docs[0].root.as_ref().unwrap().to_json(),
             json!({"a": {"k": 1}, "b": {"k": 1}})
+        );
+    }
+
+    #[test]
+    fn merge_keys_expand() {
+        let docs = parse_documents("base: &b {a: 1, b: 2}\nx:\n  <<: *b\n  b: 3\n").unwrap();
+        assert_eq!(
+            docs[0].root.as_ref().unwrap().to_json(),
+            json!({"base": {"a": 1, "b": 2}, "x": {"b": 3, "a": 1}})
         );
     }
 
