@@ -11,6 +11,7 @@ use std::path::Path;
 use anyhow::Result;
 
 use crate::commands::Context;
+use crate::commands::render::{load_terraform_outputs, render_with};
 use crate::diagnostics::UserError;
 use crate::exit::Outcome;
 use crate::kube::deploy::{DeployOptions, DeployReport, Environment};
@@ -18,16 +19,138 @@ use crate::kube::lock::LockOptions;
 use crate::kube::sandbox::Sandbox;
 use crate::kube::{ClientOptions, DesiredObject, KubeError};
 use crate::output::Printer;
-use crate::repo::EnvConfig;
+use crate::render::UnknownOutputs;
+use crate::repo::{EnvConfig, Repository};
 use crate::settings::{DeploySettings, GlobalSettings, OutputFormat};
+use crate::terraform;
 
 pub async fn run(ctx: &Context, settings: DeploySettings) -> Result<Outcome> {
-    let _ = (ctx, settings);
-    Err(UserError::new(
-        "`gitship deploy` is not available yet",
-        "see the Kubernetes-stage issue",
-    )
-    .into())
+    let printer = &ctx.printer;
+    if settings.plan.is_some() {
+        return Err(UserError::usage(
+            "`gitship deploy --plan` is not available in this build",
+            "run `gitship deploy ENV` without `--plan`",
+        )
+        .into());
+    }
+    let sandbox = settings.cluster.sandbox;
+    let repo = Repository::discover(ctx.global.repo.as_deref()).map_err(UserError::from)?;
+    let config = repo
+        .load_env(&settings.cluster.env)
+        .map_err(UserError::from)?;
+    if sandbox {
+        printer.status(&format!(
+            "sandbox: deploying `{}` to a simulated cluster (state in `{}`); images are not built",
+            config.name,
+            repo.relative(&crate::kube::sandbox::state_file(&repo.root, &config.name))
+                .display()
+        ));
+    }
+
+    // 1. Static checks: nothing has changed yet when one fails.
+    let sha = crate::git::head_sha(&repo.root).ok();
+    if config.deploy.require_clean_tree && !settings.build.allow_dirty && !sandbox {
+        let dirty = crate::git::is_dirty(&repo.root).map_err(|e| UserError::bare(e.to_string()))?;
+        if dirty {
+            return Err(UserError::new(
+                format!("the working tree has uncommitted changes; environment `{}` deploys only committed code", config.name),
+                "commit or stash the changes, or pass `--allow-dirty`",
+            )
+            .into());
+        }
+    }
+    let terraform_settings = match settings.cluster.terraform_outputs {
+        Some(_) => None,
+        None => terraform::TerraformSettings::for_environment(&repo, &config),
+    };
+    let module = terraform_settings
+        .as_ref()
+        .map(terraform::static_check::check_static)
+        .transpose()
+        .map_err(terraform::TerraformError::into_anyhow)?;
+    let given_outputs = settings
+        .cluster
+        .terraform_outputs
+        .as_deref()
+        .map(load_terraform_outputs)
+        .transpose()?;
+    let static_outputs = given_outputs
+        .clone()
+        .unwrap_or_else(|| crate::commands::validate::static_outputs(module.as_ref()));
+    let unknown = if given_outputs.is_some() {
+        UnknownOutputs::Error
+    } else {
+        UnknownOutputs::Placeholder
+    };
+    render_with(&repo, &config, static_outputs, unknown)?;
+    if !sandbox && !repo.apps.is_empty() {
+        printer.warn("image building is not wired into `deploy` in this build: the manifests reference the apps' content tags, which must exist in the registry");
+    }
+
+    // 2. Terraform: plan, apply when it changes anything, read the outputs.
+    let outputs = match (given_outputs, terraform_settings) {
+        (Some(outputs), _) => outputs,
+        (None, Some(settings)) => terraform_stage(settings, printer).await?,
+        (None, None) => terraform::Outputs::new(),
+    };
+
+    // 3. Render with the real outputs.
+    let manifests = render_with(&repo, &config, outputs, UnknownOutputs::Error)?;
+    let desired: Vec<DesiredObject> = manifests.into_iter().map(DesiredObject::from).collect();
+
+    // 4. The Kubernetes stage: lock, apply, wait, prune, record, unlock.
+    let connection = connect(&ctx.global, &config, sandbox.then_some(repo.root.as_path())).await?;
+    let options = deploy_options(&config, &settings, sha);
+    printer.status(&format!(
+        "applying {} objects to `{}`",
+        desired.len(),
+        config.name
+    ));
+    let report = kubernetes_stage(&connection.client, &config, desired, &options, printer).await?;
+    if let Some(sandbox) = &connection.sandbox {
+        sandbox
+            .server
+            .save_state()
+            .map_err(|e| UserError::bare(format!("cannot save the sandbox state: {e}")))?;
+    }
+    print_report(printer, &report, sandbox)?;
+    Ok(Outcome::Success)
+}
+
+/// `terraform plan`, then `apply` of exactly that plan when it changes anything; the outputs.
+async fn terraform_stage(
+    settings: terraform::TerraformSettings,
+    printer: &Printer,
+) -> Result<terraform::Outputs> {
+    let planfile = settings.data_dir.join("gitship-deploy.tfplan");
+    let status = printer.clone();
+    let driver = terraform::driver::Terraform::new(settings)
+        .await
+        .map_err(terraform::TerraformError::into_anyhow)?
+        .with_progress(std::sync::Arc::new(move |line: &str| {
+            status.status(&format!("terraform: {line}"))
+        }));
+    let plan = driver
+        .plan(terraform::plan::PlanMode::Normal, &planfile)
+        .await
+        .map_err(terraform::TerraformError::into_anyhow)?;
+    if plan.has_changes {
+        printer.status(&format!(
+            "terraform: applying {} to add, {} to change, {} to replace, {} to destroy",
+            plan.counts.add, plan.counts.change, plan.counts.replace, plan.counts.destroy
+        ));
+        driver
+            .apply(&plan.planfile)
+            .await
+            .map_err(terraform::TerraformError::into_anyhow)?;
+    } else {
+        printer.status("terraform: no changes");
+    }
+    let _ = std::fs::remove_file(&plan.planfile);
+    driver
+        .outputs()
+        .await
+        .map_err(terraform::TerraformError::into_anyhow)
 }
 
 /// A connection to an environment's cluster; keeps the sandbox server alive when there is one.

@@ -146,6 +146,24 @@ impl DeployReport {
         });
     }
 
+    fn reclassify(&mut self, id: &ObjectId, from: ObjectAction, to: ObjectAction) {
+        if let Some(outcome) = self
+            .objects
+            .iter_mut()
+            .find(|o| &o.id == id && o.action == from)
+        {
+            outcome.action = to;
+            let counts = self.summary.entry(id.kind.clone()).or_default();
+            if let Some(count) = counts.get_mut(&from) {
+                *count -= 1;
+                if *count == 0 {
+                    counts.remove(&from);
+                }
+            }
+            *counts.entry(to).or_default() += 1;
+        }
+    }
+
     /// How many objects ended with `action`.
     pub fn count(&self, action: ObjectAction) -> usize {
         self.objects.iter().filter(|o| o.action == action).count()
@@ -236,7 +254,8 @@ pub async fn deploy_objects(
         .collect();
 
     // 2. The environment namespace (the lock and the inventory live there).
-    ensure_namespace(client, environment, &checked, options, printer).await?;
+    let created_namespace =
+        ensure_namespace(client, environment, &checked, options, printer).await?;
 
     // 3. Lock.
     let holder = format!("{} {}", options.who, uuid::Uuid::new_v4().simple());
@@ -259,7 +278,14 @@ pub async fn deploy_objects(
         options,
         printer,
     )
-    .await;
+    .await
+    .map(|mut report| {
+        // The namespace's manifest was applied before the lock; its later apply found it unchanged.
+        if let Some(id) = created_namespace {
+            report.reclassify(&id, ObjectAction::Unchanged, ObjectAction::Created);
+        }
+        report
+    });
     let released = lock.release(retry).await;
     let report = result?;
     released?;
@@ -566,14 +592,15 @@ pub(crate) async fn check(
     Ok(checked)
 }
 
-/// Create the environment namespace when it does not exist (from its manifest when there is one).
+/// Create the environment namespace when it does not exist (from its manifest when there is
+/// one: then its identity is returned).
 async fn ensure_namespace(
     client: &Client,
     environment: &Environment,
     checked: &[Checked],
     options: &DeployOptions,
     printer: &Printer,
-) -> Result<(), KubeError> {
+) -> Result<Option<ObjectId>, KubeError> {
     let retry = &options.retry;
     let name = &environment.namespace;
     let api: Api<Namespace> = Api::all(client.clone());
@@ -588,34 +615,37 @@ async fn ensure_namespace(
         .map_err(api_error)?
         .is_some()
     {
-        return Ok(());
+        return Ok(None);
     }
     let manifest = checked.iter().find_map(|c| match c {
         Checked::Ready(p)
             if p.id.kind == "Namespace" && p.id.group.is_empty() && &p.id.name == name =>
         {
-            Some(p)
+            Some(p.as_ref())
         }
         _ => None,
     });
-    match manifest {
+    let created = match manifest {
         Some(prepared) => {
             apply::server_side_apply(client, prepared, options.force_conflicts, false, retry)
                 .await
                 .map_err(|e| apply::to_kube_error(prepared, e))?;
+            Some(prepared.id.clone())
         }
         None => {
-            let body = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name, "labels": {MANAGED_BY_LABEL: FIELD_MANAGER}}});
+            let body = json!({"apiVersion": "v1", "kind": "Namespace",
+                "metadata": {"name": name, "labels": {MANAGED_BY_LABEL: FIELD_MANAGER}}});
             let params = PatchParams::apply(FIELD_MANAGER).force();
             let patch = Patch::Apply(&body);
             retry
                 .run(name, || api.patch(name, &params, &patch))
                 .await
                 .map_err(api_error)?;
+            None
         }
-    }
+    };
     printer.status(&format!("created namespace `{name}`"));
-    Ok(())
+    Ok(created)
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -63,6 +63,15 @@ pub struct DesiredObject {
     pub object: Value,
 }
 
+impl From<crate::render::Manifest> for DesiredObject {
+    fn from(manifest: crate::render::Manifest) -> Self {
+        DesiredObject {
+            source: manifest.source,
+            object: manifest.object,
+        }
+    }
+}
+
 /// The identity of an object: group, kind, namespace (None for cluster-scoped) and name.
 /// The version is not part of the identity (an object keeps its identity across API versions).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
