@@ -83,6 +83,11 @@ pub async fn run(ctx: &Context, settings: DeploySettings) -> Result<Outcome> {
         UnknownOutputs::Placeholder
     };
     render_with(&repo, &config, static_outputs, unknown)?;
+    if sandbox {
+        for image in crate::render::image_refs(&repo, &config).map_err(UserError::from)?.values() {
+            printer.status(&format!("sandbox: image `{}` not built: {}", image.app, image.reference()));
+        }
+    }
     if !sandbox && !repo.apps.is_empty() {
         printer.warn("image building is not wired into `deploy` in this build: the manifests reference the apps' content tags, which must exist in the registry");
     }
