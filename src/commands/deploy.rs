@@ -84,8 +84,15 @@ pub async fn run(ctx: &Context, settings: DeploySettings) -> Result<Outcome> {
     };
     render_with(&repo, &config, static_outputs, unknown)?;
     if sandbox {
-        for image in crate::render::image_refs(&repo, &config).map_err(UserError::from)?.values() {
-            printer.status(&format!("sandbox: image `{}` not built: {}", image.app, image.reference()));
+        for image in crate::render::image_refs(&repo, &config)
+            .map_err(UserError::from)?
+            .values()
+        {
+            printer.status(&format!(
+                "sandbox: image `{}` not built: {}",
+                image.app,
+                image.reference()
+            ));
         }
     }
     if !sandbox && !repo.apps.is_empty() {

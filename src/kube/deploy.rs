@@ -27,6 +27,7 @@ use crate::kube::health::{self, Health};
 use crate::kube::inventory::{self, DeployRecord, Inventory, InventoryEntry};
 use crate::kube::lock::{self, LockOptions};
 use crate::kube::order::{self, Position};
+use crate::kube::progress::Progress;
 use crate::kube::prune::{self, PruneDecision};
 use crate::kube::retry::{RetryPolicy, status_code};
 use crate::kube::{DesiredObject, FIELD_MANAGER, KubeError, MANAGED_BY_LABEL, ObjectId};
@@ -253,6 +254,8 @@ pub async fn deploy_objects(
         })
         .collect();
 
+    let progress = Progress::new(printer, desired_ids.len());
+    let printer = &progress;
     // 2. The environment namespace (the lock and the inventory live there).
     let created_namespace =
         ensure_namespace(client, environment, &checked, options, printer).await?;
@@ -313,7 +316,7 @@ async fn locked_deploy(
     checked: Vec<Checked>,
     desired_ids: BTreeSet<ObjectId>,
     options: &DeployOptions,
-    printer: &Printer,
+    printer: &Progress,
 ) -> Result<DeployReport, KubeError> {
     let retry = &options.retry;
     let previous = inventory::load(client, &environment.name, &environment.namespace, retry)
@@ -376,7 +379,7 @@ async fn locked_deploy(
             let id = candidate.id();
             match &decision {
                 PruneDecision::Delete => {
-                    printer.status(&format!("pruned {id}"));
+                    printer.line(&format!("pruned {id}"));
                     report.push(id, ObjectAction::Pruned, None);
                 }
                 PruneDecision::KeepProtected => {
@@ -599,7 +602,7 @@ async fn ensure_namespace(
     environment: &Environment,
     checked: &[Checked],
     options: &DeployOptions,
-    printer: &Printer,
+    printer: &Progress,
 ) -> Result<Option<ObjectId>, KubeError> {
     let retry = &options.retry;
     let name = &environment.namespace;
@@ -644,7 +647,7 @@ async fn ensure_namespace(
             None
         }
     };
-    printer.status(&format!("created namespace `{name}`"));
+    printer.line(&format!("created namespace `{name}`"));
     Ok(created)
 }
 
@@ -655,7 +658,7 @@ async fn apply_all(
     environment: &Environment,
     checked: Vec<Checked>,
     options: &DeployOptions,
-    printer: &Printer,
+    printer: &Progress,
     report: &mut DeployReport,
     entries: &mut HashMap<ObjectId, InventoryEntry>,
 ) -> Result<(), KubeError> {
@@ -766,7 +769,7 @@ async fn apply_groups(
     client: &Client,
     objects: Vec<Prepared>,
     options: &DeployOptions,
-    printer: &Printer,
+    printer: &Progress,
     report: &mut DeployReport,
     entries: &mut HashMap<ObjectId, InventoryEntry>,
 ) -> Result<(), KubeError> {
@@ -778,11 +781,16 @@ async fn apply_groups(
         if crate::process::is_interrupted() {
             return Err(KubeError::Interrupted);
         }
+        if let Some(first) = group.first() {
+            let wave = first.position.wave;
+            printer.stage(&format!("applying {} (wave {wave})", first.id.kind), false);
+        }
         let results: Vec<ApplyResult> = futures::stream::iter(group)
             .map(|prepared| async move {
                 let result =
                     apply::apply_object(client, &prepared, options.force_conflicts, &options.retry)
                         .await;
+                printer.advance(1);
                 (prepared, result)
             })
             .buffer_unordered(options.concurrency.max(1))
@@ -801,7 +809,7 @@ async fn apply_groups(
                         Applied::Unchanged => ObjectAction::Unchanged,
                     };
                     if action != ObjectAction::Unchanged {
-                        printer.status(&format!("{} {}", action.as_str(), prepared.id));
+                        printer.line(&format!("{} {}", action.as_str(), prepared.id));
                     }
                     entries.insert(
                         prepared.id.clone(),
@@ -841,7 +849,7 @@ async fn wait_healthy(
     client: &Client,
     objects: &[Prepared],
     options: &DeployOptions,
-    printer: &Printer,
+    printer: &Progress,
 ) -> Result<(), KubeError> {
     if !options.wait || !objects.iter().any(|p| health::is_watched(&p.id.kind)) {
         return Ok(());
@@ -853,7 +861,7 @@ async fn wait_healthy(
     }
     let outcome = health::wait(client, objects, options.timeout, retry, |ready, total| {
         if last != Some(ready) {
-            printer.status(&format!("waiting for health: {ready}/{total} ready"));
+            printer.stage(&format!("waiting for health: {ready}/{total} ready"), true);
             last = Some(ready);
         }
     })

@@ -25,6 +25,7 @@ pub mod health;
 pub mod inventory;
 pub mod lock;
 pub mod order;
+pub mod progress;
 pub mod prune;
 pub mod retry;
 pub mod sandbox;
