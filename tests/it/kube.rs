@@ -410,7 +410,7 @@ async fn a_failed_rollout_fails_within_the_timeout_and_prunes_nothing() {
         }
     }
     let started = std::time::Instant::now();
-    let error = cluster.deploy(objects).await.unwrap_err();
+    let error = cluster.deploy(objects.clone()).await.unwrap_err();
     assert!(
         started.elapsed() < Duration::from_secs(15),
         "took {:?}",
@@ -443,6 +443,30 @@ async fn a_failed_rollout_fails_within_the_timeout_and_prunes_nothing() {
             .is_none(),
         "lock released"
     );
+
+    // A re-run after the failure converges: healthy now, and the removed ConfigMap is pruned.
+    cluster
+        .sim
+        .handle()
+        .script_rollout(NAMESPACE, "blog-backend", Rollout::Healthy);
+    let mut fixed = objects.clone();
+    for object in &mut fixed {
+        if object.object["kind"] == "Deployment"
+            && object.object["metadata"]["name"] == "blog-backend"
+        {
+            object.object["spec"]["template"]["spec"]["containers"][0]["image"] =
+                json!("ghcr.io/acme/blog/backend:fixed");
+        }
+    }
+    let report = cluster.deploy(fixed).await.expect("the re-run converges");
+    assert_eq!(report.count(ObjectAction::Pruned), 1, "{report:?}");
+    assert!(
+        cluster
+            .live("v1", "ConfigMap", "blog-config")
+            .await
+            .is_none()
+    );
+    assert_eq!(cluster.inventory().await.history[0].outcome, "succeeded");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
