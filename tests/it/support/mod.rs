@@ -46,3 +46,4 @@ pub fn require_tool(tool: &str, version_arg: &str) -> bool {
     eprintln!("\n*** SKIPPED: `{tool}` is not available on this machine; install it to run this test ***\n");
     false
 }
+pub mod registry;
