@@ -89,11 +89,17 @@ pub fn keep_variable(name: &str) -> bool {
 
 /// The environment builders run with: the kept variables of gitship's environment, then
 /// `overrides` on top.
-pub fn builder_environment(overrides: &BTreeMap<OsString, OsString>) -> BTreeMap<OsString, OsString> {
+pub fn builder_environment(
+    overrides: &BTreeMap<OsString, OsString>,
+) -> BTreeMap<OsString, OsString> {
     let mut environment: BTreeMap<OsString, OsString> = std::env::vars_os()
         .filter(|(key, _)| key.to_str().is_some_and(keep_variable))
         .collect();
-    environment.extend(overrides.iter().map(|(key, value)| (key.clone(), value.clone())));
+    environment.extend(
+        overrides
+            .iter()
+            .map(|(key, value)| (key.clone(), value.clone())),
+    );
     environment
 }
 
@@ -115,7 +121,9 @@ impl Builder {
         Builder::ALL
             .into_iter()
             .find(|builder| builder.name() == name)
-            .ok_or_else(|| BuilderError::Unknown { name: name.to_string() })
+            .ok_or_else(|| BuilderError::Unknown {
+                name: name.to_string(),
+            })
     }
 
     /// The configured builder if it works, otherwise (when none is configured) the first of
@@ -133,13 +141,18 @@ impl Builder {
             let builder = Builder::from_name(name)?;
             return match builder.probe(environment).await {
                 Ok(()) => Ok(builder),
-                Err(source) => Err(BuilderError::Unavailable { builder: builder.name(), source }),
+                Err(source) => Err(BuilderError::Unavailable {
+                    builder: builder.name(),
+                    source,
+                }),
             };
         }
         for builder in Builder::ALL {
             match builder.probe(environment).await {
                 Ok(()) => return Ok(builder),
-                Err(error) => tracing::debug!(builder = builder.name(), %error, "builder not usable"),
+                Err(error) => {
+                    tracing::debug!(builder = builder.name(), %error, "builder not usable")
+                }
             }
         }
         Err(BuilderError::NoneAvailable)
@@ -190,7 +203,11 @@ impl Builder {
         environment: &BTreeMap<OsString, OsString>,
         on_line: impl FnMut(&str) + Send,
     ) -> Result<ProcessOutput, ProcessError> {
-        self.command(environment).args(self.build_args(spec)).cwd(spec.context).run_streaming(on_line).await
+        self.command(environment)
+            .args(self.build_args(spec))
+            .cwd(spec.context)
+            .run_streaming(on_line)
+            .await
     }
 
     /// Push `reference` and return the digest of the pushed manifest when the builder reports it
@@ -205,10 +222,19 @@ impl Builder {
     ) -> Result<Option<String>, PushError> {
         match self {
             Builder::Docker => {
-                self.command(environment).args(["push", reference]).run_streaming(on_line).await?;
+                self.command(environment)
+                    .args(["push", reference])
+                    .run_streaming(on_line)
+                    .await?;
                 let inspect = self
                     .command(environment)
-                    .args(["image", "inspect", "--format", "{{json .RepoDigests}}", reference])
+                    .args([
+                        "image",
+                        "inspect",
+                        "--format",
+                        "{{json .RepoDigests}}",
+                        reference,
+                    ])
                     .run()
                     .await?;
                 Ok(docker_repo_digest(&inspect.stdout_text(), image_repository))
@@ -216,13 +242,18 @@ impl Builder {
             Builder::Podman | Builder::Buildah => {
                 let scratch = tempfile::tempdir().map_err(PushError::DigestFile)?;
                 let digest_file: PathBuf = scratch.path().join("digest");
-                let mut process = self.command(environment).arg("push").arg("--digestfile").arg(&digest_file);
+                let mut process = self
+                    .command(environment)
+                    .arg("push")
+                    .arg("--digestfile")
+                    .arg(&digest_file);
                 if insecure {
                     process = process.arg("--tls-verify=false");
                 }
                 process = process.arg(reference).arg(format!("docker://{reference}"));
                 process.run_streaming(on_line).await?;
-                let digest = std::fs::read_to_string(&digest_file).map_err(PushError::DigestFile)?;
+                let digest =
+                    std::fs::read_to_string(&digest_file).map_err(PushError::DigestFile)?;
                 Ok(Some(digest.trim().to_string()).filter(|d| d.starts_with("sha256:")))
             }
         }
@@ -245,7 +276,8 @@ fn docker_repo_digest(json: &str, image_repository: &str) -> Option<String> {
     let digests: Vec<String> = serde_json::from_str(json.trim()).ok()?;
     digests.iter().find_map(|entry| {
         let (repository, digest) = entry.rsplit_once('@')?;
-        (repository == image_repository && digest.starts_with("sha256:")).then(|| digest.to_string())
+        (repository == image_repository && digest.starts_with("sha256:"))
+            .then(|| digest.to_string())
     })
 }
 
@@ -256,7 +288,10 @@ mod tests {
     #[test]
     fn build_argv_carries_file_args_target_labels_and_context() {
         let build_args = BTreeMap::from([("MODE".to_string(), "release".to_string())]);
-        let labels = BTreeMap::from([("org.opencontainers.image.revision".to_string(), "abc".to_string())]);
+        let labels = BTreeMap::from([(
+            "org.opencontainers.image.revision".to_string(),
+            "abc".to_string(),
+        )]);
         let spec = ImageSpec {
             reference: "127.0.0.1:5000/web:t1",
             dockerfile: Path::new("/repo/apps/web/Dockerfile"),
@@ -265,8 +300,11 @@ mod tests {
             target: Some("runtime"),
             labels: &labels,
         };
-        let args: Vec<String> =
-            Builder::Podman.build_args(&spec).iter().map(|a| a.to_string_lossy().into_owned()).collect();
+        let args: Vec<String> = Builder::Podman
+            .build_args(&spec)
+            .iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
         assert_eq!(
             args,
             [
@@ -289,17 +327,32 @@ mod tests {
     #[test]
     fn docker_repo_digest_picks_the_pushed_repository() {
         let json = r#"["other/web@sha256:aaa","127.0.0.1:5000/web@sha256:bbb"]"#;
-        assert_eq!(docker_repo_digest(json, "127.0.0.1:5000/web").as_deref(), Some("sha256:bbb"));
+        assert_eq!(
+            docker_repo_digest(json, "127.0.0.1:5000/web").as_deref(),
+            Some("sha256:bbb")
+        );
         assert_eq!(docker_repo_digest(json, "127.0.0.1:5000/api"), None);
         assert_eq!(docker_repo_digest("null", "x"), None);
     }
 
     #[test]
     fn only_builder_relevant_variables_are_kept() {
-        for name in ["PATH", "HOME", "DOCKER_HOST", "CONTAINERS_STORAGE_CONF", "BUILDAH_ISOLATION", "https_proxy"] {
+        for name in [
+            "PATH",
+            "HOME",
+            "DOCKER_HOST",
+            "CONTAINERS_STORAGE_CONF",
+            "BUILDAH_ISOLATION",
+            "https_proxy",
+        ] {
             assert!(keep_variable(name), "{name}");
         }
-        for name in ["AWS_SECRET_ACCESS_KEY", "TF_VAR_password", "KUBECONFIG", "GITHUB_TOKEN"] {
+        for name in [
+            "AWS_SECRET_ACCESS_KEY",
+            "TF_VAR_password",
+            "KUBECONFIG",
+            "GITHUB_TOKEN",
+        ] {
             assert!(!keep_variable(name), "{name}");
         }
     }
@@ -309,6 +362,9 @@ mod tests {
         for builder in Builder::ALL {
             assert_eq!(Builder::from_name(builder.name()).unwrap(), builder);
         }
-        assert!(matches!(Builder::from_name("kaniko"), Err(BuilderError::Unknown { .. })));
+        assert!(matches!(
+            Builder::from_name("kaniko"),
+            Err(BuilderError::Unknown { .. })
+        ));
     }
 }

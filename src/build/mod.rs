@@ -88,7 +88,12 @@ pub struct BuildOptions {
 
 impl Default for BuildOptions {
     fn default() -> Self {
-        BuildOptions { builder: None, jobs: 1, force: false, environment: BTreeMap::new() }
+        BuildOptions {
+            builder: None,
+            jobs: 1,
+            force: false,
+            environment: BTreeMap::new(),
+        }
     }
 }
 
@@ -145,8 +150,15 @@ pub enum BuildError {
     #[error(transparent)]
     Builder(#[from] BuilderError),
     /// The builder failed to build an app; nothing was pushed for it.
-    #[error("building app `{app}` with {builder} failed ({status}); last lines of its output:\n{tail}")]
-    BuildFailed { app: String, builder: &'static str, status: String, tail: String },
+    #[error(
+        "building app `{app}` with {builder} failed ({status}); last lines of its output:\n{tail}"
+    )]
+    BuildFailed {
+        app: String,
+        builder: &'static str,
+        status: String,
+        tail: String,
+    },
     /// The builder could not be run for an app.
     #[error("building app `{app}` with {builder} failed")]
     BuilderRun {
@@ -156,11 +168,23 @@ pub enum BuildError {
         source: ProcessError,
     },
     /// Pushing an app's image failed.
-    #[error("pushing `{reference}` (app `{app}`) with {builder} failed{}", tail_suffix(tail))]
-    PushFailed { app: String, reference: String, builder: &'static str, tail: String },
+    #[error(
+        "pushing `{reference}` (app `{app}`) with {builder} failed{}",
+        tail_suffix(tail)
+    )]
+    PushFailed {
+        app: String,
+        reference: String,
+        builder: &'static str,
+        tail: String,
+    },
     /// The digest of a pushed image could not be established.
     #[error("cannot find the digest of `{reference}` (app `{app}`) after pushing it: {message}")]
-    Digest { app: String, reference: String, message: String },
+    Digest {
+        app: String,
+        reference: String,
+        message: String,
+    },
     /// Several apps failed.
     #[error("{} apps failed to build:\n{}", .0.len(), .0.iter().map(|e| format!("- {e}")).collect::<Vec<_>>().join("\n"))]
     Several(Vec<BuildError>),
@@ -170,18 +194,32 @@ pub enum BuildError {
 }
 
 fn tail_suffix(tail: &str) -> String {
-    if tail.is_empty() { String::new() } else { format!("; last lines of its output:\n{tail}") }
+    if tail.is_empty() {
+        String::new()
+    } else {
+        format!("; last lines of its output:\n{tail}")
+    }
 }
 
 /// Check every request's tag in the registry, concurrently; `None` where the tag is missing.
-async fn check_tags(requests: &[BuildRequest], registry: &Registry) -> Result<Vec<Option<String>>, BuildError> {
+async fn check_tags(
+    requests: &[BuildRequest],
+    registry: &Registry,
+) -> Result<Vec<Option<String>>, BuildError> {
     let checks = requests.iter().map(|request| async move {
-        registry.manifest_digest(&request.image_repository, &request.tag).await.map_err(|source| {
-            BuildError::Registry { app: request.app.name.clone(), registry: request.registry().to_string(), source }
-        })
+        registry
+            .manifest_digest(&request.image_repository, &request.tag)
+            .await
+            .map_err(|source| BuildError::Registry {
+                app: request.app.name.clone(),
+                registry: request.registry().to_string(),
+                source,
+            })
     });
-    let results: Vec<Result<Option<String>, BuildError>> =
-        futures::stream::iter(checks).buffered(REGISTRY_CONCURRENCY).collect().await;
+    let results: Vec<Result<Option<String>, BuildError>> = futures::stream::iter(checks)
+        .buffered(REGISTRY_CONCURRENCY)
+        .collect()
+        .await;
     results.into_iter().collect()
 }
 
@@ -191,7 +229,10 @@ fn missing_reason(request: &BuildRequest) -> String {
 
 /// What building would do, without building: per app, build (and which tag is missing) or reuse
 /// (and the registry's digest).
-pub async fn plan_images(requests: &[BuildRequest], registry: &Registry) -> Result<Vec<ImagePlan>, BuildError> {
+pub async fn plan_images(
+    requests: &[BuildRequest],
+    registry: &Registry,
+) -> Result<Vec<ImagePlan>, BuildError> {
     let digests = check_tags(requests, registry).await?;
     Ok(requests
         .iter()
@@ -201,7 +242,9 @@ pub async fn plan_images(requests: &[BuildRequest], registry: &Registry) -> Resu
             reference: request.tagged_reference(),
             action: match digest {
                 Some(digest) => PlannedAction::Reuse { digest },
-                None => PlannedAction::Build { reason: missing_reason(request) },
+                None => PlannedAction::Build {
+                    reason: missing_reason(request),
+                },
             },
         })
         .collect())
@@ -275,15 +318,28 @@ async fn run_stage(
             }
         };
         let stop = AtomicBool::new(false);
-        let context = StageContext { builder, environment: &environment, registry, progress, stop: &stop };
+        let context = StageContext {
+            builder,
+            environment: &environment,
+            registry,
+            progress,
+            stop: &stop,
+        };
         let builds = to_build.iter().map(|&index| {
             let request = &requests[index];
-            let reason = if options.force { "forced rebuild".to_string() } else { missing_reason(request) };
+            let reason = if options.force {
+                "forced rebuild".to_string()
+            } else {
+                missing_reason(request)
+            };
             let context = &context;
             async move { (index, build_one(request, reason, context).await) }
         });
         let outcomes: Vec<(usize, Result<Option<BuildResult>, BuildError>)> =
-            futures::stream::iter(builds).buffer_unordered(options.jobs.max(1)).collect().await;
+            futures::stream::iter(builds)
+                .buffer_unordered(options.jobs.max(1))
+                .collect()
+                .await;
         let mut errors: Vec<(usize, BuildError)> = Vec::new();
         for (index, outcome) in outcomes {
             match outcome {
@@ -327,7 +383,10 @@ impl OutputTail {
         if line.trim().is_empty() {
             return;
         }
-        let mut lines = self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut lines = self
+            .0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         if lines.len() == FAILURE_TAIL_LINES {
             lines.pop_front();
         }
@@ -335,8 +394,15 @@ impl OutputTail {
     }
 
     fn text(&self) -> String {
-        let lines = self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        lines.iter().map(|line| format!("  {line}")).collect::<Vec<_>>().join("\n")
+        let lines = self
+            .0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        lines
+            .iter()
+            .map(|line| format!("  {line}"))
+            .collect::<Vec<_>>()
+            .join("\n")
     }
 }
 
@@ -349,7 +415,9 @@ async fn build_one(
     let app = request.app.name.as_str();
     let builder = context.builder;
     if context.stop.load(Ordering::SeqCst) {
-        context.progress.set_state(app, AppState::Skipped, "(another app failed)");
+        context
+            .progress
+            .set_state(app, AppState::Skipped, "(another app failed)");
         return Ok(None);
     }
     let outcome = build_and_push(request, context).await;
@@ -357,7 +425,13 @@ async fn build_one(
         Ok(digest) => {
             let reference = format!("{}@{digest}", request.tagged_reference());
             context.progress.set_state(app, AppState::Done, &reference);
-            Ok(Some(BuildResult { app: app.to_string(), reference, digest, action: BuildAction::Built, reason }))
+            Ok(Some(BuildResult {
+                app: app.to_string(),
+                reference,
+                digest,
+                action: BuildAction::Built,
+                reason,
+            }))
         }
         Err(error) => {
             context.stop.store(true, Ordering::SeqCst);
@@ -368,7 +442,10 @@ async fn build_one(
     }
 }
 
-async fn build_and_push(request: &BuildRequest, context: &StageContext<'_>) -> Result<String, BuildError> {
+async fn build_and_push(
+    request: &BuildRequest,
+    context: &StageContext<'_>,
+) -> Result<String, BuildError> {
     let app = request.app.name.as_str();
     let builder = context.builder;
     let reference = request.tagged_reference();
@@ -385,7 +462,9 @@ async fn build_and_push(request: &BuildRequest, context: &StageContext<'_>) -> R
         labels: &labels,
     };
 
-    context.progress.set_state(app, AppState::Building, &format!("with {}", builder.name()));
+    context
+        .progress
+        .set_state(app, AppState::Building, &format!("with {}", builder.name()));
     let tail = OutputTail::new();
     let built = builder
         .build(&spec, context.environment, |line| {
@@ -397,26 +476,56 @@ async fn build_and_push(request: &BuildRequest, context: &StageContext<'_>) -> R
         Ok(_) => {}
         Err(ProcessError::Interrupted { .. }) => return Err(BuildError::Interrupted),
         Err(ProcessError::Failed { status, .. }) => {
-            return Err(BuildError::BuildFailed { app: app.to_string(), builder: builder.name(), status, tail: tail.text() });
+            return Err(BuildError::BuildFailed {
+                app: app.to_string(),
+                builder: builder.name(),
+                status,
+                tail: tail.text(),
+            });
         }
-        Err(source) => return Err(BuildError::BuilderRun { app: app.to_string(), builder: builder.name(), source }),
+        Err(source) => {
+            return Err(BuildError::BuilderRun {
+                app: app.to_string(),
+                builder: builder.name(),
+                source,
+            });
+        }
     }
 
-    context.progress.set_state(app, AppState::Pushing, &reference);
+    context
+        .progress
+        .set_state(app, AppState::Pushing, &reference);
     let push_tail = OutputTail::new();
     let insecure = registry::is_loopback(request.registry());
     let pushed = builder
-        .push(&reference, &request.image_repository, insecure, context.environment, |line| {
-            push_tail.push(line);
-            context.progress.output_line(app, AppState::Pushing, line);
-        })
+        .push(
+            &reference,
+            &request.image_repository,
+            insecure,
+            context.environment,
+            |line| {
+                push_tail.push(line);
+                context.progress.output_line(app, AppState::Pushing, line);
+            },
+        )
         .await;
     let reported = match pushed {
         Ok(digest) => digest,
-        Err(builder::PushError::Process(ProcessError::Interrupted { .. })) => return Err(BuildError::Interrupted),
+        Err(builder::PushError::Process(ProcessError::Interrupted { .. })) => {
+            return Err(BuildError::Interrupted);
+        }
         Err(builder::PushError::Process(ProcessError::Failed { stderr_tail, .. })) => {
-            let tail = if push_tail.text().is_empty() { stderr_tail } else { push_tail.text() };
-            return Err(BuildError::PushFailed { app: app.to_string(), reference, builder: builder.name(), tail });
+            let tail = if push_tail.text().is_empty() {
+                stderr_tail
+            } else {
+                push_tail.text()
+            };
+            return Err(BuildError::PushFailed {
+                app: app.to_string(),
+                reference,
+                builder: builder.name(),
+                tail,
+            });
         }
         Err(error) => {
             return Err(BuildError::PushFailed {
@@ -466,7 +575,9 @@ mod tests {
         let plan = ImagePlan {
             app: "web".into(),
             reference: "r/web:t".into(),
-            action: PlannedAction::Build { reason: "tag `t` missing in `r`".into() },
+            action: PlannedAction::Build {
+                reason: "tag `t` missing in `r`".into(),
+            },
         };
         let json = serde_json::to_value(&plan).unwrap();
         assert_eq!(json["action"], "build");

@@ -67,28 +67,41 @@ impl Progress {
                 .collect();
             (multi, bars)
         });
-        Progress { printer: printer.clone(), bars, width }
+        Progress {
+            printer: printer.clone(),
+            bars,
+            width,
+        }
     }
 
     /// The app moved to `state`; `detail` says more (a reference, a digest, a reason).
     pub fn set_state(&self, app: &str, state: AppState, detail: &str) {
         let word = match state {
-            AppState::Done | AppState::Reused => self.printer.paint_stderr(style::ADD, state.word()),
+            AppState::Done | AppState::Reused => {
+                self.printer.paint_stderr(style::ADD, state.word())
+            }
             AppState::Failed => self.printer.paint_stderr(style::ERROR, state.word()),
             _ => state.word().to_string(),
         };
-        let text = if detail.is_empty() { word } else { format!("{word} {detail}") };
+        let text = if detail.is_empty() {
+            word
+        } else {
+            format!("{word} {detail}")
+        };
         match &self.bars {
             Some((_, bars)) => {
                 if let Some(bar) = bars.get(app) {
                     bar.set_message(text);
-                    if matches!(state, AppState::Done | AppState::Reused | AppState::Failed | AppState::Skipped) {
+                    if matches!(
+                        state,
+                        AppState::Done | AppState::Reused | AppState::Failed | AppState::Skipped
+                    ) {
                         bar.finish();
                     }
                 }
             }
             None => {
-                if state != AppState::Queued {
+                if !matches!(state, AppState::Queued | AppState::Checking) {
                     self.printer.status(&format!("{app}: {text}"));
                 }
             }

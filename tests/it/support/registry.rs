@@ -70,7 +70,11 @@ impl TestRegistry {
                 .stderr(Stdio::null())
                 .spawn()
                 .expect("start docker-registry");
-            let mut registry = TestRegistry { child, address, _storage: storage };
+            let mut registry = TestRegistry {
+                child,
+                address,
+                _storage: storage,
+            };
             if registry.wait_ready(Duration::from_secs(10)) {
                 return Some(registry);
             }
@@ -101,15 +105,26 @@ impl TestRegistry {
 
     /// The tags of `repository` (empty when it does not exist).
     pub fn tags(&self, repository: &str) -> Vec<String> {
-        let response = self.get(&format!("/v2/{repository}/tags/list"), None).expect("tags request");
+        let response = self
+            .get(&format!("/v2/{repository}/tags/list"), None)
+            .expect("tags request");
         if response.status == 404 {
             return Vec::new();
         }
-        assert_eq!(response.status, 200, "tags of {repository}: {}", String::from_utf8_lossy(&response.body));
+        assert_eq!(
+            response.status,
+            200,
+            "tags of {repository}: {}",
+            String::from_utf8_lossy(&response.body)
+        );
         let json: serde_json::Value = serde_json::from_slice(&response.body).expect("tags json");
         let mut tags: Vec<String> = json["tags"]
             .as_array()
-            .map(|tags| tags.iter().filter_map(|t| t.as_str().map(str::to_string)).collect())
+            .map(|tags| {
+                tags.iter()
+                    .filter_map(|t| t.as_str().map(str::to_string))
+                    .collect()
+            })
             .unwrap_or_default();
         tags.sort();
         tags
@@ -117,29 +132,54 @@ impl TestRegistry {
 
     /// The manifest tagged `tag`: its digest (checked against the sha256 of the body) and JSON.
     pub fn manifest(&self, repository: &str, tag: &str) -> Option<(String, serde_json::Value)> {
-        let response =
-            self.get(&format!("/v2/{repository}/manifests/{tag}"), Some(MANIFEST_TYPES)).expect("manifest request");
+        let response = self
+            .get(
+                &format!("/v2/{repository}/manifests/{tag}"),
+                Some(MANIFEST_TYPES),
+            )
+            .expect("manifest request");
         if response.status == 404 {
             return None;
         }
         assert_eq!(response.status, 200, "manifest {repository}:{tag}");
-        let computed = format!("sha256:{}", hex::encode(sha2::Sha256::digest(&response.body)));
-        let header = response.headers.get("docker-content-digest").cloned().unwrap_or_default();
-        assert_eq!(header, computed, "registry digest header vs body of {repository}:{tag}");
-        Some((computed, serde_json::from_slice(&response.body).expect("manifest json")))
+        let computed = format!(
+            "sha256:{}",
+            hex::encode(sha2::Sha256::digest(&response.body))
+        );
+        let header = response
+            .headers
+            .get("docker-content-digest")
+            .cloned()
+            .unwrap_or_default();
+        assert_eq!(
+            header, computed,
+            "registry digest header vs body of {repository}:{tag}"
+        );
+        Some((
+            computed,
+            serde_json::from_slice(&response.body).expect("manifest json"),
+        ))
     }
 
     /// The labels in the image config of `repository:tag`.
     pub fn labels(&self, repository: &str, tag: &str) -> BTreeMap<String, String> {
         let (_, manifest) = self.manifest(repository, tag).expect("manifest exists");
-        let config_digest = manifest["config"]["digest"].as_str().expect("manifest has a config digest");
-        let response = self.get(&format!("/v2/{repository}/blobs/{config_digest}"), None).expect("config blob");
+        let config_digest = manifest["config"]["digest"]
+            .as_str()
+            .expect("manifest has a config digest");
+        let response = self
+            .get(&format!("/v2/{repository}/blobs/{config_digest}"), None)
+            .expect("config blob");
         assert_eq!(response.status, 200, "config blob of {repository}:{tag}");
-        let config: serde_json::Value = serde_json::from_slice(&response.body).expect("config json");
+        let config: serde_json::Value =
+            serde_json::from_slice(&response.body).expect("config json");
         config["config"]["Labels"]
             .as_object()
             .map(|labels| {
-                labels.iter().map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string())).collect()
+                labels
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
+                    .collect()
             })
             .unwrap_or_default()
     }
@@ -150,7 +190,11 @@ impl TestRegistry {
         let json: serde_json::Value = serde_json::from_slice(&response.body).expect("catalog json");
         json["repositories"]
             .as_array()
-            .map(|r| r.iter().filter_map(|t| t.as_str().map(str::to_string)).collect())
+            .map(|r| {
+                r.iter()
+                    .filter_map(|t| t.as_str().map(str::to_string))
+                    .collect()
+            })
             .unwrap_or_default()
     }
 }
@@ -187,10 +231,17 @@ fn parse_response(raw: &[u8]) -> Option<Response> {
         .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
         .collect();
     let mut body = raw[split + 4..].to_vec();
-    if headers.get("transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked")) {
+    if headers
+        .get("transfer-encoding")
+        .is_some_and(|v| v.eq_ignore_ascii_case("chunked"))
+    {
         body = dechunk(&body)?;
     }
-    Some(Response { status, headers, body })
+    Some(Response {
+        status,
+        headers,
+        body,
+    })
 }
 
 fn dechunk(mut data: &[u8]) -> Option<Vec<u8>> {
@@ -214,16 +265,24 @@ pub fn counting_shims(dir: &Path, log: &Path, tools: &[&str]) -> std::ffi::OsStr
     use std::os::unix::fs::PermissionsExt;
     let path = std::env::var_os("PATH").unwrap_or_default();
     for tool in tools {
-        let Some(real) = std::env::split_paths(&path).map(|d| d.join(tool)).find(|p| p.is_file()) else {
+        let Some(real) = std::env::split_paths(&path)
+            .map(|d| d.join(tool))
+            .find(|p| p.is_file())
+        else {
             continue;
         };
         let shim = dir.join(tool);
         std::fs::write(
             &shim,
-            format!("#!/bin/sh\necho \"{tool} $*\" >> '{}'\nexec '{}' \"$@\"\n", log.display(), real.display()),
+            format!(
+                "#!/bin/sh\necho \"{tool} $*\" >> '{}'\nexec '{}' \"$@\"\n",
+                log.display(),
+                real.display()
+            ),
         )
         .expect("write shim");
-        std::fs::set_permissions(&shim, std::fs::Permissions::from_mode(0o755)).expect("chmod shim");
+        std::fs::set_permissions(&shim, std::fs::Permissions::from_mode(0o755))
+            .expect("chmod shim");
     }
     let mut entries = vec![dir.to_path_buf()];
     entries.extend(std::env::split_paths(&path));
