@@ -40,7 +40,7 @@ pub struct GlobalArgs {
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
     /// Kubeconfig file (defaults to KUBECONFIG, then ~/.kube/config, then in-cluster config)
-    #[arg(long, global = true, env = "KUBECONFIG", value_name = "FILE", hide_env_values = true)]
+    #[arg(long, global = true, value_name = "FILE")]
     pub kubeconfig: Option<PathBuf>,
 }
 

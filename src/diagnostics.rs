@@ -18,13 +18,25 @@ pub struct Location {
 
 impl Location {
     pub fn new(file: impl Into<PathBuf>, line: usize, column: usize) -> Self {
-        Location { file: file.into(), line, column }
+        Location {
+            file: file.into(),
+            line,
+            column,
+        }
     }
 
     /// The location with its file shown relative to `base` when it lies below it.
     pub fn relative_to(&self, base: &Path) -> Location {
-        let file = self.file.strip_prefix(base).map(Path::to_path_buf).unwrap_or_else(|_| self.file.clone());
-        Location { file, line: self.line, column: self.column }
+        let file = self
+            .file
+            .strip_prefix(base)
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|_| self.file.clone());
+        Location {
+            file,
+            line: self.line,
+            column: self.column,
+        }
     }
 }
 
@@ -57,17 +69,29 @@ pub struct UserError {
 impl UserError {
     /// Bad input (exit 1) with a hint.
     pub fn new(message: impl Into<String>, hint: impl Into<String>) -> Self {
-        UserError { message: message.into(), hint: Some(hint.into()), class: ErrorClass::Failure }
+        UserError {
+            message: message.into(),
+            hint: Some(hint.into()),
+            class: ErrorClass::Failure,
+        }
     }
 
     /// Bad input (exit 1) without a hint.
     pub fn bare(message: impl Into<String>) -> Self {
-        UserError { message: message.into(), hint: None, class: ErrorClass::Failure }
+        UserError {
+            message: message.into(),
+            hint: None,
+            class: ErrorClass::Failure,
+        }
     }
 
     /// A usage error (exit 64) with a hint.
     pub fn usage(message: impl Into<String>, hint: impl Into<String>) -> Self {
-        UserError { message: message.into(), hint: Some(hint.into()), class: ErrorClass::Usage }
+        UserError {
+            message: message.into(),
+            hint: Some(hint.into()),
+            class: ErrorClass::Usage,
+        }
     }
 
     /// The run was interrupted (exit 130).
@@ -86,7 +110,11 @@ pub fn with_hint(err: anyhow::Error, hint: impl Into<String>) -> anyhow::Error {
     let message = err.to_string();
     let class = class_of(&err);
     // Keep the original chain as causes; the outer error carries the hint.
-    err.context(UserError { message, hint: Some(hint.into()), class })
+    err.context(UserError {
+        message,
+        hint: Some(hint.into()),
+        class,
+    })
 }
 
 /// The exit-code class of an error chain: the first [`UserError`] found decides.
@@ -103,7 +131,9 @@ pub fn render(err: &anyhow::Error) -> String {
     let mut hint: Option<String> = None;
     for (index, cause) in err.chain().enumerate() {
         if hint.is_none() {
-            hint = cause.downcast_ref::<UserError>().and_then(|u| u.hint.clone());
+            hint = cause
+                .downcast_ref::<UserError>()
+                .and_then(|u| u.hint.clone());
         }
         let text = cause.to_string();
         if seen.iter().any(|s| s == &text) {
@@ -135,8 +165,9 @@ mod tests {
 
     #[test]
     fn renders_chain_and_hint() {
-        let err = anyhow::Error::from(std::io::Error::other("disk on fire"))
-            .context(UserError::new("cannot read `config/prod.yaml`", "check the file exists"));
+        let err = anyhow::Error::from(std::io::Error::other("disk on fire")).context(
+            UserError::new("cannot read `config/prod.yaml`", "check the file exists"),
+        );
         assert_eq!(
             render(&err),
             "error: cannot read `config/prod.yaml`\n  caused by: disk on fire\nhint: check the file exists"

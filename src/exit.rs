@@ -43,7 +43,9 @@ pub fn clap_error(err: clap::Error) -> ExitCode {
     match err.kind() {
         clap::error::ErrorKind::DisplayHelp
         | clap::error::ErrorKind::DisplayVersion
-        | clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => ExitCode::from(SUCCESS),
+        | clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            ExitCode::from(SUCCESS)
+        }
         _ => ExitCode::from(USAGE),
     }
 }

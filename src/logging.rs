@@ -18,7 +18,8 @@ pub fn init(global: &GlobalArgs) {
         crate::cli::ColorArg::Always => true,
         crate::cli::ColorArg::Never => false,
         crate::cli::ColorArg::Auto => {
-            std::env::var_os("NO_COLOR").is_none() && std::io::IsTerminal::is_terminal(&std::io::stderr())
+            std::env::var_os("NO_COLOR").is_none()
+                && std::io::IsTerminal::is_terminal(&std::io::stderr())
         }
     };
     let _ = tracing_subscriber::fmt()

@@ -51,7 +51,13 @@ impl Printer {
 
     /// A printer that never colors and never draws progress (tests, libraries).
     pub fn plain(format: OutputFormat) -> Self {
-        Printer { format, quiet: false, color_stdout: false, color_stderr: false, interactive: false }
+        Printer {
+            format,
+            quiet: false,
+            color_stdout: false,
+            color_stderr: false,
+            interactive: false,
+        }
     }
 
     /// Write data to stdout (never suppressed by `-q`).
@@ -90,5 +96,9 @@ impl Printer {
 
 /// `text` wrapped in `style` when `enabled`.
 pub fn paint(enabled: bool, style: Style, text: &str) -> String {
-    if enabled { format!("{style}{text}{style:#}") } else { text.to_string() }
+    if enabled {
+        format!("{style}{text}{style:#}")
+    } else {
+        text.to_string()
+    }
 }

@@ -62,8 +62,18 @@ pub enum ProcessError {
         source: std::io::Error,
     },
     /// The program exited unsuccessfully.
-    #[error("`{}` failed ({status}){}", command_line(program, args), tail_suffix(stderr_tail))]
-    Failed { program: String, args: Vec<String>, status: String, stderr_tail: String, output: ProcessOutput },
+    #[error(
+        "`{}` failed ({status}){}",
+        command_line(program, args),
+        tail_suffix(stderr_tail)
+    )]
+    Failed {
+        program: String,
+        args: Vec<String>,
+        status: String,
+        stderr_tail: String,
+        output: ProcessOutput,
+    },
     /// gitship was interrupted while the program ran; it was stopped.
     #[error("`{program}` was interrupted")]
     Interrupted { program: String },
@@ -86,7 +96,11 @@ fn command_line(program: &str, args: &[String]) -> String {
 }
 
 fn tail_suffix(tail: &str) -> String {
-    if tail.is_empty() { String::new() } else { format!(":\n{tail}") }
+    if tail.is_empty() {
+        String::new()
+    } else {
+        format!(":\n{tail}")
+    }
 }
 
 impl Process {
@@ -148,7 +162,10 @@ impl Process {
     }
 
     fn display_args(&self) -> Vec<String> {
-        self.args.iter().map(|a| a.to_string_lossy().into_owned()).collect()
+        self.args
+            .iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect()
     }
 
     /// Run to completion, capturing stdout and stderr; a non-zero exit is an error.
@@ -159,7 +176,10 @@ impl Process {
 
     /// Run to completion, calling `on_line` for every line of stdout and stderr as it arrives
     /// (for streaming build logs), and capturing both; a non-zero exit is an error.
-    pub async fn run_streaming(&self, on_line: impl FnMut(&str) + Send) -> Result<ProcessOutput, ProcessError> {
+    pub async fn run_streaming(
+        &self,
+        on_line: impl FnMut(&str) + Send,
+    ) -> Result<ProcessOutput, ProcessError> {
         let output = self.run_unchecked(on_line).await?;
         self.check(output)
     }
@@ -180,13 +200,20 @@ impl Process {
 
     /// Run to completion and return whatever it exited with (for programs like
     /// `terraform plan -detailed-exitcode` whose non-zero codes carry meaning).
-    pub async fn run_unchecked(&self, mut on_line: impl FnMut(&str) + Send) -> Result<ProcessOutput, ProcessError> {
+    pub async fn run_unchecked(
+        &self,
+        mut on_line: impl FnMut(&str) + Send,
+    ) -> Result<ProcessOutput, ProcessError> {
         let mut command = tokio::process::Command::new(&self.program);
         command
             .args(&self.args)
             .env_clear()
             .envs(&self.env)
-            .stdin(if self.stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+            .stdin(if self.stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .process_group(0)
@@ -195,9 +222,10 @@ impl Process {
             command.current_dir(cwd);
         }
         tracing::debug!(program = %self.program, args = ?self.display_args(), "running");
-        let mut child = command
-            .spawn()
-            .map_err(|source| ProcessError::Spawn { program: self.program.clone(), source })?;
+        let mut child = command.spawn().map_err(|source| ProcessError::Spawn {
+            program: self.program.clone(),
+            source,
+        })?;
         let pid = child.id();
         if let (Some(bytes), Some(mut stdin)) = (self.stdin.clone(), child.stdin.take()) {
             tokio::spawn(async move {
@@ -251,9 +279,15 @@ impl Process {
             let _ = task.await;
         }
         if was_interrupted {
-            return Err(ProcessError::Interrupted { program: self.program.clone() });
+            return Err(ProcessError::Interrupted {
+                program: self.program.clone(),
+            });
         }
-        Ok(ProcessOutput { status, stdout: stdout_buf, stderr: stderr_buf })
+        Ok(ProcessOutput {
+            status,
+            stdout: stdout_buf,
+            stderr: stderr_buf,
+        })
     }
 }
 
@@ -269,7 +303,9 @@ async fn read_lines(
         match reader.read_until(b'\n', &mut buf).await {
             Ok(0) | Err(_) => break,
             Ok(_) => {
-                let line = String::from_utf8_lossy(&buf).trim_end_matches(['\n', '\r']).to_string();
+                let line = String::from_utf8_lossy(&buf)
+                    .trim_end_matches(['\n', '\r'])
+                    .to_string();
                 if tx.send((is_err, line)).is_err() {
                     break;
                 }
@@ -284,7 +320,10 @@ async fn stop_gracefully(pid: Option<u32>, grace: Duration, child: &mut tokio::p
     let group = nix::unistd::Pid::from_raw(pid as i32);
     let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGINT);
     if tokio::time::timeout(grace, child.wait()).await.is_err() {
-        tracing::warn!(pid, "child did not stop within {grace:?} after SIGINT; killing it");
+        tracing::warn!(
+            pid,
+            "child did not stop within {grace:?} after SIGINT; killing it"
+        );
         let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGKILL);
     }
 }
@@ -331,8 +370,12 @@ pub fn trigger_interrupt() {
 /// then forwards SIGINT to each child and waits for it.
 pub fn install_signal_handlers() {
     use tokio::signal::unix::{SignalKind, signal};
-    let Ok(mut sigint) = signal(SignalKind::interrupt()) else { return };
-    let Ok(mut sigterm) = signal(SignalKind::terminate()) else { return };
+    let Ok(mut sigint) = signal(SignalKind::interrupt()) else {
+        return;
+    };
+    let Ok(mut sigterm) = signal(SignalKind::terminate()) else {
+        return;
+    };
     tokio::spawn(async move {
         tokio::select! {
             _ = sigint.recv() => {}
@@ -355,12 +398,16 @@ mod tests {
 
     #[tokio::test]
     async fn captures_output_and_reports_failures() {
-        let ok = Process::new("sh").args(["-c", "echo out; echo err >&2"]).inherit_env(|k| k == "PATH");
+        let ok = Process::new("sh")
+            .args(["-c", "echo out; echo err >&2"])
+            .inherit_env(|k| k == "PATH");
         let out = ok.run().await.unwrap();
         assert_eq!(out.stdout_text(), "out\n");
         assert_eq!(out.stderr_text(), "err\n");
 
-        let bad = Process::new("sh").args(["-c", "echo boom >&2; exit 3"]).inherit_env(|k| k == "PATH");
+        let bad = Process::new("sh")
+            .args(["-c", "echo boom >&2; exit 3"])
+            .inherit_env(|k| k == "PATH");
         let err = bad.run().await.unwrap_err();
         let text = err.to_string();
         assert!(text.contains("exit status 3"), "{text}");
@@ -376,7 +423,10 @@ mod tests {
 
     #[tokio::test]
     async fn missing_program_is_a_spawn_error() {
-        let err = Process::new("definitely-not-a-program-gitship").run().await.unwrap_err();
+        let err = Process::new("definitely-not-a-program-gitship")
+            .run()
+            .await
+            .unwrap_err();
         assert!(matches!(err, ProcessError::Spawn { .. }));
     }
 }

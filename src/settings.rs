@@ -48,15 +48,30 @@ pub struct Settings {
 #[derive(Debug, Clone)]
 pub enum CommandSettings {
     Envs,
-    Validate { env: Option<String>, terraform_outputs: Option<PathBuf> },
-    Render { env: String, terraform_outputs: Option<PathBuf> },
-    EnvNew { name: String, from: String, namespace: Option<String> },
+    Validate {
+        env: Option<String>,
+        terraform_outputs: Option<PathBuf>,
+    },
+    Render {
+        env: String,
+        terraform_outputs: Option<PathBuf>,
+    },
+    EnvNew {
+        name: String,
+        from: String,
+        namespace: Option<String>,
+    },
     Plan(PlanSettings),
     Deploy(DeploySettings),
     Diff(ClusterSettings),
     Drift(ClusterSettings),
-    Build { env: String, build: BuildSettings },
-    Completions { shell: clap_complete::Shell },
+    Build {
+        env: String,
+        build: BuildSettings,
+    },
+    Completions {
+        shell: clap_complete::Shell,
+    },
 }
 
 /// What every cluster-facing verb shares.
@@ -140,7 +155,11 @@ impl Settings {
                 allow_empty: a.allow_empty,
                 prune_protected: a.prune_protected,
                 no_prune: a.no_prune,
-                timeout: a.timeout.as_deref().map(|d| parse_duration("--timeout", d)).transpose()?,
+                timeout: a
+                    .timeout
+                    .as_deref()
+                    .map(|d| parse_duration("--timeout", d))
+                    .transpose()?,
                 lock_timeout: a
                     .lock_timeout
                     .as_deref()
@@ -149,7 +168,10 @@ impl Settings {
             }),
             cli::Command::Diff(a) => CommandSettings::Diff(cluster(a)),
             cli::Command::Drift(a) => CommandSettings::Drift(cluster(a)),
-            cli::Command::Build(a) => CommandSettings::Build { env: a.env, build: build(a.build)? },
+            cli::Command::Build(a) => CommandSettings::Build {
+                env: a.env,
+                build: build(a.build)?,
+            },
             cli::Command::Completions(a) => CommandSettings::Completions { shell: a.shell },
         };
         Ok(Settings { global, command })
@@ -157,7 +179,11 @@ impl Settings {
 }
 
 fn cluster(a: cli::ClusterArgs) -> ClusterSettings {
-    ClusterSettings { env: a.env, sandbox: a.sandbox, terraform_outputs: a.terraform_outputs }
+    ClusterSettings {
+        env: a.env,
+        sandbox: a.sandbox,
+        terraform_outputs: a.terraform_outputs,
+    }
 }
 
 fn build(a: cli::BuildOptions) -> Result<BuildSettings> {
@@ -166,9 +192,15 @@ fn build(a: cli::BuildOptions) -> Result<BuildSettings> {
             return Err(UserError::usage("`--jobs` must be at least 1", "try `--jobs 1`").into());
         }
         Some(n) => n,
-        None => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+        None => std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1),
     };
-    Ok(BuildSettings { force_build: a.force_build, jobs, allow_dirty: a.allow_dirty })
+    Ok(BuildSettings {
+        force_build: a.force_build,
+        jobs,
+        allow_dirty: a.allow_dirty,
+    })
 }
 
 /// Parse a duration like `90s`, `5m`, `1h30m`, `500ms` or a bare number of seconds.
@@ -189,13 +221,17 @@ pub fn parse_duration(what: &str, text: &str) -> Result<Duration, UserError> {
     let mut total = Duration::ZERO;
     let mut rest = text;
     while !rest.is_empty() {
-        let digits = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
+        let digits = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
         if digits == 0 {
             return Err(invalid());
         }
         let number: u64 = rest[..digits].parse().map_err(|_| invalid())?;
         rest = &rest[digits..];
-        let unit_len = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(rest.len());
         let unit = &rest[..unit_len];
         rest = &rest[unit_len..];
         total += match unit {
@@ -217,8 +253,14 @@ mod tests {
     fn durations() {
         assert_eq!(parse_duration("t", "90s").unwrap(), Duration::from_secs(90));
         assert_eq!(parse_duration("t", "5m").unwrap(), Duration::from_secs(300));
-        assert_eq!(parse_duration("t", "1h30m").unwrap(), Duration::from_secs(5400));
-        assert_eq!(parse_duration("t", "500ms").unwrap(), Duration::from_millis(500));
+        assert_eq!(
+            parse_duration("t", "1h30m").unwrap(),
+            Duration::from_secs(5400)
+        );
+        assert_eq!(
+            parse_duration("t", "500ms").unwrap(),
+            Duration::from_millis(500)
+        );
         assert_eq!(parse_duration("t", "12").unwrap(), Duration::from_secs(12));
         assert!(parse_duration("t", "5 minutes").is_err());
         assert!(parse_duration("t", "").is_err());

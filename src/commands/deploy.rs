@@ -9,5 +9,9 @@ use crate::settings::DeploySettings;
 
 pub async fn run(ctx: &Context, settings: DeploySettings) -> Result<Outcome> {
     let _ = (ctx, settings);
-    Err(UserError::new("`gitship deploy` is not available yet", "see the Kubernetes-stage issue").into())
+    Err(UserError::new(
+        "`gitship deploy` is not available yet",
+        "see the Kubernetes-stage issue",
+    )
+    .into())
 }

@@ -26,18 +26,25 @@ pub struct Context {
 
 /// Run the command; async commands get a multi-threaded tokio runtime with signal handling.
 pub fn dispatch(settings: Settings) -> Result<Outcome> {
-    let ctx = Context { printer: Printer::new(&settings.global), global: settings.global };
+    let ctx = Context {
+        printer: Printer::new(&settings.global),
+        global: settings.global,
+    };
     match settings.command {
         CommandSettings::Envs => envs::run(&ctx),
-        CommandSettings::Validate { env, terraform_outputs } => {
-            validate::run(&ctx, env.as_deref(), terraform_outputs.as_deref())
-        }
-        CommandSettings::Render { env, terraform_outputs } => {
-            render::run(&ctx, &env, terraform_outputs.as_deref())
-        }
-        CommandSettings::EnvNew { name, from, namespace } => {
-            env_new::run(&ctx, &name, &from, namespace.as_deref())
-        }
+        CommandSettings::Validate {
+            env,
+            terraform_outputs,
+        } => validate::run(&ctx, env.as_deref(), terraform_outputs.as_deref()),
+        CommandSettings::Render {
+            env,
+            terraform_outputs,
+        } => render::run(&ctx, &env, terraform_outputs.as_deref()),
+        CommandSettings::EnvNew {
+            name,
+            from,
+            namespace,
+        } => env_new::run(&ctx, &name, &from, namespace.as_deref()),
         CommandSettings::Completions { shell } => completions::run(shell),
         CommandSettings::Plan(s) => block_on(plan::run(&ctx, s)),
         CommandSettings::Deploy(s) => block_on(deploy::run(&ctx, s)),
@@ -49,7 +56,9 @@ pub fn dispatch(settings: Settings) -> Result<Outcome> {
 
 /// Run a future on a fresh runtime with SIGINT/SIGTERM turned into gitship's interrupt flag.
 pub fn block_on<F: std::future::Future<Output = Result<Outcome>>>(future: F) -> Result<Outcome> {
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     runtime.block_on(async {
         crate::process::install_signal_handlers();
         future.await

@@ -24,6 +24,14 @@ pub fn parse_outputs_json(text: &str) -> Result<Outputs, serde_json::Error> {
     let raw: BTreeMap<String, Raw> = serde_json::from_str(text)?;
     Ok(raw
         .into_iter()
-        .map(|(name, r)| (name, OutputValue { value: Some(r.value), sensitive: r.sensitive }))
+        .map(|(name, r)| {
+            (
+                name,
+                OutputValue {
+                    value: Some(r.value),
+                    sensitive: r.sensitive,
+                },
+            )
+        })
         .collect())
 }

@@ -14,17 +14,34 @@ fn help_exits_0_and_lists_verbs() {
     let out = gitship().arg("--help").output().unwrap();
     assert_eq!(out.status.code(), Some(0));
     let text = String::from_utf8_lossy(&out.stdout);
-    for verb in ["envs", "validate", "render", "env", "plan", "deploy", "diff", "drift", "build", "completions"] {
+    for verb in [
+        "envs",
+        "validate",
+        "render",
+        "env",
+        "plan",
+        "deploy",
+        "diff",
+        "drift",
+        "build",
+        "completions",
+    ] {
         assert!(text.contains(verb), "help lacks {verb}: {text}");
     }
 }
 
 #[test]
 fn bad_duration_is_a_usage_error() {
-    let out = gitship().args(["deploy", "x", "--timeout", "soon"]).output().unwrap();
+    let out = gitship()
+        .args(["deploy", "x", "--timeout", "soon"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(64), "{out:?}");
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("error: invalid duration `soon` for --timeout"), "{err}");
+    assert!(
+        err.contains("error: invalid duration `soon` for --timeout"),
+        "{err}"
+    );
     assert!(err.contains("hint: "), "{err}");
 }
 

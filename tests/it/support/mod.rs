@@ -12,19 +12,31 @@ use std::sync::OnceLock;
 /// A scratch HOME shared by the tests of this process.
 pub fn test_home() -> PathBuf {
     static HOME: OnceLock<tempfile::TempDir> = OnceLock::new();
-    HOME.get_or_init(|| tempfile::tempdir().expect("temp home")).path().to_path_buf()
+    HOME.get_or_init(|| tempfile::tempdir().expect("temp home"))
+        .path()
+        .to_path_buf()
 }
 
 /// The built `gitship` binary with a scrubbed environment.
 pub fn gitship() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_gitship"));
     command.env_clear();
-    for key in ["PATH", "LANG", "TMPDIR", "GITSHIP_REQUIRE_TOOLS", "DOCKER_HOST", "XDG_RUNTIME_DIR"] {
+    for key in [
+        "PATH",
+        "LANG",
+        "TMPDIR",
+        "GITSHIP_REQUIRE_TOOLS",
+        "DOCKER_HOST",
+        "XDG_RUNTIME_DIR",
+    ] {
         if let Some(value) = std::env::var_os(key) {
             command.env(key, value);
         }
     }
-    command.env("HOME", test_home()).env("NO_COLOR", "1").env("GIT_CONFIG_NOSYSTEM", "1");
+    command
+        .env("HOME", test_home())
+        .env("NO_COLOR", "1")
+        .env("GIT_CONFIG_NOSYSTEM", "1");
     command
 }
 
@@ -36,14 +48,19 @@ pub fn tools_required() -> bool {
 /// `true` when `tool` runs (`tool <version_arg>` exits 0). When it does not: panics under
 /// `GITSHIP_REQUIRE_TOOLS=1`, otherwise prints a loud SKIP line and returns `false`.
 pub fn require_tool(tool: &str, version_arg: &str) -> bool {
-    let ok = Command::new(tool).arg(version_arg).output().is_ok_and(|o| o.status.success());
+    let ok = Command::new(tool)
+        .arg(version_arg)
+        .output()
+        .is_ok_and(|o| o.status.success());
     if ok {
         return true;
     }
     if tools_required() {
         panic!("required tool `{tool}` is missing or broken (GITSHIP_REQUIRE_TOOLS=1)");
     }
-    eprintln!("\n*** SKIPPED: `{tool}` is not available on this machine; install it to run this test ***\n");
+    eprintln!(
+        "\n*** SKIPPED: `{tool}` is not available on this machine; install it to run this test ***\n"
+    );
     false
 }
 pub mod registry;
