@@ -32,7 +32,7 @@ pub enum BuilderError {
     Unavailable {
         builder: &'static str,
         #[source]
-        source: ProcessError,
+        source: Box<ProcessError>,
     },
     /// None of the builders works.
     #[error("no image builder works here (tried `docker`, `podman` and `buildah`)")]
@@ -143,7 +143,7 @@ impl Builder {
                 Ok(()) => Ok(builder),
                 Err(source) => Err(BuilderError::Unavailable {
                     builder: builder.name(),
-                    source,
+                    source: Box::new(source),
                 }),
             };
         }
@@ -265,10 +265,16 @@ impl Builder {
 pub enum PushError {
     /// The builder's push (or inspect) failed.
     #[error(transparent)]
-    Process(#[from] ProcessError),
+    Process(Box<ProcessError>),
     /// The digest file podman/buildah wrote cannot be read.
     #[error("cannot read the pushed digest: {0}")]
     DigestFile(#[source] std::io::Error),
+}
+
+impl From<ProcessError> for PushError {
+    fn from(error: ProcessError) -> Self {
+        PushError::Process(Box::new(error))
+    }
 }
 
 /// The digest for `image_repository` among docker's `RepoDigests` (`["repo@sha256:..."]`).

@@ -165,7 +165,7 @@ pub enum BuildError {
         app: String,
         builder: &'static str,
         #[source]
-        source: ProcessError,
+        source: Box<ProcessError>,
     },
     /// Pushing an app's image failed.
     #[error(
@@ -487,7 +487,7 @@ async fn build_and_push(
             return Err(BuildError::BuilderRun {
                 app: app.to_string(),
                 builder: builder.name(),
-                source,
+                source: Box::new(source),
             });
         }
     }
@@ -509,32 +509,27 @@ async fn build_and_push(
             },
         )
         .await;
+    let failed = |tail: String| BuildError::PushFailed {
+        app: app.to_string(),
+        reference: reference.clone(),
+        builder: builder.name(),
+        tail,
+    };
     let reported = match pushed {
         Ok(digest) => digest,
-        Err(builder::PushError::Process(ProcessError::Interrupted { .. })) => {
-            return Err(BuildError::Interrupted);
-        }
-        Err(builder::PushError::Process(ProcessError::Failed { stderr_tail, .. })) => {
-            let tail = if push_tail.text().is_empty() {
-                stderr_tail
-            } else {
-                push_tail.text()
-            };
-            return Err(BuildError::PushFailed {
-                app: app.to_string(),
-                reference,
-                builder: builder.name(),
-                tail,
-            });
-        }
-        Err(error) => {
-            return Err(BuildError::PushFailed {
-                app: app.to_string(),
-                reference,
-                builder: builder.name(),
-                tail: format!("  {error}"),
-            });
-        }
+        Err(builder::PushError::Process(process)) => match *process {
+            ProcessError::Interrupted { .. } => return Err(BuildError::Interrupted),
+            ProcessError::Failed { stderr_tail, .. } => {
+                let streamed = push_tail.text();
+                return Err(failed(if streamed.is_empty() {
+                    stderr_tail
+                } else {
+                    streamed
+                }));
+            }
+            other => return Err(failed(format!("  {other}"))),
+        },
+        Err(error) => return Err(failed(format!("  {error}"))),
     };
     match reported {
         Some(digest) => Ok(digest),

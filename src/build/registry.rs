@@ -322,14 +322,17 @@ impl CredentialSources {
             let Some(config) = read_config(file)? else {
                 continue;
             };
-            if let Some(auth) = self.from_config(&config, &wanted, registry, file).await? {
+            if let Some(auth) = self
+                .credentials_in_config(&config, &wanted, registry, file)
+                .await?
+            {
                 return Ok(auth);
             }
         }
         Ok(RegistryAuth::Anonymous)
     }
 
-    async fn from_config(
+    async fn credentials_in_config(
         &self,
         config: &DockerConfig,
         wanted: &str,
@@ -342,24 +345,24 @@ impl CredentialSources {
             .find(|(key, _)| normalise_registry_key(key) == wanted)
             .map(|(_, helper)| helper)
             .or(config.credentials_store.as_ref());
-        if let Some((_, entry)) = config
+        let entry = config
             .auths
             .iter()
-            .find(|(key, _)| normalise_registry_key(key) == wanted)
+            .find(|(key, _)| normalise_registry_key(key) == wanted);
+        if let Some((_, entry)) = entry
+            && let Some(auth) = entry_auth(entry, file)?
         {
-            if let Some(auth) = entry_auth(entry, file)? {
-                return Ok(Some(auth));
-            }
+            return Ok(Some(auth));
         }
         if let Some(helper) = helper {
-            return self.from_helper(helper, registry).await;
+            return self.credentials_from_helper(helper, registry).await;
         }
         Ok(None)
     }
 
     /// Ask `docker-credential-<helper>` (as docker does); a helper that knows nothing about the
     /// registry means anonymous access.
-    async fn from_helper(
+    async fn credentials_from_helper(
         &self,
         helper: &str,
         registry: &str,
