@@ -130,6 +130,40 @@ async fn run(
     .await
 }
 
+/// Removes the images a test built from the builder's local store when dropped (keeps developer
+/// machines from filling up with test images).
+struct LocalImages {
+    builder: String,
+    references: Vec<String>,
+}
+
+impl LocalImages {
+    fn new(builder: &str, requests: &[BuildRequest]) -> LocalImages {
+        LocalImages {
+            builder: builder.to_string(),
+            references: Vec::new(),
+        }
+        .with(requests)
+    }
+
+    fn with(mut self, requests: &[BuildRequest]) -> LocalImages {
+        self.references
+            .extend(requests.iter().map(BuildRequest::tagged_reference));
+        self
+    }
+}
+
+impl Drop for LocalImages {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new(&self.builder)
+            .args(["rmi", "-f"])
+            .args(&self.references)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status();
+    }
+}
+
 /// An error with its causes, as the CLI shows them.
 fn chain(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
@@ -178,6 +212,7 @@ async fn builds_pushes_then_reuses(builder: &str) {
         .map(|name| workspace.request(&registry.address, name, "c0ffee"))
         .collect();
     let options = workspace.options(builder);
+    let _cleanup = LocalImages::new(builder, &requests);
 
     let first = run(&requests, &options).await.expect("first build");
     assert_eq!(
@@ -273,6 +308,7 @@ async fn rebuilds_only_what_changed(builder: &str) {
         workspace.request(&registry.address, "api", "t1"),
     ];
     let first = run(&first_requests, &options).await.expect("first build");
+    let cleanup = LocalImages::new(builder, &first_requests);
 
     std::fs::write(
         workspace.apps.path().join("web/index.html"),
@@ -298,6 +334,7 @@ async fn rebuilds_only_what_changed(builder: &str) {
         }
     );
 
+    let _cleanup = cleanup.with(&second_requests[..1]);
     let calls_before = workspace.calls().len();
     let second = run(&second_requests, &options).await.expect("second build");
     let new_calls = workspace.calls()[calls_before..].to_vec();
