@@ -72,6 +72,39 @@ pub fn registry_host(image_repository: &str) -> &str {
     }
 }
 
+/// What the `org.opencontainers.image.source` label says for a repository at `root`: the URL of
+/// its `origin` remote (without any credentials in it), or else the repository's path.
+pub fn image_source(root: &std::path::Path) -> String {
+    let origin = git2::Repository::open(root).ok().and_then(|repository| {
+        repository
+            .find_remote("origin")
+            .ok()?
+            .url()
+            .ok()
+            .map(str::to_string)
+    });
+    match origin {
+        Some(url) => strip_credentials(&url),
+        None => root.display().to_string(),
+    }
+}
+
+/// `url` without a `user:password@` part (tokens in remote URLs must not end up in images).
+fn strip_credentials(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let (authority, path) = rest.split_once('/').map_or((rest, ""), |(a, p)| (a, p));
+    let host = authority
+        .rsplit_once('@')
+        .map_or(authority, |(_, host)| host);
+    if path.is_empty() && !rest.contains('/') {
+        format!("{scheme}://{host}")
+    } else {
+        format!("{scheme}://{host}/{path}")
+    }
+}
+
 /// How the stage runs.
 #[derive(Debug, Clone)]
 pub struct BuildOptions {
@@ -563,6 +596,37 @@ mod tests {
         assert_eq!(registry_host("localhost/web"), "localhost");
         assert_eq!(registry_host("acme/web"), "docker.io");
         assert_eq!(registry_host("web"), "docker.io");
+    }
+
+    #[test]
+    fn image_source_never_carries_credentials() {
+        assert_eq!(
+            strip_credentials("https://user:ghp_token@github.com/acme/blog.git"),
+            "https://github.com/acme/blog.git"
+        );
+        assert_eq!(
+            strip_credentials("https://github.com/acme/blog"),
+            "https://github.com/acme/blog"
+        );
+        assert_eq!(
+            strip_credentials("git@github.com:acme/blog.git"),
+            "git@github.com:acme/blog.git"
+        );
+        assert_eq!(strip_credentials("ssh://git@host"), "ssh://host");
+    }
+
+    #[test]
+    fn image_source_falls_back_to_the_path() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(image_source(dir.path()), dir.path().display().to_string());
+        let repository = git2::Repository::init(dir.path()).unwrap();
+        repository
+            .remote("origin", "https://token@git.example.com/acme/blog.git")
+            .unwrap();
+        assert_eq!(
+            image_source(dir.path()),
+            "https://git.example.com/acme/blog.git"
+        );
     }
 
     #[test]
