@@ -144,6 +144,9 @@ pub struct BuildResult {
     pub app: String,
     /// `<image_repository>:<tag>@<digest>`.
     pub reference: String,
+    /// `<registry>/<app>` (no tag).
+    pub repository: String,
+    pub tag: String,
     pub digest: String,
     pub action: BuildAction,
     /// Why it was built or reused.
@@ -327,6 +330,8 @@ async fn run_stage(
                 results[index] = Some(BuildResult {
                     app: request.app.name.clone(),
                     reference,
+                    repository: request.image_repository.clone(),
+                    tag: request.tag.clone(),
                     digest,
                     action: BuildAction::Reused,
                     reason: format!("tag `{}` exists in `{}`", request.tag, request.registry()),
@@ -461,6 +466,8 @@ async fn build_one(
             Ok(Some(BuildResult {
                 app: app.to_string(),
                 reference,
+                repository: request.image_repository.clone(),
+                tag: request.tag.clone(),
                 digest,
                 action: BuildAction::Built,
                 reason,

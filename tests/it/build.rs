@@ -189,6 +189,11 @@ fn assert_matches_registry(registry: &TestRegistry, results: &[BuildResult], tag
             .expect("manifest exists");
         assert_eq!(result.digest, digest, "{}", result.app);
         assert_eq!(
+            result.repository,
+            format!("{}/{}", registry.address, result.app)
+        );
+        assert_eq!(result.tag, tag);
+        assert_eq!(
             result.reference,
             format!("{}/{}:{tag}@{digest}", registry.address, result.app)
         );
