@@ -1,1 +1,422 @@
-//! The `plan` stage (being built: see its issue).
+//! The cross-layer plan: one model and one JSON schema for images, Terraform and Kubernetes, and
+//! the drift report built on the same parts.
+//!
+//! Every stage contributes its part in the plain, serialisable types below (already redacted:
+//! sensitive Terraform values and Secret data never reach this module in clear text). The
+//! renderers ([`human`], [`markdown`], and `serde_json` for `--output json`) only format.
+//!
+//! The JSON schema is versioned by [`FORMAT_VERSION`]: fields may be added in a minor change;
+//! renaming or removing a field bumps the version.
+
+pub mod human;
+pub mod markdown;
+
+use serde::{Deserialize, Serialize};
+
+/// Version of the JSON schema of [`Plan`] and [`DriftReport`].
+pub const FORMAT_VERSION: u32 = 1;
+
+/// What redacted values look like everywhere.
+pub const REDACTED: &str = "<sensitive>";
+
+/// What a value that Terraform only knows after apply looks like.
+pub const KNOWN_AFTER_APPLY: &str = "(known after apply)";
+
+/// One environment's plan across all layers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Plan {
+    pub format_version: u32,
+    pub environment: String,
+    /// True when computed against the simulated cluster (`--sandbox`).
+    pub sandbox: bool,
+    pub git: GitInfo,
+    pub images: Vec<ImageChange>,
+    /// `None` when the repository has no Terraform layer.
+    pub terraform: Option<TerraformPart>,
+    /// `None` when the repository has no manifests.
+    pub kubernetes: Option<KubernetesPart>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GitInfo {
+    pub sha: String,
+    pub dirty: bool,
+}
+
+/// Whether an app's image is built or reused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ImageAction {
+    Build,
+    Reuse,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImageChange {
+    pub app: String,
+    /// `<registry>/<app>:<tag>` (with `@<digest>` when reused).
+    pub reference: String,
+    pub action: ImageAction,
+    /// Why it is built (e.g. the tag is missing in the registry).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// What Terraform will do to one resource.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ResourceAction {
+    Create,
+    Update,
+    Replace,
+    Destroy,
+    Read,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResourceChange {
+    pub address: String,
+    pub action: ResourceAction,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub replace_reasons: Vec<String>,
+    /// Attribute-level changes, values already redacted.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attributes: Vec<FieldChange>,
+}
+
+/// What happens to a Terraform output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OutputAction {
+    Create,
+    Update,
+    Delete,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutputChange {
+    pub name: String,
+    pub action: OutputAction,
+    pub sensitive: bool,
+    /// Rendered value (redacted when sensitive; [`KNOWN_AFTER_APPLY`] when unknown).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub before: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct TerraformPart {
+    pub resources: Vec<ResourceChange>,
+    pub outputs: Vec<OutputChange>,
+}
+
+/// A Kubernetes object's identity as shown to people.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct ObjectRef {
+    pub api_version: String,
+    pub kind: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    pub name: String,
+}
+
+impl std::fmt::Display for ObjectRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.namespace {
+            Some(ns) => write!(f, "{} {}/{}", self.kind, ns, self.name),
+            None => write!(f, "{} {}", self.kind, self.name),
+        }
+    }
+}
+
+/// What the deploy will do to one object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ObjectAction {
+    Create,
+    Update,
+    Replace,
+    Prune,
+    Unchanged,
+}
+
+/// One changed field: a dotted path with the live and desired values (rendered as YAML-ish
+/// scalars or compact JSON, redacted where sensitive).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FieldChange {
+    pub path: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub before: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObjectChange {
+    pub object: ObjectRef,
+    pub action: ObjectAction,
+    /// Where the object is declared (`file:line`), absent for objects to prune.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fields: Vec<FieldChange>,
+    /// A unified diff (live -> desired) of the managed fields, redacted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub diff: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct KubernetesPart {
+    pub objects: Vec<ObjectChange>,
+}
+
+/// Counts per layer, for summary lines and tables.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Counts {
+    pub create: usize,
+    pub update: usize,
+    pub replace: usize,
+    pub delete: usize,
+    pub unchanged: usize,
+}
+
+impl Counts {
+    pub fn changes(&self) -> usize {
+        self.create + self.update + self.replace + self.delete
+    }
+}
+
+impl Plan {
+    pub fn new(environment: impl Into<String>, git: GitInfo, sandbox: bool) -> Self {
+        Plan {
+            format_version: FORMAT_VERSION,
+            environment: environment.into(),
+            sandbox,
+            git,
+            images: Vec::new(),
+            terraform: None,
+            kubernetes: None,
+        }
+    }
+
+    pub fn image_counts(&self) -> Counts {
+        let build = self
+            .images
+            .iter()
+            .filter(|i| i.action == ImageAction::Build)
+            .count();
+        Counts {
+            create: build,
+            unchanged: self.images.len() - build,
+            ..Counts::default()
+        }
+    }
+
+    pub fn terraform_counts(&self) -> Counts {
+        let mut counts = Counts::default();
+        for r in self.terraform.iter().flat_map(|t| &t.resources) {
+            match r.action {
+                ResourceAction::Create => counts.create += 1,
+                ResourceAction::Update => counts.update += 1,
+                ResourceAction::Replace => counts.replace += 1,
+                ResourceAction::Destroy => counts.delete += 1,
+                ResourceAction::Read => {}
+            }
+        }
+        counts
+    }
+
+    pub fn kubernetes_counts(&self) -> Counts {
+        let mut counts = Counts::default();
+        for o in self.kubernetes.iter().flat_map(|k| &k.objects) {
+            match o.action {
+                ObjectAction::Create => counts.create += 1,
+                ObjectAction::Update => counts.update += 1,
+                ObjectAction::Replace => counts.replace += 1,
+                ObjectAction::Prune => counts.delete += 1,
+                ObjectAction::Unchanged => counts.unchanged += 1,
+            }
+        }
+        counts
+    }
+
+    /// Whether applying this plan would change anything in any layer.
+    pub fn has_changes(&self) -> bool {
+        let output_changes = self
+            .terraform
+            .as_ref()
+            .is_some_and(|t| !t.outputs.is_empty());
+        self.image_counts().create > 0
+            || self.terraform_counts().changes() > 0
+            || output_changes
+            || self.kubernetes_counts().changes() > 0
+    }
+}
+
+/// Why a Kubernetes object is reported as drifted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DriftKind {
+    /// Fields gitship manages hold other values than Git declares.
+    Modified,
+    /// The object is in the inventory but no longer in the cluster.
+    Deleted,
+}
+
+/// One drifted field: the live value, Git's value, and who changed it (from managedFields).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FieldDrift {
+    pub path: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub live: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub git: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub manager: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObjectDrift {
+    pub object: ObjectRef,
+    pub kind: DriftKind,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fields: Vec<FieldDrift>,
+}
+
+/// What `gitship drift` found.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DriftReport {
+    pub format_version: u32,
+    pub environment: String,
+    pub sandbox: bool,
+    pub git: GitInfo,
+    pub kubernetes: Vec<ObjectDrift>,
+    /// Terraform resources whose real state differs from the configuration or the state.
+    pub terraform: Vec<ResourceChange>,
+    /// How many differences the environment's ignore rules suppressed.
+    pub ignored: usize,
+}
+
+impl DriftReport {
+    pub fn new(environment: impl Into<String>, git: GitInfo, sandbox: bool) -> Self {
+        DriftReport {
+            format_version: FORMAT_VERSION,
+            environment: environment.into(),
+            sandbox,
+            git,
+            kubernetes: Vec::new(),
+            terraform: Vec::new(),
+            ignored: 0,
+        }
+    }
+
+    pub fn drifted(&self) -> bool {
+        !self.kubernetes.is_empty() || !self.terraform.is_empty()
+    }
+}
+
+/// A unified diff of two texts (`live` -> `git`), empty when equal.
+pub fn unified_diff(before: &str, after: &str, before_name: &str, after_name: &str) -> String {
+    if before == after {
+        return String::new();
+    }
+    similar::TextDiff::from_lines(before, after)
+        .unified_diff()
+        .context_radius(3)
+        .header(before_name, after_name)
+        .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub(crate) fn sample() -> Plan {
+        let mut plan = Plan::new(
+            "production",
+            GitInfo {
+                sha: "abc123".into(),
+                dirty: false,
+            },
+            false,
+        );
+        plan.images.push(ImageChange {
+            app: "backend".into(),
+            reference: "registry.local/blog/backend:3f2a".into(),
+            action: ImageAction::Build,
+            reason: Some("tag 3f2a missing in registry.local/blog".into()),
+        });
+        plan.terraform = Some(TerraformPart {
+            resources: vec![ResourceChange {
+                address: "terraform_data.database".into(),
+                action: ResourceAction::Update,
+                replace_reasons: vec![],
+                attributes: vec![FieldChange {
+                    path: "input.size".into(),
+                    before: Some("small".into()),
+                    after: Some("large".into()),
+                }],
+            }],
+            outputs: vec![],
+        });
+        plan.kubernetes = Some(KubernetesPart {
+            objects: vec![ObjectChange {
+                object: ObjectRef {
+                    api_version: "apps/v1".into(),
+                    kind: "Deployment".into(),
+                    namespace: Some("blog".into()),
+                    name: "blog-backend".into(),
+                },
+                action: ObjectAction::Update,
+                source: Some("infrastructure/kubernetes/backend.yaml:1".into()),
+                fields: vec![FieldChange {
+                    path: "spec.replicas".into(),
+                    before: Some("10".into()),
+                    after: Some("3".into()),
+                }],
+                diff: Some(unified_diff(
+                    "spec:\n  replicas: 10\n",
+                    "spec:\n  replicas: 3\n",
+                    "live",
+                    "git",
+                )),
+            }],
+        });
+        plan
+    }
+
+    #[test]
+    fn counts_and_changes() {
+        let plan = sample();
+        assert!(plan.has_changes());
+        assert_eq!(plan.kubernetes_counts().update, 1);
+        assert_eq!(plan.terraform_counts().update, 1);
+        assert_eq!(plan.image_counts().create, 1);
+        let empty = Plan::new(
+            "dev",
+            GitInfo {
+                sha: "x".into(),
+                dirty: false,
+            },
+            true,
+        );
+        assert!(!empty.has_changes());
+    }
+
+    #[test]
+    fn json_round_trips() {
+        let plan = sample();
+        let text = serde_json::to_string(&plan).unwrap();
+        let back: Plan = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, plan);
+        assert!(text.contains("\"format_version\":1"));
+    }
+
+    #[test]
+    fn diff_is_empty_when_equal() {
+        assert_eq!(unified_diff("a\n", "a\n", "x", "y"), "");
+        let diff = unified_diff("a\n", "b\n", "live", "git");
+        assert!(diff.contains("-a") && diff.contains("+b"), "{diff}");
+    }
+}

@@ -1,0 +1,375 @@
+//! Human rendering of plans and drift reports: a summary line per layer, then the changes, with
+//! unified diffs colored when color is on (and perfectly readable when it is not).
+
+use std::fmt::Write;
+
+use crate::output::{paint, style};
+
+use super::{
+    Counts, DriftKind, DriftReport, ImageAction, ObjectAction, OutputAction, Plan, ResourceAction,
+};
+
+/// Render a plan for a terminal or a log.
+pub fn render_plan(plan: &Plan, color: bool) -> String {
+    let mut out = String::new();
+    if plan.sandbox {
+        let _ = writeln!(
+            out,
+            "{}",
+            paint(
+                color,
+                style::WARN,
+                "SIMULATION: planned against the sandbox cluster, not a real one"
+            )
+        );
+    }
+    let dirty = if plan.git.dirty {
+        ", uncommitted changes"
+    } else {
+        ""
+    };
+    let _ = writeln!(
+        out,
+        "{}",
+        paint(
+            color,
+            style::HEADER,
+            &format!(
+                "Plan for environment {} (git {}{dirty})",
+                plan.environment,
+                short_sha(&plan.git.sha)
+            )
+        )
+    );
+
+    if !plan.images.is_empty() {
+        let counts = plan.image_counts();
+        let _ = writeln!(
+            out,
+            "\nImages: {} to build, {} reused",
+            counts.create, counts.unchanged
+        );
+        for image in &plan.images {
+            match image.action {
+                ImageAction::Build => {
+                    let reason = image
+                        .reason
+                        .as_deref()
+                        .map(|r| format!(" ({r})"))
+                        .unwrap_or_default();
+                    let _ = writeln!(
+                        out,
+                        "  {} {}  {}{reason}",
+                        paint(color, style::ADD, "+ build"),
+                        image.app,
+                        image.reference
+                    );
+                }
+                ImageAction::Reuse => {
+                    let _ = writeln!(
+                        out,
+                        "  {} {}  {}",
+                        paint(color, style::DIM, "= reuse"),
+                        image.app,
+                        image.reference
+                    );
+                }
+            }
+        }
+    }
+
+    if let Some(terraform) = &plan.terraform {
+        let counts = plan.terraform_counts();
+        let _ = writeln!(
+            out,
+            "\nTerraform: {} to create, {} to update, {} to replace, {} to destroy",
+            counts.create, counts.update, counts.replace, counts.delete
+        );
+        for resource in &terraform.resources {
+            let (symbol, s) = resource_symbol(resource.action);
+            let reasons = if resource.replace_reasons.is_empty() {
+                String::new()
+            } else {
+                format!(" (replace because {})", resource.replace_reasons.join(", "))
+            };
+            let _ = writeln!(
+                out,
+                "  {} {}{reasons}",
+                paint(color, s, symbol),
+                resource.address
+            );
+            for field in &resource.attributes {
+                let _ = writeln!(
+                    out,
+                    "      {}: {} -> {}",
+                    field.path,
+                    field.before.as_deref().unwrap_or("(none)"),
+                    field.after.as_deref().unwrap_or("(none)")
+                );
+            }
+        }
+        if !terraform.outputs.is_empty() {
+            let _ = writeln!(out, "  Outputs:");
+            for output in &terraform.outputs {
+                let (symbol, s) = match output.action {
+                    OutputAction::Create => ("+", style::ADD),
+                    OutputAction::Update => ("~", style::CHANGE),
+                    OutputAction::Delete => ("-", style::REMOVE),
+                };
+                let value = output
+                    .after
+                    .as_deref()
+                    .or(output.before.as_deref())
+                    .unwrap_or("");
+                let _ = writeln!(
+                    out,
+                    "    {} {} = {value}",
+                    paint(color, s, symbol),
+                    output.name
+                );
+            }
+        }
+    }
+
+    if let Some(kubernetes) = &plan.kubernetes {
+        let counts = plan.kubernetes_counts();
+        let _ = writeln!(
+            out,
+            "\nKubernetes: {} to create, {} to update, {} to replace, {} to prune, {} unchanged",
+            counts.create, counts.update, counts.replace, counts.delete, counts.unchanged
+        );
+        for object in kubernetes
+            .objects
+            .iter()
+            .filter(|o| o.action != ObjectAction::Unchanged)
+        {
+            let (symbol, s) = object_symbol(object.action);
+            let source = object
+                .source
+                .as_deref()
+                .map(|s| format!("  ({s})"))
+                .unwrap_or_default();
+            let label = match object.action {
+                ObjectAction::Prune => " (prune)",
+                ObjectAction::Replace => " (delete and recreate)",
+                _ => "",
+            };
+            let _ = writeln!(
+                out,
+                "  {} {}{label}{source}",
+                paint(color, s, symbol),
+                object.object
+            );
+            if let Some(diff) = &object.diff {
+                out.push_str(&indent(&color_diff(diff, color), "      "));
+            }
+        }
+    }
+
+    let _ = writeln!(out);
+    if plan.has_changes() {
+        let _ = writeln!(out, "{}", summary_line(plan));
+    } else {
+        let _ = writeln!(out, "No changes. The environment matches Git.");
+    }
+    out
+}
+
+fn summary_line(plan: &Plan) -> String {
+    let layer = |name: &str, c: Counts| {
+        format!(
+            "{name} {} to add, {} to change, {} to destroy",
+            c.create,
+            c.update + c.replace,
+            c.delete
+        )
+    };
+    let mut parts = Vec::new();
+    if !plan.images.is_empty() {
+        parts.push(format!("images {} to build", plan.image_counts().create));
+    }
+    if plan.terraform.is_some() {
+        parts.push(layer("terraform", plan.terraform_counts()));
+    }
+    if plan.kubernetes.is_some() {
+        parts.push(layer("kubernetes", plan.kubernetes_counts()));
+    }
+    format!("Plan: {}.", parts.join("; "))
+}
+
+/// Render a drift report.
+pub fn render_drift(report: &DriftReport, color: bool) -> String {
+    let mut out = String::new();
+    if report.sandbox {
+        let _ = writeln!(
+            out,
+            "{}",
+            paint(
+                color,
+                style::WARN,
+                "SIMULATION: checked against the sandbox cluster, not a real one"
+            )
+        );
+    }
+    let _ = writeln!(
+        out,
+        "{}",
+        paint(
+            color,
+            style::HEADER,
+            &format!(
+                "Drift in environment {} (git {})",
+                report.environment,
+                short_sha(&report.git.sha)
+            )
+        )
+    );
+    for object in &report.kubernetes {
+        match object.kind {
+            DriftKind::Deleted => {
+                let _ = writeln!(
+                    out,
+                    "  {} {} (in the inventory, missing from the cluster)",
+                    paint(color, style::REMOVE, "-"),
+                    object.object
+                );
+            }
+            DriftKind::Modified => {
+                let _ = writeln!(
+                    out,
+                    "  {} {}",
+                    paint(color, style::CHANGE, "~"),
+                    object.object
+                );
+                for field in &object.fields {
+                    let manager = field
+                        .manager
+                        .as_deref()
+                        .map(|m| format!(" (changed by {m})"))
+                        .unwrap_or_default();
+                    let _ = writeln!(
+                        out,
+                        "      {}: live {}, git {}{manager}",
+                        field.path,
+                        field.live.as_deref().unwrap_or("(absent)"),
+                        field.git.as_deref().unwrap_or("(absent)")
+                    );
+                }
+            }
+        }
+    }
+    for resource in &report.terraform {
+        let (symbol, s) = resource_symbol(resource.action);
+        let _ = writeln!(
+            out,
+            "  {} terraform: {}",
+            paint(color, s, symbol),
+            resource.address
+        );
+        for field in &resource.attributes {
+            let _ = writeln!(
+                out,
+                "      {}: {} -> {}",
+                field.path,
+                field.before.as_deref().unwrap_or("(none)"),
+                field.after.as_deref().unwrap_or("(none)")
+            );
+        }
+    }
+    let ignored = if report.ignored > 0 {
+        format!(" ({} difference(s) ignored by rules)", report.ignored)
+    } else {
+        String::new()
+    };
+    if report.drifted() {
+        let _ = writeln!(
+            out,
+            "\nDrift: {} Kubernetes object(s), {} Terraform resource(s){ignored}.",
+            report.kubernetes.len(),
+            report.terraform.len()
+        );
+    } else {
+        let _ = writeln!(out, "\nNo drift. The environment matches Git{ignored}.");
+    }
+    out
+}
+
+fn resource_symbol(action: ResourceAction) -> (&'static str, anstyle::Style) {
+    match action {
+        ResourceAction::Create => ("+", style::ADD),
+        ResourceAction::Update => ("~", style::CHANGE),
+        ResourceAction::Replace => ("-/+", style::REMOVE),
+        ResourceAction::Destroy => ("-", style::REMOVE),
+        ResourceAction::Read => ("<=", style::DIM),
+    }
+}
+
+fn object_symbol(action: ObjectAction) -> (&'static str, anstyle::Style) {
+    match action {
+        ObjectAction::Create => ("+", style::ADD),
+        ObjectAction::Update => ("~", style::CHANGE),
+        ObjectAction::Replace => ("-/+", style::REMOVE),
+        ObjectAction::Prune => ("-", style::REMOVE),
+        ObjectAction::Unchanged => ("=", style::DIM),
+    }
+}
+
+/// Color `+`/`-` lines of a unified diff.
+pub fn color_diff(diff: &str, color: bool) -> String {
+    if !color {
+        return diff.to_string();
+    }
+    let mut out = String::with_capacity(diff.len() + 64);
+    for line in diff.lines() {
+        let s = if line.starts_with("+++") || line.starts_with("---") {
+            style::HEADER
+        } else if line.starts_with('+') {
+            style::ADD
+        } else if line.starts_with('-') {
+            style::REMOVE
+        } else if line.starts_with("@@") {
+            style::DIM
+        } else {
+            anstyle::Style::new()
+        };
+        out.push_str(&paint(true, s, line));
+        out.push('\n');
+    }
+    out
+}
+
+fn indent(text: &str, prefix: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 16);
+    for line in text.lines() {
+        out.push_str(prefix);
+        out.push_str(line);
+        out.push('\n');
+    }
+    out
+}
+
+fn short_sha(sha: &str) -> &str {
+    sha.get(..12).unwrap_or(sha)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::tests::sample;
+
+    #[test]
+    fn plain_plan_reads_well() {
+        let text = render_plan(&sample(), false);
+        assert!(
+            text.contains("Plan for environment production (git abc123)"),
+            "{text}"
+        );
+        assert!(text.contains("+ build backend"), "{text}");
+        assert!(text.contains("~ terraform_data.database"), "{text}");
+        assert!(text.contains("~ Deployment blog/blog-backend"), "{text}");
+        assert!(text.contains("-  replicas: 10"), "{text}");
+        assert!(text.contains("Plan: images 1 to build; terraform 0 to add, 1 to change, 0 to destroy; kubernetes 0 to add, 1 to change, 0 to destroy."), "{text}");
+        assert!(!text.contains('\u{1b}'), "no escapes without color");
+        assert!(render_plan(&sample(), true).contains('\u{1b}'));
+    }
+}
