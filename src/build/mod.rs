@@ -171,6 +171,26 @@ pub enum PlannedAction {
     Reuse { digest: String },
 }
 
+impl ImagePlan {
+    /// The image section of the cross-layer plan: reused images carry their digest.
+    pub fn to_change(&self) -> crate::plan::ImageChange {
+        match &self.action {
+            PlannedAction::Build { reason } => crate::plan::ImageChange {
+                app: self.app.clone(),
+                reference: self.reference.clone(),
+                action: crate::plan::ImageAction::Build,
+                reason: Some(reason.clone()),
+            },
+            PlannedAction::Reuse { digest } => crate::plan::ImageChange {
+                app: self.app.clone(),
+                reference: format!("{}@{digest}", self.reference),
+                action: crate::plan::ImageAction::Reuse,
+                reason: None,
+            },
+        }
+    }
+}
+
 /// The image stage failed.
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
@@ -633,6 +653,31 @@ mod tests {
         assert_eq!(
             image_source(dir.path()),
             "https://git.example.com/acme/blog.git"
+        );
+    }
+
+    #[test]
+    fn plans_become_plan_image_changes() {
+        let reuse = ImagePlan {
+            app: "api".into(),
+            reference: "r/api:t".into(),
+            action: PlannedAction::Reuse {
+                digest: "sha256:abc".into(),
+            },
+        };
+        let change = reuse.to_change();
+        assert_eq!(change.reference, "r/api:t@sha256:abc");
+        assert_eq!(change.action, crate::plan::ImageAction::Reuse);
+        let build = ImagePlan {
+            app: "web".into(),
+            reference: "r/web:t".into(),
+            action: PlannedAction::Build {
+                reason: "tag `t` missing in `r`".into(),
+            },
+        };
+        assert_eq!(
+            build.to_change().reason.as_deref(),
+            Some("tag `t` missing in `r`")
         );
     }
 
