@@ -119,22 +119,24 @@ pub fn with_hint(err: anyhow::Error, hint: impl Into<String>) -> anyhow::Error {
 
 /// The exit-code class of an error chain: the first [`UserError`] found decides.
 pub fn class_of(err: &anyhow::Error) -> ErrorClass {
-    err.chain()
-        .find_map(|e| e.downcast_ref::<UserError>().map(|u| u.class))
+    find_user_error(err)
+        .map(|u| u.class)
         .unwrap_or(ErrorClass::Failure)
+}
+
+/// The outermost [`UserError`] of a chain, whether it was the error itself, a `.context(...)`
+/// layer (which `chain()` items do not expose), or a wrapped source.
+fn find_user_error(err: &anyhow::Error) -> Option<&UserError> {
+    err.downcast_ref::<UserError>()
+        .or_else(|| err.chain().find_map(|e| e.downcast_ref::<UserError>()))
 }
 
 /// Render an error chain as `error: ...` / `  caused by: ...` / `hint: ...` lines.
 pub fn render(err: &anyhow::Error) -> String {
     let mut out = String::new();
     let mut seen: Vec<String> = Vec::new();
-    let mut hint: Option<String> = None;
+    let hint = find_user_error(err).and_then(|u| u.hint.clone());
     for (index, cause) in err.chain().enumerate() {
-        if hint.is_none() {
-            hint = cause
-                .downcast_ref::<UserError>()
-                .and_then(|u| u.hint.clone());
-        }
         let text = cause.to_string();
         if seen.iter().any(|s| s == &text) {
             continue;

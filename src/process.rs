@@ -185,6 +185,9 @@ impl Process {
     }
 
     /// Turn a non-zero exit into [`ProcessError::Failed`].
+    // `Failed` carries the whole output by design (callers inspect it); boxing it would change
+    // the public shape of `ProcessError`.
+    #[allow(clippy::result_large_err)]
     pub fn check(&self, output: ProcessOutput) -> Result<ProcessOutput, ProcessError> {
         if output.status.success() {
             return Ok(output);
@@ -202,8 +205,26 @@ impl Process {
     /// `terraform plan -detailed-exitcode` whose non-zero codes carry meaning).
     pub async fn run_unchecked(
         &self,
-        mut on_line: impl FnMut(&str) + Send,
+        on_line: impl FnMut(&str) + Send,
     ) -> Result<ProcessOutput, ProcessError> {
+        self.run_unchecked_with_interrupt(on_line, interrupt_receiver())
+            .await
+    }
+
+    /// Like [`Process::run_unchecked`], but stopped (SIGINT, grace, SIGKILL) when `interrupted`
+    /// flips to `true` instead of on gitship's global interrupt flag. Lets a caller cancel one
+    /// child (a test, a timeout, one branch of a parallel plan) without interrupting the rest.
+    pub async fn run_unchecked_with_interrupt(
+        &self,
+        mut on_line: impl FnMut(&str) + Send,
+        mut interrupted: watch::Receiver<bool>,
+    ) -> Result<ProcessOutput, ProcessError> {
+        if *interrupted.borrow() {
+            // Interrupted before it started: do not start it at all.
+            return Err(ProcessError::Interrupted {
+                program: self.program.clone(),
+            });
+        }
         let mut command = tokio::process::Command::new(&self.program);
         command
             .args(&self.args)
@@ -240,13 +261,22 @@ impl Process {
         let err_task = stderr.map(|s| tokio::spawn(read_lines(s, true, line_tx.clone())));
         drop(line_tx);
 
-        let mut interrupted = interrupt_receiver();
         let mut stdout_buf = Vec::new();
         let mut stderr_buf = Vec::new();
-        let mut was_interrupted = *interrupted.borrow();
+        let mut was_interrupted = false;
+        // False once the interrupt channel's sender is gone: then nothing can interrupt any more.
+        let mut interrupt_open = true;
+        // Set once the child has been asked to stop, so that SIGINT is sent exactly once (a
+        // second SIGINT makes Terraform abort without releasing its state lock).
+        let mut stopped: Option<ExitStatus> = None;
         let status = loop {
-            if was_interrupted {
-                stop_gracefully(pid, self.grace, &mut child).await;
+            if was_interrupted && stopped.is_none() {
+                stopped = stop_gracefully(pid, self.grace, &mut child).await;
+                if stopped.is_none() {
+                    // Could not observe the exit (already reaped or wait failed): fall through to
+                    // the ordinary wait below, which reports it.
+                    stopped = child.try_wait().ok().flatten();
+                }
             }
             tokio::select! {
                 line = line_rx.recv() => {
@@ -256,19 +286,25 @@ impl Process {
                         buf.extend_from_slice(line.as_bytes());
                         buf.push(b'\n');
                     } else {
+                        if let Some(status) = stopped {
+                            break status;
+                        }
                         // Both streams closed; wait for the exit status.
                         let status = tokio::select! {
                             status = child.wait() => status,
-                            _ = interrupted.changed(), if !was_interrupted => {
-                                was_interrupted = true;
+                            changed = interrupted.changed(), if !was_interrupted && interrupt_open => {
+                                interrupt_open = changed.is_ok();
+                                was_interrupted = interrupt_open && *interrupted.borrow();
                                 continue;
                             }
                         };
                         break status.map_err(|source| ProcessError::Io { program: self.program.clone(), source })?;
                     }
                 }
-                _ = interrupted.changed(), if !was_interrupted => {
-                    was_interrupted = true;
+                changed = interrupted.changed(), if !was_interrupted && interrupt_open => {
+                    // A closed channel (sender dropped) never interrupts.
+                    interrupt_open = changed.is_ok();
+                    was_interrupted = interrupt_open && *interrupted.borrow();
                 }
             }
         };
@@ -279,6 +315,7 @@ impl Process {
             let _ = task.await;
         }
         if was_interrupted {
+            tracing::debug!(program = %self.program, status = %describe_status(status), "stopped after interrupt");
             return Err(ProcessError::Interrupted {
                 program: self.program.clone(),
             });
@@ -314,17 +351,31 @@ async fn read_lines(
     }
 }
 
-/// SIGINT to the child's process group, wait up to `grace`, then SIGKILL.
-async fn stop_gracefully(pid: Option<u32>, grace: Duration, child: &mut tokio::process::Child) {
-    let Some(pid) = pid else { return };
-    let group = nix::unistd::Pid::from_raw(pid as i32);
+/// SIGINT to the child's process group (once), wait up to `grace`, then SIGKILL the group.
+/// Returns the child's exit status when it could be observed.
+async fn stop_gracefully(
+    pid: Option<u32>,
+    grace: Duration,
+    child: &mut tokio::process::Child,
+) -> Option<ExitStatus> {
+    let Some(pid) = pid else {
+        return child.wait().await.ok();
+    };
+    let Ok(raw) = i32::try_from(pid) else {
+        return child.wait().await.ok();
+    };
+    let group = nix::unistd::Pid::from_raw(raw);
     let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGINT);
-    if tokio::time::timeout(grace, child.wait()).await.is_err() {
-        tracing::warn!(
-            pid,
-            "child did not stop within {grace:?} after SIGINT; killing it"
-        );
-        let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGKILL);
+    match tokio::time::timeout(grace, child.wait()).await {
+        Ok(status) => status.ok(),
+        Err(_) => {
+            tracing::warn!(
+                pid,
+                "child did not stop within {grace:?} after SIGINT; killing it"
+            );
+            let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGKILL);
+            child.wait().await.ok()
+        }
     }
 }
 
@@ -419,6 +470,79 @@ mod tests {
         let p = Process::new("/usr/bin/env").env("ONLY", "this");
         let out = p.run().await.unwrap();
         assert_eq!(out.stdout_text(), "ONLY=this\n");
+    }
+
+    #[tokio::test]
+    async fn a_per_call_interrupt_sends_one_sigint_and_waits() {
+        let dir = tempfile::tempdir().unwrap();
+        let count_file = dir.path().join("sigints");
+        // Counts SIGINTs into a file, keeps printing for a while after the first one (the old
+        // loop re-signalled on every line), then exits on its own.
+        let script = format!(
+            "n=0; trap 'n=$((n+1)); echo $n > {file}' INT; echo ready; \
+             while [ $n -eq 0 ]; do sleep 0.05; done; \
+             for i in 1 2 3 4 5 6; do echo after$i; sleep 0.05; done; exit 0",
+            file = count_file.display()
+        );
+        let (interrupt, interrupted) = watch::channel(false);
+        let process = Process::new("sh")
+            .args(["-c", script.as_str()])
+            .inherit_env(|k| k == "PATH");
+        let started = std::time::Instant::now();
+        let mut interrupt = Some(interrupt);
+        let result = process
+            .run_unchecked_with_interrupt(
+                move |line| {
+                    if line == "ready"
+                        && let Some(sender) = interrupt.take()
+                    {
+                        // Keep the sender alive in a task so the channel stays open.
+                        tokio::spawn(async move {
+                            tokio::time::sleep(Duration::from_millis(100)).await;
+                            sender.send_replace(true);
+                            tokio::time::sleep(Duration::from_secs(5)).await;
+                        });
+                    }
+                },
+                interrupted,
+            )
+            .await;
+        assert!(
+            matches!(result, Err(ProcessError::Interrupted { .. })),
+            "{result:?}"
+        );
+        let elapsed = started.elapsed();
+        assert!(
+            elapsed >= Duration::from_millis(350),
+            "waited for the child to finish its cleanup: {elapsed:?}"
+        );
+        assert!(
+            elapsed < Duration::from_secs(5),
+            "no SIGKILL grace needed: {elapsed:?}"
+        );
+        assert_eq!(
+            std::fs::read_to_string(&count_file).unwrap().trim(),
+            "1",
+            "exactly one SIGINT"
+        );
+        assert!(
+            !is_interrupted(),
+            "a per-call interrupt leaves the global flag alone"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_dropped_interrupt_sender_never_interrupts() {
+        let (sender, receiver) = watch::channel(false);
+        drop(sender);
+        let process = Process::new("sh")
+            .args(["-c", "sleep 0.2; echo done"])
+            .inherit_env(|k| k == "PATH");
+        let output = process
+            .run_unchecked_with_interrupt(|_| {}, receiver)
+            .await
+            .unwrap();
+        assert_eq!(output.stdout_text(), "done\n");
     }
 
     #[tokio::test]
