@@ -1,1 +1,376 @@
-//! Git: revision, dirty state, tree hashes (content-addressed image tags).
+//! Git: the revision being deployed, whether the work tree is dirty, and content-addressed image
+//! tags computed from Git trees.
+//!
+//! The gitship repository root (`-C DIR`) may lie below the Git work tree root (an example inside
+//! a larger repository), so every function discovers the enclosing Git repository from the path
+//! it is given and works with paths relative to that repository's work tree.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+use crate::repo::{App, Repository};
+
+/// Errors of reading Git state.
+#[derive(Debug, thiserror::Error)]
+pub enum GitError {
+    /// The path is not inside a Git work tree.
+    #[error("`{}` is not inside a Git work tree", path.display())]
+    NotARepository { path: PathBuf },
+    /// The repository has no commit yet.
+    #[error("the Git repository at `{}` has no commits yet", path.display())]
+    NoCommits { path: PathBuf },
+    /// libgit2 failed.
+    #[error("git: {what}: {source}")]
+    Git {
+        what: String,
+        #[source]
+        source: git2::Error,
+    },
+    /// A file in the work tree could not be read.
+    #[error("cannot read `{}`: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+fn git_error(what: impl Into<String>) -> impl FnOnce(git2::Error) -> GitError {
+    let what = what.into();
+    move |source| GitError::Git { what, source }
+}
+
+/// The root of the Git work tree enclosing `path`, canonicalized; `None` outside Git.
+pub fn work_tree_root(path: &Path) -> Option<PathBuf> {
+    let repository = git2::Repository::discover(path).ok()?;
+    repository.workdir()?.canonicalize().ok()
+}
+
+fn open(path: &Path) -> Result<git2::Repository, GitError> {
+    let repository = git2::Repository::discover(path).map_err(|_| GitError::NotARepository {
+        path: path.to_path_buf(),
+    })?;
+    if repository.workdir().is_none() {
+        return Err(GitError::NotARepository {
+            path: path.to_path_buf(),
+        });
+    }
+    Ok(repository)
+}
+
+fn workdir(repository: &git2::Repository) -> Result<PathBuf, GitError> {
+    let dir = repository
+        .workdir()
+        .ok_or_else(|| GitError::NotARepository {
+            path: repository.path().to_path_buf(),
+        })?;
+    dir.canonicalize().map_err(|source| GitError::Io {
+        path: dir.to_path_buf(),
+        source,
+    })
+}
+
+/// The full SHA of `HEAD` of the Git repository enclosing `root`.
+pub fn head_sha(root: &Path) -> Result<String, GitError> {
+    let repository = open(root)?;
+    let head = repository
+        .head()
+        .and_then(|h| h.peel_to_commit())
+        .map_err(|_| GitError::NoCommits {
+            path: root.to_path_buf(),
+        })?;
+    Ok(head.id().to_string())
+}
+
+/// Whether the work tree enclosing `root` has uncommitted changes (untracked files count,
+/// ignored files do not).
+pub fn is_dirty(root: &Path) -> Result<bool, GitError> {
+    let repository = open(root)?;
+    let mut options = git2::StatusOptions::new();
+    options
+        .include_untracked(true)
+        .recurse_untracked_dirs(true)
+        .include_ignored(false);
+    let statuses = repository
+        .statuses(Some(&mut options))
+        .map_err(git_error("read status"))?;
+    Ok(statuses
+        .iter()
+        .any(|entry| entry.status() != git2::Status::CURRENT))
+}
+
+/// A content-addressed image tag: `<12 hex>` or `<12 hex>-dirty-<8 hex>`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ContentTag {
+    /// Hash of the committed build inputs (12 hex digits).
+    pub clean: String,
+    /// Hash of the uncommitted changes in the context, when there are any (8 hex digits).
+    pub dirty: Option<String>,
+}
+
+impl ContentTag {
+    /// The tag as used in image references.
+    pub fn tag(&self) -> String {
+        self.to_string()
+    }
+
+    pub fn is_dirty(&self) -> bool {
+        self.dirty.is_some()
+    }
+}
+
+impl fmt::Display for ContentTag {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.dirty {
+            None => write!(f, "{}", self.clean),
+            Some(dirty) => write!(f, "{}-dirty-{dirty}", self.clean),
+        }
+    }
+}
+
+/// The content tag of `app`: a hash of the committed files of its build context (as Git tree
+/// entries, minus what `.dockerignore` excludes), its Dockerfile, build args and target. The same
+/// inputs give the same tag on any commit. Uncommitted changes in the context (again minus
+/// `.dockerignore`d files) add a `-dirty-<hash>` suffix.
+pub fn content_tag(repo: &Repository, app: &App) -> Result<ContentTag, GitError> {
+    let repository = open(&repo.root)?;
+    let workdir = workdir(&repository)?;
+    let context = app.context.canonicalize().map_err(|source| GitError::Io {
+        path: app.context.clone(),
+        source,
+    })?;
+    let context_relative = context
+        .strip_prefix(&workdir)
+        .unwrap_or(Path::new(""))
+        .to_path_buf();
+    let ignore = DockerIgnore::load(&context)?;
+
+    let head_tree = repository.head().ok().and_then(|h| h.peel_to_tree().ok());
+    let context_tree = match &head_tree {
+        None => None,
+        Some(tree) if context_relative.as_os_str().is_empty() => Some(tree.clone()),
+        Some(tree) => tree
+            .get_path(&context_relative)
+            .ok()
+            .and_then(|entry| entry.to_object(&repository).ok())
+            .and_then(|object| object.into_tree().ok()),
+    };
+
+    let mut hasher = Sha256::new();
+    hasher.update(b"gitship content tag v1\n");
+    if let Some(tree) = &context_tree {
+        let mut files: Vec<(String, String, i32)> = Vec::new();
+        tree.walk(git2::TreeWalkMode::PreOrder, |dir, entry| {
+            if entry.kind() == Some(git2::ObjectType::Blob)
+                || entry.kind() == Some(git2::ObjectType::Commit)
+            {
+                let path = format!("{dir}{}", entry.name().unwrap_or_default());
+                if !ignore.is_ignored(&path) {
+                    files.push((path, entry.id().to_string(), entry.filemode()));
+                }
+            }
+            git2::TreeWalkResult::Ok
+        })
+        .map_err(git_error("walk the context tree"))?;
+        for (path, id, mode) in files {
+            hasher.update(format!("file {mode:o} {id} {path}\n").as_bytes());
+        }
+    }
+
+    let dockerfile = app
+        .dockerfile
+        .canonicalize()
+        .map_err(|source| GitError::Io {
+            path: app.dockerfile.clone(),
+            source,
+        })?;
+    let dockerfile_relative = dockerfile
+        .strip_prefix(&workdir)
+        .unwrap_or(&dockerfile)
+        .to_path_buf();
+    let dockerfile_in_context = dockerfile.starts_with(&context);
+    // The Dockerfile always counts, even when `.dockerignore` lists it (as many do).
+    let committed_dockerfile = head_tree
+        .as_ref()
+        .and_then(|tree| tree.get_path(&dockerfile_relative).ok())
+        .map(|entry| entry.id().to_string())
+        .unwrap_or_default();
+    hasher.update(format!("dockerfile {committed_dockerfile}\n").as_bytes());
+    let dockerfile_name = match dockerfile.strip_prefix(&context) {
+        Ok(inside) => inside.to_string_lossy().into_owned(),
+        Err(_) => dockerfile_relative.to_string_lossy().into_owned(),
+    };
+    hasher.update(format!("dockerfile-path {dockerfile_name}\n").as_bytes());
+    for (key, value) in &app.build_args {
+        hasher.update(format!("arg {}={}\n", key.len(), key).as_bytes());
+        hasher.update(format!("{}:{value}\n", value.len()).as_bytes());
+    }
+    if let Some(target) = &app.target {
+        hasher.update(format!("target {target}\n").as_bytes());
+    }
+    let clean = hex::encode(hasher.finalize())[..12].to_string();
+
+    // Uncommitted changes in the context (and the Dockerfile when it lives elsewhere).
+    let mut options = git2::StatusOptions::new();
+    options
+        .include_untracked(true)
+        .recurse_untracked_dirs(true)
+        .include_ignored(false);
+    if !context_relative.as_os_str().is_empty() {
+        options.pathspec(context_relative.to_string_lossy().as_ref());
+    }
+    if !dockerfile_in_context {
+        options.pathspec(dockerfile_relative.to_string_lossy().as_ref());
+    }
+    let statuses = repository
+        .statuses(Some(&mut options))
+        .map_err(git_error("read status"))?;
+    let mut changed: Vec<PathBuf> = Vec::new();
+    for entry in statuses.iter() {
+        if entry.status() == git2::Status::CURRENT || entry.status().is_ignored() {
+            continue;
+        }
+        let Some(path) = entry.path().ok() else {
+            continue;
+        };
+        let path = PathBuf::from(path);
+        match path.strip_prefix(&context_relative) {
+            _ if path == dockerfile_relative => {}
+            Ok(inside) => {
+                if ignore.is_ignored(&inside.to_string_lossy()) {
+                    continue;
+                }
+            }
+            Err(_) => continue,
+        }
+        changed.push(path);
+    }
+    if changed.is_empty() {
+        return Ok(ContentTag { clean, dirty: None });
+    }
+    changed.sort();
+    changed.dedup();
+    let mut hasher = Sha256::new();
+    for path in &changed {
+        hasher.update(format!("{}\n", path.display()).as_bytes());
+        let full = workdir.join(path);
+        match std::fs::read(&full) {
+            Ok(bytes) => {
+                hasher.update(format!("{}\n", bytes.len()).as_bytes());
+                hasher.update(&bytes);
+            }
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => hasher.update(b"deleted\n"),
+            Err(source) => return Err(GitError::Io { path: full, source }),
+        }
+    }
+    let dirty = hex::encode(hasher.finalize())[..8].to_string();
+    Ok(ContentTag {
+        clean,
+        dirty: Some(dirty),
+    })
+}
+
+/// The rules of a `.dockerignore` file: patterns relative to the context, `!` exceptions, the last
+/// matching rule wins, and a rule matching a directory covers everything below it.
+#[derive(Debug, Default)]
+pub struct DockerIgnore {
+    rules: Vec<(globset::GlobMatcher, bool)>,
+}
+
+impl DockerIgnore {
+    /// Read `<context>/.dockerignore`; no file means nothing is ignored.
+    pub fn load(context: &Path) -> Result<DockerIgnore, GitError> {
+        let path = context.join(".dockerignore");
+        match std::fs::read_to_string(&path) {
+            Ok(text) => Ok(DockerIgnore::parse(&text)),
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(DockerIgnore::default()),
+            Err(source) => Err(GitError::Io { path, source }),
+        }
+    }
+
+    /// Parse the text of a `.dockerignore`. Invalid patterns are skipped, as Docker does.
+    pub fn parse(text: &str) -> DockerIgnore {
+        let mut rules = Vec::new();
+        for line in text.lines() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let (pattern, exception) = match line.strip_prefix('!') {
+                Some(rest) => (rest.trim(), true),
+                None => (line, false),
+            };
+            let pattern = pattern
+                .trim_start_matches("./")
+                .trim_start_matches('/')
+                .trim_end_matches('/');
+            if pattern.is_empty() {
+                continue;
+            }
+            if let Ok(glob) = globset::GlobBuilder::new(pattern)
+                .literal_separator(true)
+                .build()
+            {
+                rules.push((glob.compile_matcher(), exception));
+            }
+        }
+        DockerIgnore { rules }
+    }
+
+    /// Whether `path` (relative to the context, `/`-separated) is excluded from the build context.
+    pub fn is_ignored(&self, path: &str) -> bool {
+        let mut ignored = false;
+        for (matcher, exception) in &self.rules {
+            // A rule matching any ancestor directory applies to the path too.
+            let mut prefix_end = Some(path.len());
+            let mut matched = false;
+            while let Some(end) = prefix_end {
+                if matcher.is_match(&path[..end]) {
+                    matched = true;
+                    break;
+                }
+                prefix_end = path[..end].rfind('/');
+            }
+            if matched {
+                ignored = !exception;
+            }
+        }
+        ignored
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dockerignore_rules() {
+        let ignore = DockerIgnore::parse(
+            "# comment\nnode_modules\n*.log\n!keep.log\n/build/\ndocs/**/*.md\n",
+        );
+        assert!(ignore.is_ignored("node_modules"));
+        assert!(ignore.is_ignored("node_modules/a/b.js"));
+        assert!(ignore.is_ignored("debug.log"));
+        assert!(!ignore.is_ignored("keep.log"));
+        assert!(!ignore.is_ignored("sub/debug.log"));
+        assert!(ignore.is_ignored("build/out.js"));
+        assert!(ignore.is_ignored("docs/a/b/c.md"));
+        assert!(!ignore.is_ignored("src/index.js"));
+    }
+
+    #[test]
+    fn tag_display() {
+        let clean = ContentTag {
+            clean: "0123456789ab".into(),
+            dirty: None,
+        };
+        assert_eq!(clean.to_string(), "0123456789ab");
+        let dirty = ContentTag {
+            clean: "0123456789ab".into(),
+            dirty: Some("deadbeef".into()),
+        };
+        assert_eq!(dirty.tag(), "0123456789ab-dirty-deadbeef");
+    }
+}

@@ -1,1 +1,1181 @@
-//! The `render` stage (being built: see its issue).
+//! The `render` stage: the template engine and manifest normalisation.
+//!
+//! Manifests are YAML files under the repository's Kubernetes directory. Placeholders `${...}` in
+//! YAML scalars are resolved against the environment (`values.*`, `env.name`, `env.namespace`),
+//! Git (`git.sha`), the apps' image references (`images.<app>`) and Terraform outputs
+//! (`terraform.<output>`). The engine works on the parsed YAML tree, never on text: a scalar that
+//! is exactly one placeholder takes the value's type, a placeholder inside longer text
+//! interpolates, and a value can never inject YAML structure. Every problem in every file is
+//! collected and reported at once, each with `file:line:column`.
+//!
+//! Then every object is normalised: namespaced objects without a namespace get the environment's
+//! namespace, every object gets gitship's labels, and duplicate identities are an error.
+
+pub mod emit;
+pub mod template;
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+use crate::diagnostics::{Location, UserError};
+use crate::git::GitError;
+use crate::repo::yaml::{self, Node, NodeKind, ScalarStyle};
+use crate::repo::{EnvConfig, Repository};
+use crate::terraform;
+use template::{Derived, Segment};
+
+/// Label on every object gitship renders.
+pub const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
+/// Value of [`MANAGED_BY_LABEL`].
+pub const MANAGED_BY_VALUE: &str = "gitship";
+/// Label carrying the environment's name.
+pub const ENVIRONMENT_LABEL: &str = "gitship.dev/environment";
+/// What redacted values are replaced with.
+pub const REDACTED: &str = crate::plan::REDACTED;
+
+/// An app's image: `<registry>/<app>:<tag>`, optionally pinned by digest.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ImageRef {
+    pub app: String,
+    /// `<registry>/<app>`.
+    pub repository: String,
+    pub tag: String,
+    /// `sha256:...` once the image was pushed.
+    pub digest: Option<String>,
+}
+
+impl ImageRef {
+    /// `<repository>:<tag>` or `<repository>:<tag>@<digest>`.
+    pub fn reference(&self) -> String {
+        match &self.digest {
+            Some(digest) => format!("{}:{}@{digest}", self.repository, self.tag),
+            None => format!("{}:{}", self.repository, self.tag),
+        }
+    }
+}
+
+/// The image references of all apps for an environment, by app name: content-addressed tags
+/// (see [`crate::git::content_tag`]) under the environment's registry.
+pub fn image_refs(
+    repo: &Repository,
+    env: &EnvConfig,
+) -> Result<BTreeMap<String, ImageRef>, RenderError> {
+    let mut images = BTreeMap::new();
+    if repo.apps.is_empty() {
+        return Ok(images);
+    }
+    let Some(registry) = &env.registry else {
+        return Err(RenderError::NoRegistry {
+            environment: env.name.clone(),
+            file: env.spans.file.clone(),
+        });
+    };
+    for app in &repo.apps {
+        let tag = crate::git::content_tag(repo, app).map_err(|source| RenderError::ContentTag {
+            app: app.name.clone(),
+            source,
+        })?;
+        images.insert(
+            app.name.clone(),
+            ImageRef {
+                app: app.name.clone(),
+                repository: format!("{registry}/{}", app.name),
+                tag: tag.to_string(),
+                digest: None,
+            },
+        );
+    }
+    Ok(images)
+}
+
+/// Everything placeholders can refer to.
+#[derive(Debug, Clone)]
+pub struct RenderInputs {
+    /// `env.name`.
+    pub environment: String,
+    /// `env.namespace`, also the default namespace of namespaced objects.
+    pub namespace: String,
+    /// `values.*`.
+    pub values: Value,
+    /// `git.sha`.
+    pub git_sha: String,
+    /// `images.<app>`.
+    pub images: BTreeMap<String, ImageRef>,
+    /// `terraform.<output>`; empty when no outputs are available.
+    pub terraform: terraform::Outputs,
+}
+
+impl RenderInputs {
+    /// Inputs for `env` from the repository: `HEAD`'s SHA and the apps' content-addressed image
+    /// references, plus the given Terraform outputs.
+    pub fn for_environment(
+        repo: &Repository,
+        env: &EnvConfig,
+        terraform: terraform::Outputs,
+    ) -> Result<RenderInputs, RenderError> {
+        let git_sha = crate::git::head_sha(&repo.root).map_err(RenderError::Git)?;
+        Ok(RenderInputs {
+            environment: env.name.clone(),
+            namespace: env.cluster.namespace.clone(),
+            values: env.values.clone(),
+            git_sha,
+            images: image_refs(repo, env)?,
+            terraform,
+        })
+    }
+}
+
+/// What to do with a Terraform output whose value is not known yet (before the first apply).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UnknownOutputs {
+    /// It is an error (deploy, render).
+    Error,
+    /// Render it as the string `(known after apply)` (plan).
+    Placeholder,
+}
+
+/// One rendered object and where it came from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Manifest {
+    /// The start of the YAML document (file relative to the repository root).
+    pub source: Location,
+    pub object: Value,
+}
+
+/// The identity of a Kubernetes object.
+#[derive(
+    Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
+pub struct ObjectId {
+    /// API group; empty for the core group.
+    pub group: String,
+    pub kind: String,
+    pub namespace: Option<String>,
+    pub name: String,
+}
+
+impl fmt::Display for ObjectId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.group.is_empty() {
+            write!(f, "{}", self.kind)?;
+        } else {
+            write!(f, "{}/{}", self.group, self.kind)?;
+        }
+        match &self.namespace {
+            Some(namespace) => write!(f, " {namespace}/{}", self.name),
+            None => write!(f, " {}", self.name),
+        }
+    }
+}
+
+/// The group of an `apiVersion` (`apps/v1` -> `apps`, `v1` -> ``).
+pub fn api_group(api_version: &str) -> &str {
+    api_version
+        .rsplit_once('/')
+        .map(|(group, _)| group)
+        .unwrap_or("")
+}
+
+impl Manifest {
+    /// The object's identity.
+    pub fn id(&self) -> ObjectId {
+        object_id(&self.object)
+    }
+
+    pub fn api_version(&self) -> &str {
+        self.object
+            .get("apiVersion")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+    }
+
+    pub fn kind(&self) -> &str {
+        self.object
+            .get("kind")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+    }
+}
+
+/// The identity of an object (missing fields are empty).
+pub fn object_id(object: &Value) -> ObjectId {
+    let text = |pointer: &str| object.pointer(pointer).and_then(Value::as_str);
+    ObjectId {
+        group: api_group(text("/apiVersion").unwrap_or_default()).to_string(),
+        kind: text("/kind").unwrap_or_default().to_string(),
+        namespace: text("/metadata/namespace").map(str::to_string),
+        name: text("/metadata/name").unwrap_or_default().to_string(),
+    }
+}
+
+/// Kinds that are cluster-scoped (group, kind). Everything else is assumed namespaced; the
+/// Kubernetes stage corrects this with API discovery.
+const CLUSTER_SCOPED: &[(&str, &str)] = &[
+    ("", "Namespace"),
+    ("", "Node"),
+    ("", "PersistentVolume"),
+    ("", "ComponentStatus"),
+    ("rbac.authorization.k8s.io", "ClusterRole"),
+    ("rbac.authorization.k8s.io", "ClusterRoleBinding"),
+    ("apiextensions.k8s.io", "CustomResourceDefinition"),
+    ("storage.k8s.io", "StorageClass"),
+    ("storage.k8s.io", "CSIDriver"),
+    ("storage.k8s.io", "CSINode"),
+    ("storage.k8s.io", "VolumeAttachment"),
+    ("scheduling.k8s.io", "PriorityClass"),
+    ("networking.k8s.io", "IngressClass"),
+    (
+        "admissionregistration.k8s.io",
+        "MutatingWebhookConfiguration",
+    ),
+    (
+        "admissionregistration.k8s.io",
+        "ValidatingWebhookConfiguration",
+    ),
+    ("admissionregistration.k8s.io", "ValidatingAdmissionPolicy"),
+    (
+        "admissionregistration.k8s.io",
+        "ValidatingAdmissionPolicyBinding",
+    ),
+    ("apiregistration.k8s.io", "APIService"),
+    ("node.k8s.io", "RuntimeClass"),
+    ("certificates.k8s.io", "CertificateSigningRequest"),
+    ("flowcontrol.apiserver.k8s.io", "FlowSchema"),
+    ("flowcontrol.apiserver.k8s.io", "PriorityLevelConfiguration"),
+];
+
+/// Whether objects of `kind` in `group` are cluster-scoped, by gitship's built-in table.
+pub fn is_cluster_scoped(group: &str, kind: &str) -> bool {
+    CLUSTER_SCOPED
+        .iter()
+        .any(|(g, k)| *g == group && *k == kind)
+}
+
+/// One problem found while rendering.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub location: Location,
+    pub message: String,
+    /// The problem is a `terraform.*` placeholder while no outputs are available.
+    pub no_terraform_outputs: bool,
+}
+
+/// Errors of rendering an environment.
+#[derive(Debug, thiserror::Error)]
+pub enum RenderError {
+    /// Problems in the manifests: unknown placeholders, invalid YAML, objects without identity,
+    /// duplicates, sensitive values outside Secrets. All of them, across all files.
+    #[error("{}", problems_message(environment, problems))]
+    Problems {
+        environment: String,
+        problems: Vec<Problem>,
+    },
+    /// A manifest file could not be read.
+    #[error("cannot read `{}`: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// Git state needed for `git.sha` could not be read.
+    #[error("cannot read the Git revision")]
+    Git(#[source] GitError),
+    /// An app's content tag could not be computed.
+    #[error("cannot compute the image tag of app `{app}`")]
+    ContentTag {
+        app: String,
+        #[source]
+        source: GitError,
+    },
+    /// The repository has apps but the environment has no registry.
+    #[error("environment `{environment}` has no `registry`, but the repository has apps (`{}`)", file.display())]
+    NoRegistry { environment: String, file: PathBuf },
+}
+
+fn problems_message(environment: &str, problems: &[Problem]) -> String {
+    let mut text = match problems.len() {
+        1 => format!("1 problem in the manifests of environment `{environment}`:"),
+        n => format!("{n} problems in the manifests of environment `{environment}`:"),
+    };
+    for problem in problems {
+        text.push_str(&format!("\n{}: {}", problem.location, problem.message));
+    }
+    text
+}
+
+impl RenderError {
+    /// What the user can do about it.
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            RenderError::Problems { problems, .. } if problems.iter().any(|p| p.no_terraform_outputs) => Some(
+                "pass Terraform outputs with `--terraform-outputs FILE` (the output of `terraform output -json`)".into(),
+            ),
+            RenderError::Problems { .. } => {
+                Some("fix the manifests at the positions shown; `values.*` come from the environment's `values`".into())
+            }
+            RenderError::Git(_) => Some("gitship renders from a Git work tree with at least one commit".into()),
+            RenderError::ContentTag { .. } => None,
+            RenderError::NoRegistry { .. } => Some("add `registry: <host>/<path>` to the environment's config".into()),
+            RenderError::Io { .. } => None,
+        }
+    }
+}
+
+impl From<RenderError> for UserError {
+    fn from(err: RenderError) -> Self {
+        let hint = err.hint();
+        let mut message = err.to_string();
+        let mut source = std::error::Error::source(&err);
+        while let Some(cause) = source {
+            message.push_str(&format!(": {cause}"));
+            source = cause.source();
+        }
+        UserError {
+            message,
+            hint,
+            class: crate::diagnostics::ErrorClass::Failure,
+        }
+    }
+}
+
+/// The manifest files of the repository: `*.yaml` and `*.yml` below the Kubernetes directory,
+/// recursively, in path order; hidden files and directories are skipped.
+pub fn manifest_files(repo: &Repository) -> Result<Vec<PathBuf>, RenderError> {
+    let mut files = Vec::new();
+    if let Some(dir) = &repo.layout.kubernetes_dir {
+        collect_files(dir, &mut files)?;
+    }
+    files.sort();
+    Ok(files)
+}
+
+fn collect_files(dir: &Path, files: &mut Vec<PathBuf>) -> Result<(), RenderError> {
+    let io = |source| RenderError::Io {
+        path: dir.to_path_buf(),
+        source,
+    };
+    for entry in std::fs::read_dir(dir).map_err(io)? {
+        let entry = entry.map_err(io)?;
+        let path = entry.path();
+        if entry.file_name().to_string_lossy().starts_with('.') {
+            continue;
+        }
+        if path.is_dir() {
+            collect_files(&path, files)?;
+        } else if path.extension().is_some_and(|e| e == "yaml" || e == "yml") {
+            files.push(path);
+        }
+    }
+    Ok(())
+}
+
+/// Render every manifest of the repository for one environment.
+pub fn render_environment(
+    repo: &Repository,
+    env: &EnvConfig,
+    inputs: &RenderInputs,
+    unknown_outputs: UnknownOutputs,
+) -> Result<Vec<Manifest>, RenderError> {
+    let files = manifest_files(repo)?;
+    let mut sources = Vec::with_capacity(files.len());
+    for file in &files {
+        let text = std::fs::read_to_string(file).map_err(|source| RenderError::Io {
+            path: file.clone(),
+            source,
+        })?;
+        sources.push((repo.relative(file), text));
+    }
+    render_sources(&env.name, &sources, inputs, unknown_outputs)
+}
+
+/// Render manifest texts (display path, YAML text) for the environment named `environment`.
+pub fn render_sources(
+    environment: &str,
+    sources: &[(PathBuf, String)],
+    inputs: &RenderInputs,
+    unknown_outputs: UnknownOutputs,
+) -> Result<Vec<Manifest>, RenderError> {
+    let derived = Derived::new(inputs);
+    let mut renderer = Renderer {
+        inputs,
+        derived: &derived,
+        unknown_outputs,
+        problems: Vec::new(),
+    };
+    let mut manifests = Vec::new();
+    for (file, text) in sources {
+        renderer.render_file(file, text, &mut manifests);
+    }
+    let mut problems = renderer.problems;
+
+    let mut seen: HashMap<ObjectId, Location> = HashMap::with_capacity(manifests.len());
+    for manifest in &manifests {
+        if let Some(first) = seen.insert(manifest.id(), manifest.source.clone()) {
+            problems.push(Problem {
+                location: manifest.source.clone(),
+                message: format!(
+                    "duplicate object `{}`: also defined at {first}",
+                    manifest.id()
+                ),
+                no_terraform_outputs: false,
+            });
+        }
+    }
+    if problems.is_empty() {
+        Ok(manifests)
+    } else if problems.len() > 1 {
+        problems.sort_by(|a, b| a.location.cmp(&b.location));
+        Err(RenderError::Problems {
+            environment: environment.to_string(),
+            problems,
+        })
+    } else {
+        Err(RenderError::Problems {
+            environment: environment.to_string(),
+            problems,
+        })
+    }
+}
+
+struct Renderer<'i> {
+    inputs: &'i RenderInputs,
+    derived: &'i Derived,
+    unknown_outputs: UnknownOutputs,
+    problems: Vec<Problem>,
+}
+
+/// Per-document state while rendering.
+struct DocumentState<'f> {
+    file: &'f Path,
+    lines: Option<Vec<&'f str>>,
+    text: &'f str,
+    /// Sensitive Terraform outputs used in this document, with where.
+    sensitive_uses: Vec<(String, Location)>,
+}
+
+impl<'f> DocumentState<'f> {
+    /// Where a placeholder is: the scalar's position plus the offset, corrected against the
+    /// source line when the scalar was quoted, folded or spans lines.
+    fn placeholder_location(
+        &mut self,
+        node: &Node,
+        style: ScalarStyle,
+        scalar: &str,
+        offset: usize,
+        raw: &str,
+    ) -> Location {
+        let newlines = scalar[..offset].matches('\n').count();
+        let base = node.line + newlines;
+        let guess = match (style, newlines) {
+            (ScalarStyle::Plain, 0) => node.column + scalar[..offset].chars().count(),
+            (ScalarStyle::Quoted, 0) => node.column + 1 + scalar[..offset].chars().count(),
+            _ => 1,
+        };
+        let text = self.text;
+        let lines = self.lines.get_or_insert_with(|| text.lines().collect());
+        // Block scalars start on the line after their indicator, and folding may shift lines:
+        // look for the placeholder's text on the expected line and the next two.
+        let found = (base..base + 3).find_map(|line| {
+            let source_line = lines.get(line.saturating_sub(1))?;
+            let from = if line == base {
+                source_line
+                    .char_indices()
+                    .nth(guess.saturating_sub(1))
+                    .map(|(i, _)| i)
+                    .unwrap_or(0)
+            } else {
+                0
+            };
+            let byte = source_line[from..]
+                .find(raw)
+                .map(|i| from + i)
+                .or_else(|| source_line.find(raw))?;
+            Some((line, source_line[..byte].chars().count() + 1))
+        });
+        let (line, column) = found.unwrap_or((base, guess));
+        Location::new(self.file, line, column)
+    }
+}
+
+impl Renderer<'_> {
+    fn problem(&mut self, location: Location, message: String, no_terraform_outputs: bool) {
+        self.problems.push(Problem {
+            location,
+            message,
+            no_terraform_outputs,
+        });
+    }
+
+    fn render_file(&mut self, file: &Path, text: &str, manifests: &mut Vec<Manifest>) {
+        let documents = match yaml::parse_documents(text) {
+            Ok(documents) => documents,
+            Err(err) => {
+                self.problem(
+                    Location::new(file, err.line, err.column),
+                    format!("invalid YAML: {}", err.message),
+                    false,
+                );
+                return;
+            }
+        };
+        let mut state = DocumentState {
+            file,
+            lines: None,
+            text,
+            sensitive_uses: Vec::new(),
+        };
+        for document in documents {
+            let Some(root) = document.root else { continue };
+            if root.is_null() {
+                continue;
+            }
+            state.sensitive_uses.clear();
+            let location = Location::new(file, root.line, 1);
+            let problems_before = self.problems.len();
+            let object = self.node(&root, &mut state);
+            // Unresolved placeholders became nulls: do not report them again as bad data.
+            let check_data = self.problems.len() == problems_before;
+            let sensitive_uses = std::mem::take(&mut state.sensitive_uses);
+            let mut objects = Vec::new();
+            for object in split_list(object) {
+                match self.normalise(object, check_data) {
+                    Ok(object) => objects.push(object),
+                    Err(message) => self.problem(location.clone(), message, false),
+                }
+            }
+            if let Some(offender) = objects.iter().find(|object| !is_secret(object)) {
+                let id = object_id(offender);
+                for (output, at) in sensitive_uses {
+                    self.problem(
+                        at,
+                        format!("the sensitive Terraform output `{output}` may only be used in a Secret, not in `{id}`"),
+                        false,
+                    );
+                }
+            }
+            manifests.extend(objects.into_iter().map(|object| Manifest {
+                source: location.clone(),
+                object,
+            }));
+        }
+    }
+
+    /// Check the object's identity, default its namespace and add gitship's labels.
+    fn normalise(&self, mut object: Value, check_data: bool) -> Result<Value, String> {
+        let Value::Object(map) = &mut object else {
+            return Err(format!(
+                "expected a Kubernetes object (a mapping), found {}",
+                template::type_name(&object)
+            ));
+        };
+        let api_version = match map.get("apiVersion") {
+            Some(Value::String(v)) if !v.is_empty() => v.clone(),
+            _ => {
+                return Err(
+                    "not a Kubernetes object: `apiVersion` is missing or not a string".into(),
+                );
+            }
+        };
+        let kind = match map.get("kind") {
+            Some(Value::String(k)) if !k.is_empty() => k.clone(),
+            _ => return Err("not a Kubernetes object: `kind` is missing or not a string".into()),
+        };
+        let metadata = map
+            .entry("metadata")
+            .or_insert_with(|| Value::Object(serde_json::Map::new()));
+        let Value::Object(metadata) = metadata else {
+            return Err(format!("`{kind}`: `metadata` must be a mapping"));
+        };
+        match metadata.get("name") {
+            Some(Value::String(name)) if !name.is_empty() => {}
+            _ => {
+                return Err(format!(
+                    "`{kind}`: `metadata.name` is missing or not a string"
+                ));
+            }
+        }
+        if !is_cluster_scoped(api_group(&api_version), &kind) {
+            match metadata.get("namespace") {
+                Some(Value::String(namespace)) if !namespace.is_empty() => {}
+                None | Some(Value::Null) => {
+                    // Right after `name`, where people write it.
+                    let index = metadata
+                        .keys()
+                        .position(|k| k == "name")
+                        .map_or(0, |i| i + 1);
+                    metadata.remove("namespace");
+                    let index = index.min(metadata.len());
+                    metadata.shift_insert(
+                        index,
+                        "namespace".into(),
+                        Value::String(self.inputs.namespace.clone()),
+                    );
+                }
+                Some(_) => return Err(format!("`{kind}`: `metadata.namespace` must be a string")),
+            }
+        }
+        let labels = metadata
+            .entry("labels")
+            .or_insert_with(|| Value::Object(serde_json::Map::new()));
+        if labels.is_null() {
+            *labels = Value::Object(serde_json::Map::new());
+        }
+        let Value::Object(labels) = labels else {
+            return Err(format!("`{kind}`: `metadata.labels` must be a mapping"));
+        };
+        labels.insert(
+            MANAGED_BY_LABEL.into(),
+            Value::String(MANAGED_BY_VALUE.into()),
+        );
+        labels.insert(
+            ENVIRONMENT_LABEL.into(),
+            Value::String(self.inputs.environment.clone()),
+        );
+        if check_data {
+            check_data_fields(&api_version, &kind, &object)?;
+        }
+        Ok(object)
+    }
+
+    fn node(&mut self, node: &Node, state: &mut DocumentState) -> Value {
+        match &node.kind {
+            NodeKind::Scalar { text, style, tag } => {
+                self.scalar(node, text, *style, tag.as_deref(), state)
+            }
+            NodeKind::Sequence(items) => {
+                Value::Array(items.iter().map(|item| self.node(item, state)).collect())
+            }
+            NodeKind::Mapping(entries) => {
+                let mut map = serde_json::Map::with_capacity(entries.len());
+                for (key, value) in entries {
+                    let key_text = match self.scalar(
+                        key,
+                        key.as_scalar().unwrap_or_default(),
+                        ScalarStyle::Quoted,
+                        None,
+                        state,
+                    ) {
+                        Value::String(s) => s,
+                        other => other.to_string(),
+                    };
+                    if !matches!(key.kind, NodeKind::Scalar { .. }) {
+                        self.problem(
+                            Location::new(state.file, key.line, key.column),
+                            "mapping keys must be scalars".into(),
+                            false,
+                        );
+                    }
+                    let value = self.node(value, state);
+                    map.insert(key_text, value);
+                }
+                Value::Object(map)
+            }
+        }
+    }
+
+    fn scalar(
+        &mut self,
+        node: &Node,
+        text: &str,
+        style: ScalarStyle,
+        tag: Option<&str>,
+        state: &mut DocumentState,
+    ) -> Value {
+        let segments = match template::parse(text) {
+            Ok(None) => return yaml::scalar_to_json(text, style, tag),
+            Ok(Some(segments)) => segments,
+            Err(err) => {
+                let raw_end = text[err.offset..]
+                    .find('}')
+                    .map(|i| err.offset + i + 1)
+                    .unwrap_or(text.len());
+                let location = state.placeholder_location(
+                    node,
+                    style,
+                    text,
+                    err.offset,
+                    &text[err.offset..raw_end],
+                );
+                self.problem(location, err.message, false);
+                return Value::Null;
+            }
+        };
+        // A plain scalar that is exactly one placeholder takes the value's type.
+        if let (
+            [
+                Segment::Placeholder {
+                    expression,
+                    offset,
+                    raw,
+                },
+            ],
+            ScalarStyle::Plain,
+            None,
+        ) = (segments.as_slice(), style, tag)
+        {
+            return match template::resolve(
+                expression,
+                self.inputs,
+                self.derived,
+                self.unknown_outputs,
+            ) {
+                Ok(resolved) => {
+                    if let Some(output) = resolved.sensitive_output {
+                        let location = state.placeholder_location(node, style, text, *offset, raw);
+                        state.sensitive_uses.push((output.to_string(), location));
+                    }
+                    resolved.value.into_owned()
+                }
+                Err(unresolved) => {
+                    let location = state.placeholder_location(node, style, text, *offset, raw);
+                    self.problem(
+                        location,
+                        format!("`{raw}`: {}", unresolved.message),
+                        unresolved.no_terraform_outputs,
+                    );
+                    Value::Null
+                }
+            };
+        }
+        let mut out = String::with_capacity(text.len());
+        for segment in &segments {
+            match segment {
+                Segment::Text(literal) => out.push_str(literal),
+                Segment::Placeholder {
+                    expression,
+                    offset,
+                    raw,
+                } => {
+                    match template::resolve(
+                        expression,
+                        self.inputs,
+                        self.derived,
+                        self.unknown_outputs,
+                    ) {
+                        Ok(resolved) => {
+                            if let Some(output) = resolved.sensitive_output {
+                                let location =
+                                    state.placeholder_location(node, style, text, *offset, raw);
+                                state.sensitive_uses.push((output.to_string(), location));
+                            }
+                            match resolved.value.as_ref() {
+                                Value::String(s) => out.push_str(s),
+                                Value::Number(n) => out.push_str(&n.to_string()),
+                                Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+                                Value::Null => {}
+                                other => {
+                                    let location =
+                                        state.placeholder_location(node, style, text, *offset, raw);
+                                    self.problem(
+                                        location,
+                                        format!(
+                                            "`{raw}` is {} and cannot be part of a string; make the placeholder the whole value",
+                                            template::type_name(other)
+                                        ),
+                                        false,
+                                    );
+                                }
+                            }
+                        }
+                        Err(unresolved) => {
+                            let location =
+                                state.placeholder_location(node, style, text, *offset, raw);
+                            self.problem(
+                                location,
+                                format!("`{raw}`: {}", unresolved.message),
+                                unresolved.no_terraform_outputs,
+                            );
+                        }
+                    }
+                }
+            }
+        }
+        Value::String(out)
+    }
+}
+
+/// ConfigMap and Secret data must be strings (and Secret `data` base64): catch a typed
+/// placeholder (`key: ${values.port}`) before the API server rejects it.
+fn check_data_fields(api_version: &str, kind: &str, object: &Value) -> Result<(), String> {
+    let fields: &[&str] = match (api_version, kind) {
+        ("v1", "ConfigMap") => &["data"],
+        ("v1", "Secret") => &["data", "stringData"],
+        _ => return Ok(()),
+    };
+    for field in fields {
+        let Some(data) = object.get(*field) else {
+            continue;
+        };
+        let Value::Object(entries) = data else {
+            if data.is_null() {
+                continue;
+            }
+            return Err(format!("`{kind}`: `{field}` must be a mapping"));
+        };
+        for (key, value) in entries {
+            let Value::String(text) = value else {
+                return Err(format!(
+                    "`{kind}`: `{field}.{key}` is {}, but must be a string; quote the value (`\"${{...}}\"`)",
+                    template::type_name(value)
+                ));
+            };
+            if kind == "Secret" && *field == "data" && !is_base64(text) {
+                return Err(format!(
+                    "`{kind}`: `{field}.{key}` is not base64; put plain text under `stringData` instead"
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn is_base64(text: &str) -> bool {
+    let text: String = text.chars().filter(|c| !c.is_ascii_whitespace()).collect();
+    text.len().is_multiple_of(4)
+        && text.trim_end_matches('=').len() + 2 >= text.len()
+        && text
+            .trim_end_matches('=')
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'/')
+}
+
+/// Whether `object` is a core `Secret`.
+fn is_secret(object: &Value) -> bool {
+    object.get("kind").and_then(Value::as_str) == Some("Secret")
+        && object.get("apiVersion").and_then(Value::as_str) == Some("v1")
+}
+
+/// The items of a `v1` `List` (as `kubectl` accepts them), or the object itself.
+fn split_list(object: Value) -> Vec<Value> {
+    let is_list = object.get("apiVersion").and_then(Value::as_str) == Some("v1")
+        && object.get("kind").and_then(Value::as_str) == Some("List");
+    match object {
+        Value::Object(mut map) if is_list => match map.remove("items") {
+            Some(Value::Array(items)) => items,
+            Some(Value::Null) | None => Vec::new(),
+            Some(other) => {
+                map.insert("items".into(), other);
+                vec![Value::Object(map)]
+            }
+        },
+        other => vec![other],
+    }
+}
+
+/// Manifests as a multi-document YAML stream, each document preceded by a `# Source:` comment.
+pub fn to_yaml_stream(manifests: &[Manifest]) -> String {
+    let mut out = String::with_capacity(manifests.len() * 512);
+    for manifest in manifests {
+        out.push_str("---\n# Source: ");
+        out.push_str(&manifest.source.to_string());
+        out.push('\n');
+        emit::write_document(&mut out, &manifest.object);
+    }
+    out
+}
+
+/// Hides sensitive values: Secret data and every occurrence of a sensitive Terraform output's
+/// value. For all human and JSON output; only `render`'s YAML shows the real values. Free-text
+/// scrubbing is the Terraform stage's [`terraform::redact::Redactor`], shared so both layers hide
+/// the same values the same way.
+#[derive(Debug, Clone, Default)]
+pub struct Redactor {
+    text: terraform::redact::Redactor,
+}
+
+impl Redactor {
+    /// A redactor for the sensitive outputs among `outputs` (every string and number inside
+    /// their values).
+    pub fn new(outputs: &terraform::Outputs) -> Redactor {
+        let text = terraform::redact::Redactor::default();
+        for output in outputs.values().filter(|o| o.sensitive) {
+            if let Some(value) = &output.value {
+                text.add_value(value);
+            }
+        }
+        Redactor { text }
+    }
+
+    /// Also hide `value` wherever it appears.
+    pub fn add(&mut self, value: &str) {
+        self.text.add_value(&Value::String(value.to_string()));
+    }
+
+    /// `text` with every sensitive value replaced by `<sensitive>`.
+    pub fn redact_text(&self, text: &str) -> String {
+        self.text.redact(text)
+    }
+
+    /// A copy of `object` safe to show: a Secret's `data` and `stringData` values are replaced by
+    /// `<sensitive>`, and sensitive values anywhere else are redacted.
+    pub fn redact_object(&self, object: &Value) -> Value {
+        redact_sensitive(object, self)
+    }
+}
+
+/// A copy of `object` with a Secret's `data`/`stringData` values replaced by `<sensitive>` and
+/// every value `redactor` knows hidden in all other strings.
+pub fn redact_sensitive(object: &Value, redactor: &Redactor) -> Value {
+    let mut copy = object.clone();
+    let is_secret = object.get("kind").and_then(Value::as_str) == Some("Secret")
+        && api_group(
+            object
+                .get("apiVersion")
+                .and_then(Value::as_str)
+                .unwrap_or_default(),
+        )
+        .is_empty();
+    if is_secret && let Value::Object(map) = &mut copy {
+        for field in ["data", "stringData"] {
+            if let Some(Value::Object(data)) = map.get_mut(field) {
+                for value in data.values_mut() {
+                    *value = Value::String(REDACTED.into());
+                }
+            }
+        }
+        // The last-applied annotation would repeat the data.
+        if let Some(Value::Object(annotations)) = map
+            .get_mut("metadata")
+            .and_then(|m| m.get_mut("annotations"))
+        {
+            annotations.remove("kubectl.kubernetes.io/last-applied-configuration");
+        }
+    }
+    redact_strings(&mut copy, redactor);
+    copy
+}
+
+fn redact_strings(value: &mut Value, redactor: &Redactor) {
+    match value {
+        Value::String(s) => {
+            let redacted = redactor.redact_text(s);
+            if redacted != *s {
+                *s = redacted;
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(|v| redact_strings(v, redactor)),
+        Value::Object(map) => map.values_mut().for_each(|v| redact_strings(v, redactor)),
+        Value::Bool(_) | Value::Number(_) | Value::Null => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn inputs() -> RenderInputs {
+        let mut terraform = terraform::Outputs::new();
+        terraform.insert(
+            "url".into(),
+            terraform::OutputValue {
+                value: Some(json!("postgres://db")),
+                sensitive: false,
+            },
+        );
+        terraform.insert(
+            "password".into(),
+            terraform::OutputValue {
+                value: Some(json!("hunter2")),
+                sensitive: true,
+            },
+        );
+        terraform.insert(
+            "later".into(),
+            terraform::OutputValue {
+                value: None,
+                sensitive: false,
+            },
+        );
+        RenderInputs {
+            environment: "staging".into(),
+            namespace: "blog-staging".into(),
+            values: json!({"replicas": 2, "domain": "x.example", "evil": "\n  evil: true", "list": [1, 2]}),
+            git_sha: "0123456789abcdef0123456789abcdef01234567".into(),
+            images: BTreeMap::from([(
+                "backend".to_string(),
+                ImageRef {
+                    app: "backend".into(),
+                    repository: "r.example/backend".into(),
+                    tag: "abc".into(),
+                    digest: None,
+                },
+            )]),
+            terraform,
+        }
+    }
+
+    fn render(text: &str) -> Result<Vec<Manifest>, RenderError> {
+        render_sources(
+            "staging",
+            &[(PathBuf::from("m.yaml"), text.to_string())],
+            &inputs(),
+            UnknownOutputs::Error,
+        )
+    }
+
+    fn problems(text: &str) -> Vec<String> {
+        match render(text) {
+            Err(RenderError::Problems { problems, .. }) => problems
+                .iter()
+                .map(|p| format!("{}: {}", p.location, p.message))
+                .collect(),
+            other => panic!("expected problems, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn typed_and_interpolated() {
+        let manifests = render(
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: a\nspec:\n  replicas: ${values.replicas}\n  quoted: \"${values.replicas}\"\n  host: api.${values.domain}\n  image: ${images.backend}\n  sha: ${git.sha}\n  escaped: $${values.replicas}\n  evil: ${values.evil}\n  list: ${values.list}\n",
+        )
+        .unwrap();
+        let object = &manifests[0].object;
+        assert_eq!(object["spec"]["replicas"], json!(2));
+        assert_eq!(object["spec"]["quoted"], json!("2"));
+        assert_eq!(object["spec"]["host"], json!("api.x.example"));
+        assert_eq!(object["spec"]["image"], json!("r.example/backend:abc"));
+        assert_eq!(object["spec"]["escaped"], json!("${values.replicas}"));
+        assert_eq!(object["spec"]["evil"], json!("\n  evil: true"));
+        assert_eq!(object["spec"]["list"], json!([1, 2]));
+        assert_eq!(object["metadata"]["namespace"], json!("blog-staging"));
+        assert_eq!(
+            object["metadata"]["labels"][ENVIRONMENT_LABEL],
+            json!("staging")
+        );
+        assert_eq!(
+            manifests[0].id().to_string(),
+            "apps/Deployment blog-staging/a"
+        );
+        let yaml = to_yaml_stream(&manifests);
+        assert!(!yaml.contains("\nevil: true"), "{yaml}");
+    }
+
+    #[test]
+    fn cluster_scoped_objects_get_no_namespace() {
+        let manifests =
+            render("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: ${env.namespace}\n")
+                .unwrap();
+        assert_eq!(manifests[0].object["metadata"].get("namespace"), None);
+        assert_eq!(manifests[0].id().to_string(), "Namespace blog-staging");
+    }
+
+    #[test]
+    fn all_problems_with_positions() {
+        let found = problems(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\ndata:\n  a: ${values.nope}\n  b: \"x-${values.replicaz}\"\n  c: ${terraform.password}\n  d: ${terraform.later}\n",
+        );
+        assert_eq!(
+            found,
+            vec![
+                "m.yaml:6:6: `${values.nope}`: `values.nope` is not defined",
+                "m.yaml:7:9: `${values.replicaz}`: `values.replicaz` is not defined (did you mean `values.replicas`?)",
+                "m.yaml:8:6: the sensitive Terraform output `password` may only be used in a Secret, not in `ConfigMap blog-staging/a`",
+                "m.yaml:9:6: `${terraform.later}`: Terraform output `later` is not known until apply",
+            ]
+        );
+        let found = problems(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\ndata:\n  c: ${terraform.password}\n",
+        );
+        assert_eq!(
+            found,
+            vec![
+                "m.yaml:6:6: the sensitive Terraform output `password` may only be used in a Secret, not in `ConfigMap blog-staging/a`"
+            ]
+        );
+    }
+
+    #[test]
+    fn sensitive_values_allowed_in_secrets_and_redacted() {
+        let manifests = render("apiVersion: v1\nkind: Secret\nmetadata:\n  name: s\nstringData:\n  password: ${terraform.password}\n  url: postgres://u:${terraform.password}@db\n").unwrap();
+        assert_eq!(
+            manifests[0].object["stringData"]["password"],
+            json!("hunter2")
+        );
+        let redactor = Redactor::new(&inputs().terraform);
+        let shown = redact_sensitive(&manifests[0].object, &redactor);
+        assert!(!shown.to_string().contains("hunter2"));
+        assert_eq!(redactor.redact_text("pw=hunter2"), "pw=<sensitive>");
+    }
+
+    #[test]
+    fn block_scalar_positions() {
+        let found = problems(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\ndata:\n  script: |\n    echo start\n    echo ${values.missing} $${HOME}\n",
+        );
+        assert_eq!(
+            found,
+            vec!["m.yaml:8:10: `${values.missing}`: `values.missing` is not defined"]
+        );
+    }
+
+    #[test]
+    fn data_fields_must_be_strings() {
+        let found = problems(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\ndata:\n  replicas: ${values.replicas}\n---\napiVersion: v1\nkind: Secret\nmetadata:\n  name: s\ndata:\n  p: not base64!\n",
+        );
+        assert_eq!(
+            found,
+            vec![
+                "m.yaml:1:1: `ConfigMap`: `data.replicas` is a number, but must be a string; quote the value (`\"${...}\"`)",
+                "m.yaml:8:1: `Secret`: `data.p` is not base64; put plain text under `stringData` instead",
+            ]
+        );
+        assert!(
+            render("apiVersion: v1\nkind: Secret\nmetadata:\n  name: s\ndata:\n  p: aGVsbG8=\n")
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn lists_are_flattened() {
+        let manifests = render(
+            "apiVersion: v1\nkind: List\nitems:\n  - apiVersion: v1\n    kind: ConfigMap\n    metadata:\n      name: a\n  - apiVersion: v1\n    kind: Secret\n    metadata:\n      name: b\n    stringData:\n      p: ${terraform.password}\n",
+        );
+        let error = manifests.unwrap_err().to_string();
+        assert!(
+            error.contains("not in `ConfigMap blog-staging/a`"),
+            "{error}"
+        );
+        let manifests = render(
+            "apiVersion: v1\nkind: List\nitems:\n  - apiVersion: v1\n    kind: ConfigMap\n    metadata:\n      name: a\n  - apiVersion: v1\n    kind: ConfigMap\n    metadata:\n      name: b\n",
+        )
+        .unwrap();
+        let ids: Vec<String> = manifests.iter().map(|m| m.id().to_string()).collect();
+        assert_eq!(
+            ids,
+            ["ConfigMap blog-staging/a", "ConfigMap blog-staging/b"]
+        );
+    }
+
+    #[test]
+    fn duplicates_name_both_places() {
+        let found = problems(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\n",
+        );
+        assert_eq!(
+            found,
+            vec![
+                "m.yaml:6:1: duplicate object `ConfigMap blog-staging/a`: also defined at m.yaml:1:1"
+            ]
+        );
+    }
+
+    #[test]
+    fn unknown_outputs_as_placeholder() {
+        let manifests = render_sources(
+            "staging",
+            &[(PathBuf::from("m.yaml"), "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\ndata:\n  d: ${terraform.later}\n".into())],
+            &inputs(),
+            UnknownOutputs::Placeholder,
+        )
+        .unwrap();
+        assert_eq!(
+            manifests[0].object["data"]["d"],
+            json!(template::KNOWN_AFTER_APPLY)
+        );
+    }
+}

@@ -24,10 +24,12 @@
 //! ```
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::diagnostics::Location;
+use crate::repo::RepoError;
+use crate::repo::yaml::{self, Node, NodeKind, YamlError};
 
 /// One environment's validated config.
 #[derive(Debug, Clone)]
@@ -89,9 +91,11 @@ pub struct IgnoreRule {
     pub manager: Option<String>,
 }
 
-/// Key path (`terraform.vars.db_size`) -> where it was written.
+/// Key path (`terraform.vars.db_size`, list items by index: `drift.ignore.0`) -> where it was
+/// written (1-based line and column of the key).
 #[derive(Debug, Clone, Default)]
 pub struct SpanMap {
+    /// The config file relative to the repository root, as shown in messages.
     pub file: PathBuf,
     pub keys: BTreeMap<String, (usize, usize)>,
 }
@@ -101,5 +105,500 @@ impl SpanMap {
     pub fn location(&self, path: &str) -> Location {
         let (line, column) = self.keys.get(path).copied().unwrap_or((1, 1));
         Location::new(self.file.clone(), line, column)
+    }
+}
+
+/// Default health-wait timeout of a deploy.
+pub const DEFAULT_DEPLOY_TIMEOUT: Duration = Duration::from_secs(300);
+/// Default wait for another deploy of the same environment.
+pub const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(300);
+/// Default number of deploy records kept.
+pub const DEFAULT_HISTORY: usize = 10;
+
+/// The top-level keys of `config/<env>.yaml`.
+pub const TOP_LEVEL_KEYS: &[&str] = &[
+    "cluster",
+    "registry",
+    "terraform",
+    "deploy",
+    "drift",
+    "values",
+];
+
+impl EnvConfig {
+    /// Parse and validate the text of `config/<name>.yaml`. `file` is absolute; `display_file`
+    /// is how the file is named in errors (relative to the repository root).
+    pub fn parse(
+        name: &str,
+        file: &Path,
+        display_file: &Path,
+        text: &str,
+    ) -> Result<EnvConfig, RepoError> {
+        let reader = Reader { file: display_file };
+        let root = yaml::parse_single(text).map_err(|err| reader.syntax(err))?;
+        let empty = Node {
+            kind: NodeKind::Mapping(Vec::new()),
+            line: 1,
+            column: 1,
+        };
+        let root = root.unwrap_or(empty);
+        let mut spans = SpanMap {
+            file: display_file.to_path_buf(),
+            keys: BTreeMap::new(),
+        };
+        record_spans(&root, "", &mut spans.keys);
+
+        let top = reader.mapping(&root, "")?;
+        reader.check_keys(top, "", TOP_LEVEL_KEYS)?;
+
+        let cluster_node = find(top, "cluster");
+        let Some(cluster_node) = cluster_node else {
+            return Err(RepoError::MissingKey {
+                location: Location::new(display_file, root.line, root.column),
+                key: "cluster.namespace".into(),
+                environment: name.to_string(),
+            });
+        };
+        let cluster_entries = reader.mapping(cluster_node, "cluster")?;
+        reader.check_keys(
+            cluster_entries,
+            "cluster",
+            &["context", "namespace", "kubeconfig", "force_conflicts"],
+        )?;
+        let namespace_node =
+            find(cluster_entries, "namespace").ok_or_else(|| RepoError::MissingKey {
+                location: spans.location("cluster"),
+                key: "cluster.namespace".into(),
+                environment: name.to_string(),
+            })?;
+        let namespace = reader.string(namespace_node, "cluster.namespace")?;
+        if !is_dns_label(&namespace) {
+            return Err(reader.invalid(
+                namespace_node,
+                "cluster.namespace",
+                format!("`{namespace}` is not a valid namespace name (a DNS label: lowercase letters, digits and `-`, at most 63 characters)"),
+            ));
+        }
+        let cluster = ClusterConfig {
+            context: find(cluster_entries, "context")
+                .map(|n| reader.string(n, "cluster.context"))
+                .transpose()?,
+            namespace,
+            kubeconfig: find(cluster_entries, "kubeconfig")
+                .map(|n| {
+                    reader
+                        .string(n, "cluster.kubeconfig")
+                        .map(|p| expand_home(&p))
+                })
+                .transpose()?,
+            force_conflicts: find(cluster_entries, "force_conflicts")
+                .map(|n| reader.boolean(n, "cluster.force_conflicts"))
+                .transpose()?
+                .unwrap_or(true),
+        };
+
+        let registry = find(top, "registry")
+            .filter(|n| !n.is_null())
+            .map(|n| reader.string(n, "registry"))
+            .transpose()?;
+        if let (Some(registry), Some(node)) = (&registry, find(top, "registry"))
+            && (registry.is_empty()
+                || registry.contains("://")
+                || registry.ends_with('/')
+                || registry.contains(char::is_whitespace))
+        {
+            return Err(reader.invalid(
+                node,
+                "registry",
+                format!("`{registry}` is not an image repository prefix like `ghcr.io/acme/blog` (no scheme, no trailing `/`)"),
+            ));
+        }
+
+        let mut terraform = TerraformConfig::default();
+        if let Some(node) = find(top, "terraform").filter(|n| !n.is_null()) {
+            let entries = reader.mapping(node, "terraform")?;
+            reader.check_keys(
+                entries,
+                "terraform",
+                &["workspace", "backend_config", "vars", "lock_timeout"],
+            )?;
+            terraform.workspace = find(entries, "workspace")
+                .map(|n| reader.string(n, "terraform.workspace"))
+                .transpose()?;
+            if let Some(backend) = find(entries, "backend_config").filter(|n| !n.is_null()) {
+                if terraform.workspace.is_some() {
+                    return Err(reader.invalid(
+                        backend,
+                        "terraform.backend_config",
+                        "`terraform.workspace` and `terraform.backend_config` are alternatives: use one".to_string(),
+                    ));
+                }
+                for (key, value) in reader.mapping(backend, "terraform.backend_config")? {
+                    let key_text = reader.string(key, "terraform.backend_config")?;
+                    let path = format!("terraform.backend_config.{key_text}");
+                    let value = match value.to_json() {
+                        serde_json::Value::String(s) => s,
+                        serde_json::Value::Number(n) => n.to_string(),
+                        serde_json::Value::Bool(b) => b.to_string(),
+                        _ => {
+                            return Err(reader.invalid(
+                                value,
+                                &path,
+                                format!("expected a string, found {}", value.type_name()),
+                            ));
+                        }
+                    };
+                    terraform.backend_config.insert(key_text, value);
+                }
+            }
+            if let Some(vars) = find(entries, "vars").filter(|n| !n.is_null()) {
+                for (key, value) in reader.mapping(vars, "terraform.vars")? {
+                    let key_text = reader.string(key, "terraform.vars")?;
+                    terraform.vars.insert(key_text, value.to_json());
+                }
+            }
+            terraform.lock_timeout = find(entries, "lock_timeout")
+                .map(|n| reader.duration(n, "terraform.lock_timeout"))
+                .transpose()?;
+        }
+
+        let mut deploy = DeployConfig {
+            timeout: DEFAULT_DEPLOY_TIMEOUT,
+            lock_timeout: DEFAULT_LOCK_TIMEOUT,
+            require_clean_tree: name == "production",
+            history: DEFAULT_HISTORY,
+        };
+        if let Some(node) = find(top, "deploy").filter(|n| !n.is_null()) {
+            let entries = reader.mapping(node, "deploy")?;
+            reader.check_keys(
+                entries,
+                "deploy",
+                &["timeout", "lock_timeout", "require_clean_tree", "history"],
+            )?;
+            if let Some(n) = find(entries, "timeout") {
+                deploy.timeout = reader.duration(n, "deploy.timeout")?;
+            }
+            if let Some(n) = find(entries, "lock_timeout") {
+                deploy.lock_timeout = reader.duration(n, "deploy.lock_timeout")?;
+            }
+            if let Some(n) = find(entries, "require_clean_tree") {
+                deploy.require_clean_tree = reader.boolean(n, "deploy.require_clean_tree")?;
+            }
+            if let Some(n) = find(entries, "history") {
+                deploy.history = match n.to_json().as_u64() {
+                    Some(count) if count >= 1 => count as usize,
+                    _ => {
+                        return Err(reader.invalid(
+                            n,
+                            "deploy.history",
+                            "expected a whole number of at least 1".into(),
+                        ));
+                    }
+                };
+            }
+        }
+
+        let mut drift = DriftConfig::default();
+        if let Some(node) = find(top, "drift").filter(|n| !n.is_null()) {
+            let entries = reader.mapping(node, "drift")?;
+            reader.check_keys(entries, "drift", &["ignore"])?;
+            if let Some(ignore) = find(entries, "ignore").filter(|n| !n.is_null()) {
+                let NodeKind::Sequence(items) = &ignore.kind else {
+                    return Err(reader.invalid(
+                        ignore,
+                        "drift.ignore",
+                        format!("expected a list, found {}", ignore.type_name()),
+                    ));
+                };
+                for (index, item) in items.iter().enumerate() {
+                    let path = format!("drift.ignore.{index}");
+                    let fields = reader.mapping(item, &path)?;
+                    reader.check_keys(
+                        fields,
+                        &path,
+                        &["kind", "name", "namespace", "pointer", "manager"],
+                    )?;
+                    let get = |key: &str| {
+                        find(fields, key)
+                            .map(|n| reader.string(n, &format!("{path}.{key}")))
+                            .transpose()
+                    };
+                    let rule = IgnoreRule {
+                        kind: get("kind")?,
+                        name: get("name")?,
+                        namespace: get("namespace")?,
+                        pointer: get("pointer")?,
+                        manager: get("manager")?,
+                    };
+                    if let Some(pointer) = &rule.pointer
+                        && !pointer.starts_with('/')
+                    {
+                        let node = find(fields, "pointer").unwrap_or(item);
+                        return Err(reader.invalid(node, &format!("{path}.pointer"), format!("`{pointer}` is not a JSON pointer (it must start with `/`, e.g. `/spec/replicas`)")));
+                    }
+                    if rule == IgnoreRule::default() {
+                        return Err(reader.invalid(item, &path, "an ignore rule needs at least one of `kind`, `name`, `namespace`, `pointer`, `manager`".into()));
+                    }
+                    drift.ignore.push(rule);
+                }
+            }
+        }
+
+        let values = match find(top, "values").filter(|n| !n.is_null()) {
+            None => serde_json::Value::Object(serde_json::Map::new()),
+            Some(node) => {
+                reader.mapping(node, "values")?;
+                node.to_json()
+            }
+        };
+
+        Ok(EnvConfig {
+            name: name.to_string(),
+            file: file.to_path_buf(),
+            cluster,
+            registry,
+            terraform,
+            deploy,
+            drift,
+            values,
+            spans,
+        })
+    }
+}
+
+/// Whether `name` is a DNS label (RFC 1123): lowercase alphanumerics and `-`, 1 to 63 characters,
+/// starting and ending alphanumeric.
+pub fn is_dns_label(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 63
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !name.starts_with('-')
+        && !name.ends_with('-')
+}
+
+fn expand_home(path: &str) -> PathBuf {
+    match (path.strip_prefix("~/"), std::env::var_os("HOME")) {
+        (Some(rest), Some(home)) => PathBuf::from(home).join(rest),
+        _ => PathBuf::from(path),
+    }
+}
+
+/// The value of `key` in a mapping's entries.
+pub(crate) fn find<'n>(entries: &'n [(Node, Node)], key: &str) -> Option<&'n Node> {
+    entries
+        .iter()
+        .find(|(k, _)| k.as_scalar() == Some(key))
+        .map(|(_, v)| v)
+}
+
+/// Record the position of every mapping key (and list item) under its dotted path.
+fn record_spans(node: &Node, prefix: &str, keys: &mut BTreeMap<String, (usize, usize)>) {
+    let join = |key: &str| {
+        if prefix.is_empty() {
+            key.to_string()
+        } else {
+            format!("{prefix}.{key}")
+        }
+    };
+    match &node.kind {
+        NodeKind::Mapping(entries) => {
+            for (key, value) in entries {
+                let path = join(key.as_scalar().unwrap_or_default());
+                keys.insert(path.clone(), (key.line, key.column));
+                record_spans(value, &path, keys);
+            }
+        }
+        NodeKind::Sequence(items) => {
+            for (index, item) in items.iter().enumerate() {
+                let path = join(&index.to_string());
+                keys.insert(path.clone(), (item.line, item.column));
+                record_spans(item, &path, keys);
+            }
+        }
+        NodeKind::Scalar { .. } => {}
+    }
+}
+
+/// Typed access to config nodes with errors that name the file, line and key.
+pub(crate) struct Reader<'a> {
+    pub file: &'a Path,
+}
+
+impl Reader<'_> {
+    fn location(&self, node: &Node) -> Location {
+        Location::new(self.file, node.line, node.column)
+    }
+
+    pub fn syntax(&self, err: YamlError) -> RepoError {
+        RepoError::Syntax {
+            location: Location::new(self.file, err.line, err.column),
+            message: err.message,
+        }
+    }
+
+    pub fn invalid(&self, node: &Node, key: &str, message: String) -> RepoError {
+        RepoError::InvalidValue {
+            location: self.location(node),
+            key: key.to_string(),
+            message,
+        }
+    }
+
+    /// The entries of a mapping node (`null` counts as empty).
+    pub fn mapping<'n>(&self, node: &'n Node, path: &str) -> Result<&'n [(Node, Node)], RepoError> {
+        match &node.kind {
+            NodeKind::Mapping(entries) => Ok(entries),
+            _ if node.is_null() => Ok(&[]),
+            _ => Err(self.invalid(
+                node,
+                if path.is_empty() { "(top level)" } else { path },
+                format!("expected a mapping, found {}", node.type_name()),
+            )),
+        }
+    }
+
+    /// Reject keys outside `allowed`, with a did-you-mean hint.
+    pub fn check_keys(
+        &self,
+        entries: &[(Node, Node)],
+        path: &str,
+        allowed: &[&str],
+    ) -> Result<(), RepoError> {
+        for (key, _) in entries {
+            let name = key.as_scalar().unwrap_or_default();
+            if !allowed.contains(&name) {
+                return Err(RepoError::UnknownKey {
+                    location: self.location(key),
+                    key: if path.is_empty() {
+                        name.to_string()
+                    } else {
+                        format!("{path}.{name}")
+                    },
+                    suggestion: super::did_you_mean(name, allowed.iter().copied()).map(|s| {
+                        if path.is_empty() {
+                            s
+                        } else {
+                            format!("{path}.{s}")
+                        }
+                    }),
+                    allowed: allowed.iter().map(|s| s.to_string()).collect(),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    pub fn string(&self, node: &Node, path: &str) -> Result<String, RepoError> {
+        match node.to_json() {
+            serde_json::Value::String(text) => Ok(text),
+            serde_json::Value::Number(number) if matches!(node.kind, NodeKind::Scalar { .. }) => {
+                Ok(number.to_string())
+            }
+            _ => Err(self.invalid(
+                node,
+                path,
+                format!("expected a string, found {}", node.type_name()),
+            )),
+        }
+    }
+
+    pub fn boolean(&self, node: &Node, path: &str) -> Result<bool, RepoError> {
+        node.to_json().as_bool().ok_or_else(|| {
+            self.invalid(
+                node,
+                path,
+                format!("expected `true` or `false`, found {}", node.type_name()),
+            )
+        })
+    }
+
+    pub fn duration(&self, node: &Node, path: &str) -> Result<Duration, RepoError> {
+        let text = self.string(node, path)?;
+        crate::settings::parse_duration(&format!("`{path}`"), &text).map_err(|_| {
+            self.invalid(
+                node,
+                path,
+                format!(
+                    "invalid duration `{text}`: use a number with a unit, e.g. `90s`, `5m`, `1h30m`"
+                ),
+            )
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<EnvConfig, RepoError> {
+        EnvConfig::parse(
+            "production",
+            Path::new("/r/config/production.yaml"),
+            Path::new("config/production.yaml"),
+            text,
+        )
+    }
+
+    #[test]
+    fn parses_the_full_schema_with_spans() {
+        let config = parse(
+            "cluster:\n  context: prod\n  namespace: blog\n  force_conflicts: false\nregistry: ghcr.io/acme/blog\nterraform:\n  workspace: production\n  vars:\n    db_size: 20\n    name: x\n  lock_timeout: 2m\ndeploy:\n  timeout: 90s\n  history: 3\ndrift:\n  ignore:\n    - { kind: Deployment, pointer: /spec/replicas }\nvalues:\n  backend: { replicas: 3 }\n",
+        )
+        .unwrap();
+        assert_eq!(config.cluster.namespace, "blog");
+        assert_eq!(config.cluster.context.as_deref(), Some("prod"));
+        assert!(!config.cluster.force_conflicts);
+        assert_eq!(config.terraform.vars["db_size"], serde_json::json!(20));
+        assert_eq!(
+            config.terraform.vars.keys().collect::<Vec<_>>(),
+            ["db_size", "name"]
+        );
+        assert_eq!(
+            config.terraform.lock_timeout,
+            Some(Duration::from_secs(120))
+        );
+        assert_eq!(config.deploy.timeout, Duration::from_secs(90));
+        assert_eq!(config.deploy.lock_timeout, DEFAULT_LOCK_TIMEOUT);
+        assert!(
+            config.deploy.require_clean_tree,
+            "production requires a clean tree by default"
+        );
+        assert_eq!(config.deploy.history, 3);
+        assert_eq!(
+            config.drift.ignore[0].pointer.as_deref(),
+            Some("/spec/replicas")
+        );
+        assert_eq!(config.values["backend"]["replicas"], serde_json::json!(3));
+        assert_eq!(
+            config.spans.location("terraform.vars.db_size").to_string(),
+            "config/production.yaml:9:5"
+        );
+        assert_eq!(
+            config.spans.location("drift.ignore.0").to_string(),
+            "config/production.yaml:17:7"
+        );
+    }
+
+    #[test]
+    fn unknown_keys_suggest() {
+        let err = parse("cluster:\n  namespace: blog\nterraform:\n  workspce: x\n").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "config/production.yaml:4:3: unknown key `terraform.workspce`"
+        );
+        assert_eq!(
+            err.hint().as_deref(),
+            Some("did you mean `terraform.workspace`?")
+        );
+    }
+
+    #[test]
+    fn dns_labels() {
+        assert!(is_dns_label("prod-eu-1"));
+        assert!(!is_dns_label("Prod"));
+        assert!(!is_dns_label("-prod"));
+        assert!(!is_dns_label(&"a".repeat(64)));
     }
 }

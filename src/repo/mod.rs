@@ -5,11 +5,16 @@
 //! broken is an error saying what was looked for and where.
 
 pub mod config;
+pub mod yaml;
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 pub use config::EnvConfig;
+
+use crate::diagnostics::{Location, UserError};
+use config::{Reader, find, is_dns_label};
+use yaml::Node;
 
 /// A gitship repository: its root and what was discovered in it.
 #[derive(Debug, Clone)]
@@ -51,4 +56,617 @@ pub struct App {
     pub context: PathBuf,
     pub build_args: BTreeMap<String, String>,
     pub target: Option<String>,
+}
+
+/// The file that overrides the layout conventions.
+pub const SETTINGS_FILE: &str = "gitship.yaml";
+
+/// Errors of discovering the repository and loading its configs.
+#[derive(Debug, thiserror::Error)]
+pub enum RepoError {
+    /// No `-C` was given and the current directory is not inside a Git work tree.
+    #[error("`{}` is not inside a Git work tree", directory.display())]
+    NotInGitWorkTree { directory: PathBuf },
+    /// `-C DIR` does not name a directory.
+    #[error("repository `{}` is not a directory", path.display())]
+    NotADirectory { path: PathBuf },
+    /// A file or directory could not be read.
+    #[error("cannot read `{}`: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A YAML file is not valid YAML.
+    #[error("{location}: invalid YAML: {message}")]
+    Syntax { location: Location, message: String },
+    /// A key that the schema does not know.
+    #[error("{location}: unknown key `{key}`")]
+    UnknownKey {
+        location: Location,
+        key: String,
+        suggestion: Option<String>,
+        allowed: Vec<String>,
+    },
+    /// A key whose value has the wrong type or form.
+    #[error("{location}: invalid `{key}`: {message}")]
+    InvalidValue {
+        location: Location,
+        key: String,
+        message: String,
+    },
+    /// A required key is missing.
+    #[error("{location}: environment `{environment}` is missing the required key `{key}`")]
+    MissingKey {
+        location: Location,
+        key: String,
+        environment: String,
+    },
+    /// No `config/<name>.yaml`.
+    #[error("unknown environment `{name}`")]
+    UnknownEnvironment {
+        name: String,
+        available: Vec<String>,
+        suggestion: Option<String>,
+        config_dir: PathBuf,
+    },
+    /// An environment name (a config file stem) that is not a DNS label.
+    #[error("invalid environment name `{name}` (`{}`): environment names must be DNS labels", file.display())]
+    InvalidEnvironmentName { name: String, file: PathBuf },
+    /// A layer that exists but cannot be used, or a configured path that does not exist.
+    #[error("{message}")]
+    BrokenLayout { message: String, hint: String },
+    /// The repository has none of the layers gitship looks for.
+    #[error("no gitship layout in `{}`: looked for {looked_for}", root.display())]
+    NoLayout { root: PathBuf, looked_for: String },
+}
+
+impl RepoError {
+    /// What the user can do about it.
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            RepoError::NotInGitWorkTree { .. } => {
+                Some("run gitship inside a Git repository, or pass the repository with `-C DIR`".into())
+            }
+            RepoError::NotADirectory { .. } => Some("pass an existing directory to `-C`".into()),
+            RepoError::Io { .. } => None,
+            RepoError::Syntax { .. } => Some("fix the YAML syntax at the position shown".into()),
+            RepoError::UnknownKey { suggestion, allowed, .. } => Some(match suggestion {
+                Some(suggestion) => format!("did you mean `{suggestion}`?"),
+                None => format!("known keys here: {}", backticked(allowed)),
+            }),
+            RepoError::InvalidValue { .. } => None,
+            RepoError::MissingKey { key, .. } => Some(format!("add `{key}` to the environment's config")),
+            RepoError::UnknownEnvironment { suggestion, available, config_dir, .. } => {
+                Some(match (suggestion, available.is_empty()) {
+                    (Some(suggestion), _) => format!("did you mean `{suggestion}`?"),
+                    (None, true) => format!(
+                        "no environments: create `{}/<env>.yaml`",
+                        config_dir.display()
+                    ),
+                    (None, false) => format!("environments: {}", backticked(available)),
+                })
+            }
+            RepoError::InvalidEnvironmentName { .. } => Some(
+                "rename the file: lowercase letters, digits and `-`, at most 63 characters, e.g. `staging`".into(),
+            ),
+            RepoError::BrokenLayout { hint, .. } => Some(hint.clone()),
+            RepoError::NoLayout { .. } => Some(format!(
+                "pass the repository with `-C DIR`, lay it out as in the README, or point `{SETTINGS_FILE}` at your directories"
+            )),
+        }
+    }
+}
+
+impl From<RepoError> for UserError {
+    fn from(err: RepoError) -> Self {
+        UserError {
+            message: err.to_string(),
+            hint: err.hint(),
+            class: crate::diagnostics::ErrorClass::Failure,
+        }
+    }
+}
+
+fn backticked(items: &[String]) -> String {
+    items
+        .iter()
+        .map(|item| format!("`{item}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The closest candidate to `word` when it is close enough to be a likely typo.
+pub fn did_you_mean<'c>(
+    word: &str,
+    candidates: impl IntoIterator<Item = &'c str>,
+) -> Option<String> {
+    candidates
+        .into_iter()
+        .map(|candidate| (strsim::jaro_winkler(word, candidate), candidate))
+        .filter(|(score, _)| *score > 0.8)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, candidate)| candidate.to_string())
+}
+
+/// `gitship.yaml`: overrides of the conventions.
+#[derive(Debug, Default)]
+struct Overrides {
+    apps_dir: Option<(String, Location)>,
+    terraform_dir: Option<(String, Location)>,
+    kubernetes_dir: Option<(String, Location)>,
+    config_dir: Option<(String, Location)>,
+    terraform_binary: Option<String>,
+    builder: Option<String>,
+    apps: BTreeMap<String, AppOverride>,
+}
+
+#[derive(Debug, Default)]
+struct AppOverride {
+    dockerfile: Option<String>,
+    context: Option<String>,
+    build_args: BTreeMap<String, String>,
+    target: Option<String>,
+    location: Option<Location>,
+}
+
+fn read_file(path: &Path) -> Result<String, RepoError> {
+    std::fs::read_to_string(path).map_err(|source| RepoError::Io {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+fn parse_overrides(root: &Path) -> Result<Overrides, RepoError> {
+    let path = root.join(SETTINGS_FILE);
+    if !path.exists() {
+        return Ok(Overrides::default());
+    }
+    let text = read_file(&path)?;
+    let display = PathBuf::from(SETTINGS_FILE);
+    let reader = Reader { file: &display };
+    let Some(node) = yaml::parse_single(&text).map_err(|err| reader.syntax(err))? else {
+        return Ok(Overrides::default());
+    };
+    let mut overrides = Overrides::default();
+    let top = reader.mapping(&node, "")?;
+    reader.check_keys(top, "", &["paths", "terraform", "build", "apps"])?;
+    let at = |node: &Node| Location::new(&display, node.line, node.column);
+    if let Some(paths) = find(top, "paths") {
+        let entries = reader.mapping(paths, "paths")?;
+        reader.check_keys(
+            entries,
+            "paths",
+            &["apps", "terraform", "kubernetes", "config"],
+        )?;
+        let get = |key: &str| -> Result<Option<(String, Location)>, RepoError> {
+            find(entries, key)
+                .map(|n| Ok((reader.string(n, &format!("paths.{key}"))?, at(n))))
+                .transpose()
+        };
+        overrides.apps_dir = get("apps")?;
+        overrides.terraform_dir = get("terraform")?;
+        overrides.kubernetes_dir = get("kubernetes")?;
+        overrides.config_dir = get("config")?;
+    }
+    if let Some(terraform) = find(top, "terraform") {
+        let entries = reader.mapping(terraform, "terraform")?;
+        reader.check_keys(entries, "terraform", &["binary"])?;
+        if let Some(binary) = find(entries, "binary") {
+            let value = reader.string(binary, "terraform.binary")?;
+            if value.trim().is_empty() {
+                return Err(reader.invalid(
+                    binary,
+                    "terraform.binary",
+                    "expected a program name such as `terraform` or `tofu`".into(),
+                ));
+            }
+            overrides.terraform_binary = Some(value);
+        }
+    }
+    if let Some(build) = find(top, "build") {
+        let entries = reader.mapping(build, "build")?;
+        reader.check_keys(entries, "build", &["builder"])?;
+        if let Some(builder) = find(entries, "builder") {
+            let value = reader.string(builder, "build.builder")?;
+            if !["docker", "podman", "buildah"].contains(&value.as_str()) {
+                return Err(reader.invalid(
+                    builder,
+                    "build.builder",
+                    format!("`{value}` is not one of `docker`, `podman`, `buildah`"),
+                ));
+            }
+            overrides.builder = Some(value);
+        }
+    }
+    if let Some(apps) = find(top, "apps") {
+        for (key, value) in reader.mapping(apps, "apps")? {
+            let name = reader.string(key, "apps")?;
+            let path = format!("apps.{name}");
+            let entries = reader.mapping(value, &path)?;
+            reader.check_keys(
+                entries,
+                &path,
+                &["dockerfile", "context", "build_args", "target"],
+            )?;
+            let get = |field: &str| {
+                find(entries, field)
+                    .map(|n| reader.string(n, &format!("{path}.{field}")))
+                    .transpose()
+            };
+            let mut app = AppOverride {
+                dockerfile: get("dockerfile")?,
+                context: get("context")?,
+                target: get("target")?,
+                location: Some(at(key)),
+                ..AppOverride::default()
+            };
+            if let Some(args) = find(entries, "build_args") {
+                for (arg, arg_value) in reader.mapping(args, &format!("{path}.build_args"))? {
+                    let arg = reader.string(arg, &format!("{path}.build_args"))?;
+                    let text = reader.string(arg_value, &format!("{path}.build_args.{arg}"))?;
+                    app.build_args.insert(arg, text);
+                }
+            }
+            overrides.apps.insert(name, app);
+        }
+    }
+    Ok(overrides)
+}
+
+/// A configured or conventional directory: `Some(path)` when it exists.
+fn layer(
+    root: &Path,
+    configured: &Option<(String, Location)>,
+    convention: &str,
+    what: &str,
+) -> Result<Option<PathBuf>, RepoError> {
+    match configured {
+        Some((relative, location)) => {
+            let path = root.join(relative);
+            if path.is_dir() {
+                Ok(Some(path))
+            } else {
+                Err(RepoError::BrokenLayout {
+                    message: format!(
+                        "{location}: the {what} directory `{relative}` does not exist"
+                    ),
+                    hint: format!("create `{relative}` or fix the path in `{SETTINGS_FILE}`"),
+                })
+            }
+        }
+        None => {
+            let path = root.join(convention);
+            if path.is_dir() {
+                Ok(Some(path))
+            } else if path.exists() {
+                Err(RepoError::BrokenLayout {
+                    message: format!(
+                        "`{convention}` is not a directory (looked for the {what} there)"
+                    ),
+                    hint: format!(
+                        "make `{convention}` a directory, or point `paths` in `{SETTINGS_FILE}` elsewhere"
+                    ),
+                })
+            } else {
+                Ok(None)
+            }
+        }
+    }
+}
+
+fn sorted_entries(dir: &Path) -> Result<Vec<std::fs::DirEntry>, RepoError> {
+    let io = |source| RepoError::Io {
+        path: dir.to_path_buf(),
+        source,
+    };
+    let mut entries = std::fs::read_dir(dir)
+        .map_err(io)?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(io)?;
+    entries.sort_by_key(|e| e.file_name());
+    Ok(entries)
+}
+
+impl Repository {
+    /// Find the repository: `repo_flag` (`-C DIR`) or else the enclosing Git work tree of the
+    /// current directory; then discover its layers, applying `gitship.yaml`.
+    pub fn discover(repo_flag: Option<&Path>) -> Result<Repository, RepoError> {
+        let root = match repo_flag {
+            Some(dir) => {
+                let absolute = std::path::absolute(dir).map_err(|source| RepoError::Io {
+                    path: dir.to_path_buf(),
+                    source,
+                })?;
+                if !absolute.is_dir() {
+                    return Err(RepoError::NotADirectory {
+                        path: dir.to_path_buf(),
+                    });
+                }
+                absolute.canonicalize().map_err(|source| RepoError::Io {
+                    path: dir.to_path_buf(),
+                    source,
+                })?
+            }
+            None => {
+                let cwd = std::env::current_dir().map_err(|source| RepoError::Io {
+                    path: ".".into(),
+                    source,
+                })?;
+                crate::git::work_tree_root(&cwd)
+                    .ok_or(RepoError::NotInGitWorkTree { directory: cwd })?
+            }
+        };
+        Self::open(root)
+    }
+
+    /// Discover the layers of the repository rooted at `root` (absolute).
+    pub fn open(root: PathBuf) -> Result<Repository, RepoError> {
+        let overrides = parse_overrides(&root)?;
+        let apps_dir = layer(&root, &overrides.apps_dir, "apps", "apps")?;
+        let terraform_dir = layer(
+            &root,
+            &overrides.terraform_dir,
+            "infrastructure/terraform",
+            "Terraform",
+        )?;
+        let kubernetes_dir = layer(
+            &root,
+            &overrides.kubernetes_dir,
+            "infrastructure/kubernetes",
+            "Kubernetes manifests",
+        )?;
+        let config_relative = overrides
+            .config_dir
+            .as_ref()
+            .map(|(p, _)| p.clone())
+            .unwrap_or_else(|| "config".into());
+        let config_dir = layer(&root, &overrides.config_dir, "config", "environment config")?;
+
+        if let Some(dir) = &terraform_dir {
+            let has_tf = sorted_entries(dir)?
+                .iter()
+                .any(|e| e.path().extension().is_some_and(|x| x == "tf"));
+            if !has_tf {
+                let shown_dir = shown(&root, dir);
+                return Err(RepoError::BrokenLayout {
+                    message: format!("the Terraform directory `{shown_dir}` has no `*.tf` files"),
+                    hint: format!(
+                        "add the root module's `*.tf` files to `{shown_dir}`, or remove the directory"
+                    ),
+                });
+            }
+        }
+
+        let mut apps = Vec::new();
+        if let Some(dir) = &apps_dir {
+            for entry in sorted_entries(dir)? {
+                let path = entry.path();
+                let name = entry.file_name().to_string_lossy().into_owned();
+                if !path.is_dir() || name.starts_with('.') {
+                    continue;
+                }
+                let dockerfile = path.join("Dockerfile");
+                let configured = overrides.apps.get(&name);
+                if !dockerfile.is_file() && configured.is_none_or(|c| c.dockerfile.is_none()) {
+                    let shown_dir = shown(&root, &path);
+                    return Err(RepoError::BrokenLayout {
+                        message: format!("app directory `{shown_dir}` has no `Dockerfile`"),
+                        hint: format!(
+                            "add `{shown_dir}/Dockerfile`, move the directory out of `{}`, or set `apps.{name}.dockerfile` in `{SETTINGS_FILE}`",
+                            shown(&root, dir)
+                        ),
+                    });
+                }
+                apps.push(App {
+                    name,
+                    dockerfile,
+                    context: path,
+                    build_args: BTreeMap::new(),
+                    target: None,
+                });
+            }
+        }
+        for (name, configured) in &overrides.apps {
+            let location = configured
+                .location
+                .clone()
+                .unwrap_or_else(|| Location::new(SETTINGS_FILE, 1, 1));
+            if !is_dns_label(name) {
+                return Err(RepoError::BrokenLayout {
+                    message: format!("{location}: app name `{name}` is not a valid image name"),
+                    hint: "use lowercase letters, digits and `-`".into(),
+                });
+            }
+            let discovered = apps.iter().position(|a| &a.name == name);
+            let index = match discovered {
+                Some(index) => index,
+                None if configured.dockerfile.is_some() => {
+                    apps.push(App {
+                        name: name.clone(),
+                        dockerfile: PathBuf::new(),
+                        context: PathBuf::new(),
+                        build_args: BTreeMap::new(),
+                        target: None,
+                    });
+                    apps.len() - 1
+                }
+                None => {
+                    let known: Vec<&str> = apps.iter().map(|a| a.name.as_str()).collect();
+                    let hint = match did_you_mean(name, known.iter().copied()) {
+                        Some(s) => format!(
+                            "did you mean `{s}`? (or set `apps.{name}.dockerfile` to declare a new app)"
+                        ),
+                        None => format!("set `apps.{name}.dockerfile` to declare a new app"),
+                    };
+                    return Err(RepoError::BrokenLayout {
+                        message: format!(
+                            "{location}: `apps.{name}` does not match any app directory"
+                        ),
+                        hint,
+                    });
+                }
+            };
+            let app = &mut apps[index];
+            if let Some(dockerfile) = &configured.dockerfile {
+                app.dockerfile = root.join(dockerfile);
+                if configured.context.is_none() && discovered.is_none() {
+                    app.context = app
+                        .dockerfile
+                        .parent()
+                        .map(Path::to_path_buf)
+                        .unwrap_or_else(|| root.clone());
+                }
+            }
+            if let Some(context) = &configured.context {
+                app.context = root.join(context);
+            }
+            app.build_args = configured.build_args.clone();
+            app.target = configured.target.clone();
+            if !app.dockerfile.is_file() {
+                return Err(RepoError::BrokenLayout {
+                    message: format!(
+                        "{location}: the Dockerfile of app `{name}` does not exist: `{}`",
+                        shown(&root, &app.dockerfile)
+                    ),
+                    hint: format!("fix `apps.{name}.dockerfile` in `{SETTINGS_FILE}`"),
+                });
+            }
+            if !app.context.is_dir() {
+                return Err(RepoError::BrokenLayout {
+                    message: format!(
+                        "{location}: the build context of app `{name}` is not a directory: `{}`",
+                        shown(&root, &app.context)
+                    ),
+                    hint: format!("fix `apps.{name}.context` in `{SETTINGS_FILE}`"),
+                });
+            }
+        }
+        apps.sort_by(|a, b| a.name.cmp(&b.name));
+        for app in &apps {
+            if !is_dns_label(&app.name) {
+                return Err(RepoError::BrokenLayout {
+                    message: format!("app `{}` has a name that cannot be an image name", app.name),
+                    hint: "rename the directory: lowercase letters, digits and `-`".into(),
+                });
+            }
+        }
+
+        let mut environments = BTreeMap::new();
+        if let Some(dir) = &config_dir {
+            for entry in sorted_entries(dir)? {
+                let path = entry.path();
+                let Some(extension) = path.extension() else {
+                    continue;
+                };
+                if (extension != "yaml" && extension != "yml") || !path.is_file() {
+                    continue;
+                }
+                let name = path
+                    .file_stem()
+                    .map(|s| s.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                if !is_dns_label(&name) {
+                    return Err(RepoError::InvalidEnvironmentName {
+                        name,
+                        file: relative(&root, &path),
+                    });
+                }
+                if environments.insert(name.clone(), path.clone()).is_some() {
+                    return Err(RepoError::BrokenLayout {
+                        message: format!(
+                            "environment `{name}` has two config files (`.yaml` and `.yml`)"
+                        ),
+                        hint: format!(
+                            "keep one of `{config_relative}/{name}.yaml` and `{config_relative}/{name}.yml`"
+                        ),
+                    });
+                }
+            }
+        }
+
+        if apps_dir.is_none()
+            && terraform_dir.is_none()
+            && kubernetes_dir.is_none()
+            && config_dir.is_none()
+        {
+            return Err(RepoError::NoLayout {
+                root: root.clone(),
+                looked_for: "`apps/*/Dockerfile`, `infrastructure/terraform/`, `infrastructure/kubernetes/`, `config/*.yaml` and `gitship.yaml`".into(),
+            });
+        }
+
+        Ok(Repository {
+            layout: Layout {
+                apps_dir,
+                terraform_dir,
+                kubernetes_dir,
+                config_dir: root.join(&config_relative),
+                terraform_binary: overrides
+                    .terraform_binary
+                    .unwrap_or_else(|| "terraform".into()),
+                builder: overrides.builder,
+            },
+            root,
+            apps,
+            environments,
+        })
+    }
+
+    /// `path` relative to the repository root when it lies below it (for messages).
+    pub fn relative(&self, path: &Path) -> PathBuf {
+        relative(&self.root, path)
+    }
+
+    /// The app called `name`.
+    pub fn app(&self, name: &str) -> Option<&App> {
+        self.apps.iter().find(|a| a.name == name)
+    }
+
+    /// Resolve an environment name to its config file, or an error with a did-you-mean hint.
+    pub fn environment_file(&self, name: &str) -> Result<&Path, RepoError> {
+        match self.environments.get(name) {
+            Some(path) => Ok(path),
+            None => Err(RepoError::UnknownEnvironment {
+                name: name.to_string(),
+                available: self.environments.keys().cloned().collect(),
+                suggestion: did_you_mean(name, self.environments.keys().map(String::as_str)),
+                config_dir: self.relative(&self.layout.config_dir),
+            }),
+        }
+    }
+
+    /// Load and validate `config/<name>.yaml`.
+    pub fn load_env(&self, name: &str) -> Result<EnvConfig, RepoError> {
+        let file = self.environment_file(name)?.to_path_buf();
+        let text = read_file(&file)?;
+        let display = self.relative(&file);
+        let config = EnvConfig::parse(name, &file, &display, &text)?;
+        if !self.apps.is_empty() && config.registry.is_none() {
+            return Err(RepoError::MissingKey {
+                location: Location::new(display, 1, 1),
+                key: "registry".into(),
+                environment: name.to_string(),
+            });
+        }
+        Ok(config)
+    }
+
+    /// Load every environment, in name order.
+    pub fn load_all_envs(&self) -> Vec<(String, Result<EnvConfig, RepoError>)> {
+        self.environments
+            .keys()
+            .map(|name| (name.clone(), self.load_env(name)))
+            .collect()
+    }
+}
+
+fn relative(root: &Path, path: &Path) -> PathBuf {
+    path.strip_prefix(root)
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|_| path.to_path_buf())
+}
+
+fn shown(root: &Path, path: &Path) -> String {
+    relative(root, path).display().to_string()
 }

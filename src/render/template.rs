@@ -1,0 +1,399 @@
+//! Placeholders: parsing `${...}` out of a YAML scalar and resolving it against the render inputs.
+//!
+//! A scalar's text is split into literal text and placeholders; `$${` is a literal `${`. A
+//! placeholder is a dotted path whose first segment names the source: `values`, `env`, `git`,
+//! `images` or `terraform`.
+
+use std::borrow::Cow;
+
+use serde_json::Value;
+
+use crate::render::{RenderInputs, UnknownOutputs};
+use crate::repo::did_you_mean;
+
+/// Text shown for a Terraform output whose value is not known until apply.
+pub const KNOWN_AFTER_APPLY: &str = "(known after apply)";
+
+/// One piece of a scalar's text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Segment<'t> {
+    Text(Cow<'t, str>),
+    /// `expression` is the trimmed text between `${` and `}`; `offset` is the byte offset of
+    /// `$` in the scalar's text.
+    Placeholder {
+        expression: &'t str,
+        offset: usize,
+        raw: &'t str,
+    },
+}
+
+/// A malformed placeholder.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyntaxError {
+    pub offset: usize,
+    pub message: String,
+}
+
+/// Split `text` into segments; `None` when it has no placeholder and no escape (the common case).
+pub fn parse(text: &str) -> Result<Option<Vec<Segment<'_>>>, SyntaxError> {
+    if !text.contains("${") {
+        return Ok(None);
+    }
+    let mut segments = Vec::new();
+    let mut literal = String::new();
+    let mut rest_start = 0;
+    let bytes = text.as_bytes();
+    let mut index = 0;
+    while index < bytes.len() {
+        if bytes[index] == b'$' && text[index..].starts_with("$${") {
+            literal.push_str(&text[rest_start..index]);
+            literal.push_str("${");
+            index += 3;
+            rest_start = index;
+            continue;
+        }
+        if bytes[index] == b'$' && text[index..].starts_with("${") {
+            literal.push_str(&text[rest_start..index]);
+            let Some(close) = text[index + 2..].find('}') else {
+                return Err(SyntaxError {
+                    offset: index,
+                    message: "unterminated placeholder: `${` without a closing `}`".into(),
+                });
+            };
+            let raw = &text[index..index + 2 + close + 1];
+            let expression = text[index + 2..index + 2 + close].trim();
+            if expression.is_empty() {
+                return Err(SyntaxError {
+                    offset: index,
+                    message: "empty placeholder `${}`".into(),
+                });
+            }
+            let valid_segment = |segment: &str| {
+                !segment.is_empty()
+                    && segment
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+            };
+            if !expression.split('.').all(valid_segment) {
+                return Err(SyntaxError {
+                    offset: index,
+                    message: format!(
+                        "invalid placeholder `{raw}`: expected a dotted path such as `${{values.backend.replicas}}` (write `$${{` for a literal `${{`)"
+                    ),
+                });
+            }
+            if !literal.is_empty() {
+                segments.push(Segment::Text(Cow::Owned(std::mem::take(&mut literal))));
+            }
+            segments.push(Segment::Placeholder {
+                expression,
+                offset: index,
+                raw,
+            });
+            index += raw.len();
+            rest_start = index;
+            continue;
+        }
+        index += 1;
+    }
+    literal.push_str(&text[rest_start..]);
+    if !literal.is_empty() {
+        segments.push(Segment::Text(Cow::Owned(literal)));
+    }
+    Ok(Some(segments))
+}
+
+/// Why a placeholder did not resolve.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unresolved {
+    pub message: String,
+    /// The problem is that no Terraform outputs were provided at all.
+    pub no_terraform_outputs: bool,
+}
+
+impl Unresolved {
+    fn new(message: String) -> Self {
+        Unresolved {
+            message,
+            no_terraform_outputs: false,
+        }
+    }
+}
+
+/// A resolved placeholder: its value and, for a sensitive Terraform output, the output's name.
+#[derive(Debug)]
+pub struct Resolved<'i> {
+    pub value: Cow<'i, Value>,
+    pub sensitive_output: Option<&'i str>,
+}
+
+fn suggest_path(prefix: &str, wrong: &str, candidates: impl IntoIterator<Item = String>) -> String {
+    let candidates: Vec<String> = candidates.into_iter().collect();
+    match did_you_mean(wrong, candidates.iter().map(String::as_str)) {
+        Some(suggestion) => format!(" (did you mean `{prefix}{suggestion}`?)"),
+        None => String::new(),
+    }
+}
+
+/// Walk `path` below `value`; the error names the first segment that is missing.
+fn walk<'v>(value: &'v Value, source: &str, path: &[&str]) -> Result<&'v Value, Unresolved> {
+    let mut current = value;
+    let mut walked = source.to_string();
+    for segment in path {
+        let next = match current {
+            Value::Object(map) => map.get(*segment).ok_or_else(|| {
+                Unresolved::new(format!(
+                    "`{walked}.{segment}` is not defined{}",
+                    suggest_path(&format!("{walked}."), segment, map.keys().cloned())
+                ))
+            })?,
+            Value::Array(items) => segment
+                .parse::<usize>()
+                .ok()
+                .and_then(|i| items.get(i))
+                .ok_or_else(|| {
+                    Unresolved::new(format!(
+                        "`{walked}` is a list of {} items; `{segment}` is not an index in it",
+                        items.len()
+                    ))
+                })?,
+            other => {
+                return Err(Unresolved::new(format!(
+                    "`{walked}` is {}, it has no `{segment}`",
+                    type_name(other)
+                )));
+            }
+        };
+        walked.push('.');
+        walked.push_str(segment);
+        current = next;
+    }
+    Ok(current)
+}
+
+/// A short name of a JSON value's type.
+pub fn type_name(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "a mapping",
+    }
+}
+
+const SOURCES: &[&str] = &["values", "env", "git", "images", "terraform"];
+
+/// Resolve one placeholder expression (`values.backend.replicas`).
+pub fn resolve<'i>(
+    expression: &str,
+    inputs: &'i RenderInputs,
+    derived: &'i Derived,
+    unknown_outputs: UnknownOutputs,
+) -> Result<Resolved<'i>, Unresolved> {
+    let mut parts = expression.split('.');
+    let source = parts.next().unwrap_or_default();
+    let path: Vec<&str> = parts.collect();
+    let plain = |value: &'i Value| {
+        Ok(Resolved {
+            value: Cow::Borrowed(value),
+            sensitive_output: None,
+        })
+    };
+    match source {
+        "values" => plain(walk(&inputs.values, "values", &path)?),
+        "env" => match path.as_slice() {
+            ["name"] => plain(&derived.env_name),
+            ["namespace"] => plain(&derived.env_namespace),
+            _ => Err(Unresolved::new(format!(
+                "`{expression}` is not defined{}",
+                suggest_path(
+                    "env.",
+                    &path.join("."),
+                    ["name".to_string(), "namespace".to_string()]
+                )
+            ))),
+        },
+        "git" => match path.as_slice() {
+            ["sha"] => plain(&derived.git_sha),
+            ["short_sha"] => plain(&derived.git_short_sha),
+            _ => Err(Unresolved::new(format!(
+                "`{expression}` is not defined{}",
+                suggest_path(
+                    "git.",
+                    &path.join("."),
+                    ["sha".to_string(), "short_sha".to_string()]
+                )
+            ))),
+        },
+        "images" => {
+            let Some((app, field)) = path.split_first() else {
+                return Err(Unresolved::new(
+                    "`images` needs an app name, e.g. `images.backend`".into(),
+                ));
+            };
+            let Some(image) = derived.images.get(*app) else {
+                let known: Vec<String> = derived.images.keys().cloned().collect();
+                let listing = if known.is_empty() {
+                    " (the repository has no apps)".to_string()
+                } else {
+                    suggest_path("images.", app, known)
+                };
+                return Err(Unresolved::new(format!(
+                    "`images.{app}` is not an app{listing}"
+                )));
+            };
+            match field {
+                [] | ["reference"] => plain(&image.reference),
+                ["repository"] => plain(&image.repository),
+                ["tag"] => plain(&image.tag),
+                ["digest"] => plain(&image.digest),
+                _ => Err(Unresolved::new(format!(
+                    "`{expression}` is not defined (an image has `reference`, `repository`, `tag` and `digest`)"
+                ))),
+            }
+        }
+        "terraform" => {
+            let Some((name, rest)) = path.split_first() else {
+                return Err(Unresolved::new(
+                    "`terraform` needs an output name, e.g. `terraform.database_url`".into(),
+                ));
+            };
+            let Some(output) = inputs.terraform.get(*name) else {
+                if inputs.terraform.is_empty() {
+                    return Err(Unresolved {
+                        message: format!(
+                            "`terraform.{name}` needs Terraform outputs, and none are available"
+                        ),
+                        no_terraform_outputs: true,
+                    });
+                }
+                return Err(Unresolved::new(format!(
+                    "Terraform has no output `{name}`{}",
+                    suggest_path("terraform.", name, inputs.terraform.keys().cloned())
+                )));
+            };
+            let sensitive_output = if output.sensitive {
+                inputs
+                    .terraform
+                    .get_key_value(*name)
+                    .map(|(key, _)| key.as_str())
+            } else {
+                None
+            };
+            match &output.value {
+                Some(value) => Ok(Resolved {
+                    value: Cow::Borrowed(walk(value, &format!("terraform.{name}"), rest)?),
+                    sensitive_output,
+                }),
+                None => match unknown_outputs {
+                    UnknownOutputs::Placeholder => Ok(Resolved {
+                        value: Cow::Owned(Value::String(KNOWN_AFTER_APPLY.into())),
+                        sensitive_output,
+                    }),
+                    UnknownOutputs::Error => Err(Unresolved::new(format!(
+                        "Terraform output `{name}` is not known until apply"
+                    ))),
+                },
+            }
+        }
+        _ => Err(Unresolved::new(format!(
+            "unknown source `{source}`{}; placeholders start with one of {} (write `$${{` for a literal `${{`)",
+            suggest_path("", source, SOURCES.iter().map(|s| s.to_string())),
+            SOURCES
+                .iter()
+                .map(|s| format!("`{s}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))),
+    }
+}
+
+/// Inputs turned into JSON values once per render, so that resolution can borrow them.
+#[derive(Debug)]
+pub struct Derived {
+    pub env_name: Value,
+    pub env_namespace: Value,
+    pub git_sha: Value,
+    pub git_short_sha: Value,
+    pub images: std::collections::BTreeMap<String, DerivedImage>,
+}
+
+#[derive(Debug)]
+pub struct DerivedImage {
+    pub reference: Value,
+    pub repository: Value,
+    pub tag: Value,
+    pub digest: Value,
+}
+
+impl Derived {
+    pub fn new(inputs: &RenderInputs) -> Derived {
+        Derived {
+            env_name: Value::String(inputs.environment.clone()),
+            env_namespace: Value::String(inputs.namespace.clone()),
+            git_sha: Value::String(inputs.git_sha.clone()),
+            git_short_sha: Value::String(inputs.git_sha.chars().take(12).collect()),
+            images: inputs
+                .images
+                .iter()
+                .map(|(app, image)| {
+                    (
+                        app.clone(),
+                        DerivedImage {
+                            reference: Value::String(image.reference()),
+                            repository: Value::String(image.repository.clone()),
+                            tag: Value::String(image.tag.clone()),
+                            digest: image
+                                .digest
+                                .clone()
+                                .map(Value::String)
+                                .unwrap_or(Value::Null),
+                        },
+                    )
+                })
+                .collect(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_segments_and_escapes() {
+        assert_eq!(parse("plain").unwrap(), None);
+        let segments = parse("a-${values.x}-$${literal}").unwrap().unwrap();
+        assert_eq!(
+            segments,
+            vec![
+                Segment::Text("a-".into()),
+                Segment::Placeholder {
+                    expression: "values.x",
+                    offset: 2,
+                    raw: "${values.x}"
+                },
+                Segment::Text("-${literal}".into()),
+            ]
+        );
+        assert_eq!(
+            parse("$${x}").unwrap().unwrap(),
+            vec![Segment::Text("${x}".into())]
+        );
+        assert!(
+            parse("${values.x")
+                .unwrap_err()
+                .message
+                .contains("unterminated")
+        );
+        assert!(parse("${}").unwrap_err().message.contains("empty"));
+        assert!(
+            parse("${a b}")
+                .unwrap_err()
+                .message
+                .contains("invalid placeholder")
+        );
+    }
+}
