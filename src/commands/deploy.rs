@@ -10,6 +10,7 @@ use std::path::Path;
 
 use anyhow::Result;
 
+use crate::build::{self, BuildOptions};
 use crate::commands::Context;
 use crate::commands::render::{load_terraform_outputs, render_with};
 use crate::diagnostics::UserError;
@@ -19,7 +20,7 @@ use crate::kube::lock::LockOptions;
 use crate::kube::sandbox::Sandbox;
 use crate::kube::{ClientOptions, DesiredObject, KubeError};
 use crate::output::Printer;
-use crate::render::UnknownOutputs;
+use crate::render::{RenderInputs, UnknownOutputs};
 use crate::repo::{EnvConfig, Repository};
 use crate::settings::{DeploySettings, GlobalSettings, OutputFormat};
 use crate::terraform;
@@ -49,16 +50,12 @@ pub async fn run(ctx: &Context, settings: DeploySettings) -> Result<Outcome> {
 
     // 1. Static checks: nothing has changed yet when one fails.
     let sha = crate::git::head_sha(&repo.root).ok();
-    if config.deploy.require_clean_tree && !settings.build.allow_dirty && !sandbox {
-        let dirty = crate::git::is_dirty(&repo.root).map_err(|e| UserError::bare(e.to_string()))?;
-        if dirty {
-            return Err(UserError::new(
-                format!("the working tree has uncommitted changes; environment `{}` deploys only committed code", config.name),
-                "commit or stash the changes, or pass `--allow-dirty`",
-            )
-            .into());
-        }
-    }
+    let requests = if sandbox {
+        Vec::new()
+    } else {
+        build::requests_for(&repo, &config, settings.build.allow_dirty)
+            .map_err(crate::commands::build::request_error)?
+    };
     let terraform_settings = match settings.cluster.terraform_outputs {
         Some(_) => None,
         None => terraform::TerraformSettings::for_environment(&repo, &config),
@@ -95,19 +92,61 @@ pub async fn run(ctx: &Context, settings: DeploySettings) -> Result<Outcome> {
             ));
         }
     }
-    if !sandbox && !repo.apps.is_empty() {
-        printer.warn("image building is not wired into `deploy` in this build: the manifests reference the apps' content tags, which must exist in the registry");
-    }
 
-    // 2. Terraform: plan, apply when it changes anything, read the outputs.
-    let outputs = match (given_outputs, terraform_settings) {
-        (Some(outputs), _) => outputs,
-        (None, Some(settings)) => terraform_stage(settings, printer).await?,
-        (None, None) => terraform::Outputs::new(),
+    // 2. Images and the Terraform plan concurrently; then apply exactly that plan.
+    let terraform = match terraform_settings {
+        Some(settings) => Some(terraform_driver(settings, printer).await?),
+        None => None,
+    };
+    let build_options = BuildOptions {
+        builder: repo.layout.builder.clone(),
+        jobs: settings.build.jobs,
+        force: settings.build.force_build,
+        environment: Default::default(),
+    };
+    let registry = build::Registry::new();
+    let images = async {
+        if requests.is_empty() {
+            return Ok(Vec::new());
+        }
+        build::build_images(&requests, &build_options, &registry, printer)
+            .await
+            .map_err(crate::commands::build::stage_error)
+    };
+    let plan = async {
+        match &terraform {
+            Some(driver) => driver
+                .plan(
+                    terraform::PlanMode::Normal,
+                    &driver.settings().data_dir.join("gitship-deploy.tfplan"),
+                )
+                .await
+                .map(Some)
+                .map_err(terraform::TerraformError::into_anyhow),
+            None => Ok(None),
+        }
+    };
+    let (images, plan) = tokio::join!(images, plan);
+    let (images, plan) = (images?, plan?);
+    let outputs = match (given_outputs, &terraform, plan) {
+        (Some(outputs), _, _) => outputs,
+        (None, Some(driver), Some(plan)) => terraform_apply(driver, &plan, printer).await?,
+        _ => terraform::Outputs::new(),
     };
 
-    // 3. Render with the real outputs.
-    let manifests = render_with(&repo, &config, outputs, UnknownOutputs::Error)?;
+    // 3. Render with the real outputs, images pinned to the digests just built or found.
+    let mut inputs =
+        RenderInputs::for_environment(&repo, &config, outputs).map_err(UserError::from)?;
+    for image in &images {
+        if let Some(reference) = inputs.images.get_mut(&image.app)
+            && reference.tag == image.tag
+        {
+            reference.digest = Some(image.digest.clone());
+        }
+    }
+    let manifests =
+        crate::render::render_environment(&repo, &config, &inputs, UnknownOutputs::Error)
+            .map_err(UserError::from)?;
     let desired: Vec<DesiredObject> = manifests.into_iter().map(DesiredObject::from).collect();
 
     // 4. The Kubernetes stage: lock, apply, wait, prune, record, unlock.
@@ -129,23 +168,26 @@ pub async fn run(ctx: &Context, settings: DeploySettings) -> Result<Outcome> {
     Ok(Outcome::Success)
 }
 
-/// `terraform plan`, then `apply` of exactly that plan when it changes anything; the outputs.
-async fn terraform_stage(
+/// The environment's Terraform driver, reporting progress as status lines.
+async fn terraform_driver(
     settings: terraform::TerraformSettings,
     printer: &Printer,
-) -> Result<terraform::Outputs> {
-    let planfile = settings.data_dir.join("gitship-deploy.tfplan");
+) -> Result<terraform::Terraform> {
     let status = printer.clone();
-    let driver = terraform::driver::Terraform::new(settings)
+    Ok(terraform::Terraform::new(settings)
         .await
         .map_err(terraform::TerraformError::into_anyhow)?
         .with_progress(std::sync::Arc::new(move |line: &str| {
             status.status(&format!("terraform: {line}"))
-        }));
-    let plan = driver
-        .plan(terraform::plan::PlanMode::Normal, &planfile)
-        .await
-        .map_err(terraform::TerraformError::into_anyhow)?;
+        })))
+}
+
+/// Apply exactly `plan` when it changes anything; then the outputs.
+async fn terraform_apply(
+    driver: &terraform::Terraform,
+    plan: &terraform::PlanSummary,
+    printer: &Printer,
+) -> Result<terraform::Outputs> {
     if plan.has_changes {
         printer.status(&format!(
             "terraform: applying {} to add, {} to change, {} to replace, {} to destroy",

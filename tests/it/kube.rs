@@ -969,6 +969,23 @@ impl ExampleRepo {
             .expect("commit");
     }
 
+    /// Drop the apps (their images are then fixed references): a non-sandbox deploy has nothing
+    /// to build, so no registry is needed.
+    fn without_apps(self) -> ExampleRepo {
+        std::fs::remove_dir_all(self.path().join("apps")).expect("remove apps");
+        for (file, app) in [("backend.yaml", "backend"), ("frontend.yaml", "frontend")] {
+            let path = self.path().join("infrastructure/kubernetes").join(file);
+            let text = std::fs::read_to_string(&path).expect("read manifest");
+            let fixed = text.replace(
+                &format!("${{images.{app}}}"),
+                &format!("registry.test/blog/{app}:v1"),
+            );
+            std::fs::write(&path, fixed).expect("write manifest");
+        }
+        self.commit("no apps");
+        self
+    }
+
     fn remove_manifest(&self, name: &str) {
         std::fs::remove_file(self.path().join("infrastructure/kubernetes").join(name))
             .expect("remove manifest");
@@ -1140,7 +1157,7 @@ async fn cli_deploy_heals_kubectl_scale_and_reports_a_failed_rollout() {
         return;
     }
     let cluster = cluster().await;
-    let repo = ExampleRepo::new();
+    let repo = ExampleRepo::new().without_apps();
     let home = tempfile::tempdir().unwrap();
     let kubeconfig = kubeconfig_for(&cluster.sim, "prod", home.path());
     let kubeconfig_arg = kubeconfig.display().to_string();
