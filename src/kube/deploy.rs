@@ -231,7 +231,8 @@ type ApplyResult = (Prepared, Result<(Applied, Value), KubeError>);
 pub(crate) enum Checked {
     Ready(Box<Prepared>),
     /// Its kind is defined by a CRD of this deploy.
-    Deferred(DesiredObject),
+    /// Its kind is defined by a CRD of this deploy; `bool`: the CRD's scope is `Namespaced`.
+    Deferred(DesiredObject, bool),
 }
 
 /// Deploy `desired` to `environment`. See the module documentation for the steps.
@@ -250,7 +251,7 @@ pub async fn deploy_objects(
         .iter()
         .map(|c| match c {
             Checked::Ready(p) => p.id.clone(),
-            Checked::Deferred(d) => deferred_id(d, environment),
+            Checked::Deferred(d, namespaced) => deferred_id(d, *namespaced, environment),
         })
         .collect();
 
@@ -295,15 +296,21 @@ pub async fn deploy_objects(
     Ok(report)
 }
 
-pub(crate) fn deferred_id(desired: &DesiredObject, environment: &Environment) -> ObjectId {
+pub(crate) fn deferred_id(
+    desired: &DesiredObject,
+    namespaced: bool,
+    environment: &Environment,
+) -> ObjectId {
     let mut id = ObjectId::of(&desired.object).unwrap_or(ObjectId {
         group: String::new(),
         kind: String::new(),
         namespace: None,
         name: String::new(),
     });
-    // A custom resource's scope is unknown until its CRD is served; assume the CRD's scope.
-    if id.namespace.is_none() {
+    // The cluster does not serve the kind yet: its scope is the one its CRD declares.
+    if !namespaced {
+        id.namespace = None;
+    } else if id.namespace.is_none() {
         id.namespace = Some(environment.namespace.clone());
     }
     id
@@ -516,12 +523,18 @@ pub(crate) async fn check(
     desired: &[DesiredObject],
     retry: &RetryPolicy,
 ) -> Result<Vec<Checked>, KubeError> {
-    let crd_kinds: BTreeSet<(String, String)> = desired
+    let crd_kinds: HashMap<(String, String), bool> = desired
         .iter()
         .filter(|d| {
             d.object.get("kind").and_then(Value::as_str) == Some("CustomResourceDefinition")
         })
-        .flat_map(|d| discovery::crd_defines(&d.object))
+        .flat_map(|d| {
+            let namespaced =
+                d.object.pointer("/spec/scope").and_then(Value::as_str) != Some("Cluster");
+            discovery::crd_defines(&d.object)
+                .into_iter()
+                .map(move |kind| (kind, namespaced))
+        })
         .collect();
     let mut checked = Vec::with_capacity(desired.len());
     let mut seen: HashMap<ObjectId, Location> = HashMap::new();
@@ -566,8 +579,9 @@ pub(crate) async fn check(
                 &environment.namespace,
                 order::position(kind, wave),
             )?)),
-            None if crd_kinds.contains(&(api_version.to_string(), kind.to_string())) => {
-                Checked::Deferred(object.clone())
+            None if crd_kinds.contains_key(&(api_version.to_string(), kind.to_string())) => {
+                let namespaced = crd_kinds[&(api_version.to_string(), kind.to_string())];
+                Checked::Deferred(object.clone(), namespaced)
             }
             None => {
                 return Err(KubeError::UnknownKind {
@@ -580,7 +594,7 @@ pub(crate) async fn check(
         };
         let id = match &item {
             Checked::Ready(p) => p.id.clone(),
-            Checked::Deferred(d) => deferred_id(d, environment),
+            Checked::Deferred(d, namespaced) => deferred_id(d, *namespaced, environment),
         };
         if let Some(first) = seen.get(&id) {
             return Err(KubeError::Duplicate {
@@ -667,7 +681,7 @@ async fn apply_all(
     for item in checked {
         match item {
             Checked::Ready(prepared) => ready.push(*prepared),
-            Checked::Deferred(object) => deferred.push(object),
+            Checked::Deferred(object, _) => deferred.push(object),
         }
     }
     // Bootstrap stage: CRDs, Namespaces, cluster RBAC; waited for.

@@ -97,8 +97,8 @@ pub async fn diff_environment(
     for item in checked {
         match item {
             deploy::Checked::Ready(p) => prepared.push(*p),
-            deploy::Checked::Deferred(object) => objects.push((
-                deploy::deferred_id(&object, environment),
+            deploy::Checked::Deferred(object, namespaced) => objects.push((
+                deploy::deferred_id(&object, namespaced, environment),
                 ObjectDiff {
                     action: PlannedAction::Create,
                     live: None,
