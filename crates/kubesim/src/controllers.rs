@@ -75,11 +75,7 @@ fn react(shared: &Arc<Shared>, event: &Event, scheduled: &mut HashSet<(Key, i64)
                 return;
             }
             let generation = object["metadata"]["generation"].as_i64().unwrap_or(1);
-            let pending = if event.storage_key.1 == "jobs" {
-                object["status"].get("startTime").is_none()
-            } else {
-                object["status"]["observedGeneration"].as_i64() != Some(generation)
-            };
+            let pending = !settled(object, generation);
             if pending && scheduled.insert((key.clone(), generation)) {
                 schedule(shared.clone(), key, generation);
             }
@@ -115,6 +111,40 @@ fn react(shared: &Arc<Shared>, event: &Event, scheduled: &mut HashSet<(Key, i64)
             }
         }
         _ => {}
+    }
+}
+
+/// Whether a workload's status shows a finished rollout (healthy or failed) of `generation`.
+fn settled(object: &Value, generation: i64) -> bool {
+    let status = &object["status"];
+    let has_condition = |kind: &str, reasons: &[&str]| {
+        status["conditions"].as_array().is_some_and(|conditions| {
+            conditions
+                .iter()
+                .any(|c| c["type"] == kind && reasons.iter().any(|reason| c["reason"] == *reason))
+        })
+    };
+    let observed = status["observedGeneration"].as_i64() == Some(generation);
+    match object["kind"].as_str().unwrap_or("") {
+        "Deployment" => {
+            observed
+                && has_condition(
+                    "Progressing",
+                    &["NewReplicaSetAvailable", "ProgressDeadlineExceeded"],
+                )
+        }
+        "StatefulSet" => {
+            observed
+                && status["currentRevision"] == status["updateRevision"]
+                && status["readyReplicas"] == status["replicas"]
+        }
+        "DaemonSet" => observed && status["numberReady"] == status["desiredNumberScheduled"],
+        "Job" => status["conditions"].as_array().is_some_and(|conditions| {
+            conditions.iter().any(|c| {
+                (c["type"] == "Complete" || c["type"] == "Failed") && c["status"] == "True"
+            })
+        }),
+        _ => true,
     }
 }
 

@@ -31,8 +31,8 @@
 //!   cascading to dependents through `ownerReferences`, namespace termination removing its
 //!   objects), DELETE collection, JSON merge patch, JSON patch, and an approximation of strategic
 //!   merge patch (lists merged by their schema keys; `$patch` directives are ignored).
-//! - **WATCH** (`?watch=true`) from a resourceVersion (resuming from a log of the last 4096
-//!   events; an older version gets an `ERROR` event with a 410 `Expired` Status, as the watch
+//! - **WATCH** (`?watch=true`) from a resourceVersion (resuming from a log of the last
+//!   [`Options::event_log_capacity`] events, 4096 by default; an older version gets an `ERROR` event with a 410 `Expired` Status, as the watch
 //!   cache of a real server sends), ADDED/MODIFIED/DELETED (objects leaving a label selection are
 //!   DELETED), `allowWatchBookmarks` (a BOOKMARK every `bookmark_interval`), `sendInitialEvents`,
 //!   `timeoutSeconds`.
@@ -144,6 +144,9 @@ pub struct Options {
     pub rollout_delay: Duration,
     /// Interval between watch bookmarks (when a watch allows them).
     pub bookmark_interval: Duration,
+    /// How many events are kept for watches resuming from a resourceVersion; older versions
+    /// get 410 Gone.
+    pub event_log_capacity: usize,
 }
 
 impl Default for Options {
@@ -154,6 +157,7 @@ impl Default for Options {
             kubeconfig_path: None,
             rollout_delay: Duration::from_millis(100),
             bookmark_interval: Duration::from_secs(1),
+            event_log_capacity: 4096,
         }
     }
 }
@@ -254,7 +258,7 @@ impl KubeSim {
     /// Starts a simulator. Must be called inside a Tokio runtime.
     pub async fn start_with(options: Options) -> Result<KubeSim, Error> {
         schema::preload();
-        let mut store = Store::new(options.state_file.clone());
+        let mut store = Store::new(options.state_file.clone(), options.event_log_capacity);
         store.load()?;
         let namespaces = store.registry().by_plural("", "v1", "namespaces");
         if let Some(namespaces) = namespaces {

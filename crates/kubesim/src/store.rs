@@ -14,9 +14,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use tokio::sync::broadcast;
 
-/// How many events are kept for watches that resume from a resourceVersion.
-const EVENT_LOG_CAPACITY: usize = 4096;
-
 /// (namespace or `""`, name)
 pub type ObjectKey = (String, String);
 
@@ -92,11 +89,12 @@ pub struct Store {
     /// Resources added by CustomResourceDefinitions.
     pub custom: Vec<Resource>,
     state_file: Option<PathBuf>,
+    event_log_capacity: usize,
 }
 
 impl Store {
     /// An empty store with the default namespaces.
-    pub fn new(state_file: Option<PathBuf>) -> Store {
+    pub fn new(state_file: Option<PathBuf>, event_log_capacity: usize) -> Store {
         let (sender, _) = broadcast::channel(8192);
         Store {
             resource_version: 0,
@@ -106,6 +104,7 @@ impl Store {
             sender,
             custom: Vec::new(),
             state_file,
+            event_log_capacity: event_log_capacity.max(1),
         }
     }
 
@@ -199,7 +198,7 @@ impl Store {
             previous,
             version,
         });
-        if self.events.len() >= EVENT_LOG_CAPACITY
+        if self.events.len() >= self.event_log_capacity
             && let Some(dropped) = self.events.pop_front()
         {
             self.compacted = dropped.version;
