@@ -959,7 +959,7 @@ fn delete_object(
     store.commit(resource, key, (*old).clone(), EventType::Deleted);
     if !orphan && !uid.is_empty() {
         let dependents: Vec<((String, String), Arc<Value>)> = store
-            .all()
+            .matching(|_, _, text| text.contains(uid.as_str()))
             .into_iter()
             .filter(|(_, object)| {
                 object["metadata"]["ownerReferences"]
@@ -989,11 +989,7 @@ fn delete_object(
 
 /// Removes everything in a terminating namespace, then the namespace.
 pub fn finish_namespace(store: &mut Store, namespace: &str) {
-    let contents: Vec<((String, String), Arc<Value>)> = store
-        .all()
-        .into_iter()
-        .filter(|(_, object)| object["metadata"]["namespace"].as_str() == Some(namespace))
-        .collect();
+    let contents = store.matching(|_, key, _| key.0 == namespace);
     for (storage_key, object) in contents {
         let Some(resource) = store.registry().by_storage_key(&storage_key) else {
             continue;
@@ -1005,7 +1001,7 @@ pub fn finish_namespace(store: &mut Store, namespace: &str) {
                 .unwrap_or("")
                 .to_string(),
         );
-        if store.get(&storage_key, &key).is_some() {
+        if store.contains(&storage_key, &key) {
             store.commit(&resource, key, (*object).clone(), EventType::Deleted);
         }
     }
@@ -1136,4 +1132,60 @@ fn delete_collection(
 /// Applies `with_type` for watch output.
 pub fn typed(resource: &Resource, object: &Value) -> Value {
     with_type(resource, object)
+}
+
+/// Server-side apply of one object without HTTP (for [`crate::SimHandle::apply`]): the same
+/// code path as `PATCH` with `application/apply-patch+yaml`.
+pub fn apply_object(
+    store: &mut Store,
+    object: &Value,
+    manager: &str,
+    force: bool,
+) -> Result<Value, ApiError> {
+    let api_version = object["apiVersion"].as_str().unwrap_or("");
+    let kind = object["kind"].as_str().unwrap_or("");
+    let resource = store.registry().by_kind(api_version, kind).ok_or_else(|| {
+        ApiError::bad_request(format!(
+            "no resource for apiVersion {api_version:?} kind {kind:?}"
+        ))
+    })?;
+    let name = object["metadata"]["name"]
+        .as_str()
+        .unwrap_or("")
+        .to_string();
+    if name.is_empty() {
+        return Err(ApiError::invalid(
+            &resource.qualified_kind(),
+            "",
+            &[("metadata.name", "Required value: name is required")],
+        ));
+    }
+    let namespace = resource.namespaced.then(|| {
+        object["metadata"]["namespace"]
+            .as_str()
+            .filter(|namespace| !namespace.is_empty())
+            .unwrap_or("default")
+            .to_string()
+    });
+    let target = Target {
+        resource,
+        namespace,
+        name: Some(name.clone()),
+        subresource: None,
+    };
+    let mut query = HashMap::new();
+    query.insert("fieldManager".to_string(), manager.to_string());
+    if force {
+        query.insert("force".to_string(), "true".to_string());
+    }
+    let request = ApiRequest {
+        method: "PATCH".into(),
+        query,
+        content_type: "application/apply-patch+yaml".into(),
+        user_agent: "kubesim-handle".into(),
+        body: bytes::Bytes::from(object.to_string()),
+    };
+    match apply(store, &target, &name, &request)? {
+        Answer::Json(_, value) => Ok(value),
+    }
 }

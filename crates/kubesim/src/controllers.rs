@@ -8,7 +8,7 @@
 use crate::Rollout;
 use crate::managed::{self, Scope};
 use crate::server::{Shared, lock};
-use crate::store::{Event, EventType};
+use crate::store::EventType;
 use serde_json::{Value, json};
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -25,7 +25,15 @@ pub async fn run(shared: Arc<Shared>) {
     loop {
         tokio::select! {
             received = events.recv() => match received {
-                Ok(event) => react(&shared, &event, &mut scheduled),
+                Ok(event) => {
+                    if is_workload(&event.storage_key)
+                        || event.storage_key.1 == "persistentvolumeclaims"
+                        || event.storage_key.1 == "customresourcedefinitions"
+                    {
+                        let object = crate::store::parse(&event.object);
+                        react(&shared, &event.storage_key, event.kind, &object, &mut scheduled);
+                    }
+                }
                 Err(broadcast::error::RecvError::Lagged(_)) => resync(&shared, &mut scheduled),
                 Err(broadcast::error::RecvError::Closed) => return,
             },
@@ -35,16 +43,19 @@ pub async fn run(shared: Arc<Shared>) {
 }
 
 fn resync(shared: &Arc<Shared>, scheduled: &mut HashSet<(Key, i64)>) {
-    let all = lock(&shared.store).all();
-    for (storage_key, object) in all {
-        let event = Event {
-            storage_key,
-            kind: EventType::Modified,
-            object,
-            previous: None,
-            version: 0,
-        };
-        react(shared, &event, scheduled);
+    let interesting = lock(&shared.store).matching(|storage_key, _, _| {
+        is_workload(storage_key)
+            || storage_key.1 == "persistentvolumeclaims"
+            || storage_key.1 == "customresourcedefinitions"
+    });
+    for (storage_key, object) in interesting {
+        react(
+            shared,
+            &storage_key,
+            EventType::Modified,
+            &object,
+            scheduled,
+        );
     }
 }
 
@@ -55,11 +66,16 @@ fn is_workload(storage_key: &(String, String)) -> bool {
     )
 }
 
-fn react(shared: &Arc<Shared>, event: &Event, scheduled: &mut HashSet<(Key, i64)>) {
-    if event.kind == EventType::Deleted {
+fn react(
+    shared: &Arc<Shared>,
+    storage_key: &(String, String),
+    kind: EventType,
+    object: &Value,
+    scheduled: &mut HashSet<(Key, i64)>,
+) {
+    if kind == EventType::Deleted {
         return;
     }
-    let object = &event.object;
     let namespace = object["metadata"]["namespace"]
         .as_str()
         .unwrap_or("")
@@ -68,9 +84,9 @@ fn react(shared: &Arc<Shared>, event: &Event, scheduled: &mut HashSet<(Key, i64)
         .as_str()
         .unwrap_or("")
         .to_string();
-    let key: Key = (event.storage_key.clone(), namespace, name);
-    match (event.storage_key.0.as_str(), event.storage_key.1.as_str()) {
-        _ if is_workload(&event.storage_key) => {
+    let key: Key = (storage_key.clone(), namespace, name);
+    match (storage_key.0.as_str(), storage_key.1.as_str()) {
+        _ if is_workload(storage_key) => {
             if object["metadata"].get("deletionTimestamp").is_some() {
                 return;
             }

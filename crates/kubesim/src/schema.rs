@@ -30,6 +30,19 @@ fn definitions() -> &'static Definitions {
             },
             _ => serde_json::Map::new(),
         };
+        // Descriptions are most of the file; dropping them keeps the parsed schema small.
+        fn strip_descriptions(value: &mut Value) {
+            match value {
+                Value::Object(map) => {
+                    map.remove("description");
+                    map.values_mut().for_each(strip_descriptions);
+                }
+                Value::Array(items) => items.iter_mut().for_each(strip_descriptions),
+                _ => {}
+            }
+        }
+        let mut definitions = definitions;
+        definitions.values_mut().for_each(strip_descriptions);
         let mut roots = HashMap::new();
         for (name, definition) in &definitions {
             if let Some(Value::Array(kinds)) = definition.get("x-kubernetes-group-version-kind") {

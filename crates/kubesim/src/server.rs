@@ -349,11 +349,12 @@ impl WatchFilter {
         if event.storage_key != self.target.resource.storage_key() {
             return None;
         }
-        let now = self.matches(&event.object);
+        let object = crate::store::parse(&event.object);
+        let now = self.matches(&object);
         let before = event
             .previous
             .as_ref()
-            .is_some_and(|previous| self.matches(previous));
+            .is_some_and(|previous| self.matches(&crate::store::parse(previous)));
         let kind = match (event.kind, before, now) {
             (EventType::Deleted, _, true) => EventType::Deleted,
             (EventType::Deleted, _, false) => return None,
@@ -365,7 +366,7 @@ impl WatchFilter {
         };
         Some(watch_line(
             kind.as_str(),
-            &api::typed(&self.target.resource, &event.object),
+            &api::typed(&self.target.resource, &object),
         ))
     }
 }
