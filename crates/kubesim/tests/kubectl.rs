@@ -55,10 +55,10 @@ async fn kubectl(sim: &KubeSim, home: &Path, args: &[&str], stdin: Option<&str>)
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped());
         let mut child = command.spawn().expect("spawn kubectl");
-        if let Some(mut pipe) = child.stdin.take() {
-            if let Some(text) = stdin {
-                pipe.write_all(text.as_bytes()).expect("write stdin");
-            }
+        if let Some(mut pipe) = child.stdin.take()
+            && let Some(text) = stdin
+        {
+            pipe.write_all(text.as_bytes()).expect("write stdin");
         }
         child.wait_with_output().expect("kubectl output")
     })
