@@ -8,46 +8,60 @@
 use crate::Rollout;
 use crate::managed::{self, Scope};
 use crate::server::{Shared, lock};
+use crate::store::Change;
 use crate::store::EventType;
 use serde_json::{Value, json};
 use std::collections::HashSet;
 use std::sync::Arc;
-use tokio::sync::broadcast;
+use tokio::sync::mpsc;
 
 type Key = ((String, String), String, String);
 
-/// Runs until the simulator shuts down.
-pub async fn run(shared: Arc<Shared>) {
-    let mut events = lock(&shared.store).subscribe();
+/// Whether the controllers care about objects stored under `storage_key`.
+pub fn watches(storage_key: &(String, String)) -> bool {
+    is_workload(storage_key)
+        || storage_key.1 == "persistentvolumeclaims"
+        || storage_key.1 == "customresourcedefinitions"
+}
+
+/// Runs until the simulator shuts down, reacting to the changed objects the store reports
+/// (coalesced, so a burst of writes never makes the controllers fall behind).
+pub async fn run(shared: Arc<Shared>, mut changes: mpsc::UnboundedReceiver<Change>) {
     let mut shutdown = shared.shutdown.subscribe();
     let mut scheduled: HashSet<(Key, i64)> = HashSet::new();
     resync(&shared, &mut scheduled);
     loop {
-        tokio::select! {
-            received = events.recv() => match received {
-                Ok(event) => {
-                    if is_workload(&event.storage_key)
-                        || event.storage_key.1 == "persistentvolumeclaims"
-                        || event.storage_key.1 == "customresourcedefinitions"
-                    {
-                        let object = crate::store::parse(&event.object);
-                        react(&shared, &event.storage_key, event.kind, &object, &mut scheduled);
-                    }
-                }
-                Err(broadcast::error::RecvError::Lagged(_)) => resync(&shared, &mut scheduled),
-                Err(broadcast::error::RecvError::Closed) => return,
+        let first = tokio::select! {
+            change = changes.recv() => match change {
+                Some(change) => change,
+                None => return,
             },
             _ = shutdown.changed() => return,
+        };
+        let mut seen = HashSet::from([first.clone()]);
+        let mut batch = vec![first];
+        while let Ok(change) = changes.try_recv() {
+            if seen.insert(change.clone()) {
+                batch.push(change);
+            }
+        }
+        for (storage_key, key) in batch {
+            let object = lock(&shared.store).get(&storage_key, &key);
+            if let Some(object) = object {
+                react(
+                    &shared,
+                    &storage_key,
+                    EventType::Modified,
+                    &object,
+                    &mut scheduled,
+                );
+            }
         }
     }
 }
 
 fn resync(shared: &Arc<Shared>, scheduled: &mut HashSet<(Key, i64)>) {
-    let interesting = lock(&shared.store).matching(|storage_key, _, _| {
-        is_workload(storage_key)
-            || storage_key.1 == "persistentvolumeclaims"
-            || storage_key.1 == "customresourcedefinitions"
-    });
+    let interesting = lock(&shared.store).matching(|storage_key, _, _| watches(storage_key));
     for (storage_key, object) in interesting {
         react(
             shared,

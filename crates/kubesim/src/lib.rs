@@ -94,6 +94,7 @@ mod schema;
 mod selectors;
 mod server;
 mod store;
+mod table;
 
 use server::{Faults, Shared, lock};
 use std::collections::HashMap;
@@ -305,6 +306,8 @@ impl KubeSim {
                 source,
             },
         )?;
+        let (controller_sender, controller_receiver) = tokio::sync::mpsc::unbounded_channel();
+        store.controller = Some(controller_sender);
         let (shutdown, _) = tokio::sync::watch::channel(false);
         let shared = Arc::new(Shared {
             store: Mutex::new(store),
@@ -321,7 +324,7 @@ impl KubeSim {
         });
         let tasks = vec![
             tokio::spawn(server::serve(listener, shared.clone())),
-            tokio::spawn(controllers::run(shared.clone())),
+            tokio::spawn(controllers::run(shared.clone(), controller_receiver)),
         ];
         Ok(KubeSim {
             shared,

@@ -205,11 +205,13 @@ async fn respond(
         .map(|collected| collected.to_bytes())
         .unwrap_or_default();
     let method = parts.method.as_str().to_string();
+    let accept = header(hyper::header::ACCEPT);
     let request = ApiRequest {
         method: method.clone(),
         query,
         content_type,
         user_agent,
+        accept,
         body,
     };
     lock(&shared.requests).push(RequestRecord {

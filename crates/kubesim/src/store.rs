@@ -17,6 +17,9 @@ use tokio::sync::broadcast;
 /// (namespace or `""`, name)
 pub type ObjectKey = (String, String);
 
+/// A stored object that changed: (storage key, object key), for the simulated controllers.
+pub type Change = ((String, String), ObjectKey);
+
 /// The type of a watch event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EventType {
@@ -96,6 +99,8 @@ pub struct Store {
     pub custom: Vec<Resource>,
     state_file: Option<PathBuf>,
     event_log_capacity: usize,
+    /// Where changes of objects the controllers watch are reported.
+    pub controller: Option<tokio::sync::mpsc::UnboundedSender<Change>>,
 }
 
 impl Store {
@@ -111,6 +116,7 @@ impl Store {
             custom: Vec::new(),
             state_file,
             event_log_capacity: event_log_capacity.max(1),
+            controller: None,
         }
     }
 
@@ -210,14 +216,19 @@ impl Store {
         key: ObjectKey,
         mut object: Value,
         kind: EventType,
-    ) -> Arc<Value> {
+    ) -> Value {
         self.resource_version += 1;
         let version = self.resource_version;
         object["metadata"]["resourceVersion"] = json!(version.to_string());
         let text: Arc<str> = Arc::from(object.to_string());
-        let object = Arc::new(object);
         let storage_key = resource.storage_key();
         let collection = self.collections.entry(storage_key.clone()).or_default();
+        if kind != EventType::Deleted
+            && let Some(controller) = &self.controller
+            && crate::controllers::watches(&storage_key)
+        {
+            let _ = controller.send((storage_key.clone(), key.clone()));
+        }
         let previous = match kind {
             EventType::Deleted => collection.remove(&key),
             _ => collection.insert(key, text.clone()),

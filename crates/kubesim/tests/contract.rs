@@ -298,6 +298,16 @@ async fn discovery_serves_every_advertised_group_and_crd_resources() {
         .delete(&name, &DeleteParams::default())
         .await
         .expect("delete CRD");
+    eventually("custom resources removed with their CRD", || {
+        let widgets = widgets.clone();
+        async move {
+            widgets
+                .get("w")
+                .await
+                .is_err_and(|error| matches!(error, kube::Error::Api(status) if status.code == 404))
+        }
+    })
+    .await;
     cluster.cleanup().await;
 }
 
@@ -1446,4 +1456,70 @@ async fn state_file_persists_objects_between_runs() {
         }
     })
     .await;
+}
+
+#[tokio::test]
+async fn validation_rejects_missing_required_and_unknown_fields() {
+    let cluster = Cluster::new().await;
+    let deployments = cluster.deployments();
+    let mut without_selector =
+        deployment("invalid", 1, json!([{"name": "web", "image": "nginx:1"}]));
+    if let Some(spec) = without_selector["spec"].as_object_mut() {
+        spec.remove("selector");
+    }
+    let status = api_error(
+        deployments
+            .patch(
+                "invalid",
+                &PatchParams::apply("gitship"),
+                &Patch::Apply(&without_selector),
+            )
+            .await
+            .expect_err("422"),
+    );
+    assert_eq!((status.code, status.reason.as_str()), (422, "Invalid"));
+    let causes = status
+        .details
+        .map(|details| details.causes)
+        .unwrap_or_default();
+    assert!(
+        causes.iter().any(|cause| cause.field == "spec.selector"),
+        "{causes:?}"
+    );
+
+    let mut typo = deployment("typo", 1, json!([{"name": "web", "image": "nginx:1"}]));
+    typo["spec"]["replicaz"] = json!(3);
+    let (code, _, body) = cluster
+        .raw(
+            "PATCH",
+            "/apis/apps/v1/namespaces/{ns}/deployments/typo?fieldManager=gitship&fieldValidation=Strict",
+            "application/apply-patch+yaml",
+            Some(typo.clone()),
+        )
+        .await;
+    assert_eq!(
+        (code, body["reason"].as_str()),
+        (400, Some("BadRequest")),
+        "{body}"
+    );
+    assert!(
+        body["message"]
+            .as_str()
+            .is_some_and(|message| message.contains("replicaz")),
+        "{body}"
+    );
+    let (code, _, body) = cluster
+        .raw(
+            "PATCH",
+            "/apis/apps/v1/namespaces/{ns}/deployments/typo?fieldManager=gitship&fieldValidation=Ignore",
+            "application/apply-patch+yaml",
+            Some(typo),
+        )
+        .await;
+    assert_eq!(code, 201, "{body}");
+    assert!(
+        body["spec"].get("replicaz").is_none(),
+        "unknown fields are dropped"
+    );
+    cluster.cleanup().await;
 }

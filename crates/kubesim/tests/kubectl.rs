@@ -370,6 +370,22 @@ async fn kubectl_rollout_status_succeeds_and_reports_failure() {
         handle.requests().iter().any(|request| request.watch),
         "rollout status watches"
     );
+    let table = kubectl(&sim, home.path(), &["get", "deployment", "healthy"], None).await;
+    assert!(table.success, "{}", table.stderr);
+    let header: Vec<&str> = table
+        .stdout
+        .lines()
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
+    assert_eq!(
+        header,
+        ["NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE"],
+        "{}",
+        table.stdout
+    );
+    assert!(table.stdout.contains("2/2"), "{}", table.stdout);
 
     let broken = kubectl(
         &sim,
