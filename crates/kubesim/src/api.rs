@@ -807,6 +807,25 @@ fn check_fields(
     Ok(())
 }
 
+/// Standard base64 with padding (for Secret `stringData`).
+fn base64_encode(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut encoded = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let triple = (u32::from(chunk[0]) << 16)
+            | (u32::from(chunk.get(1).copied().unwrap_or(0)) << 8)
+            | u32::from(chunk.get(2).copied().unwrap_or(0));
+        for index in 0..4 {
+            if index <= chunk.len() {
+                encoded.push(ALPHABET[((triple >> (18 - 6 * index)) & 63) as usize] as char);
+            } else {
+                encoded.push('=');
+            }
+        }
+    }
+    encoded
+}
+
 /// Server-side defaults for the fields that matter to clients (list keys, rollout inputs).
 fn apply_defaults(resource: &Resource, object: &mut Value) {
     let default_ports = |containers: &mut Value| {
@@ -869,6 +888,21 @@ fn apply_defaults(resource: &Resource, object: &mut Value) {
         ("", "Namespace") => {
             let name = object["metadata"]["name"].clone();
             object["metadata"]["labels"]["kubernetes.io/metadata.name"] = name;
+        }
+        ("", "Secret") => {
+            if object.get("type").is_none() {
+                object["type"] = json!("Opaque");
+            }
+            // `stringData` is write-only: merged into `data`, base64-encoded.
+            if let Some(Value::Object(plain)) = object
+                .as_object_mut()
+                .and_then(|map| map.remove("stringData"))
+            {
+                for (key, value) in plain {
+                    let text = value.as_str().unwrap_or_default().to_string();
+                    object["data"][key] = json!(base64_encode(text.as_bytes()));
+                }
+            }
         }
         _ => {}
     }
@@ -1301,5 +1335,19 @@ pub fn apply_object(
     };
     match apply(store, &target, &name, &request)? {
         Answer::Json(_, value) => Ok(value),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base64_matches_the_standard_alphabet_with_padding() {
+        assert_eq!(base64_encode(b""), "");
+        assert_eq!(base64_encode(b"f"), "Zg==");
+        assert_eq!(base64_encode(b"fo"), "Zm8=");
+        assert_eq!(base64_encode(b"foo"), "Zm9v");
+        assert_eq!(base64_encode(b"hunter2!"), "aHVudGVyMiE=");
     }
 }

@@ -16,6 +16,9 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::{broadcast, mpsc, watch};
 
+/// Requests kept for [`crate::SimHandle::requests`]; the older half is dropped beyond this.
+const MAX_RECORDED_REQUESTS: usize = 100_000;
+
 /// Fault-injection state.
 #[derive(Debug, Default)]
 pub struct Faults {
@@ -214,15 +217,21 @@ async fn respond(
         accept,
         body,
     };
-    lock(&shared.requests).push(RequestRecord {
-        method,
-        path: path.clone(),
-        query: raw_query,
-        dry_run: request.dry_run(),
-        content_type: request.content_type.clone(),
-        field_manager: request.query.get("fieldManager").cloned(),
-        watch: is_watch(&request),
-    });
+    {
+        let mut requests = lock(&shared.requests);
+        if requests.len() >= MAX_RECORDED_REQUESTS {
+            requests.drain(..MAX_RECORDED_REQUESTS / 2);
+        }
+        requests.push(RequestRecord {
+            method,
+            path: path.clone(),
+            query: raw_query,
+            dry_run: request.dry_run(),
+            content_type: request.content_type.clone(),
+            field_manager: request.query.get("fieldManager").cloned(),
+            watch: is_watch(&request),
+        });
+    }
     let latency = *lock(&shared.latency);
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;

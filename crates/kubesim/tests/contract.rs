@@ -1529,3 +1529,35 @@ async fn validation_rejects_missing_required_and_unknown_fields() {
     );
     cluster.cleanup().await;
 }
+
+#[tokio::test]
+async fn secret_string_data_is_stored_as_base64_data() {
+    let cluster = Cluster::new().await;
+    let secrets = cluster.api("v1", "Secret", "secrets");
+    let secret = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "credentials"}, "stringData": {"password": "hunter2!"}});
+    let applied = secrets
+        .patch(
+            "credentials",
+            &PatchParams::apply("gitship"),
+            &Patch::Apply(&secret),
+        )
+        .await
+        .expect("apply secret");
+    assert_eq!(applied.data["data"]["password"], "aHVudGVyMiE=");
+    assert!(applied.data.get("stringData").is_none());
+    assert_eq!(applied.data["type"], "Opaque");
+    let again = secrets
+        .patch(
+            "credentials",
+            &PatchParams::apply("gitship"),
+            &Patch::Apply(&secret),
+        )
+        .await
+        .expect("re-apply");
+    assert_eq!(
+        resource_version(&again),
+        resource_version(&applied),
+        "re-applying the same stringData is a no-op"
+    );
+    cluster.cleanup().await;
+}
