@@ -846,13 +846,36 @@ fn apply_defaults(resource: &Resource, object: &mut Value) {
             {
                 spec["replicas"] = json!(1);
             }
-            if resource.kind == "Deployment" {
-                if spec.get("progressDeadlineSeconds").is_none() {
-                    spec["progressDeadlineSeconds"] = json!(600);
+            let mut default = |field: &str, value: Value| {
+                if spec.is_object() && spec.get(field).is_none() {
+                    spec[field] = value;
                 }
-                if spec.get("revisionHistoryLimit").is_none() {
-                    spec["revisionHistoryLimit"] = json!(10);
+            };
+            match resource.kind.as_str() {
+                "Deployment" => {
+                    default("progressDeadlineSeconds", json!(600));
+                    default("revisionHistoryLimit", json!(10));
+                    default(
+                        "strategy",
+                        json!({"type": "RollingUpdate", "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": "25%"}}),
+                    );
                 }
+                "StatefulSet" => {
+                    default("revisionHistoryLimit", json!(10));
+                    default("podManagementPolicy", json!("OrderedReady"));
+                    default(
+                        "updateStrategy",
+                        json!({"type": "RollingUpdate", "rollingUpdate": {"partition": 0}}),
+                    );
+                }
+                "DaemonSet" => {
+                    default("revisionHistoryLimit", json!(10));
+                    default(
+                        "updateStrategy",
+                        json!({"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 0, "maxUnavailable": 1}}),
+                    );
+                }
+                _ => {}
             }
             if let Some(pod) = spec
                 .get_mut("template")

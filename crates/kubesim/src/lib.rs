@@ -82,9 +82,11 @@
 //!   annotation changes); `uid` and `creationTimestamp` on create; `status` ignored by writes to
 //!   the main resource of kinds with a status subresource; `scale` as an autoscaling/v1 Scale.
 //! - **Defaults** a client can notice: `protocol: TCP` on container and Service ports, Service
-//!   `type: ClusterIP`, a `clusterIP`, `targetPort`; Deployment `replicas`,
-//!   `progressDeadlineSeconds`, `revisionHistoryLimit`; StatefulSet `replicas`; Namespace label
-//!   `kubernetes.io/metadata.name` and phase Active.
+//!   `type: ClusterIP`, a `clusterIP`, `targetPort`; Deployment `replicas`, `strategy`,
+//!   `progressDeadlineSeconds`, `revisionHistoryLimit`; StatefulSet `replicas`,
+//!   `updateStrategy`, `podManagementPolicy`; DaemonSet `updateStrategy` (kubectl's rollout
+//!   status needs these); Secret `type: Opaque` and `stringData` merged into base64 `data`;
+//!   Namespace label `kubernetes.io/metadata.name` and phase Active.
 //! - **Errors** are `Status` objects with the real reasons and messages: 404 NotFound
 //!   (`deployments.apps "web" not found`, also for a missing namespace), 409 AlreadyExists and
 //!   Conflict, 422 Invalid, 400 BadRequest, 403 Forbidden (creating in a terminating

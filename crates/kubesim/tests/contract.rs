@@ -971,6 +971,28 @@ async fn simulated_rollouts_report_like_a_healthy_cluster_and_can_fail() {
         }
     })
     .await;
+    let claims = cluster.api("v1", "PersistentVolumeClaim", "persistentvolumeclaims");
+    let claim = json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "data"},
+        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}});
+    claims
+        .patch(
+            "data",
+            &PatchParams::apply("gitship"),
+            &Patch::Apply(&claim),
+        )
+        .await
+        .expect("apply claim");
+    eventually("claim bound", || {
+        let claims = claims.clone();
+        async move {
+            claims
+                .get("data")
+                .await
+                .ok()
+                .is_some_and(|claim| claim.data["status"]["phase"] == "Bound")
+        }
+    })
+    .await;
     let handle = cluster.handle().expect("kubesim");
     handle.script_rollout(&cluster.namespace, "broken", Rollout::Fail);
     let broken = deployment("broken", 1, json!([{"name": "web", "image": "nginx:1"}]));

@@ -387,6 +387,36 @@ async fn kubectl_rollout_status_succeeds_and_reports_failure() {
     );
     assert!(table.stdout.contains("2/2"), "{}", table.stdout);
 
+    for (kind, name) in [("StatefulSet", "store"), ("DaemonSet", "agent")] {
+        let manifest = deployment_only(name).replace("kind: Deployment", &format!("kind: {kind}"));
+        let manifest = if kind == "DaemonSet" {
+            manifest.replace("  replicas: 2\n", "")
+        } else {
+            manifest
+        };
+        let applied = kubectl(
+            &sim,
+            home.path(),
+            &["apply", "--server-side", "-f", "-"],
+            Some(&manifest),
+        )
+        .await;
+        assert!(applied.success, "{}", applied.stderr);
+        let target = format!("{}/{name}", kind.to_lowercase());
+        let status = kubectl(
+            &sim,
+            home.path(),
+            &["rollout", "status", &target, "--timeout=30s"],
+            None,
+        )
+        .await;
+        assert!(
+            status.success,
+            "{kind}: {}\n{}",
+            status.stdout, status.stderr
+        );
+    }
+
     let broken = kubectl(
         &sim,
         home.path(),
