@@ -1021,6 +1021,38 @@ async fn simulated_rollouts_report_like_a_healthy_cluster_and_can_fail() {
         }
     })
     .await;
+    handle.script_rollout(
+        &cluster.namespace,
+        "slow",
+        Rollout::Slow(Duration::from_millis(800)),
+    );
+    let slow = deployment("slow", 2, json!([{"name": "web", "image": "nginx:1"}]));
+    deployments
+        .patch("slow", &PatchParams::apply("gitship"), &Patch::Apply(&slow))
+        .await
+        .expect("apply slow");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let progressing = deployments.get("slow").await.expect("get slow");
+    assert_eq!(
+        progressing.data["status"]["observedGeneration"], 1,
+        "progress is reported at once"
+    );
+    assert_ne!(
+        progressing.data["status"]["availableReplicas"], 2,
+        "a slow rollout is not available yet"
+    );
+    eventually("slow rollout finishes", || {
+        let deployments = deployments.clone();
+        async move {
+            deployments
+                .get("slow")
+                .await
+                .ok()
+                .is_some_and(|d| d.data["status"]["availableReplicas"] == 2)
+        }
+    })
+    .await;
+
     let jobs = cluster.api("batch/v1", "Job", "jobs");
     let job = json!({"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "migrate"},
         "spec": {"template": {"spec": {"restartPolicy": "Never", "containers": [{"name": "m", "image": "busybox"}]}}}});
