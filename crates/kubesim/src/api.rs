@@ -390,6 +390,7 @@ fn require_namespace(store: &Store, target: &Target) -> Result<(), ApiError> {
         status: true,
         scale: false,
         custom: false,
+        names: Value::Null,
     };
     match store.get(
         &namespaces.storage_key(),
