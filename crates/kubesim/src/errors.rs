@@ -1,0 +1,252 @@
+//! API errors rendered as Kubernetes `Status` objects, with the reasons, codes and messages a
+//! real API server uses (so kubectl prints its usual `Error from server (NotFound): ...`).
+
+use crate::registry::Resource;
+use serde_json::{Value, json};
+
+/// An API error answered with a `Status` body (boxed: errors are rare, results stay small).
+#[derive(Debug, Clone)]
+pub struct ApiError(Box<ErrorBody>);
+
+impl std::ops::Deref for ApiError {
+    type Target = ErrorBody;
+    fn deref(&self) -> &ErrorBody {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for ApiError {
+    fn deref_mut(&mut self) -> &mut ErrorBody {
+        &mut self.0
+    }
+}
+
+/// The contents of an [`ApiError`].
+#[derive(Debug, Clone)]
+pub struct ErrorBody {
+    /// HTTP status code.
+    pub code: u16,
+    /// `Status.reason`.
+    pub reason: &'static str,
+    /// `Status.message`.
+    pub message: String,
+    /// `Status.details` (or `null`).
+    pub details: Value,
+    /// `Retry-After` seconds, for 429.
+    pub retry_after: Option<u64>,
+}
+
+impl ApiError {
+    fn new(code: u16, reason: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError(Box::new(ErrorBody {
+            code,
+            reason,
+            message: message.into(),
+            details: Value::Null,
+            retry_after: None,
+        }))
+    }
+
+    fn with_details(mut self, resource: &Resource, name: &str) -> ApiError {
+        self.details = json!({"name": name, "group": resource.group, "kind": resource.plural});
+        self
+    }
+
+    /// 404 NotFound for an object.
+    pub fn not_found(resource: &Resource, name: &str) -> ApiError {
+        ApiError::new(
+            404,
+            "NotFound",
+            format!("{} \"{name}\" not found", resource.qualified()),
+        )
+        .with_details(resource, name)
+    }
+
+    /// 404 NotFound for a path that is not served.
+    pub fn path_not_found() -> ApiError {
+        ApiError::new(
+            404,
+            "NotFound",
+            "the server could not find the requested resource",
+        )
+    }
+
+    /// 409 AlreadyExists.
+    pub fn already_exists(resource: &Resource, name: &str) -> ApiError {
+        ApiError::new(
+            409,
+            "AlreadyExists",
+            format!("{} \"{name}\" already exists", resource.qualified()),
+        )
+        .with_details(resource, name)
+    }
+
+    /// 409 Conflict for a stale resourceVersion or a failed precondition.
+    pub fn modified(resource: &Resource, name: &str) -> ApiError {
+        ApiError::new(
+            409,
+            "Conflict",
+            format!(
+                "Operation cannot be fulfilled on {} \"{name}\": the object has been modified; please apply your changes to the latest version and try again",
+                resource.qualified()
+            ),
+        )
+        .with_details(resource, name)
+    }
+
+    /// 409 Conflict for server-side apply, with FieldManagerConflict causes.
+    pub fn apply_conflicts(
+        resource: &Resource,
+        name: &str,
+        conflicts: &[crate::managed::Conflict],
+    ) -> ApiError {
+        let message = if let [conflict] = conflicts {
+            format!(
+                "Apply failed with 1 conflict: conflict with {}: {}",
+                conflict.manager, conflict.field
+            )
+        } else {
+            let mut lines = Vec::new();
+            let mut managers: Vec<&String> = Vec::new();
+            for conflict in conflicts {
+                if !managers.contains(&&conflict.manager) {
+                    managers.push(&conflict.manager);
+                }
+            }
+            for manager in managers {
+                lines.push(format!("conflicts with {manager}:"));
+                for conflict in conflicts
+                    .iter()
+                    .filter(|conflict| &conflict.manager == manager)
+                {
+                    lines.push(format!("- {}", conflict.field));
+                }
+            }
+            format!(
+                "Apply failed with {} conflicts: {}",
+                conflicts.len(),
+                lines.join("\n")
+            )
+        };
+        let causes: Vec<Value> = conflicts
+            .iter()
+            .map(|conflict| {
+                json!({"reason": "FieldManagerConflict", "message": format!("conflict with {}", conflict.manager), "field": conflict.field})
+            })
+            .collect();
+        let mut error = ApiError::new(409, "Conflict", message).with_details(resource, name);
+        error.details["causes"] = Value::Array(causes);
+        error
+    }
+
+    /// 422 Invalid with one cause per field.
+    pub fn invalid(kind: &str, name: &str, causes: &[(&str, &str)]) -> ApiError {
+        let messages: Vec<String> = causes
+            .iter()
+            .map(|(field, message)| format!("{field}: {message}"))
+            .collect();
+        let summary = if messages.len() == 1 {
+            messages[0].clone()
+        } else {
+            format!("[{}]", messages.join(", "))
+        };
+        let mut error = ApiError::new(
+            422,
+            "Invalid",
+            format!("{kind} \"{name}\" is invalid: {summary}"),
+        );
+        let (group, kind_name) = kind
+            .split_once('.')
+            .map(|(kind, group)| (group, kind))
+            .unwrap_or(("", kind));
+        error.details = json!({
+            "name": name,
+            "group": group,
+            "kind": kind_name,
+            "causes": causes.iter().map(|(field, message)| json!({"reason": "FieldValueRequired", "message": message, "field": field})).collect::<Vec<_>>(),
+        });
+        error
+    }
+
+    /// 400 BadRequest.
+    pub fn bad_request(message: impl Into<String>) -> ApiError {
+        ApiError::new(400, "BadRequest", message)
+    }
+
+    /// 403 Forbidden.
+    pub fn forbidden(message: impl Into<String>) -> ApiError {
+        ApiError::new(403, "Forbidden", message)
+    }
+
+    /// 405 MethodNotAllowed.
+    pub fn method_not_allowed() -> ApiError {
+        ApiError::new(
+            405,
+            "MethodNotAllowed",
+            "the server does not allow this method on the requested resource",
+        )
+    }
+
+    /// 410 Gone (reason Expired) for a too-old resourceVersion.
+    pub fn expired(requested: u64, oldest: u64) -> ApiError {
+        ApiError::new(
+            410,
+            "Expired",
+            format!("too old resource version: {requested} ({oldest})"),
+        )
+    }
+
+    /// 415 UnsupportedMediaType.
+    pub fn unsupported_media_type(content_type: &str) -> ApiError {
+        ApiError::new(
+            415,
+            "UnsupportedMediaType",
+            format!(
+                "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml, application/apply-patch+yaml, application/json-patch+json, application/merge-patch+json, application/strategic-merge-patch+json (got {content_type})"
+            ),
+        )
+    }
+
+    /// 500 InternalError (fault injection).
+    pub fn internal(message: impl Into<String>) -> ApiError {
+        ApiError::new(500, "InternalError", message)
+    }
+
+    /// 429 TooManyRequests with Retry-After (fault injection).
+    pub fn too_many_requests(retry_after_secs: u64) -> ApiError {
+        let mut error = ApiError::new(
+            429,
+            "TooManyRequests",
+            "the server has received too many requests and has asked us to try again later",
+        );
+        error.details = json!({"retryAfterSeconds": retry_after_secs});
+        error.retry_after = Some(retry_after_secs);
+        error
+    }
+
+    /// 409 Conflict (fault injection).
+    pub fn injected_conflict() -> ApiError {
+        ApiError::new(
+            409,
+            "Conflict",
+            "Operation cannot be fulfilled: the object has been modified; please apply your changes to the latest version and try again",
+        )
+    }
+
+    /// The `Status` object.
+    pub fn status(&self) -> Value {
+        let mut status = json!({
+            "kind": "Status",
+            "apiVersion": "v1",
+            "metadata": {},
+            "status": "Failure",
+            "message": self.message,
+            "reason": self.reason,
+            "code": self.code,
+        });
+        if !self.details.is_null() {
+            status["details"] = self.details.clone();
+        }
+        status
+    }
+}
