@@ -63,3 +63,4 @@ pub fn require_tool(tool: &str, version_arg: &str) -> bool {
     );
     false
 }
+pub mod registry;
