@@ -22,6 +22,9 @@ use crate::repo::EnvConfig;
 use crate::settings::{DeploySettings, GlobalSettings, OutputFormat};
 
 pub async fn run(ctx: &Context, settings: DeploySettings) -> Result<Outcome> {
+    if let Some(plan) = &settings.plan {
+        return crate::plan::saved::deploy(ctx, &settings, plan).await;
+    }
     let _ = (ctx, settings);
     Err(UserError::new(
         "`gitship deploy` is not available yet",
