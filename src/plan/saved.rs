@@ -84,6 +84,10 @@ pub enum StaleReason {
 
 /// Write `computed` to `out` (and its Terraform planfile to `out.tfplan`).
 pub fn save(out: &Path, session: &Session, computed: &Computed) -> Result<()> {
+    if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("cannot create the directory `{}`", parent.display()))?;
+    }
     let terraform_planfile = match &computed.planfile {
         Some(planfile) => {
             let copy = sidecar(out);
