@@ -60,7 +60,12 @@ fn gitship(repo: &Path, kubeconfig: &Path, home: &Path) -> Command {
 fn git(repo: &Path, home: &Path, args: &[&str]) {
     let output = run(
         Command::new("git")
-            .args(["-c", "user.email=bench@example.com", "-c", "user.name=bench"])
+            .args([
+                "-c",
+                "user.email=bench@example.com",
+                "-c",
+                "user.name=bench",
+            ])
             .args(args)
             .current_dir(repo)
             .env("HOME", home),

@@ -6,12 +6,20 @@
 //! environment's `drift.ignore` rules suppress expected drift. Exit 2 when drifted, 0 in sync.
 //! Reads, dry-runs and Terraform plans only.
 
+use std::collections::{BTreeMap, HashMap};
+
 use anyhow::Result;
+use kube::api::ListParams;
+use serde_json::Value;
 
 use crate::commands::Context;
 use crate::commands::diff::current_outputs;
 use crate::commands::plan;
 use crate::exit::Outcome;
+use crate::kube::KubeError;
+use crate::kube::deploy::{self, Checked, Environment};
+use crate::kube::diff::{EnvironmentDiff, ObjectDiff, PlannedAction};
+use crate::kube::discovery::Resources;
 use crate::kube::retry::RetryPolicy;
 use crate::plan::{DriftReport, kubernetes};
 use crate::render;
@@ -35,12 +43,13 @@ pub async fn run(ctx: &Context, settings: ClusterSettings) -> Result<Outcome> {
     let manifests = plan::render_manifests(&session, images, outputs.clone())?;
     if !manifests.is_empty() {
         let connection = plan::connect(ctx, &session).await?;
-        let environment_diff = plan::kubernetes_diff(
+        let environment_diff = compare_live(
             &connection.client,
-            &session,
-            plan::desired_objects(&manifests),
+            &session.environment(),
+            &plan::desired_objects(&manifests),
         )
-        .await?;
+        .await
+        .map_err(crate::commands::deploy::user_error)?;
         let environment = session.environment();
         let inventory = crate::kube::inventory::load(
             &connection.client,
@@ -74,5 +83,108 @@ pub async fn run(ctx: &Context, settings: ClusterSettings) -> Result<Outcome> {
         Outcome::Changes
     } else {
         Outcome::Success
+    })
+}
+
+/// Every desired object compared with its live counterpart, read with one LIST per resource and
+/// namespace (no dry runs: see [`kubernetes::compare_to_manifest`]). Objects whose kind is not
+/// served yet (defined by a CRD of the same set) count as missing.
+async fn compare_live(
+    client: &kube::Client,
+    environment: &Environment,
+    desired: &[crate::kube::DesiredObject],
+) -> Result<EnvironmentDiff, KubeError> {
+    let retry = RetryPolicy::default();
+    let resources = Resources::new();
+    let checked = deploy::check(client, &resources, environment, desired, &retry).await?;
+    let mut prepared = Vec::new();
+    let mut objects = Vec::new();
+    for item in checked {
+        match item {
+            Checked::Ready(p) => prepared.push(*p),
+            Checked::Deferred(object) => objects.push((
+                deploy::deferred_id(&object, environment),
+                ObjectDiff {
+                    action: PlannedAction::Create,
+                    live: None,
+                    desired: object.object.clone(),
+                    changes: Vec::new(),
+                },
+            )),
+        }
+    }
+    type ListKey = (String, String, String, Option<String>);
+    let key_of = |p: &crate::kube::apply::Prepared| -> ListKey {
+        (
+            p.resolved.resource.group.clone(),
+            p.resolved.resource.version.clone(),
+            p.resolved.resource.plural.clone(),
+            p.id.namespace.clone(),
+        )
+    };
+    let mut representatives: BTreeMap<ListKey, &crate::kube::apply::Prepared> = BTreeMap::new();
+    for p in &prepared {
+        representatives.entry(key_of(p)).or_insert(p);
+    }
+    let lists = futures::future::join_all(representatives.into_iter().map(|(key, p)| {
+        let retry = &retry;
+        async move {
+            let api = p.api(client);
+            let params = ListParams::default();
+            let list = retry
+                .run(&format!("list {}", p.resolved.resource.plural), || {
+                    api.list(&params)
+                })
+                .await
+                .map_err(|e| crate::kube::apply::to_kube_error(p, e))?;
+            let by_name: HashMap<String, Value> = list
+                .items
+                .into_iter()
+                .filter_map(|item| {
+                    let name = item.metadata.name.clone()?;
+                    Some((name, serde_json::to_value(item).ok()?))
+                })
+                .collect();
+            Ok::<_, KubeError>((key, by_name))
+        }
+    }))
+    .await
+    .into_iter()
+    .collect::<Result<HashMap<_, _>, _>>()?;
+    let mut compared: Vec<(crate::kube::ObjectId, ObjectDiff)> = prepared
+        .iter()
+        .map(|p| {
+            let live = lists
+                .get(&key_of(p))
+                .and_then(|by_name| by_name.get(&p.id.name))
+                .cloned();
+            let object_diff = match live {
+                None => ObjectDiff {
+                    action: PlannedAction::Create,
+                    live: None,
+                    desired: p.body.clone(),
+                    changes: Vec::new(),
+                },
+                Some(live) => {
+                    let changes = kubernetes::compare_to_manifest(&live, &p.body);
+                    ObjectDiff {
+                        action: if changes.is_empty() {
+                            PlannedAction::Unchanged
+                        } else {
+                            PlannedAction::Update
+                        },
+                        live: Some(live),
+                        desired: p.body.clone(),
+                        changes,
+                    }
+                }
+            };
+            (p.id.clone(), object_diff)
+        })
+        .collect();
+    compared.extend(objects);
+    Ok(EnvironmentDiff {
+        objects: compared,
+        prune: Vec::new(),
     })
 }

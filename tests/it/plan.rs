@@ -212,7 +212,11 @@ fn sandbox_blog_deploys_from_a_saved_plan_and_then_plans_and_drifts_clean() {
     let repo = Repo::example();
     let first = repo.gitship(&["plan", "production", "--sandbox", "--exit-code"]);
     assert_eq!(first.code, 2, "{}", first.all());
-    assert!(first.stdout.contains("(known after apply)"), "{}", first.stdout);
+    assert!(
+        first.stdout.contains("(known after apply)"),
+        "{}",
+        first.stdout
+    );
     assert!(first.all().contains("SIMULATION") || first.all().contains("sandbox"));
 
     repo.deploy("production", &["--sandbox"]);
@@ -271,7 +275,11 @@ fn example_on(sim: &KubeSim) -> Repo {
         "${images.frontend}",
         "registry.local/blog/frontend:1",
     );
-    repo.edit("config/production.yaml", "context: prod", "context: kubesim");
+    repo.edit(
+        "config/production.yaml",
+        "context: prod",
+        "context: kubesim",
+    );
     repo.commit("no apps; kubesim");
     repo.kubeconfig = Some(sim.kubeconfig_path().to_path_buf());
     repo
@@ -517,7 +525,11 @@ fn a_value_and_a_terraform_var_give_one_update_per_layer() {
 
     // `render` reads the real state.
     let rendered = repo.ok(&["render", "staging"]);
-    assert!(rendered.stdout.contains("name: blog"), "{}", rendered.stdout);
+    assert!(
+        rendered.stdout.contains("name: blog"),
+        "{}",
+        rendered.stdout
+    );
 }
 
 /// `render` before the first apply names the output that has no value yet.
