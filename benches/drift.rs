@@ -39,8 +39,7 @@ fn median(mut samples: Vec<Duration>) -> Duration {
 }
 
 fn run(command: &mut Command, what: &str) -> std::process::Output {
-    let output = command.output().unwrap_or_else(|e| panic!("{what}: {e}"));
-    output
+    command.output().unwrap_or_else(|e| panic!("{what}: {e}"))
 }
 
 fn gitship(repo: &Path, kubeconfig: &Path, home: &Path) -> Command {

@@ -616,3 +616,114 @@ fn check_markdown(text: &str) {
     // An unclosed fence would swallow the rest of the document into one code block.
     assert_eq!(text.matches("```").count() % 2, 0);
 }
+
+/// Images against a real registry: `plan` says `build` (and why) while the tag is missing, never
+/// builds; once the image is pushed it says `reuse` and the manifests are pinned by digest.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn images_are_planned_against_a_real_registry_without_building() {
+    let Some(registry) = crate::support::registry::TestRegistry::start() else {
+        return;
+    };
+    let builder = ["docker", "podman", "buildah"].into_iter().find(|tool| {
+        Command::new(tool)
+            .arg("version")
+            .output()
+            .is_ok_and(|o| o.status.success())
+    });
+    let Some(builder) = builder else {
+        assert!(
+            !crate::support::tools_required(),
+            "no image builder (docker, podman, buildah) works"
+        );
+        eprintln!("\n*** SKIPPED: no image builder works on this machine ***\n");
+        return;
+    };
+    let sim = KubeSim::start().await.expect("kubesim");
+    let dir = tempfile::tempdir().expect("temp");
+    let mut repo = Repo {
+        dir,
+        kubeconfig: Some(sim.kubeconfig_path().to_path_buf()),
+    };
+    repo.write(".gitignore", ".gitship/\n");
+    repo.write("apps/web/Dockerfile", "FROM scratch\nCOPY index.html /\n");
+    repo.write("apps/web/index.html", "<h1>plan</h1>\n");
+    repo.write(
+        "infrastructure/kubernetes/web.yaml",
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: web\nspec:\n  containers:\n    - name: web\n      image: ${images.web}\n",
+    );
+    repo.write(
+        "config/staging.yaml",
+        &format!(
+            "cluster:\n  context: kubesim\n  namespace: web\nregistry: {}/blog\n",
+            registry.address
+        ),
+    );
+    repo.git(&["init", "-q"]);
+    repo.commit("web");
+    let root = repo.path().to_path_buf();
+    let repo = tokio::task::spawn_blocking(move || {
+        let (code, plan) = repo.plan_json(&["staging", "--exit-code"]);
+        assert_eq!(code, 2);
+        assert_eq!(plan.images.len(), 1);
+        assert_eq!(plan.images[0].action, gitship::plan::ImageAction::Build);
+        assert!(
+            plan.images[0]
+                .reason
+                .as_deref()
+                .unwrap_or("")
+                .contains("missing"),
+            "{plan:#?}"
+        );
+        repo
+    })
+    .await
+    .expect("first plan");
+    assert!(
+        registry.tags("blog/web").is_empty(),
+        "plan never builds or pushes"
+    );
+
+    let source = gitship::repo::Repository::open(root.clone()).expect("repository");
+    let config = source.load_env("staging").expect("config");
+    let references = gitship::render::image_refs(&source, &config).expect("image refs");
+    let reference = &references["web"];
+    let requests = vec![gitship::build::BuildRequest {
+        app: source.app("web").expect("app").clone(),
+        image_repository: reference.repository.clone(),
+        tag: reference.tag.clone(),
+        revision: "0".repeat(40),
+        source: "test".into(),
+    }];
+    let options = gitship::build::BuildOptions {
+        builder: Some(builder.to_string()),
+        ..gitship::build::BuildOptions::default()
+    };
+    let printer = gitship::output::Printer {
+        quiet: true,
+        ..gitship::output::Printer::plain(gitship::settings::OutputFormat::Human)
+    };
+    let built = gitship::build::build_images(
+        &requests,
+        &options,
+        &gitship::build::Registry::new(),
+        &printer,
+    )
+    .await
+    .expect("build");
+    let digest = built[0].digest.clone();
+    let local = built[0].reference.clone();
+
+    tokio::task::spawn_blocking(move || {
+        let (_, plan) = repo.plan_json(&["staging"]);
+        assert_eq!(plan.images[0].action, gitship::plan::ImageAction::Reuse);
+        assert!(plan.images[0].reference.ends_with(&digest), "{plan:#?}");
+        let pod = &kubernetes(&plan)[0];
+        assert!(
+            pod.diff.as_deref().unwrap_or("").contains(&digest),
+            "the manifest is pinned by digest: {pod:#?}"
+        );
+    })
+    .await
+    .expect("second plan");
+    let _ = Command::new(builder).args(["rmi", &local]).output();
+}
