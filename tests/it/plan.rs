@@ -640,7 +640,7 @@ async fn images_are_planned_against_a_real_registry_without_building() {
     };
     let sim = KubeSim::start().await.expect("kubesim");
     let dir = tempfile::tempdir().expect("temp");
-    let mut repo = Repo {
+    let repo = Repo {
         dir,
         kubeconfig: Some(sim.kubeconfig_path().to_path_buf()),
     };
