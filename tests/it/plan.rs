@@ -499,6 +499,15 @@ fn a_value_and_a_terraform_var_give_one_update_per_layer() {
     assert_eq!(terraform.resources[0].action, ResourceAction::Update);
     assert_eq!(terraform.resources[0].address, "terraform_data.database");
 
+    // Not deployed yet: Git differs from what runs, in both layers.
+    let (code, report) = repo.drift_json(&["staging", "--sandbox"]);
+    assert_eq!(code, 2);
+    assert_eq!(report.terraform.len(), 1, "{report:#?}");
+    assert_eq!(report.terraform[0].address, "terraform_data.database");
+    assert_eq!(report.kubernetes.len(), 1, "{report:#?}");
+    assert_eq!(report.kubernetes[0].fields[0].path, "spec.replicas");
+    assert_eq!(report.kubernetes[0].fields[0].git.as_deref(), Some("4"));
+
     let markdown = repo.gitship(&["-o", "markdown", "plan", "staging", "--sandbox"]);
     assert_eq!(markdown.code, 0);
     check_markdown(&markdown.stdout);
@@ -523,10 +532,26 @@ fn a_value_and_a_terraform_var_give_one_update_per_layer() {
     assert_eq!(stale.code, 1, "{}", stale.all());
     assert!(stale.all().contains("stale"), "{}", stale.all());
 
+    // `diff` includes what a deploy would prune.
+    repo.edit(
+        "infrastructure/kubernetes/app.yaml",
+        "---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\ndata:\n  name: ${terraform.database_name}\n",
+        "",
+    );
+    repo.commit("drop settings");
+    let diff = repo.gitship(&["-o", "json", "diff", "staging", "--sandbox"]);
+    assert_eq!(diff.code, 2, "{}", diff.all());
+    let diff: Plan = serde_json::from_str(&diff.stdout).expect("diff JSON");
+    let pruned: Vec<_> = changed(&diff);
+    assert_eq!(pruned.len(), 1, "{pruned:#?}");
+    assert_eq!(pruned[0].action, ObjectAction::Prune);
+    assert_eq!(pruned[0].object.name, "settings");
+    assert!(diff.terraform.is_none());
+
     // `render` reads the real state.
     let rendered = repo.ok(&["render", "staging"]);
     assert!(
-        rendered.stdout.contains("name: blog"),
+        rendered.stdout.contains("value: blog"),
         "{}",
         rendered.stdout
     );
