@@ -18,14 +18,21 @@ use crate::terraform;
 pub fn run(ctx: &Context, env: &str, terraform_outputs: Option<&Path>) -> Result<Outcome> {
     let repo = Repository::discover(ctx.global.repo.as_deref()).map_err(UserError::from)?;
     let config = repo.load_env(env).map_err(UserError::from)?;
-    let from_state = terraform_outputs.is_none();
-    let outputs = match terraform_outputs {
+    // Without `--terraform-outputs`, Terraform's current state is read only when the manifests
+    // use `terraform.*` (rendering without outputs fails on exactly those placeholders).
+    let mut outputs = match terraform_outputs {
         Some(path) => load_terraform_outputs(path)?,
-        None => current_outputs(&repo, &config)?,
+        None => terraform::Outputs::new(),
     };
-    let manifests = render_with(&repo, &config, outputs.clone(), UnknownOutputs::Error)
-        .map_err(|error| {
-            if from_state && mentions_terraform(&error) {
+    let mut rendered = render_with(&repo, &config, outputs.clone(), UnknownOutputs::Error);
+    if let Err(error) = &rendered
+        && terraform_outputs.is_none()
+        && mentions_terraform(error)
+        && terraform::TerraformSettings::for_environment(&repo, &config).is_some()
+    {
+        outputs = current_outputs(&repo, &config)?;
+        rendered = render_with(&repo, &config, outputs.clone(), UnknownOutputs::Error).map_err(
+            |error| {
                 error.context(UserError::new(
                     format!(
                         "a Terraform output the manifests use has no value yet in the state of environment `{}`",
@@ -36,10 +43,10 @@ pub fn run(ctx: &Context, env: &str, terraform_outputs: Option<&Path>) -> Result
                         config.name
                     ),
                 ))
-            } else {
-                error
-            }
-        })?;
+            },
+        );
+    }
+    let manifests = rendered?;
     match ctx.printer.format {
         OutputFormat::Json => {
             let redactor = render::Redactor::new(&outputs);
