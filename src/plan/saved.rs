@@ -25,7 +25,7 @@ use crate::commands::plan::{self as plan_command, Computed, Session};
 use crate::diagnostics::{Location, UserError};
 use crate::exit::Outcome;
 use crate::kube::{DesiredObject, ObjectId};
-use crate::plan::{GitInfo, KNOWN_AFTER_APPLY, Plan};
+use crate::plan::{GitInfo, ImageAction, KNOWN_AFTER_APPLY, Plan};
 use crate::render::{ImageRef, Manifest};
 use crate::settings::DeploySettings;
 
@@ -293,6 +293,8 @@ pub async fn deploy(ctx: &Context, settings: &DeploySettings, path: &Path) -> Re
         }
     }
 
+    build_missing_images(ctx, &saved, &session, settings).await?;
+
     let desired: Vec<DesiredObject> = plan_command::desired_objects(&manifests);
     let options = deploy::deploy_options(&session.config, settings, Some(session.git.sha.clone()));
     let report = deploy::kubernetes_stage(
@@ -311,6 +313,55 @@ pub async fn deploy(ctx: &Context, settings: &DeploySettings, path: &Path) -> Re
     }
     deploy::print_report(&ctx.printer, &report?, session.sandbox)?;
     Ok(Outcome::Success)
+}
+
+/// Build and push the images the plan said are still to be built (under the content tags the
+/// manifests already reference). Nothing is built in the sandbox.
+async fn build_missing_images(
+    ctx: &Context,
+    saved: &SavedPlan,
+    session: &Session,
+    settings: &DeploySettings,
+) -> Result<()> {
+    let missing: Vec<&str> = saved
+        .plan
+        .images
+        .iter()
+        .filter(|image| image.action == ImageAction::Build)
+        .map(|image| image.app.as_str())
+        .collect();
+    if session.sandbox || missing.is_empty() {
+        return Ok(());
+    }
+    let source = crate::build::image_source(&session.repo.root);
+    let requests: Vec<crate::build::BuildRequest> = saved
+        .images
+        .iter()
+        .filter(|image| missing.contains(&image.app.as_str()))
+        .filter_map(|image| {
+            Some(crate::build::BuildRequest {
+                app: session.repo.app(&image.app)?.clone(),
+                image_repository: image.repository.clone(),
+                tag: image.tag.clone(),
+                revision: saved.git.sha.clone(),
+                source: source.clone(),
+            })
+        })
+        .collect();
+    let options = crate::build::BuildOptions {
+        builder: session.repo.layout.builder.clone(),
+        jobs: settings.build.jobs.max(1),
+        force: settings.build.force_build,
+        ..crate::build::BuildOptions::default()
+    };
+    crate::build::build_images(
+        &requests,
+        &options,
+        &crate::build::Registry::new(),
+        &ctx.printer,
+    )
+    .await?;
+    Ok(())
 }
 
 fn stale(path: &Path, reason: StaleReason) -> anyhow::Error {

@@ -674,7 +674,7 @@ async fn images_are_planned_against_a_real_registry_without_building() {
     repo.write("apps/web/index.html", "<h1>plan</h1>\n");
     repo.write(
         "infrastructure/kubernetes/web.yaml",
-        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: web\nspec:\n  containers:\n    - name: web\n      image: ${images.web}\n",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: web\ndata:\n  image: ${images.web}\n",
     );
     repo.write(
         "config/staging.yaml",
@@ -708,7 +708,24 @@ async fn images_are_planned_against_a_real_registry_without_building() {
         "plan never builds or pushes"
     );
 
+    // A saved plan builds and pushes what it said it would build, under the planned tag.
+    let repo = tokio::task::spawn_blocking(move || {
+        let saved = repo.path().join(".gitship/images.json");
+        let saved = saved.to_string_lossy().into_owned();
+        repo.ok(&["plan", "staging", "--out", &saved]);
+        repo.ok(&["deploy", "staging", "--plan", &saved]);
+        repo
+    })
+    .await
+    .expect("deploy");
     let source = gitship::repo::Repository::open(root.clone()).expect("repository");
+    let planned_tag =
+        gitship::render::image_refs(&source, &source.load_env("staging").expect("config"))
+            .expect("image refs")["web"]
+            .tag
+            .clone();
+    assert_eq!(registry.tags("blog/web"), vec![planned_tag]);
+
     let config = source.load_env("staging").expect("config");
     let references = gitship::render::image_refs(&source, &config).expect("image refs");
     let reference = &references["web"];
@@ -736,7 +753,7 @@ async fn images_are_planned_against_a_real_registry_without_building() {
     .await
     .expect("build");
     let digest = built[0].digest.clone();
-    let local = built[0].reference.clone();
+    let local = format!("{}:{}", built[0].repository, built[0].tag);
 
     tokio::task::spawn_blocking(move || {
         let (_, plan) = repo.plan_json(&["staging"]);
