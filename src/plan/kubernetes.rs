@@ -143,14 +143,9 @@ pub fn drift(
                         .map(|live| diff::managers_of(live, &change.path))
                         .unwrap_or_default()
                         .into_iter()
-                        .find(|m| m != crate::kube::FIELD_MANAGER)
-                        .or_else(|| {
-                            // gitship still owns the field: the value was changed without taking
-                            // ownership (e.g. Git changed since the last deploy).
-                            object_diff.live.as_ref().and_then(|live| {
-                                diff::managers_of(live, &change.path).into_iter().next()
-                            })
-                        });
+                        // Only gitship owning the field means Git changed since the last
+                        // deploy: no one else to name.
+                        .find(|m| m != crate::kube::FIELD_MANAGER);
                     let pointer = json_pointer(&change.path);
                     if rules.iter().any(|rule| {
                         rule_matches_object(rule, id)

@@ -508,6 +508,20 @@ fn a_value_and_a_terraform_var_give_one_update_per_layer() {
     assert_eq!(report.kubernetes[0].fields[0].path, "spec.replicas");
     assert_eq!(report.kubernetes[0].fields[0].git.as_deref(), Some("4"));
 
+    let drift_markdown = repo.gitship(&["-o", "markdown", "drift", "staging", "--sandbox"]);
+    assert_eq!(drift_markdown.code, 2);
+    check_markdown(&drift_markdown.stdout);
+    snapshot(
+        "drift_before_deploy",
+        &repo.gitship(&["drift", "staging", "--sandbox"]),
+        repo.path(),
+    );
+    snapshot(
+        "plan_one_update_per_layer",
+        &repo.gitship(&["plan", "staging", "--sandbox", "--exit-code"]),
+        repo.path(),
+    );
+
     let markdown = repo.gitship(&["-o", "markdown", "plan", "staging", "--sandbox"]);
     assert_eq!(markdown.code, 0);
     check_markdown(&markdown.stdout);
@@ -617,6 +631,32 @@ fn markdown_of_a_huge_change_is_balanced_and_bounded() {
         "says what was cut"
     );
     check_markdown(&text);
+}
+
+/// Snapshot exit code, stdout and stderr, with commits and temp paths filtered.
+fn snapshot(name: &str, run: &Run, temp: &Path) {
+    let text = format!(
+        "exit: {}\n--- stdout ---\n{}--- stderr ---\n{}",
+        run.code, run.stdout, run.stderr
+    );
+    let mut settings = insta::Settings::clone_current();
+    settings.set_prepend_module_to_snapshot(true);
+    let canonical = temp.canonicalize().unwrap_or_else(|_| temp.to_path_buf());
+    for path in [canonical.as_path(), temp] {
+        let escaped: String = path
+            .display()
+            .to_string()
+            .chars()
+            .flat_map(|c| {
+                let special = "\\.+*?()|[]{}^$".contains(c);
+                special.then_some('\\').into_iter().chain([c])
+            })
+            .collect();
+        settings.add_filter(&escaped, "[TEMP]");
+    }
+    settings.add_filter(r"\b[0-9a-f]{40}\b", "[SHA]");
+    settings.add_filter(r"\b[0-9a-f]{12}\b", "[SHA]");
+    settings.bind(|| insta::assert_snapshot!(name, text));
 }
 
 /// Parse with pulldown-cmark: fences closed, `<details>` opened as often as closed.
