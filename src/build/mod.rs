@@ -105,6 +105,89 @@ fn strip_credentials(url: &str) -> String {
     }
 }
 
+/// Why the build requests of an environment could not be put together.
+#[derive(Debug, thiserror::Error)]
+pub enum RequestError {
+    /// The environment has apps but names no registry to push them to.
+    #[error("environment `{environment}` has apps but no `registry` in `{}`", file.display())]
+    NoRegistry {
+        environment: String,
+        file: std::path::PathBuf,
+    },
+    /// Git could not tell the revision being built.
+    #[error("cannot read the Git revision of `{}`", root.display())]
+    Revision {
+        root: std::path::PathBuf,
+        #[source]
+        source: crate::git::GitError,
+    },
+    /// An app's content tag could not be computed.
+    #[error("cannot compute the image tag of app `{app}`")]
+    Tag {
+        app: String,
+        #[source]
+        source: crate::git::GitError,
+    },
+    /// The work tree has uncommitted changes and the environment requires a clean one.
+    #[error(
+        "the work tree has uncommitted changes and environment `{environment}` requires a clean tree"
+    )]
+    DirtyTree { environment: String },
+}
+
+/// The build requests of an environment: one per app of `repo`, tagged by content, pushed to
+/// `<registry>/<app>`. Refuses a dirty work tree when the environment requires a clean one
+/// (`deploy.require_clean_tree`, the default for `production`) unless `allow_dirty`.
+pub fn requests_for(
+    repo: &crate::repo::Repository,
+    config: &crate::repo::EnvConfig,
+    allow_dirty: bool,
+) -> Result<Vec<BuildRequest>, RequestError> {
+    if repo.apps.is_empty() {
+        return Ok(Vec::new());
+    }
+    let registry = config
+        .registry
+        .as_deref()
+        .map(|r| r.trim_end_matches('/'))
+        .ok_or_else(|| RequestError::NoRegistry {
+            environment: config.name.clone(),
+            file: config.file.clone(),
+        })?;
+    if config.deploy.require_clean_tree && !allow_dirty {
+        let dirty = crate::git::is_dirty(&repo.root).map_err(|source| RequestError::Revision {
+            root: repo.root.clone(),
+            source,
+        })?;
+        if dirty {
+            return Err(RequestError::DirtyTree {
+                environment: config.name.clone(),
+            });
+        }
+    }
+    let revision = crate::git::head_sha(&repo.root).map_err(|source| RequestError::Revision {
+        root: repo.root.clone(),
+        source,
+    })?;
+    let source = image_source(&repo.root);
+    repo.apps
+        .iter()
+        .map(|app| {
+            let tag = crate::git::content_tag(repo, app).map_err(|source| RequestError::Tag {
+                app: app.name.clone(),
+                source,
+            })?;
+            Ok(BuildRequest {
+                app: app.clone(),
+                image_repository: format!("{registry}/{}", app.name),
+                tag: tag.tag(),
+                revision: revision.clone(),
+                source: source.clone(),
+            })
+        })
+        .collect()
+}
+
 /// How the stage runs.
 #[derive(Debug, Clone)]
 pub struct BuildOptions {
@@ -151,6 +234,18 @@ pub struct BuildResult {
     pub action: BuildAction,
     /// Why it was built or reused.
     pub reason: String,
+}
+
+impl BuildResult {
+    /// The reference templates render as `images.<app>`: `<repository>:<tag>@<digest>`.
+    pub fn image_ref(&self) -> crate::render::ImageRef {
+        crate::render::ImageRef {
+            app: self.app.clone(),
+            repository: self.repository.clone(),
+            tag: self.tag.clone(),
+            digest: Some(self.digest.clone()),
+        }
+    }
 }
 
 /// What `plan` says will happen to an app's image.
@@ -333,11 +428,7 @@ async fn run_stage(
         for request in requests {
             progress.set_state(&request.app.name, AppState::Checking, "");
         }
-        check_tags(requests, registry).await.inspect_err(|_| {
-            for request in requests {
-                progress.set_state(&request.app.name, AppState::Skipped, "");
-            }
-        })?
+        check_tags(requests, registry).await?
     };
 
     let mut results: Vec<Option<BuildResult>> = vec![None; requests.len()];
@@ -366,15 +457,7 @@ async fn run_stage(
 
     if !to_build.is_empty() {
         let environment = builder::builder_environment(&options.environment);
-        let builder = match Builder::detect_in(options.builder.as_deref(), &environment).await {
-            Ok(builder) => builder,
-            Err(error) => {
-                for &index in &to_build {
-                    progress.set_state(&requests[index].app.name, AppState::Skipped, "");
-                }
-                return Err(error.into());
-            }
-        };
+        let builder = Builder::detect_in(options.builder.as_deref(), &environment).await?;
         let stop = AtomicBool::new(false);
         let context = StageContext {
             builder,

@@ -10,7 +10,9 @@ use std::path::Path;
 
 use anyhow::Result;
 
+use crate::build::{self, BuildOptions};
 use crate::commands::Context;
+use crate::commands::render::{load_terraform_outputs, render_with};
 use crate::diagnostics::UserError;
 use crate::exit::Outcome;
 use crate::kube::deploy::{DeployOptions, DeployReport, Environment};
@@ -18,19 +20,187 @@ use crate::kube::lock::LockOptions;
 use crate::kube::sandbox::Sandbox;
 use crate::kube::{ClientOptions, DesiredObject, KubeError};
 use crate::output::Printer;
-use crate::repo::EnvConfig;
+use crate::render::{RenderInputs, UnknownOutputs};
+use crate::repo::{EnvConfig, Repository};
 use crate::settings::{DeploySettings, GlobalSettings, OutputFormat};
+use crate::terraform;
 
 pub async fn run(ctx: &Context, settings: DeploySettings) -> Result<Outcome> {
+    let printer = &ctx.printer;
     if let Some(plan) = &settings.plan {
         return crate::plan::saved::deploy(ctx, &settings, plan).await;
     }
-    let _ = (ctx, settings);
-    Err(UserError::new(
-        "`gitship deploy` is not available yet",
-        "see the Kubernetes-stage issue",
-    )
-    .into())
+    let sandbox = settings.cluster.sandbox;
+    let repo = Repository::discover(ctx.global.repo.as_deref()).map_err(UserError::from)?;
+    let config = repo
+        .load_env(&settings.cluster.env)
+        .map_err(UserError::from)?;
+    if sandbox {
+        printer.status(&format!(
+            "sandbox: deploying `{}` to a simulated cluster (state in `{}`); images are not built",
+            config.name,
+            repo.relative(&crate::kube::sandbox::state_file(&repo.root, &config.name))
+                .display()
+        ));
+    }
+
+    // 1. Static checks: nothing has changed yet when one fails.
+    let sha = crate::git::head_sha(&repo.root).ok();
+    let requests = if sandbox {
+        Vec::new()
+    } else {
+        build::requests_for(&repo, &config, settings.build.allow_dirty)
+            .map_err(crate::commands::build::request_error)?
+    };
+    let terraform_settings = match settings.cluster.terraform_outputs {
+        Some(_) => None,
+        None => terraform::TerraformSettings::for_environment(&repo, &config),
+    };
+    let module = terraform_settings
+        .as_ref()
+        .map(terraform::static_check::check_static)
+        .transpose()
+        .map_err(terraform::TerraformError::into_anyhow)?;
+    let given_outputs = settings
+        .cluster
+        .terraform_outputs
+        .as_deref()
+        .map(load_terraform_outputs)
+        .transpose()?;
+    let static_outputs = given_outputs
+        .clone()
+        .unwrap_or_else(|| crate::commands::validate::static_outputs(module.as_ref()));
+    let unknown = if given_outputs.is_some() {
+        UnknownOutputs::Error
+    } else {
+        UnknownOutputs::Placeholder
+    };
+    render_with(&repo, &config, static_outputs, unknown)?;
+    if sandbox {
+        for image in crate::render::image_refs(&repo, &config)
+            .map_err(UserError::from)?
+            .values()
+        {
+            printer.status(&format!(
+                "sandbox: image `{}` not built: {}",
+                image.app,
+                image.reference()
+            ));
+        }
+    }
+
+    // 2. Images and the Terraform plan concurrently; then apply exactly that plan.
+    let terraform = match terraform_settings {
+        Some(settings) => Some(terraform_driver(settings, printer).await?),
+        None => None,
+    };
+    let build_options = BuildOptions {
+        builder: repo.layout.builder.clone(),
+        jobs: settings.build.jobs,
+        force: settings.build.force_build,
+        environment: Default::default(),
+    };
+    let registry = build::Registry::new();
+    let images = async {
+        if requests.is_empty() {
+            return Ok(Vec::new());
+        }
+        build::build_images(&requests, &build_options, &registry, printer)
+            .await
+            .map_err(crate::commands::build::stage_error)
+    };
+    let plan = async {
+        match &terraform {
+            Some(driver) => driver
+                .plan(
+                    terraform::PlanMode::Normal,
+                    &driver.settings().data_dir.join("gitship-deploy.tfplan"),
+                )
+                .await
+                .map(Some)
+                .map_err(terraform::TerraformError::into_anyhow),
+            None => Ok(None),
+        }
+    };
+    let (images, plan) = tokio::join!(images, plan);
+    let (images, plan) = (images?, plan?);
+    let outputs = match (given_outputs, &terraform, plan) {
+        (Some(outputs), _, _) => outputs,
+        (None, Some(driver), Some(plan)) => terraform_apply(driver, &plan, printer).await?,
+        _ => terraform::Outputs::new(),
+    };
+
+    // 3. Render with the real outputs, images pinned to the digests just built or found.
+    let mut inputs =
+        RenderInputs::for_environment(&repo, &config, outputs).map_err(UserError::from)?;
+    for image in &images {
+        if let Some(reference) = inputs.images.get_mut(&image.app)
+            && reference.tag == image.tag
+        {
+            reference.digest = Some(image.digest.clone());
+        }
+    }
+    let manifests =
+        crate::render::render_environment(&repo, &config, &inputs, UnknownOutputs::Error)
+            .map_err(UserError::from)?;
+    let desired: Vec<DesiredObject> = manifests.into_iter().map(DesiredObject::from).collect();
+
+    // 4. The Kubernetes stage: lock, apply, wait, prune, record, unlock.
+    let connection = connect(&ctx.global, &config, sandbox.then_some(repo.root.as_path())).await?;
+    let options = deploy_options(&config, &settings, sha);
+    printer.status(&format!(
+        "applying {} objects to `{}`",
+        desired.len(),
+        config.name
+    ));
+    let report = kubernetes_stage(&connection.client, &config, desired, &options, printer).await?;
+    if let Some(sandbox) = &connection.sandbox {
+        sandbox
+            .server
+            .save_state()
+            .map_err(|e| UserError::bare(format!("cannot save the sandbox state: {e}")))?;
+    }
+    print_report(printer, &report, sandbox)?;
+    Ok(Outcome::Success)
+}
+
+/// The environment's Terraform driver, reporting progress as status lines.
+async fn terraform_driver(
+    settings: terraform::TerraformSettings,
+    printer: &Printer,
+) -> Result<terraform::Terraform> {
+    let status = printer.clone();
+    Ok(terraform::Terraform::new(settings)
+        .await
+        .map_err(terraform::TerraformError::into_anyhow)?
+        .with_progress(std::sync::Arc::new(move |line: &str| {
+            status.status(&format!("terraform: {line}"))
+        })))
+}
+
+/// Apply exactly `plan` when it changes anything; then the outputs.
+async fn terraform_apply(
+    driver: &terraform::Terraform,
+    plan: &terraform::PlanSummary,
+    printer: &Printer,
+) -> Result<terraform::Outputs> {
+    if plan.has_changes {
+        printer.status(&format!(
+            "terraform: applying {} to add, {} to change, {} to replace, {} to destroy",
+            plan.counts.add, plan.counts.change, plan.counts.replace, plan.counts.destroy
+        ));
+        driver
+            .apply(&plan.planfile)
+            .await
+            .map_err(terraform::TerraformError::into_anyhow)?;
+    } else {
+        printer.status("terraform: no changes");
+    }
+    let _ = std::fs::remove_file(&plan.planfile);
+    driver
+        .outputs()
+        .await
+        .map_err(terraform::TerraformError::into_anyhow)
 }
 
 /// A connection to an environment's cluster; keeps the sandbox server alive when there is one.

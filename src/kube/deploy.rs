@@ -27,6 +27,7 @@ use crate::kube::health::{self, Health};
 use crate::kube::inventory::{self, DeployRecord, Inventory, InventoryEntry};
 use crate::kube::lock::{self, LockOptions};
 use crate::kube::order::{self, Position};
+use crate::kube::progress::Progress;
 use crate::kube::prune::{self, PruneDecision};
 use crate::kube::retry::{RetryPolicy, status_code};
 use crate::kube::{DesiredObject, FIELD_MANAGER, KubeError, MANAGED_BY_LABEL, ObjectId};
@@ -146,6 +147,24 @@ impl DeployReport {
         });
     }
 
+    fn reclassify(&mut self, id: &ObjectId, from: ObjectAction, to: ObjectAction) {
+        if let Some(outcome) = self
+            .objects
+            .iter_mut()
+            .find(|o| &o.id == id && o.action == from)
+        {
+            outcome.action = to;
+            let counts = self.summary.entry(id.kind.clone()).or_default();
+            if let Some(count) = counts.get_mut(&from) {
+                *count -= 1;
+                if *count == 0 {
+                    counts.remove(&from);
+                }
+            }
+            *counts.entry(to).or_default() += 1;
+        }
+    }
+
     /// How many objects ended with `action`.
     pub fn count(&self, action: ObjectAction) -> usize {
         self.objects.iter().filter(|o| o.action == action).count()
@@ -235,8 +254,11 @@ pub async fn deploy_objects(
         })
         .collect();
 
+    let progress = Progress::new(printer, desired_ids.len());
+    let printer = &progress;
     // 2. The environment namespace (the lock and the inventory live there).
-    ensure_namespace(client, environment, &checked, options, printer).await?;
+    let created_namespace =
+        ensure_namespace(client, environment, &checked, options, printer).await?;
 
     // 3. Lock.
     let holder = format!("{} {}", options.who, uuid::Uuid::new_v4().simple());
@@ -259,7 +281,14 @@ pub async fn deploy_objects(
         options,
         printer,
     )
-    .await;
+    .await
+    .map(|mut report| {
+        // The namespace's manifest was applied before the lock; its later apply found it unchanged.
+        if let Some(id) = created_namespace {
+            report.reclassify(&id, ObjectAction::Unchanged, ObjectAction::Created);
+        }
+        report
+    });
     let released = lock.release(retry).await;
     let report = result?;
     released?;
@@ -287,7 +316,7 @@ async fn locked_deploy(
     checked: Vec<Checked>,
     desired_ids: BTreeSet<ObjectId>,
     options: &DeployOptions,
-    printer: &Printer,
+    printer: &Progress,
 ) -> Result<DeployReport, KubeError> {
     let retry = &options.retry;
     let previous = inventory::load(client, &environment.name, &environment.namespace, retry)
@@ -350,7 +379,7 @@ async fn locked_deploy(
             let id = candidate.id();
             match &decision {
                 PruneDecision::Delete => {
-                    printer.status(&format!("pruned {id}"));
+                    printer.line(&format!("pruned {id}"));
                     report.push(id, ObjectAction::Pruned, None);
                 }
                 PruneDecision::KeepProtected => {
@@ -566,14 +595,15 @@ pub(crate) async fn check(
     Ok(checked)
 }
 
-/// Create the environment namespace when it does not exist (from its manifest when there is one).
+/// Create the environment namespace when it does not exist (from its manifest when there is
+/// one: then its identity is returned).
 async fn ensure_namespace(
     client: &Client,
     environment: &Environment,
     checked: &[Checked],
     options: &DeployOptions,
-    printer: &Printer,
-) -> Result<(), KubeError> {
+    printer: &Progress,
+) -> Result<Option<ObjectId>, KubeError> {
     let retry = &options.retry;
     let name = &environment.namespace;
     let api: Api<Namespace> = Api::all(client.clone());
@@ -588,34 +618,37 @@ async fn ensure_namespace(
         .map_err(api_error)?
         .is_some()
     {
-        return Ok(());
+        return Ok(None);
     }
     let manifest = checked.iter().find_map(|c| match c {
         Checked::Ready(p)
             if p.id.kind == "Namespace" && p.id.group.is_empty() && &p.id.name == name =>
         {
-            Some(p)
+            Some(p.as_ref())
         }
         _ => None,
     });
-    match manifest {
+    let created = match manifest {
         Some(prepared) => {
             apply::server_side_apply(client, prepared, options.force_conflicts, false, retry)
                 .await
                 .map_err(|e| apply::to_kube_error(prepared, e))?;
+            Some(prepared.id.clone())
         }
         None => {
-            let body = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name, "labels": {MANAGED_BY_LABEL: FIELD_MANAGER}}});
+            let body = json!({"apiVersion": "v1", "kind": "Namespace",
+                "metadata": {"name": name, "labels": {MANAGED_BY_LABEL: FIELD_MANAGER}}});
             let params = PatchParams::apply(FIELD_MANAGER).force();
             let patch = Patch::Apply(&body);
             retry
                 .run(name, || api.patch(name, &params, &patch))
                 .await
                 .map_err(api_error)?;
+            None
         }
-    }
-    printer.status(&format!("created namespace `{name}`"));
-    Ok(())
+    };
+    printer.line(&format!("created namespace `{name}`"));
+    Ok(created)
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -625,7 +658,7 @@ async fn apply_all(
     environment: &Environment,
     checked: Vec<Checked>,
     options: &DeployOptions,
-    printer: &Printer,
+    printer: &Progress,
     report: &mut DeployReport,
     entries: &mut HashMap<ObjectId, InventoryEntry>,
 ) -> Result<(), KubeError> {
@@ -736,7 +769,7 @@ async fn apply_groups(
     client: &Client,
     objects: Vec<Prepared>,
     options: &DeployOptions,
-    printer: &Printer,
+    printer: &Progress,
     report: &mut DeployReport,
     entries: &mut HashMap<ObjectId, InventoryEntry>,
 ) -> Result<(), KubeError> {
@@ -748,11 +781,16 @@ async fn apply_groups(
         if crate::process::is_interrupted() {
             return Err(KubeError::Interrupted);
         }
+        if let Some(first) = group.first() {
+            let wave = first.position.wave;
+            printer.stage(&format!("applying {} (wave {wave})", first.id.kind), false);
+        }
         let results: Vec<ApplyResult> = futures::stream::iter(group)
             .map(|prepared| async move {
                 let result =
                     apply::apply_object(client, &prepared, options.force_conflicts, &options.retry)
                         .await;
+                printer.advance(1);
                 (prepared, result)
             })
             .buffer_unordered(options.concurrency.max(1))
@@ -771,7 +809,7 @@ async fn apply_groups(
                         Applied::Unchanged => ObjectAction::Unchanged,
                     };
                     if action != ObjectAction::Unchanged {
-                        printer.status(&format!("{} {}", action.as_str(), prepared.id));
+                        printer.line(&format!("{} {}", action.as_str(), prepared.id));
                     }
                     entries.insert(
                         prepared.id.clone(),
@@ -811,7 +849,7 @@ async fn wait_healthy(
     client: &Client,
     objects: &[Prepared],
     options: &DeployOptions,
-    printer: &Printer,
+    printer: &Progress,
 ) -> Result<(), KubeError> {
     if !options.wait || !objects.iter().any(|p| health::is_watched(&p.id.kind)) {
         return Ok(());
@@ -823,7 +861,7 @@ async fn wait_healthy(
     }
     let outcome = health::wait(client, objects, options.timeout, retry, |ready, total| {
         if last != Some(ready) {
-            printer.status(&format!("waiting for health: {ready}/{total} ready"));
+            printer.stage(&format!("waiting for health: {ready}/{total} ready"), true);
             last = Some(ready);
         }
     })

@@ -22,8 +22,8 @@ use tokio::task::JoinHandle;
 
 use crate::kube::KubeError;
 use crate::kube::apply::error_message;
+use crate::kube::progress::Progress;
 use crate::kube::retry::{RetryPolicy, status_code};
-use crate::output::Printer;
 
 /// Lock timing.
 #[derive(Debug, Clone, Copy)]
@@ -148,7 +148,7 @@ pub async fn acquire(
     holder: &str,
     options: LockOptions,
     retry: &RetryPolicy,
-    printer: &Printer,
+    printer: &Progress,
 ) -> Result<DeployLock, KubeError> {
     let name = lease_name(environment);
     let api: Api<Lease> = Api::namespaced(client.clone(), namespace);
@@ -199,7 +199,7 @@ pub async fn acquire(
                             });
                         }
                         if !announced {
-                            printer.status(&format!(
+                            printer.line(&format!(
                                 "waiting for the lock of `{environment}`, held by `{other}`"
                             ));
                             announced = true;

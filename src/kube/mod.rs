@@ -25,6 +25,7 @@ pub mod health;
 pub mod inventory;
 pub mod lock;
 pub mod order;
+pub mod progress;
 pub mod prune;
 pub mod retry;
 pub mod sandbox;
@@ -61,6 +62,15 @@ pub struct DesiredObject {
     pub source: Location,
     /// The rendered object (`apiVersion`, `kind`, `metadata`, ...).
     pub object: Value,
+}
+
+impl From<crate::render::Manifest> for DesiredObject {
+    fn from(manifest: crate::render::Manifest) -> Self {
+        DesiredObject {
+            source: manifest.source,
+            object: manifest.object,
+        }
+    }
 }
 
 /// The identity of an object: group, kind, namespace (None for cluster-scoped) and name.

@@ -62,10 +62,16 @@ pub fn state_file(root: &Path, environment: &str) -> PathBuf {
 pub async fn start(root: &Path, environment: &str) -> Result<Sandbox, SandboxError> {
     let state_file = state_file(root, environment);
     if let Some(directory) = state_file.parent() {
-        std::fs::create_dir_all(directory).map_err(|source| SandboxError::Directory {
+        let failed = |source| SandboxError::Directory {
             path: directory.to_path_buf(),
             source,
-        })?;
+        };
+        std::fs::create_dir_all(directory).map_err(failed)?;
+        // Simulated state is not source: keep it out of Git even when `.gitship/` is not ignored.
+        let ignore = directory.join(".gitignore");
+        if !ignore.exists() {
+            std::fs::write(&ignore, "*\n").map_err(failed)?;
+        }
     }
     let options = kubesim::Options {
         state_file: Some(state_file.clone()),

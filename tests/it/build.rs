@@ -23,12 +23,16 @@ const REVISION: &str = "0123456789abcdef0123456789abcdef01234567";
 const SOURCE: &str = "https://git.example.com/acme/blog";
 const BUILDERS: &[&str] = &["docker", "podman", "buildah"];
 
-/// A scratch copy of the fixture apps plus builder shims that count calls.
+/// A scratch copy of the fixture apps, builder shims that count calls, and a containers storage
+/// of its own for podman and buildah (tests run in parallel: a shared storage would let one
+/// test's cleanup race another's layer cache).
 struct Workspace {
     apps: tempfile::TempDir,
     shims: tempfile::TempDir,
     log: PathBuf,
     path: OsString,
+    _storage: tempfile::TempDir,
+    storage_conf: PathBuf,
 }
 
 impl Workspace {
@@ -48,11 +52,24 @@ impl Workspace {
         let log = shims.path().join("calls.log");
         std::fs::write(&log, "").expect("calls log");
         let path = counting_shims(shims.path(), &log, BUILDERS);
+        let storage = tempfile::tempdir().expect("containers storage dir");
+        let storage_conf = storage.path().join("storage.conf");
+        std::fs::write(
+            &storage_conf,
+            format!(
+                "[storage]\ndriver = \"vfs\"\nrunroot = \"{}\"\ngraphroot = \"{}\"\n",
+                storage.path().join("run").display(),
+                storage.path().join("graph").display()
+            ),
+        )
+        .expect("storage.conf");
         Workspace {
             apps,
             shims,
             log,
             path,
+            _storage: storage,
+            storage_conf,
         }
     }
 
@@ -102,7 +119,13 @@ impl Workspace {
             builder: Some(builder.to_string()),
             jobs: 2,
             force: false,
-            environment: BTreeMap::from([(OsString::from("PATH"), self.path.clone())]),
+            environment: BTreeMap::from([
+                (OsString::from("PATH"), self.path.clone()),
+                (
+                    OsString::from("CONTAINERS_STORAGE_CONF"),
+                    self.storage_conf.clone().into_os_string(),
+                ),
+            ]),
         }
     }
 
@@ -130,8 +153,8 @@ async fn run(
     .await
 }
 
-/// Removes the images a test built from the builder's local store when dropped (keeps developer
-/// machines from filling up with test images).
+/// Removes the images a test built with docker from the engine's store when dropped (keeps
+/// developer machines from filling up with test images).
 struct LocalImages {
     builder: String,
     references: Vec<String>,
@@ -155,6 +178,10 @@ impl LocalImages {
 
 impl Drop for LocalImages {
     fn drop(&mut self) {
+        // podman and buildah build into the workspace's own storage, removed with it.
+        if self.builder != "docker" {
+            return;
+        }
         let _ = std::process::Command::new(&self.builder)
             .args(["rmi", "-f"])
             .args(&self.references)
@@ -491,4 +518,248 @@ async fn unknown_builder_is_rejected_before_anything_runs() {
         "{error}"
     );
     assert!(workspace.calls().is_empty());
+}
+
+/// `gitship build ENV` end to end: a Git repository with the fixture apps, a real registry.
+mod command {
+    use super::*;
+    use crate::support::gitship;
+
+    struct Repo {
+        dir: tempfile::TempDir,
+    }
+
+    impl Repo {
+        fn new(registry: &str, builder: &str) -> Repo {
+            let dir = tempfile::tempdir().expect("repo dir");
+            let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/build/apps");
+            for app in ["web", "api"] {
+                let target = dir.path().join("apps").join(app);
+                std::fs::create_dir_all(&target).expect("app dir");
+                for file in std::fs::read_dir(fixtures.join(app)).expect("fixture app") {
+                    let file = file.expect("fixture file");
+                    std::fs::copy(file.path(), target.join(file.file_name())).expect("copy");
+                }
+            }
+            std::fs::create_dir_all(dir.path().join("config")).expect("config dir");
+            for env in ["staging", "production"] {
+                std::fs::write(
+                    dir.path().join(format!("config/{env}.yaml")),
+                    format!("cluster:\n  namespace: blog\nregistry: {registry}/blog\n"),
+                )
+                .expect("env config");
+            }
+            std::fs::write(
+                dir.path().join("gitship.yaml"),
+                format!("build:\n  builder: {builder}\n"),
+            )
+            .expect("gitship.yaml");
+            let repo = Repo { dir };
+            repo.git(&["init", "-q", "-b", "main"]);
+            repo.commit("initial");
+            repo
+        }
+
+        fn git(&self, args: &[&str]) {
+            let status = std::process::Command::new("git")
+                .args(args)
+                .current_dir(self.dir.path())
+                .env("GIT_AUTHOR_NAME", "t")
+                .env("GIT_AUTHOR_EMAIL", "t@example.com")
+                .env("GIT_COMMITTER_NAME", "t")
+                .env("GIT_COMMITTER_EMAIL", "t@example.com")
+                .env("GIT_CONFIG_NOSYSTEM", "1")
+                .env("HOME", crate::support::test_home())
+                .status()
+                .expect("git");
+            assert!(status.success(), "git {args:?}");
+        }
+
+        fn commit(&self, message: &str) {
+            self.git(&["add", "-A"]);
+            self.git(&["commit", "-q", "-m", message]);
+        }
+
+        fn build(&self, env: &str, workspace: &Workspace, extra: &[&str]) -> std::process::Output {
+            gitship()
+                .arg("-C")
+                .arg(self.dir.path())
+                .args(["--output", "json", "build", env])
+                .args(extra)
+                .env("PATH", &workspace.path)
+                .env("CONTAINERS_STORAGE_CONF", &workspace.storage_conf)
+                .output()
+                .expect("run gitship")
+        }
+    }
+
+    fn results(output: &std::process::Output) -> Vec<BuildResult> {
+        assert!(
+            output.status.success(),
+            "exit {:?}\nstderr:\n{}",
+            output.status.code(),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        serde_json::from_slice(&output.stdout).expect("build --output json")
+    }
+
+    #[test]
+    fn build_builds_changed_apps_and_reuses_the_rest() {
+        if !crate::support::require_tool("buildah", "version") {
+            return;
+        }
+        let Some(registry) = TestRegistry::start() else {
+            return;
+        };
+        let workspace = Workspace::new();
+        let repo = Repo::new(&registry.address, "buildah");
+        let first = results(&repo.build("staging", &workspace, &[]));
+        assert_eq!(
+            first.iter().map(|r| r.app.as_str()).collect::<Vec<_>>(),
+            ["api", "web"]
+        );
+        assert!(
+            first.iter().all(|r| r.action == BuildAction::Built),
+            "{first:#?}"
+        );
+        for result in &first {
+            let repository = format!("blog/{}", result.app);
+            assert_eq!(
+                registry.tags(&repository),
+                std::slice::from_ref(&result.tag)
+            );
+            assert_eq!(
+                registry
+                    .manifest(&repository, &result.tag)
+                    .expect("manifest")
+                    .0,
+                result.digest
+            );
+            let labels = registry.labels(&repository, &result.tag);
+            assert_eq!(
+                labels.get(REVISION_LABEL).map(String::len),
+                Some(40),
+                "{labels:?}"
+            );
+        }
+
+        let calls = workspace.calls().len();
+        let started = Instant::now();
+        let second = results(&repo.build("staging", &workspace, &[]));
+        let elapsed = started.elapsed();
+        assert_eq!(
+            workspace.calls().len(),
+            calls,
+            "no builder invocation: {:#?}",
+            workspace.calls()
+        );
+        assert!(
+            second.iter().all(|r| r.action == BuildAction::Reused),
+            "{second:#?}"
+        );
+        let references = |results: &[BuildResult]| {
+            results
+                .iter()
+                .map(|r| (r.app.clone(), r.reference.clone(), r.digest.clone()))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(references(&second), references(&first));
+        assert!(
+            elapsed < Duration::from_secs(1),
+            "no-op build took {elapsed:?}"
+        );
+
+        std::fs::write(
+            repo.dir.path().join("apps/web/index.html"),
+            "<h1>changed</h1>\n",
+        )
+        .expect("edit");
+        repo.commit("change web");
+        let third = results(&repo.build("staging", &workspace, &[]));
+        let builds: Vec<String> = workspace.calls()[calls..]
+            .iter()
+            .filter(|c| c.starts_with("buildah build "))
+            .cloned()
+            .collect();
+        assert_eq!(builds.len(), 1, "{builds:#?}");
+        assert!(builds[0].contains("/blog/web:"), "{builds:?}");
+        assert_eq!(
+            (third[0].action, third[1].action),
+            (BuildAction::Reused, BuildAction::Built)
+        );
+        assert_eq!(third[0].tag, first[0].tag, "api keeps its tag");
+        assert_ne!(third[1].tag, first[1].tag, "web gets a new tag");
+        assert_eq!(registry.tags("blog/web").len(), 2);
+    }
+
+    #[test]
+    fn production_refuses_a_dirty_tree_unless_allowed() {
+        let Some(registry) = TestRegistry::start() else {
+            return;
+        };
+        let workspace = Workspace::new();
+        let repo = Repo::new(&registry.address, "buildah");
+        std::fs::write(
+            repo.dir.path().join("apps/web/index.html"),
+            "<h1>uncommitted</h1>\n",
+        )
+        .expect("edit");
+        let output = repo.build("production", &workspace, &[]);
+        assert_eq!(output.status.code(), Some(1));
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            stderr.contains("uncommitted changes") && stderr.contains("--allow-dirty"),
+            "{stderr}"
+        );
+        assert!(workspace.calls().is_empty());
+        assert!(registry.catalog().is_empty());
+
+        if !crate::support::require_tool("buildah", "version") {
+            return;
+        }
+        let allowed = results(&repo.build("production", &workspace, &["--allow-dirty"]));
+        let web = allowed.iter().find(|r| r.app == "web").expect("web result");
+        assert!(
+            web.tag.contains("-dirty-"),
+            "uncommitted changes mark the tag: {}",
+            web.tag
+        );
+        assert_eq!(registry.tags("blog/web"), std::slice::from_ref(&web.tag));
+    }
+
+    #[test]
+    fn dockerfile_error_and_unreachable_registry_exit_1() {
+        if !crate::support::require_tool("buildah", "version") {
+            return;
+        }
+        let Some(registry) = TestRegistry::start() else {
+            return;
+        };
+        let workspace = Workspace::new();
+        let repo = Repo::new(&registry.address, "buildah");
+        std::fs::write(
+            repo.dir.path().join("apps/web/Dockerfile"),
+            "FROM scratch\nCOPY nope.txt /\n",
+        )
+        .expect("edit");
+        repo.commit("break web");
+        let output = repo.build("staging", &workspace, &["--jobs", "1"]);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(1), "{stderr}");
+        assert!(
+            stderr.contains("app `web`") && stderr.contains("nope.txt"),
+            "{stderr}"
+        );
+        assert!(registry.tags("blog/web").is_empty());
+
+        let unreachable = format!("127.0.0.1:{}", free_port());
+        let other = Repo::new(&unreachable, "buildah");
+        let output = other.build("staging", &workspace, &[]);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(1), "{stderr}");
+        assert!(
+            stderr.contains(&format!("registry `{unreachable}`")) && stderr.contains("app `"),
+            "{stderr}"
+        );
+    }
 }

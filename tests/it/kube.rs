@@ -410,7 +410,7 @@ async fn a_failed_rollout_fails_within_the_timeout_and_prunes_nothing() {
         }
     }
     let started = std::time::Instant::now();
-    let error = cluster.deploy(objects).await.unwrap_err();
+    let error = cluster.deploy(objects.clone()).await.unwrap_err();
     assert!(
         started.elapsed() < Duration::from_secs(15),
         "took {:?}",
@@ -443,6 +443,30 @@ async fn a_failed_rollout_fails_within_the_timeout_and_prunes_nothing() {
             .is_none(),
         "lock released"
     );
+
+    // A re-run after the failure converges: healthy now, and the removed ConfigMap is pruned.
+    cluster
+        .sim
+        .handle()
+        .script_rollout(NAMESPACE, "blog-backend", Rollout::Healthy);
+    let mut fixed = objects.clone();
+    for object in &mut fixed {
+        if object.object["kind"] == "Deployment"
+            && object.object["metadata"]["name"] == "blog-backend"
+        {
+            object.object["spec"]["template"]["spec"]["containers"][0]["image"] =
+                json!("ghcr.io/acme/blog/backend:fixed");
+        }
+    }
+    let report = cluster.deploy(fixed).await.expect("the re-run converges");
+    assert_eq!(report.count(ObjectAction::Pruned), 1, "{report:?}");
+    assert!(
+        cluster
+            .live("v1", "ConfigMap", "blog-config")
+            .await
+            .is_none()
+    );
+    assert_eq!(cluster.inventory().await.history[0].outcome, "succeeded");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -870,5 +894,382 @@ async fn objects_are_applied_by_stage_then_wave_then_kind() {
     assert!(
         position("deployments/blog-frontend") < position("configmaps/late"),
         "wave 1 last: {applied:?}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// `gitship deploy` through the built CLI, on a copy of the blog example.
+
+/// A committed copy of `examples/blog-infra` in a temporary Git repository.
+struct ExampleRepo {
+    dir: tempfile::TempDir,
+    git: git2::Repository,
+}
+
+fn copy_tree(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for entry in std::fs::read_dir(from).expect("read example") {
+        let entry = entry.expect("entry");
+        let name = entry.file_name();
+        if [".gitship", ".terraform", "terraform.tfstate.d"]
+            .iter()
+            .any(|skip| name == *skip)
+        {
+            continue;
+        }
+        let target = to.join(&name);
+        if entry.file_type().expect("type").is_dir() {
+            copy_tree(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).expect("copy");
+        }
+    }
+}
+
+impl ExampleRepo {
+    fn new() -> ExampleRepo {
+        let dir = tempfile::tempdir().expect("temp dir");
+        copy_tree(
+            &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/blog-infra"),
+            dir.path(),
+        );
+        let git = git2::Repository::init(dir.path()).expect("git init");
+        let repo = ExampleRepo { dir, git };
+        repo.commit("example");
+        repo
+    }
+
+    fn path(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+
+    fn commit(&self, message: &str) {
+        let mut index = self.git.index().expect("index");
+        index
+            .add_all(["*"], git2::IndexAddOption::DEFAULT, None)
+            .expect("add");
+        index.update_all(["*"], None).expect("update");
+        index.write().expect("write index");
+        let tree = self
+            .git
+            .find_tree(index.write_tree().expect("tree"))
+            .expect("find tree");
+        let signature = git2::Signature::now("test", "test@example.com").expect("signature");
+        let parent = self.git.head().ok().and_then(|h| h.peel_to_commit().ok());
+        let parents: Vec<&git2::Commit> = parent.iter().collect();
+        self.git
+            .commit(
+                Some("HEAD"),
+                &signature,
+                &signature,
+                message,
+                &tree,
+                &parents,
+            )
+            .expect("commit");
+    }
+
+    /// Drop the apps (their images are then fixed references): a non-sandbox deploy has nothing
+    /// to build, so no registry is needed.
+    fn without_apps(self) -> ExampleRepo {
+        std::fs::remove_dir_all(self.path().join("apps")).expect("remove apps");
+        for (file, app) in [("backend.yaml", "backend"), ("frontend.yaml", "frontend")] {
+            let path = self.path().join("infrastructure/kubernetes").join(file);
+            let text = std::fs::read_to_string(&path).expect("read manifest");
+            let fixed = text.replace(
+                &format!("${{images.{app}}}"),
+                &format!("registry.test/blog/{app}:v1"),
+            );
+            std::fs::write(&path, fixed).expect("write manifest");
+        }
+        self.commit("no apps");
+        self
+    }
+
+    fn remove_manifest(&self, name: &str) {
+        std::fs::remove_file(self.path().join("infrastructure/kubernetes").join(name))
+            .expect("remove manifest");
+    }
+
+    /// Run the built CLI in this repository (without blocking the runtime kubesim runs on).
+    async fn gitship(&self, args: &[&str]) -> std::process::Output {
+        let mut command = crate::support::gitship();
+        command.arg("-C").arg(self.path()).args(args);
+        tokio::process::Command::from(command)
+            .output()
+            .await
+            .expect("gitship runs")
+    }
+}
+
+fn example_outputs() -> String {
+    format!(
+        "{}/examples/blog-infra/terraform-outputs.example.json",
+        env!("CARGO_MANIFEST_DIR")
+    )
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn json_report(output: &std::process::Output) -> gitship::kube::DeployReport {
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "stderr: {}",
+        text(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|e| panic!("not a deploy report ({e}): {}", text(&output.stdout)))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_sandbox_deploy_converges_prunes_and_refuses_an_empty_set() {
+    let repo = ExampleRepo::new();
+    let outputs = example_outputs();
+    let base = [
+        "deploy",
+        "production",
+        "--sandbox",
+        "--terraform-outputs",
+        outputs.as_str(),
+    ];
+    let first = repo.gitship(&base).await;
+    assert_eq!(
+        first.status.code(),
+        Some(0),
+        "stderr: {}",
+        text(&first.stderr)
+    );
+    let stdout = text(&first.stdout);
+    assert!(
+        stdout.contains("deployed `production` (sandbox: simulated cluster)"),
+        "{stdout}"
+    );
+    assert!(
+        text(&first.stderr).contains("sandbox"),
+        "every output says it is a simulation"
+    );
+    assert!(
+        !text(&first.stderr).contains("example-only-3f9c2a7d41b8e6c0"),
+        "a secret leaked"
+    );
+    assert!(
+        !stdout.contains("example-only-3f9c2a7d41b8e6c0"),
+        "a secret leaked"
+    );
+    assert!(
+        repo.path()
+            .join(".gitship/sandbox/production.json")
+            .is_file()
+    );
+
+    let second = json_report(&repo.gitship(&[&base[..], &["-o", "json"]].concat()).await);
+    let total = second.objects.len();
+    assert!(total >= 8, "{second:?}");
+    assert_eq!(
+        second.count(ObjectAction::Unchanged),
+        total,
+        "a second deploy changes nothing: {second:?}"
+    );
+
+    repo.remove_manifest("ingress.yaml");
+    repo.commit("drop the ingress");
+    let third = json_report(&repo.gitship(&[&base[..], &["-o", "json"]].concat()).await);
+    let pruned: Vec<String> = third
+        .objects
+        .iter()
+        .filter(|o| o.action == ObjectAction::Pruned)
+        .map(|o| o.id.to_string())
+        .collect();
+    assert_eq!(pruned, vec!["Ingress blog/blog".to_string()], "{third:?}");
+    assert_eq!(third.count(ObjectAction::Unchanged), total - 1);
+
+    for manifest in [
+        "backend.yaml",
+        "frontend.yaml",
+        "namespace.yaml",
+        "postgres.yaml",
+    ] {
+        repo.remove_manifest(manifest);
+    }
+    repo.commit("empty");
+    let refused = repo.gitship(&base).await;
+    assert_eq!(
+        refused.status.code(),
+        Some(1),
+        "stdout: {}",
+        text(&refused.stdout)
+    );
+    let stderr = text(&refused.stderr);
+    assert!(
+        stderr.contains("refusing to prune all") && stderr.contains("--allow-empty"),
+        "{stderr}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_sandbox_deploy_runs_terraform_for_real() {
+    if !require_tool("terraform", "version") {
+        return;
+    }
+    let repo = ExampleRepo::new();
+    let output = repo
+        .gitship(&["deploy", "development", "--sandbox", "-o", "json"])
+        .await;
+    let report = json_report(&output);
+    assert!(
+        report
+            .objects
+            .iter()
+            .any(|o| o.id.kind == "Secret" && o.action == ObjectAction::Created),
+        "{report:?}"
+    );
+    let stderr = text(&output.stderr);
+    assert!(stderr.contains("terraform:"), "{stderr}");
+    let again = json_report(
+        &repo
+            .gitship(&["deploy", "development", "--sandbox", "-o", "json"])
+            .await,
+    );
+    assert_eq!(
+        again.count(ObjectAction::Unchanged),
+        again.objects.len(),
+        "{again:?}"
+    );
+}
+
+/// A kubeconfig whose context has the name the environment config asks for.
+fn kubeconfig_for(sim: &KubeSim, context: &str, directory: &std::path::Path) -> std::path::PathBuf {
+    let path = directory.join("kubeconfig");
+    let text = format!(
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: sim\n  cluster:\n    server: {}\ncontexts:\n- name: {context}\n  context:\n    cluster: sim\n    user: sim\ncurrent-context: other\nusers:\n- name: sim\n  user: {{}}\n",
+        sim.url()
+    );
+    std::fs::write(&path, text).expect("write kubeconfig");
+    path
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_deploy_heals_kubectl_scale_and_reports_a_failed_rollout() {
+    if !require_tool("kubectl", "help") {
+        return;
+    }
+    let cluster = cluster().await;
+    let repo = ExampleRepo::new().without_apps();
+    let home = tempfile::tempdir().unwrap();
+    let kubeconfig = kubeconfig_for(&cluster.sim, "prod", home.path());
+    let kubeconfig_arg = kubeconfig.display().to_string();
+    let outputs = example_outputs();
+    let deploy = [
+        "deploy",
+        "production",
+        "--kubeconfig",
+        kubeconfig_arg.as_str(),
+        "--terraform-outputs",
+        outputs.as_str(),
+        "--timeout",
+        "20s",
+    ];
+    let first = repo.gitship(&deploy).await;
+    assert_eq!(
+        first.status.code(),
+        Some(0),
+        "stderr: {}",
+        text(&first.stderr)
+    );
+    assert_eq!(
+        cluster
+            .live("apps/v1", "Deployment", "blog-backend")
+            .await
+            .unwrap()["spec"]["replicas"],
+        3
+    );
+
+    let scale = tokio::process::Command::new("kubectl")
+        .args([
+            "--kubeconfig",
+            kubeconfig_arg.as_str(),
+            "--context",
+            "prod",
+            "-n",
+            NAMESPACE,
+        ])
+        .args(["scale", "deployment", "blog-backend", "--replicas=10"])
+        .output()
+        .await
+        .expect("kubectl runs");
+    assert!(
+        scale.status.success(),
+        "kubectl scale: {}",
+        text(&scale.stderr)
+    );
+    assert_eq!(
+        cluster
+            .live("apps/v1", "Deployment", "blog-backend")
+            .await
+            .unwrap()["spec"]["replicas"],
+        10
+    );
+
+    let healed = json_report(&repo.gitship(&[&deploy[..], &["-o", "json"]].concat()).await);
+    let configured: Vec<String> = healed
+        .objects
+        .iter()
+        .filter(|o| o.action == ObjectAction::Configured)
+        .map(|o| o.id.to_string())
+        .collect();
+    assert_eq!(
+        configured,
+        vec!["Deployment blog/blog-backend".to_string()],
+        "{healed:?}"
+    );
+    assert_eq!(
+        cluster
+            .live("apps/v1", "Deployment", "blog-backend")
+            .await
+            .unwrap()["spec"]["replicas"],
+        3
+    );
+
+    // A rollout that cannot finish: exit 1 within the timeout, naming the Deployment and the
+    // condition; the ingress removed from Git is not pruned.
+    cluster
+        .sim
+        .handle()
+        .script_rollout(NAMESPACE, "blog-backend", Rollout::Fail);
+    let config = repo.path().join("config/production.yaml");
+    let text_config = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("replicas: 3", "replicas: 4");
+    std::fs::write(&config, text_config).unwrap();
+    repo.remove_manifest("ingress.yaml");
+    repo.commit("four replicas, no ingress");
+    let started = std::time::Instant::now();
+    let failed = repo.gitship(&deploy).await;
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        failed.status.code(),
+        Some(1),
+        "stdout: {}",
+        text(&failed.stdout)
+    );
+    let stderr = text(&failed.stderr);
+    assert!(
+        stderr.contains("Deployment blog/blog-backend")
+            && stderr.contains("ProgressDeadlineExceeded"),
+        "{stderr}"
+    );
+    assert!(
+        cluster
+            .live("networking.k8s.io/v1", "Ingress", "blog")
+            .await
+            .is_some(),
+        "nothing is pruned after a failure"
     );
 }

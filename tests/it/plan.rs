@@ -202,10 +202,10 @@ fn rendered_password(repo: &Repo, env: &str, extra: &[&str]) -> String {
     value
 }
 
-/// The example in the sandbox: deployed from a saved plan, it plans and drifts clean, and no
-/// output format shows the Secret's value.
+/// The example in the sandbox: freshly deployed, it plans and drifts clean, and no output format
+/// shows the Secret's value.
 #[test]
-fn sandbox_blog_deploys_from_a_saved_plan_and_then_plans_and_drifts_clean() {
+fn sandbox_blog_freshly_deployed_plans_and_drifts_clean_and_never_shows_secrets() {
     if !require_tool("terraform", "version") {
         return;
     }
@@ -219,7 +219,7 @@ fn sandbox_blog_deploys_from_a_saved_plan_and_then_plans_and_drifts_clean() {
     );
     assert!(first.all().contains("SIMULATION") || first.all().contains("sandbox"));
 
-    repo.deploy("production", &["--sandbox"]);
+    repo.ok(&["deploy", "production", "--sandbox"]);
 
     let clean = repo.gitship(&["plan", "production", "--sandbox", "--exit-code"]);
     assert_eq!(clean.code, 0, "{}", clean.all());
@@ -297,7 +297,7 @@ async fn kubectl_scale_is_drift_until_the_next_deploy_and_stale_plans_are_refuse
     let repo = example_on(&sim);
     let kubeconfig = sim.kubeconfig_path().to_path_buf();
     tokio::task::spawn_blocking(move || {
-        repo.deploy("production", &[]);
+        repo.ok(&["deploy", "production"]);
         let clean = repo.gitship(&["plan", "production", "--exit-code"]);
         assert_eq!(clean.code, 0, "{}", clean.all());
         assert!(clean.stdout.contains("No changes"), "{}", clean.stdout);
@@ -359,9 +359,11 @@ async fn kubectl_scale_is_drift_until_the_next_deploy_and_stale_plans_are_refuse
             stale.stderr
         );
 
-        repo.deploy("production", &[]);
+        repo.ok(&["deploy", "production"]);
         let (code, report) = repo.drift_json(&["production"]);
         assert_eq!(code, 0, "{report:#?}");
+        let (code, plan) = repo.plan_json(&["production", "--exit-code"]);
+        assert_eq!(code, 0, "{plan:#?}");
 
         // A plan of an older commit is refused.
         let older = repo.path().join(".gitship/older.json");
