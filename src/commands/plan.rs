@@ -350,3 +350,60 @@ pub async fn kubernetes_diff(
     .await
     .map_err(deploy::user_error)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::terraform::{ChangeAction, ChangeCounts, OutputChange, PlanSummary};
+    use serde_json::json;
+
+    fn output(value: Option<serde_json::Value>, sensitive: bool) -> terraform::OutputValue {
+        terraform::OutputValue { value, sensitive }
+    }
+
+    fn change(name: &str, action: ChangeAction, sensitive: bool, after: &str) -> OutputChange {
+        OutputChange {
+            name: name.into(),
+            action,
+            sensitive,
+            before: None,
+            after: Some(json!(after)),
+        }
+    }
+
+    #[test]
+    fn planned_outputs_replace_current_ones_unknown_and_sensitive_stay_safe() {
+        let mut outputs = terraform::Outputs::from([
+            ("name".to_string(), output(Some(json!("old")), false)),
+            (
+                "password".to_string(),
+                output(Some(json!("current-secret")), true),
+            ),
+            ("gone".to_string(), output(Some(json!("x")), false)),
+        ]);
+        let summary = PlanSummary {
+            environment: "staging".into(),
+            mode: PlanMode::Normal,
+            changes: vec![],
+            drift: vec![],
+            output_changes: vec![
+                change("name", ChangeAction::Update, false, "new"),
+                change("password", ChangeAction::Update, true, plan::REDACTED),
+                change("url", ChangeAction::Create, false, plan::KNOWN_AFTER_APPLY),
+                change("token", ChangeAction::Create, true, plan::REDACTED),
+                change("gone", ChangeAction::Delete, false, ""),
+            ],
+            counts: ChangeCounts::default(),
+            has_changes: true,
+            planfile: PathBuf::from("p"),
+        };
+        apply_planned_outputs(&mut outputs, &summary);
+        assert_eq!(outputs["name"].value, Some(json!("new")));
+        // A redacted planned value never replaces the real one (it could land in a Secret).
+        assert_eq!(outputs["password"].value, Some(json!("current-secret")));
+        assert_eq!(outputs["url"].value, None, "renders as (known after apply)");
+        assert_eq!(outputs["token"].value, None);
+        assert!(outputs["token"].sensitive);
+        assert!(!outputs.contains_key("gone"));
+    }
+}
