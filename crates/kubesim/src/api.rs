@@ -7,7 +7,7 @@ use crate::errors::ApiError;
 use crate::fields;
 use crate::managed::{self, Scope};
 use crate::registry::Resource;
-use crate::schema::{ListKind, Node};
+use crate::schema::{self, ListKind, Node};
 use crate::selectors::Selector;
 use crate::store::{EventType, ObjectKey, Store};
 use serde_json::{Map, Value, json};
@@ -25,11 +25,17 @@ pub struct ApiRequest {
     pub content_type: String,
     /// `User-Agent`.
     pub user_agent: String,
+    /// `Accept`.
+    pub accept: String,
     /// Request body.
     pub body: bytes::Bytes,
 }
 
 impl ApiRequest {
+    fn wants_table(&self) -> bool {
+        self.accept.contains("as=Table")
+    }
+
     fn param(&self, name: &str) -> Option<&str> {
         self.query
             .get(name)
@@ -233,7 +239,7 @@ pub fn handle(
         }
     }
     match (request.method.as_str(), &target.name) {
-        ("GET", Some(name)) => get(store, target, name),
+        ("GET", Some(name)) => get(store, target, name, request),
         ("GET", None) => list(store, target, request),
         ("POST", None) => create(store, target, request),
         ("PUT", Some(name)) => update(store, target, name, request),
@@ -244,12 +250,28 @@ pub fn handle(
     }
 }
 
-fn get(store: &Store, target: &Target, name: &str) -> Result<Answer, ApiError> {
+fn get(
+    store: &Store,
+    target: &Target,
+    name: &str,
+    request: &ApiRequest,
+) -> Result<Answer, ApiError> {
     let object = store
         .get(&target.resource.storage_key(), &target.key(name))
         .ok_or_else(|| ApiError::not_found(&target.resource, name))?;
     if target.subresource.as_deref() == Some("scale") {
         return Ok(Answer::Json(200, scale_view(&target.resource, &object)));
+    }
+    if request.wants_table() {
+        let version = object["metadata"]["resourceVersion"]
+            .as_str()
+            .unwrap_or("")
+            .to_string();
+        let typed = with_type(&target.resource, &object);
+        return Ok(Answer::Json(
+            200,
+            crate::table::table(&target.resource, &[typed], &version, None),
+        ));
     }
     Ok(Answer::Json(200, with_type(&target.resource, &object)))
 }
@@ -332,6 +354,13 @@ fn list(store: &Store, target: &Target, request: &ApiRequest) -> Result<Answer, 
         items.push(with_type(&target.resource, &object));
     }
     let mut metadata = json!({"resourceVersion": store.resource_version.to_string()});
+    if request.wants_table() {
+        let version = store.resource_version.to_string();
+        return Ok(Answer::Json(
+            200,
+            crate::table::table(&target.resource, &items, &version, next.as_deref()),
+        ));
+    }
     if let Some(next) = next {
         metadata["continue"] = json!(next);
     }
@@ -361,6 +390,7 @@ fn require_namespace(store: &Store, target: &Target) -> Result<(), ApiError> {
         status: true,
         scale: false,
         custom: false,
+        names: Value::Null,
     };
     match store.get(
         &namespaces.storage_key(),
@@ -465,6 +495,7 @@ fn create(store: &mut Store, target: &Target, request: &ApiRequest) -> Result<An
         return Err(ApiError::already_exists(&target.resource, &name));
     }
     require_namespace(store, target)?;
+    check_fields(target, &name, &mut object, request, false)?;
     let written = write(
         store,
         target,
@@ -557,7 +588,8 @@ fn update(
         check_type(target, &body, name)?;
         check_namespace(target, &body)?;
     }
-    let new = from_view(target, &old, body)?;
+    let mut new = from_view(target, &old, body)?;
+    check_fields(target, name, &mut new, request, false)?;
     let written = write(
         store,
         target,
@@ -646,7 +678,8 @@ fn patch(
         other => return Err(ApiError::unsupported_media_type(other)),
     }
     check_resource_version(target, name, &view, &old)?;
-    let new = from_view(target, &old, view)?;
+    let mut new = from_view(target, &old, view)?;
+    check_fields(target, name, &mut new, request, false)?;
     let written = write(
         store,
         target,
@@ -704,6 +737,7 @@ fn apply(
         }
         require_namespace(store, target)?;
     }
+    check_fields(target, name, &mut config, request, true)?;
     let mut merged = managed::apply(old.as_deref(), &config, &manager, force, target.scope())
         .map_err(|conflicts| ApiError::apply_conflicts(&target.resource, name, &conflicts))?;
     merged["metadata"]["name"] = json!(name);
@@ -727,6 +761,72 @@ fn now() -> String {
     chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string()
 }
 
+/// Unknown fields of built-in kinds: rejected with `fieldValidation=Strict` (400, as kubectl's
+/// default validation expects), otherwise dropped, as decoding into the API types does.
+fn check_fields(
+    target: &Target,
+    name: &str,
+    object: &mut Value,
+    request: &ApiRequest,
+    apply: bool,
+) -> Result<(), ApiError> {
+    if target.subresource.is_some() {
+        return Ok(());
+    }
+    let node = Node::root(&target.resource.api_version(), &target.resource.kind);
+    let unknown = schema::unknown_fields(object, node);
+    if unknown.is_empty() {
+        return Ok(());
+    }
+    if request.param("fieldValidation") == Some("Strict") {
+        let message = if apply {
+            let namespace = target
+                .namespace
+                .as_deref()
+                .filter(|_| target.resource.namespaced)
+                .unwrap_or("");
+            let fields: Vec<String> = unknown
+                .iter()
+                .map(|field| format!(".{field}: field not declared in schema"))
+                .collect();
+            format!(
+                "failed to create typed patch object ({namespace}/{name}; {}, Kind={}): {}",
+                target.resource.api_version(),
+                target.resource.kind,
+                fields.join(", ")
+            )
+        } else {
+            let fields: Vec<String> = unknown
+                .iter()
+                .map(|field| format!("unknown field \"{field}\""))
+                .collect();
+            format!("strict decoding error: {}", fields.join(", "))
+        };
+        return Err(ApiError::bad_request(message));
+    }
+    schema::prune_unknown(object, node);
+    Ok(())
+}
+
+/// Standard base64 with padding (for Secret `stringData`).
+fn base64_encode(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut encoded = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let triple = (u32::from(chunk[0]) << 16)
+            | (u32::from(chunk.get(1).copied().unwrap_or(0)) << 8)
+            | u32::from(chunk.get(2).copied().unwrap_or(0));
+        for index in 0..4 {
+            if index <= chunk.len() {
+                encoded.push(ALPHABET[((triple >> (18 - 6 * index)) & 63) as usize] as char);
+            } else {
+                encoded.push('=');
+            }
+        }
+    }
+    encoded
+}
+
 /// Server-side defaults for the fields that matter to clients (list keys, rollout inputs).
 fn apply_defaults(resource: &Resource, object: &mut Value) {
     let default_ports = |containers: &mut Value| {
@@ -747,13 +847,36 @@ fn apply_defaults(resource: &Resource, object: &mut Value) {
             {
                 spec["replicas"] = json!(1);
             }
-            if resource.kind == "Deployment" {
-                if spec.get("progressDeadlineSeconds").is_none() {
-                    spec["progressDeadlineSeconds"] = json!(600);
+            let mut default = |field: &str, value: Value| {
+                if spec.is_object() && spec.get(field).is_none() {
+                    spec[field] = value;
                 }
-                if spec.get("revisionHistoryLimit").is_none() {
-                    spec["revisionHistoryLimit"] = json!(10);
+            };
+            match resource.kind.as_str() {
+                "Deployment" => {
+                    default("progressDeadlineSeconds", json!(600));
+                    default("revisionHistoryLimit", json!(10));
+                    default(
+                        "strategy",
+                        json!({"type": "RollingUpdate", "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": "25%"}}),
+                    );
                 }
+                "StatefulSet" => {
+                    default("revisionHistoryLimit", json!(10));
+                    default("podManagementPolicy", json!("OrderedReady"));
+                    default(
+                        "updateStrategy",
+                        json!({"type": "RollingUpdate", "rollingUpdate": {"partition": 0}}),
+                    );
+                }
+                "DaemonSet" => {
+                    default("revisionHistoryLimit", json!(10));
+                    default(
+                        "updateStrategy",
+                        json!({"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 0, "maxUnavailable": 1}}),
+                    );
+                }
+                _ => {}
             }
             if let Some(pod) = spec
                 .get_mut("template")
@@ -790,6 +913,21 @@ fn apply_defaults(resource: &Resource, object: &mut Value) {
             let name = object["metadata"]["name"].clone();
             object["metadata"]["labels"]["kubernetes.io/metadata.name"] = name;
         }
+        ("", "Secret") => {
+            if object.get("type").is_none() {
+                object["type"] = json!("Opaque");
+            }
+            // `stringData` is write-only: merged into `data`, base64-encoded.
+            if let Some(Value::Object(plain)) = object
+                .as_object_mut()
+                .and_then(|map| map.remove("stringData"))
+            {
+                for (key, value) in plain {
+                    let text = value.as_str().unwrap_or_default().to_string();
+                    object["data"][key] = json!(base64_encode(text.as_bytes()));
+                }
+            }
+        }
         _ => {}
     }
     if let Some(map) = object.as_object_mut()
@@ -799,23 +937,23 @@ fn apply_defaults(resource: &Resource, object: &mut Value) {
     }
 }
 
-fn without(object: &Value, keys: &[&str]) -> Value {
-    let mut copy = object.clone();
-    if let Some(map) = copy.as_object_mut() {
-        for key in keys {
-            map.remove(*key);
-        }
-    }
-    copy
-}
-
 fn generation_changed(resource: &Resource, old: &Value, new: &Value) -> bool {
-    let ignored = ["metadata", "status", "apiVersion", "kind"];
-    if without(old, &ignored) != without(new, &ignored) {
-        return true;
-    }
-    resource.kind == "Deployment"
-        && old["metadata"]["annotations"] != new["metadata"]["annotations"]
+    let ignored =
+        |key: &String| matches!(key.as_str(), "metadata" | "status" | "apiVersion" | "kind");
+    let empty = serde_json::Map::new();
+    let old_map = old.as_object().unwrap_or(&empty);
+    let new_map = new.as_object().unwrap_or(&empty);
+    let changed = old_map
+        .iter()
+        .filter(|(key, _)| !ignored(key))
+        .any(|(key, value)| new_map.get(key) != Some(value))
+        || new_map
+            .keys()
+            .filter(|key| !ignored(key))
+            .any(|key| !old_map.contains_key(key));
+    changed
+        || (resource.kind == "Deployment"
+            && old["metadata"]["annotations"] != new["metadata"]["annotations"])
 }
 
 /// The write pipeline shared by create, update, patch and apply.
@@ -894,6 +1032,17 @@ fn write(
         }
     }
     apply_defaults(resource, &mut new);
+    if target.subresource.is_none() {
+        let missing =
+            schema::missing_required(&new, Node::root(&resource.api_version(), &resource.kind));
+        if !missing.is_empty() {
+            let causes: Vec<(&str, &str)> = missing
+                .iter()
+                .map(|field| (field.as_str(), "Required value"))
+                .collect();
+            return Err(ApiError::invalid(&resource.qualified_kind(), name, &causes));
+        }
+    }
     if !managed_done {
         managed::track_update(old.as_deref(), &mut new, manager, target.scope());
     }
@@ -915,16 +1064,14 @@ fn write(
     }
     let key = target.key(name);
     if deleting {
-        let committed = store.commit(resource, key, new, EventType::Deleted);
-        return Ok((*committed).clone());
+        return Ok(store.commit(resource, key, new, EventType::Deleted));
     }
     let kind = if old.is_some() {
         EventType::Modified
     } else {
         EventType::Added
     };
-    let committed = store.commit(resource, key, new, kind);
-    Ok((*committed).clone())
+    Ok(store.commit(resource, key, new, kind))
 }
 
 fn delete_options(request: &ApiRequest) -> Value {
@@ -953,13 +1100,37 @@ fn delete_object(
         let mut marked = (*old).clone();
         marked["metadata"]["deletionTimestamp"] = json!(now());
         marked["metadata"]["deletionGracePeriodSeconds"] = json!(0);
-        return Some((*store.commit(resource, key, marked, EventType::Modified)).clone());
+        return Some(store.commit(resource, key, marked, EventType::Modified));
     }
     let uid = old["metadata"]["uid"].as_str().unwrap_or("").to_string();
+    let custom_resources = if resource.group == "apiextensions.k8s.io"
+        && resource.plural == "customresourcedefinitions"
+    {
+        crate::registry::custom_resources(&old)
+    } else {
+        Vec::new()
+    };
     store.commit(resource, key, (*old).clone(), EventType::Deleted);
+    // Deleting a CRD deletes all its custom resources.
+    if let Some(custom) = custom_resources.first() {
+        let storage_key = custom.storage_key();
+        for (_, object) in store.matching(|candidate, _, _| candidate == &storage_key) {
+            let object_key = (
+                object["metadata"]["namespace"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_string(),
+                object["metadata"]["name"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_string(),
+            );
+            store.commit(custom, object_key, (*object).clone(), EventType::Deleted);
+        }
+    }
     if !orphan && !uid.is_empty() {
         let dependents: Vec<((String, String), Arc<Value>)> = store
-            .all()
+            .matching(|_, _, text| text.contains(uid.as_str()))
             .into_iter()
             .filter(|(_, object)| {
                 object["metadata"]["ownerReferences"]
@@ -989,11 +1160,7 @@ fn delete_object(
 
 /// Removes everything in a terminating namespace, then the namespace.
 pub fn finish_namespace(store: &mut Store, namespace: &str) {
-    let contents: Vec<((String, String), Arc<Value>)> = store
-        .all()
-        .into_iter()
-        .filter(|(_, object)| object["metadata"]["namespace"].as_str() == Some(namespace))
-        .collect();
+    let contents = store.matching(|_, key, _| key.0 == namespace);
     for (storage_key, object) in contents {
         let Some(resource) = store.registry().by_storage_key(&storage_key) else {
             continue;
@@ -1005,7 +1172,7 @@ pub fn finish_namespace(store: &mut Store, namespace: &str) {
                 .unwrap_or("")
                 .to_string(),
         );
-        if store.get(&storage_key, &key).is_some() {
+        if store.contains(&storage_key, &key) {
             store.commit(&resource, key, (*object).clone(), EventType::Deleted);
         }
     }
@@ -1136,4 +1303,75 @@ fn delete_collection(
 /// Applies `with_type` for watch output.
 pub fn typed(resource: &Resource, object: &Value) -> Value {
     with_type(resource, object)
+}
+
+/// Server-side apply of one object without HTTP (for [`crate::SimHandle::apply`]): the same
+/// code path as `PATCH` with `application/apply-patch+yaml`.
+pub fn apply_object(
+    store: &mut Store,
+    object: &Value,
+    manager: &str,
+    force: bool,
+) -> Result<Value, ApiError> {
+    let api_version = object["apiVersion"].as_str().unwrap_or("");
+    let kind = object["kind"].as_str().unwrap_or("");
+    let resource = store.registry().by_kind(api_version, kind).ok_or_else(|| {
+        ApiError::bad_request(format!(
+            "no resource for apiVersion {api_version:?} kind {kind:?}"
+        ))
+    })?;
+    let name = object["metadata"]["name"]
+        .as_str()
+        .unwrap_or("")
+        .to_string();
+    if name.is_empty() {
+        return Err(ApiError::invalid(
+            &resource.qualified_kind(),
+            "",
+            &[("metadata.name", "Required value: name is required")],
+        ));
+    }
+    let namespace = resource.namespaced.then(|| {
+        object["metadata"]["namespace"]
+            .as_str()
+            .filter(|namespace| !namespace.is_empty())
+            .unwrap_or("default")
+            .to_string()
+    });
+    let target = Target {
+        resource,
+        namespace,
+        name: Some(name.clone()),
+        subresource: None,
+    };
+    let mut query = HashMap::new();
+    query.insert("fieldManager".to_string(), manager.to_string());
+    if force {
+        query.insert("force".to_string(), "true".to_string());
+    }
+    let request = ApiRequest {
+        method: "PATCH".into(),
+        query,
+        content_type: "application/apply-patch+yaml".into(),
+        user_agent: "kubesim-handle".into(),
+        accept: String::new(),
+        body: bytes::Bytes::from(object.to_string()),
+    };
+    match apply(store, &target, &name, &request)? {
+        Answer::Json(_, value) => Ok(value),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base64_matches_the_standard_alphabet_with_padding() {
+        assert_eq!(base64_encode(b""), "");
+        assert_eq!(base64_encode(b"f"), "Zg==");
+        assert_eq!(base64_encode(b"fo"), "Zm8=");
+        assert_eq!(base64_encode(b"foo"), "Zm9v");
+        assert_eq!(base64_encode(b"hunter2!"), "aHVudGVyMiE=");
+    }
 }

@@ -8,43 +8,68 @@
 use crate::Rollout;
 use crate::managed::{self, Scope};
 use crate::server::{Shared, lock};
-use crate::store::{Event, EventType};
+use crate::store::Change;
+use crate::store::EventType;
 use serde_json::{Value, json};
 use std::collections::HashSet;
 use std::sync::Arc;
-use tokio::sync::broadcast;
+use tokio::sync::mpsc;
 
 type Key = ((String, String), String, String);
 
-/// Runs until the simulator shuts down.
-pub async fn run(shared: Arc<Shared>) {
-    let mut events = lock(&shared.store).subscribe();
+/// Whether the controllers care about objects stored under `storage_key`.
+pub fn watches(storage_key: &(String, String)) -> bool {
+    is_workload(storage_key)
+        || storage_key.1 == "persistentvolumeclaims"
+        || storage_key.1 == "customresourcedefinitions"
+}
+
+/// Runs until the simulator shuts down, reacting to the changed objects the store reports
+/// (coalesced, so a burst of writes never makes the controllers fall behind).
+pub async fn run(shared: Arc<Shared>, mut changes: mpsc::UnboundedReceiver<Change>) {
     let mut shutdown = shared.shutdown.subscribe();
     let mut scheduled: HashSet<(Key, i64)> = HashSet::new();
     resync(&shared, &mut scheduled);
     loop {
-        tokio::select! {
-            received = events.recv() => match received {
-                Ok(event) => react(&shared, &event, &mut scheduled),
-                Err(broadcast::error::RecvError::Lagged(_)) => resync(&shared, &mut scheduled),
-                Err(broadcast::error::RecvError::Closed) => return,
+        let first = tokio::select! {
+            change = changes.recv() => match change {
+                Some(change) => change,
+                None => return,
             },
             _ = shutdown.changed() => return,
+        };
+        let mut seen = HashSet::from([first.clone()]);
+        let mut batch = vec![first];
+        while let Ok(change) = changes.try_recv() {
+            if seen.insert(change.clone()) {
+                batch.push(change);
+            }
+        }
+        for (storage_key, key) in batch {
+            let object = lock(&shared.store).get(&storage_key, &key);
+            if let Some(object) = object {
+                react(
+                    &shared,
+                    &storage_key,
+                    EventType::Modified,
+                    &object,
+                    &mut scheduled,
+                );
+            }
         }
     }
 }
 
 fn resync(shared: &Arc<Shared>, scheduled: &mut HashSet<(Key, i64)>) {
-    let all = lock(&shared.store).all();
-    for (storage_key, object) in all {
-        let event = Event {
-            storage_key,
-            kind: EventType::Modified,
-            object,
-            previous: None,
-            version: 0,
-        };
-        react(shared, &event, scheduled);
+    let interesting = lock(&shared.store).matching(|storage_key, _, _| watches(storage_key));
+    for (storage_key, object) in interesting {
+        react(
+            shared,
+            &storage_key,
+            EventType::Modified,
+            &object,
+            scheduled,
+        );
     }
 }
 
@@ -55,11 +80,16 @@ fn is_workload(storage_key: &(String, String)) -> bool {
     )
 }
 
-fn react(shared: &Arc<Shared>, event: &Event, scheduled: &mut HashSet<(Key, i64)>) {
-    if event.kind == EventType::Deleted {
+fn react(
+    shared: &Arc<Shared>,
+    storage_key: &(String, String),
+    kind: EventType,
+    object: &Value,
+    scheduled: &mut HashSet<(Key, i64)>,
+) {
+    if kind == EventType::Deleted {
         return;
     }
-    let object = &event.object;
     let namespace = object["metadata"]["namespace"]
         .as_str()
         .unwrap_or("")
@@ -68,18 +98,14 @@ fn react(shared: &Arc<Shared>, event: &Event, scheduled: &mut HashSet<(Key, i64)
         .as_str()
         .unwrap_or("")
         .to_string();
-    let key: Key = (event.storage_key.clone(), namespace, name);
-    match (event.storage_key.0.as_str(), event.storage_key.1.as_str()) {
-        _ if is_workload(&event.storage_key) => {
+    let key: Key = (storage_key.clone(), namespace, name);
+    match (storage_key.0.as_str(), storage_key.1.as_str()) {
+        _ if is_workload(storage_key) => {
             if object["metadata"].get("deletionTimestamp").is_some() {
                 return;
             }
             let generation = object["metadata"]["generation"].as_i64().unwrap_or(1);
-            let pending = if event.storage_key.1 == "jobs" {
-                object["status"].get("startTime").is_none()
-            } else {
-                object["status"]["observedGeneration"].as_i64() != Some(generation)
-            };
+            let pending = !settled(object, generation);
             if pending && scheduled.insert((key.clone(), generation)) {
                 schedule(shared.clone(), key, generation);
             }
@@ -115,6 +141,40 @@ fn react(shared: &Arc<Shared>, event: &Event, scheduled: &mut HashSet<(Key, i64)
             }
         }
         _ => {}
+    }
+}
+
+/// Whether a workload's status shows a finished rollout (healthy or failed) of `generation`.
+fn settled(object: &Value, generation: i64) -> bool {
+    let status = &object["status"];
+    let has_condition = |kind: &str, reasons: &[&str]| {
+        status["conditions"].as_array().is_some_and(|conditions| {
+            conditions
+                .iter()
+                .any(|c| c["type"] == kind && reasons.iter().any(|reason| c["reason"] == *reason))
+        })
+    };
+    let observed = status["observedGeneration"].as_i64() == Some(generation);
+    match object["kind"].as_str().unwrap_or("") {
+        "Deployment" => {
+            observed
+                && has_condition(
+                    "Progressing",
+                    &["NewReplicaSetAvailable", "ProgressDeadlineExceeded"],
+                )
+        }
+        "StatefulSet" => {
+            observed
+                && status["currentRevision"] == status["updateRevision"]
+                && status["readyReplicas"] == status["replicas"]
+        }
+        "DaemonSet" => observed && status["numberReady"] == status["desiredNumberScheduled"],
+        "Job" => status["conditions"].as_array().is_some_and(|conditions| {
+            conditions.iter().any(|c| {
+                (c["type"] == "Complete" || c["type"] == "Failed") && c["status"] == "True"
+            })
+        }),
+        _ => true,
     }
 }
 

@@ -131,7 +131,7 @@ impl ApiError {
         let causes: Vec<Value> = conflicts
             .iter()
             .map(|conflict| {
-                json!({"type": "FieldManagerConflict", "message": format!("conflict with {}", conflict.manager), "field": conflict.field})
+                json!({"reason": "FieldManagerConflict", "message": format!("conflict with {}", conflict.manager), "field": conflict.field})
             })
             .collect();
         let mut error = ApiError::new(409, "Conflict", message).with_details(resource, name);

@@ -204,8 +204,12 @@ pub fn apply(
     }
     let new_mine = scope.filter(fields::fields_of(&config, node));
     let mut entries = read_entries(live);
-    let base = live.cloned().unwrap_or_else(|| json!({}));
-    let changed = scope.filter(fields::changed_fields(live, &config, node));
+    let mut merged = live.cloned().unwrap_or_else(|| json!({}));
+    fields::merge(&mut merged, &config, node);
+    // Conflicts are fields this apply sets whose value actually changes.
+    let changed = scope
+        .filter(fields::changed_fields(live, &merged, node))
+        .intersection(&new_mine);
     let mut conflicts = Vec::new();
     for entry in entries.iter_mut() {
         if entry.same_owner(manager, "Apply", scope.subresource()) {
@@ -229,8 +233,6 @@ pub fn apply(
     if !conflicts.is_empty() {
         return Err(conflicts);
     }
-    let mut merged = base;
-    fields::merge(&mut merged, &config, node);
     let old_mine = entries
         .iter()
         .find(|entry| entry.same_owner(manager, "Apply", scope.subresource()))

@@ -55,6 +55,9 @@ pub struct Resource {
     pub scale: bool,
     /// Defined by a CustomResourceDefinition.
     pub custom: bool,
+    /// Short names and categories for discovery (custom resources only; built-in discovery is
+    /// served from the original documents).
+    pub names: Value,
 }
 
 impl Resource {
@@ -171,6 +174,7 @@ pub fn builtin() -> &'static Builtin {
                     status: names.contains(&format!("{name}/status").as_str()),
                     scale: names.contains(&format!("{name}/scale").as_str()),
                     custom: false,
+                    names: Value::Null,
                 });
             }
             let _ = path;
@@ -256,6 +260,7 @@ pub fn custom_resources(definition: &Value) -> Vec<Resource> {
                         status: version["subresources"].get("status").is_some(),
                         scale: version["subresources"].get("scale").is_some(),
                         custom: true,
+                        names: json!({"shortNames": names["shortNames"], "categories": names["categories"]}),
                     })
                 })
                 .collect()
@@ -343,10 +348,16 @@ impl Registry<'_> {
                     .filter(|r| r.group == group && r.version == version)
                     .flat_map(|r| {
                         let verbs = json!(["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]);
-                        let mut entries = vec![json!({
+                        let mut entry = json!({
                             "name": r.plural, "singularName": r.singular, "namespaced": r.namespaced,
                             "kind": r.kind, "verbs": verbs,
-                        })];
+                        });
+                        for field in ["shortNames", "categories"] {
+                            if r.names[field].is_array() {
+                                entry[field] = r.names[field].clone();
+                            }
+                        }
+                        let mut entries = vec![entry];
                         if r.status {
                             entries.push(json!({"name": format!("{}/status", r.plural), "singularName": "", "namespaced": r.namespaced, "kind": r.kind, "verbs": ["get", "patch", "update"]}));
                         }

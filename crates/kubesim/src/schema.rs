@@ -30,6 +30,19 @@ fn definitions() -> &'static Definitions {
             },
             _ => serde_json::Map::new(),
         };
+        // Descriptions are most of the file; dropping them keeps the parsed schema small.
+        fn strip_descriptions(value: &mut Value) {
+            match value {
+                Value::Object(map) => {
+                    map.remove("description");
+                    map.values_mut().for_each(strip_descriptions);
+                }
+                Value::Array(items) => items.iter_mut().for_each(strip_descriptions),
+                _ => {}
+            }
+        }
+        let mut definitions = definitions;
+        definitions.values_mut().for_each(strip_descriptions);
         let mut roots = HashMap::new();
         for (name, definition) in &definitions {
             if let Some(Value::Array(kinds)) = definition.get("x-kubernetes-group-version-kind") {
@@ -168,6 +181,160 @@ impl Node {
     }
 }
 
+impl Node {
+    /// The declared properties when the object accepts no others.
+    fn closed_properties(self) -> Option<&'static serde_json::Map<String, Value>> {
+        let resolved = self.resolved()?;
+        if resolved.get("additionalProperties").is_some()
+            || resolved
+                .get("x-kubernetes-preserve-unknown-fields")
+                .is_some()
+            || self
+                .annotation("x-kubernetes-preserve-unknown-fields")
+                .is_some()
+        {
+            return None;
+        }
+        resolved.get("properties")?.as_object()
+    }
+
+    fn required(self) -> Vec<&'static str> {
+        self.resolved()
+            .and_then(|resolved| resolved.get("required"))
+            .and_then(Value::as_array)
+            .map(|required| required.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default()
+    }
+}
+
+/// A path being walked; rendered only when something is reported.
+#[derive(Default)]
+struct Path(Vec<String>);
+
+impl Path {
+    fn with(&self, field: &str) -> String {
+        let mut rendered = self.render();
+        if !rendered.is_empty() {
+            rendered.push('.');
+        }
+        rendered.push_str(field);
+        rendered
+    }
+
+    fn render(&self) -> String {
+        let mut rendered = String::new();
+        for segment in &self.0 {
+            if !rendered.is_empty() && !segment.starts_with('[') {
+                rendered.push('.');
+            }
+            rendered.push_str(segment);
+        }
+        rendered
+    }
+}
+
+/// Paths (`spec.foo`) of fields the schema does not declare.
+pub fn unknown_fields(value: &Value, node: Node) -> Vec<String> {
+    let mut found = Vec::new();
+    walk_unknown(value, node, &mut Path::default(), &mut found);
+    found
+}
+
+fn walk_unknown(value: &Value, node: Node, path: &mut Path, found: &mut Vec<String>) {
+    if node.0.is_none() {
+        return;
+    }
+    match value {
+        Value::Object(map) => {
+            let closed = node.closed_properties();
+            for (key, child) in map {
+                if closed.is_some_and(|properties| !properties.contains_key(key)) {
+                    found.push(path.with(key));
+                } else if child.is_object() || child.is_array() {
+                    path.0.push(key.clone());
+                    walk_unknown(child, node.field(key), path, found);
+                    path.0.pop();
+                }
+            }
+        }
+        Value::Array(items) => {
+            let item_node = node.items();
+            for (index, item) in items.iter().enumerate() {
+                if item.is_object() || item.is_array() {
+                    path.0.push(format!("[{index}]"));
+                    walk_unknown(item, item_node, path, found);
+                    path.0.pop();
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Drops fields the schema does not declare (as decoding into the API types does).
+pub fn prune_unknown(value: &mut Value, node: Node) {
+    if node.0.is_none() {
+        return;
+    }
+    match value {
+        Value::Object(map) => {
+            if let Some(properties) = node.closed_properties() {
+                map.retain(|key, _| properties.contains_key(key));
+            }
+            for (key, child) in map.iter_mut() {
+                prune_unknown(child, node.field(key));
+            }
+        }
+        Value::Array(items) => {
+            let item_node = node.items();
+            items
+                .iter_mut()
+                .for_each(|item| prune_unknown(item, item_node));
+        }
+        _ => {}
+    }
+}
+
+/// Paths (`spec.template.spec.containers[0].name`) of required fields that are missing.
+pub fn missing_required(value: &Value, node: Node) -> Vec<String> {
+    let mut found = Vec::new();
+    walk_required(value, node, &mut Path::default(), &mut found);
+    found
+}
+
+fn walk_required(value: &Value, node: Node, path: &mut Path, found: &mut Vec<String>) {
+    if node.0.is_none() {
+        return;
+    }
+    match value {
+        Value::Object(map) => {
+            for required in node.required() {
+                if map.get(required).is_none_or(Value::is_null) {
+                    found.push(path.with(required));
+                }
+            }
+            for (key, child) in map {
+                if child.is_object() || child.is_array() {
+                    path.0.push(key.clone());
+                    walk_required(child, node.field(key), path, found);
+                    path.0.pop();
+                }
+            }
+        }
+        Value::Array(items) => {
+            let item_node = node.items();
+            for (index, item) in items.iter().enumerate() {
+                if item.is_object() || item.is_array() {
+                    path.0.push(format!("[{index}]"));
+                    walk_required(item, item_node, path, found);
+                    path.0.pop();
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -200,5 +367,29 @@ mod tests {
             .field("metadata")
             .field("finalizers");
         assert_eq!(finalizers.list_kind(), ListKind::Set);
+    }
+
+    #[test]
+    fn unknown_and_missing_required_fields() {
+        let deployment = Node::root("apps/v1", "Deployment");
+        let object = serde_json::json!({
+            "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "x", "labels": {"any": "thing"}},
+            "spec": {"replicaz": 1, "selector": {"matchLabels": {"a": "b"}}, "template": {"spec": {"containers": [{"image": "x", "imagePullPolicyy": "Always", "ports": [{"containerPort": "8080"}], "resources": {"limits": {"cpu": "1"}}}]}}},
+        });
+        assert_eq!(
+            unknown_fields(&object, deployment),
+            [
+                "spec.replicaz",
+                "spec.template.spec.containers[0].imagePullPolicyy"
+            ]
+        );
+        assert_eq!(
+            missing_required(&object, deployment),
+            ["spec.template.spec.containers[0].name"]
+        );
+        let mut pruned = object.clone();
+        prune_unknown(&mut pruned, deployment);
+        assert!(unknown_fields(&pruned, deployment).is_empty());
+        assert_eq!(pruned["metadata"]["labels"]["any"], "thing");
     }
 }

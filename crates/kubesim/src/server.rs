@@ -16,6 +16,9 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::{broadcast, mpsc, watch};
 
+/// Requests kept for [`crate::SimHandle::requests`]; the older half is dropped beyond this.
+const MAX_RECORDED_REQUESTS: usize = 100_000;
+
 /// Fault-injection state.
 #[derive(Debug, Default)]
 pub struct Faults {
@@ -205,22 +208,30 @@ async fn respond(
         .map(|collected| collected.to_bytes())
         .unwrap_or_default();
     let method = parts.method.as_str().to_string();
+    let accept = header(hyper::header::ACCEPT);
     let request = ApiRequest {
         method: method.clone(),
         query,
         content_type,
         user_agent,
+        accept,
         body,
     };
-    lock(&shared.requests).push(RequestRecord {
-        method,
-        path: path.clone(),
-        query: raw_query,
-        dry_run: request.dry_run(),
-        content_type: request.content_type.clone(),
-        field_manager: request.query.get("fieldManager").cloned(),
-        watch: is_watch(&request),
-    });
+    {
+        let mut requests = lock(&shared.requests);
+        if requests.len() >= MAX_RECORDED_REQUESTS {
+            requests.drain(..MAX_RECORDED_REQUESTS / 2);
+        }
+        requests.push(RequestRecord {
+            method,
+            path: path.clone(),
+            query: raw_query,
+            dry_run: request.dry_run(),
+            content_type: request.content_type.clone(),
+            field_manager: request.query.get("fieldManager").cloned(),
+            watch: is_watch(&request),
+        });
+    }
     let latency = *lock(&shared.latency);
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
@@ -349,11 +360,12 @@ impl WatchFilter {
         if event.storage_key != self.target.resource.storage_key() {
             return None;
         }
-        let now = self.matches(&event.object);
+        let object = crate::store::parse(&event.object);
+        let now = self.matches(&object);
         let before = event
             .previous
             .as_ref()
-            .is_some_and(|previous| self.matches(previous));
+            .is_some_and(|previous| self.matches(&crate::store::parse(previous)));
         let kind = match (event.kind, before, now) {
             (EventType::Deleted, _, true) => EventType::Deleted,
             (EventType::Deleted, _, false) => return None,
@@ -365,7 +377,7 @@ impl WatchFilter {
         };
         Some(watch_line(
             kind.as_str(),
-            &api::typed(&self.target.resource, &event.object),
+            &api::typed(&self.target.resource, &object),
         ))
     }
 }

@@ -14,11 +14,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use tokio::sync::broadcast;
 
-/// How many events are kept for watches that resume from a resourceVersion.
-const EVENT_LOG_CAPACITY: usize = 4096;
-
 /// (namespace or `""`, name)
 pub type ObjectKey = (String, String);
+
+/// A stored object that changed: (storage key, object key), for the simulated controllers.
+pub type Change = ((String, String), ObjectKey);
 
 /// The type of a watch event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,7 +42,8 @@ impl EventType {
     }
 }
 
-/// One persisted change.
+/// One persisted change. Objects are kept as compact JSON text (shared with the store), which
+/// takes a tenth of the memory of a parsed `serde_json::Value`.
 #[derive(Debug)]
 pub struct Event {
     /// `(group, plural)` of the object.
@@ -50,11 +51,16 @@ pub struct Event {
     /// What happened.
     pub kind: EventType,
     /// The object after the change (for deletions: the last state, with the deletion's version).
-    pub object: Arc<Value>,
+    pub object: Arc<str>,
     /// The object before the change.
-    pub previous: Option<Arc<Value>>,
+    pub previous: Option<Arc<str>>,
     /// The resourceVersion of the change.
     pub version: u64,
+}
+
+/// Parses stored JSON text (written by the store itself, so it is valid).
+pub fn parse(text: &str) -> Value {
+    serde_json::from_str(text).unwrap_or(Value::Null)
 }
 
 /// Errors reading or writing the state file.
@@ -84,7 +90,7 @@ pub enum StateError {
 pub struct Store {
     /// The last resourceVersion handed out.
     pub resource_version: u64,
-    collections: HashMap<(String, String), BTreeMap<ObjectKey, Arc<Value>>>,
+    collections: HashMap<(String, String), BTreeMap<ObjectKey, Arc<str>>>,
     events: VecDeque<Arc<Event>>,
     /// Resource versions up to and including this one are no longer in the event log.
     pub compacted: u64,
@@ -92,11 +98,14 @@ pub struct Store {
     /// Resources added by CustomResourceDefinitions.
     pub custom: Vec<Resource>,
     state_file: Option<PathBuf>,
+    event_log_capacity: usize,
+    /// Where changes of objects the controllers watch are reported.
+    pub controller: Option<tokio::sync::mpsc::UnboundedSender<Change>>,
 }
 
 impl Store {
     /// An empty store with the default namespaces.
-    pub fn new(state_file: Option<PathBuf>) -> Store {
+    pub fn new(state_file: Option<PathBuf>, event_log_capacity: usize) -> Store {
         let (sender, _) = broadcast::channel(8192);
         Store {
             resource_version: 0,
@@ -106,6 +115,8 @@ impl Store {
             sender,
             custom: Vec::new(),
             state_file,
+            event_log_capacity: event_log_capacity.max(1),
+            controller: None,
         }
     }
 
@@ -132,7 +143,17 @@ impl Store {
 
     /// One object.
     pub fn get(&self, storage_key: &(String, String), key: &ObjectKey) -> Option<Arc<Value>> {
-        self.collections.get(storage_key)?.get(key).cloned()
+        self.collections
+            .get(storage_key)?
+            .get(key)
+            .map(|text| Arc::new(parse(text)))
+    }
+
+    /// Whether an object exists.
+    pub fn contains(&self, storage_key: &(String, String), key: &ObjectKey) -> bool {
+        self.collections
+            .get(storage_key)
+            .is_some_and(|collection| collection.contains_key(key))
     }
 
     /// All objects of a resource, optionally in one namespace, in (namespace, name) order.
@@ -140,29 +161,46 @@ impl Store {
         let Some(collection) = self.collections.get(storage_key) else {
             return Vec::new();
         };
-        match namespace {
+        let texts: Vec<&Arc<str>> = match namespace {
             Some(namespace) => collection
                 .range((namespace.to_string(), String::new())..)
                 .take_while(|((object_namespace, _), _)| object_namespace == namespace)
-                .map(|(_, object)| object.clone())
+                .map(|(_, text)| text)
                 .collect(),
-            None => collection.values().cloned().collect(),
-        }
+            None => collection.values().collect(),
+        };
+        texts
+            .into_iter()
+            .map(|text| Arc::new(parse(text)))
+            .collect()
     }
 
-    /// Every stored object with its storage key.
-    pub fn all(&self) -> Vec<((String, String), Arc<Value>)> {
-        let mut all: Vec<_> = self
+    /// The stored objects accepted by a cheap pre-filter on (storage key, object key, JSON
+    /// text), parsed, with their storage keys.
+    pub fn matching(
+        &self,
+        filter: impl Fn(&(String, String), &ObjectKey, &str) -> bool,
+    ) -> Vec<((String, String), Arc<Value>)> {
+        let mut matching: Vec<_> = self
             .collections
             .iter()
             .flat_map(|(storage_key, objects)| {
                 objects
-                    .values()
-                    .map(move |object| (storage_key.clone(), object.clone()))
+                    .iter()
+                    .filter(|(key, text)| filter(storage_key, key, text))
+                    .map(move |(_, text)| (storage_key.clone(), text.clone()))
             })
             .collect();
-        all.sort_by(|a, b| a.0.cmp(&b.0));
-        all
+        matching.sort_by(|a, b| a.0.cmp(&b.0));
+        matching
+            .into_iter()
+            .map(|(storage_key, text)| (storage_key, Arc::new(parse(&text))))
+            .collect()
+    }
+
+    /// Every stored object with its storage key.
+    pub fn all(&self) -> Vec<((String, String), Arc<Value>)> {
+        self.matching(|_, _, _| true)
     }
 
     /// How many objects are stored.
@@ -178,16 +216,22 @@ impl Store {
         key: ObjectKey,
         mut object: Value,
         kind: EventType,
-    ) -> Arc<Value> {
+    ) -> Value {
         self.resource_version += 1;
         let version = self.resource_version;
         object["metadata"]["resourceVersion"] = json!(version.to_string());
-        let object = Arc::new(object);
+        let text: Arc<str> = Arc::from(object.to_string());
         let storage_key = resource.storage_key();
         let collection = self.collections.entry(storage_key.clone()).or_default();
+        if kind != EventType::Deleted
+            && let Some(controller) = &self.controller
+            && crate::controllers::watches(&storage_key)
+        {
+            let _ = controller.send((storage_key.clone(), key.clone()));
+        }
         let previous = match kind {
             EventType::Deleted => collection.remove(&key),
-            _ => collection.insert(key, object.clone()),
+            _ => collection.insert(key, text.clone()),
         };
         if collection.is_empty() {
             self.collections.remove(&storage_key);
@@ -195,11 +239,11 @@ impl Store {
         let event = Arc::new(Event {
             storage_key: storage_key.clone(),
             kind,
-            object: object.clone(),
+            object: text,
             previous,
             version,
         });
-        if self.events.len() >= EVENT_LOG_CAPACITY
+        if self.events.len() >= self.event_log_capacity
             && let Some(dropped) = self.events.pop_front()
         {
             self.compacted = dropped.version;
@@ -235,32 +279,27 @@ impl Store {
         let Some(path) = &self.state_file else {
             return Ok(());
         };
-        #[derive(serde::Serialize)]
-        struct Entry<'a> {
-            group: &'a str,
-            resource: &'a str,
-            object: &'a Value,
+        let mut text = format!(
+            "{{\n\"kind\": \"KubesimState\",\n\"resourceVersion\": {},\n\"objects\": [",
+            self.resource_version
+        );
+        let mut storage_keys: Vec<&(String, String)> = self.collections.keys().collect();
+        storage_keys.sort();
+        let mut first = true;
+        for storage_key in storage_keys {
+            for object in self.collections[storage_key].values() {
+                if !first {
+                    text.push(',');
+                }
+                first = false;
+                text.push_str(&format!(
+                    "\n{{\"group\": {}, \"resource\": {}, \"object\": {object}}}",
+                    json!(storage_key.0),
+                    json!(storage_key.1)
+                ));
+            }
         }
-        #[derive(serde::Serialize)]
-        #[serde(rename_all = "camelCase")]
-        struct Document<'a> {
-            kind: &'static str,
-            resource_version: u64,
-            objects: Vec<Entry<'a>>,
-        }
-        let all = self.all();
-        let document = Document {
-            kind: "KubesimState",
-            resource_version: self.resource_version,
-            objects: all
-                .iter()
-                .map(|((group, plural), object)| Entry {
-                    group,
-                    resource: plural,
-                    object: object.as_ref(),
-                })
-                .collect(),
-        };
+        text.push_str("\n]}\n");
         let io_error = |source| StateError::Io {
             path: path.clone(),
             source,
@@ -271,11 +310,7 @@ impl Store {
             .unwrap_or(Path::new("."));
         std::fs::create_dir_all(directory).map_err(io_error)?;
         let mut temporary = tempfile::NamedTempFile::new_in(directory).map_err(io_error)?;
-        let text = serde_json::to_vec_pretty(&document).map_err(|source| StateError::Parse {
-            path: path.clone(),
-            source,
-        })?;
-        temporary.write_all(&text).map_err(io_error)?;
+        temporary.write_all(text.as_bytes()).map_err(io_error)?;
         temporary.as_file().sync_all().map_err(io_error)?;
         temporary
             .persist(path)
@@ -314,7 +349,7 @@ impl Store {
             self.collections
                 .entry((group.to_string(), plural.to_string()))
                 .or_default()
-                .insert((namespace, name), Arc::new(object));
+                .insert((namespace, name), Arc::from(object.to_string()));
         }
         self.resource_version = document["resourceVersion"].as_u64().unwrap_or(0);
         self.compacted = self.resource_version;
@@ -338,7 +373,7 @@ impl Store {
         self.collections
             .entry(resource.storage_key())
             .or_default()
-            .insert((namespace, name), Arc::new(object));
+            .insert((namespace, name), Arc::from(object.to_string()));
         self.compacted = self.resource_version;
     }
 }

@@ -1,0 +1,107 @@
+//! The `kubesim` binary: prints its URL, writes a kubeconfig, serves until SIGTERM, and keeps
+//! objects in its state file across runs.
+
+use kube::api::{Api, ApiResource, DynamicObject, Patch, PatchParams};
+use kube::core::GroupVersionKind;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+
+struct Server {
+    child: Child,
+    url: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start(kubeconfig: &Path, state: &Path) -> Server {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kubesim"))
+        .args(["--port", "0", "--kubeconfig"])
+        .arg(kubeconfig)
+        .arg("--state")
+        .arg(state)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn kubesim");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut line = String::new();
+    BufReader::new(stdout)
+        .read_line(&mut line)
+        .expect("read url");
+    Server {
+        child,
+        url: line.trim().to_string(),
+    }
+}
+
+async fn client(kubeconfig: &Path) -> kube::Client {
+    let kubeconfig =
+        kube::config::Kubeconfig::read_from(kubeconfig).expect("kubeconfig written by kubesim");
+    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+        .await
+        .expect("config");
+    kube::Client::try_from(config).expect("client")
+}
+
+fn config_maps(client: kube::Client) -> Api<DynamicObject> {
+    let resource = ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("", "v1", "ConfigMap"),
+        "configmaps",
+    );
+    Api::namespaced_with(client, "default", &resource)
+}
+
+#[tokio::test]
+async fn binary_serves_writes_kubeconfig_and_persists_state_across_runs() {
+    let directory = tempfile::tempdir().expect("tempdir");
+    let kubeconfig = directory.path().join("kubeconfig");
+    let state = directory.path().join("state.json");
+
+    let mut first = start(&kubeconfig, &state);
+    assert!(first.url.starts_with("http://127.0.0.1:"), "{}", first.url);
+    let kubeconfig_text = std::fs::read_to_string(&kubeconfig).expect("kubeconfig");
+    assert!(kubeconfig_text.contains(&first.url));
+    assert!(kubeconfig_text.contains("current-context: kubesim"));
+    let maps = config_maps(client(&kubeconfig).await);
+    let object: DynamicObject = serde_json::from_value(serde_json::json!({
+        "apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "persisted"}, "data": {"key": "value"},
+    }))
+    .expect("object");
+    maps.patch(
+        "persisted",
+        &PatchParams::apply("gitship"),
+        &Patch::Apply(&object),
+    )
+    .await
+    .expect("apply");
+    let terminated = Command::new("kill")
+        .args(["-TERM", &first.child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(terminated.success());
+    let status = first.child.wait().expect("wait");
+    assert!(status.success(), "kubesim exits 0 on SIGTERM: {status:?}");
+
+    let second = start(&kubeconfig, &state);
+    let maps = config_maps(client(&kubeconfig).await);
+    let restored = maps
+        .get("persisted")
+        .await
+        .expect("object persisted across runs");
+    assert_eq!(restored.data["data"]["key"], "value");
+    assert!(
+        restored
+            .metadata
+            .managed_fields
+            .iter()
+            .flatten()
+            .any(|entry| entry.manager.as_deref() == Some("gitship"))
+    );
+    drop(second);
+}

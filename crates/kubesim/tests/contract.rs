@@ -1,0 +1,1617 @@
+//! The API contract gitship relies on, as tests against a [`Cluster`]: kubesim by default, or a
+//! real cluster when `GITSHIP_TEST_KUBECONFIG` names a kubeconfig (each test then works in its
+//! own namespace, deleted at the end). Assertions are limited to what a real API server
+//! guarantees: status codes, reasons, causes, managers, field presence, and whether
+//! generation/resourceVersion changed — never exact timestamps or version numbers.
+//! Tests of kubesim-only features (fault injection, scripted rollouts, state files) skip on a
+//! real cluster.
+
+use futures::{StreamExt, TryStreamExt};
+use http_body_util::BodyExt;
+use kube::api::{
+    Api, ApiResource, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams,
+    WatchEvent, WatchParams,
+};
+use kube::core::GroupVersionKind;
+use kubesim::{Fault, KubeSim, Options, Rollout, SimHandle};
+use serde_json::{Value, json};
+use std::time::Duration;
+
+/// A cluster to test against: kubesim, or a real one.
+struct Cluster {
+    client: kube::Client,
+    namespace: String,
+    sim: Option<KubeSim>,
+}
+
+impl Cluster {
+    async fn new() -> Cluster {
+        Cluster::with_options(Options {
+            rollout_delay: Duration::from_millis(50),
+            ..Options::default()
+        })
+        .await
+    }
+
+    async fn with_options(options: Options) -> Cluster {
+        let namespace = format!(
+            "contract-{}",
+            &uuid::Uuid::new_v4().simple().to_string()[..10]
+        );
+        let (client, sim) = match std::env::var_os("GITSHIP_TEST_KUBECONFIG") {
+            Some(path) => {
+                let kubeconfig = kube::config::Kubeconfig::read_from(path)
+                    .expect("read GITSHIP_TEST_KUBECONFIG");
+                let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+                    .await
+                    .expect("kubeconfig");
+                (kube::Client::try_from(config).expect("client"), None)
+            }
+            None => {
+                let sim = KubeSim::start_with(options).await.expect("start kubesim");
+                (sim.client().expect("client"), Some(sim))
+            }
+        };
+        let cluster = Cluster {
+            client,
+            namespace,
+            sim,
+        };
+        let namespaces = cluster.api_all("v1", "Namespace", "namespaces");
+        namespaces
+            .create(&PostParams::default(), &object(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": cluster.namespace}})))
+            .await
+            .expect("create test namespace");
+        cluster
+    }
+
+    /// The kubesim handle, or `None` on a real cluster (the caller then skips).
+    fn handle(&self) -> Option<SimHandle> {
+        self.sim.as_ref().map(KubeSim::handle)
+    }
+
+    fn resource(api_version: &str, kind: &str, plural: &str) -> ApiResource {
+        let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
+        ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, version, kind), plural)
+    }
+
+    fn api(&self, api_version: &str, kind: &str, plural: &str) -> Api<DynamicObject> {
+        Api::namespaced_with(
+            self.client.clone(),
+            &self.namespace,
+            &Cluster::resource(api_version, kind, plural),
+        )
+    }
+
+    fn api_all(&self, api_version: &str, kind: &str, plural: &str) -> Api<DynamicObject> {
+        Api::all_with(
+            self.client.clone(),
+            &Cluster::resource(api_version, kind, plural),
+        )
+    }
+
+    fn config_maps(&self) -> Api<DynamicObject> {
+        self.api("v1", "ConfigMap", "configmaps")
+    }
+
+    fn deployments(&self) -> Api<DynamicObject> {
+        self.api("apps/v1", "Deployment", "deployments")
+    }
+
+    /// A raw request: (status code, headers, JSON body or `null`).
+    async fn raw(
+        &self,
+        method: &str,
+        path: &str,
+        content_type: &str,
+        body: Option<Value>,
+    ) -> (u16, http::HeaderMap, Value) {
+        let path = path.replace("{ns}", &self.namespace);
+        let mut builder = http::Request::builder().method(method).uri(path);
+        if !content_type.is_empty() {
+            builder = builder.header("Content-Type", content_type);
+        }
+        let bytes = body
+            .map(|body| body.to_string().into_bytes())
+            .unwrap_or_default();
+        let request = builder
+            .body(kube::client::Body::from(bytes))
+            .expect("request");
+        let response = self.client.send(request).await.expect("send");
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let bytes = response
+            .into_body()
+            .collect()
+            .await
+            .expect("body")
+            .to_bytes();
+        (
+            status,
+            headers,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        )
+    }
+
+    async fn cleanup(self) {
+        if self.sim.is_none() {
+            let _ = self
+                .api_all("v1", "Namespace", "namespaces")
+                .delete(&self.namespace, &DeleteParams::default())
+                .await;
+        }
+    }
+}
+
+fn object(value: Value) -> DynamicObject {
+    serde_json::from_value(value).expect("object")
+}
+
+fn config_map(name: &str, labels: Value, data: Value) -> Value {
+    json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "labels": labels}, "data": data})
+}
+
+fn deployment(name: &str, replicas: i64, containers: Value) -> Value {
+    json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": name},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": {"app": name}},
+            "template": {"metadata": {"labels": {"app": name}}, "spec": {"containers": containers}},
+        },
+    })
+}
+
+fn api_error(error: kube::Error) -> Box<kube::core::Status> {
+    match error {
+        kube::Error::Api(status) => status,
+        other => panic!("expected an API error, got {other:?}"),
+    }
+}
+
+fn resource_version(object: &DynamicObject) -> String {
+    object
+        .metadata
+        .resource_version
+        .clone()
+        .expect("resourceVersion")
+}
+
+fn managers(object: &DynamicObject) -> Vec<(String, String, Option<String>)> {
+    object
+        .metadata
+        .managed_fields
+        .iter()
+        .flatten()
+        .map(|entry| {
+            (
+                entry.manager.clone().unwrap_or_default(),
+                entry.operation.clone().unwrap_or_default(),
+                entry.subresource.clone(),
+            )
+        })
+        .collect()
+}
+
+fn owned_fields(object: &DynamicObject, manager: &str) -> Value {
+    object
+        .metadata
+        .managed_fields
+        .iter()
+        .flatten()
+        .find(|entry| entry.manager.as_deref() == Some(manager))
+        .and_then(|entry| entry.fields_v1.as_ref())
+        .map(|fields| fields.0.clone())
+        .unwrap_or(Value::Null)
+}
+
+async fn eventually<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    for _ in 0..100 {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
+#[tokio::test]
+async fn discovery_serves_every_advertised_group_and_crd_resources() {
+    let cluster = Cluster::new().await;
+    let discovery = kube::Discovery::new(cluster.client.clone())
+        .run()
+        .await
+        .expect("discovery");
+    let (deployments, capabilities) = discovery
+        .resolve_gvk(&GroupVersionKind::gvk("apps", "v1", "Deployment"))
+        .expect("apps/v1 Deployment discovered");
+    assert_eq!(deployments.plural, "deployments");
+    assert!(capabilities.supports_operation("patch"));
+    assert!(
+        discovery
+            .resolve_gvk(&GroupVersionKind::gvk("", "v1", "ConfigMap"))
+            .is_some()
+    );
+    let version = cluster.client.apiserver_version().await.expect("version");
+    assert!(!version.major.is_empty());
+
+    let group = format!("{}.example.com", cluster.namespace);
+    let definitions = cluster.api_all(
+        "apiextensions.k8s.io/v1",
+        "CustomResourceDefinition",
+        "customresourcedefinitions",
+    );
+    let definition = json!({
+        "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": {"name": format!("widgets.{group}")},
+        "spec": {"group": group, "scope": "Namespaced",
+            "names": {"plural": "widgets", "singular": "widget", "kind": "Widget", "listKind": "WidgetList"},
+            "versions": [{"name": "v1", "served": true, "storage": true,
+                "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}},
+                "subresources": {"status": {}}}]},
+    });
+    definitions
+        .create(&PostParams::default(), &object(definition))
+        .await
+        .expect("create CRD");
+    let name = format!("widgets.{group}");
+    eventually("CRD Established", || {
+        let definitions = definitions.clone();
+        let name = name.clone();
+        async move {
+            definitions.get(&name).await.ok().is_some_and(|crd| {
+                crd.data["status"]["conditions"]
+                    .as_array()
+                    .is_some_and(|conditions| {
+                        conditions
+                            .iter()
+                            .any(|c| c["type"] == "Established" && c["status"] == "True")
+                    })
+            })
+        }
+    })
+    .await;
+    let discovery = kube::Discovery::new(cluster.client.clone())
+        .run()
+        .await
+        .expect("discovery after CRD");
+    assert!(
+        discovery
+            .resolve_gvk(&GroupVersionKind::gvk(&group, "v1", "Widget"))
+            .is_some(),
+        "CRD kind discovered"
+    );
+    let widgets = cluster.api(&format!("{group}/v1"), "Widget", "widgets");
+    let widget = json!({"apiVersion": format!("{group}/v1"), "kind": "Widget", "metadata": {"name": "w"}, "spec": {"size": 3}});
+    let applied = widgets
+        .patch("w", &PatchParams::apply("gitship"), &Patch::Apply(&widget))
+        .await
+        .expect("apply custom resource");
+    assert_eq!(applied.data["spec"]["size"], 3);
+    assert_eq!(applied.metadata.generation, Some(1));
+    definitions
+        .delete(&name, &DeleteParams::default())
+        .await
+        .expect("delete CRD");
+    eventually("custom resources removed with their CRD", || {
+        let widgets = widgets.clone();
+        async move {
+            widgets
+                .get("w")
+                .await
+                .is_err_and(|error| matches!(error, kube::Error::Api(status) if status.code == 404))
+        }
+    })
+    .await;
+    cluster.cleanup().await;
+}
+
+#[tokio::test]
+async fn create_get_update_delete_with_real_status_errors() {
+    let cluster = Cluster::new().await;
+    let maps = cluster.config_maps();
+    let created = maps
+        .create(
+            &PostParams::default(),
+            &object(config_map("settings", json!({}), json!({"a": "1"}))),
+        )
+        .await
+        .expect("create");
+    assert!(created.metadata.uid.is_some());
+    assert!(created.metadata.creation_timestamp.is_some());
+    let first_version = resource_version(&created);
+
+    let duplicate = maps
+        .create(
+            &PostParams::default(),
+            &object(config_map("settings", json!({}), json!({}))),
+        )
+        .await;
+    let status = api_error(duplicate.expect_err("duplicate create fails"));
+    assert_eq!(
+        (status.code, status.reason.as_str()),
+        (409, "AlreadyExists")
+    );
+
+    let mut changed = created.clone();
+    changed.data["data"]["a"] = json!("2");
+    let replaced = maps
+        .replace("settings", &PostParams::default(), &changed)
+        .await
+        .expect("replace");
+    assert_ne!(resource_version(&replaced), first_version);
+    let stale = maps
+        .replace("settings", &PostParams::default(), &changed)
+        .await;
+    let status = api_error(stale.expect_err("stale resourceVersion is rejected"));
+    assert_eq!((status.code, status.reason.as_str()), (409, "Conflict"));
+
+    let (code, _, body) = cluster
+        .raw(
+            "POST",
+            "/api/v1/namespaces/{ns}/configmaps",
+            "application/json",
+            Some(json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {}})),
+        )
+        .await;
+    assert_eq!(
+        (code, body["reason"].as_str()),
+        (422, Some("Invalid")),
+        "{body}"
+    );
+    assert_eq!(body["kind"], "Status");
+
+    let (code, _, body) = cluster
+        .raw(
+            "GET",
+            "/api/v1/namespaces/{ns}/configmaps/missing",
+            "",
+            None,
+        )
+        .await;
+    assert_eq!((code, body["reason"].as_str()), (404, Some("NotFound")));
+    assert_eq!(body["message"], "configmaps \"missing\" not found");
+
+    maps.delete("settings", &DeleteParams::default())
+        .await
+        .expect("delete");
+    let status = api_error(maps.get("settings").await.expect_err("deleted"));
+    assert_eq!((status.code, status.reason.as_str()), (404, "NotFound"));
+    let status = api_error(
+        maps.delete("settings", &DeleteParams::default())
+            .await
+            .expect_err("delete missing"),
+    );
+    assert_eq!(status.code, 404);
+
+    let cluster_roles = cluster.api_all(
+        "rbac.authorization.k8s.io/v1",
+        "ClusterRole",
+        "clusterroles",
+    );
+    let role_name = format!("{}-reader", cluster.namespace);
+    let role = json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": {"name": role_name}, "rules": []});
+    let role = cluster_roles
+        .create(&PostParams::default(), &object(role))
+        .await
+        .expect("create cluster-scoped");
+    assert!(role.metadata.namespace.is_none());
+    cluster_roles
+        .delete(&role_name, &DeleteParams::default())
+        .await
+        .expect("delete cluster-scoped");
+    cluster.cleanup().await;
+}
+
+#[tokio::test]
+async fn list_with_label_and_field_selectors_and_pagination() {
+    let cluster = Cluster::new().await;
+    let maps = cluster.config_maps();
+    for (name, labels) in [
+        ("a", json!({"app": "web", "tier": "front"})),
+        ("b", json!({"app": "api", "tier": "back"})),
+        ("c", json!({"app": "db"})),
+        ("d", json!({"app": "web"})),
+    ] {
+        maps.create(
+            &PostParams::default(),
+            &object(config_map(name, labels, json!({}))),
+        )
+        .await
+        .expect("create");
+    }
+    let names = |selector: &'static str| {
+        let maps = maps.clone();
+        async move {
+            let mut names: Vec<String> = maps
+                .list(&ListParams::default().labels(selector))
+                .await
+                .expect("list")
+                .items
+                .into_iter()
+                .filter_map(|item| item.metadata.name)
+                .filter(|name| name.len() == 1)
+                .collect();
+            names.sort();
+            names.join(",")
+        }
+    };
+    assert_eq!(names("app=web").await, "a,d");
+    assert_eq!(names("app!=web").await, "b,c");
+    assert_eq!(names("app in (api,db)").await, "b,c");
+    assert_eq!(names("app notin (web,db)").await, "b");
+    assert_eq!(names("tier").await, "a,b");
+    assert_eq!(names("!tier,app").await, "c,d");
+    let by_name = maps
+        .list(&ListParams::default().fields("metadata.name=c"))
+        .await
+        .expect("field selector");
+    assert_eq!(by_name.items.len(), 1);
+
+    let mut seen = Vec::new();
+    let mut params = ListParams::default().labels("app").limit(3);
+    loop {
+        let page = maps.list(&params).await.expect("page");
+        assert!(page.items.len() <= 3);
+        seen.extend(page.items.into_iter().filter_map(|item| item.metadata.name));
+        match page.metadata.continue_.filter(|token| !token.is_empty()) {
+            Some(token) => params = params.continue_token(&token),
+            None => break,
+        }
+    }
+    seen.sort();
+    assert_eq!(seen, ["a", "b", "c", "d"]);
+    let (code, _, _) = cluster
+        .raw(
+            "GET",
+            "/api/v1/namespaces/{ns}/configmaps?labelSelector=app%20in%20web",
+            "",
+            None,
+        )
+        .await;
+    assert_eq!(code, 400);
+    cluster.cleanup().await;
+}
+
+#[tokio::test]
+async fn merge_patch_and_json_patch() {
+    let cluster = Cluster::new().await;
+    let maps = cluster.config_maps();
+    maps.create(
+        &PostParams::default(),
+        &object(config_map("p", json!({}), json!({"a": "1", "b": "2"}))),
+    )
+    .await
+    .expect("create");
+    let merged = maps
+        .patch(
+            "p",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"data": {"a": null, "c": "3"}})),
+        )
+        .await
+        .expect("merge patch");
+    assert_eq!(merged.data["data"], json!({"b": "2", "c": "3"}));
+    let operations = json!([{"op": "replace", "path": "/data/b", "value": "20"}]);
+    let (code, _, patched) = cluster
+        .raw(
+            "PATCH",
+            "/api/v1/namespaces/{ns}/configmaps/p",
+            "application/json-patch+json",
+            Some(operations),
+        )
+        .await;
+    assert_eq!(
+        (code, &patched["data"]["b"]),
+        (200, &json!("20")),
+        "{patched}"
+    );
+    let (code, _, _) = cluster
+        .raw(
+            "PATCH",
+            "/api/v1/namespaces/{ns}/configmaps/missing",
+            "application/merge-patch+json",
+            Some(json!({"data": {}})),
+        )
+        .await;
+    assert_eq!(code, 404);
+    cluster.cleanup().await;
+}
+
+#[tokio::test]
+async fn server_side_apply_ownership_conflicts_and_force() {
+    let cluster = Cluster::new().await;
+    let maps = cluster.config_maps();
+    let apply = |manager: &'static str| PatchParams::apply(manager);
+    let config = config_map("owned", json!({"team": "a"}), json!({"x": "1", "y": "2"}));
+    let created = maps
+        .patch("owned", &apply("gitship"), &Patch::Apply(&config))
+        .await
+        .expect("create on apply");
+    assert_eq!(
+        managers(&created),
+        [("gitship".to_string(), "Apply".to_string(), None)]
+    );
+    assert!(
+        owned_fields(&created, "gitship")["f:data"]
+            .get("f:x")
+            .is_some()
+    );
+
+    let again = maps
+        .patch("owned", &apply("gitship"), &Patch::Apply(&config))
+        .await
+        .expect("re-apply");
+    assert_eq!(
+        resource_version(&again),
+        resource_version(&created),
+        "a no-op apply does not change resourceVersion"
+    );
+
+    let same_value = config_map("owned", json!({}), json!({"x": "1"}));
+    let shared = maps
+        .patch("owned", &apply("other"), &Patch::Apply(&same_value))
+        .await
+        .expect("same value: no conflict");
+    assert_eq!(managers(&shared).len(), 2);
+
+    let different = config_map("owned", json!({}), json!({"x": "9"}));
+    let status = api_error(
+        maps.patch("owned", &apply("intruder"), &Patch::Apply(&different))
+            .await
+            .expect_err("conflict"),
+    );
+    assert_eq!((status.code, status.reason.as_str()), (409, "Conflict"));
+    let causes = status
+        .details
+        .as_ref()
+        .map(|details| details.causes.clone())
+        .unwrap_or_default();
+    assert!(!causes.is_empty(), "conflict causes are listed");
+    for cause in &causes {
+        assert_eq!(cause.reason, "FieldManagerConflict");
+        assert_eq!(cause.field, ".data.x");
+    }
+    assert!(causes.iter().any(|cause| cause.message.contains("gitship")));
+    assert!(causes.iter().any(|cause| cause.message.contains("other")));
+
+    let forced = maps
+        .patch(
+            "owned",
+            &apply("intruder").force(),
+            &Patch::Apply(&different),
+        )
+        .await
+        .expect("force");
+    assert_eq!(forced.data["data"]["x"], "9");
+    assert!(
+        owned_fields(&forced, "gitship")["f:data"]
+            .get("f:x")
+            .is_none(),
+        "force took ownership from gitship"
+    );
+    assert!(
+        owned_fields(&forced, "intruder")["f:data"]
+            .get("f:x")
+            .is_some()
+    );
+
+    let smaller = config_map("owned", json!({"team": "a"}), json!({"x": "9"}));
+    let pruned = maps
+        .patch("owned", &apply("gitship"), &Patch::Apply(&smaller))
+        .await
+        .expect("apply without y");
+    assert!(
+        pruned.data["data"].get("y").is_none(),
+        "a field the manager stopped applying is removed"
+    );
+    assert_eq!(
+        pruned.data["data"]["x"], "9",
+        "a field another manager owns stays"
+    );
+
+    let missing_manager = cluster
+        .raw(
+            "PATCH",
+            "/api/v1/namespaces/{ns}/configmaps/owned",
+            "application/apply-patch+yaml",
+            Some(config.clone()),
+        )
+        .await;
+    assert_eq!(missing_manager.0, 400, "fieldManager is required for apply");
+    cluster.cleanup().await;
+}
+
+#[tokio::test]
+async fn server_side_apply_merges_associative_lists_by_key() {
+    let cluster = Cluster::new().await;
+    let deployments = cluster.deployments();
+    let web = json!([{"name": "web", "image": "nginx:1", "ports": [{"containerPort": 80}], "env": [{"name": "A", "value": "1"}]}]);
+    let first = deployment("lists", 1, web);
+    deployments
+        .patch(
+            "lists",
+            &PatchParams::apply("gitship"),
+            &Patch::Apply(&first),
+        )
+        .await
+        .expect("apply web");
+    let sidecar = json!({
+        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "lists"},
+        "spec": {"template": {"spec": {"containers": [{"name": "sidecar", "image": "envoy:1"}]}}},
+    });
+    let both = deployments
+        .patch(
+            "lists",
+            &PatchParams::apply("mesh"),
+            &Patch::Apply(&sidecar),
+        )
+        .await
+        .expect("apply sidecar");
+    let containers = both.data["spec"]["template"]["spec"]["containers"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let names: Vec<&str> = containers
+        .iter()
+        .filter_map(|c| c["name"].as_str())
+        .collect();
+    assert_eq!(names.len(), 2, "containers merge by name: {names:?}");
+    assert!(names.contains(&"web") && names.contains(&"sidecar"));
+    let mesh = owned_fields(&both, "mesh");
+    assert!(
+        mesh["f:spec"]["f:template"]["f:spec"]["f:containers"]
+            .get("k:{\"name\":\"sidecar\"}")
+            .is_some(),
+        "{mesh}"
+    );
+
+    let second = deployment(
+        "lists",
+        1,
+        json!([{"name": "web", "image": "nginx:2", "ports": [{"containerPort": 80}, {"containerPort": 443}], "env": [{"name": "B", "value": "2"}]}]),
+    );
+    let updated = deployments
+        .patch(
+            "lists",
+            &PatchParams::apply("gitship"),
+            &Patch::Apply(&second),
+        )
+        .await
+        .expect("apply update");
+    let containers = updated.data["spec"]["template"]["spec"]["containers"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let web = containers
+        .iter()
+        .find(|c| c["name"] == "web")
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(web["image"], "nginx:2");
+    assert_eq!(
+        web["ports"].as_array().map(Vec::len),
+        Some(2),
+        "ports merge by containerPort+protocol"
+    );
+    let env: Vec<&str> = web["env"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e["name"].as_str())
+        .collect();
+    assert_eq!(env, ["B"], "env var A, no longer applied, is removed");
+    assert!(
+        containers.iter().any(|c| c["name"] == "sidecar"),
+        "the other manager's container stays"
+    );
+    assert_eq!(
+        updated.metadata.generation,
+        both.metadata.generation.map(|generation| generation + 1)
+    );
+
+    let services = cluster.api("v1", "Service", "services");
+    let service = json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "lists"},
+        "spec": {"selector": {"app": "lists"}, "ports": [{"name": "http", "port": 80}]}});
+    services
+        .patch(
+            "lists",
+            &PatchParams::apply("gitship"),
+            &Patch::Apply(&service),
+        )
+        .await
+        .expect("apply service");
+    let extra = json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "lists"},
+        "spec": {"ports": [{"name": "metrics", "port": 9090}]}});
+    let merged = services
+        .patch(
+            "lists",
+            &PatchParams::apply("monitoring"),
+            &Patch::Apply(&extra),
+        )
+        .await
+        .expect("apply port");
+    assert_eq!(
+        merged.data["spec"]["ports"].as_array().map(Vec::len),
+        Some(2),
+        "Service ports merge by port+protocol"
+    );
+    cluster.cleanup().await;
+}
+
+#[tokio::test]
+async fn dry_run_returns_the_result_and_stores_nothing() {
+    let cluster = Cluster::new().await;
+    let maps = cluster.config_maps();
+    let dry_create = PostParams {
+        dry_run: true,
+        ..PostParams::default()
+    };
+    let result = maps
+        .create(
+            &dry_create,
+            &object(config_map("dry", json!({}), json!({"a": "1"}))),
+        )
+        .await
+        .expect("dry create");
+    assert_eq!(result.data["data"]["a"], "1");
+    assert_eq!(
+        api_error(maps.get("dry").await.expect_err("not stored")).code,
+        404
+    );
+
+    let applied = maps
+        .patch(
+            "dry",
+            &PatchParams::apply("gitship").dry_run(),
+            &Patch::Apply(config_map("dry", json!({}), json!({"a": "1"}))),
+        )
+        .await
+        .expect("dry apply");
+    assert!(
+        !managers(&applied).is_empty(),
+        "dry-run apply returns managedFields"
+    );
+    assert_eq!(
+        api_error(maps.get("dry").await.expect_err("not stored")).code,
+        404
+    );
+
+    let real = maps
+        .create(
+            &PostParams::default(),
+            &object(config_map("dry", json!({}), json!({"a": "1"}))),
+        )
+        .await
+        .expect("create");
+    let changed = maps
+        .patch(
+            "dry",
+            &PatchParams::apply("gitship").force().dry_run(),
+            &Patch::Apply(config_map("dry", json!({}), json!({"a": "2"}))),
+        )
+        .await
+        .expect("dry apply change");
+    assert_eq!(changed.data["data"]["a"], "2");
+    let stored = maps.get("dry").await.expect("get");
+    assert_eq!(stored.data["data"]["a"], "1");
+    assert_eq!(resource_version(&stored), resource_version(&real));
+    let dry_delete = DeleteParams {
+        dry_run: true,
+        ..DeleteParams::default()
+    };
+    maps.delete("dry", &dry_delete).await.expect("dry delete");
+    assert!(
+        maps.get("dry").await.is_ok(),
+        "dry-run delete keeps the object"
+    );
+    cluster.cleanup().await;
+}
+
+#[tokio::test]
+async fn generation_status_and_scale_subresources() {
+    let cluster = Cluster::new().await;
+    let deployments = cluster.deployments();
+    let config = deployment("gen", 2, json!([{"name": "web", "image": "nginx:1"}]));
+    let created = deployments
+        .patch(
+            "gen",
+            &PatchParams::apply("gitship"),
+            &Patch::Apply(&config),
+        )
+        .await
+        .expect("apply");
+    assert_eq!(created.metadata.generation, Some(1));
+
+    let mut labelled = config.clone();
+    labelled["metadata"]["labels"] = json!({"team": "a"});
+    let relabelled = deployments
+        .patch(
+            "gen",
+            &PatchParams::apply("gitship"),
+            &Patch::Apply(&labelled),
+        )
+        .await
+        .expect("labels");
+    assert_eq!(
+        relabelled.metadata.generation,
+        Some(1),
+        "labels do not change generation"
+    );
+    assert_ne!(resource_version(&relabelled), resource_version(&created));
+
+    let mut with_status = labelled.clone();
+    with_status["status"] = json!({"replicas": 99});
+    let ignored = deployments
+        .patch(
+            "gen",
+            &PatchParams::apply("gitship"),
+            &Patch::Apply(&with_status),
+        )
+        .await
+        .expect("status on main");
+    assert_ne!(
+        ignored.data["status"]["replicas"], 99,
+        "the main resource ignores status"
+    );
+
+    let scale = deployments.get_scale("gen").await.expect("get scale");
+    assert_eq!(scale.spec.and_then(|spec| spec.replicas), Some(2));
+    let scaled = deployments
+        .patch_scale(
+            "gen",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"replicas": 5}})),
+        )
+        .await
+        .expect("patch scale");
+    assert_eq!(scaled.spec.and_then(|spec| spec.replicas), Some(5));
+    let after = deployments.get("gen").await.expect("get");
+    assert_eq!(after.data["spec"]["replicas"], 5);
+    assert_eq!(
+        after.metadata.generation,
+        Some(2),
+        "a spec change bumps generation"
+    );
+    assert!(
+        managers(&after)
+            .iter()
+            .any(|(_, operation, subresource)| operation == "Update"
+                && subresource.as_deref() == Some("scale"))
+    );
+    assert!(
+        owned_fields(&after, "gitship")["f:spec"]
+            .get("f:replicas")
+            .is_none(),
+        "scale took ownership of replicas"
+    );
+
+    let mut different = labelled.clone();
+    different["spec"]["replicas"] = json!(3);
+    let status = api_error(
+        deployments
+            .patch(
+                "gen",
+                &PatchParams::apply("gitship"),
+                &Patch::Apply(&different),
+            )
+            .await
+            .expect_err("conflict"),
+    );
+    assert_eq!(status.code, 409);
+
+    if cluster.handle().is_none() {
+        // Rollout timing is the simulated controllers' business; a real cluster pulls images.
+        return cluster.cleanup().await;
+    }
+    eventually("rollout observed", || {
+        let deployments = deployments.clone();
+        async move {
+            deployments.get("gen").await.ok().is_some_and(|d| {
+                d.data["status"]["observedGeneration"] == 2
+                    && d.data["status"]["availableReplicas"] == 5
+            })
+        }
+    })
+    .await;
+    let before = deployments.get("gen").await.expect("get");
+    let status_patch = json!({"status": {"conditions": [{"type": "Custom", "status": "True"}]}});
+    let patched = deployments
+        .patch_status("gen", &PatchParams::default(), &Patch::Merge(status_patch))
+        .await
+        .expect("patch status");
+    assert_eq!(
+        patched.metadata.generation, before.metadata.generation,
+        "status writes do not bump generation"
+    );
+    assert_eq!(patched.data["spec"], before.data["spec"]);
+    cluster.cleanup().await;
+}
+
+#[tokio::test]
+async fn simulated_rollouts_report_like_a_healthy_cluster_and_can_fail() {
+    let cluster = Cluster::new().await;
+    if cluster.handle().is_none() {
+        // Simulated controllers only: a real cluster's rollout depends on pulling images.
+        return cluster.cleanup().await;
+    }
+    let deployments = cluster.deployments();
+    let config = deployment("roll", 3, json!([{"name": "web", "image": "nginx:1"}]));
+    deployments
+        .patch(
+            "roll",
+            &PatchParams::apply("gitship"),
+            &Patch::Apply(&config),
+        )
+        .await
+        .expect("apply");
+    eventually("deployment available", || {
+        let deployments = deployments.clone();
+        async move {
+            deployments.get("roll").await.ok().is_some_and(|d| {
+                let status = &d.data["status"];
+                status["observedGeneration"] == 1
+                    && status["updatedReplicas"] == 3
+                    && status["availableReplicas"] == 3
+                    && status["conditions"].as_array().is_some_and(|conditions| {
+                        conditions.iter().any(|c| {
+                            c["type"] == "Available"
+                                && c["status"] == "True"
+                                && c["reason"] == "MinimumReplicasAvailable"
+                        }) && conditions.iter().any(|c| {
+                            c["type"] == "Progressing" && c["reason"] == "NewReplicaSetAvailable"
+                        })
+                    })
+            })
+        }
+    })
+    .await;
+    let claims = cluster.api("v1", "PersistentVolumeClaim", "persistentvolumeclaims");
+    let claim = json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "data"},
+        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}});
+    claims
+        .patch(
+            "data",
+            &PatchParams::apply("gitship"),
+            &Patch::Apply(&claim),
+        )
+        .await
+        .expect("apply claim");
+    eventually("claim bound", || {
+        let claims = claims.clone();
+        async move {
+            claims
+                .get("data")
+                .await
+                .ok()
+                .is_some_and(|claim| claim.data["status"]["phase"] == "Bound")
+        }
+    })
+    .await;
+    let handle = cluster.handle().expect("kubesim");
+    handle.script_rollout(&cluster.namespace, "broken", Rollout::Fail);
+    let broken = deployment("broken", 1, json!([{"name": "web", "image": "nginx:1"}]));
+    deployments
+        .patch(
+            "broken",
+            &PatchParams::apply("gitship"),
+            &Patch::Apply(&broken),
+        )
+        .await
+        .expect("apply broken");
+    eventually("ProgressDeadlineExceeded", || {
+        let deployments = deployments.clone();
+        async move {
+            deployments.get("broken").await.ok().is_some_and(|d| {
+                d.data["status"]["conditions"]
+                    .as_array()
+                    .is_some_and(|conditions| {
+                        conditions.iter().any(|c| {
+                            c["type"] == "Progressing"
+                                && c["status"] == "False"
+                                && c["reason"] == "ProgressDeadlineExceeded"
+                        })
+                    })
+            })
+        }
+    })
+    .await;
+    handle.script_rollout(
+        &cluster.namespace,
+        "slow",
+        Rollout::Slow(Duration::from_millis(800)),
+    );
+    let slow = deployment("slow", 2, json!([{"name": "web", "image": "nginx:1"}]));
+    deployments
+        .patch("slow", &PatchParams::apply("gitship"), &Patch::Apply(&slow))
+        .await
+        .expect("apply slow");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let progressing = deployments.get("slow").await.expect("get slow");
+    assert_eq!(
+        progressing.data["status"]["observedGeneration"], 1,
+        "progress is reported at once"
+    );
+    assert_ne!(
+        progressing.data["status"]["availableReplicas"], 2,
+        "a slow rollout is not available yet"
+    );
+    eventually("slow rollout finishes", || {
+        let deployments = deployments.clone();
+        async move {
+            deployments
+                .get("slow")
+                .await
+                .ok()
+                .is_some_and(|d| d.data["status"]["availableReplicas"] == 2)
+        }
+    })
+    .await;
+
+    let jobs = cluster.api("batch/v1", "Job", "jobs");
+    let job = json!({"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "migrate"},
+        "spec": {"template": {"spec": {"restartPolicy": "Never", "containers": [{"name": "m", "image": "busybox"}]}}}});
+    jobs.patch(
+        "migrate",
+        &PatchParams::apply("gitship"),
+        &Patch::Apply(&job),
+    )
+    .await
+    .expect("apply job");
+    eventually("job complete", || {
+        let jobs = jobs.clone();
+        async move {
+            jobs.get("migrate").await.ok().is_some_and(|j| {
+                j.data["status"]["conditions"].as_array().is_some_and(|c| {
+                    c.iter()
+                        .any(|c| c["type"] == "Complete" && c["status"] == "True")
+                })
+            })
+        }
+    })
+    .await;
+    cluster.cleanup().await;
+}
+
+#[tokio::test]
+async fn watch_streams_changes_resumes_and_expires() {
+    let cluster = Cluster::with_options(Options {
+        rollout_delay: Duration::from_millis(50),
+        bookmark_interval: Duration::from_millis(100),
+        event_log_capacity: 32,
+        ..Options::default()
+    })
+    .await;
+    let maps = cluster.config_maps();
+    let list = maps.list(&ListParams::default()).await.expect("list");
+    let start = list
+        .metadata
+        .resource_version
+        .clone()
+        .expect("list resourceVersion");
+    let stream = maps
+        .watch(
+            &WatchParams::default().labels("watched=yes").timeout(10),
+            &start,
+        )
+        .await
+        .expect("watch");
+    let mut stream = stream.boxed();
+    maps.create(
+        &PostParams::default(),
+        &object(config_map(
+            "w",
+            json!({"watched": "yes"}),
+            json!({"a": "1"}),
+        )),
+    )
+    .await
+    .expect("create");
+    maps.create(
+        &PostParams::default(),
+        &object(config_map("unwatched", json!({}), json!({}))),
+    )
+    .await
+    .expect("create other");
+    maps.patch(
+        "w",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"data": {"a": "2"}})),
+    )
+    .await
+    .expect("modify");
+    maps.delete("w", &DeleteParams::default())
+        .await
+        .expect("delete");
+    let mut kinds = Vec::new();
+    while kinds.len() < 3 {
+        let event = tokio::time::timeout(Duration::from_secs(5), stream.try_next())
+            .await
+            .expect("event in time")
+            .expect("event");
+        match event {
+            Some(WatchEvent::Added(object)) => kinds.push(format!(
+                "ADDED {}",
+                object.metadata.name.unwrap_or_default()
+            )),
+            Some(WatchEvent::Modified(object)) => kinds.push(format!(
+                "MODIFIED {}",
+                object.metadata.name.unwrap_or_default()
+            )),
+            Some(WatchEvent::Deleted(object)) => kinds.push(format!(
+                "DELETED {}",
+                object.metadata.name.unwrap_or_default()
+            )),
+            Some(WatchEvent::Bookmark(_)) => {}
+            Some(WatchEvent::Error(error)) => panic!("watch error {error:?}"),
+            None => panic!("watch ended early"),
+        }
+    }
+    assert_eq!(kinds, ["ADDED w", "MODIFIED w", "DELETED w"]);
+
+    let resumed = maps
+        .watch(
+            &WatchParams::default()
+                .fields("metadata.name=unwatched")
+                .timeout(10),
+            &start,
+        )
+        .await
+        .expect("resume");
+    let mut resumed = resumed.boxed();
+    let first = tokio::time::timeout(Duration::from_secs(5), resumed.try_next())
+        .await
+        .expect("in time")
+        .expect("event");
+    assert!(
+        matches!(first, Some(WatchEvent::Added(ref object)) if object.metadata.name.as_deref() == Some("unwatched")),
+        "{first:?}"
+    );
+
+    let bookmarks = maps
+        .watch(
+            &WatchParams {
+                bookmarks: true,
+                ..WatchParams::default()
+            }
+            .timeout(10),
+            &start,
+        )
+        .await
+        .expect("bookmarks");
+    let mut bookmarks = bookmarks.boxed();
+    let Some(handle) = cluster.handle() else {
+        return cluster.cleanup().await;
+    };
+    let mut saw_bookmark = false;
+    for _ in 0..20 {
+        match tokio::time::timeout(Duration::from_secs(3), bookmarks.try_next()).await {
+            Ok(Ok(Some(WatchEvent::Bookmark(_)))) => {
+                saw_bookmark = true;
+                break;
+            }
+            Ok(Ok(Some(_))) => continue,
+            other => panic!("no bookmark: {other:?}"),
+        }
+    }
+    assert!(saw_bookmark);
+
+    for index in 0..40 {
+        maps.patch(
+            "unwatched",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"data": {"n": index.to_string()}})),
+        )
+        .await
+        .expect("churn");
+    }
+    let expired = maps
+        .watch(&WatchParams::default().timeout(10), &start)
+        .await
+        .expect("watch old version");
+    let mut expired = expired.boxed();
+    let event = tokio::time::timeout(Duration::from_secs(5), expired.try_next())
+        .await
+        .expect("in time");
+    match event {
+        Ok(Some(WatchEvent::Error(error))) => assert_eq!(error.code, 410, "{error:?}"),
+        Err(kube::Error::Api(status)) => assert_eq!(status.code, 410),
+        other => panic!("expected 410 Gone, got {other:?}"),
+    }
+    let _ = handle;
+    cluster.cleanup().await;
+}
+
+#[tokio::test]
+async fn deletion_honours_finalizers_owners_and_namespaces() {
+    let cluster = Cluster::new().await;
+    let maps = cluster.config_maps();
+    let mut guarded = config_map("guarded", json!({}), json!({}));
+    guarded["metadata"]["finalizers"] = json!(["example.com/keep"]);
+    maps.create(&PostParams::default(), &object(guarded))
+        .await
+        .expect("create");
+    maps.delete("guarded", &DeleteParams::default())
+        .await
+        .expect("delete");
+    let pending = maps.get("guarded").await.expect("still present");
+    assert!(pending.metadata.deletion_timestamp.is_some());
+    maps.patch(
+        "guarded",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"metadata": {"finalizers": null}})),
+    )
+    .await
+    .expect("remove finalizer");
+    eventually("finalized object removed", || {
+        let maps = maps.clone();
+        async move { maps.get("guarded").await.is_err() }
+    })
+    .await;
+
+    let owner = maps
+        .create(
+            &PostParams::default(),
+            &object(config_map("owner", json!({}), json!({}))),
+        )
+        .await
+        .expect("owner");
+    let mut dependent = config_map("dependent", json!({}), json!({}));
+    dependent["metadata"]["ownerReferences"] = json!([{"apiVersion": "v1", "kind": "ConfigMap", "name": "owner", "uid": owner.metadata.uid.clone().unwrap_or_default()}]);
+    maps.create(&PostParams::default(), &object(dependent))
+        .await
+        .expect("dependent");
+    maps.delete("owner", &DeleteParams::background())
+        .await
+        .expect("delete owner");
+    eventually("dependent garbage-collected", || {
+        let maps = maps.clone();
+        async move { maps.get("dependent").await.is_err() }
+    })
+    .await;
+
+    let namespaces = cluster.api_all("v1", "Namespace", "namespaces");
+    let doomed = format!("{}-doomed", cluster.namespace);
+    namespaces
+        .create(
+            &PostParams::default(),
+            &object(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": doomed}})),
+        )
+        .await
+        .expect("namespace");
+    let active = namespaces.get(&doomed).await.expect("get namespace");
+    assert_eq!(active.data["status"]["phase"], "Active");
+    let doomed_maps: Api<DynamicObject> = Api::namespaced_with(
+        cluster.client.clone(),
+        &doomed,
+        &Cluster::resource("v1", "ConfigMap", "configmaps"),
+    );
+    doomed_maps
+        .create(
+            &PostParams::default(),
+            &object(config_map("inside", json!({}), json!({}))),
+        )
+        .await
+        .expect("create inside");
+    namespaces
+        .delete(&doomed, &DeleteParams::default())
+        .await
+        .expect("delete namespace");
+    eventually("namespace and its objects removed", || {
+        let namespaces = namespaces.clone();
+        let doomed_maps = doomed_maps.clone();
+        let doomed = doomed.clone();
+        async move { namespaces.get(&doomed).await.is_err() && doomed_maps.get("inside").await.is_err() }
+    })
+    .await;
+    let missing_namespace: Api<DynamicObject> = Api::namespaced_with(
+        cluster.client.clone(),
+        "no-such-namespace-x",
+        &Cluster::resource("v1", "ConfigMap", "configmaps"),
+    );
+    let status = api_error(
+        missing_namespace
+            .create(
+                &PostParams::default(),
+                &object(config_map("x", json!({}), json!({}))),
+            )
+            .await
+            .expect_err("no namespace"),
+    );
+    assert_eq!(status.code, 404);
+    cluster.cleanup().await;
+}
+
+#[tokio::test]
+async fn injected_faults_latency_and_request_records() {
+    let cluster = Cluster::new().await;
+    let Some(handle) = cluster.handle() else {
+        return cluster.cleanup().await;
+    };
+    let maps = cluster.config_maps();
+    maps.create(
+        &PostParams::default(),
+        &object(config_map("f", json!({}), json!({}))),
+    )
+    .await
+    .expect("create");
+
+    handle.reset_requests();
+    handle.fail_next(1, Fault::Status500);
+    assert_eq!(api_error(maps.get("f").await.expect_err("500")).code, 500);
+    handle.fail_next(1, Fault::Conflict409);
+    assert_eq!(api_error(maps.get("f").await.expect_err("409")).code, 409);
+    handle.fail_next(1, Fault::Drop);
+    assert!(
+        matches!(maps.get("f").await, Err(error) if !matches!(error, kube::Error::Api(_))),
+        "dropped connection"
+    );
+    handle.fail_next(
+        1,
+        Fault::TooManyRequests {
+            retry_after_secs: 7,
+        },
+    );
+    let sim = cluster.sim.as_ref().expect("kubesim");
+    let mut config = sim.kube_config();
+    config.default_retry = false;
+    let without_retry: Api<DynamicObject> = Api::namespaced_with(
+        kube::Client::try_from(config).expect("client"),
+        &cluster.namespace,
+        &Cluster::resource("v1", "ConfigMap", "configmaps"),
+    );
+    let status = api_error(without_retry.get("f").await.expect_err("429"));
+    assert_eq!(
+        (status.code, status.reason.as_str()),
+        (429, "TooManyRequests")
+    );
+    assert_eq!(
+        status.details.map(|details| details.retry_after_seconds),
+        Some(7)
+    );
+    handle.fail_next(
+        1,
+        Fault::TooManyRequests {
+            retry_after_secs: 0,
+        },
+    );
+    maps.get("f")
+        .await
+        .expect("kube retries a 429 and succeeds");
+
+    handle.fault_rate(100, vec![Fault::Status500]);
+    assert!(maps.get("f").await.is_err());
+    handle.fault_rate(0, Vec::new());
+    assert!(maps.get("f").await.is_ok());
+
+    handle.set_latency(Duration::from_millis(200));
+    let started = std::time::Instant::now();
+    maps.get("f").await.expect("slow get");
+    assert!(started.elapsed() >= Duration::from_millis(200));
+    handle.set_latency(Duration::ZERO);
+
+    handle.reset_requests();
+    maps.patch(
+        "f",
+        &PatchParams::apply("gitship").dry_run(),
+        &Patch::Apply(config_map("f", json!({}), json!({"a": "1"}))),
+    )
+    .await
+    .expect("dry");
+    maps.patch(
+        "f",
+        &PatchParams::apply("gitship"),
+        &Patch::Apply(config_map("f", json!({}), json!({"a": "1"}))),
+    )
+    .await
+    .expect("apply");
+    maps.get("f").await.expect("get");
+    let requests = handle.requests();
+    assert_eq!(requests.len(), 3);
+    assert_eq!(requests.iter().filter(|request| request.dry_run).count(), 1);
+    assert_eq!(
+        requests.iter().filter(|request| request.is_write()).count(),
+        1
+    );
+    assert_eq!(requests[1].field_manager.as_deref(), Some("gitship"));
+    assert_eq!(requests[1].content_type, "application/apply-patch+yaml");
+    assert_eq!(handle.request_count(), 3);
+    cluster.cleanup().await;
+}
+
+#[tokio::test]
+async fn state_file_persists_objects_between_runs() {
+    if std::env::var_os("GITSHIP_TEST_KUBECONFIG").is_some() {
+        return;
+    }
+    let directory = tempfile::tempdir().expect("tempdir");
+    let state = directory.path().join("state.json");
+    let options = || Options {
+        state_file: Some(state.clone()),
+        rollout_delay: Duration::from_millis(10),
+        ..Options::default()
+    };
+    let version = {
+        let sim = KubeSim::start_with(options()).await.expect("start");
+        let client = sim.client().expect("client");
+        let maps: Api<DynamicObject> = Api::namespaced_with(
+            client.clone(),
+            "default",
+            &Cluster::resource("v1", "ConfigMap", "configmaps"),
+        );
+        maps.patch(
+            "kept",
+            &PatchParams::apply("gitship"),
+            &Patch::Apply(config_map("kept", json!({}), json!({"a": "1"}))),
+        )
+        .await
+        .expect("apply");
+        let deployments: Api<DynamicObject> = Api::namespaced_with(
+            client,
+            "default",
+            &Cluster::resource("apps/v1", "Deployment", "deployments"),
+        );
+        deployments
+            .patch(
+                "app",
+                &PatchParams::apply("gitship"),
+                &Patch::Apply(deployment("app", 1, json!([{"name": "a", "image": "a"}]))),
+            )
+            .await
+            .expect("apply deployment");
+        assert!(
+            state.exists(),
+            "written after each change, not only on exit"
+        );
+        let on_disk: Value =
+            serde_json::from_str(&std::fs::read_to_string(&state).expect("read")).expect("json");
+        assert!(on_disk["objects"].as_array().is_some_and(|objects| {
+            objects
+                .iter()
+                .any(|entry| entry["object"]["metadata"]["name"] == "kept")
+        }));
+        sim.handle().resource_version()
+    };
+    let sim = KubeSim::start_with(options()).await.expect("restart");
+    let handle = sim.handle();
+    let kept = handle
+        .get("v1", "ConfigMap", "default", "kept")
+        .expect("kept across runs");
+    assert_eq!(kept["data"]["a"], "1");
+    assert_eq!(kept["metadata"]["managedFields"][0]["manager"], "gitship");
+    assert!(handle.resource_version() >= version);
+    let client = sim.client().expect("client");
+    let maps: Api<DynamicObject> = Api::namespaced_with(
+        client,
+        "default",
+        &Cluster::resource("v1", "ConfigMap", "configmaps"),
+    );
+    let updated = maps
+        .patch(
+            "kept",
+            &PatchParams::apply("gitship"),
+            &Patch::Apply(config_map("kept", json!({}), json!({"a": "2"}))),
+        )
+        .await
+        .expect("apply");
+    assert!(
+        updated
+            .metadata
+            .resource_version
+            .as_deref()
+            .and_then(|v| v.parse::<u64>().ok())
+            .is_some_and(|v| v > version)
+    );
+    eventually("restarted controller finishes rollout", || {
+        let handle = handle.clone();
+        async move {
+            handle
+                .get("apps/v1", "Deployment", "default", "app")
+                .is_some_and(|d| d["status"]["availableReplicas"] == 1)
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn validation_rejects_missing_required_and_unknown_fields() {
+    let cluster = Cluster::new().await;
+    let deployments = cluster.deployments();
+    let mut without_selector =
+        deployment("invalid", 1, json!([{"name": "web", "image": "nginx:1"}]));
+    if let Some(spec) = without_selector["spec"].as_object_mut() {
+        spec.remove("selector");
+    }
+    let status = api_error(
+        deployments
+            .patch(
+                "invalid",
+                &PatchParams::apply("gitship"),
+                &Patch::Apply(&without_selector),
+            )
+            .await
+            .expect_err("422"),
+    );
+    assert_eq!((status.code, status.reason.as_str()), (422, "Invalid"));
+    let causes = status
+        .details
+        .map(|details| details.causes)
+        .unwrap_or_default();
+    assert!(
+        causes.iter().any(|cause| cause.field == "spec.selector"),
+        "{causes:?}"
+    );
+
+    let mut typo = deployment("typo", 1, json!([{"name": "web", "image": "nginx:1"}]));
+    typo["spec"]["replicaz"] = json!(3);
+    let (code, _, body) = cluster
+        .raw(
+            "PATCH",
+            "/apis/apps/v1/namespaces/{ns}/deployments/typo?fieldManager=gitship&fieldValidation=Strict",
+            "application/apply-patch+yaml",
+            Some(typo.clone()),
+        )
+        .await;
+    assert_eq!(
+        (code, body["reason"].as_str()),
+        (400, Some("BadRequest")),
+        "{body}"
+    );
+    assert!(
+        body["message"]
+            .as_str()
+            .is_some_and(|message| message.contains("replicaz")),
+        "{body}"
+    );
+    let (code, _, body) = cluster
+        .raw(
+            "PATCH",
+            "/apis/apps/v1/namespaces/{ns}/deployments/typo?fieldManager=gitship&fieldValidation=Ignore",
+            "application/apply-patch+yaml",
+            Some(typo),
+        )
+        .await;
+    assert_eq!(code, 201, "{body}");
+    assert!(
+        body["spec"].get("replicaz").is_none(),
+        "unknown fields are dropped"
+    );
+    cluster.cleanup().await;
+}
+
+#[tokio::test]
+async fn secret_string_data_is_stored_as_base64_data() {
+    let cluster = Cluster::new().await;
+    let secrets = cluster.api("v1", "Secret", "secrets");
+    let secret = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "credentials"}, "stringData": {"password": "hunter2!"}});
+    let applied = secrets
+        .patch(
+            "credentials",
+            &PatchParams::apply("gitship"),
+            &Patch::Apply(&secret),
+        )
+        .await
+        .expect("apply secret");
+    assert_eq!(applied.data["data"]["password"], "aHVudGVyMiE=");
+    assert!(applied.data.get("stringData").is_none());
+    assert_eq!(applied.data["type"], "Opaque");
+    let again = secrets
+        .patch(
+            "credentials",
+            &PatchParams::apply("gitship"),
+            &Patch::Apply(&secret),
+        )
+        .await
+        .expect("re-apply");
+    assert_eq!(
+        resource_version(&again),
+        resource_version(&applied),
+        "re-applying the same stringData is a no-op"
+    );
+    cluster.cleanup().await;
+}
