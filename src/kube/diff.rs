@@ -200,6 +200,7 @@ pub fn compare(live: &Value, dry_run: &Value) -> Vec<FieldChange> {
         managed_fields(live, FIELD_MANAGER),
         managed_fields(dry_run, FIELD_MANAGER),
     );
+    let managed = managed.map(|tree| with_secret_data(dry_run, tree));
     let (live, desired) = match managed {
         Some(tree) => (
             project(&strip_server_fields(live), &tree),
@@ -210,6 +211,25 @@ pub fn compare(live: &Value, dry_run: &Value) -> Vec<FieldChange> {
     let mut changes = Vec::new();
     changes_between("", &live, &desired, &mut changes);
     changes
+}
+
+/// A Secret's `stringData` is a write-only alias of `data`: the server stores the values under
+/// `data` while the field set records `stringData`. Owning `stringData.<key>` therefore means
+/// owning `data.<key>`, or a changed value would go unseen.
+fn with_secret_data(object: &Value, mut tree: Value) -> Value {
+    let is_secret = object.get("kind").and_then(Value::as_str) == Some("Secret")
+        && object.get("apiVersion").and_then(Value::as_str) == Some("v1");
+    if !is_secret {
+        return tree;
+    }
+    let Some(string_data) = tree.get("f:stringData").cloned() else {
+        return tree;
+    };
+    if let Some(map) = tree.as_object_mut() {
+        let merged = union(map.remove("f:data"), Some(string_data)).unwrap_or(Value::Null);
+        map.insert("f:data".to_string(), merged);
+    }
+    tree
 }
 
 /// The object without status and server bookkeeping.
@@ -610,6 +630,21 @@ mod tests {
                 desired: None
             }]
         );
+    }
+
+    #[test]
+    fn a_secret_value_written_through_string_data_is_compared_under_data() {
+        let secret = |password: &str| {
+            json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "db", "managedFields": [
+                {"manager": "gitship", "operation": "Apply", "fieldsV1": {"f:stringData": {"f:password": {}}, "f:type": {}}}]},
+                "type": "Opaque", "data": {"password": password, "other": "eA=="}})
+        };
+        let changes = compare(&secret("b2xk"), &secret("bmV3"));
+        assert_eq!(
+            changes.iter().map(|c| c.path.as_str()).collect::<Vec<_>>(),
+            vec!["data.password"]
+        );
+        assert!(compare(&secret("b2xk"), &secret("b2xk")).is_empty());
     }
 
     #[test]

@@ -1273,3 +1273,32 @@ async fn cli_deploy_heals_kubectl_scale_and_reports_a_failed_rollout() {
         "nothing is pruned after a failure"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_changed_secret_value_is_applied_and_never_shown() {
+    let cluster = cluster().await;
+    cluster.deploy(blog()).await.expect("deploy");
+    let mut objects = blog();
+    for object in &mut objects {
+        if object.object["kind"] == "Secret" {
+            object.object["stringData"]["password"] = json!("rotated-value-42");
+        }
+    }
+    let report = cluster.deploy(objects).await.expect("redeploy");
+    let configured: Vec<String> = report
+        .objects
+        .iter()
+        .filter(|o| o.action == ObjectAction::Configured)
+        .map(|o| o.id.to_string())
+        .collect();
+    assert_eq!(
+        configured,
+        vec!["Secret blog/blog-db".to_string()],
+        "{report:?}"
+    );
+    let json = serde_json::to_string(&report).unwrap();
+    assert!(
+        !json.contains("rotated-value-42") && !json.contains("s3cret-value"),
+        "{json}"
+    );
+}
