@@ -27,12 +27,8 @@ use crate::terraform;
 
 pub async fn run(ctx: &Context, settings: DeploySettings) -> Result<Outcome> {
     let printer = &ctx.printer;
-    if settings.plan.is_some() {
-        return Err(UserError::usage(
-            "`gitship deploy --plan` is not available in this build",
-            "run `gitship deploy ENV` without `--plan`",
-        )
-        .into());
+    if let Some(plan) = &settings.plan {
+        return crate::plan::saved::deploy(ctx, &settings, plan).await;
     }
     let sandbox = settings.cluster.sandbox;
     let repo = Repository::discover(ctx.global.repo.as_deref()).map_err(UserError::from)?;

@@ -55,7 +55,7 @@ pub fn dispatch(settings: Settings) -> Result<Outcome> {
 }
 
 /// Run a future on a fresh runtime with SIGINT/SIGTERM turned into gitship's interrupt flag.
-pub fn block_on<F: std::future::Future<Output = Result<Outcome>>>(future: F) -> Result<Outcome> {
+pub fn block_on<T, F: std::future::Future<Output = Result<T>>>(future: F) -> Result<T> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;

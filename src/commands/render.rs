@@ -18,11 +18,35 @@ use crate::terraform;
 pub fn run(ctx: &Context, env: &str, terraform_outputs: Option<&Path>) -> Result<Outcome> {
     let repo = Repository::discover(ctx.global.repo.as_deref()).map_err(UserError::from)?;
     let config = repo.load_env(env).map_err(UserError::from)?;
-    let outputs = match terraform_outputs {
+    // Without `--terraform-outputs`, Terraform's current state is read only when the manifests
+    // use `terraform.*` (rendering without outputs fails on exactly those placeholders).
+    let mut outputs = match terraform_outputs {
         Some(path) => load_terraform_outputs(path)?,
         None => terraform::Outputs::new(),
     };
-    let manifests = render_with(&repo, &config, outputs.clone(), UnknownOutputs::Error)?;
+    let mut rendered = render_with(&repo, &config, outputs.clone(), UnknownOutputs::Error);
+    if let Err(error) = &rendered
+        && terraform_outputs.is_none()
+        && mentions_terraform(error)
+        && terraform::TerraformSettings::for_environment(&repo, &config).is_some()
+    {
+        outputs = current_outputs(&repo, &config)?;
+        rendered = render_with(&repo, &config, outputs.clone(), UnknownOutputs::Error).map_err(
+            |error| {
+                error.context(UserError::new(
+                    format!(
+                        "a Terraform output the manifests use has no value yet in the state of environment `{}`",
+                        config.name
+                    ),
+                    format!(
+                        "apply Terraform first (`gitship deploy {}`), or pass `--terraform-outputs FILE`",
+                        config.name
+                    ),
+                ))
+            },
+        );
+    }
+    let manifests = rendered?;
     match ctx.printer.format {
         OutputFormat::Json => {
             let redactor = render::Redactor::new(&outputs);
@@ -42,6 +66,27 @@ pub fn run(ctx: &Context, env: &str, terraform_outputs: Option<&Path>) -> Result
         config.name
     ));
     Ok(Outcome::Success)
+}
+
+/// The current outputs of `config`'s Terraform state (`init` when needed, then
+/// `output -json`); empty without a Terraform layer.
+fn current_outputs(repo: &Repository, config: &EnvConfig) -> Result<terraform::Outputs> {
+    let Some(settings) = terraform::TerraformSettings::for_environment(repo, config) else {
+        return Ok(terraform::Outputs::new());
+    };
+    crate::commands::block_on(async move {
+        let driver = terraform::Terraform::new(settings)
+            .await
+            .map_err(|e| e.into_anyhow())?;
+        driver.init_if_needed().await.map_err(|e| e.into_anyhow())?;
+        driver.outputs().await.map_err(|e| e.into_anyhow())
+    })
+}
+
+fn mentions_terraform(error: &anyhow::Error) -> bool {
+    error
+        .chain()
+        .any(|cause| cause.to_string().contains("terraform."))
 }
 
 /// Render `config`'s manifests with the given Terraform outputs.

@@ -74,6 +74,15 @@ pub fn render_plan(plan: &Plan, color: bool) -> String {
                         image.reference
                     );
                 }
+                ImageAction::Unchecked => {
+                    let _ = writeln!(
+                        out,
+                        "  {} {}  {} (sandbox: registry not checked)",
+                        paint(color, style::DIM, "? image"),
+                        image.app,
+                        image.reference
+                    );
+                }
             }
         }
     }

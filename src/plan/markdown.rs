@@ -65,6 +65,7 @@ pub fn render_plan(plan: &Plan, limit: usize) -> String {
             let action = match image.action {
                 ImageAction::Build => "build",
                 ImageAction::Reuse => "reuse",
+                ImageAction::Unchecked => "unchecked",
             };
             let reason = image
                 .reason

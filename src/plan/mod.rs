@@ -9,7 +9,9 @@
 //! renaming or removing a field bumps the version.
 
 pub mod human;
+pub mod kubernetes;
 pub mod markdown;
+pub mod saved;
 
 use serde::{Deserialize, Serialize};
 
@@ -49,6 +51,8 @@ pub struct GitInfo {
 pub enum ImageAction {
     Build,
     Reuse,
+    /// The registry was not asked (`--sandbox`): the reference is computed, nothing is built.
+    Unchecked,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

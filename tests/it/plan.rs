@@ -1,1 +1,813 @@
-//! Integration tests: plan.
+//! Integration tests: `plan`, `diff`, `drift` and `deploy --plan`, through the built CLI, against
+//! kubesim (the `--sandbox` one, or one started here and reached with `--kubeconfig`, so the real
+//! `kubectl` can change it) and the real `terraform` binary.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use gitship::plan::{
+    DriftKind, DriftReport, FORMAT_VERSION, ObjectAction, ObjectChange, ObjectRef, Plan,
+    ResourceAction,
+};
+use kubesim::KubeSim;
+
+use crate::support::{gitship, require_tool, test_home};
+
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+impl Run {
+    fn all(&self) -> String {
+        format!("{}{}", self.stdout, self.stderr)
+    }
+}
+
+/// A Git repository in a temp dir (a copy of the example, or written by the test).
+struct Repo {
+    dir: tempfile::TempDir,
+    kubeconfig: Option<PathBuf>,
+}
+
+impl Repo {
+    fn example() -> Repo {
+        let dir = tempfile::tempdir().expect("temp");
+        let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/blog-infra");
+        let status = Command::new("cp")
+            .arg("-r")
+            .arg(format!("{}/.", source.display()))
+            .arg(dir.path())
+            .status()
+            .expect("cp");
+        assert!(status.success());
+        let _ = std::fs::remove_dir_all(dir.path().join(".gitship"));
+        std::fs::write(dir.path().join(".gitignore"), ".gitship/\n").expect("gitignore");
+        let repo = Repo {
+            dir,
+            kubeconfig: None,
+        };
+        repo.git(&["init", "-q"]);
+        repo.commit("example");
+        repo
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn write(&self, relative: &str, text: &str) {
+        let path = self.path().join(relative);
+        std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+        std::fs::write(path, text).expect("write");
+    }
+
+    fn edit(&self, relative: &str, from: &str, to: &str) {
+        let path = self.path().join(relative);
+        let text = std::fs::read_to_string(&path).expect("read");
+        assert!(text.contains(from), "{relative} has no `{from}`");
+        std::fs::write(path, text.replace(from, to)).expect("write");
+    }
+
+    fn git(&self, args: &[&str]) {
+        let output = Command::new("git")
+            .args([
+                "-c",
+                "user.email=test@example.com",
+                "-c",
+                "user.name=test",
+                "-c",
+                "commit.gpgsign=false",
+            ])
+            .args(args)
+            .current_dir(self.path())
+            .env("HOME", test_home())
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .output()
+            .expect("git");
+        assert!(
+            output.status.success(),
+            "git {args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+
+    fn commit(&self, message: &str) {
+        self.git(&["add", "-A"]);
+        self.git(&["commit", "-q", "--allow-empty", "-m", message]);
+    }
+
+    fn gitship(&self, args: &[&str]) -> Run {
+        let mut command = gitship();
+        command.arg("-C").arg(self.path());
+        if let Some(kubeconfig) = &self.kubeconfig {
+            command.arg("--kubeconfig").arg(kubeconfig);
+        }
+        let output = command.args(args).output().expect("run gitship");
+        Run {
+            code: output.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+
+    fn ok(&self, args: &[&str]) -> Run {
+        let run = self.gitship(args);
+        assert_eq!(run.code, 0, "gitship {args:?}:\n{}", run.all());
+        run
+    }
+
+    fn plan_json(&self, args: &[&str]) -> (i32, Plan) {
+        let mut all = vec!["-o", "json", "plan"];
+        all.extend_from_slice(args);
+        let run = self.gitship(&all);
+        assert!(run.code == 0 || run.code == 2, "plan:\n{}", run.all());
+        let plan: Plan = serde_json::from_str(&run.stdout).expect("plan JSON");
+        assert_eq!(plan.format_version, FORMAT_VERSION);
+        (run.code, plan)
+    }
+
+    fn drift_json(&self, args: &[&str]) -> (i32, DriftReport) {
+        let mut all = vec!["-o", "json", "drift"];
+        all.extend_from_slice(args);
+        let run = self.gitship(&all);
+        assert!(run.code == 0 || run.code == 2, "drift:\n{}", run.all());
+        let report: DriftReport = serde_json::from_str(&run.stdout).expect("drift JSON");
+        assert_eq!(report.format_version, FORMAT_VERSION);
+        (run.code, report)
+    }
+
+    /// `plan --out` then `deploy --plan`: the fresh deploy every test starts from.
+    fn deploy(&self, env: &str, extra: &[&str]) {
+        let planfile = self.dir.path().join(".gitship").join("deploy-plan.json");
+        std::fs::create_dir_all(planfile.parent().unwrap()).unwrap();
+        let planfile = planfile.to_string_lossy().into_owned();
+        let mut plan = vec!["plan", env, "--out", &planfile];
+        plan.extend_from_slice(extra);
+        self.ok(&plan);
+        let mut deploy = vec!["deploy", env, "--plan", &planfile];
+        deploy.extend_from_slice(extra);
+        self.ok(&deploy);
+    }
+}
+
+fn kubectl(kubeconfig: &Path, args: &[&str]) {
+    let output = Command::new("kubectl")
+        .arg("--kubeconfig")
+        .arg(kubeconfig)
+        .args(args)
+        .output()
+        .expect("kubectl");
+    assert!(
+        output.status.success(),
+        "kubectl {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+fn kubernetes(plan: &Plan) -> &[ObjectChange] {
+    plan.kubernetes
+        .as_ref()
+        .map(|k| k.objects.as_slice())
+        .unwrap_or_default()
+}
+
+fn changed(plan: &Plan) -> Vec<&ObjectChange> {
+    kubernetes(plan)
+        .iter()
+        .filter(|o| o.action != ObjectAction::Unchanged)
+        .collect()
+}
+
+/// The real value of the example's database password, from `render` (which reads the
+/// environment's Terraform state: the only output that shows Secret values).
+fn rendered_password(repo: &Repo, env: &str, extra: &[&str]) -> String {
+    let mut args = vec!["render", env];
+    args.extend_from_slice(extra);
+    let run = repo.ok(&args);
+    let line = run
+        .stdout
+        .lines()
+        .find(|l| l.trim_start().starts_with("POSTGRES_PASSWORD:"))
+        .expect("the Secret has the password");
+    let value = line
+        .split_once(':')
+        .unwrap()
+        .1
+        .trim()
+        .trim_matches('"')
+        .to_string();
+    assert!(value.len() >= 16, "a real password: {value}");
+    value
+}
+
+/// The example in the sandbox: freshly deployed, it plans and drifts clean, and no output format
+/// shows the Secret's value.
+#[test]
+fn sandbox_blog_freshly_deployed_plans_and_drifts_clean_and_never_shows_secrets() {
+    if !require_tool("terraform", "version") {
+        return;
+    }
+    let repo = Repo::example();
+    let first = repo.gitship(&["plan", "production", "--sandbox", "--exit-code"]);
+    assert_eq!(first.code, 2, "{}", first.all());
+    assert!(
+        first.stdout.contains("(known after apply)"),
+        "{}",
+        first.stdout
+    );
+    assert!(first.all().contains("SIMULATION") || first.all().contains("sandbox"));
+
+    repo.ok(&["deploy", "production", "--sandbox"]);
+
+    let clean = repo.gitship(&["plan", "production", "--sandbox", "--exit-code"]);
+    assert_eq!(clean.code, 0, "{}", clean.all());
+    let (code, plan) = repo.plan_json(&["production", "--sandbox", "--exit-code"]);
+    assert_eq!(code, 0);
+    assert!(!plan.has_changes(), "{plan:#?}");
+    assert!(plan.terraform.as_ref().unwrap().resources.is_empty());
+    assert_eq!(kubernetes(&plan).len(), 9);
+    assert!(changed(&plan).is_empty());
+    assert!(plan.sandbox);
+
+    let (code, report) = repo.drift_json(&["production", "--sandbox"]);
+    assert_eq!(code, 0, "{report:#?}");
+    assert!(!report.drifted());
+    let diff = repo.gitship(&["diff", "production", "--sandbox"]);
+    assert_eq!(diff.code, 0, "{}", diff.all());
+
+    // Secrets: the value is in the state (render shows it) but in no other output.
+    let password = rendered_password(&repo, "production", &[]);
+    let encoded = base64_of(&password);
+    for format in ["human", "json", "markdown"] {
+        for command in ["plan", "diff", "drift"] {
+            let run = repo.gitship(&["-o", format, command, "production", "--sandbox"]);
+            assert!(run.code == 0 || run.code == 2, "{}", run.all());
+            let text = run.all();
+            assert!(
+                !text.contains(&password) && !text.contains(&encoded),
+                "{command} -o {format} leaks the password"
+            );
+        }
+    }
+    let fresh_plan = repo.gitship(&["-o", "json", "plan", "development", "--sandbox"]);
+    assert!(!fresh_plan.all().contains(&password));
+}
+
+fn base64_of(text: &str) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(text)
+}
+
+/// The example without apps (no registry here), its manifests pinned to fixed images, pointed at
+/// a kubesim started by the test.
+fn example_on(sim: &KubeSim) -> Repo {
+    let mut repo = Repo::example();
+    std::fs::remove_dir_all(repo.path().join("apps")).expect("remove apps");
+    repo.edit(
+        "infrastructure/kubernetes/backend.yaml",
+        "${images.backend}",
+        "registry.local/blog/backend:1",
+    );
+    repo.edit(
+        "infrastructure/kubernetes/frontend.yaml",
+        "${images.frontend}",
+        "registry.local/blog/frontend:1",
+    );
+    repo.edit(
+        "config/production.yaml",
+        "context: prod",
+        "context: kubesim",
+    );
+    repo.commit("no apps; kubesim");
+    repo.kubeconfig = Some(sim.kubeconfig_path().to_path_buf());
+    repo
+}
+
+/// The seed scenario: `kubectl scale` is drift naming the field, the values and the manager;
+/// `plan` shows the update; a saved plan made before the change is refused as stale; a deploy
+/// heals it; a plan from another commit is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_scale_is_drift_until_the_next_deploy_and_stale_plans_are_refused() {
+    if !require_tool("terraform", "version") || !require_tool("kubectl", "help") {
+        return;
+    }
+    let sim = KubeSim::start().await.expect("kubesim");
+    let repo = example_on(&sim);
+    let kubeconfig = sim.kubeconfig_path().to_path_buf();
+    tokio::task::spawn_blocking(move || {
+        repo.ok(&["deploy", "production"]);
+        let clean = repo.gitship(&["plan", "production", "--exit-code"]);
+        assert_eq!(clean.code, 0, "{}", clean.all());
+        assert!(clean.stdout.contains("No changes"), "{}", clean.stdout);
+        assert_eq!(repo.gitship(&["drift", "production"]).code, 0);
+
+        let saved = repo.path().join(".gitship/before-scale.json");
+        let saved = saved.to_string_lossy().into_owned();
+        repo.ok(&["plan", "production", "--out", &saved]);
+
+        kubectl(
+            &kubeconfig,
+            &[
+                "-n",
+                "blog",
+                "scale",
+                "deployment",
+                "blog-backend",
+                "--replicas=10",
+            ],
+        );
+        let (code, report) = repo.drift_json(&["production"]);
+        assert_eq!(code, 2);
+        assert_eq!(report.kubernetes.len(), 1, "{report:#?}");
+        let drifted = &report.kubernetes[0];
+        assert_eq!(drifted.kind, DriftKind::Modified);
+        assert_eq!(drifted.object.name, "blog-backend");
+        assert_eq!(drifted.fields.len(), 1, "{drifted:#?}");
+        let field = &drifted.fields[0];
+        assert_eq!(field.path, "spec.replicas");
+        assert_eq!(field.live.as_deref(), Some("10"));
+        assert_eq!(field.git.as_deref(), Some("3"));
+        assert_eq!(field.manager.as_deref(), Some("kubectl"), "{field:#?}");
+        let human = repo.gitship(&["drift", "production"]);
+        assert_eq!(human.code, 2);
+        assert!(
+            human.stdout.contains("spec.replicas") && human.stdout.contains("kubectl"),
+            "{}",
+            human.stdout
+        );
+
+        let (code, plan) = repo.plan_json(&["production", "--exit-code"]);
+        assert_eq!(code, 2);
+        let updates = changed(&plan);
+        assert_eq!(updates.len(), 1, "{updates:#?}");
+        assert_eq!(updates[0].action, ObjectAction::Update);
+        assert_eq!(updates[0].fields[0].path, "spec.replicas");
+        assert_eq!(updates[0].fields[0].before.as_deref(), Some("10"));
+        assert_eq!(updates[0].fields[0].after.as_deref(), Some("3"));
+        let diff = repo.gitship(&["diff", "production"]);
+        assert_eq!(diff.code, 2, "{}", diff.all());
+
+        // The plan saved before `kubectl scale` no longer matches the cluster.
+        let stale = repo.gitship(&["deploy", "production", "--plan", &saved]);
+        assert_eq!(stale.code, 1, "{}", stale.all());
+        assert!(
+            stale.stderr.contains("is stale")
+                && stale.stderr.contains("Deployment blog/blog-backend changed"),
+            "{}",
+            stale.stderr
+        );
+
+        repo.ok(&["deploy", "production"]);
+        let (code, report) = repo.drift_json(&["production"]);
+        assert_eq!(code, 0, "{report:#?}");
+        let (code, plan) = repo.plan_json(&["production", "--exit-code"]);
+        assert_eq!(code, 0, "{plan:#?}");
+
+        // A plan of an older commit is refused.
+        let older = repo.path().join(".gitship/older.json");
+        let older = older.to_string_lossy().into_owned();
+        repo.ok(&["plan", "production", "--out", &older]);
+        repo.edit("config/production.yaml", "log_level: warn", "log_level: info");
+        repo.commit("log level");
+        let stale = repo.gitship(&["deploy", "production", "--plan", &older]);
+        assert_eq!(stale.code, 1);
+        assert!(stale.stderr.contains("Git commit"), "{}", stale.stderr);
+
+        // Ignore rules suppress expected drift; a deleted inventory object is drift.
+        repo.ok(&["deploy", "production", "--plan", &{
+            let p = repo.path().join(".gitship/new.json");
+            let p = p.to_string_lossy().into_owned();
+            repo.ok(&["plan", "production", "--out", &p]);
+            p
+        }]);
+        kubectl(
+            &kubeconfig,
+            &[
+                "-n",
+                "blog",
+                "scale",
+                "deployment",
+                "blog-backend",
+                "--replicas=5",
+            ],
+        );
+        kubectl(&kubeconfig, &["-n", "blog", "delete", "service", "blog-frontend"]);
+        repo.edit(
+            "config/production.yaml",
+            "    - { manager: horizontal-pod-autoscaler, pointer: /spec/replicas }",
+            "    - { manager: horizontal-pod-autoscaler, pointer: /spec/replicas }\n    - { kind: Deployment, name: blog-backend, pointer: /spec/replicas }",
+        );
+        repo.commit("ignore replicas");
+        let (code, report) = repo.drift_json(&["production"]);
+        assert_eq!(code, 2);
+        assert_eq!(report.ignored, 1, "{report:#?}");
+        assert_eq!(report.kubernetes.len(), 1, "{report:#?}");
+        assert_eq!(report.kubernetes[0].kind, DriftKind::Deleted);
+        assert_eq!(report.kubernetes[0].object.name, "blog-frontend");
+    })
+    .await
+    .expect("test body");
+}
+
+/// A small repository: one Terraform resource driven by a var, an output, and a Deployment whose
+/// replicas come from `values`.
+fn small_repo() -> Repo {
+    let dir = tempfile::tempdir().expect("temp");
+    let repo = Repo {
+        dir,
+        kubeconfig: None,
+    };
+    repo.write(".gitignore", ".gitship/\n");
+    repo.write(
+        "infrastructure/terraform/main.tf",
+        r#"variable "size" { type = number }
+variable "name" { type = string }
+resource "terraform_data" "database" { input = { size = var.size } }
+output "database_name" { value = var.name }
+output "token" {
+  value     = "s3cr3t-${var.name}-token"
+  sensitive = true
+}
+"#,
+    );
+    repo.write(
+        "infrastructure/kubernetes/app.yaml",
+        r#"apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+spec:
+  replicas: ${values.replicas}
+  selector:
+    matchLabels: { app: web }
+  template:
+    metadata:
+      labels: { app: web }
+    spec:
+      containers:
+        - name: web
+          image: registry.local/web:1
+          env:
+            - { name: DATABASE, value: "${terraform.database_name}" }
+---
+apiVersion: v1
+kind: Secret
+metadata:
+  name: token
+stringData:
+  token: ${terraform.token}
+---
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: settings
+data:
+  name: ${terraform.database_name}
+"#,
+    );
+    repo.write(
+        "config/staging.yaml",
+        "cluster:\n  namespace: web\nterraform:\n  vars:\n    size: 10\n    name: blog\nvalues:\n  replicas: 2\n",
+    );
+    repo.git(&["init", "-q"]);
+    repo.commit("small");
+    repo
+}
+
+/// Changing a value and a Terraform var: exactly one Kubernetes and one Terraform update.
+#[test]
+fn a_value_and_a_terraform_var_give_one_update_per_layer() {
+    if !require_tool("terraform", "version") {
+        return;
+    }
+    let repo = small_repo();
+    repo.deploy("staging", &["--sandbox"]);
+    let (code, plan) = repo.plan_json(&["staging", "--sandbox", "--exit-code"]);
+    assert_eq!(code, 0, "{plan:#?}");
+
+    repo.edit("config/staging.yaml", "replicas: 2", "replicas: 4");
+    repo.edit("config/staging.yaml", "size: 10", "size: 20");
+    repo.commit("bigger");
+    let (code, plan) = repo.plan_json(&["staging", "--sandbox", "--exit-code"]);
+    assert_eq!(code, 2);
+    let updates = changed(&plan);
+    assert_eq!(updates.len(), 1, "{updates:#?}");
+    assert_eq!(updates[0].action, ObjectAction::Update);
+    assert_eq!(updates[0].object.name, "web");
+    let terraform = plan.terraform.as_ref().expect("terraform part");
+    assert_eq!(terraform.resources.len(), 1, "{terraform:#?}");
+    assert_eq!(terraform.resources[0].action, ResourceAction::Update);
+    assert_eq!(terraform.resources[0].address, "terraform_data.database");
+
+    // Not deployed yet: Git differs from what runs, in both layers.
+    let (code, report) = repo.drift_json(&["staging", "--sandbox"]);
+    assert_eq!(code, 2);
+    assert_eq!(report.terraform.len(), 1, "{report:#?}");
+    assert_eq!(report.terraform[0].address, "terraform_data.database");
+    assert_eq!(report.kubernetes.len(), 1, "{report:#?}");
+    assert_eq!(report.kubernetes[0].fields[0].path, "spec.replicas");
+    assert_eq!(report.kubernetes[0].fields[0].git.as_deref(), Some("4"));
+
+    let drift_markdown = repo.gitship(&["-o", "markdown", "drift", "staging", "--sandbox"]);
+    assert_eq!(drift_markdown.code, 2);
+    check_markdown(&drift_markdown.stdout);
+    snapshot(
+        "drift_before_deploy",
+        &repo.gitship(&["drift", "staging", "--sandbox"]),
+        repo.path(),
+    );
+    snapshot(
+        "plan_one_update_per_layer",
+        &repo.gitship(&["plan", "staging", "--sandbox", "--exit-code"]),
+        repo.path(),
+    );
+
+    let markdown = repo.gitship(&["-o", "markdown", "plan", "staging", "--sandbox"]);
+    assert_eq!(markdown.code, 0);
+    check_markdown(&markdown.stdout);
+    for run in [
+        &markdown,
+        &repo.gitship(&["plan", "staging", "--sandbox"]),
+        &repo.gitship(&["-o", "json", "plan", "staging", "--sandbox"]),
+        &repo.gitship(&["-o", "json", "drift", "staging", "--sandbox"]),
+    ] {
+        assert!(!run.all().contains("s3cr3t"), "{}", run.all());
+    }
+
+    // Saved plans apply exactly what they say.
+    let saved = repo.path().join(".gitship/p.json");
+    let saved = saved.to_string_lossy().into_owned();
+    repo.ok(&["plan", "staging", "--sandbox", "--out", &saved]);
+    repo.ok(&["deploy", "staging", "--sandbox", "--plan", &saved]);
+    let (code, plan) = repo.plan_json(&["staging", "--sandbox", "--exit-code"]);
+    assert_eq!(code, 0, "{plan:#?}");
+    // Terraform refuses its planfile once the state moved on.
+    let stale = repo.gitship(&["deploy", "staging", "--sandbox", "--plan", &saved]);
+    assert_eq!(stale.code, 1, "{}", stale.all());
+    assert!(stale.all().contains("stale"), "{}", stale.all());
+
+    // `diff` includes what a deploy would prune.
+    repo.edit(
+        "infrastructure/kubernetes/app.yaml",
+        "---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\ndata:\n  name: ${terraform.database_name}\n",
+        "",
+    );
+    repo.commit("drop settings");
+    let diff = repo.gitship(&["-o", "json", "diff", "staging", "--sandbox"]);
+    assert_eq!(diff.code, 2, "{}", diff.all());
+    let diff: Plan = serde_json::from_str(&diff.stdout).expect("diff JSON");
+    let pruned: Vec<_> = changed(&diff);
+    assert_eq!(pruned.len(), 1, "{pruned:#?}");
+    assert_eq!(pruned[0].action, ObjectAction::Prune);
+    assert_eq!(pruned[0].object.name, "settings");
+    assert!(diff.terraform.is_none());
+
+    // `render` reads the real state.
+    let rendered = repo.ok(&["render", "staging"]);
+    assert!(
+        rendered.stdout.contains("value: blog"),
+        "{}",
+        rendered.stdout
+    );
+}
+
+/// `render` before the first apply names the output that has no value yet.
+#[test]
+fn render_before_apply_names_the_missing_output() {
+    if !require_tool("terraform", "version") {
+        return;
+    }
+    let repo = small_repo();
+    let run = repo.gitship(&["render", "staging"]);
+    assert_eq!(run.code, 1, "{}", run.all());
+    assert!(
+        run.stderr.contains("terraform.database_name") && run.stderr.contains("no value yet"),
+        "{}",
+        run.stderr
+    );
+}
+
+/// Markdown for a pull request: balanced `<details>` and fences, under the size limit even for a
+/// 2,000-object change, and it says what was cut.
+#[test]
+fn markdown_of_a_huge_change_is_balanced_and_bounded() {
+    let mut plan = Plan::new(
+        "production",
+        gitship::plan::GitInfo {
+            sha: "abc".into(),
+            dirty: false,
+        },
+        false,
+    );
+    let objects = (0..2000)
+        .map(|i| ObjectChange {
+            object: ObjectRef {
+                api_version: "v1".into(),
+                kind: "ConfigMap".into(),
+                namespace: Some("blog".into()),
+                name: format!("config-{i}"),
+            },
+            action: ObjectAction::Update,
+            source: Some(format!("infrastructure/kubernetes/many.yaml:{}", i * 6 + 1)),
+            fields: vec![gitship::plan::FieldChange {
+                path: "data.value".into(),
+                before: Some(format!("old-{i}")),
+                after: Some(format!("new-{i}")),
+            }],
+            diff: Some(gitship::plan::unified_diff(
+                &format!("data.value: old-{i}\n"),
+                &format!("data.value: new-{i}\n"),
+                "live",
+                "git",
+            )),
+        })
+        .collect();
+    plan.kubernetes = Some(gitship::plan::KubernetesPart { objects });
+    let text = gitship::plan::markdown::render_plan(&plan, gitship::commands::plan::MARKDOWN_LIMIT);
+    assert!(text.len() < 65_000, "{} chars", text.len());
+    assert!(text.contains("config-0"));
+    assert!(
+        text.to_lowercase().contains("truncated") || text.to_lowercase().contains("omitted"),
+        "says what was cut"
+    );
+    check_markdown(&text);
+}
+
+/// Snapshot exit code, stdout and stderr, with commits and temp paths filtered.
+fn snapshot(name: &str, run: &Run, temp: &Path) {
+    let text = format!(
+        "exit: {}\n--- stdout ---\n{}--- stderr ---\n{}",
+        run.code, run.stdout, run.stderr
+    );
+    let mut settings = insta::Settings::clone_current();
+    settings.set_prepend_module_to_snapshot(true);
+    let canonical = temp.canonicalize().unwrap_or_else(|_| temp.to_path_buf());
+    for path in [canonical.as_path(), temp] {
+        let escaped: String = path
+            .display()
+            .to_string()
+            .chars()
+            .flat_map(|c| {
+                let special = "\\.+*?()|[]{}^$".contains(c);
+                special.then_some('\\').into_iter().chain([c])
+            })
+            .collect();
+        settings.add_filter(&escaped, "[TEMP]");
+    }
+    settings.add_filter(r"\b[0-9a-f]{40}\b", "[SHA]");
+    settings.add_filter(r"\b[0-9a-f]{12}\b", "[SHA]");
+    settings.bind(|| insta::assert_snapshot!(name, text));
+}
+
+/// Parse with pulldown-cmark: fences closed, `<details>` opened as often as closed.
+fn check_markdown(text: &str) {
+    use pulldown_cmark::{Event, Parser, Tag, TagEnd};
+    let mut open_fences = 0i64;
+    let mut html = String::new();
+    for event in Parser::new(text) {
+        match event {
+            Event::Start(Tag::CodeBlock(_)) => open_fences += 1,
+            Event::End(TagEnd::CodeBlock) => open_fences -= 1,
+            Event::Html(h) | Event::InlineHtml(h) => html.push_str(&h),
+            _ => {}
+        }
+    }
+    assert_eq!(open_fences, 0);
+    assert_eq!(
+        html.matches("<details>").count(),
+        html.matches("</details>").count(),
+        "{text}"
+    );
+    // An unclosed fence would swallow the rest of the document into one code block.
+    assert_eq!(text.matches("```").count() % 2, 0);
+}
+
+/// Images against a real registry: `plan` says `build` (and why) while the tag is missing, never
+/// builds; once the image is pushed it says `reuse` and the manifests are pinned by digest.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn images_are_planned_against_a_real_registry_without_building() {
+    let Some(registry) = crate::support::registry::TestRegistry::start() else {
+        return;
+    };
+    let builder = ["docker", "podman", "buildah"].into_iter().find(|tool| {
+        Command::new(tool)
+            .arg("version")
+            .output()
+            .is_ok_and(|o| o.status.success())
+    });
+    let Some(builder) = builder else {
+        assert!(
+            !crate::support::tools_required(),
+            "no image builder (docker, podman, buildah) works"
+        );
+        eprintln!("\n*** SKIPPED: no image builder works on this machine ***\n");
+        return;
+    };
+    let sim = KubeSim::start().await.expect("kubesim");
+    let dir = tempfile::tempdir().expect("temp");
+    let repo = Repo {
+        dir,
+        kubeconfig: Some(sim.kubeconfig_path().to_path_buf()),
+    };
+    repo.write(".gitignore", ".gitship/\n");
+    repo.write("apps/web/Dockerfile", "FROM scratch\nCOPY index.html /\n");
+    repo.write("apps/web/index.html", "<h1>plan</h1>\n");
+    repo.write(
+        "infrastructure/kubernetes/web.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: web\ndata:\n  image: ${images.web}\n",
+    );
+    repo.write(
+        "config/staging.yaml",
+        &format!(
+            "cluster:\n  context: kubesim\n  namespace: web\nregistry: {}/blog\n",
+            registry.address
+        ),
+    );
+    repo.git(&["init", "-q"]);
+    repo.commit("web");
+    let root = repo.path().to_path_buf();
+    let repo = tokio::task::spawn_blocking(move || {
+        let (code, plan) = repo.plan_json(&["staging", "--exit-code"]);
+        assert_eq!(code, 2);
+        assert_eq!(plan.images.len(), 1);
+        assert_eq!(plan.images[0].action, gitship::plan::ImageAction::Build);
+        assert!(
+            plan.images[0]
+                .reason
+                .as_deref()
+                .unwrap_or("")
+                .contains("missing"),
+            "{plan:#?}"
+        );
+        repo
+    })
+    .await
+    .expect("first plan");
+    assert!(
+        registry.tags("blog/web").is_empty(),
+        "plan never builds or pushes"
+    );
+
+    // A saved plan builds and pushes what it said it would build, under the planned tag.
+    let repo = tokio::task::spawn_blocking(move || {
+        let saved = repo.path().join(".gitship/images.json");
+        let saved = saved.to_string_lossy().into_owned();
+        repo.ok(&["plan", "staging", "--out", &saved]);
+        repo.ok(&["deploy", "staging", "--plan", &saved]);
+        repo
+    })
+    .await
+    .expect("deploy");
+    let source = gitship::repo::Repository::open(root.clone()).expect("repository");
+    let planned_tag =
+        gitship::render::image_refs(&source, &source.load_env("staging").expect("config"))
+            .expect("image refs")["web"]
+            .tag
+            .clone();
+    assert_eq!(registry.tags("blog/web"), vec![planned_tag]);
+
+    let config = source.load_env("staging").expect("config");
+    let references = gitship::render::image_refs(&source, &config).expect("image refs");
+    let reference = &references["web"];
+    let requests = vec![gitship::build::BuildRequest {
+        app: source.app("web").expect("app").clone(),
+        image_repository: reference.repository.clone(),
+        tag: reference.tag.clone(),
+        revision: "0".repeat(40),
+        source: "test".into(),
+    }];
+    let options = gitship::build::BuildOptions {
+        builder: Some(builder.to_string()),
+        ..gitship::build::BuildOptions::default()
+    };
+    let printer = gitship::output::Printer {
+        quiet: true,
+        ..gitship::output::Printer::plain(gitship::settings::OutputFormat::Human)
+    };
+    let built = gitship::build::build_images(
+        &requests,
+        &options,
+        &gitship::build::Registry::new(),
+        &printer,
+    )
+    .await
+    .expect("build");
+    let digest = built[0].digest.clone();
+    let local = format!("{}:{}", built[0].repository, built[0].tag);
+
+    tokio::task::spawn_blocking(move || {
+        let (_, plan) = repo.plan_json(&["staging"]);
+        assert_eq!(plan.images[0].action, gitship::plan::ImageAction::Reuse);
+        assert!(plan.images[0].reference.ends_with(&digest), "{plan:#?}");
+        let pod = &kubernetes(&plan)[0];
+        assert!(
+            pod.diff.as_deref().unwrap_or("").contains(&digest),
+            "the manifest is pinned by digest: {pod:#?}"
+        );
+    })
+    .await
+    .expect("second plan");
+    let _ = Command::new(builder).args(["rmi", &local]).output();
+}

@@ -1,0 +1,638 @@
+//! The Kubernetes part of a plan and of a drift report, from the Kubernetes stage's comparison
+//! ([`crate::kube::diff::EnvironmentDiff`]).
+//!
+//! Everything leaving this module is safe to show: a Secret's `data`/`stringData` values are
+//! replaced by [`REDACTED`](super::REDACTED) on both sides before any comparison is rendered, and
+//! every sensitive Terraform value the [`Redactor`] knows is scrubbed from all other strings.
+//!
+//! Drift is the same comparison read differently: a managed field whose live value differs from
+//! Git's, attributed to the field manager that owns it now (from `managedFields`), minus what the
+//! environment's ignore rules (`drift.ignore`) expect; plus objects of the inventory that are gone.
+
+use std::collections::BTreeSet;
+
+use serde_json::Value;
+
+use crate::kube::ObjectId;
+use crate::kube::diff::{self, EnvironmentDiff, ObjectDiff, PlannedAction};
+use crate::kube::inventory::InventoryEntry;
+use crate::plan::{
+    DriftKind, FieldChange, FieldDrift, KubernetesPart, ObjectAction, ObjectChange, ObjectDrift,
+    ObjectRef, REDACTED, unified_diff,
+};
+use crate::render::Redactor;
+use crate::repo::config::IgnoreRule;
+
+/// The Kubernetes part of a plan: one entry per desired object (unchanged ones included, so
+/// counts are complete) and one per object to prune.
+pub fn plan_part(
+    environment_diff: &EnvironmentDiff,
+    sources: &dyn Fn(&ObjectId) -> Option<String>,
+    redactor: &Redactor,
+) -> KubernetesPart {
+    let mut objects: Vec<ObjectChange> = environment_diff
+        .objects
+        .iter()
+        .map(|(id, object_diff)| object_change(id, object_diff, sources(id), redactor))
+        .collect();
+    objects.extend(environment_diff.prune.iter().map(|entry| ObjectChange {
+        object: entry_ref(entry),
+        action: ObjectAction::Prune,
+        source: None,
+        fields: Vec::new(),
+        diff: None,
+    }));
+    KubernetesPart { objects }
+}
+
+/// One desired object's change, redacted.
+pub fn object_change(
+    id: &ObjectId,
+    object_diff: &ObjectDiff,
+    source: Option<String>,
+    redactor: &Redactor,
+) -> ObjectChange {
+    let object = object_ref(id, &object_diff.desired);
+    let secret = is_secret(&object_diff.desired);
+    let action = match object_diff.action {
+        PlannedAction::Create => ObjectAction::Create,
+        PlannedAction::Update => ObjectAction::Update,
+        PlannedAction::Replace => ObjectAction::Replace,
+        PlannedAction::Unchanged => ObjectAction::Unchanged,
+    };
+    let fields: Vec<FieldChange> = object_diff
+        .changes
+        .iter()
+        .map(|change| FieldChange {
+            path: change.path.clone(),
+            before: change
+                .live
+                .as_ref()
+                .map(|v| show_value(secret, &change.path, v, redactor)),
+            after: change
+                .desired
+                .as_ref()
+                .map(|v| show_value(secret, &change.path, v, redactor)),
+        })
+        .collect();
+    let diff = match object_diff.action {
+        PlannedAction::Unchanged => None,
+        PlannedAction::Create => {
+            let shown = redactor.redact_object(&diff::strip_server_fields(&object_diff.desired));
+            let text = without_status_noise(&shown);
+            Some(unified_diff("", &text, "live", "git"))
+        }
+        PlannedAction::Update | PlannedAction::Replace => {
+            let (before, after) = field_texts(&fields);
+            Some(unified_diff(&before, &after, "live", "git"))
+        }
+    };
+    ObjectChange {
+        object,
+        action,
+        source,
+        fields,
+        diff: diff.filter(|d| !d.is_empty()),
+    }
+}
+
+/// The drift of one environment's Kubernetes objects against Git. Returns the drifted objects
+/// and how many differences the ignore rules suppressed.
+///
+/// - An object gitship would update: each managed field whose live value differs, with the
+///   manager that owns the live value (from `managedFields`; any manager but gitship when several).
+/// - An object of the inventory that gitship would create: it was deleted behind gitship's back.
+/// - Objects declared in Git but never deployed, and objects to prune, are pending deploys, not
+///   drift; `plan` shows them.
+pub fn drift(
+    environment_diff: &EnvironmentDiff,
+    inventory: &[InventoryEntry],
+    rules: &[IgnoreRule],
+    redactor: &Redactor,
+) -> (Vec<ObjectDrift>, usize) {
+    let deployed: BTreeSet<ObjectId> = inventory.iter().map(InventoryEntry::id).collect();
+    let mut drifted = Vec::new();
+    let mut ignored = 0;
+    for (id, object_diff) in &environment_diff.objects {
+        match object_diff.action {
+            PlannedAction::Unchanged => {}
+            PlannedAction::Create => {
+                if !deployed.contains(id) {
+                    continue;
+                }
+                if rules
+                    .iter()
+                    .any(|rule| rule_matches_object(rule, id) && rule_covers_object(rule))
+                {
+                    ignored += 1;
+                    continue;
+                }
+                drifted.push(ObjectDrift {
+                    object: object_ref(id, &object_diff.desired),
+                    kind: DriftKind::Deleted,
+                    fields: Vec::new(),
+                });
+            }
+            PlannedAction::Update | PlannedAction::Replace => {
+                let secret = is_secret(&object_diff.desired);
+                let mut fields = Vec::new();
+                for change in &object_diff.changes {
+                    let manager = object_diff
+                        .live
+                        .as_ref()
+                        .map(|live| diff::managers_of(live, &change.path))
+                        .unwrap_or_default()
+                        .into_iter()
+                        // Only gitship owning the field means Git changed since the last
+                        // deploy: no one else to name.
+                        .find(|m| m != crate::kube::FIELD_MANAGER);
+                    let pointer = json_pointer(&change.path);
+                    if rules.iter().any(|rule| {
+                        rule_matches_object(rule, id)
+                            && rule_matches_field(rule, &pointer, manager.as_deref())
+                    }) {
+                        ignored += 1;
+                        continue;
+                    }
+                    fields.push(FieldDrift {
+                        path: change.path.clone(),
+                        live: change
+                            .live
+                            .as_ref()
+                            .map(|v| show_value(secret, &change.path, v, redactor)),
+                        git: change
+                            .desired
+                            .as_ref()
+                            .map(|v| show_value(secret, &change.path, v, redactor)),
+                        manager,
+                    });
+                }
+                if !fields.is_empty() {
+                    drifted.push(ObjectDrift {
+                        object: object_ref(id, &object_diff.desired),
+                        kind: DriftKind::Modified,
+                        fields,
+                    });
+                }
+            }
+        }
+    }
+    (drifted, ignored)
+}
+
+/// The managed fields of `desired` (the manifest as gitship applies it) whose live value differs,
+/// without a dry run: every leaf the manifest sets is compared with the live object at the same
+/// path, after the normalisation of [`diff::loosely_equal`]. Fields the manifest does not set
+/// (server defaults, other managers' fields) are not looked at, so a freshly deployed object has
+/// no changes. A Secret's `stringData` is compared as the `data` the server stores it as.
+/// `drift` uses this over LISTed objects: one request per kind instead of two per object.
+pub fn compare_to_manifest(live: &Value, desired: &Value) -> Vec<diff::FieldChange> {
+    let desired = secret_as_stored(desired);
+    let live = secret_as_stored(live);
+    let mut changes = Vec::new();
+    if let (Value::Object(live), Value::Object(desired)) = (&live, &desired) {
+        for (key, value) in desired {
+            if key == "status" {
+                continue;
+            }
+            walk_manifest(key, live.get(key), value, &mut changes);
+        }
+    }
+    changes
+}
+
+fn walk_manifest(
+    path: &str,
+    live: Option<&Value>,
+    desired: &Value,
+    out: &mut Vec<diff::FieldChange>,
+) {
+    let push = |out: &mut Vec<diff::FieldChange>| {
+        out.push(diff::FieldChange {
+            path: path.to_string(),
+            live: live.cloned(),
+            desired: Some(desired.clone()),
+        })
+    };
+    match (desired, live) {
+        (Value::Null, _) => {}
+        (Value::Object(wanted), None | Some(Value::Null)) if wanted.is_empty() => {}
+        (Value::Array(wanted), None | Some(Value::Null)) if wanted.is_empty() => {}
+        (Value::Object(wanted), Some(Value::Object(found))) => {
+            for (key, value) in wanted {
+                let child = format!("{path}.{key}");
+                walk_manifest(&child, found.get(key), value, out);
+            }
+        }
+        (Value::Array(wanted), Some(Value::Array(found))) if wanted.len() == found.len() => {
+            for (index, (value, live_value)) in wanted.iter().zip(found).enumerate() {
+                walk_manifest(&format!("{path}[{index}]"), Some(live_value), value, out);
+            }
+        }
+        (_, None) => push(out),
+        (wanted, Some(found)) => {
+            let equal = match (wanted, found) {
+                (Value::Object(_) | Value::Array(_), _)
+                | (_, Value::Object(_) | Value::Array(_)) => false,
+                _ => diff::loosely_equal(path, found, wanted),
+            };
+            if !equal {
+                push(out);
+            }
+        }
+    }
+}
+
+/// A Secret's `stringData` moved into `data`, base64-encoded, as the server stores it.
+fn secret_as_stored(object: &Value) -> Value {
+    use base64::Engine;
+    let mut object = object.clone();
+    if !is_secret(&object) {
+        return object;
+    }
+    if let Some(Value::Object(plain)) = object.as_object_mut().and_then(|m| m.remove("stringData"))
+    {
+        let data = object.as_object_mut().map(|m| {
+            m.entry("data")
+                .or_insert_with(|| Value::Object(Default::default()))
+        });
+        if let Some(Value::Object(data)) = data {
+            for (key, value) in plain {
+                let text = match value {
+                    Value::String(text) => text,
+                    other => other.to_string(),
+                };
+                data.insert(
+                    key,
+                    Value::String(base64::engine::general_purpose::STANDARD.encode(text)),
+                );
+            }
+        }
+    }
+    object
+}
+
+fn rule_matches_object(rule: &IgnoreRule, id: &ObjectId) -> bool {
+    rule.kind.as_deref().is_none_or(|kind| kind == id.kind)
+        && rule.name.as_deref().is_none_or(|name| name == id.name)
+        && rule
+            .namespace
+            .as_deref()
+            .is_none_or(|namespace| Some(namespace) == id.namespace.as_deref())
+}
+
+/// A rule without pointer and manager covers the whole object (including its deletion).
+fn rule_covers_object(rule: &IgnoreRule) -> bool {
+    rule.pointer.is_none() && rule.manager.is_none()
+}
+
+fn rule_matches_field(rule: &IgnoreRule, pointer: &str, manager: Option<&str>) -> bool {
+    let pointer_matches = rule.pointer.as_deref().is_none_or(|prefix| {
+        let prefix = prefix.trim_end_matches('/');
+        pointer == prefix
+            || (pointer.starts_with(prefix) && pointer[prefix.len()..].starts_with('/'))
+    });
+    let manager_matches = rule
+        .manager
+        .as_deref()
+        .is_none_or(|expected| Some(expected) == manager);
+    pointer_matches && manager_matches
+}
+
+/// A dotted path (`spec.template.spec.containers[0].image`) as a JSON pointer
+/// (`/spec/template/spec/containers/0/image`).
+pub fn json_pointer(path: &str) -> String {
+    let mut pointer = String::new();
+    for segment in path.split('.') {
+        let mut parts = segment.split('[');
+        if let Some(key) = parts.next() {
+            pointer.push('/');
+            pointer.push_str(&key.replace('~', "~0").replace('/', "~1"));
+        }
+        for index in parts {
+            pointer.push('/');
+            pointer.push_str(index.trim_end_matches(']'));
+        }
+    }
+    pointer
+}
+
+/// How a value is shown: Secret data masked, strings as they are, everything else as compact
+/// JSON, sensitive values scrubbed.
+fn show_value(secret: bool, path: &str, value: &Value, redactor: &Redactor) -> String {
+    if secret && (path.starts_with("data") || path.starts_with("stringData")) {
+        return REDACTED.to_string();
+    }
+    if secret && path.contains("last-applied-configuration") {
+        return REDACTED.to_string();
+    }
+    let text = match value {
+        Value::String(text) => text.clone(),
+        other => other.to_string(),
+    };
+    redactor.redact_text(&text)
+}
+
+fn field_texts(fields: &[FieldChange]) -> (String, String) {
+    let mut before = String::new();
+    let mut after = String::new();
+    for field in fields {
+        if let Some(value) = &field.before {
+            before.push_str(&format!("{}: {value}\n", field.path));
+        }
+        if let Some(value) = &field.after {
+            after.push_str(&format!("{}: {value}\n", field.path));
+        }
+    }
+    (before, after)
+}
+
+fn without_status_noise(object: &Value) -> String {
+    crate::render::emit::to_yaml(object)
+}
+
+/// Whether `object` is a core/v1 Secret.
+pub fn is_secret(object: &Value) -> bool {
+    object.get("kind").and_then(Value::as_str) == Some("Secret")
+        && object.get("apiVersion").and_then(Value::as_str) == Some("v1")
+}
+
+/// The identity to show, with the apiVersion of the object as written or served.
+pub fn object_ref(id: &ObjectId, object: &Value) -> ObjectRef {
+    let api_version = object
+        .get("apiVersion")
+        .and_then(Value::as_str)
+        .map(str::to_string)
+        .unwrap_or_else(|| {
+            if id.group.is_empty() {
+                "v1".to_string()
+            } else {
+                format!("{}/v1", id.group)
+            }
+        });
+    ObjectRef {
+        api_version,
+        kind: id.kind.clone(),
+        namespace: id.namespace.clone(),
+        name: id.name.clone(),
+    }
+}
+
+fn entry_ref(entry: &InventoryEntry) -> ObjectRef {
+    ObjectRef {
+        api_version: entry.api_version.clone(),
+        kind: entry.kind.clone(),
+        namespace: entry.namespace.clone(),
+        name: entry.name.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kube::diff::FieldChange as KubeFieldChange;
+    use serde_json::json;
+
+    fn id(kind: &str, name: &str) -> ObjectId {
+        ObjectId {
+            group: if kind == "Deployment" {
+                "apps".into()
+            } else {
+                String::new()
+            },
+            kind: kind.into(),
+            namespace: Some("blog".into()),
+            name: name.into(),
+        }
+    }
+
+    fn scaled() -> (ObjectId, ObjectDiff) {
+        let live = json!({"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "blog-backend", "namespace": "blog", "managedFields": [
+                {"manager": "gitship", "operation": "Apply", "fieldsV1": {"f:spec": {"f:template": {}}}},
+                {"manager": "kubectl", "operation": "Update", "fieldsV1": {"f:spec": {"f:replicas": {}}}}]},
+            "spec": {"replicas": 10}});
+        let desired = json!({"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "blog-backend", "namespace": "blog"}, "spec": {"replicas": 3}});
+        (
+            id("Deployment", "blog-backend"),
+            ObjectDiff {
+                action: PlannedAction::Update,
+                live: Some(live),
+                desired,
+                changes: vec![KubeFieldChange {
+                    path: "spec.replicas".into(),
+                    live: Some(json!(10)),
+                    desired: Some(json!(3)),
+                }],
+            },
+        )
+    }
+
+    fn secret_update() -> (ObjectId, ObjectDiff) {
+        let desired = json!({"apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": "db", "namespace": "blog"}, "stringData": {"password": "hunter2"}});
+        (
+            id("Secret", "db"),
+            ObjectDiff {
+                action: PlannedAction::Update,
+                live: Some(
+                    json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "db"}, "data": {"password": "b2xk"}}),
+                ),
+                desired,
+                changes: vec![KubeFieldChange {
+                    path: "data.password".into(),
+                    live: Some(json!("b2xk")),
+                    desired: Some(json!("aHVudGVyMg==")),
+                }],
+            },
+        )
+    }
+
+    fn environment_diff(objects: Vec<(ObjectId, ObjectDiff)>) -> EnvironmentDiff {
+        EnvironmentDiff {
+            objects,
+            prune: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn drift_names_the_field_values_and_manager() {
+        let (drifted, ignored) = drift(
+            &environment_diff(vec![scaled()]),
+            &[],
+            &[],
+            &Redactor::default(),
+        );
+        assert_eq!(ignored, 0);
+        assert_eq!(drifted.len(), 1);
+        assert_eq!(
+            drifted[0].fields,
+            vec![FieldDrift {
+                path: "spec.replicas".into(),
+                live: Some("10".into()),
+                git: Some("3".into()),
+                manager: Some("kubectl".into()),
+            }]
+        );
+    }
+
+    #[test]
+    fn ignore_rules_match_kind_name_pointer_and_manager() {
+        let by_pointer = IgnoreRule {
+            kind: Some("Deployment".into()),
+            pointer: Some("/spec".into()),
+            ..IgnoreRule::default()
+        };
+        let (drifted, ignored) = drift(
+            &environment_diff(vec![scaled()]),
+            &[],
+            &[by_pointer],
+            &Redactor::default(),
+        );
+        assert!(drifted.is_empty());
+        assert_eq!(ignored, 1);
+        let other_manager = IgnoreRule {
+            manager: Some("horizontal-pod-autoscaler".into()),
+            pointer: Some("/spec/replicas".into()),
+            ..IgnoreRule::default()
+        };
+        let other_name = IgnoreRule {
+            name: Some("blog-frontend".into()),
+            ..IgnoreRule::default()
+        };
+        let partial_pointer = IgnoreRule {
+            pointer: Some("/spec/replica".into()),
+            ..IgnoreRule::default()
+        };
+        let (drifted, ignored) = drift(
+            &environment_diff(vec![scaled()]),
+            &[],
+            &[other_manager, other_name, partial_pointer],
+            &Redactor::default(),
+        );
+        assert_eq!(drifted.len(), 1);
+        assert_eq!(ignored, 0);
+    }
+
+    #[test]
+    fn deleted_inventory_objects_drift_and_undeployed_ones_do_not() {
+        let created = |name: &str| {
+            (
+                id("ConfigMap", name),
+                ObjectDiff {
+                    action: PlannedAction::Create,
+                    live: None,
+                    desired: json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}}),
+                    changes: vec![],
+                },
+            )
+        };
+        let inventory = vec![InventoryEntry {
+            api_version: "v1".into(),
+            kind: "ConfigMap".into(),
+            namespace: Some("blog".into()),
+            name: "gone".into(),
+        }];
+        let (drifted, _) = drift(
+            &environment_diff(vec![created("gone"), created("new")]),
+            &inventory,
+            &[],
+            &Redactor::default(),
+        );
+        assert_eq!(drifted.len(), 1);
+        assert_eq!(drifted[0].object.name, "gone");
+        assert_eq!(drifted[0].kind, DriftKind::Deleted);
+    }
+
+    #[test]
+    fn secret_values_are_masked_everywhere() {
+        let mut redactor = Redactor::default();
+        redactor.add("hunter2");
+        let (id, object_diff) = secret_update();
+        let change = object_change(&id, &object_diff, None, &redactor);
+        let text = serde_json::to_string(&change).unwrap();
+        assert!(
+            !text.contains("b2xk") && !text.contains("aHVudGVy"),
+            "{text}"
+        );
+        assert!(text.contains(REDACTED));
+        let created = ObjectDiff {
+            action: PlannedAction::Create,
+            live: None,
+            ..object_diff.clone()
+        };
+        let text = serde_json::to_string(&object_change(&id, &created, None, &redactor)).unwrap();
+        assert!(!text.contains("hunter2"), "{text}");
+        let (drifted, _) = drift(
+            &environment_diff(vec![(id, object_diff)]),
+            &[],
+            &[],
+            &redactor,
+        );
+        let text = serde_json::to_string(&drifted).unwrap();
+        assert!(
+            !text.contains("b2xk") && !text.contains("aHVudGVy"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn manifest_comparison_ignores_defaults_and_finds_changes() {
+        let live = json!({"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "web", "resourceVersion": "4", "labels": {"app": "web", "extra": "x"}},
+            "spec": {"replicas": 10, "revisionHistoryLimit": 10, "template": {"spec": {"containers": [
+                {"name": "app", "image": "web:1", "imagePullPolicy": "IfNotPresent",
+                 "resources": {"limits": {"cpu": "500m"}}}]}}},
+            "status": {"replicas": 10}});
+        let desired = json!({"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "web", "labels": {"app": "web"}},
+            "spec": {"replicas": 3.0, "template": {"spec": {"containers": [
+                {"name": "app", "image": "web:1", "resources": {"limits": {"cpu": "0.5"}}}]}}}});
+        let changes = compare_to_manifest(&live, &desired);
+        assert_eq!(
+            changes,
+            vec![KubeFieldChange {
+                path: "spec.replicas".into(),
+                live: Some(json!(10)),
+                desired: Some(json!(3.0))
+            }]
+        );
+        let mut same = desired.clone();
+        same["spec"]["replicas"] = json!(10);
+        assert!(compare_to_manifest(&live, &same).is_empty());
+        let mut missing = same.clone();
+        missing["metadata"]["labels"]["team"] = json!("blog");
+        assert_eq!(
+            compare_to_manifest(&live, &missing)[0].path,
+            "metadata.labels.team"
+        );
+    }
+
+    #[test]
+    fn secret_string_data_compares_as_stored_data() {
+        let live = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "db"},
+            "data": {"password": "aHVudGVyMg=="}, "type": "Opaque"});
+        let desired = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "db"},
+            "stringData": {"password": "hunter2"}});
+        assert!(compare_to_manifest(&live, &desired).is_empty());
+        let changed = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "db"},
+            "stringData": {"password": "other"}});
+        assert_eq!(
+            compare_to_manifest(&live, &changed)[0].path,
+            "data.password"
+        );
+    }
+
+    #[test]
+    fn dotted_paths_become_json_pointers() {
+        assert_eq!(
+            json_pointer("spec.template.spec.containers[0].image"),
+            "/spec/template/spec/containers/0/image"
+        );
+        assert_eq!(
+            json_pointer("metadata.annotations.a/b"),
+            "/metadata/annotations/a~1b"
+        );
+    }
+}
