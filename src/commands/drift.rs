@@ -102,8 +102,8 @@ async fn compare_live(
     for item in checked {
         match item {
             Checked::Ready(p) => prepared.push(*p),
-            Checked::Deferred(object) => objects.push((
-                deploy::deferred_id(&object, environment),
+            Checked::Deferred(object, namespaced) => objects.push((
+                deploy::deferred_id(&object, namespaced, environment),
                 ObjectDiff {
                     action: PlannedAction::Create,
                     live: None,
