@@ -137,6 +137,7 @@ mod api;
 mod controllers;
 mod errors;
 mod fields;
+mod immutable;
 mod managed;
 mod registry;
 mod schema;
