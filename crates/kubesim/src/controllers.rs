@@ -29,7 +29,7 @@ pub fn watches(storage_key: &(String, String)) -> bool {
 /// (coalesced, so a burst of writes never makes the controllers fall behind).
 pub async fn run(shared: Arc<Shared>, mut changes: mpsc::UnboundedReceiver<Change>) {
     let mut shutdown = shared.shutdown.subscribe();
-    let mut scheduled: HashSet<(Key, i64)> = HashSet::new();
+    let mut scheduled: HashSet<(Key, String, i64)> = HashSet::new();
     resync(&shared, &mut scheduled);
     loop {
         let first = tokio::select! {
@@ -61,7 +61,7 @@ pub async fn run(shared: Arc<Shared>, mut changes: mpsc::UnboundedReceiver<Chang
     }
 }
 
-fn resync(shared: &Arc<Shared>, scheduled: &mut HashSet<(Key, i64)>) {
+fn resync(shared: &Arc<Shared>, scheduled: &mut HashSet<(Key, String, i64)>) {
     let interesting = lock(&shared.store).matching(|storage_key, _, _| watches(storage_key));
     for (storage_key, object) in interesting {
         react(
@@ -86,7 +86,7 @@ fn react(
     storage_key: &(String, String),
     kind: EventType,
     object: &Value,
-    scheduled: &mut HashSet<(Key, i64)>,
+    scheduled: &mut HashSet<(Key, String, i64)>,
 ) {
     if kind == EventType::Deleted {
         return;
@@ -107,7 +107,9 @@ fn react(
             }
             let generation = object["metadata"]["generation"].as_i64().unwrap_or(1);
             let pending = !settled(object, generation);
-            if pending && scheduled.insert((key.clone(), generation)) {
+            // Keyed by uid too: a deleted and recreated object starts again at generation 1.
+            let uid = object["metadata"]["uid"].as_str().unwrap_or("").to_string();
+            if pending && scheduled.insert((key.clone(), uid, generation)) {
                 schedule(shared.clone(), key, generation);
             }
         }
