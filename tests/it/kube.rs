@@ -1195,6 +1195,15 @@ async fn cli_sandbox_deploy_converges_prunes_and_refuses_an_empty_set() {
         total,
         "a second deploy changes nothing: {second:?}"
     );
+    let again = repo.gitship(&base).await;
+    assert_eq!(again.status.code(), Some(0), "{}", text(&again.stderr));
+    assert!(
+        text(&again.stdout).contains(&format!(
+            "deployed `production` (sandbox: simulated cluster): no changes ({total} unchanged)"
+        )),
+        "a no-op says so: {}",
+        text(&again.stdout)
+    );
 
     repo.remove_manifest("ingress.yaml");
     repo.commit("drop the ingress");
