@@ -152,12 +152,29 @@ pub async fn run(ctx: &Context, settings: DeploySettings) -> Result<Outcome> {
     // 4. The Kubernetes stage: lock, apply, wait, prune, record, unlock.
     let connection = connect(&ctx.global, &config, sandbox.then_some(repo.root.as_path())).await?;
     let options = deploy_options(&config, &settings, sha);
+    let simulated = if sandbox {
+        " (sandbox: simulated cluster)"
+    } else {
+        ""
+    };
     printer.status(&format!(
-        "applying {} objects to `{}`",
+        "applying {} objects to `{}`{simulated}",
         desired.len(),
         config.name
     ));
-    let report = kubernetes_stage(&connection.client, &config, desired, &options, printer).await?;
+    let report = kubernetes_stage(&connection.client, &config, desired, &options, printer)
+        .await
+        .map_err(|error| {
+            if sandbox {
+                // Says so even with `-q`, where the status lines are not shown.
+                error.context(format!(
+                    "sandbox deploy of `{}` failed (a simulated cluster; no real cluster was touched)",
+                    config.name
+                ))
+            } else {
+                error
+            }
+        })?;
     if let Some(sandbox) = &connection.sandbox {
         sandbox
             .server

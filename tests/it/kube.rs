@@ -1226,7 +1226,8 @@ async fn cli_sandbox_deploy_converges_prunes_and_refuses_an_empty_set() {
         repo.remove_manifest(manifest);
     }
     repo.commit("empty");
-    let refused = repo.gitship(&base).await;
+    // Quiet: no status lines, yet the error still says the cluster is simulated.
+    let refused = repo.gitship(&[&base[..], &["-q"]].concat()).await;
     assert_eq!(
         refused.status.code(),
         Some(1),
@@ -1236,6 +1237,12 @@ async fn cli_sandbox_deploy_converges_prunes_and_refuses_an_empty_set() {
     let stderr = text(&refused.stderr);
     assert!(
         stderr.contains("refusing to prune all") && stderr.contains("--allow-empty"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.starts_with(
+            "error: sandbox deploy of `production` failed (a simulated cluster; no real cluster was touched)"
+        ),
         "{stderr}"
     );
 }
@@ -1432,4 +1439,23 @@ async fn a_changed_secret_value_is_applied_and_never_shown() {
         !json.contains("rotated-value-42") && !json.contains("s3cret-value"),
         "{json}"
     );
+}
+
+#[test]
+fn sandbox_state_inside_the_examples_is_git_ignored() {
+    if !require_tool("git", "--version") {
+        return;
+    }
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    for path in [
+        "examples/blog-infra/.gitship/sandbox/development.json",
+        "examples/blog-infra/infrastructure/terraform/terraform.tfstate.d/development/terraform.tfstate",
+    ] {
+        let status = std::process::Command::new("git")
+            .current_dir(root)
+            .args(["check-ignore", "--quiet", "--no-index", path])
+            .status()
+            .expect("git runs");
+        assert!(status.success(), "`{path}` is not git-ignored");
+    }
 }
