@@ -15,7 +15,7 @@ use crate::commands::Context;
 use crate::commands::render::{load_terraform_outputs, render_with};
 use crate::diagnostics::UserError;
 use crate::exit::Outcome;
-use crate::kube::deploy::{DeployOptions, DeployReport, Environment};
+use crate::kube::deploy::{DeployOptions, DeployReport, Environment, ObjectAction};
 use crate::kube::lock::LockOptions;
 use crate::kube::sandbox::Sandbox;
 use crate::kube::{ClientOptions, DesiredObject, KubeError};
@@ -148,12 +148,29 @@ pub async fn run(ctx: &Context, settings: DeploySettings) -> Result<Outcome> {
     // 4. The Kubernetes stage: lock, apply, wait, prune, record, unlock.
     let connection = connect(&ctx.global, &config, sandbox.then_some(repo.root.as_path())).await?;
     let options = deploy_options(&config, &settings, sha);
+    let simulated = if sandbox {
+        " (sandbox: simulated cluster)"
+    } else {
+        ""
+    };
     printer.status(&format!(
-        "applying {} objects to `{}`",
+        "applying {} objects to `{}`{simulated}",
         desired.len(),
         config.name
     ));
-    let report = kubernetes_stage(&connection.client, &config, desired, &options, printer).await?;
+    let report = kubernetes_stage(&connection.client, &config, desired, &options, printer)
+        .await
+        .map_err(|error| {
+            if sandbox {
+                // Says so even with `-q`, where the status lines are not shown.
+                error.context(format!(
+                    "sandbox deploy of `{}` failed (a simulated cluster; no real cluster was touched)",
+                    config.name
+                ))
+            } else {
+                error
+            }
+        })?;
     if let Some(sandbox) = &connection.sandbox {
         sandbox
             .server
@@ -302,6 +319,7 @@ pub fn print_report(printer: &Printer, report: &DeployReport, sandbox: bool) -> 
         OutputFormat::Json => {
             let mut value = serde_json::to_value(report)?;
             value["sandbox"] = serde_json::Value::Bool(sandbox);
+            value["changed"] = serde_json::Value::Bool(!is_no_op(report));
             printer.data(&serde_json::to_string_pretty(&value)?)?;
         }
         OutputFormat::Human | OutputFormat::Markdown => {
@@ -311,15 +329,27 @@ pub fn print_report(printer: &Printer, report: &DeployReport, sandbox: bool) -> 
                 ""
             };
             let mut text = report.render_table();
-            text.push_str(&format!(
-                "deployed `{}`{simulated}: {}\n",
-                report.environment,
+            let summary = if is_no_op(report) {
+                format!("no changes ({})", report.summary_line())
+            } else {
                 report.summary_line()
+            };
+            text.push_str(&format!(
+                "deployed `{}`{simulated}: {summary}\n",
+                report.environment,
             ));
             printer.data(&text)?;
         }
     }
     Ok(())
+}
+
+/// Whether the deploy changed no object (every one unchanged or kept).
+fn is_no_op(report: &DeployReport) -> bool {
+    report
+        .objects
+        .iter()
+        .all(|o| matches!(o.action, ObjectAction::Unchanged | ObjectAction::Kept))
 }
 
 #[cfg(test)]

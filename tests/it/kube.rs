@@ -423,6 +423,17 @@ async fn a_failed_rollout_fails_within_the_timeout_and_prunes_nothing() {
         "{message}"
     );
     assert!(message.contains("ProgressDeadlineExceeded"), "{message}");
+    // The recent Events of the Deployment, as the simulated deployment controller recorded them.
+    assert!(
+        message.contains(
+            "event Warning ProgressDeadlineExceeded: Deployment \"blog-backend\" has timed out progressing."
+        ),
+        "{message}"
+    );
+    assert!(
+        message.contains("event Normal ScalingReplicaSet: Scaled up replica set blog-backend-"),
+        "{message}"
+    );
     assert!(
         cluster
             .live("v1", "ConfigMap", "blog-config")
@@ -633,6 +644,117 @@ async fn a_permanent_rejection_fails_at_once_naming_the_object() {
             .unwrap()["spec"]["replicas"],
         5
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_permanent_422_fails_naming_the_object_and_message_without_retry_or_prune() {
+    let cluster = cluster().await;
+    cluster.deploy(blog()).await.expect("first deploy");
+    // The second deploy drops `blog-config` (a prune candidate) and adds a Deployment the
+    // server rejects: `spec.selector` is required (422 Invalid, permanent).
+    let mut objects: Vec<DesiredObject> = blog()
+        .into_iter()
+        .filter(|d| d.object["metadata"]["name"] != "blog-config")
+        .collect();
+    let mut invalid = deployment("blog-worker", 1, "ghcr.io/acme/blog/worker:abc");
+    invalid.object["spec"]
+        .as_object_mut()
+        .expect("spec")
+        .remove("selector");
+    objects.push(invalid);
+    let start = cluster.sim.handle().request_count();
+    let error = cluster.deploy(objects).await.unwrap_err();
+    let message = error.to_string();
+    assert!(matches!(error, KubeError::Api { .. }), "{message}");
+    assert!(
+        message.contains(
+            "Deployment blog/blog-worker (infrastructure/kubernetes/blog-worker.yaml:1:1)"
+        ),
+        "{message}"
+    );
+    assert!(
+        message
+            .contains("Deployment.apps \"blog-worker\" is invalid: spec.selector: Required value")
+            && message.contains("422"),
+        "{message}"
+    );
+    let writes = cluster
+        .sim
+        .handle()
+        .requests()
+        .into_iter()
+        .skip(start)
+        .filter(|r| r.method == "PATCH" && r.path.ends_with("/deployments/blog-worker"))
+        .count();
+    assert_eq!(writes, 1, "a 422 is not retried");
+    assert!(
+        cluster
+            .live("apps/v1", "Deployment", "blog-worker")
+            .await
+            .is_none(),
+        "nothing was created"
+    );
+    assert!(
+        cluster
+            .live("v1", "ConfigMap", "blog-config")
+            .await
+            .is_some(),
+        "nothing is pruned after a failure"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_changed_selector_fails_naming_the_field_unless_replace_is_annotated() {
+    let cluster = cluster().await;
+    cluster.deploy(blog()).await.expect("first deploy");
+    let before = cluster
+        .live("apps/v1", "Deployment", "blog-frontend")
+        .await
+        .expect("deployed");
+    let with_new_selector = |replace: bool| -> Vec<DesiredObject> {
+        let mut objects = blog();
+        for object in &mut objects {
+            if object.object["metadata"]["name"] == "blog-frontend" {
+                object.object["spec"]["selector"]["matchLabels"]["tier"] = json!("web");
+                object.object["spec"]["template"]["metadata"]["labels"]["tier"] = json!("web");
+                if replace {
+                    object.object["metadata"]["annotations"] =
+                        json!({"gitship.dev/replace": "true"});
+                }
+            }
+        }
+        objects
+    };
+    let error = cluster.deploy(with_new_selector(false)).await.unwrap_err();
+    let message = error.to_string();
+    assert!(matches!(error, KubeError::Immutable { .. }), "{message}");
+    assert!(
+        message.contains("Deployment blog/blog-frontend") && message.contains("`spec.selector`"),
+        "{message}"
+    );
+    let hint = error.hint().unwrap_or_default();
+    assert!(hint.contains("gitship.dev/replace: \"true\""), "{hint}");
+    let unchanged = cluster
+        .live("apps/v1", "Deployment", "blog-frontend")
+        .await
+        .expect("still there");
+    assert_eq!(unchanged["metadata"]["uid"], before["metadata"]["uid"]);
+    assert_eq!(unchanged["spec"]["selector"], before["spec"]["selector"]);
+
+    let report = cluster
+        .deploy(with_new_selector(true))
+        .await
+        .expect("replace opts into delete-and-recreate");
+    assert_eq!(report.count(ObjectAction::Replaced), 1, "{report:?}");
+    let after = cluster
+        .live("apps/v1", "Deployment", "blog-frontend")
+        .await
+        .expect("recreated");
+    assert_ne!(
+        after["metadata"]["uid"], before["metadata"]["uid"],
+        "a new object"
+    );
+    assert_eq!(after["spec"]["selector"]["matchLabels"]["tier"], "web");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1073,6 +1195,15 @@ async fn cli_sandbox_deploy_converges_prunes_and_refuses_an_empty_set() {
         total,
         "a second deploy changes nothing: {second:?}"
     );
+    let again = repo.gitship(&base).await;
+    assert_eq!(again.status.code(), Some(0), "{}", text(&again.stderr));
+    assert!(
+        text(&again.stdout).contains(&format!(
+            "deployed `production` (sandbox: simulated cluster): no changes ({total} unchanged)"
+        )),
+        "a no-op says so: {}",
+        text(&again.stdout)
+    );
 
     repo.remove_manifest("ingress.yaml");
     repo.commit("drop the ingress");
@@ -1095,7 +1226,8 @@ async fn cli_sandbox_deploy_converges_prunes_and_refuses_an_empty_set() {
         repo.remove_manifest(manifest);
     }
     repo.commit("empty");
-    let refused = repo.gitship(&base).await;
+    // Quiet: no status lines, yet the error still says the cluster is simulated.
+    let refused = repo.gitship(&[&base[..], &["-q"]].concat()).await;
     assert_eq!(
         refused.status.code(),
         Some(1),
@@ -1105,6 +1237,12 @@ async fn cli_sandbox_deploy_converges_prunes_and_refuses_an_empty_set() {
     let stderr = text(&refused.stderr);
     assert!(
         stderr.contains("refusing to prune all") && stderr.contains("--allow-empty"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.starts_with(
+            "error: sandbox deploy of `production` failed (a simulated cluster; no real cluster was touched)"
+        ),
         "{stderr}"
     );
 }
@@ -1301,4 +1439,23 @@ async fn a_changed_secret_value_is_applied_and_never_shown() {
         !json.contains("rotated-value-42") && !json.contains("s3cret-value"),
         "{json}"
     );
+}
+
+#[test]
+fn sandbox_state_inside_the_examples_is_git_ignored() {
+    if !require_tool("git", "--version") {
+        return;
+    }
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    for path in [
+        "examples/blog-infra/.gitship/sandbox/development.json",
+        "examples/blog-infra/infrastructure/terraform/terraform.tfstate.d/development/terraform.tfstate",
+    ] {
+        let status = std::process::Command::new("git")
+            .current_dir(root)
+            .args(["check-ignore", "--quiet", "--no-index", path])
+            .status()
+            .expect("git runs");
+        assert!(status.success(), "`{path}` is not git-ignored");
+    }
 }

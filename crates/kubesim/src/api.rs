@@ -5,6 +5,7 @@
 
 use crate::errors::ApiError;
 use crate::fields;
+use crate::immutable;
 use crate::managed::{self, Scope};
 use crate::registry::Resource;
 use crate::schema::{self, ListKind, Node};
@@ -1031,7 +1032,37 @@ fn write(
             new["status"] = json!({"phase": "Active"});
         }
     }
+    if let Some(old) = &old
+        && resource.kind == "Service"
+        && resource.group.is_empty()
+        && new["spec"].is_object()
+    {
+        // An update that omits the allocated clusterIP keeps it, as the apiserver does.
+        for field in ["clusterIP", "clusterIPs"] {
+            if new["spec"].get(field).is_none()
+                && let Some(value) = old["spec"].get(field)
+            {
+                new["spec"][field] = value.clone();
+            }
+        }
+    }
     apply_defaults(resource, &mut new);
+    if target.subresource.is_none()
+        && let Some(old) = &old
+    {
+        let violations = immutable::violations(resource, old, &new);
+        if !violations.is_empty() {
+            let causes: Vec<(&str, &str, &str)> = violations
+                .iter()
+                .map(|v| (v.field.as_str(), v.reason, v.message.as_str()))
+                .collect();
+            return Err(ApiError::invalid_with(
+                &resource.qualified_kind(),
+                name,
+                &causes,
+            ));
+        }
+    }
     if target.subresource.is_none() {
         let missing =
             schema::missing_required(&new, Node::root(&resource.api_version(), &resource.kind));

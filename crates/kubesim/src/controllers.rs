@@ -2,7 +2,8 @@
 //! DaemonSets and Jobs get their status (observedGeneration, replica counts, conditions with the
 //! real reasons) after the configured rollout delay, or fail/stay slow when scripted through
 //! [`crate::SimHandle::script_rollout`]; PersistentVolumeClaims become Bound and
-//! CustomResourceDefinitions Established. Status writes go through the `status` subresource as
+//! CustomResourceDefinitions Established. Rollouts record `v1` Events like the real controllers
+//! (`ScalingReplicaSet`; a Warning `ProgressDeadlineExceeded` for a failed one). Status writes go through the `status` subresource as
 //! manager `kube-controller-manager`, so they bump resourceVersion and emit MODIFIED events.
 
 use crate::Rollout;
@@ -28,7 +29,7 @@ pub fn watches(storage_key: &(String, String)) -> bool {
 /// (coalesced, so a burst of writes never makes the controllers fall behind).
 pub async fn run(shared: Arc<Shared>, mut changes: mpsc::UnboundedReceiver<Change>) {
     let mut shutdown = shared.shutdown.subscribe();
-    let mut scheduled: HashSet<(Key, i64)> = HashSet::new();
+    let mut scheduled: HashSet<(Key, String, i64)> = HashSet::new();
     resync(&shared, &mut scheduled);
     loop {
         let first = tokio::select! {
@@ -60,7 +61,7 @@ pub async fn run(shared: Arc<Shared>, mut changes: mpsc::UnboundedReceiver<Chang
     }
 }
 
-fn resync(shared: &Arc<Shared>, scheduled: &mut HashSet<(Key, i64)>) {
+fn resync(shared: &Arc<Shared>, scheduled: &mut HashSet<(Key, String, i64)>) {
     let interesting = lock(&shared.store).matching(|storage_key, _, _| watches(storage_key));
     for (storage_key, object) in interesting {
         react(
@@ -85,7 +86,7 @@ fn react(
     storage_key: &(String, String),
     kind: EventType,
     object: &Value,
-    scheduled: &mut HashSet<(Key, i64)>,
+    scheduled: &mut HashSet<(Key, String, i64)>,
 ) {
     if kind == EventType::Deleted {
         return;
@@ -106,7 +107,9 @@ fn react(
             }
             let generation = object["metadata"]["generation"].as_i64().unwrap_or(1);
             let pending = !settled(object, generation);
-            if pending && scheduled.insert((key.clone(), generation)) {
+            // Keyed by uid too: a deleted and recreated object starts again at generation 1.
+            let uid = object["metadata"]["uid"].as_str().unwrap_or("").to_string();
+            if pending && scheduled.insert((key.clone(), uid, generation)) {
                 schedule(shared.clone(), key, generation);
             }
         }
@@ -196,9 +199,12 @@ fn schedule(shared: Arc<Shared>, key: Key, generation: i64) {
     };
     tokio::spawn(async move {
         if !delay.is_zero() {
-            write_status(&shared, &key, Some(generation), |object| {
+            let written = write_status(&shared, &key, Some(generation), |object| {
                 workload_status(object, Phase::Progressing)
             });
+            if let Some(object) = written {
+                record_events(&shared, &object, Phase::Progressing);
+            }
             tokio::time::sleep(delay).await;
         }
         let script = lock(&shared.scripts)
@@ -209,10 +215,106 @@ fn schedule(shared: Arc<Shared>, key: Key, generation: i64) {
         } else {
             Phase::Healthy
         };
-        write_status(&shared, &key, Some(generation), |object| {
+        let written = write_status(&shared, &key, Some(generation), |object| {
             workload_status(object, phase)
         });
+        if let Some(object) = written {
+            if delay.is_zero() {
+                record_events(&shared, &object, Phase::Progressing);
+            }
+            record_events(&shared, &object, phase);
+        }
     });
+}
+
+/// The Events a real controller records for a workload entering `phase`.
+fn record_events(shared: &Shared, object: &Value, phase: Phase) {
+    let name = object["metadata"]["name"].as_str().unwrap_or("");
+    let kind = object["kind"].as_str().unwrap_or("");
+    let desired = object["spec"]["replicas"].as_i64().unwrap_or(1);
+    let revision = format!("{name}-{}", template_hash(object));
+    let events: Vec<(&str, &str, &str, String)> = match (kind, phase) {
+        ("Deployment", Phase::Progressing) => vec![(
+            "deployment-controller",
+            "Normal",
+            "ScalingReplicaSet",
+            format!("Scaled up replica set {revision} from 0 to {desired}"),
+        )],
+        ("Deployment", Phase::Failed) => vec![(
+            "deployment-controller",
+            "Warning",
+            "ProgressDeadlineExceeded",
+            format!("Deployment \"{name}\" has timed out progressing."),
+        )],
+        ("StatefulSet", Phase::Progressing) => vec![(
+            "statefulset-controller",
+            "Normal",
+            "SuccessfulCreate",
+            format!("create Pod {name}-0 in StatefulSet {name} successful"),
+        )],
+        ("Job", Phase::Progressing) => vec![(
+            "job-controller",
+            "Normal",
+            "SuccessfulCreate",
+            format!("Created pod: {name}-{}", &template_hash(object)[..5]),
+        )],
+        ("Job", Phase::Healthy) => {
+            vec![(
+                "job-controller",
+                "Normal",
+                "Completed",
+                "Job completed".into(),
+            )]
+        }
+        ("Job", Phase::Failed) => vec![(
+            "job-controller",
+            "Warning",
+            "BackoffLimitExceeded",
+            "Job has reached the specified backoff limit".into(),
+        )],
+        _ => Vec::new(),
+    };
+    for (component, kind_of_event, reason, message) in events {
+        record_event(shared, object, component, kind_of_event, reason, &message);
+    }
+}
+
+/// Stores one `v1` Event about `object`, as a controller's event recorder does.
+fn record_event(
+    shared: &Shared,
+    object: &Value,
+    component: &str,
+    kind_of_event: &str,
+    reason: &str,
+    message: &str,
+) {
+    let mut store = lock(&shared.store);
+    let Some(resource) = store.registry().by_kind("v1", "Event") else {
+        return;
+    };
+    let namespace = object["metadata"]["namespace"]
+        .as_str()
+        .unwrap_or("default")
+        .to_string();
+    let involved = object["metadata"]["name"].as_str().unwrap_or("");
+    let name = format!(
+        "{involved}.{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..16]
+    );
+    let now = now();
+    let event = json!({
+        "apiVersion": "v1", "kind": "Event",
+        "metadata": {"name": name, "namespace": namespace, "uid": uuid::Uuid::new_v4().to_string(), "creationTimestamp": now},
+        "involvedObject": {
+            "apiVersion": object["apiVersion"], "kind": object["kind"], "namespace": namespace,
+            "name": involved, "uid": object["metadata"]["uid"], "resourceVersion": object["metadata"]["resourceVersion"],
+        },
+        "reason": reason, "message": message, "type": kind_of_event,
+        "source": {"component": component},
+        "firstTimestamp": now, "lastTimestamp": now, "count": 1,
+        "reportingComponent": component, "reportingInstance": "",
+    });
+    store.commit(&resource, (namespace, name), event, EventType::Added);
 }
 
 fn write_status(
@@ -220,19 +322,15 @@ fn write_status(
     key: &Key,
     generation: Option<i64>,
     build: impl FnOnce(&Value) -> Value,
-) {
+) -> Option<Value> {
     let mut store = lock(&shared.store);
-    let Some(resource) = store.registry().by_storage_key(&key.0) else {
-        return;
-    };
+    let resource = store.registry().by_storage_key(&key.0)?;
     let object_key = (key.1.clone(), key.2.clone());
-    let Some(old) = store.get(&key.0, &object_key) else {
-        return;
-    };
+    let old = store.get(&key.0, &object_key)?;
     if generation
         .is_some_and(|generation| old["metadata"]["generation"].as_i64().unwrap_or(1) != generation)
     {
-        return;
+        return None;
     }
     let mut new = (*old).clone();
     new["status"] = build(&old);
@@ -242,9 +340,10 @@ fn write_status(
         "kube-controller-manager",
         Scope::Status,
     );
-    if new != *old {
-        store.commit(&resource, object_key, new, EventType::Modified);
+    if new == *old {
+        return None;
     }
+    Some(store.commit(&resource, object_key, new, EventType::Modified))
 }
 
 fn now() -> String {

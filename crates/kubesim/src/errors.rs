@@ -139,11 +139,20 @@ impl ApiError {
         error
     }
 
-    /// 422 Invalid with one cause per field.
+    /// 422 Invalid with one `FieldValueRequired` cause per field.
     pub fn invalid(kind: &str, name: &str, causes: &[(&str, &str)]) -> ApiError {
+        let causes: Vec<(&str, &str, &str)> = causes
+            .iter()
+            .map(|(field, message)| (*field, "FieldValueRequired", *message))
+            .collect();
+        ApiError::invalid_with(kind, name, &causes)
+    }
+
+    /// 422 Invalid with one cause per `(field, reason, message)`.
+    pub fn invalid_with(kind: &str, name: &str, causes: &[(&str, &str, &str)]) -> ApiError {
         let messages: Vec<String> = causes
             .iter()
-            .map(|(field, message)| format!("{field}: {message}"))
+            .map(|(field, _, message)| format!("{field}: {message}"))
             .collect();
         let summary = if messages.len() == 1 {
             messages[0].clone()
@@ -163,7 +172,7 @@ impl ApiError {
             "name": name,
             "group": group,
             "kind": kind_name,
-            "causes": causes.iter().map(|(field, message)| json!({"reason": "FieldValueRequired", "message": message, "field": field})).collect::<Vec<_>>(),
+            "causes": causes.iter().map(|(field, reason, message)| json!({"reason": reason, "message": message, "field": field})).collect::<Vec<_>>(),
         });
         error
     }

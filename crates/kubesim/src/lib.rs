@@ -72,7 +72,11 @@
 //!   are dropped (as decoding into the API types does), or rejected with 400 when
 //!   `fieldValidation=Strict` (kubectl's default); missing `required` fields (a Deployment's
 //!   `spec.selector`, a container's `name`, ...) give 422 Invalid with FieldValueRequired causes;
-//!   missing apiVersion/kind/name give 422 Invalid.
+//!   missing apiVersion/kind/name give 422 Invalid. Updates of well-known immutable fields give
+//!   422 Invalid with the real messages and `details.causes[].field`: Deployment, StatefulSet and
+//!   DaemonSet `spec.selector`; Job `spec.selector` and `spec.template`; Service `spec.clusterIP`
+//!   once set (an update omitting it keeps it); a PVC's `spec` except `resources.requests`; the
+//!   `data`/`binaryData`/`immutable` of a ConfigMap or Secret marked `immutable: true`.
 //! - **dryRun=All** on every write (create, update, patch, apply, delete): the full result is
 //!   returned, nothing is stored, no event is emitted, resourceVersion does not move.
 //! - **Metadata**: one global resourceVersion counter, bumped on every persisted change and not
@@ -99,7 +103,13 @@
 //!   `kubectl wait` work. [`SimHandle::script_rollout`] with [`Rollout::Fail`] ends a
 //!   Deployment's rollout with Progressing=False, reason ProgressDeadlineExceeded (Jobs: Failed,
 //!   BackoffLimitExceeded; StatefulSets and DaemonSets never become ready); [`Rollout::Slow`]
-//!   delays readiness. PVCs become Bound, CRDs Established (NamesAccepted).
+//!   delays readiness. PVCs become Bound, CRDs Established (NamesAccepted). Rollouts record
+//!   core `v1` Events on the workload like the real controllers: Deployments `ScalingReplicaSet`
+//!   (Normal) and, when failed, a Warning `ProgressDeadlineExceeded`; Jobs `SuccessfulCreate`,
+//!   `Completed`, `BackoffLimitExceeded`; StatefulSets `SuccessfulCreate`. `fieldSelector`
+//!   accepts the Event field labels (`involvedObject.*`, `reason`, `type`, ...) on any resource.
+//!   `events.k8s.io/v1` is served from discovery but stored separately (it does not mirror
+//!   core Events).
 //! - **Fault injection**: [`SimHandle::fail_next`] and [`SimHandle::fault_rate`] with 500, 429
 //!   with `Retry-After`, 409, or a dropped connection; they hit resource requests only, never
 //!   `/version`, discovery or OpenAPI, so a client can always start. [`SimHandle::set_latency`]
@@ -137,6 +147,7 @@ mod api;
 mod controllers;
 mod errors;
 mod fields;
+mod immutable;
 mod managed;
 mod registry;
 mod schema;

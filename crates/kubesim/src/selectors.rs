@@ -98,7 +98,7 @@ impl Selector {
                 Requirement::Equals(key, _) | Requirement::NotEquals(key, _) => key,
                 _ => return Err(SelectorError(text.to_string())),
             };
-            if key != "metadata.name" && key != "metadata.namespace" {
+            if !FIELD_LABELS.contains(&key.as_str()) {
                 return Err(SelectorError(format!("field label not supported: {key}")));
             }
         }
@@ -140,10 +140,37 @@ impl Selector {
                     .unwrap_or("")
                     .to_string(),
             ),
-            _ => None,
+            _ => {
+                let mut value = object;
+                for segment in key.split('.') {
+                    value = value.get(segment)?;
+                }
+                value.as_str().map(str::to_string)
+            }
         })
     }
 }
+
+/// The field labels a `fieldSelector` may use: the object's name and namespace everywhere, and
+/// the involved object, reason and type (as the apiserver serves them for Events).
+const FIELD_LABELS: &[&str] = &[
+    "metadata.name",
+    "metadata.namespace",
+    "involvedObject.kind",
+    "involvedObject.namespace",
+    "involvedObject.name",
+    "involvedObject.uid",
+    "involvedObject.apiVersion",
+    "involvedObject.fieldPath",
+    "reason",
+    "type",
+    "source",
+    "reportingComponent",
+    "regarding.kind",
+    "regarding.namespace",
+    "regarding.name",
+    "regarding.uid",
+];
 
 #[cfg(test)]
 mod tests {

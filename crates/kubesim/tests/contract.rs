@@ -1615,3 +1615,268 @@ async fn secret_string_data_is_stored_as_base64_data() {
     );
     cluster.cleanup().await;
 }
+
+/// Applies `body` as `gitship` and returns the 422's status (panics on success).
+type Status = kube::core::Status;
+
+async fn rejected_apply(
+    api: &Api<DynamicObject>,
+    name: &str,
+    body: &Value,
+) -> Box<kube::core::Status> {
+    api_error(
+        api.patch(
+            name,
+            &PatchParams::apply("gitship").force(),
+            &Patch::Apply(body),
+        )
+        .await
+        .expect_err("an immutable field change is rejected"),
+    )
+}
+
+fn assert_immutable(status: &Status, field: &str) {
+    assert_eq!(
+        (status.code, status.reason.as_str()),
+        (422, "Invalid"),
+        "{status:?}"
+    );
+    assert!(status.message.contains("is invalid"), "{}", status.message);
+    assert!(status.message.contains("immutable"), "{}", status.message);
+    let causes = status
+        .details
+        .as_ref()
+        .map(|details| details.causes.clone())
+        .unwrap_or_default();
+    assert!(
+        causes
+            .iter()
+            .any(|cause| cause.field == field && cause.message.contains("immutable")),
+        "{field} in {causes:?}"
+    );
+}
+
+#[tokio::test]
+async fn immutable_fields_are_rejected_on_update() {
+    let cluster = Cluster::new().await;
+    let apply = PatchParams::apply("gitship").force();
+
+    // Workload selectors.
+    let deployments = cluster.deployments();
+    let mut web = deployment("web", 1, json!([{"name": "web", "image": "nginx:1"}]));
+    deployments
+        .patch("web", &apply, &Patch::Apply(&web))
+        .await
+        .expect("create");
+    web["spec"]["selector"]["matchLabels"]["tier"] = json!("front");
+    web["spec"]["template"]["metadata"]["labels"]["tier"] = json!("front");
+    let status = rejected_apply(&deployments, "web", &web).await;
+    assert_immutable(&status, "spec.selector");
+    assert!(
+        status
+            .message
+            .starts_with("Deployment.apps \"web\" is invalid: spec.selector"),
+        "{}",
+        status.message
+    );
+    // Other fields stay mutable.
+    let mut scaled = deployment("web", 4, json!([{"name": "web", "image": "nginx:2"}]));
+    scaled["metadata"]["labels"] = json!({"changed": "yes"});
+    deployments
+        .patch("web", &apply, &Patch::Apply(&scaled))
+        .await
+        .expect("mutable fields change");
+
+    // A Job's template.
+    let jobs = cluster.api("batch/v1", "Job", "jobs");
+    let job = |image: &str| {
+        json!({"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "migrate"},
+        "spec": {"template": {"spec": {"restartPolicy": "Never", "containers": [{"name": "m", "image": image}]}}}})
+    };
+    jobs.patch("migrate", &apply, &Patch::Apply(&job("migrate:1")))
+        .await
+        .expect("create job");
+    assert_immutable(
+        &*rejected_apply(&jobs, "migrate", &job("migrate:2")).await,
+        "spec.template",
+    );
+
+    // A Service's clusterIP, once set (omitting it keeps it).
+    let services = cluster.api("v1", "Service", "services");
+    let service = json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "svc"},
+        "spec": {"selector": {"app": "web"}, "ports": [{"port": 80}]}});
+    let created = services
+        .patch("svc", &apply, &Patch::Apply(&service))
+        .await
+        .expect("create service");
+    let address = created.data["spec"]["clusterIP"]
+        .as_str()
+        .expect("clusterIP allocated")
+        .to_string();
+    let mut replaced = services.get("svc").await.expect("get");
+    replaced.data["spec"]
+        .as_object_mut()
+        .expect("spec")
+        .remove("clusterIP");
+    replaced.data["spec"]
+        .as_object_mut()
+        .expect("spec")
+        .remove("clusterIPs");
+    let kept = services
+        .replace("svc", &PostParams::default(), &replaced)
+        .await
+        .expect("PUT without clusterIP");
+    assert_eq!(kept.data["spec"]["clusterIP"], json!(address));
+    let other = if address == "10.96.200.200" {
+        "10.96.200.201"
+    } else {
+        "10.96.200.200"
+    };
+    let mut moved = service.clone();
+    moved["spec"]["clusterIP"] = json!(other);
+    assert_immutable(
+        &*rejected_apply(&services, "svc", &moved).await,
+        "spec.clusterIP",
+    );
+
+    // A PVC's spec, except resources.requests.
+    let claims = cluster.api("v1", "PersistentVolumeClaim", "persistentvolumeclaims");
+    let claim = |mode: &str, size: &str| {
+        json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "data"},
+        "spec": {"accessModes": [mode], "resources": {"requests": {"storage": size}}}})
+    };
+    claims
+        .patch(
+            "data",
+            &apply,
+            &Patch::Apply(&claim("ReadWriteOnce", "1Gi")),
+        )
+        .await
+        .expect("create claim");
+    claims
+        .patch(
+            "data",
+            &apply,
+            &Patch::Apply(&claim("ReadWriteOnce", "2Gi")),
+        )
+        .await
+        .expect("requests may grow");
+    let status = rejected_apply(&claims, "data", &claim("ReadWriteMany", "2Gi")).await;
+    assert_eq!((status.code, status.reason.as_str()), (422, "Invalid"));
+    assert!(
+        status.message.contains("spec is immutable after creation"),
+        "{}",
+        status.message
+    );
+
+    // An immutable ConfigMap's data; a mutable one changes freely.
+    let maps = cluster.config_maps();
+    let mut frozen = config_map("frozen", json!({}), json!({"k": "v1"}));
+    frozen["immutable"] = json!(true);
+    maps.patch("frozen", &apply, &Patch::Apply(&frozen))
+        .await
+        .expect("create");
+    frozen["data"]["k"] = json!("v2");
+    assert_immutable(&*rejected_apply(&maps, "frozen", &frozen).await, "data");
+    let thawed = config_map("frozen", json!({}), json!({"k": "v1"}));
+    let status = rejected_apply(&maps, "frozen", &thawed).await;
+    assert!(
+        status
+            .details
+            .as_ref()
+            .is_some_and(|d| d.causes.iter().any(|c| c.field == "immutable")),
+        "{status:?}"
+    );
+    let secrets = cluster.api("v1", "Secret", "secrets");
+    let secret = |value: &str| json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "frozen"}, "immutable": true, "stringData": {"k": value}});
+    secrets
+        .patch("frozen", &apply, &Patch::Apply(&secret("one")))
+        .await
+        .expect("create secret");
+    assert_immutable(
+        &*rejected_apply(&secrets, "frozen", &secret("two")).await,
+        "data",
+    );
+    let loose = config_map("loose", json!({}), json!({"k": "v1"}));
+    maps.patch("loose", &apply, &Patch::Apply(&loose))
+        .await
+        .expect("create");
+    maps.patch(
+        "loose",
+        &apply,
+        &Patch::Apply(&config_map("loose", json!({}), json!({"k": "v2"}))),
+    )
+    .await
+    .expect("mutable");
+    cluster.cleanup().await;
+}
+
+#[tokio::test]
+async fn rollouts_record_events() {
+    let cluster = Cluster::new().await;
+    let Some(handle) = cluster.handle() else {
+        // Simulated controllers only.
+        return cluster.cleanup().await;
+    };
+    let (group, version, events_resources) = ("events.k8s.io", "v1", "events");
+    let (code, _, discovery) = cluster
+        .raw("GET", &format!("/apis/{group}/{version}"), "", None)
+        .await;
+    assert_eq!(code, 200);
+    assert!(
+        discovery["resources"]
+            .as_array()
+            .is_some_and(|r| r.iter().any(|r| r["name"] == events_resources)),
+        "{discovery}"
+    );
+    handle.script_rollout(&cluster.namespace, "broken", Rollout::Fail);
+    let deployments = cluster.deployments();
+    let apply = PatchParams::apply("gitship");
+    for name in ["fine", "broken"] {
+        deployments
+            .patch(
+                name,
+                &apply,
+                &Patch::Apply(&deployment(
+                    name,
+                    2,
+                    json!([{"name": "web", "image": "nginx:1"}]),
+                )),
+            )
+            .await
+            .expect("apply");
+    }
+    let events = cluster.api("v1", "Event", "events");
+    let of = |name: &'static str| {
+        let events = events.clone();
+        async move {
+            let params = ListParams::default().fields(&format!(
+                "involvedObject.kind=Deployment,involvedObject.name={name}"
+            ));
+            events.list(&params).await.expect("list events").items
+        }
+    };
+    eventually("a ScalingReplicaSet event", || async {
+        of("fine")
+            .await
+            .iter()
+            .any(|e| e.data["reason"] == "ScalingReplicaSet" && e.data["type"] == "Normal")
+    })
+    .await;
+    eventually("a ProgressDeadlineExceeded warning", || async {
+        of("broken").await.iter().any(|e| {
+            e.data["reason"] == "ProgressDeadlineExceeded"
+                && e.data["type"] == "Warning"
+                && e.data["involvedObject"]["namespace"] == json!(cluster.namespace)
+        })
+    })
+    .await;
+    assert!(
+        of("fine")
+            .await
+            .iter()
+            .all(|e| e.data["type"] == "Normal" && e.data["involvedObject"]["name"] == "fine"),
+        "the field selector picks one object's events"
+    );
+    cluster.cleanup().await;
+}
