@@ -20,6 +20,7 @@ pub mod render;
 pub mod repo;
 pub mod settings;
 pub mod terraform;
+pub mod tls;
 
 pub use exit::Outcome;
 

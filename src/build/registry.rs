@@ -138,6 +138,7 @@ impl Registry {
         clients
             .entry(registry.to_string())
             .or_insert_with(|| {
+                crate::tls::ensure_crypto_provider();
                 let protocol = if is_loopback(registry) {
                     ClientProtocol::Http
                 } else {

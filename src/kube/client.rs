@@ -91,9 +91,7 @@ pub async fn connect(options: &ClientOptions) -> Result<Client, KubeError> {
 
 /// A client for an already built config (tests and `--sandbox` pass kubesim's config here).
 pub fn client_from(mut config: Config) -> Result<Client, KubeError> {
-    // rustls has more than one crypto backend compiled in (ring for kube, aws-lc-rs for the
-    // registry client), so it cannot choose by itself; an already installed provider is kept.
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    crate::tls::ensure_crypto_provider();
     prepare(&mut config);
     Client::try_from(config).map_err(|source| KubeError::Client { source })
 }
