@@ -1065,30 +1065,9 @@ impl ExampleRepo {
         self.dir.path()
     }
 
+    /// Stage everything (respecting `.gitignore`) and commit.
     fn commit(&self, message: &str) {
-        let mut index = self.git.index().expect("index");
-        index
-            .add_all(["*"], git2::IndexAddOption::DEFAULT, None)
-            .expect("add");
-        index.update_all(["*"], None).expect("update");
-        index.write().expect("write index");
-        let tree = self
-            .git
-            .find_tree(index.write_tree().expect("tree"))
-            .expect("find tree");
-        let signature = git2::Signature::now("test", "test@example.com").expect("signature");
-        let parent = self.git.head().ok().and_then(|h| h.peel_to_commit().ok());
-        let parents: Vec<&git2::Commit> = parent.iter().collect();
-        self.git
-            .commit(
-                Some("HEAD"),
-                &signature,
-                &signature,
-                message,
-                &tree,
-                &parents,
-            )
-            .expect("commit");
+        crate::support::commit_all(&self.git, message);
     }
 
     /// Drop the apps (their images are then fixed references): a non-sandbox deploy has nothing

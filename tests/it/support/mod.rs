@@ -64,3 +64,28 @@ pub fn require_tool(tool: &str, version_arg: &str) -> bool {
     false
 }
 pub mod registry;
+
+/// Stage everything in `repo`'s work tree (respecting `.gitignore`) and commit it on HEAD.
+pub fn commit_all(repo: &git2::Repository, message: &str) {
+    let mut index = repo.index().expect("index");
+    index
+        .add_all(["*"], git2::IndexAddOption::DEFAULT, None)
+        .expect("add");
+    index.update_all(["*"], None).expect("update");
+    index.write().expect("write index");
+    let tree = repo
+        .find_tree(index.write_tree().expect("tree"))
+        .expect("find tree");
+    let signature = git2::Signature::now("test", "test@example.com").expect("signature");
+    let parent = repo.head().ok().and_then(|h| h.peel_to_commit().ok());
+    let parents: Vec<&git2::Commit> = parent.iter().collect();
+    repo.commit(
+        Some("HEAD"),
+        &signature,
+        &signature,
+        message,
+        &tree,
+        &parents,
+    )
+    .expect("commit");
+}
