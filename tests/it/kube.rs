@@ -127,6 +127,23 @@ impl Cluster {
         deploy_objects(&self.client, &environment(), objects, options, &printer()).await
     }
 
+    /// `kubectl scale deployment NAME --replicas=N` with the real kubectl against this cluster.
+    async fn kubectl_scale(&self, deployment: &str, replicas: u32) {
+        let output = tokio::process::Command::new("kubectl")
+            .arg("--kubeconfig")
+            .arg(self.sim.kubeconfig_path())
+            .args(["-n", NAMESPACE, "scale", "deployment", deployment])
+            .arg(format!("--replicas={replicas}"))
+            .output()
+            .await
+            .expect("kubectl runs");
+        assert!(
+            output.status.success(),
+            "kubectl scale: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+
     /// The live object as JSON, `None` when absent.
     async fn live(&self, api_version: &str, kind: &str, name: &str) -> Option<Value> {
         let (group, version) = match api_version.split_once('/') {
@@ -348,26 +365,7 @@ async fn kubectl_scale_is_healed_by_the_next_deploy() {
     }
     let cluster = cluster().await;
     cluster.deploy(blog()).await.expect("deploy");
-    let kubeconfig = cluster.sim.kubeconfig_path();
-    let output = tokio::process::Command::new("kubectl")
-        .arg("--kubeconfig")
-        .arg(kubeconfig)
-        .args([
-            "-n",
-            NAMESPACE,
-            "scale",
-            "deployment",
-            "blog-backend",
-            "--replicas=10",
-        ])
-        .output()
-        .await
-        .expect("kubectl runs");
-    assert!(
-        output.status.success(),
-        "kubectl scale: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    cluster.kubectl_scale("blog-backend", 10).await;
     let scaled = cluster
         .live("apps/v1", "Deployment", "blog-backend")
         .await
@@ -589,25 +587,7 @@ async fn a_permanent_rejection_fails_at_once_naming_the_object() {
     cluster.deploy(blog()).await.expect("deploy");
     // `kubectl scale` takes `spec.replicas`; without force, gitship's apply now conflicts (409):
     // a permanent error, reported with the object, its file and the server's message, not retried.
-    let output = tokio::process::Command::new("kubectl")
-        .arg("--kubeconfig")
-        .arg(cluster.sim.kubeconfig_path())
-        .args([
-            "-n",
-            NAMESPACE,
-            "scale",
-            "deployment",
-            "blog-backend",
-            "--replicas=5",
-        ])
-        .output()
-        .await
-        .expect("kubectl runs");
-    assert!(
-        output.status.success(),
-        "kubectl scale: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    cluster.kubectl_scale("blog-backend", 5).await;
     let polite = DeployOptions {
         force_conflicts: false,
         ..options()
@@ -894,25 +874,7 @@ async fn the_diff_primitives_see_no_false_drift_and_name_the_changed_field() {
         "diff only reads and dry-runs"
     );
 
-    let output = tokio::process::Command::new("kubectl")
-        .arg("--kubeconfig")
-        .arg(cluster.sim.kubeconfig_path())
-        .args([
-            "-n",
-            NAMESPACE,
-            "scale",
-            "deployment",
-            "blog-backend",
-            "--replicas=10",
-        ])
-        .output()
-        .await
-        .expect("kubectl runs");
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    cluster.kubectl_scale("blog-backend", 10).await;
     let without_config: Vec<DesiredObject> = blog()
         .into_iter()
         .filter(|d| d.object["metadata"]["name"] != "blog-config")
