@@ -502,16 +502,7 @@ fn read_resource_change(item: &Value, redactor: &Redactor) -> Result<ResourceCha
     let change = item
         .get("change")
         .ok_or_else(|| format!("resource change `{address}` without `change`"))?;
-    let actions: Vec<String> = change
-        .get("actions")
-        .and_then(Value::as_array)
-        .map(|list| {
-            list.iter()
-                .filter_map(Value::as_str)
-                .map(str::to_string)
-                .collect()
-        })
-        .unwrap_or_default();
+    let actions = change_actions(change);
     let action = ChangeAction::from_actions(&actions);
     let replace_paths: Vec<Vec<Value>> = change
         .get("replace_paths")
@@ -668,8 +659,9 @@ fn scrub_strings(value: &Value, redactor: &Redactor) -> Value {
     }
 }
 
-fn read_output_change(name: &str, change: &Value, redactor: &Redactor) -> OutputChange {
-    let actions: Vec<String> = change
+/// The `actions` list of a change in `terraform show -json` (`["no-op"]`, `["delete", "create"]`...).
+fn change_actions(change: &Value) -> Vec<String> {
+    change
         .get("actions")
         .and_then(Value::as_array)
         .map(|list| {
@@ -678,7 +670,11 @@ fn read_output_change(name: &str, change: &Value, redactor: &Redactor) -> Output
                 .map(str::to_string)
                 .collect()
         })
-        .unwrap_or_default();
+        .unwrap_or_default()
+}
+
+fn read_output_change(name: &str, change: &Value, redactor: &Redactor) -> OutputChange {
+    let actions = change_actions(change);
     let before_mask = change
         .get("before_sensitive")
         .cloned()

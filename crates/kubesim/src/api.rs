@@ -589,7 +589,20 @@ fn update(
         check_type(target, &body, name)?;
         check_namespace(target, &body)?;
     }
-    let mut new = from_view(target, &old, body)?;
+    replace_with_view(store, target, name, old, body, request)
+}
+
+/// Store the object a PUT or PATCH produced (`view` is what the client sees of it) and answer
+/// with it: the shared tail of update and the non-apply patches.
+fn replace_with_view(
+    store: &mut Store,
+    target: &Target,
+    name: &str,
+    old: Arc<Value>,
+    view: Value,
+    request: &ApiRequest,
+) -> Result<Answer, ApiError> {
+    let mut new = from_view(target, &old, view)?;
     check_fields(target, name, &mut new, request, false)?;
     let written = write(
         store,
@@ -679,19 +692,7 @@ fn patch(
         other => return Err(ApiError::unsupported_media_type(other)),
     }
     check_resource_version(target, name, &view, &old)?;
-    let mut new = from_view(target, &old, view)?;
-    check_fields(target, name, &mut new, request, false)?;
-    let written = write(
-        store,
-        target,
-        name,
-        Some(old),
-        new,
-        &request.manager(),
-        false,
-        request.dry_run(),
-    )?;
-    Ok(Answer::Json(200, answer_view(target, written)))
+    replace_with_view(store, target, name, old, view, request)
 }
 
 fn apply(
