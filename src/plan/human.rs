@@ -50,40 +50,27 @@ pub fn render_plan(plan: &Plan, color: bool) -> String {
             counts.create, counts.unchanged
         );
         for image in &plan.images {
-            match image.action {
-                ImageAction::Build => {
-                    let reason = image
-                        .reason
-                        .as_deref()
-                        .map(|r| format!(" ({r})"))
-                        .unwrap_or_default();
-                    let _ = writeln!(
-                        out,
-                        "  {} {}  {}{reason}",
-                        paint(color, style::ADD, "+ build"),
-                        image.app,
-                        image.reference
-                    );
-                }
-                ImageAction::Reuse => {
-                    let _ = writeln!(
-                        out,
-                        "  {} {}  {}",
-                        paint(color, style::DIM, "= reuse"),
-                        image.app,
-                        image.reference
-                    );
-                }
-                ImageAction::Unchecked => {
-                    let _ = writeln!(
-                        out,
-                        "  {} {}  {} (sandbox: registry not checked)",
-                        paint(color, style::DIM, "? image"),
-                        image.app,
-                        image.reference
-                    );
-                }
-            }
+            let (label, label_style, note) = match image.action {
+                ImageAction::Build => (
+                    "+ build",
+                    style::ADD,
+                    image.reason.as_deref().map(|r| format!(" ({r})")),
+                ),
+                ImageAction::Reuse => ("= reuse", style::DIM, None),
+                ImageAction::Unchecked => (
+                    "? image",
+                    style::DIM,
+                    Some(" (sandbox: registry not checked)".to_string()),
+                ),
+            };
+            let _ = writeln!(
+                out,
+                "  {} {}  {}{}",
+                paint(color, label_style, label),
+                image.app,
+                image.reference,
+                note.unwrap_or_default()
+            );
         }
     }
 
