@@ -145,10 +145,12 @@
 
 mod api;
 mod controllers;
+mod defaults;
 mod errors;
 mod fields;
 mod immutable;
 mod managed;
+mod quantity;
 mod registry;
 mod schema;
 mod selectors;
