@@ -223,7 +223,7 @@ pub fn canonical(text: &str) -> Result<String, QuantityError> {
     if decimal_exponent < -9 {
         let shift = u32::try_from(-9 - decimal_exponent).unwrap_or(u32::MAX);
         mantissa = match power_of_ten(shift) {
-            Some(divisor) => mantissa / divisor + u128::from(mantissa % divisor != 0),
+            Some(divisor) => mantissa / divisor + u128::from(!mantissa.is_multiple_of(divisor)),
             None => 1,
         };
         decimal_exponent = -9;
@@ -272,14 +272,14 @@ pub fn canonical(text: &str) -> Result<String, QuantityError> {
                 .and_then(|multiplier| mantissa.checked_mul(multiplier))
         } else {
             power_of_ten((-decimal_exponent) as u32)
-                .filter(|scale| mantissa % scale == 0)
+                .filter(|scale| mantissa.is_multiple_of(*scale))
                 .map(|scale| mantissa / scale)
         };
         match whole {
             Some(mut whole) => {
                 let suffixes = ["", "Ki", "Mi", "Gi", "Ti", "Pi", "Ei"];
                 let mut index = 0;
-                while whole % 1024 == 0 && index + 1 < suffixes.len() {
+                while whole != 0 && whole.is_multiple_of(1024) && index + 1 < suffixes.len() {
                     whole /= 1024;
                     index += 1;
                 }
@@ -288,7 +288,7 @@ pub fn canonical(text: &str) -> Result<String, QuantityError> {
             None => format = Format::DecimalSi,
         }
     }
-    while mantissa % 10 == 0 {
+    while mantissa != 0 && mantissa.is_multiple_of(10) {
         mantissa /= 10;
         decimal_exponent += 1;
     }
