@@ -59,7 +59,17 @@ pub fn canonicalize_quantities(
     resource: &Resource,
     object: &mut Value,
 ) -> Result<(), QuantityError> {
-    quantity::canonicalize(object, Node::root(&resource.api_version(), &resource.kind))
+    let root = Node::root(&resource.api_version(), &resource.kind);
+    let Some(map) = object.as_object_mut() else {
+        return Ok(());
+    };
+    // `metadata`, `apiVersion` and `kind` hold no quantities: not walking them keeps writes fast.
+    for (key, value) in map.iter_mut() {
+        if !matches!(key.as_str(), "metadata" | "apiVersion" | "kind") {
+            quantity::canonicalize(value, root.field(key))?;
+        }
+    }
+    Ok(())
 }
 
 /// Sets `field` of an object to `value` when it is absent (or null).
@@ -644,6 +654,73 @@ mod tests {
         ] {
             assert_eq!(image_tag(image), tag, "{image}");
         }
+    }
+
+    fn core(kind: &str) -> Resource {
+        Resource {
+            group: String::new(),
+            version: "v1".into(),
+            plural: format!("{}s", kind.to_lowercase()),
+            singular: kind.to_lowercase(),
+            kind: kind.into(),
+            namespaced: true,
+            status: true,
+            scale: false,
+            custom: false,
+            names: Value::Null,
+        }
+    }
+
+    fn service(spec: Value) -> Value {
+        json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web", "namespace": "default"}, "spec": spec})
+    }
+
+    #[test]
+    fn services_by_type() {
+        let mut node_port = service(json!({"type": "NodePort", "ports": [{"port": 80}]}));
+        apply(&core("Service"), &mut node_port, None, Allocated::default);
+        let spec = &node_port["spec"];
+        let allocated = spec["ports"][0]["nodePort"].as_i64().unwrap_or_default();
+        assert!((30000..32768).contains(&allocated), "{spec}");
+        assert_eq!(spec["externalTrafficPolicy"], "Cluster");
+        assert_eq!(spec["internalTrafficPolicy"], "Cluster");
+        assert_eq!(spec["ports"][0]["targetPort"], 80);
+        let mut updated = service(json!({"type": "NodePort", "ports": [{"port": 80}]}));
+        apply(
+            &core("Service"),
+            &mut updated,
+            Some(&node_port),
+            Allocated::default,
+        );
+        assert_eq!(updated["spec"]["ports"][0]["nodePort"], allocated, "kept");
+        assert_eq!(updated["spec"]["clusterIP"], node_port["spec"]["clusterIP"]);
+
+        let mut headless = service(json!({"clusterIP": "None", "ports": [{"port": 5432}]}));
+        apply(&core("Service"), &mut headless, None, Allocated::default);
+        assert_eq!(headless["spec"]["clusterIPs"], json!(["None"]));
+        assert_eq!(headless["spec"]["ipFamilyPolicy"], "SingleStack");
+
+        let mut external =
+            service(json!({"type": "ExternalName", "externalName": "db.example.com"}));
+        apply(&core("Service"), &mut external, None, Allocated::default);
+        assert!(external["spec"].get("clusterIP").is_none(), "{external}");
+        assert!(external["spec"].get("ipFamilies").is_none(), "{external}");
+        assert_eq!(external["spec"]["sessionAffinity"], "None");
+    }
+
+    #[test]
+    fn bare_pods_copy_limits_into_missing_requests() {
+        let mut pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
+            "spec": {"containers": [{"name": "c", "image": "busybox:1.36",
+                "resources": {"limits": {"cpu": "1", "memory": "1Gi"}, "requests": {"cpu": "100m"}}}]}});
+        apply(&core("Pod"), &mut pod, None, Allocated::default);
+        let container = &pod["spec"]["containers"][0];
+        assert_eq!(
+            container["resources"]["requests"],
+            json!({"cpu": "100m", "memory": "1Gi"})
+        );
+        assert_eq!(pod["spec"]["enableServiceLinks"], true);
+        assert_eq!(pod["spec"]["restartPolicy"], "Always");
     }
 
     #[test]
