@@ -2102,7 +2102,7 @@ async fn what_the_server_rewrites_services_claims_and_quotas() {
     assert!(address.parse::<std::net::IpAddr>().is_ok(), "{address}");
     assert_eq!(spec["clusterIPs"], json!([address]));
     let owned = owned_text(&web, "gitship");
-    for default in ["f:clusterIP", "f:sessionAffinity", "f:type", "f:protocol\""] {
+    for default in ["f:clusterIP", "f:sessionAffinity", "f:type"] {
         assert!(
             !owned.contains(default),
             "{default} is owned by nobody: {owned}"
