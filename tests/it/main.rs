@@ -8,4 +8,5 @@ mod cli;
 mod foundation;
 mod kube;
 mod plan;
+mod quiet;
 mod terraform;

@@ -3,6 +3,7 @@
 //! resourceVersion, no-op detection, `dryRun=All`), subresources `status` and `scale`, and
 //! deletion with finalizers, cascading to dependents and namespace termination.
 
+use crate::defaults;
 use crate::errors::ApiError;
 use crate::fields;
 use crate::immutable;
@@ -740,6 +741,10 @@ fn apply(
         require_namespace(store, target)?;
     }
     check_fields(target, name, &mut config, request, true)?;
+    if !target.resource.custom {
+        defaults::canonicalize_quantities(&target.resource, &mut config)
+            .map_err(|error| undecodable(&target.resource, &error))?;
+    }
     let mut merged = managed::apply(old.as_deref(), &config, &manager, force, target.scope())
         .map_err(|conflicts| ApiError::apply_conflicts(&target.resource, name, &conflicts))?;
     merged["metadata"]["name"] = json!(name);
@@ -810,133 +815,24 @@ fn check_fields(
     Ok(())
 }
 
-/// Standard base64 with padding (for Secret `stringData`).
-fn base64_encode(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut encoded = String::with_capacity(bytes.len().div_ceil(3) * 4);
-    for chunk in bytes.chunks(3) {
-        let triple = (u32::from(chunk[0]) << 16)
-            | (u32::from(chunk.get(1).copied().unwrap_or(0)) << 8)
-            | u32::from(chunk.get(2).copied().unwrap_or(0));
-        for index in 0..4 {
-            if index <= chunk.len() {
-                encoded.push(ALPHABET[((triple >> (18 - 6 * index)) & 63) as usize] as char);
-            } else {
-                encoded.push('=');
-            }
-        }
-    }
-    encoded
+/// The 400 a real server answers when the body does not decode (an invalid quantity).
+fn undecodable(resource: &Resource, error: &crate::quantity::QuantityError) -> ApiError {
+    ApiError::bad_request(format!(
+        "{} in version \"{}\" cannot be handled as a {}: {error}",
+        resource.qualified_kind(),
+        resource.version,
+        resource.kind
+    ))
 }
 
-/// Server-side defaults for the fields that matter to clients (list keys, rollout inputs).
-fn apply_defaults(resource: &Resource, object: &mut Value) {
-    let default_ports = |containers: &mut Value| {
-        for container in containers.as_array_mut().into_iter().flatten() {
-            for port in container["ports"].as_array_mut().into_iter().flatten() {
-                if port.get("protocol").is_none() {
-                    port["protocol"] = json!("TCP");
-                }
-            }
-        }
-    };
-    let spec = &mut object["spec"];
-    match (resource.group.as_str(), resource.kind.as_str()) {
-        ("apps", "Deployment" | "StatefulSet" | "DaemonSet") | ("batch", "Job") => {
-            if resource.kind != "DaemonSet"
-                && resource.kind != "Job"
-                && spec.get("replicas").is_none()
-            {
-                spec["replicas"] = json!(1);
-            }
-            let mut default = |field: &str, value: Value| {
-                if spec.is_object() && spec.get(field).is_none() {
-                    spec[field] = value;
-                }
-            };
-            match resource.kind.as_str() {
-                "Deployment" => {
-                    default("progressDeadlineSeconds", json!(600));
-                    default("revisionHistoryLimit", json!(10));
-                    default(
-                        "strategy",
-                        json!({"type": "RollingUpdate", "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": "25%"}}),
-                    );
-                }
-                "StatefulSet" => {
-                    default("revisionHistoryLimit", json!(10));
-                    default("podManagementPolicy", json!("OrderedReady"));
-                    default(
-                        "updateStrategy",
-                        json!({"type": "RollingUpdate", "rollingUpdate": {"partition": 0}}),
-                    );
-                }
-                "DaemonSet" => {
-                    default("revisionHistoryLimit", json!(10));
-                    default(
-                        "updateStrategy",
-                        json!({"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 0, "maxUnavailable": 1}}),
-                    );
-                }
-                _ => {}
-            }
-            if let Some(pod) = spec
-                .get_mut("template")
-                .and_then(|template| template.get_mut("spec"))
-            {
-                pod.get_mut("containers").map(default_ports);
-                pod.get_mut("initContainers").map(default_ports);
-            }
-        }
-        ("", "Pod") => {
-            spec.get_mut("containers").map(default_ports);
-            spec.get_mut("initContainers").map(default_ports);
-        }
-        ("", "Service") => {
-            if spec.get("type").is_none() {
-                spec["type"] = json!("ClusterIP");
-            }
-            for port in spec["ports"].as_array_mut().into_iter().flatten() {
-                if port.get("protocol").is_none() {
-                    port["protocol"] = json!("TCP");
-                }
-                if port.get("targetPort").is_none() {
-                    port["targetPort"] = port["port"].clone();
-                }
-            }
-            if spec.get("clusterIP").is_none() && spec["type"] != "ExternalName" {
-                let bytes = uuid::Uuid::new_v4().into_bytes();
-                let address = format!("10.96.{}.{}", bytes[0], bytes[1].max(1));
-                spec["clusterIP"] = json!(address);
-                spec["clusterIPs"] = json!([address]);
-            }
-        }
-        ("", "Namespace") => {
-            let name = object["metadata"]["name"].clone();
-            object["metadata"]["labels"]["kubernetes.io/metadata.name"] = name;
-        }
-        ("", "Secret") => {
-            if object.get("type").is_none() {
-                object["type"] = json!("Opaque");
-            }
-            // `stringData` is write-only: merged into `data`, base64-encoded.
-            if let Some(Value::Object(plain)) = object
-                .as_object_mut()
-                .and_then(|map| map.remove("stringData"))
-            {
-                for (key, value) in plain {
-                    let text = value.as_str().unwrap_or_default().to_string();
-                    object["data"][key] = json!(base64_encode(text.as_bytes()));
-                }
-            }
-        }
-        _ => {}
-    }
-    if let Some(map) = object.as_object_mut()
-        && map.get("spec").is_some_and(Value::is_null)
-    {
-        map.remove("spec");
-    }
+/// The cluster IPs and node ports held by every Service except `name` in the target namespace.
+fn services_allocated(store: &Store, target: &Target, name: &str) -> defaults::Allocated {
+    let services = store.list(&target.resource.storage_key(), None);
+    defaults::Allocated::from_services(
+        services.iter().map(|service| &**service),
+        target.namespace.as_deref().unwrap_or(""),
+        name,
+    )
 }
 
 fn generation_changed(resource: &Resource, old: &Value, new: &Value) -> bool {
@@ -1033,21 +929,13 @@ fn write(
             new["status"] = json!({"phase": "Active"});
         }
     }
-    if let Some(old) = &old
-        && resource.kind == "Service"
-        && resource.group.is_empty()
-        && new["spec"].is_object()
-    {
-        // An update that omits the allocated clusterIP keeps it, as the apiserver does.
-        for field in ["clusterIP", "clusterIPs"] {
-            if new["spec"].get(field).is_none()
-                && let Some(value) = old["spec"].get(field)
-            {
-                new["spec"][field] = value.clone();
-            }
-        }
+    if !resource.custom {
+        defaults::canonicalize_quantities(resource, &mut new)
+            .map_err(|error| undecodable(resource, &error))?;
+        defaults::apply(resource, &mut new, old.as_deref(), || {
+            services_allocated(store, target, name)
+        });
     }
-    apply_defaults(resource, &mut new);
     if target.subresource.is_none()
         && let Some(old) = &old
     {
@@ -1391,19 +1279,5 @@ pub fn apply_object(
     };
     match apply(store, &target, &name, &request)? {
         Answer::Json(_, value) => Ok(value),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn base64_matches_the_standard_alphabet_with_padding() {
-        assert_eq!(base64_encode(b""), "");
-        assert_eq!(base64_encode(b"f"), "Zg==");
-        assert_eq!(base64_encode(b"fo"), "Zm8=");
-        assert_eq!(base64_encode(b"foo"), "Zm9v");
-        assert_eq!(base64_encode(b"hunter2!"), "aHVudGVyMiE=");
     }
 }

@@ -85,12 +85,17 @@
 //!   custom resources) bumped on changes outside metadata and status (Deployments: also on
 //!   annotation changes); `uid` and `creationTimestamp` on create; `status` ignored by writes to
 //!   the main resource of kinds with a status subresource; `scale` as an autoscaling/v1 Scale.
-//! - **Defaults** a client can notice: `protocol: TCP` on container and Service ports, Service
-//!   `type: ClusterIP`, a `clusterIP`, `targetPort`; Deployment `replicas`, `strategy`,
-//!   `progressDeadlineSeconds`, `revisionHistoryLimit`; StatefulSet `replicas`,
-//!   `updateStrategy`, `podManagementPolicy`; DaemonSet `updateStrategy` (kubectl's rollout
-//!   status needs these); Secret `type: Opaque` and `stringData` merged into base64 `data`;
-//!   Namespace label `kubernetes.io/metadata.name` and phase Active.
+//! - **What the server rewrites** (module `defaults`, which lists every field): every
+//!   `resource.Quantity` of a built-in kind, found through the schema, in apimachinery's
+//!   canonical form (`0.5` -> `500m`, `1024Mi` -> `1Gi`; an invalid one is a 400 BadRequest
+//!   `... cannot be handled as a ...`); the defaults of the core/v1, apps/v1 and batch/v1
+//!   defaulters for Pods and pod templates (Deployment, StatefulSet, DaemonSet, ReplicaSet, Job,
+//!   CronJob), containers, probes and volumes, Services (with a unique, deterministic
+//!   `clusterIP` from 10.96.0.0/12, node ports, IP families) and PVCs; a Job's generated
+//!   selector and labels; Secret `type: Opaque` and `stringData` merged into base64 `data`;
+//!   Namespace label `kubernetes.io/metadata.name` and phase Active. Defaults are filled in
+//!   after server-side apply's bookkeeping, so no applier owns them (an Update owns what it
+//!   created, defaults included, as on a real server).
 //! - **Errors** are `Status` objects with the real reasons and messages: 404 NotFound
 //!   (`deployments.apps "web" not found`, also for a missing namespace), 409 AlreadyExists and
 //!   Conflict, 422 Invalid, 400 BadRequest, 403 Forbidden (creating in a terminating
@@ -135,7 +140,8 @@
 //! Validation is limited to unknown and required fields of built-in kinds (no value formats,
 //! enums, immutability or cross-field rules; custom resources are not validated, pruned or
 //! defaulted against their CRD schema and merge with deduced rules: objects field by field,
-//! lists atomically). Defaulting is limited to the fields listed above. No API version
+//! lists atomically). Defaulting is limited to the fields `defaults` lists (no admission-plugin
+//! defaults: service accounts, tolerations, priority, storage classes). No API version
 //! conversion: an object is stored and returned as written (autoscaling/v1 vs v2 share storage
 //! unconverted). `managedFields` sent by a client are ignored. Strategic merge patch is
 //! approximate. No protobuf (kubectl's imperative `create namespace|configmap|deployment ...`
@@ -145,10 +151,12 @@
 
 mod api;
 mod controllers;
+mod defaults;
 mod errors;
 mod fields;
 mod immutable;
 mod managed;
+mod quantity;
 mod registry;
 mod schema;
 mod selectors;

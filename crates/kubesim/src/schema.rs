@@ -171,6 +171,24 @@ impl Node {
         }
     }
 
+    /// Whether the schema knows this position.
+    pub fn is_known(self) -> bool {
+        self.0.is_some()
+    }
+
+    /// Whether values at this node are `resource.Quantity`s (`$ref` to the Quantity definition).
+    pub fn is_quantity(self) -> bool {
+        let Some(node) = self.0 else {
+            return false;
+        };
+        node.get("$ref")
+            .or_else(|| node.get("allOf")?.get(0)?.get("$ref"))
+            .and_then(Value::as_str)
+            .is_some_and(|reference| {
+                reference.ends_with("/io.k8s.apimachinery.pkg.api.resource.Quantity")
+            })
+    }
+
     /// Whether an object at this node is replaced as a whole.
     pub fn is_atomic_map(self) -> bool {
         matches!(

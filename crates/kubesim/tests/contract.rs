@@ -1880,3 +1880,314 @@ async fn rollouts_record_events() {
     );
     cluster.cleanup().await;
 }
+
+// What the server rewrites: canonical quantities and defaults. Everything asserted here is what
+// kube-apiserver itself returns, so it holds on a real cluster too.
+
+/// The fields a manager owns, as text (to look for `f:<field>` keys).
+fn owned_text(object: &DynamicObject, manager: &str) -> String {
+    owned_fields(object, manager).to_string()
+}
+
+#[tokio::test]
+async fn what_the_server_rewrites_quantities_and_workload_defaults() {
+    let cluster = Cluster::new().await;
+    let apply = PatchParams::apply("gitship");
+    let mut manifest = deployment(
+        "rewritten",
+        2,
+        json!([{
+            "name": "web", "image": "nginx:1.27",
+            "ports": [{"containerPort": 80}],
+            "resources": {
+                "requests": {"cpu": 0.5, "memory": "1024Mi", "ephemeral-storage": "1e3"},
+                "limits": {"cpu": "1000m", "memory": "1.5Gi"},
+            },
+        }]),
+    );
+    manifest["spec"]["template"]["spec"]["initContainers"] =
+        json!([{"name": "setup", "image": "busybox", "resources": {"requests": {"cpu": "0.1"}}}]);
+    let applied = cluster
+        .deployments()
+        .patch("rewritten", &apply, &Patch::Apply(&manifest))
+        .await
+        .expect("apply");
+    let spec = &applied.data["spec"];
+    let pod = &spec["template"]["spec"];
+    let container = &pod["containers"][0];
+    // apimachinery canonical forms: 0.5 -> 500m, 1024Mi -> 1Gi, 1000m -> 1, 1.5Gi -> 1536Mi.
+    assert_eq!(
+        container["resources"],
+        json!({
+            "requests": {"cpu": "500m", "memory": "1Gi", "ephemeral-storage": "1e3"},
+            "limits": {"cpu": "1", "memory": "1536Mi"},
+        })
+    );
+    assert_eq!(
+        pod["initContainers"][0]["resources"]["requests"]["cpu"],
+        "100m"
+    );
+    assert_eq!(container["imagePullPolicy"], "IfNotPresent");
+    assert_eq!(
+        pod["initContainers"][0]["imagePullPolicy"], "Always",
+        "an untagged image means :latest"
+    );
+    assert_eq!(container["terminationMessagePath"], "/dev/termination-log");
+    assert_eq!(container["terminationMessagePolicy"], "File");
+    assert_eq!(container["ports"][0]["protocol"], "TCP");
+    assert_eq!(pod["restartPolicy"], "Always");
+    assert_eq!(pod["dnsPolicy"], "ClusterFirst");
+    assert_eq!(pod["schedulerName"], "default-scheduler");
+    assert_eq!(pod["securityContext"], json!({}));
+    assert_eq!(pod["terminationGracePeriodSeconds"], 30);
+    assert_eq!(spec["revisionHistoryLimit"], 10);
+    assert_eq!(spec["progressDeadlineSeconds"], 600);
+    assert_eq!(
+        spec["strategy"],
+        json!({"type": "RollingUpdate", "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": "25%"}})
+    );
+    let owned = owned_text(&applied, "gitship");
+    for default in [
+        "f:imagePullPolicy",
+        "f:terminationMessagePath",
+        "f:dnsPolicy",
+        "f:schedulerName",
+        "f:revisionHistoryLimit",
+        "f:strategy",
+    ] {
+        assert!(
+            !owned.contains(default),
+            "{default} is owned by nobody: {owned}"
+        );
+    }
+    let again = cluster
+        .deployments()
+        .patch("rewritten", &apply, &Patch::Apply(&manifest))
+        .await
+        .expect("re-apply the non-canonical manifest");
+    assert_eq!(
+        again.metadata.generation, applied.metadata.generation,
+        "re-applying the same manifest changes nothing (the controller may write status)"
+    );
+    assert_eq!(again.data["spec"], applied.data["spec"]);
+    let other = cluster
+        .deployments()
+        .patch(
+            "rewritten",
+            &PatchParams::apply("other"),
+            &Patch::Apply(&json!({
+                "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "rewritten"},
+                "spec": {"revisionHistoryLimit": 5, "template": {"spec": {"dnsPolicy": "Default"}}},
+            })),
+        )
+        .await
+        .expect("another manager may set what only a default held");
+    assert_eq!(other.data["spec"]["revisionHistoryLimit"], 5);
+
+    let stateful_set = json!({
+        "apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": "db"},
+        "spec": {
+            "serviceName": "db",
+            "selector": {"matchLabels": {"app": "db"}},
+            "template": {"metadata": {"labels": {"app": "db"}},
+                "spec": {"containers": [{"name": "db", "image": "postgres:17"}]}},
+            "volumeClaimTemplates": [{"metadata": {"name": "data"},
+                "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1024Mi"}}}}],
+        },
+    });
+    let stateful_set = cluster
+        .api("apps/v1", "StatefulSet", "statefulsets")
+        .patch("db", &apply, &Patch::Apply(&stateful_set))
+        .await
+        .expect("apply statefulset");
+    let spec = &stateful_set.data["spec"];
+    assert_eq!(spec["replicas"], 1);
+    assert_eq!(spec["podManagementPolicy"], "OrderedReady");
+    assert_eq!(spec["updateStrategy"]["type"], "RollingUpdate");
+    assert_eq!(spec["updateStrategy"]["rollingUpdate"]["partition"], 0);
+    assert_eq!(
+        spec["persistentVolumeClaimRetentionPolicy"],
+        json!({"whenDeleted": "Retain", "whenScaled": "Retain"})
+    );
+    let claim = &spec["volumeClaimTemplates"][0]["spec"];
+    assert_eq!(claim["resources"]["requests"]["storage"], "1Gi");
+    assert_eq!(claim["volumeMode"], "Filesystem");
+
+    let job = json!({
+        "apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "migrate"},
+        "spec": {"template": {"spec": {"restartPolicy": "Never",
+            "containers": [{"name": "migrate", "image": "busybox:1.36", "command": ["true"]}]}}},
+    });
+    let job = cluster
+        .api("batch/v1", "Job", "jobs")
+        .patch("migrate", &apply, &Patch::Apply(&job))
+        .await
+        .expect("apply job");
+    let spec = &job.data["spec"];
+    assert_eq!(spec["backoffLimit"], 6);
+    assert_eq!(spec["completions"], 1);
+    assert_eq!(spec["parallelism"], 1);
+    assert_eq!(spec["completionMode"], "NonIndexed");
+    assert_eq!(spec["suspend"], false);
+    let uid = job.metadata.uid.clone().unwrap_or_default();
+    assert_eq!(
+        spec["selector"]["matchLabels"]["batch.kubernetes.io/controller-uid"],
+        uid.as_str()
+    );
+    assert_eq!(
+        spec["template"]["metadata"]["labels"]["batch.kubernetes.io/job-name"],
+        "migrate"
+    );
+    assert_eq!(spec["template"]["spec"]["restartPolicy"], "Never");
+    assert_eq!(
+        spec["template"]["spec"]["containers"][0]["terminationMessagePolicy"],
+        "File"
+    );
+
+    let cron_job = json!({
+        "apiVersion": "batch/v1", "kind": "CronJob", "metadata": {"name": "nightly"},
+        "spec": {"schedule": "0 3 * * *", "jobTemplate": {"spec": {"template": {"spec": {
+            "restartPolicy": "OnFailure",
+            "containers": [{"name": "backup", "image": "busybox:1.36"}]}}}}},
+    });
+    let cron_job = cluster
+        .api("batch/v1", "CronJob", "cronjobs")
+        .patch("nightly", &apply, &Patch::Apply(&cron_job))
+        .await
+        .expect("apply cronjob");
+    let spec = &cron_job.data["spec"];
+    assert_eq!(spec["concurrencyPolicy"], "Allow");
+    assert_eq!(spec["suspend"], false);
+    assert_eq!(spec["successfulJobsHistoryLimit"], 3);
+    assert_eq!(spec["failedJobsHistoryLimit"], 1);
+    assert_eq!(
+        spec["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["imagePullPolicy"],
+        "IfNotPresent"
+    );
+    cluster.cleanup().await;
+}
+
+#[tokio::test]
+async fn what_the_server_rewrites_services_claims_and_quotas() {
+    let cluster = Cluster::new().await;
+    let apply = PatchParams::apply("gitship");
+    let services = cluster.api("v1", "Service", "services");
+    let service = |name: &str, label: &str| {
+        json!({
+            "apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": name, "labels": {"revision": label}},
+            "spec": {"selector": {"app": name}, "ports": [
+                {"name": "http", "port": 80},
+                {"name": "metrics", "port": 9090, "targetPort": "metrics"},
+                {"name": "admin", "port": 8081, "targetPort": 9000},
+            ]},
+        })
+    };
+    let web = services
+        .patch("web", &apply, &Patch::Apply(&service("web", "1")))
+        .await
+        .expect("apply service");
+    let spec = &web.data["spec"];
+    assert_eq!(spec["type"], "ClusterIP");
+    assert_eq!(spec["sessionAffinity"], "None");
+    assert_eq!(spec["internalTrafficPolicy"], "Cluster");
+    assert_eq!(spec["ipFamilyPolicy"], "SingleStack");
+    assert_eq!(spec["ipFamilies"].as_array().map(Vec::len), Some(1));
+    let ports = &spec["ports"];
+    assert_eq!(ports[0]["protocol"], "TCP");
+    assert_eq!(ports[0]["targetPort"], 80, "targetPort defaults to port");
+    assert_eq!(ports[1]["targetPort"], "metrics");
+    assert_eq!(ports[2]["targetPort"], 9000);
+    let address = spec["clusterIP"].as_str().unwrap_or_default().to_string();
+    assert!(address.parse::<std::net::IpAddr>().is_ok(), "{address}");
+    assert_eq!(spec["clusterIPs"], json!([address]));
+    let owned = owned_text(&web, "gitship");
+    for default in ["f:clusterIP", "f:sessionAffinity", "f:type"] {
+        assert!(
+            !owned.contains(default),
+            "{default} is owned by nobody: {owned}"
+        );
+    }
+    let relabelled = services
+        .patch("web", &apply, &Patch::Apply(&service("web", "2")))
+        .await
+        .expect("re-apply without clusterIP");
+    assert_eq!(relabelled.data["spec"]["clusterIP"], address.as_str());
+    let api = services
+        .patch("api", &apply, &Patch::Apply(&service("api", "1")))
+        .await
+        .expect("second service");
+    assert_ne!(api.data["spec"]["clusterIP"], address.as_str());
+
+    let claim = json!({
+        "apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "data"},
+        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1024Mi"}}},
+    });
+    let claim = cluster
+        .api("v1", "PersistentVolumeClaim", "persistentvolumeclaims")
+        .patch("data", &apply, &Patch::Apply(&claim))
+        .await
+        .expect("apply claim");
+    assert_eq!(claim.data["spec"]["volumeMode"], "Filesystem");
+    assert_eq!(
+        claim.data["spec"]["resources"]["requests"]["storage"],
+        "1Gi"
+    );
+
+    let quota = json!({
+        "apiVersion": "v1", "kind": "ResourceQuota", "metadata": {"name": "quota"},
+        "spec": {"hard": {"pods": "1e3", "requests.storage": "1024Gi", "count/configmaps": 100}},
+    });
+    let quota = cluster
+        .api("v1", "ResourceQuota", "resourcequotas")
+        .patch("quota", &apply, &Patch::Apply(&quota))
+        .await
+        .expect("apply quota");
+    assert_eq!(
+        quota.data["spec"]["hard"],
+        json!({"pods": "1e3", "requests.storage": "1Ti", "count/configmaps": "100"})
+    );
+    let limits = json!({
+        "apiVersion": "v1", "kind": "LimitRange", "metadata": {"name": "limits"},
+        "spec": {"limits": [{"type": "Container", "max": {"cpu": 2.5, "memory": "2048Mi"}}]},
+    });
+    let limits = cluster
+        .api("v1", "LimitRange", "limitranges")
+        .patch("limits", &apply, &Patch::Apply(&limits))
+        .await
+        .expect("apply limit range");
+    assert_eq!(
+        limits.data["spec"]["limits"][0]["max"],
+        json!({"cpu": "2500m", "memory": "2Gi"})
+    );
+
+    let (code, _, status) = cluster
+        .raw(
+            "POST",
+            "/api/v1/namespaces/{ns}/persistentvolumeclaims",
+            "application/json",
+            Some(json!({
+                "apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "bad"},
+                "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1x"}}},
+            })),
+        )
+        .await;
+    assert_eq!(code, 400, "{status}");
+    assert_eq!(status["reason"], "BadRequest");
+    assert!(
+        status["message"]
+            .as_str()
+            .is_some_and(|message| message.contains("quantities must match the regular expression")),
+        "{status}"
+    );
+    let (code, _, _) = cluster
+        .raw(
+            "GET",
+            "/api/v1/namespaces/{ns}/persistentvolumeclaims/bad",
+            "",
+            None,
+        )
+        .await;
+    assert_eq!(code, 404, "nothing is stored");
+    cluster.cleanup().await;
+}

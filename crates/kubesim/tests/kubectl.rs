@@ -95,6 +95,9 @@ spec:
         image: nginx:1.27
         ports:
         - containerPort: 80
+        resources:
+          requests: {{cpu: 0.5, memory: 1024Mi}}
+          limits: {{cpu: "1000m", memory: 1.5Gi}}
 ---
 apiVersion: v1
 kind: Service
@@ -106,7 +109,6 @@ spec:
     app: web
   ports:
   - port: 80
-    targetPort: 80
 "#
     )
 }
@@ -176,6 +178,42 @@ async fn kubectl_apply_get_scale_conflict_diff_delete() {
     assert_eq!(
         deployment["spec"]["template"]["spec"]["containers"][0]["ports"][0]["protocol"],
         "TCP"
+    );
+    // The server's canonical quantities and defaults: what kube-apiserver returns.
+    let container = &deployment["spec"]["template"]["spec"]["containers"][0];
+    assert_eq!(
+        container["resources"],
+        serde_json::json!({"requests": {"cpu": "500m", "memory": "1Gi"}, "limits": {"cpu": "1", "memory": "1536Mi"}})
+    );
+    assert_eq!(container["imagePullPolicy"], "IfNotPresent");
+    assert_eq!(
+        deployment["spec"]["template"]["spec"]["dnsPolicy"],
+        "ClusterFirst"
+    );
+    let again = kubectl(
+        &sim,
+        home.path(),
+        &["apply", "--server-side", "-f", "-"],
+        Some(&manifests(2)),
+    )
+    .await;
+    assert!(
+        again.success,
+        "a second apply does not conflict: {}",
+        again.stderr
+    );
+    let unchanged = kubectl(
+        &sim,
+        home.path(),
+        &["diff", "--server-side", "-f", "-"],
+        Some(&manifests(2)),
+    )
+    .await;
+    assert!(
+        unchanged.success && unchanged.stdout.trim().is_empty(),
+        "kubectl diff right after apply shows nothing: {}{}",
+        unchanged.stdout,
+        unchanged.stderr
     );
 
     let scaled = kubectl(
