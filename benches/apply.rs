@@ -12,8 +12,9 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use gitship::diagnostics::Location;
-use gitship::kube::deploy::{DeployOptions, Environment, ObjectAction};
-use gitship::kube::{DesiredObject, deploy_objects};
+use gitship::kube::deploy::{DeployOptions, ObjectAction};
+use gitship::kube::deploy_objects;
+use gitship::model::{Environment, Manifest};
 use gitship::output::Printer;
 use gitship::settings::OutputFormat;
 use serde_json::{Value, json};
@@ -35,7 +36,7 @@ fn object(index: usize) -> Value {
     }
 }
 
-fn read_objects(directory: &Path) -> Vec<DesiredObject> {
+fn read_objects(directory: &Path) -> Vec<Manifest> {
     let mut paths: Vec<_> = std::fs::read_dir(directory)
         .expect("bench dir")
         .map(|e| e.expect("entry").path())
@@ -45,7 +46,7 @@ fn read_objects(directory: &Path) -> Vec<DesiredObject> {
         .into_iter()
         .map(|path| {
             let text = std::fs::read_to_string(&path).expect("read object");
-            DesiredObject {
+            Manifest {
                 source: Location::new(path, 1, 1),
                 object: serde_json::from_str(&text).expect("json object"),
             }

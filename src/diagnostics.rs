@@ -1,9 +1,10 @@
 //! User-facing errors: what went wrong, where (file:line:column, environment) and a hint.
 //!
 //! Errors render as `error: ...`, then one `  caused by: ...` per underlying cause, then
-//! `hint: ...` (lowercase, no trailing period, literals in backticks). Module boundaries use
-//! thiserror enums; the command layer wraps them in `anyhow`. A [`UserError`] anywhere in the chain
-//! contributes its hint and its exit-code class.
+//! `hint: ...` (lowercase, no trailing period, literals in backticks). Every stage's error is a
+//! thiserror enum that implements [`StageError`] (its hint and exit-code class), and
+//! [`user_error`] is the one way from a stage error to the `anyhow` chain the user sees. A
+//! [`UserError`] anywhere in the chain contributes its hint and its exit-code class.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -104,8 +105,37 @@ impl UserError {
     }
 }
 
-/// A hint attached to an error further up the chain: `err.context(Hint::new(...))` is not used;
-/// instead wrap with [`with_hint`].
+/// The error type of a stage (`repo`, `render`, `image`, `terraform`, `kube`): what the user can
+/// do about it, and how it maps to an exit code.
+pub trait StageError: std::error::Error + Send + Sync + Sized + 'static {
+    /// What the user can do about it, when there is something useful to say.
+    fn hint(&self) -> Option<String>;
+
+    /// Its exit-code class; most stage errors are failures (exit 1).
+    fn class(&self) -> ErrorClass {
+        ErrorClass::Failure
+    }
+}
+
+/// The one way from a stage error to the user's error chain: the error's own message on top,
+/// carrying its hint and class, its sources below as `caused by` lines. An interruption becomes
+/// the plain `interrupted` error (exit 130).
+pub fn user_error<E: StageError>(error: E) -> anyhow::Error {
+    let class = error.class();
+    if class == ErrorClass::Interrupted {
+        return UserError::interrupted().into();
+    }
+    let message = error.to_string();
+    let hint = error.hint();
+    anyhow::Error::from(error).context(UserError {
+        message,
+        hint,
+        class,
+    })
+}
+
+/// Attach a hint to an error that has none: the error's message stays on top and its chain
+/// stays as the causes.
 pub fn with_hint(err: anyhow::Error, hint: impl Into<String>) -> anyhow::Error {
     let message = err.to_string();
     let class = class_of(&err);

@@ -5,14 +5,16 @@
 //! config), `render` (templates), `build` (images), `terraform` (the Terraform CLI driver), `kube`
 //! (the Kubernetes stage), `plan` (the cross-layer plan) and `commands` (one file per verb).
 
-pub mod build;
 pub mod cli;
 pub mod commands;
 pub mod diagnostics;
 pub mod exit;
 pub mod git;
+pub mod image;
 pub mod kube;
 pub mod logging;
+pub mod model;
+pub mod ops;
 pub mod output;
 pub mod plan;
 pub mod process;

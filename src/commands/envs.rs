@@ -3,40 +3,18 @@
 use anyhow::Result;
 
 use crate::commands::Context;
-use crate::diagnostics::UserError;
 use crate::exit::Outcome;
-use crate::repo::Repository;
 use crate::settings::OutputFormat;
 
-/// One row of the listing.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct EnvironmentSummary {
-    pub name: String,
-    pub namespace: String,
-    /// `None`: the kubeconfig's current context.
-    pub context: Option<String>,
-    /// The config file, relative to the repository root.
-    pub file: String,
-}
-
 pub fn run(ctx: &Context) -> Result<Outcome> {
-    let repo = Repository::discover(ctx.global.repo.as_deref()).map_err(UserError::from)?;
-    let mut rows = Vec::new();
-    for name in repo.environments.keys() {
-        let config = repo.load_env(name).map_err(UserError::from)?;
-        rows.push(EnvironmentSummary {
-            name: config.name.clone(),
-            namespace: config.cluster.namespace.clone(),
-            context: config.cluster.context.clone(),
-            file: config.spans.file.display().to_string(),
-        });
-    }
+    let listing = crate::ops::envs::environments(ctx.global.repo.as_deref())?;
+    let rows = &listing.environments;
     let text = match ctx.printer.format {
-        OutputFormat::Json => serde_json::to_string_pretty(&rows)?,
+        OutputFormat::Json => serde_json::to_string_pretty(rows)?,
         OutputFormat::Markdown => {
             let mut out =
                 String::from("| environment | namespace | context |\n| --- | --- | --- |\n");
-            for row in &rows {
+            for row in rows {
                 out.push_str(&format!(
                     "| {} | {} | {} |\n",
                     row.name,
@@ -50,7 +28,7 @@ pub fn run(ctx: &Context) -> Result<Outcome> {
             if rows.is_empty() {
                 ctx.printer.status(&format!(
                     "no environments: create `{}/<env>.yaml`",
-                    repo.relative(&repo.layout.config_dir).display()
+                    listing.config_dir.display()
                 ));
                 return Ok(Outcome::Success);
             }

@@ -1,4 +1,5 @@
-//! One file per verb. Each command is a thin composition of stages from the concept modules.
+//! One file per verb: settings -> one call into [`crate::ops`] -> print the report. Nothing outside
+//! `commands/` imports it (see `ARCHITECTURE.md`).
 
 use anyhow::Result;
 
@@ -46,21 +47,12 @@ pub fn dispatch(settings: Settings) -> Result<Outcome> {
             namespace,
         } => env_new::run(&ctx, &name, &from, namespace.as_deref()),
         CommandSettings::Completions { shell } => completions::run(shell),
-        CommandSettings::Plan(s) => block_on(plan::run(&ctx, s)),
-        CommandSettings::Deploy(s) => block_on(deploy::run(&ctx, s)),
-        CommandSettings::Diff(s) => block_on(diff::run(&ctx, s)),
-        CommandSettings::Drift(s) => block_on(drift::run(&ctx, s)),
-        CommandSettings::Build { env, build } => block_on(build::run(&ctx, &env, build)),
+        CommandSettings::Plan(s) => crate::ops::block_on(plan::run(&ctx, s)),
+        CommandSettings::Deploy(s) => crate::ops::block_on(deploy::run(&ctx, s)),
+        CommandSettings::Diff(s) => crate::ops::block_on(diff::run(&ctx, s)),
+        CommandSettings::Drift(s) => crate::ops::block_on(drift::run(&ctx, s)),
+        CommandSettings::Build { env, build } => {
+            crate::ops::block_on(build::run(&ctx, &env, build))
+        }
     }
-}
-
-/// Run a future on a fresh runtime with SIGINT/SIGTERM turned into gitship's interrupt flag.
-pub fn block_on<T, F: std::future::Future<Output = Result<T>>>(future: F) -> Result<T> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
-    runtime.block_on(async {
-        crate::process::install_signal_handlers();
-        future.await
-    })
 }

@@ -20,8 +20,9 @@ use kube::api::{Api, DeleteParams, Patch, PatchParams};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::diagnostics::Location;
-use crate::kube::apply::{self, Applied, Prepared};
+use crate::kube::KubeError;
+use crate::kube::apply::{self, Applied};
+use crate::kube::check::{self, Checked, Prepared};
 use crate::kube::discovery::{self, Resources};
 use crate::kube::health::{self, Health};
 use crate::kube::inventory::{self, DeployRecord, Inventory, InventoryEntry};
@@ -30,16 +31,8 @@ use crate::kube::order::{self, Position};
 use crate::kube::progress::Progress;
 use crate::kube::prune::{self, PruneDecision};
 use crate::kube::retry::{RetryPolicy, status_code};
-use crate::kube::{DesiredObject, FIELD_MANAGER, KubeError, MANAGED_BY_LABEL, ObjectId};
+use crate::model::{Environment, FIELD_MANAGER, MANAGED_BY_LABEL, Manifest, ObjectId};
 use crate::output::Printer;
-
-/// The environment being deployed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Environment {
-    pub name: String,
-    /// Default namespace for namespaced objects; holds the inventory and the lock.
-    pub namespace: String,
-}
 
 /// How to deploy.
 #[derive(Debug, Clone)]
@@ -227,31 +220,23 @@ impl DeployReport {
 
 type ApplyResult = (Prepared, Result<(Applied, Value), KubeError>);
 
-/// A desired object checked and resolved, or waiting for its CRD.
-pub(crate) enum Checked {
-    Ready(Box<Prepared>),
-    /// Its kind is defined by a CRD of this deploy.
-    /// Its kind is defined by a CRD of this deploy; `bool`: the CRD's scope is `Namespaced`.
-    Deferred(DesiredObject, bool),
-}
-
 /// Deploy `desired` to `environment`. See the module documentation for the steps.
 pub async fn deploy_objects(
     client: &Client,
     environment: &Environment,
-    desired: Vec<DesiredObject>,
+    desired: Vec<Manifest>,
     options: &DeployOptions,
     printer: &Printer,
 ) -> Result<DeployReport, KubeError> {
     let retry = &options.retry;
     let resources = Resources::new();
     // 1. Everything that can be checked before the first write.
-    let checked = check(client, &resources, environment, &desired, retry).await?;
+    let checked = check::check(client, &resources, environment, &desired, retry).await?;
     let desired_ids: BTreeSet<ObjectId> = checked
         .iter()
         .map(|c| match c {
             Checked::Ready(p) => p.id.clone(),
-            Checked::Deferred(d, namespaced) => deferred_id(d, *namespaced, environment),
+            Checked::Deferred(d, namespaced) => check::deferred_id(d, *namespaced, environment),
         })
         .collect();
 
@@ -294,26 +279,6 @@ pub async fn deploy_objects(
     let report = result?;
     released?;
     Ok(report)
-}
-
-pub(crate) fn deferred_id(
-    desired: &DesiredObject,
-    namespaced: bool,
-    environment: &Environment,
-) -> ObjectId {
-    let mut id = ObjectId::of(&desired.object).unwrap_or(ObjectId {
-        group: String::new(),
-        kind: String::new(),
-        namespace: None,
-        name: String::new(),
-    });
-    // The cluster does not serve the kind yet: its scope is the one its CRD declares.
-    if !namespaced {
-        id.namespace = None;
-    } else if id.namespace.is_none() {
-        id.namespace = Some(environment.namespace.clone());
-    }
-    id
 }
 
 async fn locked_deploy(
@@ -472,7 +437,7 @@ async fn prune_one(
     let id = candidate.id();
     let api_error = |source: kube::Error| KubeError::Api {
         object: id.to_string(),
-        message: apply::error_message(&source),
+        message: crate::kube::error_message(&source),
         source,
     };
     let Some(resolved) = resources
@@ -515,100 +480,6 @@ async fn prune_one(
     Ok(decision)
 }
 
-/// Validate and resolve every desired object; no writes.
-pub(crate) async fn check(
-    client: &Client,
-    resources: &Resources,
-    environment: &Environment,
-    desired: &[DesiredObject],
-    retry: &RetryPolicy,
-) -> Result<Vec<Checked>, KubeError> {
-    let crd_kinds: HashMap<(String, String), bool> = desired
-        .iter()
-        .filter(|d| {
-            d.object.get("kind").and_then(Value::as_str) == Some("CustomResourceDefinition")
-        })
-        .flat_map(|d| {
-            let namespaced =
-                d.object.pointer("/spec/scope").and_then(Value::as_str) != Some("Cluster");
-            discovery::crd_defines(&d.object)
-                .into_iter()
-                .map(move |kind| (kind, namespaced))
-        })
-        .collect();
-    let mut checked = Vec::with_capacity(desired.len());
-    let mut seen: HashMap<ObjectId, Location> = HashMap::new();
-    for object in desired {
-        let invalid = |message: String| KubeError::InvalidManifest {
-            location: object.source.clone(),
-            message,
-        };
-        let api_version = object
-            .object
-            .get("apiVersion")
-            .and_then(Value::as_str)
-            .ok_or_else(|| invalid("missing `apiVersion`".into()))?;
-        let kind = object
-            .object
-            .get("kind")
-            .and_then(Value::as_str)
-            .ok_or_else(|| invalid("missing `kind`".into()))?;
-        let name = object
-            .object
-            .pointer("/metadata/name")
-            .and_then(Value::as_str)
-            .ok_or_else(|| invalid("missing `metadata.name`".into()))?;
-        let wave = order::wave_of(&object.object).map_err(invalid)?;
-        let resolved = resources
-            .resolve(client, retry, api_version, kind)
-            .await
-            .map_err(|source| KubeError::Api {
-                object: format!("{kind} {name} ({})", object.source),
-                message: format!(
-                    "discovery of `{api_version}` failed: {}",
-                    apply::error_message(&source)
-                ),
-                source,
-            })?;
-        let item = match resolved {
-            Some(resolved) => Checked::Ready(Box::new(apply::prepare(
-                &object.object,
-                &object.source,
-                resolved,
-                &environment.name,
-                &environment.namespace,
-                order::position(kind, wave),
-            )?)),
-            None if crd_kinds.contains_key(&(api_version.to_string(), kind.to_string())) => {
-                let namespaced = crd_kinds[&(api_version.to_string(), kind.to_string())];
-                Checked::Deferred(object.clone(), namespaced)
-            }
-            None => {
-                return Err(KubeError::UnknownKind {
-                    location: object.source.clone(),
-                    api_version: api_version.to_string(),
-                    kind: kind.to_string(),
-                    name: name.to_string(),
-                });
-            }
-        };
-        let id = match &item {
-            Checked::Ready(p) => p.id.clone(),
-            Checked::Deferred(d, namespaced) => deferred_id(d, *namespaced, environment),
-        };
-        if let Some(first) = seen.get(&id) {
-            return Err(KubeError::Duplicate {
-                id: id.to_string(),
-                first: first.clone(),
-                second: object.source.clone(),
-            });
-        }
-        seen.insert(id, object.source.clone());
-        checked.push(item);
-    }
-    Ok(checked)
-}
-
 /// Create the environment namespace when it does not exist (from its manifest when there is
 /// one: then its identity is returned).
 async fn ensure_namespace(
@@ -623,7 +494,7 @@ async fn ensure_namespace(
     let api: Api<Namespace> = Api::all(client.clone());
     let api_error = |source: kube::Error| KubeError::Api {
         object: format!("Namespace {name}"),
-        message: apply::error_message(&source),
+        message: crate::kube::error_message(&source),
         source,
     };
     if retry
@@ -646,7 +517,7 @@ async fn ensure_namespace(
         Some(prepared) => {
             apply::server_side_apply(client, prepared, options.force_conflicts, false, retry)
                 .await
-                .map_err(|e| apply::to_kube_error(prepared, e))?;
+                .map_err(|e| prepared.error(e))?;
             Some(prepared.id.clone())
         }
         None => {
@@ -677,7 +548,7 @@ async fn apply_all(
     entries: &mut HashMap<ObjectId, InventoryEntry>,
 ) -> Result<(), KubeError> {
     let mut ready: Vec<Prepared> = Vec::new();
-    let mut deferred: Vec<DesiredObject> = Vec::new();
+    let mut deferred: Vec<Manifest> = Vec::new();
     for item in checked {
         match item {
             Checked::Ready(prepared) => ready.push(*prepared),
@@ -726,7 +597,7 @@ async fn apply_all(
                 });
             };
             let wave = order::wave_of(&object.object).unwrap_or(0);
-            rest.push(apply::prepare(
+            rest.push(check::prepare(
                 &object.object,
                 &object.source,
                 resolved,
@@ -761,7 +632,7 @@ async fn resolve_with_patience(
 ) -> Result<Option<discovery::Resolved>, KubeError> {
     let api_error = |source: kube::Error| KubeError::Api {
         object: format!("{api_version} {kind}"),
-        message: apply::error_message(&source),
+        message: crate::kube::error_message(&source),
         source,
     };
     for _ in 0..20 {
@@ -882,7 +753,7 @@ async fn wait_healthy(
     .await
     .map_err(|source| KubeError::Api {
         object: "health check".into(),
-        message: apply::error_message(&source),
+        message: crate::kube::error_message(&source),
         source,
     })?;
     if crate::process::is_interrupted() {

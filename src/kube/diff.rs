@@ -16,13 +16,14 @@ use std::collections::BTreeSet;
 
 use futures::StreamExt;
 
-use crate::kube::apply::{self, Prepared};
-use crate::kube::deploy::{self, Environment};
+use crate::kube::KubeError;
+use crate::kube::apply;
+use crate::kube::check::{self, Checked, Prepared};
 use crate::kube::discovery::Resources;
 use crate::kube::inventory::{self, InventoryEntry};
 use crate::kube::prune;
 use crate::kube::retry::{RetryPolicy, status_code};
-use crate::kube::{DesiredObject, FIELD_MANAGER, KubeError, ObjectId};
+use crate::model::{Environment, FIELD_MANAGER, Manifest, ObjectId};
 
 /// What applying an object would do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -85,20 +86,20 @@ impl EnvironmentDiff {
 pub async fn diff_environment(
     client: &kube::Client,
     environment: &Environment,
-    desired: &[DesiredObject],
+    desired: &[Manifest],
     force: bool,
     concurrency: usize,
     retry: &RetryPolicy,
 ) -> Result<EnvironmentDiff, KubeError> {
     let resources = Resources::new();
-    let checked = deploy::check(client, &resources, environment, desired, retry).await?;
+    let checked = check::check(client, &resources, environment, desired, retry).await?;
     let mut prepared = Vec::new();
     let mut objects = Vec::new();
     for item in checked {
         match item {
-            deploy::Checked::Ready(p) => prepared.push(*p),
-            deploy::Checked::Deferred(object, namespaced) => objects.push((
-                deploy::deferred_id(&object, namespaced, environment),
+            Checked::Ready(p) => prepared.push(*p),
+            Checked::Deferred(object, namespaced) => objects.push((
+                check::deferred_id(&object, namespaced, environment),
                 ObjectDiff {
                     action: PlannedAction::Create,
                     live: None,
@@ -113,7 +114,7 @@ pub async fn diff_environment(
         .map(|p| async move {
             let diff = diff_object(client, &p, force, retry)
                 .await
-                .map_err(|e| apply::to_kube_error(&p, e))?;
+                .map_err(|e| p.error(e))?;
             Ok((p.id.clone(), diff))
         })
         .buffered(concurrency.max(1))
@@ -144,8 +145,8 @@ pub async fn diff_object(
         Ok(result) => result,
         Err(error) if live.is_none() && status_code(&error) == Some(404) => prepared.body.clone(),
         Err(error)
-            if apply::immutable_field(&error).is_some()
-                && crate::kube::annotation(&prepared.body, crate::kube::REPLACE_ANNOTATION)
+            if crate::kube::immutable_field(&error).is_some()
+                && crate::model::annotation(&prepared.body, crate::model::REPLACE_ANNOTATION)
                     == Some("true") =>
         {
             let desired = prepared.body.clone();

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::diagnostics::Location;
+use crate::diagnostics::{ErrorClass, Location, StageError};
 
 /// What can go wrong between a rendered manifest and a converged environment.
 #[derive(Debug, thiserror::Error)]
@@ -92,9 +92,10 @@ pub enum KubeError {
     CorruptInventory { name: String, message: String },
 }
 
-impl KubeError {
+/// The bridge from the Kubernetes stage to the user's error (see [`crate::diagnostics::user_error`]).
+impl StageError for KubeError {
     /// A hint for the user, when there is a useful one.
-    pub fn hint(&self) -> Option<String> {
+    fn hint(&self) -> Option<String> {
         match self {
             KubeError::Kubeconfig { .. } | KubeError::NoConfig { .. } => Some(
                 "pass `--kubeconfig FILE`, set `KUBECONFIG`, or set `cluster.kubeconfig` / `cluster.context` in the environment config"
@@ -118,11 +119,127 @@ impl KubeError {
             _ => None,
         }
     }
+
+    fn class(&self) -> ErrorClass {
+        match self {
+            KubeError::Interrupted => ErrorClass::Interrupted,
+            _ => ErrorClass::Failure,
+        }
+    }
 }
 
 fn path_suffix(path: &Option<PathBuf>) -> String {
     match path {
         Some(path) => format!(" `{}`", path.display()),
         None => String::new(),
+    }
+}
+
+/// The field named by an "immutable" rejection (422), if this is one.
+pub fn immutable_field(error: &kube::Error) -> Option<String> {
+    let kube::Error::Api(status) = error else {
+        return None;
+    };
+    if status.code != 422 && status.code != 400 {
+        return None;
+    }
+    let causes = status
+        .details
+        .as_ref()
+        .map(|d| d.causes.as_slice())
+        .unwrap_or_default();
+    for cause in causes {
+        if cause.message.contains("immutable") {
+            if !cause.field.is_empty() {
+                return Some(cause.field.clone());
+            }
+            if let Some(field) = field_before_colon(&cause.message) {
+                return Some(field);
+            }
+        }
+    }
+    if status.message.contains("immutable") {
+        // `Deployment.apps "web" is invalid: spec.selector: Invalid value: ...: field is immutable`
+        let after_invalid = status
+            .message
+            .split_once("is invalid: ")
+            .map(|(_, rest)| rest)
+            .unwrap_or(&status.message);
+        return Some(
+            field_before_colon(after_invalid).unwrap_or_else(|| "(unknown field)".to_string()),
+        );
+    }
+    None
+}
+
+fn field_before_colon(text: &str) -> Option<String> {
+    let (field, _) = text.split_once(':')?;
+    let field = field.trim();
+    (!field.is_empty() && !field.contains(' ')).then(|| field.to_string())
+}
+
+/// The server's message of an error (the Status message for API errors).
+pub fn error_message(error: &kube::Error) -> String {
+    match error {
+        kube::Error::Api(status) if !status.message.is_empty() => {
+            format!("{} ({})", status.message, status.code)
+        }
+        other => other.to_string(),
+    }
+}
+
+impl KubeError {
+    /// A request about `object` failed: an immutable-field rejection names the field, anything
+    /// else keeps the server's message.
+    pub fn about(object: String, source: kube::Error) -> KubeError {
+        if let Some(field) = immutable_field(&source) {
+            return KubeError::Immutable {
+                object,
+                field,
+                message: error_message(&source),
+            };
+        }
+        KubeError::Api {
+            object,
+            message: error_message(&source),
+            source,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kube::core::Status;
+    use serde_json::json;
+
+    #[test]
+    fn immutable_field_is_found_in_causes_or_message() {
+        let with_cause: Status = serde_json::from_value(json!({
+            "code": 422, "reason": "Invalid",
+            "message": "Deployment.apps \"web\" is invalid: spec.selector: Invalid value: {}: field is immutable",
+            "details": {"causes": [{"reason": "FieldValueInvalid", "message": "Invalid value: {}: field is immutable", "field": "spec.selector"}]}
+        }))
+        .unwrap();
+        let with_cause = kube::Error::Api(Box::new(with_cause));
+        assert_eq!(
+            immutable_field(&with_cause).as_deref(),
+            Some("spec.selector")
+        );
+        let message_only = kube::Error::Api(Box::new(Status {
+            code: 422,
+            message: "Job.batch \"migrate\" is invalid: spec.template: Invalid value: ...: field is immutable".into(),
+            ..Status::failure("", "Invalid")
+        }));
+        assert_eq!(
+            immutable_field(&message_only).as_deref(),
+            Some("spec.template")
+        );
+        let other = kube::Error::Api(Box::new(Status {
+            code: 422,
+            message: "spec.replicas: must be >= 0".into(),
+            ..Status::failure("", "Invalid")
+        }));
+        assert_eq!(immutable_field(&other), None);
     }
 }

@@ -25,7 +25,7 @@ use kube::Client;
 use kube::api::{Api, DynamicObject, ListParams};
 use serde_json::Value;
 
-use crate::kube::apply::Prepared;
+use crate::kube::check::Prepared;
 use crate::kube::retry::RetryPolicy;
 
 /// The health of one object.

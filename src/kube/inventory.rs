@@ -13,8 +13,9 @@ use kube::api::{Api, Patch, PatchParams};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+use crate::kube::KubeError;
 use crate::kube::retry::RetryPolicy;
-use crate::kube::{FIELD_MANAGER, KubeError, MANAGED_BY_LABEL, ObjectId, group_of};
+use crate::model::{FIELD_MANAGER, MANAGED_BY_LABEL, ObjectId, group_of};
 
 const OBJECTS_KEY: &str = "inventory.json";
 const HISTORY_KEY: &str = "history.json";
@@ -123,7 +124,7 @@ pub async fn load(
         .await
         .map_err(|source| KubeError::Api {
             object: format!("ConfigMap {namespace}/{name}"),
-            message: crate::kube::apply::error_message(&source),
+            message: crate::kube::error_message(&source),
             source,
         })?;
     let Some(configmap) = found else {
@@ -163,7 +164,7 @@ pub async fn store(
         .await
         .map_err(|source| KubeError::Api {
             object,
-            message: crate::kube::apply::error_message(&source),
+            message: crate::kube::error_message(&source),
             source,
         })?;
     Ok(())

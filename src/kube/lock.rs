@@ -21,7 +21,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use crate::kube::KubeError;
-use crate::kube::apply::error_message;
+use crate::kube::error_message;
 use crate::kube::progress::Progress;
 use crate::kube::retry::{RetryPolicy, status_code};
 

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::kube::inventory::InventoryEntry;
-use crate::kube::{OWNED_BY_ANNOTATION, ObjectId, PRUNE_ANNOTATION};
+use crate::model::{OWNED_BY_ANNOTATION, ObjectId, PRUNE_ANNOTATION};
 
 /// Kinds never pruned without `--prune-protected`.
 pub const PROTECTED_KINDS: &[&str] = &[
@@ -76,11 +76,11 @@ pub fn decide(
     let Some(live) = live else {
         return PruneDecision::Gone;
     };
-    let owner = crate::kube::annotation(live, OWNED_BY_ANNOTATION);
+    let owner = crate::model::annotation(live, OWNED_BY_ANNOTATION);
     if owner != Some(environment) {
         return PruneDecision::NotOwned(owner.unwrap_or("").to_string());
     }
-    if crate::kube::annotation(live, PRUNE_ANNOTATION) == Some("false") {
+    if crate::model::annotation(live, PRUNE_ANNOTATION) == Some("false") {
         return PruneDecision::KeepAnnotated;
     }
     if PROTECTED_KINDS.contains(&entry.kind.as_str()) && !prune_protected {

@@ -94,8 +94,10 @@ pub async fn start(root: &Path, environment: &str) -> Result<Sandbox, SandboxErr
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::kube::deploy::{DeployOptions, Environment, ObjectAction};
-    use crate::kube::{DesiredObject, deploy_objects};
+    use crate::kube::deploy::{DeployOptions, ObjectAction};
+    use crate::kube::deploy_objects;
+    use crate::model::Environment;
+    use crate::model::Manifest;
     use crate::output::Printer;
     use crate::settings::OutputFormat;
     use serde_json::json;
@@ -108,7 +110,7 @@ mod tests {
             namespace: "blog-dev".into(),
         };
         let desired = || {
-            vec![DesiredObject {
+            vec![Manifest {
                 source: crate::diagnostics::Location::new("cm.yaml", 1, 1),
                 object: json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a"}, "data": {"k": "v"}}),
             }]

@@ -13,9 +13,9 @@ use std::collections::BTreeSet;
 
 use serde_json::Value;
 
-use crate::kube::ObjectId;
 use crate::kube::diff::{self, EnvironmentDiff, ObjectDiff, PlannedAction};
 use crate::kube::inventory::InventoryEntry;
+use crate::model::{ObjectId, is_secret};
 use crate::plan::{
     DriftKind, FieldChange, FieldDrift, KubernetesPart, ObjectAction, ObjectChange, ObjectDrift,
     ObjectRef, REDACTED, unified_diff,
@@ -145,7 +145,7 @@ pub fn drift(
                         .into_iter()
                         // Only gitship owning the field means Git changed since the last
                         // deploy: no one else to name.
-                        .find(|m| m != crate::kube::FIELD_MANAGER);
+                        .find(|m| m != crate::model::FIELD_MANAGER);
                     let pointer = json_pointer(&change.path);
                     if rules.iter().any(|rule| {
                         rule_matches_object(rule, id)
@@ -178,98 +178,6 @@ pub fn drift(
         }
     }
     (drifted, ignored)
-}
-
-/// The managed fields of `desired` (the manifest as gitship applies it) whose live value differs,
-/// without a dry run: every leaf the manifest sets is compared with the live object at the same
-/// path, after the normalisation of [`diff::loosely_equal`]. Fields the manifest does not set
-/// (server defaults, other managers' fields) are not looked at, so a freshly deployed object has
-/// no changes. A Secret's `stringData` is compared as the `data` the server stores it as.
-/// `drift` uses this over LISTed objects: one request per kind instead of two per object.
-pub fn compare_to_manifest(live: &Value, desired: &Value) -> Vec<diff::FieldChange> {
-    let desired = secret_as_stored(desired);
-    let live = secret_as_stored(live);
-    let mut changes = Vec::new();
-    if let (Value::Object(live), Value::Object(desired)) = (&live, &desired) {
-        for (key, value) in desired {
-            if key == "status" {
-                continue;
-            }
-            walk_manifest(key, live.get(key), value, &mut changes);
-        }
-    }
-    changes
-}
-
-fn walk_manifest(
-    path: &str,
-    live: Option<&Value>,
-    desired: &Value,
-    out: &mut Vec<diff::FieldChange>,
-) {
-    let push = |out: &mut Vec<diff::FieldChange>| {
-        out.push(diff::FieldChange {
-            path: path.to_string(),
-            live: live.cloned(),
-            desired: Some(desired.clone()),
-        })
-    };
-    match (desired, live) {
-        (Value::Null, _) => {}
-        (Value::Object(wanted), None | Some(Value::Null)) if wanted.is_empty() => {}
-        (Value::Array(wanted), None | Some(Value::Null)) if wanted.is_empty() => {}
-        (Value::Object(wanted), Some(Value::Object(found))) => {
-            for (key, value) in wanted {
-                let child = format!("{path}.{key}");
-                walk_manifest(&child, found.get(key), value, out);
-            }
-        }
-        (Value::Array(wanted), Some(Value::Array(found))) if wanted.len() == found.len() => {
-            for (index, (value, live_value)) in wanted.iter().zip(found).enumerate() {
-                walk_manifest(&format!("{path}[{index}]"), Some(live_value), value, out);
-            }
-        }
-        (_, None) => push(out),
-        (wanted, Some(found)) => {
-            let equal = match (wanted, found) {
-                (Value::Object(_) | Value::Array(_), _)
-                | (_, Value::Object(_) | Value::Array(_)) => false,
-                _ => diff::loosely_equal(path, found, wanted),
-            };
-            if !equal {
-                push(out);
-            }
-        }
-    }
-}
-
-/// A Secret's `stringData` moved into `data`, base64-encoded, as the server stores it.
-fn secret_as_stored(object: &Value) -> Value {
-    use base64::Engine;
-    let mut object = object.clone();
-    if !is_secret(&object) {
-        return object;
-    }
-    if let Some(Value::Object(plain)) = object.as_object_mut().and_then(|m| m.remove("stringData"))
-    {
-        let data = object.as_object_mut().map(|m| {
-            m.entry("data")
-                .or_insert_with(|| Value::Object(Default::default()))
-        });
-        if let Some(Value::Object(data)) = data {
-            for (key, value) in plain {
-                let text = match value {
-                    Value::String(text) => text,
-                    other => other.to_string(),
-                };
-                data.insert(
-                    key,
-                    Value::String(base64::engine::general_purpose::STANDARD.encode(text)),
-                );
-            }
-        }
-    }
-    object
 }
 
 fn rule_matches_object(rule: &IgnoreRule, id: &ObjectId) -> bool {
@@ -349,12 +257,6 @@ fn field_texts(fields: &[FieldChange]) -> (String, String) {
 
 fn without_status_noise(object: &Value) -> String {
     crate::render::emit::to_yaml(object)
-}
-
-/// Whether `object` is a core/v1 Secret.
-pub fn is_secret(object: &Value) -> bool {
-    object.get("kind").and_then(Value::as_str) == Some("Secret")
-        && object.get("apiVersion").and_then(Value::as_str) == Some("v1")
 }
 
 /// The identity to show, with the apiVersion of the object as written or served.
@@ -574,53 +476,6 @@ mod tests {
         assert!(
             !text.contains("b2xk") && !text.contains("aHVudGVy"),
             "{text}"
-        );
-    }
-
-    #[test]
-    fn manifest_comparison_ignores_defaults_and_finds_changes() {
-        let live = json!({"apiVersion": "apps/v1", "kind": "Deployment",
-            "metadata": {"name": "web", "resourceVersion": "4", "labels": {"app": "web", "extra": "x"}},
-            "spec": {"replicas": 10, "revisionHistoryLimit": 10, "template": {"spec": {"containers": [
-                {"name": "app", "image": "web:1", "imagePullPolicy": "IfNotPresent",
-                 "resources": {"limits": {"cpu": "500m"}}}]}}},
-            "status": {"replicas": 10}});
-        let desired = json!({"apiVersion": "apps/v1", "kind": "Deployment",
-            "metadata": {"name": "web", "labels": {"app": "web"}},
-            "spec": {"replicas": 3.0, "template": {"spec": {"containers": [
-                {"name": "app", "image": "web:1", "resources": {"limits": {"cpu": "0.5"}}}]}}}});
-        let changes = compare_to_manifest(&live, &desired);
-        assert_eq!(
-            changes,
-            vec![KubeFieldChange {
-                path: "spec.replicas".into(),
-                live: Some(json!(10)),
-                desired: Some(json!(3.0))
-            }]
-        );
-        let mut same = desired.clone();
-        same["spec"]["replicas"] = json!(10);
-        assert!(compare_to_manifest(&live, &same).is_empty());
-        let mut missing = same.clone();
-        missing["metadata"]["labels"]["team"] = json!("blog");
-        assert_eq!(
-            compare_to_manifest(&live, &missing)[0].path,
-            "metadata.labels.team"
-        );
-    }
-
-    #[test]
-    fn secret_string_data_compares_as_stored_data() {
-        let live = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "db"},
-            "data": {"password": "aHVudGVyMg=="}, "type": "Opaque"});
-        let desired = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "db"},
-            "stringData": {"password": "hunter2"}});
-        assert!(compare_to_manifest(&live, &desired).is_empty());
-        let changed = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "db"},
-            "stringData": {"password": "other"}});
-        assert_eq!(
-            compare_to_manifest(&live, &changed)[0].path,
-            "data.password"
         );
     }
 

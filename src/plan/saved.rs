@@ -19,15 +19,10 @@ use anyhow::{Context as _, Result};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::commands::Context;
-use crate::commands::deploy;
-use crate::commands::plan::{self as plan_command, Computed, Session};
-use crate::diagnostics::{Location, UserError};
-use crate::exit::Outcome;
-use crate::kube::{DesiredObject, ObjectId};
-use crate::plan::{GitInfo, ImageAction, KNOWN_AFTER_APPLY, Plan};
-use crate::render::{ImageRef, Manifest};
-use crate::settings::DeploySettings;
+use crate::diagnostics::UserError;
+use crate::model::{Manifest, ObjectId};
+use crate::plan::{GitInfo, KNOWN_AFTER_APPLY, Plan};
+use crate::render::ImageRef;
 
 /// Version of the saved-plan file format.
 pub const SAVED_FORMAT_VERSION: u32 = 1;
@@ -45,16 +40,9 @@ pub struct SavedPlan {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub terraform_planfile: Option<String>,
     pub images: Vec<ImageRef>,
-    pub manifests: Vec<SavedManifest>,
+    pub manifests: Vec<Manifest>,
     /// The live objects the plan was computed against.
     pub live: Vec<LiveVersion>,
-}
-
-/// One rendered manifest (real values).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct SavedManifest {
-    pub source: Location,
-    pub object: Value,
 }
 
 /// A desired object's live resourceVersion when planned (`None`: it did not exist).
@@ -80,57 +68,6 @@ pub enum StaleReason {
         planned: String,
         current: String,
     },
-}
-
-/// Write `computed` to `out` (and its Terraform planfile to `out.tfplan`).
-pub fn save(out: &Path, session: &Session, computed: &Computed) -> Result<()> {
-    if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent)
-            .with_context(|| format!("cannot create the directory `{}`", parent.display()))?;
-    }
-    let terraform_planfile = match &computed.planfile {
-        Some(planfile) => {
-            let copy = sidecar(out);
-            std::fs::copy(planfile, &copy).with_context(|| {
-                format!(
-                    "cannot copy the Terraform plan `{}` to `{}`",
-                    planfile.display(),
-                    copy.display()
-                )
-            })?;
-            copy.file_name().map(|n| n.to_string_lossy().into_owned())
-        }
-        None => None,
-    };
-    let live = computed
-        .kubernetes
-        .iter()
-        .flat_map(|diff| &diff.objects)
-        .map(|(id, object_diff)| LiveVersion {
-            object: id.clone(),
-            resource_version: object_diff.live.as_ref().and_then(resource_version),
-        })
-        .collect();
-    let saved = SavedPlan {
-        format_version: SAVED_FORMAT_VERSION,
-        environment: session.config.name.clone(),
-        sandbox: session.sandbox,
-        git: session.git.clone(),
-        plan: computed.plan.clone(),
-        terraform_planfile,
-        images: computed.images.values().cloned().collect(),
-        manifests: computed
-            .manifests
-            .iter()
-            .map(|m| SavedManifest {
-                source: m.source.clone(),
-                object: m.object.clone(),
-            })
-            .collect(),
-        live,
-    };
-    write_private(out, &serde_json::to_vec(&saved)?)
-        .with_context(|| format!("cannot write the saved plan `{}`", out.display()))
 }
 
 /// Read a saved plan.
@@ -195,176 +132,8 @@ pub fn check_live(
     Ok(())
 }
 
-/// `gitship deploy ENV --plan FILE`: apply exactly the saved plan, or refuse it as stale.
-pub async fn deploy(ctx: &Context, settings: &DeploySettings, path: &Path) -> Result<Outcome> {
-    let saved = load(path)?;
-    let session = plan_command::open(ctx, &settings.cluster)?;
-    if saved.environment != session.config.name {
-        return Err(UserError::new(
-            format!(
-                "the saved plan `{}` is for environment `{}`, not `{}`",
-                path.display(),
-                saved.environment,
-                session.config.name
-            ),
-            format!(
-                "deploy it with `gitship deploy {} --plan ...`",
-                saved.environment
-            ),
-        )
-        .into());
-    }
-    if saved.sandbox != session.sandbox {
-        return Err(UserError::new(
-            format!(
-                "the saved plan `{}` was made {} the sandbox",
-                path.display(),
-                if saved.sandbox { "in" } else { "outside" }
-            ),
-            "deploy it with the same `--sandbox` setting as the plan",
-        )
-        .into());
-    }
-    check_git(&saved, &session.git.sha).map_err(|reason| stale(path, reason))?;
-
-    let connection = plan_command::connect(ctx, &session).await?;
-    let mut manifests: Vec<Manifest> = saved
-        .manifests
-        .iter()
-        .map(|m| Manifest {
-            source: m.source.clone(),
-            object: m.object.clone(),
-        })
-        .collect();
-    let environment_diff = plan_command::kubernetes_diff(
-        &connection.client,
-        &session,
-        plan_command::desired_objects(&manifests),
-    )
-    .await?;
-    let current = environment_diff
-        .objects
-        .iter()
-        .map(|(id, object_diff)| {
-            (
-                id.clone(),
-                object_diff.live.as_ref().and_then(resource_version),
-            )
-        })
-        .collect();
-    check_live(&saved, &current).map_err(|reason| stale(path, reason))?;
-
-    if let Some(planfile) = &saved.terraform_planfile {
-        let planfile = path
-            .parent()
-            .unwrap_or_else(|| Path::new("."))
-            .join(planfile);
-        let Some(driver) = plan_command::terraform_driver(&session).await? else {
-            return Err(UserError::new(
-                "the saved plan has a Terraform plan but the repository has no Terraform layer",
-                "run `gitship plan --out` again",
-            )
-            .into());
-        };
-        ctx.printer.status(&format!(
-            "applying the saved Terraform plan `{}`",
-            planfile.display()
-        ));
-        driver
-            .apply(&PathBuf::from(&planfile))
-            .await
-            .map_err(|e| e.into_anyhow())?;
-        if mentions_unknown(&saved.manifests) {
-            // Outputs were unknown at plan time: render the same commit with the real outputs.
-            let outputs = driver.outputs().await.map_err(|e| e.into_anyhow())?;
-            let images = saved
-                .images
-                .iter()
-                .map(|image| (image.app.clone(), image.clone()))
-                .collect();
-            manifests = plan_command::render_manifests(&session, images, outputs)?;
-            if mentions_unknown_in(&manifests) {
-                return Err(UserError::new(
-                    "a Terraform output the manifests use still has no value after apply",
-                    "check the module's outputs",
-                )
-                .into());
-            }
-        }
-    }
-
-    build_missing_images(ctx, &saved, &session, settings).await?;
-
-    let desired: Vec<DesiredObject> = plan_command::desired_objects(&manifests);
-    let options = deploy::deploy_options(&session.config, settings, Some(session.git.sha.clone()));
-    let report = deploy::kubernetes_stage(
-        &connection.client,
-        &session.config,
-        desired,
-        &options,
-        &ctx.printer,
-    )
-    .await;
-    if let Some(sandbox) = &connection.sandbox {
-        sandbox
-            .server
-            .save_state()
-            .with_context(|| format!("cannot save `{}`", sandbox.state_file.display()))?;
-    }
-    deploy::print_report(&ctx.printer, &report?, session.sandbox)?;
-    Ok(Outcome::Success)
-}
-
-/// Build and push the images the plan said are still to be built (under the content tags the
-/// manifests already reference). Nothing is built in the sandbox.
-async fn build_missing_images(
-    ctx: &Context,
-    saved: &SavedPlan,
-    session: &Session,
-    settings: &DeploySettings,
-) -> Result<()> {
-    let missing: Vec<&str> = saved
-        .plan
-        .images
-        .iter()
-        .filter(|image| image.action == ImageAction::Build)
-        .map(|image| image.app.as_str())
-        .collect();
-    if session.sandbox || missing.is_empty() {
-        return Ok(());
-    }
-    let source = crate::build::image_source(&session.repo.root);
-    let requests: Vec<crate::build::BuildRequest> = saved
-        .images
-        .iter()
-        .filter(|image| missing.contains(&image.app.as_str()))
-        .filter_map(|image| {
-            Some(crate::build::BuildRequest {
-                app: session.repo.app(&image.app)?.clone(),
-                image_repository: image.repository.clone(),
-                tag: image.tag.clone(),
-                revision: saved.git.sha.clone(),
-                source: source.clone(),
-            })
-        })
-        .collect();
-    let options = crate::build::BuildOptions {
-        builder: session.repo.layout.builder.clone(),
-        jobs: settings.build.jobs.max(1),
-        force: settings.build.force_build,
-        ..crate::build::BuildOptions::default()
-    };
-    crate::build::build_images(
-        &requests,
-        &options,
-        &crate::build::Registry::new(),
-        &ctx.printer,
-    )
-    .await?;
-    Ok(())
-}
-
-fn stale(path: &Path, reason: StaleReason) -> anyhow::Error {
+/// The error for a saved plan at `path` that is stale for `reason`.
+pub fn stale(path: &Path, reason: StaleReason) -> anyhow::Error {
     UserError::new(
         format!("the saved plan `{}` is stale: {reason}", path.display()),
         "run `gitship plan --out` again, review it, then deploy the new plan",
@@ -372,11 +141,8 @@ fn stale(path: &Path, reason: StaleReason) -> anyhow::Error {
     .into()
 }
 
-fn mentions_unknown(manifests: &[SavedManifest]) -> bool {
-    manifests.iter().any(|m| contains_unknown(&m.object))
-}
-
-fn mentions_unknown_in(manifests: &[Manifest]) -> bool {
+/// Whether any manifest still holds a value that was unknown when it was planned.
+pub fn mentions_unknown(manifests: &[Manifest]) -> bool {
     manifests.iter().any(|m| contains_unknown(&m.object))
 }
 
@@ -389,7 +155,8 @@ fn contains_unknown(value: &Value) -> bool {
     }
 }
 
-fn resource_version(object: &Value) -> Option<String> {
+/// An object's `metadata.resourceVersion`.
+pub fn resource_version(object: &Value) -> Option<String> {
     object
         .pointer("/metadata/resourceVersion")
         .and_then(Value::as_str)
@@ -406,17 +173,63 @@ fn sidecar(out: &Path) -> PathBuf {
     out.with_file_name(name)
 }
 
-fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
+/// Write `saved` to `out`, with `planfile` (Terraform's saved plan) copied next to it as
+/// `out.tfplan`. Both hold secrets: see [`write_private`].
+pub fn write(out: &Path, saved: &mut SavedPlan, planfile: Option<&Path>) -> Result<()> {
+    if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
+        create_private_dir(parent)
+            .with_context(|| format!("cannot create the directory `{}`", parent.display()))?;
+    }
+    saved.terraform_planfile = match planfile {
+        Some(planfile) => {
+            let copy = sidecar(out);
+            let bytes = std::fs::read(planfile).with_context(|| {
+                format!("cannot read the Terraform plan `{}`", planfile.display())
+            })?;
+            write_private(&copy, &bytes).with_context(|| {
+                format!(
+                    "cannot copy the Terraform plan `{}` to `{}`",
+                    planfile.display(),
+                    copy.display()
+                )
+            })?;
+            copy.file_name().map(|n| n.to_string_lossy().into_owned())
+        }
+        None => None,
+    };
+    write_private(out, &serde_json::to_vec(saved)?)
+        .with_context(|| format!("cannot write the saved plan `{}`", out.display()))
+}
+
+/// Create `dir` (and its missing parents) with mode 0700.
+fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
     #[cfg(unix)]
     {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
+        use std::os::unix::fs::DirBuilderExt;
+        builder.mode(0o700);
     }
-    let mut file = options.open(path)?;
-    file.write_all(bytes)
+    builder.create(dir)
+}
+
+/// Write `bytes` to `path` as a file only its owner can read (0600), whatever was there: a new
+/// temporary file in the same directory (created 0600), renamed over `path`. An existing file
+/// keeps none of its mode, and a symlink at `path` is replaced, never followed.
+pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let dir = match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    };
+    // tempfile creates its files 0600 (O_EXCL, in `dir`, so the rename stays on one filesystem).
+    let mut file = tempfile::Builder::new()
+        .prefix(".gitship-")
+        .tempfile_in(dir)?;
+    file.write_all(bytes)?;
+    file.as_file().sync_all()?;
+    file.persist(path).map_err(|error| error.error)?;
+    Ok(())
 }
 
 #[cfg(test)]

@@ -15,24 +15,22 @@ pub mod emit;
 pub mod template;
 
 use std::collections::{BTreeMap, HashMap};
-use std::fmt;
+
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-use crate::diagnostics::{Location, UserError};
+use crate::diagnostics::Location;
 use crate::git::GitError;
+use crate::model::Manifest;
+use crate::model::{
+    ENVIRONMENT_LABEL, MANAGED_BY_LABEL, MANAGED_BY_VALUE, ObjectId, group_of, is_cluster_scoped,
+};
 use crate::repo::yaml::{self, Node, NodeKind, ScalarStyle};
 use crate::repo::{EnvConfig, Repository};
 use crate::terraform;
 use template::{Derived, Segment};
 
-/// Label on every object gitship renders.
-pub const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
-/// Value of [`MANAGED_BY_LABEL`].
-pub const MANAGED_BY_VALUE: &str = "gitship";
-/// Label carrying the environment's name.
-pub const ENVIRONMENT_LABEL: &str = "gitship.dev/environment";
 /// What redacted values are replaced with.
 pub const REDACTED: &str = crate::plan::REDACTED;
 
@@ -137,123 +135,6 @@ pub enum UnknownOutputs {
     Placeholder,
 }
 
-/// One rendered object and where it came from.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Manifest {
-    /// The start of the YAML document (file relative to the repository root).
-    pub source: Location,
-    pub object: Value,
-}
-
-/// The identity of a Kubernetes object.
-#[derive(
-    Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
-)]
-pub struct ObjectId {
-    /// API group; empty for the core group.
-    pub group: String,
-    pub kind: String,
-    pub namespace: Option<String>,
-    pub name: String,
-}
-
-impl fmt::Display for ObjectId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.group.is_empty() {
-            write!(f, "{}", self.kind)?;
-        } else {
-            write!(f, "{}/{}", self.group, self.kind)?;
-        }
-        match &self.namespace {
-            Some(namespace) => write!(f, " {namespace}/{}", self.name),
-            None => write!(f, " {}", self.name),
-        }
-    }
-}
-
-/// The group of an `apiVersion` (`apps/v1` -> `apps`, `v1` -> ``).
-pub fn api_group(api_version: &str) -> &str {
-    api_version
-        .rsplit_once('/')
-        .map(|(group, _)| group)
-        .unwrap_or("")
-}
-
-impl Manifest {
-    /// The object's identity.
-    pub fn id(&self) -> ObjectId {
-        object_id(&self.object)
-    }
-
-    pub fn api_version(&self) -> &str {
-        self.object
-            .get("apiVersion")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-    }
-
-    pub fn kind(&self) -> &str {
-        self.object
-            .get("kind")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-    }
-}
-
-/// The identity of an object (missing fields are empty).
-pub fn object_id(object: &Value) -> ObjectId {
-    let text = |pointer: &str| object.pointer(pointer).and_then(Value::as_str);
-    ObjectId {
-        group: api_group(text("/apiVersion").unwrap_or_default()).to_string(),
-        kind: text("/kind").unwrap_or_default().to_string(),
-        namespace: text("/metadata/namespace").map(str::to_string),
-        name: text("/metadata/name").unwrap_or_default().to_string(),
-    }
-}
-
-/// Kinds that are cluster-scoped (group, kind). Everything else is assumed namespaced; the
-/// Kubernetes stage corrects this with API discovery.
-const CLUSTER_SCOPED: &[(&str, &str)] = &[
-    ("", "Namespace"),
-    ("", "Node"),
-    ("", "PersistentVolume"),
-    ("", "ComponentStatus"),
-    ("rbac.authorization.k8s.io", "ClusterRole"),
-    ("rbac.authorization.k8s.io", "ClusterRoleBinding"),
-    ("apiextensions.k8s.io", "CustomResourceDefinition"),
-    ("storage.k8s.io", "StorageClass"),
-    ("storage.k8s.io", "CSIDriver"),
-    ("storage.k8s.io", "CSINode"),
-    ("storage.k8s.io", "VolumeAttachment"),
-    ("scheduling.k8s.io", "PriorityClass"),
-    ("networking.k8s.io", "IngressClass"),
-    (
-        "admissionregistration.k8s.io",
-        "MutatingWebhookConfiguration",
-    ),
-    (
-        "admissionregistration.k8s.io",
-        "ValidatingWebhookConfiguration",
-    ),
-    ("admissionregistration.k8s.io", "ValidatingAdmissionPolicy"),
-    (
-        "admissionregistration.k8s.io",
-        "ValidatingAdmissionPolicyBinding",
-    ),
-    ("apiregistration.k8s.io", "APIService"),
-    ("node.k8s.io", "RuntimeClass"),
-    ("certificates.k8s.io", "CertificateSigningRequest"),
-    ("flowcontrol.apiserver.k8s.io", "FlowSchema"),
-    ("flowcontrol.apiserver.k8s.io", "PriorityLevelConfiguration"),
-];
-
-/// Whether objects of `kind` in `group` are cluster-scoped, by gitship's built-in table.
-pub fn is_cluster_scoped(group: &str, kind: &str) -> bool {
-    CLUSTER_SCOPED
-        .iter()
-        .any(|(g, k)| *g == group && *k == kind)
-}
-
 /// One problem found while rendering.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Problem {
@@ -324,20 +205,9 @@ impl RenderError {
     }
 }
 
-impl From<RenderError> for UserError {
-    fn from(err: RenderError) -> Self {
-        let hint = err.hint();
-        let mut message = err.to_string();
-        let mut source = std::error::Error::source(&err);
-        while let Some(cause) = source {
-            message.push_str(&format!(": {cause}"));
-            source = cause.source();
-        }
-        UserError {
-            message,
-            hint,
-            class: crate::diagnostics::ErrorClass::Failure,
-        }
+impl crate::diagnostics::StageError for RenderError {
+    fn hint(&self) -> Option<String> {
+        RenderError::hint(self)
     }
 }
 
@@ -418,7 +288,7 @@ pub fn render_sources(
                 location: manifest.source.clone(),
                 message: format!(
                     "duplicate object `{}`: also defined at {first}",
-                    manifest.id()
+                    manifest.id().qualified()
                 ),
                 no_terraform_outputs: false,
             });
@@ -547,7 +417,7 @@ impl Renderer<'_> {
                 }
             }
             if let Some(offender) = objects.iter().find(|object| !is_secret(object)) {
-                let id = object_id(offender);
+                let id = ObjectId::lenient(offender).qualified();
                 for (output, at) in sensitive_uses {
                     self.problem(
                         at,
@@ -597,7 +467,7 @@ impl Renderer<'_> {
                 ));
             }
         }
-        if !is_cluster_scoped(api_group(&api_version), &kind) {
+        if !is_cluster_scoped(group_of(&api_version), &kind) {
             match metadata.get("namespace") {
                 Some(Value::String(namespace)) if !namespace.is_empty() => {}
                 None | Some(Value::Null) => {
@@ -921,7 +791,7 @@ impl Redactor {
 pub fn redact_sensitive(object: &Value, redactor: &Redactor) -> Value {
     let mut copy = object.clone();
     let is_secret = object.get("kind").and_then(Value::as_str) == Some("Secret")
-        && api_group(
+        && group_of(
             object
                 .get("apiVersion")
                 .and_then(Value::as_str)

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 pub use config::EnvConfig;
 
-use crate::diagnostics::{Location, UserError};
+use crate::diagnostics::Location;
 use config::{Reader, find, is_dns_label};
 use yaml::Node;
 
@@ -158,13 +158,9 @@ impl RepoError {
     }
 }
 
-impl From<RepoError> for UserError {
-    fn from(err: RepoError) -> Self {
-        UserError {
-            message: err.to_string(),
-            hint: err.hint(),
-            class: crate::diagnostics::ErrorClass::Failure,
-        }
+impl crate::diagnostics::StageError for RepoError {
+    fn hint(&self) -> Option<String> {
+        RepoError::hint(self)
     }
 }
 

@@ -8,7 +8,7 @@
 use std::fmt;
 use std::path::PathBuf;
 
-use crate::diagnostics::{ErrorClass, Location, UserError};
+use crate::diagnostics::{ErrorClass, Location, StageError};
 use crate::terraform::binary::{BinaryKind, MINIMUM_VERSION, Version};
 
 /// A Terraform driver failure.
@@ -106,9 +106,9 @@ pub enum TerraformError {
     },
 }
 
-impl TerraformError {
+impl StageError for TerraformError {
     /// A short suggestion of what to do next, when there is one.
-    pub fn hint(&self) -> Option<String> {
+    fn hint(&self) -> Option<String> {
         match self {
             TerraformError::BinaryMissing { binary, .. } => Some(format!(
                 "install `{binary}` >= {MINIMUM_VERSION} and put it on PATH, or set `terraform.binary` in `gitship.yaml`"
@@ -141,23 +141,11 @@ impl TerraformError {
     }
 
     /// The exit-code class (interrupts exit 130, everything else 1).
-    pub fn class(&self) -> ErrorClass {
+    fn class(&self) -> ErrorClass {
         match self {
             TerraformError::Interrupted { .. } => ErrorClass::Interrupted,
             _ => ErrorClass::Failure,
         }
-    }
-
-    /// This error as an `anyhow` chain for the command layer, carrying its hint and exit class.
-    pub fn into_anyhow(self) -> anyhow::Error {
-        let message = self.to_string();
-        let hint = self.hint();
-        let class = self.class();
-        anyhow::Error::from(self).context(UserError {
-            message,
-            hint,
-            class,
-        })
     }
 }
 

@@ -9,7 +9,7 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use gitship::build::{
+use gitship::image::{
     BuildAction, BuildError, BuildOptions, BuildRequest, BuildResult, PlannedAction,
     REVISION_LABEL, Registry, SOURCE_LABEL, build_images, plan_images,
 };

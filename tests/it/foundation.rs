@@ -338,7 +338,7 @@ fn envs_lists_the_example() {
     assert_eq!(result.code, 0, "{}", result.stderr);
     snapshot("envs_example", &result.transcript(), None);
     let json = gitship_example(&["envs", "-o", "json"]);
-    let rows: Vec<gitship::commands::envs::EnvironmentSummary> =
+    let rows: Vec<gitship::ops::envs::EnvironmentSummary> =
         serde_json::from_str(&json.stdout).expect("json");
     let names: Vec<&str> = rows.iter().map(|r| r.name.as_str()).collect();
     assert_eq!(names, ["development", "production", "staging"]);
@@ -1000,7 +1000,7 @@ fn validate_json_reports_each_environment() {
     );
     let result = repo.gitship(&["validate", "-o", "json"]);
     assert_eq!(result.code, 1);
-    let results: Vec<gitship::commands::validate::ValidationResult> =
+    let results: Vec<gitship::ops::validate::ValidationResult> =
         serde_json::from_str(&result.stdout).expect("json");
     assert_eq!(results.len(), 2);
     assert_eq!(

@@ -4,13 +4,15 @@
 //! deploy command does from a kubeconfig) and drives `gitship::kube::deploy_objects`. Request
 //! counts come from kubesim's request log.
 
+use gitship::diagnostics::StageError as _;
 use std::time::Duration;
 
 use gitship::diagnostics::Location;
-use gitship::kube::deploy::{DeployOptions, Environment, ObjectAction};
+use gitship::kube::deploy::{DeployOptions, ObjectAction};
 use gitship::kube::lock::LockOptions;
 use gitship::kube::retry::RetryPolicy;
-use gitship::kube::{DesiredObject, KubeError, deploy_objects};
+use gitship::kube::{KubeError, deploy_objects};
+use gitship::model::{Environment, Manifest};
 use gitship::output::Printer;
 use gitship::settings::OutputFormat;
 use kubesim::{Fault, KubeSim, Rollout};
@@ -50,14 +52,14 @@ fn printer() -> Printer {
     Printer::plain(OutputFormat::Human)
 }
 
-fn desired(file: &str, object: Value) -> DesiredObject {
-    DesiredObject {
+fn desired(file: &str, object: Value) -> Manifest {
+    Manifest {
         source: Location::new(format!("infrastructure/kubernetes/{file}"), 1, 1),
         object,
     }
 }
 
-fn deployment(name: &str, replicas: i64, image: &str) -> DesiredObject {
+fn deployment(name: &str, replicas: i64, image: &str) -> Manifest {
     desired(
         &format!("{name}.yaml"),
         json!({
@@ -76,7 +78,7 @@ fn deployment(name: &str, replicas: i64, image: &str) -> DesiredObject {
     )
 }
 
-fn blog() -> Vec<DesiredObject> {
+fn blog() -> Vec<Manifest> {
     vec![
         desired(
             "config.yaml",
@@ -114,14 +116,14 @@ async fn cluster() -> Cluster {
 impl Cluster {
     async fn deploy(
         &self,
-        objects: Vec<DesiredObject>,
+        objects: Vec<Manifest>,
     ) -> Result<gitship::kube::DeployReport, KubeError> {
         self.deploy_with(objects, &options()).await
     }
 
     async fn deploy_with(
         &self,
-        objects: Vec<DesiredObject>,
+        objects: Vec<Manifest>,
         options: &DeployOptions,
     ) -> Result<gitship::kube::DeployReport, KubeError> {
         deploy_objects(&self.client, &environment(), objects, options, &printer()).await
@@ -253,7 +255,7 @@ async fn fresh_deploy_creates_everything_and_a_second_deploy_writes_nothing() {
 async fn a_removed_manifest_is_pruned_and_an_empty_set_is_refused() {
     let cluster = cluster().await;
     cluster.deploy(blog()).await.expect("first deploy");
-    let without_config: Vec<DesiredObject> = blog()
+    let without_config: Vec<Manifest> = blog()
         .into_iter()
         .filter(|d| d.object["metadata"]["name"] != "blog-config")
         .collect();
@@ -395,7 +397,7 @@ async fn a_failed_rollout_fails_within_the_timeout_and_prunes_nothing() {
         .sim
         .handle()
         .script_rollout(NAMESPACE, "blog-backend", Rollout::Fail);
-    let mut objects: Vec<DesiredObject> = blog()
+    let mut objects: Vec<Manifest> = blog()
         .into_iter()
         .filter(|d| d.object["metadata"]["name"] != "blog-config")
         .collect();
@@ -482,11 +484,11 @@ async fn a_failed_rollout_fails_within_the_timeout_and_prunes_nothing() {
 async fn two_concurrent_deploys_of_one_environment_never_interleave() {
     let cluster = cluster().await;
     // Slow rollouts keep each deploy inside its lock for a while.
-    let first: Vec<DesiredObject> = (0..5)
+    let first: Vec<Manifest> = (0..5)
         .map(|i| desired("a.yaml", json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": format!("first-{i}")}, "data": {"n": "1"}})))
         .chain([deployment("first-app", 1, "first:1")])
         .collect();
-    let second: Vec<DesiredObject> = (0..5)
+    let second: Vec<Manifest> = (0..5)
         .map(|i| desired("b.yaml", json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": format!("second-{i}")}, "data": {"n": "2"}})))
         .chain([deployment("second-app", 1, "second:1")])
         .collect();
@@ -632,7 +634,7 @@ async fn a_permanent_422_fails_naming_the_object_and_message_without_retry_or_pr
     cluster.deploy(blog()).await.expect("first deploy");
     // The second deploy drops `blog-config` (a prune candidate) and adds a Deployment the
     // server rejects: `spec.selector` is required (422 Invalid, permanent).
-    let mut objects: Vec<DesiredObject> = blog()
+    let mut objects: Vec<Manifest> = blog()
         .into_iter()
         .filter(|d| d.object["metadata"]["name"] != "blog-config")
         .collect();
@@ -691,7 +693,7 @@ async fn a_changed_selector_fails_naming_the_field_unless_replace_is_annotated()
         .live("apps/v1", "Deployment", "blog-frontend")
         .await
         .expect("deployed");
-    let with_new_selector = |replace: bool| -> Vec<DesiredObject> {
+    let with_new_selector = |replace: bool| -> Vec<Manifest> {
         let mut objects = blog();
         for object in &mut objects {
             if object.object["metadata"]["name"] == "blog-frontend" {
@@ -875,7 +877,7 @@ async fn the_diff_primitives_see_no_false_drift_and_name_the_changed_field() {
     );
 
     cluster.kubectl_scale("blog-backend", 10).await;
-    let without_config: Vec<DesiredObject> = blog()
+    let without_config: Vec<Manifest> = blog()
         .into_iter()
         .filter(|d| d.object["metadata"]["name"] != "blog-config")
         .collect();

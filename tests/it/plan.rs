@@ -771,25 +771,25 @@ async fn images_are_planned_against_a_real_registry_without_building() {
     let config = source.load_env("staging").expect("config");
     let references = gitship::render::image_refs(&source, &config).expect("image refs");
     let reference = &references["web"];
-    let requests = vec![gitship::build::BuildRequest {
+    let requests = vec![gitship::image::BuildRequest {
         app: source.app("web").expect("app").clone(),
         image_repository: reference.repository.clone(),
         tag: reference.tag.clone(),
         revision: "0".repeat(40),
         source: "test".into(),
     }];
-    let options = gitship::build::BuildOptions {
+    let options = gitship::image::BuildOptions {
         builder: Some(builder.to_string()),
-        ..gitship::build::BuildOptions::default()
+        ..gitship::image::BuildOptions::default()
     };
     let printer = gitship::output::Printer {
         quiet: true,
         ..gitship::output::Printer::plain(gitship::settings::OutputFormat::Human)
     };
-    let built = gitship::build::build_images(
+    let built = gitship::image::build_images(
         &requests,
         &options,
-        &gitship::build::Registry::new(),
+        &gitship::image::Registry::new(),
         &printer,
     )
     .await

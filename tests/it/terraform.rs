@@ -4,6 +4,7 @@
 //! provider download) into a fresh repository in a temp dir, with two environments: `staging`
 //! (workspace `staging`) and `production` (its own local state file through `-backend-config`).
 
+use gitship::diagnostics::StageError as _;
 use std::collections::BTreeMap;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -430,7 +431,7 @@ async fn sensitive_values_appear_in_no_rendering() {
         .plan(PlanMode::Normal, &plan_file(&broken, "broken"))
         .await
         .unwrap_err();
-    shown += &gitship::diagnostics::render(&error.into_anyhow());
+    shown += &gitship::diagnostics::render(&gitship::diagnostics::user_error(error));
     shown += &progress_lines.lock().unwrap().join("\n");
 
     assert!(
@@ -529,7 +530,7 @@ async fn static_errors_name_variable_env_file_and_tf_file_before_terraform_runs(
             .hint()
             .is_some_and(|hint| hint.contains("`terraform.vars`"))
     );
-    let rendered = gitship::diagnostics::render(&error.into_anyhow());
+    let rendered = gitship::diagnostics::render(&gitship::diagnostics::user_error(error));
     assert!(
         rendered.starts_with("error: the Terraform module does not fit environment `staging`"),
         "{rendered}"
@@ -662,7 +663,7 @@ async fn a_held_state_lock_is_reported_with_id_holder_and_hint() {
         )),
         "{hint}"
     );
-    let rendered = gitship::diagnostics::render(&error.into_anyhow());
+    let rendered = gitship::diagnostics::render(&gitship::diagnostics::user_error(error));
     assert!(
         rendered.contains(&format!("lock ID `{}`", lock.id)),
         "{rendered}"

@@ -695,6 +695,54 @@ async fn build_and_push(
     }
 }
 
+impl crate::diagnostics::StageError for RequestError {
+    fn hint(&self) -> Option<String> {
+        match self {
+            RequestError::NoRegistry { .. } => {
+                Some("add `registry: <host>/<path>` to the environment's config".into())
+            }
+            RequestError::DirtyTree { .. } => {
+                Some("commit or stash your changes, or pass `--allow-dirty`".into())
+            }
+            _ => None,
+        }
+    }
+}
+
+impl crate::diagnostics::StageError for BuildError {
+    fn hint(&self) -> Option<String> {
+        match self {
+            BuildError::Registry {
+                registry, source, ..
+            } => match source {
+                RegistryError::Unreachable { .. } => Some(format!(
+                    "check that `{registry}` is up and reachable from here, and the environment's `registry` setting"
+                )),
+                RegistryError::Unauthorized { .. } => Some(format!(
+                    "log in to `{registry}` (`docker login {registry}`); gitship reads `~/.docker/config.json`"
+                )),
+                _ => None,
+            },
+            BuildError::Builder(BuilderError::NoneAvailable) => Some(
+                "install docker, podman or buildah, or name one in `gitship.yaml` under `build.builder`"
+                    .to_string(),
+            ),
+            BuildError::Builder(BuilderError::Unavailable { .. }) => Some(
+                "check that the builder is installed and works (for docker: that the engine runs)"
+                    .to_string(),
+            ),
+            _ => None,
+        }
+    }
+
+    fn class(&self) -> crate::diagnostics::ErrorClass {
+        match self {
+            BuildError::Interrupted => crate::diagnostics::ErrorClass::Interrupted,
+            _ => crate::diagnostics::ErrorClass::Failure,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,0 +1,35 @@
+//! `build`: build and push the images whose content tag is not in the registry yet.
+
+use std::path::Path;
+
+use anyhow::Result;
+
+use crate::diagnostics::user_error;
+use crate::image::{self, BuildOptions, BuildResult, Registry};
+use crate::output::Printer;
+use crate::repo::Repository;
+use crate::settings::BuildSettings;
+
+/// Build `env`'s missing images; the result names every app, built or reused.
+pub async fn build(
+    repo_dir: Option<&Path>,
+    env: &str,
+    settings: &BuildSettings,
+    printer: &Printer,
+) -> Result<Vec<BuildResult>> {
+    let repo = Repository::discover(repo_dir).map_err(user_error)?;
+    let config = repo.load_env(env).map_err(user_error)?;
+    let requests = image::requests_for(&repo, &config, settings.allow_dirty).map_err(user_error)?;
+    if requests.is_empty() {
+        printer.status(&format!("environment `{env}` has no apps to build"));
+    }
+    let options = BuildOptions {
+        builder: repo.layout.builder.clone(),
+        jobs: settings.jobs,
+        force: settings.force_build,
+        environment: Default::default(),
+    };
+    image::build_images(&requests, &options, &Registry::new(), printer)
+        .await
+        .map_err(user_error)
+}

@@ -1,0 +1,526 @@
+//! `deploy`: the one deploy pipeline.
+//!
+//! Every deploy runs the same steps, whatever it deploys ([`DeploySource`]: the work tree, or a
+//! saved plan; later a Git revision):
+//!
+//! 1. connect to the cluster (or start the sandbox);
+//! 2. the intent: what to build, which Terraform plan to apply, which manifests to apply. For
+//!    the work tree, every static check runs here (build requests, Terraform's static checks,
+//!    the manifests render with placeholder outputs); for a saved plan, it is refused as stale
+//!    when Git or a live object moved since it was made. Nothing has changed yet when this fails;
+//! 3. build and push the missing images, concurrently with `terraform plan`;
+//! 4. `terraform apply` of exactly that plan, then its outputs;
+//! 5. the final manifests (rendered with the real outputs and the image digests);
+//! 6. the Kubernetes stage ([`crate::kube::deploy_objects`]: lock, apply in stages, wait for
+//!    health, prune, record the inventory, unlock);
+//! 7. the sandbox's state is saved, only when the deploy succeeded.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::Result;
+
+use crate::diagnostics::{UserError, user_error};
+use crate::image::{self, BuildOptions, BuildRequest, BuildResult, Registry};
+use crate::kube::deploy::{DeployOptions, DeployReport};
+use crate::kube::lock::LockOptions;
+use crate::model::Manifest;
+use crate::ops::plan::kubernetes_diff;
+use crate::ops::session::{ClusterConnection, Session};
+use crate::ops::validate::static_outputs;
+use crate::plan::{ImageAction, saved};
+use crate::render::{ImageRef, UnknownOutputs};
+use crate::repo::EnvConfig;
+use crate::settings::DeploySettings;
+use crate::terraform::{self, PlanMode, Terraform};
+
+/// What a deploy deploys.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeploySource {
+    /// The repository as it is: build, plan and apply now.
+    WorkTree,
+    /// A plan saved by `gitship plan ENV --out FILE`: exactly what was reviewed, or nothing.
+    SavedPlan(PathBuf),
+}
+
+/// Deploy `source` to the session's environment. See the module documentation for the steps.
+pub async fn deploy(
+    session: &Session,
+    source: &DeploySource,
+    settings: &DeploySettings,
+) -> Result<DeployReport> {
+    if session.sandbox {
+        session.printer.status(&format!(
+            "sandbox: deploying `{}` to a simulated cluster (state in `{}`); images are not built",
+            session.config.name,
+            session.sandbox_state_file().display()
+        ));
+    }
+    let connection = session.connect().await?;
+    let intent = match source {
+        DeploySource::WorkTree => Intent::work_tree(session, settings).await?,
+        DeploySource::SavedPlan(path) => Intent::saved_plan(session, &connection, path).await?,
+    };
+    let (built, planned) = tokio::join!(
+        build_images(session, &intent.builds, settings),
+        plan_terraform(&intent.terraform),
+    );
+    let (built, planned) = (built?, planned?);
+    let outputs =
+        apply_terraform(session, &intent.terraform, planned, intent.needs_outputs).await?;
+    let manifests = intent.manifests.finish(session, outputs, &built)?;
+    let report = kubernetes_stage(session, &connection, manifests, settings).await?;
+    connection.save_sandbox()?;
+    Ok(report)
+}
+
+/// What one deploy will do, known before anything changes.
+struct Intent {
+    /// The images to build and push.
+    builds: Vec<BuildRequest>,
+    terraform: TerraformStep,
+    /// The manifests need Terraform's outputs after apply.
+    needs_outputs: bool,
+    manifests: ManifestSource,
+}
+
+/// The Terraform part of a deploy.
+enum TerraformStep {
+    /// No Terraform layer.
+    None,
+    /// `--terraform-outputs FILE`: Terraform is not run.
+    Given(terraform::Outputs),
+    /// Plan now, then apply that plan.
+    Plan(Terraform),
+    /// Apply the saved plan's planfile.
+    Saved {
+        driver: Terraform,
+        planfile: PathBuf,
+    },
+}
+
+/// Where the applied manifests come from.
+enum ManifestSource {
+    /// Render the work tree with the outputs after apply and the images just built or found.
+    Render { images: BTreeMap<String, ImageRef> },
+    /// The saved plan's manifests; rendered again (same commit, same images) only when they
+    /// hold outputs that were unknown at plan time.
+    Saved {
+        manifests: Vec<Manifest>,
+        images: BTreeMap<String, ImageRef>,
+    },
+}
+
+impl Intent {
+    /// The work tree's intent, after every static check.
+    async fn work_tree(session: &Session, settings: &DeploySettings) -> Result<Intent> {
+        let builds = if session.sandbox {
+            Vec::new()
+        } else {
+            image::requests_for(&session.repo, &session.config, settings.build.allow_dirty)
+                .map_err(user_error)?
+        };
+        let given = session.given_outputs()?;
+        let terraform_settings = match given {
+            Some(_) => None,
+            None => session.terraform_settings(),
+        };
+        let module = terraform_settings
+            .as_ref()
+            .map(terraform::static_check::check_static)
+            .transpose()
+            .map_err(user_error)?;
+        // The manifests must render before anything changes: with the given outputs, or with
+        // placeholders for the module's outputs.
+        let (check_outputs, unknown) = match &given {
+            Some(outputs) => (outputs.clone(), UnknownOutputs::Error),
+            None => (static_outputs(module.as_ref()), UnknownOutputs::Placeholder),
+        };
+        let images = session.image_refs()?;
+        session.render(images.clone(), check_outputs, unknown)?;
+        if session.sandbox {
+            for image in images.values() {
+                session.printer.status(&format!(
+                    "sandbox: image `{}` not built: {}",
+                    image.app,
+                    image.reference()
+                ));
+            }
+        }
+        let terraform = match (given, terraform_settings) {
+            (Some(outputs), _) => TerraformStep::Given(outputs),
+            (None, Some(settings)) => {
+                TerraformStep::Plan(session.terraform_driver(settings).await?)
+            }
+            (None, None) => TerraformStep::None,
+        };
+        Ok(Intent {
+            builds,
+            terraform,
+            needs_outputs: true,
+            manifests: ManifestSource::Render { images },
+        })
+    }
+
+    /// A saved plan's intent, or the reason it is stale.
+    async fn saved_plan(
+        session: &Session,
+        connection: &ClusterConnection,
+        path: &Path,
+    ) -> Result<Intent> {
+        let plan = saved::load(path)?;
+        check_saved_plan(session, &plan, path)?;
+        let environment_diff = kubernetes_diff(connection, session, &plan.manifests).await?;
+        let current = environment_diff
+            .objects
+            .iter()
+            .map(|(id, object_diff)| {
+                (
+                    id.clone(),
+                    object_diff.live.as_ref().and_then(saved::resource_version),
+                )
+            })
+            .collect();
+        saved::check_live(&plan, &current).map_err(|reason| saved::stale(path, reason))?;
+
+        let terraform = match &plan.terraform_planfile {
+            None => TerraformStep::None,
+            Some(name) => {
+                let planfile = path.parent().unwrap_or_else(|| Path::new(".")).join(name);
+                let Some(driver) = session.terraform().await? else {
+                    return Err(UserError::new(
+                        "the saved plan has a Terraform plan but the repository has no Terraform layer",
+                        "run `gitship plan --out` again",
+                    )
+                    .into());
+                };
+                TerraformStep::Saved { driver, planfile }
+            }
+        };
+        let missing: Vec<&ImageRef> =
+            plan.images
+                .iter()
+                .filter(|image| {
+                    plan.plan.images.iter().any(|planned| {
+                        planned.app == image.app && planned.action == ImageAction::Build
+                    })
+                })
+                .collect();
+        let builds = if session.sandbox {
+            Vec::new()
+        } else {
+            session.build_requests(missing)
+        };
+        let needs_outputs = saved::mentions_unknown(&plan.manifests);
+        let images = plan
+            .images
+            .iter()
+            .map(|image| (image.app.clone(), image.clone()))
+            .collect();
+        Ok(Intent {
+            builds,
+            terraform,
+            needs_outputs,
+            manifests: ManifestSource::Saved {
+                manifests: plan.manifests,
+                images,
+            },
+        })
+    }
+}
+
+/// A saved plan is for this environment, this sandbox setting and this Git commit.
+fn check_saved_plan(session: &Session, plan: &saved::SavedPlan, path: &Path) -> Result<()> {
+    if plan.environment != session.config.name {
+        return Err(UserError::new(
+            format!(
+                "the saved plan `{}` is for environment `{}`, not `{}`",
+                path.display(),
+                plan.environment,
+                session.config.name
+            ),
+            format!(
+                "deploy it with `gitship deploy {} --plan ...`",
+                plan.environment
+            ),
+        )
+        .into());
+    }
+    if plan.sandbox != session.sandbox {
+        return Err(UserError::new(
+            format!(
+                "the saved plan `{}` was made {} the sandbox",
+                path.display(),
+                if plan.sandbox { "in" } else { "outside" }
+            ),
+            "deploy it with the same `--sandbox` setting as the plan",
+        )
+        .into());
+    }
+    saved::check_git(plan, &session.git.sha).map_err(|reason| saved::stale(path, reason))
+}
+
+impl ManifestSource {
+    /// The manifests to apply, with the outputs after apply and the images as built.
+    fn finish(
+        self,
+        session: &Session,
+        outputs: terraform::Outputs,
+        built: &[BuildResult],
+    ) -> Result<Vec<Manifest>> {
+        match self {
+            ManifestSource::Render { mut images } => {
+                for image in built {
+                    if let Some(reference) = images.get_mut(&image.app)
+                        && reference.tag == image.tag
+                    {
+                        reference.digest = Some(image.digest.clone());
+                    }
+                }
+                session.render(images, outputs, UnknownOutputs::Error)
+            }
+            ManifestSource::Saved { manifests, images } => {
+                if !saved::mentions_unknown(&manifests) {
+                    return Ok(manifests);
+                }
+                // Outputs were unknown at plan time: render the same commit with the real ones.
+                let manifests = session.render(images, outputs, UnknownOutputs::Placeholder)?;
+                if saved::mentions_unknown(&manifests) {
+                    return Err(UserError::new(
+                        "a Terraform output the manifests use still has no value after apply",
+                        "check the module's outputs",
+                    )
+                    .into());
+                }
+                Ok(manifests)
+            }
+        }
+    }
+}
+
+/// Build and push `requests` (nothing to do in the sandbox or when every tag exists).
+async fn build_images(
+    session: &Session,
+    requests: &[BuildRequest],
+    settings: &DeploySettings,
+) -> Result<Vec<BuildResult>> {
+    if requests.is_empty() {
+        return Ok(Vec::new());
+    }
+    let options = BuildOptions {
+        builder: session.repo.layout.builder.clone(),
+        jobs: settings.build.jobs.max(1),
+        force: settings.build.force_build,
+        environment: Default::default(),
+    };
+    image::build_images(requests, &options, &Registry::new(), &session.printer)
+        .await
+        .map_err(user_error)
+}
+
+/// `terraform plan` of the work tree's deploy (the saved plan's step has its planfile already).
+async fn plan_terraform(step: &TerraformStep) -> Result<Option<terraform::PlanSummary>> {
+    let TerraformStep::Plan(driver) = step else {
+        return Ok(None);
+    };
+    let planfile = driver.settings().data_dir.join("gitship-deploy.tfplan");
+    driver
+        .plan(PlanMode::Normal, &planfile)
+        .await
+        .map(Some)
+        .map_err(user_error)
+}
+
+/// Apply exactly the planned (or saved) Terraform plan; then the outputs the manifests use.
+async fn apply_terraform(
+    session: &Session,
+    step: &TerraformStep,
+    planned: Option<terraform::PlanSummary>,
+    needs_outputs: bool,
+) -> Result<terraform::Outputs> {
+    let printer = &session.printer;
+    let driver = match step {
+        TerraformStep::None => return Ok(terraform::Outputs::new()),
+        TerraformStep::Given(outputs) => return Ok(outputs.clone()),
+        TerraformStep::Plan(driver) => {
+            let Some(plan) = planned else {
+                return Ok(terraform::Outputs::new());
+            };
+            if plan.has_changes {
+                printer.status(&format!(
+                    "terraform: applying {} to add, {} to change, {} to replace, {} to destroy",
+                    plan.counts.add, plan.counts.change, plan.counts.replace, plan.counts.destroy
+                ));
+                driver.apply(&plan.planfile).await.map_err(user_error)?;
+            } else {
+                printer.status("terraform: no changes");
+            }
+            let _ = std::fs::remove_file(&plan.planfile);
+            driver
+        }
+        TerraformStep::Saved { driver, planfile } => {
+            printer.status(&format!(
+                "applying the saved Terraform plan `{}`",
+                planfile.display()
+            ));
+            driver.apply(planfile).await.map_err(user_error)?;
+            driver
+        }
+    };
+    if !needs_outputs {
+        return Ok(terraform::Outputs::new());
+    }
+    driver.outputs().await.map_err(user_error)
+}
+
+/// The Kubernetes stage: lock, apply, wait, prune, record, unlock.
+async fn kubernetes_stage(
+    session: &Session,
+    connection: &ClusterConnection,
+    manifests: Vec<Manifest>,
+    settings: &DeploySettings,
+) -> Result<DeployReport> {
+    let options = deploy_options(&session.config, settings, Some(session.git.sha.clone()));
+    let simulated = if session.sandbox {
+        " (sandbox: simulated cluster)"
+    } else {
+        ""
+    };
+    session.printer.status(&format!(
+        "applying {} objects to `{}`{simulated}",
+        manifests.len(),
+        session.config.name
+    ));
+    crate::kube::deploy_objects(
+        &connection.client,
+        &session.environment(),
+        manifests,
+        &options,
+        &session.printer,
+    )
+    .await
+    .map_err(user_error)
+    .map_err(|error| {
+        if session.sandbox {
+            // Says so even with `-q`, where the status lines are not shown.
+            error.context(format!(
+                "sandbox deploy of `{}` failed (a simulated cluster; no real cluster was touched)",
+                session.config.name
+            ))
+        } else {
+            error
+        }
+    })
+}
+
+/// The deploy options for `config` and the command line: flags override the config.
+pub fn deploy_options(
+    config: &EnvConfig,
+    settings: &DeploySettings,
+    sha: Option<String>,
+) -> DeployOptions {
+    DeployOptions {
+        force_conflicts: config.cluster.force_conflicts,
+        timeout: settings.timeout.unwrap_or(config.deploy.timeout),
+        lock: LockOptions {
+            timeout: settings.lock_timeout.unwrap_or(config.deploy.lock_timeout),
+            ..LockOptions::default()
+        },
+        prune: !settings.no_prune,
+        allow_empty: settings.allow_empty,
+        prune_protected: settings.prune_protected,
+        history: config.deploy.history,
+        sha,
+        ..DeployOptions::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kube::{ClientOptions, KubeError};
+    use crate::repo::config::{ClusterConfig, DeployConfig, DriftConfig, SpanMap, TerraformConfig};
+    use crate::settings::{BuildSettings, ClusterSettings};
+    use std::time::Duration;
+
+    fn config() -> EnvConfig {
+        EnvConfig {
+            name: "production".into(),
+            file: "config/production.yaml".into(),
+            cluster: ClusterConfig {
+                context: Some("prod".into()),
+                namespace: "blog".into(),
+                kubeconfig: None,
+                force_conflicts: false,
+            },
+            registry: None,
+            terraform: TerraformConfig::default(),
+            deploy: DeployConfig {
+                timeout: Duration::from_secs(120),
+                lock_timeout: Duration::from_secs(60),
+                require_clean_tree: true,
+                history: 7,
+            },
+            drift: DriftConfig::default(),
+            values: serde_json::json!({}),
+            spans: SpanMap::default(),
+        }
+    }
+
+    fn settings() -> DeploySettings {
+        DeploySettings {
+            cluster: ClusterSettings {
+                env: "production".into(),
+                sandbox: false,
+                terraform_outputs: None,
+            },
+            build: BuildSettings {
+                force_build: false,
+                jobs: 1,
+                allow_dirty: false,
+            },
+            plan: None,
+            allow_empty: false,
+            prune_protected: true,
+            no_prune: false,
+            timeout: Some(Duration::from_secs(9)),
+            lock_timeout: None,
+        }
+    }
+
+    #[test]
+    fn flags_override_the_environment_config() {
+        let options = deploy_options(&config(), &settings(), Some("abc".into()));
+        assert_eq!(options.timeout, Duration::from_secs(9));
+        assert_eq!(options.lock.timeout, Duration::from_secs(60));
+        assert!(!options.force_conflicts);
+        assert!(options.prune && options.prune_protected && !options.allow_empty);
+        assert_eq!(options.history, 7);
+        assert_eq!(options.sha.as_deref(), Some("abc"));
+        let client = ClientOptions::for_environment(Some(Path::new("/k")), &config().cluster);
+        assert_eq!(client.kubeconfig.as_deref(), Some(Path::new("/k")));
+        assert_eq!(client.context.as_deref(), Some("prod"));
+    }
+
+    #[test]
+    fn kube_errors_keep_their_hint() {
+        let error = user_error(KubeError::EmptyDesiredSet {
+            env: "production".into(),
+            count: 4,
+        });
+        let rendered = crate::diagnostics::render(&error);
+        assert!(
+            rendered.starts_with("error: refusing to prune all 4 object(s)"),
+            "{rendered}"
+        );
+        assert!(
+            rendered.contains("hint: pass `--allow-empty`"),
+            "{rendered}"
+        );
+        let interrupted = user_error(KubeError::Interrupted);
+        assert_eq!(
+            crate::diagnostics::class_of(&interrupted),
+            crate::diagnostics::ErrorClass::Interrupted
+        );
+    }
+}

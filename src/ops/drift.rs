@@ -1,0 +1,60 @@
+//! `drift`: what runs differs from Git.
+//!
+//! Kubernetes: managed fields changed by someone else (the field, live and Git values, and the
+//! manager that owns the live value, from `managedFields`) and inventory objects that were
+//! deleted; Terraform: changes made outside Terraform and changes a deploy would make. The
+//! environment's `drift.ignore` rules suppress expected drift. Reads and Terraform plans only:
+//! the live objects are LISTed, one request per kind ([`crate::kube::live`]).
+
+use anyhow::Result;
+
+use crate::diagnostics::user_error;
+use crate::kube::retry::RetryPolicy;
+use crate::ops::session::Session;
+use crate::plan::{DriftReport, kubernetes};
+use crate::render::{self, UnknownOutputs};
+
+/// The environment's drift report.
+pub async fn drift(session: &Session) -> Result<DriftReport> {
+    let mut report = DriftReport::new(&session.config.name, session.git.clone(), session.sandbox);
+    if let Some(driver) = session.terraform().await? {
+        session.printer.status(&format!(
+            "checking Terraform drift of `{}`...",
+            session.config.name
+        ));
+        let drift = driver.drift().await.map_err(user_error)?;
+        report.terraform = drift.to_plan_changes();
+    }
+
+    let outputs = session.current_outputs().await?;
+    let (_, images) = session.images().await?;
+    let manifests = session.render(images, outputs.clone(), UnknownOutputs::Placeholder)?;
+    if manifests.is_empty() {
+        return Ok(report);
+    }
+    let connection = session.connect_announced().await?;
+    let environment = session.environment();
+    let environment_diff =
+        crate::kube::live::compare_live(&connection.client, &environment, &manifests)
+            .await
+            .map_err(user_error)?;
+    let inventory = crate::kube::inventory::load(
+        &connection.client,
+        &environment.name,
+        &environment.namespace,
+        &RetryPolicy::default(),
+    )
+    .await
+    .map_err(user_error)?
+    .unwrap_or_default();
+    let redactor = render::Redactor::new(&outputs);
+    let (drifted, ignored) = kubernetes::drift(
+        &environment_diff,
+        &inventory.objects,
+        &session.config.drift.ignore,
+        &redactor,
+    );
+    report.kubernetes = drifted;
+    report.ignored = ignored;
+    Ok(report)
+}

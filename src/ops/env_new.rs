@@ -1,0 +1,277 @@
+//! `env new NAME --from ENV`: bootstrap a new environment's config from an existing one.
+//!
+//! The source file is copied as text (comments and layout survive) with the namespace and the
+//! Terraform workspace (or the environment's name in `backend_config` values, so the new
+//! environment never shares the source's state) renamed. An existing file is never overwritten.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::Result;
+
+use crate::diagnostics::{UserError, user_error};
+use crate::repo::config::{find, is_dns_label};
+use crate::repo::yaml::{self, Node, NodeKind};
+use crate::repo::{EnvConfig, Repository};
+
+/// What `env new` did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnvNewReport {
+    /// The new config file, relative to the repository.
+    pub file: PathBuf,
+    /// What was renamed (`namespace `a` -> `b``, ...).
+    pub notes: Vec<String>,
+    /// What the user should check by hand.
+    pub warnings: Vec<String>,
+}
+
+/// Create `config/<name>.yaml` from `from`'s config.
+pub fn env_new(
+    repo_dir: Option<&Path>,
+    name: &str,
+    from: &str,
+    namespace: Option<&str>,
+) -> Result<EnvNewReport> {
+    check_dns_label(
+        name,
+        "environment name",
+        "environment names are DNS labels: lowercase letters, digits and `-`, at most 63 characters",
+    )?;
+    let repo = Repository::discover(repo_dir).map_err(user_error)?;
+    let source = repo.load_env(from).map_err(user_error)?;
+    let (target, shown) = target_file(&repo, &source, name)?;
+    let new_namespace = match namespace {
+        Some(ns) => ns.to_string(),
+        None if source.cluster.namespace.contains(from) => {
+            source.cluster.namespace.replace(from, name)
+        }
+        None => format!("{}-{name}", source.cluster.namespace),
+    };
+    check_dns_label(
+        &new_namespace,
+        "namespace",
+        "pass a DNS label with `--namespace`",
+    )?;
+
+    let text = std::fs::read_to_string(&source.file).map_err(|err| {
+        UserError::bare(format!(
+            "cannot read `{}`: {err}",
+            source.spans.file.display()
+        ))
+    })?;
+    let renames = Renames {
+        from,
+        name,
+        new_namespace: &new_namespace,
+    };
+    let planned = plan_edits(&source, &text, &renames)?;
+    let new_text = apply_edits(&source, &text, &planned.edits, &renames)?;
+    // The new config must itself be valid before it is written.
+    EnvConfig::parse(name, &target, &shown, &new_text).map_err(user_error)?;
+    write_new(&target, &shown, &new_text)?;
+    Ok(EnvNewReport {
+        file: shown,
+        notes: planned.notes,
+        warnings: planned.warnings,
+    })
+}
+
+fn check_dns_label(value: &str, what: &str, hint: &str) -> Result<()> {
+    if is_dns_label(value) {
+        return Ok(());
+    }
+    Err(UserError::usage(format!("invalid {what} `{value}`"), hint).into())
+}
+
+/// The new file's path (absolute, and as shown), refusing an existing environment.
+fn target_file(repo: &Repository, source: &EnvConfig, name: &str) -> Result<(PathBuf, PathBuf)> {
+    let extension = source
+        .file
+        .extension()
+        .and_then(|e| e.to_str())
+        .unwrap_or("yaml");
+    let target = repo.layout.config_dir.join(format!("{name}.{extension}"));
+    let shown = repo.relative(&target).to_path_buf();
+    if repo.environments.contains_key(name) || target.exists() {
+        return Err(UserError::new(
+            format!(
+                "environment `{name}` already exists (`{}`)",
+                shown.display()
+            ),
+            "gitship never overwrites a config: choose another name, or delete the file first",
+        )
+        .into());
+    }
+    Ok((target, shown))
+}
+
+/// The names being changed.
+struct Renames<'a> {
+    from: &'a str,
+    name: &'a str,
+    new_namespace: &'a str,
+}
+
+/// The edits to the source's text, what they do, and what to check by hand.
+struct PlannedEdits {
+    edits: Vec<Edit>,
+    notes: Vec<String>,
+    warnings: Vec<String>,
+}
+
+fn plan_edits(source: &EnvConfig, text: &str, renames: &Renames<'_>) -> Result<PlannedEdits> {
+    let root = yaml::parse_single(text).map_err(|err| {
+        UserError::bare(format!(
+            "{}:{}:{}: {}",
+            source.spans.file.display(),
+            err.line,
+            err.column,
+            err.message
+        ))
+    })?;
+    let mut planned = PlannedEdits {
+        edits: Vec::new(),
+        notes: Vec::new(),
+        warnings: Vec::new(),
+    };
+    let Some(NodeKind::Mapping(top)) = root.as_ref().map(|r| &r.kind) else {
+        return Ok(planned);
+    };
+    if let Some(NodeKind::Mapping(cluster)) = find(top, "cluster").map(|n| &n.kind)
+        && let Some(node) = find(cluster, "namespace")
+    {
+        planned.edits.push(Edit::new(
+            node,
+            &source.cluster.namespace,
+            renames.new_namespace,
+        ));
+        planned.notes.push(format!(
+            "namespace `{}` -> `{}`",
+            source.cluster.namespace, renames.new_namespace
+        ));
+    }
+    if let Some(NodeKind::Mapping(terraform)) = find(top, "terraform").map(|n| &n.kind) {
+        plan_terraform_edits(source, terraform, renames, &mut planned);
+    }
+    Ok(planned)
+}
+
+/// The Terraform workspace and the `backend_config` values that name the source environment.
+fn plan_terraform_edits(
+    source: &EnvConfig,
+    terraform: &[(Node, Node)],
+    renames: &Renames<'_>,
+    planned: &mut PlannedEdits,
+) {
+    let Renames { from, name, .. } = *renames;
+    if let (Some(node), Some(workspace)) =
+        (find(terraform, "workspace"), &source.terraform.workspace)
+    {
+        let renamed = if workspace.contains(from) {
+            workspace.replace(from, name)
+        } else {
+            name.to_string()
+        };
+        planned.edits.push(Edit::new(node, workspace, &renamed));
+        planned
+            .notes
+            .push(format!("Terraform workspace `{workspace}` -> `{renamed}`"));
+    }
+    let Some(NodeKind::Mapping(backend)) = find(terraform, "backend_config").map(|n| &n.kind)
+    else {
+        return;
+    };
+    let mut renamed_any = false;
+    for (key, node) in backend {
+        if let Some(value) = node.as_scalar()
+            && value.contains(from)
+        {
+            planned
+                .edits
+                .push(Edit::new(node, value, &value.replace(from, name)));
+            planned.notes.push(format!(
+                "backend_config `{}` renamed",
+                key.as_scalar().unwrap_or_default()
+            ));
+            renamed_any = true;
+        }
+    }
+    if !renamed_any && !backend.is_empty() {
+        planned.warnings.push(format!(
+            "no `terraform.backend_config` value mentions `{from}`: make sure `{name}` does not share `{from}`'s Terraform state"
+        ));
+    }
+}
+
+/// The new file's text: the edits applied, under a header saying where it came from.
+fn apply_edits(
+    source: &EnvConfig,
+    text: &str,
+    edits: &[Edit],
+    renames: &Renames<'_>,
+) -> Result<String> {
+    let mut lines: Vec<String> = text.split('\n').map(str::to_string).collect();
+    for edit in edits {
+        edit.apply(&mut lines).map_err(|message| {
+            UserError::bare(format!("{}: {message}", source.spans.file.display()))
+        })?;
+    }
+    let Renames { from, name, .. } = *renames;
+    let header = format!(
+        "# Bootstrapped from `{from}` by `gitship env new {name} --from {from}`: review the values below.\n"
+    );
+    Ok(format!("{header}{}", lines.join("\n")))
+}
+
+/// Create `target` with `text`; never overwrite.
+fn write_new(target: &Path, shown: &Path, text: &str) -> Result<()> {
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(target)
+        .map_err(|err| {
+            UserError::new(
+                format!("cannot create `{}`: {err}", shown.display()),
+                "gitship never overwrites a config",
+            )
+        })?;
+    file.write_all(text.as_bytes())
+        .map_err(|err| UserError::bare(format!("cannot write `{}`: {err}", shown.display())))?;
+    Ok(())
+}
+
+/// Replace a scalar's text on its line.
+struct Edit {
+    line: usize,
+    column: usize,
+    old: String,
+    new: String,
+}
+
+impl Edit {
+    fn new(node: &Node, old: &str, new: &str) -> Edit {
+        Edit {
+            line: node.line,
+            column: node.column,
+            old: old.to_string(),
+            new: new.to_string(),
+        }
+    }
+
+    fn apply(&self, lines: &mut [String]) -> Result<(), String> {
+        let line = lines
+            .get_mut(self.line.saturating_sub(1))
+            .ok_or_else(|| format!("line {} is missing", self.line))?;
+        let start = line
+            .char_indices()
+            .nth(self.column.saturating_sub(1))
+            .map(|(i, _)| i)
+            .unwrap_or(line.len());
+        let Some(offset) = line[start..].find(&self.old) else {
+            return Err(format!("cannot find `{}` on line {}", self.old, self.line));
+        };
+        let at = start + offset;
+        line.replace_range(at..at + self.old.len(), &self.new);
+        Ok(())
+    }
+}

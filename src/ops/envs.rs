@@ -1,0 +1,45 @@
+//! `envs`: the repository's environments.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Result;
+
+use crate::diagnostics::user_error;
+use crate::repo::Repository;
+
+/// One environment of the listing.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct EnvironmentSummary {
+    pub name: String,
+    pub namespace: String,
+    /// `None`: the kubeconfig's current context.
+    pub context: Option<String>,
+    /// The config file, relative to the repository root.
+    pub file: String,
+}
+
+/// The environments, and where their configs live (relative to the repository).
+#[derive(Debug, Clone)]
+pub struct Listing {
+    pub environments: Vec<EnvironmentSummary>,
+    pub config_dir: PathBuf,
+}
+
+/// Every environment, with its namespace and cluster context.
+pub fn environments(repo_dir: Option<&Path>) -> Result<Listing> {
+    let repo = Repository::discover(repo_dir).map_err(user_error)?;
+    let mut environments = Vec::new();
+    for name in repo.environments.keys() {
+        let config = repo.load_env(name).map_err(user_error)?;
+        environments.push(EnvironmentSummary {
+            name: config.name.clone(),
+            namespace: config.cluster.namespace.clone(),
+            context: config.cluster.context.clone(),
+            file: config.spans.file.display().to_string(),
+        });
+    }
+    Ok(Listing {
+        environments,
+        config_dir: repo.relative(&repo.layout.config_dir).to_path_buf(),
+    })
+}

@@ -1,0 +1,38 @@
+//! The operations: one function per thing gitship does to an environment, each returning a typed
+//! report and printing nothing to stdout (progress goes to stderr through the session's
+//! [`crate::output::Printer`]). `commands/` turns settings into one call here and prints the
+//! report; the stages below (`image`, `terraform`, `render`, `kube`) know nothing of each other,
+//! and this layer composes them. See `ARCHITECTURE.md`.
+//!
+//! - [`session`]: one environment opened once: repository, config, Git, cluster, Terraform.
+//! - [`plan`]: the plan across images, Terraform and Kubernetes; `diff`'s Kubernetes part.
+//! - [`deploy`]: the one deploy pipeline, for the work tree or a saved plan.
+//! - [`drift`]: what runs differs from Git.
+//! - [`render`], [`validate`], [`build`], [`env_new`], [`envs`]: the operations that need no
+//!   cluster.
+
+pub mod build;
+pub mod deploy;
+pub mod drift;
+pub mod env_new;
+pub mod envs;
+pub mod plan;
+pub mod render;
+pub mod session;
+pub mod validate;
+
+pub use deploy::DeploySource;
+pub use session::Session;
+
+use anyhow::Result;
+
+/// Run a future on a fresh runtime with SIGINT/SIGTERM turned into gitship's interrupt flag.
+pub fn block_on<T, F: std::future::Future<Output = Result<T>>>(future: F) -> Result<T> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        crate::process::install_signal_handlers();
+        future.await
+    })
+}

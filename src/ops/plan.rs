@@ -1,0 +1,273 @@
+//! `plan` and `diff`: one plan across images, Terraform and Kubernetes, computed with reads and
+//! dry runs only.
+//!
+//! - images: which apps' content tags are missing from the registry (built by a deploy) and which
+//!   are reused (pinned by digest);
+//! - Terraform: `terraform plan` saved to `.gitship/plans/`, its resource and output changes,
+//!   redacted; the manifests render with the current outputs, and outputs unknown until apply
+//!   render as `(known after apply)`;
+//! - Kubernetes: a server-side dry-run apply of every rendered object compared with the live
+//!   object over the fields gitship manages, plus what a deploy would prune.
+//!
+//! [`kubernetes`] is `diff`: the Kubernetes part alone, rendered with the current outputs.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::Result;
+
+use crate::diagnostics::user_error;
+use crate::kube::diff::EnvironmentDiff;
+use crate::kube::retry::RetryPolicy;
+use crate::model::{Manifest, ObjectId, is_cluster_scoped};
+use crate::ops::session::{ClusterConnection, Session};
+use crate::plan::{self, Plan, saved};
+use crate::render::{self, ImageRef, UnknownOutputs};
+use crate::terraform::{self, PlanMode};
+
+/// Concurrent dry-runs and reads.
+const CONCURRENCY: usize = 16;
+
+/// A computed plan, and everything it was computed from (kept for `plan --out`).
+#[derive(Debug)]
+pub struct PlanOutcome {
+    pub plan: Plan,
+    /// The saved Terraform plan, when the repository has a Terraform layer.
+    pub planfile: Option<PathBuf>,
+    /// The rendered manifests (real values: only ever written to a saved plan file).
+    pub manifests: Vec<Manifest>,
+    pub images: BTreeMap<String, ImageRef>,
+    pub kubernetes: Option<EnvironmentDiff>,
+}
+
+/// Compute the whole plan.
+pub async fn plan(session: &Session) -> Result<PlanOutcome> {
+    let mut plan = Plan::new(&session.config.name, session.git.clone(), session.sandbox);
+    let (image_changes, images) = session.images().await?;
+    plan.images = image_changes;
+
+    // Terraform: plan, then the outputs the manifests render with.
+    let mut outputs = terraform::Outputs::new();
+    let mut planfile = None;
+    if let Some(terraform) = session.terraform().await? {
+        let file = planfile_path(session);
+        session.printer.status(&format!(
+            "planning Terraform for `{}`...",
+            session.config.name
+        ));
+        let summary = terraform
+            .plan(PlanMode::Normal, &file)
+            .await
+            .map_err(user_error)?;
+        plan.terraform = Some(summary.to_plan_part());
+        outputs = terraform.outputs().await.map_err(user_error)?;
+        apply_planned_outputs(&mut outputs, &summary);
+        planfile = Some(summary.planfile.clone());
+    }
+    if let Some(given) = session.given_outputs()? {
+        outputs = given;
+    }
+
+    let manifests = session.render(images.clone(), outputs.clone(), UnknownOutputs::Placeholder)?;
+    let mut kubernetes = None;
+    if !manifests.is_empty() || session.repo.layout.kubernetes_dir.is_some() {
+        let connection = session.connect_announced().await?;
+        let environment_diff = kubernetes_diff(&connection, session, &manifests).await?;
+        plan.kubernetes = Some(plan_part(session, &environment_diff, &manifests, &outputs));
+        kubernetes = Some(environment_diff);
+    }
+    Ok(PlanOutcome {
+        plan,
+        planfile,
+        manifests,
+        images,
+        kubernetes,
+    })
+}
+
+/// `diff`: the Kubernetes part of the plan alone. Terraform is not planned: the manifests render
+/// with the current outputs (or `--terraform-outputs FILE`), unknown ones as `(known after
+/// apply)`.
+pub async fn kubernetes(session: &Session) -> Result<Plan> {
+    let (_, images) = session.images().await?;
+    let outputs = session.current_outputs().await?;
+    let manifests = session.render(images, outputs.clone(), UnknownOutputs::Placeholder)?;
+    let connection = session.connect_announced().await?;
+    let environment_diff = kubernetes_diff(&connection, session, &manifests).await?;
+    let mut result = Plan::new(&session.config.name, session.git.clone(), session.sandbox);
+    result.kubernetes = Some(plan_part(session, &environment_diff, &manifests, &outputs));
+    Ok(result)
+}
+
+/// Write `outcome` to `out` as a saved plan (and its Terraform planfile to `out.tfplan`).
+pub fn save(out: &Path, session: &Session, outcome: &PlanOutcome) -> Result<()> {
+    let live = outcome
+        .kubernetes
+        .iter()
+        .flat_map(|diff| &diff.objects)
+        .map(|(id, object_diff)| saved::LiveVersion {
+            object: id.clone(),
+            resource_version: object_diff.live.as_ref().and_then(saved::resource_version),
+        })
+        .collect();
+    let mut saved_plan = saved::SavedPlan {
+        format_version: saved::SAVED_FORMAT_VERSION,
+        environment: session.config.name.clone(),
+        sandbox: session.sandbox,
+        git: session.git.clone(),
+        plan: outcome.plan.clone(),
+        terraform_planfile: None,
+        images: outcome.images.values().cloned().collect(),
+        manifests: outcome.manifests.clone(),
+        live,
+    };
+    saved::write(out, &mut saved_plan, outcome.planfile.as_deref())
+}
+
+/// Compare `manifests` with the cluster (reads and dry-runs only).
+pub async fn kubernetes_diff(
+    connection: &ClusterConnection,
+    session: &Session,
+    manifests: &[Manifest],
+) -> Result<EnvironmentDiff> {
+    crate::kube::diff::diff_environment(
+        &connection.client,
+        &session.environment(),
+        manifests,
+        session.config.cluster.force_conflicts,
+        CONCURRENCY,
+        &RetryPolicy::default(),
+    )
+    .await
+    .map_err(user_error)
+}
+
+/// The Kubernetes part of a plan, redacted, each object with where it is declared.
+fn plan_part(
+    session: &Session,
+    environment_diff: &EnvironmentDiff,
+    manifests: &[Manifest],
+    outputs: &terraform::Outputs,
+) -> plan::KubernetesPart {
+    let redactor = render::Redactor::new(outputs);
+    let sources = source_lookup(manifests, &session.config.cluster.namespace);
+    plan::kubernetes::plan_part(environment_diff, &|id| sources.get(id).cloned(), &redactor)
+}
+
+/// Where `plan` saves the Terraform plan of the environment.
+fn planfile_path(session: &Session) -> PathBuf {
+    session
+        .repo
+        .root
+        .join(".gitship")
+        .join("plans")
+        .join(format!("{}.tfplan", session.config.name))
+}
+
+/// Object identity -> where it is declared.
+fn source_lookup(manifests: &[Manifest], namespace: &str) -> BTreeMap<ObjectId, String> {
+    manifests
+        .iter()
+        .filter_map(|manifest| {
+            let mut id = ObjectId::of(&manifest.object)?;
+            if id.namespace.is_none()
+                && !is_cluster_scoped(&id.group, &id.kind)
+                && !namespace.is_empty()
+            {
+                id.namespace = Some(namespace.to_string());
+            }
+            Some((id, manifest.source.to_string()))
+        })
+        .collect()
+}
+
+/// Outputs the plan creates or changes: known values replace the current ones (sensitive ones
+/// excepted: the plan only has them redacted), unknown ones render as `(known after apply)`.
+fn apply_planned_outputs(outputs: &mut terraform::Outputs, summary: &terraform::PlanSummary) {
+    use crate::terraform::ChangeAction;
+    for change in &summary.output_changes {
+        match change.action {
+            ChangeAction::Delete | ChangeAction::Forget => {
+                outputs.remove(&change.name);
+            }
+            ChangeAction::NoOp | ChangeAction::Read => {}
+            ChangeAction::Create | ChangeAction::Update | ChangeAction::Replace => {
+                let known = change
+                    .after
+                    .as_ref()
+                    .filter(|v| v.as_str() != Some(plan::KNOWN_AFTER_APPLY));
+                let value = match known {
+                    Some(value) if !change.sensitive => Some(value.clone()),
+                    _ if change.sensitive && change.action != ChangeAction::Create => outputs
+                        .get(&change.name)
+                        .and_then(|current| current.value.clone()),
+                    _ => None,
+                };
+                outputs.insert(
+                    change.name.clone(),
+                    terraform::OutputValue {
+                        value,
+                        sensitive: change.sensitive,
+                    },
+                );
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::terraform::{ChangeAction, ChangeCounts, OutputChange, PlanSummary};
+    use serde_json::json;
+
+    fn output(value: Option<serde_json::Value>, sensitive: bool) -> terraform::OutputValue {
+        terraform::OutputValue { value, sensitive }
+    }
+
+    fn change(name: &str, action: ChangeAction, sensitive: bool, after: &str) -> OutputChange {
+        OutputChange {
+            name: name.into(),
+            action,
+            sensitive,
+            before: None,
+            after: Some(json!(after)),
+        }
+    }
+
+    #[test]
+    fn planned_outputs_replace_current_ones_unknown_and_sensitive_stay_safe() {
+        let mut outputs = terraform::Outputs::from([
+            ("name".to_string(), output(Some(json!("old")), false)),
+            (
+                "password".to_string(),
+                output(Some(json!("current-secret")), true),
+            ),
+            ("gone".to_string(), output(Some(json!("x")), false)),
+        ]);
+        let summary = PlanSummary {
+            environment: "staging".into(),
+            mode: PlanMode::Normal,
+            changes: vec![],
+            drift: vec![],
+            output_changes: vec![
+                change("name", ChangeAction::Update, false, "new"),
+                change("password", ChangeAction::Update, true, plan::REDACTED),
+                change("url", ChangeAction::Create, false, plan::KNOWN_AFTER_APPLY),
+                change("token", ChangeAction::Create, true, plan::REDACTED),
+                change("gone", ChangeAction::Delete, false, ""),
+            ],
+            counts: ChangeCounts::default(),
+            has_changes: true,
+            planfile: PathBuf::from("p"),
+        };
+        apply_planned_outputs(&mut outputs, &summary);
+        assert_eq!(outputs["name"].value, Some(json!("new")));
+        // A redacted planned value never replaces the real one (it could land in a Secret).
+        assert_eq!(outputs["password"].value, Some(json!("current-secret")));
+        assert_eq!(outputs["url"].value, None, "renders as (known after apply)");
+        assert_eq!(outputs["token"].value, None);
+        assert!(outputs["token"].sensitive);
+        assert!(!outputs.contains_key("gone"));
+    }
+}

@@ -1,0 +1,92 @@
+//! `render` and the render checks every other operation starts with.
+
+use std::path::Path;
+
+use anyhow::Result;
+
+use crate::diagnostics::{UserError, user_error};
+use crate::model::Manifest;
+use crate::ops::session::load_terraform_outputs;
+use crate::render::{self, RenderInputs, UnknownOutputs};
+use crate::repo::{EnvConfig, Repository};
+use crate::terraform;
+
+/// An environment's rendered manifests, and the outputs they were rendered with (for redaction).
+#[derive(Debug)]
+pub struct Rendered {
+    pub environment: String,
+    pub manifests: Vec<Manifest>,
+    pub outputs: terraform::Outputs,
+}
+
+/// Render `env`'s manifests: with `--terraform-outputs FILE`, or without outputs, or (when the
+/// manifests use Terraform outputs) with the current state's.
+pub fn render(
+    repo_dir: Option<&Path>,
+    env: &str,
+    terraform_outputs: Option<&Path>,
+) -> Result<Rendered> {
+    let repo = Repository::discover(repo_dir).map_err(user_error)?;
+    let config = repo.load_env(env).map_err(user_error)?;
+    let mut outputs = match terraform_outputs {
+        Some(path) => load_terraform_outputs(path)?,
+        None => terraform::Outputs::new(),
+    };
+    let mut rendered = render_with(&repo, &config, outputs.clone(), UnknownOutputs::Error);
+    if let Err(error) = &rendered
+        && terraform_outputs.is_none()
+        && mentions_terraform(error)
+        && terraform::TerraformSettings::for_environment(&repo, &config).is_some()
+    {
+        outputs = current_outputs(&repo, &config)?;
+        rendered = render_with(&repo, &config, outputs.clone(), UnknownOutputs::Error).map_err(
+            |error| {
+                error.context(UserError::new(
+                    format!(
+                        "a Terraform output the manifests use has no value yet in the state of environment `{}`",
+                        config.name
+                    ),
+                    format!(
+                        "apply Terraform first (`gitship deploy {}`), or pass `--terraform-outputs FILE`",
+                        config.name
+                    ),
+                ))
+            },
+        );
+    }
+    Ok(Rendered {
+        environment: config.name.clone(),
+        manifests: rendered?,
+        outputs,
+    })
+}
+
+/// Render `config`'s manifests with `outputs` at the work tree's revision.
+pub fn render_with(
+    repo: &Repository,
+    config: &EnvConfig,
+    outputs: terraform::Outputs,
+    unknown_outputs: UnknownOutputs,
+) -> Result<Vec<Manifest>> {
+    let inputs = RenderInputs::for_environment(repo, config, outputs).map_err(user_error)?;
+    render::render_environment(repo, config, &inputs, unknown_outputs).map_err(user_error)
+}
+
+fn current_outputs(repo: &Repository, config: &EnvConfig) -> Result<terraform::Outputs> {
+    let Some(settings) = terraform::TerraformSettings::for_environment(repo, config) else {
+        return Ok(terraform::Outputs::new());
+    };
+    crate::ops::block_on(async move {
+        let driver = terraform::Terraform::new(settings)
+            .await
+            .map_err(user_error)?;
+        driver.init_if_needed().await.map_err(user_error)?;
+        driver.outputs().await.map_err(user_error)
+    })
+}
+
+fn mentions_terraform(error: &anyhow::Error) -> bool {
+    error
+        .chain()
+        .any(|cause| cause.to_string().contains("terraform."))
+}

@@ -1,0 +1,294 @@
+//! [`Session`]: one environment opened for one operation.
+//!
+//! It opens the repository, the environment's config and the Git revision once, and knows how to
+//! reach everything else the operation needs (the cluster or its sandbox, the Terraform driver,
+//! the Terraform outputs, the image references), so that `plan`, `deploy`, `diff` and `drift`
+//! compose the same pieces instead of each opening them its own way.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Context as _, Result};
+
+use crate::diagnostics::{UserError, user_error};
+use crate::image::{self, BuildRequest, Registry};
+use crate::kube::ClientOptions;
+use crate::kube::sandbox::Sandbox;
+use crate::model::{Environment, Manifest};
+use crate::output::Printer;
+use crate::plan::{GitInfo, ImageAction, ImageChange};
+use crate::render::{self, ImageRef, RenderInputs, UnknownOutputs};
+use crate::repo::{EnvConfig, Repository};
+use crate::settings::{ClusterSettings, GlobalSettings};
+use crate::terraform::{self, Terraform, TerraformSettings};
+
+/// One environment of one repository, opened for one operation.
+#[derive(Debug)]
+pub struct Session {
+    pub repo: Repository,
+    pub config: EnvConfig,
+    pub git: GitInfo,
+    /// The cluster is kubesim, in process, with its state under `.gitship/sandbox/`.
+    pub sandbox: bool,
+    /// `--kubeconfig`.
+    pub kubeconfig: Option<PathBuf>,
+    /// `--terraform-outputs FILE`: outputs given instead of read from Terraform.
+    pub terraform_outputs: Option<PathBuf>,
+    pub printer: Printer,
+}
+
+/// A connection to an environment's cluster; keeps the sandbox server alive when there is one.
+pub struct ClusterConnection {
+    pub client: kube::Client,
+    pub sandbox: Option<Sandbox>,
+}
+
+impl std::fmt::Debug for ClusterConnection {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("ClusterConnection")
+            .field("sandbox", &self.sandbox)
+            .finish()
+    }
+}
+
+impl ClusterConnection {
+    /// Persist the sandbox's state (a real cluster keeps its own).
+    pub fn save_sandbox(&self) -> Result<()> {
+        if let Some(sandbox) = &self.sandbox {
+            sandbox.server.save_state().with_context(|| {
+                format!(
+                    "cannot save the sandbox state `{}`",
+                    sandbox.state_file.display()
+                )
+            })?;
+        }
+        Ok(())
+    }
+}
+
+impl Session {
+    /// Find the repository, load the environment, read Git's state.
+    pub fn open(
+        global: &GlobalSettings,
+        printer: &Printer,
+        cluster: &ClusterSettings,
+    ) -> Result<Session> {
+        let repo = Repository::discover(global.repo.as_deref()).map_err(user_error)?;
+        let config = repo.load_env(&cluster.env).map_err(user_error)?;
+        let sha = crate::git::head_sha(&repo.root).with_context(|| {
+            format!("cannot read the Git revision of `{}`", repo.root.display())
+        })?;
+        let dirty = crate::git::is_dirty(&repo.root)
+            .with_context(|| format!("cannot read the Git status of `{}`", repo.root.display()))?;
+        Ok(Session {
+            repo,
+            config,
+            git: GitInfo { sha, dirty },
+            sandbox: cluster.sandbox,
+            kubeconfig: global.kubeconfig.clone(),
+            terraform_outputs: cluster.terraform_outputs.clone(),
+            printer: printer.clone(),
+        })
+    }
+
+    /// The environment as the Kubernetes stage sees it.
+    pub fn environment(&self) -> Environment {
+        Environment {
+            name: self.config.name.clone(),
+            namespace: self.config.cluster.namespace.clone(),
+        }
+    }
+
+    /// Where the sandbox keeps this environment's state, relative to the repository.
+    pub fn sandbox_state_file(&self) -> PathBuf {
+        self.repo
+            .relative(&crate::kube::sandbox::state_file(
+                &self.repo.root,
+                &self.config.name,
+            ))
+            .to_path_buf()
+    }
+
+    /// Connect to the environment's cluster, or start its sandbox.
+    pub async fn connect(&self) -> Result<ClusterConnection> {
+        if self.sandbox {
+            let sandbox = crate::kube::sandbox::start(&self.repo.root, &self.config.name).await?;
+            return Ok(ClusterConnection {
+                client: sandbox.client.clone(),
+                sandbox: Some(sandbox),
+            });
+        }
+        let options =
+            ClientOptions::for_environment(self.kubeconfig.as_deref(), &self.config.cluster);
+        let client = crate::kube::connect(&options).await.map_err(user_error)?;
+        Ok(ClusterConnection {
+            client,
+            sandbox: None,
+        })
+    }
+
+    /// Connect, saying so when the cluster is simulated (for the read-only operations).
+    pub async fn connect_announced(&self) -> Result<ClusterConnection> {
+        let connection = self.connect().await?;
+        if self.sandbox {
+            self.printer.status(&format!(
+                "sandbox: simulated cluster, state in `{}`",
+                self.sandbox_state_file().display()
+            ));
+        }
+        Ok(connection)
+    }
+
+    /// The environment's Terraform settings; `None` without a Terraform layer, or when the
+    /// outputs are given with `--terraform-outputs`.
+    pub fn terraform_settings(&self) -> Option<TerraformSettings> {
+        TerraformSettings::for_environment(&self.repo, &self.config)
+    }
+
+    /// The environment's Terraform driver, `None` without a Terraform layer.
+    pub async fn terraform(&self) -> Result<Option<Terraform>> {
+        let Some(settings) = self.terraform_settings() else {
+            return Ok(None);
+        };
+        Ok(Some(self.terraform_driver(settings).await?))
+    }
+
+    /// A driver for `settings` that reports its progress as status lines.
+    pub async fn terraform_driver(&self, settings: TerraformSettings) -> Result<Terraform> {
+        let status = self.printer.clone();
+        Ok(Terraform::new(settings)
+            .await
+            .map_err(user_error)?
+            .with_progress(Arc::new(move |line: &str| {
+                status.status(&format!("terraform: {line}"))
+            })))
+    }
+
+    /// The outputs given with `--terraform-outputs FILE`, if any.
+    pub fn given_outputs(&self) -> Result<Option<terraform::Outputs>> {
+        self.terraform_outputs
+            .as_deref()
+            .map(load_terraform_outputs)
+            .transpose()
+    }
+
+    /// The outputs the manifests render with outside `plan` and `deploy`: the given file, or the
+    /// current state's (`terraform output -json`, after `init` when needed).
+    pub async fn current_outputs(&self) -> Result<terraform::Outputs> {
+        if let Some(outputs) = self.given_outputs()? {
+            return Ok(outputs);
+        }
+        match self.terraform().await? {
+            Some(driver) => {
+                driver.init_if_needed().await.map_err(user_error)?;
+                driver.outputs().await.map_err(user_error)
+            }
+            None => Ok(terraform::Outputs::new()),
+        }
+    }
+
+    /// The apps' image references (content tags under the environment's registry).
+    pub fn image_refs(&self) -> Result<BTreeMap<String, ImageRef>> {
+        render::image_refs(&self.repo, &self.config).map_err(user_error)
+    }
+
+    /// The image part of the plan, and the references the manifests render with (pinned by
+    /// digest where the registry has the image). The sandbox does not look at a registry.
+    pub async fn images(&self) -> Result<(Vec<ImageChange>, BTreeMap<String, ImageRef>)> {
+        let mut references = self.image_refs()?;
+        if self.sandbox {
+            let changes = references
+                .values()
+                .map(|reference| ImageChange {
+                    app: reference.app.clone(),
+                    reference: reference.reference(),
+                    action: ImageAction::Unchecked,
+                    reason: None,
+                })
+                .collect();
+            return Ok((changes, references));
+        }
+        let requests = self.build_requests(references.values());
+        let planned = image::plan_images(&requests, &Registry::new())
+            .await
+            .map_err(user_error)?;
+        for image in &planned {
+            if let image::PlannedAction::Reuse { digest } = &image.action
+                && let Some(reference) = references.get_mut(&image.app)
+            {
+                reference.digest = Some(digest.clone());
+            }
+        }
+        Ok((planned.iter().map(|p| p.to_change()).collect(), references))
+    }
+
+    /// Build requests for `references` at this session's revision.
+    pub fn build_requests<'a>(
+        &self,
+        references: impl IntoIterator<Item = &'a ImageRef>,
+    ) -> Vec<BuildRequest> {
+        let source = image::image_source(&self.repo.root);
+        references
+            .into_iter()
+            .filter_map(|reference| {
+                Some(BuildRequest {
+                    app: self.repo.app(&reference.app)?.clone(),
+                    image_repository: reference.repository.clone(),
+                    tag: reference.tag.clone(),
+                    revision: self.git.sha.clone(),
+                    source: source.clone(),
+                })
+            })
+            .collect()
+    }
+
+    /// Render the environment's manifests with `images` and `outputs`.
+    pub fn render(
+        &self,
+        images: BTreeMap<String, ImageRef>,
+        outputs: terraform::Outputs,
+        unknown: UnknownOutputs,
+    ) -> Result<Vec<Manifest>> {
+        let mut inputs =
+            RenderInputs::for_environment(&self.repo, &self.config, outputs).map_err(user_error)?;
+        inputs.images = images;
+        render::render_environment(&self.repo, &self.config, &inputs, unknown).map_err(user_error)
+    }
+}
+
+/// Read `terraform output -json` output from a file (`--terraform-outputs FILE`).
+pub fn load_terraform_outputs(path: &Path) -> Result<terraform::Outputs> {
+    let text = std::fs::read_to_string(path).map_err(|err| {
+        UserError::new(
+            format!(
+                "cannot read Terraform outputs from `{}`: {err}",
+                path.display()
+            ),
+            "pass the file written by `terraform output -json > FILE`",
+        )
+    })?;
+    terraform::parse_outputs_json(&text).map_err(|err| {
+        UserError::new(
+            format!(
+                "`{}` is not in `terraform output -json` format: line {}, column {}: {}",
+                path.display(),
+                err.line(),
+                err.column(),
+                classify(&err)
+            ),
+            "expected an object of `{\"name\": {\"value\": ..., \"sensitive\": bool}}`, as printed by `terraform output -json`",
+        )
+        .into()
+    })
+}
+
+fn classify(err: &serde_json::Error) -> &'static str {
+    match err.classify() {
+        serde_json::error::Category::Io => "read error",
+        serde_json::error::Category::Syntax => "invalid JSON",
+        serde_json::error::Category::Data => "unexpected shape",
+        serde_json::error::Category::Eof => "unexpected end of file",
+    }
+}

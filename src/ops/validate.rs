@@ -1,0 +1,110 @@
+//! `validate`: every static check of one or all environments, with no side effects: the
+//! environment config, Terraform's static checks (variables the module needs), and the
+//! manifests render (Terraform outputs as placeholders unless given).
+
+use std::path::Path;
+
+use anyhow::Result;
+
+use crate::diagnostics::{self, UserError, user_error};
+use crate::ops::render::render_with;
+use crate::ops::session::load_terraform_outputs;
+use crate::render::UnknownOutputs;
+use crate::repo::Repository;
+use crate::terraform;
+
+/// The result for one environment.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ValidationResult {
+    pub environment: String,
+    pub valid: bool,
+    pub objects: usize,
+    /// The rendered error (`error: ... / caused by: ... / hint: ...`).
+    pub error: Option<String>,
+}
+
+/// Validate `env`, or every environment.
+pub fn validate(
+    repo_dir: Option<&Path>,
+    env: Option<&str>,
+    terraform_outputs: Option<&Path>,
+) -> Result<Vec<ValidationResult>> {
+    let repo = Repository::discover(repo_dir).map_err(user_error)?;
+    let names: Vec<String> = match env {
+        Some(name) => {
+            repo.environment_file(name).map_err(user_error)?;
+            vec![name.to_string()]
+        }
+        None => repo.environments.keys().cloned().collect(),
+    };
+    if names.is_empty() {
+        return Err(UserError::new(
+            "no environments to validate",
+            format!(
+                "create `{}/<env>.yaml`",
+                repo.relative(&repo.layout.config_dir).display()
+            ),
+        )
+        .into());
+    }
+    let given_outputs = terraform_outputs.map(load_terraform_outputs).transpose()?;
+    Ok(names
+        .iter()
+        .map(
+            |name| match validate_environment(&repo, name, given_outputs.as_ref()) {
+                Ok(objects) => ValidationResult {
+                    environment: name.clone(),
+                    valid: true,
+                    objects,
+                    error: None,
+                },
+                Err(err) => ValidationResult {
+                    environment: name.clone(),
+                    valid: false,
+                    objects: 0,
+                    error: Some(diagnostics::render(&err)),
+                },
+            },
+        )
+        .collect())
+}
+
+fn validate_environment(
+    repo: &Repository,
+    name: &str,
+    given_outputs: Option<&terraform::Outputs>,
+) -> Result<usize> {
+    let config = repo.load_env(name).map_err(user_error)?;
+    let module = match terraform::TerraformSettings::for_environment(repo, &config) {
+        Some(settings) => {
+            Some(terraform::static_check::check_static(&settings).map_err(user_error)?)
+        }
+        None => None,
+    };
+    let (outputs, unknown_outputs) = match given_outputs {
+        Some(outputs) => (outputs.clone(), UnknownOutputs::Error),
+        None => (static_outputs(module.as_ref()), UnknownOutputs::Placeholder),
+    };
+    let manifests = render_with(repo, &config, outputs, unknown_outputs)?;
+    Ok(manifests.len())
+}
+
+/// The module's outputs as placeholders (no values yet, sensitivity as declared).
+pub fn static_outputs(module: Option<&terraform::ModuleInfo>) -> terraform::Outputs {
+    module
+        .map(|info| {
+            info.outputs
+                .values()
+                .map(|output| {
+                    (
+                        output.name.clone(),
+                        terraform::OutputValue {
+                            value: None,
+                            sensitive: output.sensitive,
+                        },
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
