@@ -150,7 +150,7 @@ impl Intent {
         let terraform = match (given, terraform_settings) {
             (Some(outputs), _) => TerraformStep::Given(outputs),
             (None, Some(settings)) => {
-                TerraformStep::Plan(session.terraform_driver(settings).await?)
+                TerraformStep::Plan(session.terraform_with_progress(settings).await?)
             }
             (None, None) => TerraformStep::None,
         };

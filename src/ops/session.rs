@@ -152,11 +152,11 @@ impl Session {
         let Some(settings) = self.terraform_settings() else {
             return Ok(None);
         };
-        Ok(Some(self.terraform_driver(settings).await?))
+        Ok(Some(Terraform::new(settings).await.map_err(user_error)?))
     }
 
-    /// A driver for `settings` that reports its progress as status lines.
-    pub async fn terraform_driver(&self, settings: TerraformSettings) -> Result<Terraform> {
+    /// A driver for `settings` that reports Terraform's progress as status lines (a deploy's).
+    pub async fn terraform_with_progress(&self, settings: TerraformSettings) -> Result<Terraform> {
         let status = self.printer.clone();
         Ok(Terraform::new(settings)
             .await

@@ -917,7 +917,7 @@ mod tests {
             json!("staging")
         );
         assert_eq!(
-            manifests[0].id().to_string(),
+            manifests[0].id().qualified(),
             "apps/Deployment blog-staging/a"
         );
         let yaml = to_yaml_stream(&manifests);
@@ -1014,7 +1014,7 @@ mod tests {
             "apiVersion: v1\nkind: List\nitems:\n  - apiVersion: v1\n    kind: ConfigMap\n    metadata:\n      name: a\n  - apiVersion: v1\n    kind: ConfigMap\n    metadata:\n      name: b\n",
         )
         .unwrap();
-        let ids: Vec<String> = manifests.iter().map(|m| m.id().to_string()).collect();
+        let ids: Vec<String> = manifests.iter().map(|m| m.id().qualified()).collect();
         assert_eq!(
             ids,
             ["ConfigMap blog-staging/a", "ConfigMap blog-staging/b"]

@@ -811,3 +811,158 @@ async fn images_are_planned_against_a_real_registry_without_building() {
     .expect("second plan");
     let _ = Command::new(builder).args(["rmi", &local]).output();
 }
+
+/// A repository whose Terraform apply fails once `fail` is set (a provisioner that exits 3 runs
+/// when the resource is replaced), with a ConfigMap that shows which commit was applied.
+fn failing_apply_repo() -> Repo {
+    let dir = tempfile::tempdir().expect("temp");
+    let repo = Repo {
+        dir,
+        kubeconfig: None,
+    };
+    repo.write(".gitignore", ".gitship/\n");
+    repo.write(
+        "infrastructure/terraform/main.tf",
+        r#"variable "fail" { type = bool }
+resource "terraform_data" "migrate" {
+  triggers_replace = [var.fail]
+  provisioner "local-exec" {
+    command = var.fail ? "exit 3" : "true"
+  }
+}
+output "mode" { value = var.fail ? "failing" : "fine" }
+"#,
+    );
+    repo.write(
+        "infrastructure/kubernetes/settings.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\ndata:\n  value: ${values.value}\n  mode: ${terraform.mode}\n",
+    );
+    repo.write(
+        "config/staging.yaml",
+        "cluster:\n  namespace: web\nterraform:\n  vars:\n    fail: false\nvalues:\n  value: a\n",
+    );
+    repo.git(&["init", "-q"]);
+    repo.commit("fine");
+    repo
+}
+
+/// One pipeline: a saved plan whose deploy fails leaves the sandbox exactly as it was, as a plain
+/// deploy that fails does.
+#[test]
+fn a_failed_saved_plan_deploy_leaves_the_sandbox_as_it_was() {
+    if !require_tool("terraform", "version") {
+        return;
+    }
+    let repo = failing_apply_repo();
+    repo.ok(&["deploy", "staging", "--sandbox"]);
+    let state_file = repo.path().join(".gitship/sandbox/staging.json");
+    let before = std::fs::read(&state_file).expect("sandbox state");
+
+    repo.edit("config/staging.yaml", "fail: false", "fail: true");
+    repo.edit("config/staging.yaml", "value: a", "value: b");
+    repo.commit("failing");
+    let saved = repo.path().join(".gitship/failing.json");
+    let saved = saved.to_string_lossy().into_owned();
+    repo.ok(&["plan", "staging", "--sandbox", "--out", &saved]);
+
+    let failed = repo.gitship(&["deploy", "staging", "--sandbox", "--plan", &saved]);
+    assert_eq!(failed.code, 1, "{}", failed.all());
+    assert!(failed.stderr.contains("error:"), "{}", failed.all());
+    assert_eq!(
+        std::fs::read(&state_file).expect("sandbox state"),
+        before,
+        "a failed `deploy --plan --sandbox` changed the sandbox"
+    );
+    let plain = repo.gitship(&["deploy", "staging", "--sandbox"]);
+    assert_eq!(plain.code, 1, "{}", plain.all());
+    assert_eq!(
+        std::fs::read(&state_file).expect("sandbox state"),
+        before,
+        "a failed `deploy --sandbox` changed the sandbox"
+    );
+    // The cluster still runs `a`: Git's `b` is drift, never applied.
+    let (_, report) = repo.drift_json(&["staging", "--sandbox"]);
+    let value = report
+        .kubernetes
+        .iter()
+        .flat_map(|object| &object.fields)
+        .find(|field| field.path == "data.value")
+        .unwrap_or_else(|| panic!("no drift of data.value: {report:#?}"));
+    assert_eq!(value.live.as_deref(), Some("a"), "{report:#?}");
+    assert_eq!(value.git.as_deref(), Some("b"), "{report:#?}");
+}
+
+/// One pipeline: `deploy --plan` whose image build fails gives the same error and hint as a plain
+/// `deploy` (here: the registry went away between the plan and the deploy).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_saved_plan_deploy_with_a_failing_build_shows_the_plain_deploys_hint() {
+    let Some(registry) = crate::support::registry::TestRegistry::start() else {
+        return;
+    };
+    let sim = KubeSim::start().await.expect("kubesim");
+    let dir = tempfile::tempdir().expect("temp");
+    let repo = Repo {
+        dir,
+        kubeconfig: Some(sim.kubeconfig_path().to_path_buf()),
+    };
+    repo.write(".gitignore", ".gitship/\n");
+    repo.write("apps/web/Dockerfile", "FROM scratch\nCOPY index.html /\n");
+    repo.write("apps/web/index.html", "<h1>hint</h1>\n");
+    repo.write(
+        "infrastructure/kubernetes/web.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: web\ndata:\n  image: ${images.web}\n",
+    );
+    repo.write(
+        "config/staging.yaml",
+        &format!(
+            "cluster:\n  context: kubesim\n  namespace: web\nregistry: {}/blog\n",
+            registry.address
+        ),
+    );
+    repo.git(&["init", "-q"]);
+    repo.commit("web");
+    let address = registry.address.clone();
+    let repo = tokio::task::spawn_blocking(move || {
+        let saved = repo.path().join(".gitship/web.json");
+        let saved = saved.to_string_lossy().into_owned();
+        repo.ok(&["plan", "staging", "--out", &saved]);
+        (repo, saved)
+    })
+    .await
+    .expect("plan");
+    drop(registry);
+    tokio::task::spawn_blocking(move || {
+        let (repo, saved) = repo;
+        let hint = |run: &Run| {
+            run.stderr
+                .lines()
+                .find(|line| line.starts_with("hint: "))
+                .map(str::to_string)
+        };
+        let from_plan = repo.gitship(&["deploy", "staging", "--plan", &saved]);
+        assert_eq!(from_plan.code, 1, "{}", from_plan.all());
+        let plain = repo.gitship(&["deploy", "staging"]);
+        assert_eq!(plain.code, 1, "{}", plain.all());
+        let expected = hint(&plain).unwrap_or_else(|| panic!("no hint:\n{}", plain.all()));
+        assert!(expected.contains(&address), "{}", plain.all());
+        assert_eq!(hint(&from_plan), Some(expected), "{}", from_plan.all());
+    })
+    .await
+    .expect("deploys");
+    let kubeconfig = sim.kubeconfig_path().to_path_buf();
+    let get = tokio::task::spawn_blocking(move || {
+        Command::new("kubectl")
+            .arg("--kubeconfig")
+            .arg(&kubeconfig)
+            .args(["get", "configmap", "web", "-n", "web"])
+            .output()
+            .expect("kubectl")
+    })
+    .await
+    .expect("kubectl");
+    assert!(
+        !get.status.success(),
+        "nothing is applied when the build fails: {}",
+        String::from_utf8_lossy(&get.stdout)
+    );
+}

@@ -375,7 +375,10 @@ impl KubeSim {
             },
         )?;
         let (controller_sender, controller_receiver) = tokio::sync::mpsc::unbounded_channel();
-        store.controller = Some(controller_sender);
+        store.controller = Some(store::ControllerFeed {
+            sender: controller_sender,
+            watches: controllers::watches,
+        });
         let (shutdown, _) = tokio::sync::watch::channel(false);
         let shared = Arc::new(Shared {
             store: Mutex::new(store),

@@ -17,6 +17,15 @@ use tokio::sync::broadcast;
 /// (namespace or `""`, name)
 pub type ObjectKey = (String, String);
 
+/// Where the store reports changed objects to the simulated controllers: the channel, and which
+/// storage keys they care about (given by whoever wires the two together, so that the store
+/// does not depend on the controllers).
+#[derive(Debug)]
+pub struct ControllerFeed {
+    pub sender: tokio::sync::mpsc::UnboundedSender<Change>,
+    pub watches: fn(&(String, String)) -> bool,
+}
+
 /// A stored object that changed: (storage key, object key), for the simulated controllers.
 pub type Change = ((String, String), ObjectKey);
 
@@ -100,7 +109,7 @@ pub struct Store {
     state_file: Option<PathBuf>,
     event_log_capacity: usize,
     /// Where changes of objects the controllers watch are reported.
-    pub controller: Option<tokio::sync::mpsc::UnboundedSender<Change>>,
+    pub controller: Option<ControllerFeed>,
 }
 
 impl Store {
@@ -225,9 +234,9 @@ impl Store {
         let collection = self.collections.entry(storage_key.clone()).or_default();
         if kind != EventType::Deleted
             && let Some(controller) = &self.controller
-            && crate::controllers::watches(&storage_key)
+            && (controller.watches)(&storage_key)
         {
-            let _ = controller.send((storage_key.clone(), key.clone()));
+            let _ = controller.sender.send((storage_key.clone(), key.clone()));
         }
         let previous = match kind {
             EventType::Deleted => collection.remove(&key),
