@@ -1,9 +1,10 @@
 //! gitship: make a Git monorepo the single source of truth for a running system.
 //!
 //! The library does all the work; `src/main.rs` only parses arguments and maps the outcome to an
-//! exit code. Modules are organised by concept (see `DESIGN.md`): `repo` (layout and environment
-//! config), `render` (templates), `build` (images), `terraform` (the Terraform CLI driver), `kube`
-//! (the Kubernetes stage), `plan` (the cross-layer plan) and `commands` (one file per verb).
+//! exit code. The layers, from the top (see `ARCHITECTURE.md`): `commands` (one file per verb:
+//! settings in, report out), `ops` (the operations: one `Session`, one deploy pipeline), `plan`
+//! (the cross-layer plan model and its renderers), the stages `image`, `terraform`, `render` and
+//! `kube`, and the foundation (`repo`, `git`, `model`, `process`, `output`, `diagnostics`).
 
 pub mod cli;
 pub mod commands;

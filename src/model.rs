@@ -30,6 +30,11 @@ pub const REPLACE_ANNOTATION: &str = "gitship.dev/replace";
 /// Annotation `"false"`: the object is never pruned.
 pub const PRUNE_ANNOTATION: &str = "gitship.dev/prune";
 
+/// What redacted values look like everywhere.
+pub const REDACTED: &str = "<sensitive>";
+/// What a value that Terraform only knows after apply looks like.
+pub const KNOWN_AFTER_APPLY: &str = "(known after apply)";
+
 /// The name gitship reserves in an environment's namespace: the inventory ConfigMap and the
 /// deploy-lock Lease are both called `gitship-<env>`.
 pub fn reserved_name(environment: &str) -> String {

@@ -266,26 +266,6 @@ pub enum PlannedAction {
     Reuse { digest: String },
 }
 
-impl ImagePlan {
-    /// The image section of the cross-layer plan: reused images carry their digest.
-    pub fn to_change(&self) -> crate::plan::ImageChange {
-        match &self.action {
-            PlannedAction::Build { reason } => crate::plan::ImageChange {
-                app: self.app.clone(),
-                reference: self.reference.clone(),
-                action: crate::plan::ImageAction::Build,
-                reason: Some(reason.clone()),
-            },
-            PlannedAction::Reuse { digest } => crate::plan::ImageChange {
-                app: self.app.clone(),
-                reference: format!("{}@{digest}", self.reference),
-                action: crate::plan::ImageAction::Reuse,
-                reason: None,
-            },
-        }
-    }
-}
-
 /// The image stage failed.
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
@@ -589,22 +569,34 @@ async fn build_and_push(
     request: &BuildRequest,
     context: &StageContext<'_>,
 ) -> Result<String, BuildError> {
+    let reference = request.tagged_reference();
+    build_image(request, &reference, context).await?;
+    match push_image(request, &reference, context).await? {
+        Some(digest) => Ok(digest),
+        None => digest_after_push(request, reference, context).await,
+    }
+}
+
+/// Build `request` as `reference`, with gitship's OCI labels.
+async fn build_image(
+    request: &BuildRequest,
+    reference: &str,
+    context: &StageContext<'_>,
+) -> Result<(), BuildError> {
     let app = request.app.name.as_str();
     let builder = context.builder;
-    let reference = request.tagged_reference();
     let labels = BTreeMap::from([
         (REVISION_LABEL.to_string(), request.revision.clone()),
         (SOURCE_LABEL.to_string(), request.source.clone()),
     ]);
     let spec = builder::ImageSpec {
-        reference: &reference,
+        reference,
         dockerfile: &request.app.dockerfile,
         context: &request.app.context,
         build_args: &request.app.build_args,
         target: request.app.target.as_deref(),
         labels: &labels,
     };
-
     context
         .progress
         .set_state(app, AppState::Building, &format!("with {}", builder.name()));
@@ -616,33 +608,38 @@ async fn build_and_push(
         })
         .await;
     match built {
-        Ok(_) => {}
-        Err(ProcessError::Interrupted { .. }) => return Err(BuildError::Interrupted),
-        Err(ProcessError::Failed { status, .. }) => {
-            return Err(BuildError::BuildFailed {
-                app: app.to_string(),
-                builder: builder.name(),
-                status,
-                tail: tail.text(),
-            });
-        }
-        Err(source) => {
-            return Err(BuildError::BuilderRun {
-                app: app.to_string(),
-                builder: builder.name(),
-                source: Box::new(source),
-            });
-        }
+        Ok(_) => Ok(()),
+        Err(ProcessError::Interrupted { .. }) => Err(BuildError::Interrupted),
+        Err(ProcessError::Failed { status, .. }) => Err(BuildError::BuildFailed {
+            app: app.to_string(),
+            builder: builder.name(),
+            status,
+            tail: tail.text(),
+        }),
+        Err(source) => Err(BuildError::BuilderRun {
+            app: app.to_string(),
+            builder: builder.name(),
+            source: Box::new(source),
+        }),
     }
+}
 
+/// Push `reference`; the digest when the builder reports it.
+async fn push_image(
+    request: &BuildRequest,
+    reference: &str,
+    context: &StageContext<'_>,
+) -> Result<Option<String>, BuildError> {
+    let app = request.app.name.as_str();
+    let builder = context.builder;
     context
         .progress
-        .set_state(app, AppState::Pushing, &reference);
+        .set_state(app, AppState::Pushing, reference);
     let push_tail = OutputTail::new();
     let insecure = registry::is_loopback(request.registry());
     let pushed = builder
         .push(
-            &reference,
+            reference,
             &request.image_repository,
             insecure,
             context.environment,
@@ -654,45 +651,49 @@ async fn build_and_push(
         .await;
     let failed = |tail: String| BuildError::PushFailed {
         app: app.to_string(),
-        reference: reference.clone(),
+        reference: reference.to_string(),
         builder: builder.name(),
         tail,
     };
-    let reported = match pushed {
-        Ok(digest) => digest,
+    match pushed {
+        Ok(digest) => Ok(digest),
         Err(builder::PushError::Process(process)) => match *process {
-            ProcessError::Interrupted { .. } => return Err(BuildError::Interrupted),
+            ProcessError::Interrupted { .. } => Err(BuildError::Interrupted),
             ProcessError::Failed { stderr_tail, .. } => {
                 let streamed = push_tail.text();
-                return Err(failed(if streamed.is_empty() {
+                Err(failed(if streamed.is_empty() {
                     stderr_tail
                 } else {
                     streamed
-                }));
+                }))
             }
-            other => return Err(failed(format!("  {other}"))),
+            other => Err(failed(format!("  {other}"))),
         },
-        Err(error) => return Err(failed(format!("  {error}"))),
-    };
-    match reported {
-        Some(digest) => Ok(digest),
-        None => {
-            let digest = context
-                .registry
-                .manifest_digest(&request.image_repository, &request.tag)
-                .await
-                .map_err(|error| BuildError::Digest {
-                    app: app.to_string(),
-                    reference: reference.clone(),
-                    message: error.to_string(),
-                })?;
-            digest.ok_or_else(|| BuildError::Digest {
-                app: app.to_string(),
-                reference,
-                message: "the registry does not have the tag that was just pushed".to_string(),
-            })
-        }
+        Err(error) => Err(failed(format!("  {error}"))),
     }
+}
+
+/// The digest of a tag just pushed, from the registry (for builders that do not report it).
+async fn digest_after_push(
+    request: &BuildRequest,
+    reference: String,
+    context: &StageContext<'_>,
+) -> Result<String, BuildError> {
+    let app = request.app.name.as_str();
+    let digest = context
+        .registry
+        .manifest_digest(&request.image_repository, &request.tag)
+        .await
+        .map_err(|error| BuildError::Digest {
+            app: app.to_string(),
+            reference: reference.clone(),
+            message: error.to_string(),
+        })?;
+    digest.ok_or_else(|| BuildError::Digest {
+        app: app.to_string(),
+        reference,
+        message: "the registry does not have the tag that was just pushed".to_string(),
+    })
 }
 
 impl crate::diagnostics::StageError for RequestError {
@@ -784,31 +785,6 @@ mod tests {
         assert_eq!(
             image_source(dir.path()),
             "https://git.example.com/acme/blog.git"
-        );
-    }
-
-    #[test]
-    fn plans_become_plan_image_changes() {
-        let reuse = ImagePlan {
-            app: "api".into(),
-            reference: "r/api:t".into(),
-            action: PlannedAction::Reuse {
-                digest: "sha256:abc".into(),
-            },
-        };
-        let change = reuse.to_change();
-        assert_eq!(change.reference, "r/api:t@sha256:abc");
-        assert_eq!(change.action, crate::plan::ImageAction::Reuse);
-        let build = ImagePlan {
-            app: "web".into(),
-            reference: "r/web:t".into(),
-            action: PlannedAction::Build {
-                reason: "tag `t` missing in `r`".into(),
-            },
-        };
-        assert_eq!(
-            build.to_change().reason.as_deref(),
-            Some("tag `t` missing in `r`")
         );
     }
 

@@ -122,75 +122,11 @@ pub async fn check(
     desired: &[Manifest],
     retry: &RetryPolicy,
 ) -> Result<Vec<Checked>, KubeError> {
-    let crd_kinds: HashMap<(String, String), bool> = desired
-        .iter()
-        .filter(|d| {
-            d.object.get("kind").and_then(Value::as_str) == Some("CustomResourceDefinition")
-        })
-        .flat_map(|d| {
-            let namespaced =
-                d.object.pointer("/spec/scope").and_then(Value::as_str) != Some("Cluster");
-            discovery::crd_defines(&d.object)
-                .into_iter()
-                .map(move |kind| (kind, namespaced))
-        })
-        .collect();
+    let crd_kinds = crd_kinds(desired);
     let mut checked = Vec::with_capacity(desired.len());
     let mut seen: HashMap<ObjectId, Location> = HashMap::new();
     for object in desired {
-        let invalid = |message: String| KubeError::InvalidManifest {
-            location: object.source.clone(),
-            message,
-        };
-        let api_version = object
-            .object
-            .get("apiVersion")
-            .and_then(Value::as_str)
-            .ok_or_else(|| invalid("missing `apiVersion`".into()))?;
-        let kind = object
-            .object
-            .get("kind")
-            .and_then(Value::as_str)
-            .ok_or_else(|| invalid("missing `kind`".into()))?;
-        let name = object
-            .object
-            .pointer("/metadata/name")
-            .and_then(Value::as_str)
-            .ok_or_else(|| invalid("missing `metadata.name`".into()))?;
-        let wave = order::wave_of(&object.object).map_err(invalid)?;
-        let resolved = resources
-            .resolve(client, retry, api_version, kind)
-            .await
-            .map_err(|source| KubeError::Api {
-                object: format!("{kind} {name} ({})", object.source),
-                message: format!(
-                    "discovery of `{api_version}` failed: {}",
-                    crate::kube::error_message(&source)
-                ),
-                source,
-            })?;
-        let item = match resolved {
-            Some(resolved) => Checked::Ready(Box::new(prepare(
-                &object.object,
-                &object.source,
-                resolved,
-                &environment.name,
-                &environment.namespace,
-                order::position(kind, wave),
-            )?)),
-            None if crd_kinds.contains_key(&(api_version.to_string(), kind.to_string())) => {
-                let namespaced = crd_kinds[&(api_version.to_string(), kind.to_string())];
-                Checked::Deferred(object.clone(), namespaced)
-            }
-            None => {
-                return Err(KubeError::UnknownKind {
-                    location: object.source.clone(),
-                    api_version: api_version.to_string(),
-                    kind: kind.to_string(),
-                    name: name.to_string(),
-                });
-            }
-        };
+        let item = check_one(client, resources, environment, object, &crd_kinds, retry).await?;
         let id = match &item {
             Checked::Ready(p) => p.id.clone(),
             Checked::Deferred(d, namespaced) => deferred_id(d, *namespaced, environment),
@@ -206,6 +142,78 @@ pub async fn check(
         checked.push(item);
     }
     Ok(checked)
+}
+
+/// The kinds the CRDs among `desired` define: (apiVersion, kind) -> namespaced.
+fn crd_kinds(desired: &[Manifest]) -> HashMap<(String, String), bool> {
+    desired
+        .iter()
+        .filter(|d| d.kind() == "CustomResourceDefinition")
+        .flat_map(|d| {
+            let namespaced =
+                d.object.pointer("/spec/scope").and_then(Value::as_str) != Some("Cluster");
+            discovery::crd_defines(&d.object)
+                .into_iter()
+                .map(move |kind| (kind, namespaced))
+        })
+        .collect()
+}
+
+/// One desired object: its identity and wave, and its resource (served, or defined by one of
+/// `crd_kinds`).
+async fn check_one(
+    client: &Client,
+    resources: &Resources,
+    environment: &Environment,
+    object: &Manifest,
+    crd_kinds: &HashMap<(String, String), bool>,
+    retry: &RetryPolicy,
+) -> Result<Checked, KubeError> {
+    let invalid = |message: String| KubeError::InvalidManifest {
+        location: object.source.clone(),
+        message,
+    };
+    let text = |pointer: &str, what: &str| {
+        object
+            .object
+            .pointer(pointer)
+            .and_then(Value::as_str)
+            .ok_or_else(|| invalid(format!("missing `{what}`")))
+    };
+    let api_version = text("/apiVersion", "apiVersion")?;
+    let kind = text("/kind", "kind")?;
+    let name = text("/metadata/name", "metadata.name")?;
+    let wave = order::wave_of(&object.object).map_err(invalid)?;
+    let resolved = resources
+        .resolve(client, retry, api_version, kind)
+        .await
+        .map_err(|source| KubeError::Api {
+            object: format!("{kind} {name} ({})", object.source),
+            message: format!(
+                "discovery of `{api_version}` failed: {}",
+                crate::kube::error_message(&source)
+            ),
+            source,
+        })?;
+    if let Some(resolved) = resolved {
+        return Ok(Checked::Ready(Box::new(prepare(
+            &object.object,
+            &object.source,
+            resolved,
+            &environment.name,
+            &environment.namespace,
+            order::position(kind, wave),
+        )?)));
+    }
+    match crd_kinds.get(&(api_version.to_string(), kind.to_string())) {
+        Some(namespaced) => Ok(Checked::Deferred(object.clone(), *namespaced)),
+        None => Err(KubeError::UnknownKind {
+            location: object.source.clone(),
+            api_version: api_version.to_string(),
+            kind: kind.to_string(),
+            name: name.to_string(),
+        }),
+    }
 }
 
 /// The identity of a deferred object: its scope is the one its CRD declares.

@@ -25,7 +25,7 @@ use crate::kube::apply::{self, Applied};
 use crate::kube::check::{self, Checked, Prepared};
 use crate::kube::discovery::{self, Resources};
 use crate::kube::health::{self, Health};
-use crate::kube::inventory::{self, DeployRecord, Inventory, InventoryEntry};
+use crate::kube::inventory::{self, DeployOutcome, DeployRecord, Inventory, InventoryEntry};
 use crate::kube::lock::{self, LockOptions};
 use crate::kube::order::{self, Position};
 use crate::kube::progress::Progress;
@@ -220,6 +220,15 @@ impl DeployReport {
 
 type ApplyResult = (Prepared, Result<(Applied, Value), KubeError>);
 
+/// What every step of one deploy works with.
+struct Run<'a> {
+    client: &'a Client,
+    resources: &'a Resources,
+    environment: &'a Environment,
+    options: &'a DeployOptions,
+    printer: &'a Progress,
+}
+
 /// Deploy `desired` to `environment`. See the module documentation for the steps.
 pub async fn deploy_objects(
     client: &Client,
@@ -241,10 +250,15 @@ pub async fn deploy_objects(
         .collect();
 
     let progress = Progress::new(printer, desired_ids.len());
-    let printer = &progress;
+    let run = Run {
+        client,
+        resources: &resources,
+        environment,
+        options,
+        printer: &progress,
+    };
     // 2. The environment namespace (the lock and the inventory live there).
-    let created_namespace =
-        ensure_namespace(client, environment, &checked, options, printer).await?;
+    let created_namespace = ensure_namespace(&run, &checked).await?;
 
     // 3. Lock.
     let holder = format!("{} {}", options.who, uuid::Uuid::new_v4().simple());
@@ -255,45 +269,40 @@ pub async fn deploy_objects(
         &holder,
         options.lock,
         retry,
-        printer,
+        run.printer,
     )
     .await?;
-    let result = locked_deploy(
-        client,
-        &resources,
-        environment,
-        checked,
-        desired_ids,
-        options,
-        printer,
-    )
-    .await
-    .map(|mut report| {
-        // The namespace's manifest was applied before the lock; its later apply found it unchanged.
-        if let Some(id) = created_namespace {
-            report.reclassify(&id, ObjectAction::Unchanged, ObjectAction::Created);
-        }
-        report
-    });
+    let result = locked_deploy(&run, checked, desired_ids)
+        .await
+        .map(|mut report| {
+            // The namespace's manifest was applied before the lock; its later apply found it
+            // unchanged.
+            if let Some(id) = created_namespace {
+                report.reclassify(&id, ObjectAction::Unchanged, ObjectAction::Created);
+            }
+            report
+        });
     let released = lock.release(retry).await;
     let report = result?;
     released?;
     Ok(report)
 }
 
+/// Steps 4 to 8, under the lock: read the inventory, apply, wait, prune, record.
 async fn locked_deploy(
-    client: &Client,
-    resources: &Resources,
-    environment: &Environment,
+    run: &Run<'_>,
     checked: Vec<Checked>,
     desired_ids: BTreeSet<ObjectId>,
-    options: &DeployOptions,
-    printer: &Progress,
 ) -> Result<DeployReport, KubeError> {
-    let retry = &options.retry;
-    let previous = inventory::load(client, &environment.name, &environment.namespace, retry)
-        .await?
-        .unwrap_or_default();
+    let (environment, options) = (run.environment, run.options);
+    let previous = inventory::load(
+        run.client,
+        &environment.name,
+        &environment.namespace,
+        &options.retry,
+    )
+    .await?
+    .unwrap_or_default();
     if desired_ids.is_empty()
         && options.prune
         && !options.allow_empty
@@ -309,130 +318,140 @@ async fn locked_deploy(
         ..Default::default()
     };
     let mut entries: HashMap<ObjectId, InventoryEntry> = HashMap::new();
-    let outcome = apply_all(
-        client,
-        resources,
-        environment,
-        checked,
-        options,
-        printer,
-        &mut report,
-        &mut entries,
-    )
-    .await;
-    if let Err(error) = outcome {
+    if let Err(error) = apply_all(run, checked, &mut report, &mut entries).await {
         // Remember what was applied so that a later deploy can prune it; nothing is pruned now.
         let applied = report.applied_ids();
         let mut objects = previous.objects.clone();
         objects.extend(
             entries
-                .iter()
+                .into_iter()
                 .filter(|(id, _)| applied.contains(id))
-                .map(|(_, e)| e.clone()),
+                .map(|(_, entry)| entry),
         );
-        record(
-            client,
-            environment,
-            options,
-            previous,
-            objects,
-            &report,
-            "failed",
-        )
-        .await?;
+        record(run, previous, objects, &report, DeployOutcome::Failed).await?;
         return Err(error);
     }
 
     // Prune last, after everything is healthy.
-    let mut kept: Vec<InventoryEntry> = Vec::new();
-    if options.prune {
-        for candidate in prune::candidates(&previous.objects, &desired_ids) {
-            let decision = prune_one(client, resources, environment, &candidate, options).await?;
-            let id = candidate.id();
-            match &decision {
-                PruneDecision::Delete => {
-                    printer.line(&format!("pruned {id}"));
-                    report.push(id, ObjectAction::Pruned, None);
-                }
-                PruneDecision::KeepProtected => {
-                    printer.warn(&format!(
-                        "not pruning {id}: protected kind (pass `--prune-protected`)"
-                    ));
-                    report.push(id, ObjectAction::Kept, Some("protected kind".into()));
-                }
-                PruneDecision::KeepAnnotated => {
-                    report.push(
-                        id,
-                        ObjectAction::Kept,
-                        Some("annotated `gitship.dev/prune: \"false\"`".into()),
-                    );
-                }
-                PruneDecision::NotOwned(owner) => {
-                    printer.warn(&format!(
-                        "not pruning {id}: owned by `{owner}`, not `{}`",
-                        environment.name
-                    ));
-                }
-                PruneDecision::Gone => {}
-            }
-            if decision.stays_in_inventory() {
-                kept.push(candidate);
-            }
-        }
-    } else {
-        kept.extend(prune::candidates(&previous.objects, &desired_ids));
-    }
+    let (kept, failure) = match prune_all(run, &previous, &desired_ids, &mut report).await {
+        Ok(kept) => (kept, None),
+        Err((kept, error)) => (kept, Some(error)),
+    };
     let mut objects: Vec<InventoryEntry> = entries.into_values().collect();
     objects.extend(kept);
-    record(
-        client,
-        environment,
-        options,
-        previous,
-        objects,
-        &report,
-        "succeeded",
-    )
-    .await?;
-    Ok(report)
+    let outcome = match failure {
+        None => DeployOutcome::Succeeded,
+        Some(_) => DeployOutcome::Failed,
+    };
+    // The inventory is written whether or not pruning failed: it lists every object applied.
+    record(run, previous, objects, &report, outcome).await?;
+    match failure {
+        None => Ok(report),
+        Some(error) => Err(error),
+    }
 }
 
+/// Prune what the previous inventory has and the desired set does not. Returns the candidates
+/// that stay in the inventory (kept, not owned, or not reached because pruning failed), and the
+/// error that stopped pruning, if one did.
+async fn prune_all(
+    run: &Run<'_>,
+    previous: &Inventory,
+    desired_ids: &BTreeSet<ObjectId>,
+    report: &mut DeployReport,
+) -> Result<Vec<InventoryEntry>, (Vec<InventoryEntry>, KubeError)> {
+    let candidates = prune::candidates(&previous.objects, desired_ids);
+    if !run.options.prune {
+        return Ok(candidates);
+    }
+    let mut kept: Vec<InventoryEntry> = Vec::new();
+    let mut remaining = candidates.into_iter();
+    while let Some(candidate) = remaining.next() {
+        let decision = match prune_one(run, &candidate).await {
+            Ok(decision) => decision,
+            Err(error) => {
+                // The failed candidate and the ones not reached stay: a later deploy retries.
+                kept.push(candidate);
+                kept.extend(remaining);
+                return Err((kept, error));
+            }
+        };
+        report_prune(run, &candidate, &decision, report);
+        if decision.stays_in_inventory() {
+            kept.push(candidate);
+        }
+    }
+    Ok(kept)
+}
+
+/// Say what pruning did with `candidate`.
+fn report_prune(
+    run: &Run<'_>,
+    candidate: &InventoryEntry,
+    decision: &PruneDecision,
+    report: &mut DeployReport,
+) {
+    let id = candidate.id();
+    match decision {
+        PruneDecision::Delete => {
+            run.printer.line(&format!("pruned {id}"));
+            report.push(id, ObjectAction::Pruned, None);
+        }
+        PruneDecision::KeepProtected => {
+            run.printer.warn(&format!(
+                "not pruning {id}: protected kind (pass `--prune-protected`)"
+            ));
+            report.push(id, ObjectAction::Kept, Some("protected kind".into()));
+        }
+        PruneDecision::KeepAnnotated => {
+            report.push(
+                id,
+                ObjectAction::Kept,
+                Some("annotated `gitship.dev/prune: \"false\"`".into()),
+            );
+        }
+        PruneDecision::NotOwned(owner) => {
+            run.printer.warn(&format!(
+                "not pruning {id}: owned by `{owner}`, not `{}`",
+                run.environment.name
+            ));
+        }
+        PruneDecision::Gone => {}
+    }
+}
+
+/// Write the inventory (`objects`) and a deploy record on top of the previous history.
 async fn record(
-    client: &Client,
-    environment: &Environment,
-    options: &DeployOptions,
+    run: &Run<'_>,
     previous: Inventory,
     objects: Vec<InventoryEntry>,
     report: &DeployReport,
-    outcome: &str,
+    outcome: DeployOutcome,
 ) -> Result<(), KubeError> {
+    let options = run.options;
     let mut history = vec![DeployRecord {
         sha: options.sha.clone(),
         time: Utc::now(),
         who: options.who.clone(),
-        outcome: outcome.to_string(),
+        outcome,
         summary: report.summary_line(),
     }];
     history.extend(previous.history);
     let inventory = Inventory { objects, history };
     inventory::store(
-        client,
+        run.client,
         &inventory,
-        &environment.name,
-        &environment.namespace,
+        &run.environment.name,
+        &run.environment.namespace,
         options.history,
         &options.retry,
     )
     .await
 }
 
-async fn prune_one(
-    client: &Client,
-    resources: &Resources,
-    environment: &Environment,
-    candidate: &InventoryEntry,
-    options: &DeployOptions,
-) -> Result<PruneDecision, KubeError> {
+async fn prune_one(run: &Run<'_>, candidate: &InventoryEntry) -> Result<PruneDecision, KubeError> {
+    let (client, resources, environment, options) =
+        (run.client, run.resources, run.environment, run.options);
     let retry = &options.retry;
     let id = candidate.id();
     let api_error = |source: kube::Error| KubeError::Api {
@@ -483,12 +502,11 @@ async fn prune_one(
 /// Create the environment namespace when it does not exist (from its manifest when there is
 /// one: then its identity is returned).
 async fn ensure_namespace(
-    client: &Client,
-    environment: &Environment,
+    run: &Run<'_>,
     checked: &[Checked],
-    options: &DeployOptions,
-    printer: &Progress,
 ) -> Result<Option<ObjectId>, KubeError> {
+    let (client, environment, options, printer) =
+        (run.client, run.environment, run.options, run.printer);
     let retry = &options.retry;
     let name = &environment.namespace;
     let api: Api<Namespace> = Api::all(client.clone());
@@ -536,14 +554,11 @@ async fn ensure_namespace(
     Ok(created)
 }
 
-#[allow(clippy::too_many_arguments)]
+/// The bootstrap stage (waited for), the custom resources whose CRD it applied, then the waves,
+/// each waited for.
 async fn apply_all(
-    client: &Client,
-    resources: &Resources,
-    environment: &Environment,
+    run: &Run<'_>,
     checked: Vec<Checked>,
-    options: &DeployOptions,
-    printer: &Progress,
     report: &mut DeployReport,
     entries: &mut HashMap<ObjectId, InventoryEntry>,
 ) -> Result<(), KubeError> {
@@ -556,57 +571,13 @@ async fn apply_all(
         }
     }
     // Bootstrap stage: CRDs, Namespaces, cluster RBAC; waited for.
-    let (bootstrap, rest): (Vec<Prepared>, Vec<Prepared>) =
+    let (bootstrap, mut rest): (Vec<Prepared>, Vec<Prepared>) =
         ready.into_iter().partition(|p| p.position.stage == 0);
-    let mut rest = rest;
     if !bootstrap.is_empty() {
-        apply_groups(client, bootstrap.clone(), options, printer, report, entries).await?;
-        wait_healthy(client, &bootstrap, options, printer).await?;
+        apply_groups(run, bootstrap.clone(), report, entries).await?;
+        wait_healthy(run, &bootstrap).await?;
     }
-    // Custom resources whose CRD was just applied.
-    if !deferred.is_empty() {
-        for object in &deferred {
-            if let Some(api_version) = object.object.get("apiVersion").and_then(Value::as_str) {
-                resources.forget(api_version).await;
-            }
-        }
-        for object in deferred {
-            let api_version = object
-                .object
-                .get("apiVersion")
-                .and_then(Value::as_str)
-                .unwrap_or_default();
-            let kind = object
-                .object
-                .get("kind")
-                .and_then(Value::as_str)
-                .unwrap_or_default();
-            let name = object
-                .object
-                .pointer("/metadata/name")
-                .and_then(Value::as_str)
-                .unwrap_or_default();
-            let resolved =
-                resolve_with_patience(client, resources, api_version, kind, options).await?;
-            let Some(resolved) = resolved else {
-                return Err(KubeError::UnknownKind {
-                    location: object.source.clone(),
-                    api_version: api_version.to_string(),
-                    kind: kind.to_string(),
-                    name: name.to_string(),
-                });
-            };
-            let wave = order::wave_of(&object.object).unwrap_or(0);
-            rest.push(check::prepare(
-                &object.object,
-                &object.source,
-                resolved,
-                &environment.name,
-                &environment.namespace,
-                order::position(kind, wave),
-            )?);
-        }
-    }
+    rest.extend(prepare_deferred(run, deferred).await?);
     // Waves.
     let mut waves: BTreeMap<i64, Vec<Prepared>> = BTreeMap::new();
     for prepared in rest {
@@ -616,20 +587,51 @@ async fn apply_all(
             .push(prepared);
     }
     for (_, wave) in waves {
-        apply_groups(client, wave.clone(), options, printer, report, entries).await?;
-        wait_healthy(client, &wave, options, printer).await?;
+        apply_groups(run, wave.clone(), report, entries).await?;
+        wait_healthy(run, &wave).await?;
     }
     Ok(())
 }
 
+/// Resolve and prepare the custom resources whose CRD the bootstrap stage just applied.
+async fn prepare_deferred(
+    run: &Run<'_>,
+    deferred: Vec<Manifest>,
+) -> Result<Vec<Prepared>, KubeError> {
+    for object in &deferred {
+        run.resources.forget(object.api_version()).await;
+    }
+    let mut prepared = Vec::with_capacity(deferred.len());
+    for object in deferred {
+        let (api_version, kind) = (object.api_version(), object.kind());
+        let Some(resolved) = resolve_with_patience(run, api_version, kind).await? else {
+            return Err(KubeError::UnknownKind {
+                location: object.source.clone(),
+                api_version: api_version.to_string(),
+                kind: kind.to_string(),
+                name: object.id().name,
+            });
+        };
+        let wave = order::wave_of(&object.object).unwrap_or(0);
+        prepared.push(check::prepare(
+            &object.object,
+            &object.source,
+            resolved,
+            &run.environment.name,
+            &run.environment.namespace,
+            order::position(kind, wave),
+        )?);
+    }
+    Ok(prepared)
+}
+
 /// A CRD is served a moment after it is Established; retry discovery briefly.
 async fn resolve_with_patience(
-    client: &Client,
-    resources: &Resources,
+    run: &Run<'_>,
     api_version: &str,
     kind: &str,
-    options: &DeployOptions,
 ) -> Result<Option<discovery::Resolved>, KubeError> {
+    let (client, resources, options) = (run.client, run.resources, run.options);
     let api_error = |source: kube::Error| KubeError::Api {
         object: format!("{api_version} {kind}"),
         message: crate::kube::error_message(&source),
@@ -651,13 +653,12 @@ async fn resolve_with_patience(
 
 /// Apply objects grouped by position: positions in order, objects of one position concurrently.
 async fn apply_groups(
-    client: &Client,
+    run: &Run<'_>,
     objects: Vec<Prepared>,
-    options: &DeployOptions,
-    printer: &Progress,
     report: &mut DeployReport,
     entries: &mut HashMap<ObjectId, InventoryEntry>,
 ) -> Result<(), KubeError> {
+    let (client, options, printer) = (run.client, run.options, run.printer);
     let mut groups: BTreeMap<Position, Vec<Prepared>> = BTreeMap::new();
     for prepared in objects {
         groups.entry(prepared.position).or_default().push(prepared);
@@ -730,12 +731,8 @@ async fn apply_groups(
     Ok(())
 }
 
-async fn wait_healthy(
-    client: &Client,
-    objects: &[Prepared],
-    options: &DeployOptions,
-    printer: &Progress,
-) -> Result<(), KubeError> {
+async fn wait_healthy(run: &Run<'_>, objects: &[Prepared]) -> Result<(), KubeError> {
+    let (client, options, printer) = (run.client, run.options, run.printer);
     if !options.wait || !objects.iter().any(|p| health::is_watched(&p.id.kind)) {
         return Ok(());
     }

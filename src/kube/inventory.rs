@@ -51,10 +51,17 @@ pub struct DeployRecord {
     pub time: DateTime<Utc>,
     /// Who deployed (user@host, or the CI identity).
     pub who: String,
-    /// `succeeded` or `failed`.
-    pub outcome: String,
+    pub outcome: DeployOutcome,
     /// One line: `3 created, 1 configured, 20 unchanged, 1 pruned`.
     pub summary: String,
+}
+
+/// How a deploy ended (stored as `succeeded` or `failed`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DeployOutcome {
+    Succeeded,
+    Failed,
 }
 
 /// The stored inventory of an environment.
@@ -209,7 +216,7 @@ mod tests {
             sha: Some(format!("{n:040}")),
             time: DateTime::from_timestamp(1_700_000_000 + i64::from(n), 0).unwrap(),
             who: "ci".into(),
-            outcome: "succeeded".into(),
+            outcome: DeployOutcome::Succeeded,
             summary: format!("{n} created"),
         }
     }

@@ -23,7 +23,7 @@ pub async fn drift(session: &Session) -> Result<DriftReport> {
             session.config.name
         ));
         let drift = driver.drift().await.map_err(user_error)?;
-        report.terraform = drift.to_plan_changes();
+        report.terraform = crate::plan::terraform::drift_changes(&drift);
     }
 
     let outputs = session.current_outputs().await?;

@@ -59,7 +59,7 @@ pub async fn plan(session: &Session) -> Result<PlanOutcome> {
             .plan(PlanMode::Normal, &file)
             .await
             .map_err(user_error)?;
-        plan.terraform = Some(summary.to_plan_part());
+        plan.terraform = Some(plan::terraform::plan_part(&summary));
         outputs = terraform.outputs().await.map_err(user_error)?;
         apply_planned_outputs(&mut outputs, &summary);
         planfile = Some(summary.planfile.clone());

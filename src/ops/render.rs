@@ -6,7 +6,7 @@ use anyhow::Result;
 
 use crate::diagnostics::{UserError, user_error};
 use crate::model::Manifest;
-use crate::ops::session::load_terraform_outputs;
+use crate::ops::session::{load_terraform_outputs, state_outputs};
 use crate::render::{self, RenderInputs, UnknownOutputs};
 use crate::repo::{EnvConfig, Repository};
 use crate::terraform;
@@ -38,7 +38,8 @@ pub fn render(
         && mentions_terraform(error)
         && terraform::TerraformSettings::for_environment(&repo, &config).is_some()
     {
-        outputs = current_outputs(&repo, &config)?;
+        let settings = terraform::TerraformSettings::for_environment(&repo, &config);
+        outputs = crate::ops::block_on(state_outputs(settings))?;
         rendered = render_with(&repo, &config, outputs.clone(), UnknownOutputs::Error).map_err(
             |error| {
                 error.context(UserError::new(
@@ -70,19 +71,6 @@ pub fn render_with(
 ) -> Result<Vec<Manifest>> {
     let inputs = RenderInputs::for_environment(repo, config, outputs).map_err(user_error)?;
     render::render_environment(repo, config, &inputs, unknown_outputs).map_err(user_error)
-}
-
-fn current_outputs(repo: &Repository, config: &EnvConfig) -> Result<terraform::Outputs> {
-    let Some(settings) = terraform::TerraformSettings::for_environment(repo, config) else {
-        return Ok(terraform::Outputs::new());
-    };
-    crate::ops::block_on(async move {
-        let driver = terraform::Terraform::new(settings)
-            .await
-            .map_err(user_error)?;
-        driver.init_if_needed().await.map_err(user_error)?;
-        driver.outputs().await.map_err(user_error)
-    })
 }
 
 fn mentions_terraform(error: &anyhow::Error) -> bool {

@@ -180,13 +180,7 @@ impl Session {
         if let Some(outputs) = self.given_outputs()? {
             return Ok(outputs);
         }
-        match self.terraform().await? {
-            Some(driver) => {
-                driver.init_if_needed().await.map_err(user_error)?;
-                driver.outputs().await.map_err(user_error)
-            }
-            None => Ok(terraform::Outputs::new()),
-        }
+        state_outputs(self.terraform_settings()).await
     }
 
     /// The apps' image references (content tags under the environment's registry).
@@ -221,7 +215,13 @@ impl Session {
                 reference.digest = Some(digest.clone());
             }
         }
-        Ok((planned.iter().map(|p| p.to_change()).collect(), references))
+        Ok((
+            planned
+                .iter()
+                .map(crate::plan::images::image_change)
+                .collect(),
+            references,
+        ))
     }
 
     /// Build requests for `references` at this session's revision.
@@ -256,6 +256,17 @@ impl Session {
         inputs.images = images;
         render::render_environment(&self.repo, &self.config, &inputs, unknown).map_err(user_error)
     }
+}
+
+/// The outputs in the current Terraform state (`terraform output -json`, after `init` when
+/// needed); none without a Terraform layer.
+pub async fn state_outputs(settings: Option<TerraformSettings>) -> Result<terraform::Outputs> {
+    let Some(settings) = settings else {
+        return Ok(terraform::Outputs::new());
+    };
+    let driver = Terraform::new(settings).await.map_err(user_error)?;
+    driver.init_if_needed().await.map_err(user_error)?;
+    driver.outputs().await.map_err(user_error)
 }
 
 /// Read `terraform output -json` output from a file (`--terraform-outputs FILE`).

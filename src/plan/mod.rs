@@ -1,28 +1,27 @@
 //! The cross-layer plan: one model and one JSON schema for images, Terraform and Kubernetes, and
 //! the drift report built on the same parts.
 //!
-//! Every stage contributes its part in the plain, serialisable types below (already redacted:
-//! sensitive Terraform values and Secret data never reach this module in clear text). The
+//! Every stage's result becomes its part in the plain, serialisable types below, here and only
+//! here ([`images`], [`terraform`], [`kubernetes`]), already redacted: sensitive Terraform values
+//! and Secret data never reach this module in clear text. The
 //! renderers ([`human`], [`markdown`], and `serde_json` for `--output json`) only format.
 //!
 //! The JSON schema is versioned by [`FORMAT_VERSION`]: fields may be added in a minor change;
 //! renaming or removing a field bumps the version.
 
 pub mod human;
+pub mod images;
 pub mod kubernetes;
 pub mod markdown;
 pub mod saved;
+pub mod terraform;
 
 use serde::{Deserialize, Serialize};
 
 /// Version of the JSON schema of [`Plan`] and [`DriftReport`].
 pub const FORMAT_VERSION: u32 = 1;
 
-/// What redacted values look like everywhere.
-pub const REDACTED: &str = "<sensitive>";
-
-/// What a value that Terraform only knows after apply looks like.
-pub const KNOWN_AFTER_APPLY: &str = "(known after apply)";
+pub use crate::model::{KNOWN_AFTER_APPLY, REDACTED};
 
 /// One environment's plan across all layers.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -32,7 +32,7 @@ use crate::terraform;
 use template::{Derived, Segment};
 
 /// What redacted values are replaced with.
-pub const REDACTED: &str = crate::plan::REDACTED;
+pub const REDACTED: &str = crate::model::REDACTED;
 
 /// An app's image: `<registry>/<app>:<tag>`, optionally pinned by digest.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

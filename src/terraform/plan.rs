@@ -13,7 +13,7 @@ use serde_json::Value;
 use crate::terraform::redact::{REDACTED, Redactor, mask_has_sensitive, redact_with_mask};
 
 /// What an unknown-until-apply value is shown as.
-pub const KNOWN_AFTER_APPLY: &str = crate::plan::KNOWN_AFTER_APPLY;
+pub const KNOWN_AFTER_APPLY: &str = crate::model::KNOWN_AFTER_APPLY;
 
 /// Which kind of plan.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -329,88 +329,6 @@ impl DriftReport {
     }
 }
 
-/// Conversions into the cross-layer plan model of [`crate::plan`] (its values are the same
-/// redacted renderings).
-impl PlanSummary {
-    /// The Terraform part of the cross-layer plan.
-    pub fn to_plan_part(&self) -> crate::plan::TerraformPart {
-        crate::plan::TerraformPart {
-            resources: self
-                .changes
-                .iter()
-                .filter_map(ResourceChange::to_plan_change)
-                .collect(),
-            outputs: self
-                .output_changes
-                .iter()
-                .filter_map(OutputChange::to_plan_change)
-                .collect(),
-        }
-    }
-}
-
-impl DriftReport {
-    /// The Terraform resources of the cross-layer drift report: changed outside Terraform, then
-    /// what a deploy would change.
-    pub fn to_plan_changes(&self) -> Vec<crate::plan::ResourceChange> {
-        self.changed_outside
-            .iter()
-            .chain(&self.pending_changes)
-            .filter_map(ResourceChange::to_plan_change)
-            .collect()
-    }
-}
-
-impl ResourceChange {
-    /// This change in the cross-layer plan model; `None` for no-ops. A `forget` (removed from
-    /// the state, left running) shows as a destroy: the resource leaves Terraform's management.
-    pub fn to_plan_change(&self) -> Option<crate::plan::ResourceChange> {
-        use crate::plan::ResourceAction;
-        let action = match self.action {
-            ChangeAction::Create => ResourceAction::Create,
-            ChangeAction::Update => ResourceAction::Update,
-            ChangeAction::Replace => ResourceAction::Replace,
-            ChangeAction::Delete | ChangeAction::Forget => ResourceAction::Destroy,
-            ChangeAction::Read => ResourceAction::Read,
-            ChangeAction::NoOp => return None,
-        };
-        Some(crate::plan::ResourceChange {
-            address: self.address.clone(),
-            action,
-            replace_reasons: self.replace_reasons.clone(),
-            attributes: self
-                .attributes
-                .iter()
-                .map(|attribute| crate::plan::FieldChange {
-                    path: attribute.name.clone(),
-                    before: attribute.before.as_ref().map(render_value),
-                    after: attribute.after.as_ref().map(render_value),
-                })
-                .collect(),
-        })
-    }
-}
-
-impl OutputChange {
-    /// This change in the cross-layer plan model; `None` for no-ops and reads.
-    pub fn to_plan_change(&self) -> Option<crate::plan::OutputChange> {
-        use crate::plan::OutputAction;
-        let action = match self.action {
-            ChangeAction::Create => OutputAction::Create,
-            ChangeAction::Update | ChangeAction::Replace => OutputAction::Update,
-            ChangeAction::Delete | ChangeAction::Forget => OutputAction::Delete,
-            ChangeAction::Read | ChangeAction::NoOp => return None,
-        };
-        Some(crate::plan::OutputChange {
-            name: self.name.clone(),
-            action,
-            sensitive: self.sensitive,
-            before: self.before.as_ref().map(render_value),
-            after: self.after.as_ref().map(render_value),
-        })
-    }
-}
-
 fn render_resources(text: &mut String, changes: &[ResourceChange]) {
     for change in changes {
         let _ = write!(
@@ -489,7 +407,8 @@ fn render_outputs(text: &mut String, outputs: &[OutputChange]) {
 }
 
 /// A value on one line; the redaction and unknown markers are shown bare.
-fn render_value(value: &Value) -> String {
+/// A value as plans show it: JSON, except the redacted and the unknown markers, shown as is.
+pub fn render_value(value: &Value) -> String {
     match value {
         Value::String(text) if text == REDACTED || text == KNOWN_AFTER_APPLY => text.clone(),
         other => other.to_string(),
@@ -905,7 +824,8 @@ mod tests {
             &Redactor::default(),
         )
         .unwrap();
-        let part = plan.to_plan_part();
+        // (The conversion lives in `plan::terraform`; its input is this module's parse.)
+        let part = crate::plan::terraform::plan_part(&plan);
         assert_eq!(part.resources.len(), 1);
         assert_eq!(
             part.resources[0].action,

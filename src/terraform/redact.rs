@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use serde_json::Value;
 
 /// What a sensitive value is shown as, everywhere (the cross-layer plan's marker).
-pub const REDACTED: &str = crate::plan::REDACTED;
+pub const REDACTED: &str = crate::model::REDACTED;
 
 /// Secrets shorter than this are not searched for in free text (they would mangle ordinary
 /// words); structured redaction still hides them.

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use gitship::diagnostics::Location;
 use gitship::kube::deploy::{DeployOptions, ObjectAction};
+use gitship::kube::inventory::DeployOutcome;
 use gitship::kube::lock::LockOptions;
 use gitship::kube::retry::RetryPolicy;
 use gitship::kube::{KubeError, deploy_objects};
@@ -225,7 +226,7 @@ async fn fresh_deploy_creates_everything_and_a_second_deploy_writes_nothing() {
             .any(|e| e.kind == "Secret" && e.name == "blog-db")
     );
     assert_eq!(inventory.history.len(), 1);
-    assert_eq!(inventory.history[0].outcome, "succeeded");
+    assert_eq!(inventory.history[0].outcome, DeployOutcome::Succeeded);
     assert_eq!(
         inventory.history[0].sha.as_deref(),
         Some("0123456789abcdef0123456789abcdef01234567")
@@ -442,7 +443,7 @@ async fn a_failed_rollout_fails_within_the_timeout_and_prunes_nothing() {
         "nothing is pruned after a failure"
     );
     let inventory = cluster.inventory().await;
-    assert_eq!(inventory.history[0].outcome, "failed");
+    assert_eq!(inventory.history[0].outcome, DeployOutcome::Failed);
     assert!(
         inventory.objects.iter().any(|e| e.name == "blog-config"),
         "still remembered for a later prune"
@@ -477,7 +478,10 @@ async fn a_failed_rollout_fails_within_the_timeout_and_prunes_nothing() {
             .await
             .is_none()
     );
-    assert_eq!(cluster.inventory().await.history[0].outcome, "succeeded");
+    assert_eq!(
+        cluster.inventory().await.history[0].outcome,
+        DeployOutcome::Succeeded
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
