@@ -188,6 +188,12 @@ pub struct DeployArgs {
     /// How long to wait for another deploy of the environment to finish (e.g. 2m)
     #[arg(long, value_name = "DURATION")]
     pub lock_timeout: Option<String>,
+    /// How long the environment's lock stays valid without renewal, should gitship die (30s)
+    #[arg(long, value_name = "DURATION")]
+    pub lock_lease: Option<String>,
+    /// Do not check the cluster, registry and Terraform backend before changing anything
+    #[arg(long)]
+    pub skip_preflight: bool,
 }
 
 #[derive(Debug, Args)]

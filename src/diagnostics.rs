@@ -168,7 +168,8 @@ pub fn render(err: &anyhow::Error) -> String {
     let hint = find_user_error(err).and_then(|u| u.hint.clone());
     for (index, cause) in err.chain().enumerate() {
         let text = cause.to_string();
-        if seen.iter().any(|s| s == &text) {
+        // A cause already said (alone, or inside an outer message) is not said again.
+        if seen.iter().any(|s| s.contains(text.trim())) {
             continue;
         }
         if index == 0 {
@@ -205,6 +206,20 @@ mod tests {
             "error: cannot read `config/prod.yaml`\n  caused by: disk on fire\nhint: check the file exists"
         );
         assert_eq!(class_of(&err), ErrorClass::Failure);
+    }
+
+    #[test]
+    fn causes_already_said_are_not_repeated() {
+        let err = anyhow::Error::from(std::io::Error::other("client error (Connect)"))
+            .context("discovery failed: client error (Connect)")
+            .context(UserError::new(
+                "cannot reach the cluster: client error (Connect)",
+                "check the kubeconfig",
+            ));
+        assert_eq!(
+            render(&err),
+            "error: cannot reach the cluster: client error (Connect)\n  caused by: discovery failed: client error (Connect)\nhint: check the kubeconfig"
+        );
     }
 
     #[test]

@@ -1,5 +1,7 @@
-//! Logging with `tracing` to stderr. `-v` debug, `-vv` trace, `-q` errors only; `RUST_LOG`
-//! overrides all of them.
+//! Logging with `tracing` to stderr. By default only gitship's own warnings (and kubesim's, in
+//! the sandbox) are shown: the libraries' log lines (kube, hyper, ...) say what gitship's errors
+//! already say, less readably. `-v` shows gitship's debug lines and the libraries' info, `-vv`
+//! everything, `-q` errors only; `RUST_LOG` overrides all of them.
 
 use tracing_subscriber::EnvFilter;
 
@@ -8,8 +10,8 @@ use crate::cli::GlobalArgs;
 /// Install the global subscriber (once; later calls are ignored).
 pub fn init(global: &GlobalArgs) {
     let default = match (global.quiet, global.verbose) {
-        (true, _) => "error",
-        (false, 0) => "warn",
+        (true, _) => "gitship=error,kubesim=error",
+        (false, 0) => "gitship=warn,kubesim=warn",
         (false, 1) => "gitship=debug,kubesim=debug,info",
         (false, _) => "trace",
     };

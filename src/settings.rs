@@ -106,6 +106,9 @@ pub struct DeploySettings {
     pub no_prune: bool,
     pub timeout: Option<Duration>,
     pub lock_timeout: Option<Duration>,
+    /// `--lock-lease`: the Lease's duration (renewed every third of it).
+    pub lock_lease: Option<Duration>,
+    pub skip_preflight: bool,
 }
 
 impl Settings {
@@ -165,6 +168,12 @@ impl Settings {
                     .as_deref()
                     .map(|d| parse_duration("--lock-timeout", d))
                     .transpose()?,
+                lock_lease: a
+                    .lock_lease
+                    .as_deref()
+                    .map(|d| parse_duration("--lock-lease", d))
+                    .transpose()?,
+                skip_preflight: a.skip_preflight,
             }),
             cli::Command::Diff(a) => CommandSettings::Diff(cluster(a)),
             cli::Command::Drift(a) => CommandSettings::Drift(cluster(a)),

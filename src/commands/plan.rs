@@ -15,7 +15,18 @@ pub const MARKDOWN_LIMIT: usize = 65_000;
 pub async fn run(ctx: &Context, settings: PlanSettings) -> Result<Outcome> {
     let session = Session::open(&ctx.global, &ctx.printer, &settings.cluster)?;
     let outcome = crate::ops::plan::plan(&session).await?;
-    print_plan(ctx, &outcome.plan)?;
+    ctx.printer.status(&format!(
+        "preflight: {} checks passed",
+        outcome.preflight.checks.len()
+    ));
+    match ctx.printer.format {
+        OutputFormat::Json => {
+            let mut value = serde_json::to_value(&outcome.plan)?;
+            value["preflight"] = serde_json::to_value(&outcome.preflight)?;
+            ctx.printer.data(&serde_json::to_string_pretty(&value)?)?;
+        }
+        OutputFormat::Human | OutputFormat::Markdown => print_plan(ctx, &outcome.plan)?,
+    }
     if let Some(out) = &settings.out {
         crate::ops::plan::save(out, &session, &outcome)?;
         ctx.printer

@@ -38,6 +38,70 @@ impl ClientOptions {
     }
 }
 
+/// Which cluster a client talks to, and as whom: for messages about reaching it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterIdentity {
+    /// The API server's URL.
+    pub server: String,
+    /// The kubeconfig context (`None`: in-cluster, or the sandbox).
+    pub context: Option<String>,
+    /// The kubeconfig user of that context, when it names one.
+    pub user: Option<String>,
+}
+
+impl ClusterIdentity {
+    /// `https://10.0.0.1:6443 (context `prod`)`.
+    pub fn describe(&self) -> String {
+        match &self.context {
+            Some(context) => format!("`{}` (context `{context}`)", self.server),
+            None => format!("`{}`", self.server),
+        }
+    }
+}
+
+/// The kubeconfig context and user `options` select, read from the same files as [`config`]
+/// (`None`s when no kubeconfig is readable: in-cluster).
+fn context_and_user(options: &ClientOptions) -> (Option<String>, Option<String>) {
+    let kubeconfig = match &options.kubeconfig {
+        Some(path) => Kubeconfig::read_from(path).ok(),
+        None => Kubeconfig::read().ok(),
+    };
+    let Some(kubeconfig) = kubeconfig else {
+        return (options.context.clone(), None);
+    };
+    let context = options
+        .context
+        .clone()
+        .or_else(|| kubeconfig.current_context.clone());
+    let user = context.as_ref().and_then(|name| {
+        kubeconfig
+            .contexts
+            .iter()
+            .find(|named| &named.name == name)
+            .and_then(|named| named.context.as_ref())
+            .and_then(|context| context.user.clone())
+    });
+    (context, user)
+}
+
+/// A client for `options`, and who it talks to as whom.
+pub async fn connect_with_identity(
+    options: &ClientOptions,
+) -> Result<(Client, ClusterIdentity), KubeError> {
+    let config = config(options).await?;
+    let (context, user) = context_and_user(options);
+    let identity = ClusterIdentity {
+        server: config
+            .cluster_url
+            .to_string()
+            .trim_end_matches('/')
+            .to_string(),
+        context,
+        user,
+    };
+    Ok((client_from(config)?, identity))
+}
+
 /// The `kube::Config` for `options` (no connection is made).
 pub async fn config(options: &ClientOptions) -> Result<Config, KubeError> {
     let context_options = KubeConfigOptions {

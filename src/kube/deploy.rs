@@ -26,7 +26,7 @@ use crate::kube::check::{self, Checked, Prepared};
 use crate::kube::discovery::{self, Resources};
 use crate::kube::health::{self, Health};
 use crate::kube::inventory::{self, DeployOutcome, DeployRecord, Inventory, InventoryEntry};
-use crate::kube::lock::{self, LockOptions};
+use crate::kube::lock::{self, DeployLock, LockOptions};
 use crate::kube::order::{self, Position};
 use crate::kube::progress::Progress;
 use crate::kube::prune::{self, PruneDecision};
@@ -241,13 +241,7 @@ pub async fn deploy_objects(
     let resources = Resources::new();
     // 1. Everything that can be checked before the first write.
     let checked = check::check(client, &resources, environment, &desired, retry).await?;
-    let desired_ids: BTreeSet<ObjectId> = checked
-        .iter()
-        .map(|c| match c {
-            Checked::Ready(p) => p.id.clone(),
-            Checked::Deferred(d, namespaced) => check::deferred_id(d, *namespaced, environment),
-        })
-        .collect();
+    let desired_ids = desired_ids(&checked, environment);
 
     let progress = Progress::new(printer, desired_ids.len());
     let run = Run {
@@ -261,31 +255,131 @@ pub async fn deploy_objects(
     let created_namespace = ensure_namespace(&run, &checked).await?;
 
     // 3. Lock.
-    let holder = format!("{} {}", options.who, uuid::Uuid::new_v4().simple());
-    let lock = lock::acquire(
-        client,
-        &environment.name,
-        &environment.namespace,
-        &holder,
-        options.lock,
-        retry,
-        run.printer,
-    )
-    .await?;
-    let result = locked_deploy(&run, checked, desired_ids)
+    let lock = acquire(&run).await?;
+    let result = locked_deploy(&run, checked, desired_ids, &lock)
         .await
-        .map(|mut report| {
-            // The namespace's manifest was applied before the lock; its later apply found it
-            // unchanged.
-            if let Some(id) = created_namespace {
-                report.reclassify(&id, ObjectAction::Unchanged, ObjectAction::Created);
-            }
-            report
-        });
+        .map(|report| with_created_namespace(report, created_namespace));
     let released = lock.release(retry).await;
     let report = result?;
     released?;
     Ok(report)
+}
+
+/// The environment's lock, held for a whole deploy (Terraform included) by the caller: see
+/// [`lock_environment`] and [`deploy_objects_locked`].
+#[derive(Debug)]
+pub struct EnvironmentLock {
+    lock: DeployLock,
+    /// The namespace was created (from its manifest) to hold the Lease.
+    created_namespace: Option<ObjectId>,
+}
+
+impl EnvironmentLock {
+    /// Whether another holder took the Lease while it was held.
+    pub fn is_lost(&self) -> bool {
+        self.lock.is_lost()
+    }
+
+    /// Stop renewing and delete the Lease (when still ours).
+    pub async fn release(self, retry: &RetryPolicy) -> Result<(), KubeError> {
+        self.lock.release(retry).await
+    }
+}
+
+/// Take `environment`'s lock before a deploy changes anything: create its namespace when it
+/// is missing (from its manifest among `manifests` when there is one) and acquire the Lease,
+/// waiting up to the lock timeout for another holder. It is renewed until released.
+pub async fn lock_environment(
+    client: &Client,
+    environment: &Environment,
+    manifests: &[Manifest],
+    options: &DeployOptions,
+    printer: &Printer,
+) -> Result<EnvironmentLock, KubeError> {
+    let resources = Resources::new();
+    let progress = Progress::new(printer, 0);
+    let run = Run {
+        client,
+        resources: &resources,
+        environment,
+        options,
+        printer: &progress,
+    };
+    let namespace: Vec<Manifest> = manifests
+        .iter()
+        .filter(|m| {
+            let id = m.id();
+            id.group.is_empty() && id.kind == "Namespace" && id.name == environment.namespace
+        })
+        .cloned()
+        .collect();
+    let checked = check::check(client, &resources, environment, &namespace, &options.retry).await?;
+    let created_namespace = ensure_namespace(&run, &checked).await?;
+    let lock = acquire(&run).await?;
+    Ok(EnvironmentLock {
+        lock,
+        created_namespace,
+    })
+}
+
+/// [`deploy_objects`] for a caller that holds the environment's lock already.
+pub async fn deploy_objects_locked(
+    client: &Client,
+    environment: &Environment,
+    desired: Vec<Manifest>,
+    options: &DeployOptions,
+    printer: &Printer,
+    held: &EnvironmentLock,
+) -> Result<DeployReport, KubeError> {
+    let resources = Resources::new();
+    let checked = check::check(client, &resources, environment, &desired, &options.retry).await?;
+    let desired_ids = desired_ids(&checked, environment);
+    let progress = Progress::new(printer, desired_ids.len());
+    let run = Run {
+        client,
+        resources: &resources,
+        environment,
+        options,
+        printer: &progress,
+    };
+    let report = locked_deploy(&run, checked, desired_ids, &held.lock).await?;
+    Ok(with_created_namespace(
+        report,
+        held.created_namespace.clone(),
+    ))
+}
+
+/// The namespace's manifest was applied before the lock; its later apply found it unchanged.
+fn with_created_namespace(mut report: DeployReport, created: Option<ObjectId>) -> DeployReport {
+    if let Some(id) = created {
+        report.reclassify(&id, ObjectAction::Unchanged, ObjectAction::Created);
+    }
+    report
+}
+
+fn desired_ids(checked: &[Checked], environment: &Environment) -> BTreeSet<ObjectId> {
+    checked
+        .iter()
+        .map(|c| match c {
+            Checked::Ready(p) => p.id.clone(),
+            Checked::Deferred(d, namespaced) => check::deferred_id(d, *namespaced, environment),
+        })
+        .collect()
+}
+
+/// Acquire the environment's Lease as `<who> <uuid>`.
+async fn acquire(run: &Run<'_>) -> Result<DeployLock, KubeError> {
+    let holder = format!("{} {}", run.options.who, uuid::Uuid::new_v4().simple());
+    lock::acquire(
+        run.client,
+        &run.environment.name,
+        &run.environment.namespace,
+        &holder,
+        run.options.lock,
+        &run.options.retry,
+        run.printer,
+    )
+    .await
 }
 
 /// Steps 4 to 8, under the lock: read the inventory, apply, wait, prune, record.
@@ -293,6 +387,7 @@ async fn locked_deploy(
     run: &Run<'_>,
     checked: Vec<Checked>,
     desired_ids: BTreeSet<ObjectId>,
+    lock: &DeployLock,
 ) -> Result<DeployReport, KubeError> {
     let (environment, options) = (run.environment, run.options);
     let previous = inventory::load(
@@ -332,6 +427,15 @@ async fn locked_deploy(
         return Err(error);
     }
 
+    // A lost lock means another deploy may be applying: never prune then.
+    if lock.is_lost() {
+        let mut objects = previous.objects.clone();
+        objects.extend(entries.into_values());
+        record(run, previous, objects, &report, DeployOutcome::Failed).await?;
+        return Err(KubeError::LockLost {
+            env: environment.name.clone(),
+        });
+    }
     // Prune last, after everything is healthy.
     let (kept, failure) = match prune_all(run, &previous, &desired_ids, &mut report).await {
         Ok(kept) => (kept, None),

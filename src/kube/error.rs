@@ -79,6 +79,11 @@ pub enum KubeError {
         holder: String,
         waited: Duration,
     },
+    /// Another holder took the environment's Lease during the deploy: it stopped before pruning.
+    #[error(
+        "the lock of environment `{env}` was taken over during the deploy: stopped before pruning"
+    )]
+    LockLost { env: String },
     /// The desired set is empty and pruning would delete everything gitship deployed.
     #[error(
         "refusing to prune all {count} object(s) of environment `{env}`: the desired set is empty"
@@ -109,6 +114,9 @@ impl StageError for KubeError {
             ),
             KubeError::LockTimeout { .. } => Some(
                 "wait for the other deploy to finish or raise `--lock-timeout`; an abandoned lock expires on its own".into(),
+            ),
+            KubeError::LockLost { .. } => Some(
+                "another deploy (or a lock released by hand) took the environment: check `kubectl get lease` and deploy again".into(),
             ),
             KubeError::EmptyDesiredSet { .. } => {
                 Some("pass `--allow-empty` to really delete everything, or `--no-prune`".into())

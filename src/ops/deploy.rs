@@ -1,4 +1,4 @@
-//! `deploy`: the one deploy pipeline.
+//! `deploy`: the one deploy pipeline, one transaction per environment.
 //!
 //! Every deploy runs the same steps, whatever it deploys ([`DeploySource`]: the work tree, or a
 //! saved plan; later a Git revision):
@@ -7,13 +7,20 @@
 //! 2. the intent: what to build, which Terraform plan to apply, which manifests to apply. For
 //!    the work tree, every static check runs here (build requests, Terraform's static checks,
 //!    the manifests render with placeholder outputs); for a saved plan, it is refused as stale
-//!    when Git or a live object moved since it was made. Nothing has changed yet when this fails;
-//! 3. build and push the missing images, concurrently with `terraform plan`;
-//! 4. `terraform apply` of exactly that plan, then its outputs;
-//! 5. the final manifests (rendered with the real outputs and the image digests);
-//! 6. the Kubernetes stage ([`crate::kube::deploy_objects`]: lock, apply in stages, wait for
-//!    health, prune, record the inventory, unlock);
-//! 7. the sandbox's state is saved, only when the deploy succeeded.
+//!    when Git or a live object moved since it was made;
+//! 3. preflight ([`crate::ops::preflight`]): the cluster answers and accepts the credentials,
+//!    the namespace can be read, the registry answers, Terraform's backend initialises. Nothing
+//!    has changed when any of 1 to 3 fails (`--skip-preflight` skips 3);
+//! 4. the environment's lock: its namespace is created when missing, and its Lease taken (or
+//!    waited for up to `--lock-timeout`); it is renewed in the background and held through
+//!    every later step, then released last;
+//! 5. build and push the missing images, concurrently with `terraform plan`;
+//! 6. `terraform apply` of exactly that plan, then its outputs;
+//! 7. the final manifests (rendered with the real outputs and the image digests);
+//! 8. the Kubernetes stage ([`crate::kube::deploy::deploy_objects_locked`]: apply in stages,
+//!    wait for health, stop if the lock was lost, prune, record the inventory);
+//! 9. release the lock; the sandbox's state is saved when the deploy succeeded (kubesim also
+//!    persists every change it accepts, as a real cluster keeps what was applied).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -22,10 +29,11 @@ use anyhow::Result;
 
 use crate::diagnostics::{UserError, user_error};
 use crate::image::{self, BuildOptions, BuildRequest, BuildResult, Registry};
-use crate::kube::deploy::{DeployOptions, DeployReport};
+use crate::kube::deploy::{DeployOptions, DeployReport, EnvironmentLock};
 use crate::kube::lock::LockOptions;
 use crate::model::Manifest;
 use crate::ops::plan::kubernetes_diff;
+use crate::ops::preflight;
 use crate::ops::session::{ClusterConnection, Session};
 use crate::ops::validate::static_outputs;
 use crate::plan::{ImageAction, saved};
@@ -61,6 +69,51 @@ pub async fn deploy(
         DeploySource::WorkTree => Intent::work_tree(session, settings).await?,
         DeploySource::SavedPlan(path) => Intent::saved_plan(session, &connection, path).await?,
     };
+    if settings.skip_preflight {
+        session
+            .printer
+            .warn("preflight skipped (`--skip-preflight`)");
+    } else {
+        let passed = preflight::require(
+            session,
+            &connection,
+            &intent.builds,
+            intent.terraform.driver(),
+            intent.checked.len(),
+        )
+        .await?;
+        session
+            .printer
+            .status(&format!("preflight: {} checks passed", passed.checks.len()));
+    }
+    // The lock spans every change: builds that push, Terraform, the Kubernetes stages.
+    let options = deploy_options(&session.config, settings, Some(session.git.sha.clone()));
+    let lock = crate::kube::deploy::lock_environment(
+        &connection.client,
+        &session.environment(),
+        &intent.checked,
+        &options,
+        &session.printer,
+    )
+    .await
+    .map_err(user_error)?;
+    let result = locked(session, &connection, intent, settings, &options, &lock).await;
+    let released = lock.release(&options.retry).await.map_err(user_error);
+    let report = result?;
+    released?;
+    connection.save_sandbox()?;
+    Ok(report)
+}
+
+/// Steps 3 to 6, under the environment's lock.
+async fn locked(
+    session: &Session,
+    connection: &ClusterConnection,
+    intent: Intent,
+    settings: &DeploySettings,
+    options: &DeployOptions,
+    lock: &EnvironmentLock,
+) -> Result<DeployReport> {
     let (built, planned) = tokio::join!(
         build_images(session, &intent.builds, settings),
         plan_terraform(&intent.terraform),
@@ -69,15 +122,15 @@ pub async fn deploy(
     let outputs =
         apply_terraform(session, &intent.terraform, planned, intent.needs_outputs).await?;
     let manifests = intent.manifests.finish(session, outputs, &built)?;
-    let report = kubernetes_stage(session, &connection, manifests, settings).await?;
-    connection.save_sandbox()?;
-    Ok(report)
+    kubernetes_stage(session, connection, manifests, options, lock).await
 }
 
 /// What one deploy will do, known before anything changes.
 struct Intent {
     /// The images to build and push.
     builds: Vec<BuildRequest>,
+    /// The manifests as checked before any change (placeholder outputs for the work tree).
+    checked: Vec<Manifest>,
     terraform: TerraformStep,
     /// The manifests need Terraform's outputs after apply.
     needs_outputs: bool,
@@ -111,6 +164,16 @@ enum ManifestSource {
     },
 }
 
+impl TerraformStep {
+    /// The driver this step runs, if any.
+    fn driver(&self) -> Option<&Terraform> {
+        match self {
+            TerraformStep::Plan(driver) | TerraformStep::Saved { driver, .. } => Some(driver),
+            TerraformStep::None | TerraformStep::Given(_) => None,
+        }
+    }
+}
+
 impl Intent {
     /// The work tree's intent, after every static check.
     async fn work_tree(session: &Session, settings: &DeploySettings) -> Result<Intent> {
@@ -137,7 +200,7 @@ impl Intent {
             None => (static_outputs(module.as_ref()), UnknownOutputs::Placeholder),
         };
         let images = session.image_refs()?;
-        session.render(images.clone(), check_outputs, unknown)?;
+        let checked = session.render(images.clone(), check_outputs, unknown)?;
         if session.sandbox {
             for image in images.values() {
                 session.printer.status(&format!(
@@ -156,6 +219,7 @@ impl Intent {
         };
         Ok(Intent {
             builds,
+            checked,
             terraform,
             needs_outputs: true,
             manifests: ManifestSource::Render { images },
@@ -219,6 +283,7 @@ impl Intent {
             .collect();
         Ok(Intent {
             builds,
+            checked: plan.manifests.clone(),
             terraform,
             needs_outputs,
             manifests: ManifestSource::Saved {
@@ -378,9 +443,9 @@ async fn kubernetes_stage(
     session: &Session,
     connection: &ClusterConnection,
     manifests: Vec<Manifest>,
-    settings: &DeploySettings,
+    options: &DeployOptions,
+    lock: &EnvironmentLock,
 ) -> Result<DeployReport> {
-    let options = deploy_options(&session.config, settings, Some(session.git.sha.clone()));
     let simulated = if session.sandbox {
         " (sandbox: simulated cluster)"
     } else {
@@ -391,12 +456,13 @@ async fn kubernetes_stage(
         manifests.len(),
         session.config.name
     ));
-    crate::kube::deploy_objects(
+    crate::kube::deploy::deploy_objects_locked(
         &connection.client,
         &session.environment(),
         manifests,
-        &options,
+        options,
         &session.printer,
+        lock,
     )
     .await
     .map_err(user_error)
@@ -424,7 +490,9 @@ pub fn deploy_options(
         timeout: settings.timeout.unwrap_or(config.deploy.timeout),
         lock: LockOptions {
             timeout: settings.lock_timeout.unwrap_or(config.deploy.lock_timeout),
-            ..LockOptions::default()
+            lease_duration: settings
+                .lock_lease
+                .unwrap_or(LockOptions::default().lease_duration),
         },
         prune: !settings.no_prune,
         allow_empty: settings.allow_empty,
@@ -485,6 +553,8 @@ mod tests {
             no_prune: false,
             timeout: Some(Duration::from_secs(9)),
             lock_timeout: None,
+            lock_lease: None,
+            skip_preflight: false,
         }
     }
 

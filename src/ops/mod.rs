@@ -8,6 +8,7 @@
 //! - [`plan`]: the plan across images, Terraform and Kubernetes; `diff`'s Kubernetes part.
 //! - [`deploy`]: the one deploy pipeline, for the work tree or a saved plan.
 //! - [`drift`]: what runs differs from Git.
+//! - [`preflight`]: the outside world checked before a deploy changes anything.
 //! - [`render`], [`validate`], [`build`], [`env_new`], [`envs`]: the operations that need no
 //!   cluster.
 
@@ -17,6 +18,7 @@ pub mod drift;
 pub mod env_new;
 pub mod envs;
 pub mod plan;
+pub mod preflight;
 pub mod render;
 pub mod session;
 pub mod validate;

@@ -20,6 +20,7 @@ use crate::diagnostics::user_error;
 use crate::kube::diff::EnvironmentDiff;
 use crate::kube::retry::RetryPolicy;
 use crate::model::{Manifest, ObjectId, is_cluster_scoped};
+use crate::ops::preflight::{self, Preflight};
 use crate::ops::session::{ClusterConnection, Session};
 use crate::plan::{self, Plan, saved};
 use crate::render::{self, ImageRef, UnknownOutputs};
@@ -32,6 +33,8 @@ const CONCURRENCY: usize = 16;
 #[derive(Debug)]
 pub struct PlanOutcome {
     pub plan: Plan,
+    /// The preflight's checks (all passed).
+    pub preflight: Preflight,
     /// The saved Terraform plan, when the repository has a Terraform layer.
     pub planfile: Option<PathBuf>,
     /// The rendered manifests (real values: only ever written to a saved plan file).
@@ -40,16 +43,39 @@ pub struct PlanOutcome {
     pub kubernetes: Option<EnvironmentDiff>,
 }
 
-/// Compute the whole plan.
+/// Compute the whole plan, after the same preflight as a deploy's (a failed preflight is shown
+/// as a status section, then returned as the error).
 pub async fn plan(session: &Session) -> Result<PlanOutcome> {
     let mut plan = Plan::new(&session.config.name, session.git.clone(), session.sandbox);
+    let has_kubernetes = session.repo.layout.kubernetes_dir.is_some();
+    let connection = match has_kubernetes {
+        true => Some(session.connect_announced().await?),
+        false => None,
+    };
+    let terraform = session.terraform().await?;
+    let images_to_check = match session.sandbox {
+        true => Vec::new(),
+        false => session.build_requests(session.image_refs()?.values()),
+    };
+    let preflight = preflight::preflight(
+        session,
+        connection.as_ref(),
+        &images_to_check,
+        terraform.as_ref(),
+        None,
+    )
+    .await;
+    if !preflight.passed() {
+        session.printer.status(preflight.render().trim_end());
+        return Err(preflight.error(&session.config.name));
+    }
+
     let (image_changes, images) = session.images().await?;
     plan.images = image_changes;
-
     // Terraform: plan, then the outputs the manifests render with.
     let mut outputs = terraform::Outputs::new();
     let mut planfile = None;
-    if let Some(terraform) = session.terraform().await? {
+    if let Some(terraform) = &terraform {
         let file = planfile_path(session);
         session.printer.status(&format!(
             "planning Terraform for `{}`...",
@@ -70,14 +96,19 @@ pub async fn plan(session: &Session) -> Result<PlanOutcome> {
 
     let manifests = session.render(images.clone(), outputs.clone(), UnknownOutputs::Placeholder)?;
     let mut kubernetes = None;
-    if !manifests.is_empty() || session.repo.layout.kubernetes_dir.is_some() {
-        let connection = session.connect_announced().await?;
-        let environment_diff = kubernetes_diff(&connection, session, &manifests).await?;
+    let connection = match connection {
+        Some(connection) => Some(connection),
+        None if !manifests.is_empty() => Some(session.connect_announced().await?),
+        None => None,
+    };
+    if let Some(connection) = &connection {
+        let environment_diff = kubernetes_diff(connection, session, &manifests).await?;
         plan.kubernetes = Some(plan_part(session, &environment_diff, &manifests, &outputs));
         kubernetes = Some(environment_diff);
     }
     Ok(PlanOutcome {
         plan,
+        preflight,
         planfile,
         manifests,
         images,

@@ -14,6 +14,7 @@ use anyhow::{Context as _, Result};
 use crate::diagnostics::{UserError, user_error};
 use crate::image::{self, BuildRequest, Registry};
 use crate::kube::ClientOptions;
+use crate::kube::client::ClusterIdentity;
 use crate::kube::sandbox::Sandbox;
 use crate::model::{Environment, Manifest};
 use crate::output::Printer;
@@ -41,6 +42,8 @@ pub struct Session {
 /// A connection to an environment's cluster; keeps the sandbox server alive when there is one.
 pub struct ClusterConnection {
     pub client: kube::Client,
+    /// Which server, through which context, as which user.
+    pub identity: ClusterIdentity,
     pub sandbox: Option<Sandbox>,
 }
 
@@ -48,6 +51,7 @@ impl std::fmt::Debug for ClusterConnection {
     fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         formatter
             .debug_struct("ClusterConnection")
+            .field("identity", &self.identity)
             .field("sandbox", &self.sandbox)
             .finish()
     }
@@ -117,14 +121,22 @@ impl Session {
             let sandbox = crate::kube::sandbox::start(&self.repo.root, &self.config.name).await?;
             return Ok(ClusterConnection {
                 client: sandbox.client.clone(),
+                identity: ClusterIdentity {
+                    server: sandbox.server.url(),
+                    context: None,
+                    user: None,
+                },
                 sandbox: Some(sandbox),
             });
         }
         let options =
             ClientOptions::for_environment(self.kubeconfig.as_deref(), &self.config.cluster);
-        let client = crate::kube::connect(&options).await.map_err(user_error)?;
+        let (client, identity) = crate::kube::client::connect_with_identity(&options)
+            .await
+            .map_err(user_error)?;
         Ok(ClusterConnection {
             client,
+            identity,
             sandbox: None,
         })
     }

@@ -10,3 +10,4 @@ mod kube;
 mod plan;
 mod quiet;
 mod terraform;
+mod transaction;

@@ -2,155 +2,14 @@
 //! kubesim (the `--sandbox` one, or one started here and reached with `--kubeconfig`, so the real
 //! `kubectl` can change it) and the real `terraform` binary.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
-use gitship::plan::{
-    DriftKind, DriftReport, FORMAT_VERSION, ObjectAction, ObjectChange, ObjectRef, Plan,
-    ResourceAction,
-};
+use gitship::plan::{DriftKind, ObjectAction, ObjectChange, ObjectRef, Plan, ResourceAction};
 use kubesim::KubeSim;
 
-use crate::support::{gitship, require_tool, test_home};
-
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-impl Run {
-    fn all(&self) -> String {
-        format!("{}{}", self.stdout, self.stderr)
-    }
-}
-
-/// A Git repository in a temp dir (a copy of the example, or written by the test).
-struct Repo {
-    dir: tempfile::TempDir,
-    kubeconfig: Option<PathBuf>,
-}
-
-impl Repo {
-    fn example() -> Repo {
-        let dir = tempfile::tempdir().expect("temp");
-        let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/blog-infra");
-        let status = Command::new("cp")
-            .arg("-r")
-            .arg(format!("{}/.", source.display()))
-            .arg(dir.path())
-            .status()
-            .expect("cp");
-        assert!(status.success());
-        let _ = std::fs::remove_dir_all(dir.path().join(".gitship"));
-        std::fs::write(dir.path().join(".gitignore"), ".gitship/\n").expect("gitignore");
-        let repo = Repo {
-            dir,
-            kubeconfig: None,
-        };
-        repo.git(&["init", "-q"]);
-        repo.commit("example");
-        repo
-    }
-
-    fn path(&self) -> &Path {
-        self.dir.path()
-    }
-
-    fn write(&self, relative: &str, text: &str) {
-        let path = self.path().join(relative);
-        std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
-        std::fs::write(path, text).expect("write");
-    }
-
-    fn edit(&self, relative: &str, from: &str, to: &str) {
-        let path = self.path().join(relative);
-        let text = std::fs::read_to_string(&path).expect("read");
-        assert!(text.contains(from), "{relative} has no `{from}`");
-        std::fs::write(path, text.replace(from, to)).expect("write");
-    }
-
-    fn git(&self, args: &[&str]) {
-        let output = Command::new("git")
-            .args([
-                "-c",
-                "user.email=test@example.com",
-                "-c",
-                "user.name=test",
-                "-c",
-                "commit.gpgsign=false",
-            ])
-            .args(args)
-            .current_dir(self.path())
-            .env("HOME", test_home())
-            .env("GIT_CONFIG_NOSYSTEM", "1")
-            .output()
-            .expect("git");
-        assert!(
-            output.status.success(),
-            "git {args:?}: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-    }
-
-    fn commit(&self, message: &str) {
-        self.git(&["add", "-A"]);
-        self.git(&["commit", "-q", "--allow-empty", "-m", message]);
-    }
-
-    fn gitship(&self, args: &[&str]) -> Run {
-        let mut command = gitship();
-        command.arg("-C").arg(self.path());
-        if let Some(kubeconfig) = &self.kubeconfig {
-            command.arg("--kubeconfig").arg(kubeconfig);
-        }
-        let output = command.args(args).output().expect("run gitship");
-        Run {
-            code: output.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-        }
-    }
-
-    fn ok(&self, args: &[&str]) -> Run {
-        let run = self.gitship(args);
-        assert_eq!(run.code, 0, "gitship {args:?}:\n{}", run.all());
-        run
-    }
-
-    fn plan_json(&self, args: &[&str]) -> (i32, Plan) {
-        let mut all = vec!["-o", "json", "plan"];
-        all.extend_from_slice(args);
-        let run = self.gitship(&all);
-        assert!(run.code == 0 || run.code == 2, "plan:\n{}", run.all());
-        let plan: Plan = serde_json::from_str(&run.stdout).expect("plan JSON");
-        assert_eq!(plan.format_version, FORMAT_VERSION);
-        (run.code, plan)
-    }
-
-    fn drift_json(&self, args: &[&str]) -> (i32, DriftReport) {
-        let mut all = vec!["-o", "json", "drift"];
-        all.extend_from_slice(args);
-        let run = self.gitship(&all);
-        assert!(run.code == 0 || run.code == 2, "drift:\n{}", run.all());
-        let report: DriftReport = serde_json::from_str(&run.stdout).expect("drift JSON");
-        assert_eq!(report.format_version, FORMAT_VERSION);
-        (run.code, report)
-    }
-
-    /// `plan --out` then `deploy --plan`: the fresh deploy every test starts from.
-    fn deploy(&self, env: &str, extra: &[&str]) {
-        let planfile = self.dir.path().join(".gitship").join("deploy-plan.json");
-        std::fs::create_dir_all(planfile.parent().unwrap()).unwrap();
-        let planfile = planfile.to_string_lossy().into_owned();
-        let mut plan = vec!["plan", env, "--out", &planfile];
-        plan.extend_from_slice(extra);
-        self.ok(&plan);
-        let mut deploy = vec!["deploy", env, "--plan", &planfile];
-        deploy.extend_from_slice(extra);
-        self.ok(&deploy);
-    }
-}
+use crate::support::repo::{Repo, Run};
+use crate::support::require_tool;
 
 fn kubectl(kubeconfig: &Path, args: &[&str]) {
     let output = Command::new("kubectl")
@@ -856,7 +715,14 @@ fn a_failed_saved_plan_deploy_leaves_the_sandbox_as_it_was() {
     let repo = failing_apply_repo();
     repo.ok(&["deploy", "staging", "--sandbox"]);
     let state_file = repo.path().join(".gitship/sandbox/staging.json");
-    let before = std::fs::read(&state_file).expect("sandbox state");
+    // The simulated cluster's objects (its resourceVersion counter moves with the deploy lock's
+    // Lease, which is taken and released around Terraform).
+    let objects = || -> serde_json::Value {
+        let text = std::fs::read_to_string(&state_file).expect("sandbox state");
+        let state: serde_json::Value = serde_json::from_str(&text).expect("sandbox state JSON");
+        state["objects"].clone()
+    };
+    let before = objects();
 
     repo.edit("config/staging.yaml", "fail: false", "fail: true");
     repo.edit("config/staging.yaml", "value: a", "value: b");
@@ -868,16 +734,14 @@ fn a_failed_saved_plan_deploy_leaves_the_sandbox_as_it_was() {
     let failed = repo.gitship(&["deploy", "staging", "--sandbox", "--plan", &saved]);
     assert_eq!(failed.code, 1, "{}", failed.all());
     assert!(failed.stderr.contains("error:"), "{}", failed.all());
-    assert_eq!(
-        std::fs::read(&state_file).expect("sandbox state"),
-        before,
+    assert!(
+        objects() == before,
         "a failed `deploy --plan --sandbox` changed the sandbox"
     );
     let plain = repo.gitship(&["deploy", "staging", "--sandbox"]);
     assert_eq!(plain.code, 1, "{}", plain.all());
-    assert_eq!(
-        std::fs::read(&state_file).expect("sandbox state"),
-        before,
+    assert!(
+        objects() == before,
         "a failed `deploy --sandbox` changed the sandbox"
     );
     // The cluster still runs `a`: Git's `b` is drift, never applied.

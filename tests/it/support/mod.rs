@@ -64,6 +64,7 @@ pub fn require_tool(tool: &str, version_arg: &str) -> bool {
     false
 }
 pub mod registry;
+pub mod repo;
 
 /// Stage everything in `repo`'s work tree (respecting `.gitignore`) and commit it on HEAD.
 pub fn commit_all(repo: &git2::Repository, message: &str) {

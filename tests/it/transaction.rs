@@ -1,0 +1,284 @@
+//! Integration tests: one deploy is one transaction. Preflight refuses an unreachable cluster
+//! before any build, push or Terraform apply; the environment's lock spans Terraform and the
+//! Kubernetes stages, so a second deploy waits or fails before its own Terraform runs.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use kubesim::KubeSim;
+
+use crate::support::registry::{TestRegistry, free_port};
+use crate::support::repo::Repo;
+use crate::support::require_tool;
+
+/// A kubeconfig whose contexts (`prod`, `staging`, `dev`) all point at `server`.
+fn kubeconfig_for(dir: &Path, server: &str) -> PathBuf {
+    let mut text = format!(
+        "apiVersion: v1\nkind: Config\ncurrent-context: prod\nclusters:\n- name: c\n  cluster: {{ server: \"{server}\" }}\nusers:\n- name: deployer\n  user: {{ token: t0ken }}\ncontexts:\n"
+    );
+    for context in ["prod", "staging", "dev", "development", "kubesim"] {
+        text.push_str(&format!(
+            "- name: {context}\n  context: {{ cluster: c, user: deployer }}\n"
+        ));
+    }
+    let path = dir.join("kubeconfig");
+    std::fs::write(&path, text).expect("kubeconfig");
+    path
+}
+
+/// Every Terraform state file below `root`, with its bytes.
+fn terraform_states(root: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut found = Vec::new();
+    let mut pending = vec![root.to_path_buf()];
+    while let Some(dir) = pending.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                pending.push(path);
+            } else if path.extension().is_some_and(|e| e == "tfstate") {
+                found.push((path.clone(), std::fs::read(&path).expect("state")));
+            }
+        }
+    }
+    found.sort();
+    found
+}
+
+/// `deploy` of the blog example against a cluster nobody answers: it exits 1 within 10 s,
+/// Terraform's state is untouched, nothing is pushed, and stderr holds one readable error naming
+/// the server, with a hint and no library log lines. `plan` says so in its preflight section.
+#[test]
+fn an_unreachable_cluster_stops_the_deploy_before_any_change() {
+    if !require_tool("terraform", "version") {
+        return;
+    }
+    let Some(registry) = TestRegistry::start() else {
+        return;
+    };
+    let repo = Repo::example();
+    // Terraform state exists from a first (sandbox) deploy; then a change Terraform would apply.
+    repo.ok(&["deploy", "production", "--sandbox"]);
+    repo.edit(
+        "config/production.yaml",
+        "registry: ghcr.io/acme/blog",
+        &format!("registry: {}/blog", registry.address),
+    );
+    repo.edit(
+        "config/production.yaml",
+        "backup_retention_days: 30",
+        "backup_retention_days: 31",
+    );
+    repo.commit("retention");
+    let before = terraform_states(repo.path());
+    assert!(
+        !before.is_empty(),
+        "the sandbox deploy wrote Terraform state"
+    );
+
+    let server = format!("https://127.0.0.1:{}", free_port());
+    let elsewhere = tempfile::tempdir().expect("temp");
+    let kubeconfig = kubeconfig_for(elsewhere.path(), &server);
+    let kubeconfig = kubeconfig.to_string_lossy().into_owned();
+    let started = Instant::now();
+    let run = repo.gitship(&["--kubeconfig", &kubeconfig, "deploy", "production"]);
+    let took = started.elapsed();
+    assert_eq!(run.code, 1, "{}", run.all());
+    assert!(
+        took < Duration::from_secs(10),
+        "took {took:?}:\n{}",
+        run.all()
+    );
+    assert_eq!(
+        terraform_states(repo.path()),
+        before,
+        "Terraform state changed"
+    );
+    assert!(registry.catalog().is_empty(), "something was pushed");
+    let stderr = &run.stderr;
+    assert_eq!(stderr.matches("error:").count(), 1, "{stderr}");
+    assert!(stderr.contains(&server), "{stderr}");
+    assert!(stderr.contains("context `prod`"), "{stderr}");
+    assert!(stderr.contains("hint:"), "{stderr}");
+    assert!(stderr.contains("VPN"), "{stderr}");
+    for noise in ["ERROR", "WARN", "client error (Connect)\n  caused by"] {
+        assert!(
+            !stderr.contains(noise),
+            "library noise `{noise}`:\n{stderr}"
+        );
+    }
+
+    let plan = repo.gitship(&["--kubeconfig", &kubeconfig, "plan", "production"]);
+    assert_eq!(plan.code, 1, "{}", plan.all());
+    assert!(plan.stderr.contains("Preflight:"), "{}", plan.all());
+    assert!(plan.stderr.contains("FAILED cluster"), "{}", plan.all());
+    assert!(plan.stderr.contains(&server), "{}", plan.all());
+    assert_eq!(
+        terraform_states(repo.path()),
+        before,
+        "plan changed the state"
+    );
+}
+
+/// A fake `terraform` on PATH: the real one, logging `<gitship pid> <args>` and sleeping
+/// `seconds` before an `apply`.
+fn slow_terraform(dir: &Path, log: &Path, seconds: u32) -> std::ffi::OsString {
+    let real = String::from_utf8(
+        Command::new("sh")
+            .args(["-c", "command -v terraform"])
+            .output()
+            .expect("which terraform")
+            .stdout,
+    )
+    .expect("utf-8");
+    let script = format!(
+        "#!/bin/sh\necho \"$PPID $*\" >> '{}'\nfor arg in \"$@\"; do if [ \"$arg\" = apply ]; then sleep {seconds}; fi; done\nexec '{}' \"$@\"\n",
+        log.display(),
+        real.trim()
+    );
+    let path = dir.join("terraform");
+    std::fs::write(&path, script).expect("fake terraform");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let mut paths = vec![dir.to_path_buf()];
+    paths.extend(std::env::split_paths(
+        &std::env::var_os("PATH").unwrap_or_default(),
+    ));
+    std::env::join_paths(paths).expect("PATH")
+}
+
+fn lease(kubeconfig: &Path) -> Option<serde_json::Value> {
+    let output = Command::new("kubectl")
+        .arg("--kubeconfig")
+        .arg(kubeconfig)
+        .args(["get", "lease", "gitship-staging", "-n", "web", "-o", "json"])
+        .output()
+        .expect("kubectl");
+    output
+        .status
+        .success()
+        .then(|| serde_json::from_slice(&output.stdout).expect("lease JSON"))
+}
+
+/// The lock is held (and renewed) through a Terraform apply that outlasts the Lease: a second
+/// deploy of the environment fails naming the holder, before its own Terraform plans.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_lock_spans_terraform_and_a_second_deploy_waits_for_it() {
+    if !require_tool("terraform", "version") || !require_tool("kubectl", "help") {
+        return;
+    }
+    let sim = KubeSim::start().await.expect("kubesim");
+    let kubeconfig = sim.kubeconfig_path().to_path_buf();
+    let dir = tempfile::tempdir().expect("temp");
+    let repo = Repo {
+        dir,
+        kubeconfig: Some(kubeconfig.clone()),
+    };
+    repo.write(".gitignore", ".gitship/\nbin/\n");
+    repo.write(
+        "infrastructure/terraform/main.tf",
+        "variable \"size\" { type = number }\nresource \"terraform_data\" \"db\" { input = var.size }\noutput \"size\" { value = var.size }\n",
+    );
+    repo.write(
+        "infrastructure/kubernetes/settings.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\ndata:\n  size: \"${terraform.size}\"\n",
+    );
+    repo.write(
+        "config/staging.yaml",
+        "cluster:\n  context: kubesim\n  namespace: web\nterraform:\n  vars:\n    size: 1\n",
+    );
+    repo.git(&["init", "-q"]);
+    repo.commit("slow");
+    let bin = repo.path().join("bin");
+    std::fs::create_dir_all(&bin).expect("bin");
+    let log = repo.path().join("terraform.log");
+    let path = slow_terraform(&bin, &log, 5);
+
+    // A: holds the lock through a 5 s apply with a 2 s Lease (renewed every ~0.7 s).
+    let first = crate::support::gitship()
+        .arg("-C")
+        .arg(repo.path())
+        .arg("--kubeconfig")
+        .arg(&kubeconfig)
+        .args(["deploy", "staging", "--lock-lease", "2s"])
+        .env("PATH", &path)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("first deploy");
+    let kubeconfig_for_poll = kubeconfig.clone();
+    let log_for_poll = log.clone();
+    let (renewed_at_start, renewed_later) = tokio::task::spawn_blocking(move || {
+        // Wait until A is inside `terraform apply`, holding the Lease.
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !std::fs::read_to_string(&log_for_poll)
+            .unwrap_or_default()
+            .lines()
+            .any(|line| line.contains(" apply"))
+        {
+            assert!(Instant::now() < deadline, "the first deploy never applied");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let start = lease(&kubeconfig_for_poll).expect("the Lease is held during apply");
+        std::thread::sleep(Duration::from_millis(2500));
+        let later = lease(&kubeconfig_for_poll).expect("the Lease is still held");
+        (start, later)
+    })
+    .await
+    .expect("poll");
+    let holder = renewed_later["spec"]["holderIdentity"]
+        .as_str()
+        .expect("holder")
+        .to_string();
+    assert_eq!(
+        renewed_at_start["spec"]["holderIdentity"], renewed_later["spec"]["holderIdentity"],
+        "the Lease changed hands during the apply"
+    );
+    assert_ne!(
+        renewed_at_start["spec"]["renewTime"], renewed_later["spec"]["renewTime"],
+        "the Lease was not renewed during a 2.5 s wait with a 2 s lease"
+    );
+
+    // B: while A applies, it fails naming A, and its Terraform never plans or applies.
+    let second = repo.gitship(&["deploy", "staging", "--lock-timeout", "1s"]);
+    let second_pid_lines: Vec<String> = std::fs::read_to_string(&log)
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_string)
+        .collect();
+    assert_eq!(second.code, 1, "{}", second.all());
+    assert!(second.stderr.contains("is locked by"), "{}", second.all());
+    let who = holder.split(' ').next().unwrap_or_default();
+    assert!(second.stderr.contains(who), "{}", second.all());
+
+    let output = tokio::task::spawn_blocking(move || first.wait_with_output())
+        .await
+        .expect("join")
+        .expect("first deploy");
+    assert!(
+        output.status.success(),
+        "the first deploy failed:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let first_pid = second_pid_lines
+        .iter()
+        .find(|line| line.contains(" apply"))
+        .and_then(|line| line.split(' ').next())
+        .expect("the first deploy's apply")
+        .to_string();
+    for line in &second_pid_lines {
+        if !line.starts_with(&format!("{first_pid} ")) {
+            assert!(
+                !line.contains(" plan") && !line.contains(" apply"),
+                "the second deploy ran Terraform: {line}"
+            );
+        }
+    }
+    assert!(
+        lease(&kubeconfig).is_none(),
+        "the Lease is released at the end"
+    );
+}
