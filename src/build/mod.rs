@@ -173,9 +173,17 @@ pub fn requests_for(
     repo.apps
         .iter()
         .map(|app| {
-            let tag = crate::git::content_tag(repo, app).map_err(|source| RequestError::Tag {
-                app: app.name.clone(),
-                source,
+            let inputs = crate::git::BuildInputs {
+                context: &app.context,
+                dockerfile: &app.dockerfile,
+                build_args: &app.build_args,
+                target: app.target.as_deref(),
+            };
+            let tag = crate::git::content_tag_of(&repo.root, &inputs).map_err(|source| {
+                RequestError::Tag {
+                    app: app.name.clone(),
+                    source,
+                }
             })?;
             Ok(BuildRequest {
                 app: app.clone(),
