@@ -104,8 +104,9 @@ impl UserError {
     }
 }
 
-/// A hint attached to an error further up the chain: `err.context(Hint::new(...))` is not used;
-/// instead wrap with [`with_hint`].
+/// Attach `hint` to an error from further down: wraps `err` in a [`UserError`] context with the
+/// same message and exit-code class, so it renders as before (the repeated message is shown
+/// once) plus a `hint: ...` line.
 pub fn with_hint(err: anyhow::Error, hint: impl Into<String>) -> anyhow::Error {
     let message = err.to_string();
     let class = class_of(&err);
