@@ -134,19 +134,6 @@ pub fn user_error<E: StageError>(error: E) -> anyhow::Error {
     })
 }
 
-/// Attach a hint to an error that has none: the error's message stays on top and its chain
-/// stays as the causes.
-pub fn with_hint(err: anyhow::Error, hint: impl Into<String>) -> anyhow::Error {
-    let message = err.to_string();
-    let class = class_of(&err);
-    // Keep the original chain as causes; the outer error carries the hint.
-    err.context(UserError {
-        message,
-        hint: Some(hint.into()),
-        class,
-    })
-}
-
 /// The exit-code class of an error chain: the first [`UserError`] found decides.
 pub fn class_of(err: &anyhow::Error) -> ErrorClass {
     find_user_error(err)

@@ -1,4 +1,4 @@
-//! Exit codes (DESIGN.md): 0 success / no changes, 1 failure, 2 changes or drift present,
+//! Exit codes (ARCHITECTURE.md): 0 success / no changes, 1 failure, 2 changes or drift present,
 //! 64 usage error, 130 interrupted.
 
 use std::io::Write;

@@ -5,12 +5,11 @@
 //! a larger repository), so every function discovers the enclosing Git repository from the path
 //! it is given and works with paths relative to that repository's work tree.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
-
-use crate::repo::{App, Repository};
 
 /// Errors of reading Git state.
 #[derive(Debug, thiserror::Error)]
@@ -130,89 +129,163 @@ impl fmt::Display for ContentTag {
     }
 }
 
-/// The content tag of `app`: a hash of the committed files of its build context (as Git tree
-/// entries, minus what `.dockerignore` excludes), its Dockerfile, build args and target. The same
-/// inputs give the same tag on any commit. Uncommitted changes in the context (again minus
-/// `.dockerignore`d files) add a `-dirty-<hash>` suffix.
-pub fn content_tag(repo: &Repository, app: &App) -> Result<ContentTag, GitError> {
-    let repository = open(&repo.root)?;
+/// What goes into an image's content tag, as paths and values (not repository types, so that
+/// this module stays below `repo/`).
+#[derive(Debug, Clone, Copy)]
+pub struct BuildInputs<'a> {
+    /// The build context directory.
+    pub context: &'a Path,
+    /// The Dockerfile, inside the context or not.
+    pub dockerfile: &'a Path,
+    pub build_args: &'a BTreeMap<String, String>,
+    pub target: Option<&'a str>,
+}
+
+/// The content tag of an image built from `inputs`, in the Git repository enclosing `root`: a
+/// hash of the committed files of its build context (as Git tree entries, minus what
+/// `.dockerignore` excludes), its Dockerfile, build args and target. The same inputs give the
+/// same tag on any commit. Uncommitted changes in the context (again minus `.dockerignore`d
+/// files) add a `-dirty-<hash>` suffix.
+pub fn content_tag_of(root: &Path, inputs: &BuildInputs) -> Result<ContentTag, GitError> {
+    let repository = open(root)?;
     let workdir = workdir(&repository)?;
-    let context = app.context.canonicalize().map_err(|source| GitError::Io {
-        path: app.context.clone(),
-        source,
-    })?;
+    let context = canonical(inputs.context)?;
     let context_relative = context
         .strip_prefix(&workdir)
         .unwrap_or(Path::new(""))
         .to_path_buf();
     let ignore = DockerIgnore::load(&context)?;
-
     let head_tree = repository.head().ok().and_then(|h| h.peel_to_tree().ok());
-    let context_tree = match &head_tree {
-        None => None,
-        Some(tree) if context_relative.as_os_str().is_empty() => Some(tree.clone()),
-        Some(tree) => tree
-            .get_path(&context_relative)
-            .ok()
-            .and_then(|entry| entry.to_object(&repository).ok())
-            .and_then(|object| object.into_tree().ok()),
-    };
 
     let mut hasher = Sha256::new();
     hasher.update(b"gitship content tag v1\n");
-    if let Some(tree) = &context_tree {
-        let mut files: Vec<(String, String, i32)> = Vec::new();
-        tree.walk(git2::TreeWalkMode::PreOrder, |dir, entry| {
-            if entry.kind() == Some(git2::ObjectType::Blob)
-                || entry.kind() == Some(git2::ObjectType::Commit)
-            {
-                let path = format!("{dir}{}", entry.name().unwrap_or_default());
-                if !ignore.is_ignored(&path) {
-                    files.push((path, entry.id().to_string(), entry.filemode()));
-                }
-            }
-            git2::TreeWalkResult::Ok
-        })
-        .map_err(git_error("walk the context tree"))?;
-        for (path, id, mode) in files {
-            hasher.update(format!("file {mode:o} {id} {path}\n").as_bytes());
-        }
+    if let Some(tree) = context_tree(&repository, head_tree.as_ref(), &context_relative) {
+        hash_committed_files(&mut hasher, &tree, &ignore)?;
     }
-
-    let dockerfile = app
-        .dockerfile
-        .canonicalize()
-        .map_err(|source| GitError::Io {
-            path: app.dockerfile.clone(),
-            source,
-        })?;
+    let dockerfile = canonical(inputs.dockerfile)?;
     let dockerfile_relative = dockerfile
         .strip_prefix(&workdir)
         .unwrap_or(&dockerfile)
         .to_path_buf();
-    let dockerfile_in_context = dockerfile.starts_with(&context);
+    hash_dockerfile(
+        &mut hasher,
+        head_tree.as_ref(),
+        &dockerfile,
+        &dockerfile_relative,
+        &context,
+    );
+    hash_build_options(&mut hasher, inputs);
+    let clean = hex::encode(hasher.finalize())[..12].to_string();
+
+    // Uncommitted changes in the context (and the Dockerfile when it lives elsewhere).
+    let changed = changed_paths(
+        &repository,
+        &ignore,
+        &context_relative,
+        &dockerfile_relative,
+        dockerfile.starts_with(&context),
+    )?;
+    if changed.is_empty() {
+        return Ok(ContentTag { clean, dirty: None });
+    }
+    Ok(ContentTag {
+        clean,
+        dirty: Some(hash_changes(&workdir, &changed)?),
+    })
+}
+
+/// `path` made absolute with symlinks resolved.
+fn canonical(path: &Path) -> Result<PathBuf, GitError> {
+    path.canonicalize().map_err(|source| GitError::Io {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// The tree of the context directory in `head_tree` (`context_relative` to the work tree);
+/// `None` without commits or when the context is not committed.
+fn context_tree<'r>(
+    repository: &'r git2::Repository,
+    head_tree: Option<&git2::Tree<'r>>,
+    context_relative: &Path,
+) -> Option<git2::Tree<'r>> {
+    match head_tree {
+        None => None,
+        Some(tree) if context_relative.as_os_str().is_empty() => Some(tree.clone()),
+        Some(tree) => tree
+            .get_path(context_relative)
+            .ok()
+            .and_then(|entry| entry.to_object(repository).ok())
+            .and_then(|object| object.into_tree().ok()),
+    }
+}
+
+/// Hash every committed file (and submodule) of the context tree that `.dockerignore` keeps.
+fn hash_committed_files(
+    hasher: &mut Sha256,
+    tree: &git2::Tree,
+    ignore: &DockerIgnore,
+) -> Result<(), GitError> {
+    let mut files: Vec<(String, String, i32)> = Vec::new();
+    tree.walk(git2::TreeWalkMode::PreOrder, |dir, entry| {
+        if entry.kind() == Some(git2::ObjectType::Blob)
+            || entry.kind() == Some(git2::ObjectType::Commit)
+        {
+            let path = format!("{dir}{}", entry.name().unwrap_or_default());
+            if !ignore.is_ignored(&path) {
+                files.push((path, entry.id().to_string(), entry.filemode()));
+            }
+        }
+        git2::TreeWalkResult::Ok
+    })
+    .map_err(git_error("walk the context tree"))?;
+    for (path, id, mode) in files {
+        hasher.update(format!("file {mode:o} {id} {path}\n").as_bytes());
+    }
+    Ok(())
+}
+
+/// Hash the committed Dockerfile and its name (relative to the context when inside it).
+fn hash_dockerfile(
+    hasher: &mut Sha256,
+    head_tree: Option<&git2::Tree>,
+    dockerfile: &Path,
+    dockerfile_relative: &Path,
+    context: &Path,
+) {
     // The Dockerfile always counts, even when `.dockerignore` lists it (as many do).
     let committed_dockerfile = head_tree
-        .as_ref()
-        .and_then(|tree| tree.get_path(&dockerfile_relative).ok())
+        .and_then(|tree| tree.get_path(dockerfile_relative).ok())
         .map(|entry| entry.id().to_string())
         .unwrap_or_default();
     hasher.update(format!("dockerfile {committed_dockerfile}\n").as_bytes());
-    let dockerfile_name = match dockerfile.strip_prefix(&context) {
+    let dockerfile_name = match dockerfile.strip_prefix(context) {
         Ok(inside) => inside.to_string_lossy().into_owned(),
         Err(_) => dockerfile_relative.to_string_lossy().into_owned(),
     };
     hasher.update(format!("dockerfile-path {dockerfile_name}\n").as_bytes());
-    for (key, value) in &app.build_args {
+}
+
+/// Hash the build args (length-prefixed) and the target stage.
+fn hash_build_options(hasher: &mut Sha256, inputs: &BuildInputs) {
+    for (key, value) in inputs.build_args {
         hasher.update(format!("arg {}={}\n", key.len(), key).as_bytes());
         hasher.update(format!("{}:{value}\n", value.len()).as_bytes());
     }
-    if let Some(target) = &app.target {
+    if let Some(target) = inputs.target {
         hasher.update(format!("target {target}\n").as_bytes());
     }
-    let clean = hex::encode(hasher.finalize())[..12].to_string();
+}
 
-    // Uncommitted changes in the context (and the Dockerfile when it lives elsewhere).
+/// The uncommitted paths (relative to the work tree, sorted) of the context that
+/// `.dockerignore` keeps, plus the Dockerfile.
+fn changed_paths(
+    repository: &git2::Repository,
+    ignore: &DockerIgnore,
+    context_relative: &Path,
+    dockerfile_relative: &Path,
+    dockerfile_in_context: bool,
+) -> Result<Vec<PathBuf>, GitError> {
     let mut options = git2::StatusOptions::new();
     options
         .include_untracked(true)
@@ -236,7 +309,7 @@ pub fn content_tag(repo: &Repository, app: &App) -> Result<ContentTag, GitError>
             continue;
         };
         let path = PathBuf::from(path);
-        match path.strip_prefix(&context_relative) {
+        match path.strip_prefix(context_relative) {
             _ if path == dockerfile_relative => {}
             Ok(inside) => {
                 if ignore.is_ignored(&inside.to_string_lossy()) {
@@ -247,13 +320,16 @@ pub fn content_tag(repo: &Repository, app: &App) -> Result<ContentTag, GitError>
         }
         changed.push(path);
     }
-    if changed.is_empty() {
-        return Ok(ContentTag { clean, dirty: None });
-    }
     changed.sort();
     changed.dedup();
+    Ok(changed)
+}
+
+/// Hash the names and current contents of `changed` (a deleted file hashes as such): the
+/// `-dirty-` part of a tag, 8 hex digits.
+fn hash_changes(workdir: &Path, changed: &[PathBuf]) -> Result<String, GitError> {
     let mut hasher = Sha256::new();
-    for path in &changed {
+    for path in changed {
         hasher.update(format!("{}\n", path.display()).as_bytes());
         let full = workdir.join(path);
         match std::fs::read(&full) {
@@ -265,11 +341,7 @@ pub fn content_tag(repo: &Repository, app: &App) -> Result<ContentTag, GitError>
             Err(source) => return Err(GitError::Io { path: full, source }),
         }
     }
-    let dirty = hex::encode(hasher.finalize())[..8].to_string();
-    Ok(ContentTag {
-        clean,
-        dirty: Some(dirty),
-    })
+    Ok(hex::encode(hasher.finalize())[..8].to_string())
 }
 
 /// The rules of a `.dockerignore` file: patterns relative to the context, `!` exceptions, the last

@@ -225,6 +225,35 @@ impl Process {
                 program: self.program.clone(),
             });
         }
+        let Running {
+            mut child,
+            lines,
+            readers,
+        } = self.start().map_err(|source| ProcessError::Spawn {
+            program: self.program.clone(),
+            source,
+        })?;
+        let finished = self
+            .supervise(&mut child, lines, &mut on_line, &mut interrupted)
+            .await?;
+        for task in readers.into_iter().flatten() {
+            let _ = task.await;
+        }
+        if finished.interrupted {
+            tracing::debug!(program = %self.program, status = %describe_status(finished.status), "stopped after interrupt");
+            return Err(ProcessError::Interrupted {
+                program: self.program.clone(),
+            });
+        }
+        Ok(ProcessOutput {
+            status: finished.status,
+            stdout: finished.stdout,
+            stderr: finished.stderr,
+        })
+    }
+
+    /// The command: argv, the explicit environment, piped output, its own process group.
+    fn command(&self) -> tokio::process::Command {
         let mut command = tokio::process::Command::new(&self.program);
         command
             .args(&self.args)
@@ -242,12 +271,14 @@ impl Process {
         if let Some(cwd) = &self.cwd {
             command.current_dir(cwd);
         }
+        command
+    }
+
+    /// Spawn the child, feed its stdin and start reading its output lines.
+    fn start(&self) -> std::io::Result<Running> {
+        let mut command = self.command();
         tracing::debug!(program = %self.program, args = ?self.display_args(), "running");
-        let mut child = command.spawn().map_err(|source| ProcessError::Spawn {
-            program: self.program.clone(),
-            source,
-        })?;
-        let pid = child.id();
+        let mut child = command.spawn()?;
         if let (Some(bytes), Some(mut stdin)) = (self.stdin.clone(), child.stdin.take()) {
             tokio::spawn(async move {
                 use tokio::io::AsyncWriteExt;
@@ -256,11 +287,27 @@ impl Process {
         }
         let stdout = child.stdout.take();
         let stderr = child.stderr.take();
-        let (line_tx, mut line_rx) = tokio::sync::mpsc::unbounded_channel::<(bool, String)>();
+        let (line_tx, lines) = tokio::sync::mpsc::unbounded_channel::<(bool, String)>();
         let out_task = stdout.map(|s| tokio::spawn(read_lines(s, false, line_tx.clone())));
         let err_task = stderr.map(|s| tokio::spawn(read_lines(s, true, line_tx.clone())));
         drop(line_tx);
+        Ok(Running {
+            child,
+            lines,
+            readers: [out_task, err_task],
+        })
+    }
 
+    /// Collect the child's output lines until it exits, stopping it gracefully once when
+    /// `interrupted` flips to `true`.
+    async fn supervise(
+        &self,
+        child: &mut tokio::process::Child,
+        mut lines: tokio::sync::mpsc::UnboundedReceiver<(bool, String)>,
+        on_line: &mut (impl FnMut(&str) + Send),
+        interrupted: &mut watch::Receiver<bool>,
+    ) -> Result<Finished, ProcessError> {
+        let pid = child.id();
         let mut stdout_buf = Vec::new();
         let mut stderr_buf = Vec::new();
         let mut was_interrupted = false;
@@ -271,7 +318,7 @@ impl Process {
         let mut stopped: Option<ExitStatus> = None;
         let status = loop {
             if was_interrupted && stopped.is_none() {
-                stopped = stop_gracefully(pid, self.grace, &mut child).await;
+                stopped = stop_gracefully(pid, self.grace, child).await;
                 if stopped.is_none() {
                     // Could not observe the exit (already reaped or wait failed): fall through to
                     // the ordinary wait below, which reports it.
@@ -279,7 +326,7 @@ impl Process {
                 }
             }
             tokio::select! {
-                line = line_rx.recv() => {
+                line = lines.recv() => {
                     if let Some((is_err, line)) = line {
                         on_line(&line);
                         let buf = if is_err { &mut stderr_buf } else { &mut stdout_buf };
@@ -308,24 +355,30 @@ impl Process {
                 }
             }
         };
-        if let Some(task) = out_task {
-            let _ = task.await;
-        }
-        if let Some(task) = err_task {
-            let _ = task.await;
-        }
-        if was_interrupted {
-            tracing::debug!(program = %self.program, status = %describe_status(status), "stopped after interrupt");
-            return Err(ProcessError::Interrupted {
-                program: self.program.clone(),
-            });
-        }
-        Ok(ProcessOutput {
+        Ok(Finished {
             status,
             stdout: stdout_buf,
             stderr: stderr_buf,
+            interrupted: was_interrupted,
         })
     }
+}
+
+/// A spawned child: the process, its output lines (`true` for stderr) and the tasks reading
+/// stdout and stderr.
+struct Running {
+    child: tokio::process::Child,
+    lines: tokio::sync::mpsc::UnboundedReceiver<(bool, String)>,
+    readers: [Option<tokio::task::JoinHandle<()>>; 2],
+}
+
+/// How a supervised child ended.
+struct Finished {
+    status: ExitStatus,
+    stdout: Vec<u8>,
+    stderr: Vec<u8>,
+    /// Whether it was stopped because of an interrupt.
+    interrupted: bool,
 }
 
 async fn read_lines(

@@ -1,5 +1,6 @@
 //! Validated settings: the clap types of [`crate::cli`] converted once, so that the rest of the
-//! code never sees clap. Durations are parsed here, paths made absolute, conflicts rejected.
+//! code never sees clap. Durations are parsed and `--jobs` checked here; paths are passed on as
+//! given (relative ones stay relative) and flags are not checked against each other.
 
 use std::path::PathBuf;
 use std::time::Duration;

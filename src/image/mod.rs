@@ -173,10 +173,13 @@ pub fn requests_for(
     repo.apps
         .iter()
         .map(|app| {
-            let tag = crate::git::content_tag(repo, app).map_err(|source| RequestError::Tag {
-                app: app.name.clone(),
-                source,
-            })?;
+            let tag =
+                crate::git::content_tag_of(&repo.root, &app.build_inputs()).map_err(|source| {
+                    RequestError::Tag {
+                        app: app.name.clone(),
+                        source,
+                    }
+                })?;
             Ok(BuildRequest {
                 app: app.clone(),
                 image_repository: format!("{registry}/{}", app.name),

@@ -256,45 +256,7 @@ pub async fn wait(
     let deadline = tokio::time::Instant::now() + timeout;
     let mut interval = Duration::from_millis(100);
     loop {
-        // One LIST per (resource, namespace).
-        let mut groups: BTreeMap<(String, String, Option<String>), Vec<&Prepared>> =
-            BTreeMap::new();
-        for prepared in &watched {
-            let key = (
-                prepared.resolved.resource.api_version.clone(),
-                prepared.resolved.resource.plural.clone(),
-                prepared.id.namespace.clone(),
-            );
-            groups.entry(key).or_default().push(prepared);
-        }
-        let mut states: Vec<(Prepared, Health, Option<Value>)> = Vec::new();
-        for members in groups.values() {
-            let first = members[0];
-            let api: Api<DynamicObject> = match &first.id.namespace {
-                Some(namespace) => {
-                    Api::namespaced_with(client.clone(), namespace, &first.resolved.resource)
-                }
-                None => Api::all_with(client.clone(), &first.resolved.resource),
-            };
-            let params = ListParams::default();
-            let listed = retry.run("health", || api.list(&params)).await?;
-            let by_name: BTreeMap<String, Value> = listed
-                .items
-                .into_iter()
-                .filter_map(|item| {
-                    let name = item.metadata.name.clone()?;
-                    Some((name, serde_json::to_value(item).ok()?))
-                })
-                .collect();
-            for prepared in members {
-                let live = by_name.get(&prepared.id.name).cloned();
-                let health = match &live {
-                    Some(object) => evaluate(&prepared.id.kind, object),
-                    None => Health::Progressing("the object does not exist".into()),
-                };
-                states.push(((*prepared).clone(), health, live));
-            }
-        }
+        let states = observe(client, &watched, retry).await?;
         let total = states.len();
         let ready = states
             .iter()
@@ -305,28 +267,81 @@ pub async fn wait(
             .iter()
             .any(|(_, h, _)| matches!(h, Health::Failed(_)));
         if ready == total || failed {
-            let unhealthy = states
-                .into_iter()
-                .filter(|(_, h, _)| *h != Health::Ready)
-                .collect();
-            return Ok(WaitOutcome {
-                unhealthy,
-                timed_out: false,
-            });
+            return Ok(outcome(states, false));
         }
         if tokio::time::Instant::now() >= deadline || crate::process::is_interrupted() {
-            let unhealthy = states
-                .into_iter()
-                .filter(|(_, h, _)| *h != Health::Ready)
-                .collect();
-            return Ok(WaitOutcome {
-                unhealthy,
-                timed_out: true,
-            });
+            return Ok(outcome(states, true));
         }
         let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
         tokio::time::sleep(interval.min(remaining)).await;
         interval = interval.mul_f64(1.5).min(Duration::from_secs(1));
+    }
+}
+
+/// The health and live JSON of every object in `watched`, with one LIST per (resource,
+/// namespace).
+async fn observe(
+    client: &Client,
+    watched: &[&Prepared],
+    retry: &RetryPolicy,
+) -> Result<Vec<(Prepared, Health, Option<Value>)>, kube::Error> {
+    let mut groups: BTreeMap<(String, String, Option<String>), Vec<&Prepared>> = BTreeMap::new();
+    for prepared in watched {
+        let key = (
+            prepared.resolved.resource.api_version.clone(),
+            prepared.resolved.resource.plural.clone(),
+            prepared.id.namespace.clone(),
+        );
+        groups.entry(key).or_default().push(prepared);
+    }
+    let mut states: Vec<(Prepared, Health, Option<Value>)> = Vec::new();
+    for members in groups.values() {
+        let by_name = list_by_name(client, members[0], retry).await?;
+        for prepared in members {
+            let live = by_name.get(&prepared.id.name).cloned();
+            let health = match &live {
+                Some(object) => evaluate(&prepared.id.kind, object),
+                None => Health::Progressing("the object does not exist".into()),
+            };
+            states.push(((*prepared).clone(), health, live));
+        }
+    }
+    Ok(states)
+}
+
+/// The live objects of `example`'s resource in its namespace (or cluster-wide), by name.
+async fn list_by_name(
+    client: &Client,
+    example: &Prepared,
+    retry: &RetryPolicy,
+) -> Result<BTreeMap<String, Value>, kube::Error> {
+    let api: Api<DynamicObject> = match &example.id.namespace {
+        Some(namespace) => {
+            Api::namespaced_with(client.clone(), namespace, &example.resolved.resource)
+        }
+        None => Api::all_with(client.clone(), &example.resolved.resource),
+    };
+    let params = ListParams::default();
+    let listed = retry.run("health", || api.list(&params)).await?;
+    Ok(listed
+        .items
+        .into_iter()
+        .filter_map(|item| {
+            let name = item.metadata.name.clone()?;
+            Some((name, serde_json::to_value(item).ok()?))
+        })
+        .collect())
+}
+
+/// The objects of `states` that are not ready.
+fn outcome(states: Vec<(Prepared, Health, Option<Value>)>, timed_out: bool) -> WaitOutcome {
+    let unhealthy = states
+        .into_iter()
+        .filter(|(_, h, _)| *h != Health::Ready)
+        .collect();
+    WaitOutcome {
+        unhealthy,
+        timed_out,
     }
 }
 

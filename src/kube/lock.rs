@@ -152,119 +152,18 @@ pub async fn acquire(
 ) -> Result<DeployLock, KubeError> {
     let name = lease_name(environment);
     let api: Api<Lease> = Api::namespaced(client.clone(), namespace);
-    let to_error = api_error(&name, namespace);
-    let started = tokio::time::Instant::now();
-    let post = PostParams::default();
-    let mut announced = false;
-    loop {
-        let current = retry
-            .run(&name, || api.get_opt(&name))
-            .await
-            .map_err(&to_error)?;
-        let attempt = match current {
-            None => {
-                let body: Lease = serde_json::from_value(lease_body(
-                    &name,
-                    namespace,
-                    holder,
-                    options.lease_duration,
-                    0,
-                    None,
-                ))
-                .map_err(|e| to_error(kube::Error::SerdeError(e)))?;
-                retry
-                    .run(&name, || api.create(&post, &body))
-                    .await
-                    .map(|_| ())
-            }
-            Some(lease) => {
-                let value = serde_json::to_value(&lease)
-                    .map_err(|e| to_error(kube::Error::SerdeError(e)))?;
-                let version = lease.metadata.resource_version.clone();
-                let transitions = value
-                    .pointer("/spec/leaseTransitions")
-                    .and_then(Value::as_i64)
-                    .unwrap_or(0);
-                match lease_state(&value, holder, Utc::now()) {
-                    LeaseState::Held { holder: other } => {
-                        let waited = started.elapsed();
-                        if crate::process::is_interrupted() {
-                            return Err(KubeError::Interrupted);
-                        }
-                        if waited >= options.timeout {
-                            return Err(KubeError::LockTimeout {
-                                env: environment.to_string(),
-                                holder: other,
-                                waited,
-                            });
-                        }
-                        if !announced {
-                            printer.line(&format!(
-                                "waiting for the lock of `{environment}`, held by `{other}`"
-                            ));
-                            announced = true;
-                        }
-                        let remaining = options.timeout.saturating_sub(waited);
-                        tokio::time::sleep(
-                            Duration::from_millis(250).min(remaining.max(Duration::from_millis(1))),
-                        )
-                        .await;
-                        continue;
-                    }
-                    LeaseState::Expired { holder: other } => {
-                        printer.warn(&format!("taking over the expired lock of `{environment}` from `{other}` (it did not renew)"));
-                    }
-                    LeaseState::Free | LeaseState::Ours => {}
-                }
-                let body: Lease = serde_json::from_value(lease_body(
-                    &name,
-                    namespace,
-                    holder,
-                    options.lease_duration,
-                    transitions + 1,
-                    version.as_deref(),
-                ))
-                .map_err(|e| to_error(kube::Error::SerdeError(e)))?;
-                retry
-                    .run(&name, || api.replace(&name, &post, &body))
-                    .await
-                    .map(|_| ())
-            }
-        };
-        match attempt {
-            Ok(()) => break,
-            // Someone else created or updated it between our read and write: read again.
-            Err(error) if status_code(&error) == Some(409) => continue,
-            Err(error) => return Err(to_error(error)),
-        }
-    }
-    let (stop, mut stopped) = oneshot::channel();
-    let lost = Arc::new(AtomicBool::new(false));
-    let renewer = {
-        let (api, name, holder, lost, retry) = (
-            api.clone(),
-            name.clone(),
-            holder.to_string(),
-            lost.clone(),
-            *retry,
-        );
-        let period = (options.lease_duration / 3).max(Duration::from_millis(100));
-        tokio::spawn(async move {
-            loop {
-                tokio::select! {
-                    _ = &mut stopped => return,
-                    _ = tokio::time::sleep(period) => {}
-                }
-                if let Err(message) = renew(&api, &name, &holder, &retry).await {
-                    tracing::warn!(%name, %message, "could not renew the deploy lock");
-                    if message.contains("now held by") {
-                        lost.store(true, Ordering::SeqCst);
-                        return;
-                    }
-                }
-            }
-        })
+    let contender = Contender {
+        api: &api,
+        name: &name,
+        namespace,
+        environment,
+        holder,
+        options,
+        retry,
+        printer,
     };
+    contender.take_lease().await?;
+    let (stop, renewer, lost) = spawn_renewer(&api, &name, holder, options, *retry);
     Ok(DeployLock {
         api,
         name,
@@ -273,6 +172,164 @@ pub async fn acquire(
         renewer: Some(renewer),
         lost,
     })
+}
+
+/// One attempt at the Lease of an environment: what [`acquire`] was given.
+struct Contender<'a> {
+    api: &'a Api<Lease>,
+    name: &'a str,
+    namespace: &'a str,
+    environment: &'a str,
+    holder: &'a str,
+    options: LockOptions,
+    retry: &'a RetryPolicy,
+    printer: &'a Progress,
+}
+
+impl Contender<'_> {
+    /// Read the Lease and write it as ours, until a write wins: waiting while another holder
+    /// has it, reading again when someone else wrote between our read and write.
+    async fn take_lease(&self) -> Result<(), KubeError> {
+        let to_error = api_error(self.name, self.namespace);
+        let started = tokio::time::Instant::now();
+        let mut announced = false;
+        loop {
+            let current = self
+                .retry
+                .run(self.name, || self.api.get_opt(self.name))
+                .await
+                .map_err(&to_error)?;
+            let attempt = match current {
+                None => self.create().await,
+                Some(lease) => {
+                    let value = serde_json::to_value(&lease)
+                        .map_err(|e| to_error(kube::Error::SerdeError(e)))?;
+                    match lease_state(&value, self.holder, Utc::now()) {
+                        LeaseState::Held { holder: other } => {
+                            self.wait(other, started, &mut announced).await?;
+                            continue;
+                        }
+                        LeaseState::Expired { holder: other } => {
+                            self.printer.warn(&format!("taking over the expired lock of `{}` from `{other}` (it did not renew)", self.environment));
+                        }
+                        LeaseState::Free | LeaseState::Ours => {}
+                    }
+                    self.take_over(&lease, &value).await
+                }
+            };
+            match attempt {
+                Ok(()) => return Ok(()),
+                // Someone else created or updated it between our read and write: read again.
+                Err(error) if status_code(&error) == Some(409) => continue,
+                Err(error) => return Err(to_error(error)),
+            }
+        }
+    }
+
+    /// Wait a moment for `other` to let go, failing once the lock timeout is spent; the first
+    /// wait says who holds the lock.
+    async fn wait(
+        &self,
+        other: String,
+        started: tokio::time::Instant,
+        announced: &mut bool,
+    ) -> Result<(), KubeError> {
+        let waited = started.elapsed();
+        if crate::process::is_interrupted() {
+            return Err(KubeError::Interrupted);
+        }
+        if waited >= self.options.timeout {
+            return Err(KubeError::LockTimeout {
+                env: self.environment.to_string(),
+                holder: other,
+                waited,
+            });
+        }
+        if !*announced {
+            self.printer.line(&format!(
+                "waiting for the lock of `{}`, held by `{other}`",
+                self.environment
+            ));
+            *announced = true;
+        }
+        let remaining = self.options.timeout.saturating_sub(waited);
+        tokio::time::sleep(Duration::from_millis(250).min(remaining.max(Duration::from_millis(1))))
+            .await;
+        Ok(())
+    }
+
+    /// Create the Lease, held by us.
+    async fn create(&self) -> Result<(), kube::Error> {
+        let body = self.body(0, None)?;
+        let post = PostParams::default();
+        self.retry
+            .run(self.name, || self.api.create(&post, &body))
+            .await
+            .map(|_| ())
+    }
+
+    /// Replace the free, expired or already ours `lease` (`value` as JSON) with one held by us,
+    /// on the condition that nobody wrote it since it was read.
+    async fn take_over(&self, lease: &Lease, value: &Value) -> Result<(), kube::Error> {
+        let transitions = value
+            .pointer("/spec/leaseTransitions")
+            .and_then(Value::as_i64)
+            .unwrap_or(0);
+        let body = self.body(transitions + 1, lease.metadata.resource_version.as_deref())?;
+        let post = PostParams::default();
+        self.retry
+            .run(self.name, || self.api.replace(self.name, &post, &body))
+            .await
+            .map(|_| ())
+    }
+
+    fn body(&self, transitions: i64, resource_version: Option<&str>) -> Result<Lease, kube::Error> {
+        serde_json::from_value(lease_body(
+            self.name,
+            self.namespace,
+            self.holder,
+            self.options.lease_duration,
+            transitions,
+            resource_version,
+        ))
+        .map_err(kube::Error::SerdeError)
+    }
+}
+
+/// Start the background task that renews the Lease every third of its duration until told to
+/// stop; it sets the returned flag when someone else took the Lease.
+fn spawn_renewer(
+    api: &Api<Lease>,
+    name: &str,
+    holder: &str,
+    options: LockOptions,
+    retry: RetryPolicy,
+) -> (oneshot::Sender<()>, JoinHandle<()>, Arc<AtomicBool>) {
+    let (stop, mut stopped) = oneshot::channel();
+    let lost = Arc::new(AtomicBool::new(false));
+    let (api, name, holder, flag) = (
+        api.clone(),
+        name.to_string(),
+        holder.to_string(),
+        lost.clone(),
+    );
+    let period = (options.lease_duration / 3).max(Duration::from_millis(100));
+    let renewer = tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = &mut stopped => return,
+                _ = tokio::time::sleep(period) => {}
+            }
+            if let Err(message) = renew(&api, &name, &holder, &retry).await {
+                tracing::warn!(%name, %message, "could not renew the deploy lock");
+                if message.contains("now held by") {
+                    flag.store(true, Ordering::SeqCst);
+                    return;
+                }
+            }
+        }
+    });
+    (stop, renewer, lost)
 }
 
 async fn renew(

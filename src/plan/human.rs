@@ -6,160 +6,38 @@ use std::fmt::Write;
 use crate::output::{paint, style};
 
 use super::{
-    Counts, DriftKind, DriftReport, ImageAction, ObjectAction, OutputAction, Plan, ResourceAction,
+    Counts, DriftKind, DriftReport, FieldChange, ImageAction, KubernetesPart, ObjectAction,
+    ObjectDrift, OutputAction, Plan, ResourceAction, TerraformPart,
 };
 
 /// Render a plan for a terminal or a log.
 pub fn render_plan(plan: &Plan, color: bool) -> String {
     let mut out = String::new();
     if plan.sandbox {
-        let _ = writeln!(
-            out,
-            "{}",
-            paint(
-                color,
-                style::WARN,
-                "SIMULATION: planned against the sandbox cluster, not a real one"
-            )
-        );
+        write_simulation_banner(&mut out, color, "planned");
     }
     let dirty = if plan.git.dirty {
         ", uncommitted changes"
     } else {
         ""
     };
-    let _ = writeln!(
-        out,
-        "{}",
-        paint(
-            color,
-            style::HEADER,
-            &format!(
-                "Plan for environment {} (git {}{dirty})",
-                plan.environment,
-                short_sha(&plan.git.sha)
-            )
-        )
+    write_header(
+        &mut out,
+        color,
+        &format!(
+            "Plan for environment {} (git {}{dirty})",
+            plan.environment,
+            short_sha(&plan.git.sha)
+        ),
     );
-
     if !plan.images.is_empty() {
-        let counts = plan.image_counts();
-        let _ = writeln!(
-            out,
-            "\nImages: {} to build, {} reused",
-            counts.create, counts.unchanged
-        );
-        for image in &plan.images {
-            let (label, label_style, note) = match image.action {
-                ImageAction::Build => (
-                    "+ build",
-                    style::ADD,
-                    image.reason.as_deref().map(|r| format!(" ({r})")),
-                ),
-                ImageAction::Reuse => ("= reuse", style::DIM, None),
-                ImageAction::Unchecked => (
-                    "? image",
-                    style::DIM,
-                    Some(" (sandbox: registry not checked)".to_string()),
-                ),
-            };
-            let _ = writeln!(
-                out,
-                "  {} {}  {}{}",
-                paint(color, label_style, label),
-                image.app,
-                image.reference,
-                note.unwrap_or_default()
-            );
-        }
+        write_images(&mut out, plan, color);
     }
-
     if let Some(terraform) = &plan.terraform {
-        let counts = plan.terraform_counts();
-        let _ = writeln!(
-            out,
-            "\nTerraform: {} to create, {} to update, {} to replace, {} to destroy",
-            counts.create, counts.update, counts.replace, counts.delete
-        );
-        for resource in &terraform.resources {
-            let (symbol, s) = resource_symbol(resource.action);
-            let reasons = if resource.replace_reasons.is_empty() {
-                String::new()
-            } else {
-                format!(" (replace because {})", resource.replace_reasons.join(", "))
-            };
-            let _ = writeln!(
-                out,
-                "  {} {}{reasons}",
-                paint(color, s, symbol),
-                resource.address
-            );
-            for field in &resource.attributes {
-                let _ = writeln!(
-                    out,
-                    "      {}: {} -> {}",
-                    field.path,
-                    field.before.as_deref().unwrap_or("(none)"),
-                    field.after.as_deref().unwrap_or("(none)")
-                );
-            }
-        }
-        if !terraform.outputs.is_empty() {
-            let _ = writeln!(out, "  Outputs:");
-            for output in &terraform.outputs {
-                let (symbol, s) = match output.action {
-                    OutputAction::Create => ("+", style::ADD),
-                    OutputAction::Update => ("~", style::CHANGE),
-                    OutputAction::Delete => ("-", style::REMOVE),
-                };
-                let value = output
-                    .after
-                    .as_deref()
-                    .or(output.before.as_deref())
-                    .unwrap_or("");
-                let _ = writeln!(
-                    out,
-                    "    {} {} = {value}",
-                    paint(color, s, symbol),
-                    output.name
-                );
-            }
-        }
+        write_terraform(&mut out, plan, terraform, color);
     }
-
     if let Some(kubernetes) = &plan.kubernetes {
-        let counts = plan.kubernetes_counts();
-        let _ = writeln!(
-            out,
-            "\nKubernetes: {} to create, {} to update, {} to replace, {} to prune, {} unchanged",
-            counts.create, counts.update, counts.replace, counts.delete, counts.unchanged
-        );
-        for object in kubernetes
-            .objects
-            .iter()
-            .filter(|o| o.action != ObjectAction::Unchanged)
-        {
-            let (symbol, s) = object_symbol(object.action);
-            let source = object
-                .source
-                .as_deref()
-                .map(|s| format!("  ({s})"))
-                .unwrap_or_default();
-            let label = match object.action {
-                ObjectAction::Prune => " (prune)",
-                ObjectAction::Replace => " (delete and recreate)",
-                _ => "",
-            };
-            let _ = writeln!(
-                out,
-                "  {} {}{label}{source}",
-                paint(color, s, symbol),
-                object.object
-            );
-            if let Some(diff) = &object.diff {
-                out.push_str(&indent(&color_diff(diff, color), "      "));
-            }
-        }
+        write_kubernetes(&mut out, plan, kubernetes, color);
     }
 
     let _ = writeln!(out);
@@ -169,6 +47,152 @@ pub fn render_plan(plan: &Plan, color: bool) -> String {
         let _ = writeln!(out, "No changes. The environment matches Git.");
     }
     out
+}
+
+/// The warning that a plan or drift report was `verb` against the sandbox cluster.
+fn write_simulation_banner(out: &mut String, color: bool, verb: &str) {
+    let _ = writeln!(
+        out,
+        "{}",
+        paint(
+            color,
+            style::WARN,
+            &format!("SIMULATION: {verb} against the sandbox cluster, not a real one")
+        )
+    );
+}
+
+fn write_header(out: &mut String, color: bool, text: &str) {
+    let _ = writeln!(out, "{}", paint(color, style::HEADER, text));
+}
+
+/// The images layer: a count line, then one line per image.
+fn write_images(out: &mut String, plan: &Plan, color: bool) {
+    let counts = plan.image_counts();
+    let _ = writeln!(
+        out,
+        "\nImages: {} to build, {} reused",
+        counts.create, counts.unchanged
+    );
+    for image in &plan.images {
+        let (label, label_style, note) = match image.action {
+            ImageAction::Build => (
+                "+ build",
+                style::ADD,
+                image.reason.as_deref().map(|r| format!(" ({r})")),
+            ),
+            ImageAction::Reuse => ("= reuse", style::DIM, None),
+            ImageAction::Unchecked => (
+                "? image",
+                style::DIM,
+                Some(" (sandbox: registry not checked)".to_string()),
+            ),
+        };
+        let _ = writeln!(
+            out,
+            "  {} {}  {}{}",
+            paint(color, label_style, label),
+            image.app,
+            image.reference,
+            note.unwrap_or_default()
+        );
+    }
+}
+
+/// The Terraform layer: a count line, the resources with their changed attributes, then the
+/// outputs.
+fn write_terraform(out: &mut String, plan: &Plan, terraform: &TerraformPart, color: bool) {
+    let counts = plan.terraform_counts();
+    let _ = writeln!(
+        out,
+        "\nTerraform: {} to create, {} to update, {} to replace, {} to destroy",
+        counts.create, counts.update, counts.replace, counts.delete
+    );
+    for resource in &terraform.resources {
+        let (symbol, s) = resource_symbol(resource.action);
+        let reasons = if resource.replace_reasons.is_empty() {
+            String::new()
+        } else {
+            format!(" (replace because {})", resource.replace_reasons.join(", "))
+        };
+        let _ = writeln!(
+            out,
+            "  {} {}{reasons}",
+            paint(color, s, symbol),
+            resource.address
+        );
+        write_attributes(out, &resource.attributes);
+    }
+    if !terraform.outputs.is_empty() {
+        let _ = writeln!(out, "  Outputs:");
+        for output in &terraform.outputs {
+            let (symbol, s) = match output.action {
+                OutputAction::Create => ("+", style::ADD),
+                OutputAction::Update => ("~", style::CHANGE),
+                OutputAction::Delete => ("-", style::REMOVE),
+            };
+            let value = output
+                .after
+                .as_deref()
+                .or(output.before.as_deref())
+                .unwrap_or("");
+            let _ = writeln!(
+                out,
+                "    {} {} = {value}",
+                paint(color, s, symbol),
+                output.name
+            );
+        }
+    }
+}
+
+/// A Terraform resource's changed attributes, one `path: before -> after` line each.
+fn write_attributes(out: &mut String, attributes: &[FieldChange]) {
+    for field in attributes {
+        let _ = writeln!(
+            out,
+            "      {}: {} -> {}",
+            field.path,
+            field.before.as_deref().unwrap_or("(none)"),
+            field.after.as_deref().unwrap_or("(none)")
+        );
+    }
+}
+
+/// The Kubernetes layer: a count line, then every object that changes, with its diff.
+fn write_kubernetes(out: &mut String, plan: &Plan, kubernetes: &KubernetesPart, color: bool) {
+    let counts = plan.kubernetes_counts();
+    let _ = writeln!(
+        out,
+        "\nKubernetes: {} to create, {} to update, {} to replace, {} to prune, {} unchanged",
+        counts.create, counts.update, counts.replace, counts.delete, counts.unchanged
+    );
+    for object in kubernetes
+        .objects
+        .iter()
+        .filter(|o| o.action != ObjectAction::Unchanged)
+    {
+        let (symbol, s) = object_symbol(object.action);
+        let source = object
+            .source
+            .as_deref()
+            .map(|s| format!("  ({s})"))
+            .unwrap_or_default();
+        let label = match object.action {
+            ObjectAction::Prune => " (prune)",
+            ObjectAction::Replace => " (delete and recreate)",
+            _ => "",
+        };
+        let _ = writeln!(
+            out,
+            "  {} {}{label}{source}",
+            paint(color, s, symbol),
+            object.object
+        );
+        if let Some(diff) = &object.diff {
+            out.push_str(&indent(&color_diff(diff, color), "      "));
+        }
+    }
 }
 
 fn summary_line(plan: &Plan) -> String {
@@ -197,62 +221,19 @@ fn summary_line(plan: &Plan) -> String {
 pub fn render_drift(report: &DriftReport, color: bool) -> String {
     let mut out = String::new();
     if report.sandbox {
-        let _ = writeln!(
-            out,
-            "{}",
-            paint(
-                color,
-                style::WARN,
-                "SIMULATION: checked against the sandbox cluster, not a real one"
-            )
-        );
+        write_simulation_banner(&mut out, color, "checked");
     }
-    let _ = writeln!(
-        out,
-        "{}",
-        paint(
-            color,
-            style::HEADER,
-            &format!(
-                "Drift in environment {} (git {})",
-                report.environment,
-                short_sha(&report.git.sha)
-            )
-        )
+    write_header(
+        &mut out,
+        color,
+        &format!(
+            "Drift in environment {} (git {})",
+            report.environment,
+            short_sha(&report.git.sha)
+        ),
     );
     for object in &report.kubernetes {
-        match object.kind {
-            DriftKind::Deleted => {
-                let _ = writeln!(
-                    out,
-                    "  {} {} (in the inventory, missing from the cluster)",
-                    paint(color, style::REMOVE, "-"),
-                    object.object
-                );
-            }
-            DriftKind::Modified => {
-                let _ = writeln!(
-                    out,
-                    "  {} {}",
-                    paint(color, style::CHANGE, "~"),
-                    object.object
-                );
-                for field in &object.fields {
-                    let manager = field
-                        .manager
-                        .as_deref()
-                        .map(|m| format!(" (changed by {m})"))
-                        .unwrap_or_default();
-                    let _ = writeln!(
-                        out,
-                        "      {}: live {}, git {}{manager}",
-                        field.path,
-                        field.live.as_deref().unwrap_or("(absent)"),
-                        field.git.as_deref().unwrap_or("(absent)")
-                    );
-                }
-            }
-        }
+        write_object_drift(&mut out, object, color);
     }
     for resource in &report.terraform {
         let (symbol, s) = resource_symbol(resource.action);
@@ -262,15 +243,7 @@ pub fn render_drift(report: &DriftReport, color: bool) -> String {
             paint(color, s, symbol),
             resource.address
         );
-        for field in &resource.attributes {
-            let _ = writeln!(
-                out,
-                "      {}: {} -> {}",
-                field.path,
-                field.before.as_deref().unwrap_or("(none)"),
-                field.after.as_deref().unwrap_or("(none)")
-            );
-        }
+        write_attributes(&mut out, &resource.attributes);
     }
     let ignored = if report.ignored > 0 {
         format!(" ({} difference(s) ignored by rules)", report.ignored)
@@ -288,6 +261,42 @@ pub fn render_drift(report: &DriftReport, color: bool) -> String {
         let _ = writeln!(out, "\nNo drift. The environment matches Git{ignored}.");
     }
     out
+}
+
+/// A drifted Kubernetes object: deleted, or modified with its live and Git values per field.
+fn write_object_drift(out: &mut String, object: &ObjectDrift, color: bool) {
+    match object.kind {
+        DriftKind::Deleted => {
+            let _ = writeln!(
+                out,
+                "  {} {} (in the inventory, missing from the cluster)",
+                paint(color, style::REMOVE, "-"),
+                object.object
+            );
+        }
+        DriftKind::Modified => {
+            let _ = writeln!(
+                out,
+                "  {} {}",
+                paint(color, style::CHANGE, "~"),
+                object.object
+            );
+            for field in &object.fields {
+                let manager = field
+                    .manager
+                    .as_deref()
+                    .map(|m| format!(" (changed by {m})"))
+                    .unwrap_or_default();
+                let _ = writeln!(
+                    out,
+                    "      {}: live {}, git {}{manager}",
+                    field.path,
+                    field.live.as_deref().unwrap_or("(absent)"),
+                    field.git.as_deref().unwrap_or("(absent)")
+                );
+            }
+        }
+    }
 }
 
 fn resource_symbol(action: ResourceAction) -> (&'static str, anstyle::Style) {

@@ -7,7 +7,8 @@
 use std::fmt::Write;
 
 use super::{
-    Counts, DriftKind, DriftReport, ImageAction, ObjectAction, OutputAction, Plan, ResourceAction,
+    Counts, DriftKind, DriftReport, ImageAction, KubernetesPart, ObjectAction, ObjectDrift,
+    OutputAction, Plan, ResourceAction, ResourceChange, TerraformPart,
 };
 
 /// The default size budget, in characters.
@@ -15,17 +16,27 @@ pub const LIMIT: usize = 65_000;
 
 /// Render a plan as Markdown under `limit` characters.
 pub fn render_plan(plan: &Plan, limit: usize) -> String {
-    let mut head = String::new();
-    let simulation = if plan.sandbox {
-        " (simulation: sandbox cluster)"
-    } else {
-        ""
-    };
-    let _ = writeln!(
-        head,
-        "### gitship plan for `{}`{simulation}\n",
-        plan.environment
-    );
+    let mut sections = Vec::new();
+    if !plan.images.is_empty() {
+        sections.push(images_section(plan));
+    }
+    if let Some(terraform) = &plan.terraform {
+        sections.push(terraform_section(plan, terraform));
+    }
+    if let Some(kubernetes) = &plan.kubernetes {
+        sections.push(kubernetes_section(plan, kubernetes));
+    }
+    assemble(
+        plan_head(plan),
+        sections,
+        limit,
+        &format!("gitship plan {}", plan.environment),
+    )
+}
+
+/// The title, the revision and the table of counts per layer.
+fn plan_head(plan: &Plan) -> String {
+    let mut head = title("plan", &plan.environment, plan.sandbox);
     let dirty = if plan.git.dirty {
         " with uncommitted changes"
     } else {
@@ -57,11 +68,15 @@ pub fn render_plan(plan: &Plan, limit: usize) -> String {
     if !plan.has_changes() {
         head.push_str("**No changes.** The environment matches Git.\n");
     }
+    head
+}
 
-    let mut sections = Vec::new();
-    if !plan.images.is_empty() {
-        let mut entries = Vec::new();
-        for image in &plan.images {
+/// One entry per image: built or reused, and why.
+fn images_section(plan: &Plan) -> Section {
+    let entries = plan
+        .images
+        .iter()
+        .map(|image| {
             let action = match image.action {
                 ImageAction::Build => "build",
                 ImageAction::Reuse => "reuse",
@@ -72,75 +87,79 @@ pub fn render_plan(plan: &Plan, limit: usize) -> String {
                 .as_deref()
                 .map(|r| format!(" ({r})"))
                 .unwrap_or_default();
-            entries.push(format!(
-                "{action} {} {}{reason}\n",
-                image.app, image.reference
-            ));
-        }
-        let c = plan.image_counts();
-        sections.push(Section {
-            title: format!("Images: {} to build, {} reused", c.create, c.unchanged),
-            entries,
-        });
+            format!("{action} {} {}{reason}\n", image.app, image.reference)
+        })
+        .collect();
+    let c = plan.image_counts();
+    Section {
+        title: format!("Images: {} to build, {} reused", c.create, c.unchanged),
+        entries,
     }
-    if let Some(terraform) = &plan.terraform {
-        let mut entries = Vec::new();
-        for resource in &terraform.resources {
-            let symbol = match resource.action {
-                ResourceAction::Create => "+",
-                ResourceAction::Update => "~",
-                ResourceAction::Replace => "-/+",
-                ResourceAction::Destroy => "-",
-                ResourceAction::Read => "<=",
-            };
-            let mut entry = format!("{symbol} {}", resource.address);
-            if !resource.replace_reasons.is_empty() {
-                let _ = write!(
-                    entry,
-                    " (replace because {})",
-                    resource.replace_reasons.join(", ")
-                );
-            }
-            entry.push('\n');
-            for field in &resource.attributes {
-                if let Some(before) = &field.before {
-                    let _ = writeln!(entry, "-   {} = {before}", field.path);
-                }
-                if let Some(after) = &field.after {
-                    let _ = writeln!(entry, "+   {} = {after}", field.path);
-                }
-            }
-            entries.push(entry);
-        }
-        for output in &terraform.outputs {
-            let symbol = match output.action {
-                OutputAction::Create => "+",
-                OutputAction::Update => "~",
-                OutputAction::Delete => "-",
-            };
-            let value = output
-                .after
-                .as_deref()
-                .or(output.before.as_deref())
-                .unwrap_or("");
-            entries.push(format!("{symbol} output.{} = {value}\n", output.name));
-        }
-        let c = plan.terraform_counts();
-        sections.push(Section {
-            title: format!(
-                "Terraform: {} to create, {} to update, {} to replace, {} to destroy",
-                c.create, c.update, c.replace, c.delete
-            ),
-            entries,
-        });
+}
+
+/// One entry per resource with its changed attributes, then one per output.
+fn terraform_section(plan: &Plan, terraform: &TerraformPart) -> Section {
+    let mut entries: Vec<String> = terraform.resources.iter().map(resource_entry).collect();
+    for output in &terraform.outputs {
+        let symbol = match output.action {
+            OutputAction::Create => "+",
+            OutputAction::Update => "~",
+            OutputAction::Delete => "-",
+        };
+        let value = output
+            .after
+            .as_deref()
+            .or(output.before.as_deref())
+            .unwrap_or("");
+        entries.push(format!("{symbol} output.{} = {value}\n", output.name));
     }
-    if let Some(kubernetes) = &plan.kubernetes {
-        let mut entries = Vec::new();
-        for object in kubernetes
-            .objects
-            .iter()
-            .filter(|o| o.action != ObjectAction::Unchanged)
-        {
+    let c = plan.terraform_counts();
+    Section {
+        title: format!(
+            "Terraform: {} to create, {} to update, {} to replace, {} to destroy",
+            c.create, c.update, c.replace, c.delete
+        ),
+        entries,
+    }
+}
+
+/// A planned resource change: its action, why it is replaced, and its attributes' old and new
+/// values (each only when there is one).
+fn resource_entry(resource: &ResourceChange) -> String {
+    let symbol = match resource.action {
+        ResourceAction::Create => "+",
+        ResourceAction::Update => "~",
+        ResourceAction::Replace => "-/+",
+        ResourceAction::Destroy => "-",
+        ResourceAction::Read => "<=",
+    };
+    let mut entry = format!("{symbol} {}", resource.address);
+    if !resource.replace_reasons.is_empty() {
+        let _ = write!(
+            entry,
+            " (replace because {})",
+            resource.replace_reasons.join(", ")
+        );
+    }
+    entry.push('\n');
+    for field in &resource.attributes {
+        if let Some(before) = &field.before {
+            let _ = writeln!(entry, "-   {} = {before}", field.path);
+        }
+        if let Some(after) = &field.after {
+            let _ = writeln!(entry, "+   {} = {after}", field.path);
+        }
+    }
+    entry
+}
+
+/// One entry per object that changes, with its diff.
+fn kubernetes_section(plan: &Plan, kubernetes: &KubernetesPart) -> Section {
+    let entries = kubernetes
+        .objects
+        .iter()
+        .filter(|o| o.action != ObjectAction::Unchanged)
+        .map(|object| {
             let (symbol, label) = match object.action {
                 ObjectAction::Create => ("+", ""),
                 ObjectAction::Update => ("~", ""),
@@ -155,38 +174,45 @@ pub fn render_plan(plan: &Plan, limit: usize) -> String {
                     entry.push('\n');
                 }
             }
-            entries.push(entry);
-        }
-        let c = plan.kubernetes_counts();
-        sections.push(Section {
-            title: format!(
-                "Kubernetes: {} to create, {} to update, {} to replace, {} to prune, {} unchanged",
-                c.create, c.update, c.replace, c.delete, c.unchanged
-            ),
-            entries,
-        });
+            entry
+        })
+        .collect();
+    let c = plan.kubernetes_counts();
+    Section {
+        title: format!(
+            "Kubernetes: {} to create, {} to update, {} to replace, {} to prune, {} unchanged",
+            c.create, c.update, c.replace, c.delete, c.unchanged
+        ),
+        entries,
     }
-    assemble(
-        head,
-        sections,
-        limit,
-        &format!("gitship plan {}", plan.environment),
-    )
 }
 
 /// Render a drift report as Markdown under `limit` characters.
 pub fn render_drift(report: &DriftReport, limit: usize) -> String {
-    let mut head = String::new();
-    let simulation = if report.sandbox {
-        " (simulation: sandbox cluster)"
-    } else {
-        ""
-    };
-    let _ = writeln!(
-        head,
-        "### gitship drift for `{}`{simulation}\n",
-        report.environment
-    );
+    let mut sections = Vec::new();
+    if !report.kubernetes.is_empty() {
+        sections.push(Section {
+            title: format!("Kubernetes: {} drifted", report.kubernetes.len()),
+            entries: report.kubernetes.iter().map(object_drift_entry).collect(),
+        });
+    }
+    if !report.terraform.is_empty() {
+        sections.push(Section {
+            title: format!("Terraform: {} drifted", report.terraform.len()),
+            entries: report.terraform.iter().map(resource_drift_entry).collect(),
+        });
+    }
+    assemble(
+        drift_head(report),
+        sections,
+        limit,
+        &format!("gitship drift {}", report.environment),
+    )
+}
+
+/// The title, the revision and what drifted.
+fn drift_head(report: &DriftReport) -> String {
+    let mut head = title("drift", &report.environment, report.sandbox);
     let _ = writeln!(head, "Git `{}`.\n", report.git.sha);
     if report.drifted() {
         let _ = writeln!(
@@ -203,80 +229,76 @@ pub fn render_drift(report: &DriftReport, limit: usize) -> String {
             report.ignored
         );
     }
-    let mut sections = Vec::new();
-    if !report.kubernetes.is_empty() {
-        let entries = report
-            .kubernetes
-            .iter()
-            .map(|object| match object.kind {
-                DriftKind::Deleted => format!(
-                    "- {} (in the inventory, missing from the cluster)\n",
-                    object.object
-                ),
-                DriftKind::Modified => {
-                    let mut entry = format!("~ {}\n", object.object);
-                    for field in &object.fields {
-                        let manager = field
-                            .manager
-                            .as_deref()
-                            .map(|m| format!("  # changed by {m}"))
-                            .unwrap_or_default();
-                        let _ = writeln!(
-                            entry,
-                            "-   {}: {}{manager}",
-                            field.path,
-                            field.live.as_deref().unwrap_or("(absent)")
-                        );
-                        let _ = writeln!(
-                            entry,
-                            "+   {}: {}",
-                            field.path,
-                            field.git.as_deref().unwrap_or("(absent)")
-                        );
-                    }
-                    entry
-                }
-            })
-            .collect();
-        sections.push(Section {
-            title: format!("Kubernetes: {} drifted", report.kubernetes.len()),
-            entries,
-        });
+    head
+}
+
+/// The heading of a `gitship <command>` comment, marking a sandbox simulation.
+fn title(command: &str, environment: &str, sandbox: bool) -> String {
+    let simulation = if sandbox {
+        " (simulation: sandbox cluster)"
+    } else {
+        ""
+    };
+    format!("### gitship {command} for `{environment}`{simulation}\n\n")
+}
+
+/// A drifted object: deleted, or modified with each field's live value (`-`) and Git's (`+`).
+fn object_drift_entry(object: &ObjectDrift) -> String {
+    match object.kind {
+        DriftKind::Deleted => format!(
+            "- {} (in the inventory, missing from the cluster)\n",
+            object.object
+        ),
+        DriftKind::Modified => {
+            let mut entry = format!("~ {}\n", object.object);
+            for field in &object.fields {
+                let manager = field
+                    .manager
+                    .as_deref()
+                    .map(|m| format!("  # changed by {m}"))
+                    .unwrap_or_default();
+                push_field_lines(
+                    &mut entry,
+                    &field.path,
+                    ": ",
+                    field.live.as_deref().unwrap_or("(absent)"),
+                    field.git.as_deref().unwrap_or("(absent)"),
+                    &manager,
+                );
+            }
+            entry
+        }
     }
-    if !report.terraform.is_empty() {
-        let entries = report
-            .terraform
-            .iter()
-            .map(|r| {
-                let mut entry = format!("~ {}\n", r.address);
-                for field in &r.attributes {
-                    let _ = writeln!(
-                        entry,
-                        "-   {} = {}",
-                        field.path,
-                        field.before.as_deref().unwrap_or("(none)")
-                    );
-                    let _ = writeln!(
-                        entry,
-                        "+   {} = {}",
-                        field.path,
-                        field.after.as_deref().unwrap_or("(none)")
-                    );
-                }
-                entry
-            })
-            .collect();
-        sections.push(Section {
-            title: format!("Terraform: {} drifted", report.terraform.len()),
-            entries,
-        });
+}
+
+/// A drifted resource with each attribute's state value (`-`) and configured value (`+`).
+fn resource_drift_entry(resource: &ResourceChange) -> String {
+    let mut entry = format!("~ {}\n", resource.address);
+    for field in &resource.attributes {
+        push_field_lines(
+            &mut entry,
+            &field.path,
+            " = ",
+            field.before.as_deref().unwrap_or("(none)"),
+            field.after.as_deref().unwrap_or("(none)"),
+            "",
+        );
     }
-    assemble(
-        head,
-        sections,
-        limit,
-        &format!("gitship drift {}", report.environment),
-    )
+    entry
+}
+
+/// A drifted field as a pair of `diff` lines: `-   <path><separator><old><note>`, then
+/// `+   <path><separator><new>`.
+fn push_field_lines(
+    entry: &mut String,
+    path: &str,
+    separator: &str,
+    old: &str,
+    new: &str,
+    note: &str,
+) {
+    let _ = writeln!(entry, "-   {path}{separator}{old}{note}");
+    let _ = writeln!(entry, "+   {path}{separator}{new}");
 }
 
 struct Section {

@@ -56,7 +56,7 @@ impl ImageRef {
 }
 
 /// The image references of all apps for an environment, by app name: content-addressed tags
-/// (see [`crate::git::content_tag`]) under the environment's registry.
+/// (see [`crate::git::content_tag_of`]) under the environment's registry.
 pub fn image_refs(
     repo: &Repository,
     env: &EnvConfig,
@@ -72,10 +72,13 @@ pub fn image_refs(
         });
     };
     for app in &repo.apps {
-        let tag = crate::git::content_tag(repo, app).map_err(|source| RenderError::ContentTag {
-            app: app.name.clone(),
-            source,
-        })?;
+        let tag =
+            crate::git::content_tag_of(&repo.root, &app.build_inputs()).map_err(|source| {
+                RenderError::ContentTag {
+                    app: app.name.clone(),
+                    source,
+                }
+            })?;
         images.insert(
             app.name.clone(),
             ImageRef {

@@ -151,206 +151,12 @@ impl EnvConfig {
         let top = reader.mapping(&root, "")?;
         reader.check_keys(top, "", TOP_LEVEL_KEYS)?;
 
-        let cluster_node = find(top, "cluster");
-        let Some(cluster_node) = cluster_node else {
-            return Err(RepoError::MissingKey {
-                location: Location::new(display_file, root.line, root.column),
-                key: "cluster.namespace".into(),
-                environment: name.to_string(),
-            });
-        };
-        let cluster_entries = reader.mapping(cluster_node, "cluster")?;
-        reader.check_keys(
-            cluster_entries,
-            "cluster",
-            &["context", "namespace", "kubeconfig", "force_conflicts"],
-        )?;
-        let namespace_node =
-            find(cluster_entries, "namespace").ok_or_else(|| RepoError::MissingKey {
-                location: spans.location("cluster"),
-                key: "cluster.namespace".into(),
-                environment: name.to_string(),
-            })?;
-        let namespace = reader.string(namespace_node, "cluster.namespace")?;
-        if !is_dns_label(&namespace) {
-            return Err(reader.invalid(
-                namespace_node,
-                "cluster.namespace",
-                format!("`{namespace}` is not a valid namespace name (a DNS label: lowercase letters, digits and `-`, at most 63 characters)"),
-            ));
-        }
-        let cluster = ClusterConfig {
-            context: find(cluster_entries, "context")
-                .map(|n| reader.string(n, "cluster.context"))
-                .transpose()?,
-            namespace,
-            kubeconfig: find(cluster_entries, "kubeconfig")
-                .map(|n| {
-                    reader
-                        .string(n, "cluster.kubeconfig")
-                        .map(|p| expand_home(&p))
-                })
-                .transpose()?,
-            force_conflicts: find(cluster_entries, "force_conflicts")
-                .map(|n| reader.boolean(n, "cluster.force_conflicts"))
-                .transpose()?
-                .unwrap_or(true),
-        };
-
-        let registry = find(top, "registry")
-            .filter(|n| !n.is_null())
-            .map(|n| reader.string(n, "registry"))
-            .transpose()?;
-        if let (Some(registry), Some(node)) = (&registry, find(top, "registry"))
-            && (registry.is_empty()
-                || registry.contains("://")
-                || registry.ends_with('/')
-                || registry.contains(char::is_whitespace))
-        {
-            return Err(reader.invalid(
-                node,
-                "registry",
-                format!("`{registry}` is not an image repository prefix like `ghcr.io/acme/blog` (no scheme, no trailing `/`)"),
-            ));
-        }
-
-        let mut terraform = TerraformConfig::default();
-        if let Some(node) = find(top, "terraform").filter(|n| !n.is_null()) {
-            let entries = reader.mapping(node, "terraform")?;
-            reader.check_keys(
-                entries,
-                "terraform",
-                &["workspace", "backend_config", "vars", "lock_timeout"],
-            )?;
-            terraform.workspace = find(entries, "workspace")
-                .map(|n| reader.string(n, "terraform.workspace"))
-                .transpose()?;
-            if let Some(backend) = find(entries, "backend_config").filter(|n| !n.is_null()) {
-                if terraform.workspace.is_some() {
-                    return Err(reader.invalid(
-                        backend,
-                        "terraform.backend_config",
-                        "`terraform.workspace` and `terraform.backend_config` are alternatives: use one".to_string(),
-                    ));
-                }
-                for (key, value) in reader.mapping(backend, "terraform.backend_config")? {
-                    let key_text = reader.string(key, "terraform.backend_config")?;
-                    let path = format!("terraform.backend_config.{key_text}");
-                    let value = match value.to_json() {
-                        serde_json::Value::String(s) => s,
-                        serde_json::Value::Number(n) => n.to_string(),
-                        serde_json::Value::Bool(b) => b.to_string(),
-                        _ => {
-                            return Err(reader.invalid(
-                                value,
-                                &path,
-                                format!("expected a string, found {}", value.type_name()),
-                            ));
-                        }
-                    };
-                    terraform.backend_config.insert(key_text, value);
-                }
-            }
-            if let Some(vars) = find(entries, "vars").filter(|n| !n.is_null()) {
-                for (key, value) in reader.mapping(vars, "terraform.vars")? {
-                    let key_text = reader.string(key, "terraform.vars")?;
-                    terraform.vars.insert(key_text, value.to_json());
-                }
-            }
-            terraform.lock_timeout = find(entries, "lock_timeout")
-                .map(|n| reader.duration(n, "terraform.lock_timeout"))
-                .transpose()?;
-        }
-
-        let mut deploy = DeployConfig {
-            timeout: DEFAULT_DEPLOY_TIMEOUT,
-            lock_timeout: DEFAULT_LOCK_TIMEOUT,
-            require_clean_tree: name == "production",
-            history: DEFAULT_HISTORY,
-        };
-        if let Some(node) = find(top, "deploy").filter(|n| !n.is_null()) {
-            let entries = reader.mapping(node, "deploy")?;
-            reader.check_keys(
-                entries,
-                "deploy",
-                &["timeout", "lock_timeout", "require_clean_tree", "history"],
-            )?;
-            if let Some(n) = find(entries, "timeout") {
-                deploy.timeout = reader.duration(n, "deploy.timeout")?;
-            }
-            if let Some(n) = find(entries, "lock_timeout") {
-                deploy.lock_timeout = reader.duration(n, "deploy.lock_timeout")?;
-            }
-            if let Some(n) = find(entries, "require_clean_tree") {
-                deploy.require_clean_tree = reader.boolean(n, "deploy.require_clean_tree")?;
-            }
-            if let Some(n) = find(entries, "history") {
-                deploy.history = match n.to_json().as_u64() {
-                    Some(count) if count >= 1 => count as usize,
-                    _ => {
-                        return Err(reader.invalid(
-                            n,
-                            "deploy.history",
-                            "expected a whole number of at least 1".into(),
-                        ));
-                    }
-                };
-            }
-        }
-
-        let mut drift = DriftConfig::default();
-        if let Some(node) = find(top, "drift").filter(|n| !n.is_null()) {
-            let entries = reader.mapping(node, "drift")?;
-            reader.check_keys(entries, "drift", &["ignore"])?;
-            if let Some(ignore) = find(entries, "ignore").filter(|n| !n.is_null()) {
-                let NodeKind::Sequence(items) = &ignore.kind else {
-                    return Err(reader.invalid(
-                        ignore,
-                        "drift.ignore",
-                        format!("expected a list, found {}", ignore.type_name()),
-                    ));
-                };
-                for (index, item) in items.iter().enumerate() {
-                    let path = format!("drift.ignore.{index}");
-                    let fields = reader.mapping(item, &path)?;
-                    reader.check_keys(
-                        fields,
-                        &path,
-                        &["kind", "name", "namespace", "pointer", "manager"],
-                    )?;
-                    let get = |key: &str| {
-                        find(fields, key)
-                            .map(|n| reader.string(n, &format!("{path}.{key}")))
-                            .transpose()
-                    };
-                    let rule = IgnoreRule {
-                        kind: get("kind")?,
-                        name: get("name")?,
-                        namespace: get("namespace")?,
-                        pointer: get("pointer")?,
-                        manager: get("manager")?,
-                    };
-                    if let Some(pointer) = &rule.pointer
-                        && !pointer.starts_with('/')
-                    {
-                        let node = find(fields, "pointer").unwrap_or(item);
-                        return Err(reader.invalid(node, &format!("{path}.pointer"), format!("`{pointer}` is not a JSON pointer (it must start with `/`, e.g. `/spec/replicas`)")));
-                    }
-                    if rule == IgnoreRule::default() {
-                        return Err(reader.invalid(item, &path, "an ignore rule needs at least one of `kind`, `name`, `namespace`, `pointer`, `manager`".into()));
-                    }
-                    drift.ignore.push(rule);
-                }
-            }
-        }
-
-        let values = match find(top, "values").filter(|n| !n.is_null()) {
-            None => serde_json::Value::Object(serde_json::Map::new()),
-            Some(node) => {
-                reader.mapping(node, "values")?;
-                node.to_json()
-            }
-        };
+        let cluster = parse_cluster(&reader, &root, top, &spans, name)?;
+        let registry = parse_registry(&reader, top)?;
+        let terraform = parse_terraform(&reader, top)?;
+        let deploy = parse_deploy(&reader, top, name)?;
+        let drift = parse_drift(&reader, top)?;
+        let values = parse_values(&reader, top)?;
 
         Ok(EnvConfig {
             name: name.to_string(),
@@ -363,6 +169,265 @@ impl EnvConfig {
             values,
             spans,
         })
+    }
+}
+
+/// The `cluster` section; `cluster.namespace` is required, so the section is too. `root` is
+/// where a missing section is reported.
+fn parse_cluster(
+    reader: &Reader,
+    root: &Node,
+    top: &[(Node, Node)],
+    spans: &SpanMap,
+    environment: &str,
+) -> Result<ClusterConfig, RepoError> {
+    let Some(cluster_node) = find(top, "cluster") else {
+        return Err(RepoError::MissingKey {
+            location: Location::new(reader.file, root.line, root.column),
+            key: "cluster.namespace".into(),
+            environment: environment.to_string(),
+        });
+    };
+    let cluster_entries = reader.mapping(cluster_node, "cluster")?;
+    reader.check_keys(
+        cluster_entries,
+        "cluster",
+        &["context", "namespace", "kubeconfig", "force_conflicts"],
+    )?;
+    let namespace_node =
+        find(cluster_entries, "namespace").ok_or_else(|| RepoError::MissingKey {
+            location: spans.location("cluster"),
+            key: "cluster.namespace".into(),
+            environment: environment.to_string(),
+        })?;
+    let namespace = reader.string(namespace_node, "cluster.namespace")?;
+    if !is_dns_label(&namespace) {
+        return Err(reader.invalid(
+            namespace_node,
+            "cluster.namespace",
+            format!("`{namespace}` is not a valid namespace name (a DNS label: lowercase letters, digits and `-`, at most 63 characters)"),
+        ));
+    }
+    Ok(ClusterConfig {
+        context: find(cluster_entries, "context")
+            .map(|n| reader.string(n, "cluster.context"))
+            .transpose()?,
+        namespace,
+        kubeconfig: find(cluster_entries, "kubeconfig")
+            .map(|n| {
+                reader
+                    .string(n, "cluster.kubeconfig")
+                    .map(|p| expand_home(&p))
+            })
+            .transpose()?,
+        force_conflicts: find(cluster_entries, "force_conflicts")
+            .map(|n| reader.boolean(n, "cluster.force_conflicts"))
+            .transpose()?
+            .unwrap_or(true),
+    })
+}
+
+/// The optional `registry`, an image repository prefix without scheme or trailing `/`.
+fn parse_registry(reader: &Reader, top: &[(Node, Node)]) -> Result<Option<String>, RepoError> {
+    let registry = find(top, "registry")
+        .filter(|n| !n.is_null())
+        .map(|n| reader.string(n, "registry"))
+        .transpose()?;
+    if let (Some(registry), Some(node)) = (&registry, find(top, "registry"))
+        && (registry.is_empty()
+            || registry.contains("://")
+            || registry.ends_with('/')
+            || registry.contains(char::is_whitespace))
+    {
+        return Err(reader.invalid(
+            node,
+            "registry",
+            format!("`{registry}` is not an image repository prefix like `ghcr.io/acme/blog` (no scheme, no trailing `/`)"),
+        ));
+    }
+    Ok(registry)
+}
+
+/// The optional `terraform` section.
+fn parse_terraform(reader: &Reader, top: &[(Node, Node)]) -> Result<TerraformConfig, RepoError> {
+    let mut terraform = TerraformConfig::default();
+    let Some(node) = find(top, "terraform").filter(|n| !n.is_null()) else {
+        return Ok(terraform);
+    };
+    let entries = reader.mapping(node, "terraform")?;
+    reader.check_keys(
+        entries,
+        "terraform",
+        &["workspace", "backend_config", "vars", "lock_timeout"],
+    )?;
+    terraform.workspace = find(entries, "workspace")
+        .map(|n| reader.string(n, "terraform.workspace"))
+        .transpose()?;
+    if let Some(backend) = find(entries, "backend_config").filter(|n| !n.is_null()) {
+        if terraform.workspace.is_some() {
+            return Err(reader.invalid(
+                backend,
+                "terraform.backend_config",
+                "`terraform.workspace` and `terraform.backend_config` are alternatives: use one"
+                    .to_string(),
+            ));
+        }
+        terraform.backend_config = parse_backend_config(reader, backend)?;
+    }
+    if let Some(vars) = find(entries, "vars").filter(|n| !n.is_null()) {
+        for (key, value) in reader.mapping(vars, "terraform.vars")? {
+            let key_text = reader.string(key, "terraform.vars")?;
+            terraform.vars.insert(key_text, value.to_json());
+        }
+    }
+    terraform.lock_timeout = find(entries, "lock_timeout")
+        .map(|n| reader.duration(n, "terraform.lock_timeout"))
+        .transpose()?;
+    Ok(terraform)
+}
+
+/// `terraform.backend_config`: scalar values, kept as text.
+fn parse_backend_config(
+    reader: &Reader,
+    backend: &Node,
+) -> Result<BTreeMap<String, String>, RepoError> {
+    let mut backend_config = BTreeMap::new();
+    for (key, value) in reader.mapping(backend, "terraform.backend_config")? {
+        let key_text = reader.string(key, "terraform.backend_config")?;
+        let path = format!("terraform.backend_config.{key_text}");
+        let value = match value.to_json() {
+            serde_json::Value::String(s) => s,
+            serde_json::Value::Number(n) => n.to_string(),
+            serde_json::Value::Bool(b) => b.to_string(),
+            _ => {
+                return Err(reader.invalid(
+                    value,
+                    &path,
+                    format!("expected a string, found {}", value.type_name()),
+                ));
+            }
+        };
+        backend_config.insert(key_text, value);
+    }
+    Ok(backend_config)
+}
+
+/// The optional `deploy` section over its defaults (a clean tree is required by default only
+/// for `production`).
+fn parse_deploy(
+    reader: &Reader,
+    top: &[(Node, Node)],
+    environment: &str,
+) -> Result<DeployConfig, RepoError> {
+    let mut deploy = DeployConfig {
+        timeout: DEFAULT_DEPLOY_TIMEOUT,
+        lock_timeout: DEFAULT_LOCK_TIMEOUT,
+        require_clean_tree: environment == "production",
+        history: DEFAULT_HISTORY,
+    };
+    let Some(node) = find(top, "deploy").filter(|n| !n.is_null()) else {
+        return Ok(deploy);
+    };
+    let entries = reader.mapping(node, "deploy")?;
+    reader.check_keys(
+        entries,
+        "deploy",
+        &["timeout", "lock_timeout", "require_clean_tree", "history"],
+    )?;
+    if let Some(n) = find(entries, "timeout") {
+        deploy.timeout = reader.duration(n, "deploy.timeout")?;
+    }
+    if let Some(n) = find(entries, "lock_timeout") {
+        deploy.lock_timeout = reader.duration(n, "deploy.lock_timeout")?;
+    }
+    if let Some(n) = find(entries, "require_clean_tree") {
+        deploy.require_clean_tree = reader.boolean(n, "deploy.require_clean_tree")?;
+    }
+    if let Some(n) = find(entries, "history") {
+        deploy.history = match n.to_json().as_u64() {
+            Some(count) if count >= 1 => count as usize,
+            _ => {
+                return Err(reader.invalid(
+                    n,
+                    "deploy.history",
+                    "expected a whole number of at least 1".into(),
+                ));
+            }
+        };
+    }
+    Ok(deploy)
+}
+
+/// The optional `drift` section: a list of ignore rules.
+fn parse_drift(reader: &Reader, top: &[(Node, Node)]) -> Result<DriftConfig, RepoError> {
+    let mut drift = DriftConfig::default();
+    let Some(node) = find(top, "drift").filter(|n| !n.is_null()) else {
+        return Ok(drift);
+    };
+    let entries = reader.mapping(node, "drift")?;
+    reader.check_keys(entries, "drift", &["ignore"])?;
+    if let Some(ignore) = find(entries, "ignore").filter(|n| !n.is_null()) {
+        let NodeKind::Sequence(items) = &ignore.kind else {
+            return Err(reader.invalid(
+                ignore,
+                "drift.ignore",
+                format!("expected a list, found {}", ignore.type_name()),
+            ));
+        };
+        for (index, item) in items.iter().enumerate() {
+            drift.ignore.push(parse_ignore_rule(reader, item, index)?);
+        }
+    }
+    Ok(drift)
+}
+
+/// One item of `drift.ignore`: at least one field, and `pointer` a JSON pointer.
+fn parse_ignore_rule(reader: &Reader, item: &Node, index: usize) -> Result<IgnoreRule, RepoError> {
+    let path = format!("drift.ignore.{index}");
+    let fields = reader.mapping(item, &path)?;
+    reader.check_keys(
+        fields,
+        &path,
+        &["kind", "name", "namespace", "pointer", "manager"],
+    )?;
+    let get = |key: &str| {
+        find(fields, key)
+            .map(|n| reader.string(n, &format!("{path}.{key}")))
+            .transpose()
+    };
+    let rule = IgnoreRule {
+        kind: get("kind")?,
+        name: get("name")?,
+        namespace: get("namespace")?,
+        pointer: get("pointer")?,
+        manager: get("manager")?,
+    };
+    if let Some(pointer) = &rule.pointer
+        && !pointer.starts_with('/')
+    {
+        let node = find(fields, "pointer").unwrap_or(item);
+        return Err(reader.invalid(
+            node,
+            &format!("{path}.pointer"),
+            format!(
+                "`{pointer}` is not a JSON pointer (it must start with `/`, e.g. `/spec/replicas`)"
+            ),
+        ));
+    }
+    if rule == IgnoreRule::default() {
+        return Err(reader.invalid(item, &path, "an ignore rule needs at least one of `kind`, `name`, `namespace`, `pointer`, `manager`".into()));
+    }
+    Ok(rule)
+}
+
+/// The free-form `values` mapping (an empty object when absent).
+fn parse_values(reader: &Reader, top: &[(Node, Node)]) -> Result<serde_json::Value, RepoError> {
+    match find(top, "values").filter(|n| !n.is_null()) {
+        None => Ok(serde_json::Value::Object(serde_json::Map::new())),
+        Some(node) => {
+            reader.mapping(node, "values")?;
+            Ok(node.to_json())
+        }
     }
 }
 

@@ -58,6 +58,18 @@ pub struct App {
     pub target: Option<String>,
 }
 
+impl App {
+    /// What goes into the app's content tag ([`crate::git::content_tag_of`]).
+    pub fn build_inputs(&self) -> crate::git::BuildInputs<'_> {
+        crate::git::BuildInputs {
+            context: &self.context,
+            dockerfile: &self.dockerfile,
+            build_args: &self.build_args,
+            target: self.target.as_deref(),
+        }
+    }
+}
+
 /// The file that overrides the layout conventions.
 pub const SETTINGS_FILE: &str = "gitship.yaml";
 

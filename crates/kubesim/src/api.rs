@@ -501,12 +501,14 @@ fn create(store: &mut Store, target: &Target, request: &ApiRequest) -> Result<An
     let written = write(
         store,
         target,
-        &name,
-        None,
-        object,
-        &request.manager(),
-        false,
-        request.dry_run(),
+        PendingWrite {
+            name: &name,
+            old: None,
+            new: object,
+            manager: &request.manager(),
+            managed_done: false,
+            dry_run: request.dry_run(),
+        },
     )?;
     Ok(Answer::Json(201, written))
 }
@@ -608,12 +610,14 @@ fn replace_with_view(
     let written = write(
         store,
         target,
-        name,
-        Some(old),
-        new,
-        &request.manager(),
-        false,
-        request.dry_run(),
+        PendingWrite {
+            name,
+            old: Some(old),
+            new,
+            manager: &request.manager(),
+            managed_done: false,
+            dry_run: request.dry_run(),
+        },
     )?;
     Ok(Answer::Json(200, answer_view(target, written)))
 }
@@ -751,12 +755,14 @@ fn apply(
     let written = write(
         store,
         target,
-        name,
-        old,
-        merged,
-        &manager,
-        true,
-        request.dry_run(),
+        PendingWrite {
+            name,
+            old,
+            new: merged,
+            manager: &manager,
+            managed_done: true,
+            dry_run: request.dry_run(),
+        },
     )?;
     Ok(Answer::Json(
         if created { 201 } else { 200 },
@@ -854,18 +860,32 @@ fn generation_changed(resource: &Resource, old: &Value, new: &Value) -> bool {
             && old["metadata"]["annotations"] != new["metadata"]["annotations"])
 }
 
-/// The write pipeline shared by create, update, patch and apply.
-#[allow(clippy::too_many_arguments)]
-fn write(
-    store: &mut Store,
-    target: &Target,
-    name: &str,
+/// One object on its way through [`write`].
+struct PendingWrite<'a> {
+    /// The object's name.
+    name: &'a str,
+    /// The stored object, `None` on create.
     old: Option<Arc<Value>>,
-    mut new: Value,
-    manager: &str,
+    /// The object as the client wants it.
+    new: Value,
+    /// The field manager of the write.
+    manager: &'a str,
+    /// Whether managed fields are already up to date (server-side apply tracks them itself).
     managed_done: bool,
+    /// `dryRun=All`: run the pipeline but store nothing.
     dry_run: bool,
-) -> Result<Value, ApiError> {
+}
+
+/// The write pipeline shared by create, update, patch and apply.
+fn write(store: &mut Store, target: &Target, pending: PendingWrite) -> Result<Value, ApiError> {
+    let PendingWrite {
+        name,
+        old,
+        mut new,
+        manager,
+        managed_done,
+        dry_run,
+    } = pending;
     let resource = &target.resource;
     new["apiVersion"] = json!(resource.api_version());
     new["kind"] = json!(resource.kind);
