@@ -428,7 +428,7 @@ async fn locked_deploy(
     }
 
     // A lost lock means another deploy may be applying: never prune then.
-    if lock.is_lost() {
+    if !lock.still_held(&options.retry).await? {
         let mut objects = previous.objects.clone();
         objects.extend(entries.into_values());
         record(run, previous, objects, &report, DeployOutcome::Failed).await?;

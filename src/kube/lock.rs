@@ -372,6 +372,23 @@ impl DeployLock {
         self.lost.load(Ordering::SeqCst)
     }
 
+    /// Whether the Lease still names this holder, read now (a definitive check before an
+    /// irreversible step such as pruning; the renewer only notices at its next renewal).
+    pub async fn still_held(&self, retry: &RetryPolicy) -> Result<bool, KubeError> {
+        if self.is_lost() {
+            return Ok(false);
+        }
+        let lease = retry
+            .run(&self.name, || self.api.get_opt(&self.name))
+            .await
+            .map_err(|source| KubeError::about(format!("Lease {}", self.name), source))?;
+        let holder = lease
+            .as_ref()
+            .and_then(|lease| lease.spec.as_ref())
+            .and_then(|spec| spec.holder_identity.as_deref());
+        Ok(holder == Some(self.holder.as_str()))
+    }
+
     /// Stop renewing and delete the Lease (only if still ours).
     pub async fn release(mut self, retry: &RetryPolicy) -> Result<(), KubeError> {
         if let Some(stop) = self.stop.take() {

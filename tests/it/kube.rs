@@ -1406,3 +1406,74 @@ fn sandbox_state_inside_the_examples_is_git_ignored() {
         assert!(status.success(), "`{path}` is not git-ignored");
     }
 }
+
+/// A deploy whose Lease another holder takes during the health wait stops before pruning, exits
+/// with an error naming the lost lock, and still records what it applied.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lock_stolen_mid_deploy_stops_it_before_pruning() {
+    let cluster = cluster().await;
+    cluster.deploy(blog()).await.expect("first deploy");
+    let mut next: Vec<Manifest> = blog()
+        .into_iter()
+        .filter(|d| d.object["metadata"]["name"] != "blog-config")
+        .collect();
+    for object in &mut next {
+        if object.object["metadata"]["name"] == "blog-backend" && object.kind() == "Deployment" {
+            object.object["spec"]["replicas"] = json!(4);
+        }
+    }
+    cluster.sim.handle().script_rollout(
+        NAMESPACE,
+        "blog-backend",
+        kubesim::Rollout::Slow(Duration::from_secs(3)),
+    );
+    let thief = {
+        let client = cluster.client.clone();
+        tokio::spawn(async move {
+            let api: kube::Api<k8s_openapi::api::coordination::v1::Lease> =
+                kube::Api::namespaced(client, NAMESPACE);
+            // Wait for the deploy to hold the Lease, then take it.
+            for _ in 0..100 {
+                if let Ok(Some(mut lease)) = api.get_opt("gitship-production").await {
+                    let spec = lease.spec.get_or_insert_with(Default::default);
+                    spec.holder_identity = Some("thief".into());
+                    if api
+                        .replace("gitship-production", &Default::default(), &lease)
+                        .await
+                        .is_ok()
+                    {
+                        return true;
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            false
+        })
+    };
+    let error = cluster
+        .deploy(next)
+        .await
+        .expect_err("a deploy that lost its lock fails");
+    assert!(thief.await.expect("thief"), "the Lease was taken over");
+    assert!(matches!(error, KubeError::LockLost { .. }), "{error}");
+    assert!(
+        cluster
+            .live("v1", "ConfigMap", "blog-config")
+            .await
+            .is_some(),
+        "nothing is pruned after the lock is lost"
+    );
+    let inventory = cluster.inventory().await;
+    assert_eq!(
+        inventory.history[0].outcome,
+        DeployOutcome::Failed,
+        "{inventory:?}"
+    );
+    assert!(
+        inventory
+            .objects
+            .iter()
+            .any(|entry| entry.name == "blog-config"),
+        "the prune candidate stays in the inventory"
+    );
+}
