@@ -1,7 +1,9 @@
 //! [`Terraform`]: one environment's Terraform, driven through the CLI.
 //!
 //! Every child runs through [`crate::process::Process`] (argv, own process group, SIGINT with a
-//! bounded grace on interrupt so Terraform releases its state lock) with the allowlisted
+//! bounded grace on interrupt so Terraform releases its state lock; output through private files
+//! rather than pipes, so a Terraform whose gitship was killed finishes, writes its state and
+//! releases its lock instead of dying of SIGPIPE: see [`crate::process`]) with the allowlisted
 //! environment of [`crate::terraform::environment`], `TF_DATA_DIR` set to the environment's data
 //! directory and, after `init`, `TF_WORKSPACE` set to its workspace. Failures are read from the
 //! `-json` diagnostics.
@@ -659,7 +661,8 @@ fn base_process(settings: &TerraformSettings) -> Process {
         .cwd(&settings.module_dir)
         .inherit_env(environment::is_inherited)
         .env("TF_DATA_DIR", &settings.data_dir)
-        .grace(settings.interrupt_grace);
+        .grace(settings.interrupt_grace)
+        .survive_parent(std::env::temp_dir());
     for (key, value) in environment::FIXED {
         process = process.env(*key, *value);
     }
