@@ -385,7 +385,10 @@ impl Process {
         let mut streams_open = true;
         let mut drain_until: Option<Instant> = None;
         let far_future = Instant::now() + Duration::from_secs(365 * 24 * 3600);
-        while streams_open || status.is_none() {
+        let status = loop {
+            if !streams_open && let Some(status) = status {
+                break status;
+            }
             let grace_deadline = interrupted_at.map_or(far_future, |at| at + self.grace);
             tokio::select! {
                 line = line_rx.recv(), if streams_open => match line {
@@ -438,9 +441,6 @@ impl Process {
                     streams_open = false;
                 }
             }
-        }
-        let Some(status) = status else {
-            unreachable!("the loop ends only once the exit status is known")
         };
         if interrupted_at.is_some() {
             if !group_killed {
