@@ -1,7 +1,9 @@
 //! [`Terraform`]: one environment's Terraform, driven through the CLI.
 //!
 //! Every child runs through [`crate::process::Process`] (argv, own process group, SIGINT with a
-//! bounded grace on interrupt so Terraform releases its state lock) with the allowlisted
+//! bounded grace on interrupt so Terraform releases its state lock; output through private files
+//! rather than pipes, so a Terraform whose gitship was killed finishes, writes its state and
+//! releases its lock instead of dying of SIGPIPE: see [`crate::process`]) with the allowlisted
 //! environment of [`crate::terraform::environment`], `TF_DATA_DIR` set to the environment's data
 //! directory and, after `init`, `TF_WORKSPACE` set to its workspace. Failures are read from the
 //! `-json` diagnostics.
@@ -29,6 +31,8 @@ use crate::terraform::{Outputs, TerraformSettings, environment, parse_outputs_js
 const INIT_FINGERPRINT_FILE: &str = "gitship-init.sha256";
 /// The generated variables file, in the data directory.
 const VAR_FILE: &str = "gitship.tfvars.json";
+/// The generated backend configuration (`terraform.backend_config`), in the data directory.
+const BACKEND_CONFIG_FILE: &str = "gitship-backend.tfbackend";
 /// The dependency lock file, in the module directory.
 const LOCK_FILE: &str = ".terraform.lock.hcl";
 /// How many trailing stderr lines a failure keeps.
@@ -208,21 +212,7 @@ impl Terraform {
         // A failed init must not leave a stale "done" mark behind.
         let _ = std::fs::remove_file(&fingerprint_file);
 
-        let mut args: Vec<OsString> =
-            vec!["init".into(), "-input=false".into(), "-no-color".into()];
-        args.push(self.lock_timeout_flag());
-        let json = self.version
-            >= Version {
-                major: 1,
-                minor: 9,
-                patch: 0,
-            };
-        if json {
-            args.push("-json".into());
-        }
-        for (key, value) in &self.settings.backend_config {
-            args.push(format!("-backend-config={key}={value}").into());
-        }
+        let args = self.init_args()?;
         let output = self.run(self.process(false).args(args), "init").await?;
         if !output.status.success() {
             return Err(self.failure("init", &output, None));
@@ -419,6 +409,75 @@ impl Terraform {
             .map_err(io_error)?;
         file.write_all(text.as_bytes()).map_err(io_error)?;
         Ok(path)
+    }
+
+    /// The arguments of `init`. Backend settings (credentials, often) go through an owner-only
+    /// file ([`Terraform::write_backend_config`]): never on argv, where other users' `ps` and the
+    /// `running` log line would show them.
+    fn init_args(&self) -> Result<Vec<OsString>, TerraformError> {
+        let mut args: Vec<OsString> =
+            vec!["init".into(), "-input=false".into(), "-no-color".into()];
+        args.push(self.lock_timeout_flag());
+        let json = self.version
+            >= Version {
+                major: 1,
+                minor: 9,
+                patch: 0,
+            };
+        if json {
+            args.push("-json".into());
+        }
+        if let Some(path) = self.write_backend_config()? {
+            let mut flag = OsString::from("-backend-config=");
+            flag.push(path);
+            args.push(flag);
+        }
+        Ok(args)
+    }
+
+    /// Write `terraform.backend_config` as `key = "value"` lines to a fresh owner-only (0600)
+    /// file in the data directory and return its path; `None` (and no file) when it is empty.
+    /// Whatever was at the path before is removed first, and the file is created new without
+    /// following symlinks, so nothing planted there can receive the values.
+    fn write_backend_config(&self) -> Result<Option<PathBuf>, TerraformError> {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let path = self.settings.data_dir.join(BACKEND_CONFIG_FILE);
+        match std::fs::remove_file(&path) {
+            Ok(()) => {}
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+            Err(source) => {
+                return Err(TerraformError::Io {
+                    action: "remove",
+                    path,
+                    source,
+                });
+            }
+        }
+        if self.settings.backend_config.is_empty() {
+            return Ok(None);
+        }
+        let text = backend_config_text(&self.settings.backend_config).map_err(|key| {
+            TerraformError::InvalidBackendConfigKey {
+                environment: self.settings.env_name.clone(),
+                key,
+            }
+        })?;
+        let io_error = |source| TerraformError::Io {
+            action: "write",
+            path: path.clone(),
+            source,
+        };
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .custom_flags(nix::libc::O_NOFOLLOW)
+            .open(&path)
+            .map_err(io_error)?;
+        file.write_all(text.as_bytes()).map_err(io_error)?;
+        file.sync_all().map_err(io_error)?;
+        Ok(Some(path))
     }
 
     fn lock_timeout_flag(&self) -> OsString {
@@ -653,13 +712,62 @@ impl Terraform {
     }
 }
 
+/// A backend configuration file (`key = "value"` lines, HCL native syntax) for `settings`; the
+/// first key that is not an HCL identifier is the error.
+fn backend_config_text(
+    settings: &std::collections::BTreeMap<String, String>,
+) -> Result<String, String> {
+    let mut text = String::new();
+    for (key, value) in settings {
+        let mut chars = key.chars();
+        let valid = chars
+            .next()
+            .is_some_and(|first| first.is_ascii_alphabetic() || first == '_')
+            && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+        if !valid {
+            return Err(key.clone());
+        }
+        text.push_str(key);
+        text.push_str(" = ");
+        text.push_str(&hcl_string(value));
+        text.push('\n');
+    }
+    Ok(text)
+}
+
+/// `value` as an HCL quoted string that Terraform reads back unchanged (escapes, and no
+/// `${`/`%{` template sequences).
+fn hcl_string(value: &str) -> String {
+    let mut quoted = String::with_capacity(value.len() + 2);
+    quoted.push('"');
+    let mut chars = value.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => quoted.push_str("\\\\"),
+            '"' => quoted.push_str("\\\""),
+            '\n' => quoted.push_str("\\n"),
+            '\r' => quoted.push_str("\\r"),
+            '\t' => quoted.push_str("\\t"),
+            '$' | '%' if chars.peek() == Some(&'{') => {
+                quoted.push(c);
+                quoted.push(c);
+            }
+            c if c.is_control() => quoted.push_str(&format!("\\u{:04x}", u32::from(c))),
+            c => quoted.push(c),
+        }
+    }
+    quoted.push('"');
+    quoted
+}
+
 /// The child with the allowlisted environment, automation settings and the data directory.
 fn base_process(settings: &TerraformSettings) -> Process {
     let mut process = Process::new(settings.binary.clone())
         .cwd(&settings.module_dir)
         .inherit_env(environment::is_inherited)
         .env("TF_DATA_DIR", &settings.data_dir)
-        .grace(settings.interrupt_grace);
+        .grace(settings.interrupt_grace)
+        .survive_parent(std::env::temp_dir());
     for (key, value) in environment::FIXED {
         process = process.env(*key, *value);
     }
@@ -758,6 +866,117 @@ mod tests {
             None
         );
         assert_eq!(progress_message("not json"), None);
+    }
+
+    /// A driver for `backend_config` whose data directory is `data_dir` (no binary is run).
+    fn driver(data_dir: &Path, backend_config: &[(&str, &str)]) -> Terraform {
+        let settings = TerraformSettings {
+            binary: "terraform".into(),
+            module_dir: data_dir.join("module"),
+            data_dir: data_dir.to_path_buf(),
+            env_name: "production".into(),
+            env_file: data_dir.join("production.yaml"),
+            workspace: None,
+            backend_config: backend_config
+                .iter()
+                .map(|(key, value)| (key.to_string(), value.to_string()))
+                .collect(),
+            vars: serde_json::Map::new(),
+            var_spans: Default::default(),
+            vars_location: None,
+            lock_timeout: Duration::from_secs(60),
+            interrupt_grace: Duration::from_secs(10),
+            display_root: data_dir.to_path_buf(),
+        };
+        Terraform {
+            settings,
+            kind: BinaryKind::Terraform,
+            version: Version {
+                major: 1,
+                minor: 11,
+                patch: 4,
+            },
+            redactor: Redactor::default(),
+            interrupt: crate::process::interrupt_receiver(),
+            progress: None,
+            init_runs: AtomicUsize::new(0),
+        }
+    }
+
+    #[test]
+    fn backend_config_goes_through_an_owner_only_file_not_argv() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let secret = "AKIA-very-secret";
+        let terraform = driver(
+            dir.path(),
+            &[
+                ("bucket", "state-bucket"),
+                ("access_key", secret),
+                ("path", "a \"quoted\" \\ ${not_a_template} %{nor_this}"),
+            ],
+        );
+        let args = terraform.init_args().unwrap();
+        let file = dir.path().join(BACKEND_CONFIG_FILE);
+        let mut expected_flag = OsString::from("-backend-config=");
+        expected_flag.push(&file);
+        assert!(args.contains(&expected_flag), "{args:?}");
+        // What `running` logs, and what `ps` shows.
+        let process = terraform.process(false).args(args.clone());
+        let logged = format!("{process} {:?}", process.args);
+        for value in [secret, "state-bucket", "not_a_template"] {
+            assert!(!logged.contains(value), "{logged}");
+        }
+        let mode = std::fs::metadata(&file).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        assert_eq!(
+            std::fs::read_to_string(&file).unwrap(),
+            "access_key = \"AKIA-very-secret\"\n\
+             bucket = \"state-bucket\"\n\
+             path = \"a \\\"quoted\\\" \\\\ $${not_a_template} %%{nor_this}\"\n"
+        );
+
+        // Rewritten fresh every time; no backend config, no file and no flag.
+        let again = terraform.init_args().unwrap();
+        assert_eq!(again, args);
+        let none = driver(dir.path(), &[]).init_args().unwrap();
+        assert!(
+            none.iter()
+                .all(|arg| !arg.to_string_lossy().starts_with("-backend-config")),
+            "{none:?}"
+        );
+        assert!(!file.exists(), "a stale backend file is removed");
+    }
+
+    #[test]
+    fn a_symlink_planted_at_the_backend_file_is_not_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("elsewhere");
+        std::fs::write(&target, "untouched\n").unwrap();
+        std::os::unix::fs::symlink(&target, dir.path().join(BACKEND_CONFIG_FILE)).unwrap();
+        driver(dir.path(), &[("token", "secret-value")])
+            .init_args()
+            .unwrap();
+        assert_eq!(std::fs::read_to_string(&target).unwrap(), "untouched\n");
+        let written = dir.path().join(BACKEND_CONFIG_FILE);
+        assert!(!written.symlink_metadata().unwrap().file_type().is_symlink());
+        assert_eq!(
+            std::fs::read_to_string(written).unwrap(),
+            "token = \"secret-value\"\n"
+        );
+    }
+
+    #[test]
+    fn a_backend_config_key_that_is_no_identifier_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let error = driver(dir.path(), &[("bad key = \"x\"\nother", "value")])
+            .init_args()
+            .unwrap_err();
+        assert!(
+            matches!(&error, TerraformError::InvalidBackendConfigKey { key, .. } if key.starts_with("bad key")),
+            "{error:?}"
+        );
+        assert!(!dir.path().join(BACKEND_CONFIG_FILE).exists());
     }
 
     #[test]

@@ -96,6 +96,13 @@ pub enum TerraformError {
     #[error("cannot read the output of `{command}`: {detail}")]
     UnexpectedOutput { command: String, detail: String },
 
+    /// A `terraform.backend_config` key that cannot be written to a backend configuration file
+    /// (Terraform reads those keys as HCL identifiers).
+    #[error(
+        "`terraform.backend_config` key `{key}` of environment `{environment}` is not a valid backend setting name"
+    )]
+    InvalidBackendConfigKey { environment: String, key: String },
+
     /// A file or directory gitship manages could not be read or written.
     #[error("cannot {action} `{}`", path.display())]
     Io {
@@ -136,6 +143,9 @@ impl StageError for TerraformError {
                 )
             }
             TerraformError::Interrupted { .. } => None,
+            TerraformError::InvalidBackendConfigKey { .. } => Some(
+                "backend setting names are letters, digits, `_` and `-`, starting with a letter or `_`".to_string(),
+            ),
             _ => None,
         }
     }

@@ -108,7 +108,8 @@ pub struct TerraformSettings {
     /// The workspace of this environment; `None` with a `backend_config` means the backend
     /// itself is per environment (default workspace).
     pub workspace: Option<String>,
-    /// `-backend-config` key/values for `init`.
+    /// Backend settings for `init`, passed through an owner-only `-backend-config` file (never
+    /// on argv).
     pub backend_config: BTreeMap<String, String>,
     /// Variables, written to a generated `-var-file` (JSON).
     pub vars: serde_json::Map<String, serde_json::Value>,

@@ -182,6 +182,11 @@ impl ApiError {
         ApiError::new(400, "BadRequest", message)
     }
 
+    /// 401 Unauthorized, as kube-apiserver answers a request its authenticators all reject.
+    pub fn unauthorized() -> ApiError {
+        ApiError::new(401, "Unauthorized", "Unauthorized")
+    }
+
     /// 403 Forbidden.
     pub fn forbidden(message: impl Into<String>) -> ApiError {
         ApiError::new(403, "Forbidden", message)

@@ -19,8 +19,9 @@
 //! # let _ = (client, writes, deployment); Ok(()) }
 //! ```
 //!
-//! The binary `kubesim [--port N] [--kubeconfig FILE] [--state FILE] [--rollout-delay-ms MS]`
-//! serves until SIGINT/SIGTERM and prints its URL on stdout.
+//! The binary `kubesim [--port N] [--kubeconfig FILE] [--state FILE] [--token TOKEN]
+//! [--rollout-delay-ms MS]` serves until SIGINT/SIGTERM and prints its URL on stdout
+//! (`KUBESIM_TOKEN` may hold the token instead of argv).
 //!
 //! # What is simulated
 //! - **Discovery**: `/version`, `/api`, `/api/v1`, `/apis`, `/apis/<group>`,
@@ -122,6 +123,14 @@
 //! - **Inspection**: [`SimHandle::requests`] records method, path, query, dry-run, content type,
 //!   field manager and watch for every request; [`SimHandle::get`] / [`SimHandle::objects`]
 //!   read the stored state; [`SimHandle::apply`] applies in-process (seeding).
+//! - **Bearer token** ([`Options::token`], binary `--token`): when set, every request, discovery
+//!   and `/version` included, must carry `Authorization: Bearer <token>` (scheme in any case);
+//!   any other request gets kube-apiserver's 401: `{"kind":"Status","apiVersion":"v1",
+//!   "metadata":{},"status":"Failure","message":"Unauthorized","reason":"Unauthorized",
+//!   "code":401}`. [`KubeSim::kube_config`], [`KubeSim::client`] and the kubeconfig file (mode
+//!   0600) carry the token. kubectl never sends credentials to an `http://` server (client-go
+//!   applies a kubeconfig's user only over TLS), so with a token kubectl gets 401 and prints
+//!   `error: You must be logged in to the server (...)`; kube-rs clients do send it.
 //! - **Persistence** ([`Options::state_file`], binary `--state`): the file is loaded on start
 //!   when it exists, and rewritten (temporary file, fsync, rename) synchronously after *every*
 //!   persisted change, before the response is sent, so a process that exits right after a
@@ -134,8 +143,9 @@
 //! # What is not simulated
 //! No nodes, scheduling, kubelet or container runtime: no Pods, ReplicaSets or ControllerRevisions
 //! are created for workloads, so `kubectl logs`, `exec`, `port-forward` and `rollout history` or
-//! `undo` have nothing to work on; no Service endpoints, networking or DNS. No authentication,
-//! authorization or RBAC (every request is allowed), no admission webhooks and no admission
+//! `undo` have nothing to work on; no Service endpoints, networking or DNS. No authentication
+//! beyond the one optional bearer token, no authorization or RBAC (an authenticated request is
+//! allowed everything), no admission webhooks and no admission
 //! plugins other than namespace existence and termination; no resource quotas or limit ranges.
 //! Validation is limited to unknown and required fields of built-in kinds (no value formats,
 //! enums, immutability or cross-field rules; custom resources are not validated, pruned or
@@ -216,6 +226,9 @@ pub struct Options {
     /// How many events are kept for watches resuming from a resourceVersion; older versions
     /// get 410 Gone.
     pub event_log_capacity: usize,
+    /// A bearer token every request must carry (`Authorization: Bearer <token>`); without it,
+    /// or with another one, the answer is 401 Unauthorized. `None` serves everyone.
+    pub token: Option<String>,
 }
 
 impl Default for Options {
@@ -227,6 +240,7 @@ impl Default for Options {
             rollout_delay: Duration::from_millis(100),
             bookmark_interval: Duration::from_secs(1),
             event_log_capacity: 4096,
+            token: None,
         }
     }
 }
@@ -289,6 +303,7 @@ pub struct KubeSim {
     shared: Arc<Shared>,
     address: SocketAddr,
     kubeconfig: PathBuf,
+    token: Option<String>,
     _directory: Option<tempfile::TempDir>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
@@ -368,12 +383,14 @@ impl KubeSim {
                 (Some(directory), path)
             }
         };
-        std::fs::write(&kubeconfig, kubeconfig_text(&format!("http://{address}"))).map_err(
-            |source| Error::Kubeconfig {
-                path: kubeconfig.clone(),
-                source,
-            },
-        )?;
+        write_private(
+            &kubeconfig,
+            &kubeconfig_text_with_token(&format!("http://{address}"), options.token.as_deref()),
+        )
+        .map_err(|source| Error::Kubeconfig {
+            path: kubeconfig.clone(),
+            source,
+        })?;
         let (controller_sender, controller_receiver) = tokio::sync::mpsc::unbounded_channel();
         store.controller = Some(store::ControllerFeed {
             sender: controller_sender,
@@ -391,6 +408,7 @@ impl KubeSim {
             latency: Mutex::new(Duration::ZERO),
             rollout_delay: options.rollout_delay,
             bookmark_interval: options.bookmark_interval.max(Duration::from_millis(10)),
+            token: options.token.clone(),
             shutdown,
         });
         let tasks = vec![
@@ -401,6 +419,7 @@ impl KubeSim {
             shared,
             address,
             kubeconfig,
+            token: options.token,
             _directory: directory,
             tasks,
         })
@@ -417,18 +436,28 @@ impl KubeSim {
     }
 
     /// A kubeconfig file for this server (cluster, user and context named `kubesim`, namespace
-    /// `default`).
+    /// `default`; the user carries [`Options::token`] when one is set). Mode 0600.
     pub fn kubeconfig_path(&self) -> &Path {
         &self.kubeconfig
     }
 
-    /// A `kube::Config` for this server (default namespace `default`).
+    /// A `kube::Config` for this server (default namespace `default`; bearer
+    /// [`Options::token`] when one is set).
     pub fn kube_config(&self) -> kube::Config {
         let url = self.url().parse().unwrap_or_default();
         let mut config = kube::Config::new(url);
         config.default_namespace = "default".into();
         config.read_timeout = Some(Duration::from_secs(300));
+        config.auth_info.token = self
+            .token
+            .as_deref()
+            .map(|token| secrecy::SecretString::from(token.to_string()));
         config
+    }
+
+    /// The bearer token requests must carry ([`Options::token`]).
+    pub fn token(&self) -> Option<&str> {
+        self.token.as_deref()
     }
 
     /// A `kube::Client` for this server.
@@ -476,11 +505,36 @@ impl Drop for KubeSim {
     }
 }
 
-/// The kubeconfig text for a server URL.
+/// The kubeconfig text for a server URL (a user without credentials).
 pub fn kubeconfig_text(url: &str) -> String {
+    kubeconfig_text_with_token(url, None)
+}
+
+/// The kubeconfig text for a server URL whose user authenticates with a bearer `token`.
+pub fn kubeconfig_text_with_token(url: &str, token: Option<&str>) -> String {
+    let user = match token {
+        // JSON string syntax is valid YAML and escapes anything a token may hold.
+        Some(token) => format!("\n    token: {}", serde_json::Value::from(token)),
+        None => " {}".to_string(),
+    };
     format!(
-        "apiVersion: v1\nkind: Config\nclusters:\n- name: kubesim\n  cluster:\n    server: {url}\ncontexts:\n- name: kubesim\n  context:\n    cluster: kubesim\n    user: kubesim\n    namespace: default\ncurrent-context: kubesim\nusers:\n- name: kubesim\n  user: {{}}\npreferences: {{}}\n"
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: kubesim\n  cluster:\n    server: {url}\ncontexts:\n- name: kubesim\n  context:\n    cluster: kubesim\n    user: kubesim\n    namespace: default\ncurrent-context: kubesim\nusers:\n- name: kubesim\n  user:{user}\npreferences: {{}}\n"
     )
+}
+
+/// Writes `text` to `path` with mode 0600 (a kubeconfig may hold a token), replacing it.
+fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    // An existing file keeps its mode on open; tighten it.
+    file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    file.write_all(text.as_bytes())
 }
 
 /// Inspects and scripts a running simulator; cheap to clone.

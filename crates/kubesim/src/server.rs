@@ -46,6 +46,8 @@ pub struct Shared {
     pub rollout_delay: Duration,
     /// Interval between watch bookmarks.
     pub bookmark_interval: Duration,
+    /// The bearer token every request must carry, if any.
+    pub token: Option<String>,
     /// Flips to `true` when the simulator stops.
     pub shutdown: watch::Sender<bool>,
 }
@@ -156,6 +158,29 @@ fn error_response(error: &ApiError) -> Response<Body> {
     response
 }
 
+/// Whether an `Authorization` header value satisfies the configured bearer token. Like
+/// kube-apiserver's bearer authenticator: scheme `Bearer` in any case, one space, the token.
+/// Every request passes when no token is configured.
+fn authorized(token: Option<&str>, authorization: &str) -> bool {
+    let Some(expected) = token else {
+        return true;
+    };
+    let Some((scheme, presented)) = authorization.trim().split_once(' ') else {
+        return false;
+    };
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return false;
+    }
+    let presented = presented.trim_start();
+    // Compare without an early exit, so timing does not reveal a matching prefix.
+    presented.len() == expected.len()
+        && presented
+            .bytes()
+            .zip(expected.bytes())
+            .fold(0u8, |difference, (left, right)| difference | (left ^ right))
+            == 0
+}
+
 fn next_fault(shared: &Shared) -> Option<Fault> {
     let mut faults = lock(&shared.faults);
     if let Some(fault) = faults.queue.pop_front() {
@@ -202,6 +227,10 @@ async fn respond(
         .trim()
         .to_string();
     let user_agent = header(hyper::header::USER_AGENT);
+    let authorized = authorized(
+        shared.token.as_deref(),
+        &header(hyper::header::AUTHORIZATION),
+    );
     let body = body
         .collect()
         .await
@@ -235,6 +264,9 @@ async fn respond(
     let latency = *lock(&shared.latency);
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
+    }
+    if !authorized {
+        return Ok(error_response(&ApiError::unauthorized()));
     }
     let segments: Vec<&str> = path
         .trim_matches('/')

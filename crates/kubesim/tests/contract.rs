@@ -2191,3 +2191,146 @@ async fn what_the_server_rewrites_services_claims_and_quotas() {
     assert_eq!(code, 404, "nothing is stored");
     cluster.cleanup().await;
 }
+
+/// Sends `GET path` with the given `Authorization` header value (none when `None`) to `url`,
+/// through a client without credentials of its own: (status code, JSON body).
+async fn get_with_authorization(
+    url: &str,
+    path: &str,
+    authorization: Option<&str>,
+) -> (u16, Value) {
+    let config = kube::Config::new(url.parse().expect("url"));
+    let client = kube::Client::try_from(config).expect("client");
+    let mut builder = http::Request::builder().method("GET").uri(path);
+    if let Some(value) = authorization {
+        builder = builder.header("Authorization", value);
+    }
+    let request = builder
+        .body(kube::client::Body::from(Vec::new()))
+        .expect("request");
+    let response = client.send(request).await.expect("send");
+    let status = response.status().as_u16();
+    let bytes = response
+        .into_body()
+        .collect()
+        .await
+        .expect("body")
+        .to_bytes();
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
+}
+
+#[tokio::test]
+async fn a_bearer_token_is_required_when_configured() {
+    if std::env::var_os("GITSHIP_TEST_KUBECONFIG").is_some() {
+        eprintln!("skipped on a real cluster: kubesim's own token");
+        return;
+    }
+    let sim = KubeSim::start_with(Options {
+        token: Some("s3cret-token".into()),
+        ..Options::default()
+    })
+    .await
+    .expect("start kubesim");
+    assert_eq!(sim.token(), Some("s3cret-token"));
+
+    // The client kubesim hands out carries the token: reads and writes pass.
+    let maps: Api<DynamicObject> = Api::namespaced_with(
+        sim.client().expect("client"),
+        "default",
+        &Cluster::resource("v1", "ConfigMap", "configmaps"),
+    );
+    maps.create(
+        &PostParams::default(),
+        &object(config_map("authorized", json!({}), json!({"key": "value"}))),
+    )
+    .await
+    .expect("create with the right token");
+    assert_eq!(
+        maps.get("authorized").await.expect("get").data["data"]["key"],
+        "value"
+    );
+    let (code, _) = get_with_authorization(
+        &sim.url(),
+        "/api/v1/namespaces/default/configmaps/authorized",
+        Some("bearer s3cret-token"),
+    )
+    .await;
+    assert_eq!(
+        code, 200,
+        "the scheme is case-insensitive, as on kube-apiserver"
+    );
+
+    // kube-apiserver's answer to an unauthenticated request, byte for byte in content.
+    let unauthorized = json!({
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Failure",
+        "message": "Unauthorized",
+        "reason": "Unauthorized",
+        "code": 401,
+    });
+    for authorization in [
+        None,
+        Some("Bearer wrong-token"),
+        Some("Bearer s3cret-toke"),
+        Some("Bearer s3cret-token-and-more"),
+        Some("Bearer "),
+        Some("Basic czNjcmV0LXRva2Vu"),
+        Some("s3cret-token"),
+    ] {
+        for path in [
+            "/api/v1/namespaces/default/configmaps/authorized",
+            "/api/v1/namespaces/default/configmaps",
+            "/version",
+            "/apis",
+        ] {
+            let (code, body) = get_with_authorization(&sim.url(), path, authorization).await;
+            assert_eq!(code, 401, "{path} with {authorization:?}");
+            assert_eq!(body, unauthorized, "{path} with {authorization:?}");
+        }
+    }
+
+    // The kubeconfig kubesim writes carries the token, and only its owner can read it.
+    let text = std::fs::read_to_string(sim.kubeconfig_path()).expect("kubeconfig");
+    assert!(text.contains("token: \"s3cret-token\""), "{text}");
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(sim.kubeconfig_path())
+        .expect("metadata")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+    let kubeconfig = kube::config::Kubeconfig::read_from(sim.kubeconfig_path()).expect("parse");
+    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+        .await
+        .expect("config");
+    let from_file: Api<DynamicObject> = Api::namespaced_with(
+        kube::Client::try_from(config).expect("client"),
+        "default",
+        &Cluster::resource("v1", "ConfigMap", "configmaps"),
+    );
+    from_file
+        .get("authorized")
+        .await
+        .expect("the written kubeconfig authenticates");
+}
+
+#[tokio::test]
+async fn without_a_token_requests_need_no_credentials() {
+    if std::env::var_os("GITSHIP_TEST_KUBECONFIG").is_some() {
+        eprintln!("skipped on a real cluster: kubesim's own token");
+        return;
+    }
+    let sim = KubeSim::start().await.expect("start kubesim");
+    assert_eq!(sim.token(), None);
+    for authorization in [None, Some("Bearer anything")] {
+        let (code, body) =
+            get_with_authorization(&sim.url(), "/api/v1/namespaces/default", authorization).await;
+        assert_eq!(code, 200, "{authorization:?}: {body}");
+    }
+    let text = std::fs::read_to_string(sim.kubeconfig_path()).expect("kubeconfig");
+    assert!(!text.contains("token"), "{text}");
+}

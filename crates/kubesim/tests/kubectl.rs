@@ -1,7 +1,8 @@
 //! The real `kubectl` client (1.32) against kubesim: server-side apply (with kubectl's default
 //! validation, which needs `/openapi/v3`), `get -o json`, `scale` and the resulting field
 //! ownership, an apply conflict from another field manager, `diff --server-side`, `delete`,
-//! `get` of a missing object, and `rollout status` for a healthy and a failed rollout.
+//! `get` of a missing object, `rollout status` for a healthy and a failed rollout, and the
+//! errors kubectl prints when a server started with a token rejects it.
 
 use kubesim::{KubeSim, Options, Rollout};
 use serde_json::Value;
@@ -469,5 +470,72 @@ async fn kubectl_rollout_status_succeeds_and_reports_failure() {
             .contains("deployment \"broken\" exceeded its progress deadline"),
         "{}",
         broken.stderr
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_with_a_wrong_token_reports_unauthorized() {
+    if !require_tool("kubectl", &["version", "--client"]) {
+        return;
+    }
+    let sim = KubeSim::start_with(Options {
+        token: Some("the-right-token".into()),
+        ..Options::default()
+    })
+    .await
+    .expect("start");
+    let handle = sim.handle();
+    let home = tempfile::tempdir().expect("home");
+
+    // A plain request: kubectl decodes the Status body and prints its message.
+    let raw = kubectl(
+        &sim,
+        home.path(),
+        &[
+            "--token",
+            "a-wrong-token",
+            "get",
+            "--raw",
+            "/api/v1/namespaces/default/configmaps",
+        ],
+        None,
+    )
+    .await;
+    assert!(!raw.success, "{}", raw.stdout);
+    assert!(
+        raw.stderr
+            .contains("error: You must be logged in to the server (Unauthorized)"),
+        "{}",
+        raw.stderr
+    );
+
+    // A resource command: discovery is refused first, with kubectl's generic 401 wording.
+    let get = kubectl(
+        &sim,
+        home.path(),
+        &["--token", "a-wrong-token", "get", "configmaps"],
+        None,
+    )
+    .await;
+    assert!(!get.success, "{}", get.stdout);
+    assert!(
+        get.stderr
+            .contains("error: You must be logged in to the server"),
+        "{}",
+        get.stderr
+    );
+    assert!(
+        handle
+            .requests()
+            .iter()
+            .any(|request| request.path == "/api/v1/namespaces/default/configmaps"),
+        "the request reached kubesim"
+    );
+    assert!(
+        handle
+            .objects()
+            .iter()
+            .all(|object| object["kind"] != "ConfigMap"),
+        "nothing was created"
     );
 }

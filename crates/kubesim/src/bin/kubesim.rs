@@ -1,5 +1,6 @@
-//! `kubesim [--port N] [--kubeconfig FILE] [--state FILE]`: serves a simulated Kubernetes API
-//! until stopped (Ctrl-C / SIGTERM), optionally persisting objects to a JSON state file.
+//! `kubesim [--port N] [--kubeconfig FILE] [--state FILE] [--token TOKEN]`: serves a simulated
+//! Kubernetes API until stopped (Ctrl-C / SIGTERM), optionally persisting objects to a JSON state
+//! file and requiring a bearer token.
 
 use clap::Parser;
 use std::path::PathBuf;
@@ -19,6 +20,15 @@ struct Arguments {
     /// Load objects from and persist them to this JSON state file.
     #[arg(long, value_name = "FILE")]
     state: Option<PathBuf>,
+    /// Require `Authorization: Bearer TOKEN` on every request (401 Unauthorized otherwise); the
+    /// kubeconfig written carries it. Also read from `KUBESIM_TOKEN`, which keeps it off argv.
+    #[arg(
+        long,
+        value_name = "TOKEN",
+        env = "KUBESIM_TOKEN",
+        hide_env_values = true
+    )]
+    token: Option<String>,
     /// Milliseconds simulated workloads take to become healthy.
     #[arg(long, value_name = "MS", default_value_t = 500)]
     rollout_delay_ms: u64,
@@ -36,6 +46,7 @@ async fn main() -> ExitCode {
         state_file: arguments.state,
         kubeconfig_path: arguments.kubeconfig,
         rollout_delay: Duration::from_millis(arguments.rollout_delay_ms),
+        token: arguments.token.filter(|token| !token.is_empty()),
         ..kubesim::Options::default()
     };
     let sim = match kubesim::KubeSim::start_with(options).await {
