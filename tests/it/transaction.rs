@@ -172,26 +172,8 @@ async fn the_lock_spans_terraform_and_a_second_deploy_waits_for_it() {
     }
     let sim = KubeSim::start().await.expect("kubesim");
     let kubeconfig = sim.kubeconfig_path().to_path_buf();
-    let dir = tempfile::tempdir().expect("temp");
-    let repo = Repo {
-        dir,
-        kubeconfig: Some(kubeconfig.clone()),
-    };
-    repo.write(".gitignore", ".gitship/\nbin/\n");
-    repo.write(
-        "infrastructure/terraform/main.tf",
-        "variable \"size\" { type = number }\nresource \"terraform_data\" \"db\" { input = var.size }\noutput \"size\" { value = var.size }\n",
-    );
-    repo.write(
-        "infrastructure/kubernetes/settings.yaml",
-        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\ndata:\n  size: \"${terraform.size}\"\n",
-    );
-    repo.write(
-        "config/staging.yaml",
-        "cluster:\n  context: kubesim\n  namespace: web\nterraform:\n  vars:\n    size: 1\n",
-    );
-    repo.git(&["init", "-q"]);
-    repo.commit("slow");
+    let repo =
+        terraform_and_configmap(tempfile::tempdir().expect("temp"), Some(kubeconfig.clone()));
     let bin = repo.path().join("bin");
     std::fs::create_dir_all(&bin).expect("bin");
     let log = repo.path().join("terraform.log");
@@ -281,4 +263,82 @@ async fn the_lock_spans_terraform_and_a_second_deploy_waits_for_it() {
         lease(&kubeconfig).is_none(),
         "the Lease is released at the end"
     );
+}
+
+/// A small repository: Terraform with one resource, a ConfigMap of its output, environment
+/// `staging` in namespace `web` on the kubeconfig context `kubesim`.
+fn terraform_and_configmap(repo_dir: tempfile::TempDir, kubeconfig: Option<PathBuf>) -> Repo {
+    let repo = Repo {
+        dir: repo_dir,
+        kubeconfig,
+    };
+    repo.write(".gitignore", ".gitship/\nbin/\n");
+    repo.write(
+        "infrastructure/terraform/main.tf",
+        "variable \"size\" { type = number }\nresource \"terraform_data\" \"db\" { input = var.size }\noutput \"size\" { value = var.size }\n",
+    );
+    repo.write(
+        "infrastructure/kubernetes/settings.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\ndata:\n  size: \"${terraform.size}\"\n",
+    );
+    repo.write(
+        "config/staging.yaml",
+        "cluster:\n  context: kubesim\n  namespace: web\nterraform:\n  vars:\n    size: 1\n",
+    );
+    repo.git(&["init", "-q"]);
+    repo.commit("small");
+    repo
+}
+
+/// Expired or wrong credentials (kubesim `--token`): `deploy` stops in preflight, saying
+/// "unauthorized" for the user on the server, within 10 s and before Terraform applies.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_token_is_unauthorized_before_any_change() {
+    if !require_tool("terraform", "version") {
+        return;
+    }
+    let sim = KubeSim::start_with(kubesim::Options {
+        token: Some("the-right-token".into()),
+        ..kubesim::Options::default()
+    })
+    .await
+    .expect("kubesim");
+    let mut repo = terraform_and_configmap(
+        tempfile::tempdir().expect("temp"),
+        Some(sim.kubeconfig_path().to_path_buf()),
+    );
+    let elsewhere = tempfile::tempdir().expect("temp");
+    let wrong = elsewhere.path().join("kubeconfig");
+    std::fs::write(
+        &wrong,
+        kubesim::kubeconfig_text_with_token(&sim.url(), Some("an-expired-token")),
+    )
+    .expect("kubeconfig");
+    let result = tokio::task::spawn_blocking(move || {
+        repo.ok(&["deploy", "staging"]);
+        repo.edit("config/staging.yaml", "size: 1", "size: 2");
+        repo.commit("bigger");
+        let before = terraform_states(repo.path());
+        repo.kubeconfig = Some(wrong);
+        let started = Instant::now();
+        let run = repo.gitship(&["deploy", "staging"]);
+        let took = started.elapsed();
+        (run, took, before, terraform_states(repo.path()))
+    })
+    .await
+    .expect("deploys");
+    let (run, took, before, after) = result;
+    assert_eq!(run.code, 1, "{}", run.all());
+    assert!(took < Duration::from_secs(10), "took {took:?}");
+    assert_eq!(after, before, "Terraform state changed");
+    assert!(
+        run.stderr.contains(&format!(
+            "unauthorized for user `kubesim` on `{}`",
+            sim.url()
+        )),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(run.stderr.matches("error:").count(), 1, "{}", run.stderr);
+    assert!(run.stderr.contains("hint:"), "{}", run.stderr);
 }
