@@ -18,6 +18,7 @@ pub mod model;
 pub mod ops;
 pub mod output;
 pub mod plan;
+pub mod private_file;
 pub mod process;
 pub mod render;
 pub mod repo;

@@ -174,10 +174,10 @@ fn sidecar(out: &Path) -> PathBuf {
 }
 
 /// Write `saved` to `out`, with `planfile` (Terraform's saved plan) copied next to it as
-/// `out.tfplan`. Both hold secrets: see [`write_private`].
+/// `out.tfplan`. Both hold secrets: see [`crate::private_file`].
 pub fn write(out: &Path, saved: &mut SavedPlan, planfile: Option<&Path>) -> Result<()> {
     if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
-        create_private_dir(parent)
+        crate::private_file::create_dir(parent)
             .with_context(|| format!("cannot create the directory `{}`", parent.display()))?;
     }
     saved.terraform_planfile = match planfile {
@@ -186,7 +186,7 @@ pub fn write(out: &Path, saved: &mut SavedPlan, planfile: Option<&Path>) -> Resu
             let bytes = std::fs::read(planfile).with_context(|| {
                 format!("cannot read the Terraform plan `{}`", planfile.display())
             })?;
-            write_private(&copy, &bytes).with_context(|| {
+            crate::private_file::write(&copy, &bytes).with_context(|| {
                 format!(
                     "cannot copy the Terraform plan `{}` to `{}`",
                     planfile.display(),
@@ -197,39 +197,8 @@ pub fn write(out: &Path, saved: &mut SavedPlan, planfile: Option<&Path>) -> Resu
         }
         None => None,
     };
-    write_private(out, &serde_json::to_vec(saved)?)
+    crate::private_file::write(out, &serde_json::to_vec(saved)?)
         .with_context(|| format!("cannot write the saved plan `{}`", out.display()))
-}
-
-/// Create `dir` (and its missing parents) with mode 0700.
-fn create_private_dir(dir: &Path) -> std::io::Result<()> {
-    let mut builder = std::fs::DirBuilder::new();
-    builder.recursive(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::DirBuilderExt;
-        builder.mode(0o700);
-    }
-    builder.create(dir)
-}
-
-/// Write `bytes` to `path` as a file only its owner can read (0600), whatever was there: a new
-/// temporary file in the same directory (created 0600), renamed over `path`. An existing file
-/// keeps none of its mode, and a symlink at `path` is replaced, never followed.
-pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    let dir = match path.parent() {
-        Some(parent) if !parent.as_os_str().is_empty() => parent,
-        _ => Path::new("."),
-    };
-    // tempfile creates its files 0600 (O_EXCL, in `dir`, so the rename stays on one filesystem).
-    let mut file = tempfile::Builder::new()
-        .prefix(".gitship-")
-        .tempfile_in(dir)?;
-    file.write_all(bytes)?;
-    file.as_file().sync_all()?;
-    file.persist(path).map_err(|error| error.error)?;
-    Ok(())
 }
 
 #[cfg(test)]

@@ -322,21 +322,22 @@ impl Terraform {
         out: &Path,
     ) -> Result<PlanSummary, TerraformError> {
         let out = absolute(out);
+        // The planfile holds the plan's variables, sensitive ones included: its directory is
+        // private (0700) and the file itself is made 0600 once Terraform wrote it.
         if let Some(parent) = out.parent() {
-            std::fs::create_dir_all(parent).map_err(|source| TerraformError::Io {
+            crate::private_file::create_dir(parent).map_err(|source| TerraformError::Io {
                 action: "create",
                 path: parent.to_path_buf(),
                 source,
             })?;
         }
-        // Never leave an older plan at `out` for a failed run to be mistaken by.
-        if out.exists() {
-            std::fs::remove_file(&out).map_err(|source| TerraformError::Io {
-                action: "remove",
-                path: out.clone(),
-                source,
-            })?;
-        }
+        // Never leave an older plan (or anything planted there) at `out` for a failed run to be
+        // mistaken by.
+        crate::private_file::remove(&out).map_err(|source| TerraformError::Io {
+            action: "remove",
+            path: out.clone(),
+            source,
+        })?;
         let var_file = self.write_var_file()?;
         let mut args: Vec<OsString> = vec![
             "plan".into(),
@@ -360,6 +361,11 @@ impl Terraform {
         if !matches!(exit_code, Some(0) | Some(2)) {
             return Err(self.failure("plan", &output, None));
         }
+        crate::private_file::restrict(&out).map_err(|source| TerraformError::Io {
+            action: "restrict",
+            path: out.clone(),
+            source,
+        })?;
         let show = self.process(true).args([
             OsString::from("show"),
             "-json".into(),
@@ -389,8 +395,6 @@ impl Terraform {
 
     /// Write `terraform.vars` to the generated var file (owner-only: it may hold secrets).
     fn write_var_file(&self) -> Result<PathBuf, TerraformError> {
-        use std::io::Write;
-        use std::os::unix::fs::OpenOptionsExt;
         let path = self.settings.data_dir.join(VAR_FILE);
         let text =
             serde_json::to_string_pretty(&serde_json::Value::Object(self.settings.vars.clone()))
@@ -400,14 +404,7 @@ impl Terraform {
             path: path.clone(),
             source,
         };
-        let mut file = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&path)
-            .map_err(io_error)?;
-        file.write_all(text.as_bytes()).map_err(io_error)?;
+        crate::private_file::write(&path, text.as_bytes()).map_err(io_error)?;
         Ok(path)
     }
 

@@ -830,3 +830,45 @@ async fn a_saved_plan_deploy_with_a_failing_build_shows_the_plain_deploys_hint()
         String::from_utf8_lossy(&get.stdout)
     );
 }
+
+/// Saved plans and Terraform's planfiles hold secrets: 0600 on every write, in 0700
+/// directories; an existing readable file is made private, and a symlink is replaced, never
+/// followed (its target keeps its content).
+#[test]
+fn saved_plans_and_planfiles_are_private_whatever_was_there() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    if !require_tool("terraform", "version") {
+        return;
+    }
+    let mode = |path: &Path| std::fs::symlink_metadata(path).expect("metadata").mode() & 0o777;
+    let repo = small_repo();
+    let out = repo.path().join(".gitship/out/plan.json");
+    std::fs::create_dir_all(out.parent().expect("parent")).expect("mkdir");
+    std::fs::write(&out, "old").expect("old plan");
+    std::fs::set_permissions(&out, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    let out_text = out.to_string_lossy().into_owned();
+    repo.ok(&["plan", "staging", "--sandbox", "--out", &out_text]);
+    assert_eq!(mode(&out), 0o600, "the saved plan");
+    let sidecar = repo.path().join(".gitship/out/plan.json.tfplan");
+    assert_eq!(mode(&sidecar), 0o600, "the copied Terraform plan");
+    let planfile = repo.path().join(".gitship/plans/staging.tfplan");
+    assert_eq!(mode(&planfile), 0o600, "Terraform's own planfile");
+    assert_eq!(mode(planfile.parent().expect("dir")), 0o700);
+
+    let target = repo.path().join("innocent.txt");
+    std::fs::write(&target, "keep me").expect("target");
+    let link = repo.path().join(".gitship/out/link.json");
+    std::os::unix::fs::symlink(&target, &link).expect("symlink");
+    let link_text = link.to_string_lossy().into_owned();
+    repo.ok(&["plan", "staging", "--sandbox", "--out", &link_text]);
+    assert_eq!(std::fs::read_to_string(&target).expect("target"), "keep me");
+    assert_eq!(
+        mode(&link),
+        0o600,
+        "the link was replaced by a private file"
+    );
+    for secret_holder in [&out, &sidecar, &link] {
+        let bytes = std::fs::read(secret_holder).expect("read");
+        assert!(!bytes.is_empty());
+    }
+}
