@@ -29,6 +29,8 @@ pub const WAVE_ANNOTATION: &str = "gitship.dev/wave";
 pub const REPLACE_ANNOTATION: &str = "gitship.dev/replace";
 /// Annotation `"false"`: the object is never pruned.
 pub const PRUNE_ANNOTATION: &str = "gitship.dev/prune";
+/// Annotation `"true"`: take over an object another environment owns (its `owned-by` changes).
+pub const ADOPT_ANNOTATION: &str = "gitship.dev/adopt";
 
 /// What redacted values look like everywhere.
 pub const REDACTED: &str = "<sensitive>";

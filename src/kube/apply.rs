@@ -77,6 +77,9 @@ pub async fn apply_object(
 ) -> Result<(Applied, Value), KubeError> {
     let api_error = |source: kube::Error| prepared.error(source);
     let live = get_live(client, prepared, retry).await.map_err(api_error)?;
+    if let Some(live) = &live {
+        crate::kube::check::check_owner(prepared, live)?;
+    }
     if live.is_none() {
         let created = server_side_apply(client, prepared, force, false, retry)
             .await

@@ -15,7 +15,8 @@ use crate::kube::discovery::{self, Resolved, Resources};
 use crate::kube::order::{self, Position};
 use crate::kube::retry::RetryPolicy;
 use crate::model::{
-    Environment, FIELD_MANAGER, MANAGED_BY_LABEL, Manifest, OWNED_BY_ANNOTATION, ObjectId,
+    ADOPT_ANNOTATION, Environment, FIELD_MANAGER, MANAGED_BY_LABEL, Manifest, OWNED_BY_ANNOTATION,
+    ObjectId, annotation,
 };
 
 /// An object ready to apply.
@@ -104,6 +105,25 @@ pub fn prepare(
         body,
         position,
     })
+}
+
+/// Refuse to take over an object that another environment owns (`gitship.dev/owned-by` names
+/// it), unless the manifest says `gitship.dev/adopt: "true"`. Objects no environment owns yet
+/// (made by hand or by another tool) are taken over, as server-side apply does.
+pub fn check_owner(prepared: &Prepared, live: &Value) -> Result<(), KubeError> {
+    let ours = annotation(&prepared.body, OWNED_BY_ANNOTATION).unwrap_or_default();
+    match annotation(live, OWNED_BY_ANNOTATION) {
+        Some(owner)
+            if owner != ours && annotation(&prepared.body, ADOPT_ANNOTATION) != Some("true") =>
+        {
+            Err(KubeError::OwnedElsewhere {
+                object: prepared.describe(),
+                owner: owner.to_string(),
+                environment: ours.to_string(),
+            })
+        }
+        _ => Ok(()),
+    }
 }
 
 /// A desired object checked and resolved, or waiting for its CRD.

@@ -115,6 +115,9 @@ pub async fn diff_environment(
             let diff = diff_object(client, &p, force, retry)
                 .await
                 .map_err(|e| p.error(e))?;
+            if let Some(live) = &diff.live {
+                check::check_owner(&p, live)?;
+            }
             Ok((p.id.clone(), diff))
         })
         .buffered(concurrency.max(1))

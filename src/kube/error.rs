@@ -79,6 +79,13 @@ pub enum KubeError {
         holder: String,
         waited: Duration,
     },
+    /// The live object belongs to another environment (`gitship.dev/owned-by`).
+    #[error("{object}: owned by environment `{owner}`, not `{environment}`")]
+    OwnedElsewhere {
+        object: String,
+        owner: String,
+        environment: String,
+    },
     /// Another holder took the environment's Lease during the deploy: it stopped before pruning.
     #[error(
         "the lock of environment `{env}` was taken over during the deploy: stopped before pruning"
@@ -115,6 +122,10 @@ impl StageError for KubeError {
             KubeError::LockTimeout { .. } => Some(
                 "wait for the other deploy to finish or raise `--lock-timeout`; an abandoned lock expires on its own".into(),
             ),
+            KubeError::OwnedElsewhere { owner, .. } => Some(format!(
+                "two environments share this name and namespace: rename the object, move one environment to its own namespace, \
+                 or take it over from `{owner}` with the annotation `gitship.dev/adopt: \"true\"`"
+            )),
             KubeError::LockLost { .. } => Some(
                 "another deploy (or a lock released by hand) took the environment: check `kubectl get lease` and deploy again".into(),
             ),

@@ -1477,3 +1477,126 @@ async fn a_lock_stolen_mid_deploy_stops_it_before_pruning() {
         "the prune candidate stays in the inventory"
     );
 }
+
+/// Two environments that share a namespace never take each other's objects silently: the second
+/// is refused with the owner's name, unless its manifest adopts the object explicitly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_object_owned_by_another_environment_is_refused_unless_adopted() {
+    let cluster = cluster().await;
+    let shared = || {
+        desired(
+            "shared.yaml",
+            json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "shared"}, "data": {"from": "dev"}}),
+        )
+    };
+    let dev = Environment {
+        name: "dev".into(),
+        namespace: NAMESPACE.into(),
+    };
+    let stg = Environment {
+        name: "stg".into(),
+        namespace: NAMESPACE.into(),
+    };
+    deploy_objects(
+        &cluster.client,
+        &dev,
+        vec![shared()],
+        &options(),
+        &printer(),
+    )
+    .await
+    .expect("dev deploys");
+    let error = deploy_objects(
+        &cluster.client,
+        &stg,
+        vec![shared()],
+        &options(),
+        &printer(),
+    )
+    .await
+    .expect_err("stg may not take dev's object");
+    assert!(
+        matches!(&error, KubeError::OwnedElsewhere { owner, .. } if owner == "dev"),
+        "{error}"
+    );
+    assert!(
+        error.to_string().contains("owned by environment `dev`"),
+        "{error}"
+    );
+    assert!(
+        error
+            .hint()
+            .unwrap_or_default()
+            .contains("gitship.dev/adopt")
+    );
+    let live = cluster
+        .live("v1", "ConfigMap", "shared")
+        .await
+        .expect("live");
+    assert_eq!(
+        live["metadata"]["annotations"]["gitship.dev/owned-by"],
+        "dev"
+    );
+
+    let mut adopted = shared();
+    adopted.object["metadata"]["annotations"] = json!({"gitship.dev/adopt": "true"});
+    deploy_objects(&cluster.client, &stg, vec![adopted], &options(), &printer())
+        .await
+        .expect("an explicit adoption");
+    let live = cluster
+        .live("v1", "ConfigMap", "shared")
+        .await
+        .expect("live");
+    assert_eq!(
+        live["metadata"]["annotations"]["gitship.dev/owned-by"],
+        "stg"
+    );
+}
+
+/// A prune that fails still writes the inventory: the objects created in that run and the
+/// candidate that was not pruned are both in it, and the record says the deploy failed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_prune_still_records_a_complete_inventory() {
+    let cluster = cluster().await;
+    cluster.deploy(blog()).await.expect("first deploy");
+    let mut next: Vec<Manifest> = blog()
+        .into_iter()
+        .filter(|d| d.object["metadata"]["name"] != "blog-config")
+        .collect();
+    next.push(desired(
+        "fresh.yaml",
+        json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "fresh"}, "data": {"a": "b"}}),
+    ));
+    cluster
+        .sim
+        .handle()
+        .fail_next_method("DELETE", 1, kubesim::Fault::Conflict409);
+    let error = cluster
+        .deploy(next)
+        .await
+        .expect_err("the prune's DELETE fails");
+    assert!(error.to_string().contains("blog-config"), "{error}");
+    let inventory = cluster.inventory().await;
+    let names: Vec<&str> = inventory.objects.iter().map(|e| e.name.as_str()).collect();
+    assert!(names.contains(&"fresh"), "created in this run: {names:?}");
+    assert!(names.contains(&"blog-config"), "not pruned: {names:?}");
+    assert_eq!(inventory.history[0].outcome, DeployOutcome::Failed);
+    assert!(
+        cluster
+            .live("v1", "ConfigMap", "blog-config")
+            .await
+            .is_some(),
+        "the failed prune deleted nothing"
+    );
+    // The next deploy converges: it prunes what is left.
+    let next: Vec<Manifest> = blog()
+        .into_iter()
+        .filter(|d| d.object["metadata"]["name"] != "blog-config")
+        .chain(std::iter::once(desired(
+            "fresh.yaml",
+            json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "fresh"}, "data": {"a": "b"}}),
+        )))
+        .collect();
+    let report = cluster.deploy(next).await.expect("the retry converges");
+    assert_eq!(report.count(ObjectAction::Pruned), 1, "{report:?}");
+}

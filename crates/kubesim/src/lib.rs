@@ -611,6 +611,17 @@ impl SimHandle {
 
     /// Makes `percent` % of resource requests fail with one of `faults` (pseudo-random,
     /// deterministic sequence); `percent` 0 turns it off.
+    /// Answer the next `count` requests with HTTP method `method` (`DELETE`, `PATCH`, ...) with
+    /// `fault`; other requests are not affected.
+    pub fn fail_next_method(&self, method: &str, count: usize, fault: Fault) {
+        let mut faults = lock(&self.shared.faults);
+        faults
+            .by_method
+            .entry(method.to_ascii_uppercase())
+            .or_default()
+            .extend(std::iter::repeat_n(fault, count));
+    }
+
     pub fn fault_rate(&self, percent: u8, faults: Vec<Fault>) {
         let mut state = lock(&self.shared.faults);
         state.rate = if percent == 0 {

@@ -24,6 +24,8 @@ const MAX_RECORDED_REQUESTS: usize = 100_000;
 pub struct Faults {
     /// Faults for the next requests, in order.
     pub queue: VecDeque<Fault>,
+    /// Faults for the next requests of one HTTP method (`DELETE`, ...), in order; before `queue`.
+    pub by_method: HashMap<String, VecDeque<Fault>>,
     /// Random faults: percent of requests, and the faults to pick from.
     pub rate: Option<(u8, Vec<Fault>)>,
     /// Pseudo-random state for `rate`.
@@ -181,8 +183,15 @@ fn authorized(token: Option<&str>, authorization: &str) -> bool {
             == 0
 }
 
-fn next_fault(shared: &Shared) -> Option<Fault> {
+fn next_fault(shared: &Shared, method: &str) -> Option<Fault> {
     let mut faults = lock(&shared.faults);
+    if let Some(fault) = faults
+        .by_method
+        .get_mut(method)
+        .and_then(VecDeque::pop_front)
+    {
+        return Some(fault);
+    }
     if let Some(fault) = faults.queue.pop_front() {
         return Some(fault);
     }
@@ -252,7 +261,7 @@ async fn respond(
             requests.drain(..MAX_RECORDED_REQUESTS / 2);
         }
         requests.push(RequestRecord {
-            method,
+            method: method.clone(),
             path: path.clone(),
             query: raw_query,
             dry_run: request.dry_run(),
@@ -276,7 +285,7 @@ async fn respond(
     if let Some(response) = fixed_endpoint(&shared, &segments) {
         return Ok(response);
     }
-    if let Some(fault) = next_fault(&shared) {
+    if let Some(fault) = next_fault(&shared, &method) {
         return match fault {
             Fault::Drop => Err(DroppedConnection),
             Fault::Status500 => Ok(error_response(&ApiError::internal(
