@@ -123,8 +123,8 @@ fn an_unreachable_cluster_stops_the_deploy_before_any_change() {
     );
 }
 
-/// A fake `terraform` on PATH: the real one, logging `<gitship pid> <args>` and sleeping
-/// `seconds` before an `apply`.
+/// A fake `terraform` on PATH: the real one, logging `<gitship pid> <args>` before and
+/// `<gitship pid> done <status> <args>` after, and sleeping `seconds` before an `apply`.
 fn slow_terraform(dir: &Path, log: &Path, seconds: u32) -> std::ffi::OsString {
     let real = String::from_utf8(
         Command::new("sh")
@@ -135,9 +135,9 @@ fn slow_terraform(dir: &Path, log: &Path, seconds: u32) -> std::ffi::OsString {
     )
     .expect("utf-8");
     let script = format!(
-        "#!/bin/sh\necho \"$PPID $*\" >> '{}'\nfor arg in \"$@\"; do if [ \"$arg\" = apply ]; then sleep {seconds}; fi; done\nexec '{}' \"$@\"\n",
-        log.display(),
-        real.trim()
+        "#!/bin/sh\necho \"$PPID $*\" >> '{log}'\nfor arg in \"$@\"; do if [ \"$arg\" = apply ]; then sleep {seconds}; fi; done\n'{real}' \"$@\"\nstatus=$?\necho \"$PPID done $status $*\" >> '{log}'\nexit $status\n",
+        log = log.display(),
+        real = real.trim()
     );
     let path = dir.join("terraform");
     std::fs::write(&path, script).expect("fake terraform");
@@ -341,4 +341,166 @@ async fn a_refused_token_is_unauthorized_before_any_change() {
     );
     assert_eq!(run.stderr.matches("error:").count(), 1, "{}", run.stderr);
     assert!(run.stderr.contains("hint:"), "{}", run.stderr);
+}
+
+/// Wait until `check` holds (polling), or fail naming `what`.
+fn eventually(what: &str, timeout: Duration, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !check() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// `gitship deploy staging` in the background with `path` as PATH, against `kubeconfig`.
+fn spawn_deploy(repo: &Repo, kubeconfig: &Path, path: &std::ffi::OsStr) -> std::process::Child {
+    crate::support::gitship()
+        .arg("-C")
+        .arg(repo.path())
+        .arg("--kubeconfig")
+        .arg(kubeconfig)
+        .args(["deploy", "staging", "--lock-lease", "2s", "--timeout", "2m"])
+        .env("PATH", path)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("deploy")
+}
+
+fn signal(child: &std::process::Child, signal: nix::sys::signal::Signal) {
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).expect("pid"));
+    nix::sys::signal::kill(pid, signal).expect("signal");
+}
+
+fn log_has(log: &Path, needle: &str) -> bool {
+    std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .lines()
+        .any(|line| line.contains(needle))
+}
+
+/// SIGINT during `terraform apply` and SIGTERM during the health wait: exit 130, the Lease is
+/// released, Terraform leaves no state lock, and the next deploy converges.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interrupt_at_each_stage_exits_130_and_leaves_nothing_locked() {
+    if !require_tool("terraform", "version") || !require_tool("kubectl", "help") {
+        return;
+    }
+    let sim = KubeSim::start().await.expect("kubesim");
+    let kubeconfig = sim.kubeconfig_path().to_path_buf();
+    let repo =
+        terraform_and_configmap(tempfile::tempdir().expect("temp"), Some(kubeconfig.clone()));
+    repo.write(
+        "infrastructure/kubernetes/web.yaml",
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  replicas: 1\n  selector:\n    matchLabels: { app: web }\n  template:\n    metadata:\n      labels: { app: web }\n    spec:\n      containers:\n        - name: web\n          image: registry.local/web:1\n",
+    );
+    repo.commit("web");
+    let bin = repo.path().join("bin");
+    std::fs::create_dir_all(&bin).expect("bin");
+    let log = repo.path().join("terraform.log");
+    let path = slow_terraform(&bin, &log, 30);
+    let handle = sim.handle();
+    let repo = tokio::task::spawn_blocking(move || {
+        // 1. SIGINT while Terraform applies.
+        let child = spawn_deploy(&repo, &kubeconfig, &path);
+        eventually("terraform apply", Duration::from_secs(60), || {
+            log_has(&log, " apply")
+        });
+        let signalled = Instant::now();
+        signal(&child, nix::sys::signal::Signal::SIGINT);
+        let output = child.wait_with_output().expect("deploy");
+        assert!(
+            signalled.elapsed() < Duration::from_secs(5),
+            "{stderr_hint}",
+            stderr_hint = "SIGINT took long"
+        );
+        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+        assert_eq!(output.status.code(), Some(130), "{stderr}");
+        assert!(
+            lease(&kubeconfig).is_none(),
+            "the Lease is released: {stderr}"
+        );
+
+        // 2. SIGTERM during the health wait (a rollout that takes a minute).
+        handle.script_rollout(
+            "web",
+            "web",
+            kubesim::Rollout::Slow(Duration::from_secs(60)),
+        );
+        let fast = slow_terraform(&bin, &log, 0);
+        let child = spawn_deploy(&repo, &kubeconfig, &fast);
+        eventually("the Deployment", Duration::from_secs(60), || {
+            Command::new("kubectl")
+                .arg("--kubeconfig")
+                .arg(&kubeconfig)
+                .args(["get", "deployment", "web", "-n", "web"])
+                .output()
+                .is_ok_and(|o| o.status.success())
+        });
+        std::thread::sleep(Duration::from_millis(300));
+        let signalled = Instant::now();
+        signal(&child, nix::sys::signal::Signal::SIGTERM);
+        let output = child.wait_with_output().expect("deploy");
+        assert!(
+            signalled.elapsed() < Duration::from_secs(5),
+            "the health wait did not stop at SIGTERM"
+        );
+        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+        assert_eq!(output.status.code(), Some(130), "{stderr}");
+        assert!(
+            lease(&kubeconfig).is_none(),
+            "the Lease is released: {stderr}"
+        );
+
+        // 3. The next deploy converges: no Terraform state lock, no Lease left behind.
+        let run = repo.gitship(&["deploy", "staging", "--lock-timeout", "5s"]);
+        assert_eq!(run.code, 0, "{}", run.all());
+        let (code, plan) = repo.plan_json(&["staging", "--exit-code"]);
+        assert_eq!(code, 0, "converged: {plan:#?}");
+        repo
+    })
+    .await
+    .expect("interrupts");
+    drop(repo);
+}
+
+/// SIGKILL of gitship during `terraform apply`: Terraform finishes on its own (its output goes
+/// to files, not to gitship's pipes), and the next deploy takes over the expired Lease and
+/// converges.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sigkill_mid_apply_loses_nothing_and_the_next_deploy_converges() {
+    if !require_tool("terraform", "version") || !require_tool("kubectl", "help") {
+        return;
+    }
+    let sim = KubeSim::start().await.expect("kubesim");
+    let kubeconfig = sim.kubeconfig_path().to_path_buf();
+    let repo =
+        terraform_and_configmap(tempfile::tempdir().expect("temp"), Some(kubeconfig.clone()));
+    let bin = repo.path().join("bin");
+    std::fs::create_dir_all(&bin).expect("bin");
+    let log = repo.path().join("terraform.log");
+    let path = slow_terraform(&bin, &log, 2);
+    tokio::task::spawn_blocking(move || {
+        let mut child = spawn_deploy(&repo, &kubeconfig, &path);
+        eventually("terraform apply", Duration::from_secs(60), || {
+            log_has(&log, " apply")
+        });
+        child.kill().expect("SIGKILL");
+        let _ = child.wait();
+        // The orphaned Terraform completes its apply.
+        eventually(
+            "the orphaned apply to finish",
+            Duration::from_secs(60),
+            || {
+                log_has(&log, "done 0 apply")
+                    || log_has(&log, "done 0 -chdir") && log_has(&log, " apply")
+            },
+        );
+        let run = repo.gitship(&["deploy", "staging", "--lock-timeout", "30s"]);
+        assert_eq!(run.code, 0, "{}", run.all());
+        let (code, plan) = repo.plan_json(&["staging", "--exit-code"]);
+        assert_eq!(code, 0, "converged: {plan:#?}");
+    })
+    .await
+    .expect("sigkill");
 }
