@@ -36,6 +36,7 @@ use std::process::{ExitStatus, Stdio};
 use std::sync::OnceLock;
 use std::time::Duration;
 
+use nix::unistd::Pid;
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, BufReader};
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
@@ -297,80 +298,10 @@ impl Process {
     ) -> Result<ProcessOutput, ProcessError> {
         if *stop.interrupt.borrow() || *stop.kill.borrow() {
             // Interrupted before it started: do not start it at all.
-            return Err(ProcessError::Interrupted {
-                program: self.program.clone(),
-            });
+            return Err(self.interrupted());
         }
-        let io_error = |source| ProcessError::Io {
-            program: self.program.clone(),
-            source,
-        };
-        let mut command = tokio::process::Command::new(&self.program);
-        command
-            .args(&self.args)
-            .env_clear()
-            .envs(&self.env)
-            .stdin(if self.stdin.is_some() {
-                Stdio::piped()
-            } else {
-                Stdio::null()
-            })
-            .process_group(0)
-            .kill_on_drop(self.survive_parent.is_none());
-        let mut output_dir = OutputDirectory::default();
-        match &self.survive_parent {
-            Some(parent) => {
-                let (directory, stdout, stderr) = output_files(parent).map_err(io_error)?;
-                output_dir.directory = Some(directory);
-                command.stdout(stdout).stderr(stderr);
-            }
-            None => {
-                command.stdout(Stdio::piped()).stderr(Stdio::piped());
-            }
-        }
-        if let Some(cwd) = &self.cwd {
-            command.current_dir(cwd);
-        }
-        tracing::debug!(program = %self.program, args = ?self.display_args(), "running");
-        let mut child = command.spawn().map_err(|source| ProcessError::Spawn {
-            program: self.program.clone(),
-            source,
-        })?;
-        let group = child
-            .id()
-            .and_then(|pid| i32::try_from(pid).ok())
-            .map(nix::unistd::Pid::from_raw);
-        if let (Some(bytes), Some(mut stdin)) = (self.stdin.clone(), child.stdin.take()) {
-            tokio::spawn(async move {
-                use tokio::io::AsyncWriteExt;
-                let _ = stdin.write_all(&bytes).await;
-            });
-        }
-        let (line_tx, mut line_rx) = mpsc::unbounded_channel::<(bool, String)>();
-        let (exited_tx, exited_rx) = watch::channel(false);
-        let mut readers = Vec::new();
-        if let Some(directory) = &output_dir.directory {
-            for (name, is_err) in [("stdout", false), ("stderr", true)] {
-                let file = std::fs::File::open(directory.path().join(name)).map_err(io_error)?;
-                readers.push(tokio::spawn(tail_lines(
-                    tokio::fs::File::from_std(file),
-                    is_err,
-                    line_tx.clone(),
-                    exited_rx.clone(),
-                )));
-            }
-        } else {
-            if let Some(stdout) = child.stdout.take() {
-                readers.push(tokio::spawn(read_lines(stdout, false, line_tx.clone())));
-            }
-            if let Some(stderr) = child.stderr.take() {
-                readers.push(tokio::spawn(read_lines(stderr, true, line_tx.clone())));
-            }
-        }
-        drop(line_tx);
-        // Aborts the readers however this function ends (the reader of a pipe a grandchild
-        // holds open would otherwise wait for it).
-        let _readers = AbortOnDrop(readers);
+        let mut running = self.spawn()?;
+        let group = running.group;
 
         let mut stdout_buf = Vec::new();
         let mut stderr_buf = Vec::new();
@@ -391,7 +322,7 @@ impl Process {
             }
             let grace_deadline = interrupted_at.map_or(far_future, |at| at + self.grace);
             tokio::select! {
-                line = line_rx.recv(), if streams_open => match line {
+                line = running.lines.recv(), if streams_open => match line {
                     Some((is_err, line)) => {
                         on_line(&line);
                         let buf = if is_err { &mut stderr_buf } else { &mut stdout_buf };
@@ -400,10 +331,10 @@ impl Process {
                     }
                     None => streams_open = false,
                 },
-                exit = child.wait(), if status.is_none() => {
-                    status = Some(exit.map_err(io_error)?);
-                    output_dir.child_finished = true;
-                    exited_tx.send_replace(true);
+                exit = running.child.wait(), if status.is_none() => {
+                    status = Some(exit.map_err(|source| self.io_error(source))?);
+                    running.output_dir.child_finished = true;
+                    running.exited.send_replace(true);
                     drain_until = Some(Instant::now() + DRAIN_AFTER_EXIT);
                 }
                 changed = stop.interrupt.changed(), if interrupt_open && interrupted_at.is_none() => {
@@ -448,9 +379,7 @@ impl Process {
                 signal_group(group, nix::sys::signal::Signal::SIGKILL);
             }
             tracing::debug!(program = %self.program, status = %describe_status(status), "stopped after interrupt");
-            return Err(ProcessError::Interrupted {
-                program: self.program.clone(),
-            });
+            return Err(self.interrupted());
         }
         Ok(ProcessOutput {
             status,
@@ -458,6 +387,133 @@ impl Process {
             stderr: stderr_buf,
         })
     }
+
+    /// Starts the child in its own process group, its output going to pipes or (a surviving
+    /// child) to private files, and the tasks that read that output.
+    #[allow(clippy::result_large_err)] // `ProcessError`'s shape is public (see `check`)
+    fn spawn(&self) -> Result<Running, ProcessError> {
+        let mut command = self.command();
+        let mut output_dir = OutputDirectory::default();
+        match &self.survive_parent {
+            Some(parent) => {
+                let (directory, stdout, stderr) =
+                    output_files(parent).map_err(|source| self.io_error(source))?;
+                output_dir.directory = Some(directory);
+                command.stdout(stdout).stderr(stderr);
+            }
+            None => {
+                command.stdout(Stdio::piped()).stderr(Stdio::piped());
+            }
+        }
+        tracing::debug!(program = %self.program, args = ?self.display_args(), "running");
+        let mut child = command.spawn().map_err(|source| ProcessError::Spawn {
+            program: self.program.clone(),
+            source,
+        })?;
+        let group = child
+            .id()
+            .and_then(|pid| i32::try_from(pid).ok())
+            .map(Pid::from_raw);
+        if let (Some(bytes), Some(mut stdin)) = (self.stdin.clone(), child.stdin.take()) {
+            tokio::spawn(async move {
+                use tokio::io::AsyncWriteExt;
+                let _ = stdin.write_all(&bytes).await;
+            });
+        }
+        let (exited, exited_receiver) = watch::channel(false);
+        let (readers, lines) = read_output(&mut child, &output_dir, exited_receiver)
+            .map_err(|source| self.io_error(source))?;
+        Ok(Running {
+            _readers: readers,
+            lines,
+            exited,
+            child,
+            group,
+            output_dir,
+        })
+    }
+
+    /// The command for the child, but for its stdout and stderr: argv, its explicit
+    /// environment, stdin, its own process group, killed on drop unless it must survive.
+    fn command(&self) -> tokio::process::Command {
+        let mut command = tokio::process::Command::new(&self.program);
+        command
+            .args(&self.args)
+            .env_clear()
+            .envs(&self.env)
+            .stdin(if self.stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .process_group(0)
+            .kill_on_drop(self.survive_parent.is_none());
+        if let Some(cwd) = &self.cwd {
+            command.current_dir(cwd);
+        }
+        command
+    }
+
+    fn io_error(&self, source: std::io::Error) -> ProcessError {
+        ProcessError::Io {
+            program: self.program.clone(),
+            source,
+        }
+    }
+
+    fn interrupted(&self) -> ProcessError {
+        ProcessError::Interrupted {
+            program: self.program.clone(),
+        }
+    }
+}
+
+/// A started child: the tasks reading its output, the lines they send (with whether they came
+/// from stderr), the flag that tells the readers of a surviving child's files that it exited,
+/// and its process group. Fields drop in this order: the readers are aborted first.
+struct Running {
+    /// Aborted however the run ends (the reader of a pipe a grandchild holds open would
+    /// otherwise wait for it).
+    _readers: AbortOnDrop,
+    lines: mpsc::UnboundedReceiver<(bool, String)>,
+    exited: watch::Sender<bool>,
+    child: tokio::process::Child,
+    group: Option<Pid>,
+    output_dir: OutputDirectory,
+}
+
+/// Starts a task per output stream of `child` (pipes), or per output file in `output_dir` (a
+/// surviving child, followed until `exited`), each sending the lines it reads.
+fn read_output(
+    child: &mut tokio::process::Child,
+    output_dir: &OutputDirectory,
+    exited: watch::Receiver<bool>,
+) -> std::io::Result<(AbortOnDrop, mpsc::UnboundedReceiver<(bool, String)>)> {
+    let (line_tx, line_rx) = mpsc::unbounded_channel();
+    let mut readers = AbortOnDrop(Vec::new());
+    if let Some(directory) = &output_dir.directory {
+        for (name, is_err) in [("stdout", false), ("stderr", true)] {
+            let file = std::fs::File::open(directory.path().join(name))?;
+            readers.0.push(tokio::spawn(tail_lines(
+                tokio::fs::File::from_std(file),
+                is_err,
+                line_tx.clone(),
+                exited.clone(),
+            )));
+        }
+    } else {
+        if let Some(stdout) = child.stdout.take() {
+            readers
+                .0
+                .push(tokio::spawn(read_lines(stdout, false, line_tx.clone())));
+        }
+        if let Some(stderr) = child.stderr.take() {
+            readers
+                .0
+                .push(tokio::spawn(read_lines(stderr, true, line_tx.clone())));
+        }
+    }
+    Ok((readers, line_rx))
 }
 
 /// The private directory holding a surviving child's output files. Removed when dropped, unless
