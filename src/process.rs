@@ -36,6 +36,7 @@ use std::process::{ExitStatus, Stdio};
 use std::sync::OnceLock;
 use std::time::Duration;
 
+use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, BufReader};
 use tokio::sync::{mpsc, watch};
@@ -301,91 +302,11 @@ impl Process {
             return Err(self.interrupted());
         }
         let mut running = self.spawn()?;
-        let group = running.group;
-
-        let mut stdout_buf = Vec::new();
-        let mut stderr_buf = Vec::new();
-        // False once a channel's sender is gone: then it can never stop the child.
-        let mut interrupt_open = true;
-        let mut kill_open = true;
-        // When SIGINT went to the group: it is sent exactly once (a second SIGINT makes
-        // Terraform abort without releasing its state lock).
-        let mut interrupted_at: Option<Instant> = None;
-        let mut group_killed = false;
-        let mut status: Option<ExitStatus> = None;
-        let mut streams_open = true;
-        let mut drain_until: Option<Instant> = None;
-        let far_future = Instant::now() + Duration::from_secs(365 * 24 * 3600);
-        let status = loop {
-            if !streams_open && let Some(status) = status {
-                break status;
-            }
-            let grace_deadline = interrupted_at.map_or(far_future, |at| at + self.grace);
-            tokio::select! {
-                line = running.lines.recv(), if streams_open => match line {
-                    Some((is_err, line)) => {
-                        on_line(&line);
-                        let buf = if is_err { &mut stderr_buf } else { &mut stdout_buf };
-                        buf.extend_from_slice(line.as_bytes());
-                        buf.push(b'\n');
-                    }
-                    None => streams_open = false,
-                },
-                exit = running.child.wait(), if status.is_none() => {
-                    status = Some(exit.map_err(|source| self.io_error(source))?);
-                    running.output_dir.child_finished = true;
-                    running.exited.send_replace(true);
-                    drain_until = Some(Instant::now() + DRAIN_AFTER_EXIT);
-                }
-                changed = stop.interrupt.changed(), if interrupt_open && interrupted_at.is_none() => {
-                    interrupt_open = changed.is_ok();
-                    if interrupt_open && *stop.interrupt.borrow() {
-                        interrupted_at = Some(Instant::now());
-                        if status.is_none() {
-                            signal_group(group, nix::sys::signal::Signal::SIGINT);
-                        }
-                    }
-                }
-                changed = stop.kill.changed(), if kill_open && !group_killed => {
-                    kill_open = changed.is_ok();
-                    if kill_open && *stop.kill.borrow() {
-                        tracing::warn!(program = %self.program, "killing its process group");
-                        interrupted_at.get_or_insert_with(Instant::now);
-                        signal_group(group, nix::sys::signal::Signal::SIGKILL);
-                        group_killed = true;
-                    }
-                }
-                () = tokio::time::sleep_until(grace_deadline), if interrupted_at.is_some() && !group_killed => {
-                    tracing::warn!(
-                        program = %self.program,
-                        "did not stop within {:?} after SIGINT; killing its process group",
-                        self.grace
-                    );
-                    signal_group(group, nix::sys::signal::Signal::SIGKILL);
-                    group_killed = true;
-                }
-                () = tokio::time::sleep_until(drain_until.unwrap_or(far_future)), if drain_until.is_some() && streams_open => {
-                    tracing::debug!(
-                        program = %self.program,
-                        "exited, but something it started still holds its output open; stopped reading"
-                    );
-                    streams_open = false;
-                }
-            }
-        };
-        if interrupted_at.is_some() {
-            if !group_killed {
-                // The child has exited; what is left of its group ignored SIGINT.
-                signal_group(group, nix::sys::signal::Signal::SIGKILL);
-            }
-            tracing::debug!(program = %self.program, status = %describe_status(status), "stopped after interrupt");
-            return Err(self.interrupted());
-        }
-        Ok(ProcessOutput {
-            status,
-            stdout: stdout_buf,
-            stderr: stderr_buf,
-        })
+        let mut supervision = Supervision::new(self, running.group);
+        let status = supervision
+            .supervise(&mut running, &mut stop, &mut on_line)
+            .await?;
+        supervision.finish(status)
     }
 
     /// Starts the child in its own process group, its output going to pipes or (a surviving
@@ -480,6 +401,170 @@ struct Running {
     child: tokio::process::Child,
     group: Option<Pid>,
     output_dir: OutputDirectory,
+}
+
+/// The supervision of one running child: what it wrote, whether and when it was stopped, and
+/// whether it has exited and its output is drained.
+struct Supervision<'a> {
+    process: &'a Process,
+    group: Option<Pid>,
+    stdout: Vec<u8>,
+    stderr: Vec<u8>,
+    /// False once a channel's sender is gone: then it can never stop the child.
+    interrupt_open: bool,
+    kill_open: bool,
+    /// When SIGINT went to the group: it is sent exactly once (a second SIGINT makes
+    /// Terraform abort without releasing its state lock).
+    interrupted_at: Option<Instant>,
+    group_killed: bool,
+    status: Option<ExitStatus>,
+    streams_open: bool,
+    /// Output is read until then at most, once the child has exited.
+    drain_until: Option<Instant>,
+    /// The deadline of a timer that is not armed.
+    far_future: Instant,
+}
+
+impl<'a> Supervision<'a> {
+    fn new(process: &'a Process, group: Option<Pid>) -> Self {
+        Supervision {
+            process,
+            group,
+            stdout: Vec::new(),
+            stderr: Vec::new(),
+            interrupt_open: true,
+            kill_open: true,
+            interrupted_at: None,
+            group_killed: false,
+            status: None,
+            streams_open: true,
+            drain_until: None,
+            far_future: Instant::now() + Duration::from_secs(365 * 24 * 3600),
+        }
+    }
+
+    /// Reads the child's output, waits for it to exit and reacts to `stop`, until it has exited
+    /// and its output is drained (for at most [`DRAIN_AFTER_EXIT`] after the exit).
+    async fn supervise(
+        &mut self,
+        running: &mut Running,
+        stop: &mut Stop,
+        on_line: &mut (impl FnMut(&str) + Send),
+    ) -> Result<ExitStatus, ProcessError> {
+        loop {
+            if !self.streams_open
+                && let Some(status) = self.status
+            {
+                return Ok(status);
+            }
+            let grace_deadline = self
+                .interrupted_at
+                .map_or(self.far_future, |at| at + self.process.grace);
+            let drain_deadline = self.drain_until.unwrap_or(self.far_future);
+            tokio::select! {
+                line = running.lines.recv(), if self.streams_open => self.output(line, on_line),
+                exit = running.child.wait(), if self.status.is_none() => {
+                    let status = exit.map_err(|source| self.process.io_error(source))?;
+                    self.exited(status, running);
+                }
+                changed = stop.interrupt.changed(), if self.interrupt_open && self.interrupted_at.is_none() => {
+                    self.interrupt_changed(changed.is_ok(), &stop.interrupt);
+                }
+                changed = stop.kill.changed(), if self.kill_open && !self.group_killed => {
+                    self.kill_changed(changed.is_ok(), &stop.kill);
+                }
+                () = tokio::time::sleep_until(grace_deadline), if self.interrupted_at.is_some() && !self.group_killed => {
+                    tracing::warn!(
+                        program = %self.process.program,
+                        "did not stop within {:?} after SIGINT; killing its process group",
+                        self.process.grace
+                    );
+                    self.kill_group();
+                }
+                () = tokio::time::sleep_until(drain_deadline), if self.drain_until.is_some() && self.streams_open => {
+                    tracing::debug!(
+                        program = %self.process.program,
+                        "exited, but something it started still holds its output open; stopped reading"
+                    );
+                    self.streams_open = false;
+                }
+            }
+        }
+    }
+
+    /// A line from stdout or stderr (`is_err`) goes to `on_line` and is kept; `None`: every
+    /// stream is closed.
+    fn output(&mut self, line: Option<(bool, String)>, on_line: &mut impl FnMut(&str)) {
+        match line {
+            Some((is_err, line)) => {
+                on_line(&line);
+                let buffer = if is_err {
+                    &mut self.stderr
+                } else {
+                    &mut self.stdout
+                };
+                buffer.extend_from_slice(line.as_bytes());
+                buffer.push(b'\n');
+            }
+            None => self.streams_open = false,
+        }
+    }
+
+    /// The child exited: the readers of its files may stop at their end, and its output is
+    /// read for at most [`DRAIN_AFTER_EXIT`] from now.
+    fn exited(&mut self, status: ExitStatus, running: &mut Running) {
+        self.status = Some(status);
+        running.output_dir.child_finished = true;
+        running.exited.send_replace(true);
+        self.drain_until = Some(Instant::now() + DRAIN_AFTER_EXIT);
+    }
+
+    /// The interrupt flag changed (`open`: its sender still exists). Once `true`: SIGINT to the
+    /// group (unless the child already exited), and the grace period starts.
+    fn interrupt_changed(&mut self, open: bool, interrupt: &watch::Receiver<bool>) {
+        self.interrupt_open = open;
+        if open && *interrupt.borrow() {
+            self.interrupted_at = Some(Instant::now());
+            if self.status.is_none() {
+                signal_group(self.group, Signal::SIGINT);
+            }
+        }
+    }
+
+    /// The kill flag changed (`open`: its sender still exists). Once `true`: SIGKILL to the
+    /// group at once.
+    fn kill_changed(&mut self, open: bool, kill: &watch::Receiver<bool>) {
+        self.kill_open = open;
+        if open && *kill.borrow() {
+            tracing::warn!(program = %self.process.program, "killing its process group");
+            self.interrupted_at.get_or_insert_with(Instant::now);
+            self.kill_group();
+        }
+    }
+
+    fn kill_group(&mut self) {
+        signal_group(self.group, Signal::SIGKILL);
+        self.group_killed = true;
+    }
+
+    /// The child's output, or [`ProcessError::Interrupted`] if it was stopped; then what is
+    /// left of its group is killed.
+    #[allow(clippy::result_large_err)] // `ProcessError`'s shape is public (see `check`)
+    fn finish(mut self, status: ExitStatus) -> Result<ProcessOutput, ProcessError> {
+        if self.interrupted_at.is_some() {
+            if !self.group_killed {
+                // The child has exited; what is left of its group ignored SIGINT.
+                self.kill_group();
+            }
+            tracing::debug!(program = %self.process.program, status = %describe_status(status), "stopped after interrupt");
+            return Err(self.process.interrupted());
+        }
+        Ok(ProcessOutput {
+            status,
+            stdout: self.stdout,
+            stderr: self.stderr,
+        })
+    }
 }
 
 /// Starts a task per output stream of `child` (pipes), or per output file in `output_dir` (a
