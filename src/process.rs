@@ -36,6 +36,8 @@ use std::process::{ExitStatus, Stdio};
 use std::sync::OnceLock;
 use std::time::Duration;
 
+use nix::sys::signal::Signal;
+use nix::unistd::Pid;
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, BufReader};
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
@@ -297,14 +299,64 @@ impl Process {
     ) -> Result<ProcessOutput, ProcessError> {
         if *stop.interrupt.borrow() || *stop.kill.borrow() {
             // Interrupted before it started: do not start it at all.
-            return Err(ProcessError::Interrupted {
-                program: self.program.clone(),
-            });
+            return Err(self.interrupted());
         }
-        let io_error = |source| ProcessError::Io {
+        let mut running = self.spawn()?;
+        let mut supervision = Supervision::new(self, running.group);
+        let status = supervision
+            .supervise(&mut running, &mut stop, &mut on_line)
+            .await?;
+        supervision.finish(status)
+    }
+
+    /// Starts the child in its own process group, its output going to pipes or (a surviving
+    /// child) to private files, and the tasks that read that output.
+    #[allow(clippy::result_large_err)] // `ProcessError`'s shape is public (see `check`)
+    fn spawn(&self) -> Result<Running, ProcessError> {
+        let mut command = self.command();
+        let mut output_dir = OutputDirectory::default();
+        match &self.survive_parent {
+            Some(parent) => {
+                let (directory, stdout, stderr) =
+                    output_files(parent).map_err(|source| self.io_error(source))?;
+                output_dir.directory = Some(directory);
+                command.stdout(stdout).stderr(stderr);
+            }
+            None => {
+                command.stdout(Stdio::piped()).stderr(Stdio::piped());
+            }
+        }
+        tracing::debug!(program = %self.program, args = ?self.display_args(), "running");
+        let mut child = command.spawn().map_err(|source| ProcessError::Spawn {
             program: self.program.clone(),
             source,
-        };
+        })?;
+        let group = child
+            .id()
+            .and_then(|pid| i32::try_from(pid).ok())
+            .map(Pid::from_raw);
+        if let (Some(bytes), Some(mut stdin)) = (self.stdin.clone(), child.stdin.take()) {
+            tokio::spawn(async move {
+                use tokio::io::AsyncWriteExt;
+                let _ = stdin.write_all(&bytes).await;
+            });
+        }
+        let (exited, exited_receiver) = watch::channel(false);
+        let (readers, lines) = read_output(&mut child, &output_dir, exited_receiver)
+            .map_err(|source| self.io_error(source))?;
+        Ok(Running {
+            _readers: readers,
+            lines,
+            exited,
+            child,
+            group,
+            output_dir,
+        })
+    }
+
+    /// The command for the child, but for its stdout and stderr: argv, its explicit
+    /// environment, stdin, its own process group, killed on drop unless it must survive.
+    fn command(&self) -> tokio::process::Command {
         let mut command = tokio::process::Command::new(&self.program);
         command
             .args(&self.args)
@@ -317,147 +369,236 @@ impl Process {
             })
             .process_group(0)
             .kill_on_drop(self.survive_parent.is_none());
-        let mut output_dir = OutputDirectory::default();
-        match &self.survive_parent {
-            Some(parent) => {
-                let (directory, stdout, stderr) = output_files(parent).map_err(io_error)?;
-                output_dir.directory = Some(directory);
-                command.stdout(stdout).stderr(stderr);
-            }
-            None => {
-                command.stdout(Stdio::piped()).stderr(Stdio::piped());
-            }
-        }
         if let Some(cwd) = &self.cwd {
             command.current_dir(cwd);
         }
-        tracing::debug!(program = %self.program, args = ?self.display_args(), "running");
-        let mut child = command.spawn().map_err(|source| ProcessError::Spawn {
+        command
+    }
+
+    fn io_error(&self, source: std::io::Error) -> ProcessError {
+        ProcessError::Io {
             program: self.program.clone(),
             source,
-        })?;
-        let group = child
-            .id()
-            .and_then(|pid| i32::try_from(pid).ok())
-            .map(nix::unistd::Pid::from_raw);
-        if let (Some(bytes), Some(mut stdin)) = (self.stdin.clone(), child.stdin.take()) {
-            tokio::spawn(async move {
-                use tokio::io::AsyncWriteExt;
-                let _ = stdin.write_all(&bytes).await;
-            });
         }
-        let (line_tx, mut line_rx) = mpsc::unbounded_channel::<(bool, String)>();
-        let (exited_tx, exited_rx) = watch::channel(false);
-        let mut readers = Vec::new();
-        if let Some(directory) = &output_dir.directory {
-            for (name, is_err) in [("stdout", false), ("stderr", true)] {
-                let file = std::fs::File::open(directory.path().join(name)).map_err(io_error)?;
-                readers.push(tokio::spawn(tail_lines(
-                    tokio::fs::File::from_std(file),
-                    is_err,
-                    line_tx.clone(),
-                    exited_rx.clone(),
-                )));
-            }
-        } else {
-            if let Some(stdout) = child.stdout.take() {
-                readers.push(tokio::spawn(read_lines(stdout, false, line_tx.clone())));
-            }
-            if let Some(stderr) = child.stderr.take() {
-                readers.push(tokio::spawn(read_lines(stderr, true, line_tx.clone())));
-            }
-        }
-        drop(line_tx);
-        // Aborts the readers however this function ends (the reader of a pipe a grandchild
-        // holds open would otherwise wait for it).
-        let _readers = AbortOnDrop(readers);
+    }
 
-        let mut stdout_buf = Vec::new();
-        let mut stderr_buf = Vec::new();
-        // False once a channel's sender is gone: then it can never stop the child.
-        let mut interrupt_open = true;
-        let mut kill_open = true;
-        // When SIGINT went to the group: it is sent exactly once (a second SIGINT makes
-        // Terraform abort without releasing its state lock).
-        let mut interrupted_at: Option<Instant> = None;
-        let mut group_killed = false;
-        let mut status: Option<ExitStatus> = None;
-        let mut streams_open = true;
-        let mut drain_until: Option<Instant> = None;
-        let far_future = Instant::now() + Duration::from_secs(365 * 24 * 3600);
-        let status = loop {
-            if !streams_open && let Some(status) = status {
-                break status;
+    fn interrupted(&self) -> ProcessError {
+        ProcessError::Interrupted {
+            program: self.program.clone(),
+        }
+    }
+}
+
+/// A started child: the tasks reading its output, the lines they send (with whether they came
+/// from stderr), the flag that tells the readers of a surviving child's files that it exited,
+/// and its process group. Fields drop in this order: the readers are aborted first.
+struct Running {
+    /// Aborted however the run ends (the reader of a pipe a grandchild holds open would
+    /// otherwise wait for it).
+    _readers: AbortOnDrop,
+    lines: mpsc::UnboundedReceiver<(bool, String)>,
+    exited: watch::Sender<bool>,
+    child: tokio::process::Child,
+    group: Option<Pid>,
+    output_dir: OutputDirectory,
+}
+
+/// The supervision of one running child: what it wrote, whether and when it was stopped, and
+/// whether it has exited and its output is drained.
+struct Supervision<'a> {
+    process: &'a Process,
+    group: Option<Pid>,
+    stdout: Vec<u8>,
+    stderr: Vec<u8>,
+    /// False once a channel's sender is gone: then it can never stop the child.
+    interrupt_open: bool,
+    kill_open: bool,
+    /// When SIGINT went to the group: it is sent exactly once (a second SIGINT makes
+    /// Terraform abort without releasing its state lock).
+    interrupted_at: Option<Instant>,
+    group_killed: bool,
+    status: Option<ExitStatus>,
+    streams_open: bool,
+    /// Output is read until then at most, once the child has exited.
+    drain_until: Option<Instant>,
+    /// The deadline of a timer that is not armed.
+    far_future: Instant,
+}
+
+impl<'a> Supervision<'a> {
+    fn new(process: &'a Process, group: Option<Pid>) -> Self {
+        Supervision {
+            process,
+            group,
+            stdout: Vec::new(),
+            stderr: Vec::new(),
+            interrupt_open: true,
+            kill_open: true,
+            interrupted_at: None,
+            group_killed: false,
+            status: None,
+            streams_open: true,
+            drain_until: None,
+            far_future: Instant::now() + Duration::from_secs(365 * 24 * 3600),
+        }
+    }
+
+    /// Reads the child's output, waits for it to exit and reacts to `stop`, until it has exited
+    /// and its output is drained (for at most [`DRAIN_AFTER_EXIT`] after the exit).
+    async fn supervise(
+        &mut self,
+        running: &mut Running,
+        stop: &mut Stop,
+        on_line: &mut (impl FnMut(&str) + Send),
+    ) -> Result<ExitStatus, ProcessError> {
+        loop {
+            if !self.streams_open
+                && let Some(status) = self.status
+            {
+                return Ok(status);
             }
-            let grace_deadline = interrupted_at.map_or(far_future, |at| at + self.grace);
+            let grace_deadline = self
+                .interrupted_at
+                .map_or(self.far_future, |at| at + self.process.grace);
+            let drain_deadline = self.drain_until.unwrap_or(self.far_future);
             tokio::select! {
-                line = line_rx.recv(), if streams_open => match line {
-                    Some((is_err, line)) => {
-                        on_line(&line);
-                        let buf = if is_err { &mut stderr_buf } else { &mut stdout_buf };
-                        buf.extend_from_slice(line.as_bytes());
-                        buf.push(b'\n');
-                    }
-                    None => streams_open = false,
-                },
-                exit = child.wait(), if status.is_none() => {
-                    status = Some(exit.map_err(io_error)?);
-                    output_dir.child_finished = true;
-                    exited_tx.send_replace(true);
-                    drain_until = Some(Instant::now() + DRAIN_AFTER_EXIT);
+                line = running.lines.recv(), if self.streams_open => self.output(line, on_line),
+                exit = running.child.wait(), if self.status.is_none() => {
+                    let status = exit.map_err(|source| self.process.io_error(source))?;
+                    self.exited(status, running);
                 }
-                changed = stop.interrupt.changed(), if interrupt_open && interrupted_at.is_none() => {
-                    interrupt_open = changed.is_ok();
-                    if interrupt_open && *stop.interrupt.borrow() {
-                        interrupted_at = Some(Instant::now());
-                        if status.is_none() {
-                            signal_group(group, nix::sys::signal::Signal::SIGINT);
-                        }
-                    }
+                changed = stop.interrupt.changed(), if self.interrupt_open && self.interrupted_at.is_none() => {
+                    self.interrupt_changed(changed.is_ok(), &stop.interrupt);
                 }
-                changed = stop.kill.changed(), if kill_open && !group_killed => {
-                    kill_open = changed.is_ok();
-                    if kill_open && *stop.kill.borrow() {
-                        tracing::warn!(program = %self.program, "killing its process group");
-                        interrupted_at.get_or_insert_with(Instant::now);
-                        signal_group(group, nix::sys::signal::Signal::SIGKILL);
-                        group_killed = true;
-                    }
+                changed = stop.kill.changed(), if self.kill_open && !self.group_killed => {
+                    self.kill_changed(changed.is_ok(), &stop.kill);
                 }
-                () = tokio::time::sleep_until(grace_deadline), if interrupted_at.is_some() && !group_killed => {
+                () = tokio::time::sleep_until(grace_deadline), if self.interrupted_at.is_some() && !self.group_killed => {
                     tracing::warn!(
-                        program = %self.program,
+                        program = %self.process.program,
                         "did not stop within {:?} after SIGINT; killing its process group",
-                        self.grace
+                        self.process.grace
                     );
-                    signal_group(group, nix::sys::signal::Signal::SIGKILL);
-                    group_killed = true;
+                    self.kill_group();
                 }
-                () = tokio::time::sleep_until(drain_until.unwrap_or(far_future)), if drain_until.is_some() && streams_open => {
+                () = tokio::time::sleep_until(drain_deadline), if self.drain_until.is_some() && self.streams_open => {
                     tracing::debug!(
-                        program = %self.program,
+                        program = %self.process.program,
                         "exited, but something it started still holds its output open; stopped reading"
                     );
-                    streams_open = false;
+                    self.streams_open = false;
                 }
             }
-        };
-        if interrupted_at.is_some() {
-            if !group_killed {
-                // The child has exited; what is left of its group ignored SIGINT.
-                signal_group(group, nix::sys::signal::Signal::SIGKILL);
+        }
+    }
+
+    /// A line from stdout or stderr (`is_err`) goes to `on_line` and is kept; `None`: every
+    /// stream is closed.
+    fn output(&mut self, line: Option<(bool, String)>, on_line: &mut impl FnMut(&str)) {
+        match line {
+            Some((is_err, line)) => {
+                on_line(&line);
+                let buffer = if is_err {
+                    &mut self.stderr
+                } else {
+                    &mut self.stdout
+                };
+                buffer.extend_from_slice(line.as_bytes());
+                buffer.push(b'\n');
             }
-            tracing::debug!(program = %self.program, status = %describe_status(status), "stopped after interrupt");
-            return Err(ProcessError::Interrupted {
-                program: self.program.clone(),
-            });
+            None => self.streams_open = false,
+        }
+    }
+
+    /// The child exited: the readers of its files may stop at their end, and its output is
+    /// read for at most [`DRAIN_AFTER_EXIT`] from now.
+    fn exited(&mut self, status: ExitStatus, running: &mut Running) {
+        self.status = Some(status);
+        running.output_dir.child_finished = true;
+        running.exited.send_replace(true);
+        self.drain_until = Some(Instant::now() + DRAIN_AFTER_EXIT);
+    }
+
+    /// The interrupt flag changed (`open`: its sender still exists). Once `true`: SIGINT to the
+    /// group (unless the child already exited), and the grace period starts.
+    fn interrupt_changed(&mut self, open: bool, interrupt: &watch::Receiver<bool>) {
+        self.interrupt_open = open;
+        if open && *interrupt.borrow() {
+            self.interrupted_at = Some(Instant::now());
+            if self.status.is_none() {
+                signal_group(self.group, Signal::SIGINT);
+            }
+        }
+    }
+
+    /// The kill flag changed (`open`: its sender still exists). Once `true`: SIGKILL to the
+    /// group at once.
+    fn kill_changed(&mut self, open: bool, kill: &watch::Receiver<bool>) {
+        self.kill_open = open;
+        if open && *kill.borrow() {
+            tracing::warn!(program = %self.process.program, "killing its process group");
+            self.interrupted_at.get_or_insert_with(Instant::now);
+            self.kill_group();
+        }
+    }
+
+    fn kill_group(&mut self) {
+        signal_group(self.group, Signal::SIGKILL);
+        self.group_killed = true;
+    }
+
+    /// The child's output, or [`ProcessError::Interrupted`] if it was stopped; then what is
+    /// left of its group is killed.
+    #[allow(clippy::result_large_err)] // `ProcessError`'s shape is public (see `check`)
+    fn finish(mut self, status: ExitStatus) -> Result<ProcessOutput, ProcessError> {
+        if self.interrupted_at.is_some() {
+            if !self.group_killed {
+                // The child has exited; what is left of its group ignored SIGINT.
+                self.kill_group();
+            }
+            tracing::debug!(program = %self.process.program, status = %describe_status(status), "stopped after interrupt");
+            return Err(self.process.interrupted());
         }
         Ok(ProcessOutput {
             status,
-            stdout: stdout_buf,
-            stderr: stderr_buf,
+            stdout: self.stdout,
+            stderr: self.stderr,
         })
     }
+}
+
+/// Starts a task per output stream of `child` (pipes), or per output file in `output_dir` (a
+/// surviving child, followed until `exited`), each sending the lines it reads.
+fn read_output(
+    child: &mut tokio::process::Child,
+    output_dir: &OutputDirectory,
+    exited: watch::Receiver<bool>,
+) -> std::io::Result<(AbortOnDrop, mpsc::UnboundedReceiver<(bool, String)>)> {
+    let (line_tx, line_rx) = mpsc::unbounded_channel();
+    let mut readers = AbortOnDrop(Vec::new());
+    if let Some(directory) = &output_dir.directory {
+        for (name, is_err) in [("stdout", false), ("stderr", true)] {
+            let file = std::fs::File::open(directory.path().join(name))?;
+            readers.0.push(tokio::spawn(tail_lines(
+                tokio::fs::File::from_std(file),
+                is_err,
+                line_tx.clone(),
+                exited.clone(),
+            )));
+        }
+    } else {
+        if let Some(stdout) = child.stdout.take() {
+            readers
+                .0
+                .push(tokio::spawn(read_lines(stdout, false, line_tx.clone())));
+        }
+        if let Some(stderr) = child.stderr.take() {
+            readers
+                .0
+                .push(tokio::spawn(read_lines(stderr, true, line_tx.clone())));
+        }
+    }
+    Ok((readers, line_rx))
 }
 
 /// The private directory holding a surviving child's output files. Removed when dropped, unless
