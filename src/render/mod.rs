@@ -342,34 +342,10 @@ impl From<RenderError> for UserError {
 }
 
 /// The manifest files of the repository: `*.yaml` and `*.yml` below the Kubernetes directory,
-/// recursively, in path order; hidden files and directories are skipped.
+/// recursively, in path order; hidden files and directories are skipped. Found (and checked) when
+/// the repository is opened: [`crate::repo::files::manifest_files`].
 pub fn manifest_files(repo: &Repository) -> Result<Vec<PathBuf>, RenderError> {
-    let mut files = Vec::new();
-    if let Some(dir) = &repo.layout.kubernetes_dir {
-        collect_files(dir, &mut files)?;
-    }
-    files.sort();
-    Ok(files)
-}
-
-fn collect_files(dir: &Path, files: &mut Vec<PathBuf>) -> Result<(), RenderError> {
-    let io = |source| RenderError::Io {
-        path: dir.to_path_buf(),
-        source,
-    };
-    for entry in std::fs::read_dir(dir).map_err(io)? {
-        let entry = entry.map_err(io)?;
-        let path = entry.path();
-        if entry.file_name().to_string_lossy().starts_with('.') {
-            continue;
-        }
-        if path.is_dir() {
-            collect_files(&path, files)?;
-        } else if path.extension().is_some_and(|e| e == "yaml" || e == "yml") {
-            files.push(path);
-        }
-    }
-    Ok(())
+    Ok(repo.manifest_files.clone())
 }
 
 /// Render every manifest of the repository for one environment.

@@ -63,6 +63,8 @@ impl Fixture {
             },
             apps: Vec::new(),
             environments: BTreeMap::new(),
+            skipped_configs: Vec::new(),
+            manifest_files: Vec::new(),
         }
     }
 
