@@ -576,9 +576,8 @@ impl Renderer<'_> {
         let size = validate::json_size(object);
         if size > MAX_OBJECT_BYTES {
             tracing::warn!(
-                "{at}: `{}` is {} as JSON, more than the {} Kubernetes stores for one object; the API server will likely refuse it",
+                "{at}: `{}` is {size} bytes as JSON, over the {} ({MAX_OBJECT_BYTES} bytes) Kubernetes stores for one object; the API server will likely refuse it",
                 object_id(object),
-                human_bytes(size as u64),
                 human_bytes(MAX_OBJECT_BYTES as u64),
             );
         }
