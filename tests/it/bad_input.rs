@@ -88,7 +88,7 @@ fn billion_laughs_is_refused() {
     let mut text = String::from("a0: &a0 [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n");
     for level in 1..9 {
         let alias = format!("*a{}", level - 1);
-        let aliases = vec![alias.as_str(); 9].join(", ");
+        let aliases = [alias.as_str(); 9].join(", ");
         text.push_str(&format!("a{level}: &a{level} [{aliases}]\n"));
     }
     assert!(text.len() < 600, "{}", text.len());
