@@ -660,6 +660,8 @@ impl Renderer<'_> {
         Ok(object)
     }
 
+    /// The node as JSON, placeholders resolved. Recursive: the YAML reader bounds the depth
+    /// ([`crate::repo::limits::MAX_DEPTH`]), so the stack is bounded too.
     fn node(&mut self, node: &Node, state: &mut DocumentState) -> Value {
         match &node.kind {
             NodeKind::Scalar { text, style, tag } => {
