@@ -38,7 +38,8 @@ pub fn template(data: &[u8]) {
     };
     let sources = [(PathBuf::from("fuzz.yaml"), text.to_string())];
     for unknown in [UnknownOutputs::Error, UnknownOutputs::Placeholder] {
-        if let Ok(manifests) = gitship::render::render_sources("staging", &sources, &inputs, unknown)
+        if let Ok(manifests) =
+            gitship::render::render_sources("staging", &sources, &inputs, unknown)
         {
             let _ = gitship::render::to_yaml_stream(&manifests);
         }
@@ -51,5 +52,6 @@ pub fn env_config(data: &[u8]) {
         return;
     };
     let file = Path::new("/repo/config/staging.yaml");
-    let _ = gitship::repo::EnvConfig::parse("staging", file, Path::new("config/staging.yaml"), text);
+    let _ =
+        gitship::repo::EnvConfig::parse("staging", file, Path::new("config/staging.yaml"), text);
 }
