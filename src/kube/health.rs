@@ -253,7 +253,12 @@ pub async fn wait(
     mut progress: impl FnMut(usize, usize),
 ) -> Result<WaitOutcome, kube::Error> {
     let watched: Vec<&Prepared> = objects.iter().filter(|p| is_watched(&p.id.kind)).collect();
-    let deadline = tokio::time::Instant::now() + timeout;
+    // `timeout` is at most `settings::MAX_DURATION`; even so, an overflowing deadline must not
+    // panic: it means "no deadline" in practice.
+    let started = tokio::time::Instant::now();
+    let deadline = started
+        .checked_add(timeout)
+        .unwrap_or_else(|| started + crate::settings::MAX_DURATION);
     let mut interval = Duration::from_millis(100);
     loop {
         let states = observe(client, &watched, retry).await?;

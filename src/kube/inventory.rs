@@ -73,7 +73,7 @@ pub struct Inventory {
 
 /// The inventory ConfigMap's name for `environment`.
 pub fn configmap_name(environment: &str) -> String {
-    format!("gitship-{environment}")
+    crate::model::reserved_name(environment)
 }
 
 /// The ConfigMap holding `inventory` (objects sorted, history cut to `keep`).

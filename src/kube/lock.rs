@@ -54,7 +54,7 @@ pub enum LeaseState {
 
 /// The Lease's name for `environment`.
 pub fn lease_name(environment: &str) -> String {
-    format!("gitship-{environment}")
+    crate::model::reserved_name(environment)
 }
 
 /// Judge a Lease (as JSON).
@@ -79,8 +79,14 @@ pub fn lease_state(lease: &Value, holder: &str, now: DateTime<Utc>) -> LeaseStat
         .and_then(Value::as_str)
         .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
         .map(|t| t.with_timezone(&Utc));
+    // The duration comes from the cluster: an absurd one must not panic. The field is an int32
+    // in Kubernetes; a sum out of range holds the lease (never take over a lock by mistake).
+    let duration = duration.clamp(i64::from(i32::MIN), i64::from(i32::MAX));
+    let expires = |renewed: DateTime<Utc>| {
+        chrono::TimeDelta::try_seconds(duration).and_then(|d| renewed.checked_add_signed(d))
+    };
     match renewed {
-        Some(renewed) if renewed + chrono::Duration::seconds(duration) > now => LeaseState::Held {
+        Some(renewed) if expires(renewed).is_none_or(|expires| expires > now) => LeaseState::Held {
             holder: current.to_string(),
         },
         _ => LeaseState::Expired {
@@ -479,6 +485,23 @@ mod tests {
             lease_state(&json!({"spec": {"holderIdentity": "ci"}}), "me", now),
             LeaseState::Expired {
                 holder: "ci".into()
+            }
+        );
+    }
+
+    #[test]
+    fn absurd_lease_durations_do_not_panic() {
+        let now = Utc::now();
+        assert_eq!(
+            lease_state(&lease(Some("other"), 10, i64::MAX), "me", now),
+            LeaseState::Held {
+                holder: "other".into()
+            }
+        );
+        assert_eq!(
+            lease_state(&lease(Some("other"), 10, i64::MIN), "me", now),
+            LeaseState::Expired {
+                holder: "other".into()
             }
         );
     }

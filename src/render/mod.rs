@@ -13,6 +13,7 @@
 
 pub mod emit;
 pub mod template;
+pub mod validate;
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -26,6 +27,7 @@ use crate::model::Manifest;
 use crate::model::{
     ENVIRONMENT_LABEL, MANAGED_BY_LABEL, MANAGED_BY_VALUE, ObjectId, group_of, is_cluster_scoped,
 };
+use crate::repo::limits::{MAX_OBJECT_BYTES, MAX_OBJECTS, human_bytes};
 use crate::repo::yaml::{self, Node, NodeKind, ScalarStyle};
 use crate::repo::{EnvConfig, Repository};
 use crate::terraform;
@@ -215,34 +217,10 @@ impl crate::diagnostics::StageError for RenderError {
 }
 
 /// The manifest files of the repository: `*.yaml` and `*.yml` below the Kubernetes directory,
-/// recursively, in path order; hidden files and directories are skipped.
+/// recursively, in path order; hidden files and directories are skipped. Found (and checked) when
+/// the repository is opened: [`crate::repo::files::manifest_files`].
 pub fn manifest_files(repo: &Repository) -> Result<Vec<PathBuf>, RenderError> {
-    let mut files = Vec::new();
-    if let Some(dir) = &repo.layout.kubernetes_dir {
-        collect_files(dir, &mut files)?;
-    }
-    files.sort();
-    Ok(files)
-}
-
-fn collect_files(dir: &Path, files: &mut Vec<PathBuf>) -> Result<(), RenderError> {
-    let io = |source| RenderError::Io {
-        path: dir.to_path_buf(),
-        source,
-    };
-    for entry in std::fs::read_dir(dir).map_err(io)? {
-        let entry = entry.map_err(io)?;
-        let path = entry.path();
-        if entry.file_name().to_string_lossy().starts_with('.') {
-            continue;
-        }
-        if path.is_dir() {
-            collect_files(&path, files)?;
-        } else if path.extension().is_some_and(|e| e == "yaml" || e == "yml") {
-            files.push(path);
-        }
-    }
-    Ok(())
+    Ok(repo.manifest_files.clone())
 }
 
 /// Render every manifest of the repository for one environment.
@@ -412,10 +390,16 @@ impl Renderer<'_> {
             // Unresolved placeholders became nulls: do not report them again as bad data.
             let check_data = self.problems.len() == problems_before;
             let sensitive_uses = std::mem::take(&mut state.sensitive_uses);
+            let is_list = object.get("apiVersion").and_then(Value::as_str) == Some("v1")
+                && object.get("kind").and_then(Value::as_str) == Some("List");
             let mut objects = Vec::new();
-            for object in split_list(object) {
+            for (index, object) in split_list(object).into_iter().enumerate() {
                 match self.normalise(object, check_data) {
-                    Ok(object) => objects.push(object),
+                    Ok(object) => {
+                        let item = is_list.then_some(index);
+                        self.check_identity(&object, &root, item, &location);
+                        objects.push(object);
+                    }
                     Err(message) => self.problem(location.clone(), message, false),
                 }
             }
@@ -429,10 +413,46 @@ impl Renderer<'_> {
                     );
                 }
             }
+            if manifests.len() + objects.len() > MAX_OBJECTS {
+                self.problem(
+                    location,
+                    format!(
+                        "more than {MAX_OBJECTS} objects: gitship renders at most {MAX_OBJECTS} objects per environment"
+                    ),
+                    false,
+                );
+                return;
+            }
             manifests.extend(objects.into_iter().map(|object| Manifest {
                 source: location.clone(),
                 object,
             }));
+        }
+    }
+
+    /// Names, namespaces, reserved names ([`validate::check_identity`]), each problem placed at
+    /// the `metadata.name` or `metadata.namespace` it is about when the file has one; and a
+    /// warning for an object over Kubernetes' size limit. `item` is the object's index in a `List`.
+    fn check_identity(&mut self, object: &Value, root: &Node, item: Option<usize>, at: &Location) {
+        let problems =
+            validate::check_identity(object, &self.inputs.environment, &self.inputs.namespace);
+        for (field, message) in problems {
+            let field = match field {
+                validate::Field::Name => "name",
+                validate::Field::Namespace => "namespace",
+            };
+            let location = metadata_field(root, item, field)
+                .map(|node| Location::new(&at.file, node.line, node.column))
+                .unwrap_or_else(|| at.clone());
+            self.problem(location, message, false);
+        }
+        let size = validate::json_size(object);
+        if size > MAX_OBJECT_BYTES {
+            tracing::warn!(
+                "{at}: `{}` is {size} bytes as JSON, over the {} ({MAX_OBJECT_BYTES} bytes) Kubernetes stores for one object; the API server will likely refuse it",
+                ObjectId::lenient(object).qualified(),
+                human_bytes(MAX_OBJECT_BYTES as u64),
+            );
         }
     }
 
@@ -513,6 +533,8 @@ impl Renderer<'_> {
         Ok(object)
     }
 
+    /// The node as JSON, placeholders resolved. Recursive: the YAML reader bounds the depth
+    /// ([`crate::repo::limits::MAX_DEPTH`]), so the stack is bounded too.
     fn node(&mut self, node: &Node, state: &mut DocumentState) -> Value {
         match &node.kind {
             NodeKind::Scalar { text, style, tag } => {
@@ -668,6 +690,27 @@ impl Renderer<'_> {
         }
         Value::String(out)
     }
+}
+
+/// The node of `metadata.<field>` in a document (or in its `items[item]` for a `List`).
+fn metadata_field<'n>(root: &'n Node, item: Option<usize>, field: &str) -> Option<&'n Node> {
+    let get = |node: &'n Node, key: &str| -> Option<&'n Node> {
+        match &node.kind {
+            NodeKind::Mapping(entries) => entries
+                .iter()
+                .find(|(k, _)| k.as_scalar() == Some(key))
+                .map(|(_, value)| value),
+            _ => None,
+        }
+    };
+    let object = match item {
+        Some(index) => match &get(root, "items")?.kind {
+            NodeKind::Sequence(items) => items.get(index)?,
+            _ => return None,
+        },
+        None => root,
+    };
+    get(get(object, "metadata")?, field)
 }
 
 /// ConfigMap and Secret data must be strings (and Secret `data` base64): catch a typed
@@ -1049,6 +1092,43 @@ mod tests {
         assert_eq!(
             manifests[0].object["data"]["d"],
             json!(template::KNOWN_AFTER_APPLY)
+        );
+    }
+
+    #[test]
+    fn invalid_and_reserved_names_point_at_the_name() {
+        let found = problems(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: Invalid_Name!!\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: gitship-staging\n---\napiVersion: v1\nkind: List\nitems:\n  - apiVersion: coordination.k8s.io/v1\n    kind: Lease\n    metadata:\n      name: ok\n      namespace: ../../api\n",
+        );
+        assert_eq!(found.len(), 3, "{found:#?}");
+        assert!(
+            found[0].starts_with("m.yaml:4:9: `ConfigMap`: the name `Invalid_Name!!` is not valid"),
+            "{found:#?}"
+        );
+        assert!(
+            found[1]
+                .starts_with("m.yaml:9:9: `ConfigMap blog-staging/gitship-staging` is reserved"),
+            "{found:#?}"
+        );
+        assert!(
+            found[2].starts_with("m.yaml:18:18: `Lease`: the namespace `../../api` is not valid"),
+            "{found:#?}"
+        );
+    }
+
+    #[test]
+    fn deep_nesting_is_a_problem_not_a_crash() {
+        let mut text =
+            String::from("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\nspec:\n");
+        for depth in 0..20_000 {
+            text.push_str(&" ".repeat(2 + depth * 2));
+            text.push_str("-\n");
+        }
+        let found = problems(&text);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(
+            found[0].contains("invalid YAML: the YAML nests deeper than 100 levels"),
+            "{found:?}"
         );
     }
 }

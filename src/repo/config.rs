@@ -581,13 +581,18 @@ impl Reader<'_> {
 
     pub fn duration(&self, node: &Node, path: &str) -> Result<Duration, RepoError> {
         let text = self.string(node, path)?;
-        crate::settings::parse_duration(&format!("`{path}`"), &text).map_err(|_| {
+        crate::settings::parse_duration_value(&text).map_err(|err| {
             self.invalid(
                 node,
                 path,
-                format!(
-                    "invalid duration `{text}`: use a number with a unit, e.g. `90s`, `5m`, `1h30m`"
-                ),
+                match err {
+                    crate::settings::DurationError::Invalid => format!(
+                        "invalid duration `{text}`: use a number with a unit, e.g. `90s`, `5m`, `1h30m`"
+                    ),
+                    crate::settings::DurationError::TooLong => {
+                        format!("the duration `{text}` is {err}")
+                    }
+                },
             )
         })
     }

@@ -5,6 +5,8 @@
 //! broken is an error saying what was looked for and where.
 
 pub mod config;
+pub mod files;
+pub mod limits;
 pub mod yaml;
 
 use std::collections::BTreeMap;
@@ -26,6 +28,21 @@ pub struct Repository {
     pub apps: Vec<App>,
     /// Environment name -> its config file (absolute).
     pub environments: BTreeMap<String, PathBuf>,
+    /// `*.yaml` files in the config directory whose name is not a valid environment name: not
+    /// environments, skipped with a warning.
+    pub skipped_configs: Vec<SkippedConfig>,
+    /// The manifest files (absolute), in path order: checked to lie inside the repository and to
+    /// be no larger than [`limits::MAX_FILE_BYTES`].
+    pub manifest_files: Vec<PathBuf>,
+}
+
+/// A file in the config directory that is not an environment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SkippedConfig {
+    /// The file's stem: what the environment would be called.
+    pub name: String,
+    /// The file, relative to the repository root.
+    pub file: PathBuf,
 }
 
 /// Where each layer lives (absolute paths). A layer that does not exist is `None`.
@@ -128,6 +145,19 @@ pub enum RepoError {
     /// A layer that exists but cannot be used, or a configured path that does not exist.
     #[error("{message}")]
     BrokenLayout { message: String, hint: String },
+    /// A path that leaves the repository: `..`, an absolute path, or a symlink pointing out.
+    #[error("{}`{}` is outside the repository{}", location_prefix(location), path.display(), resolves_to(path, target))]
+    OutsideRepository {
+        location: Option<Location>,
+        path: PathBuf,
+        target: PathBuf,
+    },
+    /// A symlink in the manifest tree that leads back to a directory containing it.
+    #[error("`{}` is a symlink loop: it leads back to `{}`", path.display(), target.display())]
+    SymlinkLoop { path: PathBuf, target: PathBuf },
+    /// A file over [`limits::MAX_FILE_BYTES`].
+    #[error("`{}` is {}, larger than the {} gitship reads from one file", path.display(), limits::human_bytes(*size), files::max_file_size())]
+    TooLarge { path: PathBuf, size: u64 },
     /// The repository has none of the layers gitship looks for.
     #[error("no gitship layout in `{}`: looked for {looked_for}", root.display())]
     NoLayout { root: PathBuf, looked_for: String },
@@ -163,6 +193,17 @@ impl RepoError {
                 "rename the file: lowercase letters, digits and `-`, at most 63 characters, e.g. `staging`".into(),
             ),
             RepoError::BrokenLayout { hint, .. } => Some(hint.clone()),
+            RepoError::OutsideRepository { location: Some(_), .. } => Some(format!(
+                "paths in `{SETTINGS_FILE}` are relative to the repository root and must stay inside it"
+            )),
+            RepoError::OutsideRepository { location: None, .. } => Some(
+                "gitship reads only files inside the repository: move the files into it, or replace the symlink with a copy".into(),
+            ),
+            RepoError::SymlinkLoop { path, .. } => Some(format!(
+                "remove the symlink `{}` or point it outside the directories that contain it",
+                path.display()
+            )),
+            RepoError::TooLarge { .. } => Some("split the file into several smaller ones".into()),
             RepoError::NoLayout { .. } => Some(format!(
                 "pass the repository with `-C DIR`, lay it out as in the README, or point `{SETTINGS_FILE}` at your directories"
             )),
@@ -173,6 +214,21 @@ impl RepoError {
 impl crate::diagnostics::StageError for RepoError {
     fn hint(&self) -> Option<String> {
         RepoError::hint(self)
+    }
+}
+
+fn location_prefix(location: &Option<Location>) -> String {
+    location
+        .as_ref()
+        .map(|location| format!("{location}: "))
+        .unwrap_or_default()
+}
+
+fn resolves_to(path: &Path, target: &Path) -> String {
+    if path == target {
+        String::new()
+    } else {
+        format!(": it resolves to `{}`", target.display())
     }
 }
 
@@ -218,19 +274,13 @@ struct AppOverride {
     location: Option<Location>,
 }
 
-fn read_file(path: &Path) -> Result<String, RepoError> {
-    std::fs::read_to_string(path).map_err(|source| RepoError::Io {
-        path: path.to_path_buf(),
-        source,
-    })
-}
-
 fn parse_overrides(root: &Path) -> Result<Overrides, RepoError> {
     let path = root.join(SETTINGS_FILE);
     if !path.exists() {
         return Ok(Overrides::default());
     }
-    let text = read_file(&path)?;
+    let path = files::confine(root, &path, None)?;
+    let text = files::read_text(root, &path)?;
     let display = PathBuf::from(SETTINGS_FILE);
     let reader = Reader { file: &display };
     let Some(node) = yaml::parse_single(&text).map_err(|err| reader.syntax(err))? else {
@@ -248,9 +298,18 @@ fn parse_overrides(root: &Path) -> Result<Overrides, RepoError> {
             &["apps", "terraform", "kubernetes", "config"],
         )?;
         let get = |key: &str| -> Result<Option<(String, Location)>, RepoError> {
-            find(entries, key)
-                .map(|n| Ok((reader.string(n, &format!("paths.{key}"))?, at(n))))
-                .transpose()
+            let Some(node) = find(entries, key) else {
+                return Ok(None);
+            };
+            let value = reader.string(node, &format!("paths.{key}"))?;
+            if !files::lexically_inside(Path::new(&value)) {
+                return Err(RepoError::OutsideRepository {
+                    location: Some(at(node)),
+                    path: PathBuf::from(&value),
+                    target: PathBuf::from(&value),
+                });
+            }
+            Ok(Some((value, at(node))))
         };
         overrides.apps_dir = get("apps")?;
         overrides.terraform_dir = get("terraform")?;
@@ -332,6 +391,7 @@ fn layer(
     match configured {
         Some((relative, location)) => {
             let path = root.join(relative);
+            files::confine(root, &path, Some(location))?;
             if path.is_dir() {
                 Ok(Some(path))
             } else {
@@ -345,6 +405,7 @@ fn layer(
         }
         None => {
             let path = root.join(convention);
+            files::confine(root, &path, None)?;
             if path.is_dir() {
                 Ok(Some(path))
             } else if path.exists() {
@@ -376,6 +437,190 @@ fn sorted_entries(dir: &Path) -> Result<Vec<std::fs::DirEntry>, RepoError> {
     Ok(entries)
 }
 
+/// The Terraform directory must hold the root module's `*.tf` files.
+fn check_terraform_dir(root: &Path, dir: &Path) -> Result<(), RepoError> {
+    let has_tf = sorted_entries(dir)?
+        .iter()
+        .any(|e| e.path().extension().is_some_and(|x| x == "tf"));
+    if !has_tf {
+        let shown_dir = shown(root, dir);
+        return Err(RepoError::BrokenLayout {
+            message: format!("the Terraform directory `{shown_dir}` has no `*.tf` files"),
+            hint: format!(
+                "add the root module's `*.tf` files to `{shown_dir}`, or remove the directory"
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// The apps: subdirectories of `apps_dir` holding a Dockerfile, with `gitship.yaml`'s `apps`
+/// applied; in name order. Every path must lie inside the repository.
+fn discover_apps(
+    root: &Path,
+    apps_dir: Option<&Path>,
+    overrides: &Overrides,
+) -> Result<Vec<App>, RepoError> {
+    let mut apps = Vec::new();
+    if let Some(dir) = apps_dir {
+        for entry in sorted_entries(dir)? {
+            let path = entry.path();
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if !path.is_dir() || name.starts_with('.') {
+                continue;
+            }
+            files::confine(root, &path, None)?;
+            let dockerfile = path.join("Dockerfile");
+            let configured = overrides.apps.get(&name);
+            if !dockerfile.is_file() && configured.is_none_or(|c| c.dockerfile.is_none()) {
+                let shown_dir = shown(root, &path);
+                return Err(RepoError::BrokenLayout {
+                    message: format!("app directory `{shown_dir}` has no `Dockerfile`"),
+                    hint: format!(
+                        "add `{shown_dir}/Dockerfile`, move the directory out of `{}`, or set `apps.{name}.dockerfile` in `{SETTINGS_FILE}`",
+                        shown(root, dir)
+                    ),
+                });
+            }
+            apps.push(App {
+                name,
+                dockerfile,
+                context: path,
+                build_args: BTreeMap::new(),
+                target: None,
+            });
+        }
+    }
+    for (name, configured) in &overrides.apps {
+        let location = configured
+            .location
+            .clone()
+            .unwrap_or_else(|| Location::new(SETTINGS_FILE, 1, 1));
+        if !is_dns_label(name) {
+            return Err(RepoError::BrokenLayout {
+                message: format!("{location}: app name `{name}` is not a valid image name"),
+                hint: "use lowercase letters, digits and `-`".into(),
+            });
+        }
+        let discovered = apps.iter().position(|a| &a.name == name);
+        let index = match discovered {
+            Some(index) => index,
+            None if configured.dockerfile.is_some() => {
+                apps.push(App {
+                    name: name.clone(),
+                    dockerfile: PathBuf::new(),
+                    context: PathBuf::new(),
+                    build_args: BTreeMap::new(),
+                    target: None,
+                });
+                apps.len() - 1
+            }
+            None => {
+                let known: Vec<&str> = apps.iter().map(|a| a.name.as_str()).collect();
+                let hint = match did_you_mean(name, known.iter().copied()) {
+                    Some(s) => format!(
+                        "did you mean `{s}`? (or set `apps.{name}.dockerfile` to declare a new app)"
+                    ),
+                    None => format!("set `apps.{name}.dockerfile` to declare a new app"),
+                };
+                return Err(RepoError::BrokenLayout {
+                    message: format!("{location}: `apps.{name}` does not match any app directory"),
+                    hint,
+                });
+            }
+        };
+        let app = &mut apps[index];
+        if let Some(dockerfile) = &configured.dockerfile {
+            app.dockerfile = root.join(dockerfile);
+            if configured.context.is_none() && discovered.is_none() {
+                app.context = app
+                    .dockerfile
+                    .parent()
+                    .map(Path::to_path_buf)
+                    .unwrap_or_else(|| root.to_path_buf());
+            }
+        }
+        if let Some(context) = &configured.context {
+            app.context = root.join(context);
+        }
+        app.build_args = configured.build_args.clone();
+        app.target = configured.target.clone();
+        files::confine(root, &app.dockerfile, Some(&location))?;
+        files::confine(root, &app.context, Some(&location))?;
+        if !app.dockerfile.is_file() {
+            return Err(RepoError::BrokenLayout {
+                message: format!(
+                    "{location}: the Dockerfile of app `{name}` does not exist: `{}`",
+                    shown(root, &app.dockerfile)
+                ),
+                hint: format!("fix `apps.{name}.dockerfile` in `{SETTINGS_FILE}`"),
+            });
+        }
+        if !app.context.is_dir() {
+            return Err(RepoError::BrokenLayout {
+                message: format!(
+                    "{location}: the build context of app `{name}` is not a directory: `{}`",
+                    shown(root, &app.context)
+                ),
+                hint: format!("fix `apps.{name}.context` in `{SETTINGS_FILE}`"),
+            });
+        }
+    }
+    apps.sort_by(|a, b| a.name.cmp(&b.name));
+    for app in &apps {
+        if !is_dns_label(&app.name) {
+            return Err(RepoError::BrokenLayout {
+                message: format!("app `{}` has a name that cannot be an image name", app.name),
+                hint: "rename the directory: lowercase letters, digits and `-`".into(),
+            });
+        }
+    }
+
+    Ok(apps)
+}
+
+/// The environments: `*.yaml`/`*.yml` files in the config directory, by name. A file whose name
+/// is not a valid environment name is skipped (and returned), not an error: one stray file must
+/// not break every environment.
+fn discover_environments(
+    root: &Path,
+    dir: &Path,
+    config_relative: &str,
+) -> Result<(BTreeMap<String, PathBuf>, Vec<SkippedConfig>), RepoError> {
+    let mut environments = BTreeMap::new();
+    let mut skipped = Vec::new();
+    for entry in sorted_entries(dir)? {
+        let path = entry.path();
+        let Some(extension) = path.extension() else {
+            continue;
+        };
+        if (extension != "yaml" && extension != "yml") || !path.is_file() {
+            continue;
+        }
+        files::confine(root, &path, None)?;
+        let name = path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        if !is_dns_label(&name) {
+            skipped.push(SkippedConfig {
+                name,
+                file: relative(root, &path),
+            });
+            continue;
+        }
+        if environments.insert(name.clone(), path.clone()).is_some() {
+            return Err(RepoError::BrokenLayout {
+                message: format!("environment `{name}` has two config files (`.yaml` and `.yml`)"),
+                hint: format!(
+                    "keep one of `{config_relative}/{name}.yaml` and `{config_relative}/{name}.yml`"
+                ),
+            });
+        }
+    }
+    Ok((environments, skipped))
+}
+
 impl Repository {
     /// Find the repository: `repo_flag` (`-C DIR`) or else the enclosing Git work tree of the
     /// current directory; then discover its layers, applying `gitship.yaml`.
@@ -405,11 +650,22 @@ impl Repository {
                     .ok_or(RepoError::NotInGitWorkTree { directory: cwd })?
             }
         };
-        Self::open(root)
+        let repository = Self::open(root)?;
+        for skipped in &repository.skipped_configs {
+            tracing::warn!(
+                "skipping `{}`: `{}` is not a valid environment name (environment names are DNS labels: lowercase letters, digits and `-`)",
+                skipped.file.display(),
+                skipped.name
+            );
+        }
+        Ok(repository)
     }
 
-    /// Discover the layers of the repository rooted at `root` (absolute).
+    /// Discover the layers of the repository rooted at `root` (absolute): `gitship.yaml`, the
+    /// layer directories, the apps, the environments and the manifest files.
     pub fn open(root: PathBuf) -> Result<Repository, RepoError> {
+        // Confinement compares canonical paths.
+        let root = root.canonicalize().unwrap_or(root);
         let overrides = parse_overrides(&root)?;
         let apps_dir = layer(&root, &overrides.apps_dir, "apps", "apps")?;
         let terraform_dir = layer(
@@ -432,166 +688,17 @@ impl Repository {
         let config_dir = layer(&root, &overrides.config_dir, "config", "environment config")?;
 
         if let Some(dir) = &terraform_dir {
-            let has_tf = sorted_entries(dir)?
-                .iter()
-                .any(|e| e.path().extension().is_some_and(|x| x == "tf"));
-            if !has_tf {
-                let shown_dir = shown(&root, dir);
-                return Err(RepoError::BrokenLayout {
-                    message: format!("the Terraform directory `{shown_dir}` has no `*.tf` files"),
-                    hint: format!(
-                        "add the root module's `*.tf` files to `{shown_dir}`, or remove the directory"
-                    ),
-                });
-            }
+            check_terraform_dir(&root, dir)?;
         }
-
-        let mut apps = Vec::new();
-        if let Some(dir) = &apps_dir {
-            for entry in sorted_entries(dir)? {
-                let path = entry.path();
-                let name = entry.file_name().to_string_lossy().into_owned();
-                if !path.is_dir() || name.starts_with('.') {
-                    continue;
-                }
-                let dockerfile = path.join("Dockerfile");
-                let configured = overrides.apps.get(&name);
-                if !dockerfile.is_file() && configured.is_none_or(|c| c.dockerfile.is_none()) {
-                    let shown_dir = shown(&root, &path);
-                    return Err(RepoError::BrokenLayout {
-                        message: format!("app directory `{shown_dir}` has no `Dockerfile`"),
-                        hint: format!(
-                            "add `{shown_dir}/Dockerfile`, move the directory out of `{}`, or set `apps.{name}.dockerfile` in `{SETTINGS_FILE}`",
-                            shown(&root, dir)
-                        ),
-                    });
-                }
-                apps.push(App {
-                    name,
-                    dockerfile,
-                    context: path,
-                    build_args: BTreeMap::new(),
-                    target: None,
-                });
-            }
-        }
-        for (name, configured) in &overrides.apps {
-            let location = configured
-                .location
-                .clone()
-                .unwrap_or_else(|| Location::new(SETTINGS_FILE, 1, 1));
-            if !is_dns_label(name) {
-                return Err(RepoError::BrokenLayout {
-                    message: format!("{location}: app name `{name}` is not a valid image name"),
-                    hint: "use lowercase letters, digits and `-`".into(),
-                });
-            }
-            let discovered = apps.iter().position(|a| &a.name == name);
-            let index = match discovered {
-                Some(index) => index,
-                None if configured.dockerfile.is_some() => {
-                    apps.push(App {
-                        name: name.clone(),
-                        dockerfile: PathBuf::new(),
-                        context: PathBuf::new(),
-                        build_args: BTreeMap::new(),
-                        target: None,
-                    });
-                    apps.len() - 1
-                }
-                None => {
-                    let known: Vec<&str> = apps.iter().map(|a| a.name.as_str()).collect();
-                    let hint = match did_you_mean(name, known.iter().copied()) {
-                        Some(s) => format!(
-                            "did you mean `{s}`? (or set `apps.{name}.dockerfile` to declare a new app)"
-                        ),
-                        None => format!("set `apps.{name}.dockerfile` to declare a new app"),
-                    };
-                    return Err(RepoError::BrokenLayout {
-                        message: format!(
-                            "{location}: `apps.{name}` does not match any app directory"
-                        ),
-                        hint,
-                    });
-                }
-            };
-            let app = &mut apps[index];
-            if let Some(dockerfile) = &configured.dockerfile {
-                app.dockerfile = root.join(dockerfile);
-                if configured.context.is_none() && discovered.is_none() {
-                    app.context = app
-                        .dockerfile
-                        .parent()
-                        .map(Path::to_path_buf)
-                        .unwrap_or_else(|| root.clone());
-                }
-            }
-            if let Some(context) = &configured.context {
-                app.context = root.join(context);
-            }
-            app.build_args = configured.build_args.clone();
-            app.target = configured.target.clone();
-            if !app.dockerfile.is_file() {
-                return Err(RepoError::BrokenLayout {
-                    message: format!(
-                        "{location}: the Dockerfile of app `{name}` does not exist: `{}`",
-                        shown(&root, &app.dockerfile)
-                    ),
-                    hint: format!("fix `apps.{name}.dockerfile` in `{SETTINGS_FILE}`"),
-                });
-            }
-            if !app.context.is_dir() {
-                return Err(RepoError::BrokenLayout {
-                    message: format!(
-                        "{location}: the build context of app `{name}` is not a directory: `{}`",
-                        shown(&root, &app.context)
-                    ),
-                    hint: format!("fix `apps.{name}.context` in `{SETTINGS_FILE}`"),
-                });
-            }
-        }
-        apps.sort_by(|a, b| a.name.cmp(&b.name));
-        for app in &apps {
-            if !is_dns_label(&app.name) {
-                return Err(RepoError::BrokenLayout {
-                    message: format!("app `{}` has a name that cannot be an image name", app.name),
-                    hint: "rename the directory: lowercase letters, digits and `-`".into(),
-                });
-            }
-        }
-
-        let mut environments = BTreeMap::new();
-        if let Some(dir) = &config_dir {
-            for entry in sorted_entries(dir)? {
-                let path = entry.path();
-                let Some(extension) = path.extension() else {
-                    continue;
-                };
-                if (extension != "yaml" && extension != "yml") || !path.is_file() {
-                    continue;
-                }
-                let name = path
-                    .file_stem()
-                    .map(|s| s.to_string_lossy().into_owned())
-                    .unwrap_or_default();
-                if !is_dns_label(&name) {
-                    return Err(RepoError::InvalidEnvironmentName {
-                        name,
-                        file: relative(&root, &path),
-                    });
-                }
-                if environments.insert(name.clone(), path.clone()).is_some() {
-                    return Err(RepoError::BrokenLayout {
-                        message: format!(
-                            "environment `{name}` has two config files (`.yaml` and `.yml`)"
-                        ),
-                        hint: format!(
-                            "keep one of `{config_relative}/{name}.yaml` and `{config_relative}/{name}.yml`"
-                        ),
-                    });
-                }
-            }
-        }
+        let apps = discover_apps(&root, apps_dir.as_deref(), &overrides)?;
+        let (environments, skipped_configs) = match &config_dir {
+            Some(dir) => discover_environments(&root, dir, &config_relative)?,
+            None => Default::default(),
+        };
+        let manifest_files = match &kubernetes_dir {
+            Some(dir) => files::manifest_files(&root, dir)?,
+            None => Vec::new(),
+        };
 
         if apps_dir.is_none()
             && terraform_dir.is_none()
@@ -618,6 +725,8 @@ impl Repository {
             root,
             apps,
             environments,
+            skipped_configs,
+            manifest_files,
         })
     }
 
@@ -635,19 +744,25 @@ impl Repository {
     pub fn environment_file(&self, name: &str) -> Result<&Path, RepoError> {
         match self.environments.get(name) {
             Some(path) => Ok(path),
-            None => Err(RepoError::UnknownEnvironment {
-                name: name.to_string(),
-                available: self.environments.keys().cloned().collect(),
-                suggestion: did_you_mean(name, self.environments.keys().map(String::as_str)),
-                config_dir: self.relative(&self.layout.config_dir),
-            }),
+            None => match self.skipped_configs.iter().find(|s| s.name == name) {
+                Some(skipped) => Err(RepoError::InvalidEnvironmentName {
+                    name: name.to_string(),
+                    file: skipped.file.clone(),
+                }),
+                None => Err(RepoError::UnknownEnvironment {
+                    name: name.to_string(),
+                    available: self.environments.keys().cloned().collect(),
+                    suggestion: did_you_mean(name, self.environments.keys().map(String::as_str)),
+                    config_dir: self.relative(&self.layout.config_dir),
+                }),
+            },
         }
     }
 
     /// Load and validate `config/<name>.yaml`.
     pub fn load_env(&self, name: &str) -> Result<EnvConfig, RepoError> {
         let file = self.environment_file(name)?.to_path_buf();
-        let text = read_file(&file)?;
+        let text = files::read_text(&self.root, &file)?;
         let display = self.relative(&file);
         let config = EnvConfig::parse(name, &file, &display, &text)?;
         if !self.apps.is_empty() && config.registry.is_none() {

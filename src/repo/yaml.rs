@@ -4,12 +4,15 @@
 //!
 //! Built on the event parser of `yaml-rust2`. Scalars keep their text and style: whether a plain
 //! scalar is a number, a boolean or null is decided later ([`resolve_plain`]), after templates had
-//! their say. Anchors and aliases are expanded; duplicate mapping keys are an error.
+//! their say. Anchors and aliases are expanded; duplicate mapping keys are an error. Nesting depth
+//! and alias expansion are bounded ([`crate::repo::limits`]).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser};
 use yaml_rust2::scanner::{Marker, TScalarStyle};
+
+use crate::repo::limits::{MAX_ALIAS_NODES, MAX_ALIASES, MAX_DEPTH};
 
 /// How a scalar was written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -166,14 +169,28 @@ pub fn resolve_plain(text: &str) -> serde_json::Value {
 }
 
 /// Parse a YAML stream into its documents.
+///
+/// The parser is driven event by event (not with `Parser::load`, which recurses once per nesting
+/// level), so that the limits of [`crate::repo::limits`] stop a hostile file early: nesting
+/// deeper than [`MAX_DEPTH`], more than [`MAX_ALIASES`] aliases or more than [`MAX_ALIAS_NODES`]
+/// nodes added by them is an error at the offending position.
 pub fn parse_documents(text: &str) -> Result<Vec<Document>, YamlError> {
     let mut builder = Builder::default();
     let mut parser = Parser::new_from_str(text);
-    parser.load(&mut builder, true).map_err(|err| YamlError {
-        line: err.marker().line(),
-        column: err.marker().col() + 1,
-        message: err.info().to_string(),
-    })?;
+    loop {
+        let (event, mark) = parser.next_token().map_err(|err| YamlError {
+            line: err.marker().line(),
+            column: err.marker().col() + 1,
+            message: err.info().to_string(),
+        })?;
+        if event == Event::StreamEnd {
+            break;
+        }
+        builder.on_event(event, mark);
+        if let Some(error) = builder.fatal.take() {
+            return Err(error);
+        }
+    }
     if let Some(error) = builder.error {
         return Err(error);
     }
@@ -193,37 +210,57 @@ pub fn parse_single(text: &str) -> Result<Option<Node>, YamlError> {
     Ok(documents.pop().and_then(|d| d.root))
 }
 
+/// A collection being built.
+struct Frame {
+    node: Node,
+    /// For a mapping: the key whose value has not arrived yet.
+    pending_key: Option<Node>,
+    anchor: usize,
+    /// For a mapping: the scalar keys seen so far, for the duplicate check in O(1).
+    keys: HashSet<String>,
+    /// Nodes in the collection so far, itself included (what an alias to it would add).
+    size: usize,
+}
+
 /// Builds [`Node`]s from parser events.
 #[derive(Default)]
 struct Builder {
     documents: Vec<Document>,
-    /// Open collections: the node being built and, for mappings, a pending key.
-    stack: Vec<(Node, Option<Node>, usize)>,
-    anchors: HashMap<usize, Node>,
+    /// Open collections, innermost last.
+    stack: Vec<Frame>,
+    /// Anchored nodes of the current document with their sizes in nodes.
+    anchors: HashMap<usize, (Node, usize)>,
     document_line: usize,
     document_count: usize,
+    /// Aliases seen and nodes they added, in the whole stream.
+    aliases: usize,
+    alias_nodes: usize,
+    /// The first structural error (a duplicate key); parsing goes on to report syntax errors.
     error: Option<YamlError>,
+    /// A limit was exceeded: parsing stops.
+    fatal: Option<YamlError>,
 }
 
 impl Builder {
-    fn push_value(&mut self, node: Node, anchor: usize) {
+    fn push_value(&mut self, node: Node, anchor: usize, size: usize) {
         if anchor > 0 {
-            self.anchors.insert(anchor, node.clone());
+            self.anchors.insert(anchor, (node.clone(), size));
         }
-        let Some((parent, pending_key, _)) = self.stack.last_mut() else {
+        let Some(frame) = self.stack.last_mut() else {
             self.documents.push(Document {
                 line: node.line,
                 root: Some(node),
             });
             return;
         };
-        match &mut parent.kind {
+        frame.size = frame.size.saturating_add(size);
+        match &mut frame.node.kind {
             NodeKind::Sequence(items) => items.push(node),
-            NodeKind::Mapping(entries) => match pending_key.take() {
-                None => *pending_key = Some(node),
+            NodeKind::Mapping(entries) => match frame.pending_key.take() {
+                None => frame.pending_key = Some(node),
                 Some(key) => {
                     if let Some(name) = key.as_scalar()
-                        && entries.iter().any(|(k, _)| k.as_scalar() == Some(name))
+                        && !frame.keys.insert(name.to_string())
                         && self.error.is_none()
                     {
                         self.error = Some(YamlError {
@@ -237,6 +274,59 @@ impl Builder {
             },
             NodeKind::Scalar { .. } => {}
         }
+    }
+
+    fn open(&mut self, kind: NodeKind, anchor: usize, line: usize, column: usize) {
+        if self.stack.len() >= MAX_DEPTH {
+            self.fatal = Some(YamlError {
+                line,
+                column,
+                message: format!("the YAML nests deeper than {MAX_DEPTH} levels"),
+            });
+            return;
+        }
+        self.stack.push(Frame {
+            node: Node { kind, line, column },
+            pending_key: None,
+            anchor,
+            keys: HashSet::new(),
+            size: 1,
+        });
+    }
+
+    fn alias(&mut self, anchor: usize, line: usize, column: usize) {
+        let Some((node, size)) = self.anchors.get(&anchor) else {
+            // The parser knows the anchor, but from an earlier document.
+            self.fatal = Some(YamlError {
+                line,
+                column,
+                message: "alias to an anchor of an earlier document".into(),
+            });
+            return;
+        };
+        let size = *size;
+        self.aliases += 1;
+        self.alias_nodes = self.alias_nodes.saturating_add(size);
+        if self.aliases > MAX_ALIASES {
+            self.fatal = Some(YamlError {
+                line,
+                column,
+                message: format!("more than {MAX_ALIASES} aliases in one file"),
+            });
+            return;
+        }
+        if self.alias_nodes > MAX_ALIAS_NODES {
+            self.fatal = Some(YamlError {
+                line,
+                column,
+                message: format!(
+                    "aliases expand to more than {MAX_ALIAS_NODES} nodes (a \"billion laughs\" file?)"
+                ),
+            });
+            return;
+        }
+        let node = node.clone();
+        self.push_value(node, 0, size);
     }
 }
 
@@ -266,9 +356,13 @@ fn expand_merge_keys(node: &mut Node) {
             NodeKind::Scalar { .. } => {}
         }
     }
+    let mut present: HashSet<Option<String>> = own
+        .iter()
+        .map(|(key, _)| key.as_scalar().map(str::to_string))
+        .collect();
     for source in sources {
         for (key, value) in source {
-            if !own.iter().any(|(k, _)| k.as_scalar() == key.as_scalar()) {
+            if present.insert(key.as_scalar().map(str::to_string)) {
                 own.push((key, value));
             }
         }
@@ -283,6 +377,7 @@ impl MarkedEventReceiver for Builder {
             Event::DocumentStart => {
                 self.document_line = line;
                 self.document_count = self.documents.len();
+                self.anchors.clear();
             }
             Event::DocumentEnd => {
                 // A document whose root never arrived is empty: `---` followed by comments.
@@ -305,48 +400,21 @@ impl MarkedEventReceiver for Builder {
                     line,
                     column,
                 };
-                self.push_value(node, anchor);
+                self.push_value(node, anchor, 1);
             }
             Event::SequenceStart(anchor, _) => {
-                self.stack.push((
-                    Node {
-                        kind: NodeKind::Sequence(Vec::new()),
-                        line,
-                        column,
-                    },
-                    None,
-                    anchor,
-                ));
+                self.open(NodeKind::Sequence(Vec::new()), anchor, line, column);
             }
             Event::MappingStart(anchor, _) => {
-                self.stack.push((
-                    Node {
-                        kind: NodeKind::Mapping(Vec::new()),
-                        line,
-                        column,
-                    },
-                    None,
-                    anchor,
-                ));
+                self.open(NodeKind::Mapping(Vec::new()), anchor, line, column);
             }
             Event::SequenceEnd | Event::MappingEnd => {
-                if let Some((mut node, _, anchor)) = self.stack.pop() {
-                    expand_merge_keys(&mut node);
-                    self.push_value(node, anchor);
+                if let Some(mut frame) = self.stack.pop() {
+                    expand_merge_keys(&mut frame.node);
+                    self.push_value(frame.node, frame.anchor, frame.size);
                 }
             }
-            Event::Alias(anchor) => {
-                let node = self.anchors.get(&anchor).cloned().unwrap_or(Node {
-                    kind: NodeKind::Scalar {
-                        text: String::new(),
-                        style: ScalarStyle::Plain,
-                        tag: None,
-                    },
-                    line,
-                    column,
-                });
-                self.push_value(node, 0);
-            }
+            Event::Alias(anchor) => self.alias(anchor, line, column),
             Event::Nothing | Event::StreamStart | Event::StreamEnd => {}
         }
     }
@@ -424,5 +492,94 @@ mod tests {
         assert_eq!(resolve_plain("1.2.3"), json!("1.2.3"));
         assert_eq!(resolve_plain("yes"), json!("yes"));
         assert_eq!(resolve_plain(".inf"), json!(".inf"));
+    }
+
+    #[test]
+    fn billion_laughs_is_refused_early() {
+        let mut text = String::from("a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
+        for level in 1..10 {
+            let previous = level - 1;
+            text.push_str(&format!(
+                "a{level}: &a{level} [*a{previous}, *a{previous}, *a{previous}, *a{previous}, *a{previous}, *a{previous}, *a{previous}, *a{previous}, *a{previous}, *a{previous}]\n"
+            ));
+        }
+        assert!(text.len() < 800, "{}", text.len());
+        let err = parse_documents(&text).unwrap_err();
+        assert!(
+            err.message.contains("aliases expand to more than"),
+            "{err:?}"
+        );
+        assert!(err.line >= 5, "{err:?}");
+    }
+
+    #[test]
+    fn alias_count_is_bounded() {
+        let mut text = String::from("a: &a x\nb:\n");
+        for _ in 0..=MAX_ALIASES {
+            text.push_str("  - *a\n");
+        }
+        let err = parse_documents(&text).unwrap_err();
+        assert_eq!(
+            err.message,
+            format!("more than {MAX_ALIASES} aliases in one file")
+        );
+        assert_eq!(err.line, MAX_ALIASES + 3);
+    }
+
+    #[test]
+    fn aliases_to_earlier_documents_are_errors() {
+        let err = parse_documents("a: &x 1\n---\nb: *x\n").unwrap_err();
+        assert_eq!(
+            (err.line, err.message.as_str()),
+            (3, "alias to an anchor of an earlier document")
+        );
+    }
+
+    #[test]
+    fn deep_block_nesting_is_refused() {
+        // 20,000 nested block sequences: `- - - ...` one level per line.
+        let mut text = String::new();
+        for depth in 0..20_000 {
+            text.push_str(&" ".repeat(depth * 2));
+            text.push_str("-\n");
+        }
+        let err = parse_documents(&text).unwrap_err();
+        assert_eq!(
+            err.message,
+            format!("the YAML nests deeper than {MAX_DEPTH} levels")
+        );
+        assert_eq!(err.line, MAX_DEPTH + 1);
+        // Just below the limit is fine.
+        let ok: String = (0..MAX_DEPTH - 1)
+            .map(|depth| format!("{}- \n", " ".repeat(depth * 2)))
+            .collect::<String>()
+            + &" ".repeat((MAX_DEPTH - 1) * 2)
+            + "- leaf\n";
+        assert!(parse_documents(&ok).is_ok());
+        // Flow nesting is the parser's own limit.
+        let flow = "[".repeat(300) + &"]".repeat(300);
+        assert!(parse_documents(&flow).is_err());
+    }
+
+    #[test]
+    fn many_keys_are_linear() {
+        // 100,000 keys took minutes with a list scan per key.
+        let mut text = String::from("data:\n");
+        for index in 0..100_000 {
+            text.push_str(&format!("  key-{index}: value\n"));
+        }
+        text.push_str("merged:\n  <<: *base\n");
+        let text = text.replacen("data:\n", "data: &base\n", 1);
+        let started = std::time::Instant::now();
+        let docs = parse_documents(&text).unwrap();
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "{:?}",
+            started.elapsed()
+        );
+        let json = docs[0].root.as_ref().unwrap().to_json();
+        assert_eq!(json["merged"].as_object().map(|m| m.len()), Some(100_000));
+        let err = parse_documents("a: 1\nb: 2\na: 3\n").unwrap_err();
+        assert_eq!((err.line, err.message.as_str()), (3, "duplicate key `a`"));
     }
 }

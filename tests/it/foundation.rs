@@ -584,8 +584,10 @@ fn unknown_and_invalid_environments() {
         Some(repo.path()),
     );
 
+    // A stray file does not break the other environments (`tests/it/bad_input.rs`), but asking
+    // for it by name is an error.
     repo.write("config/Bad_Name.yaml", "cluster:\n  namespace: x\n");
-    let invalid = repo.gitship(&["envs"]);
+    let invalid = repo.gitship(&["render", "Bad_Name"]);
     assert_eq!(invalid.code, 1);
     snapshot(
         "invalid_environment_name",

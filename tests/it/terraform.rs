@@ -64,6 +64,8 @@ impl Fixture {
             },
             apps: Vec::new(),
             environments: BTreeMap::new(),
+            skipped_configs: Vec::new(),
+            manifest_files: Vec::new(),
         }
     }
 

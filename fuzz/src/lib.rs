@@ -1,0 +1,57 @@
+//! The bodies of the fuzz targets, as plain functions: `fuzz_targets/*.rs` hand them libFuzzer's
+//! input, and `tests/corpus.rs` replays the seed corpus through them with a plain `cargo test`
+//! (no nightly needed). Each must never panic, whatever the bytes.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use gitship::render::{RenderInputs, UnknownOutputs};
+
+/// The YAML reader: any text parses to documents or to an error with a position, and the tree
+/// converts to JSON.
+pub fn yaml(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    // An error is fine; a panic, a hang or unbounded memory is not.
+    if let Ok(documents) = gitship::repo::yaml::parse_documents(text) {
+        for root in documents.into_iter().filter_map(|document| document.root) {
+            let _ = root.to_json();
+            let _ = root.type_name();
+        }
+    }
+}
+
+/// The template engine: any manifest text renders or reports problems; rendered objects emit as
+/// YAML.
+pub fn template(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let inputs = RenderInputs {
+        environment: "staging".into(),
+        namespace: "shop-staging".into(),
+        values: serde_json::json!({"replicas": 2, "domain": "example.com", "list": [1, "a"], "nested": {"a": {"b": true}}}),
+        git_sha: "0123456789abcdef0123456789abcdef01234567".into(),
+        images: BTreeMap::new(),
+        terraform: Default::default(),
+    };
+    let sources = [(PathBuf::from("fuzz.yaml"), text.to_string())];
+    for unknown in [UnknownOutputs::Error, UnknownOutputs::Placeholder] {
+        if let Ok(manifests) =
+            gitship::render::render_sources("staging", &sources, &inputs, unknown)
+        {
+            let _ = gitship::render::to_yaml_stream(&manifests);
+        }
+    }
+}
+
+/// The environment config parser: any text is a config or an error.
+pub fn env_config(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let file = Path::new("/repo/config/staging.yaml");
+    let _ =
+        gitship::repo::EnvConfig::parse("staging", file, Path::new("config/staging.yaml"), text);
+}

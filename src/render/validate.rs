@@ -1,0 +1,255 @@
+//! Checks on a rendered object's identity that the API server would otherwise make (or worse,
+//! not make) only at deploy time: names and namespaces follow the Kubernetes rules, no object
+//! takes a name gitship reserves for itself, and an object is not larger than Kubernetes stores.
+//!
+//! The name rules are apimachinery's: a namespace is an RFC 1123 DNS label; so are the names of
+//! Namespaces and Services (the API server wants an RFC 1035 label for a Service; gitship is as
+//! lenient as the relaxed rule of Kubernetes 1.34). Most built-in kinds want an RFC 1123 DNS
+//! subdomain. RBAC kinds and PersistentVolumes only need a valid path segment, and so do kinds
+//! gitship does not know (custom resources): there only `/`, `%`, `.` and `..` are refused, which
+//! would change the meaning of the request path.
+
+use serde_json::Value;
+
+use crate::model::{group_of, is_cluster_scoped};
+
+/// Which part of the object a problem is about, to place it in the file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Field {
+    Name,
+    Namespace,
+}
+
+/// How a kind's names are validated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum NameRule {
+    DnsLabel,
+    DnsSubdomain,
+    PathSegment,
+}
+
+/// API groups whose kinds are built into the API server (names are DNS subdomains unless
+/// [`name_rule`] says otherwise).
+const BUILT_IN_GROUPS: &[&str] = &[
+    "",
+    "apps",
+    "batch",
+    "autoscaling",
+    "policy",
+    "networking.k8s.io",
+    "storage.k8s.io",
+    "scheduling.k8s.io",
+    "coordination.k8s.io",
+    "discovery.k8s.io",
+    "node.k8s.io",
+    "certificates.k8s.io",
+    "admissionregistration.k8s.io",
+    "apiextensions.k8s.io",
+    "apiregistration.k8s.io",
+    "events.k8s.io",
+    "flowcontrol.apiserver.k8s.io",
+    "resource.k8s.io",
+];
+
+fn name_rule(group: &str, kind: &str) -> NameRule {
+    match (group, kind) {
+        ("", "Namespace" | "Service") => NameRule::DnsLabel,
+        ("", "PersistentVolume") | ("rbac.authorization.k8s.io", _) => NameRule::PathSegment,
+        _ if BUILT_IN_GROUPS.contains(&group) => NameRule::DnsSubdomain,
+        _ => NameRule::PathSegment,
+    }
+}
+
+/// RFC 1123 label: at most 63 lowercase letters, digits and `-`, starting and ending with a
+/// letter or digit.
+pub fn is_dns_label(text: &str) -> bool {
+    let bytes = text.as_bytes();
+    !bytes.is_empty()
+        && bytes.len() <= 63
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
+        && bytes[0] != b'-'
+        && bytes[bytes.len() - 1] != b'-'
+}
+
+/// RFC 1123 subdomain: at most 253 characters, DNS labels joined by `.`.
+pub fn is_dns_subdomain(text: &str) -> bool {
+    text.len() <= 253 && text.split('.').all(is_dns_label)
+}
+
+/// A name that can be one segment of a request path.
+pub fn is_path_segment(text: &str) -> bool {
+    !text.is_empty() && text != "." && text != ".." && !text.contains(['/', '%'])
+}
+
+/// Problems with `object`'s name and namespace, and whether it takes a name gitship reserves in
+/// `environment` (whose namespace is `namespace`).
+pub fn check_identity(object: &Value, environment: &str, namespace: &str) -> Vec<(Field, String)> {
+    let text = |pointer: &str| object.pointer(pointer).and_then(Value::as_str);
+    let (Some(api_version), Some(kind), Some(name)) =
+        (text("/apiVersion"), text("/kind"), text("/metadata/name"))
+    else {
+        return Vec::new();
+    };
+    let group = group_of(api_version);
+    let mut problems = Vec::new();
+    let rule = name_rule(group, kind);
+    let valid = match rule {
+        NameRule::DnsLabel => is_dns_label(name),
+        NameRule::DnsSubdomain => is_dns_subdomain(name),
+        NameRule::PathSegment => is_path_segment(name),
+    };
+    if !valid {
+        let expected = match rule {
+            NameRule::DnsLabel => {
+                "a DNS label: at most 63 lowercase letters, digits and `-`, starting and ending with a letter or digit"
+            }
+            NameRule::DnsSubdomain => {
+                "a DNS subdomain: at most 253 lowercase letters, digits, `-` and `.`, each part starting and ending with a letter or digit"
+            }
+            NameRule::PathSegment => "a name that is not `.` or `..` and has no `/` or `%`",
+        };
+        problems.push((
+            Field::Name,
+            format!("`{kind}`: the name `{name}` is not valid: a {kind} name must be {expected}"),
+        ));
+    }
+    let object_namespace = text("/metadata/namespace");
+    if let Some(object_namespace) = object_namespace
+        && !is_dns_label(object_namespace)
+    {
+        problems.push((
+            Field::Namespace,
+            format!(
+                "`{kind}`: the namespace `{object_namespace}` is not valid: a namespace must be a DNS label: at most 63 lowercase letters, digits and `-`, starting and ending with a letter or digit"
+            ),
+        ));
+    }
+    let reserved = match (group, kind) {
+        ("", "ConfigMap") => Some((
+            crate::model::reserved_name(environment),
+            "gitship keeps the environment's inventory in it",
+        )),
+        ("coordination.k8s.io", "Lease") => Some((
+            crate::model::reserved_name(environment),
+            "it is gitship's deploy lock of the environment",
+        )),
+        _ => None,
+    };
+    if let Some((reserved, why)) = reserved
+        && name == reserved
+        && !is_cluster_scoped(group, kind)
+        && object_namespace == Some(namespace)
+    {
+        problems.push((
+            Field::Name,
+            format!("`{kind} {namespace}/{name}` is reserved: {why}; give the object another name"),
+        ));
+    }
+    problems
+}
+
+/// The size of `object` as compact JSON (what goes to the API server), without building it.
+pub fn json_size(object: &Value) -> usize {
+    struct Counter(usize);
+    impl std::io::Write for Counter {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0 += bytes.len();
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut counter = Counter(0);
+    // Writing a `Value` into a counter cannot fail.
+    let _ = serde_json::to_writer(&mut counter, object);
+    counter.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn check(api_version: &str, kind: &str, name: &str, namespace: Option<&str>) -> Vec<String> {
+        let mut object =
+            json!({"apiVersion": api_version, "kind": kind, "metadata": {"name": name}});
+        if let Some(namespace) = namespace {
+            object["metadata"]["namespace"] = json!(namespace);
+        }
+        check_identity(&object, "staging", "shop-staging")
+            .into_iter()
+            .map(|(_, message)| message)
+            .collect()
+    }
+
+    #[test]
+    fn names_follow_the_kubernetes_rules() {
+        assert!(check("v1", "ConfigMap", "app.config-1", Some("shop")).is_empty());
+        assert!(
+            check("v1", "ConfigMap", "Invalid_Name!!", Some("shop"))[0].contains(
+                "the name `Invalid_Name!!` is not valid: a ConfigMap name must be a DNS subdomain"
+            )
+        );
+        assert!(!check("v1", "ConfigMap", "../../api/v1/secrets", Some("shop")).is_empty());
+        assert!(!check("v1", "Service", "a.b", Some("shop")).is_empty());
+        assert!(check("v1", "Service", "1-web", Some("shop")).is_empty());
+        assert!(!check("v1", "Namespace", "Shop", None).is_empty());
+        assert!(!check("apps/v1", "Deployment", &"a".repeat(254), Some("shop")).is_empty());
+        // RBAC allows path-segment names such as `system:controller:x`.
+        let rbac = "rbac.authorization.k8s.io/v1";
+        assert!(check(rbac, "ClusterRole", "system:controller:Foo", None).is_empty());
+        assert!(!check(rbac, "ClusterRole", "..", None).is_empty());
+        assert!(!check(rbac, "Role", "a/b", Some("shop")).is_empty());
+        assert!(!check(rbac, "Role", "a%2F", Some("shop")).is_empty());
+        // Unknown kinds: only what breaks the request path.
+        assert!(check("example.com/v1", "Widget", "My_Widget", Some("shop")).is_empty());
+        assert!(!check("example.com/v1", "Widget", "../x", Some("shop")).is_empty());
+        // Namespaces are DNS labels.
+        assert!(
+            check("v1", "ConfigMap", "a", Some("Bad_NS"))[0]
+                .contains("the namespace `Bad_NS` is not valid")
+        );
+        assert!(!check("v1", "ConfigMap", "a", Some("a/../b")).is_empty());
+    }
+
+    #[test]
+    fn gitship_names_are_reserved() {
+        assert_eq!(
+            check("v1", "ConfigMap", "gitship-staging", Some("shop-staging")),
+            [
+                "`ConfigMap shop-staging/gitship-staging` is reserved: gitship keeps the environment's inventory in it; give the object another name"
+            ]
+        );
+        assert_eq!(
+            check(
+                "coordination.k8s.io/v1",
+                "Lease",
+                "gitship-staging",
+                Some("shop-staging")
+            )
+            .len(),
+            1
+        );
+        // Elsewhere, or for another environment, or another kind, the name is free.
+        assert!(check("v1", "ConfigMap", "gitship-staging", Some("other")).is_empty());
+        assert!(
+            check(
+                "v1",
+                "ConfigMap",
+                "gitship-production",
+                Some("shop-staging")
+            )
+            .is_empty()
+        );
+        assert!(check("v1", "Secret", "gitship-staging", Some("shop-staging")).is_empty());
+    }
+
+    #[test]
+    fn json_size_counts_compact_json() {
+        let object = json!({"a": [1, "x"]});
+        assert_eq!(json_size(&object), object.to_string().len());
+    }
+}

@@ -1,0 +1,305 @@
+//! Integration tests: bad input. Hostile or broken files and flags (billion laughs, deep nesting,
+//! huge mappings, overflowing durations, paths leaving the repository, symlink loops, invalid and
+//! reserved object names, stray config files) must give one clear error, in bounded time and
+//! memory, never a crash.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use crate::support::gitship;
+
+/// The result of one CLI run.
+struct Run {
+    code: i32,
+    stderr: String,
+    stdout: String,
+}
+
+impl Run {
+    /// Exit code and both streams, for assertion messages.
+    fn transcript(&self) -> String {
+        format!(
+            "exit: {}\n--- stdout ---\n{}--- stderr ---\n{}",
+            self.code, self.stdout, self.stderr
+        )
+    }
+
+    /// A clean failure: exit 1 (not a signal, not 134), with `needle` in stderr.
+    fn assert_fails_with(&self, needle: &str) {
+        assert_eq!(self.code, 1, "{}", self.transcript());
+        assert!(self.stderr.contains(needle), "{}", self.transcript());
+        assert!(!self.stderr.contains("panicked"), "{}", self.transcript());
+    }
+}
+
+/// A throwaway Git repository with one environment, `staging` (namespace `shop-staging`).
+struct Repo {
+    dir: tempfile::TempDir,
+    git: git2::Repository,
+}
+
+impl Repo {
+    fn new() -> Repo {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let git = git2::Repository::init(dir.path()).expect("git init");
+        let repo = Repo { dir, git };
+        repo.write(
+            "config/staging.yaml",
+            "cluster:\n  namespace: shop-staging\nvalues:\n  replicas: 2\n",
+        );
+        repo.write(
+            "infrastructure/kubernetes/base.yaml",
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: base\ndata:\n  a: b\n",
+        );
+        repo
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn write(&self, relative: &str, content: &str) -> &Self {
+        let path = self.path().join(relative);
+        std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+        std::fs::write(path, content).expect("write");
+        self
+    }
+
+    /// Commit everything and run `gitship ARGS` in the repository.
+    fn gitship(&self, args: &[&str]) -> Run {
+        crate::support::commit_all(&self.git, "test");
+        self.run(gitship().current_dir(self.path()).args(args))
+    }
+
+    fn run(&self, command: &mut Command) -> Run {
+        let output = command.output().expect("run gitship");
+        Run {
+            code: output.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+}
+
+#[test]
+fn billion_laughs_is_refused() {
+    let repo = Repo::new();
+    let mut text = String::from("a0: &a0 [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n");
+    for level in 1..9 {
+        let alias = format!("*a{}", level - 1);
+        let aliases = [alias.as_str(); 9].join(", ");
+        text.push_str(&format!("a{level}: &a{level} [{aliases}]\n"));
+    }
+    assert!(text.len() < 600, "{}", text.len());
+    repo.write("infrastructure/kubernetes/laughs.yaml", &text);
+    let run = repo.gitship(&["validate"]);
+    run.assert_fails_with("infrastructure/kubernetes/laughs.yaml:");
+    run.assert_fails_with("invalid YAML: aliases expand to more than 250000 nodes");
+}
+
+#[test]
+fn deep_block_nesting_is_refused() {
+    let repo = Repo::new();
+    // 20,000 nested block sequences in 40 KB: `- - - ... - x`.
+    let text = "- ".repeat(20_000) + "x\n";
+    repo.write("infrastructure/kubernetes/deep.yaml", &text);
+    let run = repo.gitship(&["validate"]);
+    run.assert_fails_with(
+        "infrastructure/kubernetes/deep.yaml:1:201: invalid YAML: the YAML nests deeper than 100 levels",
+    );
+}
+
+#[test]
+fn a_configmap_with_100k_keys_validates_quickly() {
+    let repo = Repo::new();
+    let mut text = String::from("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: big\ndata:\n");
+    for index in 0..100_000 {
+        text.push_str(&format!("  key-{index}: value\n"));
+    }
+    repo.write("infrastructure/kubernetes/big.yaml", &text);
+    let started = Instant::now();
+    let run = repo.gitship(&["validate"]);
+    let elapsed = started.elapsed();
+    assert_eq!(run.code, 0, "{}", run.transcript());
+    // It took 84 s with a list scan per key; a few seconds is plenty for a debug build.
+    assert!(elapsed < Duration::from_secs(20), "{elapsed:?}");
+}
+
+#[test]
+fn overflowing_durations_are_errors() {
+    let repo = Repo::new();
+    // On the command line: a usage error before anything runs.
+    let run = repo.gitship(&["deploy", "staging", "--timeout", "18446744073709551615"]);
+    assert_eq!(run.code, 64, "{}", run.transcript());
+    assert!(
+        run.stderr.contains(
+            "error: duration `18446744073709551615` for --timeout is longer than the maximum of `168h` (7 days)"
+        ),
+        "{}",
+        run.transcript()
+    );
+    // In a config file: `validate` names the file and line.
+    for (value, shown) in [
+        ("18446744073709551615s1s", "18446744073709551615s1s"),
+        ("5124095576030432h", "5124095576030432h"),
+    ] {
+        repo.write(
+            "config/staging.yaml",
+            &format!("cluster:\n  namespace: shop-staging\ndeploy:\n  timeout: {value}\n"),
+        );
+        let run = repo.gitship(&["validate"]);
+        run.assert_fails_with(&format!(
+            "config/staging.yaml:4:12: invalid `deploy.timeout`: the duration `{shown}` is longer than the maximum of `168h` (7 days)"
+        ));
+    }
+}
+
+#[test]
+fn reserved_names_are_refused() {
+    let repo = Repo::new();
+    repo.write(
+        "infrastructure/kubernetes/reserved.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: gitship-staging\n---\napiVersion: coordination.k8s.io/v1\nkind: Lease\nmetadata:\n  name: gitship-staging\n  namespace: shop-staging\n",
+    );
+    let run = repo.gitship(&["validate"]);
+    run.assert_fails_with("infrastructure/kubernetes/reserved.yaml:4:9: `ConfigMap shop-staging/gitship-staging` is reserved: gitship keeps the environment's inventory in it");
+    run.assert_fails_with("infrastructure/kubernetes/reserved.yaml:9:9: `Lease shop-staging/gitship-staging` is reserved: it is gitship's deploy lock");
+}
+
+#[test]
+fn invalid_object_names_are_refused() {
+    let repo = Repo::new();
+    repo.write(
+        "infrastructure/kubernetes/names.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: Invalid_Name!!\n---\napiVersion: v1\nkind: Secret\nmetadata:\n  name: ../../api/v1/namespaces/kube-system/secrets/x\n---\napiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata:\n  name: system:gitship:Reader\n",
+    );
+    let run = repo.gitship(&["validate"]);
+    run.assert_fails_with("2 problems in the manifests of environment `staging`");
+    run.assert_fails_with(
+        "infrastructure/kubernetes/names.yaml:4:9: `ConfigMap`: the name `Invalid_Name!!` is not valid",
+    );
+    run.assert_fails_with("infrastructure/kubernetes/names.yaml:9:9: `Secret`: the name `../../api/v1/namespaces/kube-system/secrets/x` is not valid");
+}
+
+#[test]
+fn configured_paths_must_stay_in_the_repository() {
+    let outside = tempfile::tempdir().expect("temp dir");
+    std::fs::write(
+        outside.path().join("stolen.yaml"),
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: stolen\n",
+    )
+    .expect("write");
+    let outside_path = outside.path().canonicalize().expect("canonical");
+    let outside_text = outside_path.display().to_string();
+    for (value, needle) in [
+        (
+            "../outside",
+            "gitship.yaml:2:15: `../outside` is outside the repository",
+        ),
+        (
+            outside_text.as_str(),
+            &*format!("gitship.yaml:2:15: `{outside_text}` is outside the repository"),
+        ),
+    ] {
+        let repo = Repo::new();
+        repo.write("gitship.yaml", &format!("paths:\n  kubernetes: {value}\n"));
+        let run = repo.gitship(&["validate"]);
+        run.assert_fails_with(needle);
+        run.assert_fails_with("hint: paths in `gitship.yaml` are relative to the repository root");
+    }
+
+    // A symlinked directory and a symlinked file pointing outside.
+    let repo = Repo::new();
+    std::os::unix::fs::symlink(&outside_path, repo.path().join("k8s")).expect("symlink");
+    repo.write("gitship.yaml", "paths:\n  kubernetes: k8s\n");
+    let run = repo.gitship(&["validate"]);
+    run.assert_fails_with(&format!(
+        "gitship.yaml:2:15: `k8s` is outside the repository: it resolves to `{outside_text}`"
+    ));
+
+    let repo = Repo::new();
+    std::os::unix::fs::symlink(
+        outside_path.join("stolen.yaml"),
+        repo.path().join("infrastructure/kubernetes/stolen.yaml"),
+    )
+    .expect("symlink");
+    let run = repo.gitship(&["validate"]);
+    run.assert_fails_with(&format!(
+        "`infrastructure/kubernetes/stolen.yaml` is outside the repository: it resolves to `{outside_text}/stolen.yaml`"
+    ));
+}
+
+#[test]
+fn a_symlink_loop_is_one_error() {
+    let repo = Repo::new();
+    std::os::unix::fs::symlink(".", repo.path().join("infrastructure/kubernetes/loop"))
+        .expect("symlink");
+    let run = repo.gitship(&["validate"]);
+    run.assert_fails_with(
+        "error: `infrastructure/kubernetes/loop` is a symlink loop: it leads back to `infrastructure/kubernetes`",
+    );
+    assert!(!run.stderr.contains("duplicate"), "{}", run.transcript());
+    assert_eq!(
+        run.stderr.matches("error:").count(),
+        1,
+        "{}",
+        run.transcript()
+    );
+}
+
+#[test]
+fn oversized_files_are_refused_unread() {
+    let repo = Repo::new();
+    let file = std::fs::File::create(repo.path().join("infrastructure/kubernetes/huge.yaml"))
+        .expect("create");
+    file.set_len(40 * 1024 * 1024).expect("sparse file");
+    let run = repo.gitship(&["validate"]);
+    run.assert_fails_with("`infrastructure/kubernetes/huge.yaml` is 40 MiB, larger than the 16 MiB gitship reads from one file");
+    run.assert_fails_with("hint: split the file into several smaller ones");
+}
+
+#[test]
+fn a_stray_config_file_is_skipped_with_a_warning() {
+    let repo = Repo::new();
+    repo.write("config/Notes_old.yaml", "just: notes\n");
+    let warning = "skipping `config/Notes_old.yaml`: `Notes_old` is not a valid environment name";
+
+    let run = repo.gitship(&["validate"]);
+    assert_eq!(run.code, 0, "{}", run.transcript());
+    assert!(
+        run.stdout.contains("ok      staging"),
+        "{}",
+        run.transcript()
+    );
+    assert!(run.stderr.contains(warning), "{}", run.transcript());
+
+    let run = repo.gitship(&["envs"]);
+    assert_eq!(run.code, 0, "{}", run.transcript());
+    assert!(run.stdout.contains("shop-staging"), "{}", run.transcript());
+    assert!(run.stderr.contains(warning), "{}", run.transcript());
+
+    let run = repo.gitship(&["validate", "Notes_old"]);
+    run.assert_fails_with(
+        "error: invalid environment name `Notes_old` (`config/Notes_old.yaml`): environment names must be DNS labels",
+    );
+}
+
+#[test]
+fn an_object_over_one_mebibyte_is_a_warning() {
+    let repo = Repo::new();
+    let big = "x".repeat(1024 * 1024 + 1);
+    repo.write(
+        "infrastructure/kubernetes/large.yaml",
+        &format!(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: large\ndata:\n  blob: {big}\n"
+        ),
+    );
+    let run = repo.gitship(&["validate"]);
+    assert_eq!(run.code, 0, "{}", run.transcript());
+    assert!(
+        run.stderr.contains("infrastructure/kubernetes/large.yaml:1:1: `ConfigMap shop-staging/large` is 1048777 bytes as JSON, over the 1 MiB (1048576 bytes) Kubernetes stores for one object"),
+        "{}",
+        run.transcript()
+    );
+}
