@@ -390,14 +390,15 @@ async fn locked_deploy(
     lock: &DeployLock,
 ) -> Result<DeployReport, KubeError> {
     let (environment, options) = (run.environment, run.options);
-    let previous = inventory::load(
+    let stored = inventory::load(
         run.client,
         &environment.name,
         &environment.namespace,
         &options.retry,
     )
-    .await?
-    .unwrap_or_default();
+    .await?;
+    let inventory_missing = stored.is_none();
+    let previous = stored.unwrap_or_default();
     if desired_ids.is_empty()
         && options.prune
         && !options.allow_empty
@@ -413,7 +414,11 @@ async fn locked_deploy(
         ..Default::default()
     };
     let mut entries: HashMap<ObjectId, InventoryEntry> = HashMap::new();
-    if let Err(error) = apply_all(run, checked, &mut report, &mut entries).await {
+    let applied = apply_all(run, checked, &mut report, &mut entries).await;
+    if inventory_missing {
+        warn_missing_inventory(run, &report);
+    }
+    if let Err(error) = applied {
         // Remember what was applied so that a later deploy can prune it; nothing is pruned now.
         let applied = report.applied_ids();
         let mut objects = previous.objects.clone();
@@ -452,6 +457,28 @@ async fn locked_deploy(
     match failure {
         None => Ok(report),
         Some(error) => Err(error),
+    }
+}
+
+/// No inventory was found, yet objects of this environment already existed: the inventory
+/// ConfigMap was deleted, and what it listed that Git no longer has can no longer be pruned.
+fn warn_missing_inventory(run: &Run<'_>, report: &DeployReport) {
+    let existing = report
+        .objects
+        .iter()
+        .filter(|o| {
+            matches!(
+                o.action,
+                ObjectAction::Configured | ObjectAction::Unchanged | ObjectAction::Replaced
+            )
+        })
+        .count();
+    if existing > 0 {
+        run.printer.warn(&format!(
+            "the inventory ConfigMap `{}` of environment `{}` is missing although {existing} of its objects exist: objects removed from Git since it was written can no longer be pruned (delete them by hand); this deploy writes a new inventory",
+            inventory::configmap_name(&run.environment.name),
+            run.environment.name
+        ));
     }
 }
 

@@ -114,7 +114,30 @@ pub fn decode(configmap: &Value) -> Result<Inventory, String> {
         Some(text) => serde_json::from_str(text).map_err(|e| format!("`{HISTORY_KEY}`: {e}"))?,
         None => Vec::new(),
     };
+    let objects: Vec<InventoryEntry> = objects;
+    // The inventory is cluster data anyone with write access can edit: its names go into
+    // request paths when pruning, so a name that is not a path segment makes it corrupt.
+    for entry in &objects {
+        for part in std::iter::once(&entry.name).chain(entry.namespace.iter()) {
+            if !is_path_segment(part) {
+                return Err(format!(
+                    "`{OBJECTS_KEY}`: `{}` is not a valid object name",
+                    part.escape_default()
+                ));
+            }
+        }
+    }
     Ok(Inventory { objects, history })
+}
+
+/// Whether `name` can stand as one segment of an API path (what any Kubernetes name is).
+fn is_path_segment(name: &str) -> bool {
+    !name.is_empty()
+        && name != "."
+        && name != ".."
+        && name.len() <= 253
+        && !name.contains(['/', '%', '?', '#'])
+        && !name.chars().any(char::is_control)
 }
 
 /// The environment's stored inventory; `None` before its first deploy.
@@ -201,6 +224,23 @@ pub fn who() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_that_are_not_path_segments_make_the_inventory_corrupt() {
+        for name in [
+            "../../api/v1/namespaces/kube-system/secrets/x",
+            "a%2Fb",
+            "..",
+            "",
+        ] {
+            let objects = serde_json::json!([{"apiVersion": "v1", "kind": "ConfigMap", "namespace": "blog", "name": name}]);
+            let configmap = serde_json::json!({"data": {OBJECTS_KEY: objects.to_string()}});
+            assert!(decode(&configmap).is_err(), "{name:?}");
+        }
+        let objects = serde_json::json!([{"apiVersion": "v1", "kind": "ConfigMap", "namespace": "blog", "name": "ok.name-1"}]);
+        let configmap = serde_json::json!({"data": {OBJECTS_KEY: objects.to_string()}});
+        assert_eq!(decode(&configmap).expect("valid").objects.len(), 1);
+    }
 
     fn entry(kind: &str, name: &str) -> InventoryEntry {
         InventoryEntry {

@@ -45,8 +45,26 @@ pub async fn drift(session: &Session) -> Result<DriftReport> {
         &RetryPolicy::default(),
     )
     .await
-    .map_err(user_error)?
-    .unwrap_or_default();
+    .map_err(user_error)?;
+    if inventory.is_none() {
+        let ours = environment_diff
+            .objects
+            .iter()
+            .filter_map(|(_, diff)| diff.live.as_ref())
+            .filter(|live| {
+                crate::model::annotation(live, crate::model::OWNED_BY_ANNOTATION)
+                    == Some(environment.name.as_str())
+            })
+            .count();
+        if ours > 0 {
+            session.printer.warn(&format!(
+                "the inventory ConfigMap `{}` is missing although {ours} object(s) of environment `{}` exist: objects removed from Git since the last deploy can no longer be pruned",
+                crate::model::reserved_name(&environment.name),
+                environment.name
+            ));
+        }
+    }
+    let inventory = inventory.unwrap_or_default();
     let redactor = render::Redactor::new(&outputs);
     let (drifted, ignored) = kubernetes::drift(
         &environment_diff,

@@ -303,11 +303,34 @@ struct DocumentState<'f> {
     file: &'f Path,
     lines: Option<Vec<&'f str>>,
     text: &'f str,
-    /// Sensitive Terraform outputs used in this document, with where.
-    sensitive_uses: Vec<(String, Location)>,
+    /// Sensitive Terraform outputs used in this document: the output, where, and (when it is
+    /// not a value under a Secret's `data` or `stringData`) what position it is in.
+    sensitive_uses: Vec<(String, Location, Option<String>)>,
+    /// The keys from the document's root to the node being rendered (`[]` for list items).
+    path: Vec<String>,
+    /// A mapping key is being rendered.
+    in_key: bool,
 }
 
 impl<'f> DocumentState<'f> {
+    /// Where a sensitive value is being placed: `None` for a value under a Secret's `data` or
+    /// `stringData` (the only place it may go: it is redacted there everywhere), otherwise the
+    /// position in words. Object names, namespaces, labels, annotations and map keys are shown
+    /// in every plan, diff, log and inventory, so a secret there would leak.
+    fn sensitive_position(&self) -> Option<String> {
+        let mut path: &[String] = &self.path;
+        // The items of a `v1` `List`.
+        if path.len() >= 2 && path[0] == "items" && path[1] == "[]" {
+            path = &path[2..];
+        }
+        let under_data = path.len() >= 2 && (path[0] == "data" || path[0] == "stringData");
+        match (self.in_key, under_data) {
+            (false, true) => None,
+            (true, _) => Some(format!("a mapping key (under `{}`)", dotted(path))),
+            (false, false) => Some(format!("`{}`", dotted(path))),
+        }
+    }
+
     /// Where a placeholder is: the scalar's position plus the offset, corrected against the
     /// source line when the scalar was quoted, folded or spans lines.
     fn placeholder_location(
@@ -377,6 +400,8 @@ impl Renderer<'_> {
             lines: None,
             text,
             sensitive_uses: Vec::new(),
+            path: Vec::new(),
+            in_key: false,
         };
         for document in documents {
             let Some(root) = document.root else { continue };
@@ -403,9 +428,16 @@ impl Renderer<'_> {
                     Err(message) => self.problem(location.clone(), message, false),
                 }
             }
-            if let Some(offender) = objects.iter().find(|object| !is_secret(object)) {
-                let id = ObjectId::lenient(offender).qualified();
-                for (output, at) in sensitive_uses {
+            let offender = objects.iter().find(|object| !is_secret(object));
+            for (output, at, position) in sensitive_uses {
+                if let Some(position) = position {
+                    self.problem(
+                        at,
+                        format!("the sensitive Terraform output `{output}` may only be a value under a Secret's `data` or `stringData`, not {position}"),
+                        false,
+                    );
+                } else if let Some(offender) = offender {
+                    let id = ObjectId::lenient(offender).qualified();
                     self.problem(
                         at,
                         format!("the sensitive Terraform output `{output}` may only be used in a Secret, not in `{id}`"),
@@ -541,11 +573,15 @@ impl Renderer<'_> {
                 self.scalar(node, text, *style, tag.as_deref(), state)
             }
             NodeKind::Sequence(items) => {
-                Value::Array(items.iter().map(|item| self.node(item, state)).collect())
+                state.path.push("[]".into());
+                let items = items.iter().map(|item| self.node(item, state)).collect();
+                state.path.pop();
+                Value::Array(items)
             }
             NodeKind::Mapping(entries) => {
                 let mut map = serde_json::Map::with_capacity(entries.len());
                 for (key, value) in entries {
+                    state.in_key = true;
                     let key_text = match self.scalar(
                         key,
                         key.as_scalar().unwrap_or_default(),
@@ -556,6 +592,7 @@ impl Renderer<'_> {
                         Value::String(s) => s,
                         other => other.to_string(),
                     };
+                    state.in_key = false;
                     if !matches!(key.kind, NodeKind::Scalar { .. }) {
                         self.problem(
                             Location::new(state.file, key.line, key.column),
@@ -563,7 +600,9 @@ impl Renderer<'_> {
                             false,
                         );
                     }
+                    state.path.push(key_text.clone());
                     let value = self.node(value, state);
+                    state.path.pop();
                     map.insert(key_text, value);
                 }
                 Value::Object(map)
@@ -620,7 +659,10 @@ impl Renderer<'_> {
                 Ok(resolved) => {
                     if let Some(output) = resolved.sensitive_output {
                         let location = state.placeholder_location(node, style, text, *offset, raw);
-                        state.sensitive_uses.push((output.to_string(), location));
+                        let position = state.sensitive_position();
+                        state
+                            .sensitive_uses
+                            .push((output.to_string(), location, position));
                     }
                     resolved.value.into_owned()
                 }
@@ -654,7 +696,10 @@ impl Renderer<'_> {
                             if let Some(output) = resolved.sensitive_output {
                                 let location =
                                     state.placeholder_location(node, style, text, *offset, raw);
-                                state.sensitive_uses.push((output.to_string(), location));
+                                let position = state.sensitive_position();
+                                state
+                                    .sensitive_uses
+                                    .push((output.to_string(), location, position));
                             }
                             match resolved.value.as_ref() {
                                 Value::String(s) => out.push_str(s),
@@ -791,6 +836,15 @@ pub fn to_yaml_stream(manifests: &[Manifest]) -> String {
         emit::write_document(&mut out, &manifest.object);
     }
     out
+}
+
+/// `metadata.labels.app`, or `the document` for the root.
+fn dotted(path: &[String]) -> String {
+    if path.is_empty() {
+        "the document".into()
+    } else {
+        path.join(".").replace(".[]", "[]")
+    }
 }
 
 /// Hides sensitive values: Secret data and every occurrence of a sensitive Terraform output's
@@ -1001,6 +1055,27 @@ mod tests {
             vec![
                 "m.yaml:6:6: the sensitive Terraform output `password` may only be used in a Secret, not in `ConfigMap blog-staging/a`"
             ]
+        );
+    }
+
+    #[test]
+    fn sensitive_values_are_refused_in_names_keys_and_metadata() {
+        assert_eq!(
+            problems(
+                "apiVersion: v1\nkind: Secret\nmetadata:\n  name: db-${terraform.password}\nstringData:\n  ${terraform.password}: x\n  ok: ${terraform.password}\n"
+            ),
+            vec![
+                "m.yaml:4:12: the sensitive Terraform output `password` may only be a value under a Secret's `data` or `stringData`, not `metadata.name`".to_string(),
+                "m.yaml:6:3: the sensitive Terraform output `password` may only be a value under a Secret's `data` or `stringData`, not a mapping key (under `stringData`)".to_string(),
+            ]
+        );
+        let labelled = problems(
+            "apiVersion: v1\nkind: Secret\nmetadata:\n  name: db\n  labels:\n    pw: ${terraform.password}\nstringData:\n  pw: ${terraform.password}\n",
+        );
+        assert_eq!(labelled.len(), 1, "{labelled:?}");
+        assert!(
+            labelled[0].contains("not `metadata.labels.pw`"),
+            "{labelled:?}"
         );
     }
 

@@ -872,3 +872,60 @@ fn saved_plans_and_planfiles_are_private_whatever_was_there() {
         assert!(!bytes.is_empty());
     }
 }
+
+/// A deleted inventory ConfigMap is visible: `drift` and the next `deploy` say it is missing and
+/// what can no longer be pruned.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deleted_inventory_is_reported_by_drift_and_deploy() {
+    let sim = KubeSim::start().await.expect("kubesim");
+    let kubeconfig = sim.kubeconfig_path().to_path_buf();
+    let dir = tempfile::tempdir().expect("temp");
+    let repo = Repo {
+        dir,
+        kubeconfig: Some(kubeconfig.clone()),
+    };
+    repo.write(".gitignore", ".gitship/\n");
+    repo.write(
+        "infrastructure/kubernetes/settings.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\ndata:\n  a: b\n",
+    );
+    repo.write(
+        "config/staging.yaml",
+        "cluster:\n  context: kubesim\n  namespace: web\n",
+    );
+    repo.git(&["init", "-q"]);
+    repo.commit("settings");
+    tokio::task::spawn_blocking(move || {
+        repo.ok(&["deploy", "staging"]);
+        kubectl(
+            &kubeconfig,
+            &["-n", "web", "delete", "configmap", "gitship-staging"],
+        );
+        let drift = repo.gitship(&["drift", "staging"]);
+        assert!(
+            drift
+                .stderr
+                .contains("the inventory ConfigMap `gitship-staging` is missing"),
+            "{}",
+            drift.all()
+        );
+        assert!(
+            drift.stderr.contains("can no longer be pruned"),
+            "{}",
+            drift.all()
+        );
+        let deploy = repo.ok(&["deploy", "staging"]);
+        assert!(
+            deploy.stderr.contains(
+                "the inventory ConfigMap `gitship-staging` of environment `staging` is missing"
+            ),
+            "{}",
+            deploy.all()
+        );
+        // The deploy wrote a new one: the next deploy is quiet about it.
+        let again = repo.ok(&["deploy", "staging"]);
+        assert!(!again.stderr.contains("is missing"), "{}", again.all());
+    })
+    .await
+    .expect("deploys");
+}
