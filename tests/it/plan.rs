@@ -929,3 +929,71 @@ async fn a_deleted_inventory_is_reported_by_drift_and_deploy() {
     .await
     .expect("deploys");
 }
+
+/// Every file under `dir` (recursively) with its mode.
+fn files_below(dir: &Path) -> Vec<(std::path::PathBuf, u32)> {
+    use std::os::unix::fs::MetadataExt;
+    let mut found = Vec::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(dir) = pending.pop() {
+        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            let Ok(metadata) = std::fs::symlink_metadata(&path) else {
+                continue;
+            };
+            if metadata.is_dir() {
+                pending.push(path);
+            } else if metadata.is_file() {
+                found.push((path, metadata.mode() & 0o777));
+            }
+        }
+    }
+    found
+}
+
+/// The secret-leak test: a sensitive output deployed into a Secret never shows in any output
+/// (deploy, plan in every format, diff, drift, render -o json, validate, `-vv` logs), and every
+/// file under `.gitship/` that holds it is 0600.
+#[test]
+fn sensitive_values_leak_into_no_output_and_no_readable_file() {
+    if !require_tool("terraform", "version") {
+        return;
+    }
+    let secret = "s3cr3t-blog-token";
+    let encoded = base64_of(secret);
+    let repo = small_repo();
+    let mut runs = vec![repo.ok(&["-vv", "deploy", "staging", "--sandbox"])];
+    runs.push(repo.ok(&["-o", "json", "deploy", "staging", "--sandbox"]));
+    repo.edit("config/staging.yaml", "replicas: 2", "replicas: 3");
+    repo.commit("three");
+    for args in [
+        &["plan", "staging", "--sandbox"][..],
+        &["-o", "json", "plan", "staging", "--sandbox"],
+        &["-o", "markdown", "plan", "staging", "--sandbox"],
+        &["-vv", "plan", "staging", "--sandbox"],
+        &["diff", "staging", "--sandbox"],
+        &["-o", "json", "diff", "staging", "--sandbox"],
+        &["drift", "staging", "--sandbox"],
+        &["-o", "json", "drift", "staging", "--sandbox"],
+        &["-o", "markdown", "drift", "staging", "--sandbox"],
+        &["-o", "json", "render", "staging"],
+        &["validate"],
+    ] {
+        runs.push(repo.gitship(args));
+    }
+    for run in &runs {
+        let all = run.all();
+        assert!(!all.contains(secret), "leaked:\n{all}");
+        assert!(!all.contains(&encoded), "leaked (base64):\n{all}");
+    }
+    let mut holders = 0;
+    for (path, mode) in files_below(&repo.path().join(".gitship")) {
+        let bytes = std::fs::read(&path).expect("read");
+        let text = String::from_utf8_lossy(&bytes);
+        if text.contains(secret) || text.contains(&encoded) {
+            assert_eq!(mode, 0o600, "{} holds the secret", path.display());
+            holders += 1;
+        }
+    }
+    assert!(holders > 0, "the sandbox's state holds the Secret");
+}
