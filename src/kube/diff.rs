@@ -91,24 +91,7 @@ pub async fn diff_environment(
     concurrency: usize,
     retry: &RetryPolicy,
 ) -> Result<EnvironmentDiff, KubeError> {
-    let resources = Resources::new();
-    let checked = check::check(client, &resources, environment, desired, retry).await?;
-    let mut prepared = Vec::new();
-    let mut objects = Vec::new();
-    for item in checked {
-        match item {
-            Checked::Ready(p) => prepared.push(*p),
-            Checked::Deferred(object, namespaced) => objects.push((
-                check::deferred_id(&object, namespaced, environment),
-                ObjectDiff {
-                    action: PlannedAction::Create,
-                    live: None,
-                    desired: object.object.clone(),
-                    changes: Vec::new(),
-                },
-            )),
-        }
-    }
+    let (mut prepared, objects) = checked_objects(client, environment, desired, retry).await?;
     prepared.sort_by(|a, b| (a.position, &a.id).cmp(&(b.position, &b.id)));
     let compared: Vec<Result<(ObjectId, ObjectDiff), KubeError>> = futures::stream::iter(prepared)
         .map(|p| async move {
@@ -134,6 +117,35 @@ pub async fn diff_environment(
         objects: ordered,
         prune,
     })
+}
+
+/// Check `desired` as a deploy does; the objects whose kind is served, and (as creations) those
+/// whose kind a CRD of the same set defines and is not served yet.
+pub async fn checked_objects(
+    client: &kube::Client,
+    environment: &Environment,
+    desired: &[Manifest],
+    retry: &RetryPolicy,
+) -> Result<(Vec<Prepared>, Vec<(ObjectId, ObjectDiff)>), KubeError> {
+    let resources = Resources::new();
+    let checked = check::check(client, &resources, environment, desired, retry).await?;
+    let mut prepared = Vec::new();
+    let mut deferred = Vec::new();
+    for item in checked {
+        match item {
+            Checked::Ready(p) => prepared.push(*p),
+            Checked::Deferred(object, namespaced) => deferred.push((
+                check::deferred_id(&object, namespaced, environment),
+                ObjectDiff {
+                    action: PlannedAction::Create,
+                    live: None,
+                    desired: object.object,
+                    changes: Vec::new(),
+                },
+            )),
+        }
+    }
+    Ok((prepared, deferred))
 }
 
 /// Compare `prepared` with the cluster: GET the live object, dry-run apply, compare.

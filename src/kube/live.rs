@@ -2,7 +2,7 @@
 //!
 //! [`list_live`] reads every object of a set with one LIST per resource and namespace (all of
 //! them concurrently), instead of one GET per object. [`compare_live`] is `drift`'s comparison:
-//! the desired objects checked as a deploy checks them ([`check::check`]), their live
+//! the desired objects checked as a deploy checks them ([`crate::kube::check::check`]), their live
 //! counterparts listed, and every field the manifest sets compared with [`compare_to_manifest`].
 
 use std::collections::{BTreeMap, HashMap};
@@ -12,9 +12,8 @@ use kube::api::ListParams;
 use serde_json::Value;
 
 use crate::kube::KubeError;
-use crate::kube::check::{self, Checked, Prepared};
+use crate::kube::check::Prepared;
 use crate::kube::diff::{self, EnvironmentDiff, ObjectDiff, PlannedAction};
-use crate::kube::discovery::Resources;
 use crate::kube::retry::RetryPolicy;
 use crate::model::{Environment, Manifest, ObjectId, is_secret};
 
@@ -83,19 +82,7 @@ pub async fn compare_live(
     desired: &[Manifest],
 ) -> Result<EnvironmentDiff, KubeError> {
     let retry = RetryPolicy::default();
-    let resources = Resources::new();
-    let checked = check::check(client, &resources, environment, desired, &retry).await?;
-    let mut prepared = Vec::new();
-    let mut objects = Vec::new();
-    for item in checked {
-        match item {
-            Checked::Ready(p) => prepared.push(*p),
-            Checked::Deferred(object, namespaced) => objects.push((
-                check::deferred_id(&object, namespaced, environment),
-                missing(object.object),
-            )),
-        }
-    }
+    let (prepared, objects) = diff::checked_objects(client, environment, desired, &retry).await?;
     let references: Vec<&Prepared> = prepared.iter().collect();
     let mut live = list_live(client, &references, &retry).await?;
     let mut compared: Vec<(ObjectId, ObjectDiff)> = prepared

@@ -180,17 +180,7 @@ async fn the_lock_spans_terraform_and_a_second_deploy_waits_for_it() {
     let path = slow_terraform(&bin, &log, 5);
 
     // A: holds the lock through a 5 s apply with a 2 s Lease (renewed every ~0.7 s).
-    let first = crate::support::gitship()
-        .arg("-C")
-        .arg(repo.path())
-        .arg("--kubeconfig")
-        .arg(&kubeconfig)
-        .args(["deploy", "staging", "--lock-lease", "2s"])
-        .env("PATH", &path)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("first deploy");
+    let first = spawn_deploy(&repo, &kubeconfig, &path);
     let kubeconfig_for_poll = kubeconfig.clone();
     let log_for_poll = log.clone();
     let (renewed_at_start, renewed_later) = tokio::task::spawn_blocking(move || {
