@@ -333,6 +333,24 @@ async fn a_refused_token_is_unauthorized_before_any_change() {
     assert!(run.stderr.contains("hint:"), "{}", run.stderr);
 }
 
+/// Change `terraform.vars.size` of `config/staging.yaml` (so that Terraform has something to
+/// apply) and commit it.
+fn bump_size(repo: &Repo) {
+    let path = repo.path().join("config/staging.yaml");
+    let text = std::fs::read_to_string(&path).expect("config");
+    let size: u64 = text
+        .lines()
+        .find_map(|line| line.trim().strip_prefix("size: "))
+        .and_then(|n| n.parse().ok())
+        .expect("a size");
+    repo.edit(
+        "config/staging.yaml",
+        &format!("size: {size}"),
+        &format!("size: {}", size + 1),
+    );
+    repo.commit("size");
+}
+
 /// Wait until `check` holds (polling), or fail naming `what`.
 fn eventually(what: &str, timeout: Duration, mut check: impl FnMut() -> bool) {
     let deadline = Instant::now() + timeout;
@@ -391,56 +409,60 @@ async fn an_interrupt_at_each_stage_exits_130_and_leaves_nothing_locked() {
     let path = slow_terraform(&bin, &log, 30);
     let handle = sim.handle();
     let repo = tokio::task::spawn_blocking(move || {
-        // 1. SIGINT while Terraform applies.
-        let child = spawn_deploy(&repo, &kubeconfig, &path);
-        eventually("terraform apply", Duration::from_secs(60), || {
-            log_has(&log, " apply")
-        });
-        let signalled = Instant::now();
-        signal(&child, nix::sys::signal::Signal::SIGINT);
-        let output = child.wait_with_output().expect("deploy");
-        assert!(
-            signalled.elapsed() < Duration::from_secs(5),
-            "{stderr_hint}",
-            stderr_hint = "SIGINT took long"
-        );
-        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
-        assert_eq!(output.status.code(), Some(130), "{stderr}");
-        assert!(
-            lease(&kubeconfig).is_none(),
-            "the Lease is released: {stderr}"
-        );
-
-        // 2. SIGTERM during the health wait (a rollout that takes a minute).
-        handle.script_rollout(
-            "web",
-            "web",
-            kubesim::Rollout::Slow(Duration::from_secs(60)),
-        );
-        let fast = slow_terraform(&bin, &log, 0);
-        let child = spawn_deploy(&repo, &kubeconfig, &fast);
-        eventually("the Deployment", Duration::from_secs(60), || {
-            Command::new("kubectl")
-                .arg("--kubeconfig")
-                .arg(&kubeconfig)
-                .args(["get", "deployment", "web", "-n", "web"])
-                .output()
-                .is_ok_and(|o| o.status.success())
-        });
-        std::thread::sleep(Duration::from_millis(300));
-        let signalled = Instant::now();
-        signal(&child, nix::sys::signal::Signal::SIGTERM);
-        let output = child.wait_with_output().expect("deploy");
-        assert!(
-            signalled.elapsed() < Duration::from_secs(5),
-            "the health wait did not stop at SIGTERM"
-        );
-        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
-        assert_eq!(output.status.code(), Some(130), "{stderr}");
-        assert!(
-            lease(&kubeconfig).is_none(),
-            "the Lease is released: {stderr}"
-        );
+        use nix::sys::signal::Signal;
+        // A rollout that takes 8 s: long enough to interrupt the health wait, short enough
+        // for the final deploy to wait out.
+        handle.script_rollout("web", "web", kubesim::Rollout::Slow(Duration::from_secs(8)));
+        let fast_bin = bin.join("fast");
+        std::fs::create_dir_all(&fast_bin).expect("bin");
+        let fast = slow_terraform(&fast_bin, &log.with_extension("fast"), 0);
+        for (stage, signal_sent) in [
+            ("terraform apply", Signal::SIGINT),
+            ("terraform apply", Signal::SIGTERM),
+            ("health wait", Signal::SIGINT),
+            ("health wait", Signal::SIGTERM),
+        ] {
+            let _ = std::fs::remove_file(&log);
+            let child = if stage == "terraform apply" {
+                // A new value, so that Terraform has something to apply.
+                bump_size(&repo);
+                let child = spawn_deploy(&repo, &kubeconfig, &path);
+                eventually("terraform apply", Duration::from_secs(60), || {
+                    log_has(&log, " apply")
+                });
+                child
+            } else {
+                let child = spawn_deploy(&repo, &kubeconfig, &fast);
+                eventually("the health wait", Duration::from_secs(60), || {
+                    Command::new("kubectl")
+                        .arg("--kubeconfig")
+                        .arg(&kubeconfig)
+                        .args(["get", "deployment", "web", "-n", "web"])
+                        .output()
+                        .is_ok_and(|o| o.status.success())
+                });
+                std::thread::sleep(Duration::from_millis(300));
+                child
+            };
+            let signalled = Instant::now();
+            signal(&child, signal_sent);
+            let output = child.wait_with_output().expect("deploy");
+            let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+            assert!(
+                signalled.elapsed() < Duration::from_secs(5),
+                "{signal_sent} during the {stage} took {:?}: {stderr}",
+                signalled.elapsed()
+            );
+            assert_eq!(
+                output.status.code(),
+                Some(130),
+                "{signal_sent}, {stage}: {stderr}"
+            );
+            assert!(
+                lease(&kubeconfig).is_none(),
+                "{signal_sent}, {stage}: the Lease is released: {stderr}"
+            );
+        }
 
         // 3. The next deploy converges: no Terraform state lock, no Lease left behind.
         let run = repo.gitship(&["deploy", "staging", "--lock-timeout", "5s"]);
