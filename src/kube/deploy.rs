@@ -472,6 +472,12 @@ fn warn_missing_inventory(run: &Run<'_>, report: &DeployReport) {
                 ObjectAction::Configured | ObjectAction::Unchanged | ObjectAction::Replaced
             )
         })
+        // The environment's namespace is created for the lock before the first apply.
+        .filter(|o| {
+            !(o.id.kind == "Namespace"
+                && o.id.group.is_empty()
+                && o.id.name == run.environment.namespace)
+        })
         .count();
     if existing > 0 {
         run.printer.warn(&format!(
