@@ -19,14 +19,7 @@ pub async fn run(ctx: &Context, settings: PlanSettings) -> Result<Outcome> {
         "preflight: {} checks passed",
         outcome.preflight.checks.len()
     ));
-    match ctx.printer.format {
-        OutputFormat::Json => {
-            let mut value = serde_json::to_value(&outcome.plan)?;
-            value["preflight"] = serde_json::to_value(&outcome.preflight)?;
-            ctx.printer.data(&serde_json::to_string_pretty(&value)?)?;
-        }
-        OutputFormat::Human | OutputFormat::Markdown => print_plan(ctx, &outcome.plan)?,
-    }
+    print_plan(ctx, &outcome.plan)?;
     if let Some(out) = &settings.out {
         crate::ops::plan::save(out, &session, &outcome)?;
         ctx.printer

@@ -70,6 +70,7 @@ pub async fn plan(session: &Session) -> Result<PlanOutcome> {
         return Err(preflight.error(&session.config.name));
     }
 
+    plan.preflight = preflight.checks.clone();
     let (image_changes, images) = session.images().await?;
     plan.images = image_changes;
     // Terraform: plan, then the outputs the manifests render with.

@@ -22,24 +22,19 @@ use crate::diagnostics::{StageError, UserError};
 use crate::image::{self, BuildRequest, Registry};
 use crate::kube::client::ClusterIdentity;
 use crate::ops::session::{ClusterConnection, Session};
+pub use crate::plan::PreflightCheck;
 use crate::terraform::Terraform;
 
 /// How long the cluster and the registry may take to answer.
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// One check's result.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PreflightCheck {
-    /// `cluster`, `namespace`, `registry`, `terraform` or `manifests`.
-    pub check: String,
-    pub ok: bool,
-    /// What was found, or what is wrong.
-    pub detail: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub hint: Option<String>,
+/// The constructors of a check's result.
+trait Check {
+    fn ok(check: &str, detail: impl Into<String>) -> PreflightCheck;
+    fn failed(check: &str, detail: impl Into<String>, hint: Option<String>) -> PreflightCheck;
 }
 
-impl PreflightCheck {
+impl Check for PreflightCheck {
     fn ok(check: &str, detail: impl Into<String>) -> PreflightCheck {
         PreflightCheck {
             check: check.into(),

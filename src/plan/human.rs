@@ -30,6 +30,9 @@ pub fn render_plan(plan: &Plan, color: bool) -> String {
             short_sha(&plan.git.sha)
         ),
     );
+    if !plan.preflight.is_empty() {
+        let _ = writeln!(out, "{}", preflight_line(&plan.preflight));
+    }
     if !plan.images.is_empty() {
         write_images(&mut out, plan, color);
     }
@@ -47,6 +50,18 @@ pub fn render_plan(plan: &Plan, color: bool) -> String {
         let _ = writeln!(out, "No changes. The environment matches Git.");
     }
     out
+}
+
+/// `Preflight: cluster ok, namespace ok, terraform ok`.
+pub fn preflight_line(checks: &[crate::plan::PreflightCheck]) -> String {
+    let parts: Vec<String> = checks
+        .iter()
+        .map(|check| {
+            let verdict = if check.ok { "ok" } else { "FAILED" };
+            format!("{} {verdict}", check.check)
+        })
+        .collect();
+    format!("Preflight: {}", parts.join(", "))
 }
 
 /// The warning that a plan or drift report was `verb` against the sandbox cluster.

@@ -65,6 +65,12 @@ fn plan_head(plan: &Plan) -> String {
         row(&mut head, "kubernetes", plan.kubernetes_counts());
     }
     head.push('\n');
+    if !plan.preflight.is_empty() {
+        head.push_str(&format!(
+            "{}\n\n",
+            crate::plan::human::preflight_line(&plan.preflight)
+        ));
+    }
     if !plan.has_changes() {
         head.push_str("**No changes.** The environment matches Git.\n");
     }

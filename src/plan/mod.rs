@@ -36,6 +36,21 @@ pub struct Plan {
     pub terraform: Option<TerraformPart>,
     /// `None` when the repository has no manifests.
     pub kubernetes: Option<KubernetesPart>,
+    /// The preflight's checks (all passed: a failed preflight stops the plan).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub preflight: Vec<PreflightCheck>,
+}
+
+/// One preflight check's result (see `ops::preflight`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PreflightCheck {
+    /// `cluster`, `namespace`, `registry`, `terraform` or `manifests`.
+    pub check: String,
+    pub ok: bool,
+    /// What was found, or what is wrong.
+    pub detail: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hint: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -200,6 +215,7 @@ impl Plan {
             images: Vec::new(),
             terraform: None,
             kubernetes: None,
+            preflight: Vec::new(),
         }
     }
 

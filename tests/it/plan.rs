@@ -351,6 +351,9 @@ fn a_value_and_a_terraform_var_give_one_update_per_layer() {
     repo.commit("bigger");
     let (code, plan) = repo.plan_json(&["staging", "--sandbox", "--exit-code"]);
     assert_eq!(code, 2);
+    let checks: Vec<&str> = plan.preflight.iter().map(|c| c.check.as_str()).collect();
+    assert_eq!(checks, ["cluster", "namespace", "terraform"], "{plan:#?}");
+    assert!(plan.preflight.iter().all(|check| check.ok));
     let updates = changed(&plan);
     assert_eq!(updates.len(), 1, "{updates:#?}");
     assert_eq!(updates[0].action, ObjectAction::Update);
