@@ -516,3 +516,78 @@ async fn a_sigkill_mid_apply_loses_nothing_and_the_next_deploy_converges() {
     .await
     .expect("sigkill");
 }
+
+/// SIGINT during an image build (a fake `docker` on PATH that builds slowly): exit 130 within
+/// seconds, the builder's process group is gone, the Lease is released and nothing is pushed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interrupt_during_the_build_exits_130_and_pushes_nothing() {
+    if !require_tool("kubectl", "help") {
+        return;
+    }
+    let Some(registry) = TestRegistry::start() else {
+        return;
+    };
+    let sim = KubeSim::start().await.expect("kubesim");
+    let kubeconfig = sim.kubeconfig_path().to_path_buf();
+    let repo = Repo {
+        dir: tempfile::tempdir().expect("temp"),
+        kubeconfig: Some(kubeconfig.clone()),
+    };
+    repo.write(".gitignore", ".gitship/\nbin/\n");
+    repo.write("gitship.yaml", "build:\n  builder: docker\n");
+    repo.write("apps/web/Dockerfile", "FROM scratch\nCOPY index.html /\n");
+    repo.write("apps/web/index.html", "<h1>slow</h1>\n");
+    repo.write(
+        "infrastructure/kubernetes/web.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: web\ndata:\n  image: ${images.web}\n",
+    );
+    repo.write(
+        "config/staging.yaml",
+        &format!(
+            "cluster:\n  context: kubesim\n  namespace: web\nregistry: {}/blog\n",
+            registry.address
+        ),
+    );
+    repo.git(&["init", "-q"]);
+    repo.commit("web");
+    let bin = repo.path().join("bin");
+    std::fs::create_dir_all(&bin).expect("bin");
+    let log = repo.path().join("docker.log");
+    let script = format!(
+        "#!/bin/sh\necho \"$*\" >> '{}'\nif [ \"$1\" = version ]; then echo 27.0.0; exit 0; fi\nif [ \"$1\" = build ]; then sleep 60; fi\nexit 0\n",
+        log.display()
+    );
+    std::fs::write(bin.join("docker"), script).expect("fake docker");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(bin.join("docker"), std::fs::Permissions::from_mode(0o755))
+        .expect("chmod");
+    let mut paths = vec![bin.clone()];
+    paths.extend(std::env::split_paths(
+        &std::env::var_os("PATH").unwrap_or_default(),
+    ));
+    let path = std::env::join_paths(paths).expect("PATH");
+    tokio::task::spawn_blocking(move || {
+        let child = spawn_deploy(&repo, &kubeconfig, &path);
+        eventually("the build", Duration::from_secs(60), || {
+            log_has(&log, "build ")
+        });
+        let signalled = Instant::now();
+        signal(&child, nix::sys::signal::Signal::SIGINT);
+        let output = child.wait_with_output().expect("deploy");
+        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+        assert!(
+            signalled.elapsed() < Duration::from_secs(5),
+            "took {:?}: {stderr}",
+            signalled.elapsed()
+        );
+        assert_eq!(output.status.code(), Some(130), "{stderr}");
+        assert!(
+            lease(&kubeconfig).is_none(),
+            "the Lease is released: {stderr}"
+        );
+        assert!(!log_has(&log, "push"), "nothing is pushed: {stderr}");
+    })
+    .await
+    .expect("interrupted build");
+    assert!(registry.catalog().is_empty(), "nothing is pushed");
+}
