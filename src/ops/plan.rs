@@ -53,9 +53,10 @@ pub async fn plan(session: &Session) -> Result<PlanOutcome> {
         false => None,
     };
     let terraform = session.terraform().await?;
+    let references = session.image_refs()?;
     let images_to_check = match session.sandbox {
         true => Vec::new(),
-        false => session.build_requests(session.image_refs()?.values()),
+        false => session.build_requests(references.values()),
     };
     let preflight = preflight::preflight(
         session,
@@ -71,7 +72,7 @@ pub async fn plan(session: &Session) -> Result<PlanOutcome> {
     }
 
     plan.preflight = preflight.checks.clone();
-    let (image_changes, images) = session.images().await?;
+    let (image_changes, images) = session.images_for(references).await?;
     plan.images = image_changes;
     // Terraform: plan, then the outputs the manifests render with.
     let mut outputs = terraform::Outputs::new();

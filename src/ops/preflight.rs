@@ -28,32 +28,6 @@ use crate::terraform::Terraform;
 /// How long the cluster and the registry may take to answer.
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// The constructors of a check's result.
-trait Check {
-    fn ok(check: &str, detail: impl Into<String>) -> PreflightCheck;
-    fn failed(check: &str, detail: impl Into<String>, hint: Option<String>) -> PreflightCheck;
-}
-
-impl Check for PreflightCheck {
-    fn ok(check: &str, detail: impl Into<String>) -> PreflightCheck {
-        PreflightCheck {
-            check: check.into(),
-            ok: true,
-            detail: detail.into(),
-            hint: None,
-        }
-    }
-
-    fn failed(check: &str, detail: impl Into<String>, hint: Option<String>) -> PreflightCheck {
-        PreflightCheck {
-            check: check.into(),
-            ok: false,
-            detail: detail.into(),
-            hint,
-        }
-    }
-}
-
 /// Every check's result, in a fixed order.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Preflight {
@@ -118,7 +92,7 @@ pub async fn preflight(
     checks.extend(registry);
     checks.extend(terraform);
     if let Some(objects) = objects {
-        checks.push(PreflightCheck::ok(
+        checks.push(PreflightCheck::passed(
             "manifests",
             format!("{objects} object(s) render"),
         ));
@@ -140,7 +114,7 @@ async fn check_cluster(session: &Session, connection: &ClusterConnection) -> Vec
         Ok(Err(error)) => return vec![cluster_error(identity, &error)],
         Ok(Ok(info)) => info.git_version,
     };
-    let mut checks = vec![PreflightCheck::ok(
+    let mut checks = vec![PreflightCheck::passed(
         "cluster",
         format!("{} answers (Kubernetes {version})", identity.describe()),
     )];
@@ -154,8 +128,10 @@ async fn check_cluster(session: &Session, connection: &ClusterConnection) -> Vec
             check.check = "namespace".into();
             check
         }
-        Ok(Ok(Some(_))) => PreflightCheck::ok("namespace", format!("`{namespace}` exists")),
-        Ok(Ok(None)) => PreflightCheck::ok("namespace", format!("`{namespace}` will be created")),
+        Ok(Ok(Some(_))) => PreflightCheck::passed("namespace", format!("`{namespace}` exists")),
+        Ok(Ok(None)) => {
+            PreflightCheck::passed("namespace", format!("`{namespace}` will be created"))
+        }
     });
     checks
 }
@@ -253,7 +229,7 @@ async fn check_registry(images: &[BuildRequest]) -> Vec<PreflightCheck> {
                 .iter()
                 .filter(|plan| matches!(plan.action, image::PlannedAction::Build { .. }))
                 .count();
-            PreflightCheck::ok(
+            PreflightCheck::passed(
                 "registry",
                 format!(
                     "`{registry}` answers: {} image(s), {missing} to build",
@@ -281,7 +257,7 @@ async fn check_terraform(driver: Option<&Terraform>) -> Vec<PreflightCheck> {
         return Vec::new();
     };
     vec![match driver.init_if_needed().await {
-        Ok(_) => PreflightCheck::ok("terraform", "the backend is initialised"),
+        Ok(_) => PreflightCheck::passed("terraform", "the backend is initialised"),
         Err(error) => PreflightCheck::failed("terraform", innermost_message(&error), error.hint()),
     }]
 }

@@ -153,8 +153,7 @@ impl Session {
         Ok(connection)
     }
 
-    /// The environment's Terraform settings; `None` without a Terraform layer, or when the
-    /// outputs are given with `--terraform-outputs`.
+    /// The environment's Terraform settings; `None` without a Terraform layer.
     pub fn terraform_settings(&self) -> Option<TerraformSettings> {
         TerraformSettings::for_environment(&self.repo, &self.config)
     }
@@ -203,7 +202,15 @@ impl Session {
     /// The image part of the plan, and the references the manifests render with (pinned by
     /// digest where the registry has the image). The sandbox does not look at a registry.
     pub async fn images(&self) -> Result<(Vec<ImageChange>, BTreeMap<String, ImageRef>)> {
-        let mut references = self.image_refs()?;
+        self.images_for(self.image_refs()?).await
+    }
+
+    /// [`Session::images`] for references already computed ([`Session::image_refs`]: content
+    /// tags hash the apps' trees, so they are computed once per operation).
+    pub async fn images_for(
+        &self,
+        mut references: BTreeMap<String, ImageRef>,
+    ) -> Result<(Vec<ImageChange>, BTreeMap<String, ImageRef>)> {
         if self.sandbox {
             let changes = references
                 .values()

@@ -53,6 +53,26 @@ pub struct PreflightCheck {
     pub hint: Option<String>,
 }
 
+impl PreflightCheck {
+    pub fn passed(check: &str, detail: impl Into<String>) -> PreflightCheck {
+        PreflightCheck {
+            check: check.into(),
+            ok: true,
+            detail: detail.into(),
+            hint: None,
+        }
+    }
+
+    pub fn failed(check: &str, detail: impl Into<String>, hint: Option<String>) -> PreflightCheck {
+        PreflightCheck {
+            check: check.into(),
+            ok: false,
+            detail: detail.into(),
+            hint,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GitInfo {
     pub sha: String,

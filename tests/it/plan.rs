@@ -568,27 +568,7 @@ async fn images_are_planned_against_a_real_registry_without_building() {
         return;
     };
     let sim = KubeSim::start().await.expect("kubesim");
-    let dir = tempfile::tempdir().expect("temp");
-    let repo = Repo {
-        dir,
-        kubeconfig: Some(sim.kubeconfig_path().to_path_buf()),
-    };
-    repo.write(".gitignore", ".gitship/\n");
-    repo.write("apps/web/Dockerfile", "FROM scratch\nCOPY index.html /\n");
-    repo.write("apps/web/index.html", "<h1>plan</h1>\n");
-    repo.write(
-        "infrastructure/kubernetes/web.yaml",
-        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: web\ndata:\n  image: ${images.web}\n",
-    );
-    repo.write(
-        "config/staging.yaml",
-        &format!(
-            "cluster:\n  context: kubesim\n  namespace: web\nregistry: {}/blog\n",
-            registry.address
-        ),
-    );
-    repo.git(&["init", "-q"]);
-    repo.commit("web");
+    let repo = Repo::web_app(sim.kubeconfig_path(), &registry.address, "<h1>plan</h1>\n");
     let root = repo.path().to_path_buf();
     let repo = tokio::task::spawn_blocking(move || {
         let (code, plan) = repo.plan_json(&["staging", "--exit-code"]);
@@ -767,27 +747,7 @@ async fn a_saved_plan_deploy_with_a_failing_build_shows_the_plain_deploys_hint()
         return;
     };
     let sim = KubeSim::start().await.expect("kubesim");
-    let dir = tempfile::tempdir().expect("temp");
-    let repo = Repo {
-        dir,
-        kubeconfig: Some(sim.kubeconfig_path().to_path_buf()),
-    };
-    repo.write(".gitignore", ".gitship/\n");
-    repo.write("apps/web/Dockerfile", "FROM scratch\nCOPY index.html /\n");
-    repo.write("apps/web/index.html", "<h1>hint</h1>\n");
-    repo.write(
-        "infrastructure/kubernetes/web.yaml",
-        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: web\ndata:\n  image: ${images.web}\n",
-    );
-    repo.write(
-        "config/staging.yaml",
-        &format!(
-            "cluster:\n  context: kubesim\n  namespace: web\nregistry: {}/blog\n",
-            registry.address
-        ),
-    );
-    repo.git(&["init", "-q"]);
-    repo.commit("web");
+    let repo = Repo::web_app(sim.kubeconfig_path(), &registry.address, "<h1>hint</h1>\n");
     let address = registry.address.clone();
     let repo = tokio::task::spawn_blocking(move || {
         let saved = repo.path().join(".gitship/web.json");

@@ -49,6 +49,30 @@ impl Repo {
         repo
     }
 
+    /// One app `web` (`FROM scratch`, one file with `html`), a ConfigMap holding its image
+    /// reference, and environment `staging` (namespace `web`, context `kubesim`) pushing to
+    /// `<registry>/blog`; committed.
+    pub fn web_app(kubeconfig: &Path, registry: &str, html: &str) -> Repo {
+        let repo = Repo {
+            dir: tempfile::tempdir().expect("temp"),
+            kubeconfig: Some(kubeconfig.to_path_buf()),
+        };
+        repo.write(".gitignore", ".gitship/\nbin/\n");
+        repo.write("apps/web/Dockerfile", "FROM scratch\nCOPY index.html /\n");
+        repo.write("apps/web/index.html", html);
+        repo.write(
+            "infrastructure/kubernetes/web.yaml",
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: web\ndata:\n  image: ${images.web}\n",
+        );
+        repo.write(
+            "config/staging.yaml",
+            &format!("cluster:\n  context: kubesim\n  namespace: web\nregistry: {registry}/blog\n"),
+        );
+        repo.git(&["init", "-q"]);
+        repo.commit("web");
+        repo
+    }
+
     pub fn path(&self) -> &Path {
         self.dir.path()
     }
