@@ -103,6 +103,14 @@ fn blog() -> Vec<Manifest> {
     ]
 }
 
+/// [`blog`] without its ConfigMap `blog-config` (a prune candidate once `blog` was deployed).
+fn blog_without_config() -> Vec<Manifest> {
+    blog()
+        .into_iter()
+        .filter(|d| d.object["metadata"]["name"] != "blog-config")
+        .collect()
+}
+
 struct Cluster {
     sim: KubeSim,
     client: kube::Client,
@@ -256,10 +264,7 @@ async fn fresh_deploy_creates_everything_and_a_second_deploy_writes_nothing() {
 async fn a_removed_manifest_is_pruned_and_an_empty_set_is_refused() {
     let cluster = cluster().await;
     cluster.deploy(blog()).await.expect("first deploy");
-    let without_config: Vec<Manifest> = blog()
-        .into_iter()
-        .filter(|d| d.object["metadata"]["name"] != "blog-config")
-        .collect();
+    let without_config: Vec<Manifest> = blog_without_config();
     let report = cluster
         .deploy(without_config.clone())
         .await
@@ -398,10 +403,7 @@ async fn a_failed_rollout_fails_within_the_timeout_and_prunes_nothing() {
         .sim
         .handle()
         .script_rollout(NAMESPACE, "blog-backend", Rollout::Fail);
-    let mut objects: Vec<Manifest> = blog()
-        .into_iter()
-        .filter(|d| d.object["metadata"]["name"] != "blog-config")
-        .collect();
+    let mut objects: Vec<Manifest> = blog_without_config();
     for object in &mut objects {
         if object.object["kind"] == "Deployment"
             && object.object["metadata"]["name"] == "blog-backend"
@@ -638,10 +640,7 @@ async fn a_permanent_422_fails_naming_the_object_and_message_without_retry_or_pr
     cluster.deploy(blog()).await.expect("first deploy");
     // The second deploy drops `blog-config` (a prune candidate) and adds a Deployment the
     // server rejects: `spec.selector` is required (422 Invalid, permanent).
-    let mut objects: Vec<Manifest> = blog()
-        .into_iter()
-        .filter(|d| d.object["metadata"]["name"] != "blog-config")
-        .collect();
+    let mut objects: Vec<Manifest> = blog_without_config();
     let mut invalid = deployment("blog-worker", 1, "ghcr.io/acme/blog/worker:abc");
     invalid.object["spec"]
         .as_object_mut()
@@ -881,10 +880,7 @@ async fn the_diff_primitives_see_no_false_drift_and_name_the_changed_field() {
     );
 
     cluster.kubectl_scale("blog-backend", 10).await;
-    let without_config: Vec<Manifest> = blog()
-        .into_iter()
-        .filter(|d| d.object["metadata"]["name"] != "blog-config")
-        .collect();
+    let without_config: Vec<Manifest> = blog_without_config();
     let drifted = diff_environment(
         &cluster.client,
         &environment(),
@@ -1413,10 +1409,7 @@ fn sandbox_state_inside_the_examples_is_git_ignored() {
 async fn a_lock_stolen_mid_deploy_stops_it_before_pruning() {
     let cluster = cluster().await;
     cluster.deploy(blog()).await.expect("first deploy");
-    let mut next: Vec<Manifest> = blog()
-        .into_iter()
-        .filter(|d| d.object["metadata"]["name"] != "blog-config")
-        .collect();
+    let mut next: Vec<Manifest> = blog_without_config();
     for object in &mut next {
         if object.object["metadata"]["name"] == "blog-backend" && object.kind() == "Deployment" {
             object.object["spec"]["replicas"] = json!(4);
@@ -1559,10 +1552,7 @@ async fn an_object_owned_by_another_environment_is_refused_unless_adopted() {
 async fn a_failed_prune_still_records_a_complete_inventory() {
     let cluster = cluster().await;
     cluster.deploy(blog()).await.expect("first deploy");
-    let mut next: Vec<Manifest> = blog()
-        .into_iter()
-        .filter(|d| d.object["metadata"]["name"] != "blog-config")
-        .collect();
+    let mut next: Vec<Manifest> = blog_without_config();
     next.push(desired(
         "fresh.yaml",
         json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "fresh"}, "data": {"a": "b"}}),
