@@ -277,3 +277,66 @@ pub async fn require(
         Err(result.error(&session.config.name))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kube::core::Status;
+
+    fn identity() -> ClusterIdentity {
+        ClusterIdentity {
+            server: "https://10.0.0.1:6443".into(),
+            context: Some("prod".into()),
+            user: Some("deployer".into()),
+        }
+    }
+
+    fn status(code: u16, message: &str) -> kube::Error {
+        kube::Error::Api(Box::new(Status {
+            code,
+            message: message.into(),
+            ..Status::failure(message, "")
+        }))
+    }
+
+    #[test]
+    fn refused_credentials_name_the_user_server_and_context() {
+        let unauthorized = cluster_error(&identity(), &status(401, "Unauthorized"));
+        assert!(!unauthorized.ok);
+        assert_eq!(
+            unauthorized.detail,
+            "unauthorized for user `deployer` on `https://10.0.0.1:6443` (context `prod`)"
+        );
+        assert!(unauthorized.hint.is_some());
+        let forbidden = cluster_error(
+            &identity(),
+            &status(403, "namespaces \"blog\" is forbidden"),
+        );
+        assert!(
+            forbidden
+                .detail
+                .starts_with("forbidden for user `deployer` on `https://10.0.0.1:6443`"),
+            "{}",
+            forbidden.detail
+        );
+        assert!(forbidden.hint.unwrap_or_default().contains("read access"));
+    }
+
+    #[test]
+    fn a_failed_preflight_is_one_error_listing_every_problem_with_hints() {
+        let preflight = Preflight {
+            checks: vec![
+                PreflightCheck::failed("cluster", "cannot reach", Some("check the VPN".into())),
+                PreflightCheck::passed("namespace", "exists"),
+                PreflightCheck::failed("registry", "no answer", Some("check the registry".into())),
+            ],
+        };
+        assert!(!preflight.passed());
+        let rendered = crate::diagnostics::render(&preflight.error("prod"));
+        assert_eq!(
+            rendered,
+            "error: preflight of environment `prod` failed (2 problems); nothing was changed\n  cluster: cannot reach\n  registry: no answer\nhint: check the VPN; check the registry"
+        );
+        assert!(preflight.render().contains("FAILED registry"));
+    }
+}

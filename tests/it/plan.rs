@@ -766,13 +766,20 @@ async fn a_saved_plan_deploy_with_a_failing_build_shows_the_plain_deploys_hint()
                 .find(|line| line.starts_with("hint: "))
                 .map(str::to_string)
         };
-        let from_plan = repo.gitship(&["deploy", "staging", "--plan", &saved]);
-        assert_eq!(from_plan.code, 1, "{}", from_plan.all());
-        let plain = repo.gitship(&["deploy", "staging"]);
-        assert_eq!(plain.code, 1, "{}", plain.all());
-        let expected = hint(&plain).unwrap_or_else(|| panic!("no hint:\n{}", plain.all()));
-        assert!(expected.contains(&address), "{}", plain.all());
-        assert_eq!(hint(&from_plan), Some(expected), "{}", from_plan.all());
+        // Preflight finds the registry gone; without preflight, the image stage does.
+        for extra in [&[][..], &["--skip-preflight"]] {
+            let mut with_plan = vec!["deploy", "staging", "--plan", &saved];
+            with_plan.extend_from_slice(extra);
+            let from_plan = repo.gitship(&with_plan);
+            assert_eq!(from_plan.code, 1, "{}", from_plan.all());
+            let mut without = vec!["deploy", "staging"];
+            without.extend_from_slice(extra);
+            let plain = repo.gitship(&without);
+            assert_eq!(plain.code, 1, "{}", plain.all());
+            let expected = hint(&plain).unwrap_or_else(|| panic!("no hint:\n{}", plain.all()));
+            assert!(expected.contains(&address), "{}", plain.all());
+            assert_eq!(hint(&from_plan), Some(expected), "{}", from_plan.all());
+        }
     })
     .await
     .expect("deploys");
