@@ -79,6 +79,11 @@ pub enum Command {
     Drift(ClusterArgs),
     /// Build and push the images of the environment's apps
     Build(BuildArgs),
+    /// Show what the cluster runs: the last deploys, the deploy lock and the agent's leader
+    Status(StatusArgs),
+    /// Pull-based GitOps: reconcile an environment from Git, heal drift (`agent manifests` prints
+    /// what runs it in the cluster)
+    Agent(AgentArgs),
     /// Print a shell completion script
     Completions(CompletionsArgs),
 }
@@ -200,4 +205,87 @@ pub struct DeployArgs {
 pub struct CompletionsArgs {
     /// Shell to generate for
     pub shell: clap_complete::Shell,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Environment
+    pub env: String,
+    /// Read the in-process simulated cluster persisted in .gitship/sandbox/<env>.json
+    #[arg(long)]
+    pub sandbox: bool,
+}
+
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+pub struct AgentArgs {
+    #[command(subcommand)]
+    pub command: Option<AgentCommand>,
+    #[command(flatten)]
+    pub run: AgentRunArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AgentCommand {
+    /// Print the manifests that run the agent in the cluster (ServiceAccount, RBAC, Deployment,
+    /// Service)
+    Manifests(AgentManifestsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct AgentRunArgs {
+    /// Environment to reconcile
+    #[arg(required = true)]
+    pub env: Option<String>,
+    /// Git URL to pull from (file://, https://, ssh://, or a local path); default: the
+    /// repository of `-C` and its current branch
+    #[arg(long, value_name = "URL")]
+    pub source: Option<String>,
+    /// Branch to follow (default: agent.branch, else the source's current branch)
+    #[arg(long, value_name = "NAME")]
+    pub branch: Option<String>,
+    /// Where the gitship repository lies below the Git root (e.g. examples/blog-infra)
+    #[arg(long, value_name = "DIR")]
+    pub path: Option<PathBuf>,
+    /// Where the agent keeps its clone (default: $XDG_CACHE_HOME/gitship/agent, else
+    /// ~/.cache/gitship/agent)
+    #[arg(long, value_name = "DIR")]
+    pub cache: Option<PathBuf>,
+    /// How often to fetch (default 1m)
+    #[arg(long, value_name = "DURATION")]
+    pub interval: Option<String>,
+    /// How often to look for drift (default 1m)
+    #[arg(long, value_name = "DURATION")]
+    pub heal_interval: Option<String>,
+    /// Serve /healthz, /readyz, /metrics, /status, / and POST /hooks/git on ADDR (e.g.
+    /// 0.0.0.0:8080)
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<String>,
+    /// How long the leader Lease stays valid without renewal (default 15s)
+    #[arg(long, value_name = "DURATION")]
+    pub lease_duration: Option<String>,
+    /// Reconcile once, then exit with deploy's exit codes
+    #[arg(long)]
+    pub once: bool,
+    /// Reconcile the in-process simulated cluster persisted in .gitship/sandbox/<env>.json
+    #[arg(long)]
+    pub sandbox: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct AgentManifestsArgs {
+    /// Environment the agent reconciles
+    pub env: String,
+    /// The agent's image (e.g. ghcr.io/acme/gitship:0.1.0)
+    #[arg(long, value_name = "REF")]
+    pub image: String,
+    /// The Git URL the agent pulls from (default: the repository's `origin` remote)
+    #[arg(long, value_name = "URL")]
+    pub source: Option<String>,
+    /// Branch to follow
+    #[arg(long, value_name = "NAME")]
+    pub branch: Option<String>,
+    /// Where the gitship repository lies below the Git root
+    #[arg(long, value_name = "DIR")]
+    pub path: Option<PathBuf>,
 }

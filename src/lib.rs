@@ -2,10 +2,11 @@
 //!
 //! The library does all the work; `src/main.rs` only parses arguments and maps the outcome to an
 //! exit code. The layers, from the top (see `ARCHITECTURE.md`): `commands` (one file per verb:
-//! settings in, report out), `ops` (the operations: one `Session`, one deploy pipeline), `plan`
+//! settings in, report out), `agent` (the pull-based loop over the operations), `ops` (the operations: one `Session`, one deploy pipeline), `plan`
 //! (the cross-layer plan model and its renderers), the stages `image`, `terraform`, `render` and
 //! `kube`, and the foundation (`repo`, `git`, `model`, `process`, `output`, `diagnostics`).
 
+pub mod agent;
 pub mod cli;
 pub mod commands;
 pub mod diagnostics;

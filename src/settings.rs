@@ -73,6 +73,41 @@ pub enum CommandSettings {
     Completions {
         shell: clap_complete::Shell,
     },
+    Status(StatusSettings),
+    Agent(AgentSettings),
+    AgentManifests(AgentManifestsSettings),
+}
+
+#[derive(Debug, Clone)]
+pub struct StatusSettings {
+    pub env: String,
+    pub sandbox: bool,
+}
+
+/// `gitship agent ENV`: the flags; `agent:` in the environment's config fills what they leave
+/// unset (see [`crate::agent::AgentOptions`]).
+#[derive(Debug, Clone)]
+pub struct AgentSettings {
+    pub env: String,
+    pub source: Option<String>,
+    pub branch: Option<String>,
+    pub path: Option<PathBuf>,
+    pub cache: Option<PathBuf>,
+    pub interval: Option<Duration>,
+    pub heal_interval: Option<Duration>,
+    pub listen: Option<std::net::SocketAddr>,
+    pub lease_duration: Option<Duration>,
+    pub once: bool,
+    pub sandbox: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct AgentManifestsSettings {
+    pub env: String,
+    pub image: String,
+    pub source: Option<String>,
+    pub branch: Option<String>,
+    pub path: Option<PathBuf>,
 }
 
 /// What every cluster-facing verb shares.
@@ -183,9 +218,56 @@ impl Settings {
                 build: build(a.build)?,
             },
             cli::Command::Completions(a) => CommandSettings::Completions { shell: a.shell },
+            cli::Command::Status(a) => CommandSettings::Status(StatusSettings {
+                env: a.env,
+                sandbox: a.sandbox,
+            }),
+            cli::Command::Agent(a) => agent(a)?,
         };
         Ok(Settings { global, command })
     }
+}
+
+fn agent(a: cli::AgentArgs) -> Result<CommandSettings> {
+    if let Some(cli::AgentCommand::Manifests(m)) = a.command {
+        return Ok(CommandSettings::AgentManifests(AgentManifestsSettings {
+            env: m.env,
+            image: m.image,
+            source: m.source,
+            branch: m.branch,
+            path: m.path,
+        }));
+    }
+    let r = a.run;
+    let duration = |flag: &str, value: Option<String>| {
+        value.as_deref().map(|d| parse_duration(flag, d)).transpose()
+    };
+    let listen = r
+        .listen
+        .as_deref()
+        .map(|address| {
+            address.parse::<std::net::SocketAddr>().map_err(|_| {
+                UserError::new(
+                    format!("`--listen {address}` is not an address to listen on"),
+                    "give IP:PORT, e.g. `--listen 0.0.0.0:8080` or `--listen 127.0.0.1:9090`",
+                )
+            })
+        })
+        .transpose()?;
+    Ok(CommandSettings::Agent(AgentSettings {
+        // clap requires ENV unless a subcommand is given.
+        env: r.env.unwrap_or_default(),
+        source: r.source,
+        branch: r.branch,
+        path: r.path,
+        cache: r.cache,
+        interval: duration("--interval", r.interval)?,
+        heal_interval: duration("--heal-interval", r.heal_interval)?,
+        listen,
+        lease_duration: duration("--lease-duration", r.lease_duration)?,
+        once: r.once,
+        sandbox: r.sandbox,
+    }))
 }
 
 fn cluster(a: cli::ClusterArgs) -> ClusterSettings {

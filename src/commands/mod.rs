@@ -7,6 +7,8 @@ use crate::exit::Outcome;
 use crate::output::Printer;
 use crate::settings::{CommandSettings, GlobalSettings, Settings};
 
+pub mod agent;
+pub mod agent_manifests;
 pub mod build;
 pub mod completions;
 pub mod deploy;
@@ -16,6 +18,7 @@ pub mod env_new;
 pub mod envs;
 pub mod plan;
 pub mod render;
+pub mod status;
 pub mod validate;
 
 /// What every command receives.
@@ -51,6 +54,9 @@ pub fn dispatch(settings: Settings) -> Result<Outcome> {
         CommandSettings::Deploy(s) => crate::ops::block_on(deploy::run(&ctx, s)),
         CommandSettings::Diff(s) => crate::ops::block_on(diff::run(&ctx, s)),
         CommandSettings::Drift(s) => crate::ops::block_on(drift::run(&ctx, s)),
+        CommandSettings::Status(s) => crate::ops::block_on(status::run(&ctx, s)),
+        CommandSettings::Agent(s) => crate::ops::block_on(agent::run(&ctx, s)),
+        CommandSettings::AgentManifests(s) => agent_manifests::run(&ctx, s),
         CommandSettings::Build { env, build } => {
             crate::ops::block_on(build::run(&ctx, &env, build))
         }

@@ -1,0 +1,1 @@
+//! `gitship agent manifests ENV --image REF`. STUB: being written by a helper.
