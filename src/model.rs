@@ -43,6 +43,17 @@ pub fn reserved_name(environment: &str) -> String {
     format!("gitship-{environment}")
 }
 
+/// The agent's leader Lease of `environment` (a dot cannot occur in an environment's name, so
+/// this never names another environment's lock).
+pub fn agent_lease_name(environment: &str) -> String {
+    format!("gitship-{environment}.agent")
+}
+
+/// The ConfigMap where the agent publishes its status (`gitship status` reads it).
+pub fn agent_status_name(environment: &str) -> String {
+    format!("gitship-{environment}.agent")
+}
+
 /// The environment as the Kubernetes stage sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Environment {

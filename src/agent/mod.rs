@@ -1,10 +1,274 @@
 //! `gitship agent ENV`: pull-based GitOps. See `ARCHITECTURE.md` ("The agent").
 //!
+//! The agent is a loop over the operations, not a pipeline of its own: every sync and every
+//! heal is one [`crate::ops::deploy::deploy_with`] of a commit checked out in the agent's own
+//! clone, under the same deploy lock as `gitship deploy`; every drift check is
+//! [`crate::ops::drift::drift_with`].
+//!
+//! - [`source`]: the clone in the cache directory, fetched with git2;
+//! - [`reconcile`]: one sync (fetch, render, plan, apply) and one heal, with back-off;
+//! - [`leader`]: leader election over a Lease, so that several replicas can run;
 //! - [`state`]: the status and metrics the loop shares with the HTTP server;
 //! - [`http`]: `/healthz`, `/readyz`, `/metrics`, `/status`, `/` and `POST /hooks/git`;
 //! - [`manifests`]: what runs the agent in the cluster.
 
 pub mod http;
+pub mod leader;
 pub mod manifests;
 pub mod metrics;
+pub mod reconcile;
+pub mod source;
 pub mod state;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Result;
+
+use crate::agent::reconcile::Agent;
+use crate::agent::source::GitSource;
+use crate::agent::state::{AgentState, Status, WebhookSecrets};
+use crate::diagnostics::{UserError, user_error};
+use crate::exit::Outcome;
+use crate::output::Printer;
+use crate::repo::Repository;
+use crate::repo::config::{AgentConfig, AgentTerraform};
+use crate::settings::{AgentSettings, GlobalSettings};
+
+/// The default poll interval (`--interval`).
+pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(60);
+/// The default drift-check interval (`--heal-interval`).
+pub const DEFAULT_HEAL_INTERVAL: Duration = Duration::from_secs(60);
+/// The default leader Lease duration (`--lease-duration`), as Kubernetes' own controllers.
+pub const DEFAULT_LEASE_DURATION: Duration = Duration::from_secs(15);
+
+/// The environment variable holding the GitHub webhook's HMAC secret.
+pub const WEBHOOK_SECRET_ENV: &str = "GITSHIP_WEBHOOK_SECRET";
+/// The environment variable holding the GitLab webhook's token.
+pub const GITLAB_TOKEN_ENV: &str = "GITSHIP_GITLAB_TOKEN";
+
+/// The agent's settings: the flags, then `agent:` in the environment's config, then defaults.
+#[derive(Debug, Clone)]
+pub struct AgentOptions {
+    pub env: String,
+    /// The Git URL or path (may hold credentials: print [`source::display_url`] of it).
+    pub source: String,
+    pub branch: Option<String>,
+    /// The gitship repository below the Git root.
+    pub path: PathBuf,
+    pub cache: PathBuf,
+    pub interval: Duration,
+    pub heal_interval: Duration,
+    pub listen: Option<SocketAddr>,
+    pub lease_duration: Duration,
+    pub once: bool,
+    pub sandbox: bool,
+    pub build: bool,
+    pub terraform: AgentTerraform,
+    pub self_heal: bool,
+    pub kubeconfig: Option<PathBuf>,
+}
+
+impl AgentOptions {
+    /// Resolve the flags against the `-C` repository's config (when there is one).
+    pub fn resolve(settings: &AgentSettings, global: &GlobalSettings) -> Result<AgentOptions> {
+        let local = Repository::discover(global.repo.as_deref()).ok();
+        let config = match &local {
+            Some(repo) => Some(repo.load_env(&settings.env).map_err(user_error)?),
+            None => None,
+        };
+        let agent = config
+            .as_ref()
+            .map(|c| c.agent.clone())
+            .unwrap_or_else(|| AgentConfig {
+                self_heal: true,
+                ..AgentConfig::default()
+            });
+        let (source, path, branch) = match (&settings.source, &agent.source) {
+            (Some(source), _) | (None, Some(source)) => (
+                source.clone(),
+                settings.path.clone().unwrap_or_default(),
+                settings.branch.clone().or_else(|| agent.branch.clone()),
+            ),
+            (None, None) => {
+                let Some(repo) = &local else {
+                    return Err(UserError::usage(
+                        "the agent needs a Git source: no `--source`, and no repository here",
+                        "pass `--source URL` (file://, https://, ssh:// or a path), or run it in the repository (or `-C DIR`)",
+                    )
+                    .into());
+                };
+                let git_root = crate::git::work_tree_root(&repo.root).ok_or_else(|| {
+                    UserError::new(
+                        format!("`{}` is not inside a Git work tree", repo.root.display()),
+                        "pass `--source URL`",
+                    )
+                })?;
+                let path = repo
+                    .root
+                    .strip_prefix(&git_root)
+                    .map(PathBuf::from)
+                    .unwrap_or_default();
+                let branch = settings
+                    .branch
+                    .clone()
+                    .or_else(|| agent.branch.clone())
+                    .or_else(|| current_branch(&git_root));
+                (
+                    git_root.to_string_lossy().into_owned(),
+                    settings.path.clone().unwrap_or(path),
+                    branch,
+                )
+            }
+        };
+        if !crate::repo::files::lexically_inside(&path) {
+            return Err(UserError::usage(
+                format!(
+                    "`--path {}` leaves the Git repository",
+                    path.display()
+                ),
+                "give a relative path below the repository's root, e.g. `examples/blog-infra`",
+            )
+            .into());
+        }
+        let listen = match (settings.listen, &agent.listen) {
+            (Some(listen), _) => Some(listen),
+            (None, Some(text)) => Some(text.parse().map_err(|_| {
+                UserError::new(
+                    format!("`agent.listen: {text}` is not an address to listen on"),
+                    "give IP:PORT, e.g. `0.0.0.0:8080`",
+                )
+            })?),
+            (None, None) => None,
+        };
+        let at_least = |flag: &str, value: Duration| {
+            if value < Duration::from_secs(1) {
+                return Err(UserError::usage(
+                    format!("`{flag}` must be at least 1s"),
+                    "e.g. `--interval 30s`",
+                ));
+            }
+            Ok(value)
+        };
+        Ok(AgentOptions {
+            env: settings.env.clone(),
+            source,
+            branch,
+            path,
+            cache: settings.cache.clone().unwrap_or_else(source::default_cache),
+            interval: at_least(
+                "--interval",
+                settings
+                    .interval
+                    .or(agent.interval)
+                    .unwrap_or(DEFAULT_INTERVAL),
+            )?,
+            heal_interval: at_least(
+                "--heal-interval",
+                settings
+                    .heal_interval
+                    .or(agent.heal_interval)
+                    .unwrap_or(DEFAULT_HEAL_INTERVAL),
+            )?,
+            listen,
+            lease_duration: at_least(
+                "--lease-duration",
+                settings
+                    .lease_duration
+                    .or(agent.lease_duration)
+                    .unwrap_or(DEFAULT_LEASE_DURATION),
+            )?,
+            once: settings.once,
+            sandbox: settings.sandbox,
+            build: agent.build,
+            terraform: agent.terraform,
+            self_heal: agent.self_heal,
+            kubeconfig: global.kubeconfig.clone(),
+        })
+    }
+}
+
+/// The branch `HEAD` names in the Git repository at `root`.
+fn current_branch(root: &std::path::Path) -> Option<String> {
+    let repository = git2::Repository::open(root).ok()?;
+    let head = repository.head().ok()?;
+    if !head.is_branch() {
+        return None;
+    }
+    head.shorthand().ok().map(str::to_string)
+}
+
+/// The webhook secrets from the environment; empty values count as unset.
+fn webhook_secrets() -> WebhookSecrets {
+    let read = |key: &str| std::env::var(key).ok().filter(|v| !v.is_empty());
+    WebhookSecrets {
+        github: read(WEBHOOK_SECRET_ENV),
+        gitlab: read(GITLAB_TOKEN_ENV),
+    }
+}
+
+/// Run the agent until SIGTERM/SIGINT (exit 0), or once (`--once`: deploy's exit codes).
+pub async fn run(
+    settings: &AgentSettings,
+    global: &GlobalSettings,
+    printer: &Printer,
+) -> Result<Outcome> {
+    let options = AgentOptions::resolve(settings, global)?;
+    let source = GitSource::open(&options.source, options.branch.as_deref(), &options.cache)?;
+    let identity = format!(
+        "{} {}",
+        crate::kube::inventory::who(),
+        &uuid::Uuid::new_v4().simple().to_string()[..8]
+    );
+    let status = Status::new(
+        &options.env,
+        &source.display_url(),
+        &source.branch,
+        &identity,
+    );
+    let state = Arc::new(AgentState::new(status, webhook_secrets()));
+    printer.status(&format!(
+        "agent: `{}` from {} (branch `{}`{}), every {:?}, heal every {:?}",
+        options.env,
+        source.display_url(),
+        source.branch,
+        if options.path.as_os_str().is_empty() {
+            String::new()
+        } else {
+            format!(", path `{}`", options.path.display())
+        },
+        options.interval,
+        options.heal_interval
+    ));
+    let (stop_http, http) = match options.listen {
+        Some(address) => {
+            let listener = tokio::net::TcpListener::bind(address).await.map_err(|err| {
+                UserError::new(
+                    format!("cannot listen on `{address}`: {err}"),
+                    "pick a free port with `--listen`",
+                )
+            })?;
+            printer.status(&format!(
+                "agent: serving /healthz, /readyz, /metrics, /status, / and POST /hooks/git on http://{}",
+                listener.local_addr().unwrap_or(address)
+            ));
+            let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+            let server = tokio::spawn(http::serve(listener, state.clone(), async move {
+                let _ = stopped.await;
+            }));
+            (Some(stop), Some(server))
+        }
+        None => (None, None),
+    };
+    let mut agent = Agent::new(options, source, state, identity, global.clone(), printer.clone());
+    let result = agent.run().await;
+    if let Some(stop) = stop_http {
+        let _ = stop.send(());
+    }
+    if let Some(server) = http {
+        let _ = tokio::time::timeout(Duration::from_secs(2), server).await;
+    }
+    result
+}

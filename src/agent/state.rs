@@ -3,6 +3,7 @@
 //! webhook pulls (`POST /hooks/git`).
 
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -135,6 +136,8 @@ pub struct AgentState {
     pub metrics: Metrics,
     /// Pulled by the push webhook: fetch now.
     pub trigger: Notify,
+    /// The loop woke on [`AgentState::trigger`] (see [`AgentState::take_trigger`]).
+    triggered: AtomicBool,
     /// The webhook's secrets (from environment variables); `None` disables that kind of hook.
     pub webhook: WebhookSecrets,
 }
@@ -164,6 +167,7 @@ impl AgentState {
             status: Mutex::new(status),
             metrics: Metrics::new(),
             trigger: Notify::new(),
+            triggered: AtomicBool::new(false),
             webhook,
         }
     }
@@ -185,6 +189,16 @@ impl AgentState {
         let before = status.clone();
         change(&mut status);
         *status != before
+    }
+
+    /// The loop woke on the trigger: remember it until [`AgentState::take_trigger`].
+    pub fn set_trigger(&self) {
+        self.triggered.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether the trigger fired since the last call.
+    pub fn take_trigger(&self) -> bool {
+        self.triggered.swap(false, Ordering::SeqCst)
     }
 
     /// Ready to serve: the first fetch is done, or another replica leads.

@@ -6,6 +6,6 @@ use crate::commands::Context;
 use crate::exit::Outcome;
 use crate::settings::AgentSettings;
 
-pub async fn run(_ctx: &Context, _settings: AgentSettings) -> Result<Outcome> {
-    Ok(Outcome::Success)
+pub async fn run(ctx: &Context, settings: AgentSettings) -> Result<Outcome> {
+    crate::agent::run(&settings, &ctx.global, &ctx.printer).await
 }

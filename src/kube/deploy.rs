@@ -25,7 +25,9 @@ use crate::kube::apply::{self, Applied};
 use crate::kube::check::{self, Checked, Prepared};
 use crate::kube::discovery::{self, Resources};
 use crate::kube::health::{self, Health};
-use crate::kube::inventory::{self, DeployOutcome, DeployRecord, Inventory, InventoryEntry};
+use crate::kube::inventory::{
+    self, DeployOutcome, DeployRecord, Inventory, InventoryEntry, RecordSource,
+};
 use crate::kube::lock::{self, DeployLock, LockOptions};
 use crate::kube::order::{self, Position};
 use crate::kube::progress::Progress;
@@ -57,6 +59,9 @@ pub struct DeployOptions {
     pub sha: Option<String>,
     /// Who deploys (for the record and the lock holder).
     pub who: String,
+    /// What started the deploy, and for a heal what it puts back (for the record).
+    pub source: RecordSource,
+    pub healed: Vec<String>,
     pub retry: RetryPolicy,
 }
 
@@ -74,6 +79,8 @@ impl Default for DeployOptions {
             concurrency: 16,
             sha: None,
             who: inventory::who(),
+            source: RecordSource::Deploy,
+            healed: Vec::new(),
             retry: RetryPolicy::default(),
         }
     }
@@ -572,6 +579,8 @@ async fn record(
         who: options.who.clone(),
         outcome,
         summary: report.summary_line(),
+        source: options.source,
+        healed: options.healed.clone(),
     }];
     history.extend(previous.history);
     let inventory = Inventory { objects, history };

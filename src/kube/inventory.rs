@@ -54,6 +54,36 @@ pub struct DeployRecord {
     pub outcome: DeployOutcome,
     /// One line: `3 created, 1 configured, 20 unchanged, 1 pruned`.
     pub summary: String,
+    /// What started it (records written before it existed are `deploy`).
+    #[serde(default)]
+    pub source: RecordSource,
+    /// For a heal: what was put back and whose change it undid (`Deployment/web
+    /// spec.replicas (kubectl)`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub healed: Vec<String>,
+}
+
+/// What started a deploy record.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RecordSource {
+    /// `gitship deploy`.
+    #[default]
+    Deploy,
+    /// The agent synced a new commit.
+    Agent,
+    /// The agent put drifted or deleted objects back.
+    Heal,
+}
+
+impl RecordSource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RecordSource::Deploy => "deploy",
+            RecordSource::Agent => "agent",
+            RecordSource::Heal => "heal",
+        }
+    }
 }
 
 /// How a deploy ended (stored as `succeeded` or `failed`).
@@ -253,6 +283,8 @@ mod tests {
 
     fn record(n: u32) -> DeployRecord {
         DeployRecord {
+            source: RecordSource::Deploy,
+            healed: Vec::new(),
             sha: Some(format!("{n:040}")),
             time: DateTime::from_timestamp(1_700_000_000 + i64::from(n), 0).unwrap(),
             who: "ci".into(),

@@ -156,13 +156,44 @@ pub async fn acquire(
     retry: &RetryPolicy,
     printer: &Progress,
 ) -> Result<DeployLock, KubeError> {
-    let name = lease_name(environment);
+    let lease = NamedLease {
+        name: lease_name(environment),
+        namespace: namespace.to_string(),
+        environment: environment.to_string(),
+        what: "lock",
+    };
+    acquire_lease(client, &lease, holder, options, retry, printer).await
+}
+
+/// A Lease other than the deploy lock that works the same way (the agent's leadership).
+#[derive(Debug, Clone)]
+pub struct NamedLease {
+    pub name: String,
+    pub namespace: String,
+    /// The environment it belongs to.
+    pub environment: String,
+    /// What it is, for messages: `lock` ("waiting for the lock of `production`").
+    pub what: &'static str,
+}
+
+/// Acquire `lease` as `holder`, waiting up to `options.timeout`; renewed until released.
+pub async fn acquire_lease(
+    client: &Client,
+    lease: &NamedLease,
+    holder: &str,
+    options: LockOptions,
+    retry: &RetryPolicy,
+    printer: &Progress,
+) -> Result<DeployLock, KubeError> {
+    let name = lease.name.clone();
+    let namespace = lease.namespace.as_str();
     let api: Api<Lease> = Api::namespaced(client.clone(), namespace);
     let contender = Contender {
         api: &api,
         name: &name,
         namespace,
-        environment,
+        environment: &lease.environment,
+        what: lease.what,
         holder,
         options,
         retry,
@@ -186,6 +217,7 @@ struct Contender<'a> {
     name: &'a str,
     namespace: &'a str,
     environment: &'a str,
+    what: &'a str,
     holder: &'a str,
     options: LockOptions,
     retry: &'a RetryPolicy,
@@ -216,7 +248,7 @@ impl Contender<'_> {
                             continue;
                         }
                         LeaseState::Expired { holder: other } => {
-                            self.printer.warn(&format!("taking over the expired lock of `{}` from `{other}` (it did not renew)", self.environment));
+                            self.printer.warn(&format!("taking over the expired {} of `{}` from `{other}` (it did not renew)", self.what, self.environment));
                         }
                         LeaseState::Free | LeaseState::Ours => {}
                     }
@@ -253,8 +285,8 @@ impl Contender<'_> {
         }
         if !*announced {
             self.printer.line(&format!(
-                "waiting for the lock of `{}`, held by `{other}`",
-                self.environment
+                "waiting for the {} of `{}`, held by `{other}`",
+                self.what, self.environment
             ));
             *announced = true;
         }

@@ -12,7 +12,9 @@
 //!   manages; `plan`, `diff` and `drift` reuse it.
 //! - [`health`]: rollout health like `kubectl rollout status`, and failure reports with Events.
 //! - [`inventory`] and [`prune`]: what gitship applied last time, and what to delete now.
-//! - [`lock`]: the per-environment Lease that keeps two deploys from interleaving.
+//! - [`lock`]: the per-environment Lease that keeps two deploys from interleaving (and the
+//!   agent's leader Lease).
+//! - [`events`]: Kubernetes Events on the inventory, the audit trail `kubectl get events` shows.
 //! - [`deploy`]: the entry point `gitship deploy` calls, [`deploy::deploy_objects`].
 
 pub mod apply;
@@ -22,6 +24,7 @@ pub mod deploy;
 pub mod diff;
 pub mod discovery;
 mod error;
+pub mod events;
 pub mod health;
 pub mod inventory;
 pub mod live;

@@ -30,6 +30,8 @@ use anyhow::Result;
 use crate::diagnostics::{UserError, user_error};
 use crate::image::{self, BuildOptions, BuildRequest, BuildResult, Registry};
 use crate::kube::deploy::{DeployOptions, DeployReport, EnvironmentLock};
+use crate::kube::events::EventType;
+use crate::kube::inventory::RecordSource;
 use crate::kube::lock::LockOptions;
 use crate::model::Manifest;
 use crate::ops::plan::kubernetes_diff;
@@ -51,12 +53,77 @@ pub enum DeploySource {
     SavedPlan(PathBuf),
 }
 
+/// How far a deploy goes: a person's `gitship deploy` builds and applies everything
+/// ([`DeployPolicy::default`]); the agent may only deploy images CI pushed, and may leave
+/// Terraform to people.
+#[derive(Debug, Clone, Default)]
+pub struct DeployPolicy {
+    pub images: ImagePolicy,
+    pub terraform: TerraformPolicy,
+    /// What started the deploy (its history record and Event say so).
+    pub source: RecordSource,
+    /// For a heal: what it puts back (for the record).
+    pub healed: Vec<String>,
+}
+
+/// Whether a deploy builds the images it needs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ImagePolicy {
+    /// Build and push the missing images.
+    #[default]
+    Build,
+    /// Only deploy images already in the registry: a missing one stops the deploy before
+    /// anything changes, with [`ImagesMissing`].
+    RequireExisting,
+}
+
+/// What a deploy does with Terraform (`agent.terraform`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum TerraformPolicy {
+    /// Plan, then apply exactly that plan.
+    #[default]
+    Apply,
+    /// Plan and report, apply nothing; the manifests render with the current state's outputs.
+    Plan,
+    /// Do not plan; the manifests render with the current state's outputs.
+    Off,
+}
+
+/// The images a [`ImagePolicy::RequireExisting`] deploy needs are not all in the registry.
+#[derive(Debug, thiserror::Error)]
+#[error("waiting for images: {} not in the registry yet", missing.join(", "))]
+pub struct ImagesMissing {
+    /// `app (reference)` for each missing image.
+    pub missing: Vec<String>,
+}
+
+/// What a deploy did.
+#[derive(Debug)]
+pub struct Deployed {
+    pub report: DeployReport,
+    /// The Terraform plan that was made and not applied ([`TerraformPolicy::Plan`]), when it has
+    /// changes.
+    pub terraform_pending: Option<terraform::PlanSummary>,
+}
+
 /// Deploy `source` to the session's environment. See the module documentation for the steps.
 pub async fn deploy(
     session: &Session,
     source: &DeploySource,
     settings: &DeploySettings,
 ) -> Result<DeployReport> {
+    deploy_with(session, source, settings, &DeployPolicy::default())
+        .await
+        .map(|deployed| deployed.report)
+}
+
+/// [`deploy`] under `policy`; the agent's way in.
+pub async fn deploy_with(
+    session: &Session,
+    source: &DeploySource,
+    settings: &DeploySettings,
+    policy: &DeployPolicy,
+) -> Result<Deployed> {
     if session.sandbox {
         session.printer.status(&format!(
             "sandbox: deploying `{}` to a simulated cluster (state in `{}`); images are not built",
@@ -65,10 +132,13 @@ pub async fn deploy(
         ));
     }
     let connection = session.connect().await?;
-    let intent = match source {
-        DeploySource::WorkTree => Intent::work_tree(session, settings).await?,
+    let mut intent = match source {
+        DeploySource::WorkTree => Intent::work_tree(session, settings, policy).await?,
         DeploySource::SavedPlan(path) => Intent::saved_plan(session, &connection, path).await?,
     };
+    if policy.images == ImagePolicy::RequireExisting {
+        intent.require_existing_images().await?;
+    }
     if settings.skip_preflight {
         session
             .printer
@@ -87,7 +157,9 @@ pub async fn deploy(
             .status(&format!("preflight: {} checks passed", passed.checks.len()));
     }
     // The lock spans every change: builds that push, Terraform, the Kubernetes stages.
-    let options = deploy_options(&session.config, settings, Some(session.git.sha.clone()));
+    let mut options = deploy_options(&session.config, settings, Some(session.git.sha.clone()));
+    options.source = policy.source;
+    options.healed = policy.healed.clone();
     let lock = crate::kube::deploy::lock_environment(
         &connection.client,
         &session.environment(),
@@ -97,12 +169,50 @@ pub async fn deploy(
     )
     .await
     .map_err(user_error)?;
-    let result = locked(session, &connection, intent, settings, &options, &lock).await;
+    let result = locked(session, &connection, intent, settings, policy, &options, &lock).await;
     let released = lock.release(&options.retry).await.map_err(user_error);
-    let report = result?;
+    let deployed = result?;
     released?;
     connection.save_sandbox()?;
-    Ok(report)
+    record_event(session, &connection, policy, &deployed.report).await;
+    Ok(deployed)
+}
+
+/// The deploy's Event on the inventory (`Deployed` or `Healed`).
+async fn record_event(
+    session: &Session,
+    connection: &ClusterConnection,
+    policy: &DeployPolicy,
+    report: &DeployReport,
+) {
+    let revision = &session.git.sha[..session.git.sha.len().min(12)];
+    let (reason, message) = match policy.source {
+        RecordSource::Heal => (
+            "Healed",
+            format!(
+                "healed `{}` at {revision}: {}",
+                session.config.name,
+                policy.healed.join("; ")
+            ),
+        ),
+        source => (
+            "Deployed",
+            format!(
+                "{} deployed {revision} to `{}`: {}",
+                source.as_str(),
+                session.config.name,
+                report.summary_line()
+            ),
+        ),
+    };
+    crate::kube::events::record(
+        &connection.client,
+        &session.environment(),
+        EventType::Normal,
+        reason,
+        &message,
+    )
+    .await;
 }
 
 /// Steps 3 to 6, under the environment's lock.
@@ -111,18 +221,49 @@ async fn locked(
     connection: &ClusterConnection,
     intent: Intent,
     settings: &DeploySettings,
+    policy: &DeployPolicy,
     options: &DeployOptions,
     lock: &EnvironmentLock,
-) -> Result<DeployReport> {
+) -> Result<Deployed> {
     let (built, planned) = tokio::join!(
         build_images(session, &intent.builds, settings),
         plan_terraform(&intent.terraform),
     );
     let (built, planned) = (built?, planned?);
-    let outputs =
-        apply_terraform(session, &intent.terraform, planned, intent.needs_outputs).await?;
+    let (outputs, terraform_pending) = if policy.terraform == TerraformPolicy::Apply {
+        let outputs =
+            apply_terraform(session, &intent.terraform, planned, intent.needs_outputs).await?;
+        (outputs, None)
+    } else {
+        let pending = planned.filter(|plan| plan.has_changes);
+        if let Some(plan) = &pending {
+            session.printer.warn(&format!(
+                "terraform: not applied (`agent.terraform: plan`): {} to add, {} to change, {} to replace, {} to destroy",
+                plan.counts.add, plan.counts.change, plan.counts.replace, plan.counts.destroy
+            ));
+        }
+        (state_outputs_of(&intent.terraform).await?, pending)
+    };
     let manifests = intent.manifests.finish(session, outputs, &built)?;
-    kubernetes_stage(session, connection, manifests, options, lock).await
+    let report = kubernetes_stage(session, connection, manifests, options, lock).await?;
+    Ok(Deployed {
+        report,
+        terraform_pending,
+    })
+}
+
+/// The current state's outputs, for a deploy that does not apply Terraform.
+async fn state_outputs_of(step: &TerraformStep) -> Result<terraform::Outputs> {
+    match step {
+        TerraformStep::None => Ok(terraform::Outputs::new()),
+        TerraformStep::Given(outputs) => Ok(outputs.clone()),
+        TerraformStep::Plan(driver)
+        | TerraformStep::Saved { driver, .. }
+        | TerraformStep::Outputs(driver) => {
+            driver.init_if_needed().await.map_err(user_error)?;
+            driver.outputs().await.map_err(user_error)
+        }
+    }
 }
 
 /// What one deploy will do, known before anything changes.
@@ -150,6 +291,8 @@ enum TerraformStep {
         driver: Terraform,
         planfile: PathBuf,
     },
+    /// Neither plan nor apply: the current state's outputs ([`TerraformPolicy::Off`]).
+    Outputs(Terraform),
 }
 
 /// Where the applied manifests come from.
@@ -168,15 +311,53 @@ impl TerraformStep {
     /// The driver this step runs, if any.
     fn driver(&self) -> Option<&Terraform> {
         match self {
-            TerraformStep::Plan(driver) | TerraformStep::Saved { driver, .. } => Some(driver),
+            TerraformStep::Plan(driver)
+            | TerraformStep::Saved { driver, .. }
+            | TerraformStep::Outputs(driver) => Some(driver),
             TerraformStep::None | TerraformStep::Given(_) => None,
         }
     }
 }
 
 impl Intent {
+    /// Under [`ImagePolicy::RequireExisting`]: every image is in the registry (its digest pins
+    /// the manifests), or nothing happens and the error says which are missing.
+    async fn require_existing_images(&mut self) -> Result<()> {
+        if self.builds.is_empty() {
+            return Ok(());
+        }
+        let planned = image::plan_images(&self.builds, &Registry::new())
+            .await
+            .map_err(user_error)?;
+        let mut missing = Vec::new();
+        for image in planned {
+            match image.action {
+                image::PlannedAction::Build { .. } => {
+                    missing.push(format!("`{}` ({})", image.app, image.reference));
+                }
+                image::PlannedAction::Reuse { digest } => {
+                    if let ManifestSource::Render { images }
+                    | ManifestSource::Saved { images, .. } = &mut self.manifests
+                        && let Some(reference) = images.get_mut(&image.app)
+                    {
+                        reference.digest = Some(digest);
+                    }
+                }
+            }
+        }
+        if !missing.is_empty() {
+            return Err(ImagesMissing { missing }.into());
+        }
+        self.builds.clear();
+        Ok(())
+    }
+
     /// The work tree's intent, after every static check.
-    async fn work_tree(session: &Session, settings: &DeploySettings) -> Result<Intent> {
+    async fn work_tree(
+        session: &Session,
+        settings: &DeploySettings,
+        policy: &DeployPolicy,
+    ) -> Result<Intent> {
         let builds = if session.sandbox {
             Vec::new()
         } else {
@@ -213,7 +394,11 @@ impl Intent {
         let terraform = match (given, terraform_settings) {
             (Some(outputs), _) => TerraformStep::Given(outputs),
             (None, Some(settings)) => {
-                TerraformStep::Plan(session.terraform_with_progress(settings).await?)
+                let driver = session.terraform_with_progress(settings).await?;
+                match policy.terraform {
+                    TerraformPolicy::Off => TerraformStep::Outputs(driver),
+                    TerraformPolicy::Apply | TerraformPolicy::Plan => TerraformStep::Plan(driver),
+                }
             }
             (None, None) => TerraformStep::None,
         };
@@ -406,6 +591,7 @@ async fn apply_terraform(
     let printer = &session.printer;
     let driver = match step {
         TerraformStep::None => return Ok(terraform::Outputs::new()),
+        TerraformStep::Outputs(driver) => driver,
         TerraformStep::Given(outputs) => return Ok(outputs.clone()),
         TerraformStep::Plan(driver) => {
             let Some(plan) = planned else {
@@ -530,6 +716,7 @@ mod tests {
                 history: 7,
             },
             drift: DriftConfig::default(),
+            agent: Default::default(),
             values: serde_json::json!({}),
             spans: SpanMap::default(),
         }

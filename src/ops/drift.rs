@@ -16,8 +16,19 @@ use crate::render::{self, UnknownOutputs};
 
 /// The environment's drift report.
 pub async fn drift(session: &Session) -> Result<DriftReport> {
+    drift_with(session, true).await
+}
+
+/// [`drift`], with Terraform's drift only when `terraform` is set (the agent's heal checks skip
+/// it under `agent.terraform: off`).
+pub async fn drift_with(session: &Session, terraform: bool) -> Result<DriftReport> {
     let mut report = DriftReport::new(&session.config.name, session.git.clone(), session.sandbox);
-    if let Some(driver) = session.terraform().await? {
+    let driver = if terraform {
+        session.terraform().await?
+    } else {
+        None
+    };
+    if let Some(driver) = driver {
         session.printer.status(&format!(
             "checking Terraform drift of `{}`...",
             session.config.name

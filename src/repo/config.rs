@@ -20,6 +20,16 @@
 //!   ignore:
 //!     - { kind: Deployment, name: blog-backend, pointer: /spec/replicas }
 //!     - { manager: horizontal-pod-autoscaler, pointer: /spec/replicas }
+//! agent:                     # `gitship agent`; its flags override these
+//!   source: https://github.com/acme/blog.git
+//!   branch: main
+//!   interval: 1m             # how often to fetch
+//!   heal_interval: 1m        # how often to look for drift
+//!   listen: 0.0.0.0:8080
+//!   lease_duration: 15s      # the leader Lease
+//!   build: false             # build missing images (default: wait for CI to push them)
+//!   terraform: plan          # off | plan | apply (default: plan, report only)
+//!   self_heal: true          # put drifted fields back (false: report only)
 //! values: { backend: { replicas: 3 } }   # free-form, used by templates
 //! ```
 
@@ -43,6 +53,7 @@ pub struct EnvConfig {
     pub terraform: TerraformConfig,
     pub deploy: DeployConfig,
     pub drift: DriftConfig,
+    pub agent: AgentConfig,
     /// Free-form values for templates (`values.*`); an object.
     pub values: serde_json::Value,
     /// Where each key was written, for error messages.
@@ -72,6 +83,30 @@ pub struct DeployConfig {
     pub lock_timeout: Duration,
     pub require_clean_tree: bool,
     pub history: usize,
+}
+
+/// The `agent` section: what `gitship agent` does when its flags do not say.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AgentConfig {
+    pub source: Option<String>,
+    pub branch: Option<String>,
+    pub interval: Option<Duration>,
+    pub heal_interval: Option<Duration>,
+    pub listen: Option<String>,
+    pub lease_duration: Option<Duration>,
+    pub build: bool,
+    pub terraform: AgentTerraform,
+    pub self_heal: bool,
+}
+
+/// `agent.terraform`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum AgentTerraform {
+    Off,
+    /// Plan and report, apply nothing (the default).
+    #[default]
+    Plan,
+    Apply,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -122,6 +157,7 @@ pub const TOP_LEVEL_KEYS: &[&str] = &[
     "terraform",
     "deploy",
     "drift",
+    "agent",
     "values",
 ];
 
@@ -156,6 +192,7 @@ impl EnvConfig {
         let terraform = parse_terraform(&reader, top)?;
         let deploy = parse_deploy(&reader, top, name)?;
         let drift = parse_drift(&reader, top)?;
+        let agent = parse_agent(&reader, top)?;
         let values = parse_values(&reader, top)?;
 
         Ok(EnvConfig {
@@ -166,6 +203,7 @@ impl EnvConfig {
             terraform,
             deploy,
             drift,
+            agent,
             values,
             spans,
         })
@@ -418,6 +456,77 @@ fn parse_ignore_rule(reader: &Reader, item: &Node, index: usize) -> Result<Ignor
         return Err(reader.invalid(item, &path, "an ignore rule needs at least one of `kind`, `name`, `namespace`, `pointer`, `manager`".into()));
     }
     Ok(rule)
+}
+
+/// The optional `agent` section.
+fn parse_agent(reader: &Reader, top: &[(Node, Node)]) -> Result<AgentConfig, RepoError> {
+    let mut agent = AgentConfig {
+        self_heal: true,
+        ..AgentConfig::default()
+    };
+    let Some(node) = find(top, "agent").filter(|n| !n.is_null()) else {
+        return Ok(agent);
+    };
+    let entries = reader.mapping(node, "agent")?;
+    reader.check_keys(
+        entries,
+        "agent",
+        &[
+            "source",
+            "branch",
+            "interval",
+            "heal_interval",
+            "listen",
+            "lease_duration",
+            "build",
+            "terraform",
+            "self_heal",
+        ],
+    )?;
+    let string = |key: &str| {
+        find(entries, key)
+            .map(|n| reader.string(n, &format!("agent.{key}")))
+            .transpose()
+    };
+    let duration = |key: &str| {
+        find(entries, key)
+            .map(|n| reader.duration(n, &format!("agent.{key}")))
+            .transpose()
+    };
+    agent.source = string("source")?;
+    agent.branch = string("branch")?;
+    agent.listen = string("listen")?;
+    agent.interval = duration("interval")?;
+    agent.heal_interval = duration("heal_interval")?;
+    agent.lease_duration = duration("lease_duration")?;
+    for (key, value) in [("interval", agent.interval), ("heal_interval", agent.heal_interval), ("lease_duration", agent.lease_duration)] {
+        if value.is_some_and(|d| d < Duration::from_secs(1))
+            && let Some(n) = find(entries, key)
+        {
+            return Err(reader.invalid(n, &format!("agent.{key}"), "must be at least 1s".into()));
+        }
+    }
+    if let Some(n) = find(entries, "build") {
+        agent.build = reader.boolean(n, "agent.build")?;
+    }
+    if let Some(n) = find(entries, "self_heal") {
+        agent.self_heal = reader.boolean(n, "agent.self_heal")?;
+    }
+    if let Some(n) = find(entries, "terraform") {
+        agent.terraform = match reader.string(n, "agent.terraform")?.as_str() {
+            "off" => AgentTerraform::Off,
+            "plan" => AgentTerraform::Plan,
+            "apply" => AgentTerraform::Apply,
+            other => {
+                return Err(reader.invalid(
+                    n,
+                    "agent.terraform",
+                    format!("expected `off`, `plan` or `apply`, found `{other}`"),
+                ));
+            }
+        };
+    }
+    Ok(agent)
 }
 
 /// The free-form `values` mapping (an empty object when absent).

@@ -128,6 +128,7 @@ impl Fixture {
                 history: 10,
             },
             drift: DriftConfig::default(),
+            agent: Default::default(),
             values: json!({}),
             spans,
         };

@@ -1,0 +1,847 @@
+//! One agent: its loop, one sync and one heal.
+//!
+//! - **Sync** (every `interval`, or at once on a push webhook): fetch; when the branch moved,
+//!   check the new commit out in the agent's clone and deploy it through the one pipeline
+//!   ([`crate::ops::deploy::deploy_with`]), without building (unless `agent.build`) and with
+//!   Terraform as `agent.terraform` says. A failed commit leaves the cluster at the last good
+//!   revision (the pipeline's static checks and preflight run before anything changes), and is
+//!   tried again after a back-off of 5 s doubling to 5 min; a new commit resets the back-off.
+//!   Missing images make the agent wait ("waiting for images") and try again.
+//! - **Heal** (every `heal_interval`): a drift check of the revision the cluster runs
+//!   ([`crate::ops::drift::drift_with`], with the environment's `drift.ignore` rules); drifted
+//!   fields and deleted objects are put back by deploying that revision again, recorded as a
+//!   `heal` in the deploy history and as an Event. A field another manager changes back after
+//!   every heal (an HPA's replicas) is reported once as flapping, with a hint, and no longer
+//!   triggers heals.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Result;
+use chrono::Utc;
+use tokio::time::Instant;
+
+use crate::agent::AgentOptions;
+use crate::agent::leader::{self, Contention, Leadership};
+use crate::agent::metrics::SyncResult;
+use crate::agent::source::GitSource;
+use crate::agent::state::{AgentState, Heal, Revision, SyncState};
+use crate::diagnostics::user_error;
+use crate::exit::Outcome;
+use crate::kube::KubeError;
+use crate::kube::events::{self, EventType};
+use crate::kube::inventory::{DeployOutcome, RecordSource};
+use crate::model::Environment;
+use crate::ops::deploy::{DeployPolicy, ImagePolicy, ImagesMissing, TerraformPolicy};
+use crate::ops::{DeploySource, Session};
+use crate::output::Printer;
+use crate::plan::{DriftKind, DriftReport};
+use crate::repo::config::AgentTerraform;
+use crate::settings::{BuildSettings, ClusterSettings, DeploySettings, GlobalSettings};
+
+/// The first back-off after a failed sync.
+const BACKOFF_MIN: Duration = Duration::from_secs(5);
+/// The longest back-off.
+const BACKOFF_MAX: Duration = Duration::from_secs(300);
+/// A field healed this many times in a row and changed back each time is flapping.
+const FLAP_AFTER: u32 = 3;
+
+/// A commit that failed, and when to try it again.
+#[derive(Debug, Clone)]
+struct Retry {
+    sha: String,
+    attempts: u32,
+    at: Instant,
+}
+
+/// The agent of one environment.
+pub struct Agent {
+    options: AgentOptions,
+    source: GitSource,
+    state: Arc<AgentState>,
+    identity: String,
+    global: GlobalSettings,
+    printer: Printer,
+    /// The revision the cluster runs (the last good sync).
+    applied: Option<Revision>,
+    retry: Option<Retry>,
+    flaps: FlapTracker,
+    /// The status as last published to the cluster.
+    published: Option<String>,
+    /// The cluster and the environment, known from the first commit that opens.
+    cluster: Option<(kube::Client, Environment)>,
+}
+
+impl std::fmt::Debug for Agent {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("Agent")
+            .field("options", &self.options)
+            .field("source", &self.source)
+            .field("applied", &self.applied)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Agent {
+    pub fn new(
+        options: AgentOptions,
+        source: GitSource,
+        state: Arc<AgentState>,
+        identity: String,
+        global: GlobalSettings,
+        printer: Printer,
+    ) -> Agent {
+        Agent {
+            options,
+            source,
+            state,
+            identity,
+            global,
+            printer,
+            applied: None,
+            retry: None,
+            flaps: FlapTracker::default(),
+            published: None,
+            cluster: None,
+        }
+    }
+
+    /// Run until interrupted (exit 0), or once.
+    pub async fn run(&mut self) -> Result<Outcome> {
+        if self.options.once {
+            return self.once().await;
+        }
+        let mut interrupt = crate::process::interrupt_receiver();
+        let mut leadership: Option<Leadership> = None;
+        let mut next_fetch = Instant::now();
+        let mut next_heal = Instant::now() + self.options.heal_interval;
+        loop {
+            if crate::process::is_interrupted() {
+                break;
+            }
+            if self.cluster.is_none() {
+                if let Err(error) = self.connect().await {
+                    self.report_error(&error);
+                    next_fetch = Instant::now() + BACKOFF_MIN.max(self.options.interval / 4);
+                    if wait_until(&mut interrupt, &self.state, next_fetch).await {
+                        break;
+                    }
+                    continue;
+                }
+                next_fetch = Instant::now();
+            }
+            let Some((client, environment)) = self.cluster.clone() else {
+                continue;
+            };
+            let election = leadership.get_or_insert_with(|| {
+                Leadership::new(&environment, &self.identity, self.options.lease_duration)
+            });
+            if !election.is_leader() {
+                if !self.lead(election, &client).await {
+                    continue;
+                }
+                next_fetch = Instant::now();
+            }
+            let now = Instant::now();
+            if now >= next_fetch {
+                self.sync().await;
+                next_fetch = Instant::now() + self.options.interval;
+            }
+            if let Some(retry) = &self.retry {
+                next_fetch = next_fetch.min(retry.at);
+            }
+            if now >= next_heal {
+                self.heal().await;
+                next_heal = Instant::now() + self.options.heal_interval;
+            }
+            self.publish().await;
+            // Wake for the next fetch or heal, a webhook, SIGTERM, or to look at the Lease.
+            let wake = next_fetch
+                .min(next_heal)
+                .min(Instant::now() + self.options.lease_duration / 3);
+            if wait_until(&mut interrupt, &self.state, wake).await {
+                break;
+            }
+            if self.state.take_trigger() {
+                next_fetch = Instant::now();
+            }
+        }
+        if let Some(mut election) = leadership {
+            if election.is_leader() {
+                self.state.update(|s| s.leader = false);
+                self.publish().await;
+            }
+            if let Err(error) = election.resign().await {
+                self.printer
+                    .warn(&format!("agent: could not give up the leader Lease: {error}"));
+            }
+        }
+        self.printer.status("agent: stopped");
+        Ok(Outcome::Success)
+    }
+
+    /// Try to lead; whether this replica now leads.
+    async fn lead(&mut self, election: &mut Leadership, client: &kube::Client) -> bool {
+        self.state.metrics.set_leader(false);
+        self.state.update(|s| {
+            s.leader = false;
+        });
+        match election.contend(client, &self.printer).await {
+            Ok(Contention::Leading) => {
+                self.printer.status(&format!(
+                    "agent: leading `{}` as `{}`",
+                    self.options.env, self.identity
+                ));
+                self.state.metrics.set_leader(true);
+                let identity = self.identity.clone();
+                self.state.update(|s| {
+                    s.leader = true;
+                    s.leader_identity = Some(identity);
+                    if s.state == SyncState::Follower {
+                        s.state = SyncState::Starting;
+                    }
+                });
+                // The leader before us may have applied commits: start from the inventory.
+                self.applied = self.applied_from_inventory().await;
+                self.published = None;
+                true
+            }
+            Ok(Contention::Following { leader }) => {
+                self.state.update(|s| {
+                    s.state = SyncState::Follower;
+                    s.leader_identity = Some(leader);
+                });
+                false
+            }
+            Err(KubeError::Interrupted) => false,
+            Err(error) => {
+                self.report_error(&user_error(error));
+                tokio::time::sleep(BACKOFF_MIN).await;
+                false
+            }
+        }
+    }
+
+    /// `--once`: one sync when the branch moved, else one heal; errors are deploy's.
+    async fn once(&mut self) -> Result<Outcome> {
+        self.connect().await?;
+        let head = self.fetch()?;
+        self.applied = self.applied_from_inventory().await;
+        if self.applied.as_ref().is_some_and(|a| a.sha == head.sha) {
+            self.printer.status(&format!(
+                "agent: `{}` runs {} already; checking for drift",
+                self.options.env,
+                short(&head.sha)
+            ));
+            let healed = self.heal_once().await?;
+            if let Some(error) = healed {
+                return Err(error);
+            }
+            return Ok(Outcome::Success);
+        }
+        let policy = self.sync_policy();
+        self.deploy(&head, &policy).await?;
+        self.printer
+            .status(&format!("agent: synced {} ({})", short(&head.sha), head.subject));
+        Ok(Outcome::Success)
+    }
+
+    /// Open the newest commit to learn the environment's cluster and namespace.
+    async fn connect(&mut self) -> Result<()> {
+        let head = self.fetch()?;
+        self.source.checkout(&head.sha)?;
+        let session = self.session()?;
+        let connection = session.connect().await?;
+        self.cluster = Some((connection.client.clone(), session.environment()));
+        Ok(())
+    }
+
+    fn fetch(&self) -> Result<Revision> {
+        let head = self.source.fetch()?;
+        let fetched = head.clone();
+        self.state.update(|s| s.git_revision = Some(fetched));
+        Ok(head)
+    }
+
+    /// The revision of the newest successful record in the inventory.
+    async fn applied_from_inventory(&self) -> Option<Revision> {
+        let (client, environment) = self.cluster.as_ref()?;
+        let inventory = crate::kube::inventory::load(
+            client,
+            &environment.name,
+            &environment.namespace,
+            &crate::kube::retry::RetryPolicy::default(),
+        )
+        .await
+        .ok()??;
+        let sha = inventory
+            .history
+            .iter()
+            .find(|record| record.outcome == DeployOutcome::Succeeded)
+            .and_then(|record| record.sha.clone())?;
+        let revision = self.source.revision(&sha).unwrap_or(Revision {
+            sha,
+            subject: String::new(),
+            author: String::new(),
+        });
+        let applied = revision.clone();
+        self.state.update(|s| s.revision = Some(applied));
+        self.state.metrics.set_revision(&revision.sha);
+        Some(revision)
+    }
+
+    /// The session for the commit checked out in the clone.
+    fn session(&self) -> Result<Session> {
+        let root: PathBuf = self.source.work_tree()?.join(&self.options.path);
+        let global = GlobalSettings {
+            repo: Some(root),
+            kubeconfig: self.options.kubeconfig.clone(),
+            ..self.global.clone()
+        };
+        Session::open(
+            &global,
+            &self.printer,
+            &ClusterSettings {
+                env: self.options.env.clone(),
+                sandbox: self.options.sandbox,
+                terraform_outputs: None,
+            },
+        )
+    }
+
+    fn sync_policy(&self) -> DeployPolicy {
+        DeployPolicy {
+            images: if self.options.build {
+                ImagePolicy::Build
+            } else {
+                ImagePolicy::RequireExisting
+            },
+            terraform: match self.options.terraform {
+                AgentTerraform::Off => TerraformPolicy::Off,
+                AgentTerraform::Plan => TerraformPolicy::Plan,
+                AgentTerraform::Apply => TerraformPolicy::Apply,
+            },
+            source: RecordSource::Agent,
+            healed: Vec::new(),
+        }
+    }
+
+    /// Check `revision` out and deploy it through the one pipeline.
+    async fn deploy(
+        &mut self,
+        revision: &Revision,
+        policy: &DeployPolicy,
+    ) -> Result<crate::ops::deploy::Deployed> {
+        self.source.checkout(&revision.sha)?;
+        let session = self.session()?;
+        // The revision's own `agent:` settings decide what it may build and apply.
+        self.options.build = session.config.agent.build;
+        self.options.terraform = session.config.agent.terraform;
+        self.options.self_heal = session.config.agent.self_heal;
+        let settings = DeploySettings {
+            cluster: ClusterSettings {
+                env: self.options.env.clone(),
+                sandbox: self.options.sandbox,
+                terraform_outputs: None,
+            },
+            build: BuildSettings {
+                force_build: false,
+                jobs: std::thread::available_parallelism().map_or(1, |n| n.get()),
+                allow_dirty: false,
+            },
+            plan: None,
+            allow_empty: false,
+            prune_protected: false,
+            no_prune: false,
+            timeout: None,
+            lock_timeout: None,
+            lock_lease: None,
+            skip_preflight: false,
+        };
+        crate::ops::deploy::deploy_with(&session, &DeploySource::WorkTree, &settings, policy)
+            .await
+    }
+
+    /// One sync: fetch, and deploy the branch's newest commit when it moved.
+    async fn sync(&mut self) {
+        let started = Instant::now();
+        let head = match self.fetch() {
+            Ok(head) => head,
+            Err(error) => {
+                self.report_error(&error);
+                return;
+            }
+        };
+        let runs_head = self.applied.as_ref().is_some_and(|a| a.sha == head.sha);
+        match &self.retry {
+            Some(retry) if retry.sha != head.sha => self.retry = None,
+            Some(retry) if Instant::now() < retry.at => return,
+            Some(_) => {}
+            None if runs_head => {
+                self.state.update(|s| {
+                    if matches!(s.state, SyncState::Starting | SyncState::Progressing) {
+                        s.state = SyncState::Synced;
+                    }
+                });
+                return;
+            }
+            None => {}
+        }
+        self.printer.status(&format!(
+            "agent: syncing {} ({}) by {}",
+            short(&head.sha),
+            head.subject,
+            head.author
+        ));
+        self.state.update(|s| s.state = SyncState::Progressing);
+        let policy = self.sync_policy();
+        let result = self.deploy(&head, &policy).await;
+        let elapsed = started.elapsed();
+        match result {
+            Ok(deployed) => {
+                self.synced(&head, deployed, elapsed);
+            }
+            Err(error) => self.sync_failed(&head, error, elapsed).await,
+        }
+    }
+
+    fn synced(&mut self, head: &Revision, deployed: crate::ops::deploy::Deployed, elapsed: Duration) {
+        let now = Utc::now();
+        self.printer.status(&format!(
+            "agent: synced {} in {:.1}s: {}",
+            short(&head.sha),
+            elapsed.as_secs_f64(),
+            deployed.report.summary_line()
+        ));
+        let pending: Vec<String> = deployed
+            .terraform_pending
+            .iter()
+            .flat_map(|plan| plan.changes.iter())
+            .map(|change| format!("{} {} (planned, not applied)", change.action.symbol(), change.address))
+            .collect();
+        self.applied = Some(head.clone());
+        self.retry = None;
+        let revision = head.clone();
+        self.state.update(|s| {
+            s.state = SyncState::Synced;
+            s.revision = Some(revision);
+            s.last_sync = Some(now);
+            s.last_error = None;
+            s.waiting_for_images.clear();
+            s.terraform_drift = pending;
+        });
+        let metrics = &self.state.metrics;
+        metrics.sync_finished(SyncResult::Synced, elapsed);
+        metrics.set_revision(&head.sha);
+        metrics.set_last_sync(now);
+    }
+
+    async fn sync_failed(&mut self, head: &Revision, error: anyhow::Error, elapsed: Duration) {
+        if crate::process::is_interrupted() {
+            return;
+        }
+        let attempts = match &self.retry {
+            Some(retry) if retry.sha == head.sha => retry.attempts.saturating_add(1),
+            _ => 1,
+        };
+        let mut backoff = backoff(attempts);
+        let message = crate::diagnostics::render(&error);
+        if let Some(missing) = error.downcast_ref::<ImagesMissing>() {
+            // Waiting for CI is not a failure: look again soon, at most every interval.
+            backoff = backoff.min(self.options.interval);
+            self.printer.status(&format!(
+                "agent: {} waits for images: {} (next look in {}s)",
+                short(&head.sha),
+                missing.missing.join(", "),
+                backoff.as_secs()
+            ));
+            let waiting = missing.missing.clone();
+            self.state.update(|s| {
+                s.state = SyncState::WaitingForImages;
+                s.waiting_for_images = waiting;
+            });
+            self.state
+                .metrics
+                .sync_finished(SyncResult::WaitingForImages, elapsed);
+        } else {
+            let degraded = matches!(
+                error.downcast_ref::<KubeError>(),
+                Some(KubeError::Unhealthy { .. })
+            );
+            if degraded {
+                // Applied, not healthy: the cluster runs it.
+                self.applied = Some(head.clone());
+            }
+            self.printer.warn(&format!(
+                "agent: sync of {} failed (next attempt in {}s); the cluster stays at {}:\n{message}",
+                short(&head.sha),
+                backoff.as_secs(),
+                self.applied
+                    .as_ref()
+                    .map_or("its previous state".to_string(), |a| short(&a.sha).to_string())
+            ));
+            let text = message.clone();
+            let revision = self.applied.clone();
+            self.state.update(|s| {
+                s.state = if degraded {
+                    SyncState::Degraded
+                } else {
+                    SyncState::Error
+                };
+                s.last_error = Some(text);
+                s.revision = revision;
+            });
+            self.state.metrics.sync_finished(
+                if degraded {
+                    SyncResult::Degraded
+                } else {
+                    SyncResult::Failed
+                },
+                elapsed,
+            );
+            self.event(
+                EventType::Warning,
+                "SyncFailed",
+                &format!("agent: {} failed: {message}", short(&head.sha)),
+            )
+            .await;
+        }
+        self.retry = Some(Retry {
+            sha: head.sha.clone(),
+            attempts,
+            at: Instant::now() + backoff,
+        });
+    }
+
+    /// One heal (the loop's): errors go to the status.
+    async fn heal(&mut self) {
+        match self.heal_once().await {
+            Ok(None) => {}
+            Ok(Some(error)) | Err(error) => {
+                if !crate::process::is_interrupted() {
+                    self.report_error(&error);
+                }
+            }
+        }
+    }
+
+    /// Look for drift in the revision the cluster runs and put it back. `Ok(Some(error))`: the
+    /// heal itself failed; `Err`: the drift check did.
+    async fn heal_once(&mut self) -> Result<Option<anyhow::Error>> {
+        let Some(applied) = self.applied.clone() else {
+            return Ok(None);
+        };
+        self.source.checkout(&applied.sha)?;
+        let session = self.session()?;
+        let quiet = Printer {
+            quiet: true,
+            ..self.printer.clone()
+        };
+        let session = Session {
+            printer: quiet,
+            ..session
+        };
+        let report =
+            crate::ops::drift::drift_with(&session, self.options.terraform != AgentTerraform::Off)
+                .await?;
+        let terraform: Vec<String> = report
+            .terraform
+            .iter()
+            .map(|change| format!("{} {} (changed outside Terraform)", serde_json::to_value(change.action).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default(), change.address))
+            .collect();
+        self.state
+            .metrics
+            .set_terraform_drift(terraform.len() as u64);
+        let drift = Drift::of(&report);
+        for key in self.flaps.observe(&drift) {
+            let hint = format!(
+                "{key} is changed back after every heal{}: it is no longer healed. Let one owner have it: remove the field from Git, or add a `drift.ignore` rule for it",
+                drift.managers.get(&key).map_or(String::new(), |m| format!(" by `{m}`"))
+            );
+            self.printer.warn(&format!("agent: {hint}"));
+            self.event(EventType::Warning, "FlappingField", &hint).await;
+            self.state.update(|s| s.flapping.push(key.clone()));
+        }
+        let healing: Vec<String> = drift
+            .descriptions
+            .iter()
+            .filter(|(key, _)| !self.flaps.is_flapping(key))
+            .map(|(_, description)| description.clone())
+            .collect();
+        self.state.metrics.set_drifted(drift.objects_without(&self.flaps));
+        if !terraform.is_empty() || healing.is_empty() {
+            let pending_plan: Vec<String> = self
+                .state
+                .status()
+                .terraform_drift
+                .into_iter()
+                .filter(|line| line.ends_with("(planned, not applied)"))
+                .collect();
+            self.state.update(|s| {
+                s.terraform_drift = pending_plan.into_iter().chain(terraform).collect();
+            });
+        }
+        if healing.is_empty() {
+            self.flaps.healed(BTreeSet::new());
+            return Ok(None);
+        }
+        if !self.options.self_heal {
+            self.printer.warn(&format!(
+                "agent: drift in `{}` (not healed: `agent.self_heal: false`): {}",
+                self.options.env,
+                healing.join("; ")
+            ));
+            return Ok(None);
+        }
+        self.printer.status(&format!(
+            "agent: healing `{}` back to {}: {}",
+            self.options.env,
+            short(&applied.sha),
+            healing.join("; ")
+        ));
+        let policy = DeployPolicy {
+            images: ImagePolicy::RequireExisting,
+            terraform: TerraformPolicy::Off,
+            source: RecordSource::Heal,
+            healed: healing.clone(),
+        };
+        if let Err(error) = self.deploy(&applied, &policy).await {
+            return Ok(Some(error));
+        }
+        self.flaps.healed(drift.keys().collect());
+        let count = healing.len() as u64;
+        self.state.metrics.healed(count);
+        self.state.metrics.set_drifted(0);
+        self.state.update(|s| {
+            s.last_heal = Some(Heal {
+                time: Utc::now(),
+                healed: healing,
+            });
+        });
+        Ok(None)
+    }
+
+    /// A failure outside a sync's deploy (fetch, connect, drift check).
+    fn report_error(&self, error: &anyhow::Error) {
+        let message = crate::diagnostics::render(error);
+        self.printer.warn(&format!("agent: {message}"));
+        self.state.update(|s| {
+            s.last_error = Some(message);
+            if matches!(s.state, SyncState::Starting | SyncState::Synced) {
+                s.state = SyncState::Error;
+            }
+        });
+    }
+
+    async fn event(&self, kind: EventType, reason: &str, message: &str) {
+        if let Some((client, environment)) = &self.cluster {
+            events::record(client, environment, kind, reason, message).await;
+        }
+    }
+
+    /// Publish the status to the cluster when it changed (the leader only).
+    async fn publish(&mut self) {
+        let Some((client, environment)) = &self.cluster else {
+            return;
+        };
+        let status = self.state.status();
+        let Ok(text) = serde_json::to_string(&status) else {
+            return;
+        };
+        if self.published.as_deref() == Some(text.as_str()) {
+            return;
+        }
+        match leader::publish(client, environment, &status).await {
+            Ok(()) => self.published = Some(text),
+            Err(error) => tracing::warn!(%error, "could not publish the agent's status"),
+        }
+    }
+}
+
+/// Sleep until `at`, a webhook's trigger, or SIGTERM/SIGINT; whether interrupted.
+async fn wait_until(
+    interrupt: &mut tokio::sync::watch::Receiver<bool>,
+    state: &AgentState,
+    at: Instant,
+) -> bool {
+    tokio::select! {
+        _ = tokio::time::sleep_until(at) => {}
+        _ = state.trigger.notified() => state.set_trigger(),
+        _ = interrupt.wait_for(|interrupted| *interrupted) => {}
+    }
+    crate::process::is_interrupted()
+}
+
+/// `5s * 2^(attempts-1)`, at most 5 min.
+fn backoff(attempts: u32) -> Duration {
+    let factor = 1u32
+        .checked_shl(attempts.saturating_sub(1))
+        .unwrap_or(u32::MAX);
+    BACKOFF_MIN.saturating_mul(factor).min(BACKOFF_MAX)
+}
+
+fn short(sha: &str) -> &str {
+    sha.get(..12).unwrap_or(sha)
+}
+
+/// What one drift check found, keyed per field (`Deployment blog/web /spec/replicas`) or per
+/// deleted object.
+#[derive(Debug, Default)]
+struct Drift {
+    /// Key -> `Deployment blog/web spec.replicas: 10, Git 3 (changed by kubectl)`.
+    descriptions: BTreeMap<String, String>,
+    /// Key -> the manager of the live value.
+    managers: BTreeMap<String, String>,
+    /// Key -> its object.
+    objects: BTreeMap<String, String>,
+}
+
+impl Drift {
+    fn of(report: &DriftReport) -> Drift {
+        let mut drift = Drift::default();
+        for object in &report.kubernetes {
+            let name = object.object.to_string();
+            match object.kind {
+                DriftKind::Deleted => {
+                    let key = format!("{name} (deleted)");
+                    drift.descriptions.insert(key.clone(), format!("{name} (deleted, recreated)"));
+                    drift.objects.insert(key, name.clone());
+                }
+                DriftKind::Modified => {
+                    for field in &object.fields {
+                        let key = format!("{name} {}", field.path);
+                        let by = field
+                            .manager
+                            .as_deref()
+                            .map_or(String::new(), |m| format!(", changed by `{m}`"));
+                        let values = match (&field.live, &field.git) {
+                            (Some(live), Some(git)) => format!(": {live}, Git {git}"),
+                            _ => String::new(),
+                        };
+                        drift
+                            .descriptions
+                            .insert(key.clone(), format!("{key}{values}{by}"));
+                        if let Some(manager) = &field.manager {
+                            drift.managers.insert(key.clone(), manager.clone());
+                        }
+                        drift.objects.insert(key, name.clone());
+                    }
+                }
+            }
+        }
+        drift
+    }
+
+    fn keys(&self) -> impl Iterator<Item = String> + '_ {
+        self.descriptions.keys().cloned()
+    }
+
+    /// How many objects drifted, leaving out flapping fields.
+    fn objects_without(&self, flaps: &FlapTracker) -> u64 {
+        self.objects
+            .iter()
+            .filter(|(key, _)| !flaps.is_flapping(key))
+            .map(|(_, object)| object)
+            .collect::<BTreeSet<_>>()
+            .len() as u64
+    }
+}
+
+/// Which fields came back after being healed, and which flap.
+#[derive(Debug, Default)]
+struct FlapTracker {
+    /// Key -> heals in a row after which it drifted again.
+    returns: BTreeMap<String, u32>,
+    /// The keys the last heal put back.
+    healed_last: BTreeSet<String>,
+    flapping: BTreeSet<String>,
+}
+
+impl FlapTracker {
+    /// Record a drift check; the keys that are newly flapping.
+    fn observe(&mut self, drift: &Drift) -> Vec<String> {
+        let mut newly = Vec::new();
+        let mut returns = BTreeMap::new();
+        for key in drift.keys() {
+            let count = if self.healed_last.contains(&key) {
+                self.returns.get(&key).copied().unwrap_or(0).saturating_add(1)
+            } else {
+                0
+            };
+            if count + 1 >= FLAP_AFTER && self.flapping.insert(key.clone()) {
+                newly.push(key.clone());
+            }
+            returns.insert(key, count);
+        }
+        self.returns = returns;
+        newly
+    }
+
+    /// Record what a heal put back.
+    fn healed(&mut self, keys: BTreeSet<String>) {
+        self.healed_last = keys;
+    }
+
+    fn is_flapping(&self, key: &str) -> bool {
+        self.flapping.contains(key)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_from_5s_to_5min() {
+        assert_eq!(backoff(1), Duration::from_secs(5));
+        assert_eq!(backoff(2), Duration::from_secs(10));
+        assert_eq!(backoff(4), Duration::from_secs(40));
+        assert_eq!(backoff(7), Duration::from_secs(300));
+        assert_eq!(backoff(u32::MAX), Duration::from_secs(300));
+        assert_eq!(backoff(0), Duration::from_secs(5));
+    }
+
+    fn drift(keys: &[&str]) -> Drift {
+        let mut drift = Drift::default();
+        for key in keys {
+            drift.descriptions.insert(key.to_string(), key.to_string());
+            drift.objects.insert(key.to_string(), key.to_string());
+        }
+        drift
+    }
+
+    #[test]
+    fn a_field_that_comes_back_after_every_heal_flaps_once() {
+        let mut flaps = FlapTracker::default();
+        let replicas = "Deployment blog/web /spec/replicas";
+        // Drifts, is healed, comes back, is healed, comes back: flapping, reported once.
+        assert!(flaps.observe(&drift(&[replicas])).is_empty());
+        flaps.healed([replicas.to_string()].into());
+        assert!(flaps.observe(&drift(&[replicas])).is_empty());
+        flaps.healed([replicas.to_string()].into());
+        assert_eq!(flaps.observe(&drift(&[replicas])), vec![replicas.to_string()]);
+        assert!(flaps.is_flapping(replicas));
+        flaps.healed(BTreeSet::new());
+        assert!(flaps.observe(&drift(&[replicas])).is_empty());
+        assert_eq!(drift(&[replicas]).objects_without(&flaps), 0);
+    }
+
+    #[test]
+    fn drift_that_stays_unhealed_does_not_flap() {
+        let mut flaps = FlapTracker::default();
+        let key = "ConfigMap blog/site /data/title";
+        for _ in 0..5 {
+            assert!(flaps.observe(&drift(&[key])).is_empty());
+            flaps.healed(BTreeSet::new());
+        }
+        // Healed once, then drifted again by someone once: not flapping.
+        flaps.healed([key.to_string()].into());
+        assert!(flaps.observe(&drift(&[key])).is_empty());
+        flaps.healed([key.to_string()].into());
+        assert!(flaps.observe(&drift(&[])).is_empty());
+        assert!(!flaps.is_flapping(key));
+    }
+}

@@ -1,0 +1,396 @@
+//! The agent's Git source: its own clone in a cache directory, fetched with git2 (never the
+//! user's work tree, never the `git` program).
+//!
+//! One clone per source URL, under `<cache>/<sha256(url)[..16]>`. A fetch updates
+//! `refs/remotes/origin/<branch>`; [`GitSource::checkout`] then makes the clone's work tree
+//! exactly that commit (forced, untracked files removed), so every operation the agent runs
+//! sees a clean tree at one commit.
+//!
+//! Credentials: for SSH, the SSH agent, then `GITSHIP_GIT_SSH_KEY` (a private key file); for
+//! HTTPS, the token in `GITSHIP_GIT_TOKEN` (user `GITSHIP_GIT_USERNAME`, default
+//! `x-access-token` as GitHub expects), or the credentials in the URL. Credentials are never
+//! printed: [`display_url`] strips them from every message.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context as _, Result};
+use git2::{FetchOptions, RemoteCallbacks, Repository};
+use sha2::{Digest, Sha256};
+
+use crate::agent::state::Revision;
+use crate::diagnostics::UserError;
+
+/// A Git source the agent follows.
+pub struct GitSource {
+    repository: Repository,
+    /// The URL as given (may hold credentials: never printed).
+    url: String,
+    pub branch: String,
+}
+
+impl std::fmt::Debug for GitSource {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("GitSource")
+            .field("url", &display_url(&self.url))
+            .field("branch", &self.branch)
+            .finish()
+    }
+}
+
+/// `url` without a password or token (`https://user:token@host/x` -> `https://host/x`).
+pub fn display_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let (authority, path) = match rest.find('/') {
+        Some(index) => rest.split_at(index),
+        None => (rest, ""),
+    };
+    match authority.rsplit_once('@') {
+        // `ssh://git@host` names a user, not a secret: keep it; drop anything after a colon.
+        Some((user, host)) if scheme == "ssh" && !user.contains(':') => {
+            format!("{scheme}://{user}@{host}{path}")
+        }
+        Some((_, host)) => format!("{scheme}://{host}{path}"),
+        None => url.to_string(),
+    }
+}
+
+/// The default cache directory: `$XDG_CACHE_HOME/gitship/agent`, else `~/.cache/gitship/agent`,
+/// else a directory under the system's temporary directory.
+pub fn default_cache() -> PathBuf {
+    if let Some(dir) = std::env::var_os("XDG_CACHE_HOME").filter(|d| !d.is_empty()) {
+        return PathBuf::from(dir).join("gitship").join("agent");
+    }
+    if let Some(home) = std::env::var_os("HOME").filter(|d| !d.is_empty()) {
+        return PathBuf::from(home)
+            .join(".cache")
+            .join("gitship")
+            .join("agent");
+    }
+    std::env::temp_dir().join("gitship-agent")
+}
+
+/// A local path given as a source becomes a `file://`-free path git2 accepts as is; URLs stay.
+fn is_url(source: &str) -> bool {
+    source.contains("://") || (source.contains('@') && source.contains(':'))
+}
+
+impl GitSource {
+    /// Open (or clone) the cache's clone of `url`. `branch`: the branch to follow; `None` takes
+    /// the source's default branch (its `HEAD`).
+    pub fn open(url: &str, branch: Option<&str>, cache: &Path) -> Result<GitSource> {
+        let url = if is_url(url) {
+            url.to_string()
+        } else {
+            let path = Path::new(url);
+            path.canonicalize()
+                .map_err(|err| {
+                    UserError::new(
+                        format!("the Git source `{}` cannot be read: {err}", path.display()),
+                        "give `--source` a Git URL (file://, https://, ssh://) or the path of a Git repository",
+                    )
+                })?
+                .to_string_lossy()
+                .into_owned()
+        };
+        let digest = hex::encode(Sha256::digest(url.as_bytes()));
+        let dir = cache.join(&digest[..16]);
+        crate::private_file::create_dir(cache).with_context(|| {
+            format!("cannot create the agent's cache directory `{}`", cache.display())
+        })?;
+        let repository = match Repository::open(&dir) {
+            Ok(repository) => repository,
+            Err(_) => {
+                if dir.exists() {
+                    std::fs::remove_dir_all(&dir).with_context(|| {
+                        format!("cannot remove the broken clone `{}`", dir.display())
+                    })?;
+                }
+                clone(&url, &dir)?
+            }
+        };
+        let branch = match branch {
+            Some(branch) => branch.to_string(),
+            None => default_branch(&repository, &url)?,
+        };
+        Ok(GitSource {
+            repository,
+            url,
+            branch,
+        })
+    }
+
+    /// The source's URL without credentials.
+    pub fn display_url(&self) -> String {
+        display_url(&self.url)
+    }
+
+    /// The clone's work tree.
+    pub fn work_tree(&self) -> Result<PathBuf> {
+        let dir = self
+            .repository
+            .workdir()
+            .context("the agent's clone has no work tree")?;
+        Ok(dir.canonicalize()?)
+    }
+
+    /// Fetch the branch; its newest commit.
+    pub fn fetch(&self) -> Result<Revision> {
+        let mut remote = self
+            .repository
+            .remote_anonymous(&self.url)
+            .map_err(|err| self.git_error("cannot use the source", err))?;
+        let refspec = format!(
+            "+refs/heads/{branch}:refs/remotes/origin/{branch}",
+            branch = self.branch
+        );
+        let mut options = fetch_options();
+        remote
+            .fetch(&[refspec.as_str()], Some(&mut options), None)
+            .map_err(|err| self.git_error("cannot fetch", err))?;
+        let reference = format!("refs/remotes/origin/{}", self.branch);
+        let commit = self
+            .repository
+            .find_reference(&reference)
+            .and_then(|r| r.peel_to_commit())
+            .map_err(|err| {
+                UserError::new(
+                    format!(
+                        "branch `{}` not found in `{}`: {}",
+                        self.branch,
+                        self.display_url(),
+                        err.message()
+                    ),
+                    "pass the branch to follow with `--branch` or `agent.branch`",
+                )
+            })?;
+        Ok(revision(&commit))
+    }
+
+    /// The commit `sha`, when the clone has it.
+    pub fn revision(&self, sha: &str) -> Option<Revision> {
+        let oid = git2::Oid::from_str(sha).ok()?;
+        let commit = self.repository.find_commit(oid).ok()?;
+        Some(revision(&commit))
+    }
+
+    /// Make the work tree exactly commit `sha`.
+    pub fn checkout(&self, sha: &str) -> Result<()> {
+        let oid = git2::Oid::from_str(sha).with_context(|| format!("`{sha}` is not a commit"))?;
+        let commit = self
+            .repository
+            .find_commit(oid)
+            .map_err(|err| self.git_error("cannot find the commit", err))?;
+        let mut checkout = git2::build::CheckoutBuilder::new();
+        checkout.force().remove_untracked(true).remove_ignored(false);
+        self.repository
+            .checkout_tree(commit.as_object(), Some(&mut checkout))
+            .map_err(|err| self.git_error("cannot check out", err))?;
+        self.repository
+            .set_head_detached(oid)
+            .map_err(|err| self.git_error("cannot check out", err))?;
+        Ok(())
+    }
+
+    fn git_error(&self, what: &str, err: git2::Error) -> anyhow::Error {
+        UserError::new(
+            format!(
+                "{what} `{}` (branch `{}`): {}",
+                self.display_url(),
+                self.branch,
+                err.message()
+            ),
+            "check the URL and the credentials (SSH agent or GITSHIP_GIT_SSH_KEY; GITSHIP_GIT_TOKEN for HTTPS)",
+        )
+        .into()
+    }
+}
+
+/// The commit as the status shows it.
+fn revision(commit: &git2::Commit) -> Revision {
+    let author = commit.author();
+    Revision {
+        sha: commit.id().to_string(),
+        subject: commit.summary().ok().flatten().unwrap_or("").to_string(),
+        author: author.name().ok().unwrap_or("").to_string(),
+    }
+}
+
+fn clone(url: &str, dir: &Path) -> Result<Repository> {
+    let mut builder = git2::build::RepoBuilder::new();
+    builder.fetch_options(fetch_options());
+    builder.clone(url, dir).map_err(|err| {
+        UserError::new(
+            format!("cannot clone `{}`: {}", display_url(url), err.message()),
+            "check the URL and the credentials (SSH agent or GITSHIP_GIT_SSH_KEY; GITSHIP_GIT_TOKEN for HTTPS)",
+        )
+        .into()
+    })
+}
+
+/// The branch the clone's `HEAD` named when it was cloned (the source's default branch).
+fn default_branch(repository: &Repository, url: &str) -> Result<String> {
+    let head = repository
+        .find_reference("refs/remotes/origin/HEAD")
+        .ok()
+        .and_then(|r| r.symbolic_target().ok().flatten().map(str::to_string))
+        .and_then(|t| t.strip_prefix("refs/remotes/origin/").map(str::to_string));
+    if let Some(branch) = head {
+        return Ok(branch);
+    }
+    let head = repository.head().ok();
+    head.as_ref()
+        .filter(|h| h.is_branch())
+        .and_then(|h| h.shorthand().ok())
+        .map(str::to_string)
+        .ok_or_else(|| {
+            UserError::new(
+                format!(
+                    "cannot tell the default branch of `{}`",
+                    display_url(url)
+                ),
+                "pass the branch to follow with `--branch` or `agent.branch`",
+            )
+            .into()
+        })
+}
+
+/// Fetch options with the credentials of the environment (see the module documentation).
+fn fetch_options() -> FetchOptions<'static> {
+    let mut callbacks = RemoteCallbacks::new();
+    let mut attempts = 0u32;
+    callbacks.credentials(move |_url, username, allowed| {
+        attempts += 1;
+        // libgit2 asks again after every refusal: stop after a few, or it loops for ever.
+        if attempts > 4 {
+            return Err(git2::Error::from_str("the credentials were refused"));
+        }
+        let user = username.unwrap_or("git");
+        if allowed.contains(git2::CredentialType::SSH_KEY) {
+            if attempts == 1
+                && let Ok(credential) = git2::Cred::ssh_key_from_agent(user)
+            {
+                return Ok(credential);
+            }
+            if let Some(key) = std::env::var_os("GITSHIP_GIT_SSH_KEY") {
+                return git2::Cred::ssh_key(user, None, Path::new(&key), None);
+            }
+        }
+        if allowed.contains(git2::CredentialType::USER_PASS_PLAINTEXT)
+            && let Ok(token) = std::env::var("GITSHIP_GIT_TOKEN")
+        {
+            let user = std::env::var("GITSHIP_GIT_USERNAME")
+                .unwrap_or_else(|_| "x-access-token".to_string());
+            return git2::Cred::userpass_plaintext(&user, &token);
+        }
+        if allowed.contains(git2::CredentialType::USERNAME) {
+            return git2::Cred::username(user);
+        }
+        Err(git2::Error::from_str(
+            "no credentials: start an SSH agent, or set GITSHIP_GIT_SSH_KEY or GITSHIP_GIT_TOKEN",
+        ))
+    });
+    let mut options = FetchOptions::new();
+    options.remote_callbacks(callbacks);
+    options
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_lose_their_credentials() {
+        assert_eq!(
+            display_url("https://x-access-token:ghp_secret@github.com/acme/blog.git"),
+            "https://github.com/acme/blog.git"
+        );
+        assert_eq!(
+            display_url("https://ghp_secret@github.com/acme/blog.git"),
+            "https://github.com/acme/blog.git"
+        );
+        assert_eq!(
+            display_url("ssh://git@github.com/acme/blog.git"),
+            "ssh://git@github.com/acme/blog.git"
+        );
+        assert_eq!(
+            display_url("ssh://git:pw@github.com/acme/blog.git"),
+            "ssh://github.com/acme/blog.git"
+        );
+        assert_eq!(display_url("/srv/git/blog.git"), "/srv/git/blog.git");
+    }
+
+    fn commit(repository: &Repository, file: &str, text: &str, message: &str) -> String {
+        let root = repository.workdir().unwrap().to_path_buf();
+        std::fs::write(root.join(file), text).unwrap();
+        let mut index = repository.index().unwrap();
+        index.add_path(Path::new(file)).unwrap();
+        index.write().unwrap();
+        let tree = repository.find_tree(index.write_tree().unwrap()).unwrap();
+        let signature = git2::Signature::now("Ada", "ada@example.com").unwrap();
+        let parents: Vec<git2::Commit> = repository
+            .head()
+            .ok()
+            .and_then(|h| h.peel_to_commit().ok())
+            .into_iter()
+            .collect();
+        let parents: Vec<&git2::Commit> = parents.iter().collect();
+        repository
+            .commit(Some("HEAD"), &signature, &signature, message, &tree, &parents)
+            .unwrap()
+            .to_string()
+    }
+
+    #[test]
+    fn fetches_and_checks_out_new_commits_in_its_own_clone() {
+        let upstream_dir = tempfile::tempdir().unwrap();
+        let upstream = Repository::init(upstream_dir.path()).unwrap();
+        let first = commit(&upstream, "a.txt", "one", "first");
+        let cache = tempfile::tempdir().unwrap();
+        let source = GitSource::open(
+            upstream_dir.path().to_str().unwrap(),
+            None,
+            cache.path(),
+        )
+        .unwrap();
+        let fetched = source.fetch().unwrap();
+        assert_eq!(fetched.sha, first);
+        assert_eq!(fetched.subject, "first");
+        assert_eq!(fetched.author, "Ada");
+        let second = commit(&upstream, "a.txt", "two", "second\n\nbody");
+        let fetched = source.fetch().unwrap();
+        assert_eq!((fetched.sha.as_str(), fetched.subject.as_str()), (second.as_str(), "second"));
+        source.checkout(&second).unwrap();
+        let tree = source.work_tree().unwrap();
+        assert_ne!(tree, upstream_dir.path().canonicalize().unwrap());
+        assert_eq!(std::fs::read_to_string(tree.join("a.txt")).unwrap(), "two");
+        // A stray file in the clone does not survive a checkout.
+        std::fs::write(tree.join("stray.txt"), "x").unwrap();
+        source.checkout(&first).unwrap();
+        assert_eq!(std::fs::read_to_string(tree.join("a.txt")).unwrap(), "one");
+        assert!(!tree.join("stray.txt").exists());
+        // Opening again reuses the clone.
+        let again =
+            GitSource::open(upstream_dir.path().to_str().unwrap(), None, cache.path()).unwrap();
+        assert_eq!(again.work_tree().unwrap(), tree);
+        assert_eq!(again.branch, source.branch);
+    }
+
+    #[test]
+    fn a_missing_branch_names_itself() {
+        let upstream_dir = tempfile::tempdir().unwrap();
+        let upstream = Repository::init(upstream_dir.path()).unwrap();
+        commit(&upstream, "a.txt", "one", "first");
+        let cache = tempfile::tempdir().unwrap();
+        let source = GitSource::open(
+            upstream_dir.path().to_str().unwrap(),
+            Some("nope"),
+            cache.path(),
+        )
+        .unwrap();
+        let error = crate::diagnostics::render(&source.fetch().unwrap_err());
+        assert!(error.contains("nope"), "{error}");
+    }
+}

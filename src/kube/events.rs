@@ -1,0 +1,116 @@
+//! Kubernetes Events on the environment's inventory ConfigMap, so that `kubectl get events`
+//! shows what gitship did (`Deployed`, `Healed`, `SyncFailed`, ...).
+//!
+//! Recording an Event is best effort: a cluster that refuses one must not fail the deploy it
+//! describes, so [`record`] logs the failure and returns nothing.
+
+use chrono::Utc;
+use k8s_openapi::api::core::v1::Event;
+use kube::Client;
+use kube::api::{Api, PostParams};
+use serde_json::json;
+
+use crate::kube::inventory::configmap_name;
+use crate::kube::retry::RetryPolicy;
+use crate::model::Environment;
+
+/// Longest message kept (the API server refuses Events whose message is over 1 KiB in
+/// `events.k8s.io`; core Events are cut to the same bound).
+const MAX_MESSAGE: usize = 1024;
+
+/// Whether the Event reports something normal or a problem.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventType {
+    Normal,
+    Warning,
+}
+
+/// Record one Event about `environment`'s inventory ConfigMap.
+pub async fn record(
+    client: &Client,
+    environment: &Environment,
+    kind: EventType,
+    reason: &str,
+    message: &str,
+) {
+    let body = event_body(environment, kind, reason, message);
+    let event: Event = match serde_json::from_value(body) {
+        Ok(event) => event,
+        Err(error) => {
+            tracing::warn!(%reason, %error, "could not build the Event");
+            return;
+        }
+    };
+    let api: Api<Event> = Api::namespaced(client.clone(), &environment.namespace);
+    let params = PostParams::default();
+    if let Err(error) = RetryPolicy::default()
+        .run("Event", || api.create(&params, &event))
+        .await
+    {
+        tracing::warn!(%reason, error = %crate::kube::error_message(&error), "could not record the Event");
+    }
+}
+
+fn event_body(
+    environment: &Environment,
+    kind: EventType,
+    reason: &str,
+    message: &str,
+) -> serde_json::Value {
+    let now = Utc::now();
+    let name = format!(
+        "{}.{}",
+        configmap_name(&environment.name),
+        uuid::Uuid::new_v4().simple()
+    );
+    let mut message = message.to_string();
+    if message.len() > MAX_MESSAGE {
+        let mut cut = MAX_MESSAGE;
+        while !message.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        message.truncate(cut);
+    }
+    let time = now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    json!({
+        "apiVersion": "v1",
+        "kind": "Event",
+        "metadata": {"name": name, "namespace": environment.namespace},
+        "involvedObject": {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "name": configmap_name(&environment.name),
+            "namespace": environment.namespace,
+        },
+        "reason": reason,
+        "message": message,
+        "type": match kind { EventType::Normal => "Normal", EventType::Warning => "Warning" },
+        "source": {"component": crate::model::FIELD_MANAGER},
+        "reportingComponent": crate::model::FIELD_MANAGER,
+        "reportingInstance": crate::kube::inventory::who(),
+        "firstTimestamp": time,
+        "lastTimestamp": time,
+        "count": 1,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_name_the_inventory_and_bound_their_message() {
+        let environment = Environment {
+            name: "production".into(),
+            namespace: "blog".into(),
+        };
+        let long = "é".repeat(2000);
+        let body = event_body(&environment, EventType::Warning, "SyncFailed", &long);
+        assert_eq!(body["involvedObject"]["name"], "gitship-production");
+        assert_eq!(body["type"], "Warning");
+        let message = body["message"].as_str().unwrap();
+        assert!(message.len() <= MAX_MESSAGE && message.starts_with('é'));
+        let event: Result<Event, _> = serde_json::from_value(body);
+        assert!(event.is_ok());
+    }
+}
