@@ -792,6 +792,32 @@ mod tests {
         server.stop().await;
     }
 
+    #[tokio::test]
+    async fn shutdown_closes_idle_keep_alive_connections() {
+        let server = Server::with_both_secrets().await;
+        let mut stream = tokio::net::TcpStream::connect(server.address)
+            .await
+            .expect("connect to the test server");
+        stream
+            .write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n")
+            .await
+            .expect("send the request");
+        let mut response = [0u8; 512];
+        let read = stream.read(&mut response).await.expect("read the response");
+        assert!(
+            response[..read].starts_with(b"HTTP/1.1 200 "),
+            "{:?}",
+            String::from_utf8_lossy(&response[..read])
+        );
+        // The connection stays open (keep-alive), idle: shutdown must not wait for the client.
+        server.stop().await;
+        let read = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut response))
+            .await
+            .expect("the server closes the connection")
+            .expect("read the end of the connection");
+        assert_eq!(read, 0, "the connection is closed");
+    }
+
     #[test]
     fn tokens_match_only_equal_tokens() {
         assert!(tokens_match(b"token", b"token"));
