@@ -30,8 +30,9 @@ use sha2::Sha256;
 use crate::agent::metrics;
 use crate::agent::state::{AgentState, Revision, Status};
 
-/// The largest request body accepted (a push event is a few KiB; GitHub caps them at 25 MiB but
-/// we only need the signature to match, and the body is not read otherwise). Beyond: 413.
+/// The largest request body accepted; beyond: 413. A push event is usually a few KiB (the body
+/// is only signed, never parsed); a push of very many commits can exceed this, and then the agent
+/// finds it at its next poll instead.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 
 /// The environment variable holding the GitHub webhook's HMAC secret.
@@ -214,7 +215,8 @@ fn configured(secret: &Option<String>) -> Option<&str> {
     secret.as_deref().filter(|secret| !secret.is_empty())
 }
 
-/// Which webhook sent this request, if its signature or token is right.
+/// Which webhook sent this request, if its signature or token is right. A request carrying
+/// `X-Hub-Signature-256` is judged as GitHub's, whatever else it carries.
 fn authenticate_hook(
     state: &AgentState,
     headers: &HeaderMap,
