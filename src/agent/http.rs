@@ -1,17 +1,838 @@
-//! The agent's HTTP server. STUB: being written by a helper.
+//! The agent's HTTP server: probes, metrics, status and the push webhook.
+//!
+//! - `GET /healthz`: 200 `ok` while the process serves;
+//! - `GET /readyz`: 200 `ready` once [`AgentState::ready`], else 503 `not ready`;
+//! - `GET /metrics`: [`Metrics::encode`](crate::agent::metrics::Metrics::encode), served as
+//!   [`metrics::CONTENT_TYPE`] (OpenMetrics text);
+//! - `GET /status`: the [`Status`] as JSON;
+//! - `GET /`: the same status as a small HTML page (no script, no external assets; every string
+//!   escaped, since commit subjects and errors are user text);
+//! - `POST /hooks/git`: a push webhook, authenticated by GitHub's `X-Hub-Signature-256` (an
+//!   HMAC-SHA256 of the body keyed with `GITSHIP_WEBHOOK_SECRET`) or GitLab's `X-Gitlab-Token`
+//!   (equal to `GITSHIP_GITLAB_TOKEN`). An authenticated hook pulls [`AgentState::trigger`] (the
+//!   loop fetches now) and gets 202; anything else gets 401 and changes nothing.
+//!
+//! The webhook secrets are never served or logged; they are compared in constant time.
 
+use std::fmt::Write as _;
 use std::sync::Arc;
 
-use anyhow::Result;
+use anyhow::{Context as _, Result};
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post};
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
 
-use crate::agent::state::AgentState;
+use crate::agent::metrics;
+use crate::agent::state::{AgentState, Revision, Status};
 
-/// Serve until `shutdown` completes.
+/// The largest request body accepted; beyond: 413. A push event is usually a few KiB (the body
+/// is only signed, never parsed); a push of very many commits can exceed this, and then the agent
+/// finds it at its next poll instead.
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// The environment variable holding the GitHub webhook's HMAC secret.
+pub const GITHUB_SECRET_VARIABLE: &str = "GITSHIP_WEBHOOK_SECRET";
+
+/// The environment variable holding the GitLab webhook's token.
+pub const GITLAB_TOKEN_VARIABLE: &str = "GITSHIP_GITLAB_TOKEN";
+
+/// GitHub's signature header: `sha256=<hex HMAC-SHA256 of the body>`.
+const GITHUB_SIGNATURE_HEADER: &str = "x-hub-signature-256";
+
+/// GitLab's secret token header.
+const GITLAB_TOKEN_HEADER: &str = "x-gitlab-token";
+
+type HmacSha256 = Hmac<Sha256>;
+
+/// Serve until `shutdown` completes, then finish the requests in flight and return.
 pub async fn serve(
-    _listener: tokio::net::TcpListener,
-    _state: Arc<AgentState>,
+    listener: tokio::net::TcpListener,
+    state: Arc<AgentState>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
-    shutdown.await;
-    Ok(())
+    let address = listener
+        .local_addr()
+        .context("cannot read the agent's HTTP listen address")?;
+    tracing::debug!("agent HTTP server listening on {address}");
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+        .with_context(|| format!("the agent's HTTP server on {address} failed"))
+}
+
+/// Every route, on `state`.
+fn router(state: Arc<AgentState>) -> Router {
+    Router::new()
+        .route("/", get(index))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics_text))
+        .route("/status", get(status_json))
+        .route("/hooks/git", post(git_hook))
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(state)
+}
+
+async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+async fn readyz(State(state): State<Arc<AgentState>>) -> (StatusCode, &'static str) {
+    if state.ready() {
+        (StatusCode::OK, "ready\n")
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "not ready\n")
+    }
+}
+
+async fn metrics_text(State(state): State<Arc<AgentState>>) -> impl IntoResponse {
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(metrics::CONTENT_TYPE),
+        )],
+        state.metrics.encode(),
+    )
+}
+
+async fn status_json(State(state): State<Arc<AgentState>>) -> axum::Json<Status> {
+    axum::Json(state.status())
+}
+
+async fn not_found() -> (StatusCode, &'static str) {
+    (StatusCode::NOT_FOUND, "not found\n")
+}
+
+async fn index(State(state): State<Arc<AgentState>>) -> Response {
+    let mut response = Html(status_page(&state.status())).into_response();
+    let headers = response.headers_mut();
+    // The page has no script and loads nothing: say so, so that an escaping bug cannot run one.
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("default-src 'none'; style-src 'unsafe-inline'"),
+    );
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    response
+}
+
+/// Which webhook authenticated a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum HookKind {
+    GitHub,
+    GitLab,
+}
+
+impl HookKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            HookKind::GitHub => "github",
+            HookKind::GitLab => "gitlab",
+        }
+    }
+}
+
+/// Why a webhook request was refused; the message is the response body (it never holds a
+/// secret or what the request sent).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum HookRejection {
+    /// Neither secret is configured.
+    Disabled,
+    /// A GitHub signature came, but no GitHub secret is configured.
+    GitHubDisabled,
+    /// A GitLab token came, but no GitLab token is configured.
+    GitLabDisabled,
+    /// Neither header came.
+    Unauthenticated,
+    /// `X-Hub-Signature-256` is not `sha256=<hex>`.
+    MalformedSignature,
+    /// The signature does not match the body.
+    BadSignature,
+    /// The GitLab token does not match.
+    BadToken,
+}
+
+impl HookRejection {
+    fn status(self) -> StatusCode {
+        match self {
+            HookRejection::Disabled => StatusCode::NOT_FOUND,
+            _ => StatusCode::UNAUTHORIZED,
+        }
+    }
+
+    fn message(self) -> String {
+        match self {
+            HookRejection::Disabled => format!(
+                "webhooks are disabled: set `{GITHUB_SECRET_VARIABLE}` (GitHub HMAC secret) or \
+                 `{GITLAB_TOKEN_VARIABLE}` (GitLab token) on the agent\n"
+            ),
+            HookRejection::GitHubDisabled => format!(
+                "GitHub webhooks are disabled: set `{GITHUB_SECRET_VARIABLE}` on the agent\n"
+            ),
+            HookRejection::GitLabDisabled => format!(
+                "GitLab webhooks are disabled: set `{GITLAB_TOKEN_VARIABLE}` on the agent\n"
+            ),
+            HookRejection::Unauthenticated => {
+                "missing `X-Hub-Signature-256` or `X-Gitlab-Token` header\n".to_string()
+            }
+            HookRejection::MalformedSignature => {
+                "malformed `X-Hub-Signature-256`: expected `sha256=<hex>`\n".to_string()
+            }
+            HookRejection::BadSignature => "bad `X-Hub-Signature-256` signature\n".to_string(),
+            HookRejection::BadToken => "bad `X-Gitlab-Token`\n".to_string(),
+        }
+    }
+}
+
+async fn git_hook(
+    State(state): State<Arc<AgentState>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> (StatusCode, String) {
+    match authenticate_hook(&state, &headers, &body) {
+        Ok(kind) => {
+            tracing::info!(webhook = kind.as_str(), "push webhook: fetching now");
+            state.trigger.notify_one();
+            (StatusCode::ACCEPTED, "accepted: fetching now\n".to_string())
+        }
+        Err(rejection) => {
+            tracing::warn!("push webhook refused: {}", rejection.message().trim_end());
+            (rejection.status(), rejection.message())
+        }
+    }
+}
+
+/// A secret, unless unset or empty (an empty HMAC key or token would let anyone in).
+fn configured(secret: &Option<String>) -> Option<&str> {
+    secret.as_deref().filter(|secret| !secret.is_empty())
+}
+
+/// Which webhook sent this request, if its signature or token is right. A request carrying
+/// `X-Hub-Signature-256` is judged as GitHub's, whatever else it carries.
+fn authenticate_hook(
+    state: &AgentState,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<HookKind, HookRejection> {
+    let github = configured(&state.webhook.github);
+    let gitlab = configured(&state.webhook.gitlab);
+    if github.is_none() && gitlab.is_none() {
+        return Err(HookRejection::Disabled);
+    }
+    if let Some(signature) = headers.get(GITHUB_SIGNATURE_HEADER) {
+        let secret = github.ok_or(HookRejection::GitHubDisabled)?;
+        let signature = signature
+            .to_str()
+            .ok()
+            .and_then(|value| value.trim().strip_prefix("sha256="))
+            .and_then(|hex_digest| hex::decode(hex_digest).ok())
+            .ok_or(HookRejection::MalformedSignature)?;
+        let mut mac = HmacSha256::new_from_slice(secret.as_bytes())
+            .map_err(|_| HookRejection::BadSignature)?;
+        mac.update(body);
+        mac.verify_slice(&signature)
+            .map_err(|_| HookRejection::BadSignature)?;
+        return Ok(HookKind::GitHub);
+    }
+    if let Some(token) = headers.get(GITLAB_TOKEN_HEADER) {
+        let expected = gitlab.ok_or(HookRejection::GitLabDisabled)?;
+        if tokens_match(token.as_bytes(), expected.as_bytes()) {
+            return Ok(HookKind::GitLab);
+        }
+        return Err(HookRejection::BadToken);
+    }
+    Err(HookRejection::Unauthenticated)
+}
+
+/// `given == expected`, in time independent of where they differ and of their lengths: both are
+/// reduced to an HMAC of a fixed message, and the tags compared with `verify_slice`.
+fn tokens_match(given: &[u8], expected: &[u8]) -> bool {
+    const MESSAGE: &[u8] = b"gitship gitlab token";
+    let (Ok(mut given_mac), Ok(mut expected_mac)) = (
+        HmacSha256::new_from_slice(given),
+        HmacSha256::new_from_slice(expected),
+    ) else {
+        return false;
+    };
+    given_mac.update(MESSAGE);
+    expected_mac.update(MESSAGE);
+    let given_tag = given_mac.finalize().into_bytes();
+    expected_mac.verify_slice(&given_tag).is_ok()
+}
+
+/// `text` safe inside HTML text and double- or single-quoted attributes.
+fn escape(text: &str) -> String {
+    let mut escaped = String::with_capacity(text.len());
+    for character in text.chars() {
+        match character {
+            '&' => escaped.push_str("&amp;"),
+            '<' => escaped.push_str("&lt;"),
+            '>' => escaped.push_str("&gt;"),
+            '"' => escaped.push_str("&quot;"),
+            '\'' => escaped.push_str("&#39;"),
+            other => escaped.push(other),
+        }
+    }
+    escaped
+}
+
+/// A revision as `<sha7> subject (author)`, escaped; `none` when absent.
+fn revision_html(revision: Option<&Revision>) -> String {
+    match revision {
+        None => "<em>none</em>".to_string(),
+        Some(revision) => {
+            let short: String = revision.sha.chars().take(7).collect();
+            format!(
+                "<code title=\"{}\">{}</code> {} <span class=\"muted\">({})</span>",
+                escape(&revision.sha),
+                escape(&short),
+                escape(&revision.subject),
+                escape(&revision.author)
+            )
+        }
+    }
+}
+
+/// A list of lines, escaped; `none` when empty.
+fn list_html(items: &[String]) -> String {
+    if items.is_empty() {
+        return "<em>none</em>".to_string();
+    }
+    let mut html = String::from("<ul>");
+    for item in items {
+        // Writing to a String cannot fail.
+        let _ = write!(html, "<li><code>{}</code></li>", escape(item));
+    }
+    html.push_str("</ul>");
+    html
+}
+
+/// The status page: one table, refreshed every 10 seconds by the browser.
+fn status_page(status: &Status) -> String {
+    let leader = if status.leader {
+        "yes (this replica)".to_string()
+    } else {
+        match &status.leader_identity {
+            Some(identity) => format!("no (<code>{}</code> leads)", escape(identity)),
+            None => "no".to_string(),
+        }
+    };
+    let last_sync = match status.last_sync {
+        Some(time) => escape(&time.to_rfc3339()),
+        None => "<em>never</em>".to_string(),
+    };
+    let last_error = match &status.last_error {
+        Some(error) => format!("<pre class=\"error\">{}</pre>", escape(error)),
+        None => "<em>none</em>".to_string(),
+    };
+    let last_heal = match &status.last_heal {
+        Some(heal) => format!(
+            "{} {}",
+            escape(&heal.time.to_rfc3339()),
+            list_html(&heal.healed)
+        ),
+        None => "<em>never</em>".to_string(),
+    };
+    let rows = [
+        ("Environment", escape(&status.environment)),
+        (
+            "State",
+            format!("<strong>{}</strong>", escape(status.state.as_str())),
+        ),
+        ("Source", format!("<code>{}</code>", escape(&status.source))),
+        ("Branch", format!("<code>{}</code>", escape(&status.branch))),
+        ("Leader", leader),
+        (
+            "Identity",
+            format!("<code>{}</code>", escape(&status.identity)),
+        ),
+        (
+            "Revision (running)",
+            revision_html(status.revision.as_ref()),
+        ),
+        (
+            "Git revision (newest)",
+            revision_html(status.git_revision.as_ref()),
+        ),
+        ("Last sync", last_sync),
+        ("Last error", last_error),
+        ("Last heal", last_heal),
+        ("Terraform drift", list_html(&status.terraform_drift)),
+        ("Waiting for images", list_html(&status.waiting_for_images)),
+        ("Flapping", list_html(&status.flapping)),
+    ];
+    let mut table = String::new();
+    for (name, value) in rows {
+        let _ = writeln!(table, "<tr><th>{name}</th><td>{value}</td></tr>");
+    }
+    let environment = escape(&status.environment);
+    format!(
+        "<!DOCTYPE html>\n\
+         <html lang=\"en\">\n\
+         <head>\n\
+         <meta charset=\"utf-8\">\n\
+         <meta http-equiv=\"refresh\" content=\"10\">\n\
+         <title>gitship agent: {environment}</title>\n\
+         <style>\n\
+         body {{ font-family: sans-serif; margin: 2em; }}\n\
+         th {{ text-align: left; vertical-align: top; padding-right: 1em; }}\n\
+         td {{ vertical-align: top; }}\n\
+         ul {{ margin: 0; padding-left: 1.2em; }}\n\
+         pre.error {{ margin: 0; white-space: pre-wrap; color: #a00; }}\n\
+         .muted {{ color: #666; }}\n\
+         </style>\n\
+         </head>\n\
+         <body>\n\
+         <h1>gitship agent: {environment}</h1>\n\
+         <table>\n{table}</table>\n\
+         <p class=\"muted\">JSON: <a href=\"/status\">/status</a>, \
+         metrics: <a href=\"/metrics\">/metrics</a></p>\n\
+         </body>\n\
+         </html>\n"
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::SocketAddr;
+    use std::time::Duration;
+
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    use tokio::sync::oneshot;
+
+    use super::*;
+    use crate::agent::state::{SyncState, WebhookSecrets};
+
+    const GITHUB_SECRET: &str = "github-test-secret";
+    const GITLAB_TOKEN: &str = "gitlab-test-token";
+    const PUSH: &str = r#"{"ref":"refs/heads/main","after":"0123456789abcdef"}"#;
+
+    /// A running server; dropping it without [`Server::stop`] leaves the task to the runtime.
+    struct Server {
+        address: SocketAddr,
+        state: Arc<AgentState>,
+        stop: oneshot::Sender<()>,
+        task: tokio::task::JoinHandle<Result<()>>,
+    }
+
+    impl Server {
+        async fn start(webhook: WebhookSecrets) -> Server {
+            let status = Status::new(
+                "production",
+                "https://git.example/shop.git",
+                "main",
+                "agent-0",
+            );
+            let state = Arc::new(AgentState::new(status, webhook));
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .expect("bind a test port");
+            let address = listener.local_addr().expect("the test port");
+            let (stop, stopped) = oneshot::channel::<()>();
+            let task = tokio::spawn(serve(listener, state.clone(), async move {
+                let _ = stopped.await;
+            }));
+            Server {
+                address,
+                state,
+                stop,
+                task,
+            }
+        }
+
+        async fn with_both_secrets() -> Server {
+            Server::start(WebhookSecrets {
+                github: Some(GITHUB_SECRET.to_string()),
+                gitlab: Some(GITLAB_TOKEN.to_string()),
+            })
+            .await
+        }
+
+        /// Send `head` (request line and headers, without the final blank line) and `body`.
+        async fn request(&self, head: &str, body: &[u8]) -> Reply {
+            let mut stream = tokio::net::TcpStream::connect(self.address)
+                .await
+                .expect("connect to the test server");
+            let mut request = format!(
+                "{head}\r\nHost: localhost\r\nConnection: close\r\nContent-Length: {}\r\n\r\n",
+                body.len()
+            )
+            .into_bytes();
+            request.extend_from_slice(body);
+            stream.write_all(&request).await.expect("send the request");
+            let mut response = Vec::new();
+            stream
+                .read_to_end(&mut response)
+                .await
+                .expect("read the response");
+            Reply::parse(&response)
+        }
+
+        async fn get(&self, path: &str) -> Reply {
+            self.request(&format!("GET {path} HTTP/1.1"), b"").await
+        }
+
+        async fn hook(&self, headers: &[(&str, &str)], body: &str) -> Reply {
+            let mut head = "POST /hooks/git HTTP/1.1".to_string();
+            for (name, value) in headers {
+                head.push_str(&format!("\r\n{name}: {value}"));
+            }
+            self.request(&head, body.as_bytes()).await
+        }
+
+        /// Whether the trigger fires within a short while.
+        async fn triggered(&self) -> bool {
+            tokio::time::timeout(Duration::from_millis(200), self.state.trigger.notified())
+                .await
+                .is_ok()
+        }
+
+        async fn stop(self) {
+            self.stop.send(()).expect("the server is running");
+            tokio::time::timeout(Duration::from_secs(5), self.task)
+                .await
+                .expect("the server stops within 5 seconds")
+                .expect("the server task does not panic")
+                .expect("the server stops cleanly");
+        }
+    }
+
+    /// A parsed HTTP/1.1 response.
+    #[derive(Debug)]
+    struct Reply {
+        status: u16,
+        /// Header lines, names lowercased.
+        headers: Vec<(String, String)>,
+        body: String,
+    }
+
+    impl Reply {
+        fn parse(raw: &[u8]) -> Reply {
+            let text = String::from_utf8_lossy(raw);
+            let (head, body) = text
+                .split_once("\r\n\r\n")
+                .unwrap_or_else(|| panic!("no end of headers in {text:?}"));
+            let mut lines = head.split("\r\n");
+            let status_line = lines.next().unwrap_or_default();
+            let status = status_line
+                .split(' ')
+                .nth(1)
+                .and_then(|code| code.parse().ok())
+                .unwrap_or_else(|| panic!("bad status line {status_line:?}"));
+            let headers = lines
+                .filter_map(|line| line.split_once(':'))
+                .map(|(name, value)| (name.trim().to_ascii_lowercase(), value.trim().to_string()))
+                .collect();
+            Reply {
+                status,
+                headers,
+                body: body.to_string(),
+            }
+        }
+
+        fn header(&self, name: &str) -> Option<&str> {
+            self.headers
+                .iter()
+                .find(|(header, _)| header == name)
+                .map(|(_, value)| value.as_str())
+        }
+    }
+
+    fn github_signature(secret: &str, body: &str) -> String {
+        let mut mac = HmacSha256::new_from_slice(secret.as_bytes()).expect("any key length");
+        mac.update(body.as_bytes());
+        format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+    }
+
+    fn revision(sha: &str) -> Revision {
+        Revision {
+            sha: sha.to_string(),
+            subject: "Add the shop".to_string(),
+            author: "Ada <ada@example.com>".to_string(),
+        }
+    }
+
+    #[tokio::test]
+    async fn healthz_is_ok() {
+        let server = Server::with_both_secrets().await;
+        let reply = server.get("/healthz").await;
+        assert_eq!(reply.status, 200, "{reply:?}");
+        assert_eq!(reply.body.trim(), "ok");
+        server.stop().await;
+    }
+
+    #[tokio::test]
+    async fn readyz_waits_for_the_first_fetch() {
+        let server = Server::with_both_secrets().await;
+        let reply = server.get("/readyz").await;
+        assert_eq!(reply.status, 503, "{reply:?}");
+        assert_eq!(reply.body.trim(), "not ready");
+        server
+            .state
+            .update(|status| status.git_revision = Some(revision("0123456789abcdef")));
+        let reply = server.get("/readyz").await;
+        assert_eq!(reply.status, 200, "{reply:?}");
+        assert_eq!(reply.body.trim(), "ready");
+        server.stop().await;
+    }
+
+    #[tokio::test]
+    async fn readyz_is_ready_for_a_follower() {
+        let server = Server::with_both_secrets().await;
+        server
+            .state
+            .update(|status| status.state = SyncState::Follower);
+        assert_eq!(server.get("/readyz").await.status, 200);
+        server.stop().await;
+    }
+
+    #[tokio::test]
+    async fn metrics_are_openmetrics_text() {
+        let server = Server::with_both_secrets().await;
+        server.state.metrics.set_revision("0123456789abcdef");
+        let reply = server.get("/metrics").await;
+        assert_eq!(reply.status, 200, "{reply:?}");
+        assert_eq!(reply.header("content-type"), Some(metrics::CONTENT_TYPE));
+        assert!(
+            reply.body.contains("gitship_agent_syncs_total"),
+            "{}",
+            reply.body
+        );
+        assert!(
+            reply
+                .body
+                .contains(r#"gitship_agent_revision_info{revision="0123456789abcdef"} 1"#),
+            "{}",
+            reply.body
+        );
+        server.stop().await;
+    }
+
+    #[tokio::test]
+    async fn status_is_json() {
+        let server = Server::with_both_secrets().await;
+        let reply = server.get("/status").await;
+        assert_eq!(reply.status, 200, "{reply:?}");
+        assert!(
+            reply
+                .header("content-type")
+                .is_some_and(|value| value.starts_with("application/json")),
+            "{reply:?}"
+        );
+        let json: serde_json::Value = serde_json::from_str(&reply.body).expect("JSON");
+        assert_eq!(json["state"], "starting", "{json}");
+        let status: Status = serde_json::from_str(&reply.body).expect("a Status");
+        assert_eq!(status, server.state.status());
+        server.stop().await;
+    }
+
+    #[tokio::test]
+    async fn index_escapes_user_text() {
+        let server = Server::with_both_secrets().await;
+        server.state.update(|status| {
+            status.last_error = Some("render: <script>alert('x')</script> & \"more\"".to_string());
+            status.revision = Some(Revision {
+                sha: "abcdef0123456789".to_string(),
+                subject: "<b>bold</b> subject".to_string(),
+                author: "Eve <eve@example.com>".to_string(),
+            });
+            status.flapping = vec!["Deployment/web spec.replicas <hpa>".to_string()];
+        });
+        let reply = server.get("/").await;
+        assert_eq!(reply.status, 200, "{reply:?}");
+        assert!(
+            reply
+                .header("content-type")
+                .is_some_and(|value| value.starts_with("text/html")),
+            "{reply:?}"
+        );
+        let body = &reply.body;
+        assert!(!body.contains("<script"), "{body}");
+        assert!(!body.contains("<b>"), "{body}");
+        assert!(!body.contains("<eve@"), "{body}");
+        assert!(
+            body.contains(
+                "render: &lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt; &amp; &quot;more&quot;"
+            ),
+            "{body}"
+        );
+        assert!(body.contains("&lt;b&gt;bold&lt;/b&gt; subject"), "{body}");
+        assert!(body.contains(">abcdef0<"), "{body}");
+        assert!(body.contains("spec.replicas &lt;hpa&gt;"), "{body}");
+        assert!(body.contains("production"), "{body}");
+        assert!(body.contains("starting"), "{body}");
+        server.stop().await;
+    }
+
+    #[tokio::test]
+    async fn unknown_path_is_not_found() {
+        let server = Server::with_both_secrets().await;
+        assert_eq!(server.get("/nope").await.status, 404);
+        server.stop().await;
+    }
+
+    #[tokio::test]
+    async fn github_hook_with_the_right_signature_triggers_a_fetch() {
+        let server = Server::with_both_secrets().await;
+        let signature = github_signature(GITHUB_SECRET, PUSH);
+        let reply = server
+            .hook(
+                &[
+                    ("X-GitHub-Event", "push"),
+                    ("X-Hub-Signature-256", &signature),
+                ],
+                PUSH,
+            )
+            .await;
+        assert_eq!(reply.status, 202, "{reply:?}");
+        assert!(server.triggered().await, "the trigger fires");
+        server.stop().await;
+    }
+
+    #[tokio::test]
+    async fn github_hook_with_a_wrong_signature_is_refused() {
+        let server = Server::with_both_secrets().await;
+        let cases = [
+            github_signature("another-secret", PUSH),
+            // Signed, then the body changed.
+            github_signature(GITHUB_SECRET, "{}"),
+            "sha256=not-hex".to_string(),
+            "sha1=0123".to_string(),
+        ];
+        for signature in cases {
+            let reply = server
+                .hook(&[("X-Hub-Signature-256", &signature)], PUSH)
+                .await;
+            assert_eq!(reply.status, 401, "{signature}: {reply:?}");
+            assert!(!reply.body.contains(GITHUB_SECRET), "{reply:?}");
+        }
+        let reply = server.hook(&[], PUSH).await;
+        assert_eq!(reply.status, 401, "{reply:?}");
+        assert!(!server.triggered().await, "the trigger does not fire");
+        server.stop().await;
+    }
+
+    #[tokio::test]
+    async fn gitlab_hook_checks_its_token() {
+        let server = Server::with_both_secrets().await;
+        for wrong in ["gitlab-test-toke", "gitlab-test-tokenx", "", GITHUB_SECRET] {
+            let reply = server.hook(&[("X-Gitlab-Token", wrong)], PUSH).await;
+            assert_eq!(reply.status, 401, "{wrong:?}: {reply:?}");
+            assert!(!reply.body.contains(GITLAB_TOKEN), "{reply:?}");
+        }
+        assert!(!server.triggered().await, "no fetch for a wrong token");
+        let reply = server
+            .hook(
+                &[
+                    ("X-Gitlab-Event", "Push Hook"),
+                    ("X-Gitlab-Token", GITLAB_TOKEN),
+                ],
+                PUSH,
+            )
+            .await;
+        assert_eq!(reply.status, 202, "{reply:?}");
+        assert!(server.triggered().await, "the trigger fires");
+        server.stop().await;
+    }
+
+    #[tokio::test]
+    async fn hook_kind_without_a_secret_is_refused() {
+        let server = Server::start(WebhookSecrets {
+            github: None,
+            gitlab: Some(GITLAB_TOKEN.to_string()),
+        })
+        .await;
+        // Signed with the GitLab token as if it were the GitHub secret: still no GitHub secret.
+        let signature = github_signature(GITLAB_TOKEN, PUSH);
+        let reply = server
+            .hook(&[("X-Hub-Signature-256", &signature)], PUSH)
+            .await;
+        assert_eq!(reply.status, 401, "{reply:?}");
+        assert!(reply.body.contains(GITHUB_SECRET_VARIABLE), "{reply:?}");
+        assert!(!server.triggered().await, "the trigger does not fire");
+        server.stop().await;
+    }
+
+    #[tokio::test]
+    async fn hooks_without_secrets_are_disabled() {
+        let server = Server::start(WebhookSecrets {
+            github: Some(String::new()),
+            gitlab: None,
+        })
+        .await;
+        // An empty secret counts as none: its HMAC anyone can compute.
+        let signature = github_signature("", PUSH);
+        let reply = server
+            .hook(&[("X-Hub-Signature-256", &signature)], PUSH)
+            .await;
+        assert_eq!(reply.status, 404, "{reply:?}");
+        assert!(reply.body.contains("webhooks are disabled"), "{reply:?}");
+        assert!(reply.body.contains(GITHUB_SECRET_VARIABLE), "{reply:?}");
+        assert!(reply.body.contains(GITLAB_TOKEN_VARIABLE), "{reply:?}");
+        assert!(!server.triggered().await, "the trigger does not fire");
+        server.stop().await;
+    }
+
+    #[tokio::test]
+    async fn hook_body_is_limited() {
+        let server = Server::with_both_secrets().await;
+        let body = "x".repeat(MAX_BODY_BYTES + 1);
+        let signature = github_signature(GITHUB_SECRET, &body);
+        let reply = server
+            .hook(&[("X-Hub-Signature-256", &signature)], &body)
+            .await;
+        assert_eq!(reply.status, 413, "{reply:?}");
+        assert!(!server.triggered().await, "the trigger does not fire");
+        server.stop().await;
+    }
+
+    #[tokio::test]
+    async fn shutdown_closes_idle_keep_alive_connections() {
+        let server = Server::with_both_secrets().await;
+        let mut stream = tokio::net::TcpStream::connect(server.address)
+            .await
+            .expect("connect to the test server");
+        stream
+            .write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n")
+            .await
+            .expect("send the request");
+        let mut response = [0u8; 512];
+        let read = stream.read(&mut response).await.expect("read the response");
+        assert!(
+            response[..read].starts_with(b"HTTP/1.1 200 "),
+            "{:?}",
+            String::from_utf8_lossy(&response[..read])
+        );
+        // The connection stays open (keep-alive), idle: shutdown must not wait for the client.
+        server.stop().await;
+        let read = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut response))
+            .await
+            .expect("the server closes the connection")
+            .expect("read the end of the connection");
+        assert_eq!(read, 0, "the connection is closed");
+    }
+
+    #[test]
+    fn tokens_match_only_equal_tokens() {
+        assert!(tokens_match(b"token", b"token"));
+        assert!(!tokens_match(b"token", b"tokem"));
+        assert!(!tokens_match(b"token", b"token2"));
+        assert!(!tokens_match(b"", b"token"));
+    }
+
+    #[test]
+    fn escape_covers_html_metacharacters() {
+        assert_eq!(
+            escape(r#"<a href="x" title='y'>&</a>"#),
+            "&lt;a href=&quot;x&quot; title=&#39;y&#39;&gt;&amp;&lt;/a&gt;"
+        );
+    }
 }
