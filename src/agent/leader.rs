@@ -29,7 +29,9 @@ const FIELD_MANAGER: &str = "gitship-agent";
 pub enum Contention {
     Leading,
     /// Another replica leads.
-    Following { leader: String },
+    Following {
+        leader: String,
+    },
 }
 
 /// This replica's place in the election.
@@ -79,6 +81,15 @@ impl Leadership {
             return Ok(Contention::Leading);
         }
         self.held = None;
+        if crate::kube::deploy::ensure_namespace_exists(
+            client,
+            &self.lease.namespace,
+            &RetryPolicy::default(),
+        )
+        .await?
+        {
+            printer.status(&format!("agent: created namespace `{}`", self.lease.namespace));
+        }
         let progress = Progress::new(printer, 0);
         match lock::acquire_lease(
             client,
@@ -117,9 +128,8 @@ pub async fn publish(
     status: &Status,
 ) -> Result<(), KubeError> {
     let name = crate::model::agent_status_name(&environment.name);
-    let text = serde_json::to_string_pretty(status).map_err(|e| {
-        KubeError::about(format!("ConfigMap {name}"), kube::Error::SerdeError(e))
-    })?;
+    let text = serde_json::to_string_pretty(status)
+        .map_err(|e| KubeError::about(format!("ConfigMap {name}"), kube::Error::SerdeError(e)))?;
     let body = json!({
         "apiVersion": "v1",
         "kind": "ConfigMap",

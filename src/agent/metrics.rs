@@ -12,7 +12,9 @@
 //!   seen;
 //! - `gitship_agent_last_sync_timestamp_seconds`: when the last sync ended (unix seconds);
 //! - `gitship_agent_revision_info{revision}`: 1 for the revision the cluster runs, no other;
-//! - `gitship_agent_leader`: 1 while this replica leads, else 0.
+//! - `gitship_agent_leader`: 1 while this replica leads, else 0;
+//! - `gitship_agent_drift_checks_total`, `gitship_agent_drift_check_duration_seconds`: the heal
+//!   loop's drift checks (a no-op reconcile is one fetch and one check).
 
 use std::sync::Mutex;
 use std::time::Duration;
@@ -83,6 +85,8 @@ pub struct Metrics {
     /// [`Metrics::set_revision`] calls cannot leave two revisions at 1.
     revision: Mutex<Option<String>>,
     leader: Gauge,
+    drift_checks: Counter,
+    drift_check_duration: Histogram,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -129,6 +133,19 @@ impl Metrics {
         let last_sync_timestamp = Gauge::<f64, std::sync::atomic::AtomicU64>::default();
         let revision_info = Family::<RevisionLabels, Gauge>::default();
         let leader = Gauge::default();
+        let drift_checks = Counter::default();
+        let drift_check_duration = Histogram::new(SYNC_DURATION_BUCKETS);
+        registry.register(
+            "drift_checks",
+            "Drift checks of the heal loop",
+            drift_checks.clone(),
+        );
+        registry.register_with_unit(
+            "drift_check_duration",
+            "How long drift checks took (fetch, render, one LIST per kind)",
+            Unit::Seconds,
+            drift_check_duration.clone(),
+        );
 
         registry.register("syncs", "Syncs, by how they ended", syncs.clone());
         registry.register_with_unit(
@@ -186,7 +203,15 @@ impl Metrics {
             revision_info,
             revision: Mutex::new(None),
             leader,
+            drift_checks,
+            drift_check_duration,
         }
+    }
+
+    /// A drift check took `duration`.
+    pub fn drift_checked(&self, duration: Duration) {
+        self.drift_checks.inc();
+        self.drift_check_duration.observe(duration.as_secs_f64());
     }
 
     /// A sync ended with `result` after `duration`.

@@ -125,10 +125,7 @@ impl AgentOptions {
         };
         if !crate::repo::files::lexically_inside(&path) {
             return Err(UserError::usage(
-                format!(
-                    "`--path {}` leaves the Git repository",
-                    path.display()
-                ),
+                format!("`--path {}` leaves the Git repository", path.display()),
                 "give a relative path below the repository's root, e.g. `examples/blog-infra`",
             )
             .into());
@@ -143,10 +140,16 @@ impl AgentOptions {
             })?),
             (None, None) => None,
         };
+        // Intervals down to 100ms (benchmarks); a Lease counts whole seconds.
         let at_least = |flag: &str, value: Duration| {
-            if value < Duration::from_secs(1) {
+            let least = if flag == "--lease-duration" {
+                Duration::from_secs(1)
+            } else {
+                Duration::from_millis(100)
+            };
+            if value < least {
                 return Err(UserError::usage(
-                    format!("`{flag}` must be at least 1s"),
+                    format!("`{flag}` must be at least {least:?}"),
                     "e.g. `--interval 30s`",
                 ));
             }
@@ -244,12 +247,14 @@ pub async fn run(
     ));
     let (stop_http, http) = match options.listen {
         Some(address) => {
-            let listener = tokio::net::TcpListener::bind(address).await.map_err(|err| {
-                UserError::new(
-                    format!("cannot listen on `{address}`: {err}"),
-                    "pick a free port with `--listen`",
-                )
-            })?;
+            let listener = tokio::net::TcpListener::bind(address)
+                .await
+                .map_err(|err| {
+                    UserError::new(
+                        format!("cannot listen on `{address}`: {err}"),
+                        "pick a free port with `--listen`",
+                    )
+                })?;
             printer.status(&format!(
                 "agent: serving /healthz, /readyz, /metrics, /status, / and POST /hooks/git on http://{}",
                 listener.local_addr().unwrap_or(address)
@@ -262,7 +267,14 @@ pub async fn run(
         }
         None => (None, None),
     };
-    let mut agent = Agent::new(options, source, state, identity, global.clone(), printer.clone());
+    let mut agent = Agent::new(
+        options,
+        source,
+        state,
+        identity,
+        global.clone(),
+        printer.clone(),
+    );
     let result = agent.run().await;
     if let Some(stop) = stop_http {
         let _ = stop.send(());

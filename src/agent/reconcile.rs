@@ -175,8 +175,9 @@ impl Agent {
                 self.publish().await;
             }
             if let Err(error) = election.resign().await {
-                self.printer
-                    .warn(&format!("agent: could not give up the leader Lease: {error}"));
+                self.printer.warn(&format!(
+                    "agent: could not give up the leader Lease: {error}"
+                ));
             }
         }
         self.printer.status("agent: stopped");
@@ -244,8 +245,11 @@ impl Agent {
         }
         let policy = self.sync_policy();
         self.deploy(&head, &policy).await?;
-        self.printer
-            .status(&format!("agent: synced {} ({})", short(&head.sha), head.subject));
+        self.printer.status(&format!(
+            "agent: synced {} ({})",
+            short(&head.sha),
+            head.subject
+        ));
         Ok(Outcome::Success)
     }
 
@@ -361,8 +365,7 @@ impl Agent {
             lock_lease: None,
             skip_preflight: false,
         };
-        crate::ops::deploy::deploy_with(&session, &DeploySource::WorkTree, &settings, policy)
-            .await
+        crate::ops::deploy::deploy_with(&session, &DeploySource::WorkTree, &settings, policy).await
     }
 
     /// One sync: fetch, and deploy the branch's newest commit when it moved.
@@ -408,7 +411,12 @@ impl Agent {
         }
     }
 
-    fn synced(&mut self, head: &Revision, deployed: crate::ops::deploy::Deployed, elapsed: Duration) {
+    fn synced(
+        &mut self,
+        head: &Revision,
+        deployed: crate::ops::deploy::Deployed,
+        elapsed: Duration,
+    ) {
         let now = Utc::now();
         self.printer.status(&format!(
             "agent: synced {} in {:.1}s: {}",
@@ -420,7 +428,13 @@ impl Agent {
             .terraform_pending
             .iter()
             .flat_map(|plan| plan.changes.iter())
-            .map(|change| format!("{} {} (planned, not applied)", change.action.symbol(), change.address))
+            .map(|change| {
+                format!(
+                    "{} {} (planned, not applied)",
+                    change.action.symbol(),
+                    change.address
+                )
+            })
             .collect();
         self.applied = Some(head.clone());
         self.retry = None;
@@ -544,13 +558,24 @@ impl Agent {
             printer: quiet,
             ..session
         };
+        let started = Instant::now();
         let report =
             crate::ops::drift::drift_with(&session, self.options.terraform != AgentTerraform::Off)
                 .await?;
+        self.state.metrics.drift_checked(started.elapsed());
         let terraform: Vec<String> = report
             .terraform
             .iter()
-            .map(|change| format!("{} {} (changed outside Terraform)", serde_json::to_value(change.action).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default(), change.address))
+            .map(|change| {
+                format!(
+                    "{} {} (changed outside Terraform)",
+                    serde_json::to_value(change.action)
+                        .ok()
+                        .and_then(|v| v.as_str().map(str::to_string))
+                        .unwrap_or_default(),
+                    change.address
+                )
+            })
             .collect();
         self.state
             .metrics
@@ -559,7 +584,10 @@ impl Agent {
         for key in self.flaps.observe(&drift) {
             let hint = format!(
                 "{key} is changed back after every heal{}: it is no longer healed. Let one owner have it: remove the field from Git, or add a `drift.ignore` rule for it",
-                drift.managers.get(&key).map_or(String::new(), |m| format!(" by `{m}`"))
+                drift
+                    .managers
+                    .get(&key)
+                    .map_or(String::new(), |m| format!(" by `{m}`"))
             );
             self.printer.warn(&format!("agent: {hint}"));
             self.event(EventType::Warning, "FlappingField", &hint).await;
@@ -571,7 +599,9 @@ impl Agent {
             .filter(|(key, _)| !self.flaps.is_flapping(key))
             .map(|(_, description)| description.clone())
             .collect();
-        self.state.metrics.set_drifted(drift.objects_without(&self.flaps));
+        self.state
+            .metrics
+            .set_drifted(drift.objects_without(&self.flaps));
         if !terraform.is_empty() || healing.is_empty() {
             let pending_plan: Vec<String> = self
                 .state
@@ -707,7 +737,9 @@ impl Drift {
             match object.kind {
                 DriftKind::Deleted => {
                     let key = format!("{name} (deleted)");
-                    drift.descriptions.insert(key.clone(), format!("{name} (deleted, recreated)"));
+                    drift
+                        .descriptions
+                        .insert(key.clone(), format!("{name} (deleted, recreated)"));
                     drift.objects.insert(key, name.clone());
                 }
                 DriftKind::Modified => {
@@ -767,7 +799,11 @@ impl FlapTracker {
         let mut returns = BTreeMap::new();
         for key in drift.keys() {
             let count = if self.healed_last.contains(&key) {
-                self.returns.get(&key).copied().unwrap_or(0).saturating_add(1)
+                self.returns
+                    .get(&key)
+                    .copied()
+                    .unwrap_or(0)
+                    .saturating_add(1)
             } else {
                 0
             };
@@ -822,7 +858,10 @@ mod tests {
         flaps.healed([replicas.to_string()].into());
         assert!(flaps.observe(&drift(&[replicas])).is_empty());
         flaps.healed([replicas.to_string()].into());
-        assert_eq!(flaps.observe(&drift(&[replicas])), vec![replicas.to_string()]);
+        assert_eq!(
+            flaps.observe(&drift(&[replicas])),
+            vec![replicas.to_string()]
+        );
         assert!(flaps.is_flapping(replicas));
         flaps.healed(BTreeSet::new());
         assert!(flaps.observe(&drift(&[replicas])).is_empty());

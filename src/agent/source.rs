@@ -98,7 +98,10 @@ impl GitSource {
         let digest = hex::encode(Sha256::digest(url.as_bytes()));
         let dir = cache.join(&digest[..16]);
         crate::private_file::create_dir(cache).with_context(|| {
-            format!("cannot create the agent's cache directory `{}`", cache.display())
+            format!(
+                "cannot create the agent's cache directory `{}`",
+                cache.display()
+            )
         })?;
         let repository = match Repository::open(&dir) {
             Ok(repository) => repository,
@@ -184,7 +187,10 @@ impl GitSource {
             .find_commit(oid)
             .map_err(|err| self.git_error("cannot find the commit", err))?;
         let mut checkout = git2::build::CheckoutBuilder::new();
-        checkout.force().remove_untracked(true).remove_ignored(false);
+        checkout
+            .force()
+            .remove_untracked(true)
+            .remove_ignored(false);
         self.repository
             .checkout_tree(commit.as_object(), Some(&mut checkout))
             .map_err(|err| self.git_error("cannot check out", err))?;
@@ -247,10 +253,7 @@ fn default_branch(repository: &Repository, url: &str) -> Result<String> {
         .map(str::to_string)
         .ok_or_else(|| {
             UserError::new(
-                format!(
-                    "cannot tell the default branch of `{}`",
-                    display_url(url)
-                ),
+                format!("cannot tell the default branch of `{}`", display_url(url)),
                 "pass the branch to follow with `--branch` or `agent.branch`",
             )
             .into()
@@ -338,7 +341,14 @@ mod tests {
             .collect();
         let parents: Vec<&git2::Commit> = parents.iter().collect();
         repository
-            .commit(Some("HEAD"), &signature, &signature, message, &tree, &parents)
+            .commit(
+                Some("HEAD"),
+                &signature,
+                &signature,
+                message,
+                &tree,
+                &parents,
+            )
             .unwrap()
             .to_string()
     }
@@ -349,19 +359,18 @@ mod tests {
         let upstream = Repository::init(upstream_dir.path()).unwrap();
         let first = commit(&upstream, "a.txt", "one", "first");
         let cache = tempfile::tempdir().unwrap();
-        let source = GitSource::open(
-            upstream_dir.path().to_str().unwrap(),
-            None,
-            cache.path(),
-        )
-        .unwrap();
+        let source =
+            GitSource::open(upstream_dir.path().to_str().unwrap(), None, cache.path()).unwrap();
         let fetched = source.fetch().unwrap();
         assert_eq!(fetched.sha, first);
         assert_eq!(fetched.subject, "first");
         assert_eq!(fetched.author, "Ada");
         let second = commit(&upstream, "a.txt", "two", "second\n\nbody");
         let fetched = source.fetch().unwrap();
-        assert_eq!((fetched.sha.as_str(), fetched.subject.as_str()), (second.as_str(), "second"));
+        assert_eq!(
+            (fetched.sha.as_str(), fetched.subject.as_str()),
+            (second.as_str(), "second")
+        );
         source.checkout(&second).unwrap();
         let tree = source.work_tree().unwrap();
         assert_ne!(tree, upstream_dir.path().canonicalize().unwrap());

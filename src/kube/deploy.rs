@@ -685,19 +685,44 @@ async fn ensure_namespace(
             Some(prepared.id.clone())
         }
         None => {
-            let body = json!({"apiVersion": "v1", "kind": "Namespace",
-                "metadata": {"name": name, "labels": {MANAGED_BY_LABEL: FIELD_MANAGER}}});
-            let params = PatchParams::apply(FIELD_MANAGER).force();
-            let patch = Patch::Apply(&body);
-            retry
-                .run(name, || api.patch(name, &params, &patch))
-                .await
-                .map_err(api_error)?;
+            create_namespace(client, name, retry).await?;
             None
         }
     };
     printer.line(&format!("created namespace `{name}`"));
     Ok(created)
+}
+
+/// Create the namespace `name` (labelled as gitship's) when it does not exist; whether it was
+/// created. For what must live in it before the first deploy (the agent's leader Lease).
+pub async fn ensure_namespace_exists(
+    client: &Client,
+    name: &str,
+    retry: &RetryPolicy,
+) -> Result<bool, KubeError> {
+    let api: Api<Namespace> = Api::all(client.clone());
+    let existing = retry
+        .run(name, || api.get_opt(name))
+        .await
+        .map_err(|source| KubeError::about(format!("Namespace {name}"), source))?;
+    if existing.is_some() {
+        return Ok(false);
+    }
+    create_namespace(client, name, retry).await?;
+    Ok(true)
+}
+
+async fn create_namespace(client: &Client, name: &str, retry: &RetryPolicy) -> Result<(), KubeError> {
+    let api: Api<Namespace> = Api::all(client.clone());
+    let body = json!({"apiVersion": "v1", "kind": "Namespace",
+        "metadata": {"name": name, "labels": {MANAGED_BY_LABEL: FIELD_MANAGER}}});
+    let params = PatchParams::apply(FIELD_MANAGER).force();
+    let patch = Patch::Apply(&body);
+    retry
+        .run(name, || api.patch(name, &params, &patch))
+        .await
+        .map(|_| ())
+        .map_err(|source| KubeError::about(format!("Namespace {name}"), source))
 }
 
 /// The bootstrap stage (waited for), the custom resources whose CRD it applied, then the waves,

@@ -169,7 +169,16 @@ pub async fn deploy_with(
     )
     .await
     .map_err(user_error)?;
-    let result = locked(session, &connection, intent, settings, policy, &options, &lock).await;
+    let result = locked(
+        session,
+        &connection,
+        intent,
+        settings,
+        policy,
+        &options,
+        &lock,
+    )
+    .await;
     let released = lock.release(&options.retry).await.map_err(user_error);
     let deployed = result?;
     released?;
@@ -336,8 +345,8 @@ impl Intent {
                     missing.push(format!("`{}` ({})", image.app, image.reference));
                 }
                 image::PlannedAction::Reuse { digest } => {
-                    if let ManifestSource::Render { images }
-                    | ManifestSource::Saved { images, .. } = &mut self.manifests
+                    if let ManifestSource::Render { images } | ManifestSource::Saved { images, .. } =
+                        &mut self.manifests
                         && let Some(reference) = images.get_mut(&image.app)
                     {
                         reference.digest = Some(digest);

@@ -499,7 +499,11 @@ fn parse_agent(reader: &Reader, top: &[(Node, Node)]) -> Result<AgentConfig, Rep
     agent.interval = duration("interval")?;
     agent.heal_interval = duration("heal_interval")?;
     agent.lease_duration = duration("lease_duration")?;
-    for (key, value) in [("interval", agent.interval), ("heal_interval", agent.heal_interval), ("lease_duration", agent.lease_duration)] {
+    for (key, value) in [
+        ("interval", agent.interval),
+        ("heal_interval", agent.heal_interval),
+        ("lease_duration", agent.lease_duration),
+    ] {
         if value.is_some_and(|d| d < Duration::from_secs(1))
             && let Some(n) = find(entries, key)
         {
