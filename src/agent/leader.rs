@@ -88,7 +88,10 @@ impl Leadership {
         )
         .await?
         {
-            printer.status(&format!("agent: created namespace `{}`", self.lease.namespace));
+            printer.status(&format!(
+                "agent: created namespace `{}`",
+                self.lease.namespace
+            ));
         }
         let progress = Progress::new(printer, 0);
         match lock::acquire_lease(

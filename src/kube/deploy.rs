@@ -712,7 +712,11 @@ pub async fn ensure_namespace_exists(
     Ok(true)
 }
 
-async fn create_namespace(client: &Client, name: &str, retry: &RetryPolicy) -> Result<(), KubeError> {
+async fn create_namespace(
+    client: &Client,
+    name: &str,
+    retry: &RetryPolicy,
+) -> Result<(), KubeError> {
     let api: Api<Namespace> = Api::all(client.clone());
     let body = json!({"apiVersion": "v1", "kind": "Namespace",
         "metadata": {"name": name, "labels": {MANAGED_BY_LABEL: FIELD_MANAGER}}});

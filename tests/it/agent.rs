@@ -1,0 +1,614 @@
+//! `gitship agent`: real processes. The kubesim binary is the cluster, a bare Git repository the
+//! source, and the agent the built gitship binary; the tests push commits, change the cluster
+//! with the real kubectl, and watch the agent put things right.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use hmac::{Hmac, Mac};
+use serde_json::Value;
+use sha2::Sha256;
+
+use crate::support::registry::{TestRegistry, free_port, http_get, http_request};
+use crate::support::repo::Repo;
+use crate::support::{gitship, require_tool};
+
+const SECRET: &str = "webhook-test-secret";
+
+/// The kubesim binary (built by the workspace next to gitship; built here when missing).
+fn kubesim_binary() -> PathBuf {
+    let binary = Path::new(env!("CARGO_BIN_EXE_gitship")).with_file_name("kubesim");
+    if !binary.exists() {
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let status = Command::new(cargo)
+            .args(["build", "-q", "-p", "kubesim", "--bin", "kubesim"])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .status()
+            .expect("cargo build -p kubesim");
+        assert!(status.success(), "cannot build the kubesim binary");
+    }
+    binary
+}
+
+/// A kubesim process; killed when dropped.
+struct Sim {
+    child: Child,
+    kubeconfig: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Sim {
+    fn start() -> Sim {
+        let dir = tempfile::tempdir().expect("temp");
+        let kubeconfig = dir.path().join("kubeconfig");
+        let mut child = Command::new(kubesim_binary())
+            .arg("--kubeconfig")
+            .arg(&kubeconfig)
+            .args(["--rollout-delay-ms", "200"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start kubesim");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("stdout"))
+            .read_line(&mut line)
+            .expect("kubesim prints its URL");
+        assert!(line.starts_with("http://"), "kubesim: {line}");
+        Sim {
+            child,
+            kubeconfig,
+            _dir: dir,
+        }
+    }
+
+    fn kubectl(&self, args: &[&str]) -> String {
+        let output = Command::new("kubectl")
+            .arg("--kubeconfig")
+            .arg(&self.kubeconfig)
+            .args(args)
+            .output()
+            .expect("kubectl");
+        assert!(
+            output.status.success(),
+            "kubectl {args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    }
+
+    /// `kubectl get ... -o jsonpath=...`, or `None` when it fails (not found).
+    fn get(&self, args: &[&str]) -> Option<String> {
+        let output = Command::new("kubectl")
+            .arg("--kubeconfig")
+            .arg(&self.kubeconfig)
+            .args(args)
+            .output()
+            .expect("kubectl");
+        output
+            .status
+            .success()
+            .then(|| String::from_utf8_lossy(&output.stdout).into_owned())
+    }
+
+    fn title(&self) -> Option<String> {
+        self.get(&[
+            "get",
+            "configmap",
+            "site",
+            "-n",
+            "web",
+            "-o",
+            "jsonpath={.data.title}",
+        ])
+    }
+}
+
+impl Drop for Sim {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A ConfigMap `site` (`title: one`) and a Deployment `web` (2 replicas, `LOG_LEVEL=info`) in
+/// environment `staging` (namespace `web`), on branch `main`, and a bare clone of it.
+fn source_repo(sim: &Sim) -> (Repo, tempfile::TempDir) {
+    let repo = Repo {
+        dir: tempfile::tempdir().expect("temp"),
+        kubeconfig: Some(sim.kubeconfig.clone()),
+    };
+    repo.write(".gitignore", ".gitship/\n");
+    repo.write(
+        "config/staging.yaml",
+        "cluster:\n  context: kubesim\n  namespace: web\nagent:\n  terraform: off\n",
+    );
+    repo.write(
+        "infrastructure/kubernetes/site.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: site\ndata:\n  title: one\n",
+    );
+    repo.write(
+        "infrastructure/kubernetes/web.yaml",
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  replicas: 2\n  selector:\n    matchLabels: {app: web}\n  template:\n    metadata:\n      labels: {app: web}\n    spec:\n      containers:\n        - name: web\n          image: registry.local/web:1\n          env:\n            - name: LOG_LEVEL\n              value: info\n",
+    );
+    repo.git(&["init", "-q", "-b", "main"]);
+    repo.commit("one");
+    let bare = tempfile::tempdir().expect("temp");
+    repo.git(&[
+        "clone",
+        "-q",
+        "--bare",
+        ".",
+        bare.path().to_str().expect("utf-8"),
+    ]);
+    (repo, bare)
+}
+
+fn push(repo: &Repo, bare: &Path) {
+    repo.git(&["push", "-q", bare.to_str().expect("utf-8"), "HEAD:main"]);
+}
+
+/// A running `gitship agent staging`; killed when dropped.
+struct Agent {
+    child: Child,
+    address: String,
+    log: PathBuf,
+    _cache: tempfile::TempDir,
+}
+
+impl Agent {
+    /// The agent with `--interval 1s --heal-interval 1s`.
+    fn start(sim: &Sim, bare: &Path, extra: &[&str]) -> Agent {
+        Agent::start_every(sim, bare, "1s", extra)
+    }
+
+    fn start_every(sim: &Sim, bare: &Path, interval: &str, extra: &[&str]) -> Agent {
+        let cache = tempfile::tempdir().expect("temp");
+        let address = format!("127.0.0.1:{}", free_port());
+        let log = cache.path().join("agent.log");
+        let mut command = gitship();
+        command
+            .env(gitship::agent::http::GITHUB_SECRET_VARIABLE, SECRET)
+            .arg("--kubeconfig")
+            .arg(&sim.kubeconfig)
+            .args(["agent", "staging", "--source"])
+            .arg(format!("file://{}", bare.display()))
+            .arg("--cache")
+            .arg(cache.path().join("clones"))
+            .args(["--listen", &address, "--lease-duration", "3s"])
+            .args(["--interval", interval, "--heal-interval", "1s"])
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("log"));
+        let child = command.spawn().expect("start the agent");
+        let agent = Agent {
+            child,
+            address,
+            log,
+            _cache: cache,
+        };
+        eventually("the agent serves /healthz", Duration::from_secs(10), || {
+            http_get(&agent.address, "/healthz", None).is_ok_and(|r| r.status == 200)
+        });
+        agent
+    }
+
+    fn status(&self) -> Value {
+        let response = http_get(&self.address, "/status", None).expect("GET /status");
+        assert_eq!(response.status, 200);
+        serde_json::from_slice(&response.body).expect("status JSON")
+    }
+
+    fn metrics(&self) -> String {
+        let response = http_get(&self.address, "/metrics", None).expect("GET /metrics");
+        String::from_utf8_lossy(&response.body).into_owned()
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn hook(&self, signature: &str) -> u16 {
+        let body = br#"{"ref":"refs/heads/main"}"#;
+        http_request(
+            &self.address,
+            "POST",
+            "/hooks/git",
+            &[
+                ("X-Hub-Signature-256", signature),
+                ("X-GitHub-Event", "push"),
+                ("Content-Type", "application/json"),
+            ],
+            body,
+        )
+        .expect("POST /hooks/git")
+        .status
+    }
+
+    fn signed_hook(&self) -> u16 {
+        let body = br#"{"ref":"refs/heads/main"}"#;
+        let mut mac = Hmac::<Sha256>::new_from_slice(SECRET.as_bytes()).expect("key");
+        mac.update(body);
+        let signature = format!("sha256={}", hex::encode(mac.finalize().into_bytes()));
+        self.hook(&signature)
+    }
+
+    fn signal(&self, signal: nix::sys::signal::Signal) {
+        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        nix::sys::signal::kill(pid, signal).expect("signal the agent");
+    }
+
+    /// Wait up to `timeout` for the agent to exit; its exit code.
+    fn wait_exit(&mut self, timeout: Duration) -> Option<i32> {
+        let started = Instant::now();
+        while started.elapsed() < timeout {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                return status.code();
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn eventually(what: &str, timeout: Duration, mut check: impl FnMut() -> bool) -> Duration {
+    let started = Instant::now();
+    loop {
+        if check() {
+            return started.elapsed();
+        }
+        assert!(
+            started.elapsed() < timeout,
+            "timed out after {timeout:?} waiting until {what}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn the_agent_syncs_commits_and_a_follower_takes_over_when_the_leader_dies() {
+    if !require_tool("kubectl", "help") {
+        return;
+    }
+    let sim = Sim::start();
+    let (repo, bare) = source_repo(&sim);
+    let mut leader = Agent::start(&sim, bare.path(), &[]);
+    // interval (1s) + 5s.
+    eventually("the first commit is applied", Duration::from_secs(6), || {
+        sim.title().as_deref() == Some("one") && leader.status()["state"] == "synced"
+    });
+    let status = leader.status();
+    assert_eq!(status["state"], "synced", "{status}");
+    assert_eq!(status["leader"], true);
+
+    let mut follower = Agent::start(&sim, bare.path(), &[]);
+    eventually("the second agent follows", Duration::from_secs(8), || {
+        let status = follower.status();
+        status["state"] == "follower"
+            && status["leader"] == false
+            && status["leaderIdentity"] == leader.status()["identity"]
+    });
+
+    leader.signal(nix::sys::signal::Signal::SIGKILL);
+    assert_eq!(leader.wait_exit(Duration::from_secs(5)), None, "killed");
+    repo.edit(
+        "infrastructure/kubernetes/site.yaml",
+        "title: one",
+        "title: two",
+    );
+    repo.commit("two");
+    push(&repo, bare.path());
+    // The Lease expires (3s), the follower polls (1s), then syncs (1s): well within 12s.
+    eventually(
+        "the follower takes over and applies the next commit",
+        Duration::from_secs(12),
+        || sim.title().as_deref() == Some("two"),
+    );
+    let status = follower.status();
+    assert_eq!(status["leader"], true, "{status}");
+    assert_eq!(status["revision"]["subject"], "two", "{status}");
+    assert!(
+        follower
+            .log()
+            .contains("taking over the expired leadership"),
+        "{}",
+        follower.log()
+    );
+    let metrics = follower.metrics();
+    assert!(metrics.contains("gitship_agent_leader 1"), "{metrics}");
+
+    // SIGTERM: exit 0 within 10s, the leader Lease given up.
+    let started = Instant::now();
+    follower.signal(nix::sys::signal::Signal::SIGTERM);
+    assert_eq!(
+        follower.wait_exit(Duration::from_secs(10)),
+        Some(0),
+        "{}",
+        follower.log()
+    );
+    assert!(started.elapsed() < Duration::from_secs(10));
+    let leases = sim.kubectl(&["get", "leases", "-n", "web", "-o", "name"]);
+    assert!(!leases.contains("gitship-staging.agent"), "{leases}");
+    assert!(!leases.contains("gitship-staging\n"), "{leases}");
+}
+
+#[test]
+fn the_agent_heals_scaled_edited_and_deleted_objects_and_records_each_heal() {
+    if !require_tool("kubectl", "help") {
+        return;
+    }
+    let sim = Sim::start();
+    let (_repo, bare) = source_repo(&sim);
+    let agent = Agent::start(&sim, bare.path(), &[]);
+    eventually(
+        "the first commit is applied",
+        Duration::from_secs(6),
+        || sim.title().as_deref() == Some("one"),
+    );
+    sim.kubectl(&["scale", "deployment/web", "-n", "web", "--replicas=10"]);
+    sim.kubectl(&[
+        "set",
+        "env",
+        "deployment/web",
+        "-n",
+        "web",
+        "LOG_LEVEL=debug",
+    ]);
+    sim.kubectl(&["delete", "configmap", "site", "-n", "web"]);
+    let replicas = || {
+        sim.get(&[
+            "get",
+            "deployment",
+            "web",
+            "-n",
+            "web",
+            "-o",
+            "jsonpath={.spec.replicas}",
+        ])
+    };
+    let log_level = || {
+        sim.get(&[
+            "get",
+            "deployment",
+            "web",
+            "-n",
+            "web",
+            "-o",
+            "jsonpath={.spec.template.spec.containers[0].env[?(@.name==\"LOG_LEVEL\")].value}",
+        ])
+    };
+    // heal-interval (1s) + 5s.
+    eventually("the drift is healed", Duration::from_secs(6), || {
+        replicas().as_deref() == Some("2")
+            && log_level().as_deref() == Some("info")
+            && sim.title().as_deref() == Some("one")
+            && agent.status()["lastHeal"].is_object()
+    });
+
+    // In the history, as an Event, in the metrics and the status.
+    let history = sim.kubectl(&[
+        "get",
+        "configmap",
+        "gitship-staging",
+        "-n",
+        "web",
+        "-o",
+        "jsonpath={.data.history\\.json}",
+    ]);
+    let history: Vec<Value> = serde_json::from_str(&history).expect("history JSON");
+    let heals: Vec<&Value> = history.iter().filter(|r| r["source"] == "heal").collect();
+    assert!(!heals.is_empty(), "{history:?}");
+    let healed: Vec<String> = heals
+        .iter()
+        .flat_map(|r| r["healed"].as_array().cloned().unwrap_or_default())
+        .filter_map(|h| h.as_str().map(str::to_string))
+        .collect();
+    let healed = healed.join("\n");
+    assert!(healed.contains("ConfigMap web/site (deleted"), "{healed}");
+    assert!(
+        healed.contains("spec.replicas: 10, Git 2, changed by `kubectl`"),
+        "{healed}"
+    );
+    assert!(
+        healed.contains("env[0].value: debug, Git info, changed by `kubectl-set`"),
+        "{healed}"
+    );
+    assert_eq!(history.last().expect("first record")["source"], "agent");
+    let events = sim.kubectl(&["get", "events", "-n", "web", "-o", "json"]);
+    let events: Value = serde_json::from_str(&events).expect("events");
+    let reasons: Vec<&str> = events["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter(|e| e["involvedObject"]["name"] == "gitship-staging")
+        .filter_map(|e| e["reason"].as_str())
+        .collect();
+    assert!(reasons.contains(&"Healed"), "{reasons:?}");
+    assert!(reasons.contains(&"Deployed"), "{reasons:?}");
+    let metrics = agent.metrics();
+    let heals_total = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("gitship_agent_heals_total "))
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .expect("gitship_agent_heals_total");
+    assert!(heals_total >= 1.0, "{metrics}");
+    let status = agent.status();
+    assert!(status["lastHeal"]["healed"].is_array(), "{status}");
+}
+
+#[test]
+fn a_broken_commit_keeps_the_last_good_revision_and_the_webhook_syncs_at_once() {
+    if !require_tool("kubectl", "help") {
+        return;
+    }
+    let sim = Sim::start();
+    let (repo, bare) = source_repo(&sim);
+    // A long interval: only the webhook makes the agent fetch after its first sync.
+    let agent = Agent::start_every(&sim, bare.path(), "1h", &[]);
+    eventually(
+        "the first commit is applied",
+        Duration::from_secs(6),
+        || sim.title().as_deref() == Some("one"),
+    );
+
+    repo.edit(
+        "infrastructure/kubernetes/site.yaml",
+        "title: one",
+        "title: ${values.missing}",
+    );
+    repo.commit("broken");
+    push(&repo, bare.path());
+    assert_eq!(agent.signed_hook(), 202);
+    eventually("the status shows the error", Duration::from_secs(5), || {
+        let status = agent.status();
+        status["state"] == "error"
+            && status["lastError"]
+                .as_str()
+                .is_some_and(|e| e.contains("infrastructure/kubernetes/site.yaml:6:"))
+    });
+    let status = agent.status();
+    assert_eq!(status["revision"]["subject"], "one", "{status}");
+    assert_eq!(status["gitRevision"]["subject"], "broken", "{status}");
+    assert_eq!(
+        sim.title().as_deref(),
+        Some("one"),
+        "the cluster stays at the last good revision"
+    );
+
+    // A wrong signature: 401, and nothing happens.
+    repo.edit(
+        "infrastructure/kubernetes/site.yaml",
+        "title: ${values.missing}",
+        "title: three",
+    );
+    repo.commit("three");
+    push(&repo, bare.path());
+    assert_eq!(agent.hook("sha256=0000"), 401);
+    assert_eq!(agent.hook(""), 401);
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(sim.title().as_deref(), Some("one"));
+
+    // The right one: applied in under 2 s.
+    let started = Instant::now();
+    assert_eq!(agent.signed_hook(), 202);
+    eventually(
+        "the fixed commit is applied",
+        Duration::from_secs(2),
+        || sim.title().as_deref() == Some("three"),
+    );
+    assert!(started.elapsed() < Duration::from_secs(2));
+    eventually("the status is synced", Duration::from_secs(2), || {
+        let status = agent.status();
+        status["state"] == "synced" && status.get("lastError").is_none()
+    });
+    let events = sim.kubectl(&["get", "events", "-n", "web", "-o", "json"]);
+    assert!(events.contains("SyncFailed"), "{events}");
+}
+
+#[test]
+fn the_agent_waits_for_images_ci_has_not_pushed_and_applies_once_they_are() {
+    if !require_tool("kubectl", "help") || !require_tool("docker", "version") {
+        return;
+    }
+    let Some(registry) = TestRegistry::start() else {
+        return;
+    };
+    let sim = Sim::start();
+    let repo = Repo::web_app(&sim.kubeconfig, &registry.address, "<h1>agent</h1>\n");
+    repo.git(&["branch", "-M", "main"]);
+    let bare = tempfile::tempdir().expect("temp");
+    repo.git(&[
+        "clone",
+        "-q",
+        "--bare",
+        ".",
+        bare.path().to_str().expect("utf-8"),
+    ]);
+    let agent = Agent::start(&sim, bare.path(), &[]);
+    eventually(
+        "the agent waits for the image",
+        Duration::from_secs(8),
+        || {
+            let status = agent.status();
+            status["state"] == "waiting-for-images"
+                && status["waitingForImages"].to_string().contains("web")
+        },
+    );
+    let image = || {
+        sim.get(&[
+            "get",
+            "configmap",
+            "web",
+            "-n",
+            "web",
+            "-o",
+            "jsonpath={.data.image}",
+        ])
+    };
+    assert_eq!(
+        image(),
+        None,
+        "nothing is applied while an image is missing"
+    );
+    assert!(registry.tags("blog/web").is_empty());
+
+    // CI builds and pushes; the agent applies, pinned by digest, without building.
+    repo.ok(&["build", "staging"]);
+    eventually("the revision is applied", Duration::from_secs(8), || {
+        image().is_some_and(|i| i.contains("@sha256:"))
+    });
+    assert_eq!(agent.status()["state"], "synced");
+    assert!(!agent.log().contains("building"), "{}", agent.log());
+}
+
+#[test]
+fn once_syncs_then_checks_for_drift_and_exits_with_deploys_codes() {
+    if !require_tool("kubectl", "help") {
+        return;
+    }
+    let sim = Sim::start();
+    let (repo, bare) = source_repo(&sim);
+    let cache = tempfile::tempdir().expect("temp");
+    let once = || {
+        let output = gitship()
+            .arg("--kubeconfig")
+            .arg(&sim.kubeconfig)
+            .args(["agent", "staging", "--once", "--source"])
+            .arg(bare.path())
+            .arg("--cache")
+            .arg(cache.path())
+            .output()
+            .expect("gitship agent --once");
+        (
+            output.status.code(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    };
+    let (code, stderr) = once();
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(sim.title().as_deref(), Some("one"));
+    sim.kubectl(&["scale", "deployment/web", "-n", "web", "--replicas=5"]);
+    let (code, stderr) = once();
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stderr.contains("checking for drift"), "{stderr}");
+    assert!(stderr.contains("healing"), "{stderr}");
+
+    repo.write(
+        "config/staging.yaml",
+        "cluster:\n  namespace: web\n  bogus: 1\n",
+    );
+    repo.commit("bad config");
+    push(&repo, bare.path());
+    let (code, stderr) = once();
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("config/staging.yaml:3"), "{stderr}");
+    assert_eq!(sim.title().as_deref(), Some("one"));
+}
