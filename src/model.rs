@@ -43,6 +43,17 @@ pub fn reserved_name(environment: &str) -> String {
     format!("gitship-{environment}")
 }
 
+/// The agent's leader Lease in an environment's namespace: `gitship-<env>.agent`.
+pub fn agent_lease_name(environment: &str) -> String {
+    format!("gitship-{environment}.agent")
+}
+
+/// The ConfigMap where the agent publishes its status (`data["status.json"]`):
+/// `gitship-<env>.agent`, in the environment's namespace.
+pub fn agent_status_name(environment: &str) -> String {
+    format!("gitship-{environment}.agent")
+}
+
 /// The environment as the Kubernetes stage sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Environment {
@@ -236,6 +247,8 @@ mod tests {
     #[test]
     fn reserved_names_and_scopes() {
         assert_eq!(reserved_name("prod"), "gitship-prod");
+        assert_eq!(agent_lease_name("prod"), "gitship-prod.agent");
+        assert_eq!(agent_status_name("prod"), "gitship-prod.agent");
         assert!(is_cluster_scoped("", "Namespace"));
         assert!(!is_cluster_scoped("apps", "Deployment"));
     }
