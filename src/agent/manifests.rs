@@ -558,7 +558,7 @@ mod tests {
             object["metadata"]["namespace"] = json!(namespace);
         }
         Manifest {
-            source: Location::default(),
+            source: Location::new("k.yaml", 1, 1),
             object,
         }
     }
@@ -593,7 +593,7 @@ mod tests {
             manifest("v1", "ConfigMap", Some("blog")),
             manifest("example.com/v1", "Widget", Some("blog")),
             Manifest {
-                source: Location::default(),
+                source: Location::new("k.yaml", 1, 1),
                 object: json!({"apiVersion": "apiextensions.k8s.io/v1",
                     "kind": "CustomResourceDefinition", "metadata": {"name": "widgets.example.com"},
                     "spec": {"group": "example.com", "names": {"kind": "Widget", "plural": "widgetz"}}}),
