@@ -3,6 +3,7 @@
 
 mod support;
 
+mod agent_cli;
 mod bad_input;
 mod build;
 mod cli;
