@@ -90,6 +90,9 @@ pub fn agent_manifests(
             )
         })?,
     };
+    if let Some(path) = &settings.path {
+        check_path(path)?;
+    }
     let path = settings.path.clone().or(git.path);
 
     let module = match terraform::TerraformSettings::for_environment(&repo, &config) {
@@ -128,6 +131,21 @@ fn check_image(image: &str) -> Result<()> {
                 image.escape_default()
             ),
             "give the agent's image, e.g. `--image ghcr.io/acme/gitship:0.1.0`",
+        )
+        .into());
+    }
+    Ok(())
+}
+
+/// A `--path`: relative to the Git root, and inside it.
+fn check_path(path: &Path) -> Result<()> {
+    let inside = path
+        .components()
+        .all(|part| matches!(part, std::path::Component::Normal(_)));
+    if path.as_os_str().is_empty() || !inside {
+        return Err(UserError::new(
+            format!("`--path {}` is not a directory below the Git root", path.display()),
+            "give the gitship repository's directory relative to the Git root, e.g. `--path examples/blog-infra`",
         )
         .into());
     }
@@ -644,6 +662,10 @@ mod tests {
         assert!(check_image("ghcr.io/acme/gitship:0.1.0").is_ok());
         for bad in ["", "a b", "ghcr.io/x\n"] {
             assert!(check_image(bad).is_err(), "{bad:?}");
+        }
+        assert!(check_path(Path::new("deploy/blog")).is_ok());
+        for bad in ["/abs", "../up", "a/../../b", ""] {
+            assert!(check_path(Path::new(bad)).is_err(), "{bad:?}");
         }
         assert!(check_source("https://user:token@github.com/acme/r.git").is_err());
         assert!(check_source("git@github.com:acme/r.git").is_ok());

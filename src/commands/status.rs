@@ -123,6 +123,23 @@ fn human(report: &StatusReport) -> String {
             revision.subject
         );
     }
+    if let Some(newest) = &status.git_revision
+        && status.revision.as_ref() != Some(newest)
+    {
+        let _ = writeln!(
+            out,
+            "    newest commit: {} {}",
+            short_sha(&newest.sha),
+            newest.subject
+        );
+    }
+    if !status.waiting_for_images.is_empty() {
+        let _ = writeln!(
+            out,
+            "    waiting for images: {}",
+            status.waiting_for_images.join(", ")
+        );
+    }
     if let Some(error) = &status.last_error {
         let _ = writeln!(out, "    last error: {error}");
     }
@@ -175,6 +192,12 @@ mod tests {
             subject: "more replicas".into(),
             author: "ann".into(),
         });
+        status.git_revision = Some(Revision {
+            sha: "fedcba9876543210fedc".into(),
+            subject: "a new page".into(),
+            author: "bob".into(),
+        });
+        status.waiting_for_images = vec!["ghcr.io/acme/blog/web:fedcba987654".into()];
         status.last_error = Some("Deployment blog/web did not become ready".into());
         status.last_heal = Some(Heal {
             time: at("2026-01-02T03:04:05Z"),
@@ -216,6 +239,8 @@ mod tests {
   agent: leader `pod-a`, renewed 2026-01-02 03:04:01Z (expired: no replica renews it)
     state: degraded (branch `main` of https://git.example/blog.git)
     revision: 0123456789ab more replicas
+    newest commit: fedcba987654 a new page
+    waiting for images: ghcr.io/acme/blog/web:fedcba987654
     last error: Deployment blog/web did not become ready
     last heal: 2026-01-02 03:04:05Z: Deployment/web spec.replicas (kubectl)
     flapping: Deployment/web spec.replicas (hpa)
