@@ -240,10 +240,7 @@ fn agent(a: cli::AgentArgs) -> Result<CommandSettings> {
     }
     let r = a.run;
     let duration = |flag: &str, value: Option<String>| {
-        value
-            .as_deref()
-            .map(|d| parse_duration(flag, d))
-            .transpose()
+        value.as_deref().map(|d| parse_duration(flag, d)).transpose()
     };
     let listen = r
         .listen

@@ -152,14 +152,8 @@ impl std::fmt::Debug for WebhookSecrets {
     fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         formatter
             .debug_struct("WebhookSecrets")
-            .field(
-                "github",
-                &self.github.as_ref().map(|_| crate::model::REDACTED),
-            )
-            .field(
-                "gitlab",
-                &self.gitlab.as_ref().map(|_| crate::model::REDACTED),
-            )
+            .field("github", &self.github.as_ref().map(|_| crate::model::REDACTED))
+            .field("gitlab", &self.gitlab.as_ref().map(|_| crate::model::REDACTED))
             .finish()
     }
 }
