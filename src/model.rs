@@ -247,6 +247,8 @@ mod tests {
     #[test]
     fn reserved_names_and_scopes() {
         assert_eq!(reserved_name("prod"), "gitship-prod");
+        assert_eq!(agent_lease_name("prod"), "gitship-prod.agent");
+        assert_eq!(agent_status_name("prod"), "gitship-prod.agent");
         assert!(is_cluster_scoped("", "Namespace"));
         assert!(!is_cluster_scoped("apps", "Deployment"));
     }

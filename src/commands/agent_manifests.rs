@@ -1,4 +1,5 @@
-//! `gitship agent manifests ENV --image REF`. STUB: being written by a helper.
+//! `gitship agent manifests ENV --image REF`: print what runs the agent in the cluster
+//! ([`crate::agent::manifests`]) as multi-document YAML on stdout.
 
 use anyhow::Result;
 
@@ -6,6 +7,13 @@ use crate::commands::Context;
 use crate::exit::Outcome;
 use crate::settings::AgentManifestsSettings;
 
-pub fn run(_ctx: &Context, _settings: AgentManifestsSettings) -> Result<Outcome> {
+pub fn run(ctx: &Context, settings: AgentManifestsSettings) -> Result<Outcome> {
+    let manifests =
+        crate::agent::manifests::agent_manifests(ctx.global.repo.as_deref(), &settings)?;
+    ctx.printer.data(&manifests.to_yaml())?;
+    ctx.printer.status(&format!(
+        "agent manifests for environment `{}` in namespace `{}` (the namespace itself is not included)",
+        manifests.environment, manifests.namespace
+    ));
     Ok(Outcome::Success)
 }

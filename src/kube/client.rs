@@ -2,7 +2,8 @@
 //!
 //! The kubeconfig comes from, in order: an explicit file (`--kubeconfig` or the environment's
 //! `cluster.kubeconfig`), `KUBECONFIG` (a list of files, merged), `~/.kube/config`; when none
-//! exists and no context was asked for, the in-cluster service-account config is used. The
+//! exists, the in-cluster service-account config is used (in a pod, whatever context the
+//! environment names: the agent runs with the same environment config as a laptop). The
 //! command builds the client once and passes it down: nothing below calls `Client::try_default`.
 
 use std::path::PathBuf;
@@ -67,7 +68,7 @@ fn context_and_user(options: &ClientOptions) -> (Option<String>, Option<String>)
         None => Kubeconfig::read().ok(),
     };
     let Some(kubeconfig) = kubeconfig else {
-        return (options.context.clone(), None);
+        return (None, None);
     };
     let context = options
         .context
@@ -127,15 +128,35 @@ pub async fn config(options: &ClientOptions) -> Result<Config, KubeError> {
                 .await
                 .map_err(|source| KubeError::Kubeconfig { path: None, source })?,
             Err(source) => {
-                if options.context.is_some() {
-                    return Err(KubeError::Kubeconfig { path: None, source });
-                }
-                Config::incluster().map_err(|_| KubeError::NoConfig { source })?
+                without_kubeconfig(source, options.context.as_deref(), Config::incluster())?
             }
         },
     };
     prepare(&mut config);
     Ok(config)
+}
+
+/// No kubeconfig file exists: in a pod (the agent), the service account's in-cluster config,
+/// whatever context the environment names (a context is an entry of the kubeconfig of those who
+/// deploy from outside the cluster; a pod has none); elsewhere, the missing kubeconfig is the
+/// error.
+fn without_kubeconfig(
+    source: kube::config::KubeconfigError,
+    context: Option<&str>,
+    incluster: Result<Config, kube::config::InClusterError>,
+) -> Result<Config, KubeError> {
+    match incluster {
+        Ok(config) => {
+            if let Some(context) = context {
+                tracing::debug!(
+                    "no kubeconfig: using the in-cluster config, not the context `{context}`"
+                );
+            }
+            Ok(config)
+        }
+        Err(_) if context.is_some() => Err(KubeError::Kubeconfig { path: None, source }),
+        Err(_) => Err(KubeError::NoConfig { source }),
+    }
 }
 
 /// Adjust a config for gitship: gitship retries itself (classifying errors per request, see
@@ -209,6 +230,29 @@ users:
         })
         .await;
         assert!(matches!(missing, Err(KubeError::Kubeconfig { .. })));
+    }
+
+    #[test]
+    fn without_a_kubeconfig_a_pod_uses_its_service_account() {
+        let missing = || Kubeconfig::read_from("/nonexistent/kubeconfig").unwrap_err();
+        let not_in_a_pod = || {
+            Err(kube::config::InClusterError::ReadEnvironmentVariable(
+                std::env::VarError::NotPresent,
+            ))
+        };
+        let pod = || Ok(Config::new("https://10.96.0.1".parse().unwrap()));
+        for context in [None, Some("kind-blog")] {
+            let config = without_kubeconfig(missing(), context, pod()).unwrap();
+            assert_eq!(config.cluster_url.to_string(), "https://10.96.0.1/");
+        }
+        assert!(matches!(
+            without_kubeconfig(missing(), Some("kind-blog"), not_in_a_pod()),
+            Err(KubeError::Kubeconfig { path: None, .. })
+        ));
+        assert!(matches!(
+            without_kubeconfig(missing(), None, not_in_a_pod()),
+            Err(KubeError::NoConfig { .. })
+        ));
     }
 
     #[tokio::test]

@@ -9,6 +9,7 @@
 //! - [`deploy`]: the one deploy pipeline, for the work tree or a saved plan.
 //! - [`drift`]: what runs differs from Git.
 //! - [`preflight`]: the outside world checked before a deploy changes anything.
+//! - [`status`]: the inventory, the deploy lock and the agent, as the cluster shows them.
 //! - [`render`], [`validate`], [`build`], [`env_new`], [`envs`]: the operations that need no
 //!   cluster.
 
@@ -21,6 +22,7 @@ pub mod plan;
 pub mod preflight;
 pub mod render;
 pub mod session;
+pub mod status;
 pub mod validate;
 
 pub use deploy::DeploySource;

@@ -282,9 +282,11 @@ fn the_agent_syncs_commits_and_a_follower_takes_over_when_the_leader_dies() {
     let (repo, bare) = source_repo(&sim);
     let mut leader = Agent::start(&sim, bare.path(), &[]);
     // interval (1s) + 5s.
-    eventually("the first commit is applied", Duration::from_secs(6), || {
-        sim.title().as_deref() == Some("one") && leader.status()["state"] == "synced"
-    });
+    eventually(
+        "the first commit is applied",
+        Duration::from_secs(6),
+        || sim.title().as_deref() == Some("one") && leader.status()["state"] == "synced",
+    );
     let status = leader.status();
     assert_eq!(status["state"], "synced", "{status}");
     assert_eq!(status["leader"], true);

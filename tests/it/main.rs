@@ -4,6 +4,7 @@
 mod support;
 
 mod agent;
+mod agent_cli;
 mod bad_input;
 mod build;
 mod cli;
