@@ -523,7 +523,7 @@ impl Agent<'_> {
                             "args": self.args(),
                             "env": [
                                 {
-                                    "name": "GITSHIP_WEBHOOK_SECRET",
+                                    "name": crate::agent::http::GITHUB_SECRET_VARIABLE,
                                     "valueFrom": {"secretKeyRef": {
                                         "name": WEBHOOK_SECRET_NAME,
                                         "key": "secret",

@@ -44,11 +44,6 @@ pub const DEFAULT_HEAL_INTERVAL: Duration = Duration::from_secs(60);
 /// The default leader Lease duration (`--lease-duration`), as Kubernetes' own controllers.
 pub const DEFAULT_LEASE_DURATION: Duration = Duration::from_secs(15);
 
-/// The environment variable holding the GitHub webhook's HMAC secret.
-pub const WEBHOOK_SECRET_ENV: &str = "GITSHIP_WEBHOOK_SECRET";
-/// The environment variable holding the GitLab webhook's token.
-pub const GITLAB_TOKEN_ENV: &str = "GITSHIP_GITLAB_TOKEN";
-
 /// The agent's settings: the flags, then `agent:` in the environment's config, then defaults.
 #[derive(Debug, Clone)]
 pub struct AgentOptions {
@@ -207,8 +202,8 @@ fn current_branch(root: &std::path::Path) -> Option<String> {
 fn webhook_secrets() -> WebhookSecrets {
     let read = |key: &str| std::env::var(key).ok().filter(|v| !v.is_empty());
     WebhookSecrets {
-        github: read(WEBHOOK_SECRET_ENV),
-        gitlab: read(GITLAB_TOKEN_ENV),
+        github: read(http::GITHUB_SECRET_VARIABLE),
+        gitlab: read(http::GITLAB_TOKEN_VARIABLE),
     }
 }
 

@@ -174,7 +174,7 @@ fn short_sha(sha: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::agent::state::{Heal, Revision, Status, SyncState};
+    use crate::ops::agent_status::{Heal, Revision, Status, SyncState};
     use crate::kube::inventory::DeployRecord;
     use crate::ops::status::{AgentStatus, LockStatus};
 

@@ -13,6 +13,7 @@
 //! - [`render`], [`validate`], [`build`], [`env_new`], [`envs`]: the operations that need no
 //!   cluster.
 
+pub mod agent_status;
 pub mod build;
 pub mod deploy;
 pub mod drift;

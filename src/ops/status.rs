@@ -14,7 +14,7 @@ use serde_json::Value;
 
 use anyhow::Result;
 
-use crate::agent::state::Status;
+use crate::ops::agent_status::Status;
 use crate::diagnostics::user_error;
 use crate::kube::KubeError;
 use crate::kube::inventory::DeployRecord;
@@ -215,7 +215,7 @@ pub fn parse_agent_status(configmap: &Value) -> Result<Option<Status>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::agent::state::SyncState;
+    use crate::ops::agent_status::SyncState;
     use serde_json::json;
 
     #[test]

@@ -1,0 +1,124 @@
+//! The status the agent publishes (served as its `/status`, written to the ConfigMap
+//! `gitship-<env>.agent`) and `gitship status` reads back from the cluster. The types live in
+//! the operations layer because both the agent (above) and `ops::status` use them.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// The state of the environment as the agent last saw it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SyncState {
+    /// Started; nothing fetched or applied yet.
+    Starting,
+    /// Another replica leads; this one waits to take over.
+    Follower,
+    /// The cluster runs the branch's newest commit.
+    Synced,
+    /// A sync is being applied.
+    Progressing,
+    /// The last sync applied, but workloads did not become healthy.
+    Degraded,
+    /// The newest commit cannot be applied (render, validation, Terraform or cluster error); the
+    /// cluster runs the last good revision.
+    Error,
+    /// The newest commit's images are not in the registry yet.
+    WaitingForImages,
+    /// A rollback pinned the environment; the agent heals but does not sync.
+    Pinned,
+}
+
+impl SyncState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SyncState::Starting => "starting",
+            SyncState::Follower => "follower",
+            SyncState::Synced => "synced",
+            SyncState::Progressing => "progressing",
+            SyncState::Degraded => "degraded",
+            SyncState::Error => "error",
+            SyncState::WaitingForImages => "waiting-for-images",
+            SyncState::Pinned => "pinned",
+        }
+    }
+}
+
+/// A Git commit.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Revision {
+    pub sha: String,
+    /// The commit's first line.
+    pub subject: String,
+    pub author: String,
+}
+
+/// The last heal.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Heal {
+    pub time: DateTime<Utc>,
+    /// What was put back: `Deployment/web spec.replicas (kubectl)`, `ConfigMap/site (deleted)`.
+    pub healed: Vec<String>,
+}
+
+/// What `/status` shows.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Status {
+    pub environment: String,
+    /// The Git source, without credentials.
+    pub source: String,
+    pub branch: String,
+    pub state: SyncState,
+    /// This replica leads (reconciles).
+    pub leader: bool,
+    /// This replica's identity in the leader Lease.
+    pub identity: String,
+    /// Who leads, as the leader Lease says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub leader_identity: Option<String>,
+    /// The revision the cluster runs (last applied by this agent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revision: Option<Revision>,
+    /// The branch's newest commit, as last fetched.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub git_revision: Option<Revision>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_sync: Option<DateTime<Utc>>,
+    /// The last error (render errors name `file:line`); cleared by the next good sync.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_heal: Option<Heal>,
+    /// Terraform changes made outside Terraform, or planned and not applied
+    /// (`agent.terraform: plan`): one line each.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub terraform_drift: Vec<String>,
+    /// Images the newest commit needs that the registry does not have yet.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub waiting_for_images: Vec<String>,
+    /// Fields another manager changes back after every heal; reported, no longer healed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub flapping: Vec<String>,
+}
+
+impl Status {
+    pub fn new(environment: &str, source: &str, branch: &str, identity: &str) -> Status {
+        Status {
+            environment: environment.to_string(),
+            source: source.to_string(),
+            branch: branch.to_string(),
+            state: SyncState::Starting,
+            leader: false,
+            identity: identity.to_string(),
+            leader_identity: None,
+            revision: None,
+            git_revision: None,
+            last_sync: None,
+            last_error: None,
+            last_heal: None,
+            terraform_drift: Vec::new(),
+            waiting_for_images: Vec::new(),
+            flapping: Vec::new(),
+        }
+    }
+}
