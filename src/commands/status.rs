@@ -174,8 +174,8 @@ fn short_sha(sha: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ops::agent_status::{Heal, Revision, Status, SyncState};
     use crate::kube::inventory::DeployRecord;
+    use crate::ops::agent_status::{Heal, Revision, Status, SyncState};
     use crate::ops::status::{AgentStatus, LockStatus};
 
     fn at(text: &str) -> DateTime<Utc> {

@@ -14,13 +14,13 @@ use serde_json::Value;
 
 use anyhow::Result;
 
-use crate::ops::agent_status::Status;
 use crate::diagnostics::user_error;
 use crate::kube::KubeError;
 use crate::kube::inventory::DeployRecord;
 use crate::kube::lock::{LeaseState, lease_state};
 use crate::kube::retry::RetryPolicy;
 use crate::model::{agent_lease_name, agent_status_name};
+use crate::ops::agent_status::Status;
 use crate::ops::session::Session;
 
 /// How many deploy records the report shows (newest first).
