@@ -436,6 +436,7 @@ impl Agent {
                 )
             })
             .collect();
+        let pending_count = pending.len();
         self.applied = Some(head.clone());
         self.retry = None;
         let revision = head.clone();
@@ -448,6 +449,7 @@ impl Agent {
             s.terraform_drift = pending;
         });
         let metrics = &self.state.metrics;
+        metrics.set_terraform_drift(pending_count as u64);
         metrics.sync_finished(SyncResult::Synced, elapsed);
         metrics.set_revision(&head.sha);
         metrics.set_last_sync(now);

@@ -114,6 +114,7 @@ impl GitSource {
                 clone(&url, &dir)?
             }
         };
+        exclude_state(&repository)?;
         let branch = match branch {
             Some(branch) => branch.to_string(),
             None => default_branch(&repository, &url)?,
@@ -212,6 +213,26 @@ impl GitSource {
         )
         .into()
     }
+}
+
+/// gitship's own state in the clone (`.gitship/`: Terraform's data directory, the sandbox) is
+/// ignored through `.git/info/exclude`, so that it never makes the tree dirty (a dirty tree
+/// would change the content tags CI computed) and a checkout never deletes it.
+fn exclude_state(repository: &Repository) -> Result<()> {
+    let file = repository.path().join("info").join("exclude");
+    let text = std::fs::read_to_string(&file).unwrap_or_default();
+    if text.lines().any(|line| line.trim() == ".gitship/") {
+        return Ok(());
+    }
+    if let Some(dir) = file.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    std::fs::write(
+        &file,
+        format!("{text}\n# gitship agent: its own state\n.gitship/\n"),
+    )
+    .with_context(|| format!("cannot write `{}`", file.display()))?;
+    Ok(())
 }
 
 /// The commit as the status shows it.
@@ -375,11 +396,16 @@ mod tests {
         let tree = source.work_tree().unwrap();
         assert_ne!(tree, upstream_dir.path().canonicalize().unwrap());
         assert_eq!(std::fs::read_to_string(tree.join("a.txt")).unwrap(), "two");
-        // A stray file in the clone does not survive a checkout.
+        // A stray file in the clone does not survive a checkout; gitship's state does, and does
+        // not make the tree dirty.
         std::fs::write(tree.join("stray.txt"), "x").unwrap();
+        std::fs::create_dir_all(tree.join(".gitship/terraform")).unwrap();
+        std::fs::write(tree.join(".gitship/terraform/state"), "x").unwrap();
         source.checkout(&first).unwrap();
         assert_eq!(std::fs::read_to_string(tree.join("a.txt")).unwrap(), "one");
         assert!(!tree.join("stray.txt").exists());
+        assert!(tree.join(".gitship/terraform/state").exists());
+        assert!(!crate::git::is_dirty(&tree).unwrap());
         // Opening again reuses the clone.
         let again =
             GitSource::open(upstream_dir.path().to_str().unwrap(), None, cache.path()).unwrap();

@@ -614,3 +614,57 @@ fn once_syncs_then_checks_for_drift_and_exits_with_deploys_codes() {
     assert!(stderr.contains("config/staging.yaml:3"), "{stderr}");
     assert_eq!(sim.title().as_deref(), Some("one"));
 }
+
+#[test]
+fn a_field_another_manager_keeps_changing_is_reported_as_flapping_not_healed_for_ever() {
+    if !require_tool("kubectl", "help") {
+        return;
+    }
+    let sim = Sim::start();
+    let (_repo, bare) = source_repo(&sim);
+    let agent = Agent::start(&sim, bare.path(), &[]);
+    eventually(
+        "the first commit is applied",
+        Duration::from_secs(6),
+        || sim.title().as_deref() == Some("one") && agent.status()["state"] == "synced",
+    );
+    // An autoscaler-like manager sets the replicas back after every heal.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let scaler = {
+        let (stop, kubeconfig) = (stop.clone(), sim.kubeconfig.clone());
+        std::thread::spawn(move || {
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                let _ = Command::new("kubectl")
+                    .arg("--kubeconfig")
+                    .arg(&kubeconfig)
+                    .args(["scale", "deployment/web", "-n", "web", "--replicas=7"])
+                    .output();
+                std::thread::sleep(Duration::from_millis(200));
+            }
+        })
+    };
+    eventually(
+        "the replicas are reported as flapping",
+        Duration::from_secs(20),
+        || {
+            agent.status()["flapping"]
+                .to_string()
+                .contains("Deployment web/web spec.replicas")
+        },
+    );
+    let heals_when_flapping = agent.status()["lastHeal"]["time"].clone();
+    std::thread::sleep(Duration::from_secs(3));
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let _ = scaler.join();
+    // No more heals for it, and said once, with a hint.
+    assert_eq!(agent.status()["lastHeal"]["time"], heals_when_flapping);
+    let log = agent.log();
+    assert_eq!(
+        log.matches("is changed back after every heal").count(),
+        1,
+        "{log}"
+    );
+    assert!(log.contains("drift.ignore"), "{log}");
+    let events = sim.kubectl(&["get", "events", "-n", "web", "-o", "json"]);
+    assert!(events.contains("FlappingField"), "{events}");
+}
