@@ -237,7 +237,7 @@ mod tests {
             "environment `staging`, namespace `blog`
   inventory: 9 objects
   last deploys (newest first):
-    2026-01-02 03:00:00Z  0123456789ab  succeeded  ann@laptop  9 created
+    2026-01-02 03:00:00Z  0123456789ab  agent   succeeded  ann@laptop  9 created
   deploy lock: held by `ci 42`, renewed 2026-01-02 03:04:00Z
   agent: leader `pod-a`, renewed 2026-01-02 03:04:01Z (expired: no replica renews it)
     state: degraded (branch `main` of https://git.example/blog.git)
