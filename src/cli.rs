@@ -81,6 +81,10 @@ pub enum Command {
     Build(BuildArgs),
     /// Show what the cluster runs: the last deploys, the deploy lock and the agent's leader
     Status(StatusArgs),
+    /// Pin the environment at a revision: deploys of others are refused, the agent heals to it
+    Pin(PinArgs),
+    /// Remove the environment's pin: it follows Git again
+    Resume(StatusArgs),
     /// Pull-based GitOps: reconcile an environment from Git, heal drift (`agent manifests` prints
     /// what runs it in the cluster)
     Agent(AgentArgs),
@@ -199,6 +203,9 @@ pub struct DeployArgs {
     /// Do not check the cluster, registry and Terraform backend before changing anything
     #[arg(long)]
     pub skip_preflight: bool,
+    /// Deploy although the environment is pinned at another revision
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(Debug, Args)]
@@ -288,4 +295,16 @@ pub struct AgentManifestsArgs {
     /// Where the gitship repository lies below the Git root
     #[arg(long, value_name = "DIR")]
     pub path: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct PinArgs {
+    /// Environment
+    pub env: String,
+    /// The revision to pin (SHA, tag or branch)
+    #[arg(long, value_name = "REV")]
+    pub rev: String,
+    /// Use the in-process simulated cluster persisted in .gitship/sandbox/<env>.json
+    #[arg(long)]
+    pub sandbox: bool,
 }

@@ -71,6 +71,17 @@ fn workdir(repository: &git2::Repository) -> Result<PathBuf, GitError> {
     })
 }
 
+/// The full SHA of the commit `revision` (a SHA, tag, branch or any `git rev-parse` expression)
+/// names in the Git repository enclosing `root`.
+pub fn resolve_revision(root: &Path, revision: &str) -> Result<String, GitError> {
+    let repository = open(root)?;
+    let commit = repository
+        .revparse_single(revision)
+        .and_then(|object| object.peel_to_commit())
+        .map_err(git_error(format!("`{revision}` is not a commit")))?;
+    Ok(commit.id().to_string())
+}
+
 /// The full SHA of `HEAD` of the Git repository enclosing `root`.
 pub fn head_sha(root: &Path) -> Result<String, GitError> {
     let repository = open(root)?;

@@ -74,6 +74,11 @@ pub enum CommandSettings {
         shell: clap_complete::Shell,
     },
     Status(StatusSettings),
+    Pin {
+        status: StatusSettings,
+        rev: String,
+    },
+    Resume(StatusSettings),
     Agent(AgentSettings),
     AgentManifests(AgentManifestsSettings),
 }
@@ -145,6 +150,8 @@ pub struct DeploySettings {
     /// `--lock-lease`: the Lease's duration (renewed every third of it).
     pub lock_lease: Option<Duration>,
     pub skip_preflight: bool,
+    /// `--force`: deploy although the environment is pinned at another revision.
+    pub force: bool,
 }
 
 impl Settings {
@@ -210,6 +217,7 @@ impl Settings {
                     .map(|d| parse_duration("--lock-lease", d))
                     .transpose()?,
                 skip_preflight: a.skip_preflight,
+                force: a.force,
             }),
             cli::Command::Diff(a) => CommandSettings::Diff(cluster(a)),
             cli::Command::Drift(a) => CommandSettings::Drift(cluster(a)),
@@ -219,6 +227,17 @@ impl Settings {
             },
             cli::Command::Completions(a) => CommandSettings::Completions { shell: a.shell },
             cli::Command::Status(a) => CommandSettings::Status(StatusSettings {
+                env: a.env,
+                sandbox: a.sandbox,
+            }),
+            cli::Command::Pin(a) => CommandSettings::Pin {
+                status: StatusSettings {
+                    env: a.env,
+                    sandbox: a.sandbox,
+                },
+                rev: a.rev,
+            },
+            cli::Command::Resume(a) => CommandSettings::Resume(StatusSettings {
                 env: a.env,
                 sandbox: a.sandbox,
             }),

@@ -231,7 +231,8 @@ impl Agent {
         self.connect().await?;
         let head = self.fetch()?;
         self.applied = self.applied_from_inventory().await;
-        if self.applied.as_ref().is_some_and(|a| a.sha == head.sha) {
+        let pinned = self.pinned(&head).await;
+        if pinned || self.applied.as_ref().is_some_and(|a| a.sha == head.sha) {
             self.printer.status(&format!(
                 "agent: `{}` runs {} already; checking for drift",
                 self.options.env,
@@ -364,6 +365,7 @@ impl Agent {
             lock_timeout: None,
             lock_lease: None,
             skip_preflight: false,
+            force: false,
         };
         crate::ops::deploy::deploy_with(&session, &DeploySource::WorkTree, &settings, policy).await
     }
@@ -378,6 +380,9 @@ impl Agent {
                 return;
             }
         };
+        if self.pinned(&head).await {
+            return;
+        }
         let runs_head = self.applied.as_ref().is_some_and(|a| a.sha == head.sha);
         match &self.retry {
             Some(retry) if retry.sha != head.sha => self.retry = None,
@@ -530,6 +535,64 @@ impl Agent {
             attempts,
             at: Instant::now() + backoff,
         });
+    }
+
+    /// Whether the environment is pinned: then the agent does not sync, and heals to the pinned
+    /// revision.
+    async fn pinned(&mut self, head: &Revision) -> bool {
+        let Some((client, environment)) = &self.cluster else {
+            return false;
+        };
+        let pin = match crate::kube::pin::load(
+            client,
+            environment,
+            &crate::kube::retry::RetryPolicy::default(),
+        )
+        .await
+        {
+            Ok(pin) => pin,
+            Err(error) => {
+                self.report_error(&user_error(error));
+                return true;
+            }
+        };
+        let Some(pin) = pin else {
+            if self.state.status().pinned.is_some() {
+                self.printer.status(&format!(
+                    "agent: `{}` was resumed: following `{}` again",
+                    self.options.env, self.source.branch
+                ));
+                self.state.update(|s| {
+                    s.pinned = None;
+                    s.state = SyncState::Progressing;
+                });
+            }
+            return false;
+        };
+        let revision = self.source.revision(&pin.sha).unwrap_or(Revision {
+            sha: pin.sha.clone(),
+            subject: String::new(),
+            author: String::new(),
+        });
+        if self.state.status().pinned.as_ref().map(|p| &p.sha) != Some(&pin.sha) {
+            self.printer.status(&format!(
+                "agent: `{}` is pinned at {} ({} by {}), Git at {}: not syncing, healing to {}",
+                self.options.env,
+                short(&pin.sha),
+                pin.reason,
+                pin.who,
+                short(&head.sha),
+                short(&pin.sha)
+            ));
+        }
+        self.applied = Some(revision.clone());
+        self.retry = None;
+        self.state.update(|s| {
+            s.state = SyncState::Pinned;
+            s.pinned = Some(revision.clone());
+            s.revision = Some(revision);
+        });
+        true
     }
 
     /// One heal (the loop's): errors go to the status.

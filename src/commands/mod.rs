@@ -16,6 +16,7 @@ pub mod diff;
 pub mod drift;
 pub mod env_new;
 pub mod envs;
+pub mod pin;
 pub mod plan;
 pub mod render;
 pub mod status;
@@ -54,6 +55,8 @@ pub fn dispatch(settings: Settings) -> Result<Outcome> {
         CommandSettings::Deploy(s) => crate::ops::block_on(deploy::run(&ctx, s)),
         CommandSettings::Diff(s) => crate::ops::block_on(diff::run(&ctx, s)),
         CommandSettings::Drift(s) => crate::ops::block_on(drift::run(&ctx, s)),
+        CommandSettings::Pin { status, rev } => crate::ops::block_on(pin::pin(&ctx, status, &rev)),
+        CommandSettings::Resume(s) => crate::ops::block_on(pin::resume(&ctx, s)),
         CommandSettings::Status(s) => crate::ops::block_on(status::run(&ctx, s)),
         CommandSettings::Agent(s) => crate::ops::block_on(agent::run(&ctx, s)),
         CommandSettings::AgentManifests(s) => agent_manifests::run(&ctx, s),

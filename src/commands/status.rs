@@ -70,6 +70,18 @@ fn human(report: &StatusReport) -> String {
             );
         }
     }
+    if let Some(pin) = &report.pin {
+        let _ = writeln!(
+            out,
+            "  pinned at {} ({} by {}, {}), Git at {}: `gitship resume {}` follows Git again",
+            short_sha(&pin.sha),
+            pin.reason,
+            pin.who,
+            time(&pin.time),
+            short_sha(&report.git),
+            report.environment
+        );
+    }
     match &report.lock {
         None => out.push_str("  deploy lock: free\n"),
         Some(lock) => {
@@ -231,6 +243,13 @@ mod tests {
                 expired: true,
                 status: Some(status),
             }),
+            pin: Some(crate::kube::pin::Pin {
+                sha: "0123456789abcdef0123".into(),
+                who: "ann@laptop".into(),
+                time: at("2026-01-02T03:05:00Z"),
+                reason: "rollback".into(),
+            }),
+            git: "fedcba9876543210".into(),
         };
         assert_eq!(
             human(&report),
@@ -238,6 +257,7 @@ mod tests {
   inventory: 9 objects
   last deploys (newest first):
     2026-01-02 03:00:00Z  0123456789ab  agent   succeeded  ann@laptop  9 created
+  pinned at 0123456789ab (rollback by ann@laptop, 2026-01-02 03:05:00Z), Git at fedcba987654: `gitship resume staging` follows Git again
   deploy lock: held by `ci 42`, renewed 2026-01-02 03:04:00Z
   agent: leader `pod-a`, renewed 2026-01-02 03:04:01Z (expired: no replica renews it)
     state: degraded (branch `main` of https://git.example/blog.git)

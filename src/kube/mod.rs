@@ -15,6 +15,7 @@
 //! - [`lock`]: the per-environment Lease that keeps two deploys from interleaving (and the
 //!   agent's leader Lease).
 //! - [`events`]: Kubernetes Events on the inventory, the audit trail `kubectl get events` shows.
+//! - [`pin`]: the revision a rollback pinned the environment at.
 //! - [`deploy`]: the entry point `gitship deploy` calls, [`deploy::deploy_objects`].
 
 pub mod apply;
@@ -30,6 +31,7 @@ pub mod inventory;
 pub mod live;
 pub mod lock;
 pub mod order;
+pub mod pin;
 pub mod progress;
 pub mod prune;
 pub mod retry;

@@ -79,6 +79,10 @@ pub struct Status {
     /// The revision the cluster runs (last applied by this agent).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub revision: Option<Revision>,
+    /// The revision a rollback (or `gitship pin`) pinned the environment at: the agent heals
+    /// to it and does not sync.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pinned: Option<Revision>,
     /// The branch's newest commit, as last fetched.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub git_revision: Option<Revision>,
@@ -112,6 +116,7 @@ impl Status {
             identity: identity.to_string(),
             leader_identity: None,
             revision: None,
+            pinned: None,
             git_revision: None,
             last_sync: None,
             last_error: None,

@@ -156,6 +156,16 @@ pub async fn deploy_with(
             .printer
             .status(&format!("preflight: {} checks passed", passed.checks.len()));
     }
+    // A pinned environment takes only its pinned revision (heals put that one back).
+    if policy.source != RecordSource::Heal {
+        let pin = crate::ops::pin::current(session, &connection).await?;
+        crate::ops::pin::check_deploy(
+            pin.as_ref(),
+            &session.git.sha,
+            &session.config.name,
+            settings.force,
+        )?;
+    }
     // The lock spans every change: builds that push, Terraform, the Kubernetes stages.
     let mut options = deploy_options(&session.config, settings, Some(session.git.sha.clone()));
     options.source = policy.source;
@@ -751,6 +761,7 @@ mod tests {
             lock_timeout: None,
             lock_lease: None,
             skip_preflight: false,
+            force: false,
         }
     }
 

@@ -75,6 +75,17 @@ pub async fn drift_with(session: &Session, terraform: bool) -> Result<DriftRepor
             ));
         }
     }
+    if let Some(pin) = crate::ops::pin::current(session, &connection).await?
+        && pin.sha != session.git.sha
+    {
+        session.printer.warn(&format!(
+            "`{}` is pinned at {}, Git at {}: the cluster is meant to run the pinned revision (`gitship resume {}` follows Git again)",
+            environment.name,
+            pin.sha.get(..12).unwrap_or(&pin.sha),
+            session.git.sha.get(..12).unwrap_or(&session.git.sha),
+            environment.name
+        ));
+    }
     let inventory = inventory.unwrap_or_default();
     let redactor = render::Redactor::new(&outputs);
     let (drifted, ignored) = kubernetes::drift(

@@ -46,6 +46,11 @@ pub struct StatusReport {
     pub lock: Option<LockStatus>,
     /// The agent, when its leader Lease or its status ConfigMap exists.
     pub agent: Option<AgentStatus>,
+    /// The revision a rollback or `gitship pin` fixed the environment at.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pin: Option<crate::kube::pin::Pin>,
+    /// The repository's `HEAD` (what Git says the environment should run).
+    pub git: String,
 }
 
 /// The deploy lock's holder.
@@ -83,6 +88,9 @@ pub async fn status(session: &Session) -> Result<StatusReport> {
         .await
         .map_err(user_error)?;
 
+    let pin = crate::kube::pin::load(client, &environment, &retry)
+        .await
+        .map_err(user_error)?;
     let leases: Api<Lease> = Api::namespaced(client.clone(), namespace);
     let now = Utc::now();
     let lock = get_json(
@@ -147,6 +155,8 @@ pub async fn status(session: &Session) -> Result<StatusReport> {
         history,
         lock,
         agent,
+        pin,
+        git: session.git.sha.clone(),
     })
 }
 

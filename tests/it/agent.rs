@@ -668,3 +668,86 @@ fn a_field_another_manager_keeps_changing_is_reported_as_flapping_not_healed_for
     let events = sim.kubectl(&["get", "events", "-n", "web", "-o", "json"]);
     assert!(events.contains("FlappingField"), "{events}");
 }
+
+#[test]
+fn a_pinned_environment_is_healed_but_not_synced_until_resumed() {
+    if !require_tool("kubectl", "help") {
+        return;
+    }
+    let sim = Sim::start();
+    let (repo, bare) = source_repo(&sim);
+    let agent = Agent::start(&sim, bare.path(), &[]);
+    eventually(
+        "the first commit is applied",
+        Duration::from_secs(6),
+        || sim.title().as_deref() == Some("one") && agent.status()["state"] == "synced",
+    );
+    let pinned = repo.ok(&["pin", "staging", "--rev", "HEAD"]);
+    assert!(
+        pinned.stdout.contains("pinned `staging` at"),
+        "{}",
+        pinned.all()
+    );
+
+    repo.edit(
+        "infrastructure/kubernetes/site.yaml",
+        "title: one",
+        "title: two",
+    );
+    repo.commit("two");
+    push(&repo, bare.path());
+    eventually(
+        "the agent says it is pinned",
+        Duration::from_secs(5),
+        || {
+            let status = agent.status();
+            status["state"] == "pinned" && status["gitRevision"]["subject"] == "two"
+        },
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(sim.title().as_deref(), Some("one"), "no sync while pinned");
+    // It still heals, back to the pinned revision.
+    sim.kubectl(&["scale", "deployment/web", "-n", "web", "--replicas=4"]);
+    eventually(
+        "the pinned revision is healed",
+        Duration::from_secs(6),
+        || {
+            sim.get(&[
+                "get",
+                "deployment",
+                "web",
+                "-n",
+                "web",
+                "-o",
+                "jsonpath={.spec.replicas}",
+            ])
+            .as_deref()
+                == Some("2")
+        },
+    );
+    // `deploy` of HEAD refuses while pinned; status shows it.
+    let refused = repo.gitship(&["deploy", "staging"]);
+    assert_eq!(refused.code, 1, "{}", refused.all());
+    assert!(
+        refused.stderr.contains("is pinned at"),
+        "{}",
+        refused.stderr
+    );
+    assert!(refused.stderr.contains("--force"), "{}", refused.stderr);
+    let status = repo.ok(&["status", "staging"]);
+    assert!(status.stdout.contains("pinned at"), "{}", status.stdout);
+    let events = sim.kubectl(&["get", "events", "-n", "web", "-o", "json"]);
+    assert!(events.contains("\"Pinned\""), "{events}");
+
+    let resumed = repo.ok(&["resume", "staging"]);
+    assert!(
+        resumed.stdout.contains("follows Git again"),
+        "{}",
+        resumed.all()
+    );
+    eventually("the agent syncs Git again", Duration::from_secs(6), || {
+        sim.title().as_deref() == Some("two")
+    });
+    let events = sim.kubectl(&["get", "events", "-n", "web", "-o", "json"]);
+    assert!(events.contains("\"Resumed\""), "{events}");
+}

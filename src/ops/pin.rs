@@ -1,0 +1,165 @@
+//! `pin` and `resume`: fix the environment at a revision, and let it follow Git again. See
+//! [`crate::kube::pin`] for where the pin lives and what it means to `deploy` and the agent.
+
+use anyhow::Result;
+use chrono::Utc;
+
+use crate::diagnostics::{UserError, user_error};
+use crate::kube::events::{self, EventType};
+use crate::kube::pin::{self, Pin};
+use crate::kube::retry::RetryPolicy;
+use crate::ops::session::{ClusterConnection, Session};
+
+/// Pin the environment at `revision` (resolved in the repository); the pin written.
+pub async fn pin(session: &Session, revision: &str, reason: &str) -> Result<Pin> {
+    let sha = crate::git::resolve_revision(&session.repo.root, revision).map_err(|error| {
+        UserError::new(
+            error.to_string(),
+            "give a commit SHA, a tag or a branch of this repository",
+        )
+    })?;
+    let connection = session.connect_announced().await?;
+    require_deployed(session, &connection).await?;
+    let pin = Pin {
+        sha,
+        who: crate::kube::inventory::who(),
+        time: Utc::now(),
+        reason: reason.to_string(),
+    };
+    let environment = session.environment();
+    pin::store(
+        &connection.client,
+        &environment,
+        Some(&pin),
+        &RetryPolicy::default(),
+    )
+    .await
+    .map_err(user_error)?;
+    events::record(
+        &connection.client,
+        &environment,
+        EventType::Normal,
+        "Pinned",
+        &format!(
+            "`{}` pinned at {} by {} ({reason})",
+            environment.name,
+            short(&pin.sha),
+            pin.who
+        ),
+    )
+    .await;
+    connection.save_sandbox()?;
+    Ok(pin)
+}
+
+/// Remove the environment's pin; the pin that was removed, if there was one.
+pub async fn resume(session: &Session) -> Result<Option<Pin>> {
+    let connection = session.connect_announced().await?;
+    let environment = session.environment();
+    let retry = RetryPolicy::default();
+    let Some(previous) = pin::load(&connection.client, &environment, &retry)
+        .await
+        .map_err(user_error)?
+    else {
+        return Ok(None);
+    };
+    pin::store(&connection.client, &environment, None, &retry)
+        .await
+        .map_err(user_error)?;
+    events::record(
+        &connection.client,
+        &environment,
+        EventType::Normal,
+        "Resumed",
+        &format!(
+            "`{}` follows Git again (was pinned at {}) by {}",
+            environment.name,
+            short(&previous.sha),
+            crate::kube::inventory::who()
+        ),
+    )
+    .await;
+    connection.save_sandbox()?;
+    Ok(Some(previous))
+}
+
+/// The environment's pin, read through `connection`.
+pub async fn current(session: &Session, connection: &ClusterConnection) -> Result<Option<Pin>> {
+    pin::load(
+        &connection.client,
+        &session.environment(),
+        &RetryPolicy::default(),
+    )
+    .await
+    .map_err(user_error)
+}
+
+/// A deploy of another revision than the pinned one is refused unless forced.
+pub fn check_deploy(pin: Option<&Pin>, sha: &str, environment: &str, force: bool) -> Result<()> {
+    match pin {
+        Some(pin) if pin.sha != sha && !force => Err(UserError::new(
+            format!(
+                "`{environment}` is pinned at {} ({} by {}, {}); this deploy is {}",
+                short(&pin.sha),
+                pin.reason,
+                pin.who,
+                pin.time.format("%Y-%m-%d %H:%M:%SZ"),
+                short(sha)
+            ),
+            format!(
+                "`git revert` the bad change and run `gitship resume {environment}`, or pass `--force` to deploy anyway"
+            ),
+        )
+        .into()),
+        _ => Ok(()),
+    }
+}
+
+async fn require_deployed(session: &Session, connection: &ClusterConnection) -> Result<()> {
+    let environment = session.environment();
+    let inventory = crate::kube::inventory::load(
+        &connection.client,
+        &environment.name,
+        &environment.namespace,
+        &RetryPolicy::default(),
+    )
+    .await
+    .map_err(user_error)?;
+    if inventory.is_none() {
+        return Err(UserError::new(
+            format!(
+                "`{}` has never been deployed: there is nothing to pin",
+                environment.name
+            ),
+            format!("deploy it first: `gitship deploy {}`", environment.name),
+        )
+        .into());
+    }
+    Ok(())
+}
+
+fn short(sha: &str) -> &str {
+    sha.get(..12).unwrap_or(sha)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_pinned_environment_refuses_other_revisions_unless_forced() {
+        let pin = Pin {
+            sha: "a".repeat(40),
+            who: "ann".into(),
+            time: Utc::now(),
+            reason: "rollback".into(),
+        };
+        assert!(check_deploy(Some(&pin), &"a".repeat(40), "production", false).is_ok());
+        assert!(check_deploy(Some(&pin), &"b".repeat(40), "production", true).is_ok());
+        assert!(check_deploy(None, &"b".repeat(40), "production", false).is_ok());
+        let error = check_deploy(Some(&pin), &"b".repeat(40), "production", false).unwrap_err();
+        let text = crate::diagnostics::render(&error);
+        assert!(text.contains("pinned at aaaaaaaaaaaa"), "{text}");
+        assert!(text.contains("gitship resume production"), "{text}");
+    }
+}
