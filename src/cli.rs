@@ -83,6 +83,9 @@ pub enum Command {
     Status(StatusArgs),
     /// Pin the environment at a revision: deploys of others are refused, the agent heals to it
     Pin(PinArgs),
+    /// Re-deploy the last good revision before the current one (images and Kubernetes; Terraform
+    /// with --terraform), and pin the environment there
+    Rollback(RollbackArgs),
     /// Remove the environment's pin: it follows Git again
     Resume(StatusArgs),
     /// Pull-based GitOps: reconcile an environment from Git, heal drift (`agent manifests` prints
@@ -150,6 +153,9 @@ pub struct PlanArgs {
     /// Save the plan to FILE for `gitship deploy --plan FILE`
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
+    /// Plan this revision (SHA, tag or branch) instead of the work tree
+    #[arg(long, value_name = "REV")]
+    pub rev: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -206,6 +212,9 @@ pub struct DeployArgs {
     /// Deploy although the environment is pinned at another revision
     #[arg(long)]
     pub force: bool,
+    /// Deploy this revision (SHA, tag or branch) instead of the work tree, which is not touched
+    #[arg(long, value_name = "REV", conflicts_with = "plan")]
+    pub rev: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -304,6 +313,27 @@ pub struct PinArgs {
     /// The revision to pin (SHA, tag or branch)
     #[arg(long, value_name = "REV")]
     pub rev: String,
+    /// Use the in-process simulated cluster persisted in .gitship/sandbox/<env>.json
+    #[arg(long)]
+    pub sandbox: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RollbackArgs {
+    /// Environment
+    pub env: String,
+    /// Roll back to this revision (SHA, tag or branch)
+    #[arg(long, value_name = "REV", conflicts_with = "steps")]
+    pub to: Option<String>,
+    /// How many good revisions to go back (default 1)
+    #[arg(long, value_name = "N")]
+    pub steps: Option<usize>,
+    /// Also roll Terraform back (its module must be the work tree's)
+    #[arg(long)]
+    pub terraform: bool,
+    /// Do not ask (needed when stdin is not a terminal)
+    #[arg(long)]
+    pub yes: bool,
     /// Use the in-process simulated cluster persisted in .gitship/sandbox/<env>.json
     #[arg(long)]
     pub sandbox: bool,

@@ -79,6 +79,7 @@ pub enum CommandSettings {
         rev: String,
     },
     Resume(StatusSettings),
+    Rollback(RollbackSettings),
     Agent(AgentSettings),
     AgentManifests(AgentManifestsSettings),
 }
@@ -128,6 +129,7 @@ pub struct PlanSettings {
     pub cluster: ClusterSettings,
     pub exit_code: bool,
     pub out: Option<PathBuf>,
+    pub rev: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -152,6 +154,18 @@ pub struct DeploySettings {
     pub skip_preflight: bool,
     /// `--force`: deploy although the environment is pinned at another revision.
     pub force: bool,
+    /// `--rev REV`: deploy that revision, checked out in gitship's own clone.
+    pub rev: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct RollbackSettings {
+    pub env: String,
+    pub to: Option<String>,
+    pub steps: usize,
+    pub terraform: bool,
+    pub yes: bool,
+    pub sandbox: bool,
 }
 
 impl Settings {
@@ -193,6 +207,7 @@ impl Settings {
                 cluster: cluster(a.cluster),
                 exit_code: a.exit_code,
                 out: a.out,
+                rev: a.rev,
             }),
             cli::Command::Deploy(a) => CommandSettings::Deploy(DeploySettings {
                 cluster: cluster(a.cluster),
@@ -218,6 +233,7 @@ impl Settings {
                     .transpose()?,
                 skip_preflight: a.skip_preflight,
                 force: a.force,
+                rev: a.rev,
             }),
             cli::Command::Diff(a) => CommandSettings::Diff(cluster(a)),
             cli::Command::Drift(a) => CommandSettings::Drift(cluster(a)),
@@ -237,6 +253,24 @@ impl Settings {
                 },
                 rev: a.rev,
             },
+            cli::Command::Rollback(a) => CommandSettings::Rollback(RollbackSettings {
+                env: a.env,
+                to: a.to,
+                steps: match a.steps {
+                    Some(0) => {
+                        return Err(UserError::usage(
+                            "`--steps 0` would roll back to the current revision",
+                            "give `--steps 1` (the default) or more",
+                        )
+                        .into());
+                    }
+                    Some(steps) => steps,
+                    None => 1,
+                },
+                terraform: a.terraform,
+                yes: a.yes,
+                sandbox: a.sandbox,
+            }),
             cli::Command::Resume(a) => CommandSettings::Resume(StatusSettings {
                 env: a.env,
                 sandbox: a.sandbox,

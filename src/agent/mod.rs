@@ -5,7 +5,7 @@
 //! clone, under the same deploy lock as `gitship deploy`; every drift check is
 //! [`crate::ops::drift::drift_with`].
 //!
-//! - [`source`]: the clone in the cache directory, fetched with git2;
+//! - [`crate::git::clone`]: its clone in the cache directory, fetched with git2;
 //! - [`reconcile`]: one sync (fetch, render, plan, apply) and one heal, with back-off;
 //! - [`leader`]: leader election over a Lease, so that several replicas can run;
 //! - [`state`]: the status and metrics the loop shares with the HTTP server;
@@ -17,7 +17,6 @@ pub mod leader;
 pub mod manifests;
 pub mod metrics;
 pub mod reconcile;
-pub mod source;
 pub mod state;
 
 use std::net::SocketAddr;
@@ -28,10 +27,10 @@ use std::time::Duration;
 use anyhow::Result;
 
 use crate::agent::reconcile::Agent;
-use crate::agent::source::GitSource;
 use crate::agent::state::{AgentState, Status, WebhookSecrets};
 use crate::diagnostics::{UserError, user_error};
 use crate::exit::Outcome;
+use crate::git::clone::GitSource;
 use crate::output::Printer;
 use crate::repo::Repository;
 use crate::repo::config::{AgentConfig, AgentTerraform};
@@ -48,7 +47,7 @@ pub const DEFAULT_LEASE_DURATION: Duration = Duration::from_secs(15);
 #[derive(Debug, Clone)]
 pub struct AgentOptions {
     pub env: String,
-    /// The Git URL or path (may hold credentials: print [`source::display_url`] of it).
+    /// The Git URL or path (may hold credentials: print [`crate::git::clone::display_url`] of it).
     pub source: String,
     pub branch: Option<String>,
     /// The gitship repository below the Git root.
@@ -155,7 +154,10 @@ impl AgentOptions {
             source,
             branch,
             path,
-            cache: settings.cache.clone().unwrap_or_else(source::default_cache),
+            cache: settings
+                .cache
+                .clone()
+                .unwrap_or_else(crate::git::clone::default_cache),
             interval: at_least(
                 "--interval",
                 settings

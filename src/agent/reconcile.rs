@@ -26,10 +26,10 @@ use tokio::time::Instant;
 use crate::agent::AgentOptions;
 use crate::agent::leader::{self, Contention, Leadership};
 use crate::agent::metrics::SyncResult;
-use crate::agent::source::GitSource;
 use crate::agent::state::{AgentState, Heal, Revision, SyncState};
 use crate::diagnostics::user_error;
 use crate::exit::Outcome;
+use crate::git::clone::GitSource;
 use crate::kube::KubeError;
 use crate::kube::events::{self, EventType};
 use crate::kube::inventory::{DeployOutcome, RecordSource};
@@ -366,6 +366,7 @@ impl Agent {
             lock_lease: None,
             skip_preflight: false,
             force: false,
+            rev: None,
         };
         crate::ops::deploy::deploy_with(&session, &DeploySource::WorkTree, &settings, policy).await
     }

@@ -11,7 +11,12 @@ use crate::output::Printer;
 use crate::settings::{DeploySettings, OutputFormat};
 
 pub async fn run(ctx: &Context, settings: DeploySettings) -> Result<Outcome> {
-    let session = Session::open(&ctx.global, &ctx.printer, &settings.cluster)?;
+    let session = match &settings.rev {
+        Some(revision) => {
+            Session::open_revision(&ctx.global, &ctx.printer, &settings.cluster, revision)?
+        }
+        None => Session::open(&ctx.global, &ctx.printer, &settings.cluster)?,
+    };
     let source = match &settings.plan {
         Some(path) => DeploySource::SavedPlan(path.clone()),
         None => DeploySource::WorkTree,

@@ -19,6 +19,7 @@ pub mod envs;
 pub mod pin;
 pub mod plan;
 pub mod render;
+pub mod rollback;
 pub mod status;
 pub mod validate;
 
@@ -56,6 +57,7 @@ pub fn dispatch(settings: Settings) -> Result<Outcome> {
         CommandSettings::Diff(s) => crate::ops::block_on(diff::run(&ctx, s)),
         CommandSettings::Drift(s) => crate::ops::block_on(drift::run(&ctx, s)),
         CommandSettings::Pin { status, rev } => crate::ops::block_on(pin::pin(&ctx, status, &rev)),
+        CommandSettings::Rollback(s) => crate::ops::block_on(rollback::run(&ctx, s)),
         CommandSettings::Resume(s) => crate::ops::block_on(pin::resume(&ctx, s)),
         CommandSettings::Status(s) => crate::ops::block_on(status::run(&ctx, s)),
         CommandSettings::Agent(s) => crate::ops::block_on(agent::run(&ctx, s)),

@@ -13,7 +13,12 @@ use crate::settings::{OutputFormat, PlanSettings};
 pub const MARKDOWN_LIMIT: usize = 65_000;
 
 pub async fn run(ctx: &Context, settings: PlanSettings) -> Result<Outcome> {
-    let session = Session::open(&ctx.global, &ctx.printer, &settings.cluster)?;
+    let session = match &settings.rev {
+        Some(revision) => {
+            Session::open_revision(&ctx.global, &ctx.printer, &settings.cluster, revision)?
+        }
+        None => Session::open(&ctx.global, &ctx.printer, &settings.cluster)?,
+    };
     let outcome = crate::ops::plan::plan(&session).await?;
     ctx.printer.status(&format!(
         "preflight: {} checks passed",

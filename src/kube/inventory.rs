@@ -74,6 +74,8 @@ pub enum RecordSource {
     Agent,
     /// The agent put drifted or deleted objects back.
     Heal,
+    /// `gitship rollback`.
+    Rollback,
 }
 
 impl RecordSource {
@@ -82,6 +84,7 @@ impl RecordSource {
             RecordSource::Deploy => "deploy",
             RecordSource::Agent => "agent",
             RecordSource::Heal => "heal",
+            RecordSource::Rollback => "rollback",
         }
     }
 }

@@ -5,6 +5,8 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+pub use crate::git::clone::Revision;
+
 /// The state of the environment as the agent last saw it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -41,15 +43,6 @@ impl SyncState {
             SyncState::Pinned => "pinned",
         }
     }
-}
-
-/// A Git commit.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Revision {
-    pub sha: String,
-    /// The commit's first line.
-    pub subject: String,
-    pub author: String,
 }
 
 /// The last heal.

@@ -131,6 +131,7 @@ pub async fn deploy_with(
             session.sandbox_state_file().display()
         ));
     }
+    check_revision_terraform(session, policy)?;
     let connection = session.connect().await?;
     let mut intent = match source {
         DeploySource::WorkTree => Intent::work_tree(session, settings, policy).await?,
@@ -197,6 +198,58 @@ pub async fn deploy_with(
     Ok(deployed)
 }
 
+/// A revision deploys with the work tree's Terraform module (its state lives there): it may
+/// plan or apply only when that module is the revision's, file for file.
+fn check_revision_terraform(session: &Session, policy: &DeployPolicy) -> Result<()> {
+    let Some(state_repo) = &session.state_repo else {
+        return Ok(());
+    };
+    if policy.terraform == TerraformPolicy::Off {
+        return Ok(());
+    }
+    let (Some(revision), Some(work_tree)) = (
+        &session.repo.layout.terraform_dir,
+        &state_repo.layout.terraform_dir,
+    ) else {
+        return Ok(());
+    };
+    if module_files(revision)? != module_files(work_tree)? {
+        return Err(UserError::new(
+            format!(
+                "the Terraform module at {} differs from the work tree's `{}`, where the state is",
+                &session.git.sha[..session.git.sha.len().min(12)],
+                state_repo.relative(work_tree).display()
+            ),
+            "check the revision out to apply its Terraform, or deploy images and Kubernetes only (`gitship rollback` without `--terraform`)",
+        )
+        .into());
+    }
+    Ok(())
+}
+
+/// A module's files (relative path -> contents), without Terraform's own state and caches.
+fn module_files(dir: &Path) -> Result<BTreeMap<PathBuf, Vec<u8>>> {
+    let mut files = BTreeMap::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(current) = pending.pop() {
+        for entry in std::fs::read_dir(&current)? {
+            let entry = entry?;
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            if name == ".terraform" || name.starts_with("terraform.tfstate") {
+                continue;
+            }
+            let path = entry.path();
+            if entry.file_type()?.is_dir() {
+                pending.push(path);
+            } else if let Ok(relative) = path.strip_prefix(dir) {
+                files.insert(relative.to_path_buf(), std::fs::read(&path)?);
+            }
+        }
+    }
+    Ok(files)
+}
+
 /// The deploy's Event on the inventory (`Deployed` or `Healed`).
 async fn record_event(
     session: &Session,
@@ -212,6 +265,14 @@ async fn record_event(
                 "healed `{}` at {revision}: {}",
                 session.config.name,
                 policy.healed.join("; ")
+            ),
+        ),
+        RecordSource::Rollback => (
+            "RolledBack",
+            format!(
+                "rolled `{}` back to {revision}: {}",
+                session.config.name,
+                report.summary_line()
             ),
         ),
         source => (
@@ -762,6 +823,7 @@ mod tests {
             lock_lease: None,
             skip_preflight: false,
             force: false,
+            rev: None,
         }
     }
 

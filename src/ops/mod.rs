@@ -23,6 +23,7 @@ pub mod pin;
 pub mod plan;
 pub mod preflight;
 pub mod render;
+pub mod rollback;
 pub mod session;
 pub mod status;
 pub mod validate;

@@ -18,6 +18,12 @@ pub async fn pin(session: &Session, revision: &str, reason: &str) -> Result<Pin>
             "give a commit SHA, a tag or a branch of this repository",
         )
     })?;
+    pin_sha(session, &sha, reason).await
+}
+
+/// Pin the environment at the commit `sha`.
+pub async fn pin_sha(session: &Session, sha: &str, reason: &str) -> Result<Pin> {
+    let sha = sha.to_string();
     let connection = session.connect_announced().await?;
     require_deployed(session, &connection).await?;
     let pin = Pin {

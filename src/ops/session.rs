@@ -37,6 +37,10 @@ pub struct Session {
     /// `--terraform-outputs FILE`: outputs given instead of read from Terraform.
     pub terraform_outputs: Option<PathBuf>,
     pub printer: Printer,
+    /// For a revision checked out in gitship's own clone (`--rev`): the user's repository, whose
+    /// Terraform module and state, and whose sandbox, the operation uses (the state lives next to
+    /// the module, not in the commit).
+    pub state_repo: Option<Repository>,
 }
 
 /// A connection to an environment's cluster; keeps the sandbox server alive when there is one.
@@ -94,7 +98,55 @@ impl Session {
             kubeconfig: global.kubeconfig.clone(),
             terraform_outputs: cluster.terraform_outputs.clone(),
             printer: printer.clone(),
+            state_repo: None,
         })
+    }
+
+    /// [`Session::open`] for the commit `revision` (SHA, tag or branch) of the repository,
+    /// checked out in gitship's own clone (never in the work tree, which stays untouched).
+    pub fn open_revision(
+        global: &GlobalSettings,
+        printer: &Printer,
+        cluster: &ClusterSettings,
+        revision: &str,
+    ) -> Result<Session> {
+        let repo = Repository::discover(global.repo.as_deref()).map_err(user_error)?;
+        let sha = crate::git::resolve_revision(&repo.root, revision).map_err(|error| {
+            UserError::new(
+                error.to_string(),
+                "give a commit SHA, a tag or a branch of this repository",
+            )
+        })?;
+        let git_root = crate::git::work_tree_root(&repo.root)
+            .with_context(|| format!("`{}` is not in a Git work tree", repo.root.display()))?;
+        let path = repo
+            .root
+            .strip_prefix(&git_root)
+            .map(Path::to_path_buf)
+            .unwrap_or_default();
+        let cache = crate::git::clone::default_cache().join("revisions");
+        let source =
+            crate::git::clone::GitSource::open(&git_root.to_string_lossy(), Some("HEAD"), &cache)?;
+        source.fetch_all()?;
+        source.checkout(&sha)?;
+        let clone_root = source.work_tree()?.join(path);
+        printer.status(&format!(
+            "revision {} checked out in `{}` (the work tree is not touched)",
+            &sha[..sha.len().min(12)],
+            clone_root.display()
+        ));
+        let global = GlobalSettings {
+            repo: Some(clone_root),
+            ..global.clone()
+        };
+        let mut session = Session::open(&global, printer, cluster)?;
+        session.state_repo = Some(repo);
+        Ok(session)
+    }
+
+    /// Where the environment's state lives: the user's repository (also for a revision).
+    fn state_root(&self) -> &Path {
+        &self.state_repo.as_ref().unwrap_or(&self.repo).root
     }
 
     /// The environment as the Kubernetes stage sees it.
@@ -107,9 +159,11 @@ impl Session {
 
     /// Where the sandbox keeps this environment's state, relative to the repository.
     pub fn sandbox_state_file(&self) -> PathBuf {
-        self.repo
+        self.state_repo
+            .as_ref()
+            .unwrap_or(&self.repo)
             .relative(&crate::kube::sandbox::state_file(
-                &self.repo.root,
+                self.state_root(),
                 &self.config.name,
             ))
             .to_path_buf()
@@ -118,7 +172,7 @@ impl Session {
     /// Connect to the environment's cluster, or start its sandbox.
     pub async fn connect(&self) -> Result<ClusterConnection> {
         if self.sandbox {
-            let sandbox = crate::kube::sandbox::start(&self.repo.root, &self.config.name).await?;
+            let sandbox = crate::kube::sandbox::start(self.state_root(), &self.config.name).await?;
             return Ok(ClusterConnection {
                 client: sandbox.client.clone(),
                 identity: ClusterIdentity {
@@ -155,7 +209,11 @@ impl Session {
 
     /// The environment's Terraform settings; `None` without a Terraform layer.
     pub fn terraform_settings(&self) -> Option<TerraformSettings> {
-        TerraformSettings::for_environment(&self.repo, &self.config)
+        // A revision's own config (its variables), with the user's module and state.
+        TerraformSettings::for_environment(
+            self.state_repo.as_ref().unwrap_or(&self.repo),
+            &self.config,
+        )
     }
 
     /// The environment's Terraform driver, `None` without a Terraform layer.

@@ -12,5 +12,6 @@ mod foundation;
 mod kube;
 mod plan;
 mod quiet;
+mod rollback;
 mod terraform;
 mod transaction;

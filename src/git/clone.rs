@@ -1,5 +1,6 @@
-//! The agent's Git source: its own clone in a cache directory, fetched with git2 (never the
-//! user's work tree, never the `git` program).
+//! A Git source in a clone of gitship's own, in a cache directory, fetched with git2 (never the
+//! user's work tree, never the `git` program): what the agent follows, and where `deploy --rev`
+//! checks a revision out.
 //!
 //! One clone per source URL, under `<cache>/<sha256(url)[..16]>`. A fetch updates
 //! `refs/remotes/origin/<branch>`; [`GitSource::checkout`] then makes the clone's work tree
@@ -17,8 +18,16 @@ use anyhow::{Context as _, Result};
 use git2::{FetchOptions, RemoteCallbacks, Repository};
 use sha2::{Digest, Sha256};
 
-use crate::agent::state::Revision;
 use crate::diagnostics::UserError;
+
+/// A Git commit.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Revision {
+    pub sha: String,
+    /// The commit's first line.
+    pub subject: String,
+    pub author: String,
+}
 
 /// A Git source the agent follows.
 pub struct GitSource {
@@ -178,6 +187,26 @@ impl GitSource {
         let oid = git2::Oid::from_str(sha).ok()?;
         let commit = self.repository.find_commit(oid).ok()?;
         Some(revision(&commit))
+    }
+
+    /// Fetch every branch and tag (for `deploy --rev` of any revision of a local repository).
+    pub fn fetch_all(&self) -> Result<()> {
+        let mut remote = self
+            .repository
+            .remote_anonymous(&self.url)
+            .map_err(|err| self.git_error("cannot use the source", err))?;
+        let mut options = fetch_options();
+        remote
+            .fetch(
+                &[
+                    "+refs/heads/*:refs/remotes/origin/*",
+                    "+refs/tags/*:refs/tags/*",
+                ],
+                Some(&mut options),
+                None,
+            )
+            .map_err(|err| self.git_error("cannot fetch", err))?;
+        Ok(())
     }
 
     /// Make the work tree exactly commit `sha`.

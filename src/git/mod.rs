@@ -5,6 +5,8 @@
 //! a larger repository), so every function discovers the enclosing Git repository from the path
 //! it is given and works with paths relative to that repository's work tree.
 
+pub mod clone;
+
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};

@@ -1,0 +1,73 @@
+//! `gitship rollback ENV [--to REV | --steps N] [--terraform] [--yes]`: the target from the
+//! history, its Kubernetes diff, a confirmation, then [`crate::ops::rollback::rollback`].
+
+use std::io::{BufRead, IsTerminal, Write};
+
+use anyhow::Result;
+
+use crate::commands::Context;
+use crate::commands::plan::print_plan;
+use crate::diagnostics::UserError;
+use crate::exit::Outcome;
+use crate::ops::Session;
+use crate::settings::{ClusterSettings, RollbackSettings};
+
+pub async fn run(ctx: &Context, settings: RollbackSettings) -> Result<Outcome> {
+    let cluster = ClusterSettings {
+        env: settings.env.clone(),
+        sandbox: settings.sandbox,
+        terraform_outputs: None,
+    };
+    let session = Session::open(&ctx.global, &ctx.printer, &cluster)?;
+    let target = crate::ops::rollback::target(&session, &settings).await?;
+    let revision = Session::open_revision(&ctx.global, &ctx.printer, &cluster, &target.target)?;
+    ctx.printer.status(&format!(
+        "rollback of `{}` from {} to {}: images and Kubernetes{}",
+        settings.env,
+        short(&target.current),
+        short(&target.target),
+        if settings.terraform {
+            " and Terraform"
+        } else {
+            " only (Terraform is not rolled back without `--terraform`)"
+        }
+    ));
+    let plan = crate::ops::plan::kubernetes(&revision).await?;
+    print_plan(ctx, &plan)?;
+    if !settings.yes {
+        confirm(&settings.env)?;
+    }
+    let report = crate::ops::rollback::rollback(&revision, &settings).await?;
+    ctx.printer.data(&format!(
+        "rolled `{env}` back to {to}: {summary}\n`{env}` is pinned at {to}: the agent heals it there and does not sync, and `deploy` refuses other revisions.\nMake Git the truth again: `git revert` the bad change ({from}), push, then `gitship resume {env}`.\n",
+        env = settings.env,
+        to = short(&target.target),
+        from = short(&target.current),
+        summary = report.summary_line()
+    ))?;
+    Ok(Outcome::Success)
+}
+
+/// Ask on the terminal; without one, `--yes` is required.
+fn confirm(env: &str) -> Result<()> {
+    let stdin = std::io::stdin();
+    if !stdin.is_terminal() {
+        return Err(UserError::usage(
+            format!("rolling back `{env}` needs confirmation, and stdin is not a terminal"),
+            "pass `--yes` to roll back without asking",
+        )
+        .into());
+    }
+    eprint!("Roll `{env}` back as shown? [y/N] ");
+    let _ = std::io::stderr().flush();
+    let mut answer = String::new();
+    stdin.lock().read_line(&mut answer)?;
+    if matches!(answer.trim(), "y" | "Y" | "yes") {
+        return Ok(());
+    }
+    Err(UserError::new("rollback cancelled", "nothing was changed").into())
+}
+
+fn short(sha: &str) -> &str {
+    sha.get(..12).unwrap_or(sha)
+}

@@ -1,0 +1,198 @@
+//! `rollback`: re-deploy an earlier good revision through the one pipeline, then pin the
+//! environment there so that neither the agent nor a deploy of the branch undoes it.
+//!
+//! The target is the revision of the last successful record before the current one (failed
+//! records and rollbacks are skipped), `--steps N` further back, or `--to REV`. It is checked
+//! out in gitship's own clone ([`Session::open_revision`]); its images are the ones already in
+//! the registry (nothing is built); Terraform is not rolled back unless `--terraform`, because
+//! a database schema or a destroyed resource rarely rolls back cleanly.
+
+use anyhow::Result;
+
+use crate::diagnostics::{UserError, user_error};
+use crate::kube::deploy::DeployReport;
+use crate::kube::inventory::{DeployOutcome, DeployRecord, RecordSource};
+use crate::kube::retry::RetryPolicy;
+use crate::ops::deploy::{DeployPolicy, ImagePolicy, TerraformPolicy};
+use crate::ops::{DeploySource, Session};
+use crate::settings::{BuildSettings, ClusterSettings, DeploySettings, RollbackSettings};
+
+/// Where a rollback goes from and to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RollbackTarget {
+    /// The revision the environment runs (its newest successful record).
+    pub current: String,
+    pub target: String,
+}
+
+/// The revision to roll back to, from the environment's deploy history.
+pub async fn target(session: &Session, settings: &RollbackSettings) -> Result<RollbackTarget> {
+    let connection = session.connect().await?;
+    let environment = session.environment();
+    let inventory = crate::kube::inventory::load(
+        &connection.client,
+        &environment.name,
+        &environment.namespace,
+        &RetryPolicy::default(),
+    )
+    .await
+    .map_err(user_error)?
+    .ok_or_else(|| {
+        UserError::new(
+            format!(
+                "`{}` has never been deployed: there is nothing to roll back",
+                environment.name
+            ),
+            format!("deploy it first: `gitship deploy {}`", environment.name),
+        )
+    })?;
+    let target = match &settings.to {
+        Some(revision) => {
+            let current = newest_good(&inventory.history).unwrap_or_default();
+            let target = crate::git::resolve_revision(&session.repo.root, revision).map_err(|e| {
+                UserError::new(e.to_string(), "give a commit SHA, a tag or a branch of this repository")
+            })?;
+            RollbackTarget { current, target }
+        }
+        None => choose(&inventory.history, settings.steps).ok_or_else(|| {
+            UserError::new(
+                format!(
+                    "`{}` has no successful deploy {} before the current one in its history ({} record(s))",
+                    environment.name,
+                    if settings.steps == 1 { "".to_string() } else { format!("{} revisions", settings.steps) },
+                    inventory.history.len()
+                ),
+                "name the revision with `--to REV`",
+            )
+        })?,
+    };
+    if target.target == target.current {
+        return Err(UserError::new(
+            format!(
+                "`{}` runs {} already",
+                environment.name,
+                short(&target.current)
+            ),
+            "pick an earlier revision with `--to REV` or `--steps N`",
+        )
+        .into());
+    }
+    Ok(target)
+}
+
+/// The newest successful record's revision.
+fn newest_good(history: &[DeployRecord]) -> Option<String> {
+    history
+        .iter()
+        .find(|r| r.outcome == DeployOutcome::Succeeded)
+        .and_then(|r| r.sha.clone())
+}
+
+/// The current revision and the one `steps` good revisions before it (newest first history;
+/// failed records and rollbacks skipped).
+fn choose(history: &[DeployRecord], steps: usize) -> Option<RollbackTarget> {
+    let current = newest_good(history)?;
+    let mut seen = vec![current.clone()];
+    for record in history {
+        if record.outcome != DeployOutcome::Succeeded || record.source == RecordSource::Rollback {
+            continue;
+        }
+        let Some(sha) = &record.sha else { continue };
+        if seen.contains(sha) {
+            continue;
+        }
+        seen.push(sha.clone());
+        if seen.len() > steps {
+            return Some(RollbackTarget {
+                current,
+                target: sha.clone(),
+            });
+        }
+    }
+    None
+}
+
+/// Deploy `revision` (a session from [`Session::open_revision`]) as a rollback and pin the
+/// environment there.
+pub async fn rollback(revision: &Session, settings: &RollbackSettings) -> Result<DeployReport> {
+    let policy = DeployPolicy {
+        images: ImagePolicy::RequireExisting,
+        terraform: if settings.terraform {
+            TerraformPolicy::Apply
+        } else {
+            TerraformPolicy::Off
+        },
+        source: RecordSource::Rollback,
+        healed: Vec::new(),
+    };
+    let deploy = DeploySettings {
+        cluster: ClusterSettings {
+            env: settings.env.clone(),
+            sandbox: settings.sandbox,
+            terraform_outputs: None,
+        },
+        build: BuildSettings {
+            force_build: false,
+            jobs: 1,
+            allow_dirty: false,
+        },
+        plan: None,
+        allow_empty: false,
+        prune_protected: false,
+        no_prune: false,
+        timeout: None,
+        lock_timeout: None,
+        lock_lease: None,
+        skip_preflight: false,
+        // A pinned environment may always be rolled back.
+        force: true,
+        rev: None,
+    };
+    let deployed =
+        crate::ops::deploy::deploy_with(revision, &DeploySource::WorkTree, &deploy, &policy)
+            .await?;
+    crate::ops::pin::pin_sha(revision, &revision.git.sha, "rollback").await?;
+    Ok(deployed.report)
+}
+
+fn short(sha: &str) -> &str {
+    sha.get(..12).unwrap_or(sha)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::Utc;
+
+    fn record(sha: &str, outcome: DeployOutcome, source: RecordSource) -> DeployRecord {
+        DeployRecord {
+            sha: Some(sha.into()),
+            time: Utc::now(),
+            who: "ann".into(),
+            outcome,
+            summary: String::new(),
+            source,
+            healed: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn the_target_skips_failures_rollbacks_heals_of_the_same_revision() {
+        use DeployOutcome::*;
+        use RecordSource::*;
+        let history = vec![
+            record("c", Failed, Deploy),
+            record("b", Succeeded, Heal),
+            record("b", Succeeded, Deploy),
+            record("x", Succeeded, Rollback),
+            record("y", Failed, Deploy),
+            record("a", Succeeded, Agent),
+            record("z", Succeeded, Deploy),
+        ];
+        let one = choose(&history, 1).unwrap();
+        assert_eq!((one.current.as_str(), one.target.as_str()), ("b", "a"));
+        assert_eq!(choose(&history, 2).unwrap().target, "z");
+        assert_eq!(choose(&history, 3), None);
+        assert_eq!(choose(&[], 1), None);
+    }
+}

@@ -1,0 +1,153 @@
+//! `deploy --rev`, `rollback`, `pin` and `resume` in the sandbox: the work tree is never touched,
+//! a rollback pins the environment, and `resume` lets Git back in.
+
+use std::path::Path;
+use std::process::Command;
+
+use crate::support::repo::Repo;
+
+fn title(repo: &Repo) -> String {
+    let state = std::fs::read_to_string(repo.path().join(".gitship/sandbox/staging.json"))
+        .expect("sandbox state");
+    let state: serde_json::Value = serde_json::from_str(&state).expect("state JSON");
+    let mut found = None;
+    let mut stack = vec![&state];
+    while let Some(value) = stack.pop() {
+        match value {
+            serde_json::Value::Object(map) => {
+                if map.get("kind").and_then(|k| k.as_str()) == Some("ConfigMap")
+                    && map
+                        .get("metadata")
+                        .and_then(|m| m.get("name"))
+                        .and_then(|n| n.as_str())
+                        == Some("site")
+                {
+                    found = map
+                        .get("data")
+                        .and_then(|d| d.get("title"))
+                        .and_then(|t| t.as_str())
+                        .map(str::to_string);
+                }
+                stack.extend(map.values());
+            }
+            serde_json::Value::Array(items) => stack.extend(items),
+            _ => {}
+        }
+    }
+    found.expect("ConfigMap site in the sandbox")
+}
+
+fn git_status(dir: &Path) -> String {
+    let output = Command::new("git")
+        .args(["status", "--porcelain=v1", "--untracked-files=all"])
+        .current_dir(dir)
+        .output()
+        .expect("git status");
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn site(repo: &Repo, value: &str) {
+    repo.write(
+        "infrastructure/kubernetes/site.yaml",
+        &format!(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: site\ndata:\n  title: {value}\n"
+        ),
+    );
+}
+
+fn two_commits() -> Repo {
+    let repo = Repo {
+        dir: tempfile::tempdir().expect("temp"),
+        kubeconfig: None,
+    };
+    repo.write(".gitignore", ".gitship/\n");
+    repo.write("config/staging.yaml", "cluster:\n  namespace: web\n");
+    site(&repo, "a");
+    repo.git(&["init", "-q", "-b", "main"]);
+    repo.commit("a");
+    repo.git(&["tag", "v-a"]);
+    repo.ok(&["deploy", "staging", "--sandbox"]);
+    site(&repo, "b");
+    repo.commit("b");
+    repo.ok(&["deploy", "staging", "--sandbox"]);
+    assert_eq!(title(&repo), "b");
+    repo
+}
+
+#[test]
+fn deploy_rev_leaves_the_work_tree_and_index_untouched() {
+    let repo = two_commits();
+    // Uncommitted changes, staged and not: they must survive, as they are.
+    site(&repo, "uncommitted");
+    repo.git(&["add", "infrastructure/kubernetes/site.yaml"]);
+    repo.write("notes.txt", "scratch\n");
+    let before = git_status(repo.path());
+    let head = std::fs::read_to_string(repo.path().join(".git/HEAD")).expect("HEAD");
+    let run = repo.ok(&["deploy", "staging", "--sandbox", "--rev", "v-a"]);
+    assert!(
+        run.stderr.contains("the work tree is not touched"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(title(&repo), "a");
+    assert_eq!(git_status(repo.path()), before);
+    assert_eq!(
+        std::fs::read_to_string(repo.path().join(".git/HEAD")).expect("HEAD"),
+        head
+    );
+    assert!(
+        std::fs::read_to_string(repo.path().join("infrastructure/kubernetes/site.yaml"))
+            .expect("site")
+            .contains("uncommitted")
+    );
+    // A revision that does not exist: a clear error, nothing deployed.
+    let bad = repo.gitship(&["deploy", "staging", "--sandbox", "--rev", "no-such-rev"]);
+    assert_eq!(bad.code, 1, "{}", bad.all());
+    assert!(bad.stderr.contains("no-such-rev"), "{}", bad.stderr);
+    assert_eq!(title(&repo), "a");
+}
+
+#[test]
+fn rollback_pins_the_previous_revision_until_resumed() {
+    let repo = two_commits();
+    // Without a terminal, a rollback needs --yes.
+    let asked = repo.gitship(&["rollback", "staging", "--sandbox"]);
+    assert_eq!(asked.code, 64, "{}", asked.all());
+    assert!(asked.stderr.contains("--yes"), "{}", asked.stderr);
+    assert_eq!(title(&repo), "b");
+
+    let rolled = repo.ok(&["rollback", "staging", "--sandbox", "--yes"]);
+    assert!(
+        rolled.stdout.contains("rolled `staging` back to"),
+        "{}",
+        rolled.all()
+    );
+    assert!(rolled.stdout.contains("git revert"), "{}", rolled.stdout);
+    assert_eq!(title(&repo), "a");
+    let status = repo.ok(&["status", "staging", "--sandbox"]);
+    assert!(status.stdout.contains("pinned at"), "{}", status.stdout);
+    assert!(status.stdout.contains("rollback"), "{}", status.stdout);
+
+    // A deploy of HEAD refuses while pinned, unless forced.
+    let refused = repo.gitship(&["deploy", "staging", "--sandbox"]);
+    assert_eq!(refused.code, 1, "{}", refused.all());
+    assert!(
+        refused.stderr.contains("is pinned at"),
+        "{}",
+        refused.stderr
+    );
+    assert_eq!(title(&repo), "a");
+
+    let resumed = repo.ok(&["resume", "staging", "--sandbox"]);
+    assert!(
+        resumed.stdout.contains("follows Git again"),
+        "{}",
+        resumed.stdout
+    );
+    repo.ok(&["deploy", "staging", "--sandbox"]);
+    assert_eq!(title(&repo), "b");
+    // Nothing older than the first deploy: a clear error.
+    let none = repo.gitship(&["rollback", "staging", "--sandbox", "--yes", "--steps", "5"]);
+    assert_eq!(none.code, 1, "{}", none.all());
+    assert!(none.stderr.contains("--to REV"), "{}", none.stderr);
+}
