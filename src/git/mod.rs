@@ -84,6 +84,26 @@ pub fn resolve_revision(root: &Path, revision: &str) -> Result<String, GitError>
     Ok(commit.id().to_string())
 }
 
+/// Whether commit `sha` is `origin/<branch>` (else the local `<branch>` when there is no such
+/// remote-tracking branch) or one of its ancestors. `Err` when neither branch exists.
+pub fn reachable_from(root: &Path, sha: &str, branch: &str) -> Result<bool, GitError> {
+    let repository = open(root)?;
+    let tip = repository
+        .find_reference(&format!("refs/remotes/origin/{branch}"))
+        .or_else(|_| repository.find_reference(&format!("refs/heads/{branch}")))
+        .and_then(|reference| reference.peel_to_commit())
+        .map_err(git_error(format!(
+            "branch `{branch}` (as `origin/{branch}` or `{branch}`)"
+        )))?;
+    let oid = git2::Oid::from_str(sha).map_err(git_error(format!("`{sha}`")))?;
+    if tip.id() == oid {
+        return Ok(true);
+    }
+    repository
+        .graph_descendant_of(tip.id(), oid)
+        .map_err(git_error("compare commits"))
+}
+
 /// The full SHA of `HEAD` of the Git repository enclosing `root`.
 pub fn head_sha(root: &Path) -> Result<String, GitError> {
     let repository = open(root)?;

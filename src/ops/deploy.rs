@@ -132,6 +132,7 @@ pub async fn deploy_with(
         ));
     }
     check_revision_terraform(session, policy)?;
+    check_allowed_revision(session)?;
     let connection = session.connect().await?;
     let mut intent = match source {
         DeploySource::WorkTree => Intent::work_tree(session, settings, policy).await?,
@@ -196,6 +197,37 @@ pub async fn deploy_with(
     connection.save_sandbox()?;
     record_event(session, &connection, policy, &deployed.report).await;
     Ok(deployed)
+}
+
+/// `deploy.allowed_revisions`: the revision must be reachable from the branch the rule names.
+fn check_allowed_revision(session: &Session) -> Result<()> {
+    let Some(branch) = &session.config.deploy.reachable_from else {
+        return Ok(());
+    };
+    let root = &session.state_repo.as_ref().unwrap_or(&session.repo).root;
+    let sha = &session.git.sha;
+    let allowed = crate::git::reachable_from(root, sha, branch).map_err(|error| {
+        UserError::new(
+            format!(
+                "`deploy.allowed_revisions` of `{}` names `{branch}`: {error}",
+                session.config.name
+            ),
+            format!("fetch it (`git fetch origin {branch}`) or fix the rule"),
+        )
+    })?;
+    if !allowed {
+        return Err(UserError::new(
+            format!(
+                "{} may not be deployed to `{}`: `deploy.allowed_revisions` allows only commits reachable from `origin/{branch}` ({})",
+                &sha[..sha.len().min(12)],
+                session.config.name,
+                session.config.spans.location("deploy.allowed_revisions")
+            ),
+            format!("merge it into `{branch}` and fetch, then deploy the merged commit"),
+        )
+        .into());
+    }
+    Ok(())
 }
 
 /// A revision deploys with the work tree's Terraform module (its state lives there): it may
@@ -794,6 +826,7 @@ mod tests {
                 lock_timeout: Duration::from_secs(60),
                 require_clean_tree: true,
                 history: 7,
+                reachable_from: None,
             },
             drift: DriftConfig::default(),
             agent: Default::default(),

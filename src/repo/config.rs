@@ -16,6 +16,7 @@
 //!   lock_timeout: 5m         # wait for another deploy of this environment
 //!   require_clean_tree: true # default: true for `production`, false otherwise
 //!   history: 10              # deploy records kept in the inventory
+//!   allowed_revisions: { reachable_from: main }  # only ancestors of origin/main
 //! drift:
 //!   ignore:
 //!     - { kind: Deployment, name: blog-backend, pointer: /spec/replicas }
@@ -83,6 +84,9 @@ pub struct DeployConfig {
     pub lock_timeout: Duration,
     pub require_clean_tree: bool,
     pub history: usize,
+    /// `deploy.allowed_revisions.reachable_from: BRANCH`: only ancestors of `origin/BRANCH` (as
+    /// fetched) may be deployed.
+    pub reachable_from: Option<String>,
 }
 
 /// The `agent` section: what `gitship agent` does when its flags do not say.
@@ -362,6 +366,7 @@ fn parse_deploy(
         lock_timeout: DEFAULT_LOCK_TIMEOUT,
         require_clean_tree: environment == "production",
         history: DEFAULT_HISTORY,
+        reachable_from: None,
     };
     let Some(node) = find(top, "deploy").filter(|n| !n.is_null()) else {
         return Ok(deploy);
@@ -370,8 +375,29 @@ fn parse_deploy(
     reader.check_keys(
         entries,
         "deploy",
-        &["timeout", "lock_timeout", "require_clean_tree", "history"],
+        &[
+            "timeout",
+            "lock_timeout",
+            "require_clean_tree",
+            "history",
+            "allowed_revisions",
+        ],
     )?;
+    if let Some(rule) = find(entries, "allowed_revisions").filter(|n| !n.is_null()) {
+        let fields = reader.mapping(rule, "deploy.allowed_revisions")?;
+        reader.check_keys(fields, "deploy.allowed_revisions", &["reachable_from"])?;
+        if let Some(n) = find(fields, "reachable_from") {
+            let branch = reader.string(n, "deploy.allowed_revisions.reachable_from")?;
+            if branch.is_empty() || branch.contains(char::is_whitespace) {
+                return Err(reader.invalid(
+                    n,
+                    "deploy.allowed_revisions.reachable_from",
+                    format!("`{branch}` is not a branch name"),
+                ));
+            }
+            deploy.reachable_from = Some(branch);
+        }
+    }
     if let Some(n) = find(entries, "timeout") {
         deploy.timeout = reader.duration(n, "deploy.timeout")?;
     }

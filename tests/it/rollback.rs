@@ -151,3 +151,42 @@ fn rollback_pins_the_previous_revision_until_resumed() {
     assert_eq!(none.code, 1, "{}", none.all());
     assert!(none.stderr.contains("--to REV"), "{}", none.stderr);
 }
+
+#[test]
+fn allowed_revisions_refuse_a_commit_on_a_side_branch() {
+    let repo = Repo {
+        dir: tempfile::tempdir().expect("temp"),
+        kubeconfig: None,
+    };
+    repo.write(".gitignore", ".gitship/\n");
+    repo.write(
+        "config/staging.yaml",
+        "cluster:\n  namespace: web\ndeploy:\n  allowed_revisions: { reachable_from: main }\n",
+    );
+    site(&repo, "a");
+    repo.git(&["init", "-q", "-b", "main"]);
+    repo.commit("a");
+    repo.git(&["checkout", "-q", "-b", "side"]);
+    site(&repo, "side");
+    repo.commit("side");
+    let refused = repo.gitship(&["deploy", "staging", "--sandbox"]);
+    assert_eq!(refused.code, 1, "{}", refused.all());
+    assert!(
+        refused.stderr.contains(
+            "`deploy.allowed_revisions` allows only commits reachable from `origin/main`"
+        ),
+        "{}",
+        refused.stderr
+    );
+    assert!(
+        refused.stderr.contains("config/staging.yaml:4"),
+        "{}",
+        refused.stderr
+    );
+    assert!(!repo.path().join(".gitship/sandbox/staging.json").exists());
+    // `main` itself, and --rev of it from the side branch, are allowed.
+    repo.ok(&["deploy", "staging", "--sandbox", "--rev", "main"]);
+    assert_eq!(title(&repo), "a");
+    let bad = repo.gitship(&["deploy", "staging", "--sandbox", "--rev", "side"]);
+    assert_eq!(bad.code, 1, "{}", bad.all());
+}

@@ -126,6 +126,7 @@ impl Fixture {
                 lock_timeout: Duration::from_secs(60),
                 require_clean_tree: false,
                 history: 10,
+                reachable_from: None,
             },
             drift: DriftConfig::default(),
             agent: Default::default(),
