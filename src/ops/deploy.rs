@@ -239,13 +239,10 @@ fn check_revision_terraform(session: &Session, policy: &DeployPolicy) -> Result<
     if policy.terraform == TerraformPolicy::Off {
         return Ok(());
     }
-    let (Some(revision), Some(work_tree)) = (
-        &session.repo.layout.terraform_dir,
-        &state_repo.layout.terraform_dir,
-    ) else {
+    let Some(work_tree) = &state_repo.layout.terraform_dir else {
         return Ok(());
     };
-    if module_files(revision)? != module_files(work_tree)? {
+    if revision_module_differs(session)? {
         return Err(UserError::new(
             format!(
                 "the Terraform module at {} differs from the work tree's `{}`, where the state is",
@@ -257,6 +254,20 @@ fn check_revision_terraform(session: &Session, policy: &DeployPolicy) -> Result<
         .into());
     }
     Ok(())
+}
+
+/// Whether a revision's Terraform module differs from the work tree's (false without one).
+pub fn revision_module_differs(session: &Session) -> Result<bool> {
+    let Some(state_repo) = &session.state_repo else {
+        return Ok(false);
+    };
+    let (Some(revision), Some(work_tree)) = (
+        &session.repo.layout.terraform_dir,
+        &state_repo.layout.terraform_dir,
+    ) else {
+        return Ok(false);
+    };
+    Ok(module_files(revision)? != module_files(work_tree)?)
 }
 
 /// A module's files (relative path -> contents), without Terraform's own state and caches.

@@ -148,6 +148,12 @@ pub async fn rollback(revision: &Session, settings: &RollbackSettings) -> Result
         force: true,
         rev: None,
     };
+    if !settings.terraform && crate::ops::deploy::revision_module_differs(revision)? {
+        revision.printer.warn(&format!(
+            "Terraform is not rolled back: its module at {} differs from the work tree's; the infrastructure stays as the current state has it (roll it back with `--terraform` from a checkout of the revision)",
+            short(&revision.git.sha)
+        ));
+    }
     let deployed =
         crate::ops::deploy::deploy_with(revision, &DeploySource::WorkTree, &deploy, &policy)
             .await?;

@@ -33,14 +33,14 @@ fn kubesim_binary() -> PathBuf {
 }
 
 /// A kubesim process; killed when dropped.
-struct Sim {
+pub(crate) struct Sim {
     child: Child,
-    kubeconfig: PathBuf,
+    pub(crate) kubeconfig: PathBuf,
     _dir: tempfile::TempDir,
 }
 
 impl Sim {
-    fn start() -> Sim {
+    pub(crate) fn start() -> Sim {
         let dir = tempfile::tempdir().expect("temp");
         let kubeconfig = dir.path().join("kubeconfig");
         let mut child = Command::new(kubesim_binary())
@@ -79,7 +79,7 @@ impl Sim {
     }
 
     /// `kubectl get ... -o jsonpath=...`, or `None` when it fails (not found).
-    fn get(&self, args: &[&str]) -> Option<String> {
+    pub(crate) fn get(&self, args: &[&str]) -> Option<String> {
         let output = Command::new("kubectl")
             .arg("--kubeconfig")
             .arg(&self.kubeconfig)

@@ -190,3 +190,65 @@ fn allowed_revisions_refuse_a_commit_on_a_side_branch() {
     let bad = repo.gitship(&["deploy", "staging", "--sandbox", "--rev", "side"]);
     assert_eq!(bad.code, 1, "{}", bad.all());
 }
+
+#[test]
+fn rollback_puts_the_previous_image_digest_back_without_building() {
+    if !crate::support::require_tool("kubectl", "help")
+        || !crate::support::require_tool("docker", "version")
+    {
+        return;
+    }
+    let Some(registry) = crate::support::registry::TestRegistry::start() else {
+        return;
+    };
+    let sim = crate::agent::Sim::start();
+    let repo = Repo::web_app(&sim.kubeconfig, &registry.address, "<h1>A</h1>\n");
+    let image = || {
+        sim.get(&[
+            "get",
+            "configmap",
+            "web",
+            "-n",
+            "web",
+            "-o",
+            "jsonpath={.data.image}",
+        ])
+        .expect("ConfigMap web")
+    };
+    repo.ok(&["deploy", "staging"]);
+    let image_a = image();
+    repo.write("apps/web/index.html", "<h1>B</h1>\n");
+    repo.commit("B");
+    repo.ok(&["deploy", "staging"]);
+    let image_b = image();
+    assert_ne!(image_a, image_b);
+    assert!(image_a.contains("@sha256:"), "{image_a}");
+
+    let shims = tempfile::tempdir().expect("temp");
+    let log = shims.path().join("calls.log");
+    std::fs::write(&log, "").expect("log");
+    let path = crate::support::registry::counting_shims(
+        shims.path(),
+        &log,
+        &["docker", "podman", "buildah"],
+    );
+    let output = crate::support::gitship()
+        .env("PATH", path)
+        .arg("-C")
+        .arg(repo.path())
+        .arg("--kubeconfig")
+        .arg(&sim.kubeconfig)
+        .args(["rollback", "staging", "--yes"])
+        .output()
+        .expect("rollback");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert_eq!(image(), image_a, "A's image, by digest");
+    let calls = std::fs::read_to_string(&log).expect("log");
+    assert_eq!(calls, "", "no builder was called");
+    let events = sim
+        .get(&["get", "events", "-n", "web", "-o", "json"])
+        .expect("events");
+    assert!(events.contains("\"RolledBack\""), "{events}");
+    assert!(events.contains("\"Pinned\""), "{events}");
+}
