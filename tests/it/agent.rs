@@ -41,12 +41,17 @@ pub(crate) struct Sim {
 
 impl Sim {
     pub(crate) fn start() -> Sim {
+        Sim::start_with_rollout(200)
+    }
+
+    /// kubesim whose workloads take `delay_ms` to become healthy.
+    fn start_with_rollout(delay_ms: u64) -> Sim {
         let dir = tempfile::tempdir().expect("temp");
         let kubeconfig = dir.path().join("kubeconfig");
         let mut child = Command::new(kubesim_binary())
             .arg("--kubeconfig")
             .arg(&kubeconfig)
-            .args(["--rollout-delay-ms", "200"])
+            .args(["--rollout-delay-ms", &delay_ms.to_string()])
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -750,4 +755,37 @@ fn a_pinned_environment_is_healed_but_not_synced_until_resumed() {
     });
     let events = sim.kubectl(&["get", "events", "-n", "web", "-o", "json"]);
     assert!(events.contains("\"Resumed\""), "{events}");
+}
+
+#[test]
+fn sigterm_in_the_middle_of_a_sync_releases_both_leases_and_exits_0() {
+    if !require_tool("kubectl", "help") {
+        return;
+    }
+    // Workloads take 20s to become healthy: the sync is waiting for health when SIGTERM comes.
+    let sim = Sim::start_with_rollout(20_000);
+    let (_repo, bare) = source_repo(&sim);
+    let mut agent = Agent::start(&sim, bare.path(), &[]);
+    eventually("the sync waits for health", Duration::from_secs(10), || {
+        agent.log().contains("waiting for health")
+    });
+    let leases = sim.kubectl(&["get", "leases", "-n", "web", "-o", "name"]);
+    assert!(
+        leases.contains("gitship-staging\n"),
+        "the deploy lock is held: {leases}"
+    );
+    let started = Instant::now();
+    agent.signal(nix::sys::signal::Signal::SIGTERM);
+    assert_eq!(
+        agent.wait_exit(Duration::from_secs(10)),
+        Some(0),
+        "{}",
+        agent.log()
+    );
+    assert!(started.elapsed() < Duration::from_secs(10));
+    let leases = sim.kubectl(&["get", "leases", "-n", "web", "-o", "name"]);
+    assert!(
+        !leases.contains("gitship-staging"),
+        "both Leases are gone: {leases}"
+    );
 }

@@ -84,7 +84,11 @@ fn deploy_rev_leaves_the_work_tree_and_index_untouched() {
     let before = git_status(repo.path());
     let head = std::fs::read_to_string(repo.path().join(".git/HEAD")).expect("HEAD");
     let plan = repo.ok(&["plan", "staging", "--sandbox", "--rev", "v-a"]);
-    assert!(plan.stdout.contains("ConfigMap web/site"), "{}", plan.stdout);
+    assert!(
+        plan.stdout.contains("ConfigMap web/site"),
+        "{}",
+        plan.stdout
+    );
     assert_eq!(title(&repo), "b", "plan changes nothing");
     let run = repo.ok(&["deploy", "staging", "--sandbox", "--rev", "v-a"]);
     assert!(
