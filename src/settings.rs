@@ -74,6 +74,7 @@ pub enum CommandSettings {
         shell: clap_complete::Shell,
     },
     Status(StatusSettings),
+    History(HistorySettings),
     Agent(AgentSettings),
     AgentManifests(AgentManifestsSettings),
 }
@@ -81,6 +82,18 @@ pub enum CommandSettings {
 #[derive(Debug, Clone)]
 pub struct StatusSettings {
     pub env: String,
+    pub sandbox: bool,
+}
+
+/// How many records `gitship history` shows without `--limit`.
+pub const DEFAULT_HISTORY_LIMIT: usize = 20;
+
+/// `gitship history ENV`.
+#[derive(Debug, Clone)]
+pub struct HistorySettings {
+    pub env: String,
+    /// How many records to show (at least 1).
+    pub limit: usize,
     pub sandbox: bool,
 }
 
@@ -220,6 +233,21 @@ impl Settings {
             cli::Command::Completions(a) => CommandSettings::Completions { shell: a.shell },
             cli::Command::Status(a) => CommandSettings::Status(StatusSettings {
                 env: a.env,
+                sandbox: a.sandbox,
+            }),
+            cli::Command::History(a) => CommandSettings::History(HistorySettings {
+                env: a.env,
+                limit: match a.limit {
+                    Some(0) => {
+                        return Err(UserError::usage(
+                            "`--limit` must be at least 1",
+                            "try `--limit 1`",
+                        )
+                        .into());
+                    }
+                    Some(n) => n,
+                    None => DEFAULT_HISTORY_LIMIT,
+                },
                 sandbox: a.sandbox,
             }),
             cli::Command::Agent(a) => agent(a)?,

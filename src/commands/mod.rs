@@ -16,6 +16,7 @@ pub mod diff;
 pub mod drift;
 pub mod env_new;
 pub mod envs;
+pub mod history;
 pub mod plan;
 pub mod render;
 pub mod status;
@@ -55,6 +56,7 @@ pub fn dispatch(settings: Settings) -> Result<Outcome> {
         CommandSettings::Diff(s) => crate::ops::block_on(diff::run(&ctx, s)),
         CommandSettings::Drift(s) => crate::ops::block_on(drift::run(&ctx, s)),
         CommandSettings::Status(s) => crate::ops::block_on(status::run(&ctx, s)),
+        CommandSettings::History(s) => crate::ops::block_on(history::run(&ctx, s)),
         CommandSettings::Agent(s) => crate::ops::block_on(agent::run(&ctx, s)),
         CommandSettings::AgentManifests(s) => agent_manifests::run(&ctx, s),
         CommandSettings::Build { env, build } => {
