@@ -268,9 +268,7 @@ pub async fn deploy_objects(
 
     // 3. Lock.
     let lock = acquire(&run).await?;
-    let result = locked_deploy(&run, checked, desired_ids, &lock)
-        .await
-        .map(|report| with_created_namespace(report, created_namespace));
+    let result = locked_deploy(&run, checked, desired_ids, &lock, created_namespace).await;
     let released = lock.release(retry).await;
     let report = result?;
     released?;
@@ -354,19 +352,14 @@ pub async fn deploy_objects_locked(
         options,
         printer: &progress,
     };
-    let report = locked_deploy(&run, checked, desired_ids, &held.lock).await?;
-    Ok(with_created_namespace(
-        report,
+    locked_deploy(
+        &run,
+        checked,
+        desired_ids,
+        &held.lock,
         held.created_namespace.clone(),
-    ))
-}
-
-/// The namespace's manifest was applied before the lock; its later apply found it unchanged.
-fn with_created_namespace(mut report: DeployReport, created: Option<ObjectId>) -> DeployReport {
-    if let Some(id) = created {
-        report.reclassify(&id, ObjectAction::Unchanged, ObjectAction::Created);
-    }
-    report
+    )
+    .await
 }
 
 fn desired_ids(checked: &[Checked], environment: &Environment) -> BTreeSet<ObjectId> {
@@ -395,11 +388,14 @@ async fn acquire(run: &Run<'_>) -> Result<DeployLock, KubeError> {
 }
 
 /// Steps 4 to 8, under the lock: read the inventory, apply, wait, prune, record.
+/// `created_namespace`: the namespace's manifest was applied before the lock, so its later
+/// apply found it unchanged; the report (and the record) say it was created.
 async fn locked_deploy(
     run: &Run<'_>,
     checked: Vec<Checked>,
     desired_ids: BTreeSet<ObjectId>,
     lock: &DeployLock,
+    created_namespace: Option<ObjectId>,
 ) -> Result<DeployReport, KubeError> {
     let (environment, options) = (run.environment, run.options);
     let stored = inventory::load(
@@ -427,6 +423,9 @@ async fn locked_deploy(
     };
     let mut entries: HashMap<ObjectId, InventoryEntry> = HashMap::new();
     let applied = apply_all(run, checked, &mut report, &mut entries).await;
+    if let Some(id) = &created_namespace {
+        report.reclassify(id, ObjectAction::Unchanged, ObjectAction::Created);
+    }
     if inventory_missing {
         warn_missing_inventory(run, &report);
     }
