@@ -107,7 +107,10 @@ fn markdown(report: &HistoryReport) -> String {
 
 /// `0123abcd subject`, cut to [`REVISION_WIDTH`] characters.
 fn revision(record: &DeployRecord) -> String {
-    let sha = record.sha.as_deref().map_or("-", |sha| sha.get(..8).unwrap_or(sha));
+    let sha = record
+        .sha
+        .as_deref()
+        .map_or("-", |sha| sha.get(..8).unwrap_or(sha));
     let text = match &record.subject {
         Some(subject) if !subject.is_empty() => format!("{sha} {subject}"),
         _ => sha.to_string(),
@@ -264,7 +267,10 @@ fedcba98                                  -       ci             deploy  2026-01
             lines[2],
             "| revision | author | who | source | started | duration | outcome | changes |"
         );
-        assert_eq!(lines[3], "| --- | --- | --- | --- | --- | --- | --- | --- |");
+        assert_eq!(
+            lines[3],
+            "| --- | --- | --- | --- | --- | --- | --- | --- |"
+        );
         assert!(
             lines[4].ends_with("| 0 created, 1 configured, 0 pruned; healed Deployment/web spec.replicas (kubectl) |"),
             "{}",

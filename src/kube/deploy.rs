@@ -596,7 +596,8 @@ async fn record(
         duration_ms,
         counts: RecordCounts {
             created: report.count(ObjectAction::Created),
-            configured: report.count(ObjectAction::Configured) + report.count(ObjectAction::Replaced),
+            configured: report.count(ObjectAction::Configured)
+                + report.count(ObjectAction::Replaced),
             unchanged: report.count(ObjectAction::Unchanged),
             pruned: report.count(ObjectAction::Pruned),
         },

@@ -325,12 +325,13 @@ pub async fn store(
 ) -> Result<usize, KubeError> {
     let name = configmap_name(environment);
     let object = format!("ConfigMap {namespace}/{name}");
-    let Encoded { configmap, dropped } = encode(inventory, environment, namespace, keep).map_err(|e| {
-        KubeError::CorruptInventory {
-            name: name.clone(),
-            message: e.to_string(),
-        }
-    })?;
+    let Encoded { configmap, dropped } =
+        encode(inventory, environment, namespace, keep).map_err(|e| {
+            KubeError::CorruptInventory {
+                name: name.clone(),
+                message: e.to_string(),
+            }
+        })?;
     let api: Api<ConfigMap> = Api::namespaced(client.clone(), namespace);
     let params = PatchParams::apply(FIELD_MANAGER).force();
     let patch = Patch::Apply(&configmap);

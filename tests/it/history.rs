@@ -54,7 +54,11 @@ fn history_lists_the_deploys_newest_first() {
 
     repo.ok(&["deploy", "staging", "--sandbox"]);
     let first = head(&repo);
-    repo.edit("infrastructure/kubernetes/site.yaml", "title: one", "title: two");
+    repo.edit(
+        "infrastructure/kubernetes/site.yaml",
+        "title: one",
+        "title: two",
+    );
     repo.commit("site: a second title");
     repo.ok(&["deploy", "staging", "--sandbox"]);
     let second = head(&repo);
@@ -89,7 +93,11 @@ fn history_lists_the_deploys_newest_first() {
         "{oldest:?}"
     );
     assert_eq!(
-        (newest.counts.created, newest.counts.configured, newest.counts.pruned),
+        (
+            newest.counts.created,
+            newest.counts.configured,
+            newest.counts.pruned
+        ),
         (0, 1, 0),
         "{newest:?}"
     );
@@ -98,7 +106,9 @@ fn history_lists_the_deploys_newest_first() {
     let lines: Vec<&str> = table.lines().collect();
     assert_eq!(lines.len(), 3, "{table}");
     assert!(lines[0].starts_with("REVISION"), "{table}");
-    for header in ["AUTHOR", "WHO", "SOURCE", "STARTED", "DURATION", "OUTCOME", "CHANGES"] {
+    for header in [
+        "AUTHOR", "WHO", "SOURCE", "STARTED", "DURATION", "OUTCOME", "CHANGES",
+    ] {
         assert!(lines[0].contains(header), "{table}");
     }
     assert!(
@@ -133,5 +143,9 @@ fn history_lists_the_deploys_newest_first() {
 
     let zero = repo.gitship(&["history", "staging", "--sandbox", "--limit", "0"]);
     assert_eq!(zero.code, 64, "{}", zero.all());
-    assert!(zero.stderr.contains("`--limit` must be at least 1"), "{}", zero.stderr);
+    assert!(
+        zero.stderr.contains("`--limit` must be at least 1"),
+        "{}",
+        zero.stderr
+    );
 }
