@@ -149,3 +149,35 @@ fn history_lists_the_deploys_newest_first() {
         zero.stderr
     );
 }
+
+/// With a Terraform layer (the real `terraform`, in the sandbox): the record counts the plan it
+/// applied, and says nothing of Terraform when the plan had no changes.
+#[test]
+fn history_counts_the_terraform_plan_applied() {
+    if !crate::support::require_tool("terraform", "version") {
+        return;
+    }
+    let repo =
+        crate::transaction::terraform_and_configmap(tempfile::tempdir().expect("temp"), None);
+    repo.ok(&["deploy", "staging", "--sandbox"]);
+    repo.ok(&["deploy", "staging", "--sandbox"]);
+    let report = history_json(&repo, &[]);
+    let [unchanged, first] = report.records.as_slice() else {
+        panic!("two records: {:#?}", report.records);
+    };
+    let applied = first.terraform.expect("the first deploy applied a plan");
+    assert_eq!(
+        (
+            applied.add,
+            applied.change,
+            applied.replace,
+            applied.destroy
+        ),
+        (1, 0, 0, 0)
+    );
+    assert_eq!(unchanged.terraform, None, "{unchanged:?}");
+    let table = repo.ok(&["history", "staging", "--sandbox"]).stdout;
+    let lines: Vec<&str> = table.lines().collect();
+    assert!(lines[2].ends_with("; tf +1 ~0 -0"), "{table}");
+    assert!(!lines[1].contains("tf "), "{table}");
+}
