@@ -678,7 +678,8 @@ async fn apply_terraform(
                 planfile.display()
             ));
             driver.apply(planfile).await.map_err(user_error)?;
-            applied = Some(*counts);
+            // As for a fresh plan: a plan without changes applied nothing.
+            applied = (*counts != TerraformCounts::default()).then_some(*counts);
             driver
         }
     };
