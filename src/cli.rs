@@ -88,6 +88,9 @@ pub enum Command {
     Rollback(RollbackArgs),
     /// Remove the environment's pin: it follows Git again
     Resume(StatusArgs),
+    /// The environment's deploys, newest first: revision, author, who, source, timing, outcome,
+    /// changes
+    History(HistoryArgs),
     /// Pull-based GitOps: reconcile an environment from Git, heal drift (`agent manifests` prints
     /// what runs it in the cluster)
     Agent(AgentArgs),
@@ -227,6 +230,18 @@ pub struct CompletionsArgs {
 pub struct StatusArgs {
     /// Environment
     pub env: String,
+    /// Read the in-process simulated cluster persisted in .gitship/sandbox/<env>.json
+    #[arg(long)]
+    pub sandbox: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct HistoryArgs {
+    /// Environment
+    pub env: String,
+    /// How many deploys to show, newest first (default 20)
+    #[arg(long, value_name = "N")]
+    pub limit: Option<usize>,
     /// Read the in-process simulated cluster persisted in .gitship/sandbox/<env>.json
     #[arg(long)]
     pub sandbox: bool,

@@ -80,6 +80,7 @@ pub enum CommandSettings {
     },
     Resume(StatusSettings),
     Rollback(RollbackSettings),
+    History(HistorySettings),
     Agent(AgentSettings),
     AgentManifests(AgentManifestsSettings),
 }
@@ -87,6 +88,18 @@ pub enum CommandSettings {
 #[derive(Debug, Clone)]
 pub struct StatusSettings {
     pub env: String,
+    pub sandbox: bool,
+}
+
+/// How many records `gitship history` shows without `--limit`.
+pub const DEFAULT_HISTORY_LIMIT: usize = 20;
+
+/// `gitship history ENV`.
+#[derive(Debug, Clone)]
+pub struct HistorySettings {
+    pub env: String,
+    /// How many records to show (at least 1).
+    pub limit: usize,
     pub sandbox: bool,
 }
 
@@ -273,6 +286,21 @@ impl Settings {
             }),
             cli::Command::Resume(a) => CommandSettings::Resume(StatusSettings {
                 env: a.env,
+                sandbox: a.sandbox,
+            }),
+            cli::Command::History(a) => CommandSettings::History(HistorySettings {
+                env: a.env,
+                limit: match a.limit {
+                    Some(0) => {
+                        return Err(UserError::usage(
+                            "`--limit` must be at least 1",
+                            "try `--limit 1`",
+                        )
+                        .into());
+                    }
+                    Some(n) => n,
+                    None => DEFAULT_HISTORY_LIMIT,
+                },
                 sandbox: a.sandbox,
             }),
             cli::Command::Agent(a) => agent(a)?,

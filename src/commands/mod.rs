@@ -16,6 +16,7 @@ pub mod diff;
 pub mod drift;
 pub mod env_new;
 pub mod envs;
+pub mod history;
 pub mod pin;
 pub mod plan;
 pub mod render;
@@ -60,6 +61,7 @@ pub fn dispatch(settings: Settings) -> Result<Outcome> {
         CommandSettings::Rollback(s) => crate::ops::block_on(rollback::run(&ctx, s)),
         CommandSettings::Resume(s) => crate::ops::block_on(pin::resume(&ctx, s)),
         CommandSettings::Status(s) => crate::ops::block_on(status::run(&ctx, s)),
+        CommandSettings::History(s) => crate::ops::block_on(history::run(&ctx, s)),
         CommandSettings::Agent(s) => crate::ops::block_on(agent::run(&ctx, s)),
         CommandSettings::AgentManifests(s) => agent_manifests::run(&ctx, s),
         CommandSettings::Build { env, build } => {

@@ -116,6 +116,17 @@ pub fn head_sha(root: &Path) -> Result<String, GitError> {
     Ok(head.id().to_string())
 }
 
+/// The first line of commit `sha`'s message and its author's name, in the Git repository
+/// enclosing `root`; `None` when there is no such commit.
+pub fn commit_info(root: &Path, sha: &str) -> Option<(String, String)> {
+    let repository = open(root).ok()?;
+    let oid = git2::Oid::from_str(sha).ok()?;
+    let commit = repository.find_commit(oid).ok()?;
+    let subject = commit.summary().ok().flatten().unwrap_or("").to_string();
+    let author = commit.author().name().ok().unwrap_or("").to_string();
+    Some((subject, author))
+}
+
 /// Whether the work tree enclosing `root` has uncommitted changes (untracked files count,
 /// ignored files do not).
 pub fn is_dirty(root: &Path) -> Result<bool, GitError> {

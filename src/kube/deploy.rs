@@ -26,7 +26,8 @@ use crate::kube::check::{self, Checked, Prepared};
 use crate::kube::discovery::{self, Resources};
 use crate::kube::health::{self, Health};
 use crate::kube::inventory::{
-    self, DeployOutcome, DeployRecord, Inventory, InventoryEntry, RecordSource,
+    self, DeployOutcome, DeployRecord, Inventory, InventoryEntry, RecordCounts, RecordExtras,
+    RecordSource,
 };
 use crate::kube::lock::{self, DeployLock, LockOptions};
 use crate::kube::order::{self, Position};
@@ -62,6 +63,9 @@ pub struct DeployOptions {
     /// What started the deploy, and for a heal what it puts back (for the record).
     pub source: RecordSource,
     pub healed: Vec<String>,
+    /// What else the record says (the commit's subject and author, timing, Terraform, images,
+    /// the CI run), known to the caller.
+    pub record: RecordExtras,
     pub retry: RetryPolicy,
 }
 
@@ -75,12 +79,13 @@ impl Default for DeployOptions {
             allow_empty: false,
             prune_protected: false,
             wait: true,
-            history: 10,
+            history: 50,
             concurrency: 16,
             sha: None,
             who: inventory::who(),
             source: RecordSource::Deploy,
             healed: Vec::new(),
+            record: RecordExtras::default(),
             retry: RetryPolicy::default(),
         }
     }
@@ -263,9 +268,7 @@ pub async fn deploy_objects(
 
     // 3. Lock.
     let lock = acquire(&run).await?;
-    let result = locked_deploy(&run, checked, desired_ids, &lock)
-        .await
-        .map(|report| with_created_namespace(report, created_namespace));
+    let result = locked_deploy(&run, checked, desired_ids, &lock, created_namespace).await;
     let released = lock.release(retry).await;
     let report = result?;
     released?;
@@ -349,19 +352,14 @@ pub async fn deploy_objects_locked(
         options,
         printer: &progress,
     };
-    let report = locked_deploy(&run, checked, desired_ids, &held.lock).await?;
-    Ok(with_created_namespace(
-        report,
+    locked_deploy(
+        &run,
+        checked,
+        desired_ids,
+        &held.lock,
         held.created_namespace.clone(),
-    ))
-}
-
-/// The namespace's manifest was applied before the lock; its later apply found it unchanged.
-fn with_created_namespace(mut report: DeployReport, created: Option<ObjectId>) -> DeployReport {
-    if let Some(id) = created {
-        report.reclassify(&id, ObjectAction::Unchanged, ObjectAction::Created);
-    }
-    report
+    )
+    .await
 }
 
 fn desired_ids(checked: &[Checked], environment: &Environment) -> BTreeSet<ObjectId> {
@@ -390,11 +388,14 @@ async fn acquire(run: &Run<'_>) -> Result<DeployLock, KubeError> {
 }
 
 /// Steps 4 to 8, under the lock: read the inventory, apply, wait, prune, record.
+/// `created_namespace`: the namespace's manifest was applied before the lock, so its later
+/// apply found it unchanged; the report (and the record) say it was created.
 async fn locked_deploy(
     run: &Run<'_>,
     checked: Vec<Checked>,
     desired_ids: BTreeSet<ObjectId>,
     lock: &DeployLock,
+    created_namespace: Option<ObjectId>,
 ) -> Result<DeployReport, KubeError> {
     let (environment, options) = (run.environment, run.options);
     let stored = inventory::load(
@@ -422,6 +423,9 @@ async fn locked_deploy(
     };
     let mut entries: HashMap<ObjectId, InventoryEntry> = HashMap::new();
     let applied = apply_all(run, checked, &mut report, &mut entries).await;
+    if let Some(id) = &created_namespace {
+        report.reclassify(id, ObjectAction::Unchanged, ObjectAction::Created);
+    }
     if inventory_missing {
         warn_missing_inventory(run, &report);
     }
@@ -573,18 +577,37 @@ async fn record(
     outcome: DeployOutcome,
 ) -> Result<(), KubeError> {
     let options = run.options;
+    let extras = &options.record;
+    let time = Utc::now();
+    let duration_ms = extras
+        .started
+        .map(|started| u64::try_from((time - started).num_milliseconds()).unwrap_or(0));
     let mut history = vec![DeployRecord {
         sha: options.sha.clone(),
-        time: Utc::now(),
+        time,
         who: options.who.clone(),
         outcome,
         summary: report.summary_line(),
         source: options.source,
         healed: options.healed.clone(),
+        subject: extras.subject.clone(),
+        author: extras.author.clone(),
+        started: extras.started,
+        duration_ms,
+        counts: RecordCounts {
+            created: report.count(ObjectAction::Created),
+            configured: report.count(ObjectAction::Configured)
+                + report.count(ObjectAction::Replaced),
+            unchanged: report.count(ObjectAction::Unchanged),
+            pruned: report.count(ObjectAction::Pruned),
+        },
+        terraform: extras.terraform,
+        images: extras.images.clone(),
+        ci_url: extras.ci_url.clone(),
     }];
     history.extend(previous.history);
     let inventory = Inventory { objects, history };
-    inventory::store(
+    let dropped = inventory::store(
         run.client,
         &inventory,
         &run.environment.name,
@@ -592,7 +615,16 @@ async fn record(
         options.history,
         &options.retry,
     )
-    .await
+    .await?;
+    if dropped > 0 {
+        run.printer.warn(&format!(
+            "history of {}: dropped {dropped} oldest record{} to keep the inventory under {} KiB",
+            run.environment.name,
+            if dropped == 1 { "" } else { "s" },
+            inventory::MAX_DATA_BYTES / 1024
+        ));
+    }
+    Ok(())
 }
 
 async fn prune_one(run: &Run<'_>, candidate: &InventoryEntry) -> Result<PruneDecision, KubeError> {

@@ -2,9 +2,11 @@
 //!
 //! A ConfigMap `gitship-<env>` in the environment namespace holds two keys:
 //! `inventory.json` (the applied objects: apiVersion, kind, namespace, name; sorted) and
-//! `history.json` (the last N deploy records: Git SHA, time, who, outcome, summary; newest
-//! first). It is written with server-side apply (field manager `gitship`) after each deploy;
-//! prune compares the previous inventory with the desired set.
+//! `history.json` (the last N deploy records: Git SHA and subject, time, who, outcome, counts,
+//! images; newest first). It is written with server-side apply (field manager `gitship`) after
+//! each deploy; prune compares the previous inventory with the desired set. The history is cut
+//! to `deploy.history` records, and further (oldest first) when the ConfigMap's data would
+//! exceed [`MAX_DATA_BYTES`].
 
 use chrono::{DateTime, Utc};
 use k8s_openapi::api::core::v1::ConfigMap;
@@ -19,6 +21,10 @@ use crate::model::{FIELD_MANAGER, MANAGED_BY_LABEL, ObjectId, group_of};
 
 const OBJECTS_KEY: &str = "inventory.json";
 const HISTORY_KEY: &str = "history.json";
+
+/// The most the inventory ConfigMap's data may hold (a ConfigMap holds at most 1 MiB): older
+/// deploy records are dropped to stay under it.
+pub const MAX_DATA_BYTES: usize = 512 * 1024;
 
 /// One object gitship applied.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -61,6 +67,82 @@ pub struct DeployRecord {
     /// spec.replicas (kubectl)`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub healed: Vec<String>,
+    /// The first line of the commit's message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
+    /// The commit's author (name).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub author: Option<String>,
+    /// When the deploy started (`time` is when it ended).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started: Option<DateTime<Utc>>,
+    /// How long the whole deploy took (images, Terraform, Kubernetes), in milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_ms: Option<u64>,
+    /// What happened to the objects.
+    #[serde(default, skip_serializing_if = "RecordCounts::is_zero")]
+    pub counts: RecordCounts,
+    /// The Terraform plan applied; `None` when Terraform applied nothing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub terraform: Option<TerraformCounts>,
+    /// The image references deployed (with their digest when known).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub images: Vec<DeployedImage>,
+    /// The CI run that deployed, when one did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ci_url: Option<String>,
+}
+
+/// How many objects a deploy created, configured, left unchanged and pruned.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordCounts {
+    #[serde(default)]
+    pub created: usize,
+    #[serde(default)]
+    pub configured: usize,
+    #[serde(default)]
+    pub unchanged: usize,
+    #[serde(default)]
+    pub pruned: usize,
+}
+
+impl RecordCounts {
+    pub fn is_zero(&self) -> bool {
+        *self == RecordCounts::default()
+    }
+}
+
+/// The counts of the Terraform plan a deploy applied.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TerraformCounts {
+    #[serde(default)]
+    pub add: usize,
+    #[serde(default)]
+    pub change: usize,
+    #[serde(default)]
+    pub replace: usize,
+    #[serde(default)]
+    pub destroy: usize,
+}
+
+/// One image a deploy pinned its manifests to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeployedImage {
+    pub app: String,
+    /// `<repository>:<tag>@<digest>` (without the digest when it is unknown, as in the sandbox).
+    pub reference: String,
+}
+
+/// What the record of a deploy says that the Kubernetes stage does not know itself: the
+/// commit, the timing, Terraform, the images and the CI run (set by `ops::deploy`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RecordExtras {
+    pub subject: Option<String>,
+    pub author: Option<String>,
+    pub started: Option<DateTime<Utc>>,
+    pub terraform: Option<TerraformCounts>,
+    pub images: Vec<DeployedImage>,
+    pub ci_url: Option<String>,
 }
 
 /// What started a deploy record.
@@ -109,18 +191,46 @@ pub fn configmap_name(environment: &str) -> String {
     crate::model::reserved_name(environment)
 }
 
-/// The ConfigMap holding `inventory` (objects sorted, history cut to `keep`).
+/// An encoded inventory ConfigMap, and how many of the newest `keep` records did not fit.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Encoded {
+    pub configmap: Value,
+    /// Records dropped (oldest first) to keep the data under [`MAX_DATA_BYTES`].
+    pub dropped: usize,
+}
+
+/// The ConfigMap holding `inventory`: objects sorted, history cut to `keep` records and then,
+/// oldest first, to what fits in [`MAX_DATA_BYTES`] (the newest record always stays).
 pub fn encode(
     inventory: &Inventory,
     environment: &str,
     namespace: &str,
     keep: usize,
-) -> Result<Value, serde_json::Error> {
+) -> Result<Encoded, serde_json::Error> {
     let mut objects = inventory.objects.clone();
     objects.sort();
     objects.dedup();
-    let history: Vec<&DeployRecord> = inventory.history.iter().take(keep.max(1)).collect();
-    Ok(json!({
+    let objects = serde_json::to_string_pretty(&objects)?;
+    let wanted = inventory.history.len().min(keep.max(1));
+    let history_of = |count: usize| serde_json::to_string_pretty(&inventory.history[..count]);
+    let fits = |history: &str| objects.len() + history.len() <= MAX_DATA_BYTES;
+    let mut history = history_of(wanted)?;
+    let mut kept = wanted;
+    if !fits(&history) && wanted > 1 {
+        // The size grows with the count: the most records that fit, by bisection.
+        let (mut low, mut high) = (1, wanted - 1);
+        while low < high {
+            let middle = (low + high).div_ceil(2);
+            if fits(&history_of(middle)?) {
+                low = middle;
+            } else {
+                high = middle - 1;
+            }
+        }
+        kept = low;
+        history = history_of(kept)?;
+    }
+    let configmap = json!({
         "apiVersion": "v1",
         "kind": "ConfigMap",
         "metadata": {
@@ -129,10 +239,14 @@ pub fn encode(
             "labels": {MANAGED_BY_LABEL: FIELD_MANAGER, "gitship.dev/inventory": environment},
         },
         "data": {
-            OBJECTS_KEY: serde_json::to_string_pretty(&objects)?,
-            HISTORY_KEY: serde_json::to_string_pretty(&history)?,
+            OBJECTS_KEY: objects,
+            HISTORY_KEY: history,
         }
-    }))
+    });
+    Ok(Encoded {
+        configmap,
+        dropped: wanted - kept,
+    })
 }
 
 /// Read an inventory ConfigMap's JSON.
@@ -202,7 +316,8 @@ pub async fn load(
         .map_err(|message| KubeError::CorruptInventory { name, message })
 }
 
-/// Write the inventory (server-side apply).
+/// Write the inventory (server-side apply); how many deploy records were dropped to keep it
+/// under [`MAX_DATA_BYTES`] (see [`encode`]).
 pub async fn store(
     client: &Client,
     inventory: &Inventory,
@@ -210,18 +325,19 @@ pub async fn store(
     namespace: &str,
     keep: usize,
     retry: &RetryPolicy,
-) -> Result<(), KubeError> {
+) -> Result<usize, KubeError> {
     let name = configmap_name(environment);
     let object = format!("ConfigMap {namespace}/{name}");
-    let body = encode(inventory, environment, namespace, keep).map_err(|e| {
-        KubeError::CorruptInventory {
-            name: name.clone(),
-            message: e.to_string(),
-        }
-    })?;
+    let Encoded { configmap, dropped } =
+        encode(inventory, environment, namespace, keep).map_err(|e| {
+            KubeError::CorruptInventory {
+                name: name.clone(),
+                message: e.to_string(),
+            }
+        })?;
     let api: Api<ConfigMap> = Api::namespaced(client.clone(), namespace);
     let params = PatchParams::apply(FIELD_MANAGER).force();
-    let patch = Patch::Apply(&body);
+    let patch = Patch::Apply(&configmap);
     retry
         .run(&name, || api.patch(&name, &params, &patch))
         .await
@@ -230,7 +346,7 @@ pub async fn store(
             message: crate::kube::error_message(&source),
             source,
         })?;
-    Ok(())
+    Ok(dropped)
 }
 
 /// Who is deploying: `GITSHIP_DEPLOYER`, else `GITHUB_ACTOR`/`GITLAB_USER_LOGIN`, else `user@host`.
@@ -252,6 +368,29 @@ pub fn who() -> String {
         .filter(|h| !h.is_empty())
         .unwrap_or_else(|| "localhost".into());
     format!("{user}@{host}")
+}
+
+/// The CI run deploying, from the environment: GitHub Actions'
+/// `{GITHUB_SERVER_URL}/{GITHUB_REPOSITORY}/actions/runs/{GITHUB_RUN_ID}`, else GitLab's
+/// `CI_JOB_URL`.
+pub fn ci_url() -> Option<String> {
+    ci_url_from(|key| std::env::var(key).ok())
+}
+
+/// [`ci_url`] over any source of variables.
+pub fn ci_url_from(var: impl Fn(&str) -> Option<String>) -> Option<String> {
+    let var = |key: &str| var(key).filter(|value| !value.is_empty());
+    if let (Some(server), Some(repository), Some(run)) = (
+        var("GITHUB_SERVER_URL"),
+        var("GITHUB_REPOSITORY"),
+        var("GITHUB_RUN_ID"),
+    ) {
+        return Some(format!(
+            "{}/{repository}/actions/runs/{run}",
+            server.trim_end_matches('/')
+        ));
+    }
+    var("CI_JOB_URL")
 }
 
 #[cfg(test)]
@@ -293,6 +432,17 @@ mod tests {
             who: "ci".into(),
             outcome: DeployOutcome::Succeeded,
             summary: format!("{n} created"),
+            subject: Some(format!("change {n}")),
+            author: Some("ann".into()),
+            started: DateTime::from_timestamp(1_699_999_990 + i64::from(n), 0),
+            duration_ms: Some(10_000),
+            counts: RecordCounts {
+                created: n as usize,
+                ..RecordCounts::default()
+            },
+            terraform: None,
+            images: Vec::new(),
+            ci_url: None,
         }
     }
 
@@ -306,7 +456,8 @@ mod tests {
             ],
             history: (0..15).rev().map(record).collect(),
         };
-        let configmap = encode(&inventory, "production", "blog", 10).unwrap();
+        let Encoded { configmap, dropped } = encode(&inventory, "production", "blog", 10).unwrap();
+        assert_eq!(dropped, 0);
         assert_eq!(configmap["metadata"]["name"], "gitship-production");
         assert_eq!(configmap["metadata"]["namespace"], "blog");
         let decoded = decode(&configmap).unwrap();
@@ -324,5 +475,78 @@ mod tests {
         assert_eq!(decode(&json!({"data": {}})).unwrap(), Inventory::default());
         let error = decode(&json!({"data": {"inventory.json": "not json"}})).unwrap_err();
         assert!(error.contains("inventory.json"), "{error}");
+    }
+
+    #[test]
+    fn the_history_is_cut_to_fit_the_configmap() {
+        let big = |n: u32| DeployRecord {
+            healed: (0..20)
+                .map(|i| format!("Deployment/web-{i} spec.template.spec.containers (kubectl)"))
+                .collect(),
+            images: (0..5)
+                .map(|i| DeployedImage {
+                    app: format!("app-{i}"),
+                    reference: format!("ghcr.io/acme/blog/app-{i}:0123456789ab@sha256:{:064}", n),
+                })
+                .collect(),
+            ..record(n)
+        };
+        let inventory = Inventory {
+            objects: vec![entry("ConfigMap", "a")],
+            history: (0..5_000).rev().map(big).collect(),
+        };
+        let Encoded { configmap, dropped } =
+            encode(&inventory, "production", "blog", 5_000).unwrap();
+        let data = configmap["data"].as_object().unwrap();
+        let size: usize = data.values().map(|v| v.as_str().unwrap().len()).sum();
+        assert!(size <= MAX_DATA_BYTES, "{size}");
+        let decoded = decode(&configmap).unwrap();
+        assert!(dropped > 0);
+        assert_eq!(decoded.history.len() + dropped, 5_000);
+        assert_eq!(decoded.history[0], big(4_999), "the newest is kept");
+        // Nearly full: one more record would not have fitted.
+        let one_more = serde_json::to_string_pretty(&inventory.history[..=decoded.history.len()])
+            .unwrap()
+            .len();
+        assert!(data[OBJECTS_KEY].as_str().unwrap().len() + one_more > MAX_DATA_BYTES);
+    }
+
+    #[test]
+    fn records_written_before_the_new_fields_decode() {
+        let old = r#"[{"sha": "abc", "time": "2026-01-02T03:04:05Z", "who": "ann@laptop",
+            "outcome": "succeeded", "summary": "9 created"}]"#;
+        let decoded = decode(&json!({"data": {HISTORY_KEY: old}})).unwrap();
+        let record = &decoded.history[0];
+        assert_eq!(record.source, RecordSource::Deploy);
+        assert_eq!(record.summary, "9 created");
+        assert_eq!((record.subject.as_ref(), record.started), (None, None));
+        assert!(record.counts.is_zero() && record.images.is_empty());
+        // And what is unset is not written.
+        let written = serde_json::to_value(record).unwrap();
+        assert_eq!(written.as_object().unwrap().len(), 6, "{written}");
+    }
+
+    #[test]
+    fn the_ci_run_is_found_in_the_environment() {
+        let github = |key: &str| {
+            match key {
+                "GITHUB_SERVER_URL" => Some("https://github.com"),
+                "GITHUB_REPOSITORY" => Some("acme/blog"),
+                "GITHUB_RUN_ID" => Some("42"),
+                "CI_JOB_URL" => Some("https://gitlab.example/job/1"),
+                _ => None,
+            }
+            .map(String::from)
+        };
+        assert_eq!(
+            ci_url_from(github).as_deref(),
+            Some("https://github.com/acme/blog/actions/runs/42")
+        );
+        let gitlab = |key: &str| (key == "CI_JOB_URL").then(|| "https://gitlab.example/j/7".into());
+        assert_eq!(
+            ci_url_from(gitlab).as_deref(),
+            Some("https://gitlab.example/j/7")
+        );
+        assert_eq!(ci_url_from(|_| None), None);
     }
 }

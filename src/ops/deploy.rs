@@ -31,7 +31,7 @@ use crate::diagnostics::{UserError, user_error};
 use crate::image::{self, BuildOptions, BuildRequest, BuildResult, Registry};
 use crate::kube::deploy::{DeployOptions, DeployReport, EnvironmentLock};
 use crate::kube::events::EventType;
-use crate::kube::inventory::RecordSource;
+use crate::kube::inventory::{self, DeployedImage, RecordExtras, RecordSource, TerraformCounts};
 use crate::kube::lock::LockOptions;
 use crate::model::Manifest;
 use crate::ops::plan::kubernetes_diff;
@@ -124,6 +124,7 @@ pub async fn deploy_with(
     settings: &DeploySettings,
     policy: &DeployPolicy,
 ) -> Result<Deployed> {
+    let started = chrono::Utc::now();
     if session.sandbox {
         session.printer.status(&format!(
             "sandbox: deploying `{}` to a simulated cluster (state in `{}`); images are not built",
@@ -172,6 +173,14 @@ pub async fn deploy_with(
     let mut options = deploy_options(&session.config, settings, Some(session.git.sha.clone()));
     options.source = policy.source;
     options.healed = policy.healed.clone();
+    let (subject, author) = crate::git::commit_info(&session.repo.root, &session.git.sha).unzip();
+    options.record = RecordExtras {
+        subject,
+        author,
+        started: Some(started),
+        ci_url: inventory::ci_url(),
+        ..RecordExtras::default()
+    };
     let lock = crate::kube::deploy::lock_environment(
         &connection.client,
         &session.environment(),
@@ -353,10 +362,10 @@ async fn locked(
         plan_terraform(&intent.terraform),
     );
     let (built, planned) = (built?, planned?);
-    let (outputs, terraform_pending) = if policy.terraform == TerraformPolicy::Apply {
-        let outputs =
+    let (outputs, applied, terraform_pending) = if policy.terraform == TerraformPolicy::Apply {
+        let (outputs, applied) =
             apply_terraform(session, &intent.terraform, planned, intent.needs_outputs).await?;
-        (outputs, None)
+        (outputs, applied, None)
     } else {
         let pending = planned.filter(|plan| plan.has_changes);
         if let Some(plan) = &pending {
@@ -365,10 +374,13 @@ async fn locked(
                 plan.counts.add, plan.counts.change, plan.counts.replace, plan.counts.destroy
             ));
         }
-        (state_outputs_of(&intent.terraform).await?, pending)
+        (state_outputs_of(&intent.terraform).await?, None, pending)
     };
-    let manifests = intent.manifests.finish(session, outputs, &built)?;
-    let report = kubernetes_stage(session, connection, manifests, options, lock).await?;
+    let (manifests, images) = intent.manifests.finish(session, outputs, &built)?;
+    let mut options = options.clone();
+    options.record.terraform = applied;
+    options.record.images = images;
+    let report = kubernetes_stage(session, connection, manifests, &options, lock).await?;
     Ok(Deployed {
         report,
         terraform_pending,
@@ -413,6 +425,8 @@ enum TerraformStep {
     Saved {
         driver: Terraform,
         planfile: PathBuf,
+        /// What the saved plan's Terraform part changes.
+        counts: TerraformCounts,
     },
     /// Neither plan nor apply: the current state's outputs ([`TerraformPolicy::Off`]).
     Outputs(Terraform),
@@ -566,7 +580,18 @@ impl Intent {
                     )
                     .into());
                 };
-                TerraformStep::Saved { driver, planfile }
+                let counts = plan.plan.terraform_counts();
+                let counts = TerraformCounts {
+                    add: counts.create,
+                    change: counts.update,
+                    replace: counts.replace,
+                    destroy: counts.delete,
+                };
+                TerraformStep::Saved {
+                    driver,
+                    planfile,
+                    counts,
+                }
             }
         };
         let missing: Vec<&ImageRef> =
@@ -633,14 +658,26 @@ fn check_saved_plan(session: &Session, plan: &saved::SavedPlan, path: &Path) -> 
     saved::check_git(plan, &session.git.sha).map_err(|reason| saved::stale(path, reason))
 }
 
+/// The references of `images`, as the deploy record keeps them.
+fn deployed_images(images: &BTreeMap<String, ImageRef>) -> Vec<DeployedImage> {
+    images
+        .values()
+        .map(|image| DeployedImage {
+            app: image.app.clone(),
+            reference: image.reference(),
+        })
+        .collect()
+}
+
 impl ManifestSource {
-    /// The manifests to apply, with the outputs after apply and the images as built.
+    /// The manifests to apply, with the outputs after apply and the images as built; and the
+    /// image references they are pinned to.
     fn finish(
         self,
         session: &Session,
         outputs: terraform::Outputs,
         built: &[BuildResult],
-    ) -> Result<Vec<Manifest>> {
+    ) -> Result<(Vec<Manifest>, Vec<DeployedImage>)> {
         match self {
             ManifestSource::Render { mut images } => {
                 for image in built {
@@ -650,11 +687,16 @@ impl ManifestSource {
                         reference.digest = Some(image.digest.clone());
                     }
                 }
-                session.render(images, outputs, UnknownOutputs::Error)
+                let deployed = deployed_images(&images);
+                Ok((
+                    session.render(images, outputs, UnknownOutputs::Error)?,
+                    deployed,
+                ))
             }
             ManifestSource::Saved { manifests, images } => {
+                let deployed = deployed_images(&images);
                 if !saved::mentions_unknown(&manifests) {
-                    return Ok(manifests);
+                    return Ok((manifests, deployed));
                 }
                 // Outputs were unknown at plan time: render the same commit with the real ones.
                 let manifests = session.render(images, outputs, UnknownOutputs::Placeholder)?;
@@ -665,7 +707,7 @@ impl ManifestSource {
                     )
                     .into());
                 }
-                Ok(manifests)
+                Ok((manifests, deployed))
             }
         }
     }
@@ -704,21 +746,23 @@ async fn plan_terraform(step: &TerraformStep) -> Result<Option<terraform::PlanSu
         .map_err(user_error)
 }
 
-/// Apply exactly the planned (or saved) Terraform plan; then the outputs the manifests use.
+/// Apply exactly the planned (or saved) Terraform plan; then the outputs the manifests use, and
+/// the counts of the plan applied (`None` when nothing was applied).
 async fn apply_terraform(
     session: &Session,
     step: &TerraformStep,
     planned: Option<terraform::PlanSummary>,
     needs_outputs: bool,
-) -> Result<terraform::Outputs> {
+) -> Result<(terraform::Outputs, Option<TerraformCounts>)> {
     let printer = &session.printer;
+    let mut applied = None;
     let driver = match step {
-        TerraformStep::None => return Ok(terraform::Outputs::new()),
+        TerraformStep::None => return Ok((terraform::Outputs::new(), None)),
         TerraformStep::Outputs(driver) => driver,
-        TerraformStep::Given(outputs) => return Ok(outputs.clone()),
+        TerraformStep::Given(outputs) => return Ok((outputs.clone(), None)),
         TerraformStep::Plan(driver) => {
             let Some(plan) = planned else {
-                return Ok(terraform::Outputs::new());
+                return Ok((terraform::Outputs::new(), None));
             };
             if plan.has_changes {
                 printer.status(&format!(
@@ -726,25 +770,38 @@ async fn apply_terraform(
                     plan.counts.add, plan.counts.change, plan.counts.replace, plan.counts.destroy
                 ));
                 driver.apply(&plan.planfile).await.map_err(user_error)?;
+                applied = Some(TerraformCounts {
+                    add: plan.counts.add,
+                    change: plan.counts.change,
+                    replace: plan.counts.replace,
+                    destroy: plan.counts.destroy,
+                });
             } else {
                 printer.status("terraform: no changes");
             }
             let _ = std::fs::remove_file(&plan.planfile);
             driver
         }
-        TerraformStep::Saved { driver, planfile } => {
+        TerraformStep::Saved {
+            driver,
+            planfile,
+            counts,
+        } => {
             printer.status(&format!(
                 "applying the saved Terraform plan `{}`",
                 planfile.display()
             ));
             driver.apply(planfile).await.map_err(user_error)?;
+            // As for a fresh plan: a plan without changes applied nothing.
+            applied = (*counts != TerraformCounts::default()).then_some(*counts);
             driver
         }
     };
     if !needs_outputs {
-        return Ok(terraform::Outputs::new());
+        return Ok((terraform::Outputs::new(), applied));
     }
-    driver.outputs().await.map_err(user_error)
+    let outputs = driver.outputs().await.map_err(user_error)?;
+    Ok((outputs, applied))
 }
 
 /// The Kubernetes stage: lock, apply, wait, prune, record, unlock.

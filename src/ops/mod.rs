@@ -19,6 +19,7 @@ pub mod deploy;
 pub mod drift;
 pub mod env_new;
 pub mod envs;
+pub mod history;
 pub mod pin;
 pub mod plan;
 pub mod preflight;

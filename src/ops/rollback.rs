@@ -179,6 +179,14 @@ mod tests {
             summary: String::new(),
             source,
             healed: Vec::new(),
+            subject: None,
+            author: None,
+            started: None,
+            duration_ms: None,
+            counts: Default::default(),
+            terraform: None,
+            images: Vec::new(),
+            ci_url: None,
         }
     }
 

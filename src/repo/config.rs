@@ -15,7 +15,7 @@
 //!   timeout: 5m              # health wait
 //!   lock_timeout: 5m         # wait for another deploy of this environment
 //!   require_clean_tree: true # default: true for `production`, false otherwise
-//!   history: 10              # deploy records kept in the inventory
+//!   history: 50              # deploy records kept in the inventory
 //!   allowed_revisions: { reachable_from: main }  # only ancestors of origin/main
 //! drift:
 //!   ignore:
@@ -152,7 +152,7 @@ pub const DEFAULT_DEPLOY_TIMEOUT: Duration = Duration::from_secs(300);
 /// Default wait for another deploy of the same environment.
 pub const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(300);
 /// Default number of deploy records kept.
-pub const DEFAULT_HISTORY: usize = 10;
+pub const DEFAULT_HISTORY: usize = 50;
 
 /// The top-level keys of `config/<env>.yaml`.
 pub const TOP_LEVEL_KEYS: &[&str] = &[

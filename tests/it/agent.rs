@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use gitship::kube::inventory::RecordSource;
+use gitship::ops::history::HistoryReport;
 use hmac::{Hmac, Mac};
 use serde_json::Value;
 use sha2::Sha256;
@@ -574,6 +576,22 @@ fn the_agent_waits_for_images_ci_has_not_pushed_and_applies_once_they_are() {
     });
     assert_eq!(agent.status()["state"], "synced");
     assert!(!agent.log().contains("building"), "{}", agent.log());
+    // The agent's record names the image it applied, digest and all.
+    let history = history(&repo);
+    let record = &history.records[0];
+    assert_eq!(record.source, RecordSource::Agent);
+    let references: Vec<&str> = record.images.iter().map(|i| i.reference.as_str()).collect();
+    assert_eq!(
+        references,
+        [image().expect("applied").as_str()],
+        "{record:?}"
+    );
+}
+
+fn history(repo: &Repo) -> HistoryReport {
+    let run = repo.ok(&["-o", "json", "history", "staging"]);
+    serde_json::from_str(&run.stdout)
+        .unwrap_or_else(|error| panic!("not a history report ({error}):\n{}", run.stdout))
 }
 
 #[test]
@@ -607,6 +625,23 @@ fn once_syncs_then_checks_for_drift_and_exits_with_deploys_codes() {
     assert_eq!(code, Some(0), "{stderr}");
     assert!(stderr.contains("checking for drift"), "{stderr}");
     assert!(stderr.contains("healing"), "{stderr}");
+    // The heal is recorded, with what it put back under its row.
+    let report = history(&repo);
+    let heal = &report.records[0];
+    assert_eq!(heal.source, RecordSource::Heal);
+    assert!(
+        heal.healed.iter().any(|h| h.contains("spec.replicas")),
+        "{heal:?}"
+    );
+    assert_eq!(report.records[1].source, RecordSource::Agent);
+    let table = repo.ok(&["history", "staging"]).stdout;
+    let lines: Vec<&str> = table.lines().collect();
+    assert!(lines[1].contains(" heal "), "{table}");
+    assert!(
+        lines[2].starts_with("  healed ") && lines[2].contains("spec.replicas"),
+        "{table}"
+    );
+    assert!(lines[3].contains(" agent "), "{table}");
 
     repo.write(
         "config/staging.yaml",

@@ -9,6 +9,7 @@ mod bad_input;
 mod build;
 mod cli;
 mod foundation;
+mod history;
 mod kube;
 mod plan;
 mod quiet;

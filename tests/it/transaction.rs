@@ -257,7 +257,10 @@ async fn the_lock_spans_terraform_and_a_second_deploy_waits_for_it() {
 
 /// A small repository: Terraform with one resource, a ConfigMap of its output, environment
 /// `staging` in namespace `web` on the kubeconfig context `kubesim`.
-fn terraform_and_configmap(repo_dir: tempfile::TempDir, kubeconfig: Option<PathBuf>) -> Repo {
+pub(crate) fn terraform_and_configmap(
+    repo_dir: tempfile::TempDir,
+    kubeconfig: Option<PathBuf>,
+) -> Repo {
     let repo = Repo {
         dir: repo_dir,
         kubeconfig,

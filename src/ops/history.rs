@@ -1,0 +1,44 @@
+//! `history`: an environment's deploy records, newest first, as its inventory in the cluster
+//! holds them (`deploy.history` of them). Read-only: nothing is written, not even the sandbox's
+//! state.
+
+use anyhow::Result;
+use serde::{Deserialize, Serialize};
+
+use crate::diagnostics::user_error;
+use crate::kube::inventory::DeployRecord;
+use crate::kube::retry::RetryPolicy;
+use crate::ops::session::Session;
+
+/// What `gitship history ENV` reports.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HistoryReport {
+    pub environment: String,
+    /// The inventory exists: gitship deployed this environment at least once.
+    pub deployed: bool,
+    /// The deploy records, newest first (at most the limit asked for).
+    pub records: Vec<DeployRecord>,
+}
+
+/// Read the environment's last `limit` deploy records from its cluster.
+pub async fn history(session: &Session, limit: usize) -> Result<HistoryReport> {
+    let connection = session.connect_announced().await?;
+    let environment = session.environment();
+    let inventory = crate::kube::inventory::load(
+        &connection.client,
+        &environment.name,
+        &environment.namespace,
+        &RetryPolicy::default(),
+    )
+    .await
+    .map_err(user_error)?;
+    let (deployed, records) = match inventory {
+        Some(inventory) => (true, inventory.history.into_iter().take(limit).collect()),
+        None => (false, Vec::new()),
+    };
+    Ok(HistoryReport {
+        environment: environment.name,
+        deployed,
+        records,
+    })
+}
