@@ -134,6 +134,22 @@ fn rollback_pins_the_previous_revision_until_resumed() {
     let status = repo.ok(&["status", "staging", "--sandbox"]);
     assert!(status.stdout.contains("pinned at"), "{}", status.stdout);
     assert!(status.stdout.contains("rollback"), "{}", status.stdout);
+    // The history: the rollback over B over A, with the revision's subject and the source.
+    let history = repo.ok(&["history", "staging", "--sandbox", "-o", "json"]);
+    let history: serde_json::Value = serde_json::from_str(&history.stdout).expect("JSON");
+    let records = history["records"].as_array().expect("records");
+    let sources: Vec<&str> = records
+        .iter()
+        .filter_map(|r| r["source"].as_str())
+        .collect();
+    let subjects: Vec<&str> = records
+        .iter()
+        .filter_map(|r| r["subject"].as_str())
+        .collect();
+    assert_eq!(sources, ["rollback", "deploy", "deploy"], "{history}");
+    assert_eq!(subjects, ["a", "b", "a"], "{history}");
+    let human = repo.ok(&["history", "staging", "--sandbox"]);
+    assert!(human.stdout.contains("rollback"), "{}", human.stdout);
 
     // A deploy of HEAD refuses while pinned, unless forced.
     let refused = repo.gitship(&["deploy", "staging", "--sandbox"]);
