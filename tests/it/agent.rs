@@ -321,9 +321,11 @@ fn the_agent_syncs_commits_and_a_follower_takes_over_when_the_leader_dies() {
         Duration::from_secs(12),
         || sim.title().as_deref() == Some("two"),
     );
-    let status = follower.status();
-    assert_eq!(status["leader"], true, "{status}");
-    assert_eq!(status["revision"]["subject"], "two", "{status}");
+    // (Read until it settles: the status is updated right after the apply it reports.)
+    eventually("the follower leads and runs commit two", Duration::from_secs(3), || {
+        let status = follower.status();
+        status["leader"] == true && status["revision"]["subject"] == "two"
+    });
     assert!(
         follower
             .log()
