@@ -69,6 +69,9 @@ pub enum Command {
     /// Manage environments
     #[command(subcommand)]
     Env(EnvCommand),
+    /// Adopt an existing repository: find its apps, manifests and Terraform, write gitship.yaml
+    /// (only what differs from the conventions) and config/<env>.yaml
+    Init(InitArgs),
     /// Show what a deploy would change across images, Terraform and Kubernetes
     Plan(PlanArgs),
     /// Build, run Terraform, apply manifests, wait for health, prune
@@ -352,4 +355,17 @@ pub struct RollbackArgs {
     /// Use the in-process simulated cluster persisted in .gitship/sandbox/<env>.json
     #[arg(long)]
     pub sandbox: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// The environment to write a config for
+    #[arg(long, value_name = "NAME", default_value = "staging")]
+    pub env: String,
+    /// The image registry prefix (e.g. ghcr.io/acme/shop)
+    #[arg(long, value_name = "PREFIX")]
+    pub registry: Option<String>,
+    /// Overwrite gitship.yaml and config/<env>.yaml when they exist
+    #[arg(long)]
+    pub force: bool,
 }

@@ -74,6 +74,11 @@ pub enum CommandSettings {
         shell: clap_complete::Shell,
     },
     Status(StatusSettings),
+    Init {
+        env: String,
+        registry: Option<String>,
+        force: bool,
+    },
     Pin {
         status: StatusSettings,
         rev: String,
@@ -255,6 +260,11 @@ impl Settings {
                 build: build(a.build)?,
             },
             cli::Command::Completions(a) => CommandSettings::Completions { shell: a.shell },
+            cli::Command::Init(a) => CommandSettings::Init {
+                env: a.env,
+                registry: a.registry,
+                force: a.force,
+            },
             cli::Command::Status(a) => CommandSettings::Status(StatusSettings {
                 env: a.env,
                 sandbox: a.sandbox,

@@ -17,6 +17,7 @@ pub mod drift;
 pub mod env_new;
 pub mod envs;
 pub mod history;
+pub mod init;
 pub mod pin;
 pub mod plan;
 pub mod render;
@@ -53,6 +54,11 @@ pub fn dispatch(settings: Settings) -> Result<Outcome> {
             namespace,
         } => env_new::run(&ctx, &name, &from, namespace.as_deref()),
         CommandSettings::Completions { shell } => completions::run(shell),
+        CommandSettings::Init {
+            env,
+            registry,
+            force,
+        } => init::run(&ctx, env, registry, force),
         CommandSettings::Plan(s) => crate::ops::block_on(plan::run(&ctx, s)),
         CommandSettings::Deploy(s) => crate::ops::block_on(deploy::run(&ctx, s)),
         CommandSettings::Diff(s) => crate::ops::block_on(diff::run(&ctx, s)),

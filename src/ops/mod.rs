@@ -20,6 +20,7 @@ pub mod drift;
 pub mod env_new;
 pub mod envs;
 pub mod history;
+pub mod init;
 pub mod pin;
 pub mod plan;
 pub mod preflight;

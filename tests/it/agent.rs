@@ -322,10 +322,14 @@ fn the_agent_syncs_commits_and_a_follower_takes_over_when_the_leader_dies() {
         || sim.title().as_deref() == Some("two"),
     );
     // (Read until it settles: the status is updated right after the apply it reports.)
-    eventually("the follower leads and runs commit two", Duration::from_secs(3), || {
-        let status = follower.status();
-        status["leader"] == true && status["revision"]["subject"] == "two"
-    });
+    eventually(
+        "the follower leads and runs commit two",
+        Duration::from_secs(3),
+        || {
+            let status = follower.status();
+            status["leader"] == true && status["revision"]["subject"] == "two"
+        },
+    );
     assert!(
         follower
             .log()
