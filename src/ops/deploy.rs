@@ -841,6 +841,7 @@ mod tests {
             },
             drift: DriftConfig::default(),
             agent: Default::default(),
+            kubernetes: Default::default(),
             values: serde_json::json!({}),
             spans: SpanMap::default(),
         }
