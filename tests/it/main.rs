@@ -10,6 +10,7 @@ mod build;
 mod cli;
 mod foundation;
 mod kube;
+mod kustomize;
 mod plan;
 mod quiet;
 mod rollback;
