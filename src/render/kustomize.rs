@@ -2,7 +2,8 @@
 //! ([`KUSTOMIZATION_FILES`]) is built with the real kustomize.
 //!
 //! Templates still apply, to the sources: every YAML file of the tree kustomize may read (the
-//! top-level directory of the repository that holds the manifests directory) is templated with
+//! top-level directory of the repository that holds the manifests directory, without hidden
+//! files and the apps, Terraform and config directories) is templated with
 //! the same engine as plain manifests, so every problem keeps its `file:line:column`, and
 //! written into a private temporary copy of that tree (other files copied as they are, files
 //! matching `paths.exclude` too). kustomize builds the copy of the manifests directory; its
@@ -243,7 +244,10 @@ impl Mirror<'_, '_, '_> {
         for entry in entries {
             let name = entry.file_name().to_string_lossy().into_owned();
             let path = entry.path();
-            if name.starts_with('.') || (dir == root.as_path() && name == "target") {
+            if name.starts_with('.')
+                || (dir == root.as_path() && name == "target")
+                || self.other_layer(&path)
+            {
                 continue;
             }
             // Symlinks are followed only inside the repository.
@@ -262,6 +266,20 @@ impl Mirror<'_, '_, '_> {
             }
         }
         Ok(())
+    }
+
+    /// `path` is the apps, Terraform or config directory (not holding the manifests): not
+    /// kustomize's to read, and not YAML to template.
+    fn other_layer(&self, path: &Path) -> bool {
+        let layout = &self.repo.layout;
+        [
+            layout.apps_dir.as_deref(),
+            layout.terraform_dir.as_deref(),
+            Some(layout.config_dir.as_path()),
+        ]
+        .into_iter()
+        .flatten()
+        .any(|layer| layer == path && !self.manifests_dir.starts_with(layer))
     }
 
     fn file(&mut self, path: &Path, name: &str) -> Result<(), RenderError> {
