@@ -20,9 +20,7 @@ use std::path::{Component, Path, PathBuf};
 use serde_json::Value;
 
 use super::template::Derived;
-use super::{
-    DocumentState, Manifest, RenderError, RenderInputs, Renderer, UnknownOutputs, emit,
-};
+use super::{DocumentState, Manifest, RenderError, RenderInputs, Renderer, UnknownOutputs, emit};
 use crate::diagnostics::Location;
 use crate::model::ObjectId;
 use crate::process::{Process, ProcessError, ProcessOutput};
@@ -58,7 +56,7 @@ pub enum KustomizeError {
     Run {
         directory: PathBuf,
         #[source]
-        source: ProcessError,
+        source: Box<ProcessError>,
     },
     /// The private copy of the tree could not be written.
     #[error("cannot copy `{}` for kustomize", path.display())]
@@ -71,11 +69,12 @@ pub enum KustomizeError {
 
 fn not_found(configured: &Option<String>) -> String {
     match configured {
-        Some(program) => format!(
-            "`{program}` (`kustomize.binary` in `gitship.yaml`) was not found"
-        ),
-        None => "neither `kustomize` nor `kubectl` (which bundles kustomize) was found on `PATH`"
-            .into(),
+        Some(program) => {
+            format!("`{program}` (`kustomize.binary` in `gitship.yaml`) was not found")
+        }
+        None => {
+            "neither `kustomize` nor `kubectl` (which bundles kustomize) was found on `PATH`".into()
+        }
     }
 }
 
@@ -177,7 +176,7 @@ pub(super) fn render(
         Err(source) => {
             return Err(KustomizeError::Run {
                 directory: shown_dir,
-                source,
+                source: Box::new(source),
             }
             .into());
         }
@@ -195,11 +194,7 @@ pub(super) fn render(
     )?;
     for manifest in &mut manifests {
         if let Some(origin) = take_origin(&mut manifest.object, injected_origin) {
-            manifest.source = Location::new(
-                repo.relative(&normalise(&dir.join(origin))),
-                1,
-                1,
-            );
+            manifest.source = Location::new(repo.relative(&normalise(&dir.join(origin))), 1, 1);
         }
     }
     Ok(manifests)
@@ -208,7 +203,11 @@ pub(super) fn render(
 /// The directory whose tree is copied: the top-level directory of the repository holding `dir`
 /// (so that overlays can reach `../../base`), or the repository root itself.
 fn tree_root(root: &Path, dir: &Path) -> PathBuf {
-    match dir.strip_prefix(root).ok().and_then(|r| r.components().next()) {
+    match dir
+        .strip_prefix(root)
+        .ok()
+        .and_then(|r| r.components().next())
+    {
         Some(Component::Normal(first)) => root.join(first),
         _ => root.to_path_buf(),
     }
@@ -286,10 +285,8 @@ impl Mirror<'_, '_, '_> {
         let shown = self.repo.relative(path);
         let target = self.copy.join(&shown);
         let is_kustomization = KUSTOMIZATION_FILES.contains(&name);
-        let is_yaml = is_kustomization
-            || path
-                .extension()
-                .is_some_and(|e| e == "yaml" || e == "yml");
+        let is_yaml =
+            is_kustomization || path.extension().is_some_and(|e| e == "yaml" || e == "yml");
         let excluded = path
             .strip_prefix(self.manifests_dir)
             .is_ok_and(|relative| self.repo.layout.exclude.is_match(relative));
@@ -378,7 +375,10 @@ fn ask_for_origin(kustomization: &mut Value) -> bool {
     let Value::Array(items) = entry else {
         return false;
     };
-    if items.iter().any(|i| i.as_str() == Some("originAnnotations")) {
+    if items
+        .iter()
+        .any(|i| i.as_str() == Some("originAnnotations"))
+    {
         return false;
     }
     items.push(Value::String("originAnnotations".into()));
@@ -432,9 +432,7 @@ fn command(
         configured: repo.layout.kustomize_binary.clone(),
     };
     let (program, args): (PathBuf, &[&str]) = match &repo.layout.kustomize_binary {
-        Some(configured) if configured.contains('/') => {
-            (repo.root.join(configured), &["build"])
-        }
+        Some(configured) if configured.contains('/') => (repo.root.join(configured), &["build"]),
         Some(configured) => (on_path(configured).ok_or_else(not_found)?, &["build"]),
         None => match on_path("kustomize") {
             Some(kustomize) => (kustomize, &["build"]),
@@ -476,6 +474,8 @@ fn is_executable(path: &Path) -> bool {
 
 /// Run `process` to completion from synchronous code: on a thread of its own with its own
 /// runtime, so it works whether or not the caller is inside one.
+// `ProcessError` is large by design (see `Process::check`).
+#[allow(clippy::result_large_err)]
 fn run_blocking(process: &Process) -> Result<ProcessOutput, ProcessError> {
     let io = |source| ProcessError::Io {
         program: process.program.clone(),
@@ -527,7 +527,7 @@ fn clean_message(stderr: &str) -> String {
 
 impl From<KustomizeError> for RenderError {
     fn from(error: KustomizeError) -> RenderError {
-        RenderError::Kustomize(error)
+        RenderError::Kustomize(Box::new(error))
     }
 }
 
@@ -580,7 +580,10 @@ mod tests {
     fn messages_show_repository_paths() {
         let copy = Path::new("/tmp/gitship-kustomize-x");
         assert_eq!(
-            scrub("open /tmp/gitship-kustomize-x/k/missing.yaml: no such file", copy),
+            scrub(
+                "open /tmp/gitship-kustomize-x/k/missing.yaml: no such file",
+                copy
+            ),
             "open k/missing.yaml: no such file"
         );
     }

@@ -185,7 +185,7 @@ pub enum RenderError {
     Repository(#[from] crate::repo::RepoError),
     /// A kustomization could not be built.
     #[error(transparent)]
-    Kustomize(kustomize::KustomizeError),
+    Kustomize(Box<kustomize::KustomizeError>),
 }
 
 fn problems_message(environment: &str, problems: &[Problem]) -> String {

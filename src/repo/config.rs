@@ -865,9 +865,12 @@ mod tests {
             err.to_string(),
             "config/production.yaml:4:3: unknown key `kubernetes.paht`"
         );
-        assert_eq!(err.hint().as_deref(), Some("did you mean `kubernetes.path`?"));
-        let err = parse("cluster:\n  namespace: blog\nkubernetes:\n  path: ../elsewhere\n")
-            .unwrap_err();
+        assert_eq!(
+            err.hint().as_deref(),
+            Some("did you mean `kubernetes.path`?")
+        );
+        let err =
+            parse("cluster:\n  namespace: blog\nkubernetes:\n  path: ../elsewhere\n").unwrap_err();
         assert_eq!(
             err.to_string(),
             "config/production.yaml:4:9: `../elsewhere` is outside the repository"

@@ -60,7 +60,8 @@ pub fn confine(
 }
 
 /// The names of a kustomization file: never an object to apply.
-pub const KUSTOMIZATION_FILES: [&str; 3] = ["kustomization.yaml", "kustomization.yml", "Kustomization"];
+pub const KUSTOMIZATION_FILES: [&str; 3] =
+    ["kustomization.yaml", "kustomization.yml", "Kustomization"];
 
 /// The manifest files below `dir`: `*.yaml` and `*.yml`, recursively, in path order; hidden files
 /// and directories, kustomization files ([`KUSTOMIZATION_FILES`]) and files matching `exclude`
@@ -76,7 +77,10 @@ pub fn manifest_files(
     let start = confine(root, dir, None)?;
     walk(root, dir, &mut vec![start], &mut files)?;
     files.retain(|file| {
-        let name = file.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+        let name = file
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default();
         let relative = file.strip_prefix(dir).unwrap_or(file);
         !KUSTOMIZATION_FILES.contains(&name) && !exclude.is_match(relative)
     });
@@ -214,7 +218,11 @@ mod tests {
         let mut exclude = globset::GlobSetBuilder::new();
         exclude.add(globset::Glob::new("sub/**").unwrap());
         let found = manifest_files(&root, &dir, &exclude.build().unwrap()).unwrap();
-        assert_eq!(found, vec![dir.join("a.yaml")], "kustomization and excluded files skipped");
+        assert_eq!(
+            found,
+            vec![dir.join("a.yaml")],
+            "kustomization and excluded files skipped"
+        );
         std::fs::remove_file(dir.join("kustomization.yaml")).unwrap();
 
         std::os::unix::fs::symlink(&dir, dir.join("sub/loop")).unwrap();

@@ -427,7 +427,13 @@ fn parse_exclude(reader: &Reader, node: &Node) -> Result<globset::GlobSet, RepoE
         let glob = globset::GlobBuilder::new(&pattern)
             .literal_separator(true)
             .build()
-            .map_err(|err| reader.invalid(item, &key, format!("`{pattern}` is not a glob: {}", err.kind())))?;
+            .map_err(|err| {
+                reader.invalid(
+                    item,
+                    &key,
+                    format!("`{pattern}` is not a glob: {}", err.kind()),
+                )
+            })?;
         set.add(glob);
     }
     set.build()

@@ -107,7 +107,10 @@ fn kubectl_kustomize(repo: &Repo, dir: &str) -> Vec<Value> {
 
 fn has_gitship_labels(object: &Value, environment: &str) {
     let labels = &object["metadata"]["labels"];
-    assert_eq!(labels["app.kubernetes.io/managed-by"], "gitship", "{object}");
+    assert_eq!(
+        labels["app.kubernetes.io/managed-by"], "gitship",
+        "{object}"
+    );
     assert_eq!(labels["gitship.dev/environment"], environment, "{object}");
 }
 
@@ -128,7 +131,10 @@ fn a_kustomization_is_built_by_kustomize_and_deployed_like_plain_manifests() {
         ("infrastructure/kubernetes/web.yaml", DEPLOYMENT),
         ("infrastructure/kubernetes/settings.yaml", CONFIG_MAP),
         // Not listed in `resources`: kustomize decides, so it is not deployed.
-        ("infrastructure/kubernetes/unused.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: unused\n"),
+        (
+            "infrastructure/kubernetes/unused.yaml",
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: unused\n",
+        ),
     ]);
 
     let run = repo.ok(&["render", "staging"]);
@@ -165,15 +171,18 @@ fn a_kustomization_is_built_by_kustomize_and_deployed_like_plain_manifests() {
     let deploy = repo.ok(&["deploy", "staging", "--sandbox"]);
     assert!(deploy.all().contains("deployed"), "{}", deploy.all());
     let drift = repo.gitship(&["drift", "staging", "--sandbox"]);
-    assert_eq!(drift.code, 0, "no drift right after a deploy:\n{}", drift.all());
+    assert_eq!(
+        drift.code,
+        0,
+        "no drift right after a deploy:\n{}",
+        drift.all()
+    );
 }
 
 /// A base and one overlay per environment.
 fn overlays() -> Repo {
     let overlay = |count: u32| {
-        format!(
-            "resources:\n  - ../../base\nreplicas:\n  - name: web\n    count: {count}\n"
-        )
+        format!("resources:\n  - ../../base\nreplicas:\n  - name: web\n    count: {count}\n")
     };
     repo(&[
         (
@@ -194,7 +203,10 @@ fn overlays() -> Repo {
             "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\ndata:\n  mode: ${values.mode}\n  environment: \"${env.name}\"\n",
         ),
         ("kustomize/overlays/staging/kustomization.yaml", &overlay(2)),
-        ("kustomize/overlays/production/kustomization.yaml", &overlay(5)),
+        (
+            "kustomize/overlays/production/kustomization.yaml",
+            &overlay(5),
+        ),
     ])
 }
 
@@ -251,7 +263,11 @@ fn placeholders_in_kustomize_sources_are_substituted_and_errors_name_the_source(
     assert_eq!(settings["data"]["mode"], "busy");
     assert_eq!(settings["data"]["environment"], "production");
 
-    repo.edit("kustomize/base/settings.yaml", "${values.mode}", "${values.mood}");
+    repo.edit(
+        "kustomize/base/settings.yaml",
+        "${values.mode}",
+        "${values.mood}",
+    );
     let run = repo.gitship(&["render", "production"]);
     assert_eq!(run.code, 1, "{}", run.all());
     assert!(
@@ -286,7 +302,9 @@ fn a_kustomize_error_is_kustomizes_message_with_the_directory() {
     );
     assert!(
         run.stderr.contains("accumulating resources")
-            && run.stderr.contains("infrastructure/kubernetes/missing.yaml"),
+            && run
+                .stderr
+                .contains("infrastructure/kubernetes/missing.yaml"),
         "kustomize's own words: {}",
         run.stderr
     );
@@ -295,17 +313,19 @@ fn a_kustomize_error_is_kustomizes_message_with_the_directory() {
         "the private copy is not shown: {}",
         run.stderr
     );
-    assert!(run.stderr.contains("hint: fix the kustomization"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("hint: fix the kustomization"),
+        "{}",
+        run.stderr
+    );
 
     // Neither kubectl nor kustomize: both are named.
-    repo.write(
-        "gitship.yaml",
-        "kustomize:\n  binary: no-such-kustomize\n",
-    );
+    repo.write("gitship.yaml", "kustomize:\n  binary: no-such-kustomize\n");
     let run = repo.gitship(&["render", "staging"]);
     assert_eq!(run.code, 1, "{}", run.all());
     assert!(
-        run.stderr.contains("`no-such-kustomize` (`kustomize.binary` in `gitship.yaml`) was not found"),
+        run.stderr
+            .contains("`no-such-kustomize` (`kustomize.binary` in `gitship.yaml`) was not found"),
         "{}",
         run.stderr
     );
@@ -322,7 +342,12 @@ fn paths_exclude_skips_files_that_are_not_objects() {
         ),
     ]);
     let run = repo.gitship(&["render", "staging"]);
-    assert_eq!(run.code, 1, "without exclude, test data is read:\n{}", run.all());
+    assert_eq!(
+        run.code,
+        1,
+        "without exclude, test data is read:\n{}",
+        run.all()
+    );
     assert!(run.stderr.contains("testdata/bad.yaml"), "{}", run.stderr);
 
     repo.write(
@@ -334,11 +359,22 @@ fn paths_exclude_skips_files_that_are_not_objects() {
     assert_eq!(rendered.len(), 1, "{}", run.stdout);
     find(&rendered, "ConfigMap", "settings");
 
+    repo.write("gitship.yaml", "paths:\n  exclude: [\"testdata/[x\"]\n");
+    let run = repo.gitship(&["render", "staging"]);
+    assert_eq!(run.code, 1, "{}", run.all());
+    assert!(
+        run.stderr
+            .contains("gitship.yaml:2:13: invalid `paths.exclude.0`: `testdata/[x` is not a glob"),
+        "{}",
+        run.stderr
+    );
+
     repo.write("gitship.yaml", "paths:\n  exclud: [testdata/**]\n");
     let run = repo.gitship(&["render", "staging"]);
     assert_eq!(run.code, 1, "{}", run.all());
     assert!(
-        run.stderr.contains("gitship.yaml:2:3: unknown key `paths.exclud`")
+        run.stderr
+            .contains("gitship.yaml:2:3: unknown key `paths.exclud`")
             && run.stderr.contains("did you mean `paths.exclude`?"),
         "{}",
         run.stderr
