@@ -898,6 +898,7 @@ mod tests {
             },
             drift: DriftConfig::default(),
             agent: Default::default(),
+            kubernetes: Default::default(),
             values: serde_json::json!({}),
             spans: SpanMap::default(),
         }

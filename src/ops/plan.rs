@@ -47,7 +47,8 @@ pub struct PlanOutcome {
 /// as a status section, then returned as the error).
 pub async fn plan(session: &Session) -> Result<PlanOutcome> {
     let mut plan = Plan::new(&session.config.name, session.git.clone(), session.sandbox);
-    let has_kubernetes = session.repo.layout.kubernetes_dir.is_some();
+    let has_kubernetes =
+        session.repo.layout.kubernetes_dir.is_some() || session.config.kubernetes.dir.is_some();
     let connection = match has_kubernetes {
         true => Some(session.connect_announced().await?),
         false => None,

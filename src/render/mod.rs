@@ -12,6 +12,7 @@
 //! namespace, every object gets gitship's labels, and duplicate identities are an error.
 
 pub mod emit;
+pub mod kustomize;
 pub mod template;
 pub mod validate;
 
@@ -179,6 +180,12 @@ pub enum RenderError {
     /// The repository has apps but the environment has no registry.
     #[error("environment `{environment}` has no `registry`, but the repository has apps (`{}`)", file.display())]
     NoRegistry { environment: String, file: PathBuf },
+    /// The environment's manifests directory could not be read.
+    #[error(transparent)]
+    Repository(#[from] crate::repo::RepoError),
+    /// A kustomization could not be built.
+    #[error(transparent)]
+    Kustomize(Box<kustomize::KustomizeError>),
 }
 
 fn problems_message(environment: &str, problems: &[Problem]) -> String {
@@ -206,6 +213,8 @@ impl RenderError {
             RenderError::ContentTag { .. } => None,
             RenderError::NoRegistry { .. } => Some("add `registry: <host>/<path>` to the environment's config".into()),
             RenderError::Io { .. } => None,
+            RenderError::Repository(error) => error.hint(),
+            RenderError::Kustomize(error) => error.hint(),
         }
     }
 }
@@ -223,14 +232,29 @@ pub fn manifest_files(repo: &Repository) -> Result<Vec<PathBuf>, RenderError> {
     Ok(repo.manifest_files.clone())
 }
 
-/// Render every manifest of the repository for one environment.
+/// Render every manifest of the repository for one environment: from the environment's own
+/// `kubernetes.path` or else the repository's manifests directory, built with kustomize when
+/// that directory holds a kustomization ([`kustomize`]).
 pub fn render_environment(
     repo: &Repository,
     env: &EnvConfig,
     inputs: &RenderInputs,
     unknown_outputs: UnknownOutputs,
 ) -> Result<Vec<Manifest>, RenderError> {
-    let files = manifest_files(repo)?;
+    let dir = env
+        .kubernetes
+        .dir
+        .as_deref()
+        .or(repo.layout.kubernetes_dir.as_deref());
+    if let Some(dir) = dir
+        && kustomize::kustomization_file(dir).is_some()
+    {
+        return kustomize::render(repo, &env.name, dir, inputs, unknown_outputs);
+    }
+    let files = match &env.kubernetes.dir {
+        Some(dir) => crate::repo::files::manifest_files(&repo.root, dir, &repo.layout.exclude)?,
+        None => manifest_files(repo)?,
+    };
     let mut sources = Vec::with_capacity(files.len());
     for file in &files {
         let text = std::fs::read_to_string(file).map_err(|source| RenderError::Io {
@@ -249,12 +273,25 @@ pub fn render_sources(
     inputs: &RenderInputs,
     unknown_outputs: UnknownOutputs,
 ) -> Result<Vec<Manifest>, RenderError> {
+    render_sources_with(environment, sources, inputs, unknown_outputs, false)
+}
+
+/// [`render_sources`]; `literal`: placeholders are not resolved (text already templated, such
+/// as kustomize's output), only the objects normalised and checked.
+fn render_sources_with(
+    environment: &str,
+    sources: &[(PathBuf, String)],
+    inputs: &RenderInputs,
+    unknown_outputs: UnknownOutputs,
+    literal: bool,
+) -> Result<Vec<Manifest>, RenderError> {
     let derived = Derived::new(inputs);
     let mut renderer = Renderer {
         inputs,
         derived: &derived,
         unknown_outputs,
         problems: Vec::new(),
+        literal,
     };
     let mut manifests = Vec::new();
     for (file, text) in sources {
@@ -296,6 +333,8 @@ struct Renderer<'i> {
     derived: &'i Derived,
     unknown_outputs: UnknownOutputs,
     problems: Vec<Problem>,
+    /// Scalars are taken as they are: no placeholders (see [`render_sources_with`]).
+    literal: bool,
 }
 
 /// Per-document state while rendering.
@@ -618,6 +657,9 @@ impl Renderer<'_> {
         tag: Option<&str>,
         state: &mut DocumentState,
     ) -> Value {
+        if self.literal {
+            return yaml::scalar_to_json(text, style, tag);
+        }
         let segments = match template::parse(text) {
             Ok(None) => return yaml::scalar_to_json(text, style, tag),
             Ok(Some(segments)) => segments,

@@ -31,6 +31,8 @@
 //!   build: false             # build missing images (default: wait for CI to push them)
 //!   terraform: plan          # off | plan | apply (default: plan, report only)
 //!   self_heal: true          # put drifted fields back (false: report only)
+//! kubernetes:
+//!   path: kustomize/overlays/prod  # this environment's manifests directory (default: the repository's)
 //! values: { backend: { replicas: 3 } }   # free-form, used by templates
 //! ```
 
@@ -55,10 +57,23 @@ pub struct EnvConfig {
     pub deploy: DeployConfig,
     pub drift: DriftConfig,
     pub agent: AgentConfig,
+    pub kubernetes: KubernetesConfig,
     /// Free-form values for templates (`values.*`); an object.
     pub values: serde_json::Value,
     /// Where each key was written, for error messages.
     pub spans: SpanMap,
+}
+
+/// The `kubernetes` section: where this environment's manifests come from.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KubernetesConfig {
+    /// `kubernetes.path` as written: relative to the repository root, lexically inside it.
+    pub path: Option<String>,
+    /// Where `path`'s value was written.
+    pub location: Option<Location>,
+    /// The absolute directory of `path`, checked to exist inside the repository by
+    /// [`crate::repo::Repository::load_env`].
+    pub dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone)]
@@ -162,6 +177,7 @@ pub const TOP_LEVEL_KEYS: &[&str] = &[
     "deploy",
     "drift",
     "agent",
+    "kubernetes",
     "values",
 ];
 
@@ -197,6 +213,7 @@ impl EnvConfig {
         let deploy = parse_deploy(&reader, top, name)?;
         let drift = parse_drift(&reader, top)?;
         let agent = parse_agent(&reader, top)?;
+        let kubernetes = parse_kubernetes(&reader, top)?;
         let values = parse_values(&reader, top)?;
 
         Ok(EnvConfig {
@@ -208,6 +225,7 @@ impl EnvConfig {
             deploy,
             drift,
             agent,
+            kubernetes,
             values,
             spans,
         })
@@ -559,6 +577,36 @@ fn parse_agent(reader: &Reader, top: &[(Node, Node)]) -> Result<AgentConfig, Rep
     Ok(agent)
 }
 
+/// The optional `kubernetes` section: `path`, a directory relative to the repository root.
+fn parse_kubernetes(reader: &Reader, top: &[(Node, Node)]) -> Result<KubernetesConfig, RepoError> {
+    let mut kubernetes = KubernetesConfig::default();
+    let Some(node) = find(top, "kubernetes").filter(|n| !n.is_null()) else {
+        return Ok(kubernetes);
+    };
+    let entries = reader.mapping(node, "kubernetes")?;
+    reader.check_keys(entries, "kubernetes", &["path"])?;
+    if let Some(n) = find(entries, "path") {
+        let path = reader.string(n, "kubernetes.path")?;
+        if path.trim().is_empty() {
+            return Err(reader.invalid(
+                n,
+                "kubernetes.path",
+                "expected a directory relative to the repository root".into(),
+            ));
+        }
+        if !crate::repo::files::lexically_inside(Path::new(&path)) {
+            return Err(RepoError::OutsideRepository {
+                location: Some(reader.location(n)),
+                path: PathBuf::from(&path),
+                target: PathBuf::from(&path),
+            });
+        }
+        kubernetes.path = Some(path);
+        kubernetes.location = Some(reader.location(n));
+    }
+    Ok(kubernetes)
+}
+
 /// The free-form `values` mapping (an empty object when absent).
 fn parse_values(reader: &Reader, top: &[(Node, Node)]) -> Result<serde_json::Value, RepoError> {
     match find(top, "values").filter(|n| !n.is_null()) {
@@ -800,6 +848,32 @@ mod tests {
         assert_eq!(
             err.hint().as_deref(),
             Some("did you mean `terraform.workspace`?")
+        );
+    }
+
+    #[test]
+    fn kubernetes_path() {
+        let config =
+            parse("cluster:\n  namespace: blog\nkubernetes:\n  path: kustomize/overlays/prod\n")
+                .unwrap();
+        assert_eq!(
+            config.kubernetes.path.as_deref(),
+            Some("kustomize/overlays/prod")
+        );
+        let err = parse("cluster:\n  namespace: blog\nkubernetes:\n  paht: x\n").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "config/production.yaml:4:3: unknown key `kubernetes.paht`"
+        );
+        assert_eq!(
+            err.hint().as_deref(),
+            Some("did you mean `kubernetes.path`?")
+        );
+        let err =
+            parse("cluster:\n  namespace: blog\nkubernetes:\n  path: ../elsewhere\n").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "config/production.yaml:4:9: `../elsewhere` is outside the repository"
         );
     }
 

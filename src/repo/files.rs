@@ -59,14 +59,31 @@ pub fn confine(
     }
 }
 
+/// The names of a kustomization file: never an object to apply.
+pub const KUSTOMIZATION_FILES: [&str; 3] =
+    ["kustomization.yaml", "kustomization.yml", "Kustomization"];
+
 /// The manifest files below `dir`: `*.yaml` and `*.yml`, recursively, in path order; hidden files
-/// and directories are skipped. Symlinks are followed when they stay inside `root`; one that
+/// and directories, kustomization files ([`KUSTOMIZATION_FILES`]) and files matching `exclude`
+/// (globs relative to `dir`) are skipped. Symlinks are followed when they stay inside `root`; one that
 /// leaves it, or leads back to a directory being walked (a loop), is an error; so is a file over
 /// [`MAX_FILE_BYTES`].
-pub fn manifest_files(root: &Path, dir: &Path) -> Result<Vec<PathBuf>, RepoError> {
+pub fn manifest_files(
+    root: &Path,
+    dir: &Path,
+    exclude: &globset::GlobSet,
+) -> Result<Vec<PathBuf>, RepoError> {
     let mut files = Vec::new();
     let start = confine(root, dir, None)?;
     walk(root, dir, &mut vec![start], &mut files)?;
+    files.retain(|file| {
+        let name = file
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default();
+        let relative = file.strip_prefix(dir).unwrap_or(file);
+        !KUSTOMIZATION_FILES.contains(&name) && !exclude.is_match(relative)
+    });
     files.sort();
     Ok(files)
 }
@@ -194,11 +211,22 @@ mod tests {
         std::fs::write(dir.join("a.yaml"), "a: 1\n").unwrap();
         std::fs::write(dir.join("sub/b.yml"), "b: 1\n").unwrap();
         std::fs::write(dir.join("notes.txt"), "x").unwrap();
-        let found = manifest_files(&root, &dir).unwrap();
+        let none = globset::GlobSet::empty();
+        let found = manifest_files(&root, &dir, &none).unwrap();
         assert_eq!(found, vec![dir.join("a.yaml"), dir.join("sub/b.yml")]);
+        std::fs::write(dir.join("kustomization.yaml"), "resources: []\n").unwrap();
+        let mut exclude = globset::GlobSetBuilder::new();
+        exclude.add(globset::Glob::new("sub/**").unwrap());
+        let found = manifest_files(&root, &dir, &exclude.build().unwrap()).unwrap();
+        assert_eq!(
+            found,
+            vec![dir.join("a.yaml")],
+            "kustomization and excluded files skipped"
+        );
+        std::fs::remove_file(dir.join("kustomization.yaml")).unwrap();
 
         std::os::unix::fs::symlink(&dir, dir.join("sub/loop")).unwrap();
-        let err = manifest_files(&root, &dir).unwrap_err();
+        let err = manifest_files(&root, &dir, &none).unwrap_err();
         assert!(matches!(err, RepoError::SymlinkLoop { .. }), "{err}");
         assert_eq!(
             err.to_string(),
@@ -209,7 +237,7 @@ mod tests {
         let outside = temp.path().join("outside.yaml");
         std::fs::write(&outside, "secret: 1\n").unwrap();
         std::os::unix::fs::symlink(&outside, dir.join("link.yaml")).unwrap();
-        let err = manifest_files(&root, &dir).unwrap_err();
+        let err = manifest_files(&root, &dir, &none).unwrap_err();
         assert!(
             err.to_string()
                 .starts_with("`k8s/link.yaml` is outside the repository: it resolves to `"),

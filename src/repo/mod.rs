@@ -60,6 +60,12 @@ pub struct Layout {
     pub terraform_binary: String,
     /// `docker`, `podman` or `buildah` from `gitship.yaml` `build.builder`; `None` = auto-detect.
     pub builder: Option<String>,
+    /// The kustomize program from `gitship.yaml` `kustomize.binary`; `None`: `kustomize` on
+    /// `PATH`, else `kubectl kustomize`.
+    pub kustomize_binary: Option<String>,
+    /// `gitship.yaml` `paths.exclude`: globs, relative to the manifests directory, of files that
+    /// are not objects (test data, docs, kustomize components).
+    pub exclude: globset::GlobSet,
 }
 
 /// One app: one container image.
@@ -262,6 +268,8 @@ struct Overrides {
     config_dir: Option<(String, Location)>,
     terraform_binary: Option<String>,
     builder: Option<String>,
+    kustomize_binary: Option<String>,
+    exclude: globset::GlobSet,
     apps: BTreeMap<String, AppOverride>,
 }
 
@@ -288,15 +296,22 @@ fn parse_overrides(root: &Path) -> Result<Overrides, RepoError> {
     };
     let mut overrides = Overrides::default();
     let top = reader.mapping(&node, "")?;
-    reader.check_keys(top, "", &["paths", "terraform", "build", "apps"])?;
+    reader.check_keys(
+        top,
+        "",
+        &["paths", "terraform", "build", "kustomize", "apps"],
+    )?;
     let at = |node: &Node| Location::new(&display, node.line, node.column);
     if let Some(paths) = find(top, "paths") {
         let entries = reader.mapping(paths, "paths")?;
         reader.check_keys(
             entries,
             "paths",
-            &["apps", "terraform", "kubernetes", "config"],
+            &["apps", "terraform", "kubernetes", "config", "exclude"],
         )?;
+        if let Some(exclude) = find(entries, "exclude").filter(|n| !n.is_null()) {
+            overrides.exclude = parse_exclude(&reader, exclude)?;
+        }
         let get = |key: &str| -> Result<Option<(String, Location)>, RepoError> {
             let Some(node) = find(entries, key) else {
                 return Ok(None);
@@ -329,6 +344,21 @@ fn parse_overrides(root: &Path) -> Result<Overrides, RepoError> {
                 ));
             }
             overrides.terraform_binary = Some(value);
+        }
+    }
+    if let Some(kustomize) = find(top, "kustomize") {
+        let entries = reader.mapping(kustomize, "kustomize")?;
+        reader.check_keys(entries, "kustomize", &["binary"])?;
+        if let Some(binary) = find(entries, "binary") {
+            let value = reader.string(binary, "kustomize.binary")?;
+            if value.trim().is_empty() {
+                return Err(reader.invalid(
+                    binary,
+                    "kustomize.binary",
+                    "expected a program name or path such as `kustomize`".into(),
+                ));
+            }
+            overrides.kustomize_binary = Some(value);
         }
     }
     if let Some(build) = find(top, "build") {
@@ -379,6 +409,35 @@ fn parse_overrides(root: &Path) -> Result<Overrides, RepoError> {
         }
     }
     Ok(overrides)
+}
+
+/// `paths.exclude`: a list of globs (`testdata/**`, `**/*.test.yaml`).
+fn parse_exclude(reader: &Reader, node: &Node) -> Result<globset::GlobSet, RepoError> {
+    let yaml::NodeKind::Sequence(items) = &node.kind else {
+        return Err(reader.invalid(
+            node,
+            "paths.exclude",
+            format!("expected a list of globs, found {}", node.type_name()),
+        ));
+    };
+    let mut set = globset::GlobSetBuilder::new();
+    for (index, item) in items.iter().enumerate() {
+        let key = format!("paths.exclude.{index}");
+        let pattern = reader.string(item, &key)?;
+        let glob = globset::GlobBuilder::new(&pattern)
+            .literal_separator(true)
+            .build()
+            .map_err(|err| {
+                reader.invalid(
+                    item,
+                    &key,
+                    format!("`{pattern}` is not a glob: {}", err.kind()),
+                )
+            })?;
+        set.add(glob);
+    }
+    set.build()
+        .map_err(|err| reader.invalid(node, "paths.exclude", err.to_string()))
 }
 
 /// A configured or conventional directory: `Some(path)` when it exists.
@@ -696,7 +755,7 @@ impl Repository {
             None => Default::default(),
         };
         let manifest_files = match &kubernetes_dir {
-            Some(dir) => files::manifest_files(&root, dir)?,
+            Some(dir) => files::manifest_files(&root, dir, &overrides.exclude)?,
             None => Vec::new(),
         };
 
@@ -721,6 +780,8 @@ impl Repository {
                     .terraform_binary
                     .unwrap_or_else(|| "terraform".into()),
                 builder: overrides.builder,
+                kustomize_binary: overrides.kustomize_binary,
+                exclude: overrides.exclude,
             },
             root,
             apps,
@@ -764,7 +825,27 @@ impl Repository {
         let file = self.environment_file(name)?.to_path_buf();
         let text = files::read_text(&self.root, &file)?;
         let display = self.relative(&file);
-        let config = EnvConfig::parse(name, &file, &display, &text)?;
+        let mut config = EnvConfig::parse(name, &file, &display, &text)?;
+        if let Some(path) = &config.kubernetes.path {
+            let location = config
+                .kubernetes
+                .location
+                .clone()
+                .unwrap_or_else(|| config.spans.location("kubernetes.path"));
+            let dir = files::confine(&self.root, &self.root.join(path), Some(&location))?;
+            if !dir.is_dir() {
+                return Err(RepoError::BrokenLayout {
+                    message: format!(
+                        "{location}: the manifests directory `{path}` of environment `{name}` does not exist"
+                    ),
+                    hint: format!(
+                        "create `{path}` or fix `kubernetes.path` in `{}`",
+                        display.display()
+                    ),
+                });
+            }
+            config.kubernetes.dir = Some(dir);
+        }
         if !self.apps.is_empty() && config.registry.is_none() {
             return Err(RepoError::MissingKey {
                 location: Location::new(display, 1, 1),

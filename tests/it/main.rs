@@ -11,6 +11,7 @@ mod cli;
 mod foundation;
 mod history;
 mod kube;
+mod kustomize;
 mod plan;
 mod quiet;
 mod rollback;

@@ -61,6 +61,8 @@ impl Fixture {
                 config_dir: self.root.join("config"),
                 terraform_binary: "terraform".to_string(),
                 builder: None,
+                kustomize_binary: None,
+                exclude: Default::default(),
             },
             apps: Vec::new(),
             environments: BTreeMap::new(),
@@ -130,6 +132,7 @@ impl Fixture {
             },
             drift: DriftConfig::default(),
             agent: Default::default(),
+            kubernetes: Default::default(),
             values: json!({}),
             spans,
         };
