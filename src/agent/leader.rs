@@ -41,6 +41,9 @@ pub struct Leadership {
     identity: String,
     options: LockOptions,
     held: Option<DeployLock>,
+    /// The leader this replica last followed. The lock's waiting line is printed the first time
+    /// only, not at every lease duration; the agent prints a line when the leader changes.
+    following: Option<String>,
 }
 
 impl Leadership {
@@ -63,6 +66,7 @@ impl Leadership {
                 lease_duration,
             },
             held: None,
+            following: None,
         }
     }
 
@@ -93,6 +97,16 @@ impl Leadership {
                 self.lease.namespace
             ));
         }
+        let quiet;
+        let printer = if self.following.is_some() {
+            quiet = Printer {
+                quiet: true,
+                ..printer.clone()
+            };
+            &quiet
+        } else {
+            printer
+        };
         let progress = Progress::new(printer, 0);
         match lock::acquire_lease(
             client,
@@ -106,9 +120,11 @@ impl Leadership {
         {
             Ok(held) => {
                 self.held = Some(held);
+                self.following = None;
                 Ok(Contention::Leading)
             }
             Err(KubeError::LockTimeout { holder, .. }) => {
+                self.following = Some(holder.clone());
                 Ok(Contention::Following { leader: holder })
             }
             Err(error) => Err(error),

@@ -142,7 +142,7 @@ impl Metrics {
         );
         registry.register_with_unit(
             "drift_check_duration",
-            "How long drift checks took (fetch, render, one LIST per kind)",
+            "How long drift checks took (render, discovery, one LIST per kind; not the Git fetch)",
             Unit::Seconds,
             drift_check_duration.clone(),
         );

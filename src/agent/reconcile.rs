@@ -211,6 +211,13 @@ impl Agent {
                 true
             }
             Ok(Contention::Following { leader }) => {
+                let known = self.state.status().leader_identity;
+                if known.is_some() && known.as_deref() != Some(leader.as_str()) {
+                    self.printer.status(&format!(
+                        "agent: following `{leader}`, the new leader of `{}`",
+                        self.options.env
+                    ));
+                }
                 self.state.update(|s| {
                     s.state = SyncState::Follower;
                     s.leader_identity = Some(leader);
@@ -244,8 +251,7 @@ impl Agent {
             }
             return Ok(Outcome::Success);
         }
-        let policy = self.sync_policy();
-        self.deploy(&head, &policy).await?;
+        self.deploy(&head, Purpose::Sync).await?;
         self.printer.status(&format!(
             "agent: synced {} ({})",
             short(&head.sha),
@@ -317,35 +323,46 @@ impl Agent {
         )
     }
 
-    fn sync_policy(&self) -> DeployPolicy {
-        DeployPolicy {
-            images: if self.options.build {
-                ImagePolicy::Build
-            } else {
-                ImagePolicy::RequireExisting
+    /// What a deploy for `purpose` may do. A sync follows the `agent:` settings of the revision
+    /// being deployed (already in `self.options`); a heal never builds nor touches Terraform.
+    fn policy(&self, purpose: Purpose) -> DeployPolicy {
+        match purpose {
+            Purpose::Sync => DeployPolicy {
+                images: if self.options.build {
+                    ImagePolicy::Build
+                } else {
+                    ImagePolicy::RequireExisting
+                },
+                terraform: match self.options.terraform {
+                    AgentTerraform::Off => TerraformPolicy::Off,
+                    AgentTerraform::Plan => TerraformPolicy::Plan,
+                    AgentTerraform::Apply => TerraformPolicy::Apply,
+                },
+                source: RecordSource::Agent,
+                healed: Vec::new(),
             },
-            terraform: match self.options.terraform {
-                AgentTerraform::Off => TerraformPolicy::Off,
-                AgentTerraform::Plan => TerraformPolicy::Plan,
-                AgentTerraform::Apply => TerraformPolicy::Apply,
+            Purpose::Heal(healed) => DeployPolicy {
+                images: ImagePolicy::RequireExisting,
+                terraform: TerraformPolicy::Off,
+                source: RecordSource::Heal,
+                healed,
             },
-            source: RecordSource::Agent,
-            healed: Vec::new(),
         }
     }
 
-    /// Check `revision` out and deploy it through the one pipeline.
+    /// Check `revision` out and deploy it through the one pipeline, under the policy its own
+    /// `agent:` settings give (a commit that turns `agent.build` on is built by that very sync).
     async fn deploy(
         &mut self,
         revision: &Revision,
-        policy: &DeployPolicy,
+        purpose: Purpose,
     ) -> Result<crate::ops::deploy::Deployed> {
         self.source.checkout(&revision.sha)?;
         let session = self.session()?;
-        // The revision's own `agent:` settings decide what it may build and apply.
         self.options.build = session.config.agent.build;
         self.options.terraform = session.config.agent.terraform;
         self.options.self_heal = session.config.agent.self_heal;
+        let policy = self.policy(purpose);
         let settings = DeploySettings {
             cluster: ClusterSettings {
                 env: self.options.env.clone(),
@@ -368,7 +385,7 @@ impl Agent {
             force: false,
             rev: None,
         };
-        crate::ops::deploy::deploy_with(&session, &DeploySource::WorkTree, &settings, policy).await
+        crate::ops::deploy::deploy_with(&session, &DeploySource::WorkTree, &settings, &policy).await
     }
 
     /// One sync: fetch, and deploy the branch's newest commit when it moved.
@@ -406,8 +423,7 @@ impl Agent {
             head.author
         ));
         self.state.update(|s| s.state = SyncState::Progressing);
-        let policy = self.sync_policy();
-        let result = self.deploy(&head, &policy).await;
+        let result = self.deploy(&head, Purpose::Sync).await;
         let elapsed = started.elapsed();
         match result {
             Ok(deployed) => {
@@ -698,13 +714,7 @@ impl Agent {
             short(&applied.sha),
             healing.join("; ")
         ));
-        let policy = DeployPolicy {
-            images: ImagePolicy::RequireExisting,
-            terraform: TerraformPolicy::Off,
-            source: RecordSource::Heal,
-            healed: healing.clone(),
-        };
-        if let Err(error) = self.deploy(&applied, &policy).await {
+        if let Err(error) = self.deploy(&applied, Purpose::Heal(healing.clone())).await {
             return Ok(Some(error));
         }
         self.flaps.healed(drift.keys().collect());
@@ -758,6 +768,14 @@ impl Agent {
 }
 
 /// Sleep until `at`, a webhook's trigger, or SIGTERM/SIGINT; whether interrupted.
+/// Why the agent deploys a revision.
+enum Purpose {
+    /// A new commit of the branch.
+    Sync,
+    /// The running revision again, to put back what drifted (the healed fields and objects).
+    Heal(Vec<String>),
+}
+
 async fn wait_until(
     interrupt: &mut tokio::sync::watch::Receiver<bool>,
     state: &AgentState,

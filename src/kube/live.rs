@@ -1,10 +1,11 @@
 //! Live objects read in bulk, and compared with the manifests without a dry run.
 //!
-//! [`list_live`] reads every object of a set with one LIST per resource and namespace (all of
-//! them concurrently), instead of one GET per object. [`compare_live`] is `drift`'s comparison:
+//! [`compare_live`] reads every object of a set with one paged LIST per resource and namespace
+//! (all of them concurrently), instead of one GET per object. It is `drift`'s comparison:
 //! the desired objects checked as a deploy checks them ([`crate::kube::check::check`]), their live
 //! counterparts listed, and every field the manifest sets compared with [`compare_to_manifest`].
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 
 use kube::Client;
@@ -17,15 +18,29 @@ use crate::kube::diff::{self, EnvironmentDiff, ObjectDiff, PlannedAction};
 use crate::kube::retry::RetryPolicy;
 use crate::model::{Environment, Manifest, ObjectId, is_secret};
 
-/// The live objects of `objects` by identity (absent ones are missing from the map), read with
-/// one LIST per resource and namespace.
-pub async fn list_live(
+/// How many objects one LIST page holds. Pages bound the memory of a check: a page's body and
+/// its decoded objects are dropped before the next is read, so a long-running agent's working
+/// set is one page per kind, not the whole namespace (kubectl pages by 500).
+const LIST_PAGE: u32 = 100;
+
+/// What [`compare_objects`] found for one desired object: its live object and what differs.
+struct Found {
+    live: Value,
+    changes: Vec<diff::FieldChange>,
+}
+
+/// Every object of `objects` that exists, compared with its live counterpart as it is read: one
+/// paged LIST per resource and namespace (all of them concurrently), instead of one GET per
+/// object. Live objects whose names are not in `objects` are dropped page by page, and an object
+/// without changes keeps its live body without `metadata.managedFields` (only a changed field's
+/// manager is ever looked up), so what stays in memory is about one copy of the desired set.
+async fn compare_objects(
     client: &Client,
     objects: &[&Prepared],
     retry: &RetryPolicy,
-) -> Result<HashMap<ObjectId, Value>, KubeError> {
+) -> Result<HashMap<ObjectId, Found>, KubeError> {
     type ListKey = (String, String, String, Option<String>);
-    let mut representatives: BTreeMap<ListKey, &Prepared> = BTreeMap::new();
+    let mut groups: BTreeMap<ListKey, Vec<&Prepared>> = BTreeMap::new();
     for prepared in objects {
         let key = (
             prepared.resolved.resource.group.clone(),
@@ -33,49 +48,58 @@ pub async fn list_live(
             prepared.resolved.resource.plural.clone(),
             prepared.id.namespace.clone(),
         );
-        representatives.entry(key).or_insert(prepared);
+        groups.entry(key).or_default().push(prepared);
     }
-    let lists = futures::future::join_all(representatives.into_values().map(|p| async move {
-        let api = p.api(client);
-        let params = ListParams::default();
-        let list = retry
-            .run(&format!("list {}", p.resolved.resource.plural), || {
-                api.list(&params)
-            })
-            .await
-            .map_err(|e| p.error(e))?;
-        let by_name: HashMap<String, Value> = list
-            .items
-            .into_iter()
-            .filter_map(|item| {
-                let name = item.metadata.name.clone()?;
-                Some((name, serde_json::to_value(item).ok()?))
-            })
-            .collect();
-        Ok::<_, KubeError>((p, by_name))
+    let lists = futures::future::join_all(groups.into_values().map(|group| async move {
+        let mut found = Vec::with_capacity(group.len());
+        let Some(first) = group.first() else {
+            return Ok(found);
+        };
+        let wanted: HashMap<&str, &Prepared> =
+            group.iter().map(|p| (p.id.name.as_str(), *p)).collect();
+        let api = first.api(client);
+        let mut params = ListParams::default().limit(LIST_PAGE);
+        loop {
+            let page = retry
+                .run(&format!("list {}", first.resolved.resource.plural), || {
+                    api.list(&params)
+                })
+                .await
+                .map_err(|e| first.error(e))?;
+            for item in page.items {
+                let Some(prepared) = item.metadata.name.as_deref().and_then(|n| wanted.get(n))
+                else {
+                    continue;
+                };
+                let Ok(mut live) = serde_json::to_value(item) else {
+                    continue;
+                };
+                let changes = compare_to_manifest(&live, &prepared.body);
+                if changes.is_empty()
+                    && let Some(metadata) = live.get_mut("metadata").and_then(Value::as_object_mut)
+                {
+                    metadata.remove("managedFields");
+                }
+                found.push((prepared.id.clone(), Found { live, changes }));
+            }
+            match page.metadata.continue_ {
+                Some(token) if !token.is_empty() => params.continue_token = Some(token),
+                _ => break,
+            }
+        }
+        Ok::<_, KubeError>(found)
     }))
     .await;
-    let mut by_resource = Vec::with_capacity(lists.len());
-    for list in lists {
-        by_resource.push(list?);
-    }
     let mut live = HashMap::with_capacity(objects.len());
-    for prepared in objects {
-        let found = by_resource.iter().find_map(|(representative, by_name)| {
-            let same = representative.resolved.resource == prepared.resolved.resource
-                && representative.id.namespace == prepared.id.namespace;
-            same.then(|| by_name.get(&prepared.id.name)).flatten()
-        });
-        if let Some(object) = found {
-            live.insert(prepared.id.clone(), object.clone());
-        }
+    for list in lists {
+        live.extend(list?);
     }
     Ok(live)
 }
 
 /// Every desired object compared with its live counterpart (no dry runs: see
 /// [`compare_to_manifest`]). Objects whose kind is not served yet (defined by a CRD of the same
-/// set) count as missing.
+/// set) count as missing. An unchanged object's `live` lacks `metadata.managedFields`.
 pub async fn compare_live(
     client: &Client,
     environment: &Environment,
@@ -84,25 +108,23 @@ pub async fn compare_live(
     let retry = RetryPolicy::default();
     let (prepared, objects) = diff::checked_objects(client, environment, desired, &retry).await?;
     let references: Vec<&Prepared> = prepared.iter().collect();
-    let mut live = list_live(client, &references, &retry).await?;
+    let mut found = compare_objects(client, &references, &retry).await?;
+    drop(references);
     let mut compared: Vec<(ObjectId, ObjectDiff)> = prepared
         .into_iter()
         .map(|p| {
-            let object_diff = match live.remove(&p.id) {
+            let object_diff = match found.remove(&p.id) {
                 None => missing(p.body),
-                Some(live) => {
-                    let changes = compare_to_manifest(&live, &p.body);
-                    ObjectDiff {
-                        action: if changes.is_empty() {
-                            PlannedAction::Unchanged
-                        } else {
-                            PlannedAction::Update
-                        },
-                        live: Some(live),
-                        desired: p.body,
-                        changes,
-                    }
-                }
+                Some(Found { live, changes }) => ObjectDiff {
+                    action: if changes.is_empty() {
+                        PlannedAction::Unchanged
+                    } else {
+                        PlannedAction::Update
+                    },
+                    live: Some(live),
+                    desired: p.body,
+                    changes,
+                },
             };
             (p.id, object_diff)
         })
@@ -133,7 +155,7 @@ pub fn compare_to_manifest(live: &Value, desired: &Value) -> Vec<diff::FieldChan
     let desired = secret_as_stored(desired);
     let live = secret_as_stored(live);
     let mut changes = Vec::new();
-    if let (Value::Object(live), Value::Object(desired)) = (&live, &desired) {
+    if let (Value::Object(live), Value::Object(desired)) = (live.as_ref(), desired.as_ref()) {
         for (key, value) in desired {
             if key == "status" {
                 continue;
@@ -187,12 +209,12 @@ fn walk_manifest(
 }
 
 /// A Secret's `stringData` moved into `data`, base64-encoded, as the server stores it.
-fn secret_as_stored(object: &Value) -> Value {
+fn secret_as_stored(object: &Value) -> Cow<'_, Value> {
     use base64::Engine;
-    let mut object = object.clone();
-    if !is_secret(&object) {
-        return object;
+    if !is_secret(object) || object.get("stringData").is_none() {
+        return Cow::Borrowed(object);
     }
+    let mut object = object.clone();
     if let Some(Value::Object(plain)) = object.as_object_mut().and_then(|m| m.remove("stringData"))
     {
         let data = object.as_object_mut().map(|m| {
@@ -212,7 +234,7 @@ fn secret_as_stored(object: &Value) -> Value {
             }
         }
     }
-    object
+    Cow::Owned(object)
 }
 
 #[cfg(test)]

@@ -1590,3 +1590,71 @@ async fn a_failed_prune_still_records_a_complete_inventory() {
     let report = cluster.deploy(next).await.expect("the retry converges");
     assert_eq!(report.count(ObjectAction::Pruned), 1, "{report:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drift_reads_live_objects_in_pages_and_keeps_only_what_it_needs() {
+    use gitship::kube::diff::{PlannedAction, managers_of};
+    let cluster = cluster().await;
+    let maps: Vec<Manifest> = (0..250)
+        .map(|i| {
+            desired(
+                &format!("cm-{i:03}.yaml"),
+                json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": format!("cm-{i:03}")}, "data": {"n": i.to_string()}}),
+            )
+        })
+        .collect();
+    cluster.deploy(maps.clone()).await.expect("deploy");
+    // One object changed by another manager, far beyond the first page; and one that Git does
+    // not have, which drift must not report.
+    let api: kube::Api<k8s_openapi::api::core::v1::ConfigMap> =
+        kube::Api::namespaced(cluster.client.clone(), NAMESPACE);
+    let patch = json!({"data": {"n": "changed"}});
+    api.patch(
+        "cm-230",
+        &kube::api::PatchParams::apply("someone-else").force(),
+        &kube::api::Patch::Apply(json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cm-230"}, "data": patch["data"]})),
+    )
+    .await
+    .expect("patch by another manager");
+    let start = cluster.sim.handle().request_count();
+
+    let drift = gitship::kube::live::compare_live(&cluster.client, &environment(), &maps)
+        .await
+        .expect("compare");
+
+    let lists: Vec<String> = cluster
+        .sim
+        .handle()
+        .requests()
+        .into_iter()
+        .skip(start)
+        .filter(|r| r.method == "GET" && r.path.ends_with("/namespaces/blog/configmaps"))
+        .map(|r| r.query)
+        .collect();
+    assert_eq!(lists.len(), 3, "250 objects in pages of 100: {lists:?}");
+    assert!(lists.iter().all(|q| q.contains("limit=100")), "{lists:?}");
+    assert_eq!(drift.objects.len(), 250);
+    let changed: Vec<_> = drift
+        .objects
+        .iter()
+        .filter(|(_, d)| d.action != PlannedAction::Unchanged)
+        .collect();
+    assert_eq!(changed.len(), 1, "{changed:?}");
+    let (id, diff) = changed[0];
+    assert_eq!(id.to_string(), "ConfigMap blog/cm-230");
+    assert_eq!(diff.changes[0].path, "data.n");
+    let live = diff.live.as_ref().expect("live object");
+    assert_eq!(
+        managers_of(live, "data.n"),
+        vec!["someone-else".to_string()]
+    );
+    for (_, unchanged) in drift
+        .objects
+        .iter()
+        .filter(|(_, d)| d.action == PlannedAction::Unchanged)
+    {
+        let live = unchanged.live.as_ref().expect("live object");
+        assert!(live["metadata"].get("managedFields").is_none(), "{live}");
+        assert!(live["metadata"]["annotations"].is_object(), "{live}");
+    }
+}
