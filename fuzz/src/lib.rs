@@ -35,6 +35,7 @@ pub fn template(data: &[u8]) {
         git_sha: "0123456789abcdef0123456789abcdef01234567".into(),
         images: BTreeMap::new(),
         terraform: Default::default(),
+        bare_image_names: true,
     };
     let sources = [(PathBuf::from("fuzz.yaml"), text.to_string())];
     for unknown in [UnknownOutputs::Error, UnknownOutputs::Placeholder] {

@@ -6,6 +6,10 @@
 //! `terraform.vars` fit its `variable` blocks). Without `--terraform-outputs`, `terraform.*`
 //! placeholders are checked against the module's `output` blocks (names and sensitivity), their
 //! values being unknown.
+//!
+//! Other tools' `${...}` that the render leaves as written (shell variables in a container's
+//! script) are listed below the environment's line, one line per placeholder with where it is
+//! first written: information, not a warning (`--quiet` drops them).
 
 use std::path::Path;
 
@@ -44,6 +48,9 @@ pub fn run(ctx: &Context, env: Option<&str>, terraform_outputs: Option<&Path>) -
                 };
                 out.push_str(&line);
                 out.push('\n');
+                if !ctx.printer.quiet {
+                    write_left_literal(&mut out, &result.left_literal);
+                }
             }
             ctx.printer.data(&out)?;
         }
@@ -58,4 +65,27 @@ pub fn run(ctx: &Context, env: Option<&str>, terraform_outputs: Option<&Path>) -
         .into());
     }
     Ok(Outcome::Success)
+}
+
+/// `        left literal: ${FRONTEND_ADDR}  file:line:column (and 2 more)`, per placeholder.
+fn write_left_literal(out: &mut String, left_literal: &[crate::ops::validate::LeftLiteral]) {
+    let mut seen: Vec<(&str, &str, usize)> = Vec::new();
+    for left in left_literal {
+        match seen
+            .iter_mut()
+            .find(|(placeholder, _, _)| *placeholder == left.placeholder)
+        {
+            Some((_, _, count)) => *count += 1,
+            None => seen.push((&left.placeholder, &left.location, 1)),
+        }
+    }
+    for (placeholder, location, count) in seen {
+        let more = match count {
+            1 => String::new(),
+            n => format!(" (and {} more)", n - 1),
+        };
+        out.push_str(&format!(
+            "        left literal: {placeholder}  {location}{more}\n"
+        ));
+    }
 }

@@ -105,6 +105,7 @@ pub fn init(root: &Path, options: &InitOptions) -> Result<InitReport> {
         &apps,
         manifests.as_deref(),
         terraform.as_deref(),
+        overlay.is_some(),
         &mut report,
     );
     let config = config_yaml(root, options, &apps, overlay.as_deref(), &mut report);
@@ -336,6 +337,7 @@ fn settings_yaml(
     apps: &[FoundApp],
     manifests: Option<&str>,
     terraform: Option<&str>,
+    overlay: bool,
     report: &mut InitReport,
 ) -> Option<String> {
     let mut paths = Vec::new();
@@ -397,6 +399,8 @@ fn settings_yaml(
                 paths.push(format!("  kubernetes: {dir}"));
             }
         }
+        // The environment's overlay is its manifests directory.
+        None if overlay => {}
         None => report.found.push("no manifests directory".into()),
     }
     if let Some(dir) = terraform {

@@ -97,7 +97,8 @@ pub async fn plan(session: &Session) -> Result<PlanOutcome> {
         outputs = given;
     }
 
-    let manifests = session.render(images.clone(), outputs.clone(), UnknownOutputs::Placeholder)?;
+    let (manifests, substitutions) = render_noted(session, images.clone(), outputs.clone())?;
+    plan.image_substitutions = substitutions;
     let mut kubernetes = None;
     let connection = match connection {
         Some(connection) => Some(connection),
@@ -125,12 +126,39 @@ pub async fn plan(session: &Session) -> Result<PlanOutcome> {
 pub async fn kubernetes(session: &Session) -> Result<Plan> {
     let (_, images) = session.images().await?;
     let outputs = session.current_outputs().await?;
-    let manifests = session.render(images, outputs.clone(), UnknownOutputs::Placeholder)?;
+    let (manifests, substitutions) = render_noted(session, images, outputs.clone())?;
     let connection = session.connect_announced().await?;
     let environment_diff = kubernetes_diff(&connection, session, &manifests).await?;
     let mut result = Plan::new(&session.config.name, session.git.clone(), session.sandbox);
+    result.image_substitutions = substitutions;
     result.kubernetes = Some(plan_part(session, &environment_diff, &manifests, &outputs));
     Ok(result)
+}
+
+/// [`Session::render`] (outputs unknown until apply as placeholders), with the bare image names
+/// the render replaced, as plan entries.
+fn render_noted(
+    session: &Session,
+    images: BTreeMap<String, ImageRef>,
+    outputs: terraform::Outputs,
+) -> Result<(Vec<Manifest>, Vec<plan::ImageSubstitution>)> {
+    let mut inputs = render::RenderInputs::for_environment(&session.repo, &session.config, outputs)
+        .map_err(user_error)?;
+    inputs.images = images;
+    let output = render::render_environment_noted(
+        &session.repo,
+        &session.config,
+        &inputs,
+        UnknownOutputs::Placeholder,
+    )
+    .map_err(user_error)?;
+    let substitutions = output
+        .notes
+        .bare_images
+        .iter()
+        .map(plan::images::image_substitution)
+        .collect();
+    Ok((output.manifests, substitutions))
 }
 
 /// Write `outcome` to `out` as a saved plan (and its Terraform planfile to `out.tfplan`).

@@ -69,8 +69,18 @@ pub fn render_with(
     outputs: terraform::Outputs,
     unknown_outputs: UnknownOutputs,
 ) -> Result<Vec<Manifest>> {
+    render_with_notes(repo, config, outputs, unknown_outputs).map(|output| output.manifests)
+}
+
+/// [`render_with`], with what the render left literal and substituted.
+pub fn render_with_notes(
+    repo: &Repository,
+    config: &EnvConfig,
+    outputs: terraform::Outputs,
+    unknown_outputs: UnknownOutputs,
+) -> Result<render::RenderOutput> {
     let inputs = RenderInputs::for_environment(repo, config, outputs).map_err(user_error)?;
-    render::render_environment(repo, config, &inputs, unknown_outputs).map_err(user_error)
+    render::render_environment_noted(repo, config, &inputs, unknown_outputs).map_err(user_error)
 }
 
 fn mentions_terraform(error: &anyhow::Error) -> bool {

@@ -1,13 +1,14 @@
 //! `validate`: every static check of one or all environments, with no side effects: the
 //! environment config, Terraform's static checks (variables the module needs), and the
-//! manifests render (Terraform outputs as placeholders unless given).
+//! manifests render (Terraform outputs as placeholders unless given). Other tools' `${...}` that
+//! the render left as written are listed, as information.
 
 use std::path::Path;
 
 use anyhow::Result;
 
 use crate::diagnostics::{self, UserError, user_error};
-use crate::ops::render::render_with;
+use crate::ops::render::render_with_notes;
 use crate::ops::session::load_terraform_outputs;
 use crate::render::UnknownOutputs;
 use crate::repo::Repository;
@@ -21,6 +22,19 @@ pub struct ValidationResult {
     pub objects: usize,
     /// The rendered error (`error: ... / caused by: ... / hint: ...`).
     pub error: Option<String>,
+    /// Other tools' `${...}` (shell variables) left as written, in file order: information,
+    /// not a problem.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub left_literal: Vec<LeftLiteral>,
+}
+
+/// One `${...}` left as written.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct LeftLiteral {
+    /// `file:line:column`.
+    pub location: String,
+    /// The whole `${...}`.
+    pub placeholder: String,
 }
 
 /// Validate `env`, or every environment.
@@ -52,17 +66,19 @@ pub fn validate(
         .iter()
         .map(
             |name| match validate_environment(&repo, name, given_outputs.as_ref()) {
-                Ok(objects) => ValidationResult {
+                Ok((objects, left_literal)) => ValidationResult {
                     environment: name.clone(),
                     valid: true,
                     objects,
                     error: None,
+                    left_literal,
                 },
                 Err(err) => ValidationResult {
                     environment: name.clone(),
                     valid: false,
                     objects: 0,
                     error: Some(diagnostics::render(&err)),
+                    left_literal: Vec::new(),
                 },
             },
         )
@@ -73,7 +89,7 @@ fn validate_environment(
     repo: &Repository,
     name: &str,
     given_outputs: Option<&terraform::Outputs>,
-) -> Result<usize> {
+) -> Result<(usize, Vec<LeftLiteral>)> {
     let config = repo.load_env(name).map_err(user_error)?;
     let module = match terraform::TerraformSettings::for_environment(repo, &config) {
         Some(settings) => {
@@ -85,8 +101,17 @@ fn validate_environment(
         Some(outputs) => (outputs.clone(), UnknownOutputs::Error),
         None => (static_outputs(module.as_ref()), UnknownOutputs::Placeholder),
     };
-    let manifests = render_with(repo, &config, outputs, unknown_outputs)?;
-    Ok(manifests.len())
+    let output = render_with_notes(repo, &config, outputs, unknown_outputs)?;
+    let left_literal = output
+        .notes
+        .left_literal
+        .iter()
+        .map(|left| LeftLiteral {
+            location: left.location.to_string(),
+            placeholder: left.placeholder.clone(),
+        })
+        .collect();
+    Ok((output.manifests.len(), left_literal))
 }
 
 /// The module's outputs as placeholders (no values yet, sensitivity as declared).

@@ -112,6 +112,27 @@ fn write_images(out: &mut String, plan: &Plan, color: bool) {
             note.unwrap_or_default()
         );
     }
+    if !plan.image_substitutions.is_empty() {
+        let _ = writeln!(
+            out,
+            "  bare image names (Skaffold style) given the apps' images:"
+        );
+        for substitution in &plan.image_substitutions {
+            let _ = writeln!(out, "    {}", substitution_line(substitution));
+        }
+    }
+}
+
+/// `image: adservice -> <ref>  in Deployment shop/ad, spec...containers[server] (file:line)`.
+pub fn substitution_line(substitution: &super::ImageSubstitution) -> String {
+    format!(
+        "image: {} -> {}  in {}, {} ({})",
+        substitution.image,
+        substitution.reference,
+        substitution.object,
+        substitution.container,
+        substitution.source
+    )
 }
 
 /// The Terraform layer: a count line, the resources with their changed attributes, then the

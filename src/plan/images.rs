@@ -1,7 +1,19 @@
 //! The image stage's results as entries of the cross-layer plan.
 
 use crate::image::{ImagePlan, PlannedAction};
-use crate::plan::{ImageAction, ImageChange};
+use crate::plan::{ImageAction, ImageChange, ImageSubstitution};
+use crate::render::bare_images::BareImage;
+
+/// A bare image name the render replaced, as a plan entry.
+pub fn image_substitution(bare: &BareImage) -> ImageSubstitution {
+    ImageSubstitution {
+        object: bare.object.to_string(),
+        container: bare.container.clone(),
+        source: format!("{}:{}", bare.source.file.display(), bare.source.line),
+        image: bare.app.clone(),
+        reference: bare.reference.clone(),
+    }
+}
 
 /// The image section of the cross-layer plan: reused images carry their digest.
 pub fn image_change(image: &ImagePlan) -> ImageChange {

@@ -95,6 +95,9 @@ fn images_section(plan: &Plan) -> Section {
                 .unwrap_or_default();
             format!("{action} {} {}{reason}\n", image.app, image.reference)
         })
+        .chain(plan.image_substitutions.iter().map(|substitution| {
+            format!("{}\n", crate::plan::human::substitution_line(substitution))
+        }))
         .collect();
     let c = plan.image_counts();
     Section {

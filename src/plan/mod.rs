@@ -32,6 +32,9 @@ pub struct Plan {
     pub sandbox: bool,
     pub git: GitInfo,
     pub images: Vec<ImageChange>,
+    /// Containers whose bare `image: <app>` (Skaffold style) gets the app's image.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub image_substitutions: Vec<ImageSubstitution>,
     /// `None` when the repository has no Terraform layer.
     pub terraform: Option<TerraformPart>,
     /// `None` when the repository has no manifests.
@@ -98,6 +101,22 @@ pub struct ImageChange {
     /// Why it is built (e.g. the tag is missing in the registry).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+}
+
+/// A container whose `image:` is exactly an app's name, given the app's image (see
+/// `render::bare_images`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImageSubstitution {
+    /// The object, as shown to people (`Deployment shop/adservice`).
+    pub object: String,
+    /// The container (`spec.template.spec.containers[server]`).
+    pub container: String,
+    /// Where the object is declared (`file:line`).
+    pub source: String,
+    /// The image as written: the app's name.
+    pub image: String,
+    /// The image it becomes.
+    pub reference: String,
 }
 
 /// What Terraform will do to one resource.
@@ -233,6 +252,7 @@ impl Plan {
             sandbox,
             git,
             images: Vec::new(),
+            image_substitutions: Vec::new(),
             terraform: None,
             kubernetes: None,
             preflight: Vec::new(),

@@ -20,7 +20,9 @@ use std::path::{Component, Path, PathBuf};
 use serde_json::Value;
 
 use super::template::Derived;
-use super::{DocumentState, Manifest, RenderError, RenderInputs, Renderer, UnknownOutputs, emit};
+use super::{
+    DocumentState, RenderError, RenderInputs, RenderOutput, Renderer, UnknownOutputs, emit,
+};
 use crate::diagnostics::Location;
 use crate::model::ObjectId;
 use crate::process::{Process, ProcessError, ProcessOutput};
@@ -113,7 +115,7 @@ pub(super) fn render(
     dir: &Path,
     inputs: &RenderInputs,
     unknown_outputs: UnknownOutputs,
-) -> Result<Vec<Manifest>, RenderError> {
+) -> Result<RenderOutput, RenderError> {
     let shown_dir = repo.relative(dir);
     let tree = tree_root(&repo.root, dir);
     let copy = tempfile::Builder::new()
@@ -126,13 +128,7 @@ pub(super) fn render(
 
     // Template every source, collecting every problem before giving up.
     let derived = Derived::new(inputs);
-    let mut renderer = Renderer {
-        inputs,
-        derived: &derived,
-        unknown_outputs,
-        problems: Vec::new(),
-        literal: false,
-    };
+    let mut renderer = Renderer::new(inputs, &derived, unknown_outputs, false);
     let mut mirror = Mirror {
         repo,
         manifests_dir: dir,
@@ -142,6 +138,7 @@ pub(super) fn render(
     };
     mirror.directory(&tree, 0)?;
     let injected_origin = mirror.injected_origin;
+    let left_literal = std::mem::take(&mut renderer.left_literal);
     if !renderer.problems.is_empty() {
         let mut problems = renderer.problems;
         problems.sort_by(|a, b| a.location.cmp(&b.location));
@@ -185,19 +182,20 @@ pub(super) fn render(
     // kustomize's output is data now: no second templating pass.
     let display = PathBuf::from(format!("{} (kustomize output)", shown_dir.display()));
     let text = output.stdout_text();
-    let mut manifests = super::render_sources_with(
+    let mut output = super::render_sources_with(
         environment,
         &[(display, text)],
         inputs,
         unknown_outputs,
         true,
     )?;
-    for manifest in &mut manifests {
+    for manifest in &mut output.manifests {
         if let Some(origin) = take_origin(&mut manifest.object, injected_origin) {
             manifest.source = Location::new(repo.relative(&normalise(&dir.join(origin))), 1, 1);
         }
     }
-    Ok(manifests)
+    output.notes.left_literal = left_literal;
+    Ok(output)
 }
 
 /// The directory whose tree is copied: the top-level directory of the repository holding `dir`
@@ -336,7 +334,7 @@ impl Mirror<'_, '_, '_> {
                 continue;
             }
             state.sensitive_uses.clear();
-            let mut object = self.renderer.node(&root, &mut state);
+            let mut object = self.renderer.document(&root, &mut state);
             let secret = super::is_secret(&object);
             for (output, at, position) in std::mem::take(&mut state.sensitive_uses) {
                 let message = match position {

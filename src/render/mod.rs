@@ -8,9 +8,15 @@
 //! interpolates, and a value can never inject YAML structure. Every problem in every file is
 //! collected and reported at once, each with `file:line:column`.
 //!
+//! Other tools' `${...}` (shell variables in a container's script) are left as written and
+//! noted ([`LeftLiteral`]); an object annotated `gitship.dev/template: "off"` is not templated at
+//! all ([`TEMPLATE_ANNOTATION`]).
+//!
 //! Then every object is normalised: namespaced objects without a namespace get the environment's
-//! namespace, every object gets gitship's labels, and duplicate identities are an error.
+//! namespace, every object gets gitship's labels, and duplicate identities are an error. Last, a
+//! container whose `image` is exactly an app's name gets that app's image ([`bare_images`]).
 
+pub mod bare_images;
 pub mod emit;
 pub mod kustomize;
 pub mod template;
@@ -33,6 +39,9 @@ use crate::repo::yaml::{self, Node, NodeKind, ScalarStyle};
 use crate::repo::{EnvConfig, Repository};
 use crate::terraform;
 use template::{Derived, Segment};
+
+/// The annotation that turns templating off for one object: `gitship.dev/template: "off"`.
+pub const TEMPLATE_ANNOTATION: &str = "gitship.dev/template";
 
 /// What redacted values are replaced with.
 pub const REDACTED: &str = crate::model::REDACTED;
@@ -110,6 +119,9 @@ pub struct RenderInputs {
     pub images: BTreeMap<String, ImageRef>,
     /// `terraform.<output>`; empty when no outputs are available.
     pub terraform: terraform::Outputs,
+    /// A container's `image: <app>` gets the app's image (`images.bare_names` in
+    /// `gitship.yaml`, default on).
+    pub bare_image_names: bool,
 }
 
 impl RenderInputs {
@@ -128,6 +140,7 @@ impl RenderInputs {
             git_sha,
             images: image_refs(repo, env)?,
             terraform,
+            bare_image_names: repo.layout.bare_image_names,
         })
     }
 }
@@ -148,6 +161,31 @@ pub struct Problem {
     pub message: String,
     /// The problem is a `terraform.*` placeholder while no outputs are available.
     pub no_terraform_outputs: bool,
+}
+
+/// Another tool's `${...}` left as written (see [`template::foreign_variable`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeftLiteral {
+    /// Where it is written.
+    pub location: Location,
+    /// The whole `${...}`.
+    pub placeholder: String,
+}
+
+/// What a render did besides producing the objects, for `validate` and `plan` to show.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RenderNotes {
+    /// Other tools' `${...}`, left as written, in file order.
+    pub left_literal: Vec<LeftLiteral>,
+    /// Containers whose bare `image: <app>` became the app's image.
+    pub bare_images: Vec<bare_images::BareImage>,
+}
+
+/// The rendered objects and the notes of the render.
+#[derive(Debug, Clone, Default)]
+pub struct RenderOutput {
+    pub manifests: Vec<Manifest>,
+    pub notes: RenderNotes,
 }
 
 /// Errors of rendering an environment.
@@ -241,6 +279,16 @@ pub fn render_environment(
     inputs: &RenderInputs,
     unknown_outputs: UnknownOutputs,
 ) -> Result<Vec<Manifest>, RenderError> {
+    render_environment_noted(repo, env, inputs, unknown_outputs).map(|output| output.manifests)
+}
+
+/// [`render_environment`], with what the render left literal and substituted.
+pub fn render_environment_noted(
+    repo: &Repository,
+    env: &EnvConfig,
+    inputs: &RenderInputs,
+    unknown_outputs: UnknownOutputs,
+) -> Result<RenderOutput, RenderError> {
     let dir = env
         .kubernetes
         .dir
@@ -249,7 +297,9 @@ pub fn render_environment(
     if let Some(dir) = dir
         && kustomize::kustomization_file(dir).is_some()
     {
-        return kustomize::render(repo, &env.name, dir, inputs, unknown_outputs);
+        let mut output = kustomize::render(repo, &env.name, dir, inputs, unknown_outputs)?;
+        substitute_bare_images(&mut output, inputs);
+        return Ok(output);
     }
     let files = match &env.kubernetes.dir {
         Some(dir) => crate::repo::files::manifest_files(&repo.root, dir, &repo.layout.exclude)?,
@@ -263,7 +313,16 @@ pub fn render_environment(
         })?;
         sources.push((repo.relative(file), text));
     }
-    render_sources(&env.name, &sources, inputs, unknown_outputs)
+    let mut output = render_sources_with(&env.name, &sources, inputs, unknown_outputs, false)?;
+    substitute_bare_images(&mut output, inputs);
+    Ok(output)
+}
+
+/// Last step of every render: bare image names, when `inputs` ask for them.
+fn substitute_bare_images(output: &mut RenderOutput, inputs: &RenderInputs) {
+    if inputs.bare_image_names {
+        output.notes.bare_images = bare_images::substitute(&mut output.manifests, &inputs.images);
+    }
 }
 
 /// Render manifest texts (display path, YAML text) for the environment named `environment`.
@@ -273,30 +332,28 @@ pub fn render_sources(
     inputs: &RenderInputs,
     unknown_outputs: UnknownOutputs,
 ) -> Result<Vec<Manifest>, RenderError> {
-    render_sources_with(environment, sources, inputs, unknown_outputs, false)
+    let mut output = render_sources_with(environment, sources, inputs, unknown_outputs, false)?;
+    substitute_bare_images(&mut output, inputs);
+    Ok(output.manifests)
 }
 
 /// [`render_sources`]; `literal`: placeholders are not resolved (text already templated, such
-/// as kustomize's output), only the objects normalised and checked.
+/// as kustomize's output), only the objects normalised and checked. Bare image names are left to
+/// the caller ([`substitute_bare_images`]).
 fn render_sources_with(
     environment: &str,
     sources: &[(PathBuf, String)],
     inputs: &RenderInputs,
     unknown_outputs: UnknownOutputs,
     literal: bool,
-) -> Result<Vec<Manifest>, RenderError> {
+) -> Result<RenderOutput, RenderError> {
     let derived = Derived::new(inputs);
-    let mut renderer = Renderer {
-        inputs,
-        derived: &derived,
-        unknown_outputs,
-        problems: Vec::new(),
-        literal,
-    };
+    let mut renderer = Renderer::new(inputs, &derived, unknown_outputs, literal);
     let mut manifests = Vec::new();
     for (file, text) in sources {
         renderer.render_file(file, text, &mut manifests);
     }
+    let left_literal = renderer.left_literal;
     let mut problems = renderer.problems;
 
     let mut seen: HashMap<ObjectId, Location> = HashMap::with_capacity(manifests.len());
@@ -312,20 +369,20 @@ fn render_sources_with(
             });
         }
     }
-    if problems.is_empty() {
-        Ok(manifests)
-    } else if problems.len() > 1 {
+    if !problems.is_empty() {
         problems.sort_by(|a, b| a.location.cmp(&b.location));
-        Err(RenderError::Problems {
+        return Err(RenderError::Problems {
             environment: environment.to_string(),
             problems,
-        })
-    } else {
-        Err(RenderError::Problems {
-            environment: environment.to_string(),
-            problems,
-        })
+        });
     }
+    Ok(RenderOutput {
+        manifests,
+        notes: RenderNotes {
+            left_literal,
+            bare_images: Vec::new(),
+        },
+    })
 }
 
 struct Renderer<'i> {
@@ -333,8 +390,11 @@ struct Renderer<'i> {
     derived: &'i Derived,
     unknown_outputs: UnknownOutputs,
     problems: Vec<Problem>,
-    /// Scalars are taken as they are: no placeholders (see [`render_sources_with`]).
+    /// Scalars are taken as they are: no placeholders (see [`render_sources_with`]), also set
+    /// while a document annotated `gitship.dev/template: "off"` is read.
     literal: bool,
+    /// Other tools' `${...}` met so far.
+    left_literal: Vec<LeftLiteral>,
 }
 
 /// Per-document state while rendering.
@@ -413,7 +473,43 @@ impl<'f> DocumentState<'f> {
     }
 }
 
-impl Renderer<'_> {
+impl<'i> Renderer<'i> {
+    fn new(
+        inputs: &'i RenderInputs,
+        derived: &'i Derived,
+        unknown_outputs: UnknownOutputs,
+        literal: bool,
+    ) -> Renderer<'i> {
+        Renderer {
+            inputs,
+            derived,
+            unknown_outputs,
+            problems: Vec::new(),
+            literal,
+            left_literal: Vec::new(),
+        }
+    }
+
+    /// The document `root` as JSON: templated, unless it is annotated
+    /// `gitship.dev/template: "off"` (read from the source, before any templating) and then
+    /// taken as written.
+    fn document(&mut self, root: &Node, state: &mut DocumentState) -> Value {
+        let literal = self.literal;
+        match template_switch(root) {
+            Ok(on) => self.literal |= !on,
+            Err((node, message)) => {
+                self.problem(
+                    Location::new(state.file, node.line, node.column),
+                    message,
+                    false,
+                );
+            }
+        }
+        let object = self.node(root, state);
+        self.literal = literal;
+        object
+    }
+
     fn problem(&mut self, location: Location, message: String, no_terraform_outputs: bool) {
         self.problems.push(Problem {
             location,
@@ -450,7 +546,7 @@ impl Renderer<'_> {
             state.sensitive_uses.clear();
             let location = Location::new(file, root.line, 1);
             let problems_before = self.problems.len();
-            let object = self.node(&root, &mut state);
+            let object = self.document(&root, &mut state);
             // Unresolved placeholders became nulls: do not report them again as bad data.
             let check_data = self.problems.len() == problems_before;
             let sensitive_uses = std::mem::take(&mut state.sensitive_uses);
@@ -723,6 +819,14 @@ impl Renderer<'_> {
         for segment in &segments {
             match segment {
                 Segment::Text(literal) => out.push_str(literal),
+                Segment::Foreign { offset, raw } => {
+                    out.push_str(raw);
+                    let location = state.placeholder_location(node, style, text, *offset, raw);
+                    self.left_literal.push(LeftLiteral {
+                        location,
+                        placeholder: raw.to_string(),
+                    });
+                }
                 Segment::Placeholder {
                     expression,
                     offset,
@@ -776,6 +880,35 @@ impl Renderer<'_> {
             }
         }
         Value::String(out)
+    }
+}
+
+/// Whether the document `root` is templated: its `metadata.annotations` say
+/// `gitship.dev/template: "off"` (not templated) or `"on"` (the default); another value is an
+/// error at the value.
+fn template_switch(root: &Node) -> Result<bool, (&Node, String)> {
+    let Some(annotations) = metadata_field(root, None, "annotations") else {
+        return Ok(true);
+    };
+    let NodeKind::Mapping(entries) = &annotations.kind else {
+        return Ok(true);
+    };
+    let Some((_, value)) = entries
+        .iter()
+        .find(|(key, _)| key.as_scalar() == Some(TEMPLATE_ANNOTATION))
+    else {
+        return Ok(true);
+    };
+    match value.as_scalar() {
+        Some("off") => Ok(false),
+        Some("on") => Ok(true),
+        other => Err((
+            value,
+            format!(
+                "`{TEMPLATE_ANNOTATION}` is {}; it takes `\"off\"` (the object is not templated) or `\"on\"` (the default)",
+                other.map_or("not a string".to_string(), |text| format!("`{text}`"))
+            ),
+        )),
     }
 }
 
@@ -1017,6 +1150,7 @@ mod tests {
                 },
             )]),
             terraform,
+            bare_image_names: true,
         }
     }
 
@@ -1230,6 +1364,111 @@ mod tests {
         assert!(
             found[2].starts_with("m.yaml:18:18: `Lease`: the namespace `../../api` is not valid"),
             "{found:#?}"
+        );
+    }
+
+    #[test]
+    fn shell_variables_are_left_as_written_and_noted() {
+        let text = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\ndata:\n  script: |\n    echo ${FRONTEND_ADDR} $(date) ${HOME:-/}\n    STATUS=$(wget -q ${FRONTEND_ADDR})\n  env: \"${env.name}-${SUFFIX}\"\n  whole: ${TOKEN}\n";
+        let output = render_sources_with(
+            "staging",
+            &[(PathBuf::from("m.yaml"), text.to_string())],
+            &inputs(),
+            UnknownOutputs::Error,
+            false,
+        )
+        .unwrap();
+        let data = &output.manifests[0].object["data"];
+        assert_eq!(
+            data["script"],
+            json!("echo ${FRONTEND_ADDR} $(date) ${HOME:-/}\nSTATUS=$(wget -q ${FRONTEND_ADDR})\n")
+        );
+        assert_eq!(data["env"], json!("staging-${SUFFIX}"));
+        assert_eq!(data["whole"], json!("${TOKEN}"));
+        let noted: Vec<String> = output
+            .notes
+            .left_literal
+            .iter()
+            .map(|left| format!("{} {}", left.location, left.placeholder))
+            .collect();
+        assert_eq!(
+            noted,
+            [
+                "m.yaml:7:10 ${FRONTEND_ADDR}",
+                "m.yaml:7:35 ${HOME:-/}",
+                "m.yaml:8:22 ${FRONTEND_ADDR}",
+                "m.yaml:9:21 ${SUFFIX}",
+                "m.yaml:10:10 ${TOKEN}",
+            ]
+        );
+    }
+
+    #[test]
+    fn near_misses_of_sources_are_still_errors() {
+        let found = problems(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\ndata:\n  a: ${value.replicas}\n  b: ${image.backend}\n  c: ${terrafrom.url}\n  d: ${imagse.backend}\n  e: ${Values.replicas}\n  f: ${env}\n",
+        );
+        assert_eq!(found.len(), 6, "{found:#?}");
+        for (line, suggestion) in [
+            (0, "did you mean `values`?"),
+            (1, "did you mean `images`?"),
+            (2, "did you mean `terraform`?"),
+            (3, "did you mean `images`?"),
+            (4, "did you mean `values`?"),
+            (5, "`env` needs a field: `env.name` or `env.namespace`"),
+        ] {
+            assert!(found[line].contains(suggestion), "{}", found[line]);
+        }
+        // `${values}` alone is gitship's: the whole mapping, never left literal.
+        let manifests = render(
+            "apiVersion: v1\nkind: List\nitems: []\n---\napiVersion: example.com/v1\nkind: Widget\nmetadata:\n  name: w\nspec:\n  all: ${values}\n",
+        )
+        .unwrap();
+        assert_eq!(manifests[0].object["spec"]["all"]["replicas"], json!(2));
+    }
+
+    #[test]
+    fn template_off_objects_are_taken_as_written() {
+        let text = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: raw\n  annotations:\n    gitship.dev/template: \"off\"\ndata:\n  a: ${values.nope}\n  b: $${x} ${{ nope }}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: on\n  annotations:\n    gitship.dev/template: \"on\"\ndata:\n  a: \"${values.replicas}\"\n";
+        let manifests = render(text).unwrap();
+        let raw = &manifests[0].object;
+        assert_eq!(raw["data"]["a"], json!("${values.nope}"));
+        assert_eq!(raw["data"]["b"], json!("$${x} ${{ nope }}"));
+        assert_eq!(
+            raw["metadata"]["annotations"][TEMPLATE_ANNOTATION],
+            json!("off")
+        );
+        assert_eq!(
+            raw["metadata"]["labels"][ENVIRONMENT_LABEL],
+            json!("staging")
+        );
+        assert_eq!(raw["metadata"]["namespace"], json!("blog-staging"));
+        assert_eq!(manifests[1].object["data"]["a"], json!("2"));
+        assert_eq!(
+            problems(
+                "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\n  annotations:\n    gitship.dev/template: disabled\n"
+            ),
+            [
+                "m.yaml:6:27: `gitship.dev/template` is `disabled`; it takes `\"off\"` (the object is not templated) or `\"on\"` (the default)"
+            ]
+        );
+    }
+
+    #[test]
+    fn bare_image_names_follow_the_setting() {
+        let text = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: a\nspec:\n  template:\n    spec:\n      containers:\n        - name: a\n          image: backend\n";
+        let sources = [(PathBuf::from("m.yaml"), text.to_string())];
+        let on = render_sources("staging", &sources, &inputs(), UnknownOutputs::Error).unwrap();
+        assert_eq!(
+            on[0].object["spec"]["template"]["spec"]["containers"][0]["image"],
+            json!("r.example/backend:abc")
+        );
+        let mut off_inputs = inputs();
+        off_inputs.bare_image_names = false;
+        let off = render_sources("staging", &sources, &off_inputs, UnknownOutputs::Error).unwrap();
+        assert_eq!(
+            off[0].object["spec"]["template"]["spec"]["containers"][0]["image"],
+            json!("backend")
         );
     }
 

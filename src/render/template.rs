@@ -3,6 +3,12 @@
 //! A scalar's text is split into literal text and placeholders; `$${` is a literal `${`. A
 //! placeholder is a dotted path whose first segment names the source: `values`, `env`, `git`,
 //! `images` or `terraform`.
+//!
+//! Manifests also carry other tools' `${...}`: shell scripts in a container's `command`, envsubst
+//! templates. A placeholder that is a shell variable ([`foreign_variable`]: a bare identifier
+//! such as `${FRONTEND_ADDR}`, or a parameter expansion such as `${HOME:-/root}` or `${#PATH}`,
+//! whose name is not a gitship source) is left as written ([`Segment::Foreign`]). A dotted path is
+//! always gitship's, so a misspelt source (`${value.x}`, `${terrafrom.db}`) stays an error.
 
 use std::borrow::Cow;
 
@@ -22,6 +28,12 @@ pub enum Segment<'t> {
     /// `$` in the scalar's text.
     Placeholder {
         expression: &'t str,
+        offset: usize,
+        raw: &'t str,
+    },
+    /// Another tool's `${...}` (a shell or envsubst variable), left as written: `raw` is the
+    /// whole `${...}`, `offset` the byte offset of its `$`.
+    Foreign {
         offset: usize,
         raw: &'t str,
     },
@@ -68,6 +80,15 @@ pub fn parse(text: &str) -> Result<Option<Vec<Segment<'_>>>, SyntaxError> {
                     message: "empty placeholder `${}`".into(),
                 });
             }
+            if foreign_variable(expression).is_some() {
+                if !literal.is_empty() {
+                    segments.push(Segment::Text(Cow::Owned(std::mem::take(&mut literal))));
+                }
+                segments.push(Segment::Foreign { offset: index, raw });
+                index += raw.len();
+                rest_start = index;
+                continue;
+            }
             let valid_segment = |segment: &str| {
                 !segment.is_empty()
                     && segment
@@ -101,6 +122,38 @@ pub fn parse(text: &str) -> Result<Option<Vec<Segment<'_>>>, SyntaxError> {
         segments.push(Segment::Text(Cow::Owned(literal)));
     }
     Ok(Some(segments))
+}
+
+/// The shell variable `expression` (the text between `${` and `}`, trimmed) refers to, when it is
+/// another tool's placeholder rather than gitship's: a shell identifier (letters, digits and `_`,
+/// not starting with a digit; or a positional parameter such as `1`), optionally preceded by `#`
+/// or `!` and followed by a parameter-expansion operator (`:-`, `-`, `=`, `?`, `+`, `%`, `#`, `/`,
+/// `^`, `,`, `[`, `@`), which is not exactly one of gitship's [`SOURCES`]. `values`, `Values.x` and
+/// `terrafrom.db` are gitship's (a dotted path is never a shell variable); `FRONTEND_ADDR`,
+/// `HOME:-/root` and `#PATH` are not.
+pub fn foreign_variable(expression: &str) -> Option<&str> {
+    // The shell's special parameters: `${@}`, `${#}`, `${?}`, ...
+    if matches!(expression, "@" | "*" | "#" | "?" | "$" | "!" | "-") {
+        return Some(expression);
+    }
+    let body = expression.strip_prefix(['#', '!']).unwrap_or(expression);
+    let end = body
+        .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .unwrap_or(body.len());
+    let name = &body[..end];
+    let identifier = name
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_');
+    let positional = !name.is_empty() && name.bytes().all(|b| b.is_ascii_digit());
+    if !(identifier || positional) || SOURCES.contains(&name) {
+        return None;
+    }
+    match body[end..].chars().next() {
+        None => Some(name),
+        Some(':' | '-' | '=' | '?' | '+' | '%' | '#' | '/' | '^' | ',' | '[' | '@') => Some(name),
+        Some(_) => None,
+    }
 }
 
 /// Why a placeholder did not resolve.
@@ -183,7 +236,8 @@ pub fn type_name(value: &Value) -> &'static str {
     }
 }
 
-const SOURCES: &[&str] = &["values", "env", "git", "images", "terraform"];
+/// The first segments of gitship's placeholders.
+pub const SOURCES: &[&str] = &["values", "env", "git", "images", "terraform"];
 
 /// Resolve one placeholder expression (`values.backend.replicas`).
 pub fn resolve<'i>(
@@ -206,6 +260,9 @@ pub fn resolve<'i>(
         "env" => match path.as_slice() {
             ["name"] => plain(&derived.env_name),
             ["namespace"] => plain(&derived.env_namespace),
+            [] => Err(Unresolved::new(
+                "`env` needs a field: `env.name` or `env.namespace`".into(),
+            )),
             _ => Err(Unresolved::new(format!(
                 "`{expression}` is not defined{}",
                 suggest_path(
@@ -218,6 +275,9 @@ pub fn resolve<'i>(
         "git" => match path.as_slice() {
             ["sha"] => plain(&derived.git_sha),
             ["short_sha"] => plain(&derived.git_short_sha),
+            [] => Err(Unresolved::new(
+                "`git` needs a field: `git.sha` or `git.short_sha`".into(),
+            )),
             _ => Err(Unresolved::new(format!(
                 "`{expression}` is not defined{}",
                 suggest_path(
@@ -395,5 +455,78 @@ mod tests {
                 .message
                 .contains("invalid placeholder")
         );
+    }
+
+    #[test]
+    fn shell_variables_are_foreign_and_gitship_paths_are_not() {
+        for (expression, name) in [
+            ("FRONTEND_ADDR", "FRONTEND_ADDR"),
+            ("HOME", "HOME"),
+            ("statuscode", "statuscode"),
+            ("Values", "Values"),
+            ("value", "value"),
+            ("_x1", "_x1"),
+            ("1", "1"),
+            ("@", "@"),
+            ("HOME:-/root", "HOME"),
+            ("NAME:?required", "NAME"),
+            ("#PATH", "PATH"),
+            ("!REF", "REF"),
+            ("FILE%.yaml", "FILE"),
+            ("LIST[@]", "LIST"),
+            ("my-app", "my"),
+        ] {
+            assert_eq!(foreign_variable(expression), Some(name), "{expression}");
+        }
+        for expression in [
+            "values",
+            "env",
+            "git",
+            "images",
+            "terraform",
+            "values.x",
+            "Values.x",
+            "value.x",
+            "image.api",
+            "imagse.api",
+            "terrafrom.db",
+            "HOME.dir",
+            "values:-x",
+            "9lives",
+            "a b",
+            "",
+        ] {
+            assert_eq!(foreign_variable(expression), None, "{expression}");
+        }
+    }
+
+    #[test]
+    fn foreign_placeholders_are_kept_as_written() {
+        let segments = parse("echo ${FRONTEND_ADDR} $(date) ${values.x} ${HOME:-/}")
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            segments,
+            vec![
+                Segment::Text("echo ".into()),
+                Segment::Foreign {
+                    offset: 5,
+                    raw: "${FRONTEND_ADDR}"
+                },
+                Segment::Text(" $(date) ".into()),
+                Segment::Placeholder {
+                    expression: "values.x",
+                    offset: 30,
+                    raw: "${values.x}"
+                },
+                Segment::Text(" ".into()),
+                Segment::Foreign {
+                    offset: 42,
+                    raw: "${HOME:-/}"
+                },
+            ]
+        );
+        // `$(...)` is never a placeholder.
+        assert_eq!(parse("STATUS=$(wget -q -O- x)").unwrap(), None);
     }
 }

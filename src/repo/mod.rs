@@ -66,6 +66,9 @@ pub struct Layout {
     /// `gitship.yaml` `paths.exclude`: globs, relative to the manifests directory, of files that
     /// are not objects (test data, docs, kustomize components).
     pub exclude: globset::GlobSet,
+    /// `gitship.yaml` `images.bare_names` (default `true`): a container whose `image` is exactly
+    /// an app's name gets the app's image ([`crate::render::bare_images`]).
+    pub bare_image_names: bool,
 }
 
 /// One app: one container image.
@@ -270,6 +273,7 @@ struct Overrides {
     builder: Option<String>,
     kustomize_binary: Option<String>,
     exclude: globset::GlobSet,
+    bare_image_names: Option<bool>,
     apps: BTreeMap<String, AppOverride>,
 }
 
@@ -299,7 +303,7 @@ fn parse_overrides(root: &Path) -> Result<Overrides, RepoError> {
     reader.check_keys(
         top,
         "",
-        &["paths", "terraform", "build", "kustomize", "apps"],
+        &["paths", "terraform", "build", "kustomize", "images", "apps"],
     )?;
     let at = |node: &Node| Location::new(&display, node.line, node.column);
     if let Some(paths) = find(top, "paths") {
@@ -359,6 +363,13 @@ fn parse_overrides(root: &Path) -> Result<Overrides, RepoError> {
                 ));
             }
             overrides.kustomize_binary = Some(value);
+        }
+    }
+    if let Some(images) = find(top, "images") {
+        let entries = reader.mapping(images, "images")?;
+        reader.check_keys(entries, "images", &["bare_names"])?;
+        if let Some(bare_names) = find(entries, "bare_names") {
+            overrides.bare_image_names = Some(reader.boolean(bare_names, "images.bare_names")?);
         }
     }
     if let Some(build) = find(top, "build") {
@@ -782,6 +793,7 @@ impl Repository {
                 builder: overrides.builder,
                 kustomize_binary: overrides.kustomize_binary,
                 exclude: overrides.exclude,
+                bare_image_names: overrides.bare_image_names.unwrap_or(true),
             },
             root,
             apps,

@@ -37,7 +37,7 @@ data:
 ";
 
 /// A committed repository with `files` and nothing else.
-fn repo(files: &[(&str, &str)]) -> Repo {
+pub(crate) fn repo(files: &[(&str, &str)]) -> Repo {
     let repo = Repo {
         dir: tempfile::tempdir().expect("temp"),
         kubeconfig: None,
@@ -52,7 +52,7 @@ fn repo(files: &[(&str, &str)]) -> Repo {
 }
 
 /// The objects of a YAML stream, in order.
-fn objects(stream: &str) -> Vec<Value> {
+pub(crate) fn objects(stream: &str) -> Vec<Value> {
     gitship::repo::yaml::parse_documents(stream)
         .expect("valid YAML")
         .into_iter()
@@ -62,7 +62,7 @@ fn objects(stream: &str) -> Vec<Value> {
         .collect()
 }
 
-fn find<'a>(objects: &'a [Value], kind: &str, name: &str) -> &'a Value {
+pub(crate) fn find<'a>(objects: &'a [Value], kind: &str, name: &str) -> &'a Value {
     objects
         .iter()
         .find(|o| o["kind"] == kind && o["metadata"]["name"] == name)
@@ -70,7 +70,7 @@ fn find<'a>(objects: &'a [Value], kind: &str, name: &str) -> &'a Value {
 }
 
 /// Every field of `expected` is in `actual` with the same value (`actual` may have more).
-fn assert_contains(expected: &Value, actual: &Value, at: &str) {
+pub(crate) fn assert_contains(expected: &Value, actual: &Value, at: &str) {
     match (expected, actual) {
         (Value::Object(expected), Value::Object(actual)) => {
             for (key, value) in expected {
@@ -91,7 +91,7 @@ fn assert_contains(expected: &Value, actual: &Value, at: &str) {
     }
 }
 
-fn kubectl_kustomize(repo: &Repo, dir: &str) -> Vec<Value> {
+pub(crate) fn kubectl_kustomize(repo: &Repo, dir: &str) -> Vec<Value> {
     let output = Command::new("kubectl")
         .arg("kustomize")
         .arg(repo.path().join(dir))
@@ -105,7 +105,7 @@ fn kubectl_kustomize(repo: &Repo, dir: &str) -> Vec<Value> {
     objects(&String::from_utf8_lossy(&output.stdout))
 }
 
-fn has_gitship_labels(object: &Value, environment: &str) {
+pub(crate) fn has_gitship_labels(object: &Value, environment: &str) {
     let labels = &object["metadata"]["labels"];
     assert_eq!(
         labels["app.kubernetes.io/managed-by"], "gitship",

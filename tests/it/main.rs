@@ -3,6 +3,7 @@
 
 mod support;
 
+mod adopt;
 mod agent;
 mod agent_cli;
 mod bad_input;

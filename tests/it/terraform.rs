@@ -63,6 +63,7 @@ impl Fixture {
                 builder: None,
                 kustomize_binary: None,
                 exclude: Default::default(),
+                bare_image_names: true,
             },
             apps: Vec::new(),
             environments: BTreeMap::new(),
