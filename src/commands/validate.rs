@@ -24,13 +24,13 @@ pub fn run(
 ) -> Result<Outcome> {
     let results =
         crate::ops::validate::validate(ctx.global.repo.as_deref(), env, terraform_outputs)?;
-    if ctx.printer.format != OutputFormat::Json || codequality {
-        for error in results.iter().filter_map(|r| r.error.as_deref()) {
+    for error in results.iter().filter_map(|r| r.error.as_deref()) {
+        if ctx.printer.format != OutputFormat::Json || codequality {
             eprintln!("{error}");
-            if let Some(base) = crate::diagnostics::github_annotations_base() {
-                for line in crate::diagnostics::github_annotations(error, base) {
-                    eprintln!("{line}");
-                }
+        }
+        if let Some(base) = crate::diagnostics::github_annotations_base() {
+            for line in crate::diagnostics::github_annotations(error, base) {
+                eprintln!("{line}");
             }
         }
     }

@@ -294,6 +294,13 @@ fn github_actions_errors_are_annotations() {
         "the usual error too: {}",
         run.stderr
     );
+    let run = gitship_with(&repo, &ci, &["-o", "json", "validate"]);
+    assert_eq!(run.code, 1, "{}", run.all());
+    assert!(
+        run.stderr.contains(annotation),
+        "with JSON too: {}",
+        run.stderr
+    );
     let run = gitship_with(&repo, &ci, &["plan", "staging", "--sandbox"]);
     assert_eq!(run.code, 1, "{}", run.all());
     assert!(run.stderr.contains(annotation), "{}", run.stderr);
