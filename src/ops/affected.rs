@@ -9,9 +9,11 @@
 //! - a file in an app's build context (or its Dockerfile) touches that app and every environment
 //!   that builds it (every environment with a `registry`); a file below the apps directory in no
 //!   known app (a removed app) touches the app named by its directory, likewise;
-//! - a manifest touches every environment that renders it: one inside an environment's own
-//!   `kubernetes.path` touches that environment, any other file of the manifests directory (a
-//!   shared base) every environment rendering from inside it;
+//! - a manifest touches every environment that renders it: a file of the manifests directory
+//!   touches the environments without a `kubernetes.path` (they render it recursively), a file
+//!   inside an environment's own `kubernetes.path` that environment too, and any other file of
+//!   the manifests directory (a shared base) also every environment whose `kubernetes.path` lies
+//!   inside it;
 //! - a Terraform file touches every environment (they all plan the one root module);
 //! - anything else touches nothing.
 
@@ -198,27 +200,29 @@ fn classify(
             name: name.as_os_str().to_string_lossy().into_owned(),
         };
     }
-    let own: Vec<String> = shapes
+    let kubernetes_dir = repo.layout.kubernetes_dir.as_deref();
+    let in_shared = kubernetes_dir.is_some_and(|dir| path.starts_with(dir));
+    let in_own_dir_of_any = shapes.iter().any(|s| {
+        s.manifests_dir
+            .as_ref()
+            .is_some_and(|d| path.starts_with(d))
+    });
+    let environments: Vec<String> = shapes
         .iter()
-        .filter(|s| {
-            s.manifests_dir
-                .as_ref()
-                .is_some_and(|d| path.starts_with(d))
+        .filter(|shape| match &shape.manifests_dir {
+            // The repository's manifests directory, recursively.
+            None => in_shared,
+            Some(own) => {
+                path.starts_with(own)
+                    // A shared base of overlays kept in the manifests directory.
+                    || (in_shared
+                        && !in_own_dir_of_any
+                        && kubernetes_dir.is_some_and(|dir| own.starts_with(dir)))
+            }
         })
-        .map(|s| s.name.clone())
+        .map(|shape| shape.name.clone())
         .collect();
-    if !own.is_empty() {
-        return Touches::Manifests { environments: own };
-    }
-    if let Some(dir) = &repo.layout.kubernetes_dir
-        && path.starts_with(dir)
-    {
-        // A shared file: every environment rendering from the manifests directory or below it.
-        let environments = shapes
-            .iter()
-            .filter(|s| s.manifests_dir.as_ref().is_none_or(|d| d.starts_with(dir)))
-            .map(|s| s.name.clone())
-            .collect();
+    if in_shared || in_own_dir_of_any {
         return Touches::Manifests { environments };
     }
     if let Some(dir) = &repo.layout.terraform_dir

@@ -584,3 +584,50 @@ fn affected_follows_the_history() {
     assert!(run.stderr.contains("hint: give a SHA"), "{}", run.stderr);
     assert!(run.stdout.is_empty());
 }
+
+/// An environment with its own `kubernetes.path`: its files touch it alone, and the shared
+/// manifests directory touches only the environments rendering it.
+#[test]
+fn affected_follows_kubernetes_path() {
+    let repo = Repo {
+        dir: tempfile::tempdir().expect("temp"),
+        kubeconfig: None,
+    };
+    let config_map = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: app\ndata:\n  a: b\n";
+    repo.write("infrastructure/kubernetes/app.yaml", config_map);
+    repo.write("overlays/preview/app.yaml", config_map);
+    repo.write("config/staging.yaml", "cluster:\n  namespace: staging\n");
+    repo.write(
+        "config/preview.yaml",
+        "cluster:\n  namespace: preview\nkubernetes:\n  path: overlays/preview\n",
+    );
+    repo.git(&["init", "-q"]);
+    repo.commit("base");
+    repo.git(&["tag", "base"]);
+    repo.write(
+        "overlays/preview/app.yaml",
+        &config_map.replace("a: b", "a: c"),
+    );
+    repo.commit("preview");
+    repo.git(&["tag", "preview"]);
+    repo.write(
+        "infrastructure/kubernetes/app.yaml",
+        &config_map.replace("a: b", "a: d"),
+    );
+    repo.commit("shared");
+
+    let preview = affected(&repo, "base");
+    assert_eq!(preview.environments, ["preview", "staging"], "both commits");
+    repo.git(&["checkout", "-q", "preview"]);
+    let preview = affected(&repo, "base");
+    assert_eq!(preview.environments, ["preview"]);
+    assert_eq!(
+        preview.files[0].touches,
+        Touches::Manifests {
+            environments: vec!["preview".into()]
+        }
+    );
+    repo.git(&["checkout", "-q", "-"]);
+    let shared = affected(&repo, "preview");
+    assert_eq!(shared.environments, ["staging"]);
+}
