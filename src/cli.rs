@@ -49,6 +49,8 @@ pub enum OutputArg {
     Human,
     Json,
     Markdown,
+    /// A GitLab Code Quality report (`validate` only)
+    Codequality,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -94,9 +96,15 @@ pub enum Command {
     /// The environment's deploys, newest first: revision, author, who, source, timing, outcome,
     /// changes
     History(HistoryArgs),
+    /// Which environments and apps the commits since REF touch (for CI matrices and skipping
+    /// jobs); read-only
+    Affected(AffectedArgs),
     /// Pull-based GitOps: reconcile an environment from Git, heal drift (`agent manifests` prints
     /// what runs it in the cluster)
     Agent(AgentArgs),
+    /// Run gitship in CI (`ci init github|gitlab` writes the workflow)
+    #[command(subcommand)]
+    Ci(CiCommand),
     /// Print a shell completion script
     Completions(CompletionsArgs),
 }
@@ -366,6 +374,46 @@ pub struct InitArgs {
     #[arg(long, value_name = "PREFIX")]
     pub registry: Option<String>,
     /// Overwrite gitship.yaml and config/<env>.yaml when they exist
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct AffectedArgs {
+    /// Compare HEAD with this revision (SHA, tag or branch), from their merge base; committed
+    /// changes only
+    #[arg(long, value_name = "REF")]
+    pub since: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CiCommand {
+    /// Write the CI configuration: plans on pull requests, deploys from the default branch,
+    /// drift on a schedule
+    Init(CiInitArgs),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CiPlatformArg {
+    /// GitHub Actions: .github/workflows/gitship.yml
+    Github,
+    /// GitLab CI: .gitlab-ci.yml
+    Gitlab,
+}
+
+#[derive(Debug, Args)]
+pub struct CiInitArgs {
+    /// The CI platform
+    #[arg(value_enum)]
+    pub platform: CiPlatformArg,
+    /// The environment pull requests are planned against (default: `staging` when it exists,
+    /// else the first environment that is not `production`)
+    #[arg(long, value_name = "ENV")]
+    pub plan_env: Option<String>,
+    /// The environments deployed from the default branch, in order (default: `production`)
+    #[arg(long = "deploy-env", value_name = "ENV", num_args = 1..)]
+    pub deploy_env: Vec<String>,
+    /// Overwrite the files when they exist
     #[arg(long)]
     pub force: bool,
 }

@@ -179,9 +179,199 @@ fn indent_continuation(text: &str, indent: &str) -> String {
     text.trim_end().replace('\n', &format!("\n{indent}"))
 }
 
+/// GitHub Actions annotations: when enabled (by `commands` under `GITHUB_ACTIONS=true`, for the
+/// commands whose errors point into the repository), every error is also printed as
+/// `::error file=...,line=...,col=...::message` workflow commands, one per located problem, so
+/// that it shows on the pull request's diff. The value is the `-C` directory the errors' paths
+/// are relative to (`None`: the current directory).
+static GITHUB_ANNOTATIONS: std::sync::OnceLock<Option<PathBuf>> = std::sync::OnceLock::new();
+
+/// Turn GitHub annotations on for this process; `repo` is the `-C` directory, if any.
+pub fn enable_github_annotations(repo: Option<&Path>) {
+    let _ = GITHUB_ANNOTATIONS.set(repo.map(Path::to_path_buf));
+}
+
+/// Whether GitHub annotations are on, and the directory the errors' paths are relative to.
+pub fn github_annotations_base() -> Option<Option<&'static Path>> {
+    GITHUB_ANNOTATIONS.get().map(|base| base.as_deref())
+}
+
+/// One problem with a place, found in an error's text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocatedProblem {
+    /// The file as the error names it (relative to the repository root, usually).
+    pub file: String,
+    pub line: usize,
+    pub column: Option<usize>,
+    pub message: String,
+}
+
+/// The problems of a rendered error (or any text) that start with a place: every line of the
+/// form `FILE:LINE:COLUMN: message` or `FILE:LINE: message`, after an optional `error: ` or
+/// `caused by: ` prefix. Every stage writes its [`Location`]s this way.
+pub fn located_problems(text: &str) -> Vec<LocatedProblem> {
+    text.lines()
+        .filter_map(|line| {
+            let line = line.trim_start();
+            let line = line
+                .strip_prefix("error: ")
+                .or_else(|| line.strip_prefix("caused by: "))
+                .unwrap_or(line);
+            parse_located(line)
+        })
+        .collect()
+}
+
+fn parse_located(line: &str) -> Option<LocatedProblem> {
+    let digits = |text: &str| text.bytes().take_while(u8::is_ascii_digit).count();
+    let mut search = 0;
+    while let Some(offset) = line[search..].find(':') {
+        let colon = search + offset;
+        let file = &line[..colon];
+        let after = &line[colon + 1..];
+        let line_digits = digits(after);
+        if line_digits > 0
+            && !file.is_empty()
+            && !file.contains(char::is_whitespace)
+            && !file.contains('`')
+            && let Some(rest) = after[line_digits..].strip_prefix(':')
+            && let Ok(line_number) = after[..line_digits].parse::<usize>()
+        {
+            let column_digits = digits(rest);
+            let (column, message) = match rest[column_digits..].strip_prefix(':') {
+                Some(message) if column_digits > 0 => {
+                    (rest[..column_digits].parse::<usize>().ok(), message)
+                }
+                _ => (None, rest),
+            };
+            return Some(LocatedProblem {
+                file: file.to_string(),
+                line: line_number,
+                column,
+                message: message.trim().to_string(),
+            });
+        }
+        search = colon + 1;
+    }
+    None
+}
+
+/// The `::error` workflow commands for a rendered error: one per located problem (its file made
+/// relative to `GITHUB_WORKSPACE`, or else the current directory, through `base`, the `-C`
+/// directory), or one for the whole text when none has a place.
+pub fn github_annotations(text: &str, base: Option<&Path>) -> Vec<String> {
+    let problems = located_problems(text);
+    if problems.is_empty() {
+        let message = text.trim().strip_prefix("error: ").unwrap_or(text.trim());
+        return vec![format!("::error::{}", escape_data(message))];
+    }
+    problems
+        .iter()
+        .map(|problem| {
+            let mut properties = format!(
+                "file={},line={}",
+                escape_property(&workspace_relative(&problem.file, base)),
+                problem.line
+            );
+            if let Some(column) = problem.column {
+                properties.push_str(&format!(",col={column}"));
+            }
+            format!("::error {properties}::{}", escape_data(&problem.message))
+        })
+        .collect()
+}
+
+/// `file` (as an error names it, relative to `base`, the `-C` directory, when relative) as CI
+/// systems want it: relative to `GITHUB_WORKSPACE` when set, else to the current directory (the
+/// checkout, in CI), when it lies below; else as it is.
+pub fn workspace_relative(file: &str, base: Option<&Path>) -> String {
+    let path = Path::new(file);
+    let joined = match base {
+        Some(base) if path.is_relative() => base.join(path),
+        _ => path.to_path_buf(),
+    };
+    let mut roots: Vec<PathBuf> = std::env::var_os("GITHUB_WORKSPACE")
+        .filter(|w| !w.is_empty())
+        .map(PathBuf::from)
+        .into_iter()
+        .collect();
+    roots.extend(std::env::current_dir().ok());
+    let absolute = std::path::absolute(&joined).unwrap_or_else(|_| joined.clone());
+    let canonical = absolute.canonicalize().ok();
+    for root in &roots {
+        let canonical_root = root.canonicalize().ok();
+        let candidates = [
+            absolute.strip_prefix(root).ok(),
+            canonical
+                .as_deref()
+                .zip(canonical_root.as_deref())
+                .and_then(|(file, root)| file.strip_prefix(root).ok()),
+        ];
+        if let Some(relative) = candidates.into_iter().flatten().next() {
+            return relative.display().to_string();
+        }
+    }
+    joined.display().to_string()
+}
+
+/// A workflow command's message, escaped as GitHub documents (`%`, `\r`, `\n`).
+pub fn escape_data(text: &str) -> String {
+    text.replace('%', "%25")
+        .replace('\r', "%0D")
+        .replace('\n', "%0A")
+}
+
+/// A workflow command's property value: [`escape_data`] plus `:` and `,`.
+pub fn escape_property(text: &str) -> String {
+    escape_data(text).replace(':', "%3A").replace(',', "%2C")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn finds_located_problems() {
+        let text = "error: 2 problems in the manifests of environment `staging`:\n  infrastructure/kubernetes/app.yaml:6:13: `${values.nope}`: `values.nope` is not defined\n  main.tf:4: bad block\nhint: see localhost:5000/x and https://example.com:443/a";
+        assert_eq!(
+            located_problems(text),
+            vec![
+                LocatedProblem {
+                    file: "infrastructure/kubernetes/app.yaml".into(),
+                    line: 6,
+                    column: Some(13),
+                    message: "`${values.nope}`: `values.nope` is not defined".into(),
+                },
+                LocatedProblem {
+                    file: "main.tf".into(),
+                    line: 4,
+                    column: None,
+                    message: "bad block".into(),
+                },
+            ]
+        );
+        assert_eq!(
+            located_problems("error: config/staging.yaml:3:1: unknown key `registy`")[0].file,
+            "config/staging.yaml"
+        );
+    }
+
+    #[test]
+    fn annotations_are_escaped() {
+        assert_eq!(escape_data("50% done\r\nnext"), "50%25 done%0D%0Anext");
+        assert_eq!(escape_property("a:b,c%"), "a%3Ab%2Cc%25");
+        let lines =
+            github_annotations("error: dir,x/a.yaml:2:3: bad: 100%", Some(Path::new("sub")));
+        assert_eq!(
+            lines,
+            vec!["::error file=sub/dir%2Cx/a.yaml,line=2,col=3::bad: 100%25"]
+        );
+        let lines = github_annotations("error: cannot reach the cluster\nhint: check it", None);
+        assert_eq!(
+            lines,
+            vec!["::error::cannot reach the cluster%0Ahint: check it"]
+        );
+    }
 
     #[test]
     fn renders_chain_and_hint() {

@@ -21,13 +21,25 @@ pub const CHANGES: u8 = 2;
 pub const USAGE: u8 = 64;
 pub const INTERRUPTED: u8 = 130;
 
-/// Print the error (if any) to stderr and return the process exit code.
+/// Print the error (if any) to stderr and return the process exit code. Under GitHub Actions
+/// (when the command turned annotations on), the error is also printed as `::error` workflow
+/// commands ([`diagnostics::github_annotations`]).
 pub fn report(outcome: anyhow::Result<Outcome>) -> ExitCode {
     match outcome {
         Ok(Outcome::Success) => ExitCode::from(SUCCESS),
         Ok(Outcome::Changes) => ExitCode::from(CHANGES),
         Err(err) => {
-            let _ = writeln!(std::io::stderr(), "{}", diagnostics::render(&err));
+            let rendered = diagnostics::render(&err);
+            let mut stderr = std::io::stderr().lock();
+            let _ = writeln!(stderr, "{rendered}");
+            if let Some(base) = diagnostics::github_annotations_base()
+                && diagnostics::class_of(&err) != ErrorClass::Interrupted
+            {
+                for line in diagnostics::github_annotations(&rendered, base) {
+                    let _ = writeln!(stderr, "{line}");
+                }
+            }
+            drop(stderr);
             ExitCode::from(match diagnostics::class_of(&err) {
                 ErrorClass::Failure => FAILURE,
                 ErrorClass::Usage => USAGE,

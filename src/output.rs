@@ -102,3 +102,31 @@ pub fn paint(enabled: bool, style: Style, text: &str) -> String {
         text.to_string()
     }
 }
+
+/// Append `markdown` to the GitHub Actions job summary (`$GITHUB_STEP_SUMMARY`) when that
+/// variable names a file; `Ok(false)` when it is unset. `plan` and `drift` write their Markdown
+/// report there (already redacted: it is what `-o markdown` prints).
+pub fn append_step_summary(markdown: &str) -> std::io::Result<bool> {
+    let Some(path) = std::env::var_os("GITHUB_STEP_SUMMARY").filter(|p| !p.is_empty()) else {
+        return Ok(false);
+    };
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)?;
+    file.write_all(markdown.as_bytes())?;
+    if !markdown.ends_with('\n') {
+        file.write_all(b"\n")?;
+    }
+    file.write_all(b"\n")?;
+    Ok(true)
+}
+
+impl Printer {
+    /// [`append_step_summary`], a failure being a warning (the summary is a courtesy).
+    pub fn step_summary(&self, markdown: &str) {
+        if let Err(err) = append_step_summary(markdown) {
+            self.warn(&format!("cannot append to `$GITHUB_STEP_SUMMARY`: {err}"));
+        }
+    }
+}

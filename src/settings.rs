@@ -52,6 +52,8 @@ pub enum CommandSettings {
     Validate {
         env: Option<String>,
         terraform_outputs: Option<PathBuf>,
+        /// `-o codequality`: a GitLab Code Quality report on stdout.
+        codequality: bool,
     },
     Render {
         env: String,
@@ -88,6 +90,38 @@ pub enum CommandSettings {
     History(HistorySettings),
     Agent(AgentSettings),
     AgentManifests(AgentManifestsSettings),
+    /// `gitship affected --since REF`.
+    Affected {
+        since: String,
+    },
+    CiInit(CiInitSettings),
+}
+
+/// The CI platform `ci init` writes for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CiPlatform {
+    Github,
+    Gitlab,
+}
+
+impl CiPlatform {
+    /// The platform's name on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            CiPlatform::Github => "github",
+            CiPlatform::Gitlab => "gitlab",
+        }
+    }
+}
+
+/// `gitship ci init github|gitlab`.
+#[derive(Debug, Clone)]
+pub struct CiInitSettings {
+    pub platform: CiPlatform,
+    pub plan_env: Option<String>,
+    /// In deploy order; empty: the default (`production`).
+    pub deploy_envs: Vec<String>,
+    pub force: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -190,11 +224,20 @@ impl Settings {
     /// Convert and validate the parsed command line.
     pub fn from_cli(cli: cli::Cli) -> Result<Self> {
         let g = cli.global;
+        let codequality = g.output == cli::OutputArg::Codequality;
+        if codequality && !matches!(cli.command, cli::Command::Validate(_)) {
+            return Err(UserError::usage(
+                "`-o codequality` is a report of `gitship validate` only",
+                "use `gitship validate -o codequality`; other commands take `-o human|json|markdown`",
+            )
+            .into());
+        }
         let global = GlobalSettings {
             repo: g.repo,
             output: match g.output {
                 cli::OutputArg::Human => OutputFormat::Human,
-                cli::OutputArg::Json => OutputFormat::Json,
+                // The Code Quality report is JSON; `validate` says which JSON.
+                cli::OutputArg::Json | cli::OutputArg::Codequality => OutputFormat::Json,
                 cli::OutputArg::Markdown => OutputFormat::Markdown,
             },
             color: match g.color {
@@ -211,6 +254,7 @@ impl Settings {
             cli::Command::Validate(a) => CommandSettings::Validate {
                 env: a.env,
                 terraform_outputs: a.terraform_outputs,
+                codequality,
             },
             cli::Command::Render(a) => CommandSettings::Render {
                 env: a.env,
@@ -314,6 +358,16 @@ impl Settings {
                 sandbox: a.sandbox,
             }),
             cli::Command::Agent(a) => agent(a)?,
+            cli::Command::Affected(a) => CommandSettings::Affected { since: a.since },
+            cli::Command::Ci(cli::CiCommand::Init(a)) => CommandSettings::CiInit(CiInitSettings {
+                platform: match a.platform {
+                    cli::CiPlatformArg::Github => CiPlatform::Github,
+                    cli::CiPlatformArg::Gitlab => CiPlatform::Gitlab,
+                },
+                plan_env: a.plan_env,
+                deploy_envs: a.deploy_env,
+                force: a.force,
+            }),
         };
         Ok(Settings { global, command })
     }

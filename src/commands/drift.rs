@@ -18,6 +18,11 @@ pub async fn run(ctx: &Context, settings: ClusterSettings) -> Result<Outcome> {
         OutputFormat::Human => crate::plan::human::render_drift(&report, ctx.printer.color_stdout),
     };
     ctx.printer.data(&text)?;
+    ctx.printer
+        .step_summary(&crate::plan::markdown::render_drift(
+            &report,
+            MARKDOWN_LIMIT,
+        ));
     Ok(if report.drifted() {
         Outcome::Changes
     } else {

@@ -7,9 +7,11 @@ use crate::exit::Outcome;
 use crate::output::Printer;
 use crate::settings::{CommandSettings, GlobalSettings, Settings};
 
+pub mod affected;
 pub mod agent;
 pub mod agent_manifests;
 pub mod build;
+pub mod ci;
 pub mod completions;
 pub mod deploy;
 pub mod diff;
@@ -38,12 +40,31 @@ pub fn dispatch(settings: Settings) -> Result<Outcome> {
         printer: Printer::new(&settings.global),
         global: settings.global,
     };
+    // Under GitHub Actions, the errors of the commands that point into the repository also
+    // become annotations on the pull request's diff.
+    if std::env::var("GITHUB_ACTIONS").is_ok_and(|v| v == "true")
+        && matches!(
+            settings.command,
+            CommandSettings::Validate { .. }
+                | CommandSettings::Plan(_)
+                | CommandSettings::Deploy(_)
+                | CommandSettings::Drift(_)
+        )
+    {
+        crate::diagnostics::enable_github_annotations(ctx.global.repo.as_deref());
+    }
     match settings.command {
         CommandSettings::Envs => envs::run(&ctx),
         CommandSettings::Validate {
             env,
             terraform_outputs,
-        } => validate::run(&ctx, env.as_deref(), terraform_outputs.as_deref()),
+            codequality,
+        } => validate::run(
+            &ctx,
+            env.as_deref(),
+            terraform_outputs.as_deref(),
+            codequality,
+        ),
         CommandSettings::Render {
             env,
             terraform_outputs,
@@ -70,6 +91,8 @@ pub fn dispatch(settings: Settings) -> Result<Outcome> {
         CommandSettings::History(s) => crate::ops::block_on(history::run(&ctx, s)),
         CommandSettings::Agent(s) => crate::ops::block_on(agent::run(&ctx, s)),
         CommandSettings::AgentManifests(s) => agent_manifests::run(&ctx, s),
+        CommandSettings::Affected { since } => affected::run(&ctx, &since),
+        CommandSettings::CiInit(s) => ci::init(&ctx, s),
         CommandSettings::Build { env, build } => {
             crate::ops::block_on(build::run(&ctx, &env, build))
         }

@@ -25,6 +25,8 @@ pub async fn run(ctx: &Context, settings: PlanSettings) -> Result<Outcome> {
         outcome.preflight.checks.len()
     ));
     print_plan(ctx, &outcome.plan)?;
+    ctx.printer
+        .step_summary(&plan::markdown::render_plan(&outcome.plan, MARKDOWN_LIMIT));
     if let Some(out) = &settings.out {
         crate::ops::plan::save(out, &session, &outcome)?;
         ctx.printer

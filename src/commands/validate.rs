@@ -20,15 +20,31 @@ use crate::diagnostics::UserError;
 use crate::exit::Outcome;
 use crate::settings::OutputFormat;
 
-pub fn run(ctx: &Context, env: Option<&str>, terraform_outputs: Option<&Path>) -> Result<Outcome> {
+pub fn run(
+    ctx: &Context,
+    env: Option<&str>,
+    terraform_outputs: Option<&Path>,
+    codequality: bool,
+) -> Result<Outcome> {
     let results =
         crate::ops::validate::validate(ctx.global.repo.as_deref(), env, terraform_outputs)?;
-    if ctx.printer.format != OutputFormat::Json {
-        for error in results.iter().filter_map(|r| r.error.as_deref()) {
+    for error in results.iter().filter_map(|r| r.error.as_deref()) {
+        if ctx.printer.format != OutputFormat::Json || codequality {
             eprintln!("{error}");
+        }
+        if let Some(base) = crate::diagnostics::github_annotations_base() {
+            for line in crate::diagnostics::github_annotations(error, base) {
+                eprintln!("{line}");
+            }
         }
     }
     match ctx.printer.format {
+        OutputFormat::Json if codequality => {
+            ctx.printer
+                .data(&serde_json::to_string_pretty(&codequality_report(
+                    ctx, &results,
+                ))?)?
+        }
         OutputFormat::Json => ctx.printer.data(&serde_json::to_string_pretty(&results)?)?,
         OutputFormat::Human | OutputFormat::Markdown => {
             let width = results
@@ -88,4 +104,57 @@ fn write_left_literal(out: &mut String, left_literal: &[crate::ops::validate::Le
             "        left literal: {placeholder}  {location}{more}\n"
         ));
     }
+}
+
+/// A GitLab Code Quality report (`-o codequality`): one issue per located problem of each failed
+/// environment, else one at the top of its config file. Paths are relative to the checkout.
+fn codequality_report(
+    ctx: &Context,
+    results: &[crate::ops::validate::ValidationResult],
+) -> serde_json::Value {
+    use sha2::{Digest, Sha256};
+    let base = ctx.global.repo.as_deref();
+    let config_files: std::collections::BTreeMap<String, String> =
+        crate::ops::envs::environments(base)
+            .map(|listing| {
+                listing
+                    .environments
+                    .into_iter()
+                    .map(|e| (e.name, e.file))
+                    .collect()
+            })
+            .unwrap_or_default();
+    let mut issues = Vec::new();
+    for result in results {
+        let Some(error) = &result.error else { continue };
+        let mut problems = crate::diagnostics::located_problems(error);
+        if problems.is_empty() {
+            let file = config_files
+                .get(&result.environment)
+                .cloned()
+                .unwrap_or_else(|| format!("config/{}.yaml", result.environment));
+            let message = error.trim().strip_prefix("error: ").unwrap_or(error.trim());
+            problems.push(crate::diagnostics::LocatedProblem {
+                file,
+                line: 1,
+                column: None,
+                message: message.to_string(),
+            });
+        }
+        for problem in problems {
+            let path = crate::diagnostics::workspace_relative(&problem.file, base);
+            let description = format!("{} (environment `{}`)", problem.message, result.environment);
+            let fingerprint = hex::encode(Sha256::digest(
+                format!("gitship-validate\n{path}\n{}\n{description}", problem.line).as_bytes(),
+            ));
+            issues.push(serde_json::json!({
+                "description": description,
+                "check_name": "gitship-validate",
+                "fingerprint": fingerprint,
+                "severity": "major",
+                "location": { "path": path, "lines": { "begin": problem.line } },
+            }));
+        }
+    }
+    serde_json::Value::Array(issues)
 }

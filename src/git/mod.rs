@@ -22,6 +22,13 @@ pub enum GitError {
     /// The repository has no commit yet.
     #[error("the Git repository at `{}` has no commits yet", path.display())]
     NoCommits { path: PathBuf },
+    /// A revision given by the user names no commit of the repository.
+    #[error("`{revision}` is not a commit of this repository")]
+    NotACommit {
+        revision: String,
+        #[source]
+        source: git2::Error,
+    },
     /// libgit2 failed.
     #[error("git: {what}: {source}")]
     Git {
@@ -125,6 +132,65 @@ pub fn commit_info(root: &Path, sha: &str) -> Option<(String, String)> {
     let subject = commit.summary().ok().flatten().unwrap_or("").to_string();
     let author = commit.author().name().ok().unwrap_or("").to_string();
     Some((subject, author))
+}
+
+/// The files a branch changed: what [`diff_since`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChangedFiles {
+    /// The commit the diff starts from: the merge base of `REF` and `HEAD` (or `REF` itself
+    /// when they share no history).
+    pub base: String,
+    /// The commit the diff ends at: `HEAD`.
+    pub head: String,
+    /// Every path added, modified, deleted or renamed (both sides of a rename), absolute, in
+    /// path order, without duplicates.
+    pub paths: Vec<PathBuf>,
+}
+
+/// The files changed between `since` (a SHA, tag, branch or any `git rev-parse` expression) and
+/// `HEAD` in the Git repository enclosing `root`, as `git diff since...HEAD` shows them: from
+/// their merge base, so that what the other side did meanwhile is not counted. Committed
+/// changes only: the work tree and the index are not looked at.
+pub fn diff_since(root: &Path, since: &str) -> Result<ChangedFiles, GitError> {
+    let repository = open(root)?;
+    let workdir = workdir(&repository)?;
+    let head = repository
+        .head()
+        .and_then(|h| h.peel_to_commit())
+        .map_err(|_| GitError::NoCommits {
+            path: root.to_path_buf(),
+        })?;
+    let other = repository
+        .revparse_single(since)
+        .and_then(|object| object.peel_to_commit())
+        .map_err(|source| GitError::NotACommit {
+            revision: since.to_string(),
+            source,
+        })?;
+    let base = match repository.merge_base(other.id(), head.id()) {
+        Ok(oid) => repository
+            .find_commit(oid)
+            .map_err(git_error("read the merge base"))?,
+        Err(_) => other,
+    };
+    let base_tree = base.tree().map_err(git_error("read the base tree"))?;
+    let head_tree = head.tree().map_err(git_error("read the HEAD tree"))?;
+    let diff = repository
+        .diff_tree_to_tree(Some(&base_tree), Some(&head_tree), None)
+        .map_err(git_error("diff the trees"))?;
+    let mut paths = std::collections::BTreeSet::new();
+    for delta in diff.deltas() {
+        for file in [delta.old_file(), delta.new_file()] {
+            if let Some(path) = file.path() {
+                paths.insert(workdir.join(path));
+            }
+        }
+    }
+    Ok(ChangedFiles {
+        base: base.id().to_string(),
+        head: head.id().to_string(),
+        paths: paths.into_iter().collect(),
+    })
 }
 
 /// Whether the work tree enclosing `root` has uncommitted changes (untracked files count,

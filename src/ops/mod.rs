@@ -12,9 +12,12 @@
 //! - [`status`]: the inventory, the deploy lock and the agent, as the cluster shows them.
 //! - [`render`], [`validate`], [`build`], [`env_new`], [`envs`]: the operations that need no
 //!   cluster.
+//! - [`affected`]: what the commits since a revision touch; [`ci_init`]: the CI configuration.
 
+pub mod affected;
 pub mod agent_status;
 pub mod build;
+pub mod ci_init;
 pub mod deploy;
 pub mod drift;
 pub mod env_new;

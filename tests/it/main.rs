@@ -8,6 +8,7 @@ mod agent;
 mod agent_cli;
 mod bad_input;
 mod build;
+mod ci;
 mod cli;
 mod foundation;
 mod history;

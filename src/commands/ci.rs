@@ -1,0 +1,64 @@
+//! `gitship ci init github|gitlab`: write the CI configuration ([`crate::ops::ci_init`]) and say
+//! what was written and which secrets to set.
+
+use anyhow::Result;
+
+use crate::commands::Context;
+use crate::exit::Outcome;
+use crate::ops::ci_init::{self, CiInitOptions};
+use crate::settings::{CiInitSettings, CiPlatform, OutputFormat};
+
+pub fn init(ctx: &Context, settings: CiInitSettings) -> Result<Outcome> {
+    let options = CiInitOptions {
+        platform: settings.platform,
+        plan_env: settings.plan_env,
+        deploy_envs: settings.deploy_envs,
+        force: settings.force,
+    };
+    let report = ci_init::ci_init(ctx.global.repo.as_deref(), &options)?;
+    if ctx.printer.format == OutputFormat::Json {
+        ctx.printer.data(&serde_json::to_string_pretty(&report)?)?;
+        return Ok(Outcome::Success);
+    }
+    let spec = &report.spec;
+    let mut out = String::new();
+    for file in &report.files {
+        out.push_str(&format!("wrote {}\n", file.display()));
+    }
+    let deploys: Vec<String> = spec
+        .deploy
+        .iter()
+        .map(|d| {
+            if d.agent {
+                format!("{} (build only: the agent applies)", d.name)
+            } else {
+                d.name.clone()
+            }
+        })
+        .collect();
+    out.push_str(&format!(
+        "plan on pull requests: {}\ndeploy from the default branch: {}\ndrift on a schedule: {}\n",
+        spec.plan_env,
+        deploys.join(", "),
+        spec.drift.join(", ")
+    ));
+    let mut secrets = Vec::new();
+    if !spec.registries.is_empty() {
+        secrets.push("REGISTRY_USERNAME".to_string());
+        secrets.push("REGISTRY_PASSWORD".to_string());
+    }
+    secrets.extend(spec.drift.iter().map(|env| ci_init::kubeconfig_secret(env)));
+    if spec.terraform {
+        secrets.push("AWS_ACCESS_KEY_ID".to_string());
+        secrets.push("AWS_SECRET_ACCESS_KEY".to_string());
+    }
+    if settings.platform == CiPlatform::Gitlab {
+        secrets.push("GITLAB_TOKEN".to_string());
+    }
+    out.push_str(&format!(
+        "secrets to set: {} (the file's header says what each holds)\n",
+        secrets.join(", ")
+    ));
+    ctx.printer.data(&out)?;
+    Ok(Outcome::Success)
+}

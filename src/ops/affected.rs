@@ -1,0 +1,249 @@
+//! `affected`: which environments and apps the commits since a revision touch, for CI matrices
+//! and for skipping jobs a change cannot affect. Read-only: Git trees and the environment
+//! configs, nothing else.
+//!
+//! The rules, per changed file (committed changes between the merge base of `REF` and `HEAD`
+//! and `HEAD`; the work tree is not looked at):
+//! - `gitship.yaml` touches every environment and every app;
+//! - `config/<env>.yaml` touches that environment;
+//! - a file in an app's build context (or its Dockerfile) touches that app and every environment
+//!   that builds it (every environment with a `registry`); a file below the apps directory in no
+//!   known app (a removed app) touches the app named by its directory, likewise;
+//! - a manifest touches every environment that renders it: a file of the manifests directory
+//!   touches the environments without a `kubernetes.path` (they render it recursively), a file
+//!   inside an environment's own `kubernetes.path` that environment too, and any other file of
+//!   the manifests directory (a shared base) also every environment whose `kubernetes.path` lies
+//!   inside it;
+//! - a Terraform file touches every environment (they all plan the one root module);
+//! - anything else touches nothing.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use anyhow::Result;
+
+use crate::diagnostics::{UserError, user_error};
+use crate::git::GitError;
+use crate::repo::{Repository, SETTINGS_FILE};
+
+/// What the changes since a revision touch.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Affected {
+    /// The revision as given (`--since`).
+    pub since: String,
+    /// The commit the comparison starts from: the merge base of `since` and `HEAD`.
+    pub base: String,
+    /// `HEAD`'s commit.
+    pub head: String,
+    /// `gitship.yaml` changed: everything is affected.
+    pub everything: bool,
+    /// The affected environments, in name order (only those that exist at `HEAD`).
+    pub environments: Vec<String>,
+    /// The affected apps, in name order.
+    pub apps: Vec<String>,
+    /// Every changed file below the repository root and what it touches, in path order.
+    pub files: Vec<ChangedFile>,
+}
+
+/// One changed file and why it matters.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ChangedFile {
+    /// Relative to the repository root, `/`-separated.
+    pub path: String,
+    pub touches: Touches,
+}
+
+/// What one changed file touches.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Touches {
+    /// `gitship.yaml`: everything.
+    Settings,
+    /// An environment's config.
+    Environment { name: String },
+    /// An app's build context.
+    App { name: String },
+    /// Manifests rendered by these environments.
+    Manifests { environments: Vec<String> },
+    /// The Terraform root module.
+    Terraform,
+    /// Nothing gitship deploys.
+    Nothing,
+}
+
+/// What one environment's config says about how it is built and rendered.
+struct EnvironmentShape {
+    name: String,
+    /// The environment has a `registry`: it builds the apps (also assumed when its config does
+    /// not load, so that a broken config never hides an environment).
+    builds_apps: bool,
+    /// `kubernetes.path` (absolute), when the environment has its own.
+    manifests_dir: Option<PathBuf>,
+}
+
+/// What the commits between `since` and `HEAD` touch in the repository of `repo_dir` (`-C`).
+pub fn affected(repo_dir: Option<&Path>, since: &str) -> Result<Affected> {
+    let repo = Repository::discover(repo_dir).map_err(user_error)?;
+    let changed = crate::git::diff_since(&repo.root, since).map_err(|err| match err {
+        GitError::NotACommit { .. } => anyhow::Error::from(err).context(UserError::new(
+            format!("cannot compare with `{since}`: it names no commit here"),
+            "give a SHA, tag or branch that exists locally, e.g. `--since origin/main`; in CI, \
+             fetch the history first (GitHub: `actions/checkout` with `fetch-depth: 0`; GitLab: \
+             `GIT_DEPTH: 0`)",
+        )),
+        other => anyhow::Error::from(other).context(UserError::bare(format!(
+            "cannot read the changes since `{since}`"
+        ))),
+    })?;
+    let shapes: Vec<EnvironmentShape> = repo
+        .environments
+        .keys()
+        .map(|name| match repo.load_env(name) {
+            Ok(config) => EnvironmentShape {
+                name: name.clone(),
+                builds_apps: config.registry.is_some(),
+                manifests_dir: config.kubernetes.dir.clone(),
+            },
+            Err(_) => EnvironmentShape {
+                name: name.clone(),
+                builds_apps: true,
+                manifests_dir: None,
+            },
+        })
+        .collect();
+
+    let mut environments = BTreeSet::new();
+    let mut apps = BTreeSet::new();
+    let mut everything = false;
+    let mut files = Vec::new();
+    for path in &changed.paths {
+        let Ok(relative) = path.strip_prefix(&repo.root) else {
+            continue;
+        };
+        let touches = classify(&repo, &shapes, path, relative);
+        match &touches {
+            Touches::Settings => everything = true,
+            Touches::Environment { name } => {
+                environments.insert(name.clone());
+            }
+            Touches::App { name } => {
+                apps.insert(name.clone());
+                environments.extend(building(&shapes));
+            }
+            Touches::Manifests {
+                environments: names,
+            } => {
+                environments.extend(names.iter().cloned());
+            }
+            Touches::Terraform => environments.extend(shapes.iter().map(|s| s.name.clone())),
+            Touches::Nothing => {}
+        }
+        files.push(ChangedFile {
+            path: slashed(relative),
+            touches,
+        });
+    }
+    if everything {
+        environments.extend(shapes.iter().map(|s| s.name.clone()));
+        apps.extend(repo.apps.iter().map(|a| a.name.clone()));
+    }
+    Ok(Affected {
+        since: since.to_string(),
+        base: changed.base,
+        head: changed.head,
+        everything,
+        environments: environments.into_iter().collect(),
+        apps: apps.into_iter().collect(),
+        files,
+    })
+}
+
+/// What the changed file at `path` (absolute; `relative` to the repository root) touches.
+fn classify(
+    repo: &Repository,
+    shapes: &[EnvironmentShape],
+    path: &Path,
+    relative: &Path,
+) -> Touches {
+    if relative == Path::new(SETTINGS_FILE) {
+        return Touches::Settings;
+    }
+    if let Ok(inside) = path.strip_prefix(&repo.layout.config_dir)
+        && inside.components().count() == 1
+        && matches!(
+            inside.extension().and_then(|e| e.to_str()),
+            Some("yaml" | "yml")
+        )
+        && let Some(stem) = inside.file_stem().and_then(|s| s.to_str())
+        && repo.environments.contains_key(stem)
+    {
+        return Touches::Environment {
+            name: stem.to_string(),
+        };
+    }
+    if let Some(app) = repo
+        .apps
+        .iter()
+        .find(|app| path.starts_with(&app.context) || path == app.dockerfile)
+    {
+        return Touches::App {
+            name: app.name.clone(),
+        };
+    }
+    if let Some(apps_dir) = &repo.layout.apps_dir
+        && let Ok(inside) = path.strip_prefix(apps_dir)
+        && inside.components().count() > 1
+        && let Some(name) = inside.components().next()
+    {
+        // A file of an app that no longer exists (or lost its Dockerfile).
+        return Touches::App {
+            name: name.as_os_str().to_string_lossy().into_owned(),
+        };
+    }
+    let kubernetes_dir = repo.layout.kubernetes_dir.as_deref();
+    let in_shared = kubernetes_dir.is_some_and(|dir| path.starts_with(dir));
+    let in_own_dir_of_any = shapes.iter().any(|s| {
+        s.manifests_dir
+            .as_ref()
+            .is_some_and(|d| path.starts_with(d))
+    });
+    let environments: Vec<String> = shapes
+        .iter()
+        .filter(|shape| match &shape.manifests_dir {
+            // The repository's manifests directory, recursively.
+            None => in_shared,
+            Some(own) => {
+                path.starts_with(own)
+                    // A shared base of overlays kept in the manifests directory.
+                    || (in_shared
+                        && !in_own_dir_of_any
+                        && kubernetes_dir.is_some_and(|dir| own.starts_with(dir)))
+            }
+        })
+        .map(|shape| shape.name.clone())
+        .collect();
+    if in_shared || in_own_dir_of_any {
+        return Touches::Manifests { environments };
+    }
+    if let Some(dir) = &repo.layout.terraform_dir
+        && path.starts_with(dir)
+    {
+        return Touches::Terraform;
+    }
+    Touches::Nothing
+}
+
+/// The environments that build the apps.
+fn building(shapes: &[EnvironmentShape]) -> impl Iterator<Item = String> + '_ {
+    shapes
+        .iter()
+        .filter(|s| s.builds_apps)
+        .map(|s| s.name.clone())
+}
+
+fn slashed(path: &Path) -> String {
+    path.components()
+        .map(|c| c.as_os_str().to_string_lossy())
+        .collect::<Vec<_>>()
+        .join("/")
+}

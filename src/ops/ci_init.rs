@@ -1,0 +1,968 @@
+//! `ci init`: the CI configuration that runs gitship on a hosting platform, written once and
+//! then owned by the user: GitHub Actions (`.github/workflows/gitship.yml`, one file with every
+//! job) or GitLab CI (`.gitlab-ci.yml`).
+//!
+//! What it writes: on pull/merge requests, `validate` then `plan <plan-env> -o markdown
+//! --exit-code`, posted as one comment updated in place (found again by a hidden marker); on the
+//! default branch, `build` and `deploy` for each deploy environment in order, one concurrency
+//! group (`resource_group`) per environment, the platform's environment for protection (an
+//! environment run by the agent only builds: the agent applies); on a schedule, `drift` failing
+//! on drift. Every job installs a pinned gitship (cached) and skips what `gitship affected` says
+//! a change cannot touch. Credentials come from the platform's secret store under the names the
+//! file's header lists. [`generate`] is pure (snapshot-tested); [`ci_init`] checks and writes.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context as _, Result};
+
+use crate::diagnostics::{UserError, user_error};
+use crate::repo::Repository;
+
+pub use crate::settings::CiPlatform as Platform;
+
+/// What the user asked for.
+#[derive(Debug, Clone)]
+pub struct CiInitOptions {
+    pub platform: Platform,
+    /// `--plan-env`: default `staging` when it exists, else the first environment (in name
+    /// order) that is not `production`.
+    pub plan_env: Option<String>,
+    /// `--deploy-env` (in order); default `production` when it exists.
+    pub deploy_envs: Vec<String>,
+    /// Overwrite files that exist.
+    pub force: bool,
+}
+
+/// One environment deployed from the default branch.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct DeployTarget {
+    pub name: String,
+    /// Its config has an `agent:` section: CI builds, the agent applies.
+    pub agent: bool,
+}
+
+/// Everything the generated files depend on; built from the repository by [`ci_init`].
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct CiSpec {
+    /// The gitship repository relative to the Git work tree root, `/`-separated; empty when
+    /// they are the same (the commands then need no `-C`).
+    pub repo_path: String,
+    pub plan_env: String,
+    pub deploy: Vec<DeployTarget>,
+    /// Environments checked for drift on the schedule: the plan environment and the deploy
+    /// environments, in that order, without repeats.
+    pub drift: Vec<String>,
+    /// The repository has a Terraform module.
+    pub terraform: bool,
+    /// The registry hosts the environments push to (for the logins), in name order.
+    pub registries: Vec<String>,
+    /// The gitship version the jobs install.
+    pub gitship_version: String,
+}
+
+/// What `ci init` wrote.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct CiInitReport {
+    pub spec: CiSpec,
+    /// The files written, relative to the Git work tree root.
+    pub files: Vec<PathBuf>,
+}
+
+/// Where gitship's source is fetched from by the generated jobs (`cargo install --git`).
+pub const GITSHIP_GIT_URL: &str = "https://github.com/gitship/gitship";
+
+/// The name of the platform secret (GitHub) or CI/CD variable (GitLab) holding `env`'s
+/// kubeconfig: `KUBECONFIG_<ENV>`, upper case, `-` as `_`.
+pub fn kubeconfig_secret(env: &str) -> String {
+    format!("KUBECONFIG_{}", env.to_ascii_uppercase().replace('-', "_"))
+}
+
+/// Check the options against the repository, then write the platform's files (refusing to
+/// overwrite any without `force`, before writing anything).
+pub fn ci_init(repo_dir: Option<&Path>, options: &CiInitOptions) -> Result<CiInitReport> {
+    let repo = Repository::discover(repo_dir).map_err(user_error)?;
+    let git_root = crate::git::work_tree_root(&repo.root).ok_or_else(|| {
+        UserError::new(
+            format!("`{}` is not inside a Git work tree", repo.root.display()),
+            "CI runs on a Git repository: `git init` and commit first",
+        )
+    })?;
+    let spec = spec(&repo, &git_root, options)?;
+    let files = generate(&spec, options.platform);
+    let existing: Vec<&PathBuf> = files
+        .iter()
+        .map(|(path, _)| path)
+        .filter(|path| git_root.join(path).exists())
+        .collect();
+    if !existing.is_empty() && !options.force {
+        let names: Vec<String> = existing
+            .iter()
+            .map(|p| format!("`{}`", p.display()))
+            .collect();
+        return Err(UserError::new(
+            format!("{} already exists", names.join(", ")),
+            format!(
+                "pass `--force` to overwrite it (`gitship ci init {} --force`), or move it away first",
+                options.platform.name()
+            ),
+        )
+        .into());
+    }
+    for (path, text) in &files {
+        let absolute = git_root.join(path);
+        if let Some(parent) = absolute.parent() {
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("cannot create `{}`", parent.display()))?;
+        }
+        std::fs::write(&absolute, text)
+            .with_context(|| format!("cannot write `{}`", absolute.display()))?;
+    }
+    Ok(CiInitReport {
+        spec,
+        files: files.into_iter().map(|(path, _)| path).collect(),
+    })
+}
+
+/// The [`CiSpec`] for `repo` under `options`: environments checked to exist.
+fn spec(repo: &Repository, git_root: &Path, options: &CiInitOptions) -> Result<CiSpec> {
+    let names: Vec<&String> = repo.environments.keys().collect();
+    if names.is_empty() {
+        return Err(UserError::new(
+            "the repository has no environments to run in CI",
+            format!(
+                "create `{}/<env>.yaml` first (or run `gitship init`)",
+                repo.relative(&repo.layout.config_dir).display()
+            ),
+        )
+        .into());
+    }
+    let plan_env = match &options.plan_env {
+        Some(name) => {
+            repo.environment_file(name).map_err(user_error)?;
+            name.clone()
+        }
+        None => names
+            .iter()
+            .find(|n| n.as_str() == "staging")
+            .or_else(|| names.iter().find(|n| n.as_str() != "production"))
+            .or_else(|| names.first())
+            .map(|n| n.to_string())
+            .unwrap_or_default(),
+    };
+    let deploy_names: Vec<String> = if options.deploy_envs.is_empty() {
+        if !repo.environments.contains_key("production") {
+            return Err(UserError::new(
+                "there is no `production` environment to deploy from the default branch",
+                "name the environments to deploy, in order, with `--deploy-env ENV` (e.g. `--deploy-env staging --deploy-env production`)",
+            )
+            .into());
+        }
+        vec!["production".to_string()]
+    } else {
+        options.deploy_envs.clone()
+    };
+    let mut deploy: Vec<DeployTarget> = Vec::new();
+    let mut registries = std::collections::BTreeSet::new();
+    for name in &deploy_names {
+        if deploy.iter().any(|d| &d.name == name) {
+            return Err(UserError::usage(
+                format!("`--deploy-env {name}` is given twice"),
+                "name each environment once, in the order to deploy them",
+            )
+            .into());
+        }
+        repo.environment_file(name).map_err(user_error)?;
+        let config = repo.load_env(name).map_err(user_error)?;
+        deploy.push(DeployTarget {
+            name: name.clone(),
+            agent: config.spans.keys.contains_key("agent"),
+        });
+    }
+    for name in std::iter::once(&plan_env).chain(&deploy_names) {
+        let config = repo.load_env(name).map_err(user_error)?;
+        if let Some(registry) = &config.registry
+            && !repo.apps.is_empty()
+        {
+            registries.insert(registry_host(registry).to_string());
+        }
+    }
+    let mut drift = vec![plan_env.clone()];
+    for name in &deploy_names {
+        if !drift.contains(name) {
+            drift.push(name.clone());
+        }
+    }
+    let repo_path = repo
+        .root
+        .strip_prefix(git_root)
+        .map(|p| {
+            p.components()
+                .map(|c| c.as_os_str().to_string_lossy())
+                .collect::<Vec<_>>()
+                .join("/")
+        })
+        .unwrap_or_default();
+    if repo_path
+        .chars()
+        .any(|c| !(c.is_ascii_alphanumeric() || "/._-".contains(c)))
+    {
+        return Err(UserError::new(
+            format!("the repository's path `{repo_path}` below the Git root has characters CI files cannot quote safely"),
+            "keep the path to letters, digits, `/`, `.`, `_` and `-`",
+        )
+        .into());
+    }
+    Ok(CiSpec {
+        repo_path,
+        plan_env,
+        deploy,
+        drift,
+        terraform: repo.layout.terraform_dir.is_some(),
+        registries: registries.into_iter().collect(),
+        gitship_version: env!("CARGO_PKG_VERSION").to_string(),
+    })
+}
+
+/// The host part of a registry prefix (`ghcr.io/acme/blog` -> `ghcr.io`).
+fn registry_host(registry: &str) -> &str {
+    registry.split('/').next().unwrap_or(registry)
+}
+
+/// The files for `platform`, relative to the Git work tree root, with their text.
+pub fn generate(spec: &CiSpec, platform: Platform) -> Vec<(PathBuf, String)> {
+    match platform {
+        Platform::Github => vec![(
+            PathBuf::from(".github/workflows/gitship.yml"),
+            github::workflow(spec),
+        )],
+        Platform::Gitlab => vec![(PathBuf::from(".gitlab-ci.yml"), gitlab::pipeline(spec))],
+    }
+}
+
+/// `gitship` with `-C` when the repository lies below the Git root.
+fn gitship_command(spec: &CiSpec) -> String {
+    if spec.repo_path.is_empty() {
+        "gitship".to_string()
+    } else {
+        format!("gitship -C {}", spec.repo_path)
+    }
+}
+
+/// `template` with every `@KEY@` replaced.
+fn fill(template: &str, values: &[(&str, &str)]) -> String {
+    let mut text = template.to_string();
+    for (key, value) in values {
+        text = text.replace(&format!("@{key}@"), value);
+    }
+    text
+}
+
+/// `text` with every non-empty line indented by `spaces`.
+fn indent(text: &str, spaces: usize) -> String {
+    let pad = " ".repeat(spaces);
+    text.lines()
+        .map(|line| {
+            if line.is_empty() {
+                String::new()
+            } else {
+                format!("{pad}{line}")
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+        + "\n"
+}
+
+/// The header comment naming the secrets, shared by both platforms.
+fn secrets_comment(spec: &CiSpec, store: &str, kubeconfig_kind: &str, extra: &[&str]) -> String {
+    let mut lines = vec![format!("# Secrets to set ({store}):")];
+    if !spec.registries.is_empty() {
+        lines.push(format!(
+            "#   REGISTRY_USERNAME, REGISTRY_PASSWORD: the registry login for {} (plan reads tags,",
+            spec.registries.join(", ")
+        ));
+        lines.push("#     build and deploy push images)".to_string());
+    }
+    for env in &spec.drift {
+        lines.push(format!(
+            "#   {}: the kubeconfig of environment `{env}` ({kubeconfig_kind})",
+            kubeconfig_secret(env)
+        ));
+    }
+    if spec.terraform {
+        lines.push(
+            "#   AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY: the Terraform backend's credentials (an `s3`"
+                .to_string(),
+        );
+        lines.push(
+            "#     backend; for `azurerm` use ARM_*, for `gcs` GOOGLE_CREDENTIALS, and change the"
+                .to_string(),
+        );
+        lines.push("#     variables below to match)".to_string());
+    }
+    for line in extra {
+        lines.push(format!("#   {line}"));
+    }
+    lines.join("\n") + "\n"
+}
+
+mod github {
+    //! `.github/workflows/gitship.yml`.
+
+    use super::*;
+
+    const HEADER: &str = r#"# Written by `gitship ci init github` (gitship @VERSION@); edit freely, `--force` writes it again.
+#
+# - pull requests: `gitship validate`, then `gitship plan @PLAN@`, posted as one comment updated
+#   in place and written to the job summary; the job fails only when the plan fails (exit 1),
+#   not when it shows changes (exit 2);
+# - pushes to `main`: `gitship build` and `gitship deploy` for @DEPLOY@, in that order,
+#   one deploy of an environment at a time;
+# - every day (and on demand): `gitship drift` for @DRIFT@, failing on drift.
+# Each job asks `gitship affected` what the change touches and skips an environment it cannot
+# affect. Protect the deploy environments (Settings > Environments: required reviewers).
+#
+"#;
+
+    const TOP: &str = r#"name: gitship
+
+on:
+  pull_request:
+  push:
+    branches: [main]
+  schedule:
+    - cron: "17 6 * * *"
+  workflow_dispatch:
+
+permissions:
+  contents: read
+
+env:
+  # The gitship the jobs install (`cargo install --locked --git`), cached per version.
+  GITSHIP_VERSION: "@VERSION@"
+  GITSHIP_GIT: @GIT@
+"#;
+
+    const TERRAFORM_ENV: &str = r#"  # The Terraform backend's credentials (an `s3` backend; see the header for others).
+  AWS_ACCESS_KEY_ID: ${{ secrets.AWS_ACCESS_KEY_ID }}
+  AWS_SECRET_ACCESS_KEY: ${{ secrets.AWS_SECRET_ACCESS_KEY }}
+"#;
+
+    const SETUP: &str = r#"- uses: actions/checkout@v5
+  with:
+    # The whole history: `gitship affected` compares with the base of the change.
+    fetch-depth: 0
+- name: Cache gitship
+  id: cache-gitship
+  uses: actions/cache@v5
+  with:
+    path: ~/.cargo/bin/gitship
+    key: gitship-${{ runner.os }}-${{ env.GITSHIP_VERSION }}
+- name: Install gitship
+  if: steps.cache-gitship.outputs.cache-hit != 'true'
+  run: cargo install --locked --git "$GITSHIP_GIT" --tag "v$GITSHIP_VERSION" gitship
+"#;
+
+    const TERRAFORM: &str = r#"- uses: hashicorp/setup-terraform@v3
+  if: steps.affected.outputs.affected == 'true'
+  with:
+    terraform_wrapper: false
+"#;
+
+    const LOGIN: &str = r#"- name: Log in to @REGISTRY@
+  if: steps.affected.outputs.affected == 'true'
+  uses: docker/login-action@v4
+  with:
+    registry: @REGISTRY@
+    username: ${{ secrets.REGISTRY_USERNAME }}
+    password: ${{ secrets.REGISTRY_PASSWORD }}
+"#;
+
+    const KUBECONFIG: &str = r#"- name: Kubeconfig of @ENV@
+  if: steps.affected.outputs.affected == 'true'
+  env:
+    KUBECONFIG_CONTENT: ${{ secrets.@SECRET@ }}
+  run: |
+    umask 077
+    printf '%s\n' "$KUBECONFIG_CONTENT" > "$RUNNER_TEMP/kubeconfig"
+    echo "KUBECONFIG=$RUNNER_TEMP/kubeconfig" >> "$GITHUB_ENV"
+"#;
+
+    const AFFECTED: &str = r#"- name: Does the change affect @ENV@?
+  id: affected
+  env:
+    SINCE: @SINCE@
+  run: |
+    if out="$(@GITSHIP@ affected --since "$SINCE" -o json)"; then
+      if jq -e --arg env @ENV@ '.environments | index($env)' <<<"$out" > /dev/null; then
+        echo "affected=true" >> "$GITHUB_OUTPUT"
+      else
+        echo "nothing @ENV@ deploys changed since $SINCE"
+        echo "affected=false" >> "$GITHUB_OUTPUT"
+      fi
+    else
+      echo "::warning::cannot tell what changed since $SINCE: running for @ENV@"
+      echo "affected=true" >> "$GITHUB_OUTPUT"
+    fi
+"#;
+
+    const PLAN_JOB: &str = r#"plan:
+  name: plan @ENV@
+  if: github.event_name == 'pull_request'
+  runs-on: ubuntu-latest
+  permissions:
+    contents: read
+    pull-requests: write
+  concurrency:
+    group: gitship-plan-${{ github.event.pull_request.number }}
+    cancel-in-progress: true
+  steps:
+"#;
+
+    const PLAN_STEPS: &str = r#"- name: Validate
+  run: @GITSHIP@ validate
+- name: Plan
+  id: plan
+  if: steps.affected.outputs.affected == 'true'
+  run: |
+    # 0: no changes, 2: changes (both a success here), anything else: the plan failed.
+    code=0
+    @GITSHIP@ plan @ENV@ -o markdown --exit-code > plan.md || code=$?
+    echo "exit-code=$code" >> "$GITHUB_OUTPUT"
+    case "$code" in
+      0) echo "no changes in @ENV@" ;;
+      2) echo "::notice title=gitship plan @ENV@::this pull request changes @ENV@" ;;
+      *) echo "::error title=gitship plan @ENV@::the plan failed (exit $code)" ;;
+    esac
+- name: Comment the plan
+  if: always() && (steps.plan.outcome == 'success' || steps.affected.outputs.affected == 'false')
+  env:
+    GH_TOKEN: ${{ github.token }}
+    PR_NUMBER: ${{ github.event.pull_request.number }}
+    PLAN_EXIT: ${{ steps.plan.outputs.exit-code }}
+    RUN_URL: ${{ github.server_url }}/${{ github.repository }}/actions/runs/${{ github.run_id }}
+  run: |
+    # One comment per environment, found again by its hidden marker and updated in place.
+    marker='<!-- gitship-plan:@ENV@ -->'
+    case "$PLAN_EXIT" in
+      0|2) body="$(cat plan.md)" ;;
+      "") body="This pull request changes nothing that \`@ENV@\` deploys (\`gitship affected\`): no plan." ;;
+      *) body="**\`gitship plan @ENV@\` failed** (exit $PLAN_EXIT): see [the job log]($RUN_URL)." ;;
+    esac
+    id="$(gh api --paginate "repos/$GITHUB_REPOSITORY/issues/$PR_NUMBER/comments" \
+      --jq ".[] | select(.body | startswith(\"$marker\")) | .id" | head -n 1)"
+    if [ -n "$id" ]; then
+      gh api --method PATCH "repos/$GITHUB_REPOSITORY/issues/comments/$id" \
+        -f body="$marker"$'\n\n'"$body" > /dev/null
+    elif [ -n "$PLAN_EXIT" ]; then
+      gh api --method POST "repos/$GITHUB_REPOSITORY/issues/$PR_NUMBER/comments" \
+        -f body="$marker"$'\n\n'"$body" > /dev/null
+    fi
+- name: Fail when the plan failed
+  if: steps.plan.outputs.exit-code != '' && steps.plan.outputs.exit-code != '0' && steps.plan.outputs.exit-code != '2'
+  run: exit 1
+"#;
+
+    const DEPLOY_JOB: &str = r#"deploy-@ENV@:
+  name: deploy @ENV@
+  if: github.event_name == 'push'
+@NEEDS@  runs-on: ubuntu-latest
+  # A protected environment: add required reviewers in Settings > Environments > @ENV@.
+  environment: @ENV@
+  # One deploy of @ENV@ at a time; a queued one waits rather than cancelling a running one.
+  concurrency:
+    group: gitship-deploy-@ENV@
+    cancel-in-progress: false
+  steps:
+"#;
+
+    const BUILD_STEP: &str = r#"- name: Build
+  if: steps.affected.outputs.affected == 'true'
+  run: @GITSHIP@ build @ENV@
+"#;
+
+    const DEPLOY_STEP: &str = r#"- name: Deploy
+  if: steps.affected.outputs.affected == 'true'
+  run: @GITSHIP@ deploy @ENV@
+"#;
+
+    const AGENT_STEP: &str = r#"- name: Leave the apply to the agent
+  if: steps.affected.outputs.affected == 'true'
+  run: echo "::notice title=gitship deploy @ENV@::images built; the gitship agent of @ENV@ applies this commit"
+"#;
+
+    const DRIFT_JOB: &str = r#"drift-@ENV@:
+  name: drift @ENV@
+  if: github.event_name == 'schedule' || github.event_name == 'workflow_dispatch'
+  runs-on: ubuntu-latest
+  steps:
+"#;
+
+    const DRIFT_STEP: &str = r#"- name: Drift
+  run: |
+    # gitship writes the report to the job summary; drift (exit 2) fails the job.
+    code=0
+    @GITSHIP@ drift @ENV@ -o markdown > drift.md || code=$?
+    cat drift.md
+    case "$code" in
+      0) echo "@ENV@ matches Git" ;;
+      2) echo "::error title=drift in @ENV@::@ENV@ differs from Git: see the job summary"; exit 1 ;;
+      *) exit "$code" ;;
+    esac
+"#;
+
+    /// The whole workflow.
+    pub fn workflow(spec: &CiSpec) -> String {
+        let gitship = gitship_command(spec);
+        let names = |list: Vec<&str>| {
+            list.iter()
+                .map(|n| format!("`{n}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let deploy_names = names(spec.deploy.iter().map(|d| d.name.as_str()).collect());
+        let drift_names = names(spec.drift.iter().map(String::as_str).collect());
+        let mut out = fill(
+            HEADER,
+            &[
+                ("VERSION", &spec.gitship_version),
+                ("PLAN", &spec.plan_env),
+                ("DEPLOY", &deploy_names),
+                ("DRIFT", &drift_names),
+            ],
+        );
+        out.push_str(&secrets_comment(
+            spec,
+            "Settings > Secrets and variables > Actions",
+            "the file's contents",
+            &[],
+        ));
+        out.push('\n');
+        out.push_str(&fill(
+            TOP,
+            &[("VERSION", &spec.gitship_version), ("GIT", GITSHIP_GIT_URL)],
+        ));
+        if spec.terraform {
+            out.push_str(TERRAFORM_ENV);
+        }
+        out.push_str("\njobs:\n");
+
+        // Pull requests.
+        let since_pr = "${{ github.event.pull_request.base.sha }}";
+        let mut steps = setup(spec, &spec.plan_env, since_pr, &gitship, true, true);
+        steps.push_str(&fill(
+            PLAN_STEPS,
+            &[("GITSHIP", &gitship), ("ENV", &spec.plan_env)],
+        ));
+        out.push_str(&indent(&fill(PLAN_JOB, &[("ENV", &spec.plan_env)]), 2));
+        out.push_str(&indent(&steps, 6));
+
+        // The default branch, in order.
+        let since_push = "${{ github.event.before }}";
+        let mut previous: Option<&str> = None;
+        for target in &spec.deploy {
+            let needs = match previous {
+                Some(name) => format!("  needs: [deploy-{name}]\n"),
+                None => String::new(),
+            };
+            out.push('\n');
+            out.push_str(&indent(
+                &fill(DEPLOY_JOB, &[("ENV", &target.name), ("NEEDS", &needs)]),
+                2,
+            ));
+            let mut steps = setup(
+                spec,
+                &target.name,
+                since_push,
+                &gitship,
+                true,
+                !target.agent,
+            );
+            let values = [("GITSHIP", gitship.as_str()), ("ENV", target.name.as_str())];
+            steps.push_str(&fill(BUILD_STEP, &values));
+            if target.agent {
+                steps.push_str(&fill(AGENT_STEP, &values));
+            } else {
+                steps.push_str(&fill(DEPLOY_STEP, &values));
+            }
+            out.push_str(&indent(&steps, 6));
+            previous = Some(&target.name);
+        }
+
+        // The schedule.
+        for env in &spec.drift {
+            out.push('\n');
+            out.push_str(&indent(&fill(DRIFT_JOB, &[("ENV", env)]), 2));
+            let mut steps = fill(SETUP, &[]);
+            if spec.terraform {
+                steps.push_str(
+                    &TERRAFORM.replace("  if: steps.affected.outputs.affected == 'true'\n", ""),
+                );
+            }
+            steps.push_str(
+                &kubeconfig(env).replace("  if: steps.affected.outputs.affected == 'true'\n", ""),
+            );
+            steps.push_str(&fill(DRIFT_STEP, &[("GITSHIP", &gitship), ("ENV", env)]));
+            out.push_str(&indent(&steps, 6));
+        }
+        out
+    }
+
+    fn kubeconfig(env: &str) -> String {
+        fill(
+            KUBECONFIG,
+            &[("ENV", env), ("SECRET", &kubeconfig_secret(env))],
+        )
+    }
+
+    /// Checkout, install, `affected`, then what the environment's commands need.
+    fn setup(
+        spec: &CiSpec,
+        env: &str,
+        since: &str,
+        gitship: &str,
+        login: bool,
+        cluster: bool,
+    ) -> String {
+        let mut steps = fill(SETUP, &[]);
+        steps.push_str(&fill(
+            AFFECTED,
+            &[("ENV", env), ("SINCE", since), ("GITSHIP", gitship)],
+        ));
+        if spec.terraform && cluster {
+            steps.push_str(TERRAFORM);
+        }
+        if login {
+            for registry in &spec.registries {
+                steps.push_str(&fill(LOGIN, &[("REGISTRY", registry)]));
+            }
+        }
+        if cluster {
+            steps.push_str(&kubeconfig(env));
+        }
+        steps
+    }
+}
+
+mod gitlab {
+    //! `.gitlab-ci.yml`.
+
+    use super::*;
+
+    const HEADER: &str = r#"# Written by `gitship ci init gitlab` (gitship @VERSION@); edit freely, `--force` writes it again.
+#
+# - merge requests: `gitship validate` (a Code Quality report), then `gitship plan @PLAN@`,
+#   posted as one merge request note updated in place and kept as an artifact; the job fails
+#   only when the plan fails (exit 1), not when it shows changes (exit 2);
+# - pushes to the default branch: `gitship build` and `gitship deploy` for @DEPLOY@, in that
+#   order, one deploy of an environment at a time (`resource_group`);
+# - scheduled pipelines (CI/CD > Schedules): `gitship drift` for @DRIFT@, failing on drift.
+# Each job asks `gitship affected` what the change touches and skips an environment it cannot
+# affect. Protect the deploy environments (Settings > CI/CD > Protected environments).
+#
+"#;
+
+    const TOP: &str = r#"stages:
+  - validate
+  - plan
+  - deploy
+  - drift
+
+workflow:
+  rules:
+    - if: $CI_PIPELINE_SOURCE == "merge_request_event"
+    - if: $CI_PIPELINE_SOURCE == "schedule"
+    - if: $CI_PIPELINE_SOURCE == "web"
+    - if: $CI_COMMIT_BRANCH == $CI_DEFAULT_BRANCH && $CI_PIPELINE_SOURCE == "push"
+
+variables:
+  # The gitship the jobs install (`cargo install --locked --git`), cached per version.
+  GITSHIP_VERSION: "@VERSION@"
+  GITSHIP_GIT: @GIT@
+  # The whole history: `gitship affected` compares with the base of the change.
+  GIT_DEPTH: "0"
+"#;
+
+    const TERRAFORM_VARIABLES: &str = r#"  TERRAFORM_VERSION: "1.9.8"
+"#;
+
+    const BASE: &str = r#"
+.gitship:
+  image: rust:1-bookworm
+  cache:
+    key: gitship-$GITSHIP_VERSION
+    paths:
+      - .gitship-ci/
+  before_script:
+    - apt-get update -qq && apt-get install -y -qq --no-install-recommends jq unzip > /dev/null
+    - export PATH="$CI_PROJECT_DIR/.gitship-ci/bin:$PATH"
+    - command -v gitship > /dev/null || cargo install --locked --root "$CI_PROJECT_DIR/.gitship-ci" --git "$GITSHIP_GIT" --tag "v$GITSHIP_VERSION" gitship
+"#;
+
+    const TERRAFORM_INSTALL: &str = r#"    - |
+      if [ ! -x .gitship-ci/bin/terraform ]; then
+        curl -fsSLo /tmp/terraform.zip "https://releases.hashicorp.com/terraform/${TERRAFORM_VERSION}/terraform_${TERRAFORM_VERSION}_linux_amd64.zip"
+        unzip -q -o /tmp/terraform.zip terraform -d .gitship-ci/bin
+      fi
+"#;
+
+    const LOGIN: &str = r#"    - |
+      # The registry login, where gitship and docker read it (~/.docker/config.json).
+      mkdir -p ~/.docker
+      auth="$(printf '%s:%s' "$REGISTRY_USERNAME" "$REGISTRY_PASSWORD" | base64 -w0)"
+      jq -n --arg auth "$auth" '{auths: {@AUTHS@}}' > ~/.docker/config.json
+"#;
+
+    const AFFECTED: &str = r#"- |
+  # Skip what the change cannot affect (when `affected` cannot tell, run).
+  if @GITSHIP@ affected --since "@SINCE@" -o json > affected.json \
+    && ! jq -e --arg env @ENV@ '.environments | index($env)' affected.json > /dev/null; then
+    echo "nothing @ENV@ deploys changed since @SINCE@"
+    exit 0
+  fi
+"#;
+
+    const VALIDATE_JOB: &str = r#"validate:
+  extends: .gitship
+  stage: validate
+  rules:
+    - if: $CI_PIPELINE_SOURCE == "merge_request_event"
+  script:
+    - @GITSHIP@ validate -o codequality > gl-code-quality-report.json
+  artifacts:
+    when: always
+    reports:
+      codequality: gl-code-quality-report.json
+"#;
+
+    const PLAN_JOB: &str = r#"plan-@ENV@:
+  extends: .gitship
+  stage: plan
+  rules:
+    - if: $CI_PIPELINE_SOURCE == "merge_request_event"
+  artifacts:
+    when: always
+    expose_as: gitship plan @ENV@
+    paths:
+      - plan.md
+  script:
+"#;
+
+    const PLAN_SCRIPT: &str = r#"- export KUBECONFIG="$@SECRET@"
+- |
+  # 0: no changes, 2: changes (both a success here), anything else: the plan failed.
+  code=0
+  @GITSHIP@ plan @ENV@ -o markdown --exit-code > plan.md || code=$?
+  cat plan.md
+  # One note per environment, found again by its hidden marker and updated in place.
+  marker='<!-- gitship-plan:@ENV@ -->'
+  case "$code" in
+    0|2) body="$(cat plan.md)" ;;
+    *) body="**\`gitship plan @ENV@\` failed** (exit $code): see [the job log]($CI_JOB_URL)." ;;
+  esac
+  payload="$(jq -n --arg body "$marker"$'\n\n'"$body" '{body: $body}')"
+  notes="$CI_API_V4_URL/projects/$CI_PROJECT_ID/merge_requests/$CI_MERGE_REQUEST_IID/notes"
+  id="$(curl -fsS --header "PRIVATE-TOKEN: $GITLAB_TOKEN" "$notes?per_page=100&sort=asc" \
+    | jq -r --arg marker "$marker" '[.[] | select(.body | startswith($marker))][0].id // empty')"
+  if [ -n "$id" ]; then
+    curl -fsS -X PUT --header "PRIVATE-TOKEN: $GITLAB_TOKEN" --header "Content-Type: application/json" \
+      --data "$payload" "$notes/$id" > /dev/null
+  else
+    curl -fsS -X POST --header "PRIVATE-TOKEN: $GITLAB_TOKEN" --header "Content-Type: application/json" \
+      --data "$payload" "$notes" > /dev/null
+  fi
+  if [ "$code" != 0 ] && [ "$code" != 2 ]; then exit "$code"; fi
+"#;
+
+    const DEPLOY_JOB: &str = r#"deploy-@ENV@:
+  extends: .gitship
+  stage: deploy
+  rules:
+    - if: $CI_COMMIT_BRANCH == $CI_DEFAULT_BRANCH && $CI_PIPELINE_SOURCE == "push"
+@NEEDS@  # One deploy of @ENV@ at a time; a later one waits.
+  resource_group: gitship-@ENV@
+  # Protect it in Settings > CI/CD > Protected environments.
+  environment:
+    name: @ENV@
+    deployment_tier: @TIER@
+  # Images are built with docker, in a docker-in-docker service.
+  services:
+    - docker:27-dind
+  variables:
+    DOCKER_HOST: tcp://docker:2375
+    DOCKER_TLS_CERTDIR: ""
+  script:
+    - apt-get install -y -qq --no-install-recommends docker.io > /dev/null
+"#;
+
+    const DRIFT_JOB: &str = r#"drift-@ENV@:
+  extends: .gitship
+  stage: drift
+  rules:
+    - if: $CI_PIPELINE_SOURCE == "schedule"
+    - if: $CI_PIPELINE_SOURCE == "web"
+  artifacts:
+    when: always
+    expose_as: gitship drift @ENV@
+    paths:
+      - drift.md
+  script:
+    - export KUBECONFIG="$@SECRET@"
+    - |
+      # Drift (exit 2) fails the job; the report is in the log and the artifact.
+      code=0
+      @GITSHIP@ drift @ENV@ -o markdown > drift.md || code=$?
+      cat drift.md
+      case "$code" in
+        0) echo "@ENV@ matches Git" ;;
+        2) echo "@ENV@ differs from Git"; exit 1 ;;
+        *) exit "$code" ;;
+      esac
+"#;
+
+    /// The whole pipeline.
+    pub fn pipeline(spec: &CiSpec) -> String {
+        let gitship = gitship_command(spec);
+        let names = |list: Vec<&str>| {
+            list.iter()
+                .map(|n| format!("`{n}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let deploy_names = names(spec.deploy.iter().map(|d| d.name.as_str()).collect());
+        let drift_names = names(spec.drift.iter().map(String::as_str).collect());
+        let mut out = fill(
+            HEADER,
+            &[
+                ("VERSION", &spec.gitship_version),
+                ("PLAN", &spec.plan_env),
+                ("DEPLOY", &deploy_names),
+                ("DRIFT", &drift_names),
+            ],
+        );
+        out.push_str(&secrets_comment(
+            spec,
+            "Settings > CI/CD > Variables, masked; protect those of protected environments",
+            "a variable of type File",
+            &["GITLAB_TOKEN: a project access token with the `api` scope, to write the plan note"],
+        ));
+        out.push('\n');
+        out.push_str(&fill(
+            TOP,
+            &[("VERSION", &spec.gitship_version), ("GIT", GITSHIP_GIT_URL)],
+        ));
+        if spec.terraform {
+            out.push_str(TERRAFORM_VARIABLES);
+        }
+        out.push_str(BASE);
+        if spec.terraform {
+            out.push_str(TERRAFORM_INSTALL);
+        }
+        if !spec.registries.is_empty() {
+            let auths = spec
+                .registries
+                .iter()
+                .map(|r| format!("\"{r}\": {{auth: $auth}}"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            out.push_str(&fill(LOGIN, &[("AUTHS", &auths)]));
+        }
+        out.push('\n');
+        out.push_str(&fill(VALIDATE_JOB, &[("GITSHIP", &gitship)]));
+
+        let env_values = |env: &str| {
+            vec![
+                ("GITSHIP".to_string(), gitship.clone()),
+                ("ENV".to_string(), env.to_string()),
+                ("SECRET".to_string(), kubeconfig_secret(env)),
+            ]
+        };
+        let fill_env = |template: &str, env: &str, extra: &[(&str, &str)]| {
+            let owned = env_values(env);
+            let mut values: Vec<(&str, &str)> = owned
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect();
+            values.extend_from_slice(extra);
+            fill(template, &values)
+        };
+
+        // Merge requests.
+        out.push('\n');
+        out.push_str(&fill_env(PLAN_JOB, &spec.plan_env, &[]));
+        let mut script = fill_env(
+            AFFECTED,
+            &spec.plan_env,
+            &[("SINCE", "$CI_MERGE_REQUEST_DIFF_BASE_SHA")],
+        );
+        script.push_str(&fill_env(PLAN_SCRIPT, &spec.plan_env, &[]));
+        out.push_str(&indent(&script, 4));
+
+        // The default branch, in order.
+        let mut previous: Option<&str> = None;
+        for target in &spec.deploy {
+            let needs = match previous {
+                Some(name) => format!("  needs: [deploy-{name}]\n"),
+                None => "  needs: []\n".to_string(),
+            };
+            let tier = if target.name == "production" {
+                "production"
+            } else if target.name == "staging" {
+                "staging"
+            } else {
+                "other"
+            };
+            out.push('\n');
+            out.push_str(&fill_env(
+                DEPLOY_JOB,
+                &target.name,
+                &[("NEEDS", &needs), ("TIER", tier)],
+            ));
+            let mut script = fill_env(
+                AFFECTED,
+                &target.name,
+                &[("SINCE", "$CI_COMMIT_BEFORE_SHA")],
+            );
+            script.push_str(&fill_env("- @GITSHIP@ build @ENV@\n", &target.name, &[]));
+            if target.agent {
+                script.push_str(&fill_env(
+                    "- echo \"images built; the gitship agent of @ENV@ applies this commit\"\n",
+                    &target.name,
+                    &[],
+                ));
+            } else {
+                script.push_str(&fill_env(
+                    "- export KUBECONFIG=\"$@SECRET@\"\n- @GITSHIP@ deploy @ENV@\n",
+                    &target.name,
+                    &[],
+                ));
+            }
+            out.push_str(&indent(&script, 4));
+            previous = Some(&target.name);
+        }
+
+        // The schedule.
+        for env in &spec.drift {
+            out.push('\n');
+            out.push_str(&fill_env(DRIFT_JOB, env, &[]));
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kubeconfig_secret_names() {
+        assert_eq!(kubeconfig_secret("staging"), "KUBECONFIG_STAGING");
+        assert_eq!(kubeconfig_secret("eu-prod"), "KUBECONFIG_EU_PROD");
+    }
+
+    #[test]
+    fn fill_and_indent() {
+        assert_eq!(fill("a @X@ @X@ @Y@", &[("X", "1"), ("Y", "2")]), "a 1 1 2");
+        assert_eq!(indent("a:\n\n  b\n", 2), "  a:\n\n    b\n");
+    }
+}

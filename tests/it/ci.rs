@@ -1,0 +1,633 @@
+//! Integration tests: CI integration. `ci init` (snapshots of the generated files, which must
+//! pass actionlint and check-jsonschema's GitHub and GitLab schemas), the GitHub annotations and
+//! job summary under `GITHUB_ACTIONS=true`, the GitLab Code Quality report, and `affected` on a
+//! fixture history.
+
+use std::path::Path;
+use std::process::Command;
+
+use gitship::ops::affected::{Affected, Touches};
+
+use crate::support::repo::{Repo, Run};
+use crate::support::{gitship, require_tool};
+
+/// The CLI against `repo` with extra environment variables (the CI's own).
+fn gitship_with(repo: &Repo, env: &[(&str, &Path)], args: &[&str]) -> Run {
+    let mut command = gitship();
+    command.arg("-C").arg(repo.path());
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    let output = command.args(args).output().expect("run gitship");
+    Run {
+        code: output.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+fn read(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_else(|err| panic!("read {}: {err}", path.display()))
+}
+
+fn snapshot(name: &str, text: &str) {
+    let mut settings = insta::Settings::clone_current();
+    settings.add_filter(&regex_escape(env!("CARGO_PKG_VERSION")), "[VERSION]");
+    settings.bind(|| insta::assert_snapshot!(name, text));
+}
+
+fn regex_escape(text: &str) -> String {
+    text.chars()
+        .flat_map(|c| {
+            if c.is_ascii_alphanumeric() {
+                vec![c]
+            } else {
+                vec!['\\', c]
+            }
+        })
+        .collect()
+}
+
+/// `actionlint` on a workflow file (skips loudly when it is missing).
+fn actionlint(file: &Path) {
+    if !require_tool("actionlint", "-version") {
+        return;
+    }
+    let output = Command::new("actionlint")
+        .arg("-no-color")
+        .arg(file)
+        .output()
+        .expect("actionlint");
+    assert!(
+        output.status.success(),
+        "actionlint {}:\n{}{}",
+        file.display(),
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// `check-jsonschema --builtin-schema SCHEMA` on a file (skips loudly when it is missing).
+fn check_schema(schema: &str, file: &Path) {
+    if !require_tool("check-jsonschema", "--version") {
+        return;
+    }
+    let output = Command::new("check-jsonschema")
+        .arg("--builtin-schema")
+        .arg(schema)
+        .arg(file)
+        .output()
+        .expect("check-jsonschema");
+    assert!(
+        output.status.success(),
+        "check-jsonschema {schema} {}:\n{}{}",
+        file.display(),
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// ci init
+
+#[test]
+fn ci_init_github_for_the_example_is_valid_and_stable() {
+    let repo = Repo::example();
+    let run = repo.ok(&["ci", "init", "github"]);
+    assert!(
+        run.stdout.contains("wrote .github/workflows/gitship.yml"),
+        "{}",
+        run.all()
+    );
+    assert!(run.stdout.contains("KUBECONFIG_STAGING"), "{}", run.stdout);
+    let file = repo.path().join(".github/workflows/gitship.yml");
+    let text = read(&file);
+    // The example: staging planned, production deployed, both checked for drift.
+    for expected in [
+        "gitship plan staging -o markdown --exit-code",
+        "gitship deploy production",
+        "gitship build production",
+        "gitship drift production -o markdown",
+        "gitship drift staging -o markdown",
+        "<!-- gitship-plan:staging -->",
+        "group: gitship-deploy-production",
+        "cancel-in-progress: false",
+        "environment: production",
+        "gitship affected --since",
+        "hashicorp/setup-terraform",
+        "registry: ghcr.io",
+        "secrets.KUBECONFIG_PRODUCTION",
+        "actions/cache@v5",
+    ] {
+        assert!(text.contains(expected), "no `{expected}` in:\n{text}");
+    }
+    snapshot("ci_init_github_example", &text);
+    actionlint(&file);
+    check_schema("vendor.github-workflows", &file);
+}
+
+#[test]
+fn ci_init_gitlab_for_the_example_is_valid_and_stable() {
+    let repo = Repo::example();
+    let run = repo.ok(&["ci", "init", "gitlab"]);
+    assert!(run.stdout.contains("wrote .gitlab-ci.yml"), "{}", run.all());
+    let file = repo.path().join(".gitlab-ci.yml");
+    let text = read(&file);
+    for expected in [
+        "gitship validate -o codequality > gl-code-quality-report.json",
+        "codequality: gl-code-quality-report.json",
+        "gitship plan staging -o markdown --exit-code",
+        "<!-- gitship-plan:staging -->",
+        "PRIVATE-TOKEN: $GITLAB_TOKEN",
+        "resource_group: gitship-production",
+        "gitship deploy production",
+        "gitship drift production -o markdown",
+        "$CI_MERGE_REQUEST_DIFF_BASE_SHA",
+    ] {
+        assert!(text.contains(expected), "no `{expected}` in:\n{text}");
+    }
+    snapshot("ci_init_gitlab_example", &text);
+    check_schema("vendor.gitlab-ci", &file);
+}
+
+/// A gitship repository below the Git root, deploying two environments in order, the second run
+/// by the agent: the files go to the Git root, every command gets `-C`, the agent's deploy job
+/// only builds.
+#[test]
+fn ci_init_below_the_git_root_with_an_agent_environment() {
+    let repo = Repo {
+        dir: tempfile::tempdir().expect("temp"),
+        kubeconfig: None,
+    };
+    repo.write("deploy/apps/web/Dockerfile", "FROM scratch\n");
+    repo.write(
+        "deploy/infrastructure/kubernetes/web.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: web\ndata:\n  image: ${images.web}\n",
+    );
+    repo.write(
+        "deploy/config/qa.yaml",
+        "cluster:\n  namespace: web-qa\nregistry: registry.example.com/web\n",
+    );
+    repo.write(
+        "deploy/config/live.yaml",
+        "cluster:\n  namespace: web\nregistry: registry.example.com/web\nagent:\n  branch: main\n",
+    );
+    repo.git(&["init", "-q"]);
+    repo.commit("web");
+    let mut command = gitship();
+    let output = command
+        .arg("-C")
+        .arg(repo.path().join("deploy"))
+        .args(["ci", "init", "github", "--plan-env", "qa"])
+        .args(["--deploy-env", "qa", "live"])
+        .output()
+        .expect("run");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let file = repo.path().join(".github/workflows/gitship.yml");
+    let text = read(&file);
+    assert!(text.contains("gitship -C deploy deploy qa"), "{text}");
+    assert!(text.contains("gitship -C deploy build live"), "{text}");
+    assert!(
+        !text.contains("gitship -C deploy deploy live"),
+        "the agent applies live: {text}"
+    );
+    assert!(text.contains("needs: [deploy-qa]"), "{text}");
+    assert!(text.contains("the gitship agent of live applies"), "{text}");
+    assert!(!text.contains("setup-terraform"), "no Terraform: {text}");
+    actionlint(&file);
+    check_schema("vendor.github-workflows", &file);
+
+    let output = gitship()
+        .arg("-C")
+        .arg(repo.path().join("deploy"))
+        .args([
+            "ci",
+            "init",
+            "gitlab",
+            "--plan-env",
+            "qa",
+            "--deploy-env",
+            "qa",
+            "live",
+        ])
+        .output()
+        .expect("run");
+    assert!(output.status.success());
+    let file = repo.path().join(".gitlab-ci.yml");
+    let text = read(&file);
+    assert!(text.contains("gitship -C deploy plan qa"), "{text}");
+    assert!(!text.contains("gitship -C deploy deploy live"), "{text}");
+    check_schema("vendor.gitlab-ci", &file);
+}
+
+#[test]
+fn ci_init_never_overwrites_without_force_and_checks_environments() {
+    let repo = Repo::example();
+    repo.write(".github/workflows/gitship.yml", "# mine\n");
+    let run = repo.gitship(&["ci", "init", "github"]);
+    assert_eq!(run.code, 1, "{}", run.all());
+    assert!(
+        run.stderr
+            .contains("`.github/workflows/gitship.yml` already exists"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("hint: pass `--force`"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(
+        read(&repo.path().join(".github/workflows/gitship.yml")),
+        "# mine\n"
+    );
+
+    let run = repo.gitship(&["ci", "init", "github", "--plan-env", "stagin"]);
+    assert_eq!(run.code, 1, "{}", run.all());
+    assert!(run.stderr.contains("stagin"), "{}", run.stderr);
+    assert_eq!(
+        read(&repo.path().join(".github/workflows/gitship.yml")),
+        "# mine\n"
+    );
+
+    repo.ok(&["ci", "init", "github", "--force"]);
+    assert!(read(&repo.path().join(".github/workflows/gitship.yml")).contains("name: gitship"));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Annotations, the job summary, Code Quality
+
+/// A repository whose manifest has an unknown placeholder on line 6, column 9.
+fn broken_repo() -> Repo {
+    let repo = Repo {
+        dir: tempfile::tempdir().expect("temp"),
+        kubeconfig: None,
+    };
+    repo.write(
+        "infrastructure/kubernetes/app.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: app\ndata:\n  size: ${values.nope}\n",
+    );
+    repo.write("config/staging.yaml", "cluster:\n  namespace: app\n");
+    repo.git(&["init", "-q"]);
+    repo.commit("broken");
+    repo
+}
+
+#[test]
+fn github_actions_errors_are_annotations() {
+    let repo = broken_repo();
+    let ci = [
+        ("GITHUB_ACTIONS", Path::new("true")),
+        ("GITHUB_WORKSPACE", repo.path()),
+    ];
+    let annotation = "::error file=infrastructure/kubernetes/app.yaml,line=6,col=9::`${values.nope}`: `values.nope` is not defined";
+    let run = gitship_with(&repo, &ci, &["validate"]);
+    assert_eq!(run.code, 1, "{}", run.all());
+    assert!(run.stderr.contains(annotation), "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("infrastructure/kubernetes/app.yaml:6:9"),
+        "the usual error too: {}",
+        run.stderr
+    );
+    let run = gitship_with(&repo, &ci, &["-o", "json", "validate"]);
+    assert_eq!(run.code, 1, "{}", run.all());
+    assert!(
+        run.stderr.contains(annotation),
+        "with JSON too: {}",
+        run.stderr
+    );
+    let run = gitship_with(&repo, &ci, &["plan", "staging", "--sandbox"]);
+    assert_eq!(run.code, 1, "{}", run.all());
+    assert!(run.stderr.contains(annotation), "{}", run.stderr);
+
+    // Not under GitHub Actions, and not for the commands that do not annotate.
+    let run = repo.gitship(&["validate"]);
+    assert_eq!(run.code, 1);
+    assert!(!run.stderr.contains("::error"), "{}", run.stderr);
+    let run = gitship_with(&repo, &ci, &["render", "staging"]);
+    assert_eq!(run.code, 1);
+    assert!(!run.stderr.contains("::error"), "{}", run.stderr);
+}
+
+#[test]
+fn plan_and_drift_write_the_step_summary_without_secrets() {
+    let repo = Repo {
+        dir: tempfile::tempdir().expect("temp"),
+        kubeconfig: None,
+    };
+    repo.write(".gitignore", ".gitship/\n");
+    repo.write(
+        "infrastructure/kubernetes/app.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: app\ndata:\n  greeting: hello\n---\napiVersion: v1\nkind: Secret\nmetadata:\n  name: app\nstringData:\n  password: hunter2-do-not-show\n",
+    );
+    repo.write("config/staging.yaml", "cluster:\n  namespace: app\n");
+    repo.git(&["init", "-q"]);
+    repo.commit("app");
+    let summary = repo.path().join(".gitship-summary.md");
+    let ci = [
+        ("GITHUB_ACTIONS", Path::new("true")),
+        ("GITHUB_STEP_SUMMARY", summary.as_path()),
+    ];
+    let run = gitship_with(
+        &repo,
+        &ci,
+        &[
+            "-o",
+            "markdown",
+            "plan",
+            "staging",
+            "--sandbox",
+            "--exit-code",
+        ],
+    );
+    assert_eq!(run.code, 2, "{}", run.all());
+    let written = read(&summary);
+    assert!(written.contains("ConfigMap"), "{written}");
+    assert_eq!(
+        written.trim_end(),
+        run.stdout.trim_end(),
+        "the markdown plan"
+    );
+    assert!(!written.contains("hunter2"), "{written}");
+
+    // Human output on stdout; the summary still gets Markdown, appended.
+    let run = gitship_with(&repo, &ci, &["drift", "staging", "--sandbox"]);
+    assert!(run.code == 0 || run.code == 2, "{}", run.all());
+    assert!(
+        !run.stdout.contains("### gitship"),
+        "human on stdout: {}",
+        run.stdout
+    );
+    let written = read(&summary);
+    let plan_at = written
+        .find("### gitship plan for `staging`")
+        .expect("the plan");
+    let drift_at = written
+        .find("### gitship drift for `staging`")
+        .expect("the drift report");
+    assert!(plan_at < drift_at, "appended: {written}");
+    assert!(!written.contains("hunter2"), "{written}");
+
+    // No summary without the variable.
+    std::fs::remove_file(&summary).expect("remove");
+    let run = repo.gitship(&["plan", "staging", "--sandbox"]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert!(!summary.exists());
+}
+
+#[test]
+fn validate_codequality_report() {
+    let repo = broken_repo();
+    let run = gitship_with(
+        &repo,
+        &[("GITLAB_CI", Path::new("true"))],
+        &["validate", "-o", "codequality"],
+    );
+    assert_eq!(run.code, 1, "{}", run.all());
+    let report: serde_json::Value = serde_json::from_str(&run.stdout).expect("JSON report");
+    let issues = report.as_array().expect("an array");
+    assert_eq!(issues.len(), 1, "{report:#}");
+    let issue = &issues[0];
+    assert_eq!(issue["check_name"], "gitship-validate");
+    assert_eq!(issue["severity"], "major");
+    assert_eq!(issue["location"]["lines"]["begin"], 6);
+    let path = issue["location"]["path"].as_str().expect("path");
+    assert!(
+        path.ends_with("infrastructure/kubernetes/app.yaml"),
+        "{path}"
+    );
+    assert!(
+        issue["description"]
+            .as_str()
+            .is_some_and(|d| d.contains("`values.nope` is not defined")),
+        "{issue}"
+    );
+    assert_eq!(issue["fingerprint"].as_str().map(str::len), Some(64));
+    assert!(run.stderr.contains("values.nope"), "errors on stderr too");
+
+    // A valid repository: an empty report, exit 0.
+    repo.edit(
+        "infrastructure/kubernetes/app.yaml",
+        "${values.nope}",
+        "two",
+    );
+    let run = repo.gitship(&["validate", "-o", "codequality"]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert_eq!(run.stdout.trim(), "[]");
+
+    // Only `validate` has it.
+    let run = repo.gitship(&["-o", "codequality", "render", "staging"]);
+    assert_eq!(run.code, 64, "{}", run.all());
+    assert!(run.stderr.contains("`-o codequality`"), "{}", run.stderr);
+}
+
+// ---------------------------------------------------------------------------------------------
+// affected
+
+fn affected(repo: &Repo, since: &str) -> Affected {
+    let run = repo.ok(&["-o", "json", "affected", "--since", since]);
+    serde_json::from_str(&run.stdout).unwrap_or_else(|err| panic!("{err}:\n{}", run.stdout))
+}
+
+#[test]
+fn affected_follows_the_history() {
+    let repo = Repo {
+        dir: tempfile::tempdir().expect("temp"),
+        kubeconfig: None,
+    };
+    repo.write("apps/api/Dockerfile", "FROM scratch\nCOPY app.txt /\n");
+    repo.write("apps/api/app.txt", "v1\n");
+    repo.write("apps/web/Dockerfile", "FROM scratch\n");
+    repo.write(
+        "infrastructure/kubernetes/app.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: app\ndata:\n  api: ${images.api}\n",
+    );
+    repo.write(
+        "infrastructure/terraform/main.tf",
+        "output \"name\" {\n  value = \"x\"\n}\n",
+    );
+    for env in ["staging", "production"] {
+        repo.write(
+            &format!("config/{env}.yaml"),
+            &format!("cluster:\n  namespace: {env}\nregistry: registry.example.com/shop\n"),
+        );
+    }
+    repo.write("README.md", "shop\n");
+    repo.git(&["init", "-q"]);
+    repo.commit("base");
+    repo.git(&["tag", "base"]);
+    let steps: [(&str, &str, &str); 6] = [
+        ("app", "apps/api/app.txt", "v2\n"),
+        (
+            "env",
+            "config/staging.yaml",
+            "cluster:\n  namespace: staging\nregistry: registry.example.com/shop\nvalues:\n  x: 1\n",
+        ),
+        (
+            "manifests",
+            "infrastructure/kubernetes/app.yaml",
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: app\ndata:\n  api: ${images.api}\n  more: yes\n",
+        ),
+        (
+            "terraform",
+            "infrastructure/terraform/main.tf",
+            "output \"name\" {\n  value = \"y\"\n}\n",
+        ),
+        ("settings", "gitship.yaml", "build:\n  builder: docker\n"),
+        ("docs", "README.md", "shop, documented\n"),
+    ];
+    for (tag, path, text) in steps {
+        repo.write(path, text);
+        repo.commit(tag);
+        repo.git(&["tag", tag]);
+    }
+    let both = vec!["production".to_string(), "staging".to_string()];
+    let names = |list: &[&str]| list.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    let at = |tag: &str, since: &str| {
+        repo.git(&["checkout", "-q", tag]);
+        affected(&repo, since)
+    };
+
+    let app = at("app", "base");
+    assert_eq!(app.apps, names(&["api"]));
+    assert_eq!(app.environments, both, "every environment builds the app");
+    assert_eq!(
+        app.files
+            .iter()
+            .map(|f| f.path.as_str())
+            .collect::<Vec<_>>(),
+        ["apps/api/app.txt"]
+    );
+    assert_eq!(app.files[0].touches, Touches::App { name: "api".into() });
+    assert!(!app.everything);
+
+    let env = at("env", "app");
+    assert_eq!(env.environments, names(&["staging"]));
+    assert!(env.apps.is_empty());
+
+    let manifests = at("manifests", "env");
+    assert_eq!(manifests.environments, both);
+    assert!(manifests.apps.is_empty());
+
+    let terraform = at("terraform", "manifests");
+    assert_eq!(terraform.environments, both);
+    assert_eq!(terraform.files[0].touches, Touches::Terraform);
+
+    let settings = at("settings", "terraform");
+    assert!(settings.everything);
+    assert_eq!(settings.environments, both);
+    assert_eq!(settings.apps, names(&["api", "web"]));
+
+    let docs = at("docs", "settings");
+    assert!(
+        docs.environments.is_empty() && docs.apps.is_empty(),
+        "{docs:?}"
+    );
+    assert_eq!(docs.files[0].touches, Touches::Nothing);
+
+    // A range: everything between, once each.
+    let range = at("manifests", "base");
+    assert_eq!(range.apps, names(&["api"]));
+    assert_eq!(range.environments, both);
+    assert_eq!(range.files.len(), 3);
+
+    // From the merge base: a commit on the other side does not count.
+    repo.git(&["checkout", "-q", "-b", "side", "base"]);
+    repo.write(
+        "config/production.yaml",
+        "cluster:\n  namespace: production\nregistry: registry.example.com/shop\nvalues:\n  y: 2\n",
+    );
+    repo.commit("side");
+    repo.git(&["checkout", "-q", "env"]);
+    let diverged = affected(&repo, "side");
+    assert_eq!(
+        diverged.environments, both,
+        "app + env since base, not side's production change alone"
+    );
+    assert!(
+        diverged
+            .files
+            .iter()
+            .all(|f| f.path != "config/production.yaml"),
+        "{diverged:?}"
+    );
+
+    // Human output.
+    let run = repo.ok(&["affected", "--since", "app"]);
+    assert!(
+        run.stdout.contains("environments: staging\n"),
+        "{}",
+        run.stdout
+    );
+    assert!(run.stdout.contains("apps: (none)\n"), "{}", run.stdout);
+    assert!(
+        run.stdout
+            .contains("config/staging.yaml  environment `staging`"),
+        "{}",
+        run.stdout
+    );
+
+    // A revision that does not exist.
+    let run = repo.gitship(&["affected", "--since", "no-such-branch"]);
+    assert_eq!(run.code, 1, "{}", run.all());
+    assert!(
+        run.stderr
+            .contains("error: cannot compare with `no-such-branch`: it names no commit here"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("hint: give a SHA"), "{}", run.stderr);
+    assert!(run.stdout.is_empty());
+}
+
+/// An environment with its own `kubernetes.path`: its files touch it alone, and the shared
+/// manifests directory touches only the environments rendering it.
+#[test]
+fn affected_follows_kubernetes_path() {
+    let repo = Repo {
+        dir: tempfile::tempdir().expect("temp"),
+        kubeconfig: None,
+    };
+    let config_map = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: app\ndata:\n  a: b\n";
+    repo.write("infrastructure/kubernetes/app.yaml", config_map);
+    repo.write("overlays/preview/app.yaml", config_map);
+    repo.write("config/staging.yaml", "cluster:\n  namespace: staging\n");
+    repo.write(
+        "config/preview.yaml",
+        "cluster:\n  namespace: preview\nkubernetes:\n  path: overlays/preview\n",
+    );
+    repo.git(&["init", "-q"]);
+    repo.commit("base");
+    repo.git(&["tag", "base"]);
+    repo.write(
+        "overlays/preview/app.yaml",
+        &config_map.replace("a: b", "a: c"),
+    );
+    repo.commit("preview");
+    repo.git(&["tag", "preview"]);
+    repo.write(
+        "infrastructure/kubernetes/app.yaml",
+        &config_map.replace("a: b", "a: d"),
+    );
+    repo.commit("shared");
+
+    let preview = affected(&repo, "base");
+    assert_eq!(preview.environments, ["preview", "staging"], "both commits");
+    repo.git(&["checkout", "-q", "preview"]);
+    let preview = affected(&repo, "base");
+    assert_eq!(preview.environments, ["preview"]);
+    assert_eq!(
+        preview.files[0].touches,
+        Touches::Manifests {
+            environments: vec!["preview".into()]
+        }
+    );
+    repo.git(&["checkout", "-q", "-"]);
+    let shared = affected(&repo, "preview");
+    assert_eq!(shared.environments, ["staging"]);
+}
