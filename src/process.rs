@@ -953,10 +953,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let pid_file = dir.path().join("grandchild");
         // The grandchild ignores SIGINT and inherits stdout and stderr; the child exits on
-        // SIGINT. The old wrapper waited for the grandchild to close the pipes (60 s).
+        // SIGINT. The old wrapper waited for the grandchild to close the pipes (60 s). The child
+        // sleeps in short steps: a SIGINT that reaches `sh` while it forks is acted on only when
+        // the next foreground command ends (dash), so one long `sleep` made the test racy.
         let script = format!(
             "sh -c \"trap '' INT; echo \\$\\$ > {pid}; exec sleep 60\" & \
-             while [ ! -s {pid} ]; do sleep 0.02; done; echo ready; sleep 30",
+             while [ ! -s {pid} ]; do sleep 0.02; done; echo ready; \
+             while :; do sleep 0.1; done",
             pid = pid_file.display()
         );
         let process = Process::new("sh")
