@@ -28,12 +28,15 @@
 //! `GITSHIP_BENCH_ROUNDS` (10, webhook rounds) and `GITSHIP_BENCH_NOOP_SECS` (10, the no-op
 //! phase) override the defaults; `MALLOC_ARENA_MAX`, when set, is passed on to the agent.
 
+mod common;
+
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::{env_number, git, manifest, median};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
@@ -44,60 +47,11 @@ const GROWTH_TOLERANCE_KB: i64 = 2048;
 /// At each RSS mark of phase 3, the highest RSS over this many more checks is kept too.
 const PEAK_CHECKS: u64 = 5;
 
-fn manifest(index: usize) -> String {
-    let name = format!("bench-{index:04}");
-    match index % 3 {
-        0 => format!(
-            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\ndata:\n  index: \"{index}\"\n  payload: {}\n",
-            "x".repeat(64)
-        ),
-        1 => format!(
-            "apiVersion: v1\nkind: Service\nmetadata:\n  name: {name}\nspec:\n  selector:\n    app: {name}\n  ports:\n    - name: http\n      port: 80\n      targetPort: 8080\n"
-        ),
-        _ => format!(
-            "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: {name}\n  labels:\n    app: {name}\nspec:\n  replicas: 1\n  selector:\n    matchLabels:\n      app: {name}\n  template:\n    metadata:\n      labels:\n        app: {name}\n    spec:\n      containers:\n        - name: app\n          image: registry.local/app:{index}\n          ports:\n            - containerPort: 8080\n"
-        ),
-    }
-}
-
 /// The ConfigMap phase 1 changes, with `value`.
 fn site(value: &str) -> String {
     format!(
         "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: site\ndata:\n  value: \"{value}\"\n  title: bench\n"
     )
-}
-
-fn env_number(key: &str, default: usize) -> usize {
-    std::env::var(key)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn median(samples: &[Duration]) -> Duration {
-    let mut sorted = samples.to_vec();
-    sorted.sort();
-    sorted[sorted.len() / 2]
-}
-
-fn git(repo: &Path, home: &Path, args: &[&str]) {
-    let output = Command::new("git")
-        .args([
-            "-c",
-            "user.email=bench@example.com",
-            "-c",
-            "user.name=bench",
-        ])
-        .args(args)
-        .current_dir(repo)
-        .env("HOME", home)
-        .output()
-        .expect("git runs");
-    assert!(
-        output.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
 }
 
 /// A fixture: a work repository with `config/bench.yaml` and `manifests`, and its bare clone.

@@ -13,81 +13,21 @@
 //! `GITSHIP_BENCH_OBJECTS` and `GITSHIP_BENCH_ROUNDS` override the object count (1000) and
 //! rounds (3).
 
-use std::path::Path;
+mod common;
+
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-fn manifest(index: usize) -> String {
-    let name = format!("bench-{index:04}");
-    match index % 3 {
-        0 => format!(
-            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\ndata:\n  index: \"{index}\"\n  payload: {}\n",
-            "x".repeat(64)
-        ),
-        1 => format!(
-            "apiVersion: v1\nkind: Service\nmetadata:\n  name: {name}\nspec:\n  selector:\n    app: {name}\n  ports:\n    - name: http\n      port: 80\n      targetPort: 8080\n"
-        ),
-        _ => format!(
-            "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: {name}\n  labels:\n    app: {name}\nspec:\n  replicas: 1\n  selector:\n    matchLabels:\n      app: {name}\n  template:\n    metadata:\n      labels:\n        app: {name}\n    spec:\n      containers:\n        - name: app\n          image: registry.local/app:{index}\n          ports:\n            - containerPort: 8080\n"
-        ),
-    }
-}
-
-fn median(mut samples: Vec<Duration>) -> Duration {
-    samples.sort();
-    samples[samples.len() / 2]
-}
+use common::{env_number, git, gitship, kubectl_available, manifest, median};
 
 fn run(command: &mut Command, what: &str) -> std::process::Output {
     command.output().unwrap_or_else(|e| panic!("{what}: {e}"))
 }
 
-fn gitship(repo: &Path, kubeconfig: &Path, home: &Path) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_gitship"));
-    command
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("HOME", home)
-        .env("NO_COLOR", "1")
-        .arg("-C")
-        .arg(repo)
-        .arg("--kubeconfig")
-        .arg(kubeconfig);
-    command
-}
-
-fn git(repo: &Path, home: &Path, args: &[&str]) {
-    let output = run(
-        Command::new("git")
-            .args([
-                "-c",
-                "user.email=bench@example.com",
-                "-c",
-                "user.name=bench",
-            ])
-            .args(args)
-            .current_dir(repo)
-            .env("HOME", home),
-        "git",
-    );
-    assert!(output.status.success(), "git {args:?}");
-}
-
 fn main() {
-    let count: usize = std::env::var("GITSHIP_BENCH_OBJECTS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(1000);
-    let rounds: usize = std::env::var("GITSHIP_BENCH_ROUNDS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(3);
-    let kubectl_ok = Command::new("kubectl")
-        .arg("help")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !kubectl_ok {
-        eprintln!("SKIPPED: `kubectl` is not on PATH; the drift benchmark needs it");
+    let count = env_number("GITSHIP_BENCH_OBJECTS", 1000);
+    let rounds = env_number("GITSHIP_BENCH_ROUNDS", 3);
+    if !kubectl_available("drift") {
         return;
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -192,8 +132,8 @@ fn main() {
             gitship_times.push(gitship_elapsed);
             kubectl_times.push(kubectl_elapsed);
         }
-        let gitship = median(gitship_times);
-        let kubectl = median(kubectl_times);
+        let gitship = median(&gitship_times);
+        let kubectl = median(&kubectl_times);
         println!(
             "drift over {count} deployed objects (median of {rounds}): gitship drift {gitship:?}, kubectl diff --server-side {kubectl:?}"
         );

@@ -54,7 +54,8 @@ pub struct DeployOptions {
     pub wait: bool,
     /// Deploy records kept in the inventory.
     pub history: usize,
-    /// Concurrent requests within one kind of one wave.
+    /// Concurrent requests within one kind of one wave: they overlap their round trips to the
+    /// server (kube-apiserver takes 200 mutating requests in flight by default).
     pub concurrency: usize,
     /// The Git commit being deployed.
     pub sha: Option<String>,
@@ -80,7 +81,7 @@ impl Default for DeployOptions {
             prune_protected: false,
             wait: true,
             history: 50,
-            concurrency: 16,
+            concurrency: 32,
             sha: None,
             who: inventory::who(),
             source: RecordSource::Deploy,

@@ -13,16 +13,18 @@
 //! - PersistentVolumeClaim: `status.phase == Bound`. CustomResourceDefinition: `Established`.
 //! - Every other kind is ready once applied.
 //!
-//! [`wait`] polls with one LIST per kind and namespace, until everything is ready, something
-//! failed, or the timeout passes; then [`report`] describes each unhealthy object with its
-//! conditions and its most recent Events.
+//! [`wait`] reads each kind and namespace with one LIST and then follows it with a WATCH, so it
+//! returns one round trip after the last object becomes ready (or the first fails), or at the
+//! timeout; then [`report`] describes each unhealthy object with its conditions and its most
+//! recent Events.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Duration;
 
+use futures::StreamExt;
 use k8s_openapi::api::core::v1::Event;
 use kube::Client;
-use kube::api::{Api, DynamicObject, ListParams};
+use kube::api::{Api, DynamicObject, ListParams, WatchEvent, WatchParams};
 use serde_json::Value;
 
 use crate::kube::check::Prepared;
@@ -244,7 +246,66 @@ pub struct WaitOutcome {
     pub timed_out: bool,
 }
 
+/// How long one WATCH asks the server to run (below the client's 60 s read timeout, so a quiet
+/// watch ends cleanly and is re-opened from its last resourceVersion).
+const WATCH_SECONDS: u32 = 50;
+
+/// The pause before a group is read again when its watch cannot be opened (the server or RBAC
+/// refuses WATCH): the wait then polls that group with a LIST at this interval.
+const POLL_INTERVAL: Duration = Duration::from_millis(250);
+
+/// How often the wait checks for an interrupt while nothing else happens.
+const INTERRUPT_CHECK: Duration = Duration::from_millis(100);
+
+/// What the reader of one group (resource and namespace) tells [`wait`].
+enum Update {
+    /// A full LIST: the group's live objects by name (the members' names only).
+    Listed {
+        group: usize,
+        objects: BTreeMap<String, Value>,
+    },
+    /// One watched change: the object now, `None` when it was deleted.
+    Changed {
+        group: usize,
+        name: String,
+        object: Option<Value>,
+    },
+    /// A LIST failed for good (after retries): the wait fails with it.
+    Failed(kube::Error),
+}
+
+/// The objects of one resource in one namespace (or cluster-wide) that the wait follows.
+struct Group<'a> {
+    members: Vec<&'a Prepared>,
+    /// Member indices by object name.
+    by_name: HashMap<String, Vec<usize>>,
+    live: Vec<Option<Value>>,
+    health: Vec<Health>,
+    /// Whether a first LIST has been received.
+    listed: bool,
+}
+
+impl Group<'_> {
+    fn set(&mut self, index: usize, object: Option<Value>) {
+        let kind = &self.members[index].id.kind;
+        self.health[index] = match &object {
+            Some(object) => evaluate(kind, object),
+            None => Health::Progressing("the object does not exist".into()),
+        };
+        self.live[index] = object;
+    }
+}
+
 /// Wait until every watched object in `objects` is ready, one fails, or `timeout` passes.
+///
+/// Each resource and namespace is read with one LIST, then followed with a WATCH from the LIST's
+/// resourceVersion, so a change is seen as soon as the server sends it (one round trip), not at
+/// the next poll; a watch that ends is re-opened from the last version seen, one that expires
+/// (410) or breaks is replaced by a fresh LIST, and a group whose watch the server refuses is
+/// polled with a LIST every [`POLL_INTERVAL`]. Health is judged only on what was read after
+/// the apply (the LIST comes after it), by the rules at the top of this module. The wait
+/// returns timed out at `timeout` (after at least one read of every group) or as soon as the
+/// process is interrupted.
 pub async fn wait(
     client: &Client,
     objects: &[Prepared],
@@ -259,83 +320,242 @@ pub async fn wait(
     let deadline = started
         .checked_add(timeout)
         .unwrap_or_else(|| started + crate::settings::MAX_DURATION);
-    let mut interval = Duration::from_millis(100);
-    loop {
-        let states = observe(client, &watched, retry).await?;
-        let total = states.len();
-        let ready = states
-            .iter()
-            .filter(|(_, h, _)| *h == Health::Ready)
-            .count();
-        progress(ready, total);
-        let failed = states
-            .iter()
-            .any(|(_, h, _)| matches!(h, Health::Failed(_)));
-        if ready == total || failed {
-            return Ok(outcome(states, false));
-        }
-        if tokio::time::Instant::now() >= deadline || crate::process::is_interrupted() {
-            return Ok(outcome(states, true));
-        }
-        let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
-        tokio::time::sleep(interval.min(remaining)).await;
-        interval = interval.mul_f64(1.5).min(Duration::from_secs(1));
-    }
-}
-
-/// The health and live JSON of every object in `watched`, with one LIST per (resource,
-/// namespace).
-async fn observe(
-    client: &Client,
-    watched: &[&Prepared],
-    retry: &RetryPolicy,
-) -> Result<Vec<(Prepared, Health, Option<Value>)>, kube::Error> {
-    let mut groups: BTreeMap<(String, String, Option<String>), Vec<&Prepared>> = BTreeMap::new();
-    for prepared in watched {
+    let mut keys: BTreeMap<(String, String, Option<String>), Vec<&Prepared>> = BTreeMap::new();
+    for prepared in &watched {
         let key = (
             prepared.resolved.resource.api_version.clone(),
             prepared.resolved.resource.plural.clone(),
             prepared.id.namespace.clone(),
         );
-        groups.entry(key).or_default().push(prepared);
+        keys.entry(key).or_default().push(prepared);
     }
-    let mut states: Vec<(Prepared, Health, Option<Value>)> = Vec::new();
-    for members in groups.values() {
-        let by_name = list_by_name(client, members[0], retry).await?;
-        for prepared in members {
-            let live = by_name.get(&prepared.id.name).cloned();
-            let health = match &live {
-                Some(object) => evaluate(&prepared.id.kind, object),
-                None => Health::Progressing("the object does not exist".into()),
-            };
-            states.push(((*prepared).clone(), health, live));
+    let mut groups: Vec<Group<'_>> = Vec::new();
+    let (sender, mut updates) = tokio::sync::mpsc::unbounded_channel();
+    // Dropping the set (on every return) stops the readers.
+    let mut readers = tokio::task::JoinSet::new();
+    for (index, members) in keys.into_values().enumerate() {
+        let mut by_name: HashMap<String, Vec<usize>> = HashMap::new();
+        for (position, prepared) in members.iter().enumerate() {
+            by_name
+                .entry(prepared.id.name.clone())
+                .or_default()
+                .push(position);
+        }
+        let names: HashSet<String> = by_name.keys().cloned().collect();
+        readers.spawn(follow(
+            members[0].api(client),
+            names,
+            index,
+            *retry,
+            sender.clone(),
+        ));
+        let count = members.len();
+        groups.push(Group {
+            members,
+            by_name,
+            live: vec![None; count],
+            health: vec![Health::Progressing("not read yet".into()); count],
+            listed: false,
+        });
+    }
+    drop(sender);
+    let total: usize = groups.iter().map(|group| group.members.len()).sum();
+    let mut interrupt_check = tokio::time::interval(INTERRUPT_CHECK);
+    let mut last_ready = None;
+    loop {
+        let all_listed = groups.iter().all(|group| group.listed);
+        if all_listed {
+            let ready = groups
+                .iter()
+                .flat_map(|group| &group.health)
+                .filter(|health| **health == Health::Ready)
+                .count();
+            if last_ready != Some(ready) {
+                progress(ready, total);
+                last_ready = Some(ready);
+            }
+            let failed = groups
+                .iter()
+                .flat_map(|group| &group.health)
+                .any(|health| matches!(health, Health::Failed(_)));
+            if ready == total || failed {
+                return Ok(outcome(states(groups), false));
+            }
+        }
+        let update = tokio::select! {
+            update = updates.recv() => update,
+            _ = tokio::time::sleep_until(deadline), if all_listed => {
+                return Ok(outcome(states(groups), true));
+            }
+            _ = interrupt_check.tick() => {
+                if crate::process::is_interrupted() {
+                    return Ok(outcome(states(groups), true));
+                }
+                continue;
+            }
+        };
+        // Take everything that arrived together before judging again.
+        let mut next = update;
+        while let Some(update) = next {
+            match update {
+                Update::Listed { group, objects } => {
+                    let group = &mut groups[group];
+                    for index in 0..group.members.len() {
+                        let object = objects.get(&group.members[index].id.name).cloned();
+                        group.set(index, object);
+                    }
+                    group.listed = true;
+                }
+                Update::Changed {
+                    group,
+                    name,
+                    object,
+                } => {
+                    let group = &mut groups[group];
+                    let indices = group.by_name.get(&name).cloned().unwrap_or_default();
+                    for index in indices {
+                        group.set(index, object.clone());
+                    }
+                }
+                Update::Failed(error) => return Err(error),
+            }
+            next = updates.try_recv().ok();
         }
     }
-    Ok(states)
 }
 
-/// The live objects of `example`'s resource in its namespace (or cluster-wide), by name.
-async fn list_by_name(
-    client: &Client,
-    example: &Prepared,
-    retry: &RetryPolicy,
-) -> Result<BTreeMap<String, Value>, kube::Error> {
-    let api: Api<DynamicObject> = match &example.id.namespace {
-        Some(namespace) => {
-            Api::namespaced_with(client.clone(), namespace, &example.resolved.resource)
-        }
-        None => Api::all_with(client.clone(), &example.resolved.resource),
+/// Every watched object with its health and live JSON, group by group.
+fn states(groups: Vec<Group<'_>>) -> Vec<(Prepared, Health, Option<Value>)> {
+    groups
+        .into_iter()
+        .flat_map(|group| {
+            let Group {
+                members,
+                live,
+                health,
+                ..
+            } = group;
+            members
+                .into_iter()
+                .zip(health)
+                .zip(live)
+                .map(|((prepared, health), live)| (prepared.clone(), health, live))
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+/// Reads one group for [`wait`]: a LIST, then a WATCH from its resourceVersion, forwarding the
+/// members' changes, until the wait drops its receiver (or stops the task).
+async fn follow(
+    api: Api<DynamicObject>,
+    names: HashSet<String>,
+    group: usize,
+    retry: RetryPolicy,
+    updates: tokio::sync::mpsc::UnboundedSender<Update>,
+) {
+    let by_name = |items: Vec<DynamicObject>| -> BTreeMap<String, Value> {
+        items
+            .into_iter()
+            .filter_map(|item| {
+                let name = item.metadata.name.clone()?;
+                if !names.contains(&name) {
+                    return None;
+                }
+                Some((name, serde_json::to_value(item).ok()?))
+            })
+            .collect()
     };
     let params = ListParams::default();
-    let listed = retry.run("health", || api.list(&params)).await?;
-    Ok(listed
-        .items
-        .into_iter()
-        .filter_map(|item| {
-            let name = item.metadata.name.clone()?;
-            Some((name, serde_json::to_value(item).ok()?))
-        })
-        .collect())
+    loop {
+        let listed = match retry.run("health", || api.list(&params)).await {
+            Ok(listed) => listed,
+            Err(error) => {
+                let _ = updates.send(Update::Failed(error));
+                return;
+            }
+        };
+        let mut version = listed.metadata.resource_version.clone().unwrap_or_default();
+        if updates
+            .send(Update::Listed {
+                group,
+                objects: by_name(listed.items),
+            })
+            .is_err()
+        {
+            return;
+        }
+        // Watch until the watch breaks; then read the group afresh.
+        loop {
+            if version.is_empty() {
+                tokio::time::sleep(POLL_INTERVAL).await;
+                break;
+            }
+            let watch_params = WatchParams::default().timeout(WATCH_SECONDS);
+            let stream = match retry
+                .run("health watch", || api.watch(&watch_params, &version))
+                .await
+            {
+                Ok(stream) => stream,
+                Err(error) => {
+                    tracing::debug!(%error, "cannot watch: polling with LIST instead");
+                    tokio::time::sleep(POLL_INTERVAL).await;
+                    break;
+                }
+            };
+            let mut stream = std::pin::pin!(stream);
+            let mut broken = false;
+            while let Some(event) = stream.next().await {
+                let (object, deleted) = match event {
+                    Ok(WatchEvent::Added(object) | WatchEvent::Modified(object)) => (object, false),
+                    Ok(WatchEvent::Deleted(object)) => (object, true),
+                    Ok(WatchEvent::Bookmark(bookmark)) => {
+                        version = bookmark.metadata.resource_version;
+                        continue;
+                    }
+                    Ok(WatchEvent::Error(status)) => {
+                        // 410 Expired and the like: the version is gone, read afresh.
+                        tracing::debug!(code = status.code, message = %status.message, "watch ended");
+                        broken = true;
+                        break;
+                    }
+                    Err(error) => {
+                        tracing::debug!(%error, "watch broke");
+                        broken = true;
+                        break;
+                    }
+                };
+                if let Some(seen) = &object.metadata.resource_version {
+                    version.clone_from(seen);
+                }
+                let Some(name) = object.metadata.name.clone() else {
+                    continue;
+                };
+                if !names.contains(&name) {
+                    continue;
+                }
+                let object = if deleted {
+                    None
+                } else {
+                    serde_json::to_value(object).ok()
+                };
+                if updates
+                    .send(Update::Changed {
+                        group,
+                        name,
+                        object,
+                    })
+                    .is_err()
+                {
+                    return;
+                }
+            }
+            if broken {
+                break;
+            }
+            // The server ended the watch (its timeout): go on from the last version seen.
+        }
+    }
 }
 
 /// The objects of `states` that are not ready.
@@ -433,7 +653,156 @@ pub async fn recent_events(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::kube::deploy::{DeployOptions, ObjectAction};
+    use crate::kube::{KubeError, deploy_objects};
+    use crate::model::{Environment, Manifest};
+    use crate::output::Printer;
+    use crate::settings::OutputFormat;
+    use kubesim::{KubeSim, Options, Rollout};
     use serde_json::json;
+
+    fn web(name: &str, image: &str) -> Manifest {
+        Manifest {
+            source: crate::diagnostics::Location::new(format!("{name}.yaml"), 1, 1),
+            object: json!({"apiVersion": "apps/v1", "kind": "Deployment",
+                "metadata": {"name": name, "labels": {"app": name}},
+                "spec": {"replicas": 2, "selector": {"matchLabels": {"app": name}},
+                    "template": {"metadata": {"labels": {"app": name}},
+                        "spec": {"containers": [{"name": "app", "image": image}]}}}}),
+        }
+    }
+
+    fn environment() -> Environment {
+        Environment {
+            name: "health".into(),
+            namespace: "health".into(),
+        }
+    }
+
+    fn options(timeout: Duration) -> DeployOptions {
+        DeployOptions {
+            timeout,
+            who: "test".into(),
+            ..DeployOptions::default()
+        }
+    }
+
+    fn printer() -> Printer {
+        Printer {
+            quiet: true,
+            ..Printer::plain(OutputFormat::Human)
+        }
+    }
+
+    /// `(LISTs, WATCHes)` of Deployments recorded by `sim` from request `start` on.
+    fn deployment_reads(sim: &KubeSim, start: usize) -> (usize, usize) {
+        let reads: Vec<_> = sim
+            .handle()
+            .requests()
+            .into_iter()
+            .skip(start)
+            .filter(|r| r.method == "GET" && r.path.ends_with("/namespaces/health/deployments"))
+            .collect();
+        let watches = reads.iter().filter(|r| r.watch).count();
+        (reads.len() - watches, watches)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_wait_lists_once_then_watches_until_the_last_rollout_is_done() {
+        let sim = KubeSim::start_with(Options {
+            rollout_delay: Duration::from_millis(50),
+            ..Options::default()
+        })
+        .await
+        .unwrap();
+        let client = crate::kube::client::client_from(sim.kube_config()).unwrap();
+        let slow = Duration::from_millis(1500);
+        sim.handle()
+            .script_rollout("health", "slow", Rollout::Slow(slow));
+        let start = sim.handle().request_count();
+        let started = std::time::Instant::now();
+        let desired = vec![web("fast", "nginx:1"), web("slow", "nginx:1")];
+        let report = deploy_objects(
+            &client,
+            &environment(),
+            desired,
+            &options(Duration::from_secs(30)),
+            &printer(),
+        )
+        .await
+        .unwrap();
+        let took = started.elapsed();
+        assert_eq!(report.count(ObjectAction::Created), 2);
+        assert!(
+            took >= slow,
+            "returned after {took:?}, before the slow rollout"
+        );
+        let live = sim
+            .handle()
+            .get("apps/v1", "Deployment", "health", "slow")
+            .unwrap();
+        assert_eq!(evaluate("Deployment", &live), Health::Ready);
+        // The old poll (100 ms growing to 1 s) listed 5 times over 1.5 s; a watch needs one LIST.
+        assert_eq!(
+            deployment_reads(&sim, start),
+            (1, 1),
+            "one LIST, then one WATCH, for {took:?}"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_failure_seen_through_the_watch_ends_the_wait_and_a_timeout_is_reported() {
+        let sim = KubeSim::start_with(Options {
+            rollout_delay: Duration::from_millis(300),
+            ..Options::default()
+        })
+        .await
+        .unwrap();
+        let client = crate::kube::client::client_from(sim.kube_config()).unwrap();
+        sim.handle()
+            .script_rollout("health", "broken", Rollout::Fail);
+        let error = deploy_objects(
+            &client,
+            &environment(),
+            vec![web("broken", "nginx:1")],
+            &options(Duration::from_secs(30)),
+            &printer(),
+        )
+        .await
+        .unwrap_err();
+        let message = error.to_string();
+        assert!(matches!(error, KubeError::Unhealthy { .. }), "{message}");
+        let KubeError::Unhealthy { report, .. } = &error else {
+            unreachable!()
+        };
+        assert!(
+            report.contains("failed: ProgressDeadlineExceeded"),
+            "{report}"
+        );
+
+        // A rollout slower than the timeout: the wait gives up at the timeout, saying so.
+        sim.handle()
+            .script_rollout("health", "late", Rollout::Slow(Duration::from_secs(20)));
+        let started = std::time::Instant::now();
+        let error = deploy_objects(
+            &client,
+            &environment(),
+            vec![web("late", "nginx:1")],
+            &options(Duration::from_millis(400)),
+            &printer(),
+        )
+        .await
+        .unwrap_err();
+        let took = started.elapsed();
+        let KubeError::Unhealthy { report, .. } = &error else {
+            panic!("not an unhealthy error: {error}")
+        };
+        assert!(
+            report.contains("late") && report.contains("timed out"),
+            "{report}"
+        );
+        assert!(took < Duration::from_secs(10), "the timeout took {took:?}");
+    }
 
     fn deployment(generation: i64, status: Value) -> Value {
         json!({"metadata": {"generation": generation}, "spec": {"replicas": 3}, "status": status})

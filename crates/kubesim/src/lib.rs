@@ -20,8 +20,8 @@
 //! ```
 //!
 //! The binary `kubesim [--port N] [--kubeconfig FILE] [--state FILE] [--token TOKEN]
-//! [--rollout-delay-ms MS]` serves until SIGINT/SIGTERM and prints its URL on stdout
-//! (`KUBESIM_TOKEN` may hold the token instead of argv).
+//! [--rollout-delay-ms MS] [--latency-ms MS]` serves until SIGINT/SIGTERM and prints its URL on
+//! stdout (`KUBESIM_TOKEN` may hold the token instead of argv).
 //!
 //! # What is simulated
 //! - **Discovery**: `/version`, `/api`, `/api/v1`, `/apis`, `/apis/<group>`,
@@ -118,8 +118,16 @@
 //!   core Events).
 //! - **Fault injection**: [`SimHandle::fail_next`] and [`SimHandle::fault_rate`] with 500, 429
 //!   with `Retry-After`, 409, or a dropped connection; they hit resource requests only, never
-//!   `/version`, discovery or OpenAPI, so a client can always start. [`SimHandle::set_latency`]
-//!   delays every request. Note that kube's default client retries 429s.
+//!   `/version`, discovery or OpenAPI, so a client can always start. Note that kube's default
+//!   client retries 429s.
+//! - **Network latency** ([`Options::latency`], binary `--latency-ms`,
+//!   [`SimHandle::set_latency`]): a model of the round-trip time between a client and a remote
+//!   cluster, not of server load. Every response (discovery included) waits that long, each on
+//!   its own task, so 20 concurrent requests take one round trip, not 20, and a client that
+//!   sends one request at a time pays it on every request, as over a real network. A WATCH
+//!   pays it on its initial response and on every event (a change reaches the watcher that
+//!   long after it happened; events keep their order and their delays do not add up).
+//!   `tests/latency.rs` checks both.
 //! - **Inspection**: [`SimHandle::requests`] records method, path, query, dry-run, content type,
 //!   field manager and watch for every request; [`SimHandle::get`] / [`SimHandle::objects`]
 //!   read the stored state; [`SimHandle::apply`] applies in-process (seeding).
@@ -229,6 +237,12 @@ pub struct Options {
     /// A bearer token every request must carry (`Authorization: Bearer <token>`); without it,
     /// or with another one, the answer is 401 Unauthorized. `None` serves everyone.
     pub token: Option<String>,
+    /// The simulated network round-trip time (binary `--latency-ms`; changed later with
+    /// [`SimHandle::set_latency`]): every response waits this long before it is sent, on its own
+    /// task, so concurrent requests overlap as they do over a network; a WATCH's initial
+    /// response waits once, then every event it streams reaches the client this long after it
+    /// happened. A model of distance, not of server load: throughput does not drop with it.
+    pub latency: Duration,
 }
 
 impl Default for Options {
@@ -241,6 +255,7 @@ impl Default for Options {
             bookmark_interval: Duration::from_secs(1),
             event_log_capacity: 4096,
             token: None,
+            latency: Duration::ZERO,
         }
     }
 }
@@ -405,7 +420,7 @@ impl KubeSim {
             }),
             requests: Mutex::new(Vec::new()),
             scripts: Mutex::new(HashMap::new()),
-            latency: Mutex::new(Duration::ZERO),
+            latency: Mutex::new(options.latency),
             rollout_delay: options.rollout_delay,
             bookmark_interval: options.bookmark_interval.max(Duration::from_millis(10)),
             token: options.token.clone(),
@@ -638,7 +653,7 @@ impl SimHandle {
         faults.rate = None;
     }
 
-    /// Adds latency to every request.
+    /// Sets the simulated round-trip time ([`Options::latency`]) from now on.
     pub fn set_latency(&self, latency: Duration) {
         *lock(&self.shared.latency) = latency;
     }

@@ -42,7 +42,8 @@ pub struct Shared {
     pub requests: Mutex<Vec<RequestRecord>>,
     /// Scripted rollout outcomes by (namespace, name).
     pub scripts: Mutex<HashMap<(String, String), Rollout>>,
-    /// Latency added to every request.
+    /// The simulated network round-trip time: added to every response, and to every event a
+    /// WATCH streams (see [`crate::Options::latency`]).
     pub latency: Mutex<Duration>,
     /// Delay before simulated workloads become healthy.
     pub rollout_delay: Duration,
@@ -270,6 +271,8 @@ async fn respond(
             watch: is_watch(&request),
         });
     }
+    // The round trip, on this request's own task: concurrent requests (one connection each, as
+    // HTTP/1.1 clients do) wait side by side, as they would on a network.
     let latency = *lock(&shared.latency);
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
@@ -499,13 +502,18 @@ fn start_watch(shared: &Arc<Shared>, target: Target, request: &ApiRequest) -> Re
         ticker.tick().await;
         let deadline = tokio::time::sleep(timeout.unwrap_or(Duration::from_secs(3600 * 24)));
         tokio::pin!(deadline);
+        // Lines on their way to the client, each with the instant it arrives there: the event's
+        // time plus the latency, so a slow link delays every event without piling the delays up,
+        // and this watch keeps receiving (and other watches keep streaming) meanwhile.
+        let mut in_flight = InFlight::default();
         loop {
+            let next_arrival = in_flight.next_arrival();
             tokio::select! {
                 received = events.recv() => match received {
                     Ok(event) => {
                         if event.version <= current { continue; }
                         if let Some(line) = filter.line(&event)
-                            && sender.send(line).await.is_err() { return; }
+                            && !in_flight.send(&shared, &sender, line).await { return; }
                     }
                     Err(broadcast::error::RecvError::Lagged(_)) => {
                         let error = ApiError::expired(current, current + 1);
@@ -514,11 +522,15 @@ fn start_watch(shared: &Arc<Shared>, target: Target, request: &ApiRequest) -> Re
                     }
                     Err(broadcast::error::RecvError::Closed) => return,
                 },
+                _ = tokio::time::sleep_until(next_arrival.unwrap_or_else(tokio::time::Instant::now)),
+                    if next_arrival.is_some() => {
+                    if !in_flight.deliver_due(&sender).await { return; }
+                }
                 _ = ticker.tick(), if bookmarks => {
                     let version = lock(&shared.store).resource_version;
                     let bookmark = json!({"kind": filter.target.resource.kind, "apiVersion": filter.target.resource.api_version(),
                         "metadata": {"resourceVersion": version.to_string()}});
-                    if sender.send(watch_line("BOOKMARK", &bookmark)).await.is_err() { return; }
+                    if !in_flight.send(&shared, &sender, watch_line("BOOKMARK", &bookmark)).await { return; }
                 }
                 _ = &mut deadline => return,
                 _ = sender.closed() => return,
@@ -527,6 +539,44 @@ fn start_watch(shared: &Arc<Shared>, target: Target, request: &ApiRequest) -> Re
         }
     });
     stream_response(Vec::new(), Some(receiver))
+}
+
+/// The lines of one WATCH delayed by the simulated latency, oldest first.
+#[derive(Default)]
+struct InFlight {
+    lines: VecDeque<(tokio::time::Instant, Bytes)>,
+}
+
+impl InFlight {
+    /// When the oldest line in flight reaches the client.
+    fn next_arrival(&self) -> Option<tokio::time::Instant> {
+        self.lines.front().map(|(arrival, _)| *arrival)
+    }
+
+    /// Sends `line` now (no latency and nothing in flight) or puts it in flight; `false` once
+    /// the client is gone.
+    async fn send(&mut self, shared: &Shared, sender: &mpsc::Sender<Bytes>, line: Bytes) -> bool {
+        let latency = *lock(&shared.latency);
+        if latency.is_zero() && self.lines.is_empty() {
+            return sender.send(line).await.is_ok();
+        }
+        self.lines
+            .push_back((tokio::time::Instant::now() + latency, line));
+        true
+    }
+
+    /// Sends every line whose arrival time has come; `false` once the client is gone.
+    async fn deliver_due(&mut self, sender: &mpsc::Sender<Bytes>) -> bool {
+        let now = tokio::time::Instant::now();
+        while self.next_arrival().is_some_and(|arrival| arrival <= now) {
+            if let Some((_, line)) = self.lines.pop_front()
+                && sender.send(line).await.is_err()
+            {
+                return false;
+            }
+        }
+        true
+    }
 }
 
 fn stream_response(backlog: Vec<Bytes>, receiver: Option<mpsc::Receiver<Bytes>>) -> Response<Body> {

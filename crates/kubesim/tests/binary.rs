@@ -176,3 +176,22 @@ async fn binary_with_a_token_requires_it_and_writes_it_into_the_kubeconfig() {
     }
     drop(server);
 }
+
+#[tokio::test]
+async fn binary_with_latency_delays_every_response() {
+    let directory = tempfile::tempdir().expect("tempdir");
+    let kubeconfig = directory.path().join("kubeconfig");
+    let state = directory.path().join("state.json");
+    let server = start_with(&kubeconfig, &state, &["--latency-ms", "100"]);
+    for path in ["/version", "/api/v1/namespaces/default/configmaps"] {
+        let started = std::time::Instant::now();
+        let (code, _) = get(&server.url, path, None).await;
+        let took = started.elapsed();
+        assert_eq!(code, 200, "{path}");
+        assert!(
+            took >= std::time::Duration::from_millis(100),
+            "{path} answered after {took:?} with --latency-ms 100"
+        );
+    }
+    drop(server);
+}

@@ -1,6 +1,7 @@
-//! `kubesim [--port N] [--kubeconfig FILE] [--state FILE] [--token TOKEN]`: serves a simulated
-//! Kubernetes API until stopped (Ctrl-C / SIGTERM), optionally persisting objects to a JSON state
-//! file and requiring a bearer token.
+//! `kubesim [--port N] [--kubeconfig FILE] [--state FILE] [--token TOKEN] [--rollout-delay-ms MS]
+//! [--latency-ms MS]`: serves a simulated Kubernetes API until stopped (Ctrl-C / SIGTERM),
+//! optionally persisting objects to a JSON state file, requiring a bearer token and delaying
+//! responses by a simulated network round trip.
 
 use clap::Parser;
 use std::path::PathBuf;
@@ -32,6 +33,10 @@ struct Arguments {
     /// Milliseconds simulated workloads take to become healthy.
     #[arg(long, value_name = "MS", default_value_t = 500)]
     rollout_delay_ms: u64,
+    /// Simulated network round-trip time in milliseconds: every response, and every event of a
+    /// watch, is delayed this long (concurrent requests overlap, as over a network).
+    #[arg(long, value_name = "MS", default_value_t = 0)]
+    latency_ms: u64,
 }
 
 #[tokio::main]
@@ -47,6 +52,7 @@ async fn main() -> ExitCode {
         kubeconfig_path: arguments.kubeconfig,
         rollout_delay: Duration::from_millis(arguments.rollout_delay_ms),
         token: arguments.token.filter(|token| !token.is_empty()),
+        latency: Duration::from_millis(arguments.latency_ms),
         ..kubesim::Options::default()
     };
     let sim = match kubesim::KubeSim::start_with(options).await {
