@@ -68,15 +68,20 @@ pub async fn server_side_apply(
     serde_json::to_value(result).map_err(kube::Error::SerdeError)
 }
 
-/// Apply one object unless the dry-run result shows nothing would change.
+/// Apply one object unless the dry-run result shows nothing would change. `known`: its live
+/// state when the deploy already read it with a LIST (`Some(None)`: absent); `None` GETs it.
 pub async fn apply_object(
     client: &Client,
     prepared: &Prepared,
+    known: Option<Option<Value>>,
     force: bool,
     retry: &RetryPolicy,
 ) -> Result<(Applied, Value), KubeError> {
     let api_error = |source: kube::Error| prepared.error(source);
-    let live = get_live(client, prepared, retry).await.map_err(api_error)?;
+    let live = match known {
+        Some(live) => live,
+        None => get_live(client, prepared, retry).await.map_err(api_error)?,
+    };
     if let Some(live) = &live {
         crate::kube::check::check_owner(prepared, live)?;
     }

@@ -879,11 +879,29 @@ async fn apply_groups(
             let wave = first.position.wave;
             printer.stage(&format!("applying {} (wave {wave})", first.id.kind), false);
         }
-        let results: Vec<ApplyResult> = futures::stream::iter(group)
-            .map(|prepared| async move {
-                let result =
-                    apply::apply_object(client, &prepared, options.force_conflicts, &options.retry)
-                        .await;
+        // The group's live objects with one paged LIST per kind instead of a GET each: half
+        // the requests of a deploy (an object created by someone else between the LIST and
+        // the apply is not checked for ownership; the deploy lock keeps gitship out).
+        let references: Vec<&Prepared> = group.iter().collect();
+        let mut known = crate::kube::live::read_live(client, &references, &options.retry).await;
+        drop(references);
+        let with_live: Vec<(Prepared, Option<Option<Value>>)> = group
+            .into_iter()
+            .map(|prepared| {
+                let live = known.remove(&prepared.id);
+                (prepared, live)
+            })
+            .collect();
+        let results: Vec<ApplyResult> = futures::stream::iter(with_live)
+            .map(|(prepared, live)| async move {
+                let result = apply::apply_object(
+                    client,
+                    &prepared,
+                    live,
+                    options.force_conflicts,
+                    &options.retry,
+                )
+                .await;
                 printer.advance(1);
                 (prepared, result)
             })

@@ -23,22 +23,30 @@ use crate::model::{Environment, Manifest, ObjectId, is_secret};
 /// set is one page per kind, not the whole namespace (kubectl pages by 500).
 const LIST_PAGE: u32 = 100;
 
-/// What [`compare_objects`] found for one desired object: its live object and what differs.
+/// What [`compare_live`] found for one desired object: its live object and what differs.
 struct Found {
     live: Value,
     changes: Vec<diff::FieldChange>,
 }
 
-/// Every object of `objects` that exists, compared with its live counterpart as it is read: one
+/// The objects of `objects` that exist, each passed through `keep` as its page arrives: one
 /// paged LIST per resource and namespace (all of them concurrently), instead of one GET per
-/// object. Live objects whose names are not in `objects` are dropped page by page, and an object
-/// without changes keeps its live body without `metadata.managedFields` (only a changed field's
-/// manager is ever looked up), so what stays in memory is about one copy of the desired set.
-async fn compare_objects(
+/// object. Live objects whose names are not in `objects` are dropped page by page, so what
+/// stays in memory is what `keep` returns. `Ok` holds the ids of the group listed and what
+/// `keep` made of those that exist; `Err` per resource and namespace, so that a caller
+/// can fall back to GETs where a LIST is refused (RBAC may grant `get` without `list`). A
+/// resource and namespace with fewer than `min_group` objects is not listed at all.
+async fn list_each<T, F>(
     client: &Client,
     objects: &[&Prepared],
+    min_group: usize,
     retry: &RetryPolicy,
-) -> Result<HashMap<ObjectId, Found>, KubeError> {
+    keep: &F,
+) -> Vec<Result<(Vec<ObjectId>, Vec<(ObjectId, T)>), (Vec<ObjectId>, KubeError)>>
+where
+    F: Fn(&Prepared, Value) -> T + Sync,
+    T: Send,
+{
     type ListKey = (String, String, String, Option<String>);
     let mut groups: BTreeMap<ListKey, Vec<&Prepared>> = BTreeMap::new();
     for prepared in objects {
@@ -50,10 +58,12 @@ async fn compare_objects(
         );
         groups.entry(key).or_default().push(prepared);
     }
-    let lists = futures::future::join_all(groups.into_values().map(|group| async move {
+    groups.retain(|_, group| group.len() >= min_group);
+    futures::future::join_all(groups.into_values().map(|group| async move {
+        let ids = || group.iter().map(|p| p.id.clone()).collect::<Vec<_>>();
         let mut found = Vec::with_capacity(group.len());
         let Some(first) = group.first() else {
-            return Ok(found);
+            return Ok((Vec::new(), found));
         };
         let wanted: HashMap<&str, &Prepared> =
             group.iter().map(|p| (p.id.name.as_str(), *p)).collect();
@@ -65,36 +75,54 @@ async fn compare_objects(
                     api.list(&params)
                 })
                 .await
-                .map_err(|e| first.error(e))?;
+                .map_err(|e| (ids(), first.error(e)))?;
             for item in page.items {
                 let Some(prepared) = item.metadata.name.as_deref().and_then(|n| wanted.get(n))
                 else {
                     continue;
                 };
-                let Ok(mut live) = serde_json::to_value(item) else {
-                    continue;
-                };
-                let changes = compare_to_manifest(&live, &prepared.body);
-                if changes.is_empty()
-                    && let Some(metadata) = live.get_mut("metadata").and_then(Value::as_object_mut)
-                {
-                    metadata.remove("managedFields");
+                if let Ok(live) = serde_json::to_value(item) {
+                    found.push((prepared.id.clone(), keep(prepared, live)));
                 }
-                found.push((prepared.id.clone(), Found { live, changes }));
             }
             match page.metadata.continue_ {
                 Some(token) if !token.is_empty() => params.continue_token = Some(token),
                 _ => break,
             }
         }
-        Ok::<_, KubeError>(found)
+        Ok((ids(), found))
     }))
-    .await;
-    let mut live = HashMap::with_capacity(objects.len());
+    .await
+}
+
+/// A deploy LISTs a resource in a namespace only for at least this many of its objects: fewer
+/// are read with concurrent GETs (one round trip too), and a LIST of a cluster's kind with few
+/// objects in Git (CustomResourceDefinitions, ClusterRoles) would read many large objects.
+const LIST_AT_LEAST: usize = 8;
+
+/// The live state of `objects` read with paged LISTs, for a deploy: an entry for every object
+/// whose resource could be listed (`None`: it does not exist), none for the others (fewer than
+/// [`LIST_AT_LEAST`] of their resource, or their LIST was refused or failed: the caller GETs
+/// them one by one).
+pub async fn read_live(
+    client: &Client,
+    objects: &[&Prepared],
+    retry: &RetryPolicy,
+) -> HashMap<ObjectId, Option<Value>> {
+    let lists = list_each(client, objects, LIST_AT_LEAST, retry, &|_, live| live).await;
+    let mut known: HashMap<ObjectId, Option<Value>> = HashMap::with_capacity(objects.len());
     for list in lists {
-        live.extend(list?);
+        match list {
+            Ok((listed, found)) => {
+                known.extend(listed.into_iter().map(|id| (id, None)));
+                known.extend(found.into_iter().map(|(id, live)| (id, Some(live))));
+            }
+            Err((_, error)) => {
+                tracing::debug!(%error, "LIST failed: reading these objects one by one");
+            }
+        }
     }
-    Ok(live)
+    known
 }
 
 /// Every desired object compared with its live counterpart (no dry runs: see
@@ -108,7 +136,22 @@ pub async fn compare_live(
     let retry = RetryPolicy::default();
     let (prepared, objects) = diff::checked_objects(client, environment, desired, &retry).await?;
     let references: Vec<&Prepared> = prepared.iter().collect();
-    let mut found = compare_objects(client, &references, &retry).await?;
+    // Each object is compared as its page arrives; one without changes keeps its live body
+    // without `metadata.managedFields` (only a changed field's manager is ever looked up), so
+    // what stays in memory is about one copy of the desired set.
+    let compare = |prepared: &Prepared, mut live: Value| {
+        let changes = compare_to_manifest(&live, &prepared.body);
+        if changes.is_empty()
+            && let Some(metadata) = live.get_mut("metadata").and_then(Value::as_object_mut)
+        {
+            metadata.remove("managedFields");
+        }
+        Found { live, changes }
+    };
+    let mut found: HashMap<ObjectId, Found> = HashMap::with_capacity(references.len());
+    for list in list_each(client, &references, 1, &retry, &compare).await {
+        found.extend(list.map_err(|(_, error)| error)?.1);
+    }
     drop(references);
     let mut compared: Vec<(ObjectId, ObjectDiff)> = prepared
         .into_iter()

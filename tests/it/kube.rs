@@ -1658,3 +1658,74 @@ async fn drift_reads_live_objects_in_pages_and_keeps_only_what_it_needs() {
         assert!(live["metadata"]["annotations"].is_object(), "{live}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deploy_reads_many_objects_of_a_kind_with_a_list_and_falls_back_to_gets_when_refused() {
+    let cluster = cluster().await;
+    let maps: Vec<Manifest> = (0..20)
+        .map(|i| {
+            desired(
+                &format!("cm-{i:02}.yaml"),
+                json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": format!("cm-{i:02}")}, "data": {"n": i.to_string()}}),
+            )
+        })
+        .collect();
+    let object_gets = |start: usize| {
+        cluster
+            .sim
+            .handle()
+            .requests()
+            .into_iter()
+            .skip(start)
+            .filter(|r| r.method == "GET" && r.path.contains("/configmaps/cm-"))
+            .count()
+    };
+    let lists = |start: usize| {
+        cluster
+            .sim
+            .handle()
+            .requests()
+            .into_iter()
+            .skip(start)
+            .filter(|r| r.method == "GET" && r.path == "/api/v1/namespaces/blog/configmaps")
+            .count()
+    };
+
+    // A fresh deploy: one LIST finds none of the 20, and each is created without a GET.
+    let start = cluster.sim.handle().request_count();
+    let report = cluster.deploy(maps.clone()).await.expect("deploy");
+    assert_eq!(report.count(ObjectAction::Created), 20);
+    assert_eq!(object_gets(start), 0, "no GET per object");
+    assert!(lists(start) >= 1);
+
+    // A changed object is still found changed (and only it), with the LIST's live state.
+    let mut changed = maps.clone();
+    changed[7].object["data"]["n"] = json!("seven");
+    let start = cluster.sim.handle().request_count();
+    let report = cluster.deploy(changed.clone()).await.expect("deploy");
+    assert_eq!(report.count(ObjectAction::Configured), 1, "{report:?}");
+    assert_eq!(report.count(ObjectAction::Unchanged), 19);
+    assert_eq!(object_gets(start), 0);
+
+    // RBAC may grant `get` but not `list`: the deploy reads the objects one by one instead.
+    cluster.sim.handle().fail_next_path(
+        "GET",
+        "/api/v1/namespaces/blog/configmaps",
+        1,
+        Fault::Forbidden403,
+    );
+    changed[3].object["data"]["n"] = json!("three");
+    let start = cluster.sim.handle().request_count();
+    let report = cluster.deploy(changed).await.expect("deploy without list");
+    assert_eq!(report.count(ObjectAction::Configured), 1, "{report:?}");
+    assert_eq!(
+        object_gets(start),
+        20,
+        "a GET per object after the refused LIST"
+    );
+    let live = cluster
+        .live("v1", "ConfigMap", "cm-03")
+        .await
+        .expect("cm-03");
+    assert_eq!(live["data"]["n"], "three");
+}

@@ -272,6 +272,8 @@ pub enum Fault {
     },
     /// 409 Conflict.
     Conflict409,
+    /// 403 Forbidden (what RBAC answers for a verb it does not grant).
+    Forbidden403,
     /// Close the connection without answering.
     Drop,
 }
@@ -624,8 +626,6 @@ impl SimHandle {
         faults.queue.extend(std::iter::repeat_n(fault, count));
     }
 
-    /// Makes `percent` % of resource requests fail with one of `faults` (pseudo-random,
-    /// deterministic sequence); `percent` 0 turns it off.
     /// Answer the next `count` requests with HTTP method `method` (`DELETE`, `PATCH`, ...) with
     /// `fault`; other requests are not affected.
     pub fn fail_next_method(&self, method: &str, count: usize, fault: Fault) {
@@ -636,6 +636,20 @@ impl SimHandle {
             .or_default()
             .extend(std::iter::repeat_n(fault, count));
     }
+
+    /// Answer the next `count` requests with `method` to exactly `path` (no query; e.g. a LIST:
+    /// `GET /api/v1/namespaces/blog/configmaps`) with `fault`; other requests are not affected.
+    pub fn fail_next_path(&self, method: &str, path: &str, count: usize, fault: Fault) {
+        let mut faults = lock(&self.shared.faults);
+        faults
+            .by_path
+            .entry((method.to_ascii_uppercase(), path.to_string()))
+            .or_default()
+            .extend(std::iter::repeat_n(fault, count));
+    }
+
+    /// Makes `percent` % of resource requests fail with one of `faults` (pseudo-random,
+    /// deterministic sequence); `percent` 0 turns it off.
 
     pub fn fault_rate(&self, percent: u8, faults: Vec<Fault>) {
         let mut state = lock(&self.shared.faults);

@@ -26,6 +26,9 @@ pub struct Faults {
     pub queue: VecDeque<Fault>,
     /// Faults for the next requests of one HTTP method (`DELETE`, ...), in order; before `queue`.
     pub by_method: HashMap<String, VecDeque<Fault>>,
+    /// Faults for the next requests of one method and path (no query), in order; before
+    /// `by_method`.
+    pub by_path: HashMap<(String, String), VecDeque<Fault>>,
     /// Random faults: percent of requests, and the faults to pick from.
     pub rate: Option<(u8, Vec<Fault>)>,
     /// Pseudo-random state for `rate`.
@@ -184,8 +187,16 @@ fn authorized(token: Option<&str>, authorization: &str) -> bool {
             == 0
 }
 
-fn next_fault(shared: &Shared, method: &str) -> Option<Fault> {
+fn next_fault(shared: &Shared, method: &str, path: &str) -> Option<Fault> {
     let mut faults = lock(&shared.faults);
+    if !faults.by_path.is_empty()
+        && let Some(fault) = faults
+            .by_path
+            .get_mut(&(method.to_string(), path.to_string()))
+            .and_then(VecDeque::pop_front)
+    {
+        return Some(fault);
+    }
     if let Some(fault) = faults
         .by_method
         .get_mut(method)
@@ -288,7 +299,7 @@ async fn respond(
     if let Some(response) = fixed_endpoint(&shared, &segments) {
         return Ok(response);
     }
-    if let Some(fault) = next_fault(&shared, &method) {
+    if let Some(fault) = next_fault(&shared, &method, &path) {
         return match fault {
             Fault::Drop => Err(DroppedConnection),
             Fault::Status500 => Ok(error_response(&ApiError::internal(
@@ -298,6 +309,9 @@ async fn respond(
                 &ApiError::too_many_requests(retry_after_secs),
             )),
             Fault::Conflict409 => Ok(error_response(&ApiError::injected_conflict())),
+            Fault::Forbidden403 => Ok(error_response(&ApiError::forbidden(
+                "injected fault: forbidden",
+            ))),
         };
     }
     let (group, version, rest) = match segments.as_slice() {
