@@ -68,22 +68,40 @@ pub async fn server_side_apply(
     serde_json::to_value(result).map_err(kube::Error::SerdeError)
 }
 
-/// Apply one object unless the dry-run result shows nothing would change. `known`: its live
-/// state when the deploy already read it with a LIST (`Some(None)`: absent); `None` GETs it.
+/// What a deploy already knows about one object before applying it.
+#[derive(Debug, Clone, Default)]
+pub struct Known {
+    /// Its live state when the deploy read it with a LIST (`Some(None)`: absent); `None`: GET it.
+    pub live: Option<Option<Value>>,
+    /// gitship's last successful apply of this object had exactly this body (the inventory's
+    /// applied digest matches).
+    pub applied_before: bool,
+}
+
+/// Apply one object unless nothing would change: either gitship applied exactly this body
+/// before and every field it sets still holds its value ([`Known::applied_before`] and
+/// [`crate::kube::live::compare_to_manifest`] finds nothing), or the dry-run result equals the
+/// live object. The first needs no request: a field removed from the manifest changes the
+/// digest, and a field someone else changed differs, so either takes the dry run.
 pub async fn apply_object(
     client: &Client,
     prepared: &Prepared,
-    known: Option<Option<Value>>,
+    known: Known,
     force: bool,
     retry: &RetryPolicy,
 ) -> Result<(Applied, Value), KubeError> {
     let api_error = |source: kube::Error| prepared.error(source);
-    let live = match known {
+    let live = match known.live {
         Some(live) => live,
         None => get_live(client, prepared, retry).await.map_err(api_error)?,
     };
     if let Some(live) = &live {
         crate::kube::check::check_owner(prepared, live)?;
+        if known.applied_before
+            && crate::kube::live::compare_to_manifest(live, &prepared.body).is_empty()
+        {
+            return Ok((Applied::Unchanged, live.clone()));
+        }
     }
     if live.is_none() {
         let created = server_side_apply(client, prepared, force, false, retry)

@@ -231,7 +231,8 @@ impl DeployReport {
     }
 }
 
-type ApplyResult = (Prepared, Result<(Applied, Value), KubeError>);
+/// An object, what applying it did and the digest of what was applied.
+type ApplyResult = (Prepared, Result<(Applied, Option<String>), KubeError>);
 
 /// What every step of one deploy works with.
 struct Run<'a> {
@@ -423,7 +424,12 @@ async fn locked_deploy(
         ..Default::default()
     };
     let mut entries: HashMap<ObjectId, InventoryEntry> = HashMap::new();
-    let applied = apply_all(run, checked, &mut report, &mut entries).await;
+    let mut digests = Digests {
+        previous: &previous.applied,
+        new: BTreeMap::new(),
+    };
+    let applied = apply_all(run, checked, &mut report, &mut entries, &mut digests).await;
+    let digests = digests.new;
     if let Some(id) = &created_namespace {
         report.reclassify(id, ObjectAction::Unchanged, ObjectAction::Created);
     }
@@ -440,7 +446,15 @@ async fn locked_deploy(
                 .filter(|(id, _)| applied.contains(id))
                 .map(|(_, entry)| entry),
         );
-        record(run, previous, objects, &report, DeployOutcome::Failed).await?;
+        record(
+            run,
+            previous,
+            objects,
+            &digests,
+            &report,
+            DeployOutcome::Failed,
+        )
+        .await?;
         return Err(error);
     }
 
@@ -448,7 +462,15 @@ async fn locked_deploy(
     if !lock.still_held(&options.retry).await? {
         let mut objects = previous.objects.clone();
         objects.extend(entries.into_values());
-        record(run, previous, objects, &report, DeployOutcome::Failed).await?;
+        record(
+            run,
+            previous,
+            objects,
+            &digests,
+            &report,
+            DeployOutcome::Failed,
+        )
+        .await?;
         return Err(KubeError::LockLost {
             env: environment.name.clone(),
         });
@@ -465,7 +487,7 @@ async fn locked_deploy(
         Some(_) => DeployOutcome::Failed,
     };
     // The inventory is written whether or not pruning failed: it lists every object applied.
-    record(run, previous, objects, &report, outcome).await?;
+    record(run, previous, objects, &digests, &report, outcome).await?;
     match failure {
         None => Ok(report),
         Some(error) => Err(error),
@@ -569,11 +591,14 @@ fn report_prune(
     }
 }
 
-/// Write the inventory (`objects`) and a deploy record on top of the previous history.
+/// Write the inventory (`objects`) and a deploy record on top of the previous history. The
+/// applied digests are the previous ones updated with `digests` (this deploy's applies), for
+/// the objects of the inventory only.
 async fn record(
     run: &Run<'_>,
     previous: Inventory,
     objects: Vec<InventoryEntry>,
+    digests: &BTreeMap<String, String>,
     report: &DeployReport,
     outcome: DeployOutcome,
 ) -> Result<(), KubeError> {
@@ -607,7 +632,18 @@ async fn record(
         ci_url: extras.ci_url.clone(),
     }];
     history.extend(previous.history);
-    let inventory = Inventory { objects, history };
+    let mut applied = previous.applied;
+    applied.extend(digests.iter().map(|(k, v)| (k.clone(), v.clone())));
+    let listed: BTreeSet<String> = objects
+        .iter()
+        .map(|entry| inventory::digest_key(&entry.id()))
+        .collect();
+    applied.retain(|key, _| listed.contains(key));
+    let inventory = Inventory {
+        objects,
+        history,
+        applied,
+    };
     let dropped = inventory::store(
         run.client,
         &inventory,
@@ -769,6 +805,7 @@ async fn apply_all(
     checked: Vec<Checked>,
     report: &mut DeployReport,
     entries: &mut HashMap<ObjectId, InventoryEntry>,
+    digests: &mut Digests<'_>,
 ) -> Result<(), KubeError> {
     let mut ready: Vec<Prepared> = Vec::new();
     let mut deferred: Vec<Manifest> = Vec::new();
@@ -782,7 +819,7 @@ async fn apply_all(
     let (bootstrap, mut rest): (Vec<Prepared>, Vec<Prepared>) =
         ready.into_iter().partition(|p| p.position.stage == 0);
     if !bootstrap.is_empty() {
-        apply_groups(run, bootstrap.clone(), report, entries).await?;
+        apply_groups(run, bootstrap.clone(), report, entries, digests).await?;
         wait_healthy(run, &bootstrap).await?;
     }
     rest.extend(prepare_deferred(run, deferred).await?);
@@ -795,7 +832,7 @@ async fn apply_all(
             .push(prepared);
     }
     for (_, wave) in waves {
-        apply_groups(run, wave.clone(), report, entries).await?;
+        apply_groups(run, wave.clone(), report, entries, digests).await?;
         wait_healthy(run, &wave).await?;
     }
     Ok(())
@@ -859,12 +896,19 @@ async fn resolve_with_patience(
     Ok(None)
 }
 
+/// The applied digests ([`Inventory::applied`]): the previous inventory's, and this deploy's.
+struct Digests<'a> {
+    previous: &'a BTreeMap<String, String>,
+    new: BTreeMap<String, String>,
+}
+
 /// Apply objects grouped by position: positions in order, objects of one position concurrently.
 async fn apply_groups(
     run: &Run<'_>,
     objects: Vec<Prepared>,
     report: &mut DeployReport,
     entries: &mut HashMap<ObjectId, InventoryEntry>,
+    digests: &mut Digests<'_>,
 ) -> Result<(), KubeError> {
     let (client, options, printer) = (run.client, run.options, run.printer);
     let mut groups: BTreeMap<Position, Vec<Prepared>> = BTreeMap::new();
@@ -885,6 +929,7 @@ async fn apply_groups(
         let references: Vec<&Prepared> = group.iter().collect();
         let mut known = crate::kube::live::read_live(client, &references, &options.retry).await;
         drop(references);
+        let previous = digests.previous;
         let with_live: Vec<(Prepared, Option<Option<Value>>)> = group
             .into_iter()
             .map(|prepared| {
@@ -894,16 +939,22 @@ async fn apply_groups(
             .collect();
         let results: Vec<ApplyResult> = futures::stream::iter(with_live)
             .map(|(prepared, live)| async move {
+                let digest = inventory::applied_digest(&prepared.body);
+                let key = inventory::digest_key(&prepared.id);
+                let applied_before = digest.is_some() && previous.get(&key) == digest.as_ref();
                 let result = apply::apply_object(
                     client,
                     &prepared,
-                    live,
+                    apply::Known {
+                        live,
+                        applied_before,
+                    },
                     options.force_conflicts,
                     &options.retry,
                 )
                 .await;
                 printer.advance(1);
-                (prepared, result)
+                (prepared, result.map(|(applied, _)| (applied, digest)))
             })
             .buffer_unordered(options.concurrency.max(1))
             .collect()
@@ -913,7 +964,12 @@ async fn apply_groups(
         results.sort_by(|a, b| a.0.id.cmp(&b.0.id));
         for (prepared, result) in results {
             match result {
-                Ok((applied, _)) => {
+                Ok((applied, digest)) => {
+                    if let Some(digest) = digest {
+                        digests
+                            .new
+                            .insert(inventory::digest_key(&prepared.id), digest);
+                    }
                     let action = match applied {
                         Applied::Created => ObjectAction::Created,
                         Applied::Configured => ObjectAction::Configured,

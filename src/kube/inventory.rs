@@ -8,6 +8,8 @@
 //! to `deploy.history` records, and further (oldest first) when the ConfigMap's data would
 //! exceed [`MAX_DATA_BYTES`].
 
+use std::collections::BTreeMap;
+
 use chrono::{DateTime, Utc};
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::Client;
@@ -21,6 +23,7 @@ use crate::model::{FIELD_MANAGER, MANAGED_BY_LABEL, ObjectId, group_of};
 
 const OBJECTS_KEY: &str = "inventory.json";
 const HISTORY_KEY: &str = "history.json";
+const APPLIED_KEY: &str = "applied.json";
 
 /// The most the inventory ConfigMap's data may hold (a ConfigMap holds at most 1 MiB): older
 /// deploy records are dropped to stay under it.
@@ -184,6 +187,32 @@ pub enum DeployOutcome {
 pub struct Inventory {
     pub objects: Vec<InventoryEntry>,
     pub history: Vec<DeployRecord>,
+    /// Object (`Kind namespace/name`) -> [`applied_digest`] of the body gitship last applied to
+    /// it successfully. Lets a deploy skip the dry run of an object whose live state already
+    /// holds exactly that (see `kube::apply::apply_object`). Never for Secrets.
+    pub applied: BTreeMap<String, String>,
+}
+
+/// The key of `id` in [`Inventory::applied`]: `Kind namespace/name`, with ` (group)` unless core.
+pub fn digest_key(id: &ObjectId) -> String {
+    if id.group.is_empty() {
+        id.to_string()
+    } else {
+        format!("{id} ({})", id.group)
+    }
+}
+
+/// The digest of a body as gitship applies it (the first 16 bytes of the SHA-256 of its JSON,
+/// hex): `None` for a Secret, whose digest would let anyone who reads the inventory test
+/// guesses of its values.
+pub fn applied_digest(body: &Value) -> Option<String> {
+    use sha2::{Digest, Sha256};
+    if crate::model::is_secret(body) {
+        return None;
+    }
+    let text = serde_json::to_vec(body).ok()?;
+    let digest = Sha256::digest(&text);
+    Some(hex::encode(digest.get(..16)?))
 }
 
 /// The inventory ConfigMap's name for `environment`.
@@ -211,9 +240,10 @@ pub fn encode(
     objects.sort();
     objects.dedup();
     let objects = serde_json::to_string_pretty(&objects)?;
+    let applied = serde_json::to_string(&inventory.applied)?;
     let wanted = inventory.history.len().min(keep.max(1));
     let history_of = |count: usize| serde_json::to_string_pretty(&inventory.history[..count]);
-    let fits = |history: &str| objects.len() + history.len() <= MAX_DATA_BYTES;
+    let fits = |history: &str| objects.len() + applied.len() + history.len() <= MAX_DATA_BYTES;
     let mut history = history_of(wanted)?;
     let mut kept = wanted;
     if !fits(&history) && wanted > 1 {
@@ -241,6 +271,7 @@ pub fn encode(
         "data": {
             OBJECTS_KEY: objects,
             HISTORY_KEY: history,
+            APPLIED_KEY: applied,
         }
     });
     Ok(Encoded {
@@ -261,6 +292,10 @@ pub fn decode(configmap: &Value) -> Result<Inventory, String> {
         Some(text) => serde_json::from_str(text).map_err(|e| format!("`{HISTORY_KEY}`: {e}"))?,
         None => Vec::new(),
     };
+    // Only a shortcut: unreadable digests mean every object is dry-run, as without them.
+    let applied = read(APPLIED_KEY)
+        .and_then(|text| serde_json::from_str(text).ok())
+        .unwrap_or_default();
     let objects: Vec<InventoryEntry> = objects;
     // The inventory is cluster data anyone with write access can edit: its names go into
     // request paths when pruning, so a name that is not a path segment makes it corrupt.
@@ -274,7 +309,11 @@ pub fn decode(configmap: &Value) -> Result<Inventory, String> {
             }
         }
     }
-    Ok(Inventory { objects, history })
+    Ok(Inventory {
+        objects,
+        history,
+        applied,
+    })
 }
 
 /// Whether `name` can stand as one segment of an API path (what any Kubernetes name is).
@@ -455,6 +494,7 @@ mod tests {
                 entry("Service", "web"),
             ],
             history: (0..15).rev().map(record).collect(),
+            applied: BTreeMap::from([("ConfigMap blog/a".to_string(), "0123abcd".to_string())]),
         };
         let Encoded { configmap, dropped } = encode(&inventory, "production", "blog", 10).unwrap();
         assert_eq!(dropped, 0);
@@ -468,6 +508,7 @@ mod tests {
         assert_eq!(decoded.history.len(), 10);
         assert_eq!(decoded.history[0], record(14));
         assert_eq!(decoded.objects[1].id().to_string(), "Service blog/web");
+        assert_eq!(decoded.applied, inventory.applied);
     }
 
     #[test]
@@ -475,6 +516,19 @@ mod tests {
         assert_eq!(decode(&json!({"data": {}})).unwrap(), Inventory::default());
         let error = decode(&json!({"data": {"inventory.json": "not json"}})).unwrap_err();
         assert!(error.contains("inventory.json"), "{error}");
+        // Digests are only a shortcut: unreadable ones are dropped, not an error.
+        let decoded = decode(&json!({"data": {"applied.json": "not json"}})).unwrap();
+        assert!(decoded.applied.is_empty());
+    }
+
+    #[test]
+    fn secrets_have_no_applied_digest() {
+        let map = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a"}});
+        let digest = applied_digest(&map).unwrap();
+        assert_eq!(digest.len(), 32);
+        assert_eq!(applied_digest(&map), Some(digest));
+        let secret = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "a"}, "stringData": {"p": "x"}});
+        assert_eq!(applied_digest(&secret), None);
     }
 
     #[test]
@@ -494,6 +548,7 @@ mod tests {
         let inventory = Inventory {
             objects: vec![entry("ConfigMap", "a")],
             history: (0..5_000).rev().map(big).collect(),
+            ..Inventory::default()
         };
         let Encoded { configmap, dropped } =
             encode(&inventory, "production", "blog", 5_000).unwrap();

@@ -18,10 +18,14 @@ use crate::kube::diff::{self, EnvironmentDiff, ObjectDiff, PlannedAction};
 use crate::kube::retry::RetryPolicy;
 use crate::model::{Environment, Manifest, ObjectId, is_secret};
 
-/// How many objects one LIST page holds. Pages bound the memory of a check: a page's body and
-/// its decoded objects are dropped before the next is read, so a long-running agent's working
-/// set is one page per kind, not the whole namespace (kubectl pages by 500).
-const LIST_PAGE: u32 = 100;
+/// How many objects one LIST page of `drift` holds. Pages bound the memory of a check: a page's
+/// body and its decoded objects are dropped before the next is read, so a long-running agent's
+/// working set is one page per kind, not the whole namespace.
+const DRIFT_PAGE: u32 = 100;
+
+/// How many objects one LIST page of a deploy holds: kubectl's chunk size. A deploy keeps what
+/// it reads until the group is applied anyway, and each page is one more round trip.
+const DEPLOY_PAGE: u32 = 500;
 
 /// What [`compare_live`] found for one desired object: its live object and what differs.
 struct Found {
@@ -40,6 +44,7 @@ async fn list_each<T, F>(
     client: &Client,
     objects: &[&Prepared],
     min_group: usize,
+    page_size: u32,
     retry: &RetryPolicy,
     keep: &F,
 ) -> Vec<Result<(Vec<ObjectId>, Vec<(ObjectId, T)>), (Vec<ObjectId>, KubeError)>>
@@ -68,7 +73,7 @@ where
         let wanted: HashMap<&str, &Prepared> =
             group.iter().map(|p| (p.id.name.as_str(), *p)).collect();
         let api = first.api(client);
-        let mut params = ListParams::default().limit(LIST_PAGE);
+        let mut params = ListParams::default().limit(page_size);
         loop {
             let page = retry
                 .run(&format!("list {}", first.resolved.resource.plural), || {
@@ -109,7 +114,15 @@ pub async fn read_live(
     objects: &[&Prepared],
     retry: &RetryPolicy,
 ) -> HashMap<ObjectId, Option<Value>> {
-    let lists = list_each(client, objects, LIST_AT_LEAST, retry, &|_, live| live).await;
+    let lists = list_each(
+        client,
+        objects,
+        LIST_AT_LEAST,
+        DEPLOY_PAGE,
+        retry,
+        &|_, live| live,
+    )
+    .await;
     let mut known: HashMap<ObjectId, Option<Value>> = HashMap::with_capacity(objects.len());
     for list in lists {
         match list {
@@ -149,7 +162,7 @@ pub async fn compare_live(
         Found { live, changes }
     };
     let mut found: HashMap<ObjectId, Found> = HashMap::with_capacity(references.len());
-    for list in list_each(client, &references, 1, &retry, &compare).await {
+    for list in list_each(client, &references, 1, DRIFT_PAGE, &retry, &compare).await {
         found.extend(list.map_err(|(_, error)| error)?.1);
     }
     drop(references);

@@ -306,6 +306,36 @@ fn secrets_comment(spec: &CiSpec, store: &str, kubeconfig_kind: &str, extra: &[&
     lines.join("\n") + "\n"
 }
 
+/// A generated file's header: `template` filled with the version and environments, then the
+/// secrets to set in `store`.
+fn header(
+    spec: &CiSpec,
+    template: &str,
+    store: &str,
+    kubeconfig_kind: &str,
+    extra: &[&str],
+) -> String {
+    let names = |list: Vec<&str>| {
+        list.iter()
+            .map(|n| format!("`{n}`"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let deploy_names = names(spec.deploy.iter().map(|d| d.name.as_str()).collect());
+    let drift_names = names(spec.drift.iter().map(String::as_str).collect());
+    let mut out = fill(
+        template,
+        &[
+            ("VERSION", &spec.gitship_version),
+            ("PLAN", &spec.plan_env),
+            ("DEPLOY", &deploy_names),
+            ("DRIFT", &drift_names),
+        ],
+    );
+    out.push_str(&secrets_comment(spec, store, kubeconfig_kind, extra));
+    out
+}
+
 mod github {
     //! `.github/workflows/gitship.yml`.
 
@@ -514,29 +544,13 @@ env:
     /// The whole workflow.
     pub fn workflow(spec: &CiSpec) -> String {
         let gitship = gitship_command(spec);
-        let names = |list: Vec<&str>| {
-            list.iter()
-                .map(|n| format!("`{n}`"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
-        let deploy_names = names(spec.deploy.iter().map(|d| d.name.as_str()).collect());
-        let drift_names = names(spec.drift.iter().map(String::as_str).collect());
-        let mut out = fill(
-            HEADER,
-            &[
-                ("VERSION", &spec.gitship_version),
-                ("PLAN", &spec.plan_env),
-                ("DEPLOY", &deploy_names),
-                ("DRIFT", &drift_names),
-            ],
-        );
-        out.push_str(&secrets_comment(
+        let mut out = header(
             spec,
+            HEADER,
             "Settings > Secrets and variables > Actions",
             "the file's contents",
             &[],
-        ));
+        );
         out.push('\n');
         out.push_str(&fill(
             TOP,
@@ -823,29 +837,13 @@ variables:
     /// The whole pipeline.
     pub fn pipeline(spec: &CiSpec) -> String {
         let gitship = gitship_command(spec);
-        let names = |list: Vec<&str>| {
-            list.iter()
-                .map(|n| format!("`{n}`"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
-        let deploy_names = names(spec.deploy.iter().map(|d| d.name.as_str()).collect());
-        let drift_names = names(spec.drift.iter().map(String::as_str).collect());
-        let mut out = fill(
-            HEADER,
-            &[
-                ("VERSION", &spec.gitship_version),
-                ("PLAN", &spec.plan_env),
-                ("DEPLOY", &deploy_names),
-                ("DRIFT", &drift_names),
-            ],
-        );
-        out.push_str(&secrets_comment(
+        let mut out = header(
             spec,
+            HEADER,
             "Settings > CI/CD > Variables, masked; protect those of protected environments",
             "a variable of type File",
             &["GITLAB_TOKEN: a project access token with the `api` scope, to write the plan note"],
-        ));
+        );
         out.push('\n');
         out.push_str(&fill(
             TOP,

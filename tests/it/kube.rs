@@ -1691,6 +1691,19 @@ async fn a_deploy_reads_many_objects_of_a_kind_with_a_list_and_falls_back_to_get
             .count()
     };
 
+    let patches = |start: usize| {
+        cluster
+            .sim
+            .handle()
+            .requests()
+            .into_iter()
+            .skip(start)
+            .filter(|r| r.method == "PATCH" && r.path.contains("/configmaps/cm-"))
+            .count()
+    };
+    let mut maps = maps;
+    maps[5].object["data"]["old"] = json!("soon removed");
+
     // A fresh deploy: one LIST finds none of the 20, and each is created without a GET.
     let start = cluster.sim.handle().request_count();
     let report = cluster.deploy(maps.clone()).await.expect("deploy");
@@ -1698,14 +1711,58 @@ async fn a_deploy_reads_many_objects_of_a_kind_with_a_list_and_falls_back_to_get
     assert_eq!(object_gets(start), 0, "no GET per object");
     assert!(lists(start) >= 1);
 
-    // A changed object is still found changed (and only it), with the LIST's live state.
+    // Nothing changed: the live objects hold what gitship applied last (the inventory's
+    // digests), so there is not even a dry run.
+    let start = cluster.sim.handle().request_count();
+    let report = cluster.deploy(maps.clone()).await.expect("deploy");
+    assert_eq!(report.count(ObjectAction::Unchanged), 20, "{report:?}");
+    assert_eq!(
+        patches(start),
+        0,
+        "no dry run of an object applied as it is"
+    );
+    assert!(!cluster.inventory().await.applied.is_empty());
+
+    // A changed object is found changed, with the LIST's live state; so is a field removed
+    // from a manifest, which the live object still has (only the digest tells).
     let mut changed = maps.clone();
     changed[7].object["data"]["n"] = json!("seven");
+    if let Some(data) = changed[5].object["data"].as_object_mut() {
+        data.remove("old");
+    }
     let start = cluster.sim.handle().request_count();
     let report = cluster.deploy(changed.clone()).await.expect("deploy");
-    assert_eq!(report.count(ObjectAction::Configured), 1, "{report:?}");
-    assert_eq!(report.count(ObjectAction::Unchanged), 19);
+    assert_eq!(report.count(ObjectAction::Configured), 2, "{report:?}");
+    assert_eq!(report.count(ObjectAction::Unchanged), 18);
     assert_eq!(object_gets(start), 0);
+    assert_eq!(
+        patches(start),
+        4,
+        "a dry run and an apply of each changed object"
+    );
+    let live = cluster
+        .live("v1", "ConfigMap", "cm-05")
+        .await
+        .expect("cm-05");
+    assert!(live["data"].get("old").is_none(), "{live}");
+
+    // Someone else changes a field gitship applied: not skipped, put back.
+    let api: kube::Api<k8s_openapi::api::core::v1::ConfigMap> =
+        kube::Api::namespaced(cluster.client.clone(), NAMESPACE);
+    api.patch(
+        "cm-11",
+        &kube::api::PatchParams::apply("someone-else").force(),
+        &kube::api::Patch::Apply(json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cm-11"}, "data": {"n": "edited"}})),
+    )
+    .await
+    .expect("patch by another manager");
+    let report = cluster.deploy(changed.clone()).await.expect("deploy");
+    assert_eq!(report.count(ObjectAction::Configured), 1, "{report:?}");
+    let live = cluster
+        .live("v1", "ConfigMap", "cm-11")
+        .await
+        .expect("cm-11");
+    assert_eq!(live["data"]["n"], "11");
 
     // RBAC may grant `get` but not `list`: the deploy reads the objects one by one instead.
     cluster.sim.handle().fail_next_path(
