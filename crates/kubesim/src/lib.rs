@@ -650,7 +650,6 @@ impl SimHandle {
 
     /// Makes `percent` % of resource requests fail with one of `faults` (pseudo-random,
     /// deterministic sequence); `percent` 0 turns it off.
-
     pub fn fault_rate(&self, percent: u8, faults: Vec<Fault>) {
         let mut state = lock(&self.shared.faults);
         state.rate = if percent == 0 {
