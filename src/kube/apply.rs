@@ -80,7 +80,7 @@ pub struct Known {
 
 /// Apply one object unless nothing would change: either gitship applied exactly this body
 /// before and every field it sets still holds its value ([`Known::applied_before`] and
-/// [`crate::kube::live::compare_to_manifest`] finds nothing), or the dry-run result equals the
+/// [`diff::compare_to_manifest`] finds nothing), or the dry-run result equals the
 /// live object. The first needs no request: a field removed from the manifest changes the
 /// digest, and a field someone else changed differs, so either takes the dry run.
 pub async fn apply_object(
@@ -97,9 +97,7 @@ pub async fn apply_object(
     };
     if let Some(live) = &live {
         crate::kube::check::check_owner(prepared, live)?;
-        if known.applied_before
-            && crate::kube::live::compare_to_manifest(live, &prepared.body).is_empty()
-        {
+        if known.applied_before && diff::compare_to_manifest(live, &prepared.body).is_empty() {
             return Ok((Applied::Unchanged, live.clone()));
         }
     }

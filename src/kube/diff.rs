@@ -12,6 +12,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use std::borrow::Cow;
 use std::collections::BTreeSet;
 
 use futures::StreamExt;
@@ -23,7 +24,7 @@ use crate::kube::discovery::Resources;
 use crate::kube::inventory::{self, InventoryEntry};
 use crate::kube::prune;
 use crate::kube::retry::{RetryPolicy, status_code};
-use crate::model::{Environment, FIELD_MANAGER, Manifest, ObjectId};
+use crate::model::{Environment, FIELD_MANAGER, Manifest, ObjectId, is_secret};
 
 /// What applying an object would do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -528,6 +529,93 @@ pub fn parse_quantity(text: &str) -> Option<f64> {
     Some(number * multiplier)
 }
 
+/// The managed fields of `desired` (the manifest as gitship applies it) whose live value differs,
+/// without a dry run: every leaf the manifest sets is compared with the live object at the same
+/// path, after the normalisation of [`loosely_equal`]. Fields the manifest does not set
+/// (server defaults, other managers' fields) are not looked at, so a freshly deployed object has
+/// no changes. A Secret's `stringData` is compared as the `data` the server stores it as.
+/// `drift` uses this over LISTed objects: one request per kind instead of two per object.
+pub fn compare_to_manifest(live: &Value, desired: &Value) -> Vec<FieldChange> {
+    let desired = secret_as_stored(desired);
+    let live = secret_as_stored(live);
+    let mut changes = Vec::new();
+    if let (Value::Object(live), Value::Object(desired)) = (live.as_ref(), desired.as_ref()) {
+        for (key, value) in desired {
+            if key == "status" {
+                continue;
+            }
+            walk_manifest(key, live.get(key), value, &mut changes);
+        }
+    }
+    changes
+}
+
+fn walk_manifest(path: &str, live: Option<&Value>, desired: &Value, out: &mut Vec<FieldChange>) {
+    let push = |out: &mut Vec<FieldChange>| {
+        out.push(FieldChange {
+            path: path.to_string(),
+            live: live.cloned(),
+            desired: Some(desired.clone()),
+        })
+    };
+    match (desired, live) {
+        (Value::Null, _) => {}
+        (Value::Object(wanted), None | Some(Value::Null)) if wanted.is_empty() => {}
+        (Value::Array(wanted), None | Some(Value::Null)) if wanted.is_empty() => {}
+        (Value::Object(wanted), Some(Value::Object(found))) => {
+            for (key, value) in wanted {
+                let child = format!("{path}.{key}");
+                walk_manifest(&child, found.get(key), value, out);
+            }
+        }
+        (Value::Array(wanted), Some(Value::Array(found))) if wanted.len() == found.len() => {
+            for (index, (value, live_value)) in wanted.iter().zip(found).enumerate() {
+                walk_manifest(&format!("{path}[{index}]"), Some(live_value), value, out);
+            }
+        }
+        (_, None) => push(out),
+        (wanted, Some(found)) => {
+            let equal = match (wanted, found) {
+                (Value::Object(_) | Value::Array(_), _)
+                | (_, Value::Object(_) | Value::Array(_)) => false,
+                _ => loosely_equal(path, found, wanted),
+            };
+            if !equal {
+                push(out);
+            }
+        }
+    }
+}
+
+/// A Secret's `stringData` moved into `data`, base64-encoded, as the server stores it.
+fn secret_as_stored(object: &Value) -> Cow<'_, Value> {
+    use base64::Engine;
+    if !is_secret(object) || object.get("stringData").is_none() {
+        return Cow::Borrowed(object);
+    }
+    let mut object = object.clone();
+    if let Some(Value::Object(plain)) = object.as_object_mut().and_then(|m| m.remove("stringData"))
+    {
+        let data = object.as_object_mut().map(|m| {
+            m.entry("data")
+                .or_insert_with(|| Value::Object(Default::default()))
+        });
+        if let Some(Value::Object(data)) = data {
+            for (key, value) in plain {
+                let text = match value {
+                    Value::String(text) => text,
+                    other => other.to_string(),
+                };
+                data.insert(
+                    key,
+                    Value::String(base64::engine::general_purpose::STANDARD.encode(text)),
+                );
+            }
+        }
+    }
+    Cow::Owned(object)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -683,6 +771,53 @@ mod tests {
         assert_eq!(
             project(&value, &tree),
             json!({"finalizers": ["b"], "args": ["x"]})
+        );
+    }
+
+    #[test]
+    fn manifest_comparison_ignores_defaults_and_finds_changes() {
+        let live = json!({"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "web", "resourceVersion": "4", "labels": {"app": "web", "extra": "x"}},
+            "spec": {"replicas": 10, "revisionHistoryLimit": 10, "template": {"spec": {"containers": [
+                {"name": "app", "image": "web:1", "imagePullPolicy": "IfNotPresent",
+                 "resources": {"limits": {"cpu": "500m"}}}]}}},
+            "status": {"replicas": 10}});
+        let desired = json!({"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "web", "labels": {"app": "web"}},
+            "spec": {"replicas": 3.0, "template": {"spec": {"containers": [
+                {"name": "app", "image": "web:1", "resources": {"limits": {"cpu": "0.5"}}}]}}}});
+        let changes = compare_to_manifest(&live, &desired);
+        assert_eq!(
+            changes,
+            vec![FieldChange {
+                path: "spec.replicas".into(),
+                live: Some(json!(10)),
+                desired: Some(json!(3.0))
+            }]
+        );
+        let mut same = desired.clone();
+        same["spec"]["replicas"] = json!(10);
+        assert!(compare_to_manifest(&live, &same).is_empty());
+        let mut missing = same.clone();
+        missing["metadata"]["labels"]["team"] = json!("blog");
+        assert_eq!(
+            compare_to_manifest(&live, &missing)[0].path,
+            "metadata.labels.team"
+        );
+    }
+
+    #[test]
+    fn secret_string_data_compares_as_stored_data() {
+        let live = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "db"},
+            "data": {"password": "aHVudGVyMg=="}, "type": "Opaque"});
+        let desired = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "db"},
+            "stringData": {"password": "hunter2"}});
+        assert!(compare_to_manifest(&live, &desired).is_empty());
+        let changed = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "db"},
+            "stringData": {"password": "other"}});
+        assert_eq!(
+            compare_to_manifest(&live, &changed)[0].path,
+            "data.password"
         );
     }
 }

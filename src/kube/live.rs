@@ -1,11 +1,11 @@
-//! Live objects read in bulk, and compared with the manifests without a dry run.
+//! Live objects read in bulk, with paged LISTs instead of one GET per object.
 //!
-//! [`compare_live`] reads every object of a set with one paged LIST per resource and namespace
-//! (all of them concurrently), instead of one GET per object. It is `drift`'s comparison:
-//! the desired objects checked as a deploy checks them ([`crate::kube::check::check`]), their live
-//! counterparts listed, and every field the manifest sets compared with [`compare_to_manifest`].
+//! [`compare_live`] is `drift`'s comparison: the desired objects checked as a deploy checks them
+//! ([`crate::kube::check::check`]), their live counterparts listed (one paged LIST per resource
+//! and namespace, all concurrently), and every field the manifest sets compared with
+//! [`diff::compare_to_manifest`], page by page. [`read_live`] is a deploy's read of the objects
+//! it is about to apply.
 
-use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 
 use kube::Client;
@@ -16,7 +16,7 @@ use crate::kube::KubeError;
 use crate::kube::check::Prepared;
 use crate::kube::diff::{self, EnvironmentDiff, ObjectDiff, PlannedAction};
 use crate::kube::retry::RetryPolicy;
-use crate::model::{Environment, Manifest, ObjectId, is_secret};
+use crate::model::{Environment, Manifest, ObjectId};
 
 /// How many objects one LIST page of `drift` holds. Pages bound the memory of a check: a page's
 /// body and its decoded objects are dropped before the next is read, so a long-running agent's
@@ -139,7 +139,7 @@ pub async fn read_live(
 }
 
 /// Every desired object compared with its live counterpart (no dry runs: see
-/// [`compare_to_manifest`]). Objects whose kind is not served yet (defined by a CRD of the same
+/// [`diff::compare_to_manifest`]). Objects whose kind is not served yet (defined by a CRD of the same
 /// set) count as missing. An unchanged object's `live` lacks `metadata.managedFields`.
 pub async fn compare_live(
     client: &Client,
@@ -153,7 +153,7 @@ pub async fn compare_live(
     // without `metadata.managedFields` (only a changed field's manager is ever looked up), so
     // what stays in memory is about one copy of the desired set.
     let compare = |prepared: &Prepared, mut live: Value| {
-        let changes = compare_to_manifest(&live, &prepared.body);
+        let changes = diff::compare_to_manifest(&live, &prepared.body);
         if changes.is_empty()
             && let Some(metadata) = live.get_mut("metadata").and_then(Value::as_object_mut)
         {
@@ -198,151 +198,5 @@ fn missing(desired: Value) -> ObjectDiff {
         live: None,
         desired,
         changes: Vec::new(),
-    }
-}
-
-/// The managed fields of `desired` (the manifest as gitship applies it) whose live value differs,
-/// without a dry run: every leaf the manifest sets is compared with the live object at the same
-/// path, after the normalisation of [`diff::loosely_equal`]. Fields the manifest does not set
-/// (server defaults, other managers' fields) are not looked at, so a freshly deployed object has
-/// no changes. A Secret's `stringData` is compared as the `data` the server stores it as.
-/// `drift` uses this over LISTed objects: one request per kind instead of two per object.
-pub fn compare_to_manifest(live: &Value, desired: &Value) -> Vec<diff::FieldChange> {
-    let desired = secret_as_stored(desired);
-    let live = secret_as_stored(live);
-    let mut changes = Vec::new();
-    if let (Value::Object(live), Value::Object(desired)) = (live.as_ref(), desired.as_ref()) {
-        for (key, value) in desired {
-            if key == "status" {
-                continue;
-            }
-            walk_manifest(key, live.get(key), value, &mut changes);
-        }
-    }
-    changes
-}
-
-fn walk_manifest(
-    path: &str,
-    live: Option<&Value>,
-    desired: &Value,
-    out: &mut Vec<diff::FieldChange>,
-) {
-    let push = |out: &mut Vec<diff::FieldChange>| {
-        out.push(diff::FieldChange {
-            path: path.to_string(),
-            live: live.cloned(),
-            desired: Some(desired.clone()),
-        })
-    };
-    match (desired, live) {
-        (Value::Null, _) => {}
-        (Value::Object(wanted), None | Some(Value::Null)) if wanted.is_empty() => {}
-        (Value::Array(wanted), None | Some(Value::Null)) if wanted.is_empty() => {}
-        (Value::Object(wanted), Some(Value::Object(found))) => {
-            for (key, value) in wanted {
-                let child = format!("{path}.{key}");
-                walk_manifest(&child, found.get(key), value, out);
-            }
-        }
-        (Value::Array(wanted), Some(Value::Array(found))) if wanted.len() == found.len() => {
-            for (index, (value, live_value)) in wanted.iter().zip(found).enumerate() {
-                walk_manifest(&format!("{path}[{index}]"), Some(live_value), value, out);
-            }
-        }
-        (_, None) => push(out),
-        (wanted, Some(found)) => {
-            let equal = match (wanted, found) {
-                (Value::Object(_) | Value::Array(_), _)
-                | (_, Value::Object(_) | Value::Array(_)) => false,
-                _ => diff::loosely_equal(path, found, wanted),
-            };
-            if !equal {
-                push(out);
-            }
-        }
-    }
-}
-
-/// A Secret's `stringData` moved into `data`, base64-encoded, as the server stores it.
-fn secret_as_stored(object: &Value) -> Cow<'_, Value> {
-    use base64::Engine;
-    if !is_secret(object) || object.get("stringData").is_none() {
-        return Cow::Borrowed(object);
-    }
-    let mut object = object.clone();
-    if let Some(Value::Object(plain)) = object.as_object_mut().and_then(|m| m.remove("stringData"))
-    {
-        let data = object.as_object_mut().map(|m| {
-            m.entry("data")
-                .or_insert_with(|| Value::Object(Default::default()))
-        });
-        if let Some(Value::Object(data)) = data {
-            for (key, value) in plain {
-                let text = match value {
-                    Value::String(text) => text,
-                    other => other.to_string(),
-                };
-                data.insert(
-                    key,
-                    Value::String(base64::engine::general_purpose::STANDARD.encode(text)),
-                );
-            }
-        }
-    }
-    Cow::Owned(object)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::kube::FieldChange as KubeFieldChange;
-    use serde_json::json;
-
-    #[test]
-    fn manifest_comparison_ignores_defaults_and_finds_changes() {
-        let live = json!({"apiVersion": "apps/v1", "kind": "Deployment",
-            "metadata": {"name": "web", "resourceVersion": "4", "labels": {"app": "web", "extra": "x"}},
-            "spec": {"replicas": 10, "revisionHistoryLimit": 10, "template": {"spec": {"containers": [
-                {"name": "app", "image": "web:1", "imagePullPolicy": "IfNotPresent",
-                 "resources": {"limits": {"cpu": "500m"}}}]}}},
-            "status": {"replicas": 10}});
-        let desired = json!({"apiVersion": "apps/v1", "kind": "Deployment",
-            "metadata": {"name": "web", "labels": {"app": "web"}},
-            "spec": {"replicas": 3.0, "template": {"spec": {"containers": [
-                {"name": "app", "image": "web:1", "resources": {"limits": {"cpu": "0.5"}}}]}}}});
-        let changes = compare_to_manifest(&live, &desired);
-        assert_eq!(
-            changes,
-            vec![KubeFieldChange {
-                path: "spec.replicas".into(),
-                live: Some(json!(10)),
-                desired: Some(json!(3.0))
-            }]
-        );
-        let mut same = desired.clone();
-        same["spec"]["replicas"] = json!(10);
-        assert!(compare_to_manifest(&live, &same).is_empty());
-        let mut missing = same.clone();
-        missing["metadata"]["labels"]["team"] = json!("blog");
-        assert_eq!(
-            compare_to_manifest(&live, &missing)[0].path,
-            "metadata.labels.team"
-        );
-    }
-
-    #[test]
-    fn secret_string_data_compares_as_stored_data() {
-        let live = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "db"},
-            "data": {"password": "aHVudGVyMg=="}, "type": "Opaque"});
-        let desired = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "db"},
-            "stringData": {"password": "hunter2"}});
-        assert!(compare_to_manifest(&live, &desired).is_empty());
-        let changed = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "db"},
-            "stringData": {"password": "other"}});
-        assert_eq!(
-            compare_to_manifest(&live, &changed)[0].path,
-            "data.password"
-        );
     }
 }
