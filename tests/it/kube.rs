@@ -1591,18 +1591,39 @@ async fn a_failed_prune_still_records_a_complete_inventory() {
     assert_eq!(report.count(ObjectAction::Pruned), 1, "{report:?}");
 }
 
+/// `count` ConfigMaps `cm-<i>` (`width` digits) with `data.n: "<i>"`.
+fn numbered_maps(count: usize, width: usize) -> Vec<Manifest> {
+    (0..count)
+        .map(|i| {
+            let name = format!("cm-{i:0width$}");
+            desired(
+                &format!("{name}.yaml"),
+                json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}, "data": {"n": i.to_string()}}),
+            )
+        })
+        .collect()
+}
+
+/// The requests kubesim recorded from request `start` on with `method` and a matching path.
+fn requests_since(
+    sim: &KubeSim,
+    start: usize,
+    method: &str,
+    path: impl Fn(&str) -> bool,
+) -> Vec<kubesim::RequestRecord> {
+    sim.handle()
+        .requests()
+        .into_iter()
+        .skip(start)
+        .filter(|r| r.method == method && path(&r.path))
+        .collect()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn drift_reads_live_objects_in_pages_and_keeps_only_what_it_needs() {
     use gitship::kube::diff::{PlannedAction, managers_of};
     let cluster = cluster().await;
-    let maps: Vec<Manifest> = (0..250)
-        .map(|i| {
-            desired(
-                &format!("cm-{i:03}.yaml"),
-                json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": format!("cm-{i:03}")}, "data": {"n": i.to_string()}}),
-            )
-        })
-        .collect();
+    let maps = numbered_maps(250, 3);
     cluster.deploy(maps.clone()).await.expect("deploy");
     // One object changed by another manager, far beyond the first page; and one that Git does
     // not have, which drift must not report.
@@ -1622,15 +1643,12 @@ async fn drift_reads_live_objects_in_pages_and_keeps_only_what_it_needs() {
         .await
         .expect("compare");
 
-    let lists: Vec<String> = cluster
-        .sim
-        .handle()
-        .requests()
-        .into_iter()
-        .skip(start)
-        .filter(|r| r.method == "GET" && r.path.ends_with("/namespaces/blog/configmaps"))
-        .map(|r| r.query)
-        .collect();
+    let lists: Vec<String> = requests_since(&cluster.sim, start, "GET", |path| {
+        path.ends_with("/namespaces/blog/configmaps")
+    })
+    .into_iter()
+    .map(|r| r.query)
+    .collect();
     assert_eq!(lists.len(), 3, "250 objects in pages of 100: {lists:?}");
     assert!(lists.iter().all(|q| q.contains("limit=100")), "{lists:?}");
     assert_eq!(drift.objects.len(), 250);
