@@ -69,7 +69,7 @@ pub async fn server_side_apply(
 }
 
 /// What a deploy already knows about one object before applying it.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Default)]
 pub struct Known {
     /// Its live state when the deploy read it with a LIST (`Some(None)`: absent); `None`: GET it.
     pub live: Option<Option<Value>>,
@@ -89,7 +89,7 @@ pub async fn apply_object(
     known: Known,
     force: bool,
     retry: &RetryPolicy,
-) -> Result<(Applied, Value), KubeError> {
+) -> Result<Applied, KubeError> {
     let api_error = |source: kube::Error| prepared.error(source);
     let live = match known.live {
         Some(live) => live,
@@ -98,24 +98,24 @@ pub async fn apply_object(
     if let Some(live) = &live {
         crate::kube::check::check_owner(prepared, live)?;
         if known.applied_before && diff::compare_to_manifest(live, &prepared.body).is_empty() {
-            return Ok((Applied::Unchanged, live.clone()));
+            return Ok(Applied::Unchanged);
         }
     }
     if live.is_none() {
-        let created = server_side_apply(client, prepared, force, false, retry)
+        server_side_apply(client, prepared, force, false, retry)
             .await
             .map_err(api_error)?;
-        return Ok((Applied::Created, created));
+        return Ok(Applied::Created);
     }
     let planned = match server_side_apply(client, prepared, force, true, retry).await {
         Ok(dry_run) => diff::diff_from(live, dry_run),
         Err(error) => return replace_if_allowed(client, prepared, force, retry, error).await,
     };
     if planned.action == PlannedAction::Unchanged {
-        return Ok((Applied::Unchanged, planned.live.unwrap_or(planned.desired)));
+        return Ok(Applied::Unchanged);
     }
     match server_side_apply(client, prepared, force, false, retry).await {
-        Ok(applied) => Ok((Applied::Configured, applied)),
+        Ok(_) => Ok(Applied::Configured),
         Err(error) => replace_if_allowed(client, prepared, force, retry, error).await,
     }
 }
@@ -126,7 +126,7 @@ async fn replace_if_allowed(
     force: bool,
     retry: &RetryPolicy,
     error: kube::Error,
-) -> Result<(Applied, Value), KubeError> {
+) -> Result<Applied, KubeError> {
     let Some(field) = immutable_field(&error) else {
         return Err(prepared.error(error));
     };
@@ -166,8 +166,8 @@ async fn replace_if_allowed(
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let created = server_side_apply(client, prepared, force, false, retry)
+    server_side_apply(client, prepared, force, false, retry)
         .await
         .map_err(|e| prepared.error(e))?;
-    Ok((Applied::Replaced, created))
+    Ok(Applied::Replaced)
 }

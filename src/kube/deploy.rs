@@ -18,7 +18,7 @@ use k8s_openapi::api::core::v1::Namespace;
 use kube::Client;
 use kube::api::{Api, DeleteParams, Patch, PatchParams};
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::kube::KubeError;
 use crate::kube::apply::{self, Applied};
@@ -231,8 +231,11 @@ impl DeployReport {
     }
 }
 
-/// An object, what applying it did and the digest of what was applied.
-type ApplyResult = (Prepared, Result<(Applied, Option<String>), KubeError>);
+/// An object, what applying it did and the applied digest it gets (key, digest).
+type ApplyResult = (
+    Prepared,
+    Result<(Applied, Option<(String, String)>), KubeError>,
+);
 
 /// What every step of one deploy works with.
 struct Run<'a> {
@@ -930,31 +933,28 @@ async fn apply_groups(
         let mut known = crate::kube::live::read_live(client, &references, &options.retry).await;
         drop(references);
         let previous = digests.previous;
-        let with_live: Vec<(Prepared, Option<Option<Value>>)> = group
-            .into_iter()
+        let results: Vec<ApplyResult> = futures::stream::iter(group)
             .map(|prepared| {
                 let live = known.remove(&prepared.id);
-                (prepared, live)
-            })
-            .collect();
-        let results: Vec<ApplyResult> = futures::stream::iter(with_live)
-            .map(|(prepared, live)| async move {
-                let digest = inventory::applied_digest(&prepared.body);
-                let key = inventory::digest_key(&prepared.id);
-                let applied_before = digest.is_some() && previous.get(&key) == digest.as_ref();
-                let result = apply::apply_object(
-                    client,
-                    &prepared,
-                    apply::Known {
-                        live,
-                        applied_before,
-                    },
-                    options.force_conflicts,
-                    &options.retry,
-                )
-                .await;
-                printer.advance(1);
-                (prepared, result.map(|(applied, _)| (applied, digest)))
+                async move {
+                    let key = inventory::digest_key(&prepared.id);
+                    let digest = inventory::applied_digest(&prepared.body);
+                    let applied_before = digest.is_some() && previous.get(&key) == digest.as_ref();
+                    let result = apply::apply_object(
+                        client,
+                        &prepared,
+                        apply::Known {
+                            live,
+                            applied_before,
+                        },
+                        options.force_conflicts,
+                        &options.retry,
+                    )
+                    .await;
+                    printer.advance(1);
+                    let digest = digest.map(|digest| (key, digest));
+                    (prepared, result.map(|applied| (applied, digest)))
+                }
             })
             .buffer_unordered(options.concurrency.max(1))
             .collect()
@@ -965,10 +965,8 @@ async fn apply_groups(
         for (prepared, result) in results {
             match result {
                 Ok((applied, digest)) => {
-                    if let Some(digest) = digest {
-                        digests
-                            .new
-                            .insert(inventory::digest_key(&prepared.id), digest);
+                    if let Some((key, digest)) = digest {
+                        digests.new.insert(key, digest);
                     }
                     let action = match applied {
                         Applied::Created => ObjectAction::Created,
