@@ -173,7 +173,15 @@ fn read_skaffold(root: &Path, report: &mut InitReport) -> Result<Option<Skaffold
         if let Some(glob) = raw.and_then(|globs| globs.first()).and_then(Value::as_str)
             && skaffold.manifests.is_none()
         {
-            skaffold.manifests = Some(static_prefix(glob));
+            let prefix = static_prefix(glob);
+            if prefix.is_empty() {
+                // Manifests at the repository's root: a directory is looked for instead.
+                report.assumed.push(format!(
+                    "skaffold's `rawYaml: {glob}` names no directory: looking for the usual manifests directories"
+                ));
+            } else {
+                skaffold.manifests = Some(prefix);
+            }
         }
         let kustomize = value
             .pointer("/manifests/kustomize/paths")
@@ -364,7 +372,7 @@ fn settings_yaml(
                 names(apps)
             ));
             if dir != "apps" {
-                paths.push(format!("  apps: {dir}"));
+                paths.push(format!("  apps: {}", yaml_scalar(dir)));
             }
         }
         None if !apps.is_empty() => {
@@ -373,13 +381,13 @@ fn settings_yaml(
                 .push(format!("{} app(s): {}", apps.len(), names(apps)));
             for app in apps {
                 app_lines.push(format!("  {}:", app.name));
-                app_lines.push(format!("    dockerfile: {}", app.dockerfile));
-                app_lines.push(format!("    context: {}", app.context));
+                app_lines.push(format!("    dockerfile: {}", yaml_scalar(&app.dockerfile)));
+                app_lines.push(format!("    context: {}", yaml_scalar(&app.context)));
                 if !app.build_args.is_empty() {
                     let args: Vec<String> = app
                         .build_args
                         .iter()
-                        .map(|(k, v)| format!("{k}: {}", yaml_string(v)))
+                        .map(|(k, v)| format!("{}: {}", yaml_scalar(k), yaml_string(v)))
                         .collect();
                     app_lines.push(format!("    build_args: {{ {} }}", args.join(", ")));
                 }
@@ -396,7 +404,7 @@ fn settings_yaml(
         Some(dir) => {
             report.found.push(format!("manifests in `{dir}/`"));
             if dir != "infrastructure/kubernetes" {
-                paths.push(format!("  kubernetes: {dir}"));
+                paths.push(format!("  kubernetes: {}", yaml_scalar(dir)));
             }
         }
         // The environment's overlay is its manifests directory.
@@ -406,7 +414,7 @@ fn settings_yaml(
     if let Some(dir) = terraform {
         report.found.push(format!("a Terraform root in `{dir}/`"));
         if dir != "infrastructure/terraform" {
-            paths.push(format!("  terraform: {dir}"));
+            paths.push(format!("  terraform: {}", yaml_scalar(dir)));
         }
     }
     if paths.is_empty() && app_lines.is_empty() {
@@ -452,7 +460,8 @@ fn config_yaml(
     if !crate::repo::config::is_dns_label(&namespace) {
         namespace = "app".into();
     }
-    let namespace = format!("{namespace}-{}", options.env)
+    let name = namespace;
+    let namespace = format!("{name}-{}", options.env)
         .chars()
         .take(63)
         .collect::<String>()
@@ -467,24 +476,21 @@ fn config_yaml(
         let registry = match &options.registry {
             Some(registry) => registry.clone(),
             None => {
-                let registry = format!(
-                    "localhost:5000/{}",
-                    namespace.trim_end_matches(&format!("-{}", options.env))
-                );
+                let registry = format!("localhost:5000/{name}");
                 report.assumed.push(format!(
                     "registry `{registry}` (pass `--registry PREFIX`, e.g. ghcr.io/acme/shop)"
                 ));
                 registry
             }
         };
-        text.push_str(&format!("registry: {registry}\n"));
+        text.push_str(&format!("registry: {}\n", yaml_scalar(&registry)));
     }
     if let Some(overlay) = overlay {
         report.found.push(format!(
             "a kustomize overlay for `{}` in `{overlay}/`",
             options.env
         ));
-        text.push_str(&format!("kubernetes:\n  path: {overlay}\n"));
+        text.push_str(&format!("kubernetes:\n  path: {}\n", yaml_scalar(overlay)));
     }
     text
 }
@@ -510,6 +516,29 @@ fn names(apps: &[FoundApp]) -> String {
 /// A YAML scalar that stays a string.
 fn yaml_string(text: &str) -> String {
     serde_json::to_string(text).unwrap_or_else(|_| format!("\"{text}\""))
+}
+
+/// `text` as a YAML scalar: as it is when YAML reads it back as that same string (a path, a
+/// registry), else quoted ([`yaml_string`]).
+fn yaml_scalar(text: &str) -> String {
+    let plain = text
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphanumeric())
+        && text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._/-:@+".contains(c))
+        && !text.ends_with(':')
+        && text.parse::<f64>().is_err()
+        && !matches!(
+            text.to_ascii_lowercase().as_str(),
+            "true" | "false" | "yes" | "no" | "on" | "off" | "null" | "y" | "n"
+        );
+    if plain {
+        text.to_string()
+    } else {
+        yaml_string(text)
+    }
 }
 
 fn relative(root: &Path, path: &Path) -> String {
@@ -649,5 +678,24 @@ mod tests {
             report.assumed.iter().any(|a| a.contains("registry")),
             "{report:?}"
         );
+    }
+
+    #[test]
+    fn written_values_read_back_as_the_same_strings() {
+        for (text, written) in [
+            ("src/cart/src/Dockerfile", "src/cart/src/Dockerfile"),
+            ("localhost:5000/shop", "localhost:5000/shop"),
+            ("a dir: with #", "\"a dir: with #\""),
+            ("*glob", "\"*glob\""),
+            ("yes", "\"yes\""),
+            ("1.5", "\"1.5\""),
+            ("", "\"\""),
+        ] {
+            assert_eq!(yaml_scalar(text), written);
+            let documents = crate::repo::yaml::parse_documents(&format!("k: {written}")).unwrap();
+            let read = documents[0].root.as_ref().unwrap().to_json();
+            assert_eq!(read["k"], text, "{written}");
+        }
+        assert_eq!(static_prefix("*.yaml"), "");
     }
 }

@@ -508,9 +508,11 @@ fn clean_message(stderr: &str) -> String {
         .lines()
         .map(|line| {
             let line = line.strip_prefix("Error: ").unwrap_or(line);
-            let logged = line.len() > 5
-                && line.starts_with(['E', 'W', 'I', 'F'])
-                && line[1..5].bytes().all(|b| b.is_ascii_digit());
+            let logged = line.starts_with(['E', 'W', 'I', 'F'])
+                && line
+                    .as_bytes()
+                    .get(1..5)
+                    .is_some_and(|digits| digits.iter().all(u8::is_ascii_digit));
             match line.find(" err=\"") {
                 Some(start) if logged => line[start + 6..]
                     .strip_suffix('"')
