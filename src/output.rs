@@ -126,7 +126,11 @@ impl Printer {
     /// [`append_step_summary`], a failure being a warning (the summary is a courtesy).
     pub fn step_summary(&self, markdown: &str) {
         if let Err(err) = append_step_summary(markdown) {
-            self.warn(&format!("cannot append to `$GITHUB_STEP_SUMMARY`: {err}"));
+            let file = std::env::var_os("GITHUB_STEP_SUMMARY").unwrap_or_default();
+            self.warn(&format!(
+                "cannot append to `$GITHUB_STEP_SUMMARY` ({}): {err}",
+                std::path::Path::new(&file).display()
+            ));
         }
     }
 }

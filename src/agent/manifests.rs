@@ -162,40 +162,14 @@ fn check_source(source: &str) -> Result<String> {
         )
         .into());
     }
-    if has_password(source) {
+    if crate::git::clone::display_url(source) != source {
         return Err(UserError::new(
-            "the Git URL has a password in it, which the manifests would show to anyone who can read the Deployment",
+            "the Git URL has credentials in it (a password or a token), which the manifests would show to anyone who can read the Deployment",
             "give the URL without credentials; the agent reads them from its environment or an SSH key",
         )
         .into());
     }
     Ok(source.to_string())
-}
-
-/// `https://user:token@host/...`.
-fn has_password(url: &str) -> bool {
-    let Some((_, rest)) = url.split_once("://") else {
-        return false;
-    };
-    let authority = rest.split('/').next().unwrap_or_default();
-    authority
-        .rsplit_once('@')
-        .is_some_and(|(userinfo, _)| userinfo.contains(':'))
-}
-
-/// `https://user@host/...` without its user (a token alone is a credential as well).
-fn without_userinfo(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_string();
-    };
-    if !scheme.starts_with("http") {
-        return url.to_string();
-    }
-    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
-    match authority.rsplit_once('@') {
-        Some((_, host)) => format!("{scheme}://{host}{path}"),
-        None => url.to_string(),
-    }
 }
 
 /// What Git says when the flags leave it open: the `origin` URL, the current branch, and where
@@ -214,7 +188,7 @@ impl GitDefaults {
         let origin = repository
             .find_remote("origin")
             .ok()
-            .and_then(|remote| remote.url().ok().map(without_userinfo));
+            .and_then(|remote| remote.url().ok().map(crate::git::clone::display_url));
         let branch = repository
             .head()
             .ok()
@@ -668,13 +642,15 @@ mod tests {
             assert!(check_path(Path::new(bad)).is_err(), "{bad:?}");
         }
         assert!(check_source("https://user:token@github.com/acme/r.git").is_err());
+        assert!(check_source("https://token@github.com/acme/r.git").is_err());
+        assert!(check_source("ssh://git@github.com/acme/r.git").is_ok());
         assert!(check_source("git@github.com:acme/r.git").is_ok());
         assert_eq!(
-            without_userinfo("https://token@github.com/acme/r.git"),
+            crate::git::clone::display_url("https://token@github.com/acme/r.git"),
             "https://github.com/acme/r.git"
         );
         assert_eq!(
-            without_userinfo("ssh://git@github.com/acme/r.git"),
+            crate::git::clone::display_url("ssh://git@github.com/acme/r.git"),
             "ssh://git@github.com/acme/r.git"
         );
     }

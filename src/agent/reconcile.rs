@@ -767,7 +767,6 @@ impl Agent {
     }
 }
 
-/// Sleep until `at`, a webhook's trigger, or SIGTERM/SIGINT; whether interrupted.
 /// Why the agent deploys a revision.
 enum Purpose {
     /// A new commit of the branch.
@@ -776,6 +775,7 @@ enum Purpose {
     Heal(Vec<String>),
 }
 
+/// Sleep until `at`, a webhook's trigger, or SIGTERM/SIGINT; whether interrupted.
 async fn wait_until(
     interrupt: &mut tokio::sync::watch::Receiver<bool>,
     state: &AgentState,

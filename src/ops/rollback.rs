@@ -57,9 +57,9 @@ pub async fn target(session: &Session, settings: &RollbackSettings) -> Result<Ro
         None => choose(&inventory.history, settings.steps).ok_or_else(|| {
             UserError::new(
                 format!(
-                    "`{}` has no successful deploy {} before the current one in its history ({} record(s))",
+                    "`{}` has no successful deploy {}before the current one in its history ({} record(s))",
                     environment.name,
-                    if settings.steps == 1 { "".to_string() } else { format!("{} revisions", settings.steps) },
+                    if settings.steps == 1 { String::new() } else { format!("{} revisions ", settings.steps) },
                     inventory.history.len()
                 ),
                 "name the revision with `--to REV`",
