@@ -832,13 +832,12 @@ fn undecodable(resource: &Resource, error: &crate::quantity::QuantityError) -> A
 }
 
 /// The cluster IPs and node ports held by every Service except `name` in the target namespace.
-fn services_allocated(store: &Store, target: &Target, name: &str) -> defaults::Allocated {
-    let services = store.list(&target.resource.storage_key(), None);
-    defaults::Allocated::from_services(
-        services.iter().map(|service| &**service),
-        target.namespace.as_deref().unwrap_or(""),
-        name,
-    )
+fn services_allocated<'a>(
+    store: &'a Store,
+    target: &Target,
+    name: &str,
+) -> defaults::Allocated<'a> {
+    defaults::Allocated::except(&store.service_addresses, target.key(name))
 }
 
 fn generation_changed(resource: &Resource, old: &Value, new: &Value) -> bool {

@@ -53,6 +53,7 @@ use crate::quantity::{self, QuantityError};
 use crate::registry::Resource;
 use crate::schema::Node;
 use serde_json::{Value, json};
+use std::collections::{HashMap, HashSet};
 
 /// Rewrites every `resource.Quantity` of a built-in object into its canonical form.
 pub fn canonicalize_quantities(
@@ -373,47 +374,128 @@ fn default_cron_job(spec: &mut Value) {
     }
 }
 
-/// Service addresses already allocated to other Services.
-#[derive(Debug, Default)]
-pub struct Allocated {
-    /// Cluster IPs in use.
-    pub cluster_ips: std::collections::HashSet<String>,
-    /// Node ports in use.
-    pub node_ports: std::collections::HashSet<i64>,
+/// The addresses one Service holds.
+#[derive(Debug, Default, PartialEq)]
+struct Held {
+    cluster_ips: Vec<String>,
+    node_ports: Vec<i64>,
 }
 
-impl Allocated {
-    /// Collects what `services` hold, except the Service `namespace`/`name` itself.
-    pub fn from_services<'a>(
-        services: impl IntoIterator<Item = &'a Value>,
-        namespace: &str,
-        name: &str,
-    ) -> Allocated {
-        let mut allocated = Allocated::default();
-        for service in services {
-            if service["metadata"]["namespace"] == namespace && service["metadata"]["name"] == name
-            {
-                continue;
-            }
-            for address in service["spec"]["clusterIPs"]
-                .as_array()
-                .into_iter()
-                .flatten()
-            {
-                if let Some(address) = address.as_str() {
-                    allocated.cluster_ips.insert(address.to_string());
-                }
-            }
-            if let Some(address) = service["spec"]["clusterIP"].as_str() {
-                allocated.cluster_ips.insert(address.to_string());
-            }
-            for port in service["spec"]["ports"].as_array().into_iter().flatten() {
-                if let Some(node_port) = port["nodePort"].as_i64() {
-                    allocated.node_ports.insert(node_port);
-                }
+impl Held {
+    fn of(service: &Value) -> Held {
+        let mut held = Held::default();
+        let addresses = service["spec"]["clusterIPs"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .chain(service["spec"].get("clusterIP"))
+            .filter_map(Value::as_str);
+        for address in addresses {
+            if !held.cluster_ips.iter().any(|known| known == address) {
+                held.cluster_ips.push(address.to_string());
             }
         }
-        allocated
+        for port in service["spec"]["ports"].as_array().into_iter().flatten() {
+            if let Some(node_port) = port["nodePort"].as_i64()
+                && !held.node_ports.contains(&node_port)
+            {
+                held.node_ports.push(node_port);
+            }
+        }
+        held
+    }
+}
+
+/// The cluster IPs and node ports held by the stored Services, kept up to date by the store as
+/// Services are written (the apiserver's allocators), so that writing a Service never has to
+/// read all the others.
+#[derive(Debug, Default)]
+pub struct ServiceAddresses {
+    by_service: HashMap<(String, String), Held>,
+    cluster_ips: HashMap<String, usize>,
+    node_ports: HashMap<i64, usize>,
+}
+
+impl ServiceAddresses {
+    /// Records what the Service `key` (namespace, name) now holds: `None` once it is gone.
+    pub fn record(&mut self, key: &(String, String), service: Option<&Value>) {
+        if let Some(previous) = self.by_service.remove(key) {
+            for address in &previous.cluster_ips {
+                release(&mut self.cluster_ips, address);
+            }
+            for port in &previous.node_ports {
+                release(&mut self.node_ports, port);
+            }
+        }
+        let Some(service) = service else {
+            return;
+        };
+        let held = Held::of(service);
+        if held == Held::default() {
+            return;
+        }
+        for address in &held.cluster_ips {
+            *self.cluster_ips.entry(address.clone()).or_default() += 1;
+        }
+        for port in &held.node_ports {
+            *self.node_ports.entry(*port).or_default() += 1;
+        }
+        self.by_service.insert(key.clone(), held);
+    }
+}
+
+/// Takes one holder off `key`'s count.
+fn release<K: std::hash::Hash + Eq>(counts: &mut HashMap<K, usize>, key: &K) {
+    if let Some(count) = counts.get_mut(key) {
+        *count = count.saturating_sub(1);
+        if *count == 0 {
+            counts.remove(key);
+        }
+    }
+}
+
+/// Service addresses already allocated to other Services: what the store's
+/// [`ServiceAddresses`] holds except the Service being written, plus what this write has taken.
+#[derive(Debug, Default)]
+pub struct Allocated<'a> {
+    held: Option<(&'a ServiceAddresses, (String, String))>,
+    /// Cluster IPs in use besides the held ones.
+    pub cluster_ips: HashSet<String>,
+    /// Node ports in use besides the held ones.
+    pub node_ports: HashSet<i64>,
+}
+
+impl<'a> Allocated<'a> {
+    /// What every stored Service holds, except the Service `key` (namespace, name) itself.
+    pub fn except(addresses: &'a ServiceAddresses, key: (String, String)) -> Allocated<'a> {
+        Allocated {
+            held: Some((addresses, key)),
+            ..Allocated::default()
+        }
+    }
+
+    fn has_cluster_ip(&self, address: &str) -> bool {
+        self.cluster_ips.contains(address)
+            || self.held.as_ref().is_some_and(|(addresses, own)| {
+                let holders = addresses.cluster_ips.get(address).copied().unwrap_or(0);
+                let own_holds = addresses
+                    .by_service
+                    .get(own)
+                    .is_some_and(|held| held.cluster_ips.iter().any(|known| known == address));
+                holders > usize::from(own_holds)
+            })
+    }
+
+    fn has_node_port(&self, port: i64) -> bool {
+        self.node_ports.contains(&port)
+            || self.held.as_ref().is_some_and(|(addresses, own)| {
+                let holders = addresses.node_ports.get(&port).copied().unwrap_or(0);
+                let own_holds = addresses
+                    .by_service
+                    .get(own)
+                    .is_some_and(|held| held.node_ports.contains(&port));
+                holders > usize::from(own_holds)
+            })
     }
 }
 
@@ -437,7 +519,7 @@ fn allocate_cluster_ip(key: &str, allocated: &Allocated) -> Option<String> {
             (host >> 8) & 0xff,
             host & 0xff
         );
-        (!allocated.cluster_ips.contains(&address)).then_some(address)
+        (!allocated.has_cluster_ip(&address)).then_some(address)
     })
 }
 
@@ -447,7 +529,7 @@ fn allocate_node_port(key: &str, allocated: &mut Allocated) -> Option<i64> {
     let start = (hash(key) % SIZE as u64) as i64;
     let port = (0..SIZE)
         .map(|offset| FIRST + (start + offset) % SIZE)
-        .find(|port| !allocated.node_ports.contains(port))?;
+        .find(|port| !allocated.has_node_port(*port))?;
     allocated.node_ports.insert(port);
     Some(port)
 }
@@ -560,11 +642,11 @@ pub fn base64_encode(bytes: &[u8]) -> String {
 
 /// Fills in the defaults of a built-in object being written. `old` is the stored object of an
 /// update; `allocated` what other Services hold (only read for Services).
-pub fn apply(
+pub fn apply<'a>(
     resource: &Resource,
     object: &mut Value,
     old: Option<&Value>,
-    allocated: impl FnOnce() -> Allocated,
+    allocated: impl FnOnce() -> Allocated<'a>,
 ) {
     let group = resource.group.as_str();
     let kind = resource.kind.as_str();
@@ -721,6 +803,40 @@ mod tests {
         );
         assert_eq!(pod["spec"]["enableServiceLinks"], true);
         assert_eq!(pod["spec"]["restartPolicy"], "Always");
+    }
+
+    #[test]
+    fn the_address_index_counts_other_services_only_and_forgets_removed_ones() {
+        let mut addresses = ServiceAddresses::default();
+        let web = ("default".to_string(), "web".to_string());
+        let api = ("default".to_string(), "api".to_string());
+        let mut first = service(json!({"type": "NodePort", "ports": [{"port": 80}]}));
+        apply(&core("Service"), &mut first, None, || {
+            Allocated::except(&addresses, web.clone())
+        });
+        addresses.record(&web, Some(&first));
+        let address = first["spec"]["clusterIP"].as_str().unwrap_or_default();
+        let port = first["spec"]["ports"][0]["nodePort"].as_i64().unwrap_or(0);
+
+        // The Service itself does not count, so an update may keep what it holds...
+        let own = Allocated::except(&addresses, web.clone());
+        assert!(!own.has_cluster_ip(address) && !own.has_node_port(port));
+        // ...another Service sees both taken and gets others.
+        let other = Allocated::except(&addresses, api.clone());
+        assert!(other.has_cluster_ip(address) && other.has_node_port(port));
+        assert_ne!(
+            allocate_cluster_ip("default/web", &other).as_deref(),
+            Some(address)
+        );
+
+        // Deleted, or rewritten without them: the addresses are free again.
+        addresses.record(&web, None);
+        let freed = Allocated::except(&addresses, api.clone());
+        assert!(!freed.has_cluster_ip(address) && !freed.has_node_port(port));
+        addresses.record(&web, Some(&first));
+        addresses.record(&web, Some(&service(json!({"type": "ExternalName"}))));
+        let rewritten = Allocated::except(&addresses, api);
+        assert!(!rewritten.has_cluster_ip(address) && !rewritten.has_node_port(port));
     }
 
     #[test]

@@ -6,6 +6,7 @@
 //! file (write to a temporary file, fsync, rename) before the request is answered, so a process
 //! that exits right after a request never loses it.
 
+use crate::defaults::ServiceAddresses;
 use crate::registry::{self, Registry, Resource};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -110,6 +111,13 @@ pub struct Store {
     event_log_capacity: usize,
     /// Where changes of objects the controllers watch are reported.
     pub controller: Option<ControllerFeed>,
+    /// The cluster IPs and node ports the stored Services hold.
+    pub service_addresses: ServiceAddresses,
+}
+
+/// Whether `storage_key` is core/v1 Services'.
+fn is_services(storage_key: &(String, String)) -> bool {
+    storage_key.0.is_empty() && storage_key.1 == "services"
 }
 
 impl Store {
@@ -126,6 +134,7 @@ impl Store {
             state_file,
             event_log_capacity: event_log_capacity.max(1),
             controller: None,
+            service_addresses: ServiceAddresses::default(),
         }
     }
 
@@ -238,6 +247,10 @@ impl Store {
         {
             let _ = controller.sender.send((storage_key.clone(), key.clone()));
         }
+        if is_services(&storage_key) {
+            let stored = (kind != EventType::Deleted).then_some(&object);
+            self.service_addresses.record(&key, stored);
+        }
         let previous = match kind {
             EventType::Deleted => collection.remove(&key),
             _ => collection.insert(key, text.clone()),
@@ -342,6 +355,7 @@ impl Store {
             source,
         })?;
         self.collections.clear();
+        self.service_addresses = ServiceAddresses::default();
         for entry in document["objects"].as_array().cloned().unwrap_or_default() {
             let (Some(group), Some(plural)) = (entry["group"].as_str(), entry["resource"].as_str())
             else {
@@ -355,10 +369,15 @@ impl Store {
             let Some(name) = object["metadata"]["name"].as_str().map(str::to_string) else {
                 continue;
             };
+            let storage_key = (group.to_string(), plural.to_string());
+            let key = (namespace, name);
+            if is_services(&storage_key) {
+                self.service_addresses.record(&key, Some(&object));
+            }
             self.collections
-                .entry((group.to_string(), plural.to_string()))
+                .entry(storage_key)
                 .or_default()
-                .insert((namespace, name), Arc::from(object.to_string()));
+                .insert(key, Arc::from(object.to_string()));
         }
         self.resource_version = document["resourceVersion"].as_u64().unwrap_or(0);
         self.compacted = self.resource_version;
@@ -379,10 +398,15 @@ impl Store {
         self.resource_version += 1;
         let mut object = object;
         object["metadata"]["resourceVersion"] = json!(self.resource_version.to_string());
+        let storage_key = resource.storage_key();
+        let key = (namespace, name);
+        if is_services(&storage_key) {
+            self.service_addresses.record(&key, Some(&object));
+        }
         self.collections
-            .entry(resource.storage_key())
+            .entry(storage_key)
             .or_default()
-            .insert((namespace, name), Arc::from(object.to_string()));
+            .insert(key, Arc::from(object.to_string()));
         self.compacted = self.resource_version;
     }
 }
