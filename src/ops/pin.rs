@@ -58,6 +58,21 @@ pub async fn pin_sha(session: &Session, sha: &str, reason: &str) -> Result<Pin> 
     Ok(pin)
 }
 
+/// Put `previous` (a pin read before, or none) back as the environment's pin: what a failed
+/// rollback undoes.
+pub async fn restore(session: &Session, previous: Option<&Pin>) -> Result<()> {
+    let connection = session.connect().await?;
+    pin::store(
+        &connection.client,
+        &session.environment(),
+        previous,
+        &RetryPolicy::default(),
+    )
+    .await
+    .map_err(user_error)?;
+    connection.save_sandbox()
+}
+
 /// Remove the environment's pin; the pin that was removed, if there was one.
 pub async fn resume(session: &Session) -> Result<Option<Pin>> {
     let connection = session.connect_announced().await?;

@@ -3,6 +3,10 @@
 
 use std::path::Path;
 use std::process::Command;
+use std::time::{Duration, Instant};
+
+use kubesim::KubeSim;
+use serde_json::json;
 
 use crate::support::repo::Repo;
 
@@ -274,4 +278,139 @@ fn rollback_puts_the_previous_image_digest_back_without_building() {
         .expect("events");
     assert!(events.contains("\"RolledBack\""), "{events}");
     assert!(events.contains("\"Pinned\""), "{events}");
+}
+
+/// Two commits on `main`: `a` (tag `v-a`, deployed to kubesim's namespace `web`) and `b` (not
+/// deployed). The deploy lock times out after 3 s unless a flag says otherwise.
+fn on_kubesim(sim: &KubeSim) -> Repo {
+    let repo = Repo {
+        dir: tempfile::tempdir().expect("temp"),
+        kubeconfig: Some(sim.kubeconfig_path().to_path_buf()),
+    };
+    repo.write(".gitignore", ".gitship/\n");
+    repo.write(
+        "config/staging.yaml",
+        "cluster:\n  context: kubesim\n  namespace: web\ndeploy:\n  lock_timeout: 3s\n",
+    );
+    site(&repo, "a");
+    repo.git(&["init", "-q", "-b", "main"]);
+    repo.commit("a");
+    repo.git(&["tag", "v-a"]);
+    repo.ok(&["deploy", "staging"]);
+    site(&repo, "b");
+    repo.commit("b");
+    repo
+}
+
+fn cluster_title(sim: &KubeSim) -> String {
+    let site = sim
+        .handle()
+        .get("v1", "ConfigMap", "web", "site")
+        .expect("ConfigMap web/site");
+    site["data"]["title"].as_str().expect("title").to_string()
+}
+
+/// The pin stored in the inventory, as JSON.
+fn stored_pin(sim: &KubeSim) -> Option<serde_json::Value> {
+    let inventory = sim
+        .handle()
+        .get("v1", "ConfigMap", "web", "gitship-staging")?;
+    let text = inventory["data"]["pin.json"].as_str()?;
+    Some(serde_json::from_str(text).expect("pin JSON"))
+}
+
+/// The deploy lock, as another deployer holds it: renewed `age` ago for 60 s.
+fn hold_lock(sim: &KubeSim, age: chrono::TimeDelta) {
+    let renewed = (chrono::Utc::now() - age)
+        .format("%Y-%m-%dT%H:%M:%S%.6fZ")
+        .to_string();
+    sim.handle()
+        .apply(
+            &json!({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+                "metadata": {"name": "gitship-staging", "namespace": "web"},
+                "spec": {"holderIdentity": "ann@laptop 1234", "leaseDurationSeconds": 60,
+                    "renewTime": renewed}}),
+            "test",
+            true,
+        )
+        .expect("Lease applied");
+}
+
+fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn head_sha(repo: &Repo, revision: &str) -> String {
+    let output = Command::new("git")
+        .args(["rev-parse", revision])
+        .current_dir(repo.path())
+        .output()
+        .expect("git rev-parse");
+    String::from_utf8_lossy(&output.stdout).trim().to_string()
+}
+
+/// A deploy that waits for the lock while a rollback (here: `pin`) pins the environment reads
+/// the pin once it holds the lock, and refuses the branch head.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deploy_waiting_for_the_lock_sees_a_pin_written_meanwhile() {
+    let sim = KubeSim::start().await.expect("kubesim starts");
+    let repo = on_kubesim(&sim);
+    hold_lock(&sim, chrono::TimeDelta::zero());
+    sim.handle().reset_requests();
+    let waiting = repo.spawn(&["deploy", "staging", "--lock-timeout", "60s"]);
+    wait_for("the deploy to wait for the lock", || {
+        sim.handle()
+            .requests()
+            .iter()
+            .filter(|r| r.method == "GET" && r.path.ends_with("/leases/gitship-staging"))
+            .count()
+            >= 2
+    });
+    repo.ok(&["pin", "staging", "--rev", "v-a"]);
+    // The other deployer is gone: its Lease expires, the waiting deploy takes it.
+    hold_lock(&sim, chrono::TimeDelta::minutes(10));
+    let run = Repo::finish(waiting);
+    assert_eq!(run.code, 1, "{}", run.all());
+    assert!(run.stderr.contains("is pinned at"), "{}", run.stderr);
+    assert_eq!(
+        cluster_title(&sim),
+        "a",
+        "the branch head was deployed over the pin"
+    );
+    assert!(
+        sim.handle()
+            .get("coordination.k8s.io/v1", "Lease", "web", "gitship-staging")
+            .is_none(),
+        "the refused deploy released the lock"
+    );
+}
+
+/// A rollback pins before it deploys (a deploy waiting for the lock would see the pin), and puts
+/// the previous pin back when its deploy fails.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rollback_pins_before_it_deploys_and_restores_the_pin_when_it_fails() {
+    let sim = KubeSim::start().await.expect("kubesim starts");
+    let repo = on_kubesim(&sim);
+    repo.ok(&["deploy", "staging"]);
+    let (a, b) = (head_sha(&repo, "v-a"), head_sha(&repo, "HEAD"));
+    repo.ok(&["pin", "staging", "--rev", "HEAD"]);
+    assert_eq!(stored_pin(&sim).expect("pinned")["sha"], b.as_str());
+
+    // The lock is held (3 s lock timeout): the rollback pins, then waits, then fails.
+    hold_lock(&sim, chrono::TimeDelta::zero());
+    let rollback = repo.spawn(&["rollback", "staging", "--yes"]);
+    wait_for("the rollback's pin", || {
+        stored_pin(&sim).is_some_and(|pin| pin["sha"] == a.as_str() && pin["reason"] == "rollback")
+    });
+    let run = Repo::finish(rollback);
+    assert_eq!(run.code, 1, "{}", run.all());
+    assert!(run.stderr.contains("ann@laptop 1234"), "{}", run.stderr);
+    let pin = stored_pin(&sim).expect("the previous pin is back");
+    assert_eq!(pin["sha"], b.as_str(), "{pin}");
+    assert_eq!(pin["reason"], "pin", "{pin}");
+    assert_eq!(cluster_title(&sim), "b");
 }
