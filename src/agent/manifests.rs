@@ -189,12 +189,7 @@ impl GitDefaults {
             .find_remote("origin")
             .ok()
             .and_then(|remote| remote.url().ok().map(crate::git::clone::display_url));
-        let branch = repository
-            .head()
-            .ok()
-            .filter(git2::Reference::is_branch)
-            .and_then(|head| head.shorthand().ok().map(str::to_string))
-            .or_else(|| unborn_branch(&repository));
+        let branch = crate::git::current_branch(&repository);
         let path = repository
             .workdir()
             .and_then(|workdir| workdir.canonicalize().ok())
@@ -208,13 +203,6 @@ impl GitDefaults {
             path,
         })
     }
-}
-
-/// The branch HEAD names before its first commit.
-fn unborn_branch(repository: &git2::Repository) -> Option<String> {
-    let head = repository.find_reference("HEAD").ok()?;
-    let target = head.symbolic_target().ok()??;
-    target.strip_prefix("refs/heads/").map(str::to_string)
 }
 
 /// The RBAC resource of a kind: its API group and plural name.

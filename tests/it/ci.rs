@@ -93,6 +93,8 @@ fn check_schema(schema: &str, file: &Path) {
 #[test]
 fn ci_init_github_for_the_example_is_valid_and_stable() {
     let repo = Repo::example();
+    // The snapshot's branch, whatever `git init` defaults to here.
+    repo.git(&["branch", "-M", "main"]);
     let run = repo.ok(&["ci", "init", "github"]);
     assert!(
         run.stdout.contains("wrote .github/workflows/gitship.yml"),
@@ -124,6 +126,93 @@ fn ci_init_github_for_the_example_is_valid_and_stable() {
     snapshot("ci_init_github_example", &text);
     actionlint(&file);
     check_schema("vendor.github-workflows", &file);
+}
+
+/// The deploy jobs run on pushes to the repository's default branch: `origin/HEAD`, else the
+/// branch checked out; `--branch` overrides it.
+#[test]
+fn ci_init_github_deploys_from_the_default_branch() {
+    let repo = Repo::example();
+    repo.git(&["branch", "-M", "master"]);
+    let file = repo.path().join(".github/workflows/gitship.yml");
+    let run = repo.ok(&["ci", "init", "github"]);
+    assert!(
+        run.stdout.contains("deploy from `master`"),
+        "{}",
+        run.stdout
+    );
+    let text = read(&file);
+    assert!(text.contains("    branches: [master]\n"), "{text}");
+    assert!(text.contains("# - pushes to `master`:"), "{text}");
+    assert!(!text.contains("main"), "{text}");
+    actionlint(&file);
+
+    // A clone's `origin/HEAD` names the remote's default branch, whatever is checked out.
+    repo.git(&["update-ref", "refs/remotes/origin/trunk", "HEAD"]);
+    repo.git(&[
+        "symbolic-ref",
+        "refs/remotes/origin/HEAD",
+        "refs/remotes/origin/trunk",
+    ]);
+    repo.ok(&["ci", "init", "github", "--force"]);
+    assert!(
+        read(&file).contains("    branches: [trunk]\n"),
+        "{}",
+        read(&file)
+    );
+
+    repo.ok(&["ci", "init", "github", "--force", "--branch", "release/2"]);
+    assert!(
+        read(&file).contains("    branches: [release/2]\n"),
+        "{}",
+        read(&file)
+    );
+    actionlint(&file);
+
+    let quoted = repo.gitship(&["ci", "init", "github", "--force", "--branch", "a,b"]);
+    assert_eq!(quoted.code, 1, "{}", quoted.all());
+    assert!(
+        quoted.stderr.contains("error: the branch `a,b`"),
+        "{}",
+        quoted.stderr
+    );
+    assert!(
+        quoted.stderr.contains("hint: pass `--branch NAME`"),
+        "{}",
+        quoted.stderr
+    );
+
+    // Neither `origin/HEAD` nor a branch checked out: `--branch` is needed.
+    repo.git(&["symbolic-ref", "-d", "refs/remotes/origin/HEAD"]);
+    repo.git(&["checkout", "-q", "--detach"]);
+    let detached = repo.gitship(&["ci", "init", "github", "--force"]);
+    assert_eq!(detached.code, 1, "{}", detached.all());
+    assert!(
+        detached
+            .stderr
+            .contains("error: there is no default branch to deploy from"),
+        "{}",
+        detached.stderr
+    );
+    assert!(
+        detached.stderr.contains("hint: name the branch"),
+        "{}",
+        detached.stderr
+    );
+
+    // GitLab's pipeline names the default branch itself.
+    let gitlab = repo.gitship(&["ci", "init", "gitlab", "--branch", "master"]);
+    assert_eq!(gitlab.code, 64, "{}", gitlab.all());
+    assert!(
+        gitlab.stderr.contains("`--branch` is for `github` only"),
+        "{}",
+        gitlab.stderr
+    );
+    repo.ok(&["ci", "init", "gitlab"]);
+    assert!(
+        read(&repo.path().join(".gitlab-ci.yml"))
+            .contains("$CI_COMMIT_BRANCH == $CI_DEFAULT_BRANCH")
+    );
 }
 
 #[test]
