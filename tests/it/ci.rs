@@ -720,3 +720,94 @@ fn affected_follows_kubernetes_path() {
     let shared = affected(&repo, "preview");
     assert_eq!(shared.environments, ["staging"]);
 }
+
+/// An app whose build context is the repository root holds every file: manifests and Terraform
+/// still touch exactly the environments rendering or planning them (not every environment that
+/// builds), and what the context's `.dockerignore` excludes touches no app.
+#[test]
+fn affected_with_an_app_built_from_the_repository_root() {
+    let repo = Repo {
+        dir: tempfile::tempdir().expect("temp"),
+        kubeconfig: None,
+    };
+    let config_map = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: app\ndata:\n  a: b\n";
+    repo.write("gitship.yaml", "apps:\n  web:\n    context: .\n");
+    repo.write(
+        "apps/web/Dockerfile",
+        "FROM scratch\nCOPY apps/web/index.html /\n",
+    );
+    repo.write("apps/web/index.html", "v1\n");
+    repo.write(".dockerignore", "docs\n*.md\n");
+    repo.write("docs/guide.txt", "v1\n");
+    repo.write("infrastructure/kubernetes/app.yaml", config_map);
+    repo.write("overlays/preview/app.yaml", config_map);
+    repo.write(
+        "infrastructure/terraform/main.tf",
+        "output \"name\" {\n  value = \"x\"\n}\n",
+    );
+    repo.write(
+        "config/staging.yaml",
+        "cluster:\n  namespace: staging\nregistry: registry.example.com/shop\n",
+    );
+    repo.write(
+        "config/preview.yaml",
+        "cluster:\n  namespace: preview\nregistry: registry.example.com/shop\nkubernetes:\n  path: overlays/preview\n",
+    );
+    repo.git(&["init", "-q"]);
+    repo.commit("base");
+    let step = |path: &str, text: &str| {
+        let base = std::process::Command::new("git")
+            .args(["rev-parse", "HEAD"])
+            .current_dir(repo.path())
+            .output()
+            .expect("git rev-parse");
+        let base = String::from_utf8_lossy(&base.stdout).trim().to_string();
+        repo.write(path, text);
+        repo.commit(path);
+        affected(&repo, &base)
+    };
+    let both = ["preview", "staging"];
+
+    let shared = step(
+        "infrastructure/kubernetes/app.yaml",
+        &config_map.replace("a: b", "a: c"),
+    );
+    assert_eq!(shared.environments, ["staging"], "{shared:?}");
+    assert!(shared.apps.is_empty(), "{shared:?}");
+    assert_eq!(
+        shared.files[0].touches,
+        Touches::Manifests {
+            environments: vec!["staging".into()]
+        }
+    );
+    let own = step(
+        "overlays/preview/app.yaml",
+        &config_map.replace("a: b", "a: d"),
+    );
+    assert_eq!(own.environments, ["preview"], "{own:?}");
+    assert!(own.apps.is_empty(), "{own:?}");
+
+    let terraform = step(
+        "infrastructure/terraform/main.tf",
+        "output \"name\" {\n  value = \"y\"\n}\n",
+    );
+    assert_eq!(terraform.environments, both, "{terraform:?}");
+    assert_eq!(terraform.files[0].touches, Touches::Terraform);
+    assert!(terraform.apps.is_empty(), "{terraform:?}");
+
+    let ignored = step("docs/guide.txt", "v2\n");
+    assert!(ignored.environments.is_empty(), "{ignored:?}");
+    assert_eq!(ignored.files[0].touches, Touches::Nothing);
+    let ignored = step("NOTES.md", "notes\n");
+    assert_eq!(ignored.files[0].touches, Touches::Nothing, "{ignored:?}");
+
+    let app = step("apps/web/index.html", "v2\n");
+    assert_eq!(app.apps, ["web"], "{app:?}");
+    assert_eq!(app.environments, both, "every environment builds `web`");
+    let rules = step(".dockerignore", "docs\n");
+    assert_eq!(
+        rules.apps,
+        ["web"],
+        "the rules shape the context: {rules:?}"
+    );
+}
