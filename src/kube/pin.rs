@@ -62,7 +62,11 @@ pub async fn load(
         return Ok(None);
     };
     let value = serde_json::to_value(&configmap).unwrap_or_default();
-    decode(&value).map_err(|message| KubeError::CorruptInventory { name, message })
+    decode(&value).map_err(|message| KubeError::CorruptPin {
+        name,
+        environment: environment.name.clone(),
+        message,
+    })
 }
 
 /// Set (`Some`) or remove (`None`) the environment's pin. The environment must have been

@@ -5,6 +5,7 @@ use anyhow::Result;
 use chrono::Utc;
 
 use crate::diagnostics::{UserError, user_error};
+use crate::kube::KubeError;
 use crate::kube::events::{self, EventType};
 use crate::kube::pin::{self, Pin};
 use crate::kube::retry::RetryPolicy;
@@ -73,35 +74,49 @@ pub async fn restore(session: &Session, previous: Option<&Pin>) -> Result<()> {
     connection.save_sandbox()
 }
 
-/// Remove the environment's pin; the pin that was removed, if there was one.
-pub async fn resume(session: &Session) -> Result<Option<Pin>> {
+/// What `resume` found and removed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Resumed {
+    /// There was no pin.
+    NotPinned,
+    /// This pin was removed.
+    Unpinned(Pin),
+    /// The pin could not be read (the message says why); it was removed all the same.
+    UnreadableRemoved(String),
+}
+
+/// Remove the environment's pin, also one that cannot be read (nothing else can remove it).
+pub async fn resume(session: &Session) -> Result<Resumed> {
     let connection = session.connect_announced().await?;
     let environment = session.environment();
     let retry = RetryPolicy::default();
-    let Some(previous) = pin::load(&connection.client, &environment, &retry)
-        .await
-        .map_err(user_error)?
-    else {
-        return Ok(None);
+    let previous = match pin::load(&connection.client, &environment, &retry).await {
+        Ok(None) => return Ok(Resumed::NotPinned),
+        Ok(Some(previous)) => Resumed::Unpinned(previous),
+        Err(KubeError::CorruptPin { message, .. }) => Resumed::UnreadableRemoved(message),
+        Err(error) => return Err(user_error(error)),
     };
     pin::store(&connection.client, &environment, None, &retry)
         .await
         .map_err(user_error)?;
+    let was = match &previous {
+        Resumed::Unpinned(pin) => format!("was pinned at {}", short(&pin.sha)),
+        _ => "its pin was unreadable".to_string(),
+    };
     events::record(
         &connection.client,
         &environment,
         EventType::Normal,
         "Resumed",
         &format!(
-            "`{}` follows Git again (was pinned at {}) by {}",
+            "`{}` follows Git again ({was}) by {}",
             environment.name,
-            short(&previous.sha),
             crate::kube::inventory::who()
         ),
     )
     .await;
     connection.save_sandbox()?;
-    Ok(Some(previous))
+    Ok(previous)
 }
 
 /// The environment's pin, read through `connection`.

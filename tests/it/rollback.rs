@@ -414,3 +414,46 @@ async fn a_rollback_pins_before_it_deploys_and_restores_the_pin_when_it_fails() 
     assert_eq!(pin["reason"], "pin", "{pin}");
     assert_eq!(cluster_title(&sim), "b");
 }
+
+/// An unreadable pin stops `deploy` and `status` with a hint to `resume`, and `resume` removes it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreadable_pin_is_named_and_resume_removes_it() {
+    let sim = KubeSim::start().await.expect("kubesim starts");
+    let repo = on_kubesim(&sim);
+    sim.handle()
+        .apply(
+            &json!({"apiVersion": "v1", "kind": "ConfigMap",
+                "metadata": {"name": "gitship-staging", "namespace": "web"},
+                "data": {"pin.json": "{\"sha\": "}}),
+            "someone",
+            true,
+        )
+        .expect("pin corrupted");
+    for args in [["deploy", "staging"], ["status", "staging"]] {
+        let run = repo.gitship(&args);
+        assert_eq!(run.code, 1, "{args:?}: {}", run.all());
+        assert!(
+            run.stderr
+                .contains("error: the pin of `staging` in the inventory ConfigMap `gitship-staging` is unreadable"),
+            "{args:?}: {}",
+            run.stderr
+        );
+        assert!(
+            run.stderr.contains("hint: run `gitship resume staging`"),
+            "{args:?}: {}",
+            run.stderr
+        );
+    }
+    assert_eq!(cluster_title(&sim), "a");
+    let resumed = repo.ok(&["resume", "staging"]);
+    assert!(
+        resumed
+            .stdout
+            .contains("its pin was unreadable and is removed"),
+        "{}",
+        resumed.all()
+    );
+    assert_eq!(stored_pin(&sim), None);
+    repo.ok(&["deploy", "staging"]);
+    assert_eq!(cluster_title(&sim), "b");
+}
