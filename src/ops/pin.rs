@@ -1,7 +1,7 @@
 //! `pin` and `resume`: fix the environment at a revision, and let it follow Git again. See
 //! [`crate::kube::pin`] for where the pin lives and what it means to `deploy` and the agent.
 
-use anyhow::Result;
+use anyhow::{Context as _, Result};
 use chrono::Utc;
 
 use crate::diagnostics::{UserError, user_error};
@@ -11,7 +11,9 @@ use crate::kube::pin::{self, Pin};
 use crate::kube::retry::RetryPolicy;
 use crate::ops::session::{ClusterConnection, Session};
 
-/// Pin the environment at `revision` (resolved in the repository); the pin written.
+/// Pin the environment at `revision` (resolved in the repository); the pin written. The commit
+/// must have been pushed (be reachable from a remote-tracking branch) when the repository has a
+/// remote: the agent heals to the pin from its own clone of the source.
 pub async fn pin(session: &Session, revision: &str, reason: &str) -> Result<Pin> {
     let sha = crate::git::resolve_revision(&session.repo.root, revision).map_err(|error| {
         UserError::new(
@@ -19,6 +21,19 @@ pub async fn pin(session: &Session, revision: &str, reason: &str) -> Result<Pin>
             "give a commit SHA, a tag or a branch of this repository",
         )
     })?;
+    let pushed = crate::git::reachable_from_remote(&session.repo.root, &sha)
+        .with_context(|| format!("cannot tell whether `{revision}` was pushed"))?;
+    if pushed == Some(false) {
+        return Err(UserError::new(
+            format!(
+                "`{revision}` ({}) is on no remote-tracking branch: it has not been pushed, so the agent of `{}` could not check it out",
+                short(&sha),
+                session.config.name
+            ),
+            "push it first (`git push`, then `git fetch`), or pin a commit of a pushed branch",
+        )
+        .into());
+    }
     pin_sha(session, &sha, reason).await
 }
 

@@ -457,3 +457,37 @@ async fn an_unreadable_pin_is_named_and_resume_removes_it() {
     repo.ok(&["deploy", "staging"]);
     assert_eq!(cluster_title(&sim), "b");
 }
+
+/// `pin --rev` refuses a commit no remote-tracking branch has (the agent heals to the pin from
+/// its own clone of the source, which could not check it out), and pins a pushed one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pin_refuses_an_unpushed_commit() {
+    let sim = KubeSim::start().await.expect("kubesim starts");
+    let repo = on_kubesim(&sim);
+    let remote = tempfile::tempdir().expect("temp");
+    let remote_path = remote.path().to_string_lossy().into_owned();
+    repo.git(&["init", "-q", "--bare", &remote_path]);
+    repo.git(&["remote", "add", "origin", &remote_path]);
+    repo.git(&["push", "-q", "origin", "main"]);
+    let pushed = head_sha(&repo, "HEAD");
+    site(&repo, "c");
+    repo.commit("c");
+
+    let refused = repo.gitship(&["pin", "staging", "--rev", "HEAD"]);
+    assert_eq!(refused.code, 1, "{}", refused.all());
+    assert!(
+        refused.stderr.contains("error: `HEAD` (")
+            && refused.stderr.contains("has not been pushed"),
+        "{}",
+        refused.stderr
+    );
+    assert!(
+        refused.stderr.contains("hint: push it first (`git push`"),
+        "{}",
+        refused.stderr
+    );
+    assert_eq!(stored_pin(&sim), None, "nothing pinned");
+
+    repo.ok(&["pin", "staging", "--rev", "origin/main"]);
+    assert_eq!(stored_pin(&sim).expect("pinned")["sha"], pushed.as_str());
+}
