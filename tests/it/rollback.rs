@@ -415,7 +415,8 @@ async fn a_rollback_pins_before_it_deploys_and_restores_the_pin_when_it_fails() 
     assert_eq!(cluster_title(&sim), "b");
 }
 
-/// An unreadable pin stops `deploy` and `status` with a hint to `resume`, and `resume` removes it.
+/// An unreadable pin stops `deploy`, `status` and `agent --once` with a hint to `resume`, and
+/// `resume` removes it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unreadable_pin_is_named_and_resume_removes_it() {
     let sim = KubeSim::start().await.expect("kubesim starts");
@@ -444,6 +445,32 @@ async fn an_unreadable_pin_is_named_and_resume_removes_it() {
             run.stderr
         );
     }
+    assert_eq!(cluster_title(&sim), "a");
+    // The agent neither syncs nor heals without knowing the pin, and `--once` says why.
+    let source = tempfile::tempdir().expect("temp");
+    let source_path = source.path().to_string_lossy().into_owned();
+    repo.git(&["init", "-q", "--bare", &source_path]);
+    repo.git(&["push", "-q", &source_path, "main"]);
+    let cache = tempfile::tempdir().expect("temp");
+    let cache_path = cache.path().to_string_lossy().into_owned();
+    let agent = repo.gitship(&[
+        "agent",
+        "staging",
+        "--once",
+        "--source",
+        &source_path,
+        "--branch",
+        "main",
+        "--cache",
+        &cache_path,
+    ]);
+    assert_eq!(agent.code, 1, "{}", agent.all());
+    assert!(agent.stderr.contains("is unreadable"), "{}", agent.stderr);
+    assert!(
+        agent.stderr.contains("hint: run `gitship resume staging`"),
+        "{}",
+        agent.stderr
+    );
     assert_eq!(cluster_title(&sim), "a");
     let resumed = repo.ok(&["resume", "staging"]);
     assert!(
