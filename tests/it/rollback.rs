@@ -518,3 +518,27 @@ async fn pin_refuses_an_unpushed_commit() {
     repo.ok(&["pin", "staging", "--rev", "origin/main"]);
     assert_eq!(stored_pin(&sim).expect("pinned")["sha"], pushed.as_str());
 }
+
+/// `status` and `drift` read the inventory ConfigMap once, for the inventory and the pin alike.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_and_drift_read_the_inventory_once() {
+    let sim = KubeSim::start().await.expect("kubesim starts");
+    let repo = on_kubesim(&sim);
+    repo.ok(&["pin", "staging", "--rev", "v-a"]);
+    let inventory_reads = || {
+        sim.handle()
+            .requests()
+            .iter()
+            .filter(|r| r.method == "GET" && r.path.ends_with("/configmaps/gitship-staging"))
+            .count()
+    };
+    sim.handle().reset_requests();
+    let status = repo.ok(&["status", "staging"]);
+    assert!(status.stdout.contains("pinned at"), "{}", status.stdout);
+    assert_eq!(inventory_reads(), 1, "status");
+    sim.handle().reset_requests();
+    let drift = repo.gitship(&["drift", "staging"]);
+    assert!(drift.code == 0 || drift.code == 2, "{}", drift.all());
+    assert!(drift.stderr.contains("is pinned at"), "{}", drift.stderr);
+    assert_eq!(inventory_reads(), 1, "drift");
+}
