@@ -96,6 +96,10 @@ pub fn affected(repo_dir: Option<&Path>, since: &str) -> Result<Affected> {
              fetch the history first (GitHub: `actions/checkout` with `fetch-depth: 0`; GitLab: \
              `GIT_DEPTH: 0`)",
         )),
+        GitError::NoCommits { .. } => anyhow::Error::from(err).context(UserError::new(
+            format!("cannot read the changes since `{since}`"),
+            "`affected` compares commits: commit the changes first",
+        )),
         other => anyhow::Error::from(other).context(UserError::bare(format!(
             "cannot read the changes since `{since}`"
         ))),

@@ -191,6 +191,14 @@ pub async fn deploy_with(
             &session.config.name,
             settings.force,
         )?;
+        if let Some(pin) = pin.filter(|pin| pin.sha != session.git.sha) {
+            session.printer.warn(&format!(
+                "`{env}` is pinned at {}: deploying {} over it (`--force`); the pin stays, and the agent heals `{env}` back to it until `gitship resume {env}`",
+                &pin.sha[..pin.sha.len().min(12)],
+                &session.git.sha[..session.git.sha.len().min(12)],
+                env = session.config.name
+            ));
+        }
         locked(
             session,
             &connection,

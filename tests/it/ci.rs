@@ -811,3 +811,104 @@ fn affected_with_an_app_built_from_the_repository_root() {
         "the rules shape the context: {rules:?}"
     );
 }
+
+/// `ci init` writes nothing it cannot fill: no environments, no `production` to deploy without
+/// `--deploy-env`, an environment deployed twice.
+#[test]
+fn ci_init_refuses_missing_and_repeated_environments() {
+    let repo = Repo {
+        dir: tempfile::tempdir().expect("temp"),
+        kubeconfig: None,
+    };
+    repo.write(
+        "infrastructure/kubernetes/app.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: app\ndata:\n  a: b\n",
+    );
+    repo.write("config/README.txt", "environments go here\n");
+    repo.git(&["init", "-q", "-b", "main"]);
+    repo.commit("base");
+    let workflow = repo.path().join(".github/workflows/gitship.yml");
+
+    let none = repo.gitship(&["ci", "init", "github"]);
+    assert_eq!(none.code, 1, "{}", none.all());
+    assert!(
+        none.stderr
+            .contains("error: the repository has no environments to run in CI"),
+        "{}",
+        none.stderr
+    );
+    assert!(
+        none.stderr
+            .contains("hint: create `config/<env>.yaml` first"),
+        "{}",
+        none.stderr
+    );
+
+    repo.write("config/staging.yaml", "cluster:\n  namespace: staging\n");
+    repo.write("config/qa.yaml", "cluster:\n  namespace: qa\n");
+    let no_production = repo.gitship(&["ci", "init", "github"]);
+    assert_eq!(no_production.code, 1, "{}", no_production.all());
+    assert!(
+        no_production
+            .stderr
+            .contains("error: there is no `production` environment to deploy"),
+        "{}",
+        no_production.stderr
+    );
+    assert!(
+        no_production
+            .stderr
+            .contains("hint: name the environments to deploy, in order, with `--deploy-env ENV`"),
+        "{}",
+        no_production.stderr
+    );
+
+    let twice = repo.gitship(&[
+        "ci",
+        "init",
+        "github",
+        "--deploy-env",
+        "qa",
+        "staging",
+        "--deploy-env",
+        "qa",
+    ]);
+    assert_eq!(twice.code, 64, "{}", twice.all());
+    assert!(
+        twice
+            .stderr
+            .contains("error: `--deploy-env qa` is given twice"),
+        "{}",
+        twice.stderr
+    );
+    assert!(!workflow.exists(), "nothing is written on an error");
+
+    repo.ok(&["ci", "init", "github", "--deploy-env", "qa", "staging"]);
+    assert!(read(&workflow).contains("needs: [deploy-qa]"));
+}
+
+/// `affected` before the first commit: nothing to compare, and a hint to commit.
+#[test]
+fn affected_without_commits_says_to_commit_first() {
+    let repo = Repo {
+        dir: tempfile::tempdir().expect("temp"),
+        kubeconfig: None,
+    };
+    repo.write("config/staging.yaml", "cluster:\n  namespace: staging\n");
+    repo.git(&["init", "-q", "-b", "main"]);
+    let run = repo.gitship(&["affected", "--since", "main"]);
+    assert_eq!(run.code, 1, "{}", run.all());
+    assert!(
+        run.stderr
+            .contains("error: cannot read the changes since `main`"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("has no commits yet"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("hint: `affected` compares commits"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stdout.is_empty(), "{}", run.stdout);
+}

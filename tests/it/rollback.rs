@@ -519,6 +519,35 @@ async fn pin_refuses_an_unpushed_commit() {
     assert_eq!(stored_pin(&sim).expect("pinned")["sha"], pushed.as_str());
 }
 
+/// `deploy --force` deploys over a pin, says so, and leaves the pin in place.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deploy_force_deploys_over_a_pin_and_keeps_it() {
+    let sim = KubeSim::start().await.expect("kubesim starts");
+    let repo = on_kubesim(&sim);
+    let a = head_sha(&repo, "v-a");
+    repo.ok(&["pin", "staging", "--rev", "v-a"]);
+    let refused = repo.gitship(&["deploy", "staging"]);
+    assert_eq!(refused.code, 1, "{}", refused.all());
+    assert!(
+        refused
+            .stderr
+            .contains("or pass `--force` to deploy anyway"),
+        "{}",
+        refused.stderr
+    );
+    assert_eq!(cluster_title(&sim), "a");
+
+    let forced = repo.ok(&["deploy", "staging", "--force"]);
+    assert!(
+        forced.stderr.contains("is pinned at")
+            && forced.stderr.contains("over it (`--force`); the pin stays"),
+        "{}",
+        forced.stderr
+    );
+    assert_eq!(cluster_title(&sim), "b");
+    assert_eq!(stored_pin(&sim).expect("still pinned")["sha"], a.as_str());
+}
+
 /// `status` and `drift` read the inventory ConfigMap once, for the inventory and the pin alike.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn status_and_drift_read_the_inventory_once() {
