@@ -413,6 +413,10 @@ pub struct CiInitArgs {
     /// The environments deployed from the default branch, in order (default: `production`)
     #[arg(long = "deploy-env", value_name = "ENV", num_args = 1..)]
     pub deploy_env: Vec<String>,
+    /// The branch whose pushes deploy (`github` only; default: the repository's default
+    /// branch, `origin/HEAD`, else the branch checked out)
+    #[arg(long, value_name = "NAME")]
+    pub branch: Option<String>,
     /// Overwrite the files when they exist
     #[arg(long)]
     pub force: bool,

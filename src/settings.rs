@@ -121,6 +121,8 @@ pub struct CiInitSettings {
     pub plan_env: Option<String>,
     /// In deploy order; empty: the default (`production`).
     pub deploy_envs: Vec<String>,
+    /// `--branch`: the branch whose pushes deploy (default: the repository's default branch).
+    pub branch: Option<String>,
     pub force: bool,
 }
 
@@ -366,6 +368,7 @@ impl Settings {
                 },
                 plan_env: a.plan_env,
                 deploy_envs: a.deploy_env,
+                branch: a.branch,
                 force: a.force,
             }),
         };

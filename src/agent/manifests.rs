@@ -189,12 +189,7 @@ impl GitDefaults {
             .find_remote("origin")
             .ok()
             .and_then(|remote| remote.url().ok().map(crate::git::clone::display_url));
-        let branch = repository
-            .head()
-            .ok()
-            .filter(git2::Reference::is_branch)
-            .and_then(|head| head.shorthand().ok().map(str::to_string))
-            .or_else(|| unborn_branch(&repository));
+        let branch = crate::git::current_branch(&repository);
         let path = repository
             .workdir()
             .and_then(|workdir| workdir.canonicalize().ok())
@@ -208,13 +203,6 @@ impl GitDefaults {
             path,
         })
     }
-}
-
-/// The branch HEAD names before its first commit.
-fn unborn_branch(repository: &git2::Repository) -> Option<String> {
-    let head = repository.find_reference("HEAD").ok()?;
-    let target = head.symbolic_target().ok()??;
-    target.strip_prefix("refs/heads/").map(str::to_string)
 }
 
 /// The RBAC resource of a kind: its API group and plural name.
@@ -237,8 +225,9 @@ impl Rbac {
     /// What deploying `manifests` (objects without a namespace default to `namespace`) takes,
     /// plus gitship's own needs in `namespace`.
     pub fn for_manifests(manifests: &[Manifest], namespace: &str) -> Rbac {
-        // A CRD the environment deploys names the plural of its kind.
-        let crd_plurals: BTreeMap<(String, String), String> = manifests
+        // A CRD the environment deploys names the plural of its kind, and its scope
+        // (`spec.scope: Cluster`: its custom resources have no namespace).
+        let crds: BTreeMap<(String, String), (String, bool)> = manifests
             .iter()
             .filter(|m| m.kind() == "CustomResourceDefinition")
             .filter_map(|m| {
@@ -248,7 +237,10 @@ impl Rbac {
                         spec.get("group")?.as_str()?.to_string(),
                         spec.pointer("/names/kind")?.as_str()?.to_string(),
                     ),
-                    spec.pointer("/names/plural")?.as_str()?.to_string(),
+                    (
+                        spec.pointer("/names/plural")?.as_str()?.to_string(),
+                        spec.get("scope").and_then(Value::as_str) == Some("Cluster"),
+                    ),
                 ))
             })
             .collect();
@@ -291,11 +283,11 @@ impl Rbac {
                 continue;
             }
             let group = group_of(api_version);
-            let resource = crd_plurals
+            let (resource, custom_cluster_scoped) = crds
                 .get(&(group.to_string(), kind.to_string()))
                 .cloned()
-                .unwrap_or_else(|| plural(api_version, kind));
-            let rules = if is_cluster_scoped(group, kind) {
+                .unwrap_or_else(|| (plural(api_version, kind), false));
+            let rules = if custom_cluster_scoped || is_cluster_scoped(group, kind) {
                 &mut rbac.cluster
             } else {
                 let object_namespace = manifest
@@ -588,7 +580,17 @@ mod tests {
                 source: Location::new("k.yaml", 1, 1),
                 object: json!({"apiVersion": "apiextensions.k8s.io/v1",
                     "kind": "CustomResourceDefinition", "metadata": {"name": "widgets.example.com"},
-                    "spec": {"group": "example.com", "names": {"kind": "Widget", "plural": "widgetz"}}}),
+                    "spec": {"group": "example.com", "scope": "Namespaced",
+                        "names": {"kind": "Widget", "plural": "widgetz"}}}),
+            },
+            // A cluster-scoped custom resource: a Role cannot grant it.
+            manifest("example.com/v1", "Gadget", None),
+            Manifest {
+                source: Location::new("k.yaml", 1, 1),
+                object: json!({"apiVersion": "apiextensions.k8s.io/v1",
+                    "kind": "CustomResourceDefinition", "metadata": {"name": "gadgets.example.com"},
+                    "spec": {"group": "example.com", "scope": "Cluster",
+                        "names": {"kind": "Gadget", "plural": "gadgets"}}}),
             },
         ];
         let rbac = Rbac::for_manifests(&manifests, "blog");
@@ -602,7 +604,8 @@ mod tests {
             resources(&rbac.cluster),
             [
                 "/namespaces",
-                "apiextensions.k8s.io/customresourcedefinitions"
+                "apiextensions.k8s.io/customresourcedefinitions",
+                "example.com/gadgets"
             ]
         );
         assert_eq!(

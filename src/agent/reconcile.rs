@@ -238,7 +238,7 @@ impl Agent {
         self.connect().await?;
         let head = self.fetch()?;
         self.applied = self.applied_from_inventory().await;
-        let pinned = self.pinned(&head).await;
+        let pinned = self.pinned(&head).await?;
         if pinned || self.applied.as_ref().is_some_and(|a| a.sha == head.sha) {
             self.printer.status(&format!(
                 "agent: `{}` runs {} already; checking for drift",
@@ -398,8 +398,14 @@ impl Agent {
                 return;
             }
         };
-        if self.pinned(&head).await {
-            return;
+        match self.pinned(&head).await {
+            Ok(false) => {}
+            Ok(true) => return,
+            Err(error) => {
+                // Neither sync nor heal without knowing the pin: it may forbid either.
+                self.report_error(&error);
+                return;
+            }
         }
         let runs_head = self.applied.as_ref().is_some_and(|a| a.sha == head.sha);
         match &self.retry {
@@ -555,24 +561,19 @@ impl Agent {
     }
 
     /// Whether the environment is pinned: then the agent does not sync, and heals to the pinned
-    /// revision.
-    async fn pinned(&mut self, head: &Revision) -> bool {
+    /// revision. An unreadable pin is an error: the caller decides (the loop reports it and
+    /// waits, `--once` fails with it).
+    async fn pinned(&mut self, head: &Revision) -> Result<bool> {
         let Some((client, environment)) = &self.cluster else {
-            return false;
+            return Ok(false);
         };
-        let pin = match crate::kube::pin::load(
+        let pin = crate::kube::pin::load(
             client,
             environment,
             &crate::kube::retry::RetryPolicy::default(),
         )
         .await
-        {
-            Ok(pin) => pin,
-            Err(error) => {
-                self.report_error(&user_error(error));
-                return true;
-            }
-        };
+        .map_err(user_error)?;
         let Some(pin) = pin else {
             if self.state.status().pinned.is_some() {
                 self.printer.status(&format!(
@@ -584,7 +585,7 @@ impl Agent {
                     s.state = SyncState::Progressing;
                 });
             }
-            return false;
+            return Ok(false);
         };
         let revision = self.source.revision(&pin.sha).unwrap_or(Revision {
             sha: pin.sha.clone(),
@@ -609,7 +610,7 @@ impl Agent {
             s.pinned = Some(revision.clone());
             s.revision = Some(revision);
         });
-        true
+        Ok(true)
     }
 
     /// One heal (the loop's): errors go to the status.

@@ -13,6 +13,7 @@ pub fn init(ctx: &Context, settings: CiInitSettings) -> Result<Outcome> {
         platform: settings.platform,
         plan_env: settings.plan_env,
         deploy_envs: settings.deploy_envs,
+        branch: settings.branch,
         force: settings.force,
     };
     let report = ci_init::ci_init(ctx.global.repo.as_deref(), &options)?;
@@ -37,8 +38,9 @@ pub fn init(ctx: &Context, settings: CiInitSettings) -> Result<Outcome> {
         })
         .collect();
     out.push_str(&format!(
-        "plan on pull requests: {}\ndeploy from the default branch: {}\ndrift on a schedule: {}\n",
+        "plan on pull requests: {}\ndeploy from `{}`: {}\ndrift on a schedule: {}\n",
         spec.plan_env,
+        spec.branch,
         deploys.join(", "),
         spec.drift.join(", ")
     ));

@@ -5,6 +5,7 @@ use anyhow::Result;
 use crate::commands::Context;
 use crate::exit::Outcome;
 use crate::ops::Session;
+use crate::ops::pin::Resumed;
 use crate::settings::{ClusterSettings, StatusSettings};
 
 fn open(ctx: &Context, settings: StatusSettings) -> Result<Session> {
@@ -34,12 +35,16 @@ pub async fn pin(ctx: &Context, settings: StatusSettings, revision: &str) -> Res
 pub async fn resume(ctx: &Context, settings: StatusSettings) -> Result<Outcome> {
     let session = open(ctx, settings)?;
     let text = match crate::ops::pin::resume(&session).await? {
-        Some(previous) => format!(
+        Resumed::Unpinned(previous) => format!(
             "resumed `{}`: it follows Git again (it was pinned at {})\n",
             session.config.name,
             previous.sha.get(..12).unwrap_or(&previous.sha)
         ),
-        None => format!("`{}` is not pinned\n", session.config.name),
+        Resumed::UnreadableRemoved(message) => format!(
+            "resumed `{}`: it follows Git again (its pin was unreadable and is removed: {message})\n",
+            session.config.name
+        ),
+        Resumed::NotPinned => format!("`{}` is not pinned\n", session.config.name),
     };
     ctx.printer.data(&text)?;
     Ok(Outcome::Success)

@@ -111,6 +111,59 @@ pub fn reachable_from(root: &Path, sha: &str, branch: &str) -> Result<bool, GitE
         .map_err(git_error("compare commits"))
 }
 
+/// The branch `HEAD` is on (also before its first commit); `None` when it is detached.
+pub fn current_branch(repository: &git2::Repository) -> Option<String> {
+    let head = repository.find_reference("HEAD").ok()?;
+    let target = head.symbolic_target().ok()??;
+    target.strip_prefix("refs/heads/").map(str::to_string)
+}
+
+/// The repository's default branch, in the Git repository enclosing `root`: the one
+/// `origin/HEAD` names (what a clone checks out), else the branch `HEAD` is on; `None` when
+/// neither says (no `origin/HEAD` and a detached `HEAD`).
+pub fn default_branch(root: &Path) -> Result<Option<String>, GitError> {
+    let repository = open(root)?;
+    let remote = repository
+        .find_reference("refs/remotes/origin/HEAD")
+        .ok()
+        .and_then(|reference| {
+            reference
+                .symbolic_target()
+                .ok()
+                .flatten()
+                .and_then(|target| target.strip_prefix("refs/remotes/origin/"))
+                .map(str::to_string)
+        });
+    Ok(remote.or_else(|| current_branch(&repository)))
+}
+
+/// Whether commit `sha` is reachable from a remote-tracking branch (`refs/remotes/*`) of the Git
+/// repository enclosing `root`: whether it was pushed, as far as the last fetch knows. `None`
+/// when the repository has no remote-tracking branch at all.
+pub fn reachable_from_remote(root: &Path, sha: &str) -> Result<Option<bool>, GitError> {
+    let repository = open(root)?;
+    let oid = git2::Oid::from_str(sha).map_err(git_error(format!("`{sha}`")))?;
+    let references = repository
+        .references_glob("refs/remotes/*")
+        .map_err(git_error("list the remote-tracking branches"))?;
+    let mut any = false;
+    for reference in references {
+        let Ok(tip) = reference.and_then(|r| r.peel_to_commit()) else {
+            // `origin/HEAD` of a remote whose branch is gone, or a ref that is no commit.
+            continue;
+        };
+        any = true;
+        if tip.id() == oid
+            || repository
+                .graph_descendant_of(tip.id(), oid)
+                .map_err(git_error("compare commits"))?
+        {
+            return Ok(Some(true));
+        }
+    }
+    Ok(any.then_some(false))
+}
+
 /// The full SHA of `HEAD` of the Git repository enclosing `root`.
 pub fn head_sha(root: &Path) -> Result<String, GitError> {
     let repository = open(root)?;

@@ -102,6 +102,15 @@ pub enum KubeError {
     /// The inventory ConfigMap exists but cannot be read.
     #[error("the inventory ConfigMap `{name}` is corrupt: {message}")]
     CorruptInventory { name: String, message: String },
+    /// The pin (`pin.json` of the inventory ConfigMap) cannot be read.
+    #[error(
+        "the pin of `{environment}` in the inventory ConfigMap `{name}` is unreadable: {message}"
+    )]
+    CorruptPin {
+        name: String,
+        environment: String,
+        message: String,
+    },
 }
 
 /// The bridge from the Kubernetes stage to the user's error (see [`crate::diagnostics::user_error`]).
@@ -132,6 +141,9 @@ impl StageError for KubeError {
             KubeError::EmptyDesiredSet { .. } => {
                 Some("pass `--allow-empty` to really delete everything, or `--no-prune`".into())
             }
+            KubeError::CorruptPin { environment, .. } => Some(format!(
+                "run `gitship resume {environment}` to remove it (then pin again if the environment must stay at a revision)"
+            )),
             KubeError::Unhealthy { .. } => {
                 Some("inspect the objects above with `kubectl describe`; raise `--timeout` if they are only slow".into())
             }

@@ -333,6 +333,25 @@ pub async fn load(
     namespace: &str,
     retry: &RetryPolicy,
 ) -> Result<Option<Inventory>, KubeError> {
+    let Some(value) = load_configmap(client, environment, namespace, retry).await? else {
+        return Ok(None);
+    };
+    decode(&value)
+        .map(Some)
+        .map_err(|message| KubeError::CorruptInventory {
+            name: configmap_name(environment),
+            message,
+        })
+}
+
+/// The environment's inventory ConfigMap as JSON (for [`decode`] and the pin's decode, from one
+/// read); `None` before its first deploy.
+pub async fn load_configmap(
+    client: &Client,
+    environment: &str,
+    namespace: &str,
+    retry: &RetryPolicy,
+) -> Result<Option<Value>, KubeError> {
     let name = configmap_name(environment);
     let api: Api<ConfigMap> = Api::namespaced(client.clone(), namespace);
     let found = retry
@@ -346,13 +365,12 @@ pub async fn load(
     let Some(configmap) = found else {
         return Ok(None);
     };
-    let value = serde_json::to_value(configmap).map_err(|e| KubeError::CorruptInventory {
-        name: name.clone(),
-        message: e.to_string(),
-    })?;
-    decode(&value)
+    serde_json::to_value(configmap)
         .map(Some)
-        .map_err(|message| KubeError::CorruptInventory { name, message })
+        .map_err(|e| KubeError::CorruptInventory {
+            name,
+            message: e.to_string(),
+        })
 }
 
 /// Write the inventory (server-side apply); how many deploy records were dropped to keep it

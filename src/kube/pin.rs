@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::kube::KubeError;
-use crate::kube::inventory::configmap_name;
+use crate::kube::inventory::{self, Inventory, configmap_name};
 use crate::kube::retry::RetryPolicy;
 use crate::model::Environment;
 
@@ -52,17 +52,43 @@ pub async fn load(
     environment: &Environment,
     retry: &RetryPolicy,
 ) -> Result<Option<Pin>, KubeError> {
-    let name = configmap_name(&environment.name);
-    let api: Api<ConfigMap> = Api::namespaced(client.clone(), &environment.namespace);
-    let Some(configmap) = retry
-        .run(&name, || api.get_opt(&name))
-        .await
-        .map_err(|source| KubeError::about(format!("ConfigMap {name}"), source))?
+    let Some(configmap) =
+        inventory::load_configmap(client, &environment.name, &environment.namespace, retry).await?
     else {
         return Ok(None);
     };
-    let value = serde_json::to_value(&configmap).unwrap_or_default();
-    decode(&value).map_err(|message| KubeError::CorruptInventory { name, message })
+    decode_for(&configmap, environment)
+}
+
+/// The environment's inventory and its pin, from one read of the inventory ConfigMap.
+pub async fn load_with_inventory(
+    client: &Client,
+    environment: &Environment,
+    retry: &RetryPolicy,
+) -> Result<(Option<Inventory>, Option<Pin>), KubeError> {
+    let Some(configmap) =
+        inventory::load_configmap(client, &environment.name, &environment.namespace, retry).await?
+    else {
+        return Ok((None, None));
+    };
+    let inventory =
+        inventory::decode(&configmap).map_err(|message| KubeError::CorruptInventory {
+            name: configmap_name(&environment.name),
+            message,
+        })?;
+    Ok((Some(inventory), decode_for(&configmap, environment)?))
+}
+
+/// [`decode`], its error as [`KubeError::CorruptPin`].
+fn decode_for(
+    configmap: &serde_json::Value,
+    environment: &Environment,
+) -> Result<Option<Pin>, KubeError> {
+    decode(configmap).map_err(|message| KubeError::CorruptPin {
+        name: configmap_name(&environment.name),
+        environment: environment.name.clone(),
+        message,
+    })
 }
 
 /// Set (`Some`) or remove (`None`) the environment's pin. The environment must have been

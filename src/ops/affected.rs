@@ -6,16 +6,21 @@
 //! and `HEAD`; the work tree is not looked at):
 //! - `gitship.yaml` touches every environment and every app;
 //! - `config/<env>.yaml` touches that environment;
-//! - a file in an app's build context (or its Dockerfile) touches that app and every environment
-//!   that builds it (every environment with a `registry`); a file below the apps directory in no
-//!   known app (a removed app) touches the app named by its directory, likewise;
 //! - a manifest touches every environment that renders it: a file of the manifests directory
 //!   touches the environments without a `kubernetes.path` (they render it recursively), a file
 //!   inside an environment's own `kubernetes.path` that environment too, and any other file of
 //!   the manifests directory (a shared base) also every environment whose `kubernetes.path` lies
 //!   inside it;
 //! - a Terraform file touches every environment (they all plan the one root module);
+//! - a file in an app's build context that its `.dockerignore` keeps (or its Dockerfile)
+//!   touches that app and every environment that builds it (every environment with a
+//!   `registry`); a file below the apps directory in no known app (a removed app) touches the
+//!   app named by its directory, likewise;
 //! - anything else touches nothing.
+//!
+//! The rules apply in that order, the first that matches deciding: manifests and Terraform come
+//! before the apps, because an app whose build context is the repository root holds every file,
+//! and their environments must hear of them whether or not they build images.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -91,6 +96,10 @@ pub fn affected(repo_dir: Option<&Path>, since: &str) -> Result<Affected> {
              fetch the history first (GitHub: `actions/checkout` with `fetch-depth: 0`; GitLab: \
              `GIT_DEPTH: 0`)",
         )),
+        GitError::NoCommits { .. } => anyhow::Error::from(err).context(UserError::new(
+            format!("cannot read the changes since `{since}`"),
+            "`affected` compares commits: commit the changes first",
+        )),
         other => anyhow::Error::from(other).context(UserError::bare(format!(
             "cannot read the changes since `{since}`"
         ))),
@@ -112,6 +121,11 @@ pub fn affected(repo_dir: Option<&Path>, since: &str) -> Result<Affected> {
         })
         .collect();
 
+    let mut ignores = Vec::with_capacity(repo.apps.len());
+    for app in &repo.apps {
+        ignores.push(crate::git::DockerIgnore::load(&app.context)?);
+    }
+
     let mut environments = BTreeSet::new();
     let mut apps = BTreeSet::new();
     let mut everything = false;
@@ -120,7 +134,7 @@ pub fn affected(repo_dir: Option<&Path>, since: &str) -> Result<Affected> {
         let Ok(relative) = path.strip_prefix(&repo.root) else {
             continue;
         };
-        let touches = classify(&repo, &shapes, path, relative);
+        let touches = classify(&repo, &shapes, &ignores, path, relative);
         match &touches {
             Touches::Settings => everything = true,
             Touches::Environment { name } => {
@@ -158,10 +172,12 @@ pub fn affected(repo_dir: Option<&Path>, since: &str) -> Result<Affected> {
     })
 }
 
-/// What the changed file at `path` (absolute; `relative` to the repository root) touches.
+/// What the changed file at `path` (absolute; `relative` to the repository root) touches;
+/// `ignores` are the apps' `.dockerignore` rules, in the order of `repo.apps`.
 fn classify(
     repo: &Repository,
     shapes: &[EnvironmentShape],
+    ignores: &[crate::git::DockerIgnore],
     path: &Path,
     relative: &Path,
 ) -> Touches {
@@ -179,25 +195,6 @@ fn classify(
     {
         return Touches::Environment {
             name: stem.to_string(),
-        };
-    }
-    if let Some(app) = repo
-        .apps
-        .iter()
-        .find(|app| path.starts_with(&app.context) || path == app.dockerfile)
-    {
-        return Touches::App {
-            name: app.name.clone(),
-        };
-    }
-    if let Some(apps_dir) = &repo.layout.apps_dir
-        && let Ok(inside) = path.strip_prefix(apps_dir)
-        && inside.components().count() > 1
-        && let Some(name) = inside.components().next()
-    {
-        // A file of an app that no longer exists (or lost its Dockerfile).
-        return Touches::App {
-            name: name.as_os_str().to_string_lossy().into_owned(),
         };
     }
     let kubernetes_dir = repo.layout.kubernetes_dir.as_deref();
@@ -229,6 +226,30 @@ fn classify(
         && path.starts_with(dir)
     {
         return Touches::Terraform;
+    }
+    if let Some(app) = repo.apps.iter().zip(ignores).find_map(|(app, ignore)| {
+        let in_context = path.strip_prefix(&app.context).is_ok_and(|inside| {
+            !ignore.is_ignored(&slashed(inside)) || inside == Path::new(".dockerignore")
+        });
+        (in_context || path == app.dockerfile).then_some(app)
+    }) {
+        return Touches::App {
+            name: app.name.clone(),
+        };
+    }
+    if let Some(apps_dir) = &repo.layout.apps_dir
+        && let Ok(inside) = path.strip_prefix(apps_dir)
+        && inside.components().count() > 1
+        && let Some(name) = inside.components().next()
+        && !repo.apps.iter().any(|app| {
+            let dir = apps_dir.join(name);
+            app.context.starts_with(&dir) || app.dockerfile.starts_with(&dir)
+        })
+    {
+        // A file of an app that no longer exists (or lost its Dockerfile).
+        return Touches::App {
+            name: name.as_os_str().to_string_lossy().into_owned(),
+        };
     }
     Touches::Nothing
 }

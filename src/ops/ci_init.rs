@@ -29,6 +29,9 @@ pub struct CiInitOptions {
     pub plan_env: Option<String>,
     /// `--deploy-env` (in order); default `production` when it exists.
     pub deploy_envs: Vec<String>,
+    /// `--branch`: the branch deploys run from (GitHub only; GitLab's pipeline names the
+    /// project's default branch itself). Default: the repository's default branch.
+    pub branch: Option<String>,
     /// Overwrite files that exist.
     pub force: bool,
 }
@@ -47,6 +50,10 @@ pub struct CiSpec {
     /// The gitship repository relative to the Git work tree root, `/`-separated; empty when
     /// they are the same (the commands then need no `-C`).
     pub repo_path: String,
+    /// The branch whose pushes deploy: the repository's default branch (`origin/HEAD`, else
+    /// the branch checked out), or `--branch`; on GitLab, `$CI_DEFAULT_BRANCH` (the project's
+    /// default branch as GitLab knows it).
+    pub branch: String,
     pub plan_env: String,
     pub deploy: Vec<DeployTarget>,
     /// Environments checked for drift on the schedule: the plan environment and the deploy
@@ -136,6 +143,7 @@ fn spec(repo: &Repository, git_root: &Path, options: &CiInitOptions) -> Result<C
         )
         .into());
     }
+    let branch = deploy_branch(&repo.root, options)?;
     let plan_env = match &options.plan_env {
         Some(name) => {
             repo.environment_file(name).map_err(user_error)?;
@@ -214,6 +222,7 @@ fn spec(repo: &Repository, git_root: &Path, options: &CiInitOptions) -> Result<C
     }
     Ok(CiSpec {
         repo_path,
+        branch,
         plan_env,
         deploy,
         drift,
@@ -221,6 +230,41 @@ fn spec(repo: &Repository, git_root: &Path, options: &CiInitOptions) -> Result<C
         registries: registries.into_iter().collect(),
         gitship_version: env!("CARGO_PKG_VERSION").to_string(),
     })
+}
+
+/// The branch whose pushes deploy: `--branch`, else the repository's default branch.
+fn deploy_branch(root: &Path, options: &CiInitOptions) -> Result<String> {
+    if options.platform == Platform::Gitlab {
+        if options.branch.is_some() {
+            return Err(UserError::usage(
+                "`--branch` is for `github` only",
+                "a GitLab pipeline deploys from the project's default branch (`$CI_DEFAULT_BRANCH`); set it in Settings > Repository",
+            )
+            .into());
+        }
+        return Ok("$CI_DEFAULT_BRANCH".to_string());
+    }
+    let branch = match &options.branch {
+        Some(branch) => branch.clone(),
+        None => crate::git::default_branch(root)?.ok_or_else(|| {
+                UserError::new(
+                    "there is no default branch to deploy from: `origin/HEAD` is not set and `HEAD` is not on a branch",
+                    "name the branch whose pushes deploy with `--branch NAME`, or `git checkout` it",
+                )
+            })?,
+    };
+    if branch.is_empty()
+        || !branch
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "/._-".contains(c))
+    {
+        return Err(UserError::new(
+            format!("the branch `{branch}` has characters CI files cannot quote safely"),
+            "pass `--branch NAME` with letters, digits, `/`, `.`, `_` and `-` only",
+        )
+        .into());
+    }
+    Ok(branch)
 }
 
 /// The host part of a registry prefix (`ghcr.io/acme/blog` -> `ghcr.io`).
@@ -330,6 +374,7 @@ fn header(
             ("PLAN", &spec.plan_env),
             ("DEPLOY", &deploy_names),
             ("DRIFT", &drift_names),
+            ("BRANCH", &spec.branch),
         ],
     );
     out.push_str(&secrets_comment(spec, store, kubeconfig_kind, extra));
@@ -346,7 +391,7 @@ mod github {
 # - pull requests: `gitship validate`, then `gitship plan @PLAN@`, posted as one comment updated
 #   in place and written to the job summary; the job fails only when the plan fails (exit 1),
 #   not when it shows changes (exit 2);
-# - pushes to `main`: `gitship build` and `gitship deploy` for @DEPLOY@, in that order,
+# - pushes to `@BRANCH@`: `gitship build` and `gitship deploy` for @DEPLOY@, in that order,
 #   one deploy of an environment at a time;
 # - every day (and on demand): `gitship drift` for @DRIFT@, failing on drift.
 # Each job asks `gitship affected` what the change touches and skips an environment it cannot
@@ -359,7 +404,7 @@ mod github {
 on:
   pull_request:
   push:
-    branches: [main]
+    branches: [@BRANCH@]
   schedule:
     - cron: "17 6 * * *"
   workflow_dispatch:
@@ -554,7 +599,11 @@ env:
         out.push('\n');
         out.push_str(&fill(
             TOP,
-            &[("VERSION", &spec.gitship_version), ("GIT", GITSHIP_GIT_URL)],
+            &[
+                ("VERSION", &spec.gitship_version),
+                ("GIT", GITSHIP_GIT_URL),
+                ("BRANCH", &spec.branch),
+            ],
         ));
         if spec.terraform {
             out.push_str(TERRAFORM_ENV);

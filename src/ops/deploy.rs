@@ -13,7 +13,8 @@
 //!    has changed when any of 1 to 3 fails (`--skip-preflight` skips 3);
 //! 4. the environment's lock: its namespace is created when missing, and its Lease taken (or
 //!    waited for up to `--lock-timeout`); it is renewed in the background and held through
-//!    every later step, then released last;
+//!    every later step, then released last. A pinned environment refuses another revision here,
+//!    under the lock, so that a deploy that waited for a rollback's lock sees its pin;
 //! 5. build and push the missing images, concurrently with `terraform plan`;
 //! 6. `terraform apply` of exactly that plan, then its outputs;
 //! 7. the final manifests (rendered with the real outputs and the image digests);
@@ -159,16 +160,6 @@ pub async fn deploy_with(
             .printer
             .status(&format!("preflight: {} checks passed", passed.checks.len()));
     }
-    // A pinned environment takes only its pinned revision (heals put that one back).
-    if policy.source != RecordSource::Heal {
-        let pin = crate::ops::pin::current(session, &connection).await?;
-        crate::ops::pin::check_deploy(
-            pin.as_ref(),
-            &session.git.sha,
-            &session.config.name,
-            settings.force,
-        )?;
-    }
     // The lock spans every change: builds that push, Terraform, the Kubernetes stages.
     let mut options = deploy_options(&session.config, settings, Some(session.git.sha.clone()));
     options.source = policy.source;
@@ -190,15 +181,35 @@ pub async fn deploy_with(
     )
     .await
     .map_err(user_error)?;
-    let result = locked(
-        session,
-        &connection,
-        intent,
-        settings,
-        policy,
-        &options,
-        &lock,
-    )
+    let result = async {
+        // A pinned environment takes only its pinned revision (a heal puts that one back). It is
+        // read under the lock: a rollback that held it before us has pinned its revision.
+        let pin = crate::ops::pin::current(session, &connection).await?;
+        crate::ops::pin::check_deploy(
+            pin.as_ref(),
+            &session.git.sha,
+            &session.config.name,
+            settings.force,
+        )?;
+        if let Some(pin) = pin.filter(|pin| pin.sha != session.git.sha) {
+            session.printer.warn(&format!(
+                "`{env}` is pinned at {}: deploying {} over it (`--force`); the pin stays, and the agent heals `{env}` back to it until `gitship resume {env}`",
+                &pin.sha[..pin.sha.len().min(12)],
+                &session.git.sha[..session.git.sha.len().min(12)],
+                env = session.config.name
+            ));
+        }
+        locked(
+            session,
+            &connection,
+            intent,
+            settings,
+            policy,
+            &options,
+            &lock,
+        )
+        .await
+    }
     .await;
     let released = lock.release(&options.retry).await.map_err(user_error);
     let deployed = result?;

@@ -49,10 +49,9 @@ pub async fn drift_with(session: &Session, terraform: bool) -> Result<DriftRepor
         crate::kube::live::compare_live(&connection.client, &environment, &manifests)
             .await
             .map_err(user_error)?;
-    let inventory = crate::kube::inventory::load(
+    let (inventory, pin) = crate::kube::pin::load_with_inventory(
         &connection.client,
-        &environment.name,
-        &environment.namespace,
+        &environment,
         &RetryPolicy::default(),
     )
     .await
@@ -75,7 +74,7 @@ pub async fn drift_with(session: &Session, terraform: bool) -> Result<DriftRepor
             ));
         }
     }
-    if let Some(pin) = crate::ops::pin::current(session, &connection).await?
+    if let Some(pin) = pin
         && pin.sha != session.git.sha
     {
         session.printer.warn(&format!(

@@ -1,16 +1,19 @@
 //! `pin` and `resume`: fix the environment at a revision, and let it follow Git again. See
 //! [`crate::kube::pin`] for where the pin lives and what it means to `deploy` and the agent.
 
-use anyhow::Result;
+use anyhow::{Context as _, Result};
 use chrono::Utc;
 
 use crate::diagnostics::{UserError, user_error};
+use crate::kube::KubeError;
 use crate::kube::events::{self, EventType};
 use crate::kube::pin::{self, Pin};
 use crate::kube::retry::RetryPolicy;
 use crate::ops::session::{ClusterConnection, Session};
 
-/// Pin the environment at `revision` (resolved in the repository); the pin written.
+/// Pin the environment at `revision` (resolved in the repository); the pin written. The commit
+/// must have been pushed (be reachable from a remote-tracking branch) when the repository has a
+/// remote: the agent heals to the pin from its own clone of the source.
 pub async fn pin(session: &Session, revision: &str, reason: &str) -> Result<Pin> {
     let sha = crate::git::resolve_revision(&session.repo.root, revision).map_err(|error| {
         UserError::new(
@@ -18,6 +21,19 @@ pub async fn pin(session: &Session, revision: &str, reason: &str) -> Result<Pin>
             "give a commit SHA, a tag or a branch of this repository",
         )
     })?;
+    let pushed = crate::git::reachable_from_remote(&session.repo.root, &sha)
+        .with_context(|| format!("cannot tell whether `{revision}` was pushed"))?;
+    if pushed == Some(false) {
+        return Err(UserError::new(
+            format!(
+                "`{revision}` ({}) is on no remote-tracking branch: it has not been pushed, so the agent of `{}` could not check it out",
+                short(&sha),
+                session.config.name
+            ),
+            "push it first (`git push`, then `git fetch`), or pin a commit of a pushed branch",
+        )
+        .into());
+    }
     pin_sha(session, &sha, reason).await
 }
 
@@ -58,35 +74,64 @@ pub async fn pin_sha(session: &Session, sha: &str, reason: &str) -> Result<Pin> 
     Ok(pin)
 }
 
-/// Remove the environment's pin; the pin that was removed, if there was one.
-pub async fn resume(session: &Session) -> Result<Option<Pin>> {
+/// Put `previous` (a pin read before, or none) back as the environment's pin: what a failed
+/// rollback undoes.
+pub async fn restore(session: &Session, previous: Option<&Pin>) -> Result<()> {
+    let connection = session.connect().await?;
+    pin::store(
+        &connection.client,
+        &session.environment(),
+        previous,
+        &RetryPolicy::default(),
+    )
+    .await
+    .map_err(user_error)?;
+    connection.save_sandbox()
+}
+
+/// What `resume` found and removed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Resumed {
+    /// There was no pin.
+    NotPinned,
+    /// This pin was removed.
+    Unpinned(Pin),
+    /// The pin could not be read (the message says why); it was removed all the same.
+    UnreadableRemoved(String),
+}
+
+/// Remove the environment's pin, also one that cannot be read (nothing else can remove it).
+pub async fn resume(session: &Session) -> Result<Resumed> {
     let connection = session.connect_announced().await?;
     let environment = session.environment();
     let retry = RetryPolicy::default();
-    let Some(previous) = pin::load(&connection.client, &environment, &retry)
-        .await
-        .map_err(user_error)?
-    else {
-        return Ok(None);
+    let previous = match pin::load(&connection.client, &environment, &retry).await {
+        Ok(None) => return Ok(Resumed::NotPinned),
+        Ok(Some(previous)) => Resumed::Unpinned(previous),
+        Err(KubeError::CorruptPin { message, .. }) => Resumed::UnreadableRemoved(message),
+        Err(error) => return Err(user_error(error)),
     };
     pin::store(&connection.client, &environment, None, &retry)
         .await
         .map_err(user_error)?;
+    let was = match &previous {
+        Resumed::Unpinned(pin) => format!("was pinned at {}", short(&pin.sha)),
+        _ => "its pin was unreadable".to_string(),
+    };
     events::record(
         &connection.client,
         &environment,
         EventType::Normal,
         "Resumed",
         &format!(
-            "`{}` follows Git again (was pinned at {}) by {}",
+            "`{}` follows Git again ({was}) by {}",
             environment.name,
-            short(&previous.sha),
             crate::kube::inventory::who()
         ),
     )
     .await;
     connection.save_sandbox()?;
-    Ok(Some(previous))
+    Ok(previous)
 }
 
 /// The environment's pin, read through `connection`.

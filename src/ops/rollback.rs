@@ -1,5 +1,7 @@
-//! `rollback`: re-deploy an earlier good revision through the one pipeline, then pin the
-//! environment there so that neither the agent nor a deploy of the branch undoes it.
+//! `rollback`: pin the environment at an earlier good revision and re-deploy it through the one
+//! pipeline, so that neither the agent nor a deploy of the branch undoes it. The pin is written
+//! first (a deploy waiting for the lock reads it under the lock) and put back as it was when the
+//! deploy fails.
 //!
 //! The target is the revision of the last successful record before the current one (failed
 //! records and rollbacks are skipped), `--steps N` further back, or `--to REV`. It is checked
@@ -112,8 +114,8 @@ fn choose(history: &[DeployRecord], steps: usize) -> Option<RollbackTarget> {
     None
 }
 
-/// Deploy `revision` (a session from [`Session::open_revision`]) as a rollback and pin the
-/// environment there.
+/// Pin the environment at `revision` (a session from [`Session::open_revision`]) and deploy it
+/// as a rollback; the previous pin (or none) is put back when the deploy fails.
 pub async fn rollback(revision: &Session, settings: &RollbackSettings) -> Result<DeployReport> {
     let policy = DeployPolicy {
         images: ImagePolicy::RequireExisting,
@@ -154,11 +156,27 @@ pub async fn rollback(revision: &Session, settings: &RollbackSettings) -> Result
             short(&revision.git.sha)
         ));
     }
-    let deployed =
-        crate::ops::deploy::deploy_with(revision, &DeploySource::WorkTree, &deploy, &policy)
-            .await?;
+    // The pin is written before the deploy takes the lock: a deploy (an agent's sync) waiting
+    // for the lock reads it once it has the lock, and refuses the branch head.
+    let previous = {
+        let connection = revision.connect().await?;
+        crate::ops::pin::current(revision, &connection).await?
+    };
     crate::ops::pin::pin_sha(revision, &revision.git.sha, "rollback").await?;
-    Ok(deployed.report)
+    match crate::ops::deploy::deploy_with(revision, &DeploySource::WorkTree, &deploy, &policy).await
+    {
+        Ok(deployed) => Ok(deployed.report),
+        Err(error) => {
+            if let Err(restore) = crate::ops::pin::restore(revision, previous.as_ref()).await {
+                revision.printer.warn(&format!(
+                    "the rollback failed and its pin at {} could not be undone: {}",
+                    short(&revision.git.sha),
+                    crate::diagnostics::render(&restore)
+                ));
+            }
+            Err(error)
+        }
+    }
 }
 
 fn short(sha: &str) -> &str {

@@ -84,11 +84,7 @@ pub async fn status(session: &Session) -> Result<StatusReport> {
     let client = &connection.client;
     let namespace = environment.namespace.as_str();
 
-    let inventory = crate::kube::inventory::load(client, &environment.name, namespace, &retry)
-        .await
-        .map_err(user_error)?;
-
-    let pin = crate::kube::pin::load(client, &environment, &retry)
+    let (inventory, pin) = crate::kube::pin::load_with_inventory(client, &environment, &retry)
         .await
         .map_err(user_error)?;
     let leases: Api<Lease> = Api::namespaced(client.clone(), namespace);

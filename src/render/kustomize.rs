@@ -326,6 +326,7 @@ impl Mirror<'_, '_, '_> {
             sensitive_uses: Vec::new(),
             path: Vec::new(),
             in_key: false,
+            list: false,
         };
         let mut out = String::with_capacity(text.len());
         for document in documents {

@@ -409,6 +409,9 @@ struct DocumentState<'f> {
     path: Vec<String>,
     /// A mapping key is being rendered.
     in_key: bool,
+    /// The document is a `v1` `List` (as written): each of its `items` reads its own
+    /// `gitship.dev/template` annotation.
+    list: bool,
 }
 
 impl<'f> DocumentState<'f> {
@@ -492,8 +495,15 @@ impl<'i> Renderer<'i> {
 
     /// The document `root` as JSON: templated, unless it is annotated
     /// `gitship.dev/template: "off"` (read from the source, before any templating) and then
-    /// taken as written.
+    /// taken as written. So is an item of a `v1` `List` annotated so.
     fn document(&mut self, root: &Node, state: &mut DocumentState) -> Value {
+        state.list = is_v1_list(root);
+        self.object(root, state)
+    }
+
+    /// An object (a document, or an item of a `List`) as JSON, templated unless annotated
+    /// `gitship.dev/template: "off"`.
+    fn object(&mut self, root: &Node, state: &mut DocumentState) -> Value {
         let literal = self.literal;
         match template_switch(root) {
             Ok(on) => self.literal |= !on,
@@ -537,6 +547,7 @@ impl<'i> Renderer<'i> {
             sensitive_uses: Vec::new(),
             path: Vec::new(),
             in_key: false,
+            list: false,
         };
         for document in documents {
             let Some(root) = document.root else { continue };
@@ -708,8 +719,18 @@ impl<'i> Renderer<'i> {
                 self.scalar(node, text, *style, tag.as_deref(), state)
             }
             NodeKind::Sequence(items) => {
+                let list_items = state.list && state.path.len() == 1 && state.path[0] == "items";
                 state.path.push("[]".into());
-                let items = items.iter().map(|item| self.node(item, state)).collect();
+                let items = items
+                    .iter()
+                    .map(|item| {
+                        if list_items {
+                            self.object(item, state)
+                        } else {
+                            self.node(item, state)
+                        }
+                    })
+                    .collect();
                 state.path.pop();
                 Value::Array(items)
             }
@@ -910,6 +931,20 @@ fn template_switch(root: &Node) -> Result<bool, (&Node, String)> {
             ),
         )),
     }
+}
+
+/// Whether the document says (as written) `apiVersion: v1` and `kind: List`.
+fn is_v1_list(root: &Node) -> bool {
+    let NodeKind::Mapping(entries) = &root.kind else {
+        return false;
+    };
+    let field = |name: &str| {
+        entries
+            .iter()
+            .find(|(key, _)| key.as_scalar() == Some(name))
+            .and_then(|(_, value)| value.as_scalar())
+    };
+    field("apiVersion") == Some("v1") && field("kind") == Some("List")
 }
 
 /// The node of `metadata.<field>` in a document (or in its `items[item]` for a `List`).
@@ -1450,6 +1485,29 @@ mod tests {
             ),
             [
                 "m.yaml:6:27: `gitship.dev/template` is `disabled`; it takes `\"off\"` (the object is not templated) or `\"on\"` (the default)"
+            ]
+        );
+    }
+
+    #[test]
+    fn an_item_of_a_list_turns_templating_off_for_itself() {
+        let text = "apiVersion: v1\nkind: List\nitems:\n  - apiVersion: v1\n    kind: ConfigMap\n    metadata:\n      name: raw\n      annotations:\n        gitship.dev/template: \"off\"\n    data:\n      a: ${values.nope}\n  - apiVersion: v1\n    kind: ConfigMap\n    metadata:\n      name: templated\n    data:\n      a: \"${values.replicas}\"\n";
+        let manifests = render(text).unwrap();
+        assert_eq!(manifests[0].object["metadata"]["name"], json!("raw"));
+        assert_eq!(manifests[0].object["data"]["a"], json!("${values.nope}"));
+        assert_eq!(manifests[1].object["data"]["a"], json!("2"));
+        // A ConfigMap's `data.items` is no List's: it is templated with the rest.
+        let manifests = render(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\ndata:\n  items: \"${values.replicas}\"\n",
+        )
+        .unwrap();
+        assert_eq!(manifests[0].object["data"]["items"], json!("2"));
+        assert_eq!(
+            problems(
+                "apiVersion: v1\nkind: List\nitems:\n  - apiVersion: v1\n    kind: ConfigMap\n    metadata:\n      name: a\n      annotations:\n        gitship.dev/template: no\n"
+            ),
+            [
+                "m.yaml:9:31: `gitship.dev/template` is `no`; it takes `\"off\"` (the object is not templated) or `\"on\"` (the default)"
             ]
         );
     }

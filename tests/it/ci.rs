@@ -93,6 +93,8 @@ fn check_schema(schema: &str, file: &Path) {
 #[test]
 fn ci_init_github_for_the_example_is_valid_and_stable() {
     let repo = Repo::example();
+    // The snapshot's branch, whatever `git init` defaults to here.
+    repo.git(&["branch", "-M", "main"]);
     let run = repo.ok(&["ci", "init", "github"]);
     assert!(
         run.stdout.contains("wrote .github/workflows/gitship.yml"),
@@ -124,6 +126,93 @@ fn ci_init_github_for_the_example_is_valid_and_stable() {
     snapshot("ci_init_github_example", &text);
     actionlint(&file);
     check_schema("vendor.github-workflows", &file);
+}
+
+/// The deploy jobs run on pushes to the repository's default branch: `origin/HEAD`, else the
+/// branch checked out; `--branch` overrides it.
+#[test]
+fn ci_init_github_deploys_from_the_default_branch() {
+    let repo = Repo::example();
+    repo.git(&["branch", "-M", "master"]);
+    let file = repo.path().join(".github/workflows/gitship.yml");
+    let run = repo.ok(&["ci", "init", "github"]);
+    assert!(
+        run.stdout.contains("deploy from `master`"),
+        "{}",
+        run.stdout
+    );
+    let text = read(&file);
+    assert!(text.contains("    branches: [master]\n"), "{text}");
+    assert!(text.contains("# - pushes to `master`:"), "{text}");
+    assert!(!text.contains("main"), "{text}");
+    actionlint(&file);
+
+    // A clone's `origin/HEAD` names the remote's default branch, whatever is checked out.
+    repo.git(&["update-ref", "refs/remotes/origin/trunk", "HEAD"]);
+    repo.git(&[
+        "symbolic-ref",
+        "refs/remotes/origin/HEAD",
+        "refs/remotes/origin/trunk",
+    ]);
+    repo.ok(&["ci", "init", "github", "--force"]);
+    assert!(
+        read(&file).contains("    branches: [trunk]\n"),
+        "{}",
+        read(&file)
+    );
+
+    repo.ok(&["ci", "init", "github", "--force", "--branch", "release/2"]);
+    assert!(
+        read(&file).contains("    branches: [release/2]\n"),
+        "{}",
+        read(&file)
+    );
+    actionlint(&file);
+
+    let quoted = repo.gitship(&["ci", "init", "github", "--force", "--branch", "a,b"]);
+    assert_eq!(quoted.code, 1, "{}", quoted.all());
+    assert!(
+        quoted.stderr.contains("error: the branch `a,b`"),
+        "{}",
+        quoted.stderr
+    );
+    assert!(
+        quoted.stderr.contains("hint: pass `--branch NAME`"),
+        "{}",
+        quoted.stderr
+    );
+
+    // Neither `origin/HEAD` nor a branch checked out: `--branch` is needed.
+    repo.git(&["symbolic-ref", "-d", "refs/remotes/origin/HEAD"]);
+    repo.git(&["checkout", "-q", "--detach"]);
+    let detached = repo.gitship(&["ci", "init", "github", "--force"]);
+    assert_eq!(detached.code, 1, "{}", detached.all());
+    assert!(
+        detached
+            .stderr
+            .contains("error: there is no default branch to deploy from"),
+        "{}",
+        detached.stderr
+    );
+    assert!(
+        detached.stderr.contains("hint: name the branch"),
+        "{}",
+        detached.stderr
+    );
+
+    // GitLab's pipeline names the default branch itself.
+    let gitlab = repo.gitship(&["ci", "init", "gitlab", "--branch", "master"]);
+    assert_eq!(gitlab.code, 64, "{}", gitlab.all());
+    assert!(
+        gitlab.stderr.contains("`--branch` is for `github` only"),
+        "{}",
+        gitlab.stderr
+    );
+    repo.ok(&["ci", "init", "gitlab"]);
+    assert!(
+        read(&repo.path().join(".gitlab-ci.yml"))
+            .contains("$CI_COMMIT_BRANCH == $CI_DEFAULT_BRANCH")
+    );
 }
 
 #[test]
@@ -630,4 +719,196 @@ fn affected_follows_kubernetes_path() {
     repo.git(&["checkout", "-q", "-"]);
     let shared = affected(&repo, "preview");
     assert_eq!(shared.environments, ["staging"]);
+}
+
+/// An app whose build context is the repository root holds every file: manifests and Terraform
+/// still touch exactly the environments rendering or planning them (not every environment that
+/// builds), and what the context's `.dockerignore` excludes touches no app.
+#[test]
+fn affected_with_an_app_built_from_the_repository_root() {
+    let repo = Repo {
+        dir: tempfile::tempdir().expect("temp"),
+        kubeconfig: None,
+    };
+    let config_map = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: app\ndata:\n  a: b\n";
+    repo.write("gitship.yaml", "apps:\n  web:\n    context: .\n");
+    repo.write(
+        "apps/web/Dockerfile",
+        "FROM scratch\nCOPY apps/web/index.html /\n",
+    );
+    repo.write("apps/web/index.html", "v1\n");
+    repo.write(".dockerignore", "docs\n*.md\n");
+    repo.write("docs/guide.txt", "v1\n");
+    repo.write("infrastructure/kubernetes/app.yaml", config_map);
+    repo.write("overlays/preview/app.yaml", config_map);
+    repo.write(
+        "infrastructure/terraform/main.tf",
+        "output \"name\" {\n  value = \"x\"\n}\n",
+    );
+    repo.write(
+        "config/staging.yaml",
+        "cluster:\n  namespace: staging\nregistry: registry.example.com/shop\n",
+    );
+    repo.write(
+        "config/preview.yaml",
+        "cluster:\n  namespace: preview\nregistry: registry.example.com/shop\nkubernetes:\n  path: overlays/preview\n",
+    );
+    repo.git(&["init", "-q"]);
+    repo.commit("base");
+    let step = |path: &str, text: &str| {
+        let base = std::process::Command::new("git")
+            .args(["rev-parse", "HEAD"])
+            .current_dir(repo.path())
+            .output()
+            .expect("git rev-parse");
+        let base = String::from_utf8_lossy(&base.stdout).trim().to_string();
+        repo.write(path, text);
+        repo.commit(path);
+        affected(&repo, &base)
+    };
+    let both = ["preview", "staging"];
+
+    let shared = step(
+        "infrastructure/kubernetes/app.yaml",
+        &config_map.replace("a: b", "a: c"),
+    );
+    assert_eq!(shared.environments, ["staging"], "{shared:?}");
+    assert!(shared.apps.is_empty(), "{shared:?}");
+    assert_eq!(
+        shared.files[0].touches,
+        Touches::Manifests {
+            environments: vec!["staging".into()]
+        }
+    );
+    let own = step(
+        "overlays/preview/app.yaml",
+        &config_map.replace("a: b", "a: d"),
+    );
+    assert_eq!(own.environments, ["preview"], "{own:?}");
+    assert!(own.apps.is_empty(), "{own:?}");
+
+    let terraform = step(
+        "infrastructure/terraform/main.tf",
+        "output \"name\" {\n  value = \"y\"\n}\n",
+    );
+    assert_eq!(terraform.environments, both, "{terraform:?}");
+    assert_eq!(terraform.files[0].touches, Touches::Terraform);
+    assert!(terraform.apps.is_empty(), "{terraform:?}");
+
+    let ignored = step("docs/guide.txt", "v2\n");
+    assert!(ignored.environments.is_empty(), "{ignored:?}");
+    assert_eq!(ignored.files[0].touches, Touches::Nothing);
+    let ignored = step("NOTES.md", "notes\n");
+    assert_eq!(ignored.files[0].touches, Touches::Nothing, "{ignored:?}");
+
+    let app = step("apps/web/index.html", "v2\n");
+    assert_eq!(app.apps, ["web"], "{app:?}");
+    assert_eq!(app.environments, both, "every environment builds `web`");
+    let rules = step(".dockerignore", "docs\n");
+    assert_eq!(
+        rules.apps,
+        ["web"],
+        "the rules shape the context: {rules:?}"
+    );
+}
+
+/// `ci init` writes nothing it cannot fill: no environments, no `production` to deploy without
+/// `--deploy-env`, an environment deployed twice.
+#[test]
+fn ci_init_refuses_missing_and_repeated_environments() {
+    let repo = Repo {
+        dir: tempfile::tempdir().expect("temp"),
+        kubeconfig: None,
+    };
+    repo.write(
+        "infrastructure/kubernetes/app.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: app\ndata:\n  a: b\n",
+    );
+    repo.write("config/README.txt", "environments go here\n");
+    repo.git(&["init", "-q", "-b", "main"]);
+    repo.commit("base");
+    let workflow = repo.path().join(".github/workflows/gitship.yml");
+
+    let none = repo.gitship(&["ci", "init", "github"]);
+    assert_eq!(none.code, 1, "{}", none.all());
+    assert!(
+        none.stderr
+            .contains("error: the repository has no environments to run in CI"),
+        "{}",
+        none.stderr
+    );
+    assert!(
+        none.stderr
+            .contains("hint: create `config/<env>.yaml` first"),
+        "{}",
+        none.stderr
+    );
+
+    repo.write("config/staging.yaml", "cluster:\n  namespace: staging\n");
+    repo.write("config/qa.yaml", "cluster:\n  namespace: qa\n");
+    let no_production = repo.gitship(&["ci", "init", "github"]);
+    assert_eq!(no_production.code, 1, "{}", no_production.all());
+    assert!(
+        no_production
+            .stderr
+            .contains("error: there is no `production` environment to deploy"),
+        "{}",
+        no_production.stderr
+    );
+    assert!(
+        no_production
+            .stderr
+            .contains("hint: name the environments to deploy, in order, with `--deploy-env ENV`"),
+        "{}",
+        no_production.stderr
+    );
+
+    let twice = repo.gitship(&[
+        "ci",
+        "init",
+        "github",
+        "--deploy-env",
+        "qa",
+        "staging",
+        "--deploy-env",
+        "qa",
+    ]);
+    assert_eq!(twice.code, 64, "{}", twice.all());
+    assert!(
+        twice
+            .stderr
+            .contains("error: `--deploy-env qa` is given twice"),
+        "{}",
+        twice.stderr
+    );
+    assert!(!workflow.exists(), "nothing is written on an error");
+
+    repo.ok(&["ci", "init", "github", "--deploy-env", "qa", "staging"]);
+    assert!(read(&workflow).contains("needs: [deploy-qa]"));
+}
+
+/// `affected` before the first commit: nothing to compare, and a hint to commit.
+#[test]
+fn affected_without_commits_says_to_commit_first() {
+    let repo = Repo {
+        dir: tempfile::tempdir().expect("temp"),
+        kubeconfig: None,
+    };
+    repo.write("config/staging.yaml", "cluster:\n  namespace: staging\n");
+    repo.git(&["init", "-q", "-b", "main"]);
+    let run = repo.gitship(&["affected", "--since", "main"]);
+    assert_eq!(run.code, 1, "{}", run.all());
+    assert!(
+        run.stderr
+            .contains("error: cannot read the changes since `main`"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("has no commits yet"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("hint: `affected` compares commits"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stdout.is_empty(), "{}", run.stdout);
 }

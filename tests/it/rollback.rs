@@ -3,6 +3,10 @@
 
 use std::path::Path;
 use std::process::Command;
+use std::time::{Duration, Instant};
+
+use kubesim::KubeSim;
+use serde_json::json;
 
 use crate::support::repo::Repo;
 
@@ -274,4 +278,296 @@ fn rollback_puts_the_previous_image_digest_back_without_building() {
         .expect("events");
     assert!(events.contains("\"RolledBack\""), "{events}");
     assert!(events.contains("\"Pinned\""), "{events}");
+}
+
+/// Two commits on `main`: `a` (tag `v-a`, deployed to kubesim's namespace `web`) and `b` (not
+/// deployed). The deploy lock times out after 3 s unless a flag says otherwise.
+fn on_kubesim(sim: &KubeSim) -> Repo {
+    let repo = Repo {
+        dir: tempfile::tempdir().expect("temp"),
+        kubeconfig: Some(sim.kubeconfig_path().to_path_buf()),
+    };
+    repo.write(".gitignore", ".gitship/\n");
+    repo.write(
+        "config/staging.yaml",
+        "cluster:\n  context: kubesim\n  namespace: web\ndeploy:\n  lock_timeout: 3s\n",
+    );
+    site(&repo, "a");
+    repo.git(&["init", "-q", "-b", "main"]);
+    repo.commit("a");
+    repo.git(&["tag", "v-a"]);
+    repo.ok(&["deploy", "staging"]);
+    site(&repo, "b");
+    repo.commit("b");
+    repo
+}
+
+fn cluster_title(sim: &KubeSim) -> String {
+    let site = sim
+        .handle()
+        .get("v1", "ConfigMap", "web", "site")
+        .expect("ConfigMap web/site");
+    site["data"]["title"].as_str().expect("title").to_string()
+}
+
+/// The pin stored in the inventory, as JSON.
+fn stored_pin(sim: &KubeSim) -> Option<serde_json::Value> {
+    let inventory = sim
+        .handle()
+        .get("v1", "ConfigMap", "web", "gitship-staging")?;
+    let text = inventory["data"]["pin.json"].as_str()?;
+    Some(serde_json::from_str(text).expect("pin JSON"))
+}
+
+/// The deploy lock, as another deployer holds it: renewed `age` ago for 60 s.
+fn hold_lock(sim: &KubeSim, age: chrono::TimeDelta) {
+    let renewed = (chrono::Utc::now() - age)
+        .format("%Y-%m-%dT%H:%M:%S%.6fZ")
+        .to_string();
+    sim.handle()
+        .apply(
+            &json!({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+                "metadata": {"name": "gitship-staging", "namespace": "web"},
+                "spec": {"holderIdentity": "ann@laptop 1234", "leaseDurationSeconds": 60,
+                    "renewTime": renewed}}),
+            "test",
+            true,
+        )
+        .expect("Lease applied");
+}
+
+fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn head_sha(repo: &Repo, revision: &str) -> String {
+    let output = Command::new("git")
+        .args(["rev-parse", revision])
+        .current_dir(repo.path())
+        .output()
+        .expect("git rev-parse");
+    String::from_utf8_lossy(&output.stdout).trim().to_string()
+}
+
+/// A deploy that waits for the lock while a rollback (here: `pin`) pins the environment reads
+/// the pin once it holds the lock, and refuses the branch head.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deploy_waiting_for_the_lock_sees_a_pin_written_meanwhile() {
+    let sim = KubeSim::start().await.expect("kubesim starts");
+    let repo = on_kubesim(&sim);
+    hold_lock(&sim, chrono::TimeDelta::zero());
+    sim.handle().reset_requests();
+    let waiting = repo.spawn(&["deploy", "staging", "--lock-timeout", "60s"]);
+    wait_for("the deploy to wait for the lock", || {
+        sim.handle()
+            .requests()
+            .iter()
+            .filter(|r| r.method == "GET" && r.path.ends_with("/leases/gitship-staging"))
+            .count()
+            >= 2
+    });
+    repo.ok(&["pin", "staging", "--rev", "v-a"]);
+    // The other deployer is gone: its Lease expires, the waiting deploy takes it.
+    hold_lock(&sim, chrono::TimeDelta::minutes(10));
+    let run = Repo::finish(waiting);
+    assert_eq!(run.code, 1, "{}", run.all());
+    assert!(run.stderr.contains("is pinned at"), "{}", run.stderr);
+    assert_eq!(
+        cluster_title(&sim),
+        "a",
+        "the branch head was deployed over the pin"
+    );
+    assert!(
+        sim.handle()
+            .get("coordination.k8s.io/v1", "Lease", "web", "gitship-staging")
+            .is_none(),
+        "the refused deploy released the lock"
+    );
+}
+
+/// A rollback pins before it deploys (a deploy waiting for the lock would see the pin), and puts
+/// the previous pin back when its deploy fails.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rollback_pins_before_it_deploys_and_restores_the_pin_when_it_fails() {
+    let sim = KubeSim::start().await.expect("kubesim starts");
+    let repo = on_kubesim(&sim);
+    repo.ok(&["deploy", "staging"]);
+    let (a, b) = (head_sha(&repo, "v-a"), head_sha(&repo, "HEAD"));
+    repo.ok(&["pin", "staging", "--rev", "HEAD"]);
+    assert_eq!(stored_pin(&sim).expect("pinned")["sha"], b.as_str());
+
+    // The lock is held (3 s lock timeout): the rollback pins, then waits, then fails.
+    hold_lock(&sim, chrono::TimeDelta::zero());
+    let rollback = repo.spawn(&["rollback", "staging", "--yes"]);
+    wait_for("the rollback's pin", || {
+        stored_pin(&sim).is_some_and(|pin| pin["sha"] == a.as_str() && pin["reason"] == "rollback")
+    });
+    let run = Repo::finish(rollback);
+    assert_eq!(run.code, 1, "{}", run.all());
+    assert!(run.stderr.contains("ann@laptop 1234"), "{}", run.stderr);
+    let pin = stored_pin(&sim).expect("the previous pin is back");
+    assert_eq!(pin["sha"], b.as_str(), "{pin}");
+    assert_eq!(pin["reason"], "pin", "{pin}");
+    assert_eq!(cluster_title(&sim), "b");
+}
+
+/// An unreadable pin stops `deploy`, `status` and `agent --once` with a hint to `resume`, and
+/// `resume` removes it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreadable_pin_is_named_and_resume_removes_it() {
+    let sim = KubeSim::start().await.expect("kubesim starts");
+    let repo = on_kubesim(&sim);
+    sim.handle()
+        .apply(
+            &json!({"apiVersion": "v1", "kind": "ConfigMap",
+                "metadata": {"name": "gitship-staging", "namespace": "web"},
+                "data": {"pin.json": "{\"sha\": "}}),
+            "someone",
+            true,
+        )
+        .expect("pin corrupted");
+    for args in [["deploy", "staging"], ["status", "staging"]] {
+        let run = repo.gitship(&args);
+        assert_eq!(run.code, 1, "{args:?}: {}", run.all());
+        assert!(
+            run.stderr
+                .contains("error: the pin of `staging` in the inventory ConfigMap `gitship-staging` is unreadable"),
+            "{args:?}: {}",
+            run.stderr
+        );
+        assert!(
+            run.stderr.contains("hint: run `gitship resume staging`"),
+            "{args:?}: {}",
+            run.stderr
+        );
+    }
+    assert_eq!(cluster_title(&sim), "a");
+    // The agent neither syncs nor heals without knowing the pin, and `--once` says why.
+    let source = tempfile::tempdir().expect("temp");
+    let source_path = source.path().to_string_lossy().into_owned();
+    repo.git(&["init", "-q", "--bare", &source_path]);
+    repo.git(&["push", "-q", &source_path, "main"]);
+    let cache = tempfile::tempdir().expect("temp");
+    let cache_path = cache.path().to_string_lossy().into_owned();
+    let agent = repo.gitship(&[
+        "agent",
+        "staging",
+        "--once",
+        "--source",
+        &source_path,
+        "--branch",
+        "main",
+        "--cache",
+        &cache_path,
+    ]);
+    assert_eq!(agent.code, 1, "{}", agent.all());
+    assert!(agent.stderr.contains("is unreadable"), "{}", agent.stderr);
+    assert!(
+        agent.stderr.contains("hint: run `gitship resume staging`"),
+        "{}",
+        agent.stderr
+    );
+    assert_eq!(cluster_title(&sim), "a");
+    let resumed = repo.ok(&["resume", "staging"]);
+    assert!(
+        resumed
+            .stdout
+            .contains("its pin was unreadable and is removed"),
+        "{}",
+        resumed.all()
+    );
+    assert_eq!(stored_pin(&sim), None);
+    repo.ok(&["deploy", "staging"]);
+    assert_eq!(cluster_title(&sim), "b");
+}
+
+/// `pin --rev` refuses a commit no remote-tracking branch has (the agent heals to the pin from
+/// its own clone of the source, which could not check it out), and pins a pushed one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pin_refuses_an_unpushed_commit() {
+    let sim = KubeSim::start().await.expect("kubesim starts");
+    let repo = on_kubesim(&sim);
+    let remote = tempfile::tempdir().expect("temp");
+    let remote_path = remote.path().to_string_lossy().into_owned();
+    repo.git(&["init", "-q", "--bare", &remote_path]);
+    repo.git(&["remote", "add", "origin", &remote_path]);
+    repo.git(&["push", "-q", "origin", "main"]);
+    let pushed = head_sha(&repo, "HEAD");
+    site(&repo, "c");
+    repo.commit("c");
+
+    let refused = repo.gitship(&["pin", "staging", "--rev", "HEAD"]);
+    assert_eq!(refused.code, 1, "{}", refused.all());
+    assert!(
+        refused.stderr.contains("error: `HEAD` (")
+            && refused.stderr.contains("has not been pushed"),
+        "{}",
+        refused.stderr
+    );
+    assert!(
+        refused.stderr.contains("hint: push it first (`git push`"),
+        "{}",
+        refused.stderr
+    );
+    assert_eq!(stored_pin(&sim), None, "nothing pinned");
+
+    repo.ok(&["pin", "staging", "--rev", "origin/main"]);
+    assert_eq!(stored_pin(&sim).expect("pinned")["sha"], pushed.as_str());
+}
+
+/// `deploy --force` deploys over a pin, says so, and leaves the pin in place.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deploy_force_deploys_over_a_pin_and_keeps_it() {
+    let sim = KubeSim::start().await.expect("kubesim starts");
+    let repo = on_kubesim(&sim);
+    let a = head_sha(&repo, "v-a");
+    repo.ok(&["pin", "staging", "--rev", "v-a"]);
+    let refused = repo.gitship(&["deploy", "staging"]);
+    assert_eq!(refused.code, 1, "{}", refused.all());
+    assert!(
+        refused
+            .stderr
+            .contains("or pass `--force` to deploy anyway"),
+        "{}",
+        refused.stderr
+    );
+    assert_eq!(cluster_title(&sim), "a");
+
+    let forced = repo.ok(&["deploy", "staging", "--force"]);
+    assert!(
+        forced.stderr.contains("is pinned at")
+            && forced.stderr.contains("over it (`--force`); the pin stays"),
+        "{}",
+        forced.stderr
+    );
+    assert_eq!(cluster_title(&sim), "b");
+    assert_eq!(stored_pin(&sim).expect("still pinned")["sha"], a.as_str());
+}
+
+/// `status` and `drift` read the inventory ConfigMap once, for the inventory and the pin alike.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_and_drift_read_the_inventory_once() {
+    let sim = KubeSim::start().await.expect("kubesim starts");
+    let repo = on_kubesim(&sim);
+    repo.ok(&["pin", "staging", "--rev", "v-a"]);
+    let inventory_reads = || {
+        sim.handle()
+            .requests()
+            .iter()
+            .filter(|r| r.method == "GET" && r.path.ends_with("/configmaps/gitship-staging"))
+            .count()
+    };
+    sim.handle().reset_requests();
+    let status = repo.ok(&["status", "staging"]);
+    assert!(status.stdout.contains("pinned at"), "{}", status.stdout);
+    assert_eq!(inventory_reads(), 1, "status");
+    sim.handle().reset_requests();
+    let drift = repo.gitship(&["drift", "staging"]);
+    assert!(drift.code == 0 || drift.code == 2, "{}", drift.all());
+    assert!(drift.stderr.contains("is pinned at"), "{}", drift.stderr);
+    assert_eq!(inventory_reads(), 1, "drift");
 }

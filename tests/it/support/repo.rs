@@ -132,6 +132,31 @@ impl Repo {
         }
     }
 
+    /// `gitship` started in the background, stdout and stderr piped.
+    pub fn spawn(&self, args: &[&str]) -> std::process::Child {
+        let mut command = gitship();
+        command.arg("-C").arg(self.path());
+        if let Some(kubeconfig) = &self.kubeconfig {
+            command.arg("--kubeconfig").arg(kubeconfig);
+        }
+        command
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn gitship")
+    }
+
+    /// Wait for a child from [`Repo::spawn`].
+    pub fn finish(child: std::process::Child) -> Run {
+        let output = child.wait_with_output().expect("gitship");
+        Run {
+            code: output.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+
     pub fn ok(&self, args: &[&str]) -> Run {
         let run = self.gitship(args);
         assert_eq!(run.code, 0, "gitship {args:?}:\n{}", run.all());
