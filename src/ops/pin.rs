@@ -21,20 +21,29 @@ pub async fn pin(session: &Session, revision: &str, reason: &str) -> Result<Pin>
             "give a commit SHA, a tag or a branch of this repository",
         )
     })?;
-    let pushed = crate::git::reachable_from_remote(&session.repo.root, &sha)
+    require_pushed(session, revision, &sha)?;
+    pin_sha(session, &sha, reason).await
+}
+
+/// Refuse `revision` (resolved to `sha`) as a pin when the repository has remote-tracking
+/// branches and none of them has it: the agent heals to the pin from its own clone of the
+/// source, which could not check an unpushed commit out. What `pin --rev` and `rollback --to`
+/// check before they pin.
+pub fn require_pushed(session: &Session, revision: &str, sha: &str) -> Result<()> {
+    let pushed = crate::git::reachable_from_remote(&session.repo.root, sha)
         .with_context(|| format!("cannot tell whether `{revision}` was pushed"))?;
     if pushed == Some(false) {
         return Err(UserError::new(
             format!(
                 "`{revision}` ({}) is on no remote-tracking branch: it has not been pushed, so the agent of `{}` could not check it out",
-                short(&sha),
+                short(sha),
                 session.config.name
             ),
-            "push it first (`git push`, then `git fetch`), or pin a commit of a pushed branch",
+            "push it first (`git push`, then `git fetch`), or name a commit of a pushed branch",
         )
         .into());
     }
-    pin_sha(session, &sha, reason).await
+    Ok(())
 }
 
 /// Pin the environment at the commit `sha`.

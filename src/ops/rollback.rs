@@ -5,7 +5,8 @@
 //!
 //! The target is the revision of the last successful record before the current one (failed
 //! records and rollbacks are skipped), `--steps N` further back, or `--to REV`. It is checked
-//! out in gitship's own clone ([`Session::open_revision`]); its images are the ones already in
+//! out in gitship's own clone ([`Session::open_revision`]); `--to REV` must have been pushed,
+//! as for `pin --rev` ([`crate::ops::pin::require_pushed`]). Its images are the ones already in
 //! the registry (nothing is built); Terraform is not rolled back unless `--terraform`, because
 //! a database schema or a destroyed resource rarely rolls back cleanly.
 
@@ -54,6 +55,7 @@ pub async fn target(session: &Session, settings: &RollbackSettings) -> Result<Ro
             let target = crate::git::resolve_revision(&session.repo.root, revision).map_err(|e| {
                 UserError::new(e.to_string(), "give a commit SHA, a tag or a branch of this repository")
             })?;
+            crate::ops::pin::require_pushed(session, revision, &target)?;
             RollbackTarget { current, target }
         }
         None => choose(&inventory.history, settings.steps).ok_or_else(|| {

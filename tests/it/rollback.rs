@@ -519,6 +519,42 @@ async fn pin_refuses_an_unpushed_commit() {
     assert_eq!(stored_pin(&sim).expect("pinned")["sha"], pushed.as_str());
 }
 
+/// `rollback --to` refuses an unpushed commit as `pin --rev` does (the rollback pins it), and
+/// rolls back to a pushed one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rollback_to_refuses_an_unpushed_commit() {
+    let sim = KubeSim::start().await.expect("kubesim starts");
+    let repo = on_kubesim(&sim);
+    let remote = tempfile::tempdir().expect("temp");
+    let remote_path = remote.path().to_string_lossy().into_owned();
+    repo.git(&["init", "-q", "--bare", &remote_path]);
+    repo.git(&["remote", "add", "origin", &remote_path]);
+    repo.git(&["push", "-q", "origin", "main"]);
+    let pushed = head_sha(&repo, "HEAD");
+    site(&repo, "c");
+    repo.commit("c");
+
+    let refused = repo.gitship(&["rollback", "staging", "--yes", "--to", "HEAD"]);
+    assert_eq!(refused.code, 1, "{}", refused.all());
+    assert!(
+        refused.stderr.contains("error: `HEAD` (")
+            && refused.stderr.contains("has not been pushed"),
+        "{}",
+        refused.stderr
+    );
+    assert!(
+        refused.stderr.contains("hint: push it first (`git push`"),
+        "{}",
+        refused.stderr
+    );
+    assert_eq!(stored_pin(&sim), None, "nothing pinned");
+    assert_eq!(cluster_title(&sim), "a", "nothing deployed");
+
+    repo.ok(&["rollback", "staging", "--yes", "--to", "origin/main"]);
+    assert_eq!(stored_pin(&sim).expect("pinned")["sha"], pushed.as_str());
+    assert_eq!(cluster_title(&sim), "b");
+}
+
 /// `deploy --force` deploys over a pin, says so, and leaves the pin in place.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deploy_force_deploys_over_a_pin_and_keeps_it() {
