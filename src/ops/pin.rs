@@ -84,17 +84,51 @@ pub async fn pin_sha(session: &Session, sha: &str, reason: &str) -> Result<Pin> 
 }
 
 /// Put `previous` (a pin read before, or none) back as the environment's pin: what a failed
-/// rollback undoes.
+/// rollback to `session`'s revision undoes. An Event says so (`PinRestored`, or `PinRemoved`
+/// when there was no pin before), next to the rollback's `Pinned`.
 pub async fn restore(session: &Session, previous: Option<&Pin>) -> Result<()> {
     let connection = session.connect().await?;
+    let environment = session.environment();
     pin::store(
         &connection.client,
-        &session.environment(),
+        &environment,
         previous,
         &RetryPolicy::default(),
     )
     .await
     .map_err(user_error)?;
+    let failed = format!(
+        "the rollback of `{}` to {} failed",
+        environment.name,
+        short(&session.git.sha)
+    );
+    let (reason, message) = match previous {
+        Some(previous) => (
+            "PinRestored",
+            format!(
+                "{failed}: its pin is undone, `{}` is pinned at {} again ({} by {})",
+                environment.name,
+                short(&previous.sha),
+                previous.reason,
+                previous.who
+            ),
+        ),
+        None => (
+            "PinRemoved",
+            format!(
+                "{failed}: its pin is removed, `{}` follows Git again",
+                environment.name
+            ),
+        ),
+    };
+    events::record(
+        &connection.client,
+        &environment,
+        EventType::Warning,
+        reason,
+        &message,
+    )
+    .await;
     connection.save_sandbox()
 }
 

@@ -413,6 +413,29 @@ async fn a_rollback_pins_before_it_deploys_and_restores_the_pin_when_it_fails() 
     assert_eq!(pin["sha"], b.as_str(), "{pin}");
     assert_eq!(pin["reason"], "pin", "{pin}");
     assert_eq!(cluster_title(&sim), "b");
+    // The Events tell the story: pinned by the rollback, then the previous pin restored.
+    let reasons: Vec<(String, String)> = sim
+        .handle()
+        .objects()
+        .iter()
+        .filter(|o| o["kind"] == "Event" && o["involvedObject"]["name"] == "gitship-staging")
+        .map(|e| {
+            (
+                e["reason"].as_str().unwrap_or_default().to_string(),
+                e["message"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect();
+    let restored = reasons
+        .iter()
+        .find(|(reason, _)| reason == "PinRestored")
+        .unwrap_or_else(|| panic!("no `PinRestored` Event: {reasons:?}"));
+    assert!(
+        restored
+            .1
+            .contains(&format!("is pinned at {} again (pin by", &b[..12])),
+        "{restored:?}"
+    );
 }
 
 /// An unreadable pin stops `deploy`, `status` and `agent --once` with a hint to `resume`, and
