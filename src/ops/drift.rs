@@ -9,6 +9,7 @@
 use anyhow::Result;
 
 use crate::diagnostics::user_error;
+use crate::git::short_sha;
 use crate::kube::retry::RetryPolicy;
 use crate::ops::session::Session;
 use crate::plan::{DriftReport, kubernetes};
@@ -80,8 +81,8 @@ pub async fn drift_with(session: &Session, terraform: bool) -> Result<DriftRepor
         session.printer.warn(&format!(
             "`{}` is pinned at {}, Git at {}: the cluster is meant to run the pinned revision (`gitship resume {}` follows Git again)",
             environment.name,
-            pin.sha.get(..12).unwrap_or(&pin.sha),
-            session.git.sha.get(..12).unwrap_or(&session.git.sha),
+            short_sha(&pin.sha),
+            short_sha(&session.git.sha),
             environment.name
         ));
     }

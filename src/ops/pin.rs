@@ -5,6 +5,7 @@ use anyhow::{Context as _, Result};
 use chrono::Utc;
 
 use crate::diagnostics::{UserError, user_error};
+use crate::git::short_sha;
 use crate::kube::KubeError;
 use crate::kube::events::{self, EventType};
 use crate::kube::pin::{self, Pin};
@@ -36,7 +37,7 @@ pub fn require_pushed(session: &Session, revision: &str, sha: &str) -> Result<()
         return Err(UserError::new(
             format!(
                 "`{revision}` ({}) is on no remote-tracking branch: it has not been pushed, so the agent of `{}` could not check it out",
-                short(sha),
+                short_sha(sha),
                 session.config.name
             ),
             "push it first (`git push`, then `git fetch`), or name a commit of a pushed branch",
@@ -74,7 +75,7 @@ pub async fn pin_sha(session: &Session, sha: &str, reason: &str) -> Result<Pin> 
         &format!(
             "`{}` pinned at {} by {} ({reason})",
             environment.name,
-            short(&pin.sha),
+            short_sha(&pin.sha),
             pin.who
         ),
     )
@@ -100,7 +101,7 @@ pub async fn restore(session: &Session, previous: Option<&Pin>) -> Result<()> {
     let failed = format!(
         "the rollback of `{}` to {} failed",
         environment.name,
-        short(&session.git.sha)
+        short_sha(&session.git.sha)
     );
     let (reason, message) = match previous {
         Some(previous) => (
@@ -108,7 +109,7 @@ pub async fn restore(session: &Session, previous: Option<&Pin>) -> Result<()> {
             format!(
                 "{failed}: its pin is undone, `{}` is pinned at {} again ({} by {})",
                 environment.name,
-                short(&previous.sha),
+                short_sha(&previous.sha),
                 previous.reason,
                 previous.who
             ),
@@ -158,7 +159,7 @@ pub async fn resume(session: &Session) -> Result<Resumed> {
         .await
         .map_err(user_error)?;
     let was = match &previous {
-        Resumed::Unpinned(pin) => format!("was pinned at {}", short(&pin.sha)),
+        Resumed::Unpinned(pin) => format!("was pinned at {}", short_sha(&pin.sha)),
         _ => "its pin was unreadable".to_string(),
     };
     events::record(
@@ -194,11 +195,11 @@ pub fn check_deploy(pin: Option<&Pin>, sha: &str, environment: &str, force: bool
         Some(pin) if pin.sha != sha && !force => Err(UserError::new(
             format!(
                 "`{environment}` is pinned at {} ({} by {}, {}); this deploy is {}",
-                short(&pin.sha),
+                short_sha(&pin.sha),
                 pin.reason,
                 pin.who,
                 pin.time.format("%Y-%m-%d %H:%M:%SZ"),
-                short(sha)
+                short_sha(sha)
             ),
             format!(
                 "`git revert` the bad change and run `gitship resume {environment}`, or pass `--force` to deploy anyway"
@@ -230,10 +231,6 @@ async fn require_deployed(session: &Session, connection: &ClusterConnection) -> 
         .into());
     }
     Ok(())
-}
-
-fn short(sha: &str) -> &str {
-    sha.get(..12).unwrap_or(sha)
 }
 
 #[cfg(test)]

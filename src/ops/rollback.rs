@@ -13,6 +13,7 @@
 use anyhow::Result;
 
 use crate::diagnostics::{UserError, user_error};
+use crate::git::short_sha;
 use crate::kube::deploy::DeployReport;
 use crate::kube::inventory::{DeployOutcome, DeployRecord, RecordSource};
 use crate::kube::retry::RetryPolicy;
@@ -75,7 +76,7 @@ pub async fn target(session: &Session, settings: &RollbackSettings) -> Result<Ro
             format!(
                 "`{}` runs {} already",
                 environment.name,
-                short(&target.current)
+                short_sha(&target.current)
             ),
             "pick an earlier revision with `--to REV` or `--steps N`",
         )
@@ -155,7 +156,7 @@ pub async fn rollback(revision: &Session, settings: &RollbackSettings) -> Result
     if !settings.terraform && crate::ops::deploy::revision_module_differs(revision)? {
         revision.printer.warn(&format!(
             "Terraform is not rolled back: its module at {} differs from the work tree's; the infrastructure stays as the current state has it (roll it back with `--terraform` from a checkout of the revision)",
-            short(&revision.git.sha)
+            short_sha(&revision.git.sha)
         ));
     }
     // The pin is written before the deploy takes the lock: a deploy (an agent's sync) waiting
@@ -172,17 +173,13 @@ pub async fn rollback(revision: &Session, settings: &RollbackSettings) -> Result
             if let Err(restore) = crate::ops::pin::restore(revision, previous.as_ref()).await {
                 revision.printer.warn(&format!(
                     "the rollback failed and its pin at {} could not be undone: {}",
-                    short(&revision.git.sha),
+                    short_sha(&revision.git.sha),
                     crate::diagnostics::render(&restore)
                 ));
             }
             Err(error)
         }
     }
-}
-
-fn short(sha: &str) -> &str {
-    sha.get(..12).unwrap_or(sha)
 }
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 
 use std::fmt::Write;
 
+use crate::git::short_sha;
 use crate::output::{paint, style};
 
 use super::{
@@ -387,10 +388,6 @@ fn indent(text: &str, prefix: &str) -> String {
         out.push('\n');
     }
     out
-}
-
-fn short_sha(sha: &str) -> &str {
-    sha.get(..12).unwrap_or(sha)
 }
 
 #[cfg(test)]
