@@ -10,7 +10,6 @@ use anyhow::Result;
 
 use crate::diagnostics::user_error;
 use crate::git::short_sha;
-use crate::kube::retry::RetryPolicy;
 use crate::ops::session::Session;
 use crate::plan::{DriftReport, kubernetes};
 use crate::render::{self, UnknownOutputs};
@@ -50,13 +49,7 @@ pub async fn drift_with(session: &Session, terraform: bool) -> Result<DriftRepor
         crate::kube::live::compare_live(&connection.client, &environment, &manifests)
             .await
             .map_err(user_error)?;
-    let (inventory, pin) = crate::kube::pin::load_with_inventory(
-        &connection.client,
-        &environment,
-        &RetryPolicy::default(),
-    )
-    .await
-    .map_err(user_error)?;
+    let (inventory, pin) = session.inventory_and_pin(&connection).await?;
     if inventory.is_none() {
         let ours = environment_diff
             .objects

@@ -51,7 +51,7 @@ pub fn require_pushed(session: &Session, revision: &str, sha: &str) -> Result<()
 pub async fn pin_sha(session: &Session, sha: &str, reason: &str) -> Result<Pin> {
     let sha = sha.to_string();
     let connection = session.connect_announced().await?;
-    require_deployed(session, &connection).await?;
+    session.deployed_inventory(&connection, "pin").await?;
     let pin = Pin {
         sha,
         who: crate::kube::inventory::who(),
@@ -208,29 +208,6 @@ pub fn check_deploy(pin: Option<&Pin>, sha: &str, environment: &str, force: bool
         .into()),
         _ => Ok(()),
     }
-}
-
-async fn require_deployed(session: &Session, connection: &ClusterConnection) -> Result<()> {
-    let environment = session.environment();
-    let inventory = crate::kube::inventory::load(
-        &connection.client,
-        &environment.name,
-        &environment.namespace,
-        &RetryPolicy::default(),
-    )
-    .await
-    .map_err(user_error)?;
-    if inventory.is_none() {
-        return Err(UserError::new(
-            format!(
-                "`{}` has never been deployed: there is nothing to pin",
-                environment.name
-            ),
-            format!("deploy it first: `gitship deploy {}`", environment.name),
-        )
-        .into());
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -12,11 +12,10 @@
 
 use anyhow::Result;
 
-use crate::diagnostics::{UserError, user_error};
+use crate::diagnostics::UserError;
 use crate::git::short_sha;
 use crate::kube::deploy::DeployReport;
 use crate::kube::inventory::{DeployOutcome, DeployRecord, RecordSource};
-use crate::kube::retry::RetryPolicy;
 use crate::ops::deploy::{DeployPolicy, ImagePolicy, TerraformPolicy};
 use crate::ops::{DeploySource, Session};
 use crate::settings::{BuildSettings, ClusterSettings, DeploySettings, RollbackSettings};
@@ -33,23 +32,7 @@ pub struct RollbackTarget {
 pub async fn target(session: &Session, settings: &RollbackSettings) -> Result<RollbackTarget> {
     let connection = session.connect().await?;
     let environment = session.environment();
-    let inventory = crate::kube::inventory::load(
-        &connection.client,
-        &environment.name,
-        &environment.namespace,
-        &RetryPolicy::default(),
-    )
-    .await
-    .map_err(user_error)?
-    .ok_or_else(|| {
-        UserError::new(
-            format!(
-                "`{}` has never been deployed: there is nothing to roll back",
-                environment.name
-            ),
-            format!("deploy it first: `gitship deploy {}`", environment.name),
-        )
-    })?;
+    let inventory = session.deployed_inventory(&connection, "roll back").await?;
     let target = match &settings.to {
         Some(revision) => {
             let current = newest_good(&inventory.history).unwrap_or_default();

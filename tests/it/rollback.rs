@@ -179,6 +179,45 @@ fn rollback_pins_the_previous_revision_until_resumed() {
     assert!(none.stderr.contains("--to REV"), "{}", none.stderr);
 }
 
+/// Before the first deploy: `pin` and `rollback` refuse with the same error, `history` says so.
+#[test]
+fn pin_rollback_and_history_of_an_environment_never_deployed() {
+    let repo = Repo {
+        dir: tempfile::tempdir().expect("temp"),
+        kubeconfig: None,
+    };
+    repo.write(".gitignore", ".gitship/\n");
+    repo.write("config/staging.yaml", "cluster:\n  namespace: web\n");
+    site(&repo, "a");
+    repo.git(&["init", "-q", "-b", "main"]);
+    repo.commit("a");
+    for (args, what) in [
+        (&["pin", "staging", "--sandbox", "--rev", "HEAD"][..], "pin"),
+        (
+            &["rollback", "staging", "--sandbox", "--yes"][..],
+            "roll back",
+        ),
+    ] {
+        let run = repo.gitship(args);
+        assert_eq!(run.code, 1, "{args:?}: {}", run.all());
+        assert!(
+            run.stderr.contains(&format!(
+                "error: `staging` has never been deployed: there is nothing to {what}"
+            )) && run
+                .stderr
+                .contains("hint: deploy it first: `gitship deploy staging`"),
+            "{args:?}: {}",
+            run.stderr
+        );
+    }
+    let history = repo.ok(&["history", "staging", "--sandbox"]);
+    assert!(
+        history.stdout.contains("never deployed"),
+        "{}",
+        history.stdout
+    );
+}
+
 #[test]
 fn allowed_revisions_refuse_a_commit_on_a_side_branch() {
     let repo = Repo {
