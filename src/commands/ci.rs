@@ -5,18 +5,11 @@ use anyhow::Result;
 
 use crate::commands::Context;
 use crate::exit::Outcome;
-use crate::ops::ci_init::{self, CiInitOptions};
+use crate::ops::ci_init;
 use crate::settings::{CiInitSettings, CiPlatform, OutputFormat};
 
 pub fn init(ctx: &Context, settings: CiInitSettings) -> Result<Outcome> {
-    let options = CiInitOptions {
-        platform: settings.platform,
-        plan_env: settings.plan_env,
-        deploy_envs: settings.deploy_envs,
-        branch: settings.branch,
-        force: settings.force,
-    };
-    let report = ci_init::ci_init(ctx.global.repo.as_deref(), &options)?;
+    let report = ci_init::ci_init(ctx.global.repo.as_deref(), &settings)?;
     if ctx.printer.format == OutputFormat::Json {
         ctx.printer.data(&serde_json::to_string_pretty(&report)?)?;
         return Ok(Outcome::Success);

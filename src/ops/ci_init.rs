@@ -18,23 +18,8 @@ use anyhow::{Context as _, Result};
 use crate::diagnostics::{UserError, user_error};
 use crate::repo::Repository;
 
+use crate::settings::CiInitSettings;
 pub use crate::settings::CiPlatform as Platform;
-
-/// What the user asked for.
-#[derive(Debug, Clone)]
-pub struct CiInitOptions {
-    pub platform: Platform,
-    /// `--plan-env`: default `staging` when it exists, else the first environment (in name
-    /// order) that is not `production`.
-    pub plan_env: Option<String>,
-    /// `--deploy-env` (in order); default `production` when it exists.
-    pub deploy_envs: Vec<String>,
-    /// `--branch`: the branch deploys run from (GitHub only; GitLab's pipeline names the
-    /// project's default branch itself). Default: the repository's default branch.
-    pub branch: Option<String>,
-    /// Overwrite files that exist.
-    pub force: bool,
-}
 
 /// One environment deployed from the default branch.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -86,7 +71,7 @@ pub fn kubeconfig_secret(env: &str) -> String {
 
 /// Check the options against the repository, then write the platform's files (refusing to
 /// overwrite any without `force`, before writing anything).
-pub fn ci_init(repo_dir: Option<&Path>, options: &CiInitOptions) -> Result<CiInitReport> {
+pub fn ci_init(repo_dir: Option<&Path>, options: &CiInitSettings) -> Result<CiInitReport> {
     let repo = Repository::discover(repo_dir).map_err(user_error)?;
     let git_root = crate::git::work_tree_root(&repo.root).ok_or_else(|| {
         UserError::new(
@@ -131,7 +116,7 @@ pub fn ci_init(repo_dir: Option<&Path>, options: &CiInitOptions) -> Result<CiIni
 }
 
 /// The [`CiSpec`] for `repo` under `options`: environments checked to exist.
-fn spec(repo: &Repository, git_root: &Path, options: &CiInitOptions) -> Result<CiSpec> {
+fn spec(repo: &Repository, git_root: &Path, options: &CiInitSettings) -> Result<CiSpec> {
     let names: Vec<&String> = repo.environments.keys().collect();
     if names.is_empty() {
         return Err(UserError::new(
@@ -233,7 +218,7 @@ fn spec(repo: &Repository, git_root: &Path, options: &CiInitOptions) -> Result<C
 }
 
 /// The branch whose pushes deploy: `--branch`, else the repository's default branch.
-fn deploy_branch(root: &Path, options: &CiInitOptions) -> Result<String> {
+fn deploy_branch(root: &Path, options: &CiInitSettings) -> Result<String> {
     if options.platform == Platform::Gitlab {
         if options.branch.is_some() {
             return Err(UserError::usage(
