@@ -22,7 +22,7 @@ use crate::kube::sandbox::Sandbox;
 use crate::model::{Environment, Manifest};
 use crate::output::Printer;
 use crate::plan::{GitInfo, ImageAction, ImageChange};
-use crate::render::{self, ImageRef, RenderInputs, UnknownOutputs};
+use crate::render::{self, ImageRef, UnknownOutputs};
 use crate::repo::{EnvConfig, Repository};
 use crate::settings::{ClusterSettings, GlobalSettings};
 use crate::terraform::{self, Terraform, TerraformSettings};
@@ -377,10 +377,18 @@ impl Session {
         outputs: terraform::Outputs,
         unknown: UnknownOutputs,
     ) -> Result<Vec<Manifest>> {
-        let mut inputs =
-            RenderInputs::for_environment(&self.repo, &self.config, outputs).map_err(user_error)?;
-        inputs.images = images;
-        render::render_environment(&self.repo, &self.config, &inputs, unknown).map_err(user_error)
+        self.render_noted(images, outputs, unknown)
+            .map(|output| output.manifests)
+    }
+
+    /// [`Session::render`], with what the render left literal and substituted.
+    pub fn render_noted(
+        &self,
+        images: BTreeMap<String, ImageRef>,
+        outputs: terraform::Outputs,
+        unknown: UnknownOutputs,
+    ) -> Result<render::RenderOutput> {
+        crate::ops::render::render_noted(&self.repo, &self.config, outputs, Some(images), unknown)
     }
 }
 
