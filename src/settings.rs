@@ -114,15 +114,19 @@ impl CiPlatform {
     }
 }
 
-/// `gitship ci init github|gitlab`.
+/// `gitship ci init github|gitlab`: what [`crate::ops::ci_init::ci_init`] is asked for.
 #[derive(Debug, Clone)]
 pub struct CiInitSettings {
     pub platform: CiPlatform,
+    /// `--plan-env`: default `staging` when it exists, else the first environment (in name
+    /// order) that is not `production`.
     pub plan_env: Option<String>,
-    /// In deploy order; empty: the default (`production`).
+    /// `--deploy-env`, in deploy order; empty: the default (`production` when it exists).
     pub deploy_envs: Vec<String>,
-    /// `--branch`: the branch whose pushes deploy (default: the repository's default branch).
+    /// `--branch`: the branch whose pushes deploy (GitHub only; GitLab's pipeline names the
+    /// project's default branch itself). Default: the repository's default branch.
     pub branch: Option<String>,
+    /// `--force`: overwrite files that exist.
     pub force: bool,
 }
 

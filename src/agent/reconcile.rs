@@ -30,6 +30,7 @@ use crate::agent::state::{AgentState, Heal, Revision, SyncState};
 use crate::diagnostics::user_error;
 use crate::exit::Outcome;
 use crate::git::clone::GitSource;
+use crate::git::short_sha;
 use crate::kube::KubeError;
 use crate::kube::events::{self, EventType};
 use crate::kube::inventory::{DeployOutcome, RecordSource};
@@ -243,7 +244,7 @@ impl Agent {
             self.printer.status(&format!(
                 "agent: `{}` runs {} already; checking for drift",
                 self.options.env,
-                short(&head.sha)
+                short_sha(&head.sha)
             ));
             let healed = self.heal_once().await?;
             if let Some(error) = healed {
@@ -254,7 +255,7 @@ impl Agent {
         self.deploy(&head, Purpose::Sync).await?;
         self.printer.status(&format!(
             "agent: synced {} ({})",
-            short(&head.sha),
+            short_sha(&head.sha),
             head.subject
         ));
         Ok(Outcome::Success)
@@ -424,7 +425,7 @@ impl Agent {
         }
         self.printer.status(&format!(
             "agent: syncing {} ({}) by {}",
-            short(&head.sha),
+            short_sha(&head.sha),
             head.subject,
             head.author
         ));
@@ -448,7 +449,7 @@ impl Agent {
         let now = Utc::now();
         self.printer.status(&format!(
             "agent: synced {} in {:.1}s: {}",
-            short(&head.sha),
+            short_sha(&head.sha),
             elapsed.as_secs_f64(),
             deployed.report.summary_line()
         ));
@@ -498,7 +499,7 @@ impl Agent {
             backoff = backoff.min(self.options.interval);
             self.printer.status(&format!(
                 "agent: {} waits for images: {} (next look in {}s)",
-                short(&head.sha),
+                short_sha(&head.sha),
                 missing.missing.join(", "),
                 backoff.as_secs()
             ));
@@ -521,11 +522,11 @@ impl Agent {
             }
             self.printer.warn(&format!(
                 "agent: sync of {} failed (next attempt in {}s); the cluster stays at {}:\n{message}",
-                short(&head.sha),
+                short_sha(&head.sha),
                 backoff.as_secs(),
                 self.applied
                     .as_ref()
-                    .map_or("its previous state".to_string(), |a| short(&a.sha).to_string())
+                    .map_or("its previous state".to_string(), |a| short_sha(&a.sha).to_string())
             ));
             let text = message.clone();
             let revision = self.applied.clone();
@@ -549,7 +550,7 @@ impl Agent {
             self.event(
                 EventType::Warning,
                 "SyncFailed",
-                &format!("agent: {} failed: {message}", short(&head.sha)),
+                &format!("agent: {} failed: {message}", short_sha(&head.sha)),
             )
             .await;
         }
@@ -596,11 +597,11 @@ impl Agent {
             self.printer.status(&format!(
                 "agent: `{}` is pinned at {} ({} by {}), Git at {}: not syncing, healing to {}",
                 self.options.env,
-                short(&pin.sha),
+                short_sha(&pin.sha),
                 pin.reason,
                 pin.who,
-                short(&head.sha),
-                short(&pin.sha)
+                short_sha(&head.sha),
+                short_sha(&pin.sha)
             ));
         }
         self.applied = Some(revision.clone());
@@ -712,7 +713,7 @@ impl Agent {
         self.printer.status(&format!(
             "agent: healing `{}` back to {}: {}",
             self.options.env,
-            short(&applied.sha),
+            short_sha(&applied.sha),
             healing.join("; ")
         ));
         if let Err(error) = self.deploy(&applied, Purpose::Heal(healing.clone())).await {
@@ -796,10 +797,6 @@ fn backoff(attempts: u32) -> Duration {
         .checked_shl(attempts.saturating_sub(1))
         .unwrap_or(u32::MAX);
     BACKOFF_MIN.saturating_mul(factor).min(BACKOFF_MAX)
-}
-
-fn short(sha: &str) -> &str {
-    sha.get(..12).unwrap_or(sha)
 }
 
 /// What one drift check found, keyed per field (`Deployment blog/web /spec/replicas`) or per

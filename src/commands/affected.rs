@@ -22,12 +22,11 @@ pub fn run(ctx: &Context, since: &str) -> Result<Outcome> {
             names.join(", ")
         }
     };
-    let short = |sha: &str| sha.chars().take(12).collect::<String>();
     let mut out = format!(
         "since `{}` (base {}, HEAD {}): {} file{} changed{}\nenvironments: {}\napps: {}\n",
         affected.since,
-        short(&affected.base),
-        short(&affected.head),
+        crate::git::short_sha(&affected.base),
+        crate::git::short_sha(&affected.head),
         affected.files.len(),
         if affected.files.len() == 1 { "" } else { "s" },
         if affected.everything {

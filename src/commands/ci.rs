@@ -5,18 +5,11 @@ use anyhow::Result;
 
 use crate::commands::Context;
 use crate::exit::Outcome;
-use crate::ops::ci_init::{self, CiInitOptions};
-use crate::settings::{CiInitSettings, CiPlatform, OutputFormat};
+use crate::ops::ci_init;
+use crate::settings::{CiInitSettings, OutputFormat};
 
 pub fn init(ctx: &Context, settings: CiInitSettings) -> Result<Outcome> {
-    let options = CiInitOptions {
-        platform: settings.platform,
-        plan_env: settings.plan_env,
-        deploy_envs: settings.deploy_envs,
-        branch: settings.branch,
-        force: settings.force,
-    };
-    let report = ci_init::ci_init(ctx.global.repo.as_deref(), &options)?;
+    let report = ci_init::ci_init(ctx.global.repo.as_deref(), &settings)?;
     if ctx.printer.format == OutputFormat::Json {
         ctx.printer.data(&serde_json::to_string_pretty(&report)?)?;
         return Ok(Outcome::Success);
@@ -44,19 +37,10 @@ pub fn init(ctx: &Context, settings: CiInitSettings) -> Result<Outcome> {
         deploys.join(", "),
         spec.drift.join(", ")
     ));
-    let mut secrets = Vec::new();
-    if !spec.registries.is_empty() {
-        secrets.push("REGISTRY_USERNAME".to_string());
-        secrets.push("REGISTRY_PASSWORD".to_string());
-    }
-    secrets.extend(spec.drift.iter().map(|env| ci_init::kubeconfig_secret(env)));
-    if spec.terraform {
-        secrets.push("AWS_ACCESS_KEY_ID".to_string());
-        secrets.push("AWS_SECRET_ACCESS_KEY".to_string());
-    }
-    if settings.platform == CiPlatform::Gitlab {
-        secrets.push("GITLAB_TOKEN".to_string());
-    }
+    let secrets: Vec<String> = ci_init::secrets(spec, settings.platform)
+        .into_iter()
+        .flat_map(|group| group.names)
+        .collect();
     out.push_str(&format!(
         "secrets to set: {} (the file's header says what each holds)\n",
         secrets.join(", ")

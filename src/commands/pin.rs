@@ -4,6 +4,7 @@ use anyhow::Result;
 
 use crate::commands::Context;
 use crate::exit::Outcome;
+use crate::git::short_sha;
 use crate::ops::Session;
 use crate::ops::pin::Resumed;
 use crate::settings::{ClusterSettings, StatusSettings};
@@ -26,7 +27,7 @@ pub async fn pin(ctx: &Context, settings: StatusSettings, revision: &str) -> Res
     ctx.printer.data(&format!(
         "pinned `{}` at {}: `deploy` refuses other revisions (unless `--force`) and the agent heals to it without syncing; `gitship resume {}` undoes it\n",
         session.config.name,
-        pin.sha.get(..12).unwrap_or(&pin.sha),
+        short_sha(&pin.sha),
         session.config.name
     ))?;
     Ok(Outcome::Success)
@@ -38,7 +39,7 @@ pub async fn resume(ctx: &Context, settings: StatusSettings) -> Result<Outcome> 
         Resumed::Unpinned(previous) => format!(
             "resumed `{}`: it follows Git again (it was pinned at {})\n",
             session.config.name,
-            previous.sha.get(..12).unwrap_or(&previous.sha)
+            short_sha(&previous.sha)
         ),
         Resumed::UnreadableRemoved(message) => format!(
             "resumed `{}`: it follows Git again (its pin was unreadable and is removed: {message})\n",

@@ -9,6 +9,7 @@ use crate::commands::Context;
 use crate::commands::plan::print_plan;
 use crate::diagnostics::UserError;
 use crate::exit::Outcome;
+use crate::git::short_sha;
 use crate::ops::Session;
 use crate::settings::{ClusterSettings, RollbackSettings};
 
@@ -24,8 +25,8 @@ pub async fn run(ctx: &Context, settings: RollbackSettings) -> Result<Outcome> {
     ctx.printer.status(&format!(
         "rollback of `{}` from {} to {}: images and Kubernetes{}",
         settings.env,
-        short(&target.current),
-        short(&target.target),
+        short_sha(&target.current),
+        short_sha(&target.target),
         if settings.terraform {
             " and Terraform"
         } else {
@@ -41,8 +42,8 @@ pub async fn run(ctx: &Context, settings: RollbackSettings) -> Result<Outcome> {
     ctx.printer.data(&format!(
         "rolled `{env}` back to {to}: {summary}\n`{env}` is pinned at {to}: the agent heals it there and does not sync, and `deploy` refuses other revisions.\nMake Git the truth again: `git revert` the bad change ({from}), push, then `gitship resume {env}`.\n",
         env = settings.env,
-        to = short(&target.target),
-        from = short(&target.current),
+        to = short_sha(&target.target),
+        from = short_sha(&target.current),
         summary = report.summary_line()
     ))?;
     Ok(Outcome::Success)
@@ -66,8 +67,4 @@ fn confirm(env: &str) -> Result<()> {
         return Ok(());
     }
     Err(UserError::new("rollback cancelled", "nothing was changed").into())
-}
-
-fn short(sha: &str) -> &str {
-    sha.get(..12).unwrap_or(sha)
 }

@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 
 use crate::commands::Context;
 use crate::exit::Outcome;
+use crate::git::short_sha;
 use crate::kube::inventory::DeployOutcome;
 use crate::ops::Session;
 use crate::ops::status::StatusReport;
@@ -177,10 +178,6 @@ fn time(time: &DateTime<Utc>) -> String {
 fn renewed(time: Option<&DateTime<Utc>>) -> String {
     time.map(|time| format!(", renewed {}", self::time(time)))
         .unwrap_or_default()
-}
-
-fn short_sha(sha: &str) -> &str {
-    sha.get(..12).unwrap_or(sha)
 }
 
 #[cfg(test)]

@@ -164,6 +164,11 @@ pub fn reachable_from_remote(root: &Path, sha: &str) -> Result<Option<bool>, Git
     Ok(any.then_some(false))
 }
 
+/// A commit SHA as gitship shows it to people: its first 12 characters (all of it when shorter).
+pub fn short_sha(sha: &str) -> &str {
+    sha.get(..12).unwrap_or(sha)
+}
+
 /// The full SHA of `HEAD` of the Git repository enclosing `root`.
 pub fn head_sha(root: &Path) -> Result<String, GitError> {
     let repository = open(root)?;
@@ -579,6 +584,13 @@ impl DockerIgnore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn short_sha_keeps_twelve_characters() {
+        let sha = "0123456789abcdef0123456789abcdef01234567";
+        assert_eq!(short_sha(sha), "0123456789ab");
+        assert_eq!(short_sha("abc"), "abc");
+    }
 
     #[test]
     fn dockerignore_rules() {

@@ -18,23 +18,8 @@ use anyhow::{Context as _, Result};
 use crate::diagnostics::{UserError, user_error};
 use crate::repo::Repository;
 
+use crate::settings::CiInitSettings;
 pub use crate::settings::CiPlatform as Platform;
-
-/// What the user asked for.
-#[derive(Debug, Clone)]
-pub struct CiInitOptions {
-    pub platform: Platform,
-    /// `--plan-env`: default `staging` when it exists, else the first environment (in name
-    /// order) that is not `production`.
-    pub plan_env: Option<String>,
-    /// `--deploy-env` (in order); default `production` when it exists.
-    pub deploy_envs: Vec<String>,
-    /// `--branch`: the branch deploys run from (GitHub only; GitLab's pipeline names the
-    /// project's default branch itself). Default: the repository's default branch.
-    pub branch: Option<String>,
-    /// Overwrite files that exist.
-    pub force: bool,
-}
 
 /// One environment deployed from the default branch.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -86,7 +71,7 @@ pub fn kubeconfig_secret(env: &str) -> String {
 
 /// Check the options against the repository, then write the platform's files (refusing to
 /// overwrite any without `force`, before writing anything).
-pub fn ci_init(repo_dir: Option<&Path>, options: &CiInitOptions) -> Result<CiInitReport> {
+pub fn ci_init(repo_dir: Option<&Path>, options: &CiInitSettings) -> Result<CiInitReport> {
     let repo = Repository::discover(repo_dir).map_err(user_error)?;
     let git_root = crate::git::work_tree_root(&repo.root).ok_or_else(|| {
         UserError::new(
@@ -131,7 +116,7 @@ pub fn ci_init(repo_dir: Option<&Path>, options: &CiInitOptions) -> Result<CiIni
 }
 
 /// The [`CiSpec`] for `repo` under `options`: environments checked to exist.
-fn spec(repo: &Repository, git_root: &Path, options: &CiInitOptions) -> Result<CiSpec> {
+fn spec(repo: &Repository, git_root: &Path, options: &CiInitSettings) -> Result<CiSpec> {
     let names: Vec<&String> = repo.environments.keys().collect();
     if names.is_empty() {
         return Err(UserError::new(
@@ -233,7 +218,7 @@ fn spec(repo: &Repository, git_root: &Path, options: &CiInitOptions) -> Result<C
 }
 
 /// The branch whose pushes deploy: `--branch`, else the repository's default branch.
-fn deploy_branch(root: &Path, options: &CiInitOptions) -> Result<String> {
+fn deploy_branch(root: &Path, options: &CiInitSettings) -> Result<String> {
     if options.platform == Platform::Gitlab {
         if options.branch.is_some() {
             return Err(UserError::usage(
@@ -317,48 +302,84 @@ fn indent(text: &str, spaces: usize) -> String {
         + "\n"
 }
 
-/// The header comment naming the secrets, shared by both platforms.
-fn secrets_comment(spec: &CiSpec, store: &str, kubeconfig_kind: &str, extra: &[&str]) -> String {
-    let mut lines = vec![format!("# Secrets to set ({store}):")];
+/// Secrets (GitHub) or CI/CD variables (GitLab) the generated file reads, set together.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Secrets {
+    /// Their names (a login's user and password go together).
+    pub names: Vec<String>,
+    /// What they hold, as the file's header says it, one line of the header each.
+    pub holds: Vec<String>,
+}
+
+/// The secrets the files [`generate`] writes for `spec` on `platform` read, in the order their
+/// header lists them: what `ci init` tells the user to set.
+pub fn secrets(spec: &CiSpec, platform: Platform) -> Vec<Secrets> {
+    let group = |names: &[&str], holds: &[&str]| Secrets {
+        names: names.iter().map(|name| name.to_string()).collect(),
+        holds: holds.iter().map(|line| line.to_string()).collect(),
+    };
+    let mut secrets = Vec::new();
     if !spec.registries.is_empty() {
-        lines.push(format!(
-            "#   REGISTRY_USERNAME, REGISTRY_PASSWORD: the registry login for {} (plan reads tags,",
-            spec.registries.join(", ")
+        secrets.push(group(
+            &["REGISTRY_USERNAME", "REGISTRY_PASSWORD"],
+            &[
+                &format!(
+                    "the registry login for {} (plan reads tags,",
+                    spec.registries.join(", ")
+                ),
+                "build and deploy push images)",
+            ],
         ));
-        lines.push("#     build and deploy push images)".to_string());
     }
+    let kubeconfig_kind = match platform {
+        Platform::Github => "the file's contents",
+        Platform::Gitlab => "a variable of type File",
+    };
     for env in &spec.drift {
-        lines.push(format!(
-            "#   {}: the kubeconfig of environment `{env}` ({kubeconfig_kind})",
-            kubeconfig_secret(env)
+        secrets.push(group(
+            &[&kubeconfig_secret(env)],
+            &[&format!(
+                "the kubeconfig of environment `{env}` ({kubeconfig_kind})"
+            )],
         ));
     }
     if spec.terraform {
-        lines.push(
-            "#   AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY: the Terraform backend's credentials (an `s3`"
-                .to_string(),
-        );
-        lines.push(
-            "#     backend; for `azurerm` use ARM_*, for `gcs` GOOGLE_CREDENTIALS, and change the"
-                .to_string(),
-        );
-        lines.push("#     variables below to match)".to_string());
+        secrets.push(group(
+            &["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"],
+            &[
+                "the Terraform backend's credentials (an `s3`",
+                "backend; for `azurerm` use ARM_*, for `gcs` GOOGLE_CREDENTIALS, and change the",
+                "variables below to match)",
+            ],
+        ));
     }
-    for line in extra {
-        lines.push(format!("#   {line}"));
+    if platform == Platform::Gitlab {
+        secrets.push(group(
+            &["GITLAB_TOKEN"],
+            &["a project access token with the `api` scope, to write the plan note"],
+        ));
+    }
+    secrets
+}
+
+/// The header comment naming the [`secrets`] to set in `store`, shared by both platforms.
+fn secrets_comment(spec: &CiSpec, platform: Platform, store: &str) -> String {
+    let mut lines = vec![format!("# Secrets to set ({store}):")];
+    for group in secrets(spec, platform) {
+        for (index, line) in group.holds.iter().enumerate() {
+            if index == 0 {
+                lines.push(format!("#   {}: {line}", group.names.join(", ")));
+            } else {
+                lines.push(format!("#     {line}"));
+            }
+        }
     }
     lines.join("\n") + "\n"
 }
 
 /// A generated file's header: `template` filled with the version and environments, then the
 /// secrets to set in `store`.
-fn header(
-    spec: &CiSpec,
-    template: &str,
-    store: &str,
-    kubeconfig_kind: &str,
-    extra: &[&str],
-) -> String {
+fn header(spec: &CiSpec, platform: Platform, template: &str, store: &str) -> String {
     let names = |list: Vec<&str>| {
         list.iter()
             .map(|n| format!("`{n}`"))
@@ -377,7 +398,7 @@ fn header(
             ("BRANCH", &spec.branch),
         ],
     );
-    out.push_str(&secrets_comment(spec, store, kubeconfig_kind, extra));
+    out.push_str(&secrets_comment(spec, platform, store));
     out
 }
 
@@ -591,10 +612,9 @@ env:
         let gitship = gitship_command(spec);
         let mut out = header(
             spec,
+            Platform::Github,
             HEADER,
             "Settings > Secrets and variables > Actions",
-            "the file's contents",
-            &[],
         );
         out.push('\n');
         out.push_str(&fill(
@@ -888,10 +908,9 @@ variables:
         let gitship = gitship_command(spec);
         let mut out = header(
             spec,
+            Platform::Gitlab,
             HEADER,
             "Settings > CI/CD > Variables, masked; protect those of protected environments",
-            "a variable of type File",
-            &["GITLAB_TOKEN: a project access token with the `api` scope, to write the plan note"],
         );
         out.push('\n');
         out.push_str(&fill(

@@ -320,7 +320,7 @@ async fn record_event(
     policy: &DeployPolicy,
     report: &DeployReport,
 ) {
-    let revision = &session.git.sha[..session.git.sha.len().min(12)];
+    let revision = crate::git::short_sha(&session.git.sha);
     let (reason, message) = match policy.source {
         RecordSource::Heal => (
             "Healed",

@@ -9,7 +9,7 @@
 use anyhow::Result;
 
 use crate::diagnostics::user_error;
-use crate::kube::retry::RetryPolicy;
+use crate::git::short_sha;
 use crate::ops::session::Session;
 use crate::plan::{DriftReport, kubernetes};
 use crate::render::{self, UnknownOutputs};
@@ -49,13 +49,7 @@ pub async fn drift_with(session: &Session, terraform: bool) -> Result<DriftRepor
         crate::kube::live::compare_live(&connection.client, &environment, &manifests)
             .await
             .map_err(user_error)?;
-    let (inventory, pin) = crate::kube::pin::load_with_inventory(
-        &connection.client,
-        &environment,
-        &RetryPolicy::default(),
-    )
-    .await
-    .map_err(user_error)?;
+    let (inventory, pin) = session.inventory_and_pin(&connection).await?;
     if inventory.is_none() {
         let ours = environment_diff
             .objects
@@ -80,8 +74,8 @@ pub async fn drift_with(session: &Session, terraform: bool) -> Result<DriftRepor
         session.printer.warn(&format!(
             "`{}` is pinned at {}, Git at {}: the cluster is meant to run the pinned revision (`gitship resume {}` follows Git again)",
             environment.name,
-            pin.sha.get(..12).unwrap_or(&pin.sha),
-            session.git.sha.get(..12).unwrap_or(&session.git.sha),
+            short_sha(&pin.sha),
+            short_sha(&session.git.sha),
             environment.name
         ));
     }

@@ -5,9 +5,7 @@
 use anyhow::Result;
 use serde::{Deserialize, Serialize};
 
-use crate::diagnostics::user_error;
 use crate::kube::inventory::DeployRecord;
-use crate::kube::retry::RetryPolicy;
 use crate::ops::session::Session;
 
 /// What `gitship history ENV` reports.
@@ -23,21 +21,12 @@ pub struct HistoryReport {
 /// Read the environment's last `limit` deploy records from its cluster.
 pub async fn history(session: &Session, limit: usize) -> Result<HistoryReport> {
     let connection = session.connect_announced().await?;
-    let environment = session.environment();
-    let inventory = crate::kube::inventory::load(
-        &connection.client,
-        &environment.name,
-        &environment.namespace,
-        &RetryPolicy::default(),
-    )
-    .await
-    .map_err(user_error)?;
-    let (deployed, records) = match inventory {
+    let (deployed, records) = match session.inventory(&connection).await? {
         Some(inventory) => (true, inventory.history.into_iter().take(limit).collect()),
         None => (false, Vec::new()),
     };
     Ok(HistoryReport {
-        environment: environment.name,
+        environment: session.config.name.clone(),
         deployed,
         records,
     })

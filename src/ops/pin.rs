@@ -5,6 +5,7 @@ use anyhow::{Context as _, Result};
 use chrono::Utc;
 
 use crate::diagnostics::{UserError, user_error};
+use crate::git::short_sha;
 use crate::kube::KubeError;
 use crate::kube::events::{self, EventType};
 use crate::kube::pin::{self, Pin};
@@ -21,27 +22,36 @@ pub async fn pin(session: &Session, revision: &str, reason: &str) -> Result<Pin>
             "give a commit SHA, a tag or a branch of this repository",
         )
     })?;
-    let pushed = crate::git::reachable_from_remote(&session.repo.root, &sha)
+    require_pushed(session, revision, &sha)?;
+    pin_sha(session, &sha, reason).await
+}
+
+/// Refuse `revision` (resolved to `sha`) as a pin when the repository has remote-tracking
+/// branches and none of them has it: the agent heals to the pin from its own clone of the
+/// source, which could not check an unpushed commit out. What `pin --rev` and `rollback --to`
+/// check before they pin.
+pub fn require_pushed(session: &Session, revision: &str, sha: &str) -> Result<()> {
+    let pushed = crate::git::reachable_from_remote(&session.repo.root, sha)
         .with_context(|| format!("cannot tell whether `{revision}` was pushed"))?;
     if pushed == Some(false) {
         return Err(UserError::new(
             format!(
                 "`{revision}` ({}) is on no remote-tracking branch: it has not been pushed, so the agent of `{}` could not check it out",
-                short(&sha),
+                short_sha(sha),
                 session.config.name
             ),
-            "push it first (`git push`, then `git fetch`), or pin a commit of a pushed branch",
+            "push it first (`git push`, then `git fetch`), or name a commit of a pushed branch",
         )
         .into());
     }
-    pin_sha(session, &sha, reason).await
+    Ok(())
 }
 
 /// Pin the environment at the commit `sha`.
 pub async fn pin_sha(session: &Session, sha: &str, reason: &str) -> Result<Pin> {
     let sha = sha.to_string();
     let connection = session.connect_announced().await?;
-    require_deployed(session, &connection).await?;
+    session.deployed_inventory(&connection, "pin").await?;
     let pin = Pin {
         sha,
         who: crate::kube::inventory::who(),
@@ -65,7 +75,7 @@ pub async fn pin_sha(session: &Session, sha: &str, reason: &str) -> Result<Pin> 
         &format!(
             "`{}` pinned at {} by {} ({reason})",
             environment.name,
-            short(&pin.sha),
+            short_sha(&pin.sha),
             pin.who
         ),
     )
@@ -75,17 +85,51 @@ pub async fn pin_sha(session: &Session, sha: &str, reason: &str) -> Result<Pin> 
 }
 
 /// Put `previous` (a pin read before, or none) back as the environment's pin: what a failed
-/// rollback undoes.
+/// rollback to `session`'s revision undoes. An Event says so (`PinRestored`, or `PinRemoved`
+/// when there was no pin before), next to the rollback's `Pinned`.
 pub async fn restore(session: &Session, previous: Option<&Pin>) -> Result<()> {
     let connection = session.connect().await?;
+    let environment = session.environment();
     pin::store(
         &connection.client,
-        &session.environment(),
+        &environment,
         previous,
         &RetryPolicy::default(),
     )
     .await
     .map_err(user_error)?;
+    let failed = format!(
+        "the rollback of `{}` to {} failed",
+        environment.name,
+        short_sha(&session.git.sha)
+    );
+    let (reason, message) = match previous {
+        Some(previous) => (
+            "PinRestored",
+            format!(
+                "{failed}: its pin is undone, `{}` is pinned at {} again ({} by {})",
+                environment.name,
+                short_sha(&previous.sha),
+                previous.reason,
+                previous.who
+            ),
+        ),
+        None => (
+            "PinRemoved",
+            format!(
+                "{failed}: its pin is removed, `{}` follows Git again",
+                environment.name
+            ),
+        ),
+    };
+    events::record(
+        &connection.client,
+        &environment,
+        EventType::Warning,
+        reason,
+        &message,
+    )
+    .await;
     connection.save_sandbox()
 }
 
@@ -115,7 +159,7 @@ pub async fn resume(session: &Session) -> Result<Resumed> {
         .await
         .map_err(user_error)?;
     let was = match &previous {
-        Resumed::Unpinned(pin) => format!("was pinned at {}", short(&pin.sha)),
+        Resumed::Unpinned(pin) => format!("was pinned at {}", short_sha(&pin.sha)),
         _ => "its pin was unreadable".to_string(),
     };
     events::record(
@@ -151,11 +195,11 @@ pub fn check_deploy(pin: Option<&Pin>, sha: &str, environment: &str, force: bool
         Some(pin) if pin.sha != sha && !force => Err(UserError::new(
             format!(
                 "`{environment}` is pinned at {} ({} by {}, {}); this deploy is {}",
-                short(&pin.sha),
+                short_sha(&pin.sha),
                 pin.reason,
                 pin.who,
                 pin.time.format("%Y-%m-%d %H:%M:%SZ"),
-                short(sha)
+                short_sha(sha)
             ),
             format!(
                 "`git revert` the bad change and run `gitship resume {environment}`, or pass `--force` to deploy anyway"
@@ -164,33 +208,6 @@ pub fn check_deploy(pin: Option<&Pin>, sha: &str, environment: &str, force: bool
         .into()),
         _ => Ok(()),
     }
-}
-
-async fn require_deployed(session: &Session, connection: &ClusterConnection) -> Result<()> {
-    let environment = session.environment();
-    let inventory = crate::kube::inventory::load(
-        &connection.client,
-        &environment.name,
-        &environment.namespace,
-        &RetryPolicy::default(),
-    )
-    .await
-    .map_err(user_error)?;
-    if inventory.is_none() {
-        return Err(UserError::new(
-            format!(
-                "`{}` has never been deployed: there is nothing to pin",
-                environment.name
-            ),
-            format!("deploy it first: `gitship deploy {}`", environment.name),
-        )
-        .into());
-    }
-    Ok(())
-}
-
-fn short(sha: &str) -> &str {
-    sha.get(..12).unwrap_or(sha)
 }
 
 #[cfg(test)]

@@ -142,16 +142,7 @@ fn render_noted(
     images: BTreeMap<String, ImageRef>,
     outputs: terraform::Outputs,
 ) -> Result<(Vec<Manifest>, Vec<plan::ImageSubstitution>)> {
-    let mut inputs = render::RenderInputs::for_environment(&session.repo, &session.config, outputs)
-        .map_err(user_error)?;
-    inputs.images = images;
-    let output = render::render_environment_noted(
-        &session.repo,
-        &session.config,
-        &inputs,
-        UnknownOutputs::Placeholder,
-    )
-    .map_err(user_error)?;
+    let output = session.render_noted(images, outputs, UnknownOutputs::Placeholder)?;
     let substitutions = output
         .notes
         .bare_images

@@ -1,5 +1,6 @@
 //! `render` and the render checks every other operation starts with.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use anyhow::Result;
@@ -7,7 +8,7 @@ use anyhow::Result;
 use crate::diagnostics::{UserError, user_error};
 use crate::model::Manifest;
 use crate::ops::session::{load_terraform_outputs, state_outputs};
-use crate::render::{self, RenderInputs, UnknownOutputs};
+use crate::render::{self, ImageRef, RenderInputs, UnknownOutputs};
 use crate::repo::{EnvConfig, Repository};
 use crate::terraform;
 
@@ -69,17 +70,23 @@ pub fn render_with(
     outputs: terraform::Outputs,
     unknown_outputs: UnknownOutputs,
 ) -> Result<Vec<Manifest>> {
-    render_with_notes(repo, config, outputs, unknown_outputs).map(|output| output.manifests)
+    render_noted(repo, config, outputs, None, unknown_outputs).map(|output| output.manifests)
 }
 
-/// [`render_with`], with what the render left literal and substituted.
-pub fn render_with_notes(
+/// Render `config`'s manifests with `outputs` at the repository's revision, with `images` (or,
+/// without, the references `config` gives the apps), and what the render left literal and
+/// substituted. Every render of an environment's manifests comes here.
+pub fn render_noted(
     repo: &Repository,
     config: &EnvConfig,
     outputs: terraform::Outputs,
+    images: Option<BTreeMap<String, ImageRef>>,
     unknown_outputs: UnknownOutputs,
 ) -> Result<render::RenderOutput> {
-    let inputs = RenderInputs::for_environment(repo, config, outputs).map_err(user_error)?;
+    let mut inputs = RenderInputs::for_environment(repo, config, outputs).map_err(user_error)?;
+    if let Some(images) = images {
+        inputs.images = images;
+    }
     render::render_environment_noted(repo, config, &inputs, unknown_outputs).map_err(user_error)
 }
 

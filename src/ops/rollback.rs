@@ -5,16 +5,17 @@
 //!
 //! The target is the revision of the last successful record before the current one (failed
 //! records and rollbacks are skipped), `--steps N` further back, or `--to REV`. It is checked
-//! out in gitship's own clone ([`Session::open_revision`]); its images are the ones already in
+//! out in gitship's own clone ([`Session::open_revision`]); `--to REV` must have been pushed,
+//! as for `pin --rev` ([`crate::ops::pin::require_pushed`]). Its images are the ones already in
 //! the registry (nothing is built); Terraform is not rolled back unless `--terraform`, because
 //! a database schema or a destroyed resource rarely rolls back cleanly.
 
 use anyhow::Result;
 
-use crate::diagnostics::{UserError, user_error};
+use crate::diagnostics::UserError;
+use crate::git::short_sha;
 use crate::kube::deploy::DeployReport;
 use crate::kube::inventory::{DeployOutcome, DeployRecord, RecordSource};
-use crate::kube::retry::RetryPolicy;
 use crate::ops::deploy::{DeployPolicy, ImagePolicy, TerraformPolicy};
 use crate::ops::{DeploySource, Session};
 use crate::settings::{BuildSettings, ClusterSettings, DeploySettings, RollbackSettings};
@@ -31,29 +32,14 @@ pub struct RollbackTarget {
 pub async fn target(session: &Session, settings: &RollbackSettings) -> Result<RollbackTarget> {
     let connection = session.connect().await?;
     let environment = session.environment();
-    let inventory = crate::kube::inventory::load(
-        &connection.client,
-        &environment.name,
-        &environment.namespace,
-        &RetryPolicy::default(),
-    )
-    .await
-    .map_err(user_error)?
-    .ok_or_else(|| {
-        UserError::new(
-            format!(
-                "`{}` has never been deployed: there is nothing to roll back",
-                environment.name
-            ),
-            format!("deploy it first: `gitship deploy {}`", environment.name),
-        )
-    })?;
+    let inventory = session.deployed_inventory(&connection, "roll back").await?;
     let target = match &settings.to {
         Some(revision) => {
             let current = newest_good(&inventory.history).unwrap_or_default();
             let target = crate::git::resolve_revision(&session.repo.root, revision).map_err(|e| {
                 UserError::new(e.to_string(), "give a commit SHA, a tag or a branch of this repository")
             })?;
+            crate::ops::pin::require_pushed(session, revision, &target)?;
             RollbackTarget { current, target }
         }
         None => choose(&inventory.history, settings.steps).ok_or_else(|| {
@@ -73,7 +59,7 @@ pub async fn target(session: &Session, settings: &RollbackSettings) -> Result<Ro
             format!(
                 "`{}` runs {} already",
                 environment.name,
-                short(&target.current)
+                short_sha(&target.current)
             ),
             "pick an earlier revision with `--to REV` or `--steps N`",
         )
@@ -153,7 +139,7 @@ pub async fn rollback(revision: &Session, settings: &RollbackSettings) -> Result
     if !settings.terraform && crate::ops::deploy::revision_module_differs(revision)? {
         revision.printer.warn(&format!(
             "Terraform is not rolled back: its module at {} differs from the work tree's; the infrastructure stays as the current state has it (roll it back with `--terraform` from a checkout of the revision)",
-            short(&revision.git.sha)
+            short_sha(&revision.git.sha)
         ));
     }
     // The pin is written before the deploy takes the lock: a deploy (an agent's sync) waiting
@@ -170,17 +156,13 @@ pub async fn rollback(revision: &Session, settings: &RollbackSettings) -> Result
             if let Err(restore) = crate::ops::pin::restore(revision, previous.as_ref()).await {
                 revision.printer.warn(&format!(
                     "the rollback failed and its pin at {} could not be undone: {}",
-                    short(&revision.git.sha),
+                    short_sha(&revision.git.sha),
                     crate::diagnostics::render(&restore)
                 ));
             }
             Err(error)
         }
     }
-}
-
-fn short(sha: &str) -> &str {
-    sha.get(..12).unwrap_or(sha)
 }
 
 #[cfg(test)]

@@ -15,11 +15,14 @@ use crate::diagnostics::{UserError, user_error};
 use crate::image::{self, BuildRequest, Registry};
 use crate::kube::ClientOptions;
 use crate::kube::client::ClusterIdentity;
+use crate::kube::inventory::Inventory;
+use crate::kube::pin::Pin;
+use crate::kube::retry::RetryPolicy;
 use crate::kube::sandbox::Sandbox;
 use crate::model::{Environment, Manifest};
 use crate::output::Printer;
 use crate::plan::{GitInfo, ImageAction, ImageChange};
-use crate::render::{self, ImageRef, RenderInputs, UnknownOutputs};
+use crate::render::{self, ImageRef, UnknownOutputs};
 use crate::repo::{EnvConfig, Repository};
 use crate::settings::{ClusterSettings, GlobalSettings};
 use crate::terraform::{self, Terraform, TerraformSettings};
@@ -167,6 +170,52 @@ impl Session {
                 &self.config.name,
             ))
             .to_path_buf()
+    }
+
+    /// The environment's inventory, read through `connection`; `None` when gitship never
+    /// deployed it.
+    pub async fn inventory(&self, connection: &ClusterConnection) -> Result<Option<Inventory>> {
+        let environment = self.environment();
+        crate::kube::inventory::load(
+            &connection.client,
+            &environment.name,
+            &environment.namespace,
+            &RetryPolicy::default(),
+        )
+        .await
+        .map_err(user_error)
+    }
+
+    /// [`Session::inventory`] of an environment that must have been deployed: when it never
+    /// was, an error saying there is nothing to `nothing_to` (`pin`, `roll back`) yet.
+    pub async fn deployed_inventory(
+        &self,
+        connection: &ClusterConnection,
+        nothing_to: &str,
+    ) -> Result<Inventory> {
+        let name = &self.config.name;
+        self.inventory(connection).await?.ok_or_else(|| {
+            UserError::new(
+                format!("`{name}` has never been deployed: there is nothing to {nothing_to}"),
+                format!("deploy it first: `gitship deploy {name}`"),
+            )
+            .into()
+        })
+    }
+
+    /// The environment's inventory and its pin, from one read of the inventory ConfigMap
+    /// ([`crate::kube::pin::load_with_inventory`]).
+    pub async fn inventory_and_pin(
+        &self,
+        connection: &ClusterConnection,
+    ) -> Result<(Option<Inventory>, Option<Pin>)> {
+        crate::kube::pin::load_with_inventory(
+            &connection.client,
+            &self.environment(),
+            &RetryPolicy::default(),
+        )
+        .await
+        .map_err(user_error)
     }
 
     /// Connect to the environment's cluster, or start its sandbox.
@@ -328,10 +377,18 @@ impl Session {
         outputs: terraform::Outputs,
         unknown: UnknownOutputs,
     ) -> Result<Vec<Manifest>> {
-        let mut inputs =
-            RenderInputs::for_environment(&self.repo, &self.config, outputs).map_err(user_error)?;
-        inputs.images = images;
-        render::render_environment(&self.repo, &self.config, &inputs, unknown).map_err(user_error)
+        self.render_noted(images, outputs, unknown)
+            .map(|output| output.manifests)
+    }
+
+    /// [`Session::render`], with what the render left literal and substituted.
+    pub fn render_noted(
+        &self,
+        images: BTreeMap<String, ImageRef>,
+        outputs: terraform::Outputs,
+        unknown: UnknownOutputs,
+    ) -> Result<render::RenderOutput> {
+        crate::ops::render::render_noted(&self.repo, &self.config, outputs, Some(images), unknown)
     }
 }
 

@@ -84,9 +84,7 @@ pub async fn status(session: &Session) -> Result<StatusReport> {
     let client = &connection.client;
     let namespace = environment.namespace.as_str();
 
-    let (inventory, pin) = crate::kube::pin::load_with_inventory(client, &environment, &retry)
-        .await
-        .map_err(user_error)?;
+    let (inventory, pin) = session.inventory_and_pin(&connection).await?;
     let leases: Api<Lease> = Api::namespaced(client.clone(), namespace);
     let now = Utc::now();
     let lock = get_json(

@@ -8,7 +8,7 @@ use std::path::Path;
 use anyhow::Result;
 
 use crate::diagnostics::{self, UserError, user_error};
-use crate::ops::render::render_with_notes;
+use crate::ops::render::render_noted;
 use crate::ops::session::load_terraform_outputs;
 use crate::render::UnknownOutputs;
 use crate::repo::Repository;
@@ -101,7 +101,7 @@ fn validate_environment(
         Some(outputs) => (outputs.clone(), UnknownOutputs::Error),
         None => (static_outputs(module.as_ref()), UnknownOutputs::Placeholder),
     };
-    let output = render_with_notes(repo, &config, outputs, unknown_outputs)?;
+    let output = render_noted(repo, &config, outputs, None, unknown_outputs)?;
     let left_literal = output
         .notes
         .left_literal

@@ -3,6 +3,7 @@
 
 use std::fmt::Write;
 
+use crate::git::short_sha;
 use crate::output::{paint, style};
 
 use super::{
@@ -35,6 +36,10 @@ pub fn render_plan(plan: &Plan, color: bool) -> String {
     }
     if !plan.images.is_empty() {
         write_images(&mut out, plan, color);
+    } else if !plan.image_substitutions.is_empty() {
+        // `diff` plans no images, but its render substitutes bare image names all the same.
+        let _ = writeln!(out);
+        write_image_substitutions(&mut out, plan);
     }
     if let Some(terraform) = &plan.terraform {
         write_terraform(&mut out, plan, terraform, color);
@@ -112,14 +117,20 @@ fn write_images(out: &mut String, plan: &Plan, color: bool) {
             note.unwrap_or_default()
         );
     }
-    if !plan.image_substitutions.is_empty() {
-        let _ = writeln!(
-            out,
-            "  bare image names (Skaffold style) given the apps' images:"
-        );
-        for substitution in &plan.image_substitutions {
-            let _ = writeln!(out, "    {}", substitution_line(substitution));
-        }
+    write_image_substitutions(out, plan);
+}
+
+/// The bare image names the render gave the apps' images, one line each (nothing without any).
+fn write_image_substitutions(out: &mut String, plan: &Plan) {
+    if plan.image_substitutions.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "  bare image names (Skaffold style) given the apps' images:"
+    );
+    for substitution in &plan.image_substitutions {
+        let _ = writeln!(out, "    {}", substitution_line(substitution));
     }
 }
 
@@ -389,10 +400,6 @@ fn indent(text: &str, prefix: &str) -> String {
     out
 }
 
-fn short_sha(sha: &str) -> &str {
-    sha.get(..12).unwrap_or(sha)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -412,5 +419,29 @@ mod tests {
         assert!(text.contains("Plan: images 1 to build; terraform 0 to add, 1 to change, 0 to destroy; kubernetes 0 to add, 1 to change, 0 to destroy."), "{text}");
         assert!(!text.contains('\u{1b}'), "no escapes without color");
         assert!(render_plan(&sample(), true).contains('\u{1b}'));
+    }
+
+    /// `diff`'s plan has no images, only the Kubernetes part: the bare image names its render
+    /// substituted are shown as `plan` shows them.
+    #[test]
+    fn a_plan_without_images_shows_its_image_substitutions() {
+        let mut plan = sample();
+        plan.images.clear();
+        plan.terraform = None;
+        plan.image_substitutions = vec![crate::plan::ImageSubstitution {
+            object: "Deployment shop/adservice".into(),
+            container: "spec.template.spec.containers[server]".into(),
+            source: "kubernetes-manifests/adservice.yaml:12".into(),
+            image: "adservice".into(),
+            reference: "registry.local/adservice@sha256:abc".into(),
+        }];
+        let text = render_plan(&plan, false);
+        assert!(!text.contains("Images:"), "{text}");
+        assert!(
+            text.contains(
+                "\n  bare image names (Skaffold style) given the apps' images:\n    image: adservice -> registry.local/adservice@sha256:abc  in Deployment shop/adservice, spec.template.spec.containers[server] (kubernetes-manifests/adservice.yaml:12)\n"
+            ),
+            "{text}"
+        );
     }
 }

@@ -272,17 +272,8 @@ pub fn manifest_files(repo: &Repository) -> Result<Vec<PathBuf>, RenderError> {
 
 /// Render every manifest of the repository for one environment: from the environment's own
 /// `kubernetes.path` or else the repository's manifests directory, built with kustomize when
-/// that directory holds a kustomization ([`kustomize`]).
-pub fn render_environment(
-    repo: &Repository,
-    env: &EnvConfig,
-    inputs: &RenderInputs,
-    unknown_outputs: UnknownOutputs,
-) -> Result<Vec<Manifest>, RenderError> {
-    render_environment_noted(repo, env, inputs, unknown_outputs).map(|output| output.manifests)
-}
-
-/// [`render_environment`], with what the render left literal and substituted.
+/// that directory holds a kustomization ([`kustomize`]); with what the render left literal and
+/// substituted.
 pub fn render_environment_noted(
     repo: &Repository,
     env: &EnvConfig,

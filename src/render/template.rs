@@ -394,7 +394,7 @@ impl Derived {
             env_name: Value::String(inputs.environment.clone()),
             env_namespace: Value::String(inputs.namespace.clone()),
             git_sha: Value::String(inputs.git_sha.clone()),
-            git_short_sha: Value::String(inputs.git_sha.chars().take(12).collect()),
+            git_short_sha: Value::String(crate::git::short_sha(&inputs.git_sha).to_string()),
             images: inputs
                 .images
                 .iter()

@@ -336,6 +336,22 @@ deploy:
         "{}",
         human.stdout
     );
+    // `diff` shows them as `plan` does (its plan has no images of its own).
+    let diff = repo.gitship(&["diff", "dev", "--sandbox"]);
+    assert_eq!(diff.code, 2, "{}", diff.all());
+    for line in human
+        .stdout
+        .lines()
+        .filter(|line| line.contains("image: ") && line.contains(" -> "))
+    {
+        assert!(diff.stdout.contains(line), "{line}\n{}", diff.stdout);
+    }
+    assert!(
+        diff.stdout
+            .contains(&format!("image: adservice -> {REGISTRY}/adservice:")),
+        "{}",
+        diff.stdout
+    );
 
     deploy_and_check_drift(&repo, "dev");
 

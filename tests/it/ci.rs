@@ -220,6 +220,14 @@ fn ci_init_gitlab_for_the_example_is_valid_and_stable() {
     let repo = Repo::example();
     let run = repo.ok(&["ci", "init", "gitlab"]);
     assert!(run.stdout.contains("wrote .gitlab-ci.yml"), "{}", run.all());
+    // The secrets named to the user are the ones the file's header lists.
+    assert!(
+        run.stdout.contains(
+            "secrets to set: REGISTRY_USERNAME, REGISTRY_PASSWORD, KUBECONFIG_STAGING, KUBECONFIG_PRODUCTION, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, GITLAB_TOKEN (the file's header says what each holds)\n"
+        ),
+        "{}",
+        run.stdout
+    );
     let file = repo.path().join(".gitlab-ci.yml");
     let text = read(&file);
     for expected in [

@@ -179,6 +179,45 @@ fn rollback_pins_the_previous_revision_until_resumed() {
     assert!(none.stderr.contains("--to REV"), "{}", none.stderr);
 }
 
+/// Before the first deploy: `pin` and `rollback` refuse with the same error, `history` says so.
+#[test]
+fn pin_rollback_and_history_of_an_environment_never_deployed() {
+    let repo = Repo {
+        dir: tempfile::tempdir().expect("temp"),
+        kubeconfig: None,
+    };
+    repo.write(".gitignore", ".gitship/\n");
+    repo.write("config/staging.yaml", "cluster:\n  namespace: web\n");
+    site(&repo, "a");
+    repo.git(&["init", "-q", "-b", "main"]);
+    repo.commit("a");
+    for (args, what) in [
+        (&["pin", "staging", "--sandbox", "--rev", "HEAD"][..], "pin"),
+        (
+            &["rollback", "staging", "--sandbox", "--yes"][..],
+            "roll back",
+        ),
+    ] {
+        let run = repo.gitship(args);
+        assert_eq!(run.code, 1, "{args:?}: {}", run.all());
+        assert!(
+            run.stderr.contains(&format!(
+                "error: `staging` has never been deployed: there is nothing to {what}"
+            )) && run
+                .stderr
+                .contains("hint: deploy it first: `gitship deploy staging`"),
+            "{args:?}: {}",
+            run.stderr
+        );
+    }
+    let history = repo.ok(&["history", "staging", "--sandbox"]);
+    assert!(
+        history.stdout.contains("never deployed"),
+        "{}",
+        history.stdout
+    );
+}
+
 #[test]
 fn allowed_revisions_refuse_a_commit_on_a_side_branch() {
     let repo = Repo {
@@ -413,6 +452,29 @@ async fn a_rollback_pins_before_it_deploys_and_restores_the_pin_when_it_fails() 
     assert_eq!(pin["sha"], b.as_str(), "{pin}");
     assert_eq!(pin["reason"], "pin", "{pin}");
     assert_eq!(cluster_title(&sim), "b");
+    // The Events tell the story: pinned by the rollback, then the previous pin restored.
+    let reasons: Vec<(String, String)> = sim
+        .handle()
+        .objects()
+        .iter()
+        .filter(|o| o["kind"] == "Event" && o["involvedObject"]["name"] == "gitship-staging")
+        .map(|e| {
+            (
+                e["reason"].as_str().unwrap_or_default().to_string(),
+                e["message"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect();
+    let restored = reasons
+        .iter()
+        .find(|(reason, _)| reason == "PinRestored")
+        .unwrap_or_else(|| panic!("no `PinRestored` Event: {reasons:?}"));
+    assert!(
+        restored
+            .1
+            .contains(&format!("is pinned at {} again (pin by", &b[..12])),
+        "{restored:?}"
+    );
 }
 
 /// An unreadable pin stops `deploy`, `status` and `agent --once` with a hint to `resume`, and
@@ -517,6 +579,42 @@ async fn pin_refuses_an_unpushed_commit() {
 
     repo.ok(&["pin", "staging", "--rev", "origin/main"]);
     assert_eq!(stored_pin(&sim).expect("pinned")["sha"], pushed.as_str());
+}
+
+/// `rollback --to` refuses an unpushed commit as `pin --rev` does (the rollback pins it), and
+/// rolls back to a pushed one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rollback_to_refuses_an_unpushed_commit() {
+    let sim = KubeSim::start().await.expect("kubesim starts");
+    let repo = on_kubesim(&sim);
+    let remote = tempfile::tempdir().expect("temp");
+    let remote_path = remote.path().to_string_lossy().into_owned();
+    repo.git(&["init", "-q", "--bare", &remote_path]);
+    repo.git(&["remote", "add", "origin", &remote_path]);
+    repo.git(&["push", "-q", "origin", "main"]);
+    let pushed = head_sha(&repo, "HEAD");
+    site(&repo, "c");
+    repo.commit("c");
+
+    let refused = repo.gitship(&["rollback", "staging", "--yes", "--to", "HEAD"]);
+    assert_eq!(refused.code, 1, "{}", refused.all());
+    assert!(
+        refused.stderr.contains("error: `HEAD` (")
+            && refused.stderr.contains("has not been pushed"),
+        "{}",
+        refused.stderr
+    );
+    assert!(
+        refused.stderr.contains("hint: push it first (`git push`"),
+        "{}",
+        refused.stderr
+    );
+    assert_eq!(stored_pin(&sim), None, "nothing pinned");
+    assert_eq!(cluster_title(&sim), "a", "nothing deployed");
+
+    repo.ok(&["rollback", "staging", "--yes", "--to", "origin/main"]);
+    assert_eq!(stored_pin(&sim).expect("pinned")["sha"], pushed.as_str());
+    assert_eq!(cluster_title(&sim), "b");
 }
 
 /// `deploy --force` deploys over a pin, says so, and leaves the pin in place.
