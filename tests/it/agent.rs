@@ -201,6 +201,15 @@ impl Agent {
         agent
     }
 
+    /// Waits until the agent has applied the source's first commit and reports `synced`.
+    fn wait_first_sync(&self, sim: &Sim) {
+        eventually(
+            "the first commit is applied",
+            Duration::from_secs(6),
+            || sim.title().as_deref() == Some("one") && self.status()["state"] == "synced",
+        );
+    }
+
     fn status(&self) -> Value {
         let response = http_get(&self.address, "/status", None).expect("GET /status");
         assert_eq!(response.status, 200);
@@ -289,11 +298,7 @@ fn the_agent_syncs_commits_and_a_follower_takes_over_when_the_leader_dies() {
     let (repo, bare) = source_repo(&sim);
     let mut leader = Agent::start(&sim, bare.path(), &[]);
     // interval (1s) + 5s.
-    eventually(
-        "the first commit is applied",
-        Duration::from_secs(6),
-        || sim.title().as_deref() == Some("one") && leader.status()["state"] == "synced",
-    );
+    leader.wait_first_sync(&sim);
     let status = leader.status();
     assert_eq!(status["state"], "synced", "{status}");
     assert_eq!(status["leader"], true);
@@ -363,11 +368,7 @@ fn the_agent_heals_scaled_edited_and_deleted_objects_and_records_each_heal() {
     let sim = Sim::start();
     let (_repo, bare) = source_repo(&sim);
     let agent = Agent::start(&sim, bare.path(), &[]);
-    eventually(
-        "the first commit is applied",
-        Duration::from_secs(6),
-        || sim.title().as_deref() == Some("one"),
-    );
+    agent.wait_first_sync(&sim);
     sim.kubectl(&["scale", "deployment/web", "-n", "web", "--replicas=10"]);
     sim.kubectl(&[
         "set",
@@ -468,11 +469,7 @@ fn a_broken_commit_keeps_the_last_good_revision_and_the_webhook_syncs_at_once() 
     let (repo, bare) = source_repo(&sim);
     // A long interval: only the webhook makes the agent fetch after its first sync.
     let agent = Agent::start_every(&sim, bare.path(), "1h", &[]);
-    eventually(
-        "the first commit is applied",
-        Duration::from_secs(6),
-        || sim.title().as_deref() == Some("one"),
-    );
+    agent.wait_first_sync(&sim);
 
     repo.edit(
         "infrastructure/kubernetes/site.yaml",
@@ -669,11 +666,7 @@ fn a_field_another_manager_keeps_changing_is_reported_as_flapping_not_healed_for
     let sim = Sim::start();
     let (_repo, bare) = source_repo(&sim);
     let agent = Agent::start(&sim, bare.path(), &[]);
-    eventually(
-        "the first commit is applied",
-        Duration::from_secs(6),
-        || sim.title().as_deref() == Some("one") && agent.status()["state"] == "synced",
-    );
+    agent.wait_first_sync(&sim);
     // An autoscaler-like manager sets the replicas back after every heal.
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let scaler = {
@@ -723,11 +716,7 @@ fn a_pinned_environment_is_healed_but_not_synced_until_resumed() {
     let sim = Sim::start();
     let (repo, bare) = source_repo(&sim);
     let agent = Agent::start(&sim, bare.path(), &[]);
-    eventually(
-        "the first commit is applied",
-        Duration::from_secs(6),
-        || sim.title().as_deref() == Some("one") && agent.status()["state"] == "synced",
-    );
+    agent.wait_first_sync(&sim);
     let pinned = repo.ok(&["pin", "staging", "--rev", "HEAD"]);
     assert!(
         pinned.stdout.contains("pinned `staging` at"),
