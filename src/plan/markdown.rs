@@ -17,7 +17,8 @@ pub const LIMIT: usize = 65_000;
 /// Render a plan as Markdown under `limit` characters.
 pub fn render_plan(plan: &Plan, limit: usize) -> String {
     let mut sections = Vec::new();
-    if !plan.images.is_empty() {
+    // `diff` plans no images, but its render substitutes bare image names all the same.
+    if !plan.images.is_empty() || !plan.image_substitutions.is_empty() {
         sections.push(images_section(plan));
     }
     if let Some(terraform) = &plan.terraform {
@@ -100,10 +101,15 @@ fn images_section(plan: &Plan) -> Section {
         }))
         .collect();
     let c = plan.image_counts();
-    Section {
-        title: format!("Images: {} to build, {} reused", c.create, c.unchanged),
-        entries,
-    }
+    let title = if plan.images.is_empty() {
+        format!(
+            "Images: {} bare image names given the apps' images",
+            plan.image_substitutions.len()
+        )
+    } else {
+        format!("Images: {} to build, {} reused", c.create, c.unchanged)
+    };
+    Section { title, entries }
 }
 
 /// One entry per resource with its changed attributes, then one per output.
@@ -440,5 +446,32 @@ mod tests {
     fn fence_outgrows_backticks_in_content() {
         assert_eq!(fence_for(&["a ``` b".to_string()]), "````");
         assert_eq!(fence_for(&["plain".to_string()]), "```");
+    }
+
+    /// `diff`'s plan has no images: the bare image names its render substituted still get a
+    /// section, as in the human output.
+    #[test]
+    fn a_plan_without_images_lists_its_image_substitutions() {
+        let mut plan = sample();
+        plan.images.clear();
+        plan.image_substitutions = vec![crate::plan::ImageSubstitution {
+            object: "Deployment shop/adservice".into(),
+            container: "spec.template.spec.containers[server]".into(),
+            source: "kubernetes-manifests/adservice.yaml:12".into(),
+            image: "adservice".into(),
+            reference: "registry.local/adservice@sha256:abc".into(),
+        }];
+        let text = render_plan(&plan, LIMIT);
+        assert!(
+            text.contains("Images: 1 bare image names given the apps' images"),
+            "{text}"
+        );
+        assert!(
+            text.contains("image: adservice -> registry.local/adservice@sha256:abc"),
+            "{text}"
+        );
+        assert!(!text.contains("| images |"), "{text}");
+        plan.image_substitutions.clear();
+        assert!(!render_plan(&plan, LIMIT).contains("Images:"));
     }
 }
