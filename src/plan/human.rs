@@ -428,13 +428,7 @@ mod tests {
         let mut plan = sample();
         plan.images.clear();
         plan.terraform = None;
-        plan.image_substitutions = vec![crate::plan::ImageSubstitution {
-            object: "Deployment shop/adservice".into(),
-            container: "spec.template.spec.containers[server]".into(),
-            source: "kubernetes-manifests/adservice.yaml:12".into(),
-            image: "adservice".into(),
-            reference: "registry.local/adservice@sha256:abc".into(),
-        }];
+        plan.image_substitutions = vec![crate::plan::tests::sample_substitution()];
         let text = render_plan(&plan, false);
         assert!(!text.contains("Images:"), "{text}");
         assert!(

@@ -454,13 +454,7 @@ mod tests {
     fn a_plan_without_images_lists_its_image_substitutions() {
         let mut plan = sample();
         plan.images.clear();
-        plan.image_substitutions = vec![crate::plan::ImageSubstitution {
-            object: "Deployment shop/adservice".into(),
-            container: "spec.template.spec.containers[server]".into(),
-            source: "kubernetes-manifests/adservice.yaml:12".into(),
-            image: "adservice".into(),
-            reference: "registry.local/adservice@sha256:abc".into(),
-        }];
+        plan.image_substitutions = vec![crate::plan::tests::sample_substitution()];
         let text = render_plan(&plan, LIMIT);
         assert!(
             text.contains("Images: 1 bare image names given the apps' images"),

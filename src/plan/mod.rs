@@ -391,6 +391,17 @@ pub fn unified_diff(before: &str, after: &str, before_name: &str, after_name: &s
 mod tests {
     use super::*;
 
+    /// A bare image name the render gave an app's image, for the renderers' tests.
+    pub(crate) fn sample_substitution() -> ImageSubstitution {
+        ImageSubstitution {
+            object: "Deployment shop/adservice".into(),
+            container: "spec.template.spec.containers[server]".into(),
+            source: "kubernetes-manifests/adservice.yaml:12".into(),
+            image: "adservice".into(),
+            reference: "registry.local/adservice@sha256:abc".into(),
+        }
+    }
+
     pub(crate) fn sample() -> Plan {
         let mut plan = Plan::new(
             "production",

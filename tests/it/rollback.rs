@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use kubesim::KubeSim;
 use serde_json::json;
 
-use crate::support::repo::Repo;
+use crate::support::repo::{Repo, Run};
 
 fn title(repo: &Repo) -> String {
     let state = std::fs::read_to_string(repo.path().join(".gitship/sandbox/staging.json"))
@@ -548,21 +548,23 @@ async fn an_unreadable_pin_is_named_and_resume_removes_it() {
 }
 
 /// `pin --rev` refuses a commit no remote-tracking branch has (the agent heals to the pin from
-/// its own clone of the source, which could not check it out), and pins a pushed one.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn pin_refuses_an_unpushed_commit() {
-    let sim = KubeSim::start().await.expect("kubesim starts");
-    let repo = on_kubesim(&sim);
+
+/// Pushes `main` to a new bare `origin`, then commits `c` on top without pushing it: the remote
+/// (kept alive by the caller) and the pushed commit.
+fn push_then_commit(repo: &Repo) -> (tempfile::TempDir, String) {
     let remote = tempfile::tempdir().expect("temp");
     let remote_path = remote.path().to_string_lossy().into_owned();
     repo.git(&["init", "-q", "--bare", &remote_path]);
     repo.git(&["remote", "add", "origin", &remote_path]);
     repo.git(&["push", "-q", "origin", "main"]);
-    let pushed = head_sha(&repo, "HEAD");
-    site(&repo, "c");
+    let pushed = head_sha(repo, "HEAD");
+    site(repo, "c");
     repo.commit("c");
+    (remote, pushed)
+}
 
-    let refused = repo.gitship(&["pin", "staging", "--rev", "HEAD"]);
+/// The refusal of an unpushed `HEAD`: exit 1, what and the hint.
+fn assert_refused_as_unpushed(refused: &Run) {
     assert_eq!(refused.code, 1, "{}", refused.all());
     assert!(
         refused.stderr.contains("error: `HEAD` (")
@@ -575,6 +577,16 @@ async fn pin_refuses_an_unpushed_commit() {
         "{}",
         refused.stderr
     );
+}
+/// its own clone of the source, which could not check it out), and pins a pushed one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pin_refuses_an_unpushed_commit() {
+    let sim = KubeSim::start().await.expect("kubesim starts");
+    let repo = on_kubesim(&sim);
+    let (_remote, pushed) = push_then_commit(&repo);
+
+    let refused = repo.gitship(&["pin", "staging", "--rev", "HEAD"]);
+    assert_refused_as_unpushed(&refused);
     assert_eq!(stored_pin(&sim), None, "nothing pinned");
 
     repo.ok(&["pin", "staging", "--rev", "origin/main"]);
@@ -587,28 +599,10 @@ async fn pin_refuses_an_unpushed_commit() {
 async fn rollback_to_refuses_an_unpushed_commit() {
     let sim = KubeSim::start().await.expect("kubesim starts");
     let repo = on_kubesim(&sim);
-    let remote = tempfile::tempdir().expect("temp");
-    let remote_path = remote.path().to_string_lossy().into_owned();
-    repo.git(&["init", "-q", "--bare", &remote_path]);
-    repo.git(&["remote", "add", "origin", &remote_path]);
-    repo.git(&["push", "-q", "origin", "main"]);
-    let pushed = head_sha(&repo, "HEAD");
-    site(&repo, "c");
-    repo.commit("c");
+    let (_remote, pushed) = push_then_commit(&repo);
 
     let refused = repo.gitship(&["rollback", "staging", "--yes", "--to", "HEAD"]);
-    assert_eq!(refused.code, 1, "{}", refused.all());
-    assert!(
-        refused.stderr.contains("error: `HEAD` (")
-            && refused.stderr.contains("has not been pushed"),
-        "{}",
-        refused.stderr
-    );
-    assert!(
-        refused.stderr.contains("hint: push it first (`git push`"),
-        "{}",
-        refused.stderr
-    );
+    assert_refused_as_unpushed(&refused);
     assert_eq!(stored_pin(&sim), None, "nothing pinned");
     assert_eq!(cluster_title(&sim), "a", "nothing deployed");
 
