@@ -59,7 +59,8 @@ fn site(repo: &Repo, value: &str) {
     );
 }
 
-fn two_commits() -> Repo {
+/// A repository on `main` with one commit, `a`, never deployed.
+fn one_commit() -> Repo {
     let repo = Repo {
         dir: tempfile::tempdir().expect("temp"),
         kubeconfig: None,
@@ -69,6 +70,11 @@ fn two_commits() -> Repo {
     site(&repo, "a");
     repo.git(&["init", "-q", "-b", "main"]);
     repo.commit("a");
+    repo
+}
+
+fn two_commits() -> Repo {
+    let repo = one_commit();
     repo.git(&["tag", "v-a"]);
     repo.ok(&["deploy", "staging", "--sandbox"]);
     site(&repo, "b");
@@ -182,15 +188,7 @@ fn rollback_pins_the_previous_revision_until_resumed() {
 /// Before the first deploy: `pin` and `rollback` refuse with the same error, `history` says so.
 #[test]
 fn pin_rollback_and_history_of_an_environment_never_deployed() {
-    let repo = Repo {
-        dir: tempfile::tempdir().expect("temp"),
-        kubeconfig: None,
-    };
-    repo.write(".gitignore", ".gitship/\n");
-    repo.write("config/staging.yaml", "cluster:\n  namespace: web\n");
-    site(&repo, "a");
-    repo.git(&["init", "-q", "-b", "main"]);
-    repo.commit("a");
+    let repo = one_commit();
     for (args, what) in [
         (&["pin", "staging", "--sandbox", "--rev", "HEAD"][..], "pin"),
         (
