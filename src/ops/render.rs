@@ -7,10 +7,9 @@ use anyhow::Result;
 
 use crate::diagnostics::{UserError, user_error};
 use crate::model::Manifest;
-use crate::ops::session::{load_terraform_outputs, state_outputs};
 use crate::render::{self, ImageRef, RenderInputs, UnknownOutputs};
 use crate::repo::{EnvConfig, Repository};
-use crate::terraform;
+use crate::terraform::{self, Terraform, TerraformSettings};
 
 /// An environment's rendered manifests, and the outputs they were rendered with (for redaction).
 #[derive(Debug)]
@@ -94,4 +93,50 @@ fn mentions_terraform(error: &anyhow::Error) -> bool {
     error
         .chain()
         .any(|cause| cause.to_string().contains("terraform."))
+}
+
+/// The outputs in the current Terraform state (`terraform output -json`, after `init` when
+/// needed); none without a Terraform layer.
+pub async fn state_outputs(settings: Option<TerraformSettings>) -> Result<terraform::Outputs> {
+    let Some(settings) = settings else {
+        return Ok(terraform::Outputs::new());
+    };
+    let driver = Terraform::new(settings).await.map_err(user_error)?;
+    driver.init_if_needed().await.map_err(user_error)?;
+    driver.outputs().await.map_err(user_error)
+}
+
+/// Read `terraform output -json` output from a file (`--terraform-outputs FILE`).
+pub fn load_terraform_outputs(path: &Path) -> Result<terraform::Outputs> {
+    let text = std::fs::read_to_string(path).map_err(|err| {
+        UserError::new(
+            format!(
+                "cannot read Terraform outputs from `{}`: {err}",
+                path.display()
+            ),
+            "pass the file written by `terraform output -json > FILE`",
+        )
+    })?;
+    terraform::parse_outputs_json(&text).map_err(|err| {
+        UserError::new(
+            format!(
+                "`{}` is not in `terraform output -json` format: line {}, column {}: {}",
+                path.display(),
+                err.line(),
+                err.column(),
+                classify(&err)
+            ),
+            "expected an object of `{\"name\": {\"value\": ..., \"sensitive\": bool}}`, as printed by `terraform output -json`",
+        )
+        .into()
+    })
+}
+
+fn classify(err: &serde_json::Error) -> &'static str {
+    match err.classify() {
+        serde_json::error::Category::Io => "read error",
+        serde_json::error::Category::Syntax => "invalid JSON",
+        serde_json::error::Category::Data => "unexpected shape",
+        serde_json::error::Category::Eof => "unexpected end of file",
+    }
 }

@@ -20,6 +20,7 @@ use crate::kube::pin::Pin;
 use crate::kube::retry::RetryPolicy;
 use crate::kube::sandbox::Sandbox;
 use crate::model::{Environment, Manifest};
+use crate::ops::render::{load_terraform_outputs, state_outputs};
 use crate::output::Printer;
 use crate::plan::{GitInfo, ImageAction, ImageChange};
 use crate::render::{self, ImageRef, UnknownOutputs};
@@ -389,51 +390,5 @@ impl Session {
         unknown: UnknownOutputs,
     ) -> Result<render::RenderOutput> {
         crate::ops::render::render_noted(&self.repo, &self.config, outputs, Some(images), unknown)
-    }
-}
-
-/// The outputs in the current Terraform state (`terraform output -json`, after `init` when
-/// needed); none without a Terraform layer.
-pub async fn state_outputs(settings: Option<TerraformSettings>) -> Result<terraform::Outputs> {
-    let Some(settings) = settings else {
-        return Ok(terraform::Outputs::new());
-    };
-    let driver = Terraform::new(settings).await.map_err(user_error)?;
-    driver.init_if_needed().await.map_err(user_error)?;
-    driver.outputs().await.map_err(user_error)
-}
-
-/// Read `terraform output -json` output from a file (`--terraform-outputs FILE`).
-pub fn load_terraform_outputs(path: &Path) -> Result<terraform::Outputs> {
-    let text = std::fs::read_to_string(path).map_err(|err| {
-        UserError::new(
-            format!(
-                "cannot read Terraform outputs from `{}`: {err}",
-                path.display()
-            ),
-            "pass the file written by `terraform output -json > FILE`",
-        )
-    })?;
-    terraform::parse_outputs_json(&text).map_err(|err| {
-        UserError::new(
-            format!(
-                "`{}` is not in `terraform output -json` format: line {}, column {}: {}",
-                path.display(),
-                err.line(),
-                err.column(),
-                classify(&err)
-            ),
-            "expected an object of `{\"name\": {\"value\": ..., \"sensitive\": bool}}`, as printed by `terraform output -json`",
-        )
-        .into()
-    })
-}
-
-fn classify(err: &serde_json::Error) -> &'static str {
-    match err.classify() {
-        serde_json::error::Category::Io => "read error",
-        serde_json::error::Category::Syntax => "invalid JSON",
-        serde_json::error::Category::Data => "unexpected shape",
-        serde_json::error::Category::Eof => "unexpected end of file",
     }
 }

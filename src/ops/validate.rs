@@ -8,8 +8,8 @@ use std::path::Path;
 use anyhow::Result;
 
 use crate::diagnostics::{self, UserError, user_error};
+use crate::ops::render::load_terraform_outputs;
 use crate::ops::render::render_noted;
-use crate::ops::session::load_terraform_outputs;
 use crate::render::UnknownOutputs;
 use crate::repo::Repository;
 use crate::terraform;

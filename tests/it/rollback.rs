@@ -545,8 +545,6 @@ async fn an_unreadable_pin_is_named_and_resume_removes_it() {
     assert_eq!(cluster_title(&sim), "b");
 }
 
-/// `pin --rev` refuses a commit no remote-tracking branch has (the agent heals to the pin from
-
 /// Pushes `main` to a new bare `origin`, then commits `c` on top without pushing it: the remote
 /// (kept alive by the caller) and the pushed commit.
 fn push_then_commit(repo: &Repo) -> (tempfile::TempDir, String) {
@@ -576,6 +574,7 @@ fn assert_refused_as_unpushed(refused: &Run) {
         refused.stderr
     );
 }
+/// `pin --rev` refuses a commit no remote-tracking branch has (the agent heals to the pin from
 /// its own clone of the source, which could not check it out), and pins a pushed one.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pin_refuses_an_unpushed_commit() {
