@@ -37,6 +37,18 @@ pub const REDACTED: &str = "<sensitive>";
 /// What a value that Terraform only knows after apply looks like.
 pub const KNOWN_AFTER_APPLY: &str = "(known after apply)";
 
+/// Whether a value of `object` holds [`KNOWN_AFTER_APPLY`]: a Terraform output that a plan
+/// rendered before the apply that makes it known.
+pub fn holds_unknown(object: &serde_json::Value) -> bool {
+    use serde_json::Value;
+    match object {
+        Value::String(text) => text.contains(KNOWN_AFTER_APPLY),
+        Value::Array(items) => items.iter().any(holds_unknown),
+        Value::Object(map) => map.values().any(holds_unknown),
+        _ => false,
+    }
+}
+
 /// The name gitship reserves in an environment's namespace: the inventory ConfigMap and the
 /// deploy-lock Lease are both called `gitship-<env>`.
 pub fn reserved_name(environment: &str) -> String {

@@ -24,7 +24,7 @@ use crate::kube::discovery::Resources;
 use crate::kube::inventory::{self, InventoryEntry};
 use crate::kube::prune;
 use crate::kube::retry::{RetryPolicy, status_code};
-use crate::model::{Environment, FIELD_MANAGER, Manifest, ObjectId, is_secret};
+use crate::model::{Environment, FIELD_MANAGER, Manifest, ObjectId, holds_unknown, is_secret};
 
 /// What applying an object would do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -157,6 +157,9 @@ pub async fn diff_object(
     retry: &RetryPolicy,
 ) -> Result<ObjectDiff, kube::Error> {
     let live = apply::get_live(client, prepared, retry).await?;
+    if holds_unknown(&prepared.body) {
+        return Ok(unknown_until_apply(live, prepared.body.clone()));
+    }
     let dry_run = match apply::server_side_apply(client, prepared, force, true, retry).await {
         Ok(result) => result,
         Err(error) if live.is_none() && status_code(&error) == Some(404) => prepared.body.clone(),
@@ -182,6 +185,35 @@ pub async fn diff_object(
         Err(error) => return Err(error),
     };
     Ok(diff_from(live, dry_run))
+}
+
+/// The [`ObjectDiff`] of an object that holds a value known only after apply
+/// ([`crate::model::KNOWN_AFTER_APPLY`]). It is never sent
+/// to the server, not even as a dry run: the placeholder is no valid value (a quantity, a port,
+/// a name), and the server would reject it or, worse, accept it as a string. As Terraform shows
+/// such a resource, the object is compared with its live counterpart over the fields the
+/// manifest sets, and each unknown field shows as `(known after apply)`.
+fn unknown_until_apply(live: Option<Value>, desired: Value) -> ObjectDiff {
+    match live {
+        None => ObjectDiff {
+            action: PlannedAction::Create,
+            live: None,
+            desired,
+            changes: Vec::new(),
+        },
+        Some(live) => {
+            let changes = compare_to_manifest(&live, &desired);
+            ObjectDiff {
+                action: match changes.is_empty() {
+                    true => PlannedAction::Unchanged,
+                    false => PlannedAction::Update,
+                },
+                live: Some(live),
+                desired,
+                changes,
+            }
+        }
+    }
 }
 
 /// The [`ObjectDiff`] of a live object (if any) and a dry-run result.

@@ -81,11 +81,20 @@ where
                 })
                 .await
                 .map_err(|e| (ids(), first.error(e)))?;
-            for item in page.items {
+            for mut item in page.items {
                 let Some(prepared) = item.metadata.name.as_deref().and_then(|n| wanted.get(n))
                 else {
                     continue;
                 };
+                // A real API server leaves `apiVersion` and `kind` off the items of a LIST of
+                // built-in kinds (the list carries them); a GET has them. Put them back, or
+                // every listed object would differ from its manifest in both fields.
+                if item.types.is_none() {
+                    item.types = Some(kube::api::TypeMeta {
+                        api_version: first.resolved.resource.api_version.clone(),
+                        kind: first.resolved.resource.kind.clone(),
+                    });
+                }
                 if let Ok(live) = serde_json::to_value(item) {
                     found.push((prepared.id.clone(), keep(prepared, live)));
                 }

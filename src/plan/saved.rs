@@ -21,7 +21,7 @@ use serde_json::Value;
 
 use crate::diagnostics::UserError;
 use crate::model::{Manifest, ObjectId};
-use crate::plan::{GitInfo, KNOWN_AFTER_APPLY, Plan};
+use crate::plan::{GitInfo, Plan};
 use crate::render::ImageRef;
 
 /// Version of the saved-plan file format.
@@ -143,16 +143,9 @@ pub fn stale(path: &Path, reason: StaleReason) -> anyhow::Error {
 
 /// Whether any manifest still holds a value that was unknown when it was planned.
 pub fn mentions_unknown(manifests: &[Manifest]) -> bool {
-    manifests.iter().any(|m| contains_unknown(&m.object))
-}
-
-fn contains_unknown(value: &Value) -> bool {
-    match value {
-        Value::String(text) => text.contains(KNOWN_AFTER_APPLY),
-        Value::Array(items) => items.iter().any(contains_unknown),
-        Value::Object(map) => map.values().any(contains_unknown),
-        _ => false,
-    }
+    manifests
+        .iter()
+        .any(|m| crate::model::holds_unknown(&m.object))
 }
 
 /// An object's `metadata.resourceVersion`.
@@ -266,9 +259,9 @@ mod tests {
             sidecar(Path::new("/t/p.json")),
             PathBuf::from("/t/p.json.tfplan")
         );
-        assert!(contains_unknown(
+        assert!(crate::model::holds_unknown(
             &serde_json::json!({"a": [{"b": "x (known after apply)"}]})
         ));
-        assert!(!contains_unknown(&serde_json::json!({"a": 1})));
+        assert!(!crate::model::holds_unknown(&serde_json::json!({"a": 1})));
     }
 }

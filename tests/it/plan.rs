@@ -8,6 +8,7 @@ use std::process::Command;
 use gitship::plan::{DriftKind, ObjectAction, ObjectChange, ObjectRef, Plan, ResourceAction};
 use kubesim::KubeSim;
 
+use crate::support::cluster::TestCluster;
 use crate::support::repo::{Repo, Run};
 use crate::support::require_tool;
 
@@ -121,7 +122,7 @@ fn base64_of(text: &str) -> String {
 
 /// The example without apps (no registry here), its manifests pinned to fixed images, pointed at
 /// a kubesim started by the test.
-fn example_on(sim: &KubeSim) -> Repo {
+fn example_on(cluster: &TestCluster) -> Repo {
     let mut repo = Repo::example();
     std::fs::remove_dir_all(repo.path().join("apps")).expect("remove apps");
     repo.edit(
@@ -139,8 +140,13 @@ fn example_on(sim: &KubeSim) -> Repo {
         "context: prod",
         "context: kubesim",
     );
+    repo.edit(
+        "config/production.yaml",
+        "namespace: blog\n",
+        &format!("namespace: {}\n", cluster.ns("blog")),
+    );
     repo.commit("no apps; kubesim");
-    repo.kubeconfig = Some(sim.kubeconfig_path().to_path_buf());
+    repo.kubeconfig = Some(cluster.kubeconfig_path().to_path_buf());
     repo
 }
 
@@ -152,9 +158,10 @@ async fn kubectl_scale_is_drift_until_the_next_deploy_and_stale_plans_are_refuse
     if !require_tool("terraform", "version") || !require_tool("kubectl", "help") {
         return;
     }
-    let sim = KubeSim::start().await.expect("kubesim");
-    let repo = example_on(&sim);
-    let kubeconfig = sim.kubeconfig_path().to_path_buf();
+    let cluster = TestCluster::start().await;
+    let repo = example_on(&cluster);
+    let kubeconfig = cluster.kubeconfig_path().to_path_buf();
+    let ns = cluster.ns("blog");
     tokio::task::spawn_blocking(move || {
         repo.ok(&["deploy", "production"]);
         let clean = repo.gitship(&["plan", "production", "--exit-code"]);
@@ -170,7 +177,7 @@ async fn kubectl_scale_is_drift_until_the_next_deploy_and_stale_plans_are_refuse
             &kubeconfig,
             &[
                 "-n",
-                "blog",
+                &ns,
                 "scale",
                 "deployment",
                 "blog-backend",
@@ -213,7 +220,9 @@ async fn kubectl_scale_is_drift_until_the_next_deploy_and_stale_plans_are_refuse
         assert_eq!(stale.code, 1, "{}", stale.all());
         assert!(
             stale.stderr.contains("is stale")
-                && stale.stderr.contains("Deployment blog/blog-backend changed"),
+                && stale
+                    .stderr
+                    .contains(&format!("Deployment {ns}/blog-backend changed")),
             "{}",
             stale.stderr
         );
@@ -245,14 +254,14 @@ async fn kubectl_scale_is_drift_until_the_next_deploy_and_stale_plans_are_refuse
             &kubeconfig,
             &[
                 "-n",
-                "blog",
+                &ns,
                 "scale",
                 "deployment",
                 "blog-backend",
                 "--replicas=5",
             ],
         );
-        kubectl(&kubeconfig, &["-n", "blog", "delete", "service", "blog-frontend"]);
+        kubectl(&kubeconfig, &["-n", &ns, "delete", "service", "blog-frontend"]);
         repo.edit(
             "config/production.yaml",
             "    - { manager: horizontal-pod-autoscaler, pointer: /spec/replicas }",
@@ -966,4 +975,93 @@ fn sensitive_values_leak_into_no_output_and_no_readable_file() {
         }
     }
     assert!(holders > 0, "the sandbox's state holds the Secret");
+}
+
+/// The first plan of an environment whose manifests use a Terraform output that only the apply
+/// makes known (a quantity here): nothing is sent with the placeholder (a real server answers
+/// 500 to a dry run of `memory: "(known after apply)"`), the object shows as Terraform shows it,
+/// and after the deploy `plan` and `drift` are clean.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plan_with_outputs_unknown_until_apply_sends_no_placeholder_and_deploy_drifts_clean() {
+    if !require_tool("terraform", "version") || !require_tool("kubectl", "help") {
+        return;
+    }
+    let cluster = TestCluster::start().await;
+    let ns = cluster.ns("quota");
+    let repo = Repo {
+        dir: tempfile::tempdir().expect("temp"),
+        kubeconfig: Some(cluster.kubeconfig_path().to_path_buf()),
+    };
+    repo.write(".gitignore", ".gitship/\n");
+    repo.write(
+        "infrastructure/terraform/main.tf",
+        r#"resource "terraform_data" "size" { input = "2Gi" }
+output "memory" { value = terraform_data.size.output }
+"#,
+    );
+    repo.write(
+        "infrastructure/kubernetes/quota.yaml",
+        r#"apiVersion: v1
+kind: ResourceQuota
+metadata:
+  name: compute
+spec:
+  hard:
+    requests.memory: ${terraform.memory}
+---
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: settings
+data:
+  memory: "${terraform.memory}"
+  level: info
+"#,
+    );
+    repo.write(
+        "config/staging.yaml",
+        &format!("cluster:\n  context: kubesim\n  namespace: {ns}\n"),
+    );
+    repo.git(&["init", "-q"]);
+    repo.commit("quota");
+    // The namespace exists, so a dry run would reach the body's validation.
+    cluster.create_namespace(&ns).await;
+    let mark = cluster.mark();
+    let repo = tokio::task::spawn_blocking(move || {
+        let (code, plan) = repo.plan_json(&["staging", "--exit-code"]);
+        assert_eq!(code, 2, "{plan:#?}");
+        let objects = kubernetes(&plan);
+        assert_eq!(objects.len(), 2, "{plan:#?}");
+        assert!(
+            objects.iter().all(|o| o.action == ObjectAction::Create),
+            "{plan:#?}"
+        );
+        let human = repo.gitship(&["plan", "staging"]);
+        assert_eq!(human.code, 0, "{}", human.all());
+        assert!(
+            human.stdout.contains("ResourceQuota") && human.stdout.contains("(known after apply)"),
+            "{}",
+            human.stdout
+        );
+        repo
+    })
+    .await
+    .expect("first plan");
+    // The plan wrote nothing.
+    let writes = cluster.writes_since(mark);
+    assert!(writes.is_empty(), "{writes:?}");
+    let after_plan = cluster.mark();
+    tokio::task::spawn_blocking(move || {
+        repo.ok(&["deploy", "staging"]);
+        let (code, report) = repo.drift_json(&["staging"]);
+        assert_eq!(code, 0, "drift right after the deploy: {report:#?}");
+        let (code, plan) = repo.plan_json(&["staging", "--exit-code"]);
+        assert_eq!(code, 0, "{plan:#?}");
+    })
+    .await
+    .expect("deploy");
+    assert!(
+        !cluster.writes_since(after_plan).is_empty(),
+        "the deploy is seen in the record of writes"
+    );
 }
