@@ -6,6 +6,7 @@ use std::process::Command;
 
 use serde_json::Value;
 
+use crate::support::cluster::TestCluster;
 use crate::support::repo::Repo;
 use crate::support::require_tool;
 
@@ -119,7 +120,7 @@ fn a_kustomization_is_built_by_kustomize_and_deployed_like_plain_manifests() {
     if !require_tool("kubectl", "help") {
         return;
     }
-    let repo = repo(&[
+    let mut repo = repo(&[
         (
             "config/staging.yaml",
             "cluster:\n  namespace: shop\nregistry: registry.example.com/shop\n",
@@ -168,9 +169,11 @@ fn a_kustomization_is_built_by_kustomize_and_deployed_like_plain_manifests() {
         run.stdout
     );
 
-    let deploy = repo.ok(&["deploy", "staging", "--sandbox"]);
+    let cluster = TestCluster::start_blocking();
+    cluster.adopt(&mut repo, "staging", "shop");
+    let deploy = repo.ok(&["deploy", "staging"]);
     assert!(deploy.all().contains("deployed"), "{}", deploy.all());
-    let drift = repo.gitship(&["drift", "staging", "--sandbox"]);
+    let drift = repo.gitship(&["drift", "staging"]);
     assert_eq!(
         drift.code,
         0,
@@ -215,7 +218,7 @@ fn each_environment_builds_its_own_overlay_of_a_shared_base() {
     if !require_tool("kubectl", "help") {
         return;
     }
-    let repo = overlays();
+    let mut repo = overlays();
     for (environment, namespace, replicas) in
         [("staging", "shop-staging", 2), ("production", "shop", 5)]
     {
@@ -231,9 +234,11 @@ fn each_environment_builds_its_own_overlay_of_a_shared_base() {
             run.stdout
         );
     }
-    let deploy = repo.ok(&["deploy", "staging", "--sandbox"]);
+    let cluster = TestCluster::start_blocking();
+    cluster.adopt(&mut repo, "staging", "shop-staging");
+    let deploy = repo.ok(&["deploy", "staging"]);
     assert!(deploy.all().contains("deployed"), "{}", deploy.all());
-    let drift = repo.gitship(&["drift", "staging", "--sandbox"]);
+    let drift = repo.gitship(&["drift", "staging"]);
     assert_eq!(drift.code, 0, "{}", drift.all());
 
     // A path that does not exist is named where it was written.

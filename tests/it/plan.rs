@@ -6,7 +6,6 @@ use std::path::Path;
 use std::process::Command;
 
 use gitship::plan::{DriftKind, ObjectAction, ObjectChange, ObjectRef, Plan, ResourceAction};
-use kubesim::KubeSim;
 
 use crate::support::cluster::TestCluster;
 use crate::support::repo::{Repo, Run};
@@ -576,8 +575,13 @@ async fn images_are_planned_against_a_real_registry_without_building() {
         eprintln!("\n*** SKIPPED: no image builder works on this machine ***\n");
         return;
     };
-    let sim = KubeSim::start().await.expect("kubesim");
-    let repo = Repo::web_app(sim.kubeconfig_path(), &registry.address, "<h1>plan</h1>\n");
+    let cluster = TestCluster::start().await;
+    let repo = Repo::web_app_in(
+        cluster.kubeconfig_path(),
+        &cluster.ns("web"),
+        &registry.address,
+        "<h1>plan</h1>\n",
+    );
     let root = repo.path().to_path_buf();
     let repo = tokio::task::spawn_blocking(move || {
         let (code, plan) = repo.plan_json(&["staging", "--exit-code"]);
@@ -755,8 +759,14 @@ async fn a_saved_plan_deploy_with_a_failing_build_shows_the_plain_deploys_hint()
     let Some(registry) = crate::support::registry::TestRegistry::start() else {
         return;
     };
-    let sim = KubeSim::start().await.expect("kubesim");
-    let repo = Repo::web_app(sim.kubeconfig_path(), &registry.address, "<h1>hint</h1>\n");
+    let cluster = TestCluster::start().await;
+    let ns = cluster.ns("web");
+    let repo = Repo::web_app_in(
+        cluster.kubeconfig_path(),
+        &ns,
+        &registry.address,
+        "<h1>hint</h1>\n",
+    );
     let address = registry.address.clone();
     let repo = tokio::task::spawn_blocking(move || {
         let saved = repo.path().join(".gitship/web.json");
@@ -792,12 +802,12 @@ async fn a_saved_plan_deploy_with_a_failing_build_shows_the_plain_deploys_hint()
     })
     .await
     .expect("deploys");
-    let kubeconfig = sim.kubeconfig_path().to_path_buf();
+    let kubeconfig = cluster.kubeconfig_path().to_path_buf();
     let get = tokio::task::spawn_blocking(move || {
         Command::new("kubectl")
             .arg("--kubeconfig")
             .arg(&kubeconfig)
-            .args(["get", "configmap", "web", "-n", "web"])
+            .args(["get", "configmap", "web", "-n", &ns])
             .output()
             .expect("kubectl")
     })
@@ -856,8 +866,9 @@ fn saved_plans_and_planfiles_are_private_whatever_was_there() {
 /// what can no longer be pruned.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_deleted_inventory_is_reported_by_drift_and_deploy() {
-    let sim = KubeSim::start().await.expect("kubesim");
-    let kubeconfig = sim.kubeconfig_path().to_path_buf();
+    let cluster = TestCluster::start().await;
+    let kubeconfig = cluster.kubeconfig_path().to_path_buf();
+    let ns = cluster.ns("web");
     let dir = tempfile::tempdir().expect("temp");
     let repo = Repo {
         dir,
@@ -870,7 +881,7 @@ async fn a_deleted_inventory_is_reported_by_drift_and_deploy() {
     );
     repo.write(
         "config/staging.yaml",
-        "cluster:\n  context: kubesim\n  namespace: web\n",
+        &format!("cluster:\n  context: kubesim\n  namespace: {ns}\n"),
     );
     repo.git(&["init", "-q"]);
     repo.commit("settings");
@@ -878,7 +889,7 @@ async fn a_deleted_inventory_is_reported_by_drift_and_deploy() {
         repo.ok(&["deploy", "staging"]);
         kubectl(
             &kubeconfig,
-            &["-n", "web", "delete", "configmap", "gitship-staging"],
+            &["-n", &ns, "delete", "configmap", "gitship-staging"],
         );
         let drift = repo.gitship(&["drift", "staging"]);
         assert!(

@@ -1,4 +1,5 @@
-//! Integration tests: gitship stays quiet against a server that rewrites what Git says. kubesim
+//! Integration tests: gitship stays quiet against a server that rewrites what Git says (kubesim,
+//! or the real kube-apiserver with `GITSHIP_TEST_CLUSTER=real`). kubesim
 //! canonicalises quantities and fills in defaults as kube-apiserver does (README, "kubesim"), so
 //! manifests written the way people write them (`cpu: 0.5`, `memory: 1024Mi`, `"1000m"`, `1e3`,
 //! no `protocol`, no `imagePullPolicy`, `targetPort` as a number and as a name) must plan, diff
@@ -6,13 +7,12 @@
 
 use std::path::Path;
 
+use crate::support::cluster::TestCluster;
 use crate::support::{commit_all, gitship};
 
-const NAMESPACE: &str = "apiVersion: v1
-kind: Namespace
-metadata:
-  name: quiet
-";
+fn namespace(name: &str) -> String {
+    format!("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {name}\n")
+}
 
 /// Manifests as people write them: nothing canonical, no defaults.
 fn workloads(web_cpu: &str) -> String {
@@ -115,19 +115,28 @@ spec:
 struct Repo {
     dir: tempfile::TempDir,
     git: git2::Repository,
+    kubeconfig: std::path::PathBuf,
 }
 
 impl Repo {
-    fn new(web_cpu: &str) -> Repo {
+    fn new(web_cpu: &str, cluster: &TestCluster) -> Repo {
         let dir = tempfile::tempdir().expect("temp dir");
         let git = git2::Repository::init(dir.path()).expect("git init");
-        let repo = Repo { dir, git };
+        let kubeconfig = cluster.kubeconfig_path().to_path_buf();
+        let repo = Repo {
+            dir,
+            git,
+            kubeconfig,
+        };
+        let ns = cluster.ns("quiet");
         repo.write(".gitignore", ".gitship/\n");
         repo.write(
             "config/quiet.yaml",
-            "cluster:\n  namespace: quiet\nregistry: registry.example.com/quiet\n",
+            &format!(
+                "cluster:\n  context: kubesim\n  namespace: {ns}\nregistry: registry.example.com/quiet\n"
+            ),
         );
-        repo.write("infrastructure/kubernetes/namespace.yaml", NAMESPACE);
+        repo.write("infrastructure/kubernetes/namespace.yaml", &namespace(&ns));
         repo.write("infrastructure/kubernetes/app.yaml", &workloads(web_cpu));
         commit_all(&repo.git, "as people write manifests");
         repo
@@ -148,6 +157,8 @@ impl Repo {
         let output = gitship()
             .arg("-C")
             .arg(self.path())
+            .arg("--kubeconfig")
+            .arg(&self.kubeconfig)
             .args(args)
             .output()
             .expect("run gitship");
@@ -160,16 +171,17 @@ impl Repo {
     }
 }
 
-#[test]
-fn non_canonical_manifests_plan_diff_and_drift_clean_after_a_sandbox_deploy() {
-    let repo = Repo::new("0.5");
-    let (code, output) = repo.gitship(&["deploy", "quiet", "--sandbox"]);
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn non_canonical_manifests_plan_diff_and_drift_clean_after_a_deploy() {
+    let cluster = TestCluster::start().await;
+    let repo = Repo::new("0.5", &cluster);
+    let (code, output) = repo.gitship(&["deploy", "quiet"]);
     assert_eq!(code, 0, "deploy:\n{output}");
 
     for command in [
-        vec!["plan", "quiet", "--sandbox", "--exit-code"],
-        vec!["diff", "quiet", "--sandbox"],
-        vec!["drift", "quiet", "--sandbox"],
+        vec!["plan", "quiet", "--exit-code"],
+        vec!["diff", "quiet"],
+        vec!["drift", "quiet"],
     ] {
         let (code, output) = repo.gitship(&command);
         assert_eq!(
@@ -181,13 +193,13 @@ fn non_canonical_manifests_plan_diff_and_drift_clean_after_a_sandbox_deploy() {
     // A real change is still one: 500m -> 600m.
     repo.write("infrastructure/kubernetes/app.yaml", &workloads("600m"));
     commit_all(&repo.git, "more cpu");
-    let (code, output) = repo.gitship(&["plan", "quiet", "--sandbox", "--exit-code"]);
+    let (code, output) = repo.gitship(&["plan", "quiet", "--exit-code"]);
     assert_eq!(code, 2, "plan:\n{output}");
     assert!(
         output.contains("cpu") && output.contains("600m"),
         "the plan names the change:\n{output}"
     );
-    let (code, output) = repo.gitship(&["diff", "quiet", "--sandbox"]);
+    let (code, output) = repo.gitship(&["diff", "quiet"]);
     assert_eq!(code, 2, "diff:\n{output}");
     assert!(output.contains("600m"), "{output}");
 }

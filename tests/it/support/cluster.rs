@@ -51,6 +51,9 @@ pub struct TestCluster {
     suffix: String,
     namespaces: Mutex<Vec<String>>,
     _dir: tempfile::TempDir,
+    /// The runtime an in-process kubesim runs on, for a test that is not async itself
+    /// ([`TestCluster::start_blocking`]); dropped after the simulator.
+    _runtime: Option<tokio::runtime::Runtime>,
 }
 
 /// A point in the cluster's record of writes: [`TestCluster::writes_since`] lists what came after.
@@ -78,6 +81,7 @@ impl TestCluster {
                     suffix: String::new(),
                     namespaces: Mutex::new(Vec::new()),
                     _dir: dir,
+                    _runtime: None,
                 }
             }
             Backend::Real => {
@@ -93,9 +97,36 @@ impl TestCluster {
                     suffix,
                     namespaces: Mutex::new(Vec::new()),
                     _dir: dir,
+                    _runtime: None,
                 }
             }
         }
+    }
+
+    /// [`TestCluster::start`] for a test that is not async: kubesim runs on a runtime of its own.
+    pub fn start_blocking() -> TestCluster {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let mut cluster = runtime.block_on(TestCluster::start());
+        cluster._runtime = Some(runtime);
+        cluster
+    }
+
+    /// Point environment `env` of `repo` at this cluster: its config's `namespace: BASE` becomes
+    /// the context `kubesim` and the test's namespace [`TestCluster::ns`]`(BASE)`, committed.
+    pub fn adopt(&self, repo: &mut super::repo::Repo, env: &str, base: &str) -> String {
+        let ns = self.ns(base);
+        repo.edit(
+            &format!("config/{env}.yaml"),
+            &format!("  namespace: {base}\n"),
+            &format!("  context: kubesim\n  namespace: {ns}\n"),
+        );
+        repo.commit(&format!("{env} on the test cluster"));
+        repo.kubeconfig = Some(self.kubeconfig.clone());
+        ns
     }
 
     /// kubesim, `None` on the real server.

@@ -53,6 +53,11 @@ impl Repo {
     /// reference, and environment `staging` (namespace `web`, context `kubesim`) pushing to
     /// `<registry>/blog`; committed.
     pub fn web_app(kubeconfig: &Path, registry: &str, html: &str) -> Repo {
+        Repo::web_app_in(kubeconfig, "web", registry, html)
+    }
+
+    /// [`Repo::web_app`] deploying to `namespace` (a test's own: `TestCluster::ns`).
+    pub fn web_app_in(kubeconfig: &Path, namespace: &str, registry: &str, html: &str) -> Repo {
         let repo = Repo {
             dir: tempfile::tempdir().expect("temp"),
             kubeconfig: Some(kubeconfig.to_path_buf()),
@@ -66,7 +71,9 @@ impl Repo {
         );
         repo.write(
             "config/staging.yaml",
-            &format!("cluster:\n  context: kubesim\n  namespace: web\nregistry: {registry}/blog\n"),
+            &format!(
+                "cluster:\n  context: kubesim\n  namespace: {namespace}\nregistry: {registry}/blog\n"
+            ),
         );
         repo.git(&["init", "-q"]);
         repo.commit("web");
