@@ -468,7 +468,7 @@ fn the_agent_heals_scaled_edited_and_deleted_objects_and_records_each_heal() {
     if !require_tool("kubectl", "help") {
         return;
     }
-    let sim = Sim::start();
+    let sim = Sim::counting();
     let (_repo, bare) = source_repo(&sim);
     let agent = Agent::start(&sim, bare.path(), &[]);
     agent.wait_first_sync(&sim);
@@ -546,6 +546,31 @@ fn the_agent_heals_scaled_edited_and_deleted_objects_and_records_each_heal() {
     assert!(heals_total >= 1.0, "{metrics}");
     let status = agent.status();
     assert!(status["lastHeal"]["healed"].is_array(), "{status}");
+
+    // Healed, the loop's drift checks find nothing: it writes nothing but its leader Lease
+    // (renewed every third of its 3s), once the status it published names the heal.
+    eventually("the heal is published", Duration::from_secs(3), || {
+        sim.get(&[
+            "get",
+            "configmap",
+            "gitship-staging.agent",
+            "-n",
+            ns,
+            "-o",
+            "jsonpath={.data.status\\.json}",
+        ])
+        .is_some_and(|published| published.contains("lastHeal"))
+    });
+    let mark = sim.mark();
+    // Three heal intervals.
+    std::thread::sleep(Duration::from_millis(3500));
+    let writes = sim.writes_since(mark);
+    let lease =
+        format!("PUT /apis/coordination.k8s.io/v1/namespaces/{ns}/leases/gitship-staging.agent");
+    assert!(writes.contains(&lease), "the Lease is renewed: {writes:#?}");
+    let others: Vec<&String> = writes.iter().filter(|w| **w != lease).collect();
+    assert!(others.is_empty(), "no-op heals wrote {others:#?}");
+    assert_eq!(agent.status()["lastHeal"], status["lastHeal"]);
 }
 
 #[test]
