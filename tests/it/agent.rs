@@ -1,6 +1,7 @@
-//! `gitship agent`: real processes. The kubesim binary is the cluster, a bare Git repository the
-//! source, and the agent the built gitship binary; the tests push commits, change the cluster
-//! with the real kubectl, and watch the agent put things right.
+//! `gitship agent`: real processes. The kubesim binary is the cluster (the real control plane
+//! with `GITSHIP_TEST_CLUSTER=real`, see [`Sim`]), a bare Git repository the source, and the
+//! agent the built gitship binary; the tests push commits, change the cluster with the real
+//! kubectl, and watch the agent put things right.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -122,8 +123,9 @@ impl Sim {
         }
     }
 
-    /// The namespace the tests call `web`.
-    fn ns(&self) -> &str {
+    /// The namespace the tests call `web`: an environment's `cluster.namespace` and every
+    /// expected `web/NAME` take it from here.
+    pub(crate) fn ns(&self) -> &str {
         &self.namespace
     }
 
