@@ -1,6 +1,7 @@
-//! `gitship agent`: real processes. The kubesim binary is the cluster, a bare Git repository the
-//! source, and the agent the built gitship binary; the tests push commits, change the cluster
-//! with the real kubectl, and watch the agent put things right.
+//! `gitship agent`: real processes. The kubesim binary is the cluster (the real control plane
+//! with `GITSHIP_TEST_CLUSTER=real`, see [`Sim`]), a bare Git repository the source, and the
+//! agent the built gitship binary; the tests push commits, change the cluster with the real
+//! kubectl, and watch the agent put things right.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -13,6 +14,7 @@ use hmac::{Hmac, Mac};
 use serde_json::Value;
 use sha2::Sha256;
 
+use crate::support::cluster::{Backend, Mark, TestCluster, backend};
 use crate::support::registry::{TestRegistry, free_port, http_get, http_request};
 use crate::support::repo::Repo;
 use crate::support::{gitship, require_tool};
@@ -34,11 +36,28 @@ fn kubesim_binary() -> PathBuf {
     binary
 }
 
-/// A kubesim process; killed when dropped.
+/// The cluster of one agent test: the kubesim binary, or with `GITSHIP_TEST_CLUSTER=real` the
+/// real control plane (in namespaces of the test's own). Killed, or its namespaces deleted,
+/// when dropped.
 pub(crate) struct Sim {
-    child: Child,
+    server: Server,
     pub(crate) kubeconfig: PathBuf,
-    _dir: tempfile::TempDir,
+    /// The namespace the tests call `web`: `web` on kubesim, `web-<id>` on the real server.
+    namespace: String,
+}
+
+enum Server {
+    /// The kubesim binary, a process of its own as the agent's cluster is.
+    Process {
+        child: Child,
+        _dir: tempfile::TempDir,
+    },
+    /// A [`TestCluster`]: the real server, or kubesim in this process where a test counts
+    /// writes (its request record lives here). The runtime serves kubesim.
+    Cluster {
+        cluster: Box<TestCluster>,
+        _runtime: tokio::runtime::Runtime,
+    },
 }
 
 impl Sim {
@@ -46,8 +65,22 @@ impl Sim {
         Sim::start_with_rollout(200)
     }
 
-    /// kubesim whose workloads take `delay_ms` to become healthy.
+    /// A cluster whose workloads take `delay_ms` to become healthy on kubesim (on the real
+    /// server a pod's `pod-ready.stage.kwok.x-k8s.io/delay` annotation says how long).
     fn start_with_rollout(delay_ms: u64) -> Sim {
+        match backend() {
+            Backend::Sim => Sim::process(delay_ms),
+            Backend::Real => Sim::cluster(delay_ms),
+        }
+    }
+
+    /// A cluster whose writes [`Sim::mark`] and [`Sim::writes_since`] count: kubesim in this
+    /// process, or the real server.
+    fn counting() -> Sim {
+        Sim::cluster(200)
+    }
+
+    fn process(delay_ms: u64) -> Sim {
         let dir = tempfile::tempdir().expect("temp");
         let kubeconfig = dir.path().join("kubeconfig");
         let mut child = Command::new(kubesim_binary())
@@ -64,10 +97,53 @@ impl Sim {
             .expect("kubesim prints its URL");
         assert!(line.starts_with("http://"), "kubesim: {line}");
         Sim {
-            child,
+            server: Server::Process { child, _dir: dir },
             kubeconfig,
-            _dir: dir,
+            namespace: "web".to_string(),
         }
+    }
+
+    fn cluster(delay_ms: u64) -> Sim {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .expect("tokio runtime");
+        let cluster = runtime.block_on(TestCluster::start_with(kubesim::Options {
+            rollout_delay: Duration::from_millis(delay_ms),
+            ..kubesim::Options::default()
+        }));
+        Sim {
+            kubeconfig: cluster.kubeconfig_path().to_path_buf(),
+            namespace: cluster.ns("web"),
+            server: Server::Cluster {
+                cluster: Box::new(cluster),
+                _runtime: runtime,
+            },
+        }
+    }
+
+    /// The namespace the tests call `web`: an environment's `cluster.namespace` and every
+    /// expected `web/NAME` take it from here.
+    pub(crate) fn ns(&self) -> &str {
+        &self.namespace
+    }
+
+    fn test_cluster(&self) -> &TestCluster {
+        match &self.server {
+            Server::Cluster { cluster, .. } => cluster,
+            Server::Process { .. } => panic!("writes are counted on `Sim::counting()` only"),
+        }
+    }
+
+    /// Where the record of writes stands now (a [`Sim::counting`] cluster).
+    fn mark(&self) -> Mark {
+        self.test_cluster().mark()
+    }
+
+    /// The writes since `mark`, as `METHOD /path` (a [`Sim::counting`] cluster).
+    fn writes_since(&self, mark: Mark) -> Vec<String> {
+        self.test_cluster().writes_since(mark)
     }
 
     fn kubectl(&self, args: &[&str]) -> String {
@@ -105,22 +181,48 @@ impl Sim {
             "configmap",
             "site",
             "-n",
-            "web",
+            self.ns(),
             "-o",
             "jsonpath={.data.title}",
         ])
+    }
+
+    /// `.spec.replicas` of Deployment `web`.
+    fn replicas(&self) -> Option<String> {
+        self.get(&[
+            "get",
+            "deployment",
+            "web",
+            "-n",
+            self.ns(),
+            "-o",
+            "jsonpath={.spec.replicas}",
+        ])
+    }
+
+    /// The Events of the test's namespace, as JSON text.
+    fn events(&self) -> String {
+        self.kubectl(&["get", "events", "-n", self.ns(), "-o", "json"])
+    }
+
+    /// The names of the Leases in the test's namespace, one `lease.coordination.k8s.io/NAME`
+    /// a line.
+    fn leases(&self) -> String {
+        self.kubectl(&["get", "leases", "-n", self.ns(), "-o", "name"])
     }
 }
 
 impl Drop for Sim {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        if let Server::Process { child, .. } = &mut self.server {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 }
 
 /// A ConfigMap `site` (`title: one`) and a Deployment `web` (2 replicas, `LOG_LEVEL=info`) in
-/// environment `staging` (namespace `web`), on branch `main`, and a bare clone of it.
+/// environment `staging` (namespace `web`, [`Sim::ns`]), on branch `main`, and a bare clone of it.
 fn source_repo(sim: &Sim) -> (Repo, tempfile::TempDir) {
     let repo = Repo {
         dir: tempfile::tempdir().expect("temp"),
@@ -129,7 +231,10 @@ fn source_repo(sim: &Sim) -> (Repo, tempfile::TempDir) {
     repo.write(".gitignore", ".gitship/\n");
     repo.write(
         "config/staging.yaml",
-        "cluster:\n  context: kubesim\n  namespace: web\nagent:\n  terraform: off\n",
+        &format!(
+            "cluster:\n  context: kubesim\n  namespace: {}\nagent:\n  terraform: off\n",
+            sim.ns()
+        ),
     );
     repo.write(
         "infrastructure/kubernetes/site.yaml",
@@ -355,7 +460,7 @@ fn the_agent_syncs_commits_and_a_follower_takes_over_when_the_leader_dies() {
         follower.log()
     );
     assert!(started.elapsed() < Duration::from_secs(10));
-    let leases = sim.kubectl(&["get", "leases", "-n", "web", "-o", "name"]);
+    let leases = sim.leases();
     assert!(!leases.contains("gitship-staging.agent"), "{leases}");
     assert!(!leases.contains("gitship-staging\n"), "{leases}");
 }
@@ -365,45 +470,28 @@ fn the_agent_heals_scaled_edited_and_deleted_objects_and_records_each_heal() {
     if !require_tool("kubectl", "help") {
         return;
     }
-    let sim = Sim::start();
+    let sim = Sim::counting();
     let (_repo, bare) = source_repo(&sim);
     let agent = Agent::start(&sim, bare.path(), &[]);
     agent.wait_first_sync(&sim);
-    sim.kubectl(&["scale", "deployment/web", "-n", "web", "--replicas=10"]);
-    sim.kubectl(&[
-        "set",
-        "env",
-        "deployment/web",
-        "-n",
-        "web",
-        "LOG_LEVEL=debug",
-    ]);
-    sim.kubectl(&["delete", "configmap", "site", "-n", "web"]);
-    let replicas = || {
-        sim.get(&[
-            "get",
-            "deployment",
-            "web",
-            "-n",
-            "web",
-            "-o",
-            "jsonpath={.spec.replicas}",
-        ])
-    };
+    let ns = sim.ns();
+    sim.kubectl(&["scale", "deployment/web", "-n", ns, "--replicas=10"]);
+    sim.kubectl(&["set", "env", "deployment/web", "-n", ns, "LOG_LEVEL=debug"]);
+    sim.kubectl(&["delete", "configmap", "site", "-n", ns]);
     let log_level = || {
         sim.get(&[
             "get",
             "deployment",
             "web",
             "-n",
-            "web",
+            ns,
             "-o",
             "jsonpath={.spec.template.spec.containers[0].env[?(@.name==\"LOG_LEVEL\")].value}",
         ])
     };
     // heal-interval (1s) + 5s.
     eventually("the drift is healed", Duration::from_secs(6), || {
-        replicas().as_deref() == Some("2")
+        sim.replicas().as_deref() == Some("2")
             && log_level().as_deref() == Some("info")
             && sim.title().as_deref() == Some("one")
             && agent.status()["lastHeal"].is_object()
@@ -415,7 +503,7 @@ fn the_agent_heals_scaled_edited_and_deleted_objects_and_records_each_heal() {
         "configmap",
         "gitship-staging",
         "-n",
-        "web",
+        ns,
         "-o",
         "jsonpath={.data.history\\.json}",
     ]);
@@ -428,7 +516,10 @@ fn the_agent_heals_scaled_edited_and_deleted_objects_and_records_each_heal() {
         .filter_map(|h| h.as_str().map(str::to_string))
         .collect();
     let healed = healed.join("\n");
-    assert!(healed.contains("ConfigMap web/site (deleted"), "{healed}");
+    assert!(
+        healed.contains(&format!("ConfigMap {ns}/site (deleted")),
+        "{healed}"
+    );
     assert!(
         healed.contains("spec.replicas: 10, Git 2, changed by `kubectl`"),
         "{healed}"
@@ -438,8 +529,7 @@ fn the_agent_heals_scaled_edited_and_deleted_objects_and_records_each_heal() {
         "{healed}"
     );
     assert_eq!(history.last().expect("first record")["source"], "agent");
-    let events = sim.kubectl(&["get", "events", "-n", "web", "-o", "json"]);
-    let events: Value = serde_json::from_str(&events).expect("events");
+    let events: Value = serde_json::from_str(&sim.events()).expect("events");
     let reasons: Vec<&str> = events["items"]
         .as_array()
         .expect("items")
@@ -458,6 +548,31 @@ fn the_agent_heals_scaled_edited_and_deleted_objects_and_records_each_heal() {
     assert!(heals_total >= 1.0, "{metrics}");
     let status = agent.status();
     assert!(status["lastHeal"]["healed"].is_array(), "{status}");
+
+    // Healed, the loop's drift checks find nothing: it writes nothing but its leader Lease
+    // (renewed every third of its 3s), once the status it published names the heal.
+    eventually("the heal is published", Duration::from_secs(3), || {
+        sim.get(&[
+            "get",
+            "configmap",
+            "gitship-staging.agent",
+            "-n",
+            ns,
+            "-o",
+            "jsonpath={.data.status\\.json}",
+        ])
+        .is_some_and(|published| published.contains("lastHeal"))
+    });
+    let mark = sim.mark();
+    // Three heal intervals.
+    std::thread::sleep(Duration::from_millis(3500));
+    let writes = sim.writes_since(mark);
+    let lease =
+        format!("PUT /apis/coordination.k8s.io/v1/namespaces/{ns}/leases/gitship-staging.agent");
+    assert!(writes.contains(&lease), "the Lease is renewed: {writes:#?}");
+    let others: Vec<&String> = writes.iter().filter(|w| **w != lease).collect();
+    assert!(others.is_empty(), "no-op heals wrote {others:#?}");
+    assert_eq!(agent.status()["lastHeal"], status["lastHeal"]);
 }
 
 #[test]
@@ -521,7 +636,7 @@ fn a_broken_commit_keeps_the_last_good_revision_and_the_webhook_syncs_at_once() 
         let status = agent.status();
         status["state"] == "synced" && status.get("lastError").is_none()
     });
-    let events = sim.kubectl(&["get", "events", "-n", "web", "-o", "json"]);
+    let events = sim.events();
     assert!(events.contains("SyncFailed"), "{events}");
 }
 
@@ -535,6 +650,12 @@ fn the_agent_waits_for_images_ci_has_not_pushed_and_applies_once_they_are() {
     };
     let sim = Sim::start();
     let repo = Repo::web_app(&sim.kubeconfig, &registry.address, "<h1>agent</h1>\n");
+    repo.edit(
+        "config/staging.yaml",
+        "namespace: web\n",
+        &format!("namespace: {}\n", sim.ns()),
+    );
+    repo.commit("the test's namespace");
     repo.git(&["branch", "-M", "main"]);
     let bare = tempfile::tempdir().expect("temp");
     repo.git(&[
@@ -560,7 +681,7 @@ fn the_agent_waits_for_images_ci_has_not_pushed_and_applies_once_they_are() {
             "configmap",
             "web",
             "-n",
-            "web",
+            sim.ns(),
             "-o",
             "jsonpath={.data.image}",
         ])
@@ -597,12 +718,13 @@ fn history(repo: &Repo) -> HistoryReport {
         .unwrap_or_else(|error| panic!("not a history report ({error}):\n{}", run.stdout))
 }
 
+/// `--once`: a sync, a no-op heal that writes nothing, a heal, and a bad commit's exit code.
 #[test]
 fn once_syncs_then_checks_for_drift_and_exits_with_deploys_codes() {
     if !require_tool("kubectl", "help") {
         return;
     }
-    let sim = Sim::start();
+    let sim = Sim::counting();
     let (repo, bare) = source_repo(&sim);
     let cache = tempfile::tempdir().expect("temp");
     let once = || {
@@ -623,11 +745,23 @@ fn once_syncs_then_checks_for_drift_and_exits_with_deploys_codes() {
     let (code, stderr) = once();
     assert_eq!(code, Some(0), "{stderr}");
     assert_eq!(sim.title().as_deref(), Some("one"));
-    sim.kubectl(&["scale", "deployment/web", "-n", "web", "--replicas=5"]);
+    // Nothing drifted: a drift check, and not one write.
+    let mark = sim.mark();
+    let (code, stderr) = once();
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stderr.contains("checking for drift"), "{stderr}");
+    assert!(!stderr.contains("healing"), "{stderr}");
+    let writes = sim.writes_since(mark);
+    assert!(writes.is_empty(), "a no-op heal wrote {writes:#?}");
+    sim.kubectl(&["scale", "deployment/web", "-n", sim.ns(), "--replicas=5"]);
     let (code, stderr) = once();
     assert_eq!(code, Some(0), "{stderr}");
     assert!(stderr.contains("checking for drift"), "{stderr}");
     assert!(stderr.contains("healing"), "{stderr}");
+    assert!(
+        !sim.writes_since(mark).is_empty(),
+        "the heal is seen in the record of writes"
+    );
     // The heal is recorded, with what it put back under its row.
     let report = history(&repo);
     let heal = &report.records[0];
@@ -648,7 +782,7 @@ fn once_syncs_then_checks_for_drift_and_exits_with_deploys_codes() {
 
     repo.write(
         "config/staging.yaml",
-        "cluster:\n  namespace: web\n  bogus: 1\n",
+        &format!("cluster:\n  namespace: {}\n  bogus: 1\n", sim.ns()),
     );
     repo.commit("bad config");
     push(&repo, bare.path());
@@ -670,13 +804,13 @@ fn a_field_another_manager_keeps_changing_is_reported_as_flapping_not_healed_for
     // An autoscaler-like manager sets the replicas back after every heal.
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let scaler = {
-        let (stop, kubeconfig) = (stop.clone(), sim.kubeconfig.clone());
+        let (stop, kubeconfig, ns) = (stop.clone(), sim.kubeconfig.clone(), sim.ns().to_string());
         std::thread::spawn(move || {
             while !stop.load(std::sync::atomic::Ordering::SeqCst) {
                 let _ = Command::new("kubectl")
                     .arg("--kubeconfig")
                     .arg(&kubeconfig)
-                    .args(["scale", "deployment/web", "-n", "web", "--replicas=7"])
+                    .args(["scale", "deployment/web", "-n", &ns, "--replicas=7"])
                     .output();
                 std::thread::sleep(Duration::from_millis(200));
             }
@@ -688,7 +822,7 @@ fn a_field_another_manager_keeps_changing_is_reported_as_flapping_not_healed_for
         || {
             agent.status()["flapping"]
                 .to_string()
-                .contains("Deployment web/web spec.replicas")
+                .contains(&format!("Deployment {}/web spec.replicas", sim.ns()))
         },
     );
     let heals_when_flapping = agent.status()["lastHeal"]["time"].clone();
@@ -704,7 +838,7 @@ fn a_field_another_manager_keeps_changing_is_reported_as_flapping_not_healed_for
         "{log}"
     );
     assert!(log.contains("drift.ignore"), "{log}");
-    let events = sim.kubectl(&["get", "events", "-n", "web", "-o", "json"]);
+    let events = sim.events();
     assert!(events.contains("FlappingField"), "{events}");
 }
 
@@ -742,23 +876,11 @@ fn a_pinned_environment_is_healed_but_not_synced_until_resumed() {
     std::thread::sleep(Duration::from_secs(2));
     assert_eq!(sim.title().as_deref(), Some("one"), "no sync while pinned");
     // It still heals, back to the pinned revision.
-    sim.kubectl(&["scale", "deployment/web", "-n", "web", "--replicas=4"]);
+    sim.kubectl(&["scale", "deployment/web", "-n", sim.ns(), "--replicas=4"]);
     eventually(
         "the pinned revision is healed",
         Duration::from_secs(6),
-        || {
-            sim.get(&[
-                "get",
-                "deployment",
-                "web",
-                "-n",
-                "web",
-                "-o",
-                "jsonpath={.spec.replicas}",
-            ])
-            .as_deref()
-                == Some("2")
-        },
+        || sim.replicas().as_deref() == Some("2"),
     );
     // `deploy` of HEAD refuses while pinned; status shows it.
     let refused = repo.gitship(&["deploy", "staging"]);
@@ -771,7 +893,7 @@ fn a_pinned_environment_is_healed_but_not_synced_until_resumed() {
     assert!(refused.stderr.contains("--force"), "{}", refused.stderr);
     let status = repo.ok(&["status", "staging"]);
     assert!(status.stdout.contains("pinned at"), "{}", status.stdout);
-    let events = sim.kubectl(&["get", "events", "-n", "web", "-o", "json"]);
+    let events = sim.events();
     assert!(events.contains("\"Pinned\""), "{events}");
 
     let resumed = repo.ok(&["resume", "staging"]);
@@ -783,7 +905,7 @@ fn a_pinned_environment_is_healed_but_not_synced_until_resumed() {
     eventually("the agent syncs Git again", Duration::from_secs(6), || {
         sim.title().as_deref() == Some("two")
     });
-    let events = sim.kubectl(&["get", "events", "-n", "web", "-o", "json"]);
+    let events = sim.events();
     assert!(events.contains("\"Resumed\""), "{events}");
 }
 
@@ -792,14 +914,22 @@ fn sigterm_in_the_middle_of_a_sync_releases_both_leases_and_exits_0() {
     if !require_tool("kubectl", "help") {
         return;
     }
-    // Workloads take 20s to become healthy: the sync is waiting for health when SIGTERM comes.
+    // Workloads take 20s to become healthy (kubesim's rollout delay, kwok's readiness delay on
+    // the real server): the sync is waiting for health when SIGTERM comes.
     let sim = Sim::start_with_rollout(20_000);
-    let (_repo, bare) = source_repo(&sim);
+    let (repo, bare) = source_repo(&sim);
+    repo.edit(
+        "infrastructure/kubernetes/web.yaml",
+        "      labels: {app: web}\n",
+        "      labels: {app: web}\n      annotations: {pod-ready.stage.kwok.x-k8s.io/delay: 20s}\n",
+    );
+    repo.commit("slow pods");
+    push(&repo, bare.path());
     let mut agent = Agent::start(&sim, bare.path(), &[]);
     eventually("the sync waits for health", Duration::from_secs(10), || {
         agent.log().contains("waiting for health")
     });
-    let leases = sim.kubectl(&["get", "leases", "-n", "web", "-o", "name"]);
+    let leases = sim.leases();
     assert!(
         leases.contains("gitship-staging\n"),
         "the deploy lock is held: {leases}"
@@ -813,7 +943,7 @@ fn sigterm_in_the_middle_of_a_sync_releases_both_leases_and_exits_0() {
         agent.log()
     );
     assert!(started.elapsed() < Duration::from_secs(10));
-    let leases = sim.kubectl(&["get", "leases", "-n", "web", "-o", "name"]);
+    let leases = sim.leases();
     assert!(
         !leases.contains("gitship-staging"),
         "both Leases are gone: {leases}"

@@ -1,16 +1,16 @@
 //! `gitship agent manifests` and `gitship status` through the built CLI, on a copy of the blog
 //! example: the agent's manifests (kinds, least-privilege RBAC, accepted by the real `kubectl`
-//! against kubesim), and what `status` reads from the sandbox or a cluster (the inventory, the
-//! deploy lock, the agent's leader Lease and status).
+//! against kubesim or the real server), and what `status` reads from the sandbox or a cluster
+//! (the inventory, the deploy lock, the agent's leader Lease and status).
 
 use std::collections::BTreeSet;
 use std::process::{Command, Stdio};
 
 use gitship::agent::state::{Revision, Status, SyncState};
 use gitship::ops::status::StatusReport;
-use kubesim::KubeSim;
 use serde_json::{Value, json};
 
+use crate::support::cluster::{Backend, TestCluster};
 use crate::support::repo::{Repo, Run};
 use crate::support::require_tool;
 
@@ -348,17 +348,60 @@ fn agent_manifests_refuse_bad_input() {
     assert!(!password.all().contains("me:secret"), "{}", password.all());
 }
 
-/// The real `kubectl` applies the manifests to kubesim (which validates them as a server does).
+/// The example with environment `staging` in the test's namespace (`blog-staging` on kubesim).
+fn example_in(cluster: &TestCluster) -> Repo {
+    let repo = Repo::example();
+    repo.edit(
+        "config/staging.yaml",
+        "namespace: blog-staging\n",
+        &format!("namespace: {}\n", cluster.ns("blog-staging")),
+    );
+    repo.commit("the test's namespace");
+    repo
+}
+
+/// Deletes the cluster-scoped objects a test made on the real server when dropped (the test's
+/// namespaces go with its [`TestCluster`]).
+struct ClusterScoped<'a> {
+    cluster: &'a TestCluster,
+    objects: Vec<String>,
+}
+
+impl Drop for ClusterScoped<'_> {
+    fn drop(&mut self) {
+        if self.cluster.backend() != Backend::Real {
+            return;
+        }
+        let _ = Command::new("kubectl")
+            .arg("--kubeconfig")
+            .arg(self.cluster.kubeconfig_path())
+            .args(["delete", "--ignore-not-found", "--wait=false"])
+            .args(&self.objects)
+            .output();
+    }
+}
+
+/// The real `kubectl` applies the manifests to kubesim (which validates them as a server does)
+/// or to the real server.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn agent_manifests_apply_with_kubectl() {
     if !require_tool("kubectl", "help") {
         return;
     }
-    let repo = Repo::example();
+    let cluster = TestCluster::start().await;
+    let ns = cluster.ns("blog-staging");
+    let cluster_role = format!("gitship-agent-{ns}");
+    let _cleanup = ClusterScoped {
+        cluster: &cluster,
+        objects: vec![
+            format!("clusterrole/{cluster_role}"),
+            format!("clusterrolebinding/{cluster_role}"),
+        ],
+    };
+    let repo = example_in(&cluster);
     let run = manifests(&repo, &["--source", SOURCE]);
     assert_eq!(run.code, 0, "{}", run.all());
-    let sim = KubeSim::start().await.expect("kubesim starts");
-    let kubeconfig = sim.kubeconfig_path().to_path_buf();
+    let kubeconfig = cluster.kubeconfig_path().to_path_buf();
     let kubectl = move |args: &[&str], stdin: Option<&str>| {
         let mut child = Command::new("kubectl")
             .arg("--kubeconfig")
@@ -389,7 +432,7 @@ async fn agent_manifests_apply_with_kubectl() {
     // The namespace is assumed to exist (`kubectl create namespace` speaks protobuf, which kubesim
     // does not).
     let stdout = format!(
-        "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: blog-staging\n{}",
+        "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {ns}\n{}",
         run.stdout
     );
     tokio::task::spawn_blocking(move || {
@@ -397,7 +440,7 @@ async fn agent_manifests_apply_with_kubectl() {
         let replicas = kubectl(
             &[
                 "-n",
-                "blog-staging",
+                &ns,
                 "get",
                 "deployment",
                 "gitship-agent",
@@ -407,11 +450,11 @@ async fn agent_manifests_apply_with_kubectl() {
             None,
         );
         assert_eq!(replicas, "2");
-        kubectl(&["get", "clusterrole", "gitship-agent-blog-staging"], None);
+        kubectl(&["get", "clusterrole", &cluster_role], None);
         kubectl(
             &[
                 "-n",
-                "blog-staging",
+                &ns,
                 "get",
                 "role,rolebinding,serviceaccount,service",
                 "gitship-agent",
@@ -494,22 +537,27 @@ fn status_in_the_sandbox_before_and_after_a_deploy() {
 /// Against a cluster: the deploy lock's holder, the agent's leader and its published status.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn status_shows_the_deploy_lock_and_the_agent() {
-    let sim = KubeSim::start().await.expect("kubesim starts");
+    let cluster = TestCluster::start().await;
+    // The cluster's kubeconfig with its context named `staging`, as the example's config says.
     let home = tempfile::tempdir().expect("temp");
     let kubeconfig = home.path().join("kubeconfig");
+    let mut config =
+        kube::config::Kubeconfig::read_from(cluster.kubeconfig_path()).expect("kubeconfig");
+    for context in &mut config.contexts {
+        context.name = "staging".to_string();
+    }
+    config.current_context = Some("staging".to_string());
     std::fs::write(
         &kubeconfig,
-        format!(
-            "apiVersion: v1\nkind: Config\nclusters:\n- name: sim\n  cluster:\n    server: {}\ncontexts:\n- name: staging\n  context:\n    cluster: sim\n    user: sim\ncurrent-context: staging\nusers:\n- name: sim\n  user: {{}}\n",
-            sim.url()
-        ),
+        serde_json::to_string(&config).expect("kubeconfig as JSON"),
     )
     .expect("kubeconfig");
-    let mut repo = Repo::example();
+    let mut repo = example_in(&cluster);
     repo.kubeconfig = Some(kubeconfig);
 
-    let client = gitship::kube::client::client_from(sim.kube_config()).expect("client");
-    let namespace = "blog-staging";
+    let client = gitship::kube::client::client_from(cluster.kube_config().await).expect("client");
+    let namespace = cluster.ns("blog-staging");
+    let namespace = namespace.as_str();
     let apply = |object: Value| {
         let client = client.clone();
         async move {
