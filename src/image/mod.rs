@@ -641,16 +641,10 @@ async fn push_image(
     let push_tail = OutputTail::new();
     let insecure = registry::is_loopback(request.registry());
     let pushed = builder
-        .push(
-            reference,
-            &request.image_repository,
-            insecure,
-            context.environment,
-            |line| {
-                push_tail.push(line);
-                context.progress.output_line(app, AppState::Pushing, line);
-            },
-        )
+        .push(reference, insecure, context.environment, |line| {
+            push_tail.push(line);
+            context.progress.output_line(app, AppState::Pushing, line);
+        })
         .await;
     let failed = |tail: String| BuildError::PushFailed {
         app: app.to_string(),

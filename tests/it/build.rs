@@ -33,6 +33,10 @@ struct Workspace {
     path: OsString,
     _storage: tempfile::TempDir,
     storage_conf: PathBuf,
+    /// Loopback registries are plain HTTP. Docker's engine allows that for 127.0.0.0/8 by
+    /// itself; a docker-compatible CLI on podman (podman-docker, what CI has) is told so here,
+    /// as its user would in `registries.conf`.
+    registries_conf: PathBuf,
 }
 
 impl Workspace {
@@ -63,6 +67,12 @@ impl Workspace {
             ),
         )
         .expect("storage.conf");
+        let registries_conf = storage.path().join("registries.conf");
+        std::fs::write(
+            &registries_conf,
+            "unqualified-search-registries = []\n[[registry]]\nlocation = \"127.0.0.1\"\ninsecure = true\n",
+        )
+        .expect("registries.conf");
         Workspace {
             apps,
             shims,
@@ -70,6 +80,7 @@ impl Workspace {
             path,
             _storage: storage,
             storage_conf,
+            registries_conf,
         }
     }
 
@@ -124,6 +135,10 @@ impl Workspace {
                 (
                     OsString::from("CONTAINERS_STORAGE_CONF"),
                     self.storage_conf.clone().into_os_string(),
+                ),
+                (
+                    OsString::from("CONTAINERS_REGISTRIES_CONF"),
+                    self.registries_conf.clone().into_os_string(),
                 ),
             ]),
         }
@@ -588,6 +603,7 @@ mod command {
                 .args(extra)
                 .env("PATH", &workspace.path)
                 .env("CONTAINERS_STORAGE_CONF", &workspace.storage_conf)
+                .env("CONTAINERS_REGISTRIES_CONF", &workspace.registries_conf)
                 .output()
                 .expect("run gitship")
         }
