@@ -479,6 +479,7 @@ fn create(store: &mut Store, target: &Target, request: &ApiRequest) -> Result<An
         object["metadata"]["name"] = json!(name);
     }
     check_type(target, &object, &name)?;
+    decode(target, &mut object, request).map_err(|error| error.bad_request(&target.resource))?;
     if name.is_empty() {
         return Err(ApiError::invalid(
             &target.resource.qualified_kind(),
@@ -497,7 +498,6 @@ fn create(store: &mut Store, target: &Target, request: &ApiRequest) -> Result<An
         return Err(ApiError::already_exists(&target.resource, &name));
     }
     require_namespace(store, target)?;
-    check_fields(target, &name, &mut object, request, false)?;
     let written = write(
         store,
         target,
@@ -579,17 +579,20 @@ fn update(
     name: &str,
     request: &ApiRequest,
 ) -> Result<Answer, ApiError> {
-    let body = request.json_body()?;
+    let mut body = request.json_body()?;
     if !body.is_object() {
         return Err(ApiError::bad_request("the request body must be an object"));
     }
+    if target.subresource.is_none() {
+        check_type(target, &body, name)?;
+    }
+    decode(target, &mut body, request).map_err(|error| error.bad_request(&target.resource))?;
     check_name(&body, name)?;
     let old = store
         .get(&target.resource.storage_key(), &target.key(name))
         .ok_or_else(|| ApiError::not_found(&target.resource, name))?;
     check_resource_version(target, name, &body, &old)?;
     if target.subresource.is_none() {
-        check_type(target, &body, name)?;
         check_namespace(target, &body)?;
     }
     replace_with_view(store, target, name, old, body, request)
@@ -605,8 +608,7 @@ fn replace_with_view(
     view: Value,
     request: &ApiRequest,
 ) -> Result<Answer, ApiError> {
-    let mut new = from_view(target, &old, view)?;
-    check_fields(target, name, &mut new, request, false)?;
+    let new = from_view(target, &old, view)?;
     let written = write(
         store,
         target,
@@ -680,7 +682,7 @@ fn patch(
     match content_type {
         "application/merge-patch+json" => json_patch::merge(&mut view, &body),
         "application/json-patch+json" => {
-            let operations: json_patch::Patch = serde_json::from_value(body)
+            let operations: json_patch::Patch = serde_json::from_value(body.clone())
                 .map_err(|error| ApiError::bad_request(format!("invalid JSON patch: {error}")))?;
             json_patch::patch(&mut view, &operations).map_err(|error| {
                 ApiError::invalid(
@@ -696,6 +698,16 @@ fn patch(
         }
         other => return Err(ApiError::unsupported_media_type(other)),
     }
+    if let Err(error) = decode(target, &mut view, request) {
+        // A real server quotes the strategic merge patch as Go prints it, the other patches'
+        // result as JSON.
+        let quoted = if content_type == "application/strategic-merge-patch+json" {
+            go_value(&body)
+        } else {
+            view.to_string()
+        };
+        return Err(ApiError::invalid_patch(&quoted, &error.message()));
+    }
     check_resource_version(target, name, &view, &old)?;
     replace_with_view(store, target, name, old, view, request)
 }
@@ -707,8 +719,10 @@ fn apply(
     request: &ApiRequest,
 ) -> Result<Answer, ApiError> {
     let Some(manager) = request.param("fieldManager").map(str::to_string) else {
-        return Err(ApiError::bad_request(
-            "PATCH requests with the apply content type must have a fieldManager parameter",
+        return Err(ApiError::invalid_options(
+            "PatchOptions",
+            "fieldManager",
+            "Required value: is required for apply patch",
         ));
     };
     let force = request.param("force") == Some("true");
@@ -738,19 +752,26 @@ fn apply(
         check_resource_version(target, name, &config, old)?;
     }
     let created = old.is_none();
+    if created && target.subresource.is_some() {
+        return Err(ApiError::not_found(&target.resource, name));
+    }
+    check_applied_fields(target, name, &config)?;
+    // Conflicts come before conversion errors; the namespace is checked (by admission) last.
+    let mut canonical = config.clone();
+    let converted = decode(target, &mut canonical, request);
+    let applied = if converted.is_ok() {
+        &canonical
+    } else {
+        &config
+    };
+    let mut merged = managed::apply(old.as_deref(), applied, &manager, force, target.scope())
+        .map_err(|conflicts| ApiError::apply_conflicts(&target.resource, name, &conflicts))?;
+    if let Err(error) = converted {
+        return Err(unconvertible(&target.resource, &merged, name, &error));
+    }
     if created {
-        if target.subresource.is_some() {
-            return Err(ApiError::not_found(&target.resource, name));
-        }
         require_namespace(store, target)?;
     }
-    check_fields(target, name, &mut config, request, true)?;
-    if !target.resource.custom {
-        defaults::canonicalize_quantities(&target.resource, &mut config)
-            .map_err(|error| undecodable(&target.resource, &error))?;
-    }
-    let mut merged = managed::apply(old.as_deref(), &config, &manager, force, target.scope())
-        .map_err(|conflicts| ApiError::apply_conflicts(&target.resource, name, &conflicts))?;
     merged["metadata"]["name"] = json!(name);
     let written = write(
         store,
@@ -774,15 +795,50 @@ fn now() -> String {
     chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string()
 }
 
-/// Unknown fields of built-in kinds: rejected with `fieldValidation=Strict` (400, as kubectl's
-/// default validation expects), otherwise dropped, as decoding into the API types does.
-fn check_fields(
-    target: &Target,
-    name: &str,
-    object: &mut Value,
-    request: &ApiRequest,
-    apply: bool,
-) -> Result<(), ApiError> {
+/// Why a body does not decode into the API type of its kind.
+enum Undecodable {
+    /// An invalid `resource.Quantity`.
+    Quantity(crate::quantity::QuantityError),
+    /// Fields the schema does not declare (paths like `spec.replicaz`), under
+    /// `fieldValidation=Strict`.
+    UnknownFields(Vec<String>),
+}
+
+impl Undecodable {
+    /// The decoder's words, as a real server quotes them.
+    fn message(&self) -> String {
+        match self {
+            Undecodable::Quantity(error) => error.to_string(),
+            Undecodable::UnknownFields(fields) => {
+                let fields: Vec<String> = fields
+                    .iter()
+                    .map(|field| format!("unknown field \"{field}\""))
+                    .collect();
+                format!("strict decoding error: {}", fields.join(", "))
+            }
+        }
+    }
+
+    /// The 400 a create or update gets: `X in version "v1" cannot be handled as a X: ...`.
+    fn bad_request(&self, resource: &Resource) -> ApiError {
+        ApiError::bad_request(format!(
+            "{} in version \"{}\" cannot be handled as a {}: {}",
+            resource.kind,
+            resource.version,
+            resource.kind,
+            self.message()
+        ))
+    }
+}
+
+/// Decodes a written object as the real server decodes a body into the API type: quantities
+/// of built-in kinds canonicalised (an invalid one fails), undeclared fields refused under
+/// `fieldValidation=Strict` and dropped otherwise. Subresource views are left alone.
+fn decode(target: &Target, object: &mut Value, request: &ApiRequest) -> Result<(), Undecodable> {
+    if target.subresource.as_deref() == Some("scale") || target.resource.custom {
+        return Ok(());
+    }
+    defaults::canonicalize_quantities(&target.resource, object).map_err(Undecodable::Quantity)?;
     if target.subresource.is_some() {
         return Ok(());
     }
@@ -792,43 +848,77 @@ fn check_fields(
         return Ok(());
     }
     if request.param("fieldValidation") == Some("Strict") {
-        let message = if apply {
-            let namespace = target
-                .namespace
-                .as_deref()
-                .filter(|_| target.resource.namespaced)
-                .unwrap_or("");
-            let fields: Vec<String> = unknown
-                .iter()
-                .map(|field| format!(".{field}: field not declared in schema"))
-                .collect();
-            format!(
-                "failed to create typed patch object ({namespace}/{name}; {}, Kind={}): {}",
-                target.resource.api_version(),
-                target.resource.kind,
-                fields.join(", ")
-            )
-        } else {
-            let fields: Vec<String> = unknown
-                .iter()
-                .map(|field| format!("unknown field \"{field}\""))
-                .collect();
-            format!("strict decoding error: {}", fields.join(", "))
-        };
-        return Err(ApiError::bad_request(message));
+        return Err(Undecodable::UnknownFields(unknown));
     }
     schema::prune_unknown(object, node);
     Ok(())
 }
 
-/// The 400 a real server answers when the body does not decode (an invalid quantity).
-fn undecodable(resource: &Resource, error: &crate::quantity::QuantityError) -> ApiError {
-    ApiError::bad_request(format!(
-        "{} in version \"{}\" cannot be handled as a {}: {error}",
-        resource.qualified_kind(),
+/// `(namespace/name; group/version, Kind=Kind)` as server-side apply's errors name an object.
+fn apply_subject(resource: &Resource, object: &Value, name: &str) -> String {
+    let namespace = object["metadata"]["namespace"].as_str().unwrap_or("");
+    format!(
+        "({namespace}/{name}; {}/{}, Kind={})",
+        resource.group, resource.version, resource.kind
+    )
+}
+
+/// Server-side apply refuses any field the schema does not declare, whatever
+/// `fieldValidation` says: a 500 `failed to create typed patch object`, as on a real server.
+fn check_applied_fields(target: &Target, name: &str, config: &Value) -> Result<(), ApiError> {
+    if target.subresource.is_some() || target.resource.custom {
+        return Ok(());
+    }
+    let node = Node::root(&target.resource.api_version(), &target.resource.kind);
+    let unknown = schema::unknown_fields(config, node);
+    if unknown.is_empty() {
+        return Ok(());
+    }
+    let fields: Vec<String> = unknown
+        .iter()
+        .map(|field| format!(".{field}: field not declared in schema"))
+        .collect();
+    Err(ApiError::apply_failed(format!(
+        "failed to create typed patch object {}: {}",
+        apply_subject(&target.resource, config, name),
+        fields.join(", ")
+    )))
+}
+
+/// The 500 of a server-side apply whose merged object does not convert (an invalid quantity).
+fn unconvertible(resource: &Resource, merged: &Value, name: &str, error: &Undecodable) -> ApiError {
+    ApiError::apply_failed(format!(
+        "failed to convert new object {} to proper version: unable to convert unstructured object to {}/{}, Kind={}: {}",
+        apply_subject(resource, merged, name),
+        resource.group,
         resource.version,
-        resource.kind
+        resource.kind,
+        error.message()
     ))
+}
+
+/// Renders a JSON value as Go's `%v` renders the decoded `map[string]interface{}` (sorted
+/// keys, `map[k:v]`, `[a b]`): how a real server quotes a strategic merge patch in errors.
+fn go_value(value: &Value) -> String {
+    match value {
+        Value::Null => "<nil>".into(),
+        Value::Bool(flag) => flag.to_string(),
+        Value::Number(number) => number.to_string(),
+        Value::String(text) => text.clone(),
+        Value::Array(items) => {
+            let items: Vec<String> = items.iter().map(go_value).collect();
+            format!("[{}]", items.join(" "))
+        }
+        Value::Object(map) => {
+            let mut keys: Vec<&String> = map.keys().collect();
+            keys.sort();
+            let entries: Vec<String> = keys
+                .iter()
+                .map(|key| format!("{key}:{}", go_value(&map[key.as_str()])))
+                .collect();
+            format!("map[{}]", entries.join(" "))
+        }
+    }
 }
 
 /// The cluster IPs and node ports held by every Service except `name` in the target namespace.
@@ -950,7 +1040,7 @@ fn write(store: &mut Store, target: &Target, pending: PendingWrite) -> Result<Va
     }
     if !resource.custom {
         defaults::canonicalize_quantities(resource, &mut new)
-            .map_err(|error| undecodable(resource, &error))?;
+            .map_err(|error| Undecodable::Quantity(error).bad_request(resource))?;
         defaults::apply(resource, &mut new, old.as_deref(), || {
             services_allocated(store, target, name)
         });

@@ -177,6 +177,34 @@ impl ApiError {
         error
     }
 
+    /// 422 Invalid for request options (`PatchOptions.meta.k8s.io "" is invalid: ...`): a
+    /// server-side apply without `fieldManager`.
+    pub fn invalid_options(kind: &str, field: &str, message: &str) -> ApiError {
+        let mut error = ApiError::new(
+            422,
+            "Invalid",
+            format!("{kind}.meta.k8s.io \"\" is invalid: {field}: {message}"),
+        );
+        error.details = json!({
+            "group": "meta.k8s.io",
+            "kind": kind,
+            "causes": [{"reason": "FieldValueRequired", "message": message, "field": field}],
+        });
+        error
+    }
+
+    /// 422 Invalid for a patch whose result does not decode: the real server's
+    /// ` "" is invalid: patch: Invalid value: "<value>": <error>`, with no name, group or kind.
+    pub fn invalid_patch(value: &str, error: &str) -> ApiError {
+        let quoted = serde_json::to_string(value).unwrap_or_default();
+        let cause = format!("Invalid value: {quoted}: {error}");
+        let mut error = ApiError::new(422, "Invalid", format!(" \"\" is invalid: patch: {cause}"));
+        error.details = json!({
+            "causes": [{"reason": "FieldValueInvalid", "message": cause, "field": "patch"}],
+        });
+        error
+    }
+
     /// 400 BadRequest.
     pub fn bad_request(message: impl Into<String>) -> ApiError {
         ApiError::new(400, "BadRequest", message)
@@ -226,6 +254,13 @@ impl ApiError {
         ApiError::new(500, "InternalError", message)
     }
 
+    /// 500 without a reason: what a real server answers when server-side apply cannot type
+    /// the applied configuration or convert the merged object (unknown fields, invalid
+    /// quantities).
+    pub fn apply_failed(message: impl Into<String>) -> ApiError {
+        ApiError::new(500, "", message)
+    }
+
     /// 429 TooManyRequests with Retry-After (fault injection).
     pub fn too_many_requests(retry_after_secs: u64) -> ApiError {
         let mut error = ApiError::new(
@@ -258,6 +293,11 @@ impl ApiError {
             "reason": self.reason,
             "code": self.code,
         });
+        if self.reason.is_empty()
+            && let Some(map) = status.as_object_mut()
+        {
+            map.remove("reason");
+        }
         if !self.details.is_null() {
             status["details"] = self.details.clone();
         }

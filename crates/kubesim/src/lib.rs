@@ -54,7 +54,9 @@
 //!   (a BOOKMARK every [`Options::bookmark_interval`]); `sendInitialEvents` (with the
 //!   `k8s.io/initial-events-end` bookmark); `timeoutSeconds`.
 //! - **Server-side apply** (`PATCH` with `application/apply-patch+yaml`, JSON or YAML body):
-//!   `fieldManager` required (400 otherwise); create-on-apply (201); `metadata.managedFields` per
+//!   `fieldManager` required (422 Invalid `PatchOptions.meta.k8s.io "" is invalid`
+//!   otherwise); a field the schema does not declare is a 500 `failed to create typed patch
+//!   object` whatever `fieldValidation` says; create-on-apply (201); `metadata.managedFields` per
 //!   manager, operation (Apply/Update) and subresource, in FieldsV1; associative lists merged by
 //!   the `x-kubernetes-list-map-keys` of the Kubernetes v1.37 schema (`data/
 //!   v1.37-definitions.json`: containers and initContainers by name, env by name, container
@@ -70,13 +72,15 @@
 //!   manager `kubectl`, subresource `scale`, owning `spec.replicas`). Without `fieldManager` an
 //!   Update's manager is the user agent's program name, as on a real server.
 //! - **Validation** for built-in kinds, from the same schema: fields the schema does not declare
-//!   are dropped (as decoding into the API types does), or rejected with 400 when
-//!   `fieldValidation=Strict` (kubectl's default); missing `required` fields (a Deployment's
+//!   are dropped (as decoding into the API types does), or rejected when
+//!   `fieldValidation=Strict` (kubectl's default: 400 `strict decoding error` for create and
+//!   update, 422 for patches); missing `required` fields (a Deployment's
 //!   `spec.selector`, a container's `name`, ...) give 422 Invalid with FieldValueRequired causes;
 //!   missing apiVersion/kind/name give 422 Invalid. Updates of well-known immutable fields give
 //!   422 Invalid with the real messages and `details.causes[].field`: Deployment, StatefulSet and
-//!   DaemonSet `spec.selector`; Job `spec.selector` and `spec.template`; Service `spec.clusterIP`
-//!   once set (an update omitting it keeps it); a PVC's `spec` except `resources.requests`; the
+//!   DaemonSet `spec.selector`; Job `spec.selector` and `spec.template`; Service `clusterIP`
+//!   once set (refused as `spec.clusterIPs[0]`; an update omitting it keeps it); a PVC's `spec`
+//!   (except `resources.requests` once the claim is Bound); the
 //!   `data`/`binaryData`/`immutable` of a ConfigMap or Secret marked `immutable: true`.
 //! - **dryRun=All** on every write (create, update, patch, apply, delete): the full result is
 //!   returned, nothing is stored, no event is emitted, resourceVersion does not move.
@@ -88,8 +92,11 @@
 //!   the main resource of kinds with a status subresource; `scale` as an autoscaling/v1 Scale.
 //! - **What the server rewrites** (module `defaults`, which lists every field): every
 //!   `resource.Quantity` of a built-in kind, found through the schema, in apimachinery's
-//!   canonical form (`0.5` -> `500m`, `1024Mi` -> `1Gi`; an invalid one is a 400 BadRequest
-//!   `... cannot be handled as a ...`); the defaults of the core/v1, apps/v1 and batch/v1
+//!   canonical form (`0.5` -> `500m`, `1024Mi` -> `1Gi`). The body is decoded first, as on a
+//!   real server, before the object or its namespace is looked up: an invalid quantity is a
+//!   400 BadRequest `... cannot be handled as a ...` on create and update, a 422 Invalid
+//!   `patch: Invalid value` on a patch, and on server-side apply (after conflicts, before the
+//!   namespace check) a 500 `failed to convert new object`; the defaults of the core/v1, apps/v1 and batch/v1
 //!   defaulters for Pods and pod templates (Deployment, StatefulSet, DaemonSet, ReplicaSet, Job,
 //!   CronJob), containers, probes and volumes, Services (with a unique, deterministic
 //!   `clusterIP` from 10.96.0.0/12, node ports, IP families) and PVCs; a Job's generated
