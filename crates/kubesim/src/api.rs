@@ -202,6 +202,21 @@ fn with_type(resource: &Resource, object: &Value) -> Value {
     object
 }
 
+/// An object as a LIST (or a DELETE of a collection) returns it: a real server leaves
+/// `apiVersion` and `kind` off the items of built-in kinds (the list carries them), and keeps
+/// them on custom resources, which it serves as unstructured JSON.
+fn list_item(resource: &Resource, object: &Value) -> Value {
+    if resource.custom {
+        return with_type(resource, object);
+    }
+    let mut object = object.clone();
+    if let Some(map) = object.as_object_mut() {
+        map.remove("apiVersion");
+        map.remove("kind");
+    }
+    object
+}
+
 fn scale_view(resource: &Resource, object: &Value) -> Value {
     let selector = object["spec"]["selector"]["matchLabels"]
         .as_object()
@@ -324,6 +339,7 @@ fn list(store: &Store, target: &Target, request: &ApiRequest) -> Result<Answer, 
     };
     let mut items = Vec::new();
     let mut next = None;
+    let mut remaining = 0usize;
     for object in store.list(&target.resource.storage_key(), namespace) {
         let key = (
             object["metadata"]["namespace"]
@@ -342,18 +358,21 @@ fn list(store: &Store, target: &Target, request: &ApiRequest) -> Result<Answer, 
             continue;
         }
         if limit.is_some_and(|limit| items.len() >= limit) {
-            next = items.last().map(|last: &Value| {
-                encode_continue(&(
-                    last["metadata"]["namespace"]
-                        .as_str()
-                        .unwrap_or("")
-                        .to_string(),
-                    last["metadata"]["name"].as_str().unwrap_or("").to_string(),
-                ))
-            });
-            break;
+            if next.is_none() {
+                next = items.last().map(|last: &Value| {
+                    encode_continue(&(
+                        last["metadata"]["namespace"]
+                            .as_str()
+                            .unwrap_or("")
+                            .to_string(),
+                        last["metadata"]["name"].as_str().unwrap_or("").to_string(),
+                    ))
+                });
+            }
+            remaining += 1;
+            continue;
         }
-        items.push(with_type(&target.resource, &object));
+        items.push(list_item(&target.resource, &object));
     }
     let mut metadata = json!({"resourceVersion": store.resource_version.to_string()});
     if request.wants_table() {
@@ -365,6 +384,10 @@ fn list(store: &Store, target: &Target, request: &ApiRequest) -> Result<Answer, 
     }
     if let Some(next) = next {
         metadata["continue"] = json!(next);
+        // A real server counts the rest only when it need not filter it.
+        if request.param("labelSelector").is_none() && request.param("fieldSelector").is_none() {
+            metadata["remainingItemCount"] = json!(remaining);
+        }
     }
     Ok(Answer::Json(
         200,
@@ -1306,7 +1329,7 @@ fn delete_collection(
         .collect();
     let mut items = Vec::new();
     for object in matching {
-        items.push(with_type(&target.resource, &object));
+        items.push(list_item(&target.resource, &object));
         if request.dry_run() {
             continue;
         }

@@ -37,7 +37,9 @@
 //!   The documents hold no object schemas (so no `kubectl explain`); `/openapi/v2` is not served.
 //! - **CRUD** for every discovered resource, namespaced and cluster-scoped: GET, LIST (label
 //!   selectors `=`, `==`, `!=`, `in`, `notin`, exists, `!`; field selectors `metadata.name` and
-//!   `metadata.namespace`; `limit` and `continue`), POST (with `generateName`), PUT (with
+//!   `metadata.namespace`; `limit` and `continue`, with `remainingItemCount` when no selector
+//!   filters; items of built-in kinds without `apiVersion` and `kind`, as a real server
+//!   sends them, custom resources with them), POST (with `generateName`), PUT (with
 //!   resourceVersion preconditions), JSON merge patch, JSON patch, strategic merge patch
 //!   (approximated: lists merged by their schema keys, `$patch` directives ignored), DELETE
 //!   (`propagationPolicy`, preconditions, finalizers: `deletionTimestamp` set and the object

@@ -296,6 +296,23 @@ async fn discovery_serves_every_advertised_group_and_crd_resources() {
         .expect("apply custom resource");
     assert_eq!(applied.data["spec"]["size"], 3);
     assert_eq!(applied.metadata.generation, Some(1));
+    // Unlike built-in kinds, custom resources keep apiVersion and kind in a list.
+    let (code, _, list) = cluster
+        .raw(
+            "GET",
+            &format!("/apis/{group}/v1/namespaces/{{ns}}/widgets"),
+            "",
+            None,
+        )
+        .await;
+    assert_eq!(code, 200);
+    assert_eq!(list["kind"], "WidgetList");
+    assert_eq!(list["items"][0]["kind"], "Widget", "{list}");
+    assert_eq!(
+        list["items"][0]["apiVersion"],
+        format!("{group}/v1"),
+        "{list}"
+    );
     definitions
         .delete(&name, &DeleteParams::default())
         .await
@@ -468,6 +485,69 @@ async fn list_with_label_and_field_selectors_and_pagination() {
     }
     seen.sort();
     assert_eq!(seen, ["a", "b", "c", "d"]);
+
+    // The list carries apiVersion and kind; the items of a built-in kind do not.
+    let (code, _, page) = cluster
+        .raw(
+            "GET",
+            "/api/v1/namespaces/{ns}/configmaps?labelSelector=app&limit=3",
+            "",
+            None,
+        )
+        .await;
+    assert_eq!(code, 200);
+    assert_eq!(
+        (&page["apiVersion"], &page["kind"]),
+        (&json!("v1"), &json!("ConfigMapList"))
+    );
+    let items = page["items"].as_array().expect("items");
+    assert_eq!(items.len(), 3);
+    for item in items {
+        assert!(
+            item.get("apiVersion").is_none() && item.get("kind").is_none(),
+            "{item}"
+        );
+        assert!(item["metadata"]["name"].is_string(), "{item}");
+    }
+    assert!(page["metadata"]["continue"].is_string(), "{page}");
+    assert!(
+        page["metadata"].get("remainingItemCount").is_none(),
+        "not counted under a selector: {page}"
+    );
+    let (_, _, everything) = cluster
+        .raw("GET", "/api/v1/namespaces/{ns}/configmaps", "", None)
+        .await;
+    let total = everything["items"].as_array().map_or(0, Vec::len);
+    let (_, _, first) = cluster
+        .raw(
+            "GET",
+            "/api/v1/namespaces/{ns}/configmaps?limit=1",
+            "",
+            None,
+        )
+        .await;
+    assert_eq!(
+        first["metadata"]["remainingItemCount"],
+        total - 1,
+        "{first}"
+    );
+    let (_, _, last) = cluster
+        .raw(
+            "GET",
+            &format!(
+                "/api/v1/namespaces/{{ns}}/configmaps?labelSelector=app&limit=3&continue={}",
+                page["metadata"]["continue"].as_str().unwrap_or("")
+            ),
+            "",
+            None,
+        )
+        .await;
+    assert_eq!(last["items"].as_array().map(Vec::len), Some(1), "{last}");
+    assert!(last["items"][0].get("kind").is_none(), "{last}");
+    assert!(
+        last["metadata"].get("remainingItemCount").is_none(),
+        "{last}"
+    );
     let (code, _, _) = cluster
         .raw(
             "GET",

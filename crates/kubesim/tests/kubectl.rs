@@ -187,6 +187,19 @@ async fn kubectl_apply_get_scale_conflict_diff_delete() {
         serde_json::json!({"requests": {"cpu": "500m", "memory": "1Gi"}, "limits": {"cpu": "1", "memory": "1536Mi"}})
     );
     assert_eq!(container["imagePullPolicy"], "IfNotPresent");
+    // The server leaves apiVersion and kind off a list's items; kubectl fills them in.
+    let listed = kubectl(
+        &sim,
+        home.path(),
+        &["get", "deployments", "-o", "json"],
+        None,
+    )
+    .await;
+    assert!(listed.success, "{}", listed.stderr);
+    let list: Value = serde_json::from_str(&listed.stdout).expect("kubectl printed JSON");
+    assert_eq!(list["kind"], "List");
+    assert_eq!(list["items"][0]["kind"], "Deployment", "{list}");
+    assert_eq!(list["items"][0]["apiVersion"], "apps/v1", "{list}");
     assert_eq!(
         deployment["spec"]["template"]["spec"]["dnsPolicy"],
         "ClusterFirst"
