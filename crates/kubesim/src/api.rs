@@ -5,11 +5,10 @@
 
 use crate::defaults;
 use crate::errors::ApiError;
-use crate::fields;
 use crate::immutable;
 use crate::managed::{self, Scope};
 use crate::registry::Resource;
-use crate::schema::{self, ListKind, Node};
+use crate::schema::{self, Node};
 use crate::selectors::Selector;
 use crate::store::{EventType, ObjectKey, Store};
 use serde_json::{Map, Value, json};
@@ -66,7 +65,9 @@ impl ApiRequest {
 
     fn json_body(&self) -> Result<Value, ApiError> {
         if self.content_type.contains("protobuf") {
-            return Err(ApiError::unsupported_media_type(&self.content_type));
+            return Err(ApiError::unsupported_media_type(
+                "application/json, application/yaml, application/vnd.kubernetes.protobuf",
+            ));
         }
         parse_document(&self.body)
     }
@@ -647,46 +648,6 @@ fn replace_with_view(
     Ok(Answer::Json(200, answer_view(target, written)))
 }
 
-fn strategic_merge(target: &mut Value, patch: &Value, node: Node) {
-    match (target, patch) {
-        (Value::Object(target_map), Value::Object(patch_map)) => {
-            for (key, value) in patch_map {
-                if key.starts_with('$') {
-                    continue;
-                }
-                if value.is_null() {
-                    target_map.remove(key);
-                    continue;
-                }
-                match target_map.get_mut(key) {
-                    Some(existing) => strategic_merge(existing, value, node.field(key)),
-                    None => {
-                        let mut value = value.clone();
-                        fields::strip_nulls(&mut value);
-                        target_map.insert(key.clone(), value);
-                    }
-                }
-            }
-        }
-        (Value::Array(target_items), Value::Array(patch_items)) => match node.list_kind() {
-            ListKind::Map(keys) => {
-                for item in patch_items {
-                    let key = fields::item_key(item, &keys);
-                    match target_items
-                        .iter_mut()
-                        .find(|existing| fields::item_key(existing, &keys) == key)
-                    {
-                        Some(existing) => strategic_merge(existing, item, node.items()),
-                        None => target_items.push(item.clone()),
-                    }
-                }
-            }
-            _ => *target_items = patch_items.clone(),
-        },
-        (target, patch) => *target = patch.clone(),
-    }
-}
-
 fn patch(
     store: &mut Store,
     target: &Target,
@@ -696,6 +657,21 @@ fn patch(
     let content_type = request.content_type.as_str();
     if content_type == "application/apply-patch+yaml" {
         return apply(store, target, name, request);
+    }
+    let strategic = content_type == "application/strategic-merge-patch+json";
+    let known = strategic
+        || matches!(
+            content_type,
+            "application/merge-patch+json" | "application/json-patch+json"
+        );
+    if target.resource.custom && (strategic || !known) {
+        // Custom resources have no strategic merge patch.
+        return Err(ApiError::unsupported_media_type(
+            "application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml",
+        ));
+    }
+    if !known {
+        return Err(ApiError::unsupported_patch_type());
     }
     let old = store
         .get(&target.resource.storage_key(), &target.key(name))
@@ -715,16 +691,15 @@ fn patch(
                 )
             })?;
         }
-        "application/strategic-merge-patch+json" => {
+        _ => {
             let node = Node::root(&target.resource.api_version(), &target.resource.kind);
-            strategic_merge(&mut view, &body, node);
+            crate::strategic::apply(&mut view, &body, node);
         }
-        other => return Err(ApiError::unsupported_media_type(other)),
     }
     if let Err(error) = decode(target, &mut view, request) {
         // A real server quotes the strategic merge patch as Go prints it, the other patches'
         // result as JSON.
-        let quoted = if content_type == "application/strategic-merge-patch+json" {
+        let quoted = if strategic {
             go_value(&body)
         } else {
             view.to_string()

@@ -238,15 +238,22 @@ impl ApiError {
         )
     }
 
-    /// 415 UnsupportedMediaType.
-    pub fn unsupported_media_type(content_type: &str) -> ApiError {
+    /// 415 UnsupportedMediaType: `the body of the request was in an unknown format - accepted
+    /// media types include: <accepted>`.
+    pub fn unsupported_media_type(accepted: &str) -> ApiError {
         ApiError::new(
             415,
             "UnsupportedMediaType",
             format!(
-                "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml, application/apply-patch+yaml, application/json-patch+json, application/merge-patch+json, application/strategic-merge-patch+json (got {content_type})"
+                "the body of the request was in an unknown format - accepted media types include: {accepted}"
             ),
         )
+    }
+
+    /// 415 for a PATCH of a built-in kind with a content type that is no patch type: a real
+    /// server says no more than this.
+    pub fn unsupported_patch_type() -> ApiError {
+        ApiError::new(415, "UnsupportedMediaType", "415: Unsupported Media Type")
     }
 
     /// 500 InternalError (fault injection).

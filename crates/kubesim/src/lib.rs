@@ -41,7 +41,11 @@
 //!   filters; items of built-in kinds without `apiVersion` and `kind`, as a real server
 //!   sends them, custom resources with them), POST (with `generateName`), PUT (with
 //!   resourceVersion preconditions), JSON merge patch, JSON patch, strategic merge patch
-//!   (approximated: lists merged by their schema keys, `$patch` directives ignored), DELETE
+//!   for built-in kinds (module `strategic`: lists merged by the schema's
+//!   `x-kubernetes-patch-merge-key` where the patch strategy is `merge`, replaced otherwise, in
+//!   apimachinery's order; the directives kubectl sends, `$patch: delete|replace|merge`,
+//!   `$setElementOrder`, `$deleteFromPrimitiveList` and `$retainKeys`; a custom resource gets
+//!   the real 415), DELETE
 //!   (`propagationPolicy`, preconditions, finalizers: `deletionTimestamp` set and the object
 //!   removed once the last finalizer goes; dependents found through `ownerReferences` deleted
 //!   unless `Orphan`; namespace deletion: Terminating, then its objects and itself removed;
@@ -170,8 +174,7 @@
 //! lists atomically). Defaulting is limited to the fields `defaults` lists (no admission-plugin
 //! defaults: service accounts, tolerations, priority, storage classes). No API version
 //! conversion: an object is stored and returned as written (autoscaling/v1 vs v2 share storage
-//! unconverted). `managedFields` sent by a client are ignored. Strategic merge patch is
-//! approximate. No protobuf (kubectl's imperative `create namespace|configmap|deployment ...`
+//! unconverted). `managedFields` sent by a client are ignored. No protobuf (kubectl's imperative `create namespace|configmap|deployment ...`
 //! POST protobuf and get 415; use `apply`), no aggregated discovery format, no `/openapi/v2`,
 //! no HTTP/2, no TLS. Deletion is immediate (no grace periods; foreground deletion behaves like
 //! background). Timing (rollout delays, bookmarks every second) is not real-world timing.
@@ -189,6 +192,7 @@ mod schema;
 mod selectors;
 mod server;
 mod store;
+mod strategic;
 mod table;
 
 use server::{Faults, Shared, lock};

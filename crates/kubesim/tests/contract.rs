@@ -65,6 +65,50 @@ impl Cluster {
         cluster
     }
 
+    /// The kubeconfig of the cluster under test.
+    fn kubeconfig(&self) -> std::path::PathBuf {
+        match (&self.sim, std::env::var_os("GITSHIP_TEST_KUBECONFIG")) {
+            (Some(sim), _) => sim.kubeconfig_path().to_path_buf(),
+            (None, Some(path)) => path.into(),
+            (None, None) => unreachable!("a real cluster comes from GITSHIP_TEST_KUBECONFIG"),
+        }
+    }
+
+    /// Runs the `kubectl` on PATH in the test namespace with a scrubbed environment, the
+    /// cluster's kubeconfig, a private HOME and `environment`; `None` when kubectl is missing
+    /// (the caller then skips, unless `GITSHIP_REQUIRE_TOOLS=1` makes that a failure).
+    async fn kubectl(
+        &self,
+        args: &[&str],
+        environment: &[(&str, &str)],
+    ) -> Option<std::process::Output> {
+        let home = tempfile::tempdir().expect("home");
+        let mut command = std::process::Command::new("kubectl");
+        command
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", home.path())
+            .env("KUBECONFIG", self.kubeconfig())
+            .args(["--namespace", &self.namespace])
+            .args(args);
+        for (name, value) in environment {
+            command.env(name, value);
+        }
+        let output = tokio::task::spawn_blocking(move || command.output())
+            .await
+            .expect("join");
+        match output {
+            Ok(output) => Some(output),
+            Err(error) => {
+                if std::env::var("GITSHIP_REQUIRE_TOOLS").is_ok_and(|value| value == "1") {
+                    panic!("kubectl is required (GITSHIP_REQUIRE_TOOLS=1): {error}");
+                }
+                eprintln!("\n*** SKIPPED: kubectl is not available: {error} ***\n");
+                None
+            }
+        }
+    }
+
     /// The kubesim handle, or `None` on a real cluster (the caller then skips).
     fn handle(&self) -> Option<SimHandle> {
         self.sim.as_ref().map(KubeSim::handle)
@@ -296,6 +340,22 @@ async fn discovery_serves_every_advertised_group_and_crd_resources() {
         .expect("apply custom resource");
     assert_eq!(applied.data["spec"]["size"], 3);
     assert_eq!(applied.metadata.generation, Some(1));
+    let (code, _, body) = cluster
+        .raw(
+            "PATCH",
+            &format!("/apis/{group}/v1/namespaces/{{ns}}/widgets/w"),
+            "application/strategic-merge-patch+json",
+            Some(json!({"spec": {"size": 4}})),
+        )
+        .await;
+    assert_eq!(
+        code, 415,
+        "custom resources have no strategic merge patch: {body}"
+    );
+    assert_eq!(
+        body["message"],
+        "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml"
+    );
     // Unlike built-in kinds, custom resources keep apiVersion and kind in a list.
     let (code, _, list) = cluster
         .raw(
@@ -602,6 +662,150 @@ async fn merge_patch_and_json_patch() {
         )
         .await;
     assert_eq!(code, 404);
+    cluster.cleanup().await;
+}
+
+fn container_ports(deployment: &DynamicObject) -> Value {
+    deployment.data["spec"]["template"]["spec"]["containers"][0]["ports"].clone()
+}
+
+#[tokio::test]
+async fn strategic_merge_patch_honours_kubectls_directives() {
+    let cluster = Cluster::new().await;
+    let deployments = cluster.deployments();
+    let containers = json!([
+        {"name": "web", "image": "nginx:1", "ports": [{"containerPort": 80}],
+         "env": [{"name": "A", "value": "1"}, {"name": "B", "value": "2"}], "args": ["a", "b"]},
+        {"name": "side", "image": "busybox:1"},
+    ]);
+    let mut web = deployment("smp", 1, containers);
+    web["metadata"]["finalizers"] = json!(["example.com/a", "example.com/b"]);
+    deployments
+        .create(&PostParams::default(), &object(web))
+        .await
+        .expect("create");
+    let strategic = |patch: Value| {
+        let deployments = deployments.clone();
+        async move {
+            deployments
+                .patch("smp", &PatchParams::default(), &Patch::Strategic(patch))
+                .await
+                .expect("strategic merge patch")
+        }
+    };
+    // What `kubectl edit` sends when containerPort 80 becomes 8080.
+    let edited = strategic(json!({"spec": {"template": {"spec": {
+        "$setElementOrder/containers": [{"name": "web"}, {"name": "side"}],
+        "containers": [{"$setElementOrder/ports": [{"containerPort": 8080}], "name": "web",
+            "ports": [{"containerPort": 8080, "protocol": "TCP"}, {"$patch": "delete", "containerPort": 80}]}]}}}}))
+    .await;
+    assert_eq!(
+        container_ports(&edited),
+        json!([{"containerPort": 8080, "protocol": "TCP"}])
+    );
+    let spec = &edited.data["spec"]["template"]["spec"];
+    assert_eq!(spec["containers"][1]["name"], "side");
+    assert_eq!(
+        spec["containers"][0]["env"].as_array().map(Vec::len),
+        Some(2)
+    );
+
+    // Items merge by key and are deleted by key; $setElementOrder orders them; lists without a
+    // merge strategy (args) are replaced.
+    let merged = strategic(json!({"spec": {"template": {"spec": {
+        "$setElementOrder/containers": [{"name": "side"}, {"name": "web"}],
+        "containers": [{"name": "web", "args": ["c"],
+            "env": [{"name": "A", "$patch": "delete"}, {"name": "C", "value": "3"}]}]}}}}))
+    .await;
+    let spec = &merged.data["spec"]["template"]["spec"];
+    assert_eq!(spec["containers"][0]["name"], "side");
+    assert_eq!(
+        spec["containers"][1]["env"],
+        json!([{"name": "C", "value": "3"}, {"name": "B", "value": "2"}]),
+        "a new item goes before the items only the server had"
+    );
+    assert_eq!(spec["containers"][1]["args"], json!(["c"]));
+
+    // $deleteFromPrimitiveList, $retainKeys and $patch: replace.
+    let replaced = strategic(json!({
+        "metadata": {"$deleteFromPrimitiveList/finalizers": ["example.com/a"]},
+        "spec": {
+            "strategy": {"$retainKeys": ["type"], "type": "Recreate"},
+            "template": {"spec": {"containers": [{"name": "only", "image": "nginx:2"}, {"$patch": "replace"}]}},
+        },
+    }))
+    .await;
+    assert_eq!(
+        replaced.metadata.finalizers,
+        Some(vec!["example.com/b".to_string()])
+    );
+    assert_eq!(
+        replaced.data["spec"]["strategy"],
+        json!({"type": "Recreate"})
+    );
+    let names: Vec<&str> = replaced.data["spec"]["template"]["spec"]["containers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|container| container["name"].as_str())
+        .collect();
+    assert_eq!(names, ["only"]);
+    deployments
+        .patch(
+            "smp",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"finalizers": null}})),
+        )
+        .await
+        .expect("drop finalizers");
+
+    // Through kubectl: `patch --type strategic` and an `edit` whose editor changes the port.
+    let Some(patched) = cluster
+        .kubectl(
+            &["patch", "deployment", "smp", "--type", "strategic", "-p",
+              r#"{"spec":{"template":{"spec":{"containers":[{"name":"only","ports":[{"containerPort":80}]}]}}}}"#],
+            &[],
+        )
+        .await
+    else {
+        return cluster.cleanup().await;
+    };
+    assert!(
+        patched.status.success(),
+        "{}",
+        String::from_utf8_lossy(&patched.stderr)
+    );
+    let editor = tempfile::tempdir().expect("editor dir");
+    let script = editor.path().join("edit.sh");
+    std::fs::write(
+        &script,
+        "#!/bin/sh\nsed -i 's/containerPort: 80$/containerPort: 9090/' \"$1\"\n",
+    )
+    .expect("write editor");
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755))
+            .expect("chmod editor");
+    }
+    let editor_path = script.to_string_lossy().into_owned();
+    let edited = cluster
+        .kubectl(
+            &["edit", "deployment", "smp"],
+            &[("KUBE_EDITOR", editor_path.as_str())],
+        )
+        .await
+        .expect("kubectl");
+    assert!(
+        edited.status.success(),
+        "{}",
+        String::from_utf8_lossy(&edited.stderr)
+    );
+    let after = deployments.get("smp").await.expect("get");
+    assert_eq!(
+        container_ports(&after),
+        json!([{"containerPort": 9090, "protocol": "TCP"}]),
+        "kubectl edit replaced the port"
+    );
     cluster.cleanup().await;
 }
 
