@@ -196,8 +196,19 @@ pub enum Answer {
     Json(u16, Value),
 }
 
+/// A stored object as the resource's API shows it (Events have two views of one object).
+fn view(resource: &Resource, object: &Value) -> Value {
+    if crate::events::is_events_v1(resource) {
+        crate::events::v1_view(object)
+    } else if crate::events::is_core_events(resource) {
+        crate::events::core_view(object)
+    } else {
+        object.clone()
+    }
+}
+
 fn with_type(resource: &Resource, object: &Value) -> Value {
-    let mut object = object.clone();
+    let mut object = view(resource, object);
     object["apiVersion"] = json!(resource.api_version());
     object["kind"] = json!(resource.kind);
     object
@@ -210,7 +221,7 @@ fn list_item(resource: &Resource, object: &Value) -> Value {
     if resource.custom {
         return with_type(resource, object);
     }
-    let mut object = object.clone();
+    let mut object = view(resource, object);
     if let Some(map) = object.as_object_mut() {
         map.remove("apiVersion");
         map.remove("kind");
@@ -256,7 +267,10 @@ pub fn handle(
             return Err(ApiError::path_not_found());
         }
     }
-    match (request.method.as_str(), &target.name) {
+    if crate::events::is_events_v1(&target.resource) && request.method != "GET" {
+        return crate::events::handle_write(store, target, request);
+    }
+    let answer = match (request.method.as_str(), &target.name) {
         ("GET", Some(name)) => get(store, target, name, request),
         ("GET", None) => list(store, target, request),
         ("POST", None) => create(store, target, request),
@@ -265,7 +279,13 @@ pub fn handle(
         ("DELETE", Some(name)) => delete(store, target, name, request),
         ("DELETE", None) => delete_collection(store, target, request),
         _ => Err(ApiError::method_not_allowed()),
+    }?;
+    // Writes answer with the stored object: show Events as their API does.
+    let Answer::Json(code, value) = answer;
+    if crate::events::is_core_events(&target.resource) && value["kind"] == "Event" {
+        return Ok(Answer::Json(code, crate::events::core_view(&value)));
     }
+    Ok(Answer::Json(code, value))
 }
 
 fn get(
@@ -288,7 +308,13 @@ fn get(
         let typed = with_type(&target.resource, &object);
         return Ok(Answer::Json(
             200,
-            crate::table::table(&target.resource, &[typed], &version, None),
+            crate::table::table(
+                &target.resource,
+                &[typed],
+                &version,
+                None,
+                request.param("includeObject").unwrap_or("Metadata"),
+            ),
         ));
     }
     Ok(Answer::Json(200, with_type(&target.resource, &object)))
@@ -373,14 +399,25 @@ fn list(store: &Store, target: &Target, request: &ApiRequest) -> Result<Answer, 
             remaining += 1;
             continue;
         }
-        items.push(list_item(&target.resource, &object));
+        items.push(if request.wants_table() {
+            // A table row's object (includeObject=Object) is a whole, typed object.
+            with_type(&target.resource, &object)
+        } else {
+            list_item(&target.resource, &object)
+        });
     }
     let mut metadata = json!({"resourceVersion": store.resource_version.to_string()});
     if request.wants_table() {
         let version = store.resource_version.to_string();
         return Ok(Answer::Json(
             200,
-            crate::table::table(&target.resource, &items, &version, next.as_deref()),
+            crate::table::table(
+                &target.resource,
+                &items,
+                &version,
+                next.as_deref(),
+                request.param("includeObject").unwrap_or("Metadata"),
+            ),
         ));
     }
     if let Some(next) = next {
@@ -676,8 +713,33 @@ fn patch(
     let old = store
         .get(&target.resource.storage_key(), &target.key(name))
         .ok_or_else(|| ApiError::not_found(&target.resource, name))?;
-    let mut view = answer_view(target, with_type(&target.resource, &old));
+    let view = answer_view(target, with_type(&target.resource, &old));
     let body = request.json_body()?;
+    let mut view = patched_view(target, name, view, content_type, &request.body)?;
+    if let Err(error) = decode(target, &mut view, request) {
+        // A real server quotes the strategic merge patch as Go prints it, the other patches'
+        // result as JSON.
+        let quoted = if strategic {
+            go_value(&body)
+        } else {
+            view.to_string()
+        };
+        return Err(ApiError::invalid_patch(&quoted, &error.message()));
+    }
+    check_resource_version(target, name, &view, &old)?;
+    replace_with_view(store, target, name, old, view, request)
+}
+
+/// Applies a merge, JSON or strategic merge patch (`content_type`, `body`) to what the client
+/// sees of an object.
+pub fn patched_view(
+    target: &Target,
+    name: &str,
+    mut view: Value,
+    content_type: &str,
+    body: &[u8],
+) -> Result<Value, ApiError> {
+    let body = parse_document(body)?;
     match content_type {
         "application/merge-patch+json" => json_patch::merge(&mut view, &body),
         "application/json-patch+json" => {
@@ -696,18 +758,7 @@ fn patch(
             crate::strategic::apply(&mut view, &body, node);
         }
     }
-    if let Err(error) = decode(target, &mut view, request) {
-        // A real server quotes the strategic merge patch as Go prints it, the other patches'
-        // result as JSON.
-        let quoted = if strategic {
-            go_value(&body)
-        } else {
-            view.to_string()
-        };
-        return Err(ApiError::invalid_patch(&quoted, &error.message()));
-    }
-    check_resource_version(target, name, &view, &old)?;
-    replace_with_view(store, target, name, old, view, request)
+    Ok(view)
 }
 
 fn apply(

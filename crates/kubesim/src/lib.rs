@@ -51,7 +51,8 @@
 //!   unless `Orphan`; namespace deletion: Terminating, then its objects and itself removed;
 //!   CRD deletion removes its custom resources), DELETE of a collection. `Table` responses for
 //!   `kubectl get` (real columns for Deployments, StatefulSets, Services, Namespaces,
-//!   ConfigMaps, Secrets and Jobs, NAME/AGE otherwise).
+//!   ConfigMaps, Secrets, Jobs and Events, NAME/AGE otherwise; ages in apimachinery's
+//!   `HumanDuration`; `includeObject=Object|Metadata|None`, so `kubectl get --sort-by` works).
 //! - **WATCH** (`?watch=true`) from a resourceVersion (resumed from a log of the last
 //!   [`Options::event_log_capacity`] events, 4096 by default; an older version gets an `ERROR`
 //!   event carrying a 410 `Expired` Status, as a real server's watch cache sends), or from
@@ -127,8 +128,12 @@
 //!   (Normal) and, when failed, a Warning `ProgressDeadlineExceeded`; Jobs `SuccessfulCreate`,
 //!   `Completed`, `BackoffLimitExceeded`; StatefulSets `SuccessfulCreate`. `fieldSelector`
 //!   accepts the Event field labels (`involvedObject.*`, `reason`, `type`, ...) on any resource.
-//!   `events.k8s.io/v1` is served from discovery but stored separately (it does not mirror
-//!   core Events).
+//!   `events.k8s.io/v1` Events are the same stored objects as core Events, as on a real server
+//!   (module `events`: `note` <-> `message`, `regarding` <-> `involvedObject`,
+//!   `deprecatedLastTimestamp` <-> `lastTimestamp`, ...; both views carry the always-serialised
+//!   zero fields; an update through `events.k8s.io/v1` may change only `series` and metadata,
+//!   422 otherwise). Writes through `events.k8s.io/v1` are recorded in `managedFields` with
+//!   apiVersion `v1` and core field names (a real server records `events.k8s.io/v1`).
 //! - **Fault injection**: [`SimHandle::fail_next`] and [`SimHandle::fault_rate`] with 500, 429
 //!   with `Retry-After`, 409, or a dropped connection; they hit resource requests only, never
 //!   `/version`, discovery or OpenAPI, so a client can always start. Note that kube's default
@@ -183,6 +188,7 @@ mod api;
 mod controllers;
 mod defaults;
 mod errors;
+mod events;
 mod fields;
 mod immutable;
 mod managed;

@@ -177,6 +177,29 @@ impl Cluster {
         )
     }
 
+    /// `GET path` as `kubectl get` asks for it: a Table (with `includeObject` when given).
+    async fn table(&self, path: &str) -> Value {
+        let path = path.replace("{ns}", &self.namespace);
+        let request = http::Request::builder()
+            .method("GET")
+            .uri(path)
+            .header(
+                "Accept",
+                "application/json;as=Table;v=v1;g=meta.k8s.io,application/json",
+            )
+            .body(kube::client::Body::from(Vec::new()))
+            .expect("request");
+        let response = self.client.send(request).await.expect("send");
+        assert_eq!(response.status().as_u16(), 200);
+        let bytes = response
+            .into_body()
+            .collect()
+            .await
+            .expect("body")
+            .to_bytes();
+        serde_json::from_slice(&bytes).expect("a Table")
+    }
+
     async fn cleanup(self) {
         if self.sim.is_none() {
             let _ = self
@@ -2273,6 +2296,247 @@ async fn immutable_fields_are_rejected_on_update() {
     )
     .await
     .expect("mutable");
+    cluster.cleanup().await;
+}
+
+#[tokio::test]
+async fn events_are_one_store_served_by_two_apis_with_tables() {
+    let cluster = Cluster::new().await;
+    let core_event = json!({"apiVersion": "v1", "kind": "Event", "metadata": {"name": "core-made"},
+        "involvedObject": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web", "namespace": cluster.namespace},
+        "reason": "ScalingReplicaSet", "message": "Scaled up", "type": "Normal",
+        "source": {"component": "deployment-controller"},
+        "firstTimestamp": "2026-01-01T10:00:00Z", "lastTimestamp": "2026-01-01T10:01:00Z", "count": 2});
+    let (code, _, created) = cluster
+        .raw(
+            "POST",
+            "/api/v1/namespaces/{ns}/events",
+            "application/json",
+            Some(core_event),
+        )
+        .await;
+    assert_eq!(code, 201, "{created}");
+    assert_eq!(created["eventTime"], Value::Null, "{created}");
+    assert_eq!(created["reportingComponent"], "", "{created}");
+    let new_event = json!({"apiVersion": "events.k8s.io/v1", "kind": "Event", "metadata": {"name": "new-made"},
+        "regarding": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web", "namespace": cluster.namespace},
+        "reason": "Pulled", "note": "Image pulled", "type": "Warning", "action": "Pull",
+        "reportingController": "example.com/puller", "reportingInstance": "node-1",
+        "eventTime": "2026-01-01T10:02:00.000000Z"});
+    let (code, _, created) = cluster
+        .raw(
+            "POST",
+            "/apis/events.k8s.io/v1/namespaces/{ns}/events",
+            "application/json",
+            Some(new_event),
+        )
+        .await;
+    assert_eq!(code, 201, "{created}");
+    assert_eq!(created["note"], "Image pulled", "{created}");
+    assert_eq!(created["deprecatedSource"], json!({}), "{created}");
+
+    // Each API shows the other's Event with the real field mapping.
+    let (code, _, seen) = cluster
+        .raw(
+            "GET",
+            "/apis/events.k8s.io/v1/namespaces/{ns}/events/core-made",
+            "",
+            None,
+        )
+        .await;
+    assert_eq!(code, 200, "{seen}");
+    assert_eq!(seen["apiVersion"], "events.k8s.io/v1");
+    assert_eq!(seen["note"], "Scaled up");
+    assert_eq!(seen["regarding"]["name"], "web");
+    assert_eq!(
+        seen["deprecatedSource"]["component"],
+        "deployment-controller"
+    );
+    assert_eq!(seen["deprecatedFirstTimestamp"], "2026-01-01T10:00:00Z");
+    assert_eq!(seen["deprecatedLastTimestamp"], "2026-01-01T10:01:00Z");
+    assert_eq!(seen["deprecatedCount"], 2);
+    assert_eq!(seen["eventTime"], Value::Null);
+    assert!(seen.get("message").is_none() && seen.get("involvedObject").is_none());
+    let (code, _, seen) = cluster
+        .raw("GET", "/api/v1/namespaces/{ns}/events/new-made", "", None)
+        .await;
+    assert_eq!(code, 200, "{seen}");
+    assert_eq!(seen["message"], "Image pulled");
+    assert_eq!(seen["involvedObject"]["kind"], "Deployment");
+    assert_eq!(seen["reportingComponent"], "example.com/puller");
+    assert_eq!(seen["reportingInstance"], "node-1");
+    assert_eq!(seen["source"], json!({}));
+    assert_eq!(seen["lastTimestamp"], Value::Null);
+    assert_eq!(seen["eventTime"], "2026-01-01T10:02:00.000000Z");
+    for path in [
+        "/api/v1/namespaces/{ns}/events",
+        "/apis/events.k8s.io/v1/namespaces/{ns}/events",
+    ] {
+        let (_, _, list) = cluster.raw("GET", path, "", None).await;
+        let mut names: Vec<&str> = list["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|item| item["metadata"]["name"].as_str())
+            .filter(|name| name.ends_with("-made"))
+            .collect();
+        names.sort();
+        assert_eq!(names, ["core-made", "new-made"], "{path}");
+    }
+
+    // Through events.k8s.io/v1 only the series (and metadata) may change; the core API may
+    // change anything, and the other view follows.
+    let (code, _, refused) = cluster
+        .raw(
+            "PATCH",
+            "/apis/events.k8s.io/v1/namespaces/{ns}/events/core-made",
+            "application/merge-patch+json",
+            Some(json!({"note": "Scaled up again", "type": "Warning"})),
+        )
+        .await;
+    assert_eq!(
+        (code, refused["reason"].as_str()),
+        (422, Some("Invalid")),
+        "{refused}"
+    );
+    assert_eq!(
+        refused["message"],
+        "Event \"core-made\" is invalid: [message: Invalid value: \"Scaled up again\": field is immutable, type: Invalid value: \"Warning\": field is immutable]"
+    );
+    let series = json!({"count": 3, "lastObservedTime": "2026-01-01T10:05:00.000000Z"});
+    let (code, _, patched) = cluster
+        .raw(
+            "PATCH",
+            "/apis/events.k8s.io/v1/namespaces/{ns}/events/new-made",
+            "application/merge-patch+json",
+            Some(json!({"series": series})),
+        )
+        .await;
+    assert_eq!((code, &patched["series"]), (200, &series), "{patched}");
+    let (code, _, patched) = cluster
+        .raw(
+            "PATCH",
+            "/api/v1/namespaces/{ns}/events/core-made",
+            "application/merge-patch+json",
+            Some(json!({"message": "Scaled up again"})),
+        )
+        .await;
+    assert_eq!(code, 200, "{patched}");
+    let (_, _, seen) = cluster
+        .raw(
+            "GET",
+            "/apis/events.k8s.io/v1/namespaces/{ns}/events/core-made",
+            "",
+            None,
+        )
+        .await;
+    assert_eq!(seen["note"], "Scaled up again");
+
+    // kubectl get events: the real columns, the wide ones at priority 1.
+    let table = cluster.table("/api/v1/namespaces/{ns}/events").await;
+    let columns: Vec<(&str, i64)> = table["columnDefinitions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|column| {
+            (
+                column["name"].as_str().unwrap_or(""),
+                column["priority"].as_i64().unwrap_or(-1),
+            )
+        })
+        .collect();
+    assert_eq!(
+        columns,
+        [
+            ("Last Seen", 0),
+            ("Type", 0),
+            ("Reason", 0),
+            ("Object", 0),
+            ("Subobject", 1),
+            ("Source", 1),
+            ("Message", 0),
+            ("First Seen", 1),
+            ("Count", 1),
+            ("Name", 1)
+        ]
+    );
+    let row = |table: &Value, name: &str| {
+        table["rows"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|row| row["cells"][9] == name)
+            .cloned()
+            .unwrap_or(Value::Null)
+    };
+    let core_row = row(&table, "core-made");
+    assert_eq!(
+        core_row["cells"]
+            .as_array()
+            .map(|cells| cells[1..].to_vec()),
+        Some(vec![
+            json!("Normal"),
+            json!("ScalingReplicaSet"),
+            json!("deployment/web"),
+            json!(""),
+            json!("deployment-controller"),
+            json!("Scaled up again"),
+            core_row["cells"][7].clone(),
+            json!(2),
+            json!("core-made")
+        ])
+    );
+    assert_eq!(core_row["object"]["kind"], "PartialObjectMetadata");
+    let new_row = row(&table, "new-made");
+    assert_eq!(new_row["cells"][5], "example.com/puller, node-1");
+    assert_eq!(new_row["cells"][8], 3, "the series' count");
+    let new_table = cluster
+        .table("/apis/events.k8s.io/v1/namespaces/{ns}/events")
+        .await;
+    assert_eq!(row(&new_table, "core-made")["cells"][6], "Scaled up again");
+    // `kubectl get --sort-by` asks for the whole objects.
+    let with_objects = cluster
+        .table("/api/v1/namespaces/{ns}/events?includeObject=Object")
+        .await;
+    let object = &row(&with_objects, "core-made")["object"];
+    assert_eq!(
+        (&object["kind"], &object["lastTimestamp"]),
+        (&json!("Event"), &json!("2026-01-01T10:01:00Z"))
+    );
+
+    if let Some(output) = cluster
+        .kubectl(&["get", "events", "--sort-by=.lastTimestamp"], &[])
+        .await
+    {
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let header = stdout.lines().next().unwrap_or("");
+        for column in ["LAST SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"] {
+            assert!(header.contains(column), "{stdout}");
+        }
+        assert!(
+            stdout.contains("Scaled up again") && stdout.contains("Image pulled"),
+            "{stdout}"
+        );
+    }
+
+    let (code, _, _) = cluster
+        .raw(
+            "DELETE",
+            "/apis/events.k8s.io/v1/namespaces/{ns}/events/core-made",
+            "",
+            None,
+        )
+        .await;
+    assert_eq!(code, 200);
+    let (code, _, _) = cluster
+        .raw("GET", "/api/v1/namespaces/{ns}/events/core-made", "", None)
+        .await;
+    assert_eq!(code, 404, "deleted through one API, gone from the other");
     cluster.cleanup().await;
 }
 
