@@ -63,11 +63,17 @@ impl ApiRequest {
         }
     }
 
-    fn json_body(&self) -> Result<Value, ApiError> {
+    /// The body as JSON: JSON or YAML, or for built-in kinds Kubernetes protobuf (what kubectl's
+    /// imperative `create` commands send).
+    fn json_body(&self, resource: &Resource) -> Result<Value, ApiError> {
         if self.content_type.contains("protobuf") {
-            return Err(ApiError::unsupported_media_type(
-                "application/json, application/yaml, application/vnd.kubernetes.protobuf",
-            ));
+            if resource.custom {
+                return Err(ApiError::unsupported_media_type(
+                    "application/json, application/yaml",
+                ));
+            }
+            return crate::protobuf::decode(&self.body)
+                .map_err(|error| crate::protobuf::undecodable(resource, &self.body, &error));
         }
         parse_document(&self.body)
     }
@@ -523,7 +529,7 @@ fn random_suffix() -> String {
 }
 
 fn create(store: &mut Store, target: &Target, request: &ApiRequest) -> Result<Answer, ApiError> {
-    let mut object = request.json_body()?;
+    let mut object = request.json_body(&target.resource)?;
     if !object.is_object() {
         return Err(ApiError::bad_request("the request body must be an object"));
     }
@@ -640,7 +646,7 @@ fn update(
     name: &str,
     request: &ApiRequest,
 ) -> Result<Answer, ApiError> {
-    let mut body = request.json_body()?;
+    let mut body = request.json_body(&target.resource)?;
     if !body.is_object() {
         return Err(ApiError::bad_request("the request body must be an object"));
     }
@@ -714,7 +720,7 @@ fn patch(
         .get(&target.resource.storage_key(), &target.key(name))
         .ok_or_else(|| ApiError::not_found(&target.resource, name))?;
     let view = answer_view(target, with_type(&target.resource, &old));
-    let body = request.json_body()?;
+    let body = request.json_body(&target.resource)?;
     let mut view = patched_view(target, name, view, content_type, &request.body)?;
     if let Err(error) = decode(target, &mut view, request) {
         // A real server quotes the strategic merge patch as Go prints it, the other patches'

@@ -150,14 +150,25 @@ impl Cluster {
         content_type: &str,
         body: Option<Value>,
     ) -> (u16, http::HeaderMap, Value) {
+        let bytes = body
+            .map(|body| body.to_string().into_bytes())
+            .unwrap_or_default();
+        self.raw_bytes(method, path, content_type, bytes).await
+    }
+
+    /// A raw request with a body of any bytes: (status code, headers, JSON body or `null`).
+    async fn raw_bytes(
+        &self,
+        method: &str,
+        path: &str,
+        content_type: &str,
+        bytes: Vec<u8>,
+    ) -> (u16, http::HeaderMap, Value) {
         let path = path.replace("{ns}", &self.namespace);
         let mut builder = http::Request::builder().method(method).uri(path);
         if !content_type.is_empty() {
             builder = builder.header("Content-Type", content_type);
         }
-        let bytes = body
-            .map(|body| body.to_string().into_bytes())
-            .unwrap_or_default();
         let request = builder
             .body(kube::client::Body::from(bytes))
             .expect("request");
@@ -2036,6 +2047,105 @@ async fn invalid_quantities_fail_decoding_before_the_namespace_is_checked() {
             .starts_with(" \"\" is invalid: patch: Invalid value: \"{")
             && message.ends_with(QUANTITY_FORMAT)),
         "{body}"
+    );
+    cluster.cleanup().await;
+}
+
+/// A length-delimited protobuf field.
+fn protobuf_field(tag: u8, bytes: &[u8]) -> Vec<u8> {
+    let mut field = vec![tag << 3 | 2];
+    let mut length = bytes.len();
+    while length >= 0x80 {
+        field.push((length as u8 & 0x7f) | 0x80);
+        length >>= 7;
+    }
+    field.push(length as u8);
+    field.extend_from_slice(bytes);
+    field
+}
+
+/// A Kubernetes protobuf body: `k8s\0` and a runtime.Unknown around `raw`.
+fn protobuf_body(api_version: &str, kind: &str, raw: &[u8]) -> Vec<u8> {
+    let type_meta = [
+        protobuf_field(1, api_version.as_bytes()),
+        protobuf_field(2, kind.as_bytes()),
+    ]
+    .concat();
+    [
+        b"k8s\0".to_vec(),
+        protobuf_field(1, &type_meta),
+        protobuf_field(2, raw),
+    ]
+    .concat()
+}
+
+#[tokio::test]
+async fn protobuf_bodies_decode_or_get_the_real_400() {
+    let cluster = Cluster::new().await;
+    let protobuf = "application/vnd.kubernetes.protobuf";
+    // ConfigMap{metadata: {name: "from-protobuf"}, data: {"mode": "fast"}}.
+    let raw = [
+        protobuf_field(1, &protobuf_field(1, b"from-protobuf")),
+        protobuf_field(
+            2,
+            &[protobuf_field(1, b"mode"), protobuf_field(2, b"fast")].concat(),
+        ),
+    ]
+    .concat();
+    let (code, _, created) = cluster
+        .raw_bytes(
+            "POST",
+            "/api/v1/namespaces/{ns}/configmaps",
+            protobuf,
+            protobuf_body("v1", "ConfigMap", &raw),
+        )
+        .await;
+    assert_eq!(code, 201, "{created}");
+    let stored = cluster
+        .config_maps()
+        .get("from-protobuf")
+        .await
+        .expect("stored");
+    assert_eq!(stored.data["data"], json!({"mode": "fast"}));
+
+    let (code, _, body) = cluster
+        .raw_bytes(
+            "POST",
+            "/api/v1/namespaces/{ns}/configmaps",
+            protobuf,
+            b"garbage".to_vec(),
+        )
+        .await;
+    assert_eq!((code, body["reason"].as_str()), (400, Some("BadRequest")));
+    assert_eq!(
+        body["message"],
+        "the object provided is unrecognized (must be of type ConfigMap): provided data does not appear to be a protobuf message, expected prefix [107 56 115 0] (67617262616765)"
+    );
+    let (code, _, body) = cluster
+        .raw_bytes(
+            "POST",
+            "/api/v1/namespaces/{ns}/configmaps",
+            protobuf,
+            protobuf_body("v1", "Thing", &[]),
+        )
+        .await;
+    assert_eq!((code, body["reason"].as_str()), (400, Some("BadRequest")));
+    assert_eq!(
+        body["message"],
+        "Thing in version \"v1\" cannot be handled as a ConfigMap: no kind \"Thing\" is registered for version \"v1\" in scheme \"pkg/runtime/scheme.go:111\""
+    );
+    let (code, _, body) = cluster
+        .raw_bytes(
+            "POST",
+            "/api/v1/namespaces/{ns}/configmaps",
+            protobuf,
+            protobuf_body("v1", "ConfigMap", &[0x0a, 0x05, 0x0a]),
+        )
+        .await;
+    assert_eq!((code, body["reason"].as_str()), (400, Some("BadRequest")));
+    assert_eq!(
+        body["message"],
+        "ConfigMap in version \"v1\" cannot be handled as a ConfigMap: unexpected EOF"
     );
     cluster.cleanup().await;
 }
