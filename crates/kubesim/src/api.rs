@@ -5,11 +5,10 @@
 
 use crate::defaults;
 use crate::errors::ApiError;
-use crate::fields;
 use crate::immutable;
 use crate::managed::{self, Scope};
 use crate::registry::Resource;
-use crate::schema::{self, ListKind, Node};
+use crate::schema::{self, Node};
 use crate::selectors::Selector;
 use crate::store::{EventType, ObjectKey, Store};
 use serde_json::{Map, Value, json};
@@ -64,9 +63,17 @@ impl ApiRequest {
         }
     }
 
-    fn json_body(&self) -> Result<Value, ApiError> {
+    /// The body as JSON: JSON or YAML, or for built-in kinds Kubernetes protobuf (what kubectl's
+    /// imperative `create` commands send).
+    fn json_body(&self, resource: &Resource) -> Result<Value, ApiError> {
         if self.content_type.contains("protobuf") {
-            return Err(ApiError::unsupported_media_type(&self.content_type));
+            if resource.custom {
+                return Err(ApiError::unsupported_media_type(
+                    "application/json, application/yaml",
+                ));
+            }
+            return crate::protobuf::decode(&self.body)
+                .map_err(|error| crate::protobuf::undecodable(resource, &self.body, &error));
         }
         parse_document(&self.body)
     }
@@ -195,10 +202,36 @@ pub enum Answer {
     Json(u16, Value),
 }
 
+/// A stored object as the resource's API shows it (Events have two views of one object).
+fn view(resource: &Resource, object: &Value) -> Value {
+    if crate::events::is_events_v1(resource) {
+        crate::events::v1_view(object)
+    } else if crate::events::is_core_events(resource) {
+        crate::events::core_view(object)
+    } else {
+        object.clone()
+    }
+}
+
 fn with_type(resource: &Resource, object: &Value) -> Value {
-    let mut object = object.clone();
+    let mut object = view(resource, object);
     object["apiVersion"] = json!(resource.api_version());
     object["kind"] = json!(resource.kind);
+    object
+}
+
+/// An object as a LIST (or a DELETE of a collection) returns it: a real server leaves
+/// `apiVersion` and `kind` off the items of built-in kinds (the list carries them), and keeps
+/// them on custom resources, which it serves as unstructured JSON.
+fn list_item(resource: &Resource, object: &Value) -> Value {
+    if resource.custom {
+        return with_type(resource, object);
+    }
+    let mut object = view(resource, object);
+    if let Some(map) = object.as_object_mut() {
+        map.remove("apiVersion");
+        map.remove("kind");
+    }
     object
 }
 
@@ -240,7 +273,10 @@ pub fn handle(
             return Err(ApiError::path_not_found());
         }
     }
-    match (request.method.as_str(), &target.name) {
+    if crate::events::is_events_v1(&target.resource) && request.method != "GET" {
+        return crate::events::handle_write(store, target, request);
+    }
+    let answer = match (request.method.as_str(), &target.name) {
         ("GET", Some(name)) => get(store, target, name, request),
         ("GET", None) => list(store, target, request),
         ("POST", None) => create(store, target, request),
@@ -249,7 +285,13 @@ pub fn handle(
         ("DELETE", Some(name)) => delete(store, target, name, request),
         ("DELETE", None) => delete_collection(store, target, request),
         _ => Err(ApiError::method_not_allowed()),
+    }?;
+    // Writes answer with the stored object: show Events as their API does.
+    let Answer::Json(code, value) = answer;
+    if crate::events::is_core_events(&target.resource) && value["kind"] == "Event" {
+        return Ok(Answer::Json(code, crate::events::core_view(&value)));
     }
+    Ok(Answer::Json(code, value))
 }
 
 fn get(
@@ -272,7 +314,13 @@ fn get(
         let typed = with_type(&target.resource, &object);
         return Ok(Answer::Json(
             200,
-            crate::table::table(&target.resource, &[typed], &version, None),
+            crate::table::table(
+                &target.resource,
+                &[typed],
+                &version,
+                None,
+                request.param("includeObject").unwrap_or("Metadata"),
+            ),
         ));
     }
     Ok(Answer::Json(200, with_type(&target.resource, &object)))
@@ -324,6 +372,7 @@ fn list(store: &Store, target: &Target, request: &ApiRequest) -> Result<Answer, 
     };
     let mut items = Vec::new();
     let mut next = None;
+    let mut remaining = 0usize;
     for object in store.list(&target.resource.storage_key(), namespace) {
         let key = (
             object["metadata"]["namespace"]
@@ -342,29 +391,47 @@ fn list(store: &Store, target: &Target, request: &ApiRequest) -> Result<Answer, 
             continue;
         }
         if limit.is_some_and(|limit| items.len() >= limit) {
-            next = items.last().map(|last: &Value| {
-                encode_continue(&(
-                    last["metadata"]["namespace"]
-                        .as_str()
-                        .unwrap_or("")
-                        .to_string(),
-                    last["metadata"]["name"].as_str().unwrap_or("").to_string(),
-                ))
-            });
-            break;
+            if next.is_none() {
+                next = items.last().map(|last: &Value| {
+                    encode_continue(&(
+                        last["metadata"]["namespace"]
+                            .as_str()
+                            .unwrap_or("")
+                            .to_string(),
+                        last["metadata"]["name"].as_str().unwrap_or("").to_string(),
+                    ))
+                });
+            }
+            remaining += 1;
+            continue;
         }
-        items.push(with_type(&target.resource, &object));
+        items.push(if request.wants_table() {
+            // A table row's object (includeObject=Object) is a whole, typed object.
+            with_type(&target.resource, &object)
+        } else {
+            list_item(&target.resource, &object)
+        });
     }
     let mut metadata = json!({"resourceVersion": store.resource_version.to_string()});
     if request.wants_table() {
         let version = store.resource_version.to_string();
         return Ok(Answer::Json(
             200,
-            crate::table::table(&target.resource, &items, &version, next.as_deref()),
+            crate::table::table(
+                &target.resource,
+                &items,
+                &version,
+                next.as_deref(),
+                request.param("includeObject").unwrap_or("Metadata"),
+            ),
         ));
     }
     if let Some(next) = next {
         metadata["continue"] = json!(next);
+        // A real server counts the rest only when it need not filter it.
+        if request.param("labelSelector").is_none() && request.param("fieldSelector").is_none() {
+            metadata["remainingItemCount"] = json!(remaining);
+        }
     }
     Ok(Answer::Json(
         200,
@@ -462,7 +529,7 @@ fn random_suffix() -> String {
 }
 
 fn create(store: &mut Store, target: &Target, request: &ApiRequest) -> Result<Answer, ApiError> {
-    let mut object = request.json_body()?;
+    let mut object = request.json_body(&target.resource)?;
     if !object.is_object() {
         return Err(ApiError::bad_request("the request body must be an object"));
     }
@@ -479,6 +546,7 @@ fn create(store: &mut Store, target: &Target, request: &ApiRequest) -> Result<An
         object["metadata"]["name"] = json!(name);
     }
     check_type(target, &object, &name)?;
+    decode(target, &mut object, request).map_err(|error| error.bad_request(&target.resource))?;
     if name.is_empty() {
         return Err(ApiError::invalid(
             &target.resource.qualified_kind(),
@@ -497,7 +565,6 @@ fn create(store: &mut Store, target: &Target, request: &ApiRequest) -> Result<An
         return Err(ApiError::already_exists(&target.resource, &name));
     }
     require_namespace(store, target)?;
-    check_fields(target, &name, &mut object, request, false)?;
     let written = write(
         store,
         target,
@@ -579,17 +646,20 @@ fn update(
     name: &str,
     request: &ApiRequest,
 ) -> Result<Answer, ApiError> {
-    let body = request.json_body()?;
+    let mut body = request.json_body(&target.resource)?;
     if !body.is_object() {
         return Err(ApiError::bad_request("the request body must be an object"));
     }
+    if target.subresource.is_none() {
+        check_type(target, &body, name)?;
+    }
+    decode(target, &mut body, request).map_err(|error| error.bad_request(&target.resource))?;
     check_name(&body, name)?;
     let old = store
         .get(&target.resource.storage_key(), &target.key(name))
         .ok_or_else(|| ApiError::not_found(&target.resource, name))?;
     check_resource_version(target, name, &body, &old)?;
     if target.subresource.is_none() {
-        check_type(target, &body, name)?;
         check_namespace(target, &body)?;
     }
     replace_with_view(store, target, name, old, body, request)
@@ -605,8 +675,7 @@ fn replace_with_view(
     view: Value,
     request: &ApiRequest,
 ) -> Result<Answer, ApiError> {
-    let mut new = from_view(target, &old, view)?;
-    check_fields(target, name, &mut new, request, false)?;
+    let new = from_view(target, &old, view)?;
     let written = write(
         store,
         target,
@@ -622,46 +691,6 @@ fn replace_with_view(
     Ok(Answer::Json(200, answer_view(target, written)))
 }
 
-fn strategic_merge(target: &mut Value, patch: &Value, node: Node) {
-    match (target, patch) {
-        (Value::Object(target_map), Value::Object(patch_map)) => {
-            for (key, value) in patch_map {
-                if key.starts_with('$') {
-                    continue;
-                }
-                if value.is_null() {
-                    target_map.remove(key);
-                    continue;
-                }
-                match target_map.get_mut(key) {
-                    Some(existing) => strategic_merge(existing, value, node.field(key)),
-                    None => {
-                        let mut value = value.clone();
-                        fields::strip_nulls(&mut value);
-                        target_map.insert(key.clone(), value);
-                    }
-                }
-            }
-        }
-        (Value::Array(target_items), Value::Array(patch_items)) => match node.list_kind() {
-            ListKind::Map(keys) => {
-                for item in patch_items {
-                    let key = fields::item_key(item, &keys);
-                    match target_items
-                        .iter_mut()
-                        .find(|existing| fields::item_key(existing, &keys) == key)
-                    {
-                        Some(existing) => strategic_merge(existing, item, node.items()),
-                        None => target_items.push(item.clone()),
-                    }
-                }
-            }
-            _ => *target_items = patch_items.clone(),
-        },
-        (target, patch) => *target = patch.clone(),
-    }
-}
-
 fn patch(
     store: &mut Store,
     target: &Target,
@@ -672,15 +701,55 @@ fn patch(
     if content_type == "application/apply-patch+yaml" {
         return apply(store, target, name, request);
     }
+    let strategic = content_type == "application/strategic-merge-patch+json";
+    let known = strategic
+        || matches!(
+            content_type,
+            "application/merge-patch+json" | "application/json-patch+json"
+        );
+    if target.resource.custom && (strategic || !known) {
+        // Custom resources have no strategic merge patch.
+        return Err(ApiError::unsupported_media_type(
+            "application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml",
+        ));
+    }
+    if !known {
+        return Err(ApiError::unsupported_patch_type());
+    }
     let old = store
         .get(&target.resource.storage_key(), &target.key(name))
         .ok_or_else(|| ApiError::not_found(&target.resource, name))?;
-    let mut view = answer_view(target, with_type(&target.resource, &old));
-    let body = request.json_body()?;
+    let view = answer_view(target, with_type(&target.resource, &old));
+    let body = request.json_body(&target.resource)?;
+    let mut view = patched_view(target, name, view, content_type, &request.body)?;
+    if let Err(error) = decode(target, &mut view, request) {
+        // A real server quotes the strategic merge patch as Go prints it, the other patches'
+        // result as JSON.
+        let quoted = if strategic {
+            go_value(&body)
+        } else {
+            view.to_string()
+        };
+        return Err(ApiError::invalid_patch(&quoted, &error.message()));
+    }
+    check_resource_version(target, name, &view, &old)?;
+    replace_with_view(store, target, name, old, view, request)
+}
+
+/// Applies a merge, JSON or strategic merge patch (`content_type`, `body`) to what the client
+/// sees of an object.
+pub fn patched_view(
+    target: &Target,
+    name: &str,
+    mut view: Value,
+    content_type: &str,
+    body: &[u8],
+) -> Result<Value, ApiError> {
+    let body = parse_document(body)?;
     match content_type {
         "application/merge-patch+json" => json_patch::merge(&mut view, &body),
         "application/json-patch+json" => {
-            let operations: json_patch::Patch = serde_json::from_value(body)
+            let operations: json_patch::Patch = serde_json::from_value(body.clone())
                 .map_err(|error| ApiError::bad_request(format!("invalid JSON patch: {error}")))?;
             json_patch::patch(&mut view, &operations).map_err(|error| {
                 ApiError::invalid(
@@ -690,14 +759,12 @@ fn patch(
                 )
             })?;
         }
-        "application/strategic-merge-patch+json" => {
+        _ => {
             let node = Node::root(&target.resource.api_version(), &target.resource.kind);
-            strategic_merge(&mut view, &body, node);
+            crate::strategic::apply(&mut view, &body, node);
         }
-        other => return Err(ApiError::unsupported_media_type(other)),
     }
-    check_resource_version(target, name, &view, &old)?;
-    replace_with_view(store, target, name, old, view, request)
+    Ok(view)
 }
 
 fn apply(
@@ -707,8 +774,10 @@ fn apply(
     request: &ApiRequest,
 ) -> Result<Answer, ApiError> {
     let Some(manager) = request.param("fieldManager").map(str::to_string) else {
-        return Err(ApiError::bad_request(
-            "PATCH requests with the apply content type must have a fieldManager parameter",
+        return Err(ApiError::invalid_options(
+            "PatchOptions",
+            "fieldManager",
+            "Required value: is required for apply patch",
         ));
     };
     let force = request.param("force") == Some("true");
@@ -738,19 +807,26 @@ fn apply(
         check_resource_version(target, name, &config, old)?;
     }
     let created = old.is_none();
+    if created && target.subresource.is_some() {
+        return Err(ApiError::not_found(&target.resource, name));
+    }
+    check_applied_fields(target, name, &config)?;
+    // Conflicts come before conversion errors; the namespace is checked (by admission) last.
+    let mut canonical = config.clone();
+    let converted = decode(target, &mut canonical, request);
+    let applied = if converted.is_ok() {
+        &canonical
+    } else {
+        &config
+    };
+    let mut merged = managed::apply(old.as_deref(), applied, &manager, force, target.scope())
+        .map_err(|conflicts| ApiError::apply_conflicts(&target.resource, name, &conflicts))?;
+    if let Err(error) = converted {
+        return Err(unconvertible(&target.resource, &merged, name, &error));
+    }
     if created {
-        if target.subresource.is_some() {
-            return Err(ApiError::not_found(&target.resource, name));
-        }
         require_namespace(store, target)?;
     }
-    check_fields(target, name, &mut config, request, true)?;
-    if !target.resource.custom {
-        defaults::canonicalize_quantities(&target.resource, &mut config)
-            .map_err(|error| undecodable(&target.resource, &error))?;
-    }
-    let mut merged = managed::apply(old.as_deref(), &config, &manager, force, target.scope())
-        .map_err(|conflicts| ApiError::apply_conflicts(&target.resource, name, &conflicts))?;
     merged["metadata"]["name"] = json!(name);
     let written = write(
         store,
@@ -774,15 +850,50 @@ fn now() -> String {
     chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string()
 }
 
-/// Unknown fields of built-in kinds: rejected with `fieldValidation=Strict` (400, as kubectl's
-/// default validation expects), otherwise dropped, as decoding into the API types does.
-fn check_fields(
-    target: &Target,
-    name: &str,
-    object: &mut Value,
-    request: &ApiRequest,
-    apply: bool,
-) -> Result<(), ApiError> {
+/// Why a body does not decode into the API type of its kind.
+enum Undecodable {
+    /// An invalid `resource.Quantity`.
+    Quantity(crate::quantity::QuantityError),
+    /// Fields the schema does not declare (paths like `spec.replicaz`), under
+    /// `fieldValidation=Strict`.
+    UnknownFields(Vec<String>),
+}
+
+impl Undecodable {
+    /// The decoder's words, as a real server quotes them.
+    fn message(&self) -> String {
+        match self {
+            Undecodable::Quantity(error) => error.to_string(),
+            Undecodable::UnknownFields(fields) => {
+                let fields: Vec<String> = fields
+                    .iter()
+                    .map(|field| format!("unknown field \"{field}\""))
+                    .collect();
+                format!("strict decoding error: {}", fields.join(", "))
+            }
+        }
+    }
+
+    /// The 400 a create or update gets: `X in version "v1" cannot be handled as a X: ...`.
+    fn bad_request(&self, resource: &Resource) -> ApiError {
+        ApiError::bad_request(format!(
+            "{} in version \"{}\" cannot be handled as a {}: {}",
+            resource.kind,
+            resource.version,
+            resource.kind,
+            self.message()
+        ))
+    }
+}
+
+/// Decodes a written object as the real server decodes a body into the API type: quantities
+/// of built-in kinds canonicalised (an invalid one fails), undeclared fields refused under
+/// `fieldValidation=Strict` and dropped otherwise. Subresource views are left alone.
+fn decode(target: &Target, object: &mut Value, request: &ApiRequest) -> Result<(), Undecodable> {
+    if target.subresource.as_deref() == Some("scale") || target.resource.custom {
+        return Ok(());
+    }
+    defaults::canonicalize_quantities(&target.resource, object).map_err(Undecodable::Quantity)?;
     if target.subresource.is_some() {
         return Ok(());
     }
@@ -792,43 +903,77 @@ fn check_fields(
         return Ok(());
     }
     if request.param("fieldValidation") == Some("Strict") {
-        let message = if apply {
-            let namespace = target
-                .namespace
-                .as_deref()
-                .filter(|_| target.resource.namespaced)
-                .unwrap_or("");
-            let fields: Vec<String> = unknown
-                .iter()
-                .map(|field| format!(".{field}: field not declared in schema"))
-                .collect();
-            format!(
-                "failed to create typed patch object ({namespace}/{name}; {}, Kind={}): {}",
-                target.resource.api_version(),
-                target.resource.kind,
-                fields.join(", ")
-            )
-        } else {
-            let fields: Vec<String> = unknown
-                .iter()
-                .map(|field| format!("unknown field \"{field}\""))
-                .collect();
-            format!("strict decoding error: {}", fields.join(", "))
-        };
-        return Err(ApiError::bad_request(message));
+        return Err(Undecodable::UnknownFields(unknown));
     }
     schema::prune_unknown(object, node);
     Ok(())
 }
 
-/// The 400 a real server answers when the body does not decode (an invalid quantity).
-fn undecodable(resource: &Resource, error: &crate::quantity::QuantityError) -> ApiError {
-    ApiError::bad_request(format!(
-        "{} in version \"{}\" cannot be handled as a {}: {error}",
-        resource.qualified_kind(),
+/// `(namespace/name; group/version, Kind=Kind)` as server-side apply's errors name an object.
+fn apply_subject(resource: &Resource, object: &Value, name: &str) -> String {
+    let namespace = object["metadata"]["namespace"].as_str().unwrap_or("");
+    format!(
+        "({namespace}/{name}; {}/{}, Kind={})",
+        resource.group, resource.version, resource.kind
+    )
+}
+
+/// Server-side apply refuses any field the schema does not declare, whatever
+/// `fieldValidation` says: a 500 `failed to create typed patch object`, as on a real server.
+fn check_applied_fields(target: &Target, name: &str, config: &Value) -> Result<(), ApiError> {
+    if target.subresource.is_some() || target.resource.custom {
+        return Ok(());
+    }
+    let node = Node::root(&target.resource.api_version(), &target.resource.kind);
+    let unknown = schema::unknown_fields(config, node);
+    if unknown.is_empty() {
+        return Ok(());
+    }
+    let fields: Vec<String> = unknown
+        .iter()
+        .map(|field| format!(".{field}: field not declared in schema"))
+        .collect();
+    Err(ApiError::apply_failed(format!(
+        "failed to create typed patch object {}: {}",
+        apply_subject(&target.resource, config, name),
+        fields.join(", ")
+    )))
+}
+
+/// The 500 of a server-side apply whose merged object does not convert (an invalid quantity).
+fn unconvertible(resource: &Resource, merged: &Value, name: &str, error: &Undecodable) -> ApiError {
+    ApiError::apply_failed(format!(
+        "failed to convert new object {} to proper version: unable to convert unstructured object to {}/{}, Kind={}: {}",
+        apply_subject(resource, merged, name),
+        resource.group,
         resource.version,
-        resource.kind
+        resource.kind,
+        error.message()
     ))
+}
+
+/// Renders a JSON value as Go's `%v` renders the decoded `map[string]interface{}` (sorted
+/// keys, `map[k:v]`, `[a b]`): how a real server quotes a strategic merge patch in errors.
+fn go_value(value: &Value) -> String {
+    match value {
+        Value::Null => "<nil>".into(),
+        Value::Bool(flag) => flag.to_string(),
+        Value::Number(number) => number.to_string(),
+        Value::String(text) => text.clone(),
+        Value::Array(items) => {
+            let items: Vec<String> = items.iter().map(go_value).collect();
+            format!("[{}]", items.join(" "))
+        }
+        Value::Object(map) => {
+            let mut keys: Vec<&String> = map.keys().collect();
+            keys.sort();
+            let entries: Vec<String> = keys
+                .iter()
+                .map(|key| format!("{key}:{}", go_value(&map[key.as_str()])))
+                .collect();
+            format!("map[{}]", entries.join(" "))
+        }
+    }
 }
 
 /// The cluster IPs and node ports held by every Service except `name` in the target namespace.
@@ -950,7 +1095,7 @@ fn write(store: &mut Store, target: &Target, pending: PendingWrite) -> Result<Va
     }
     if !resource.custom {
         defaults::canonicalize_quantities(resource, &mut new)
-            .map_err(|error| undecodable(resource, &error))?;
+            .map_err(|error| Undecodable::Quantity(error).bad_request(resource))?;
         defaults::apply(resource, &mut new, old.as_deref(), || {
             services_allocated(store, target, name)
         });
@@ -1216,7 +1361,7 @@ fn delete_collection(
         .collect();
     let mut items = Vec::new();
     for object in matching {
-        items.push(with_type(&target.resource, &object));
+        items.push(list_item(&target.resource, &object));
         if request.dry_run() {
             continue;
         }

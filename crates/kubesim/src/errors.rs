@@ -177,6 +177,34 @@ impl ApiError {
         error
     }
 
+    /// 422 Invalid for request options (`PatchOptions.meta.k8s.io "" is invalid: ...`): a
+    /// server-side apply without `fieldManager`.
+    pub fn invalid_options(kind: &str, field: &str, message: &str) -> ApiError {
+        let mut error = ApiError::new(
+            422,
+            "Invalid",
+            format!("{kind}.meta.k8s.io \"\" is invalid: {field}: {message}"),
+        );
+        error.details = json!({
+            "group": "meta.k8s.io",
+            "kind": kind,
+            "causes": [{"reason": "FieldValueRequired", "message": message, "field": field}],
+        });
+        error
+    }
+
+    /// 422 Invalid for a patch whose result does not decode: the real server's
+    /// ` "" is invalid: patch: Invalid value: "<value>": <error>`, with no name, group or kind.
+    pub fn invalid_patch(value: &str, error: &str) -> ApiError {
+        let quoted = serde_json::to_string(value).unwrap_or_default();
+        let cause = format!("Invalid value: {quoted}: {error}");
+        let mut error = ApiError::new(422, "Invalid", format!(" \"\" is invalid: patch: {cause}"));
+        error.details = json!({
+            "causes": [{"reason": "FieldValueInvalid", "message": cause, "field": "patch"}],
+        });
+        error
+    }
+
     /// 400 BadRequest.
     pub fn bad_request(message: impl Into<String>) -> ApiError {
         ApiError::new(400, "BadRequest", message)
@@ -210,20 +238,34 @@ impl ApiError {
         )
     }
 
-    /// 415 UnsupportedMediaType.
-    pub fn unsupported_media_type(content_type: &str) -> ApiError {
+    /// 415 UnsupportedMediaType: `the body of the request was in an unknown format - accepted
+    /// media types include: <accepted>`.
+    pub fn unsupported_media_type(accepted: &str) -> ApiError {
         ApiError::new(
             415,
             "UnsupportedMediaType",
             format!(
-                "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml, application/apply-patch+yaml, application/json-patch+json, application/merge-patch+json, application/strategic-merge-patch+json (got {content_type})"
+                "the body of the request was in an unknown format - accepted media types include: {accepted}"
             ),
         )
+    }
+
+    /// 415 for a PATCH of a built-in kind with a content type that is no patch type: a real
+    /// server says no more than this.
+    pub fn unsupported_patch_type() -> ApiError {
+        ApiError::new(415, "UnsupportedMediaType", "415: Unsupported Media Type")
     }
 
     /// 500 InternalError (fault injection).
     pub fn internal(message: impl Into<String>) -> ApiError {
         ApiError::new(500, "InternalError", message)
+    }
+
+    /// 500 without a reason: what a real server answers when server-side apply cannot type
+    /// the applied configuration or convert the merged object (unknown fields, invalid
+    /// quantities).
+    pub fn apply_failed(message: impl Into<String>) -> ApiError {
+        ApiError::new(500, "", message)
     }
 
     /// 429 TooManyRequests with Retry-After (fault injection).
@@ -258,6 +300,11 @@ impl ApiError {
             "reason": self.reason,
             "code": self.code,
         });
+        if self.reason.is_empty()
+            && let Some(map) = status.as_object_mut()
+        {
+            map.remove("reason");
+        }
         if !self.details.is_null() {
             status["details"] = self.details.clone();
         }

@@ -1,5 +1,5 @@
 //! Immutable fields: the update validation a real apiserver applies to well-known fields that
-//! cannot change after creation (workload selectors, a Job's template, a Service's clusterIP, a
+//! cannot change after creation (workload selectors, a Job's template, a Service's clusterIPs, a
 //! PVC's spec, the data of an `immutable: true` ConfigMap or Secret). A change is a 422 Invalid
 //! whose causes name the field, with the real message shapes (`... field is immutable`).
 
@@ -60,15 +60,37 @@ pub fn violations(resource: &Resource, old: &Value, new: &Value) -> Vec<Violatio
             let before = old["spec"]["clusterIP"].as_str().unwrap_or("");
             if !before.is_empty()
                 && before != "None"
-                && let Some(value) = changed(&["spec", "clusterIP"])
+                && let Some(address) = changed(&["spec", "clusterIP"])
             {
-                found.push(invalid_value("spec.clusterIP", &value));
+                // The registry first copies a changed clusterIP into clusterIPs[0], then
+                // validation refuses the changed clusterIPs.
+                let mut addresses = new["spec"]["clusterIPs"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default();
+                match addresses.first_mut() {
+                    Some(first) => *first = address,
+                    None => addresses.push(address),
+                }
+                found.push(Violation {
+                    field: "spec.clusterIPs[0]".into(),
+                    reason: "FieldValueInvalid",
+                    message: format!(
+                        "Invalid value: {}: may not change once set",
+                        Value::Array(addresses)
+                    ),
+                });
             }
         }
         ("", "PersistentVolumeClaim") => {
+            // Only a bound claim may change its requests (grow its storage).
+            let bound = old["status"]["phase"] == "Bound";
             let comparable = |object: &Value| {
                 let mut spec = object["spec"].clone();
-                if let Some(resources) = spec.get_mut("resources").and_then(Value::as_object_mut) {
+                if bound
+                    && let Some(resources) =
+                        spec.get_mut("resources").and_then(Value::as_object_mut)
+                {
                     resources.remove("requests");
                     if resources.is_empty() {
                         spec.as_object_mut().map(|spec| spec.remove("resources"));
@@ -107,4 +129,39 @@ pub fn violations(resource: &Resource, old: &Value, new: &Value) -> Vec<Violatio
         _ => {}
     }
     found
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn claims() -> Resource {
+        Resource {
+            group: String::new(),
+            version: "v1".into(),
+            plural: "persistentvolumeclaims".into(),
+            singular: "persistentvolumeclaim".into(),
+            kind: "PersistentVolumeClaim".into(),
+            namespaced: true,
+            status: true,
+            scale: false,
+            custom: false,
+            names: Value::Null,
+        }
+    }
+
+    fn claim(size: &str, phase: &str) -> Value {
+        json!({"spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": size}}},
+            "status": {"phase": phase}})
+    }
+
+    #[test]
+    fn only_a_bound_claim_may_change_its_requests() {
+        let grown = claim("2Gi", "Bound");
+        assert!(violations(&claims(), &claim("1Gi", "Bound"), &grown).is_empty());
+        let refused = violations(&claims(), &claim("1Gi", "Pending"), &grown);
+        assert_eq!(refused.len(), 1);
+        assert_eq!(refused[0].field, "spec");
+    }
 }

@@ -37,15 +37,22 @@
 //!   The documents hold no object schemas (so no `kubectl explain`); `/openapi/v2` is not served.
 //! - **CRUD** for every discovered resource, namespaced and cluster-scoped: GET, LIST (label
 //!   selectors `=`, `==`, `!=`, `in`, `notin`, exists, `!`; field selectors `metadata.name` and
-//!   `metadata.namespace`; `limit` and `continue`), POST (with `generateName`), PUT (with
+//!   `metadata.namespace`; `limit` and `continue`, with `remainingItemCount` when no selector
+//!   filters; items of built-in kinds without `apiVersion` and `kind`, as a real server
+//!   sends them, custom resources with them), POST (with `generateName`), PUT (with
 //!   resourceVersion preconditions), JSON merge patch, JSON patch, strategic merge patch
-//!   (approximated: lists merged by their schema keys, `$patch` directives ignored), DELETE
+//!   for built-in kinds (module `strategic`: lists merged by the schema's
+//!   `x-kubernetes-patch-merge-key` where the patch strategy is `merge`, replaced otherwise, in
+//!   apimachinery's order; the directives kubectl sends, `$patch: delete|replace|merge`,
+//!   `$setElementOrder`, `$deleteFromPrimitiveList` and `$retainKeys`; a custom resource gets
+//!   the real 415), DELETE
 //!   (`propagationPolicy`, preconditions, finalizers: `deletionTimestamp` set and the object
 //!   removed once the last finalizer goes; dependents found through `ownerReferences` deleted
 //!   unless `Orphan`; namespace deletion: Terminating, then its objects and itself removed;
 //!   CRD deletion removes its custom resources), DELETE of a collection. `Table` responses for
 //!   `kubectl get` (real columns for Deployments, StatefulSets, Services, Namespaces,
-//!   ConfigMaps, Secrets and Jobs, NAME/AGE otherwise).
+//!   ConfigMaps, Secrets, Jobs and Events, NAME/AGE otherwise; ages in apimachinery's
+//!   `HumanDuration`; `includeObject=Object|Metadata|None`, so `kubectl get --sort-by` works).
 //! - **WATCH** (`?watch=true`) from a resourceVersion (resumed from a log of the last
 //!   [`Options::event_log_capacity`] events, 4096 by default; an older version gets an `ERROR`
 //!   event carrying a 410 `Expired` Status, as a real server's watch cache sends), or from
@@ -54,7 +61,9 @@
 //!   (a BOOKMARK every [`Options::bookmark_interval`]); `sendInitialEvents` (with the
 //!   `k8s.io/initial-events-end` bookmark); `timeoutSeconds`.
 //! - **Server-side apply** (`PATCH` with `application/apply-patch+yaml`, JSON or YAML body):
-//!   `fieldManager` required (400 otherwise); create-on-apply (201); `metadata.managedFields` per
+//!   `fieldManager` required (422 Invalid `PatchOptions.meta.k8s.io "" is invalid`
+//!   otherwise); a field the schema does not declare is a 500 `failed to create typed patch
+//!   object` whatever `fieldValidation` says; create-on-apply (201); `metadata.managedFields` per
 //!   manager, operation (Apply/Update) and subresource, in FieldsV1; associative lists merged by
 //!   the `x-kubernetes-list-map-keys` of the Kubernetes v1.37 schema (`data/
 //!   v1.37-definitions.json`: containers and initContainers by name, env by name, container
@@ -70,13 +79,15 @@
 //!   manager `kubectl`, subresource `scale`, owning `spec.replicas`). Without `fieldManager` an
 //!   Update's manager is the user agent's program name, as on a real server.
 //! - **Validation** for built-in kinds, from the same schema: fields the schema does not declare
-//!   are dropped (as decoding into the API types does), or rejected with 400 when
-//!   `fieldValidation=Strict` (kubectl's default); missing `required` fields (a Deployment's
+//!   are dropped (as decoding into the API types does), or rejected when
+//!   `fieldValidation=Strict` (kubectl's default: 400 `strict decoding error` for create and
+//!   update, 422 for patches); missing `required` fields (a Deployment's
 //!   `spec.selector`, a container's `name`, ...) give 422 Invalid with FieldValueRequired causes;
 //!   missing apiVersion/kind/name give 422 Invalid. Updates of well-known immutable fields give
 //!   422 Invalid with the real messages and `details.causes[].field`: Deployment, StatefulSet and
-//!   DaemonSet `spec.selector`; Job `spec.selector` and `spec.template`; Service `spec.clusterIP`
-//!   once set (an update omitting it keeps it); a PVC's `spec` except `resources.requests`; the
+//!   DaemonSet `spec.selector`; Job `spec.selector` and `spec.template`; Service `clusterIP`
+//!   once set (refused as `spec.clusterIPs[0]`; an update omitting it keeps it); a PVC's `spec`
+//!   (except `resources.requests` once the claim is Bound); the
 //!   `data`/`binaryData`/`immutable` of a ConfigMap or Secret marked `immutable: true`.
 //! - **dryRun=All** on every write (create, update, patch, apply, delete): the full result is
 //!   returned, nothing is stored, no event is emitted, resourceVersion does not move.
@@ -88,8 +99,11 @@
 //!   the main resource of kinds with a status subresource; `scale` as an autoscaling/v1 Scale.
 //! - **What the server rewrites** (module `defaults`, which lists every field): every
 //!   `resource.Quantity` of a built-in kind, found through the schema, in apimachinery's
-//!   canonical form (`0.5` -> `500m`, `1024Mi` -> `1Gi`; an invalid one is a 400 BadRequest
-//!   `... cannot be handled as a ...`); the defaults of the core/v1, apps/v1 and batch/v1
+//!   canonical form (`0.5` -> `500m`, `1024Mi` -> `1Gi`). The body is decoded first, as on a
+//!   real server, before the object or its namespace is looked up: an invalid quantity is a
+//!   400 BadRequest `... cannot be handled as a ...` on create and update, a 422 Invalid
+//!   `patch: Invalid value` on a patch, and on server-side apply (after conflicts, before the
+//!   namespace check) a 500 `failed to convert new object`; the defaults of the core/v1, apps/v1 and batch/v1
 //!   defaulters for Pods and pod templates (Deployment, StatefulSet, DaemonSet, ReplicaSet, Job,
 //!   CronJob), containers, probes and volumes, Services (with a unique, deterministic
 //!   `clusterIP` from 10.96.0.0/12, node ports, IP families) and PVCs; a Job's generated
@@ -100,7 +114,12 @@
 //! - **Errors** are `Status` objects with the real reasons and messages: 404 NotFound
 //!   (`deployments.apps "web" not found`, also for a missing namespace), 409 AlreadyExists and
 //!   Conflict, 422 Invalid, 400 BadRequest, 403 Forbidden (creating in a terminating
-//!   namespace), 405, 410 Expired, 415 for protobuf bodies.
+//!   namespace), 405, 410 Expired, 415 for a body or patch type the real server refuses.
+//! - **Protobuf request bodies** (module `protobuf`): what kubectl's imperative `create
+//!   namespace|configmap|secret|deployment|service|job|cronjob|role|...` POST, for every
+//!   built-in kind of the served group/versions, decoded through a field table generated from
+//!   the v1.37.2 `.proto` files (`data/v1.37-protobuf.json`, `data/generate-protobuf.py`); an
+//!   undecodable body gets the real 400. Answers are JSON, which kubectl accepts.
 //! - **Controllers** (status writes as manager `kube-controller-manager`, subresource status):
 //!   Deployments, StatefulSets, DaemonSets and Jobs report progress at once and a healthy status
 //!   after [`Options::rollout_delay`] (observedGeneration, replicas, updatedReplicas,
@@ -114,8 +133,12 @@
 //!   (Normal) and, when failed, a Warning `ProgressDeadlineExceeded`; Jobs `SuccessfulCreate`,
 //!   `Completed`, `BackoffLimitExceeded`; StatefulSets `SuccessfulCreate`. `fieldSelector`
 //!   accepts the Event field labels (`involvedObject.*`, `reason`, `type`, ...) on any resource.
-//!   `events.k8s.io/v1` is served from discovery but stored separately (it does not mirror
-//!   core Events).
+//!   `events.k8s.io/v1` Events are the same stored objects as core Events, as on a real server
+//!   (module `events`: `note` <-> `message`, `regarding` <-> `involvedObject`,
+//!   `deprecatedLastTimestamp` <-> `lastTimestamp`, ...; both views carry the always-serialised
+//!   zero fields; an update through `events.k8s.io/v1` may change only `series` and metadata,
+//!   422 otherwise). Writes through `events.k8s.io/v1` are recorded in `managedFields` with
+//!   apiVersion `v1` and core field names (a real server records `events.k8s.io/v1`).
 //! - **Fault injection**: [`SimHandle::fail_next`] and [`SimHandle::fault_rate`] with 500, 429
 //!   with `Retry-After`, 409, or a dropped connection; they hit resource requests only, never
 //!   `/version`, discovery or OpenAPI, so a client can always start. Note that kube's default
@@ -155,15 +178,15 @@
 //! beyond the one optional bearer token, no authorization or RBAC (an authenticated request is
 //! allowed everything), no admission webhooks and no admission
 //! plugins other than namespace existence and termination; no resource quotas or limit ranges.
-//! Validation is limited to unknown and required fields of built-in kinds (no value formats,
-//! enums, immutability or cross-field rules; custom resources are not validated, pruned or
+//! Validation is limited to unknown and required fields of built-in kinds and the immutable
+//! fields listed above (no value formats, enums or other cross-field rules; custom resources are not validated, pruned or
 //! defaulted against their CRD schema and merge with deduced rules: objects field by field,
 //! lists atomically). Defaulting is limited to the fields `defaults` lists (no admission-plugin
 //! defaults: service accounts, tolerations, priority, storage classes). No API version
 //! conversion: an object is stored and returned as written (autoscaling/v1 vs v2 share storage
-//! unconverted). `managedFields` sent by a client are ignored. Strategic merge patch is
-//! approximate. No protobuf (kubectl's imperative `create namespace|configmap|deployment ...`
-//! POST protobuf and get 415; use `apply`), no aggregated discovery format, no `/openapi/v2`,
+//! unconverted). `managedFields` sent by a client are ignored. No protobuf responses (requests
+//! only; a protobuf singular field holding zero, such as `replicas: 0`, is taken as unset and
+//! defaulted), no aggregated discovery format, no `/openapi/v2`,
 //! no HTTP/2, no TLS. Deletion is immediate (no grace periods; foreground deletion behaves like
 //! background). Timing (rollout delays, bookmarks every second) is not real-world timing.
 
@@ -171,15 +194,18 @@ mod api;
 mod controllers;
 mod defaults;
 mod errors;
+mod events;
 mod fields;
 mod immutable;
 mod managed;
+mod protobuf;
 mod quantity;
 mod registry;
 mod schema;
 mod selectors;
 mod server;
 mod store;
+mod strategic;
 mod table;
 
 use server::{Faults, Shared, lock};

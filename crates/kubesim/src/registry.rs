@@ -90,6 +90,10 @@ impl Resource {
 
     /// The storage key shared by all versions of the resource.
     pub fn storage_key(&self) -> (String, String) {
+        if crate::events::is_events_v1(self) {
+            // One store for both Event APIs (module `events`).
+            return (String::new(), "events".into());
+        }
         (self.group.clone(), self.plural.clone())
     }
 

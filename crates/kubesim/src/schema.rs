@@ -189,6 +189,20 @@ impl Node {
             })
     }
 
+    /// The strategic merge patch strategy of this field (`merge`, `replace`,
+    /// `merge,retainKeys`, ...), empty when the schema declares none.
+    pub fn patch_strategy(self) -> &'static str {
+        self.annotation("x-kubernetes-patch-strategy")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+    }
+
+    /// The key a strategic merge patch merges this list's items by.
+    pub fn patch_merge_key(self) -> Option<&'static str> {
+        self.annotation("x-kubernetes-patch-merge-key")
+            .and_then(Value::as_str)
+    }
+
     /// Whether an object at this node is replaced as a whole.
     pub fn is_atomic_map(self) -> bool {
         matches!(

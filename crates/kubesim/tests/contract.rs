@@ -65,6 +65,50 @@ impl Cluster {
         cluster
     }
 
+    /// The kubeconfig of the cluster under test.
+    fn kubeconfig(&self) -> std::path::PathBuf {
+        match (&self.sim, std::env::var_os("GITSHIP_TEST_KUBECONFIG")) {
+            (Some(sim), _) => sim.kubeconfig_path().to_path_buf(),
+            (None, Some(path)) => path.into(),
+            (None, None) => unreachable!("a real cluster comes from GITSHIP_TEST_KUBECONFIG"),
+        }
+    }
+
+    /// Runs the `kubectl` on PATH in the test namespace with a scrubbed environment, the
+    /// cluster's kubeconfig, a private HOME and `environment`; `None` when kubectl is missing
+    /// (the caller then skips, unless `GITSHIP_REQUIRE_TOOLS=1` makes that a failure).
+    async fn kubectl(
+        &self,
+        args: &[&str],
+        environment: &[(&str, &str)],
+    ) -> Option<std::process::Output> {
+        let home = tempfile::tempdir().expect("home");
+        let mut command = std::process::Command::new("kubectl");
+        command
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", home.path())
+            .env("KUBECONFIG", self.kubeconfig())
+            .args(["--namespace", &self.namespace])
+            .args(args);
+        for (name, value) in environment {
+            command.env(name, value);
+        }
+        let output = tokio::task::spawn_blocking(move || command.output())
+            .await
+            .expect("join");
+        match output {
+            Ok(output) => Some(output),
+            Err(error) => {
+                if std::env::var("GITSHIP_REQUIRE_TOOLS").is_ok_and(|value| value == "1") {
+                    panic!("kubectl is required (GITSHIP_REQUIRE_TOOLS=1): {error}");
+                }
+                eprintln!("\n*** SKIPPED: kubectl is not available: {error} ***\n");
+                None
+            }
+        }
+    }
+
     /// The kubesim handle, or `None` on a real cluster (the caller then skips).
     fn handle(&self) -> Option<SimHandle> {
         self.sim.as_ref().map(KubeSim::handle)
@@ -106,14 +150,25 @@ impl Cluster {
         content_type: &str,
         body: Option<Value>,
     ) -> (u16, http::HeaderMap, Value) {
+        let bytes = body
+            .map(|body| body.to_string().into_bytes())
+            .unwrap_or_default();
+        self.raw_bytes(method, path, content_type, bytes).await
+    }
+
+    /// A raw request with a body of any bytes: (status code, headers, JSON body or `null`).
+    async fn raw_bytes(
+        &self,
+        method: &str,
+        path: &str,
+        content_type: &str,
+        bytes: Vec<u8>,
+    ) -> (u16, http::HeaderMap, Value) {
         let path = path.replace("{ns}", &self.namespace);
         let mut builder = http::Request::builder().method(method).uri(path);
         if !content_type.is_empty() {
             builder = builder.header("Content-Type", content_type);
         }
-        let bytes = body
-            .map(|body| body.to_string().into_bytes())
-            .unwrap_or_default();
         let request = builder
             .body(kube::client::Body::from(bytes))
             .expect("request");
@@ -131,6 +186,29 @@ impl Cluster {
             headers,
             serde_json::from_slice(&bytes).unwrap_or(Value::Null),
         )
+    }
+
+    /// `GET path` as `kubectl get` asks for it: a Table (with `includeObject` when given).
+    async fn table(&self, path: &str) -> Value {
+        let path = path.replace("{ns}", &self.namespace);
+        let request = http::Request::builder()
+            .method("GET")
+            .uri(path)
+            .header(
+                "Accept",
+                "application/json;as=Table;v=v1;g=meta.k8s.io,application/json",
+            )
+            .body(kube::client::Body::from(Vec::new()))
+            .expect("request");
+        let response = self.client.send(request).await.expect("send");
+        assert_eq!(response.status().as_u16(), 200);
+        let bytes = response
+            .into_body()
+            .collect()
+            .await
+            .expect("body")
+            .to_bytes();
+        serde_json::from_slice(&bytes).expect("a Table")
     }
 
     async fn cleanup(self) {
@@ -211,7 +289,9 @@ where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,
 {
-    for _ in 0..100 {
+    // A real cluster's namespace controller takes about five seconds to empty a namespace.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while tokio::time::Instant::now() < deadline {
         if check().await {
             return;
         }
@@ -294,6 +374,39 @@ async fn discovery_serves_every_advertised_group_and_crd_resources() {
         .expect("apply custom resource");
     assert_eq!(applied.data["spec"]["size"], 3);
     assert_eq!(applied.metadata.generation, Some(1));
+    let (code, _, body) = cluster
+        .raw(
+            "PATCH",
+            &format!("/apis/{group}/v1/namespaces/{{ns}}/widgets/w"),
+            "application/strategic-merge-patch+json",
+            Some(json!({"spec": {"size": 4}})),
+        )
+        .await;
+    assert_eq!(
+        code, 415,
+        "custom resources have no strategic merge patch: {body}"
+    );
+    assert_eq!(
+        body["message"],
+        "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml"
+    );
+    // Unlike built-in kinds, custom resources keep apiVersion and kind in a list.
+    let (code, _, list) = cluster
+        .raw(
+            "GET",
+            &format!("/apis/{group}/v1/namespaces/{{ns}}/widgets"),
+            "",
+            None,
+        )
+        .await;
+    assert_eq!(code, 200);
+    assert_eq!(list["kind"], "WidgetList");
+    assert_eq!(list["items"][0]["kind"], "Widget", "{list}");
+    assert_eq!(
+        list["items"][0]["apiVersion"],
+        format!("{group}/v1"),
+        "{list}"
+    );
     definitions
         .delete(&name, &DeleteParams::default())
         .await
@@ -466,6 +579,69 @@ async fn list_with_label_and_field_selectors_and_pagination() {
     }
     seen.sort();
     assert_eq!(seen, ["a", "b", "c", "d"]);
+
+    // The list carries apiVersion and kind; the items of a built-in kind do not.
+    let (code, _, page) = cluster
+        .raw(
+            "GET",
+            "/api/v1/namespaces/{ns}/configmaps?labelSelector=app&limit=3",
+            "",
+            None,
+        )
+        .await;
+    assert_eq!(code, 200);
+    assert_eq!(
+        (&page["apiVersion"], &page["kind"]),
+        (&json!("v1"), &json!("ConfigMapList"))
+    );
+    let items = page["items"].as_array().expect("items");
+    assert_eq!(items.len(), 3);
+    for item in items {
+        assert!(
+            item.get("apiVersion").is_none() && item.get("kind").is_none(),
+            "{item}"
+        );
+        assert!(item["metadata"]["name"].is_string(), "{item}");
+    }
+    assert!(page["metadata"]["continue"].is_string(), "{page}");
+    assert!(
+        page["metadata"].get("remainingItemCount").is_none(),
+        "not counted under a selector: {page}"
+    );
+    let (_, _, everything) = cluster
+        .raw("GET", "/api/v1/namespaces/{ns}/configmaps", "", None)
+        .await;
+    let total = everything["items"].as_array().map_or(0, Vec::len);
+    let (_, _, first) = cluster
+        .raw(
+            "GET",
+            "/api/v1/namespaces/{ns}/configmaps?limit=1",
+            "",
+            None,
+        )
+        .await;
+    assert_eq!(
+        first["metadata"]["remainingItemCount"],
+        total - 1,
+        "{first}"
+    );
+    let (_, _, last) = cluster
+        .raw(
+            "GET",
+            &format!(
+                "/api/v1/namespaces/{{ns}}/configmaps?labelSelector=app&limit=3&continue={}",
+                page["metadata"]["continue"].as_str().unwrap_or("")
+            ),
+            "",
+            None,
+        )
+        .await;
+    assert_eq!(last["items"].as_array().map(Vec::len), Some(1), "{last}");
+    assert!(last["items"][0].get("kind").is_none(), "{last}");
+    assert!(
+        last["metadata"].get("remainingItemCount").is_none(),
+        "{last}"
+    );
     let (code, _, _) = cluster
         .raw(
             "GET",
@@ -520,6 +696,150 @@ async fn merge_patch_and_json_patch() {
         )
         .await;
     assert_eq!(code, 404);
+    cluster.cleanup().await;
+}
+
+fn container_ports(deployment: &DynamicObject) -> Value {
+    deployment.data["spec"]["template"]["spec"]["containers"][0]["ports"].clone()
+}
+
+#[tokio::test]
+async fn strategic_merge_patch_honours_kubectls_directives() {
+    let cluster = Cluster::new().await;
+    let deployments = cluster.deployments();
+    let containers = json!([
+        {"name": "web", "image": "nginx:1", "ports": [{"containerPort": 80}],
+         "env": [{"name": "A", "value": "1"}, {"name": "B", "value": "2"}], "args": ["a", "b"]},
+        {"name": "side", "image": "busybox:1"},
+    ]);
+    let mut web = deployment("smp", 1, containers);
+    web["metadata"]["finalizers"] = json!(["example.com/a", "example.com/b"]);
+    deployments
+        .create(&PostParams::default(), &object(web))
+        .await
+        .expect("create");
+    let strategic = |patch: Value| {
+        let deployments = deployments.clone();
+        async move {
+            deployments
+                .patch("smp", &PatchParams::default(), &Patch::Strategic(patch))
+                .await
+                .expect("strategic merge patch")
+        }
+    };
+    // What `kubectl edit` sends when containerPort 80 becomes 8080.
+    let edited = strategic(json!({"spec": {"template": {"spec": {
+        "$setElementOrder/containers": [{"name": "web"}, {"name": "side"}],
+        "containers": [{"$setElementOrder/ports": [{"containerPort": 8080}], "name": "web",
+            "ports": [{"containerPort": 8080, "protocol": "TCP"}, {"$patch": "delete", "containerPort": 80}]}]}}}}))
+    .await;
+    assert_eq!(
+        container_ports(&edited),
+        json!([{"containerPort": 8080, "protocol": "TCP"}])
+    );
+    let spec = &edited.data["spec"]["template"]["spec"];
+    assert_eq!(spec["containers"][1]["name"], "side");
+    assert_eq!(
+        spec["containers"][0]["env"].as_array().map(Vec::len),
+        Some(2)
+    );
+
+    // Items merge by key and are deleted by key; $setElementOrder orders them; lists without a
+    // merge strategy (args) are replaced.
+    let merged = strategic(json!({"spec": {"template": {"spec": {
+        "$setElementOrder/containers": [{"name": "side"}, {"name": "web"}],
+        "containers": [{"name": "web", "args": ["c"],
+            "env": [{"name": "A", "$patch": "delete"}, {"name": "C", "value": "3"}]}]}}}}))
+    .await;
+    let spec = &merged.data["spec"]["template"]["spec"];
+    assert_eq!(spec["containers"][0]["name"], "side");
+    assert_eq!(
+        spec["containers"][1]["env"],
+        json!([{"name": "C", "value": "3"}, {"name": "B", "value": "2"}]),
+        "a new item goes before the items only the server had"
+    );
+    assert_eq!(spec["containers"][1]["args"], json!(["c"]));
+
+    // $deleteFromPrimitiveList, $retainKeys and $patch: replace.
+    let replaced = strategic(json!({
+        "metadata": {"$deleteFromPrimitiveList/finalizers": ["example.com/a"]},
+        "spec": {
+            "strategy": {"$retainKeys": ["type"], "type": "Recreate"},
+            "template": {"spec": {"containers": [{"name": "only", "image": "nginx:2"}, {"$patch": "replace"}]}},
+        },
+    }))
+    .await;
+    assert_eq!(
+        replaced.metadata.finalizers,
+        Some(vec!["example.com/b".to_string()])
+    );
+    assert_eq!(
+        replaced.data["spec"]["strategy"],
+        json!({"type": "Recreate"})
+    );
+    let names: Vec<&str> = replaced.data["spec"]["template"]["spec"]["containers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|container| container["name"].as_str())
+        .collect();
+    assert_eq!(names, ["only"]);
+    deployments
+        .patch(
+            "smp",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"finalizers": null}})),
+        )
+        .await
+        .expect("drop finalizers");
+
+    // Through kubectl: `patch --type strategic` and an `edit` whose editor changes the port.
+    let Some(patched) = cluster
+        .kubectl(
+            &["patch", "deployment", "smp", "--type", "strategic", "-p",
+              r#"{"spec":{"template":{"spec":{"containers":[{"name":"only","ports":[{"containerPort":80}]}]}}}}"#],
+            &[],
+        )
+        .await
+    else {
+        return cluster.cleanup().await;
+    };
+    assert!(
+        patched.status.success(),
+        "{}",
+        String::from_utf8_lossy(&patched.stderr)
+    );
+    let editor = tempfile::tempdir().expect("editor dir");
+    let script = editor.path().join("edit.sh");
+    std::fs::write(
+        &script,
+        "#!/bin/sh\nsed -i 's/containerPort: 80$/containerPort: 9090/' \"$1\"\n",
+    )
+    .expect("write editor");
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755))
+            .expect("chmod editor");
+    }
+    let editor_path = script.to_string_lossy().into_owned();
+    let edited = cluster
+        .kubectl(
+            &["edit", "deployment", "smp"],
+            &[("KUBE_EDITOR", editor_path.as_str())],
+        )
+        .await
+        .expect("kubectl");
+    assert!(
+        edited.status.success(),
+        "{}",
+        String::from_utf8_lossy(&edited.stderr)
+    );
+    let after = deployments.get("smp").await.expect("get");
+    assert_eq!(
+        container_ports(&after),
+        json!([{"containerPort": 9090, "protocol": "TCP"}]),
+        "kubectl edit replaced the port"
+    );
     cluster.cleanup().await;
 }
 
@@ -623,7 +943,17 @@ async fn server_side_apply_ownership_conflicts_and_force() {
             Some(config.clone()),
         )
         .await;
-    assert_eq!(missing_manager.0, 400, "fieldManager is required for apply");
+    let (code, _, body) = missing_manager;
+    assert_eq!(
+        (code, body["reason"].as_str()),
+        (422, Some("Invalid")),
+        "fieldManager is required for apply: {body}"
+    );
+    assert_eq!(
+        body["message"],
+        "PatchOptions.meta.k8s.io \"\" is invalid: fieldManager: Required value: is required for apply patch"
+    );
+    assert_eq!(body["details"]["causes"][0]["field"], "fieldManager");
     cluster.cleanup().await;
 }
 
@@ -934,7 +1264,7 @@ async fn generation_status_and_scale_subresources() {
 }
 
 #[tokio::test]
-async fn simulated_rollouts_report_like_a_healthy_cluster_and_can_fail() {
+async fn simulated_rollouts_report_like_a_healthy_cluster_and_can_fail_sim_only() {
     let cluster = Cluster::new().await;
     if cluster.handle().is_none() {
         // Simulated controllers only: a real cluster's rollout depends on pulling images.
@@ -1328,7 +1658,7 @@ async fn deletion_honours_finalizers_owners_and_namespaces() {
 }
 
 #[tokio::test]
-async fn injected_faults_latency_and_request_records() {
+async fn injected_faults_latency_and_request_records_sim_only() {
     let cluster = Cluster::new().await;
     let Some(handle) = cluster.handle() else {
         return cluster.cleanup().await;
@@ -1425,7 +1755,7 @@ async fn injected_faults_latency_and_request_records() {
 }
 
 #[tokio::test]
-async fn state_file_persists_objects_between_runs() {
+async fn state_file_persists_objects_between_runs_sim_only() {
     if std::env::var_os("GITSHIP_TEST_KUBECONFIG").is_some() {
         return;
     }
@@ -1549,30 +1879,46 @@ async fn validation_rejects_missing_required_and_unknown_fields() {
 
     let mut typo = deployment("typo", 1, json!([{"name": "web", "image": "nginx:1"}]));
     typo["spec"]["replicaz"] = json!(3);
+    // Server-side apply refuses undeclared fields whatever fieldValidation says: a 500
+    // without a reason, before the namespace is looked at.
+    for (namespace, validation) in [
+        ("{ns}", "Strict"),
+        ("{ns}", "Ignore"),
+        ("no-such-namespace-typo", "Ignore"),
+    ] {
+        let (code, _, body) = cluster
+            .raw(
+                "PATCH",
+                &format!("/apis/apps/v1/namespaces/{namespace}/deployments/typo?fieldManager=gitship&fieldValidation={validation}"),
+                "application/apply-patch+yaml",
+                Some(typo.clone()),
+            )
+            .await;
+        assert_eq!((code, body.get("reason")), (500, None), "{body}");
+        assert_eq!(
+            body["message"],
+            "failed to create typed patch object (/typo; apps/v1, Kind=Deployment): .spec.replicaz: field not declared in schema"
+        );
+    }
+    // A create decodes the body: Strict refuses the field (400), Ignore drops it.
     let (code, _, body) = cluster
         .raw(
-            "PATCH",
-            "/apis/apps/v1/namespaces/{ns}/deployments/typo?fieldManager=gitship&fieldValidation=Strict",
-            "application/apply-patch+yaml",
+            "POST",
+            "/apis/apps/v1/namespaces/{ns}/deployments?fieldValidation=Strict",
+            "application/json",
             Some(typo.clone()),
         )
         .await;
+    assert_eq!((code, body["reason"].as_str()), (400, Some("BadRequest")));
     assert_eq!(
-        (code, body["reason"].as_str()),
-        (400, Some("BadRequest")),
-        "{body}"
-    );
-    assert!(
-        body["message"]
-            .as_str()
-            .is_some_and(|message| message.contains("replicaz")),
-        "{body}"
+        body["message"],
+        "Deployment in version \"v1\" cannot be handled as a Deployment: strict decoding error: unknown field \"spec.replicaz\""
     );
     let (code, _, body) = cluster
         .raw(
-            "PATCH",
-            "/apis/apps/v1/namespaces/{ns}/deployments/typo?fieldManager=gitship&fieldValidation=Ignore",
-            "application/apply-patch+yaml",
+            "POST",
+            "/apis/apps/v1/namespaces/{ns}/deployments?fieldValidation=Ignore",
+            "application/json",
             Some(typo),
         )
         .await;
@@ -1580,6 +1926,226 @@ async fn validation_rejects_missing_required_and_unknown_fields() {
     assert!(
         body["spec"].get("replicaz").is_none(),
         "unknown fields are dropped"
+    );
+    cluster.cleanup().await;
+}
+
+/// apimachinery's complaint about a malformed quantity.
+const QUANTITY_FORMAT: &str =
+    "quantities must match the regular expression '^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'";
+
+fn claim_of(size: &str) -> Value {
+    json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "data"},
+        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": size}}}})
+}
+
+#[tokio::test]
+async fn invalid_quantities_fail_decoding_before_the_namespace_is_checked() {
+    let cluster = Cluster::new().await;
+    let unknown = "(known after apply)";
+    let decode_error = format!(
+        "PersistentVolumeClaim in version \"v1\" cannot be handled as a PersistentVolumeClaim: {QUANTITY_FORMAT}"
+    );
+    for namespace in ["{ns}", "no-such-namespace-quantity"] {
+        for dry_run in ["", "&dryRun=All"] {
+            let claims = format!("/api/v1/namespaces/{namespace}/persistentvolumeclaims");
+            let (code, _, body) = cluster
+                .raw(
+                    "PATCH",
+                    &format!("{claims}/data?fieldManager=gitship{dry_run}"),
+                    "application/apply-patch+yaml",
+                    Some(claim_of(unknown)),
+                )
+                .await;
+            assert_eq!((code, body.get("reason")), (500, None), "apply: {body}");
+            assert_eq!(
+                body["message"],
+                format!(
+                    "failed to convert new object (/data; /v1, Kind=PersistentVolumeClaim) to proper version: unable to convert unstructured object to /v1, Kind=PersistentVolumeClaim: {QUANTITY_FORMAT}"
+                )
+            );
+            for (method, path) in [
+                ("POST", format!("{claims}?fieldManager=gitship{dry_run}")),
+                (
+                    "PUT",
+                    format!("{claims}/data?fieldManager=gitship{dry_run}"),
+                ),
+            ] {
+                let (code, _, body) = cluster
+                    .raw(method, &path, "application/json", Some(claim_of(unknown)))
+                    .await;
+                assert_eq!(
+                    (code, body["reason"].as_str()),
+                    (400, Some("BadRequest")),
+                    "{method} {path}: {body}"
+                );
+                assert_eq!(body["message"], decode_error.as_str());
+            }
+        }
+    }
+
+    // On an existing claim: another manager's field conflicts before the quantity is
+    // converted; patches answer 422 with the patch quoted.
+    let claims = cluster.api("v1", "PersistentVolumeClaim", "persistentvolumeclaims");
+    claims
+        .patch(
+            "data",
+            &PatchParams::apply("other"),
+            &Patch::Apply(&claim_of("1Gi")),
+        )
+        .await
+        .expect("create claim");
+    let (code, _, body) = cluster
+        .raw(
+            "PATCH",
+            "/api/v1/namespaces/{ns}/persistentvolumeclaims/data?fieldManager=gitship",
+            "application/apply-patch+yaml",
+            Some(claim_of(unknown)),
+        )
+        .await;
+    assert_eq!(
+        (code, body["reason"].as_str()),
+        (409, Some("Conflict")),
+        "{body}"
+    );
+    let patch = json!({"spec": {"resources": {"requests": {"storage": "(x)"}}}});
+    let (code, _, body) = cluster
+        .raw(
+            "PATCH",
+            "/api/v1/namespaces/{ns}/persistentvolumeclaims/data",
+            "application/strategic-merge-patch+json",
+            Some(patch.clone()),
+        )
+        .await;
+    assert_eq!(
+        (code, body["reason"].as_str()),
+        (422, Some("Invalid")),
+        "{body}"
+    );
+    assert_eq!(
+        body["message"],
+        format!(
+            " \"\" is invalid: patch: Invalid value: \"map[spec:map[resources:map[requests:map[storage:(x)]]]]\": {QUANTITY_FORMAT}"
+        )
+    );
+    assert_eq!(body["details"]["causes"][0]["field"], "patch");
+    let (code, _, body) = cluster
+        .raw(
+            "PATCH",
+            "/api/v1/namespaces/{ns}/persistentvolumeclaims/data",
+            "application/merge-patch+json",
+            Some(patch),
+        )
+        .await;
+    assert_eq!(
+        (code, body["reason"].as_str()),
+        (422, Some("Invalid")),
+        "{body}"
+    );
+    assert!(
+        body["message"].as_str().is_some_and(|message| message
+            .starts_with(" \"\" is invalid: patch: Invalid value: \"{")
+            && message.ends_with(QUANTITY_FORMAT)),
+        "{body}"
+    );
+    cluster.cleanup().await;
+}
+
+/// A length-delimited protobuf field.
+fn protobuf_field(tag: u8, bytes: &[u8]) -> Vec<u8> {
+    let mut field = vec![tag << 3 | 2];
+    let mut length = bytes.len();
+    while length >= 0x80 {
+        field.push((length as u8 & 0x7f) | 0x80);
+        length >>= 7;
+    }
+    field.push(length as u8);
+    field.extend_from_slice(bytes);
+    field
+}
+
+/// A Kubernetes protobuf body: `k8s\0` and a runtime.Unknown around `raw`.
+fn protobuf_body(api_version: &str, kind: &str, raw: &[u8]) -> Vec<u8> {
+    let type_meta = [
+        protobuf_field(1, api_version.as_bytes()),
+        protobuf_field(2, kind.as_bytes()),
+    ]
+    .concat();
+    [
+        b"k8s\0".to_vec(),
+        protobuf_field(1, &type_meta),
+        protobuf_field(2, raw),
+    ]
+    .concat()
+}
+
+#[tokio::test]
+async fn protobuf_bodies_decode_or_get_the_real_400() {
+    let cluster = Cluster::new().await;
+    let protobuf = "application/vnd.kubernetes.protobuf";
+    // ConfigMap{metadata: {name: "from-protobuf"}, data: {"mode": "fast"}}.
+    let raw = [
+        protobuf_field(1, &protobuf_field(1, b"from-protobuf")),
+        protobuf_field(
+            2,
+            &[protobuf_field(1, b"mode"), protobuf_field(2, b"fast")].concat(),
+        ),
+    ]
+    .concat();
+    let (code, _, created) = cluster
+        .raw_bytes(
+            "POST",
+            "/api/v1/namespaces/{ns}/configmaps",
+            protobuf,
+            protobuf_body("v1", "ConfigMap", &raw),
+        )
+        .await;
+    assert_eq!(code, 201, "{created}");
+    let stored = cluster
+        .config_maps()
+        .get("from-protobuf")
+        .await
+        .expect("stored");
+    assert_eq!(stored.data["data"], json!({"mode": "fast"}));
+
+    let (code, _, body) = cluster
+        .raw_bytes(
+            "POST",
+            "/api/v1/namespaces/{ns}/configmaps",
+            protobuf,
+            b"garbage".to_vec(),
+        )
+        .await;
+    assert_eq!((code, body["reason"].as_str()), (400, Some("BadRequest")));
+    assert_eq!(
+        body["message"],
+        "the object provided is unrecognized (must be of type ConfigMap): provided data does not appear to be a protobuf message, expected prefix [107 56 115 0] (67617262616765)"
+    );
+    let (code, _, body) = cluster
+        .raw_bytes(
+            "POST",
+            "/api/v1/namespaces/{ns}/configmaps",
+            protobuf,
+            protobuf_body("v1", "Thing", &[]),
+        )
+        .await;
+    assert_eq!((code, body["reason"].as_str()), (400, Some("BadRequest")));
+    assert_eq!(
+        body["message"],
+        "Thing in version \"v1\" cannot be handled as a ConfigMap: no kind \"Thing\" is registered for version \"v1\" in scheme \"pkg/runtime/scheme.go:111\""
+    );
+    let (code, _, body) = cluster
+        .raw_bytes(
+            "POST",
+            "/api/v1/namespaces/{ns}/configmaps",
+            protobuf,
+            protobuf_body("v1", "ConfigMap", &[0x0a, 0x05, 0x0a]),
+        )
+        .await;
+    assert_eq!((code, body["reason"].as_str()), (400, Some("BadRequest")));
+    assert_eq!(
+        body["message"],
+        "ConfigMap in version \"v1\" cannot be handled as a ConfigMap: unexpected EOF"
     );
     cluster.cleanup().await;
 }
@@ -1734,9 +2300,21 @@ async fn immutable_fields_are_rejected_on_update() {
     };
     let mut moved = service.clone();
     moved["spec"]["clusterIP"] = json!(other);
-    assert_immutable(
-        &*rejected_apply(&services, "svc", &moved).await,
-        "spec.clusterIP",
+    // The changed clusterIP is copied into clusterIPs[0], which validation refuses.
+    let status = rejected_apply(&services, "svc", &moved).await;
+    assert_eq!((status.code, status.reason.as_str()), (422, "Invalid"));
+    assert_eq!(
+        status.message,
+        format!(
+            "Service \"svc\" is invalid: spec.clusterIPs[0]: Invalid value: [\"{other}\"]: may not change once set"
+        )
+    );
+    assert!(
+        status
+            .details
+            .as_ref()
+            .is_some_and(|d| d.causes.iter().any(|c| c.field == "spec.clusterIPs[0]")),
+        "{status:?}"
     );
 
     // A PVC's spec, except resources.requests.
@@ -1753,14 +2331,34 @@ async fn immutable_fields_are_rejected_on_update() {
         )
         .await
         .expect("create claim");
-    claims
+    if cluster.handle().is_some() {
+        // kubesim binds every claim; the real test cluster has no provisioner, so its claims
+        // stay Pending.
+        eventually("claim bound", || {
+            let claims = claims.clone();
+            async move {
+                claims
+                    .get("data")
+                    .await
+                    .is_ok_and(|claim| claim.data["status"]["phase"] == "Bound")
+            }
+        })
+        .await;
+    }
+    let bound = claims.get("data").await.expect("claim").data["status"]["phase"] == "Bound";
+    let grown = claims
         .patch(
             "data",
             &apply,
             &Patch::Apply(&claim("ReadWriteOnce", "2Gi")),
         )
-        .await
-        .expect("requests may grow");
+        .await;
+    if bound {
+        grown.expect("a bound claim's requests may grow");
+    } else {
+        let status = api_error(grown.expect_err("an unbound claim's requests are immutable"));
+        assert_eq!((status.code, status.reason.as_str()), (422, "Invalid"));
+    }
     let status = rejected_apply(&claims, "data", &claim("ReadWriteMany", "2Gi")).await;
     assert_eq!((status.code, status.reason.as_str()), (422, "Invalid"));
     assert!(
@@ -1812,7 +2410,248 @@ async fn immutable_fields_are_rejected_on_update() {
 }
 
 #[tokio::test]
-async fn rollouts_record_events() {
+async fn events_are_one_store_served_by_two_apis_with_tables() {
+    let cluster = Cluster::new().await;
+    let core_event = json!({"apiVersion": "v1", "kind": "Event", "metadata": {"name": "core-made"},
+        "involvedObject": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web", "namespace": cluster.namespace},
+        "reason": "ScalingReplicaSet", "message": "Scaled up", "type": "Normal",
+        "source": {"component": "deployment-controller"},
+        "firstTimestamp": "2026-01-01T10:00:00Z", "lastTimestamp": "2026-01-01T10:01:00Z", "count": 2});
+    let (code, _, created) = cluster
+        .raw(
+            "POST",
+            "/api/v1/namespaces/{ns}/events",
+            "application/json",
+            Some(core_event),
+        )
+        .await;
+    assert_eq!(code, 201, "{created}");
+    assert_eq!(created["eventTime"], Value::Null, "{created}");
+    assert_eq!(created["reportingComponent"], "", "{created}");
+    let new_event = json!({"apiVersion": "events.k8s.io/v1", "kind": "Event", "metadata": {"name": "new-made"},
+        "regarding": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web", "namespace": cluster.namespace},
+        "reason": "Pulled", "note": "Image pulled", "type": "Warning", "action": "Pull",
+        "reportingController": "example.com/puller", "reportingInstance": "node-1",
+        "eventTime": "2026-01-01T10:02:00.000000Z"});
+    let (code, _, created) = cluster
+        .raw(
+            "POST",
+            "/apis/events.k8s.io/v1/namespaces/{ns}/events",
+            "application/json",
+            Some(new_event),
+        )
+        .await;
+    assert_eq!(code, 201, "{created}");
+    assert_eq!(created["note"], "Image pulled", "{created}");
+    assert_eq!(created["deprecatedSource"], json!({}), "{created}");
+
+    // Each API shows the other's Event with the real field mapping.
+    let (code, _, seen) = cluster
+        .raw(
+            "GET",
+            "/apis/events.k8s.io/v1/namespaces/{ns}/events/core-made",
+            "",
+            None,
+        )
+        .await;
+    assert_eq!(code, 200, "{seen}");
+    assert_eq!(seen["apiVersion"], "events.k8s.io/v1");
+    assert_eq!(seen["note"], "Scaled up");
+    assert_eq!(seen["regarding"]["name"], "web");
+    assert_eq!(
+        seen["deprecatedSource"]["component"],
+        "deployment-controller"
+    );
+    assert_eq!(seen["deprecatedFirstTimestamp"], "2026-01-01T10:00:00Z");
+    assert_eq!(seen["deprecatedLastTimestamp"], "2026-01-01T10:01:00Z");
+    assert_eq!(seen["deprecatedCount"], 2);
+    assert_eq!(seen["eventTime"], Value::Null);
+    assert!(seen.get("message").is_none() && seen.get("involvedObject").is_none());
+    let (code, _, seen) = cluster
+        .raw("GET", "/api/v1/namespaces/{ns}/events/new-made", "", None)
+        .await;
+    assert_eq!(code, 200, "{seen}");
+    assert_eq!(seen["message"], "Image pulled");
+    assert_eq!(seen["involvedObject"]["kind"], "Deployment");
+    assert_eq!(seen["reportingComponent"], "example.com/puller");
+    assert_eq!(seen["reportingInstance"], "node-1");
+    assert_eq!(seen["source"], json!({}));
+    assert_eq!(seen["lastTimestamp"], Value::Null);
+    assert_eq!(seen["eventTime"], "2026-01-01T10:02:00.000000Z");
+    for path in [
+        "/api/v1/namespaces/{ns}/events",
+        "/apis/events.k8s.io/v1/namespaces/{ns}/events",
+    ] {
+        let (_, _, list) = cluster.raw("GET", path, "", None).await;
+        let mut names: Vec<&str> = list["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|item| item["metadata"]["name"].as_str())
+            .filter(|name| name.ends_with("-made"))
+            .collect();
+        names.sort();
+        assert_eq!(names, ["core-made", "new-made"], "{path}");
+    }
+
+    // Through events.k8s.io/v1 only the series (and metadata) may change; the core API may
+    // change anything, and the other view follows.
+    let (code, _, refused) = cluster
+        .raw(
+            "PATCH",
+            "/apis/events.k8s.io/v1/namespaces/{ns}/events/core-made",
+            "application/merge-patch+json",
+            Some(json!({"note": "Scaled up again", "type": "Warning"})),
+        )
+        .await;
+    assert_eq!(
+        (code, refused["reason"].as_str()),
+        (422, Some("Invalid")),
+        "{refused}"
+    );
+    assert_eq!(
+        refused["message"],
+        "Event \"core-made\" is invalid: [message: Invalid value: \"Scaled up again\": field is immutable, type: Invalid value: \"Warning\": field is immutable]"
+    );
+    let series = json!({"count": 3, "lastObservedTime": "2026-01-01T10:05:00.000000Z"});
+    let (code, _, patched) = cluster
+        .raw(
+            "PATCH",
+            "/apis/events.k8s.io/v1/namespaces/{ns}/events/new-made",
+            "application/merge-patch+json",
+            Some(json!({"series": series})),
+        )
+        .await;
+    assert_eq!((code, &patched["series"]), (200, &series), "{patched}");
+    let (code, _, patched) = cluster
+        .raw(
+            "PATCH",
+            "/api/v1/namespaces/{ns}/events/core-made",
+            "application/merge-patch+json",
+            Some(json!({"message": "Scaled up again"})),
+        )
+        .await;
+    assert_eq!(code, 200, "{patched}");
+    let (_, _, seen) = cluster
+        .raw(
+            "GET",
+            "/apis/events.k8s.io/v1/namespaces/{ns}/events/core-made",
+            "",
+            None,
+        )
+        .await;
+    assert_eq!(seen["note"], "Scaled up again");
+
+    // kubectl get events: the real columns, the wide ones at priority 1.
+    let table = cluster.table("/api/v1/namespaces/{ns}/events").await;
+    let columns: Vec<(&str, i64)> = table["columnDefinitions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|column| {
+            (
+                column["name"].as_str().unwrap_or(""),
+                column["priority"].as_i64().unwrap_or(-1),
+            )
+        })
+        .collect();
+    assert_eq!(
+        columns,
+        [
+            ("Last Seen", 0),
+            ("Type", 0),
+            ("Reason", 0),
+            ("Object", 0),
+            ("Subobject", 1),
+            ("Source", 1),
+            ("Message", 0),
+            ("First Seen", 1),
+            ("Count", 1),
+            ("Name", 1)
+        ]
+    );
+    let row = |table: &Value, name: &str| {
+        table["rows"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|row| row["cells"][9] == name)
+            .cloned()
+            .unwrap_or(Value::Null)
+    };
+    let core_row = row(&table, "core-made");
+    assert_eq!(
+        core_row["cells"]
+            .as_array()
+            .map(|cells| cells[1..].to_vec()),
+        Some(vec![
+            json!("Normal"),
+            json!("ScalingReplicaSet"),
+            json!("deployment/web"),
+            json!(""),
+            json!("deployment-controller"),
+            json!("Scaled up again"),
+            core_row["cells"][7].clone(),
+            json!(2),
+            json!("core-made")
+        ])
+    );
+    assert_eq!(core_row["object"]["kind"], "PartialObjectMetadata");
+    let new_row = row(&table, "new-made");
+    assert_eq!(new_row["cells"][5], "example.com/puller, node-1");
+    assert_eq!(new_row["cells"][8], 3, "the series' count");
+    let new_table = cluster
+        .table("/apis/events.k8s.io/v1/namespaces/{ns}/events")
+        .await;
+    assert_eq!(row(&new_table, "core-made")["cells"][6], "Scaled up again");
+    // `kubectl get --sort-by` asks for the whole objects.
+    let with_objects = cluster
+        .table("/api/v1/namespaces/{ns}/events?includeObject=Object")
+        .await;
+    let object = &row(&with_objects, "core-made")["object"];
+    assert_eq!(
+        (&object["kind"], &object["lastTimestamp"]),
+        (&json!("Event"), &json!("2026-01-01T10:01:00Z"))
+    );
+
+    if let Some(output) = cluster
+        .kubectl(&["get", "events", "--sort-by=.lastTimestamp"], &[])
+        .await
+    {
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let header = stdout.lines().next().unwrap_or("");
+        for column in ["LAST SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"] {
+            assert!(header.contains(column), "{stdout}");
+        }
+        assert!(
+            stdout.contains("Scaled up again") && stdout.contains("Image pulled"),
+            "{stdout}"
+        );
+    }
+
+    let (code, _, _) = cluster
+        .raw(
+            "DELETE",
+            "/apis/events.k8s.io/v1/namespaces/{ns}/events/core-made",
+            "",
+            None,
+        )
+        .await;
+    assert_eq!(code, 200);
+    let (code, _, _) = cluster
+        .raw("GET", "/api/v1/namespaces/{ns}/events/core-made", "", None)
+        .await;
+    assert_eq!(code, 404, "deleted through one API, gone from the other");
+    cluster.cleanup().await;
+}
+
+#[tokio::test]
+async fn rollouts_record_events_sim_only() {
     let cluster = Cluster::new().await;
     let Some(handle) = cluster.handle() else {
         // Simulated controllers only.
@@ -2223,7 +3062,7 @@ async fn get_with_authorization(
 }
 
 #[tokio::test]
-async fn a_bearer_token_is_required_when_configured() {
+async fn a_bearer_token_is_required_when_configured_sim_only() {
     if std::env::var_os("GITSHIP_TEST_KUBECONFIG").is_some() {
         eprintln!("skipped on a real cluster: kubesim's own token");
         return;
@@ -2319,7 +3158,7 @@ async fn a_bearer_token_is_required_when_configured() {
 }
 
 #[tokio::test]
-async fn without_a_token_requests_need_no_credentials() {
+async fn without_a_token_requests_need_no_credentials_sim_only() {
     if std::env::var_os("GITSHIP_TEST_KUBECONFIG").is_some() {
         eprintln!("skipped on a real cluster: kubesim's own token");
         return;

@@ -187,6 +187,19 @@ async fn kubectl_apply_get_scale_conflict_diff_delete() {
         serde_json::json!({"requests": {"cpu": "500m", "memory": "1Gi"}, "limits": {"cpu": "1", "memory": "1536Mi"}})
     );
     assert_eq!(container["imagePullPolicy"], "IfNotPresent");
+    // The server leaves apiVersion and kind off a list's items; kubectl fills them in.
+    let listed = kubectl(
+        &sim,
+        home.path(),
+        &["get", "deployments", "-o", "json"],
+        None,
+    )
+    .await;
+    assert!(listed.success, "{}", listed.stderr);
+    let list: Value = serde_json::from_str(&listed.stdout).expect("kubectl printed JSON");
+    assert_eq!(list["kind"], "List");
+    assert_eq!(list["items"][0]["kind"], "Deployment", "{list}");
+    assert_eq!(list["items"][0]["apiVersion"], "apps/v1", "{list}");
     assert_eq!(
         deployment["spec"]["template"]["spec"]["dnsPolicy"],
         "ClusterFirst"
@@ -538,4 +551,107 @@ async fn kubectl_with_a_wrong_token_reports_unauthorized() {
             .all(|object| object["kind"] != "ConfigMap"),
         "nothing was created"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_create_sends_protobuf_that_kubesim_decodes() {
+    if !require_tool("kubectl", &["version", "--client"]) {
+        return;
+    }
+    let sim = KubeSim::start().await.expect("start");
+    let handle = sim.handle();
+    let home = tempfile::tempdir().expect("home");
+    let commands: [&[&str]; 4] = [
+        &["create", "namespace", "team"],
+        &[
+            "create",
+            "configmap",
+            "settings",
+            "--namespace",
+            "team",
+            "--from-literal=mode=fast",
+        ],
+        &[
+            "create",
+            "secret",
+            "generic",
+            "token",
+            "--namespace",
+            "team",
+            "--from-literal=key=s3cret",
+        ],
+        &[
+            "create",
+            "deployment",
+            "web",
+            "--namespace",
+            "team",
+            "--image=nginx:1.27",
+            "--replicas=2",
+            "--port=80",
+        ],
+    ];
+    for args in commands {
+        let created = kubectl(&sim, home.path(), args, None).await;
+        assert!(created.success, "{args:?}: {}", created.stderr);
+        assert!(created.stdout.contains("created"), "{}", created.stdout);
+    }
+    let posts: Vec<_> = handle
+        .requests()
+        .into_iter()
+        .filter(|request| request.method == "POST")
+        .collect();
+    assert_eq!(posts.len(), 4);
+    assert!(
+        posts
+            .iter()
+            .all(|request| request.content_type == "application/vnd.kubernetes.protobuf"),
+        "{posts:?}"
+    );
+
+    let namespace = handle
+        .get("v1", "Namespace", "", "team")
+        .expect("namespace stored");
+    assert_eq!(namespace["status"]["phase"], "Active");
+    let settings = handle
+        .get("v1", "ConfigMap", "team", "settings")
+        .expect("config map stored");
+    assert_eq!(settings["data"], serde_json::json!({"mode": "fast"}));
+    assert!(settings["metadata"].get("creationTimestamp").is_some());
+    let token = handle
+        .get("v1", "Secret", "team", "token")
+        .expect("secret stored");
+    assert_eq!(token["data"]["key"], "czNjcmV0", "bytes arrive as base64");
+    assert_eq!(token["type"], "Opaque");
+    let web = handle
+        .get("apps/v1", "Deployment", "team", "web")
+        .expect("deployment stored");
+    assert_eq!(web["spec"]["replicas"], 2);
+    assert_eq!(web["spec"]["selector"]["matchLabels"]["app"], "web");
+    let container = &web["spec"]["template"]["spec"]["containers"][0];
+    assert_eq!(container["image"], "nginx:1.27");
+    assert_eq!(
+        container["ports"],
+        serde_json::json!([{"containerPort": 80, "protocol": "TCP"}])
+    );
+    assert_eq!(container["resources"], serde_json::json!({}));
+    let managers = web["metadata"]["managedFields"].to_string();
+    assert!(managers.contains("kubectl-create"), "{managers}");
+
+    let got = kubectl(
+        &sim,
+        home.path(),
+        &[
+            "get",
+            "deployment",
+            "web",
+            "--namespace",
+            "team",
+            "-o",
+            "jsonpath={.spec.template.spec.containers[0].image}",
+        ],
+        None,
+    )
+    .await;
+    assert_eq!(got.stdout, "nginx:1.27", "{}", got.stderr);
 }
