@@ -2188,3 +2188,37 @@ async fn a_deploy_reads_many_objects_of_a_kind_with_a_list_and_falls_back_to_get
         .expect("cm-03");
     assert_eq!(live["data"]["n"], "three");
 }
+
+/// A Deployment pruned by one deploy and back in Git for the next exists after that deploy, even
+/// while the server is still deleting the old one (foreground deletion waits for its pods).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pruned_deployment_added_back_at_once_is_there_after_the_deploy() {
+    let cluster = cluster().await;
+    cluster.deploy(blog()).await.expect("first deploy");
+    let without_backend: Vec<Manifest> = blog()
+        .into_iter()
+        .filter(|d| !(d.kind() == "Deployment" && d.object["metadata"]["name"] == "blog-backend"))
+        .collect();
+    let report = cluster
+        .deploy(without_backend)
+        .await
+        .expect("deploy without the backend");
+    assert_eq!(report.count(ObjectAction::Pruned), 1, "{report:?}");
+    let report = cluster.deploy(blog()).await.expect("the backend is back");
+    let backend = report
+        .objects
+        .iter()
+        .find(|o| o.id.kind == "Deployment" && o.id.name == "blog-backend")
+        .expect("in the report");
+    assert_eq!(backend.action, ObjectAction::Created, "{report:?}");
+    // Whatever the server was still doing with the old one is done by now.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let live = cluster
+        .live("apps/v1", "Deployment", "blog-backend")
+        .await
+        .expect("the backend exists after the deploy that put it back");
+    assert!(
+        live["metadata"].get("deletionTimestamp").is_none(),
+        "the backend is being deleted: {live}"
+    );
+}
