@@ -139,7 +139,7 @@ pub async fn apply_object(
 }
 
 /// Whether the server is deleting `live` (it has a `deletionTimestamp`; finalizers hold it).
-fn is_being_deleted(live: &Value) -> bool {
+pub fn is_being_deleted(live: &Value) -> bool {
     live.pointer("/metadata/deletionTimestamp")
         .is_some_and(|timestamp| !timestamp.is_null())
 }

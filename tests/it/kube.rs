@@ -2215,6 +2215,32 @@ async fn a_pruned_deployment_added_back_at_once_is_there_after_the_deploy() {
         .await
         .expect("deploy without the backend");
     assert_eq!(report.count(ObjectAction::Pruned), 1, "{report:?}");
+    // A diff sees an object being deleted as one to create.
+    let retry = RetryPolicy::default();
+    let diff = gitship::kube::diff::diff_environment(
+        &cluster.client,
+        &cluster.environment(),
+        &blog(),
+        true,
+        8,
+        &retry,
+    )
+    .await
+    .expect("diff");
+    let planned: Vec<(String, gitship::kube::diff::PlannedAction)> = diff
+        .objects
+        .iter()
+        .filter(|(_, d)| d.action != gitship::kube::diff::PlannedAction::Unchanged)
+        .map(|(id, d)| (id.to_string(), d.action))
+        .collect();
+    assert_eq!(
+        planned,
+        vec![(
+            cluster.id("Deployment", "blog-backend"),
+            gitship::kube::diff::PlannedAction::Create
+        )],
+        "{diff:?}"
+    );
     let report = cluster.deploy(blog()).await.expect("the backend is back");
     let backend = report
         .objects
