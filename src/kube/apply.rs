@@ -24,7 +24,7 @@ use crate::kube::{KubeError, error_message, immutable_field};
 use crate::model::{FIELD_MANAGER, REPLACE_ANNOTATION};
 
 /// How long applying waits for an object the server is deleting to be gone.
-const DELETION_WAIT: Duration = Duration::from_secs(60);
+pub const DELETION_WAIT: Duration = Duration::from_secs(60);
 
 /// What applying one object did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -2259,3 +2259,33 @@ async fn a_pruned_deployment_added_back_at_once_is_there_after_the_deploy() {
         "the backend is being deleted: {live}"
     );
 }
+
+/// A deploy right after the environment's namespace was deleted (`kubectl delete namespace`)
+/// waits for the server to finish deleting it, creates it anew and deploys into it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deploy_into_a_namespace_being_deleted_recreates_it() {
+    let cluster = cluster().await;
+    cluster.deploy(blog()).await.expect("first deploy");
+    let namespaces: kube::Api<k8s_openapi::api::core::v1::Namespace> =
+        kube::Api::all(cluster.client.clone());
+    namespaces
+        .delete(&cluster.namespace, &Default::default())
+        .await
+        .expect("delete the namespace");
+    let report = cluster.deploy(blog()).await.expect("deploy again");
+    assert_eq!(report.count(ObjectAction::Created), 6, "{report:?}");
+    let namespace = cluster
+        .live("v1", "Namespace", &cluster.namespace)
+        .await
+        .expect("the namespace exists");
+    assert!(
+        namespace["metadata"].get("deletionTimestamp").is_none(),
+        "{namespace}"
+    );
+    assert!(
+        cluster
+            .live("apps/v1", "Deployment", "blog-backend")
+            .await
+            .is_some()
+    );
+}
