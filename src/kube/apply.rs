@@ -6,7 +6,9 @@
 //! [`apply_object`] then skips objects whose dry-run result equals the live object (see
 //! [`crate::kube::diff`]), so a deploy with nothing to change sends no writes. Every request is
 //! retried on transient failures. An immutable-field rejection names the field, and objects
-//! annotated `gitship.dev/replace: "true"` are deleted and recreated instead.
+//! annotated `gitship.dev/replace: "true"` are deleted and recreated instead. An object the
+//! server is still deleting (a prune's foreground deletion, a finalizer) is created anew once it
+//! is gone: applying to it would change an object about to disappear.
 
 use std::time::Duration;
 
@@ -20,6 +22,9 @@ use crate::kube::diff::{self, PlannedAction};
 use crate::kube::retry::{RetryPolicy, status_code};
 use crate::kube::{KubeError, error_message, immutable_field};
 use crate::model::{FIELD_MANAGER, REPLACE_ANNOTATION};
+
+/// How long applying waits for an object the server is deleting to be gone.
+pub const DELETION_WAIT: Duration = Duration::from_secs(60);
 
 /// What applying one object did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -95,6 +100,19 @@ pub async fn apply_object(
         Some(live) => live,
         None => get_live(client, prepared, retry).await.map_err(api_error)?,
     };
+    let live = match live {
+        Some(live) if is_being_deleted(&live) => {
+            tracing::info!(object = %prepared.id, "the live object is being deleted: creating it anew once it is gone");
+            if !wait_until_gone(client, prepared, retry).await? {
+                return Err(KubeError::StillDeleting {
+                    object: prepared.describe(),
+                    waited: DELETION_WAIT,
+                });
+            }
+            None
+        }
+        live => live,
+    };
     if let Some(live) = &live {
         crate::kube::check::check_owner(prepared, live)?;
         if known.applied_before && diff::compare_to_manifest(live, &prepared.body).is_empty() {
@@ -118,6 +136,32 @@ pub async fn apply_object(
         Ok(_) => Ok(Applied::Configured),
         Err(error) => replace_if_allowed(client, prepared, force, retry, error).await,
     }
+}
+
+/// Whether the server is deleting `live` (it has a `deletionTimestamp`; finalizers hold it).
+pub fn is_being_deleted(live: &Value) -> bool {
+    live.pointer("/metadata/deletionTimestamp")
+        .is_some_and(|timestamp| !timestamp.is_null())
+}
+
+/// Wait until the object is gone, at most [`DELETION_WAIT`]; `false` when it is still there.
+async fn wait_until_gone(
+    client: &Client,
+    prepared: &Prepared,
+    retry: &RetryPolicy,
+) -> Result<bool, KubeError> {
+    let deadline = tokio::time::Instant::now() + DELETION_WAIT;
+    while get_live(client, prepared, retry)
+        .await
+        .map_err(|e| prepared.error(e))?
+        .is_some()
+    {
+        if tokio::time::Instant::now() > deadline {
+            return Ok(false);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Ok(true)
 }
 
 async fn replace_if_allowed(
@@ -151,20 +195,12 @@ async fn replace_if_allowed(
         Err(error) => return Err(prepared.error(error)),
     }
     // Wait until the old object is gone (finalizers, foreground deletion), bounded.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    while get_live(client, prepared, retry)
-        .await
-        .map_err(|e| prepared.error(e))?
-        .is_some()
-    {
-        if tokio::time::Instant::now() > deadline {
-            return Err(KubeError::Immutable {
-                object: prepared.describe(),
-                field,
-                message: "the old object was not deleted within 60s".into(),
-            });
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+    if !wait_until_gone(client, prepared, retry).await? {
+        return Err(KubeError::Immutable {
+            object: prepared.describe(),
+            field,
+            message: format!("the old object was not deleted within {DELETION_WAIT:?}"),
+        });
     }
     server_side_apply(client, prepared, force, false, retry)
         .await

@@ -727,18 +727,12 @@ async fn ensure_namespace(
         (run.client, run.environment, run.options, run.printer);
     let retry = &options.retry;
     let name = &environment.namespace;
-    let api: Api<Namespace> = Api::all(client.clone());
-    let api_error = |source: kube::Error| KubeError::Api {
-        object: format!("Namespace {name}"),
-        message: crate::kube::error_message(&source),
-        source,
+    let waiting = || {
+        printer.line(&format!(
+            "waiting for namespace `{name}` to finish terminating"
+        ))
     };
-    if retry
-        .run(name, || api.get_opt(name))
-        .await
-        .map_err(api_error)?
-        .is_some()
-    {
+    if namespace_exists(client, name, retry, waiting).await? {
         return Ok(None);
     }
     let manifest = checked.iter().find_map(|c| match c {
@@ -772,16 +766,49 @@ pub async fn ensure_namespace_exists(
     name: &str,
     retry: &RetryPolicy,
 ) -> Result<bool, KubeError> {
-    let api: Api<Namespace> = Api::all(client.clone());
-    let existing = retry
-        .run(name, || api.get_opt(name))
-        .await
-        .map_err(|source| KubeError::about(format!("Namespace {name}"), source))?;
-    if existing.is_some() {
+    let waiting =
+        || tracing::info!(namespace = %name, "waiting for the namespace to finish terminating");
+    if namespace_exists(client, name, retry, waiting).await? {
         return Ok(false);
     }
     create_namespace(client, name, retry).await?;
     Ok(true)
+}
+
+/// Whether namespace `name` exists. One the server is deleting (Terminating: it refuses new
+/// content) is waited for, at most [`apply::DELETION_WAIT`], calling `waiting` once, so that
+/// it can be created anew.
+async fn namespace_exists(
+    client: &Client,
+    name: &str,
+    retry: &RetryPolicy,
+    waiting: impl FnOnce(),
+) -> Result<bool, KubeError> {
+    let api: Api<Namespace> = Api::all(client.clone());
+    let deadline = tokio::time::Instant::now() + apply::DELETION_WAIT;
+    let mut waiting = Some(waiting);
+    loop {
+        let existing = retry
+            .run(name, || api.get_opt(name))
+            .await
+            .map_err(|source| KubeError::about(format!("Namespace {name}"), source))?;
+        let Some(namespace) = existing else {
+            return Ok(false);
+        };
+        if namespace.metadata.deletion_timestamp.is_none() {
+            return Ok(true);
+        }
+        if tokio::time::Instant::now() > deadline {
+            return Err(KubeError::StillDeleting {
+                object: format!("Namespace {name}"),
+                waited: apply::DELETION_WAIT,
+            });
+        }
+        if let Some(waiting) = waiting.take() {
+            waiting();
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
 }
 
 async fn create_namespace(

@@ -149,14 +149,17 @@ pub async fn checked_objects(
     Ok((prepared, deferred))
 }
 
-/// Compare `prepared` with the cluster: GET the live object, dry-run apply, compare.
+/// Compare `prepared` with the cluster: GET the live object, dry-run apply, compare. An object
+/// the server is deleting counts as absent: applying creates it anew once it is gone.
 pub async fn diff_object(
     client: &kube::Client,
     prepared: &Prepared,
     force: bool,
     retry: &RetryPolicy,
 ) -> Result<ObjectDiff, kube::Error> {
-    let live = apply::get_live(client, prepared, retry).await?;
+    let live = apply::get_live(client, prepared, retry)
+        .await?
+        .filter(|live| !apply::is_being_deleted(live));
     if holds_unknown(&prepared.body) {
         return Ok(unknown_until_apply(live, prepared.body.clone()));
     }

@@ -66,6 +66,9 @@ pub enum KubeError {
         field: String,
         message: String,
     },
+    /// The live object is being deleted (finalizers) and was not gone in time to be created anew.
+    #[error("{object}: the live object is being deleted and was not gone within {waited:?}")]
+    StillDeleting { object: String, waited: Duration },
     /// Applying failed for some objects; the others of the wave were applied.
     #[error("applying {} object(s) failed:\n{}", .failures.len(), .failures.join("\n"))]
     ApplyFailed { failures: Vec<String> },
@@ -127,6 +130,9 @@ impl StageError for KubeError {
             ),
             KubeError::Immutable { .. } => Some(
                 "annotate the object with `gitship.dev/replace: \"true\"` to delete and recreate it".into(),
+            ),
+            KubeError::StillDeleting { .. } => Some(
+                "a finalizer holds the object: check `kubectl get -o yaml` for `metadata.finalizers`, then deploy again".into(),
             ),
             KubeError::LockTimeout { .. } => Some(
                 "wait for the other deploy to finish or raise `--lock-timeout`; an abandoned lock expires on its own".into(),

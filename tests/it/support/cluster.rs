@@ -285,6 +285,53 @@ impl TestCluster {
         }
         writes
     }
+
+    /// Dry-run writes since `mark` to objects in the test's namespaces, as `METHOD /path`: what
+    /// [`TestCluster::writes_since`] leaves out, from kubesim's record or the audit log.
+    pub fn dry_runs_since(&self, mark: Mark) -> Vec<String> {
+        let method = |verb: &str| match verb {
+            "create" | "POST" => Some("POST"),
+            "update" | "PUT" => Some("PUT"),
+            "patch" | "PATCH" => Some("PATCH"),
+            "delete" | "deletecollection" | "DELETE" => Some("DELETE"),
+            _ => None,
+        };
+        if let Some(sim) = &self.sim {
+            return sim
+                .handle()
+                .requests()
+                .into_iter()
+                .skip(mark.0)
+                .filter(|r| r.dry_run)
+                .filter_map(|r| Some(format!("{} {}", method(&r.method)?, r.path)))
+                .collect();
+        }
+        let Some(log) = &self.audit_log else {
+            return Vec::new();
+        };
+        let bytes = std::fs::read(log).expect("read the audit log");
+        let namespaces = self.namespaces.lock().expect("namespaces").clone();
+        let ours = |event: &serde_json::Value| {
+            event["user"]["username"] == "admin"
+                && event["stage"] == "ResponseComplete"
+                && event["objectRef"]["namespace"]
+                    .as_str()
+                    .is_some_and(|namespace| namespaces.iter().any(|n| n == namespace))
+        };
+        bytes
+            .get(mark.0..)
+            .unwrap_or_default()
+            .split(|b| *b == b'\n')
+            .filter_map(|line| serde_json::from_slice::<serde_json::Value>(line).ok())
+            .filter(ours)
+            .filter_map(|event| {
+                let (path, query) = event["requestURI"].as_str()?.split_once('?')?;
+                let dry_run = query.split('&').any(|p| p == "dryRun=All");
+                let method = method(event["verb"].as_str()?)?;
+                dry_run.then(|| format!("{method} {path}"))
+            })
+            .collect()
+    }
 }
 
 impl Drop for TestCluster {
