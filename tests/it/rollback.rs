@@ -477,15 +477,15 @@ fn head_sha(repo: &Repo, revision: &str) -> String {
 }
 
 /// `gitship` in the background, its stderr read as it comes.
-struct Background {
+pub(crate) struct Background {
     child: std::process::Child,
     stderr: Arc<Mutex<String>>,
     reader: std::thread::JoinHandle<()>,
 }
 
 impl Background {
-    fn start(repo: &Repo, args: &[&str]) -> Background {
-        let mut child = repo.spawn(args);
+    /// Watch `child`, started with its stdout and stderr piped.
+    pub(crate) fn watch(mut child: std::process::Child) -> Background {
         let pipe = child.stderr.take().expect("stderr");
         let stderr = Arc::new(Mutex::new(String::new()));
         let sink = Arc::clone(&stderr);
@@ -504,12 +504,16 @@ impl Background {
         }
     }
 
+    pub(crate) fn child(&self) -> &std::process::Child {
+        &self.child
+    }
+
     /// Its stderr so far.
-    fn stderr(&self) -> String {
+    pub(crate) fn stderr(&self) -> String {
         self.stderr.lock().expect("stderr").clone()
     }
 
-    fn finish(self) -> Run {
+    pub(crate) fn finish(self) -> Run {
         let output = self.child.wait_with_output().expect("gitship");
         self.reader.join().expect("stderr reader");
         Run {
@@ -528,7 +532,7 @@ async fn a_deploy_waiting_for_the_lock_sees_a_pin_written_meanwhile() {
     let web = Namespace::of(&cluster).await;
     let repo = on_cluster(&cluster);
     web.hold_lock(chrono::TimeDelta::zero()).await;
-    let waiting = Background::start(&repo, &["deploy", "staging", "--lock-timeout", "60s"]);
+    let waiting = Background::watch(repo.spawn(&["deploy", "staging", "--lock-timeout", "60s"]));
     wait_for("the deploy to wait for the lock", async || {
         waiting
             .stderr()

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::rollback::Background;
 use crate::support::cluster::{Backend, TestCluster};
 use crate::support::registry::{TestRegistry, free_port};
 use crate::support::repo::Repo;
@@ -514,38 +515,28 @@ async fn an_interrupt_at_each_stage_exits_130_and_leaves_nothing_locked() {
             let child = if stage == "terraform apply" {
                 // A new value, so that Terraform has something to apply.
                 bump_size(&repo);
-                let child = spawn_deploy(&repo, &kubeconfig, &path);
+                let child = Background::watch(spawn_deploy(&repo, &kubeconfig, &path));
                 eventually("terraform apply", Duration::from_secs(60), || {
                     log_has(&log, " apply")
                 });
                 child
             } else {
-                let child = spawn_deploy(&repo, &kubeconfig, &fast);
+                let child = Background::watch(spawn_deploy(&repo, &kubeconfig, &fast));
                 eventually("the health wait", Duration::from_secs(60), || {
-                    Command::new("kubectl")
-                        .arg("--kubeconfig")
-                        .arg(&kubeconfig)
-                        .args(["get", "deployment", "web", "-n", &ns])
-                        .output()
-                        .is_ok_and(|o| o.status.success())
+                    child.stderr().contains("waiting for health")
                 });
-                std::thread::sleep(Duration::from_millis(300));
                 child
             };
             let signalled = Instant::now();
-            signal(&child, signal_sent);
-            let output = child.wait_with_output().expect("deploy");
-            let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+            signal(child.child(), signal_sent);
+            let run = child.finish();
+            let stderr = &run.stderr;
             assert!(
                 signalled.elapsed() < Duration::from_secs(5),
                 "{signal_sent} during the {stage} took {:?}: {stderr}",
                 signalled.elapsed()
             );
-            assert_eq!(
-                output.status.code(),
-                Some(130),
-                "{signal_sent}, {stage}: {stderr}"
-            );
+            assert_eq!(run.code, 130, "{signal_sent}, {stage}: {stderr}");
             assert!(
                 lease(&kubeconfig, &ns).is_none(),
                 "{signal_sent}, {stage}: the Lease is released: {stderr}"
