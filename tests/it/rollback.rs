@@ -14,7 +14,7 @@ use kube::Api;
 use kube::api::{ListParams, Patch, PatchParams};
 use serde_json::json;
 
-use crate::support::cluster::{TestCluster, sim_only};
+use crate::support::cluster::{Mark, TestCluster, sim_only};
 use crate::support::registry::{TestRegistry, counting_shims};
 use crate::support::repo::{Repo, Run};
 use crate::support::require_tool;
@@ -718,6 +718,20 @@ async fn pin_refuses_an_unpushed_commit() {
         web.stored_pin().await.expect("pinned")["sha"],
         pushed.as_str()
     );
+    assert_pin_written(&cluster, mark);
+}
+
+/// The record of writes since `mark` holds a write of the inventory ConfigMap (where the pin
+/// is): the record that is empty for a refusal sees a pin.
+fn assert_pin_written(cluster: &TestCluster, mark: Mark) {
+    let writes = cluster.writes_since(mark);
+    assert!(
+        writes
+            .iter()
+            .any(|write| write.starts_with("PATCH ")
+                && write.ends_with("/configmaps/gitship-staging")),
+        "{writes:?}"
+    );
 }
 
 /// `rollback --to` refuses an unpushed commit as `pin --rev` does (the rollback pins it), and
@@ -743,6 +757,7 @@ async fn rollback_to_refuses_an_unpushed_commit() {
         pushed.as_str()
     );
     assert_eq!(web.title().await, "b");
+    assert_pin_written(&cluster, mark);
 }
 
 /// `deploy --force` deploys over a pin, says so, and leaves the pin in place.
