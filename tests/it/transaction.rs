@@ -125,6 +125,10 @@ fn an_unreachable_cluster_stops_the_deploy_before_any_change() {
 
 /// A fake `terraform` on PATH: the real one, logging `<gitship pid> <args>` before and
 /// `<gitship pid> done <status> <args>` after, and sleeping `seconds` before an `apply`.
+///
+/// It sleeps in steps of 0.1 s: a SIGINT to its process group that reaches `sh` while it forks
+/// `sleep` is held until that `sleep` ends (dash defers it, and the new `sleep` never got it),
+/// so one long `sleep` would outlast an interrupt (gitship sends Terraform one SIGINT only).
 fn slow_terraform(dir: &Path, log: &Path, seconds: u32) -> std::ffi::OsString {
     let real = String::from_utf8(
         Command::new("sh")
@@ -135,9 +139,10 @@ fn slow_terraform(dir: &Path, log: &Path, seconds: u32) -> std::ffi::OsString {
     )
     .expect("utf-8");
     let script = format!(
-        "#!/bin/sh\necho \"$PPID $*\" >> '{log}'\nfor arg in \"$@\"; do if [ \"$arg\" = apply ]; then sleep {seconds}; fi; done\n'{real}' \"$@\"\nstatus=$?\necho \"$PPID done $status $*\" >> '{log}'\nexit $status\n",
+        "#!/bin/sh\necho \"$PPID $*\" >> '{log}'\nfor arg in \"$@\"; do if [ \"$arg\" = apply ]; then i=0; while [ $i -lt {tenths} ]; do sleep 0.1; i=$((i+1)); done; fi; done\n'{real}' \"$@\"\nstatus=$?\necho \"$PPID done $status $*\" >> '{log}'\nexit $status\n",
         log = log.display(),
-        real = real.trim()
+        real = real.trim(),
+        tenths = seconds * 10
     );
     let path = dir.join("terraform");
     std::fs::write(&path, script).expect("fake terraform");
