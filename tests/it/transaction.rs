@@ -123,12 +123,19 @@ fn an_unreachable_cluster_stops_the_deploy_before_any_change() {
     );
 }
 
+/// Shell for "sleep `seconds`" that a SIGINT to the script's process group stops at once: in
+/// steps of 0.1 s. A SIGINT that reaches `sh` while it forks `sleep` is held until that `sleep`
+/// ends (dash defers it, and the new `sleep` never got it), so one long `sleep` would outlast
+/// the interrupt (gitship sends a child one SIGINT, then waits out its grace period).
+fn interruptible_sleep(seconds: u32) -> String {
+    format!(
+        "i=0; while [ $i -lt {} ]; do sleep 0.1; i=$((i+1)); done",
+        seconds * 10
+    )
+}
+
 /// A fake `terraform` on PATH: the real one, logging `<gitship pid> <args>` before and
 /// `<gitship pid> done <status> <args>` after, and sleeping `seconds` before an `apply`.
-///
-/// It sleeps in steps of 0.1 s: a SIGINT to its process group that reaches `sh` while it forks
-/// `sleep` is held until that `sleep` ends (dash defers it, and the new `sleep` never got it),
-/// so one long `sleep` would outlast an interrupt (gitship sends Terraform one SIGINT only).
 fn slow_terraform(dir: &Path, log: &Path, seconds: u32) -> std::ffi::OsString {
     let real = String::from_utf8(
         Command::new("sh")
@@ -139,10 +146,10 @@ fn slow_terraform(dir: &Path, log: &Path, seconds: u32) -> std::ffi::OsString {
     )
     .expect("utf-8");
     let script = format!(
-        "#!/bin/sh\necho \"$PPID $*\" >> '{log}'\nfor arg in \"$@\"; do if [ \"$arg\" = apply ]; then i=0; while [ $i -lt {tenths} ]; do sleep 0.1; i=$((i+1)); done; fi; done\n'{real}' \"$@\"\nstatus=$?\necho \"$PPID done $status $*\" >> '{log}'\nexit $status\n",
+        "#!/bin/sh\necho \"$PPID $*\" >> '{log}'\nfor arg in \"$@\"; do if [ \"$arg\" = apply ]; then {sleep}; fi; done\n'{real}' \"$@\"\nstatus=$?\necho \"$PPID done $status $*\" >> '{log}'\nexit $status\n",
         log = log.display(),
         real = real.trim(),
-        tenths = seconds * 10
+        sleep = interruptible_sleep(seconds)
     );
     let path = dir.join("terraform");
     std::fs::write(&path, script).expect("fake terraform");
@@ -626,8 +633,9 @@ async fn an_interrupt_during_the_build_exits_130_and_pushes_nothing() {
     std::fs::create_dir_all(&bin).expect("bin");
     let log = repo.path().join("docker.log");
     let script = format!(
-        "#!/bin/sh\necho \"$*\" >> '{}'\nif [ \"$1\" = version ]; then echo 27.0.0; exit 0; fi\nif [ \"$1\" = build ]; then sleep 60; fi\nexit 0\n",
-        log.display()
+        "#!/bin/sh\necho \"$*\" >> '{}'\nif [ \"$1\" = version ]; then echo 27.0.0; exit 0; fi\nif [ \"$1\" = build ]; then {}; fi\nexit 0\n",
+        log.display(),
+        interruptible_sleep(60)
     );
     std::fs::write(bin.join("docker"), script).expect("fake docker");
     use std::os::unix::fs::PermissionsExt;
