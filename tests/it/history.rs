@@ -157,8 +157,11 @@ fn history_counts_the_terraform_plan_applied() {
     if !crate::support::require_tool("terraform", "version") {
         return;
     }
-    let repo =
-        crate::transaction::terraform_and_configmap(tempfile::tempdir().expect("temp"), None);
+    let repo = crate::transaction::terraform_and_configmap(
+        tempfile::tempdir().expect("temp"),
+        None,
+        "web",
+    );
     repo.ok(&["deploy", "staging", "--sandbox"]);
     repo.ok(&["deploy", "staging", "--sandbox"]);
     let report = history_json(&repo, &[]);

@@ -1,14 +1,23 @@
-//! `deploy --rev`, `rollback`, `pin` and `resume` in the sandbox: the work tree is never touched,
-//! a rollback pins the environment, and `resume` lets Git back in.
+//! `deploy --rev`, `rollback`, `pin` and `resume`, in the sandbox and on a cluster (kubesim, or
+//! the real control plane: `support::cluster`): the work tree is never touched, a rollback pins
+//! the environment, and `resume` lets Git back in.
 
+use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::Command;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use kubesim::KubeSim;
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::{ConfigMap, Event};
+use kube::Api;
+use kube::api::{ListParams, Patch, PatchParams};
 use serde_json::json;
 
+use crate::support::cluster::{Mark, TestCluster, sim_only};
+use crate::support::registry::{TestRegistry, counting_shims};
 use crate::support::repo::{Repo, Run};
+use crate::support::require_tool;
 
 fn title(repo: &Repo) -> String {
     let state = std::fs::read_to_string(repo.path().join(".gitship/sandbox/staging.json"))
@@ -255,79 +264,77 @@ fn allowed_revisions_refuse_a_commit_on_a_side_branch() {
     assert_eq!(bad.code, 1, "{}", bad.all());
 }
 
-#[test]
-fn rollback_puts_the_previous_image_digest_back_without_building() {
-    if !crate::support::require_tool("kubectl", "help")
-        || !crate::support::require_tool("docker", "version")
-    {
+/// A rollback of an app puts A's image back by digest without calling a builder, and the
+/// Events say `RolledBack` and `Pinned`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rollback_puts_the_previous_image_digest_back_without_building() {
+    if !require_tool("docker", "version") {
         return;
     }
-    let Some(registry) = crate::support::registry::TestRegistry::start() else {
+    let Some(registry) = TestRegistry::start() else {
         return;
     };
-    let sim = crate::agent::Sim::start();
-    let repo = Repo::web_app(&sim.kubeconfig, &registry.address, "<h1>A</h1>\n");
-    let image = || {
-        sim.get(&[
-            "get",
-            "configmap",
-            "web",
-            "-n",
-            "web",
-            "-o",
-            "jsonpath={.data.image}",
-        ])
-        .expect("ConfigMap web")
-    };
+    let cluster = TestCluster::start().await;
+    let web = Namespace::of(&cluster).await;
+    let repo = Repo::web_app(cluster.kubeconfig_path(), &registry.address, "<h1>A</h1>\n");
+    let config = std::fs::read_to_string(repo.path().join("config/staging.yaml")).expect("config");
+    repo.write("config/staging.yaml", &cluster.localize(&config, &["web"]));
+    repo.commit("the test's namespace");
     repo.ok(&["deploy", "staging"]);
-    let image_a = image();
+    let image_a = web.configmap_value("web", "image").await;
     repo.write("apps/web/index.html", "<h1>B</h1>\n");
     repo.commit("B");
     repo.ok(&["deploy", "staging"]);
-    let image_b = image();
+    let image_b = web.configmap_value("web", "image").await;
     assert_ne!(image_a, image_b);
     assert!(image_a.contains("@sha256:"), "{image_a}");
 
     let shims = tempfile::tempdir().expect("temp");
     let log = shims.path().join("calls.log");
     std::fs::write(&log, "").expect("log");
-    let path = crate::support::registry::counting_shims(
-        shims.path(),
-        &log,
-        &["docker", "podman", "buildah"],
-    );
+    let path = counting_shims(shims.path(), &log, &["docker", "podman", "buildah"]);
     let output = crate::support::gitship()
         .env("PATH", path)
         .arg("-C")
         .arg(repo.path())
         .arg("--kubeconfig")
-        .arg(&sim.kubeconfig)
+        .arg(cluster.kubeconfig_path())
         .args(["rollback", "staging", "--yes"])
         .output()
         .expect("rollback");
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(0), "{stderr}");
-    assert_eq!(image(), image_a, "A's image, by digest");
+    assert_eq!(
+        web.configmap_value("web", "image").await,
+        image_a,
+        "A's image, by digest"
+    );
     let calls = std::fs::read_to_string(&log).expect("log");
     assert_eq!(calls, "", "no builder was called");
-    let events = sim
-        .get(&["get", "events", "-n", "web", "-o", "json"])
-        .expect("events");
-    assert!(events.contains("\"RolledBack\""), "{events}");
-    assert!(events.contains("\"Pinned\""), "{events}");
+    let reasons: Vec<String> = web
+        .events_about("gitship-staging")
+        .await
+        .into_iter()
+        .map(|(reason, _)| reason)
+        .collect();
+    assert!(reasons.iter().any(|r| r == "RolledBack"), "{reasons:?}");
+    assert!(reasons.iter().any(|r| r == "Pinned"), "{reasons:?}");
 }
 
-/// Two commits on `main`: `a` (tag `v-a`, deployed to kubesim's namespace `web`) and `b` (not
-/// deployed). The deploy lock times out after 3 s unless a flag says otherwise.
-fn on_kubesim(sim: &KubeSim) -> Repo {
+/// Two commits on `main`: `a` (tag `v-a`, deployed to the cluster's namespace `web`) and `b`
+/// (not deployed). The deploy lock times out after 3 s unless a flag says otherwise.
+fn on_cluster(cluster: &TestCluster) -> Repo {
     let repo = Repo {
         dir: tempfile::tempdir().expect("temp"),
-        kubeconfig: Some(sim.kubeconfig_path().to_path_buf()),
+        kubeconfig: Some(cluster.kubeconfig_path().to_path_buf()),
     };
     repo.write(".gitignore", ".gitship/\n");
     repo.write(
         "config/staging.yaml",
-        "cluster:\n  context: kubesim\n  namespace: web\ndeploy:\n  lock_timeout: 3s\n",
+        &format!(
+            "cluster:\n  context: kubesim\n  namespace: {}\ndeploy:\n  lock_timeout: 3s\n",
+            cluster.ns("web")
+        ),
     );
     site(&repo, "a");
     repo.git(&["init", "-q", "-b", "main"]);
@@ -339,45 +346,124 @@ fn on_kubesim(sim: &KubeSim) -> Repo {
     repo
 }
 
-fn cluster_title(sim: &KubeSim) -> String {
-    let site = sim
-        .handle()
-        .get("v1", "ConfigMap", "web", "site")
-        .expect("ConfigMap web/site");
-    site["data"]["title"].as_str().expect("title").to_string()
+/// The environment's namespace (the test's `web`) on a cluster, read and written as another
+/// tool would.
+struct Namespace {
+    client: kube::Client,
+    name: String,
 }
 
-/// The pin stored in the inventory, as JSON.
-fn stored_pin(sim: &KubeSim) -> Option<serde_json::Value> {
-    let inventory = sim
-        .handle()
-        .get("v1", "ConfigMap", "web", "gitship-staging")?;
-    let text = inventory["data"]["pin.json"].as_str()?;
-    Some(serde_json::from_str(text).expect("pin JSON"))
+impl Namespace {
+    async fn of(cluster: &TestCluster) -> Namespace {
+        Namespace {
+            client: cluster.client().await,
+            name: cluster.ns("web"),
+        }
+    }
+
+    fn api<K>(&self) -> Api<K>
+    where
+        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>,
+        <K as kube::Resource>::DynamicType: Default,
+    {
+        Api::namespaced(self.client.clone(), &self.name)
+    }
+
+    async fn configmap(&self, name: &str) -> Option<ConfigMap> {
+        self.api::<ConfigMap>()
+            .get_opt(name)
+            .await
+            .unwrap_or_else(|error| panic!("read ConfigMap {}/{name}: {error}", self.name))
+    }
+
+    /// `data[key]` of ConfigMap `name`, which must exist.
+    async fn configmap_value(&self, name: &str, key: &str) -> String {
+        let configmap = self
+            .configmap(name)
+            .await
+            .unwrap_or_else(|| panic!("no ConfigMap {}/{name}", self.name));
+        configmap
+            .data
+            .and_then(|mut data| data.remove(key))
+            .unwrap_or_else(|| panic!("ConfigMap {}/{name} has no `{key}`", self.name))
+    }
+
+    async fn title(&self) -> String {
+        self.configmap_value("site", "title").await
+    }
+
+    /// The pin stored in the inventory, as JSON.
+    async fn stored_pin(&self) -> Option<serde_json::Value> {
+        let inventory = self.configmap("gitship-staging").await?;
+        let text = inventory.data?.remove("pin.json")?;
+        Some(serde_json::from_str(&text).expect("pin JSON"))
+    }
+
+    async fn lease(&self) -> Option<Lease> {
+        self.api::<Lease>()
+            .get_opt("gitship-staging")
+            .await
+            .expect("read the Lease")
+    }
+
+    /// Server-side apply `object` (in this namespace) as `manager`, taking its fields over.
+    async fn apply<K>(&self, name: &str, manager: &str, object: serde_json::Value)
+    where
+        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>
+            + Clone
+            + serde::de::DeserializeOwned
+            + std::fmt::Debug,
+        <K as kube::Resource>::DynamicType: Default,
+    {
+        self.api::<K>()
+            .patch(
+                name,
+                &PatchParams::apply(manager).force(),
+                &Patch::Apply(object),
+            )
+            .await
+            .unwrap_or_else(|error| panic!("apply {name} as {manager}: {error}"));
+    }
+
+    /// The deploy lock, as another deployer holds it: renewed `age` ago for 60 s.
+    async fn hold_lock(&self, age: chrono::TimeDelta) {
+        let renewed = (chrono::Utc::now() - age)
+            .format("%Y-%m-%dT%H:%M:%S%.6fZ")
+            .to_string();
+        let lease = json!({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+            "metadata": {"name": "gitship-staging", "namespace": self.name},
+            "spec": {"holderIdentity": "ann@laptop 1234", "leaseDurationSeconds": 60,
+                "renewTime": renewed}});
+        self.apply::<Lease>("gitship-staging", "test", lease).await;
+    }
+
+    /// The `(reason, message)` of the Events about the object named `involved`.
+    async fn events_about(&self, involved: &str) -> Vec<(String, String)> {
+        let events = self
+            .api::<Event>()
+            .list(&ListParams::default())
+            .await
+            .expect("list Events");
+        events
+            .items
+            .into_iter()
+            .filter(|event| event.involved_object.name.as_deref() == Some(involved))
+            .map(|event| {
+                (
+                    event.reason.unwrap_or_default(),
+                    event.message.unwrap_or_default(),
+                )
+            })
+            .collect()
+    }
 }
 
-/// The deploy lock, as another deployer holds it: renewed `age` ago for 60 s.
-fn hold_lock(sim: &KubeSim, age: chrono::TimeDelta) {
-    let renewed = (chrono::Utc::now() - age)
-        .format("%Y-%m-%dT%H:%M:%S%.6fZ")
-        .to_string();
-    sim.handle()
-        .apply(
-            &json!({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
-                "metadata": {"name": "gitship-staging", "namespace": "web"},
-                "spec": {"holderIdentity": "ann@laptop 1234", "leaseDurationSeconds": 60,
-                    "renewTime": renewed}}),
-            "test",
-            true,
-        )
-        .expect("Lease applied");
-}
-
-fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
+/// Poll `done` until it holds, or fail naming `what` after a minute.
+async fn wait_for(what: &str, mut done: impl AsyncFnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(60);
-    while !done() {
+    while !done().await {
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
@@ -390,38 +476,82 @@ fn head_sha(repo: &Repo, revision: &str) -> String {
     String::from_utf8_lossy(&output.stdout).trim().to_string()
 }
 
+/// `gitship` in the background, its stderr read as it comes.
+pub(crate) struct Background {
+    child: std::process::Child,
+    stderr: Arc<Mutex<String>>,
+    reader: std::thread::JoinHandle<()>,
+}
+
+impl Background {
+    /// Watch `child`, started with its stdout and stderr piped.
+    pub(crate) fn watch(mut child: std::process::Child) -> Background {
+        let pipe = child.stderr.take().expect("stderr");
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let sink = Arc::clone(&stderr);
+        let reader = std::thread::spawn(move || {
+            for line in BufReader::new(pipe).lines() {
+                let Ok(line) = line else { break };
+                let mut sink = sink.lock().expect("stderr");
+                sink.push_str(&line);
+                sink.push('\n');
+            }
+        });
+        Background {
+            child,
+            stderr,
+            reader,
+        }
+    }
+
+    pub(crate) fn child(&self) -> &std::process::Child {
+        &self.child
+    }
+
+    /// Its stderr so far.
+    pub(crate) fn stderr(&self) -> String {
+        self.stderr.lock().expect("stderr").clone()
+    }
+
+    pub(crate) fn finish(self) -> Run {
+        let output = self.child.wait_with_output().expect("gitship");
+        self.reader.join().expect("stderr reader");
+        Run {
+            code: output.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: self.stderr.lock().expect("stderr").clone(),
+        }
+    }
+}
+
 /// A deploy that waits for the lock while a rollback (here: `pin`) pins the environment reads
 /// the pin once it holds the lock, and refuses the branch head.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_deploy_waiting_for_the_lock_sees_a_pin_written_meanwhile() {
-    let sim = KubeSim::start().await.expect("kubesim starts");
-    let repo = on_kubesim(&sim);
-    hold_lock(&sim, chrono::TimeDelta::zero());
-    sim.handle().reset_requests();
-    let waiting = repo.spawn(&["deploy", "staging", "--lock-timeout", "60s"]);
-    wait_for("the deploy to wait for the lock", || {
-        sim.handle()
-            .requests()
-            .iter()
-            .filter(|r| r.method == "GET" && r.path.ends_with("/leases/gitship-staging"))
-            .count()
-            >= 2
-    });
+    let cluster = TestCluster::start().await;
+    let web = Namespace::of(&cluster).await;
+    let repo = on_cluster(&cluster);
+    web.hold_lock(chrono::TimeDelta::zero()).await;
+    let waiting = Background::watch(repo.spawn(&["deploy", "staging", "--lock-timeout", "60s"]));
+    wait_for("the deploy to wait for the lock", async || {
+        waiting
+            .stderr()
+            .contains("waiting for the lock of `staging`, held by `ann@laptop 1234`")
+    })
+    .await;
     repo.ok(&["pin", "staging", "--rev", "v-a"]);
     // The other deployer is gone: its Lease expires, the waiting deploy takes it.
-    hold_lock(&sim, chrono::TimeDelta::minutes(10));
-    let run = Repo::finish(waiting);
+    web.hold_lock(chrono::TimeDelta::minutes(10)).await;
+    let run = waiting.finish();
     assert_eq!(run.code, 1, "{}", run.all());
     assert!(run.stderr.contains("is pinned at"), "{}", run.stderr);
     assert_eq!(
-        cluster_title(&sim),
+        web.title().await,
         "a",
         "the branch head was deployed over the pin"
     );
     assert!(
-        sim.handle()
-            .get("coordination.k8s.io/v1", "Lease", "web", "gitship-staging")
-            .is_none(),
+        web.lease().await.is_none(),
         "the refused deploy released the lock"
     );
 }
@@ -430,39 +560,32 @@ async fn a_deploy_waiting_for_the_lock_sees_a_pin_written_meanwhile() {
 /// the previous pin back when its deploy fails.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rollback_pins_before_it_deploys_and_restores_the_pin_when_it_fails() {
-    let sim = KubeSim::start().await.expect("kubesim starts");
-    let repo = on_kubesim(&sim);
+    let cluster = TestCluster::start().await;
+    let web = Namespace::of(&cluster).await;
+    let repo = on_cluster(&cluster);
     repo.ok(&["deploy", "staging"]);
     let (a, b) = (head_sha(&repo, "v-a"), head_sha(&repo, "HEAD"));
     repo.ok(&["pin", "staging", "--rev", "HEAD"]);
-    assert_eq!(stored_pin(&sim).expect("pinned")["sha"], b.as_str());
+    assert_eq!(web.stored_pin().await.expect("pinned")["sha"], b.as_str());
 
     // The lock is held (3 s lock timeout): the rollback pins, then waits, then fails.
-    hold_lock(&sim, chrono::TimeDelta::zero());
+    web.hold_lock(chrono::TimeDelta::zero()).await;
     let rollback = repo.spawn(&["rollback", "staging", "--yes"]);
-    wait_for("the rollback's pin", || {
-        stored_pin(&sim).is_some_and(|pin| pin["sha"] == a.as_str() && pin["reason"] == "rollback")
-    });
+    wait_for("the rollback's pin", async || {
+        web.stored_pin()
+            .await
+            .is_some_and(|pin| pin["sha"] == a.as_str() && pin["reason"] == "rollback")
+    })
+    .await;
     let run = Repo::finish(rollback);
     assert_eq!(run.code, 1, "{}", run.all());
     assert!(run.stderr.contains("ann@laptop 1234"), "{}", run.stderr);
-    let pin = stored_pin(&sim).expect("the previous pin is back");
+    let pin = web.stored_pin().await.expect("the previous pin is back");
     assert_eq!(pin["sha"], b.as_str(), "{pin}");
     assert_eq!(pin["reason"], "pin", "{pin}");
-    assert_eq!(cluster_title(&sim), "b");
+    assert_eq!(web.title().await, "b");
     // The Events tell the story: pinned by the rollback, then the previous pin restored.
-    let reasons: Vec<(String, String)> = sim
-        .handle()
-        .objects()
-        .iter()
-        .filter(|o| o["kind"] == "Event" && o["involvedObject"]["name"] == "gitship-staging")
-        .map(|e| {
-            (
-                e["reason"].as_str().unwrap_or_default().to_string(),
-                e["message"].as_str().unwrap_or_default().to_string(),
-            )
-        })
-        .collect();
+    let reasons = web.events_about("gitship-staging").await;
     let restored = reasons
         .iter()
         .find(|(reason, _)| reason == "PinRestored")
@@ -479,17 +602,17 @@ async fn a_rollback_pins_before_it_deploys_and_restores_the_pin_when_it_fails() 
 /// `resume` removes it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unreadable_pin_is_named_and_resume_removes_it() {
-    let sim = KubeSim::start().await.expect("kubesim starts");
-    let repo = on_kubesim(&sim);
-    sim.handle()
-        .apply(
-            &json!({"apiVersion": "v1", "kind": "ConfigMap",
-                "metadata": {"name": "gitship-staging", "namespace": "web"},
-                "data": {"pin.json": "{\"sha\": "}}),
-            "someone",
-            true,
-        )
-        .expect("pin corrupted");
+    let cluster = TestCluster::start().await;
+    let web = Namespace::of(&cluster).await;
+    let repo = on_cluster(&cluster);
+    web.apply::<ConfigMap>(
+        "gitship-staging",
+        "someone",
+        json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "gitship-staging", "namespace": web.name},
+            "data": {"pin.json": "{\"sha\": "}}),
+    )
+    .await;
     for args in [["deploy", "staging"], ["status", "staging"]] {
         let run = repo.gitship(&args);
         assert_eq!(run.code, 1, "{args:?}: {}", run.all());
@@ -505,7 +628,7 @@ async fn an_unreadable_pin_is_named_and_resume_removes_it() {
             run.stderr
         );
     }
-    assert_eq!(cluster_title(&sim), "a");
+    assert_eq!(web.title().await, "a");
     // The agent neither syncs nor heals without knowing the pin, and `--once` says why.
     let source = tempfile::tempdir().expect("temp");
     let source_path = source.path().to_string_lossy().into_owned();
@@ -531,7 +654,7 @@ async fn an_unreadable_pin_is_named_and_resume_removes_it() {
         "{}",
         agent.stderr
     );
-    assert_eq!(cluster_title(&sim), "a");
+    assert_eq!(web.title().await, "a");
     let resumed = repo.ok(&["resume", "staging"]);
     assert!(
         resumed
@@ -540,9 +663,9 @@ async fn an_unreadable_pin_is_named_and_resume_removes_it() {
         "{}",
         resumed.all()
     );
-    assert_eq!(stored_pin(&sim), None);
+    assert_eq!(web.stored_pin().await, None);
     repo.ok(&["deploy", "staging"]);
-    assert_eq!(cluster_title(&sim), "b");
+    assert_eq!(web.title().await, "b");
 }
 
 /// Pushes `main` to a new bare `origin`, then commits `c` on top without pushing it: the remote
@@ -578,41 +701,71 @@ fn assert_refused_as_unpushed(refused: &Run) {
 /// its own clone of the source, which could not check it out), and pins a pushed one.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pin_refuses_an_unpushed_commit() {
-    let sim = KubeSim::start().await.expect("kubesim starts");
-    let repo = on_kubesim(&sim);
+    let cluster = TestCluster::start().await;
+    let web = Namespace::of(&cluster).await;
+    let repo = on_cluster(&cluster);
     let (_remote, pushed) = push_then_commit(&repo);
 
+    let mark = cluster.mark();
     let refused = repo.gitship(&["pin", "staging", "--rev", "HEAD"]);
     assert_refused_as_unpushed(&refused);
-    assert_eq!(stored_pin(&sim), None, "nothing pinned");
+    assert_eq!(web.stored_pin().await, None, "nothing pinned");
+    let writes = cluster.writes_since(mark);
+    assert!(writes.is_empty(), "the refused pin wrote: {writes:?}");
 
     repo.ok(&["pin", "staging", "--rev", "origin/main"]);
-    assert_eq!(stored_pin(&sim).expect("pinned")["sha"], pushed.as_str());
+    assert_eq!(
+        web.stored_pin().await.expect("pinned")["sha"],
+        pushed.as_str()
+    );
+    assert_pin_written(&cluster, mark);
+}
+
+/// The record of writes since `mark` holds a write of the inventory ConfigMap (where the pin
+/// is): the record that is empty for a refusal sees a pin.
+fn assert_pin_written(cluster: &TestCluster, mark: Mark) {
+    let writes = cluster.writes_since(mark);
+    assert!(
+        writes
+            .iter()
+            .any(|write| write.starts_with("PATCH ")
+                && write.ends_with("/configmaps/gitship-staging")),
+        "{writes:?}"
+    );
 }
 
 /// `rollback --to` refuses an unpushed commit as `pin --rev` does (the rollback pins it), and
 /// rolls back to a pushed one.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rollback_to_refuses_an_unpushed_commit() {
-    let sim = KubeSim::start().await.expect("kubesim starts");
-    let repo = on_kubesim(&sim);
+    let cluster = TestCluster::start().await;
+    let web = Namespace::of(&cluster).await;
+    let repo = on_cluster(&cluster);
     let (_remote, pushed) = push_then_commit(&repo);
 
+    let mark = cluster.mark();
     let refused = repo.gitship(&["rollback", "staging", "--yes", "--to", "HEAD"]);
     assert_refused_as_unpushed(&refused);
-    assert_eq!(stored_pin(&sim), None, "nothing pinned");
-    assert_eq!(cluster_title(&sim), "a", "nothing deployed");
+    assert_eq!(web.stored_pin().await, None, "nothing pinned");
+    assert_eq!(web.title().await, "a", "nothing deployed");
+    let writes = cluster.writes_since(mark);
+    assert!(writes.is_empty(), "the refused rollback wrote: {writes:?}");
 
     repo.ok(&["rollback", "staging", "--yes", "--to", "origin/main"]);
-    assert_eq!(stored_pin(&sim).expect("pinned")["sha"], pushed.as_str());
-    assert_eq!(cluster_title(&sim), "b");
+    assert_eq!(
+        web.stored_pin().await.expect("pinned")["sha"],
+        pushed.as_str()
+    );
+    assert_eq!(web.title().await, "b");
+    assert_pin_written(&cluster, mark);
 }
 
 /// `deploy --force` deploys over a pin, says so, and leaves the pin in place.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deploy_force_deploys_over_a_pin_and_keeps_it() {
-    let sim = KubeSim::start().await.expect("kubesim starts");
-    let repo = on_kubesim(&sim);
+    let cluster = TestCluster::start().await;
+    let web = Namespace::of(&cluster).await;
+    let repo = on_cluster(&cluster);
     let a = head_sha(&repo, "v-a");
     repo.ok(&["pin", "staging", "--rev", "v-a"]);
     let refused = repo.gitship(&["deploy", "staging"]);
@@ -624,7 +777,7 @@ async fn deploy_force_deploys_over_a_pin_and_keeps_it() {
         "{}",
         refused.stderr
     );
-    assert_eq!(cluster_title(&sim), "a");
+    assert_eq!(web.title().await, "a");
 
     let forced = repo.ok(&["deploy", "staging", "--force"]);
     assert!(
@@ -633,15 +786,22 @@ async fn deploy_force_deploys_over_a_pin_and_keeps_it() {
         "{}",
         forced.stderr
     );
-    assert_eq!(cluster_title(&sim), "b");
-    assert_eq!(stored_pin(&sim).expect("still pinned")["sha"], a.as_str());
+    assert_eq!(web.title().await, "b");
+    assert_eq!(
+        web.stored_pin().await.expect("still pinned")["sha"],
+        a.as_str()
+    );
 }
 
 /// `status` and `drift` read the inventory ConfigMap once, for the inventory and the pin alike.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn status_and_drift_read_the_inventory_once() {
-    let sim = KubeSim::start().await.expect("kubesim starts");
-    let repo = on_kubesim(&sim);
+async fn status_and_drift_read_the_inventory_once_sim_only() {
+    if !sim_only("counts GET requests: the real server's audit log records writes only") {
+        return;
+    }
+    let cluster = TestCluster::start().await;
+    let sim = cluster.sim().expect("kubesim");
+    let repo = on_cluster(&cluster);
     repo.ok(&["pin", "staging", "--rev", "v-a"]);
     let inventory_reads = || {
         sim.handle()

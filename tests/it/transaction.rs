@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use kubesim::KubeSim;
-
+use crate::rollback::Background;
+use crate::support::cluster::{Backend, TestCluster};
 use crate::support::registry::{TestRegistry, free_port};
 use crate::support::repo::Repo;
 use crate::support::require_tool;
@@ -123,6 +123,17 @@ fn an_unreachable_cluster_stops_the_deploy_before_any_change() {
     );
 }
 
+/// Shell for "sleep `seconds`" that a SIGINT to the script's process group stops at once: in
+/// steps of 0.1 s. A SIGINT that reaches `sh` while it forks `sleep` is held until that `sleep`
+/// ends (dash defers it, and the new `sleep` never got it), so one long `sleep` would outlast
+/// the interrupt (gitship sends a child one SIGINT, then waits out its grace period).
+fn interruptible_sleep(seconds: u32) -> String {
+    format!(
+        "i=0; while [ $i -lt {} ]; do sleep 0.1; i=$((i+1)); done",
+        seconds * 10
+    )
+}
+
 /// A fake `terraform` on PATH: the real one, logging `<gitship pid> <args>` before and
 /// `<gitship pid> done <status> <args>` after, and sleeping `seconds` before an `apply`.
 fn slow_terraform(dir: &Path, log: &Path, seconds: u32) -> std::ffi::OsString {
@@ -135,9 +146,10 @@ fn slow_terraform(dir: &Path, log: &Path, seconds: u32) -> std::ffi::OsString {
     )
     .expect("utf-8");
     let script = format!(
-        "#!/bin/sh\necho \"$PPID $*\" >> '{log}'\nfor arg in \"$@\"; do if [ \"$arg\" = apply ]; then sleep {seconds}; fi; done\n'{real}' \"$@\"\nstatus=$?\necho \"$PPID done $status $*\" >> '{log}'\nexit $status\n",
+        "#!/bin/sh\necho \"$PPID $*\" >> '{log}'\nfor arg in \"$@\"; do if [ \"$arg\" = apply ]; then {sleep}; fi; done\n'{real}' \"$@\"\nstatus=$?\necho \"$PPID done $status $*\" >> '{log}'\nexit $status\n",
         log = log.display(),
-        real = real.trim()
+        real = real.trim(),
+        sleep = interruptible_sleep(seconds)
     );
     let path = dir.join("terraform");
     std::fs::write(&path, script).expect("fake terraform");
@@ -150,11 +162,20 @@ fn slow_terraform(dir: &Path, log: &Path, seconds: u32) -> std::ffi::OsString {
     std::env::join_paths(paths).expect("PATH")
 }
 
-fn lease(kubeconfig: &Path) -> Option<serde_json::Value> {
+/// The Lease `gitship-staging` in `namespace`, read with `kubectl`.
+fn lease(kubeconfig: &Path, namespace: &str) -> Option<serde_json::Value> {
     let output = Command::new("kubectl")
         .arg("--kubeconfig")
         .arg(kubeconfig)
-        .args(["get", "lease", "gitship-staging", "-n", "web", "-o", "json"])
+        .args([
+            "get",
+            "lease",
+            "gitship-staging",
+            "-n",
+            namespace,
+            "-o",
+            "json",
+        ])
         .output()
         .expect("kubectl");
     output
@@ -171,8 +192,9 @@ async fn the_lock_spans_terraform_and_a_second_deploy_waits_for_it() {
         return;
     }
     let SlowTerraform {
-        sim: _sim,
+        cluster: _cluster,
         kubeconfig,
+        ns,
         repo,
         bin: _,
         log,
@@ -182,6 +204,7 @@ async fn the_lock_spans_terraform_and_a_second_deploy_waits_for_it() {
     // A: holds the lock through a 5 s apply with a 2 s Lease (renewed every ~0.7 s).
     let first = spawn_deploy(&repo, &kubeconfig, &path);
     let kubeconfig_for_poll = kubeconfig.clone();
+    let ns_for_poll = ns.clone();
     let log_for_poll = log.clone();
     let (renewed_at_start, renewed_later) = tokio::task::spawn_blocking(move || {
         // Wait until A is inside `terraform apply`, holding the Lease.
@@ -194,9 +217,10 @@ async fn the_lock_spans_terraform_and_a_second_deploy_waits_for_it() {
             assert!(Instant::now() < deadline, "the first deploy never applied");
             std::thread::sleep(Duration::from_millis(50));
         }
-        let start = lease(&kubeconfig_for_poll).expect("the Lease is held during apply");
+        let start =
+            lease(&kubeconfig_for_poll, &ns_for_poll).expect("the Lease is held during apply");
         std::thread::sleep(Duration::from_millis(2500));
-        let later = lease(&kubeconfig_for_poll).expect("the Lease is still held");
+        let later = lease(&kubeconfig_for_poll, &ns_for_poll).expect("the Lease is still held");
         (start, later)
     })
     .await
@@ -250,16 +274,17 @@ async fn the_lock_spans_terraform_and_a_second_deploy_waits_for_it() {
         }
     }
     assert!(
-        lease(&kubeconfig).is_none(),
+        lease(&kubeconfig, &ns).is_none(),
         "the Lease is released at the end"
     );
 }
 
 /// A small repository: Terraform with one resource, a ConfigMap of its output, environment
-/// `staging` in namespace `web` on the kubeconfig context `kubesim`.
+/// `staging` in `namespace` on the kubeconfig context `kubesim`.
 pub(crate) fn terraform_and_configmap(
     repo_dir: tempfile::TempDir,
     kubeconfig: Option<PathBuf>,
+    namespace: &str,
 ) -> Repo {
     let repo = Repo {
         dir: repo_dir,
@@ -276,64 +301,89 @@ pub(crate) fn terraform_and_configmap(
     );
     repo.write(
         "config/staging.yaml",
-        "cluster:\n  context: kubesim\n  namespace: web\nterraform:\n  vars:\n    size: 1\n",
+        &format!(
+            "cluster:\n  context: kubesim\n  namespace: {namespace}\nterraform:\n  vars:\n    size: 1\n"
+        ),
     );
     repo.git(&["init", "-q"]);
     repo.commit("small");
     repo
 }
 
-/// Expired or wrong credentials (kubesim `--token`): `deploy` stops in preflight, saying
-/// "unauthorized" for the user on the server, within 10 s and before Terraform applies.
+/// Expired or wrong credentials (a token the server refuses): `deploy` stops in preflight,
+/// saying "unauthorized" for the user on the server, within 10 s and before Terraform applies.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refused_token_is_unauthorized_before_any_change() {
     if !require_tool("terraform", "version") {
         return;
     }
-    let sim = KubeSim::start_with(kubesim::Options {
+    // kubesim checks tokens when it is given one; the real server always does.
+    let cluster = TestCluster::start_with(kubesim::Options {
         token: Some("the-right-token".into()),
         ..kubesim::Options::default()
     })
-    .await
-    .expect("kubesim");
-    let mut repo = terraform_and_configmap(
+    .await;
+    let repo = terraform_and_configmap(
         tempfile::tempdir().expect("temp"),
-        Some(sim.kubeconfig_path().to_path_buf()),
+        Some(cluster.kubeconfig_path().to_path_buf()),
+        &cluster.ns("web"),
     );
     let elsewhere = tempfile::tempdir().expect("temp");
     let wrong = elsewhere.path().join("kubeconfig");
-    std::fs::write(
-        &wrong,
-        kubesim::kubeconfig_text_with_token(&sim.url(), Some("an-expired-token")),
-    )
-    .expect("kubeconfig");
-    let result = tokio::task::spawn_blocking(move || {
+    let (user, server) = with_token(cluster.kubeconfig_path(), &wrong, "an-expired-token");
+    let mut repo = tokio::task::spawn_blocking(move || {
         repo.ok(&["deploy", "staging"]);
         repo.edit("config/staging.yaml", "size: 1", "size: 2");
         repo.commit("bigger");
-        let before = terraform_states(repo.path());
-        repo.kubeconfig = Some(wrong);
-        let started = Instant::now();
-        let run = repo.gitship(&["deploy", "staging"]);
-        let took = started.elapsed();
-        (run, took, before, terraform_states(repo.path()))
+        repo
     })
     .await
-    .expect("deploys");
-    let (run, took, before, after) = result;
+    .expect("first deploy");
+    let before = terraform_states(repo.path());
+    repo.kubeconfig = Some(wrong);
+    let mark = cluster.mark();
+    let (run, took, repo) = tokio::task::spawn_blocking(move || {
+        let started = Instant::now();
+        let run = repo.gitship(&["deploy", "staging"]);
+        (run, started.elapsed(), repo)
+    })
+    .await
+    .expect("refused deploy");
     assert_eq!(run.code, 1, "{}", run.all());
     assert!(took < Duration::from_secs(10), "took {took:?}");
-    assert_eq!(after, before, "Terraform state changed");
+    assert_eq!(
+        terraform_states(repo.path()),
+        before,
+        "Terraform state changed"
+    );
+    let writes = cluster.writes_since(mark);
+    assert!(writes.is_empty(), "the refused deploy wrote: {writes:?}");
     assert!(
-        run.stderr.contains(&format!(
-            "unauthorized for user `kubesim` on `{}`",
-            sim.url()
-        )),
+        run.stderr
+            .contains(&format!("unauthorized for user `{user}` on `{server}`")),
         "{}",
         run.stderr
     );
     assert_eq!(run.stderr.matches("error:").count(), 1, "{}", run.stderr);
     assert!(run.stderr.contains("hint:"), "{}", run.stderr);
+}
+
+/// Copy the kubeconfig `source` to `target` with every user's token replaced by `token`: the
+/// name of its first user and its first cluster's server.
+fn with_token(source: &Path, target: &Path, token: &str) -> (String, String) {
+    let kubeconfig = kube::config::Kubeconfig::read_from(source).expect("kubeconfig");
+    let mut kubeconfig = serde_json::to_value(kubeconfig).expect("kubeconfig as JSON");
+    let users = kubeconfig["users"].as_array_mut().expect("users");
+    for user in users.iter_mut() {
+        user["user"]["token"] = serde_json::Value::from(token);
+    }
+    let user = users[0]["name"].as_str().expect("a user").to_string();
+    let server = kubeconfig["clusters"][0]["cluster"]["server"]
+        .as_str()
+        .expect("a server")
+        .to_string();
+    std::fs::write(target, kubeconfig.to_string()).expect("kubeconfig");
+    (user, server)
 }
 
 /// Change `terraform.vars.size` of `config/staging.yaml` (so that Terraform has something to
@@ -363,11 +413,13 @@ fn eventually(what: &str, timeout: Duration, mut check: impl FnMut() -> bool) {
     }
 }
 
-/// kubesim, [`terraform_and_configmap`] on it, and a [`slow_terraform`] (in `bin`, logging to
-/// `log`) that sleeps `seconds` before an apply; `path` is the PATH that finds it first.
+/// A cluster, [`terraform_and_configmap`] on it (in the test's namespace `web`, `ns`), and a
+/// [`slow_terraform`] (in `bin`, logging to `log`) that sleeps `seconds` before an apply; `path`
+/// is the PATH that finds it first.
 struct SlowTerraform {
-    sim: KubeSim,
+    cluster: TestCluster,
     kubeconfig: PathBuf,
+    ns: String,
     repo: Repo,
     bin: PathBuf,
     log: PathBuf,
@@ -376,17 +428,22 @@ struct SlowTerraform {
 
 impl SlowTerraform {
     async fn start(seconds: u32) -> SlowTerraform {
-        let sim = KubeSim::start().await.expect("kubesim");
-        let kubeconfig = sim.kubeconfig_path().to_path_buf();
-        let repo =
-            terraform_and_configmap(tempfile::tempdir().expect("temp"), Some(kubeconfig.clone()));
+        let cluster = TestCluster::start().await;
+        let kubeconfig = cluster.kubeconfig_path().to_path_buf();
+        let ns = cluster.ns("web");
+        let repo = terraform_and_configmap(
+            tempfile::tempdir().expect("temp"),
+            Some(kubeconfig.clone()),
+            &ns,
+        );
         let bin = repo.path().join("bin");
         std::fs::create_dir_all(&bin).expect("bin");
         let log = repo.path().join("terraform.log");
         let path = slow_terraform(&bin, &log, seconds);
         SlowTerraform {
-            sim,
+            cluster,
             kubeconfig,
+            ns,
             repo,
             bin,
             log,
@@ -430,24 +487,33 @@ async fn an_interrupt_at_each_stage_exits_130_and_leaves_nothing_locked() {
         return;
     }
     let SlowTerraform {
-        sim,
+        cluster,
         kubeconfig,
+        ns,
         repo,
         bin,
         log,
         path,
     } = SlowTerraform::start(30).await;
+    // A rollout that takes 8 s: long enough to interrupt the health wait, short enough for the
+    // final deploy to wait out: kubesim's script, kwok's readiness delay on the real server.
+    let delay = match cluster.backend() {
+        Backend::Sim => "",
+        Backend::Real => "      annotations: { pod-ready.stage.kwok.x-k8s.io/delay: 8s }\n",
+    };
     repo.write(
         "infrastructure/kubernetes/web.yaml",
-        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  replicas: 1\n  selector:\n    matchLabels: { app: web }\n  template:\n    metadata:\n      labels: { app: web }\n    spec:\n      containers:\n        - name: web\n          image: registry.local/web:1\n",
+        &format!(
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  replicas: 1\n  selector:\n    matchLabels: {{ app: web }}\n  template:\n    metadata:\n      labels: {{ app: web }}\n{delay}    spec:\n      containers:\n        - name: web\n          image: registry.local/web:1\n"
+        ),
     );
     repo.commit("web");
-    let handle = sim.handle();
+    if let Some(sim) = cluster.sim() {
+        sim.handle()
+            .script_rollout(&ns, "web", kubesim::Rollout::Slow(Duration::from_secs(8)));
+    }
     let repo = tokio::task::spawn_blocking(move || {
         use nix::sys::signal::Signal;
-        // A rollout that takes 8 s: long enough to interrupt the health wait, short enough
-        // for the final deploy to wait out.
-        handle.script_rollout("web", "web", kubesim::Rollout::Slow(Duration::from_secs(8)));
         let fast_bin = bin.join("fast");
         std::fs::create_dir_all(&fast_bin).expect("bin");
         let fast = slow_terraform(&fast_bin, &log.with_extension("fast"), 0);
@@ -461,40 +527,30 @@ async fn an_interrupt_at_each_stage_exits_130_and_leaves_nothing_locked() {
             let child = if stage == "terraform apply" {
                 // A new value, so that Terraform has something to apply.
                 bump_size(&repo);
-                let child = spawn_deploy(&repo, &kubeconfig, &path);
+                let child = Background::watch(spawn_deploy(&repo, &kubeconfig, &path));
                 eventually("terraform apply", Duration::from_secs(60), || {
                     log_has(&log, " apply")
                 });
                 child
             } else {
-                let child = spawn_deploy(&repo, &kubeconfig, &fast);
+                let child = Background::watch(spawn_deploy(&repo, &kubeconfig, &fast));
                 eventually("the health wait", Duration::from_secs(60), || {
-                    Command::new("kubectl")
-                        .arg("--kubeconfig")
-                        .arg(&kubeconfig)
-                        .args(["get", "deployment", "web", "-n", "web"])
-                        .output()
-                        .is_ok_and(|o| o.status.success())
+                    child.stderr().contains("waiting for health")
                 });
-                std::thread::sleep(Duration::from_millis(300));
                 child
             };
             let signalled = Instant::now();
-            signal(&child, signal_sent);
-            let output = child.wait_with_output().expect("deploy");
-            let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+            signal(child.child(), signal_sent);
+            let run = child.finish();
+            let stderr = &run.stderr;
             assert!(
                 signalled.elapsed() < Duration::from_secs(5),
                 "{signal_sent} during the {stage} took {:?}: {stderr}",
                 signalled.elapsed()
             );
-            assert_eq!(
-                output.status.code(),
-                Some(130),
-                "{signal_sent}, {stage}: {stderr}"
-            );
+            assert_eq!(run.code, 130, "{signal_sent}, {stage}: {stderr}");
             assert!(
-                lease(&kubeconfig).is_none(),
+                lease(&kubeconfig, &ns).is_none(),
                 "{signal_sent}, {stage}: the Lease is released: {stderr}"
             );
         }
@@ -520,8 +576,9 @@ async fn a_sigkill_mid_apply_loses_nothing_and_the_next_deploy_converges() {
         return;
     }
     let SlowTerraform {
-        sim: _sim,
+        cluster: _cluster,
         kubeconfig,
+        ns: _,
         repo,
         bin: _,
         log,
@@ -564,17 +621,21 @@ async fn an_interrupt_during_the_build_exits_130_and_pushes_nothing() {
     let Some(registry) = TestRegistry::start() else {
         return;
     };
-    let sim = KubeSim::start().await.expect("kubesim");
-    let kubeconfig = sim.kubeconfig_path().to_path_buf();
+    let cluster = TestCluster::start().await;
+    let kubeconfig = cluster.kubeconfig_path().to_path_buf();
+    let ns = cluster.ns("web");
     let repo = Repo::web_app(&kubeconfig, &registry.address, "<h1>slow</h1>\n");
+    let config = std::fs::read_to_string(repo.path().join("config/staging.yaml")).expect("config");
+    repo.write("config/staging.yaml", &cluster.localize(&config, &["web"]));
     repo.write("gitship.yaml", "build:\n  builder: docker\n");
     repo.commit("builder");
     let bin = repo.path().join("bin");
     std::fs::create_dir_all(&bin).expect("bin");
     let log = repo.path().join("docker.log");
     let script = format!(
-        "#!/bin/sh\necho \"$*\" >> '{}'\nif [ \"$1\" = version ]; then echo 27.0.0; exit 0; fi\nif [ \"$1\" = build ]; then sleep 60; fi\nexit 0\n",
-        log.display()
+        "#!/bin/sh\necho \"$*\" >> '{}'\nif [ \"$1\" = version ]; then echo 27.0.0; exit 0; fi\nif [ \"$1\" = build ]; then {}; fi\nexit 0\n",
+        log.display(),
+        interruptible_sleep(60)
     );
     std::fs::write(bin.join("docker"), script).expect("fake docker");
     use std::os::unix::fs::PermissionsExt;
@@ -601,7 +662,7 @@ async fn an_interrupt_during_the_build_exits_130_and_pushes_nothing() {
         );
         assert_eq!(output.status.code(), Some(130), "{stderr}");
         assert!(
-            lease(&kubeconfig).is_none(),
+            lease(&kubeconfig, &ns).is_none(),
             "the Lease is released: {stderr}"
         );
         assert!(!log_has(&log, "push"), "nothing is pushed: {stderr}");
