@@ -50,8 +50,9 @@
 //!   removed once the last finalizer goes; dependents found through `ownerReferences` deleted
 //!   unless `Orphan`; namespace deletion: Terminating, then its objects and itself removed;
 //!   CRD deletion removes its custom resources), DELETE of a collection. `Table` responses for
-//!   `kubectl get` (real columns for Deployments, StatefulSets, Services, Namespaces,
-//!   ConfigMaps, Secrets, Jobs and Events, NAME/AGE otherwise; ages in apimachinery's
+//!   `kubectl get` (the real printers' columns, `-o wide` ones at priority 1, for Deployments,
+//!   StatefulSets, DaemonSets, Jobs, CronJobs, Services, Namespaces, ConfigMaps, Secrets,
+//!   PersistentVolumeClaims, Ingresses and Events, NAME/AGE otherwise; ages in apimachinery's
 //!   `HumanDuration`; `includeObject=Object|Metadata|None`, so `kubectl get --sort-by` works).
 //! - **WATCH** (`?watch=true`) from a resourceVersion (resumed from a log of the last
 //!   [`Options::event_log_capacity`] events, 4096 by default; an older version gets an `ERROR`
