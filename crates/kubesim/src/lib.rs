@@ -109,10 +109,12 @@
 //!   CronJob), containers, probes and volumes, Services (with a unique, deterministic
 //!   `clusterIP` from 10.96.0.0/12, node ports, IP families) and PVCs; a Job's generated
 //!   selector and labels; Secret `type: Opaque` and `stringData` merged into base64 `data`;
-//!   Namespace label `kubernetes.io/metadata.name` and phase Active. Defaults are filled in
+//!   Namespace label `kubernetes.io/metadata.name`, phase Active and `spec.finalizers:
+//!   [kubernetes]` (owned by no manager). Defaults are filled in
 //!   after server-side apply's bookkeeping, so no applier owns them (an Update owns what it
 //!   created, defaults included, as on a real server).
-//! - **Errors** are `Status` objects with the real reasons and messages: 404 NotFound
+//! - **Errors** are `Status` objects with the real reasons and messages (details without the
+//!   empty core group): 404 NotFound
 //!   (`deployments.apps "web" not found`, also for a missing namespace), 409 AlreadyExists and
 //!   Conflict, 422 Invalid, 400 BadRequest, 403 Forbidden (creating in a terminating
 //!   namespace), 405, 410 Expired, 415 for a body or patch type the real server refuses.

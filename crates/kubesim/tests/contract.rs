@@ -1616,6 +1616,13 @@ async fn deletion_honours_finalizers_owners_and_namespaces() {
         .expect("namespace");
     let active = namespaces.get(&doomed).await.expect("get namespace");
     assert_eq!(active.data["status"]["phase"], "Active");
+    assert_eq!(active.data["spec"]["finalizers"], json!(["kubernetes"]));
+    let managed = serde_json::to_string(&active.metadata.managed_fields).expect("managedFields");
+    assert!(managed.contains("kubernetes.io/metadata.name"), "{managed}");
+    assert!(
+        !managed.contains("finalizers"),
+        "the kubernetes finalizer has no manager: {managed}"
+    );
     let doomed_maps: Api<DynamicObject> = Api::namespaced_with(
         cluster.client.clone(),
         &doomed,
@@ -1654,6 +1661,34 @@ async fn deletion_honours_finalizers_owners_and_namespaces() {
             .expect_err("no namespace"),
     );
     assert_eq!(status.code, 404);
+
+    // Status details leave the core group out (omitempty).
+    maps.create(
+        &PostParams::default(),
+        &object(config_map("plain", json!({}), json!({}))),
+    )
+    .await
+    .expect("create");
+    let (code, _, deleted) = cluster
+        .raw(
+            "DELETE",
+            "/api/v1/namespaces/{ns}/configmaps/plain",
+            "",
+            None,
+        )
+        .await;
+    assert_eq!(
+        (code, &deleted["status"]),
+        (200, &json!("Success")),
+        "{deleted}"
+    );
+    assert_eq!(deleted["details"]["kind"], "configmaps");
+    assert!(deleted["details"].get("group").is_none(), "{deleted}");
+    let (code, _, missing) = cluster
+        .raw("GET", "/api/v1/namespaces/{ns}/configmaps/plain", "", None)
+        .await;
+    assert_eq!(code, 404);
+    assert!(missing["details"].get("group").is_none(), "{missing}");
     cluster.cleanup().await;
 }
 
