@@ -104,8 +104,8 @@
 //!   real server, before the object or its namespace is looked up: an invalid quantity is a
 //!   400 BadRequest `... cannot be handled as a ...` on create and update, a 422 Invalid
 //!   `patch: Invalid value` on a patch, and on server-side apply (after conflicts, before the
-//!   namespace check) a 500 `failed to convert new object`; the defaults of the core/v1, apps/v1 and batch/v1
-//!   defaulters for Pods and pod templates (Deployment, StatefulSet, DaemonSet, ReplicaSet, Job,
+//!   namespace check) a 500 `failed to convert new object`. The defaults of the core/v1,
+//!   apps/v1 and batch/v1 defaulters for Pods and pod templates (Deployment, StatefulSet, DaemonSet, ReplicaSet, Job,
 //!   CronJob), containers, probes and volumes, Services (with a unique, deterministic
 //!   `clusterIP` from 10.96.0.0/12, node ports, IP families) and PVCs; a Job's generated
 //!   selector and labels; Secret `type: Opaque` and `stringData` merged into base64 `data`;
@@ -181,6 +181,8 @@
 //! beyond the one optional bearer token, no authorization or RBAC (an authenticated request is
 //! allowed everything), no admission webhooks and no admission
 //! plugins other than namespace existence and termination; no resource quotas or limit ranges.
+//! No controllers beyond those listed above: a new namespace gets no `default` ServiceAccount
+//! and no `kube-root-ca.crt` ConfigMap, CronJobs never run, PVCs are Bound without a volume.
 //! Validation is limited to unknown and required fields of built-in kinds and the immutable
 //! fields listed above (no value formats, enums or other cross-field rules; custom resources are not validated, pruned or
 //! defaulted against their CRD schema and merge with deduced rules: objects field by field,
