@@ -812,14 +812,14 @@ fn apply(
     }
     check_applied_fields(target, name, &config)?;
     // Conflicts come before conversion errors; the namespace is checked (by admission) last.
-    let mut canonical = config.clone();
-    let converted = decode(target, &mut canonical, request);
-    let applied = if converted.is_ok() {
-        &canonical
+    // (Undeclared fields are refused above, so only the quantities are left to convert.)
+    let converted = if target.subresource.as_deref() == Some("scale") || target.resource.custom {
+        Ok(())
     } else {
-        &config
+        defaults::canonicalize_quantities(&target.resource, &mut config)
+            .map_err(Undecodable::Quantity)
     };
-    let mut merged = managed::apply(old.as_deref(), applied, &manager, force, target.scope())
+    let mut merged = managed::apply(old.as_deref(), &config, &manager, force, target.scope())
         .map_err(|conflicts| ApiError::apply_conflicts(&target.resource, name, &conflicts))?;
     if let Err(error) = converted {
         return Err(unconvertible(&target.resource, &merged, name, &error));
