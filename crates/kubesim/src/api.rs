@@ -812,14 +812,14 @@ fn apply(
     }
     check_applied_fields(target, name, &config)?;
     // Conflicts come before conversion errors; the namespace is checked (by admission) last.
-    let mut canonical = config.clone();
-    let converted = decode(target, &mut canonical, request);
-    let applied = if converted.is_ok() {
-        &canonical
+    // (Undeclared fields are refused above, so only the quantities are left to convert.)
+    let converted = if target.subresource.as_deref() == Some("scale") || target.resource.custom {
+        Ok(())
     } else {
-        &config
+        defaults::canonicalize_quantities(&target.resource, &mut config)
+            .map_err(Undecodable::Quantity)
     };
-    let mut merged = managed::apply(old.as_deref(), applied, &manager, force, target.scope())
+    let mut merged = managed::apply(old.as_deref(), &config, &manager, force, target.scope())
         .map_err(|conflicts| ApiError::apply_conflicts(&target.resource, name, &conflicts))?;
     if let Err(error) = converted {
         return Err(unconvertible(&target.resource, &merged, name, &error));
@@ -1130,6 +1130,14 @@ fn write(store: &mut Store, target: &Target, pending: PendingWrite) -> Result<Va
     if !managed_done {
         managed::track_update(old.as_deref(), &mut new, manager, target.scope());
     }
+    if old.is_none()
+        && resource.kind == "Namespace"
+        && resource.group.is_empty()
+        && (new["spec"].is_object() || new["spec"].is_null())
+    {
+        // The namespace strategy adds the `kubernetes` finalizer, owned by no manager.
+        new["spec"]["finalizers"] = json!(["kubernetes"]);
+    }
     if let Some(old) = &old {
         if resource.tracks_generation() && generation_changed(resource, old, &new) {
             let generation = old["metadata"]["generation"].as_i64().unwrap_or(0) + 1;
@@ -1308,9 +1316,10 @@ fn delete(
         || options["dryRun"]
             .as_array()
             .is_some_and(|modes| modes.iter().any(|mode| mode == "All"));
+    let mut details = crate::errors::details(name, &resource.group, &resource.plural);
+    details["uid"] = old["metadata"]["uid"].clone();
     let success = json!({
-        "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
-        "details": {"name": name, "group": resource.group, "kind": resource.plural, "uid": old["metadata"]["uid"]},
+        "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "details": details,
     });
     if resource.group.is_empty() && resource.plural == "namespaces" {
         let mut terminating = (*old).clone();

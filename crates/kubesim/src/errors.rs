@@ -4,6 +4,18 @@
 use crate::registry::Resource;
 use serde_json::{Value, json};
 
+/// `Status.details` naming an object: empty fields are left out, as Go's `omitempty` does
+/// (`group` of the core group, `name` of a collection).
+pub fn details(name: &str, group: &str, kind: &str) -> Value {
+    let mut details = serde_json::Map::new();
+    for (field, value) in [("name", name), ("group", group), ("kind", kind)] {
+        if !value.is_empty() {
+            details.insert(field.to_string(), json!(value));
+        }
+    }
+    Value::Object(details)
+}
+
 /// An API error answered with a `Status` body (boxed: errors are rare, results stay small).
 #[derive(Debug, Clone)]
 pub struct ApiError(Box<ErrorBody>);
@@ -48,7 +60,7 @@ impl ApiError {
     }
 
     fn with_details(mut self, resource: &Resource, name: &str) -> ApiError {
-        self.details = json!({"name": name, "group": resource.group, "kind": resource.plural});
+        self.details = details(name, &resource.group, &resource.plural);
         self
     }
 
@@ -168,12 +180,11 @@ impl ApiError {
             .split_once('.')
             .map(|(kind, group)| (group, kind))
             .unwrap_or(("", kind));
-        error.details = json!({
-            "name": name,
-            "group": group,
-            "kind": kind_name,
-            "causes": causes.iter().map(|(field, reason, message)| json!({"reason": reason, "message": message, "field": field})).collect::<Vec<_>>(),
-        });
+        error.details = details(name, group, kind_name);
+        error.details["causes"] = causes
+            .iter()
+            .map(|(field, reason, message)| json!({"reason": reason, "message": message, "field": field}))
+            .collect();
         error
     }
 

@@ -50,8 +50,9 @@
 //!   removed once the last finalizer goes; dependents found through `ownerReferences` deleted
 //!   unless `Orphan`; namespace deletion: Terminating, then its objects and itself removed;
 //!   CRD deletion removes its custom resources), DELETE of a collection. `Table` responses for
-//!   `kubectl get` (real columns for Deployments, StatefulSets, Services, Namespaces,
-//!   ConfigMaps, Secrets, Jobs and Events, NAME/AGE otherwise; ages in apimachinery's
+//!   `kubectl get` (the real printers' columns, `-o wide` ones at priority 1, for Deployments,
+//!   StatefulSets, DaemonSets, Jobs, CronJobs, Services, Namespaces, ConfigMaps, Secrets,
+//!   PersistentVolumeClaims, Ingresses and Events, NAME/AGE otherwise; ages in apimachinery's
 //!   `HumanDuration`; `includeObject=Object|Metadata|None`, so `kubectl get --sort-by` works).
 //! - **WATCH** (`?watch=true`) from a resourceVersion (resumed from a log of the last
 //!   [`Options::event_log_capacity`] events, 4096 by default; an older version gets an `ERROR`
@@ -103,15 +104,17 @@
 //!   real server, before the object or its namespace is looked up: an invalid quantity is a
 //!   400 BadRequest `... cannot be handled as a ...` on create and update, a 422 Invalid
 //!   `patch: Invalid value` on a patch, and on server-side apply (after conflicts, before the
-//!   namespace check) a 500 `failed to convert new object`; the defaults of the core/v1, apps/v1 and batch/v1
-//!   defaulters for Pods and pod templates (Deployment, StatefulSet, DaemonSet, ReplicaSet, Job,
+//!   namespace check) a 500 `failed to convert new object`. The defaults of the core/v1,
+//!   apps/v1 and batch/v1 defaulters for Pods and pod templates (Deployment, StatefulSet, DaemonSet, ReplicaSet, Job,
 //!   CronJob), containers, probes and volumes, Services (with a unique, deterministic
 //!   `clusterIP` from 10.96.0.0/12, node ports, IP families) and PVCs; a Job's generated
 //!   selector and labels; Secret `type: Opaque` and `stringData` merged into base64 `data`;
-//!   Namespace label `kubernetes.io/metadata.name` and phase Active. Defaults are filled in
+//!   Namespace label `kubernetes.io/metadata.name`, phase Active and `spec.finalizers:
+//!   [kubernetes]` (owned by no manager). Defaults are filled in
 //!   after server-side apply's bookkeeping, so no applier owns them (an Update owns what it
 //!   created, defaults included, as on a real server).
-//! - **Errors** are `Status` objects with the real reasons and messages: 404 NotFound
+//! - **Errors** are `Status` objects with the real reasons and messages (details without the
+//!   empty core group): 404 NotFound
 //!   (`deployments.apps "web" not found`, also for a missing namespace), 409 AlreadyExists and
 //!   Conflict, 422 Invalid, 400 BadRequest, 403 Forbidden (creating in a terminating
 //!   namespace), 405, 410 Expired, 415 for a body or patch type the real server refuses.
@@ -178,6 +181,8 @@
 //! beyond the one optional bearer token, no authorization or RBAC (an authenticated request is
 //! allowed everything), no admission webhooks and no admission
 //! plugins other than namespace existence and termination; no resource quotas or limit ranges.
+//! No controllers beyond those listed above: a new namespace gets no `default` ServiceAccount
+//! and no `kube-root-ca.crt` ConfigMap, CronJobs never run, PVCs are Bound without a volume.
 //! Validation is limited to unknown and required fields of built-in kinds and the immutable
 //! fields listed above (no value formats, enums or other cross-field rules; custom resources are not validated, pruned or
 //! defaulted against their CRD schema and merge with deduced rules: objects field by field,

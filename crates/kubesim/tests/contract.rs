@@ -1616,6 +1616,13 @@ async fn deletion_honours_finalizers_owners_and_namespaces() {
         .expect("namespace");
     let active = namespaces.get(&doomed).await.expect("get namespace");
     assert_eq!(active.data["status"]["phase"], "Active");
+    assert_eq!(active.data["spec"]["finalizers"], json!(["kubernetes"]));
+    let managed = serde_json::to_string(&active.metadata.managed_fields).expect("managedFields");
+    assert!(managed.contains("kubernetes.io/metadata.name"), "{managed}");
+    assert!(
+        !managed.contains("finalizers"),
+        "the kubernetes finalizer has no manager: {managed}"
+    );
     let doomed_maps: Api<DynamicObject> = Api::namespaced_with(
         cluster.client.clone(),
         &doomed,
@@ -1654,6 +1661,34 @@ async fn deletion_honours_finalizers_owners_and_namespaces() {
             .expect_err("no namespace"),
     );
     assert_eq!(status.code, 404);
+
+    // Status details leave the core group out (omitempty).
+    maps.create(
+        &PostParams::default(),
+        &object(config_map("plain", json!({}), json!({}))),
+    )
+    .await
+    .expect("create");
+    let (code, _, deleted) = cluster
+        .raw(
+            "DELETE",
+            "/api/v1/namespaces/{ns}/configmaps/plain",
+            "",
+            None,
+        )
+        .await;
+    assert_eq!(
+        (code, &deleted["status"]),
+        (200, &json!("Success")),
+        "{deleted}"
+    );
+    assert_eq!(deleted["details"]["kind"], "configmaps");
+    assert!(deleted["details"].get("group").is_none(), "{deleted}");
+    let (code, _, missing) = cluster
+        .raw("GET", "/api/v1/namespaces/{ns}/configmaps/plain", "", None)
+        .await;
+    assert_eq!(code, 404);
+    assert!(missing["details"].get("group").is_none(), "{missing}");
     cluster.cleanup().await;
 }
 
@@ -2647,6 +2682,243 @@ async fn events_are_one_store_served_by_two_apis_with_tables() {
         .raw("GET", "/api/v1/namespaces/{ns}/events/core-made", "", None)
         .await;
     assert_eq!(code, 404, "deleted through one API, gone from the other");
+    cluster.cleanup().await;
+}
+
+#[tokio::test]
+async fn tables_have_the_real_printers_columns() {
+    let cluster = Cluster::new().await;
+    let apply = PatchParams::apply("gitship");
+    let pod = json!({"metadata": {"labels": {"app": "tab"}}, "spec": {"restartPolicy": "Always",
+        "containers": [{"name": "web", "image": "nginx:1"}, {"name": "side", "image": "busybox:1"}]}});
+    let job_pod = json!({"spec": {"restartPolicy": "Never", "containers": [{"name": "j", "image": "busybox:1"}]}});
+    let selector = json!({"matchLabels": {"app": "tab"}});
+    let objects = [
+        (
+            "apps/v1",
+            "Deployment",
+            "deployments",
+            json!({"selector": selector, "template": pod}),
+        ),
+        (
+            "apps/v1",
+            "StatefulSet",
+            "statefulsets",
+            json!({"serviceName": "tab", "selector": selector, "template": pod}),
+        ),
+        (
+            "apps/v1",
+            "DaemonSet",
+            "daemonsets",
+            json!({"selector": selector, "template": pod}),
+        ),
+        (
+            "v1",
+            "Service",
+            "services",
+            json!({"selector": {"app": "tab"}, "ports": [{"port": 80}]}),
+        ),
+        ("batch/v1", "Job", "jobs", json!({"template": job_pod})),
+        (
+            "batch/v1",
+            "CronJob",
+            "cronjobs",
+            json!({"schedule": "*/5 * * * *", "jobTemplate": {"spec": {"template": job_pod}}}),
+        ),
+        (
+            "v1",
+            "PersistentVolumeClaim",
+            "persistentvolumeclaims",
+            json!({"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}),
+        ),
+        (
+            "networking.k8s.io/v1",
+            "Ingress",
+            "ingresses",
+            json!({"rules": [{"host": "a.example.com", "http": {"paths": [{"path": "/", "pathType": "Prefix", "backend": {"service": {"name": "tab", "port": {"number": 80}}}}]}}]}),
+        ),
+    ];
+    for (api_version, kind, plural, spec) in &objects {
+        let body = json!({"apiVersion": api_version, "kind": kind, "metadata": {"name": "tab"}, "spec": spec});
+        cluster
+            .api(api_version, kind, plural)
+            .patch("tab", &apply, &Patch::Apply(&body))
+            .await
+            .unwrap_or_else(|error| panic!("apply {kind}: {error}"));
+    }
+    let secret = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "tab"}, "type": "Opaque", "stringData": {"a": "b"}});
+    cluster
+        .api("v1", "Secret", "secrets")
+        .patch("tab", &apply, &Patch::Apply(&secret))
+        .await
+        .expect("apply secret");
+    let wide = ["Containers", "Images", "Selector", "VolumeMode"];
+    let expected: [(&str, &[&str]); 9] = [
+        (
+            "/apis/apps/v1/namespaces/{ns}/deployments",
+            &[
+                "Name",
+                "Ready",
+                "Up-to-date",
+                "Available",
+                "Age",
+                "Containers",
+                "Images",
+                "Selector",
+            ],
+        ),
+        (
+            "/apis/apps/v1/namespaces/{ns}/statefulsets",
+            &["Name", "Ready", "Age", "Containers", "Images"],
+        ),
+        (
+            "/apis/apps/v1/namespaces/{ns}/daemonsets",
+            &[
+                "Name",
+                "Desired",
+                "Current",
+                "Ready",
+                "Up-to-date",
+                "Available",
+                "Node Selector",
+                "Age",
+                "Containers",
+                "Images",
+                "Selector",
+            ],
+        ),
+        (
+            "/api/v1/namespaces/{ns}/services",
+            &[
+                "Name",
+                "Type",
+                "Cluster-IP",
+                "External-IP",
+                "Port(s)",
+                "Age",
+                "Selector",
+            ],
+        ),
+        (
+            "/apis/batch/v1/namespaces/{ns}/jobs",
+            &[
+                "Name",
+                "Status",
+                "Completions",
+                "Duration",
+                "Age",
+                "Containers",
+                "Images",
+                "Selector",
+            ],
+        ),
+        (
+            "/apis/batch/v1/namespaces/{ns}/cronjobs",
+            &[
+                "Name",
+                "Schedule",
+                "Timezone",
+                "Suspend",
+                "Active",
+                "Last Schedule",
+                "Age",
+                "Containers",
+                "Images",
+                "Selector",
+            ],
+        ),
+        (
+            "/api/v1/namespaces/{ns}/persistentvolumeclaims",
+            &[
+                "Name",
+                "Status",
+                "Volume",
+                "Capacity",
+                "Access Modes",
+                "StorageClass",
+                "VolumeAttributesClass",
+                "Age",
+                "VolumeMode",
+            ],
+        ),
+        (
+            "/apis/networking.k8s.io/v1/namespaces/{ns}/ingresses",
+            &["Name", "Class", "Hosts", "Address", "Ports", "Age"],
+        ),
+        (
+            "/api/v1/namespaces/{ns}/secrets",
+            &["Name", "Type", "Data", "Age"],
+        ),
+    ];
+    for (path, columns) in expected {
+        let table = cluster.table(path).await;
+        let definitions: Vec<(String, i64)> = table["columnDefinitions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|column| {
+                (
+                    column["name"].as_str().unwrap_or("").to_string(),
+                    column["priority"].as_i64().unwrap_or(-1),
+                )
+            })
+            .collect();
+        let wanted: Vec<(String, i64)> = columns
+            .iter()
+            .map(|name| (name.to_string(), i64::from(wide.contains(name))))
+            .collect();
+        assert_eq!(definitions, wanted, "{path}");
+        let row = table["rows"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|row| row["cells"][0] == "tab")
+            .cloned()
+            .unwrap_or(Value::Null);
+        let cell = |column: &str| {
+            let index = columns
+                .iter()
+                .position(|name| *name == column)
+                .unwrap_or(usize::MAX);
+            row["cells"][index].clone()
+        };
+        if columns.contains(&"Images") {
+            assert_eq!(
+                cell("Images")
+                    .as_str()
+                    .map(|images| images.contains("busybox:1")),
+                Some(true),
+                "{path}: {row}"
+            );
+        }
+        if path.ends_with("deployments") {
+            assert_eq!(
+                (cell("Containers"), cell("Selector")),
+                (json!("web,side"), json!("app=tab"))
+            );
+        }
+        if path.ends_with("services") {
+            assert_eq!(
+                (cell("Port(s)"), cell("Selector")),
+                (json!("80/TCP"), json!("app=tab"))
+            );
+        }
+        if path.ends_with("cronjobs") {
+            assert_eq!(
+                (cell("Timezone"), cell("Suspend"), cell("Selector")),
+                (json!("<none>"), json!("False"), json!("<none>"))
+            );
+        }
+        if path.ends_with("ingresses") {
+            assert_eq!(
+                (cell("Class"), cell("Hosts"), cell("Ports")),
+                (json!("<none>"), json!("a.example.com"), json!("80"))
+            );
+        }
+        if path.ends_with("secrets") {
+            assert_eq!((cell("Type"), cell("Data")), (json!("Opaque"), json!(1)));
+        }
+    }
     cluster.cleanup().await;
 }
 

@@ -1,8 +1,9 @@
 //! The real `kubectl` client (1.32) against kubesim: server-side apply (with kubectl's default
 //! validation, which needs `/openapi/v3`), `get -o json`, `scale` and the resulting field
 //! ownership, an apply conflict from another field manager, `diff --server-side`, `delete`,
-//! `get` of a missing object, `rollout status` for a healthy and a failed rollout, and the
-//! errors kubectl prints when a server started with a token rejects it.
+//! `get` of a missing object, `rollout status` for a healthy and a failed rollout, the
+//! errors kubectl prints when a server started with a token rejects it, and the imperative
+//! `create namespace|configmap|secret generic|deployment`, which send protobuf bodies.
 
 use kubesim::{KubeSim, Options, Rollout};
 use serde_json::Value;
