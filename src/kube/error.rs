@@ -186,7 +186,7 @@ pub fn immutable_field(error: &kube::Error) -> Option<String> {
         .map(|d| d.causes.as_slice())
         .unwrap_or_default();
     for cause in causes {
-        if cause.message.contains("immutable") {
+        if names_immutable(&cause.message) {
             if !cause.field.is_empty() {
                 return Some(cause.field.clone());
             }
@@ -195,7 +195,7 @@ pub fn immutable_field(error: &kube::Error) -> Option<String> {
             }
         }
     }
-    if status.message.contains("immutable") {
+    if names_immutable(&status.message) {
         // `Deployment.apps "web" is invalid: spec.selector: Invalid value: ...: field is immutable`
         let after_invalid = status
             .message
@@ -207,6 +207,12 @@ pub fn immutable_field(error: &kube::Error) -> Option<String> {
         );
     }
     None
+}
+
+/// Whether a validation message refuses a change to a field that cannot change: most say "field
+/// is immutable"; a Service's `spec.clusterIPs[0]` says "may not change once set".
+fn names_immutable(message: &str) -> bool {
+    message.contains("immutable") || message.contains("may not change once set")
 }
 
 fn field_before_colon(text: &str) -> Option<String> {
@@ -278,5 +284,16 @@ mod tests {
             ..Status::failure("", "Invalid")
         }));
         assert_eq!(immutable_field(&other), None);
+        // kube-apiserver v1.37's answer to a changed Service clusterIP.
+        let cluster_ip: Status = serde_json::from_value(json!({
+            "code": 422, "reason": "Invalid",
+            "message": "Service \"web\" is invalid: spec.clusterIPs[0]: Invalid value: []string{\"10.96.0.11\"}: may not change once set",
+            "details": {"causes": [{"reason": "FieldValueInvalid", "message": "Invalid value: []string{\"10.96.0.11\"}: may not change once set", "field": "spec.clusterIPs[0]"}]}
+        }))
+        .unwrap();
+        assert_eq!(
+            immutable_field(&kube::Error::Api(Box::new(cluster_ip))).as_deref(),
+            Some("spec.clusterIPs[0]")
+        );
     }
 }

@@ -18,6 +18,9 @@ pub enum Disposition {
 /// Classify a kube client error.
 pub fn classify(error: &kube::Error) -> Disposition {
     match error {
+        kube::Error::Api(status) if undecodable(status.code, &status.message) => {
+            Disposition::Permanent
+        }
         kube::Error::Api(status) => classify_status(
             status.code,
             status.details.as_ref().map(|d| d.retry_after_seconds),
@@ -28,6 +31,15 @@ pub fn classify(error: &kube::Error) -> Disposition {
         }
         _ => Disposition::Permanent,
     }
+}
+
+/// A 500 that is the body's fault, not the server's: kube-apiserver answers a server-side apply
+/// whose object it cannot convert (a field the schema does not declare, a quantity that is no
+/// quantity) with 500 and one of these messages. The same body fails the same way every time.
+fn undecodable(code: u16, message: &str) -> bool {
+    code == 500
+        && (message.starts_with("failed to create typed patch object")
+            || message.starts_with("failed to convert new object"))
 }
 
 /// Classify an HTTP status code (with the server's `retryAfterSeconds`, 0 = none).
@@ -173,6 +185,18 @@ mod tests {
             Disposition::Transient { after: None }
         );
         assert_eq!(classify(&api_error(422)), Disposition::Permanent);
+        // kube-apiserver's 500s for a body it cannot convert are the body's fault.
+        for message in [
+            "failed to create typed patch object (/web; apps/v1, Kind=Deployment): .spec.replicaz: field not declared in schema",
+            "failed to convert new object (/data; /v1, Kind=PersistentVolumeClaim) to proper version: quantities must match the regular expression",
+        ] {
+            let error = kube::Error::Api(Box::new(Status {
+                code: 500,
+                message: message.to_string(),
+                ..Status::failure("x", "y")
+            }));
+            assert_eq!(classify(&error), Disposition::Permanent, "{message}");
+        }
         let timeout = kube::Error::Service(Box::new(std::io::Error::new(
             std::io::ErrorKind::TimedOut,
             "timed out",

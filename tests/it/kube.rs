@@ -2289,3 +2289,38 @@ async fn a_deploy_into_a_namespace_being_deleted_recreates_it() {
             .is_some()
     );
 }
+
+/// A field the schema does not declare: kube-apiserver refuses the server-side apply with a 500
+/// ("failed to create typed patch object"). It is the body's fault, so the deploy fails at once,
+/// naming the object and the field, after one request for it (it was retried as a server error
+/// for about 6 s before).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_undeclared_field_fails_at_once_without_retries() {
+    let cluster = cluster().await;
+    let mut objects = blog();
+    let mut typo = deployment("blog-worker", 1, "ghcr.io/acme/blog/worker:abc");
+    typo.object["spec"]["replicaz"] = json!(2);
+    objects.push(typo);
+    let mark = cluster.mark();
+    let started = std::time::Instant::now();
+    let error = cluster.deploy(objects).await.unwrap_err();
+    let elapsed = started.elapsed();
+    let message = error.to_string();
+    assert!(
+        message.contains(&cluster.id("Deployment", "blog-worker")) && message.contains("replicaz"),
+        "{message}"
+    );
+    // One request for the object (a dry run, or the apply of a new object), not retried.
+    let to_worker = |w: &String| w.ends_with("/deployments/blog-worker");
+    let mut requests: Vec<String> = cluster.dry_runs_since(mark);
+    requests.extend(cluster.writes_since(mark));
+    requests.retain(to_worker);
+    assert_eq!(requests.len(), 1, "not retried: {requests:?}");
+    assert!(
+        cluster
+            .live("apps/v1", "Deployment", "blog-worker")
+            .await
+            .is_none()
+    );
+    assert!(elapsed < Duration::from_secs(5), "took {elapsed:?}");
+}
