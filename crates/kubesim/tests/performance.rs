@@ -1,5 +1,5 @@
 //! Throughput and memory: 1,000 server-side applies of Deployments from 8 concurrent clients
-//! must finish in under 2 seconds, and the process (test + server) must stay under 200 MB of
+//! must finish in under 3 seconds, and the process (test + server) must stay under 200 MB of
 //! resident memory with 10,000 objects stored. Prints the measured figures.
 
 use kube::api::{Api, ApiResource, DynamicObject, Patch, PatchParams};
@@ -81,8 +81,11 @@ async fn thousand_applies_from_eight_clients_and_ten_thousand_objects() {
         "kubesim throughput: 1000 server-side applies from 8 clients in {:.3} s",
         elapsed.as_secs_f64()
     );
+    // 3 s: decoding each body as the real server does (schema walk for undeclared fields,
+    // quantities) made an apply about 40% dearer than the 2 s this was written for (1.1-1.6 s
+    // before, 1.9-2.6 s after, on a loaded 2-core machine); a scan per write takes 8 s.
     assert!(
-        elapsed < Duration::from_secs(2),
+        elapsed < Duration::from_secs(3),
         "1000 applies took {elapsed:?}"
     );
 
