@@ -231,64 +231,17 @@ impl TestCluster {
     /// the real server the audit log's requests of the test's user in the test's namespaces
     /// (controllers' writes, and other tests', are not the test's).
     pub fn writes_since(&self, mark: Mark) -> Vec<String> {
-        if let Some(sim) = &self.sim {
-            return sim
-                .handle()
-                .requests()
-                .into_iter()
-                .skip(mark.0)
-                .filter(|r| r.is_write())
-                .map(|r| format!("{} {}", r.method, r.path))
-                .collect();
-        }
-        let Some(log) = &self.audit_log else {
-            return Vec::new();
-        };
-        let bytes = std::fs::read(log).expect("read the audit log");
-        let namespaces = self.namespaces.lock().expect("namespaces").clone();
-        let mut writes = Vec::new();
-        for line in bytes
-            .get(mark.0..)
-            .unwrap_or_default()
-            .split(|b| *b == b'\n')
-        {
-            let Ok(event) = serde_json::from_slice::<serde_json::Value>(line) else {
-                continue;
-            };
-            if event["user"]["username"] != "admin" || event["stage"] != "ResponseComplete" {
-                continue;
-            }
-            let uri = event["requestURI"].as_str().unwrap_or_default();
-            let (path, query) = uri.split_once('?').unwrap_or((uri, ""));
-            if query.split('&').any(|p| p == "dryRun=All") {
-                continue;
-            }
-            let namespace = event["objectRef"]["namespace"].as_str();
-            let name = event["objectRef"]["name"].as_str().unwrap_or_default();
-            let ours = match namespace {
-                Some(namespace) => namespaces.iter().any(|n| n == namespace),
-                // A cluster-scoped object: the test's own when its name is one of its
-                // namespaces or carries its suffix.
-                None => !self.suffix.is_empty() && name.contains(&self.suffix),
-            };
-            if !ours {
-                continue;
-            }
-            let method = match event["verb"].as_str() {
-                Some("create") => "POST",
-                Some("update") => "PUT",
-                Some("patch") => "PATCH",
-                Some("delete" | "deletecollection") => "DELETE",
-                _ => continue,
-            };
-            writes.push(format!("{method} {path}"));
-        }
-        writes
+        self.requests_since(mark, false)
     }
 
-    /// Dry-run writes since `mark` to objects in the test's namespaces, as `METHOD /path`: what
-    /// [`TestCluster::writes_since`] leaves out, from kubesim's record or the audit log.
+    /// Dry-run writes since `mark`, as `METHOD /path`: what [`TestCluster::writes_since`] leaves
+    /// out, from the same record.
     pub fn dry_runs_since(&self, mark: Mark) -> Vec<String> {
+        self.requests_since(mark, true)
+    }
+
+    /// The writes since `mark` that are dry runs (`dry_run`) or not.
+    fn requests_since(&self, mark: Mark, dry_run: bool) -> Vec<String> {
         let method = |verb: &str| match verb {
             "create" | "POST" => Some("POST"),
             "update" | "PUT" => Some("PUT"),
@@ -302,7 +255,7 @@ impl TestCluster {
                 .requests()
                 .into_iter()
                 .skip(mark.0)
-                .filter(|r| r.dry_run)
+                .filter(|r| r.dry_run == dry_run)
                 .filter_map(|r| Some(format!("{} {}", method(&r.method)?, r.path)))
                 .collect();
         }
@@ -312,11 +265,19 @@ impl TestCluster {
         let bytes = std::fs::read(log).expect("read the audit log");
         let namespaces = self.namespaces.lock().expect("namespaces").clone();
         let ours = |event: &serde_json::Value| {
-            event["user"]["username"] == "admin"
-                && event["stage"] == "ResponseComplete"
-                && event["objectRef"]["namespace"]
-                    .as_str()
-                    .is_some_and(|namespace| namespaces.iter().any(|n| n == namespace))
+            if event["user"]["username"] != "admin" || event["stage"] != "ResponseComplete" {
+                return false;
+            }
+            match event["objectRef"]["namespace"].as_str() {
+                Some(namespace) => namespaces.iter().any(|n| n == namespace),
+                // A cluster-scoped object: the test's own when its name carries its suffix.
+                None => {
+                    !self.suffix.is_empty()
+                        && event["objectRef"]["name"]
+                            .as_str()
+                            .is_some_and(|name| name.contains(&self.suffix))
+                }
+            }
         };
         bytes
             .get(mark.0..)
@@ -325,10 +286,11 @@ impl TestCluster {
             .filter_map(|line| serde_json::from_slice::<serde_json::Value>(line).ok())
             .filter(ours)
             .filter_map(|event| {
-                let (path, query) = event["requestURI"].as_str()?.split_once('?')?;
-                let dry_run = query.split('&').any(|p| p == "dryRun=All");
+                let uri = event["requestURI"].as_str()?;
+                let (path, query) = uri.split_once('?').unwrap_or((uri, ""));
+                let is_dry_run = query.split('&').any(|p| p == "dryRun=All");
                 let method = method(event["verb"].as_str()?)?;
-                dry_run.then(|| format!("{method} {path}"))
+                (is_dry_run == dry_run).then(|| format!("{method} {path}"))
             })
             .collect()
     }
