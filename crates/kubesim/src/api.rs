@@ -5,6 +5,7 @@
 
 use crate::defaults;
 use crate::errors::ApiError;
+use crate::events;
 use crate::immutable;
 use crate::managed::{self, Scope};
 use crate::registry::Resource;
@@ -204,10 +205,10 @@ pub enum Answer {
 
 /// A stored object as the resource's API shows it (Events have two views of one object).
 fn view(resource: &Resource, object: &Value) -> Value {
-    if crate::events::is_events_v1(resource) {
-        crate::events::v1_view(object)
-    } else if crate::events::is_core_events(resource) {
-        crate::events::core_view(object)
+    if resource.is_events_v1() {
+        events::v1_view(object)
+    } else if resource.is_core_events() {
+        events::core_view(object)
     } else {
         object.clone()
     }
@@ -273,8 +274,8 @@ pub fn handle(
             return Err(ApiError::path_not_found());
         }
     }
-    if crate::events::is_events_v1(&target.resource) && request.method != "GET" {
-        return crate::events::handle_write(store, target, request);
+    if target.resource.is_events_v1() && request.method != "GET" {
+        return events_v1_write(store, target, request);
     }
     let answer = match (request.method.as_str(), &target.name) {
         ("GET", Some(name)) => get(store, target, name, request),
@@ -288,8 +289,8 @@ pub fn handle(
     }?;
     // Writes answer with the stored object: show Events as their API does.
     let Answer::Json(code, value) = answer;
-    if crate::events::is_core_events(&target.resource) && value["kind"] == "Event" {
-        return Ok(Answer::Json(code, crate::events::core_view(&value)));
+    if target.resource.is_core_events() && value["kind"] == "Event" {
+        return Ok(Answer::Json(code, events::core_view(&value)));
     }
     Ok(Answer::Json(code, value))
 }
@@ -1453,4 +1454,84 @@ pub fn apply_object(
     match apply(store, &target, &name, &request)? {
         Answer::Json(_, value) => Ok(value),
     }
+}
+
+/// Converts an answer of the core resource into what `events.k8s.io/v1` answers.
+fn answer_as_v1(answer: Answer) -> Answer {
+    let Answer::Json(code, value) = answer;
+    let converted = match value["kind"].as_str() {
+        Some("Event") => events::v1_view(&value),
+        Some("EventList") => {
+            let mut list = value.clone();
+            list["apiVersion"] = json!("events.k8s.io/v1");
+            if let Some(items) = list["items"].as_array_mut() {
+                for item in items.iter_mut() {
+                    *item = events::v1_view(item);
+                }
+            }
+            list
+        }
+        _ => value,
+    };
+    Answer::Json(code, converted)
+}
+
+/// A write (POST, PUT, PATCH, apply, DELETE) through `events.k8s.io/v1`: carried out on the
+/// stored core Event, with the body and the answer converted.
+fn events_v1_write(
+    store: &mut Store,
+    target: &Target,
+    request: &ApiRequest,
+) -> Result<Answer, ApiError> {
+    let core = store
+        .registry()
+        .by_plural("", "v1", "events")
+        .ok_or_else(ApiError::path_not_found)?;
+    let core_target = Target {
+        resource: core,
+        ..target.clone()
+    };
+    let mut core_request = request.clone();
+    let name = target.name.as_deref().unwrap_or("");
+    let storage_key = core_target.resource.storage_key();
+    let key = target_key(target, name);
+    let stored = |store: &Store| {
+        store
+            .get(&storage_key, &key)
+            .ok_or_else(|| ApiError::not_found(&target.resource, name))
+    };
+    match (request.method.as_str(), request.content_type.as_str()) {
+        ("POST", _) | ("PATCH", "application/apply-patch+yaml") => {
+            let body = parse_document(&request.body)?;
+            core_request.body = events::core_from_v1(&body).to_string().into();
+        }
+        ("PUT", _) => {
+            let body = events::core_from_v1(&parse_document(&request.body)?);
+            events::check_immutable(name, &*stored(store)?, &body)?;
+            core_request.body = body.to_string().into();
+        }
+        ("PATCH", content_type) => {
+            // The patch is written against the events.k8s.io/v1 form: patch that view, then
+            // store its core form.
+            let old = stored(store)?;
+            let mut view = events::v1_view(&old);
+            view["apiVersion"] = json!("events.k8s.io/v1");
+            view["kind"] = json!("Event");
+            let patched = patched_view(target, name, view, content_type, &request.body)?;
+            let body = events::core_from_v1(&patched);
+            events::check_immutable(name, &old, &body)?;
+            core_request.method = "PUT".into();
+            core_request.content_type = "application/json".into();
+            core_request.body = body.to_string().into();
+        }
+        _ => {}
+    }
+    handle(store, &core_target, &core_request).map(answer_as_v1)
+}
+
+fn target_key(target: &Target, name: &str) -> (String, String) {
+    (
+        target.namespace.clone().unwrap_or_default(),
+        name.to_string(),
+    )
 }

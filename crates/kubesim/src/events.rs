@@ -7,10 +7,7 @@
 //! `reportingComponent`, ...). Both views carry the fields the API types always serialise
 //! (`eventTime: null`, `source: {}`, `reportingComponent: ""`, ...), as a real server's do.
 
-use crate::api::{self, Answer, ApiRequest, Target};
 use crate::errors::ApiError;
-use crate::registry::Resource;
-use crate::store::Store;
 use serde_json::{Map, Value, json};
 
 /// Fields that keep their name in both APIs.
@@ -34,16 +31,6 @@ const RENAMED: [(&str, &str); 7] = [
     ("count", "deprecatedCount"),
     ("reportingComponent", "reportingController"),
 ];
-
-/// Whether `resource` is `events.k8s.io/v1` Events, stored as core Events.
-pub fn is_events_v1(resource: &Resource) -> bool {
-    resource.group == "events.k8s.io" && resource.plural == "events"
-}
-
-/// Whether `resource` is core `v1` Events.
-pub fn is_core_events(resource: &Resource) -> bool {
-    resource.group.is_empty() && resource.plural == "events"
-}
 
 fn copy_fields(from: &Map<String, Value>, to: &mut Map<String, Value>, pairs: &[(&str, &str)]) {
     for (source, target) in pairs {
@@ -172,7 +159,7 @@ fn is_zero(value: &Value) -> bool {
 }
 
 /// The 422 an `events.k8s.io/v1` update gets when it changes an immutable field.
-fn check_immutable(name: &str, old: &Value, new: &Value) -> Result<(), ApiError> {
+pub(crate) fn check_immutable(name: &str, old: &Value, new: &Value) -> Result<(), ApiError> {
     let mut causes = Vec::new();
     for (field, reported) in IMMUTABLE {
         let (before, after) = (&old[field], &new[field]);
@@ -191,86 +178,6 @@ fn check_immutable(name: &str, old: &Value, new: &Value) -> Result<(), ApiError>
         .map(|(field, message)| (*field, "FieldValueInvalid", message.as_str()))
         .collect();
     Err(ApiError::invalid_with("Event", name, &causes))
-}
-
-/// Converts an answer of the core resource into what `events.k8s.io/v1` answers.
-fn answer_as_v1(answer: Answer) -> Answer {
-    let Answer::Json(code, value) = answer;
-    let converted = match value["kind"].as_str() {
-        Some("Event") => v1_view(&value),
-        Some("EventList") => {
-            let mut list = value.clone();
-            list["apiVersion"] = json!("events.k8s.io/v1");
-            if let Some(items) = list["items"].as_array_mut() {
-                for item in items.iter_mut() {
-                    *item = v1_view(item);
-                }
-            }
-            list
-        }
-        _ => value,
-    };
-    Answer::Json(code, converted)
-}
-
-/// A write (POST, PUT, PATCH, apply, DELETE) through `events.k8s.io/v1`: carried out on the
-/// stored core Event, with the body and the answer converted.
-pub fn handle_write(
-    store: &mut Store,
-    target: &Target,
-    request: &ApiRequest,
-) -> Result<Answer, ApiError> {
-    let core = store
-        .registry()
-        .by_plural("", "v1", "events")
-        .ok_or_else(ApiError::path_not_found)?;
-    let core_target = Target {
-        resource: core,
-        ..target.clone()
-    };
-    let mut core_request = request.clone();
-    let name = target.name.as_deref().unwrap_or("");
-    let storage_key = core_target.resource.storage_key();
-    let key = target_key(target, name);
-    let stored = |store: &Store| {
-        store
-            .get(&storage_key, &key)
-            .ok_or_else(|| ApiError::not_found(&target.resource, name))
-    };
-    match (request.method.as_str(), request.content_type.as_str()) {
-        ("POST", _) | ("PATCH", "application/apply-patch+yaml") => {
-            let body = api::parse_document(&request.body)?;
-            core_request.body = core_from_v1(&body).to_string().into();
-        }
-        ("PUT", _) => {
-            let body = core_from_v1(&api::parse_document(&request.body)?);
-            check_immutable(name, &*stored(store)?, &body)?;
-            core_request.body = body.to_string().into();
-        }
-        ("PATCH", content_type) => {
-            // The patch is written against the events.k8s.io/v1 form: patch that view, then
-            // store its core form.
-            let old = stored(store)?;
-            let mut view = v1_view(&old);
-            view["apiVersion"] = json!("events.k8s.io/v1");
-            view["kind"] = json!("Event");
-            let patched = api::patched_view(target, name, view, content_type, &request.body)?;
-            let body = core_from_v1(&patched);
-            check_immutable(name, &old, &body)?;
-            core_request.method = "PUT".into();
-            core_request.content_type = "application/json".into();
-            core_request.body = body.to_string().into();
-        }
-        _ => {}
-    }
-    api::handle(store, &core_target, &core_request).map(answer_as_v1)
-}
-
-fn target_key(target: &Target, name: &str) -> (String, String) {
-    (
-        target.namespace.clone().unwrap_or_default(),
-        name.to_string(),
-    )
 }
 
 #[cfg(test)]

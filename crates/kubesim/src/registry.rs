@@ -88,9 +88,19 @@ impl Resource {
         }
     }
 
+    /// Whether this is `events.k8s.io/v1` Events, stored as core Events (module `events`).
+    pub fn is_events_v1(&self) -> bool {
+        self.group == "events.k8s.io" && self.plural == "events"
+    }
+
+    /// Whether this is core `v1` Events.
+    pub fn is_core_events(&self) -> bool {
+        self.group.is_empty() && self.plural == "events"
+    }
+
     /// The storage key shared by all versions of the resource.
     pub fn storage_key(&self) -> (String, String) {
-        if crate::events::is_events_v1(self) {
+        if self.is_events_v1() {
             // One store for both Event APIs (module `events`).
             return (String::new(), "events".into());
         }
