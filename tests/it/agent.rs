@@ -489,33 +489,42 @@ fn the_agent_heals_scaled_edited_and_deleted_objects_and_records_each_heal() {
             "jsonpath={.spec.template.spec.containers[0].env[?(@.name==\"LOG_LEVEL\")].value}",
         ])
     };
-    // heal-interval (1s) + 5s.
-    eventually("the drift is healed", Duration::from_secs(6), || {
+    // The deploy history in the inventory ConfigMap, and what its heal records list.
+    let history = || -> Vec<Value> {
+        sim.get(&[
+            "get",
+            "configmap",
+            "gitship-staging",
+            "-n",
+            ns,
+            "-o",
+            "jsonpath={.data.history\\.json}",
+        ])
+        .and_then(|text| serde_json::from_str(&text).ok())
+        .unwrap_or_default()
+    };
+    let healed = || -> String {
+        history()
+            .iter()
+            .filter(|r| r["source"] == "heal")
+            .flat_map(|r| r["healed"].as_array().cloned().unwrap_or_default())
+            .filter_map(|h| h.as_str().map(str::to_string))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    // heal-interval (1s) + 5s on kubesim. A heal records itself after its health wait, which on
+    // the real server includes the new ReplicaSet's rollout of the changed env: wait for the
+    // record of each change, not only for the objects to be back.
+    eventually("the drift is healed", Duration::from_secs(20), || {
         sim.replicas().as_deref() == Some("2")
             && log_level().as_deref() == Some("info")
             && sim.title().as_deref() == Some("one")
             && agent.status()["lastHeal"].is_object()
+            && healed().contains("kubectl-set")
     });
 
     // In the history, as an Event, in the metrics and the status.
-    let history = sim.kubectl(&[
-        "get",
-        "configmap",
-        "gitship-staging",
-        "-n",
-        ns,
-        "-o",
-        "jsonpath={.data.history\\.json}",
-    ]);
-    let history: Vec<Value> = serde_json::from_str(&history).expect("history JSON");
-    let heals: Vec<&Value> = history.iter().filter(|r| r["source"] == "heal").collect();
-    assert!(!heals.is_empty(), "{history:?}");
-    let healed: Vec<String> = heals
-        .iter()
-        .flat_map(|r| r["healed"].as_array().cloned().unwrap_or_default())
-        .filter_map(|h| h.as_str().map(str::to_string))
-        .collect();
-    let healed = healed.join("\n");
+    let healed = healed();
     assert!(
         healed.contains(&format!("ConfigMap {ns}/site (deleted")),
         "{healed}"
@@ -528,7 +537,7 @@ fn the_agent_heals_scaled_edited_and_deleted_objects_and_records_each_heal() {
         healed.contains("env[0].value: debug, Git info, changed by `kubectl-set`"),
         "{healed}"
     );
-    assert_eq!(history.last().expect("first record")["source"], "agent");
+    assert_eq!(history().last().expect("first record")["source"], "agent");
     let events: Value = serde_json::from_str(&sim.events()).expect("events");
     let reasons: Vec<&str> = events["items"]
         .as_array()
