@@ -429,8 +429,8 @@ async fn agent_manifests_apply_with_kubectl() {
         );
         String::from_utf8_lossy(&output.stdout).into_owned()
     };
-    // The namespace is assumed to exist (`kubectl create namespace` speaks protobuf, which kubesim
-    // does not).
+    // `agent manifests` assumes the namespace exists (as its output says): it is created here,
+    // in the same apply.
     let stdout = format!(
         "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {ns}\n{}",
         run.stdout
