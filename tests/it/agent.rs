@@ -704,10 +704,10 @@ fn the_agent_waits_for_images_ci_has_not_pushed_and_applies_once_they_are() {
 
     // CI builds and pushes; the agent applies, pinned by digest, without building.
     repo.ok(&["build", "staging"]);
+    // The object is there before the sync ends (its health wait and record): wait for both.
     eventually("the revision is applied", Duration::from_secs(8), || {
-        image().is_some_and(|i| i.contains("@sha256:"))
+        image().is_some_and(|i| i.contains("@sha256:")) && agent.status()["state"] == "synced"
     });
-    assert_eq!(agent.status()["state"], "synced");
     assert!(!agent.log().contains("building"), "{}", agent.log());
     // The agent's record names the image it applied, digest and all.
     let history = history(&repo);
