@@ -803,7 +803,7 @@ fn backoff(attempts: u32) -> Duration {
 /// deleted object.
 #[derive(Debug, Default)]
 struct Drift {
-    /// Key -> `Deployment blog/web spec.replicas: 10, Git 3 (changed by kubectl)`.
+    /// Key -> `Deployment blog/web spec.replicas: 10 -> 3 (changed by kubectl)`.
     descriptions: BTreeMap<String, String>,
     /// Key -> the manager of the live value.
     managers: BTreeMap<String, String>,
@@ -827,17 +827,11 @@ impl Drift {
                 DriftKind::Modified => {
                     for field in &object.fields {
                         let key = format!("{name} {}", field.path);
-                        let by = field
-                            .manager
-                            .as_deref()
-                            .map_or(String::new(), |m| format!(", changed by `{m}`"));
-                        let values = match (&field.live, &field.git) {
-                            (Some(live), Some(git)) => format!(": {live}, Git {git}"),
-                            _ => String::new(),
-                        };
+                        // The one line `drift` prints for the field (values, manager).
+                        let line = field.line();
                         drift
                             .descriptions
-                            .insert(key.clone(), format!("{key}{values}{by}"));
+                            .insert(key.clone(), format!("{name} {line}"));
                         if let Some(manager) = &field.manager {
                             drift.managers.insert(key.clone(), manager.clone());
                         }

@@ -8,6 +8,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use futures::StreamExt;
 use kube::Client;
 use kube::api::ListParams;
 use serde_json::Value;
@@ -147,9 +148,18 @@ pub async fn read_live(
     known
 }
 
-/// Every desired object compared with its live counterpart (no dry runs: see
-/// [`diff::compare_to_manifest`]). Objects whose kind is not served yet (defined by a CRD of the same
-/// set) count as missing. An unchanged object's `live` lacks `metadata.managedFields`.
+/// How many objects `drift` dry-runs at once to confirm what the LISTs found changed.
+const CONFIRM_CONCURRENCY: usize = 8;
+
+/// Every desired object compared with its live counterpart, as a deploy would change it
+/// (ARCHITECTURE.md, "Drift is what a deploy would change"). The live objects are LISTed and
+/// compared with [`diff::compare_to_manifest`] as their pages arrive (no request per object);
+/// only an object found changed is then dry-run applied as a deploy applies it, and its
+/// changes are the dry run's ([`diff::diff_object`]): what the apply would really change, so a
+/// difference the server would merge away (a defaulted value, an item another manager added)
+/// is never reported. Where the dry run is refused (RBAC without `patch`), the local comparison
+/// stands. Objects whose kind is not served yet (defined by a CRD of the same set) count as
+/// missing. An unchanged object's `live` lacks `metadata.managedFields`.
 pub async fn compare_live(
     client: &Client,
     environment: &Environment,
@@ -175,30 +185,60 @@ pub async fn compare_live(
         found.extend(list.map_err(|(_, error)| error)?.1);
     }
     drop(references);
-    let mut compared: Vec<(ObjectId, ObjectDiff)> = prepared
-        .into_iter()
+    let retry = &retry;
+    let compared: Vec<(ObjectId, ObjectDiff)> = futures::stream::iter(prepared)
         .map(|p| {
-            let object_diff = match found.remove(&p.id) {
-                None => missing(p.body),
-                Some(Found { live, changes }) => ObjectDiff {
-                    action: if changes.is_empty() {
-                        PlannedAction::Unchanged
-                    } else {
-                        PlannedAction::Update
+            let found = found.remove(&p.id);
+            async move {
+                let object_diff = match found {
+                    None => missing(p.body),
+                    Some(Found { live, changes }) if changes.is_empty() => ObjectDiff {
+                        action: PlannedAction::Unchanged,
+                        live: Some(live),
+                        desired: p.body,
+                        changes,
                     },
-                    live: Some(live),
-                    desired: p.body,
-                    changes,
-                },
-            };
-            (p.id, object_diff)
+                    Some(Found { live, changes }) => {
+                        confirm(client, &p, live, changes, retry).await
+                    }
+                };
+                (p.id, object_diff)
+            }
         })
-        .collect();
+        .buffered(CONFIRM_CONCURRENCY)
+        .collect()
+        .await;
+    let mut compared = compared;
     compared.extend(objects);
     Ok(EnvironmentDiff {
         objects: compared,
         prune: Vec::new(),
     })
+}
+
+/// The changes a deploy would make to an object the local comparison found changed: a dry-run
+/// apply (with `force`, as a deploy applies) compared with the live object. If the dry run
+/// fails (refused, or the apply itself would fail), the local comparison is what is known.
+async fn confirm(
+    client: &Client,
+    prepared: &Prepared,
+    live: Value,
+    changes: Vec<diff::FieldChange>,
+    retry: &RetryPolicy,
+) -> ObjectDiff {
+    match diff::diff_object(client, prepared, true, retry).await {
+        Ok(object_diff) if object_diff.live.is_some() => object_diff,
+        Ok(_) => missing(prepared.body.clone()),
+        Err(error) => {
+            tracing::debug!(%error, object = %prepared.id, "dry run refused: drift keeps the local comparison");
+            ObjectDiff {
+                action: PlannedAction::Update,
+                live: Some(live),
+                desired: prepared.body.clone(),
+                changes,
+            }
+        }
+    }
 }
 
 fn missing(desired: Value) -> ObjectDiff {

@@ -26,6 +26,7 @@ pub mod diff;
 pub mod discovery;
 mod error;
 pub mod events;
+pub mod fields;
 pub mod health;
 pub mod inventory;
 pub mod live;

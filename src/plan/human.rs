@@ -168,7 +168,7 @@ fn write_terraform(out: &mut String, plan: &Plan, terraform: &TerraformPart, col
             paint(color, s, symbol),
             resource.address
         );
-        write_attributes(out, &resource.attributes);
+        write_attributes(out, &resource.attributes, color);
     }
     if !terraform.outputs.is_empty() {
         let _ = writeln!(out, "  Outputs:");
@@ -193,16 +193,17 @@ fn write_terraform(out: &mut String, plan: &Plan, terraform: &TerraformPart, col
     }
 }
 
-/// A Terraform resource's changed attributes, one `path: before -> after` line each.
-fn write_attributes(out: &mut String, attributes: &[FieldChange]) {
+/// Changed fields, one [`FieldChange::line`] each, marked `+`, `-` or `~`: the same lines for a
+/// plan, a diff, a drift report and Terraform's attributes.
+fn write_attributes(out: &mut String, attributes: &[FieldChange], color: bool) {
     for field in attributes {
-        let _ = writeln!(
-            out,
-            "      {}: {} -> {}",
-            field.path,
-            field.before.as_deref().unwrap_or("(none)"),
-            field.after.as_deref().unwrap_or("(none)")
-        );
+        let symbol = field.symbol();
+        let s = match symbol {
+            "+" => style::ADD,
+            "-" => style::REMOVE,
+            _ => style::CHANGE,
+        };
+        let _ = writeln!(out, "      {} {}", paint(color, s, symbol), field.line());
     }
 }
 
@@ -236,7 +237,9 @@ fn write_kubernetes(out: &mut String, plan: &Plan, kubernetes: &KubernetesPart, 
             paint(color, s, symbol),
             object.object
         );
-        if let Some(diff) = &object.diff {
+        if !object.fields.is_empty() {
+            write_attributes(out, &object.fields, color);
+        } else if let Some(diff) = &object.diff {
             out.push_str(&indent(&color_diff(diff, color), "      "));
         }
     }
@@ -290,7 +293,7 @@ pub fn render_drift(report: &DriftReport, color: bool) -> String {
             paint(color, s, symbol),
             resource.address
         );
-        write_attributes(&mut out, &resource.attributes);
+        write_attributes(&mut out, &resource.attributes, color);
     }
     let ignored = if report.ignored > 0 {
         format!(" ({} difference(s) ignored by rules)", report.ignored)
@@ -328,20 +331,7 @@ fn write_object_drift(out: &mut String, object: &ObjectDrift, color: bool) {
                 paint(color, style::CHANGE, "~"),
                 object.object
             );
-            for field in &object.fields {
-                let manager = field
-                    .manager
-                    .as_deref()
-                    .map(|m| format!(" (changed by {m})"))
-                    .unwrap_or_default();
-                let _ = writeln!(
-                    out,
-                    "      {}: live {}, git {}{manager}",
-                    field.path,
-                    field.live.as_deref().unwrap_or("(absent)"),
-                    field.git.as_deref().unwrap_or("(absent)")
-                );
-            }
+            write_attributes(out, &object.fields, color);
         }
     }
 }
@@ -415,7 +405,7 @@ mod tests {
         assert!(text.contains("+ build backend"), "{text}");
         assert!(text.contains("~ terraform_data.database"), "{text}");
         assert!(text.contains("~ Deployment blog/blog-backend"), "{text}");
-        assert!(text.contains("-  replicas: 10"), "{text}");
+        assert!(text.contains("~ spec.replicas: 10 -> 3"), "{text}");
         assert!(text.contains("Plan: images 1 to build; terraform 0 to add, 1 to change, 0 to destroy; kubernetes 0 to add, 1 to change, 0 to destroy."), "{text}");
         assert!(!text.contains('\u{1b}'), "no escapes without color");
         assert!(render_plan(&sample(), true).contains('\u{1b}'));

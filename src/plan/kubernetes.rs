@@ -17,8 +17,8 @@ use crate::kube::diff::{self, EnvironmentDiff, ObjectDiff, PlannedAction};
 use crate::kube::inventory::InventoryEntry;
 use crate::model::{ObjectId, is_secret};
 use crate::plan::{
-    DriftKind, FieldChange, FieldDrift, KubernetesPart, ObjectAction, ObjectChange, ObjectDrift,
-    ObjectRef, REDACTED, unified_diff,
+    DriftKind, FieldChange, KubernetesPart, ObjectAction, ObjectChange, ObjectDrift, ObjectRef,
+    REDACTED, unified_diff,
 };
 use crate::render::Redactor;
 use crate::repo::config::IgnoreRule;
@@ -63,17 +63,7 @@ pub fn object_change(
     let fields: Vec<FieldChange> = object_diff
         .changes
         .iter()
-        .map(|change| FieldChange {
-            path: change.path.clone(),
-            before: change
-                .live
-                .as_ref()
-                .map(|v| show_value(secret, &change.path, v, redactor)),
-            after: change
-                .desired
-                .as_ref()
-                .map(|v| show_value(secret, &change.path, v, redactor)),
-        })
+        .map(|change| describe(change, secret, None, redactor))
         .collect();
     let diff = match object_diff.action {
         PlannedAction::Unchanged => None,
@@ -82,10 +72,7 @@ pub fn object_change(
             let text = without_status_noise(&shown);
             Some(unified_diff("", &text, "live", "git"))
         }
-        PlannedAction::Update | PlannedAction::Replace => {
-            let (before, after) = field_texts(&fields);
-            Some(unified_diff(&before, &after, "live", "git"))
-        }
+        PlannedAction::Update | PlannedAction::Replace => Some(field_lines(&fields)),
     };
     ObjectChange {
         object,
@@ -140,13 +127,8 @@ pub fn drift(
                     let manager = object_diff
                         .live
                         .as_ref()
-                        .map(|live| diff::managers_of(live, &change.path))
-                        .unwrap_or_default()
-                        .into_iter()
-                        // Only gitship owning the field means Git changed since the last
-                        // deploy: no one else to name.
-                        .find(|m| m != crate::model::FIELD_MANAGER);
-                    let pointer = json_pointer(&change.path);
+                        .and_then(|live| manager_of(live, change));
+                    let pointer = change.path.pointer();
                     if rules.iter().any(|rule| {
                         rule_matches_object(rule, id)
                             && rule_matches_field(rule, &pointer, manager.as_deref())
@@ -154,18 +136,7 @@ pub fn drift(
                         ignored += 1;
                         continue;
                     }
-                    fields.push(FieldDrift {
-                        path: change.path.clone(),
-                        live: change
-                            .live
-                            .as_ref()
-                            .map(|v| show_value(secret, &change.path, v, redactor)),
-                        git: change
-                            .desired
-                            .as_ref()
-                            .map(|v| show_value(secret, &change.path, v, redactor)),
-                        manager,
-                    });
+                    fields.push(describe(change, secret, manager, redactor));
                 }
                 if !fields.is_empty() {
                     drifted.push(ObjectDrift {
@@ -207,52 +178,61 @@ fn rule_matches_field(rule: &IgnoreRule, pointer: &str, manager: Option<&str>) -
     pointer_matches && manager_matches
 }
 
-/// A dotted path (`spec.template.spec.containers[0].image`) as a JSON pointer
-/// (`/spec/template/spec/containers/0/image`).
-pub fn json_pointer(path: &str) -> String {
-    let mut pointer = String::new();
-    for segment in path.split('.') {
-        let mut parts = segment.split('[');
-        if let Some(key) = parts.next() {
-            pointer.push('/');
-            pointer.push_str(&key.replace('~', "~0").replace('/', "~1"));
+/// The one description of a changed field that `plan`, `diff` and `drift` all print: its path,
+/// its values shown safely, and who changed it. A Secret's data (and its last-applied
+/// annotation) is never shown, only the fact that it changes (`sensitive`); every other value
+/// is shown as a string or compact JSON with the sensitive values the [`Redactor`] knows
+/// scrubbed.
+pub fn describe(
+    change: &diff::FieldChange,
+    secret: bool,
+    manager: Option<String>,
+    redactor: &Redactor,
+) -> FieldChange {
+    let path = change.path.to_string();
+    let sensitive = secret
+        && (path.starts_with("data")
+            || path.starts_with("stringData")
+            || path.contains("last-applied-configuration"));
+    let show = |value: &Value| {
+        if sensitive {
+            return REDACTED.to_string();
         }
-        for index in parts {
-            pointer.push('/');
-            pointer.push_str(index.trim_end_matches(']'));
-        }
-    }
-    pointer
-}
-
-/// How a value is shown: Secret data masked, strings as they are, everything else as compact
-/// JSON, sensitive values scrubbed.
-fn show_value(secret: bool, path: &str, value: &Value, redactor: &Redactor) -> String {
-    if secret && (path.starts_with("data") || path.starts_with("stringData")) {
-        return REDACTED.to_string();
-    }
-    if secret && path.contains("last-applied-configuration") {
-        return REDACTED.to_string();
-    }
-    let text = match value {
-        Value::String(text) => text.clone(),
-        other => other.to_string(),
+        let text = match value {
+            Value::String(text) => text.clone(),
+            other => other.to_string(),
+        };
+        redactor.redact_text(&text)
     };
-    redactor.redact_text(&text)
+    FieldChange {
+        before: change.live.as_ref().map(show),
+        after: change.desired.as_ref().map(show),
+        path,
+        sensitive,
+        manager,
+    }
 }
 
-fn field_texts(fields: &[FieldChange]) -> (String, String) {
-    let mut before = String::new();
-    let mut after = String::new();
-    for field in fields {
-        if let Some(value) = &field.before {
-            before.push_str(&format!("{}: {value}\n", field.path));
-        }
-        if let Some(value) = &field.after {
-            after.push_str(&format!("{}: {value}\n", field.path));
-        }
+/// Who changed a drifted field: a manager other than gitship that owns the live value, else
+/// (the value is gone, and with it its ownership) the last other manager that wrote the object.
+/// `None` when only gitship owns it: Git changed since the last deploy, no one else to name.
+fn manager_of(live: &Value, change: &diff::FieldChange) -> Option<String> {
+    let owners = diff::managers_of(live, &change.path);
+    if let Some(other) = owners.iter().find(|m| *m != crate::model::FIELD_MANAGER) {
+        return Some(other.clone());
     }
-    (before, after)
+    if owners.is_empty() || change.live.is_none() {
+        return crate::kube::fields::last_writer(live, crate::model::FIELD_MANAGER);
+    }
+    None
+}
+
+/// An update's fields as text, one `symbol line` each: what `diff` holds for an update.
+fn field_lines(fields: &[FieldChange]) -> String {
+    fields
+        .iter()
+        .map(|field| format!("{} {}\n", field.symbol(), field.line()))
+        .collect()
 }
 
 fn without_status_noise(object: &Value) -> String {
@@ -370,11 +350,9 @@ mod tests {
         assert_eq!(drifted.len(), 1);
         assert_eq!(
             drifted[0].fields,
-            vec![FieldDrift {
-                path: "spec.replicas".into(),
-                live: Some("10".into()),
-                git: Some("3".into()),
+            vec![FieldChange {
                 manager: Some("kubectl".into()),
+                ..FieldChange::new("spec.replicas", Some("10".into()), Some("3".into()))
             }]
         );
     }
@@ -459,6 +437,11 @@ mod tests {
             "{text}"
         );
         assert!(text.contains(REDACTED));
+        // Never the value, always the fact.
+        assert_eq!(
+            change.fields[0].line(),
+            "data.password: <sensitive> (changed)"
+        );
         let created = ObjectDiff {
             action: PlannedAction::Create,
             live: None,
@@ -476,18 +459,6 @@ mod tests {
         assert!(
             !text.contains("b2xk") && !text.contains("aHVudGVy"),
             "{text}"
-        );
-    }
-
-    #[test]
-    fn dotted_paths_become_json_pointers() {
-        assert_eq!(
-            json_pointer("spec.template.spec.containers[0].image"),
-            "/spec/template/spec/containers/0/image"
-        );
-        assert_eq!(
-            json_pointer("metadata.annotations.a/b"),
-            "/metadata/annotations/a~1b"
         );
     }
 }

@@ -7,8 +7,8 @@
 use std::fmt::Write;
 
 use super::{
-    Counts, DriftKind, DriftReport, ImageAction, KubernetesPart, ObjectAction, ObjectDrift,
-    OutputAction, Plan, ResourceAction, ResourceChange, TerraformPart,
+    Counts, DriftKind, DriftReport, FieldChange, ImageAction, KubernetesPart, ObjectAction,
+    ObjectDrift, OutputAction, Plan, ResourceAction, ResourceChange, TerraformPart,
 };
 
 /// The default size budget, in characters.
@@ -183,7 +183,9 @@ fn kubernetes_section(plan: &Plan, kubernetes: &KubernetesPart) -> Section {
                 ObjectAction::Unchanged => ("=", ""),
             };
             let mut entry = format!("{symbol} {}{label}\n", object.object);
-            if let Some(diff) = &object.diff {
+            if !object.fields.is_empty() {
+                push_fields(&mut entry, &object.fields);
+            } else if let Some(diff) = &object.diff {
                 entry.push_str(diff);
                 if !diff.ends_with('\n') {
                     entry.push('\n');
@@ -266,54 +268,25 @@ fn object_drift_entry(object: &ObjectDrift) -> String {
         ),
         DriftKind::Modified => {
             let mut entry = format!("~ {}\n", object.object);
-            for field in &object.fields {
-                let manager = field
-                    .manager
-                    .as_deref()
-                    .map(|m| format!("  # changed by {m}"))
-                    .unwrap_or_default();
-                push_field_lines(
-                    &mut entry,
-                    &field.path,
-                    ": ",
-                    field.live.as_deref().unwrap_or("(absent)"),
-                    field.git.as_deref().unwrap_or("(absent)"),
-                    &manager,
-                );
-            }
+            push_fields(&mut entry, &object.fields);
             entry
         }
     }
 }
 
-/// A drifted resource with each attribute's state value (`-`) and configured value (`+`).
+/// A drifted resource with each attribute's state value and configured value.
 fn resource_drift_entry(resource: &ResourceChange) -> String {
     let mut entry = format!("~ {}\n", resource.address);
-    for field in &resource.attributes {
-        push_field_lines(
-            &mut entry,
-            &field.path,
-            " = ",
-            field.before.as_deref().unwrap_or("(none)"),
-            field.after.as_deref().unwrap_or("(none)"),
-            "",
-        );
-    }
+    push_fields(&mut entry, &resource.attributes);
     entry
 }
 
-/// A drifted field as a pair of `diff` lines: `-   <path><separator><old><note>`, then
-/// `+   <path><separator><new>`.
-fn push_field_lines(
-    entry: &mut String,
-    path: &str,
-    separator: &str,
-    old: &str,
-    new: &str,
-    note: &str,
-) {
-    let _ = writeln!(entry, "-   {path}{separator}{old}{note}");
-    let _ = writeln!(entry, "+   {path}{separator}{new}");
+/// Changed fields inside a `diff` block, one `<symbol>   <line>` each ([`FieldChange::line`],
+/// the line the terminal shows too).
+fn push_fields(entry: &mut String, fields: &[FieldChange]) {
+    for field in fields {
+        let _ = writeln!(entry, "{}   {}", field.symbol(), field.line());
+    }
 }
 
 struct Section {
@@ -406,7 +379,7 @@ mod tests {
             text.matches("</details>").count()
         );
         assert_eq!(text.matches("```").count() % 2, 0);
-        assert!(text.contains("-  replicas: 10"), "{text}");
+        assert!(text.contains("~   spec.replicas: 10 -> 3"), "{text}");
     }
 
     #[test]

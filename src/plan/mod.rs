@@ -18,8 +18,9 @@ pub mod terraform;
 
 use serde::{Deserialize, Serialize};
 
-/// Version of the JSON schema of [`Plan`] and [`DriftReport`].
-pub const FORMAT_VERSION: u32 = 1;
+/// Version of the JSON schema of [`Plan`] and [`DriftReport`]. 2: drift fields are plan fields
+/// (`before`/`after`, was `live`/`git`), with `sensitive` and `manager`.
+pub const FORMAT_VERSION: u32 = 2;
 
 pub use crate::model::{KNOWN_AFTER_APPLY, REDACTED};
 
@@ -198,8 +199,12 @@ pub enum ObjectAction {
     Unchanged,
 }
 
-/// One changed field: a dotted path with the live and desired values (rendered as YAML-ish
-/// scalars or compact JSON, redacted where sensitive).
+/// One changed field, as `plan`, `diff` and `drift` all show it: the path (list items by key,
+/// `spec.template.spec.containers[name=app].image`), the live value (`before`) and the value a
+/// deploy sets (`after`), rendered as scalars or compact JSON and redacted; `None` means absent.
+/// A sensitive value (a Secret's data) is never shown: both sides read `<sensitive>` and
+/// `sensitive` is set, so the fact that it changes is. `manager` names the field manager that
+/// changed the live value, where one other than gitship did (drift).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FieldChange {
     pub path: String,
@@ -207,6 +212,57 @@ pub struct FieldChange {
     pub before: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub after: Option<String>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub sensitive: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub manager: Option<String>,
+}
+
+impl FieldChange {
+    /// A change without a manager, of a value that is not sensitive.
+    pub fn new(path: impl Into<String>, before: Option<String>, after: Option<String>) -> Self {
+        FieldChange {
+            path: path.into(),
+            before,
+            after,
+            sensitive: false,
+            manager: None,
+        }
+    }
+
+    /// `+` for a field a deploy adds, `-` for one it removes, `~` for one it changes.
+    pub fn symbol(&self) -> &'static str {
+        match (&self.before, &self.after) {
+            (None, Some(_)) => "+",
+            (Some(_), None) => "-",
+            _ => "~",
+        }
+    }
+
+    /// The one line every renderer prints for the field:
+    /// `spec.replicas: 10 -> 3 (changed by kubectl)`, `data.password: <sensitive> (changed)`,
+    /// `spec.template.spec.containers[name=app].env[name=MODE]: (absent) -> "debug"`.
+    pub fn line(&self) -> String {
+        let body = if self.sensitive {
+            let fact = match self.symbol() {
+                "+" => "added",
+                "-" => "removed",
+                _ => "changed",
+            };
+            format!("{}: {REDACTED} ({fact})", self.path)
+        } else {
+            format!(
+                "{}: {} -> {}",
+                self.path,
+                self.before.as_deref().unwrap_or("(absent)"),
+                self.after.as_deref().unwrap_or("(absent)")
+            )
+        };
+        match &self.manager {
+            Some(manager) => format!("{body} (changed by {manager})"),
+            None => body,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -323,24 +379,13 @@ pub enum DriftKind {
     Deleted,
 }
 
-/// One drifted field: the live value, Git's value, and who changed it (from managedFields).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct FieldDrift {
-    pub path: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub live: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub git: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub manager: Option<String>,
-}
-
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ObjectDrift {
     pub object: ObjectRef,
     pub kind: DriftKind,
+    /// What a deploy would change, with the manager that changed each live value.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub fields: Vec<FieldDrift>,
+    pub fields: Vec<FieldChange>,
 }
 
 /// What `gitship drift` found.
@@ -422,11 +467,11 @@ mod tests {
                 address: "terraform_data.database".into(),
                 action: ResourceAction::Update,
                 replace_reasons: vec![],
-                attributes: vec![FieldChange {
-                    path: "input.size".into(),
-                    before: Some("small".into()),
-                    after: Some("large".into()),
-                }],
+                attributes: vec![FieldChange::new(
+                    "input.size",
+                    Some("small".into()),
+                    Some("large".into()),
+                )],
             }],
             outputs: vec![],
         });
@@ -440,11 +485,11 @@ mod tests {
                 },
                 action: ObjectAction::Update,
                 source: Some("infrastructure/kubernetes/backend.yaml:1".into()),
-                fields: vec![FieldChange {
-                    path: "spec.replicas".into(),
-                    before: Some("10".into()),
-                    after: Some("3".into()),
-                }],
+                fields: vec![FieldChange::new(
+                    "spec.replicas",
+                    Some("10".into()),
+                    Some("3".into()),
+                )],
                 diff: Some(unified_diff(
                     "spec:\n  replicas: 10\n",
                     "spec:\n  replicas: 3\n",
@@ -480,7 +525,7 @@ mod tests {
         let text = serde_json::to_string(&plan).unwrap();
         let back: Plan = serde_json::from_str(&text).unwrap();
         assert_eq!(back, plan);
-        assert!(text.contains("\"format_version\":1"));
+        assert!(text.contains("\"format_version\":2"));
     }
 
     #[test]

@@ -48,10 +48,12 @@ pub fn resource_change(change: &terraform::ResourceChange) -> Option<ResourceCha
         attributes: change
             .attributes
             .iter()
-            .map(|attribute| FieldChange {
-                path: attribute.name.clone(),
-                before: attribute.before.as_ref().map(render_value),
-                after: attribute.after.as_ref().map(render_value),
+            .map(|attribute| {
+                FieldChange::new(
+                    attribute.name.clone(),
+                    attribute.before.as_ref().map(render_value),
+                    attribute.after.as_ref().map(render_value),
+                )
             })
             .collect(),
     })

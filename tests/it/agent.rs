@@ -530,11 +530,11 @@ fn the_agent_heals_scaled_edited_and_deleted_objects_and_records_each_heal() {
         "{healed}"
     );
     assert!(
-        healed.contains("spec.replicas: 10, Git 2, changed by `kubectl`"),
+        healed.contains("spec.replicas: 10 -> 2 (changed by kubectl)"),
         "{healed}"
     );
     assert!(
-        healed.contains("env[0].value: debug, Git info, changed by `kubectl-set`"),
+        healed.contains("env[name=LOG_LEVEL].value: debug -> info (changed by kubectl-set)"),
         "{healed}"
     );
     assert_eq!(history().last().expect("first record")["source"], "agent");
@@ -582,6 +582,84 @@ fn the_agent_heals_scaled_edited_and_deleted_objects_and_records_each_heal() {
     let others: Vec<&String> = writes.iter().filter(|w| **w != lease).collect();
     assert!(others.is_empty(), "no-op heals wrote {others:#?}");
     assert_eq!(agent.status()["lastHeal"], status["lastHeal"]);
+}
+
+/// A mesh injector and a policy engine add a sidecar, an env var and a port to lists Git
+/// declares, and change nothing gitship owns: `drift` exits 0 and the agent writes nothing but
+/// its Lease. `kubectl scale` and an edited value gitship owns are still drift, by field and
+/// manager, and healed.
+#[test]
+fn items_other_managers_add_are_not_drift_and_the_agent_writes_nothing() {
+    if !require_tool("kubectl", "help") {
+        return;
+    }
+    let sim = Sim::counting();
+    let (repo, bare) = source_repo(&sim);
+    let agent = Agent::start(&sim, bare.path(), &[]);
+    agent.wait_first_sync(&sim);
+    let ns = sim.ns();
+    sim.kubectl(&[
+        "patch", "deployment/web", "-n", ns, "--field-manager=istio-injector", "-p",
+        r#"{"spec":{"template":{"spec":{"containers":[{"name":"istio-proxy","image":"proxy:1"},{"name":"web","ports":[{"containerPort":15090}]}]}}}}"#,
+    ]);
+    sim.kubectl(&[
+        "patch", "deployment/web", "-n", ns, "--field-manager=kyverno", "-p",
+        r#"{"spec":{"template":{"spec":{"containers":[{"name":"web","env":[{"name":"POLICY","value":"on"}]}]}}}}"#,
+    ]);
+    let drift = repo.gitship(&["drift", "staging"]);
+    assert_eq!(drift.code, 0, "{}", drift.all());
+    let mark = sim.mark();
+    // Three heal intervals.
+    std::thread::sleep(Duration::from_millis(3500));
+    let writes = sim.writes_since(mark);
+    let lease =
+        format!("PUT /apis/coordination.k8s.io/v1/namespaces/{ns}/leases/gitship-staging.agent");
+    let others: Vec<&String> = writes.iter().filter(|w| **w != lease).collect();
+    assert!(others.is_empty(), "the agent wrote {others:#?}");
+
+    sim.kubectl(&["scale", "deployment/web", "-n", ns, "--replicas=5"]);
+    sim.kubectl(&[
+        "set",
+        "env",
+        "deployment/web",
+        "-n",
+        ns,
+        "-c",
+        "web",
+        "LOG_LEVEL=debug",
+    ]);
+    let drift = repo.gitship(&["drift", "staging"]);
+    assert_eq!(drift.code, 2, "{}", drift.all());
+    for line in [
+        "spec.replicas: 5 -> 2 (changed by kubectl",
+        "spec.template.spec.containers[name=web].env[name=LOG_LEVEL].value: debug -> info (changed by kubectl-set)",
+    ] {
+        assert!(
+            drift.stdout.contains(line),
+            "no `{line}` in\n{}",
+            drift.stdout
+        );
+    }
+    assert!(!drift.stdout.contains("istio-proxy"), "{}", drift.stdout);
+    eventually("the drift is healed", Duration::from_secs(20), || {
+        repo.gitship(&["drift", "staging"]).code == 0
+    });
+    // The sidecar stays: it is not gitship's.
+    let containers = sim.get(&[
+        "get",
+        "deployment",
+        "web",
+        "-n",
+        ns,
+        "-o",
+        "jsonpath={.spec.template.spec.containers[*].name}",
+    ]);
+    assert!(
+        containers
+            .as_deref()
+            .is_some_and(|c| c.contains("istio-proxy")),
+        "{containers:?}"
+    );
 }
 
 #[test]

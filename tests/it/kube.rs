@@ -1289,10 +1289,10 @@ async fn the_diff_primitives_see_no_false_drift_and_name_the_changed_field() {
     assert_eq!(id.to_string(), cluster.id("Deployment", "blog-backend"));
     assert_eq!(diff.action, PlannedAction::Update);
     assert_eq!(diff.changes.len(), 1, "{:?}", diff.changes);
-    assert_eq!(diff.changes[0].path, "spec.replicas");
+    assert_eq!(diff.changes[0].path.to_string(), "spec.replicas");
     assert_eq!(diff.changes[0].live, Some(json!(10)));
     assert_eq!(diff.changes[0].desired, Some(json!(3)));
-    let managers = managers_of(diff.live.as_ref().unwrap(), "spec.replicas");
+    let managers = managers_of(diff.live.as_ref().unwrap(), &diff.changes[0].path);
     assert!(
         managers.iter().any(|m| m.starts_with("kubectl")),
         "{managers:?}"
@@ -2052,10 +2052,10 @@ async fn drift_reads_live_objects_in_pages_and_keeps_only_what_it_needs() {
     assert_eq!(changed.len(), 1, "{changed:?}");
     let (id, diff) = changed[0];
     assert_eq!(id.to_string(), cluster.id("ConfigMap", "cm-230"));
-    assert_eq!(diff.changes[0].path, "data.n");
+    assert_eq!(diff.changes[0].path.to_string(), "data.n");
     let live = diff.live.as_ref().expect("live object");
     assert_eq!(
-        managers_of(live, "data.n"),
+        managers_of(live, &diff.changes[0].path),
         vec!["someone-else".to_string()]
     );
     for (_, unchanged) in drift

@@ -10,6 +10,7 @@ mod bad_input;
 mod build;
 mod ci;
 mod cli;
+mod drift_rule;
 mod foundation;
 mod history;
 mod kube;

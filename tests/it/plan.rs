@@ -192,8 +192,8 @@ async fn kubectl_scale_is_drift_until_the_next_deploy_and_stale_plans_are_refuse
         assert_eq!(drifted.fields.len(), 1, "{drifted:#?}");
         let field = &drifted.fields[0];
         assert_eq!(field.path, "spec.replicas");
-        assert_eq!(field.live.as_deref(), Some("10"));
-        assert_eq!(field.git.as_deref(), Some("3"));
+        assert_eq!(field.before.as_deref(), Some("10"));
+        assert_eq!(field.after.as_deref(), Some("3"));
         assert_eq!(field.manager.as_deref(), Some("kubectl"), "{field:#?}");
         let human = repo.gitship(&["drift", "production"]);
         assert_eq!(human.code, 2);
@@ -378,7 +378,7 @@ fn a_value_and_a_terraform_var_give_one_update_per_layer() {
     assert_eq!(report.terraform[0].address, "terraform_data.database");
     assert_eq!(report.kubernetes.len(), 1, "{report:#?}");
     assert_eq!(report.kubernetes[0].fields[0].path, "spec.replicas");
-    assert_eq!(report.kubernetes[0].fields[0].git.as_deref(), Some("4"));
+    assert_eq!(report.kubernetes[0].fields[0].after.as_deref(), Some("4"));
 
     let drift_markdown = repo.gitship(&["-o", "markdown", "drift", "staging", "--sandbox"]);
     assert_eq!(drift_markdown.code, 2);
@@ -481,11 +481,11 @@ fn markdown_of_a_huge_change_is_balanced_and_bounded() {
             },
             action: ObjectAction::Update,
             source: Some(format!("infrastructure/kubernetes/many.yaml:{}", i * 6 + 1)),
-            fields: vec![gitship::plan::FieldChange {
-                path: "data.value".into(),
-                before: Some(format!("old-{i}")),
-                after: Some(format!("new-{i}")),
-            }],
+            fields: vec![gitship::plan::FieldChange::new(
+                "data.value",
+                Some(format!("old-{i}")),
+                Some(format!("new-{i}")),
+            )],
             diff: Some(gitship::plan::unified_diff(
                 &format!("data.value: old-{i}\n"),
                 &format!("data.value: new-{i}\n"),
@@ -748,8 +748,8 @@ fn a_failed_saved_plan_deploy_leaves_the_sandbox_as_it_was() {
         .flat_map(|object| &object.fields)
         .find(|field| field.path == "data.value")
         .unwrap_or_else(|| panic!("no drift of data.value: {report:#?}"));
-    assert_eq!(value.live.as_deref(), Some("a"), "{report:#?}");
-    assert_eq!(value.git.as_deref(), Some("b"), "{report:#?}");
+    assert_eq!(value.before.as_deref(), Some("a"), "{report:#?}");
+    assert_eq!(value.after.as_deref(), Some("b"), "{report:#?}");
 }
 
 /// One pipeline: `deploy --plan` whose image build fails gives the same error and hint as a plain
