@@ -1076,3 +1076,58 @@ data:
         "the deploy is seen in the record of writes"
     );
 }
+
+/// A changed Secret value is shown as a change, never as its value: `plan`, `diff` and `drift`
+/// print `data.password: <sensitive> (changed)` in every format.
+#[test]
+fn a_changed_secret_value_shows_as_changed_and_never_as_its_value() {
+    let repo = Repo {
+        dir: tempfile::tempdir().expect("temp"),
+        kubeconfig: None,
+    };
+    repo.write(".gitignore", ".gitship/\n");
+    repo.write("config/staging.yaml", "cluster:\n  namespace: web\n");
+    repo.write(
+        "infrastructure/kubernetes/db.yaml",
+        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: db\nstringData:\n  password: old-hunter2\n  user: blog\n",
+    );
+    repo.git(&["init", "-q"]);
+    repo.commit("secret");
+    repo.deploy("staging", &["--sandbox"]);
+    repo.edit(
+        "infrastructure/kubernetes/db.yaml",
+        "password: old-hunter2",
+        "password: new-hunter3",
+    );
+    repo.commit("rotate");
+    let (code, plan) = repo.plan_json(&["staging", "--sandbox", "--exit-code"]);
+    assert_eq!(code, 2);
+    let updates = changed(&plan);
+    assert_eq!(updates.len(), 1, "{updates:#?}");
+    let fields = &updates[0].fields;
+    assert_eq!(fields.len(), 1, "{fields:#?}");
+    assert_eq!(fields[0].path, "data.password");
+    assert!(fields[0].sensitive, "{fields:#?}");
+    assert_eq!(fields[0].line(), "data.password: <sensitive> (changed)");
+    for args in [
+        &["plan", "staging", "--sandbox"][..],
+        &["-o", "markdown", "plan", "staging", "--sandbox"],
+        &["diff", "staging", "--sandbox"],
+        &["drift", "staging", "--sandbox"],
+        &["-o", "markdown", "drift", "staging", "--sandbox"],
+    ] {
+        let run = repo.gitship(args);
+        assert!(
+            run.stdout.contains("data.password: <sensitive> (changed)"),
+            "{args:?}:\n{}",
+            run.all()
+        );
+        for value in ["hunter", "aHVudGVy", "bmV3LWh1bnRlcjM", "b2xkLWh1bnRlcjI"] {
+            assert!(
+                !run.all().contains(value),
+                "{args:?} shows {value}:\n{}",
+                run.all()
+            );
+        }
+    }
+}
