@@ -77,7 +77,8 @@
 //!   FieldManagerConflict, the field (`.spec.replicas`) and the manager, and the message kubectl
 //!   prints; `force=true` takes ownership. PUT, patches and the `scale`/`status` subresources
 //!   are Update operations that take ownership of what they change (`kubectl scale` shows up as
-//!   manager `kubectl`, subresource `scale`, owning `spec.replicas`). Without `fieldManager` an
+//!   manager `kubectl`, subresource `scale`, owning `spec.replicas`; a scale to 0 leaves no owner
+//!   of it, since the Scale omits a zero, as a real server records it). Without `fieldManager` an
 //!   Update's manager is the user agent's program name, as on a real server.
 //! - **Validation** for built-in kinds, from the same schema: fields the schema does not declare
 //!   are dropped (as decoding into the API types does), or rejected when

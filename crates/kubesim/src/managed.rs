@@ -267,13 +267,20 @@ pub fn track_update(old: Option<&Value>, new: &mut Value, manager: &str, scope: 
     let api_version = new["apiVersion"].as_str().unwrap_or("").to_string();
     let node = Node::root(&api_version, new["kind"].as_str().unwrap_or(""));
     let mut entries = read_entries(old);
-    let changed = scope.filter(fields::changed_fields(old, new, node));
-    let removed = match old {
+    let mut changed = scope.filter(fields::changed_fields(old, new, node));
+    let mut removed = match old {
         Some(old) => scope
             .filter(fields::fields_of(old, node))
             .difference(&scope.filter(fields::fields_of(new, node))),
         None => FieldSet::default(),
     };
+    // The Scale's `spec.replicas` is omitted when 0, so a real server computes the scale to 0
+    // as the field's removal: every manager loses it and the scaler gets no entry.
+    let replicas = |object: &Value| object["spec"]["replicas"].as_i64().unwrap_or(0);
+    if scope == Scope::Scale && replicas(new) == 0 && old.is_some_and(|old| replicas(old) != 0) {
+        removed = changed.union(&removed);
+        changed = FieldSet::default();
+    }
     if changed.is_empty() && removed.is_empty() {
         write_entries(new, &entries);
         return;
@@ -398,5 +405,23 @@ mod tests {
             reapplied["spec"]["replicas"], 10,
             "replicas is owned by kubectl now"
         );
+    }
+
+    #[test]
+    fn a_scale_to_zero_leaves_no_owner_of_replicas() {
+        let created = apply(
+            None,
+            &deployment(2, "a"),
+            "gitship",
+            false,
+            Scope::Main { has_status: true },
+        )
+        .unwrap_or_default();
+        let mut scaled = created.clone();
+        scaled["spec"]["replicas"] = json!(0);
+        track_update(Some(&created), &mut scaled, "kubectl", Scope::Scale);
+        let text = scaled["metadata"]["managedFields"].to_string();
+        assert!(!text.contains("f:replicas"), "{text}");
+        assert!(!text.contains("kubectl"), "{text}");
     }
 }
