@@ -715,26 +715,21 @@ fn removed(path: &FieldPath, live: &Value, trees: Trees<'_>, out: &mut Vec<Field
     match live {
         Value::Object(map) => removed_fields(path, map, &Map::new(), trees, out),
         Value::Array(items) => {
-            for (entry, _) in children.iter() {
-                let step = if let Some(Value::Object(fields)) = parse_entry(entry, "k:") {
-                    let key: Vec<(String, Value)> = fields.into_iter().collect();
-                    let Some(index) = items.iter().position(|item| same_key(&key, item)) else {
-                        continue;
-                    };
-                    Step::Item { key, index }
-                } else if let Some(value) = parse_entry(entry, "v:") {
-                    let Some(index) = items.iter().position(|item| item == &value) else {
-                        continue;
-                    };
-                    Step::Member { value, index }
-                } else {
-                    continue;
+            for entry in children.keys() {
+                let found = match parse_entry(entry, "k:") {
+                    Some(Value::Object(fields)) => {
+                        let key: Vec<(String, Value)> = fields.into_iter().collect();
+                        let index = items.iter().position(|item| same_key(&key, item));
+                        index.map(|index| (Step::Item { key, index }, index))
+                    }
+                    _ => parse_entry(entry, "v:").and_then(|value| {
+                        let index = items.iter().position(|item| *item == value);
+                        index.map(|index| (Step::Member { value, index }, index))
+                    }),
                 };
-                let index = match &step {
-                    Step::Item { index, .. } | Step::Member { index, .. } => *index,
-                    _ => continue,
-                };
-                if let Some(item) = items.get(index) {
+                if let Some((step, index)) = found
+                    && let Some(item) = items.get(index)
+                {
                     removed(&path.child(step.clone()), item, trees.descend(&step), out);
                 }
             }
