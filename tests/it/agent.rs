@@ -475,9 +475,11 @@ fn the_agent_heals_scaled_edited_and_deleted_objects_and_records_each_heal() {
     let agent = Agent::start(&sim, bare.path(), &[]);
     agent.wait_first_sync(&sim);
     let ns = sim.ns();
+    // The last change last: a heal that records it saw the two before (healed then, or by an
+    // earlier heal that recorded them).
+    sim.kubectl(&["delete", "configmap", "site", "-n", ns]);
     sim.kubectl(&["scale", "deployment/web", "-n", ns, "--replicas=10"]);
     sim.kubectl(&["set", "env", "deployment/web", "-n", ns, "LOG_LEVEL=debug"]);
-    sim.kubectl(&["delete", "configmap", "site", "-n", ns]);
     let log_level = || {
         sim.get(&[
             "get",

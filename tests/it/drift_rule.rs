@@ -1052,10 +1052,6 @@ fn check_the_rule(kubeconfig: &Path, ns: &str) {
     );
     repo.git(&["init", "-q"]);
     repo.commit("cases");
-    repo.ok(&["deploy", "production", "--timeout", "300s"]);
-    let (code, report) = repo.drift_json(&["production"]);
-    assert_eq!(code, 0, "fresh deploy drifts: {report:#?}");
-
     let dir = tempfile::tempdir().expect("temp");
     std::fs::write(dir.path().join("editor.py"), EDITOR).expect("editor");
     let kubectl = Kubectl {
@@ -1063,6 +1059,14 @@ fn check_the_rule(kubeconfig: &Path, ns: &str) {
         namespace: ns.to_string(),
         dir: dir.path().to_path_buf(),
     };
+    let _release = ReleaseFinalizers {
+        kubectl: &kubectl,
+        cases: &cases,
+    };
+    repo.ok(&["deploy", "production", "--timeout", "300s"]);
+    let (code, report) = repo.drift_json(&["production"]);
+    assert_eq!(code, 0, "fresh deploy drifts: {report:#?}");
+
     let mut problems = Vec::new();
     for case in &cases {
         match (kubectl.mutate(case), case.expect) {
@@ -1158,19 +1162,33 @@ fn check_the_rule(kubeconfig: &Path, ns: &str) {
     assert_eq!(code, 0, "{report:#?}");
     let left = oracle(&repo, &kubectl);
     assert!(left.is_empty(), "after the deploy: {left:#?}");
+}
 
-    // Let the namespace go: no finalizer of ours is left behind.
-    for case in cases.iter() {
-        let _ = kubectl.run(
-            &[
-                "patch".into(),
-                resource(case),
-                "--type".into(),
-                "merge".into(),
-                "-p".into(),
-                r#"{"metadata":{"finalizers":null}}"#.into(),
-            ],
-            None,
-        );
+/// Removes the test's finalizers when dropped, even after a failed assertion, so the namespace
+/// can go (on the real server a finalizer left behind keeps it terminating for good).
+struct ReleaseFinalizers<'a> {
+    kubectl: &'a Kubectl,
+    cases: &'a [Case],
+}
+
+impl Drop for ReleaseFinalizers<'_> {
+    fn drop(&mut self) {
+        let held = self
+            .cases
+            .iter()
+            .filter(|case| case.held || case.what.contains("finalizer"));
+        for case in held {
+            let _ = self.kubectl.run(
+                &[
+                    "patch".into(),
+                    resource(case),
+                    "--type".into(),
+                    "merge".into(),
+                    "-p".into(),
+                    r#"{"metadata":{"finalizers":null}}"#.into(),
+                ],
+                None,
+            );
+        }
     }
 }
