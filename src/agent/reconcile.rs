@@ -363,6 +363,11 @@ impl Agent {
         self.options.build = session.config.agent.build;
         self.options.terraform = session.config.agent.terraform;
         self.options.self_heal = session.config.agent.self_heal;
+        if purpose_runs_terraform(&purpose, self.options.terraform)
+            && session.local_terraform_state()
+        {
+            return Err(local_state_refused(&self.options.env));
+        }
         let policy = self.policy(purpose);
         let settings = DeploySettings {
             cluster: ClusterSettings {
@@ -900,6 +905,24 @@ impl FlapTracker {
     fn is_flapping(&self, key: &str) -> bool {
         self.flapping.contains(key)
     }
+}
+
+/// Whether a deploy for `purpose` runs Terraform under `terraform` (a heal never does).
+fn purpose_runs_terraform(purpose: &Purpose, terraform: AgentTerraform) -> bool {
+    matches!(purpose, Purpose::Sync) && terraform != AgentTerraform::Off
+}
+
+/// The agent refuses Terraform when the state is local: it would live in the agent's checkout,
+/// which holds only what Git has, so a plan would see nothing deployed and an apply would create
+/// everything again (and a checkout could delete the state).
+fn local_state_refused(env: &str) -> anyhow::Error {
+    crate::diagnostics::UserError::new(
+        format!(
+            "environment `{env}`: the agent does not run Terraform with its local backend (`agent.terraform` is not `off` and `infrastructure/terraform` declares no backend): the state would live in the agent's own checkout, not where your deploys keep it, so the agent would plan against no state and an apply would create every resource again"
+        ),
+        "declare a remote backend in the `terraform` block (s3, gcs, azurerm, kubernetes, pg, http, or `cloud`), or set `agent.terraform: off` in the environment's config and apply Terraform from CI (`gitship deploy`)",
+    )
+    .into()
 }
 
 #[cfg(test)]

@@ -244,13 +244,28 @@ impl GitSource {
     }
 }
 
-/// gitship's own state in the clone (`.gitship/`: Terraform's data directory, the sandbox) is
-/// ignored through `.git/info/exclude`, so that it never makes the tree dirty (a dirty tree
-/// would change the content tags CI computed) and a checkout never deletes it.
+/// What a checkout must never delete or count as a change: gitship's own state (`.gitship/`:
+/// Terraform's data directory, the sandbox) and Terraform's local state, should a module keep
+/// it in the tree (the agent refuses Terraform with a local backend, but a state file found
+/// there is still never cleaned away). Ignored through `.git/info/exclude`, so that it never
+/// makes the tree dirty (a dirty tree would change the content tags CI computed) and
+/// `remove_untracked` never removes it.
+const KEPT_IN_CHECKOUT: [&str; 5] = [
+    ".gitship/",
+    "terraform.tfstate",
+    "terraform.tfstate.backup",
+    "terraform.tfstate.d/",
+    ".terraform/",
+];
+
 fn exclude_state(repository: &Repository) -> Result<()> {
     let file = repository.path().join("info").join("exclude");
     let text = std::fs::read_to_string(&file).unwrap_or_default();
-    if text.lines().any(|line| line.trim() == ".gitship/") {
+    let missing: Vec<&str> = KEPT_IN_CHECKOUT
+        .into_iter()
+        .filter(|pattern| !text.lines().any(|line| line.trim() == *pattern))
+        .collect();
+    if missing.is_empty() {
         return Ok(());
     }
     if let Some(dir) = file.parent() {
@@ -258,7 +273,10 @@ fn exclude_state(repository: &Repository) -> Result<()> {
     }
     std::fs::write(
         &file,
-        format!("{text}\n# gitship agent: its own state\n.gitship/\n"),
+        format!(
+            "{text}\n# gitship agent: its own state and Terraform's, never removed by a checkout\n{}\n",
+            missing.join("\n")
+        ),
     )
     .with_context(|| format!("cannot write `{}`", file.display()))?;
     Ok(())
@@ -434,6 +452,15 @@ mod tests {
         assert_eq!(std::fs::read_to_string(tree.join("a.txt")).unwrap(), "one");
         assert!(!tree.join("stray.txt").exists());
         assert!(tree.join(".gitship/terraform/state").exists());
+        assert!(!crate::git::is_dirty(&tree).unwrap());
+        // Terraform's local state is never cleaned away with a checkout.
+        let state = tree.join("infra/terraform.tfstate.d/staging/terraform.tfstate");
+        std::fs::create_dir_all(state.parent().unwrap()).unwrap();
+        std::fs::write(&state, "{}").unwrap();
+        std::fs::write(tree.join("infra/terraform.tfstate"), "{}").unwrap();
+        source.checkout(&second).unwrap();
+        assert!(state.exists());
+        assert!(tree.join("infra/terraform.tfstate").exists());
         assert!(!crate::git::is_dirty(&tree).unwrap());
         // Opening again reuses the clone.
         let again =

@@ -266,6 +266,18 @@ impl Session {
         )
     }
 
+    /// Whether the environment's Terraform root module keeps its state in local files (no
+    /// backend declared, or `backend "local"`); `false` without a Terraform layer.
+    pub fn local_terraform_state(&self) -> bool {
+        self.terraform_settings().is_some_and(|settings| {
+            let (info, _) = crate::terraform::static_check::inspect_module(
+                &settings.module_dir,
+                &settings.display_root,
+            );
+            info.local_state()
+        })
+    }
+
     /// The environment's Terraform driver, `None` without a Terraform layer.
     pub async fn terraform(&self) -> Result<Option<Terraform>> {
         let Some(settings) = self.terraform_settings() else {

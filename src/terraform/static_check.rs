@@ -30,6 +30,18 @@ pub struct ModuleInfo {
     /// The source text of everything that decides whether `init` must run again (`terraform`
     /// blocks, `module` sources and versions), in file order; hashed into the init fingerprint.
     pub init_inputs: Vec<String>,
+    /// The backend a `terraform` block declares (`backend "s3"`; `cloud` for a `cloud` block);
+    /// `None` is Terraform's default, the local backend.
+    pub backend: Option<String>,
+}
+
+impl ModuleInfo {
+    /// Whether the state lives in local files (no backend declared, or `backend "local"`).
+    pub fn local_state(&self) -> bool {
+        self.backend
+            .as_deref()
+            .is_none_or(|backend| backend == "local")
+    }
 }
 
 impl ModuleInfo {
@@ -163,6 +175,13 @@ fn read_hcl_file(text: &str, shown: &Path, info: &mut ModuleInfo) -> Result<(), 
                 info.outputs.insert(name, output);
             }
             ("terraform", _) => {
+                for inner in block.body.blocks() {
+                    match (inner.ident.as_str(), inner.labels.first()) {
+                        ("backend", Some(name)) => info.backend = Some(name.as_str().to_string()),
+                        ("cloud", _) => info.backend = Some("cloud".to_string()),
+                        _ => {}
+                    }
+                }
                 if let Some(span) = block.span() {
                     info.init_inputs
                         .push(text.get(span).unwrap_or_default().to_string());
@@ -217,6 +236,24 @@ fn read_json_file(text: &str, shown: &Path, info: &mut ModuleInfo) -> Result<(),
                 declared_at: at.clone(),
             };
             info.outputs.insert(name.clone(), output);
+        }
+    }
+    // `"terraform": {"backend": {"s3": {}}}`, or a list of such objects.
+    let terraform_blocks = match document.get("terraform") {
+        Some(serde_json::Value::Array(blocks)) => blocks.iter().collect(),
+        Some(block) => vec![block],
+        None => Vec::new(),
+    };
+    for block in terraform_blocks {
+        if let Some(name) = block
+            .get("backend")
+            .and_then(|b| b.as_object())
+            .and_then(|b| b.keys().next())
+        {
+            info.backend = Some(name.clone());
+        }
+        if block.get("cloud").is_some() {
+            info.backend = Some("cloud".to_string());
         }
     }
     for key in ["terraform", "module"] {
@@ -330,5 +367,34 @@ mod tests {
             [StaticProblem::Syntax { at, .. }] => assert_eq!(at.file, Path::new("broken.tf")),
             other => panic!("expected one syntax problem, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn the_backend_is_read_from_the_terraform_block() {
+        let module = |name: &str, text: &str| {
+            let dir = tempfile::tempdir().unwrap();
+            std::fs::write(dir.path().join(name), text).unwrap();
+            inspect_module(dir.path(), dir.path()).0
+        };
+        assert!(module("main.tf", "resource \"terraform_data\" \"x\" {}\n").local_state());
+        assert!(module("main.tf", "terraform {\n  backend \"local\" {}\n}\n").local_state());
+        let s3 = module(
+            "main.tf",
+            "terraform {\n  required_version = \">= 1.5\"\n  backend \"s3\" {\n    bucket = \"b\"\n  }\n}\n",
+        );
+        assert_eq!(s3.backend.as_deref(), Some("s3"));
+        assert!(!s3.local_state());
+        assert!(
+            !module(
+                "main.tf",
+                "terraform {\n  cloud {\n    organization = \"acme\"\n  }\n}\n"
+            )
+            .local_state()
+        );
+        let json = module(
+            "main.tf.json",
+            r#"{"terraform": {"backend": {"kubernetes": {"secret_suffix": "x"}}}}"#,
+        );
+        assert_eq!(json.backend.as_deref(), Some("kubernetes"));
     }
 }

@@ -807,6 +807,88 @@ fn history(repo: &Repo) -> HistoryReport {
         .unwrap_or_else(|error| panic!("not a history report ({error}):\n{}", run.stdout))
 }
 
+/// The agent does not run Terraform with the local backend: the state would live in its own
+/// checkout (where a sync once deleted it and the next created every resource again). It says
+/// why and what to do, applies nothing, and runs as soon as Terraform is `off`.
+#[test]
+fn the_agent_refuses_terraform_with_a_local_backend() {
+    if !require_tool("kubectl", "help") || !require_tool("terraform", "version") {
+        return;
+    }
+    let sim = Sim::start();
+    let (repo, _) = source_repo(&sim);
+    repo.write(
+        "infrastructure/terraform/main.tf",
+        "resource \"terraform_data\" \"db\" {\n  input = \"x\"\n}\n",
+    );
+    repo.edit("config/staging.yaml", "terraform: off", "terraform: apply");
+    repo.commit("terraform, local state");
+    let bare = tempfile::tempdir().expect("temp");
+    repo.git(&[
+        "clone",
+        "-q",
+        "--bare",
+        ".",
+        bare.path().to_str().expect("utf-8"),
+    ]);
+    let cache = tempfile::tempdir().expect("temp");
+    let once = || {
+        gitship()
+            .arg("--kubeconfig")
+            .arg(&sim.kubeconfig)
+            .args(["agent", "staging", "--once", "--source"])
+            .arg(bare.path())
+            .arg("--cache")
+            .arg(cache.path())
+            .output()
+            .expect("gitship agent --once")
+    };
+    let output = once();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_ne!(output.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("does not run Terraform with its local backend")
+            && stderr.contains("agent.terraform: off")
+            && stderr.contains("staging"),
+        "{stderr}"
+    );
+    assert_eq!(sim.title(), None, "nothing was applied");
+    let states = walkdir(cache.path())
+        .into_iter()
+        .filter(|p| p.to_string_lossy().contains("tfstate"))
+        .collect::<Vec<_>>();
+    assert!(states.is_empty(), "Terraform ran: {states:?}");
+
+    repo.edit("config/staging.yaml", "terraform: apply", "terraform: off");
+    repo.commit("no Terraform in the agent");
+    repo.git(&[
+        "push",
+        "-q",
+        bare.path().to_str().expect("utf-8"),
+        "HEAD:main",
+    ]);
+    let output = once();
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(sim.title().as_deref(), Some("one"));
+}
+
+fn walkdir(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            found.extend(walkdir(&path));
+        }
+        found.push(path);
+    }
+    found
+}
+
 /// `--once`: a sync, a no-op heal that writes nothing, a heal, and a bad commit's exit code.
 #[test]
 fn once_syncs_then_checks_for_drift_and_exits_with_deploys_codes() {
