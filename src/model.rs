@@ -55,6 +55,18 @@ pub fn reserved_name(environment: &str) -> String {
     format!("gitship-{environment}")
 }
 
+/// Whether gitship reserves `name` in `environment`'s namespace, whatever the kind: the one
+/// prefix rule covers every name gitship uses now (`gitship-<env>`: inventory and deploy lock;
+/// `gitship-<env>.agent`: the agent's Lease and status) and every name it may use later
+/// (`gitship-<env>.<anything>`). No manifest may declare one, and prune never deletes one.
+pub fn is_reserved(environment: &str, name: &str) -> bool {
+    let reserved = reserved_name(environment);
+    name == reserved
+        || name
+            .strip_prefix(&reserved)
+            .is_some_and(|rest| rest.starts_with('.'))
+}
+
 /// The agent's leader Lease of `environment` (a dot cannot occur in an environment's name, so
 /// this never names another environment's lock).
 pub fn agent_lease_name(environment: &str) -> String {
@@ -260,6 +272,12 @@ mod tests {
     fn reserved_names_and_scopes() {
         assert_eq!(reserved_name("prod"), "gitship-prod");
         assert_eq!(agent_lease_name("prod"), "gitship-prod.agent");
+        assert!(is_reserved("prod", "gitship-prod"));
+        assert!(is_reserved("prod", &agent_lease_name("prod")));
+        assert!(is_reserved("prod", "gitship-prod.anything-later"));
+        assert!(!is_reserved("prod", "gitship-production"));
+        assert!(!is_reserved("prod", "gitship-prod-web"));
+        assert!(!is_reserved("prod", "web"));
         assert_eq!(agent_status_name("prod"), "gitship-prod.agent");
         assert!(is_cluster_scoped("", "Namespace"));
         assert!(!is_cluster_scoped("apps", "Deployment"));

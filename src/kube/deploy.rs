@@ -538,9 +538,18 @@ async fn prune_all(
     if !run.options.prune {
         return Ok(candidates);
     }
+    let scope = prune::Scope::new(
+        &run.environment.name,
+        &run.environment.namespace,
+        desired_ids,
+    );
     let mut kept: Vec<InventoryEntry> = Vec::new();
     let mut remaining = candidates.into_iter();
     while let Some(candidate) = remaining.next() {
+        if let Some(why) = scope.refuses(&candidate) {
+            report_prune(run, &candidate, &PruneDecision::OutOfScope(why), report);
+            continue;
+        }
         let decision = match prune_one(run, &candidate).await {
             Ok(decision) => decision,
             Err(error) => {
@@ -589,6 +598,12 @@ fn report_prune(
                 "not pruning {id}: owned by `{owner}`, not `{}`",
                 run.environment.name
             ));
+        }
+        PruneDecision::OutOfScope(why) => {
+            run.printer.warn(&format!(
+                "not pruning {id}, which the inventory lists: {why}; gitship deletes nothing outside what the environment declares (delete it by hand if it should go)"
+            ));
+            report.push(id, ObjectAction::Kept, Some(format!("out of scope: {why}")));
         }
         PruneDecision::Gone => {}
     }

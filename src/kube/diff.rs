@@ -113,7 +113,9 @@ pub async fn diff_environment(
     let previous = inventory::load(client, &environment.name, &environment.namespace, retry)
         .await?
         .unwrap_or_default();
-    let prune = prune::candidates(&previous.objects, &desired_ids);
+    let scope = prune::Scope::new(&environment.name, &environment.namespace, &desired_ids);
+    let mut prune = prune::candidates(&previous.objects, &desired_ids);
+    prune.retain(|entry| scope.refuses(entry).is_none());
     Ok(EnvironmentDiff {
         objects: ordered,
         prune,

@@ -57,6 +57,10 @@ pub fn lease_name(environment: &str) -> String {
     crate::model::reserved_name(environment)
 }
 
+/// How far two machines' clocks may disagree: a Lease renewed further in the future than its
+/// duration plus this was not renewed by a live holder.
+const MAX_CLOCK_SKEW: chrono::TimeDelta = chrono::TimeDelta::minutes(10);
+
 /// Judge a Lease (as JSON).
 pub fn lease_state(lease: &Value, holder: &str, now: DateTime<Utc>) -> LeaseState {
     let spec = lease.get("spec");
@@ -85,7 +89,18 @@ pub fn lease_state(lease: &Value, holder: &str, now: DateTime<Utc>) -> LeaseStat
     let expires = |renewed: DateTime<Utc>| {
         chrono::TimeDelta::try_seconds(duration).and_then(|d| renewed.checked_add_signed(d))
     };
+    // A renewal further ahead than the clocks of two machines can disagree cannot come from a
+    // live holder: a Lease written by hand (or committed to Git) with `renewTime` in 2099 would
+    // otherwise hold the lock, or the agent's leadership, for good.
+    let forged = |renewed: DateTime<Utc>| {
+        chrono::TimeDelta::try_seconds(duration.max(0))
+            .and_then(|d| now.checked_add_signed(d + MAX_CLOCK_SKEW))
+            .is_some_and(|latest| renewed > latest)
+    };
     match renewed {
+        Some(renewed) if forged(renewed) => LeaseState::Expired {
+            holder: current.to_string(),
+        },
         Some(renewed) if expires(renewed).is_none_or(|expires| expires > now) => LeaseState::Held {
             holder: current.to_string(),
         },
@@ -484,6 +499,24 @@ mod tests {
     fn lease(holder: Option<&str>, renewed_seconds_ago: i64, duration: i64) -> Value {
         let renewed = Utc::now() - chrono::Duration::seconds(renewed_seconds_ago);
         json!({"spec": {"holderIdentity": holder, "leaseDurationSeconds": duration, "renewTime": micro_time(renewed)}})
+    }
+
+    #[test]
+    fn a_renewal_far_in_the_future_holds_nothing() {
+        let now = Utc::now();
+        let forged = json!({"spec": {"holderIdentity": "evil", "leaseDurationSeconds": 15,
+            "renewTime": "2099-01-01T00:00:00.000000Z"}});
+        assert_eq!(
+            lease_state(&forged, "me", now),
+            LeaseState::Expired {
+                holder: "evil".into()
+            }
+        );
+        // A clock a few minutes ahead still holds it.
+        assert!(matches!(
+            lease_state(&lease(Some("ci"), -120, 30), "me", now),
+            LeaseState::Held { .. }
+        ));
     }
 
     #[test]

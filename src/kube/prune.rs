@@ -6,6 +6,11 @@
 //! environment and it is not annotated `gitship.dev/prune: "false"`. Namespaces,
 //! PersistentVolumeClaims and CustomResourceDefinitions (deleting them deletes data) are kept
 //! unless `--prune-protected`. Prune runs last, after everything else is healthy.
+//!
+//! The inventory is not trusted for where to delete ([`Scope`]): a namespaced candidate is
+//! pruned only in the environment's namespace or a namespace Git declares objects in, a
+//! cluster-scoped one only when Git declares objects of its kind, and never under a name gitship
+//! reserves. Anything else the inventory lists is reported and never deleted.
 
 use std::collections::BTreeSet;
 
@@ -41,6 +46,65 @@ pub fn candidates(
     out
 }
 
+/// Where a deploy may prune: what the environment declares in Git now.
+#[derive(Debug, Clone, Default)]
+pub struct Scope {
+    environment: String,
+    namespaces: BTreeSet<String>,
+    /// `(group, kind)` of the cluster-scoped objects Git declares.
+    cluster_kinds: BTreeSet<(String, String)>,
+}
+
+impl Scope {
+    /// The scope of `environment` (its namespace `namespace`) whose Git declares `desired`.
+    pub fn new(environment: &str, namespace: &str, desired: &BTreeSet<ObjectId>) -> Scope {
+        let mut scope = Scope {
+            environment: environment.to_string(),
+            namespaces: BTreeSet::from([namespace.to_string()]),
+            cluster_kinds: BTreeSet::new(),
+        };
+        for id in desired {
+            match &id.namespace {
+                Some(namespace) => {
+                    scope.namespaces.insert(namespace.clone());
+                }
+                None => {
+                    scope
+                        .cluster_kinds
+                        .insert((id.group.clone(), id.kind.clone()));
+                }
+            }
+        }
+        scope
+    }
+
+    /// Why `entry` is outside the scope, if it is.
+    pub fn refuses(&self, entry: &InventoryEntry) -> Option<String> {
+        let id = entry.id();
+        if crate::model::is_reserved(&self.environment, &id.name) && id.namespace.is_some() {
+            return Some(format!(
+                "`{}` is a name gitship reserves for environment `{}`",
+                id.name, self.environment
+            ));
+        }
+        match &id.namespace {
+            Some(namespace) if !self.namespaces.contains(namespace) => Some(format!(
+                "namespace `{namespace}` is neither the environment's nor one Git declares objects in"
+            )),
+            None if !self
+                .cluster_kinds
+                .contains(&(id.group.clone(), id.kind.clone())) =>
+            {
+                Some(format!(
+                    "cluster-scoped, and Git declares no {} of environment `{}`",
+                    id.kind, self.environment
+                ))
+            }
+            _ => None,
+        }
+    }
+}
+
 /// What happens to one prune candidate.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "decision", content = "detail")]
@@ -54,6 +118,9 @@ pub enum PruneDecision {
     KeepAnnotated,
     /// Its ownership annotation names another environment (or none): not ours to delete.
     NotOwned(String),
+    /// Outside what the environment declares ([`Scope`]): reported, never deleted, dropped
+    /// from the inventory.
+    OutOfScope(String),
 }
 
 impl PruneDecision {
@@ -172,5 +239,80 @@ mod tests {
         );
         assert!(PruneDecision::KeepProtected.stays_in_inventory());
         assert!(!PruneDecision::Gone.stays_in_inventory());
+    }
+
+    #[test]
+    fn the_scope_is_what_git_declares() {
+        let id = |kind: &str, namespace: Option<&str>, name: &str| ObjectId {
+            group: if kind == "ClusterRole" {
+                "rbac.authorization.k8s.io".into()
+            } else {
+                String::new()
+            },
+            kind: kind.into(),
+            namespace: namespace.map(str::to_string),
+            name: name.into(),
+        };
+        let desired: BTreeSet<ObjectId> = [
+            id("ConfigMap", Some("blog"), "a"),
+            id("ConfigMap", Some("monitoring"), "b"),
+            id("ClusterRole", None, "reader"),
+        ]
+        .into();
+        let scope = Scope::new("production", "blog", &desired);
+        let entry =
+            |api_version: &str, kind: &str, namespace: Option<&str>, name: &str| InventoryEntry {
+                api_version: api_version.into(),
+                kind: kind.into(),
+                namespace: namespace.map(str::to_string),
+                name: name.into(),
+            };
+        assert_eq!(
+            scope.refuses(&entry("v1", "ConfigMap", Some("blog"), "old")),
+            None
+        );
+        assert_eq!(
+            scope.refuses(&entry("v1", "ConfigMap", Some("monitoring"), "old")),
+            None
+        );
+        assert_eq!(
+            scope.refuses(&entry(
+                "rbac.authorization.k8s.io/v1",
+                "ClusterRole",
+                None,
+                "old"
+            )),
+            None
+        );
+        assert!(
+            scope
+                .refuses(&entry("v1", "ConfigMap", Some("kube-system"), "coredns"))
+                .is_some()
+        );
+        assert!(
+            scope
+                .refuses(&entry("v1", "Namespace", None, "kube-system"))
+                .is_some()
+        );
+        assert!(
+            scope
+                .refuses(&entry(
+                    "v1",
+                    "ConfigMap",
+                    Some("blog"),
+                    "gitship-production.agent"
+                ))
+                .is_some()
+        );
+        assert!(
+            scope
+                .refuses(&entry(
+                    "v1",
+                    "ConfigMap",
+                    Some("blog"),
+                    "gitship-production"
+                ))
+                .is_some()
+        );
     }
 }

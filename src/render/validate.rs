@@ -126,25 +126,17 @@ pub fn check_identity(object: &Value, environment: &str, namespace: &str) -> Vec
             ),
         ));
     }
-    let reserved = match (group, kind) {
-        ("", "ConfigMap") => Some((
-            crate::model::reserved_name(environment),
-            "gitship keeps the environment's inventory in it",
-        )),
-        ("coordination.k8s.io", "Lease") => Some((
-            crate::model::reserved_name(environment),
-            "it is gitship's deploy lock of the environment",
-        )),
-        _ => None,
-    };
-    if let Some((reserved, why)) = reserved
-        && name == reserved
+    if crate::model::is_reserved(environment, name)
         && !is_cluster_scoped(group, kind)
         && object_namespace == Some(namespace)
     {
         problems.push((
             Field::Name,
-            format!("`{kind} {namespace}/{name}` is reserved: {why}; give the object another name"),
+            format!(
+                "`{kind} {namespace}/{name}` is reserved: gitship keeps its own objects of environment `{environment}` under `{}` and `{}.*` (the inventory, the deploy lock, the agent's Lease and status); give the object another name",
+                crate::model::reserved_name(environment),
+                crate::model::reserved_name(environment)
+            ),
         ));
     }
     problems
@@ -220,7 +212,7 @@ mod tests {
         assert_eq!(
             check("v1", "ConfigMap", "gitship-staging", Some("shop-staging")),
             [
-                "`ConfigMap shop-staging/gitship-staging` is reserved: gitship keeps the environment's inventory in it; give the object another name"
+                "`ConfigMap shop-staging/gitship-staging` is reserved: gitship keeps its own objects of environment `staging` under `gitship-staging` and `gitship-staging.*` (the inventory, the deploy lock, the agent's Lease and status); give the object another name"
             ]
         );
         assert_eq!(
@@ -244,7 +236,29 @@ mod tests {
             )
             .is_empty()
         );
-        assert!(check("v1", "Secret", "gitship-staging", Some("shop-staging")).is_empty());
+        // One prefix rule, whatever the kind: the agent's Lease and status, and later names.
+        for (api_version, kind) in [
+            ("coordination.k8s.io/v1", "Lease"),
+            ("v1", "ConfigMap"),
+            ("v1", "Secret"),
+        ] {
+            assert_eq!(
+                check(
+                    api_version,
+                    kind,
+                    "gitship-staging.agent",
+                    Some("shop-staging")
+                )
+                .len(),
+                1,
+                "{kind}"
+            );
+        }
+        assert_eq!(
+            check("v1", "Secret", "gitship-staging", Some("shop-staging")).len(),
+            1
+        );
+        assert!(check("v1", "Secret", "gitship-staging-web", Some("shop-staging")).is_empty());
     }
 
     #[test]

@@ -163,8 +163,17 @@ fn reserved_names_are_refused() {
         "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: gitship-staging\n---\napiVersion: coordination.k8s.io/v1\nkind: Lease\nmetadata:\n  name: gitship-staging\n  namespace: shop-staging\n",
     );
     let run = repo.gitship(&["validate"]);
-    run.assert_fails_with("infrastructure/kubernetes/reserved.yaml:4:9: `ConfigMap shop-staging/gitship-staging` is reserved: gitship keeps the environment's inventory in it");
-    run.assert_fails_with("infrastructure/kubernetes/reserved.yaml:9:9: `Lease shop-staging/gitship-staging` is reserved: it is gitship's deploy lock");
+    run.assert_fails_with("infrastructure/kubernetes/reserved.yaml:4:9: `ConfigMap shop-staging/gitship-staging` is reserved: gitship keeps its own objects of environment `staging` under `gitship-staging` and `gitship-staging.*`");
+    run.assert_fails_with("infrastructure/kubernetes/reserved.yaml:9:9: `Lease shop-staging/gitship-staging` is reserved");
+    // The agent's Lease (a committed one with a holder far in the future would make the agent a
+    // follower for good) and its status ConfigMap.
+    repo.write(
+        "infrastructure/kubernetes/reserved.yaml",
+        "apiVersion: coordination.k8s.io/v1\nkind: Lease\nmetadata:\n  name: gitship-staging.agent\nspec:\n  holderIdentity: evil\n  renewTime: \"2099-01-01T00:00:00.000000Z\"\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: gitship-staging.agent\n",
+    );
+    let run = repo.gitship(&["validate"]);
+    run.assert_fails_with("infrastructure/kubernetes/reserved.yaml:4:9: `Lease shop-staging/gitship-staging.agent` is reserved");
+    run.assert_fails_with("infrastructure/kubernetes/reserved.yaml:12:9: `ConfigMap shop-staging/gitship-staging.agent` is reserved");
 }
 
 #[test]

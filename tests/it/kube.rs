@@ -743,6 +743,98 @@ async fn protected_kinds_foreign_objects_and_opt_outs_are_not_pruned() {
     assert!(cluster.is_gone("v1", "PersistentVolumeClaim", "data").await);
 }
 
+/// The inventory is not trusted for where to delete: objects it lists in a namespace Git
+/// declares nothing in, of a cluster-scoped kind Git does not declare, or under a name gitship
+/// reserves, are reported and never pruned, even annotated as the environment's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prune_stays_within_what_the_environment_declares() {
+    let cluster = cluster().await;
+    cluster.deploy(blog()).await.expect("first deploy");
+    let owned = json!({"gitship.dev/owned-by": "production"});
+    let other = cluster.test.ns("other");
+    cluster.test.create_namespace(&other).await;
+    let role = cluster.cluster_scoped("clusterrole", "victim-role");
+    let create = |api_version: &str, kind: &str, namespace: Option<&str>, name: &str| {
+        let mut object = json!({"apiVersion": api_version, "kind": kind,
+            "metadata": {"name": name, "annotations": owned}});
+        if let Some(namespace) = namespace {
+            object["metadata"]["namespace"] = json!(namespace);
+        }
+        object
+    };
+    let forged = [
+        create("v1", "ConfigMap", Some(&other), "victim"),
+        create("rbac.authorization.k8s.io/v1", "ClusterRole", None, &role),
+        create(
+            "v1",
+            "ConfigMap",
+            Some(&cluster.namespace),
+            "gitship-production.agent",
+        ),
+    ];
+    let params = kube::api::PatchParams::apply("someone").force();
+    for object in &forged {
+        let name = object["metadata"]["name"].as_str().unwrap();
+        match object["kind"].as_str() {
+            Some("ClusterRole") => {
+                let api: kube::Api<k8s_openapi::api::rbac::v1::ClusterRole> =
+                    kube::Api::all(cluster.client.clone());
+                api.patch(name, &params, &kube::api::Patch::Apply(object))
+                    .await
+                    .expect("ClusterRole");
+            }
+            _ => {
+                let namespace = object["metadata"]["namespace"].as_str().unwrap();
+                let api: kube::Api<k8s_openapi::api::core::v1::ConfigMap> =
+                    kube::Api::namespaced(cluster.client.clone(), namespace);
+                api.patch(name, &params, &kube::api::Patch::Apply(object))
+                    .await
+                    .expect("ConfigMap");
+            }
+        }
+    }
+    // Someone writes them into the inventory.
+    let mut inventory = cluster.inventory().await;
+    for object in &forged {
+        inventory
+            .objects
+            .push(gitship::kube::inventory::InventoryEntry {
+                api_version: object["apiVersion"].as_str().unwrap().into(),
+                kind: object["kind"].as_str().unwrap().into(),
+                namespace: object["metadata"]["namespace"].as_str().map(str::to_string),
+                name: object["metadata"]["name"].as_str().unwrap().into(),
+            });
+    }
+    gitship::kube::inventory::store(
+        &cluster.client,
+        &inventory,
+        "production",
+        &cluster.namespace,
+        50,
+        &RetryPolicy::default(),
+    )
+    .await
+    .expect("store the forged inventory");
+
+    let report = cluster.deploy(blog()).await.expect("deploy");
+    assert_eq!(report.count(ObjectAction::Pruned), 0, "{report:?}");
+    assert_eq!(report.count(ObjectAction::Kept), 3, "{report:?}");
+    let configmaps: kube::Api<k8s_openapi::api::core::v1::ConfigMap> =
+        kube::Api::namespaced(cluster.client.clone(), &other);
+    assert!(configmaps.get_opt("victim").await.unwrap().is_some());
+    let roles: kube::Api<k8s_openapi::api::rbac::v1::ClusterRole> =
+        kube::Api::all(cluster.client.clone());
+    assert!(roles.get_opt(&role).await.unwrap().is_some());
+    assert!(
+        cluster
+            .live("v1", "ConfigMap", "gitship-production.agent")
+            .await
+            .is_some()
+    );
+    // Reported once, then no longer the environment's to manage.
+    assert_eq!(cluster.inventory().await.objects.len(), blog().len());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubectl_scale_is_healed_by_the_next_deploy() {
     if !require_tool("kubectl", "help") {
