@@ -286,6 +286,17 @@ fn fill(template: &str, values: &[(&str, &str)]) -> String {
     text
 }
 
+/// `value` as a YAML double-quoted scalar (JSON's string syntax, which YAML reads the same): no
+/// value can end the scalar or start YAML structure.
+fn yaml_quote(value: &str) -> String {
+    serde_json::Value::String(value.to_string()).to_string()
+}
+
+/// `value` as one POSIX shell word in single quotes (a `'` in it closed, escaped and reopened).
+fn shell_quote(value: &str) -> String {
+    format!("'{}'", value.replace('\'', r"'\''"))
+}
+
 /// `text` with every non-empty line indented by `spaces`.
 fn indent(text: &str, spaces: usize) -> String {
     let pad = " ".repeat(spaces);
@@ -465,7 +476,7 @@ env:
     terraform_wrapper: false
 "#;
 
-    const LOGIN: &str = r#"- name: Log in to @REGISTRY@
+    const LOGIN: &str = r#"- name: @LOGIN_NAME@
   if: steps.affected.outputs.affected == 'true'
   uses: docker/login-action@v4
   with:
@@ -717,7 +728,13 @@ env:
         }
         if login {
             for registry in &spec.registries {
-                steps.push_str(&fill(LOGIN, &[("REGISTRY", registry)]));
+                steps.push_str(&fill(
+                    LOGIN,
+                    &[
+                        ("LOGIN_NAME", &yaml_quote(&format!("Log in to {registry}"))),
+                        ("REGISTRY", &yaml_quote(registry)),
+                    ],
+                ));
             }
         }
         if cluster {
@@ -793,7 +810,7 @@ variables:
       # The registry login, where gitship and docker read it (~/.docker/config.json).
       mkdir -p ~/.docker
       auth="$(printf '%s:%s' "$REGISTRY_USERNAME" "$REGISTRY_PASSWORD" | base64 -w0)"
-      jq -n --arg auth "$auth" '{auths: {@AUTHS@}}' > ~/.docker/config.json
+      jq -n --arg auth "$auth"@ARGS@ '{auths: {@AUTHS@}}' > ~/.docker/config.json
 "#;
 
     const AFFECTED: &str = r#"- |
@@ -925,13 +942,18 @@ variables:
             out.push_str(TERRAFORM_INSTALL);
         }
         if !spec.registries.is_empty() {
-            let auths = spec
+            // The hosts reach jq as `--arg` values, never as program text.
+            let args: String = spec
                 .registries
                 .iter()
-                .map(|r| format!("\"{r}\": {{auth: $auth}}"))
+                .enumerate()
+                .map(|(i, r)| format!(" --arg r{i} {}", shell_quote(r)))
+                .collect();
+            let auths = (0..spec.registries.len())
+                .map(|i| format!("($r{i}): {{auth: $auth}}"))
                 .collect::<Vec<_>>()
                 .join(", ");
-            out.push_str(&fill(LOGIN, &[("AUTHS", &auths)]));
+            out.push_str(&fill(LOGIN, &[("ARGS", &args), ("AUTHS", &auths)]));
         }
         out.push('\n');
         out.push_str(&fill(VALIDATE_JOB, &[("GITSHIP", &gitship)]));
@@ -1024,6 +1046,14 @@ mod tests {
     fn kubeconfig_secret_names() {
         assert_eq!(kubeconfig_secret("staging"), "KUBECONFIG_STAGING");
         assert_eq!(kubeconfig_secret("eu-prod"), "KUBECONFIG_EU_PROD");
+    }
+
+    #[test]
+    fn values_are_quoted_for_yaml_and_shell() {
+        assert_eq!(yaml_quote("ghcr.io/a"), "\"ghcr.io/a\"");
+        assert_eq!(yaml_quote("a\"b\nc"), "\"a\\\"b\\nc\"");
+        assert_eq!(shell_quote("ghcr.io"), "'ghcr.io'");
+        assert_eq!(shell_quote("a'$(x)'b"), r"'a'\''$(x)'\''b'");
     }
 
     #[test]

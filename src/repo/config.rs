@@ -287,6 +287,26 @@ fn parse_cluster(
     })
 }
 
+/// Whether `registry` is an image repository prefix: what an image reference is made of before
+/// `/<app>:<tag>` by the distribution grammar (`oci_client`'s parser: a domain with an optional
+/// port, then lowercase path components), and nothing more: no scheme, tag, digest, whitespace,
+/// quote or shell character. The value reaches registries, builders and the generated CI files.
+pub fn is_repository_prefix(registry: &str) -> bool {
+    use std::str::FromStr;
+    if registry.is_empty() || registry.len() > 255 || registry.contains(['@', ' ']) {
+        return false;
+    }
+    let probe = format!("{registry}/app:tag");
+    match oci_client::Reference::from_str(&probe) {
+        Ok(reference) => {
+            let whole = format!("{}/{}", reference.registry(), reference.repository());
+            // The parser puts `docker.io/` (and `library/`) before a name without a domain.
+            whole == format!("{registry}/app") || whole.ends_with(&format!("/{registry}/app"))
+        }
+        Err(_) => false,
+    }
+}
+
 /// The optional `registry`, an image repository prefix without scheme or trailing `/`.
 fn parse_registry(reader: &Reader, top: &[(Node, Node)]) -> Result<Option<String>, RepoError> {
     let registry = find(top, "registry")
@@ -294,10 +314,7 @@ fn parse_registry(reader: &Reader, top: &[(Node, Node)]) -> Result<Option<String
         .map(|n| reader.string(n, "registry"))
         .transpose()?;
     if let (Some(registry), Some(node)) = (&registry, find(top, "registry"))
-        && (registry.is_empty()
-            || registry.contains("://")
-            || registry.ends_with('/')
-            || registry.contains(char::is_whitespace))
+        && !is_repository_prefix(registry)
     {
         return Err(reader.invalid(
             node,
@@ -883,5 +900,34 @@ mod tests {
         assert!(!is_dns_label("Prod"));
         assert!(!is_dns_label("-prod"));
         assert!(!is_dns_label(&"a".repeat(64)));
+    }
+
+    #[test]
+    fn registries_are_image_repository_prefixes() {
+        for good in [
+            "ghcr.io/acme/blog",
+            "registry.local:5000/blog",
+            "127.0.0.1:5000/blog",
+            "localhost:5000/a/b",
+            "acme",
+            "docker.io/acme",
+        ] {
+            assert!(is_repository_prefix(good), "{good}");
+        }
+        for bad in [
+            "ghcr.io'$(touch${IFS}PWNED)'/blog",
+            "ghcr.io/acme/blog/",
+            "https://ghcr.io/acme",
+            "ghcr.io/Acme",
+            "ghcr.io/acme blog",
+            "ghcr.io/acme:tag",
+            "ghcr.io/acme@sha256:00",
+            "ghcr.io/acme\nx",
+            "",
+            "ghcr.io/a`id`",
+            "ghcr.io/a;b",
+        ] {
+            assert!(!is_repository_prefix(bad), "{bad:?}");
+        }
     }
 }

@@ -312,3 +312,23 @@ fn an_object_over_one_mebibyte_is_a_warning() {
         run.transcript()
     );
 }
+
+/// A registry that is no image repository prefix (here, a shell injection aimed at the generated
+/// GitLab pipeline) is refused by `validate`, naming the file and line, and `ci init` writes
+/// nothing.
+#[test]
+fn a_registry_must_be_an_image_repository_prefix() {
+    let repo = Repo::new();
+    repo.write("apps/web/Dockerfile", "FROM scratch\n");
+    repo.write(
+        "config/staging.yaml",
+        "cluster:\n  namespace: shop-staging\nregistry: ghcr.io'$(touch${IFS}PWNED)'/blog\n",
+    );
+    let run = repo.gitship(&["validate"]);
+    run.assert_fails_with("config/staging.yaml:3:11");
+    run.assert_fails_with("is not an image repository prefix like `ghcr.io/acme/blog`");
+    let run = repo.gitship(&["ci", "init", "gitlab", "--deploy-env", "staging"]);
+    assert_ne!(run.code, 0, "{}", run.stdout);
+    assert!(!repo.path().join(".gitlab-ci.yml").exists());
+    assert!(!repo.path().join("PWNED").exists());
+}

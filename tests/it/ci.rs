@@ -117,7 +117,7 @@ fn ci_init_github_for_the_example_is_valid_and_stable() {
         "environment: production",
         "gitship affected --since",
         "hashicorp/setup-terraform",
-        "registry: ghcr.io",
+        "registry: \"ghcr.io\"",
         "secrets.KUBECONFIG_PRODUCTION",
         "actions/cache@v5",
     ] {
