@@ -136,7 +136,11 @@ fn walk(
             walk(root, &path, ancestors, files)?;
             ancestors.pop();
         } else if is_yaml {
-            let size = std::fs::metadata(&path).map_err(io(&path))?.len();
+            let metadata = std::fs::metadata(&path).map_err(io(&path))?;
+            if !metadata.is_file() {
+                return Err(io(&path)(not_regular()));
+            }
+            let size = metadata.len();
             if size > MAX_FILE_BYTES {
                 return Err(RepoError::TooLarge {
                     path: shown(root, &path),
@@ -156,6 +160,10 @@ pub fn read_text(root: &Path, path: &Path) -> Result<String, RepoError> {
         path: shown(root, path),
         source,
     };
+    // A FIFO would block the read for good, a device would never end: regular files only.
+    if !std::fs::metadata(path).map_err(io)?.is_file() {
+        return Err(io(not_regular()));
+    }
     let file = std::fs::File::open(path).map_err(io)?;
     let mut bytes = Vec::new();
     file.take(MAX_FILE_BYTES + 1)
@@ -172,6 +180,14 @@ pub fn read_text(root: &Path, path: &Path) -> Result<String, RepoError> {
     }
     String::from_utf8(bytes)
         .map_err(|err| io(std::io::Error::new(std::io::ErrorKind::InvalidData, err)))
+}
+
+/// The error for a path that is a FIFO, socket, device or directory where a file was meant.
+fn not_regular() -> std::io::Error {
+    std::io::Error::new(
+        std::io::ErrorKind::InvalidInput,
+        "not a regular file (a FIFO, socket, device or directory): gitship reads regular files only",
+    )
 }
 
 /// `path` relative to `root` when it lies below it.

@@ -332,3 +332,37 @@ fn a_registry_must_be_an_image_repository_prefix() {
     assert!(!repo.path().join(".gitlab-ci.yml").exists());
     assert!(!repo.path().join("PWNED").exists());
 }
+
+/// A FIFO among the manifests (or named as a config) is refused at once, never read: reading it
+/// would block `validate` for good.
+#[test]
+fn a_fifo_among_the_manifests_is_refused_not_read() {
+    let repo = Repo::new();
+    crate::support::commit_all(&repo.git, "test");
+    let fifo = repo.path().join("infrastructure/kubernetes/pipe.yaml");
+    let made = Command::new("mkfifo").arg(&fifo).status().expect("mkfifo");
+    assert!(made.success());
+    let mut child = gitship()
+        .current_dir(repo.path())
+        .args(["validate"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("gitship");
+    let started = std::time::Instant::now();
+    while child.try_wait().expect("wait").is_none() {
+        if started.elapsed() > std::time::Duration::from_secs(20) {
+            let _ = child.kill();
+            panic!("validate hangs on a FIFO");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let output = child.wait_with_output().expect("output");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_ne!(output.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("infrastructure/kubernetes/pipe.yaml")
+            && stderr.contains("not a regular file"),
+        "{stderr}"
+    );
+}
