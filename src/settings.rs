@@ -287,7 +287,7 @@ impl Settings {
                 timeout: a
                     .timeout
                     .as_deref()
-                    .map(|d| parse_duration("--timeout", d))
+                    .map(|d| parse_positive_duration("--timeout", d))
                     .transpose()?,
                 lock_timeout: a
                     .lock_timeout
@@ -297,7 +297,7 @@ impl Settings {
                 lock_lease: a
                     .lock_lease
                     .as_deref()
-                    .map(|d| parse_duration("--lock-lease", d))
+                    .map(|d| parse_positive_duration("--lock-lease", d))
                     .transpose()?,
                 skip_preflight: a.skip_preflight,
                 force: a.force,
@@ -394,7 +394,7 @@ fn agent(a: cli::AgentArgs) -> Result<CommandSettings> {
     let duration = |flag: &str, value: Option<String>| {
         value
             .as_deref()
-            .map(|d| parse_duration(flag, d))
+            .map(|d| parse_positive_duration(flag, d))
             .transpose()
     };
     let listen = r
@@ -518,6 +518,19 @@ fn bounded(duration: Duration) -> Result<Duration, DurationError> {
     } else {
         Ok(duration)
     }
+}
+
+/// [`parse_duration`] for a duration that must not be zero (a timeout to wait for health, an
+/// interval, a lease): zero would fail every deploy after its changes, or spin.
+pub fn parse_positive_duration(what: &str, text: &str) -> Result<Duration, UserError> {
+    let duration = parse_duration(what, text)?;
+    if duration.is_zero() {
+        return Err(UserError::usage(
+            format!("duration `{text}` for {what} is zero"),
+            "give at least `1s` (e.g. `90s`, `5m`)",
+        ));
+    }
+    Ok(duration)
 }
 
 /// [`parse_duration_value`] for the command line: a usage error naming the flag.

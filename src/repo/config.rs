@@ -434,7 +434,7 @@ fn parse_deploy(
         }
     }
     if let Some(n) = find(entries, "timeout") {
-        deploy.timeout = reader.duration(n, "deploy.timeout")?;
+        deploy.timeout = reader.positive_duration(n, "deploy.timeout")?;
     }
     if let Some(n) = find(entries, "lock_timeout") {
         deploy.lock_timeout = reader.duration(n, "deploy.lock_timeout")?;
@@ -551,7 +551,7 @@ fn parse_agent(reader: &Reader, top: &[(Node, Node)]) -> Result<AgentConfig, Rep
     };
     let duration = |key: &str| {
         find(entries, key)
-            .map(|n| reader.duration(n, &format!("agent.{key}")))
+            .map(|n| reader.positive_duration(n, &format!("agent.{key}")))
             .transpose()
     };
     agent.source = string("source")?;
@@ -781,6 +781,19 @@ impl Reader<'_> {
                 format!("expected `true` or `false`, found {}", node.type_name()),
             )
         })
+    }
+
+    /// [`Reader::duration`] for a duration that must not be zero (a timeout, an interval).
+    pub fn positive_duration(&self, node: &Node, path: &str) -> Result<Duration, RepoError> {
+        let duration = self.duration(node, path)?;
+        if duration.is_zero() {
+            return Err(self.invalid(
+                node,
+                path,
+                "the duration is zero: give at least `1s` (e.g. `90s`, `5m`)".to_string(),
+            ));
+        }
+        Ok(duration)
     }
 
     pub fn duration(&self, node: &Node, path: &str) -> Result<Duration, RepoError> {

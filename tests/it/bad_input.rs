@@ -366,3 +366,26 @@ fn a_fifo_among_the_manifests_is_refused_not_read() {
         "{stderr}"
     );
 }
+
+/// A zero timeout could only fail a deploy after it changed things: refused up front, on the
+/// command line and in the config.
+#[test]
+fn zero_timeouts_and_intervals_are_refused() {
+    let repo = Repo::new();
+    let run = repo.gitship(&["deploy", "staging", "--timeout", "0s"]);
+    assert_eq!(run.code, 64, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("duration `0s` for --timeout is zero"),
+        "{}",
+        run.stderr
+    );
+    let run = repo.gitship(&["agent", "staging", "--interval", "0"]);
+    assert_eq!(run.code, 64, "{}", run.stderr);
+    repo.write(
+        "config/staging.yaml",
+        "cluster:\n  namespace: shop-staging\ndeploy:\n  timeout: 0s\n",
+    );
+    let run = repo.gitship(&["validate"]);
+    run.assert_fails_with("config/staging.yaml:4:12");
+    run.assert_fails_with("the duration is zero");
+}
