@@ -91,7 +91,38 @@ impl RetryPolicy {
     }
 
     /// Run `operation` until it succeeds, fails permanently, or attempts run out.
-    pub async fn run<T, F, Fut>(&self, what: &str, mut operation: F) -> Result<T, kube::Error>
+    pub async fn run<T, F, Fut>(&self, what: &str, operation: F) -> Result<T, kube::Error>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, kube::Error>>,
+    {
+        self.run_classified(what, operation, classify).await
+    }
+
+    /// [`RetryPolicy::run`] for answers only: a 429 or 5xx from the server is tried again, a
+    /// network error is returned at once (a preflight says "cannot reach" without waiting).
+    pub async fn run_on_answers<T, F, Fut>(
+        &self,
+        what: &str,
+        operation: F,
+    ) -> Result<T, kube::Error>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, kube::Error>>,
+    {
+        let answers = |error: &kube::Error| match error {
+            kube::Error::Api(_) => classify(error),
+            _ => Disposition::Permanent,
+        };
+        self.run_classified(what, operation, answers).await
+    }
+
+    async fn run_classified<T, F, Fut>(
+        &self,
+        what: &str,
+        mut operation: F,
+        classify: impl Fn(&kube::Error) -> Disposition,
+    ) -> Result<T, kube::Error>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, kube::Error>>,

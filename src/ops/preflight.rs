@@ -104,7 +104,11 @@ pub async fn preflight(
 async fn check_cluster(session: &Session, connection: &ClusterConnection) -> Vec<PreflightCheck> {
     let identity = &connection.identity;
     let client = &connection.client;
-    let version = match tokio::time::timeout(ANSWER_TIMEOUT, client.apiserver_version()).await {
+    // A server under load or restarting answers 429 or 5xx for a moment: asked again (within
+    // the same time limit); a network error is said at once.
+    let retry = crate::kube::retry::RetryPolicy::default();
+    let asked = retry.run_on_answers("read the server version", || client.apiserver_version());
+    let version = match tokio::time::timeout(ANSWER_TIMEOUT, asked).await {
         Err(_) => {
             return vec![unreachable(
                 identity,
@@ -120,7 +124,8 @@ async fn check_cluster(session: &Session, connection: &ClusterConnection) -> Vec
     )];
     let namespace = &session.config.cluster.namespace;
     let api: Api<Namespace> = Api::all(client.clone());
-    let read = tokio::time::timeout(ANSWER_TIMEOUT, api.get_opt(namespace)).await;
+    let asked = retry.run_on_answers("read the namespace", || api.get_opt(namespace));
+    let read = tokio::time::timeout(ANSWER_TIMEOUT, asked).await;
     checks.push(match read {
         Err(_) => unreachable(identity, "reading the namespace timed out"),
         Ok(Err(error)) => {

@@ -1732,6 +1732,46 @@ fn kubeconfig_for(
     path
 }
 
+/// The preflight asks again when the server answers 500 for a moment, as every later step does:
+/// a deploy is not failed by one busy answer before it changed anything.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn preflight_asks_again_after_a_server_error_sim_only() {
+    if !sim_only("fault injection: 500s") {
+        return;
+    }
+    let cluster = cluster().await;
+    let repo = ExampleRepo::new().without_apps();
+    let home = tempfile::tempdir().unwrap();
+    let kubeconfig = kubeconfig_for(&cluster.test, "prod", home.path());
+    let kubeconfig_arg = kubeconfig.display().to_string();
+    let outputs = example_outputs();
+    let handle = cluster.test.sim().expect("kubesim").handle();
+    handle.fail_next_path(
+        "GET",
+        &format!("/api/v1/namespaces/{}", cluster.namespace),
+        3,
+        Fault::Status500,
+    );
+    let deploy = repo
+        .gitship(&[
+            "deploy",
+            "production",
+            "--kubeconfig",
+            kubeconfig_arg.as_str(),
+            "--terraform-outputs",
+            outputs.as_str(),
+            "--timeout",
+            "20s",
+        ])
+        .await;
+    assert_eq!(
+        deploy.status.code(),
+        Some(0),
+        "stderr: {}",
+        text(&deploy.stderr)
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cli_deploy_heals_kubectl_scale_and_reports_a_failed_rollout() {
     if !require_tool("kubectl", "help") {
