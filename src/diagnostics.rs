@@ -154,7 +154,10 @@ pub fn render(err: &anyhow::Error) -> String {
     let mut seen: Vec<String> = Vec::new();
     let hint = find_user_error(err).and_then(|u| u.hint.clone());
     for (index, cause) in err.chain().enumerate() {
-        let text = cause.to_string();
+        let text = match cause.downcast_ref::<kube::Error>() {
+            Some(error) => kube_error_text(error),
+            None => cause.to_string(),
+        };
         // A cause already said (alone, or inside an outer message) is not said again.
         if seen.iter().any(|s| s.contains(text.trim())) {
             continue;
@@ -173,6 +176,19 @@ pub fn render(err: &anyhow::Error) -> String {
         out.push_str(&indent_continuation(&hint, "  "));
     }
     out
+}
+
+/// A Kubernetes client error in words: the server's message and code for an API error (the
+/// client's own text of one appends its Rust debug form, `Status { status: Some(Failure), ...`,
+/// which no one should read in a log, an Event or `/status`), the error itself otherwise.
+pub fn kube_error_text(error: &kube::Error) -> String {
+    match error {
+        kube::Error::Api(status) if !status.message.is_empty() => {
+            format!("{} ({})", status.message, status.code)
+        }
+        kube::Error::Api(status) => format!("{} ({})", status.reason, status.code),
+        other => other.to_string(),
+    }
 }
 
 fn indent_continuation(text: &str, indent: &str) -> String {
@@ -403,5 +419,22 @@ mod tests {
     fn usage_class_is_found_anywhere() {
         let err = anyhow::Error::from(UserError::usage("bad flag", "see --help")).context("outer");
         assert_eq!(class_of(&err), ErrorClass::Usage);
+    }
+
+    #[test]
+    fn kubernetes_api_errors_read_as_the_servers_message() {
+        let status = kube::core::Status::failure("configmaps \"x\" is forbidden", "Forbidden")
+            .with_code(403);
+        let error = anyhow::Error::new(kube::Error::Api(Box::new(status)))
+            .context("cannot publish the agent's status");
+        let text = render(&error);
+        assert!(
+            text.contains("configmaps \"x\" is forbidden (403)"),
+            "{text}"
+        );
+        assert!(
+            !text.contains("Status {") && !text.contains("Some("),
+            "{text}"
+        );
     }
 }

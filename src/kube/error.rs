@@ -223,12 +223,7 @@ fn field_before_colon(text: &str) -> Option<String> {
 
 /// The server's message of an error (the Status message for API errors).
 pub fn error_message(error: &kube::Error) -> String {
-    match error {
-        kube::Error::Api(status) if !status.message.is_empty() => {
-            format!("{} ({})", status.message, status.code)
-        }
-        other => other.to_string(),
-    }
+    crate::diagnostics::kube_error_text(error)
 }
 
 impl KubeError {
