@@ -447,8 +447,9 @@ enum TerraformStep {
 enum ManifestSource {
     /// Render the work tree with the outputs after apply and the images just built or found.
     Render { images: BTreeMap<String, ImageRef> },
-    /// The saved plan's manifests; rendered again (same commit, same images) only when they
-    /// hold outputs that were unknown at plan time.
+    /// The saved plan's manifests, the images it still had to build pinned by the digests
+    /// pushed ([`crate::render::digests`]); rendered again (same commit, same images) only when
+    /// they hold outputs that were unknown at plan time.
     Saved {
         manifests: Vec<Manifest>,
         images: BTreeMap<String, ImageRef>,
@@ -691,22 +692,23 @@ impl ManifestSource {
     ) -> Result<(Vec<Manifest>, Vec<DeployedImage>)> {
         match self {
             ManifestSource::Render { mut images } => {
-                for image in built {
-                    if let Some(reference) = images.get_mut(&image.app)
-                        && reference.tag == image.tag
-                    {
-                        reference.digest = Some(image.digest.clone());
-                    }
-                }
+                pin_built(&mut images, built);
                 let deployed = deployed_images(&images);
                 Ok((
                     session.render(images, outputs, UnknownOutputs::Error)?,
                     deployed,
                 ))
             }
-            ManifestSource::Saved { manifests, images } => {
+            ManifestSource::Saved {
+                mut manifests,
+                mut images,
+            } => {
+                // The images the plan still had to build are pinned by the digests just pushed,
+                // as a deploy of the work tree renders them.
+                pin_built(&mut images, built);
                 let deployed = deployed_images(&images);
                 if !saved::mentions_unknown(&manifests) {
+                    crate::render::digests::pin_digests(&mut manifests, &images);
                     return Ok((manifests, deployed));
                 }
                 // Outputs were unknown at plan time: render the same commit with the real ones.
@@ -720,6 +722,17 @@ impl ManifestSource {
                 }
                 Ok((manifests, deployed))
             }
+        }
+    }
+}
+
+/// Give each image of `images` that was just `built` (same app, same tag) its pushed digest.
+fn pin_built(images: &mut BTreeMap<String, ImageRef>, built: &[BuildResult]) {
+    for image in built {
+        if let Some(reference) = images.get_mut(&image.app)
+            && reference.tag == image.tag
+        {
+            reference.digest = Some(image.digest.clone());
         }
     }
 }
