@@ -262,7 +262,7 @@ fn check_revision_terraform(session: &Session, policy: &DeployPolicy) -> Result<
     let Some(work_tree) = &state_repo.layout.terraform_dir else {
         return Ok(());
     };
-    if revision_module_differs(session)? {
+    if session.revision_module_differs()? {
         return Err(UserError::new(
             format!(
                 "the Terraform module at {} differs from the work tree's `{}`, where the state is",
@@ -274,43 +274,6 @@ fn check_revision_terraform(session: &Session, policy: &DeployPolicy) -> Result<
         .into());
     }
     Ok(())
-}
-
-/// Whether a revision's Terraform module differs from the work tree's (false without one).
-pub fn revision_module_differs(session: &Session) -> Result<bool> {
-    let Some(state_repo) = &session.state_repo else {
-        return Ok(false);
-    };
-    let (Some(revision), Some(work_tree)) = (
-        &session.repo.layout.terraform_dir,
-        &state_repo.layout.terraform_dir,
-    ) else {
-        return Ok(false);
-    };
-    Ok(module_files(revision)? != module_files(work_tree)?)
-}
-
-/// A module's files (relative path -> contents), without Terraform's own state and caches.
-fn module_files(dir: &Path) -> Result<BTreeMap<PathBuf, Vec<u8>>> {
-    let mut files = BTreeMap::new();
-    let mut pending = vec![dir.to_path_buf()];
-    while let Some(current) = pending.pop() {
-        for entry in std::fs::read_dir(&current)? {
-            let entry = entry?;
-            let name = entry.file_name();
-            let name = name.to_string_lossy();
-            if name == ".terraform" || name.starts_with("terraform.tfstate") {
-                continue;
-            }
-            let path = entry.path();
-            if entry.file_type()?.is_dir() {
-                pending.push(path);
-            } else if let Ok(relative) = path.strip_prefix(dir) {
-                files.insert(relative.to_path_buf(), std::fs::read(&path)?);
-            }
-        }
-    }
-    Ok(files)
 }
 
 /// The deploy's Event on the inventory (`Deployed` or `Healed`).

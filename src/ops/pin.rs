@@ -16,12 +16,7 @@ use crate::ops::session::{ClusterConnection, Session};
 /// must have been pushed (be reachable from a remote-tracking branch) when the repository has a
 /// remote: the agent heals to the pin from its own clone of the source.
 pub async fn pin(session: &Session, revision: &str, reason: &str) -> Result<Pin> {
-    let sha = crate::git::resolve_revision(&session.repo.root, revision).map_err(|error| {
-        UserError::new(
-            error.to_string(),
-            "give a commit SHA, a tag or a branch of this repository",
-        )
-    })?;
+    let sha = session.resolve_revision(revision)?;
     require_pushed(session, revision, &sha)?;
     pin_sha(session, &sha, reason).await
 }
