@@ -630,7 +630,28 @@ fn check_saved_plan(session: &Session, plan: &saved::SavedPlan, path: &Path) -> 
         )
         .into());
     }
-    saved::check_git(plan, &session.git.sha).map_err(|reason| saved::stale(path, reason))
+    saved::check_git(plan, &session.git.sha).map_err(|reason| {
+        match plan.plan.pin.as_ref().filter(|pin| pin.sha == plan.git.sha) {
+            // The plan of a pinned environment is its pinned revision's: deployed as that one.
+            Some(pin) => UserError::new(
+                format!(
+                    "the saved plan `{}` is the plan of `{}`'s pinned revision {}, not of {}",
+                    path.display(),
+                    plan.environment,
+                    crate::git::short_sha(&pin.sha),
+                    crate::git::short_sha(&session.git.sha)
+                ),
+                format!(
+                    "deploy it as that revision: `gitship deploy {} --rev {} --plan {}`",
+                    plan.environment,
+                    pin.sha,
+                    path.display()
+                ),
+            )
+            .into(),
+            None => saved::stale(path, reason),
+        }
+    })
 }
 
 /// The references of `images`, as the deploy record keeps them.

@@ -181,8 +181,18 @@ impl Session {
     }
 
     /// The user's repository: the one opened, or for a revision the one it was checked out of.
-    fn user_repo(&self) -> &Repository {
+    pub fn user_repo(&self) -> &Repository {
         self.state_repo.as_ref().unwrap_or(&self.repo)
+    }
+
+    /// The commit the user's work tree is at (`HEAD`): what a deploy without `--rev` deploys.
+    pub fn work_tree_sha(&self) -> Result<String> {
+        if self.state_repo.is_none() {
+            return Ok(self.git.sha.clone());
+        }
+        let root = &self.user_repo().root;
+        crate::git::head_sha(root)
+            .with_context(|| format!("cannot read the Git revision of `{}`", root.display()))
     }
 
     /// The full SHA of `revision` (SHA, tag or branch) in the user's repository.
@@ -193,6 +203,11 @@ impl Session {
     /// Where the environment's state lives: the user's repository (also for a revision).
     fn state_root(&self) -> &Path {
         &self.user_repo().root
+    }
+
+    /// Whether the environment has manifests to deploy (a Kubernetes layer).
+    pub fn has_kubernetes(&self) -> bool {
+        self.repo.layout.kubernetes_dir.is_some() || self.config.kubernetes.dir.is_some()
     }
 
     /// Whether this revision's Terraform module differs from the work tree's, where the state is
@@ -208,6 +223,19 @@ impl Session {
             return Ok(false);
         };
         Ok(module_files(revision)? != module_files(work_tree)?)
+    }
+
+    /// For a revision whose Terraform module differs from the work tree's: say that Terraform
+    /// runs the work tree's module, where the state is (`plan` and `drift` of a revision).
+    pub fn warn_if_module_differs(&self) -> Result<()> {
+        if self.revision_module_differs()? {
+            self.printer.warn(&format!(
+                "the Terraform module at {} differs from the work tree's: Terraform runs the work tree's module, where the state of `{}` is",
+                crate::git::short_sha(&self.git.sha),
+                self.config.name
+            ));
+        }
+        Ok(())
     }
 
     /// The environment as the Kubernetes stage sees it.
