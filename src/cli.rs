@@ -80,8 +80,9 @@ pub enum Command {
     Deploy(DeployArgs),
     /// Show how the cluster differs from Git (Kubernetes only)
     Diff(ClusterArgs),
-    /// Report what is running that differs from Git (Kubernetes and Terraform)
-    Drift(ClusterArgs),
+    /// Report what is running that differs from Git, or from the pinned revision of a pinned
+    /// environment (Kubernetes and Terraform)
+    Drift(DriftArgs),
     /// Build and push the images of the environment's apps
     Build(BuildArgs),
     /// Show what the cluster runs: the last deploys, the deploy lock and the agent's leader
@@ -173,6 +174,16 @@ pub struct PlanArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct DriftArgs {
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+    /// Compare with this revision (SHA, tag or branch) instead of Git's HEAD, or of the pinned
+    /// revision of a pinned environment
+    #[arg(long, value_name = "REV")]
+    pub rev: Option<String>,
+}
+
+#[derive(Debug, Args)]
 pub struct BuildOptions {
     /// Rebuild images even when their tag already exists in the registry
     #[arg(long)]
@@ -227,7 +238,8 @@ pub struct DeployArgs {
     #[arg(long)]
     pub force: bool,
     /// Deploy this revision (SHA, tag or branch) instead of the work tree, which is not touched
-    #[arg(long, value_name = "REV", conflicts_with = "plan")]
+    /// (with --plan: a plan saved at that revision)
+    #[arg(long, value_name = "REV")]
     pub rev: Option<String>,
 }
 

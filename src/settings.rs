@@ -67,7 +67,7 @@ pub enum CommandSettings {
     Plan(PlanSettings),
     Deploy(DeploySettings),
     Diff(ClusterSettings),
-    Drift(ClusterSettings),
+    Drift(DriftSettings),
     Build {
         env: String,
         build: BuildSettings,
@@ -191,6 +191,14 @@ pub struct PlanSettings {
 }
 
 #[derive(Debug, Clone)]
+pub struct DriftSettings {
+    pub cluster: ClusterSettings,
+    /// `--rev REV`: compare with that revision, checked out in gitship's own clone, instead of
+    /// the work tree or the pinned revision.
+    pub rev: Option<String>,
+}
+
+#[derive(Debug, Clone)]
 pub struct BuildSettings {
     pub force_build: bool,
     pub jobs: usize,
@@ -304,7 +312,10 @@ impl Settings {
                 rev: a.rev,
             }),
             cli::Command::Diff(a) => CommandSettings::Diff(cluster(a)),
-            cli::Command::Drift(a) => CommandSettings::Drift(cluster(a)),
+            cli::Command::Drift(a) => CommandSettings::Drift(DriftSettings {
+                cluster: cluster(a.cluster),
+                rev: a.rev,
+            }),
             cli::Command::Build(a) => CommandSettings::Build {
                 env: a.env,
                 build: build(a.build)?,

@@ -6,20 +6,16 @@ use anyhow::Result;
 use crate::commands::Context;
 use crate::exit::Outcome;
 use crate::ops::Session;
+use crate::ops::pin::Target;
 use crate::plan::{self, Plan};
-use crate::settings::{OutputFormat, PlanSettings};
+use crate::settings::{ClusterSettings, OutputFormat, PlanSettings};
 
 /// Markdown output stays below GitHub's comment limit.
 pub const MARKDOWN_LIMIT: usize = 65_000;
 
 pub async fn run(ctx: &Context, settings: PlanSettings) -> Result<Outcome> {
-    let session = match &settings.rev {
-        Some(revision) => {
-            Session::open_revision(&ctx.global, &ctx.printer, &settings.cluster, revision)?
-        }
-        None => Session::open(&ctx.global, &ctx.printer, &settings.cluster)?,
-    };
-    let outcome = crate::ops::plan::plan(&session).await?;
+    let (session, target) = open(ctx, &settings.cluster, settings.rev.as_deref())?;
+    let outcome = crate::ops::plan::plan(&session, target).await?;
     ctx.printer.status(&format!(
         "preflight: {} checks passed",
         outcome.preflight.checks.len()
@@ -28,14 +24,45 @@ pub async fn run(ctx: &Context, settings: PlanSettings) -> Result<Outcome> {
     ctx.printer
         .step_summary(&plan::markdown::render_plan(&outcome.plan, MARKDOWN_LIMIT));
     if let Some(out) = &settings.out {
-        crate::ops::plan::save(out, &session, &outcome)?;
+        crate::ops::plan::save(out, &outcome)?;
         ctx.printer
             .status(&format!("saved the plan to `{}`", out.display()));
+        // The plan of a pinned revision or of `--rev`: `deploy --plan` alone would find it
+        // stale (it deploys the work tree's commit).
+        if outcome.plan.git.sha != session.work_tree_sha()? {
+            ctx.printer.status(&format!(
+                "it is the plan of {}, not of the work tree: deploy it with `gitship deploy {} --rev {} --plan {}`",
+                crate::git::short_sha(&outcome.plan.git.sha),
+                outcome.plan.environment,
+                outcome.plan.git.sha,
+                out.display()
+            ));
+        }
     }
     Ok(if settings.exit_code && outcome.plan.has_changes() {
         Outcome::Changes
     } else {
         Outcome::Success
+    })
+}
+
+/// The session of the revision `rev` names (checked out in gitship's own clone), compared
+/// whatever the pin; without one, the work tree's, which a pinned environment trades for its
+/// pinned revision. What `plan` and `drift` open.
+pub fn open(
+    ctx: &Context,
+    cluster: &ClusterSettings,
+    rev: Option<&str>,
+) -> Result<(Session, Target)> {
+    Ok(match rev {
+        Some(revision) => (
+            Session::open_revision(&ctx.global, &ctx.printer, cluster, revision)?,
+            Target::Session,
+        ),
+        None => (
+            Session::open(&ctx.global, &ctx.printer, cluster)?,
+            Target::FollowPin,
+        ),
     })
 }
 

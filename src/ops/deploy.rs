@@ -262,7 +262,7 @@ fn check_revision_terraform(session: &Session, policy: &DeployPolicy) -> Result<
     let Some(work_tree) = &state_repo.layout.terraform_dir else {
         return Ok(());
     };
-    if revision_module_differs(session)? {
+    if session.revision_module_differs()? {
         return Err(UserError::new(
             format!(
                 "the Terraform module at {} differs from the work tree's `{}`, where the state is",
@@ -274,43 +274,6 @@ fn check_revision_terraform(session: &Session, policy: &DeployPolicy) -> Result<
         .into());
     }
     Ok(())
-}
-
-/// Whether a revision's Terraform module differs from the work tree's (false without one).
-pub fn revision_module_differs(session: &Session) -> Result<bool> {
-    let Some(state_repo) = &session.state_repo else {
-        return Ok(false);
-    };
-    let (Some(revision), Some(work_tree)) = (
-        &session.repo.layout.terraform_dir,
-        &state_repo.layout.terraform_dir,
-    ) else {
-        return Ok(false);
-    };
-    Ok(module_files(revision)? != module_files(work_tree)?)
-}
-
-/// A module's files (relative path -> contents), without Terraform's own state and caches.
-fn module_files(dir: &Path) -> Result<BTreeMap<PathBuf, Vec<u8>>> {
-    let mut files = BTreeMap::new();
-    let mut pending = vec![dir.to_path_buf()];
-    while let Some(current) = pending.pop() {
-        for entry in std::fs::read_dir(&current)? {
-            let entry = entry?;
-            let name = entry.file_name();
-            let name = name.to_string_lossy();
-            if name == ".terraform" || name.starts_with("terraform.tfstate") {
-                continue;
-            }
-            let path = entry.path();
-            if entry.file_type()?.is_dir() {
-                pending.push(path);
-            } else if let Ok(relative) = path.strip_prefix(dir) {
-                files.insert(relative.to_path_buf(), std::fs::read(&path)?);
-            }
-        }
-    }
-    Ok(files)
 }
 
 /// The deploy's Event on the inventory (`Deployed` or `Healed`).
@@ -447,8 +410,9 @@ enum TerraformStep {
 enum ManifestSource {
     /// Render the work tree with the outputs after apply and the images just built or found.
     Render { images: BTreeMap<String, ImageRef> },
-    /// The saved plan's manifests; rendered again (same commit, same images) only when they
-    /// hold outputs that were unknown at plan time.
+    /// The saved plan's manifests, the images it still had to build pinned by the digests
+    /// pushed ([`crate::render::digests`]); rendered again (same commit, same images) only when
+    /// they hold outputs that were unknown at plan time.
     Saved {
         manifests: Vec<Manifest>,
         images: BTreeMap<String, ImageRef>,
@@ -666,7 +630,28 @@ fn check_saved_plan(session: &Session, plan: &saved::SavedPlan, path: &Path) -> 
         )
         .into());
     }
-    saved::check_git(plan, &session.git.sha).map_err(|reason| saved::stale(path, reason))
+    saved::check_git(plan, &session.git.sha).map_err(|reason| {
+        match plan.plan.pin.as_ref().filter(|pin| pin.sha == plan.git.sha) {
+            // The plan of a pinned environment is its pinned revision's: deployed as that one.
+            Some(pin) => UserError::new(
+                format!(
+                    "the saved plan `{}` is the plan of `{}`'s pinned revision {}, not of {}",
+                    path.display(),
+                    plan.environment,
+                    crate::git::short_sha(&pin.sha),
+                    crate::git::short_sha(&session.git.sha)
+                ),
+                format!(
+                    "deploy it as that revision: `gitship deploy {} --rev {} --plan {}`",
+                    plan.environment,
+                    pin.sha,
+                    path.display()
+                ),
+            )
+            .into(),
+            None => saved::stale(path, reason),
+        }
+    })
 }
 
 /// The references of `images`, as the deploy record keeps them.
@@ -691,22 +676,23 @@ impl ManifestSource {
     ) -> Result<(Vec<Manifest>, Vec<DeployedImage>)> {
         match self {
             ManifestSource::Render { mut images } => {
-                for image in built {
-                    if let Some(reference) = images.get_mut(&image.app)
-                        && reference.tag == image.tag
-                    {
-                        reference.digest = Some(image.digest.clone());
-                    }
-                }
+                pin_built(&mut images, built);
                 let deployed = deployed_images(&images);
                 Ok((
                     session.render(images, outputs, UnknownOutputs::Error)?,
                     deployed,
                 ))
             }
-            ManifestSource::Saved { manifests, images } => {
+            ManifestSource::Saved {
+                mut manifests,
+                mut images,
+            } => {
+                // The images the plan still had to build are pinned by the digests just pushed,
+                // as a deploy of the work tree renders them.
+                pin_built(&mut images, built);
                 let deployed = deployed_images(&images);
                 if !saved::mentions_unknown(&manifests) {
+                    crate::render::digests::pin_digests(&mut manifests, &images);
                     return Ok((manifests, deployed));
                 }
                 // Outputs were unknown at plan time: render the same commit with the real ones.
@@ -720,6 +706,17 @@ impl ManifestSource {
                 }
                 Ok((manifests, deployed))
             }
+        }
+    }
+}
+
+/// Give each image of `images` that was just `built` (same app, same tag) its pushed digest.
+fn pin_built(images: &mut BTreeMap<String, ImageRef>, built: &[BuildResult]) {
+    for image in built {
+        if let Some(reference) = images.get_mut(&image.app)
+            && reference.tag == image.tag
+        {
+            reference.digest = Some(image.digest.clone());
         }
     }
 }

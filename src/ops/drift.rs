@@ -5,79 +5,89 @@
 //! deleted; Terraform: changes made outside Terraform and changes a deploy would make. The
 //! environment's `drift.ignore` rules suppress expected drift. Reads and Terraform plans only:
 //! the live objects are LISTed, one request per kind ([`crate::kube::live`]).
+//!
+//! The revision compared is the session's (the work tree, or `--rev REV`), except for a pinned
+//! environment ([`crate::kube::pin`]) without `--rev`: the cluster is meant to run the pinned
+//! revision, so that one is checked out in gitship's own clone and compared. The report carries
+//! the pin either way, and `git` is the revision compared.
 
 use anyhow::Result;
 
 use crate::diagnostics::user_error;
-use crate::git::short_sha;
-use crate::ops::session::Session;
+use crate::kube::inventory::Inventory;
+use crate::ops::pin::Target;
+use crate::ops::session::{ClusterConnection, Session};
 use crate::plan::{DriftReport, kubernetes};
 use crate::render::{self, UnknownOutputs};
 
-/// The environment's drift report.
-pub async fn drift(session: &Session) -> Result<DriftReport> {
-    drift_with(session, true).await
+/// The environment's drift report: the cluster compared with `target`'s revision.
+pub async fn drift(session: &Session, target: Target) -> Result<DriftReport> {
+    let connection = match session.has_kubernetes() {
+        true => Some(session.connect_announced().await?),
+        false => None,
+    };
+    // One read of the inventory ConfigMap, for the inventory and the pin alike.
+    let (inventory, pin) = match &connection {
+        Some(connection) => session.inventory_and_pin(connection).await?,
+        None => (None, None),
+    };
+    let pinned = crate::ops::pin::pin_to_compare(pin.as_ref(), target, &session.git.sha)
+        .map(|pin| crate::ops::pin::open_pinned(session, pin, "drift"))
+        .transpose()?;
+    let compared = pinned.as_ref().unwrap_or(session);
+    let mut report = compare(compared, connection, inventory, true).await?;
+    if let Some(pin) = &pin {
+        report.pin = Some(crate::ops::pin::info(pin, &session.work_tree_sha()?));
+    }
+    Ok(report)
 }
 
-/// [`drift`], with Terraform's drift only when `terraform` is set (the agent's heal checks skip
-/// it under `agent.terraform: off`).
+/// The drift of the revision `session` is at (the agent's heal check: the revision the cluster
+/// runs), with Terraform's drift only when `terraform` is set (the agent's heal checks skip it
+/// under `agent.terraform: off`).
 pub async fn drift_with(session: &Session, terraform: bool) -> Result<DriftReport> {
-    let mut report = DriftReport::new(&session.config.name, session.git.clone(), session.sandbox);
-    let driver = if terraform {
-        session.terraform().await?
-    } else {
-        None
+    let connection = match session.has_kubernetes() {
+        true => Some(session.connect_announced().await?),
+        false => None,
     };
-    if let Some(driver) = driver {
-        session.printer.status(&format!(
-            "checking Terraform drift of `{}`...",
-            session.config.name
-        ));
-        let drift = driver.drift().await.map_err(user_error)?;
-        report.terraform = crate::plan::terraform::drift_changes(&drift);
-    }
+    // The pin is read (an unreadable one stops the check) but not followed: the agent heals
+    // the revision it runs.
+    let inventory = match &connection {
+        Some(connection) => session.inventory_and_pin(connection).await?.0,
+        None => None,
+    };
+    compare(session, connection, inventory, terraform).await
+}
 
+/// Compare the cluster (through `connection`, or a new one when the manifests need it) with
+/// `session`'s revision; `inventory` is the environment's, read before.
+async fn compare(
+    session: &Session,
+    connection: Option<ClusterConnection>,
+    inventory: Option<Inventory>,
+    terraform: bool,
+) -> Result<DriftReport> {
+    let mut report = DriftReport::new(&session.config.name, session.git.clone(), session.sandbox);
+    if terraform {
+        report.terraform = terraform_drift(session).await?;
+    }
     let outputs = session.current_outputs().await?;
     let (_, images) = session.images().await?;
     let manifests = session.render(images, outputs.clone(), UnknownOutputs::Placeholder)?;
     if manifests.is_empty() {
         return Ok(report);
     }
-    let connection = session.connect_announced().await?;
+    let connection = match connection {
+        Some(connection) => connection,
+        None => session.connect_announced().await?,
+    };
     let environment = session.environment();
     let environment_diff =
         crate::kube::live::compare_live(&connection.client, &environment, &manifests)
             .await
             .map_err(user_error)?;
-    let (inventory, pin) = session.inventory_and_pin(&connection).await?;
     if inventory.is_none() {
-        let ours = environment_diff
-            .objects
-            .iter()
-            .filter_map(|(_, diff)| diff.live.as_ref())
-            .filter(|live| {
-                crate::model::annotation(live, crate::model::OWNED_BY_ANNOTATION)
-                    == Some(environment.name.as_str())
-            })
-            .count();
-        if ours > 0 {
-            session.printer.warn(&format!(
-                "the inventory ConfigMap `{}` is missing although {ours} object(s) of environment `{}` exist: objects removed from Git since the last deploy can no longer be pruned",
-                crate::model::reserved_name(&environment.name),
-                environment.name
-            ));
-        }
-    }
-    if let Some(pin) = pin
-        && pin.sha != session.git.sha
-    {
-        session.printer.warn(&format!(
-            "`{}` is pinned at {}, Git at {}: the cluster is meant to run the pinned revision (`gitship resume {}` follows Git again)",
-            environment.name,
-            short_sha(&pin.sha),
-            short_sha(&session.git.sha),
-            environment.name
-        ));
+        warn_missing_inventory(session, &environment_diff);
     }
     let inventory = inventory.unwrap_or_default();
     let redactor = render::Redactor::new(&outputs);
@@ -90,4 +100,42 @@ pub async fn drift_with(session: &Session, terraform: bool) -> Result<DriftRepor
     report.kubernetes = drifted;
     report.ignored = ignored;
     Ok(report)
+}
+
+/// Terraform's drift of the environment (nothing without a Terraform layer).
+async fn terraform_drift(session: &Session) -> Result<Vec<crate::plan::ResourceChange>> {
+    let Some(driver) = session.terraform().await? else {
+        return Ok(Vec::new());
+    };
+    session.warn_if_module_differs()?;
+    session.printer.status(&format!(
+        "checking Terraform drift of `{}`...",
+        session.config.name
+    ));
+    let drift = driver.drift().await.map_err(user_error)?;
+    Ok(crate::plan::terraform::drift_changes(&drift))
+}
+
+/// The inventory is missing although objects of the environment exist: say what that costs.
+fn warn_missing_inventory(
+    session: &Session,
+    environment_diff: &crate::kube::diff::EnvironmentDiff,
+) {
+    let environment = session.environment();
+    let ours = environment_diff
+        .objects
+        .iter()
+        .filter_map(|(_, diff)| diff.live.as_ref())
+        .filter(|live| {
+            crate::model::annotation(live, crate::model::OWNED_BY_ANNOTATION)
+                == Some(environment.name.as_str())
+        })
+        .count();
+    if ours > 0 {
+        session.printer.warn(&format!(
+            "the inventory ConfigMap `{}` is missing although {ours} object(s) of environment `{}` exist: objects removed from Git since the last deploy can no longer be pruned",
+            crate::model::reserved_name(&environment.name),
+            environment.name
+        ));
+    }
 }

@@ -11,17 +11,13 @@ use crate::kube::events::{self, EventType};
 use crate::kube::pin::{self, Pin};
 use crate::kube::retry::RetryPolicy;
 use crate::ops::session::{ClusterConnection, Session};
+use crate::plan::PinInfo;
 
 /// Pin the environment at `revision` (resolved in the repository); the pin written. The commit
 /// must have been pushed (be reachable from a remote-tracking branch) when the repository has a
 /// remote: the agent heals to the pin from its own clone of the source.
 pub async fn pin(session: &Session, revision: &str, reason: &str) -> Result<Pin> {
-    let sha = crate::git::resolve_revision(&session.repo.root, revision).map_err(|error| {
-        UserError::new(
-            error.to_string(),
-            "give a commit SHA, a tag or a branch of this repository",
-        )
-    })?;
+    let sha = session.resolve_revision(revision)?;
     require_pushed(session, revision, &sha)?;
     pin_sha(session, &sha, reason).await
 }
@@ -189,6 +185,68 @@ pub async fn current(session: &Session, connection: &ClusterConnection) -> Resul
     .map_err(user_error)
 }
 
+/// What `plan` and `drift` compare the cluster with (the command line decides).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target {
+    /// The pinned revision when the environment is pinned at another commit than the session's,
+    /// else the session's own revision (the work tree).
+    FollowPin,
+    /// The session's own revision (`--rev REV`), whatever the pin.
+    Session,
+}
+
+/// The pin whose revision a comparison with `target` checks out instead of the session's own
+/// (at `session_sha`): none without a pin, with `--rev`, or when the session is at the pin.
+pub fn pin_to_compare<'pin>(
+    pin: Option<&'pin Pin>,
+    target: Target,
+    session_sha: &str,
+) -> Option<&'pin Pin> {
+    match target {
+        Target::FollowPin => pin.filter(|pin| pin.sha != session_sha),
+        Target::Session => None,
+    }
+}
+
+/// The pin as `plan` and `drift` report it, with the work tree's commit `git_sha`.
+pub fn info(pin: &Pin, git_sha: &str) -> PinInfo {
+    PinInfo {
+        sha: pin.sha.clone(),
+        git_sha: git_sha.to_string(),
+        by: pin.who.clone(),
+        reason: pin.reason.clone(),
+        at: pin.time,
+    }
+}
+
+/// The session of the environment's pinned revision (`pin`), checked out in gitship's own clone
+/// for `plan` or `drift` (`command`). A pinned commit the repository does not have (pinned from
+/// another clone, not fetched here) is an error saying how to get it or compare with Git.
+pub fn open_pinned(session: &Session, pin: &Pin, command: &str) -> Result<Session> {
+    let environment = &session.config.name;
+    session.printer.status(&format!(
+        "`{environment}` is pinned at {} (Git at {}): {command} of the pinned revision",
+        short_sha(&pin.sha),
+        short_sha(&session.git.sha)
+    ));
+    let root = &session.user_repo().root;
+    if let Err(error) = crate::git::resolve_revision(root, &pin.sha) {
+        return Err(anyhow::Error::new(error).context(UserError::new(
+            format!(
+                "`{environment}` is pinned at {} ({} by {}), a commit the repository `{}` does not have",
+                short_sha(&pin.sha),
+                pin.reason,
+                pin.who,
+                root.display()
+            ),
+            format!(
+                "fetch it (`git fetch`), or compare with Git instead: `gitship {command} {environment} --rev HEAD`"
+            ),
+        )));
+    }
+    session.at_commit(&pin.sha)
+}
+
 /// A deploy of another revision than the pinned one is refused unless forced.
 pub fn check_deploy(pin: Option<&Pin>, sha: &str, environment: &str, force: bool) -> Result<()> {
     match pin {
@@ -213,6 +271,39 @@ pub fn check_deploy(pin: Option<&Pin>, sha: &str, environment: &str, force: bool
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn plan_and_drift_compare_the_pin_unless_rev_names_a_revision() {
+        let pin = Pin {
+            sha: "a".repeat(40),
+            who: "ann".into(),
+            time: Utc::now(),
+            reason: "rollback".into(),
+        };
+        let (a, b) = ("a".repeat(40), "b".repeat(40));
+        assert_eq!(
+            pin_to_compare(Some(&pin), Target::FollowPin, &b),
+            Some(&pin),
+            "Git moved on: the pinned revision"
+        );
+        assert_eq!(
+            pin_to_compare(Some(&pin), Target::FollowPin, &a),
+            None,
+            "the work tree is at the pin"
+        );
+        assert_eq!(
+            pin_to_compare(Some(&pin), Target::Session, &b),
+            None,
+            "`--rev`"
+        );
+        assert_eq!(pin_to_compare(None, Target::FollowPin, &b), None);
+        let info = info(&pin, &b);
+        assert_eq!((info.sha, info.git_sha), (a, b));
+        assert_eq!(
+            (info.by.as_str(), info.reason.as_str()),
+            ("ann", "rollback")
+        );
+    }
 
     #[test]
     fn a_pinned_environment_refuses_other_revisions_unless_forced() {

@@ -20,11 +20,12 @@ use crate::diagnostics::user_error;
 use crate::kube::diff::EnvironmentDiff;
 use crate::kube::retry::RetryPolicy;
 use crate::model::{Manifest, ObjectId, is_cluster_scoped};
+use crate::ops::pin::Target;
 use crate::ops::preflight::{self, Preflight};
 use crate::ops::session::{ClusterConnection, Session};
 use crate::plan::{self, Plan, saved};
 use crate::render::{self, ImageRef, UnknownOutputs};
-use crate::terraform::{self, PlanMode};
+use crate::terraform::{self, PlanMode, Terraform};
 
 /// Concurrent dry-runs and reads.
 const CONCURRENCY: usize = 16;
@@ -43,35 +44,83 @@ pub struct PlanOutcome {
     pub kubernetes: Option<EnvironmentDiff>,
 }
 
-/// Compute the whole plan, after the same preflight as a deploy's (a failed preflight is shown
-/// as a status section, then returned as the error).
-pub async fn plan(session: &Session) -> Result<PlanOutcome> {
-    let mut plan = Plan::new(&session.config.name, session.git.clone(), session.sandbox);
-    let has_kubernetes =
-        session.repo.layout.kubernetes_dir.is_some() || session.config.kubernetes.dir.is_some();
-    let connection = match has_kubernetes {
+/// Compute the whole plan of `target`'s revision, after the same preflight as a deploy's (a
+/// failed preflight is shown as a status section, then returned as the error).
+///
+/// A pinned environment is planned at its pinned revision unless `--rev` names one
+/// ([`Target::Session`]): a deploy of Git is refused while it is pinned, so what a deploy would
+/// do there is put the pinned revision back (the agent's heal, `deploy --rev <pin>`). The plan
+/// carries the pin either way, and its `git` is the revision planned. The pin is read after the
+/// preflight (of the environment's cluster, registry and Terraform backend, with `session`'s
+/// images), which says why when the cluster cannot be reached.
+pub async fn plan(session: &Session, target: Target) -> Result<PlanOutcome> {
+    let connection = match session.has_kubernetes() {
         true => Some(session.connect_announced().await?),
         false => None,
     };
     let terraform = session.terraform().await?;
     let references = session.image_refs()?;
+    let preflight = require_preflight(
+        session,
+        connection.as_ref(),
+        &references,
+        terraform.as_ref(),
+    )
+    .await?;
+    let pin = match &connection {
+        Some(connection) => crate::ops::pin::current(session, connection).await?,
+        None => None,
+    };
+    let mut outcome = match crate::ops::pin::pin_to_compare(pin.as_ref(), target, &session.git.sha)
+    {
+        Some(pin) => {
+            let pinned = crate::ops::pin::open_pinned(session, pin, "plan")?;
+            let terraform = pinned.terraform().await?;
+            let references = pinned.image_refs()?;
+            plan_revision(&pinned, connection, preflight, terraform, references).await?
+        }
+        None => plan_revision(session, connection, preflight, terraform, references).await?,
+    };
+    if let Some(pin) = &pin {
+        outcome.plan.pin = Some(crate::ops::pin::info(pin, &session.work_tree_sha()?));
+    }
+    Ok(outcome)
+}
+
+/// The preflight of `session` with the images of `references` (none checked in the sandbox);
+/// a failed one is shown as a status section, then returned as the error.
+async fn require_preflight(
+    session: &Session,
+    connection: Option<&ClusterConnection>,
+    references: &BTreeMap<String, ImageRef>,
+    terraform: Option<&Terraform>,
+) -> Result<Preflight> {
     let images_to_check = match session.sandbox {
         true => Vec::new(),
         false => session.build_requests(references.values()),
     };
-    let preflight = preflight::preflight(
-        session,
-        connection.as_ref(),
-        &images_to_check,
-        terraform.as_ref(),
-        None,
-    )
-    .await;
+    let preflight =
+        preflight::preflight(session, connection, &images_to_check, terraform, None).await;
     if !preflight.passed() {
         session.printer.status(preflight.render().trim_end());
         return Err(preflight.error(&session.config.name));
     }
+    Ok(preflight)
+}
 
+/// [`plan`] of `session`'s own revision after the preflight, through `connection` when there
+/// is one, with its Terraform driver and image references.
+async fn plan_revision(
+    session: &Session,
+    connection: Option<ClusterConnection>,
+    preflight: Preflight,
+    terraform: Option<Terraform>,
+    references: BTreeMap<String, ImageRef>,
+) -> Result<PlanOutcome> {
+    let mut plan = Plan::new(&session.config.name, session.git.clone(), session.sandbox);
+    if terraform.is_some() {
+        session.warn_if_module_differs()?;
+    }
     plan.preflight = preflight.checks.clone();
     let (image_changes, images) = session.images_for(references).await?;
     plan.images = image_changes;
@@ -152,8 +201,9 @@ fn render_noted(
     Ok((output.manifests, substitutions))
 }
 
-/// Write `outcome` to `out` as a saved plan (and its Terraform planfile to `out.tfplan`).
-pub fn save(out: &Path, session: &Session, outcome: &PlanOutcome) -> Result<()> {
+/// Write `outcome` to `out` as a saved plan (and its Terraform planfile to `out.tfplan`), for
+/// the environment and revision it was planned for.
+pub fn save(out: &Path, outcome: &PlanOutcome) -> Result<()> {
     let live = outcome
         .kubernetes
         .iter()
@@ -165,9 +215,9 @@ pub fn save(out: &Path, session: &Session, outcome: &PlanOutcome) -> Result<()> 
         .collect();
     let mut saved_plan = saved::SavedPlan {
         format_version: saved::SAVED_FORMAT_VERSION,
-        environment: session.config.name.clone(),
-        sandbox: session.sandbox,
-        git: session.git.clone(),
+        environment: outcome.plan.environment.clone(),
+        sandbox: outcome.plan.sandbox,
+        git: outcome.plan.git.clone(),
         plan: outcome.plan.clone(),
         terraform_planfile: None,
         images: outcome.images.values().cloned().collect(),

@@ -36,9 +36,7 @@ pub async fn target(session: &Session, settings: &RollbackSettings) -> Result<Ro
     let target = match &settings.to {
         Some(revision) => {
             let current = newest_good(&inventory.history).unwrap_or_default();
-            let target = crate::git::resolve_revision(&session.repo.root, revision).map_err(|e| {
-                UserError::new(e.to_string(), "give a commit SHA, a tag or a branch of this repository")
-            })?;
+            let target = session.resolve_revision(revision)?;
             crate::ops::pin::require_pushed(session, revision, &target)?;
             RollbackTarget { current, target }
         }
@@ -136,7 +134,7 @@ pub async fn rollback(revision: &Session, settings: &RollbackSettings) -> Result
         force: true,
         rev: None,
     };
-    if !settings.terraform && crate::ops::deploy::revision_module_differs(revision)? {
+    if !settings.terraform && revision.revision_module_differs()? {
         revision.printer.warn(&format!(
             "Terraform is not rolled back: its module at {} differs from the work tree's; the infrastructure stays as the current state has it (roll it back with `--terraform` from a checkout of the revision)",
             short_sha(&revision.git.sha)

@@ -88,6 +88,16 @@ impl Session {
         cluster: &ClusterSettings,
     ) -> Result<Session> {
         let repo = Repository::discover(global.repo.as_deref()).map_err(user_error)?;
+        Session::open_in(repo, printer, cluster, global.kubeconfig.clone())
+    }
+
+    /// [`Session::open`] of the repository `repo`.
+    fn open_in(
+        repo: Repository,
+        printer: &Printer,
+        cluster: &ClusterSettings,
+        kubeconfig: Option<PathBuf>,
+    ) -> Result<Session> {
         let config = repo.load_env(&cluster.env).map_err(user_error)?;
         let sha = crate::git::head_sha(&repo.root).with_context(|| {
             format!("cannot read the Git revision of `{}`", repo.root.display())
@@ -99,7 +109,7 @@ impl Session {
             config,
             git: GitInfo { sha, dirty },
             sandbox: cluster.sandbox,
-            kubeconfig: global.kubeconfig.clone(),
+            kubeconfig,
             terraform_outputs: cluster.terraform_outputs.clone(),
             printer: printer.clone(),
             state_repo: None,
@@ -115,12 +125,37 @@ impl Session {
         revision: &str,
     ) -> Result<Session> {
         let repo = Repository::discover(global.repo.as_deref()).map_err(user_error)?;
-        let sha = crate::git::resolve_revision(&repo.root, revision).map_err(|error| {
-            UserError::new(
-                error.to_string(),
-                "give a commit SHA, a tag or a branch of this repository",
-            )
-        })?;
+        let sha = resolve_revision(&repo.root, revision, &cluster.env)?;
+        Session::checkout(repo, &sha, printer, cluster, global.kubeconfig.clone())
+    }
+
+    /// This session's environment at the commit `sha` of the user's repository, checked out in
+    /// gitship's own clone, as [`Session::open_revision`] opens it (`drift` and `plan` of a
+    /// pinned environment, `drift --rev`).
+    pub fn at_commit(&self, sha: &str) -> Result<Session> {
+        let cluster = ClusterSettings {
+            env: self.config.name.clone(),
+            sandbox: self.sandbox,
+            terraform_outputs: self.terraform_outputs.clone(),
+        };
+        Session::checkout(
+            self.user_repo().clone(),
+            sha,
+            &self.printer,
+            &cluster,
+            self.kubeconfig.clone(),
+        )
+    }
+
+    /// Check the commit `sha` of `repo` out in gitship's own clone and open the environment
+    /// there; `repo` stays the state's repository.
+    fn checkout(
+        repo: Repository,
+        sha: &str,
+        printer: &Printer,
+        cluster: &ClusterSettings,
+        kubeconfig: Option<PathBuf>,
+    ) -> Result<Session> {
         let git_root = crate::git::work_tree_root(&repo.root)
             .with_context(|| format!("`{}` is not in a Git work tree", repo.root.display()))?;
         let path = repo
@@ -132,25 +167,75 @@ impl Session {
         let source =
             crate::git::clone::GitSource::open(&git_root.to_string_lossy(), Some("HEAD"), &cache)?;
         source.fetch_all()?;
-        source.checkout(&sha)?;
+        source.checkout(sha)?;
         let clone_root = source.work_tree()?.join(path);
         printer.status(&format!(
             "revision {} checked out in `{}` (the work tree is not touched)",
-            &sha[..sha.len().min(12)],
+            crate::git::short_sha(sha),
             clone_root.display()
         ));
-        let global = GlobalSettings {
-            repo: Some(clone_root),
-            ..global.clone()
-        };
-        let mut session = Session::open(&global, printer, cluster)?;
+        let clone = Repository::discover(Some(&clone_root)).map_err(user_error)?;
+        let mut session = Session::open_in(clone, printer, cluster, kubeconfig)?;
         session.state_repo = Some(repo);
         Ok(session)
     }
 
+    /// The user's repository: the one opened, or for a revision the one it was checked out of.
+    pub fn user_repo(&self) -> &Repository {
+        self.state_repo.as_ref().unwrap_or(&self.repo)
+    }
+
+    /// The commit the user's work tree is at (`HEAD`): what a deploy without `--rev` deploys.
+    pub fn work_tree_sha(&self) -> Result<String> {
+        if self.state_repo.is_none() {
+            return Ok(self.git.sha.clone());
+        }
+        let root = &self.user_repo().root;
+        crate::git::head_sha(root)
+            .with_context(|| format!("cannot read the Git revision of `{}`", root.display()))
+    }
+
+    /// The full SHA of `revision` (SHA, tag or branch) in the user's repository.
+    pub fn resolve_revision(&self, revision: &str) -> Result<String> {
+        resolve_revision(&self.user_repo().root, revision, &self.config.name)
+    }
+
     /// Where the environment's state lives: the user's repository (also for a revision).
     fn state_root(&self) -> &Path {
-        &self.state_repo.as_ref().unwrap_or(&self.repo).root
+        &self.user_repo().root
+    }
+
+    /// Whether the environment has manifests to deploy (a Kubernetes layer).
+    pub fn has_kubernetes(&self) -> bool {
+        self.repo.layout.kubernetes_dir.is_some() || self.config.kubernetes.dir.is_some()
+    }
+
+    /// Whether this revision's Terraform module differs from the work tree's, where the state is
+    /// (false for the work tree itself, or without a module).
+    pub fn revision_module_differs(&self) -> Result<bool> {
+        let Some(state_repo) = &self.state_repo else {
+            return Ok(false);
+        };
+        let (Some(revision), Some(work_tree)) = (
+            &self.repo.layout.terraform_dir,
+            &state_repo.layout.terraform_dir,
+        ) else {
+            return Ok(false);
+        };
+        Ok(module_files(revision)? != module_files(work_tree)?)
+    }
+
+    /// For a revision whose Terraform module differs from the work tree's: say that Terraform
+    /// runs the work tree's module, where the state is (`plan` and `drift` of a revision).
+    pub fn warn_if_module_differs(&self) -> Result<()> {
+        if self.revision_module_differs()? {
+            self.printer.warn(&format!(
+                "the Terraform module at {} differs from the work tree's: Terraform runs the work tree's module, where the state of `{}` is",
+                crate::git::short_sha(&self.git.sha),
+                self.config.name
+            ));
+        }
+        Ok(())
     }
 
     /// The environment as the Kubernetes stage sees it.
@@ -163,9 +248,7 @@ impl Session {
 
     /// Where the sandbox keeps this environment's state, relative to the repository.
     pub fn sandbox_state_file(&self) -> PathBuf {
-        self.state_repo
-            .as_ref()
-            .unwrap_or(&self.repo)
+        self.user_repo()
             .relative(&crate::kube::sandbox::state_file(
                 self.state_root(),
                 &self.config.name,
@@ -403,4 +486,49 @@ impl Session {
     ) -> Result<render::RenderOutput> {
         crate::ops::render::render_noted(&self.repo, &self.config, outputs, Some(images), unknown)
     }
+}
+
+/// The full SHA of the commit `revision` (SHA, tag or branch) names in the repository at `root`,
+/// for environment `environment`; an error naming both, with a hint, when it names none.
+pub fn resolve_revision(root: &Path, revision: &str, environment: &str) -> Result<String> {
+    crate::git::resolve_revision(root, revision).map_err(|error| {
+        anyhow::Error::new(error).context(UserError::new(
+            format!(
+                "`{revision}` names no commit of the repository `{}` (environment `{environment}`)",
+                root.display()
+            ),
+            "give a commit SHA, a tag or a branch of this repository (`git log --oneline`, `git tag`); fetch it first when it was pushed from elsewhere (`git fetch`)",
+        ))
+    })
+}
+
+/// A module's files (relative path -> contents), without Terraform's own state and caches.
+fn module_files(dir: &Path) -> Result<BTreeMap<PathBuf, Vec<u8>>> {
+    let mut files = BTreeMap::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(current) = pending.pop() {
+        let entries = std::fs::read_dir(&current)
+            .with_context(|| format!("cannot read the directory `{}`", current.display()))?;
+        for entry in entries {
+            let entry = entry
+                .with_context(|| format!("cannot read the directory `{}`", current.display()))?;
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            if name == ".terraform" || name.starts_with("terraform.tfstate") {
+                continue;
+            }
+            let path = entry.path();
+            let file_type = entry
+                .file_type()
+                .with_context(|| format!("cannot read `{}`", path.display()))?;
+            if file_type.is_dir() {
+                pending.push(path);
+            } else if let Ok(relative) = path.strip_prefix(dir) {
+                let bytes = std::fs::read(&path)
+                    .with_context(|| format!("cannot read `{}`", path.display()))?;
+                files.insert(relative.to_path_buf(), bytes);
+            }
+        }
+    }
+    Ok(files)
 }

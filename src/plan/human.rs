@@ -7,8 +7,8 @@ use crate::git::short_sha;
 use crate::output::{paint, style};
 
 use super::{
-    Counts, DriftKind, DriftReport, FieldChange, ImageAction, KubernetesPart, ObjectAction,
-    ObjectDrift, OutputAction, Plan, ResourceAction, TerraformPart,
+    Counts, DriftKind, DriftReport, FieldChange, GitInfo, ImageAction, KubernetesPart,
+    ObjectAction, ObjectDrift, OutputAction, PinInfo, Plan, Report, ResourceAction, TerraformPart,
 };
 
 /// Render a plan for a terminal or a log.
@@ -31,6 +31,16 @@ pub fn render_plan(plan: &Plan, color: bool) -> String {
             short_sha(&plan.git.sha)
         ),
     );
+    if let Some(pin) = &plan.pin {
+        write_pin(
+            &mut out,
+            color,
+            pin,
+            &plan.environment,
+            &plan.git,
+            Report::Plan,
+        );
+    }
     if !plan.preflight.is_empty() {
         let _ = writeln!(out, "{}", preflight_line(&plan.preflight));
     }
@@ -52,7 +62,11 @@ pub fn render_plan(plan: &Plan, color: bool) -> String {
     if plan.has_changes() {
         let _ = writeln!(out, "{}", summary_line(plan));
     } else {
-        let _ = writeln!(out, "No changes. The environment matches Git.");
+        let _ = writeln!(
+            out,
+            "No changes. The environment matches {}.",
+            super::matched(&plan.git, plan.pin.as_ref())
+        );
     }
     out
 }
@@ -84,6 +98,19 @@ fn write_simulation_banner(out: &mut String, color: bool, verb: &str) {
 
 fn write_header(out: &mut String, color: bool, text: &str) {
     let _ = writeln!(out, "{}", paint(color, style::HEADER, text));
+}
+
+/// The pin line under a header ([`PinInfo::line`]).
+fn write_pin(
+    out: &mut String,
+    color: bool,
+    pin: &PinInfo,
+    environment: &str,
+    git: &GitInfo,
+    report: Report,
+) {
+    let line = pin.line(environment, &git.sha, report);
+    let _ = writeln!(out, "{}", paint(color, style::WARN, &format!("{line}.")));
 }
 
 /// The images layer: a count line, then one line per image.
@@ -282,6 +309,16 @@ pub fn render_drift(report: &DriftReport, color: bool) -> String {
             short_sha(&report.git.sha)
         ),
     );
+    if let Some(pin) = &report.pin {
+        write_pin(
+            &mut out,
+            color,
+            pin,
+            &report.environment,
+            &report.git,
+            Report::Drift,
+        );
+    }
     for object in &report.kubernetes {
         write_object_drift(&mut out, object, color);
     }
@@ -308,7 +345,11 @@ pub fn render_drift(report: &DriftReport, color: bool) -> String {
             report.terraform.len()
         );
     } else {
-        let _ = writeln!(out, "\nNo drift. The environment matches Git{ignored}.");
+        let _ = writeln!(
+            out,
+            "\nNo drift. The environment matches {}{ignored}.",
+            super::matched(&report.git, report.pin.as_ref())
+        );
     }
     out
 }
@@ -409,6 +450,53 @@ mod tests {
         assert!(text.contains("Plan: images 1 to build; terraform 0 to add, 1 to change, 0 to destroy; kubernetes 0 to add, 1 to change, 0 to destroy."), "{text}");
         assert!(!text.contains('\u{1b}'), "no escapes without color");
         assert!(render_plan(&sample(), true).contains('\u{1b}'));
+    }
+
+    /// A pinned environment's plan and drift report say the pin under their header, and a
+    /// clean one matches the pinned revision, not Git.
+    #[test]
+    fn pinned_reports_say_the_pin_under_the_header() {
+        let (a, b) = ("a".repeat(40), "b".repeat(40));
+        let mut plan = crate::plan::Plan::new(
+            "production",
+            GitInfo {
+                sha: a.clone(),
+                dirty: false,
+            },
+            false,
+        );
+        plan.pin = Some(crate::plan::tests::sample_pin(&a, &b));
+        let text = render_plan(&plan, false);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            lines[0],
+            "Plan for environment production (git aaaaaaaaaaaa)"
+        );
+        assert!(
+            lines[1].starts_with("`production` is pinned at aaaaaaaaaaaa (rollback by ann@laptop, 2023-11-14 22:13:20Z), Git at bbbbbbbbbbbb: planned the pinned revision (a deploy of Git is refused while pinned;"),
+            "{text}"
+        );
+        assert!(
+            text.contains("No changes. The environment matches the pinned revision aaaaaaaaaaaa."),
+            "{text}"
+        );
+        let mut report = DriftReport::new("production", plan.git.clone(), false);
+        report.pin = plan.pin.clone();
+        let text = render_drift(&report, false);
+        assert!(
+            text.lines().nth(1).is_some_and(|line| line.contains(
+                "Git at bbbbbbbbbbbb: compared with the pinned revision (`gitship resume production` follows Git again"
+            )),
+            "{text}"
+        );
+        assert!(
+            text.contains("No drift. The environment matches the pinned revision aaaaaaaaaaaa."),
+            "{text}"
+        );
+        assert!(
+            !render_drift(&DriftReport::new("production", plan.git, false), false)
+                .contains("inned")
+        );
     }
 
     /// `diff`'s plan has no images, only the Kubernetes part: the bare image names its render

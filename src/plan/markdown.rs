@@ -8,7 +8,7 @@ use std::fmt::Write;
 
 use super::{
     Counts, DriftKind, DriftReport, FieldChange, ImageAction, KubernetesPart, ObjectAction,
-    ObjectDrift, OutputAction, Plan, ResourceAction, ResourceChange, TerraformPart,
+    ObjectDrift, OutputAction, Plan, Report, ResourceAction, ResourceChange, TerraformPart,
 };
 
 /// The default size budget, in characters.
@@ -44,6 +44,10 @@ fn plan_head(plan: &Plan) -> String {
         ""
     };
     let _ = writeln!(head, "Git `{}`{dirty}.\n", plan.git.sha);
+    if let Some(pin) = &plan.pin {
+        let line = pin.line(&plan.environment, &plan.git.sha, Report::Plan);
+        let _ = writeln!(head, "**Pinned:** {line}.\n");
+    }
     let _ = writeln!(
         head,
         "| layer | create | update | replace | delete | unchanged |"
@@ -73,7 +77,8 @@ fn plan_head(plan: &Plan) -> String {
         ));
     }
     if !plan.has_changes() {
-        head.push_str("**No changes.** The environment matches Git.\n");
+        let matched = super::matched(&plan.git, plan.pin.as_ref());
+        let _ = writeln!(head, "**No changes.** The environment matches {matched}.");
     }
     head
 }
@@ -231,6 +236,10 @@ pub fn render_drift(report: &DriftReport, limit: usize) -> String {
 fn drift_head(report: &DriftReport) -> String {
     let mut head = title("drift", &report.environment, report.sandbox);
     let _ = writeln!(head, "Git `{}`.\n", report.git.sha);
+    if let Some(pin) = &report.pin {
+        let line = pin.line(&report.environment, &report.git.sha, Report::Drift);
+        let _ = writeln!(head, "**Pinned:** {line}.\n");
+    }
     if report.drifted() {
         let _ = writeln!(
             head,
@@ -242,7 +251,8 @@ fn drift_head(report: &DriftReport) -> String {
     } else {
         let _ = writeln!(
             head,
-            "**No drift.** The environment matches Git ({} difference(s) ignored by rules).\n",
+            "**No drift.** The environment matches {} ({} difference(s) ignored by rules).\n",
+            super::matched(&report.git, report.pin.as_ref()),
             report.ignored
         );
     }
@@ -380,6 +390,44 @@ mod tests {
         );
         assert_eq!(text.matches("```").count() % 2, 0);
         assert!(text.contains("~   spec.replicas: 10 -> 3"), "{text}");
+    }
+
+    #[test]
+    fn pinned_reports_say_the_pin_in_their_head() {
+        let (a, b) = ("a".repeat(40), "b".repeat(40));
+        let mut plan = Plan::new(
+            "production",
+            crate::plan::GitInfo {
+                sha: a.clone(),
+                dirty: false,
+            },
+            false,
+        );
+        plan.pin = Some(crate::plan::tests::sample_pin(&a, &b));
+        let text = render_plan(&plan, LIMIT);
+        assert!(
+            text.contains(&format!("Git `{a}`.\n\n**Pinned:** `production` is pinned at aaaaaaaaaaaa (rollback by ann@laptop, 2023-11-14 22:13:20Z), Git at bbbbbbbbbbbb: planned the pinned revision")),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "**No changes.** The environment matches the pinned revision aaaaaaaaaaaa."
+            ),
+            "{text}"
+        );
+        let mut report = DriftReport::new("production", plan.git.clone(), false);
+        report.pin = plan.pin.clone();
+        let text = render_drift(&report, LIMIT);
+        assert!(
+            text.contains("Git at bbbbbbbbbbbb: compared with the pinned revision"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "**No drift.** The environment matches the pinned revision aaaaaaaaaaaa ("
+            ),
+            "{text}"
+        );
     }
 
     #[test]

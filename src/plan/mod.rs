@@ -31,7 +31,12 @@ pub struct Plan {
     pub environment: String,
     /// True when computed against the simulated cluster (`--sandbox`).
     pub sandbox: bool,
+    /// The revision the plan was computed for: the work tree, `--rev REV`, or the pinned
+    /// revision of a pinned environment ([`Plan::pin`] then keeps the work tree's commit).
     pub git: GitInfo,
+    /// The environment's pin, when it is pinned (absent otherwise).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pin: Option<PinInfo>,
     pub images: Vec<ImageChange>,
     /// Containers whose bare `image: <app>` (Skaffold style) gets the app's image.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -81,6 +86,78 @@ impl PreflightCheck {
 pub struct GitInfo {
     pub sha: String,
     pub dirty: bool,
+}
+
+/// The environment's pin (`gitship pin`, `rollback`), as `plan` and `drift` report it: the
+/// environment is fixed at `sha` while the work tree is at `git_sha`. Unless `--rev` says
+/// otherwise, both compare the cluster with `sha`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PinInfo {
+    /// The pinned commit: what the agent heals to, and the only one `deploy` takes without
+    /// `--force`.
+    pub sha: String,
+    /// The work tree's commit (`HEAD`): what a deploy without `--rev` would deploy.
+    pub git_sha: String,
+    /// Who pinned it (`user@host`).
+    pub by: String,
+    /// Why: `rollback` or `pin`.
+    pub reason: String,
+    /// When it was pinned.
+    pub at: chrono::DateTime<chrono::Utc>,
+}
+
+/// Which report a pin line heads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Report {
+    Plan,
+    Drift,
+}
+
+impl PinInfo {
+    /// The line a plan or drift report of `environment`, computed for the revision `compared`,
+    /// says the pin with: `` `production` is pinned at <sha> (<reason> by <who>, <time>), Git at
+    /// <sha>: `` then what was compared and what a deploy does. Every renderer says it so.
+    pub fn line(&self, environment: &str, compared: &str, report: Report) -> String {
+        use crate::git::short_sha;
+        let pinned = format!(
+            "`{environment}` is pinned at {} ({} by {}, {}), Git at {}",
+            short_sha(&self.sha),
+            self.reason,
+            self.by,
+            self.at.format("%Y-%m-%d %H:%M:%SZ"),
+            short_sha(&self.git_sha)
+        );
+        let resume = format!("`gitship resume {environment}` follows Git again");
+        let (what, see_git) = match report {
+            Report::Plan => ("planned", "`--rev HEAD` plans Git"),
+            Report::Drift => ("compared with", "`--rev HEAD` compares with Git"),
+        };
+        let (compared, consequence) = if compared != self.sha {
+            let revision = match compared == self.git_sha {
+                true => "Git".to_string(),
+                false => short_sha(compared).to_string(),
+            };
+            (
+                format!("{what} {revision} (`--rev`), not the pinned revision"),
+                format!(
+                    "a deploy of another revision than the pinned one is refused without `--force`; {resume}"
+                ),
+            )
+        } else if self.sha == self.git_sha {
+            (format!("{what} the pinned revision"), resume)
+        } else if report == Report::Plan {
+            (
+                format!("{what} the pinned revision"),
+                format!("a deploy of Git is refused while pinned; {resume}, {see_git}"),
+            )
+        } else {
+            (
+                format!("{what} the pinned revision"),
+                format!("{resume}, {see_git}"),
+            )
+        };
+        format!("{pinned}: {compared} ({consequence})")
+    }
 }
 
 /// Whether an app's image is built or reused.
@@ -307,6 +384,7 @@ impl Plan {
             environment: environment.into(),
             sandbox,
             git,
+            pin: None,
             images: Vec::new(),
             image_substitutions: Vec::new(),
             terraform: None,
@@ -394,7 +472,13 @@ pub struct DriftReport {
     pub format_version: u32,
     pub environment: String,
     pub sandbox: bool,
+    /// The revision the cluster was compared with: the work tree, `--rev REV`, or the pinned
+    /// revision of a pinned environment ([`DriftReport::pin`] then keeps the work tree's
+    /// commit).
     pub git: GitInfo,
+    /// The environment's pin, when it is pinned (absent otherwise).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pin: Option<PinInfo>,
     pub kubernetes: Vec<ObjectDrift>,
     /// Terraform resources whose real state differs from the configuration or the state.
     pub terraform: Vec<ResourceChange>,
@@ -409,6 +493,7 @@ impl DriftReport {
             environment: environment.into(),
             sandbox,
             git,
+            pin: None,
             kubernetes: Vec::new(),
             terraform: Vec::new(),
             ignored: 0,
@@ -417,6 +502,17 @@ impl DriftReport {
 
     pub fn drifted(&self) -> bool {
         !self.kubernetes.is_empty() || !self.terraform.is_empty()
+    }
+}
+
+/// What an environment without changes or drift matches, for the closing line of a report:
+/// `Git`, or `the pinned revision <sha>` when the report compared the pinned revision.
+pub fn matched(git: &GitInfo, pin: Option<&PinInfo>) -> String {
+    match pin {
+        Some(pin) if pin.sha == git.sha && pin.sha != pin.git_sha => {
+            format!("the pinned revision {}", crate::git::short_sha(&pin.sha))
+        }
+        _ => "Git".to_string(),
     }
 }
 
@@ -526,6 +622,86 @@ mod tests {
         let back: Plan = serde_json::from_str(&text).unwrap();
         assert_eq!(back, plan);
         assert!(text.contains("\"format_version\":2"));
+    }
+
+    pub(crate) fn sample_pin(sha: &str, git_sha: &str) -> PinInfo {
+        PinInfo {
+            sha: sha.into(),
+            git_sha: git_sha.into(),
+            by: "ann@laptop".into(),
+            reason: "rollback".into(),
+            at: chrono::DateTime::from_timestamp(1_700_000_000, 0).unwrap_or_default(),
+        }
+    }
+
+    #[test]
+    fn the_pin_line_says_what_was_compared_and_what_a_deploy_does() {
+        let (a, b, c) = ("a".repeat(40), "b".repeat(40), "c".repeat(40));
+        let pin = sample_pin(&a, &b);
+        let head = "`production` is pinned at aaaaaaaaaaaa (rollback by ann@laptop, 2023-11-14 22:13:20Z), Git at bbbbbbbbbbbb: ";
+        let resume = "`gitship resume production` follows Git again";
+        assert_eq!(
+            pin.line("production", &a, Report::Plan),
+            format!(
+                "{head}planned the pinned revision (a deploy of Git is refused while pinned; {resume}, `--rev HEAD` plans Git)"
+            )
+        );
+        assert_eq!(
+            pin.line("production", &a, Report::Drift),
+            format!(
+                "{head}compared with the pinned revision ({resume}, `--rev HEAD` compares with Git)"
+            )
+        );
+        let overridden = format!(
+            "a deploy of another revision than the pinned one is refused without `--force`; {resume})"
+        );
+        assert_eq!(
+            pin.line("production", &b, Report::Drift),
+            format!("{head}compared with Git (`--rev`), not the pinned revision ({overridden}")
+        );
+        assert_eq!(
+            pin.line("production", &c, Report::Plan),
+            format!("{head}planned cccccccccccc (`--rev`), not the pinned revision ({overridden}")
+        );
+        let at_head = sample_pin(&a, &a);
+        assert!(
+            at_head
+                .line("production", &a, Report::Drift)
+                .ends_with(&format!("compared with the pinned revision ({resume})")),
+        );
+    }
+
+    #[test]
+    fn a_clean_report_matches_git_or_the_pinned_revision() {
+        let (a, b) = ("a".repeat(40), "b".repeat(40));
+        let git = |sha: &str| GitInfo {
+            sha: sha.into(),
+            dirty: false,
+        };
+        assert_eq!(matched(&git(&a), None), "Git");
+        let pin = sample_pin(&a, &b);
+        assert_eq!(
+            matched(&git(&a), Some(&pin)),
+            "the pinned revision aaaaaaaaaaaa"
+        );
+        assert_eq!(matched(&git(&b), Some(&pin)), "Git", "`--rev HEAD`");
+        assert_eq!(matched(&git(&a), Some(&sample_pin(&a, &a))), "Git");
+    }
+
+    #[test]
+    fn the_pin_is_in_the_json_only_when_pinned() {
+        let mut report = DriftReport::new("production", sample().git, false);
+        let text = serde_json::to_string(&report).unwrap();
+        assert!(!text.contains("\"pin\""), "{text}");
+        report.pin = Some(sample_pin(&"a".repeat(40), &"b".repeat(40)));
+        let value = serde_json::to_value(&report).unwrap();
+        assert_eq!(value["pin"]["sha"], "a".repeat(40));
+        assert_eq!(value["pin"]["git_sha"], "b".repeat(40));
+        assert_eq!(value["pin"]["by"], "ann@laptop");
+        assert_eq!(value["pin"]["reason"], "rollback");
+        assert_eq!(value["pin"]["at"], "2023-11-14T22:13:20Z");
+        let back: DriftReport = serde_json::from_value(value).unwrap();
+        assert_eq!(back, report);
     }
 
     #[test]

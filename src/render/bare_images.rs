@@ -95,7 +95,7 @@ pub fn substitute(
 }
 
 /// The object says `gitship.dev/template: "off"`.
-fn templating_off(object: &Value) -> bool {
+pub(crate) fn templating_off(object: &Value) -> bool {
     object
         .pointer("/metadata/annotations")
         .and_then(|annotations| annotations.get(TEMPLATE_ANNOTATION))

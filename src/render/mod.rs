@@ -17,6 +17,7 @@
 //! container whose `image` is exactly an app's name gets that app's image ([`bare_images`]).
 
 pub mod bare_images;
+pub mod digests;
 pub mod emit;
 pub mod kustomize;
 pub mod template;

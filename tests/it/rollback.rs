@@ -816,7 +816,182 @@ async fn status_and_drift_read_the_inventory_once_sim_only() {
     assert_eq!(inventory_reads(), 1, "status");
     sim.handle().reset_requests();
     let drift = repo.gitship(&["drift", "staging"]);
-    assert!(drift.code == 0 || drift.code == 2, "{}", drift.all());
-    assert!(drift.stderr.contains("is pinned at"), "{}", drift.stderr);
+    assert_eq!(drift.code, 0, "the pinned revision runs: {}", drift.all());
+    assert!(drift.stdout.contains("is pinned at"), "{}", drift.stdout);
     assert_eq!(inventory_reads(), 1, "drift");
+}
+
+/// A pinned environment whose Git moved on is compared with its pinned revision: the cluster
+/// runs it, so `drift` finds nothing and `plan` no change, and both say "pinned at X, Git at Y"
+/// (the pin in `-o json` too). `--rev` compares with any revision and still says it is pinned;
+/// an unknown revision is a clear error; after `resume`, Git is compared again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pinned_environment_is_compared_with_its_pinned_revision() {
+    let cluster = TestCluster::start().await;
+    let web = Namespace::of(&cluster).await;
+    let repo = on_cluster(&cluster);
+    let (a, b) = (head_sha(&repo, "v-a"), head_sha(&repo, "HEAD"));
+    repo.ok(&["pin", "staging", "--rev", "v-a"]);
+    assert_eq!(web.stored_pin().await.expect("pinned")["sha"], a.as_str());
+    let pinned = format!("`staging` is pinned at {} (pin by ", &a[..12]);
+    let git_at = format!("Git at {}: ", &b[..12]);
+
+    tokio::task::spawn_blocking(move || {
+        let drift = repo.gitship(&["drift", "staging"]);
+        assert_eq!(drift.code, 0, "the cluster runs the pinned revision: {}", drift.all());
+        assert!(
+            drift.stdout.contains(&pinned)
+                && drift.stdout.contains(&format!(
+                    "{git_at}compared with the pinned revision (`gitship resume staging` follows Git again, `--rev HEAD` compares with Git)"
+                )),
+            "{}",
+            drift.stdout
+        );
+        assert!(
+            drift.stdout.contains(&format!(
+                "No drift. The environment matches the pinned revision {}.",
+                &a[..12]
+            )),
+            "{}",
+            drift.stdout
+        );
+        let (code, report) = repo.drift_json(&["staging"]);
+        assert_eq!(code, 0, "{report:#?}");
+        assert_eq!(report.git.sha, a, "`git` is the revision compared");
+        let pin = report.pin.as_ref().expect("the pin in the JSON");
+        assert_eq!((pin.sha.as_str(), pin.git_sha.as_str()), (a.as_str(), b.as_str()));
+        assert_eq!(pin.reason, "pin");
+        assert!(!pin.by.is_empty(), "{pin:?}");
+
+        let (code, plan) = repo.plan_json(&["staging", "--exit-code"]);
+        assert_eq!(code, 0, "no change against the pinned revision: {plan:#?}");
+        assert_eq!(plan.git.sha, a);
+        assert_eq!(plan.pin.as_ref().map(|pin| pin.git_sha.as_str()), Some(b.as_str()));
+        let human = repo.ok(&["plan", "staging"]);
+        assert!(
+            human.stdout.contains(&pinned)
+                && human.stdout.contains(&format!(
+                    "{git_at}planned the pinned revision (a deploy of Git is refused while pinned; `gitship resume staging` follows Git again, `--rev HEAD` plans Git)"
+                )),
+            "{}",
+            human.stdout
+        );
+
+        // `--rev` overrides the pin, and says so.
+        let head = repo.gitship(&["drift", "staging", "--rev", "HEAD"]);
+        assert_eq!(head.code, 2, "{}", head.all());
+        assert!(
+            head.stdout.contains(&pinned)
+                && head
+                    .stdout
+                    .contains(&format!("{git_at}compared with Git (`--rev`), not the pinned revision")),
+            "{}",
+            head.stdout
+        );
+        let (code, report) = repo.drift_json(&["staging", "--rev", "HEAD"]);
+        assert_eq!(code, 2);
+        assert_eq!(report.git.sha, b);
+        assert_eq!(report.pin.as_ref().map(|pin| pin.sha.as_str()), Some(a.as_str()));
+        let title = report
+            .kubernetes
+            .iter()
+            .flat_map(|object| &object.fields)
+            .find(|field| field.path == "data.title")
+            .unwrap_or_else(|| panic!("no drift of data.title: {report:#?}"));
+        assert_eq!((title.before.as_deref(), title.after.as_deref()), (Some("a"), Some("b")));
+        let (code, plan) = repo.plan_json(&["staging", "--rev", "HEAD", "--exit-code"]);
+        assert_eq!(code, 2, "{plan:#?}");
+        assert_eq!(plan.git.sha, b);
+        let (code, _) = repo.drift_json(&["staging", "--rev", "v-a"]);
+        assert_eq!(code, 0);
+
+        let unknown = repo.gitship(&["drift", "staging", "--rev", "no-such-rev"]);
+        assert_eq!(unknown.code, 1, "{}", unknown.all());
+        assert!(
+            unknown
+                .stderr
+                .starts_with("error: `no-such-rev` names no commit of the repository `")
+                && unknown.stderr.contains("` (environment `staging`)\n  caused by: "),
+            "{}",
+            unknown.stderr
+        );
+        assert!(
+            unknown
+                .stderr
+                .contains("hint: give a commit SHA, a tag or a branch of this repository"),
+            "{}",
+            unknown.stderr
+        );
+        assert!(unknown.stdout.is_empty(), "{}", unknown.stdout);
+
+        // The saved plan of a pinned environment is the pinned revision's: deployed with `--rev`.
+        let saved = repo.path().join(".gitship/pinned.json");
+        let saved = saved.to_string_lossy().into_owned();
+        let planned = repo.ok(&["plan", "staging", "--out", &saved]);
+        let deploy = format!("gitship deploy staging --rev {a} --plan {saved}");
+        assert!(planned.stderr.contains(&deploy), "{}", planned.stderr);
+        let as_head = repo.gitship(&["deploy", "staging", "--plan", &saved]);
+        assert_eq!(as_head.code, 1, "{}", as_head.all());
+        assert!(
+            as_head.stderr.contains(&format!(
+                "is the plan of `staging`'s pinned revision {}, not of {}",
+                &a[..12],
+                &b[..12]
+            )) && as_head.stderr.contains(&format!("hint: deploy it as that revision: `{deploy}`")),
+            "{}",
+            as_head.stderr
+        );
+        repo.ok(&["deploy", "staging", "--rev", &a, "--plan", &saved]);
+
+        repo.ok(&["resume", "staging"]);
+        let (code, report) = repo.drift_json(&["staging"]);
+        assert_eq!(code, 2, "Git again: {report:#?}");
+        assert_eq!((report.git.sha.as_str(), report.pin.is_none()), (b.as_str(), true));
+    })
+    .await
+    .expect("the checks");
+    assert_eq!(web.title().await, "a");
+}
+
+/// A pin at a commit this clone does not have (pinned from another clone, not fetched): `drift`
+/// and `plan` say which commit is missing and how to go on; `--rev HEAD` still compares.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pin_at_a_commit_the_repository_lacks_is_named_with_a_hint() {
+    let cluster = TestCluster::start().await;
+    let web = Namespace::of(&cluster).await;
+    let repo = on_cluster(&cluster);
+    let missing = "0123456789abcdef0123456789abcdef01234567";
+    let pin = json!({"sha": missing, "who": "ann@laptop", "time": "2025-03-02T10:14:00Z",
+        "reason": "pin"});
+    web.apply::<ConfigMap>(
+        "gitship-staging",
+        "someone",
+        json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "gitship-staging", "namespace": web.name},
+            "data": {"pin.json": pin.to_string()}}),
+    )
+    .await;
+    tokio::task::spawn_blocking(move || {
+        for command in ["drift", "plan"] {
+            let run = repo.gitship(&[command, "staging"]);
+            assert_eq!(run.code, 1, "{command}: {}", run.all());
+            assert!(
+                run.stderr.contains(
+                    "error: `staging` is pinned at 0123456789ab (pin by ann@laptop), a commit the repository `"
+                ) && run.stderr.contains(&format!(
+                    "hint: fetch it (`git fetch`), or compare with Git instead: `gitship {command} staging --rev HEAD`"
+                )),
+                "{command}: {}",
+                run.stderr
+            );
+        }
+        let (code, report) = repo.drift_json(&["staging", "--rev", "HEAD"]);
+        assert_eq!(code, 2, "Git's `b` against the cluster's `a`: {report:#?}");
+        assert_eq!(
+            report.pin.as_ref().map(|pin| pin.sha.as_str()),
+            Some(missing)
+        );
+    })
+    .await
+    .expect("the checks");
 }
