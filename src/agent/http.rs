@@ -16,6 +16,7 @@
 
 use std::fmt::Write as _;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{Context as _, Result};
 use axum::Router;
@@ -49,20 +50,93 @@ const GITLAB_TOKEN_HEADER: &str = "x-gitlab-token";
 
 type HmacSha256 = Hmac<Sha256>;
 
+/// What one client may hold of the server, so that no number of idle or slow connections can
+/// take the descriptors the agent needs for its own work (Git fetches, the API server) or stop
+/// `/healthz` from answering.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Connections served at once; beyond, new ones wait in the listen backlog (no descriptor
+    /// is taken for them) until one closes. Well below the usual 1,024 descriptors, which leaves
+    /// the rest to the agent.
+    pub max_connections: usize,
+    /// How long a client may take to send a request's headers.
+    pub header_timeout: Duration,
+    /// How long one connection may live (slow bodies, idle keep-alive): closed after it.
+    pub connection_timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_connections: 256,
+            header_timeout: Duration::from_secs(10),
+            connection_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+/// How long a shutdown waits for the requests in flight.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
 /// Serve until `shutdown` completes, then finish the requests in flight and return.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: Arc<AgentState>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
+    serve_with(listener, state, shutdown, Limits::default()).await
+}
+
+/// [`serve`] within `limits`: its own accept loop, which takes a connection only while fewer
+/// than `max_connections` are open, gives each one `header_timeout` for its headers and
+/// `connection_timeout` in all, and on shutdown stops accepting and lets the requests in flight
+/// finish (for up to 5 seconds).
+pub async fn serve_with(
+    listener: tokio::net::TcpListener,
+    state: Arc<AgentState>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    limits: Limits,
+) -> Result<()> {
     let address = listener
         .local_addr()
         .context("cannot read the agent's HTTP listen address")?;
     tracing::debug!("agent HTTP server listening on {address}");
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
-        .await
-        .with_context(|| format!("the agent's HTTP server on {address} failed"))
+    let service = hyper_util::service::TowerToHyperService::new(router(state));
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(limits.header_timeout);
+    let permits = Arc::new(tokio::sync::Semaphore::new(limits.max_connections.max(1)));
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    tokio::pin!(shutdown);
+    loop {
+        let permit = tokio::select! {
+            _ = &mut shutdown => break,
+            permit = permits.clone().acquire_owned() => permit,
+        };
+        let Ok(permit) = permit else { break };
+        let (stream, _) = tokio::select! {
+            _ = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    // Out of descriptors or a reset before accept: wait, then go on.
+                    tracing::debug!(%error, "agent HTTP server: accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+        };
+        let connection = graceful
+            .watch(http.serve_connection(hyper_util::rt::TokioIo::new(stream), service.clone()));
+        let lifetime = limits.connection_timeout;
+        tokio::spawn(async move {
+            let _ = tokio::time::timeout(lifetime, connection).await;
+            drop(permit);
+        });
+    }
+    drop(listener);
+    let _ = tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown()).await;
+    Ok(())
 }
 
 /// Every route, on `state`.
@@ -425,6 +499,10 @@ mod tests {
 
     impl Server {
         async fn start(webhook: WebhookSecrets) -> Server {
+            Server::start_with(webhook, Limits::default()).await
+        }
+
+        async fn start_with(webhook: WebhookSecrets, limits: Limits) -> Server {
             let status = Status::new(
                 "production",
                 "https://git.example/shop.git",
@@ -437,9 +515,14 @@ mod tests {
                 .expect("bind a test port");
             let address = listener.local_addr().expect("the test port");
             let (stop, stopped) = oneshot::channel::<()>();
-            let task = tokio::spawn(serve(listener, state.clone(), async move {
-                let _ = stopped.await;
-            }));
+            let task = tokio::spawn(serve_with(
+                listener,
+                state.clone(),
+                async move {
+                    let _ = stopped.await;
+                },
+                limits,
+            ));
             Server {
                 address,
                 state,
@@ -558,6 +641,55 @@ mod tests {
             subject: "Add the shop".to_string(),
             author: "Ada <ada@example.com>".to_string(),
         }
+    }
+
+    /// The descriptors this process holds.
+    fn open_descriptors() -> usize {
+        std::fs::read_dir("/proc/self/fd").map_or(0, |dir| dir.count())
+    }
+
+    /// Idle connections that never send a request hold a bounded number of the server's
+    /// descriptors, are closed after the header timeout, and never stop `/healthz` answering.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn idle_connections_are_capped_and_timed_out() {
+        let limits = Limits {
+            max_connections: 8,
+            header_timeout: Duration::from_millis(300),
+            connection_timeout: Duration::from_secs(5),
+        };
+        let server = Server::start_with(WebhookSecrets::default(), limits).await;
+        let before = open_descriptors();
+        let mut idle = Vec::new();
+        for _ in 0..64 {
+            idle.push(
+                tokio::net::TcpStream::connect(server.address)
+                    .await
+                    .expect("connect"),
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        // 64 client sockets, and at most 8 accepted by the server (+ a little slack).
+        let held = open_descriptors().saturating_sub(before);
+        assert!(held <= 64 + 8 + 4, "{held} descriptors for 64 idle clients");
+        let started = std::time::Instant::now();
+        let reply = tokio::time::timeout(Duration::from_secs(10), server.get("/healthz"))
+            .await
+            .expect("/healthz answers while idle connections wait");
+        assert_eq!(reply.status, 200, "{reply:?}");
+        assert!(started.elapsed() < Duration::from_secs(10));
+        // The server closed the idle ones it took after the header timeout.
+        let mut closed = 0;
+        for stream in &mut idle {
+            let mut byte = [0u8; 1];
+            if let Ok(Ok(0)) =
+                tokio::time::timeout(Duration::from_millis(20), stream.read(&mut byte)).await
+            {
+                closed += 1;
+            }
+        }
+        assert!(closed >= 8, "only {closed} idle connections were closed");
+        drop(idle);
+        server.stop().await;
     }
 
     #[tokio::test]
