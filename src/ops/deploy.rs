@@ -160,6 +160,16 @@ pub async fn deploy_with(
             .printer
             .status(&format!("preflight: {} checks passed", passed.checks.len()));
     }
+    // What the cluster can refuse is asked before any build, push or Terraform apply: every kind
+    // resolves, no Namespace Git declares belongs to another environment.
+    crate::kube::check::check_before_changes(
+        &connection.client,
+        &session.environment(),
+        &intent.checked,
+        &crate::kube::retry::RetryPolicy::default(),
+    )
+    .await
+    .map_err(user_error)?;
     // The lock spans every change: builds that push, Terraform, the Kubernetes stages.
     let mut options = deploy_options(&session.config, settings, Some(session.git.sha.clone()));
     options.source = policy.source;

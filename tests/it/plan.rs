@@ -1203,3 +1203,31 @@ fn a_changed_secret_value_shows_as_changed_and_never_as_its_value() {
         }
     }
 }
+
+/// What the cluster would refuse is found before Terraform changes anything: a manifest of a
+/// kind the cluster does not serve fails the deploy before `terraform apply`, so no half deploy
+/// is left (the state stays empty).
+#[test]
+fn an_unknown_kind_fails_the_deploy_before_terraform_applies() {
+    if !require_tool("terraform", "version") {
+        return;
+    }
+    let repo = small_repo();
+    repo.write(
+        "infrastructure/kubernetes/widget.yaml",
+        "apiVersion: example.com/v1\nkind: Widget\nmetadata:\n  name: w\nspec:\n  size: 1\n",
+    );
+    repo.commit("a widget");
+    let run = repo.gitship(&["deploy", "staging", "--sandbox"]);
+    assert_eq!(run.code, 1, "{}", run.all());
+    assert!(run.stderr.contains("Widget"), "{}", run.stderr);
+    assert!(!run.all().contains("Apply complete"), "{}", run.all());
+    let state = repo
+        .path()
+        .join("infrastructure/terraform/terraform.tfstate.d/staging/terraform.tfstate");
+    let text = std::fs::read_to_string(&state).unwrap_or_default();
+    assert!(
+        !text.contains("terraform_data"),
+        "Terraform applied:\n{text}"
+    );
+}
