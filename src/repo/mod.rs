@@ -552,6 +552,11 @@ fn discover_apps(
                     ),
                 });
             }
+            if dockerfile.is_file() {
+                // A Dockerfile that is a link must stay in the repository as well: its target is
+                // what is built and hashed into the content tag.
+                files::confine(root, &dockerfile, None)?;
+            }
             apps.push(App {
                 name,
                 dockerfile,

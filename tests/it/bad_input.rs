@@ -237,6 +237,23 @@ fn configured_paths_must_stay_in_the_repository() {
     run.assert_fails_with(&format!(
         "`infrastructure/kubernetes/stolen.yaml` is outside the repository: it resolves to `{outside_text}/stolen.yaml`"
     ));
+
+    // A discovered app's Dockerfile linked out of the repository.
+    let repo = Repo::new();
+    std::fs::create_dir_all(repo.path().join("apps/x")).expect("mkdir");
+    std::os::unix::fs::symlink(
+        outside_path.join("stolen.yaml"),
+        repo.path().join("apps/x/Dockerfile"),
+    )
+    .expect("symlink");
+    repo.write(
+        "config/staging.yaml",
+        "cluster:\n  namespace: shop-staging\nregistry: ghcr.io/acme/shop\n",
+    );
+    let run = repo.gitship(&["validate"]);
+    run.assert_fails_with(&format!(
+        "`apps/x/Dockerfile` is outside the repository: it resolves to `{outside_text}/stolen.yaml`"
+    ));
 }
 
 #[test]
