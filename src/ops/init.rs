@@ -139,41 +139,34 @@ fn read_skaffold(root: &Path, report: &mut InitReport) -> Result<Option<Skaffold
     let Some(file) = file else {
         return Ok(None);
     };
+    // A link out of the repository (`skaffold.yaml -> /etc/passwd`) is not read.
+    crate::repo::files::confine(root, &file, None).map_err(crate::diagnostics::user_error)?;
     let text =
         crate::repo::files::read_text(root, &file).map_err(crate::diagnostics::user_error)?;
-    let documents = crate::repo::yaml::parse_documents(&text).map_err(|error| {
+    let parsed = parse_skaffold(&text).map_err(|error| {
         UserError::new(
-            format!(
-                "{}:{}:{}: invalid YAML: {}",
-                relative(root, &file),
-                error.line,
-                error.column,
-                error.message
-            ),
+            format!("{}:{error}", relative(root, &file)),
             "fix the file, or move it away and run `gitship init` again",
         )
     })?;
     let mut skaffold = Skaffold::default();
-    for document in documents.iter().filter_map(|d| d.root.as_ref()) {
-        let value = document.to_json();
-        for artifact in value
-            .pointer("/build/artifacts")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-        {
-            if let Some(app) = skaffold_artifact(root, artifact) {
-                skaffold.apps.push(app);
-            }
+    for artifact in parsed.artifacts {
+        let Some(app) = skaffold_artifact(root, &artifact) else {
+            continue;
+        };
+        // Two artifacts (or one repeated through a YAML alias) naming the same app: one app.
+        if skaffold.apps.iter().any(|known| known.name == app.name) {
+            report.assumed.push(format!(
+                "skaffold artifact `{}` names app `{}` again: the first one is kept",
+                artifact.image, app.name
+            ));
+            continue;
         }
-        let raw = value
-            .pointer("/manifests/rawYaml")
-            .or_else(|| value.pointer("/deploy/kubectl/manifests"))
-            .and_then(Value::as_array);
-        if let Some(glob) = raw.and_then(|globs| globs.first()).and_then(Value::as_str)
-            && skaffold.manifests.is_none()
-        {
-            let prefix = static_prefix(glob);
+        skaffold.apps.push(app);
+    }
+    match parsed.manifests {
+        Some(SkaffoldManifests::RawYaml(glob)) => {
+            let prefix = static_prefix(&glob);
             if prefix.is_empty() {
                 // Manifests at the repository's root: a directory is looked for instead.
                 report.assumed.push(format!(
@@ -183,15 +176,8 @@ fn read_skaffold(root: &Path, report: &mut InitReport) -> Result<Option<Skaffold
                 skaffold.manifests = Some(prefix);
             }
         }
-        let kustomize = value
-            .pointer("/manifests/kustomize/paths")
-            .or_else(|| value.pointer("/deploy/kustomize/paths"))
-            .and_then(Value::as_array);
-        if let Some(path) = kustomize.and_then(|p| p.first()).and_then(Value::as_str)
-            && skaffold.manifests.is_none()
-        {
-            skaffold.manifests = Some(clean(path));
-        }
+        Some(SkaffoldManifests::Kustomize(path)) => skaffold.manifests = Some(clean(&path)),
+        None => {}
     }
     report.found.push(format!(
         "`{}`: {} artifact(s){}",
@@ -205,10 +191,104 @@ fn read_skaffold(root: &Path, report: &mut InitReport) -> Result<Option<Skaffold
     Ok(Some(skaffold))
 }
 
-/// One `build.artifacts` item: its image's last segment names the app.
-fn skaffold_artifact(root: &Path, artifact: &Value) -> Option<FoundApp> {
-    let image = artifact.get("image")?.as_str()?;
-    let name = image
+/// What a `skaffold.yaml` declares, read without looking at the disk.
+#[derive(Debug, Clone, Default)]
+pub struct ParsedSkaffold {
+    pub artifacts: Vec<SkaffoldArtifact>,
+    /// The first manifests source of the first document that has one.
+    pub manifests: Option<SkaffoldManifests>,
+}
+
+/// One `build.artifacts` item.
+#[derive(Debug, Clone, Default)]
+pub struct SkaffoldArtifact {
+    pub image: String,
+    pub context: Option<String>,
+    pub dockerfile: Option<String>,
+    pub build_args: BTreeMap<String, String>,
+    pub target: Option<String>,
+}
+
+/// Where a `skaffold.yaml`'s manifests are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SkaffoldManifests {
+    /// `manifests.rawYaml` (or `deploy.kubectl.manifests`): its first glob.
+    RawYaml(String),
+    /// `manifests.kustomize.paths` (or `deploy.kustomize.paths`): its first path.
+    Kustomize(String),
+}
+
+/// Read a `skaffold.yaml`'s text: its artifacts and manifests, with the YAML reader's bounds
+/// (size, depth, aliases); an error is `line:column: message`. Never touches the disk.
+pub fn parse_skaffold(text: &str) -> Result<ParsedSkaffold, String> {
+    let documents = crate::repo::yaml::parse_documents(text).map_err(|error| {
+        format!(
+            "{}:{}: invalid YAML: {}",
+            error.line, error.column, error.message
+        )
+    })?;
+    let mut parsed = ParsedSkaffold::default();
+    for document in documents.iter().filter_map(|d| d.root.as_ref()) {
+        let value = document.to_json();
+        for artifact in value
+            .pointer("/build/artifacts")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let Some(image) = artifact.get("image").and_then(Value::as_str) else {
+                continue;
+            };
+            let text = |value: Option<&Value>| value.and_then(Value::as_str).map(str::to_string);
+            let docker = artifact.get("docker");
+            parsed.artifacts.push(SkaffoldArtifact {
+                image: image.to_string(),
+                context: text(artifact.get("context")),
+                dockerfile: text(docker.and_then(|d| d.get("dockerfile"))),
+                build_args: docker
+                    .and_then(|d| d.get("buildArgs"))
+                    .and_then(Value::as_object)
+                    .map(|args| {
+                        args.iter()
+                            .map(|(k, v)| {
+                                (
+                                    k.clone(),
+                                    v.as_str().map_or_else(|| v.to_string(), str::to_string),
+                                )
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+                target: text(docker.and_then(|d| d.get("target"))),
+            });
+        }
+        if parsed.manifests.is_some() {
+            continue;
+        }
+        let first = |pointers: [&str; 2]| {
+            pointers
+                .iter()
+                .find_map(|p| value.pointer(p))
+                .and_then(Value::as_array)
+                .and_then(|items| items.first())
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        };
+        parsed.manifests = first(["/manifests/rawYaml", "/deploy/kubectl/manifests"])
+            .map(SkaffoldManifests::RawYaml)
+            .or_else(|| {
+                first(["/manifests/kustomize/paths", "/deploy/kustomize/paths"])
+                    .map(SkaffoldManifests::Kustomize)
+            });
+    }
+    Ok(parsed)
+}
+
+/// One artifact as an app: its image's last segment names it; its Dockerfile must exist inside
+/// the repository (a context or Dockerfile that leads out of it is not an app).
+fn skaffold_artifact(root: &Path, artifact: &SkaffoldArtifact) -> Option<FoundApp> {
+    let name = artifact
+        .image
         .rsplit('/')
         .next()?
         .split([':', '@'])
@@ -217,45 +297,24 @@ fn skaffold_artifact(root: &Path, artifact: &Value) -> Option<FoundApp> {
     if !crate::repo::config::is_dns_label(&name) {
         return None;
     }
-    let context = clean(
-        artifact
-            .get("context")
-            .and_then(Value::as_str)
-            .unwrap_or("."),
+    let context = clean(artifact.context.as_deref().unwrap_or("."));
+    let dockerfile = join(
+        &context,
+        artifact.dockerfile.as_deref().unwrap_or("Dockerfile"),
     );
-    let docker = artifact.get("docker");
-    let dockerfile = docker
-        .and_then(|d| d.get("dockerfile"))
-        .and_then(Value::as_str)
-        .unwrap_or("Dockerfile");
-    let dockerfile = join(&context, dockerfile);
-    if !root.join(&dockerfile).is_file() {
+    let path = root.join(&dockerfile);
+    if !path.is_file() || crate::repo::files::confine(root, &path, None).is_err() {
         return None;
     }
-    let build_args = docker
-        .and_then(|d| d.get("buildArgs"))
-        .and_then(Value::as_object)
-        .map(|args| {
-            args.iter()
-                .map(|(k, v)| {
-                    (
-                        k.clone(),
-                        v.as_str().map_or_else(|| v.to_string(), str::to_string),
-                    )
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    let target = docker
-        .and_then(|d| d.get("target"))
-        .and_then(Value::as_str)
-        .map(str::to_string);
+    if crate::repo::files::confine(root, &root.join(&context), None).is_err() {
+        return None;
+    }
     Some(FoundApp {
         name,
         dockerfile,
         context,
-        build_args,
-        target,
+        build_args: artifact.build_args.clone(),
+        target: artifact.target.clone(),
     })
 }
 
@@ -678,6 +737,89 @@ mod tests {
             report.assumed.iter().any(|a| a.contains("registry")),
             "{report:?}"
         );
+    }
+
+    /// One artifact twice (through a YAML alias, or another registry's image of the same name)
+    /// is one app: `validate` must pass right after `init` (no duplicate key).
+    #[test]
+    fn an_aliased_skaffold_artifact_is_one_app() {
+        let dir = tempfile::tempdir().unwrap();
+        write_file(dir.path(), "src/cart/Dockerfile", "FROM scratch\n");
+        write_file(
+            dir.path(),
+            "skaffold.yaml",
+            "build:\n  artifacts:\n    - &cart\n      image: cart\n      context: src/cart\n      docker:\n        buildArgs: { MODE: prod }\n    - *cart\n    - image: gcr.io/x/cart\n      context: src/cart\n",
+        );
+        let options = InitOptions {
+            env: "dev".into(),
+            registry: None,
+            force: false,
+        };
+        let report = init(dir.path(), &options).unwrap();
+        let settings = std::fs::read_to_string(dir.path().join("gitship.yaml")).unwrap();
+        assert_eq!(settings.matches("cart:").count(), 1, "{settings}");
+        assert!(
+            report
+                .assumed
+                .iter()
+                .any(|a| a.contains("names app `cart` again")),
+            "{report:?}"
+        );
+        assert!(
+            crate::repo::Repository::open(dir.path().to_path_buf()).is_ok(),
+            "{settings}"
+        );
+    }
+
+    /// A `skaffold.yaml` linked out of the repository is not read, nor a Dockerfile or context an
+    /// artifact leads out of it with.
+    #[test]
+    fn skaffold_is_read_inside_the_repository_only() {
+        let outside = tempfile::tempdir().unwrap();
+        write_file(
+            outside.path(),
+            "skaffold.yaml",
+            "build:\n  artifacts:\n    - image: x\n",
+        );
+        write_file(outside.path(), "x/Dockerfile", "FROM scratch\n");
+        let dir = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink(
+            outside.path().join("skaffold.yaml"),
+            dir.path().join("skaffold.yaml"),
+        )
+        .unwrap();
+        let options = InitOptions {
+            env: "dev".into(),
+            registry: None,
+            force: false,
+        };
+        let error = init(dir.path(), &options).unwrap_err();
+        assert!(
+            error.to_string().contains("outside the repository"),
+            "{error:#}"
+        );
+        assert!(!dir.path().join("gitship.yaml").exists());
+
+        let dir = tempfile::tempdir().unwrap();
+        write_file(
+            dir.path(),
+            "skaffold.yaml",
+            &format!(
+                "build:\n  artifacts:\n    - image: x\n      context: {}/x\n    - image: y\n      context: ../../..{}/x\n",
+                outside.path().display(),
+                outside.path().display()
+            ),
+        );
+        let parsed =
+            parse_skaffold(&std::fs::read_to_string(dir.path().join("skaffold.yaml")).unwrap())
+                .unwrap();
+        assert_eq!(parsed.artifacts.len(), 2);
+        for artifact in &parsed.artifacts {
+            assert!(
+                skaffold_artifact(dir.path(), artifact).is_none(),
+                "{artifact:?}"
+            );
+        }
     }
 
     #[test]
