@@ -11,6 +11,8 @@
 //!   to the child's process group, once, and waits up to [`Process::grace`]; then the whole group
 //!   gets SIGKILL. Once the child itself has exited, whatever is left of its group (a grandchild
 //!   that ignores SIGINT) gets SIGKILL as soon as its output is drained.
+//! - However the child ends (a normal exit too), what it left in its process group (a grandchild
+//!   it started in the background and did not wait for) is killed with SIGKILL.
 //! - A second interrupt escalates: SIGKILL to every child's process group at once
 //!   ([`kill_receiver`] flips to `true`).
 //! - Output is read until the child has exited and its streams are drained, but for at most
@@ -305,8 +307,11 @@ impl Process {
         let mut supervision = Supervision::new(self, running.group);
         let status = supervision
             .supervise(&mut running, &mut stop, &mut on_line)
-            .await?;
-        supervision.finish(status)
+            .await;
+        // The child is gone; what it left in its process group (a grandchild it started and
+        // did not wait for) goes with it, however the child ended.
+        signal_group(running.group, Signal::SIGKILL);
+        supervision.finish(status?)
     }
 
     /// Starts the child in its own process group, its output going to pipes or (a surviving
@@ -987,6 +992,30 @@ mod tests {
             elapsed < DRAIN_AFTER_EXIT + Duration::from_secs(3),
             "bounded by the drain after exit, not the grace or the grandchild: {elapsed:?}"
         );
+        let grandchild: i32 = std::fs::read_to_string(&pid_file)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        eventually("the grandchild was killed with its group", || {
+            !running(grandchild)
+        })
+        .await;
+    }
+
+    #[tokio::test]
+    async fn a_grandchild_left_by_a_child_that_exits_normally_is_killed() {
+        let dir = tempfile::tempdir().unwrap();
+        let pid_file = dir.path().join("grandchild");
+        let script = format!(
+            "sleep 60 > /dev/null 2>&1 < /dev/null & echo $! > {pid}; exit 0",
+            pid = pid_file.display()
+        );
+        let process = Process::new("sh")
+            .args(["-c", script.as_str()])
+            .inherit_env(|k| k == "PATH");
+        let output = process.run_unchecked(|_| {}).await.unwrap();
+        assert!(output.status.success());
         let grandchild: i32 = std::fs::read_to_string(&pid_file)
             .unwrap()
             .trim()
