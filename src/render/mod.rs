@@ -387,6 +387,9 @@ struct Renderer<'i> {
     literal: bool,
     /// Other tools' `${...}` met so far.
     left_literal: Vec<LeftLiteral>,
+    /// The sensitive outputs, scrubbed from every problem and warning: a message quotes what
+    /// it is about (a name that is not valid), which may hold one.
+    redactor: Redactor,
 }
 
 /// Per-document state while rendering.
@@ -482,6 +485,7 @@ impl<'i> Renderer<'i> {
             problems: Vec::new(),
             literal,
             left_literal: Vec::new(),
+            redactor: Redactor::new(&inputs.terraform),
         }
     }
 
@@ -515,7 +519,7 @@ impl<'i> Renderer<'i> {
     fn problem(&mut self, location: Location, message: String, no_terraform_outputs: bool) {
         self.problems.push(Problem {
             location,
-            message,
+            message: self.redactor.redact_text(&message),
             no_terraform_outputs,
         });
     }
@@ -620,7 +624,8 @@ impl<'i> Renderer<'i> {
         if size > MAX_OBJECT_BYTES {
             tracing::warn!(
                 "{at}: `{}` is {size} bytes as JSON, over the {} ({MAX_OBJECT_BYTES} bytes) Kubernetes stores for one object; the API server will likely refuse it",
-                ObjectId::lenient(object).qualified(),
+                self.redactor
+                    .redact_text(&ObjectId::lenient(object).qualified()),
                 human_bytes(MAX_OBJECT_BYTES as u64),
             );
         }
@@ -1293,6 +1298,18 @@ mod tests {
         let shown = redact_sensitive(&manifests[0].object, &redactor);
         assert!(!shown.to_string().contains("hunter2"));
         assert_eq!(redactor.redact_text("pw=hunter2"), "pw=<sensitive>");
+    }
+
+    /// A sensitive output in a name that is not valid: the problem says so without the value.
+    #[test]
+    fn problems_never_quote_a_sensitive_value() {
+        let found = problems(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cm-${terraform.password}\ndata:\n  a: b\n",
+        );
+        assert!(!found.is_empty());
+        for problem in &found {
+            assert!(!problem.contains("hunter2"), "{problem}");
+        }
     }
 
     #[test]
