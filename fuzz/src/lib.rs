@@ -56,3 +56,24 @@ pub fn env_config(data: &[u8]) {
     let _ =
         gitship::repo::EnvConfig::parse("staging", file, Path::new("config/staging.yaml"), text);
 }
+
+/// The `skaffold.yaml` reader of `gitship init`: any text is artifacts and manifests, or an
+/// error with a position.
+pub fn skaffold(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let _ = gitship::ops::init::parse_skaffold(text);
+}
+
+/// The registry parsers: a `registry:` value is an image repository prefix or not (and never
+/// panics), and a docker `config.json` gives credentials for a registry or an error.
+pub fn registry(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let _ = gitship::repo::config::is_repository_prefix(text);
+    let _ = gitship::image::registry::is_loopback(text);
+    let (host, config) = text.split_once('\n').unwrap_or(("ghcr.io", text));
+    let _ = gitship::image::registry::stored_credentials(config, host);
+}

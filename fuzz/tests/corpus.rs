@@ -34,3 +34,13 @@ fn template_corpus() {
 fn env_config_corpus() {
     replay("env_config", gitship_fuzz::env_config);
 }
+
+#[test]
+fn skaffold_corpus() {
+    replay("skaffold", gitship_fuzz::skaffold);
+}
+
+#[test]
+fn registry_corpus() {
+    replay("registry", gitship_fuzz::registry);
+}

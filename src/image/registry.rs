@@ -402,6 +402,31 @@ impl CredentialSources {
     }
 }
 
+/// The credentials a docker `config.json` (its text) stores inline for `registry` (`auths`:
+/// `auth`, `username`/`password` or `registrytoken`), without asking a credential helper;
+/// `None` when it has none: the inline part of what [`CredentialSources::lookup`] reads. For
+/// the fuzzer.
+pub fn stored_credentials(
+    config: &str,
+    registry: &str,
+) -> Result<Option<RegistryAuth>, RegistryError> {
+    let file = Path::new("config.json");
+    let config: DockerConfig =
+        serde_json::from_str(config).map_err(|error| RegistryError::Credentials {
+            path: file.to_path_buf(),
+            message: error.to_string(),
+        })?;
+    let wanted = normalise_registry_key(registry);
+    match config
+        .auths
+        .iter()
+        .find(|(key, _)| normalise_registry_key(key) == wanted)
+    {
+        Some((_, entry)) => entry_auth(entry, file),
+        None => Ok(None),
+    }
+}
+
 fn read_config(file: &Path) -> Result<Option<DockerConfig>, RegistryError> {
     let text = match std::fs::read_to_string(file) {
         Ok(text) => text,
