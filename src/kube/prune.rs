@@ -243,76 +243,49 @@ mod tests {
 
     #[test]
     fn the_scope_is_what_git_declares() {
-        let id = |kind: &str, namespace: Option<&str>, name: &str| ObjectId {
-            group: if kind == "ClusterRole" {
-                "rbac.authorization.k8s.io".into()
-            } else {
-                String::new()
-            },
+        let id = |group: &str, kind: &str, namespace: Option<&str>, name: &str| ObjectId {
+            group: group.into(),
             kind: kind.into(),
             namespace: namespace.map(str::to_string),
             name: name.into(),
         };
+        let rbac = "rbac.authorization.k8s.io";
         let desired: BTreeSet<ObjectId> = [
-            id("ConfigMap", Some("blog"), "a"),
-            id("ConfigMap", Some("monitoring"), "b"),
-            id("ClusterRole", None, "reader"),
+            id("", "ConfigMap", Some("blog"), "a"),
+            id("", "ConfigMap", Some("monitoring"), "b"),
+            id(rbac, "ClusterRole", None, "reader"),
         ]
         .into();
         let scope = Scope::new("production", "blog", &desired);
-        let entry =
-            |api_version: &str, kind: &str, namespace: Option<&str>, name: &str| InventoryEntry {
+        let cases = [
+            ("v1", "ConfigMap", Some("blog"), "old", true),
+            ("v1", "ConfigMap", Some("monitoring"), "old", true),
+            (
+                "rbac.authorization.k8s.io/v1",
+                "ClusterRole",
+                None,
+                "old",
+                true,
+            ),
+            ("v1", "ConfigMap", Some("kube-system"), "coredns", false),
+            ("v1", "Namespace", None, "kube-system", false),
+            (
+                "v1",
+                "ConfigMap",
+                Some("blog"),
+                "gitship-production.agent",
+                false,
+            ),
+            ("v1", "ConfigMap", Some("blog"), "gitship-production", false),
+        ];
+        for (api_version, kind, namespace, name, prunable) in cases {
+            let entry = InventoryEntry {
                 api_version: api_version.into(),
                 kind: kind.into(),
                 namespace: namespace.map(str::to_string),
                 name: name.into(),
             };
-        assert_eq!(
-            scope.refuses(&entry("v1", "ConfigMap", Some("blog"), "old")),
-            None
-        );
-        assert_eq!(
-            scope.refuses(&entry("v1", "ConfigMap", Some("monitoring"), "old")),
-            None
-        );
-        assert_eq!(
-            scope.refuses(&entry(
-                "rbac.authorization.k8s.io/v1",
-                "ClusterRole",
-                None,
-                "old"
-            )),
-            None
-        );
-        assert!(
-            scope
-                .refuses(&entry("v1", "ConfigMap", Some("kube-system"), "coredns"))
-                .is_some()
-        );
-        assert!(
-            scope
-                .refuses(&entry("v1", "Namespace", None, "kube-system"))
-                .is_some()
-        );
-        assert!(
-            scope
-                .refuses(&entry(
-                    "v1",
-                    "ConfigMap",
-                    Some("blog"),
-                    "gitship-production.agent"
-                ))
-                .is_some()
-        );
-        assert!(
-            scope
-                .refuses(&entry(
-                    "v1",
-                    "ConfigMap",
-                    Some("blog"),
-                    "gitship-production"
-                ))
-                .is_some()
-        );
+            assert_eq!(scope.refuses(&entry).is_none(), prunable, "{entry:?}");
+        }
     }
 }

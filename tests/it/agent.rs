@@ -146,6 +146,22 @@ impl Sim {
         self.test_cluster().writes_since(mark)
     }
 
+    /// The writes over three heal intervals (1 s each): whether the agent renewed its leader
+    /// Lease, and every other write.
+    fn writes_over_three_heals(&self) -> (bool, Vec<String>) {
+        let mark = self.mark();
+        std::thread::sleep(Duration::from_millis(3500));
+        let lease = format!(
+            "PUT /apis/coordination.k8s.io/v1/namespaces/{}/leases/gitship-staging.agent",
+            self.ns()
+        );
+        let (renewals, others): (Vec<String>, Vec<String>) = self
+            .writes_since(mark)
+            .into_iter()
+            .partition(|write| *write == lease);
+        (!renewals.is_empty(), others)
+    }
+
     /// The deploy history in the inventory ConfigMap of `staging`.
     fn history(&self) -> Vec<Value> {
         self.get(&[
@@ -579,14 +595,8 @@ fn the_agent_heals_scaled_edited_and_deleted_objects_and_records_each_heal() {
         ])
         .is_some_and(|published| published.contains("lastHeal"))
     });
-    let mark = sim.mark();
-    // Three heal intervals.
-    std::thread::sleep(Duration::from_millis(3500));
-    let writes = sim.writes_since(mark);
-    let lease =
-        format!("PUT /apis/coordination.k8s.io/v1/namespaces/{ns}/leases/gitship-staging.agent");
-    assert!(writes.contains(&lease), "the Lease is renewed: {writes:#?}");
-    let others: Vec<&String> = writes.iter().filter(|w| **w != lease).collect();
+    let (renewed, others) = sim.writes_over_three_heals();
+    assert!(renewed, "the Lease is renewed");
     assert!(others.is_empty(), "no-op heals wrote {others:#?}");
     assert_eq!(agent.status()["lastHeal"], status["lastHeal"]);
 }
@@ -615,13 +625,7 @@ fn items_other_managers_add_are_not_drift_and_the_agent_writes_nothing() {
     ]);
     let drift = repo.gitship(&["drift", "staging"]);
     assert_eq!(drift.code, 0, "{}", drift.all());
-    let mark = sim.mark();
-    // Three heal intervals.
-    std::thread::sleep(Duration::from_millis(3500));
-    let writes = sim.writes_since(mark);
-    let lease =
-        format!("PUT /apis/coordination.k8s.io/v1/namespaces/{ns}/leases/gitship-staging.agent");
-    let others: Vec<&String> = writes.iter().filter(|w| **w != lease).collect();
+    let (_, others) = sim.writes_over_three_heals();
     assert!(others.is_empty(), "the agent wrote {others:#?}");
 
     // The agent heals these; its heal records name each field and manager as `drift` does.
