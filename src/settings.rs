@@ -1,6 +1,7 @@
 //! Validated settings: the clap types of [`crate::cli`] converted once, so that the rest of the
 //! code never sees clap. Durations are parsed and `--jobs` checked here; paths are passed on as
-//! given (relative ones stay relative) and flags are not checked against each other.
+//! given (relative ones stay relative), a file to write is checked to be one gitship may write
+//! (`plan --out`), and flags are not checked against each other.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -282,7 +283,7 @@ impl Settings {
             cli::Command::Plan(a) => CommandSettings::Plan(PlanSettings {
                 cluster: cluster(a.cluster),
                 exit_code: a.exit_code,
-                out: a.out,
+                out: a.out.map(|out| file_to_write("--out", out)).transpose()?,
                 rev: a.rev,
             }),
             cli::Command::Deploy(a) => CommandSettings::Deploy(DeploySettings {
@@ -442,6 +443,20 @@ fn cluster(a: cli::ClusterArgs) -> ClusterSettings {
         sandbox: a.sandbox,
         terraform_outputs: a.terraform_outputs,
     }
+}
+
+/// A file `flag` names for gitship to write, refused before anything runs when gitship would
+/// refuse to write it ([`crate::private_file::check`]: a symlink, a device, a FIFO, a socket or
+/// a directory is there).
+fn file_to_write(flag: &str, path: PathBuf) -> Result<PathBuf> {
+    use crate::diagnostics::StageError as _;
+    crate::private_file::check(&path, None).map_err(|error| {
+        let hint = error.hint().unwrap_or_else(|| {
+            format!("name a new file, or a regular file to replace, with `{flag}`")
+        });
+        UserError::usage(format!("`{flag}`: {error}"), hint)
+    })?;
+    Ok(path)
 }
 
 fn build(a: cli::BuildOptions) -> Result<BuildSettings> {

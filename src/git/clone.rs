@@ -18,7 +18,7 @@ use anyhow::{Context as _, Result};
 use git2::{FetchOptions, RemoteCallbacks, Repository};
 use sha2::{Digest, Sha256};
 
-use crate::diagnostics::UserError;
+use crate::diagnostics::{UserError, user_error};
 
 /// A Git commit.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -106,12 +106,15 @@ impl GitSource {
         };
         let digest = hex::encode(Sha256::digest(url.as_bytes()));
         let dir = cache.join(&digest[..16]);
-        crate::private_file::create_dir(cache).with_context(|| {
-            format!(
-                "cannot create the agent's cache directory `{}`",
-                cache.display()
-            )
-        })?;
+        // The cache keeps its mode when it exists (the user named it); the clone is private.
+        crate::private_file::create_dir(cache)
+            .map_err(user_error)
+            .with_context(|| {
+                format!(
+                    "cannot create the agent's cache directory `{}`",
+                    cache.display()
+                )
+            })?;
         let repository = match Repository::open(&dir) {
             Ok(repository) => repository,
             Err(_) => {
@@ -120,6 +123,9 @@ impl GitSource {
                         format!("cannot remove the broken clone `{}`", dir.display())
                     })?;
                 }
+                crate::private_file::create_dir_in(cache, &dir)
+                    .map_err(user_error)
+                    .with_context(|| format!("cannot create the clone `{}`", dir.display()))?;
                 clone(&url, &dir)?
             }
         };

@@ -179,11 +179,10 @@ impl Terraform {
     /// sources are unchanged since the last successful `init` of this environment.
     pub async fn init_if_needed(&self) -> Result<InitOutcome, TerraformError> {
         let data_dir = &self.settings.data_dir;
-        std::fs::create_dir_all(data_dir).map_err(|source| TerraformError::Io {
-            action: "create",
-            path: data_dir.clone(),
-            source,
-        })?;
+        // Private (0700) when gitship creates it: it holds the planfiles, whose mode Terraform
+        // sets, until [`crate::private_file::restrict`] tightens them.
+        crate::private_file::create_dir_in(&self.settings.display_root, data_dir)
+            .map_err(self.write_error())?;
         // Keep the data dir (plugins, backend config, var file with secrets) out of Git even when
         // the repository's own `.gitignore` forgets `.gitship/`.
         let ignore = data_dir.join(".gitignore");
@@ -325,19 +324,11 @@ impl Terraform {
         // The planfile holds the plan's variables, sensitive ones included: its directory is
         // private (0700) and the file itself is made 0600 once Terraform wrote it.
         if let Some(parent) = out.parent() {
-            crate::private_file::create_dir(parent).map_err(|source| TerraformError::Io {
-                action: "create",
-                path: parent.to_path_buf(),
-                source,
-            })?;
+            crate::private_file::create_dir(parent).map_err(self.write_error())?;
         }
         // Never leave an older plan (or anything planted there) at `out` for a failed run to be
         // mistaken by.
-        crate::private_file::remove(&out).map_err(|source| TerraformError::Io {
-            action: "remove",
-            path: out.clone(),
-            source,
-        })?;
+        crate::private_file::remove(&out).map_err(self.write_error())?;
         let var_file = self.write_var_file()?;
         let mut args: Vec<OsString> = vec![
             "plan".into(),
@@ -361,11 +352,7 @@ impl Terraform {
         if !matches!(exit_code, Some(0) | Some(2)) {
             return Err(self.failure("plan", &output, None));
         }
-        crate::private_file::restrict(&out).map_err(|source| TerraformError::Io {
-            action: "restrict",
-            path: out.clone(),
-            source,
-        })?;
+        crate::private_file::restrict(&out).map_err(self.write_error())?;
         let show = self.process(true).args([
             OsString::from("show"),
             "-json".into(),
@@ -399,13 +386,16 @@ impl Terraform {
         let text =
             serde_json::to_string_pretty(&serde_json::Value::Object(self.settings.vars.clone()))
                 .unwrap_or_else(|_| "{}".to_string());
-        let io_error = |source| TerraformError::Io {
-            action: "write",
-            path: path.clone(),
-            source,
-        };
-        crate::private_file::write(&path, text.as_bytes()).map_err(io_error)?;
+        crate::private_file::write(&path, text.as_bytes()).map_err(self.write_error())?;
         Ok(path)
+    }
+
+    /// A write of this environment's files that failed or was refused, as a [`TerraformError`].
+    fn write_error(&self) -> impl Fn(crate::private_file::WriteError) -> TerraformError + '_ {
+        |source| TerraformError::Write {
+            environment: self.settings.env_name.clone(),
+            source,
+        }
     }
 
     /// The arguments of `init`. Backend settings (credentials, often) go through an owner-only
