@@ -7,9 +7,14 @@
 //! - [`write`]: a file holding secrets (a saved plan and its `.tfplan`, Terraform's var file and
 //!   backend settings): a new 0600 file (`O_EXCL`) renamed over the target, so an existing
 //!   regular file keeps none of its mode.
+//! - [`write_in`]: a file of the repository (`init`, `ci init`, `env new`): created new
+//!   (`O_EXCL`, never over a dangling link) or, when [`Existing`] allows, an existing regular file
+//!   written in place (it keeps its mode); no directory on the way below the repository's root
+//!   may be a symlink.
 //! - [`create_dir`], [`create_dir_in`]: directories, 0700 for those gitship creates; an existing
 //!   one keeps its mode.
-//! - [`check`]: the same refusals, before anything runs (`plan --out`).
+//! - [`check`]: the same refusals, before anything runs (`plan --out`, `init`, `ci init`, `env
+//!   new` check every file before writing the first).
 //! - [`restrict`], [`remove`]: tighten a file another program wrote at gitship's request
 //!   (Terraform's planfile) to 0600; remove a file or a symlink (never its target).
 
@@ -18,6 +23,18 @@ use std::os::unix::fs::{DirBuilderExt, FileTypeExt, OpenOptionsExt, PermissionsE
 use std::path::{Component, Path, PathBuf};
 
 use crate::diagnostics::StageError;
+
+/// What [`write_in`] does with a regular file already at its target (anything else there is
+/// always refused).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Existing {
+    /// Refuse it ([`WriteError::Exists`]): the file is created new.
+    Refuse,
+    /// Replace its content, in place.
+    Replace,
+    /// Keep it as it is and write nothing (a file written once, as a `.gitignore` marker).
+    Keep,
+}
 
 /// Why a write was refused, or failed.
 #[derive(Debug, thiserror::Error)]
@@ -30,6 +47,9 @@ pub enum WriteError {
     /// is where a directory is needed.
     #[error("`{}` is {found}, not a directory", path.display())]
     NotADirectory { path: PathBuf, found: &'static str },
+    /// A regular file is there, and the write may not replace it.
+    #[error("`{}` exists already", path.display())]
+    Exists { path: PathBuf },
     /// A path that is not below the directory its write is confined to.
     #[error("`{}` is outside `{}`", path.display(), root.display())]
     Outside { path: PathBuf, root: PathBuf },
@@ -50,7 +70,7 @@ impl StageError for WriteError {
                 if *found == SYMLINK =>
             {
                 Some(format!(
-                    "gitship never writes through a symlink: remove the link `{}` (its target is left alone) or name the real path",
+                    "gitship never writes through a symlink: remove the link `{}` (its target is left alone) or use a path without one",
                     path.display()
                 ))
             }
@@ -60,6 +80,10 @@ impl StageError for WriteError {
             )),
             WriteError::NotADirectory { path, .. } => Some(format!(
                 "move `{}` away, or name a path whose directories are directories",
+                path.display()
+            )),
+            WriteError::Exists { path } => Some(format!(
+                "gitship does not overwrite `{}`: move it away first",
                 path.display()
             )),
             WriteError::Outside { .. } | WriteError::Io { .. } => None,
@@ -207,6 +231,68 @@ pub fn write(path: &Path, bytes: &[u8]) -> Result<(), WriteError> {
     Ok(())
 }
 
+/// Write `bytes` to `path`, a file of the repository at `root`, readable as the umask allows.
+/// The directories missing on the way are created with the default mode (they are the
+/// repository's), and none of those there may be a symlink. A regular file at `path` is
+/// handled as `existing` says; anything else there (a dangling symlink too) is refused.
+pub fn write_in(
+    root: &Path,
+    path: &Path,
+    bytes: &[u8],
+    existing: Existing,
+) -> Result<(), WriteError> {
+    for directory in below(root, parent_of(path))? {
+        if !is_directory_below_root(&directory)? {
+            make_dir(&directory, 0o777)?;
+        }
+    }
+    let mut file = if regular_or_nothing(path)? {
+        match existing {
+            Existing::Refuse => {
+                return Err(WriteError::Exists {
+                    path: path.to_path_buf(),
+                });
+            }
+            Existing::Keep => return Ok(()),
+            Existing::Replace => open_regular(path)?,
+        }
+    } else {
+        open_new(path, 0o666)?
+    };
+    file.write_all(bytes).map_err(io_error("write", path))
+}
+
+/// A new file at `path` with `mode` (less the umask): `O_EXCL`, so nothing that appeared there
+/// meanwhile (a symlink included) is opened.
+fn open_new(path: &Path, mode: u32) -> Result<std::fs::File, WriteError> {
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .custom_flags(nix::libc::O_NOFOLLOW)
+        .open(path)
+        .map_err(io_error("create", path))
+}
+
+/// The regular file at `path`, opened to be written from its start (emptied): never through a
+/// symlink, never blocking on a FIFO swapped in since it was checked, and checked again.
+fn open_regular(path: &Path) -> Result<std::fs::File, WriteError> {
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_NONBLOCK)
+        .open(path)
+        .map_err(io_error("open", path))?;
+    let metadata = file.metadata().map_err(io_error("inspect", path))?;
+    if !metadata.is_file() {
+        return Err(WriteError::NotAFile {
+            path: path.to_path_buf(),
+            found: kind(metadata.file_type()),
+        });
+    }
+    file.set_len(0).map_err(io_error("empty", path))?;
+    Ok(file)
+}
+
 /// Create `dir` and its missing parents, each with mode 0700; a directory that exists keeps
 /// its mode (it may be a link to one: a path the user named). Something else than a directory
 /// on the way is refused.
@@ -232,12 +318,13 @@ pub fn create_dir(dir: &Path) -> Result<(), WriteError> {
     if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
         create_dir(parent)?;
     }
-    make_private_dir(dir)
+    make_dir(dir, 0o700)
 }
 
-/// `mkdir` `dir` with mode 0700; one that appeared meanwhile is fine when it is a directory.
-fn make_private_dir(dir: &Path) -> Result<(), WriteError> {
-    match std::fs::DirBuilder::new().mode(0o700).create(dir) {
+/// `mkdir` `dir` with `mode` (less the umask); one that appeared meanwhile is fine when it is a
+/// directory.
+fn make_dir(dir: &Path, mode: u32) -> Result<(), WriteError> {
+    match std::fs::DirBuilder::new().mode(mode).create(dir) {
         Ok(()) => Ok(()),
         Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {
             is_directory_below_root(dir).map(|_| ())
@@ -251,7 +338,7 @@ fn make_private_dir(dir: &Path) -> Result<(), WriteError> {
 pub fn create_dir_in(root: &Path, dir: &Path) -> Result<(), WriteError> {
     for directory in below(root, dir)? {
         if !is_directory_below_root(&directory)? {
-            make_private_dir(&directory)?;
+            make_dir(&directory, 0o700)?;
         }
     }
     Ok(())
@@ -424,5 +511,49 @@ mod tests {
         assert_eq!(mode(&root.path().join(".gitship")), 0o700);
         assert_eq!(mode(&root.path().join(".gitship/sandbox")), 0o700);
         assert_eq!(mode(root.path()), 0o755);
+    }
+
+    #[test]
+    fn files_of_the_repository_are_created_or_replaced_in_place_never_through_a_link() {
+        let root = open_dir();
+        let outside = open_dir();
+        let file = root.path().join(".github/workflows/gitship.yml");
+        write_in(root.path(), &file, b"one", Existing::Refuse).unwrap();
+        assert_eq!(std::fs::read_to_string(&file).unwrap(), "one");
+        assert_eq!(
+            mode(&root.path().join(".github")),
+            0o755,
+            "the umask's mode"
+        );
+        let error = write_in(root.path(), &file, b"two", Existing::Refuse).unwrap_err();
+        assert!(matches!(error, WriteError::Exists { .. }), "{error:?}");
+        write_in(root.path(), &file, b"two", Existing::Keep).unwrap();
+        assert_eq!(std::fs::read_to_string(&file).unwrap(), "one");
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o640)).unwrap();
+        write_in(root.path(), &file, b"2", Existing::Replace).unwrap();
+        assert_eq!(std::fs::read_to_string(&file).unwrap(), "2");
+        assert_eq!(mode(&file), 0o640, "replaced in place, its mode kept");
+
+        let dangling = root.path().join(".gitlab-ci.yml");
+        std::os::unix::fs::symlink(outside.path().join("written"), &dangling).unwrap();
+        let fifo = root.path().join("fifo");
+        mkfifo(&fifo);
+        let linked_dir = root.path().join("config");
+        std::os::unix::fs::symlink(outside.path(), &linked_dir).unwrap();
+        for existing in [Existing::Refuse, Existing::Replace, Existing::Keep] {
+            for path in [&dangling, &fifo, &linked_dir.join("staging.yaml")] {
+                let error = write_in(root.path(), path, b"x", existing).unwrap_err();
+                assert!(
+                    matches!(
+                        error,
+                        WriteError::NotAFile { .. } | WriteError::NotADirectory { .. }
+                    ),
+                    "{path:?} {existing:?}: {error:?}"
+                );
+                assert!(check(path, Some(root.path())).is_err());
+            }
+        }
+        assert_eq!(std::fs::read_dir(outside.path()).unwrap().count(), 0);
+        assert!(fifo.symlink_metadata().unwrap().file_type().is_fifo());
     }
 }

@@ -222,3 +222,134 @@ fn the_agent_leaves_its_cache_directory_mode_alone() {
     assert_eq!(clones.len(), 1, "{clones:?}");
     assert_eq!(mode(&clones[0]), 0o700, "the clone gitship created");
 }
+
+/// A repository for `init`: manifests in `k8s/` (not the convention, so `init` writes
+/// `gitship.yaml` too) and nothing else.
+fn repo_to_adopt() -> Repo {
+    let repo = Repo {
+        dir: tempfile::tempdir().expect("temp"),
+        kubeconfig: None,
+    };
+    repo.write(
+        "k8s/settings.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\ndata:\n  a: b\n",
+    );
+    repo
+}
+
+/// A refusal of a file of the repository: exit 1, the link named with a hint, and neither the
+/// link nor anything outside the repository changed.
+fn assert_refused_in_repo(run: &Run, link: &Path, outside: &Path, before: &str) {
+    assert_eq!(run.code, 1, "{}: {}", link.display(), run.all());
+    let shown = link.file_name().expect("name").to_string_lossy();
+    assert!(
+        run.stderr.contains(&*shown) && run.stderr.contains("symlink"),
+        "the error names the link `{shown}`: {}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("hint: "), "{}", run.stderr);
+    assert_eq!(describe(outside), before, "nothing written outside");
+    assert!(
+        std::fs::symlink_metadata(link)
+            .expect("link")
+            .file_type()
+            .is_symlink(),
+        "the link is left as it was"
+    );
+}
+
+/// `init` never writes through a symlink: a dangling link at `config/<env>.yaml` or
+/// `gitship.yaml`, or a `config` directory that links elsewhere, is refused (with `--force`
+/// too) before anything is written, and nothing lands outside the repository.
+#[test]
+fn init_refuses_to_write_through_a_symlink() {
+    for (at, force) in [
+        ("config/staging.yaml", false),
+        ("config/staging.yaml", true),
+        ("gitship.yaml", false),
+        ("gitship.yaml", true),
+        ("config", false),
+    ] {
+        let repo = repo_to_adopt();
+        let outside = open_dir();
+        let link = repo.path().join(at);
+        std::fs::create_dir_all(link.parent().expect("parent")).expect("mkdir");
+        if at == "config" {
+            symlink(outside.path(), &link);
+        } else {
+            symlink(&outside.path().join("written"), &link);
+        }
+        let before = describe(outside.path());
+        let mut args = vec!["init", "--env", "staging"];
+        if force {
+            args.push("--force");
+        }
+        let run = repo.gitship(&args);
+        assert_refused_in_repo(&run, &link, outside.path(), &before);
+        for file in ["gitship.yaml", "config/staging.yaml"] {
+            let path = repo.path().join(file);
+            assert!(
+                path == link || std::fs::symlink_metadata(&path).is_err(),
+                "{at}: nothing written, `{file}` included"
+            );
+        }
+    }
+}
+
+/// `ci init` never writes through a symlink: a dangling `.gitlab-ci.yml`, a
+/// `.github/workflows` directory linking elsewhere (or to nothing), a dangling
+/// `.github/workflows/gitship.yml` under `--force`: refused, nothing written outside.
+#[test]
+fn ci_init_refuses_to_write_through_a_symlink() {
+    for (platform, at, to_directory, force) in [
+        ("gitlab", ".gitlab-ci.yml", false, false),
+        ("gitlab", ".gitlab-ci.yml", false, true),
+        ("github", ".github/workflows", true, false),
+        ("github", ".github/workflows", false, false),
+        ("github", ".github", true, false),
+        ("github", ".github/workflows/gitship.yml", false, true),
+    ] {
+        let repo = sandbox_repo();
+        let outside = open_dir();
+        let link = repo.path().join(at);
+        std::fs::create_dir_all(link.parent().expect("parent")).expect("mkdir");
+        if to_directory {
+            symlink(outside.path(), &link);
+        } else {
+            symlink(&outside.path().join("written"), &link);
+        }
+        let before = describe(outside.path());
+        let mut args = vec!["ci", "init", platform, "--deploy-env", "staging"];
+        if force {
+            args.push("--force");
+        }
+        let run = repo.gitship(&args);
+        assert_refused_in_repo(&run, &link, outside.path(), &before);
+    }
+}
+
+/// `env new` refuses a link where the new config would go, or a config directory that is one,
+/// the same way.
+#[test]
+fn env_new_refuses_to_write_through_a_symlink() {
+    for (at, to_directory) in [("config/preview.yaml", false), ("config", true)] {
+        let repo = sandbox_repo();
+        let outside = open_dir();
+        let link = repo.path().join(at);
+        if to_directory {
+            // The configs live elsewhere, reached through the link.
+            std::fs::copy(
+                repo.path().join("config/staging.yaml"),
+                outside.path().join("staging.yaml"),
+            )
+            .expect("copy");
+            std::fs::remove_dir_all(&link).expect("rm config");
+            symlink(outside.path(), &link);
+        } else {
+            symlink(&outside.path().join("written"), &link);
+        }
+        let before = describe(outside.path());
+        let run = repo.gitship(&["env", "new", "preview", "--from", "staging"]);
+        assert_refused_in_repo(&run, &link, outside.path(), &before);
+    }
+}
