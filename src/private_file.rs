@@ -11,12 +11,19 @@
 //!   (`O_EXCL`, never over a dangling link) or, when [`Existing`] allows, an existing regular file
 //!   written in place (it keeps its mode); no directory on the way below the repository's root
 //!   may be a symlink.
+//! - [`create_new`]: a new file, opened (a child's output, the private copy kustomize builds).
+//! - [`append`]: the end of a regular file the user named (`$GITHUB_STEP_SUMMARY`).
 //! - [`create_dir`], [`create_dir_in`]: directories, 0700 for those gitship creates; an existing
 //!   one keeps its mode.
 //! - [`check`]: the same refusals, before anything runs (`plan --out`, `init`, `ci init`, `env
 //!   new` check every file before writing the first).
 //! - [`restrict`], [`remove`]: tighten a file another program wrote at gitship's request
 //!   (Terraform's planfile) to 0600; remove a file or a symlink (never its target).
+//!
+//! Nothing else in gitship writes a file, creates a directory or changes a mode (`std::fs::write`,
+//! `File::create`, `OpenOptions`, `set_permissions`, `create_dir*`, a rename):
+//! `tests/it/writes.rs` reads the source to hold that, and drives every writer against a symlink,
+//! a FIFO and a directory.
 
 use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, FileTypeExt, OpenOptionsExt, PermissionsExt};
@@ -75,7 +82,7 @@ impl StageError for WriteError {
                 ))
             }
             WriteError::NotAFile { path, .. } => Some(format!(
-                "gitship writes only regular files, never into a device, FIFO, socket or directory: name a file (new, or a regular one to replace) instead of `{}`",
+                "gitship writes only regular files, never into a device, FIFO, socket or directory: move `{}` away, or write elsewhere",
                 path.display()
             )),
             WriteError::NotADirectory { path, .. } => Some(format!(
@@ -260,6 +267,38 @@ pub fn write_in(
         open_new(path, 0o666)?
     };
     file.write_all(bytes).map_err(io_error("write", path))
+}
+
+/// Create the file `path` (nothing may be there: `O_EXCL`, a dangling symlink counts) with
+/// `mode` (less the umask), and open it for writing. Its directory must exist: a private one of
+/// gitship's ([`create_dir`], [`create_dir_in`], a temporary directory of its own).
+pub fn create_new(path: &Path, mode: u32) -> Result<std::fs::File, WriteError> {
+    if !regular_or_nothing(path)? {
+        return open_new(path, mode);
+    }
+    Err(WriteError::Exists {
+        path: path.to_path_buf(),
+    })
+}
+
+/// Append `bytes` to the regular file at `path` (a path the user named; created when missing,
+/// as the umask allows): never through a symlink, never to a device, FIFO or socket.
+pub fn append(path: &Path, bytes: &[u8]) -> Result<(), WriteError> {
+    regular_or_nothing(path)?;
+    let mut file = std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_NONBLOCK)
+        .open(path)
+        .map_err(io_error("open", path))?;
+    let metadata = file.metadata().map_err(io_error("inspect", path))?;
+    if !metadata.is_file() {
+        return Err(WriteError::NotAFile {
+            path: path.to_path_buf(),
+            found: kind(metadata.file_type()),
+        });
+    }
+    file.write_all(bytes).map_err(io_error("append to", path))
 }
 
 /// A new file at `path` with `mode` (less the umask): `O_EXCL`, so nothing that appeared there
@@ -555,5 +594,40 @@ mod tests {
         }
         assert_eq!(std::fs::read_dir(outside.path()).unwrap().count(), 0);
         assert!(fifo.symlink_metadata().unwrap().file_type().is_fifo());
+    }
+
+    #[test]
+    fn new_files_and_appends_refuse_what_is_not_a_regular_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let fresh = dir.path().join("stdout");
+        create_new(&fresh, 0o600).unwrap().write_all(b"x").unwrap();
+        assert_eq!(mode(&fresh), 0o600);
+        assert!(matches!(
+            create_new(&fresh, 0o600),
+            Err(WriteError::Exists { .. })
+        ));
+        let summary = dir.path().join("summary.md");
+        append(&summary, b"one\n").unwrap();
+        append(&summary, b"two\n").unwrap();
+        assert_eq!(std::fs::read_to_string(&summary).unwrap(), "one\ntwo\n");
+
+        let fifo = dir.path().join("fifo");
+        mkfifo(&fifo);
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(&summary, &link).unwrap();
+        let dangling = dir.path().join("dangling");
+        std::os::unix::fs::symlink(dir.path().join("nowhere"), &dangling).unwrap();
+        for path in [&fifo, &link, &dangling] {
+            assert!(
+                matches!(append(path, b"x"), Err(WriteError::NotAFile { .. })),
+                "{path:?}"
+            );
+            assert!(
+                matches!(create_new(path, 0o600), Err(WriteError::NotAFile { .. })),
+                "{path:?}"
+            );
+        }
+        assert_eq!(std::fs::read_to_string(&summary).unwrap(), "one\ntwo\n");
+        assert!(!dir.path().join("nowhere").exists());
     }
 }
