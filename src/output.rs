@@ -105,20 +105,18 @@ pub fn paint(enabled: bool, style: Style, text: &str) -> String {
 
 /// Append `markdown` to the GitHub Actions job summary (`$GITHUB_STEP_SUMMARY`) when that
 /// variable names a file; `Ok(false)` when it is unset. `plan` and `drift` write their Markdown
-/// report there (already redacted: it is what `-o markdown` prints).
-pub fn append_step_summary(markdown: &str) -> std::io::Result<bool> {
+/// report there (already redacted: it is what `-o markdown` prints). Only a regular file is
+/// appended to ([`crate::private_file::append`]).
+pub fn append_step_summary(markdown: &str) -> Result<bool, crate::private_file::WriteError> {
     let Some(path) = std::env::var_os("GITHUB_STEP_SUMMARY").filter(|p| !p.is_empty()) else {
         return Ok(false);
     };
-    let mut file = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&path)?;
-    file.write_all(markdown.as_bytes())?;
-    if !markdown.ends_with('\n') {
-        file.write_all(b"\n")?;
+    let mut text = markdown.to_string();
+    if !text.ends_with('\n') {
+        text.push('\n');
     }
-    file.write_all(b"\n")?;
+    text.push('\n');
+    crate::private_file::append(std::path::Path::new(&path), text.as_bytes())?;
     Ok(true)
 }
 
@@ -126,11 +124,19 @@ impl Printer {
     /// [`append_step_summary`], a failure being a warning (the summary is a courtesy).
     pub fn step_summary(&self, markdown: &str) {
         if let Err(err) = append_step_summary(markdown) {
+            use crate::diagnostics::StageError as _;
             let file = std::env::var_os("GITHUB_STEP_SUMMARY").unwrap_or_default();
-            self.warn(&format!(
+            let mut warning = format!(
                 "cannot append to `$GITHUB_STEP_SUMMARY` ({}): {err}",
                 std::path::Path::new(&file).display()
-            ));
+            );
+            if let Some(source) = std::error::Error::source(&err) {
+                warning.push_str(&format!(": {source}"));
+            }
+            if let Some(hint) = err.hint() {
+                warning.push_str(&format!("\nhint: {hint}"));
+            }
+            self.warn(&warning);
         }
     }
 }

@@ -630,19 +630,15 @@ impl Drop for OutputDirectory {
 fn output_files(
     parent: &Path,
 ) -> std::io::Result<(tempfile::TempDir, std::fs::File, std::fs::File)> {
-    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-    std::fs::create_dir_all(parent)?;
+    use std::os::unix::fs::PermissionsExt;
+    crate::private_file::create_dir(parent).map_err(std::io::Error::other)?;
     let directory = tempfile::Builder::new()
         .prefix("gitship-process-")
         .permissions(std::fs::Permissions::from_mode(0o700))
         .tempdir_in(parent)?;
     let create = |name: &str| {
-        std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .custom_flags(nix::libc::O_NOFOLLOW)
-            .open(directory.path().join(name))
+        crate::private_file::create_new(&directory.path().join(name), 0o600)
+            .map_err(std::io::Error::other)
     };
     let stdout = create("stdout")?;
     let stderr = create("stderr")?;

@@ -1,8 +1,9 @@
 //! Validated settings: the clap types of [`crate::cli`] converted once, so that the rest of the
 //! code never sees clap. Durations are parsed and `--jobs` checked here; paths are passed on as
-//! given (relative ones stay relative) and flags are not checked against each other.
+//! given (relative ones stay relative), a file to write is checked to be one gitship may write
+//! (`plan --out`), and flags are not checked against each other.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Result;
@@ -282,7 +283,7 @@ impl Settings {
             cli::Command::Plan(a) => CommandSettings::Plan(PlanSettings {
                 cluster: cluster(a.cluster),
                 exit_code: a.exit_code,
-                out: a.out,
+                out: a.out.map(saved_plan_file).transpose()?,
                 rev: a.rev,
             }),
             cli::Command::Deploy(a) => CommandSettings::Deploy(DeploySettings {
@@ -442,6 +443,33 @@ fn cluster(a: cli::ClusterArgs) -> ClusterSettings {
         sandbox: a.sandbox,
         terraform_outputs: a.terraform_outputs,
     }
+}
+
+/// `plan --out FILE`: FILE, and `FILE.tfplan` beside it (where `plan::saved` copies
+/// Terraform's plan), are files gitship may write ([`file_to_write`]).
+fn saved_plan_file(out: PathBuf) -> Result<PathBuf> {
+    file_to_write("`--out`", &out)?;
+    let mut sidecar = out.clone().into_os_string();
+    sidecar.push(".tfplan");
+    file_to_write(
+        "`--out` (Terraform's plan goes beside it)",
+        Path::new(&sidecar),
+    )?;
+    Ok(out)
+}
+
+/// A file a flag (`what`) names for gitship to write, refused before anything runs when
+/// gitship would refuse to write it ([`crate::private_file::check`]: a symlink, a device, a
+/// FIFO, a socket or a directory is there).
+fn file_to_write(what: &str, path: &Path) -> Result<()> {
+    use crate::diagnostics::StageError as _;
+    crate::private_file::check(path, None).map_err(|error| {
+        let hint = error
+            .hint()
+            .unwrap_or_else(|| "name a new file, or a regular file to replace".to_string());
+        UserError::usage(format!("{what}: {error}"), hint)
+    })?;
+    Ok(())
 }
 
 fn build(a: cli::BuildOptions) -> Result<BuildSettings> {

@@ -18,7 +18,7 @@ use anyhow::{Context as _, Result};
 use git2::{FetchOptions, RemoteCallbacks, Repository};
 use sha2::{Digest, Sha256};
 
-use crate::diagnostics::UserError;
+use crate::diagnostics::{UserError, user_error};
 
 /// A Git commit.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -106,20 +106,31 @@ impl GitSource {
         };
         let digest = hex::encode(Sha256::digest(url.as_bytes()));
         let dir = cache.join(&digest[..16]);
-        crate::private_file::create_dir(cache).with_context(|| {
-            format!(
-                "cannot create the agent's cache directory `{}`",
-                cache.display()
-            )
-        })?;
+        // The cache keeps its mode when it exists (the user named it); the clone is private.
+        crate::private_file::create_dir(cache)
+            .map_err(user_error)
+            .with_context(|| {
+                format!(
+                    "cannot create the agent's cache directory `{}`",
+                    cache.display()
+                )
+            })?;
+        // The clone's directory is a directory of the cache, never a link to one elsewhere (a
+        // checkout writes there).
+        let clone_dir = || {
+            crate::private_file::create_dir_in(cache, &dir)
+                .map_err(user_error)
+                .with_context(|| format!("cannot keep the clone `{}`", dir.display()))
+        };
+        clone_dir()?;
         let repository = match Repository::open(&dir) {
             Ok(repository) => repository,
             Err(_) => {
-                if dir.exists() {
-                    std::fs::remove_dir_all(&dir).with_context(|| {
-                        format!("cannot remove the broken clone `{}`", dir.display())
-                    })?;
-                }
+                // New (empty), or broken: cloned into afresh.
+                std::fs::remove_dir_all(&dir).with_context(|| {
+                    format!("cannot remove the broken clone `{}`", dir.display())
+                })?;
+                clone_dir()?;
                 clone(&url, &dir)?
             }
         };
@@ -268,17 +279,17 @@ fn exclude_state(repository: &Repository) -> Result<()> {
     if missing.is_empty() {
         return Ok(());
     }
-    if let Some(dir) = file.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    std::fs::write(
+    let text = format!(
+        "{text}\n# gitship agent: its own state and Terraform's, never removed by a checkout\n{}\n",
+        missing.join("\n")
+    );
+    crate::private_file::write_in(
+        repository.path(),
         &file,
-        format!(
-            "{text}\n# gitship agent: its own state and Terraform's, never removed by a checkout\n{}\n",
-            missing.join("\n")
-        ),
+        text.as_bytes(),
+        crate::private_file::Existing::Replace,
     )
-    .with_context(|| format!("cannot write `{}`", file.display()))?;
+    .map_err(user_error)?;
     Ok(())
 }
 

@@ -33,12 +33,13 @@ impl std::fmt::Debug for Sandbox {
 /// Errors starting the sandbox.
 #[derive(Debug, thiserror::Error)]
 pub enum SandboxError {
-    /// The state directory could not be created.
-    #[error("cannot create the sandbox directory `{}`", path.display())]
-    Directory {
-        path: PathBuf,
+    /// The state directory or file could not be prepared, or gitship refused to write there
+    /// ([`crate::private_file`]: a symlink or a special file is there).
+    #[error("cannot keep the sandbox state of `{environment}`")]
+    State {
+        environment: String,
         #[source]
-        source: std::io::Error,
+        source: crate::private_file::WriteError,
     },
     /// The simulator did not start (or its state file is unreadable).
     #[error("cannot start the sandbox cluster (state `{}`)", path.display())]
@@ -61,18 +62,10 @@ pub fn state_file(root: &Path, environment: &str) -> PathBuf {
 /// Start the sandbox of `environment` for the repository at `root`.
 pub async fn start(root: &Path, environment: &str) -> Result<Sandbox, SandboxError> {
     let state_file = state_file(root, environment);
-    if let Some(directory) = state_file.parent() {
-        let failed = |source| SandboxError::Directory {
-            path: directory.to_path_buf(),
-            source,
-        };
-        std::fs::create_dir_all(directory).map_err(failed)?;
-        // Simulated state is not source: keep it out of Git even when `.gitship/` is not ignored.
-        let ignore = directory.join(".gitignore");
-        if !ignore.exists() {
-            std::fs::write(&ignore, "*\n").map_err(failed)?;
-        }
-    }
+    prepare_state(root, &state_file).map_err(|source| SandboxError::State {
+        environment: environment.to_string(),
+        source,
+    })?;
     let options = kubesim::Options {
         state_file: Some(state_file.clone()),
         ..kubesim::Options::default()
@@ -89,6 +82,36 @@ pub async fn start(root: &Path, environment: &str) -> Result<Sandbox, SandboxErr
         client,
         state_file,
     })
+}
+
+/// The state's directory (private when gitship creates it), its `.gitignore`, and a check that
+/// the state file is nothing or a regular file: kubesim reads it, then renames a new one over
+/// it, neither through a symlink nor over a special file.
+fn prepare_state(root: &Path, state_file: &Path) -> Result<(), crate::private_file::WriteError> {
+    use crate::private_file::{self, Existing};
+    if let Some(directory) = state_file.parent() {
+        private_file::create_dir_in(root, directory)?;
+        // Simulated state is not source: keep it out of Git even when `.gitship/` is not ignored.
+        private_file::write_in(root, &directory.join(".gitignore"), b"*\n", Existing::Keep)?;
+    }
+    private_file::check(state_file, Some(root))
+}
+
+impl crate::diagnostics::StageError for SandboxError {
+    fn hint(&self) -> Option<String> {
+        match self {
+            SandboxError::State { source, .. } => source.hint(),
+            SandboxError::Start { .. } => None,
+            SandboxError::Client(error) => error.hint(),
+        }
+    }
+
+    fn class(&self) -> crate::diagnostics::ErrorClass {
+        match self {
+            SandboxError::Client(error) => error.class(),
+            _ => crate::diagnostics::ErrorClass::Failure,
+        }
+    }
 }
 
 #[cfg(test)]

@@ -13,7 +13,7 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context as _, Result};
+use anyhow::Result;
 
 use crate::diagnostics::{UserError, user_error};
 use crate::repo::Repository;
@@ -81,15 +81,12 @@ pub fn ci_init(repo_dir: Option<&Path>, options: &CiInitSettings) -> Result<CiIn
     })?;
     let spec = spec(&repo, &git_root, options)?;
     let files = generate(&spec, options.platform);
-    let existing: Vec<&PathBuf> = files
-        .iter()
-        .map(|(path, _)| path)
-        .filter(|path| git_root.join(path).exists())
-        .collect();
+    let absolute: Vec<PathBuf> = files.iter().map(|(path, _)| git_root.join(path)).collect();
+    let existing = super::repo_files::existing(&git_root, &absolute)?;
     if !existing.is_empty() && !options.force {
         let names: Vec<String> = existing
             .iter()
-            .map(|p| format!("`{}`", p.display()))
+            .map(|p| format!("`{}`", p.strip_prefix(&git_root).unwrap_or(p).display()))
             .collect();
         return Err(UserError::new(
             format!("{} already exists", names.join(", ")),
@@ -100,14 +97,8 @@ pub fn ci_init(repo_dir: Option<&Path>, options: &CiInitSettings) -> Result<CiIn
         )
         .into());
     }
-    for (path, text) in &files {
-        let absolute = git_root.join(path);
-        if let Some(parent) = absolute.parent() {
-            std::fs::create_dir_all(parent)
-                .with_context(|| format!("cannot create `{}`", parent.display()))?;
-        }
-        std::fs::write(&absolute, text)
-            .with_context(|| format!("cannot write `{}`", absolute.display()))?;
+    for ((_, text), absolute) in files.iter().zip(&absolute) {
+        super::repo_files::write(&git_root, absolute, text, options.force)?;
     }
     Ok(CiInitReport {
         spec,

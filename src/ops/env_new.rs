@@ -4,7 +4,6 @@
 //! Terraform workspace (or the environment's name in `backend_config` values, so the new
 //! environment never shares the source's state) renamed. An existing file is never overwritten.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::Result;
@@ -68,7 +67,7 @@ pub fn env_new(
     let new_text = apply_edits(&source, &text, &planned.edits, &renames)?;
     // The new config must itself be valid before it is written.
     EnvConfig::parse(name, &target, &shown, &new_text).map_err(user_error)?;
-    write_new(&target, &shown, &new_text)?;
+    super::repo_files::write(&repo.root, &target, &new_text, false)?;
     Ok(EnvNewReport {
         file: shown,
         notes: planned.notes,
@@ -92,7 +91,8 @@ fn target_file(repo: &Repository, source: &EnvConfig, name: &str) -> Result<(Pat
         .unwrap_or("yaml");
     let target = repo.layout.config_dir.join(format!("{name}.{extension}"));
     let shown = repo.relative(&target).to_path_buf();
-    if repo.environments.contains_key(name) || target.exists() {
+    let existing = super::repo_files::existing(&repo.root, std::slice::from_ref(&target))?;
+    if repo.environments.contains_key(name) || !existing.is_empty() {
         return Err(UserError::new(
             format!(
                 "environment `{name}` already exists (`{}`)",
@@ -221,23 +221,6 @@ fn apply_edits(
         "# Bootstrapped from `{from}` by `gitship env new {name} --from {from}`: review the values below.\n"
     );
     Ok(format!("{header}{}", lines.join("\n")))
-}
-
-/// Create `target` with `text`; never overwrite.
-fn write_new(target: &Path, shown: &Path, text: &str) -> Result<()> {
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(target)
-        .map_err(|err| {
-            UserError::new(
-                format!("cannot create `{}`: {err}", shown.display()),
-                "gitship never overwrites a config",
-            )
-        })?;
-    file.write_all(text.as_bytes())
-        .map_err(|err| UserError::bare(format!("cannot write `{}`: {err}", shown.display())))?;
-    Ok(())
 }
 
 /// Replace a scalar's text on its line.

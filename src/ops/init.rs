@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context as _, Result};
+use anyhow::Result;
 use serde_json::Value;
 
 use crate::diagnostics::UserError;
@@ -71,14 +71,16 @@ pub fn init(root: &Path, options: &InitOptions) -> Result<InitReport> {
     }
     let settings_file = root.join(crate::repo::SETTINGS_FILE);
     let config_file = root.join("config").join(format!("{}.yaml", options.env));
-    for file in [&settings_file, &config_file] {
-        if file.exists() && !options.force {
-            return Err(UserError::new(
-                format!("`{}` exists already", relative(root, file)),
-                "pass `--force` to overwrite it",
-            )
-            .into());
-        }
+    let existing =
+        super::repo_files::existing(root, &[settings_file.clone(), config_file.clone()])?;
+    if let Some(file) = existing.first()
+        && !options.force
+    {
+        return Err(UserError::new(
+            format!("`{}` exists already", relative(root, file)),
+            "pass `--force` to overwrite it",
+        )
+        .into());
     }
     let mut report = InitReport::default();
     let skaffold = read_skaffold(root, &mut report)?;
@@ -110,13 +112,13 @@ pub fn init(root: &Path, options: &InitOptions) -> Result<InitReport> {
     );
     let config = config_yaml(root, options, &apps, overlay.as_deref(), &mut report);
     if let Some(text) = settings {
-        write(root, &settings_file, &text, &mut report)?;
+        write(root, &settings_file, &text, options.force, &mut report)?;
     } else {
         report
             .found
             .push("the layout follows gitship's conventions: no `gitship.yaml` needed".into());
     }
-    write(root, &config_file, &config, &mut report)?;
+    write(root, &config_file, &config, options.force, &mut report)?;
     report.next = format!(
         "gitship validate {env} && gitship deploy {env} --sandbox",
         env = options.env
@@ -554,13 +556,10 @@ fn config_yaml(
     text
 }
 
-fn write(root: &Path, file: &Path, text: &str, report: &mut InitReport) -> Result<()> {
-    if let Some(dir) = file.parent() {
-        std::fs::create_dir_all(dir)
-            .with_context(|| format!("cannot create `{}`", relative(root, dir)))?;
-    }
-    std::fs::write(file, text)
-        .with_context(|| format!("cannot write `{}`", relative(root, file)))?;
+/// Write `text` to `file` (checked by [`super::repo_files::existing`] first; replaced only with
+/// `--force`).
+fn write(root: &Path, file: &Path, text: &str, force: bool, report: &mut InitReport) -> Result<()> {
+    super::repo_files::write(root, file, text, force)?;
     report.written.push(PathBuf::from(relative(root, file)));
     Ok(())
 }

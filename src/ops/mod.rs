@@ -13,6 +13,7 @@
 //! - [`render`], [`validate`], [`build`], [`env_new`], [`envs`]: the operations that need no
 //!   cluster.
 //! - [`affected`]: what the commits since a revision touch; [`ci_init`]: the CI configuration.
+//! - [`repo_files`]: how `init`, `ci init` and `env new` write the repository's files.
 
 pub mod affected;
 pub mod agent_status;
@@ -28,6 +29,7 @@ pub mod pin;
 pub mod plan;
 pub mod preflight;
 pub mod render;
+pub mod repo_files;
 pub mod rollback;
 pub mod session;
 pub mod status;

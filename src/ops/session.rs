@@ -305,7 +305,9 @@ impl Session {
     /// Connect to the environment's cluster, or start its sandbox.
     pub async fn connect(&self) -> Result<ClusterConnection> {
         if self.sandbox {
-            let sandbox = crate::kube::sandbox::start(self.state_root(), &self.config.name).await?;
+            let sandbox = crate::kube::sandbox::start(self.state_root(), &self.config.name)
+                .await
+                .map_err(user_error)?;
             return Ok(ClusterConnection {
                 client: sandbox.client.clone(),
                 identity: ClusterIdentity {

@@ -15,6 +15,7 @@
 //! DIR`), else `kubectl kustomize DIR`. It runs through [`crate::process::Process`], never a
 //! shell.
 
+use std::io::Write as _;
 use std::path::{Component, Path, PathBuf};
 
 use serde_json::Value;
@@ -211,6 +212,29 @@ fn tree_root(root: &Path, dir: &Path) -> PathBuf {
     }
 }
 
+/// A write into the private copy that failed (or was refused), for the file shown as `path`.
+fn copy_error(path: PathBuf) -> impl FnOnce(crate::private_file::WriteError) -> KustomizeError {
+    move |error| KustomizeError::Copy {
+        path,
+        source: std::io::Error::other(error),
+    }
+}
+
+/// Copy the file `from` (not YAML, or excluded from templating) to `to` in the private copy,
+/// with its owner's permissions (an executable stays one).
+fn copy_file(from: &Path, to: &Path, shown: PathBuf) -> Result<(), RenderError> {
+    use std::os::unix::fs::PermissionsExt;
+    let failed = |source| KustomizeError::Copy {
+        path: shown.clone(),
+        source,
+    };
+    let mut source = std::fs::File::open(from).map_err(failed)?;
+    let mode = source.metadata().map_err(failed)?.permissions().mode() & 0o700;
+    let mut copy = crate::private_file::create_new(to, mode).map_err(copy_error(shown.clone()))?;
+    std::io::copy(&mut source, &mut copy).map_err(failed)?;
+    Ok(())
+}
+
 /// The private copy of the tree being written.
 struct Mirror<'a, 'r, 'i> {
     repo: &'a Repository,
@@ -225,10 +249,8 @@ impl Mirror<'_, '_, '_> {
     fn directory(&mut self, dir: &Path, depth: usize) -> Result<(), RenderError> {
         let root = &self.repo.root;
         let target = self.copy.join(self.repo.relative(dir));
-        std::fs::create_dir_all(&target).map_err(|source| KustomizeError::Copy {
-            path: self.repo.relative(dir),
-            source,
-        })?;
+        crate::private_file::create_dir_in(self.copy, &target)
+            .map_err(copy_error(self.repo.relative(dir)))?;
         let io = |path: &Path| {
             let path = self.repo.relative(path);
             move |source| RenderError::Io { path, source }
@@ -289,19 +311,18 @@ impl Mirror<'_, '_, '_> {
             .strip_prefix(self.manifests_dir)
             .is_ok_and(|relative| self.repo.layout.exclude.is_match(relative));
         if !is_yaml || excluded {
-            std::fs::copy(path, &target).map_err(|source| KustomizeError::Copy {
-                path: shown,
-                source,
-            })?;
-            return Ok(());
+            return copy_file(path, &target, shown);
         }
         let text = files::read_text(&self.repo.root, path)?;
         let top = is_kustomization && path.parent() == Some(self.manifests_dir);
         let templated = self.template(&shown, &text, top);
-        std::fs::write(&target, templated).map_err(|source| KustomizeError::Copy {
-            path: shown,
-            source,
-        })?;
+        crate::private_file::create_new(&target, 0o600)
+            .map_err(copy_error(shown.clone()))?
+            .write_all(templated.as_bytes())
+            .map_err(|source| KustomizeError::Copy {
+                path: shown,
+                source,
+            })?;
         Ok(())
     }
 

@@ -179,21 +179,20 @@ impl Terraform {
     /// sources are unchanged since the last successful `init` of this environment.
     pub async fn init_if_needed(&self) -> Result<InitOutcome, TerraformError> {
         let data_dir = &self.settings.data_dir;
-        std::fs::create_dir_all(data_dir).map_err(|source| TerraformError::Io {
-            action: "create",
-            path: data_dir.clone(),
-            source,
-        })?;
+        // Private (0700) when gitship creates it: it holds the planfiles, whose mode Terraform
+        // sets, until [`crate::private_file::restrict`] tightens them.
+        crate::private_file::create_dir_in(&self.settings.display_root, data_dir)
+            .map_err(self.write_error())?;
         // Keep the data dir (plugins, backend config, var file with secrets) out of Git even when
         // the repository's own `.gitignore` forgets `.gitship/`.
         let ignore = data_dir.join(".gitignore");
-        if !ignore.exists() {
-            std::fs::write(&ignore, "*\n").map_err(|source| TerraformError::Io {
-                action: "write",
-                path: ignore.clone(),
-                source,
-            })?;
-        }
+        crate::private_file::write_in(
+            &self.settings.display_root,
+            &ignore,
+            b"*\n",
+            crate::private_file::Existing::Keep,
+        )
+        .map_err(self.write_error())?;
         let (info, problems) =
             inspect_module(&self.settings.module_dir, &self.settings.display_root);
         if !problems.is_empty() {
@@ -204,13 +203,15 @@ impl Terraform {
         }
         let fingerprint = self.init_fingerprint(&info);
         let fingerprint_file = data_dir.join(INIT_FINGERPRINT_FILE);
+        // Read only what gitship would write (a FIFO there would block the read).
+        crate::private_file::check(&fingerprint_file, None).map_err(self.write_error())?;
         let recorded = std::fs::read_to_string(&fingerprint_file).unwrap_or_default();
         if recorded.trim() == fingerprint && self.init_artifacts_present(&info) {
             tracing::debug!(environment = %self.settings.env_name, "terraform init skipped: inputs unchanged");
             return Ok(InitOutcome::Skipped);
         }
         // A failed init must not leave a stale "done" mark behind.
-        let _ = std::fs::remove_file(&fingerprint_file);
+        crate::private_file::remove(&fingerprint_file).map_err(self.write_error())?;
 
         let args = self.init_args()?;
         let output = self.run(self.process(false).args(args), "init").await?;
@@ -229,13 +230,8 @@ impl Terraform {
                 return Err(self.failure("workspace select", &output, None));
             }
         }
-        std::fs::write(&fingerprint_file, format!("{fingerprint}\n")).map_err(|source| {
-            TerraformError::Io {
-                action: "write",
-                path: fingerprint_file.clone(),
-                source,
-            }
-        })?;
+        crate::private_file::write(&fingerprint_file, format!("{fingerprint}\n").as_bytes())
+            .map_err(self.write_error())?;
         self.init_runs.fetch_add(1, Ordering::Relaxed);
         Ok(InitOutcome::Ran)
     }
@@ -325,19 +321,11 @@ impl Terraform {
         // The planfile holds the plan's variables, sensitive ones included: its directory is
         // private (0700) and the file itself is made 0600 once Terraform wrote it.
         if let Some(parent) = out.parent() {
-            crate::private_file::create_dir(parent).map_err(|source| TerraformError::Io {
-                action: "create",
-                path: parent.to_path_buf(),
-                source,
-            })?;
+            crate::private_file::create_dir(parent).map_err(self.write_error())?;
         }
         // Never leave an older plan (or anything planted there) at `out` for a failed run to be
         // mistaken by.
-        crate::private_file::remove(&out).map_err(|source| TerraformError::Io {
-            action: "remove",
-            path: out.clone(),
-            source,
-        })?;
+        crate::private_file::remove(&out).map_err(self.write_error())?;
         let var_file = self.write_var_file()?;
         let mut args: Vec<OsString> = vec![
             "plan".into(),
@@ -361,11 +349,7 @@ impl Terraform {
         if !matches!(exit_code, Some(0) | Some(2)) {
             return Err(self.failure("plan", &output, None));
         }
-        crate::private_file::restrict(&out).map_err(|source| TerraformError::Io {
-            action: "restrict",
-            path: out.clone(),
-            source,
-        })?;
+        crate::private_file::restrict(&out).map_err(self.write_error())?;
         let show = self.process(true).args([
             OsString::from("show"),
             "-json".into(),
@@ -399,13 +383,16 @@ impl Terraform {
         let text =
             serde_json::to_string_pretty(&serde_json::Value::Object(self.settings.vars.clone()))
                 .unwrap_or_else(|_| "{}".to_string());
-        let io_error = |source| TerraformError::Io {
-            action: "write",
-            path: path.clone(),
-            source,
-        };
-        crate::private_file::write(&path, text.as_bytes()).map_err(io_error)?;
+        crate::private_file::write(&path, text.as_bytes()).map_err(self.write_error())?;
         Ok(path)
+    }
+
+    /// A write of this environment's files that failed or was refused, as a [`TerraformError`].
+    fn write_error(&self) -> impl Fn(crate::private_file::WriteError) -> TerraformError + '_ {
+        |source| TerraformError::Write {
+            environment: self.settings.env_name.clone(),
+            source,
+        }
     }
 
     /// The arguments of `init`. Backend settings (credentials, often) go through an owner-only
@@ -432,26 +419,14 @@ impl Terraform {
         Ok(args)
     }
 
-    /// Write `terraform.backend_config` as `key = "value"` lines to a fresh owner-only (0600)
-    /// file in the data directory and return its path; `None` (and no file) when it is empty.
-    /// Whatever was at the path before is removed first, and the file is created new without
-    /// following symlinks, so nothing planted there can receive the values.
+    /// Write `terraform.backend_config` as `key = "value"` lines to an owner-only (0600) file in
+    /// the data directory ([`crate::private_file::write`]: a new file renamed over nothing or a
+    /// regular file; a symlink or anything else planted there is refused, so nothing can
+    /// receive the values) and return its path; `None` (and no file) when it is empty.
     fn write_backend_config(&self) -> Result<Option<PathBuf>, TerraformError> {
-        use std::io::Write;
-        use std::os::unix::fs::OpenOptionsExt;
         let path = self.settings.data_dir.join(BACKEND_CONFIG_FILE);
-        match std::fs::remove_file(&path) {
-            Ok(()) => {}
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
-            Err(source) => {
-                return Err(TerraformError::Io {
-                    action: "remove",
-                    path,
-                    source,
-                });
-            }
-        }
         if self.settings.backend_config.is_empty() {
+            crate::private_file::remove(&path).map_err(self.write_error())?;
             return Ok(None);
         }
         let text = backend_config_text(&self.settings.backend_config).map_err(|key| {
@@ -460,20 +435,7 @@ impl Terraform {
                 key,
             }
         })?;
-        let io_error = |source| TerraformError::Io {
-            action: "write",
-            path: path.clone(),
-            source,
-        };
-        let mut file = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .custom_flags(nix::libc::O_NOFOLLOW)
-            .open(&path)
-            .map_err(io_error)?;
-        file.write_all(text.as_bytes()).map_err(io_error)?;
-        file.sync_all().map_err(io_error)?;
+        crate::private_file::write(&path, text.as_bytes()).map_err(self.write_error())?;
         Ok(Some(path))
     }
 
@@ -946,21 +908,32 @@ mod tests {
     }
 
     #[test]
-    fn a_symlink_planted_at_the_backend_file_is_not_followed() {
+    fn a_symlink_or_a_fifo_planted_at_the_backend_file_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         let target = dir.path().join("elsewhere");
         std::fs::write(&target, "untouched\n").unwrap();
-        std::os::unix::fs::symlink(&target, dir.path().join(BACKEND_CONFIG_FILE)).unwrap();
-        driver(dir.path(), &[("token", "secret-value")])
-            .init_args()
-            .unwrap();
-        assert_eq!(std::fs::read_to_string(&target).unwrap(), "untouched\n");
-        let written = dir.path().join(BACKEND_CONFIG_FILE);
-        assert!(!written.symlink_metadata().unwrap().file_type().is_symlink());
-        assert_eq!(
-            std::fs::read_to_string(written).unwrap(),
-            "token = \"secret-value\"\n"
+        let planted = dir.path().join(BACKEND_CONFIG_FILE);
+        std::os::unix::fs::symlink(&target, &planted).unwrap();
+        let terraform = driver(dir.path(), &[("token", "secret-value")]);
+        let error = terraform.init_args().unwrap_err();
+        assert!(
+            error.to_string().contains("production")
+                && crate::diagnostics::StageError::hint(&error)
+                    .is_some_and(|hint| hint.contains("symlink")),
+            "{error}"
         );
+        assert_eq!(std::fs::read_to_string(&target).unwrap(), "untouched\n");
+        assert!(planted.symlink_metadata().unwrap().file_type().is_symlink());
+
+        std::fs::remove_file(&planted).unwrap();
+        let status = std::process::Command::new("mkfifo")
+            .arg(&planted)
+            .status()
+            .unwrap();
+        assert!(status.success());
+        assert!(terraform.init_args().is_err());
+        use std::os::unix::fs::FileTypeExt;
+        assert!(planted.symlink_metadata().unwrap().file_type().is_fifo());
     }
 
     #[test]

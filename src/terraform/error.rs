@@ -111,6 +111,15 @@ pub enum TerraformError {
         #[source]
         source: std::io::Error,
     },
+
+    /// A file of the environment's Terraform data directory could not be written, or gitship
+    /// refused to write it ([`crate::private_file`]: a symlink or a special file is there).
+    #[error("cannot write Terraform's files for `{environment}`")]
+    Write {
+        environment: String,
+        #[source]
+        source: crate::private_file::WriteError,
+    },
 }
 
 impl StageError for TerraformError {
@@ -143,6 +152,7 @@ impl StageError for TerraformError {
                 )
             }
             TerraformError::Interrupted { .. } => None,
+            TerraformError::Write { source, .. } => source.hint(),
             TerraformError::InvalidBackendConfigKey { .. } => Some(
                 "backend setting names are letters, digits, `_` and `-`, starting with a letter or `_`".to_string(),
             ),

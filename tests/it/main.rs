@@ -20,3 +20,4 @@ mod quiet;
 mod rollback;
 mod terraform;
 mod transaction;
+mod writes;

@@ -893,8 +893,8 @@ async fn a_saved_plan_deploy_with_a_failing_build_shows_the_plain_deploys_hint()
 }
 
 /// Saved plans and Terraform's planfiles hold secrets: 0600 on every write, in 0700
-/// directories; an existing readable file is made private, and a symlink is replaced, never
-/// followed (its target keeps its content).
+/// directories; an existing readable file is made private, and a symlink is refused, neither
+/// followed nor replaced (its target keeps its content; `writes.rs` has the other refusals).
 #[test]
 fn saved_plans_and_planfiles_are_private_whatever_was_there() {
     use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -921,14 +921,22 @@ fn saved_plans_and_planfiles_are_private_whatever_was_there() {
     let link = repo.path().join(".gitship/out/link.json");
     std::os::unix::fs::symlink(&target, &link).expect("symlink");
     let link_text = link.to_string_lossy().into_owned();
-    repo.ok(&["plan", "staging", "--sandbox", "--out", &link_text]);
-    assert_eq!(std::fs::read_to_string(&target).expect("target"), "keep me");
-    assert_eq!(
-        mode(&link),
-        0o600,
-        "the link was replaced by a private file"
+    let refused = repo.gitship(&["plan", "staging", "--sandbox", "--out", &link_text]);
+    assert_eq!(refused.code, 64, "{}", refused.all());
+    assert!(
+        refused.stderr.contains("is a symlink"),
+        "{}",
+        refused.stderr
     );
-    for secret_holder in [&out, &sidecar, &link] {
+    assert_eq!(std::fs::read_to_string(&target).expect("target"), "keep me");
+    assert!(
+        std::fs::symlink_metadata(&link)
+            .expect("link")
+            .file_type()
+            .is_symlink(),
+        "the link is left as it was"
+    );
+    for secret_holder in [&out, &sidecar] {
         let bytes = std::fs::read(secret_holder).expect("read");
         assert!(!bytes.is_empty());
     }
