@@ -164,33 +164,6 @@ pub async fn check(
     Ok(checked)
 }
 
-/// What can be known to fail before anything changes (ARCHITECTURE.md, "Nothing changes
-/// before every check that can be made without a change passed"): every kind resolves through
-/// discovery (or is defined by a CRD of the same set), no object is declared twice, and no
-/// Namespace Git declares is owned by another environment. `desired` may be rendered with
-/// placeholder outputs: only identities and ownership are looked at. Reads only.
-pub async fn check_before_changes(
-    client: &Client,
-    environment: &Environment,
-    desired: &[Manifest],
-    retry: &RetryPolicy,
-) -> Result<(), KubeError> {
-    let resources = Resources::new();
-    let checked = check(client, &resources, environment, desired, retry).await?;
-    for item in &checked {
-        if let Checked::Ready(prepared) = item
-            && prepared.id.kind == "Namespace"
-            && prepared.id.group.is_empty()
-            && let Some(live) = crate::kube::apply::get_live(client, prepared, retry)
-                .await
-                .map_err(|e| prepared.error(e))?
-        {
-            check_owner(prepared, &live)?;
-        }
-    }
-    Ok(())
-}
-
 /// The kinds the CRDs among `desired` define: (apiVersion, kind) -> namespaced.
 fn crd_kinds(desired: &[Manifest]) -> HashMap<(String, String), bool> {
     desired

@@ -21,6 +21,7 @@ use crate::kube::apply;
 use crate::kube::check::{self, Checked, Prepared};
 use crate::kube::discovery::Resources;
 use crate::kube::fields::{self, FieldPath};
+pub use crate::kube::fields::{FieldChange, loosely_equal, parse_quantity};
 use crate::kube::inventory::{self, InventoryEntry};
 use crate::kube::prune;
 use crate::kube::retry::{RetryPolicy, status_code};
@@ -36,15 +37,6 @@ pub enum PlannedAction {
     /// (`gitship.dev/replace: "true"`).
     Replace,
     Unchanged,
-}
-
-/// One changed field. `path` names list items by key
-/// (`spec.template.spec.containers[name=app].image`); `None` means absent on that side.
-#[derive(Debug, Clone, PartialEq)]
-pub struct FieldChange {
-    pub path: FieldPath,
-    pub live: Option<Value>,
-    pub desired: Option<Value>,
 }
 
 /// The comparison of one desired object with the cluster.
@@ -149,6 +141,33 @@ pub async fn checked_objects(
         }
     }
     Ok((prepared, deferred))
+}
+
+/// What can be known to fail before anything changes (ARCHITECTURE.md, "Nothing changes
+/// before every check that can be made without a change passed"): every kind resolves through
+/// discovery (or is defined by a CRD of the same set), no object is declared twice, and no
+/// Namespace Git declares is owned by another environment. `desired` may be rendered with
+/// placeholder outputs: only identities and ownership are looked at. Reads only.
+pub async fn check_before_changes(
+    client: &kube::Client,
+    environment: &Environment,
+    desired: &[Manifest],
+    retry: &RetryPolicy,
+) -> Result<(), KubeError> {
+    let resources = Resources::new();
+    let checked = check::check(client, &resources, environment, desired, retry).await?;
+    for item in &checked {
+        if let Checked::Ready(prepared) = item
+            && prepared.id.kind == "Namespace"
+            && prepared.id.group.is_empty()
+            && let Some(live) = apply::get_live(client, prepared, retry)
+                .await
+                .map_err(|e| prepared.error(e))?
+        {
+            check::check_owner(prepared, &live)?;
+        }
+    }
+    Ok(())
 }
 
 /// Compare `prepared` with the cluster: GET the live object, dry-run apply, compare. An object
@@ -295,77 +314,6 @@ pub fn strip_server_fields(object: &Value) -> Value {
 /// `drift` to say who changed a field.
 pub fn managers_of(object: &Value, path: &FieldPath) -> Vec<String> {
     fields::owners(object, path)
-}
-
-/// Equality after normalisation: numbers by value; quantities by amount under resource-like
-/// fields (`resources`, `limits`, `requests`, `capacity`, `hard`, `storage`).
-pub fn loosely_equal(path: &str, left: &Value, right: &Value) -> bool {
-    if left == right {
-        return true;
-    }
-    match (left, right) {
-        (Value::Number(l), Value::Number(r)) => match (l.as_f64(), r.as_f64()) {
-            (Some(l), Some(r)) => numbers_equal(l, r),
-            _ => false,
-        },
-        _ if is_quantity_path(path) => match (quantity_of(left), quantity_of(right)) {
-            (Some(l), Some(r)) => numbers_equal(l, r),
-            _ => false,
-        },
-        _ => false,
-    }
-}
-
-fn numbers_equal(left: f64, right: f64) -> bool {
-    (left - right).abs() <= f64::EPSILON * left.abs().max(right.abs()).max(1.0) * 4.0
-}
-
-fn is_quantity_path(path: &str) -> bool {
-    path.split(['.', '[']).any(|segment| {
-        matches!(
-            segment,
-            "resources" | "limits" | "requests" | "capacity" | "hard" | "storage" | "allocatable"
-        )
-    })
-}
-
-fn quantity_of(value: &Value) -> Option<f64> {
-    match value {
-        Value::Number(number) => number.as_f64(),
-        Value::String(text) => parse_quantity(text),
-        _ => None,
-    }
-}
-
-/// The amount of a Kubernetes quantity (`500m` -> 0.5, `1Ki` -> 1024, `1e3` -> 1000).
-pub fn parse_quantity(text: &str) -> Option<f64> {
-    let text = text.trim();
-    let split = text
-        .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '+' || c == '-'))
-        .unwrap_or(text.len());
-    let (number, suffix) = text.split_at(split);
-    let number: f64 = number.parse().ok()?;
-    let multiplier = match suffix {
-        "" => 1.0,
-        "n" => 1e-9,
-        "u" => 1e-6,
-        "m" => 1e-3,
-        "k" => 1e3,
-        "M" => 1e6,
-        "G" => 1e9,
-        "T" => 1e12,
-        "P" => 1e15,
-        "E" => 1e18,
-        "Ki" => 1024.0,
-        "Mi" => 1024f64.powi(2),
-        "Gi" => 1024f64.powi(3),
-        "Ti" => 1024f64.powi(4),
-        "Pi" => 1024f64.powi(5),
-        "Ei" => 1024f64.powi(6),
-        exponent if exponent.starts_with(['e', 'E']) => 10f64.powi(exponent[1..].parse().ok()?),
-        _ => return None,
-    };
-    Some(number * multiplier)
 }
 
 /// What applying `desired` (the manifest as gitship applies it) would change in `live`, without

@@ -21,7 +21,85 @@ use std::fmt;
 
 use serde_json::{Map, Value};
 
-use crate::kube::diff::{FieldChange, loosely_equal};
+/// One changed field. `path` names list items by key
+/// (`spec.template.spec.containers[name=app].image`); `None` means absent on that side.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FieldChange {
+    pub path: FieldPath,
+    pub live: Option<Value>,
+    pub desired: Option<Value>,
+}
+
+/// Equality after normalisation: numbers by value; quantities by amount under resource-like
+/// fields (`resources`, `limits`, `requests`, `capacity`, `hard`, `storage`).
+pub fn loosely_equal(path: &str, left: &Value, right: &Value) -> bool {
+    if left == right {
+        return true;
+    }
+    match (left, right) {
+        (Value::Number(l), Value::Number(r)) => match (l.as_f64(), r.as_f64()) {
+            (Some(l), Some(r)) => numbers_equal(l, r),
+            _ => false,
+        },
+        _ if is_quantity_path(path) => match (quantity_of(left), quantity_of(right)) {
+            (Some(l), Some(r)) => numbers_equal(l, r),
+            _ => false,
+        },
+        _ => false,
+    }
+}
+
+fn numbers_equal(left: f64, right: f64) -> bool {
+    (left - right).abs() <= f64::EPSILON * left.abs().max(right.abs()).max(1.0) * 4.0
+}
+
+fn is_quantity_path(path: &str) -> bool {
+    path.split(['.', '[']).any(|segment| {
+        matches!(
+            segment,
+            "resources" | "limits" | "requests" | "capacity" | "hard" | "storage" | "allocatable"
+        )
+    })
+}
+
+fn quantity_of(value: &Value) -> Option<f64> {
+    match value {
+        Value::Number(number) => number.as_f64(),
+        Value::String(text) => parse_quantity(text),
+        _ => None,
+    }
+}
+
+/// The amount of a Kubernetes quantity (`500m` -> 0.5, `1Ki` -> 1024, `1e3` -> 1000).
+pub fn parse_quantity(text: &str) -> Option<f64> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '+' || c == '-'))
+        .unwrap_or(text.len());
+    let (number, suffix) = text.split_at(split);
+    let number: f64 = number.parse().ok()?;
+    let multiplier = match suffix {
+        "" => 1.0,
+        "n" => 1e-9,
+        "u" => 1e-6,
+        "m" => 1e-3,
+        "k" => 1e3,
+        "M" => 1e6,
+        "G" => 1e9,
+        "T" => 1e12,
+        "P" => 1e15,
+        "E" => 1e18,
+        "Ki" => 1024.0,
+        "Mi" => 1024f64.powi(2),
+        "Gi" => 1024f64.powi(3),
+        "Ti" => 1024f64.powi(4),
+        "Pi" => 1024f64.powi(5),
+        "Ei" => 1024f64.powi(6),
+        exponent if exponent.starts_with(['e', 'E']) => 10f64.powi(exponent[1..].parse().ok()?),
+        _ => return None,
+    };
+    Some(number * multiplier)
+}
 
 /// One step of a [`FieldPath`].
 #[derive(Debug, Clone, PartialEq)]

@@ -162,7 +162,7 @@ pub async fn deploy_with(
     }
     // What the cluster can refuse is asked before any build, push or Terraform apply: every kind
     // resolves, no Namespace Git declares belongs to another environment.
-    crate::kube::check::check_before_changes(
+    crate::kube::diff::check_before_changes(
         &connection.client,
         &session.environment(),
         &intent.checked,
