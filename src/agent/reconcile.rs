@@ -29,7 +29,7 @@ use crate::agent::metrics::SyncResult;
 use crate::agent::state::{AgentState, Heal, Revision, SyncState};
 use crate::diagnostics::user_error;
 use crate::exit::Outcome;
-use crate::git::clone::GitSource;
+use crate::git::clone::{GitSource, LargeFiles};
 use crate::git::short_sha;
 use crate::kube::KubeError;
 use crate::kube::events::{self, EventType};
@@ -264,7 +264,7 @@ impl Agent {
     /// Open the newest commit to learn the environment's cluster and namespace.
     async fn connect(&mut self) -> Result<()> {
         let head = self.fetch()?;
-        self.source.checkout(&head.sha)?;
+        self.source.checkout(&head.sha, LargeFiles::Skip)?;
         let session = self.session()?;
         let connection = session.connect().await?;
         self.cluster = Some((connection.client.clone(), session.environment()));
@@ -358,8 +358,19 @@ impl Agent {
         revision: &Revision,
         purpose: Purpose,
     ) -> Result<crate::ops::deploy::Deployed> {
-        self.source.checkout(&revision.sha)?;
-        let session = self.session()?;
+        // Large files only when the revision builds images (a heal never does).
+        let builds = |build: bool| match (build, &purpose) {
+            (true, Purpose::Sync) => LargeFiles::Include,
+            _ => LargeFiles::Skip,
+        };
+        let checked_out = builds(self.options.build);
+        self.source.checkout(&revision.sha, checked_out)?;
+        let mut session = self.session()?;
+        if builds(session.config.agent.build) != checked_out {
+            self.source
+                .checkout(&revision.sha, builds(session.config.agent.build))?;
+            session = self.session()?;
+        }
         self.options.build = session.config.agent.build;
         self.options.terraform = session.config.agent.terraform;
         self.options.self_heal = session.config.agent.self_heal;
@@ -637,7 +648,7 @@ impl Agent {
         let Some(applied) = self.applied.clone() else {
             return Ok(None);
         };
-        self.source.checkout(&applied.sha)?;
+        self.source.checkout(&applied.sha, LargeFiles::Skip)?;
         let session = self.session()?;
         let quiet = Printer {
             quiet: true,

@@ -220,25 +220,91 @@ impl GitSource {
         Ok(())
     }
 
-    /// Make the work tree exactly commit `sha`.
-    pub fn checkout(&self, sha: &str) -> Result<()> {
+    /// Make the work tree exactly commit `sha`; with [`LargeFiles::Skip`], blobs larger than
+    /// [`crate::repo::limits::MAX_FILE_BYTES`] are left out of the work tree.
+    ///
+    /// A checkout reads each blob whole, so one 200 MB file anywhere in the repository would
+    /// set the agent's memory. gitship reads no file that large (the readers refuse them) unless
+    /// it builds images: such blobs are not written, and their index entries are marked
+    /// assume-unchanged, so the tree still reads as clean and content tags are what CI computed
+    /// (they hash committed blob ids, not files).
+    pub fn checkout(&self, sha: &str, large_files: LargeFiles) -> Result<()> {
         let oid = git2::Oid::from_str(sha).with_context(|| format!("`{sha}` is not a commit"))?;
         let commit = self
             .repository
             .find_commit(oid)
             .map_err(|err| self.git_error("cannot find the commit", err))?;
+        let tree = commit
+            .tree()
+            .map_err(|err| self.git_error("cannot read the commit's tree", err))?;
+        let skipped = match large_files {
+            LargeFiles::Include => Vec::new(),
+            LargeFiles::Skip => self.large_blobs(&tree)?,
+        };
         let mut checkout = git2::build::CheckoutBuilder::new();
         checkout
             .force()
             .remove_untracked(true)
             .remove_ignored(false);
+        if !skipped.is_empty() {
+            // Exclusions first: libgit2 takes the first pathspec that matches.
+            for path in &skipped {
+                checkout.path(format!("!{path}"));
+            }
+            checkout.path("*");
+        }
         self.repository
             .checkout_tree(commit.as_object(), Some(&mut checkout))
             .map_err(|err| self.git_error("cannot check out", err))?;
         self.repository
             .set_head_detached(oid)
             .map_err(|err| self.git_error("cannot check out", err))?;
+        if !skipped.is_empty() {
+            self.assume_unchanged(&tree, &skipped)
+                .map_err(|err| self.git_error("cannot write the index", err))?;
+        }
         Ok(())
+    }
+
+    /// The paths of the blobs of `tree` over the size limit, from the object headers (no blob
+    /// is read); paths with glob characters are kept (they cannot be excluded by a pathspec).
+    fn large_blobs(&self, tree: &git2::Tree) -> Result<Vec<String>> {
+        let odb = self
+            .repository
+            .odb()
+            .map_err(|err| self.git_error("cannot open the object database", err))?;
+        let mut large = Vec::new();
+        tree.walk(git2::TreeWalkMode::PreOrder, |dir, entry| {
+            if entry.kind() == Some(git2::ObjectType::Blob)
+                && let Ok(name) = entry.name()
+                && odb
+                    .read_header(entry.id())
+                    .is_ok_and(|(size, _)| size as u64 > crate::repo::limits::MAX_FILE_BYTES)
+            {
+                let path = format!("{dir}{name}");
+                if !path.contains(['*', '?', '[', ']', '\\', '!']) {
+                    large.push(path);
+                }
+            }
+            git2::TreeWalkResult::Ok
+        })
+        .map_err(|err| self.git_error("cannot walk the commit's tree", err))?;
+        Ok(large)
+    }
+
+    /// The index of `tree`, with `paths` marked assume-unchanged (`CE_VALID`): not in the work
+    /// tree, and not a change.
+    fn assume_unchanged(&self, tree: &git2::Tree, paths: &[String]) -> Result<(), git2::Error> {
+        const ASSUME_VALID: u16 = 0x8000;
+        let mut index = self.repository.index()?;
+        index.read_tree(tree)?;
+        for path in paths {
+            if let Some(mut entry) = index.get_path(Path::new(path), 0) {
+                entry.flags |= ASSUME_VALID;
+                index.add(&entry)?;
+            }
+        }
+        index.write()
     }
 
     fn git_error(&self, what: &str, err: git2::Error) -> anyhow::Error {
@@ -253,6 +319,15 @@ impl GitSource {
         )
         .into()
     }
+}
+
+/// Whether a checkout writes blobs over the readers' size limit ([`GitSource::checkout`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LargeFiles {
+    /// Everything: what a build needs.
+    Include,
+    /// Not the large ones: what rendering, Terraform and drift need.
+    Skip,
 }
 
 /// What a checkout must never delete or count as a change: gitship's own state (`.gitship/`:
@@ -306,6 +381,11 @@ fn revision(commit: &git2::Commit) -> Revision {
 fn clone(url: &str, dir: &Path) -> Result<Repository> {
     let mut builder = git2::build::RepoBuilder::new();
     builder.fetch_options(fetch_options());
+    // Nothing is written yet: the first checkout is [`GitSource::checkout`]'s, which can leave
+    // large blobs out.
+    let mut checkout = git2::build::CheckoutBuilder::new();
+    checkout.dry_run();
+    builder.with_checkout(checkout);
     builder.clone(url, dir).map_err(|err| {
         UserError::new(
             format!("cannot clone `{}`: {}", display_url(url), err.message()),
@@ -450,7 +530,7 @@ mod tests {
             (fetched.sha.as_str(), fetched.subject.as_str()),
             (second.as_str(), "second")
         );
-        source.checkout(&second).unwrap();
+        source.checkout(&second, LargeFiles::Include).unwrap();
         let tree = source.work_tree().unwrap();
         assert_ne!(tree, upstream_dir.path().canonicalize().unwrap());
         assert_eq!(std::fs::read_to_string(tree.join("a.txt")).unwrap(), "two");
@@ -459,7 +539,7 @@ mod tests {
         std::fs::write(tree.join("stray.txt"), "x").unwrap();
         std::fs::create_dir_all(tree.join(".gitship/terraform")).unwrap();
         std::fs::write(tree.join(".gitship/terraform/state"), "x").unwrap();
-        source.checkout(&first).unwrap();
+        source.checkout(&first, LargeFiles::Include).unwrap();
         assert_eq!(std::fs::read_to_string(tree.join("a.txt")).unwrap(), "one");
         assert!(!tree.join("stray.txt").exists());
         assert!(tree.join(".gitship/terraform/state").exists());
@@ -469,7 +549,7 @@ mod tests {
         std::fs::create_dir_all(state.parent().unwrap()).unwrap();
         std::fs::write(&state, "{}").unwrap();
         std::fs::write(tree.join("infra/terraform.tfstate"), "{}").unwrap();
-        source.checkout(&second).unwrap();
+        source.checkout(&second, LargeFiles::Include).unwrap();
         assert!(state.exists());
         assert!(tree.join("infra/terraform.tfstate").exists());
         assert!(!crate::git::is_dirty(&tree).unwrap());
@@ -478,6 +558,37 @@ mod tests {
             GitSource::open(upstream_dir.path().to_str().unwrap(), None, cache.path()).unwrap();
         assert_eq!(again.work_tree().unwrap(), tree);
         assert_eq!(again.branch, source.branch);
+    }
+
+    /// A blob over the readers' limit is not written by a partial checkout, and the tree still
+    /// reads as clean; a full checkout writes it.
+    #[test]
+    fn a_partial_checkout_leaves_large_blobs_out_and_stays_clean() {
+        let upstream_dir = tempfile::tempdir().unwrap();
+        let upstream = Repository::init(upstream_dir.path()).unwrap();
+        std::fs::create_dir_all(upstream_dir.path().join("data")).unwrap();
+        let size = usize::try_from(crate::repo::limits::MAX_FILE_BYTES).unwrap() + 1;
+        std::fs::write(upstream_dir.path().join("data/big.bin"), vec![7u8; size]).unwrap();
+        let mut index = upstream.index().unwrap();
+        index.add_path(Path::new("data/big.bin")).unwrap();
+        index.write().unwrap();
+        let sha = commit(&upstream, "a.txt", "one", "first");
+        let cache = tempfile::tempdir().unwrap();
+        let source =
+            GitSource::open(upstream_dir.path().to_str().unwrap(), None, cache.path()).unwrap();
+        source.fetch().unwrap();
+        let tree = source.work_tree().unwrap();
+        let _ = std::fs::remove_file(tree.join("data/big.bin"));
+        source.checkout(&sha, LargeFiles::Skip).unwrap();
+        assert!(tree.join("a.txt").exists());
+        assert!(!tree.join("data/big.bin").exists());
+        assert!(!crate::git::is_dirty(&tree).unwrap());
+        source.checkout(&sha, LargeFiles::Include).unwrap();
+        assert_eq!(
+            std::fs::metadata(tree.join("data/big.bin")).unwrap().len(),
+            size as u64
+        );
+        assert!(!crate::git::is_dirty(&tree).unwrap());
     }
 
     #[test]

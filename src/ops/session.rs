@@ -167,7 +167,7 @@ impl Session {
         let source =
             crate::git::clone::GitSource::open(&git_root.to_string_lossy(), Some("HEAD"), &cache)?;
         source.fetch_all()?;
-        source.checkout(sha)?;
+        source.checkout(sha, crate::git::clone::LargeFiles::Include)?;
         let clone_root = source.work_tree()?.join(path);
         printer.status(&format!(
             "revision {} checked out in `{}` (the work tree is not touched)",

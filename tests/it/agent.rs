@@ -902,6 +902,65 @@ fn walkdir(dir: &Path) -> Vec<std::path::PathBuf> {
     found
 }
 
+/// The agent's memory follows the manifests, not the repository: a 64 MiB file elsewhere in
+/// the repository is neither written to its checkout nor read whole (a checkout used to read
+/// each blob whole: the peak was the largest file, twice).
+#[test]
+fn a_large_file_in_the_repository_does_not_set_the_agents_memory() {
+    if !require_tool("kubectl", "help") {
+        return;
+    }
+    let sim = Sim::start();
+    let (repo, _) = source_repo(&sim);
+    repo.write("data/model.bin", &"\0".repeat(64 * 1024 * 1024));
+    repo.commit("a large file");
+    let bare = tempfile::tempdir().expect("temp");
+    repo.git(&[
+        "clone",
+        "-q",
+        "--bare",
+        ".",
+        bare.path().to_str().expect("utf-8"),
+    ]);
+    let cache = tempfile::tempdir().expect("temp");
+    let mut child = gitship()
+        .arg("--kubeconfig")
+        .arg(&sim.kubeconfig)
+        .args(["agent", "staging", "--once", "--source"])
+        .arg(bare.path())
+        .arg("--cache")
+        .arg(cache.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("gitship agent --once");
+    // The high-water mark of its resident memory, read until it exits.
+    let status = format!("/proc/{}/status", child.id());
+    let mut peak_kib = 0u64;
+    while child.try_wait().expect("wait").is_none() {
+        if let Some(hwm) = std::fs::read_to_string(&status).ok().and_then(|text| {
+            text.lines()
+                .find_map(|line| line.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        }) {
+            peak_kib = peak_kib.max(hwm);
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let output = child.wait_with_output().expect("output");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert_eq!(sim.title().as_deref(), Some("one"));
+    assert!(
+        peak_kib > 0 && peak_kib < 60 * 1024,
+        "peak {peak_kib} KiB for a 64 MiB file"
+    );
+    let checked_out = walkdir(cache.path())
+        .into_iter()
+        .any(|path| path.ends_with("data/model.bin"));
+    assert!(!checked_out, "the large file was written to the checkout");
+}
+
 /// `--once`: a sync, a no-op heal that writes nothing, a heal, and a bad commit's exit code.
 #[test]
 fn once_syncs_then_checks_for_drift_and_exits_with_deploys_codes() {
