@@ -316,8 +316,19 @@ fn open_new(path: &Path, mode: u32) -> Result<std::fs::File, WriteError> {
 /// The regular file at `path`, opened to be written from its start (emptied): never through a
 /// symlink, never blocking on a FIFO swapped in since it was checked, and checked again.
 fn open_regular(path: &Path) -> Result<std::fs::File, WriteError> {
-    let file = std::fs::OpenOptions::new()
-        .write(true)
+    let file = open_checked(path, std::fs::OpenOptions::new().write(true))?;
+    file.set_len(0).map_err(io_error("empty", path))?;
+    Ok(file)
+}
+
+/// `path` opened with `options`, never through a symlink nor blocking on a FIFO, and refused
+/// unless what was opened is a regular file (checked on the open file: nothing can be swapped
+/// in between).
+fn open_checked(
+    path: &Path,
+    options: &mut std::fs::OpenOptions,
+) -> Result<std::fs::File, WriteError> {
+    let file = options
         .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_NONBLOCK)
         .open(path)
         .map_err(io_error("open", path))?;
@@ -328,7 +339,6 @@ fn open_regular(path: &Path) -> Result<std::fs::File, WriteError> {
             found: kind(metadata.file_type()),
         });
     }
-    file.set_len(0).map_err(io_error("empty", path))?;
     Ok(file)
 }
 
@@ -391,20 +401,8 @@ pub fn restrict(path: &Path) -> Result<(), WriteError> {
             std::io::ErrorKind::NotFound.into(),
         ));
     }
-    // Opened without following a link or blocking on a FIFO swapped in since, then checked
-    // again: the mode changes on what was checked.
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_NONBLOCK)
-        .open(path)
-        .map_err(io_error("open", path))?;
-    let metadata = file.metadata().map_err(io_error("inspect", path))?;
-    if !metadata.is_file() {
-        return Err(WriteError::NotAFile {
-            path: path.to_path_buf(),
-            found: kind(metadata.file_type()),
-        });
-    }
+    // The mode changes on what was opened and checked.
+    let file = open_checked(path, std::fs::OpenOptions::new().read(true))?;
     file.set_permissions(std::fs::Permissions::from_mode(0o600))
         .map_err(io_error("restrict", path))
 }
