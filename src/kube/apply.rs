@@ -81,6 +81,9 @@ pub struct Known {
     /// gitship's last successful apply of this object had exactly this body (the inventory's
     /// applied digest matches).
     pub applied_before: bool,
+    /// The result of the dry run the deploy made of this object before its first write
+    /// (`kube::deploy`'s validation of the whole set): not sent again.
+    pub dry_run: Option<Value>,
 }
 
 /// Apply one object unless nothing would change: either gitship applied exactly this body
@@ -125,7 +128,11 @@ pub async fn apply_object(
             .map_err(api_error)?;
         return Ok(Applied::Created);
     }
-    let planned = match server_side_apply(client, prepared, force, true, retry).await {
+    let dry_run = match known.dry_run {
+        Some(dry_run) => Ok(dry_run),
+        None => server_side_apply(client, prepared, force, true, retry).await,
+    };
+    let planned = match dry_run {
         Ok(dry_run) => diff::diff_from(live, dry_run),
         Err(error) => return replace_if_allowed(client, prepared, force, retry, error).await,
     };

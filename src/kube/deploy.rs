@@ -18,7 +18,7 @@ use k8s_openapi::api::core::v1::Namespace;
 use kube::Client;
 use kube::api::{Api, DeleteParams, Patch, PatchParams};
 use serde::{Deserialize, Serialize};
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::kube::KubeError;
 use crate::kube::apply::{self, Applied};
@@ -860,11 +860,22 @@ async fn apply_all(
             Checked::Deferred(object, _) => deferred.push(object),
         }
     }
+    // Before the first write, the server checks every object that changed (ARCHITECTURE.md,
+    // "A commit the server rejects changes nothing").
+    let mut validated = validate_changed(run, &ready, digests.previous).await?;
     // Bootstrap stage: CRDs, Namespaces, cluster RBAC; waited for.
     let (bootstrap, mut rest): (Vec<Prepared>, Vec<Prepared>) =
         ready.into_iter().partition(|p| p.position.stage == 0);
     if !bootstrap.is_empty() {
-        apply_groups(run, bootstrap.clone(), report, entries, digests).await?;
+        apply_groups(
+            run,
+            bootstrap.clone(),
+            report,
+            entries,
+            digests,
+            &mut validated,
+        )
+        .await?;
         wait_healthy(run, &bootstrap).await?;
     }
     rest.extend(prepare_deferred(run, deferred).await?);
@@ -877,10 +888,69 @@ async fn apply_all(
             .push(prepared);
     }
     for (_, wave) in waves {
-        apply_groups(run, wave.clone(), report, entries, digests).await?;
+        apply_groups(run, wave.clone(), report, entries, digests, &mut validated).await?;
         wait_healthy(run, &wave).await?;
     }
     Ok(())
+}
+
+/// A server-side dry run (as the apply will be: gitship's field manager, `force` as
+/// configured) of every object whose body differs from gitship's last successful apply of it
+/// (the inventory's digest; an object applied as it is was accepted before), all before the
+/// first write: a commit the server rejects (a quantity that is no quantity, a conflict, an
+/// immutable field without `gitship.dev/replace`, an admission webhook's denial) fails here and
+/// changes nothing. An object whose namespace or kind does not exist yet (404) is checked at its
+/// own apply. Returns the dry runs' results, which the applies use instead of asking again.
+async fn validate_changed(
+    run: &Run<'_>,
+    ready: &[Prepared],
+    previous: &BTreeMap<String, String>,
+) -> Result<HashMap<ObjectId, Value>, KubeError> {
+    let (client, options) = (run.client, run.options);
+    let changed = ready.iter().filter(|prepared| {
+        let digest = inventory::applied_digest(&prepared.body);
+        digest.is_none() || previous.get(&inventory::digest_key(&prepared.id)) != digest.as_ref()
+    });
+    let results: Vec<(&Prepared, Result<Value, kube::Error>)> = futures::stream::iter(changed)
+        .map(|prepared| async move {
+            let result = apply::server_side_apply(
+                client,
+                prepared,
+                options.force_conflicts,
+                true,
+                &options.retry,
+            )
+            .await;
+            (prepared, result)
+        })
+        .buffer_unordered(options.concurrency.max(1))
+        .collect()
+        .await;
+    let mut validated = HashMap::new();
+    let mut refused = Vec::new();
+    for (prepared, result) in results {
+        match result {
+            Ok(dry_run) => {
+                validated.insert(prepared.id.clone(), dry_run);
+            }
+            Err(error) if status_code(&error) == Some(404) => {}
+            Err(error)
+                if crate::kube::immutable_field(&error).is_some()
+                    && crate::model::annotation(
+                        &prepared.body,
+                        crate::model::REPLACE_ANNOTATION,
+                    ) == Some("true") => {}
+            Err(error) => refused.push(prepared.error(error)),
+        }
+    }
+    refused.sort_by_key(|error| error.to_string());
+    match refused.len() {
+        0 => Ok(validated),
+        1 => Err(refused.remove(0)),
+        _ => Err(KubeError::ApplyFailed {
+            failures: refused.iter().map(|e| format!("  {e}")).collect(),
+        }),
+    }
 }
 
 /// Resolve and prepare the custom resources whose CRD the bootstrap stage just applied.
@@ -954,6 +1024,7 @@ async fn apply_groups(
     report: &mut DeployReport,
     entries: &mut HashMap<ObjectId, InventoryEntry>,
     digests: &mut Digests<'_>,
+    validated: &mut HashMap<ObjectId, Value>,
 ) -> Result<(), KubeError> {
     let (client, options, printer) = (run.client, run.options, run.printer);
     let mut groups: BTreeMap<Position, Vec<Prepared>> = BTreeMap::new();
@@ -978,6 +1049,7 @@ async fn apply_groups(
         let results: Vec<ApplyResult> = futures::stream::iter(group)
             .map(|prepared| {
                 let live = known.remove(&prepared.id);
+                let dry_run = validated.remove(&prepared.id);
                 async move {
                     let key = inventory::digest_key(&prepared.id);
                     let digest = inventory::applied_digest(&prepared.body);
@@ -988,6 +1060,7 @@ async fn apply_groups(
                         apply::Known {
                             live,
                             applied_before,
+                            dry_run,
                         },
                         options.force_conflicts,
                         &options.retry,

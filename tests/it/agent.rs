@@ -677,6 +677,52 @@ fn items_other_managers_add_are_not_drift_and_the_agent_writes_nothing() {
     );
 }
 
+/// A commit the API server rejects (one object of it: a quantity that is no quantity) changes
+/// nothing: the whole set is dry-run before the first write. So the cluster really stays at the
+/// last good revision, and no heal ever flips an object back and forth.
+#[test]
+fn a_commit_the_server_rejects_changes_no_object() {
+    if !require_tool("kubectl", "help") {
+        return;
+    }
+    let sim = Sim::start();
+    let (repo, bare) = source_repo(&sim);
+    let agent = Agent::start(&sim, bare.path(), &[]);
+    agent.wait_first_sync(&sim);
+    repo.edit(
+        "infrastructure/kubernetes/site.yaml",
+        "title: one",
+        "title: two",
+    );
+    repo.edit(
+        "infrastructure/kubernetes/web.yaml",
+        "          image: registry.local/web:1\n",
+        "          image: registry.local/web:1\n          resources:\n            requests: {cpu: lots}\n",
+    );
+    repo.commit("two, and a quantity that is no quantity");
+    push(&repo, bare.path());
+    eventually("the sync fails", Duration::from_secs(10), || {
+        let status = agent.status();
+        status["state"] == "error"
+            && status["lastError"]
+                .as_str()
+                .is_some_and(|e| e.contains("web"))
+    });
+    // Three heal intervals: the ConfigMap of the rejected commit was never applied, so there
+    // is nothing to heal back.
+    std::thread::sleep(Duration::from_millis(3500));
+    assert_eq!(sim.title().as_deref(), Some("one"), "the ConfigMap changed");
+    let sources: Vec<String> = sim
+        .history()
+        .iter()
+        .filter_map(|r| r["source"].as_str().map(str::to_string))
+        .collect();
+    assert!(
+        !sources.iter().any(|s| s == "heal"),
+        "heals flipped objects back: {sources:?}"
+    );
+}
+
 #[test]
 fn a_broken_commit_keeps_the_last_good_revision_and_the_webhook_syncs_at_once() {
     if !require_tool("kubectl", "help") {
