@@ -609,6 +609,28 @@ fn report_prune(
     }
 }
 
+/// What a heal put back: the drift its check found (`found`), and every object its deploy
+/// changed that the check did not name (`<object> (put back)`: changed after the check, before
+/// the deploy). A plain deploy (nothing found) heals nothing.
+fn healed(found: &[String], report: &DeployReport) -> Vec<String> {
+    let mut healed = found.to_vec();
+    if found.is_empty() {
+        return healed;
+    }
+    for object in &report.objects {
+        let changed = matches!(
+            object.action,
+            ObjectAction::Created | ObjectAction::Configured | ObjectAction::Replaced
+        );
+        let name = object.id.to_string();
+        let named = |line: &String| line == &name || line.starts_with(&format!("{name} "));
+        if changed && !healed.iter().any(named) {
+            healed.push(format!("{name} (put back)"));
+        }
+    }
+    healed
+}
+
 /// Write the inventory (`objects`) and a deploy record on top of the previous history. The
 /// applied digests are the previous ones updated with `digests` (this deploy's applies), for
 /// the objects of the inventory only.
@@ -633,7 +655,7 @@ async fn record(
         outcome,
         summary: report.summary_line(),
         source: options.source,
-        healed: options.healed.clone(),
+        healed: healed(&options.healed, report),
         subject: extras.subject.clone(),
         author: extras.author.clone(),
         started: extras.started,
@@ -1171,6 +1193,33 @@ async fn wait_healthy(run: &Run<'_>, objects: &[Prepared]) -> Result<(), KubeErr
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_heal_names_what_its_deploy_put_back_beyond_its_check() {
+        let id = |name: &str| ObjectId {
+            group: "apps".into(),
+            kind: "Deployment".into(),
+            namespace: Some("blog".into()),
+            name: name.into(),
+        };
+        let mut report = DeployReport::default();
+        report.push(id("web"), ObjectAction::Configured, None);
+        report.push(id("api"), ObjectAction::Configured, None);
+        report.push(id("db"), ObjectAction::Unchanged, None);
+        let found =
+            vec!["Deployment blog/web spec.replicas: 10 -> 2 (changed by kubectl)".to_string()];
+        assert_eq!(
+            healed(&found, &report),
+            vec![
+                found[0].clone(),
+                "Deployment blog/api (put back)".to_string()
+            ]
+        );
+        assert!(
+            healed(&[], &report).is_empty(),
+            "a plain deploy heals nothing"
+        );
+    }
 
     fn id(kind: &str, name: &str) -> ObjectId {
         ObjectId {
