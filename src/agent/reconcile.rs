@@ -500,6 +500,26 @@ impl Agent {
         metrics.set_last_sync(now);
     }
 
+    /// Whether the failed deploy of `head` wrote objects before it failed: its record (the
+    /// newest of the inventory's history) counts objects created or configured.
+    async fn wrote(&self, head: &Revision) -> bool {
+        let Some((client, environment)) = &self.cluster else {
+            return false;
+        };
+        let retry = crate::kube::retry::RetryPolicy::default();
+        let stored =
+            crate::kube::inventory::load(client, &environment.name, &environment.namespace, &retry)
+                .await;
+        let Ok(Some(inventory)) = stored else {
+            return false;
+        };
+        inventory.history.first().is_some_and(|record| {
+            record.sha.as_deref() == Some(head.sha.as_str())
+                && record.outcome == DeployOutcome::Failed
+                && record.counts.created + record.counts.configured > 0
+        })
+    }
+
     async fn sync_failed(&mut self, head: &Revision, error: anyhow::Error, elapsed: Duration) {
         if crate::process::is_interrupted() {
             return;
@@ -528,12 +548,14 @@ impl Agent {
                 .metrics
                 .sync_finished(SyncResult::WaitingForImages, elapsed);
         } else {
+            // Applied, not healthy; or failed after its first write (a later wave, a webhook
+            // that ignores dry runs): the cluster runs (part of) it. Heals then follow the new
+            // commit, never back toward the older revision.
             let degraded = matches!(
                 error.downcast_ref::<KubeError>(),
                 Some(KubeError::Unhealthy { .. })
-            );
+            ) || self.wrote(head).await;
             if degraded {
-                // Applied, not healthy: the cluster runs it.
                 self.applied = Some(head.clone());
             }
             self.printer.warn(&format!(

@@ -727,6 +727,46 @@ fn a_commit_the_server_rejects_changes_no_object() {
     );
 }
 
+/// A sync that fails after its first write (here: an object in a namespace that does not
+/// exist, which no dry run can check) leaves the environment on the new commit, degraded:
+/// heals follow the new commit, never back toward the older one.
+#[test]
+fn a_sync_that_failed_after_writing_is_never_healed_back() {
+    if !require_tool("kubectl", "help") {
+        return;
+    }
+    let sim = Sim::start();
+    let (repo, bare) = source_repo(&sim);
+    let agent = Agent::start(&sim, bare.path(), &[]);
+    agent.wait_first_sync(&sim);
+    repo.edit(
+        "infrastructure/kubernetes/site.yaml",
+        "title: one",
+        "title: two",
+    );
+    repo.write(
+        "infrastructure/kubernetes/elsewhere.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: elsewhere\n  namespace: gitship-test-never-created\ndata:\n  a: b\n",
+    );
+    repo.commit("two, and an object in a namespace that does not exist");
+    push(&repo, bare.path());
+    eventually("the sync fails, degraded", Duration::from_secs(10), || {
+        let status = agent.status();
+        status["state"] == "degraded"
+            && status["revision"]["subject"]
+                .as_str()
+                .is_some_and(|s| s.starts_with("two"))
+    });
+    assert_eq!(sim.title().as_deref(), Some("two"));
+    // Three heal intervals: nothing moves the ConfigMap back to the older revision.
+    std::thread::sleep(Duration::from_millis(3500));
+    assert_eq!(
+        sim.title().as_deref(),
+        Some("two"),
+        "healed back to the older commit"
+    );
+}
+
 #[test]
 fn a_broken_commit_keeps_the_last_good_revision_and_the_webhook_syncs_at_once() {
     if !require_tool("kubectl", "help") {
