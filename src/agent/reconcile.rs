@@ -73,6 +73,9 @@ pub struct Agent {
     published: Option<String>,
     /// The cluster and the environment, known from the first commit that opens.
     cluster: Option<(kube::Client, Environment)>,
+    /// Whether the last fetch succeeded: with a heal that succeeds after it, an `error` state
+    /// that a lost remote or an outage left behind clears.
+    fetched: bool,
 }
 
 impl std::fmt::Debug for Agent {
@@ -104,6 +107,7 @@ impl Agent {
             printer,
             applied: None,
             retry: None,
+            fetched: false,
             flaps: FlapTracker::default(),
             published: None,
             cluster: None,
@@ -411,10 +415,12 @@ impl Agent {
         let head = match self.fetch() {
             Ok(head) => head,
             Err(error) => {
+                self.fetched = false;
                 self.report_error(&error);
                 return;
             }
         };
+        self.fetched = true;
         match self.pinned(&head).await {
             Ok(false) => {}
             Ok(true) => return,
@@ -655,7 +661,7 @@ impl Agent {
     /// One heal (the loop's): errors go to the status.
     async fn heal(&mut self) {
         match self.heal_once().await {
-            Ok(None) => {}
+            Ok(None) => self.recovered(),
             Ok(Some(error)) | Err(error) => {
                 if !crate::process::is_interrupted() {
                     self.report_error(&error);
@@ -768,6 +774,21 @@ impl Agent {
             });
         });
         Ok(None)
+    }
+
+    /// After a heal that succeeded: an `error` state left by a failure outside a sync (a lost
+    /// remote, a cluster outage) clears once the source fetches again and no failed sync of
+    /// the branch's commit waits for its retry.
+    fn recovered(&self) {
+        if !self.fetched || self.retry.is_some() {
+            return;
+        }
+        self.state.update(|s| {
+            if s.state == SyncState::Error {
+                s.state = SyncState::Synced;
+                s.last_error = None;
+            }
+        });
     }
 
     /// A failure outside a sync's deploy (fetch, connect, drift check).

@@ -767,6 +767,31 @@ fn a_sync_that_failed_after_writing_is_never_healed_back() {
     );
 }
 
+/// The `error` state a lost Git remote leaves clears once the remote answers again and a heal
+/// succeeds, without waiting for a new commit.
+#[test]
+fn the_error_state_of_a_lost_remote_clears_when_it_is_back() {
+    if !require_tool("kubectl", "help") {
+        return;
+    }
+    let sim = Sim::start();
+    let (_repo, bare) = source_repo(&sim);
+    let agent = Agent::start(&sim, bare.path(), &[]);
+    agent.wait_first_sync(&sim);
+    let moved = bare.path().with_extension("moved");
+    std::fs::rename(bare.path(), &moved).expect("move the remote away");
+    eventually(
+        "the lost remote is an error",
+        Duration::from_secs(10),
+        || agent.status()["state"] == "error",
+    );
+    std::fs::rename(&moved, bare.path()).expect("put the remote back");
+    eventually("the error clears", Duration::from_secs(10), || {
+        let status = agent.status();
+        status["state"] == "synced" && status.get("lastError").is_none()
+    });
+}
+
 #[test]
 fn a_broken_commit_keeps_the_last_good_revision_and_the_webhook_syncs_at_once() {
     if !require_tool("kubectl", "help") {
