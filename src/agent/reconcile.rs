@@ -268,7 +268,7 @@ impl Agent {
     /// Open the newest commit to learn the environment's cluster and namespace.
     async fn connect(&mut self) -> Result<()> {
         let head = self.fetch()?;
-        self.source.checkout(&head.sha, LargeFiles::Skip)?;
+        self.source.checkout(&head.sha, SKIP_LARGE)?;
         let session = self.session()?;
         let connection = session.connect().await?;
         self.cluster = Some((connection.client.clone(), session.environment()));
@@ -365,7 +365,7 @@ impl Agent {
         // Large files only when the revision builds images (a heal never does).
         let builds = |build: bool| match (build, &purpose) {
             (true, Purpose::Sync) => LargeFiles::Include,
-            _ => LargeFiles::Skip,
+            _ => SKIP_LARGE,
         };
         let checked_out = builds(self.options.build);
         self.source.checkout(&revision.sha, checked_out)?;
@@ -676,7 +676,7 @@ impl Agent {
         let Some(applied) = self.applied.clone() else {
             return Ok(None);
         };
-        self.source.checkout(&applied.sha, LargeFiles::Skip)?;
+        self.source.checkout(&applied.sha, SKIP_LARGE)?;
         let session = self.session()?;
         let quiet = Printer {
             quiet: true,
@@ -960,6 +960,11 @@ impl FlapTracker {
         self.flapping.contains(key)
     }
 }
+
+/// The agent's checkout without the files no reader of gitship's accepts (over
+/// [`crate::repo::limits::MAX_FILE_BYTES`]): its memory follows the manifests, not the largest
+/// file of the repository.
+const SKIP_LARGE: LargeFiles = LargeFiles::SkipOver(crate::repo::limits::MAX_FILE_BYTES);
 
 /// Whether a deploy for `purpose` runs Terraform under `terraform` (a heal never does).
 fn purpose_runs_terraform(purpose: &Purpose, terraform: AgentTerraform) -> bool {

@@ -220,12 +220,12 @@ impl GitSource {
         Ok(())
     }
 
-    /// Make the work tree exactly commit `sha`; with [`LargeFiles::Skip`], blobs larger than
-    /// [`crate::repo::limits::MAX_FILE_BYTES`] are left out of the work tree.
+    /// Make the work tree exactly commit `sha`; with [`LargeFiles::SkipOver`], blobs larger than
+    /// its limit are left out of the work tree.
     ///
     /// A checkout reads each blob whole, so one 200 MB file anywhere in the repository would
-    /// set the agent's memory. gitship reads no file that large (the readers refuse them) unless
-    /// it builds images: such blobs are not written, and their index entries are marked
+    /// set the agent's memory. gitship reads no file over the readers' limit unless it builds
+    /// images: such blobs are not written, and their index entries are marked
     /// assume-unchanged, so the tree still reads as clean and content tags are what CI computed
     /// (they hash committed blob ids, not files).
     pub fn checkout(&self, sha: &str, large_files: LargeFiles) -> Result<()> {
@@ -239,7 +239,7 @@ impl GitSource {
             .map_err(|err| self.git_error("cannot read the commit's tree", err))?;
         let skipped = match large_files {
             LargeFiles::Include => Vec::new(),
-            LargeFiles::Skip => self.large_blobs(&tree)?,
+            LargeFiles::SkipOver(limit) => self.large_blobs(&tree, limit)?,
         };
         let mut checkout = git2::build::CheckoutBuilder::new();
         checkout
@@ -266,9 +266,9 @@ impl GitSource {
         Ok(())
     }
 
-    /// The paths of the blobs of `tree` over the size limit, from the object headers (no blob
-    /// is read); paths with glob characters are kept (they cannot be excluded by a pathspec).
-    fn large_blobs(&self, tree: &git2::Tree) -> Result<Vec<String>> {
+    /// The paths of the blobs of `tree` over `limit` bytes, from the object headers (no blob is
+    /// read); paths with glob characters are kept (they cannot be excluded by a pathspec).
+    fn large_blobs(&self, tree: &git2::Tree, limit: u64) -> Result<Vec<String>> {
         let odb = self
             .repository
             .odb()
@@ -279,7 +279,7 @@ impl GitSource {
                 && let Ok(name) = entry.name()
                 && odb
                     .read_header(entry.id())
-                    .is_ok_and(|(size, _)| size as u64 > crate::repo::limits::MAX_FILE_BYTES)
+                    .is_ok_and(|(size, _)| size as u64 > limit)
             {
                 let path = format!("{dir}{name}");
                 if !path.contains(['*', '?', '[', ']', '\\', '!']) {
@@ -326,8 +326,9 @@ impl GitSource {
 pub enum LargeFiles {
     /// Everything: what a build needs.
     Include,
-    /// Not the large ones: what rendering, Terraform and drift need.
-    Skip,
+    /// Not the blobs over this many bytes: what rendering, Terraform and drift need when no
+    /// reader of theirs accepts a file that large.
+    SkipOver(u64),
 }
 
 /// What a checkout must never delete or count as a change: gitship's own state (`.gitship/`:
@@ -567,7 +568,8 @@ mod tests {
         let upstream_dir = tempfile::tempdir().unwrap();
         let upstream = Repository::init(upstream_dir.path()).unwrap();
         std::fs::create_dir_all(upstream_dir.path().join("data")).unwrap();
-        let size = usize::try_from(crate::repo::limits::MAX_FILE_BYTES).unwrap() + 1;
+        let limit = 1024 * 1024;
+        let size = limit + 1;
         std::fs::write(upstream_dir.path().join("data/big.bin"), vec![7u8; size]).unwrap();
         let mut index = upstream.index().unwrap();
         index.add_path(Path::new("data/big.bin")).unwrap();
@@ -579,7 +581,9 @@ mod tests {
         source.fetch().unwrap();
         let tree = source.work_tree().unwrap();
         let _ = std::fs::remove_file(tree.join("data/big.bin"));
-        source.checkout(&sha, LargeFiles::Skip).unwrap();
+        source
+            .checkout(&sha, LargeFiles::SkipOver(limit as u64))
+            .unwrap();
         assert!(tree.join("a.txt").exists());
         assert!(!tree.join("data/big.bin").exists());
         assert!(!crate::git::is_dirty(&tree).unwrap());
