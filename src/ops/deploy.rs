@@ -136,52 +136,9 @@ pub async fn deploy_with(
     check_revision_terraform(session, policy)?;
     check_allowed_revision(session)?;
     let connection = session.connect().await?;
-    let mut intent = match source {
-        DeploySource::WorkTree => Intent::work_tree(session, settings, policy).await?,
-        DeploySource::SavedPlan(path) => Intent::saved_plan(session, &connection, path).await?,
-    };
-    if policy.images == ImagePolicy::RequireExisting {
-        intent.require_existing_images().await?;
-    }
-    if settings.skip_preflight {
-        session
-            .printer
-            .warn("preflight skipped (`--skip-preflight`)");
-    } else {
-        let passed = preflight::require(
-            session,
-            &connection,
-            &intent.builds,
-            intent.terraform.driver(),
-            intent.checked.len(),
-        )
-        .await?;
-        session
-            .printer
-            .status(&format!("preflight: {} checks passed", passed.checks.len()));
-    }
-    // What the cluster can refuse is asked before any build, push or Terraform apply: every kind
-    // resolves, no Namespace Git declares belongs to another environment.
-    crate::kube::diff::check_before_changes(
-        &connection.client,
-        &session.environment(),
-        &intent.checked,
-        &crate::kube::retry::RetryPolicy::default(),
-    )
-    .await
-    .map_err(user_error)?;
+    let intent = checked_intent(session, &connection, source, settings, policy).await?;
     // The lock spans every change: builds that push, Terraform, the Kubernetes stages.
-    let mut options = deploy_options(&session.config, settings, Some(session.git.sha.clone()));
-    options.source = policy.source;
-    options.healed = policy.healed.clone();
-    let (subject, author) = crate::git::commit_info(&session.repo.root, &session.git.sha).unzip();
-    options.record = RecordExtras {
-        subject,
-        author,
-        started: Some(started),
-        ci_url: inventory::ci_url(),
-        ..RecordExtras::default()
-    };
+    let options = record_options(session, settings, policy, started);
     let lock = crate::kube::deploy::lock_environment(
         &connection.client,
         &session.environment(),
@@ -192,23 +149,7 @@ pub async fn deploy_with(
     .await
     .map_err(user_error)?;
     let result = async {
-        // A pinned environment takes only its pinned revision (a heal puts that one back). It is
-        // read under the lock: a rollback that held it before us has pinned its revision.
-        let pin = crate::ops::pin::current(session, &connection).await?;
-        crate::ops::pin::check_deploy(
-            pin.as_ref(),
-            &session.git.sha,
-            &session.config.name,
-            settings.force,
-        )?;
-        if let Some(pin) = pin.filter(|pin| pin.sha != session.git.sha) {
-            session.printer.warn(&format!(
-                "`{env}` is pinned at {}: deploying {} over it (`--force`); the pin stays, and the agent heals `{env}` back to it until `gitship resume {env}`",
-                &pin.sha[..pin.sha.len().min(12)],
-                &session.git.sha[..session.git.sha.len().min(12)],
-                env = session.config.name
-            ));
-        }
+        check_pin_under_lock(session, &connection, settings).await?;
         locked(
             session,
             &connection,
@@ -227,6 +168,100 @@ pub async fn deploy_with(
     connection.save_sandbox()?;
     record_event(session, &connection, policy, &deployed.report).await;
     Ok(deployed)
+}
+
+/// The intent of `source`, with everything checked that can be without a change: the images
+/// the policy requires, the preflight (unless skipped), and what the cluster can refuse (every
+/// kind resolves, no Namespace Git declares belongs to another environment), all before any
+/// build, push or Terraform apply.
+async fn checked_intent(
+    session: &Session,
+    connection: &ClusterConnection,
+    source: &DeploySource,
+    settings: &DeploySettings,
+    policy: &DeployPolicy,
+) -> Result<Intent> {
+    let mut intent = match source {
+        DeploySource::WorkTree => Intent::work_tree(session, settings, policy).await?,
+        DeploySource::SavedPlan(path) => Intent::saved_plan(session, connection, path).await?,
+    };
+    if policy.images == ImagePolicy::RequireExisting {
+        intent.require_existing_images().await?;
+    }
+    if settings.skip_preflight {
+        session
+            .printer
+            .warn("preflight skipped (`--skip-preflight`)");
+    } else {
+        let passed = preflight::require(
+            session,
+            connection,
+            &intent.builds,
+            intent.terraform.driver(),
+            intent.checked.len(),
+        )
+        .await?;
+        session
+            .printer
+            .status(&format!("preflight: {} checks passed", passed.checks.len()));
+    }
+    crate::kube::diff::check_before_changes(
+        &connection.client,
+        &session.environment(),
+        &intent.checked,
+        &crate::kube::retry::RetryPolicy::default(),
+    )
+    .await
+    .map_err(user_error)?;
+    Ok(intent)
+}
+
+/// The Kubernetes deploy options of this deploy, with what its record says (source, heals,
+/// commit subject and author, start, CI run).
+fn record_options(
+    session: &Session,
+    settings: &DeploySettings,
+    policy: &DeployPolicy,
+    started: chrono::DateTime<chrono::Utc>,
+) -> DeployOptions {
+    let mut options = deploy_options(&session.config, settings, Some(session.git.sha.clone()));
+    options.source = policy.source;
+    options.healed = policy.healed.clone();
+    let (subject, author) = crate::git::commit_info(&session.repo.root, &session.git.sha).unzip();
+    options.record = RecordExtras {
+        subject,
+        author,
+        started: Some(started),
+        ci_url: inventory::ci_url(),
+        ..RecordExtras::default()
+    };
+    options
+}
+
+/// A pinned environment takes only its pinned revision (a heal puts that one back), unless
+/// `--force`, which warns that the pin stays. Read under the lock: a rollback that held it
+/// before us has pinned its revision.
+async fn check_pin_under_lock(
+    session: &Session,
+    connection: &ClusterConnection,
+    settings: &DeploySettings,
+) -> Result<()> {
+    let pin = crate::ops::pin::current(session, connection).await?;
+    crate::ops::pin::check_deploy(
+        pin.as_ref(),
+        &session.git.sha,
+        &session.config.name,
+        settings.force,
+    )?;
+    if let Some(pin) = pin.filter(|pin| pin.sha != session.git.sha) {
+        session.printer.warn(&format!(
+            "`{env}` is pinned at {}: deploying {} over it (`--force`); the pin stays, and the agent heals `{env}` back to it until `gitship resume {env}`",
+            &pin.sha[..pin.sha.len().min(12)],
+            &session.git.sha[..session.git.sha.len().min(12)],
+            env = session.config.name
+        ));
+    }
+    Ok(())
 }
 
 /// `deploy.allowed_revisions`: the revision must be reachable from the branch the rule names.
