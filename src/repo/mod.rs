@@ -305,66 +305,21 @@ fn parse_overrides(root: &Path) -> Result<Overrides, RepoError> {
         "",
         &["paths", "terraform", "build", "kustomize", "images", "apps"],
     )?;
-    let at = |node: &Node| Location::new(&display, node.line, node.column);
     if let Some(paths) = find(top, "paths") {
-        let entries = reader.mapping(paths, "paths")?;
-        reader.check_keys(
-            entries,
-            "paths",
-            &["apps", "terraform", "kubernetes", "config", "exclude"],
-        )?;
-        if let Some(exclude) = find(entries, "exclude").filter(|n| !n.is_null()) {
-            overrides.exclude = parse_exclude(&reader, exclude)?;
-        }
-        let get = |key: &str| -> Result<Option<(String, Location)>, RepoError> {
-            let Some(node) = find(entries, key) else {
-                return Ok(None);
-            };
-            let value = reader.string(node, &format!("paths.{key}"))?;
-            if !files::lexically_inside(Path::new(&value)) {
-                return Err(RepoError::OutsideRepository {
-                    location: Some(at(node)),
-                    path: PathBuf::from(&value),
-                    target: PathBuf::from(&value),
-                });
-            }
-            Ok(Some((value, at(node))))
-        };
-        overrides.apps_dir = get("apps")?;
-        overrides.terraform_dir = get("terraform")?;
-        overrides.kubernetes_dir = get("kubernetes")?;
-        overrides.config_dir = get("config")?;
+        parse_paths(&reader, paths, &mut overrides)?;
     }
-    if let Some(terraform) = find(top, "terraform") {
-        let entries = reader.mapping(terraform, "terraform")?;
-        reader.check_keys(entries, "terraform", &["binary"])?;
-        if let Some(binary) = find(entries, "binary") {
-            let value = reader.string(binary, "terraform.binary")?;
-            if value.trim().is_empty() {
-                return Err(reader.invalid(
-                    binary,
-                    "terraform.binary",
-                    "expected a program name such as `terraform` or `tofu`".into(),
-                ));
-            }
-            overrides.terraform_binary = Some(value);
-        }
-    }
-    if let Some(kustomize) = find(top, "kustomize") {
-        let entries = reader.mapping(kustomize, "kustomize")?;
-        reader.check_keys(entries, "kustomize", &["binary"])?;
-        if let Some(binary) = find(entries, "binary") {
-            let value = reader.string(binary, "kustomize.binary")?;
-            if value.trim().is_empty() {
-                return Err(reader.invalid(
-                    binary,
-                    "kustomize.binary",
-                    "expected a program name or path such as `kustomize`".into(),
-                ));
-            }
-            overrides.kustomize_binary = Some(value);
-        }
-    }
+    overrides.terraform_binary = parse_binary(
+        &reader,
+        top,
+        "terraform",
+        "expected a program name such as `terraform` or `tofu`",
+    )?;
+    overrides.kustomize_binary = parse_binary(
+        &reader,
+        top,
+        "kustomize",
+        "expected a program name or path such as `kustomize`",
+    )?;
     if let Some(images) = find(top, "images") {
         let entries = reader.mapping(images, "images")?;
         reader.check_keys(entries, "images", &["bare_names"])?;
@@ -388,36 +343,106 @@ fn parse_overrides(root: &Path) -> Result<Overrides, RepoError> {
         }
     }
     if let Some(apps) = find(top, "apps") {
-        for (key, value) in reader.mapping(apps, "apps")? {
-            let name = reader.string(key, "apps")?;
-            let path = format!("apps.{name}");
-            let entries = reader.mapping(value, &path)?;
-            reader.check_keys(
-                entries,
-                &path,
-                &["dockerfile", "context", "build_args", "target"],
-            )?;
-            let get = |field: &str| {
-                find(entries, field)
-                    .map(|n| reader.string(n, &format!("{path}.{field}")))
-                    .transpose()
-            };
-            let mut app = AppOverride {
-                dockerfile: get("dockerfile")?,
-                context: get("context")?,
-                target: get("target")?,
-                location: Some(at(key)),
-                ..AppOverride::default()
-            };
-            if let Some(args) = find(entries, "build_args") {
-                for (arg, arg_value) in reader.mapping(args, &format!("{path}.build_args"))? {
-                    let arg = reader.string(arg, &format!("{path}.build_args"))?;
-                    let text = reader.string(arg_value, &format!("{path}.build_args.{arg}"))?;
-                    app.build_args.insert(arg, text);
-                }
-            }
-            overrides.apps.insert(name, app);
+        overrides.apps = parse_app_overrides(&reader, apps)?;
+    }
+    Ok(overrides)
+}
+
+/// Where `node` is in `gitship.yaml`.
+fn settings_location(reader: &Reader, node: &Node) -> Location {
+    Location::new(reader.file, node.line, node.column)
+}
+
+/// `paths`: the layer directories (inside the repository, lexically) and `exclude`.
+fn parse_paths(reader: &Reader, paths: &Node, overrides: &mut Overrides) -> Result<(), RepoError> {
+    let entries = reader.mapping(paths, "paths")?;
+    reader.check_keys(
+        entries,
+        "paths",
+        &["apps", "terraform", "kubernetes", "config", "exclude"],
+    )?;
+    if let Some(exclude) = find(entries, "exclude").filter(|n| !n.is_null()) {
+        overrides.exclude = parse_exclude(reader, exclude)?;
+    }
+    let get = |key: &str| -> Result<Option<(String, Location)>, RepoError> {
+        let Some(node) = find(entries, key) else {
+            return Ok(None);
+        };
+        let value = reader.string(node, &format!("paths.{key}"))?;
+        if !files::lexically_inside(Path::new(&value)) {
+            return Err(RepoError::OutsideRepository {
+                location: Some(settings_location(reader, node)),
+                path: PathBuf::from(&value),
+                target: PathBuf::from(&value),
+            });
         }
+        Ok(Some((value, settings_location(reader, node))))
+    };
+    overrides.apps_dir = get("apps")?;
+    overrides.terraform_dir = get("terraform")?;
+    overrides.kubernetes_dir = get("kubernetes")?;
+    overrides.config_dir = get("config")?;
+    Ok(())
+}
+
+/// `<section>.binary` (`terraform`, `kustomize`): a program name that is not blank.
+fn parse_binary(
+    reader: &Reader,
+    top: &[(Node, Node)],
+    section: &str,
+    expected: &str,
+) -> Result<Option<String>, RepoError> {
+    let Some(node) = find(top, section) else {
+        return Ok(None);
+    };
+    let entries = reader.mapping(node, section)?;
+    reader.check_keys(entries, section, &["binary"])?;
+    let Some(binary) = find(entries, "binary") else {
+        return Ok(None);
+    };
+    let path = format!("{section}.binary");
+    let value = reader.string(binary, &path)?;
+    if value.trim().is_empty() {
+        return Err(reader.invalid(binary, &path, expected.to_string()));
+    }
+    Ok(Some(value))
+}
+
+/// `apps`: per app, its Dockerfile, context, build args and target.
+fn parse_app_overrides(
+    reader: &Reader,
+    apps: &Node,
+) -> Result<BTreeMap<String, AppOverride>, RepoError> {
+    let mut overrides = BTreeMap::new();
+    for (key, value) in reader.mapping(apps, "apps")? {
+        let name = reader.string(key, "apps")?;
+        let path = format!("apps.{name}");
+        let entries = reader.mapping(value, &path)?;
+        reader.check_keys(
+            entries,
+            &path,
+            &["dockerfile", "context", "build_args", "target"],
+        )?;
+        let get = |field: &str| {
+            find(entries, field)
+                .map(|n| reader.string(n, &format!("{path}.{field}")))
+                .transpose()
+        };
+        let mut app = AppOverride {
+            dockerfile: get("dockerfile")?,
+            context: get("context")?,
+            target: get("target")?,
+            location: Some(settings_location(reader, key)),
+            ..AppOverride::default()
+        };
+        if let Some(args) = find(entries, "build_args") {
+            for (arg, arg_value) in reader.mapping(args, &format!("{path}.build_args"))? {
+                let arg = reader.string(arg, &format!("{path}.build_args"))?;
+                let text = reader.string(arg_value, &format!("{path}.build_args.{arg}"))?;
+                app.build_args.insert(arg, text);
+            }
+        }
+        overrides.insert(name, app);
     }
     Ok(overrides)
 }
@@ -531,115 +556,12 @@ fn discover_apps(
     apps_dir: Option<&Path>,
     overrides: &Overrides,
 ) -> Result<Vec<App>, RepoError> {
-    let mut apps = Vec::new();
-    if let Some(dir) = apps_dir {
-        for entry in sorted_entries(dir)? {
-            let path = entry.path();
-            let name = entry.file_name().to_string_lossy().into_owned();
-            if !path.is_dir() || name.starts_with('.') {
-                continue;
-            }
-            files::confine(root, &path, None)?;
-            let dockerfile = path.join("Dockerfile");
-            let configured = overrides.apps.get(&name);
-            if !dockerfile.is_file() && configured.is_none_or(|c| c.dockerfile.is_none()) {
-                let shown_dir = shown(root, &path);
-                return Err(RepoError::BrokenLayout {
-                    message: format!("app directory `{shown_dir}` has no `Dockerfile`"),
-                    hint: format!(
-                        "add `{shown_dir}/Dockerfile`, move the directory out of `{}`, or set `apps.{name}.dockerfile` in `{SETTINGS_FILE}`",
-                        shown(root, dir)
-                    ),
-                });
-            }
-            if dockerfile.is_file() {
-                // A Dockerfile that is a link must stay in the repository as well: its target is
-                // what is built and hashed into the content tag.
-                files::confine(root, &dockerfile, None)?;
-            }
-            apps.push(App {
-                name,
-                dockerfile,
-                context: path,
-                build_args: BTreeMap::new(),
-                target: None,
-            });
-        }
-    }
+    let mut apps = match apps_dir {
+        Some(dir) => discovered_apps(root, dir, overrides)?,
+        None => Vec::new(),
+    };
     for (name, configured) in &overrides.apps {
-        let location = configured
-            .location
-            .clone()
-            .unwrap_or_else(|| Location::new(SETTINGS_FILE, 1, 1));
-        if !is_dns_label(name) {
-            return Err(RepoError::BrokenLayout {
-                message: format!("{location}: app name `{name}` is not a valid image name"),
-                hint: "use lowercase letters, digits and `-`".into(),
-            });
-        }
-        let discovered = apps.iter().position(|a| &a.name == name);
-        let index = match discovered {
-            Some(index) => index,
-            None if configured.dockerfile.is_some() => {
-                apps.push(App {
-                    name: name.clone(),
-                    dockerfile: PathBuf::new(),
-                    context: PathBuf::new(),
-                    build_args: BTreeMap::new(),
-                    target: None,
-                });
-                apps.len() - 1
-            }
-            None => {
-                let known: Vec<&str> = apps.iter().map(|a| a.name.as_str()).collect();
-                let hint = match did_you_mean(name, known.iter().copied()) {
-                    Some(s) => format!(
-                        "did you mean `{s}`? (or set `apps.{name}.dockerfile` to declare a new app)"
-                    ),
-                    None => format!("set `apps.{name}.dockerfile` to declare a new app"),
-                };
-                return Err(RepoError::BrokenLayout {
-                    message: format!("{location}: `apps.{name}` does not match any app directory"),
-                    hint,
-                });
-            }
-        };
-        let app = &mut apps[index];
-        if let Some(dockerfile) = &configured.dockerfile {
-            app.dockerfile = root.join(dockerfile);
-            if configured.context.is_none() && discovered.is_none() {
-                app.context = app
-                    .dockerfile
-                    .parent()
-                    .map(Path::to_path_buf)
-                    .unwrap_or_else(|| root.to_path_buf());
-            }
-        }
-        if let Some(context) = &configured.context {
-            app.context = root.join(context);
-        }
-        app.build_args = configured.build_args.clone();
-        app.target = configured.target.clone();
-        files::confine(root, &app.dockerfile, Some(&location))?;
-        files::confine(root, &app.context, Some(&location))?;
-        if !app.dockerfile.is_file() {
-            return Err(RepoError::BrokenLayout {
-                message: format!(
-                    "{location}: the Dockerfile of app `{name}` does not exist: `{}`",
-                    shown(root, &app.dockerfile)
-                ),
-                hint: format!("fix `apps.{name}.dockerfile` in `{SETTINGS_FILE}`"),
-            });
-        }
-        if !app.context.is_dir() {
-            return Err(RepoError::BrokenLayout {
-                message: format!(
-                    "{location}: the build context of app `{name}` is not a directory: `{}`",
-                    shown(root, &app.context)
-                ),
-                hint: format!("fix `apps.{name}.context` in `{SETTINGS_FILE}`"),
-            });
-        }
+        apply_app_override(root, &mut apps, name, configured)?;
     }
     apps.sort_by(|a, b| a.name.cmp(&b.name));
     for app in &apps {
@@ -652,6 +574,129 @@ fn discover_apps(
     }
 
     Ok(apps)
+}
+
+/// The subdirectories of `dir` holding a Dockerfile (or one `gitship.yaml` names), each inside
+/// the repository, its Dockerfile too.
+fn discovered_apps(root: &Path, dir: &Path, overrides: &Overrides) -> Result<Vec<App>, RepoError> {
+    let mut apps = Vec::new();
+    for entry in sorted_entries(dir)? {
+        let path = entry.path();
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if !path.is_dir() || name.starts_with('.') {
+            continue;
+        }
+        files::confine(root, &path, None)?;
+        let dockerfile = path.join("Dockerfile");
+        let configured = overrides.apps.get(&name);
+        if !dockerfile.is_file() && configured.is_none_or(|c| c.dockerfile.is_none()) {
+            let shown_dir = shown(root, &path);
+            return Err(RepoError::BrokenLayout {
+                message: format!("app directory `{shown_dir}` has no `Dockerfile`"),
+                hint: format!(
+                    "add `{shown_dir}/Dockerfile`, move the directory out of `{}`, or set `apps.{name}.dockerfile` in `{SETTINGS_FILE}`",
+                    shown(root, dir)
+                ),
+            });
+        }
+        if dockerfile.is_file() {
+            // A Dockerfile that is a link must stay in the repository as well: its target is
+            // what is built and hashed into the content tag.
+            files::confine(root, &dockerfile, None)?;
+        }
+        apps.push(App {
+            name,
+            dockerfile,
+            context: path,
+            build_args: BTreeMap::new(),
+            target: None,
+        });
+    }
+    Ok(apps)
+}
+
+/// `gitship.yaml`'s `apps.<name>`: applied to the discovered app of that name, or a new app
+/// when it names a Dockerfile; every path checked to be inside the repository.
+fn apply_app_override(
+    root: &Path,
+    apps: &mut Vec<App>,
+    name: &str,
+    configured: &AppOverride,
+) -> Result<(), RepoError> {
+    let location = configured
+        .location
+        .clone()
+        .unwrap_or_else(|| Location::new(SETTINGS_FILE, 1, 1));
+    if !is_dns_label(name) {
+        return Err(RepoError::BrokenLayout {
+            message: format!("{location}: app name `{name}` is not a valid image name"),
+            hint: "use lowercase letters, digits and `-`".into(),
+        });
+    }
+    let discovered = apps.iter().position(|a| a.name == name);
+    let index = match discovered {
+        Some(index) => index,
+        None if configured.dockerfile.is_some() => {
+            apps.push(App {
+                name: name.to_string(),
+                dockerfile: PathBuf::new(),
+                context: PathBuf::new(),
+                build_args: BTreeMap::new(),
+                target: None,
+            });
+            apps.len() - 1
+        }
+        None => {
+            let known: Vec<&str> = apps.iter().map(|a| a.name.as_str()).collect();
+            let hint = match did_you_mean(name, known.iter().copied()) {
+                Some(s) => format!(
+                    "did you mean `{s}`? (or set `apps.{name}.dockerfile` to declare a new app)"
+                ),
+                None => format!("set `apps.{name}.dockerfile` to declare a new app"),
+            };
+            return Err(RepoError::BrokenLayout {
+                message: format!("{location}: `apps.{name}` does not match any app directory"),
+                hint,
+            });
+        }
+    };
+    let app = &mut apps[index];
+    if let Some(dockerfile) = &configured.dockerfile {
+        app.dockerfile = root.join(dockerfile);
+        if configured.context.is_none() && discovered.is_none() {
+            app.context = app
+                .dockerfile
+                .parent()
+                .map(Path::to_path_buf)
+                .unwrap_or_else(|| root.to_path_buf());
+        }
+    }
+    if let Some(context) = &configured.context {
+        app.context = root.join(context);
+    }
+    app.build_args = configured.build_args.clone();
+    app.target = configured.target.clone();
+    files::confine(root, &app.dockerfile, Some(&location))?;
+    files::confine(root, &app.context, Some(&location))?;
+    if !app.dockerfile.is_file() {
+        return Err(RepoError::BrokenLayout {
+            message: format!(
+                "{location}: the Dockerfile of app `{name}` does not exist: `{}`",
+                shown(root, &app.dockerfile)
+            ),
+            hint: format!("fix `apps.{name}.dockerfile` in `{SETTINGS_FILE}`"),
+        });
+    }
+    if !app.context.is_dir() {
+        return Err(RepoError::BrokenLayout {
+            message: format!(
+                "{location}: the build context of app `{name}` is not a directory: `{}`",
+                shown(root, &app.context)
+            ),
+            hint: format!("fix `apps.{name}.context` in `{SETTINGS_FILE}`"),
+        });
+    }
+    Ok(())
 }
 
 /// The environments: `*.yaml`/`*.yml` files in the config directory, by name. A file whose name
