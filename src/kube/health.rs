@@ -320,44 +320,10 @@ pub async fn wait(
     let deadline = started
         .checked_add(timeout)
         .unwrap_or_else(|| started + crate::settings::MAX_DURATION);
-    let mut keys: BTreeMap<(String, String, Option<String>), Vec<&Prepared>> = BTreeMap::new();
-    for prepared in &watched {
-        let key = (
-            prepared.resolved.resource.api_version.clone(),
-            prepared.resolved.resource.plural.clone(),
-            prepared.id.namespace.clone(),
-        );
-        keys.entry(key).or_default().push(prepared);
-    }
-    let mut groups: Vec<Group<'_>> = Vec::new();
     let (sender, mut updates) = tokio::sync::mpsc::unbounded_channel();
     // Dropping the set (on every return) stops the readers.
     let mut readers = tokio::task::JoinSet::new();
-    for (index, members) in keys.into_values().enumerate() {
-        let mut by_name: HashMap<String, Vec<usize>> = HashMap::new();
-        for (position, prepared) in members.iter().enumerate() {
-            by_name
-                .entry(prepared.id.name.clone())
-                .or_default()
-                .push(position);
-        }
-        let names: HashSet<String> = by_name.keys().cloned().collect();
-        readers.spawn(follow(
-            members[0].api(client),
-            names,
-            index,
-            *retry,
-            sender.clone(),
-        ));
-        let count = members.len();
-        groups.push(Group {
-            members,
-            by_name,
-            live: vec![None; count],
-            health: vec![Health::Progressing("not read yet".into()); count],
-            listed: false,
-        });
-    }
+    let mut groups = follow_groups(client, &watched, retry, &sender, &mut readers);
     drop(sender);
     let total: usize = groups.iter().map(|group| group.members.len()).sum();
     let mut interrupt_check = tokio::time::interval(INTERRUPT_CHECK);
@@ -397,31 +363,84 @@ pub async fn wait(
         // Take everything that arrived together before judging again.
         let mut next = update;
         while let Some(update) = next {
-            match update {
-                Update::Listed { group, objects } => {
-                    let group = &mut groups[group];
-                    for index in 0..group.members.len() {
-                        let object = objects.get(&group.members[index].id.name).cloned();
-                        group.set(index, object);
-                    }
-                    group.listed = true;
-                }
-                Update::Changed {
-                    group,
-                    name,
-                    object,
-                } => {
-                    let group = &mut groups[group];
-                    let indices = group.by_name.get(&name).cloned().unwrap_or_default();
-                    for index in indices {
-                        group.set(index, object.clone());
-                    }
-                }
-                Update::Failed(error) => return Err(error),
-            }
+            take(&mut groups, update)?;
             next = updates.try_recv().ok();
         }
     }
+}
+
+/// The groups of `watched` (one per resource and namespace), each followed by a reader task in
+/// `readers` sending its [`Update`]s to `sender`.
+fn follow_groups<'a>(
+    client: &Client,
+    watched: &[&'a Prepared],
+    retry: &RetryPolicy,
+    sender: &tokio::sync::mpsc::UnboundedSender<Update>,
+    readers: &mut tokio::task::JoinSet<()>,
+) -> Vec<Group<'a>> {
+    let mut keys: BTreeMap<(String, String, Option<String>), Vec<&Prepared>> = BTreeMap::new();
+    for prepared in watched {
+        let key = (
+            prepared.resolved.resource.api_version.clone(),
+            prepared.resolved.resource.plural.clone(),
+            prepared.id.namespace.clone(),
+        );
+        keys.entry(key).or_default().push(prepared);
+    }
+    let mut groups: Vec<Group<'_>> = Vec::new();
+    for (index, members) in keys.into_values().enumerate() {
+        let mut by_name: HashMap<String, Vec<usize>> = HashMap::new();
+        for (position, prepared) in members.iter().enumerate() {
+            by_name
+                .entry(prepared.id.name.clone())
+                .or_default()
+                .push(position);
+        }
+        let names: HashSet<String> = by_name.keys().cloned().collect();
+        readers.spawn(follow(
+            members[0].api(client),
+            names,
+            index,
+            *retry,
+            sender.clone(),
+        ));
+        let count = members.len();
+        groups.push(Group {
+            members,
+            by_name,
+            live: vec![None; count],
+            health: vec![Health::Progressing("not read yet".into()); count],
+            listed: false,
+        });
+    }
+    groups
+}
+
+/// Take one reader's [`Update`] into `groups`; a LIST that failed for good fails the wait.
+fn take(groups: &mut [Group<'_>], update: Update) -> Result<(), kube::Error> {
+    match update {
+        Update::Listed { group, objects } => {
+            let group = &mut groups[group];
+            for index in 0..group.members.len() {
+                let object = objects.get(&group.members[index].id.name).cloned();
+                group.set(index, object);
+            }
+            group.listed = true;
+        }
+        Update::Changed {
+            group,
+            name,
+            object,
+        } => {
+            let group = &mut groups[group];
+            let indices = group.by_name.get(&name).cloned().unwrap_or_default();
+            for index in indices {
+                group.set(index, object.clone());
+            }
+        }
+        Update::Failed(error) => return Err(error),
+    }
+    Ok(())
 }
 
 /// Every watched object with its health and live JSON, group by group.
@@ -486,75 +505,84 @@ async fn follow(
             return;
         }
         // Watch until the watch breaks; then read the group afresh.
-        loop {
-            if version.is_empty() {
+        if !watch(&api, &names, group, &retry, &updates, &mut version).await {
+            return;
+        }
+    }
+}
+
+/// Follow `api`'s changes from `version` (kept up to date) and forward the members' (`names`)
+/// until a watch breaks (410, an error: `true`, read afresh) or the wait dropped its receiver
+/// (`false`); a watch the server ends is re-opened. A watch the server refuses is replaced by a
+/// LIST after [`POLL_INTERVAL`].
+async fn watch(
+    api: &Api<DynamicObject>,
+    names: &HashSet<String>,
+    group: usize,
+    retry: &RetryPolicy,
+    updates: &tokio::sync::mpsc::UnboundedSender<Update>,
+    version: &mut String,
+) -> bool {
+    loop {
+        if version.is_empty() {
+            tokio::time::sleep(POLL_INTERVAL).await;
+            return true;
+        }
+        let watch_params = WatchParams::default().timeout(WATCH_SECONDS);
+        let stream = match retry
+            .run("health watch", || api.watch(&watch_params, version))
+            .await
+        {
+            Ok(stream) => stream,
+            Err(error) => {
+                tracing::debug!(%error, "cannot watch: polling with LIST instead");
                 tokio::time::sleep(POLL_INTERVAL).await;
-                break;
+                return true;
             }
-            let watch_params = WatchParams::default().timeout(WATCH_SECONDS);
-            let stream = match retry
-                .run("health watch", || api.watch(&watch_params, &version))
-                .await
-            {
-                Ok(stream) => stream,
+        };
+        let mut stream = std::pin::pin!(stream);
+        while let Some(event) = stream.next().await {
+            let (object, deleted) = match event {
+                Ok(WatchEvent::Added(object) | WatchEvent::Modified(object)) => (object, false),
+                Ok(WatchEvent::Deleted(object)) => (object, true),
+                Ok(WatchEvent::Bookmark(bookmark)) => {
+                    *version = bookmark.metadata.resource_version;
+                    continue;
+                }
+                Ok(WatchEvent::Error(status)) => {
+                    // 410 Expired and the like: the version is gone, read afresh.
+                    tracing::debug!(code = status.code, message = %status.message, "watch ended");
+                    return true;
+                }
                 Err(error) => {
-                    tracing::debug!(%error, "cannot watch: polling with LIST instead");
-                    tokio::time::sleep(POLL_INTERVAL).await;
-                    break;
+                    tracing::debug!(%error, "watch broke");
+                    return true;
                 }
             };
-            let mut stream = std::pin::pin!(stream);
-            let mut broken = false;
-            while let Some(event) = stream.next().await {
-                let (object, deleted) = match event {
-                    Ok(WatchEvent::Added(object) | WatchEvent::Modified(object)) => (object, false),
-                    Ok(WatchEvent::Deleted(object)) => (object, true),
-                    Ok(WatchEvent::Bookmark(bookmark)) => {
-                        version = bookmark.metadata.resource_version;
-                        continue;
-                    }
-                    Ok(WatchEvent::Error(status)) => {
-                        // 410 Expired and the like: the version is gone, read afresh.
-                        tracing::debug!(code = status.code, message = %status.message, "watch ended");
-                        broken = true;
-                        break;
-                    }
-                    Err(error) => {
-                        tracing::debug!(%error, "watch broke");
-                        broken = true;
-                        break;
-                    }
-                };
-                if let Some(seen) = &object.metadata.resource_version {
-                    version.clone_from(seen);
-                }
-                let Some(name) = object.metadata.name.clone() else {
-                    continue;
-                };
-                if !names.contains(&name) {
-                    continue;
-                }
-                let object = if deleted {
-                    None
-                } else {
-                    serde_json::to_value(object).ok()
-                };
-                if updates
-                    .send(Update::Changed {
-                        group,
-                        name,
-                        object,
-                    })
-                    .is_err()
-                {
-                    return;
-                }
+            if let Some(seen) = &object.metadata.resource_version {
+                version.clone_from(seen);
             }
-            if broken {
-                break;
+            let Some(name) = object.metadata.name.clone() else {
+                continue;
+            };
+            if !names.contains(&name) {
+                continue;
             }
-            // The server ended the watch (its timeout): go on from the last version seen.
+            let object = if deleted {
+                None
+            } else {
+                serde_json::to_value(object).ok()
+            };
+            let update = Update::Changed {
+                group,
+                name,
+                object,
+            };
+            if updates.send(update).is_err() {
+                return false;
+            }
         }
+        // The server ended the watch (its timeout): go on from the last version seen.
     }
 }
 
