@@ -270,14 +270,7 @@ pub fn diff_from(live: Option<Value>, dry_run: Value) -> ObjectDiff {
 /// their keys ([`fields::changes_between`]). Fields and items only other managers own come back
 /// from the dry run as they are, so they are no change.
 pub fn compare(live: &Value, dry_run: &Value) -> Vec<FieldChange> {
-    let shape = fields::union(
-        fields::entries(live)
-            .into_iter()
-            .fold(None, |tree, e| fields::union(tree, Some(e.fields.clone()))),
-        fields::entries(dry_run)
-            .into_iter()
-            .fold(None, |tree, e| fields::union(tree, Some(e.fields.clone()))),
-    );
+    let shape = fields::union(fields::all_managers(live), fields::all_managers(dry_run));
     let mut changes = Vec::new();
     fields::changes_between(
         &FieldPath::new(),

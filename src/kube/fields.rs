@@ -380,6 +380,11 @@ pub fn union(left: Option<Value>, right: Option<Value>) -> Option<Value> {
 }
 
 /// The union of the trees of the entries `select` keeps.
+/// Every manager's `fieldsV1` tree of `object`, unioned: how its lists merge.
+pub fn all_managers(object: &Value) -> Option<Value> {
+    union_of(object, |_| true)
+}
+
 fn union_of(object: &Value, select: impl Fn(&str) -> bool) -> Option<Value> {
     entries(object)
         .into_iter()
@@ -455,35 +460,18 @@ pub fn changes_between(
             let all: Vec<&Value> = desired_items.iter().chain(live_items).collect();
             match list_kind(path, shape, &all) {
                 ListKind::Map(keys) => {
-                    let mut matched = vec![false; live_items.len()];
-                    for (index, item) in desired_items.iter().enumerate() {
-                        let key = item_key(&keys, item);
-                        let step = Step::Item {
-                            key: key.clone(),
-                            index,
-                        };
-                        let found = live_items
-                            .iter()
-                            .enumerate()
-                            .find(|(at, live)| !matched[*at] && same_key(&key, live));
-                        match found {
-                            Some((at, live)) => {
-                                matched[at] = true;
+                    let (pairs, unmatched) = pair_by_key(&keys, desired_items, live_items);
+                    for (step, item, live) in pairs {
+                        match live {
+                            Some(live) => {
                                 let child_shape = descend(shape, &step);
                                 changes_between(&path.child(step), live, item, child_shape, out);
                             }
                             None => out.push(change(path.child(step), None, Some(item))),
                         }
                     }
-                    for (index, live) in live_items.iter().enumerate() {
-                        if !matched[index] {
-                            let key = item_key(&keys, live);
-                            out.push(change(
-                                path.child(Step::Item { key, index }),
-                                Some(live),
-                                None,
-                            ));
-                        }
+                    for (step, live) in unmatched {
+                        out.push(change(path.child(step), Some(live), None));
                     }
                 }
                 ListKind::Set => {
@@ -520,6 +508,42 @@ pub fn changes_between(
             }
         }
     }
+}
+
+/// A desired list item, its step and the live item of the same key.
+type Paired<'v> = (Step, &'v Value, Option<&'v Value>);
+
+/// The items of an associative list keyed by `keys`, paired: each desired item with its step
+/// (its key, its index in `desired`) and the live item of the same key, if any; then the live
+/// items no desired item has, each with its step (its index in `live`).
+fn pair_by_key<'v>(
+    keys: &[String],
+    desired: &'v [Value],
+    live: &'v [Value],
+) -> (Vec<Paired<'v>>, Vec<(Step, &'v Value)>) {
+    let mut matched = vec![false; live.len()];
+    let mut pairs = Vec::with_capacity(desired.len());
+    for (index, item) in desired.iter().enumerate() {
+        let key = item_key(keys, item);
+        let found = live
+            .iter()
+            .enumerate()
+            .find(|(at, candidate)| !matched[*at] && same_key(&key, candidate));
+        if let Some((at, _)) = found {
+            matched[at] = true;
+        }
+        pairs.push((Step::Item { key, index }, item, found.map(|(_, v)| v)));
+    }
+    let unmatched = live
+        .iter()
+        .enumerate()
+        .filter(|(index, _)| !matched[*index])
+        .map(|(index, item)| {
+            let key = item_key(keys, item);
+            (Step::Item { key, index }, item)
+        })
+        .collect();
+    (pairs, unmatched)
 }
 
 fn change(path: FieldPath, live: Option<&Value>, desired: Option<&Value>) -> FieldChange {
@@ -565,7 +589,7 @@ impl<'a> Trees<'a> {
 /// (server defaults, other managers' fields and list items) are not looked at, so a freshly
 /// applied object has no changes. Secrets compare as stored: `stringData` as base64 `data`.
 pub fn manifest_changes(live: &Value, desired: &Value, manager: &str) -> Vec<FieldChange> {
-    let shape = union_of(live, |_| true);
+    let shape = all_managers(live);
     let owned = union_of(live, |m| m == manager).map(|tree| secret_tree_as_stored(desired, tree));
     let others = union_of(live, |m| m != manager);
     let trees = Trees {
@@ -660,38 +684,13 @@ fn walk_list(
     let all: Vec<&Value> = wanted.iter().chain(found).collect();
     match list_kind(path, trees.shape, &all) {
         ListKind::Map(keys) => {
-            let mut matched = vec![false; found.len()];
-            for (index, item) in wanted.iter().enumerate() {
-                let key = item_key(&keys, item);
-                let step = Step::Item {
-                    key: key.clone(),
-                    index,
-                };
-                let live = found
-                    .iter()
-                    .enumerate()
-                    .find(|(at, live)| !matched[*at] && same_key(&key, live));
-                if let Some((at, _)) = live {
-                    matched[at] = true;
-                }
+            let (pairs, unmatched) = pair_by_key(&keys, wanted, found);
+            for (step, item, live) in pairs {
                 let child = path.child(step.clone());
-                walk(
-                    &child,
-                    live.map(|(_, v)| v),
-                    item,
-                    trees.descend(&step),
-                    out,
-                );
+                walk(&child, live, item, trees.descend(&step), out);
             }
             // Items gitship owns that Git no longer has, and no one else holds.
-            for (index, item) in found.iter().enumerate() {
-                if matched[index] {
-                    continue;
-                }
-                let step = Step::Item {
-                    key: item_key(&keys, item),
-                    index,
-                };
+            for (step, item) in unmatched {
                 removed(&path.child(step.clone()), item, trees.descend(&step), out);
             }
         }
