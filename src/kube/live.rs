@@ -186,7 +186,7 @@ pub async fn compare_live(
     }
     drop(references);
     let retry = &retry;
-    let compared: Vec<(ObjectId, ObjectDiff)> = futures::stream::iter(prepared)
+    let mut compared: Vec<(ObjectId, ObjectDiff)> = futures::stream::iter(prepared)
         .map(|p| {
             let found = found.remove(&p.id);
             async move {
@@ -208,7 +208,6 @@ pub async fn compare_live(
         .buffered(CONFIRM_CONCURRENCY)
         .collect()
         .await;
-    let mut compared = compared;
     compared.extend(objects);
     Ok(EnvironmentDiff {
         objects: compared,

@@ -835,6 +835,45 @@ async fn prune_stays_within_what_the_environment_declares() {
     assert_eq!(cluster.inventory().await.objects.len(), blog().len());
 }
 
+/// `drift` confirms what its LISTs found changed with a dry run; where the dry run is refused
+/// (RBAC granting get and list, not patch), the local comparison is what it reports.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drift_without_patch_rights_reports_the_local_comparison_sim_only() {
+    if !sim_only("fault injection: 403 on PATCH") || !require_tool("kubectl", "help") {
+        return;
+    }
+    let cluster = cluster().await;
+    cluster.deploy(blog()).await.expect("deploy");
+    cluster.kubectl_scale("blog-backend", 10).await;
+    let handle = cluster.test.sim().expect("kubesim").handle();
+    handle.fail_next_method("PATCH", 1, Fault::Forbidden403);
+    let compared =
+        gitship::kube::live::compare_live(&cluster.client, &cluster.environment(), &blog())
+            .await
+            .expect("drift");
+    let changed: Vec<_> = compared
+        .objects
+        .iter()
+        .filter(|(_, d)| d.action != gitship::kube::diff::PlannedAction::Unchanged)
+        .collect();
+    assert_eq!(changed.len(), 1, "{changed:?}");
+    let (id, diff) = changed[0];
+    assert_eq!(id.name, "blog-backend");
+    assert_eq!(
+        diff.changes
+            .iter()
+            .map(|c| c.path.to_string())
+            .collect::<Vec<_>>(),
+        ["spec.replicas"]
+    );
+    // The manifest, not a dry run's result (which the server fills with managedFields).
+    assert!(
+        diff.desired.pointer("/metadata/managedFields").is_none(),
+        "a dry run answered: {}",
+        diff.desired
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubectl_scale_is_healed_by_the_next_deploy() {
     if !require_tool("kubectl", "help") {
