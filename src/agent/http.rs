@@ -4,7 +4,8 @@
 //! - `GET /readyz`: 200 `ready` once [`AgentState::ready`], else 503 `not ready`;
 //! - `GET /metrics`: [`Metrics::encode`](crate::agent::metrics::Metrics::encode), served as
 //!   [`metrics::CONTENT_TYPE`] (OpenMetrics text);
-//! - `GET /status`: the [`Status`] as JSON;
+//! - `GET /status`: the leader's [`Status`] as JSON (see "Followers" below);
+//! - `GET /status/self`: this replica's own status;
 //! - `GET /`: the same status as a small HTML page (no script, no external assets; every string
 //!   escaped, since commit subjects and errors are user text);
 //! - `POST /hooks/git`: a push webhook, authenticated by GitHub's `X-Hub-Signature-256` (an
@@ -13,6 +14,14 @@
 //!   loop fetches now) and gets 202; anything else gets 401 and changes nothing.
 //!
 //! The webhook secrets are never served or logged; they are compared in constant time.
+//!
+//! **Followers.** Every replica is ready and sits behind the one Service, so any of them may get
+//! a webhook or a status request. A follower forwards an authenticated webhook to the leader's
+//! address (which the leader publishes in its status, see [`crate::agent::leader`]) and answers
+//! what the leader answered; the forwarded request carries no secret of the original, only
+//! [`FORWARD_SIGNATURE_HEADER`], an HMAC of the body keyed with the shared webhook secret, so a
+//! wrong address in the ConfigMap learns nothing. `/` and `/status` on a follower show the
+//! leader's (from the leader, else as last published).
 
 use std::fmt::Write as _;
 use std::sync::Arc;
@@ -29,7 +38,7 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
 use crate::agent::metrics;
-use crate::agent::state::{AgentState, Revision, Status};
+use crate::agent::state::{AgentState, Revision, Status, SyncState};
 
 /// The largest request body accepted; beyond: 413. A push event is usually a few KiB (the body
 /// is only signed, never parsed); a push of very many commits can exceed this, and then the agent
@@ -47,6 +56,16 @@ const GITHUB_SIGNATURE_HEADER: &str = "x-hub-signature-256";
 
 /// GitLab's secret token header.
 const GITLAB_TOKEN_HEADER: &str = "x-gitlab-token";
+
+/// A webhook a follower forwarded: `sha256=<hex HMAC-SHA256 of the body>`, keyed with the
+/// GitHub secret when one is configured, else with the GitLab token.
+pub const FORWARD_SIGNATURE_HEADER: &str = "x-gitship-forward-signature-256";
+
+/// The identity of the follower that forwarded a webhook.
+const FORWARDED_BY_HEADER: &str = "x-gitship-forwarded-by";
+
+/// How long a follower waits for the leader (a forwarded webhook, its status).
+const LEADER_TIMEOUT: Duration = Duration::from_secs(2);
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -147,6 +166,7 @@ fn router(state: Arc<AgentState>) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics_text))
         .route("/status", get(status_json))
+        .route("/status/self", get(own_status_json))
         .route("/hooks/git", post(git_hook))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
@@ -175,8 +195,36 @@ async fn metrics_text(State(state): State<Arc<AgentState>>) -> impl IntoResponse
     )
 }
 
+/// The leader's status: this replica's when it leads (or no leader is known), else the
+/// leader's own answer, else what the leader last published.
 async fn status_json(State(state): State<Arc<AgentState>>) -> axum::Json<Status> {
+    let own = state.status();
+    let Some(view) = state.leader_view().filter(|_| !own.leader) else {
+        return axum::Json(own);
+    };
+    if let Some(address) = &view.address
+        && let Some((StatusCode::OK, body)) = from_leader(address, "/status").await
+        && let Ok(status) = serde_json::from_slice::<Status>(&body)
+    {
+        return axum::Json(status);
+    }
+    axum::Json(view.status)
+}
+
+async fn own_status_json(State(state): State<Arc<AgentState>>) -> axum::Json<Status> {
     axum::Json(state.status())
+}
+
+/// `GET {address}{path}` of the leader, within [`LEADER_TIMEOUT`]; its status and body.
+async fn from_leader(address: &str, path: &str) -> Option<(StatusCode, Bytes)> {
+    let client = reqwest::Client::builder()
+        .timeout(LEADER_TIMEOUT)
+        .build()
+        .ok()?;
+    let response = client.get(format!("{address}{path}")).send().await.ok()?;
+    let status = StatusCode::from_u16(response.status().as_u16()).ok()?;
+    let body = response.bytes().await.ok()?;
+    Some((status, Bytes::from(body.to_vec())))
 }
 
 async fn not_found() -> (StatusCode, &'static str) {
@@ -184,7 +232,21 @@ async fn not_found() -> (StatusCode, &'static str) {
 }
 
 async fn index(State(state): State<Arc<AgentState>>) -> Response {
-    let mut response = Html(status_page(&state.status())).into_response();
+    let own = state.status();
+    let page = match state.leader_view().filter(|_| !own.leader) {
+        Some(view) => {
+            let answered = match &view.address {
+                Some(address) => from_leader(address, "/").await,
+                None => None,
+            };
+            match answered {
+                Some((StatusCode::OK, body)) => String::from_utf8_lossy(&body).into_owned(),
+                _ => status_page(&view.status),
+            }
+        }
+        None => status_page(&own),
+    };
+    let mut response = Html(page).into_response();
     let headers = response.headers_mut();
     // The page has no script and loads nothing: say so, so that an escaping bug cannot run one.
     headers.insert(
@@ -203,6 +265,8 @@ async fn index(State(state): State<Arc<AgentState>>) -> Response {
 enum HookKind {
     GitHub,
     GitLab,
+    /// Forwarded by a follower ([`FORWARD_SIGNATURE_HEADER`]).
+    Forwarded,
 }
 
 impl HookKind {
@@ -210,6 +274,7 @@ impl HookKind {
         match self {
             HookKind::GitHub => "github",
             HookKind::GitLab => "gitlab",
+            HookKind::Forwarded => "forwarded",
         }
     }
 }
@@ -273,15 +338,96 @@ async fn git_hook(
 ) -> (StatusCode, String) {
     match authenticate_hook(&state, &headers, &body) {
         Ok(kind) => {
-            tracing::info!(webhook = kind.as_str(), "push webhook: fetching now");
-            state.trigger.notify_one();
-            (StatusCode::ACCEPTED, "accepted: fetching now\n".to_string())
+            let status = state.status();
+            if status.leader || status.state != SyncState::Follower {
+                tracing::info!(webhook = kind.as_str(), "push webhook: fetching now");
+                state.trigger.notify_one();
+                return (StatusCode::ACCEPTED, "accepted: fetching now\n".to_string());
+            }
+            if kind == HookKind::Forwarded {
+                // Leadership moved since the follower looked: never forward twice.
+                return (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "this replica does not lead: the leader finds the commit at its next poll\n"
+                        .to_string(),
+                );
+            }
+            forward_hook(&state, &status.identity, &body).await
         }
         Err(rejection) => {
             tracing::warn!("push webhook refused: {}", rejection.message().trim_end());
             (rejection.status(), rejection.message())
         }
     }
+}
+
+/// Forward an authenticated webhook to the leader; what it answered.
+async fn forward_hook(state: &AgentState, identity: &str, body: &Bytes) -> (StatusCode, String) {
+    let unavailable = |why: String| {
+        tracing::warn!("push webhook not forwarded: {why}");
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!(
+                "this replica follows, and {why}: the leader finds the commit at its next poll\n"
+            ),
+        )
+    };
+    let Some(view) = state.leader_view() else {
+        return unavailable("no leader is known yet".to_string());
+    };
+    let Some(address) = view.address else {
+        return unavailable(format!(
+            "the leader `{}` publishes no address to forward to",
+            view.identity
+        ));
+    };
+    let Some(signature) = forward_signature(state, body) else {
+        return unavailable("no webhook secret is configured".to_string());
+    };
+    let client = match reqwest::Client::builder().timeout(LEADER_TIMEOUT).build() {
+        Ok(client) => client,
+        Err(error) => return unavailable(format!("no HTTP client: {error}")),
+    };
+    let sent = client
+        .post(format!("{address}/hooks/git"))
+        .header(FORWARD_SIGNATURE_HEADER, signature)
+        .header(FORWARDED_BY_HEADER, identity)
+        .header(header::CONTENT_TYPE.as_str(), "application/octet-stream")
+        .body(body.to_vec())
+        .send()
+        .await;
+    match sent {
+        Ok(response) => {
+            let code =
+                StatusCode::from_u16(response.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
+            let text = response.text().await.unwrap_or_default();
+            tracing::info!(leader = %view.identity, status = %code, "push webhook forwarded to the leader");
+            (
+                code,
+                format!("forwarded to the leader `{}`: {text}", view.identity),
+            )
+        }
+        Err(error) => unavailable(format!(
+            "the leader `{}` at {address} did not answer ({})",
+            view.identity,
+            if error.is_timeout() {
+                "timed out"
+            } else {
+                "unreachable"
+            }
+        )),
+    }
+}
+
+/// The forwarded webhook's signature of `body` (see [`FORWARD_SIGNATURE_HEADER`]).
+fn forward_signature(state: &AgentState, body: &[u8]) -> Option<String> {
+    let key = configured(&state.webhook.github).or(configured(&state.webhook.gitlab))?;
+    let mut mac = HmacSha256::new_from_slice(key.as_bytes()).ok()?;
+    mac.update(body);
+    Some(format!(
+        "sha256={}",
+        hex::encode(mac.finalize().into_bytes())
+    ))
 }
 
 /// A secret, unless unset or empty (an empty HMAC key or token would let anyone in).
@@ -300,6 +446,21 @@ fn authenticate_hook(
     let gitlab = configured(&state.webhook.gitlab);
     if github.is_none() && gitlab.is_none() {
         return Err(HookRejection::Disabled);
+    }
+    if let Some(signature) = headers.get(FORWARD_SIGNATURE_HEADER) {
+        let signature = signature
+            .to_str()
+            .ok()
+            .and_then(|value| value.trim().strip_prefix("sha256="))
+            .and_then(|hex_digest| hex::decode(hex_digest).ok())
+            .ok_or(HookRejection::MalformedSignature)?;
+        let key = github.or(gitlab).ok_or(HookRejection::Disabled)?;
+        let mut mac =
+            HmacSha256::new_from_slice(key.as_bytes()).map_err(|_| HookRejection::BadSignature)?;
+        mac.update(body);
+        mac.verify_slice(&signature)
+            .map_err(|_| HookRejection::BadSignature)?;
+        return Ok(HookKind::Forwarded);
     }
     if let Some(signature) = headers.get(GITHUB_SIGNATURE_HEADER) {
         let secret = github.ok_or(HookRejection::GitHubDisabled)?;

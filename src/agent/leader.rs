@@ -7,8 +7,14 @@
 //! down. On SIGTERM the leader deletes its Lease, so a follower takes over at once.
 //!
 //! The leader also publishes its [`Status`] to the ConfigMap `gitship-<env>.agent`, whenever it
-//! changes (a no-op reconcile writes nothing), so `gitship status` can show it from the cluster.
+//! changes (a no-op reconcile writes nothing), so `gitship status` can show it from the cluster,
+//! and followers learn from it where the leader serves HTTP (they forward webhooks there).
+//! `gitship sync` asks the leader for a sync through the same ConfigMap: the annotation
+//! [`SYNC_REQUEST_ANNOTATION`], which the leader reads at every wake of its loop and answers by
+//! publishing the request's time as `syncRequestHandled`.
 
+use chrono::{DateTime, Utc};
+use k8s_openapi::api::core::v1::ConfigMap;
 use kube::Client;
 use kube::api::{Api, Patch, PatchParams};
 use serde_json::json;
@@ -23,6 +29,22 @@ use crate::output::Printer;
 
 /// The field manager of what the agent itself writes (its status).
 const FIELD_MANAGER: &str = "gitship-agent";
+
+/// The annotation of the agent's status ConfigMap that asks the leader for a sync: the time of
+/// the request (RFC 3339), written by `gitship sync` and `gitship resume`.
+pub const SYNC_REQUEST_ANNOTATION: &str = "gitship.dev/sync-requested";
+
+/// The field manager of sync requests.
+const SYNC_REQUEST_MANAGER: &str = "gitship-sync";
+
+/// What the agent's status ConfigMap holds.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Published {
+    /// The leader's status, as it last published it (`None`: never, or unreadable).
+    pub status: Option<Status>,
+    /// The newest sync request.
+    pub sync_requested: Option<DateTime<Utc>>,
+}
 
 /// The outcome of one attempt at leading.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -168,4 +190,64 @@ pub async fn publish(
         .await
         .map(|_| ())
         .map_err(|source| KubeError::about(format!("ConfigMap {name}"), source))
+}
+
+/// Read the agent's status ConfigMap; an absent one publishes nothing.
+pub async fn load_published(
+    client: &Client,
+    environment: &Environment,
+) -> Result<Published, KubeError> {
+    let name = crate::model::agent_status_name(&environment.name);
+    let api: Api<ConfigMap> = Api::namespaced(client.clone(), &environment.namespace);
+    let found = RetryPolicy::default()
+        .run(&name, || api.get_opt(&name))
+        .await
+        .map_err(|source| KubeError::about(format!("ConfigMap {name}"), source))?;
+    let Some(configmap) = found else {
+        return Ok(Published::default());
+    };
+    let value = serde_json::to_value(&configmap).unwrap_or_default();
+    Ok(decode_published(&value))
+}
+
+/// [`Published`] from the ConfigMap as JSON; an unreadable status or request counts as none.
+pub fn decode_published(configmap: &serde_json::Value) -> Published {
+    Published {
+        status: crate::ops::status::parse_agent_status(configmap)
+            .ok()
+            .flatten(),
+        sync_requested: configmap
+            .pointer("/metadata/annotations")
+            .and_then(|annotations| annotations.get(SYNC_REQUEST_ANNOTATION))
+            .and_then(serde_json::Value::as_str)
+            .and_then(|time| DateTime::parse_from_rfc3339(time).ok())
+            .map(|time| time.with_timezone(&Utc)),
+    }
+}
+
+/// Ask the leader for a sync: annotate the status ConfigMap (created when the agent has not
+/// published yet) with the time of the request; the time written.
+pub async fn request_sync(
+    client: &Client,
+    environment: &Environment,
+) -> Result<DateTime<Utc>, KubeError> {
+    let name = crate::model::agent_status_name(&environment.name);
+    let now = Utc::now();
+    let body = json!({
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {
+            "name": name,
+            "namespace": environment.namespace,
+            "annotations": {SYNC_REQUEST_ANNOTATION: now.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)},
+        },
+    });
+    let api: Api<ConfigMap> = Api::namespaced(client.clone(), &environment.namespace);
+    let params = PatchParams::apply(SYNC_REQUEST_MANAGER).force();
+    let patch = Patch::Apply(&body);
+    RetryPolicy::default()
+        .run(&name, || api.patch(&name, &params, &patch))
+        .await
+        .map_err(|source| KubeError::about(format!("ConfigMap {name}"), source))?;
+    Ok(now)
 }

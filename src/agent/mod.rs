@@ -200,6 +200,28 @@ fn current_branch(root: &std::path::Path) -> Option<String> {
     head.shorthand().ok().map(str::to_string)
 }
 
+/// The environment variable naming the address other replicas reach this one at
+/// (`http://HOST:PORT`); else `POD_IP` (the downward API, as `agent manifests` sets it) with the
+/// listen port, else the listen address when it names one host.
+pub const ADDRESS_VARIABLE: &str = "GITSHIP_AGENT_ADDRESS";
+
+/// Where the other replicas reach this one's HTTP server (see [`ADDRESS_VARIABLE`]); `None`
+/// when it listens on all addresses and nothing says which one is this pod's.
+fn advertised_address(listen: SocketAddr, env: impl Fn(&str) -> Option<String>) -> Option<String> {
+    let given = |key: &str| {
+        env(key)
+            .map(|v| v.trim().to_string())
+            .filter(|v| !v.is_empty())
+    };
+    if let Some(address) = given(ADDRESS_VARIABLE) {
+        return Some(address.trim_end_matches('/').to_string());
+    }
+    if let Some(ip) = given("POD_IP").and_then(|ip| ip.parse::<std::net::IpAddr>().ok()) {
+        return Some(format!("http://{}", SocketAddr::new(ip, listen.port())));
+    }
+    (!listen.ip().is_unspecified()).then(|| format!("http://{listen}"))
+}
+
 /// The webhook secrets from the environment; empty values count as unset.
 fn webhook_secrets() -> WebhookSecrets {
     let read = |key: &str| std::env::var(key).ok().filter(|v| !v.is_empty());
@@ -228,6 +250,10 @@ pub async fn run(
         &source.branch,
         &identity,
     );
+    let mut status = status;
+    status.address = options
+        .listen
+        .and_then(|listen| advertised_address(listen, |key| std::env::var(key).ok()));
     let state = Arc::new(AgentState::new(status, webhook_secrets()));
     printer.status(&format!(
         "agent: `{}` from {} (branch `{}`{}), every {:?}, heal every {:?}",
@@ -280,4 +306,36 @@ pub async fn run(
         let _ = tokio::time::timeout(Duration::from_secs(2), server).await;
     }
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_advertised_address_is_the_variable_the_pod_ip_or_the_listen_address() {
+        let listen: SocketAddr = "0.0.0.0:8080".parse().expect("address");
+        let none = |_: &str| None;
+        assert_eq!(advertised_address(listen, none), None);
+        let pod = |key: &str| (key == "POD_IP").then(|| "10.1.2.3".to_string());
+        assert_eq!(
+            advertised_address(listen, pod).as_deref(),
+            Some("http://10.1.2.3:8080")
+        );
+        let pod6 = |key: &str| (key == "POD_IP").then(|| "fd00::1".to_string());
+        assert_eq!(
+            advertised_address(listen, pod6).as_deref(),
+            Some("http://[fd00::1]:8080")
+        );
+        let given = |key: &str| (key == ADDRESS_VARIABLE).then(|| "http://agent:9/".to_string());
+        assert_eq!(
+            advertised_address(listen, given).as_deref(),
+            Some("http://agent:9")
+        );
+        let loopback: SocketAddr = "127.0.0.1:9090".parse().expect("address");
+        assert_eq!(
+            advertised_address(loopback, none).as_deref(),
+            Some("http://127.0.0.1:9090")
+        );
+    }
 }

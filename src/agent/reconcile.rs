@@ -26,7 +26,7 @@ use tokio::time::Instant;
 use crate::agent::AgentOptions;
 use crate::agent::leader::{self, Contention, Leadership};
 use crate::agent::metrics::SyncResult;
-use crate::agent::state::{AgentState, Heal, Revision, SyncState};
+use crate::agent::state::{AgentState, Heal, LeaderView, Revision, SyncState};
 use crate::diagnostics::user_error;
 use crate::exit::Outcome;
 use crate::git::clone::{GitSource, LargeFiles};
@@ -151,6 +151,11 @@ impl Agent {
                 next_fetch = Instant::now();
             }
             let now = Instant::now();
+            if self.sync_requested().await {
+                // A requested sync also puts drift back, as `deploy` would.
+                next_fetch = now;
+                next_heal = now;
+            }
             if now >= next_fetch {
                 self.sync().await;
                 next_fetch = Instant::now() + self.options.interval;
@@ -210,9 +215,17 @@ impl Agent {
                         s.state = SyncState::Starting;
                     }
                 });
+                self.state.set_leader_view(None);
                 // The leader before us may have applied commits: start from the inventory.
                 self.applied = self.applied_from_inventory().await;
                 self.published = None;
+                // Requests made before this replica led are answered by its first sync.
+                if let Some((_, environment)) = &self.cluster
+                    && let Ok(published) = leader::load_published(client, environment).await
+                {
+                    let handled = published.sync_requested;
+                    self.state.update(|s| s.sync_request_handled = handled);
+                }
                 true
             }
             Ok(Contention::Following { leader }) => {
@@ -223,10 +236,14 @@ impl Agent {
                         self.options.env
                     ));
                 }
-                self.state.update(|s| {
-                    s.state = SyncState::Follower;
-                    s.leader_identity = Some(leader);
-                });
+                let published = match &self.cluster {
+                    Some((_, environment)) => leader::load_published(client, environment)
+                        .await
+                        .map_err(|error| tracing::debug!(%error, "cannot read the leader's status"))
+                        .ok(),
+                    None => None,
+                };
+                self.follow(leader, published.and_then(|p| p.status));
                 false
             }
             Err(KubeError::Interrupted) => false,
@@ -236,6 +253,65 @@ impl Agent {
                 false
             }
         }
+    }
+
+    /// Follow `leader`: remember where it serves and show what it last published (the
+    /// revisions, the last sync and heal), so a follower's own status is not frozen at start.
+    fn follow(&self, leader: String, published: Option<crate::agent::state::Status>) {
+        let view = published.as_ref().map(|status| LeaderView {
+            identity: leader.clone(),
+            // An address published by an earlier leader is not this one's.
+            address: status.address.clone().filter(|_| status.identity == leader),
+            status: status.clone(),
+        });
+        self.state.set_leader_view(view);
+        self.state.update(|s| {
+            s.state = SyncState::Follower;
+            s.leader_identity = Some(leader);
+            if let Some(published) = published {
+                s.git_revision = published.git_revision;
+                s.revision = published.revision;
+                s.pinned = published.pinned;
+                s.last_sync = published.last_sync;
+                s.last_heal = published.last_heal;
+            }
+        });
+    }
+
+    /// Whether `gitship sync` (or `resume`) asked for a sync this replica has not answered: it
+    /// is answered by the sync that follows (at once, past any back-off).
+    async fn sync_requested(&mut self) -> bool {
+        let Some((client, environment)) = &self.cluster else {
+            return false;
+        };
+        let published = match leader::load_published(client, environment).await {
+            Ok(published) => published,
+            Err(error) => {
+                tracing::debug!(%error, "cannot read sync requests");
+                return false;
+            }
+        };
+        let Some(requested) = published.sync_requested else {
+            return false;
+        };
+        if self
+            .state
+            .status()
+            .sync_request_handled
+            .is_some_and(|handled| handled >= requested)
+        {
+            return false;
+        }
+        self.printer.status(&format!(
+            "agent: a sync of `{}` was requested",
+            self.options.env
+        ));
+        if let Some(retry) = &mut self.retry {
+            retry.at = Instant::now();
+        }
+        self.state
+            .update(|s| s.sync_request_handled = Some(requested));
+        true
     }
 
     /// `--once`: one sync when the branch moved, else one heal; errors are deploy's.

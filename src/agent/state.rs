@@ -21,6 +21,20 @@ pub struct AgentState {
     triggered: AtomicBool,
     /// The webhook's secrets (from environment variables); `None` disables that kind of hook.
     pub webhook: WebhookSecrets,
+    /// What a follower knows of the leader (from its published status); `None` while leading
+    /// or before the leader is known.
+    leader: Mutex<Option<LeaderView>>,
+}
+
+/// A follower's view of the leader: where to forward webhooks, and its status as last published.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeaderView {
+    /// The leader's identity in the Lease.
+    pub identity: String,
+    /// Its HTTP address (`http://10.1.2.3:8080`), when it advertises one.
+    pub address: Option<String>,
+    /// Its status, as last published to the cluster.
+    pub status: Status,
 }
 
 /// Secrets the push webhook checks. Never printed, logged or served.
@@ -56,6 +70,7 @@ impl AgentState {
             trigger: Notify::new(),
             triggered: AtomicBool::new(false),
             webhook,
+            leader: Mutex::new(None),
         }
     }
 
@@ -86,6 +101,22 @@ impl AgentState {
     /// Whether the trigger fired since the last call.
     pub fn take_trigger(&self) -> bool {
         self.triggered.swap(false, Ordering::SeqCst)
+    }
+
+    /// What this replica knows of the leader, when it follows.
+    pub fn leader_view(&self) -> Option<LeaderView> {
+        self.leader
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+
+    /// Remember (or forget, with `None`) the leader this replica follows.
+    pub fn set_leader_view(&self, view: Option<LeaderView>) {
+        *self
+            .leader
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = view;
     }
 
     /// Ready to serve: the first fetch is done, or another replica leads.

@@ -66,6 +66,10 @@ pub struct Status {
     pub leader: bool,
     /// This replica's identity in the leader Lease.
     pub identity: String,
+    /// Where this replica serves HTTP for the other replicas (`http://10.1.2.3:8080`): a
+    /// follower forwards webhooks there and shows the leader's status from there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
     /// Who leads, as the leader Lease says.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub leader_identity: Option<String>,
@@ -96,6 +100,9 @@ pub struct Status {
     /// Fields another manager changes back after every heal; reported, no longer healed.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub flapping: Vec<String>,
+    /// The newest `gitship sync` request the leader has acted on (its time).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sync_request_handled: Option<DateTime<Utc>>,
 }
 
 impl Status {
@@ -107,6 +114,7 @@ impl Status {
             state: SyncState::Starting,
             leader: false,
             identity: identity.to_string(),
+            address: None,
             leader_identity: None,
             revision: None,
             pinned: None,
@@ -117,6 +125,7 @@ impl Status {
             terraform_drift: Vec::new(),
             waiting_for_images: Vec::new(),
             flapping: Vec::new(),
+            sync_request_handled: None,
         }
     }
 }

@@ -363,6 +363,13 @@ impl Agent {
         serde_json::from_slice(&response.body).expect("status JSON")
     }
 
+    /// This replica's own status (`/status` of a follower shows the leader's).
+    fn own_status(&self) -> Value {
+        let response = http_get(&self.address, "/status/self", None).expect("GET /status/self");
+        assert_eq!(response.status, 200);
+        serde_json::from_slice(&response.body).expect("status JSON")
+    }
+
     fn metrics(&self) -> String {
         let response = http_get(&self.address, "/metrics", None).expect("GET /metrics");
         String::from_utf8_lossy(&response.body).into_owned()
@@ -390,11 +397,31 @@ impl Agent {
     }
 
     fn signed_hook(&self) -> u16 {
+        self.signed_hook_answer().0
+    }
+
+    /// A signed push webhook: the status and the body of the answer.
+    fn signed_hook_answer(&self) -> (u16, String) {
         let body = br#"{"ref":"refs/heads/main"}"#;
         let mut mac = Hmac::<Sha256>::new_from_slice(SECRET.as_bytes()).expect("key");
         mac.update(body);
         let signature = format!("sha256={}", hex::encode(mac.finalize().into_bytes()));
-        self.hook(&signature)
+        let response = http_request(
+            &self.address,
+            "POST",
+            "/hooks/git",
+            &[
+                ("X-Hub-Signature-256", signature.as_str()),
+                ("X-GitHub-Event", "push"),
+                ("Content-Type", "application/json"),
+            ],
+            body,
+        )
+        .expect("POST /hooks/git");
+        (
+            response.status,
+            String::from_utf8_lossy(&response.body).into_owned(),
+        )
     }
 
     fn signal(&self, signal: nix::sys::signal::Signal) {
@@ -452,11 +479,15 @@ fn the_agent_syncs_commits_and_a_follower_takes_over_when_the_leader_dies() {
 
     let mut follower = Agent::start(&sim, bare.path(), &[]);
     eventually("the second agent follows", Duration::from_secs(8), || {
-        let status = follower.status();
+        let status = follower.own_status();
         status["state"] == "follower"
             && status["leader"] == false
             && status["leaderIdentity"] == leader.status()["identity"]
     });
+    // The follower shows what the leader runs, not what it knew when it started.
+    let own = follower.own_status();
+    assert_eq!(own["revision"]["subject"], "one", "{own}");
+    assert_eq!(own["gitRevision"]["subject"], "one", "{own}");
 
     leader.signal(nix::sys::signal::Signal::SIGKILL);
     assert_eq!(leader.wait_exit(Duration::from_secs(5)), None, "killed");
@@ -505,6 +536,79 @@ fn the_agent_syncs_commits_and_a_follower_takes_over_when_the_leader_dies() {
     let leases = sim.leases();
     assert!(!leases.contains("gitship-staging.agent"), "{leases}");
     assert!(!leases.contains("gitship-staging\n"), "{leases}");
+}
+
+#[test]
+fn a_webhook_to_either_replica_syncs_within_2s_and_both_show_the_leaders_status() {
+    if !require_tool("kubectl", "help") {
+        return;
+    }
+    let sim = Sim::start();
+    let (repo, bare) = source_repo(&sim);
+    // A long interval: only webhooks make the agents fetch after the first sync.
+    let leader = Agent::start_every(&sim, bare.path(), "1h", &[]);
+    leader.wait_first_sync(&sim);
+    let follower = Agent::start_every(&sim, bare.path(), "1h", &[]);
+    let leader_identity = leader.status()["identity"].clone();
+    eventually(
+        "the follower knows the leader",
+        Duration::from_secs(10),
+        || {
+            follower.own_status()["state"] == "follower"
+                && follower.status()["identity"] == leader_identity
+        },
+    );
+    // Both replicas are ready: behind one Service, either gets webhooks.
+    for agent in [&leader, &follower] {
+        let ready = http_get(&agent.address, "/readyz", None).expect("GET /readyz");
+        assert_eq!(ready.status, 200);
+    }
+    // Through the follower: `/status` and `/` are the leader's.
+    let status = follower.status();
+    assert_eq!(status["leader"], true, "{status}");
+    assert_eq!(status["state"], "synced", "{status}");
+    let page = http_get(&follower.address, "/", None).expect("GET /");
+    assert!(
+        String::from_utf8_lossy(&page.body).contains(leader_identity.as_str().unwrap_or("?")),
+        "the follower's page is the leader's"
+    );
+
+    for (round, agent) in [("two", &follower), ("three", &leader), ("four", &follower)] {
+        let before = sim.title();
+        repo.edit(
+            "infrastructure/kubernetes/site.yaml",
+            &format!("title: {}", before.as_deref().unwrap_or("?")),
+            &format!("title: {round}"),
+        );
+        repo.commit(round);
+        push(&repo, bare.path());
+        let started = Instant::now();
+        let (status, answer) = agent.signed_hook_answer();
+        assert_eq!(status, 202, "{answer}\n{}", agent.log());
+        if std::ptr::eq(agent, &follower) {
+            assert!(answer.contains("forwarded to the leader"), "{answer}");
+        }
+        eventually(
+            &format!("commit {round} is applied"),
+            Duration::from_secs(2),
+            || sim.title().as_deref() == Some(round),
+        );
+        assert!(started.elapsed() < Duration::from_secs(2));
+    }
+
+    // A hook forged as forwarded, with a wrong signature: refused, nothing happens.
+    let forged = http_request(
+        &leader.address,
+        "POST",
+        "/hooks/git",
+        &[(
+            gitship::agent::http::FORWARD_SIGNATURE_HEADER,
+            "sha256=00112233",
+        )],
+        b"{}",
+    )
+    .expect("POST /hooks/git");
+    assert_eq!(forged.status, 401);
 }
 
 #[test]
