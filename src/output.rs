@@ -140,3 +140,42 @@ impl Printer {
         }
     }
 }
+
+/// A duration as people read it: `45s`, `4m 10s`, `2h 5m`, `3d 4h` (the two largest units).
+pub fn duration_text(duration: std::time::Duration) -> String {
+    let seconds = duration.as_secs();
+    let units = [(86_400, "d"), (3_600, "h"), (60, "m"), (1, "s")];
+    let Some(first) = units.iter().position(|(size, _)| seconds >= *size) else {
+        return "0s".to_string();
+    };
+    let (size, name) = units[first];
+    let mut text = format!("{}{name}", seconds / size);
+    if let Some((next, next_name)) = units.get(first + 1) {
+        let rest = (seconds % size) / next;
+        if rest > 0 {
+            text.push_str(&format!(" {rest}{next_name}"));
+        }
+    }
+    text
+}
+
+#[cfg(test)]
+mod duration_tests {
+    use super::duration_text;
+    use std::time::Duration;
+
+    #[test]
+    fn durations_read_in_their_two_largest_units() {
+        assert_eq!(duration_text(Duration::ZERO), "0s");
+        assert_eq!(duration_text(Duration::from_millis(900)), "0s");
+        assert_eq!(duration_text(Duration::from_secs(45)), "45s");
+        assert_eq!(duration_text(Duration::from_secs(250)), "4m 10s");
+        assert_eq!(duration_text(Duration::from_secs(3600)), "1h");
+        assert_eq!(duration_text(Duration::from_secs(7_500)), "2h 5m");
+        assert_eq!(duration_text(Duration::from_secs(273_600)), "3d 4h");
+        assert_eq!(
+            duration_text(Duration::MAX),
+            format!("{}d 7h", u64::MAX / 86_400)
+        );
+    }
+}

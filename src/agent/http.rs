@@ -602,6 +602,7 @@ fn status_page(status: &Status) -> String {
         ("Last heal", last_heal),
         ("Terraform drift", list_html(&status.terraform_drift)),
         ("Waiting for images", list_html(&status.waiting_for_images)),
+        ("Drifted, not put back", list_html(&status.drifted)),
         ("Flapping", list_html(&status.flapping)),
     ];
     let mut table = String::new();

@@ -11,8 +11,11 @@
 //!   ([`crate::ops::drift::drift_with`], with the environment's `drift.ignore` rules); drifted
 //!   fields and deleted objects are put back by deploying that revision again, recorded as a
 //!   `heal` in the deploy history and as an Event. A field another manager changes back after
-//!   every heal (an HPA's replicas) is reported once as flapping, with a hint, and no longer
-//!   triggers heals.
+//!   every heal (an HPA's replicas, a person running `kubectl scale` again) is flapping: reported
+//!   once with a hint (and an Event), shown as drifted and flapping, and healed again only after
+//!   a back-off that doubles with each return (from the heal interval up to 1 hour), never
+//!   given up for good. It stops flapping when Git changes the field, or after a quiet window
+//!   ([`FLAP_QUIET_HEALS`] heal intervals) in which it did not drift.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -48,6 +51,10 @@ const BACKOFF_MIN: Duration = Duration::from_secs(5);
 const BACKOFF_MAX: Duration = Duration::from_secs(300);
 /// A field healed this many times in a row and changed back each time is flapping.
 const FLAP_AFTER: u32 = 3;
+/// The longest wait between two heals of a flapping field.
+const FLAP_BACKOFF_MAX: Duration = Duration::from_secs(3600);
+/// A flapping field that has not drifted for this many heal intervals is not flapping any more.
+const FLAP_QUIET_HEALS: u32 = 10;
 
 /// A commit that failed, and when to try it again.
 #[derive(Debug, Clone)]
@@ -784,10 +791,16 @@ impl Agent {
         self.state
             .metrics
             .set_terraform_drift(terraform.len() as u64);
-        let drift = Drift::of(&report);
-        for key in self.flaps.observe(&drift) {
+        let drift = Drift::of(&report, &applied.sha);
+        let now = Instant::now();
+        let observed = self.flaps.observe(&drift, now, self.options.heal_interval);
+        for key in observed.cleared {
+            self.printer
+                .status(&format!("agent: {key} is no longer flapping"));
+        }
+        for key in observed.flapping {
             let hint = format!(
-                "{key} is changed back after every heal{}: it is no longer healed. Let one owner have it: remove the field from Git, or add a `drift.ignore` rule for it",
+                "{key} is changed back after every heal{}: it is healed again only after a back-off (up to 1 hour), until Git changes it. Let one owner have it: remove the field from Git, or add a `drift.ignore` rule for it",
                 drift
                     .managers
                     .get(&key)
@@ -795,17 +808,17 @@ impl Agent {
             );
             self.printer.warn(&format!("agent: {hint}"));
             self.event(EventType::Warning, "FlappingField", &hint).await;
-            self.state.update(|s| s.flapping.push(key.clone()));
         }
-        let healing: Vec<String> = drift
-            .descriptions
-            .iter()
-            .filter(|(key, _)| !self.flaps.is_flapping(key))
-            .map(|(_, description)| description.clone())
-            .collect();
+        let (healing, waiting) = drift.split(&self.flaps, now);
+        let flapping = self.flaps.describe(&drift, now);
+        self.state.update(|s| {
+            s.flapping = flapping;
+            s.drifted = waiting.iter().map(|(_, line)| line.clone()).collect();
+        });
+        let healing: Vec<String> = healing.into_iter().map(|(_, line)| line).collect();
         self.state
             .metrics
-            .set_drifted(drift.objects_without(&self.flaps));
+            .set_drifted(drift.objects.values().collect::<BTreeSet<_>>().len() as u64);
         if !terraform.is_empty() || healing.is_empty() {
             let pending_plan: Vec<String> = self
                 .state
@@ -823,6 +836,8 @@ impl Agent {
             return Ok(None);
         }
         if !self.options.self_heal {
+            let lines = healing.clone();
+            self.state.update(|s| s.drifted.extend(lines));
             self.printer.warn(&format!(
                 "agent: drift in `{}` (not healed: `agent.self_heal: false`): {}",
                 self.options.env,
@@ -839,10 +854,12 @@ impl Agent {
         if let Err(error) = self.deploy(&applied, Purpose::Heal(healing.clone())).await {
             return Ok(Some(error));
         }
-        self.flaps.healed(drift.keys().collect());
+        self.flaps.healed(drift.healed_keys(&self.flaps, now));
         let count = healing.len() as u64;
         self.state.metrics.healed(count);
-        self.state.metrics.set_drifted(0);
+        self.state
+            .metrics
+            .set_drifted(drift.objects_waiting(&self.flaps, now));
         self.state.update(|s| {
             s.last_heal = Some(Heal {
                 time: Utc::now(),
@@ -934,7 +951,7 @@ fn backoff(attempts: u32) -> Duration {
     BACKOFF_MIN.saturating_mul(factor).min(BACKOFF_MAX)
 }
 
-/// What one drift check found, keyed per field (`Deployment blog/web /spec/replicas`) or per
+/// What one drift check found, keyed per field (`Deployment blog/web spec.replicas`) or per
 /// deleted object.
 #[derive(Debug, Default)]
 struct Drift {
@@ -944,10 +961,13 @@ struct Drift {
     managers: BTreeMap<String, String>,
     /// Key -> its object.
     objects: BTreeMap<String, String>,
+    /// Key -> what Git wants there (a sensitive value: the revision), to see Git change it.
+    desired: BTreeMap<String, String>,
 }
 
 impl Drift {
-    fn of(report: &DriftReport) -> Drift {
+    /// The drift of `report`, a drift check of revision `sha`.
+    fn of(report: &DriftReport, sha: &str) -> Drift {
         let mut drift = Drift::default();
         for object in &report.kubernetes {
             let name = object.object.to_string();
@@ -957,6 +977,7 @@ impl Drift {
                     drift
                         .descriptions
                         .insert(key.clone(), format!("{name} (deleted, recreated)"));
+                    drift.desired.insert(key.clone(), String::new());
                     drift.objects.insert(key, name.clone());
                 }
                 DriftKind::Modified => {
@@ -970,6 +991,12 @@ impl Drift {
                         if let Some(manager) = &field.manager {
                             drift.managers.insert(key.clone(), manager.clone());
                         }
+                        let desired = if field.sensitive {
+                            sha.to_string()
+                        } else {
+                            field.after.clone().unwrap_or_default()
+                        };
+                        drift.desired.insert(key.clone(), desired);
                         drift.objects.insert(key, name.clone());
                     }
                 }
@@ -982,15 +1009,46 @@ impl Drift {
         self.descriptions.keys().cloned()
     }
 
-    /// How many objects drifted, leaving out flapping fields.
-    fn objects_without(&self, flaps: &FlapTracker) -> u64 {
+    /// (key, line) of what to heal now, and of what waits: a flapping field in its back-off.
+    #[allow(clippy::type_complexity)]
+    fn split(
+        &self,
+        flaps: &FlapTracker,
+        now: Instant,
+    ) -> (Vec<(String, String)>, Vec<(String, String)>) {
+        self.descriptions
+            .iter()
+            .map(|(key, line)| (key.clone(), line.clone()))
+            .partition(|(key, _)| flaps.may_heal(key, now))
+    }
+
+    /// The keys a heal now puts back.
+    fn healed_keys(&self, flaps: &FlapTracker, now: Instant) -> BTreeSet<String> {
+        self.keys().filter(|key| flaps.may_heal(key, now)).collect()
+    }
+
+    /// How many objects stay drifted after a heal: those of flapping fields in their back-off.
+    fn objects_waiting(&self, flaps: &FlapTracker, now: Instant) -> u64 {
         self.objects
             .iter()
-            .filter(|(key, _)| !flaps.is_flapping(key))
+            .filter(|(key, _)| !flaps.may_heal(key, now))
             .map(|(_, object)| object)
             .collect::<BTreeSet<_>>()
             .len() as u64
     }
+}
+
+/// A field that came back after [`FLAP_AFTER`] heals in a row.
+#[derive(Debug, Clone)]
+struct Flap {
+    /// What Git wanted when it began to flap: a change in Git ends the flapping.
+    desired: String,
+    /// How often it came back after a heal since it began to flap.
+    returns: u32,
+    /// It is not healed before this.
+    next_heal: Instant,
+    /// When a drift check last found it drifted.
+    last_seen: Instant,
 }
 
 /// Which fields came back after being healed, and which flap.
@@ -1000,15 +1058,48 @@ struct FlapTracker {
     returns: BTreeMap<String, u32>,
     /// The keys the last heal put back.
     healed_last: BTreeSet<String>,
-    flapping: BTreeSet<String>,
+    flapping: BTreeMap<String, Flap>,
+}
+
+/// What one drift check changed in the flapping fields.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Observed {
+    /// Keys that began to flap.
+    flapping: Vec<String>,
+    /// Keys that stopped: Git changed them, or they stayed put for the quiet window.
+    cleared: Vec<String>,
 }
 
 impl FlapTracker {
-    /// Record a drift check; the keys that are newly flapping.
-    fn observe(&mut self, drift: &Drift) -> Vec<String> {
-        let mut newly = Vec::new();
+    /// Record a drift check at `now`, with heals every `interval`.
+    fn observe(&mut self, drift: &Drift, now: Instant, interval: Duration) -> Observed {
+        let mut observed = Observed::default();
+        let quiet = interval.saturating_mul(FLAP_QUIET_HEALS);
+        let flapping = std::mem::take(&mut self.flapping);
+        for (key, mut flap) in flapping {
+            let git_changed = drift
+                .desired
+                .get(&key)
+                .is_some_and(|desired| *desired != flap.desired);
+            let drifted = drift.descriptions.contains_key(&key);
+            if git_changed || (!drifted && now.saturating_duration_since(flap.last_seen) >= quiet) {
+                observed.cleared.push(key);
+                continue;
+            }
+            if drifted {
+                if self.healed_last.contains(&key) {
+                    flap.returns = flap.returns.saturating_add(1);
+                    flap.next_heal = now + flap_backoff(interval, flap.returns);
+                }
+                flap.last_seen = now;
+            }
+            self.flapping.insert(key, flap);
+        }
         let mut returns = BTreeMap::new();
         for key in drift.keys() {
+            if self.flapping.contains_key(&key) || observed.cleared.contains(&key) {
+                continue;
+            }
             let count = if self.healed_last.contains(&key) {
                 self.returns
                     .get(&key)
@@ -1018,13 +1109,23 @@ impl FlapTracker {
             } else {
                 0
             };
-            if count + 1 >= FLAP_AFTER && self.flapping.insert(key.clone()) {
-                newly.push(key.clone());
+            if count.saturating_add(1) >= FLAP_AFTER {
+                self.flapping.insert(
+                    key.clone(),
+                    Flap {
+                        desired: drift.desired.get(&key).cloned().unwrap_or_default(),
+                        returns: 1,
+                        next_heal: now + flap_backoff(interval, 1),
+                        last_seen: now,
+                    },
+                );
+                observed.flapping.push(key);
+                continue;
             }
             returns.insert(key, count);
         }
         self.returns = returns;
-        newly
+        observed
     }
 
     /// Record what a heal put back.
@@ -1032,9 +1133,46 @@ impl FlapTracker {
         self.healed_last = keys;
     }
 
-    fn is_flapping(&self, key: &str) -> bool {
-        self.flapping.contains(key)
+    /// Whether a heal at `now` may put `key` back: it does not flap, or its back-off is over.
+    fn may_heal(&self, key: &str, now: Instant) -> bool {
+        self.flapping
+            .get(key)
+            .is_none_or(|flap| now >= flap.next_heal)
     }
+
+    /// One line per flapping field that drifts now: `<drift line> (flapping: ...)`.
+    fn describe(&self, drift: &Drift, now: Instant) -> Vec<String> {
+        self.flapping
+            .iter()
+            .map(|(key, flap)| {
+                let line = drift.descriptions.get(key).unwrap_or(key);
+                let wait = flap.next_heal.saturating_duration_since(now);
+                let when = if wait.is_zero() {
+                    "healed now".to_string()
+                } else {
+                    format!("next heal in {}", crate::output::duration_text(wait))
+                };
+                format!(
+                    "{line} (flapping: changed back {} time{} after heals; {when})",
+                    flap.returns.saturating_add(FLAP_AFTER - 1),
+                    if flap.returns.saturating_add(FLAP_AFTER - 1) == 1 {
+                        ""
+                    } else {
+                        "s"
+                    }
+                )
+            })
+            .collect()
+    }
+}
+
+/// The wait before healing a field that came back `returns` times since it began to flap:
+/// `interval * 2^returns`, at most [`FLAP_BACKOFF_MAX`] (and never less than `interval`).
+fn flap_backoff(interval: Duration, returns: u32) -> Duration {
+    let factor = 1u32.checked_shl(returns.min(31)).unwrap_or(u32::MAX);
+    interval
+        .saturating_mul(factor)
+        .min(FLAP_BACKOFF_MAX.max(interval))
 }
 
 /// The agent's checkout without the files no reader of gitship's accepts (over
@@ -1075,46 +1213,127 @@ mod tests {
     }
 
     fn drift(keys: &[&str]) -> Drift {
+        drift_to(keys, "3")
+    }
+
+    /// Drift of `keys`, Git wanting `desired` in each.
+    fn drift_to(keys: &[&str], desired: &str) -> Drift {
         let mut drift = Drift::default();
         for key in keys {
             drift.descriptions.insert(key.to_string(), key.to_string());
             drift.objects.insert(key.to_string(), key.to_string());
+            drift.desired.insert(key.to_string(), desired.to_string());
         }
         drift
     }
 
+    const SECOND: Duration = Duration::from_secs(1);
+
+    /// One drift check of `drift` at `now`, then the heal it leads to; whether the field was
+    /// healed.
+    fn check_and_heal(flaps: &mut FlapTracker, drift: &Drift, now: Instant) -> (Observed, bool) {
+        let observed = flaps.observe(drift, now, SECOND);
+        let healed = drift.healed_keys(flaps, now);
+        let any = !healed.is_empty();
+        flaps.healed(healed);
+        (observed, any)
+    }
+
     #[test]
-    fn a_field_that_comes_back_after_every_heal_flaps_once() {
+    fn a_field_that_comes_back_after_every_heal_flaps_and_is_healed_after_a_growing_back_off() {
         let mut flaps = FlapTracker::default();
-        let replicas = "Deployment blog/web /spec/replicas";
+        let replicas = "Deployment blog/web spec.replicas";
+        let scaled = drift(&[replicas]);
+        let start = Instant::now();
         // Drifts, is healed, comes back, is healed, comes back: flapping, reported once.
-        assert!(flaps.observe(&drift(&[replicas])).is_empty());
-        flaps.healed([replicas.to_string()].into());
-        assert!(flaps.observe(&drift(&[replicas])).is_empty());
-        flaps.healed([replicas.to_string()].into());
+        assert!(check_and_heal(&mut flaps, &scaled, start).1);
+        assert!(check_and_heal(&mut flaps, &scaled, start + SECOND).1);
+        let (observed, healed) = check_and_heal(&mut flaps, &scaled, start + 2 * SECOND);
+        assert_eq!(observed.flapping, vec![replicas.to_string()]);
+        assert!(!healed, "not healed at once once flapping");
+        assert_eq!(scaled.objects_waiting(&flaps, start + 2 * SECOND), 1);
+        let lines = flaps.describe(&scaled, start + 2 * SECOND);
         assert_eq!(
-            flaps.observe(&drift(&[replicas])),
-            vec![replicas.to_string()]
+            lines,
+            vec![format!(
+                "{replicas} (flapping: changed back 3 times after heals; next heal in 2s)"
+            )]
         );
-        assert!(flaps.is_flapping(replicas));
-        flaps.healed(BTreeSet::new());
-        assert!(flaps.observe(&drift(&[replicas])).is_empty());
-        assert_eq!(drift(&[replicas]).objects_without(&flaps), 0);
+        // Healed again 2s after it was found back, then 4s, 8s...: never given up.
+        let mut back = start + 2 * SECOND;
+        for wait in [2u64, 4, 8, 16] {
+            let waited = Duration::from_secs(wait);
+            let (observed, healed) = check_and_heal(&mut flaps, &scaled, back + waited - SECOND);
+            assert!(!healed && observed == Observed::default(), "{wait}");
+            let (observed, healed) = check_and_heal(&mut flaps, &scaled, back + waited);
+            assert!(healed, "healed after {wait}s");
+            assert!(observed.flapping.is_empty(), "reported once only");
+            // The next check finds it back again: the next wait starts.
+            back += waited + SECOND;
+            let (_, healed) = check_and_heal(&mut flaps, &scaled, back);
+            assert!(!healed);
+        }
+        // The back-off stops at an hour.
+        assert_eq!(flap_backoff(SECOND, 40), FLAP_BACKOFF_MAX);
+        assert_eq!(
+            flap_backoff(Duration::from_secs(7200), 3),
+            Duration::from_secs(7200)
+        );
+    }
+
+    #[test]
+    fn a_flapping_field_stops_flapping_when_git_changes_it_or_after_a_quiet_window() {
+        let replicas = "Deployment blog/web spec.replicas";
+        let flapping = |start: Instant| {
+            let mut flaps = FlapTracker::default();
+            for i in 0..3 {
+                check_and_heal(&mut flaps, &drift(&[replicas]), start + i * SECOND);
+            }
+            assert!(!flaps.may_heal(replicas, start + 2 * SECOND));
+            flaps
+        };
+        let start = Instant::now();
+        // Git now wants 5: healed at once, not flapping any more.
+        let mut flaps = flapping(start);
+        let (observed, healed) =
+            check_and_heal(&mut flaps, &drift_to(&[replicas], "5"), start + 3 * SECOND);
+        assert_eq!(observed.cleared, vec![replicas.to_string()]);
+        assert!(healed);
+        assert!(flaps.describe(&drift(&[]), start).is_empty());
+        // Left alone for the quiet window (10 heals): no longer flapping.
+        let mut flaps = flapping(start);
+        let clean = drift(&[]);
+        let (observed, _) = check_and_heal(&mut flaps, &clean, start + 5 * SECOND);
+        assert!(observed.cleared.is_empty(), "not yet quiet");
+        let (observed, _) = check_and_heal(&mut flaps, &clean, start + 12 * SECOND);
+        assert_eq!(observed.cleared, vec![replicas.to_string()]);
+        let (_, healed) = check_and_heal(&mut flaps, &drift(&[replicas]), start + 13 * SECOND);
+        assert!(
+            healed,
+            "a new drift after the quiet window is healed at once"
+        );
     }
 
     #[test]
     fn drift_that_stays_unhealed_does_not_flap() {
         let mut flaps = FlapTracker::default();
-        let key = "ConfigMap blog/site /data/title";
+        let key = "ConfigMap blog/site data.title";
+        let now = Instant::now();
         for _ in 0..5 {
-            assert!(flaps.observe(&drift(&[key])).is_empty());
+            assert_eq!(
+                flaps.observe(&drift(&[key]), now, SECOND),
+                Observed::default()
+            );
             flaps.healed(BTreeSet::new());
         }
         // Healed once, then drifted again by someone once: not flapping.
         flaps.healed([key.to_string()].into());
-        assert!(flaps.observe(&drift(&[key])).is_empty());
+        assert_eq!(
+            flaps.observe(&drift(&[key]), now, SECOND),
+            Observed::default()
+        );
         flaps.healed([key.to_string()].into());
-        assert!(flaps.observe(&drift(&[])).is_empty());
-        assert!(!flaps.is_flapping(key));
+        assert_eq!(flaps.observe(&drift(&[]), now, SECOND), Observed::default());
+        assert!(flaps.may_heal(key, now));
     }
 }

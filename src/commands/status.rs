@@ -165,8 +165,15 @@ fn human(report: &StatusReport) -> String {
             heal.healed.join(", ")
         );
     }
+    if !status.drifted.is_empty() {
+        let _ = writeln!(
+            out,
+            "    drifted, not put back: {}",
+            status.drifted.join("; ")
+        );
+    }
     if !status.flapping.is_empty() {
-        let _ = writeln!(out, "    flapping: {}", status.flapping.join(", "));
+        let _ = writeln!(out, "    flapping: {}", status.flapping.join("; "));
     }
     out
 }

@@ -97,9 +97,14 @@ pub struct Status {
     /// Images the newest commit needs that the registry does not have yet.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub waiting_for_images: Vec<String>,
-    /// Fields another manager changes back after every heal; reported, no longer healed.
+    /// Fields another manager changes back after every heal: healed again only after a
+    /// back-off, until Git changes them or they stay put for a while. One line each.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub flapping: Vec<String>,
+    /// What drifted and was not put back by the last heal (a flapping field in its back-off,
+    /// or `agent.self_heal: false`). One line each.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub drifted: Vec<String>,
     /// The newest `gitship sync` request the leader has acted on (its time).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sync_request_handled: Option<DateTime<Utc>>,
@@ -125,6 +130,7 @@ impl Status {
             terraform_drift: Vec::new(),
             waiting_for_images: Vec::new(),
             flapping: Vec::new(),
+            drifted: Vec::new(),
             sync_request_handled: None,
         }
     }
