@@ -32,7 +32,7 @@ use crate::agent::metrics::SyncResult;
 use crate::agent::state::{AgentState, Heal, LeaderView, Revision, SyncState};
 use crate::diagnostics::user_error;
 use crate::exit::Outcome;
-use crate::git::clone::{GitSource, LargeFiles};
+use crate::git::clone::{FetchFailed, FetchFailure, GitSource, LargeFiles};
 use crate::git::short_sha;
 use crate::kube::KubeError;
 use crate::kube::events::{self, EventType};
@@ -83,6 +83,8 @@ pub struct Agent {
     /// Whether the last fetch succeeded: with a heal that succeeds after it, an `error` state
     /// that a lost remote or an outage left behind clears.
     fetched: bool,
+    /// The message of the fetch failure an Event reported, until a fetch succeeds.
+    fetch_failure: Option<String>,
 }
 
 impl std::fmt::Debug for Agent {
@@ -115,6 +117,7 @@ impl Agent {
             applied: None,
             retry: None,
             fetched: false,
+            fetch_failure: None,
             flaps: FlapTracker::default(),
             published: None,
             cluster: None,
@@ -499,11 +502,12 @@ impl Agent {
             Ok(head) => head,
             Err(error) => {
                 self.fetched = false;
-                self.report_error(&error);
+                self.fetch_failed(&error).await;
                 return;
             }
         };
         self.fetched = true;
+        self.fetch_failure = None;
         match self.pinned(&head).await {
             Ok(false) => {}
             Ok(true) => return,
@@ -882,6 +886,29 @@ impl Agent {
                 s.last_error = None;
             }
         });
+    }
+
+    /// A failed fetch: an error in the status, and an Event when it starts or changes (a
+    /// deleted branch is `BranchNotFound`, anything else `GitFetchFailed`), not one per poll.
+    async fn fetch_failed(&mut self, error: &anyhow::Error) {
+        self.report_error(error);
+        let message = crate::diagnostics::render(error);
+        if self.fetch_failure.as_deref() == Some(message.as_str()) {
+            return;
+        }
+        let reason = error
+            .downcast_ref::<FetchFailed>()
+            .map_or(FetchFailure::Other.reason(), |failed| failed.kind.reason());
+        let running = self.applied.as_ref().map_or(String::new(), |applied| {
+            format!("; the cluster stays at {}", short_sha(&applied.sha))
+        });
+        self.event(
+            EventType::Warning,
+            reason,
+            &format!("agent: {message}{running}"),
+        )
+        .await;
+        self.fetch_failure = Some(message);
     }
 
     /// A failure outside a sync's deploy (fetch, connect, drift check).

@@ -173,7 +173,30 @@ impl GitSource {
         let mut options = fetch_options();
         remote
             .fetch(&[refspec.as_str()], Some(&mut options), None)
-            .map_err(|err| self.git_error("cannot fetch", err))?;
+            .map_err(|err| self.fetch_failed(err))?;
+        // libgit2 fetches a refspec whose branch is gone without a word, and the remote-tracking
+        // branch keeps its last commit: ask what the source has (the list stays after the
+        // fetch's connection closed).
+        let wanted = format!("refs/heads/{}", self.branch);
+        let listed = remote
+            .list()
+            .map_err(|err| self.fetch_failed(err))?
+            .iter()
+            .any(|head| head.name() == wanted);
+        if !listed {
+            return Err(FetchFailed {
+                kind: FetchFailure::BranchMissing,
+                error: UserError::new(
+                    format!(
+                        "branch `{}` does not exist in `{}` (any more): it was deleted or renamed",
+                        self.branch,
+                        self.display_url()
+                    ),
+                    "push the branch again, or point the agent at the branch to follow (`--branch`, `agent.branch`)",
+                ),
+            }
+            .into());
+        }
         let reference = format!("refs/remotes/origin/{}", self.branch);
         let commit = self
             .repository
@@ -307,6 +330,70 @@ impl GitSource {
         index.write()
     }
 
+    /// A failed fetch, said as what happened: the source is gone, unreachable, or refused the
+    /// credentials ([`FetchFailed`]).
+    fn fetch_failed(&self, err: git2::Error) -> anyhow::Error {
+        let url = self.display_url();
+        let local = local_path(&self.url);
+        let (kind, message, hint) = if let Some(path) = local.filter(|path| !path.exists()) {
+            (
+                FetchFailure::SourceMissing,
+                format!(
+                    "the Git source `{url}` does not exist (any more): `{}` was moved or deleted",
+                    path.display()
+                ),
+                "point the agent at where the repository is now (`--source`, `agent.source`)",
+            )
+        } else if err.code() == git2::ErrorCode::Auth
+            || err.message().contains("credentials")
+            || err.message().contains("authentication")
+            || err.message().contains(" 401")
+            || err.message().contains(" 403")
+        {
+            (
+                FetchFailure::Credentials,
+                format!("`{url}` refused the agent's credentials: {}", err.message()),
+                "check the credentials (SSH agent or GITSHIP_GIT_SSH_KEY; GITSHIP_GIT_TOKEN for HTTPS) and that they may read the repository",
+            )
+        } else if err.message().contains(" 404") || err.code() == git2::ErrorCode::NotFound {
+            (
+                FetchFailure::SourceMissing,
+                format!(
+                    "`{url}` has no repository there (any more): {}",
+                    err.message()
+                ),
+                "the repository was moved, renamed or deleted, or the credentials may not see it: point the agent at where it is now (`--source`)",
+            )
+        } else if matches!(
+            err.class(),
+            git2::ErrorClass::Net
+                | git2::ErrorClass::Os
+                | git2::ErrorClass::Http
+                | git2::ErrorClass::Ssl
+        ) {
+            (
+                FetchFailure::Unreachable,
+                format!("cannot reach `{url}`: {}", err.message()),
+                "check that the host is up and reachable from the agent (DNS, network policies, proxies); the agent tries again at its next poll",
+            )
+        } else {
+            (
+                FetchFailure::Other,
+                format!(
+                    "cannot fetch `{url}` (branch `{}`): {}",
+                    self.branch,
+                    err.message()
+                ),
+                "check the URL and the credentials (SSH agent or GITSHIP_GIT_SSH_KEY; GITSHIP_GIT_TOKEN for HTTPS)",
+            )
+        };
+        FetchFailed {
+            kind,
+            error: UserError::new(message, hint),
+        }
+        .into()
+    }
+
     fn git_error(&self, what: &str, err: git2::Error) -> anyhow::Error {
         UserError::new(
             format!(
@@ -318,6 +405,58 @@ impl GitSource {
             "check the URL and the credentials (SSH agent or GITSHIP_GIT_SSH_KEY; GITSHIP_GIT_TOKEN for HTTPS)",
         )
         .into()
+    }
+}
+
+/// Why a fetch failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FetchFailure {
+    /// The source has no branch of that name (any more).
+    BranchMissing,
+    /// The repository is not where the URL says (moved, renamed, deleted).
+    SourceMissing,
+    /// The host cannot be reached.
+    Unreachable,
+    /// The credentials were refused.
+    Credentials,
+    Other,
+}
+
+impl FetchFailure {
+    /// The reason of the Event the agent records.
+    pub fn reason(self) -> &'static str {
+        match self {
+            FetchFailure::BranchMissing => "BranchNotFound",
+            _ => "GitFetchFailed",
+        }
+    }
+}
+
+/// A failed fetch: why, and the [`UserError`] that says it.
+#[derive(Debug)]
+pub struct FetchFailed {
+    pub kind: FetchFailure,
+    pub error: UserError,
+}
+
+impl std::fmt::Display for FetchFailed {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str(&self.error.message)
+    }
+}
+
+impl std::error::Error for FetchFailed {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.error)
+    }
+}
+
+/// The directory a local source names (`file://` URL or path).
+fn local_path(url: &str) -> Option<PathBuf> {
+    match url.strip_prefix("file://") {
+        Some(path) => Some(PathBuf::from(path)),
+        None if !is_url(url) => Some(PathBuf::from(url)),
+        None => None,
     }
 }
 

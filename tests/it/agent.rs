@@ -889,7 +889,69 @@ fn the_error_state_of_a_lost_remote_clears_when_it_is_back() {
         Duration::from_secs(10),
         || agent.status()["state"] == "error",
     );
+    // Said as what happened, not as a protocol or credentials problem, and as an Event once.
+    let error = agent.status()["lastError"]
+        .as_str()
+        .unwrap_or("")
+        .to_string();
+    assert!(error.contains("does not exist (any more)"), "{error}");
+    assert!(!error.contains("unsupported URL protocol"), "{error}");
+    assert!(!error.contains("GITSHIP_GIT_TOKEN"), "{error}");
+    eventually("an Event says so", Duration::from_secs(5), || {
+        sim.events().contains("GitFetchFailed")
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(
+        sim.events()
+            .matches("\"reason\": \"GitFetchFailed\"")
+            .count(),
+        1,
+        "one Event per failure, not one per poll"
+    );
     std::fs::rename(&moved, bare.path()).expect("put the remote back");
+    eventually("the error clears", Duration::from_secs(10), || {
+        let status = agent.status();
+        status["state"] == "synced" && status.get("lastError").is_none()
+    });
+}
+
+#[test]
+fn a_deleted_branch_is_an_error_with_an_event_and_the_cluster_stays() {
+    if !require_tool("kubectl", "help") {
+        return;
+    }
+    let sim = Sim::start();
+    let (_repo, bare) = source_repo(&sim);
+    let agent = Agent::start(&sim, bare.path(), &[]);
+    agent.wait_first_sync(&sim);
+    let git = |args: &[&str]| {
+        let output = Command::new("git")
+            .arg("-C")
+            .arg(bare.path())
+            .args(args)
+            .output()
+            .expect("git");
+        assert!(output.status.success(), "git {args:?}");
+        String::from_utf8_lossy(&output.stdout).trim().to_string()
+    };
+    let sha = git(&["rev-parse", "refs/heads/main"]);
+    git(&["update-ref", "-d", "refs/heads/main"]);
+    eventually(
+        "the deleted branch is an error",
+        Duration::from_secs(10),
+        || {
+            let status = agent.status();
+            status["state"] == "error"
+                && status["lastError"]
+                    .as_str()
+                    .is_some_and(|e| e.contains("branch `main` does not exist"))
+        },
+    );
+    eventually("an Event says so", Duration::from_secs(5), || {
+        sim.events().contains("BranchNotFound")
+    });
+    assert_eq!(sim.title().as_deref(), Some("one"), "the cluster stays");
+    git(&["update-ref", "refs/heads/main", &sha]);
     eventually("the error clears", Duration::from_secs(10), || {
         let status = agent.status();
         status["state"] == "synced" && status.get("lastError").is_none()
