@@ -86,14 +86,19 @@ pub enum Command {
     /// Build and push the images of the environment's apps
     Build(BuildArgs),
     /// Show what the cluster runs: the last deploys, the deploy lock and the agent's leader
-    Status(StatusArgs),
+    /// (`--wait`: wait until the agent runs a revision, healthy)
+    Status(ShowStatusArgs),
     /// Pin the environment at a revision: deploys of others are refused, the agent heals to it
     Pin(PinArgs),
     /// Re-deploy the last good revision before the current one (images and Kubernetes; Terraform
     /// with --terraform), and pin the environment there
     Rollback(RollbackArgs),
-    /// Remove the environment's pin: it follows Git again
+    /// Remove the environment's pin and suspension: it follows Git again (the agent syncs now)
     Resume(StatusArgs),
+    /// Suspend the environment's agent: no sync and no heal until `resume` (deploys still work)
+    Suspend(SuspendArgs),
+    /// Ask the environment's agent to sync (and heal) now, and wait for its answer
+    Sync(SyncArgs),
     /// The environment's deploys, newest first: revision, author, who, source, timing, outcome,
     /// changes
     History(HistoryArgs),
@@ -256,6 +261,43 @@ pub struct StatusArgs {
     /// Read the in-process simulated cluster persisted in .gitship/sandbox/<env>.json
     #[arg(long)]
     pub sandbox: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ShowStatusArgs {
+    #[command(flatten)]
+    pub status: StatusArgs,
+    /// Wait until the agent runs the revision (or a descendant of it) and reports it synced: exit
+    /// 0 then, 1 at the timeout (a CI gate, as `kubectl wait --for=condition=Ready`)
+    #[arg(long)]
+    pub wait: bool,
+    /// With --wait: the revision to wait for (default: HEAD)
+    #[arg(long, value_name = "REV", requires = "wait")]
+    pub rev: Option<String>,
+    /// With --wait: how long to wait (default 10m)
+    #[arg(long, value_name = "DURATION", requires = "wait")]
+    pub timeout: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct SuspendArgs {
+    #[command(flatten)]
+    pub status: StatusArgs,
+    /// Why (shown by `status` and in the agent's status)
+    #[arg(long, value_name = "TEXT")]
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct SyncArgs {
+    #[command(flatten)]
+    pub status: StatusArgs,
+    /// Ask, and do not wait for the answer
+    #[arg(long)]
+    pub no_wait: bool,
+    /// How long to wait for the agent's answer (default 5m)
+    #[arg(long, value_name = "DURATION", conflicts_with = "no_wait")]
+    pub timeout: Option<String>,
 }
 
 #[derive(Debug, Args)]

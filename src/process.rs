@@ -761,6 +761,19 @@ pub fn is_interrupted() -> bool {
     *interrupt_sender().borrow()
 }
 
+/// Sleep `duration`, or less when gitship is interrupted: then an interrupted error (exit 130).
+pub async fn sleep_interruptible(duration: std::time::Duration) -> anyhow::Result<()> {
+    let mut interrupt = interrupt_receiver();
+    tokio::select! {
+        _ = tokio::time::sleep(duration) => {}
+        _ = interrupt.wait_for(|interrupted| *interrupted) => {}
+    }
+    if is_interrupted() {
+        return Err(crate::diagnostics::UserError::interrupted().into());
+    }
+    Ok(())
+}
+
 static KILL: OnceLock<watch::Sender<bool>> = OnceLock::new();
 
 fn kill_sender() -> &'static watch::Sender<bool> {

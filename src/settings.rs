@@ -76,7 +76,20 @@ pub enum CommandSettings {
     Completions {
         shell: clap_complete::Shell,
     },
-    Status(StatusSettings),
+    Status {
+        status: StatusSettings,
+        /// `--wait`: the revision (as given) and how long.
+        wait: Option<(String, Duration)>,
+    },
+    Suspend {
+        status: StatusSettings,
+        reason: String,
+    },
+    Sync {
+        status: StatusSettings,
+        /// `None` with `--no-wait`.
+        wait: Option<Duration>,
+    },
     Init {
         env: String,
         registry: Option<String>,
@@ -136,6 +149,11 @@ pub struct StatusSettings {
     pub env: String,
     pub sandbox: bool,
 }
+
+/// How long `gitship status --wait` waits without `--timeout`.
+pub const DEFAULT_STATUS_WAIT: Duration = Duration::from_secs(600);
+/// How long `gitship sync` waits for the agent's answer without `--timeout`.
+pub const DEFAULT_SYNC_WAIT: Duration = Duration::from_secs(300);
 
 /// How many records `gitship history` shows without `--limit`.
 pub const DEFAULT_HISTORY_LIMIT: usize = 20;
@@ -327,10 +345,40 @@ impl Settings {
                 registry: a.registry,
                 force: a.force,
             },
-            cli::Command::Status(a) => CommandSettings::Status(StatusSettings {
-                env: a.env,
-                sandbox: a.sandbox,
-            }),
+            cli::Command::Status(a) => CommandSettings::Status {
+                status: StatusSettings {
+                    env: a.status.env,
+                    sandbox: a.status.sandbox,
+                },
+                wait: match a.wait {
+                    false => None,
+                    true => Some((
+                        a.rev.unwrap_or_else(|| "HEAD".to_string()),
+                        match &a.timeout {
+                            Some(text) => parse_positive_duration("--timeout", text)?,
+                            None => DEFAULT_STATUS_WAIT,
+                        },
+                    )),
+                },
+            },
+            cli::Command::Suspend(a) => CommandSettings::Suspend {
+                status: StatusSettings {
+                    env: a.status.env,
+                    sandbox: a.status.sandbox,
+                },
+                reason: a.reason.unwrap_or_default(),
+            },
+            cli::Command::Sync(a) => CommandSettings::Sync {
+                status: StatusSettings {
+                    env: a.status.env,
+                    sandbox: a.status.sandbox,
+                },
+                wait: match (a.no_wait, &a.timeout) {
+                    (true, _) => None,
+                    (false, Some(text)) => Some(parse_positive_duration("--timeout", text)?),
+                    (false, None) => Some(DEFAULT_SYNC_WAIT),
+                },
+            },
             cli::Command::Pin(a) => CommandSettings::Pin {
                 status: StatusSettings {
                     env: a.env,

@@ -9,9 +9,8 @@
 //! The leader also publishes its [`Status`] to the ConfigMap `gitship-<env>.agent`, whenever it
 //! changes (a no-op reconcile writes nothing), so `gitship status` can show it from the cluster,
 //! and followers learn from it where the leader serves HTTP (they forward webhooks there).
-//! `gitship sync` asks the leader for a sync through the same ConfigMap: the annotation
-//! [`SYNC_REQUEST_ANNOTATION`], which the leader reads at every wake of its loop and answers by
-//! publishing the request's time as `syncRequestHandled`.
+//! `gitship sync` asks the leader for a sync through the same ConfigMap
+//! ([`crate::kube::sync_request`]).
 
 use chrono::{DateTime, Utc};
 use k8s_openapi::api::core::v1::ConfigMap;
@@ -29,13 +28,6 @@ use crate::output::Printer;
 
 /// The field manager of what the agent itself writes (its status).
 const FIELD_MANAGER: &str = "gitship-agent";
-
-/// The annotation of the agent's status ConfigMap that asks the leader for a sync: the time of
-/// the request (RFC 3339), written by `gitship sync` and `gitship resume`.
-pub const SYNC_REQUEST_ANNOTATION: &str = "gitship.dev/sync-requested";
-
-/// The field manager of sync requests.
-const SYNC_REQUEST_MANAGER: &str = "gitship-sync";
 
 /// What the agent's status ConfigMap holds.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -216,38 +208,6 @@ pub fn decode_published(configmap: &serde_json::Value) -> Published {
         status: crate::ops::status::parse_agent_status(configmap)
             .ok()
             .flatten(),
-        sync_requested: configmap
-            .pointer("/metadata/annotations")
-            .and_then(|annotations| annotations.get(SYNC_REQUEST_ANNOTATION))
-            .and_then(serde_json::Value::as_str)
-            .and_then(|time| DateTime::parse_from_rfc3339(time).ok())
-            .map(|time| time.with_timezone(&Utc)),
+        sync_requested: crate::kube::sync_request::decode(configmap),
     }
-}
-
-/// Ask the leader for a sync: annotate the status ConfigMap (created when the agent has not
-/// published yet) with the time of the request; the time written.
-pub async fn request_sync(
-    client: &Client,
-    environment: &Environment,
-) -> Result<DateTime<Utc>, KubeError> {
-    let name = crate::model::agent_status_name(&environment.name);
-    let now = Utc::now();
-    let body = json!({
-        "apiVersion": "v1",
-        "kind": "ConfigMap",
-        "metadata": {
-            "name": name,
-            "namespace": environment.namespace,
-            "annotations": {SYNC_REQUEST_ANNOTATION: now.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)},
-        },
-    });
-    let api: Api<ConfigMap> = Api::namespaced(client.clone(), &environment.namespace);
-    let params = PatchParams::apply(SYNC_REQUEST_MANAGER).force();
-    let patch = Patch::Apply(&body);
-    RetryPolicy::default()
-        .run(&name, || api.patch(&name, &params, &patch))
-        .await
-        .map_err(|source| KubeError::about(format!("ConfigMap {name}"), source))?;
-    Ok(now)
 }

@@ -85,6 +85,8 @@ pub struct Agent {
     fetched: bool,
     /// The message of the fetch failure an Event reported, until a fetch succeeds.
     fetch_failure: Option<String>,
+    /// The environment is suspended (as the last sync found): no sync, no heal.
+    suspension: bool,
 }
 
 impl std::fmt::Debug for Agent {
@@ -118,6 +120,7 @@ impl Agent {
             retry: None,
             fetched: false,
             fetch_failure: None,
+            suspension: false,
             flaps: FlapTracker::default(),
             published: None,
             cluster: None,
@@ -330,6 +333,13 @@ impl Agent {
         let head = self.fetch()?;
         self.applied = self.applied_from_inventory().await;
         let pinned = self.pinned(&head).await?;
+        if self.suspension {
+            self.printer.status(&format!(
+                "agent: `{}` is suspended: nothing to do",
+                self.options.env
+            ));
+            return Ok(Outcome::Success);
+        }
         if pinned || self.applied.as_ref().is_some_and(|a| a.sha == head.sha) {
             self.printer.status(&format!(
                 "agent: `{}` runs {} already; checking for drift",
@@ -379,19 +389,36 @@ impl Agent {
         )
         .await
         .ok()??;
-        let sha = inventory
+        let succeeded = inventory
             .history
             .iter()
-            .find(|record| record.outcome == DeployOutcome::Succeeded)
-            .and_then(|record| record.sha.clone())?;
+            .find(|record| record.outcome == DeployOutcome::Succeeded)?;
+        let sha = succeeded.sha.clone()?;
+        // The last sync, as the history knows it (a heal is not a sync), so that a restarted
+        // agent does not say "never".
+        let last_sync = inventory
+            .history
+            .iter()
+            .find(|record| {
+                record.outcome == DeployOutcome::Succeeded && record.source != RecordSource::Heal
+            })
+            .map(|record| record.time);
         let revision = self.source.revision(&sha).unwrap_or(Revision {
             sha,
             subject: String::new(),
             author: String::new(),
         });
         let applied = revision.clone();
-        self.state.update(|s| s.revision = Some(applied));
+        self.state.update(|s| {
+            s.revision = Some(applied);
+            if s.last_sync.is_none() {
+                s.last_sync = last_sync;
+            }
+        });
         self.state.metrics.set_revision(&revision.sha);
+        if let Some(time) = last_sync {
+            self.state.metrics.set_last_sync(time);
+        }
         Some(revision)
     }
 
@@ -692,20 +719,23 @@ impl Agent {
         });
     }
 
-    /// Whether the environment is pinned: then the agent does not sync, and heals to the pinned
-    /// revision. An unreadable pin is an error: the caller decides (the loop reports it and
-    /// waits, `--once` fails with it).
+    /// Whether the environment is pinned or suspended: then the agent does not sync (and heals
+    /// to the pinned revision, or not at all when suspended). An unreadable pin is an error:
+    /// the caller decides (the loop reports it and waits, `--once` fails with it).
     async fn pinned(&mut self, head: &Revision) -> Result<bool> {
         let Some((client, environment)) = &self.cluster else {
             return Ok(false);
         };
-        let pin = crate::kube::pin::load(
+        let (pin, suspension) = crate::kube::pin::load_controls(
             client,
             environment,
             &crate::kube::retry::RetryPolicy::default(),
         )
         .await
         .map_err(user_error)?;
+        if self.suspended(suspension) {
+            return Ok(true);
+        }
         let Some(pin) = pin else {
             if self.state.status().pinned.is_some() {
                 self.printer.status(&format!(
@@ -745,8 +775,54 @@ impl Agent {
         Ok(true)
     }
 
+    /// Note the suspension (`gitship suspend`); whether the environment is suspended. A
+    /// suspended environment is neither synced nor healed; `gitship resume` ends it.
+    fn suspended(&mut self, suspension: Option<crate::kube::pin::Suspension>) -> bool {
+        let was = self.state.status().suspended.is_some();
+        let Some(suspension) = suspension else {
+            if was {
+                self.printer.status(&format!(
+                    "agent: `{}` was resumed: syncing and healing again",
+                    self.options.env
+                ));
+                self.state.update(|s| {
+                    s.suspended = None;
+                    s.state = SyncState::Progressing;
+                });
+            }
+            self.suspension = false;
+            return false;
+        };
+        let text = format!(
+            "by {} at {}{}",
+            suspension.who,
+            suspension.time.format("%Y-%m-%d %H:%M:%SZ"),
+            if suspension.reason.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", suspension.reason)
+            }
+        );
+        if !was {
+            self.printer.status(&format!(
+                "agent: `{}` is suspended ({text}): no sync and no heal until `gitship resume {}`",
+                self.options.env, self.options.env
+            ));
+        }
+        self.retry = None;
+        self.suspension = true;
+        self.state.update(|s| {
+            s.state = SyncState::Suspended;
+            s.suspended = Some(text);
+        });
+        true
+    }
+
     /// One heal (the loop's): errors go to the status.
     async fn heal(&mut self) {
+        if self.suspension {
+            return;
+        }
         match self.heal_once().await {
             Ok(None) => self.recovered(),
             Ok(Some(error)) | Err(error) => {

@@ -87,7 +87,15 @@ pub fn dispatch(settings: Settings) -> Result<Outcome> {
         CommandSettings::Pin { status, rev } => crate::ops::block_on(pin::pin(&ctx, status, &rev)),
         CommandSettings::Rollback(s) => crate::ops::block_on(rollback::run(&ctx, s)),
         CommandSettings::Resume(s) => crate::ops::block_on(pin::resume(&ctx, s)),
-        CommandSettings::Status(s) => crate::ops::block_on(status::run(&ctx, s)),
+        CommandSettings::Status { status: s, wait } => {
+            crate::ops::block_on(status::run(&ctx, s, wait))
+        }
+        CommandSettings::Suspend { status, reason } => {
+            crate::ops::block_on(pin::suspend(&ctx, status, &reason))
+        }
+        CommandSettings::Sync { status, wait } => {
+            crate::ops::block_on(pin::sync(&ctx, status, wait))
+        }
         CommandSettings::History(s) => crate::ops::block_on(history::run(&ctx, s)),
         CommandSettings::Agent(s) => crate::ops::block_on(agent::run(&ctx, s)),
         CommandSettings::AgentManifests(s) => agent_manifests::run(&ctx, s),

@@ -14,13 +14,32 @@ use crate::ops::Session;
 use crate::ops::status::StatusReport;
 use crate::settings::{ClusterSettings, OutputFormat, StatusSettings};
 
-pub async fn run(ctx: &Context, settings: StatusSettings) -> Result<Outcome> {
+pub async fn run(
+    ctx: &Context,
+    settings: StatusSettings,
+    wait: Option<(String, std::time::Duration)>,
+) -> Result<Outcome> {
     let cluster = ClusterSettings {
         env: settings.env,
         sandbox: settings.sandbox,
         terraform_outputs: None,
     };
     let session = Session::open(&ctx.global, &ctx.printer, &cluster)?;
+    if let Some((revision, timeout)) = wait {
+        let target = crate::ops::agent_control::ReadyTarget {
+            sha: session.resolve_revision(&revision)?,
+            timeout,
+        };
+        let status = crate::ops::agent_control::wait_ready(&session, &target).await?;
+        ctx.printer.status(&format!(
+            "`{}` is ready: the agent runs {}, synced",
+            session.config.name,
+            status
+                .revision
+                .as_ref()
+                .map_or("?", |r| crate::git::short_sha(&r.sha))
+        ));
+    }
     let report = crate::ops::status::status(&session).await?;
     let text = match ctx.printer.format {
         OutputFormat::Json => serde_json::to_string_pretty(&report)?,

@@ -111,6 +111,19 @@ pub fn reachable_from(root: &Path, sha: &str, branch: &str) -> Result<bool, GitE
         .map_err(git_error("compare commits"))
 }
 
+/// Whether commit `tip` is commit `sha` or a descendant of it, in the repository at `root`;
+/// `false` when either is unknown there.
+pub fn contains(root: &Path, tip: &str, sha: &str) -> bool {
+    let (Ok(repository), Ok(tip), Ok(sha)) = (
+        open(root),
+        git2::Oid::from_str(tip),
+        git2::Oid::from_str(sha),
+    ) else {
+        return false;
+    };
+    tip == sha || repository.graph_descendant_of(tip, sha).unwrap_or(false)
+}
+
 /// The branch `HEAD` is on (also before its first commit); `None` when it is detached.
 pub fn current_branch(repository: &git2::Repository) -> Option<String> {
     let head = repository.find_reference("HEAD").ok()?;

@@ -37,6 +37,7 @@ pub mod progress;
 pub mod prune;
 pub mod retry;
 pub mod sandbox;
+pub mod sync_request;
 
 pub use client::{ClientOptions, connect};
 pub use deploy::{DeployOptions, DeployReport, ObjectAction, deploy_objects};

@@ -28,6 +28,8 @@ pub enum SyncState {
     WaitingForImages,
     /// A rollback pinned the environment; the agent heals but does not sync.
     Pinned,
+    /// `gitship suspend`: the agent neither syncs nor heals until `gitship resume`.
+    Suspended,
 }
 
 impl SyncState {
@@ -41,6 +43,7 @@ impl SyncState {
             SyncState::Error => "error",
             SyncState::WaitingForImages => "waiting-for-images",
             SyncState::Pinned => "pinned",
+            SyncState::Suspended => "suspended",
         }
     }
 }
@@ -105,6 +108,9 @@ pub struct Status {
     /// or `agent.self_heal: false`). One line each.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub drifted: Vec<String>,
+    /// `gitship suspend`: by whom, when and why.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suspended: Option<String>,
     /// The newest `gitship sync` request the leader has acted on (its time).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sync_request_handled: Option<DateTime<Utc>>,
@@ -131,6 +137,7 @@ impl Status {
             waiting_for_images: Vec::new(),
             flapping: Vec::new(),
             drifted: Vec::new(),
+            suspended: None,
             sync_request_handled: None,
         }
     }

@@ -16,6 +16,7 @@
 //! - [`repo_files`]: how `init`, `ci init` and `env new` write the repository's files.
 
 pub mod affected;
+pub mod agent_control;
 pub mod agent_status;
 pub mod build;
 pub mod ci_init;

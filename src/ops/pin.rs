@@ -6,7 +6,6 @@ use chrono::Utc;
 
 use crate::diagnostics::{UserError, user_error};
 use crate::git::short_sha;
-use crate::kube::KubeError;
 use crate::kube::events::{self, EventType};
 use crate::kube::pin::{self, Pin};
 use crate::kube::retry::RetryPolicy;
@@ -129,7 +128,7 @@ pub async fn restore(session: &Session, previous: Option<&Pin>) -> Result<()> {
     connection.save_sandbox()
 }
 
-/// What `resume` found and removed.
+/// What `resume` found of the pin and removed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Resumed {
     /// There was no pin.
@@ -140,38 +139,85 @@ pub enum Resumed {
     UnreadableRemoved(String),
 }
 
-/// Remove the environment's pin, also one that cannot be read (nothing else can remove it).
-pub async fn resume(session: &Session) -> Result<Resumed> {
+/// What `resume` did: the pin and the suspension it removed; the agent is then asked for a
+/// sync, so that it follows Git at once, not at its next poll.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resumption {
+    pub pin: Resumed,
+    pub suspension: Option<pin::Suspension>,
+}
+
+/// Remove the environment's pin and suspension (`gitship resume`), and ask the agent to sync.
+pub async fn resume(session: &Session) -> Result<Resumption> {
     let connection = session.connect_announced().await?;
     let environment = session.environment();
     let retry = RetryPolicy::default();
-    let previous = match pin::load(&connection.client, &environment, &retry).await {
-        Ok(None) => return Ok(Resumed::NotPinned),
-        Ok(Some(previous)) => Resumed::Unpinned(previous),
-        Err(KubeError::CorruptPin { message, .. }) => Resumed::UnreadableRemoved(message),
-        Err(error) => return Err(user_error(error)),
+    let client = &connection.client;
+    let configmap = crate::kube::inventory::load_configmap(
+        client,
+        &environment.name,
+        &environment.namespace,
+        &retry,
+    )
+    .await
+    .map_err(user_error)?;
+    let (previous, suspension) = match &configmap {
+        None => (Resumed::NotPinned, None),
+        Some(configmap) => (
+            match pin::decode(configmap) {
+                Ok(None) => Resumed::NotPinned,
+                Ok(Some(previous)) => Resumed::Unpinned(previous),
+                Err(message) => Resumed::UnreadableRemoved(message),
+            },
+            pin::decode_suspension(configmap),
+        ),
     };
-    pin::store(&connection.client, &environment, None, &retry)
-        .await
-        .map_err(user_error)?;
-    let was = match &previous {
-        Resumed::Unpinned(pin) => format!("was pinned at {}", short_sha(&pin.sha)),
-        _ => "its pin was unreadable".to_string(),
-    };
+    if previous == Resumed::NotPinned && suspension.is_none() {
+        return Ok(Resumption {
+            pin: previous,
+            suspension,
+        });
+    }
+    if previous != Resumed::NotPinned {
+        pin::store(client, &environment, None, &retry)
+            .await
+            .map_err(user_error)?;
+    }
+    if suspension.is_some() {
+        pin::store_suspension(client, &environment, None, &retry)
+            .await
+            .map_err(user_error)?;
+    }
+    let mut was = Vec::new();
+    match &previous {
+        Resumed::Unpinned(pin) => was.push(format!("was pinned at {}", short_sha(&pin.sha))),
+        Resumed::UnreadableRemoved(_) => was.push("its pin was unreadable".to_string()),
+        Resumed::NotPinned => {}
+    }
+    if let Some(suspension) = &suspension {
+        was.push(format!("was suspended by {}", suspension.who));
+    }
     events::record(
-        &connection.client,
+        client,
         &environment,
         EventType::Normal,
         "Resumed",
         &format!(
-            "`{}` follows Git again ({was}) by {}",
+            "`{}` follows Git again ({}) by {}",
             environment.name,
+            was.join(", "),
             crate::kube::inventory::who()
         ),
     )
     .await;
+    crate::kube::sync_request::request(client, &environment)
+        .await
+        .map_err(user_error)?;
     connection.save_sandbox()?;
-    Ok(previous)
+    Ok(Resumption {
+        pin: previous,
+        suspension,
+    })
 }
 
 /// The environment's pin, read through `connection`.

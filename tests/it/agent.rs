@@ -1480,6 +1480,107 @@ fn a_pinned_environment_is_healed_but_not_synced_until_resumed() {
 }
 
 #[test]
+fn sync_suspend_resume_and_status_wait_act_through_the_cluster_at_once() {
+    if !require_tool("kubectl", "help") {
+        return;
+    }
+    let sim = Sim::start();
+    let (repo, bare) = source_repo(&sim);
+    // An hour between polls: only the requests make the agent act.
+    let agent = Agent::start_every(&sim, bare.path(), "1h", &[]);
+    agent.wait_first_sync(&sim);
+
+    // `sync` asks the leader and waits for its answer.
+    repo.edit(
+        "infrastructure/kubernetes/site.yaml",
+        "title: one",
+        "title: two",
+    );
+    repo.commit("two");
+    push(&repo, bare.path());
+    let synced = repo.ok(&["sync", "staging", "--timeout", "30s"]);
+    assert!(
+        synced.stdout.contains("`staging`: synced at"),
+        "{}",
+        synced.all()
+    );
+    assert_eq!(sim.title().as_deref(), Some("two"));
+    // The Ready condition: HEAD runs, synced.
+    let ready = repo.ok(&["status", "staging", "--wait", "--timeout", "30s"]);
+    assert!(ready.stderr.contains("is ready"), "{}", ready.all());
+
+    // Suspended: neither a webhook's sync nor a heal.
+    let suspended = repo.ok(&["suspend", "staging", "--reason", "incident 42"]);
+    assert!(
+        suspended.stdout.contains("suspended `staging`"),
+        "{}",
+        suspended.all()
+    );
+    eventually("the agent is suspended", Duration::from_secs(10), || {
+        let status = agent.status();
+        status["state"] == "suspended"
+            && status["suspended"]
+                .as_str()
+                .is_some_and(|s| s.contains("incident 42"))
+    });
+    repo.edit(
+        "infrastructure/kubernetes/site.yaml",
+        "title: two",
+        "title: three",
+    );
+    repo.commit("three");
+    push(&repo, bare.path());
+    assert_eq!(agent.signed_hook(), 202);
+    sim.kubectl(&["scale", "deployment/web", "-n", sim.ns(), "--replicas=5"]);
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(
+        sim.title().as_deref(),
+        Some("two"),
+        "no sync while suspended"
+    );
+    assert_eq!(
+        sim.replicas().as_deref(),
+        Some("5"),
+        "no heal while suspended"
+    );
+    let waited = repo.gitship(&["status", "staging", "--wait", "--timeout", "2s"]);
+    assert_eq!(waited.code, 1, "{}", waited.all());
+    assert!(waited.stderr.contains("is not ready"), "{}", waited.stderr);
+    assert!(waited.stderr.contains("suspended"), "{}", waited.stderr);
+
+    // `resume` asks for a sync: applied and healed now, not at the next poll an hour away.
+    let resumed = repo.ok(&["resume", "staging"]);
+    assert!(
+        resumed.stdout.contains("was suspended by"),
+        "{}",
+        resumed.all()
+    );
+    eventually(
+        "resume syncs and heals at once",
+        Duration::from_secs(10),
+        || sim.title().as_deref() == Some("three") && sim.replicas().as_deref() == Some("2"),
+    );
+    repo.ok(&["status", "staging", "--wait", "--timeout", "30s"]);
+    let events = sim.events();
+    assert!(events.contains("\"Suspended\""), "{events}");
+    assert!(events.contains("\"Resumed\""), "{events}");
+
+    // A restarted agent knows when the last sync was, from the history.
+    let last_sync = agent.status()["lastSync"].clone();
+    assert!(last_sync.is_string(), "{}", agent.status());
+    drop(agent);
+    let restarted = Agent::start_every(&sim, bare.path(), "1h", &[]);
+    eventually("the restarted agent leads", Duration::from_secs(10), || {
+        restarted.status()["revision"]["subject"] == "three"
+    });
+    assert!(
+        restarted.status()["lastSync"].is_string(),
+        "{}",
+        restarted.status()
+    );
+}
+
+#[test]
 fn sigterm_in_the_middle_of_a_sync_releases_both_leases_and_exits_0() {
     if !require_tool("kubectl", "help") {
         return;
