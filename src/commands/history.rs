@@ -17,8 +17,8 @@ use crate::settings::{ClusterSettings, HistorySettings, OutputFormat};
 /// The widest a REVISION cell gets (short SHA and subject).
 const REVISION_WIDTH: usize = 40;
 
-const HEADERS: [&str; 8] = [
-    "REVISION", "AUTHOR", "WHO", "SOURCE", "STARTED", "DURATION", "OUTCOME", "CHANGES",
+const HEADERS: [&str; 9] = [
+    "#", "REVISION", "AUTHOR", "WHO", "SOURCE", "STARTED", "DURATION", "OUTCOME", "CHANGES",
 ];
 
 pub async fn run(ctx: &Context, settings: HistorySettings) -> Result<Outcome> {
@@ -39,8 +39,9 @@ pub async fn run(ctx: &Context, settings: HistorySettings) -> Result<Outcome> {
 }
 
 /// The cells of one record's row, in [`HEADERS`] order.
-fn cells(record: &DeployRecord) -> [String; 8] {
+fn cells(record: &DeployRecord) -> [String; 9] {
     [
+        format!("#{}", record.number),
         revision(record),
         record.author.clone().unwrap_or_else(|| "-".into()),
         record.who.clone(),
@@ -56,12 +57,22 @@ fn cells(record: &DeployRecord) -> [String; 8] {
     ]
 }
 
+/// A failed record's reason: `health: <message>` or `apply Deployment blog/web: <message>`.
+fn failure(record: &DeployRecord) -> Option<String> {
+    let error = record.error.as_ref()?;
+    let object = error
+        .object
+        .as_ref()
+        .map_or(String::new(), |object| format!(" {object}"));
+    Some(format!("{}{object}: {}", error.stage, error.message))
+}
+
 /// An aligned table, each heal's lines under its row.
 fn human(report: &HistoryReport) -> String {
     if !report.deployed {
         return format!("environment `{}`: never deployed\n", report.environment);
     }
-    let rows: Vec<[String; 8]> = report.records.iter().map(cells).collect();
+    let rows: Vec<[String; 9]> = report.records.iter().map(cells).collect();
     let mut widths = HEADERS.map(|header| header.chars().count());
     for row in &rows {
         for (width, cell) in widths.iter_mut().zip(row) {
@@ -79,6 +90,12 @@ fn human(report: &HistoryReport) -> String {
     line(&mut out, &HEADERS.map(String::from));
     for (row, record) in rows.iter().zip(&report.records) {
         line(&mut out, row);
+        if let Some(failure) = failure(record) {
+            for (index, text) in failure.lines().enumerate() {
+                let lead = if index == 0 { "failed at" } else { "         " };
+                let _ = writeln!(out, "  {lead} {text}");
+            }
+        }
         for healed in &record.healed {
             let _ = writeln!(out, "  healed {healed}");
         }
@@ -97,7 +114,10 @@ fn markdown(report: &HistoryReport) -> String {
     for record in &report.records {
         let mut row = cells(record);
         if !record.healed.is_empty() {
-            let _ = write!(row[7], "; healed {}", record.healed.join(", "));
+            let _ = write!(row[8], "; healed {}", record.healed.join(", "));
+        }
+        if let Some(failure) = failure(record) {
+            let _ = write!(row[8], "; failed at {}", failure.replace('\n', " "));
         }
         let row: Vec<String> = row.iter().map(|cell| cell.replace('|', "\\|")).collect();
         let _ = writeln!(out, "| {} |", row.join(" | "));
@@ -130,6 +150,13 @@ fn changes(record: &DeployRecord) -> String {
             counts.created, counts.configured, counts.pruned
         )
     };
+    if record.repeats > 1 {
+        let _ = write!(
+            text,
+            " (x{}, the same revision, nothing changed)",
+            record.repeats
+        );
+    }
     if let Some(terraform) = &record.terraform {
         let _ = write!(
             text,
@@ -180,6 +207,9 @@ mod tests {
 
     fn record() -> DeployRecord {
         DeployRecord {
+            number: 0,
+            error: None,
+            repeats: 1,
             sha: Some("0123456789abcdef0123456789abcdef01234567".into()),
             time: at("2026-01-02T03:00:12Z"),
             who: "ci".into(),
@@ -218,6 +248,13 @@ mod tests {
             },
             duration_ms: Some(850),
             outcome: DeployOutcome::Failed,
+            number: 3,
+            error: Some(crate::kube::inventory::RecordError {
+                stage: "health".into(),
+                object: None,
+                message: "1 object(s) did not become healthy:\nDeployment blog/web: 0/3 ready"
+                    .into(),
+            }),
             ..record()
         };
         let old = DeployRecord {
@@ -229,12 +266,22 @@ mod tests {
             counts: RecordCounts::default(),
             terraform: None,
             summary: "9 created".into(),
+            number: 1,
+            repeats: 4,
             ..record()
         };
         HistoryReport {
+            format_version: crate::ops::history::FORMAT_VERSION,
             environment: "staging".into(),
             deployed: true,
-            records: vec![heal, record(), old],
+            records: vec![
+                heal,
+                DeployRecord {
+                    number: 2,
+                    ..record()
+                },
+                old,
+            ],
         }
     }
 
@@ -243,14 +290,17 @@ mod tests {
         assert_eq!(
             human(&report()),
             "\
-REVISION                                  AUTHOR  WHO            SOURCE  STARTED               DURATION  OUTCOME    CHANGES
-01234567 backend: more replicas for the…  Ann     gitship-agent  heal    2026-01-02 03:00:00Z  850ms     failed     0 created, 1 configured, 0 pruned
+#   REVISION                                  AUTHOR  WHO            SOURCE  STARTED               DURATION  OUTCOME    CHANGES
+#3  01234567 backend: more replicas for the…  Ann     gitship-agent  heal    2026-01-02 03:00:00Z  850ms     failed     0 created, 1 configured, 0 pruned
+  failed at health: 1 object(s) did not become healthy:
+            Deployment blog/web: 0/3 ready
   healed Deployment/web spec.replicas (kubectl)
-01234567 backend: more replicas for the…  Ann     ci             deploy  2026-01-02 03:00:00Z  12.3s     succeeded  2 created, 1 configured, 0 pruned; tf +1 ~0 -0
-fedcba98                                  -       ci             deploy  2026-01-02 03:00:12Z  -         succeeded  9 created
+#2  01234567 backend: more replicas for the…  Ann     ci             deploy  2026-01-02 03:00:00Z  12.3s     succeeded  2 created, 1 configured, 0 pruned; tf +1 ~0 -0
+#1  fedcba98                                  -       ci             deploy  2026-01-02 03:00:12Z  -         succeeded  9 created (x4, the same revision, nothing changed)
 "
         );
         let never = HistoryReport {
+            format_version: 2,
             environment: "staging".into(),
             deployed: false,
             records: Vec::new(),
@@ -265,14 +315,14 @@ fedcba98                                  -       ci             deploy  2026-01
         assert_eq!(lines[0], "### Deploys of `staging`");
         assert_eq!(
             lines[2],
-            "| revision | author | who | source | started | duration | outcome | changes |"
+            "| # | revision | author | who | source | started | duration | outcome | changes |"
         );
         assert_eq!(
             lines[3],
-            "| --- | --- | --- | --- | --- | --- | --- | --- |"
+            "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"
         );
         assert!(
-            lines[4].ends_with("| 0 created, 1 configured, 0 pruned; healed Deployment/web spec.replicas (kubectl) |"),
+            lines[4].ends_with("| 0 created, 1 configured, 0 pruned; healed Deployment/web spec.replicas (kubectl); failed at health: 1 object(s) did not become healthy: Deployment blog/web: 0/3 ready |"),
             "{}",
             lines[4]
         );

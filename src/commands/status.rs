@@ -247,6 +247,9 @@ mod tests {
             deployed: true,
             objects: 9,
             history: vec![DeployRecord {
+                number: 0,
+                error: None,
+                repeats: 1,
                 sha: Some("0123456789abcdef0123".into()),
                 time: at("2026-01-02T03:00:00Z"),
                 who: "ann@laptop".into(),

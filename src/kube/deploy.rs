@@ -26,8 +26,8 @@ use crate::kube::check::{self, Checked, Prepared};
 use crate::kube::discovery::{self, Resources};
 use crate::kube::health::{self, Health};
 use crate::kube::inventory::{
-    self, DeployOutcome, DeployRecord, Inventory, InventoryEntry, RecordCounts, RecordExtras,
-    RecordSource,
+    self, DeployOutcome, DeployRecord, Inventory, InventoryEntry, RecordCounts, RecordError,
+    RecordExtras, RecordSource,
 };
 use crate::kube::lock::{self, DeployLock, LockOptions};
 use crate::kube::order::{self, Position};
@@ -449,15 +449,8 @@ async fn locked_deploy(
                 .filter(|(id, _)| applied.contains(id))
                 .map(|(_, entry)| entry),
         );
-        record(
-            run,
-            previous,
-            objects,
-            &digests,
-            &report,
-            DeployOutcome::Failed,
-        )
-        .await?;
+        let why = record_error("apply", &error);
+        record(run, previous, objects, &digests, &report, Err(why)).await?;
         return Err(error);
     }
 
@@ -465,18 +458,12 @@ async fn locked_deploy(
     if !lock.still_held(&options.retry).await? {
         let mut objects = previous.objects.clone();
         objects.extend(entries.into_values());
-        record(
-            run,
-            previous,
-            objects,
-            &digests,
-            &report,
-            DeployOutcome::Failed,
-        )
-        .await?;
-        return Err(KubeError::LockLost {
+        let error = KubeError::LockLost {
             env: environment.name.clone(),
-        });
+        };
+        let why = record_error("lock", &error);
+        record(run, previous, objects, &digests, &report, Err(why)).await?;
+        return Err(error);
     }
     // Prune last, after everything is healthy.
     let (kept, failure) = match prune_all(run, &previous, &desired_ids, &mut report).await {
@@ -485,9 +472,9 @@ async fn locked_deploy(
     };
     let mut objects: Vec<InventoryEntry> = entries.into_values().collect();
     objects.extend(kept);
-    let outcome = match failure {
-        None => DeployOutcome::Succeeded,
-        Some(_) => DeployOutcome::Failed,
+    let outcome = match &failure {
+        None => Ok(()),
+        Some(error) => Err(record_error("prune", error)),
     };
     // The inventory is written whether or not pruning failed: it lists every object applied.
     record(run, previous, objects, &digests, &report, outcome).await?;
@@ -631,16 +618,46 @@ fn healed(found: &[String], report: &DeployReport) -> Vec<String> {
     healed
 }
 
-/// Write the inventory (`objects`) and a deploy record on top of the previous history. The
-/// applied digests are the previous ones updated with `digests` (this deploy's applies), for
-/// the objects of the inventory only.
+/// The longest failure message a record keeps (the inventory ConfigMap holds the history).
+const RECORD_ERROR_BYTES: usize = 2_000;
+
+/// Why a deploy failed, for its record: the stage (`stage` unless the error says it was the
+/// health wait), the object when one is to blame, the message (cut to [`RECORD_ERROR_BYTES`]).
+fn record_error(stage: &str, error: &KubeError) -> RecordError {
+    let (stage, object) = match error {
+        KubeError::Unhealthy { .. } => ("health", None),
+        KubeError::Api { object, .. }
+        | KubeError::Immutable { object, .. }
+        | KubeError::StillDeleting { object, .. }
+        | KubeError::OwnedElsewhere { object, .. } => (stage, Some(object.clone())),
+        _ => (stage, None),
+    };
+    let mut message = error.to_string();
+    if message.len() > RECORD_ERROR_BYTES {
+        let mut cut = RECORD_ERROR_BYTES;
+        while !message.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        message.truncate(cut);
+        message.push_str(" ...");
+    }
+    RecordError {
+        stage: stage.to_string(),
+        object,
+        message,
+    }
+}
+
+/// Write the inventory (`objects`) and a deploy record on top of the previous history
+/// (`outcome`: succeeded, or failed and why). The applied digests are the previous ones updated
+/// with `digests` (this deploy's applies), for the objects of the inventory only.
 async fn record(
     run: &Run<'_>,
     previous: Inventory,
     objects: Vec<InventoryEntry>,
     digests: &BTreeMap<String, String>,
     report: &DeployReport,
-    outcome: DeployOutcome,
+    outcome: Result<(), RecordError>,
 ) -> Result<(), KubeError> {
     let options = run.options;
     let extras = &options.record;
@@ -648,7 +665,13 @@ async fn record(
     let duration_ms = extras
         .started
         .map(|started| u64::try_from((time - started).num_milliseconds()).unwrap_or(0));
-    let mut history = vec![DeployRecord {
+    let (outcome, error) = match outcome {
+        Ok(()) => (DeployOutcome::Succeeded, None),
+        Err(error) => (DeployOutcome::Failed, Some(error)),
+    };
+    let mut history = previous.history;
+    let this = DeployRecord {
+        number: 0,
         sha: options.sha.clone(),
         time,
         who: options.who.clone(),
@@ -670,8 +693,10 @@ async fn record(
         terraform: extras.terraform,
         images: extras.images.clone(),
         ci_url: extras.ci_url.clone(),
-    }];
-    history.extend(previous.history);
+        error,
+        repeats: 1,
+    };
+    inventory::push_record(&mut history, this);
     let mut applied = previous.applied;
     applied.extend(digests.iter().map(|(k, v)| (k.clone(), v.clone())));
     let listed: BTreeSet<String> = objects

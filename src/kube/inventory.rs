@@ -55,6 +55,10 @@ impl InventoryEntry {
 /// One deploy, as remembered in the inventory.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeployRecord {
+    /// The record's number in the environment's history (`#17`): one more than the newest
+    /// before it. Records written before numbers existed are numbered when read, oldest first.
+    #[serde(default)]
+    pub number: u64,
     /// The Git commit deployed, when known.
     pub sha: Option<String>,
     pub time: DateTime<Utc>,
@@ -94,6 +98,88 @@ pub struct DeployRecord {
     /// The CI run that deployed, when one did.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ci_url: Option<String>,
+    /// Why a failed deploy failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<RecordError>,
+    /// How many deploys this record stands for: consecutive deploys of the same revision that
+    /// changed nothing collapse into one (`time` is the newest's).
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub repeats: u32,
+}
+
+fn one() -> u32 {
+    1
+}
+
+fn is_one(count: &u32) -> bool {
+    *count == 1
+}
+
+/// Why a deploy failed: the stage, the object when one is to blame, and the message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordError {
+    /// `apply`, `health`, `prune` or `lock`.
+    pub stage: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub object: Option<String>,
+    pub message: String,
+}
+
+impl DeployRecord {
+    /// Whether this deploy changed nothing (no object created, configured or pruned).
+    pub fn is_no_op(&self) -> bool {
+        self.outcome == DeployOutcome::Succeeded
+            && self.counts.created == 0
+            && self.counts.configured == 0
+            && self.counts.pruned == 0
+            && self.terraform.is_none()
+    }
+}
+
+/// Put `record` on top of `history` (newest first): numbered one more than the newest, or
+/// collapsed into the newest when both are no-op deploys of the same revision from the same
+/// source (its count goes up, its time is the new one's).
+pub fn push_record(history: &mut Vec<DeployRecord>, mut record: DeployRecord) {
+    if let Some(newest) = history.first_mut()
+        && newest.is_no_op()
+        && record.is_no_op()
+        && newest.sha == record.sha
+        && newest.source == record.source
+        && newest.healed.is_empty()
+        && record.healed.is_empty()
+    {
+        newest.repeats = newest.repeats.saturating_add(record.repeats.max(1));
+        newest.time = record.time;
+        newest.who = record.who;
+        newest.duration_ms = record.duration_ms;
+        return;
+    }
+    record.number = history
+        .iter()
+        .map(|r| r.number)
+        .max()
+        .unwrap_or(0)
+        .saturating_add(1);
+    history.insert(0, record);
+}
+
+/// Number the records that have none (written before numbers existed): below the numbered
+/// ones, oldest first from 1.
+fn number_history(history: &mut [DeployRecord]) {
+    let unnumbered = history.iter().filter(|r| r.number == 0).count() as u64;
+    if unnumbered == 0 {
+        return;
+    }
+    let mut next = 1u64;
+    for record in history.iter_mut().rev() {
+        if record.number == 0 {
+            record.number = next;
+            next = next.saturating_add(1);
+        } else if record.number < unnumbered {
+            // An edited history: keep the numbers unique by counting on from the highest.
+            record.number = record.number.saturating_add(unnumbered);
+        }
+    }
 }
 
 /// How many objects a deploy created, configured, left unchanged and pruned.
@@ -288,10 +374,11 @@ pub fn decode(configmap: &Value) -> Result<Inventory, String> {
         Some(text) => serde_json::from_str(text).map_err(|e| format!("`{OBJECTS_KEY}`: {e}"))?,
         None => Vec::new(),
     };
-    let history = match read(HISTORY_KEY) {
+    let mut history: Vec<DeployRecord> = match read(HISTORY_KEY) {
         Some(text) => serde_json::from_str(text).map_err(|e| format!("`{HISTORY_KEY}`: {e}"))?,
         None => Vec::new(),
     };
+    number_history(&mut history);
     // Only a shortcut: unreadable digests mean every object is dry-run, as without them.
     let applied = read(APPLIED_KEY)
         .and_then(|text| serde_json::from_str(text).ok())
@@ -540,6 +627,9 @@ mod tests {
 
     fn record(n: u32) -> DeployRecord {
         DeployRecord {
+            number: u64::from(n) + 1,
+            error: None,
+            repeats: 1,
             source: RecordSource::Deploy,
             healed: Vec::new(),
             sha: Some(format!("{n:040}")),
@@ -654,7 +744,50 @@ mod tests {
         assert!(record.counts.is_zero() && record.images.is_empty());
         // And what is unset is not written.
         let written = serde_json::to_value(record).unwrap();
-        assert_eq!(written.as_object().unwrap().len(), 6, "{written}");
+        assert_eq!(written.as_object().unwrap().len(), 7, "{written}");
+        assert_eq!(record.number, 1, "numbered when read");
+    }
+
+    #[test]
+    fn records_are_numbered_and_no_op_deploys_of_a_revision_collapse() {
+        let mut history = Vec::new();
+        let deploy = |sha: &str, created: usize| DeployRecord {
+            number: 0,
+            sha: Some(sha.to_string()),
+            counts: RecordCounts {
+                created,
+                ..RecordCounts::default()
+            },
+            ..record(0)
+        };
+        push_record(&mut history, deploy("a", 3));
+        push_record(&mut history, deploy("a", 0));
+        for _ in 0..50 {
+            push_record(&mut history, deploy("a", 0));
+        }
+        push_record(&mut history, deploy("b", 1));
+        let numbers: Vec<(u64, u32)> = history.iter().map(|r| (r.number, r.repeats)).collect();
+        assert_eq!(numbers, vec![(3, 1), (2, 51), (1, 1)]);
+        // Old unnumbered records below numbered ones get the low numbers.
+        let mut mixed = vec![
+            DeployRecord {
+                number: 3,
+                ..record(3)
+            },
+            DeployRecord {
+                number: 0,
+                ..record(2)
+            },
+            DeployRecord {
+                number: 0,
+                ..record(1)
+            },
+        ];
+        number_history(&mut mixed);
+        assert_eq!(
+            mixed.iter().map(|r| r.number).collect::<Vec<_>>(),
+            vec![3, 2, 1]
+        );
     }
 
     #[test]

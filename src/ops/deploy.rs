@@ -875,7 +875,7 @@ async fn kubernetes_stage(
         manifests.len(),
         session.config.name
     ));
-    crate::kube::deploy::deploy_objects_locked(
+    let deployed = crate::kube::deploy::deploy_objects_locked(
         &connection.client,
         &session.environment(),
         manifests,
@@ -883,9 +883,25 @@ async fn kubernetes_stage(
         &session.printer,
         lock,
     )
-    .await
-    .map_err(user_error)
-    .map_err(|error| {
+    .await;
+    if let Err(error) = &deployed {
+        // The Warning beside the failed record, naming why (the record keeps it too).
+        crate::kube::events::record(
+            &connection.client,
+            &session.environment(),
+            EventType::Warning,
+            "DeployFailed",
+            &format!(
+                "{} failed to deploy {} to `{}`: {}",
+                options.who,
+                crate::git::short_sha(&session.git.sha),
+                session.config.name,
+                error
+            ),
+        )
+        .await;
+    }
+    deployed.map_err(user_error).map_err(|error| {
         if session.sandbox {
             // Says so even with `-q`, where the status lines are not shown.
             error.context(format!(

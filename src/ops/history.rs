@@ -8,9 +8,14 @@ use serde::{Deserialize, Serialize};
 use crate::kube::inventory::DeployRecord;
 use crate::ops::session::Session;
 
+/// The version of `history -o json`'s shape; bumped when a field changes meaning or goes away.
+pub const FORMAT_VERSION: u32 = 2;
+
 /// What `gitship history ENV` reports.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HistoryReport {
+    /// [`FORMAT_VERSION`].
+    pub format_version: u32,
     pub environment: String,
     /// The inventory exists: gitship deployed this environment at least once.
     pub deployed: bool,
@@ -26,6 +31,7 @@ pub async fn history(session: &Session, limit: usize) -> Result<HistoryReport> {
         None => (false, Vec::new()),
     };
     Ok(HistoryReport {
+        format_version: FORMAT_VERSION,
         environment: session.config.name.clone(),
         deployed,
         records,

@@ -3,8 +3,12 @@
 //! first (a deploy waiting for the lock reads it under the lock) and put back as it was when the
 //! deploy fails.
 //!
-//! The target is the revision of the last successful record before the current one (failed
-//! records and rollbacks are skipped), `--steps N` further back, or `--to REV`. It is checked
+//! The model (ARCHITECTURE.md, "Rollback"): the *current* revision is what the newest record
+//! tried, whether it succeeded, failed or rolled back. *Back* walks the distinct revisions that
+//! succeeded before it, skipping the current one; a rollback record to X stands for X's own
+//! earlier deploy, so the walk continues from there and a rollback after a rollback goes
+//! further back, never forward to what was rolled back from. The target is the first such
+//! revision, `--steps N` further back, or `--to REV` (a revision, or a record: `#17`). It is checked
 //! out in gitship's own clone ([`Session::open_revision`]); `--to REV` must have been pushed,
 //! as for `pin --rev` ([`crate::ops::pin::require_pushed`]). Its images are the ones already in
 //! the registry (nothing is built); Terraform is not rolled back unless `--terraform`, because
@@ -23,7 +27,7 @@ use crate::settings::{BuildSettings, ClusterSettings, DeploySettings, RollbackSe
 /// Where a rollback goes from and to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RollbackTarget {
-    /// The revision the environment runs (its newest successful record).
+    /// The revision the environment runs: what its newest record tried.
     pub current: String,
     pub target: String,
 }
@@ -35,8 +39,11 @@ pub async fn target(session: &Session, settings: &RollbackSettings) -> Result<Ro
     let inventory = session.deployed_inventory(&connection, "roll back").await?;
     let target = match &settings.to {
         Some(revision) => {
-            let current = newest_good(&inventory.history).unwrap_or_default();
-            let target = session.resolve_revision(revision)?;
+            let current = current(&inventory.history).unwrap_or_default();
+            let target = match record_number(revision) {
+                Some(number) => by_number(&inventory.history, number, &environment.name)?,
+                None => session.resolve_revision(revision)?,
+            };
             crate::ops::pin::require_pushed(session, revision, &target)?;
             RollbackTarget { current, target }
         }
@@ -66,36 +73,75 @@ pub async fn target(session: &Session, settings: &RollbackSettings) -> Result<Ro
     Ok(target)
 }
 
-/// The newest successful record's revision.
-fn newest_good(history: &[DeployRecord]) -> Option<String> {
-    history
-        .iter()
-        .find(|r| r.outcome == DeployOutcome::Succeeded)
-        .and_then(|r| r.sha.clone())
+/// The current revision: what the newest record tried.
+fn current(history: &[DeployRecord]) -> Option<String> {
+    history.first().and_then(|r| r.sha.clone())
 }
 
-/// The current revision and the one `steps` good revisions before it (newest first history;
-/// failed records and rollbacks skipped).
-fn choose(history: &[DeployRecord], steps: usize) -> Option<RollbackTarget> {
-    let current = newest_good(history)?;
-    let mut seen = vec![current.clone()];
-    for record in history {
-        if record.outcome != DeployOutcome::Succeeded || record.source == RecordSource::Rollback {
-            continue;
-        }
-        let Some(sha) = &record.sha else { continue };
-        if seen.contains(sha) {
-            continue;
-        }
-        seen.push(sha.clone());
-        if seen.len() > steps {
-            return Some(RollbackTarget {
-                current,
-                target: sha.clone(),
-            });
-        }
+/// `#17`: a record number (only with `#`: a bare number could be a short SHA).
+fn record_number(revision: &str) -> Option<u64> {
+    revision.strip_prefix('#')?.parse().ok()
+}
+
+/// The revision of record `#number`, which must have succeeded.
+fn by_number(history: &[DeployRecord], number: u64, environment: &str) -> Result<String> {
+    let record = history.iter().find(|r| r.number == number).ok_or_else(|| {
+        UserError::new(
+            format!("`{environment}` has no record #{number} in its history"),
+            format!("`gitship history {environment}` lists the records and their numbers"),
+        )
+    })?;
+    if record.outcome != DeployOutcome::Succeeded {
+        return Err(UserError::new(
+            format!("record #{number} of `{environment}` is a failed deploy: rolling back to it would restore a revision that did not work"),
+            "name a record that succeeded",
+        )
+        .into());
     }
-    None
+    record.sha.clone().ok_or_else(|| {
+        UserError::new(
+            format!("record #{number} of `{environment}` has no revision"),
+            "name the revision with `--to REV`",
+        )
+        .into()
+    })
+}
+
+/// The revisions a rollback may go back to, nearest first: the distinct revisions that
+/// succeeded before the current record. A rollback record to X stands for X's own earlier
+/// deploy: the records between it and that deploy are what was rolled back from, and are
+/// skipped (rollbacks among them skip their own ranges in turn, so the innermost is matched
+/// first). When that earlier deploy fell out of the history, nothing older is offered.
+fn back(history: &[DeployRecord]) -> Vec<String> {
+    let current = current(history);
+    let mut found: Vec<String> = Vec::new();
+    // The revisions whose earlier deploy the walk looks for, innermost last.
+    let mut seeking: Vec<&String> = Vec::new();
+    for record in history {
+        let Some(sha) = &record.sha else { continue };
+        if record.outcome != DeployOutcome::Succeeded {
+            continue;
+        }
+        let skipped = !seeking.is_empty();
+        if seeking.last() == Some(&sha) {
+            seeking.pop();
+        }
+        if record.source == RecordSource::Rollback {
+            seeking.push(sha);
+        }
+        if skipped || Some(sha) == current.as_ref() || found.contains(sha) {
+            continue;
+        }
+        found.push(sha.clone());
+    }
+    found
+}
+
+/// The current revision and the one `steps` revisions back ([`back`]).
+fn choose(history: &[DeployRecord], steps: usize) -> Option<RollbackTarget> {
+    let current = current(history)?;
+    let target = back(history).into_iter().nth(steps.checked_sub(1)?)?;
+    Some(RollbackTarget { current, target })
 }
 
 /// Pin the environment at `revision` (a session from [`Session::open_revision`]) and deploy it
@@ -167,9 +213,11 @@ pub async fn rollback(revision: &Session, settings: &RollbackSettings) -> Result
 mod tests {
     use super::*;
     use chrono::Utc;
+    use proptest::prelude::*;
 
     fn record(sha: &str, outcome: DeployOutcome, source: RecordSource) -> DeployRecord {
         DeployRecord {
+            number: 0,
             sha: Some(sha.into()),
             time: Utc::now(),
             who: "ann".into(),
@@ -185,26 +233,159 @@ mod tests {
             terraform: None,
             images: Vec::new(),
             ci_url: None,
+            error: None,
+            repeats: 1,
         }
     }
 
+    /// Newest first, as the inventory keeps it.
+    fn history(records: &[(&str, DeployOutcome, RecordSource)]) -> Vec<DeployRecord> {
+        records
+            .iter()
+            .map(|(sha, outcome, source)| record(sha, *outcome, *source))
+            .collect()
+    }
+
     #[test]
-    fn the_target_skips_failures_rollbacks_heals_of_the_same_revision() {
+    fn after_a_failed_deploy_the_target_is_the_last_good_revision() {
         use DeployOutcome::*;
         use RecordSource::*;
-        let history = vec![
-            record("c", Failed, Deploy),
-            record("b", Succeeded, Heal),
-            record("b", Succeeded, Deploy),
-            record("x", Succeeded, Rollback),
-            record("y", Failed, Deploy),
-            record("a", Succeeded, Agent),
-            record("z", Succeeded, Deploy),
-        ];
-        let one = choose(&history, 1).unwrap();
-        assert_eq!((one.current.as_str(), one.target.as_str()), ("b", "a"));
-        assert_eq!(choose(&history, 2).unwrap().target, "z");
+        // A ok, B ok, C failed (the cluster runs part of C): back to B, not A.
+        let history = history(&[
+            ("c", Failed, Deploy),
+            ("b", Succeeded, Deploy),
+            ("a", Succeeded, Deploy),
+        ]);
+        let one = choose(&history, 1).expect("a target");
+        assert_eq!((one.current.as_str(), one.target.as_str()), ("c", "b"));
+        assert_eq!(choose(&history, 2).expect("two back").target, "a");
         assert_eq!(choose(&history, 3), None);
         assert_eq!(choose(&[], 1), None);
+    }
+
+    #[test]
+    fn a_rollback_after_a_rollback_goes_further_back_never_forward() {
+        use DeployOutcome::*;
+        use RecordSource::*;
+        // A, B, C; rollback to B; rollback again: A, not C.
+        let history = history(&[
+            ("b", Succeeded, Rollback),
+            ("c", Succeeded, Deploy),
+            ("b", Succeeded, Deploy),
+            ("a", Succeeded, Deploy),
+        ]);
+        let again = choose(&history, 1).expect("a target");
+        assert_eq!((again.current.as_str(), again.target.as_str()), ("b", "a"));
+        assert_eq!(choose(&history, 2), None);
+    }
+
+    #[test]
+    fn heals_and_repeated_deploys_of_the_current_revision_are_not_targets() {
+        use DeployOutcome::*;
+        use RecordSource::*;
+        let history = history(&[
+            ("b", Succeeded, Heal),
+            ("b", Succeeded, Deploy),
+            ("y", Failed, Deploy),
+            ("a", Succeeded, Agent),
+            ("b", Succeeded, Deploy),
+        ]);
+        assert_eq!(back(&history), vec!["a".to_string()]);
+    }
+
+    /// What happens to an environment, for the property test.
+    #[derive(Debug, Clone)]
+    enum Step {
+        /// A deploy of revision `n` (of a handful), failing or not.
+        Deploy { revision: u8, fails: bool },
+        /// A deploy of the current revision that changes nothing.
+        NoOp,
+        /// A heal of the current revision.
+        Heal,
+        /// `rollback --steps n`, when there is a target.
+        Rollback { steps: usize },
+    }
+
+    fn step() -> impl Strategy<Value = Step> {
+        prop_oneof![
+            4 => (0u8..6, prop::bool::weighted(0.25))
+                .prop_map(|(revision, fails)| Step::Deploy { revision, fails }),
+            1 => Just(Step::NoOp),
+            1 => Just(Step::Heal),
+            2 => (1usize..3).prop_map(|steps| Step::Rollback { steps }),
+        ]
+    }
+
+    proptest! {
+        /// Over generated histories, rollback never picks the current revision, one that never
+        /// succeeded, or one that came after the revision the environment went back to; and it
+        /// agrees with a model of the timeline as a stack of good revisions that a rollback pops.
+        #[test]
+        fn rollback_never_picks_the_current_a_failed_or_a_newer_revision(
+            steps in prop::collection::vec(step(), 1..40)
+        ) {
+            let mut history: Vec<DeployRecord> = Vec::new();
+            // The model: the good revisions in the order the environment went through them.
+            let mut timeline: Vec<String> = Vec::new();
+            let mut current: Option<String> = None;
+            let mut succeeded: std::collections::BTreeSet<String> = Default::default();
+            for step in steps {
+                match step {
+                    Step::Deploy { revision, fails } => {
+                        let sha = format!("r{revision}");
+                        let outcome = if fails { DeployOutcome::Failed } else { DeployOutcome::Succeeded };
+                        crate::kube::inventory::push_record(&mut history, record(&sha, outcome, RecordSource::Deploy));
+                        if !fails {
+                            succeeded.insert(sha.clone());
+                            if timeline.last() != Some(&sha) {
+                                timeline.push(sha.clone());
+                            }
+                        }
+                        current = Some(sha);
+                    }
+                    Step::NoOp | Step::Heal => {
+                        let Some(sha) = current.clone() else { continue };
+                        if !succeeded.contains(&sha) || history.first().is_some_and(|r| r.outcome == DeployOutcome::Failed) {
+                            continue;
+                        }
+                        let mut again = record(&sha, DeployOutcome::Succeeded, if matches!(step, Step::Heal) { RecordSource::Heal } else { RecordSource::Deploy });
+                        if matches!(step, Step::Heal) {
+                            again.counts.configured = 1;
+                            again.healed = vec!["Deployment blog/web spec.replicas".into()];
+                        }
+                        crate::kube::inventory::push_record(&mut history, again);
+                    }
+                    Step::Rollback { steps } => {
+                        let chosen = choose(&history, steps);
+                        // The model's answer: the distinct good revisions before the current
+                        // one, nearest first; the timeline is then cut back to the target.
+                        let mut candidates: Vec<String> = Vec::new();
+                        for sha in timeline.iter().rev() {
+                            if Some(sha) != current.as_ref() && !candidates.contains(sha) {
+                                candidates.push(sha.clone());
+                            }
+                        }
+                        let expected = candidates.get(steps - 1).cloned();
+                        let model = match &expected {
+                            Some(target) => {
+                                let at = timeline.iter().rposition(|sha| sha == target).unwrap_or(0);
+                                timeline[..=at].to_vec()
+                            }
+                            None => timeline.clone(),
+                        };
+                        prop_assert_eq!(chosen.as_ref().map(|c| c.target.clone()), expected.clone(), "history: {:?}", history.iter().map(|r| (r.sha.clone(), r.outcome, r.source)).collect::<Vec<_>>());
+                        let Some(chosen) = chosen else { continue };
+                        prop_assert_ne!(Some(&chosen.target), current.as_ref());
+                        prop_assert!(succeeded.contains(&chosen.target));
+                        crate::kube::inventory::push_record(&mut history, record(&chosen.target, DeployOutcome::Succeeded, RecordSource::Rollback));
+                        timeline = model;
+                        current = Some(chosen.target);
+                    }
+                }
+            }
+            // Numbers are unique and grow with time.
+            let numbers: Vec<u64> = history.iter().map(|r| r.number).collect();
+            prop_assert!(numbers.windows(2).all(|w| w[0] > w[1]), "{:?}", numbers);
+        }
     }
 }

@@ -105,14 +105,14 @@ fn history_lists_the_deploys_newest_first() {
     let table = repo.ok(&["history", "staging", "--sandbox"]).stdout;
     let lines: Vec<&str> = table.lines().collect();
     assert_eq!(lines.len(), 3, "{table}");
-    assert!(lines[0].starts_with("REVISION"), "{table}");
+    assert!(lines[0].starts_with("#   REVISION"), "{table}");
     for header in [
         "AUTHOR", "WHO", "SOURCE", "STARTED", "DURATION", "OUTCOME", "CHANGES",
     ] {
         assert!(lines[0].contains(header), "{table}");
     }
     assert!(
-        lines[1].starts_with(&format!("{} site: a second title", &second[..8])),
+        lines[1].starts_with(&format!("#2  {} site: a second title", &second[..8])),
         "{table}"
     );
     assert!(
@@ -120,7 +120,7 @@ fn history_lists_the_deploys_newest_first() {
         "{table}"
     );
     assert!(
-        lines[2].starts_with(&format!("{} site: the first title", &first[..8])),
+        lines[2].starts_with(&format!("#1  {} site: the first title", &first[..8])),
         "{table}"
     );
     assert!(lines[2].contains("succeeded"), "{table}");
@@ -137,7 +137,7 @@ fn history_lists_the_deploys_newest_first() {
     let markdown = repo
         .ok(&["-o", "markdown", "history", "staging", "--sandbox"])
         .stdout;
-    assert!(markdown.contains("| revision | author |"), "{markdown}");
+    assert!(markdown.contains("| # | revision | author |"), "{markdown}");
     // The header, its separator and one row per deploy.
     assert_eq!(markdown.lines().filter(|l| l.starts_with("| ")).count(), 4);
 

@@ -558,6 +558,92 @@ async fn a_deploy_waiting_for_the_lock_sees_a_pin_written_meanwhile() {
 
 /// A rollback pins before it deploys (a deploy waiting for the lock would see the pin), and puts
 /// the previous pin back when its deploy fails.
+/// History A ok, B ok, C failed (the cluster runs part of C): the record says why, a Warning
+/// Event names it, `rollback` goes to B (not A), and a second rollback goes further back to A,
+/// never forward to C; a failed record cannot be a target, and no-op deploys collapse.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_failed_deploy_rollback_goes_to_the_last_good_revision_then_further_back() {
+    let cluster = TestCluster::start().await;
+    let web = Namespace::of(&cluster).await;
+    let repo = on_cluster(&cluster);
+    repo.ok(&["deploy", "staging"]);
+    // Deploying B again changes nothing: one record with a count, not two.
+    repo.ok(&["deploy", "staging"]);
+    repo.ok(&["deploy", "staging"]);
+    // C: a new title, and a Deployment whose rollout never finishes.
+    site(&repo, "c");
+    let unready = match cluster.sim() {
+        Some(sim) => {
+            sim.handle()
+                .script_rollout(&cluster.ns("web"), "web", kubesim::Rollout::Fail);
+            ""
+        }
+        None => "        sim.gitship.dev/unready: \"true\"\n",
+    };
+    repo.write(
+        "infrastructure/kubernetes/web.yaml",
+        &format!(
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  progressDeadlineSeconds: 3\n  replicas: 1\n  selector:\n    matchLabels: {{app: web}}\n  template:\n    metadata:\n      labels:\n        app: web\n{unready}    spec:\n      containers:\n        - name: web\n          image: registry.local/web:1\n"
+        ),
+    );
+    repo.commit("c");
+    let c = head_sha(&repo, "HEAD");
+    let failed = repo.gitship(&["deploy", "staging", "--timeout", "30s"]);
+    assert_eq!(failed.code, 1, "{}", failed.all());
+    assert_eq!(web.title().await, "c", "C was applied in part");
+
+    let history = repo.ok(&["history", "staging"]);
+    assert!(history.stdout.contains("#4  "), "{}", history.stdout);
+    assert!(
+        history.stdout.contains("failed at health: "),
+        "the record says why: {}",
+        history.stdout
+    );
+    assert!(
+        history
+            .stdout
+            .contains("(x2, the same revision, nothing changed)"),
+        "{}",
+        history.stdout
+    );
+    let json = repo.ok(&["history", "staging", "-o", "json"]);
+    let json: serde_json::Value = serde_json::from_str(&json.stdout).expect("JSON");
+    assert_eq!(json["format_version"], 2);
+    assert_eq!(json["records"][0]["error"]["stage"], "health", "{json}");
+    let reasons = web.events_about("gitship-staging").await;
+    assert!(
+        reasons
+            .iter()
+            .any(|(reason, message)| reason == "DeployFailed" && message.contains(&c[..12])),
+        "{reasons:?}"
+    );
+
+    // A failed record is no target.
+    let refused = repo.gitship(&["rollback", "staging", "--to", "#4", "--yes"]);
+    assert_eq!(refused.code, 1, "{}", refused.all());
+    assert!(
+        refused.stderr.contains("failed deploy"),
+        "{}",
+        refused.stderr
+    );
+
+    if let Some(sim) = cluster.sim() {
+        sim.handle()
+            .script_rollout(&cluster.ns("web"), "web", kubesim::Rollout::Healthy);
+    }
+    repo.ok(&["rollback", "staging", "--yes"]);
+    assert_eq!(
+        web.title().await,
+        "b",
+        "back to the last good revision, not two back"
+    );
+    repo.ok(&["rollback", "staging", "--yes"]);
+    assert_eq!(web.title().await, "a", "further back, never forward to C");
+    // Record numbers are accepted by `--to`.
+    repo.ok(&["rollback", "staging", "--to", "#2", "--yes"]);
+    assert_eq!(web.title().await, "b");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rollback_pins_before_it_deploys_and_restores_the_pin_when_it_fails() {
     let cluster = TestCluster::start().await;
