@@ -99,6 +99,9 @@ pub enum Command {
     Suspend(SuspendArgs),
     /// Ask the environment's agent to sync (and heal) now, and wait for its answer
     Sync(SyncArgs),
+    /// Break the environment's deploy lock when a deploy is stuck (`--force`): it stops before
+    /// its next write
+    Unlock(UnlockArgs),
     /// The environment's deploys, newest first: revision, author, who, source, timing, outcome,
     /// changes
     History(HistoryArgs),
@@ -246,6 +249,10 @@ pub struct DeployArgs {
     /// (with --plan: a plan saved at that revision)
     #[arg(long, value_name = "REV")]
     pub rev: Option<String>,
+    /// When the workloads do not become healthy, roll back to the previous good revision at
+    /// once (both recorded), then exit 1, as `helm upgrade --atomic`
+    #[arg(long)]
+    pub atomic: bool,
 }
 
 #[derive(Debug, Args)]
@@ -286,6 +293,18 @@ pub struct SuspendArgs {
     /// Why (shown by `status` and in the agent's status)
     #[arg(long, value_name = "TEXT")]
     pub reason: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct UnlockArgs {
+    #[command(flatten)]
+    pub status: StatusArgs,
+    /// Break the lock even though a deploy may hold it (required)
+    #[arg(long)]
+    pub force: bool,
+    /// Do not ask (required when stdin is not a terminal)
+    #[arg(long)]
+    pub yes: bool,
 }
 
 #[derive(Debug, Args)]
@@ -408,6 +427,10 @@ pub struct RollbackArgs {
     /// How many good revisions to go back (default 1)
     #[arg(long, value_name = "N")]
     pub steps: Option<usize>,
+    /// How long to wait for a deploy holding the environment's lock (e.g. 30s); `gitship unlock
+    /// ENV --force` breaks a stuck one
+    #[arg(long, value_name = "DURATION")]
+    pub lock_timeout: Option<String>,
     /// Also roll Terraform back (its module must be the work tree's)
     #[arg(long)]
     pub terraform: bool,

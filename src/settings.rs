@@ -85,6 +85,11 @@ pub enum CommandSettings {
         status: StatusSettings,
         reason: String,
     },
+    Unlock {
+        status: StatusSettings,
+        force: bool,
+        yes: bool,
+    },
     Sync {
         status: StatusSettings,
         /// `None` with `--no-wait`.
@@ -241,6 +246,8 @@ pub struct DeploySettings {
     pub force: bool,
     /// `--rev REV`: deploy that revision, checked out in gitship's own clone.
     pub rev: Option<String>,
+    /// `--atomic`: roll back to the previous good revision when the health wait fails.
+    pub atomic: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -248,6 +255,8 @@ pub struct RollbackSettings {
     pub env: String,
     pub to: Option<String>,
     pub steps: usize,
+    /// `--lock-timeout`: else the environment's `deploy.lock_timeout`.
+    pub lock_timeout: Option<Duration>,
     pub terraform: bool,
     pub yes: bool,
     pub sandbox: bool,
@@ -329,6 +338,7 @@ impl Settings {
                 skip_preflight: a.skip_preflight,
                 force: a.force,
                 rev: a.rev,
+                atomic: a.atomic,
             }),
             cli::Command::Diff(a) => CommandSettings::Diff(cluster(a)),
             cli::Command::Drift(a) => CommandSettings::Drift(DriftSettings {
@@ -368,6 +378,14 @@ impl Settings {
                 },
                 reason: a.reason.unwrap_or_default(),
             },
+            cli::Command::Unlock(a) => CommandSettings::Unlock {
+                status: StatusSettings {
+                    env: a.status.env,
+                    sandbox: a.status.sandbox,
+                },
+                force: a.force,
+                yes: a.yes,
+            },
             cli::Command::Sync(a) => CommandSettings::Sync {
                 status: StatusSettings {
                     env: a.status.env,
@@ -389,6 +407,11 @@ impl Settings {
             cli::Command::Rollback(a) => CommandSettings::Rollback(RollbackSettings {
                 env: a.env,
                 to: a.to,
+                lock_timeout: a
+                    .lock_timeout
+                    .as_deref()
+                    .map(|d| parse_duration("--lock-timeout", d))
+                    .transpose()?,
                 steps: match a.steps {
                     Some(0) => {
                         return Err(UserError::usage(

@@ -518,6 +518,7 @@ impl Agent {
             skip_preflight: false,
             force: false,
             rev: None,
+            atomic: false,
         };
         crate::ops::deploy::deploy_with(&session, &DeploySource::WorkTree, &settings, &policy).await
     }

@@ -21,9 +21,59 @@ pub async fn run(ctx: &Context, settings: DeploySettings) -> Result<Outcome> {
         Some(path) => DeploySource::SavedPlan(path.clone()),
         None => DeploySource::WorkTree,
     };
-    let report = crate::ops::deploy::deploy(&session, &source, &settings).await?;
+    let report = match crate::ops::deploy::deploy(&session, &source, &settings).await {
+        Ok(report) => report,
+        Err(error) if settings.atomic && unhealthy(&error) => {
+            ctx.printer.warn(&format!(
+                "the workloads of `{}` did not become healthy: `--atomic` rolls back",
+                settings.cluster.env
+            ));
+            let back = match crate::ops::rollback::undo_failed(
+                &ctx.global,
+                &ctx.printer,
+                &settings.cluster,
+            )
+            .await
+            {
+                Ok(back) => back,
+                Err(undo) => {
+                    return Err(error.context(crate::diagnostics::UserError::new(
+                        format!(
+                            "the deploy of `{}` failed its health check, and `--atomic` could not roll back: {}",
+                            settings.cluster.env,
+                            crate::diagnostics::render(&undo)
+                        ),
+                        "`gitship rollback` rolls back by hand",
+                    )));
+                }
+            };
+            return Err(error.context(crate::diagnostics::UserError::new(
+                format!(
+                    "the deploy of {} to `{}` failed its health check, and `--atomic` rolled it back to {}",
+                    crate::git::short_sha(&session.git.sha),
+                    settings.cluster.env,
+                    crate::git::short_sha(&back),
+                ),
+                format!(
+                    "`gitship history {}` shows both records; fix the workloads and deploy again",
+                    settings.cluster.env
+                ),
+            )));
+        }
+        Err(error) => return Err(error),
+    };
     print_report(&ctx.printer, &report, session.sandbox)?;
     Ok(Outcome::Success)
+}
+
+/// Whether a deploy failed because its workloads did not become healthy.
+fn unhealthy(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| {
+        matches!(
+            cause.downcast_ref::<crate::kube::KubeError>(),
+            Some(crate::kube::KubeError::Unhealthy { .. })
+        )
+    })
 }
 
 /// Print the report: JSON as data with `--output json`, otherwise a per-kind table and a summary.

@@ -45,7 +45,10 @@ fn cells(record: &DeployRecord) -> [String; 9] {
         revision(record),
         record.author.clone().unwrap_or_else(|| "-".into()),
         record.who.clone(),
-        record.source.as_str().to_string(),
+        match &record.rev {
+            Some(_) => format!("{} --rev", record.source.as_str()),
+            None => record.source.as_str().to_string(),
+        },
         time(&record.started.unwrap_or(record.time)),
         record.duration_ms.map_or_else(|| "-".into(), duration),
         match record.outcome {
@@ -210,6 +213,7 @@ mod tests {
             number: 0,
             error: None,
             repeats: 1,
+            rev: None,
             sha: Some("0123456789abcdef0123456789abcdef01234567".into()),
             time: at("2026-01-02T03:00:12Z"),
             who: "ci".into(),

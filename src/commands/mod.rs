@@ -25,6 +25,7 @@ pub mod plan;
 pub mod render;
 pub mod rollback;
 pub mod status;
+pub mod unlock;
 pub mod validate;
 
 /// What every command receives.
@@ -96,6 +97,9 @@ pub fn dispatch(settings: Settings) -> Result<Outcome> {
         CommandSettings::Sync { status, wait } => {
             crate::ops::block_on(pin::sync(&ctx, status, wait))
         }
+        CommandSettings::Unlock { status, force, yes } => {
+            crate::ops::block_on(unlock::run(&ctx, status, force, yes))
+        }
         CommandSettings::History(s) => crate::ops::block_on(history::run(&ctx, s)),
         CommandSettings::Agent(s) => crate::ops::block_on(agent::run(&ctx, s)),
         CommandSettings::AgentManifests(s) => agent_manifests::run(&ctx, s),
@@ -105,4 +109,29 @@ pub fn dispatch(settings: Settings) -> Result<Outcome> {
             crate::ops::block_on(build::run(&ctx, &env, build))
         }
     }
+}
+
+/// Ask `question` on the terminal (`[y/N]`); without a terminal, `--yes` is required for
+/// `action` (`rolling back `production``). Anything but yes cancels, changing nothing.
+pub fn confirm(question: &str, action: &str) -> Result<()> {
+    use std::io::{BufRead as _, IsTerminal as _, Write as _};
+    let stdin = std::io::stdin();
+    if !stdin.is_terminal() {
+        return Err(crate::diagnostics::UserError::usage(
+            format!("{action} needs confirmation, and stdin is not a terminal"),
+            "pass `--yes` to go ahead without asking",
+        )
+        .into());
+    }
+    eprint!("{question} [y/N] ");
+    let _ = std::io::stderr().flush();
+    let mut answer = String::new();
+    stdin.lock().read_line(&mut answer)?;
+    if matches!(answer.trim(), "y" | "Y" | "yes") {
+        return Ok(());
+    }
+    Err(
+        crate::diagnostics::UserError::new(format!("cancelled: {action}"), "nothing was changed")
+            .into(),
+    )
 }

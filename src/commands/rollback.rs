@@ -1,13 +1,10 @@
 //! `gitship rollback ENV [--to REV | --steps N] [--terraform] [--yes]`: the target from the
 //! history, its Kubernetes diff, a confirmation, then [`crate::ops::rollback::rollback`].
 
-use std::io::{BufRead, IsTerminal, Write};
-
 use anyhow::Result;
 
 use crate::commands::Context;
 use crate::commands::plan::print_plan;
-use crate::diagnostics::UserError;
 use crate::exit::Outcome;
 use crate::git::short_sha;
 use crate::ops::Session;
@@ -36,7 +33,10 @@ pub async fn run(ctx: &Context, settings: RollbackSettings) -> Result<Outcome> {
     let plan = crate::ops::plan::kubernetes(&revision).await?;
     print_plan(ctx, &plan)?;
     if !settings.yes {
-        confirm(&settings.env)?;
+        crate::commands::confirm(
+            &format!("Roll `{}` back as shown?", settings.env),
+            &format!("rolling back `{}`", settings.env),
+        )?;
     }
     let report = crate::ops::rollback::rollback(&revision, &settings).await?;
     ctx.printer.data(&format!(
@@ -47,24 +47,4 @@ pub async fn run(ctx: &Context, settings: RollbackSettings) -> Result<Outcome> {
         summary = report.summary_line()
     ))?;
     Ok(Outcome::Success)
-}
-
-/// Ask on the terminal; without one, `--yes` is required.
-fn confirm(env: &str) -> Result<()> {
-    let stdin = std::io::stdin();
-    if !stdin.is_terminal() {
-        return Err(UserError::usage(
-            format!("rolling back `{env}` needs confirmation, and stdin is not a terminal"),
-            "pass `--yes` to roll back without asking",
-        )
-        .into());
-    }
-    eprint!("Roll `{env}` back as shown? [y/N] ");
-    let _ = std::io::stderr().flush();
-    let mut answer = String::new();
-    stdin.lock().read_line(&mut answer)?;
-    if matches!(answer.trim(), "y" | "Y" | "yes") {
-        return Ok(());
-    }
-    Err(UserError::new("rollback cancelled", "nothing was changed").into())
 }

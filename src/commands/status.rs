@@ -250,6 +250,7 @@ mod tests {
                 number: 0,
                 error: None,
                 repeats: 1,
+                rev: None,
                 sha: Some("0123456789abcdef0123".into()),
                 time: at("2026-01-02T03:00:00Z"),
                 who: "ann@laptop".into(),

@@ -133,6 +133,9 @@ pub struct ObjectOutcome {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct DeployReport {
     pub environment: String,
+    /// The number of the deploy's record in the history (`#17`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub record_number: Option<u64>,
     pub objects: Vec<ObjectOutcome>,
     /// kind -> action -> count.
     pub summary: BTreeMap<String, BTreeMap<ObjectAction, usize>>,
@@ -477,7 +480,7 @@ async fn locked_deploy(
         Some(error) => Err(record_error("prune", error)),
     };
     // The inventory is written whether or not pruning failed: it lists every object applied.
-    record(run, previous, objects, &digests, &report, outcome).await?;
+    report.record_number = Some(record(run, previous, objects, &digests, &report, outcome).await?);
     match failure {
         None => Ok(report),
         Some(error) => Err(error),
@@ -658,7 +661,7 @@ async fn record(
     digests: &BTreeMap<String, String>,
     report: &DeployReport,
     outcome: Result<(), RecordError>,
-) -> Result<(), KubeError> {
+) -> Result<u64, KubeError> {
     let options = run.options;
     let extras = &options.record;
     let time = Utc::now();
@@ -694,9 +697,11 @@ async fn record(
         images: extras.images.clone(),
         ci_url: extras.ci_url.clone(),
         error,
+        rev: extras.rev.clone(),
         repeats: 1,
     };
     inventory::push_record(&mut history, this);
+    let number = history.first().map_or(0, |newest| newest.number);
     let mut applied = previous.applied;
     applied.extend(digests.iter().map(|(k, v)| (k.clone(), v.clone())));
     let listed: BTreeSet<String> = objects
@@ -726,7 +731,7 @@ async fn record(
             inventory::MAX_DATA_BYTES / 1024
         ));
     }
-    Ok(())
+    Ok(number)
 }
 
 async fn prune_one(run: &Run<'_>, candidate: &InventoryEntry) -> Result<PruneDecision, KubeError> {

@@ -101,6 +101,9 @@ pub struct DeployRecord {
     /// Why a failed deploy failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<RecordError>,
+    /// `deploy --rev REV`: the revision as given (the deploy was not of the work tree).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rev: Option<String>,
     /// How many deploys this record stands for: consecutive deploys of the same revision that
     /// changed nothing collapse into one (`time` is the newest's).
     #[serde(default = "one", skip_serializing_if = "is_one")]
@@ -226,6 +229,8 @@ pub struct DeployedImage {
 /// commit, the timing, Terraform, the images and the CI run (set by `ops::deploy`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RecordExtras {
+    /// `deploy --rev REV`: the revision as given.
+    pub rev: Option<String>,
     pub subject: Option<String>,
     pub author: Option<String>,
     pub started: Option<DateTime<Utc>>,
@@ -630,6 +635,7 @@ mod tests {
             number: u64::from(n) + 1,
             error: None,
             repeats: 1,
+            rev: None,
             source: RecordSource::Deploy,
             healed: Vec::new(),
             sha: Some(format!("{n:040}")),

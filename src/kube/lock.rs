@@ -180,6 +180,50 @@ pub async fn acquire(
     acquire_lease(client, &lease, holder, options, retry, printer).await
 }
 
+/// Break the environment's deploy lock (`gitship unlock --force`): its holder becomes
+/// `broken by <who>` and the Lease is expired, so the next deploy takes it at once and the
+/// holder (a stuck deploy) finds it lost at its next renewal and stops before its next write.
+/// The holder it had, or `None` when nobody held it.
+pub async fn break_lock(
+    client: &Client,
+    environment: &str,
+    namespace: &str,
+    who: &str,
+    retry: &RetryPolicy,
+) -> Result<Option<String>, KubeError> {
+    let name = lease_name(environment);
+    let api: Api<Lease> = Api::namespaced(client.clone(), namespace);
+    let Some(lease) = retry
+        .run(&name, || api.get_opt(&name))
+        .await
+        .map_err(api_error(&name, namespace))?
+    else {
+        return Ok(None);
+    };
+    let mut value = serde_json::to_value(&lease)
+        .map_err(|e| KubeError::about(format!("Lease {name}"), kube::Error::SerdeError(e)))?;
+    let holder = value
+        .pointer("/spec/holderIdentity")
+        .and_then(Value::as_str)
+        .filter(|holder| !holder.is_empty())
+        .map(str::to_string);
+    let Some(holder) = holder else {
+        return Ok(None);
+    };
+    let long_ago = Utc::now() - chrono::TimeDelta::days(1);
+    value["spec"]["holderIdentity"] = json!(format!("broken by {who}"));
+    value["spec"]["renewTime"] = json!(micro_time(long_ago));
+    value["spec"]["leaseDurationSeconds"] = json!(1);
+    let body: Lease = serde_json::from_value(value)
+        .map_err(|e| KubeError::about(format!("Lease {name}"), kube::Error::SerdeError(e)))?;
+    let params = PostParams::default();
+    retry
+        .run(&name, || api.replace(&name, &params, &body))
+        .await
+        .map_err(api_error(&name, namespace))?;
+    Ok(Some(holder))
+}
+
 /// A Lease other than the deploy lock that works the same way (the agent's leadership).
 #[derive(Debug, Clone)]
 pub struct NamedLease {

@@ -229,6 +229,7 @@ fn record_options(
     options.healed = policy.healed.clone();
     let (subject, author) = crate::git::commit_info(&session.repo.root, &session.git.sha).unzip();
     options.record = RecordExtras {
+        rev: settings.rev.clone(),
         subject,
         author,
         started: Some(started),
@@ -328,7 +329,11 @@ async fn record_event(
     policy: &DeployPolicy,
     report: &DeployReport,
 ) {
-    let revision = crate::git::short_sha(&session.git.sha);
+    let revision = match report.record_number {
+        Some(number) => format!("{} (#{number})", crate::git::short_sha(&session.git.sha)),
+        None => crate::git::short_sha(&session.git.sha).to_string(),
+    };
+    let who = crate::kube::inventory::who();
     let (reason, message) = match policy.source {
         RecordSource::Heal => (
             "Healed",
@@ -341,7 +346,7 @@ async fn record_event(
         RecordSource::Rollback => (
             "RolledBack",
             format!(
-                "rolled `{}` back to {revision}: {}",
+                "`{who}` rolled `{}` back to {revision}: {}",
                 session.config.name,
                 report.summary_line()
             ),
@@ -349,9 +354,9 @@ async fn record_event(
         source => (
             "Deployed",
             format!(
-                "{} deployed {revision} to `{}`: {}",
-                source.as_str(),
+                "`{who}` deployed {revision} to `{}` ({}): {}",
                 session.config.name,
+                source.as_str(),
                 report.summary_line()
             ),
         ),
@@ -995,6 +1000,7 @@ mod tests {
             skip_preflight: false,
             force: false,
             rev: None,
+            atomic: false,
         }
     }
 

@@ -34,6 +34,7 @@ pub mod repo_files;
 pub mod rollback;
 pub mod session;
 pub mod status;
+pub mod unlock;
 pub mod validate;
 
 pub use deploy::DeploySource;

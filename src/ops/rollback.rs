@@ -144,9 +144,9 @@ fn choose(history: &[DeployRecord], steps: usize) -> Option<RollbackTarget> {
     Some(RollbackTarget { current, target })
 }
 
-/// Pin the environment at `revision` (a session from [`Session::open_revision`]) and deploy it
-/// as a rollback; the previous pin (or none) is put back when the deploy fails.
-pub async fn rollback(revision: &Session, settings: &RollbackSettings) -> Result<DeployReport> {
+/// What a rollback's deploy may do: the images already in the registry, Terraform only when
+/// asked, recorded as a rollback, over a pin.
+fn rollback_deploy(settings: &RollbackSettings) -> (DeployPolicy, DeploySettings) {
     let policy = DeployPolicy {
         images: ImagePolicy::RequireExisting,
         terraform: if settings.terraform {
@@ -173,13 +173,55 @@ pub async fn rollback(revision: &Session, settings: &RollbackSettings) -> Result
         prune_protected: false,
         no_prune: false,
         timeout: None,
-        lock_timeout: None,
+        lock_timeout: settings.lock_timeout,
         lock_lease: None,
         skip_preflight: false,
         // A pinned environment may always be rolled back.
         force: true,
         rev: None,
+        atomic: false,
     };
+    (policy, deploy)
+}
+
+/// `deploy --atomic` after the health wait failed: deploy the revision [`back`] from the failed
+/// record (the previous good one), recorded as a rollback; no pin, so the next deploy of a fixed
+/// commit goes through. The revision gone back to.
+pub async fn undo_failed(
+    global: &crate::settings::GlobalSettings,
+    printer: &crate::output::Printer,
+    cluster: &ClusterSettings,
+) -> Result<String> {
+    let session = Session::open(global, printer, cluster)?;
+    let connection = session.connect().await?;
+    let inventory = session.deployed_inventory(&connection, "roll back").await?;
+    let target = choose(&inventory.history, 1).ok_or_else(|| {
+        UserError::new(
+            format!(
+                "`--atomic`: `{}` has no good revision before the failed deploy to go back to",
+                cluster.env
+            ),
+            "fix the workloads and deploy again, or `gitship rollback --to REV`",
+        )
+    })?;
+    let revision = Session::open_revision(global, printer, cluster, &target.target)?;
+    let (policy, deploy) = rollback_deploy(&RollbackSettings {
+        env: cluster.env.clone(),
+        to: None,
+        steps: 1,
+        lock_timeout: None,
+        terraform: false,
+        yes: true,
+        sandbox: cluster.sandbox,
+    });
+    crate::ops::deploy::deploy_with(&revision, &DeploySource::WorkTree, &deploy, &policy).await?;
+    Ok(target.target)
+}
+
+/// Pin the environment at `revision` (a session from [`Session::open_revision`]) and deploy it
+/// as a rollback; the previous pin (or none) is put back when the deploy fails.
+pub async fn rollback(revision: &Session, settings: &RollbackSettings) -> Result<DeployReport> {
+    let (policy, deploy) = rollback_deploy(settings);
     if !settings.terraform && revision.revision_module_differs()? {
         revision.printer.warn(&format!(
             "Terraform is not rolled back: its module at {} differs from the work tree's; the infrastructure stays as the current state has it (roll it back with `--terraform` from a checkout of the revision)",
@@ -235,6 +277,7 @@ mod tests {
             ci_url: None,
             error: None,
             repeats: 1,
+            rev: None,
         }
     }
 

@@ -572,20 +572,7 @@ async fn after_a_failed_deploy_rollback_goes_to_the_last_good_revision_then_furt
     repo.ok(&["deploy", "staging"]);
     // C: a new title, and a Deployment whose rollout never finishes.
     site(&repo, "c");
-    let unready = match cluster.sim() {
-        Some(sim) => {
-            sim.handle()
-                .script_rollout(&cluster.ns("web"), "web", kubesim::Rollout::Fail);
-            ""
-        }
-        None => "        sim.gitship.dev/unready: \"true\"\n",
-    };
-    repo.write(
-        "infrastructure/kubernetes/web.yaml",
-        &format!(
-            "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  progressDeadlineSeconds: 3\n  replicas: 1\n  selector:\n    matchLabels: {{app: web}}\n  template:\n    metadata:\n      labels:\n        app: web\n{unready}    spec:\n      containers:\n        - name: web\n          image: registry.local/web:1\n"
-        ),
-    );
+    write_failing_deployment(&repo, &cluster);
     repo.commit("c");
     let c = head_sha(&repo, "HEAD");
     let failed = repo.gitship(&["deploy", "staging", "--timeout", "30s"]);
@@ -642,6 +629,112 @@ async fn after_a_failed_deploy_rollback_goes_to_the_last_good_revision_then_furt
     // Record numbers are accepted by `--to`.
     repo.ok(&["rollback", "staging", "--to", "#2", "--yes"]);
     assert_eq!(web.title().await, "b");
+}
+
+/// The Deployment `web` of commit C: its rollout never finishes (kubesim's scripted rollout, or
+/// on the real server pods that never become Ready and a 3 s progress deadline).
+fn write_failing_deployment(repo: &Repo, cluster: &TestCluster) {
+    let unready = match cluster.sim() {
+        Some(sim) => {
+            sim.handle()
+                .script_rollout(&cluster.ns("web"), "web", kubesim::Rollout::Fail);
+            ""
+        }
+        None => "        sim.gitship.dev/unready: \"true\"\n",
+    };
+    repo.write(
+        "infrastructure/kubernetes/web.yaml",
+        &format!(
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  progressDeadlineSeconds: 3\n  replicas: 1\n  selector:\n    matchLabels: {{app: web}}\n  template:\n    metadata:\n      labels:\n        app: web\n{unready}    spec:\n      containers:\n        - name: web\n          image: registry.local/web:1\n"
+        ),
+    );
+}
+
+/// `deploy --atomic`: the health wait fails, the previous good revision is deployed back at
+/// once (a rollback record after the failed one), nothing is pinned, and the exit code is 1.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deploy_atomic_restores_the_previous_revision_after_a_health_failure() {
+    let cluster = TestCluster::start().await;
+    let web = Namespace::of(&cluster).await;
+    let repo = on_cluster(&cluster);
+    repo.ok(&["deploy", "staging"]);
+    let b = head_sha(&repo, "HEAD");
+    site(&repo, "c");
+    write_failing_deployment(&repo, &cluster);
+    repo.commit("c");
+    let failed = repo.gitship(&["deploy", "staging", "--atomic", "--timeout", "30s"]);
+    assert_eq!(failed.code, 1, "{}", failed.all());
+    assert!(
+        failed
+            .stderr
+            .contains(&format!("`--atomic` rolled it back to {}", &b[..12])),
+        "{}",
+        failed.stderr
+    );
+    assert!(
+        failed.stderr.contains("did not become healthy"),
+        "{}",
+        failed.stderr
+    );
+    assert_eq!(web.title().await, "b", "the previous revision is back");
+    assert!(
+        web.stored_pin().await.is_none(),
+        "an atomic deploy pins nothing"
+    );
+    let json = repo.ok(&["history", "staging", "-o", "json"]);
+    let json: serde_json::Value = serde_json::from_str(&json.stdout).expect("JSON");
+    assert_eq!(json["records"][0]["source"], "rollback", "{json}");
+    assert_eq!(json["records"][0]["sha"], b.as_str(), "{json}");
+    assert_eq!(json["records"][1]["outcome"], "failed", "{json}");
+}
+
+/// A stuck deploy holds the lock: `rollback --lock-timeout` gives up quickly, `unlock --force`
+/// breaks the lock (asking first, or `--yes`), records who did, and the rollback goes through.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unlock_force_breaks_a_stuck_lock_so_a_rollback_gets_ahead() {
+    let cluster = TestCluster::start().await;
+    let web = Namespace::of(&cluster).await;
+    let repo = on_cluster(&cluster);
+    repo.ok(&["deploy", "staging"]);
+    web.hold_lock(chrono::TimeDelta::zero()).await;
+    let started = Instant::now();
+    let waited = repo.gitship(&["rollback", "staging", "--yes", "--lock-timeout", "1s"]);
+    assert_eq!(waited.code, 1, "{}", waited.all());
+    assert!(
+        waited.stderr.contains("ann@laptop 1234"),
+        "{}",
+        waited.stderr
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "{:?}",
+        started.elapsed()
+    );
+
+    let refused = repo.gitship(&["unlock", "staging"]);
+    assert_eq!(refused.code, 64, "{}", refused.all());
+    assert!(refused.stderr.contains("--force"), "{}", refused.stderr);
+    let unasked = repo.gitship(&["unlock", "staging", "--force"]);
+    assert_eq!(unasked.code, 64, "{}", unasked.all());
+    assert!(unasked.stderr.contains("--yes"), "{}", unasked.stderr);
+
+    let broken = repo.ok(&["unlock", "staging", "--force", "--yes"]);
+    assert!(
+        broken.stdout.contains("held by `ann@laptop 1234`"),
+        "{}",
+        broken.all()
+    );
+    let reasons = web.events_about("gitship-staging").await;
+    assert!(
+        reasons
+            .iter()
+            .any(|(reason, message)| reason == "LockBroken" && message.contains("ann@laptop 1234")),
+        "{reasons:?}"
+    );
+    repo.ok(&["rollback", "staging", "--yes", "--lock-timeout", "5s"]);
+    assert_eq!(web.title().await, "a");
+    let again = repo.ok(&["unlock", "staging", "--force", "--yes"]);
+    assert!(again.stdout.contains("is not held"), "{}", again.all());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
