@@ -175,10 +175,10 @@ impl GitSource {
             "+refs/heads/{branch}:refs/remotes/origin/{branch}",
             branch = self.branch
         );
-        let mut options = fetch_options(&self.url);
+        let (mut options, host_key) = fetch_options(&self.url);
         remote
             .fetch(&[refspec.as_str()], Some(&mut options), None)
-            .map_err(|err| self.git_error("cannot fetch", err))?;
+            .map_err(|err| host_key.or(self.git_error("cannot fetch", err), &self.url))?;
         let reference = format!("refs/remotes/origin/{}", self.branch);
         let commit = self
             .repository
@@ -211,7 +211,7 @@ impl GitSource {
             .repository
             .remote_anonymous(&self.url)
             .map_err(|err| self.git_error("cannot use the source", err))?;
-        let mut options = fetch_options(&self.url);
+        let (mut options, host_key) = fetch_options(&self.url);
         remote
             .fetch(
                 &[
@@ -221,7 +221,7 @@ impl GitSource {
                 Some(&mut options),
                 None,
             )
-            .map_err(|err| self.git_error("cannot fetch", err))?;
+            .map_err(|err| host_key.or(self.git_error("cannot fetch", err), &self.url))?;
         Ok(())
     }
 
@@ -386,18 +386,22 @@ fn revision(commit: &git2::Commit) -> Revision {
 
 fn clone(url: &str, dir: &Path) -> Result<Repository> {
     let mut builder = git2::build::RepoBuilder::new();
-    builder.fetch_options(fetch_options(url));
+    let (options, host_key) = fetch_options(url);
+    builder.fetch_options(options);
     // Nothing is written yet: the first checkout is [`GitSource::checkout`]'s, which can leave
     // large blobs out.
     let mut checkout = git2::build::CheckoutBuilder::new();
     checkout.dry_run();
     builder.with_checkout(checkout);
     builder.clone(url, dir).map_err(|err| {
-        UserError::new(
-            format!("cannot clone `{}`: {}", display_url(url), err.message()),
-            "check the URL and the credentials (SSH agent or GITSHIP_GIT_SSH_KEY; GITSHIP_GIT_TOKEN for HTTPS)",
+        host_key.or(
+            UserError::new(
+                format!("cannot clone `{}`: {}", display_url(url), err.message()),
+                "check the URL and the credentials (SSH agent or GITSHIP_GIT_SSH_KEY; GITSHIP_GIT_TOKEN for HTTPS)",
+            )
+            .into(),
+            url,
         )
-        .into()
     })
 }
 
@@ -487,12 +491,46 @@ fn check_host_key(
     }
 }
 
-/// Fetch options with the credentials of the environment (see the module documentation).
-fn fetch_options(url: &str) -> FetchOptions<'static> {
+/// Why the SSH host key check refused a server, kept for the error a fetch returns: libgit2
+/// replaces the check's message with its own ("invalid or unknown remote ssh hostkey").
+#[derive(Debug, Clone, Default)]
+struct HostKeyRefusal(std::sync::Arc<std::sync::Mutex<Option<String>>>);
+
+impl HostKeyRefusal {
+    fn set(&self, message: &str) {
+        *self
+            .0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(message.to_string());
+    }
+
+    /// The refusal as the fetch's error, if the check refused; else `otherwise`.
+    fn or(&self, otherwise: anyhow::Error, url: &str) -> anyhow::Error {
+        let refused = self
+            .0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone();
+        match refused {
+            Some(message) => UserError::new(
+                format!("cannot fetch `{}`: {message}", display_url(url)),
+                "list the server's host key in the file GITSHIP_GIT_KNOWN_HOSTS names (in the cluster, the `known_hosts` key of Secret `gitship-agent-ssh`)",
+            )
+            .into(),
+            None => otherwise,
+        }
+    }
+}
+
+/// Fetch options with the credentials of the environment (see the module documentation), and
+/// what the host key check refused.
+fn fetch_options(url: &str) -> (FetchOptions<'static>, HostKeyRefusal) {
     let mut callbacks = RemoteCallbacks::new();
+    let refusal = HostKeyRefusal::default();
     if let Some(known_hosts) = std::env::var_os(KNOWN_HOSTS_VARIABLE) {
         let port = ssh_port(url);
         let known_hosts = PathBuf::from(known_hosts);
+        let refused = refusal.clone();
         callbacks.certificate_check(move |cert, host| {
             // HTTPS: libgit2's own TLS verification.
             let Some(hostkey) = cert.as_hostkey() else {
@@ -503,7 +541,10 @@ fn fetch_options(url: &str) -> FetchOptions<'static> {
                 .zip(hostkey.hostkey_type().map(|kind| kind.name()));
             check_host_key(&known_hosts, host, port, key)
                 .map(|()| git2::CertificateCheckStatus::CertificateOk)
-                .map_err(|message| git2::Error::from_str(&message))
+                .map_err(|message| {
+                    refused.set(&message);
+                    git2::Error::from_str(&message)
+                })
         });
     }
     let mut attempts = 0u32;
@@ -545,7 +586,7 @@ fn fetch_options(url: &str) -> FetchOptions<'static> {
     });
     let mut options = FetchOptions::new();
     options.remote_callbacks(callbacks);
-    options
+    (options, refusal)
 }
 
 #[cfg(test)]
