@@ -121,9 +121,9 @@ pub enum PruneDecision {
     /// Outside what the environment declares ([`Scope`]): reported, never deleted, dropped
     /// from the inventory.
     OutOfScope(String),
-    /// The server refused to read or delete it (403: RBAC that names the objects it may
-    /// delete, as the agent's does for Secrets and cluster-scoped objects): reported, kept in
-    /// the inventory for a deploy allowed to prune it.
+    /// The server refused to read it (403: RBAC that names the objects it may read and delete,
+    /// as the agent's does for Secrets and cluster-scoped objects): reported, kept in the
+    /// inventory for a deploy allowed to prune it.
     Forbidden(String),
 }
 
