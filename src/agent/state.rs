@@ -218,7 +218,9 @@ mod tests {
     fn a_tick_makes_a_stale_state_alive() {
         let status = Status::new("production", "https://git.example/r.git", "main", "a");
         let state = AgentState::new(status, WebhookSecrets::default()).with_liveness(Liveness {
-            started: Instant::now() - Duration::from_secs(10),
+            started: Instant::now()
+                .checked_sub(Duration::from_secs(10))
+                .expect("a monotonic clock past 10 s"),
             stale_after: Duration::from_secs(5),
         });
         assert!(state.liveness_problem().is_some());
