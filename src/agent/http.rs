@@ -1,6 +1,7 @@
 //! The agent's HTTP server: probes, metrics, status and the push webhook.
 //!
-//! - `GET /healthz`: 200 `ok` while the process serves;
+//! - `GET /healthz`: 200 `ok` while the reconcile loop ticks, else 503 with the reason
+//!   ([`crate::agent::state::Liveness`]);
 //! - `GET /readyz`: 200 `ready` once [`AgentState::ready`], else 503 `not ready`;
 //! - `GET /metrics`: [`Metrics::encode`](crate::agent::metrics::Metrics::encode), served as
 //!   [`metrics::CONTENT_TYPE`] (OpenMetrics text);
@@ -173,8 +174,11 @@ fn router(state: Arc<AgentState>) -> Router {
         .with_state(state)
 }
 
-async fn healthz() -> &'static str {
-    "ok\n"
+async fn healthz(State(state): State<Arc<AgentState>>) -> (StatusCode, String) {
+    match state.liveness_problem() {
+        None => (StatusCode::OK, "ok\n".into()),
+        Some(problem) => (StatusCode::SERVICE_UNAVAILABLE, format!("{problem}\n")),
+    }
 }
 
 async fn readyz(State(state): State<Arc<AgentState>>) -> (StatusCode, &'static str) {
@@ -861,6 +865,26 @@ mod tests {
         assert_eq!(reply.status, 200, "{reply:?}");
         assert_eq!(reply.body.trim(), "ok");
         server.stop().await;
+    }
+
+    /// A loop that stopped ticking fails `/healthz` (the kubelet restarts the container).
+    #[tokio::test]
+    async fn healthz_fails_when_the_loop_stops_ticking() {
+        let status = Status::new("production", "https://git.example/r.git", "main", "a");
+        let liveness = crate::agent::state::Liveness {
+            started: std::time::Instant::now(),
+            stale_after: Duration::from_millis(200),
+        };
+        let state =
+            Arc::new(AgentState::new(status, WebhookSecrets::default()).with_liveness(liveness));
+        state.tick();
+        assert_eq!(healthz(State(state.clone())).await.0, StatusCode::OK);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let (code, body) = healthz(State(state.clone())).await;
+        assert_eq!(code, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(body.contains("has not ticked for"), "{body}");
+        state.tick();
+        assert_eq!(healthz(State(state)).await.0, StatusCode::OK);
     }
 
     #[tokio::test]

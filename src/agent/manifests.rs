@@ -2,12 +2,48 @@
 //!
 //! In the environment's namespace (assumed to exist; it is not printed): a ServiceAccount
 //! `gitship-agent`, least-privilege RBAC, a Deployment of two replicas (one leads, by the Lease
-//! [`crate::model::agent_lease_name`]) and a Service for its HTTP port. The RBAC grants exactly
-//! the kinds the environment deploys, found by rendering its manifests with placeholder Terraform
-//! outputs (no Terraform, no cluster): a Role per namespace the objects live in, a ClusterRole
-//! only when the environment deploys cluster-scoped kinds, plus what gitship itself needs (the
-//! deploy and leader Leases, the inventory and status ConfigMaps, Events, a read of its
-//! namespace).
+//! [`crate::model::agent_lease_name`]; preferably on different nodes), a PodDisruptionBudget
+//! (one replica down at a time) and a Service for its HTTP port.
+//!
+//! **RBAC.** The kinds and objects the environment deploys are found by rendering its manifests
+//! with placeholder Terraform outputs (no Terraform, no cluster). What gitship does to them:
+//! a server-side apply (`patch`; for a missing object the server also checks `create`, with the
+//! object's name, so a named `create` allows it), a dry run (`patch`), a read (`get`; drift
+//! LISTs each kind, and a deploy LISTs a kind with 8 or more objects; both read one by one where
+//! the LIST is refused), a delete (prune, `gitship.dev/replace`), and a LIST and WATCH of the
+//! kinds whose health it waits for (`kube::health::is_watched`; a cluster-scoped one by
+//! `metadata.name`). So:
+//!
+//! - a namespaced kind the environment declares gets `get list create patch delete` (+ `watch`
+//!   for a workload) on the kind in that namespace, with `list` of Events where workloads are
+//!   (a failed rollout's report). Not by name: the namespace is the environment's, and every
+//!   new object in Git would otherwise wait for an administrator;
+//! - a Secret gets `get create patch delete` by name (`resourceNames`), and no `list`: the agent
+//!   can read only the Secrets Git declares, never the namespace's others (the service
+//!   account tokens, other tools' credentials). The cost: a commit that adds a Secret fails to
+//!   apply it (403) until these manifests are generated and applied again, and one that removes
+//!   a Secret leaves it in place (prune reports it refused and keeps it in the inventory);
+//! - a cluster-scoped object (the environment's own Namespace, a CRD) gets the same verbs by
+//!   name in a ClusterRole, and nothing else is granted cluster-wide; adding or removing one
+//!   is likewise an administrator's step;
+//! - gitship's own objects in the environment's namespace, by name: the deploy lock and leader
+//!   Leases `gitship-<env>` and `gitship-<env>.agent` (`get update delete`; they are taken with
+//!   a POST, which names nothing to RBAC, so Leases get an unnamed `create`), the inventory and
+//!   status ConfigMaps of the same names (`get create patch`: server-side applies), Events
+//!   (`create` and `list`, unnamed: an Event is POSTed) and a `get` of the namespace itself.
+//!
+//! **Credentials of a private repository**, each from an optional Secret (absent: the variable
+//! is unset or its file missing, and the agent fetches without): `gitship-agent-git-token`
+//! (key `token`, optional key `username`) becomes `GITSHIP_GIT_TOKEN` and
+//! `GITSHIP_GIT_USERNAME` for HTTPS; `gitship-agent-ssh` (keys `ssh-privatekey` and
+//! `known_hosts`) is mounted read-only, mode 0400, at `/etc/gitship/ssh`, named by
+//! `GITSHIP_GIT_SSH_KEY` and `GITSHIP_GIT_KNOWN_HOSTS`: an SSH server whose host key that file
+//! does not list is refused ([`crate::git::known_hosts`]). The webhook's secret comes from
+//! `gitship-agent-webhook` (key `secret`).
+//!
+//! **Probes.** `/healthz` fails when the reconcile loop has stopped ticking
+//! ([`crate::agent::state::Liveness`]); `/readyz` waits for the first fetch or for another
+//! replica to lead.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -28,6 +64,16 @@ use crate::terraform;
 pub const AGENT_NAME: &str = "gitship-agent";
 /// The Secret (key `secret`) the Deployment reads `GITSHIP_WEBHOOK_SECRET` from, when it exists.
 pub const WEBHOOK_SECRET_NAME: &str = "gitship-agent-webhook";
+/// The Secret holding an HTTPS token for a private repository (key `token`; optional key
+/// `username`, default `x-access-token`), read as `GITSHIP_GIT_TOKEN` and `GITSHIP_GIT_USERNAME`
+/// when it exists.
+pub const GIT_TOKEN_SECRET_NAME: &str = "gitship-agent-git-token";
+/// The Secret holding an SSH key for a private repository (key `ssh-privatekey`, as a
+/// `kubernetes.io/ssh-auth` Secret has it) and the server's host keys (key `known_hosts`),
+/// mounted read-only at [`SSH_DIR`] when it exists.
+pub const SSH_SECRET_NAME: &str = "gitship-agent-ssh";
+/// Where the SSH Secret is mounted.
+pub const SSH_DIR: &str = "/etc/gitship/ssh";
 /// The agent's HTTP port (`/healthz`, `/readyz`, `/metrics`, `/status`, `POST /hooks/git`).
 pub const HTTP_PORT: u16 = 8080;
 /// Where the agent keeps its clone (an emptyDir).
@@ -35,7 +81,7 @@ pub const CACHE_DIR: &str = "/var/cache/gitship";
 /// The distroless `nonroot` user.
 pub const AGENT_USER: i64 = 65532;
 
-/// Every verb gitship uses on the objects it deploys, in the order RBAC conventionally lists them.
+/// The verbs of RBAC, in the order it conventionally lists them.
 const ALL_VERBS: [&str; 7] = [
     "get", "list", "watch", "create", "update", "patch", "delete",
 ];
@@ -106,7 +152,7 @@ pub fn agent_manifests(
         crate::ops::render::render_with(&repo, &config, outputs, UnknownOutputs::Placeholder)?;
 
     let namespace = config.cluster.namespace.clone();
-    let rbac = Rbac::for_manifests(&manifests, &namespace);
+    let rbac = Rbac::for_manifests(&manifests, &config.name, &namespace);
     let agent = Agent {
         environment: &config.name,
         namespace: &namespace,
@@ -212,73 +258,79 @@ pub struct GroupResource {
     pub resource: String,
 }
 
+/// What the agent may do with one resource in one scope (a namespace, or the cluster).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Grant {
+    /// Verbs on every object of the resource in the scope.
+    pub any: BTreeSet<&'static str>,
+    /// Verbs on the objects in `names` only (RBAC `resourceNames`).
+    pub named: BTreeSet<&'static str>,
+    pub names: BTreeSet<String>,
+}
+
+/// The grants of one scope, by resource.
+pub type Grants = BTreeMap<GroupResource, Grant>;
+
 /// The permissions the agent needs, by scope.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Rbac {
     /// Per namespace: what the agent does there. The environment's namespace always has an entry.
-    pub namespaced: BTreeMap<String, BTreeMap<GroupResource, BTreeSet<&'static str>>>,
-    /// Cluster-scoped kinds the environment deploys (a ClusterRole when not empty).
-    pub cluster: BTreeMap<GroupResource, BTreeSet<&'static str>>,
+    pub namespaced: BTreeMap<String, Grants>,
+    /// Cluster-scoped objects the environment deploys, by name (a ClusterRole when not empty).
+    pub cluster: Grants,
+}
+
+/// What a deploy, a drift check and a prune do to a declared object of a kind the environment
+/// owns in a namespace: a server-side apply (`patch`; `create` when it is missing, the same
+/// request), a dry run (`patch`), a read (`get`; `list` for drift, and for a deploy with many
+/// objects of the kind), a delete (prune, `gitship.dev/replace`).
+const DECLARED_VERBS: [&str; 5] = ["get", "list", "create", "patch", "delete"];
+/// The same, by name: a Secret, a cluster-scoped object. No `list`: drift and a deploy read
+/// those one by one when a LIST is refused.
+const NAMED_VERBS: [&str; 4] = ["get", "create", "patch", "delete"];
+/// What the health wait adds for the kinds it follows (`kube::health::is_watched`): a LIST
+/// then a WATCH (by `metadata.name` for a cluster-scoped object, so names suffice).
+const WATCH_VERBS: [&str; 2] = ["list", "watch"];
+
+impl Grant {
+    fn any(&mut self, verbs: &[&'static str]) -> &mut Grant {
+        self.any.extend(verbs);
+        self
+    }
+
+    fn named(&mut self, name: &str, verbs: &[&'static str]) -> &mut Grant {
+        self.named.extend(verbs);
+        self.names.insert(name.to_string());
+        self
+    }
+}
+
+fn grant<'a>(grants: &'a mut Grants, group: &str, resource: &str) -> &'a mut Grant {
+    grants
+        .entry(GroupResource {
+            group: group.to_string(),
+            resource: resource.to_string(),
+        })
+        .or_default()
 }
 
 impl Rbac {
-    /// What deploying `manifests` (objects without a namespace default to `namespace`) takes,
-    /// plus gitship's own needs in `namespace`.
-    pub fn for_manifests(manifests: &[Manifest], namespace: &str) -> Rbac {
-        // A CRD the environment deploys names the plural of its kind, and its scope
-        // (`spec.scope: Cluster`: its custom resources have no namespace).
-        let crds: BTreeMap<(String, String), (String, bool)> = manifests
-            .iter()
-            .filter(|m| m.kind() == "CustomResourceDefinition")
-            .filter_map(|m| {
-                let spec = m.object.get("spec")?;
-                Some((
-                    (
-                        spec.get("group")?.as_str()?.to_string(),
-                        spec.pointer("/names/kind")?.as_str()?.to_string(),
-                    ),
-                    (
-                        spec.pointer("/names/plural")?.as_str()?.to_string(),
-                        spec.get("scope").and_then(Value::as_str) == Some("Cluster"),
-                    ),
-                ))
-            })
-            .collect();
+    /// What deploying `manifests` of `environment` (objects without a namespace default to
+    /// `namespace`) takes, plus gitship's own needs in `namespace`.
+    pub fn for_manifests(manifests: &[Manifest], environment: &str, namespace: &str) -> Rbac {
+        let crds = crd_resources(manifests);
         let mut rbac = Rbac::default();
-        let own = rbac.namespaced.entry(namespace.to_string()).or_default();
-        let grant = |rules: &mut BTreeMap<GroupResource, BTreeSet<&'static str>>,
-                     group: &str,
-                     resource: &str,
-                     verbs: &[&'static str]| {
-            rules
-                .entry(GroupResource {
-                    group: group.to_string(),
-                    resource: resource.to_string(),
-                })
-                .or_default()
-                .extend(verbs);
-        };
-        // The deploy lock and the leader Lease.
-        grant(
-            own,
-            "coordination.k8s.io",
-            "leases",
-            &["get", "create", "update", "delete"],
-        );
-        // The inventory and the agent's status.
-        grant(
-            own,
-            "",
-            "configmaps",
-            &["get", "list", "create", "update", "patch", "delete"],
-        );
-        // The agent's Events, and the ones a failed rollout's diagnostics list.
-        grant(own, "", "events", &["get", "list", "create", "patch"]);
-        // Preflight reads the environment's namespace: a Role grants that for its own namespace.
-        grant(own, "", "namespaces", &["get"]);
+        rbac.own_objects(environment, namespace);
         for manifest in manifests {
             let api_version = manifest.api_version();
             let kind = manifest.kind();
+            let Some(name) = manifest
+                .object
+                .pointer("/metadata/name")
+                .and_then(Value::as_str)
+            else {
+                continue;
+            };
             if kind.is_empty() {
                 continue;
             }
@@ -287,22 +339,85 @@ impl Rbac {
                 .get(&(group.to_string(), kind.to_string()))
                 .cloned()
                 .unwrap_or_else(|| (plural(api_version, kind), false));
-            let rules = if custom_cluster_scoped || is_cluster_scoped(group, kind) {
-                &mut rbac.cluster
-            } else {
-                let object_namespace = manifest
-                    .object
-                    .pointer("/metadata/namespace")
-                    .and_then(Value::as_str)
-                    .unwrap_or(namespace);
-                rbac.namespaced
-                    .entry(object_namespace.to_string())
-                    .or_default()
-            };
-            grant(rules, group, &resource, &ALL_VERBS);
+            let watched = crate::kube::health::is_watched(kind);
+            if custom_cluster_scoped || is_cluster_scoped(group, kind) {
+                let grant = grant(&mut rbac.cluster, group, &resource);
+                grant.named(name, &NAMED_VERBS);
+                if watched {
+                    grant.named(name, &WATCH_VERBS);
+                }
+                continue;
+            }
+            let object_namespace = manifest
+                .object
+                .pointer("/metadata/namespace")
+                .and_then(Value::as_str)
+                .unwrap_or(namespace);
+            let grants = rbac
+                .namespaced
+                .entry(object_namespace.to_string())
+                .or_default();
+            if group.is_empty() && kind == "Secret" {
+                grant(grants, group, &resource).named(name, &NAMED_VERBS);
+                continue;
+            }
+            grant(grants, group, &resource).any(&DECLARED_VERBS);
+            if watched {
+                grant(grants, group, &resource).any(&WATCH_VERBS);
+                // A rollout that fails is explained by its Events (`kube::health::report`).
+                grant(grants, "", "events").any(&["list"]);
+            }
         }
         rbac
     }
+
+    /// gitship's own objects in the environment's namespace, by name where Kubernetes allows it.
+    fn own_objects(&mut self, environment: &str, namespace: &str) {
+        let own = self.namespaced.entry(namespace.to_string()).or_default();
+        let reserved = crate::model::reserved_name(environment);
+        let agent = crate::model::agent_lease_name(environment);
+        // The deploy lock and the leader Lease: read, renewed (`update`), released (`delete`).
+        // They are taken with a create (POST), which names no object to RBAC: `create` cannot be
+        // limited by name, so the agent can create Leases, but read or change only its own.
+        let leases = grant(own, "coordination.k8s.io", "leases");
+        leases.any(&["create"]);
+        for name in [&reserved, &agent] {
+            leases.named(name, &["get", "update", "delete"]);
+        }
+        // The inventory (and the pin in it) and the agent's status: server-side applies, which
+        // create a missing object under the `create` verb with its name (allowed by name).
+        let status = crate::model::agent_status_name(environment);
+        let configmaps = grant(own, "", "configmaps");
+        for name in [&reserved, &status] {
+            configmaps.named(name, &["get", "create", "patch"]);
+        }
+        // The agent's Events (a POST: no name), and the ones a failed rollout's report lists.
+        grant(own, "", "events").any(&["list", "create"]);
+        // Preflight reads the environment's namespace: a Role grants that for its own namespace.
+        grant(own, "", "namespaces").named(namespace, &["get"]);
+    }
+}
+
+/// The plural and scope (`spec.scope: Cluster`) of every kind a CRD among `manifests` defines,
+/// by (group, kind).
+fn crd_resources(manifests: &[Manifest]) -> BTreeMap<(String, String), (String, bool)> {
+    manifests
+        .iter()
+        .filter(|m| m.kind() == "CustomResourceDefinition")
+        .filter_map(|m| {
+            let spec = m.object.get("spec")?;
+            Some((
+                (
+                    spec.get("group")?.as_str()?.to_string(),
+                    spec.pointer("/names/kind")?.as_str()?.to_string(),
+                ),
+                (
+                    spec.pointer("/names/plural")?.as_str()?.to_string(),
+                    spec.get("scope").and_then(Value::as_str) == Some("Cluster"),
+                ),
+            ))
+        })
+        .collect()
 }
 
 /// The plural resource name of `kind` (kube's pluralization of the built-in kinds:
@@ -315,26 +430,45 @@ pub fn plural(api_version: &str, kind: &str) -> String {
     ApiResource::from_gvk(&GroupVersionKind::gvk(group, version, kind)).plural
 }
 
-/// RBAC rules, one per API group and set of verbs, sorted.
-fn rules(grants: &BTreeMap<GroupResource, BTreeSet<&'static str>>) -> Vec<Value> {
+/// `verbs` in the order RBAC conventionally lists them.
+fn ordered(verbs: impl Fn(&str) -> bool) -> Vec<&'static str> {
+    ALL_VERBS
+        .iter()
+        .copied()
+        .filter(|verb| verbs(verb))
+        .collect()
+}
+
+/// RBAC rules: one per API group and set of verbs on every object, then one per resource whose
+/// named objects get more (`resourceNames`), sorted.
+fn rules(grants: &Grants) -> Vec<Value> {
     let mut by_group_and_verbs: BTreeMap<(String, Vec<&'static str>), Vec<String>> =
         BTreeMap::new();
-    for (resource, verbs) in grants {
-        let verbs: Vec<&'static str> = ALL_VERBS
-            .iter()
-            .copied()
-            .filter(|verb| verbs.contains(verb))
-            .collect();
-        by_group_and_verbs
-            .entry((resource.group.clone(), verbs))
-            .or_default()
-            .push(resource.resource.clone());
+    let mut named = Vec::new();
+    for (resource, grant) in grants {
+        let any = ordered(|verb| grant.any.contains(verb));
+        if !any.is_empty() {
+            by_group_and_verbs
+                .entry((resource.group.clone(), any))
+                .or_default()
+                .push(resource.resource.clone());
+        }
+        let only_named = ordered(|verb| grant.named.contains(verb) && !grant.any.contains(verb));
+        if !only_named.is_empty() {
+            named.push(json!({
+                "apiGroups": [resource.group],
+                "resources": [resource.resource],
+                "resourceNames": grant.names,
+                "verbs": only_named,
+            }));
+        }
     }
     by_group_and_verbs
         .into_iter()
         .map(|((group, verbs), resources)| {
             json!({"apiGroups": [group], "resources": resources, "verbs": verbs})
         })
+        .chain(named)
         .collect()
 }
 
@@ -420,6 +554,7 @@ impl Agent<'_> {
             }));
         }
         objects.push(self.deployment());
+        objects.push(self.disruption_budget());
         objects.push(json!({
             "apiVersion": "v1",
             "kind": "Service",
@@ -455,6 +590,70 @@ impl Agent<'_> {
         args
     }
 
+    /// With two replicas and one leader, a voluntary disruption (a node drain) may take one
+    /// replica at a time and never both: `maxUnavailable: 1`, rather than `minAvailable: 1`,
+    /// which would block every drain for good were the Deployment scaled to one replica. A
+    /// replica that is not ready (crash-looping, say) may always be evicted
+    /// (`unhealthyPodEvictionPolicy: AlwaysAllow`): a broken agent never holds a node.
+    fn disruption_budget(&self) -> Value {
+        json!({
+            "apiVersion": "policy/v1",
+            "kind": "PodDisruptionBudget",
+            "metadata": self.metadata(AGENT_NAME, Some(self.namespace)),
+            "spec": {
+                "maxUnavailable": 1,
+                "selector": {"matchLabels": self.selector()},
+                "unhealthyPodEvictionPolicy": "AlwaysAllow",
+            },
+        })
+    }
+
+    /// The container's environment: the webhook's secret, the Git credentials of a private
+    /// repository (each from an optional Secret: absent, the variable is unset), and where the
+    /// SSH Secret's files are (an SSH key the agent finds missing is not offered).
+    fn env(&self) -> Value {
+        let secret = |variable: &str, name: &str, key: &str| {
+            json!({
+                "name": variable,
+                "valueFrom": {"secretKeyRef": {"name": name, "key": key, "optional": true}},
+            })
+        };
+        json!([
+            secret(
+                crate::agent::http::GITHUB_SECRET_VARIABLE,
+                WEBHOOK_SECRET_NAME,
+                "secret"
+            ),
+            secret(crate::git::clone::TOKEN_VARIABLE, GIT_TOKEN_SECRET_NAME, "token"),
+            secret(
+                crate::git::clone::USERNAME_VARIABLE,
+                GIT_TOKEN_SECRET_NAME,
+                "username"
+            ),
+            {"name": crate::git::clone::SSH_KEY_VARIABLE, "value": format!("{SSH_DIR}/ssh-privatekey")},
+            {"name": crate::git::clone::KNOWN_HOSTS_VARIABLE, "value": format!("{SSH_DIR}/known_hosts")},
+            // The root filesystem is read-only: Git and Terraform write here.
+            {"name": "HOME", "value": "/tmp"},
+            // Where the other replica forwards webhooks (`agent::http`), and who the records
+            // and Events name (`pod NAMESPACE/NAME`).
+            {"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
+            {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+            {"name": "POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
+        ])
+    }
+
+    /// The two replicas on different nodes where the scheduler can: a node's loss then costs
+    /// the standby at most.
+    fn affinity(&self) -> Value {
+        json!({"podAntiAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [{
+            "weight": 100,
+            "podAffinityTerm": {
+                "labelSelector": {"matchLabels": self.selector()},
+                "topologyKey": "kubernetes.io/hostname",
+            },
+        }]}})
+    }
+
     fn deployment(&self) -> Value {
         let probe = |path: &str| {
             json!({
@@ -476,6 +675,7 @@ impl Agent<'_> {
                     "metadata": {"labels": self.labels()},
                     "spec": {
                         "serviceAccountName": AGENT_NAME,
+                        "affinity": self.affinity(),
                         "securityContext": {
                             "runAsNonRoot": true,
                             "runAsUser": AGENT_USER,
@@ -487,18 +687,7 @@ impl Agent<'_> {
                             "name": "agent",
                             "image": self.image,
                             "args": self.args(),
-                            "env": [
-                                {
-                                    "name": crate::agent::http::GITHUB_SECRET_VARIABLE,
-                                    "valueFrom": {"secretKeyRef": {
-                                        "name": WEBHOOK_SECRET_NAME,
-                                        "key": "secret",
-                                        "optional": true,
-                                    }},
-                                },
-                                // The root filesystem is read-only: Git and Terraform write here.
-                                {"name": "HOME", "value": "/tmp"},
-                            ],
+                            "env": self.env(),
                             "ports": [{"name": "http", "containerPort": HTTP_PORT, "protocol": "TCP"}],
                             "livenessProbe": probe("/healthz"),
                             "readinessProbe": probe("/readyz"),
@@ -517,11 +706,19 @@ impl Agent<'_> {
                             "volumeMounts": [
                                 {"name": "cache", "mountPath": CACHE_DIR},
                                 {"name": "tmp", "mountPath": "/tmp"},
+                                {"name": "ssh", "mountPath": SSH_DIR, "readOnly": true},
                             ],
                         }],
                         "volumes": [
                             {"name": "cache", "emptyDir": {}},
                             {"name": "tmp", "emptyDir": {}},
+                            // 0400 (the pod's fsGroup adds the group's read: the files are the
+                            // agent's group's, never other users').
+                            {"name": "ssh", "secret": {
+                                "secretName": SSH_SECRET_NAME,
+                                "defaultMode": 0o400,
+                                "optional": true,
+                            }},
                         ],
                     },
                 },
@@ -575,6 +772,7 @@ mod tests {
             manifest("networking.k8s.io/v1", "Ingress", None),
             manifest("v1", "Service", Some("monitoring")),
             manifest("v1", "ConfigMap", Some("blog")),
+            manifest("v1", "Secret", Some("blog")),
             manifest("example.com/v1", "Widget", Some("blog")),
             Manifest {
                 source: Location::new("k.yaml", 1, 1),
@@ -593,9 +791,9 @@ mod tests {
                         "names": {"kind": "Gadget", "plural": "gadgets"}}}),
             },
         ];
-        let rbac = Rbac::for_manifests(&manifests, "blog");
-        let resources = |rules: &BTreeMap<GroupResource, BTreeSet<&'static str>>| {
-            rules
+        let rbac = Rbac::for_manifests(&manifests, "prod", "blog");
+        let resources = |grants: &Grants| {
+            grants
                 .keys()
                 .map(|r| format!("{}/{}", r.group, r.resource))
                 .collect::<Vec<_>>()
@@ -608,12 +806,29 @@ mod tests {
                 "example.com/gadgets"
             ]
         );
+        // Cluster-wide: nothing but the named objects (a CRD's health is followed by name).
+        for grant in rbac.cluster.values() {
+            assert!(grant.any.is_empty(), "{grant:?}");
+        }
+        let crds = &rbac.cluster[&GroupResource {
+            group: "apiextensions.k8s.io".into(),
+            resource: "customresourcedefinitions".into(),
+        }];
+        assert_eq!(
+            crds.names.iter().collect::<Vec<_>>(),
+            ["gadgets.example.com", "widgets.example.com"]
+        );
+        assert_eq!(
+            ordered(|v| crds.named.contains(v)),
+            ["get", "list", "watch", "create", "patch", "delete"]
+        );
         assert_eq!(
             resources(&rbac.namespaced["blog"]),
             [
                 "/configmaps",
                 "/events",
                 "/namespaces",
+                "/secrets",
                 "apps/deployments",
                 "coordination.k8s.io/leases",
                 "example.com/widgetz",
@@ -621,17 +836,51 @@ mod tests {
             ]
         );
         assert_eq!(resources(&rbac.namespaced["monitoring"]), ["/services"]);
-        // Deployed ConfigMaps get every verb; gitship's own configmaps need no watch.
-        let configmaps = GroupResource {
-            group: String::new(),
-            resource: "configmaps".into(),
-        };
-        assert_eq!(rbac.namespaced["blog"][&configmaps].len(), ALL_VERBS.len());
-        let rules = rules(&rbac.namespaced["monitoring"]);
+        let blog = rules(&rbac.namespaced["blog"]);
+        let expected = [
+            json!({"apiGroups": [""], "resources": ["configmaps"],
+                "verbs": ["get", "list", "create", "patch", "delete"]}),
+            json!({"apiGroups": [""], "resources": ["events"], "verbs": ["list", "create"]}),
+            json!({"apiGroups": ["apps"], "resources": ["deployments"],
+                "verbs": ["get", "list", "watch", "create", "patch", "delete"]}),
+            json!({"apiGroups": ["coordination.k8s.io"], "resources": ["leases"],
+                "verbs": ["create"]}),
+            json!({"apiGroups": ["example.com"], "resources": ["widgetz"],
+                "verbs": ["get", "list", "create", "patch", "delete"]}),
+            json!({"apiGroups": ["networking.k8s.io"], "resources": ["ingresses"],
+                "verbs": ["get", "list", "create", "patch", "delete"]}),
+            // The declared ConfigMaps cover gitship's own: no named rule for them.
+            json!({"apiGroups": [""], "resources": ["namespaces"], "resourceNames": ["blog"],
+                "verbs": ["get"]}),
+            json!({"apiGroups": [""], "resources": ["secrets"], "resourceNames": ["x"],
+                "verbs": ["get", "create", "patch", "delete"]}),
+            json!({"apiGroups": ["coordination.k8s.io"], "resources": ["leases"],
+                "resourceNames": ["gitship-prod", "gitship-prod.agent"],
+                "verbs": ["get", "update", "delete"]}),
+        ];
+        assert_eq!(blog, expected);
         assert_eq!(
-            rules,
-            [json!({"apiGroups": [""], "resources": ["services"], "verbs": ALL_VERBS})]
+            rules(&rbac.namespaced["monitoring"]),
+            [json!({"apiGroups": [""], "resources": ["services"],
+                "verbs": ["get", "list", "create", "patch", "delete"]})]
         );
+    }
+
+    /// Without declared ConfigMaps, gitship's own are granted by name: no LIST of the
+    /// namespace's ConfigMaps, no Secret at all.
+    #[test]
+    fn gitship_s_own_objects_are_granted_by_name() {
+        let rbac = Rbac::for_manifests(&[manifest("v1", "Service", None)], "prod", "blog");
+        let rules = rules(&rbac.namespaced["blog"]);
+        assert!(
+            rules.contains(&json!({"apiGroups": [""], "resources": ["configmaps"],
+                "resourceNames": ["gitship-prod", "gitship-prod.agent"],
+                "verbs": ["get", "create", "patch"]})),
+            "{rules:#?}"
+        );
+        let text = serde_json::to_string(&rules).unwrap();
+        assert!(!text.contains("secrets"), "{text}");
+        assert!(rbac.cluster.is_empty());
     }
 
     #[test]

@@ -27,7 +27,7 @@ use std::time::Duration;
 use anyhow::Result;
 
 use crate::agent::reconcile::Agent;
-use crate::agent::state::{AgentState, Status, WebhookSecrets};
+use crate::agent::state::{AgentState, Liveness, Status, WebhookSecrets};
 use crate::diagnostics::{UserError, user_error};
 use crate::exit::Outcome;
 use crate::git::clone::GitSource;
@@ -254,7 +254,10 @@ pub async fn run(
     status.address = options
         .listen
         .and_then(|listen| advertised_address(listen, |key| std::env::var(key).ok()));
-    let state = Arc::new(AgentState::new(status, webhook_secrets()));
+    let state = Arc::new(
+        AgentState::new(status, webhook_secrets())
+            .with_liveness(Liveness::for_lease(options.lease_duration)),
+    );
     printer.status(&format!(
         "agent: `{}` from {} (branch `{}`{}), every {:?}, heal every {:?}",
         options.env,

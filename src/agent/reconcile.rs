@@ -137,6 +137,7 @@ impl Agent {
         let mut next_fetch = Instant::now();
         let mut next_heal = Instant::now() + self.options.heal_interval;
         loop {
+            self.state.tick();
             if crate::process::is_interrupted() {
                 break;
             }

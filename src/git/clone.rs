@@ -10,7 +10,12 @@
 //! Credentials: for SSH, the SSH agent, then `GITSHIP_GIT_SSH_KEY` (a private key file); for
 //! HTTPS, the token in `GITSHIP_GIT_TOKEN` (user `GITSHIP_GIT_USERNAME`, default
 //! `x-access-token` as GitHub expects), or the credentials in the URL. Credentials are never
-//! printed: [`display_url`] strips them from every message.
+//! printed: [`display_url`] strips them from every message. A key file that does not exist is
+//! not offered (the generated Deployment names one in an optional Secret).
+//!
+//! SSH host keys: with `GITSHIP_GIT_KNOWN_HOSTS` set, the server's key must be listed in that
+//! file for its host ([`crate::git::known_hosts`]; a missing file refuses every SSH server);
+//! without it, libgit2 checks `~/.ssh/known_hosts` as before.
 
 use std::path::{Path, PathBuf};
 
@@ -170,10 +175,10 @@ impl GitSource {
             "+refs/heads/{branch}:refs/remotes/origin/{branch}",
             branch = self.branch
         );
-        let mut options = fetch_options();
+        let (mut options, host_key) = fetch_options(&self.url);
         remote
             .fetch(&[refspec.as_str()], Some(&mut options), None)
-            .map_err(|err| self.fetch_failed(err))?;
+            .map_err(|err| host_key.or(self.fetch_failed(err), &self.url))?;
         // libgit2 fetches a refspec whose branch is gone without a word, and the remote-tracking
         // branch keeps its last commit: ask what the source has (the list stays after the
         // fetch's connection closed).
@@ -229,7 +234,7 @@ impl GitSource {
             .repository
             .remote_anonymous(&self.url)
             .map_err(|err| self.git_error("cannot use the source", err))?;
-        let mut options = fetch_options();
+        let (mut options, host_key) = fetch_options(&self.url);
         remote
             .fetch(
                 &[
@@ -239,7 +244,7 @@ impl GitSource {
                 Some(&mut options),
                 None,
             )
-            .map_err(|err| self.git_error("cannot fetch", err))?;
+            .map_err(|err| host_key.or(self.git_error("cannot fetch", err), &self.url))?;
         Ok(())
     }
 
@@ -520,18 +525,22 @@ fn revision(commit: &git2::Commit) -> Revision {
 
 fn clone(url: &str, dir: &Path) -> Result<Repository> {
     let mut builder = git2::build::RepoBuilder::new();
-    builder.fetch_options(fetch_options());
+    let (options, host_key) = fetch_options(url);
+    builder.fetch_options(options);
     // Nothing is written yet: the first checkout is [`GitSource::checkout`]'s, which can leave
     // large blobs out.
     let mut checkout = git2::build::CheckoutBuilder::new();
     checkout.dry_run();
     builder.with_checkout(checkout);
     builder.clone(url, dir).map_err(|err| {
-        UserError::new(
-            format!("cannot clone `{}`: {}", display_url(url), err.message()),
-            "check the URL and the credentials (SSH agent or GITSHIP_GIT_SSH_KEY; GITSHIP_GIT_TOKEN for HTTPS)",
+        host_key.or(
+            UserError::new(
+                format!("cannot clone `{}`: {}", display_url(url), err.message()),
+                "check the URL and the credentials (SSH agent or GITSHIP_GIT_SSH_KEY; GITSHIP_GIT_TOKEN for HTTPS)",
+            )
+            .into(),
+            url,
         )
-        .into()
     })
 }
 
@@ -559,9 +568,124 @@ fn default_branch(repository: &Repository, url: &str) -> Result<String> {
         })
 }
 
-/// Fetch options with the credentials of the environment (see the module documentation).
-fn fetch_options() -> FetchOptions<'static> {
+/// The variable naming a private key file for SSH.
+pub const SSH_KEY_VARIABLE: &str = "GITSHIP_GIT_SSH_KEY";
+/// The variable naming the `known_hosts` file SSH servers are checked against.
+pub const KNOWN_HOSTS_VARIABLE: &str = "GITSHIP_GIT_KNOWN_HOSTS";
+/// The variable holding an HTTPS token.
+pub const TOKEN_VARIABLE: &str = "GITSHIP_GIT_TOKEN";
+/// The variable holding the HTTPS token's user name.
+pub const USERNAME_VARIABLE: &str = "GITSHIP_GIT_USERNAME";
+
+/// The port of an SSH URL (`ssh://host:2222/...`; scp-like `user@host:path` is 22).
+fn ssh_port(url: &str) -> u16 {
+    let Some(rest) = url
+        .strip_prefix("ssh://")
+        .or_else(|| url.strip_prefix("git+ssh://"))
+    else {
+        return 22;
+    };
+    let authority = rest.split('/').next().unwrap_or_default();
+    let host = authority
+        .rsplit_once('@')
+        .map_or(authority, |(_, host)| host);
+    let port = match host.strip_prefix('[') {
+        Some(bracketed) => bracketed.split_once("]:").map(|(_, port)| port),
+        None => host.rsplit_once(':').map(|(_, port)| port),
+    };
+    port.and_then(|port| port.parse().ok()).unwrap_or(22)
+}
+
+/// The SSH host key check under `GITSHIP_GIT_KNOWN_HOSTS` (see the module documentation):
+/// `Ok` for a listed key, else an error naming the host, the key's type and fingerprint.
+fn check_host_key(
+    known_hosts: &Path,
+    host: &str,
+    port: u16,
+    key: Option<(&[u8], &'static str)>,
+) -> Result<(), String> {
+    use crate::git::known_hosts::{KnownHosts, Verdict, fingerprint};
+    let Some((key, key_type)) = key else {
+        return Err(format!(
+            "cannot check the host key of `{host}`: the SSH library did not pass it"
+        ));
+    };
+    let hosts = KnownHosts::read(known_hosts)
+        .map_err(|error| format!("the SSH host `{host}` cannot be checked: {error}"))?;
+    let shown = format!("{key_type} key {}", fingerprint(key));
+    match hosts.check(host, port, key) {
+        Verdict::Known => Ok(()),
+        Verdict::Unknown => Err(format!(
+            "the SSH host `{host}` (port {port}) is not in `{}`: its {shown} is not trusted; add the host's key (`ssh-keyscan`, checked against the provider's published fingerprints)",
+            known_hosts.display()
+        )),
+        Verdict::Changed => Err(format!(
+            "the SSH host key of `{host}` (port {port}) does not match `{}`: the server offered {shown}; someone may be intercepting the connection, or the host's key changed",
+            known_hosts.display()
+        )),
+        Verdict::Revoked => Err(format!(
+            "the SSH host `{host}` offered a key that `{}` marks `@revoked` ({shown})",
+            known_hosts.display()
+        )),
+    }
+}
+
+/// Why the SSH host key check refused a server, kept for the error a fetch returns: libgit2
+/// replaces the check's message with its own ("invalid or unknown remote ssh hostkey").
+#[derive(Debug, Clone, Default)]
+struct HostKeyRefusal(std::sync::Arc<std::sync::Mutex<Option<String>>>);
+
+impl HostKeyRefusal {
+    fn set(&self, message: &str) {
+        *self
+            .0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(message.to_string());
+    }
+
+    /// The refusal as the fetch's error, if the check refused; else `otherwise`.
+    fn or(&self, otherwise: anyhow::Error, url: &str) -> anyhow::Error {
+        let refused = self
+            .0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone();
+        match refused {
+            Some(message) => UserError::new(
+                format!("cannot fetch `{}`: {message}", display_url(url)),
+                "list the server's host key in the file GITSHIP_GIT_KNOWN_HOSTS names (in the cluster, the `known_hosts` key of Secret `gitship-agent-ssh`)",
+            )
+            .into(),
+            None => otherwise,
+        }
+    }
+}
+
+/// Fetch options with the credentials of the environment (see the module documentation), and
+/// what the host key check refused.
+fn fetch_options(url: &str) -> (FetchOptions<'static>, HostKeyRefusal) {
     let mut callbacks = RemoteCallbacks::new();
+    let refusal = HostKeyRefusal::default();
+    if let Some(known_hosts) = std::env::var_os(KNOWN_HOSTS_VARIABLE) {
+        let port = ssh_port(url);
+        let known_hosts = PathBuf::from(known_hosts);
+        let refused = refusal.clone();
+        callbacks.certificate_check(move |cert, host| {
+            // HTTPS: libgit2's own TLS verification.
+            let Some(hostkey) = cert.as_hostkey() else {
+                return Ok(git2::CertificateCheckStatus::CertificatePassthrough);
+            };
+            let key = hostkey
+                .hostkey()
+                .zip(hostkey.hostkey_type().map(|kind| kind.name()));
+            check_host_key(&known_hosts, host, port, key)
+                .map(|()| git2::CertificateCheckStatus::CertificateOk)
+                .map_err(|message| {
+                    refused.set(&message);
+                    git2::Error::from_str(&message)
+                })
+        });
+    }
     let mut attempts = 0u32;
     callbacks.credentials(move |_url, username, allowed| {
         attempts += 1;
@@ -576,15 +700,20 @@ fn fetch_options() -> FetchOptions<'static> {
             {
                 return Ok(credential);
             }
-            if let Some(key) = std::env::var_os("GITSHIP_GIT_SSH_KEY") {
+            if let Some(key) = std::env::var_os(SSH_KEY_VARIABLE)
+                && Path::new(&key).is_file()
+            {
                 return git2::Cred::ssh_key(user, None, Path::new(&key), None);
             }
         }
         if allowed.contains(git2::CredentialType::USER_PASS_PLAINTEXT)
-            && let Ok(token) = std::env::var("GITSHIP_GIT_TOKEN")
+            && let Ok(token) = std::env::var(TOKEN_VARIABLE)
+            && !token.is_empty()
         {
-            let user = std::env::var("GITSHIP_GIT_USERNAME")
-                .unwrap_or_else(|_| "x-access-token".to_string());
+            let user = std::env::var(USERNAME_VARIABLE)
+                .ok()
+                .filter(|user| !user.is_empty())
+                .unwrap_or_else(|| "x-access-token".to_string());
             return git2::Cred::userpass_plaintext(&user, &token);
         }
         if allowed.contains(git2::CredentialType::USERNAME) {
@@ -596,12 +725,64 @@ fn fetch_options() -> FetchOptions<'static> {
     });
     let mut options = FetchOptions::new();
     options.remote_callbacks(callbacks);
-    options
+    (options, refusal)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ssh_ports() {
+        for (url, port) in [
+            ("ssh://git@github.com/acme/r.git", 22),
+            ("ssh://git@git.example:2222/acme/r.git", 2222),
+            ("ssh://[::1]:2200/r.git", 2200),
+            ("git@github.com:acme/r.git", 22),
+            ("https://github.com/acme/r.git", 22),
+        ] {
+            assert_eq!(ssh_port(url), port, "{url}");
+        }
+    }
+
+    #[test]
+    fn host_keys_are_checked_against_the_file_and_errors_show_no_key_material() {
+        use base64::Engine as _;
+        let dir = tempfile::tempdir().unwrap();
+        let key = b"\x00\x00\x00\x0bssh-ed25519\x00\x00\x00\x20kkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkk";
+        let other = b"\x00\x00\x00\x0bssh-ed25519\x00\x00\x00\x20oooooooooooooooooooooooooooooooo";
+        let encoded = base64::engine::general_purpose::STANDARD.encode(key);
+        let file = dir.path().join("known_hosts");
+        crate::private_file::write(
+            &file,
+            format!("git.example {}\n", "ssh-ed25519 ".to_string() + &encoded).as_bytes(),
+        )
+        .unwrap();
+        let typed = |k: &'static [u8]| Some((k, "ssh-ed25519"));
+        assert_eq!(check_host_key(&file, "git.example", 22, typed(key)), Ok(()));
+        let changed = check_host_key(&file, "git.example", 22, typed(other)).unwrap_err();
+        assert!(
+            changed.contains("does not match") && changed.contains("SHA256:"),
+            "{changed}"
+        );
+        let unknown = check_host_key(&file, "evil.example", 22, typed(key)).unwrap_err();
+        assert!(
+            unknown.contains("is not in") && unknown.contains("evil.example"),
+            "{unknown}"
+        );
+        let other_port = check_host_key(&file, "git.example", 2222, typed(key)).unwrap_err();
+        assert!(other_port.contains("port 2222"), "{other_port}");
+        for message in [&changed, &unknown, &other_port] {
+            let other_encoded = base64::engine::general_purpose::STANDARD.encode(other);
+            assert!(
+                !message.contains(&encoded) && !message.contains(&other_encoded),
+                "{message}"
+            );
+        }
+        let missing = check_host_key(&dir.path().join("nope"), "git.example", 22, typed(key));
+        assert!(missing.unwrap_err().contains("cannot be checked"));
+        assert!(check_host_key(&file, "git.example", 22, None).is_err());
+    }
 
     #[test]
     fn urls_lose_their_credentials() {

@@ -6,6 +6,7 @@
 //! it is given and works with paths relative to that repository's work tree.
 
 pub mod clone;
+pub mod known_hosts;
 
 use std::collections::BTreeMap;
 use std::fmt;

@@ -595,6 +595,12 @@ fn report_prune(
             ));
             report.push(id, ObjectAction::Kept, Some(format!("out of scope: {why}")));
         }
+        PruneDecision::Forbidden(message) => {
+            run.printer.warn(&format!(
+                "not pruning {id}: the server refused to read it ({message}); it stays in the inventory for a deploy whose credentials may delete it, or delete it by hand (the agent may delete only the Secrets and cluster-scoped objects its RBAC names)"
+            ));
+            report.push(id, ObjectAction::Kept, Some("forbidden".into()));
+        }
         PruneDecision::Gone => {}
     }
 }
@@ -756,10 +762,17 @@ async fn prune_one(run: &Run<'_>, candidate: &InventoryEntry) -> Result<PruneDec
         Some(namespace) => Api::namespaced_with(client.clone(), namespace, &resolved.resource),
         None => Api::all_with(client.clone(), &resolved.resource),
     };
-    let live = retry
+    // A read the server refuses (403: RBAC, which names what the agent may read and delete) is
+    // not a failed deploy; a refused delete of what could be read (an admission policy) is.
+    let live = match retry
         .run(&id.to_string(), || api.get_opt(&candidate.name))
         .await
-        .map_err(api_error)?;
+    {
+        Err(error) if status_code(&error) == Some(403) => {
+            return Ok(PruneDecision::Forbidden(crate::kube::error_message(&error)));
+        }
+        read => read.map_err(api_error)?,
+    };
     let live = live
         .map(serde_json::to_value)
         .transpose()

@@ -378,17 +378,25 @@ fn follow_groups<'a>(
     sender: &tokio::sync::mpsc::UnboundedSender<Update>,
     readers: &mut tokio::task::JoinSet<()>,
 ) -> Vec<Group<'a>> {
-    let mut keys: BTreeMap<(String, String, Option<String>), Vec<&Prepared>> = BTreeMap::new();
+    // A cluster-scoped object (a CRD) is followed alone, by `metadata.name`: what RBAC can grant
+    // by name (`resourceNames`), where a LIST of the kind would read the cluster's.
+    type Key = (String, String, Option<String>, Option<String>);
+    let mut keys: BTreeMap<Key, Vec<&Prepared>> = BTreeMap::new();
     for prepared in watched {
         let key = (
             prepared.resolved.resource.api_version.clone(),
             prepared.resolved.resource.plural.clone(),
             prepared.id.namespace.clone(),
+            prepared
+                .id
+                .namespace
+                .is_none()
+                .then(|| prepared.id.name.clone()),
         );
         keys.entry(key).or_default().push(prepared);
     }
     let mut groups: Vec<Group<'_>> = Vec::new();
-    for (index, members) in keys.into_values().enumerate() {
+    for (index, ((_, _, _, alone), members)) in keys.into_iter().enumerate() {
         let mut by_name: HashMap<String, Vec<usize>> = HashMap::new();
         for (position, prepared) in members.iter().enumerate() {
             by_name
@@ -400,6 +408,7 @@ fn follow_groups<'a>(
         readers.spawn(follow(
             members[0].api(client),
             names,
+            alone.map(|name| format!("metadata.name={name}")),
             index,
             *retry,
             sender.clone(),
@@ -469,6 +478,7 @@ fn states(groups: Vec<Group<'_>>) -> Vec<(Prepared, Health, Option<Value>)> {
 async fn follow(
     api: Api<DynamicObject>,
     names: HashSet<String>,
+    selector: Option<String>,
     group: usize,
     retry: RetryPolicy,
     updates: tokio::sync::mpsc::UnboundedSender<Update>,
@@ -485,7 +495,10 @@ async fn follow(
             })
             .collect()
     };
-    let params = ListParams::default();
+    let params = match &selector {
+        Some(selector) => ListParams::default().fields(selector),
+        None => ListParams::default(),
+    };
     loop {
         let listed = match retry.run("health", || api.list(&params)).await {
             Ok(listed) => listed,
@@ -505,10 +518,26 @@ async fn follow(
             return;
         }
         // Watch until the watch breaks; then read the group afresh.
-        if !watch(&api, &names, group, &retry, &updates, &mut version).await {
+        let watching = Watching {
+            api: &api,
+            names: &names,
+            selector: selector.as_deref(),
+            group,
+        };
+        if !watch(&watching, &retry, &updates, &mut version).await {
             return;
         }
     }
+}
+
+/// What one reader of [`follow`] watches: the members' `names` in `api`, in `group`, with a
+/// field selector when it follows one object alone.
+#[derive(Clone, Copy)]
+struct Watching<'a> {
+    api: &'a Api<DynamicObject>,
+    names: &'a HashSet<String>,
+    selector: Option<&'a str>,
+    group: usize,
 }
 
 /// Follow `api`'s changes from `version` (kept up to date) and forward the members' (`names`)
@@ -516,9 +545,7 @@ async fn follow(
 /// (`false`); a watch the server ends is re-opened. A watch the server refuses is replaced by a
 /// LIST after [`POLL_INTERVAL`].
 async fn watch(
-    api: &Api<DynamicObject>,
-    names: &HashSet<String>,
-    group: usize,
+    watching: &Watching<'_>,
     retry: &RetryPolicy,
     updates: &tokio::sync::mpsc::UnboundedSender<Update>,
     version: &mut String,
@@ -528,7 +555,16 @@ async fn watch(
             tokio::time::sleep(POLL_INTERVAL).await;
             return true;
         }
-        let watch_params = WatchParams::default().timeout(WATCH_SECONDS);
+        let Watching {
+            api,
+            names,
+            selector,
+            group,
+        } = *watching;
+        let mut watch_params = WatchParams::default().timeout(WATCH_SECONDS);
+        if let Some(selector) = selector {
+            watch_params = watch_params.fields(selector);
+        }
         let stream = match retry
             .run("health watch", || api.watch(&watch_params, version))
             .await

@@ -14,6 +14,7 @@ use kube::api::ListParams;
 use serde_json::Value;
 
 use crate::kube::KubeError;
+use crate::kube::apply;
 use crate::kube::check::Prepared;
 use crate::kube::diff::{self, EnvironmentDiff, ObjectDiff, PlannedAction};
 use crate::kube::retry::RetryPolicy;
@@ -181,8 +182,39 @@ pub async fn compare_live(
         Found { live, changes }
     };
     let mut found: HashMap<ObjectId, Found> = HashMap::with_capacity(references.len());
+    let mut refused: Vec<ObjectId> = Vec::new();
     for list in list_each(client, &references, 1, DRIFT_PAGE, &retry, &compare).await {
-        found.extend(list.map_err(|(_, error)| error)?.1);
+        match list {
+            Ok((_, listed)) => found.extend(listed),
+            // RBAC may grant `get` by name without `list` (the agent's Secrets and cluster-scoped
+            // objects, `agent::manifests`): those are read one by one.
+            Err((ids, KubeError::Api { source, .. }))
+                if crate::kube::retry::status_code(&source) == Some(403) =>
+            {
+                refused.extend(ids);
+            }
+            Err((_, error)) => return Err(error),
+        }
+    }
+    let refused: std::collections::HashSet<ObjectId> = refused.into_iter().collect();
+    let wanted: Vec<&Prepared> = references
+        .iter()
+        .copied()
+        .filter(|p| refused.contains(&p.id))
+        .collect();
+    let (compare, retry_ref) = (&compare, &retry);
+    let read: Vec<Result<Option<(ObjectId, Found)>, KubeError>> = futures::stream::iter(wanted)
+        .map(|p| async move {
+            let live = apply::get_live(client, p, retry_ref)
+                .await
+                .map_err(|e| p.error(e))?;
+            Ok(live.map(|live| (p.id.clone(), compare(p, live))))
+        })
+        .buffered(CONFIRM_CONCURRENCY)
+        .collect()
+        .await;
+    for one in read {
+        found.extend(one?);
     }
     drop(references);
     let retry = &retry;

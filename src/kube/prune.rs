@@ -121,6 +121,10 @@ pub enum PruneDecision {
     /// Outside what the environment declares ([`Scope`]): reported, never deleted, dropped
     /// from the inventory.
     OutOfScope(String),
+    /// The server refused to read it (403: RBAC that names the objects it may read and delete,
+    /// as the agent's does for Secrets and cluster-scoped objects): reported, kept in the
+    /// inventory for a deploy allowed to prune it.
+    Forbidden(String),
 }
 
 impl PruneDecision {
@@ -128,7 +132,9 @@ impl PruneDecision {
     pub fn stays_in_inventory(&self) -> bool {
         matches!(
             self,
-            PruneDecision::KeepProtected | PruneDecision::KeepAnnotated
+            PruneDecision::KeepProtected
+                | PruneDecision::KeepAnnotated
+                | PruneDecision::Forbidden(_)
         )
     }
 }

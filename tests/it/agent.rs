@@ -1620,3 +1620,165 @@ fn sigterm_in_the_middle_of_a_sync_releases_both_leases_and_exits_0() {
         "both Leases are gone: {leases}"
     );
 }
+
+/// An sshd on loopback serving this machine's Git repositories to one client key, with a host
+/// key of its own; killed when dropped.
+struct SshServer {
+    child: Child,
+    port: u16,
+    dir: tempfile::TempDir,
+}
+
+impl SshServer {
+    /// `None` (skipped loudly, or failed under `GITSHIP_REQUIRE_TOOLS=1`) without `sshd` (or
+    /// `kubectl`, which the tests read the cluster with).
+    fn start() -> Option<SshServer> {
+        // openssh-server brings ssh-keygen (openssh-client) with it.
+        if !require_tool("kubectl", "help") || !require_tool("sshd", "-V") {
+            return None;
+        }
+        let dir = tempfile::tempdir().expect("temp");
+        let keygen = |name: &str| {
+            let status = Command::new("ssh-keygen")
+                .args(["-q", "-t", "ed25519", "-N", "", "-C", "", "-f"])
+                .arg(dir.path().join(name))
+                .status()
+                .expect("ssh-keygen");
+            assert!(status.success());
+        };
+        keygen("host");
+        keygen("client");
+        std::fs::copy(
+            dir.path().join("client.pub"),
+            dir.path().join("authorized_keys"),
+        )
+        .expect("authorized_keys");
+        // sshd re-executes itself: it must be started by its absolute path.
+        let sshd = ["/usr/sbin/sshd", "/usr/bin/sshd", "/sbin/sshd"]
+            .into_iter()
+            .find(|p| Path::new(p).exists())
+            .expect("sshd's absolute path");
+        // Its privilege separation directory, when it runs as root.
+        let _ = std::fs::create_dir_all("/run/sshd");
+        let port = free_port();
+        let option = |text: String| ["-o".to_string(), text];
+        let mut args: Vec<String> = vec!["-D".into(), "-e".into(), "-f".into(), "/dev/null".into()];
+        for setting in [
+            format!("Port={port}"),
+            "ListenAddress=127.0.0.1".into(),
+            format!("HostKey={}", dir.path().join("host").display()),
+            format!(
+                "AuthorizedKeysFile={}",
+                dir.path().join("authorized_keys").display()
+            ),
+            "PasswordAuthentication=no".into(),
+            "KbdInteractiveAuthentication=no".into(),
+            "PermitRootLogin=prohibit-password".into(),
+            "StrictModes=no".into(),
+            "UsePAM=no".into(),
+            "PidFile=none".into(),
+        ] {
+            args.extend(option(setting));
+        }
+        let child = Command::new(sshd)
+            .args(&args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(
+                std::fs::File::create(dir.path().join("sshd.log")).expect("log"),
+            ))
+            .spawn()
+            .expect("sshd starts");
+        let server = SshServer { child, port, dir };
+        eventually("sshd listens", Duration::from_secs(20), || {
+            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+        });
+        Some(server)
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// A `known_hosts` line for this server with the public key in `file`.
+    fn known_host(&self, file: &str) -> String {
+        let public = std::fs::read_to_string(self.path(file)).expect("public key");
+        let mut fields = public.split_whitespace();
+        let (kind, key) = (fields.next().expect("type"), fields.next().expect("key"));
+        format!("[127.0.0.1]:{} {kind} {key}\n", self.port)
+    }
+}
+
+impl Drop for SshServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The agent fetches over SSH only from a host whose key `GITSHIP_GIT_KNOWN_HOSTS` lists: an
+/// unknown host and a changed key are refused with the key's fingerprint, never its material,
+/// and the listed key syncs.
+#[test]
+fn the_agent_checks_ssh_host_keys_against_known_hosts() {
+    let Some(server) = SshServer::start() else {
+        return;
+    };
+    let sim = Sim::start();
+    let (_repo, bare) = source_repo(&sim);
+    let user = String::from_utf8(Command::new("id").arg("-un").output().expect("id").stdout)
+        .expect("utf-8")
+        .trim()
+        .to_string();
+    let source = format!(
+        "ssh://{user}@127.0.0.1:{}{}",
+        server.port,
+        bare.path().display()
+    );
+    let known_hosts = server.path("known_hosts");
+    let once = |known: &str| {
+        std::fs::write(&known_hosts, known).expect("known_hosts");
+        let cache = tempfile::tempdir().expect("temp");
+        let output = gitship()
+            .arg("--kubeconfig")
+            .arg(&sim.kubeconfig)
+            .args(["agent", "staging", "--once", "--source", &source, "--cache"])
+            .arg(cache.path())
+            .env("GITSHIP_GIT_SSH_KEY", server.path("client"))
+            .env("GITSHIP_GIT_KNOWN_HOSTS", &known_hosts)
+            .output()
+            .expect("gitship agent --once");
+        (
+            output.status.code(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    };
+    let host_key = server.known_host("host.pub");
+    let secret = std::fs::read_to_string(server.path("client")).expect("private key");
+    let material: Vec<&str> = host_key
+        .split_whitespace()
+        .skip(2)
+        .chain(secret.lines().filter(|l| !l.starts_with("-----")))
+        .collect();
+
+    let (code, stderr) = once(&server.known_host("client.pub"));
+    assert_ne!(code, Some(0), "{stderr}");
+    assert!(
+        stderr.contains("does not match") && stderr.contains("SHA256:"),
+        "{stderr}"
+    );
+    let (code, unknown) = once(
+        "github.com ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl\n",
+    );
+    assert_ne!(code, Some(0), "{unknown}");
+    assert!(unknown.contains("is not in"), "{unknown}");
+    for text in [&stderr, &unknown] {
+        for line in &material {
+            assert!(!text.contains(line), "key material in:\n{text}");
+        }
+    }
+    assert_eq!(sim.title(), None, "nothing was applied");
+
+    let (code, stderr) = once(&host_key);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(sim.title().as_deref(), Some("one"), "{stderr}");
+}

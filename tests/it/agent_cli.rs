@@ -10,7 +10,7 @@ use gitship::agent::state::{Revision, Status, SyncState};
 use gitship::ops::status::StatusReport;
 use serde_json::{Value, json};
 
-use crate::support::cluster::{Backend, TestCluster};
+use crate::support::cluster::{Backend, TestCluster, backend};
 use crate::support::repo::{Repo, Run};
 use crate::support::require_tool;
 
@@ -37,21 +37,29 @@ fn kind_named<'a>(objects: &'a [Value], kind: &str) -> Vec<&'a Value> {
     objects.iter().filter(|o| o["kind"] == kind).collect()
 }
 
-/// `group/resource` of every rule of a Role or ClusterRole, with its verbs.
-fn grants(role: &Value) -> Vec<(String, Vec<String>)> {
+/// `group/resource` of every rule of a Role or ClusterRole, with its verbs and resourceNames.
+fn grants(role: &Value) -> Vec<(String, Vec<String>, Vec<String>)> {
+    let strings = |value: &Value| -> Vec<String> {
+        value
+            .as_array()
+            .map(|items| {
+                items
+                    .iter()
+                    .map(|v| v.as_str().unwrap().to_string())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
     let mut grants = Vec::new();
     for rule in role["rules"].as_array().expect("rules") {
-        let verbs: Vec<String> = rule["verbs"]
-            .as_array()
-            .expect("verbs")
-            .iter()
-            .map(|v| v.as_str().unwrap().to_string())
-            .collect();
+        let verbs = strings(&rule["verbs"]);
+        let names = strings(&rule["resourceNames"]);
         for group in rule["apiGroups"].as_array().expect("apiGroups") {
             for resource in rule["resources"].as_array().expect("resources") {
                 grants.push((
                     format!("{}/{}", group.as_str().unwrap(), resource.as_str().unwrap()),
                     verbs.clone(),
+                    names.clone(),
                 ));
             }
         }
@@ -115,6 +123,7 @@ fn agent_manifests_for_the_example_grant_exactly_the_deployed_kinds() {
             "Role",
             "RoleBinding",
             "Deployment",
+            "PodDisruptionBudget",
             "Service"
         ],
         "the example deploys a Namespace: a ClusterRole; never the Namespace itself"
@@ -134,30 +143,41 @@ fn agent_manifests_for_the_example_grant_exactly_the_deployed_kinds() {
     }
 
     let (namespaced, cluster) = rendered_resources(&repo, "staging");
-    let every_verb = [
-        "get", "list", "watch", "create", "update", "patch", "delete",
-    ];
+    let declared = ["get", "list", "create", "patch", "delete"];
+    let watched = ["get", "list", "watch", "create", "patch", "delete"];
+    let named = ["get", "create", "patch", "delete"];
     let role = kind_named(&objects, "Role")[0];
     let mut deployed = BTreeSet::new();
-    for (resource, verbs) in grants(role) {
-        match resource.as_str() {
-            "coordination.k8s.io/leases" => {
-                assert_eq!(verbs, ["get", "create", "update", "delete"]);
+    for (resource, verbs, names) in grants(role) {
+        match (resource.as_str(), names.is_empty()) {
+            ("coordination.k8s.io/leases", true) => assert_eq!(verbs, ["create"]),
+            ("coordination.k8s.io/leases", false) => {
+                assert_eq!(verbs, ["get", "update", "delete"]);
+                assert_eq!(names, ["gitship-staging", "gitship-staging.agent"]);
             }
-            "/events" => {
-                assert!(verbs.contains(&"create".into()) && verbs.contains(&"patch".into()))
+            ("/events", _) => assert_eq!(verbs, ["list", "create"]),
+            ("/configmaps", false) if !namespaced.contains("/configmaps") => {
+                assert_eq!(verbs, ["get", "create", "patch"]);
+                assert_eq!(names, ["gitship-staging", "gitship-staging.agent"]);
             }
-            "/configmaps" if !namespaced.contains("/configmaps") => {
-                assert_eq!(
-                    verbs,
-                    ["get", "list", "create", "update", "patch", "delete"]
-                );
+            ("/namespaces", false) => {
+                assert_eq!(verbs, ["get"], "a read of its own namespace only");
+                assert_eq!(names, ["blog-staging"]);
             }
-            "/namespaces" => assert_eq!(verbs, ["get"], "a read of its own namespace only"),
-            _ => {
-                assert_eq!(verbs, every_verb, "{resource}");
+            ("/secrets", false) => {
+                assert_eq!(verbs, named, "Secrets by name, never listed");
+                assert_eq!(names, ["postgres-credentials"]);
                 deployed.insert(resource);
             }
+            ("apps/deployments" | "apps/statefulsets", true) => {
+                assert_eq!(verbs, watched, "{resource}");
+                deployed.insert(resource);
+            }
+            (_, true) => {
+                assert_eq!(verbs, declared, "{resource}");
+                deployed.insert(resource);
+            }
+            (_, false) => panic!("unexpected named rule on {resource}"),
         }
     }
     assert_eq!(
@@ -173,12 +193,26 @@ fn agent_manifests_for_the_example_grant_exactly_the_deployed_kinds() {
     assert_eq!(
         cluster_grants
             .iter()
-            .map(|(r, _)| r.clone())
+            .map(|(r, _, _)| r.clone())
             .collect::<BTreeSet<_>>(),
         cluster
     );
-    assert!(cluster_grants.iter().all(|(_, verbs)| verbs == &every_verb));
+    assert_eq!(
+        cluster_grants,
+        [(
+            "/namespaces".to_string(),
+            named.map(String::from).to_vec(),
+            vec!["blog-staging".to_string()]
+        )],
+        "cluster-wide, only the Namespace it declares, by name"
+    );
 
+    let budget = kind_named(&objects, "PodDisruptionBudget")[0];
+    assert_eq!(budget["spec"]["maxUnavailable"], 1);
+    assert_eq!(
+        budget["spec"]["selector"]["matchLabels"]["app.kubernetes.io/name"],
+        "gitship-agent"
+    );
     let deployment = kind_named(&objects, "Deployment")[0];
     let spec = &deployment["spec"]["template"]["spec"];
     assert_eq!(deployment["spec"]["replicas"], 2);
@@ -216,14 +250,61 @@ fn agent_manifests_for_the_example_grant_exactly_the_deployed_kinds() {
     assert_eq!(security["readOnlyRootFilesystem"], true);
     assert_eq!(security["allowPrivilegeEscalation"], false);
     assert_eq!(security["capabilities"]["drop"], json!(["ALL"]));
+    assert_eq!(
+        spec["affinity"]["podAntiAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"][0]["podAffinityTerm"]
+            ["topologyKey"],
+        "kubernetes.io/hostname"
+    );
     assert_eq!(container["livenessProbe"]["httpGet"]["path"], "/healthz");
     assert_eq!(container["readinessProbe"]["httpGet"]["path"], "/readyz");
     assert_eq!(container["resources"]["limits"]["memory"], "256Mi");
-    let secret = &container["env"][0];
-    assert_eq!(secret["name"], "GITSHIP_WEBHOOK_SECRET");
+    let variable = |name: &str| {
+        container["env"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|v| v["name"] == name)
+            .unwrap_or_else(|| panic!("no {name}"))
+            .clone()
+    };
+    for (name, secret, key) in [
+        ("GITSHIP_WEBHOOK_SECRET", "gitship-agent-webhook", "secret"),
+        ("GITSHIP_GIT_TOKEN", "gitship-agent-git-token", "token"),
+        (
+            "GITSHIP_GIT_USERNAME",
+            "gitship-agent-git-token",
+            "username",
+        ),
+    ] {
+        assert_eq!(
+            variable(name)["valueFrom"]["secretKeyRef"],
+            json!({"name": secret, "key": key, "optional": true})
+        );
+    }
     assert_eq!(
-        secret["valueFrom"]["secretKeyRef"],
-        json!({"name": "gitship-agent-webhook", "key": "secret", "optional": true})
+        variable("GITSHIP_GIT_SSH_KEY")["value"],
+        "/etc/gitship/ssh/ssh-privatekey"
+    );
+    assert_eq!(
+        variable("GITSHIP_GIT_KNOWN_HOSTS")["value"],
+        "/etc/gitship/ssh/known_hosts"
+    );
+    let ssh = spec["volumes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"] == "ssh")
+        .expect("the SSH volume");
+    assert_eq!(
+        ssh["secret"],
+        json!({"secretName": "gitship-agent-ssh", "defaultMode": 256, "optional": true})
+    );
+    assert!(
+        container["volumeMounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["name"] == "ssh" && m["readOnly"] == true)
     );
     assert!(
         container["volumeMounts"]
@@ -655,4 +736,303 @@ async fn status_shows_the_deploy_lock_and_the_agent() {
     ] {
         assert!(human.contains(line), "no `{line}` in:\n{human}");
     }
+}
+
+/// An environment of the blog example's shape (its own Namespace, a Secret, a workload and its
+/// Service, ConfigMaps) in namespace `ns`, without images or Terraform.
+fn rbac_repo(cluster: &TestCluster, ns: &str) -> Repo {
+    let repo = Repo {
+        dir: tempfile::tempdir().expect("temp"),
+        kubeconfig: Some(cluster.kubeconfig_path().to_path_buf()),
+    };
+    repo.write(".gitignore", ".gitship/\n");
+    repo.write(
+        "config/rbac.yaml",
+        &format!("cluster:\n  context: kubesim\n  namespace: {ns}\ndeploy:\n  timeout: 2m\n"),
+    );
+    repo.write(
+        "infrastructure/kubernetes/namespace.yaml",
+        "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: ${env.namespace}\n  labels:\n    team: blog\n",
+    );
+    repo.write(
+        "infrastructure/kubernetes/secret.yaml",
+        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: credentials\nstringData:\n  password: one\n---\napiVersion: v1\nkind: Secret\nmetadata:\n  name: legacy\nstringData:\n  password: old\n",
+    );
+    repo.write(
+        "infrastructure/kubernetes/web.yaml",
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  replicas: 1\n  selector:\n    matchLabels: {app: web}\n  template:\n    metadata:\n      labels: {app: web}\n    spec:\n      containers:\n        - name: web\n          image: registry.k8s.io/pause:3.10\n---\napiVersion: v1\nkind: Service\nmetadata:\n  name: web\nspec:\n  selector: {app: web}\n  ports:\n    - port: 80\n",
+    );
+    repo.write(
+        "infrastructure/kubernetes/config.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\ndata:\n  level: info\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: old\ndata:\n  a: b\n",
+    );
+    repo.git(&["init", "-q"]);
+    repo.commit("blog-shaped");
+    repo
+}
+
+/// `kubectl` as the admin of `cluster`; panics with its stderr when it fails unless `may_fail`.
+fn admin_kubectl(cluster: &TestCluster, args: &[&str], stdin: Option<&str>) -> (bool, String) {
+    let mut child = Command::new("kubectl")
+        .arg("--kubeconfig")
+        .arg(cluster.kubeconfig_path())
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("kubectl runs");
+    if let Some(text) = stdin {
+        use std::io::Write as _;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(text.as_bytes())
+            .unwrap();
+    }
+    let output = child.wait_with_output().expect("kubectl");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status.success(), text)
+}
+
+/// The RBAC `agent manifests` generates, on the real server: the agent's service account can do
+/// what a deploy, a drift check and a prune need (they run with its token), and nothing more:
+/// no Secret it was not given, nothing in another namespace, no other Namespace. kubesim does
+/// not enforce RBAC, so this runs on the real control plane only.
+#[test]
+fn the_generated_rbac_is_enough_for_the_agent_and_no_more() {
+    if backend() != Backend::Real {
+        eprintln!(
+            "\n*** not run on kubesim: it does not enforce RBAC (run it with GITSHIP_TEST_CLUSTER=real) ***\n"
+        );
+        return;
+    }
+    if !require_tool("kubectl", "help") {
+        return;
+    }
+    let cluster = TestCluster::start_blocking();
+    let ns = cluster.ns("blog-rbac");
+    let cluster_role = format!("gitship-agent-{ns}");
+    let _cleanup = ClusterScoped {
+        cluster: &cluster,
+        objects: vec![
+            format!("clusterrole/{cluster_role}"),
+            format!("clusterrolebinding/{cluster_role}"),
+            format!("namespace/{ns}"),
+            format!("customresourcedefinition/widgets.{ns}.example.com"),
+        ],
+    };
+    let mut repo = rbac_repo(&cluster, &ns);
+    // The administrator's first deploy makes the namespace; then the agent's manifests, of a
+    // commit without the Secret `legacy` (the agent's deploy will have to prune it).
+    repo.ok(&["deploy", "rbac"]);
+    repo.write(
+        "infrastructure/kubernetes/secret.yaml",
+        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: credentials\nstringData:\n  password: one\n",
+    );
+    // And a CRD, which the agent creates and waits for (Established), all by its name.
+    repo.write(
+        "infrastructure/kubernetes/crd.yaml",
+        &format!(
+            "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata:\n  name: widgets.{ns}.example.com\nspec:\n  group: {ns}.example.com\n  scope: Namespaced\n  names: {{plural: widgets, singular: widget, kind: Widget}}\n  versions:\n    - name: v1\n      served: true\n      storage: true\n      schema:\n        openAPIV3Schema: {{type: object, x-kubernetes-preserve-unknown-fields: true}}\n"
+        ),
+    );
+    repo.commit("no legacy Secret, a CRD");
+    let manifests = repo.ok(&[
+        "agent",
+        "manifests",
+        "rbac",
+        "--image",
+        IMAGE,
+        "--source",
+        SOURCE,
+    ]);
+    let (applied, output) = admin_kubectl(&cluster, &["apply", "-f", "-"], Some(&manifests.stdout));
+    assert!(applied, "{output}");
+    let cluster_roles = documents(&manifests.stdout);
+    let cluster_role_rules = &kind_named(&cluster_roles, "ClusterRole")[0]["rules"];
+    assert_eq!(
+        cluster_role_rules,
+        &json!([
+            {"apiGroups": [""], "resources": ["namespaces"], "resourceNames": [ns],
+                "verbs": ["get", "create", "patch", "delete"]},
+            {"apiGroups": ["apiextensions.k8s.io"], "resources": ["customresourcedefinitions"],
+                "resourceNames": [format!("widgets.{ns}.example.com")],
+                "verbs": ["get", "list", "watch", "create", "patch", "delete"]},
+        ]),
+        "nothing cluster-wide but the Namespace and the CRD it declares, by name"
+    );
+
+    let agent = format!("system:serviceaccount:{ns}:gitship-agent");
+    let can = |args: &[&str]| {
+        let mut all = vec!["auth", "can-i", "--as", &agent];
+        all.extend_from_slice(args);
+        // stdout's `yes`/`no`, before any warning on stderr.
+        let (_, answer) = admin_kubectl(&cluster, &all, None);
+        answer.lines().next().unwrap_or_default().trim().to_string()
+    };
+    for (args, expected) in [
+        (vec!["list", "secrets", "-n", &ns], "no"),
+        (vec!["get", "secrets/credentials", "-n", &ns], "yes"),
+        (vec!["get", "secrets/other", "-n", &ns], "no"),
+        (vec!["patch", "secrets/credentials", "-n", &ns], "yes"),
+        (vec!["list", "configmaps", "-n", "default"], "no"),
+        (vec!["create", "configmaps", "-n", "default"], "no"),
+        (vec!["delete", "namespaces/default"], "no"),
+        (vec!["delete", "namespaces/kube-system"], "no"),
+        (vec!["list", "namespaces"], "no"),
+        (vec!["patch", &format!("namespaces/{ns}")], "yes"),
+        (vec!["get", "leases/other", "-n", &ns], "no"),
+        (vec!["update", "leases/gitship-rbac", "-n", &ns], "yes"),
+        (vec!["list", "leases", "-n", &ns], "no"),
+        (vec!["list", "deployments", "-n", &ns], "yes"),
+        (vec!["delete", "deployments", "-n", "kube-system"], "no"),
+        (vec!["create", "clusterroles"], "no"),
+        (vec!["list", "customresourcedefinitions"], "no"),
+        (
+            vec!["delete", "customresourcedefinitions/other.example.com"],
+            "no",
+        ),
+    ] {
+        assert_eq!(can(&args), expected, "can-i {args:?}");
+    }
+    // Every rule on Secrets and Namespaces names its objects (`Resource Names` is never `[]`).
+    let (_, listed) = admin_kubectl(
+        &cluster,
+        &["auth", "can-i", "--list", "-n", &ns, "--as", &agent],
+        None,
+    );
+    for line in listed.lines() {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        if matches!(fields.first(), Some(&"secrets" | &"namespaces")) {
+            assert_ne!(fields.get(2), Some(&"[]"), "{listed}");
+        }
+    }
+    assert!(listed.contains("[credentials]"), "{listed}");
+
+    // The agent's own credentials: a token of its service account, in a copy of the kubeconfig.
+    let (made, token) = admin_kubectl(
+        &cluster,
+        &[
+            "create",
+            "token",
+            "gitship-agent",
+            "-n",
+            &ns,
+            "--duration",
+            "1h",
+        ],
+        None,
+    );
+    assert!(made, "{token}");
+    let dir = tempfile::tempdir().expect("temp");
+    let kubeconfig = dir.path().join("agent.kubeconfig");
+    std::fs::copy(cluster.kubeconfig_path(), &kubeconfig).expect("copy kubeconfig");
+    let as_agent = |args: &[&str]| {
+        let status = Command::new("kubectl")
+            .arg("--kubeconfig")
+            .arg(&kubeconfig)
+            .args(args)
+            .stdout(Stdio::null())
+            .status()
+            .expect("kubectl");
+        assert!(status.success(), "kubectl {args:?}");
+    };
+    as_agent(&[
+        "config",
+        "set-credentials",
+        "agent",
+        "--token",
+        token.trim(),
+    ]);
+    as_agent(&["config", "set-context", "kubesim", "--user", "agent"]);
+    repo.kubeconfig = Some(kubeconfig.clone());
+
+    // A deploy that changes the Namespace, the Secret and a ConfigMap, adds one and prunes one.
+    repo.edit(
+        "infrastructure/kubernetes/namespace.yaml",
+        "team: blog",
+        "team: web",
+    );
+    repo.edit(
+        "infrastructure/kubernetes/secret.yaml",
+        "password: one",
+        "password: two",
+    );
+    repo.write(
+        "infrastructure/kubernetes/config.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\ndata:\n  level: warn\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: added\ndata:\n  a: b\n",
+    );
+    repo.commit("changes");
+    let deployed = repo.ok(&["deploy", "rbac"]);
+    assert!(
+        deployed.stderr.contains("pruned ConfigMap"),
+        "{}",
+        deployed.all()
+    );
+    // A Secret the RBAC does not name cannot be read or deleted: reported, kept, not a failure.
+    assert!(
+        deployed.stderr.contains("not pruning Secret") && deployed.stderr.contains("legacy"),
+        "{}",
+        deployed.all()
+    );
+    let (kept, _) = admin_kubectl(&cluster, &["-n", &ns, "get", "secret", "legacy"], None);
+    assert!(kept, "the Secret `legacy` is still there");
+    let (established, output) = admin_kubectl(
+        &cluster,
+        &[
+            "get",
+            "crd",
+            &format!("widgets.{ns}.example.com"),
+            "-o",
+            "jsonpath={.status.conditions[?(@.type==\"Established\")].status}",
+        ],
+        None,
+    );
+    assert!(established && output.trim() == "True", "{output}");
+    let (_, label) = admin_kubectl(
+        &cluster,
+        &[
+            "get",
+            "namespace",
+            &ns,
+            "-o",
+            "jsonpath={.metadata.labels.team}",
+        ],
+        None,
+    );
+    assert_eq!(label, "web");
+    let (gone, _) = admin_kubectl(&cluster, &["-n", &ns, "get", "configmap", "old"], None);
+    assert!(!gone, "the ConfigMap `old` was pruned");
+
+    // Drift as the agent sees it: a Secret and a Namespace read by name, the rest listed.
+    let (code, report) = repo.drift_json(&["rbac"]);
+    assert_eq!(code, 0, "{report:?}");
+    let (scaled, output) = admin_kubectl(
+        &cluster,
+        &["-n", &ns, "scale", "deployment", "web", "--replicas", "2"],
+        None,
+    );
+    assert!(scaled, "{output}");
+    let (scaled, output) = admin_kubectl(
+        &cluster,
+        &["label", "namespace", &ns, "team=other", "--overwrite"],
+        None,
+    );
+    assert!(scaled, "{output}");
+    let drifted = repo.gitship(&["drift", "rbac"]);
+    assert_eq!(drifted.code, 2, "{}", drifted.all());
+    assert!(
+        drifted.stdout.contains("spec.replicas") && drifted.stdout.contains("team"),
+        "{}",
+        drifted.all()
+    );
+    repo.ok(&["deploy", "rbac"]);
+    let clean = repo.gitship(&["drift", "rbac"]);
+    assert_eq!(clean.code, 0, "{}", clean.all());
 }
