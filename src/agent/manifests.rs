@@ -300,6 +300,13 @@ impl Rbac {
                     .or_default()
             };
             grant(rules, group, &resource, &ALL_VERBS);
+            // The status page shows a workload's ReplicaSets and Pods (`kube::tree`).
+            if matches!(kind, "Deployment" | "StatefulSet" | "DaemonSet" | "Job") {
+                grant(rules, "", "pods", &["get", "list"]);
+                if kind == "Deployment" {
+                    grant(rules, "apps", "replicasets", &["get", "list"]);
+                }
+            }
         }
         rbac
     }
@@ -614,7 +621,9 @@ mod tests {
                 "/configmaps",
                 "/events",
                 "/namespaces",
+                "/pods",
                 "apps/deployments",
+                "apps/replicasets",
                 "coordination.k8s.io/leases",
                 "example.com/widgetz",
                 "networking.k8s.io/ingresses"
