@@ -475,10 +475,7 @@ fn history_row(source: &str, record: &HistoryEntry, now: DateTime<Utc>) -> Strin
         .map_or("<em>unknown</em>".to_string(), |sha| {
             commit_html(source, sha)
         });
-    let subject = record
-        .subject
-        .as_deref()
-        .map_or(String::new(), |subject| escape(subject));
+    let subject = record.subject.as_deref().map_or(String::new(), escape);
     let outcome = match record.outcome {
         DeployOutcome::Succeeded => badge("good", "succeeded"),
         DeployOutcome::Failed => badge("bad", "failed"),

@@ -535,10 +535,10 @@ impl Collector {
         let Some(owner) = owner_uid(item) else {
             return;
         };
-        if !self
+        if self
             .owners
             .get(owner)
-            .is_some_and(|(_, kind)| kind == "Deployment")
+            .is_none_or(|(_, kind)| kind != "Deployment")
         {
             return;
         }
