@@ -686,6 +686,38 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn objects_are_json_once_the_leader_computed_them() {
+        let server = Server::with_both_secrets().await;
+        let reply = server.get("/status/objects").await;
+        assert_eq!(reply.status, 200, "{reply:?}");
+        assert_eq!(reply.body.trim(), "null");
+        let view = EnvironmentView {
+            time: chrono::Utc::now(),
+            revision: "0123456789abcdef".to_string(),
+            objects: Vec::new(),
+            more_objects: 0,
+            counts: Default::default(),
+            history: Vec::new(),
+            notes: vec!["cannot list pods in web: forbidden".to_string()],
+        };
+        server.state.set_view(view.clone());
+        let reply = server.get("/status/objects").await;
+        assert_eq!(reply.status, 200, "{reply:?}");
+        let served: EnvironmentView = serde_json::from_str(&reply.body).expect("a view");
+        assert_eq!(served, view);
+        // The status page shows it, under a policy that allows no script.
+        let reply = server.get("/").await;
+        assert!(
+            reply.body.contains("cannot list pods in web: forbidden"),
+            "{reply:?}"
+        );
+        let policy = reply.header("content-security-policy").unwrap_or_default();
+        assert!(policy.starts_with("default-src 'none';"), "{policy}");
+        assert!(!policy.contains("script-src"), "{policy}");
+        server.stop().await;
+    }
+
+    #[tokio::test]
     async fn unknown_path_is_not_found() {
         let server = Server::with_both_secrets().await;
         assert_eq!(server.get("/nope").await.status, 404);
