@@ -154,6 +154,11 @@ fn agent_manifests_for_the_example_grant_exactly_the_deployed_kinds() {
                 );
             }
             "/namespaces" => assert_eq!(verbs, ["get"], "a read of its own namespace only"),
+            // The status page's ReplicaSets and Pods of the workloads (the example deploys
+            // Deployments, not these kinds).
+            "/pods" | "apps/replicasets" if !namespaced.contains(resource.as_str()) => {
+                assert_eq!(verbs, ["get", "list"], "{resource}");
+            }
             _ => {
                 assert_eq!(verbs, every_verb, "{resource}");
                 deployed.insert(resource);
@@ -167,6 +172,11 @@ fn agent_manifests_for_the_example_grant_exactly_the_deployed_kinds() {
     assert!(
         deployed.contains("networking.k8s.io/ingresses"),
         "{deployed:?}"
+    );
+    let granted: BTreeSet<String> = grants(role).into_iter().map(|(r, _)| r).collect();
+    assert!(
+        granted.contains("/pods") && granted.contains("apps/replicasets"),
+        "the status page reads the Deployments' ReplicaSets and Pods: {granted:?}"
     );
     let cluster_role = kind_named(&objects, "ClusterRole")[0];
     let cluster_grants = grants(cluster_role);
