@@ -7,8 +7,12 @@
 //!   [`metrics::CONTENT_TYPE`] (OpenMetrics text);
 //! - `GET /status`: the leader's [`Status`] as JSON (see "Followers" below);
 //! - `GET /status/self`: this replica's own status;
-//! - `GET /`: the same status as a small HTML page (no script, no external assets; every string
-//!   escaped, since commit subjects and errors are user text);
+//! - `GET /status/objects`: the leader's [`EnvironmentView`] of the objects as JSON (health,
+//!   sync state, children, drift lines, the last deploy records); `null` before its first heal
+//!   and on a follower;
+//! - `GET /`: both as an HTML page ([`page`]: no script, no external assets, every string
+//!   escaped, since commit subjects, names and errors are user text; a Content-Security-Policy
+//!   that allows no script, frame, form or base);
 //! - `POST /hooks/git`: a push webhook, authenticated by GitHub's `X-Hub-Signature-256` (an
 //!   HMAC-SHA256 of the body keyed with `GITSHIP_WEBHOOK_SECRET`) or GitLab's `X-Gitlab-Token`
 //!   (equal to `GITSHIP_GITLAB_TOKEN`). An authenticated hook pulls [`AgentState::trigger`] (the
@@ -24,7 +28,6 @@
 //! wrong address in the ConfigMap learns nothing. `/` and `/status` on a follower show the
 //! leader's (from the leader, else as last published).
 
-use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -39,7 +42,8 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
 use crate::agent::metrics;
-use crate::agent::state::{AgentState, Revision, Status, SyncState};
+use crate::agent::page;
+use crate::agent::state::{AgentState, EnvironmentView, Status, SyncState};
 
 /// The largest request body accepted; beyond: 413. A push event is usually a few KiB (the body
 /// is only signed, never parsed); a push of very many commits can exceed this, and then the agent
@@ -168,6 +172,7 @@ fn router(state: Arc<AgentState>) -> Router {
         .route("/metrics", get(metrics_text))
         .route("/status", get(status_json))
         .route("/status/self", get(own_status_json))
+        .route("/status/objects", get(objects_json))
         .route("/hooks/git", post(git_hook))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
@@ -231,13 +236,20 @@ async fn from_leader(address: &str, path: &str) -> Option<(StatusCode, Bytes)> {
     Some((status, Bytes::from(body.to_vec())))
 }
 
+async fn objects_json(State(state): State<Arc<AgentState>>) -> Response {
+    let view = state.view();
+    let view: Option<&EnvironmentView> = view.as_deref();
+    axum::Json(view).into_response()
+}
+
 async fn not_found() -> (StatusCode, &'static str) {
     (StatusCode::NOT_FOUND, "not found\n")
 }
 
 async fn index(State(state): State<Arc<AgentState>>) -> Response {
     let own = state.status();
-    let page = match state.leader_view().filter(|_| !own.leader) {
+    let now = chrono::Utc::now();
+    let html = match state.leader_view().filter(|_| !own.leader) {
         Some(view) => {
             let answered = match &view.address {
                 Some(address) => from_leader(address, "/").await,
@@ -245,17 +257,17 @@ async fn index(State(state): State<Arc<AgentState>>) -> Response {
             };
             match answered {
                 Some((StatusCode::OK, body)) => String::from_utf8_lossy(&body).into_owned(),
-                _ => status_page(&view.status),
+                _ => page::status_page(&view.status, None, now),
             }
         }
-        None => status_page(&own),
+        None => page::status_page(&own, state.view().as_deref(), now),
     };
-    let mut response = Html(page).into_response();
+    let mut response = Html(html).into_response();
     let headers = response.headers_mut();
     // The page has no script and loads nothing: say so, so that an escaping bug cannot run one.
     headers.insert(
         header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static("default-src 'none'; style-src 'unsafe-inline'"),
+        HeaderValue::from_static(page::POLICY),
     );
     headers.insert(
         header::X_CONTENT_TYPE_OPTIONS,
@@ -507,139 +519,6 @@ fn tokens_match(given: &[u8], expected: &[u8]) -> bool {
     expected_mac.verify_slice(&given_tag).is_ok()
 }
 
-/// `text` safe inside HTML text and double- or single-quoted attributes.
-fn escape(text: &str) -> String {
-    let mut escaped = String::with_capacity(text.len());
-    for character in text.chars() {
-        match character {
-            '&' => escaped.push_str("&amp;"),
-            '<' => escaped.push_str("&lt;"),
-            '>' => escaped.push_str("&gt;"),
-            '"' => escaped.push_str("&quot;"),
-            '\'' => escaped.push_str("&#39;"),
-            other => escaped.push(other),
-        }
-    }
-    escaped
-}
-
-/// A revision as `<sha7> subject (author)`, escaped; `none` when absent.
-fn revision_html(revision: Option<&Revision>) -> String {
-    match revision {
-        None => "<em>none</em>".to_string(),
-        Some(revision) => {
-            let short: String = revision.sha.chars().take(7).collect();
-            format!(
-                "<code title=\"{}\">{}</code> {} <span class=\"muted\">({})</span>",
-                escape(&revision.sha),
-                escape(&short),
-                escape(&revision.subject),
-                escape(&revision.author)
-            )
-        }
-    }
-}
-
-/// A list of lines, escaped; `none` when empty.
-fn list_html(items: &[String]) -> String {
-    if items.is_empty() {
-        return "<em>none</em>".to_string();
-    }
-    let mut html = String::from("<ul>");
-    for item in items {
-        // Writing to a String cannot fail.
-        let _ = write!(html, "<li><code>{}</code></li>", escape(item));
-    }
-    html.push_str("</ul>");
-    html
-}
-
-/// The status page: one table, refreshed every 10 seconds by the browser.
-fn status_page(status: &Status) -> String {
-    let leader = if status.leader {
-        "yes (this replica)".to_string()
-    } else {
-        match &status.leader_identity {
-            Some(identity) => format!("no (<code>{}</code> leads)", escape(identity)),
-            None => "no".to_string(),
-        }
-    };
-    let last_sync = match status.last_sync {
-        Some(time) => escape(&time.to_rfc3339()),
-        None => "<em>never</em>".to_string(),
-    };
-    let last_error = match &status.last_error {
-        Some(error) => format!("<pre class=\"error\">{}</pre>", escape(error)),
-        None => "<em>none</em>".to_string(),
-    };
-    let last_heal = match &status.last_heal {
-        Some(heal) => format!(
-            "{} {}",
-            escape(&heal.time.to_rfc3339()),
-            list_html(&heal.healed)
-        ),
-        None => "<em>never</em>".to_string(),
-    };
-    let rows = [
-        ("Environment", escape(&status.environment)),
-        (
-            "State",
-            format!("<strong>{}</strong>", escape(status.state.as_str())),
-        ),
-        ("Source", format!("<code>{}</code>", escape(&status.source))),
-        ("Branch", format!("<code>{}</code>", escape(&status.branch))),
-        ("Leader", leader),
-        (
-            "Identity",
-            format!("<code>{}</code>", escape(&status.identity)),
-        ),
-        (
-            "Revision (running)",
-            revision_html(status.revision.as_ref()),
-        ),
-        (
-            "Git revision (newest)",
-            revision_html(status.git_revision.as_ref()),
-        ),
-        ("Last sync", last_sync),
-        ("Last error", last_error),
-        ("Last heal", last_heal),
-        ("Terraform drift", list_html(&status.terraform_drift)),
-        ("Waiting for images", list_html(&status.waiting_for_images)),
-        ("Drifted, not put back", list_html(&status.drifted)),
-        ("Flapping", list_html(&status.flapping)),
-    ];
-    let mut table = String::new();
-    for (name, value) in rows {
-        let _ = writeln!(table, "<tr><th>{name}</th><td>{value}</td></tr>");
-    }
-    let environment = escape(&status.environment);
-    format!(
-        "<!DOCTYPE html>\n\
-         <html lang=\"en\">\n\
-         <head>\n\
-         <meta charset=\"utf-8\">\n\
-         <meta http-equiv=\"refresh\" content=\"10\">\n\
-         <title>gitship agent: {environment}</title>\n\
-         <style>\n\
-         body {{ font-family: sans-serif; margin: 2em; }}\n\
-         th {{ text-align: left; vertical-align: top; padding-right: 1em; }}\n\
-         td {{ vertical-align: top; }}\n\
-         ul {{ margin: 0; padding-left: 1.2em; }}\n\
-         pre.error {{ margin: 0; white-space: pre-wrap; color: #a00; }}\n\
-         .muted {{ color: #666; }}\n\
-         </style>\n\
-         </head>\n\
-         <body>\n\
-         <h1>gitship agent: {environment}</h1>\n\
-         <table>\n{table}</table>\n\
-         <p class=\"muted\">JSON: <a href=\"/status\">/status</a>, \
-         metrics: <a href=\"/metrics\">/metrics</a></p>\n\
-         </body>\n\
-         </html>\n"
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use std::net::SocketAddr;
@@ -649,7 +528,7 @@ mod tests {
     use tokio::sync::oneshot;
 
     use super::*;
-    use crate::agent::state::{SyncState, WebhookSecrets};
+    use crate::agent::state::{Revision, SyncState, WebhookSecrets};
 
     const GITHUB_SECRET: &str = "github-test-secret";
     const GITLAB_TOKEN: &str = "gitlab-test-token";
@@ -991,6 +870,38 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn objects_are_json_once_the_leader_computed_them() {
+        let server = Server::with_both_secrets().await;
+        let reply = server.get("/status/objects").await;
+        assert_eq!(reply.status, 200, "{reply:?}");
+        assert_eq!(reply.body.trim(), "null");
+        let view = EnvironmentView {
+            time: chrono::Utc::now(),
+            revision: "0123456789abcdef".to_string(),
+            objects: Vec::new(),
+            more_objects: 0,
+            counts: Default::default(),
+            history: Vec::new(),
+            notes: vec!["cannot list pods in web: forbidden".to_string()],
+        };
+        server.state.set_view(view.clone());
+        let reply = server.get("/status/objects").await;
+        assert_eq!(reply.status, 200, "{reply:?}");
+        let served: EnvironmentView = serde_json::from_str(&reply.body).expect("a view");
+        assert_eq!(served, view);
+        // The status page shows it, under a policy that allows no script.
+        let reply = server.get("/").await;
+        assert!(
+            reply.body.contains("cannot list pods in web: forbidden"),
+            "{reply:?}"
+        );
+        let policy = reply.header("content-security-policy").unwrap_or_default();
+        assert!(policy.starts_with("default-src 'none';"), "{policy}");
+        assert!(!policy.contains("script-src"), "{policy}");
+        server.stop().await;
+    }
+
+    #[tokio::test]
     async fn unknown_path_is_not_found() {
         let server = Server::with_both_secrets().await;
         assert_eq!(server.get("/nope").await.status, 404);
@@ -1144,13 +1055,5 @@ mod tests {
         assert!(!tokens_match(b"token", b"tokem"));
         assert!(!tokens_match(b"token", b"token2"));
         assert!(!tokens_match(b"", b"token"));
-    }
-
-    #[test]
-    fn escape_covers_html_metacharacters() {
-        assert_eq!(
-            escape(r#"<a href="x" title='y'>&</a>"#),
-            "&lt;a href=&quot;x&quot; title=&#39;y&#39;&gt;&amp;&lt;/a&gt;"
-        );
     }
 }

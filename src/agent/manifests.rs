@@ -367,6 +367,13 @@ impl Rbac {
                 // A rollout that fails is explained by its Events (`kube::health::report`).
                 grant(grants, "", "events").any(&["list"]);
             }
+            // The status page shows a workload's ReplicaSets and Pods (`kube::tree`).
+            if matches!(kind, "Deployment" | "StatefulSet" | "DaemonSet" | "Job") {
+                grant(grants, "", "pods").any(&["get", "list"]);
+                if kind == "Deployment" {
+                    grant(grants, "apps", "replicasets").any(&["get", "list"]);
+                }
+            }
         }
         rbac
     }
@@ -828,8 +835,10 @@ mod tests {
                 "/configmaps",
                 "/events",
                 "/namespaces",
+                "/pods",
                 "/secrets",
                 "apps/deployments",
+                "apps/replicasets",
                 "coordination.k8s.io/leases",
                 "example.com/widgetz",
                 "networking.k8s.io/ingresses"
@@ -838,9 +847,12 @@ mod tests {
         assert_eq!(resources(&rbac.namespaced["monitoring"]), ["/services"]);
         let blog = rules(&rbac.namespaced["blog"]);
         let expected = [
+            json!({"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list"]}),
             json!({"apiGroups": [""], "resources": ["configmaps"],
                 "verbs": ["get", "list", "create", "patch", "delete"]}),
             json!({"apiGroups": [""], "resources": ["events"], "verbs": ["list", "create"]}),
+            // The status page's ReplicaSets and Pods of the Deployments (`kube::tree`).
+            json!({"apiGroups": ["apps"], "resources": ["replicasets"], "verbs": ["get", "list"]}),
             json!({"apiGroups": ["apps"], "resources": ["deployments"],
                 "verbs": ["get", "list", "watch", "create", "patch", "delete"]}),
             json!({"apiGroups": ["coordination.k8s.io"], "resources": ["leases"],

@@ -9,13 +9,15 @@
 //! - [`reconcile`]: one sync (fetch, render, plan, apply) and one heal, with back-off;
 //! - [`leader`]: leader election over a Lease, so that several replicas can run;
 //! - [`state`]: the status and metrics the loop shares with the HTTP server;
-//! - [`http`]: `/healthz`, `/readyz`, `/metrics`, `/status`, `/` and `POST /hooks/git`;
+//! - [`http`]: `/healthz`, `/readyz`, `/metrics`, `/status`, `/status/objects`, `/` and
+//!   `POST /hooks/git`; [`page`]: the status page `/` shows;
 //! - [`manifests`]: what runs the agent in the cluster.
 
 pub mod http;
 pub mod leader;
 pub mod manifests;
 pub mod metrics;
+pub mod page;
 pub mod reconcile;
 pub mod state;
 

@@ -856,6 +856,7 @@ impl Agent {
             crate::ops::drift::drift_with(&session, self.options.terraform != AgentTerraform::Off)
                 .await?;
         self.state.metrics.drift_checked(started.elapsed());
+        self.refresh_view(&report).await;
         let terraform: Vec<String> = report
             .terraform
             .iter()
@@ -1301,6 +1302,24 @@ fn local_state_refused(env: &str) -> anyhow::Error {
         "declare a remote backend in the `terraform` block (s3, gcs, azurerm, kubernetes, pg, http, or `cloud`), or set `agent.terraform: off` in the environment's config and apply Terraform from CI (`gitship deploy`)",
     )
     .into()
+}
+
+/// The status page's view of the objects (ARCHITECTURE.md, "`src/agent/`").
+impl Agent {
+    /// Recompute the view of the environment's objects after a drift check found `report`: a
+    /// failure is logged and leaves the last view, never fails the heal.
+    async fn refresh_view(&self, report: &DriftReport) {
+        let Some((client, environment)) = &self.cluster else {
+            return;
+        };
+        match crate::ops::agent_view::environment_view(client, environment, report).await {
+            Ok(view) => self.state.set_view(view),
+            Err(error) => tracing::warn!(
+                error = %crate::diagnostics::render(&user_error(error)),
+                "agent: cannot read the objects for the status page"
+            ),
+        }
+    }
 }
 
 #[cfg(test)]

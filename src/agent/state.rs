@@ -1,20 +1,25 @@
 //! What the agent knows of itself, shared between its reconcile loop and its HTTP server: the
-//! [`Status`] (served as `/status` and `/`), the [`Metrics`] (`/metrics`), the trigger a push
-//! webhook pulls (`POST /hooks/git`) and the loop's last tick (`/healthz`, [`Liveness`]).
+//! [`Status`] (served as `/status` and `/`), the [`EnvironmentView`] of the objects (`/` and
+//! `/status/objects`), the [`Metrics`] (`/metrics`), the trigger a push webhook pulls
+//! (`POST /hooks/git`) and the loop's last tick (`/healthz`, [`Liveness`]).
 
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
 
 use crate::agent::metrics::Metrics;
 pub use crate::ops::agent_status::{Heal, Revision, Status, SyncState};
+pub use crate::ops::agent_view::EnvironmentView;
 
 /// Shared between the loop and the HTTP server.
 #[derive(Debug)]
 pub struct AgentState {
     status: Mutex<Status>,
+    /// The objects as the leader last checked them (`/` and `/status/objects`); never
+    /// published, unlike the status.
+    view: Mutex<Option<Arc<EnvironmentView>>>,
     pub metrics: Metrics,
     /// Pulled by the push webhook: fetch now.
     pub trigger: Notify,
@@ -129,6 +134,7 @@ impl AgentState {
     pub fn new(status: Status, webhook: WebhookSecrets) -> AgentState {
         AgentState {
             status: Mutex::new(status),
+            view: Mutex::new(None),
             metrics: Metrics::new(),
             trigger: Notify::new(),
             triggered: AtomicBool::new(false),
@@ -179,6 +185,22 @@ impl AgentState {
         let before = status.clone();
         change(&mut status);
         *status != before
+    }
+
+    /// The objects as the leader last checked them; `None` before its first heal.
+    pub fn view(&self) -> Option<Arc<EnvironmentView>> {
+        self.view
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+
+    /// Replace the view of the objects.
+    pub fn set_view(&self, view: EnvironmentView) {
+        *self
+            .view
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(Arc::new(view));
     }
 
     /// The loop woke on the trigger: remember it until [`AgentState::take_trigger`].

@@ -10,7 +10,8 @@
 //! - [`apply`]: server-side apply with field manager `gitship`, change detection and retries.
 //! - [`diff`]: the server-side dry-run comparison with the live object over the fields gitship
 //!   manages; `plan`, `diff` and `drift` reuse it.
-//! - [`health`]: rollout health like `kubectl rollout status`, and failure reports with Events.
+//! - [`health`]: rollout health like `kubectl rollout status`, and failure reports with Events;
+//!   [`tree`]: each object's health with its ReplicaSets and Pods, for the agent's status page.
 //! - [`inventory`] and [`prune`]: what gitship applied last time, and what to delete now.
 //! - [`lock`]: the per-environment Lease that keeps two deploys from interleaving (and the
 //!   agent's leader Lease).
@@ -38,6 +39,7 @@ pub mod prune;
 pub mod retry;
 pub mod sandbox;
 pub mod sync_request;
+pub mod tree;
 
 pub use client::{ClientOptions, connect};
 pub use deploy::{DeployOptions, DeployReport, ObjectAction, deploy_objects};

@@ -9,7 +9,9 @@
 //! - [`deploy`]: the one deploy pipeline, for the work tree or a saved plan.
 //! - [`drift`]: what runs differs from Git.
 //! - [`preflight`]: the outside world checked before a deploy changes anything.
-//! - [`status`]: the inventory, the deploy lock and the agent, as the cluster shows them.
+//! - [`status`]: the inventory, the deploy lock and the agent, as the cluster shows them;
+//!   [`agent_status`] what the agent publishes, [`agent_view`] what its status page shows of the
+//!   objects.
 //! - [`render`], [`validate`], [`build`], [`env_new`], [`envs`]: the operations that need no
 //!   cluster.
 //! - [`affected`]: what the commits since a revision touch; [`ci_init`]: the CI configuration.
@@ -18,6 +20,7 @@
 pub mod affected;
 pub mod agent_control;
 pub mod agent_status;
+pub mod agent_view;
 pub mod build;
 pub mod ci_init;
 pub mod deploy;

@@ -1782,3 +1782,201 @@ fn the_agent_checks_ssh_host_keys_against_known_hosts() {
     assert_eq!(code, Some(0), "{stderr}");
     assert_eq!(sim.title().as_deref(), Some("one"), "{stderr}");
 }
+
+/// The Deployment `api` (1 replica) the status page test adds to [`source_repo`]'s.
+const API: &str = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: api\nspec:\n  replicas: 1\n  selector:\n    matchLabels: {app: api}\n  template:\n    metadata:\n      labels: {app: api}\n    spec:\n      containers:\n        - name: api\n          image: registry.local/api:1\n";
+
+/// What the real controllers make of Deployment `api` (one ReplicaSet owning one Pod, the
+/// revision annotations), made by hand on kubesim, which has no such controllers.
+fn fake_controllers(sim: &Sim) {
+    let ns = sim.ns();
+    let uid = sim
+        .get(&[
+            "get",
+            "deployment",
+            "api",
+            "-n",
+            ns,
+            "-o",
+            "jsonpath={.metadata.uid}",
+        ])
+        .expect("Deployment api");
+    sim.kubectl(&[
+        "annotate",
+        "deployment",
+        "api",
+        "-n",
+        ns,
+        "deployment.kubernetes.io/revision=1",
+    ]);
+    let owner = |kind: &str, name: &str, uid: &str| {
+        format!(
+            "  ownerReferences:\n  - {{apiVersion: apps/v1, kind: {kind}, name: {name}, uid: \"{uid}\", controller: true}}\n"
+        )
+    };
+    let replica_set = format!(
+        "apiVersion: apps/v1\nkind: ReplicaSet\nmetadata:\n  name: api-5d8f7c\n  namespace: {ns}\n  annotations: {{deployment.kubernetes.io/revision: \"1\"}}\n{}spec:\n  replicas: 1\n  selector:\n    matchLabels: {{app: api}}\n  template:\n    metadata:\n      labels: {{app: api}}\n    spec:\n      containers:\n        - name: api\n          image: registry.local/api:1\n",
+        owner("Deployment", "api", &uid)
+    );
+    let file = tempfile::NamedTempFile::new().expect("temp");
+    std::fs::write(file.path(), replica_set).expect("write");
+    sim.kubectl(&["apply", "-f", file.path().to_str().expect("utf-8")]);
+    let set_uid = sim
+        .get(&[
+            "get",
+            "replicaset",
+            "api-5d8f7c",
+            "-n",
+            ns,
+            "-o",
+            "jsonpath={.metadata.uid}",
+        ])
+        .expect("ReplicaSet api-5d8f7c");
+    let pod = format!(
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: api-5d8f7c-x2x9q\n  namespace: {ns}\n  labels: {{app: api}}\n{}spec:\n  containers:\n    - name: api\n      image: registry.local/api:1\n",
+        owner("ReplicaSet", "api-5d8f7c", &set_uid)
+    );
+    std::fs::write(file.path(), pod).expect("write");
+    sim.kubectl(&["apply", "-f", file.path().to_str().expect("utf-8")]);
+}
+
+/// The `<tr class="object">` row of the DOM naming `name` (`ns/name`).
+fn object_row<'a>(dom: &'a str, name: &str) -> &'a str {
+    dom.split("<tr class=\"object\">")
+        .skip(1)
+        .map(|row| row.split("</tr>").next().unwrap_or(row))
+        .find(|row| row.contains(&format!("<code>{name}</code>")))
+        .unwrap_or_else(|| panic!("no row for {name} in\n{dom}"))
+}
+
+/// The status page, in a real headless Chromium: each object's health and sync state (a
+/// healthy ConfigMap and Deployment, the Deployment's ReplicaSet and Pod as children; an
+/// unhealthy, drifted Deployment with its drift line), and the deploy history. A screenshot is
+/// saved with the test's output.
+#[test]
+fn the_status_page_shows_each_objects_health_children_and_history_in_a_browser() {
+    if !require_tool("kubectl", "help")
+        || !require_tool(crate::support::browser::CHROMIUM, "--version")
+    {
+        return;
+    }
+    let sim = Sim::counting();
+    let (repo, bare) = source_repo(&sim);
+    // Drift stays (reported, not healed), so that the page can show it.
+    repo.write(
+        "config/staging.yaml",
+        &format!(
+            "cluster:\n  context: kubesim\n  namespace: {}\nagent:\n  terraform: off\n  self_heal: false\n",
+            sim.ns()
+        ),
+    );
+    repo.write("infrastructure/kubernetes/api.yaml", API);
+    repo.commit("Add the API");
+    push(&repo, bare.path());
+    let agent = Agent::start(&sim, bare.path(), &[]);
+    agent.wait_first_sync(&sim);
+    let ns = sim.ns().to_string();
+    if let Some(kubesim) = sim.test_cluster().sim() {
+        fake_controllers(&sim);
+        kubesim
+            .handle()
+            .script_rollout(&ns, "web", kubesim::Rollout::Fail);
+    } else {
+        // Pods kwok never makes Ready, and a deadline the controller soon says is exceeded:
+        // fields gitship does not set, so not drift.
+        sim.kubectl(&[
+            "patch",
+            "deployment",
+            "web",
+            "-n",
+            &ns,
+            "--type=merge",
+            "-p",
+            r#"{"spec":{"progressDeadlineSeconds":3,"template":{"metadata":{"labels":{"sim.gitship.dev/unready":"true"}}}}}"#,
+        ]);
+    }
+    // A value gitship sets, changed: drift, and a new rollout that never becomes healthy.
+    sim.kubectl(&["set", "env", "deployment/web", "-n", &ns, "LOG_LEVEL=debug"]);
+    let objects = || {
+        let response = http_get(&agent.address, "/status/objects", None).expect("GET");
+        assert_eq!(response.status, 200);
+        serde_json::from_slice::<Value>(&response.body).expect("JSON")
+    };
+    let find = |view: &Value, name: &str| {
+        view["objects"]
+            .as_array()
+            .and_then(|objects| objects.iter().find(|o| o["name"] == name).cloned())
+            .unwrap_or(Value::Null)
+    };
+    eventually(
+        "the view shows the healthy, the degraded and the drifted",
+        Duration::from_secs(60),
+        || {
+            let view = objects();
+            let api = find(&view, "api");
+            let web = find(&view, "web");
+            api["health"] == "Healthy"
+                && api["replicaSets"][0]["current"] == true
+                && api["replicaSets"][0]["pods"][0]["name"].is_string()
+                && web["health"] == "Degraded"
+                && web["sync"] == "OutOfSync"
+                && web["drift"]
+                    .to_string()
+                    .contains("LOG_LEVEL].value: debug -> info")
+        },
+    );
+    let view = objects();
+    assert_eq!(find(&view, "site")["health"], "Healthy", "{view}");
+    assert_eq!(find(&view, "site")["sync"], "Synced", "{view}");
+    let url = format!("http://{}/", agent.address);
+    let dom = crate::support::browser::dump_dom(&url);
+    assert!(dom.contains("<h1>gitship agent: staging</h1>"), "{dom}");
+    let site = object_row(&dom, &format!("{ns}/site"));
+    assert!(site.contains(">ConfigMap<"), "{site}");
+    assert!(
+        site.contains(">Healthy<") && site.contains(">Synced<"),
+        "{site}"
+    );
+    let api = object_row(&dom, &format!("{ns}/api"));
+    assert!(
+        api.contains(">Deployment<") && api.contains(">Healthy<"),
+        "{api}"
+    );
+    assert!(api.contains("ReplicaSet <code>"), "{api}");
+    assert!(api.contains(">current<"), "{api}");
+    assert!(api.contains("Pod <code>"), "{api}");
+    let web = object_row(&dom, &format!("{ns}/web"));
+    assert!(
+        web.contains(">Degraded<") && web.contains(">OutOfSync<"),
+        "{web}"
+    );
+    assert!(web.contains("ProgressDeadlineExceeded"), "{web}");
+    assert!(web.contains("<details open=\"\">"), "{web}");
+    assert!(
+        web.contains("env[name=LOG_LEVEL].value: debug -&gt; info (changed by kubectl-set)"),
+        "{web}"
+    );
+    // The history: the agent's deploy of the second commit, with its subject and an age.
+    let record = dom
+        .split("<tr class=\"record\">")
+        .nth(1)
+        .and_then(|row| row.split("</tr>").next())
+        .unwrap_or_else(|| panic!("no history row in\n{dom}"));
+    assert!(record.contains("Add the API"), "{record}");
+    assert!(
+        record.contains(">succeeded<") && record.contains(">agent<"),
+        "{record}"
+    );
+    assert!(
+        record.contains(" ago</time>") || record.contains("just now</time>"),
+        "{record}"
+    );
+    // A screenshot with the test's output.
+    let screenshot = Path::new(env!("CARGO_TARGET_TMPDIR")).join("agent-status-page.png");
+    let _ = std::fs::remove_file(&screenshot);
+    crate::support::browser::screenshot(&url, &screenshot, 1280, 2000);
+    eprintln!("screenshot: {}", screenshot.display());
+    let png = std::fs::read(&screenshot).expect("the screenshot");
+    assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"), "not a PNG");
+    assert!(png.len() > 10_000, "a {} byte screenshot", png.len());
+}

@@ -164,6 +164,11 @@ fn agent_manifests_for_the_example_grant_exactly_the_deployed_kinds() {
                 assert_eq!(verbs, ["get"], "a read of its own namespace only");
                 assert_eq!(names, ["blog-staging"]);
             }
+            // The status page's ReplicaSets and Pods of the workloads (the example deploys
+            // Deployments, not these kinds).
+            ("/pods" | "apps/replicasets", true) if !namespaced.contains(resource.as_str()) => {
+                assert_eq!(verbs, ["get", "list"], "{resource}");
+            }
             ("/secrets", false) => {
                 assert_eq!(verbs, named, "Secrets by name, never listed");
                 assert_eq!(names, ["postgres-credentials"]);
@@ -187,6 +192,11 @@ fn agent_manifests_for_the_example_grant_exactly_the_deployed_kinds() {
     assert!(
         deployed.contains("networking.k8s.io/ingresses"),
         "{deployed:?}"
+    );
+    let granted: BTreeSet<String> = grants(role).into_iter().map(|(r, _, _)| r).collect();
+    assert!(
+        granted.contains("/pods") && granted.contains("apps/replicasets"),
+        "the status page reads the Deployments' ReplicaSets and Pods: {granted:?}"
     );
     let cluster_role = kind_named(&objects, "ClusterRole")[0];
     let cluster_grants = grants(cluster_role);

@@ -63,6 +63,7 @@ pub fn require_tool(tool: &str, version_arg: &str) -> bool {
     );
     false
 }
+pub mod browser;
 pub mod cluster;
 pub mod registry;
 pub mod repo;
