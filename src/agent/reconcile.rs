@@ -416,6 +416,7 @@ impl Agent {
             Ok(head) => head,
             Err(error) => {
                 self.fetched = false;
+                self.state.metrics.fetch_failed();
                 self.report_error(&error);
                 return;
             }
@@ -664,6 +665,7 @@ impl Agent {
             Ok(None) => self.recovered(),
             Ok(Some(error)) | Err(error) => {
                 if !crate::process::is_interrupted() {
+                    self.state.metrics.heal_failed();
                     self.report_error(&error);
                 }
             }

@@ -490,7 +490,10 @@ fn the_agent_syncs_commits_and_a_follower_takes_over_when_the_leader_dies() {
         follower.log()
     );
     let metrics = follower.metrics();
-    assert!(metrics.contains("gitship_agent_leader 1"), "{metrics}");
+    assert!(
+        metrics.contains(r#"gitship_agent_leader{environment="staging"} 1"#),
+        "{metrics}"
+    );
 
     // SIGTERM: exit 0 within 10s, the leader Lease given up.
     let started = Instant::now();
@@ -578,7 +581,7 @@ fn the_agent_heals_scaled_edited_and_deleted_objects_and_records_each_heal() {
     let metrics = agent.metrics();
     let heals_total = metrics
         .lines()
-        .find_map(|l| l.strip_prefix("gitship_agent_heals_total "))
+        .find_map(|l| l.strip_prefix(r#"gitship_agent_heals_total{environment="staging"} "#))
         .and_then(|v| v.trim().parse::<f64>().ok())
         .expect("gitship_agent_heals_total");
     assert!(heals_total >= 1.0, "{metrics}");
@@ -784,6 +787,19 @@ fn the_error_state_of_a_lost_remote_clears_when_it_is_back() {
         "the lost remote is an error",
         Duration::from_secs(10),
         || agent.status()["state"] == "error",
+    );
+    let failed_fetches = |metrics: &str| {
+        metrics
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix(r#"gitship_agent_git_fetch_failures_total{environment="staging"} "#)
+            })
+            .and_then(|v| v.trim().parse::<f64>().ok())
+    };
+    eventually(
+        "the failed fetch is counted",
+        Duration::from_secs(5),
+        || failed_fetches(&agent.metrics()).is_some_and(|count| count >= 1.0),
     );
     std::fs::rename(&moved, bare.path()).expect("put the remote back");
     eventually("the error clears", Duration::from_secs(10), || {
