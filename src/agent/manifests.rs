@@ -28,6 +28,10 @@ use crate::terraform;
 pub const AGENT_NAME: &str = "gitship-agent";
 /// The Secret (key `secret`) the Deployment reads `GITSHIP_WEBHOOK_SECRET` from, when it exists.
 pub const WEBHOOK_SECRET_NAME: &str = "gitship-agent-webhook";
+
+/// The Secret (keys `github-token`, `gitlab-token`) the Deployment reads the commit-status API
+/// tokens from (`GITSHIP_GITHUB_TOKEN`, `GITSHIP_GITLAB_API_TOKEN`), when it exists.
+pub const NOTIFY_SECRET_NAME: &str = "gitship-agent-notify";
 /// The agent's HTTP port (`/healthz`, `/readyz`, `/metrics`, `/status`, `POST /hooks/git`).
 pub const HTTP_PORT: u16 = 8080;
 /// Where the agent keeps its clone (an emptyDir).
@@ -493,6 +497,22 @@ impl Agent<'_> {
                                     "valueFrom": {"secretKeyRef": {
                                         "name": WEBHOOK_SECRET_NAME,
                                         "key": "secret",
+                                        "optional": true,
+                                    }},
+                                },
+                                {
+                                    "name": crate::agent::notify::GITHUB_TOKEN_VARIABLE,
+                                    "valueFrom": {"secretKeyRef": {
+                                        "name": NOTIFY_SECRET_NAME,
+                                        "key": "github-token",
+                                        "optional": true,
+                                    }},
+                                },
+                                {
+                                    "name": crate::agent::notify::GITLAB_TOKEN_VARIABLE,
+                                    "valueFrom": {"secretKeyRef": {
+                                        "name": NOTIFY_SECRET_NAME,
+                                        "key": "gitlab-token",
                                         "optional": true,
                                     }},
                                 },

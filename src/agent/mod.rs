@@ -9,6 +9,7 @@
 //! - [`reconcile`]: one sync (fetch, render, plan, apply) and one heal, with back-off;
 //! - [`leader`]: leader election over a Lease, so that several replicas can run;
 //! - [`state`]: the status and metrics the loop shares with the HTTP server;
+//! - [`notify`]: commit statuses on GitHub or GitLab for each sync;
 //! - [`http`]: `/healthz`, `/readyz`, `/metrics`, `/status`, `/` and `POST /hooks/git`;
 //! - [`manifests`]: what runs the agent in the cluster.
 
@@ -16,6 +17,7 @@ pub mod http;
 pub mod leader;
 pub mod manifests;
 pub mod metrics;
+pub mod notify;
 pub mod reconcile;
 pub mod state;
 
@@ -26,6 +28,7 @@ use std::time::Duration;
 
 use anyhow::Result;
 
+use crate::agent::notify::{Notifier, Tokens};
 use crate::agent::reconcile::Agent;
 use crate::agent::state::{AgentState, Status, WebhookSecrets};
 use crate::diagnostics::{UserError, user_error};
@@ -33,7 +36,7 @@ use crate::exit::Outcome;
 use crate::git::clone::GitSource;
 use crate::output::Printer;
 use crate::repo::Repository;
-use crate::repo::config::{AgentConfig, AgentTerraform};
+use crate::repo::config::{AgentConfig, AgentTerraform, NotifyConfig};
 use crate::settings::{AgentSettings, GlobalSettings};
 
 /// The default poll interval (`--interval`).
@@ -62,6 +65,8 @@ pub struct AgentOptions {
     pub build: bool,
     pub terraform: AgentTerraform,
     pub self_heal: bool,
+    /// `agent.notify` of the `-C` repository; each revision's own then decides.
+    pub notify: Option<NotifyConfig>,
     pub kubeconfig: Option<PathBuf>,
 }
 
@@ -185,6 +190,7 @@ impl AgentOptions {
             build: agent.build,
             terraform: agent.terraform,
             self_heal: agent.self_heal,
+            notify: agent.notify,
             kubeconfig: global.kubeconfig.clone(),
         })
     }
@@ -264,6 +270,13 @@ pub async fn run(
         }
         None => (None, None),
     };
+    let notifier = Notifier::new(
+        &options.source,
+        &options.env,
+        options.notify.as_ref(),
+        Tokens::from_env(),
+        printer.clone(),
+    );
     let mut agent = Agent::new(
         options,
         source,
@@ -271,7 +284,8 @@ pub async fn run(
         identity,
         global.clone(),
         printer.clone(),
-    );
+    )
+    .notifying(notifier);
     let result = agent.run().await;
     if let Some(stop) = stop_http {
         let _ = stop.send(());
