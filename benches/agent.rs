@@ -309,7 +309,7 @@ fn dechunk(mut rest: &str) -> String {
     body
 }
 
-/// The value of the sample `series` (exact name and labels) in OpenMetrics text.
+/// The value of the sample `series` (exact name and labels) in the metrics text.
 fn sample(text: &str, series: &str) -> Option<f64> {
     text.lines()
         .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
@@ -317,11 +317,19 @@ fn sample(text: &str, series: &str) -> Option<f64> {
 }
 
 fn syncs(text: &str) -> u64 {
-    sample(text, r#"gitship_agent_syncs_total{result="synced"}"#).unwrap_or(0.0) as u64
+    sample(
+        text,
+        r#"gitship_agent_syncs_total{environment="bench",result="synced"}"#,
+    )
+    .unwrap_or(0.0) as u64
 }
 
 fn drift_checks(text: &str) -> u64 {
-    sample(text, "gitship_agent_drift_checks_total").unwrap_or(0.0) as u64
+    sample(
+        text,
+        r#"gitship_agent_drift_checks_total{environment="bench"}"#,
+    )
+    .unwrap_or(0.0) as u64
 }
 
 /// The signed GitHub push webhook; its status.
@@ -524,8 +532,18 @@ fn noop_phase(
     let state = agent.status();
     assert_eq!(state["state"], "synced", "the agent is synced: {state}");
     let objects = count;
-    let check_count = |m: &str| sample(m, "gitship_agent_drift_check_duration_seconds_count");
-    let check_sum = |m: &str| sample(m, "gitship_agent_drift_check_duration_seconds_sum");
+    let check_count = |m: &str| {
+        sample(
+            m,
+            r#"gitship_agent_drift_check_duration_seconds_count{environment="bench"}"#,
+        )
+    };
+    let check_sum = |m: &str| {
+        sample(
+            m,
+            r#"gitship_agent_drift_check_duration_seconds_sum{environment="bench"}"#,
+        )
+    };
     let (count0, sum0) = (
         check_count(&metrics).unwrap_or(0.0),
         check_sum(&metrics).unwrap_or(0.0),
@@ -555,7 +573,11 @@ fn noop_phase(
     let checks = (count1 - count0) as u64;
     assert!(checks > 0, "no drift check in {window:?}");
     let mean_check = Duration::from_secs_f64((sum1 - sum0) / (count1 - count0));
-    let heals = sample(&metrics, "gitship_agent_heals_total").unwrap_or(0.0);
+    let heals = sample(
+        &metrics,
+        r#"gitship_agent_heals_total{environment="bench"}"#,
+    )
+    .unwrap_or(0.0);
     assert_eq!(heals, 0.0, "a no-op reconcile healed something");
     assert_eq!(syncs(&metrics), 1, "a no-op reconcile synced");
     let lease_writes = requests
@@ -641,7 +663,11 @@ fn noop_phase(
     }
     let metrics = agent.metrics();
     assert_eq!(
-        sample(&metrics, "gitship_agent_heals_total").unwrap_or(0.0),
+        sample(
+            &metrics,
+            r#"gitship_agent_heals_total{environment="bench"}"#
+        )
+        .unwrap_or(0.0),
         0.0,
         "a no-op reconcile healed something"
     );

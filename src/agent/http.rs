@@ -3,8 +3,9 @@
 //! - `GET /healthz`: 200 `ok` while the reconcile loop ticks, else 503 with the reason
 //!   ([`crate::agent::state::Liveness`]);
 //! - `GET /readyz`: 200 `ready` once [`AgentState::ready`], else 503 `not ready`;
-//! - `GET /metrics`: [`Metrics::encode`](crate::agent::metrics::Metrics::encode), served as
-//!   [`metrics::CONTENT_TYPE`] (OpenMetrics text);
+//! - `GET /metrics`: [`Metrics::encode`](crate::agent::metrics::Metrics::encode) of the current
+//!   status, in OpenMetrics text when the `Accept` header prefers it (as Prometheus asks), else
+//!   in the classic text format 0.0.4 ([`metrics::Format::negotiate`]);
 //! - `GET /status`: the leader's [`Status`] as JSON (see "Followers" below);
 //! - `GET /status/self`: this replica's own status;
 //! - `GET /status/objects`: the leader's [`EnvironmentView`] of the objects as JSON (health,
@@ -194,13 +195,27 @@ async fn readyz(State(state): State<Arc<AgentState>>) -> (StatusCode, &'static s
     }
 }
 
-async fn metrics_text(State(state): State<Arc<AgentState>>) -> impl IntoResponse {
+async fn metrics_text(
+    State(state): State<Arc<AgentState>>,
+    headers: HeaderMap,
+) -> impl IntoResponse {
+    // Every `Accept` header counts, as one list; a value that is not text is left out.
+    let accept: Vec<&str> = headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .collect();
+    let accept = (!accept.is_empty()).then(|| accept.join(","));
+    let format = metrics::Format::negotiate(accept.as_deref());
     (
-        [(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static(metrics::CONTENT_TYPE),
-        )],
-        state.metrics.encode(),
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static(format.content_type()),
+            ),
+            (header::VARY, HeaderValue::from_static("accept")),
+        ],
+        state.metrics.encode(&state.status(), format),
     )
 }
 
@@ -791,25 +806,79 @@ mod tests {
         server.stop().await;
     }
 
+    /// Prometheus's `Accept` gets OpenMetrics; a classic scraper's (or none) the text format
+    /// 0.0.4, whose counters a classic parser reads as counters; both carry the environment and
+    /// the gauges of the current status.
     #[tokio::test]
-    async fn metrics_are_openmetrics_text() {
+    async fn metrics_are_negotiated_by_accept() {
         let server = Server::with_both_secrets().await;
         server.state.metrics.set_revision("0123456789abcdef");
-        let reply = server.get("/metrics").await;
+        server.state.update(|status| {
+            status.state = SyncState::Synced;
+            status.revision = Some(revision("0123456789abcdef"));
+            status.git_revision = Some(revision("fedcba9876543210"));
+        });
+        let prometheus = "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
+        let reply = server
+            .request(
+                &format!("GET /metrics HTTP/1.1\r\nAccept: {prometheus}"),
+                b"",
+            )
+            .await;
         assert_eq!(reply.status, 200, "{reply:?}");
-        assert_eq!(reply.header("content-type"), Some(metrics::CONTENT_TYPE));
+        assert_eq!(
+            reply.header("content-type"),
+            Some(metrics::OPENMETRICS_CONTENT_TYPE)
+        );
+        let body = &reply.body;
+        assert!(body.ends_with("# EOF\n"), "{body}");
         assert!(
-            reply.body.contains("gitship_agent_syncs_total"),
-            "{}",
-            reply.body
+            body.contains("# TYPE gitship_agent_syncs counter\n"),
+            "{body}"
         );
         assert!(
-            reply
-                .body
-                .contains(r#"gitship_agent_revision_info{revision="0123456789abcdef"} 1"#),
-            "{}",
-            reply.body
+            body.contains(r#"gitship_agent_revision_info{environment="production",revision="0123456789abcdef"} 1"#),
+            "{body}"
         );
+        for accept in [
+            None,
+            Some("text/plain;version=0.0.4"),
+            Some("*/*"),
+            Some("text/plain;version=0.0.4;q=0.9,*/*;q=0.1"),
+        ] {
+            let head = match accept {
+                Some(accept) => format!("GET /metrics HTTP/1.1\r\nAccept: {accept}"),
+                None => "GET /metrics HTTP/1.1".to_string(),
+            };
+            let reply = server.request(&head, b"").await;
+            assert_eq!(reply.status, 200, "{accept:?}: {reply:?}");
+            assert_eq!(
+                reply.header("content-type"),
+                Some("text/plain; version=0.0.4; charset=utf-8"),
+                "{accept:?}"
+            );
+            let body = &reply.body;
+            assert!(!body.contains("# EOF"), "{accept:?}: {body}");
+            assert!(!body.contains("# UNIT"), "{accept:?}: {body}");
+            assert!(
+                body.contains("# TYPE gitship_agent_syncs_total counter\n"),
+                "{accept:?}: {body}"
+            );
+            assert!(
+                body.contains(
+                    r#"gitship_agent_syncs_total{environment="production",result="synced"} 0"#
+                ),
+                "{accept:?}: {body}"
+            );
+            assert!(
+                body.contains(r#"gitship_agent_state{environment="production",state="synced"} 1"#),
+                "{accept:?}: {body}"
+            );
+            assert!(
+                body.contains(r#"gitship_agent_out_of_sync{environment="production"} 1"#),
+                "{accept:?}: {body}"
+            );
+        }
         server.stop().await;
     }
 

@@ -74,6 +74,10 @@ pub const GIT_TOKEN_SECRET_NAME: &str = "gitship-agent-git-token";
 pub const SSH_SECRET_NAME: &str = "gitship-agent-ssh";
 /// Where the SSH Secret is mounted.
 pub const SSH_DIR: &str = "/etc/gitship/ssh";
+
+/// The Secret (keys `github-token`, `gitlab-token`) the Deployment reads the commit-status API
+/// tokens from (`GITSHIP_GITHUB_TOKEN`, `GITSHIP_GITLAB_API_TOKEN`), when it exists.
+pub const NOTIFY_SECRET_NAME: &str = "gitship-agent-notify";
 /// The agent's HTTP port (`/healthz`, `/readyz`, `/metrics`, `/status`, `POST /hooks/git`).
 pub const HTTP_PORT: u16 = 8080;
 /// Where the agent keeps its clone (an emptyDir).
@@ -630,6 +634,16 @@ impl Agent<'_> {
                 crate::agent::http::GITHUB_SECRET_VARIABLE,
                 WEBHOOK_SECRET_NAME,
                 "secret"
+            ),
+            secret(
+                crate::agent::notify::GITHUB_TOKEN_VARIABLE,
+                NOTIFY_SECRET_NAME,
+                "github-token"
+            ),
+            secret(
+                crate::agent::notify::GITLAB_TOKEN_VARIABLE,
+                NOTIFY_SECRET_NAME,
+                "gitlab-token"
             ),
             secret(crate::git::clone::TOKEN_VARIABLE, GIT_TOKEN_SECRET_NAME, "token"),
             secret(

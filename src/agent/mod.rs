@@ -9,6 +9,7 @@
 //! - [`reconcile`]: one sync (fetch, render, plan, apply) and one heal, with back-off;
 //! - [`leader`]: leader election over a Lease, so that several replicas can run;
 //! - [`state`]: the status and metrics the loop shares with the HTTP server;
+//! - [`notify`]: commit statuses on GitHub or GitLab for each sync;
 //! - [`http`]: `/healthz`, `/readyz`, `/metrics`, `/status`, `/status/objects`, `/` and
 //!   `POST /hooks/git`; [`page`]: the status page `/` shows;
 //! - [`manifests`]: what runs the agent in the cluster.
@@ -17,6 +18,7 @@ pub mod http;
 pub mod leader;
 pub mod manifests;
 pub mod metrics;
+pub mod notify;
 pub mod page;
 pub mod reconcile;
 pub mod state;
@@ -28,6 +30,7 @@ use std::time::Duration;
 
 use anyhow::Result;
 
+use crate::agent::notify::{Notifier, Tokens};
 use crate::agent::reconcile::Agent;
 use crate::agent::state::{AgentState, Liveness, Status, WebhookSecrets};
 use crate::diagnostics::{UserError, user_error};
@@ -35,7 +38,7 @@ use crate::exit::Outcome;
 use crate::git::clone::GitSource;
 use crate::output::Printer;
 use crate::repo::Repository;
-use crate::repo::config::{AgentConfig, AgentTerraform};
+use crate::repo::config::{AgentConfig, AgentTerraform, NotifyConfig};
 use crate::settings::{AgentSettings, GlobalSettings};
 
 /// The default poll interval (`--interval`).
@@ -64,6 +67,8 @@ pub struct AgentOptions {
     pub build: bool,
     pub terraform: AgentTerraform,
     pub self_heal: bool,
+    /// `agent.notify` of the `-C` repository; each revision's own then decides.
+    pub notify: Option<NotifyConfig>,
     pub kubeconfig: Option<PathBuf>,
 }
 
@@ -187,6 +192,7 @@ impl AgentOptions {
             build: agent.build,
             terraform: agent.terraform,
             self_heal: agent.self_heal,
+            notify: agent.notify,
             kubeconfig: global.kubeconfig.clone(),
         })
     }
@@ -295,6 +301,13 @@ pub async fn run(
         }
         None => (None, None),
     };
+    let notifier = Notifier::new(
+        &options.source,
+        &options.env,
+        options.notify.as_ref(),
+        Tokens::from_env(),
+        printer.clone(),
+    );
     let mut agent = Agent::new(
         options,
         source,
@@ -302,7 +315,8 @@ pub async fn run(
         identity,
         global.clone(),
         printer.clone(),
-    );
+    )
+    .notifying(notifier);
     let result = agent.run().await;
     if let Some(stop) = stop_http {
         let _ = stop.send(());

@@ -29,6 +29,7 @@ use tokio::time::Instant;
 use crate::agent::AgentOptions;
 use crate::agent::leader::{self, Contention, Leadership};
 use crate::agent::metrics::SyncResult;
+use crate::agent::notify::{CommitState, Notifier, failure_description};
 use crate::agent::state::{AgentState, Heal, LeaderView, Revision, SyncState};
 use crate::diagnostics::user_error;
 use crate::exit::Outcome;
@@ -87,6 +88,8 @@ pub struct Agent {
     fetch_failure: Option<String>,
     /// The environment is suspended (as the last sync found): no sync, no heal.
     suspension: bool,
+    /// Commit statuses on GitHub or GitLab, per the `agent.notify` of the revision last opened.
+    notifier: Notifier,
 }
 
 impl std::fmt::Debug for Agent {
@@ -110,6 +113,7 @@ impl Agent {
         printer: Printer,
     ) -> Agent {
         Agent {
+            notifier: Notifier::off(printer.clone()),
             options,
             source,
             state,
@@ -125,6 +129,12 @@ impl Agent {
             published: None,
             cluster: None,
         }
+    }
+
+    /// Post commit statuses with `notifier`.
+    pub fn notifying(mut self, notifier: Notifier) -> Agent {
+        self.notifier = notifier;
+        self
     }
 
     /// Run until interrupted (exit 0), or once.
@@ -367,6 +377,8 @@ impl Agent {
         let head = self.fetch()?;
         self.source.checkout(&head.sha, SKIP_LARGE)?;
         let session = self.session()?;
+        self.notifier
+            .configure(session.config.agent.notify.as_ref());
         let connection = session.connect().await?;
         self.cluster = Some((connection.client.clone(), session.environment()));
         Ok(())
@@ -492,6 +504,8 @@ impl Agent {
         self.options.build = session.config.agent.build;
         self.options.terraform = session.config.agent.terraform;
         self.options.self_heal = session.config.agent.self_heal;
+        self.notifier
+            .configure(session.config.agent.notify.as_ref());
         if purpose_runs_terraform(&purpose, self.options.terraform)
             && session.local_terraform_state()
         {
@@ -531,6 +545,7 @@ impl Agent {
             Ok(head) => head,
             Err(error) => {
                 self.fetched = false;
+                self.state.metrics.fetch_failed();
                 self.fetch_failed(&error).await;
                 return;
             }
@@ -568,6 +583,8 @@ impl Agent {
             head.author
         ));
         self.state.update(|s| s.state = SyncState::Progressing);
+        self.notifier
+            .send(&head.sha, CommitState::Running, "deploying");
         let result = self.deploy(&head, Purpose::Sync).await;
         let elapsed = started.elapsed();
         match result {
@@ -615,6 +632,8 @@ impl Agent {
             s.waiting_for_images.clear();
             s.terraform_drift = pending;
         });
+        self.notifier
+            .send(&head.sha, CommitState::Success, "synced");
         let metrics = &self.state.metrics;
         metrics.set_terraform_drift(pending_count as u64);
         metrics.sync_finished(SyncResult::Synced, elapsed);
@@ -669,6 +688,8 @@ impl Agent {
             self.state
                 .metrics
                 .sync_finished(SyncResult::WaitingForImages, elapsed);
+            self.notifier
+                .send(&head.sha, CommitState::Pending, "waiting for images");
         } else {
             // Applied, not healthy; or failed after its first write (a later wave, a webhook
             // that ignores dry runs): the cluster runs (part of) it. Heals then follow the new
@@ -699,6 +720,11 @@ impl Agent {
                 s.last_error = Some(text);
                 s.revision = revision;
             });
+            self.notifier.send(
+                &head.sha,
+                CommitState::Failure,
+                failure_description(degraded),
+            );
             self.state.metrics.sync_finished(
                 if degraded {
                     SyncResult::Degraded
@@ -829,6 +855,7 @@ impl Agent {
             Ok(None) => self.recovered(),
             Ok(Some(error)) | Err(error) => {
                 if !crate::process::is_interrupted() {
+                    self.state.metrics.heal_failed();
                     self.report_error(&error);
                 }
             }

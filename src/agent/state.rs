@@ -133,9 +133,9 @@ impl std::fmt::Debug for WebhookSecrets {
 impl AgentState {
     pub fn new(status: Status, webhook: WebhookSecrets) -> AgentState {
         AgentState {
+            metrics: Metrics::new(&status.environment),
             status: Mutex::new(status),
             view: Mutex::new(None),
-            metrics: Metrics::new(),
             trigger: Notify::new(),
             triggered: AtomicBool::new(false),
             webhook,

@@ -31,6 +31,11 @@
 //!   build: false             # build missing images (default: wait for CI to push them)
 //!   terraform: plan          # off | plan | apply (default: plan, report only)
 //!   self_heal: true          # put drifted fields back (false: report only)
+//!   notify:                  # commit statuses (needs GITSHIP_GITHUB_TOKEN / GITSHIP_GITLAB_API_TOKEN)
+//!     provider: github       # github | gitlab (default: from the source's host)
+//!     repository: acme/blog  # default: from the source's URL
+//!     api_url: https://ghe.example/api/v3  # default: the provider's (or the source host's) API
+//!     status_url: https://agent.example/status  # the statuses' link
 //! kubernetes:
 //!   path: kustomize/overlays/prod  # this environment's manifests directory (default: the repository's)
 //! values: { backend: { replicas: 3 } }   # free-form, used by templates
@@ -116,6 +121,37 @@ pub struct AgentConfig {
     pub build: bool,
     pub terraform: AgentTerraform,
     pub self_heal: bool,
+    /// `agent.notify`: where the agent posts commit statuses (when its token is set).
+    pub notify: Option<NotifyConfig>,
+}
+
+/// `agent.notify`: overrides of what the agent derives from its Git source to post commit
+/// statuses. Holds no secret: the tokens come from the environment.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NotifyConfig {
+    pub provider: Option<NotifyProvider>,
+    /// `owner/name` (GitHub) or `group/.../project` (GitLab).
+    pub repository: Option<String>,
+    /// The API's base URL, without a trailing `/`: `https://ghe.example/api/v3`.
+    pub api_url: Option<String>,
+    /// The link a status carries (the agent's `/status`, as reachable by people).
+    pub status_url: Option<String>,
+}
+
+/// `agent.notify.provider`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NotifyProvider {
+    GitHub,
+    GitLab,
+}
+
+impl NotifyProvider {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NotifyProvider::GitHub => "github",
+            NotifyProvider::GitLab => "gitlab",
+        }
+    }
 }
 
 /// `agent.terraform`.
@@ -542,6 +578,7 @@ fn parse_agent(reader: &Reader, top: &[(Node, Node)]) -> Result<AgentConfig, Rep
             "build",
             "terraform",
             "self_heal",
+            "notify",
         ],
     )?;
     let string = |key: &str| {
@@ -591,7 +628,115 @@ fn parse_agent(reader: &Reader, top: &[(Node, Node)]) -> Result<AgentConfig, Rep
             }
         };
     }
+    if let Some(n) = find(entries, "notify").filter(|n| !n.is_null()) {
+        agent.notify = Some(parse_notify(reader, n)?);
+    }
     Ok(agent)
+}
+
+/// `agent.notify`: every field optional, each checked for what it must be.
+fn parse_notify(reader: &Reader, node: &Node) -> Result<NotifyConfig, RepoError> {
+    let entries = reader.mapping(node, "agent.notify")?;
+    reader.check_keys(
+        entries,
+        "agent.notify",
+        &["provider", "repository", "api_url", "status_url"],
+    )?;
+    let mut notify = NotifyConfig::default();
+    if let Some(n) = find(entries, "provider") {
+        notify.provider = Some(match reader.string(n, "agent.notify.provider")?.as_str() {
+            "github" => NotifyProvider::GitHub,
+            "gitlab" => NotifyProvider::GitLab,
+            other => {
+                return Err(reader.invalid(
+                    n,
+                    "agent.notify.provider",
+                    format!("expected `github` or `gitlab`, found `{other}`"),
+                ));
+            }
+        });
+    }
+    if let Some(n) = find(entries, "repository") {
+        let repository = reader.string(n, "agent.notify.repository")?;
+        if let Err(problem) = check_notify_repository(&repository, notify.provider) {
+            return Err(reader.invalid(n, "agent.notify.repository", problem));
+        }
+        notify.repository = Some(repository);
+    }
+    if let Some(n) = find(entries, "api_url") {
+        let url = reader.string(n, "agent.notify.api_url")?;
+        match check_notify_url(&url, true) {
+            Ok(url) => notify.api_url = Some(url),
+            Err(problem) => return Err(reader.invalid(n, "agent.notify.api_url", problem)),
+        }
+    }
+    if let Some(n) = find(entries, "status_url") {
+        let url = reader.string(n, "agent.notify.status_url")?;
+        match check_notify_url(&url, false) {
+            Ok(_) => notify.status_url = Some(url),
+            Err(problem) => return Err(reader.invalid(n, "agent.notify.status_url", problem)),
+        }
+    }
+    Ok(notify)
+}
+
+/// A repository path: `owner/name` for GitHub, `group[/subgroup...]/project` for GitLab; each
+/// part a name of letters, digits, `.`, `_` and `-` (not `.` or `..`).
+pub fn check_notify_repository(
+    repository: &str,
+    provider: Option<NotifyProvider>,
+) -> Result<(), String> {
+    let parts: Vec<&str> = repository.split('/').collect();
+    let named = |part: &&str| {
+        !part.is_empty()
+            && *part != "."
+            && *part != ".."
+            && part
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+    };
+    if parts.len() < 2 || !parts.iter().all(named) {
+        return Err(format!(
+            "`{repository}` is not a repository path: expected `owner/name` (GitHub) or `group/project` (GitLab)"
+        ));
+    }
+    if provider == Some(NotifyProvider::GitHub) && parts.len() != 2 {
+        return Err(format!(
+            "`{repository}` is not a GitHub repository: expected `owner/name`"
+        ));
+    }
+    Ok(())
+}
+
+/// An `http(s)://` URL without credentials, query or fragment, as written less a trailing `/`.
+/// With `token_bearing` (the API, which gets the token), plain `http://` only to the loopback
+/// host: a token must not cross a network in the clear.
+pub fn check_notify_url(url: &str, token_bearing: bool) -> Result<String, String> {
+    let (scheme, rest) = url
+        .split_once("://")
+        .ok_or_else(|| format!("`{url}` is not a URL: expected `https://HOST/...`"))?;
+    let authority = rest.split('/').next().unwrap_or_default();
+    let host = authority
+        .rsplit_once(':')
+        .filter(|(_, port)| port.chars().all(|c| c.is_ascii_digit()))
+        .map_or(authority, |(host, _)| host);
+    if authority.is_empty() || authority.contains('@') || url.contains(['?', '#', ' ']) {
+        return Err(format!(
+            "`{url}` is not a plain URL: give scheme, host and path, without user, query or fragment"
+        ));
+    }
+    let loopback = matches!(host, "localhost" | "127.0.0.1" | "[::1]");
+    match scheme {
+        "https" => {}
+        "http" if !token_bearing || loopback => {}
+        "http" => {
+            return Err(format!(
+                "`{url}` is plain HTTP: the API gets the token, so give an `https://` URL"
+            ));
+        }
+        _ => return Err(format!("`{url}` is not an `http://` or `https://` URL")),
+    }
+    Ok(url.trim_end_matches('/').to_string())
 }
 
 /// The optional `kubernetes` section: `path`, a directory relative to the repository root.
@@ -942,5 +1087,76 @@ mod tests {
         ] {
             assert!(!is_repository_prefix(bad), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn agent_notify_is_checked_with_its_line() {
+        let base = "cluster:\n  namespace: blog\nagent:\n  notify:\n";
+        let config = parse(&format!(
+            "{base}    provider: gitlab\n    repository: acme/platform/blog\n    api_url: https://gitlab.example/api/v4/\n    status_url: https://agent.example/status\n"
+        ))
+        .unwrap();
+        assert_eq!(
+            config.agent.notify,
+            Some(NotifyConfig {
+                provider: Some(NotifyProvider::GitLab),
+                repository: Some("acme/platform/blog".to_string()),
+                api_url: Some("https://gitlab.example/api/v4".to_string()),
+                status_url: Some("https://agent.example/status".to_string()),
+            })
+        );
+        let config = parse(&format!("{base}    api_url: http://127.0.0.1:8080\n")).unwrap();
+        assert_eq!(
+            config.agent.notify.and_then(|n| n.api_url).as_deref(),
+            Some("http://127.0.0.1:8080")
+        );
+        let cases = [
+            (
+                "    provider: bitbucket\n",
+                "config/production.yaml:5:15: invalid `agent.notify.provider`: expected `github` or `gitlab`, found `bitbucket`",
+            ),
+            (
+                "    provider: github\n    repository: acme/platform/blog\n",
+                "config/production.yaml:6:17: invalid `agent.notify.repository`: `acme/platform/blog` is not a GitHub repository: expected `owner/name`",
+            ),
+            (
+                "    repository: blog\n",
+                "config/production.yaml:5:17: invalid `agent.notify.repository`: `blog` is not a repository path: expected `owner/name` (GitHub) or `group/project` (GitLab)",
+            ),
+            (
+                "    repository: acme/../blog\n",
+                "config/production.yaml:5:17: invalid `agent.notify.repository`: `acme/../blog` is not a repository path: expected `owner/name` (GitHub) or `group/project` (GitLab)",
+            ),
+            (
+                "    api_url: http://gitlab.example/api/v4\n",
+                "config/production.yaml:5:14: invalid `agent.notify.api_url`: `http://gitlab.example/api/v4` is plain HTTP: the API gets the token, so give an `https://` URL",
+            ),
+            (
+                "    api_url: https://me:token@gitlab.example/api/v4\n",
+                "config/production.yaml:5:14: invalid `agent.notify.api_url`: `https://me:token@gitlab.example/api/v4` is not a plain URL: give scheme, host and path, without user, query or fragment",
+            ),
+            (
+                "    api_url: gitlab.example\n",
+                "config/production.yaml:5:14: invalid `agent.notify.api_url`: `gitlab.example` is not a URL: expected `https://HOST/...`",
+            ),
+            (
+                "    status_url: ftp://agent.example/status\n",
+                "config/production.yaml:5:17: invalid `agent.notify.status_url`: `ftp://agent.example/status` is not an `http://` or `https://` URL",
+            ),
+            (
+                "    token: abc\n",
+                "config/production.yaml:5:5: unknown key `agent.notify.token`",
+            ),
+        ];
+        for (yaml, expected) in cases {
+            let err = parse(&format!("{base}{yaml}")).unwrap_err();
+            assert_eq!(err.to_string(), expected, "{yaml}");
+        }
+        // A status link may be plain HTTP: it carries no token.
+        let config = parse(&format!(
+            "{base}    status_url: http://agent.example/status\n"
+        ))
+        .unwrap();
+        assert!(config.agent.notify.is_some());
     }
 }

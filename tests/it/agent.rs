@@ -266,6 +266,11 @@ impl Drop for Sim {
 /// A ConfigMap `site` (`title: one`) and a Deployment `web` (2 replicas, `LOG_LEVEL=info`) in
 /// environment `staging` (namespace `web`, [`Sim::ns`]), on branch `main`, and a bare clone of it.
 fn source_repo(sim: &Sim) -> (Repo, tempfile::TempDir) {
+    source_repo_with(sim, "")
+}
+
+/// [`source_repo`] with `agent` (indented lines) added to the `agent:` section of its config.
+fn source_repo_with(sim: &Sim, agent: &str) -> (Repo, tempfile::TempDir) {
     let repo = Repo {
         dir: tempfile::tempdir().expect("temp"),
         kubeconfig: Some(sim.kubeconfig.clone()),
@@ -274,7 +279,7 @@ fn source_repo(sim: &Sim) -> (Repo, tempfile::TempDir) {
     repo.write(
         "config/staging.yaml",
         &format!(
-            "cluster:\n  context: kubesim\n  namespace: {}\nagent:\n  terraform: off\n",
+            "cluster:\n  context: kubesim\n  namespace: {}\nagent:\n  terraform: off\n{agent}",
             sim.ns()
         ),
     );
@@ -318,12 +323,24 @@ impl Agent {
     }
 
     fn start_every(sim: &Sim, bare: &Path, interval: &str, extra: &[&str]) -> Agent {
+        Agent::start_with_env(sim, bare, interval, extra, &[])
+    }
+
+    /// [`Agent::start_every`] with `env` set in the agent's environment.
+    fn start_with_env(
+        sim: &Sim,
+        bare: &Path,
+        interval: &str,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Agent {
         let cache = tempfile::tempdir().expect("temp");
         let address = format!("127.0.0.1:{}", free_port());
         let log = cache.path().join("agent.log");
         let mut command = gitship();
         command
             .env(gitship::agent::http::GITHUB_SECRET_VARIABLE, SECRET)
+            .envs(env.iter().copied())
             .arg("--kubeconfig")
             .arg(&sim.kubeconfig)
             .args(["agent", "staging", "--source"])
@@ -521,7 +538,10 @@ fn the_agent_syncs_commits_and_a_follower_takes_over_when_the_leader_dies() {
         follower.log()
     );
     let metrics = follower.metrics();
-    assert!(metrics.contains("gitship_agent_leader 1"), "{metrics}");
+    assert!(
+        metrics.contains(r#"gitship_agent_leader{environment="staging"} 1"#),
+        "{metrics}"
+    );
 
     // SIGTERM: exit 0 within 10s, the leader Lease given up.
     let started = Instant::now();
@@ -682,7 +702,7 @@ fn the_agent_heals_scaled_edited_and_deleted_objects_and_records_each_heal() {
     let metrics = agent.metrics();
     let heals_total = metrics
         .lines()
-        .find_map(|l| l.strip_prefix("gitship_agent_heals_total "))
+        .find_map(|l| l.strip_prefix(r#"gitship_agent_heals_total{environment="staging"} "#))
         .and_then(|v| v.trim().parse::<f64>().ok())
         .expect("gitship_agent_heals_total");
     assert!(heals_total >= 1.0, "{metrics}");
@@ -908,11 +928,202 @@ fn the_error_state_of_a_lost_remote_clears_when_it_is_back() {
         1,
         "one Event per failure, not one per poll"
     );
+    let failed_fetches = |metrics: &str| {
+        metrics
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix(r#"gitship_agent_git_fetch_failures_total{environment="staging"} "#)
+            })
+            .and_then(|v| v.trim().parse::<f64>().ok())
+    };
+    eventually(
+        "the failed fetch is counted",
+        Duration::from_secs(5),
+        || failed_fetches(&agent.metrics()).is_some_and(|count| count >= 1.0),
+    );
     std::fs::rename(&moved, bare.path()).expect("put the remote back");
     eventually("the error clears", Duration::from_secs(10), || {
         let status = agent.status();
         status["state"] == "synced" && status.get("lastError").is_none()
     });
+}
+
+/// A request the stand-in commit-status API received.
+#[derive(Debug, Clone)]
+struct StatusPost {
+    /// `POST /repos/acme/blog/statuses/<sha>`.
+    line: String,
+    authorization: Option<String>,
+    body: Value,
+}
+
+/// A stand-in for GitHub's commit-status API on loopback, in a thread: records each request and
+/// answers 201, except a `failure` status, which it refuses with 422 and an answer that echoes
+/// the request's `Authorization` (as a careless API might), so that the agent's warning about
+/// it is seen to keep the token out.
+struct StatusApi {
+    url: String,
+    posts: std::sync::Arc<std::sync::Mutex<Vec<StatusPost>>>,
+}
+
+impl StatusApi {
+    fn start() -> StatusApi {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let url = format!("http://{}", listener.local_addr().expect("address"));
+        let posts = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let recorded = posts.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(stream) = stream else { continue };
+                if let Some(post) = StatusApi::serve(stream) {
+                    recorded.lock().expect("posts").push(post);
+                }
+            }
+        });
+        StatusApi { url, posts }
+    }
+
+    /// Read one request from `stream` and answer it.
+    fn serve(mut stream: std::net::TcpStream) -> Option<StatusPost> {
+        use std::io::{Read as _, Write as _};
+        stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+        let mut reader = BufReader::new(stream.try_clone().ok()?);
+        let mut line = String::new();
+        reader.read_line(&mut line).ok()?;
+        let (mut length, mut authorization) = (0, None);
+        loop {
+            let mut header = String::new();
+            reader.read_line(&mut header).ok()?;
+            let header = header.trim_end();
+            if header.is_empty() {
+                break;
+            }
+            let (name, value) = header.split_once(':')?;
+            match name.to_ascii_lowercase().as_str() {
+                "content-length" => length = value.trim().parse().ok()?,
+                "authorization" => authorization = Some(value.trim().to_string()),
+                _ => {}
+            }
+        }
+        let mut body = vec![0; length];
+        reader.read_exact(&mut body).ok()?;
+        let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+        let (status, answer) = if body["state"] == "failure" {
+            let echo = authorization.clone().unwrap_or_default();
+            (
+                "422 Unprocessable Entity",
+                format!("{{\"message\":\"no: {echo}\"}}"),
+            )
+        } else {
+            ("201 Created", "{}".to_string())
+        };
+        let reply = format!(
+            "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{answer}",
+            answer.len()
+        );
+        stream.write_all(reply.as_bytes()).ok()?;
+        Some(StatusPost {
+            line: line.trim_end().to_string(),
+            authorization,
+            body,
+        })
+    }
+
+    /// The posts for commit `sha`, in the order received.
+    fn posts_for(&self, sha: &str) -> Vec<StatusPost> {
+        self.posts
+            .lock()
+            .expect("posts")
+            .iter()
+            .filter(|post| post.line.contains(&format!("/statuses/{sha} ")))
+            .cloned()
+            .collect()
+    }
+
+    /// The states posted for commit `sha`, in order.
+    fn states(&self, sha: &str) -> Vec<String> {
+        self.posts_for(sha)
+            .iter()
+            .filter_map(|post| post.body["state"].as_str().map(str::to_string))
+            .collect()
+    }
+}
+
+/// With a token and `agent.notify` pointing at a stand-in API, each sync posts commit statuses:
+/// pending then success for a good commit, pending then failure for one the server rejects;
+/// the token goes in the `Authorization` header and nowhere in the agent's log.
+#[test]
+fn each_sync_posts_commit_statuses_and_the_token_stays_secret() {
+    if !require_tool("kubectl", "help") {
+        return;
+    }
+    const TOKEN: &str = "ghp_stand-in-token-0123456789";
+    let api = StatusApi::start();
+    let sim = Sim::start();
+    let notify = format!(
+        "  notify:\n    provider: github\n    repository: acme/blog\n    api_url: {}\n    status_url: https://agent.example/status\n",
+        api.url
+    );
+    let (repo, bare) = source_repo_with(&sim, &notify);
+    let agent = Agent::start_with_env(
+        &sim,
+        bare.path(),
+        "1s",
+        &[],
+        &[(gitship::agent::notify::GITHUB_TOKEN_VARIABLE, TOKEN)],
+    );
+    agent.wait_first_sync(&sim);
+    let one = agent.status()["revision"]["sha"]
+        .as_str()
+        .expect("the running revision")
+        .to_string();
+    eventually("pending, then success", Duration::from_secs(10), || {
+        api.states(&one) == ["pending", "success"]
+    });
+    for post in api.posts_for(&one) {
+        assert_eq!(
+            post.line,
+            format!("POST /repos/acme/blog/statuses/{one} HTTP/1.1"),
+            "{post:?}"
+        );
+        assert_eq!(
+            post.authorization.as_deref(),
+            Some(format!("Bearer {TOKEN}").as_str()),
+            "{post:?}"
+        );
+        assert_eq!(post.body["context"], "gitship/staging", "{post:?}");
+        assert_eq!(
+            post.body["target_url"], "https://agent.example/status",
+            "{post:?}"
+        );
+    }
+
+    repo.edit(
+        "infrastructure/kubernetes/web.yaml",
+        "          image: registry.local/web:1\n",
+        "          image: registry.local/web:1\n          resources:\n            requests: {cpu: lots}\n",
+    );
+    repo.commit("two, and a quantity that is no quantity");
+    push(&repo, bare.path());
+    eventually("the sync fails", Duration::from_secs(10), || {
+        agent.status()["state"] == "error"
+    });
+    let two = agent.status()["gitRevision"]["sha"]
+        .as_str()
+        .expect("the newest revision")
+        .to_string();
+    assert_ne!(one, two);
+    eventually("pending, then failure", Duration::from_secs(10), || {
+        api.states(&two)
+            .starts_with(&["pending".to_string(), "failure".to_string()])
+    });
+    // The API refused the failure status, echoing the token: the agent says so, without it.
+    eventually("the refusal is logged", Duration::from_secs(10), || {
+        agent.log().contains("not posted: HTTP 422")
+    });
+    let log = agent.log();
+    assert!(!log.contains(TOKEN), "the token is in the log:\n{log}");
+    assert!(log.contains(gitship::model::REDACTED), "{log}");
 }
 
 #[test]

@@ -316,6 +316,17 @@ fn agent_manifests_for_the_example_grant_exactly_the_deployed_kinds() {
             .iter()
             .any(|m| m["name"] == "ssh" && m["readOnly"] == true)
     );
+    for (index, variable, key) in [
+        (1, "GITSHIP_GITHUB_TOKEN", "github-token"),
+        (2, "GITSHIP_GITLAB_API_TOKEN", "gitlab-token"),
+    ] {
+        let token = &container["env"][index];
+        assert_eq!(token["name"], variable);
+        assert_eq!(
+            token["valueFrom"]["secretKeyRef"],
+            json!({"name": "gitship-agent-notify", "key": key, "optional": true})
+        );
+    }
     assert!(
         container["volumeMounts"]
             .as_array()

@@ -6,6 +6,7 @@ mod support;
 mod adopt;
 mod agent;
 mod agent_cli;
+mod agent_metrics;
 mod bad_input;
 mod build;
 mod ci;
