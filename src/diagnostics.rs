@@ -178,6 +178,22 @@ pub fn render(err: &anyhow::Error) -> String {
     out
 }
 
+/// An error and its sources on one line, each source said once (HTTP clients such as reqwest
+/// keep the useful part, "connection refused", in a source).
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}
+
 /// A Kubernetes client error in words: the server's message and code for an API error (the
 /// client's own text of one appends its Rust debug form, `Status { status: Some(Failure), ...`,
 /// which no one should read in a log, an Event or `/status`), the error itself otherwise.

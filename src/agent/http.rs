@@ -479,33 +479,13 @@ fn authenticate_hook(
         return Err(HookRejection::Disabled);
     }
     if let Some(signature) = headers.get(FORWARD_SIGNATURE_HEADER) {
-        let signature = signature
-            .to_str()
-            .ok()
-            .and_then(|value| value.trim().strip_prefix("sha256="))
-            .and_then(|hex_digest| hex::decode(hex_digest).ok())
-            .ok_or(HookRejection::MalformedSignature)?;
         let key = github.or(gitlab).ok_or(HookRejection::Disabled)?;
-        let mut mac =
-            HmacSha256::new_from_slice(key.as_bytes()).map_err(|_| HookRejection::BadSignature)?;
-        mac.update(body);
-        mac.verify_slice(&signature)
-            .map_err(|_| HookRejection::BadSignature)?;
+        verify_signature(signature, key, body)?;
         return Ok(HookKind::Forwarded);
     }
     if let Some(signature) = headers.get(GITHUB_SIGNATURE_HEADER) {
         let secret = github.ok_or(HookRejection::GitHubDisabled)?;
-        let signature = signature
-            .to_str()
-            .ok()
-            .and_then(|value| value.trim().strip_prefix("sha256="))
-            .and_then(|hex_digest| hex::decode(hex_digest).ok())
-            .ok_or(HookRejection::MalformedSignature)?;
-        let mut mac = HmacSha256::new_from_slice(secret.as_bytes())
-            .map_err(|_| HookRejection::BadSignature)?;
-        mac.update(body);
-        mac.verify_slice(&signature)
-            .map_err(|_| HookRejection::BadSignature)?;
+        verify_signature(signature, secret, body)?;
         return Ok(HookKind::GitHub);
     }
     if let Some(token) = headers.get(GITLAB_TOKEN_HEADER) {
@@ -516,6 +496,21 @@ fn authenticate_hook(
         return Err(HookRejection::BadToken);
     }
     Err(HookRejection::Unauthenticated)
+}
+
+/// Check `signature` (`sha256=<hex HMAC-SHA256 of body keyed with key>`), in constant time.
+fn verify_signature(signature: &HeaderValue, key: &str, body: &[u8]) -> Result<(), HookRejection> {
+    let signature = signature
+        .to_str()
+        .ok()
+        .and_then(|value| value.trim().strip_prefix("sha256="))
+        .and_then(|hex_digest| hex::decode(hex_digest).ok())
+        .ok_or(HookRejection::MalformedSignature)?;
+    let mut mac =
+        HmacSha256::new_from_slice(key.as_bytes()).map_err(|_| HookRejection::BadSignature)?;
+    mac.update(body);
+    mac.verify_slice(&signature)
+        .map_err(|_| HookRejection::BadSignature)
 }
 
 /// `given == expected`, in time independent of where they differ and of their lengths: both are

@@ -440,10 +440,9 @@ pub async fn post(client: &reqwest::Client, request: &StatusRequest) -> Result<(
             .body(body.to_string()),
         None => builder.body(""),
     };
-    let response = builder
-        .send()
-        .await
-        .map_err(|error| NotifyError::Request(request.redact(&error_chain(&error))))?;
+    let response = builder.send().await.map_err(|error| {
+        NotifyError::Request(request.redact(&crate::diagnostics::error_chain(&error)))
+    })?;
     let status = response.status();
     if status.is_success() {
         return Ok(());
@@ -463,21 +462,6 @@ pub async fn post(client: &reqwest::Client, request: &StatusRequest) -> Result<(
     })
 }
 
-/// An error and its sources on one line (reqwest hides the useful part in its sources).
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
-}
-
 /// The HTTP client of commit statuses: rustls (the process's ring provider), no redirects
 /// (the token goes to the API's host only), the proxies of the environment.
 fn client() -> Result<reqwest::Client, NotifyError> {
@@ -487,7 +471,7 @@ fn client() -> Result<reqwest::Client, NotifyError> {
         .connect_timeout(REQUEST_TIMEOUT)
         .user_agent(concat!("gitship/", env!("CARGO_PKG_VERSION")))
         .build()
-        .map_err(|error| NotifyError::Request(error_chain(&error)))
+        .map_err(|error| NotifyError::Request(crate::diagnostics::error_chain(&error)))
 }
 
 /// The agent's commit statuses: where they go (from the source, the revision's `agent.notify`

@@ -135,3 +135,20 @@ pub fn confirm(question: &str, action: &str) -> Result<()> {
             .into(),
     )
 }
+
+/// The session of a command that reads or writes the environment's cluster state and nothing
+/// of Terraform's (`status`, `pin`, `resume`, `suspend`, `sync`, `unlock`).
+pub fn cluster_session(
+    ctx: &Context,
+    settings: crate::settings::StatusSettings,
+) -> Result<crate::ops::Session> {
+    crate::ops::Session::open(
+        &ctx.global,
+        &ctx.printer,
+        &crate::settings::ClusterSettings {
+            env: settings.env,
+            sandbox: settings.sandbox,
+            terraform_outputs: None,
+        },
+    )
+}

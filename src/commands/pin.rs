@@ -3,23 +3,11 @@
 use anyhow::Result;
 
 use crate::commands::Context;
+use crate::commands::cluster_session as open;
 use crate::exit::Outcome;
 use crate::git::short_sha;
-use crate::ops::Session;
 use crate::ops::pin::Resumed;
-use crate::settings::{ClusterSettings, StatusSettings};
-
-fn open(ctx: &Context, settings: StatusSettings) -> Result<Session> {
-    Session::open(
-        &ctx.global,
-        &ctx.printer,
-        &ClusterSettings {
-            env: settings.env,
-            sandbox: settings.sandbox,
-            terraform_outputs: None,
-        },
-    )
-}
+use crate::settings::StatusSettings;
 
 pub async fn pin(ctx: &Context, settings: StatusSettings, revision: &str) -> Result<Outcome> {
     let session = open(ctx, settings)?;

@@ -5,8 +5,7 @@ use anyhow::Result;
 use crate::commands::Context;
 use crate::diagnostics::UserError;
 use crate::exit::Outcome;
-use crate::ops::Session;
-use crate::settings::{ClusterSettings, StatusSettings};
+use crate::settings::StatusSettings;
 
 pub async fn run(
     ctx: &Context,
@@ -30,15 +29,7 @@ pub async fn run(
             &format!("breaking the deploy lock of `{env}`"),
         )?;
     }
-    let session = Session::open(
-        &ctx.global,
-        &ctx.printer,
-        &ClusterSettings {
-            env: settings.env,
-            sandbox: settings.sandbox,
-            terraform_outputs: None,
-        },
-    )?;
+    let session = crate::commands::cluster_session(ctx, settings)?;
     let text = match crate::ops::unlock::unlock(&session).await? {
         Some(holder) => format!(
             "broke the deploy lock of `{env}`, held by `{holder}`: that deploy stops before its next write\n"

@@ -217,26 +217,11 @@ fn classify(
         {
             Err(RegistryError::Unreachable {
                 registry: registry.to_string(),
-                message: error_chain(&request),
+                message: crate::diagnostics::error_chain(&request),
             })
         }
-        other => Err(failed(error_chain(&other))),
+        other => Err(failed(crate::diagnostics::error_chain(&other))),
     }
-}
-
-/// An error and its sources on one line (reqwest hides the useful part in its sources).
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
 }
 
 /// Whether `registry` (`host[:port]`) is on the loopback interface.
