@@ -884,51 +884,13 @@ impl Agent {
                 .await?;
         self.state.metrics.drift_checked(started.elapsed());
         self.refresh_view(&report).await;
-        let terraform: Vec<String> = report
-            .terraform
-            .iter()
-            .map(|change| {
-                format!(
-                    "{} {} (changed outside Terraform)",
-                    serde_json::to_value(change.action)
-                        .ok()
-                        .and_then(|v| v.as_str().map(str::to_string))
-                        .unwrap_or_default(),
-                    change.address
-                )
-            })
-            .collect();
+        let terraform = terraform_drift_lines(&report);
         self.state
             .metrics
             .set_terraform_drift(terraform.len() as u64);
         let drift = Drift::of(&report, &applied.sha);
         let now = Instant::now();
-        let observed = self.flaps.observe(&drift, now, self.options.heal_interval);
-        for key in observed.cleared {
-            self.printer
-                .status(&format!("agent: {key} is no longer flapping"));
-        }
-        for key in observed.flapping {
-            let hint = format!(
-                "{key} is changed back after every heal{}: it is healed again only after a back-off (up to 1 hour), until Git changes it. Let one owner have it: remove the field from Git, or add a `drift.ignore` rule for it",
-                drift
-                    .managers
-                    .get(&key)
-                    .map_or(String::new(), |m| format!(" by `{m}`"))
-            );
-            self.printer.warn(&format!("agent: {hint}"));
-            self.event(EventType::Warning, "FlappingField", &hint).await;
-        }
-        let (healing, waiting) = drift.split(&self.flaps, now);
-        let flapping = self.flaps.describe(&drift, now);
-        self.state.update(|s| {
-            s.flapping = flapping;
-            s.drifted = waiting.iter().map(|(_, line)| line.clone()).collect();
-        });
-        let healing: Vec<String> = healing.into_iter().map(|(_, line)| line).collect();
-        self.state
-            .metrics
-            .set_drifted(drift.objects.values().collect::<BTreeSet<_>>().len() as u64);
+        let healing = self.sort_flapping(&drift, now).await;
         if !terraform.is_empty() || healing.is_empty() {
             let pending_plan: Vec<String> = self
                 .state
@@ -977,6 +939,37 @@ impl Agent {
             });
         });
         Ok(None)
+    }
+
+    /// Record a drift check with the flap tracker: say which fields began or stopped flapping,
+    /// show the flapping and waiting ones in the status; the lines to heal now.
+    async fn sort_flapping(&mut self, drift: &Drift, now: Instant) -> Vec<String> {
+        let observed = self.flaps.observe(drift, now, self.options.heal_interval);
+        for key in observed.cleared {
+            self.printer
+                .status(&format!("agent: {key} is no longer flapping"));
+        }
+        for key in observed.flapping {
+            let hint = format!(
+                "{key} is changed back after every heal{}: it is healed again only after a back-off (up to 1 hour), until Git changes it. Let one owner have it: remove the field from Git, or add a `drift.ignore` rule for it",
+                drift
+                    .managers
+                    .get(&key)
+                    .map_or(String::new(), |m| format!(" by `{m}`"))
+            );
+            self.printer.warn(&format!("agent: {hint}"));
+            self.event(EventType::Warning, "FlappingField", &hint).await;
+        }
+        let (healing, waiting) = drift.split(&self.flaps, now);
+        let flapping = self.flaps.describe(drift, now);
+        self.state.update(|s| {
+            s.flapping = flapping;
+            s.drifted = waiting.iter().map(|(_, line)| line.clone()).collect();
+        });
+        self.state
+            .metrics
+            .set_drifted(drift.objects.values().collect::<BTreeSet<_>>().len() as u64);
+        healing.into_iter().map(|(_, line)| line).collect()
     }
 
     /// After a heal that succeeded: an `error` state left by a failure outside a sync (a lost
@@ -1052,6 +1045,24 @@ impl Agent {
             Err(error) => tracing::warn!(%error, "could not publish the agent's status"),
         }
     }
+}
+
+/// One line per Terraform resource changed outside Terraform, as the status shows them.
+fn terraform_drift_lines(report: &DriftReport) -> Vec<String> {
+    report
+        .terraform
+        .iter()
+        .map(|change| {
+            format!(
+                "{} {} (changed outside Terraform)",
+                serde_json::to_value(change.action)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_string))
+                    .unwrap_or_default(),
+                change.address
+            )
+        })
+        .collect()
 }
 
 /// Why the agent deploys a revision.
