@@ -398,8 +398,9 @@ impl Rbac {
         // The inventory (and the pin in it) and the agent's status: server-side applies, which
         // create a missing object under the `create` verb with its name (allowed by name).
         let status = crate::model::agent_status_name(environment);
+        let copy = crate::kube::inventory::copy_name(environment);
         let configmaps = grant(own, "", "configmaps");
-        for name in [&reserved, &status] {
+        for name in [&reserved, &status, &copy] {
             configmaps.named(name, &["get", "create", "patch"]);
         }
         // The agent's Events (a POST: no name), and the ones a failed rollout's report lists.
@@ -900,7 +901,7 @@ mod tests {
         let rules = rules(&rbac.namespaced["blog"]);
         assert!(
             rules.contains(&json!({"apiGroups": [""], "resources": ["configmaps"],
-                "resourceNames": ["gitship-prod", "gitship-prod.agent"],
+                "resourceNames": ["gitship-prod", "gitship-prod.agent", "gitship-prod.history"],
                 "verbs": ["get", "create", "patch"]})),
             "{rules:#?}"
         );

@@ -415,6 +415,14 @@ async fn locked_deploy(
     .await?;
     let inventory_missing = stored.is_none();
     let previous = stored.unwrap_or_default();
+    if previous.restored {
+        run.printer.warn(&format!(
+            "the inventory ConfigMap `{}` of environment `{}` was gone: its objects, history and pin are read from its copy `{}`, and this deploy writes it again",
+            inventory::configmap_name(&environment.name),
+            environment.name,
+            inventory::copy_name(&environment.name)
+        ));
+    }
     if desired_ids.is_empty()
         && options.prune
         && !options.allow_empty
@@ -716,6 +724,7 @@ async fn record(
         .collect();
     applied.retain(|key, _| listed.contains(key));
     let inventory = Inventory {
+        restored: false,
         objects,
         history,
         applied,

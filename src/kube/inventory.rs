@@ -276,6 +276,8 @@ pub enum DeployOutcome {
 /// The stored inventory of an environment.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Inventory {
+    /// Read from the copy ([`copy_name`]): the inventory ConfigMap itself was gone.
+    pub restored: bool,
     pub objects: Vec<InventoryEntry>,
     pub history: Vec<DeployRecord>,
     /// Object (`Kind namespace/name`) -> [`applied_digest`] of the body gitship last applied to
@@ -309,6 +311,13 @@ pub fn applied_digest(body: &Value) -> Option<String> {
 /// The inventory ConfigMap's name for `environment`.
 pub fn configmap_name(environment: &str) -> String {
     crate::model::reserved_name(environment)
+}
+
+/// The name of the inventory's copy, `gitship-<env>.history`: the objects, the history, the pin
+/// and the suspension, kept twice so that deleting the inventory ConfigMap loses none of them
+/// (read in its place when it is gone; the next deploy writes the inventory again).
+pub fn copy_name(environment: &str) -> String {
+    format!("{}.history", configmap_name(environment))
 }
 
 /// An encoded inventory ConfigMap, and how many of the newest `keep` records did not fit.
@@ -401,7 +410,12 @@ pub fn decode(configmap: &Value) -> Result<Inventory, String> {
             }
         }
     }
+    let restored = configmap
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .is_some_and(|name| name.ends_with(".history"));
     Ok(Inventory {
+        restored,
         objects,
         history,
         applied,
@@ -454,6 +468,21 @@ pub async fn load_configmap(
             message: crate::kube::error_message(&source),
             source,
         })?;
+    let found = match found {
+        Some(configmap) => Some(configmap),
+        // Gone: its copy, when there is one, has everything it had.
+        None => {
+            let copy = copy_name(environment);
+            retry
+                .run(&copy, || api.get_opt(&copy))
+                .await
+                .map_err(|source| KubeError::Api {
+                    object: format!("ConfigMap {namespace}/{copy}"),
+                    message: crate::kube::error_message(&source),
+                    source,
+                })?
+        }
+    };
     let Some(configmap) = found else {
         return Ok(None);
     };
@@ -495,6 +524,18 @@ pub async fn store(
             message: crate::kube::error_message(&source),
             source,
         })?;
+    // The copy: the same data under the copy's name. The deploy is recorded already, so a copy
+    // that cannot be written (an agent whose RBAC predates it) is a warning, not a failure.
+    let copy = copy_name(environment);
+    let mut copied = configmap;
+    copied["metadata"]["name"] = Value::String(copy.clone());
+    let patch = Patch::Apply(&copied);
+    if let Err(error) = retry.run(&copy, || api.patch(&copy, &params, &patch)).await {
+        tracing::warn!(
+            error = %crate::kube::error_message(&error),
+            "could not write the inventory's copy `{copy}`"
+        );
+    }
     Ok(dropped)
 }
 
@@ -660,6 +701,7 @@ mod tests {
     #[test]
     fn round_trip_sorts_dedups_and_keeps_the_last_records() {
         let inventory = Inventory {
+            restored: false,
             objects: vec![
                 entry("Service", "web"),
                 entry("ConfigMap", "a"),

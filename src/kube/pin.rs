@@ -192,8 +192,26 @@ async fn store_key(
     retry
         .run(&name, || api.patch(&name, &params, &patch))
         .await
+        .map_err(|source| KubeError::about(format!("ConfigMap {name}"), source))?;
+    // The same key in the inventory's copy (server-side apply under the same manager: a key it
+    // no longer sends is removed), so that a deleted inventory does not lose the pin.
+    let copy = inventory::copy_name(&environment.name);
+    let body = json!({
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": copy, "namespace": environment.namespace},
+        "data": match &body["data"][key] {
+            serde_json::Value::String(text) => json!({key: text}),
+            _ => json!({}),
+        },
+    });
+    let params = PatchParams::apply(manager).force();
+    let patch = Patch::Apply(&body);
+    retry
+        .run(&copy, || api.patch(&copy, &params, &patch))
+        .await
         .map(|_| ())
-        .map_err(|source| KubeError::about(format!("ConfigMap {name}"), source))
+        .map_err(|source| KubeError::about(format!("ConfigMap {copy}"), source))
 }
 
 #[cfg(test)]

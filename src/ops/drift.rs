@@ -86,6 +86,16 @@ async fn compare(
         crate::kube::live::compare_live(&connection.client, &environment, &manifests)
             .await
             .map_err(user_error)?;
+    if inventory
+        .as_ref()
+        .is_some_and(|inventory| inventory.restored)
+    {
+        session.printer.warn(&format!(
+            "the inventory ConfigMap `{}` is gone: its objects, history and pin are read from its copy `{}`; the next deploy writes it again",
+            crate::kube::inventory::configmap_name(&environment.name),
+            crate::kube::inventory::copy_name(&environment.name)
+        ));
+    }
     if inventory.is_none() {
         warn_missing_inventory(session, &environment_diff);
     }

@@ -360,6 +360,8 @@ mod tests {
     }
 
     proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2_000))]
+
         /// Over generated histories, rollback never picks the current revision, one that never
         /// succeeded, or one that came after the revision the environment went back to; and it
         /// agrees with a model of the timeline as a stack of good revisions that a rollback pops.

@@ -158,7 +158,14 @@ fn agent_manifests_for_the_example_grant_exactly_the_deployed_kinds() {
             ("/events", _) => assert_eq!(verbs, ["list", "create"]),
             ("/configmaps", false) if !namespaced.contains("/configmaps") => {
                 assert_eq!(verbs, ["get", "create", "patch"]);
-                assert_eq!(names, ["gitship-staging", "gitship-staging.agent"]);
+                assert_eq!(
+                    names,
+                    [
+                        "gitship-staging",
+                        "gitship-staging.agent",
+                        "gitship-staging.history"
+                    ]
+                );
             }
             ("/namespaces", false) => {
                 assert_eq!(verbs, ["get"], "a read of its own namespace only");

@@ -967,9 +967,34 @@ async fn a_deleted_inventory_is_reported_by_drift_and_deploy() {
     repo.commit("settings");
     tokio::task::spawn_blocking(move || {
         repo.ok(&["deploy", "staging"]);
+        // The inventory alone: its copy stands in for it, and both commands say so.
         kubectl(
             &kubeconfig,
             &["-n", &ns, "delete", "configmap", "gitship-staging"],
+        );
+        let drift = repo.gitship(&["drift", "staging"]);
+        assert!(
+            drift.stderr.contains("read from its copy"),
+            "{}",
+            drift.all()
+        );
+        let deploy = repo.ok(&["deploy", "staging"]);
+        assert!(
+            deploy.stderr.contains("read from its copy"),
+            "{}",
+            deploy.all()
+        );
+        // The inventory and its copy: nothing to read, and what that costs is said.
+        kubectl(
+            &kubeconfig,
+            &[
+                "-n",
+                &ns,
+                "delete",
+                "configmap",
+                "gitship-staging",
+                "gitship-staging.history",
+            ],
         );
         let drift = repo.gitship(&["drift", "staging"]);
         assert!(

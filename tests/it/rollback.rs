@@ -650,6 +650,52 @@ fn write_failing_deployment(repo: &Repo, cluster: &TestCluster) {
     );
 }
 
+/// Deleting the inventory ConfigMap loses neither the history nor the pin: both are read from
+/// its copy, `status` and `history` still show them, a deploy of the bad HEAD is still refused,
+/// and the next deploy writes the inventory again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deleted_inventory_keeps_its_history_and_pin_from_the_copy() {
+    let cluster = TestCluster::start().await;
+    let web = Namespace::of(&cluster).await;
+    let repo = on_cluster(&cluster);
+    repo.ok(&["deploy", "staging"]);
+    repo.ok(&["rollback", "staging", "--yes"]);
+    assert_eq!(web.title().await, "a");
+    web.api::<ConfigMap>()
+        .delete("gitship-staging", &Default::default())
+        .await
+        .expect("delete the inventory");
+    wait_for("the inventory to be gone", async || {
+        web.configmap("gitship-staging").await.is_none()
+    })
+    .await;
+
+    let history = repo.ok(&["history", "staging"]);
+    assert!(history.stdout.contains("#3"), "{}", history.stdout);
+    assert!(history.stdout.contains("rollback"), "{}", history.stdout);
+    let status = repo.ok(&["status", "staging"]);
+    assert!(status.stdout.contains("pinned at"), "{}", status.stdout);
+    let refused = repo.gitship(&["deploy", "staging"]);
+    assert_eq!(refused.code, 1, "{}", refused.all());
+    assert!(
+        refused.stderr.contains("is pinned at"),
+        "{}",
+        refused.stderr
+    );
+    assert_eq!(web.title().await, "a", "the bad HEAD is not deployed");
+
+    // A deploy of the pinned revision writes the inventory again, from the copy.
+    let redeploy = repo.ok(&["deploy", "staging", "--rev", "v-a"]);
+    assert!(
+        redeploy.stderr.contains("read from its copy"),
+        "{}",
+        redeploy.stderr
+    );
+    assert!(web.configmap("gitship-staging").await.is_some());
+    let history = repo.ok(&["history", "staging"]);
+    assert!(history.stdout.contains("#4"), "{}", history.stdout);
+}
+
 /// `deploy --atomic`: the health wait fails, the previous good revision is deployed back at
 /// once (a rollback record after the failed one), nothing is pinned, and the exit code is 1.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
