@@ -170,6 +170,42 @@ pub async fn check_before_changes(
     Ok(())
 }
 
+/// How many of the `desired` objects exist live and belong to `environment` (its
+/// `gitship.dev/owned-by` annotation): the evidence of earlier deploys when the inventory is gone.
+/// One GET per object; only asked when the inventory and its copy are missing.
+pub async fn count_owned(
+    client: &kube::Client,
+    environment: &Environment,
+    desired: &[Manifest],
+    retry: &RetryPolicy,
+) -> Result<usize, KubeError> {
+    let resources = Resources::new();
+    let checked = check::check(client, &resources, environment, desired, retry).await?;
+    let mut owned = 0usize;
+    for item in &checked {
+        let Checked::Ready(prepared) = item else {
+            continue;
+        };
+        // The environment's namespace is created for the lock before the first deploy applies.
+        if prepared.id.kind == "Namespace"
+            && prepared.id.group.is_empty()
+            && prepared.id.name == environment.namespace
+        {
+            continue;
+        }
+        let live = apply::get_live(client, prepared, retry)
+            .await
+            .map_err(|e| prepared.error(e))?;
+        if live.as_ref().is_some_and(|live| {
+            crate::model::annotation(live, crate::model::OWNED_BY_ANNOTATION)
+                == Some(environment.name.as_str())
+        }) {
+            owned = owned.saturating_add(1);
+        }
+    }
+    Ok(owned)
+}
+
 /// Compare `prepared` with the cluster: GET the live object, dry-run apply, compare. An object
 /// the server is deleting counts as absent: applying creates it anew once it is gone.
 pub async fn diff_object(

@@ -150,6 +150,7 @@ pub async fn deploy_with(
     .map_err(user_error)?;
     let result = async {
         check_pin_under_lock(session, &connection, settings).await?;
+        check_history_under_lock(session, &connection, settings, &intent.checked).await?;
         locked(
             session,
             &connection,
@@ -263,6 +264,45 @@ async fn check_pin_under_lock(
         ));
     }
     Ok(())
+}
+
+/// A deploy over an environment whose inventory and its copy are both gone, while objects it
+/// deployed run, would start a new history as if nothing had run before: the old history, any
+/// pin and what to prune are lost. Refused without `--force` (see ARCHITECTURE.md, "Rollback").
+async fn check_history_under_lock(
+    session: &Session,
+    connection: &ClusterConnection,
+    settings: &DeploySettings,
+    desired: &[Manifest],
+) -> Result<()> {
+    if settings.force || session.inventory(connection).await?.is_some() {
+        return Ok(());
+    }
+    let environment = session.environment();
+    let owned = crate::kube::diff::count_owned(
+        &connection.client,
+        &environment,
+        desired,
+        &crate::kube::retry::RetryPolicy::default(),
+    )
+    .await
+    .map_err(user_error)?;
+    if owned == 0 {
+        return Ok(());
+    }
+    Err(UserError::new(
+        format!(
+            "the inventory ConfigMap `{}` of `{}` and its copy `{}` are gone, although {owned} object(s) it deployed run: its history and any pin are lost, so this deploy cannot tell whether the environment was pinned, and objects removed from Git can no longer be pruned",
+            crate::kube::inventory::configmap_name(&environment.name),
+            environment.name,
+            crate::kube::inventory::copy_name(&environment.name)
+        ),
+        format!(
+            "if the environment should run this revision, deploy with `--force` (it starts a new history); otherwise restore the ConfigMaps first (`gitship status {}` shows what is known)",
+            environment.name
+        ),
+    )
+    .into())
 }
 
 /// `deploy.allowed_revisions`: the revision must be reachable from the branch the rule names.

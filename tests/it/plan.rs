@@ -1009,7 +1009,18 @@ async fn a_deleted_inventory_is_reported_by_drift_and_deploy() {
             "{}",
             drift.all()
         );
-        let deploy = repo.ok(&["deploy", "staging"]);
+        // A deploy would start a new history over running objects: refused without `--force`.
+        let refused = repo.gitship(&["deploy", "staging"]);
+        assert_eq!(refused.code, 1, "{}", refused.all());
+        assert!(
+            refused
+                .stderr
+                .contains("and its copy `gitship-staging.history` are gone")
+                && refused.stderr.contains("--force"),
+            "{}",
+            refused.all()
+        );
+        let deploy = repo.ok(&["deploy", "staging", "--force"]);
         assert!(
             deploy.stderr.contains(
                 "the inventory ConfigMap `gitship-staging` of environment `staging` is missing"
