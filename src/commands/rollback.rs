@@ -30,15 +30,29 @@ pub async fn run(ctx: &Context, settings: RollbackSettings) -> Result<Outcome> {
             " only (Terraform is not rolled back without `--terraform`)"
         }
     ));
-    let plan = crate::ops::plan::kubernetes(&revision).await?;
-    print_plan(ctx, &plan)?;
+    // With Terraform, the preview is the whole plan (Terraform's changes, and the manifests with
+    // the outputs it plans), saved and applied exactly as shown; without, the Kubernetes diff.
+    let saved = tempfile::Builder::new()
+        .prefix("gitship-rollback-")
+        .tempdir()?;
+    let source = if settings.terraform {
+        let outcome = crate::ops::plan::plan(&revision, crate::ops::pin::Target::Session).await?;
+        print_plan(ctx, &outcome.plan)?;
+        let file = saved.path().join("rollback.plan");
+        crate::ops::plan::save(&file, &outcome)?;
+        crate::ops::DeploySource::SavedPlan(file)
+    } else {
+        let plan = crate::ops::plan::kubernetes(&revision).await?;
+        print_plan(ctx, &plan)?;
+        crate::ops::DeploySource::WorkTree
+    };
     if !settings.yes {
         crate::commands::confirm(
             &format!("Roll `{}` back as shown?", settings.env),
             &format!("rolling back `{}`", settings.env),
         )?;
     }
-    let report = crate::ops::rollback::rollback(&revision, &settings).await?;
+    let report = crate::ops::rollback::rollback(&revision, &settings, &source).await?;
     ctx.printer.data(&format!(
         "rolled `{env}` back to {to}: {summary}\n`{env}` is pinned at {to}: the agent heals it there and does not sync, and `deploy` refuses other revisions.\nMake Git the truth again: `git revert` the bad change ({from}), push, then `gitship resume {env}`.\n",
         env = settings.env,

@@ -219,8 +219,13 @@ pub async fn undo_failed(
 }
 
 /// Pin the environment at `revision` (a session from [`Session::open_revision`]) and deploy it
-/// as a rollback; the previous pin (or none) is put back when the deploy fails.
-pub async fn rollback(revision: &Session, settings: &RollbackSettings) -> Result<DeployReport> {
+/// as a rollback, from `source` (with `--terraform`, the plan its preview showed and saved); the
+/// previous pin (or none) is put back when the deploy fails.
+pub async fn rollback(
+    revision: &Session,
+    settings: &RollbackSettings,
+    source: &DeploySource,
+) -> Result<DeployReport> {
     let (policy, deploy) = rollback_deploy(settings);
     if !settings.terraform && revision.revision_module_differs()? {
         revision.printer.warn(&format!(
@@ -235,8 +240,7 @@ pub async fn rollback(revision: &Session, settings: &RollbackSettings) -> Result
         crate::ops::pin::current(revision, &connection).await?
     };
     crate::ops::pin::pin_sha(revision, &revision.git.sha, "rollback").await?;
-    match crate::ops::deploy::deploy_with(revision, &DeploySource::WorkTree, &deploy, &policy).await
-    {
+    match crate::ops::deploy::deploy_with(revision, source, &deploy, &policy).await {
         Ok(deployed) => Ok(deployed.report),
         Err(error) => {
             if let Err(restore) = crate::ops::pin::restore(revision, previous.as_ref()).await {

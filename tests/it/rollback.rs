@@ -696,6 +696,67 @@ async fn a_deleted_inventory_keeps_its_history_and_pin_from_the_copy() {
     assert!(history.stdout.contains("#4"), "{}", history.stdout);
 }
 
+/// `rollback --terraform` previews the whole plan, Terraform's changes and the manifests with
+/// the outputs it plans, and applies exactly that plan: the ConfigMap that takes a Terraform
+/// output goes back too (before, the preview compared with today's outputs and said "no
+/// changes", then the apply changed it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rollback_terraform_previews_the_terraform_plan_and_applies_exactly_it() {
+    if !require_tool("terraform", "version") {
+        return;
+    }
+    let cluster = TestCluster::start().await;
+    let web = Namespace::of(&cluster).await;
+    let repo = Repo {
+        dir: tempfile::tempdir().expect("temp"),
+        kubeconfig: Some(cluster.kubeconfig_path().to_path_buf()),
+    };
+    repo.write(".gitignore", ".gitship/\n");
+    repo.write(
+        "infrastructure/terraform/main.tf",
+        "variable \"size\" { type = string }\nresource \"terraform_data\" \"size\" { input = var.size }\noutput \"memory\" { value = terraform_data.size.output }\n",
+    );
+    repo.write(
+        "infrastructure/kubernetes/site.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: site\ndata:\n  title: \"${terraform.memory}\"\n",
+    );
+    let config = |size: &str| {
+        format!(
+            "cluster:\n  context: kubesim\n  namespace: {}\nterraform:\n  vars:\n    size: \"{size}\"\n",
+            cluster.ns("web")
+        )
+    };
+    repo.write("config/staging.yaml", &config("1Gi"));
+    repo.git(&["init", "-q", "-b", "main"]);
+    repo.commit("1Gi");
+    repo.ok(&["deploy", "staging"]);
+    assert_eq!(web.title().await, "1Gi");
+    repo.write("config/staging.yaml", &config("2Gi"));
+    repo.commit("2Gi");
+    repo.ok(&["deploy", "staging"]);
+    assert_eq!(web.title().await, "2Gi");
+
+    let rollback = repo.ok(&["rollback", "staging", "--terraform", "--yes"]);
+    assert!(
+        rollback.stdout.contains("terraform_data.size"),
+        "the preview shows Terraform's plan: {}",
+        rollback.all()
+    );
+    assert!(
+        rollback.stdout.contains("ConfigMap") && rollback.stdout.contains("site"),
+        "and the ConfigMap the output changes: {}",
+        rollback.all()
+    );
+    assert_eq!(web.title().await, "1Gi", "applied as previewed");
+    let history = repo.ok(&["history", "staging", "-o", "json"]);
+    let history: serde_json::Value = serde_json::from_str(&history.stdout).expect("JSON");
+    assert_eq!(history["records"][0]["source"], "rollback", "{history}");
+    assert!(
+        history["records"][0]["terraform"].is_object(),
+        "the rollback applied Terraform: {history}"
+    );
+}
+
 /// `deploy --atomic`: the health wait fails, the previous good revision is deployed back at
 /// once (a rollback record after the failed one), nothing is pinned, and the exit code is 1.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
