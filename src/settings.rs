@@ -313,33 +313,7 @@ impl Settings {
                 out: a.out.map(saved_plan_file).transpose()?,
                 rev: a.rev,
             }),
-            cli::Command::Deploy(a) => CommandSettings::Deploy(DeploySettings {
-                cluster: cluster(a.cluster),
-                build: build(a.build)?,
-                plan: a.plan,
-                allow_empty: a.allow_empty,
-                prune_protected: a.prune_protected,
-                no_prune: a.no_prune,
-                timeout: a
-                    .timeout
-                    .as_deref()
-                    .map(|d| parse_positive_duration("--timeout", d))
-                    .transpose()?,
-                lock_timeout: a
-                    .lock_timeout
-                    .as_deref()
-                    .map(|d| parse_duration("--lock-timeout", d))
-                    .transpose()?,
-                lock_lease: a
-                    .lock_lease
-                    .as_deref()
-                    .map(|d| parse_positive_duration("--lock-lease", d))
-                    .transpose()?,
-                skip_preflight: a.skip_preflight,
-                force: a.force,
-                rev: a.rev,
-                atomic: a.atomic,
-            }),
+            cli::Command::Deploy(a) => deploy(a)?,
             cli::Command::Diff(a) => CommandSettings::Diff(cluster(a)),
             cli::Command::Drift(a) => CommandSettings::Drift(DriftSettings {
                 cluster: cluster(a.cluster),
@@ -355,48 +329,17 @@ impl Settings {
                 registry: a.registry,
                 force: a.force,
             },
-            cli::Command::Status(a) => CommandSettings::Status {
-                status: StatusSettings {
-                    env: a.status.env,
-                    sandbox: a.status.sandbox,
-                },
-                wait: match a.wait {
-                    false => None,
-                    true => Some((
-                        a.rev.unwrap_or_else(|| "HEAD".to_string()),
-                        match &a.timeout {
-                            Some(text) => parse_positive_duration("--timeout", text)?,
-                            None => DEFAULT_STATUS_WAIT,
-                        },
-                    )),
-                },
-            },
+            cli::Command::Status(a) => status(a)?,
             cli::Command::Suspend(a) => CommandSettings::Suspend {
-                status: StatusSettings {
-                    env: a.status.env,
-                    sandbox: a.status.sandbox,
-                },
+                status: status_of(a.status),
                 reason: a.reason.unwrap_or_default(),
             },
             cli::Command::Unlock(a) => CommandSettings::Unlock {
-                status: StatusSettings {
-                    env: a.status.env,
-                    sandbox: a.status.sandbox,
-                },
+                status: status_of(a.status),
                 force: a.force,
                 yes: a.yes,
             },
-            cli::Command::Sync(a) => CommandSettings::Sync {
-                status: StatusSettings {
-                    env: a.status.env,
-                    sandbox: a.status.sandbox,
-                },
-                wait: match (a.no_wait, &a.timeout) {
-                    (true, _) => None,
-                    (false, Some(text)) => Some(parse_positive_duration("--timeout", text)?),
-                    (false, None) => Some(DEFAULT_SYNC_WAIT),
-                },
-            },
+            cli::Command::Sync(a) => sync(a)?,
             cli::Command::Pin(a) => CommandSettings::Pin {
                 status: StatusSettings {
                     env: a.env,
@@ -404,29 +347,7 @@ impl Settings {
                 },
                 rev: a.rev,
             },
-            cli::Command::Rollback(a) => CommandSettings::Rollback(RollbackSettings {
-                env: a.env,
-                to: a.to,
-                lock_timeout: a
-                    .lock_timeout
-                    .as_deref()
-                    .map(|d| parse_duration("--lock-timeout", d))
-                    .transpose()?,
-                steps: match a.steps {
-                    Some(0) => {
-                        return Err(UserError::usage(
-                            "`--steps 0` would roll back to the current revision",
-                            "give `--steps 1` (the default) or more",
-                        )
-                        .into());
-                    }
-                    Some(steps) => steps,
-                    None => 1,
-                },
-                terraform: a.terraform,
-                yes: a.yes,
-                sandbox: a.sandbox,
-            }),
+            cli::Command::Rollback(a) => rollback(a)?,
             cli::Command::Resume(a) => CommandSettings::Resume(StatusSettings {
                 env: a.env,
                 sandbox: a.sandbox,
@@ -461,6 +382,96 @@ impl Settings {
         };
         Ok(Settings { global, command })
     }
+}
+
+fn status_of(a: cli::StatusArgs) -> StatusSettings {
+    StatusSettings {
+        env: a.env,
+        sandbox: a.sandbox,
+    }
+}
+
+fn status(a: cli::ShowStatusArgs) -> Result<CommandSettings> {
+    Ok(CommandSettings::Status {
+        status: status_of(a.status),
+        wait: match a.wait {
+            false => None,
+            true => Some((
+                a.rev.unwrap_or_else(|| "HEAD".to_string()),
+                match &a.timeout {
+                    Some(text) => parse_positive_duration("--timeout", text)?,
+                    None => DEFAULT_STATUS_WAIT,
+                },
+            )),
+        },
+    })
+}
+
+fn sync(a: cli::SyncArgs) -> Result<CommandSettings> {
+    Ok(CommandSettings::Sync {
+        status: status_of(a.status),
+        wait: match (a.no_wait, &a.timeout) {
+            (true, _) => None,
+            (false, Some(text)) => Some(parse_positive_duration("--timeout", text)?),
+            (false, None) => Some(DEFAULT_SYNC_WAIT),
+        },
+    })
+}
+
+fn deploy(a: cli::DeployArgs) -> Result<CommandSettings> {
+    Ok(CommandSettings::Deploy(DeploySettings {
+        cluster: cluster(a.cluster),
+        build: build(a.build)?,
+        plan: a.plan,
+        allow_empty: a.allow_empty,
+        prune_protected: a.prune_protected,
+        no_prune: a.no_prune,
+        timeout: a
+            .timeout
+            .as_deref()
+            .map(|d| parse_positive_duration("--timeout", d))
+            .transpose()?,
+        lock_timeout: a
+            .lock_timeout
+            .as_deref()
+            .map(|d| parse_duration("--lock-timeout", d))
+            .transpose()?,
+        lock_lease: a
+            .lock_lease
+            .as_deref()
+            .map(|d| parse_positive_duration("--lock-lease", d))
+            .transpose()?,
+        skip_preflight: a.skip_preflight,
+        force: a.force,
+        rev: a.rev,
+        atomic: a.atomic,
+    }))
+}
+
+fn rollback(a: cli::RollbackArgs) -> Result<CommandSettings> {
+    Ok(CommandSettings::Rollback(RollbackSettings {
+        env: a.env,
+        to: a.to,
+        lock_timeout: a
+            .lock_timeout
+            .as_deref()
+            .map(|d| parse_duration("--lock-timeout", d))
+            .transpose()?,
+        steps: match a.steps {
+            Some(0) => {
+                return Err(UserError::usage(
+                    "`--steps 0` would roll back to the current revision",
+                    "give `--steps 1` (the default) or more",
+                )
+                .into());
+            }
+            Some(steps) => steps,
+            None => 1,
+        },
+        terraform: a.terraform,
+        yes: a.yes,
+        sandbox: a.sandbox,
+    }))
 }
 
 fn agent(a: cli::AgentArgs) -> Result<CommandSettings> {
