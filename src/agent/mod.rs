@@ -124,6 +124,13 @@ impl AgentOptions {
                 )
             }
         };
+        if settings.sandbox && !settings.once {
+            return Err(UserError::usage(
+                "`agent --sandbox` runs with `--once` only: the simulated cluster lives in one process at a time, which a running agent and its deploys cannot share",
+                "add `--once`, or run the agent against a cluster (kubesim's binary is one: `cargo run -p kubesim -- --kubeconfig FILE`)",
+            )
+            .into());
+        }
         if !crate::repo::files::lexically_inside(&path) {
             return Err(UserError::usage(
                 format!("`--path {}` leaves the Git repository", path.display()),

@@ -88,6 +88,8 @@ pub struct Agent {
     fetch_failure: Option<String>,
     /// The environment is suspended (as the last sync found): no sync, no heal.
     suspension: bool,
+    /// The connection `cluster` came from, kept open (with `--sandbox`, its simulated cluster).
+    connection: Option<crate::ops::session::ClusterConnection>,
     /// Commit statuses on GitHub or GitLab, per the `agent.notify` of the revision last opened.
     notifier: Notifier,
 }
@@ -125,6 +127,7 @@ impl Agent {
             fetched: false,
             fetch_failure: None,
             suspension: false,
+            connection: None,
             flaps: FlapTracker::default(),
             published: None,
             cluster: None,
@@ -344,6 +347,13 @@ impl Agent {
         let head = self.fetch()?;
         self.applied = self.applied_from_inventory().await;
         let pinned = self.pinned(&head).await?;
+        // Every read of its own is done. A sandbox's simulated cluster saves its state when its
+        // connection closes: close it now, unchanged, before the deploy's own connection loads,
+        // changes and saves that state (else the stale copy would be saved over it at exit).
+        if self.options.sandbox {
+            self.connection = None;
+            self.cluster = None;
+        }
         if self.suspension {
             self.printer.status(&format!(
                 "agent: `{}` is suspended: nothing to do",
@@ -381,6 +391,8 @@ impl Agent {
             .configure(session.config.agent.notify.as_ref());
         let connection = session.connect().await?;
         self.cluster = Some((connection.client.clone(), session.environment()));
+        // A sandbox's simulated cluster serves only while its connection lives (`--once`).
+        self.connection = Some(connection);
         Ok(())
     }
 

@@ -1064,3 +1064,52 @@ fn the_generated_rbac_is_enough_for_the_agent_and_no_more() {
     let clean = repo.gitship(&["drift", "rbac"]);
     assert_eq!(clean.code, 0, "{}", clean.all());
 }
+
+/// `agent --once --sandbox` runs against the simulated cluster: it syncs the commit, and a second
+/// run finds it running and checks for drift (the simulated cluster used to stop serving as soon
+/// as the agent had connected: "Connection refused").
+#[test]
+fn agent_once_in_the_sandbox_syncs_then_finds_the_commit_running() {
+    let repo = Repo {
+        dir: tempfile::tempdir().expect("temp"),
+        kubeconfig: None,
+    };
+    repo.write(".gitignore", ".gitship/\n");
+    repo.write(
+        "config/staging.yaml",
+        "cluster:\n  namespace: web\nagent:\n  terraform: off\n",
+    );
+    repo.write(
+        "infrastructure/kubernetes/site.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: site\ndata:\n  title: one\n",
+    );
+    repo.git(&["init", "-q", "-b", "main"]);
+    repo.commit("one");
+    let cache = tempfile::tempdir().expect("temp");
+    let cache_arg = cache.path().display().to_string();
+    let once = |what: &str| {
+        let run = repo.gitship(&[
+            "agent",
+            "staging",
+            "--once",
+            "--sandbox",
+            "--cache",
+            &cache_arg,
+        ]);
+        assert_eq!(run.code, 0, "{what}: {}", run.all());
+        run
+    };
+    let first = once("the first run");
+    assert!(first.stderr.contains("agent: synced"), "{}", first.all());
+    let second = once("the second run");
+    assert!(
+        second.stderr.contains("runs") && second.stderr.contains("already"),
+        "{}",
+        second.all()
+    );
+    assert!(!second.stderr.contains("created"), "{}", second.all());
+    // A running agent cannot share one process's simulated cluster with its deploys.
+    let refused = repo.gitship(&["agent", "staging", "--sandbox", "--cache", &cache_arg]);
+    assert_eq!(refused.code, 64, "{}", refused.all());
+    assert!(refused.stderr.contains("--once"), "{}", refused.all());
+}
