@@ -62,34 +62,7 @@ fn human(report: &StatusReport) -> String {
         "environment `{}`, namespace `{}`{simulated}",
         report.environment, report.namespace
     );
-    if !report.deployed {
-        out.push_str("  never deployed\n");
-    } else {
-        let _ = writeln!(
-            out,
-            "  inventory: {} object{}",
-            report.objects,
-            if report.objects == 1 { "" } else { "s" }
-        );
-        if !report.history.is_empty() {
-            out.push_str("  last deploys (newest first):\n");
-        }
-        for record in &report.history {
-            let outcome = match record.outcome {
-                DeployOutcome::Succeeded => "succeeded",
-                DeployOutcome::Failed => "failed",
-            };
-            let _ = writeln!(
-                out,
-                "    {}  {}  {:<6}  {outcome:<9}  {}  {}",
-                time(&record.time),
-                record.sha.as_deref().map_or("-", short_sha),
-                record.source.as_str(),
-                record.who,
-                record.summary
-            );
-        }
-    }
+    deploys_human(&mut out, report);
     if let Some(pin) = &report.pin {
         let _ = writeln!(
             out,
@@ -118,9 +91,47 @@ fn human(report: &StatusReport) -> String {
             );
         }
     }
+    agent_human(&mut out, report);
+    out
+}
+
+/// The inventory and the last deploys.
+fn deploys_human(out: &mut String, report: &StatusReport) {
+    if !report.deployed {
+        out.push_str("  never deployed\n");
+    } else {
+        let _ = writeln!(
+            out,
+            "  inventory: {} object{}",
+            report.objects,
+            if report.objects == 1 { "" } else { "s" }
+        );
+        if !report.history.is_empty() {
+            out.push_str("  last deploys (newest first):\n");
+        }
+        for record in &report.history {
+            let outcome = match record.outcome {
+                DeployOutcome::Succeeded => "succeeded",
+                DeployOutcome::Failed => "failed",
+            };
+            let _ = writeln!(
+                out,
+                "    {}  {}  {:<6}  {outcome:<9}  {}  {}",
+                time(&record.time),
+                record.sha.as_deref().map_or("-", short_sha),
+                record.source.as_str(),
+                record.who,
+                record.summary
+            );
+        }
+    }
+}
+
+/// The agent's leader and what it last published.
+fn agent_human(out: &mut String, report: &StatusReport) {
     let Some(agent) = &report.agent else {
         out.push_str("  agent: none\n");
-        return out;
+        return;
     };
     match &agent.leader {
         Some(leader) => {
@@ -139,7 +150,7 @@ fn human(report: &StatusReport) -> String {
     }
     let Some(status) = &agent.status else {
         out.push_str("    no status published\n");
-        return out;
+        return;
     };
     let _ = writeln!(
         out,
@@ -164,6 +175,12 @@ fn human(report: &StatusReport) -> String {
             "    newest commit: {} {}",
             short_sha(&newest.sha),
             newest.subject
+        );
+    }
+    if let Some(suspended) = &status.suspended {
+        let _ = writeln!(
+            out,
+            "    suspended {suspended}: `gitship resume` lets it sync again"
         );
     }
     if !status.waiting_for_images.is_empty() {
@@ -194,7 +211,6 @@ fn human(report: &StatusReport) -> String {
     if !status.flapping.is_empty() {
         let _ = writeln!(out, "    flapping: {}", status.flapping.join("; "));
     }
-    out
 }
 
 fn time(time: &DateTime<Utc>) -> String {
@@ -240,6 +256,8 @@ mod tests {
             healed: vec!["Deployment/web spec.replicas (kubectl)".into()],
         });
         status.flapping = vec!["Deployment/web spec.replicas (hpa)".into()];
+        status.drifted = vec!["Deployment/web spec.replicas: 3 -> 5 (changed by hpa)".into()];
+        status.suspended = Some("by ann@laptop at 2026-01-02 03:04:05Z: incident 42".into());
         let report = StatusReport {
             environment: "staging".into(),
             namespace: "blog".into(),
@@ -298,9 +316,11 @@ mod tests {
     state: degraded (branch `main` of https://git.example/blog.git)
     revision: 0123456789ab more replicas
     newest commit: fedcba987654 a new page
+    suspended by ann@laptop at 2026-01-02 03:04:05Z: incident 42: `gitship resume` lets it sync again
     waiting for images: ghcr.io/acme/blog/web:fedcba987654
     last error: Deployment blog/web did not become ready
     last heal: 2026-01-02 03:04:05Z: Deployment/web spec.replicas (kubectl)
+    drifted, not put back: Deployment/web spec.replicas: 3 -> 5 (changed by hpa)
     flapping: Deployment/web spec.replicas (hpa)
 "
         );

@@ -1148,56 +1148,65 @@ async fn apply_groups(
             .buffer_unordered(options.concurrency.max(1))
             .collect()
             .await;
-        let mut failures = Vec::new();
-        let mut results = results;
-        results.sort_by(|a, b| a.0.id.cmp(&b.0.id));
-        for (prepared, result) in results {
-            match result {
-                Ok((applied, digest)) => {
-                    if let Some((key, digest)) = digest {
-                        digests.new.insert(key, digest);
-                    }
-                    let action = match applied {
-                        Applied::Created => ObjectAction::Created,
-                        Applied::Configured => ObjectAction::Configured,
-                        Applied::Replaced => ObjectAction::Replaced,
-                        Applied::Unchanged => ObjectAction::Unchanged,
-                    };
-                    if action != ObjectAction::Unchanged {
-                        printer.line(&format!("{} {}", action.as_str(), prepared.id));
-                    }
-                    entries.insert(
-                        prepared.id.clone(),
-                        InventoryEntry {
-                            api_version: prepared.resolved.resource.api_version.clone(),
-                            kind: prepared.id.kind.clone(),
-                            namespace: prepared.id.namespace.clone(),
-                            name: prepared.id.name.clone(),
-                        },
-                    );
-                    report.push(prepared.id.clone(), action, None);
+        record_results(printer, results, report, entries, digests)?;
+    }
+    Ok(())
+}
+
+/// Record one group's apply results (sorted by object): report lines, inventory entries and
+/// applied digests; the failures as the group's error.
+fn record_results(
+    printer: &Progress,
+    mut results: Vec<ApplyResult>,
+    report: &mut DeployReport,
+    entries: &mut HashMap<ObjectId, InventoryEntry>,
+    digests: &mut Digests<'_>,
+) -> Result<(), KubeError> {
+    let mut failures = Vec::new();
+    results.sort_by(|a, b| a.0.id.cmp(&b.0.id));
+    for (prepared, result) in results {
+        match result {
+            Ok((applied, digest)) => {
+                if let Some((key, digest)) = digest {
+                    digests.new.insert(key, digest);
                 }
-                Err(error) => {
-                    report.push(
-                        prepared.id.clone(),
-                        ObjectAction::Failed,
-                        Some(error.to_string()),
-                    );
-                    failures.push(error);
+                let action = match applied {
+                    Applied::Created => ObjectAction::Created,
+                    Applied::Configured => ObjectAction::Configured,
+                    Applied::Replaced => ObjectAction::Replaced,
+                    Applied::Unchanged => ObjectAction::Unchanged,
+                };
+                if action != ObjectAction::Unchanged {
+                    printer.line(&format!("{} {}", action.as_str(), prepared.id));
                 }
+                entries.insert(
+                    prepared.id.clone(),
+                    InventoryEntry {
+                        api_version: prepared.resolved.resource.api_version.clone(),
+                        kind: prepared.id.kind.clone(),
+                        namespace: prepared.id.namespace.clone(),
+                        name: prepared.id.name.clone(),
+                    },
+                );
+                report.push(prepared.id.clone(), action, None);
             }
-        }
-        match failures.len() {
-            0 => {}
-            1 => return Err(failures.remove(0)),
-            _ => {
-                return Err(KubeError::ApplyFailed {
-                    failures: failures.iter().map(|e| format!("  {e}")).collect(),
-                });
+            Err(error) => {
+                report.push(
+                    prepared.id.clone(),
+                    ObjectAction::Failed,
+                    Some(error.to_string()),
+                );
+                failures.push(error);
             }
         }
     }
-    Ok(())
+    match failures.len() {
+        0 => Ok(()),
+        1 => Err(failures.remove(0)),
+        _ => Err(KubeError::ApplyFailed {
+            failures: failures.iter().map(|e| format!("  {e}")).collect(),
+        }),
+    }
 }
 
 async fn wait_healthy(run: &Run<'_>, objects: &[Prepared]) -> Result<(), KubeError> {
