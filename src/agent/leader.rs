@@ -12,8 +12,6 @@
 //! `gitship sync` asks the leader for a sync through the same ConfigMap
 //! ([`crate::kube::sync_request`]).
 
-use chrono::{DateTime, Utc};
-use k8s_openapi::api::core::v1::ConfigMap;
 use kube::Client;
 use kube::api::{Api, Patch, PatchParams};
 use serde_json::json;
@@ -24,19 +22,11 @@ use crate::kube::lock::{self, DeployLock, LockOptions, NamedLease};
 use crate::kube::progress::Progress;
 use crate::kube::retry::RetryPolicy;
 use crate::model::{Environment, MANAGED_BY_LABEL};
+pub use crate::ops::agent_status::{Published, load_published};
 use crate::output::Printer;
 
 /// The field manager of what the agent itself writes (its status).
 const FIELD_MANAGER: &str = "gitship-agent";
-
-/// What the agent's status ConfigMap holds.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Published {
-    /// The leader's status, as it last published it (`None`: never, or unreadable).
-    pub status: Option<Status>,
-    /// The newest sync request.
-    pub sync_requested: Option<DateTime<Utc>>,
-}
 
 /// The outcome of one attempt at leading.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -182,32 +172,4 @@ pub async fn publish(
         .await
         .map(|_| ())
         .map_err(|source| KubeError::about(format!("ConfigMap {name}"), source))
-}
-
-/// Read the agent's status ConfigMap; an absent one publishes nothing.
-pub async fn load_published(
-    client: &Client,
-    environment: &Environment,
-) -> Result<Published, KubeError> {
-    let name = crate::model::agent_status_name(&environment.name);
-    let api: Api<ConfigMap> = Api::namespaced(client.clone(), &environment.namespace);
-    let found = RetryPolicy::default()
-        .run(&name, || api.get_opt(&name))
-        .await
-        .map_err(|source| KubeError::about(format!("ConfigMap {name}"), source))?;
-    let Some(configmap) = found else {
-        return Ok(Published::default());
-    };
-    let value = serde_json::to_value(&configmap).unwrap_or_default();
-    Ok(decode_published(&value))
-}
-
-/// [`Published`] from the ConfigMap as JSON; an unreadable status or request counts as none.
-pub fn decode_published(configmap: &serde_json::Value) -> Published {
-    Published {
-        status: crate::ops::status::parse_agent_status(configmap)
-            .ok()
-            .flatten(),
-        sync_requested: crate::kube::sync_request::decode(configmap),
-    }
 }

@@ -7,12 +7,9 @@ use std::time::Duration;
 
 use anyhow::Result;
 use chrono::{DateTime, Utc};
-use k8s_openapi::api::core::v1::ConfigMap;
-use kube::Api;
 
 use crate::diagnostics::{UserError, user_error};
 use crate::git::short_sha;
-use crate::kube::KubeError;
 use crate::kube::events::{self, EventType};
 use crate::kube::pin::{self, Suspension};
 use crate::kube::retry::RetryPolicy;
@@ -178,17 +175,8 @@ pub async fn wait_ready(session: &Session, target: &ReadyTarget) -> Result<Statu
 
 /// The agent's status as its leader last published it.
 async fn published(session: &Session, connection: &ClusterConnection) -> Result<Option<Status>> {
-    let environment = session.environment();
-    let name = crate::model::agent_status_name(&environment.name);
-    let api: Api<ConfigMap> = Api::namespaced(connection.client.clone(), &environment.namespace);
-    let found = RetryPolicy::default()
-        .run(&name, || api.get_opt(&name))
+    crate::ops::agent_status::load_published(&connection.client, &session.environment())
         .await
-        .map_err(|source| user_error(KubeError::about(format!("ConfigMap {name}"), source)))?;
-    Ok(found.and_then(|configmap| {
-        let value = serde_json::to_value(configmap).unwrap_or_default();
-        crate::ops::status::parse_agent_status(&value)
-            .ok()
-            .flatten()
-    }))
+        .map(|published| published.status)
+        .map_err(user_error)
 }

@@ -3,7 +3,13 @@
 //! the operations layer because both the agent (above) and `ops::status` use them.
 
 use chrono::{DateTime, Utc};
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::{Api, Client};
 use serde::{Deserialize, Serialize};
+
+use crate::kube::KubeError;
+use crate::kube::retry::RetryPolicy;
+use crate::model::Environment;
 
 pub use crate::git::clone::Revision;
 
@@ -141,4 +147,37 @@ impl Status {
             sync_request_handled: None,
         }
     }
+}
+
+/// What the agent's status ConfigMap (`gitship-<env>.agent`) holds.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Published {
+    /// The leader's status, as it last published it (`None`: never, or unreadable).
+    pub status: Option<Status>,
+    /// The newest sync request ([`crate::kube::sync_request`]).
+    pub sync_requested: Option<DateTime<Utc>>,
+}
+
+/// Read the agent's status ConfigMap: what followers, `sync` and `status --wait` read of the
+/// leader. An absent ConfigMap publishes nothing.
+pub async fn load_published(
+    client: &Client,
+    environment: &Environment,
+) -> Result<Published, KubeError> {
+    let name = crate::model::agent_status_name(&environment.name);
+    let api: Api<ConfigMap> = Api::namespaced(client.clone(), &environment.namespace);
+    let found = RetryPolicy::default()
+        .run(&name, || api.get_opt(&name))
+        .await
+        .map_err(|source| KubeError::about(format!("ConfigMap {name}"), source))?;
+    let Some(configmap) = found else {
+        return Ok(Published::default());
+    };
+    let value = serde_json::to_value(&configmap).unwrap_or_default();
+    Ok(Published {
+        status: crate::ops::status::parse_agent_status(&value)
+            .ok()
+            .flatten(),
+        sync_requested: crate::kube::sync_request::decode(&value),
+    })
 }

@@ -613,6 +613,14 @@ async fn after_a_failed_deploy_rollback_goes_to_the_last_good_revision_then_furt
         "{}",
         refused.stderr
     );
+    let unknown = repo.gitship(&["rollback", "staging", "--to", "#99", "--yes"]);
+    assert_eq!(unknown.code, 1, "{}", unknown.all());
+    assert!(
+        unknown.stderr.contains("no record #99")
+            && unknown.stderr.contains("gitship history staging"),
+        "{}",
+        unknown.stderr
+    );
 
     if let Some(sim) = cluster.sim() {
         sim.handle()
