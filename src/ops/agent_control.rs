@@ -76,6 +76,7 @@ pub enum SyncAnswer {
 /// `wait`, wait up to that long for the leader's answer.
 pub async fn sync(session: &Session, wait: Option<Duration>) -> Result<SyncAnswer> {
     let connection = session.connect_announced().await?;
+    session.deployed_inventory(&connection, "sync").await?;
     let environment = session.environment();
     let requested = crate::kube::sync_request::request(&connection.client, &environment)
         .await

@@ -1113,3 +1113,33 @@ fn agent_once_in_the_sandbox_syncs_then_finds_the_commit_running() {
     assert_eq!(refused.code, 64, "{}", refused.all());
     assert!(refused.stderr.contains("--once"), "{}", refused.all());
 }
+
+/// `sync` without an agent: the request is written, and after the timeout the error says no
+/// agent answered and how to check (`--no-wait` only asks).
+#[test]
+fn sync_without_an_agent_says_so_after_its_timeout() {
+    let repo = Repo::example();
+    let never = repo.gitship(&["sync", "staging", "--sandbox", "--no-wait"]);
+    assert_eq!(never.code, 1, "{}", never.all());
+    assert!(
+        never.stderr.contains("has never been deployed")
+            && never.stderr.contains("gitship deploy staging"),
+        "{}",
+        never.all()
+    );
+    repo.ok(&["deploy", "staging", "--sandbox"]);
+    let asked = repo.ok(&["sync", "staging", "--sandbox", "--no-wait"]);
+    assert!(asked.stdout.contains("asked the agent"), "{}", asked.all());
+    let waited = repo.gitship(&["sync", "staging", "--sandbox", "--timeout", "1s"]);
+    assert_eq!(waited.code, 1, "{}", waited.all());
+    assert!(
+        waited
+            .stderr
+            .contains("did not answer the sync request within 1s")
+            && waited.stderr.contains("gitship status staging"),
+        "{}",
+        waited.all()
+    );
+    let bad = repo.gitship(&["sync", "staging", "--sandbox", "--timeout", "0s"]);
+    assert_eq!(bad.code, 64, "{}", bad.all());
+}
