@@ -326,6 +326,10 @@ pub struct HistoryArgs {
     /// How many deploys to show, newest first (default 20)
     #[arg(long, value_name = "N")]
     pub limit: Option<usize>,
+    /// Show how the objects two records applied differ: each a record number (`#17`) or a
+    /// deployed revision; Secret values are never shown
+    #[arg(long, num_args = 2, value_names = ["A", "B"], conflicts_with = "limit")]
+    pub diff: Option<Vec<String>>,
     /// Read the in-process simulated cluster persisted in .gitship/sandbox/<env>.json
     #[arg(long)]
     pub sandbox: bool,
@@ -431,9 +435,14 @@ pub struct RollbackArgs {
     /// ENV --force` breaks a stuck one
     #[arg(long, value_name = "DURATION")]
     pub lock_timeout: Option<String>,
-    /// Also roll Terraform back (its module must be the work tree's)
+    /// Also roll Terraform back (its module must be the work tree's); the revision's manifests
+    /// are rendered again with the outputs of the Terraform it applies
     #[arg(long)]
     pub terraform: bool,
+    /// Render the revision again with today's Terraform outputs, instead of re-applying the
+    /// manifests its deploy applied (stored in the `gitship-<env>.revisions` Secret)
+    #[arg(long)]
+    pub render: bool,
     /// Do not ask (needed when stdin is not a terminal)
     #[arg(long)]
     pub yes: bool,

@@ -169,6 +169,8 @@ pub struct HistorySettings {
     pub env: String,
     /// How many records to show (at least 1).
     pub limit: usize,
+    /// `--diff A B`: compare what records A and B applied instead of listing the records.
+    pub diff: Option<(String, String)>,
     pub sandbox: bool,
 }
 
@@ -258,6 +260,8 @@ pub struct RollbackSettings {
     /// `--lock-timeout`: else the environment's `deploy.lock_timeout`.
     pub lock_timeout: Option<Duration>,
     pub terraform: bool,
+    /// `--render`: render the revision again instead of re-applying its stored manifests.
+    pub render: bool,
     pub yes: bool,
     pub sandbox: bool,
 }
@@ -365,6 +369,10 @@ impl Settings {
                     Some(n) => n,
                     None => DEFAULT_HISTORY_LIMIT,
                 },
+                diff: a.diff.and_then(|pair| match <[String; 2]>::try_from(pair) {
+                    Ok([from, to]) => Some((from, to)),
+                    Err(_) => None,
+                }),
                 sandbox: a.sandbox,
             }),
             cli::Command::Agent(a) => agent(a)?,
@@ -469,6 +477,7 @@ fn rollback(a: cli::RollbackArgs) -> Result<CommandSettings> {
             None => 1,
         },
         terraform: a.terraform,
+        render: a.render,
         yes: a.yes,
         sandbox: a.sandbox,
     }))

@@ -29,7 +29,9 @@
 //! - gitship's own objects in the environment's namespace, by name: the deploy lock and leader
 //!   Leases `gitship-<env>` and `gitship-<env>.agent` (`get update delete`; they are taken with
 //!   a POST, which names nothing to RBAC, so Leases get an unnamed `create`), the inventory and
-//!   status ConfigMaps of the same names (`get create patch`: server-side applies), Events
+//!   status ConfigMaps of the same names and the inventory's copy `gitship-<env>.history`
+//!   (`get create patch`: server-side applies), the Secret `gitship-<env>.revisions` (the
+//!   manifests each deploy applied, for an exact rollback; `get create patch`), Events
 //!   (`create` and `list`, unnamed: an Event is POSTed) and a `get` of the namespace itself.
 //!
 //! **Credentials of a private repository**, each from an optional Secret (absent: the variable
@@ -403,6 +405,9 @@ impl Rbac {
         for name in [&reserved, &status, &copy] {
             configmaps.named(name, &["get", "create", "patch"]);
         }
+        // The manifests each deploy applied, for an exact rollback: one Secret, by name.
+        let revisions = crate::kube::revisions::secret_name(environment);
+        grant(own, "", "secrets").named(&revisions, &["get", "create", "patch"]);
         // The agent's Events (a POST: no name), and the ones a failed rollout's report lists.
         grant(own, "", "events").any(&["list", "create"]);
         // Preflight reads the environment's namespace: a Role grants that for its own namespace.
@@ -879,7 +884,8 @@ mod tests {
             // The declared ConfigMaps cover gitship's own: no named rule for them.
             json!({"apiGroups": [""], "resources": ["namespaces"], "resourceNames": ["blog"],
                 "verbs": ["get"]}),
-            json!({"apiGroups": [""], "resources": ["secrets"], "resourceNames": ["x"],
+            json!({"apiGroups": [""], "resources": ["secrets"],
+                "resourceNames": ["gitship-prod.revisions", "x"],
                 "verbs": ["get", "create", "patch", "delete"]}),
             json!({"apiGroups": ["coordination.k8s.io"], "resources": ["leases"],
                 "resourceNames": ["gitship-prod", "gitship-prod.agent"],
@@ -894,7 +900,7 @@ mod tests {
     }
 
     /// Without declared ConfigMaps, gitship's own are granted by name: no LIST of the
-    /// namespace's ConfigMaps, no Secret at all.
+    /// namespace's ConfigMaps, no Secret but the revisions one.
     #[test]
     fn gitship_s_own_objects_are_granted_by_name() {
         let rbac = Rbac::for_manifests(&[manifest("v1", "Service", None)], "prod", "blog");
@@ -905,8 +911,15 @@ mod tests {
                 "verbs": ["get", "create", "patch"]})),
             "{rules:#?}"
         );
-        let text = serde_json::to_string(&rules).unwrap();
-        assert!(!text.contains("secrets"), "{text}");
+        let secrets: Vec<&Value> = rules
+            .iter()
+            .filter(|rule| rule["resources"] == json!(["secrets"]))
+            .collect();
+        assert_eq!(
+            secrets,
+            [&json!({"apiGroups": [""], "resources": ["secrets"],
+                "resourceNames": ["gitship-prod.revisions"], "verbs": ["get", "create", "patch"]})]
+        );
         assert!(rbac.cluster.is_empty());
     }
 

@@ -11,7 +11,8 @@ use crate::commands::Context;
 use crate::exit::Outcome;
 use crate::kube::inventory::{DeployOutcome, DeployRecord};
 use crate::ops::Session;
-use crate::ops::history::HistoryReport;
+use crate::ops::history::{HistoryReport, RevisionDiff, RevisionRef};
+use crate::plan::ObjectAction;
 use crate::settings::{ClusterSettings, HistorySettings, OutputFormat};
 
 /// The widest a REVISION cell gets (short SHA and subject).
@@ -28,6 +29,15 @@ pub async fn run(ctx: &Context, settings: HistorySettings) -> Result<Outcome> {
         terraform_outputs: None,
     };
     let session = Session::open(&ctx.global, &ctx.printer, &cluster)?;
+    if let Some((from, to)) = &settings.diff {
+        let diff = crate::ops::history::diff(&session, from, to).await?;
+        let text = match ctx.printer.format {
+            OutputFormat::Json => serde_json::to_string_pretty(&diff)?,
+            OutputFormat::Human | OutputFormat::Markdown => diff_human(&diff),
+        };
+        ctx.printer.data(&text)?;
+        return Ok(Outcome::Success);
+    }
     let report = crate::ops::history::history(&session, settings.limit).await?;
     let text = match ctx.printer.format {
         OutputFormat::Json => serde_json::to_string_pretty(&report)?,
@@ -36,6 +46,48 @@ pub async fn run(ctx: &Context, settings: HistorySettings) -> Result<Outcome> {
     };
     ctx.printer.data(&text)?;
     Ok(Outcome::Success)
+}
+
+/// `history --diff` for people: the two records, then each object that differs (`+` added,
+/// `-` removed, `~` changed, with its fields), then the counts.
+fn diff_human(diff: &RevisionDiff) -> String {
+    let side = |side: &RevisionRef| {
+        let sha = side.sha.as_deref().map_or("-", crate::git::short_sha);
+        format!("#{} ({sha}, {} objects)", side.number, side.objects)
+    };
+    let mut out = format!(
+        "`{}`: what {} applied -> what {} applied
+",
+        diff.environment,
+        side(&diff.from),
+        side(&diff.to)
+    );
+    if diff.objects.is_empty() {
+        out.push_str(
+            "no differences
+",
+        );
+        return out;
+    }
+    let mut counts = [0usize; 3];
+    for object in &diff.objects {
+        let (symbol, count) = match object.action {
+            ObjectAction::Create => ("+", &mut counts[0]),
+            ObjectAction::Prune => ("-", &mut counts[1]),
+            _ => ("~", &mut counts[2]),
+        };
+        *count += 1;
+        let _ = writeln!(out, "{symbol} {}", object.object);
+        for field in &object.fields {
+            let _ = writeln!(out, "    {} {}", field.symbol(), field.line());
+        }
+    }
+    let _ = writeln!(
+        out,
+        "{} added, {} removed, {} changed",
+        counts[0], counts[1], counts[2]
+    );
+    out
 }
 
 /// The cells of one record's row, in [`HEADERS`] order.
@@ -102,8 +154,19 @@ fn human(report: &HistoryReport) -> String {
         for healed in &record.healed {
             let _ = writeln!(out, "  healed {healed}");
         }
+        if let Some(from) = reapplied(record) {
+            let _ = writeln!(out, "  re-applied the manifests of #{from}");
+        }
     }
     out
+}
+
+/// A rollback that re-applied an earlier record's stored manifests: that record's number.
+fn reapplied(record: &DeployRecord) -> Option<u64> {
+    (record.source == crate::kube::inventory::RecordSource::Rollback)
+        .then_some(record.manifests)
+        .flatten()
+        .filter(|from| *from != record.number)
 }
 
 /// A Markdown table; a heal's lines in its CHANGES cell.
@@ -213,6 +276,7 @@ mod tests {
             number: 0,
             error: None,
             repeats: 1,
+            manifests: None,
             rev: None,
             sha: Some("0123456789abcdef0123456789abcdef01234567".into()),
             time: at("2026-01-02T03:00:12Z"),
@@ -272,6 +336,7 @@ mod tests {
             summary: "9 created".into(),
             number: 1,
             repeats: 4,
+            manifests: None,
             ..record()
         };
         HistoryReport {

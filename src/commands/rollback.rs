@@ -1,5 +1,6 @@
-//! `gitship rollback ENV [--to REV | --steps N] [--terraform] [--yes]`: the target from the
-//! history, its Kubernetes diff, a confirmation, then [`crate::ops::rollback::rollback`].
+//! `gitship rollback ENV [--to REV | --steps N] [--terraform] [--render] [--yes]`: the target
+//! from the history, how it is restored (its stored manifests, else rendered again), the diff
+//! of exactly that, a confirmation, then [`crate::ops::rollback::rollback`].
 
 use anyhow::Result;
 
@@ -8,6 +9,7 @@ use crate::commands::plan::print_plan;
 use crate::exit::Outcome;
 use crate::git::short_sha;
 use crate::ops::Session;
+use crate::ops::rollback::Restore;
 use crate::settings::{ClusterSettings, RollbackSettings};
 
 pub async fn run(ctx: &Context, settings: RollbackSettings) -> Result<Outcome> {
@@ -42,9 +44,29 @@ pub async fn run(ctx: &Context, settings: RollbackSettings) -> Result<Outcome> {
         crate::ops::plan::save(&file, &outcome)?;
         crate::ops::DeploySource::SavedPlan(file)
     } else {
-        let plan = crate::ops::plan::kubernetes(&revision).await?;
+        // The manifests the target's deploy applied, exactly; else the revision rendered again.
+        let restore = crate::ops::rollback::restore(&revision, &target, settings.render).await?;
+        let plan = match &restore {
+            Restore::Stored(stored) => {
+                ctx.printer.status(&format!(
+                    "re-applying the manifests record #{} applied ({} objects; not rendered again)",
+                    target.record.as_ref().map_or(stored.key, |r| r.number),
+                    stored.manifests.len()
+                ));
+                crate::ops::plan::kubernetes_of(&revision, &stored.manifests).await?
+            }
+            Restore::Render(why) => {
+                if !settings.render {
+                    ctx.printer.warn(&format!(
+                        "rendering {} again with today's Terraform outputs: {why}",
+                        short_sha(&target.target)
+                    ));
+                }
+                crate::ops::plan::kubernetes(&revision).await?
+            }
+        };
         print_plan(ctx, &plan)?;
-        crate::ops::DeploySource::WorkTree
+        restore.source()
     };
     if !settings.yes {
         crate::commands::confirm(

@@ -268,6 +268,7 @@ mod tests {
                 number: 0,
                 error: None,
                 repeats: 1,
+                manifests: None,
                 rev: None,
                 sha: Some("0123456789abcdef0123".into()),
                 time: at("2026-01-02T03:00:00Z"),

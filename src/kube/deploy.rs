@@ -34,6 +34,7 @@ use crate::kube::order::{self, Position};
 use crate::kube::progress::Progress;
 use crate::kube::prune::{self, PruneDecision};
 use crate::kube::retry::{RetryPolicy, status_code};
+use crate::kube::revisions;
 use crate::model::{Environment, FIELD_MANAGER, MANAGED_BY_LABEL, Manifest, ObjectId};
 use crate::output::Printer;
 
@@ -247,6 +248,8 @@ struct Run<'a> {
     environment: &'a Environment,
     options: &'a DeployOptions,
     printer: &'a Progress,
+    /// The manifests deployed, as given (stored for an exact rollback when the deploy succeeds).
+    desired: &'a [Manifest],
 }
 
 /// Deploy `desired` to `environment`. See the module documentation for the steps.
@@ -270,6 +273,7 @@ pub async fn deploy_objects(
         environment,
         options,
         printer: &progress,
+        desired: &desired,
     };
     // 2. The environment namespace (the lock and the inventory live there).
     let created_namespace = ensure_namespace(&run, &checked).await?;
@@ -322,6 +326,7 @@ pub async fn lock_environment(
         environment,
         options,
         printer: &progress,
+        desired: &[],
     };
     let namespace: Vec<Manifest> = manifests
         .iter()
@@ -359,6 +364,7 @@ pub async fn deploy_objects_locked(
         environment,
         options,
         printer: &progress,
+        desired: &desired,
     };
     locked_deploy(
         &run,
@@ -713,9 +719,18 @@ async fn record(
         error,
         rev: extras.rev.clone(),
         repeats: 1,
+        manifests: None,
     };
+    let newest_before = history.first().map(|newest| newest.number);
+    let succeeded = this.outcome == DeployOutcome::Succeeded;
     inventory::push_record(&mut history, this);
     let number = history.first().map_or(0, |newest| newest.number);
+    // What a new successful record applied, for an exact rollback; a collapsed no-op has it.
+    let revisions = if succeeded && newest_before != Some(number) {
+        remember_manifests(run, &mut history).await
+    } else {
+        None
+    };
     let mut applied = previous.applied;
     applied.extend(digests.iter().map(|(k, v)| (k.clone(), v.clone())));
     let listed: BTreeSet<String> = objects
@@ -738,6 +753,10 @@ async fn record(
         &options.retry,
     )
     .await?;
+    if let Some(pending) = revisions {
+        let kept = (inventory.history.len().min(options.history.max(1))).saturating_sub(dropped);
+        store_manifests(run, pending, &inventory.history[..kept]).await;
+    }
     if dropped > 0 {
         run.printer.warn(&format!(
             "history of {}: dropped {dropped} oldest record{} to keep the inventory under {} KiB",
@@ -747,6 +766,64 @@ async fn record(
         ));
     }
     Ok(number)
+}
+
+/// [`revisions::remember`] for the newest record; `None`, with a warning, when the revisions
+/// Secret cannot be read (the deploy is recorded all the same; a rollback to it renders again).
+async fn remember_manifests(
+    run: &Run<'_>,
+    history: &mut [DeployRecord],
+) -> Option<revisions::Pending> {
+    let environment = run.environment;
+    match revisions::remember(
+        run.client,
+        &environment.name,
+        &environment.namespace,
+        history,
+        run.desired,
+        run.options.record.stored,
+        &run.options.retry,
+    )
+    .await
+    {
+        Ok(pending) => Some(pending),
+        Err(error) => {
+            run.printer.warn(&format!(
+                "the manifests of this deploy are not kept for rollback: {error} (a rollback to it renders the revision again)"
+            ));
+            None
+        }
+    }
+}
+
+/// [`revisions::store`], after the inventory: a failure is a warning (an agent whose RBAC
+/// predates the Secret), as is a revision whose manifests no longer fit.
+async fn store_manifests(run: &Run<'_>, pending: revisions::Pending, kept: &[DeployRecord]) {
+    let environment = run.environment;
+    match revisions::store(
+        run.client,
+        &environment.name,
+        &environment.namespace,
+        pending,
+        kept,
+        &run.options.retry,
+    )
+    .await
+    {
+        Ok(stored) if !stored.dropped.is_empty() => {
+            let numbers: Vec<String> = stored.dropped.iter().map(|n| format!("#{n}")).collect();
+            run.printer.warn(&format!(
+                "the stored manifests of {} no longer fit in `{}` ({} KiB): a rollback to them renders the revision again",
+                numbers.join(", "),
+                revisions::secret_name(&environment.name),
+                revisions::MAX_SECRET_BYTES / 1024
+            ));
+        }
+        Ok(_) => {}
+        Err(error) => run.printer.warn(&format!(
+            "the manifests of this deploy are not kept for rollback: {error} (a rollback to it renders the revision again)"
+        )),
+    }
 }
 
 async fn prune_one(run: &Run<'_>, candidate: &InventoryEntry) -> Result<PruneDecision, KubeError> {

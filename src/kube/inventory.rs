@@ -108,6 +108,11 @@ pub struct DeployRecord {
     /// changed nothing collapse into one (`time` is the newest's).
     #[serde(default = "one", skip_serializing_if = "is_one")]
     pub repeats: u32,
+    /// A successful deploy: the record (`#N`) whose stored manifests are what this one applied
+    /// (its own number, or an earlier record's when they are the same), in the revisions Secret
+    /// ([`crate::kube::revisions`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub manifests: Option<u64>,
 }
 
 fn one() -> u32 {
@@ -237,6 +242,8 @@ pub struct RecordExtras {
     pub terraform: Option<TerraformCounts>,
     pub images: Vec<DeployedImage>,
     pub ci_url: Option<String>,
+    /// The deploy re-applies the manifests stored for record `#N` (an exact rollback).
+    pub stored: Option<u64>,
 }
 
 /// What started a deploy record.
@@ -676,6 +683,7 @@ mod tests {
             number: u64::from(n) + 1,
             error: None,
             repeats: 1,
+            manifests: None,
             rev: None,
             source: RecordSource::Deploy,
             healed: Vec::new(),

@@ -37,6 +37,7 @@ pub mod pin;
 pub mod progress;
 pub mod prune;
 pub mod retry;
+pub mod revisions;
 pub mod sandbox;
 pub mod sync_request;
 pub mod tree;

@@ -338,6 +338,7 @@ mod tests {
             number: 0,
             error: None,
             repeats: 1,
+            manifests: None,
             rev: None,
             sha: Some(format!("{index:040x}")),
             time: Utc::now(),

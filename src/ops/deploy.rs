@@ -46,12 +46,24 @@ use crate::settings::DeploySettings;
 use crate::terraform::{self, PlanMode, Terraform};
 
 /// What a deploy deploys.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum DeploySource {
     /// The repository as it is: build, plan and apply now.
     WorkTree,
     /// A plan saved by `gitship plan ENV --out FILE`: exactly what was reviewed, or nothing.
     SavedPlan(PathBuf),
+    /// The manifests an earlier deploy applied, as stored for it (an exact rollback: no render,
+    /// no Terraform, no build).
+    Stored(Box<StoredRevision>),
+}
+
+/// The manifests a record's deploy applied ([`crate::kube::revisions`]), and its images.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredRevision {
+    /// The key they are stored under (the record number that stored them).
+    pub key: u64,
+    pub manifests: Vec<Manifest>,
+    pub images: Vec<DeployedImage>,
 }
 
 /// How far a deploy goes: a person's `gitship deploy` builds and applies everything
@@ -138,7 +150,10 @@ pub async fn deploy_with(
     let connection = session.connect().await?;
     let intent = checked_intent(session, &connection, source, settings, policy).await?;
     // The lock spans every change: builds that push, Terraform, the Kubernetes stages.
-    let options = record_options(session, settings, policy, started);
+    let mut options = record_options(session, settings, policy, started);
+    if let DeploySource::Stored(stored) = source {
+        options.record.stored = Some(stored.key);
+    }
     let lock = crate::kube::deploy::lock_environment(
         &connection.client,
         &session.environment(),
@@ -185,6 +200,7 @@ async fn checked_intent(
     let mut intent = match source {
         DeploySource::WorkTree => Intent::work_tree(session, settings, policy).await?,
         DeploySource::SavedPlan(path) => Intent::saved_plan(session, connection, path).await?,
+        DeploySource::Stored(stored) => Intent::stored(stored),
     };
     if policy.images == ImagePolicy::RequireExisting {
         intent.require_existing_images().await?;
@@ -507,6 +523,8 @@ enum ManifestSource {
         manifests: Vec<Manifest>,
         images: BTreeMap<String, ImageRef>,
     },
+    /// An earlier deploy's manifests, applied as they were.
+    Stored(Box<StoredRevision>),
 }
 
 impl TerraformStep {
@@ -611,6 +629,18 @@ impl Intent {
             needs_outputs: true,
             manifests: ManifestSource::Render { images },
         })
+    }
+
+    /// A stored revision's intent: its manifests as they were applied, nothing to build and no
+    /// Terraform (its images are referenced by the digests they had).
+    fn stored(stored: &StoredRevision) -> Intent {
+        Intent {
+            builds: Vec::new(),
+            checked: stored.manifests.clone(),
+            terraform: TerraformStep::None,
+            needs_outputs: false,
+            manifests: ManifestSource::Stored(Box::new(stored.clone())),
+        }
     }
 
     /// A saved plan's intent, or the reason it is stale.
@@ -773,6 +803,7 @@ impl ManifestSource {
                     deployed,
                 ))
             }
+            ManifestSource::Stored(stored) => Ok((stored.manifests, stored.images)),
             ManifestSource::Saved {
                 mut manifests,
                 mut images,

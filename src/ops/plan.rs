@@ -184,6 +184,17 @@ pub async fn kubernetes(session: &Session) -> Result<Plan> {
     Ok(result)
 }
 
+/// The Kubernetes plan of applying `manifests` as they are (a stored revision's: no render, no
+/// Terraform). Their Secrets' values are never shown, as in every plan.
+pub async fn kubernetes_of(session: &Session, manifests: &[Manifest]) -> Result<Plan> {
+    let connection = session.connect_announced().await?;
+    let environment_diff = kubernetes_diff(&connection, session, manifests).await?;
+    let mut result = Plan::new(&session.config.name, session.git.clone(), session.sandbox);
+    let outputs = terraform::Outputs::new();
+    result.kubernetes = Some(plan_part(session, &environment_diff, manifests, &outputs));
+    Ok(result)
+}
+
 /// [`Session::render`] (outputs unknown until apply as placeholders), with the bare image names
 /// the render replaced, as plan entries.
 fn render_noted(

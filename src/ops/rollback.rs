@@ -20,7 +20,7 @@ use crate::diagnostics::UserError;
 use crate::git::short_sha;
 use crate::kube::deploy::DeployReport;
 use crate::kube::inventory::{DeployOutcome, DeployRecord, RecordSource};
-use crate::ops::deploy::{DeployPolicy, ImagePolicy, TerraformPolicy};
+use crate::ops::deploy::{DeployPolicy, ImagePolicy, StoredRevision, TerraformPolicy};
 use crate::ops::{DeploySource, Session};
 use crate::settings::{BuildSettings, ClusterSettings, DeploySettings, RollbackSettings};
 
@@ -30,6 +30,106 @@ pub struct RollbackTarget {
     /// The revision the environment runs: what its newest record tried.
     pub current: String,
     pub target: String,
+    /// The record of `target` whose deploy is restored: the one `--to #N` names, else the
+    /// newest that deployed `target` successfully (`None`: the revision was never deployed).
+    pub record: Option<DeployRecord>,
+}
+
+impl RollbackTarget {
+    /// `target` with the record of its deploy found in `history` (see [`Self::record`]).
+    fn in_history(history: &[DeployRecord], current: String, target: String) -> RollbackTarget {
+        let record = history
+            .iter()
+            .find(|r| r.outcome == DeployOutcome::Succeeded && r.sha.as_ref() == Some(&target))
+            .cloned();
+        RollbackTarget {
+            current,
+            target,
+            record,
+        }
+    }
+}
+
+/// How a rollback restores its target.
+#[derive(Debug)]
+pub enum Restore {
+    /// Re-apply the manifests the target's deploy applied, exactly.
+    Stored(Box<StoredRevision>),
+    /// Render the revision again, with today's Terraform outputs; why, for people.
+    Render(String),
+}
+
+/// How to restore `target`: the manifests stored for its record, unless `render` asks to render
+/// it again, or they are not stored (a deploy from before gitship kept them, dropped for room, or
+/// never deployed). Stored manifests that cannot be read stop the rollback.
+pub async fn restore(session: &Session, target: &RollbackTarget, render: bool) -> Result<Restore> {
+    if render {
+        return Ok(Restore::Render("asked for (`--render`)".into()));
+    }
+    let Some(record) = &target.record else {
+        return Ok(Restore::Render(format!(
+            "{} was never deployed to `{}`",
+            short_sha(&target.target),
+            session.config.name
+        )));
+    };
+    let Some(key) = record.manifests else {
+        return Ok(Restore::Render(format!(
+            "record #{} has no stored manifests (deployed before gitship kept them, or they could not be written)",
+            record.number
+        )));
+    };
+    let connection = session.connect().await?;
+    let environment = session.environment();
+    let stored = crate::kube::revisions::load(
+        &connection.client,
+        &environment.name,
+        &environment.namespace,
+        key,
+        &crate::kube::retry::RetryPolicy::default(),
+    )
+    .await
+    .map_err(|error| {
+        UserError::new(
+            format!("the stored manifests of record #{}: {error}", record.number),
+            "roll back with `--render` to render the revision again",
+        )
+    })?;
+    let Some(stored) = stored else {
+        return Ok(Restore::Render(format!(
+            "the stored manifests of record #{} are gone from `{}` (dropped for room, or deleted)",
+            record.number,
+            crate::kube::revisions::secret_name(&environment.name)
+        )));
+    };
+    if stored.sha.as_ref() != Some(&target.target) {
+        return Err(UserError::new(
+            format!(
+                "the manifests stored for record #{} in `{}` are of another revision ({}), not {}",
+                record.number,
+                crate::kube::revisions::secret_name(&environment.name),
+                stored.sha.as_deref().map_or("none", short_sha),
+                short_sha(&target.target)
+            ),
+            "roll back with `--render` to render the revision again",
+        )
+        .into());
+    }
+    Ok(Restore::Stored(Box::new(StoredRevision {
+        key,
+        manifests: stored.into_manifests(),
+        images: record.images.clone(),
+    })))
+}
+
+impl Restore {
+    /// The deploy source of this restore.
+    pub fn source(self) -> DeploySource {
+        match self {
+            Restore::Stored(stored) => DeploySource::Stored(stored),
+            Restore::Render(_) => DeploySource::WorkTree,
+        }
+    }
 }
 
 /// The revision to roll back to, from the environment's deploy history.
@@ -45,7 +145,11 @@ pub async fn target(session: &Session, settings: &RollbackSettings) -> Result<Ro
                 None => session.resolve_revision(revision)?,
             };
             crate::ops::pin::require_pushed(session, revision, &target)?;
-            RollbackTarget { current, target }
+            let mut found = RollbackTarget::in_history(&inventory.history, current, target);
+            if let Some(number) = record_number(revision) {
+                found.record = inventory.history.iter().find(|r| r.number == number).cloned();
+            }
+            found
         }
         None => choose(&inventory.history, settings.steps).ok_or_else(|| {
             UserError::new(
@@ -141,7 +245,7 @@ fn back(history: &[DeployRecord]) -> Vec<String> {
 fn choose(history: &[DeployRecord], steps: usize) -> Option<RollbackTarget> {
     let current = current(history)?;
     let target = back(history).into_iter().nth(steps.checked_sub(1)?)?;
-    Some(RollbackTarget { current, target })
+    Some(RollbackTarget::in_history(history, current, target))
 }
 
 /// What a rollback's deploy may do: the images already in the registry, Terraform only when
@@ -211,10 +315,18 @@ pub async fn undo_failed(
         steps: 1,
         lock_timeout: None,
         terraform: false,
+        render: false,
         yes: true,
         sandbox: cluster.sandbox,
     });
-    crate::ops::deploy::deploy_with(&revision, &DeploySource::WorkTree, &deploy, &policy).await?;
+    let restore = restore(&revision, &target, false).await?;
+    if let Restore::Render(why) = &restore {
+        printer.warn(&format!(
+            "`--atomic`: rendering {} again: {why}",
+            short_sha(&target.target)
+        ));
+    }
+    crate::ops::deploy::deploy_with(&revision, &restore.source(), &deploy, &policy).await?;
     Ok(target.target)
 }
 
@@ -281,6 +393,7 @@ mod tests {
             ci_url: None,
             error: None,
             repeats: 1,
+            manifests: None,
             rev: None,
         }
     }

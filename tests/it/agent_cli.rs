@@ -178,7 +178,8 @@ fn agent_manifests_for_the_example_grant_exactly_the_deployed_kinds() {
             }
             ("/secrets", false) => {
                 assert_eq!(verbs, named, "Secrets by name, never listed");
-                assert_eq!(names, ["postgres-credentials"]);
+                // The declared one, and gitship's revisions (the manifests kept for rollback).
+                assert_eq!(names, ["gitship-staging.revisions", "postgres-credentials"]);
                 deployed.insert(resource);
             }
             ("apps/deployments" | "apps/statefulsets", true) => {
@@ -909,6 +910,10 @@ fn the_generated_rbac_is_enough_for_the_agent_and_no_more() {
         (vec!["get", "secrets/credentials", "-n", &ns], "yes"),
         (vec!["get", "secrets/other", "-n", &ns], "no"),
         (vec!["patch", "secrets/credentials", "-n", &ns], "yes"),
+        (
+            vec!["patch", "secrets/gitship-rbac.revisions", "-n", &ns],
+            "yes",
+        ),
         (vec!["list", "configmaps", "-n", "default"], "no"),
         (vec!["create", "configmaps", "-n", "default"], "no"),
         (vec!["delete", "namespaces/default"], "no"),
@@ -998,6 +1003,11 @@ fn the_generated_rbac_is_enough_for_the_agent_and_no_more() {
     );
     repo.commit("changes");
     let deployed = repo.ok(&["deploy", "rbac"]);
+    assert!(
+        !deployed.stderr.contains("not kept for rollback"),
+        "the agent keeps the manifests for rollback: {}",
+        deployed.all()
+    );
     assert!(
         deployed.stderr.contains("pruned ConfigMap"),
         "{}",

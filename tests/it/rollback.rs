@@ -1289,3 +1289,191 @@ async fn a_pin_at_a_commit_the_repository_lacks_is_named_with_a_hint() {
     .await
     .expect("the checks");
 }
+
+/// A repository whose site title and database password come from Terraform outputs
+/// (`endpoint`, and the sensitive `password`), deployed at `db-1`; then at `db-2` with one more
+/// ConfigMap. `None` without terraform.
+async fn deployed_twice_with_outputs(cluster: &TestCluster) -> Option<Repo> {
+    if !require_tool("terraform", "version") {
+        return None;
+    }
+    let repo = Repo {
+        dir: tempfile::tempdir().expect("temp"),
+        kubeconfig: Some(cluster.kubeconfig_path().to_path_buf()),
+    };
+    repo.write(".gitignore", ".gitship/\n");
+    repo.write(
+        "infrastructure/terraform/main.tf",
+        "variable \"endpoint\" { type = string }\nvariable \"password\" {\n  type = string\n  sensitive = true\n}\nresource \"terraform_data\" \"db\" { input = var.endpoint }\noutput \"endpoint\" { value = terraform_data.db.output }\noutput \"password\" {\n  value = var.password\n  sensitive = true\n}\n",
+    );
+    repo.write(
+        "infrastructure/kubernetes/site.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: site\ndata:\n  title: \"${terraform.endpoint}\"\n---\napiVersion: v1\nkind: Secret\nmetadata:\n  name: db\nstringData:\n  password: \"${terraform.password}\"\n",
+    );
+    let config = |n: u32| {
+        format!(
+            "cluster:\n  context: kubesim\n  namespace: {}\nterraform:\n  vars:\n    endpoint: \"db-{n}\"\n    password: \"hunter{n}-secret\"\n",
+            cluster.ns("web")
+        )
+    };
+    repo.write("config/staging.yaml", &config(1));
+    repo.git(&["init", "-q", "-b", "main"]);
+    repo.commit("db-1");
+    repo.ok(&["deploy", "staging"]);
+    repo.write("config/staging.yaml", &config(2));
+    repo.write(
+        "infrastructure/kubernetes/extra.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: extra\ndata:\n  a: b\n",
+    );
+    repo.commit("db-2");
+    repo.ok(&["deploy", "staging"]);
+    Some(repo)
+}
+
+/// The password of Secret `db`, decoded.
+async fn password(web: &Namespace) -> String {
+    let secret = web
+        .api::<k8s_openapi::api::core::v1::Secret>()
+        .get("db")
+        .await
+        .expect("Secret db");
+    let bytes = secret
+        .data
+        .and_then(|mut data| data.remove("password"))
+        .expect("password");
+    String::from_utf8(bytes.0).expect("UTF-8")
+}
+
+/// Each successful deploy keeps what it applied (compressed, in the Secret
+/// `gitship-<env>.revisions`): a rollback re-applies exactly that, although the Terraform
+/// outputs have changed since (a render would take today's `db-2`), and `history --diff` shows
+/// what changed between two records, the Secret's value never.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rollback_restores_the_stored_objects_exactly_after_terraform_outputs_changed() {
+    let cluster = TestCluster::start().await;
+    let web = Namespace::of(&cluster).await;
+    let Some(repo) = deployed_twice_with_outputs(&cluster).await else {
+        return;
+    };
+    assert_eq!(web.title().await, "db-2");
+    assert_eq!(password(&web).await, "hunter2-secret");
+
+    let diff = repo.ok(&["history", "staging", "--diff", "#1", "#2"]);
+    let ns = cluster.ns("web");
+    for expected in [
+        format!("~ ConfigMap {ns}/site"),
+        "~ data.title: db-1 -> db-2".to_string(),
+        format!("+ ConfigMap {ns}/extra"),
+        "stringData.password: <sensitive> (changed)".to_string(),
+        "1 added, 0 removed, 2 changed".to_string(),
+    ] {
+        assert!(
+            diff.stdout.contains(&expected),
+            "{expected}: {}",
+            diff.all()
+        );
+    }
+    let json = repo.ok(&["history", "staging", "--diff", "1", "2", "-o", "json"]);
+    assert!(
+        json.stdout.contains("\"format_version\": 1"),
+        "{}",
+        json.stdout
+    );
+    for secret in ["hunter1-secret", "hunter2-secret"] {
+        let encoded = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, secret);
+        for output in [&diff, &json] {
+            assert!(
+                !output.all().contains(secret) && !output.all().contains(&encoded),
+                "{}",
+                output.all()
+            );
+        }
+    }
+
+    let rollback = repo.ok(&["rollback", "staging", "--yes"]);
+    assert!(
+        rollback
+            .stderr
+            .contains("re-applying the manifests record #1 applied"),
+        "{}",
+        rollback.all()
+    );
+    assert!(!rollback.all().contains("hunter"), "{}", rollback.all());
+    assert_eq!(
+        web.title().await,
+        "db-1",
+        "the old object, not today's output"
+    );
+    assert_eq!(password(&web).await, "hunter1-secret");
+    assert!(
+        web.configmap("extra").await.is_none(),
+        "what #2 added is pruned"
+    );
+    let history = repo.ok(&["history", "staging"]);
+    assert!(
+        history.stdout.contains("re-applied the manifests of #1"),
+        "{}",
+        history.stdout
+    );
+    let json = repo.ok(&["history", "staging", "-o", "json"]);
+    let json: serde_json::Value = serde_json::from_str(&json.stdout).expect("JSON");
+    assert_eq!(json["records"][0]["manifests"], 1, "{json}");
+    // One Secret; the rollback stored nothing new.
+    let revisions = web
+        .api::<k8s_openapi::api::core::v1::Secret>()
+        .get("gitship-staging.revisions")
+        .await
+        .expect("the revisions Secret");
+    assert_eq!(revisions.type_.as_deref(), Some("gitship.dev/revisions"));
+    let keys: Vec<String> = revisions.data.unwrap_or_default().into_keys().collect();
+    assert_eq!(keys, ["r1", "r2"]);
+
+    // `--render` renders the revision again, with today's outputs.
+    let again = repo.ok(&["rollback", "staging", "--to", "#2", "--yes"]);
+    assert_eq!(web.title().await, "db-2", "{}", again.all());
+    repo.ok(&["rollback", "staging", "--to", "#1", "--render", "--yes"]);
+    assert_eq!(web.title().await, "db-2", "rendered with today's outputs");
+}
+
+/// Stored manifests that were edited into nonsense stop the rollback (naming the Secret and the
+/// key, with the hint `--render`) before anything changes; gone ones make it render the
+/// revision again, saying why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn corrupt_or_missing_stored_manifests_are_named_and_render_is_the_way_out() {
+    let cluster = TestCluster::start().await;
+    let web = Namespace::of(&cluster).await;
+    let repo = on_cluster(&cluster);
+    repo.ok(&["deploy", "staging"]);
+    assert_eq!(web.title().await, "b");
+    let secret = json!({"apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": "gitship-staging.revisions", "namespace": web.name},
+        "type": "gitship.dev/revisions", "data": {"r1": "bm90IGd6aXA="}});
+    web.apply::<k8s_openapi::api::core::v1::Secret>("gitship-staging.revisions", "gitship", secret)
+        .await;
+    let refused = repo.gitship(&["rollback", "staging", "--yes"]);
+    assert_eq!(refused.code, 1, "{}", refused.all());
+    assert!(
+        refused
+            .stderr
+            .contains("key `r1` of Secret `gitship-staging.revisions`")
+            && refused.stderr.contains("--render"),
+        "{}",
+        refused.stderr
+    );
+    assert_eq!(web.title().await, "b", "nothing changed");
+    assert!(web.stored_pin().await.is_none(), "nothing pinned");
+    web.api::<k8s_openapi::api::core::v1::Secret>()
+        .delete("gitship-staging.revisions", &Default::default())
+        .await
+        .expect("delete");
+    let rendered = repo.ok(&["rollback", "staging", "--yes"]);
+    assert!(
+        rendered.stderr.contains("rendering")
+            && rendered
+                .stderr
+                .contains("are gone from `gitship-staging.revisions`"),
+        "{}",
+        rendered.stderr
+    );
+    assert_eq!(web.title().await, "a");
+}

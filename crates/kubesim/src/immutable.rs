@@ -42,6 +42,13 @@ pub fn violations(resource: &Resource, old: &Value, new: &Value) -> Vec<Violatio
         let (before, after) = (pick(old), pick(new));
         (before != after).then_some(after)
     };
+    if resource.group.is_empty() && resource.kind == "Secret" {
+        // A Secret's type never changes (a missing one is defaulted to `Opaque` first).
+        let type_of = |object: &Value| object.get("type").cloned().unwrap_or("Opaque".into());
+        if type_of(old) != type_of(new) {
+            found.push(invalid_value("type", &type_of(new)));
+        }
+    }
     match (resource.group.as_str(), resource.kind.as_str()) {
         ("apps", "Deployment" | "StatefulSet" | "DaemonSet") => {
             if let Some(value) = changed(&["spec", "selector"]) {

@@ -2430,6 +2430,24 @@ async fn immutable_fields_are_rejected_on_update() {
         &*rejected_apply(&secrets, "frozen", &secret("two")).await,
         "data",
     );
+    // A Secret's type, whatever else it holds (omitted, it defaults to `Opaque`).
+    let typed = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "typed"},
+        "type": "example.com/kept", "data": {"k": "djE="}});
+    secrets
+        .patch("typed", &apply, &Patch::Apply(&typed))
+        .await
+        .expect("create typed secret");
+    let untyped = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "typed"},
+        "data": {"k": "djI="}});
+    let status = rejected_apply(&secrets, "typed", &untyped).await;
+    assert_immutable(&status, "type");
+    assert!(
+        status
+            .message
+            .ends_with("type: Invalid value: \"Opaque\": field is immutable"),
+        "{}",
+        status.message
+    );
     let loose = config_map("loose", json!({}), json!({"k": "v1"}));
     maps.patch("loose", &apply, &Patch::Apply(&loose))
         .await
