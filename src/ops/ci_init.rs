@@ -911,9 +911,12 @@ variables:
       esac
 "#;
 
-    /// The whole pipeline.
+    /// The whole pipeline: the header and setup, validation, the merge request's plan, the
+    /// deploys of the default branch in order, the scheduled drift checks.
     pub fn pipeline(spec: &CiSpec) -> String {
-        let gitship = gitship_command(spec);
+        let jobs = Jobs {
+            gitship: gitship_command(spec),
+        };
         let mut out = header(
             spec,
             Platform::Gitlab,
@@ -921,10 +924,43 @@ variables:
             "Settings > CI/CD > Variables, masked; protect those of protected environments",
         );
         out.push('\n');
-        out.push_str(&fill(
+        out.push_str(&setup(spec));
+        out.push('\n');
+        out.push_str(&fill(VALIDATE_JOB, &[("GITSHIP", &jobs.gitship)]));
+
+        // Merge requests.
+        out.push('\n');
+        out.push_str(&jobs.fill(PLAN_JOB, &spec.plan_env, &[]));
+        let mut script = jobs.fill(
+            AFFECTED,
+            &spec.plan_env,
+            &[("SINCE", "$CI_MERGE_REQUEST_DIFF_BASE_SHA")],
+        );
+        script.push_str(&jobs.fill(PLAN_SCRIPT, &spec.plan_env, &[]));
+        out.push_str(&indent(&script, 4));
+
+        // The default branch, in order.
+        let mut previous: Option<&str> = None;
+        for target in &spec.deploy {
+            out.push('\n');
+            out.push_str(&jobs.deploy(target, previous));
+            previous = Some(&target.name);
+        }
+
+        // The schedule.
+        for env in &spec.drift {
+            out.push('\n');
+            out.push_str(&jobs.fill(DRIFT_JOB, env, &[]));
+        }
+        out
+    }
+
+    /// The variables, the image's setup and the registry logins.
+    fn setup(spec: &CiSpec) -> String {
+        let mut out = fill(
             TOP,
             &[("VERSION", &spec.gitship_version), ("GIT", GITSHIP_GIT_URL)],
-        ));
+        );
         if spec.terraform {
             out.push_str(TERRAFORM_VARIABLES);
         }
@@ -946,86 +982,48 @@ variables:
                 .join(", ");
             out.push_str(&fill(LOGIN, &[("ARGS", &args), ("AUTHS", &auths)]));
         }
-        out.push('\n');
-        out.push_str(&fill(VALIDATE_JOB, &[("GITSHIP", &gitship)]));
+        out
+    }
 
-        let env_values = |env: &str| {
-            vec![
-                ("GITSHIP".to_string(), gitship.clone()),
-                ("ENV".to_string(), env.to_string()),
-                ("SECRET".to_string(), kubeconfig_secret(env)),
-            ]
-        };
-        let fill_env = |template: &str, env: &str, extra: &[(&str, &str)]| {
-            let owned = env_values(env);
-            let mut values: Vec<(&str, &str)> = owned
-                .iter()
-                .map(|(k, v)| (k.as_str(), v.as_str()))
-                .collect();
+    /// The jobs of one pipeline, filled for an environment.
+    struct Jobs {
+        gitship: String,
+    }
+
+    impl Jobs {
+        /// `template` filled for `env` (`@GITSHIP@`, `@ENV@`, `@SECRET@`) and `extra`.
+        fn fill(&self, template: &str, env: &str, extra: &[(&str, &str)]) -> String {
+            let secret = kubeconfig_secret(env);
+            let mut values: Vec<(&str, &str)> =
+                vec![("GITSHIP", &self.gitship), ("ENV", env), ("SECRET", &secret)];
             values.extend_from_slice(extra);
             fill(template, &values)
-        };
+        }
 
-        // Merge requests.
-        out.push('\n');
-        out.push_str(&fill_env(PLAN_JOB, &spec.plan_env, &[]));
-        let mut script = fill_env(
-            AFFECTED,
-            &spec.plan_env,
-            &[("SINCE", "$CI_MERGE_REQUEST_DIFF_BASE_SHA")],
-        );
-        script.push_str(&fill_env(PLAN_SCRIPT, &spec.plan_env, &[]));
-        out.push_str(&indent(&script, 4));
-
-        // The default branch, in order.
-        let mut previous: Option<&str> = None;
-        for target in &spec.deploy {
+        /// The deploy job of `target`, after the one of `previous`.
+        fn deploy(&self, target: &DeployTarget, previous: Option<&str>) -> String {
             let needs = match previous {
                 Some(name) => format!("  needs: [deploy-{name}]\n"),
                 None => "  needs: []\n".to_string(),
             };
-            let tier = if target.name == "production" {
-                "production"
-            } else if target.name == "staging" {
-                "staging"
-            } else {
-                "other"
+            let tier = match target.name.as_str() {
+                "production" => "production",
+                "staging" => "staging",
+                _ => "other",
             };
-            out.push('\n');
-            out.push_str(&fill_env(
-                DEPLOY_JOB,
-                &target.name,
-                &[("NEEDS", &needs), ("TIER", tier)],
-            ));
-            let mut script = fill_env(
-                AFFECTED,
-                &target.name,
-                &[("SINCE", "$CI_COMMIT_BEFORE_SHA")],
-            );
-            script.push_str(&fill_env("- @GITSHIP@ build @ENV@\n", &target.name, &[]));
-            if target.agent {
-                script.push_str(&fill_env(
-                    "- echo \"images built; the gitship agent of @ENV@ applies this commit\"\n",
-                    &target.name,
-                    &[],
-                ));
+            let env = target.name.as_str();
+            let mut out = self.fill(DEPLOY_JOB, env, &[("NEEDS", &needs), ("TIER", tier)]);
+            let mut script = self.fill(AFFECTED, env, &[("SINCE", "$CI_COMMIT_BEFORE_SHA")]);
+            script.push_str(&self.fill("- @GITSHIP@ build @ENV@\n", env, &[]));
+            let deploy = if target.agent {
+                "- echo \"images built; the gitship agent of @ENV@ applies this commit\"\n"
             } else {
-                script.push_str(&fill_env(
-                    "- export KUBECONFIG=\"$@SECRET@\"\n- @GITSHIP@ deploy @ENV@\n",
-                    &target.name,
-                    &[],
-                ));
-            }
+                "- export KUBECONFIG=\"$@SECRET@\"\n- @GITSHIP@ deploy @ENV@\n"
+            };
+            script.push_str(&self.fill(deploy, env, &[]));
             out.push_str(&indent(&script, 4));
-            previous = Some(&target.name);
+            out
         }
-
-        // The schedule.
-        for env in &spec.drift {
-            out.push('\n');
-            out.push_str(&fill_env(DRIFT_JOB, env, &[]));
-        }
-        out
     }
 }
 
