@@ -791,9 +791,10 @@ mod tests {
         }
     }
 
-    #[test]
-    fn rbac_grants_the_deployed_kinds_by_scope_and_namespace() {
-        let manifests = [
+    /// Namespaced and cluster-scoped kinds in two namespaces, a Secret, and two CRDs (one of
+    /// them cluster-scoped).
+    fn deployed() -> Vec<Manifest> {
+        vec![
             manifest("apps/v1", "Deployment", Some("blog")),
             manifest("v1", "Namespace", None),
             manifest("networking.k8s.io/v1", "Ingress", None),
@@ -817,14 +818,19 @@ mod tests {
                     "spec": {"group": "example.com", "scope": "Cluster",
                         "names": {"kind": "Gadget", "plural": "gadgets"}}}),
             },
-        ];
-        let rbac = Rbac::for_manifests(&manifests, "prod", "blog");
-        let resources = |grants: &Grants| {
-            grants
-                .keys()
-                .map(|r| format!("{}/{}", r.group, r.resource))
-                .collect::<Vec<_>>()
-        };
+        ]
+    }
+
+    fn resources(grants: &Grants) -> Vec<String> {
+        grants
+            .keys()
+            .map(|r| format!("{}/{}", r.group, r.resource))
+            .collect()
+    }
+
+    #[test]
+    fn rbac_grants_the_deployed_kinds_by_scope_and_namespace() {
+        let rbac = Rbac::for_manifests(&deployed(), "prod", "blog");
         assert_eq!(
             resources(&rbac.cluster),
             [
@@ -865,6 +871,13 @@ mod tests {
             ]
         );
         assert_eq!(resources(&rbac.namespaced["monitoring"]), ["/services"]);
+    }
+
+    /// The rules of the environment's namespace: unnamed verbs per declared kind, names only for
+    /// Secrets, the namespace itself and gitship's Leases.
+    #[test]
+    fn rbac_rules_of_the_environment_namespace_name_secrets_and_leases() {
+        let rbac = Rbac::for_manifests(&deployed(), "prod", "blog");
         let blog = rules(&rbac.namespaced["blog"]);
         let expected = [
             json!({"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list"]}),

@@ -670,83 +670,57 @@ mod tests {
     #[test]
     fn openmetrics_shows_every_family_after_updates() {
         let text = updated().encode(&status(), Format::OpenMetrics);
+        // (family, labels besides the environment, value)
         let expected = [
+            ("gitship_agent_syncs_total", r#"result="synced""#, "1"),
+            ("gitship_agent_syncs_total", r#"result="failed""#, "1"),
+            ("gitship_agent_syncs_total", r#"result="degraded""#, "0"),
             (
-                r#"gitship_agent_syncs_total{environment="staging",result="synced"}"#,
-                "1",
-            ),
-            (
-                r#"gitship_agent_syncs_total{environment="staging",result="failed"}"#,
-                "1",
-            ),
-            (
-                r#"gitship_agent_syncs_total{environment="staging",result="degraded"}"#,
+                "gitship_agent_syncs_total",
+                r#"result="waiting-for-images""#,
                 "0",
             ),
+            ("gitship_agent_sync_duration_seconds_count", "", "2"),
             (
-                r#"gitship_agent_syncs_total{environment="staging",result="waiting-for-images"}"#,
-                "0",
-            ),
-            (
-                r#"gitship_agent_sync_duration_seconds_count{environment="staging"}"#,
-                "2",
-            ),
-            (
-                r#"gitship_agent_sync_duration_seconds_bucket{environment="staging",le="2.5"}"#,
+                "gitship_agent_sync_duration_seconds_bucket",
+                r#"le="2.5""#,
                 "1",
             ),
             (
-                r#"gitship_agent_sync_duration_seconds_bucket{environment="staging",le="600.0"}"#,
+                "gitship_agent_sync_duration_seconds_bucket",
+                r#"le="600.0""#,
                 "1",
             ),
             (
-                r#"gitship_agent_sync_duration_seconds_bucket{environment="staging",le="+Inf"}"#,
+                "gitship_agent_sync_duration_seconds_bucket",
+                r#"le="+Inf""#,
                 "2",
             ),
-            (r#"gitship_agent_heals_total{environment="staging"}"#, "2"),
+            ("gitship_agent_heals_total", "", "2"),
+            ("gitship_agent_healed_objects_total", "", "5"),
+            ("gitship_agent_heal_failures_total", "", "1"),
+            ("gitship_agent_git_fetch_failures_total", "", "2"),
+            ("gitship_agent_drifted_objects", "", "4"),
+            ("gitship_agent_terraform_drift_resources", "", "2"),
             (
-                r#"gitship_agent_healed_objects_total{environment="staging"}"#,
-                "5",
-            ),
-            (
-                r#"gitship_agent_heal_failures_total{environment="staging"}"#,
-                "1",
-            ),
-            (
-                r#"gitship_agent_git_fetch_failures_total{environment="staging"}"#,
-                "2",
-            ),
-            (
-                r#"gitship_agent_drifted_objects{environment="staging"}"#,
-                "4",
-            ),
-            (
-                r#"gitship_agent_terraform_drift_resources{environment="staging"}"#,
-                "2",
-            ),
-            (
-                r#"gitship_agent_last_sync_timestamp_seconds{environment="staging"}"#,
+                "gitship_agent_last_sync_timestamp_seconds",
+                "",
                 "1700000000.5",
             ),
-            (
-                r#"gitship_agent_revision_info{environment="staging",revision="0123abcd"}"#,
-                "1",
-            ),
-            (r#"gitship_agent_leader{environment="staging"}"#, "1"),
-            (
-                r#"gitship_agent_state{environment="staging",state="starting"}"#,
-                "1",
-            ),
-            (
-                r#"gitship_agent_state{environment="staging",state="synced"}"#,
-                "0",
-            ),
-            (r#"gitship_agent_pinned{environment="staging"}"#, "0"),
-            (r#"gitship_agent_out_of_sync{environment="staging"}"#, "0"),
+            ("gitship_agent_revision_info", r#"revision="0123abcd""#, "1"),
+            ("gitship_agent_leader", "", "1"),
+            ("gitship_agent_state", r#"state="starting""#, "1"),
+            ("gitship_agent_state", r#"state="synced""#, "0"),
+            ("gitship_agent_pinned", "", "0"),
+            ("gitship_agent_out_of_sync", "", "0"),
         ];
-        for (series, value) in expected {
+        for (family, labels, value) in expected {
+            let series = match labels {
+                "" => format!(r#"{family}{{environment="staging"}}"#),
+                labels => format!(r#"{family}{{environment="staging",{labels}}}"#),
+            };
             assert_eq!(
-                sample(&text, series).as_deref(),
+                sample(&text, &series).as_deref(),
                 Some(value),
                 "{series}:\n{text}"
             );

@@ -994,8 +994,11 @@ variables:
         /// `template` filled for `env` (`@GITSHIP@`, `@ENV@`, `@SECRET@`) and `extra`.
         fn fill(&self, template: &str, env: &str, extra: &[(&str, &str)]) -> String {
             let secret = kubeconfig_secret(env);
-            let mut values: Vec<(&str, &str)> =
-                vec![("GITSHIP", &self.gitship), ("ENV", env), ("SECRET", &secret)];
+            let mut values: Vec<(&str, &str)> = vec![
+                ("GITSHIP", &self.gitship),
+                ("ENV", env),
+                ("SECRET", &secret),
+            ];
             values.extend_from_slice(extra);
             fill(template, &values)
         }
