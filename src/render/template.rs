@@ -249,115 +249,28 @@ pub fn resolve<'i>(
     let mut parts = expression.split('.');
     let source = parts.next().unwrap_or_default();
     let path: Vec<&str> = parts.collect();
-    let plain = |value: &'i Value| {
-        Ok(Resolved {
-            value: Cow::Borrowed(value),
-            sensitive_output: None,
-        })
-    };
     match source {
         "values" => plain(walk(&inputs.values, "values", &path)?),
-        "env" => match path.as_slice() {
-            ["name"] => plain(&derived.env_name),
-            ["namespace"] => plain(&derived.env_namespace),
-            [] => Err(Unresolved::new(
-                "`env` needs a field: `env.name` or `env.namespace`".into(),
-            )),
-            _ => Err(Unresolved::new(format!(
-                "`{expression}` is not defined{}",
-                suggest_path(
-                    "env.",
-                    &path.join("."),
-                    ["name".to_string(), "namespace".to_string()]
-                )
-            ))),
-        },
-        "git" => match path.as_slice() {
-            ["sha"] => plain(&derived.git_sha),
-            ["short_sha"] => plain(&derived.git_short_sha),
-            [] => Err(Unresolved::new(
-                "`git` needs a field: `git.sha` or `git.short_sha`".into(),
-            )),
-            _ => Err(Unresolved::new(format!(
-                "`{expression}` is not defined{}",
-                suggest_path(
-                    "git.",
-                    &path.join("."),
-                    ["sha".to_string(), "short_sha".to_string()]
-                )
-            ))),
-        },
-        "images" => {
-            let Some((app, field)) = path.split_first() else {
-                return Err(Unresolved::new(
-                    "`images` needs an app name, e.g. `images.backend`".into(),
-                ));
-            };
-            let Some(image) = derived.images.get(*app) else {
-                let known: Vec<String> = derived.images.keys().cloned().collect();
-                let listing = if known.is_empty() {
-                    " (the repository has no apps)".to_string()
-                } else {
-                    suggest_path("images.", app, known)
-                };
-                return Err(Unresolved::new(format!(
-                    "`images.{app}` is not an app{listing}"
-                )));
-            };
-            match field {
-                [] | ["reference"] => plain(&image.reference),
-                ["repository"] => plain(&image.repository),
-                ["tag"] => plain(&image.tag),
-                ["digest"] => plain(&image.digest),
-                _ => Err(Unresolved::new(format!(
-                    "`{expression}` is not defined (an image has `reference`, `repository`, `tag` and `digest`)"
-                ))),
-            }
-        }
-        "terraform" => {
-            let Some((name, rest)) = path.split_first() else {
-                return Err(Unresolved::new(
-                    "`terraform` needs an output name, e.g. `terraform.database_url`".into(),
-                ));
-            };
-            let Some(output) = inputs.terraform.get(*name) else {
-                if inputs.terraform.is_empty() {
-                    return Err(Unresolved {
-                        message: format!(
-                            "`terraform.{name}` needs Terraform outputs, and none are available"
-                        ),
-                        no_terraform_outputs: true,
-                    });
-                }
-                return Err(Unresolved::new(format!(
-                    "Terraform has no output `{name}`{}",
-                    suggest_path("terraform.", name, inputs.terraform.keys().cloned())
-                )));
-            };
-            let sensitive_output = if output.sensitive {
-                inputs
-                    .terraform
-                    .get_key_value(*name)
-                    .map(|(key, _)| key.as_str())
-            } else {
-                None
-            };
-            match &output.value {
-                Some(value) => Ok(Resolved {
-                    value: Cow::Borrowed(walk(value, &format!("terraform.{name}"), rest)?),
-                    sensitive_output,
-                }),
-                None => match unknown_outputs {
-                    UnknownOutputs::Placeholder => Ok(Resolved {
-                        value: Cow::Owned(Value::String(KNOWN_AFTER_APPLY.into())),
-                        sensitive_output,
-                    }),
-                    UnknownOutputs::Error => Err(Unresolved::new(format!(
-                        "Terraform output `{name}` is not known until apply"
-                    ))),
-                },
-            }
-        }
+        "env" => field_of(
+            expression,
+            "env",
+            &path,
+            &[
+                ("name", &derived.env_name),
+                ("namespace", &derived.env_namespace),
+            ],
+        ),
+        "git" => field_of(
+            expression,
+            "git",
+            &path,
+            &[
+                ("sha", &derived.git_sha),
+                ("short_sha", &derived.git_short_sha),
+            ],
+        ),
+        "images" => image_field(expression, &path, derived),
+        "terraform" => terraform_output(&path, inputs, unknown_outputs),
         _ => Err(Unresolved::new(format!(
             "unknown source `{source}`{}; placeholders start with one of {} (write `$${{` for a literal `${{`)",
             suggest_path("", source, SOURCES.iter().map(|s| s.to_string())),
@@ -367,6 +280,127 @@ pub fn resolve<'i>(
                 .collect::<Vec<_>>()
                 .join(", ")
         ))),
+    }
+}
+
+/// A value that is not a Terraform output.
+fn plain(value: &Value) -> Result<Resolved<'_>, Unresolved> {
+    Ok(Resolved {
+        value: Cow::Borrowed(value),
+        sensitive_output: None,
+    })
+}
+
+/// One of the named `fields` of `source` (`env.name`, `git.sha`).
+fn field_of<'i>(
+    expression: &str,
+    source: &str,
+    path: &[&str],
+    fields: &[(&str, &'i Value)],
+) -> Result<Resolved<'i>, Unresolved> {
+    if let [name] = path
+        && let Some((_, value)) = fields.iter().find(|(field, _)| field == name)
+    {
+        return plain(value);
+    }
+    let names: Vec<String> = fields
+        .iter()
+        .map(|(name, _)| format!("{source}.{name}"))
+        .collect();
+    if path.is_empty() {
+        return Err(Unresolved::new(format!(
+            "`{source}` needs a field: {}",
+            names
+                .iter()
+                .map(|name| format!("`{name}`"))
+                .collect::<Vec<_>>()
+                .join(" or ")
+        )));
+    }
+    Err(Unresolved::new(format!(
+        "`{expression}` is not defined{}",
+        suggest_path(
+            &format!("{source}."),
+            &path.join("."),
+            fields.iter().map(|(name, _)| name.to_string())
+        )
+    )))
+}
+
+/// `images.<app>[.reference|.repository|.tag|.digest]`.
+fn image_field<'i>(
+    expression: &str,
+    path: &[&str],
+    derived: &'i Derived,
+) -> Result<Resolved<'i>, Unresolved> {
+    let Some((app, field)) = path.split_first() else {
+        return Err(Unresolved::new(
+            "`images` needs an app name, e.g. `images.backend`".into(),
+        ));
+    };
+    let Some(image) = derived.images.get(*app) else {
+        let known: Vec<String> = derived.images.keys().cloned().collect();
+        let listing = if known.is_empty() {
+            " (the repository has no apps)".to_string()
+        } else {
+            suggest_path("images.", app, known)
+        };
+        return Err(Unresolved::new(format!(
+            "`images.{app}` is not an app{listing}"
+        )));
+    };
+    match field {
+        [] | ["reference"] => plain(&image.reference),
+        ["repository"] => plain(&image.repository),
+        ["tag"] => plain(&image.tag),
+        ["digest"] => plain(&image.digest),
+        _ => Err(Unresolved::new(format!(
+            "`{expression}` is not defined (an image has `reference`, `repository`, `tag` and `digest`)"
+        ))),
+    }
+}
+
+/// `terraform.<output>[.path]`: the output's value, marked when it is sensitive; an output not
+/// known until apply is a placeholder or an error, as `unknown_outputs` says.
+fn terraform_output<'i>(
+    path: &[&str],
+    inputs: &'i RenderInputs,
+    unknown_outputs: UnknownOutputs,
+) -> Result<Resolved<'i>, Unresolved> {
+    let Some((name, rest)) = path.split_first() else {
+        return Err(Unresolved::new(
+            "`terraform` needs an output name, e.g. `terraform.database_url`".into(),
+        ));
+    };
+    let Some((key, output)) = inputs.terraform.get_key_value(*name) else {
+        if inputs.terraform.is_empty() {
+            return Err(Unresolved {
+                message: format!(
+                    "`terraform.{name}` needs Terraform outputs, and none are available"
+                ),
+                no_terraform_outputs: true,
+            });
+        }
+        return Err(Unresolved::new(format!(
+            "Terraform has no output `{name}`{}",
+            suggest_path("terraform.", name, inputs.terraform.keys().cloned())
+        )));
+    };
+    let sensitive_output = output.sensitive.then_some(key.as_str());
+    match &output.value {
+        Some(value) => Ok(Resolved {
+            value: Cow::Borrowed(walk(value, &format!("terraform.{name}"), rest)?),
+            sensitive_output,
+        }),
+        None => match unknown_outputs {
+            UnknownOutputs::Placeholder => Ok(Resolved {
+                value: Cow::Owned(Value::String(KNOWN_AFTER_APPLY.into())),
+                sensitive_output,
+            }),
+            UnknownOutputs::Error => Err(Unresolved::new(format!(
+                "Terraform output `{name}` is not known until apply"
+            ))),
+        },
     }
 }
 
