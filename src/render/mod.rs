@@ -777,19 +777,14 @@ impl<'i> Renderer<'i> {
         let segments = match template::parse(text) {
             Ok(None) => return yaml::scalar_to_json(text, style, tag),
             Ok(Some(segments)) => segments,
-            Err(err) => {
-                let raw_end = text[err.offset..]
+            Err(error) => {
+                // The placeholder the error is in: up to its `}`, else the end.
+                let raw_end = text[error.offset..]
                     .find('}')
-                    .map(|i| err.offset + i + 1)
-                    .unwrap_or(text.len());
-                let location = state.placeholder_location(
-                    node,
-                    style,
-                    text,
-                    err.offset,
-                    &text[err.offset..raw_end],
-                );
-                self.problem(location, err.message, false);
+                    .map_or(text.len(), |i| error.offset + i + 1);
+                let raw = &text[error.offset..raw_end];
+                let location = state.placeholder_location(node, style, text, error.offset, raw);
+                self.problem(location, error.message, false);
                 return Value::Null;
             }
         };
@@ -806,32 +801,16 @@ impl<'i> Renderer<'i> {
             None,
         ) = (segments.as_slice(), style, tag)
         {
-            return match template::resolve(
-                expression,
-                self.inputs,
-                self.derived,
-                self.unknown_outputs,
-            ) {
-                Ok(resolved) => {
-                    if let Some(output) = resolved.sensitive_output {
-                        let location = state.placeholder_location(node, style, text, *offset, raw);
-                        let position = state.sensitive_position();
-                        state
-                            .sensitive_uses
-                            .push((output.to_string(), location, position));
-                    }
-                    resolved.value.into_owned()
-                }
-                Err(unresolved) => {
-                    let location = state.placeholder_location(node, style, text, *offset, raw);
-                    self.problem(
-                        location,
-                        format!("`{raw}`: {}", unresolved.message),
-                        unresolved.no_terraform_outputs,
-                    );
-                    Value::Null
-                }
+            let at = Placeholder {
+                node,
+                style,
+                text,
+                offset: *offset,
+                raw,
             };
+            return self
+                .placeholder(expression, &at, state)
+                .unwrap_or(Value::Null);
         }
         let mut out = String::with_capacity(text.len());
         for segment in &segments {
@@ -850,47 +829,28 @@ impl<'i> Renderer<'i> {
                     offset,
                     raw,
                 } => {
-                    match template::resolve(
-                        expression,
-                        self.inputs,
-                        self.derived,
-                        self.unknown_outputs,
-                    ) {
-                        Ok(resolved) => {
-                            if let Some(output) = resolved.sensitive_output {
-                                let location =
-                                    state.placeholder_location(node, style, text, *offset, raw);
-                                let position = state.sensitive_position();
-                                state
-                                    .sensitive_uses
-                                    .push((output.to_string(), location, position));
-                            }
-                            match resolved.value.as_ref() {
-                                Value::String(s) => out.push_str(s),
-                                Value::Number(n) => out.push_str(&n.to_string()),
-                                Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
-                                Value::Null => {}
-                                other => {
-                                    let location =
-                                        state.placeholder_location(node, style, text, *offset, raw);
-                                    self.problem(
-                                        location,
-                                        format!(
-                                            "`{raw}` is {} and cannot be part of a string; make the placeholder the whole value",
-                                            template::type_name(other)
-                                        ),
-                                        false,
-                                    );
-                                }
-                            }
-                        }
-                        Err(unresolved) => {
+                    let at = Placeholder {
+                        node,
+                        style,
+                        text,
+                        offset: *offset,
+                        raw,
+                    };
+                    match self.placeholder(expression, &at, state) {
+                        Some(Value::String(s)) => out.push_str(&s),
+                        Some(Value::Number(n)) => out.push_str(&n.to_string()),
+                        Some(Value::Bool(b)) => out.push_str(if b { "true" } else { "false" }),
+                        Some(Value::Null) | None => {}
+                        Some(other) => {
                             let location =
                                 state.placeholder_location(node, style, text, *offset, raw);
                             self.problem(
                                 location,
-                                format!("`{raw}`: {}", unresolved.message),
-                                unresolved.no_terraform_outputs,
+                                format!(
+                                    "`{raw}` is {} and cannot be part of a string; make the placeholder the whole value",
+                                    template::type_name(&other)
+                                ),
+                                false,
                             );
                         }
                     }
@@ -899,6 +859,48 @@ impl<'i> Renderer<'i> {
         }
         Value::String(out)
     }
+
+    /// The value of the placeholder `expression` at `at`, its use recorded when it is a
+    /// sensitive output; `None`, with the problem reported, when it does not resolve.
+    fn placeholder(
+        &mut self,
+        expression: &str,
+        at: &Placeholder<'_>,
+        state: &mut DocumentState,
+    ) -> Option<Value> {
+        let location = |state: &mut DocumentState| {
+            state.placeholder_location(at.node, at.style, at.text, at.offset, at.raw)
+        };
+        match template::resolve(expression, self.inputs, self.derived, self.unknown_outputs) {
+            Ok(resolved) => {
+                if let Some(output) = resolved.sensitive_output {
+                    let location = location(state);
+                    let position = state.sensitive_position();
+                    state
+                        .sensitive_uses
+                        .push((output.to_string(), location, position));
+                }
+                Some(resolved.value.into_owned())
+            }
+            Err(unresolved) => {
+                self.problem(
+                    location(state),
+                    format!("`{}`: {}", at.raw, unresolved.message),
+                    unresolved.no_terraform_outputs,
+                );
+                None
+            }
+        }
+    }
+}
+
+/// Where a placeholder stands: its scalar and its offset in the scalar's text.
+struct Placeholder<'a> {
+    node: &'a Node,
+    style: ScalarStyle,
+    text: &'a str,
+    offset: usize,
+    raw: &'a str,
 }
 
 /// Whether the document `root` is templated: its `metadata.annotations` say
