@@ -467,9 +467,14 @@ pub struct InitArgs {
 #[derive(Debug, Args)]
 pub struct AffectedArgs {
     /// Compare HEAD with this revision (SHA, tag or branch), from their merge base; committed
-    /// changes only
+    /// changes only. `deployed:ENV`: the revision ENV last deployed successfully, read from its
+    /// cluster (never deployed: everything is affected)
     #[arg(long, value_name = "REF")]
     pub since: String,
+    /// With `deployed:ENV`: read the in-process simulated cluster persisted in
+    /// .gitship/sandbox/<env>.json
+    #[arg(long)]
+    pub sandbox: bool,
 }
 
 #[derive(Debug, Subcommand)]

@@ -109,9 +109,10 @@ pub enum CommandSettings {
     History(HistorySettings),
     Agent(AgentSettings),
     AgentManifests(AgentManifestsSettings),
-    /// `gitship affected --since REF`.
+    /// `gitship affected --since REF [--sandbox]`.
     Affected {
         since: String,
+        sandbox: bool,
     },
     CiInit(CiInitSettings),
 }
@@ -376,7 +377,10 @@ impl Settings {
                 sandbox: a.sandbox,
             }),
             cli::Command::Agent(a) => agent(a)?,
-            cli::Command::Affected(a) => CommandSettings::Affected { since: a.since },
+            cli::Command::Affected(a) => CommandSettings::Affected {
+                since: a.since,
+                sandbox: a.sandbox,
+            },
             cli::Command::Ci(cli::CiCommand::Init(a)) => CommandSettings::CiInit(CiInitSettings {
                 platform: match a.platform {
                     cli::CiPlatformArg::Github => CiPlatform::Github,

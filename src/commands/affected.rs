@@ -5,11 +5,23 @@ use anyhow::Result;
 
 use crate::commands::Context;
 use crate::exit::Outcome;
-use crate::ops::affected::Touches;
-use crate::settings::OutputFormat;
+use crate::ops::Session;
+use crate::ops::affected::{DEPLOYED, Touches};
+use crate::settings::{ClusterSettings, OutputFormat};
 
-pub fn run(ctx: &Context, since: &str) -> Result<Outcome> {
-    let affected = crate::ops::affected::affected(ctx.global.repo.as_deref(), since)?;
+pub async fn run(ctx: &Context, since: &str, sandbox: bool) -> Result<Outcome> {
+    let affected = match since.strip_prefix(DEPLOYED) {
+        Some(env) => {
+            let cluster = ClusterSettings {
+                env: env.to_string(),
+                sandbox,
+                terraform_outputs: None,
+            };
+            let session = Session::open(&ctx.global, &ctx.printer, &cluster)?;
+            crate::ops::affected::since_deployed(&session).await?
+        }
+        None => crate::ops::affected::affected(ctx.global.repo.as_deref(), since)?,
+    };
     if ctx.printer.format == OutputFormat::Json {
         ctx.printer
             .data(&serde_json::to_string_pretty(&affected)?)?;
@@ -22,17 +34,20 @@ pub fn run(ctx: &Context, since: &str) -> Result<Outcome> {
             names.join(", ")
         }
     };
+    let base = match &affected.base {
+        Some(base) => crate::git::short_sha(base).to_string(),
+        None => "none: never deployed".to_string(),
+    };
     let mut out = format!(
-        "since `{}` (base {}, HEAD {}): {} file{} changed{}\nenvironments: {}\napps: {}\n",
+        "since `{}` (base {base}, HEAD {}): {} file{} changed{}\nenvironments: {}\napps: {}\n",
         affected.since,
-        crate::git::short_sha(&affected.base),
         crate::git::short_sha(&affected.head),
         affected.files.len(),
         if affected.files.len() == 1 { "" } else { "s" },
-        if affected.everything {
-            "; `gitship.yaml` changed: everything is affected"
-        } else {
-            ""
+        match (affected.everything, &affected.base) {
+            (true, None) => "; never deployed: everything is affected",
+            (true, Some(_)) => "; `gitship.yaml` changed: everything is affected",
+            (false, _) => "",
         },
         list(&affected.environments),
         list(&affected.apps),
@@ -47,6 +62,9 @@ pub fn run(ctx: &Context, since: &str) -> Result<Outcome> {
         let what = match &file.touches {
             Touches::Settings => "gitship.yaml: everything".to_string(),
             Touches::Environment { name } => format!("environment `{name}`"),
+            Touches::RemovedEnvironment { name } => {
+                format!("environment `{name}`, removed (its resources stay until destroyed)")
+            }
             Touches::App { name } => format!("app `{name}`"),
             Touches::Manifests { environments } => {
                 format!("manifests of {}", list(environments))

@@ -103,7 +103,9 @@ pub fn dispatch(settings: Settings) -> Result<Outcome> {
         CommandSettings::History(s) => crate::ops::block_on(history::run(&ctx, s)),
         CommandSettings::Agent(s) => crate::ops::block_on(agent::run(&ctx, s)),
         CommandSettings::AgentManifests(s) => agent_manifests::run(&ctx, s),
-        CommandSettings::Affected { since } => affected::run(&ctx, &since),
+        CommandSettings::Affected { since, sandbox } => {
+            crate::ops::block_on(affected::run(&ctx, &since, sandbox))
+        }
         CommandSettings::CiInit(s) => ci::init(&ctx, s),
         CommandSettings::Build { env, build } => {
             crate::ops::block_on(build::run(&ctx, &env, build))

@@ -29,6 +29,8 @@ use anyhow::Result;
 
 use crate::diagnostics::{UserError, user_error};
 use crate::git::GitError;
+use crate::kube::inventory::DeployOutcome;
+use crate::ops::Session;
 use crate::repo::{Repository, SETTINGS_FILE};
 
 /// What the changes since a revision touch.
@@ -36,11 +38,13 @@ use crate::repo::{Repository, SETTINGS_FILE};
 pub struct Affected {
     /// The revision as given (`--since`).
     pub since: String,
-    /// The commit the comparison starts from: the merge base of `since` and `HEAD`.
-    pub base: String,
+    /// The commit the comparison starts from: the merge base of `since` and `HEAD`; `None` for
+    /// `deployed:ENV` of an environment never deployed (everything is affected).
+    pub base: Option<String>,
     /// `HEAD`'s commit.
     pub head: String,
-    /// `gitship.yaml` changed: everything is affected.
+    /// `gitship.yaml` changed (or, with no `base`, the environment was never deployed):
+    /// everything is affected.
     pub everything: bool,
     /// The affected environments, in name order (only those that exist at `HEAD`).
     pub environments: Vec<String>,
@@ -66,6 +70,9 @@ pub enum Touches {
     Settings,
     /// An environment's config.
     Environment { name: String },
+    /// The config of an environment that no longer exists at `HEAD`: nothing deploys it, and
+    /// what it deployed stays until it is destroyed.
+    RemovedEnvironment { name: String },
     /// An app's build context.
     App { name: String },
     /// Manifests rendered by these environments.
@@ -150,7 +157,7 @@ pub fn affected(repo_dir: Option<&Path>, since: &str) -> Result<Affected> {
                 environments.extend(names.iter().cloned());
             }
             Touches::Terraform => environments.extend(shapes.iter().map(|s| s.name.clone())),
-            Touches::Nothing => {}
+            Touches::RemovedEnvironment { .. } | Touches::Nothing => {}
         }
         files.push(ChangedFile {
             path: slashed(relative),
@@ -163,13 +170,53 @@ pub fn affected(repo_dir: Option<&Path>, since: &str) -> Result<Affected> {
     }
     Ok(Affected {
         since: since.to_string(),
-        base: changed.base,
+        base: Some(changed.base),
         head: changed.head,
         everything,
         environments: environments.into_iter().collect(),
         apps: apps.into_iter().collect(),
         files,
     })
+}
+
+/// The prefix of `--since deployed:ENV`.
+pub const DEPLOYED: &str = "deployed:";
+
+/// What the commits since the revision the session's environment last deployed successfully
+/// touch (`--since deployed:ENV`): the base CI needs, since a push whose deploy was cancelled,
+/// rejected or failed has not reached the environment, whatever the previous push was. An
+/// environment never deployed has everything affected.
+pub async fn since_deployed(session: &Session) -> Result<Affected> {
+    let since = format!("{DEPLOYED}{}", session.config.name);
+    let connection = session.connect_announced().await?;
+    let deployed = session.inventory(&connection).await?.and_then(|inventory| {
+        inventory
+            .history
+            .into_iter()
+            .find(|record| record.outcome == DeployOutcome::Succeeded)
+            .and_then(|record| record.sha)
+    });
+    let root = &session.repo.root;
+    match deployed {
+        Some(sha) => {
+            let mut affected = affected(Some(root), &sha)?;
+            affected.since = since;
+            Ok(affected)
+        }
+        None => {
+            let repo = Repository::discover(Some(root)).map_err(user_error)?;
+            let head = crate::git::head_sha(&repo.root)?;
+            Ok(Affected {
+                since,
+                base: None,
+                head,
+                everything: true,
+                environments: repo.environments.keys().cloned().collect(),
+                apps: repo.apps.iter().map(|app| app.name.clone()).collect(),
+                files: Vec::new(),
+            })
+        }
+    }
 }
 
 /// What the changed file at `path` (absolute; `relative` to the repository root) touches;
@@ -191,10 +238,12 @@ fn classify(
             Some("yaml" | "yml")
         )
         && let Some(stem) = inside.file_stem().and_then(|s| s.to_str())
-        && repo.environments.contains_key(stem)
     {
-        return Touches::Environment {
-            name: stem.to_string(),
+        let name = stem.to_string();
+        return if repo.environments.contains_key(stem) {
+            Touches::Environment { name }
+        } else {
+            Touches::RemovedEnvironment { name }
         };
     }
     let kubernetes_dir = repo.layout.kubernetes_dir.as_deref();

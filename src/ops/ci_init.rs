@@ -642,8 +642,8 @@ env:
         out.push_str(&indent(&fill(PLAN_JOB, &[("ENV", &spec.plan_env)]), 2));
         out.push_str(&indent(&steps, 6));
 
-        // The default branch, in order.
-        let since_push = "${{ github.event.before }}";
+        // The default branch, in order; each environment compared with what it last deployed
+        // (a push whose deploy was cancelled, rejected or failed is still pending at the next).
         let mut previous: Option<&str> = None;
         for target in &spec.deploy {
             let needs = match previous {
@@ -655,10 +655,17 @@ env:
                 &fill(DEPLOY_JOB, &[("ENV", &target.name), ("NEEDS", &needs)]),
                 2,
             ));
+            // An agent's environment only builds here: since the previous push (no cluster
+            // access needed; a build skipped is made at the next, content tags being stable).
+            let since = if target.agent {
+                "${{ github.event.before }}".to_string()
+            } else {
+                format!("deployed:{}", target.name)
+            };
             let mut steps = setup(
                 spec,
                 &target.name,
-                since_push,
+                &since,
                 &gitship,
                 true,
                 !target.agent,
@@ -700,7 +707,8 @@ env:
         )
     }
 
-    /// Checkout, install, `affected`, then what the environment's commands need.
+    /// Checkout, install, `affected`, then what the environment's commands need. `affected
+    /// --since deployed:ENV` reads the cluster: the kubeconfig comes first then.
     fn setup(
         spec: &CiSpec,
         env: &str,
@@ -710,6 +718,13 @@ env:
         cluster: bool,
     ) -> String {
         let mut steps = fill(SETUP, &[]);
+        let reads_cluster = since.starts_with("deployed:");
+        if reads_cluster {
+            steps.push_str(&kubeconfig(env).replace(
+                "  if: steps.affected.outputs.affected == 'true'\n",
+                "",
+            ));
+        }
         steps.push_str(&fill(
             AFFECTED,
             &[("ENV", env), ("SINCE", since), ("GITSHIP", gitship)],
@@ -728,7 +743,7 @@ env:
                 ));
             }
         }
-        if cluster {
+        if cluster && !reads_cluster {
             steps.push_str(&kubeconfig(env));
         }
         steps
@@ -786,6 +801,8 @@ variables:
       - .gitship-ci/
   before_script:
     - apt-get update -qq && apt-get install -y -qq --no-install-recommends jq unzip > /dev/null
+    # The cache lives in the work tree: keep it out of `git status` (a clean tree is required).
+    - echo /.gitship-ci/ >> .git/info/exclude
     - export PATH="$CI_PROJECT_DIR/.gitship-ci/bin:$PATH"
     - command -v gitship > /dev/null || cargo install --locked --root "$CI_PROJECT_DIR/.gitship-ci" --git "$GITSHIP_GIT" --tag "v$GITSHIP_VERSION" gitship
 "#;
@@ -805,9 +822,11 @@ variables:
 "#;
 
     const AFFECTED: &str = r#"- |
-  # Skip what the change cannot affect (when `affected` cannot tell, run).
-  if @GITSHIP@ affected --since "@SINCE@" -o json > affected.json \
-    && ! jq -e --arg env @ENV@ '.environments | index($env)' affected.json > /dev/null; then
+  # Skip what the change cannot affect (when `affected` cannot tell, run). Outside the work
+  # tree, which must stay clean.
+  affected="$(mktemp)"
+  if @GITSHIP@ affected --since "@SINCE@" -o json > "$affected" \
+    && ! jq -e --arg env @ENV@ '.environments | index($env)' "$affected" > /dev/null; then
     echo "nothing @ENV@ deploys changed since @SINCE@"
     exit 0
   fi
@@ -1016,12 +1035,21 @@ variables:
             };
             let env = target.name.as_str();
             let mut out = self.fill(DEPLOY_JOB, env, &[("NEEDS", &needs), ("TIER", tier)]);
-            let mut script = self.fill(AFFECTED, env, &[("SINCE", "$CI_COMMIT_BEFORE_SHA")]);
+            // Compared with what the environment last deployed: a pipeline whose deploy was
+            // cancelled, rejected or failed is still pending at the next push.
+            // An agent's environment only builds here: since the previous push.
+            let (mut script, since) = if target.agent {
+                (String::new(), "$CI_COMMIT_BEFORE_SHA".to_string())
+            } else {
+                let kubeconfig = self.fill("- export KUBECONFIG=\"$@SECRET@\"\n", env, &[]);
+                (kubeconfig, format!("deployed:{env}"))
+            };
+            script.push_str(&self.fill(AFFECTED, env, &[("SINCE", &since)]));
             script.push_str(&self.fill("- @GITSHIP@ build @ENV@\n", env, &[]));
             let deploy = if target.agent {
                 "- echo \"images built; the gitship agent of @ENV@ applies this commit\"\n"
             } else {
-                "- export KUBECONFIG=\"$@SECRET@\"\n- @GITSHIP@ deploy @ENV@\n"
+                "- @GITSHIP@ deploy @ENV@\n"
             };
             script.push_str(&self.fill(deploy, env, &[]));
             out.push_str(&indent(&script, 4));

@@ -7,6 +7,7 @@ use std::path::Path;
 use std::process::Command;
 
 use gitship::ops::affected::{Affected, Touches};
+use serde_json::json;
 
 use crate::support::repo::{Repo, Run};
 use crate::support::{gitship, require_tool};
@@ -680,6 +681,101 @@ fn affected_follows_the_history() {
     );
     assert!(run.stderr.contains("hint: give a SHA"), "{}", run.stderr);
     assert!(run.stdout.is_empty());
+}
+
+/// `--since deployed:ENV` compares with what ENV last deployed successfully, read from its
+/// cluster: a push whose deploy never happened (cancelled, rejected, failed) is still affected
+/// at the next push, which `--since <previous push>` would have skipped. Never deployed:
+/// everything. A deleted environment config is reported, not ignored.
+#[test]
+fn affected_since_deployed_counts_what_never_reached_the_environment() {
+    let repo = Repo {
+        dir: tempfile::tempdir().expect("temp"),
+        kubeconfig: None,
+    };
+    repo.write(".gitignore", ".gitship/\n");
+    repo.write(
+        "infrastructure/kubernetes/site.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: site\ndata:\n  title: a\n",
+    );
+    for env in ["staging", "production"] {
+        repo.write(
+            &format!("config/{env}.yaml"),
+            &format!("cluster:\n  namespace: {env}\n"),
+        );
+    }
+    repo.write("README.md", "shop\n");
+    repo.git(&["init", "-q", "-b", "main"]);
+    repo.commit("base");
+    let deployed = |env: &str| {
+        let run = repo.ok(&[
+            "-o",
+            "json",
+            "affected",
+            "--since",
+            &format!("deployed:{env}"),
+            "--sandbox",
+        ]);
+        serde_json::from_str::<serde_json::Value>(&run.stdout)
+            .unwrap_or_else(|err| panic!("{err}:\n{}", run.stdout))
+    };
+    let never = deployed("production");
+    assert_eq!(never["everything"], true, "{never}");
+    assert_eq!(never["base"], serde_json::Value::Null, "{never}");
+    assert_eq!(never["environments"], json!(["production", "staging"]));
+    let human = repo.ok(&["affected", "--since", "deployed:production", "--sandbox"]);
+    assert!(
+        human
+            .stdout
+            .contains("never deployed: everything is affected"),
+        "{}",
+        human.stdout
+    );
+
+    repo.ok(&["deploy", "production", "--sandbox"]);
+    let base = Command::new("git")
+        .args(["rev-parse", "HEAD"])
+        .current_dir(repo.path())
+        .output()
+        .expect("git rev-parse");
+    let base = String::from_utf8_lossy(&base.stdout).into_owned();
+    // Push 1 changes production's config; its deploy is cancelled. Push 2 changes the docs.
+    repo.write(
+        "config/production.yaml",
+        "cluster:\n  namespace: production\nvalues:\n  x: 1\n",
+    );
+    repo.commit("push 1");
+    repo.write("README.md", "shop, documented\n");
+    repo.commit("push 2");
+    assert!(
+        affected(&repo, "HEAD~1").environments.is_empty(),
+        "since the previous push, production looks untouched"
+    );
+    let since = deployed("production");
+    assert_eq!(since["since"], "deployed:production");
+    assert_eq!(since["base"], base.trim(), "{since}");
+    assert_eq!(since["environments"], json!(["production"]), "{since}");
+
+    // A deploy that fails is not a base: the last success is.
+    repo.write(
+        "infrastructure/kubernetes/site.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: site\ndata:\n  title: \"${values.missing}\"\n",
+    );
+    repo.commit("broken");
+    assert_eq!(repo.gitship(&["deploy", "production", "--sandbox"]).code, 1);
+    assert_eq!(deployed("production")["base"], base.trim());
+
+    // Deleting an environment's config touches that (removed) environment.
+    repo.git(&["rm", "-q", "config/staging.yaml"]);
+    repo.commit("no staging");
+    let removed = affected(&repo, "HEAD~1");
+    assert_eq!(
+        removed.files[0].touches,
+        Touches::RemovedEnvironment {
+            name: "staging".into()
+        }
+    );
+    assert!(removed.environments.is_empty(), "{removed:?}");
 }
 
 /// An environment with its own `kubernetes.path`: its files touch it alone, and the shared
