@@ -41,10 +41,13 @@ pub fn init(ctx: &Context, settings: CiInitSettings) -> Result<Outcome> {
         .into_iter()
         .flat_map(|group| group.names)
         .collect();
-    out.push_str(&format!(
-        "secrets to set: {} (the file's header says what each holds)\n",
-        secrets.join(", ")
-    ));
+    let scope = match settings.platform {
+        crate::settings::CiPlatform::Github => {
+            " as environment secrets (the file's header says what each holds, and in which environments)"
+        }
+        crate::settings::CiPlatform::Gitlab => " (the file's header says what each holds)",
+    };
+    out.push_str(&format!("secrets to set: {}{scope}\n", secrets.join(", ")));
     ctx.printer.data(&out)?;
     Ok(Outcome::Success)
 }

@@ -311,17 +311,34 @@ pub struct Secrets {
     pub names: Vec<String>,
     /// What they hold, as the file's header says it, one line of the header each.
     pub holds: Vec<String>,
+    /// GitHub: the environments whose jobs read them (each an environment secret there);
+    /// empty on GitLab.
+    pub environments: Vec<String>,
 }
 
 /// The secrets the files [`generate`] writes for `spec` on `platform` read, in the order their
 /// header lists them: what `ci init` tells the user to set.
 pub fn secrets(spec: &CiSpec, platform: Platform) -> Vec<Secrets> {
-    let group = |names: &[&str], holds: &[&str]| Secrets {
+    let github = platform == Platform::Github;
+    let group = |names: &[&str], holds: &[&str], environments: Vec<String>| Secrets {
         names: names.iter().map(|name| name.to_string()).collect(),
         holds: holds.iter().map(|line| line.to_string()).collect(),
+        environments: if github { environments } else { Vec::new() },
     };
+    // The GitHub environments of the jobs: `<env>-plan` for the plan and drift, `<env>` for a
+    // deploy (an agent's environment only builds: no cluster, no Terraform).
+    let plan = |env: &str| format!("{env}-plan");
+    let deploying: Vec<String> = spec
+        .deploy
+        .iter()
+        .filter(|target| !target.agent)
+        .map(|target| target.name.clone())
+        .collect();
+    let reading: Vec<String> = spec.drift.iter().map(|env| plan(env)).collect();
     let mut secrets = Vec::new();
     if !spec.registries.is_empty() {
+        let mut environments = vec![plan(&spec.plan_env)];
+        environments.extend(spec.deploy.iter().map(|target| target.name.clone()));
         secrets.push(group(
             &["REGISTRY_USERNAME", "REGISTRY_PASSWORD"],
             &[
@@ -331,6 +348,7 @@ pub fn secrets(spec: &CiSpec, platform: Platform) -> Vec<Secrets> {
                 ),
                 "build and deploy push images)",
             ],
+            environments,
         ));
     }
     let kubeconfig_kind = match platform {
@@ -338,11 +356,16 @@ pub fn secrets(spec: &CiSpec, platform: Platform) -> Vec<Secrets> {
         Platform::Gitlab => "a variable of type File",
     };
     for env in &spec.drift {
+        let mut environments = vec![plan(env)];
+        if deploying.contains(env) {
+            environments.insert(0, env.clone());
+        }
         secrets.push(group(
             &[&kubeconfig_secret(env)],
             &[&format!(
                 "the kubeconfig of environment `{env}` ({kubeconfig_kind})"
             )],
+            environments,
         ));
     }
     if spec.terraform {
@@ -353,12 +376,14 @@ pub fn secrets(spec: &CiSpec, platform: Platform) -> Vec<Secrets> {
                 "backend; for `azurerm` use ARM_*, for `gcs` GOOGLE_CREDENTIALS, and change the",
                 "variables below to match)",
             ],
+            deploying.iter().cloned().chain(reading).collect(),
         ));
     }
     if platform == Platform::Gitlab {
         secrets.push(group(
             &["GITLAB_TOKEN"],
             &["a project access token with the `api` scope, to write the plan note"],
+            Vec::new(),
         ));
     }
     secrets
@@ -374,6 +399,14 @@ fn secrets_comment(spec: &CiSpec, platform: Platform, store: &str) -> String {
             } else {
                 lines.push(format!("#     {line}"));
             }
+        }
+        if !group.environments.is_empty() {
+            let names: Vec<String> = group
+                .environments
+                .iter()
+                .map(|env| format!("`{env}`"))
+                .collect();
+            lines.push(format!("#     in environments {}", names.join(", ")));
         }
     }
     lines.join("\n") + "\n"
@@ -418,7 +451,16 @@ mod github {
 #   one deploy of an environment at a time;
 # - every day (and on demand): `gitship drift` for @DRIFT@, failing on drift.
 # Each job asks `gitship affected` what the change touches and skips an environment it cannot
-# affect. Protect the deploy environments (Settings > Environments: required reviewers).
+# affect.
+#
+# Every secret is an environment secret (Settings > Environments), never a repository secret:
+# a pull request runs its own copy of this file, and could print any secret the repository
+# gives it. A deploy job reads the secrets of its environment (`production`): protect it with
+# required reviewers and deployment branches limited to `@BRANCH@`, so no other branch gets
+# them. The plan of pull requests and the drift check read those of `<env>-plan`
+# (`@PLAN@-plan`): credentials that can read and dry-run but not deploy (a registry token that
+# cannot push, a backend role that cannot write the state), since any branch may use them;
+# limit the `-plan` environments that only the drift check uses to `@BRANCH@` as well.
 #
 "#;
 
@@ -441,9 +483,12 @@ env:
   GITSHIP_GIT: @GIT@
 "#;
 
-    const TERRAFORM_ENV: &str = r#"  # The Terraform backend's credentials (an `s3` backend; see the header for others).
-  AWS_ACCESS_KEY_ID: ${{ secrets.AWS_ACCESS_KEY_ID }}
-  AWS_SECRET_ACCESS_KEY: ${{ secrets.AWS_SECRET_ACCESS_KEY }}
+    /// A job's own `env:` with the Terraform backend's credentials: secrets of the job's
+    /// environment, never of the workflow (a pull request runs its own copy of the workflow).
+    const TERRAFORM_ENV: &str = r#"  env:
+    # The Terraform backend's credentials (an `s3` backend; see the header for others).
+    AWS_ACCESS_KEY_ID: ${{ secrets.AWS_ACCESS_KEY_ID }}
+    AWS_SECRET_ACCESS_KEY: ${{ secrets.AWS_SECRET_ACCESS_KEY }}
 "#;
 
     const SETUP: &str = r#"- uses: actions/checkout@v5
@@ -508,13 +553,16 @@ env:
   name: plan @ENV@
   if: github.event_name == 'pull_request'
   runs-on: ubuntu-latest
+  # Its secrets are those of the environment `@ENV@-plan`: credentials that can plan (read,
+  # server-side dry run) but not deploy, since any branch's pull request runs this job.
+  environment: @ENV@-plan
   permissions:
     contents: read
     pull-requests: write
   concurrency:
     group: gitship-plan-${{ github.event.pull_request.number }}
     cancel-in-progress: true
-  steps:
+@JOB_ENV@  steps:
 "#;
 
     const PLAN_STEPS: &str = r#"- name: Validate
@@ -571,7 +619,7 @@ env:
   concurrency:
     group: gitship-deploy-@ENV@
     cancel-in-progress: false
-  steps:
+@JOB_ENV@  steps:
 "#;
 
     const BUILD_STEP: &str = r#"- name: Build
@@ -593,7 +641,9 @@ env:
   name: drift @ENV@
   if: github.event_name == 'schedule' || github.event_name == 'workflow_dispatch'
   runs-on: ubuntu-latest
-  steps:
+  # Drift only reads: the plan credentials of `@ENV@-plan`.
+  environment: @ENV@-plan
+@JOB_ENV@  steps:
 "#;
 
     const DRIFT_STEP: &str = r#"- name: Drift
@@ -616,7 +666,7 @@ env:
             spec,
             Platform::Github,
             HEADER,
-            "Settings > Secrets and variables > Actions",
+            "in each environment that uses them",
         );
         out.push('\n');
         out.push_str(&fill(
@@ -627,9 +677,6 @@ env:
                 ("BRANCH", &spec.branch),
             ],
         ));
-        if spec.terraform {
-            out.push_str(TERRAFORM_ENV);
-        }
         out.push_str("\njobs:\n");
 
         // Pull requests.
@@ -639,7 +686,13 @@ env:
             PLAN_STEPS,
             &[("GITSHIP", &gitship), ("ENV", &spec.plan_env)],
         ));
-        out.push_str(&indent(&fill(PLAN_JOB, &[("ENV", &spec.plan_env)]), 2));
+        out.push_str(&indent(
+            &fill(
+                PLAN_JOB,
+                &[("ENV", &spec.plan_env), ("JOB_ENV", job_env(spec, true))],
+            ),
+            2,
+        ));
         out.push_str(&indent(&steps, 6));
 
         // The default branch, in order; each environment compared with what it last deployed
@@ -652,7 +705,14 @@ env:
             };
             out.push('\n');
             out.push_str(&indent(
-                &fill(DEPLOY_JOB, &[("ENV", &target.name), ("NEEDS", &needs)]),
+                &fill(
+                    DEPLOY_JOB,
+                    &[
+                        ("ENV", &target.name),
+                        ("NEEDS", &needs),
+                        ("JOB_ENV", job_env(spec, !target.agent)),
+                    ],
+                ),
                 2,
             ));
             // An agent's environment only builds here: since the previous push (no cluster
@@ -662,14 +722,7 @@ env:
             } else {
                 format!("deployed:{}", target.name)
             };
-            let mut steps = setup(
-                spec,
-                &target.name,
-                &since,
-                &gitship,
-                true,
-                !target.agent,
-            );
+            let mut steps = setup(spec, &target.name, &since, &gitship, true, !target.agent);
             let values = [("GITSHIP", gitship.as_str()), ("ENV", target.name.as_str())];
             steps.push_str(&fill(BUILD_STEP, &values));
             if target.agent {
@@ -684,7 +737,10 @@ env:
         // The schedule.
         for env in &spec.drift {
             out.push('\n');
-            out.push_str(&indent(&fill(DRIFT_JOB, &[("ENV", env)]), 2));
+            out.push_str(&indent(
+                &fill(DRIFT_JOB, &[("ENV", env), ("JOB_ENV", job_env(spec, true))]),
+                2,
+            ));
             let mut steps = fill(SETUP, &[]);
             if spec.terraform {
                 steps.push_str(
@@ -698,6 +754,15 @@ env:
             out.push_str(&indent(&steps, 6));
         }
         out
+    }
+
+    /// A job's `env:` block: the Terraform backend's credentials when the job runs Terraform.
+    fn job_env(spec: &CiSpec, terraform: bool) -> &'static str {
+        if spec.terraform && terraform {
+            TERRAFORM_ENV
+        } else {
+            ""
+        }
     }
 
     fn kubeconfig(env: &str) -> String {
@@ -720,10 +785,9 @@ env:
         let mut steps = fill(SETUP, &[]);
         let reads_cluster = since.starts_with("deployed:");
         if reads_cluster {
-            steps.push_str(&kubeconfig(env).replace(
-                "  if: steps.affected.outputs.affected == 'true'\n",
-                "",
-            ));
+            steps.push_str(
+                &kubeconfig(env).replace("  if: steps.affected.outputs.affected == 'true'\n", ""),
+            );
         }
         steps.push_str(&fill(
             AFFECTED,
@@ -764,7 +828,16 @@ mod gitlab {
 #   order, one deploy of an environment at a time (`resource_group`);
 # - scheduled pipelines (CI/CD > Schedules): `gitship drift` for @DRIFT@, failing on drift.
 # Each job asks `gitship affected` what the change touches and skips an environment it cannot
-# affect. Protect the deploy environments (Settings > CI/CD > Protected environments).
+# affect.
+#
+# Scope every variable to the environments of the jobs that read it (the variable's
+# "Environment scope"). A deploy job runs in its environment (`production`): protect it
+# (Settings > CI/CD > Protected environments) and make its variables protected, so only the
+# default branch's pipelines see them. A merge request's pipeline runs on an unprotected
+# branch and sees no protected variable: the plan and the drift check run in `<env>-plan`
+# (`@PLAN@-plan`), whose variables must be unprotected and hold credentials that can read and
+# dry-run but not deploy (a registry token that cannot push, a backend role that cannot write
+# the state).
 #
 "#;
 
@@ -850,6 +923,10 @@ variables:
   stage: plan
   rules:
     - if: $CI_PIPELINE_SOURCE == "merge_request_event"
+  # The plan credentials, unprotected: a merge request's branch sees no protected variable.
+  environment:
+    name: @ENV@-plan
+    action: prepare
   artifacts:
     when: always
     expose_as: gitship plan @ENV@
@@ -911,6 +988,10 @@ variables:
   rules:
     - if: $CI_PIPELINE_SOURCE == "schedule"
     - if: $CI_PIPELINE_SOURCE == "web"
+  # Drift only reads: the plan credentials.
+  environment:
+    name: @ENV@-plan
+    action: prepare
   artifacts:
     when: always
     expose_as: gitship drift @ENV@
@@ -940,7 +1021,7 @@ variables:
             spec,
             Platform::Gitlab,
             HEADER,
-            "Settings > CI/CD > Variables, masked; protect those of protected environments",
+            "Settings > CI/CD > Variables, masked, scoped to the environments above",
         );
         out.push('\n');
         out.push_str(&setup(spec));

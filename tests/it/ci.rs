@@ -129,6 +129,67 @@ fn ci_init_github_for_the_example_is_valid_and_stable() {
     check_schema("vendor.github-workflows", &file);
 }
 
+/// The generated workflow, parsed: no job a pull request can run reads a secret except through
+/// a `<env>-plan` environment (credentials that cannot deploy), the workflow's own `env:` holds
+/// none, and every job that reads a deploy environment's secrets runs on pushes only.
+#[test]
+fn ci_init_github_gives_pull_requests_no_deploy_secret() {
+    use yaml_rust2::{Yaml, YamlLoader};
+    let repo = Repo::example();
+    repo.git(&["branch", "-M", "main"]);
+    let run = repo.ok(&[
+        "ci",
+        "init",
+        "github",
+        "--deploy-env",
+        "staging",
+        "production",
+    ]);
+    assert!(run.stdout.contains("environment secrets"), "{}", run.stdout);
+    let text = read(&repo.path().join(".github/workflows/gitship.yml"));
+    let docs = YamlLoader::load_from_str(&text).expect("YAML");
+    let workflow = &docs[0];
+    let reads_secrets = |node: &Yaml| {
+        let mut out = String::new();
+        let mut emitter = yaml_rust2::YamlEmitter::new(&mut out);
+        emitter.dump(node).expect("emit");
+        out.contains("secrets.")
+    };
+    assert!(
+        !reads_secrets(&workflow["env"]),
+        "the workflow's env holds a secret"
+    );
+    let jobs = workflow["jobs"].as_hash().expect("jobs");
+    let mut checked = 0;
+    for (name, job) in jobs {
+        let name = name.as_str().expect("job name");
+        let condition = job["if"].as_str().unwrap_or("");
+        let environment = job["environment"].as_str().unwrap_or("");
+        let on_pull_requests = condition.is_empty() || condition.contains("pull_request");
+        if reads_secrets(job) {
+            assert!(!environment.is_empty(), "{name} reads a repository secret");
+            checked += 1;
+        }
+        if on_pull_requests && reads_secrets(job) {
+            assert!(
+                environment.ends_with("-plan"),
+                "{name} runs on pull requests with the secrets of `{environment}`"
+            );
+        }
+        if !environment.is_empty() && !environment.ends_with("-plan") {
+            assert_eq!(
+                condition, "github.event_name == 'push'",
+                "{name} reads `{environment}`'s secrets"
+            );
+        }
+    }
+    assert!(checked >= 5, "plan, two deploys, two drifts: {checked}");
+    assert!(
+        text.contains("#     in environments `staging`, `staging-plan`"),
+        "{text}"
+    );
+}
+
 /// The deploy jobs run on pushes to the repository's default branch: `origin/HEAD`, else the
 /// branch checked out; `--branch` overrides it.
 #[test]
