@@ -497,10 +497,11 @@ pub struct CiInitArgs {
     /// The CI platform
     #[arg(value_enum)]
     pub platform: CiPlatformArg,
-    /// The environment pull requests are planned against (default: `staging` when it exists,
-    /// else the first environment that is not `production`)
-    #[arg(long, value_name = "ENV")]
-    pub plan_env: Option<String>,
+    /// The environments pull requests are planned against, each in its own job (default:
+    /// `staging` when it exists, else the first environment that is not `production`, and
+    /// every environment deployed)
+    #[arg(long = "plan-env", value_name = "ENV", num_args = 1..)]
+    pub plan_env: Vec<String>,
     /// The environments deployed from the default branch, in order (default: `production`)
     #[arg(long = "deploy-env", value_name = "ENV", num_args = 1..)]
     pub deploy_env: Vec<String>,

@@ -138,9 +138,9 @@ impl CiPlatform {
 #[derive(Debug, Clone)]
 pub struct CiInitSettings {
     pub platform: CiPlatform,
-    /// `--plan-env`: default `staging` when it exists, else the first environment (in name
-    /// order) that is not `production`.
-    pub plan_env: Option<String>,
+    /// `--plan-env`, each planned on pull requests; empty: `staging` when it exists (else the
+    /// first environment, in name order, that is not `production`) and every deployed one.
+    pub plan_envs: Vec<String>,
     /// `--deploy-env`, in deploy order; empty: the default (`production` when it exists).
     pub deploy_envs: Vec<String>,
     /// `--branch`: the branch whose pushes deploy (GitHub only; GitLab's pipeline names the
@@ -386,7 +386,7 @@ impl Settings {
                     cli::CiPlatformArg::Github => CiPlatform::Github,
                     cli::CiPlatformArg::Gitlab => CiPlatform::Gitlab,
                 },
-                plan_env: a.plan_env,
+                plan_envs: a.plan_env,
                 deploy_envs: a.deploy_env,
                 branch: a.branch,
                 force: a.force,

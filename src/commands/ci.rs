@@ -32,7 +32,7 @@ pub fn init(ctx: &Context, settings: CiInitSettings) -> Result<Outcome> {
         .collect();
     out.push_str(&format!(
         "plan on pull requests: {}\ndeploy from `{}`: {}\ndrift on a schedule: {}\n",
-        spec.plan_env,
+        spec.plan.join(", "),
         spec.branch,
         deploys.join(", "),
         spec.drift.join(", ")

@@ -39,7 +39,9 @@ pub struct CiSpec {
     /// the branch checked out), or `--branch`; on GitLab, `$CI_DEFAULT_BRANCH` (the project's
     /// default branch as GitLab knows it).
     pub branch: String,
-    pub plan_env: String,
+    /// The environments a pull request is planned against, each in its own job (skipped when
+    /// the change cannot affect it).
+    pub plan: Vec<String>,
     pub deploy: Vec<DeployTarget>,
     /// Environments checked for drift on the schedule: the plan environment and the deploy
     /// environments, in that order, without repeats.
@@ -120,19 +122,6 @@ fn spec(repo: &Repository, git_root: &Path, options: &CiInitSettings) -> Result<
         .into());
     }
     let branch = deploy_branch(&repo.root, options)?;
-    let plan_env = match &options.plan_env {
-        Some(name) => {
-            repo.environment_file(name).map_err(user_error)?;
-            name.clone()
-        }
-        None => names
-            .iter()
-            .find(|n| n.as_str() == "staging")
-            .or_else(|| names.iter().find(|n| n.as_str() != "production"))
-            .or_else(|| names.first())
-            .map(|n| n.to_string())
-            .unwrap_or_default(),
-    };
     let deploy_names: Vec<String> = if options.deploy_envs.is_empty() {
         if !repo.environments.contains_key("production") {
             return Err(UserError::new(
@@ -162,7 +151,20 @@ fn spec(repo: &Repository, git_root: &Path, options: &CiInitSettings) -> Result<
             agent: config.spans.keys.contains_key("agent"),
         });
     }
-    for name in std::iter::once(&plan_env).chain(&deploy_names) {
+    // Planned: the environments named, else the default one and every deployed one.
+    let mut plan: Vec<String> = Vec::new();
+    if options.plan_envs.is_empty() {
+        plan.push(default_plan_env(&names));
+        plan.extend(deploy_names.iter().cloned());
+    } else {
+        for name in &options.plan_envs {
+            repo.environment_file(name).map_err(user_error)?;
+            plan.push(name.clone());
+        }
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    plan.retain(|name| seen.insert(name.clone()));
+    for name in plan.iter().chain(&deploy_names) {
         let config = repo.load_env(name).map_err(user_error)?;
         if let Some(registry) = &config.registry
             && !repo.apps.is_empty()
@@ -170,7 +172,7 @@ fn spec(repo: &Repository, git_root: &Path, options: &CiInitSettings) -> Result<
             registries.insert(registry_host(registry).to_string());
         }
     }
-    let mut drift = vec![plan_env.clone()];
+    let mut drift = plan.clone();
     for name in &deploy_names {
         if !drift.contains(name) {
             drift.push(name.clone());
@@ -199,13 +201,25 @@ fn spec(repo: &Repository, git_root: &Path, options: &CiInitSettings) -> Result<
     Ok(CiSpec {
         repo_path,
         branch,
-        plan_env,
+        plan,
         deploy,
         drift,
         terraform: repo.layout.terraform_dir.is_some(),
         registries: registries.into_iter().collect(),
         gitship_version: env!("CARGO_PKG_VERSION").to_string(),
     })
+}
+
+/// The environment planned by default besides the deployed ones: `staging` when it exists, else
+/// the first that is not `production`, else the first.
+fn default_plan_env(names: &[&String]) -> String {
+    names
+        .iter()
+        .find(|n| n.as_str() == "staging")
+        .or_else(|| names.iter().find(|n| n.as_str() != "production"))
+        .or_else(|| names.first())
+        .map(|n| n.to_string())
+        .unwrap_or_default()
 }
 
 /// The branch whose pushes deploy: `--branch`, else the repository's default branch.
@@ -337,7 +351,7 @@ pub fn secrets(spec: &CiSpec, platform: Platform) -> Vec<Secrets> {
     let reading: Vec<String> = spec.drift.iter().map(|env| plan(env)).collect();
     let mut secrets = Vec::new();
     if !spec.registries.is_empty() {
-        let mut environments = vec![plan(&spec.plan_env)];
+        let mut environments: Vec<String> = spec.plan.iter().map(|env| plan(env)).collect();
         environments.extend(spec.deploy.iter().map(|target| target.name.clone()));
         secrets.push(group(
             &["REGISTRY_USERNAME", "REGISTRY_PASSWORD"],
@@ -423,11 +437,12 @@ fn header(spec: &CiSpec, platform: Platform, template: &str, store: &str) -> Str
     };
     let deploy_names = names(spec.deploy.iter().map(|d| d.name.as_str()).collect());
     let drift_names = names(spec.drift.iter().map(String::as_str).collect());
+    let plan_names = names(spec.plan.iter().map(String::as_str).collect());
     let mut out = fill(
         template,
         &[
             ("VERSION", &spec.gitship_version),
-            ("PLAN", &spec.plan_env),
+            ("PLAN", &plan_names),
             ("DEPLOY", &deploy_names),
             ("DRIFT", &drift_names),
             ("BRANCH", &spec.branch),
@@ -444,9 +459,9 @@ mod github {
 
     const HEADER: &str = r#"# Written by `gitship ci init github` (gitship @VERSION@); edit freely, `--force` writes it again.
 #
-# - pull requests: `gitship validate`, then `gitship plan @PLAN@`, posted as one comment updated
-#   in place and written to the job summary; the job fails only when the plan fails (exit 1),
-#   not when it shows changes (exit 2);
+# - pull requests: `gitship validate`, then `gitship plan` of @PLAN@, one job and one comment
+#   (updated in place, and written to the job summary) per environment; a job fails only when
+#   its plan fails (exit 1), not when it shows changes (exit 2);
 # - pushes to `@BRANCH@`: `gitship build` and `gitship deploy` for @DEPLOY@, in that order,
 #   one deploy of an environment at a time;
 # - every day (and on demand): `gitship drift` for @DRIFT@, failing on drift.
@@ -549,7 +564,7 @@ env:
     fi
 "#;
 
-    const PLAN_JOB: &str = r#"plan:
+    const PLAN_JOB: &str = r#"plan-@ENV@:
   name: plan @ENV@
   if: github.event_name == 'pull_request'
   runs-on: ubuntu-latest
@@ -560,14 +575,17 @@ env:
     contents: read
     pull-requests: write
   concurrency:
-    group: gitship-plan-${{ github.event.pull_request.number }}
+    group: gitship-plan-@ENV@-${{ github.event.pull_request.number }}
     cancel-in-progress: true
 @JOB_ENV@  steps:
 "#;
 
-    const PLAN_STEPS: &str = r#"- name: Validate
+    /// In the first plan job only: its annotations once, not once per environment.
+    const VALIDATE_STEP: &str = r#"- name: Validate
   run: @GITSHIP@ validate
-- name: Plan
+"#;
+
+    const PLAN_STEPS: &str = r#"- name: Plan
   id: plan
   if: steps.affected.outputs.affected == 'true'
   run: |
@@ -679,21 +697,24 @@ env:
         ));
         out.push_str("\njobs:\n");
 
-        // Pull requests.
+        // Pull requests: a plan job per environment, each skipped when the change cannot
+        // affect its environment.
         let since_pr = "${{ github.event.pull_request.base.sha }}";
-        let mut steps = setup(spec, &spec.plan_env, since_pr, &gitship, true, true);
-        steps.push_str(&fill(
-            PLAN_STEPS,
-            &[("GITSHIP", &gitship), ("ENV", &spec.plan_env)],
-        ));
-        out.push_str(&indent(
-            &fill(
-                PLAN_JOB,
-                &[("ENV", &spec.plan_env), ("JOB_ENV", job_env(spec, true))],
-            ),
-            2,
-        ));
-        out.push_str(&indent(&steps, 6));
+        for (index, env) in spec.plan.iter().enumerate() {
+            if index > 0 {
+                out.push('\n');
+            }
+            let mut steps = setup(spec, env, since_pr, &gitship, true, true);
+            if index == 0 {
+                steps.push_str(&fill(VALIDATE_STEP, &[("GITSHIP", &gitship)]));
+            }
+            steps.push_str(&fill(PLAN_STEPS, &[("GITSHIP", &gitship), ("ENV", env)]));
+            out.push_str(&indent(
+                &fill(PLAN_JOB, &[("ENV", env), ("JOB_ENV", job_env(spec, true))]),
+                2,
+            ));
+            out.push_str(&indent(&steps, 6));
+        }
 
         // The default branch, in order; each environment compared with what it last deployed
         // (a push whose deploy was cancelled, rejected or failed is still pending at the next).
@@ -821,9 +842,10 @@ mod gitlab {
 
     const HEADER: &str = r#"# Written by `gitship ci init gitlab` (gitship @VERSION@); edit freely, `--force` writes it again.
 #
-# - merge requests: `gitship validate` (a Code Quality report), then `gitship plan @PLAN@`,
-#   posted as one merge request note updated in place and kept as an artifact; the job fails
-#   only when the plan fails (exit 1), not when it shows changes (exit 2);
+# - merge requests: `gitship validate` (a Code Quality report), then `gitship plan` of @PLAN@,
+#   one job and one merge request note (updated in place, kept as an artifact) per
+#   environment; a job fails only when its plan fails (exit 1), not when it shows changes
+#   (exit 2);
 # - pushes to the default branch: `gitship build` and `gitship deploy` for @DEPLOY@, in that
 #   order, one deploy of an environment at a time (`resource_group`);
 # - scheduled pipelines (CI/CD > Schedules): `gitship drift` for @DRIFT@, failing on drift.
@@ -1028,16 +1050,15 @@ variables:
         out.push('\n');
         out.push_str(&fill(VALIDATE_JOB, &[("GITSHIP", &jobs.gitship)]));
 
-        // Merge requests.
-        out.push('\n');
-        out.push_str(&jobs.fill(PLAN_JOB, &spec.plan_env, &[]));
-        let mut script = jobs.fill(
-            AFFECTED,
-            &spec.plan_env,
-            &[("SINCE", "$CI_MERGE_REQUEST_DIFF_BASE_SHA")],
-        );
-        script.push_str(&jobs.fill(PLAN_SCRIPT, &spec.plan_env, &[]));
-        out.push_str(&indent(&script, 4));
+        // Merge requests: a plan job per environment.
+        for env in &spec.plan {
+            out.push('\n');
+            out.push_str(&jobs.fill(PLAN_JOB, env, &[]));
+            let since = [("SINCE", "$CI_MERGE_REQUEST_DIFF_BASE_SHA")];
+            let mut script = jobs.fill(AFFECTED, env, &since);
+            script.push_str(&jobs.fill(PLAN_SCRIPT, env, &[]));
+            out.push_str(&indent(&script, 4));
+        }
 
         // The default branch, in order.
         let mut previous: Option<&str> = None;
