@@ -124,6 +124,10 @@ fn ci_init_github_for_the_example_is_valid_and_stable() {
     ] {
         assert!(text.contains(expected), "no `{expected}` in:\n{text}");
     }
+    // Production is planned on pull requests too (its own job and comment); validate runs once.
+    assert!(text.contains("  plan-production:\n"), "{text}");
+    assert!(text.contains("<!-- gitship-plan:production -->"), "{text}");
+    assert_eq!(text.matches("run: gitship validate").count(), 1, "{text}");
     snapshot("ci_init_github_example", &text);
     actionlint(&file);
     check_schema("vendor.github-workflows", &file);
