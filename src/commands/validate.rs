@@ -125,6 +125,9 @@ fn codequality_report(
             })
             .unwrap_or_default();
     let mut issues = Vec::new();
+    // How many issues of the same file and description came before: the fingerprint's
+    // tie-breaker instead of the line, which moves whenever a line is inserted above.
+    let mut seen: std::collections::HashMap<(String, String), usize> = Default::default();
     for result in results {
         let Some(error) = &result.error else { continue };
         let mut problems = crate::diagnostics::located_problems(error);
@@ -144,8 +147,10 @@ fn codequality_report(
         for problem in problems {
             let path = crate::diagnostics::workspace_relative(&problem.file, base);
             let description = format!("{} (environment `{}`)", problem.message, result.environment);
+            let occurrence = seen.entry((path.clone(), description.clone())).or_default();
+            *occurrence += 1;
             let fingerprint = hex::encode(Sha256::digest(
-                format!("gitship-validate\n{path}\n{}\n{description}", problem.line).as_bytes(),
+                format!("gitship-validate\n{path}\n{description}\n{occurrence}").as_bytes(),
             ));
             issues.push(serde_json::json!({
                 "description": description,

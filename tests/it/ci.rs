@@ -573,6 +573,22 @@ fn validate_codequality_report() {
     assert_eq!(issue["fingerprint"].as_str().map(str::len), Some(64));
     assert!(run.stderr.contains("values.nope"), "errors on stderr too");
 
+    // A line inserted above moves the issue, not its fingerprint (GitLab would call it new).
+    let text = std::fs::read_to_string(repo.path().join("infrastructure/kubernetes/app.yaml"))
+        .expect("manifest");
+    repo.write(
+        "infrastructure/kubernetes/app.yaml",
+        &format!("# a comment\n{text}"),
+    );
+    let moved = gitship_with(
+        &repo,
+        &[("GITLAB_CI", Path::new("true"))],
+        &["validate", "-o", "codequality"],
+    );
+    let moved: serde_json::Value = serde_json::from_str(&moved.stdout).expect("JSON report");
+    assert_eq!(moved[0]["location"]["lines"]["begin"], 7);
+    assert_eq!(moved[0]["fingerprint"], issue["fingerprint"]);
+
     // A valid repository: an empty report, exit 0.
     repo.edit(
         "infrastructure/kubernetes/app.yaml",
