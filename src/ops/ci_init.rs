@@ -48,6 +48,9 @@ pub struct CiSpec {
     pub drift: Vec<String>,
     /// The repository has a Terraform module.
     pub terraform: bool,
+    /// The Terraform version the jobs install, and where it comes from
+    /// ([`terraform_version`]); `None` without a module.
+    pub terraform_version: Option<(String, String)>,
     /// The registry hosts the environments push to (for the logins), in name order.
     pub registries: Vec<String>,
     /// The gitship version the jobs install.
@@ -205,9 +208,77 @@ fn spec(repo: &Repository, git_root: &Path, options: &CiInitSettings) -> Result<
         deploy,
         drift,
         terraform: repo.layout.terraform_dir.is_some(),
+        terraform_version: terraform_version(repo)?,
         registries: registries.into_iter().collect(),
         gitship_version: env!("CARGO_PKG_VERSION").to_string(),
     })
+}
+
+/// The Terraform version CI installs when the repository has no pin of its own.
+pub const DEFAULT_TERRAFORM_VERSION: &str = "1.9.8";
+
+/// The Terraform version the jobs install, pinned, and where it comes from: `.terraform-version`
+/// (tfenv's; in the module's directory, else the repository's root), else the module's
+/// `required_version` when it names exactly one version (`1.9.8`, `= 1.9.8`), else
+/// [`DEFAULT_TERRAFORM_VERSION`]. `None` without a Terraform module.
+fn terraform_version(repo: &Repository) -> Result<Option<(String, String)>> {
+    let Some(module) = &repo.layout.terraform_dir else {
+        return Ok(None);
+    };
+    for dir in [module.as_path(), repo.root.as_path()] {
+        let file = dir.join(".terraform-version");
+        if std::fs::symlink_metadata(&file).is_err() {
+            continue;
+        }
+        let text = crate::repo::files::read_text(&repo.root, &file).map_err(user_error)?;
+        let version = text.trim();
+        if !is_exact_version(version) {
+            return Err(UserError::new(
+                format!(
+                    "`{}` names `{}`, not one Terraform version",
+                    repo.relative(&file).display(),
+                    version.escape_default()
+                ),
+                "write one version such as `1.9.8` (CI installs exactly it)",
+            )
+            .into());
+        }
+        return Ok(Some((
+            version.to_string(),
+            format!("`{}`", repo.relative(&file).display()),
+        )));
+    }
+    let (info, _) = crate::terraform::static_check::inspect_module(module, &repo.root);
+    let exact = info
+        .required_version
+        .as_deref()
+        .map(|v| v.trim().trim_start_matches('=').trim())
+        .filter(|v| is_exact_version(v));
+    Ok(Some(match exact {
+        Some(version) => (
+            version.to_string(),
+            "the module's `required_version`".into(),
+        ),
+        None => (
+            DEFAULT_TERRAFORM_VERSION.to_string(),
+            "gitship's default: pin yours in `.terraform-version`".into(),
+        ),
+    }))
+}
+
+/// `1.9.8`, `1.10.0-beta1`: digits and dots, an optional pre-release; nothing to quote.
+fn is_exact_version(version: &str) -> bool {
+    let (release, pre) = match version.split_once('-') {
+        Some((_, "")) => return false,
+        Some((release, pre)) => (release, pre),
+        None => (version, ""),
+    };
+    let parts: Vec<&str> = release.split('.').collect();
+    parts.len() == 3
+        && parts
+            .iter()
+            .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()))
+        && pre.chars().all(|c| c.is_ascii_alphanumeric() || c == '.')
 }
 
 /// The environment planned by default besides the deployed ones: `staging` when it exists, else
@@ -255,6 +326,15 @@ fn deploy_branch(root: &Path, options: &CiInitSettings) -> Result<String> {
         .into());
     }
     Ok(branch)
+}
+
+/// The Terraform version of `spec` and where it comes from (for the file's comment).
+fn terraform_pin(spec: &CiSpec) -> (&str, &str) {
+    spec.terraform_version
+        .as_ref()
+        .map_or(("", ""), |(version, from)| {
+            (version.as_str(), from.as_str())
+        })
 }
 
 /// The host part of a registry prefix (`ghcr.io/acme/blog` -> `ghcr.io`).
@@ -515,7 +595,7 @@ env:
   uses: actions/cache@v5
   with:
     path: ~/.cargo/bin/gitship
-    key: gitship-${{ runner.os }}-${{ env.GITSHIP_VERSION }}
+    key: gitship-${{ runner.os }}-${{ runner.arch }}-${{ env.GITSHIP_VERSION }}
 - name: Install gitship
   if: steps.cache-gitship.outputs.cache-hit != 'true'
   run: cargo install --locked --git "$GITSHIP_GIT" --tag "v$GITSHIP_VERSION" gitship
@@ -524,6 +604,8 @@ env:
     const TERRAFORM: &str = r#"- uses: hashicorp/setup-terraform@v3
   if: steps.affected.outputs.affected == 'true'
   with:
+    # @TF_FROM@
+    terraform_version: "@TF_VERSION@"
     terraform_wrapper: false
 "#;
 
@@ -765,7 +847,8 @@ env:
             let mut steps = fill(SETUP, &[]);
             if spec.terraform {
                 steps.push_str(
-                    &TERRAFORM.replace("  if: steps.affected.outputs.affected == 'true'\n", ""),
+                    &terraform(spec)
+                        .replace("  if: steps.affected.outputs.affected == 'true'\n", ""),
                 );
             }
             steps.push_str(
@@ -775,6 +858,12 @@ env:
             out.push_str(&indent(&steps, 6));
         }
         out
+    }
+
+    /// The step that installs the pinned Terraform.
+    fn terraform(spec: &CiSpec) -> String {
+        let (version, from) = terraform_pin(spec);
+        fill(TERRAFORM, &[("TF_VERSION", version), ("TF_FROM", from)])
     }
 
     /// A job's `env:` block: the Terraform backend's credentials when the job runs Terraform.
@@ -815,7 +904,7 @@ env:
             &[("ENV", env), ("SINCE", since), ("GITSHIP", gitship)],
         ));
         if spec.terraform && cluster {
-            steps.push_str(TERRAFORM);
+            steps.push_str(&terraform(spec));
         }
         if login {
             for registry in &spec.registries {
@@ -884,28 +973,41 @@ variables:
   GIT_DEPTH: "0"
 "#;
 
-    const TERRAFORM_VARIABLES: &str = r#"  TERRAFORM_VERSION: "1.9.8"
+    const TERRAFORM_VARIABLES: &str = r#"  # @TF_FROM@
+  TERRAFORM_VERSION: "@TF_VERSION@"
 "#;
 
     const BASE: &str = r#"
 .gitship:
   image: rust:1-bookworm
   cache:
-    key: gitship-$GITSHIP_VERSION
+    # One directory per machine architecture inside (`uname -m`).
+    key: gitship-$GITSHIP_VERSION@TF_KEY@
     paths:
       - .gitship-ci/
   before_script:
     - apt-get update -qq && apt-get install -y -qq --no-install-recommends jq unzip > /dev/null
     # The cache lives in the work tree: keep it out of `git status` (a clean tree is required).
     - echo /.gitship-ci/ >> .git/info/exclude
-    - export PATH="$CI_PROJECT_DIR/.gitship-ci/bin:$PATH"
-    - command -v gitship > /dev/null || cargo install --locked --root "$CI_PROJECT_DIR/.gitship-ci" --git "$GITSHIP_GIT" --tag "v$GITSHIP_VERSION" gitship
+    - export GITSHIP_CI_ROOT="$CI_PROJECT_DIR/.gitship-ci/$(uname -m)"
+    - export PATH="$GITSHIP_CI_ROOT/bin:$PATH"
+    - command -v gitship > /dev/null || cargo install --locked --root "$GITSHIP_CI_ROOT" --git "$GITSHIP_GIT" --tag "v$GITSHIP_VERSION" gitship
 "#;
 
     const TERRAFORM_INSTALL: &str = r#"    - |
-      if [ ! -x .gitship-ci/bin/terraform ]; then
-        curl -fsSLo /tmp/terraform.zip "https://releases.hashicorp.com/terraform/${TERRAFORM_VERSION}/terraform_${TERRAFORM_VERSION}_linux_amd64.zip"
-        unzip -q -o /tmp/terraform.zip terraform -d .gitship-ci/bin
+      # Terraform, checked against the release's SHA256SUMS before it is unpacked.
+      if [ ! -x "$GITSHIP_CI_ROOT/bin/terraform" ]; then
+        case "$(uname -m)" in
+          x86_64) arch=amd64 ;;
+          aarch64|arm64) arch=arm64 ;;
+          *) echo "no Terraform release for $(uname -m)"; exit 1 ;;
+        esac
+        zip="terraform_${TERRAFORM_VERSION}_linux_${arch}.zip"
+        release="https://releases.hashicorp.com/terraform/${TERRAFORM_VERSION}"
+        curl -fsSLo "/tmp/$zip" "$release/$zip"
+        curl -fsSLo /tmp/terraform.sha256sums "$release/terraform_${TERRAFORM_VERSION}_SHA256SUMS"
+        (cd /tmp && grep " $zip\$" terraform.sha256sums | sha256sum -c -)
+        unzip -q -o "/tmp/$zip" terraform -d "$GITSHIP_CI_ROOT/bin"
       fi
 "#;
 
@@ -1082,10 +1184,19 @@ variables:
             TOP,
             &[("VERSION", &spec.gitship_version), ("GIT", GITSHIP_GIT_URL)],
         );
+        let (version, from) = terraform_pin(spec);
         if spec.terraform {
-            out.push_str(TERRAFORM_VARIABLES);
+            out.push_str(&fill(
+                TERRAFORM_VARIABLES,
+                &[("TF_VERSION", version), ("TF_FROM", from)],
+            ));
         }
-        out.push_str(BASE);
+        let key = if spec.terraform {
+            "-$TERRAFORM_VERSION"
+        } else {
+            ""
+        };
+        out.push_str(&fill(BASE, &[("TF_KEY", key)]));
         if spec.terraform {
             out.push_str(TERRAFORM_INSTALL);
         }
@@ -1176,6 +1287,24 @@ mod tests {
         assert_eq!(yaml_quote("a\"b\nc"), "\"a\\\"b\\nc\"");
         assert_eq!(shell_quote("ghcr.io"), "'ghcr.io'");
         assert_eq!(shell_quote("a'$(x)'b"), r"'a'\''$(x)'\''b'");
+    }
+
+    #[test]
+    fn exact_versions_only() {
+        for version in ["1.9.8", "1.10.0-beta1", "0.15.5"] {
+            assert!(is_exact_version(version), "{version}");
+        }
+        for version in [
+            ">= 1.5",
+            "1.9",
+            "latest",
+            "1.9.8-",
+            "1.9.8; rm -rf /",
+            "",
+            "1..8",
+        ] {
+            assert!(!is_exact_version(version), "{version}");
+        }
     }
 
     #[test]

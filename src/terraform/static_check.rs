@@ -33,6 +33,8 @@ pub struct ModuleInfo {
     /// The backend a `terraform` block declares (`backend "s3"`; `cloud` for a `cloud` block);
     /// `None` is Terraform's default, the local backend.
     pub backend: Option<String>,
+    /// The `terraform` block's `required_version`, as written (`">= 1.5"`, `"1.9.8"`).
+    pub required_version: Option<String>,
 }
 
 impl ModuleInfo {
@@ -182,6 +184,13 @@ fn read_hcl_file(text: &str, shown: &Path, info: &mut ModuleInfo) -> Result<(), 
                         _ => {}
                     }
                 }
+                if let Some(Expression::String(version)) = block
+                    .body
+                    .get_attribute("required_version")
+                    .map(|attribute| &attribute.value)
+                {
+                    info.required_version = Some(version.value().to_string());
+                }
                 if let Some(span) = block.span() {
                     info.init_inputs
                         .push(text.get(span).unwrap_or_default().to_string());
@@ -254,6 +263,9 @@ fn read_json_file(text: &str, shown: &Path, info: &mut ModuleInfo) -> Result<(),
         }
         if block.get("cloud").is_some() {
             info.backend = Some("cloud".to_string());
+        }
+        if let Some(version) = block.get("required_version").and_then(|v| v.as_str()) {
+            info.required_version = Some(version.to_string());
         }
     }
     for key in ["terraform", "module"] {
@@ -383,6 +395,7 @@ mod tests {
             "terraform {\n  required_version = \">= 1.5\"\n  backend \"s3\" {\n    bucket = \"b\"\n  }\n}\n",
         );
         assert_eq!(s3.backend.as_deref(), Some("s3"));
+        assert_eq!(s3.required_version.as_deref(), Some(">= 1.5"));
         assert!(!s3.local_state());
         assert!(
             !module(

@@ -133,6 +133,63 @@ fn ci_init_github_for_the_example_is_valid_and_stable() {
     check_schema("vendor.github-workflows", &file);
 }
 
+/// CI installs one Terraform version, from the repository: `.terraform-version`, else an exact
+/// `required_version`, else gitship's default; GitLab checks the download's SHA256SUMS, and the
+/// caches are per architecture (and Terraform version).
+#[test]
+fn ci_init_pins_terraform_from_the_repository() {
+    let repo = Repo::example();
+    repo.git(&["branch", "-M", "main"]);
+    let github = repo.path().join(".github/workflows/gitship.yml");
+    let gitlab = repo.path().join(".gitlab-ci.yml");
+    let init = |platform: &str| repo.ok(&["ci", "init", platform, "--force"]);
+    init("github");
+    let text = read(&github);
+    assert!(text.contains("terraform_version: \"1.9.8\""), "{text}");
+    assert!(
+        text.contains("# gitship's default: pin yours in `.terraform-version`"),
+        "{text}"
+    );
+    assert!(
+        text.contains("key: gitship-${{ runner.os }}-${{ runner.arch }}-"),
+        "{text}"
+    );
+
+    let main_tf = repo.path().join("infrastructure/terraform/main.tf");
+    let module = std::fs::read_to_string(&main_tf).expect("main.tf");
+    repo.write(
+        "infrastructure/terraform/versions.tf",
+        "terraform {\n  required_version = \"= 1.7.5\"\n}\n",
+    );
+    init("github");
+    assert!(read(&github).contains("terraform_version: \"1.7.5\""));
+    repo.write("infrastructure/terraform/.terraform-version", "1.10.2\n");
+    init("github");
+    assert!(read(&github).contains("terraform_version: \"1.10.2\""));
+    init("gitlab");
+    let text = read(&gitlab);
+    assert!(text.contains("TERRAFORM_VERSION: \"1.10.2\""), "{text}");
+    assert!(text.contains("sha256sum -c -"), "{text}");
+    assert!(
+        text.contains("key: gitship-$GITSHIP_VERSION-$TERRAFORM_VERSION"),
+        "{text}"
+    );
+    check_schema("vendor.gitlab-ci", &gitlab);
+
+    repo.write("infrastructure/terraform/.terraform-version", "latest\n");
+    let refused = repo.gitship(&["ci", "init", "github", "--force"]);
+    assert_eq!(refused.code, 1, "{}", refused.all());
+    assert!(
+        refused
+            .stderr
+            .contains("`infrastructure/terraform/.terraform-version` names `latest`"),
+        "{}",
+        refused.stderr
+    );
+    assert!(read(&github).contains("1.10.2"), "nothing written");
+    drop(module);
+}
+
 /// The generated workflow, parsed: no job a pull request can run reads a secret except through
 /// a `<env>-plan` environment (credentials that cannot deploy), the workflow's own `env:` holds
 /// none, and every job that reads a deploy environment's secrets runs on pushes only.
