@@ -6,7 +6,7 @@ use anyhow::Result;
 use crate::commands::Context;
 use crate::exit::Outcome;
 use crate::ops::affected::Touches;
-use crate::settings::OutputFormat;
+use crate::output::OutputFormat;
 
 pub fn run(ctx: &Context, since: &str) -> Result<Outcome> {
     let affected = crate::ops::affected::affected(ctx.global.repo.as_deref(), since)?;

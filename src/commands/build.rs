@@ -5,10 +5,11 @@ use anyhow::Result;
 
 use crate::commands::Context;
 use crate::exit::Outcome;
-use crate::image::{BuildAction, BuildResult};
-use crate::settings::{BuildSettings, OutputFormat};
+use crate::ops::build::BuildInputs;
+use crate::ops::build::{BuildAction, BuildResult};
+use crate::output::OutputFormat;
 
-pub async fn run(ctx: &Context, env: &str, settings: BuildSettings) -> Result<Outcome> {
+pub async fn run(ctx: &Context, env: &str, settings: BuildInputs) -> Result<Outcome> {
     let results =
         crate::ops::build::build(ctx.global.repo.as_deref(), env, &settings, &ctx.printer).await?;
     ctx.printer.status(&summary(&results));

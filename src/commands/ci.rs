@@ -6,9 +6,10 @@ use anyhow::Result;
 use crate::commands::Context;
 use crate::exit::Outcome;
 use crate::ops::ci_init;
-use crate::settings::{CiInitSettings, OutputFormat};
+use crate::ops::ci_init::CiInitRequest;
+use crate::output::OutputFormat;
 
-pub fn init(ctx: &Context, settings: CiInitSettings) -> Result<Outcome> {
+pub fn init(ctx: &Context, settings: CiInitRequest) -> Result<Outcome> {
     let report = ci_init::ci_init(ctx.global.repo.as_deref(), &settings)?;
     if ctx.printer.format == OutputFormat::Json {
         ctx.printer.data(&serde_json::to_string_pretty(&report)?)?;

@@ -32,13 +32,23 @@ pub mod validate;
 #[derive(Debug, Clone)]
 pub struct Context {
     pub global: GlobalSettings,
+    /// `-C` and `--kubeconfig`, as the operations take them.
+    pub workspace: crate::ops::session::Workspace,
     pub printer: Printer,
 }
 
 /// Run the command; async commands get a multi-threaded tokio runtime with signal handling.
 pub fn dispatch(settings: Settings) -> Result<Outcome> {
     let ctx = Context {
-        printer: Printer::new(&settings.global),
+        printer: Printer::new(
+            settings.global.output,
+            settings.global.color,
+            settings.global.quiet,
+        ),
+        workspace: crate::ops::session::Workspace {
+            repo: settings.global.repo.clone(),
+            kubeconfig: settings.global.kubeconfig.clone(),
+        },
         global: settings.global,
     };
     // Under GitHub Actions, the errors of the commands that point into the repository also
@@ -143,9 +153,9 @@ pub fn cluster_session(
     settings: crate::settings::StatusSettings,
 ) -> Result<crate::ops::Session> {
     crate::ops::Session::open(
-        &ctx.global,
+        &ctx.workspace,
         &ctx.printer,
-        &crate::settings::ClusterSettings {
+        &crate::ops::session::SessionTarget {
             env: settings.env,
             sandbox: settings.sandbox,
             terraform_outputs: None,

@@ -18,7 +18,7 @@ use anyhow::Result;
 use crate::commands::Context;
 use crate::diagnostics::UserError;
 use crate::exit::Outcome;
-use crate::settings::OutputFormat;
+use crate::output::OutputFormat;
 
 pub fn run(
     ctx: &Context,
