@@ -522,3 +522,60 @@ fn build(a: cli::BuildOptions) -> Result<BuildInputs> {
         allow_dirty: a.allow_dirty,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    fn flags() -> DeploySettings {
+        DeploySettings {
+            cluster: SessionTarget {
+                env: "production".into(),
+                sandbox: false,
+                terraform_outputs: None,
+            },
+            build: BuildInputs {
+                force_build: true,
+                jobs: 3,
+                allow_dirty: false,
+            },
+            plan: None,
+            allow_empty: false,
+            prune_protected: true,
+            no_prune: false,
+            timeout: Some(Duration::from_secs(9)),
+            lock_timeout: None,
+            lock_lease: None,
+            skip_preflight: false,
+            force: false,
+            rev: Some("v1".into()),
+            atomic: false,
+        }
+    }
+
+    #[test]
+    fn deploy_flags_override_the_environment_config_and_only_when_given() {
+        let dir = tempfile::tempdir().expect("temp");
+        std::fs::create_dir_all(dir.path().join("config")).expect("mkdir");
+        std::fs::write(
+            dir.path().join("config/production.yaml"),
+            "cluster:\n  namespace: blog\ndeploy:\n  timeout: 2m\n  lock_timeout: 1m\n",
+        )
+        .expect("write");
+        let repo = crate::repo::Repository::discover(Some(dir.path())).expect("repository");
+        let config = repo.load_env("production").expect("config");
+        let request = flags().request(&config);
+        assert_eq!(request.timeout, Duration::from_secs(9), "the flag");
+        assert_eq!(request.lock_timeout, Duration::from_secs(60), "the config");
+        assert!(request.prune && request.prune_protected && !request.allow_empty);
+        assert_eq!(request.build.jobs, 3);
+        assert_eq!(request.rev.as_deref(), Some("v1"));
+        assert_eq!(
+            request.policy.images,
+            crate::ops::deploy::ImagePolicy::Build,
+            "a person's deploy builds"
+        );
+    }
+}

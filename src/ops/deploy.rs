@@ -124,8 +124,8 @@ pub struct Deployed {
 
 /// What a deploy is asked to do, every value resolved: the pipeline reads nothing else of its
 /// caller. `commands/deploy.rs` builds it from the command line over
-/// [`DeployRequest::for_environment`] (`DeploySettings::request`: the one place where flags meet
-/// the config); the agent and a rollback build it from the environment's config and what they
+/// [`DeployRequest::for_environment`] (the one place where flags meet the config is there, in
+/// the command layer); the agent and a rollback build it from the environment's config and what they
 /// change of it, never from a made-up command line.
 #[derive(Debug, Clone)]
 pub struct DeployRequest {
