@@ -18,20 +18,19 @@ use crate::ops::build::BuildInputs;
 use crate::ops::ci_init::{CiInitRequest, Platform};
 use crate::ops::deploy::DeployRequest;
 use crate::ops::rollback::RollbackRequest;
-use crate::ops::session::SessionTarget;
+use crate::ops::session::{SessionTarget, Workspace};
 use crate::output::{ColorMode, OutputFormat};
 use crate::repo::EnvConfig;
 
 /// Flags that apply to every command.
 #[derive(Debug, Clone)]
 pub struct GlobalSettings {
-    /// `-C DIR`; `None` means the enclosing Git work tree of the current directory.
-    pub repo: Option<PathBuf>,
+    /// `-C DIR` and `--kubeconfig`, as the operations take them.
+    pub workspace: Workspace,
     pub output: OutputFormat,
     pub color: ColorMode,
     pub quiet: bool,
     pub verbose: u8,
-    pub kubeconfig: Option<PathBuf>,
 }
 
 /// The whole validated command line.
@@ -215,7 +214,10 @@ impl Settings {
 
 fn global(g: cli::GlobalArgs) -> GlobalSettings {
     GlobalSettings {
-        repo: g.repo,
+        workspace: Workspace {
+            repo: g.repo,
+            kubeconfig: g.kubeconfig,
+        },
         output: match g.output {
             cli::OutputArg::Human => OutputFormat::Human,
             // The Code Quality report is JSON; `validate` says which JSON.
@@ -229,7 +231,6 @@ fn global(g: cli::GlobalArgs) -> GlobalSettings {
         },
         quiet: g.quiet,
         verbose: g.verbose,
-        kubeconfig: g.kubeconfig,
     }
 }
 

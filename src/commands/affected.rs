@@ -9,7 +9,7 @@ use crate::ops::affected::Touches;
 use crate::output::OutputFormat;
 
 pub fn run(ctx: &Context, since: &str) -> Result<Outcome> {
-    let affected = crate::ops::affected::affected(ctx.global.repo.as_deref(), since)?;
+    let affected = crate::ops::affected::affected(ctx.global.workspace.repo.as_deref(), since)?;
     if ctx.printer.format == OutputFormat::Json {
         ctx.printer
             .data(&serde_json::to_string_pretty(&affected)?)?;

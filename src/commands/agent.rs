@@ -7,5 +7,5 @@ use crate::commands::Context;
 use crate::exit::Outcome;
 
 pub async fn run(ctx: &Context, settings: AgentRequest) -> Result<Outcome> {
-    crate::agent::run(&settings, &ctx.workspace, &ctx.printer).await
+    crate::agent::run(&settings, &ctx.global.workspace, &ctx.printer).await
 }

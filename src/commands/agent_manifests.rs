@@ -9,7 +9,7 @@ use crate::exit::Outcome;
 
 pub fn run(ctx: &Context, settings: ManifestsRequest) -> Result<Outcome> {
     let manifests =
-        crate::agent::manifests::agent_manifests(ctx.global.repo.as_deref(), &settings)?;
+        crate::agent::manifests::agent_manifests(ctx.global.workspace.repo.as_deref(), &settings)?;
     ctx.printer.data(&manifests.to_yaml())?;
     ctx.printer.status(&format!(
         "agent manifests for environment `{}` in namespace `{}` (the namespace itself is not included)",

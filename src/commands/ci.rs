@@ -10,7 +10,7 @@ use crate::ops::ci_init::CiInitRequest;
 use crate::output::OutputFormat;
 
 pub fn init(ctx: &Context, settings: CiInitRequest) -> Result<Outcome> {
-    let report = ci_init::ci_init(ctx.global.repo.as_deref(), &settings)?;
+    let report = ci_init::ci_init(ctx.global.workspace.repo.as_deref(), &settings)?;
     if ctx.printer.format == OutputFormat::Json {
         ctx.printer.data(&serde_json::to_string_pretty(&report)?)?;
         return Ok(Outcome::Success);

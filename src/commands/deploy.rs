@@ -13,10 +13,13 @@ use crate::settings::DeploySettings;
 
 pub async fn run(ctx: &Context, settings: DeploySettings) -> Result<Outcome> {
     let session = match &settings.rev {
-        Some(revision) => {
-            Session::open_revision(&ctx.workspace, &ctx.printer, &settings.cluster, revision)?
-        }
-        None => Session::open(&ctx.workspace, &ctx.printer, &settings.cluster)?,
+        Some(revision) => Session::open_revision(
+            &ctx.global.workspace,
+            &ctx.printer,
+            &settings.cluster,
+            revision,
+        )?,
+        None => Session::open(&ctx.global.workspace, &ctx.printer, &settings.cluster)?,
     };
     let source = match &settings.plan {
         Some(path) => DeploySource::SavedPlan(path.clone()),
@@ -31,7 +34,7 @@ pub async fn run(ctx: &Context, settings: DeploySettings) -> Result<Outcome> {
                 settings.cluster.env
             ));
             let back = match crate::ops::rollback::undo_failed(
-                &ctx.workspace,
+                &ctx.global.workspace,
                 &ctx.printer,
                 &settings.cluster,
             )

@@ -32,8 +32,6 @@ pub mod validate;
 #[derive(Debug, Clone)]
 pub struct Context {
     pub global: GlobalSettings,
-    /// `-C` and `--kubeconfig`, as the operations take them.
-    pub workspace: crate::ops::session::Workspace,
     pub printer: Printer,
 }
 
@@ -45,10 +43,6 @@ pub fn dispatch(settings: Settings) -> Result<Outcome> {
             settings.global.color,
             settings.global.quiet,
         ),
-        workspace: crate::ops::session::Workspace {
-            repo: settings.global.repo.clone(),
-            kubeconfig: settings.global.kubeconfig.clone(),
-        },
         global: settings.global,
     };
     // Under GitHub Actions, the errors of the commands that point into the repository also
@@ -62,7 +56,7 @@ pub fn dispatch(settings: Settings) -> Result<Outcome> {
                 | CommandSettings::Drift(_)
         )
     {
-        crate::diagnostics::enable_github_annotations(ctx.global.repo.as_deref());
+        crate::diagnostics::enable_github_annotations(ctx.global.workspace.repo.as_deref());
     }
     match settings.command {
         CommandSettings::Envs => envs::run(&ctx),
@@ -153,7 +147,7 @@ pub fn cluster_session(
     settings: crate::settings::StatusSettings,
 ) -> Result<crate::ops::Session> {
     crate::ops::Session::open(
-        &ctx.workspace,
+        &ctx.global.workspace,
         &ctx.printer,
         &crate::ops::session::SessionTarget {
             env: settings.env,

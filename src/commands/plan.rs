@@ -58,11 +58,11 @@ pub fn open(
 ) -> Result<(Session, Target)> {
     Ok(match rev {
         Some(revision) => (
-            Session::open_revision(&ctx.workspace, &ctx.printer, cluster, revision)?,
+            Session::open_revision(&ctx.global.workspace, &ctx.printer, cluster, revision)?,
             Target::Session,
         ),
         None => (
-            Session::open(&ctx.workspace, &ctx.printer, cluster)?,
+            Session::open(&ctx.global.workspace, &ctx.printer, cluster)?,
             Target::FollowPin,
         ),
     })

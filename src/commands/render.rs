@@ -12,7 +12,8 @@ use crate::exit::Outcome;
 use crate::output::OutputFormat;
 
 pub fn run(ctx: &Context, env: &str, terraform_outputs: Option<&Path>) -> Result<Outcome> {
-    let rendered = crate::ops::render::render(ctx.global.repo.as_deref(), env, terraform_outputs)?;
+    let rendered =
+        crate::ops::render::render(ctx.global.workspace.repo.as_deref(), env, terraform_outputs)?;
     let manifests = &rendered.manifests;
     match ctx.printer.format {
         OutputFormat::Json => {
