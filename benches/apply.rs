@@ -15,8 +15,8 @@ use gitship::diagnostics::Location;
 use gitship::kube::deploy::{DeployOptions, ObjectAction};
 use gitship::kube::deploy_objects;
 use gitship::model::{Environment, Manifest};
+use gitship::output::OutputFormat;
 use gitship::output::Printer;
-use gitship::settings::OutputFormat;
 use serde_json::{Value, json};
 
 fn object(index: usize) -> Value {

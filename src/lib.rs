@@ -4,12 +4,15 @@
 //! exit code. The layers, from the top (see `ARCHITECTURE.md`): `commands` (one file per verb:
 //! settings in, report out), `agent` (the pull-based loop over the operations), `ops` (the operations: one `Session`, one deploy pipeline), `plan`
 //! (the cross-layer plan model and its renderers), the stages `image`, `terraform`, `render` and
-//! `kube`, and the foundation (`repo`, `git`, `model`, `process`, `output`, `diagnostics`).
+//! `kube`, and the foundation (`repo`, `git`, `model`, `duration`, `ci`, `process`, `output`,
+//! `diagnostics`, `exit`). `cli` and `settings` stop at the command layer.
 
 pub mod agent;
+pub mod ci;
 pub mod cli;
 pub mod commands;
 pub mod diagnostics;
+pub mod duration;
 pub mod exit;
 pub mod git;
 pub mod image;

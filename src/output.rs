@@ -6,7 +6,21 @@ use std::io::{IsTerminal, Write};
 
 use anstyle::{AnsiColor, Style};
 
-use crate::settings::{ColorMode, GlobalSettings, OutputFormat};
+/// Where data goes and how it looks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutputFormat {
+    Human,
+    Json,
+    Markdown,
+}
+
+/// Whether to color human output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ColorMode {
+    Auto,
+    Always,
+    Never,
+}
 
 /// Styles used across human output.
 pub mod style {
@@ -32,17 +46,18 @@ pub struct Printer {
 }
 
 impl Printer {
-    pub fn new(global: &GlobalSettings) -> Self {
+    /// The printer for `--output`, `--color` and `--quiet`.
+    pub fn new(format: OutputFormat, color: ColorMode, quiet: bool) -> Self {
         let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
-        let decide = |is_tty: bool| match global.color {
+        let decide = |is_tty: bool| match color {
             ColorMode::Always => true,
             ColorMode::Never => false,
             ColorMode::Auto => is_tty && !no_color,
         };
         let stderr_tty = std::io::stderr().is_terminal();
         Printer {
-            format: global.output,
-            quiet: global.quiet,
+            format,
+            quiet,
             color_stdout: decide(std::io::stdout().is_terminal()),
             color_stderr: decide(stderr_tty),
             interactive: stderr_tty && std::env::var_os("CI").is_none(),

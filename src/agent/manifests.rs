@@ -59,8 +59,17 @@ use crate::diagnostics::{UserError, user_error};
 use crate::model::{ENVIRONMENT_LABEL, Manifest, group_of, is_cluster_scoped};
 use crate::render::UnknownOutputs;
 use crate::repo::Repository;
-use crate::settings::AgentManifestsSettings;
 use crate::terraform;
+
+/// `gitship agent manifests ENV`: what the command line asked for.
+#[derive(Debug, Clone)]
+pub struct ManifestsRequest {
+    pub env: String,
+    pub image: String,
+    pub source: Option<String>,
+    pub branch: Option<String>,
+    pub path: Option<PathBuf>,
+}
 
 /// The name of the agent's ServiceAccount, Role, RoleBinding, Deployment and Service.
 pub const AGENT_NAME: &str = "gitship-agent";
@@ -115,7 +124,7 @@ impl AgentManifests {
 /// The agent's manifests for `settings.env` of the repository at `repo_dir` (or the current one).
 pub fn agent_manifests(
     repo_dir: Option<&Path>,
-    settings: &AgentManifestsSettings,
+    settings: &ManifestsRequest,
 ) -> Result<AgentManifests> {
     check_image(&settings.image)?;
     let repo = Repository::discover(repo_dir).map_err(user_error)?;

@@ -1,7 +1,7 @@
 //! `gitship agent ENV`: pull-based GitOps. See `ARCHITECTURE.md` ("The agent").
 //!
 //! The agent is a loop over the operations, not a pipeline of its own: every sync and every
-//! heal is one [`crate::ops::deploy::deploy_with`] of a commit checked out in the agent's own
+//! heal is one [`crate::ops::deploy::deploy`] of a commit checked out in the agent's own
 //! clone, under the same deploy lock as `gitship deploy`; every drift check is
 //! [`crate::ops::drift::drift_with`].
 //!
@@ -36,10 +36,27 @@ use crate::agent::state::{AgentState, Liveness, Status, WebhookSecrets};
 use crate::diagnostics::{UserError, user_error};
 use crate::exit::Outcome;
 use crate::git::clone::GitSource;
+use crate::ops::session::Workspace;
 use crate::output::Printer;
 use crate::repo::Repository;
 use crate::repo::config::{AgentConfig, AgentTerraform, NotifyConfig};
-use crate::settings::{AgentSettings, GlobalSettings};
+
+/// `gitship agent ENV`: what the command line asked for; `agent:` in the environment's config fills what they leave
+/// unset (see [`crate::agent::AgentOptions`]).
+#[derive(Debug, Clone)]
+pub struct AgentRequest {
+    pub env: String,
+    pub source: Option<String>,
+    pub branch: Option<String>,
+    pub path: Option<PathBuf>,
+    pub cache: Option<PathBuf>,
+    pub interval: Option<Duration>,
+    pub heal_interval: Option<Duration>,
+    pub listen: Option<std::net::SocketAddr>,
+    pub lease_duration: Option<Duration>,
+    pub once: bool,
+    pub sandbox: bool,
+}
 
 /// The default poll interval (`--interval`).
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(60);
@@ -73,57 +90,18 @@ pub struct AgentOptions {
 }
 
 impl AgentOptions {
-    /// Resolve the flags against the `-C` repository's config (when there is one).
-    pub fn resolve(settings: &AgentSettings, global: &GlobalSettings) -> Result<AgentOptions> {
-        let local = Repository::discover(global.repo.as_deref()).ok();
-        let config = match &local {
-            Some(repo) => Some(repo.load_env(&settings.env).map_err(user_error)?),
-            None => None,
-        };
-        let agent = config
-            .as_ref()
-            .map(|c| c.agent.clone())
-            .unwrap_or_else(|| AgentConfig {
+    /// Resolve the flags against the `-C` repository's config (when there is one): each flag
+    /// that is given wins over `agent:` of the config, which wins over the defaults.
+    pub fn resolve(settings: &AgentRequest, workspace: &Workspace) -> Result<AgentOptions> {
+        let local = Repository::discover(workspace.repo.as_deref()).ok();
+        let agent = match &local {
+            Some(repo) => repo.load_env(&settings.env).map_err(user_error)?.agent,
+            None => AgentConfig {
                 self_heal: true,
                 ..AgentConfig::default()
-            });
-        let (source, path, branch) = match (&settings.source, &agent.source) {
-            (Some(source), _) | (None, Some(source)) => (
-                source.clone(),
-                settings.path.clone().unwrap_or_default(),
-                settings.branch.clone().or_else(|| agent.branch.clone()),
-            ),
-            (None, None) => {
-                let Some(repo) = &local else {
-                    return Err(UserError::usage(
-                        "the agent needs a Git source: no `--source`, and no repository here",
-                        "pass `--source URL` (file://, https://, ssh:// or a path), or run it in the repository (or `-C DIR`)",
-                    )
-                    .into());
-                };
-                let git_root = crate::git::work_tree_root(&repo.root).ok_or_else(|| {
-                    UserError::new(
-                        format!("`{}` is not inside a Git work tree", repo.root.display()),
-                        "pass `--source URL`",
-                    )
-                })?;
-                let path = repo
-                    .root
-                    .strip_prefix(&git_root)
-                    .map(PathBuf::from)
-                    .unwrap_or_default();
-                let branch = settings
-                    .branch
-                    .clone()
-                    .or_else(|| agent.branch.clone())
-                    .or_else(|| current_branch(&git_root));
-                (
-                    git_root.to_string_lossy().into_owned(),
-                    settings.path.clone().unwrap_or(path),
-                    branch,
-                )
-            }
+            },
         };
+        let (source, path, branch) = git_source(settings, &agent, local.as_ref())?;
         if settings.sandbox && !settings.once {
             return Err(UserError::usage(
                 "`agent --sandbox` runs with `--once` only: the simulated cluster lives in one process at a time, which a running agent and its deploys cannot share",
@@ -138,31 +116,6 @@ impl AgentOptions {
             )
             .into());
         }
-        let listen = match (settings.listen, &agent.listen) {
-            (Some(listen), _) => Some(listen),
-            (None, Some(text)) => Some(text.parse().map_err(|_| {
-                UserError::new(
-                    format!("`agent.listen: {text}` is not an address to listen on"),
-                    "give IP:PORT, e.g. `0.0.0.0:8080`",
-                )
-            })?),
-            (None, None) => None,
-        };
-        // Intervals down to 100ms (benchmarks); a Lease counts whole seconds.
-        let at_least = |flag: &str, value: Duration| {
-            let least = if flag == "--lease-duration" {
-                Duration::from_secs(1)
-            } else {
-                Duration::from_millis(100)
-            };
-            if value < least {
-                return Err(UserError::usage(
-                    format!("`{flag}` must be at least {least:?}"),
-                    "e.g. `--interval 30s`",
-                ));
-            }
-            Ok(value)
-        };
         Ok(AgentOptions {
             env: settings.env.clone(),
             source,
@@ -174,25 +127,19 @@ impl AgentOptions {
                 .unwrap_or_else(crate::git::clone::default_cache),
             interval: at_least(
                 "--interval",
-                settings
-                    .interval
-                    .or(agent.interval)
-                    .unwrap_or(DEFAULT_INTERVAL),
+                settings.interval.or(agent.interval),
+                DEFAULT_INTERVAL,
             )?,
             heal_interval: at_least(
                 "--heal-interval",
-                settings
-                    .heal_interval
-                    .or(agent.heal_interval)
-                    .unwrap_or(DEFAULT_HEAL_INTERVAL),
+                settings.heal_interval.or(agent.heal_interval),
+                DEFAULT_HEAL_INTERVAL,
             )?,
-            listen,
+            listen: listen_address(settings.listen, agent.listen.as_deref())?,
             lease_duration: at_least(
                 "--lease-duration",
-                settings
-                    .lease_duration
-                    .or(agent.lease_duration)
-                    .unwrap_or(DEFAULT_LEASE_DURATION),
+                settings.lease_duration.or(agent.lease_duration),
+                DEFAULT_LEASE_DURATION,
             )?,
             once: settings.once,
             sandbox: settings.sandbox,
@@ -200,9 +147,85 @@ impl AgentOptions {
             terraform: agent.terraform,
             self_heal: agent.self_heal,
             notify: agent.notify,
-            kubeconfig: global.kubeconfig.clone(),
+            kubeconfig: workspace.kubeconfig.clone(),
         })
     }
+}
+
+/// The Git source, the path below its root and the branch: `--source` or `agent.source`, else
+/// the Git work tree of the `-C` repository (its path below the root, its current branch).
+fn git_source(
+    settings: &AgentRequest,
+    agent: &AgentConfig,
+    local: Option<&Repository>,
+) -> Result<(String, PathBuf, Option<String>)> {
+    if let Some(source) = settings.source.as_ref().or(agent.source.as_ref()) {
+        return Ok((
+            source.clone(),
+            settings.path.clone().unwrap_or_default(),
+            settings.branch.clone().or_else(|| agent.branch.clone()),
+        ));
+    }
+    let Some(repo) = local else {
+        return Err(UserError::usage(
+            "the agent needs a Git source: no `--source`, and no repository here",
+            "pass `--source URL` (file://, https://, ssh:// or a path), or run it in the repository (or `-C DIR`)",
+        )
+        .into());
+    };
+    let git_root = crate::git::work_tree_root(&repo.root).ok_or_else(|| {
+        UserError::new(
+            format!("`{}` is not inside a Git work tree", repo.root.display()),
+            "pass `--source URL`",
+        )
+    })?;
+    let path = repo
+        .root
+        .strip_prefix(&git_root)
+        .map(PathBuf::from)
+        .unwrap_or_default();
+    let branch = settings
+        .branch
+        .clone()
+        .or_else(|| agent.branch.clone())
+        .or_else(|| current_branch(&git_root));
+    Ok((
+        git_root.to_string_lossy().into_owned(),
+        settings.path.clone().unwrap_or(path),
+        branch,
+    ))
+}
+
+/// `--listen`, else `agent.listen` (checked to be an address).
+fn listen_address(flag: Option<SocketAddr>, config: Option<&str>) -> Result<Option<SocketAddr>> {
+    match (flag, config) {
+        (Some(listen), _) => Ok(Some(listen)),
+        (None, Some(text)) => Ok(Some(text.parse().map_err(|_| {
+            UserError::new(
+                format!("`agent.listen: {text}` is not an address to listen on"),
+                "give IP:PORT, e.g. `0.0.0.0:8080`",
+            )
+        })?)),
+        (None, None) => Ok(None),
+    }
+}
+
+/// `value` (else `default`), at least 100ms (benchmarks), or 1s for a Lease, which counts whole
+/// seconds.
+fn at_least(flag: &str, value: Option<Duration>, default: Duration) -> Result<Duration, UserError> {
+    let value = value.unwrap_or(default);
+    let least = if flag == "--lease-duration" {
+        Duration::from_secs(1)
+    } else {
+        Duration::from_millis(100)
+    };
+    if value < least {
+        return Err(UserError::usage(
+            format!("`{flag}` must be at least {least:?}"),
+            "e.g. `--interval 30s`",
+        ));
+    }
+    Ok(value)
 }
 
 /// The branch `HEAD` names in the Git repository at `root`.
@@ -248,15 +271,15 @@ fn webhook_secrets() -> WebhookSecrets {
 
 /// Run the agent until SIGTERM/SIGINT (exit 0), or once (`--once`: deploy's exit codes).
 pub async fn run(
-    settings: &AgentSettings,
-    global: &GlobalSettings,
+    settings: &AgentRequest,
+    workspace: &Workspace,
     printer: &Printer,
 ) -> Result<Outcome> {
-    let options = AgentOptions::resolve(settings, global)?;
+    let options = AgentOptions::resolve(settings, workspace)?;
     let source = GitSource::open(&options.source, options.branch.as_deref(), &options.cache)?;
     let identity = format!(
         "{} {}",
-        crate::kube::inventory::who(),
+        crate::ci::who(),
         &uuid::Uuid::new_v4().simple().to_string()[..8]
     );
     let status = Status::new(
@@ -315,15 +338,8 @@ pub async fn run(
         Tokens::from_env(),
         printer.clone(),
     );
-    let mut agent = Agent::new(
-        options,
-        source,
-        state,
-        identity,
-        global.clone(),
-        printer.clone(),
-    )
-    .notifying(notifier);
+    let mut agent =
+        Agent::new(options, source, state, identity, printer.clone()).notifying(notifier);
     let result = agent.run().await;
     if let Some(stop) = stop_http {
         let _ = stop.send(());

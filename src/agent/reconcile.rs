@@ -2,7 +2,7 @@
 //!
 //! - **Sync** (every `interval`, or at once on a push webhook): fetch; when the branch moved,
 //!   check the new commit out in the agent's clone and deploy it through the one pipeline
-//!   ([`crate::ops::deploy::deploy_with`]), without building (unless `agent.build`) and with
+//!   ([`crate::ops::deploy::deploy`]), without building (unless `agent.build`) and with
 //!   Terraform as `agent.terraform` says. A failed commit leaves the cluster at the last good
 //!   revision (the pipeline's static checks and preflight run before anything changes), and is
 //!   tried again after a back-off of 5 s doubling to 5 min; a new commit resets the back-off.
@@ -40,11 +40,11 @@ use crate::kube::events::{self, EventType};
 use crate::kube::inventory::{DeployOutcome, RecordSource};
 use crate::model::Environment;
 use crate::ops::deploy::{DeployPolicy, ImagePolicy, ImagesMissing, TerraformPolicy};
+use crate::ops::session::{SessionTarget, Workspace};
 use crate::ops::{DeploySource, Session};
 use crate::output::Printer;
 use crate::plan::{DriftKind, DriftReport};
 use crate::repo::config::AgentTerraform;
-use crate::settings::{BuildSettings, ClusterSettings, DeploySettings, GlobalSettings};
 
 /// The first back-off after a failed sync.
 const BACKOFF_MIN: Duration = Duration::from_secs(5);
@@ -71,7 +71,6 @@ pub struct Agent {
     source: GitSource,
     state: Arc<AgentState>,
     identity: String,
-    global: GlobalSettings,
     printer: Printer,
     /// The revision the cluster runs (the last good sync).
     applied: Option<Revision>,
@@ -111,7 +110,6 @@ impl Agent {
         source: GitSource,
         state: Arc<AgentState>,
         identity: String,
-        global: GlobalSettings,
         printer: Printer,
     ) -> Agent {
         Agent {
@@ -120,7 +118,6 @@ impl Agent {
             source,
             state,
             identity,
-            global,
             printer,
             applied: None,
             retry: None,
@@ -450,15 +447,14 @@ impl Agent {
     /// The session for the commit checked out in the clone.
     fn session(&self) -> Result<Session> {
         let root: PathBuf = self.source.work_tree()?.join(&self.options.path);
-        let global = GlobalSettings {
+        let workspace = Workspace {
             repo: Some(root),
             kubeconfig: self.options.kubeconfig.clone(),
-            ..self.global.clone()
         };
         Session::open(
-            &global,
+            &workspace,
             &self.printer,
-            &ClusterSettings {
+            &SessionTarget {
                 env: self.options.env.clone(),
                 sandbox: self.options.sandbox,
                 terraform_outputs: None,
@@ -524,30 +520,11 @@ impl Agent {
             return Err(local_state_refused(&self.options.env));
         }
         let policy = self.policy(purpose);
-        let settings = DeploySettings {
-            cluster: ClusterSettings {
-                env: self.options.env.clone(),
-                sandbox: self.options.sandbox,
-                terraform_outputs: None,
-            },
-            build: BuildSettings {
-                force_build: false,
-                jobs: std::thread::available_parallelism().map_or(1, |n| n.get()),
-                allow_dirty: false,
-            },
-            plan: None,
-            allow_empty: false,
-            prune_protected: false,
-            no_prune: false,
-            timeout: None,
-            lock_timeout: None,
-            lock_lease: None,
-            skip_preflight: false,
-            force: false,
-            rev: None,
-            atomic: false,
+        let request = crate::ops::deploy::DeployRequest {
+            policy,
+            ..crate::ops::deploy::DeployRequest::for_environment(&session.config)
         };
-        crate::ops::deploy::deploy_with(&session, &DeploySource::WorkTree, &settings, &policy).await
+        crate::ops::deploy::deploy(&session, &DeploySource::WorkTree, &request).await
     }
 
     /// One sync: fetch, and deploy the branch's newest commit when it moved.
@@ -1036,7 +1013,15 @@ impl Agent {
 
     async fn event(&self, kind: EventType, reason: &str, message: &str) {
         if let Some((client, environment)) = &self.cluster {
-            events::record(client, environment, kind, reason, message).await;
+            events::record(
+                client,
+                environment,
+                &crate::ci::who(),
+                kind,
+                reason,
+                message,
+            )
+            .await;
         }
     }
 

@@ -7,20 +7,21 @@ use crate::commands::Context;
 use crate::exit::Outcome;
 use crate::ops::Session;
 use crate::ops::affected::{DEPLOYED, Touches};
-use crate::settings::{ClusterSettings, OutputFormat};
+use crate::ops::session::SessionTarget;
+use crate::output::OutputFormat;
 
 pub async fn run(ctx: &Context, since: &str, sandbox: bool) -> Result<Outcome> {
     let affected = match since.strip_prefix(DEPLOYED) {
         Some(env) => {
-            let cluster = ClusterSettings {
+            let target = SessionTarget {
                 env: env.to_string(),
                 sandbox,
                 terraform_outputs: None,
             };
-            let session = Session::open(&ctx.global, &ctx.printer, &cluster)?;
+            let session = Session::open(&ctx.global.workspace, &ctx.printer, &target)?;
             crate::ops::affected::since_deployed(&session).await?
         }
-        None => crate::ops::affected::affected(ctx.global.repo.as_deref(), since)?,
+        None => crate::ops::affected::affected(ctx.global.workspace.repo.as_deref(), since)?,
     };
     if ctx.printer.format == OutputFormat::Json {
         ctx.printer

@@ -2,10 +2,10 @@
 
 use anyhow::Result;
 
+use crate::agent::AgentRequest;
 use crate::commands::Context;
 use crate::exit::Outcome;
-use crate::settings::AgentSettings;
 
-pub async fn run(ctx: &Context, settings: AgentSettings) -> Result<Outcome> {
-    crate::agent::run(&settings, &ctx.global, &ctx.printer).await
+pub async fn run(ctx: &Context, settings: AgentRequest) -> Result<Outcome> {
+    crate::agent::run(&settings, &ctx.global.workspace, &ctx.printer).await
 }

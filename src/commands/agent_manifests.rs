@@ -3,13 +3,13 @@
 
 use anyhow::Result;
 
+use crate::agent::manifests::ManifestsRequest;
 use crate::commands::Context;
 use crate::exit::Outcome;
-use crate::settings::AgentManifestsSettings;
 
-pub fn run(ctx: &Context, settings: AgentManifestsSettings) -> Result<Outcome> {
+pub fn run(ctx: &Context, settings: ManifestsRequest) -> Result<Outcome> {
     let manifests =
-        crate::agent::manifests::agent_manifests(ctx.global.repo.as_deref(), &settings)?;
+        crate::agent::manifests::agent_manifests(ctx.global.workspace.repo.as_deref(), &settings)?;
     ctx.printer.data(&manifests.to_yaml())?;
     ctx.printer.status(&format!(
         "agent manifests for environment `{}` in namespace `{}` (the namespace itself is not included)",

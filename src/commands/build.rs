@@ -5,12 +5,18 @@ use anyhow::Result;
 
 use crate::commands::Context;
 use crate::exit::Outcome;
-use crate::image::{BuildAction, BuildResult};
-use crate::settings::{BuildSettings, OutputFormat};
+use crate::ops::build::BuildInputs;
+use crate::ops::build::{BuildAction, BuildResult};
+use crate::output::OutputFormat;
 
-pub async fn run(ctx: &Context, env: &str, settings: BuildSettings) -> Result<Outcome> {
-    let results =
-        crate::ops::build::build(ctx.global.repo.as_deref(), env, &settings, &ctx.printer).await?;
+pub async fn run(ctx: &Context, env: &str, settings: BuildInputs) -> Result<Outcome> {
+    let results = crate::ops::build::build(
+        ctx.global.workspace.repo.as_deref(),
+        env,
+        &settings,
+        &ctx.printer,
+    )
+    .await?;
     ctx.printer.status(&summary(&results));
     ctx.printer.data(&render(&results, ctx.printer.format)?)?;
     Ok(Outcome::Success)

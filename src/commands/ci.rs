@@ -6,10 +6,11 @@ use anyhow::Result;
 use crate::commands::Context;
 use crate::exit::Outcome;
 use crate::ops::ci_init;
-use crate::settings::{CiInitSettings, OutputFormat};
+use crate::ops::ci_init::CiInitRequest;
+use crate::output::OutputFormat;
 
-pub fn init(ctx: &Context, settings: CiInitSettings) -> Result<Outcome> {
-    let report = ci_init::ci_init(ctx.global.repo.as_deref(), &settings)?;
+pub fn init(ctx: &Context, settings: CiInitRequest) -> Result<Outcome> {
+    let report = ci_init::ci_init(ctx.global.workspace.repo.as_deref(), &settings)?;
     if ctx.printer.format == OutputFormat::Json {
         ctx.printer.data(&serde_json::to_string_pretty(&report)?)?;
         return Ok(Outcome::Success);
@@ -42,10 +43,10 @@ pub fn init(ctx: &Context, settings: CiInitSettings) -> Result<Outcome> {
         .flat_map(|group| group.names)
         .collect();
     let scope = match settings.platform {
-        crate::settings::CiPlatform::Github => {
+        ci_init::Platform::Github => {
             " as environment secrets (the file's header says what each holds, and in which environments)"
         }
-        crate::settings::CiPlatform::Gitlab => " (the file's header says what each holds)",
+        ci_init::Platform::Gitlab => " (the file's header says what each holds)",
     };
     out.push_str(&format!("secrets to set: {}{scope}\n", secrets.join(", ")));
     ctx.printer.data(&out)?;

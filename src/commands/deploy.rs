@@ -5,31 +5,36 @@ use anyhow::Result;
 
 use crate::commands::Context;
 use crate::exit::Outcome;
-use crate::kube::deploy::{DeployReport, ObjectAction};
+use crate::ops::deploy::{DeployReport, ObjectAction};
 use crate::ops::{DeploySource, Session};
+use crate::output::OutputFormat;
 use crate::output::Printer;
-use crate::settings::{DeploySettings, OutputFormat};
+use crate::settings::DeploySettings;
 
 pub async fn run(ctx: &Context, settings: DeploySettings) -> Result<Outcome> {
     let session = match &settings.rev {
-        Some(revision) => {
-            Session::open_revision(&ctx.global, &ctx.printer, &settings.cluster, revision)?
-        }
-        None => Session::open(&ctx.global, &ctx.printer, &settings.cluster)?,
+        Some(revision) => Session::open_revision(
+            &ctx.global.workspace,
+            &ctx.printer,
+            &settings.cluster,
+            revision,
+        )?,
+        None => Session::open(&ctx.global.workspace, &ctx.printer, &settings.cluster)?,
     };
     let source = match &settings.plan {
         Some(path) => DeploySource::SavedPlan(path.clone()),
         None => DeploySource::WorkTree,
     };
-    let report = match crate::ops::deploy::deploy(&session, &source, &settings).await {
-        Ok(report) => report,
-        Err(error) if settings.atomic && unhealthy(&error) => {
+    let request = settings.request(&session.config);
+    let report = match crate::ops::deploy::deploy(&session, &source, &request).await {
+        Ok(deployed) => deployed.report,
+        Err(error) if settings.atomic && crate::ops::deploy::is_unhealthy(&error) => {
             ctx.printer.warn(&format!(
                 "the workloads of `{}` did not become healthy: `--atomic` rolls back",
                 settings.cluster.env
             ));
             let back = match crate::ops::rollback::undo_failed(
-                &ctx.global,
+                &ctx.global.workspace,
                 &ctx.printer,
                 &settings.cluster,
             )
@@ -64,16 +69,6 @@ pub async fn run(ctx: &Context, settings: DeploySettings) -> Result<Outcome> {
     };
     print_report(&ctx.printer, &report, session.sandbox)?;
     Ok(Outcome::Success)
-}
-
-/// Whether a deploy failed because its workloads did not become healthy.
-fn unhealthy(error: &anyhow::Error) -> bool {
-    error.chain().any(|cause| {
-        matches!(
-            cause.downcast_ref::<crate::kube::KubeError>(),
-            Some(crate::kube::KubeError::Unhealthy { .. })
-        )
-    })
 }
 
 /// Print the report: JSON as data with `--output json`, otherwise a per-kind table and a summary.

@@ -7,10 +7,10 @@ use crate::commands::Context;
 use crate::commands::plan::print_plan;
 use crate::exit::Outcome;
 use crate::ops::Session;
-use crate::settings::ClusterSettings;
+use crate::ops::session::SessionTarget;
 
-pub async fn run(ctx: &Context, settings: ClusterSettings) -> Result<Outcome> {
-    let session = Session::open(&ctx.global, &ctx.printer, &settings)?;
+pub async fn run(ctx: &Context, settings: SessionTarget) -> Result<Outcome> {
+    let session = Session::open(&ctx.global.workspace, &ctx.printer, &settings)?;
     let result = crate::ops::plan::kubernetes(&session).await?;
     print_plan(ctx, &result)?;
     Ok(if result.has_changes() {

@@ -6,7 +6,8 @@ use anyhow::Result;
 use crate::commands::Context;
 use crate::commands::plan::MARKDOWN_LIMIT;
 use crate::exit::Outcome;
-use crate::settings::{DriftSettings, OutputFormat};
+use crate::output::OutputFormat;
+use crate::settings::DriftSettings;
 
 pub async fn run(ctx: &Context, settings: DriftSettings) -> Result<Outcome> {
     let (session, target) =

@@ -7,7 +7,8 @@ use crate::commands::Context;
 use crate::exit::Outcome;
 
 pub fn run(ctx: &Context, name: &str, from: &str, namespace: Option<&str>) -> Result<Outcome> {
-    let report = crate::ops::env_new::env_new(ctx.global.repo.as_deref(), name, from, namespace)?;
+    let report =
+        crate::ops::env_new::env_new(ctx.global.workspace.repo.as_deref(), name, from, namespace)?;
     for warning in &report.warnings {
         ctx.printer.warn(warning);
     }

@@ -4,10 +4,10 @@ use anyhow::Result;
 
 use crate::commands::Context;
 use crate::exit::Outcome;
-use crate::settings::OutputFormat;
+use crate::output::OutputFormat;
 
 pub fn run(ctx: &Context) -> Result<Outcome> {
-    let listing = crate::ops::envs::environments(ctx.global.repo.as_deref())?;
+    let listing = crate::ops::envs::environments(ctx.global.workspace.repo.as_deref())?;
     let rows = &listing.environments;
     let text = match ctx.printer.format {
         OutputFormat::Json => serde_json::to_string_pretty(rows)?,

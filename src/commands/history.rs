@@ -9,11 +9,13 @@ use chrono::{DateTime, Utc};
 
 use crate::commands::Context;
 use crate::exit::Outcome;
-use crate::kube::inventory::{DeployOutcome, DeployRecord};
 use crate::ops::Session;
+use crate::ops::history::{DeployOutcome, DeployRecord};
 use crate::ops::history::{HistoryReport, RevisionDiff, RevisionRef};
+use crate::ops::session::SessionTarget;
+use crate::output::OutputFormat;
 use crate::plan::ObjectAction;
-use crate::settings::{ClusterSettings, HistorySettings, OutputFormat};
+use crate::settings::HistorySettings;
 
 /// The widest a REVISION cell gets (short SHA and subject).
 const REVISION_WIDTH: usize = 40;
@@ -23,12 +25,12 @@ const HEADERS: [&str; 9] = [
 ];
 
 pub async fn run(ctx: &Context, settings: HistorySettings) -> Result<Outcome> {
-    let cluster = ClusterSettings {
+    let cluster = SessionTarget {
         env: settings.env,
         sandbox: settings.sandbox,
         terraform_outputs: None,
     };
-    let session = Session::open(&ctx.global, &ctx.printer, &cluster)?;
+    let session = Session::open(&ctx.global.workspace, &ctx.printer, &cluster)?;
     if let Some((from, to)) = &settings.diff {
         let diff = crate::ops::history::diff(&session, from, to).await?;
         let text = match ctx.printer.format {
@@ -163,7 +165,7 @@ fn human(report: &HistoryReport) -> String {
 
 /// A rollback that re-applied an earlier record's stored manifests: that record's number.
 fn reapplied(record: &DeployRecord) -> Option<u64> {
-    (record.source == crate::kube::inventory::RecordSource::Rollback)
+    (record.source == crate::ops::history::RecordSource::Rollback)
         .then_some(record.manifests)
         .flatten()
         .filter(|from| *from != record.number)
@@ -263,7 +265,7 @@ fn duration(millis: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::kube::inventory::{RecordCounts, RecordSource, TerraformCounts};
+    use crate::ops::history::{RecordCounts, RecordSource, TerraformCounts};
 
     fn at(text: &str) -> DateTime<Utc> {
         DateTime::parse_from_rfc3339(text)
@@ -317,7 +319,7 @@ mod tests {
             duration_ms: Some(850),
             outcome: DeployOutcome::Failed,
             number: 3,
-            error: Some(crate::kube::inventory::RecordError {
+            error: Some(crate::ops::history::RecordError {
                 stage: "health".into(),
                 object: None,
                 message: "1 object(s) did not become healthy:\nDeployment blog/web: 0/3 ready"

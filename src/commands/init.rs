@@ -8,10 +8,10 @@ use anyhow::Result;
 use crate::commands::Context;
 use crate::exit::Outcome;
 use crate::ops::init::InitOptions;
-use crate::settings::OutputFormat;
+use crate::output::OutputFormat;
 
 pub fn run(ctx: &Context, env: String, registry: Option<String>, force: bool) -> Result<Outcome> {
-    let root = match &ctx.global.repo {
+    let root = match &ctx.global.workspace.repo {
         Some(dir) => std::path::absolute(dir)?,
         None => {
             let cwd = std::env::current_dir()?;

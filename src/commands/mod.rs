@@ -38,7 +38,11 @@ pub struct Context {
 /// Run the command; async commands get a multi-threaded tokio runtime with signal handling.
 pub fn dispatch(settings: Settings) -> Result<Outcome> {
     let ctx = Context {
-        printer: Printer::new(&settings.global),
+        printer: Printer::new(
+            settings.global.output,
+            settings.global.color,
+            settings.global.quiet,
+        ),
         global: settings.global,
     };
     // Under GitHub Actions, the errors of the commands that point into the repository also
@@ -52,7 +56,7 @@ pub fn dispatch(settings: Settings) -> Result<Outcome> {
                 | CommandSettings::Drift(_)
         )
     {
-        crate::diagnostics::enable_github_annotations(ctx.global.repo.as_deref());
+        crate::diagnostics::enable_github_annotations(ctx.global.workspace.repo.as_deref());
     }
     match settings.command {
         CommandSettings::Envs => envs::run(&ctx),
@@ -145,9 +149,9 @@ pub fn cluster_session(
     settings: crate::settings::StatusSettings,
 ) -> Result<crate::ops::Session> {
     crate::ops::Session::open(
-        &ctx.global,
+        &ctx.global.workspace,
         &ctx.printer,
-        &crate::settings::ClusterSettings {
+        &crate::ops::session::SessionTarget {
             env: settings.env,
             sandbox: settings.sandbox,
             terraform_outputs: None,

@@ -7,8 +7,10 @@ use crate::commands::Context;
 use crate::exit::Outcome;
 use crate::ops::Session;
 use crate::ops::pin::Target;
+use crate::ops::session::SessionTarget;
+use crate::output::OutputFormat;
 use crate::plan::{self, Plan};
-use crate::settings::{ClusterSettings, OutputFormat, PlanSettings};
+use crate::settings::PlanSettings;
 
 /// Markdown output stays below GitHub's comment limit.
 pub const MARKDOWN_LIMIT: usize = 65_000;
@@ -51,16 +53,16 @@ pub async fn run(ctx: &Context, settings: PlanSettings) -> Result<Outcome> {
 /// pinned revision. What `plan` and `drift` open.
 pub fn open(
     ctx: &Context,
-    cluster: &ClusterSettings,
+    cluster: &SessionTarget,
     rev: Option<&str>,
 ) -> Result<(Session, Target)> {
     Ok(match rev {
         Some(revision) => (
-            Session::open_revision(&ctx.global, &ctx.printer, cluster, revision)?,
+            Session::open_revision(&ctx.global.workspace, &ctx.printer, cluster, revision)?,
             Target::Session,
         ),
         None => (
-            Session::open(&ctx.global, &ctx.printer, cluster)?,
+            Session::open(&ctx.global.workspace, &ctx.printer, cluster)?,
             Target::FollowPin,
         ),
     })

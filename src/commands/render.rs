@@ -9,23 +9,19 @@ use anyhow::Result;
 
 use crate::commands::Context;
 use crate::exit::Outcome;
-use crate::model::Manifest;
-use crate::render;
-use crate::settings::OutputFormat;
+use crate::output::OutputFormat;
 
 pub fn run(ctx: &Context, env: &str, terraform_outputs: Option<&Path>) -> Result<Outcome> {
-    let rendered = crate::ops::render::render(ctx.global.repo.as_deref(), env, terraform_outputs)?;
+    let rendered =
+        crate::ops::render::render(ctx.global.workspace.repo.as_deref(), env, terraform_outputs)?;
     let manifests = &rendered.manifests;
     match ctx.printer.format {
         OutputFormat::Json => {
-            let redactor = render::Redactor::new(&rendered.outputs);
             ctx.printer
-                .data(&serde_json::to_string_pretty(&json_manifests(
-                    manifests, &redactor,
-                ))?)?;
+                .data(&serde_json::to_string_pretty(&rendered.redacted_json())?)?;
         }
         OutputFormat::Human | OutputFormat::Markdown => {
-            ctx.printer.data(&render::to_yaml_stream(manifests))?;
+            ctx.printer.data(&rendered.yaml_stream())?;
         }
     }
     ctx.printer.status(&format!(
@@ -35,20 +31,4 @@ pub fn run(ctx: &Context, env: &str, terraform_outputs: Option<&Path>) -> Result
         rendered.environment
     ));
     Ok(Outcome::Success)
-}
-
-/// The manifests as JSON: identity, source and the object, redacted.
-fn json_manifests(manifests: &[Manifest], redactor: &render::Redactor) -> serde_json::Value {
-    serde_json::Value::Array(
-        manifests
-            .iter()
-            .map(|manifest| {
-                serde_json::json!({
-                    "id": manifest.id().qualified(),
-                    "source": manifest.source.to_string(),
-                    "object": render::redact_sensitive(&manifest.object, redactor),
-                })
-            })
-            .collect(),
-    )
 }

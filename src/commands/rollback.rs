@@ -10,17 +10,23 @@ use crate::exit::Outcome;
 use crate::git::short_sha;
 use crate::ops::Session;
 use crate::ops::rollback::Restore;
-use crate::settings::{ClusterSettings, RollbackSettings};
+use crate::ops::rollback::RollbackRequest;
+use crate::ops::session::SessionTarget;
 
-pub async fn run(ctx: &Context, settings: RollbackSettings) -> Result<Outcome> {
-    let cluster = ClusterSettings {
+pub async fn run(ctx: &Context, settings: RollbackRequest) -> Result<Outcome> {
+    let cluster = SessionTarget {
         env: settings.env.clone(),
         sandbox: settings.sandbox,
         terraform_outputs: None,
     };
-    let session = Session::open(&ctx.global, &ctx.printer, &cluster)?;
+    let session = Session::open(&ctx.global.workspace, &ctx.printer, &cluster)?;
     let target = crate::ops::rollback::target(&session, &settings).await?;
-    let revision = Session::open_revision(&ctx.global, &ctx.printer, &cluster, &target.target)?;
+    let revision = Session::open_revision(
+        &ctx.global.workspace,
+        &ctx.printer,
+        &cluster,
+        &target.target,
+    )?;
     ctx.printer.status(&format!(
         "rollback of `{}` from {} to {}: images and Kubernetes{}",
         settings.env,

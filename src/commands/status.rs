@@ -9,22 +9,24 @@ use chrono::{DateTime, Utc};
 use crate::commands::Context;
 use crate::exit::Outcome;
 use crate::git::short_sha;
-use crate::kube::inventory::DeployOutcome;
 use crate::ops::Session;
+use crate::ops::history::DeployOutcome;
+use crate::ops::session::SessionTarget;
 use crate::ops::status::StatusReport;
-use crate::settings::{ClusterSettings, OutputFormat, StatusSettings};
+use crate::output::OutputFormat;
+use crate::settings::StatusSettings;
 
 pub async fn run(
     ctx: &Context,
     settings: StatusSettings,
     wait: Option<(String, std::time::Duration)>,
 ) -> Result<Outcome> {
-    let cluster = ClusterSettings {
+    let cluster = SessionTarget {
         env: settings.env,
         sandbox: settings.sandbox,
         terraform_outputs: None,
     };
-    let session = Session::open(&ctx.global, &ctx.printer, &cluster)?;
+    let session = Session::open(&ctx.global.workspace, &ctx.printer, &cluster)?;
     if let Some((revision, timeout)) = wait {
         let target = crate::ops::agent_control::ReadyTarget {
             sha: session.resolve_revision(&revision)?,
@@ -225,8 +227,8 @@ fn renewed(time: Option<&DateTime<Utc>>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::kube::inventory::DeployRecord;
     use crate::ops::agent_status::{Heal, Revision, Status, SyncState};
+    use crate::ops::history::DeployRecord;
     use crate::ops::status::{AgentStatus, LockStatus};
 
     fn at(text: &str) -> DateTime<Utc> {
@@ -275,7 +277,7 @@ mod tests {
                 who: "ann@laptop".into(),
                 outcome: DeployOutcome::Succeeded,
                 summary: "9 created".into(),
-                source: crate::kube::inventory::RecordSource::Agent,
+                source: crate::ops::history::RecordSource::Agent,
                 healed: Vec::new(),
                 subject: None,
                 author: None,
@@ -297,7 +299,7 @@ mod tests {
                 expired: true,
                 status: Some(status),
             }),
-            pin: Some(crate::kube::pin::Pin {
+            pin: Some(crate::ops::pin::Pin {
                 sha: "0123456789abcdef0123".into(),
                 who: "ann@laptop".into(),
                 time: at("2026-01-02T03:05:00Z"),

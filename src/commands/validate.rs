@@ -18,7 +18,7 @@ use anyhow::Result;
 use crate::commands::Context;
 use crate::diagnostics::UserError;
 use crate::exit::Outcome;
-use crate::settings::OutputFormat;
+use crate::output::OutputFormat;
 
 pub fn run(
     ctx: &Context,
@@ -26,8 +26,11 @@ pub fn run(
     terraform_outputs: Option<&Path>,
     codequality: bool,
 ) -> Result<Outcome> {
-    let results =
-        crate::ops::validate::validate(ctx.global.repo.as_deref(), env, terraform_outputs)?;
+    let results = crate::ops::validate::validate(
+        ctx.global.workspace.repo.as_deref(),
+        env,
+        terraform_outputs,
+    )?;
     for error in results.iter().filter_map(|r| r.error.as_deref()) {
         if ctx.printer.format != OutputFormat::Json || codequality {
             eprintln!("{error}");
@@ -113,7 +116,7 @@ fn codequality_report(
     results: &[crate::ops::validate::ValidationResult],
 ) -> serde_json::Value {
     use sha2::{Digest, Sha256};
-    let base = ctx.global.repo.as_deref();
+    let base = ctx.global.workspace.repo.as_deref();
     let config_files: std::collections::BTreeMap<String, String> =
         crate::ops::envs::environments(base)
             .map(|listing| {

@@ -23,22 +23,6 @@ pub struct ClientOptions {
     pub context: Option<String>,
 }
 
-impl ClientOptions {
-    /// The options for an environment: the `--kubeconfig` flag wins over the environment's
-    /// `cluster.kubeconfig`; the context is the environment's `cluster.context`.
-    pub fn for_environment(
-        kubeconfig_flag: Option<&std::path::Path>,
-        cluster: &crate::repo::config::ClusterConfig,
-    ) -> Self {
-        ClientOptions {
-            kubeconfig: kubeconfig_flag
-                .map(std::path::Path::to_path_buf)
-                .or_else(|| cluster.kubeconfig.clone()),
-            context: cluster.context.clone(),
-        }
-    }
-}
-
 /// Which cluster a client talks to, and as whom: for messages about reaching it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClusterIdentity {

@@ -60,7 +60,8 @@ pub struct DeployOptions {
     pub concurrency: usize,
     /// The Git commit being deployed.
     pub sha: Option<String>,
-    /// Who deploys (for the record and the lock holder).
+    /// Who deploys (for the record and the lock holder): the caller reads it ([`crate::ci::who`]);
+    /// the default names no one.
     pub who: String,
     /// What started the deploy, and for a heal what it puts back (for the record).
     pub source: RecordSource,
@@ -84,7 +85,7 @@ impl Default for DeployOptions {
             history: 50,
             concurrency: 32,
             sha: None,
-            who: inventory::who(),
+            who: "gitship".to_string(),
             source: RecordSource::Deploy,
             healed: Vec::new(),
             record: RecordExtras::default(),

@@ -25,15 +25,17 @@ pub enum EventType {
     Warning,
 }
 
-/// Record one Event about `environment`'s inventory ConfigMap.
+/// Record one Event about `environment`'s inventory ConfigMap, reported by `reporter` (who
+/// deploys: [`crate::ci::who`], read by the caller).
 pub async fn record(
     client: &Client,
     environment: &Environment,
+    reporter: &str,
     kind: EventType,
     reason: &str,
     message: &str,
 ) {
-    let body = event_body(environment, kind, reason, message);
+    let body = event_body(environment, reporter, kind, reason, message);
     let event: Event = match serde_json::from_value(body) {
         Ok(event) => event,
         Err(error) => {
@@ -53,6 +55,7 @@ pub async fn record(
 
 fn event_body(
     environment: &Environment,
+    reporter: &str,
     kind: EventType,
     reason: &str,
     message: &str,
@@ -87,7 +90,7 @@ fn event_body(
         "type": match kind { EventType::Normal => "Normal", EventType::Warning => "Warning" },
         "source": {"component": crate::model::FIELD_MANAGER},
         "reportingComponent": crate::model::FIELD_MANAGER,
-        "reportingInstance": crate::kube::inventory::who(),
+        "reportingInstance": reporter,
         "firstTimestamp": time,
         "lastTimestamp": time,
         "count": 1,
@@ -105,7 +108,13 @@ mod tests {
             namespace: "blog".into(),
         };
         let long = "é".repeat(2000);
-        let body = event_body(&environment, EventType::Warning, "SyncFailed", &long);
+        let body = event_body(
+            &environment,
+            "ann@laptop",
+            EventType::Warning,
+            "SyncFailed",
+            &long,
+        );
         assert_eq!(body["involvedObject"]["name"], "gitship-production");
         assert_eq!(body["type"], "Warning");
         let message = body["message"].as_str().unwrap();

@@ -314,12 +314,12 @@ pub async fn wait(
     mut progress: impl FnMut(usize, usize),
 ) -> Result<WaitOutcome, kube::Error> {
     let watched: Vec<&Prepared> = objects.iter().filter(|p| is_watched(&p.id.kind)).collect();
-    // `timeout` is at most `settings::MAX_DURATION`; even so, an overflowing deadline must not
+    // `timeout` is at most `duration::MAX_DURATION`; even so, an overflowing deadline must not
     // panic: it means "no deadline" in practice.
     let started = tokio::time::Instant::now();
     let deadline = started
         .checked_add(timeout)
-        .unwrap_or_else(|| started + crate::settings::MAX_DURATION);
+        .unwrap_or_else(|| started + crate::duration::MAX_DURATION);
     let (sender, mut updates) = tokio::sync::mpsc::unbounded_channel();
     // Dropping the set (on every return) stops the readers.
     let mut readers = tokio::task::JoinSet::new();
@@ -720,8 +720,8 @@ mod tests {
     use crate::kube::deploy::{DeployOptions, ObjectAction};
     use crate::kube::{KubeError, deploy_objects};
     use crate::model::{Environment, Manifest};
+    use crate::output::OutputFormat;
     use crate::output::Printer;
-    use crate::settings::OutputFormat;
     use kubesim::{KubeSim, Options, Rollout};
     use serde_json::json;
 

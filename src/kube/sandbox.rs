@@ -121,8 +121,8 @@ mod tests {
     use crate::kube::deploy_objects;
     use crate::model::Environment;
     use crate::model::Manifest;
+    use crate::output::OutputFormat;
     use crate::output::Printer;
-    use crate::settings::OutputFormat;
     use serde_json::json;
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

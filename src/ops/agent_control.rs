@@ -26,7 +26,7 @@ pub async fn suspend(session: &Session, reason: &str) -> Result<Suspension> {
     session.deployed_inventory(&connection, "suspend").await?;
     let environment = session.environment();
     let suspension = Suspension {
-        who: crate::kube::inventory::who(),
+        who: crate::ci::who(),
         time: Utc::now(),
         reason: reason.to_string(),
     };
@@ -42,6 +42,7 @@ pub async fn suspend(session: &Session, reason: &str) -> Result<Suspension> {
     events::record(
         client,
         &environment,
+        &crate::ci::who(),
         EventType::Normal,
         "Suspended",
         &format!(

@@ -5,16 +5,17 @@ use std::path::Path;
 use anyhow::Result;
 
 use crate::diagnostics::user_error;
-use crate::image::{self, BuildOptions, BuildResult, Registry};
+use crate::image::{self, BuildOptions, Registry};
+/// What `build` returns per app, as the image stage reports it.
+pub use crate::image::{BuildAction, BuildResult};
 use crate::output::Printer;
 use crate::repo::Repository;
-use crate::settings::BuildSettings;
 
 /// Build `env`'s missing images; the result names every app, built or reused.
 pub async fn build(
     repo_dir: Option<&Path>,
     env: &str,
-    settings: &BuildSettings,
+    settings: &BuildInputs,
     printer: &Printer,
 ) -> Result<Vec<BuildResult>> {
     let repo = Repository::discover(repo_dir).map_err(user_error)?;
@@ -32,4 +33,24 @@ pub async fn build(
     image::build_images(&requests, &options, &Registry::new(), printer)
         .await
         .map_err(user_error)
+}
+
+/// What `build` and a deploy are asked of the image stage: `--force-build`, `--jobs`,
+/// `--allow-dirty`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BuildInputs {
+    pub force_build: bool,
+    pub jobs: usize,
+    pub allow_dirty: bool,
+}
+
+impl Default for BuildInputs {
+    /// Build what is missing, as many at once as there are cores, from a clean tree.
+    fn default() -> Self {
+        BuildInputs {
+            force_build: false,
+            jobs: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            allow_dirty: false,
+        }
+    }
 }

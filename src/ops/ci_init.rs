@@ -18,8 +18,38 @@ use anyhow::Result;
 use crate::diagnostics::{UserError, user_error};
 use crate::repo::Repository;
 
-use crate::settings::CiInitSettings;
-pub use crate::settings::CiPlatform as Platform;
+/// The CI platform `ci init` writes for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Platform {
+    Github,
+    Gitlab,
+}
+
+impl Platform {
+    /// The platform's name on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Platform::Github => "github",
+            Platform::Gitlab => "gitlab",
+        }
+    }
+}
+
+/// `gitship ci init github|gitlab`: what [`ci_init`] is asked for.
+#[derive(Debug, Clone)]
+pub struct CiInitRequest {
+    pub platform: Platform,
+    /// `--plan-env`, each planned on pull requests; empty: `staging` when it exists (else the
+    /// first environment, in name order, that is not `production`) and every deployed one.
+    pub plan_envs: Vec<String>,
+    /// `--deploy-env`, in deploy order; empty: the default (`production` when it exists).
+    pub deploy_envs: Vec<String>,
+    /// `--branch`: the branch whose pushes deploy (GitHub only; GitLab's pipeline names the
+    /// project's default branch itself). Default: the repository's default branch.
+    pub branch: Option<String>,
+    /// `--force`: overwrite files that exist.
+    pub force: bool,
+}
 
 /// One environment deployed from the default branch.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -76,7 +106,7 @@ pub fn kubeconfig_secret(env: &str) -> String {
 
 /// Check the options against the repository, then write the platform's files (refusing to
 /// overwrite any without `force`, before writing anything).
-pub fn ci_init(repo_dir: Option<&Path>, options: &CiInitSettings) -> Result<CiInitReport> {
+pub fn ci_init(repo_dir: Option<&Path>, options: &CiInitRequest) -> Result<CiInitReport> {
     let repo = Repository::discover(repo_dir).map_err(user_error)?;
     let git_root = crate::git::work_tree_root(&repo.root).ok_or_else(|| {
         UserError::new(
@@ -112,7 +142,7 @@ pub fn ci_init(repo_dir: Option<&Path>, options: &CiInitSettings) -> Result<CiIn
 }
 
 /// The [`CiSpec`] for `repo` under `options`: environments checked to exist.
-fn spec(repo: &Repository, git_root: &Path, options: &CiInitSettings) -> Result<CiSpec> {
+fn spec(repo: &Repository, git_root: &Path, options: &CiInitRequest) -> Result<CiSpec> {
     let names: Vec<&String> = repo.environments.keys().collect();
     if names.is_empty() {
         return Err(UserError::new(
@@ -294,7 +324,7 @@ fn default_plan_env(names: &[&String]) -> String {
 }
 
 /// The branch whose pushes deploy: `--branch`, else the repository's default branch.
-fn deploy_branch(root: &Path, options: &CiInitSettings) -> Result<String> {
+fn deploy_branch(root: &Path, options: &CiInitRequest) -> Result<String> {
     if options.platform == Platform::Gitlab {
         if options.branch.is_some() {
             return Err(UserError::usage(

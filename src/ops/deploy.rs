@@ -25,16 +25,20 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use anyhow::Result;
 
 use crate::diagnostics::{UserError, user_error};
 use crate::image::{self, BuildOptions, BuildRequest, BuildResult, Registry};
-use crate::kube::deploy::{DeployOptions, DeployReport, EnvironmentLock};
+use crate::kube::deploy::{DeployOptions, EnvironmentLock};
+/// What a deploy did, object by object, as the Kubernetes stage reports it.
+pub use crate::kube::deploy::{DeployReport, ObjectAction};
 use crate::kube::events::EventType;
-use crate::kube::inventory::{self, DeployedImage, RecordExtras, RecordSource, TerraformCounts};
+use crate::kube::inventory::{DeployedImage, RecordExtras, RecordSource, TerraformCounts};
 use crate::kube::lock::LockOptions;
 use crate::model::Manifest;
+use crate::ops::build::BuildInputs;
 use crate::ops::plan::kubernetes_diff;
 use crate::ops::preflight;
 use crate::ops::session::{ClusterConnection, Session};
@@ -42,7 +46,6 @@ use crate::ops::validate::static_outputs;
 use crate::plan::{ImageAction, saved};
 use crate::render::{ImageRef, UnknownOutputs};
 use crate::repo::EnvConfig;
-use crate::settings::DeploySettings;
 use crate::terraform::{self, PlanMode, Terraform};
 
 /// What a deploy deploys.
@@ -119,24 +122,65 @@ pub struct Deployed {
     pub terraform_pending: Option<terraform::PlanSummary>,
 }
 
-/// Deploy `source` to the session's environment. See the module documentation for the steps.
+/// What a deploy is asked to do, every value resolved: the pipeline reads nothing else of its
+/// caller. `commands/deploy.rs` builds it from the command line over
+/// [`DeployRequest::for_environment`] (the one place where flags meet the config is there, in
+/// the command layer); the agent and a rollback build it from the environment's config and what they
+/// change of it, never from a made-up command line.
+#[derive(Debug, Clone)]
+pub struct DeployRequest {
+    /// How long each wave may take to become healthy (`--timeout`, `deploy.timeout`).
+    pub timeout: Duration,
+    /// How long to wait for the deploy lock (`--lock-timeout`, `deploy.lock_timeout`).
+    pub lock_timeout: Duration,
+    /// The deploy lock's Lease duration, renewed every third of it (`--lock-lease`).
+    pub lock_lease: Duration,
+    /// Prune what Git no longer declares (`--no-prune` turns it off).
+    pub prune: bool,
+    /// Prune although Git declares nothing (`--allow-empty`).
+    pub allow_empty: bool,
+    /// Also prune Namespaces, PVCs and CRDs (`--prune-protected`).
+    pub prune_protected: bool,
+    /// Skip the preflight (`--skip-preflight`).
+    pub skip_preflight: bool,
+    /// Deploy over a pin at another revision, or over a history that is gone (`--force`).
+    pub force: bool,
+    /// The revision as it was named (`--rev`), for the record.
+    pub rev: Option<String>,
+    pub build: BuildInputs,
+    /// How far the deploy goes: build or not, Terraform, what its record says.
+    pub policy: DeployPolicy,
+}
+
+impl DeployRequest {
+    /// A deploy of `config`'s environment as its config says: its timeouts, prune on,
+    /// everything built and applied ([`DeployPolicy::default`]).
+    pub fn for_environment(config: &EnvConfig) -> DeployRequest {
+        DeployRequest {
+            timeout: config.deploy.timeout,
+            lock_timeout: config.deploy.lock_timeout,
+            lock_lease: LockOptions::default().lease_duration,
+            prune: true,
+            allow_empty: false,
+            prune_protected: false,
+            skip_preflight: false,
+            force: false,
+            rev: None,
+            build: BuildInputs::default(),
+            policy: DeployPolicy::default(),
+        }
+    }
+}
+
+/// Deploy `source` to the session's environment as `request` asks. See the module
+/// documentation for the steps. `gitship deploy`, a rollback and the agent's syncs and heals
+/// all come through here.
 pub async fn deploy(
     session: &Session,
     source: &DeploySource,
-    settings: &DeploySettings,
-) -> Result<DeployReport> {
-    deploy_with(session, source, settings, &DeployPolicy::default())
-        .await
-        .map(|deployed| deployed.report)
-}
-
-/// [`deploy`] under `policy`; the agent's way in.
-pub async fn deploy_with(
-    session: &Session,
-    source: &DeploySource,
-    settings: &DeploySettings,
-    policy: &DeployPolicy,
+    request: &DeployRequest,
 ) -> Result<Deployed> {
+    let policy = &request.policy;
     let started = chrono::Utc::now();
     if session.sandbox {
         session.printer.status(&format!(
@@ -148,9 +192,9 @@ pub async fn deploy_with(
     check_revision_terraform(session, policy)?;
     check_allowed_revision(session)?;
     let connection = session.connect().await?;
-    let intent = checked_intent(session, &connection, source, settings, policy).await?;
+    let intent = checked_intent(session, &connection, source, request, policy).await?;
     // The lock spans every change: builds that push, Terraform, the Kubernetes stages.
-    let mut options = record_options(session, settings, policy, started);
+    let mut options = record_options(session, request, policy, started);
     if let DeploySource::Stored(stored) = source {
         options.record.stored = Some(stored.key);
     }
@@ -164,13 +208,13 @@ pub async fn deploy_with(
     .await
     .map_err(user_error)?;
     let result = async {
-        check_pin_under_lock(session, &connection, settings).await?;
-        check_history_under_lock(session, &connection, settings, &intent.checked).await?;
+        check_pin_under_lock(session, &connection, request).await?;
+        check_history_under_lock(session, &connection, request, &intent.checked).await?;
         locked(
             session,
             &connection,
             intent,
-            settings,
+            request,
             policy,
             &options,
             &lock,
@@ -194,18 +238,18 @@ async fn checked_intent(
     session: &Session,
     connection: &ClusterConnection,
     source: &DeploySource,
-    settings: &DeploySettings,
+    request: &DeployRequest,
     policy: &DeployPolicy,
 ) -> Result<Intent> {
     let mut intent = match source {
-        DeploySource::WorkTree => Intent::work_tree(session, settings, policy).await?,
+        DeploySource::WorkTree => Intent::work_tree(session, request, policy).await?,
         DeploySource::SavedPlan(path) => Intent::saved_plan(session, connection, path).await?,
         DeploySource::Stored(stored) => Intent::stored(stored),
     };
     if policy.images == ImagePolicy::RequireExisting {
         intent.require_existing_images().await?;
     }
-    if settings.skip_preflight {
+    if request.skip_preflight {
         session
             .printer
             .warn("preflight skipped (`--skip-preflight`)");
@@ -237,20 +281,20 @@ async fn checked_intent(
 /// commit subject and author, start, CI run).
 fn record_options(
     session: &Session,
-    settings: &DeploySettings,
+    request: &DeployRequest,
     policy: &DeployPolicy,
     started: chrono::DateTime<chrono::Utc>,
 ) -> DeployOptions {
-    let mut options = deploy_options(&session.config, settings, Some(session.git.sha.clone()));
+    let mut options = kube_options(&session.config, request, Some(session.git.sha.clone()));
     options.source = policy.source;
     options.healed = policy.healed.clone();
     let (subject, author) = crate::git::commit_info(&session.repo.root, &session.git.sha).unzip();
     options.record = RecordExtras {
-        rev: settings.rev.clone(),
+        rev: request.rev.clone(),
         subject,
         author,
         started: Some(started),
-        ci_url: inventory::ci_url(),
+        ci_url: crate::ci::run_url(),
         ..RecordExtras::default()
     };
     options
@@ -262,14 +306,14 @@ fn record_options(
 async fn check_pin_under_lock(
     session: &Session,
     connection: &ClusterConnection,
-    settings: &DeploySettings,
+    request: &DeployRequest,
 ) -> Result<()> {
     let pin = crate::ops::pin::current(session, connection).await?;
     crate::ops::pin::check_deploy(
         pin.as_ref(),
         &session.git.sha,
         &session.config.name,
-        settings.force,
+        request.force,
     )?;
     if let Some(pin) = pin.filter(|pin| pin.sha != session.git.sha) {
         session.printer.warn(&format!(
@@ -288,10 +332,10 @@ async fn check_pin_under_lock(
 async fn check_history_under_lock(
     session: &Session,
     connection: &ClusterConnection,
-    settings: &DeploySettings,
+    request: &DeployRequest,
     desired: &[Manifest],
 ) -> Result<()> {
-    if settings.force || session.inventory(connection).await?.is_some() {
+    if request.force || session.inventory(connection).await?.is_some() {
         return Ok(());
     }
     let environment = session.environment();
@@ -389,7 +433,7 @@ async fn record_event(
         Some(number) => format!("{} (#{number})", crate::git::short_sha(&session.git.sha)),
         None => crate::git::short_sha(&session.git.sha).to_string(),
     };
-    let who = crate::kube::inventory::who();
+    let who = crate::ci::who();
     let (reason, message) = match policy.source {
         RecordSource::Heal => (
             "Healed",
@@ -420,6 +464,7 @@ async fn record_event(
     crate::kube::events::record(
         &connection.client,
         &session.environment(),
+        &crate::ci::who(),
         EventType::Normal,
         reason,
         &message,
@@ -432,13 +477,13 @@ async fn locked(
     session: &Session,
     connection: &ClusterConnection,
     intent: Intent,
-    settings: &DeploySettings,
+    request: &DeployRequest,
     policy: &DeployPolicy,
     options: &DeployOptions,
     lock: &EnvironmentLock,
 ) -> Result<Deployed> {
     let (built, planned) = tokio::join!(
-        build_images(session, &intent.builds, settings),
+        build_images(session, &intent.builds, request),
         plan_terraform(&intent.terraform),
     );
     let (built, planned) = (built?, planned?);
@@ -575,13 +620,13 @@ impl Intent {
     /// The work tree's intent, after every static check.
     async fn work_tree(
         session: &Session,
-        settings: &DeploySettings,
+        request: &DeployRequest,
         policy: &DeployPolicy,
     ) -> Result<Intent> {
         let builds = if session.sandbox {
             Vec::new()
         } else {
-            image::requests_for(&session.repo, &session.config, settings.build.allow_dirty)
+            image::requests_for(&session.repo, &session.config, request.build.allow_dirty)
                 .map_err(user_error)?
         };
         let given = session.given_outputs()?;
@@ -846,15 +891,15 @@ fn pin_built(images: &mut BTreeMap<String, ImageRef>, built: &[BuildResult]) {
 async fn build_images(
     session: &Session,
     requests: &[BuildRequest],
-    settings: &DeploySettings,
+    request: &DeployRequest,
 ) -> Result<Vec<BuildResult>> {
     if requests.is_empty() {
         return Ok(Vec::new());
     }
     let options = BuildOptions {
         builder: session.repo.layout.builder.clone(),
-        jobs: settings.build.jobs.max(1),
-        force: settings.build.force_build,
+        jobs: request.build.jobs.max(1),
+        force: request.build.force_build,
         environment: Default::default(),
     };
     image::build_images(requests, &options, &Registry::new(), &session.printer)
@@ -965,6 +1010,7 @@ async fn kubernetes_stage(
         crate::kube::events::record(
             &connection.client,
             &session.environment(),
+            &crate::ci::who(),
             EventType::Warning,
             "DeployFailed",
             &format!(
@@ -990,26 +1036,32 @@ async fn kubernetes_stage(
     })
 }
 
-/// The deploy options for `config` and the command line: flags override the config.
-pub fn deploy_options(
-    config: &EnvConfig,
-    settings: &DeploySettings,
-    sha: Option<String>,
-) -> DeployOptions {
+/// Whether a deploy failed because its workloads did not become healthy (what `deploy --atomic`
+/// rolls back).
+pub fn is_unhealthy(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| {
+        matches!(
+            cause.downcast_ref::<crate::kube::KubeError>(),
+            Some(crate::kube::KubeError::Unhealthy { .. })
+        )
+    })
+}
+
+/// The Kubernetes stage's options for a deploy of `config`'s environment under `request`.
+fn kube_options(config: &EnvConfig, request: &DeployRequest, sha: Option<String>) -> DeployOptions {
     DeployOptions {
         force_conflicts: config.cluster.force_conflicts,
-        timeout: settings.timeout.unwrap_or(config.deploy.timeout),
+        timeout: request.timeout,
         lock: LockOptions {
-            timeout: settings.lock_timeout.unwrap_or(config.deploy.lock_timeout),
-            lease_duration: settings
-                .lock_lease
-                .unwrap_or(LockOptions::default().lease_duration),
+            timeout: request.lock_timeout,
+            lease_duration: request.lock_lease,
         },
-        prune: !settings.no_prune,
-        allow_empty: settings.allow_empty,
-        prune_protected: settings.prune_protected,
+        prune: request.prune,
+        allow_empty: request.allow_empty,
+        prune_protected: request.prune_protected,
         history: config.deploy.history,
         sha,
+        who: crate::ci::who(),
         ..DeployOptions::default()
     }
 }
@@ -1017,10 +1069,8 @@ pub fn deploy_options(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::kube::{ClientOptions, KubeError};
+    use crate::kube::KubeError;
     use crate::repo::config::{ClusterConfig, DeployConfig, DriftConfig, SpanMap, TerraformConfig};
-    use crate::settings::{BuildSettings, ClusterSettings};
-    use std::time::Duration;
 
     fn config() -> EnvConfig {
         EnvConfig {
@@ -1049,42 +1099,26 @@ mod tests {
         }
     }
 
-    fn settings() -> DeploySettings {
-        DeploySettings {
-            cluster: ClusterSettings {
-                env: "production".into(),
-                sandbox: false,
-                terraform_outputs: None,
-            },
-            build: BuildSettings {
-                force_build: false,
-                jobs: 1,
-                allow_dirty: false,
-            },
-            plan: None,
-            allow_empty: false,
-            prune_protected: true,
-            no_prune: false,
-            timeout: Some(Duration::from_secs(9)),
-            lock_timeout: None,
-            lock_lease: None,
-            skip_preflight: false,
-            force: false,
-            rev: None,
-            atomic: false,
-        }
-    }
-
     #[test]
-    fn flags_override_the_environment_config() {
-        let options = deploy_options(&config(), &settings(), Some("abc".into()));
+    fn a_request_for_the_environment_takes_its_config() {
+        let request = DeployRequest::for_environment(&config());
+        assert_eq!(request.timeout, Duration::from_secs(120));
+        assert_eq!(request.lock_timeout, Duration::from_secs(60));
+        assert!(request.prune && !request.prune_protected && !request.allow_empty);
+        assert!(!request.force && !request.skip_preflight);
+        assert!(request.build.jobs >= 1);
+        let request = DeployRequest {
+            timeout: Duration::from_secs(9),
+            ..request
+        };
+        let options = kube_options(&config(), &request, Some("abc".into()));
         assert_eq!(options.timeout, Duration::from_secs(9));
         assert_eq!(options.lock.timeout, Duration::from_secs(60));
         assert!(!options.force_conflicts);
-        assert!(options.prune && options.prune_protected && !options.allow_empty);
+        assert!(options.prune && !options.prune_protected && !options.allow_empty);
         assert_eq!(options.history, 7);
         assert_eq!(options.sha.as_deref(), Some("abc"));
-        let client = ClientOptions::for_environment(Some(Path::new("/k")), &config().cluster);
+        let client = crate::ops::session::client_options(Some(Path::new("/k")), &config().cluster);
         assert_eq!(client.kubeconfig.as_deref(), Some(Path::new("/k")));
         assert_eq!(client.context.as_deref(), Some("prod"));
     }

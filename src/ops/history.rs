@@ -9,8 +9,13 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::diagnostics::{UserError, user_error};
-use crate::kube::inventory::{DeployOutcome, DeployRecord};
 use crate::kube::retry::RetryPolicy;
+
+/// The deploy history's records, as the Kubernetes stage keeps them in the inventory: what
+/// `history` and `status` return and the commands print.
+pub use crate::kube::inventory::{
+    DeployOutcome, DeployRecord, RecordCounts, RecordError, RecordSource, TerraformCounts,
+};
 use crate::model::{Manifest, ObjectId, is_cluster_scoped};
 use crate::ops::session::Session;
 use crate::plan::{ObjectAction, ObjectChange};

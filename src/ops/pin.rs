@@ -7,7 +7,9 @@ use chrono::Utc;
 use crate::diagnostics::{UserError, user_error};
 use crate::git::short_sha;
 use crate::kube::events::{self, EventType};
-use crate::kube::pin::{self, Pin};
+use crate::kube::pin;
+/// The environment's pin, as the Kubernetes stage stores it.
+pub use crate::kube::pin::Pin;
 use crate::kube::retry::RetryPolicy;
 use crate::ops::session::{ClusterConnection, Session};
 use crate::plan::PinInfo;
@@ -49,7 +51,7 @@ pub async fn pin_sha(session: &Session, sha: &str, reason: &str) -> Result<Pin> 
     session.deployed_inventory(&connection, "pin").await?;
     let pin = Pin {
         sha,
-        who: crate::kube::inventory::who(),
+        who: crate::ci::who(),
         time: Utc::now(),
         reason: reason.to_string(),
     };
@@ -65,6 +67,7 @@ pub async fn pin_sha(session: &Session, sha: &str, reason: &str) -> Result<Pin> 
     events::record(
         &connection.client,
         &environment,
+        &crate::ci::who(),
         EventType::Normal,
         "Pinned",
         &format!(
@@ -120,6 +123,7 @@ pub async fn restore(session: &Session, previous: Option<&Pin>) -> Result<()> {
     events::record(
         &connection.client,
         &environment,
+        &crate::ci::who(),
         EventType::Warning,
         reason,
         &message,
@@ -200,13 +204,14 @@ pub async fn resume(session: &Session) -> Result<Resumption> {
     events::record(
         client,
         &environment,
+        &crate::ci::who(),
         EventType::Normal,
         "Resumed",
         &format!(
             "`{}` follows Git again ({}) by {}",
             environment.name,
             was.join(", "),
-            crate::kube::inventory::who()
+            crate::ci::who()
         ),
     )
     .await;

@@ -19,6 +19,30 @@ pub struct Rendered {
     pub outputs: terraform::Outputs,
 }
 
+impl Rendered {
+    /// The manifests as multi-document YAML, as written (sensitive values only inside Secrets).
+    pub fn yaml_stream(&self) -> String {
+        render::to_yaml_stream(&self.manifests)
+    }
+
+    /// The manifests as JSON: identity, source and the object, redacted.
+    pub fn redacted_json(&self) -> serde_json::Value {
+        let redactor = render::Redactor::new(&self.outputs);
+        serde_json::Value::Array(
+            self.manifests
+                .iter()
+                .map(|manifest| {
+                    serde_json::json!({
+                        "id": manifest.id().qualified(),
+                        "source": manifest.source.to_string(),
+                        "object": render::redact_sensitive(&manifest.object, &redactor),
+                    })
+                })
+                .collect(),
+        )
+    }
+}
+
 /// Render `env`'s manifests: with `--terraform-outputs FILE`, or without outputs, or (when the
 /// manifests use Terraform outputs) with the current state's.
 pub fn render(

@@ -14,15 +14,35 @@
 //! the registry (nothing is built); Terraform is not rolled back unless `--terraform`, because
 //! a database schema or a destroyed resource rarely rolls back cleanly.
 
+use std::time::Duration;
+
 use anyhow::Result;
 
 use crate::diagnostics::UserError;
 use crate::git::short_sha;
 use crate::kube::deploy::DeployReport;
 use crate::kube::inventory::{DeployOutcome, DeployRecord, RecordSource};
-use crate::ops::deploy::{DeployPolicy, ImagePolicy, StoredRevision, TerraformPolicy};
+use crate::ops::deploy::{
+    DeployPolicy, DeployRequest, ImagePolicy, StoredRevision, TerraformPolicy,
+};
+use crate::ops::session::{SessionTarget, Workspace};
 use crate::ops::{DeploySource, Session};
-use crate::settings::{BuildSettings, ClusterSettings, DeploySettings, RollbackSettings};
+use crate::repo::EnvConfig;
+
+/// `gitship rollback ENV`: what the rollback is asked for.
+#[derive(Debug, Clone)]
+pub struct RollbackRequest {
+    pub env: String,
+    pub to: Option<String>,
+    pub steps: usize,
+    /// `--lock-timeout`: else the environment's `deploy.lock_timeout`.
+    pub lock_timeout: Option<Duration>,
+    pub terraform: bool,
+    /// `--render`: render the revision again instead of re-applying its stored manifests.
+    pub render: bool,
+    pub yes: bool,
+    pub sandbox: bool,
+}
 
 /// Where a rollback goes from and to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -133,7 +153,7 @@ impl Restore {
 }
 
 /// The revision to roll back to, from the environment's deploy history.
-pub async fn target(session: &Session, settings: &RollbackSettings) -> Result<RollbackTarget> {
+pub async fn target(session: &Session, settings: &RollbackRequest) -> Result<RollbackTarget> {
     let connection = session.connect().await?;
     let environment = session.environment();
     let inventory = session.deployed_inventory(&connection, "roll back").await?;
@@ -248,55 +268,38 @@ fn choose(history: &[DeployRecord], steps: usize) -> Option<RollbackTarget> {
     Some(RollbackTarget::in_history(history, current, target))
 }
 
-/// What a rollback's deploy may do: the images already in the registry, Terraform only when
-/// asked, recorded as a rollback, over a pin.
-fn rollback_deploy(settings: &RollbackSettings) -> (DeployPolicy, DeploySettings) {
-    let policy = DeployPolicy {
-        images: ImagePolicy::RequireExisting,
-        terraform: if settings.terraform {
-            TerraformPolicy::Apply
-        } else {
-            TerraformPolicy::Off
-        },
-        source: RecordSource::Rollback,
-        healed: Vec::new(),
-    };
-    let deploy = DeploySettings {
-        cluster: ClusterSettings {
-            env: settings.env.clone(),
-            sandbox: settings.sandbox,
-            terraform_outputs: None,
-        },
-        build: BuildSettings {
-            force_build: false,
-            jobs: 1,
-            allow_dirty: false,
-        },
-        plan: None,
-        allow_empty: false,
-        prune_protected: false,
-        no_prune: false,
-        timeout: None,
-        lock_timeout: settings.lock_timeout,
-        lock_lease: None,
-        skip_preflight: false,
+/// What a rollback's deploy of `config`'s environment may do: the images already in the
+/// registry, Terraform only when asked, recorded as a rollback, over a pin; the environment's
+/// timeouts, but for `--lock-timeout`.
+fn rollback_deploy(settings: &RollbackRequest, config: &EnvConfig) -> DeployRequest {
+    let defaults = DeployRequest::for_environment(config);
+    DeployRequest {
+        lock_timeout: settings.lock_timeout.unwrap_or(defaults.lock_timeout),
         // A pinned environment may always be rolled back.
         force: true,
-        rev: None,
-        atomic: false,
-    };
-    (policy, deploy)
+        policy: DeployPolicy {
+            images: ImagePolicy::RequireExisting,
+            terraform: if settings.terraform {
+                TerraformPolicy::Apply
+            } else {
+                TerraformPolicy::Off
+            },
+            source: RecordSource::Rollback,
+            healed: Vec::new(),
+        },
+        ..defaults
+    }
 }
 
 /// `deploy --atomic` after the health wait failed: deploy the revision [`back`] from the failed
 /// record (the previous good one), recorded as a rollback; no pin, so the next deploy of a fixed
 /// commit goes through. The revision gone back to.
 pub async fn undo_failed(
-    global: &crate::settings::GlobalSettings,
+    workspace: &Workspace,
     printer: &crate::output::Printer,
-    cluster: &ClusterSettings,
+    cluster: &SessionTarget,
 ) -> Result<String> {
-    let session = Session::open(global, printer, cluster)?;
+    let session = Session::open(workspace, printer, cluster)?;
     let connection = session.connect().await?;
     let inventory = session.deployed_inventory(&connection, "roll back").await?;
     let target = choose(&inventory.history, 1).ok_or_else(|| {
@@ -308,17 +311,20 @@ pub async fn undo_failed(
             "fix the workloads and deploy again, or `gitship rollback --to REV`",
         )
     })?;
-    let revision = Session::open_revision(global, printer, cluster, &target.target)?;
-    let (policy, deploy) = rollback_deploy(&RollbackSettings {
-        env: cluster.env.clone(),
-        to: None,
-        steps: 1,
-        lock_timeout: None,
-        terraform: false,
-        render: false,
-        yes: true,
-        sandbox: cluster.sandbox,
-    });
+    let revision = Session::open_revision(workspace, printer, cluster, &target.target)?;
+    let deploy = rollback_deploy(
+        &RollbackRequest {
+            env: cluster.env.clone(),
+            to: None,
+            steps: 1,
+            lock_timeout: None,
+            terraform: false,
+            render: false,
+            yes: true,
+            sandbox: cluster.sandbox,
+        },
+        &revision.config,
+    );
     let restore = restore(&revision, &target, false).await?;
     if let Restore::Render(why) = &restore {
         printer.warn(&format!(
@@ -326,7 +332,7 @@ pub async fn undo_failed(
             short_sha(&target.target)
         ));
     }
-    crate::ops::deploy::deploy_with(&revision, &restore.source(), &deploy, &policy).await?;
+    crate::ops::deploy::deploy(&revision, &restore.source(), &deploy).await?;
     Ok(target.target)
 }
 
@@ -335,10 +341,10 @@ pub async fn undo_failed(
 /// previous pin (or none) is put back when the deploy fails.
 pub async fn rollback(
     revision: &Session,
-    settings: &RollbackSettings,
+    settings: &RollbackRequest,
     source: &DeploySource,
 ) -> Result<DeployReport> {
-    let (policy, deploy) = rollback_deploy(settings);
+    let deploy = rollback_deploy(settings, &revision.config);
     if !settings.terraform && revision.revision_module_differs()? {
         revision.printer.warn(&format!(
             "Terraform is not rolled back: its module at {} differs from the work tree's; the infrastructure stays as the current state has it (roll it back with `--terraform` from a checkout of the revision)",
@@ -352,7 +358,7 @@ pub async fn rollback(
         crate::ops::pin::current(revision, &connection).await?
     };
     crate::ops::pin::pin_sha(revision, &revision.git.sha, "rollback").await?;
-    match crate::ops::deploy::deploy_with(revision, source, &deploy, &policy).await {
+    match crate::ops::deploy::deploy(revision, source, &deploy).await {
         Ok(deployed) => Ok(deployed.report),
         Err(error) => {
             if let Err(restore) = crate::ops::pin::restore(revision, previous.as_ref()).await {

@@ -25,8 +25,24 @@ use crate::output::Printer;
 use crate::plan::{GitInfo, ImageAction, ImageChange};
 use crate::render::{self, ImageRef, UnknownOutputs};
 use crate::repo::{EnvConfig, Repository};
-use crate::settings::{ClusterSettings, GlobalSettings};
 use crate::terraform::{self, Terraform, TerraformSettings};
+
+/// Where an operation finds the repository and the cluster's credentials: `-C DIR` and
+/// `--kubeconfig` of the command line, or the agent's clone.
+#[derive(Debug, Clone, Default)]
+pub struct Workspace {
+    /// `None`: the enclosing Git work tree of the current directory.
+    pub repo: Option<PathBuf>,
+    pub kubeconfig: Option<PathBuf>,
+}
+
+/// Which environment an operation opens, and how: what every cluster-facing verb shares.
+#[derive(Debug, Clone)]
+pub struct SessionTarget {
+    pub env: String,
+    pub sandbox: bool,
+    pub terraform_outputs: Option<PathBuf>,
+}
 
 /// One environment of one repository, opened for one operation.
 #[derive(Debug)]
@@ -83,19 +99,19 @@ impl ClusterConnection {
 impl Session {
     /// Find the repository, load the environment, read Git's state.
     pub fn open(
-        global: &GlobalSettings,
+        workspace: &Workspace,
         printer: &Printer,
-        cluster: &ClusterSettings,
+        cluster: &SessionTarget,
     ) -> Result<Session> {
-        let repo = Repository::discover(global.repo.as_deref()).map_err(user_error)?;
-        Session::open_in(repo, printer, cluster, global.kubeconfig.clone())
+        let repo = Repository::discover(workspace.repo.as_deref()).map_err(user_error)?;
+        Session::open_in(repo, printer, cluster, workspace.kubeconfig.clone())
     }
 
     /// [`Session::open`] of the repository `repo`.
     fn open_in(
         repo: Repository,
         printer: &Printer,
-        cluster: &ClusterSettings,
+        cluster: &SessionTarget,
         kubeconfig: Option<PathBuf>,
     ) -> Result<Session> {
         let config = repo.load_env(&cluster.env).map_err(user_error)?;
@@ -119,21 +135,21 @@ impl Session {
     /// [`Session::open`] for the commit `revision` (SHA, tag or branch) of the repository,
     /// checked out in gitship's own clone (never in the work tree, which stays untouched).
     pub fn open_revision(
-        global: &GlobalSettings,
+        workspace: &Workspace,
         printer: &Printer,
-        cluster: &ClusterSettings,
+        cluster: &SessionTarget,
         revision: &str,
     ) -> Result<Session> {
-        let repo = Repository::discover(global.repo.as_deref()).map_err(user_error)?;
+        let repo = Repository::discover(workspace.repo.as_deref()).map_err(user_error)?;
         let sha = resolve_revision(&repo.root, revision, &cluster.env)?;
-        Session::checkout(repo, &sha, printer, cluster, global.kubeconfig.clone())
+        Session::checkout(repo, &sha, printer, cluster, workspace.kubeconfig.clone())
     }
 
     /// This session's environment at the commit `sha` of the user's repository, checked out in
     /// gitship's own clone, as [`Session::open_revision`] opens it (`drift` and `plan` of a
     /// pinned environment, `drift --rev`).
     pub fn at_commit(&self, sha: &str) -> Result<Session> {
-        let cluster = ClusterSettings {
+        let cluster = SessionTarget {
             env: self.config.name.clone(),
             sandbox: self.sandbox,
             terraform_outputs: self.terraform_outputs.clone(),
@@ -153,7 +169,7 @@ impl Session {
         repo: Repository,
         sha: &str,
         printer: &Printer,
-        cluster: &ClusterSettings,
+        cluster: &SessionTarget,
         kubeconfig: Option<PathBuf>,
     ) -> Result<Session> {
         let git_root = crate::git::work_tree_root(&repo.root)
@@ -318,8 +334,7 @@ impl Session {
                 sandbox: Some(sandbox),
             });
         }
-        let options =
-            ClientOptions::for_environment(self.kubeconfig.as_deref(), &self.config.cluster);
+        let options = client_options(self.kubeconfig.as_deref(), &self.config.cluster);
         let (client, identity) = crate::kube::client::connect_with_identity(&options)
             .await
             .map_err(user_error)?;
@@ -533,4 +548,19 @@ fn module_files(dir: &Path) -> Result<BTreeMap<PathBuf, Vec<u8>>> {
         }
     }
     Ok(files)
+}
+
+/// The Kubernetes stage's client options for an environment: the `--kubeconfig` flag wins over
+/// the environment's `cluster.kubeconfig`; the context is its `cluster.context`. Built here, so
+/// that `kube` never reads the repository's configs.
+pub fn client_options(
+    kubeconfig_flag: Option<&Path>,
+    cluster: &crate::repo::config::ClusterConfig,
+) -> ClientOptions {
+    ClientOptions {
+        kubeconfig: kubeconfig_flag
+            .map(Path::to_path_buf)
+            .or_else(|| cluster.kubeconfig.clone()),
+        context: cluster.context.clone(),
+    }
 }

@@ -14,7 +14,7 @@ use crate::ops::session::Session;
 pub async fn unlock(session: &Session) -> Result<Option<String>> {
     let connection = session.connect_announced().await?;
     let environment = session.environment();
-    let who = crate::kube::inventory::who();
+    let who = crate::ci::who();
     let holder = crate::kube::lock::break_lock(
         &connection.client,
         &environment.name,
@@ -28,6 +28,7 @@ pub async fn unlock(session: &Session) -> Result<Option<String>> {
         events::record(
             &connection.client,
             &environment,
+            &crate::ci::who(),
             EventType::Warning,
             "LockBroken",
             &format!(

@@ -75,3 +75,38 @@ pub fn output_change(change: &terraform::OutputChange) -> Option<OutputChange> {
         after: change.after.as_ref().map(render_value),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use super::*;
+    use crate::terraform::redact::{REDACTED, Redactor};
+    use crate::terraform::{PlanMode, PlanSummary};
+
+    #[test]
+    fn converts_into_the_cross_layer_plan_redacted() {
+        let plan = PlanSummary::from_show_json(
+            &crate::terraform::plan::tests::replace_plan().to_string(),
+            "staging",
+            PlanMode::Normal,
+            PathBuf::from("plan.tfplan"),
+            &Redactor::default(),
+        )
+        .unwrap();
+        let part = plan_part(&plan);
+        assert_eq!(part.resources.len(), 1);
+        assert_eq!(
+            part.resources[0].action,
+            crate::plan::ResourceAction::Replace
+        );
+        assert_eq!(
+            part.resources[0].replace_reasons,
+            vec!["triggers_replace".to_string()]
+        );
+        assert_eq!(part.outputs[0].action, crate::plan::OutputAction::Update);
+        assert_eq!(part.outputs[0].after.as_deref(), Some(REDACTED));
+        let json = serde_json::to_string(&part).unwrap();
+        assert!(!json.contains("secretpw"), "{json}");
+    }
+}

@@ -943,15 +943,15 @@ impl Reader<'_> {
 
     pub fn duration(&self, node: &Node, path: &str) -> Result<Duration, RepoError> {
         let text = self.string(node, path)?;
-        crate::settings::parse_duration_value(&text).map_err(|err| {
+        crate::duration::parse(&text).map_err(|err| {
             self.invalid(
                 node,
                 path,
                 match err {
-                    crate::settings::DurationError::Invalid => format!(
+                    crate::duration::DurationError::Invalid => format!(
                         "invalid duration `{text}`: use a number with a unit, e.g. `90s`, `5m`, `1h30m`"
                     ),
-                    crate::settings::DurationError::TooLong => {
+                    crate::duration::DurationError::TooLong => {
                         format!("the duration `{text}` is {err}")
                     }
                 },

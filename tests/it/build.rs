@@ -13,9 +13,9 @@ use gitship::image::{
     BuildAction, BuildError, BuildOptions, BuildRequest, BuildResult, PlannedAction,
     REVISION_LABEL, Registry, SOURCE_LABEL, build_images, plan_images,
 };
+use gitship::output::OutputFormat;
 use gitship::output::Printer;
 use gitship::repo::App;
-use gitship::settings::OutputFormat;
 
 use crate::support::registry::{TestRegistry, counting_shims, free_port};
 

@@ -17,8 +17,8 @@ use gitship::kube::lock::LockOptions;
 use gitship::kube::retry::RetryPolicy;
 use gitship::kube::{KubeError, deploy_objects};
 use gitship::model::{Environment, Manifest};
+use gitship::output::OutputFormat;
 use gitship::output::Printer;
-use gitship::settings::OutputFormat;
 use kubesim::{Fault, Rollout};
 use serde_json::{Value, json};
 

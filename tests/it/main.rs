@@ -16,6 +16,7 @@ mod foundation;
 mod history;
 mod kube;
 mod kustomize;
+mod layers;
 mod plan;
 mod quiet;
 mod rollback;

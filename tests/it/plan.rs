@@ -712,7 +712,7 @@ async fn images_are_planned_against_a_real_registry_without_building() {
     };
     let printer = gitship::output::Printer {
         quiet: true,
-        ..gitship::output::Printer::plain(gitship::settings::OutputFormat::Human)
+        ..gitship::output::Printer::plain(gitship::output::OutputFormat::Human)
     };
     let built = gitship::image::build_images(
         &requests,
