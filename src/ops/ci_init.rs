@@ -711,26 +711,39 @@ env:
       *) echo "::error title=gitship plan @ENV@::the plan failed (exit $code)" ;;
     esac
 - name: Comment the plan
-  if: always() && (steps.plan.outcome == 'success' || steps.affected.outputs.affected == 'false')
+  if: ${{ !cancelled() }}
   env:
     GH_TOKEN: ${{ github.token }}
     PR_NUMBER: ${{ github.event.pull_request.number }}
+    AFFECTED: ${{ steps.affected.outputs.affected }}
     PLAN_EXIT: ${{ steps.plan.outputs.exit-code }}
     RUN_URL: ${{ github.server_url }}/${{ github.repository }}/actions/runs/${{ github.run_id }}
   run: |
-    # One comment per environment, found again by its hidden marker and updated in place.
+    # One comment per environment: this workflow's own (its author and hidden marker; anyone
+    # can write the marker), edited in place; other copies are minimized as outdated. A plan
+    # that could not run replaces the one before with why: a stale plan never reads as current.
     marker='<!-- gitship-plan:@ENV@ -->'
     case "$PLAN_EXIT" in
       0|2) body="$(cat plan.md)" ;;
-      "") body="This pull request changes nothing that \`@ENV@\` deploys (\`gitship affected\`): no plan." ;;
-      *) body="**\`gitship plan @ENV@\` failed** (exit $PLAN_EXIT): see [the job log]($RUN_URL)." ;;
+      "")
+        if [ "$AFFECTED" = false ]; then
+          body="This pull request changes nothing that \`@ENV@\` deploys (\`gitship affected\`): no plan."
+        else
+          body="**No plan for \`@ENV@\`**: an earlier step failed (see [the job log]($RUN_URL)); the plan shown before is outdated."
+        fi ;;
+      *) body="**\`gitship plan @ENV@\` failed** (exit $PLAN_EXIT): see [the job log]($RUN_URL); the plan shown before is outdated." ;;
     esac
-    id="$(gh api --paginate "repos/$GITHUB_REPOSITORY/issues/$PR_NUMBER/comments" \
-      --jq ".[] | select(.body | startswith(\"$marker\")) | .id" | head -n 1)"
+    ours="$(gh api --paginate "repos/$GITHUB_REPOSITORY/issues/$PR_NUMBER/comments" \
+      --jq ".[] | select(.user.login == \"github-actions[bot]\" and (.body | startswith(\"$marker\"))) | [.id, .node_id] | @tsv")"
+    id="$(printf '%s\n' "$ours" | head -n 1 | cut -f1)"
+    printf '%s\n' "$ours" | tail -n +2 | cut -f2 | while read -r node; do
+      [ -z "$node" ] || gh api graphql -f id="$node" \
+        -f query='mutation($id: ID!) { minimizeComment(input: {subjectId: $id, classifier: OUTDATED}) { clientMutationId } }' > /dev/null
+    done
     if [ -n "$id" ]; then
       gh api --method PATCH "repos/$GITHUB_REPOSITORY/issues/comments/$id" \
         -f body="$marker"$'\n\n'"$body" > /dev/null
-    elif [ -n "$PLAN_EXIT" ]; then
+    elif [ "$AFFECTED" != false ]; then
       gh api --method POST "repos/$GITHUB_REPOSITORY/issues/$PR_NUMBER/comments" \
         -f body="$marker"$'\n\n'"$body" > /dev/null
     fi
@@ -1075,6 +1088,8 @@ variables:
     const PLAN_JOB: &str = r#"plan-@ENV@:
   extends: .gitship
   stage: plan
+  # Not after `validate`: when it fails, the plan fails too and its note says so.
+  needs: []
   rules:
     - if: $CI_PIPELINE_SOURCE == "merge_request_event"
   # The plan credentials, unprotected: a merge request's branch sees no protected variable.
@@ -1089,27 +1104,55 @@ variables:
   script:
 "#;
 
+    /// The plan of a merge request, and its note: this pipeline's own (its author and the
+    /// hidden marker; every page of notes is read), edited in place, also when the change does not
+    /// affect the environment (any more) or the plan fails, so a stale plan never reads as
+    /// current.
     const PLAN_SCRIPT: &str = r#"- export KUBECONFIG="$@SECRET@"
 - |
+  # Does the change affect @ENV@? (When `affected` cannot tell, plan.)
+  affected=true
+  affected_json="$(mktemp)"
+  if @GITSHIP@ affected --since "$CI_MERGE_REQUEST_DIFF_BASE_SHA" -o json > "$affected_json" \
+    && ! jq -e --arg env @ENV@ '.environments | index($env)' "$affected_json" > /dev/null; then
+    affected=false
+  fi
   # 0: no changes, 2: changes (both a success here), anything else: the plan failed.
   code=0
-  @GITSHIP@ plan @ENV@ -o markdown --exit-code > plan.md || code=$?
-  cat plan.md
-  # One note per environment, found again by its hidden marker and updated in place.
+  if [ "$affected" = true ]; then
+    @GITSHIP@ plan @ENV@ -o markdown --exit-code > plan.md || code=$?
+    cat plan.md
+  else
+    echo "nothing @ENV@ deploys changed since $CI_MERGE_REQUEST_DIFF_BASE_SHA" | tee plan.md
+  fi
   marker='<!-- gitship-plan:@ENV@ -->'
   case "$code" in
-    0|2) body="$(cat plan.md)" ;;
-    *) body="**\`gitship plan @ENV@\` failed** (exit $code): see [the job log]($CI_JOB_URL)." ;;
+    0|2)
+      if [ "$affected" = true ]; then
+        body="$(cat plan.md)"
+      else
+        body="This merge request changes nothing that \`@ENV@\` deploys (\`gitship affected\`): no plan."
+      fi ;;
+    *) body="**\`gitship plan @ENV@\` failed** (exit $code): see [the job log]($CI_JOB_URL); the plan shown before is outdated." ;;
   esac
   payload="$(jq -n --arg body "$marker"$'\n\n'"$body" '{body: $body}')"
+  auth="PRIVATE-TOKEN: $GITLAB_TOKEN"
+  me="$(curl -fsS --header "$auth" "$CI_API_V4_URL/user" | jq -r .username)"
   notes="$CI_API_V4_URL/projects/$CI_PROJECT_ID/merge_requests/$CI_MERGE_REQUEST_IID/notes"
-  id="$(curl -fsS --header "PRIVATE-TOKEN: $GITLAB_TOKEN" "$notes?per_page=100&sort=asc" \
-    | jq -r --arg marker "$marker" '[.[] | select(.body | startswith($marker))][0].id // empty')"
+  id=""
+  page=1
+  while [ -z "$id" ] && [ "$page" -le 100 ]; do
+    batch="$(curl -fsS --header "$auth" "$notes?per_page=100&page=$page&sort=asc")"
+    [ "$(printf '%s' "$batch" | jq length)" -gt 0 ] || break
+    id="$(printf '%s' "$batch" | jq -r --arg marker "$marker" --arg me "$me" \
+      '[.[] | select(.author.username == $me and (.body | startswith($marker)))][0].id // empty')"
+    page=$((page + 1))
+  done
   if [ -n "$id" ]; then
-    curl -fsS -X PUT --header "PRIVATE-TOKEN: $GITLAB_TOKEN" --header "Content-Type: application/json" \
+    curl -fsS -X PUT --header "$auth" --header "Content-Type: application/json" \
       --data "$payload" "$notes/$id" > /dev/null
-  else
-    curl -fsS -X POST --header "PRIVATE-TOKEN: $GITLAB_TOKEN" --header "Content-Type: application/json" \
+  elif [ "$affected" = true ]; then
+    curl -fsS -X POST --header "$auth" --header "Content-Type: application/json" \
       --data "$payload" "$notes" > /dev/null
   fi
   if [ "$code" != 0 ] && [ "$code" != 2 ]; then exit "$code"; fi
@@ -1186,10 +1229,7 @@ variables:
         for env in &spec.plan {
             out.push('\n');
             out.push_str(&jobs.fill(PLAN_JOB, env, &[]));
-            let since = [("SINCE", "$CI_MERGE_REQUEST_DIFF_BASE_SHA")];
-            let mut script = jobs.fill(AFFECTED, env, &since);
-            script.push_str(&jobs.fill(PLAN_SCRIPT, env, &[]));
-            out.push_str(&indent(&script, 4));
+            out.push_str(&indent(&jobs.fill(PLAN_SCRIPT, env, &[]), 4));
         }
 
         // The default branch, in order.

@@ -128,6 +128,15 @@ fn ci_init_github_for_the_example_is_valid_and_stable() {
     assert!(text.contains("  plan-production:\n"), "{text}");
     assert!(text.contains("<!-- gitship-plan:production -->"), "{text}");
     assert_eq!(text.matches("run: gitship validate").count(), 1, "{text}");
+    // The comment is this workflow's own (author and marker), edited even when validate or the
+    // plan failed, and other copies are minimized as outdated.
+    assert!(text.contains("if: ${{ !cancelled() }}"), "{text}");
+    assert!(
+        text.contains(r#"select(.user.login == \"github-actions[bot]\""#),
+        "{text}"
+    );
+    assert!(text.contains("classifier: OUTDATED"), "{text}");
+    assert!(text.contains("the plan shown before is outdated"), "{text}");
     snapshot("ci_init_github_example", &text);
     actionlint(&file);
     check_schema("vendor.github-workflows", &file);
@@ -363,9 +372,19 @@ fn ci_init_gitlab_for_the_example_is_valid_and_stable() {
         "gitship deploy production",
         "gitship drift production -o markdown",
         "$CI_MERGE_REQUEST_DIFF_BASE_SHA",
+        // The note is the pipeline's own, found on any page, and updated when nothing is
+        // affected; a failed validate does not hold the plan (and its note) back.
+        "select(.author.username == $me and (.body | startswith($marker)))",
+        "page=$((page + 1))",
+        "changes nothing that \\`staging\\` deploys",
+        "  needs: []\n",
+        // The deploy compares with what production last deployed, in a clean tree.
+        "affected --since \"deployed:production\"",
+        "echo /.gitship-ci/ >> .git/info/exclude",
     ] {
         assert!(text.contains(expected), "no `{expected}` in:\n{text}");
     }
+    assert!(!text.contains("> affected.json"), "{text}");
     snapshot("ci_init_gitlab_example", &text);
     check_schema("vendor.gitlab-ci", &file);
 }
