@@ -565,6 +565,9 @@ impl<'i> Renderer<'i> {
                     Ok(object) => {
                         let item = is_list.then_some(index);
                         self.check_identity(&object, &root, item, &location);
+                        if check_data {
+                            self.check_quantities(&object, &root, item, &location);
+                        }
                         objects.push(object);
                     }
                     Err(message) => self.problem(location.clone(), message, false),
@@ -628,6 +631,23 @@ impl<'i> Renderer<'i> {
                     .redact_text(&ObjectId::lenient(object).qualified()),
                 human_bytes(MAX_OBJECT_BYTES as u64),
             );
+        }
+    }
+
+    /// Resource quantities the API server would refuse ([`validate::check_quantities`]), each
+    /// placed at its value when the file has it.
+    fn check_quantities(
+        &mut self,
+        object: &Value,
+        root: &Node,
+        item: Option<usize>,
+        at: &Location,
+    ) {
+        for (path, message) in validate::check_quantities(object) {
+            let location = node_at(root, item, &path)
+                .map(|node| Location::new(&at.file, node.line, node.column))
+                .unwrap_or_else(|| at.clone());
+            self.problem(location, message, false);
         }
     }
 
@@ -948,23 +968,33 @@ fn is_v1_list(root: &Node) -> bool {
 
 /// The node of `metadata.<field>` in a document (or in its `items[item]` for a `List`).
 fn metadata_field<'n>(root: &'n Node, item: Option<usize>, field: &str) -> Option<&'n Node> {
-    let get = |node: &'n Node, key: &str| -> Option<&'n Node> {
-        match &node.kind {
-            NodeKind::Mapping(entries) => entries
-                .iter()
-                .find(|(k, _)| k.as_scalar() == Some(key))
-                .map(|(_, value)| value),
-            _ => None,
+    let path = ["metadata", field].map(|key| validate::Step::Key(key.to_string()));
+    node_at(root, item, &path)
+}
+
+/// The node at `path` in the document `root` (in its `items[item]` for a `List`).
+fn node_at<'n>(root: &'n Node, item: Option<usize>, path: &[validate::Step]) -> Option<&'n Node> {
+    let mut node = match item {
+        Some(index) => {
+            let items = node_at(root, None, &[validate::Step::Key("items".into())])?;
+            match &items.kind {
+                NodeKind::Sequence(items) => items.get(index)?,
+                _ => return None,
+            }
         }
-    };
-    let object = match item {
-        Some(index) => match &get(root, "items")?.kind {
-            NodeKind::Sequence(items) => items.get(index)?,
-            _ => return None,
-        },
         None => root,
     };
-    get(get(object, "metadata")?, field)
+    for step in path {
+        node = match (&node.kind, step) {
+            (NodeKind::Mapping(entries), validate::Step::Key(key)) => entries
+                .iter()
+                .find(|(k, _)| k.as_scalar() == Some(key.as_str()))
+                .map(|(_, value)| value)?,
+            (NodeKind::Sequence(items), validate::Step::Index(index)) => items.get(*index)?,
+            _ => return None,
+        };
+    }
+    Some(node)
 }
 
 /// ConfigMap and Secret data must be strings (and Secret `data` base64): catch a typed

@@ -142,6 +142,183 @@ pub fn check_identity(object: &Value, environment: &str, namespace: &str) -> Vec
     problems
 }
 
+/// One step into a rendered object: a mapping key or a list index.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    Key(String),
+    Index(usize),
+}
+
+/// `spec.containers[0].resources.limits.cpu`.
+pub fn path_text(path: &[Step]) -> String {
+    let mut text = String::new();
+    for step in path {
+        match step {
+            Step::Key(key) if text.is_empty() => text.push_str(key),
+            Step::Key(key) => {
+                text.push('.');
+                text.push_str(key);
+            }
+            Step::Index(index) => text.push_str(&format!("[{index}]")),
+        }
+    }
+    text
+}
+
+/// The resource quantities of `object` that the API server would refuse (`cpu: 100x`): each
+/// with its path and why. Looked at: the containers' (and init and ephemeral containers')
+/// `resources`, a pod's `resources` and `overhead` in every workload's pod template, a
+/// PersistentVolumeClaim's `resources`, a ResourceQuota's `hard` and a LimitRange's limits.
+pub fn check_quantities(object: &Value) -> Vec<(Vec<Step>, String)> {
+    let text = |pointer: &str| object.pointer(pointer).and_then(Value::as_str);
+    let (Some(api_version), Some(kind)) = (text("/apiVersion"), text("/kind")) else {
+        return Vec::new();
+    };
+    let keys = |names: &[&str]| names.iter().map(|n| Step::Key(n.to_string())).collect();
+    let pod_spec: Option<Vec<Step>> = match (group_of(api_version), kind) {
+        ("", "Pod") => Some(keys(&["spec"])),
+        ("", "PodTemplate") => Some(keys(&["template", "spec"])),
+        ("apps", "Deployment" | "StatefulSet" | "DaemonSet" | "ReplicaSet")
+        | ("", "ReplicationController")
+        | ("batch", "Job") => Some(keys(&["spec", "template", "spec"])),
+        ("batch", "CronJob") => Some(keys(&["spec", "jobTemplate", "spec", "template", "spec"])),
+        _ => None,
+    };
+    // (path to a mapping of quantities)
+    let mut maps: Vec<Vec<Step>> = Vec::new();
+    if let Some(spec) = pod_spec {
+        let at = |path: &[Step]| lookup(object, path);
+        for list in ["containers", "initContainers", "ephemeralContainers"] {
+            let mut containers = spec.clone();
+            containers.push(Step::Key(list.into()));
+            let count = at(&containers)
+                .and_then(Value::as_array)
+                .map_or(0, Vec::len);
+            for index in 0..count {
+                for field in ["limits", "requests"] {
+                    let mut path = containers.clone();
+                    path.extend([
+                        Step::Index(index),
+                        Step::Key("resources".into()),
+                        Step::Key(field.into()),
+                    ]);
+                    maps.push(path);
+                }
+            }
+        }
+        for field in [
+            &["resources", "limits"][..],
+            &["resources", "requests"],
+            &["overhead"],
+        ] {
+            let mut path = spec.clone();
+            path.extend(field.iter().map(|key| Step::Key(key.to_string())));
+            maps.push(path);
+        }
+    }
+    match (group_of(api_version), kind) {
+        ("", "PersistentVolumeClaim") => {
+            maps.push(keys(&["spec", "resources", "requests"]));
+            maps.push(keys(&["spec", "resources", "limits"]));
+        }
+        ("", "ResourceQuota") => maps.push(keys(&["spec", "hard"])),
+        ("", "LimitRange") => {
+            let count = object
+                .pointer("/spec/limits")
+                .and_then(Value::as_array)
+                .map_or(0, Vec::len);
+            for index in 0..count {
+                for field in [
+                    "max",
+                    "min",
+                    "default",
+                    "defaultRequest",
+                    "maxLimitRequestRatio",
+                ] {
+                    let mut path = keys(&["spec", "limits"]);
+                    path.extend([Step::Index(index), Step::Key(field.into())]);
+                    maps.push(path);
+                }
+            }
+        }
+        _ => {}
+    }
+    let mut problems = Vec::new();
+    for path in maps {
+        let Some(Value::Object(quantities)) = lookup(object, &path) else {
+            continue;
+        };
+        for (name, value) in quantities {
+            let valid = match value {
+                Value::Number(_) => true,
+                Value::String(text) => is_quantity(text),
+                _ => false,
+            };
+            if !valid {
+                let mut at = path.clone();
+                at.push(Step::Key(name.clone()));
+                let shown = match value {
+                    Value::String(text) => format!("`{}`", text.escape_default()),
+                    other => format!("{} `{other}`", crate::render::template::type_name(other)),
+                };
+                problems.push((
+                    at.clone(),
+                    format!(
+                        "`{kind}`: `{}` is {shown}, not a Kubernetes quantity (like `500m`, `2`, `1.5Gi`, `1e3`)",
+                        path_text(&at)
+                    ),
+                ));
+            }
+        }
+    }
+    problems
+}
+
+/// The value at `path` in `value`.
+fn lookup<'v>(value: &'v Value, path: &[Step]) -> Option<&'v Value> {
+    path.iter().try_fold(value, |node, step| match step {
+        Step::Key(key) => node.get(key),
+        Step::Index(index) => node.get(index),
+    })
+}
+
+/// Whether `text` is a Kubernetes quantity (apimachinery's grammar): a signed decimal number
+/// (`1`, `1.5`, `.5`, `1.`) and a suffix: binary SI (`Ki` ... `Ei`), decimal SI (`n u m k M G T
+/// P E`, or none) or a decimal exponent (`e3`, `E-2`).
+pub fn is_quantity(text: &str) -> bool {
+    let unsigned = text.strip_prefix(['+', '-']).unwrap_or(text);
+    let number_end = unsigned
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(unsigned.len());
+    let (number, suffix) = unsigned.split_at(number_end);
+    let digits = number.chars().filter(char::is_ascii_digit).count();
+    let number_ok = digits > 0 && number.matches('.').count() <= 1;
+    let suffix_ok = matches!(
+        suffix,
+        "" | "Ki"
+            | "Mi"
+            | "Gi"
+            | "Ti"
+            | "Pi"
+            | "Ei"
+            | "n"
+            | "u"
+            | "m"
+            | "k"
+            | "M"
+            | "G"
+            | "T"
+            | "P"
+            | "E"
+    ) || suffix
+        .strip_prefix(['e', 'E'])
+        .map(|exponent| exponent.strip_prefix(['+', '-']).unwrap_or(exponent))
+        .is_some_and(|exponent| {
+            !exponent.is_empty() && exponent.chars().all(|c| c.is_ascii_digit())
+        });
+    number_ok && suffix_ok
+}
+
 /// The size of `object` as compact JSON (what goes to the API server), without building it.
 pub fn json_size(object: &Value) -> usize {
     struct Counter(usize);
@@ -163,6 +340,65 @@ pub fn json_size(object: &Value) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn quantities_follow_the_api_servers_grammar() {
+        for valid in [
+            "1",
+            "500m",
+            "1.5Gi",
+            ".5",
+            "1.",
+            "+2",
+            "-1",
+            "1e3",
+            "2E-2",
+            "128974848",
+            "0",
+        ] {
+            assert!(is_quantity(valid), "{valid}");
+        }
+        for invalid in [
+            "100x", "", "m", "1.2.3", "1Kb", "1 Gi", "1e", "Gi", "1ki", "e3", "1e3.5",
+        ] {
+            assert!(!is_quantity(invalid), "{invalid}");
+        }
+    }
+
+    #[test]
+    fn bad_quantities_are_found_in_pod_templates_claims_and_quotas() {
+        let deployment = serde_json::json!({"apiVersion": "apps/v1", "kind": "Deployment",
+            "spec": {"template": {"spec": {"containers": [
+                {"name": "a", "resources": {"limits": {"cpu": "100x", "memory": "1Gi"}}},
+                {"name": "b", "resources": {"requests": {"cpu": 2, "memory": true}}}]}}}});
+        let found: Vec<String> = check_quantities(&deployment)
+            .into_iter()
+            .map(|(path, _)| path_text(&path))
+            .collect();
+        assert_eq!(
+            found,
+            [
+                "spec.template.spec.containers[0].resources.limits.cpu",
+                "spec.template.spec.containers[1].resources.requests.memory"
+            ]
+        );
+        let claim = serde_json::json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+            "spec": {"resources": {"requests": {"storage": "10 GB"}}}});
+        let problems = check_quantities(&claim);
+        assert_eq!(problems.len(), 1);
+        assert!(
+            problems[0].1.contains("`10 GB`, not a Kubernetes quantity"),
+            "{}",
+            problems[0].1
+        );
+        let quota = serde_json::json!({"apiVersion": "v1", "kind": "ResourceQuota",
+            "spec": {"hard": {"pods": "10", "requests.cpu": "4x"}}});
+        assert_eq!(check_quantities(&quota).len(), 1);
+        let cron = serde_json::json!({"apiVersion": "batch/v1", "kind": "CronJob",
+            "spec": {"jobTemplate": {"spec": {"template": {"spec": {"containers": [
+                {"name": "a", "resources": {"limits": {"cpu": "1u"}}}]}}}}}});
+        assert!(check_quantities(&cron).is_empty());
+    }
     use serde_json::json;
 
     fn check(api_version: &str, kind: &str, name: &str, namespace: Option<&str>) -> Vec<String> {

@@ -98,6 +98,30 @@ fn billion_laughs_is_refused() {
     run.assert_fails_with("invalid YAML: aliases expand to more than 250000 nodes");
 }
 
+/// A resource quantity the API server refuses (`cpu: 100x`) fails `validate` at its line, not
+/// `plan` at the cluster.
+#[test]
+fn an_invalid_quantity_fails_validate_at_its_line() {
+    let repo = Repo::new();
+    repo.write(
+        "infrastructure/kubernetes/web.yaml",
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  selector:\n    matchLabels: {app: web}\n  template:\n    metadata:\n      labels: {app: web}\n    spec:\n      containers:\n        - name: web\n          image: nginx\n          resources:\n            limits:\n              cpu: 100x\n              memory: 1Gi\n",
+    );
+    let run = repo.gitship(&["validate"]);
+    run.assert_fails_with("infrastructure/kubernetes/web.yaml:17:20:");
+    run.assert_fails_with(
+        "`spec.template.spec.containers[0].resources.limits.cpu` is `100x`, not a Kubernetes quantity",
+    );
+    repo.write(
+        "infrastructure/kubernetes/web.yaml",
+        &std::fs::read_to_string(repo.path().join("infrastructure/kubernetes/web.yaml"))
+            .expect("read")
+            .replace("100x", "500m"),
+    );
+    let run = repo.gitship(&["validate"]);
+    assert_eq!(run.code, 0, "{}", run.transcript());
+}
+
 #[test]
 fn deep_block_nesting_is_refused() {
     let repo = Repo::new();
