@@ -6,7 +6,10 @@
 //! [`crate::ops::drift::drift_with`].
 //!
 //! - [`crate::git::clone`]: its clone in the cache directory, fetched with git2;
-//! - [`reconcile`]: one sync (fetch, render, plan, apply) and one heal, with back-off;
+//! - [`decide`]: what to do next (sync, heal, wait, back off), a pure function of the agent's
+//!   memory, what it observed and the time;
+//! - [`reconcile`]: the loop that observes, asks [`decide`] and carries the decision out (fetch,
+//!   drift check, deploy, status, metrics, Events);
 //! - [`leader`]: leader election over a Lease, so that several replicas can run;
 //! - [`state`]: the status and metrics the loop shares with the HTTP server;
 //! - [`notify`]: commit statuses on GitHub or GitLab for each sync;
@@ -14,6 +17,7 @@
 //!   `POST /hooks/git`; [`page`]: the status page `/` shows;
 //! - [`manifests`]: what runs the agent in the cluster.
 
+pub mod decide;
 pub mod http;
 pub mod leader;
 pub mod manifests;

@@ -1,32 +1,36 @@
-//! One agent: its loop, one sync and one heal.
+//! One agent: its loop, which observes, decides ([`crate::agent::decide`]) and acts.
 //!
-//! - **Sync** (every `interval`, or at once on a push webhook): fetch; when the branch moved,
-//!   check the new commit out in the agent's clone and deploy it through the one pipeline
+//! Each turn of the loop connects (once), contends for the leader Lease, and, as the
+//! [`Schedule`] says, syncs and heals; it then publishes the status and waits. This file only
+//! observes and carries decisions out; what to do is decided in [`crate::agent::decide`], a pure
+//! function of the agent's [`Memory`], what it observed and the time (ARCHITECTURE.md,
+//! "`src/agent/`").
+//!
+//! - **Sync** (every `interval`, or at once on a push webhook or `gitship sync`): fetch the
+//!   branch and read the pin and the suspension; when [`Memory::sync`] says so, check the new
+//!   commit out in the agent's clone and deploy it through the one pipeline
 //!   ([`crate::ops::deploy::deploy`]), without building (unless `agent.build`) and with
 //!   Terraform as `agent.terraform` says. A failed commit leaves the cluster at the last good
 //!   revision (the pipeline's static checks and preflight run before anything changes), and is
-//!   tried again after a back-off of 5 s doubling to 5 min; a new commit resets the back-off.
-//!   Missing images make the agent wait ("waiting for images") and try again.
+//!   tried again after its back-off; missing images make the agent wait ("waiting for images").
 //! - **Heal** (every `heal_interval`): a drift check of the revision the cluster runs
-//!   ([`crate::ops::drift::drift_with`], with the environment's `drift.ignore` rules); drifted
-//!   fields and deleted objects are put back by deploying that revision again, recorded as a
-//!   `heal` in the deploy history and as an Event. A field another manager changes back after
-//!   every heal (an HPA's replicas, a person running `kubectl scale` again) is flapping: reported
-//!   once with a hint (and an Event), shown as drifted and flapping, and healed again only after
-//!   a back-off that doubles with each return (from the heal interval up to 1 hour), never
-//!   given up for good. It stops flapping when Git changes the field, or after a quiet window
-//!   ([`FLAP_QUIET_HEALS`] heal intervals) in which it did not drift.
+//!   ([`crate::ops::drift::drift_with`], with the environment's `drift.ignore` rules); what
+//!   [`Memory::heal`] decides to put back is deployed again from that revision, recorded as a
+//!   `heal` in the deploy history and as an Event; fields that flap are reported (log, Event,
+//!   status) and wait out their back-off.
 
-use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::Result;
 use chrono::Utc;
-use tokio::time::Instant;
 
 use crate::agent::AgentOptions;
+use crate::agent::decide::{
+    self, Controls, HealAction, HealDecision, HealPolicy, Memory, Schedule, SyncDecision,
+    SyncFailure,
+};
 use crate::agent::leader::{self, Contention, Leadership};
 use crate::agent::metrics::SyncResult;
 use crate::agent::notify::{CommitState, Notifier, failure_description};
@@ -38,32 +42,14 @@ use crate::git::short_sha;
 use crate::kube::KubeError;
 use crate::kube::events::{self, EventType};
 use crate::kube::inventory::{DeployOutcome, RecordSource};
+use crate::kube::pin::{Pin, Suspension};
 use crate::model::Environment;
 use crate::ops::deploy::{DeployPolicy, ImagePolicy, ImagesMissing, TerraformPolicy};
 use crate::ops::session::{SessionTarget, Workspace};
 use crate::ops::{DeploySource, Session};
 use crate::output::Printer;
-use crate::plan::{DriftKind, DriftReport};
+use crate::plan::DriftReport;
 use crate::repo::config::AgentTerraform;
-
-/// The first back-off after a failed sync.
-const BACKOFF_MIN: Duration = Duration::from_secs(5);
-/// The longest back-off.
-const BACKOFF_MAX: Duration = Duration::from_secs(300);
-/// A field healed this many times in a row and changed back each time is flapping.
-const FLAP_AFTER: u32 = 3;
-/// The longest wait between two heals of a flapping field.
-const FLAP_BACKOFF_MAX: Duration = Duration::from_secs(3600);
-/// A flapping field that has not drifted for this many heal intervals is not flapping any more.
-const FLAP_QUIET_HEALS: u32 = 10;
-
-/// A commit that failed, and when to try it again.
-#[derive(Debug, Clone)]
-struct Retry {
-    sha: String,
-    attempts: u32,
-    at: Instant,
-}
 
 /// The agent of one environment.
 pub struct Agent {
@@ -72,10 +58,10 @@ pub struct Agent {
     state: Arc<AgentState>,
     identity: String,
     printer: Printer,
-    /// The revision the cluster runs (the last good sync).
+    /// The revision the cluster runs (the last good sync, the pin, or a degraded commit).
     applied: Option<Revision>,
-    retry: Option<Retry>,
-    flaps: FlapTracker,
+    /// What the decisions remember: the failed commit's retry, the flapping fields.
+    memory: Memory,
     /// The status as last published to the cluster.
     published: Option<String>,
     /// The cluster and the environment, known from the first commit that opens.
@@ -104,6 +90,14 @@ impl std::fmt::Debug for Agent {
     }
 }
 
+/// What a turn of the loop leads to.
+enum Turn {
+    /// Begin the next turn at once (the leader election waited already).
+    Again,
+    /// Wait until then (or a webhook, or SIGTERM).
+    Wait(Instant),
+}
+
 impl Agent {
     pub fn new(
         options: AgentOptions,
@@ -120,12 +114,11 @@ impl Agent {
             identity,
             printer,
             applied: None,
-            retry: None,
+            memory: Memory::default(),
             fetched: false,
             fetch_failure: None,
             suspension: false,
             connection: None,
-            flaps: FlapTracker::default(),
             published: None,
             cluster: None,
         }
@@ -144,65 +137,71 @@ impl Agent {
         }
         let mut interrupt = crate::process::interrupt_receiver();
         let mut leadership: Option<Leadership> = None;
-        let mut next_fetch = Instant::now();
-        let mut next_heal = Instant::now() + self.options.heal_interval;
+        let mut schedule = Schedule::new(Instant::now(), self.options.heal_interval);
         loop {
             self.state.tick();
             if crate::process::is_interrupted() {
                 break;
             }
-            if self.cluster.is_none() {
-                if let Err(error) = self.connect().await {
-                    self.report_error(&error);
-                    next_fetch = Instant::now() + BACKOFF_MIN.max(self.options.interval / 4);
-                    if wait_until(&mut interrupt, &self.state, next_fetch).await {
-                        break;
-                    }
-                    continue;
-                }
-                next_fetch = Instant::now();
-            }
-            let Some((client, environment)) = self.cluster.clone() else {
-                continue;
+            let wake = match self.turn(&mut leadership, &mut schedule).await {
+                Turn::Again => continue,
+                Turn::Wait(at) => at,
             };
-            let election = leadership.get_or_insert_with(|| {
-                Leadership::new(&environment, &self.identity, self.options.lease_duration)
-            });
-            if !election.is_leader() {
-                if !self.lead(election, &client).await {
-                    continue;
-                }
-                next_fetch = Instant::now();
-            }
-            let now = Instant::now();
-            if self.sync_requested().await {
-                // A requested sync also puts drift back, as `deploy` would.
-                next_fetch = now;
-                next_heal = now;
-            }
-            if now >= next_fetch {
-                self.sync().await;
-                next_fetch = Instant::now() + self.options.interval;
-            }
-            if let Some(retry) = &self.retry {
-                next_fetch = next_fetch.min(retry.at);
-            }
-            if now >= next_heal {
-                self.heal().await;
-                next_heal = Instant::now() + self.options.heal_interval;
-            }
-            self.publish().await;
-            // Wake for the next fetch or heal, a webhook, SIGTERM, or to look at the Lease.
-            let wake = next_fetch
-                .min(next_heal)
-                .min(Instant::now() + self.options.lease_duration / 3);
             if wait_until(&mut interrupt, &self.state, wake).await {
                 break;
             }
             if self.state.take_trigger() {
-                next_fetch = Instant::now();
+                schedule.fetch_now(Instant::now());
             }
         }
+        self.stop(leadership).await;
+        Ok(Outcome::Success)
+    }
+
+    /// One turn of the loop: connect, lead, then sync and heal as `schedule` says.
+    async fn turn(&mut self, leadership: &mut Option<Leadership>, schedule: &mut Schedule) -> Turn {
+        if self.cluster.is_none() {
+            if let Err(error) = self.connect().await {
+                self.report_error(&error);
+                let now = Instant::now();
+                let wait = decide::reconnect_after(self.options.interval);
+                return Turn::Wait(now.checked_add(wait).unwrap_or(now));
+            }
+            schedule.fetch_now(Instant::now());
+        }
+        let Some((client, environment)) = self.cluster.clone() else {
+            return Turn::Again;
+        };
+        let election = leadership.get_or_insert_with(|| {
+            Leadership::new(&environment, &self.identity, self.options.lease_duration)
+        });
+        if !election.is_leader() {
+            if !self.lead(election, &client).await {
+                return Turn::Again;
+            }
+            schedule.fetch_now(Instant::now());
+        }
+        let now = Instant::now();
+        if self.sync_requested().await {
+            self.memory.sync_requested(now);
+            schedule.requested(now);
+        }
+        let due = schedule.due(now);
+        if due.sync {
+            self.sync().await;
+            schedule.synced(Instant::now(), self.options.interval);
+        }
+        schedule.retry(self.memory.retry_at());
+        if due.heal {
+            self.heal().await;
+            schedule.healed(Instant::now(), self.options.heal_interval);
+        }
+        self.publish().await;
+        Turn::Wait(schedule.wake(Instant::now(), self.options.lease_duration))
+    }
+
+    /// Stop: a leader says so in its status and gives the Lease up.
+    async fn stop(&mut self, leadership: Option<Leadership>) {
         if let Some(mut election) = leadership {
             if election.is_leader() {
                 self.state.update(|s| s.leader = false);
@@ -215,7 +214,6 @@ impl Agent {
             }
         }
         self.printer.status("agent: stopped");
-        Ok(Outcome::Success)
     }
 
     /// Try to lead; whether this replica now leads.
@@ -273,7 +271,7 @@ impl Agent {
             Err(KubeError::Interrupted) => false,
             Err(error) => {
                 self.report_error(&user_error(error));
-                tokio::time::sleep(BACKOFF_MIN).await;
+                tokio::time::sleep(decide::BACKOFF_MIN).await;
                 false
             }
         }
@@ -330,9 +328,6 @@ impl Agent {
             "agent: a sync of `{}` was requested",
             self.options.env
         ));
-        if let Some(retry) = &mut self.retry {
-            retry.at = Instant::now();
-        }
         self.state
             .update(|s| s.sync_request_handled = Some(requested));
         true
@@ -343,7 +338,7 @@ impl Agent {
         self.connect().await?;
         let head = self.fetch()?;
         self.applied = self.applied_from_inventory().await;
-        let pinned = self.pinned(&head).await?;
+        let (pin, suspension) = self.read_controls().await?;
         // Every read of its own is done. A sandbox's simulated cluster saves its state when its
         // connection closes: close it now, unchanged, before the deploy's own connection loads,
         // changes and saves that state (else the stale copy would be saved over it at exit).
@@ -351,32 +346,36 @@ impl Agent {
             self.connection = None;
             self.cluster = None;
         }
-        if self.suspension {
-            self.printer.status(&format!(
-                "agent: `{}` is suspended: nothing to do",
-                self.options.env
-            ));
-            return Ok(Outcome::Success);
-        }
-        if pinned || self.applied.as_ref().is_some_and(|a| a.sha == head.sha) {
-            self.printer.status(&format!(
-                "agent: `{}` runs {} already; checking for drift",
-                self.options.env,
-                short_sha(&head.sha)
-            ));
-            let healed = self.heal_once().await?;
-            if let Some(error) = healed {
-                return Err(error);
+        let decision = self.decide_sync(&head, pin, suspension);
+        match decision {
+            SyncDecision::Suspended => {
+                self.printer.status(&format!(
+                    "agent: `{}` is suspended: nothing to do",
+                    self.options.env
+                ));
+                Ok(Outcome::Success)
             }
-            return Ok(Outcome::Success);
+            SyncDecision::Sync { .. } => {
+                self.deploy(&head, Purpose::Sync).await?;
+                self.printer.status(&format!(
+                    "agent: synced {} ({})",
+                    short_sha(&head.sha),
+                    head.subject
+                ));
+                Ok(Outcome::Success)
+            }
+            SyncDecision::Pinned | SyncDecision::UpToDate | SyncDecision::BackOff { .. } => {
+                self.printer.status(&format!(
+                    "agent: `{}` runs {} already; checking for drift",
+                    self.options.env,
+                    short_sha(&head.sha)
+                ));
+                match self.heal_once().await? {
+                    Some(error) => Err(error),
+                    None => Ok(Outcome::Success),
+                }
+            }
         }
-        self.deploy(&head, Purpose::Sync).await?;
-        self.printer.status(&format!(
-            "agent: synced {} ({})",
-            short_sha(&head.sha),
-            head.subject
-        ));
-        Ok(Outcome::Success)
     }
 
     /// Open the newest commit to learn the environment's cluster and namespace.
@@ -527,7 +526,8 @@ impl Agent {
         crate::ops::deploy::deploy(&session, &DeploySource::WorkTree, &request).await
     }
 
-    /// One sync: fetch, and deploy the branch's newest commit when it moved.
+    /// One sync: fetch, read the pin and the suspension, decide, and deploy the branch's newest
+    /// commit when the decision says so.
     async fn sync(&mut self) {
         let started = Instant::now();
         let head = match self.fetch() {
@@ -541,30 +541,29 @@ impl Agent {
         };
         self.fetched = true;
         self.fetch_failure = None;
-        match self.pinned(&head).await {
-            Ok(false) => {}
-            Ok(true) => return,
+        let (pin, suspension) = match self.read_controls().await {
+            Ok(controls) => controls,
             Err(error) => {
                 // Neither sync nor heal without knowing the pin: it may forbid either.
                 self.report_error(&error);
                 return;
             }
-        }
-        let runs_head = self.applied.as_ref().is_some_and(|a| a.sha == head.sha);
-        match &self.retry {
-            Some(retry) if retry.sha != head.sha => self.retry = None,
-            Some(retry) if Instant::now() < retry.at => return,
-            Some(_) => {}
-            None if runs_head => {
+        };
+        match self.decide_sync(&head, pin, suspension) {
+            SyncDecision::Suspended | SyncDecision::Pinned | SyncDecision::BackOff { .. } => {}
+            SyncDecision::UpToDate => {
                 self.state.update(|s| {
                     if matches!(s.state, SyncState::Starting | SyncState::Progressing) {
                         s.state = SyncState::Synced;
                     }
                 });
-                return;
             }
-            None => {}
+            SyncDecision::Sync { .. } => self.sync_head(&head, started).await,
         }
+    }
+
+    /// Deploy the branch's `head`, a sync that began at `started`.
+    async fn sync_head(&mut self, head: &Revision, started: Instant) {
         self.printer.status(&format!(
             "agent: syncing {} ({}) by {}",
             short_sha(&head.sha),
@@ -574,13 +573,11 @@ impl Agent {
         self.state.update(|s| s.state = SyncState::Progressing);
         self.notifier
             .send(&head.sha, CommitState::Running, "deploying");
-        let result = self.deploy(&head, Purpose::Sync).await;
+        let result = self.deploy(head, Purpose::Sync).await;
         let elapsed = started.elapsed();
         match result {
-            Ok(deployed) => {
-                self.synced(&head, deployed, elapsed);
-            }
-            Err(error) => self.sync_failed(&head, error, elapsed).await,
+            Ok(deployed) => self.synced(head, deployed, elapsed),
+            Err(error) => self.sync_failed(head, error, elapsed).await,
         }
     }
 
@@ -611,7 +608,7 @@ impl Agent {
             .collect();
         let pending_count = pending.len();
         self.applied = Some(head.clone());
-        self.retry = None;
+        self.memory.synced();
         let revision = head.clone();
         self.state.update(|s| {
             s.state = SyncState::Synced;
@@ -650,122 +647,211 @@ impl Agent {
         })
     }
 
+    /// How the sync of `head` failed with `error`.
+    async fn failure_of(&self, head: &Revision, error: &anyhow::Error) -> SyncFailure {
+        if error.downcast_ref::<ImagesMissing>().is_some() {
+            return SyncFailure::ImagesMissing;
+        }
+        // Applied, not healthy; or failed after its first write (a later wave, a webhook that
+        // ignores dry runs): the cluster runs (part of) it.
+        let unhealthy = matches!(
+            error.downcast_ref::<KubeError>(),
+            Some(KubeError::Unhealthy { .. })
+        );
+        if unhealthy || self.wrote(head).await {
+            SyncFailure::Degraded
+        } else {
+            SyncFailure::Failed
+        }
+    }
+
+    /// The sync of `head` failed: decide when to try it again, and say so.
     async fn sync_failed(&mut self, head: &Revision, error: anyhow::Error, elapsed: Duration) {
         if crate::process::is_interrupted() {
             return;
         }
-        let attempts = match &self.retry {
-            Some(retry) if retry.sha == head.sha => retry.attempts.saturating_add(1),
-            _ => 1,
-        };
-        let mut backoff = backoff(attempts);
-        let message = crate::diagnostics::render(&error);
-        if let Some(missing) = error.downcast_ref::<ImagesMissing>() {
-            // Waiting for CI is not a failure: look again soon, at most every interval.
-            backoff = backoff.min(self.options.interval);
-            self.printer.status(&format!(
-                "agent: {} waits for images: {} (next look in {}s)",
-                short_sha(&head.sha),
-                missing.missing.join(", "),
-                backoff.as_secs()
-            ));
-            let waiting = missing.missing.clone();
-            self.state.update(|s| {
-                s.state = SyncState::WaitingForImages;
-                s.waiting_for_images = waiting;
-            });
-            self.state
-                .metrics
-                .sync_finished(SyncResult::WaitingForImages, elapsed);
-            self.notifier
-                .send(&head.sha, CommitState::Pending, "waiting for images");
-        } else {
-            // Applied, not healthy; or failed after its first write (a later wave, a webhook
-            // that ignores dry runs): the cluster runs (part of) it. Heals then follow the new
-            // commit, never back toward the older revision.
-            let degraded = matches!(
-                error.downcast_ref::<KubeError>(),
-                Some(KubeError::Unhealthy { .. })
-            ) || self.wrote(head).await;
-            if degraded {
-                self.applied = Some(head.clone());
-            }
-            self.printer.warn(&format!(
-                "agent: sync of {} failed (next attempt in {}s); the cluster stays at {}:\n{message}",
-                short_sha(&head.sha),
-                backoff.as_secs(),
-                self.applied
-                    .as_ref()
-                    .map_or("its previous state".to_string(), |a| short_sha(&a.sha).to_string())
-            ));
-            let text = message.clone();
-            let revision = self.applied.clone();
-            self.state.update(|s| {
-                s.state = if degraded {
-                    SyncState::Degraded
-                } else {
-                    SyncState::Error
-                };
-                s.last_error = Some(text);
-                s.revision = revision;
-            });
-            self.notifier.send(
-                &head.sha,
-                CommitState::Failure,
-                failure_description(degraded),
-            );
-            self.state.metrics.sync_finished(
-                if degraded {
-                    SyncResult::Degraded
-                } else {
-                    SyncResult::Failed
-                },
-                elapsed,
-            );
-            self.event(
-                EventType::Warning,
-                "SyncFailed",
-                &format!("agent: {} failed: {message}", short_sha(&head.sha)),
-            )
-            .await;
+        let failure = self.failure_of(head, &error).await;
+        let wait =
+            self.memory
+                .sync_failed(&head.sha, failure, Instant::now(), self.options.interval);
+        if failure.runs_commit() {
+            // Heals then follow the new commit, never back toward the older revision.
+            self.applied = Some(head.clone());
         }
-        self.retry = Some(Retry {
-            sha: head.sha.clone(),
-            attempts,
-            at: Instant::now() + backoff,
-        });
+        match error.downcast_ref::<ImagesMissing>() {
+            Some(missing) => self.wait_for_images(head, missing, wait, elapsed),
+            None => {
+                self.report_sync_failure(head, &error, failure, wait, elapsed)
+                    .await
+            }
+        }
     }
 
-    /// Whether the environment is pinned or suspended: then the agent does not sync (and heals
-    /// to the pinned revision, or not at all when suspended). An unreadable pin is an error:
-    /// the caller decides (the loop reports it and waits, `--once` fails with it).
-    async fn pinned(&mut self, head: &Revision) -> Result<bool> {
-        let Some((client, environment)) = &self.cluster else {
-            return Ok(false);
+    /// `head` needs images CI has not pushed yet: not a failure, the agent looks again soon.
+    fn wait_for_images(
+        &self,
+        head: &Revision,
+        missing: &ImagesMissing,
+        wait: Duration,
+        elapsed: Duration,
+    ) {
+        self.printer.status(&format!(
+            "agent: {} waits for images: {} (next look in {}s)",
+            short_sha(&head.sha),
+            missing.missing.join(", "),
+            wait.as_secs()
+        ));
+        let waiting = missing.missing.clone();
+        self.state.update(|s| {
+            s.state = SyncState::WaitingForImages;
+            s.waiting_for_images = waiting;
+        });
+        self.state
+            .metrics
+            .sync_finished(SyncResult::WaitingForImages, elapsed);
+        self.notifier
+            .send(&head.sha, CommitState::Pending, "waiting for images");
+    }
+
+    /// The sync of `head` failed (`Degraded`: after writing): the log, the status, the commit
+    /// status, the metrics and an Event say so.
+    async fn report_sync_failure(
+        &self,
+        head: &Revision,
+        error: &anyhow::Error,
+        failure: SyncFailure,
+        wait: Duration,
+        elapsed: Duration,
+    ) {
+        let degraded = failure.runs_commit();
+        let message = crate::diagnostics::render(error);
+        self.printer.warn(&format!(
+            "agent: sync of {} failed (next attempt in {}s); the cluster stays at {}:\n{message}",
+            short_sha(&head.sha),
+            wait.as_secs(),
+            self.applied
+                .as_ref()
+                .map_or("its previous state".to_string(), |a| short_sha(&a.sha)
+                    .to_string())
+        ));
+        let text = message.clone();
+        let revision = self.applied.clone();
+        self.state.update(|s| {
+            s.state = if degraded {
+                SyncState::Degraded
+            } else {
+                SyncState::Error
+            };
+            s.last_error = Some(text);
+            s.revision = revision;
+        });
+        self.notifier.send(
+            &head.sha,
+            CommitState::Failure,
+            failure_description(degraded),
+        );
+        let result = if degraded {
+            SyncResult::Degraded
+        } else {
+            SyncResult::Failed
         };
-        let (pin, suspension) = crate::kube::pin::load_controls(
+        self.state.metrics.sync_finished(result, elapsed);
+        self.event(
+            EventType::Warning,
+            "SyncFailed",
+            &format!("agent: {} failed: {message}", short_sha(&head.sha)),
+        )
+        .await;
+    }
+
+    /// The pin and the suspension of the environment. An unreadable pin is an error: the caller
+    /// decides (the loop reports it and waits, `--once` fails with it).
+    async fn read_controls(&self) -> Result<(Option<Pin>, Option<Suspension>)> {
+        let Some((client, environment)) = &self.cluster else {
+            return Ok((None, None));
+        };
+        crate::kube::pin::load_controls(
             client,
             environment,
             &crate::kube::retry::RetryPolicy::default(),
         )
         .await
-        .map_err(user_error)?;
-        if self.suspended(suspension) {
-            return Ok(true);
-        }
-        let Some(pin) = pin else {
-            if self.state.status().pinned.is_some() {
-                self.printer.status(&format!(
-                    "agent: `{}` was resumed: following `{}` again",
-                    self.options.env, self.source.branch
-                ));
-                self.state.update(|s| {
-                    s.pinned = None;
-                    s.state = SyncState::Progressing;
-                });
+        .map_err(user_error)
+    }
+
+    /// Decide the sync of `head` under `pin` and `suspension`, and carry out what the decision
+    /// says of them: the status shows a suspension or a pin, a pinned commit becomes the
+    /// revision the cluster runs, a resumed environment follows the branch again.
+    fn decide_sync(
+        &mut self,
+        head: &Revision,
+        pin: Option<Pin>,
+        suspension: Option<Suspension>,
+    ) -> SyncDecision {
+        let controls = Controls::new(
+            pin.as_ref().map(|pin| pin.sha.as_str()),
+            suspension.is_some(),
+        );
+        let runs = self.applied.as_ref().map(|applied| applied.sha.clone());
+        let decision = self
+            .memory
+            .sync(&head.sha, runs.as_deref(), &controls, Instant::now());
+        self.suspension = decision == SyncDecision::Suspended;
+        match (suspension, pin) {
+            (Some(suspension), _) => self.show_suspension(&suspension),
+            (None, pin) => {
+                self.end_suspension();
+                match pin {
+                    Some(pin) => self.follow_pin(&pin, head),
+                    None => self.end_pin(),
+                }
             }
-            return Ok(false);
-        };
+        }
+        decision
+    }
+
+    /// Show the suspension (`gitship suspend`): neither sync nor heal until `gitship resume`.
+    fn show_suspension(&self, suspension: &Suspension) {
+        let text = format!(
+            "by {} at {}{}",
+            suspension.who,
+            suspension.time.format("%Y-%m-%d %H:%M:%SZ"),
+            if suspension.reason.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", suspension.reason)
+            }
+        );
+        if self.state.status().suspended.is_none() {
+            self.printer.status(&format!(
+                "agent: `{}` is suspended ({text}): no sync and no heal until `gitship resume {}`",
+                self.options.env, self.options.env
+            ));
+        }
+        self.state.update(|s| {
+            s.state = SyncState::Suspended;
+            s.suspended = Some(text);
+        });
+    }
+
+    /// The environment is not suspended (any more).
+    fn end_suspension(&self) {
+        if self.state.status().suspended.is_none() {
+            return;
+        }
+        self.printer.status(&format!(
+            "agent: `{}` was resumed: syncing and healing again",
+            self.options.env
+        ));
+        self.state.update(|s| {
+            s.suspended = None;
+            s.state = SyncState::Progressing;
+        });
+    }
+
+    /// The environment is pinned at `pin`, Git being at `head`: the cluster is to run the pin,
+    /// which heals go back to.
+    fn follow_pin(&mut self, pin: &Pin, head: &Revision) {
         let revision = self.source.revision(&pin.sha).unwrap_or(Revision {
             sha: pin.sha.clone(),
             subject: String::new(),
@@ -783,56 +869,26 @@ impl Agent {
             ));
         }
         self.applied = Some(revision.clone());
-        self.retry = None;
         self.state.update(|s| {
             s.state = SyncState::Pinned;
             s.pinned = Some(revision.clone());
             s.revision = Some(revision);
         });
-        Ok(true)
     }
 
-    /// Note the suspension (`gitship suspend`); whether the environment is suspended. A
-    /// suspended environment is neither synced nor healed; `gitship resume` ends it.
-    fn suspended(&mut self, suspension: Option<crate::kube::pin::Suspension>) -> bool {
-        let was = self.state.status().suspended.is_some();
-        let Some(suspension) = suspension else {
-            if was {
-                self.printer.status(&format!(
-                    "agent: `{}` was resumed: syncing and healing again",
-                    self.options.env
-                ));
-                self.state.update(|s| {
-                    s.suspended = None;
-                    s.state = SyncState::Progressing;
-                });
-            }
-            self.suspension = false;
-            return false;
-        };
-        let text = format!(
-            "by {} at {}{}",
-            suspension.who,
-            suspension.time.format("%Y-%m-%d %H:%M:%SZ"),
-            if suspension.reason.is_empty() {
-                String::new()
-            } else {
-                format!(": {}", suspension.reason)
-            }
-        );
-        if !was {
-            self.printer.status(&format!(
-                "agent: `{}` is suspended ({text}): no sync and no heal until `gitship resume {}`",
-                self.options.env, self.options.env
-            ));
+    /// The environment is not pinned (any more): the agent follows the branch.
+    fn end_pin(&self) {
+        if self.state.status().pinned.is_none() {
+            return;
         }
-        self.retry = None;
-        self.suspension = true;
+        self.printer.status(&format!(
+            "agent: `{}` was resumed: following `{}` again",
+            self.options.env, self.source.branch
+        ));
         self.state.update(|s| {
-            s.state = SyncState::Suspended;
-            s.suspended = Some(text);
+            s.pinned = None;
+            s.state = SyncState::Progressing;
         });
-        true
     }
 
     /// One heal (the loop's): errors go to the status.
@@ -851,12 +907,38 @@ impl Agent {
         }
     }
 
-    /// Look for drift in the revision the cluster runs and put it back. `Ok(Some(error))`: the
-    /// heal itself failed; `Err`: the drift check did.
+    /// Look for drift in the revision the cluster runs, decide, and put back what the decision
+    /// says. `Ok(Some(error))`: the heal itself failed; `Err`: the drift check did.
     async fn heal_once(&mut self) -> Result<Option<anyhow::Error>> {
         let Some(applied) = self.applied.clone() else {
             return Ok(None);
         };
+        let report = self.check_drift(&applied).await?;
+        let policy = HealPolicy {
+            interval: self.options.heal_interval,
+            self_heal: self.options.self_heal,
+        };
+        let decision = self
+            .memory
+            .heal(&report, &applied.sha, policy, Instant::now());
+        self.show_drift(&decision).await;
+        match &decision.action {
+            HealAction::Nothing => Ok(None),
+            HealAction::Report(lines) => {
+                self.printer.warn(&format!(
+                    "agent: drift in `{}` (not healed: `agent.self_heal: false`): {}",
+                    self.options.env,
+                    lines.join("; ")
+                ));
+                Ok(None)
+            }
+            HealAction::Heal(lines) => self.put_back(&applied, &decision, lines.clone()).await,
+        }
+    }
+
+    /// The drift report of `applied`, the revision the cluster runs; the status page's view
+    /// follows it.
+    async fn check_drift(&mut self, applied: &Revision) -> Result<DriftReport> {
         self.source.checkout(&applied.sha, SKIP_LARGE)?;
         let session = self.session()?;
         let quiet = Printer {
@@ -873,99 +955,73 @@ impl Agent {
                 .await?;
         self.state.metrics.drift_checked(started.elapsed());
         self.refresh_view(&report).await;
-        let terraform = terraform_drift_lines(&report);
-        self.state
-            .metrics
-            .set_terraform_drift(terraform.len() as u64);
-        let drift = Drift::of(&report, &applied.sha);
-        let now = Instant::now();
-        let healing = self.sort_flapping(&drift, now).await;
-        if !terraform.is_empty() || healing.is_empty() {
-            let pending_plan: Vec<String> = self
-                .state
-                .status()
-                .terraform_drift
-                .into_iter()
-                .filter(|line| line.ends_with("(planned, not applied)"))
-                .collect();
-            self.state.update(|s| {
-                s.terraform_drift = pending_plan.into_iter().chain(terraform).collect();
-            });
+        Ok(report)
+    }
+
+    /// Show what a heal decided before it acts: fields that began or stopped flapping (log and
+    /// Event), the flapping and waiting fields and Terraform's drift in the status, the gauges.
+    async fn show_drift(&self, decision: &HealDecision) {
+        for key in &decision.stopped_flapping {
+            self.printer
+                .status(&format!("agent: {key} is no longer flapping"));
         }
-        if healing.is_empty() {
-            self.flaps.healed(BTreeSet::new());
-            return Ok(None);
+        for hint in &decision.began_flapping {
+            self.printer.warn(&format!("agent: {hint}"));
+            self.event(EventType::Warning, "FlappingField", hint).await;
         }
-        if !self.options.self_heal {
-            let lines = healing.clone();
-            self.state.update(|s| s.drifted.extend(lines));
-            self.printer.warn(&format!(
-                "agent: drift in `{}` (not healed: `agent.self_heal: false`): {}",
-                self.options.env,
-                healing.join("; ")
-            ));
-            return Ok(None);
+        let (flapping, drifted) = (decision.flapping.clone(), decision.drifted.clone());
+        self.state.update(|s| {
+            s.flapping = flapping;
+            s.drifted = drifted;
+        });
+        let metrics = &self.state.metrics;
+        metrics.set_drifted(decision.drifted_objects);
+        metrics.set_terraform_drift(decision.terraform.len() as u64);
+        // A heal deploy leaves the plan's pending lines; otherwise they are shown afresh.
+        if decision.terraform.is_empty() && decision.action != HealAction::Nothing {
+            return;
         }
+        let terraform = decision.terraform.clone();
+        self.state.update(|s| {
+            s.terraform_drift
+                .retain(|line| line.ends_with("(planned, not applied)"));
+            s.terraform_drift.extend(terraform);
+        });
+    }
+
+    /// Deploy `applied` again to put back `lines`, as `decision` says.
+    async fn put_back(
+        &mut self,
+        applied: &Revision,
+        decision: &HealDecision,
+        lines: Vec<String>,
+    ) -> Result<Option<anyhow::Error>> {
         self.printer.status(&format!(
             "agent: healing `{}` back to {}: {}",
             self.options.env,
             short_sha(&applied.sha),
-            healing.join("; ")
+            lines.join("; ")
         ));
-        if let Err(error) = self.deploy(&applied, Purpose::Heal(healing.clone())).await {
+        if let Err(error) = self.deploy(applied, Purpose::Heal(lines.clone())).await {
             return Ok(Some(error));
         }
-        self.flaps.healed(drift.healed_keys(&self.flaps, now));
-        let count = healing.len() as u64;
-        self.state.metrics.healed(count);
-        self.state
-            .metrics
-            .set_drifted(drift.objects_waiting(&self.flaps, now));
+        self.memory.healed(decision);
+        self.state.metrics.healed(lines.len() as u64);
+        self.state.metrics.set_drifted(decision.objects_left);
         self.state.update(|s| {
             s.last_heal = Some(Heal {
                 time: Utc::now(),
-                healed: healing,
+                healed: lines,
             });
         });
         Ok(None)
-    }
-
-    /// Record a drift check with the flap tracker: say which fields began or stopped flapping,
-    /// show the flapping and waiting ones in the status; the lines to heal now.
-    async fn sort_flapping(&mut self, drift: &Drift, now: Instant) -> Vec<String> {
-        let observed = self.flaps.observe(drift, now, self.options.heal_interval);
-        for key in observed.cleared {
-            self.printer
-                .status(&format!("agent: {key} is no longer flapping"));
-        }
-        for key in observed.flapping {
-            let hint = format!(
-                "{key} is changed back after every heal{}: it is healed again only after a back-off (up to 1 hour), until Git changes it. Let one owner have it: remove the field from Git, or add a `drift.ignore` rule for it",
-                drift
-                    .managers
-                    .get(&key)
-                    .map_or(String::new(), |m| format!(" by `{m}`"))
-            );
-            self.printer.warn(&format!("agent: {hint}"));
-            self.event(EventType::Warning, "FlappingField", &hint).await;
-        }
-        let (healing, waiting) = drift.split(&self.flaps, now);
-        let flapping = self.flaps.describe(drift, now);
-        self.state.update(|s| {
-            s.flapping = flapping;
-            s.drifted = waiting.iter().map(|(_, line)| line.clone()).collect();
-        });
-        self.state
-            .metrics
-            .set_drifted(drift.objects.values().collect::<BTreeSet<_>>().len() as u64);
-        healing.into_iter().map(|(_, line)| line).collect()
     }
 
     /// After a heal that succeeded: an `error` state left by a failure outside a sync (a lost
     /// remote, a cluster outage) clears once the source fetches again and no failed sync of
     /// the branch's commit waits for its retry.
     fn recovered(&self) {
-        if !self.fetched || self.retry.is_some() {
+        if !self.fetched || self.memory.retry_at().is_some() {
             return;
         }
         self.state.update(|s| {
@@ -1044,24 +1100,6 @@ impl Agent {
     }
 }
 
-/// One line per Terraform resource changed outside Terraform, as the status shows them.
-fn terraform_drift_lines(report: &DriftReport) -> Vec<String> {
-    report
-        .terraform
-        .iter()
-        .map(|change| {
-            format!(
-                "{} {} (changed outside Terraform)",
-                serde_json::to_value(change.action)
-                    .ok()
-                    .and_then(|v| v.as_str().map(str::to_string))
-                    .unwrap_or_default(),
-                change.address
-            )
-        })
-        .collect()
-}
-
 /// Why the agent deploys a revision.
 enum Purpose {
     /// A new commit of the branch.
@@ -1077,243 +1115,11 @@ async fn wait_until(
     at: Instant,
 ) -> bool {
     tokio::select! {
-        _ = tokio::time::sleep_until(at) => {}
+        _ = tokio::time::sleep_until(tokio::time::Instant::from_std(at)) => {}
         _ = state.trigger.notified() => state.set_trigger(),
         _ = interrupt.wait_for(|interrupted| *interrupted) => {}
     }
     crate::process::is_interrupted()
-}
-
-/// `5s * 2^(attempts-1)`, at most 5 min.
-fn backoff(attempts: u32) -> Duration {
-    let factor = 1u32
-        .checked_shl(attempts.saturating_sub(1))
-        .unwrap_or(u32::MAX);
-    BACKOFF_MIN.saturating_mul(factor).min(BACKOFF_MAX)
-}
-
-/// What one drift check found, keyed per field (`Deployment blog/web spec.replicas`) or per
-/// deleted object.
-#[derive(Debug, Default)]
-struct Drift {
-    /// Key -> `Deployment blog/web spec.replicas: 10 -> 3 (changed by kubectl)`.
-    descriptions: BTreeMap<String, String>,
-    /// Key -> the manager of the live value.
-    managers: BTreeMap<String, String>,
-    /// Key -> its object.
-    objects: BTreeMap<String, String>,
-    /// Key -> what Git wants there (a sensitive value: the revision), to see Git change it.
-    desired: BTreeMap<String, String>,
-}
-
-impl Drift {
-    /// The drift of `report`, a drift check of revision `sha`.
-    fn of(report: &DriftReport, sha: &str) -> Drift {
-        let mut drift = Drift::default();
-        for object in &report.kubernetes {
-            let name = object.object.to_string();
-            match object.kind {
-                DriftKind::Deleted => {
-                    let key = format!("{name} (deleted)");
-                    drift
-                        .descriptions
-                        .insert(key.clone(), format!("{name} (deleted, recreated)"));
-                    drift.desired.insert(key.clone(), String::new());
-                    drift.objects.insert(key, name.clone());
-                }
-                DriftKind::Modified => {
-                    for field in &object.fields {
-                        let key = format!("{name} {}", field.path);
-                        // The one line `drift` prints for the field (values, manager).
-                        let line = field.line();
-                        drift
-                            .descriptions
-                            .insert(key.clone(), format!("{name} {line}"));
-                        if let Some(manager) = &field.manager {
-                            drift.managers.insert(key.clone(), manager.clone());
-                        }
-                        let desired = if field.sensitive {
-                            sha.to_string()
-                        } else {
-                            field.after.clone().unwrap_or_default()
-                        };
-                        drift.desired.insert(key.clone(), desired);
-                        drift.objects.insert(key, name.clone());
-                    }
-                }
-            }
-        }
-        drift
-    }
-
-    fn keys(&self) -> impl Iterator<Item = String> + '_ {
-        self.descriptions.keys().cloned()
-    }
-
-    /// (key, line) of what to heal now, and of what waits: a flapping field in its back-off.
-    #[allow(clippy::type_complexity)]
-    fn split(
-        &self,
-        flaps: &FlapTracker,
-        now: Instant,
-    ) -> (Vec<(String, String)>, Vec<(String, String)>) {
-        self.descriptions
-            .iter()
-            .map(|(key, line)| (key.clone(), line.clone()))
-            .partition(|(key, _)| flaps.may_heal(key, now))
-    }
-
-    /// The keys a heal now puts back.
-    fn healed_keys(&self, flaps: &FlapTracker, now: Instant) -> BTreeSet<String> {
-        self.keys().filter(|key| flaps.may_heal(key, now)).collect()
-    }
-
-    /// How many objects stay drifted after a heal: those of flapping fields in their back-off.
-    fn objects_waiting(&self, flaps: &FlapTracker, now: Instant) -> u64 {
-        self.objects
-            .iter()
-            .filter(|(key, _)| !flaps.may_heal(key, now))
-            .map(|(_, object)| object)
-            .collect::<BTreeSet<_>>()
-            .len() as u64
-    }
-}
-
-/// A field that came back after [`FLAP_AFTER`] heals in a row.
-#[derive(Debug, Clone)]
-struct Flap {
-    /// What Git wanted when it began to flap: a change in Git ends the flapping.
-    desired: String,
-    /// How often it came back after a heal since it began to flap.
-    returns: u32,
-    /// It is not healed before this.
-    next_heal: Instant,
-    /// When a drift check last found it drifted.
-    last_seen: Instant,
-}
-
-/// Which fields came back after being healed, and which flap.
-#[derive(Debug, Default)]
-struct FlapTracker {
-    /// Key -> heals in a row after which it drifted again.
-    returns: BTreeMap<String, u32>,
-    /// The keys the last heal put back.
-    healed_last: BTreeSet<String>,
-    flapping: BTreeMap<String, Flap>,
-}
-
-/// What one drift check changed in the flapping fields.
-#[derive(Debug, Default, PartialEq, Eq)]
-struct Observed {
-    /// Keys that began to flap.
-    flapping: Vec<String>,
-    /// Keys that stopped: Git changed them, or they stayed put for the quiet window.
-    cleared: Vec<String>,
-}
-
-impl FlapTracker {
-    /// Record a drift check at `now`, with heals every `interval`.
-    fn observe(&mut self, drift: &Drift, now: Instant, interval: Duration) -> Observed {
-        let mut observed = Observed::default();
-        let quiet = interval.saturating_mul(FLAP_QUIET_HEALS);
-        let flapping = std::mem::take(&mut self.flapping);
-        for (key, mut flap) in flapping {
-            let git_changed = drift
-                .desired
-                .get(&key)
-                .is_some_and(|desired| *desired != flap.desired);
-            let drifted = drift.descriptions.contains_key(&key);
-            if git_changed || (!drifted && now.saturating_duration_since(flap.last_seen) >= quiet) {
-                observed.cleared.push(key);
-                continue;
-            }
-            if drifted {
-                if self.healed_last.contains(&key) {
-                    flap.returns = flap.returns.saturating_add(1);
-                    flap.next_heal = now + flap_backoff(interval, flap.returns);
-                }
-                flap.last_seen = now;
-            }
-            self.flapping.insert(key, flap);
-        }
-        let mut returns = BTreeMap::new();
-        for key in drift.keys() {
-            if self.flapping.contains_key(&key) || observed.cleared.contains(&key) {
-                continue;
-            }
-            let count = if self.healed_last.contains(&key) {
-                self.returns
-                    .get(&key)
-                    .copied()
-                    .unwrap_or(0)
-                    .saturating_add(1)
-            } else {
-                0
-            };
-            if count.saturating_add(1) >= FLAP_AFTER {
-                self.flapping.insert(
-                    key.clone(),
-                    Flap {
-                        desired: drift.desired.get(&key).cloned().unwrap_or_default(),
-                        returns: 1,
-                        next_heal: now + flap_backoff(interval, 1),
-                        last_seen: now,
-                    },
-                );
-                observed.flapping.push(key);
-                continue;
-            }
-            returns.insert(key, count);
-        }
-        self.returns = returns;
-        observed
-    }
-
-    /// Record what a heal put back.
-    fn healed(&mut self, keys: BTreeSet<String>) {
-        self.healed_last = keys;
-    }
-
-    /// Whether a heal at `now` may put `key` back: it does not flap, or its back-off is over.
-    fn may_heal(&self, key: &str, now: Instant) -> bool {
-        self.flapping
-            .get(key)
-            .is_none_or(|flap| now >= flap.next_heal)
-    }
-
-    /// One line per flapping field that drifts now: `<drift line> (flapping: ...)`.
-    fn describe(&self, drift: &Drift, now: Instant) -> Vec<String> {
-        self.flapping
-            .iter()
-            .map(|(key, flap)| {
-                let line = drift.descriptions.get(key).unwrap_or(key);
-                let wait = flap.next_heal.saturating_duration_since(now);
-                let when = if wait.is_zero() {
-                    "healed now".to_string()
-                } else {
-                    format!("next heal in {}", crate::output::duration_text(wait))
-                };
-                format!(
-                    "{line} (flapping: changed back {} time{} after heals; {when})",
-                    flap.returns.saturating_add(FLAP_AFTER - 1),
-                    if flap.returns.saturating_add(FLAP_AFTER - 1) == 1 {
-                        ""
-                    } else {
-                        "s"
-                    }
-                )
-            })
-            .collect()
-    }
-}
-
-/// The wait before healing a field that came back `returns` times since it began to flap:
-/// `interval * 2^returns`, at most [`FLAP_BACKOFF_MAX`] (and never less than `interval`).
-fn flap_backoff(interval: Duration, returns: u32) -> Duration {
-    let factor = 1u32.checked_shl(returns.min(31)).unwrap_or(u32::MAX);
-    interval
-        .saturating_mul(factor)
-        .min(FLAP_BACKOFF_MAX.max(interval))
 }
 
 /// The agent's checkout without the files no reader of gitship's accepts (over
@@ -1354,145 +1160,5 @@ impl Agent {
                 "agent: cannot read the objects for the status page"
             ),
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_doubles_from_5s_to_5min() {
-        assert_eq!(backoff(1), Duration::from_secs(5));
-        assert_eq!(backoff(2), Duration::from_secs(10));
-        assert_eq!(backoff(4), Duration::from_secs(40));
-        assert_eq!(backoff(7), Duration::from_secs(300));
-        assert_eq!(backoff(u32::MAX), Duration::from_secs(300));
-        assert_eq!(backoff(0), Duration::from_secs(5));
-    }
-
-    fn drift(keys: &[&str]) -> Drift {
-        drift_to(keys, "3")
-    }
-
-    /// Drift of `keys`, Git wanting `desired` in each.
-    fn drift_to(keys: &[&str], desired: &str) -> Drift {
-        let mut drift = Drift::default();
-        for key in keys {
-            drift.descriptions.insert(key.to_string(), key.to_string());
-            drift.objects.insert(key.to_string(), key.to_string());
-            drift.desired.insert(key.to_string(), desired.to_string());
-        }
-        drift
-    }
-
-    const SECOND: Duration = Duration::from_secs(1);
-
-    /// One drift check of `drift` at `now`, then the heal it leads to; whether the field was
-    /// healed.
-    fn check_and_heal(flaps: &mut FlapTracker, drift: &Drift, now: Instant) -> (Observed, bool) {
-        let observed = flaps.observe(drift, now, SECOND);
-        let healed = drift.healed_keys(flaps, now);
-        let any = !healed.is_empty();
-        flaps.healed(healed);
-        (observed, any)
-    }
-
-    #[test]
-    fn a_field_that_comes_back_after_every_heal_flaps_and_is_healed_after_a_growing_back_off() {
-        let mut flaps = FlapTracker::default();
-        let replicas = "Deployment blog/web spec.replicas";
-        let scaled = drift(&[replicas]);
-        let start = Instant::now();
-        // Drifts, is healed, comes back, is healed, comes back: flapping, reported once.
-        assert!(check_and_heal(&mut flaps, &scaled, start).1);
-        assert!(check_and_heal(&mut flaps, &scaled, start + SECOND).1);
-        let (observed, healed) = check_and_heal(&mut flaps, &scaled, start + 2 * SECOND);
-        assert_eq!(observed.flapping, vec![replicas.to_string()]);
-        assert!(!healed, "not healed at once once flapping");
-        assert_eq!(scaled.objects_waiting(&flaps, start + 2 * SECOND), 1);
-        let lines = flaps.describe(&scaled, start + 2 * SECOND);
-        assert_eq!(
-            lines,
-            vec![format!(
-                "{replicas} (flapping: changed back 3 times after heals; next heal in 2s)"
-            )]
-        );
-        // Healed again 2s after it was found back, then 4s, 8s...: never given up.
-        let mut back = start + 2 * SECOND;
-        for wait in [2u64, 4, 8, 16] {
-            let waited = Duration::from_secs(wait);
-            let (observed, healed) = check_and_heal(&mut flaps, &scaled, back + waited - SECOND);
-            assert!(!healed && observed == Observed::default(), "{wait}");
-            let (observed, healed) = check_and_heal(&mut flaps, &scaled, back + waited);
-            assert!(healed, "healed after {wait}s");
-            assert!(observed.flapping.is_empty(), "reported once only");
-            // The next check finds it back again: the next wait starts.
-            back += waited + SECOND;
-            let (_, healed) = check_and_heal(&mut flaps, &scaled, back);
-            assert!(!healed);
-        }
-        // The back-off stops at an hour.
-        assert_eq!(flap_backoff(SECOND, 40), FLAP_BACKOFF_MAX);
-        assert_eq!(
-            flap_backoff(Duration::from_secs(7200), 3),
-            Duration::from_secs(7200)
-        );
-    }
-
-    #[test]
-    fn a_flapping_field_stops_flapping_when_git_changes_it_or_after_a_quiet_window() {
-        let replicas = "Deployment blog/web spec.replicas";
-        let flapping = |start: Instant| {
-            let mut flaps = FlapTracker::default();
-            for i in 0..3 {
-                check_and_heal(&mut flaps, &drift(&[replicas]), start + i * SECOND);
-            }
-            assert!(!flaps.may_heal(replicas, start + 2 * SECOND));
-            flaps
-        };
-        let start = Instant::now();
-        // Git now wants 5: healed at once, not flapping any more.
-        let mut flaps = flapping(start);
-        let (observed, healed) =
-            check_and_heal(&mut flaps, &drift_to(&[replicas], "5"), start + 3 * SECOND);
-        assert_eq!(observed.cleared, vec![replicas.to_string()]);
-        assert!(healed);
-        assert!(flaps.describe(&drift(&[]), start).is_empty());
-        // Left alone for the quiet window (10 heals): no longer flapping.
-        let mut flaps = flapping(start);
-        let clean = drift(&[]);
-        let (observed, _) = check_and_heal(&mut flaps, &clean, start + 5 * SECOND);
-        assert!(observed.cleared.is_empty(), "not yet quiet");
-        let (observed, _) = check_and_heal(&mut flaps, &clean, start + 12 * SECOND);
-        assert_eq!(observed.cleared, vec![replicas.to_string()]);
-        let (_, healed) = check_and_heal(&mut flaps, &drift(&[replicas]), start + 13 * SECOND);
-        assert!(
-            healed,
-            "a new drift after the quiet window is healed at once"
-        );
-    }
-
-    #[test]
-    fn drift_that_stays_unhealed_does_not_flap() {
-        let mut flaps = FlapTracker::default();
-        let key = "ConfigMap blog/site data.title";
-        let now = Instant::now();
-        for _ in 0..5 {
-            assert_eq!(
-                flaps.observe(&drift(&[key]), now, SECOND),
-                Observed::default()
-            );
-            flaps.healed(BTreeSet::new());
-        }
-        // Healed once, then drifted again by someone once: not flapping.
-        flaps.healed([key.to_string()].into());
-        assert_eq!(
-            flaps.observe(&drift(&[key]), now, SECOND),
-            Observed::default()
-        );
-        flaps.healed([key.to_string()].into());
-        assert_eq!(flaps.observe(&drift(&[]), now, SECOND), Observed::default());
-        assert!(flaps.may_heal(key, now));
     }
 }

@@ -58,7 +58,8 @@ impl SyncState {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Heal {
     pub time: DateTime<Utc>,
-    /// What was put back: `Deployment/web spec.replicas (kubectl)`, `ConfigMap/site (deleted)`.
+    /// What was put back, one [`crate::plan::Drifted::line`] each: `Deployment web/app
+    /// spec.replicas: 10 -> 3 (changed by kubectl)`, `ConfigMap web/site (deleted: ...)`.
     pub healed: Vec<String>,
 }
 

@@ -20,7 +20,7 @@ use crate::kube::inventory::{DeployOutcome, DeployRecord, RecordSource};
 use crate::kube::retry::RetryPolicy;
 use crate::kube::tree::{self, HealthState, ObjectNode, clip};
 use crate::model::{Environment, ObjectId};
-use crate::plan::{DriftKind, DriftReport};
+use crate::plan::{DriftKind, DriftReport, Drifted};
 
 /// The most objects the view holds.
 pub const MAX_OBJECTS: usize = 500;
@@ -55,8 +55,8 @@ pub struct ObjectView {
     #[serde(flatten)]
     pub node: ObjectNode,
     pub sync: SyncStatus,
-    /// What drifted, one line per field (`spec.replicas: 10 -> 2 (changed by kubectl)`), or
-    /// `deleted`.
+    /// What drifted, one [`Drifted::detail`] per field (`spec.replicas: 10 -> 2 (changed by
+    /// kubectl)`), or [`crate::plan::DELETED`].
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub drift: Vec<String>,
     /// Lines left out beyond [`MAX_DRIFT_LINES`].
@@ -175,10 +175,7 @@ pub fn assemble(
                 namespace: drift.object.namespace.clone(),
                 name: drift.object.name.clone(),
             };
-            let lines = match drift.kind {
-                DriftKind::Deleted => vec!["deleted".to_string()],
-                DriftKind::Modified => drift.fields.iter().map(|field| field.line()).collect(),
-            };
+            let lines = drift.drifted().iter().map(Drifted::detail).collect();
             (id, (drift.object.api_version.clone(), drift.kind, lines))
         })
         .collect();
@@ -404,7 +401,7 @@ mod tests {
             (site.node.health, site.sync),
             (HealthState::Missing, SyncStatus::OutOfSync)
         );
-        assert_eq!(site.drift, ["deleted"]);
+        assert_eq!(site.drift, [crate::plan::DELETED]);
         assert_eq!(
             view.objects[1].drift,
             ["spec.replicas: 10 -> 2 (changed by kubectl)"]

@@ -358,12 +358,14 @@ pub fn render_drift(report: &DriftReport, color: bool) -> String {
 fn write_object_drift(out: &mut String, object: &ObjectDrift, color: bool) {
     match object.kind {
         DriftKind::Deleted => {
-            let _ = writeln!(
-                out,
-                "  {} {} (in the inventory, missing from the cluster)",
-                paint(color, style::REMOVE, "-"),
-                object.object
-            );
+            for drifted in object.drifted() {
+                let _ = writeln!(
+                    out,
+                    "  {} {}",
+                    paint(color, style::REMOVE, "-"),
+                    drifted.line()
+                );
+            }
         }
         DriftKind::Modified => {
             let _ = writeln!(

@@ -272,10 +272,11 @@ fn title(command: &str, environment: &str, sandbox: bool) -> String {
 /// A drifted object: deleted, or modified with each field's live value (`-`) and Git's (`+`).
 fn object_drift_entry(object: &ObjectDrift) -> String {
     match object.kind {
-        DriftKind::Deleted => format!(
-            "- {} (in the inventory, missing from the cluster)\n",
-            object.object
-        ),
+        DriftKind::Deleted => object
+            .drifted()
+            .iter()
+            .map(|drifted| format!("- {}\n", drifted.line()))
+            .collect(),
         DriftKind::Modified => {
             let mut entry = format!("~ {}\n", object.object);
             push_fields(&mut entry, &object.fields);

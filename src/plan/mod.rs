@@ -466,6 +466,89 @@ pub struct ObjectDrift {
     pub fields: Vec<FieldChange>,
 }
 
+/// What a drifted object that was deleted says in place of its fields.
+pub const DELETED: &str = "(deleted: in the inventory, missing from the cluster)";
+
+/// One thing a drift report says a deploy would put back: a field of an object, or the whole
+/// object when it was deleted.
+///
+/// This is the one description of drift: `drift` (human and Markdown), the agent's status,
+/// Events, heal records and status page all print [`Drifted::line`] or [`Drifted::detail`],
+/// whose field part is [`FieldChange::line`], the line `plan` and `diff` print for a change. A
+/// sensitive value never shows: the line says `<sensitive>` and whether it changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Drifted<'a> {
+    pub object: &'a ObjectRef,
+    /// The drifted field; `None` for an object that was deleted.
+    pub field: Option<&'a FieldChange>,
+}
+
+impl Drifted<'_> {
+    /// What drifted, the same at every check that finds it whatever the values:
+    /// `Deployment blog/web spec.replicas`, `ConfigMap blog/site (deleted)`.
+    pub fn key(&self) -> String {
+        match self.field {
+            Some(field) => format!("{} {}", self.object, field.path),
+            None => format!("{} (deleted)", self.object),
+        }
+    }
+
+    /// How it drifted, without the object: `spec.replicas: 10 -> 3 (changed by kubectl)`,
+    /// `data.password: <sensitive> (changed)`, or [`DELETED`].
+    pub fn detail(&self) -> String {
+        match self.field {
+            Some(field) => field.line(),
+            None => DELETED.to_string(),
+        }
+    }
+
+    /// The whole line: `Deployment blog/web spec.replicas: 10 -> 3 (changed by kubectl)`,
+    /// `ConfigMap blog/site (deleted: in the inventory, missing from the cluster)`.
+    pub fn line(&self) -> String {
+        format!("{} {}", self.object, self.detail())
+    }
+
+    /// The field manager that changed the live value, when the report names one.
+    pub fn manager(&self) -> Option<&str> {
+        self.field.and_then(|field| field.manager.as_deref())
+    }
+}
+
+impl ObjectDrift {
+    /// What drifted in the object: each field, or the object itself when it was deleted.
+    pub fn drifted(&self) -> Vec<Drifted<'_>> {
+        match self.kind {
+            DriftKind::Deleted => vec![Drifted {
+                object: &self.object,
+                field: None,
+            }],
+            DriftKind::Modified => self
+                .fields
+                .iter()
+                .map(|field| Drifted {
+                    object: &self.object,
+                    field: Some(field),
+                })
+                .collect(),
+        }
+    }
+}
+
+impl ResourceChange {
+    /// A Terraform resource changed outside Terraform, as one line:
+    /// `update aws_s3_bucket.assets (changed outside Terraform)`.
+    pub fn drift_line(&self) -> String {
+        let action = match self.action {
+            ResourceAction::Create => "create",
+            ResourceAction::Update => "update",
+            ResourceAction::Replace => "replace",
+            ResourceAction::Destroy => "destroy",
+            ResourceAction::Read => "read",
+        };
+        format!("{action} {} (changed outside Terraform)", self.address)
+    }
+}
+
 /// What `gitship drift` found.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DriftReport {
@@ -531,6 +614,79 @@ pub fn unified_diff(before: &str, after: &str, before_name: &str, after_name: &s
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn deployment() -> ObjectRef {
+        ObjectRef {
+            api_version: "apps/v1".into(),
+            kind: "Deployment".into(),
+            namespace: Some("blog".into()),
+            name: "web".into(),
+        }
+    }
+
+    #[test]
+    fn a_drifted_field_and_a_deleted_object_are_described_once_for_everyone() {
+        let scaled = ObjectDrift {
+            object: deployment(),
+            kind: DriftKind::Modified,
+            fields: vec![
+                FieldChange {
+                    manager: Some("kubectl".into()),
+                    ..FieldChange::new("spec.replicas", Some("10".into()), Some("3".into()))
+                },
+                FieldChange {
+                    sensitive: true,
+                    ..FieldChange::new(
+                        "data.password",
+                        Some(REDACTED.into()),
+                        Some(REDACTED.into()),
+                    )
+                },
+            ],
+        };
+        let drifted = scaled.drifted();
+        let keys: Vec<String> = drifted.iter().map(Drifted::key).collect();
+        assert_eq!(
+            keys,
+            [
+                "Deployment blog/web spec.replicas",
+                "Deployment blog/web data.password"
+            ]
+        );
+        assert_eq!(
+            drifted[0].line(),
+            "Deployment blog/web spec.replicas: 10 -> 3 (changed by kubectl)"
+        );
+        assert_eq!(drifted[0].detail(), scaled.fields[0].line());
+        assert_eq!(drifted[0].manager(), Some("kubectl"));
+        assert_eq!(
+            drifted[1].line(),
+            "Deployment blog/web data.password: <sensitive> (changed)"
+        );
+        let deleted = ObjectDrift {
+            object: deployment(),
+            kind: DriftKind::Deleted,
+            fields: Vec::new(),
+        };
+        let drifted = deleted.drifted();
+        assert_eq!(drifted.len(), 1);
+        assert_eq!(drifted[0].key(), "Deployment blog/web (deleted)");
+        assert_eq!(
+            drifted[0].line(),
+            "Deployment blog/web (deleted: in the inventory, missing from the cluster)"
+        );
+        assert_eq!(drifted[0].manager(), None);
+        let bucket = ResourceChange {
+            address: "aws_s3_bucket.assets".into(),
+            action: ResourceAction::Update,
+            replace_reasons: Vec::new(),
+            attributes: Vec::new(),
+        };
+        assert_eq!(
+            bucket.drift_line(),
+            "update aws_s3_bucket.assets (changed outside Terraform)"
+        );
+    }
 
     /// A bare image name the render gave an app's image, for the renderers' tests.
     pub(crate) fn sample_substitution() -> ImageSubstitution {

@@ -273,6 +273,15 @@ async fn kubectl_scale_is_drift_until_the_next_deploy_and_stale_plans_are_refuse
         assert_eq!(report.kubernetes.len(), 1, "{report:#?}");
         assert_eq!(report.kubernetes[0].kind, DriftKind::Deleted);
         assert_eq!(report.kubernetes[0].object.name, "blog-frontend");
+        // The line `plan::Drifted` gives it, as the agent's status shows it too.
+        let human = repo.gitship(&["drift", "production"]);
+        assert!(
+            human.stdout.contains(&format!(
+                "- Service {ns}/blog-frontend (deleted: in the inventory, missing from the cluster)"
+            )),
+            "{}",
+            human.all()
+        );
     })
     .await
     .expect("test body");
