@@ -251,7 +251,10 @@ pub fn check_quantities(object: &Value) -> Vec<(Vec<Step>, String)> {
         for (name, value) in quantities {
             let valid = match value {
                 Value::Number(_) => true,
-                Value::String(text) => is_quantity(text),
+                // An output not known until apply: checked when it is.
+                Value::String(text) => {
+                    is_quantity(text) || text == crate::model::KNOWN_AFTER_APPLY
+                }
                 _ => false,
             };
             if !valid {
