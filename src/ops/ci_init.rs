@@ -211,26 +211,7 @@ fn spec(repo: &Repository, git_root: &Path, options: &CiInitRequest) -> Result<C
             drift.push(name.clone());
         }
     }
-    let repo_path = repo
-        .root
-        .strip_prefix(git_root)
-        .map(|p| {
-            p.components()
-                .map(|c| c.as_os_str().to_string_lossy())
-                .collect::<Vec<_>>()
-                .join("/")
-        })
-        .unwrap_or_default();
-    if repo_path
-        .chars()
-        .any(|c| !(c.is_ascii_alphanumeric() || "/._-".contains(c)))
-    {
-        return Err(UserError::new(
-            format!("the repository's path `{repo_path}` below the Git root has characters CI files cannot quote safely"),
-            "keep the path to letters, digits, `/`, `.`, `_` and `-`",
-        )
-        .into());
-    }
+    let repo_path = repo_path(repo, git_root)?;
     Ok(CiSpec {
         repo_path,
         branch,
@@ -242,6 +223,32 @@ fn spec(repo: &Repository, git_root: &Path, options: &CiInitRequest) -> Result<C
         registries: registries.into_iter().collect(),
         gitship_version: env!("CARGO_PKG_VERSION").to_string(),
     })
+}
+
+/// The repository relative to the Git root, `/`-separated, for `-C` in every command: refused
+/// when it holds a character CI files cannot quote safely.
+fn repo_path(repo: &Repository, git_root: &Path) -> Result<String> {
+    let path = repo
+        .root
+        .strip_prefix(git_root)
+        .map(|p| {
+            p.components()
+                .map(|c| c.as_os_str().to_string_lossy())
+                .collect::<Vec<_>>()
+                .join("/")
+        })
+        .unwrap_or_default();
+    if path
+        .chars()
+        .any(|c| !(c.is_ascii_alphanumeric() || "/._-".contains(c)))
+    {
+        return Err(UserError::new(
+            format!("the repository's path `{path}` below the Git root has characters CI files cannot quote safely"),
+            "keep the path to letters, digits, `/`, `.`, `_` and `-`",
+        )
+        .into());
+    }
+    Ok(path)
 }
 
 /// The Terraform version CI installs when the repository has no pin of its own.
@@ -841,65 +848,81 @@ env:
             out.push_str(&indent(&steps, 6));
         }
 
-        // The default branch, in order; each environment compared with what it last deployed
-        // (a push whose deploy was cancelled, rejected or failed is still pending at the next).
+        // The default branch, in order.
         let mut previous: Option<&str> = None;
         for target in &spec.deploy {
-            let needs = match previous {
-                Some(name) => format!("  needs: [deploy-{name}]\n"),
-                None => String::new(),
-            };
             out.push('\n');
-            out.push_str(&indent(
-                &fill(
-                    DEPLOY_JOB,
-                    &[
-                        ("ENV", &target.name),
-                        ("NEEDS", &needs),
-                        ("JOB_ENV", job_env(spec, !target.agent)),
-                    ],
-                ),
-                2,
-            ));
-            // An agent's environment only builds here: since the previous push (no cluster
-            // access needed; a build skipped is made at the next, content tags being stable).
-            let since = if target.agent {
-                "${{ github.event.before }}".to_string()
-            } else {
-                format!("deployed:{}", target.name)
-            };
-            let mut steps = setup(spec, &target.name, &since, &gitship, true, !target.agent);
-            let values = [("GITSHIP", gitship.as_str()), ("ENV", target.name.as_str())];
-            steps.push_str(&fill(BUILD_STEP, &values));
-            if target.agent {
-                steps.push_str(&fill(AGENT_STEP, &values));
-            } else {
-                steps.push_str(&fill(DEPLOY_STEP, &values));
-            }
-            out.push_str(&indent(&steps, 6));
+            out.push_str(&deploy_job(spec, target, previous, &gitship));
             previous = Some(&target.name);
         }
 
         // The schedule.
         for env in &spec.drift {
             out.push('\n');
-            out.push_str(&indent(
-                &fill(DRIFT_JOB, &[("ENV", env), ("JOB_ENV", job_env(spec, true))]),
-                2,
-            ));
-            let mut steps = fill(SETUP, &[]);
-            if spec.terraform {
-                steps.push_str(
-                    &terraform(spec)
-                        .replace("  if: steps.affected.outputs.affected == 'true'\n", ""),
-                );
-            }
-            steps.push_str(
-                &kubeconfig(env).replace("  if: steps.affected.outputs.affected == 'true'\n", ""),
-            );
-            steps.push_str(&fill(DRIFT_STEP, &[("GITSHIP", &gitship), ("ENV", env)]));
-            out.push_str(&indent(&steps, 6));
+            out.push_str(&drift_job(spec, env, &gitship));
         }
+        out
+    }
+
+    /// The deploy job of `target`, after the one of `previous`: each environment compared with
+    /// what it last deployed (a push whose deploy was cancelled, rejected or failed is still
+    /// pending at the next).
+    fn deploy_job(
+        spec: &CiSpec,
+        target: &DeployTarget,
+        previous: Option<&str>,
+        gitship: &str,
+    ) -> String {
+        let needs = match previous {
+            Some(name) => format!("  needs: [deploy-{name}]\n"),
+            None => String::new(),
+        };
+        let mut out = indent(
+            &fill(
+                DEPLOY_JOB,
+                &[
+                    ("ENV", &target.name),
+                    ("NEEDS", &needs),
+                    ("JOB_ENV", job_env(spec, !target.agent)),
+                ],
+            ),
+            2,
+        );
+        // An agent's environment only builds here: since the previous push (no cluster
+        // access needed; a build skipped is made at the next, content tags being stable).
+        let since = if target.agent {
+            "${{ github.event.before }}".to_string()
+        } else {
+            format!("deployed:{}", target.name)
+        };
+        let mut steps = setup(spec, &target.name, &since, gitship, true, !target.agent);
+        let values = [("GITSHIP", gitship), ("ENV", target.name.as_str())];
+        steps.push_str(&fill(BUILD_STEP, &values));
+        let last = if target.agent {
+            AGENT_STEP
+        } else {
+            DEPLOY_STEP
+        };
+        steps.push_str(&fill(last, &values));
+        out.push_str(&indent(&steps, 6));
+        out
+    }
+
+    /// The scheduled drift check of `env`, with the plan credentials.
+    fn drift_job(spec: &CiSpec, env: &str, gitship: &str) -> String {
+        let mut out = indent(
+            &fill(DRIFT_JOB, &[("ENV", env), ("JOB_ENV", job_env(spec, true))]),
+            2,
+        );
+        let unconditional =
+            |step: String| step.replace("  if: steps.affected.outputs.affected == 'true'\n", "");
+        let mut steps = fill(SETUP, &[]);
+        if spec.terraform {
+            steps.push_str(&unconditional(terraform(spec)));
+        }
+        steps.push_str(&unconditional(kubeconfig(env)));
+        steps.push_str(&fill(DRIFT_STEP, &[("GITSHIP", gitship), ("ENV", env)]));
+        out.push_str(&indent(&steps, 6));
         out
     }
 

@@ -170,6 +170,43 @@ pub fn path_text(path: &[Step]) -> String {
 /// `resources`, a pod's `resources` and `overhead` in every workload's pod template, a
 /// PersistentVolumeClaim's `resources`, a ResourceQuota's `hard` and a LimitRange's limits.
 pub fn check_quantities(object: &Value) -> Vec<(Vec<Step>, String)> {
+    let kind = object
+        .get("kind")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let mut problems = Vec::new();
+    for path in quantity_maps(object) {
+        let Some(Value::Object(quantities)) = lookup(object, &path) else {
+            continue;
+        };
+        for (name, value) in quantities {
+            let valid = match value {
+                Value::Number(_) => true,
+                // An output not known until apply: checked when it is.
+                Value::String(text) => is_quantity(text) || text == crate::model::KNOWN_AFTER_APPLY,
+                _ => false,
+            };
+            if valid {
+                continue;
+            }
+            let mut at = path.clone();
+            at.push(Step::Key(name.clone()));
+            let shown = match value {
+                Value::String(text) => format!("`{}`", text.escape_default()),
+                other => format!("{} `{other}`", crate::render::template::type_name(other)),
+            };
+            let message = format!(
+                "`{kind}`: `{}` is {shown}, not a Kubernetes quantity (like `500m`, `2`, `1.5Gi`, `1e3`)",
+                path_text(&at)
+            );
+            problems.push((at, message));
+        }
+    }
+    problems
+}
+
+/// The paths of `object`'s mappings of resource quantities (see [`check_quantities`]).
+fn quantity_maps(object: &Value) -> Vec<Vec<Step>> {
     let text = |pointer: &str| object.pointer(pointer).and_then(Value::as_str);
     let (Some(api_version), Some(kind)) = (text("/apiVersion"), text("/kind")) else {
         return Vec::new();
@@ -243,38 +280,7 @@ pub fn check_quantities(object: &Value) -> Vec<(Vec<Step>, String)> {
         }
         _ => {}
     }
-    let mut problems = Vec::new();
-    for path in maps {
-        let Some(Value::Object(quantities)) = lookup(object, &path) else {
-            continue;
-        };
-        for (name, value) in quantities {
-            let valid = match value {
-                Value::Number(_) => true,
-                // An output not known until apply: checked when it is.
-                Value::String(text) => {
-                    is_quantity(text) || text == crate::model::KNOWN_AFTER_APPLY
-                }
-                _ => false,
-            };
-            if !valid {
-                let mut at = path.clone();
-                at.push(Step::Key(name.clone()));
-                let shown = match value {
-                    Value::String(text) => format!("`{}`", text.escape_default()),
-                    other => format!("{} `{other}`", crate::render::template::type_name(other)),
-                };
-                problems.push((
-                    at.clone(),
-                    format!(
-                        "`{kind}`: `{}` is {shown}, not a Kubernetes quantity (like `500m`, `2`, `1.5Gi`, `1e3`)",
-                        path_text(&at)
-                    ),
-                ));
-            }
-        }
-    }
-    problems
+    maps
 }
 
 /// The value at `path` in `value`.
