@@ -1,0 +1,419 @@
+
+//! `.github/workflows/gitship.yml`.
+
+use super::*;
+
+const HEADER: &str = r#"# Written by `gitship ci init github` (gitship @VERSION@); edit freely, `--force` writes it again.
+#
+# - pull requests: `gitship validate`, then `gitship plan` of @PLAN@, one job and one comment
+#   (updated in place, and written to the job summary) per environment; a job fails only when
+#   its plan fails (exit 1), not when it shows changes (exit 2);
+# - pushes to `@BRANCH@`: `gitship build` and `gitship deploy` for @DEPLOY@, in that order,
+#   one deploy of an environment at a time;
+# - every day (and on demand): `gitship drift` for @DRIFT@, failing on drift.
+# Each job asks `gitship affected` what the change touches and skips an environment it cannot
+# affect.
+#
+# Every secret is an environment secret (Settings > Environments), never a repository secret:
+# a pull request runs its own copy of this file, and could print any secret the repository
+# gives it. A deploy job reads the secrets of its environment (`production`): protect it with
+# required reviewers and deployment branches limited to `@BRANCH@`, so no other branch gets
+# them. The plan of pull requests and the drift check read those of `<env>-plan`
+# (`@PLAN@-plan`): credentials that can read and dry-run but not deploy (a registry token that
+# cannot push, a backend role that cannot write the state), since any branch may use them;
+# limit the `-plan` environments that only the drift check uses to `@BRANCH@` as well.
+#
+"#;
+
+const TOP: &str = r#"name: gitship
+
+on:
+  pull_request:
+  push:
+    branches: [@BRANCH@]
+  schedule:
+    - cron: "17 6 * * *"
+  workflow_dispatch:
+
+permissions:
+  contents: read
+
+env:
+  # The gitship the jobs install (`cargo install --locked --git`), cached per version.
+  GITSHIP_VERSION: "@VERSION@"
+  GITSHIP_GIT: @GIT@
+"#;
+
+/// A job's own `env:` with the Terraform backend's credentials: secrets of the job's
+/// environment, never of the workflow (a pull request runs its own copy of the workflow).
+const TERRAFORM_ENV: &str = r#"  env:
+    # The Terraform backend's credentials (an `s3` backend; see the header for others).
+    AWS_ACCESS_KEY_ID: ${{ secrets.AWS_ACCESS_KEY_ID }}
+    AWS_SECRET_ACCESS_KEY: ${{ secrets.AWS_SECRET_ACCESS_KEY }}
+"#;
+
+const SETUP: &str = r#"- uses: actions/checkout@v5
+  with:
+    # The whole history: `gitship affected` compares with the base of the change.
+    fetch-depth: 0
+- name: Cache gitship
+  id: cache-gitship
+  uses: actions/cache@v5
+  with:
+    path: ~/.cargo/bin/gitship
+    key: gitship-${{ runner.os }}-${{ runner.arch }}-${{ env.GITSHIP_VERSION }}
+- name: Install gitship
+  if: steps.cache-gitship.outputs.cache-hit != 'true'
+  run: cargo install --locked --git "$GITSHIP_GIT" --tag "v$GITSHIP_VERSION" gitship
+"#;
+
+const TERRAFORM: &str = r#"- uses: hashicorp/setup-terraform@v3
+  if: steps.affected.outputs.affected == 'true'
+  with:
+    # @TF_FROM@
+    terraform_version: "@TF_VERSION@"
+    terraform_wrapper: false
+"#;
+
+const LOGIN: &str = r#"- name: @LOGIN_NAME@
+  if: steps.affected.outputs.affected == 'true'
+  uses: docker/login-action@v4
+  with:
+    registry: @REGISTRY@
+    username: ${{ secrets.REGISTRY_USERNAME }}
+    password: ${{ secrets.REGISTRY_PASSWORD }}
+"#;
+
+const KUBECONFIG: &str = r#"- name: Kubeconfig of @ENV@
+  if: steps.affected.outputs.affected == 'true'
+  env:
+    KUBECONFIG_CONTENT: ${{ secrets.@SECRET@ }}
+  run: |
+    umask 077
+    printf '%s\n' "$KUBECONFIG_CONTENT" > "$RUNNER_TEMP/kubeconfig"
+    echo "KUBECONFIG=$RUNNER_TEMP/kubeconfig" >> "$GITHUB_ENV"
+"#;
+
+const AFFECTED: &str = r#"- name: Does the change affect @ENV@?
+  id: affected
+  env:
+    SINCE: @SINCE@
+  run: |
+    if out="$(@GITSHIP@ affected --since "$SINCE" -o json)"; then
+      if jq -e --arg env @ENV@ '.environments | index($env)' <<<"$out" > /dev/null; then
+        echo "affected=true" >> "$GITHUB_OUTPUT"
+      else
+        echo "nothing @ENV@ deploys changed since $SINCE"
+        echo "affected=false" >> "$GITHUB_OUTPUT"
+      fi
+    else
+      echo "::warning::cannot tell what changed since $SINCE: running for @ENV@"
+      echo "affected=true" >> "$GITHUB_OUTPUT"
+    fi
+"#;
+
+const PLAN_JOB: &str = r#"plan-@ENV@:
+  name: plan @ENV@
+  if: github.event_name == 'pull_request'
+  runs-on: ubuntu-latest
+  # Its secrets are those of the environment `@ENV@-plan`: credentials that can plan (read,
+  # server-side dry run) but not deploy, since any branch's pull request runs this job.
+  environment: @ENV@-plan
+  permissions:
+    contents: read
+    pull-requests: write
+  concurrency:
+    group: gitship-plan-@ENV@-${{ github.event.pull_request.number }}
+    cancel-in-progress: true
+@JOB_ENV@  steps:
+"#;
+
+/// In the first plan job only: its annotations once, not once per environment.
+const VALIDATE_STEP: &str = r#"- name: Validate
+  run: @GITSHIP@ validate
+"#;
+
+const PLAN_STEPS: &str = r#"- name: Plan
+  id: plan
+  if: steps.affected.outputs.affected == 'true'
+  run: |
+    # 0: no changes, 2: changes (both a success here), anything else: the plan failed.
+    code=0
+    @GITSHIP@ plan @ENV@ -o markdown --exit-code > plan.md || code=$?
+    echo "exit-code=$code" >> "$GITHUB_OUTPUT"
+    case "$code" in
+      0) echo "no changes in @ENV@" ;;
+      2) echo "::notice title=gitship plan @ENV@::this pull request changes @ENV@" ;;
+      *) echo "::error title=gitship plan @ENV@::the plan failed (exit $code)" ;;
+    esac
+- name: Comment the plan
+  if: ${{ !cancelled() }}
+  env:
+    GH_TOKEN: ${{ github.token }}
+    PR_NUMBER: ${{ github.event.pull_request.number }}
+    AFFECTED: ${{ steps.affected.outputs.affected }}
+    PLAN_EXIT: ${{ steps.plan.outputs.exit-code }}
+    RUN_URL: ${{ github.server_url }}/${{ github.repository }}/actions/runs/${{ github.run_id }}
+  run: |
+    # One comment per environment: this workflow's own (its author and hidden marker; anyone
+    # can write the marker), edited in place; other copies are minimized as outdated. A plan
+    # that could not run replaces the one before with why: a stale plan never reads as current.
+    marker='<!-- gitship-plan:@ENV@ -->'
+    case "$PLAN_EXIT" in
+      0|2) body="$(cat plan.md)" ;;
+      "")
+        if [ "$AFFECTED" = false ]; then
+          body="This pull request changes nothing that \`@ENV@\` deploys (\`gitship affected\`): no plan."
+        else
+          body="**No plan for \`@ENV@\`**: an earlier step failed (see [the job log]($RUN_URL)); the plan shown before is outdated."
+        fi ;;
+      *) body="**\`gitship plan @ENV@\` failed** (exit $PLAN_EXIT): see [the job log]($RUN_URL); the plan shown before is outdated." ;;
+    esac
+    ours="$(gh api --paginate "repos/$GITHUB_REPOSITORY/issues/$PR_NUMBER/comments" \
+      --jq ".[] | select(.user.login == \"github-actions[bot]\" and (.body | startswith(\"$marker\"))) | [.id, .node_id] | @tsv")"
+    id="$(printf '%s\n' "$ours" | head -n 1 | cut -f1)"
+    printf '%s\n' "$ours" | tail -n +2 | cut -f2 | while read -r node; do
+      [ -z "$node" ] || gh api graphql -f id="$node" \
+        -f query='mutation($id: ID!) { minimizeComment(input: {subjectId: $id, classifier: OUTDATED}) { clientMutationId } }' > /dev/null
+    done
+    if [ -n "$id" ]; then
+      gh api --method PATCH "repos/$GITHUB_REPOSITORY/issues/comments/$id" \
+        -f body="$marker"$'\n\n'"$body" > /dev/null
+    elif [ "$AFFECTED" != false ]; then
+      gh api --method POST "repos/$GITHUB_REPOSITORY/issues/$PR_NUMBER/comments" \
+        -f body="$marker"$'\n\n'"$body" > /dev/null
+    fi
+- name: Fail when the plan failed
+  if: steps.plan.outputs.exit-code != '' && steps.plan.outputs.exit-code != '0' && steps.plan.outputs.exit-code != '2'
+  run: exit 1
+"#;
+
+const DEPLOY_JOB: &str = r#"deploy-@ENV@:
+  name: deploy @ENV@
+  if: github.event_name == 'push'
+@NEEDS@  runs-on: ubuntu-latest
+  # A protected environment: add required reviewers in Settings > Environments > @ENV@.
+  environment: @ENV@
+  # One deploy of @ENV@ at a time; a queued one waits rather than cancelling a running one.
+  concurrency:
+    group: gitship-deploy-@ENV@
+    cancel-in-progress: false
+@JOB_ENV@  steps:
+"#;
+
+const BUILD_STEP: &str = r#"- name: Build
+  if: steps.affected.outputs.affected == 'true'
+  run: @GITSHIP@ build @ENV@
+"#;
+
+const DEPLOY_STEP: &str = r#"- name: Deploy
+  if: steps.affected.outputs.affected == 'true'
+  run: @GITSHIP@ deploy @ENV@
+"#;
+
+const AGENT_STEP: &str = r#"- name: Leave the apply to the agent
+  if: steps.affected.outputs.affected == 'true'
+  run: echo "::notice title=gitship deploy @ENV@::images built; the gitship agent of @ENV@ applies this commit"
+"#;
+
+const DRIFT_JOB: &str = r#"drift-@ENV@:
+  name: drift @ENV@
+  if: github.event_name == 'schedule' || github.event_name == 'workflow_dispatch'
+  runs-on: ubuntu-latest
+  # Drift only reads: the plan credentials of `@ENV@-plan`.
+  environment: @ENV@-plan
+@JOB_ENV@  steps:
+"#;
+
+const DRIFT_STEP: &str = r#"- name: Drift
+  run: |
+    # gitship writes the report to the job summary; drift (exit 2) fails the job.
+    code=0
+    @GITSHIP@ drift @ENV@ -o markdown > drift.md || code=$?
+    cat drift.md
+    case "$code" in
+      0) echo "@ENV@ matches Git" ;;
+      2) echo "::error title=drift in @ENV@::@ENV@ differs from Git: see the job summary"; exit 1 ;;
+      *) exit "$code" ;;
+    esac
+"#;
+
+/// The whole workflow.
+pub fn workflow(spec: &CiSpec) -> String {
+    let gitship = gitship_command(spec);
+    let mut out = header(
+        spec,
+        Platform::Github,
+        HEADER,
+        "in each environment that uses them",
+    );
+    out.push('\n');
+    out.push_str(&fill(
+        TOP,
+        &[
+            ("VERSION", &spec.gitship_version),
+            ("GIT", GITSHIP_GIT_URL),
+            ("BRANCH", &spec.branch),
+        ],
+    ));
+    out.push_str("\njobs:\n");
+
+    // Pull requests: a plan job per environment, each skipped when the change cannot
+    // affect its environment.
+    let since_pr = "${{ github.event.pull_request.base.sha }}";
+    for (index, env) in spec.plan.iter().enumerate() {
+        if index > 0 {
+            out.push('\n');
+        }
+        let mut steps = setup(spec, env, since_pr, &gitship, true, true);
+        if index == 0 {
+            steps.push_str(&fill(VALIDATE_STEP, &[("GITSHIP", &gitship)]));
+        }
+        steps.push_str(&fill(PLAN_STEPS, &[("GITSHIP", &gitship), ("ENV", env)]));
+        out.push_str(&indent(
+            &fill(PLAN_JOB, &[("ENV", env), ("JOB_ENV", job_env(spec, true))]),
+            2,
+        ));
+        out.push_str(&indent(&steps, 6));
+    }
+
+    // The default branch, in order.
+    let mut previous: Option<&str> = None;
+    for target in &spec.deploy {
+        out.push('\n');
+        out.push_str(&deploy_job(spec, target, previous, &gitship));
+        previous = Some(&target.name);
+    }
+
+    // The schedule.
+    for env in &spec.drift {
+        out.push('\n');
+        out.push_str(&drift_job(spec, env, &gitship));
+    }
+    out
+}
+
+/// The deploy job of `target`, after the one of `previous`: each environment compared with
+/// what it last deployed (a push whose deploy was cancelled, rejected or failed is still
+/// pending at the next).
+fn deploy_job(
+    spec: &CiSpec,
+    target: &DeployTarget,
+    previous: Option<&str>,
+    gitship: &str,
+) -> String {
+    let needs = match previous {
+        Some(name) => format!("  needs: [deploy-{name}]\n"),
+        None => String::new(),
+    };
+    let mut out = indent(
+        &fill(
+            DEPLOY_JOB,
+            &[
+                ("ENV", &target.name),
+                ("NEEDS", &needs),
+                ("JOB_ENV", job_env(spec, !target.agent)),
+            ],
+        ),
+        2,
+    );
+    // An agent's environment only builds here: since the previous push (no cluster
+    // access needed; a build skipped is made at the next, content tags being stable).
+    let since = if target.agent {
+        "${{ github.event.before }}".to_string()
+    } else {
+        format!("deployed:{}", target.name)
+    };
+    let mut steps = setup(spec, &target.name, &since, gitship, true, !target.agent);
+    let values = [("GITSHIP", gitship), ("ENV", target.name.as_str())];
+    steps.push_str(&fill(BUILD_STEP, &values));
+    let last = if target.agent {
+        AGENT_STEP
+    } else {
+        DEPLOY_STEP
+    };
+    steps.push_str(&fill(last, &values));
+    out.push_str(&indent(&steps, 6));
+    out
+}
+
+/// The scheduled drift check of `env`, with the plan credentials.
+fn drift_job(spec: &CiSpec, env: &str, gitship: &str) -> String {
+    let mut out = indent(
+        &fill(DRIFT_JOB, &[("ENV", env), ("JOB_ENV", job_env(spec, true))]),
+        2,
+    );
+    let unconditional =
+        |step: String| step.replace("  if: steps.affected.outputs.affected == 'true'\n", "");
+    let mut steps = fill(SETUP, &[]);
+    if spec.terraform {
+        steps.push_str(&unconditional(terraform(spec)));
+    }
+    steps.push_str(&unconditional(kubeconfig(env)));
+    steps.push_str(&fill(DRIFT_STEP, &[("GITSHIP", gitship), ("ENV", env)]));
+    out.push_str(&indent(&steps, 6));
+    out
+}
+
+/// The step that installs the pinned Terraform.
+fn terraform(spec: &CiSpec) -> String {
+    let (version, from) = terraform_pin(spec);
+    fill(TERRAFORM, &[("TF_VERSION", version), ("TF_FROM", from)])
+}
+
+/// A job's `env:` block: the Terraform backend's credentials when the job runs Terraform.
+fn job_env(spec: &CiSpec, terraform: bool) -> &'static str {
+    if spec.terraform && terraform {
+        TERRAFORM_ENV
+    } else {
+        ""
+    }
+}
+
+fn kubeconfig(env: &str) -> String {
+    fill(
+        KUBECONFIG,
+        &[("ENV", env), ("SECRET", &kubeconfig_secret(env))],
+    )
+}
+
+/// Checkout, install, `affected`, then what the environment's commands need. `affected
+/// --since deployed:ENV` reads the cluster: the kubeconfig comes first then.
+fn setup(
+    spec: &CiSpec,
+    env: &str,
+    since: &str,
+    gitship: &str,
+    login: bool,
+    cluster: bool,
+) -> String {
+    let mut steps = fill(SETUP, &[]);
+    let reads_cluster = since.starts_with("deployed:");
+    if reads_cluster {
+        steps.push_str(
+            &kubeconfig(env).replace("  if: steps.affected.outputs.affected == 'true'\n", ""),
+        );
+    }
+    steps.push_str(&fill(
+        AFFECTED,
+        &[("ENV", env), ("SINCE", since), ("GITSHIP", gitship)],
+    ));
+    if spec.terraform && cluster {
+        steps.push_str(&terraform(spec));
+    }
+    if login {
+        for registry in &spec.registries {
+            steps.push_str(&fill(
+                LOGIN,
+                &[
+                    ("LOGIN_NAME", &yaml_quote(&format!("Log in to {registry}"))),
+                    ("REGISTRY", &yaml_quote(registry)),
+                ],
+            ));
+        }
+    }
+    if cluster && !reads_cluster {
+        steps.push_str(&kubeconfig(env));
+    }
+    steps
+}

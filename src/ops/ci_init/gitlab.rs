@@ -1,0 +1,372 @@
+
+//! `.gitlab-ci.yml`.
+
+use super::*;
+
+const HEADER: &str = r#"# Written by `gitship ci init gitlab` (gitship @VERSION@); edit freely, `--force` writes it again.
+#
+# - merge requests: `gitship validate` (a Code Quality report), then `gitship plan` of @PLAN@,
+#   one job and one merge request note (updated in place, kept as an artifact) per
+#   environment; a job fails only when its plan fails (exit 1), not when it shows changes
+#   (exit 2);
+# - pushes to the default branch: `gitship build` and `gitship deploy` for @DEPLOY@, in that
+#   order, one deploy of an environment at a time (`resource_group`);
+# - scheduled pipelines (CI/CD > Schedules): `gitship drift` for @DRIFT@, failing on drift.
+# Each job asks `gitship affected` what the change touches and skips an environment it cannot
+# affect.
+#
+# Scope every variable to the environments of the jobs that read it (the variable's
+# "Environment scope"). A deploy job runs in its environment (`production`): protect it
+# (Settings > CI/CD > Protected environments) and make its variables protected, so only the
+# default branch's pipelines see them. A merge request's pipeline runs on an unprotected
+# branch and sees no protected variable: the plan and the drift check run in `<env>-plan`
+# (`@PLAN@-plan`), whose variables must be unprotected and hold credentials that can read and
+# dry-run but not deploy (a registry token that cannot push, a backend role that cannot write
+# the state).
+#
+"#;
+
+const TOP: &str = r#"stages:
+  - validate
+  - plan
+  - deploy
+  - drift
+
+workflow:
+  rules:
+    - if: $CI_PIPELINE_SOURCE == "merge_request_event"
+    - if: $CI_PIPELINE_SOURCE == "schedule"
+    - if: $CI_PIPELINE_SOURCE == "web"
+    - if: $CI_COMMIT_BRANCH == $CI_DEFAULT_BRANCH && $CI_PIPELINE_SOURCE == "push"
+
+variables:
+  # The gitship the jobs install (`cargo install --locked --git`), cached per version.
+  GITSHIP_VERSION: "@VERSION@"
+  GITSHIP_GIT: @GIT@
+  # The whole history: `gitship affected` compares with the base of the change.
+  GIT_DEPTH: "0"
+"#;
+
+const TERRAFORM_VARIABLES: &str = r#"  # @TF_FROM@
+  TERRAFORM_VERSION: "@TF_VERSION@"
+"#;
+
+const BASE: &str = r#"
+.gitship:
+  image: rust:1-bookworm
+  cache:
+    # One directory per machine architecture inside (`uname -m`).
+    key: gitship-$GITSHIP_VERSION@TF_KEY@
+    paths:
+      - .gitship-ci/
+  before_script:
+    - apt-get update -qq && apt-get install -y -qq --no-install-recommends jq unzip > /dev/null
+    # The cache lives in the work tree: keep it out of `git status` (a clean tree is required).
+    - echo /.gitship-ci/ >> .git/info/exclude
+    - export GITSHIP_CI_ROOT="$CI_PROJECT_DIR/.gitship-ci/$(uname -m)"
+    - export PATH="$GITSHIP_CI_ROOT/bin:$PATH"
+    - command -v gitship > /dev/null || cargo install --locked --root "$GITSHIP_CI_ROOT" --git "$GITSHIP_GIT" --tag "v$GITSHIP_VERSION" gitship
+"#;
+
+const TERRAFORM_INSTALL: &str = r#"    - |
+      # Terraform, checked against the release's SHA256SUMS before it is unpacked.
+      if [ ! -x "$GITSHIP_CI_ROOT/bin/terraform" ]; then
+        case "$(uname -m)" in
+          x86_64) arch=amd64 ;;
+          aarch64|arm64) arch=arm64 ;;
+          *) echo "no Terraform release for $(uname -m)"; exit 1 ;;
+        esac
+        zip="terraform_${TERRAFORM_VERSION}_linux_${arch}.zip"
+        release="https://releases.hashicorp.com/terraform/${TERRAFORM_VERSION}"
+        curl -fsSLo "/tmp/$zip" "$release/$zip"
+        curl -fsSLo /tmp/terraform.sha256sums "$release/terraform_${TERRAFORM_VERSION}_SHA256SUMS"
+        (cd /tmp && grep " $zip\$" terraform.sha256sums | sha256sum -c -)
+        unzip -q -o "/tmp/$zip" terraform -d "$GITSHIP_CI_ROOT/bin"
+      fi
+"#;
+
+const LOGIN: &str = r#"    - |
+      # The registry login, where gitship and docker read it (~/.docker/config.json).
+      mkdir -p ~/.docker
+      auth="$(printf '%s:%s' "$REGISTRY_USERNAME" "$REGISTRY_PASSWORD" | base64 -w0)"
+      jq -n --arg auth "$auth"@ARGS@ '{auths: {@AUTHS@}}' > ~/.docker/config.json
+"#;
+
+const AFFECTED: &str = r#"- |
+  # Skip what the change cannot affect (when `affected` cannot tell, run). Outside the work
+  # tree, which must stay clean.
+  affected="$(mktemp)"
+  if @GITSHIP@ affected --since "@SINCE@" -o json > "$affected" \
+    && ! jq -e --arg env @ENV@ '.environments | index($env)' "$affected" > /dev/null; then
+    echo "nothing @ENV@ deploys changed since @SINCE@"
+    exit 0
+  fi
+"#;
+
+const VALIDATE_JOB: &str = r#"validate:
+  extends: .gitship
+  stage: validate
+  rules:
+    - if: $CI_PIPELINE_SOURCE == "merge_request_event"
+  script:
+    - @GITSHIP@ validate -o codequality > gl-code-quality-report.json
+  artifacts:
+    when: always
+    reports:
+      codequality: gl-code-quality-report.json
+"#;
+
+const PLAN_JOB: &str = r#"plan-@ENV@:
+  extends: .gitship
+  stage: plan
+  # Not after `validate`: when it fails, the plan fails too and its note says so.
+  needs: []
+  rules:
+    - if: $CI_PIPELINE_SOURCE == "merge_request_event"
+  # The plan credentials, unprotected: a merge request's branch sees no protected variable.
+  environment:
+    name: @ENV@-plan
+    action: prepare
+  artifacts:
+    when: always
+    expose_as: gitship plan @ENV@
+    paths:
+      - plan.md
+  script:
+"#;
+
+/// The plan of a merge request, and its note: this pipeline's own (its author and the
+/// hidden marker; every page of notes is read), edited in place, also when the change does not
+/// affect the environment (any more) or the plan fails, so a stale plan never reads as
+/// current.
+const PLAN_SCRIPT: &str = r#"- export KUBECONFIG="$@SECRET@"
+- |
+  # Does the change affect @ENV@? (When `affected` cannot tell, plan.)
+  affected=true
+  affected_json="$(mktemp)"
+  if @GITSHIP@ affected --since "$CI_MERGE_REQUEST_DIFF_BASE_SHA" -o json > "$affected_json" \
+    && ! jq -e --arg env @ENV@ '.environments | index($env)' "$affected_json" > /dev/null; then
+    affected=false
+  fi
+  # 0: no changes, 2: changes (both a success here), anything else: the plan failed.
+  code=0
+  if [ "$affected" = true ]; then
+    @GITSHIP@ plan @ENV@ -o markdown --exit-code > plan.md || code=$?
+    cat plan.md
+  else
+    echo "nothing @ENV@ deploys changed since $CI_MERGE_REQUEST_DIFF_BASE_SHA" | tee plan.md
+  fi
+  marker='<!-- gitship-plan:@ENV@ -->'
+  case "$code" in
+    0|2)
+      if [ "$affected" = true ]; then
+        body="$(cat plan.md)"
+      else
+        body="This merge request changes nothing that \`@ENV@\` deploys (\`gitship affected\`): no plan."
+      fi ;;
+    *) body="**\`gitship plan @ENV@\` failed** (exit $code): see [the job log]($CI_JOB_URL); the plan shown before is outdated." ;;
+  esac
+  payload="$(jq -n --arg body "$marker"$'\n\n'"$body" '{body: $body}')"
+  auth="PRIVATE-TOKEN: $GITLAB_TOKEN"
+  me="$(curl -fsS --header "$auth" "$CI_API_V4_URL/user" | jq -r .username)"
+  notes="$CI_API_V4_URL/projects/$CI_PROJECT_ID/merge_requests/$CI_MERGE_REQUEST_IID/notes"
+  id=""
+  page=1
+  while [ -z "$id" ] && [ "$page" -le 100 ]; do
+    batch="$(curl -fsS --header "$auth" "$notes?per_page=100&page=$page&sort=asc")"
+    [ "$(printf '%s' "$batch" | jq length)" -gt 0 ] || break
+    id="$(printf '%s' "$batch" | jq -r --arg marker "$marker" --arg me "$me" \
+      '[.[] | select(.author.username == $me and (.body | startswith($marker)))][0].id // empty')"
+    page=$((page + 1))
+  done
+  if [ -n "$id" ]; then
+    curl -fsS -X PUT --header "$auth" --header "Content-Type: application/json" \
+      --data "$payload" "$notes/$id" > /dev/null
+  elif [ "$affected" = true ]; then
+    curl -fsS -X POST --header "$auth" --header "Content-Type: application/json" \
+      --data "$payload" "$notes" > /dev/null
+  fi
+  if [ "$code" != 0 ] && [ "$code" != 2 ]; then exit "$code"; fi
+"#;
+
+const DEPLOY_JOB: &str = r#"deploy-@ENV@:
+  extends: .gitship
+  stage: deploy
+  rules:
+    - if: $CI_COMMIT_BRANCH == $CI_DEFAULT_BRANCH && $CI_PIPELINE_SOURCE == "push"
+@NEEDS@  # One deploy of @ENV@ at a time; a later one waits.
+  resource_group: gitship-@ENV@
+  # Protect it in Settings > CI/CD > Protected environments.
+  environment:
+    name: @ENV@
+    deployment_tier: @TIER@
+  # Images are built with docker, in a docker-in-docker service.
+  services:
+    - docker:27-dind
+  variables:
+    DOCKER_HOST: tcp://docker:2375
+    DOCKER_TLS_CERTDIR: ""
+  script:
+    - apt-get install -y -qq --no-install-recommends docker.io > /dev/null
+"#;
+
+const DRIFT_JOB: &str = r#"drift-@ENV@:
+  extends: .gitship
+  stage: drift
+  rules:
+    - if: $CI_PIPELINE_SOURCE == "schedule"
+    - if: $CI_PIPELINE_SOURCE == "web"
+  # Drift only reads: the plan credentials.
+  environment:
+    name: @ENV@-plan
+    action: prepare
+  artifacts:
+    when: always
+    expose_as: gitship drift @ENV@
+    paths:
+      - drift.md
+  script:
+    - export KUBECONFIG="$@SECRET@"
+    - |
+      # Drift (exit 2) fails the job; the report is in the log and the artifact.
+      code=0
+      @GITSHIP@ drift @ENV@ -o markdown > drift.md || code=$?
+      cat drift.md
+      case "$code" in
+        0) echo "@ENV@ matches Git" ;;
+        2) echo "@ENV@ differs from Git"; exit 1 ;;
+        *) exit "$code" ;;
+      esac
+"#;
+
+/// The whole pipeline: the header and setup, validation, the merge request's plan, the
+/// deploys of the default branch in order, the scheduled drift checks.
+pub fn pipeline(spec: &CiSpec) -> String {
+    let jobs = Jobs {
+        gitship: gitship_command(spec),
+    };
+    let mut out = header(
+        spec,
+        Platform::Gitlab,
+        HEADER,
+        "Settings > CI/CD > Variables, masked, scoped to the environments above",
+    );
+    out.push('\n');
+    out.push_str(&setup(spec));
+    out.push('\n');
+    out.push_str(&fill(VALIDATE_JOB, &[("GITSHIP", &jobs.gitship)]));
+
+    // Merge requests: a plan job per environment.
+    for env in &spec.plan {
+        out.push('\n');
+        out.push_str(&jobs.fill(PLAN_JOB, env, &[]));
+        out.push_str(&indent(&jobs.fill(PLAN_SCRIPT, env, &[]), 4));
+    }
+
+    // The default branch, in order.
+    let mut previous: Option<&str> = None;
+    for target in &spec.deploy {
+        out.push('\n');
+        out.push_str(&jobs.deploy(target, previous));
+        previous = Some(&target.name);
+    }
+
+    // The schedule.
+    for env in &spec.drift {
+        out.push('\n');
+        out.push_str(&jobs.fill(DRIFT_JOB, env, &[]));
+    }
+    out
+}
+
+/// The variables, the image's setup and the registry logins.
+fn setup(spec: &CiSpec) -> String {
+    let mut out = fill(
+        TOP,
+        &[("VERSION", &spec.gitship_version), ("GIT", GITSHIP_GIT_URL)],
+    );
+    let (version, from) = terraform_pin(spec);
+    if spec.terraform {
+        out.push_str(&fill(
+            TERRAFORM_VARIABLES,
+            &[("TF_VERSION", version), ("TF_FROM", from)],
+        ));
+    }
+    let key = if spec.terraform {
+        "-$TERRAFORM_VERSION"
+    } else {
+        ""
+    };
+    out.push_str(&fill(BASE, &[("TF_KEY", key)]));
+    if spec.terraform {
+        out.push_str(TERRAFORM_INSTALL);
+    }
+    if !spec.registries.is_empty() {
+        // The hosts reach jq as `--arg` values, never as program text.
+        let args: String = spec
+            .registries
+            .iter()
+            .enumerate()
+            .map(|(i, r)| format!(" --arg r{i} {}", shell_quote(r)))
+            .collect();
+        let auths = (0..spec.registries.len())
+            .map(|i| format!("($r{i}): {{auth: $auth}}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        out.push_str(&fill(LOGIN, &[("ARGS", &args), ("AUTHS", &auths)]));
+    }
+    out
+}
+
+/// The jobs of one pipeline, filled for an environment.
+struct Jobs {
+    gitship: String,
+}
+
+impl Jobs {
+    /// `template` filled for `env` (`@GITSHIP@`, `@ENV@`, `@SECRET@`) and `extra`.
+    fn fill(&self, template: &str, env: &str, extra: &[(&str, &str)]) -> String {
+        let secret = kubeconfig_secret(env);
+        let mut values: Vec<(&str, &str)> = vec![
+            ("GITSHIP", &self.gitship),
+            ("ENV", env),
+            ("SECRET", &secret),
+        ];
+        values.extend_from_slice(extra);
+        fill(template, &values)
+    }
+
+    /// The deploy job of `target`, after the one of `previous`.
+    fn deploy(&self, target: &DeployTarget, previous: Option<&str>) -> String {
+        let needs = match previous {
+            Some(name) => format!("  needs: [deploy-{name}]\n"),
+            None => "  needs: []\n".to_string(),
+        };
+        let tier = match target.name.as_str() {
+            "production" => "production",
+            "staging" => "staging",
+            _ => "other",
+        };
+        let env = target.name.as_str();
+        let mut out = self.fill(DEPLOY_JOB, env, &[("NEEDS", &needs), ("TIER", tier)]);
+        // Compared with what the environment last deployed: a pipeline whose deploy was
+        // cancelled, rejected or failed is still pending at the next push.
+        // An agent's environment only builds here: since the previous push.
+        let (mut script, since) = if target.agent {
+            (String::new(), "$CI_COMMIT_BEFORE_SHA".to_string())
+        } else {
+            let kubeconfig = self.fill("- export KUBECONFIG=\"$@SECRET@\"\n", env, &[]);
+            (kubeconfig, format!("deployed:{env}"))
+        };
+        script.push_str(&self.fill(AFFECTED, env, &[("SINCE", &since)]));
+        script.push_str(&self.fill("- @GITSHIP@ build @ENV@\n", env, &[]));
+        let deploy = if target.agent {
+            "- echo \"images built; the gitship agent of @ENV@ applies this commit\"\n"
+        } else {
+            "- @GITSHIP@ deploy @ENV@\n"
+        };
+        script.push_str(&self.fill(deploy, env, &[]));
+        out.push_str(&indent(&script, 4));
+        out
+    }
+}

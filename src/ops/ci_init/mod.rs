@@ -1,0 +1,617 @@
+//! `ci init`: the CI configuration that runs gitship on a hosting platform, written once and
+//! then owned by the user: GitHub Actions (`.github/workflows/gitship.yml`, one file with every
+//! job) or GitLab CI (`.gitlab-ci.yml`).
+//!
+//! What it writes: on pull/merge requests, `validate` then `plan <plan-env> -o markdown
+//! --exit-code`, posted as one comment updated in place (found again by a hidden marker); on the
+//! default branch, `build` and `deploy` for each deploy environment in order, one concurrency
+//! group (`resource_group`) per environment, the platform's environment for protection (an
+//! environment run by the agent only builds: the agent applies); on a schedule, `drift` failing
+//! on drift. Every job installs a pinned gitship (cached) and skips what `gitship affected` says
+//! a change cannot touch. Credentials come from the platform's secret store under the names the
+//! file's header lists. [`generate`] is pure (snapshot-tested); [`ci_init`] checks and writes.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Result;
+
+use crate::diagnostics::{UserError, user_error};
+use crate::repo::Repository;
+
+/// The CI platform `ci init` writes for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Platform {
+    Github,
+    Gitlab,
+}
+
+impl Platform {
+    /// The platform's name on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Platform::Github => "github",
+            Platform::Gitlab => "gitlab",
+        }
+    }
+}
+
+/// `gitship ci init github|gitlab`: what [`ci_init`] is asked for.
+#[derive(Debug, Clone)]
+pub struct CiInitRequest {
+    pub platform: Platform,
+    /// `--plan-env`, each planned on pull requests; empty: `staging` when it exists (else the
+    /// first environment, in name order, that is not `production`) and every deployed one.
+    pub plan_envs: Vec<String>,
+    /// `--deploy-env`, in deploy order; empty: the default (`production` when it exists).
+    pub deploy_envs: Vec<String>,
+    /// `--branch`: the branch whose pushes deploy (GitHub only; GitLab's pipeline names the
+    /// project's default branch itself). Default: the repository's default branch.
+    pub branch: Option<String>,
+    /// `--force`: overwrite files that exist.
+    pub force: bool,
+}
+
+/// One environment deployed from the default branch.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct DeployTarget {
+    pub name: String,
+    /// Its config has an `agent:` section: CI builds, the agent applies.
+    pub agent: bool,
+}
+
+/// Everything the generated files depend on; built from the repository by [`ci_init`].
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct CiSpec {
+    /// The gitship repository relative to the Git work tree root, `/`-separated; empty when
+    /// they are the same (the commands then need no `-C`).
+    pub repo_path: String,
+    /// The branch whose pushes deploy: the repository's default branch (`origin/HEAD`, else
+    /// the branch checked out), or `--branch`; on GitLab, `$CI_DEFAULT_BRANCH` (the project's
+    /// default branch as GitLab knows it).
+    pub branch: String,
+    /// The environments a pull request is planned against, each in its own job (skipped when
+    /// the change cannot affect it).
+    pub plan: Vec<String>,
+    pub deploy: Vec<DeployTarget>,
+    /// Environments checked for drift on the schedule: the plan environment and the deploy
+    /// environments, in that order, without repeats.
+    pub drift: Vec<String>,
+    /// The repository has a Terraform module.
+    pub terraform: bool,
+    /// The Terraform version the jobs install, and where it comes from
+    /// ([`terraform_version`]); `None` without a module.
+    pub terraform_version: Option<(String, String)>,
+    /// The registry hosts the environments push to (for the logins), in name order.
+    pub registries: Vec<String>,
+    /// The gitship version the jobs install.
+    pub gitship_version: String,
+}
+
+/// What `ci init` wrote.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct CiInitReport {
+    pub spec: CiSpec,
+    /// The files written, relative to the Git work tree root.
+    pub files: Vec<PathBuf>,
+}
+
+/// Where gitship's source is fetched from by the generated jobs (`cargo install --git`).
+pub const GITSHIP_GIT_URL: &str = "https://github.com/gitship/gitship";
+
+/// The name of the platform secret (GitHub) or CI/CD variable (GitLab) holding `env`'s
+/// kubeconfig: `KUBECONFIG_<ENV>`, upper case, `-` as `_`.
+pub fn kubeconfig_secret(env: &str) -> String {
+    format!("KUBECONFIG_{}", env.to_ascii_uppercase().replace('-', "_"))
+}
+
+/// Check the options against the repository, then write the platform's files (refusing to
+/// overwrite any without `force`, before writing anything).
+pub fn ci_init(repo_dir: Option<&Path>, options: &CiInitRequest) -> Result<CiInitReport> {
+    let repo = Repository::discover(repo_dir).map_err(user_error)?;
+    let git_root = crate::git::work_tree_root(&repo.root).ok_or_else(|| {
+        UserError::new(
+            format!("`{}` is not inside a Git work tree", repo.root.display()),
+            "CI runs on a Git repository: `git init` and commit first",
+        )
+    })?;
+    let spec = spec(&repo, &git_root, options)?;
+    let files = generate(&spec, options.platform);
+    let absolute: Vec<PathBuf> = files.iter().map(|(path, _)| git_root.join(path)).collect();
+    let existing = super::repo_files::existing(&git_root, &absolute)?;
+    if !existing.is_empty() && !options.force {
+        let names: Vec<String> = existing
+            .iter()
+            .map(|p| format!("`{}`", p.strip_prefix(&git_root).unwrap_or(p).display()))
+            .collect();
+        return Err(UserError::new(
+            format!("{} already exists", names.join(", ")),
+            format!(
+                "pass `--force` to overwrite it (`gitship ci init {} --force`), or move it away first",
+                options.platform.name()
+            ),
+        )
+        .into());
+    }
+    for ((_, text), absolute) in files.iter().zip(&absolute) {
+        super::repo_files::write(&git_root, absolute, text, options.force)?;
+    }
+    Ok(CiInitReport {
+        spec,
+        files: files.into_iter().map(|(path, _)| path).collect(),
+    })
+}
+
+/// The [`CiSpec`] for `repo` under `options`: environments checked to exist.
+fn spec(repo: &Repository, git_root: &Path, options: &CiInitRequest) -> Result<CiSpec> {
+    let names: Vec<&String> = repo.environments.keys().collect();
+    if names.is_empty() {
+        return Err(UserError::new(
+            "the repository has no environments to run in CI",
+            format!(
+                "create `{}/<env>.yaml` first (or run `gitship init`)",
+                repo.relative(&repo.layout.config_dir).display()
+            ),
+        )
+        .into());
+    }
+    let branch = deploy_branch(&repo.root, options)?;
+    let deploy_names: Vec<String> = if options.deploy_envs.is_empty() {
+        if !repo.environments.contains_key("production") {
+            return Err(UserError::new(
+                "there is no `production` environment to deploy from the default branch",
+                "name the environments to deploy, in order, with `--deploy-env ENV` (e.g. `--deploy-env staging --deploy-env production`)",
+            )
+            .into());
+        }
+        vec!["production".to_string()]
+    } else {
+        options.deploy_envs.clone()
+    };
+    let mut deploy: Vec<DeployTarget> = Vec::new();
+    let mut registries = std::collections::BTreeSet::new();
+    for name in &deploy_names {
+        if deploy.iter().any(|d| &d.name == name) {
+            return Err(UserError::usage(
+                format!("`--deploy-env {name}` is given twice"),
+                "name each environment once, in the order to deploy them",
+            )
+            .into());
+        }
+        repo.environment_file(name).map_err(user_error)?;
+        let config = repo.load_env(name).map_err(user_error)?;
+        deploy.push(DeployTarget {
+            name: name.clone(),
+            agent: config.spans.keys.contains_key("agent"),
+        });
+    }
+    // Planned: the environments named, else the default one and every deployed one.
+    let mut plan: Vec<String> = Vec::new();
+    if options.plan_envs.is_empty() {
+        plan.push(default_plan_env(&names));
+        plan.extend(deploy_names.iter().cloned());
+    } else {
+        for name in &options.plan_envs {
+            repo.environment_file(name).map_err(user_error)?;
+            plan.push(name.clone());
+        }
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    plan.retain(|name| seen.insert(name.clone()));
+    for name in plan.iter().chain(&deploy_names) {
+        let config = repo.load_env(name).map_err(user_error)?;
+        if let Some(registry) = &config.registry
+            && !repo.apps.is_empty()
+        {
+            registries.insert(registry_host(registry).to_string());
+        }
+    }
+    let mut drift = plan.clone();
+    for name in &deploy_names {
+        if !drift.contains(name) {
+            drift.push(name.clone());
+        }
+    }
+    let repo_path = repo_path(repo, git_root)?;
+    Ok(CiSpec {
+        repo_path,
+        branch,
+        plan,
+        deploy,
+        drift,
+        terraform: repo.layout.terraform_dir.is_some(),
+        terraform_version: terraform_version(repo)?,
+        registries: registries.into_iter().collect(),
+        gitship_version: env!("CARGO_PKG_VERSION").to_string(),
+    })
+}
+
+/// The repository relative to the Git root, `/`-separated, for `-C` in every command: refused
+/// when it holds a character CI files cannot quote safely.
+fn repo_path(repo: &Repository, git_root: &Path) -> Result<String> {
+    let path = repo
+        .root
+        .strip_prefix(git_root)
+        .map(|p| {
+            p.components()
+                .map(|c| c.as_os_str().to_string_lossy())
+                .collect::<Vec<_>>()
+                .join("/")
+        })
+        .unwrap_or_default();
+    if path
+        .chars()
+        .any(|c| !(c.is_ascii_alphanumeric() || "/._-".contains(c)))
+    {
+        return Err(UserError::new(
+            format!("the repository's path `{path}` below the Git root has characters CI files cannot quote safely"),
+            "keep the path to letters, digits, `/`, `.`, `_` and `-`",
+        )
+        .into());
+    }
+    Ok(path)
+}
+
+/// The Terraform version CI installs when the repository has no pin of its own.
+pub const DEFAULT_TERRAFORM_VERSION: &str = "1.9.8";
+
+/// The Terraform version the jobs install, pinned, and where it comes from: `.terraform-version`
+/// (tfenv's; in the module's directory, else the repository's root), else the module's
+/// `required_version` when it names exactly one version (`1.9.8`, `= 1.9.8`), else
+/// [`DEFAULT_TERRAFORM_VERSION`]. `None` without a Terraform module.
+fn terraform_version(repo: &Repository) -> Result<Option<(String, String)>> {
+    let Some(module) = &repo.layout.terraform_dir else {
+        return Ok(None);
+    };
+    for dir in [module.as_path(), repo.root.as_path()] {
+        let file = dir.join(".terraform-version");
+        if std::fs::symlink_metadata(&file).is_err() {
+            continue;
+        }
+        let text = crate::repo::files::read_text(&repo.root, &file).map_err(user_error)?;
+        let version = text.trim();
+        if !is_exact_version(version) {
+            return Err(UserError::new(
+                format!(
+                    "`{}` names `{}`, not one Terraform version",
+                    repo.relative(&file).display(),
+                    version.escape_default()
+                ),
+                "write one version such as `1.9.8` (CI installs exactly it)",
+            )
+            .into());
+        }
+        return Ok(Some((
+            version.to_string(),
+            format!("`{}`", repo.relative(&file).display()),
+        )));
+    }
+    let (info, _) = crate::terraform::static_check::inspect_module(module, &repo.root);
+    let exact = info
+        .required_version
+        .as_deref()
+        .map(|v| v.trim().trim_start_matches('=').trim())
+        .filter(|v| is_exact_version(v));
+    Ok(Some(match exact {
+        Some(version) => (
+            version.to_string(),
+            "the module's `required_version`".into(),
+        ),
+        None => (
+            DEFAULT_TERRAFORM_VERSION.to_string(),
+            "gitship's default: pin yours in `.terraform-version`".into(),
+        ),
+    }))
+}
+
+/// `1.9.8`, `1.10.0-beta1`: digits and dots, an optional pre-release; nothing to quote.
+fn is_exact_version(version: &str) -> bool {
+    let (release, pre) = match version.split_once('-') {
+        Some((_, "")) => return false,
+        Some((release, pre)) => (release, pre),
+        None => (version, ""),
+    };
+    let parts: Vec<&str> = release.split('.').collect();
+    parts.len() == 3
+        && parts
+            .iter()
+            .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()))
+        && pre.chars().all(|c| c.is_ascii_alphanumeric() || c == '.')
+}
+
+/// The environment planned by default besides the deployed ones: `staging` when it exists, else
+/// the first that is not `production`, else the first.
+fn default_plan_env(names: &[&String]) -> String {
+    names
+        .iter()
+        .find(|n| n.as_str() == "staging")
+        .or_else(|| names.iter().find(|n| n.as_str() != "production"))
+        .or_else(|| names.first())
+        .map(|n| n.to_string())
+        .unwrap_or_default()
+}
+
+/// The branch whose pushes deploy: `--branch`, else the repository's default branch.
+fn deploy_branch(root: &Path, options: &CiInitRequest) -> Result<String> {
+    if options.platform == Platform::Gitlab {
+        if options.branch.is_some() {
+            return Err(UserError::usage(
+                "`--branch` is for `github` only",
+                "a GitLab pipeline deploys from the project's default branch (`$CI_DEFAULT_BRANCH`); set it in Settings > Repository",
+            )
+            .into());
+        }
+        return Ok("$CI_DEFAULT_BRANCH".to_string());
+    }
+    let branch = match &options.branch {
+        Some(branch) => branch.clone(),
+        None => crate::git::default_branch(root)?.ok_or_else(|| {
+                UserError::new(
+                    "there is no default branch to deploy from: `origin/HEAD` is not set and `HEAD` is not on a branch",
+                    "name the branch whose pushes deploy with `--branch NAME`, or `git checkout` it",
+                )
+            })?,
+    };
+    if branch.is_empty()
+        || !branch
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "/._-".contains(c))
+    {
+        return Err(UserError::new(
+            format!("the branch `{branch}` has characters CI files cannot quote safely"),
+            "pass `--branch NAME` with letters, digits, `/`, `.`, `_` and `-` only",
+        )
+        .into());
+    }
+    Ok(branch)
+}
+
+/// The Terraform version of `spec` and where it comes from (for the file's comment).
+fn terraform_pin(spec: &CiSpec) -> (&str, &str) {
+    spec.terraform_version
+        .as_ref()
+        .map_or(("", ""), |(version, from)| {
+            (version.as_str(), from.as_str())
+        })
+}
+
+/// The host part of a registry prefix (`ghcr.io/acme/blog` -> `ghcr.io`).
+fn registry_host(registry: &str) -> &str {
+    registry.split('/').next().unwrap_or(registry)
+}
+
+/// The files for `platform`, relative to the Git work tree root, with their text.
+pub fn generate(spec: &CiSpec, platform: Platform) -> Vec<(PathBuf, String)> {
+    match platform {
+        Platform::Github => vec![(
+            PathBuf::from(".github/workflows/gitship.yml"),
+            github::workflow(spec),
+        )],
+        Platform::Gitlab => vec![(PathBuf::from(".gitlab-ci.yml"), gitlab::pipeline(spec))],
+    }
+}
+
+/// `gitship` with `-C` when the repository lies below the Git root.
+fn gitship_command(spec: &CiSpec) -> String {
+    if spec.repo_path.is_empty() {
+        "gitship".to_string()
+    } else {
+        format!("gitship -C {}", spec.repo_path)
+    }
+}
+
+/// `template` with every `@KEY@` replaced.
+fn fill(template: &str, values: &[(&str, &str)]) -> String {
+    let mut text = template.to_string();
+    for (key, value) in values {
+        text = text.replace(&format!("@{key}@"), value);
+    }
+    text
+}
+
+/// `value` as a YAML double-quoted scalar (JSON's string syntax, which YAML reads the same): no
+/// value can end the scalar or start YAML structure.
+fn yaml_quote(value: &str) -> String {
+    serde_json::Value::String(value.to_string()).to_string()
+}
+
+/// `value` as one POSIX shell word in single quotes (a `'` in it closed, escaped and reopened).
+fn shell_quote(value: &str) -> String {
+    format!("'{}'", value.replace('\'', r"'\''"))
+}
+
+/// `text` with every non-empty line indented by `spaces`.
+fn indent(text: &str, spaces: usize) -> String {
+    let pad = " ".repeat(spaces);
+    text.lines()
+        .map(|line| {
+            if line.is_empty() {
+                String::new()
+            } else {
+                format!("{pad}{line}")
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+        + "\n"
+}
+
+/// Secrets (GitHub) or CI/CD variables (GitLab) the generated file reads, set together.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Secrets {
+    /// Their names (a login's user and password go together).
+    pub names: Vec<String>,
+    /// What they hold, as the file's header says it, one line of the header each.
+    pub holds: Vec<String>,
+    /// GitHub: the environments whose jobs read them (each an environment secret there);
+    /// empty on GitLab.
+    pub environments: Vec<String>,
+}
+
+/// The secrets the files [`generate`] writes for `spec` on `platform` read, in the order their
+/// header lists them: what `ci init` tells the user to set.
+pub fn secrets(spec: &CiSpec, platform: Platform) -> Vec<Secrets> {
+    let github = platform == Platform::Github;
+    let group = |names: &[&str], holds: &[&str], environments: Vec<String>| Secrets {
+        names: names.iter().map(|name| name.to_string()).collect(),
+        holds: holds.iter().map(|line| line.to_string()).collect(),
+        environments: if github { environments } else { Vec::new() },
+    };
+    // The GitHub environments of the jobs: `<env>-plan` for the plan and drift, `<env>` for a
+    // deploy (an agent's environment only builds: no cluster, no Terraform).
+    let plan = |env: &str| format!("{env}-plan");
+    let deploying: Vec<String> = spec
+        .deploy
+        .iter()
+        .filter(|target| !target.agent)
+        .map(|target| target.name.clone())
+        .collect();
+    let reading: Vec<String> = spec.drift.iter().map(|env| plan(env)).collect();
+    let mut secrets = Vec::new();
+    if !spec.registries.is_empty() {
+        let mut environments: Vec<String> = spec.plan.iter().map(|env| plan(env)).collect();
+        environments.extend(spec.deploy.iter().map(|target| target.name.clone()));
+        secrets.push(group(
+            &["REGISTRY_USERNAME", "REGISTRY_PASSWORD"],
+            &[
+                &format!(
+                    "the registry login for {} (plan reads tags,",
+                    spec.registries.join(", ")
+                ),
+                "build and deploy push images)",
+            ],
+            environments,
+        ));
+    }
+    let kubeconfig_kind = match platform {
+        Platform::Github => "the file's contents",
+        Platform::Gitlab => "a variable of type File",
+    };
+    for env in &spec.drift {
+        let mut environments = vec![plan(env)];
+        if deploying.contains(env) {
+            environments.insert(0, env.clone());
+        }
+        secrets.push(group(
+            &[&kubeconfig_secret(env)],
+            &[&format!(
+                "the kubeconfig of environment `{env}` ({kubeconfig_kind})"
+            )],
+            environments,
+        ));
+    }
+    if spec.terraform {
+        secrets.push(group(
+            &["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"],
+            &[
+                "the Terraform backend's credentials (an `s3`",
+                "backend; for `azurerm` use ARM_*, for `gcs` GOOGLE_CREDENTIALS, and change the",
+                "variables below to match)",
+            ],
+            deploying.iter().cloned().chain(reading).collect(),
+        ));
+    }
+    if platform == Platform::Gitlab {
+        secrets.push(group(
+            &["GITLAB_TOKEN"],
+            &["a project access token with the `api` scope, to write the plan note"],
+            Vec::new(),
+        ));
+    }
+    secrets
+}
+
+/// The header comment naming the [`secrets`] to set in `store`, shared by both platforms.
+fn secrets_comment(spec: &CiSpec, platform: Platform, store: &str) -> String {
+    let mut lines = vec![format!("# Secrets to set ({store}):")];
+    for group in secrets(spec, platform) {
+        for (index, line) in group.holds.iter().enumerate() {
+            if index == 0 {
+                lines.push(format!("#   {}: {line}", group.names.join(", ")));
+            } else {
+                lines.push(format!("#     {line}"));
+            }
+        }
+        if !group.environments.is_empty() {
+            let names: Vec<String> = group
+                .environments
+                .iter()
+                .map(|env| format!("`{env}`"))
+                .collect();
+            lines.push(format!("#     in environments {}", names.join(", ")));
+        }
+    }
+    lines.join("\n") + "\n"
+}
+
+/// A generated file's header: `template` filled with the version and environments, then the
+/// secrets to set in `store`.
+fn header(spec: &CiSpec, platform: Platform, template: &str, store: &str) -> String {
+    let names = |list: Vec<&str>| {
+        list.iter()
+            .map(|n| format!("`{n}`"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let deploy_names = names(spec.deploy.iter().map(|d| d.name.as_str()).collect());
+    let drift_names = names(spec.drift.iter().map(String::as_str).collect());
+    let plan_names = names(spec.plan.iter().map(String::as_str).collect());
+    let mut out = fill(
+        template,
+        &[
+            ("VERSION", &spec.gitship_version),
+            ("PLAN", &plan_names),
+            ("DEPLOY", &deploy_names),
+            ("DRIFT", &drift_names),
+            ("BRANCH", &spec.branch),
+        ],
+    );
+    out.push_str(&secrets_comment(spec, platform, store));
+    out
+}
+
+mod github;
+
+mod gitlab;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kubeconfig_secret_names() {
+        assert_eq!(kubeconfig_secret("staging"), "KUBECONFIG_STAGING");
+        assert_eq!(kubeconfig_secret("eu-prod"), "KUBECONFIG_EU_PROD");
+    }
+
+    #[test]
+    fn values_are_quoted_for_yaml_and_shell() {
+        assert_eq!(yaml_quote("ghcr.io/a"), "\"ghcr.io/a\"");
+        assert_eq!(yaml_quote("a\"b\nc"), "\"a\\\"b\\nc\"");
+        assert_eq!(shell_quote("ghcr.io"), "'ghcr.io'");
+        assert_eq!(shell_quote("a'$(x)'b"), r"'a'\''$(x)'\''b'");
+    }
+
+    #[test]
+    fn exact_versions_only() {
+        for version in ["1.9.8", "1.10.0-beta1", "0.15.5"] {
+            assert!(is_exact_version(version), "{version}");
+        }
+        for version in [
+            ">= 1.5",
+            "1.9",
+            "latest",
+            "1.9.8-",
+            "1.9.8; rm -rf /",
+            "",
+            "1..8",
+        ] {
+            assert!(!is_exact_version(version), "{version}");
+        }
+    }
+
+    #[test]
+    fn fill_and_indent() {
+        assert_eq!(fill("a @X@ @X@ @Y@", &[("X", "1"), ("Y", "2")]), "a 1 1 2");
+        assert_eq!(indent("a:\n\n  b\n", 2), "  a:\n\n    b\n");
+    }
+}
