@@ -19,13 +19,13 @@ use crate::kube::inventory::Inventory;
 use crate::kube::pin::Pin;
 use crate::kube::retry::RetryPolicy;
 use crate::kube::sandbox::Sandbox;
-use crate::model::{Environment, Manifest};
+use crate::model::{Environment, ImageRef, Manifest, Outputs};
 use crate::ops::render::{load_terraform_outputs, state_outputs};
 use crate::output::Printer;
 use crate::plan::{GitInfo, ImageAction, ImageChange};
-use crate::render::{self, ImageRef, UnknownOutputs};
+use crate::render::{self, UnknownOutputs};
 use crate::repo::{EnvConfig, Repository};
-use crate::terraform::{self, Terraform, TerraformSettings};
+use crate::terraform::{Terraform, TerraformSettings};
 
 /// Where an operation finds the repository and the cluster's credentials: `-C DIR` and
 /// `--kubeconfig` of the command line, or the agent's clone.
@@ -398,7 +398,7 @@ impl Session {
     }
 
     /// The outputs given with `--terraform-outputs FILE`, if any.
-    pub fn given_outputs(&self) -> Result<Option<terraform::Outputs>> {
+    pub fn given_outputs(&self) -> Result<Option<Outputs>> {
         self.terraform_outputs
             .as_deref()
             .map(load_terraform_outputs)
@@ -407,16 +407,18 @@ impl Session {
 
     /// The outputs the manifests render with outside `plan` and `deploy`: the given file, or the
     /// current state's (`terraform output -json`, after `init` when needed).
-    pub async fn current_outputs(&self) -> Result<terraform::Outputs> {
+    pub async fn current_outputs(&self) -> Result<Outputs> {
         if let Some(outputs) = self.given_outputs()? {
             return Ok(outputs);
         }
         state_outputs(self.terraform_settings()).await
     }
 
-    /// The apps' image references (content tags under the environment's registry).
+    /// The apps' image references (content tags under the environment's registry): computed
+    /// here once per operation ([`image::image_refs`]), then passed to whatever needs them (the
+    /// build requests, the render, the report).
     pub fn image_refs(&self) -> Result<BTreeMap<String, ImageRef>> {
-        render::image_refs(&self.repo, &self.config).map_err(user_error)
+        image::image_refs(&self.repo, &self.config).map_err(user_error)
     }
 
     /// The image part of the plan, and the references the manifests render with (pinned by
@@ -425,8 +427,7 @@ impl Session {
         self.images_for(self.image_refs()?).await
     }
 
-    /// [`Session::images`] for references already computed ([`Session::image_refs`]: content
-    /// tags hash the apps' trees, so they are computed once per operation).
+    /// [`Session::images`] for references already computed ([`Session::image_refs`]).
     pub async fn images_for(
         &self,
         mut references: BTreeMap<String, ImageRef>,
@@ -454,13 +455,7 @@ impl Session {
                 reference.digest = Some(digest.clone());
             }
         }
-        Ok((
-            planned
-                .iter()
-                .map(crate::plan::images::image_change)
-                .collect(),
-            references,
-        ))
+        Ok((planned.iter().map(image_change).collect(), references))
     }
 
     /// Build requests for `references` at this session's revision.
@@ -468,26 +463,14 @@ impl Session {
         &self,
         references: impl IntoIterator<Item = &'a ImageRef>,
     ) -> Vec<BuildRequest> {
-        let source = image::image_source(&self.repo.root);
-        references
-            .into_iter()
-            .filter_map(|reference| {
-                Some(BuildRequest {
-                    app: self.repo.app(&reference.app)?.clone(),
-                    image_repository: reference.repository.clone(),
-                    tag: reference.tag.clone(),
-                    revision: self.git.sha.clone(),
-                    source: source.clone(),
-                })
-            })
-            .collect()
+        image::build_requests(&self.repo, &self.git.sha, references)
     }
 
     /// Render the environment's manifests with `images` and `outputs`.
     pub fn render(
         &self,
         images: BTreeMap<String, ImageRef>,
-        outputs: terraform::Outputs,
+        outputs: Outputs,
         unknown: UnknownOutputs,
     ) -> Result<Vec<Manifest>> {
         self.render_noted(images, outputs, unknown)
@@ -498,10 +481,29 @@ impl Session {
     pub fn render_noted(
         &self,
         images: BTreeMap<String, ImageRef>,
-        outputs: terraform::Outputs,
+        outputs: Outputs,
         unknown: UnknownOutputs,
     ) -> Result<render::RenderOutput> {
-        crate::ops::render::render_noted(&self.repo, &self.config, outputs, Some(images), unknown)
+        crate::ops::render::render_noted(&self.repo, &self.config, images, outputs, unknown)
+    }
+}
+
+/// The image stage's plan of one app as an entry of the cross-layer plan: a reused image carries
+/// its digest.
+fn image_change(image: &image::ImagePlan) -> ImageChange {
+    match &image.action {
+        image::PlannedAction::Build { reason } => ImageChange {
+            app: image.app.clone(),
+            reference: image.reference.clone(),
+            action: ImageAction::Build,
+            reason: Some(reason.clone()),
+        },
+        image::PlannedAction::Reuse { digest } => ImageChange {
+            app: image.app.clone(),
+            reference: format!("{}@{digest}", image.reference),
+            action: ImageAction::Reuse,
+            reason: None,
+        },
     }
 }
 
