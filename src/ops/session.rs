@@ -566,3 +566,172 @@ pub fn client_options(
         context: cluster.context.clone(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ops::build::BuildInputs;
+    use crate::ops::deploy::{DeployRequest, DeploySource};
+    use crate::output::OutputFormat;
+
+    /// Two apps, `api` and `web`, whose images a ConfigMap shows, and environment `staging`
+    /// pushing to a registry that refuses connections; committed.
+    fn two_apps() -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        let files = [
+            (".gitignore", ".gitship/\n"),
+            ("apps/api/Dockerfile", "FROM scratch\nCOPY api.txt /\n"),
+            ("apps/api/api.txt", "api\n"),
+            ("apps/web/Dockerfile", "FROM scratch\nCOPY index.html /\n"),
+            ("apps/web/index.html", "<p>web</p>\n"),
+            (
+                "infrastructure/kubernetes/images.yaml",
+                "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: images\ndata:\n  api: ${images.api}\n  web: ${images.web}\n",
+            ),
+            (
+                "config/staging.yaml",
+                "cluster:\n  namespace: images\nregistry: 127.0.0.1:1/blog\n",
+            ),
+        ];
+        for (path, text) in files {
+            let path = dir.path().join(path);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, text).unwrap();
+        }
+        let repository = git2::Repository::init(dir.path()).unwrap();
+        let mut index = repository.index().unwrap();
+        index
+            .add_all(["*"], git2::IndexAddOption::DEFAULT, None)
+            .unwrap();
+        index.write().unwrap();
+        let tree = repository.find_tree(index.write_tree().unwrap()).unwrap();
+        let author = git2::Signature::now("test", "test@example.com").unwrap();
+        repository
+            .commit(Some("HEAD"), &author, &author, "two apps", &tree, &[])
+            .unwrap();
+        dir
+    }
+
+    fn printer() -> Printer {
+        Printer {
+            quiet: true,
+            ..Printer::plain(OutputFormat::Human)
+        }
+    }
+
+    fn target() -> SessionTarget {
+        SessionTarget {
+            env: "staging".into(),
+            sandbox: true,
+            terraform_outputs: None,
+        }
+    }
+
+    fn build_inputs() -> BuildInputs {
+        BuildInputs {
+            jobs: 1,
+            ..BuildInputs::default()
+        }
+    }
+
+    #[test]
+    fn image_plans_become_plan_image_changes() {
+        let reuse = image::ImagePlan {
+            app: "api".into(),
+            reference: "r/api:t".into(),
+            action: image::PlannedAction::Reuse {
+                digest: "sha256:abc".into(),
+            },
+        };
+        let change = image_change(&reuse);
+        assert_eq!(change.reference, "r/api:t@sha256:abc");
+        assert_eq!(change.action, ImageAction::Reuse);
+        let build = image::ImagePlan {
+            app: "web".into(),
+            reference: "r/web:t".into(),
+            action: image::PlannedAction::Build {
+                reason: "tag `t` missing in `r`".into(),
+            },
+        };
+        assert_eq!(
+            image_change(&build).reason.as_deref(),
+            Some("tag `t` missing in `r`")
+        );
+    }
+
+    /// `app -> reference` of `pairs`.
+    fn by_app<'a>(pairs: impl Iterator<Item = (&'a str, String)>) -> BTreeMap<String, String> {
+        pairs
+            .map(|(app, reference)| (app.to_string(), reference))
+            .collect()
+    }
+
+    /// Content tags hash each app's whole build context: `plan`, `deploy` and `build` each
+    /// compute every app's once (the image stage's references, handed to the render, the build
+    /// requests and the record), and all three name the same images.
+    #[tokio::test]
+    async fn plan_deploy_and_build_compute_each_tag_once_and_agree() {
+        let dir = two_apps();
+        let workspace = Workspace {
+            repo: Some(dir.path().to_path_buf()),
+            kubeconfig: None,
+        };
+        let session = Session::open(&workspace, &printer(), &target()).unwrap();
+        let root = session.repo.root.clone();
+        let apps = session.repo.apps.len();
+        assert_eq!(apps, 2);
+        let computed = || crate::git::tags_computed::of(&root);
+
+        let before = computed();
+        let outcome = crate::ops::plan::plan(&session, crate::ops::pin::Target::FollowPin)
+            .await
+            .unwrap();
+        assert_eq!(computed() - before, apps, "plan: one content tag per app");
+        let planned = by_app(
+            outcome
+                .plan
+                .images
+                .iter()
+                .map(|image| (image.app.as_str(), image.reference.clone())),
+        );
+        assert_eq!(planned.len(), apps, "{planned:?}");
+
+        let before = computed();
+        let request = DeployRequest {
+            build: build_inputs(),
+            ..DeployRequest::for_environment(&session.config)
+        };
+        crate::ops::deploy::deploy(&session, &DeploySource::WorkTree, &request)
+            .await
+            .unwrap();
+        assert_eq!(computed() - before, apps, "deploy: one content tag per app");
+        let connection = session.connect().await.unwrap();
+        let inventory = session.inventory(&connection).await.unwrap().unwrap();
+        let deployed = by_app(
+            inventory.history[0]
+                .images
+                .iter()
+                .map(|image| (image.app.as_str(), image.reference.clone())),
+        );
+        assert_eq!(deployed, planned, "deploy records what plan showed");
+        drop(connection);
+
+        let before = computed();
+        let refused =
+            crate::ops::build::build(Some(dir.path()), "staging", &build_inputs(), &printer())
+                .await
+                .expect_err("the registry refuses connections");
+        assert!(
+            format!("{refused:#}").contains("127.0.0.1:1"),
+            "{refused:#}"
+        );
+        assert_eq!(computed() - before, apps, "build: one content tag per app");
+        let requests = crate::ops::build::requests(&session.repo, &session.config, false).unwrap();
+        let built = by_app(
+            requests
+                .iter()
+                .map(|request| (request.app.name.as_str(), request.tagged_reference())),
+        );
+        assert_eq!(built, planned, "build builds what plan showed");
+    }
+}
