@@ -1,10 +1,16 @@
 //! The domain model every layer shares: an object's identity ([`ObjectId`]), one object gitship
 //! wants in the cluster and where it was written ([`Manifest`]), the environment as the cluster
-//! sees it ([`Environment`]), and the labels, annotations and reserved names gitship owns.
+//! sees it ([`Environment`]), an app's image reference ([`ImageRef`]), Terraform's outputs
+//! ([`Outputs`]), the known secrets scrubbed from text ([`KnownSecrets`]), and the labels,
+//! annotations and reserved names gitship owns.
 //!
 //! It sits at the bottom of the layers (see `ARCHITECTURE.md`): it depends on nothing of gitship
-//! but [`crate::diagnostics::Location`], so `render`, `kube`, `plan` and `ops` can all speak of
-//! the same objects without importing each other.
+//! but [`crate::diagnostics::Location`], so `image`, `terraform`, `render`, `kube`, `plan` and
+//! `ops` can all speak of the same objects without importing each other.
+
+mod image_ref;
+mod known_secrets;
+mod terraform_outputs;
 
 use std::fmt;
 
@@ -12,6 +18,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::diagnostics::Location;
+
+pub use image_ref::ImageRef;
+pub use known_secrets::{KnownSecrets, REDACTED};
+pub use terraform_outputs::{OutputValue, Outputs};
 
 /// The field manager of every server-side apply gitship sends.
 pub const FIELD_MANAGER: &str = "gitship";
@@ -32,8 +42,6 @@ pub const PRUNE_ANNOTATION: &str = "gitship.dev/prune";
 /// Annotation `"true"`: take over an object another environment owns (its `owned-by` changes).
 pub const ADOPT_ANNOTATION: &str = "gitship.dev/adopt";
 
-/// What redacted values look like everywhere.
-pub const REDACTED: &str = "<sensitive>";
 /// What a value that Terraform only knows after apply looks like.
 pub const KNOWN_AFTER_APPLY: &str = "(known after apply)";
 

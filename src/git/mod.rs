@@ -329,6 +329,8 @@ pub struct BuildInputs<'a> {
 /// same tag on any commit. Uncommitted changes in the context (again minus `.dockerignore`d
 /// files) add a `-dirty-<hash>` suffix.
 pub fn content_tag_of(root: &Path, inputs: &BuildInputs) -> Result<ContentTag, GitError> {
+    #[cfg(test)]
+    tags_computed::record(root);
     let repository = open(root)?;
     let workdir = workdir(&repository)?;
     let context = canonical(inputs.context)?;
@@ -374,6 +376,32 @@ pub fn content_tag_of(root: &Path, inputs: &BuildInputs) -> Result<ContentTag, G
         clean,
         dirty: Some(hash_changes(&workdir, &changed)?),
     })
+}
+
+/// How many content tags were computed in each repository, for the tests that prove an
+/// operation computes each app's tag once (see `image::image_refs`).
+#[cfg(test)]
+pub(crate) mod tags_computed {
+    use std::collections::BTreeMap;
+    use std::path::{Path, PathBuf};
+    use std::sync::Mutex;
+
+    static COUNTS: Mutex<BTreeMap<PathBuf, usize>> = Mutex::new(BTreeMap::new());
+
+    pub(crate) fn record(root: &Path) {
+        let mut counts = COUNTS
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        *counts.entry(root.to_path_buf()).or_default() += 1;
+    }
+
+    /// The content tags computed so far with `root` as the repository.
+    pub(crate) fn of(root: &Path) -> usize {
+        let counts = COUNTS
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        counts.get(root).copied().unwrap_or(0)
+    }
 }
 
 /// `path` made absolute with symlinks resolved.

@@ -1,5 +1,7 @@
-//! The image stage: build only the images whose content-addressed tag is missing from the
-//! registry, push them, and report `<registry>/<app>:<tag>@<digest>` for every app.
+//! The image stage: the apps' image references ([`image_refs`], content-addressed tags under the
+//! environment's registry, computed once per operation), then build only the images whose tag is
+//! missing from the registry, push them, and report `<registry>/<app>:<tag>@<digest>` for every
+//! app.
 //!
 //! The tag decides: when `<image_repository>:<tag>` exists in the registry (a HEAD on its
 //! manifest, see [`registry`]), the app is reused with the registry's digest and no builder runs
@@ -23,9 +25,10 @@ use futures::StreamExt;
 pub use builder::{Builder, BuilderError};
 pub use registry::{Registry, RegistryError};
 
+use crate::model::ImageRef;
 use crate::output::Printer;
 use crate::process::ProcessError;
-use crate::repo::App;
+use crate::repo::{App, EnvConfig, Repository};
 use progress::{AppState, Progress};
 
 /// How many trailing lines of builder output a failure shows.
@@ -38,7 +41,8 @@ pub const REVISION_LABEL: &str = "org.opencontainers.image.revision";
 /// The OCI label carrying where the image's source lives (repository URL or path).
 pub const SOURCE_LABEL: &str = "org.opencontainers.image.source";
 
-/// One app to have an image for.
+/// One app to have an image for, made from the app's [`ImageRef`] ([`BuildRequest::new`],
+/// [`build_requests`]).
 #[derive(Debug, Clone)]
 pub struct BuildRequest {
     pub app: App,
@@ -53,6 +57,18 @@ pub struct BuildRequest {
 }
 
 impl BuildRequest {
+    /// The request to have `image`, the image of `app`, built from the Git `revision` of the
+    /// repository `source` (the OCI labels).
+    pub fn new(app: App, image: &ImageRef, revision: String, source: String) -> BuildRequest {
+        BuildRequest {
+            app,
+            image_repository: image.repository.clone(),
+            tag: image.tag.clone(),
+            revision,
+            source,
+        }
+    }
+
     /// `<image_repository>:<tag>`.
     pub fn tagged_reference(&self) -> String {
         format!("{}:{}", self.image_repository, self.tag)
@@ -135,58 +151,83 @@ pub enum RequestError {
     DirtyTree { environment: String },
 }
 
-/// The build requests of an environment: one per app of `repo`, tagged by content, pushed to
-/// `<registry>/<app>`. Refuses a dirty work tree when the environment requires a clean one
-/// (`deploy.require_clean_tree`, the default for `production`) unless `allow_dirty`.
-pub fn requests_for(
-    repo: &crate::repo::Repository,
-    config: &crate::repo::EnvConfig,
-    allow_dirty: bool,
-) -> Result<Vec<BuildRequest>, RequestError> {
+/// The image references of an environment's apps, by app name: each app's content tag
+/// ([`crate::git::content_tag_of`]) under the environment's registry. The one place they are
+/// computed: a content tag hashes the app's whole build context, so an operation computes them
+/// once and passes them on (to `render`, to its build requests, to its report and record).
+pub fn image_refs(
+    repo: &Repository,
+    config: &EnvConfig,
+) -> Result<BTreeMap<String, ImageRef>, RequestError> {
+    let mut images = BTreeMap::new();
     if repo.apps.is_empty() {
-        return Ok(Vec::new());
+        return Ok(images);
     }
     let registry = config
         .registry
         .as_deref()
-        .map(|r| r.trim_end_matches('/'))
         .ok_or_else(|| RequestError::NoRegistry {
             environment: config.name.clone(),
             file: config.file.clone(),
         })?;
-    if config.deploy.require_clean_tree && !allow_dirty {
-        let dirty = crate::git::is_dirty(&repo.root).map_err(|source| RequestError::Revision {
-            root: repo.root.clone(),
-            source,
-        })?;
-        if dirty {
-            return Err(RequestError::DirtyTree {
-                environment: config.name.clone(),
-            });
-        }
+    for app in &repo.apps {
+        let tag =
+            crate::git::content_tag_of(&repo.root, &app.build_inputs()).map_err(|source| {
+                RequestError::Tag {
+                    app: app.name.clone(),
+                    source,
+                }
+            })?;
+        images.insert(
+            app.name.clone(),
+            ImageRef::new(registry, &app.name, tag.tag()),
+        );
     }
-    let revision = crate::git::head_sha(&repo.root).map_err(|source| RequestError::Revision {
+    Ok(images)
+}
+
+/// Refuse a dirty work tree when the environment requires a clean one to build from
+/// (`deploy.require_clean_tree`, the default for `production`) unless `allow_dirty`; a
+/// repository without apps builds nothing and is never refused.
+pub fn require_clean_tree(
+    repo: &Repository,
+    config: &EnvConfig,
+    allow_dirty: bool,
+) -> Result<(), RequestError> {
+    if repo.apps.is_empty() || !config.deploy.require_clean_tree || allow_dirty {
+        return Ok(());
+    }
+    let dirty = crate::git::is_dirty(&repo.root).map_err(|source| RequestError::Revision {
         root: repo.root.clone(),
         source,
     })?;
+    if dirty {
+        return Err(RequestError::DirtyTree {
+            environment: config.name.clone(),
+        });
+    }
+    Ok(())
+}
+
+/// The build requests of `references` (images of the apps of `repo`, from [`image_refs`] or a
+/// saved plan) at the Git `revision`, in their order; a reference to an app `repo` does not
+/// have is left out.
+pub fn build_requests<'a>(
+    repo: &Repository,
+    revision: &str,
+    references: impl IntoIterator<Item = &'a ImageRef>,
+) -> Vec<BuildRequest> {
     let source = image_source(&repo.root);
-    repo.apps
-        .iter()
-        .map(|app| {
-            let tag =
-                crate::git::content_tag_of(&repo.root, &app.build_inputs()).map_err(|source| {
-                    RequestError::Tag {
-                        app: app.name.clone(),
-                        source,
-                    }
-                })?;
-            Ok(BuildRequest {
-                app: app.clone(),
-                image_repository: format!("{registry}/{}", app.name),
-                tag: tag.tag(),
-                revision: revision.clone(),
-                source: source.clone(),
-            })
+    references
+        .into_iter()
+        .filter_map(|image| {
+            let app = repo.app(&image.app)?.clone();
+            Some(BuildRequest::new(
+                app,
+                image,
+                revision.to_string(),
+                source.clone(),
+            ))
         })
         .collect()
 }
@@ -237,18 +278,6 @@ pub struct BuildResult {
     pub action: BuildAction,
     /// Why it was built or reused.
     pub reason: String,
-}
-
-impl BuildResult {
-    /// The reference templates render as `images.<app>`: `<repository>:<tag>@<digest>`.
-    pub fn image_ref(&self) -> crate::render::ImageRef {
-        crate::render::ImageRef {
-            app: self.app.clone(),
-            repository: self.repository.clone(),
-            tag: self.tag.clone(),
-            digest: Some(self.digest.clone()),
-        }
-    }
 }
 
 /// What `plan` says will happen to an app's image.

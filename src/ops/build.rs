@@ -5,11 +5,11 @@ use std::path::Path;
 use anyhow::Result;
 
 use crate::diagnostics::user_error;
-use crate::image::{self, BuildOptions, Registry};
+use crate::image::{self, BuildOptions, BuildRequest, Registry};
 /// What `build` returns per app, as the image stage reports it.
 pub use crate::image::{BuildAction, BuildResult};
 use crate::output::Printer;
-use crate::repo::Repository;
+use crate::repo::{EnvConfig, Repository};
 
 /// Build `env`'s missing images; the result names every app, built or reused.
 pub async fn build(
@@ -20,7 +20,7 @@ pub async fn build(
 ) -> Result<Vec<BuildResult>> {
     let repo = Repository::discover(repo_dir).map_err(user_error)?;
     let config = repo.load_env(env).map_err(user_error)?;
-    let requests = image::requests_for(&repo, &config, settings.allow_dirty).map_err(user_error)?;
+    let requests = requests(&repo, &config, settings.allow_dirty)?;
     if requests.is_empty() {
         printer.status(&format!("environment `{env}` has no apps to build"));
     }
@@ -33,6 +33,28 @@ pub async fn build(
     image::build_images(&requests, &options, &Registry::new(), printer)
         .await
         .map_err(user_error)
+}
+
+/// What `build` builds: one request per app, from the apps' image references (computed once,
+/// as for a plan or a deploy) at `HEAD`; a dirty work tree is refused where the environment
+/// requires a clean one, unless `allow_dirty`.
+pub fn requests(
+    repo: &Repository,
+    config: &EnvConfig,
+    allow_dirty: bool,
+) -> Result<Vec<BuildRequest>> {
+    if repo.apps.is_empty() {
+        return Ok(Vec::new());
+    }
+    image::require_clean_tree(repo, config, allow_dirty).map_err(user_error)?;
+    let references = image::image_refs(repo, config).map_err(user_error)?;
+    let revision = crate::git::head_sha(&repo.root).map_err(|source| {
+        user_error(image::RequestError::Revision {
+            root: repo.root.clone(),
+            source,
+        })
+    })?;
+    Ok(image::build_requests(repo, &revision, references.values()))
 }
 
 /// What `build` and a deploy are asked of the image stage: `--force-build`, `--jobs`,

@@ -37,14 +37,14 @@ pub use crate::kube::deploy::{DeployReport, ObjectAction};
 use crate::kube::events::EventType;
 use crate::kube::inventory::{DeployedImage, RecordExtras, RecordSource, TerraformCounts};
 use crate::kube::lock::LockOptions;
-use crate::model::Manifest;
+use crate::model::{ImageRef, Manifest, Outputs};
 use crate::ops::build::BuildInputs;
 use crate::ops::plan::kubernetes_diff;
 use crate::ops::preflight;
 use crate::ops::session::{ClusterConnection, Session};
 use crate::ops::validate::static_outputs;
 use crate::plan::{ImageAction, saved};
-use crate::render::{ImageRef, UnknownOutputs};
+use crate::render::UnknownOutputs;
 use crate::repo::EnvConfig;
 use crate::terraform::{self, PlanMode, Terraform};
 
@@ -513,9 +513,9 @@ async fn locked(
 }
 
 /// The current state's outputs, for a deploy that does not apply Terraform.
-async fn state_outputs_of(step: &TerraformStep) -> Result<terraform::Outputs> {
+async fn state_outputs_of(step: &TerraformStep) -> Result<Outputs> {
     match step {
-        TerraformStep::None => Ok(terraform::Outputs::new()),
+        TerraformStep::None => Ok(Outputs::new()),
         TerraformStep::Given(outputs) => Ok(outputs.clone()),
         TerraformStep::Plan(driver)
         | TerraformStep::Saved { driver, .. }
@@ -543,7 +543,7 @@ enum TerraformStep {
     /// No Terraform layer.
     None,
     /// `--terraform-outputs FILE`: Terraform is not run.
-    Given(terraform::Outputs),
+    Given(Outputs),
     /// Plan now, then apply that plan.
     Plan(Terraform),
     /// Apply the saved plan's planfile.
@@ -623,11 +623,17 @@ impl Intent {
         request: &DeployRequest,
         policy: &DeployPolicy,
     ) -> Result<Intent> {
+        if !session.sandbox {
+            image::require_clean_tree(&session.repo, &session.config, request.build.allow_dirty)
+                .map_err(user_error)?;
+        }
+        // The one content-tag computation of this deploy: what it builds, checks, renders and
+        // records are these references.
+        let images = session.image_refs()?;
         let builds = if session.sandbox {
             Vec::new()
         } else {
-            image::requests_for(&session.repo, &session.config, request.build.allow_dirty)
-                .map_err(user_error)?
+            session.build_requests(images.values())
         };
         let given = session.given_outputs()?;
         let terraform_settings = match given {
@@ -645,7 +651,6 @@ impl Intent {
             Some(outputs) => (outputs.clone(), UnknownOutputs::Error),
             None => (static_outputs(module.as_ref()), UnknownOutputs::Placeholder),
         };
-        let images = session.image_refs()?;
         let checked = session.render(images.clone(), check_outputs, unknown)?;
         if session.sandbox {
             for image in images.values() {
@@ -836,7 +841,7 @@ impl ManifestSource {
     fn finish(
         self,
         session: &Session,
-        outputs: terraform::Outputs,
+        outputs: Outputs,
         built: &[BuildResult],
     ) -> Result<(Vec<Manifest>, Vec<DeployedImage>)> {
         match self {
@@ -927,16 +932,16 @@ async fn apply_terraform(
     step: &TerraformStep,
     planned: Option<terraform::PlanSummary>,
     needs_outputs: bool,
-) -> Result<(terraform::Outputs, Option<TerraformCounts>)> {
+) -> Result<(Outputs, Option<TerraformCounts>)> {
     let printer = &session.printer;
     let mut applied = None;
     let driver = match step {
-        TerraformStep::None => return Ok((terraform::Outputs::new(), None)),
+        TerraformStep::None => return Ok((Outputs::new(), None)),
         TerraformStep::Outputs(driver) => driver,
         TerraformStep::Given(outputs) => return Ok((outputs.clone(), None)),
         TerraformStep::Plan(driver) => {
             let Some(plan) = planned else {
-                return Ok((terraform::Outputs::new(), None));
+                return Ok((Outputs::new(), None));
             };
             if plan.has_changes {
                 printer.status(&format!(
@@ -972,7 +977,7 @@ async fn apply_terraform(
         }
     };
     if !needs_outputs {
-        return Ok((terraform::Outputs::new(), applied));
+        return Ok((Outputs::new(), applied));
     }
     let outputs = driver.outputs().await.map_err(user_error)?;
     Ok((outputs, applied))

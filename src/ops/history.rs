@@ -178,7 +178,7 @@ fn compare(before: &[Manifest], after: &[Manifest], namespace: &str) -> Vec<Obje
             .collect()
     };
     let (before, after) = (index(before), index(after));
-    let redactor = crate::render::Redactor::new(&crate::terraform::Outputs::new());
+    let redactor = crate::render::Redactor::new(&crate::model::Outputs::new());
     let mut ids: Vec<&ObjectId> = before.keys().chain(after.keys()).collect();
     ids.sort();
     ids.dedup();

@@ -19,12 +19,12 @@ use anyhow::Result;
 use crate::diagnostics::user_error;
 use crate::kube::diff::EnvironmentDiff;
 use crate::kube::retry::RetryPolicy;
-use crate::model::{Manifest, ObjectId, is_cluster_scoped};
+use crate::model::{ImageRef, Manifest, ObjectId, OutputValue, Outputs, is_cluster_scoped};
 use crate::ops::pin::Target;
 use crate::ops::preflight::{self, Preflight};
 use crate::ops::session::{ClusterConnection, Session};
 use crate::plan::{self, Plan, saved};
-use crate::render::{self, ImageRef, UnknownOutputs};
+use crate::render::{self, UnknownOutputs};
 use crate::terraform::{self, PlanMode, Terraform};
 
 /// Concurrent dry-runs and reads.
@@ -125,7 +125,7 @@ async fn plan_revision(
     let (image_changes, images) = session.images_for(references).await?;
     plan.images = image_changes;
     // Terraform: plan, then the outputs the manifests render with.
-    let mut outputs = terraform::Outputs::new();
+    let mut outputs = Outputs::new();
     let mut planfile = None;
     if let Some(terraform) = &terraform {
         let file = planfile_path(session);
@@ -190,7 +190,7 @@ pub async fn kubernetes_of(session: &Session, manifests: &[Manifest]) -> Result<
     let connection = session.connect_announced().await?;
     let environment_diff = kubernetes_diff(&connection, session, manifests).await?;
     let mut result = Plan::new(&session.config.name, session.git.clone(), session.sandbox);
-    let outputs = terraform::Outputs::new();
+    let outputs = Outputs::new();
     result.kubernetes = Some(plan_part(session, &environment_diff, manifests, &outputs));
     Ok(result)
 }
@@ -200,7 +200,7 @@ pub async fn kubernetes_of(session: &Session, manifests: &[Manifest]) -> Result<
 fn render_noted(
     session: &Session,
     images: BTreeMap<String, ImageRef>,
-    outputs: terraform::Outputs,
+    outputs: Outputs,
 ) -> Result<(Vec<Manifest>, Vec<plan::ImageSubstitution>)> {
     let output = session.render_noted(images, outputs, UnknownOutputs::Placeholder)?;
     let substitutions = output
@@ -261,7 +261,7 @@ fn plan_part(
     session: &Session,
     environment_diff: &EnvironmentDiff,
     manifests: &[Manifest],
-    outputs: &terraform::Outputs,
+    outputs: &Outputs,
 ) -> plan::KubernetesPart {
     let redactor = render::Redactor::new(outputs);
     let sources = source_lookup(manifests, &session.config.cluster.namespace);
@@ -297,7 +297,7 @@ fn source_lookup(manifests: &[Manifest], namespace: &str) -> BTreeMap<ObjectId, 
 
 /// Outputs the plan creates or changes: known values replace the current ones (sensitive ones
 /// excepted: the plan only has them redacted), unknown ones render as `(known after apply)`.
-fn apply_planned_outputs(outputs: &mut terraform::Outputs, summary: &terraform::PlanSummary) {
+fn apply_planned_outputs(outputs: &mut Outputs, summary: &terraform::PlanSummary) {
     use crate::terraform::ChangeAction;
     for change in &summary.output_changes {
         match change.action {
@@ -319,7 +319,7 @@ fn apply_planned_outputs(outputs: &mut terraform::Outputs, summary: &terraform::
                 };
                 outputs.insert(
                     change.name.clone(),
-                    terraform::OutputValue {
+                    OutputValue {
                         value,
                         sensitive: change.sensitive,
                     },
@@ -335,8 +335,8 @@ mod tests {
     use crate::terraform::{ChangeAction, ChangeCounts, OutputChange, PlanSummary};
     use serde_json::json;
 
-    fn output(value: Option<serde_json::Value>, sensitive: bool) -> terraform::OutputValue {
-        terraform::OutputValue { value, sensitive }
+    fn output(value: Option<serde_json::Value>, sensitive: bool) -> OutputValue {
+        OutputValue { value, sensitive }
     }
 
     fn change(name: &str, action: ChangeAction, sensitive: bool, after: &str) -> OutputChange {
@@ -351,7 +351,7 @@ mod tests {
 
     #[test]
     fn planned_outputs_replace_current_ones_unknown_and_sensitive_stay_safe() {
-        let mut outputs = terraform::Outputs::from([
+        let mut outputs = Outputs::from([
             ("name".to_string(), output(Some(json!("old")), false)),
             (
                 "password".to_string(),

@@ -6,8 +6,9 @@ use std::path::Path;
 use anyhow::Result;
 
 use crate::diagnostics::{UserError, user_error};
-use crate::model::Manifest;
-use crate::render::{self, ImageRef, RenderInputs, UnknownOutputs};
+use crate::image;
+use crate::model::{ImageRef, Manifest, Outputs};
+use crate::render::{self, RenderInputs, UnknownOutputs};
 use crate::repo::{EnvConfig, Repository};
 use crate::terraform::{self, Terraform, TerraformSettings};
 
@@ -16,7 +17,7 @@ use crate::terraform::{self, Terraform, TerraformSettings};
 pub struct Rendered {
     pub environment: String,
     pub manifests: Vec<Manifest>,
-    pub outputs: terraform::Outputs,
+    pub outputs: Outputs,
 }
 
 impl Rendered {
@@ -54,9 +55,20 @@ pub fn render(
     let config = repo.load_env(env).map_err(user_error)?;
     let mut outputs = match terraform_outputs {
         Some(path) => load_terraform_outputs(path)?,
-        None => terraform::Outputs::new(),
+        None => Outputs::new(),
     };
-    let mut rendered = render_with(&repo, &config, outputs.clone(), UnknownOutputs::Error);
+    let images = image::image_refs(&repo, &config).map_err(user_error)?;
+    let render = |outputs: Outputs| {
+        render_noted(
+            &repo,
+            &config,
+            images.clone(),
+            outputs,
+            UnknownOutputs::Error,
+        )
+        .map(|output| output.manifests)
+    };
+    let mut rendered = render(outputs.clone());
     if let Err(error) = &rendered
         && terraform_outputs.is_none()
         && mentions_terraform(error)
@@ -64,7 +76,7 @@ pub fn render(
     {
         let settings = terraform::TerraformSettings::for_environment(&repo, &config);
         outputs = crate::ops::block_on(state_outputs(settings))?;
-        rendered = render_with(&repo, &config, outputs.clone(), UnknownOutputs::Error).map_err(
+        rendered = render(outputs.clone()).map_err(
             |error| {
                 error.context(UserError::new(
                     format!(
@@ -86,30 +98,30 @@ pub fn render(
     })
 }
 
-/// Render `config`'s manifests with `outputs` at the work tree's revision.
+/// Render `config`'s manifests with `outputs` at the work tree's revision, with the apps' image
+/// references computed here (for a caller that needs nothing else of the image stage).
 pub fn render_with(
     repo: &Repository,
     config: &EnvConfig,
-    outputs: terraform::Outputs,
+    outputs: Outputs,
     unknown_outputs: UnknownOutputs,
 ) -> Result<Vec<Manifest>> {
-    render_noted(repo, config, outputs, None, unknown_outputs).map(|output| output.manifests)
+    let images = image::image_refs(repo, config).map_err(user_error)?;
+    render_noted(repo, config, images, outputs, unknown_outputs).map(|output| output.manifests)
 }
 
-/// Render `config`'s manifests with `outputs` at the repository's revision, with `images` (or,
-/// without, the references `config` gives the apps), and what the render left literal and
+/// Render `config`'s manifests with `images` (the image stage's references, or a saved plan's)
+/// and `outputs` at the repository's revision, and what the render left literal and
 /// substituted. Every render of an environment's manifests comes here.
 pub fn render_noted(
     repo: &Repository,
     config: &EnvConfig,
-    outputs: terraform::Outputs,
-    images: Option<BTreeMap<String, ImageRef>>,
+    images: BTreeMap<String, ImageRef>,
+    outputs: Outputs,
     unknown_outputs: UnknownOutputs,
 ) -> Result<render::RenderOutput> {
-    let mut inputs = RenderInputs::for_environment(repo, config, outputs).map_err(user_error)?;
-    if let Some(images) = images {
-        inputs.images = images;
-    }
+    let inputs =
+        RenderInputs::for_environment(repo, config, images, outputs).map_err(user_error)?;
     render::render_environment_noted(repo, config, &inputs, unknown_outputs).map_err(user_error)
 }
 
@@ -121,9 +133,9 @@ fn mentions_terraform(error: &anyhow::Error) -> bool {
 
 /// The outputs in the current Terraform state (`terraform output -json`, after `init` when
 /// needed); none without a Terraform layer.
-pub async fn state_outputs(settings: Option<TerraformSettings>) -> Result<terraform::Outputs> {
+pub async fn state_outputs(settings: Option<TerraformSettings>) -> Result<Outputs> {
     let Some(settings) = settings else {
-        return Ok(terraform::Outputs::new());
+        return Ok(Outputs::new());
     };
     let driver = Terraform::new(settings).await.map_err(user_error)?;
     driver.init_if_needed().await.map_err(user_error)?;
@@ -131,7 +143,7 @@ pub async fn state_outputs(settings: Option<TerraformSettings>) -> Result<terraf
 }
 
 /// Read `terraform output -json` output from a file (`--terraform-outputs FILE`).
-pub fn load_terraform_outputs(path: &Path) -> Result<terraform::Outputs> {
+pub fn load_terraform_outputs(path: &Path) -> Result<Outputs> {
     let text = std::fs::read_to_string(path).map_err(|err| {
         UserError::new(
             format!(

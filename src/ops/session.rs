@@ -19,13 +19,13 @@ use crate::kube::inventory::Inventory;
 use crate::kube::pin::Pin;
 use crate::kube::retry::RetryPolicy;
 use crate::kube::sandbox::Sandbox;
-use crate::model::{Environment, Manifest};
+use crate::model::{Environment, ImageRef, Manifest, Outputs};
 use crate::ops::render::{load_terraform_outputs, state_outputs};
 use crate::output::Printer;
 use crate::plan::{GitInfo, ImageAction, ImageChange};
-use crate::render::{self, ImageRef, UnknownOutputs};
+use crate::render::{self, UnknownOutputs};
 use crate::repo::{EnvConfig, Repository};
-use crate::terraform::{self, Terraform, TerraformSettings};
+use crate::terraform::{Terraform, TerraformSettings};
 
 /// Where an operation finds the repository and the cluster's credentials: `-C DIR` and
 /// `--kubeconfig` of the command line, or the agent's clone.
@@ -398,7 +398,7 @@ impl Session {
     }
 
     /// The outputs given with `--terraform-outputs FILE`, if any.
-    pub fn given_outputs(&self) -> Result<Option<terraform::Outputs>> {
+    pub fn given_outputs(&self) -> Result<Option<Outputs>> {
         self.terraform_outputs
             .as_deref()
             .map(load_terraform_outputs)
@@ -407,16 +407,18 @@ impl Session {
 
     /// The outputs the manifests render with outside `plan` and `deploy`: the given file, or the
     /// current state's (`terraform output -json`, after `init` when needed).
-    pub async fn current_outputs(&self) -> Result<terraform::Outputs> {
+    pub async fn current_outputs(&self) -> Result<Outputs> {
         if let Some(outputs) = self.given_outputs()? {
             return Ok(outputs);
         }
         state_outputs(self.terraform_settings()).await
     }
 
-    /// The apps' image references (content tags under the environment's registry).
+    /// The apps' image references (content tags under the environment's registry): computed
+    /// here once per operation ([`image::image_refs`]), then passed to whatever needs them (the
+    /// build requests, the render, the report).
     pub fn image_refs(&self) -> Result<BTreeMap<String, ImageRef>> {
-        render::image_refs(&self.repo, &self.config).map_err(user_error)
+        image::image_refs(&self.repo, &self.config).map_err(user_error)
     }
 
     /// The image part of the plan, and the references the manifests render with (pinned by
@@ -425,8 +427,7 @@ impl Session {
         self.images_for(self.image_refs()?).await
     }
 
-    /// [`Session::images`] for references already computed ([`Session::image_refs`]: content
-    /// tags hash the apps' trees, so they are computed once per operation).
+    /// [`Session::images`] for references already computed ([`Session::image_refs`]).
     pub async fn images_for(
         &self,
         mut references: BTreeMap<String, ImageRef>,
@@ -454,13 +455,7 @@ impl Session {
                 reference.digest = Some(digest.clone());
             }
         }
-        Ok((
-            planned
-                .iter()
-                .map(crate::plan::images::image_change)
-                .collect(),
-            references,
-        ))
+        Ok((planned.iter().map(image_change).collect(), references))
     }
 
     /// Build requests for `references` at this session's revision.
@@ -468,26 +463,14 @@ impl Session {
         &self,
         references: impl IntoIterator<Item = &'a ImageRef>,
     ) -> Vec<BuildRequest> {
-        let source = image::image_source(&self.repo.root);
-        references
-            .into_iter()
-            .filter_map(|reference| {
-                Some(BuildRequest {
-                    app: self.repo.app(&reference.app)?.clone(),
-                    image_repository: reference.repository.clone(),
-                    tag: reference.tag.clone(),
-                    revision: self.git.sha.clone(),
-                    source: source.clone(),
-                })
-            })
-            .collect()
+        image::build_requests(&self.repo, &self.git.sha, references)
     }
 
     /// Render the environment's manifests with `images` and `outputs`.
     pub fn render(
         &self,
         images: BTreeMap<String, ImageRef>,
-        outputs: terraform::Outputs,
+        outputs: Outputs,
         unknown: UnknownOutputs,
     ) -> Result<Vec<Manifest>> {
         self.render_noted(images, outputs, unknown)
@@ -498,10 +481,29 @@ impl Session {
     pub fn render_noted(
         &self,
         images: BTreeMap<String, ImageRef>,
-        outputs: terraform::Outputs,
+        outputs: Outputs,
         unknown: UnknownOutputs,
     ) -> Result<render::RenderOutput> {
-        crate::ops::render::render_noted(&self.repo, &self.config, outputs, Some(images), unknown)
+        crate::ops::render::render_noted(&self.repo, &self.config, images, outputs, unknown)
+    }
+}
+
+/// The image stage's plan of one app as an entry of the cross-layer plan: a reused image carries
+/// its digest.
+fn image_change(image: &image::ImagePlan) -> ImageChange {
+    match &image.action {
+        image::PlannedAction::Build { reason } => ImageChange {
+            app: image.app.clone(),
+            reference: image.reference.clone(),
+            action: ImageAction::Build,
+            reason: Some(reason.clone()),
+        },
+        image::PlannedAction::Reuse { digest } => ImageChange {
+            app: image.app.clone(),
+            reference: format!("{}@{digest}", image.reference),
+            action: ImageAction::Reuse,
+            reason: None,
+        },
     }
 }
 
@@ -562,5 +564,174 @@ pub fn client_options(
             .map(Path::to_path_buf)
             .or_else(|| cluster.kubeconfig.clone()),
         context: cluster.context.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ops::build::BuildInputs;
+    use crate::ops::deploy::{DeployRequest, DeploySource};
+    use crate::output::OutputFormat;
+
+    /// Two apps, `api` and `web`, whose images a ConfigMap shows, and environment `staging`
+    /// pushing to a registry that refuses connections; committed.
+    fn two_apps() -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        let files = [
+            (".gitignore", ".gitship/\n"),
+            ("apps/api/Dockerfile", "FROM scratch\nCOPY api.txt /\n"),
+            ("apps/api/api.txt", "api\n"),
+            ("apps/web/Dockerfile", "FROM scratch\nCOPY index.html /\n"),
+            ("apps/web/index.html", "<p>web</p>\n"),
+            (
+                "infrastructure/kubernetes/images.yaml",
+                "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: images\ndata:\n  api: ${images.api}\n  web: ${images.web}\n",
+            ),
+            (
+                "config/staging.yaml",
+                "cluster:\n  namespace: images\nregistry: 127.0.0.1:1/blog\n",
+            ),
+        ];
+        for (path, text) in files {
+            let path = dir.path().join(path);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, text).unwrap();
+        }
+        let repository = git2::Repository::init(dir.path()).unwrap();
+        let mut index = repository.index().unwrap();
+        index
+            .add_all(["*"], git2::IndexAddOption::DEFAULT, None)
+            .unwrap();
+        index.write().unwrap();
+        let tree = repository.find_tree(index.write_tree().unwrap()).unwrap();
+        let author = git2::Signature::now("test", "test@example.com").unwrap();
+        repository
+            .commit(Some("HEAD"), &author, &author, "two apps", &tree, &[])
+            .unwrap();
+        dir
+    }
+
+    fn printer() -> Printer {
+        Printer {
+            quiet: true,
+            ..Printer::plain(OutputFormat::Human)
+        }
+    }
+
+    fn target() -> SessionTarget {
+        SessionTarget {
+            env: "staging".into(),
+            sandbox: true,
+            terraform_outputs: None,
+        }
+    }
+
+    fn build_inputs() -> BuildInputs {
+        BuildInputs {
+            jobs: 1,
+            ..BuildInputs::default()
+        }
+    }
+
+    #[test]
+    fn image_plans_become_plan_image_changes() {
+        let reuse = image::ImagePlan {
+            app: "api".into(),
+            reference: "r/api:t".into(),
+            action: image::PlannedAction::Reuse {
+                digest: "sha256:abc".into(),
+            },
+        };
+        let change = image_change(&reuse);
+        assert_eq!(change.reference, "r/api:t@sha256:abc");
+        assert_eq!(change.action, ImageAction::Reuse);
+        let build = image::ImagePlan {
+            app: "web".into(),
+            reference: "r/web:t".into(),
+            action: image::PlannedAction::Build {
+                reason: "tag `t` missing in `r`".into(),
+            },
+        };
+        assert_eq!(
+            image_change(&build).reason.as_deref(),
+            Some("tag `t` missing in `r`")
+        );
+    }
+
+    /// `app -> reference` of `pairs`.
+    fn by_app<'a>(pairs: impl Iterator<Item = (&'a str, String)>) -> BTreeMap<String, String> {
+        pairs
+            .map(|(app, reference)| (app.to_string(), reference))
+            .collect()
+    }
+
+    /// Content tags hash each app's whole build context: `plan`, `deploy` and `build` each
+    /// compute every app's once (the image stage's references, handed to the render, the build
+    /// requests and the record), and all three name the same images.
+    #[tokio::test]
+    async fn plan_deploy_and_build_compute_each_tag_once_and_agree() {
+        let dir = two_apps();
+        let workspace = Workspace {
+            repo: Some(dir.path().to_path_buf()),
+            kubeconfig: None,
+        };
+        let session = Session::open(&workspace, &printer(), &target()).unwrap();
+        let root = session.repo.root.clone();
+        let apps = session.repo.apps.len();
+        assert_eq!(apps, 2);
+        let computed = || crate::git::tags_computed::of(&root);
+
+        let before = computed();
+        let outcome = crate::ops::plan::plan(&session, crate::ops::pin::Target::FollowPin)
+            .await
+            .unwrap();
+        assert_eq!(computed() - before, apps, "plan: one content tag per app");
+        let planned = by_app(
+            outcome
+                .plan
+                .images
+                .iter()
+                .map(|image| (image.app.as_str(), image.reference.clone())),
+        );
+        assert_eq!(planned.len(), apps, "{planned:?}");
+
+        let before = computed();
+        let request = DeployRequest {
+            build: build_inputs(),
+            ..DeployRequest::for_environment(&session.config)
+        };
+        crate::ops::deploy::deploy(&session, &DeploySource::WorkTree, &request)
+            .await
+            .unwrap();
+        assert_eq!(computed() - before, apps, "deploy: one content tag per app");
+        let connection = session.connect().await.unwrap();
+        let inventory = session.inventory(&connection).await.unwrap().unwrap();
+        let deployed = by_app(
+            inventory.history[0]
+                .images
+                .iter()
+                .map(|image| (image.app.as_str(), image.reference.clone())),
+        );
+        assert_eq!(deployed, planned, "deploy records what plan showed");
+        drop(connection);
+
+        let before = computed();
+        let refused =
+            crate::ops::build::build(Some(dir.path()), "staging", &build_inputs(), &printer())
+                .await
+                .expect_err("the registry refuses connections");
+        assert!(
+            format!("{refused:#}").contains("127.0.0.1:1"),
+            "{refused:#}"
+        );
+        assert_eq!(computed() - before, apps, "build: one content tag per app");
+        let requests = crate::ops::build::requests(&session.repo, &session.config, false).unwrap();
+        let built = by_app(
+            requests
+                .iter()
+                .map(|request| (request.app.name.as_str(), request.tagged_reference())),
+        );
+        assert_eq!(built, planned, "build builds what plan showed");
     }
 }

@@ -8,6 +8,7 @@ use std::path::Path;
 use anyhow::Result;
 
 use crate::diagnostics::{self, UserError, user_error};
+use crate::model::{OutputValue, Outputs};
 use crate::ops::render::load_terraform_outputs;
 use crate::ops::render::render_noted;
 use crate::render::UnknownOutputs;
@@ -88,7 +89,7 @@ pub fn validate(
 fn validate_environment(
     repo: &Repository,
     name: &str,
-    given_outputs: Option<&terraform::Outputs>,
+    given_outputs: Option<&Outputs>,
 ) -> Result<(usize, Vec<LeftLiteral>)> {
     let config = repo.load_env(name).map_err(user_error)?;
     let module = match terraform::TerraformSettings::for_environment(repo, &config) {
@@ -101,7 +102,8 @@ fn validate_environment(
         Some(outputs) => (outputs.clone(), UnknownOutputs::Error),
         None => (static_outputs(module.as_ref()), UnknownOutputs::Placeholder),
     };
-    let output = render_noted(repo, &config, outputs, None, unknown_outputs)?;
+    let images = crate::image::image_refs(repo, &config).map_err(user_error)?;
+    let output = render_noted(repo, &config, images, outputs, unknown_outputs)?;
     let left_literal = output
         .notes
         .left_literal
@@ -115,7 +117,7 @@ fn validate_environment(
 }
 
 /// The module's outputs as placeholders (no values yet, sensitivity as declared).
-pub fn static_outputs(module: Option<&terraform::ModuleInfo>) -> terraform::Outputs {
+pub fn static_outputs(module: Option<&terraform::ModuleInfo>) -> Outputs {
     module
         .map(|info| {
             info.outputs
@@ -123,7 +125,7 @@ pub fn static_outputs(module: Option<&terraform::ModuleInfo>) -> terraform::Outp
                 .map(|output| {
                     (
                         output.name.clone(),
-                        terraform::OutputValue {
+                        OutputValue {
                             value: None,
                             sensitive: output.sensitive,
                         },

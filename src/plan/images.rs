@@ -1,7 +1,8 @@
-//! The image stage's results as entries of the cross-layer plan.
+//! The render's image notes as entries of the cross-layer plan. (The image stage's plan becomes
+//! [`crate::plan::ImageChange`]s in `ops`, where the stages meet: the plan model takes what it
+//! prints as plain data.)
 
-use crate::image::{ImagePlan, PlannedAction};
-use crate::plan::{ImageAction, ImageChange, ImageSubstitution};
+use crate::plan::ImageSubstitution;
 use crate::render::bare_images::BareImage;
 
 /// A bare image name the render replaced, as a plan entry.
@@ -12,53 +13,5 @@ pub fn image_substitution(bare: &BareImage) -> ImageSubstitution {
         source: format!("{}:{}", bare.source.file.display(), bare.source.line),
         image: bare.app.clone(),
         reference: bare.reference.clone(),
-    }
-}
-
-/// The image section of the cross-layer plan: reused images carry their digest.
-pub fn image_change(image: &ImagePlan) -> ImageChange {
-    match &image.action {
-        PlannedAction::Build { reason } => ImageChange {
-            app: image.app.clone(),
-            reference: image.reference.clone(),
-            action: ImageAction::Build,
-            reason: Some(reason.clone()),
-        },
-        PlannedAction::Reuse { digest } => ImageChange {
-            app: image.app.clone(),
-            reference: format!("{}@{digest}", image.reference),
-            action: ImageAction::Reuse,
-            reason: None,
-        },
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn plans_become_plan_image_changes() {
-        let reuse = ImagePlan {
-            app: "api".into(),
-            reference: "r/api:t".into(),
-            action: PlannedAction::Reuse {
-                digest: "sha256:abc".into(),
-            },
-        };
-        let change = image_change(&reuse);
-        assert_eq!(change.reference, "r/api:t@sha256:abc");
-        assert_eq!(change.action, ImageAction::Reuse);
-        let build = ImagePlan {
-            app: "web".into(),
-            reference: "r/web:t".into(),
-            action: PlannedAction::Build {
-                reason: "tag `t` missing in `r`".into(),
-            },
-        };
-        assert_eq!(
-            image_change(&build).reason.as_deref(),
-            Some("tag `t` missing in `r`")
-        );
     }
 }

@@ -20,9 +20,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::diagnostics::UserError;
-use crate::model::{Manifest, ObjectId};
+use crate::model::{ImageRef, Manifest, ObjectId};
 use crate::plan::{GitInfo, Plan};
-use crate::render::ImageRef;
 
 /// Version of the saved-plan file format.
 pub const SAVED_FORMAT_VERSION: u32 = 1;

@@ -81,7 +81,7 @@ mod tests {
     use std::path::PathBuf;
 
     use super::*;
-    use crate::terraform::redact::{REDACTED, Redactor};
+    use crate::model::{KnownSecrets, REDACTED};
     use crate::terraform::{PlanMode, PlanSummary};
 
     #[test]
@@ -91,7 +91,7 @@ mod tests {
             "staging",
             PlanMode::Normal,
             PathBuf::from("plan.tfplan"),
-            &Redactor::default(),
+            &KnownSecrets::default(),
         )
         .unwrap();
         let part = plan_part(&plan);

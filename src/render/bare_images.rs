@@ -13,8 +13,8 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 
 use crate::diagnostics::Location;
-use crate::model::{Manifest, ObjectId};
-use crate::render::{ImageRef, TEMPLATE_ANNOTATION};
+use crate::model::{ImageRef, Manifest, ObjectId};
+use crate::render::TEMPLATE_ANNOTATION;
 
 /// The container lists of a Pod spec.
 const CONTAINER_LISTS: &[&str] = &["containers", "initContainers", "ephemeralContainers"];

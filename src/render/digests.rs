@@ -12,8 +12,7 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
-use crate::model::Manifest;
-use crate::render::ImageRef;
+use crate::model::{ImageRef, Manifest};
 use crate::render::bare_images::templating_off;
 
 /// In every string of `manifests`, the reference `<repository>:<tag>` of each image of `images`

@@ -31,14 +31,13 @@ use serde_json::Value;
 
 use crate::diagnostics::Location;
 use crate::git::GitError;
-use crate::model::Manifest;
 use crate::model::{
     ENVIRONMENT_LABEL, MANAGED_BY_LABEL, MANAGED_BY_VALUE, ObjectId, group_of, is_cluster_scoped,
 };
+use crate::model::{ImageRef, KnownSecrets, Manifest, Outputs};
 use crate::repo::limits::{MAX_OBJECT_BYTES, MAX_OBJECTS, human_bytes};
 use crate::repo::yaml::{self, Node, NodeKind, ScalarStyle};
 use crate::repo::{EnvConfig, Repository};
-use crate::terraform;
 use template::{Derived, Segment};
 
 /// The annotation that turns templating off for one object: `gitship.dev/template: "off"`.
@@ -46,64 +45,6 @@ pub const TEMPLATE_ANNOTATION: &str = "gitship.dev/template";
 
 /// What redacted values are replaced with.
 pub const REDACTED: &str = crate::model::REDACTED;
-
-/// An app's image: `<registry>/<app>:<tag>`, optionally pinned by digest.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct ImageRef {
-    pub app: String,
-    /// `<registry>/<app>`.
-    pub repository: String,
-    pub tag: String,
-    /// `sha256:...` once the image was pushed.
-    pub digest: Option<String>,
-}
-
-impl ImageRef {
-    /// `<repository>:<tag>` or `<repository>:<tag>@<digest>`.
-    pub fn reference(&self) -> String {
-        match &self.digest {
-            Some(digest) => format!("{}:{}@{digest}", self.repository, self.tag),
-            None => format!("{}:{}", self.repository, self.tag),
-        }
-    }
-}
-
-/// The image references of all apps for an environment, by app name: content-addressed tags
-/// (see [`crate::git::content_tag_of`]) under the environment's registry.
-pub fn image_refs(
-    repo: &Repository,
-    env: &EnvConfig,
-) -> Result<BTreeMap<String, ImageRef>, RenderError> {
-    let mut images = BTreeMap::new();
-    if repo.apps.is_empty() {
-        return Ok(images);
-    }
-    let Some(registry) = &env.registry else {
-        return Err(RenderError::NoRegistry {
-            environment: env.name.clone(),
-            file: env.spans.file.clone(),
-        });
-    };
-    for app in &repo.apps {
-        let tag =
-            crate::git::content_tag_of(&repo.root, &app.build_inputs()).map_err(|source| {
-                RenderError::ContentTag {
-                    app: app.name.clone(),
-                    source,
-                }
-            })?;
-        images.insert(
-            app.name.clone(),
-            ImageRef {
-                app: app.name.clone(),
-                repository: format!("{registry}/{}", app.name),
-                tag: tag.to_string(),
-                digest: None,
-            },
-        );
-    }
-    Ok(images)
-}
 
 /// Everything placeholders can refer to.
 #[derive(Debug, Clone)]
@@ -119,19 +60,20 @@ pub struct RenderInputs {
     /// `images.<app>`.
     pub images: BTreeMap<String, ImageRef>,
     /// `terraform.<output>`; empty when no outputs are available.
-    pub terraform: terraform::Outputs,
+    pub terraform: Outputs,
     /// A container's `image: <app>` gets the app's image (`images.bare_names` in
     /// `gitship.yaml`, default on).
     pub bare_image_names: bool,
 }
 
 impl RenderInputs {
-    /// Inputs for `env` from the repository: `HEAD`'s SHA and the apps' content-addressed image
-    /// references, plus the given Terraform outputs.
+    /// Inputs for `env` from the repository (`HEAD`'s SHA), with the apps' image references
+    /// (the image stage's, computed once per operation) and the given Terraform outputs.
     pub fn for_environment(
         repo: &Repository,
         env: &EnvConfig,
-        terraform: terraform::Outputs,
+        images: BTreeMap<String, ImageRef>,
+        terraform: Outputs,
     ) -> Result<RenderInputs, RenderError> {
         let git_sha = crate::git::head_sha(&repo.root).map_err(RenderError::Git)?;
         Ok(RenderInputs {
@@ -139,7 +81,7 @@ impl RenderInputs {
             namespace: env.cluster.namespace.clone(),
             values: env.values.clone(),
             git_sha,
-            images: image_refs(repo, env)?,
+            images,
             terraform,
             bare_image_names: repo.layout.bare_image_names,
         })
@@ -209,16 +151,6 @@ pub enum RenderError {
     /// Git state needed for `git.sha` could not be read.
     #[error("cannot read the Git revision")]
     Git(#[source] GitError),
-    /// An app's content tag could not be computed.
-    #[error("cannot compute the image tag of app `{app}`")]
-    ContentTag {
-        app: String,
-        #[source]
-        source: GitError,
-    },
-    /// The repository has apps but the environment has no registry.
-    #[error("environment `{environment}` has no `registry`, but the repository has apps (`{}`)", file.display())]
-    NoRegistry { environment: String, file: PathBuf },
     /// The environment's manifests directory could not be read.
     #[error(transparent)]
     Repository(#[from] crate::repo::RepoError),
@@ -249,8 +181,6 @@ impl RenderError {
                 Some("fix the manifests at the positions shown; `values.*` come from the environment's `values`".into())
             }
             RenderError::Git(_) => Some("gitship renders from a Git work tree with at least one commit".into()),
-            RenderError::ContentTag { .. } => None,
-            RenderError::NoRegistry { .. } => Some("add `registry: <host>/<path>` to the environment's config".into()),
             RenderError::Io { .. } => None,
             RenderError::Repository(error) => error.hint(),
             RenderError::Kustomize(error) => error.hint(),
@@ -1088,18 +1018,18 @@ fn dotted(path: &[String]) -> String {
 
 /// Hides sensitive values: Secret data and every occurrence of a sensitive Terraform output's
 /// value. For all human and JSON output; only `render`'s YAML shows the real values. Free-text
-/// scrubbing is the Terraform stage's [`terraform::redact::Redactor`], shared so both layers hide
-/// the same values the same way.
+/// scrubbing is the model's [`KnownSecrets`], which the Terraform stage uses too, so both layers
+/// hide the same values the same way.
 #[derive(Debug, Clone, Default)]
 pub struct Redactor {
-    text: terraform::redact::Redactor,
+    text: KnownSecrets,
 }
 
 impl Redactor {
     /// A redactor for the sensitive outputs among `outputs` (every string and number inside
     /// their values).
-    pub fn new(outputs: &terraform::Outputs) -> Redactor {
-        let text = terraform::redact::Redactor::default();
+    pub fn new(outputs: &Outputs) -> Redactor {
+        let text = KnownSecrets::default();
         for output in outputs.values().filter(|o| o.sensitive) {
             if let Some(value) = &output.value {
                 text.add_value(value);
@@ -1177,24 +1107,24 @@ mod tests {
     use serde_json::json;
 
     fn inputs() -> RenderInputs {
-        let mut terraform = terraform::Outputs::new();
+        let mut terraform = Outputs::new();
         terraform.insert(
             "url".into(),
-            terraform::OutputValue {
+            crate::model::OutputValue {
                 value: Some(json!("postgres://db")),
                 sensitive: false,
             },
         );
         terraform.insert(
             "password".into(),
-            terraform::OutputValue {
+            crate::model::OutputValue {
                 value: Some(json!("hunter2")),
                 sensitive: true,
             },
         );
         terraform.insert(
             "later".into(),
-            terraform::OutputValue {
+            crate::model::OutputValue {
                 value: None,
                 sensitive: false,
             },

@@ -19,13 +19,13 @@ use sha2::{Digest, Sha256};
 use tokio::sync::watch;
 
 use crate::diagnostics::Location;
+use crate::model::{KnownSecrets, Outputs};
 use crate::process::{Process, ProcessError, ProcessOutput};
 use crate::terraform::binary::{BinaryKind, MINIMUM_VERSION, Version, parse_version_json};
 use crate::terraform::error::{Diagnostic, LockInfo, TerraformError};
 use crate::terraform::plan::{DriftReport, PlanMode, PlanSummary};
-use crate::terraform::redact::Redactor;
 use crate::terraform::static_check::{ModuleInfo, check_static, inspect_module};
-use crate::terraform::{Outputs, TerraformSettings, environment, parse_outputs_json};
+use crate::terraform::{TerraformSettings, environment, parse_outputs_json};
 
 /// The fingerprint of the last successful `init`, in the data directory.
 const INIT_FINGERPRINT_FILE: &str = "gitship-init.sha256";
@@ -56,7 +56,7 @@ pub struct Terraform {
     settings: TerraformSettings,
     kind: BinaryKind,
     version: Version,
-    redactor: Redactor,
+    redactor: KnownSecrets,
     interrupt: watch::Receiver<bool>,
     progress: Option<ProgressFn>,
     init_runs: AtomicUsize,
@@ -76,7 +76,7 @@ impl fmt::Debug for Terraform {
 impl Terraform {
     /// Detect the binary's kind and version (`version -json`); it must be >= 1.5.
     pub async fn new(settings: TerraformSettings) -> Result<Terraform, TerraformError> {
-        let redactor = Redactor::default();
+        let redactor = KnownSecrets::default();
         // Sensitive variables are secrets from the start, whatever runs first.
         let (info, _) = inspect_module(&settings.module_dir, &settings.display_root);
         register_sensitive_variables(&info, &settings, &redactor);
@@ -736,7 +736,7 @@ fn base_process(settings: &TerraformSettings) -> Process {
 fn register_sensitive_variables(
     info: &ModuleInfo,
     settings: &TerraformSettings,
-    redactor: &Redactor,
+    redactor: &KnownSecrets,
 ) {
     for name in info.sensitive_variables() {
         if let Some(value) = settings.vars.get(name) {
@@ -855,7 +855,7 @@ mod tests {
                 minor: 11,
                 patch: 4,
             },
-            redactor: Redactor::default(),
+            redactor: KnownSecrets::default(),
             interrupt: crate::process::interrupt_receiver(),
             progress: None,
             init_runs: AtomicUsize::new(0),

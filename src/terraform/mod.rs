@@ -34,6 +34,7 @@ pub use redact::REDACTED;
 pub use static_check::{ModuleInfo, OutputInfo, VariableInfo, check_static};
 
 use crate::diagnostics::Location;
+use crate::model::{OutputValue, Outputs};
 use crate::repo::{EnvConfig, Repository};
 
 /// The default `-lock-timeout`.
@@ -41,17 +42,6 @@ pub const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(5 * 60);
 
 /// How long Terraform gets to stop after SIGINT (releasing its lock) before it is killed.
 pub const DEFAULT_INTERRUPT_GRACE: Duration = Duration::from_secs(60);
-
-/// One Terraform output as templates see it.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct OutputValue {
-    /// `None` when the value is not known until apply.
-    pub value: Option<serde_json::Value>,
-    pub sensitive: bool,
-}
-
-/// Output name -> value.
-pub type Outputs = BTreeMap<String, OutputValue>;
 
 /// Parse the document printed by `terraform output -json`.
 pub fn parse_outputs_json(text: &str) -> Result<Outputs, serde_json::Error> {

@@ -10,7 +10,8 @@ use std::path::PathBuf;
 
 use serde_json::Value;
 
-use crate::terraform::redact::{REDACTED, Redactor, mask_has_sensitive, redact_with_mask};
+use crate::model::KnownSecrets;
+use crate::terraform::redact::{REDACTED, mask_has_sensitive, redact_with_mask};
 
 /// What an unknown-until-apply value is shown as.
 pub const KNOWN_AFTER_APPLY: &str = crate::model::KNOWN_AFTER_APPLY;
@@ -168,7 +169,7 @@ impl PlanSummary {
         environment: &str,
         mode: PlanMode,
         planfile: PathBuf,
-        redactor: &Redactor,
+        redactor: &KnownSecrets,
     ) -> Result<PlanSummary, String> {
         let document: Value =
             serde_json::from_str(text).map_err(|error| format!("not JSON: {error}"))?;
@@ -415,7 +416,7 @@ pub fn render_value(value: &Value) -> String {
     }
 }
 
-fn read_resource_change(item: &Value, redactor: &Redactor) -> Result<ResourceChange, String> {
+fn read_resource_change(item: &Value, redactor: &KnownSecrets) -> Result<ResourceChange, String> {
     let text = |key: &str| item.get(key).and_then(Value::as_str).map(str::to_string);
     let address = text("address").ok_or("a resource change without `address`")?;
     let change = item
@@ -473,7 +474,7 @@ fn render_path(path: &[Value]) -> String {
 fn attribute_changes(
     change: &Value,
     replace_paths: &[Vec<Value>],
-    redactor: &Redactor,
+    redactor: &KnownSecrets,
 ) -> Vec<AttributeChange> {
     let empty = serde_json::Map::new();
     let before = change
@@ -539,12 +540,12 @@ fn attribute_changes(
     attributes
 }
 
-fn redact_value(value: &Value, mask: &Value, redactor: &Redactor) -> Value {
+fn redact_value(value: &Value, mask: &Value, redactor: &KnownSecrets) -> Value {
     scrub_strings(&redact_with_mask(value, mask), redactor)
 }
 
 /// Replace every string leaf that contains a known secret.
-fn scrub_strings(value: &Value, redactor: &Redactor) -> Value {
+fn scrub_strings(value: &Value, redactor: &KnownSecrets) -> Value {
     match value {
         Value::String(text) => {
             let redacted = redactor.redact(text);
@@ -592,7 +593,7 @@ fn change_actions(change: &Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
-fn read_output_change(name: &str, change: &Value, redactor: &Redactor) -> OutputChange {
+fn read_output_change(name: &str, change: &Value, redactor: &KnownSecrets) -> OutputChange {
     let actions = change_actions(change);
     let before_mask = change
         .get("before_sensitive")
@@ -636,7 +637,7 @@ fn read_output_change(name: &str, change: &Value, redactor: &Redactor) -> Output
 
 /// Every secret the plan document reveals: values of sensitive variables, sensitive outputs
 /// (prior state and planned), and masked resource attributes.
-fn collect_secrets(document: &Value, redactor: &Redactor) {
+fn collect_secrets(document: &Value, redactor: &KnownSecrets) {
     let declared: BTreeMap<String, bool> = document
         .pointer("/configuration/root_module/variables")
         .and_then(Value::as_object)
@@ -704,7 +705,7 @@ fn collect_secrets(document: &Value, redactor: &Redactor) {
     }
 }
 
-fn add_module_secrets(module: &Value, redactor: &Redactor) {
+fn add_module_secrets(module: &Value, redactor: &KnownSecrets) {
     for resource in module
         .get("resources")
         .and_then(Value::as_array)
@@ -728,7 +729,7 @@ fn add_module_secrets(module: &Value, redactor: &Redactor) {
 }
 
 /// Add the parts of `value` that `mask` marks sensitive.
-fn add_masked(value: &Value, mask: &Value, redactor: &Redactor) {
+fn add_masked(value: &Value, mask: &Value, redactor: &KnownSecrets) {
     match (value, mask) {
         (_, Value::Bool(true)) => redactor.add_value(value),
         (Value::Object(fields), Value::Object(masks)) => {
@@ -783,7 +784,7 @@ pub(crate) mod tests {
 
     #[test]
     fn replace_is_read_with_reasons_and_redacted() {
-        let redactor = Redactor::default();
+        let redactor = KnownSecrets::default();
         let plan = PlanSummary::from_show_json(
             &replace_plan().to_string(),
             "staging",
@@ -824,7 +825,7 @@ pub(crate) mod tests {
             "prod",
             PlanMode::RefreshOnly,
             PathBuf::from("p"),
-            &Redactor::default(),
+            &KnownSecrets::default(),
         )
         .unwrap();
         assert!(!plan.has_changes);

@@ -4,18 +4,13 @@
 //! (`after_sensitive`, `before_sensitive`, output `sensitive`) when plans and outputs are turned
 //! into gitship's types, so every rendering of those types is safe by construction; and, as a
 //! safety net, every text gitship builds from Terraform's output (diagnostics, stderr tails) has
-//! the known secret values (sensitive variables, sensitive outputs) replaced.
-
-use std::sync::{Arc, Mutex};
+//! the known secret values (sensitive variables, sensitive outputs) replaced
+//! ([`crate::model::KnownSecrets`], which `render` shares).
 
 use serde_json::Value;
 
 /// What a sensitive value is shown as, everywhere (the cross-layer plan's marker).
 pub const REDACTED: &str = crate::model::REDACTED;
-
-/// Secrets shorter than this are not searched for in free text (they would mangle ordinary
-/// words); structured redaction still hides them.
-const MINIMUM_SECRET_LENGTH: usize = 4;
 
 /// Replace the parts of `value` that `mask` marks sensitive. Terraform's masks are `true` (all
 /// of it), `false`, or an object/array of masks mirroring the value's shape.
@@ -58,65 +53,6 @@ pub fn mask_has_sensitive(mask: &Value) -> bool {
     }
 }
 
-/// Known secret strings, shared by the clones of one driver; scrubs them out of free text.
-#[derive(Debug, Clone, Default)]
-pub struct Redactor {
-    secrets: Arc<Mutex<Vec<String>>>,
-}
-
-impl Redactor {
-    /// Remember every string (and number) inside `value` as a secret.
-    pub fn add_value(&self, value: &Value) {
-        let mut found = Vec::new();
-        collect_leaves(value, &mut found);
-        let Ok(mut secrets) = self.secrets.lock() else {
-            return;
-        };
-        for secret in found {
-            if secret.chars().count() >= MINIMUM_SECRET_LENGTH && !secrets.contains(&secret) {
-                secrets.push(secret);
-            }
-        }
-        // Longest first, so that a secret containing another is replaced whole.
-        secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
-    }
-
-    /// `text` with every known secret replaced by [`REDACTED`].
-    pub fn redact(&self, text: &str) -> String {
-        let Ok(secrets) = self.secrets.lock() else {
-            return text.to_string();
-        };
-        let mut text = text.to_string();
-        for secret in secrets.iter() {
-            if text.contains(secret.as_str()) {
-                text = text.replace(secret.as_str(), REDACTED);
-            }
-        }
-        text
-    }
-}
-
-fn collect_leaves(value: &Value, found: &mut Vec<String>) {
-    match value {
-        Value::String(text) => {
-            found.push(text.clone());
-            // The JSON-escaped form too, in case the secret shows up inside a JSON document.
-            if let Ok(escaped) = serde_json::to_string(text) {
-                let inner = escaped.trim_matches('"').to_string();
-                if &inner != text {
-                    found.push(inner);
-                }
-            }
-        }
-        Value::Number(number) => found.push(number.to_string()),
-        Value::Array(items) => items.iter().for_each(|item| collect_leaves(item, found)),
-        Value::Object(fields) => fields
-            .values()
-            .for_each(|field| collect_leaves(field, found)),
-        Value::Bool(_) | Value::Null => {}
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -133,18 +69,5 @@ mod tests {
         assert_eq!(redact_with_mask(&value, &json!(true)), json!(REDACTED));
         assert!(mask_has_sensitive(&mask));
         assert!(!mask_has_sensitive(&json!({"a": false})));
-    }
-
-    #[test]
-    fn known_secrets_are_scrubbed_from_text() {
-        let redactor = Redactor::default();
-        redactor.add_value(&json!({"password": "hunter2", "pin": "12"}));
-        assert_eq!(
-            redactor.redact("login with hunter2 or 12"),
-            "login with <sensitive> or 12"
-        );
-        let clone = redactor.clone();
-        clone.add_value(&json!("s3cr3t-token"));
-        assert_eq!(redactor.redact("s3cr3t-token"), REDACTED);
     }
 }

@@ -104,31 +104,13 @@ const ONLY_USES: &[(&str, &[&str], &str)] = &[
 struct Exception {
     /// The file, below `src/`.
     file: &'static str,
-    /// The path used, after `crate::`; a prefix (`render::ImageRef` allows `render::ImageRef`
-    /// and `render::ImageRef::parse`).
+    /// The path used, after `crate::`; a prefix (`image::BuildRequest` allows
+    /// `image::BuildRequest` and `image::BuildRequest::new`).
     uses: &'static str,
     reason: &'static str,
 }
 
-const EXCEPTIONS: &[Exception] = &[
-    // issue 29 part 3, in progress: `ImageRef` and the Terraform outputs move into `model`, and
-    // the image stage computes the references once; then these three go.
-    Exception {
-        file: "image/mod.rs",
-        uses: "render::ImageRef",
-        reason: "issue 29 part 3, in progress: the image reference moves into `model`",
-    },
-    Exception {
-        file: "render/mod.rs",
-        uses: "terraform",
-        reason: "issue 29 part 3, in progress: the Terraform outputs type moves into `model`",
-    },
-    Exception {
-        file: "plan/images.rs",
-        uses: "image::",
-        reason: "issue 29 part 3, in progress: the plan's image entries from the image stage",
-    },
-];
+const EXCEPTIONS: &[Exception] = &[];
 
 /// Who may write the inventory ConfigMap `gitship-<env>`: `kube::deploy` through
 /// `inventory::store`, under the deploy lock (ARCHITECTURE.md, "Invariants"), and `kube::pin`,

@@ -699,14 +699,14 @@ async fn images_are_planned_against_a_real_registry_without_building() {
     .expect("deploy");
     let source = gitship::repo::Repository::open(root.clone()).expect("repository");
     let planned_tag =
-        gitship::render::image_refs(&source, &source.load_env("staging").expect("config"))
+        gitship::image::image_refs(&source, &source.load_env("staging").expect("config"))
             .expect("image refs")["web"]
             .tag
             .clone();
     assert_eq!(registry.tags("blog/web"), vec![planned_tag]);
 
     let config = source.load_env("staging").expect("config");
-    let references = gitship::render::image_refs(&source, &config).expect("image refs");
+    let references = gitship::image::image_refs(&source, &config).expect("image refs");
     let reference = &references["web"];
     let requests = vec![gitship::image::BuildRequest {
         app: source.app("web").expect("app").clone(),
