@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::{Api, Client};
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 use crate::kube::KubeError;
 use crate::kube::retry::RetryPolicy;
@@ -176,9 +177,47 @@ pub async fn load_published(
     };
     let value = serde_json::to_value(&configmap).unwrap_or_default();
     Ok(Published {
-        status: crate::ops::status::parse_agent_status(&value)
-            .ok()
-            .flatten(),
+        status: parse_agent_status(&value).ok().flatten(),
         sync_requested: crate::kube::sync_request::decode(&value),
     })
+}
+
+/// The key of the agent's status ConfigMap that holds [`Status`] as JSON.
+pub const AGENT_STATUS_KEY: &str = "status.json";
+
+/// The agent's [`Status`] from its ConfigMap (as JSON); `Ok(None)` when the key is missing.
+pub fn parse_agent_status(configmap: &Value) -> Result<Option<Status>, String> {
+    let Some(text) = configmap
+        .pointer("/data")
+        .and_then(|data| data.get(AGENT_STATUS_KEY))
+        .and_then(Value::as_str)
+    else {
+        return Ok(None);
+    };
+    serde_json::from_str(text)
+        .map(Some)
+        .map_err(|error| format!("`{AGENT_STATUS_KEY}`: {error}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn the_agent_status_is_read_from_its_configmap() {
+        let mut published = Status::new("staging", "https://example.com/r.git", "main", "pod-a");
+        published.state = SyncState::Error;
+        published.last_error = Some("config/staging.yaml:3: bad".into());
+        let configmap = json!({"data": {
+            AGENT_STATUS_KEY: serde_json::to_string(&published).unwrap()}});
+        assert_eq!(parse_agent_status(&configmap), Ok(Some(published)));
+        assert_eq!(parse_agent_status(&json!({"data": {}})), Ok(None));
+        let corrupt = json!({"data": {AGENT_STATUS_KEY: "{"}});
+        assert!(
+            parse_agent_status(&corrupt)
+                .unwrap_err()
+                .contains("status.json")
+        );
+    }
 }

@@ -20,14 +20,11 @@ use crate::kube::inventory::DeployRecord;
 use crate::kube::lock::{LeaseState, lease_state};
 use crate::kube::retry::RetryPolicy;
 use crate::model::{agent_lease_name, agent_status_name};
-use crate::ops::agent_status::Status;
+use crate::ops::agent_status::{Status, parse_agent_status};
 use crate::ops::session::Session;
 
 /// How many deploy records the report shows (newest first).
 pub const HISTORY_SHOWN: usize = 5;
-
-/// The key of the agent's status ConfigMap that holds [`Status`] as JSON.
-pub const AGENT_STATUS_KEY: &str = "status.json";
 
 /// What `gitship status ENV` reports.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -202,24 +199,9 @@ pub fn lock_status(lease: &Value, now: DateTime<Utc>) -> Option<LockStatus> {
     }
 }
 
-/// The agent's [`Status`] from its ConfigMap (as JSON); `Ok(None)` when the key is missing.
-pub fn parse_agent_status(configmap: &Value) -> Result<Option<Status>, String> {
-    let Some(text) = configmap
-        .pointer("/data")
-        .and_then(|data| data.get(AGENT_STATUS_KEY))
-        .and_then(Value::as_str)
-    else {
-        return Ok(None);
-    };
-    serde_json::from_str(text)
-        .map(Some)
-        .map_err(|error| format!("`{AGENT_STATUS_KEY}`: {error}"))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ops::agent_status::SyncState;
     use serde_json::json;
 
     #[test]
@@ -240,22 +222,5 @@ mod tests {
         assert!(lock_status(&lease("ci 1234", 5), now).unwrap().expired);
         assert_eq!(lock_status(&lease("", 30), now), None);
         assert_eq!(lock_status(&json!({"spec": {}}), now), None);
-    }
-
-    #[test]
-    fn the_agent_status_is_read_from_its_configmap() {
-        let mut published = Status::new("staging", "https://example.com/r.git", "main", "pod-a");
-        published.state = SyncState::Error;
-        published.last_error = Some("config/staging.yaml:3: bad".into());
-        let configmap = json!({"data": {
-            AGENT_STATUS_KEY: serde_json::to_string(&published).unwrap()}});
-        assert_eq!(parse_agent_status(&configmap), Ok(Some(published)));
-        assert_eq!(parse_agent_status(&json!({"data": {}})), Ok(None));
-        let corrupt = json!({"data": {AGENT_STATUS_KEY: "{"}});
-        assert!(
-            parse_agent_status(&corrupt)
-                .unwrap_err()
-                .contains("status.json")
-        );
     }
 }

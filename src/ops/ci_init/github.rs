@@ -1,4 +1,3 @@
-
 //! `.github/workflows/gitship.yml`.
 
 use super::*;

@@ -1,4 +1,3 @@
-
 //! `.gitlab-ci.yml`.
 
 use super::*;
