@@ -509,6 +509,11 @@ pub struct CiInitArgs {
     /// branch, `origin/HEAD`, else the branch checked out)
     #[arg(long, value_name = "NAME")]
     pub branch: Option<String>,
+    /// Run the jobs in this image (gitship's CI image, `docker build --target ci -f
+    /// src/agent/Dockerfile .`), pinned by digest (`REPO@sha256:...`), instead of installing
+    /// gitship with `cargo install` in each job
+    #[arg(long, value_name = "REF@DIGEST")]
+    pub image: Option<String>,
     /// Overwrite the files when they exist
     #[arg(long)]
     pub force: bool,

@@ -336,6 +336,7 @@ fn ci_init(a: cli::CiInitArgs) -> CommandSettings {
         plan_envs: a.plan_env,
         deploy_envs: a.deploy_env,
         branch: a.branch,
+        image: a.image,
         force: a.force,
     })
 }

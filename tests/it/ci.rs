@@ -199,6 +199,59 @@ fn ci_init_pins_terraform_from_the_repository() {
     drop(module);
 }
 
+/// `--image REF@sha256:...`: the jobs run in gitship's CI image instead of compiling gitship
+/// (minutes per job); a reference not pinned by digest is refused before anything is written.
+#[test]
+fn ci_init_runs_the_jobs_in_gitships_image_pinned_by_digest() {
+    let repo = Repo::example();
+    repo.git(&["branch", "-M", "main"]);
+    let image = format!("ghcr.io/acme/gitship-ci@sha256:{}", "ab12".repeat(16));
+    for (platform, file) in [
+        ("github", ".github/workflows/gitship.yml"),
+        ("gitlab", ".gitlab-ci.yml"),
+    ] {
+        repo.ok(&["ci", "init", platform, "--image", &image, "--force"]);
+        let path = repo.path().join(file);
+        let text = read(&path);
+        assert!(
+            !text.contains("run: cargo install") && !text.contains("|| cargo install"),
+            "{text}"
+        );
+        assert!(text.contains(&format!("image: {image}")), "{text}");
+        if platform == "github" {
+            assert!(!text.contains("setup-terraform"), "{text}");
+            assert!(
+                text.contains("/var/run/docker.sock:/var/run/docker.sock"),
+                "{text}"
+            );
+            actionlint(&path);
+            check_schema("vendor.github-workflows", &path);
+        } else {
+            assert!(!text.contains("releases.hashicorp.com"), "{text}");
+            check_schema("vendor.gitlab-ci", &path);
+        }
+    }
+    let before = read(&repo.path().join(".gitlab-ci.yml"));
+    for bad in [
+        "ghcr.io/acme/gitship-ci:1.0",
+        "ghcr.io/acme/gitship-ci@sha256:abc",
+        "x y@sha256:",
+    ] {
+        let refused = repo.gitship(&["ci", "init", "gitlab", "--image", bad, "--force"]);
+        assert_eq!(refused.code, 64, "{bad}: {}", refused.all());
+        assert!(
+            refused.stderr.contains("is not pinned by digest"),
+            "{}",
+            refused.stderr
+        );
+    }
+    assert_eq!(
+        read(&repo.path().join(".gitlab-ci.yml")),
+        before,
+        "nothing written"
+    );
+}
+
 /// The generated workflow, parsed: no job a pull request can run reads a secret except through
 /// a `<env>-plan` environment (credentials that cannot deploy), the workflow's own `env:` holds
 /// none, and every job that reads a deploy environment's secrets runs on pushes only.

@@ -38,7 +38,8 @@ permissions:
   contents: read
 
 env:
-  # The gitship the jobs install (`cargo install --locked --git`), cached per version.
+  # The gitship the jobs install (`cargo install --locked --git`, cached per version; with
+  # `ci init --image`, the version in the image).
   GITSHIP_VERSION: "@VERSION@"
   GITSHIP_GIT: @GIT@
 "#;
@@ -65,6 +66,19 @@ const SETUP: &str = r#"- uses: actions/checkout@v5
   if: steps.cache-gitship.outputs.cache-hit != 'true'
   run: cargo install --locked --git "$GITSHIP_GIT" --tag "v$GITSHIP_VERSION" gitship
 "#;
+
+/// In gitship's CI image ([`CiSpec::image`]): the checkout only.
+const CHECKOUT: &str = r#"- uses: actions/checkout@v5
+  with:
+    # The whole history: `gitship affected` compares with the base of the change.
+    fetch-depth: 0
+"#;
+
+/// The job's container, with the runner's Docker daemon for the image builds.
+const CONTAINER: &str = r#"  # gitship's CI image (gitship, Terraform, git, jq, gh, the docker CLI), pinned by digest.
+  container:
+    image: @IMAGE@
+@VOLUMES@"#;
 
 const TERRAFORM: &str = r#"- uses: hashicorp/setup-terraform@v3
   if: steps.affected.outputs.affected == 'true'
@@ -124,7 +138,7 @@ const PLAN_JOB: &str = r#"plan-@ENV@:
   concurrency:
     group: gitship-plan-@ENV@-${{ github.event.pull_request.number }}
     cancel-in-progress: true
-@JOB_ENV@  steps:
+@JOB_ENV@@CONTAINER@  steps:
 "#;
 
 /// In the first plan job only: its annotations once, not once per environment.
@@ -197,7 +211,7 @@ const DEPLOY_JOB: &str = r#"deploy-@ENV@:
   concurrency:
     group: gitship-deploy-@ENV@
     cancel-in-progress: false
-@JOB_ENV@  steps:
+@JOB_ENV@@CONTAINER@  steps:
 "#;
 
 const BUILD_STEP: &str = r#"- name: Build
@@ -221,7 +235,7 @@ const DRIFT_JOB: &str = r#"drift-@ENV@:
   runs-on: ubuntu-latest
   # Drift only reads: the plan credentials of `@ENV@-plan`.
   environment: @ENV@-plan
-@JOB_ENV@  steps:
+@JOB_ENV@@CONTAINER@  steps:
 "#;
 
 const DRIFT_STEP: &str = r#"- name: Drift
@@ -270,7 +284,14 @@ pub fn workflow(spec: &CiSpec) -> String {
         }
         steps.push_str(&fill(PLAN_STEPS, &[("GITSHIP", &gitship), ("ENV", env)]));
         out.push_str(&indent(
-            &fill(PLAN_JOB, &[("ENV", env), ("JOB_ENV", job_env(spec, true))]),
+            &fill(
+                PLAN_JOB,
+                &[
+                    ("ENV", env),
+                    ("JOB_ENV", job_env(spec, true)),
+                    ("CONTAINER", &container(spec, false)),
+                ],
+            ),
             2,
         ));
         out.push_str(&indent(&steps, 6));
@@ -312,6 +333,7 @@ fn deploy_job(
                 ("ENV", &target.name),
                 ("NEEDS", &needs),
                 ("JOB_ENV", job_env(spec, !target.agent)),
+                ("CONTAINER", &container(spec, true)),
             ],
         ),
         2,
@@ -339,12 +361,19 @@ fn deploy_job(
 /// The scheduled drift check of `env`, with the plan credentials.
 fn drift_job(spec: &CiSpec, env: &str, gitship: &str) -> String {
     let mut out = indent(
-        &fill(DRIFT_JOB, &[("ENV", env), ("JOB_ENV", job_env(spec, true))]),
+        &fill(
+            DRIFT_JOB,
+            &[
+                ("ENV", env),
+                ("JOB_ENV", job_env(spec, true)),
+                ("CONTAINER", &container(spec, false)),
+            ],
+        ),
         2,
     );
     let unconditional =
         |step: String| step.replace("  if: steps.affected.outputs.affected == 'true'\n", "");
-    let mut steps = fill(SETUP, &[]);
+    let mut steps = checkout(spec);
     if spec.terraform {
         steps.push_str(&unconditional(terraform(spec)));
     }
@@ -354,8 +383,33 @@ fn drift_job(spec: &CiSpec, env: &str, gitship: &str) -> String {
     out
 }
 
-/// The step that installs the pinned Terraform.
+/// The checkout, and gitship installed (cached) unless the jobs run in gitship's image.
+fn checkout(spec: &CiSpec) -> String {
+    match spec.image {
+        Some(_) => CHECKOUT.to_string(),
+        None => SETUP.to_string(),
+    }
+}
+
+/// A job's `container:` in gitship's image (nothing without one); `docker`: the runner's Docker
+/// daemon is mounted, for the jobs that build images.
+fn container(spec: &CiSpec, docker: bool) -> String {
+    let Some(image) = &spec.image else {
+        return String::new();
+    };
+    let volumes = if docker {
+        "    volumes:\n      - /var/run/docker.sock:/var/run/docker.sock\n"
+    } else {
+        ""
+    };
+    fill(CONTAINER, &[("IMAGE", image), ("VOLUMES", volumes)])
+}
+
+/// The step that installs the pinned Terraform (none in gitship's image, which has it).
 fn terraform(spec: &CiSpec) -> String {
+    if spec.image.is_some() {
+        return String::new();
+    }
     let (version, from) = terraform_pin(spec);
     fill(TERRAFORM, &[("TF_VERSION", version), ("TF_FROM", from)])
 }
@@ -386,7 +440,7 @@ fn setup(
     login: bool,
     cluster: bool,
 ) -> String {
-    let mut steps = fill(SETUP, &[]);
+    let mut steps = checkout(spec);
     let reads_cluster = since.starts_with("deployed:");
     if reads_cluster {
         steps.push_str(

@@ -39,7 +39,8 @@ workflow:
     - if: $CI_COMMIT_BRANCH == $CI_DEFAULT_BRANCH && $CI_PIPELINE_SOURCE == "push"
 
 variables:
-  # The gitship the jobs install (`cargo install --locked --git`), cached per version.
+  # The gitship the jobs install (`cargo install --locked --git`, cached per version; with
+  # `ci init --image`, the version in the image).
   GITSHIP_VERSION: "@VERSION@"
   GITSHIP_GIT: @GIT@
   # The whole history: `gitship affected` compares with the base of the change.
@@ -65,6 +66,16 @@ const BASE: &str = r#"
     - export GITSHIP_CI_ROOT="$CI_PROJECT_DIR/.gitship-ci/$(uname -m)"
     - export PATH="$GITSHIP_CI_ROOT/bin:$PATH"
     - command -v gitship > /dev/null || cargo install --locked --root "$GITSHIP_CI_ROOT" --git "$GITSHIP_GIT" --tag "v$GITSHIP_VERSION" gitship
+"#;
+
+/// The jobs in gitship's CI image, pinned by digest: gitship, Terraform and the tools are in it.
+const BASE_IMAGE: &str = r#"
+.gitship:
+  # gitship's CI image (gitship, Terraform, git, jq, curl, the docker CLI), pinned by digest.
+  image: @IMAGE@
+  before_script:
+    # Keep the work tree clean (`deploy.require_clean_tree`).
+    - echo /.gitship-ci/ >> .git/info/exclude
 "#;
 
 const TERRAFORM_INSTALL: &str = r#"    - |
@@ -206,7 +217,7 @@ const DEPLOY_JOB: &str = r#"deploy-@ENV@:
     DOCKER_HOST: tcp://docker:2375
     DOCKER_TLS_CERTDIR: ""
   script:
-    - apt-get install -y -qq --no-install-recommends docker.io > /dev/null
+    - command -v docker > /dev/null || apt-get install -y -qq --no-install-recommends docker.io > /dev/null
 "#;
 
 const DRIFT_JOB: &str = r#"drift-@ENV@:
@@ -296,9 +307,14 @@ fn setup(spec: &CiSpec) -> String {
     } else {
         ""
     };
-    out.push_str(&fill(BASE, &[("TF_KEY", key)]));
-    if spec.terraform {
-        out.push_str(TERRAFORM_INSTALL);
+    match &spec.image {
+        Some(image) => out.push_str(&fill(BASE_IMAGE, &[("IMAGE", image)])),
+        None => {
+            out.push_str(&fill(BASE, &[("TF_KEY", key)]));
+            if spec.terraform {
+                out.push_str(TERRAFORM_INSTALL);
+            }
+        }
     }
     if !spec.registries.is_empty() {
         // The hosts reach jq as `--arg` values, never as program text.

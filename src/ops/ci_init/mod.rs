@@ -47,6 +47,8 @@ pub struct CiInitRequest {
     /// `--branch`: the branch whose pushes deploy (GitHub only; GitLab's pipeline names the
     /// project's default branch itself). Default: the repository's default branch.
     pub branch: Option<String>,
+    /// `--image`: the jobs run in this image, pinned by digest, instead of installing gitship.
+    pub image: Option<String>,
     /// `--force`: overwrite files that exist.
     pub force: bool,
 }
@@ -85,6 +87,8 @@ pub struct CiSpec {
     pub registries: Vec<String>,
     /// The gitship version the jobs install.
     pub gitship_version: String,
+    /// The image the jobs run in (`--image`, pinned by digest); `None`: they install gitship.
+    pub image: Option<String>,
 }
 
 /// What `ci init` wrote.
@@ -222,7 +226,31 @@ fn spec(repo: &Repository, git_root: &Path, options: &CiInitRequest) -> Result<C
         terraform_version: terraform_version(repo)?,
         registries: registries.into_iter().collect(),
         gitship_version: env!("CARGO_PKG_VERSION").to_string(),
+        image: options.image.as_deref().map(pinned_image).transpose()?,
     })
+}
+
+/// `--image`: an image reference pinned by digest (`REPO[:TAG]@sha256:<64 hex>`), with nothing a
+/// CI file would have to quote: a tag alone can move under the jobs.
+fn pinned_image(image: &str) -> Result<String> {
+    let pinned = image.split_once("@sha256:").is_some_and(|(name, digest)| {
+        !name.is_empty()
+            && digest.len() == 64
+            && digest
+                .chars()
+                .all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c))
+            && name
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "./:_-".contains(c))
+    });
+    if !pinned {
+        return Err(UserError::usage(
+            format!("`--image {}` is not pinned by digest", image.escape_default()),
+            "give `REPOSITORY@sha256:<digest>` (e.g. `ghcr.io/acme/gitship-ci@sha256:...`; `docker buildx imagetools inspect` prints it): a tag can change under the jobs",
+        )
+        .into());
+    }
+    Ok(image.to_string())
 }
 
 /// The repository relative to the Git root, `/`-separated, for `-C` in every command: refused
