@@ -26,7 +26,7 @@ pub async fn run(ctx: &Context, settings: PlanSettings) -> Result<Outcome> {
     ctx.printer
         .step_summary(&plan::markdown::render_plan(&outcome.plan, MARKDOWN_LIMIT));
     if let Some(out) = &settings.out {
-        crate::ops::plan::save(out, &outcome)?;
+        crate::ops::plan::save(out, &outcome, &session.repo.root)?;
         ctx.printer
             .status(&format!("saved the plan to `{}`", out.display()));
         // The plan of a pinned revision or of `--rev`: `deploy --plan` alone would find it

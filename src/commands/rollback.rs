@@ -47,7 +47,7 @@ pub async fn run(ctx: &Context, settings: RollbackRequest) -> Result<Outcome> {
         let outcome = crate::ops::plan::plan(&revision, crate::ops::pin::Target::Session).await?;
         print_plan(ctx, &outcome.plan)?;
         let file = saved.path().join("rollback.plan");
-        crate::ops::plan::save(&file, &outcome)?;
+        crate::ops::plan::save(&file, &outcome, &revision.repo.root)?;
         crate::ops::DeploySource::SavedPlan(file)
     } else {
         // The manifests the target's deploy applied, exactly; else the revision rendered again.

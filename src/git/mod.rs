@@ -195,6 +195,16 @@ pub fn head_sha(root: &Path) -> Result<String, GitError> {
     Ok(head.id().to_string())
 }
 
+/// The id of commit `sha`'s tree, in the Git repository enclosing `root`; `None` when there is
+/// no such commit. Two commits with the same tree (a `--no-ff` merge of what was reviewed, a
+/// rebase that changed nothing) hold the same files.
+pub fn tree_of(root: &Path, sha: &str) -> Option<String> {
+    let repository = open(root).ok()?;
+    let oid = git2::Oid::from_str(sha).ok()?;
+    let commit = repository.find_commit(oid).ok()?;
+    Some(commit.tree_id().to_string())
+}
+
 /// The first line of commit `sha`'s message and its author's name, in the Git repository
 /// enclosing `root`; `None` when there is no such commit.
 pub fn commit_info(root: &Path, sha: &str) -> Option<(String, String)> {

@@ -800,7 +800,13 @@ fn check_saved_plan(session: &Session, plan: &saved::SavedPlan, path: &Path) -> 
         )
         .into());
     }
-    saved::check_git(plan, &session.git.sha).map_err(|reason| {
+    let tree = crate::git::tree_of(&session.repo.root, &session.git.sha);
+    let current = saved::Current {
+        sha: &session.git.sha,
+        tree: tree.as_deref(),
+        dirty: session.git.dirty,
+    };
+    saved::check_git(plan, current).map_err(|reason| {
         match plan.plan.pin.as_ref().filter(|pin| pin.sha == plan.git.sha) {
             // The plan of a pinned environment is its pinned revision's: deployed as that one.
             Some(pin) => UserError::new(

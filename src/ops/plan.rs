@@ -213,8 +213,9 @@ fn render_noted(
 }
 
 /// Write `outcome` to `out` as a saved plan (and its Terraform planfile to `out.tfplan`), for
-/// the environment and revision it was planned for.
-pub fn save(out: &Path, outcome: &PlanOutcome) -> Result<()> {
+/// the environment and revision it was planned for (with that commit's tree, read from the
+/// repository at `root`).
+pub fn save(out: &Path, outcome: &PlanOutcome, root: &Path) -> Result<()> {
     let live = outcome
         .kubernetes
         .iter()
@@ -229,6 +230,7 @@ pub fn save(out: &Path, outcome: &PlanOutcome) -> Result<()> {
         environment: outcome.plan.environment.clone(),
         sandbox: outcome.plan.sandbox,
         git: outcome.plan.git.clone(),
+        tree: crate::git::tree_of(root, &outcome.plan.git.sha),
         plan: outcome.plan.clone(),
         terraform_planfile: None,
         images: outcome.images.values().cloned().collect(),

@@ -33,6 +33,10 @@ pub struct SavedPlan {
     pub environment: String,
     pub sandbox: bool,
     pub git: GitInfo,
+    /// The id of the planned commit's tree: a commit with the same tree (the merge of the
+    /// reviewed pull request) may deploy the plan ([`check_git`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tree: Option<String>,
     /// The plan as shown (redacted).
     pub plan: Plan,
     /// File name of the copied Terraform planfile, in the saved plan's directory.
@@ -98,14 +102,30 @@ pub fn load(path: &Path) -> Result<SavedPlan> {
     Ok(saved)
 }
 
-/// Whether `saved` was made at `current_sha`.
-pub fn check_git(saved: &SavedPlan, current_sha: &str) -> Result<(), StaleReason> {
-    if saved.git.sha == current_sha {
+/// The repository's commit, as a saved plan is checked against it.
+#[derive(Debug, Clone, Copy)]
+pub struct Current<'a> {
+    pub sha: &'a str,
+    /// Its tree's id, when known.
+    pub tree: Option<&'a str>,
+    /// The work tree has uncommitted changes.
+    pub dirty: bool,
+}
+
+/// Whether `saved` may deploy at `current`: made at that commit, or at a commit with the same
+/// tree (compare trees, not SHAs: a `--no-ff` merge of exactly what was reviewed holds the same
+/// files), neither side with uncommitted changes.
+pub fn check_git(saved: &SavedPlan, current: Current<'_>) -> Result<(), StaleReason> {
+    let same_tree = !saved.git.dirty
+        && !current.dirty
+        && saved.tree.is_some()
+        && saved.tree.as_deref() == current.tree;
+    if saved.git.sha == current.sha || same_tree {
         Ok(())
     } else {
         Err(StaleReason::GitSha {
             planned: saved.git.sha.clone(),
-            current: current_sha.to_string(),
+            current: current.sha.to_string(),
         })
     }
 }
@@ -215,6 +235,7 @@ mod tests {
                 false,
             ),
             terraform_planfile: Some("p.tfplan".into()),
+            tree: None,
             images: vec![],
             manifests: vec![],
             live: vec![LiveVersion {
@@ -235,11 +256,24 @@ mod tests {
         let text = serde_json::to_string(&plan).unwrap();
         let back: SavedPlan = serde_json::from_str(&text).unwrap();
         assert_eq!(back, plan);
-        assert!(check_git(&plan, "abc").is_ok());
+        let at = |sha, tree, dirty| Current { sha, tree, dirty };
+        assert!(check_git(&plan, at("abc", None, false)).is_ok());
         assert_eq!(
-            check_git(&plan, "def").unwrap_err().to_string(),
+            check_git(&plan, at("def", None, false))
+                .unwrap_err()
+                .to_string(),
             "it was made at Git commit `abc`, the repository is at `def`"
         );
+        // Another commit of the same tree (the merge of what was reviewed): deployable, unless
+        // either side has uncommitted changes or the trees differ.
+        let mut plan = plan;
+        plan.tree = Some("t1".into());
+        assert!(check_git(&plan, at("merge", Some("t1"), false)).is_ok());
+        assert!(check_git(&plan, at("merge", Some("t1"), true)).is_err());
+        assert!(check_git(&plan, at("merge", Some("t2"), false)).is_err());
+        assert!(check_git(&plan, at("merge", None, false)).is_err());
+        plan.git.dirty = true;
+        assert!(check_git(&plan, at("merge", Some("t1"), false)).is_err());
         let id = plan.live[0].object.clone();
         let same = BTreeMap::from([(id.clone(), Some("7".to_string()))]);
         assert!(check_live(&plan, &same).is_ok());

@@ -1284,3 +1284,57 @@ fn an_unknown_kind_fails_the_deploy_before_terraform_applies() {
         "Terraform applied:\n{text}"
     );
 }
+
+/// A saved plan deploys at another commit of the same tree (the `--no-ff` merge of exactly the
+/// reviewed pull request: compare trees, not SHAs), recorded as that commit; a commit that
+/// changes a file makes it stale, as before.
+#[test]
+fn a_saved_plan_deploys_at_a_merge_of_the_same_tree_and_not_after_a_change() {
+    let repo = Repo {
+        dir: tempfile::tempdir().expect("temp"),
+        kubeconfig: None,
+    };
+    repo.write(".gitignore", ".gitship/\n");
+    repo.write("config/staging.yaml", "cluster:\n  namespace: web\n");
+    repo.write(
+        "infrastructure/kubernetes/site.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: site\ndata:\n  title: reviewed\n",
+    );
+    repo.git(&["init", "-q", "-b", "main"]);
+    repo.commit("the pull request");
+    let saved = repo.path().join(".gitship/pr.json");
+    let saved = saved.to_string_lossy().into_owned();
+    repo.ok(&["plan", "staging", "--sandbox", "--out", &saved]);
+    // The merge: a new commit, the same files.
+    repo.git(&[
+        "commit",
+        "-q",
+        "--allow-empty",
+        "-m",
+        "Merge pull request #7",
+    ]);
+    let merged = Command::new("git")
+        .args(["rev-parse", "HEAD"])
+        .current_dir(repo.path())
+        .output()
+        .expect("git rev-parse");
+    let merged = String::from_utf8_lossy(&merged.stdout).trim().to_string();
+    repo.ok(&["deploy", "staging", "--sandbox", "--plan", &saved]);
+    let history = repo.ok(&["history", "staging", "--sandbox", "-o", "json"]);
+    let history: serde_json::Value = serde_json::from_str(&history.stdout).expect("JSON");
+    assert_eq!(history["records"][0]["sha"], merged.as_str(), "{history}");
+
+    repo.ok(&["plan", "staging", "--sandbox", "--out", &saved]);
+    repo.write(
+        "infrastructure/kubernetes/site.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: site\ndata:\n  title: changed after review\n",
+    );
+    repo.commit("a change after the review");
+    let stale = repo.gitship(&["deploy", "staging", "--sandbox", "--plan", &saved]);
+    assert_eq!(stale.code, 1, "{}", stale.all());
+    assert!(
+        stale.stderr.contains("is stale") && stale.stderr.contains("made at Git commit"),
+        "{}",
+        stale.stderr
+    );
+}
