@@ -227,6 +227,15 @@ pub fn error_message(error: &kube::Error) -> String {
 }
 
 impl KubeError {
+    /// A request about `object` failed, with the server's message.
+    pub fn api(object: String, source: kube::Error) -> KubeError {
+        KubeError::Api {
+            object,
+            message: error_message(&source),
+            source,
+        }
+    }
+
     /// A request about `object` failed: an immutable-field rejection names the field, anything
     /// else keeps the server's message.
     pub fn about(object: String, source: kube::Error) -> KubeError {

@@ -470,11 +470,7 @@ pub async fn load_configmap(
     let found = retry
         .run(&name, || api.get_opt(&name))
         .await
-        .map_err(|source| KubeError::Api {
-            object: format!("ConfigMap {namespace}/{name}"),
-            message: crate::kube::error_message(&source),
-            source,
-        })?;
+        .map_err(|source| KubeError::api(format!("ConfigMap {namespace}/{name}"), source))?;
     let found = match found {
         Some(configmap) => Some(configmap),
         // Gone: its copy, when there is one, has everything it had.
@@ -483,11 +479,7 @@ pub async fn load_configmap(
             retry
                 .run(&copy, || api.get_opt(&copy))
                 .await
-                .map_err(|source| KubeError::Api {
-                    object: format!("ConfigMap {namespace}/{copy}"),
-                    message: crate::kube::error_message(&source),
-                    source,
-                })?
+                .map_err(|source| KubeError::api(format!("ConfigMap {namespace}/{copy}"), source))?
         }
     };
     let Some(configmap) = found else {

@@ -158,11 +158,7 @@ async fn read(
     let found = retry
         .run(&name, || api.get_opt(&name))
         .await
-        .map_err(|source| KubeError::Api {
-            object: format!("Secret {namespace}/{name}"),
-            message: crate::kube::error_message(&source),
-            source,
-        })?;
+        .map_err(|source| KubeError::api(format!("Secret {namespace}/{name}"), source))?;
     Ok(found
         .and_then(|secret| secret.data)
         .unwrap_or_default()
@@ -312,11 +308,7 @@ pub async fn store(
     retry
         .run(&name, || api.patch(&name, &params, &patch))
         .await
-        .map_err(|source| KubeError::Api {
-            object: format!("Secret {namespace}/{name}"),
-            message: crate::kube::error_message(&source),
-            source,
-        })?;
+        .map_err(|source| KubeError::api(format!("Secret {namespace}/{name}"), source))?;
     Ok(Stored { dropped })
 }
 
