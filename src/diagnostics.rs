@@ -158,8 +158,17 @@ pub fn render(err: &anyhow::Error) -> String {
             Some(error) => kube_error_text(error),
             None => cause.to_string(),
         };
-        // A cause already said (alone, or inside an outer message) is not said again.
-        if seen.iter().any(|s| s.contains(text.trim())) {
+        // A cause already said (alone, or inside an outer message) is not said again; nor is
+        // an API status whose message was said, with its reason after it (`...: Invalid`).
+        let said = text.trim();
+        let message = said
+            .rsplit_once(": ")
+            .filter(|(_, reason)| {
+                reason.chars().next().is_some_and(char::is_uppercase)
+                    && reason.chars().all(char::is_alphanumeric)
+            })
+            .map_or(said, |(message, _)| message);
+        if seen.iter().any(|s| s.contains(said) || s.contains(message)) {
             continue;
         }
         if index == 0 {
@@ -254,6 +263,22 @@ pub fn located_problems(text: &str) -> Vec<LocatedProblem> {
         .collect()
 }
 
+/// The first `(FILE:LINE[:COLUMN])` in `text`'s first line: where the object an error is about
+/// is declared.
+fn object_location(text: &str) -> Option<LocatedProblem> {
+    let first = text.lines().next()?;
+    let mut search = 0;
+    while let Some(open) = first[search..].find('(') {
+        let start = search + open + 1;
+        let close = start + first[start..].find(')')?;
+        if let Some(place) = parse_located(&format!("{}: -", &first[start..close])) {
+            return Some(place);
+        }
+        search = start;
+    }
+    None
+}
+
 fn parse_located(line: &str) -> Option<LocatedProblem> {
     let digits = |text: &str| text.bytes().take_while(u8::is_ascii_digit).count();
     let mut search = 0;
@@ -292,10 +317,17 @@ fn parse_located(line: &str) -> Option<LocatedProblem> {
 /// relative to `GITHUB_WORKSPACE`, or else the current directory, through `base`, the `-C`
 /// directory), or one for the whole text when none has a place.
 pub fn github_annotations(text: &str, base: Option<&Path>) -> Vec<String> {
-    let problems = located_problems(text);
+    let mut problems = located_problems(text);
     if problems.is_empty() {
         let message = text.trim().strip_prefix("error: ").unwrap_or(text.trim());
-        return vec![format!("::error::{}", escape_data(message))];
+        // An object's error names where it is declared: `Service web/svc (FILE:LINE:COL): ...`.
+        match object_location(message) {
+            Some(place) => problems.push(LocatedProblem {
+                message: message.to_string(),
+                ..place
+            }),
+            None => return vec![format!("::error::{}", escape_data(message))],
+        }
     }
     problems
         .iter()
@@ -385,6 +417,20 @@ mod tests {
         assert_eq!(
             located_problems("error: config/staging.yaml:3:1: unknown key `registy`")[0].file,
             "config/staging.yaml"
+        );
+    }
+
+    #[test]
+    fn an_objects_error_is_annotated_at_its_declaration() {
+        let lines = github_annotations(
+            "error: Service web/svc (k8s/svc.yaml:3:1): Service \"svc\" is invalid: port 99999 (422)",
+            None,
+        );
+        assert_eq!(lines.len(), 1);
+        assert!(
+            lines[0].starts_with("::error file=k8s/svc.yaml,line=3,col=1::Service web/svc"),
+            "{}",
+            lines[0]
         );
     }
 
