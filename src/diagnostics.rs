@@ -263,20 +263,21 @@ pub fn located_problems(text: &str) -> Vec<LocatedProblem> {
         .collect()
 }
 
-/// The first `(FILE:LINE[:COLUMN])` in `text`'s first line: where the object an error is about
-/// is declared.
+/// The first `(FILE:LINE[:COLUMN])` in `text` (the error, or one of its causes): where the
+/// object an error is about is declared.
 fn object_location(text: &str) -> Option<LocatedProblem> {
-    let first = text.lines().next()?;
-    let mut search = 0;
-    while let Some(open) = first[search..].find('(') {
-        let start = search + open + 1;
-        let close = start + first[start..].find(')')?;
-        if let Some(place) = parse_located(&format!("{}: -", &first[start..close])) {
-            return Some(place);
+    text.lines().find_map(|line| {
+        let mut search = 0;
+        while let Some(open) = line[search..].find('(') {
+            let start = search + open + 1;
+            let close = start + line[start..].find(')')?;
+            if let Some(place) = parse_located(&format!("{}: -", &line[start..close])) {
+                return Some(place);
+            }
+            search = start;
         }
-        search = start;
-    }
-    None
+        None
+    })
 }
 
 fn parse_located(line: &str) -> Option<LocatedProblem> {

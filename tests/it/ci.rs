@@ -569,6 +569,49 @@ fn broken_repo() -> Repo {
     repo
 }
 
+/// A server's refusal of an object (a Service port over 65535) is annotated at the file and
+/// line that declare the object, its message said once.
+#[test]
+fn a_server_error_is_annotated_at_the_objects_declaration() {
+    let repo = Repo {
+        dir: tempfile::tempdir().expect("temp"),
+        kubeconfig: None,
+    };
+    repo.write(".gitignore", ".gitship/\n");
+    repo.write("config/staging.yaml", "cluster:\n  namespace: web\n");
+    repo.write(
+        "infrastructure/kubernetes/svc.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: site\n---\napiVersion: v1\nkind: Service\nmetadata:\n  name: svc\nspec:\n  ports:\n    - port: 99999\n",
+    );
+    repo.git(&["init", "-q"]);
+    repo.commit("svc");
+    let ci = [
+        ("GITHUB_ACTIONS", Path::new("true")),
+        ("GITHUB_WORKSPACE", repo.path()),
+    ];
+    let run = gitship_with(&repo, &ci, &["deploy", "staging", "--sandbox"]);
+    assert_eq!(run.code, 1, "{}", run.all());
+    let annotation = run
+        .stderr
+        .lines()
+        .find(|line| line.starts_with("::error"))
+        .unwrap_or_else(|| panic!("no annotation: {}", run.stderr));
+    assert!(
+        annotation.starts_with("::error file=infrastructure/kubernetes/svc.yaml,line=6,col=1::"),
+        "{annotation}"
+    );
+    assert!(
+        annotation.contains("must be between 1 and 65535"),
+        "{annotation}"
+    );
+    // The server's message once: not again as a cause with its reason (`...: Invalid`).
+    assert_eq!(
+        annotation.matches("is invalid: [").count(),
+        1,
+        "{annotation}"
+    );
+}
+
 #[test]
 fn github_actions_errors_are_annotations() {
     let repo = broken_repo();

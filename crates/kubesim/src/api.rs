@@ -1118,6 +1118,18 @@ fn write(store: &mut Store, target: &Target, pending: PendingWrite) -> Result<Va
         }
     }
     if target.subresource.is_none() {
+        let violations = immutable::invalid_values(resource, &new);
+        if !violations.is_empty() {
+            let causes: Vec<(&str, &str, &str)> = violations
+                .iter()
+                .map(|v| (v.field.as_str(), v.reason, v.message.as_str()))
+                .collect();
+            return Err(ApiError::invalid_with(
+                &resource.qualified_kind(),
+                name,
+                &causes,
+            ));
+        }
         let missing =
             schema::missing_required(&new, Node::root(&resource.api_version(), &resource.kind));
         if !missing.is_empty() {

@@ -30,6 +30,37 @@ fn forbidden(field: &str, message: &str) -> Violation {
     }
 }
 
+/// Values the API server's validation refuses whatever the old object: a Service's ports (and
+/// node ports, and numeric target ports) outside 1-65535, with the real message.
+pub fn invalid_values(resource: &Resource, new: &Value) -> Vec<Violation> {
+    let mut found = Vec::new();
+    if !(resource.group.is_empty() && resource.kind == "Service") {
+        return found;
+    }
+    let ports = new["spec"]["ports"].as_array().cloned().unwrap_or_default();
+    for (index, port) in ports.iter().enumerate() {
+        for field in ["port", "targetPort", "nodePort"] {
+            let Some(number) = port.get(field).and_then(Value::as_i64) else {
+                continue;
+            };
+            // An unset node port is 0 until allocated.
+            if field == "nodePort" && number == 0 {
+                continue;
+            }
+            if !(1..=65535).contains(&number) {
+                found.push(Violation {
+                    field: format!("spec.ports[{index}].{field}"),
+                    reason: "FieldValueInvalid",
+                    message: format!(
+                        "Invalid value: {number}: must be between 1 and 65535, inclusive"
+                    ),
+                });
+            }
+        }
+    }
+    found
+}
+
 /// The immutable fields that differ between the stored `old` and the updated `new` object.
 pub fn violations(resource: &Resource, old: &Value, new: &Value) -> Vec<Violation> {
     let mut found = Vec::new();

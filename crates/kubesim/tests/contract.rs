@@ -2430,6 +2430,17 @@ async fn immutable_fields_are_rejected_on_update() {
         &*rejected_apply(&secrets, "frozen", &secret("two")).await,
         "data",
     );
+    // A Service's ports stay in 1-65535 (the target port defaults to the port, and is refused
+    // with it).
+    let services = cluster.api("v1", "Service", "services");
+    let wide = json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "wide"},
+        "spec": {"ports": [{"port": 99999}]}});
+    let status = rejected_apply(&services, "wide", &wide).await;
+    assert_eq!((status.code, status.reason.as_str()), (422, "Invalid"));
+    assert_eq!(
+        status.message,
+        "Service \"wide\" is invalid: [spec.ports[0].port: Invalid value: 99999: must be between 1 and 65535, inclusive, spec.ports[0].targetPort: Invalid value: 99999: must be between 1 and 65535, inclusive]"
+    );
     // A Secret's type, whatever else it holds (omitted, it defaults to `Opaque`).
     let typed = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "typed"},
         "type": "example.com/kept", "data": {"k": "djE="}});
