@@ -278,6 +278,12 @@ pub fn diff_since(root: &Path, since: &str) -> Result<ChangedFiles, GitError> {
 /// Whether the work tree enclosing `root` has uncommitted changes (untracked files count,
 /// ignored files do not).
 pub fn is_dirty(root: &Path) -> Result<bool, GitError> {
+    Ok(!dirty_paths(root, 1)?.is_empty())
+}
+
+/// Up to `limit` paths (relative to the work tree's root) with uncommitted changes, untracked
+/// ones included, ignored ones not: what makes the tree dirty, to name in an error.
+pub fn dirty_paths(root: &Path, limit: usize) -> Result<Vec<String>, GitError> {
     let repository = open(root)?;
     let mut options = git2::StatusOptions::new();
     options
@@ -289,7 +295,10 @@ pub fn is_dirty(root: &Path) -> Result<bool, GitError> {
         .map_err(git_error("read status"))?;
     Ok(statuses
         .iter()
-        .any(|entry| entry.status() != git2::Status::CURRENT))
+        .filter(|entry| entry.status() != git2::Status::CURRENT)
+        .take(limit)
+        .map(|entry| String::from_utf8_lossy(entry.path_bytes()).into_owned())
+        .collect())
 }
 
 /// A content-addressed image tag: `<12 hex>` or `<12 hex>-dirty-<8 hex>`.

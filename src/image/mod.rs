@@ -146,9 +146,14 @@ pub enum RequestError {
     },
     /// The work tree has uncommitted changes and the environment requires a clean one.
     #[error(
-        "the work tree has uncommitted changes and environment `{environment}` requires a clean tree"
+        "the work tree has uncommitted changes ({}) and environment `{environment}` requires a clean tree",
+        shown_paths(files)
     )]
-    DirtyTree { environment: String },
+    DirtyTree {
+        environment: String,
+        /// The first changed or untracked files.
+        files: Vec<String>,
+    },
 }
 
 /// The image references of an environment's apps, by app name: each app's content tag
@@ -197,16 +202,35 @@ pub fn require_clean_tree(
     if repo.apps.is_empty() || !config.deploy.require_clean_tree || allow_dirty {
         return Ok(());
     }
-    let dirty = crate::git::is_dirty(&repo.root).map_err(|source| RequestError::Revision {
-        root: repo.root.clone(),
-        source,
+    let files = crate::git::dirty_paths(&repo.root, DIRTY_PATHS_SHOWN + 1).map_err(|source| {
+        RequestError::Revision {
+            root: repo.root.clone(),
+            source,
+        }
     })?;
-    if dirty {
+    if !files.is_empty() {
         return Err(RequestError::DirtyTree {
             environment: config.name.clone(),
+            files,
         });
     }
     Ok(())
+}
+
+/// How many changed files a dirty-tree error names.
+const DIRTY_PATHS_SHOWN: usize = 5;
+
+/// `` `a`, `b` `` and `and more` past [`DIRTY_PATHS_SHOWN`].
+fn shown_paths(files: &[String]) -> String {
+    let mut shown: Vec<String> = files
+        .iter()
+        .take(DIRTY_PATHS_SHOWN)
+        .map(|file| format!("`{}`", file.escape_default()))
+        .collect();
+    if files.len() > DIRTY_PATHS_SHOWN {
+        shown.push("and more".into());
+    }
+    shown.join(", ")
 }
 
 /// The build requests of `references` (images of the apps of `repo`, from [`image_refs`] or a

@@ -724,8 +724,9 @@ mod command {
         assert_eq!(output.status.code(), Some(1));
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert!(
-            stderr.contains("uncommitted changes") && stderr.contains("--allow-dirty"),
-            "{stderr}"
+            stderr.contains("uncommitted changes (`apps/web/index.html`)")
+                && stderr.contains("--allow-dirty"),
+            "the error names the changed file: {stderr}"
         );
         assert!(workspace.calls().is_empty());
         assert!(registry.catalog().is_empty());
