@@ -514,6 +514,16 @@ pub struct CiInitArgs {
     /// gitship with `cargo install` in each job
     #[arg(long, value_name = "REF@DIGEST")]
     pub image: Option<String>,
+    /// GitHub: the AWS role the deploy jobs assume through OIDC (`id-token: write`) for
+    /// Terraform's backend, instead of access keys in secrets (with `--aws-region`)
+    #[arg(long, value_name = "ARN", requires = "aws_region")]
+    pub aws_role: Option<String>,
+    /// GitHub: the AWS role the plan and drift jobs assume (read-only; default: `--aws-role`)
+    #[arg(long, value_name = "ARN", requires = "aws_role")]
+    pub aws_plan_role: Option<String>,
+    /// The AWS region of the OIDC roles
+    #[arg(long, value_name = "REGION", requires = "aws_role")]
+    pub aws_region: Option<String>,
     /// Overwrite the files when they exist
     #[arg(long)]
     pub force: bool,

@@ -337,6 +337,11 @@ fn ci_init(a: cli::CiInitArgs) -> CommandSettings {
         deploy_envs: a.deploy_env,
         branch: a.branch,
         image: a.image,
+        aws: a.aws_role.map(|deploy_role| crate::ops::ci_init::AwsRoles {
+            plan_role: a.aws_plan_role.unwrap_or_else(|| deploy_role.clone()),
+            deploy_role,
+            region: a.aws_region.unwrap_or_default(),
+        }),
         force: a.force,
     })
 }

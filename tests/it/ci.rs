@@ -252,6 +252,91 @@ fn ci_init_runs_the_jobs_in_gitships_image_pinned_by_digest() {
     );
 }
 
+/// `--aws-role` (GitHub): Terraform's backend credentials through OIDC, no access keys in any
+/// secret; the deploy jobs assume the deploy role, the plan and drift jobs the plan role.
+#[test]
+fn ci_init_github_offers_oidc_roles_instead_of_access_keys() {
+    use yaml_rust2::YamlLoader;
+    let repo = Repo::example();
+    repo.git(&["branch", "-M", "main"]);
+    let deploy = "arn:aws:iam::123456789012:role/gitship-deploy";
+    let plan = "arn:aws:iam::123456789012:role/gitship-plan";
+    repo.ok(&[
+        "ci",
+        "init",
+        "github",
+        "--aws-role",
+        deploy,
+        "--aws-plan-role",
+        plan,
+        "--aws-region",
+        "eu-west-1",
+    ]);
+    let path = repo.path().join(".github/workflows/gitship.yml");
+    let text = read(&path);
+    assert!(!text.contains("AWS_ACCESS_KEY_ID"), "{text}");
+    let workflow = &YamlLoader::load_from_str(&text).expect("YAML")[0];
+    let jobs = workflow["jobs"].as_hash().expect("jobs");
+    for (name, job) in jobs {
+        let name = name.as_str().expect("name");
+        let steps = job["steps"].as_vec().expect("steps");
+        let role = steps
+            .iter()
+            .find(|step| step["uses"].as_str() == Some("aws-actions/configure-aws-credentials@v6"))
+            .map(|step| {
+                step["with"]["role-to-assume"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string()
+            });
+        let expected = if name.starts_with("deploy-") {
+            deploy
+        } else {
+            plan
+        };
+        assert_eq!(role.as_deref(), Some(expected), "{name}");
+        assert_eq!(
+            job["permissions"]["id-token"].as_str(),
+            Some("write"),
+            "{name}"
+        );
+    }
+    actionlint(&path);
+    check_schema("vendor.github-workflows", &path);
+
+    let refused = repo.gitship(&[
+        "ci",
+        "init",
+        "gitlab",
+        "--aws-role",
+        deploy,
+        "--aws-region",
+        "eu-west-1",
+    ]);
+    assert_eq!(refused.code, 64, "{}", refused.all());
+    assert!(
+        refused.stderr.contains("`--aws-role` is for `github` only"),
+        "{}",
+        refused.stderr
+    );
+    let refused = repo.gitship(&[
+        "ci",
+        "init",
+        "github",
+        "--aws-role",
+        "gitship-deploy",
+        "--aws-region",
+        "eu-west-1",
+        "--force",
+    ]);
+    assert_eq!(refused.code, 64, "{}", refused.all());
+    assert!(
+        refused.stderr.contains("is not an IAM role ARN"),
+        "{}",
+        refused.stderr
+    );
+}
+
 /// The generated workflow, parsed: no job a pull request can run reads a secret except through
 /// a `<env>-plan` environment (credentials that cannot deploy), the workflow's own `env:` holds
 /// none, and every job that reads a deploy environment's secrets runs on pushes only.

@@ -67,6 +67,15 @@ const SETUP: &str = r#"- uses: actions/checkout@v5
   run: cargo install --locked --git "$GITSHIP_GIT" --tag "v$GITSHIP_VERSION" gitship
 "#;
 
+/// AWS credentials through OIDC ([`CiSpec::aws`]), for Terraform's backend.
+const AWS: &str = r#"- name: AWS credentials (OIDC)
+  if: steps.affected.outputs.affected == 'true'
+  uses: aws-actions/configure-aws-credentials@v6
+  with:
+    role-to-assume: @ROLE@
+    aws-region: @REGION@
+"#;
+
 /// In gitship's CI image ([`CiSpec::image`]): the checkout only.
 const CHECKOUT: &str = r#"- uses: actions/checkout@v5
   with:
@@ -135,7 +144,7 @@ const PLAN_JOB: &str = r#"plan-@ENV@:
   permissions:
     contents: read
     pull-requests: write
-  concurrency:
+@ID_TOKEN@  concurrency:
     group: gitship-plan-@ENV@-${{ github.event.pull_request.number }}
     cancel-in-progress: true
 @JOB_ENV@@CONTAINER@  steps:
@@ -211,7 +220,7 @@ const DEPLOY_JOB: &str = r#"deploy-@ENV@:
   concurrency:
     group: gitship-deploy-@ENV@
     cancel-in-progress: false
-@JOB_ENV@@CONTAINER@  steps:
+@PERMISSIONS@@JOB_ENV@@CONTAINER@  steps:
 "#;
 
 const BUILD_STEP: &str = r#"- name: Build
@@ -235,7 +244,7 @@ const DRIFT_JOB: &str = r#"drift-@ENV@:
   runs-on: ubuntu-latest
   # Drift only reads: the plan credentials of `@ENV@-plan`.
   environment: @ENV@-plan
-@JOB_ENV@@CONTAINER@  steps:
+@PERMISSIONS@@JOB_ENV@@CONTAINER@  steps:
 "#;
 
 const DRIFT_STEP: &str = r#"- name: Drift
@@ -290,6 +299,14 @@ pub fn workflow(spec: &CiSpec) -> String {
                     ("ENV", env),
                     ("JOB_ENV", job_env(spec, true)),
                     ("CONTAINER", &container(spec, false)),
+                    (
+                        "ID_TOKEN",
+                        if oidc(spec, true) {
+                            "    id-token: write\n"
+                        } else {
+                            ""
+                        },
+                    ),
                 ],
             ),
             2,
@@ -333,6 +350,7 @@ fn deploy_job(
                 ("ENV", &target.name),
                 ("NEEDS", &needs),
                 ("JOB_ENV", job_env(spec, !target.agent)),
+                ("PERMISSIONS", permissions(spec, !target.agent)),
                 ("CONTAINER", &container(spec, true)),
             ],
         ),
@@ -366,6 +384,7 @@ fn drift_job(spec: &CiSpec, env: &str, gitship: &str) -> String {
             &[
                 ("ENV", env),
                 ("JOB_ENV", job_env(spec, true)),
+                ("PERMISSIONS", permissions(spec, true)),
                 ("CONTAINER", &container(spec, false)),
             ],
         ),
@@ -375,6 +394,7 @@ fn drift_job(spec: &CiSpec, env: &str, gitship: &str) -> String {
         |step: String| step.replace("  if: steps.affected.outputs.affected == 'true'\n", "");
     let mut steps = checkout(spec);
     if spec.terraform {
+        steps.push_str(&unconditional(aws(spec, |roles| &roles.plan_role)));
         steps.push_str(&unconditional(terraform(spec)));
     }
     steps.push_str(&unconditional(kubeconfig(env)));
@@ -414,12 +434,38 @@ fn terraform(spec: &CiSpec) -> String {
     fill(TERRAFORM, &[("TF_VERSION", version), ("TF_FROM", from)])
 }
 
-/// A job's `env:` block: the Terraform backend's credentials when the job runs Terraform.
+/// A job's `env:` block: the Terraform backend's access keys when the job runs Terraform (none
+/// with OIDC roles).
 fn job_env(spec: &CiSpec, terraform: bool) -> &'static str {
-    if spec.terraform && terraform {
+    if spec.terraform && terraform && spec.aws.is_none() {
         TERRAFORM_ENV
     } else {
         ""
+    }
+}
+
+/// Whether the job's Terraform takes an OIDC token (`id-token: write`).
+fn oidc(spec: &CiSpec, terraform: bool) -> bool {
+    spec.terraform && terraform && spec.aws.is_some()
+}
+
+/// A deploy or drift job's own `permissions:` when it assumes an AWS role (else the workflow's).
+fn permissions(spec: &CiSpec, terraform: bool) -> &'static str {
+    if oidc(spec, terraform) {
+        "  permissions:\n    contents: read\n    id-token: write\n"
+    } else {
+        ""
+    }
+}
+
+/// The step that assumes `role` (the deploy or the plan role), when OIDC is on.
+fn aws(spec: &CiSpec, role: impl Fn(&AwsRoles) -> &str) -> String {
+    match &spec.aws {
+        Some(roles) if spec.terraform => fill(
+            AWS,
+            &[("ROLE", role(roles)), ("REGION", roles.region.as_str())],
+        ),
+        _ => String::new(),
     }
 }
 
@@ -452,6 +498,12 @@ fn setup(
         &[("ENV", env), ("SINCE", since), ("GITSHIP", gitship)],
     ));
     if spec.terraform && cluster {
+        // A deploy job (it reads what its environment deployed) assumes the deploy role.
+        if reads_cluster {
+            steps.push_str(&aws(spec, |roles| &roles.deploy_role));
+        } else {
+            steps.push_str(&aws(spec, |roles| &roles.plan_role));
+        }
         steps.push_str(&terraform(spec));
     }
     if login {

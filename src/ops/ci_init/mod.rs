@@ -49,8 +49,20 @@ pub struct CiInitRequest {
     pub branch: Option<String>,
     /// `--image`: the jobs run in this image, pinned by digest, instead of installing gitship.
     pub image: Option<String>,
+    /// `--aws-role` (GitHub): AWS credentials through OIDC instead of access keys.
+    pub aws: Option<AwsRoles>,
     /// `--force`: overwrite files that exist.
     pub force: bool,
+}
+
+/// The AWS roles GitHub's jobs assume through OIDC for Terraform's backend.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct AwsRoles {
+    /// Assumed by the deploy jobs (their environment's `sub` claim: `...:environment:<env>`).
+    pub deploy_role: String,
+    /// Assumed by the plan and drift jobs (`...:environment:<env>-plan`): read-only.
+    pub plan_role: String,
+    pub region: String,
 }
 
 /// One environment deployed from the default branch.
@@ -89,6 +101,8 @@ pub struct CiSpec {
     pub gitship_version: String,
     /// The image the jobs run in (`--image`, pinned by digest); `None`: they install gitship.
     pub image: Option<String>,
+    /// AWS credentials through OIDC (`--aws-role`); `None`: access keys in secrets.
+    pub aws: Option<AwsRoles>,
 }
 
 /// What `ci init` wrote.
@@ -227,7 +241,62 @@ fn spec(repo: &Repository, git_root: &Path, options: &CiInitRequest) -> Result<C
         registries: registries.into_iter().collect(),
         gitship_version: env!("CARGO_PKG_VERSION").to_string(),
         image: options.image.as_deref().map(pinned_image).transpose()?,
+        aws: options
+            .aws
+            .clone()
+            .map(|roles| checked_roles(roles, options.platform))
+            .transpose()?,
     })
+}
+
+/// `--aws-role`: GitHub only, roles that are IAM role ARNs and a region, nothing to quote.
+fn checked_roles(roles: AwsRoles, platform: Platform) -> Result<AwsRoles> {
+    if platform != Platform::Github {
+        return Err(UserError::usage(
+            "`--aws-role` is for `github` only",
+            "on GitLab, set the backend's credentials as masked variables scoped to the environments (see the file's header)",
+        )
+        .into());
+    }
+    let is_role = |arn: &str| {
+        let mut parts = arn.splitn(6, ':');
+        let fields: Vec<&str> = parts.by_ref().collect();
+        fields.len() == 6
+            && fields[0] == "arn"
+            && fields[1].starts_with("aws")
+            && fields[2] == "iam"
+            && fields[4].len() == 12
+            && fields[4].chars().all(|c| c.is_ascii_digit())
+            && fields[5].starts_with("role/")
+            && fields[5]
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "/+=,.@_-".contains(c))
+    };
+    for arn in [&roles.deploy_role, &roles.plan_role] {
+        if !is_role(arn) {
+            return Err(UserError::usage(
+                format!("`{}` is not an IAM role ARN", arn.escape_default()),
+                "give `arn:aws:iam::<12-digit account>:role/<name>`",
+            )
+            .into());
+        }
+    }
+    let region_ok = !roles.region.is_empty()
+        && roles
+            .region
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    if !region_ok {
+        return Err(UserError::usage(
+            format!(
+                "`--aws-region {}` is not an AWS region",
+                roles.region.escape_default()
+            ),
+            "give one such as `eu-west-1`",
+        )
+        .into());
+    }
+    Ok(roles)
 }
 
 /// `--image`: an image reference pinned by digest (`REPO[:TAG]@sha256:<64 hex>`), with nothing a
@@ -527,7 +596,7 @@ pub fn secrets(spec: &CiSpec, platform: Platform) -> Vec<Secrets> {
             environments,
         ));
     }
-    if spec.terraform {
+    if spec.terraform && spec.aws.is_none() {
         secrets.push(group(
             &["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"],
             &[
