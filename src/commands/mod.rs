@@ -158,3 +158,13 @@ pub fn cluster_session(
         },
     )
 }
+
+impl Context {
+    /// Print `report` on stdout in the chosen format ([`crate::plan::report::render`]).
+    pub fn print<R: crate::plan::report::CommandReport>(&self, report: &R) -> Result<()> {
+        let text =
+            crate::plan::report::render(report, self.printer.format, self.printer.color_stdout)?;
+        self.printer.data(&text)?;
+        Ok(())
+    }
+}
