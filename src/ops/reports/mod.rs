@@ -5,7 +5,10 @@
 
 pub(crate) use crate::plan::report::CommandReport;
 
+mod affected;
 mod build;
 mod deploy;
 mod envs;
+mod init;
+mod status;
 mod validate;
