@@ -285,7 +285,10 @@ fn render_json_is_redacted() {
     ]);
     assert_eq!(result.code, 0, "{}", result.stderr);
     assert!(!result.stdout.contains(EXAMPLE_PASSWORD));
-    let items: Vec<serde_json::Value> = serde_json::from_str(&result.stdout).expect("json");
+    let report: serde_json::Value = serde_json::from_str(&result.stdout).expect("json");
+    assert_eq!(report["format_version"], 1, "{report}");
+    let items: Vec<serde_json::Value> =
+        serde_json::from_value(report["manifests"].clone()).expect("the manifests");
     let secret = items
         .iter()
         .find(|i| i["object"]["kind"] == "Secret")

@@ -10,5 +10,6 @@ mod build;
 mod deploy;
 mod envs;
 mod init;
+mod render;
 mod status;
 mod validate;
