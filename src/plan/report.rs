@@ -9,6 +9,11 @@ use serde::Serialize;
 
 use crate::output::OutputFormat;
 
+use super::{DriftReport, FORMAT_VERSION, Plan};
+
+/// Markdown plans and drift reports stay below GitHub's comment limit.
+pub const MARKDOWN_LIMIT: usize = 65_000;
+
 /// A command's typed, versioned report.
 ///
 /// Its JSON is its serde form, an object with an integer `format_version` equal to
@@ -40,6 +45,32 @@ pub fn render<R: CommandReport>(
         OutputFormat::Human => report.human(color),
         OutputFormat::Markdown => report.markdown(),
     })
+}
+
+impl CommandReport for Plan {
+    const KIND: &'static str = "plan";
+    const FORMAT_VERSION: u32 = FORMAT_VERSION;
+
+    fn human(&self, color: bool) -> String {
+        super::human::render_plan(self, color)
+    }
+
+    fn markdown(&self) -> String {
+        super::markdown::render_plan(self, MARKDOWN_LIMIT)
+    }
+}
+
+impl CommandReport for DriftReport {
+    const KIND: &'static str = "drift";
+    const FORMAT_VERSION: u32 = FORMAT_VERSION;
+
+    fn human(&self, color: bool) -> String {
+        super::human::render_drift(self, color)
+    }
+
+    fn markdown(&self) -> String {
+        super::markdown::render_drift(self, MARKDOWN_LIMIT)
+    }
 }
 
 #[cfg(test)]

@@ -9,6 +9,7 @@ mod affected;
 mod build;
 mod deploy;
 mod envs;
+mod history;
 mod init;
 mod render;
 mod status;
