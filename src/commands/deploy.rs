@@ -5,10 +5,7 @@ use anyhow::Result;
 
 use crate::commands::Context;
 use crate::exit::Outcome;
-use crate::ops::deploy::{DeployReport, ObjectAction};
 use crate::ops::{DeploySource, Session};
-use crate::output::OutputFormat;
-use crate::output::Printer;
 use crate::settings::DeploySettings;
 
 pub async fn run(ctx: &Context, settings: DeploySettings) -> Result<Outcome> {
@@ -67,45 +64,6 @@ pub async fn run(ctx: &Context, settings: DeploySettings) -> Result<Outcome> {
         }
         Err(error) => return Err(error),
     };
-    print_report(&ctx.printer, &report, session.sandbox)?;
+    ctx.print(&crate::ops::deploy::DeployOutput::new(&session, report))?;
     Ok(Outcome::Success)
-}
-
-/// Print the report: JSON as data with `--output json`, otherwise a per-kind table and a summary.
-fn print_report(printer: &Printer, report: &DeployReport, sandbox: bool) -> Result<()> {
-    match printer.format {
-        OutputFormat::Json => {
-            let mut value = serde_json::to_value(report)?;
-            value["sandbox"] = serde_json::Value::Bool(sandbox);
-            value["changed"] = serde_json::Value::Bool(!is_no_op(report));
-            printer.data(&serde_json::to_string_pretty(&value)?)?;
-        }
-        OutputFormat::Human | OutputFormat::Markdown => {
-            let simulated = if sandbox {
-                " (sandbox: simulated cluster)"
-            } else {
-                ""
-            };
-            let mut text = report.render_table();
-            let summary = if is_no_op(report) {
-                format!("no changes ({})", report.summary_line())
-            } else {
-                report.summary_line()
-            };
-            text.push_str(&format!(
-                "deployed `{}`{simulated}: {summary}\n",
-                report.environment,
-            ));
-            printer.data(&text)?;
-        }
-    }
-    Ok(())
-}
-
-/// Whether the deploy changed no object (every one unchanged or kept).
-fn is_no_op(report: &DeployReport) -> bool {
-    report
-        .objects
-        .iter()
-        .all(|o| matches!(o.action, ObjectAction::Unchanged | ObjectAction::Kept))
 }

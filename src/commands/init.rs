@@ -1,14 +1,11 @@
 //! `gitship init [--env NAME] [--registry PREFIX] [--force]`: one call to [`crate::ops::init`],
 //! then what it found, assumed and wrote, and the next command.
 
-use std::fmt::Write as _;
-
 use anyhow::Result;
 
 use crate::commands::Context;
 use crate::exit::Outcome;
 use crate::ops::init::InitOptions;
-use crate::output::OutputFormat;
 
 pub fn run(ctx: &Context, env: String, registry: Option<String>, force: bool) -> Result<Outcome> {
     let root = match &ctx.global.workspace.repo {
@@ -26,23 +23,6 @@ pub fn run(ctx: &Context, env: String, registry: Option<String>, force: bool) ->
             force,
         },
     )?;
-    let text = match ctx.printer.format {
-        OutputFormat::Json => serde_json::to_string_pretty(&report)?,
-        OutputFormat::Human | OutputFormat::Markdown => {
-            let mut out = String::new();
-            for line in &report.found {
-                let _ = writeln!(out, "found: {line}");
-            }
-            for line in &report.assumed {
-                let _ = writeln!(out, "assumed: {line}");
-            }
-            for file in &report.written {
-                let _ = writeln!(out, "wrote: {}", file.display());
-            }
-            let _ = writeln!(out, "next: {}", report.next);
-            out
-        }
-    };
-    ctx.printer.data(&text)?;
+    ctx.print(&report)?;
     Ok(Outcome::Success)
 }

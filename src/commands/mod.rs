@@ -158,3 +158,15 @@ pub fn cluster_session(
         },
     )
 }
+
+impl Context {
+    /// Print `report` on stdout in the chosen format ([`crate::plan::report::render`]).
+    pub fn print<R: crate::plan::report::CommandReport>(&self, report: &R) -> Result<()> {
+        use anyhow::Context as _;
+        let text =
+            crate::plan::report::render(report, self.printer.format, self.printer.color_stdout)
+                .with_context(|| format!("cannot print `{}`'s report", R::KIND))?;
+        self.printer.data(&text)?;
+        Ok(())
+    }
+}

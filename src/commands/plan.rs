@@ -8,12 +8,8 @@ use crate::exit::Outcome;
 use crate::ops::Session;
 use crate::ops::pin::Target;
 use crate::ops::session::SessionTarget;
-use crate::output::OutputFormat;
 use crate::plan::{self, Plan};
 use crate::settings::PlanSettings;
-
-/// Markdown output stays below GitHub's comment limit.
-pub const MARKDOWN_LIMIT: usize = 65_000;
 
 pub async fn run(ctx: &Context, settings: PlanSettings) -> Result<Outcome> {
     let (session, target) = open(ctx, &settings.cluster, settings.rev.as_deref())?;
@@ -24,7 +20,7 @@ pub async fn run(ctx: &Context, settings: PlanSettings) -> Result<Outcome> {
     ));
     print_plan(ctx, &outcome.plan)?;
     ctx.printer
-        .step_summary(&plan::markdown::render_plan(&outcome.plan, MARKDOWN_LIMIT));
+        .step_summary(&plan::report::CommandReport::markdown(&outcome.plan));
     if let Some(out) = &settings.out {
         crate::ops::plan::save(out, &outcome, &session.repo.root)?;
         ctx.printer
@@ -70,11 +66,5 @@ pub fn open(
 
 /// Print `plan` in the chosen format (data on stdout).
 pub fn print_plan(ctx: &Context, plan: &Plan) -> Result<()> {
-    let text = match ctx.printer.format {
-        OutputFormat::Json => serde_json::to_string_pretty(plan)?,
-        OutputFormat::Markdown => plan::markdown::render_plan(plan, MARKDOWN_LIMIT),
-        OutputFormat::Human => plan::human::render_plan(plan, ctx.printer.color_stdout),
-    };
-    ctx.printer.data(&text)?;
-    Ok(())
+    ctx.print(plan)
 }

@@ -9,21 +9,12 @@ use anyhow::Result;
 
 use crate::commands::Context;
 use crate::exit::Outcome;
-use crate::output::OutputFormat;
 
 pub fn run(ctx: &Context, env: &str, terraform_outputs: Option<&Path>) -> Result<Outcome> {
     let rendered =
         crate::ops::render::render(ctx.global.workspace.repo.as_deref(), env, terraform_outputs)?;
     let manifests = &rendered.manifests;
-    match ctx.printer.format {
-        OutputFormat::Json => {
-            ctx.printer
-                .data(&serde_json::to_string_pretty(&rendered.redacted_json())?)?;
-        }
-        OutputFormat::Human | OutputFormat::Markdown => {
-            ctx.printer.data(&rendered.yaml_stream())?;
-        }
-    }
+    ctx.print(&rendered.report())?;
     ctx.printer.status(&format!(
         "rendered {} object{} for environment `{}`",
         manifests.len(),

@@ -26,12 +26,17 @@ pub fn run(
     terraform_outputs: Option<&Path>,
     codequality: bool,
 ) -> Result<Outcome> {
-    let results = crate::ops::validate::validate(
+    let mut report = crate::ops::validate::validate(
         ctx.global.workspace.repo.as_deref(),
         env,
         terraform_outputs,
     )?;
-    for error in results.iter().filter_map(|r| r.error.as_deref()) {
+    report.show_left_literal = !ctx.printer.quiet;
+    for error in report
+        .environments
+        .iter()
+        .filter_map(|r| r.error.as_deref())
+    {
         if ctx.printer.format != OutputFormat::Json || codequality {
             eprintln!("{error}");
         }
@@ -41,128 +46,20 @@ pub fn run(
             }
         }
     }
-    match ctx.printer.format {
-        OutputFormat::Json if codequality => {
-            ctx.printer
-                .data(&serde_json::to_string_pretty(&codequality_report(
-                    ctx, &results,
-                ))?)?
-        }
-        OutputFormat::Json => ctx.printer.data(&serde_json::to_string_pretty(&results)?)?,
-        OutputFormat::Human | OutputFormat::Markdown => {
-            let width = results
-                .iter()
-                .map(|r| r.environment.len())
-                .max()
-                .unwrap_or(0);
-            let mut out = String::new();
-            for result in &results {
-                let line = if result.valid {
-                    format!(
-                        "ok      {:width$}  {} objects",
-                        result.environment, result.objects
-                    )
-                } else {
-                    format!("FAILED  {}", result.environment)
-                };
-                out.push_str(&line);
-                out.push('\n');
-                if !ctx.printer.quiet {
-                    write_left_literal(&mut out, &result.left_literal);
-                }
-            }
-            ctx.printer.data(&out)?;
-        }
+    if codequality {
+        let issues = report.codequality(ctx.global.workspace.repo.as_deref());
+        ctx.printer.data(&serde_json::to_string_pretty(&issues)?)?;
+    } else {
+        ctx.print(&report)?;
     }
-    let failed = results.iter().filter(|r| !r.valid).count();
+    let failed = report.failed();
     if failed > 0 {
+        let count = report.environments.len();
         return Err(UserError::bare(format!(
-            "validation failed for {failed} of {} environment{}",
-            results.len(),
-            if results.len() == 1 { "" } else { "s" }
+            "validation failed for {failed} of {count} environment{}",
+            if count == 1 { "" } else { "s" }
         ))
         .into());
     }
     Ok(Outcome::Success)
-}
-
-/// `        left literal: ${FRONTEND_ADDR}  file:line:column (and 2 more)`, per placeholder.
-fn write_left_literal(out: &mut String, left_literal: &[crate::ops::validate::LeftLiteral]) {
-    let mut seen: Vec<(&str, &str, usize)> = Vec::new();
-    for left in left_literal {
-        match seen
-            .iter_mut()
-            .find(|(placeholder, _, _)| *placeholder == left.placeholder)
-        {
-            Some((_, _, count)) => *count += 1,
-            None => seen.push((&left.placeholder, &left.location, 1)),
-        }
-    }
-    for (placeholder, location, count) in seen {
-        let more = match count {
-            1 => String::new(),
-            n => format!(" (and {} more)", n - 1),
-        };
-        out.push_str(&format!(
-            "        left literal: {placeholder}  {location}{more}\n"
-        ));
-    }
-}
-
-/// A GitLab Code Quality report (`-o codequality`): one issue per located problem of each failed
-/// environment, else one at the top of its config file. Paths are relative to the checkout.
-fn codequality_report(
-    ctx: &Context,
-    results: &[crate::ops::validate::ValidationResult],
-) -> serde_json::Value {
-    use sha2::{Digest, Sha256};
-    let base = ctx.global.workspace.repo.as_deref();
-    let config_files: std::collections::BTreeMap<String, String> =
-        crate::ops::envs::environments(base)
-            .map(|listing| {
-                listing
-                    .environments
-                    .into_iter()
-                    .map(|e| (e.name, e.file))
-                    .collect()
-            })
-            .unwrap_or_default();
-    let mut issues = Vec::new();
-    // How many issues of the same file and description came before: the fingerprint's
-    // tie-breaker instead of the line, which moves whenever a line is inserted above.
-    let mut seen: std::collections::HashMap<(String, String), usize> = Default::default();
-    for result in results {
-        let Some(error) = &result.error else { continue };
-        let mut problems = crate::diagnostics::located_problems(error);
-        if problems.is_empty() {
-            let file = config_files
-                .get(&result.environment)
-                .cloned()
-                .unwrap_or_else(|| format!("config/{}.yaml", result.environment));
-            let message = error.trim().strip_prefix("error: ").unwrap_or(error.trim());
-            problems.push(crate::diagnostics::LocatedProblem {
-                file,
-                line: 1,
-                column: None,
-                message: message.to_string(),
-            });
-        }
-        for problem in problems {
-            let path = crate::diagnostics::workspace_relative(&problem.file, base);
-            let description = format!("{} (environment `{}`)", problem.message, result.environment);
-            let occurrence = seen.entry((path.clone(), description.clone())).or_default();
-            *occurrence += 1;
-            let fingerprint = hex::encode(Sha256::digest(
-                format!("gitship-validate\n{path}\n{description}\n{occurrence}").as_bytes(),
-            ));
-            issues.push(serde_json::json!({
-                "description": description,
-                "check_name": "gitship-validate",
-                "fingerprint": fingerprint,
-                "severity": "major",
-                "location": { "path": path, "lines": { "begin": problem.line } },
-            }));
-        }
-    }
-    serde_json::Value::Array(issues)
 }

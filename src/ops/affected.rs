@@ -33,9 +33,15 @@ use crate::kube::inventory::DeployOutcome;
 use crate::ops::Session;
 use crate::repo::{Repository, SETTINGS_FILE};
 
-/// What the changes since a revision touch.
+/// Version of [`Affected`]'s JSON (`affected -o json`; generated CI files read its
+/// `environments` with jq).
+pub const FORMAT_VERSION: u32 = 1;
+
+/// What the changes since a revision touch: `gitship affected`'s report.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Affected {
+    /// [`FORMAT_VERSION`].
+    pub format_version: u32,
     /// The revision as given (`--since`).
     pub since: String,
     /// The commit the comparison starts from: the merge base of `since` and `HEAD`; `None` for
@@ -169,6 +175,7 @@ pub fn affected(repo_dir: Option<&Path>, since: &str) -> Result<Affected> {
         apps.extend(repo.apps.iter().map(|a| a.name.clone()));
     }
     Ok(Affected {
+        format_version: FORMAT_VERSION,
         since: since.to_string(),
         base: Some(changed.base),
         head: changed.head,
@@ -207,6 +214,7 @@ pub async fn since_deployed(session: &Session) -> Result<Affected> {
             let repo = Repository::discover(Some(root)).map_err(user_error)?;
             let head = crate::git::head_sha(&repo.root)?;
             Ok(Affected {
+                format_version: FORMAT_VERSION,
                 since,
                 base: None,
                 head,

@@ -11,13 +11,43 @@ pub use crate::image::{BuildAction, BuildResult};
 use crate::output::Printer;
 use crate::repo::{EnvConfig, Repository};
 
-/// Build `env`'s missing images; the result names every app, built or reused.
+/// Version of [`BuildReport`]'s JSON (`build -o json`). 1: the images in `images` (was a bare
+/// array).
+pub const FORMAT_VERSION: u32 = 1;
+
+/// `gitship build`'s report: every app's image, built or reused.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct BuildReport {
+    /// [`FORMAT_VERSION`].
+    pub format_version: u32,
+    pub environment: String,
+    pub images: Vec<BuildResult>,
+}
+
+impl BuildReport {
+    /// `1 image built and pushed, 2 reused`.
+    pub fn summary(&self) -> String {
+        let built = self
+            .images
+            .iter()
+            .filter(|r| r.action == BuildAction::Built)
+            .count();
+        let plural = |n: usize| if n == 1 { "image" } else { "images" };
+        format!(
+            "{built} {} built and pushed, {} reused",
+            plural(built),
+            self.images.len().saturating_sub(built)
+        )
+    }
+}
+
+/// Build `env`'s missing images; the report names every app, built or reused.
 pub async fn build(
     repo_dir: Option<&Path>,
     env: &str,
     settings: &BuildInputs,
     printer: &Printer,
-) -> Result<Vec<BuildResult>> {
+) -> Result<BuildReport> {
     let repo = Repository::discover(repo_dir).map_err(user_error)?;
     let config = repo.load_env(env).map_err(user_error)?;
     let requests = requests(&repo, &config, settings.allow_dirty)?;
@@ -30,9 +60,14 @@ pub async fn build(
         force: settings.force_build,
         environment: Default::default(),
     };
-    image::build_images(&requests, &options, &Registry::new(), printer)
+    let images = image::build_images(&requests, &options, &Registry::new(), printer)
         .await
-        .map_err(user_error)
+        .map_err(user_error)?;
+    Ok(BuildReport {
+        format_version: FORMAT_VERSION,
+        environment: config.name.clone(),
+        images,
+    })
 }
 
 /// What `build` builds: one request per app, from the apps' image references (computed once,

@@ -122,6 +122,39 @@ pub struct Deployed {
     pub terraform_pending: Option<terraform::PlanSummary>,
 }
 
+/// Version of [`DeployOutput`]'s JSON (`deploy -o json`).
+pub const FORMAT_VERSION: u32 = 1;
+
+/// `gitship deploy`'s report: what the Kubernetes stage did, with whether it ran on the sandbox
+/// and whether it changed anything. Its JSON keeps the stage report's fields (`environment`,
+/// `record_number`, `objects`, `summary`) at the top level.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct DeployOutput {
+    /// [`FORMAT_VERSION`].
+    pub format_version: u32,
+    /// True when deployed to the simulated cluster (`--sandbox`).
+    pub sandbox: bool,
+    /// False when every object was unchanged or kept.
+    pub changed: bool,
+    #[serde(flatten)]
+    pub report: DeployReport,
+}
+
+impl DeployOutput {
+    /// The report of `report`, deployed through `session`.
+    pub fn new(session: &Session, report: DeployReport) -> Self {
+        DeployOutput {
+            format_version: FORMAT_VERSION,
+            sandbox: session.sandbox,
+            changed: !report
+                .objects
+                .iter()
+                .all(|o| matches!(o.action, ObjectAction::Unchanged | ObjectAction::Kept)),
+            report,
+        }
+    }
+}
+
 /// What a deploy is asked to do, every value resolved: the pipeline reads nothing else of its
 /// caller. `commands/deploy.rs` builds it from the command line over
 /// [`DeployRequest::for_environment`] (the one place where flags meet the config is there, in

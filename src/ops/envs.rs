@@ -18,9 +18,16 @@ pub struct EnvironmentSummary {
     pub file: String,
 }
 
-/// The environments, and where their configs live (relative to the repository).
-#[derive(Debug, Clone)]
+/// Version of [`Listing`]'s JSON (`envs -o json`). 1: the environments in `environments` (was
+/// a bare array).
+pub const FORMAT_VERSION: u32 = 1;
+
+/// `gitship envs`'s report: the environments, and where their configs live (relative to the
+/// repository).
+#[derive(Debug, Clone, serde::Serialize)]
 pub struct Listing {
+    /// [`FORMAT_VERSION`].
+    pub format_version: u32,
     pub environments: Vec<EnvironmentSummary>,
     pub config_dir: PathBuf,
 }
@@ -39,6 +46,7 @@ pub fn environments(repo_dir: Option<&Path>) -> Result<Listing> {
         });
     }
     Ok(Listing {
+        format_version: FORMAT_VERSION,
         environments,
         config_dir: repo.relative(&repo.layout.config_dir).to_path_buf(),
     })

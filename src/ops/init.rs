@@ -19,9 +19,14 @@ pub struct InitOptions {
     pub force: bool,
 }
 
-/// What `init` found, assumed and wrote.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+/// Version of [`InitReport`]'s JSON (`init -o json`).
+pub const FORMAT_VERSION: u32 = 1;
+
+/// What `init` found, assumed and wrote: `gitship init`'s report.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct InitReport {
+    /// [`FORMAT_VERSION`].
+    pub format_version: u32,
     pub found: Vec<String>,
     pub assumed: Vec<String>,
     /// Files written, relative to the repository root.
@@ -82,7 +87,13 @@ pub fn init(root: &Path, options: &InitOptions) -> Result<InitReport> {
         )
         .into());
     }
-    let mut report = InitReport::default();
+    let mut report = InitReport {
+        format_version: FORMAT_VERSION,
+        found: Vec::new(),
+        assumed: Vec::new(),
+        written: Vec::new(),
+        next: String::new(),
+    };
     let skaffold = read_skaffold(root, &mut report)?;
     let apps = match &skaffold {
         Some(skaffold) if !skaffold.apps.is_empty() => skaffold.apps.clone(),

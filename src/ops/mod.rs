@@ -34,6 +34,7 @@ pub mod plan;
 pub mod preflight;
 pub mod render;
 pub mod repo_files;
+pub mod reports;
 pub mod rollback;
 pub mod session;
 pub mod status;

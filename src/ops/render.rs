@@ -12,6 +12,24 @@ use crate::render::{self, RenderInputs, UnknownOutputs};
 use crate::repo::{EnvConfig, Repository};
 use crate::terraform::{self, Terraform, TerraformSettings};
 
+/// Version of [`RenderReport`]'s JSON (`render -o json`). 1: the manifests in `manifests` (was
+/// a bare array).
+pub const FORMAT_VERSION: u32 = 1;
+
+/// `gitship render`'s report: the manifests, redacted in JSON ([`Rendered::redacted_json`]),
+/// as written in YAML for people.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RenderReport {
+    /// [`FORMAT_VERSION`].
+    pub format_version: u32,
+    pub environment: String,
+    /// Each manifest's `id`, `source` and `object` (sensitive values redacted).
+    pub manifests: serde_json::Value,
+    /// The multi-document YAML (the human output; not in the JSON).
+    #[serde(skip)]
+    pub yaml: String,
+}
+
 /// An environment's rendered manifests, and the outputs they were rendered with (for redaction).
 #[derive(Debug)]
 pub struct Rendered {
@@ -24,6 +42,16 @@ impl Rendered {
     /// The manifests as multi-document YAML, as written (sensitive values only inside Secrets).
     pub fn yaml_stream(&self) -> String {
         render::to_yaml_stream(&self.manifests)
+    }
+
+    /// `render`'s report.
+    pub fn report(&self) -> RenderReport {
+        RenderReport {
+            format_version: FORMAT_VERSION,
+            environment: self.environment.clone(),
+            manifests: self.redacted_json(),
+            yaml: self.yaml_stream(),
+        }
     }
 
     /// The manifests as JSON: identity, source and the object, redacted.

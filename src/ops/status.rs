@@ -26,9 +26,14 @@ use crate::ops::session::Session;
 /// How many deploy records the report shows (newest first).
 pub const HISTORY_SHOWN: usize = 5;
 
+/// Version of [`StatusReport`]'s JSON (`status -o json`).
+pub const FORMAT_VERSION: u32 = 1;
+
 /// What `gitship status ENV` reports.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StatusReport {
+    /// [`FORMAT_VERSION`].
+    pub format_version: u32,
     pub environment: String,
     pub namespace: String,
     /// The cluster is the sandbox (kubesim).
@@ -138,6 +143,7 @@ pub async fn status(session: &Session) -> Result<StatusReport> {
         None => (false, 0, Vec::new()),
     };
     Ok(StatusReport {
+        format_version: FORMAT_VERSION,
         environment: environment.name.clone(),
         namespace: environment.namespace.clone(),
         sandbox: session.sandbox,

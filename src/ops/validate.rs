@@ -15,6 +15,29 @@ use crate::render::UnknownOutputs;
 use crate::repo::Repository;
 use crate::terraform;
 
+/// Version of [`ValidateReport`]'s JSON (`validate -o json`). 1: the results in `environments`
+/// (was a bare array).
+pub const FORMAT_VERSION: u32 = 1;
+
+/// `gitship validate`'s report: one result per environment, in name order.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ValidateReport {
+    /// [`FORMAT_VERSION`].
+    pub format_version: u32,
+    pub environments: Vec<ValidationResult>,
+    /// Whether the human text lists the `${...}` left as written (`--quiet` drops them); not in
+    /// the JSON, which always has them.
+    #[serde(skip)]
+    pub show_left_literal: bool,
+}
+
+impl ValidateReport {
+    /// How many environments failed.
+    pub fn failed(&self) -> usize {
+        self.environments.iter().filter(|r| !r.valid).count()
+    }
+}
+
 /// The result for one environment.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ValidationResult {
@@ -43,7 +66,7 @@ pub fn validate(
     repo_dir: Option<&Path>,
     env: Option<&str>,
     terraform_outputs: Option<&Path>,
-) -> Result<Vec<ValidationResult>> {
+) -> Result<ValidateReport> {
     let repo = Repository::discover(repo_dir).map_err(user_error)?;
     let names: Vec<String> = match env {
         Some(name) => {
@@ -63,7 +86,7 @@ pub fn validate(
         .into());
     }
     let given_outputs = terraform_outputs.map(load_terraform_outputs).transpose()?;
-    Ok(names
+    let environments = names
         .iter()
         .map(
             |name| match validate_environment(&repo, name, given_outputs.as_ref()) {
@@ -83,7 +106,12 @@ pub fn validate(
                 },
             },
         )
-        .collect())
+        .collect();
+    Ok(ValidateReport {
+        format_version: FORMAT_VERSION,
+        environments,
+        show_left_literal: true,
+    })
 }
 
 fn validate_environment(

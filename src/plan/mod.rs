@@ -13,6 +13,7 @@ pub mod human;
 pub mod images;
 pub mod kubernetes;
 pub mod markdown;
+pub mod report;
 pub mod saved;
 pub mod terraform;
 

@@ -557,8 +557,9 @@ data:
         validate.all()
     );
     let json = repo.ok(&["-o", "json", "validate", "staging"]);
-    let results: Vec<gitship::ops::validate::ValidationResult> =
+    let report: gitship::ops::validate::ValidateReport =
         serde_json::from_str(&json.stdout).expect("validate JSON");
+    let results = report.environments;
     let frontend_addr: Vec<&str> = results[0]
         .left_literal
         .iter()

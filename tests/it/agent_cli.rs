@@ -72,7 +72,8 @@ fn grants(role: &Value) -> Vec<(String, Vec<String>, Vec<String>)> {
 fn rendered_resources(repo: &Repo, env: &str) -> (BTreeSet<String>, BTreeSet<String>) {
     let outputs = example_outputs();
     let run = repo.ok(&["-o", "json", "render", env, "--terraform-outputs", &outputs]);
-    let rendered: Vec<Value> = serde_json::from_str(&run.stdout).expect("render JSON");
+    let report: Value = serde_json::from_str(&run.stdout).expect("render JSON");
+    let rendered = report["manifests"].as_array().expect("manifests").clone();
     let (mut namespaced, mut cluster) = (BTreeSet::new(), BTreeSet::new());
     for entry in rendered {
         let object = &entry["object"];

@@ -616,7 +616,10 @@ mod command {
             output.status.code(),
             String::from_utf8_lossy(&output.stderr)
         );
-        serde_json::from_slice(&output.stdout).expect("build --output json")
+        let report: serde_json::Value =
+            serde_json::from_slice(&output.stdout).expect("build --output json");
+        assert_eq!(report["format_version"], 1, "{report}");
+        serde_json::from_value(report["images"].clone()).expect("build's images")
     }
 
     #[test]

@@ -930,7 +930,7 @@ fn oracle(repo: &Repo, kubectl: &Kubectl) -> BTreeMap<String, Vec<String>> {
     let rendered = repo.ok(&["-o", "json", "render", "production"]);
     let rendered: Value = serde_json::from_str(&rendered.stdout).expect("render JSON");
     let mut bodies = Vec::new();
-    for item in rendered.as_array().expect("rendered objects") {
+    for item in rendered["manifests"].as_array().expect("rendered objects") {
         let mut body = item["object"].clone();
         body["metadata"]["annotations"][OWNED_BY_ANNOTATION] = json!("production");
         bodies.push(body);

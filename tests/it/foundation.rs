@@ -285,7 +285,10 @@ fn render_json_is_redacted() {
     ]);
     assert_eq!(result.code, 0, "{}", result.stderr);
     assert!(!result.stdout.contains(EXAMPLE_PASSWORD));
-    let items: Vec<serde_json::Value> = serde_json::from_str(&result.stdout).expect("json");
+    let report: serde_json::Value = serde_json::from_str(&result.stdout).expect("json");
+    assert_eq!(report["format_version"], 1, "{report}");
+    let items: Vec<serde_json::Value> =
+        serde_json::from_value(report["manifests"].clone()).expect("the manifests");
     let secret = items
         .iter()
         .find(|i| i["object"]["kind"] == "Secret")
@@ -338,8 +341,10 @@ fn envs_lists_the_example() {
     assert_eq!(result.code, 0, "{}", result.stderr);
     snapshot("envs_example", &result.transcript(), None);
     let json = gitship_example(&["envs", "-o", "json"]);
+    let report: serde_json::Value = serde_json::from_str(&json.stdout).expect("json");
+    assert_eq!(report["format_version"], 1, "{report}");
     let rows: Vec<gitship::ops::envs::EnvironmentSummary> =
-        serde_json::from_str(&json.stdout).expect("json");
+        serde_json::from_value(report["environments"].clone()).expect("the environments");
     let names: Vec<&str> = rows.iter().map(|r| r.name.as_str()).collect();
     assert_eq!(names, ["development", "production", "staging"]);
     assert_eq!(rows[1].namespace, "blog");
@@ -1002,8 +1007,10 @@ fn validate_json_reports_each_environment() {
     );
     let result = repo.gitship(&["validate", "-o", "json"]);
     assert_eq!(result.code, 1);
-    let results: Vec<gitship::ops::validate::ValidationResult> =
+    let report: gitship::ops::validate::ValidateReport =
         serde_json::from_str(&result.stdout).expect("json");
+    assert_eq!(report.format_version, 1);
+    let results = report.environments;
     assert_eq!(results.len(), 2);
     assert_eq!(
         (

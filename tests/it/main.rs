@@ -19,6 +19,7 @@ mod kustomize;
 mod layers;
 mod plan;
 mod quiet;
+mod reports;
 mod rollback;
 mod terraform;
 mod transaction;

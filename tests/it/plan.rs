@@ -504,7 +504,7 @@ fn markdown_of_a_huge_change_is_balanced_and_bounded() {
         })
         .collect();
     plan.kubernetes = Some(gitship::plan::KubernetesPart { objects });
-    let text = gitship::plan::markdown::render_plan(&plan, gitship::commands::plan::MARKDOWN_LIMIT);
+    let text = gitship::plan::markdown::render_plan(&plan, gitship::plan::report::MARKDOWN_LIMIT);
     assert!(text.len() < 65_000, "{} chars", text.len());
     assert!(text.contains("config-0"));
     assert!(

@@ -105,9 +105,17 @@ pub struct CiSpec {
     pub aws: Option<AwsRoles>,
 }
 
-/// What `ci init` wrote.
+/// Version of [`CiInitReport`]'s JSON (`ci init -o json`).
+pub const FORMAT_VERSION: u32 = 1;
+
+/// What `ci init` wrote: its report.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct CiInitReport {
+    /// [`FORMAT_VERSION`].
+    pub format_version: u32,
+    /// The platform written for (the human text names its secrets).
+    #[serde(skip)]
+    pub platform: Platform,
     pub spec: CiSpec,
     /// The files written, relative to the Git work tree root.
     pub files: Vec<PathBuf>,
@@ -154,6 +162,8 @@ pub fn ci_init(repo_dir: Option<&Path>, options: &CiInitRequest) -> Result<CiIni
         super::repo_files::write(&git_root, absolute, text, options.force)?;
     }
     Ok(CiInitReport {
+        format_version: FORMAT_VERSION,
+        platform: options.platform,
         spec,
         files: files.into_iter().map(|(path, _)| path).collect(),
     })

@@ -1,0 +1,28 @@
+//! `gitship deploy`'s report: a per-kind table and a summary line.
+
+use super::CommandReport;
+use crate::ops::deploy::{DeployOutput, FORMAT_VERSION};
+
+impl CommandReport for DeployOutput {
+    const KIND: &'static str = "deploy";
+    const FORMAT_VERSION: u32 = FORMAT_VERSION;
+
+    fn human(&self, _color: bool) -> String {
+        let simulated = if self.sandbox {
+            " (sandbox: simulated cluster)"
+        } else {
+            ""
+        };
+        let mut text = self.report.render_table();
+        let summary = if self.changed {
+            self.report.summary_line()
+        } else {
+            format!("no changes ({})", self.report.summary_line())
+        };
+        text.push_str(&format!(
+            "deployed `{}`{simulated}: {summary}\n",
+            self.report.environment,
+        ));
+        text
+    }
+}
