@@ -1104,32 +1104,10 @@ fn write(store: &mut Store, target: &Target, pending: PendingWrite) -> Result<Va
     if target.subresource.is_none()
         && let Some(old) = &old
     {
-        let violations = immutable::violations(resource, old, &new);
-        if !violations.is_empty() {
-            let causes: Vec<(&str, &str, &str)> = violations
-                .iter()
-                .map(|v| (v.field.as_str(), v.reason, v.message.as_str()))
-                .collect();
-            return Err(ApiError::invalid_with(
-                &resource.qualified_kind(),
-                name,
-                &causes,
-            ));
-        }
+        refuse(resource, name, &immutable::violations(resource, old, &new))?;
     }
     if target.subresource.is_none() {
-        let violations = immutable::invalid_values(resource, &new);
-        if !violations.is_empty() {
-            let causes: Vec<(&str, &str, &str)> = violations
-                .iter()
-                .map(|v| (v.field.as_str(), v.reason, v.message.as_str()))
-                .collect();
-            return Err(ApiError::invalid_with(
-                &resource.qualified_kind(),
-                name,
-                &causes,
-            ));
-        }
+        refuse(resource, name, &immutable::invalid_values(resource, &new))?;
         let missing =
             schema::missing_required(&new, Node::root(&resource.api_version(), &resource.kind));
         if !missing.is_empty() {
@@ -1546,4 +1524,24 @@ fn target_key(target: &Target, name: &str) -> (String, String) {
         target.namespace.clone().unwrap_or_default(),
         name.to_string(),
     )
+}
+
+/// 422 Invalid naming each of `violations`, when there are any.
+fn refuse(
+    resource: &Resource,
+    name: &str,
+    violations: &[immutable::Violation],
+) -> Result<(), ApiError> {
+    if violations.is_empty() {
+        return Ok(());
+    }
+    let causes: Vec<(&str, &str, &str)> = violations
+        .iter()
+        .map(|v| (v.field.as_str(), v.reason, v.message.as_str()))
+        .collect();
+    Err(ApiError::invalid_with(
+        &resource.qualified_kind(),
+        name,
+        &causes,
+    ))
 }
