@@ -609,18 +609,13 @@ mod tests {
     }
 
     fn node(kind: &str, name: &str, health: HealthState) -> ObjectNode {
-        ObjectNode {
-            api_version: "apps/v1".to_string(),
-            kind: kind.to_string(),
-            namespace: Some("web".to_string()),
-            name: name.to_string(),
+        ObjectNode::leaf(
+            "apps/v1".to_string(),
+            kind.to_string(),
+            Some("web".to_string()),
+            name.to_string(),
             health,
-            reason: None,
-            replica_sets: Vec::new(),
-            more_replica_sets: 0,
-            pods: Vec::new(),
-            more_pods: 0,
-        }
+        )
     }
 
     fn view(objects: Vec<ObjectView>, history: Vec<HistoryEntry>) -> EnvironmentView {

@@ -138,6 +138,28 @@ pub struct ObjectNode {
 }
 
 impl ObjectNode {
+    /// An object with no children (yet) and no reason.
+    pub fn leaf(
+        api_version: String,
+        kind: String,
+        namespace: Option<String>,
+        name: String,
+        health: HealthState,
+    ) -> ObjectNode {
+        ObjectNode {
+            api_version,
+            kind,
+            namespace,
+            name,
+            health,
+            reason: None,
+            replica_sets: Vec::new(),
+            more_replica_sets: 0,
+            pods: Vec::new(),
+            more_pods: 0,
+        }
+    }
+
     pub fn id(&self) -> ObjectId {
         ObjectId {
             group: crate::model::group_of(&self.api_version).to_string(),
@@ -424,18 +446,13 @@ impl Collector {
                     objects.len(),
                 );
             }
-            objects.push(ObjectNode {
-                api_version: entry.api_version.clone(),
-                kind: entry.kind.clone(),
-                namespace: entry.namespace.clone(),
-                name: entry.name.clone(),
-                health: HealthState::Healthy,
-                reason: None,
-                replica_sets: Vec::new(),
-                more_replica_sets: 0,
-                pods: Vec::new(),
-                more_pods: 0,
-            });
+            objects.push(ObjectNode::leaf(
+                entry.api_version.clone(),
+                entry.kind.clone(),
+                entry.namespace.clone(),
+                entry.name.clone(),
+                HealthState::Healthy,
+            ));
         }
         Collector {
             objects,

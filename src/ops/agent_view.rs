@@ -191,18 +191,13 @@ pub fn assemble(
         .collect();
     // Drift of objects the inventory does not list (it was lost): shown all the same.
     for (id, (api_version, kind, lines)) in drifted {
-        let node = ObjectNode {
+        let node = ObjectNode::leaf(
             api_version,
-            kind: id.kind,
-            namespace: id.namespace,
-            name: id.name,
-            health: HealthState::Healthy,
-            reason: None,
-            replica_sets: Vec::new(),
-            more_replica_sets: 0,
-            pods: Vec::new(),
-            more_pods: 0,
-        };
+            id.kind,
+            id.namespace,
+            id.name,
+            HealthState::Healthy,
+        );
         objects.push(object_view(node, Some((kind, lines))));
     }
     objects.sort_by(|a, b| {
@@ -282,23 +277,18 @@ mod tests {
     use crate::plan::{FieldChange, GitInfo, ObjectDrift, ObjectRef};
 
     fn node(kind: &str, name: &str, health: HealthState) -> ObjectNode {
-        ObjectNode {
-            api_version: if kind == "Deployment" {
-                "apps/v1"
-            } else {
-                "v1"
-            }
-            .to_string(),
-            kind: kind.to_string(),
-            namespace: Some("web".to_string()),
-            name: name.to_string(),
+        let api_version = if kind == "Deployment" {
+            "apps/v1"
+        } else {
+            "v1"
+        };
+        ObjectNode::leaf(
+            api_version.to_string(),
+            kind.to_string(),
+            Some("web".to_string()),
+            name.to_string(),
             health,
-            reason: None,
-            replica_sets: Vec::new(),
-            more_replica_sets: 0,
-            pods: Vec::new(),
-            more_pods: 0,
-        }
+        )
     }
 
     fn drift(
