@@ -134,6 +134,33 @@ pub struct RecordError {
 }
 
 impl DeployRecord {
+    /// A bare record of `sha` for tests: by `ann`, now, nothing counted (unnumbered).
+    #[cfg(test)]
+    pub fn for_test(sha: &str, outcome: DeployOutcome, source: RecordSource) -> DeployRecord {
+        DeployRecord {
+            number: 0,
+            sha: Some(sha.into()),
+            time: Utc::now(),
+            who: "ann".into(),
+            outcome,
+            summary: String::new(),
+            source,
+            healed: Vec::new(),
+            subject: None,
+            author: None,
+            started: None,
+            duration_ms: None,
+            counts: RecordCounts::default(),
+            terraform: None,
+            images: Vec::new(),
+            ci_url: None,
+            error: None,
+            rev: None,
+            repeats: 1,
+            manifests: None,
+        }
+    }
+
     /// Whether this deploy changed nothing (no object created, configured or pruned).
     pub fn is_no_op(&self) -> bool {
         self.outcome == DeployOutcome::Succeeded

@@ -385,11 +385,9 @@ mod tests {
     }
 
     fn record(number: u64, manifests: Option<u64>) -> DeployRecord {
-        let mut record: DeployRecord = serde_json::from_value(json!({
-            "sha": "abc", "time": "2026-12-01T00:00:00Z", "who": "ann",
-            "outcome": "succeeded", "summary": ""
-        }))
-        .expect("record");
+        use crate::kube::inventory::{DeployOutcome, RecordSource};
+        let mut record =
+            DeployRecord::for_test("abc", DeployOutcome::Succeeded, RecordSource::Deploy);
         record.number = number;
         record.manifests = manifests;
         record

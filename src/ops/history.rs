@@ -281,11 +281,8 @@ mod tests {
     #[test]
     fn records_are_found_by_number_or_revision() {
         let record = |number: u64, sha: &str| {
-            let mut record: DeployRecord = serde_json::from_value(json!({
-                "sha": sha, "time": "2026-12-01T00:00:00Z", "who": "ann",
-                "outcome": "succeeded", "summary": ""
-            }))
-            .expect("record");
+            let source = crate::kube::inventory::RecordSource::Deploy;
+            let mut record = DeployRecord::for_test(sha, DeployOutcome::Succeeded, source);
             record.number = number;
             record
         };

@@ -376,32 +376,10 @@ pub async fn rollback(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use chrono::Utc;
     use proptest::prelude::*;
 
     fn record(sha: &str, outcome: DeployOutcome, source: RecordSource) -> DeployRecord {
-        DeployRecord {
-            number: 0,
-            sha: Some(sha.into()),
-            time: Utc::now(),
-            who: "ann".into(),
-            outcome,
-            summary: String::new(),
-            source,
-            healed: Vec::new(),
-            subject: None,
-            author: None,
-            started: None,
-            duration_ms: None,
-            counts: Default::default(),
-            terraform: None,
-            images: Vec::new(),
-            ci_url: None,
-            error: None,
-            repeats: 1,
-            manifests: None,
-            rev: None,
-        }
+        DeployRecord::for_test(sha, outcome, source)
     }
 
     /// Newest first, as the inventory keeps it.
