@@ -168,6 +168,42 @@ async fn read(
         .collect())
 }
 
+/// The revisions Secret of an environment, as read once ([`load_all`]).
+#[derive(Debug)]
+pub struct Revisions {
+    name: String,
+    entries: Entries,
+}
+
+impl Revisions {
+    /// The manifests stored under record `#number`'s key; `Ok(None)` when the key is gone.
+    pub fn manifests(&self, number: u64) -> Result<Option<StoredManifests>, KubeError> {
+        let key = key_of(number);
+        let Some(bytes) = self.entries.get(&key) else {
+            return Ok(None);
+        };
+        decompress(bytes, &self.name, &key)
+            .map(Some)
+            .map_err(|error| KubeError::CorruptInventory {
+                name: self.name.clone(),
+                message: error.to_string(),
+            })
+    }
+}
+
+/// Read the environment's revisions Secret once (empty when it does not exist).
+pub async fn load_all(
+    client: &Client,
+    environment: &str,
+    namespace: &str,
+    retry: &RetryPolicy,
+) -> Result<Revisions, KubeError> {
+    Ok(Revisions {
+        name: secret_name(environment),
+        entries: read(client, environment, namespace, retry).await?,
+    })
+}
+
 /// The manifests stored under record `#number`'s key; `Ok(None)` when the Secret or the key is
 /// gone.
 pub async fn load(
@@ -177,17 +213,9 @@ pub async fn load(
     number: u64,
     retry: &RetryPolicy,
 ) -> Result<Option<StoredManifests>, KubeError> {
-    let entries = read(client, environment, namespace, retry).await?;
-    let key = key_of(number);
-    let Some(bytes) = entries.get(&key) else {
-        return Ok(None);
-    };
-    decompress(bytes, &secret_name(environment), &key)
-        .map(Some)
-        .map_err(|error| KubeError::CorruptInventory {
-            name: secret_name(environment),
-            message: error.to_string(),
-        })
+    load_all(client, environment, namespace, retry)
+        .await?
+        .manifests(number)
 }
 
 /// Remember what the newest record of `history` (a successful deploy just pushed) applied:

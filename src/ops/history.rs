@@ -82,8 +82,18 @@ pub async fn diff(session: &Session, from: &str, to: &str) -> Result<RevisionDif
     let connection = session.connect_announced().await?;
     let inventory = session.deployed_inventory(&connection, "compare").await?;
     let environment = session.environment();
-    let load = async |given: &str| -> Result<(RevisionRef, Vec<Manifest>)> {
-        let record = find_record(&inventory.history, given, &environment.name)?;
+    let from = find_record(&inventory.history, from, &environment.name)?;
+    let to = find_record(&inventory.history, to, &environment.name)?;
+    // One read of the Secret for both records.
+    let revisions = crate::kube::revisions::load_all(
+        &connection.client,
+        &environment.name,
+        &environment.namespace,
+        &RetryPolicy::default(),
+    )
+    .await
+    .map_err(user_error)?;
+    let load = |record: &DeployRecord| -> Result<(RevisionRef, Vec<Manifest>)> {
         let missing = || {
             UserError::new(
                 format!(
@@ -99,16 +109,10 @@ pub async fn diff(session: &Session, from: &str, to: &str) -> Result<RevisionDif
             )
         };
         let key = record.manifests.ok_or_else(missing)?;
-        let stored = crate::kube::revisions::load(
-            &connection.client,
-            &environment.name,
-            &environment.namespace,
-            key,
-            &RetryPolicy::default(),
-        )
-        .await
-        .map_err(user_error)?
-        .ok_or_else(missing)?;
+        let stored = revisions
+            .manifests(key)
+            .map_err(user_error)?
+            .ok_or_else(missing)?;
         let manifests = stored.into_manifests();
         let reference = RevisionRef {
             number: record.number,
@@ -117,8 +121,8 @@ pub async fn diff(session: &Session, from: &str, to: &str) -> Result<RevisionDif
         };
         Ok((reference, manifests))
     };
-    let (from, before) = load(from).await?;
-    let (to, after) = load(to).await?;
+    let (from, before) = load(from)?;
+    let (to, after) = load(to)?;
     Ok(RevisionDiff {
         format_version: DIFF_FORMAT_VERSION,
         environment: environment.name.clone(),

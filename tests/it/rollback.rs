@@ -1462,10 +1462,37 @@ async fn corrupt_or_missing_stored_manifests_are_named_and_render_is_the_way_out
     );
     assert_eq!(web.title().await, "b", "nothing changed");
     assert!(web.stored_pin().await.is_none(), "nothing pinned");
+    let diff = repo.gitship(&["history", "staging", "--diff", "#1", "#2"]);
+    assert_eq!(diff.code, 1, "{}", diff.all());
+    assert!(
+        diff.stderr
+            .contains("key `r1` of Secret `gitship-staging.revisions`"),
+        "{}",
+        diff.stderr
+    );
+    let unknown = repo.gitship(&["history", "staging", "--diff", "#1", "#9"]);
+    assert_eq!(unknown.code, 1, "{}", unknown.all());
+    assert!(
+        unknown.stderr.contains("`staging` has no record `#9`")
+            && unknown.stderr.contains("hint: give a record number"),
+        "{}",
+        unknown.stderr
+    );
     web.api::<k8s_openapi::api::core::v1::Secret>()
         .delete("gitship-staging.revisions", &Default::default())
         .await
         .expect("delete");
+    let gone = repo.gitship(&["history", "staging", "--diff", "#1", "#2"]);
+    assert_eq!(gone.code, 1, "{}", gone.all());
+    assert!(
+        gone.stderr
+            .contains("record #1 of `staging` has no stored manifests")
+            && gone
+                .stderr
+                .contains("hint: `gitship history staging` lists the records"),
+        "{}",
+        gone.stderr
+    );
     let rendered = repo.ok(&["rollback", "staging", "--yes"]);
     assert!(
         rendered.stderr.contains("rendering")
