@@ -745,7 +745,7 @@ async fn record(
         history,
         applied,
     };
-    let dropped = inventory::store(
+    let inventory::StoredHistory { dropped, kept } = inventory::store(
         run.client,
         &inventory,
         &run.environment.name,
@@ -755,8 +755,8 @@ async fn record(
     )
     .await?;
     if let Some(pending) = revisions {
-        let kept = (inventory.history.len().min(options.history.max(1))).saturating_sub(dropped);
-        store_manifests(run, pending, &inventory.history[..kept]).await;
+        let kept = inventory.history.get(..kept).unwrap_or(&inventory.history);
+        store_manifests(run, pending, kept).await;
     }
     if dropped > 0 {
         run.printer.warn(&format!(

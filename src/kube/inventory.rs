@@ -360,6 +360,8 @@ pub struct Encoded {
     pub configmap: Value,
     /// Records dropped (oldest first) to keep the data under [`MAX_DATA_BYTES`].
     pub dropped: usize,
+    /// Records kept: the newest `kept` of the history.
+    pub kept: usize,
 }
 
 /// The ConfigMap holding `inventory`: objects sorted, history cut to `keep` records and then,
@@ -411,6 +413,7 @@ pub fn encode(
     Ok(Encoded {
         configmap,
         dropped: wanted - kept,
+        kept,
     })
 }
 
@@ -520,8 +523,17 @@ pub async fn load_configmap(
         })
 }
 
-/// Write the inventory (server-side apply); how many deploy records were dropped to keep it
-/// under [`MAX_DATA_BYTES`] (see [`encode`]).
+/// How much of the history [`store`] wrote.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoredHistory {
+    /// Records dropped (oldest first) to keep the data under [`MAX_DATA_BYTES`].
+    pub dropped: usize,
+    /// Records kept: the newest `kept` of the history.
+    pub kept: usize,
+}
+
+/// Write the inventory (server-side apply); how many deploy records it kept, and how many were
+/// dropped to keep it under [`MAX_DATA_BYTES`] (see [`encode`]).
 pub async fn store(
     client: &Client,
     inventory: &Inventory,
@@ -529,16 +541,19 @@ pub async fn store(
     namespace: &str,
     keep: usize,
     retry: &RetryPolicy,
-) -> Result<usize, KubeError> {
+) -> Result<StoredHistory, KubeError> {
     let name = configmap_name(environment);
     let object = format!("ConfigMap {namespace}/{name}");
-    let Encoded { configmap, dropped } =
-        encode(inventory, environment, namespace, keep).map_err(|e| {
-            KubeError::CorruptInventory {
-                name: name.clone(),
-                message: e.to_string(),
-            }
-        })?;
+    let Encoded {
+        configmap,
+        dropped,
+        kept,
+    } = encode(inventory, environment, namespace, keep).map_err(|e| {
+        KubeError::CorruptInventory {
+            name: name.clone(),
+            message: e.to_string(),
+        }
+    })?;
     let api: Api<ConfigMap> = Api::namespaced(client.clone(), namespace);
     let params = PatchParams::apply(FIELD_MANAGER).force();
     let patch = Patch::Apply(&configmap);
@@ -562,7 +577,7 @@ pub async fn store(
             "could not write the inventory's copy `{copy}`"
         );
     }
-    Ok(dropped)
+    Ok(StoredHistory { dropped, kept })
 }
 
 #[cfg(test)]
@@ -635,7 +650,9 @@ mod tests {
             history: (0..15).rev().map(record).collect(),
             applied: BTreeMap::from([("ConfigMap blog/a".to_string(), "0123abcd".to_string())]),
         };
-        let Encoded { configmap, dropped } = encode(&inventory, "production", "blog", 10).unwrap();
+        let Encoded {
+            configmap, dropped, ..
+        } = encode(&inventory, "production", "blog", 10).unwrap();
         assert_eq!(dropped, 0);
         assert_eq!(configmap["metadata"]["name"], "gitship-production");
         assert_eq!(configmap["metadata"]["namespace"], "blog");
@@ -689,14 +706,18 @@ mod tests {
             history: (0..5_000).rev().map(big).collect(),
             ..Inventory::default()
         };
-        let Encoded { configmap, dropped } =
-            encode(&inventory, "production", "blog", 5_000).unwrap();
+        let Encoded {
+            configmap,
+            dropped,
+            kept,
+        } = encode(&inventory, "production", "blog", 5_000).unwrap();
         let data = configmap["data"].as_object().unwrap();
         let size: usize = data.values().map(|v| v.as_str().unwrap().len()).sum();
         assert!(size <= MAX_DATA_BYTES, "{size}");
         let decoded = decode(&configmap).unwrap();
         assert!(dropped > 0);
         assert_eq!(decoded.history.len() + dropped, 5_000);
+        assert_eq!(decoded.history.len(), kept);
         assert_eq!(decoded.history[0], big(4_999), "the newest is kept");
         // Nearly full: one more record would not have fitted.
         let one_more = serde_json::to_string_pretty(&inventory.history[..=decoded.history.len()])
