@@ -1,0 +1,205 @@
+//! Adopting the layouts Argo CD and Flux users have (issue 31): fixture repositories under
+//! `tests/fixtures/adopt/` go from a clone to `init`, `validate`, `deploy` and `drift` = 0 with no
+//! hand edit, on kubesim and on the real control plane. And the silent success that deployed
+//! nothing is gone: an environment that renders no object fails, unless it says
+//! `kubernetes: false`.
+
+use std::path::Path;
+
+use serde_json::Value;
+
+use crate::support::cluster::TestCluster;
+use crate::support::repo::Repo;
+use crate::support::require_tool;
+
+/// The fixture `name` copied into a fresh Git repository (one commit), as a clone would be.
+fn fixture(name: &str) -> Repo {
+    let dir = tempfile::Builder::new()
+        .prefix(&format!("{name}-"))
+        .tempdir()
+        .expect("temp");
+    let source = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/adopt")
+        .join(name);
+    let status = std::process::Command::new("cp")
+        .arg("-r")
+        .arg(format!("{}/.", source.display()))
+        .arg(dir.path())
+        .status()
+        .expect("cp");
+    assert!(status.success());
+    std::fs::write(dir.path().join(".gitignore"), ".gitship/\n").expect("gitignore");
+    let repo = Repo {
+        dir,
+        kubeconfig: None,
+    };
+    repo.git(&["init", "-q"]);
+    repo.commit("as cloned");
+    repo
+}
+
+/// `gitship init --env ENV` as JSON; its report must ask for no edit.
+fn init(repo: &Repo, env: &str) -> Value {
+    let run = repo.ok(&["-o", "json", "init", "--env", env]);
+    let report: Value = serde_json::from_str(&run.stdout).expect("init JSON");
+    assert_eq!(report["format_version"], 2);
+    assert_eq!(
+        report["edit"],
+        serde_json::json!([]),
+        "init asks for an edit:\n{}",
+        run.stdout
+    );
+    report
+}
+
+/// The namespace `init` wrote into `config/<env>.yaml`.
+fn written_namespace(repo: &Repo, env: &str) -> String {
+    let text = std::fs::read_to_string(repo.path().join(format!("config/{env}.yaml"))).unwrap();
+    text.lines()
+        .find_map(|line| line.trim().strip_prefix("namespace: "))
+        .expect("a namespace")
+        .to_string()
+}
+
+/// init -> commit -> validate -> deploy -> drift = 0 on the test cluster; the deployed objects'
+/// kinds and names.
+fn adopt_and_deploy(repo: &mut Repo, env: &str) -> Vec<String> {
+    let report = init(repo, env);
+    let namespace = written_namespace(repo, env);
+    repo.commit("gitship init");
+    let validate = repo.ok(&["validate", env]);
+    assert!(
+        !validate.stdout.contains(" 0 objects"),
+        "{}",
+        validate.all()
+    );
+    let cluster = TestCluster::start_blocking();
+    cluster.adopt(repo, env, &namespace);
+    let deploy = repo.ok(&["deploy", env]);
+    assert!(deploy.all().contains("deployed"), "{}", deploy.all());
+    let (code, drift) = repo.drift_json(&[env]);
+    assert_eq!(code, 0, "no drift right after a deploy: {drift:?}");
+    let render = repo.ok(&["-o", "json", "render", env]);
+    let rendered: Value = serde_json::from_str(&render.stdout).expect("render JSON");
+    let mut objects: Vec<String> = rendered["manifests"]
+        .as_array()
+        .expect("manifests")
+        .iter()
+        .map(|m| {
+            format!(
+                "{} {}",
+                m["object"]["kind"].as_str().unwrap_or_default(),
+                m["object"]["metadata"]["name"].as_str().unwrap_or_default()
+            )
+        })
+        .collect();
+    objects.sort();
+    assert!(report["deploy"].as_array().is_some_and(|d| !d.is_empty()));
+    objects
+}
+
+#[test]
+fn plain_manifests_at_the_root_are_found_and_other_yaml_is_left_out() {
+    let mut repo = fixture("root-manifests");
+    let objects = adopt_and_deploy(&mut repo, "staging");
+    assert_eq!(
+        objects,
+        [
+            "ConfigMap guestbook-settings",
+            "Deployment guestbook",
+            "Service guestbook"
+        ]
+    );
+    let settings = std::fs::read_to_string(repo.path().join("gitship.yaml")).unwrap();
+    assert!(settings.contains("kubernetes: \".\""), "{settings}");
+    assert!(settings.contains("\"docker-compose.yaml\""), "{settings}");
+}
+
+#[test]
+fn a_kustomization_at_the_root_is_built_whole() {
+    if !require_tool("kubectl", "help") {
+        return;
+    }
+    let mut repo = fixture("kustomize-root");
+    let objects = adopt_and_deploy(&mut repo, "staging");
+    let generated = objects
+        .iter()
+        .any(|o| o.starts_with("ConfigMap shop-settings-"));
+    assert!(generated, "{objects:?}");
+    assert!(
+        objects.contains(&"Deployment shop-cart".to_string()),
+        "{objects:?}"
+    );
+    assert!(
+        objects.contains(&"Service shop-cart".to_string()),
+        "{objects:?}"
+    );
+    let render = repo.ok(&["-o", "json", "render", "staging"]);
+    assert!(
+        render.stdout.contains("\"replicas\": 3"),
+        "the patch applies"
+    );
+}
+
+#[test]
+fn a_flux_repository_deploys_its_clusters_apps_overlay() {
+    if !require_tool("kubectl", "help") {
+        return;
+    }
+    let mut repo = fixture("flux");
+    let report = init(&repo, "staging");
+    let text = report.to_string();
+    assert!(text.contains("Flux Kustomization `apps`"), "{text}");
+    assert!(
+        text.contains("infra-controllers"),
+        "not used, and said so: {text}"
+    );
+    assert!(text.contains("flux-system"), "{text}");
+    std::fs::remove_file(repo.path().join("gitship.yaml")).unwrap();
+    std::fs::remove_file(repo.path().join("config/staging.yaml")).unwrap();
+    let objects = adopt_and_deploy(&mut repo, "staging");
+    assert_eq!(objects, ["Deployment podinfo", "Service podinfo"]);
+    let render = repo.ok(&["-o", "json", "render", "staging"]);
+    assert!(render.stdout.contains("\"replicas\": 2"), "staging's patch");
+    assert!(render.stdout.contains("\"staging\""), "staging's message");
+    let settings = std::fs::read_to_string(repo.path().join("gitship.yaml")).unwrap();
+    assert!(settings.contains("apps: false"), "{settings}");
+    // Production maps to its own overlay by name.
+    repo.ok(&["env", "new", "production", "--from", "staging"]);
+    let production = std::fs::read_to_string(repo.path().join("config/production.yaml")).unwrap();
+    assert!(production.contains("path: apps/production"), "{production}");
+}
+
+/// Before: `validate` said "ok dev 0 objects" and `deploy` exited 0 having deployed nothing.
+#[test]
+fn an_environment_that_renders_nothing_fails_unless_it_says_so() {
+    let repo = Repo {
+        dir: tempfile::tempdir().expect("temp"),
+        kubeconfig: None,
+    };
+    repo.write("config/dev.yaml", "cluster:\n  namespace: dev\n");
+    repo.write("infrastructure/kubernetes/README.md", "manifests go here\n");
+    repo.git(&["init", "-q"]);
+    repo.commit("nothing to deploy");
+    for args in [
+        &["validate", "dev"][..],
+        &["render", "dev"],
+        &["deploy", "dev", "--sandbox"],
+    ] {
+        let run = repo.gitship(args);
+        assert_eq!(run.code, 1, "{args:?}: {}", run.all());
+        assert!(
+            run.stderr
+                .contains("environment `dev` renders no Kubernetes object"),
+            "{}",
+            run.all()
+        );
+        assert!(run.stderr.contains("kubernetes: false"), "{}", run.all());
+    }
+    repo.write(
+        "config/dev.yaml",
+        "cluster:\n  namespace: dev\nkubernetes: false\n",
+    );
+    repo.commit("dev deploys no Kubernetes objects");
+    repo.ok(&["validate", "dev"]);
+}
