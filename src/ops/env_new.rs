@@ -189,7 +189,8 @@ fn plan_overlay_edit(
         .collect();
     let mapped = mapped.join("/");
     if !root.join(&mapped).is_dir() {
-        let location = source.spans.location("kubernetes.path");
+        let location =
+            crate::diagnostics::Location::new(&source.spans.file, node.line, node.column);
         return Err(UserError::new(
             format!(
                 "{location}: `{}` deploys its own overlay `{path}`, and `{mapped}` does not exist: `{}` would silently deploy `{}`'s manifests",

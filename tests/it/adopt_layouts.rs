@@ -203,3 +203,158 @@ fn an_environment_that_renders_nothing_fails_unless_it_says_so() {
     repo.commit("dev deploys no Kubernetes objects");
     repo.ok(&["validate", "dev"]);
 }
+
+/// A repository written by hand, committed.
+fn repo_of(files: &[(&str, &str)]) -> Repo {
+    let repo = Repo {
+        dir: tempfile::tempdir().expect("temp"),
+        kubeconfig: None,
+    };
+    for (path, text) in files {
+        repo.write(path, text);
+    }
+    repo.git(&["init", "-q"]);
+    repo.commit("initial");
+    repo
+}
+
+const CONFIGMAP: &str =
+    "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\ndata:\n  a: b\n";
+
+/// In a Flux repository `apps/` holds kustomize bases: no Dockerfile there is no app, and
+/// `paths.apps: false` turns discovery off; `""`, `~` and `[]` are errors that name `false`.
+#[test]
+fn paths_apps_false_turns_app_discovery_off_and_empty_values_say_so() {
+    let repo = repo_of(&[
+        ("apps/base/kustomization.yaml", "resources: []\n"),
+        ("apps/web/Dockerfile", "FROM scratch\n"),
+        ("infrastructure/kubernetes/settings.yaml", CONFIGMAP),
+        ("config/dev.yaml", "cluster:\n  namespace: dev\n"),
+        ("gitship.yaml", "paths:\n  apps: false\n"),
+    ]);
+    // With discovery off, `web` is no app: no registry is needed.
+    repo.ok(&["validate", "dev"]);
+    for (value, shown) in [("\"\"", "an empty string"), ("~", "null"), ("[]", "a list")] {
+        repo.write("gitship.yaml", &format!("paths:\n  apps: {value}\n"));
+        let run = repo.gitship(&["validate", "dev"]);
+        assert_eq!(run.code, 1, "{value}: {}", run.all());
+        assert!(
+            run.stderr.contains("gitship.yaml:2:9")
+                && run.stderr.contains("or `false` to turn the apps layer off")
+                && run.stderr.contains(shown),
+            "{value}: {}",
+            run.stderr
+        );
+    }
+}
+
+/// `terraform: false`: the environment does not run the repository's module (no static check,
+/// no plan), where another environment still does.
+#[test]
+fn terraform_false_leaves_the_module_to_other_environments() {
+    let repo = repo_of(&[
+        (
+            "infrastructure/terraform/main.tf",
+            "variable \"region\" {}\nresource \"terraform_data\" \"x\" {}\n",
+        ),
+        ("infrastructure/kubernetes/settings.yaml", CONFIGMAP),
+        (
+            "config/dev.yaml",
+            "cluster:\n  namespace: dev\nterraform: false\n",
+        ),
+        ("config/prod.yaml", "cluster:\n  namespace: prod\n"),
+    ]);
+    repo.ok(&["validate", "dev"]);
+    let prod = repo.gitship(&["validate", "prod"]);
+    assert_eq!(prod.code, 1, "{}", prod.all());
+    assert!(
+        prod.stderr.contains("required variable `region`"),
+        "{}",
+        prod.stderr
+    );
+    repo.write(
+        "config/dev.yaml",
+        "cluster:\n  namespace: dev\nterraform: maybe\n",
+    );
+    let bad = repo.gitship(&["validate", "dev"]);
+    assert!(
+        bad.stderr.contains("config/dev.yaml:3:12") && bad.stderr.contains("or `false`"),
+        "{}",
+        bad.stderr
+    );
+}
+
+/// A kustomization below a plain manifests directory is built whole (its prefix and patch
+/// apply), never read file by file.
+#[test]
+fn a_nested_kustomization_is_built_not_read_file_by_file() {
+    if !require_tool("kubectl", "help") {
+        return;
+    }
+    let repo = repo_of(&[
+        ("infrastructure/kubernetes/settings.yaml", CONFIGMAP),
+        (
+            "infrastructure/kubernetes/cache/kustomization.yaml",
+            "namePrefix: cache-\nresources:\n  - settings.yaml\n",
+        ),
+        ("infrastructure/kubernetes/cache/settings.yaml", CONFIGMAP),
+        (
+            "infrastructure/kubernetes/component/kustomization.yaml",
+            "apiVersion: kustomize.config.k8s.io/v1alpha1\nkind: Component\n",
+        ),
+        (
+            "infrastructure/kubernetes/component/patch.yaml",
+            "kind: Nothing\n",
+        ),
+        ("config/dev.yaml", "cluster:\n  namespace: dev\n"),
+    ]);
+    let render = repo.ok(&["-o", "json", "render", "dev"]);
+    let rendered: Value = serde_json::from_str(&render.stdout).expect("render JSON");
+    let mut names: Vec<&str> = rendered["manifests"]
+        .as_array()
+        .expect("manifests")
+        .iter()
+        .filter_map(|m| m["object"]["metadata"]["name"].as_str())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["cache-settings", "settings"]);
+}
+
+/// `env new production --from staging` must not copy staging's overlay path: it maps it to
+/// `apps/production` when that exists, and refuses, naming the path, when it does not.
+#[test]
+fn env_new_maps_an_overlay_by_name_or_refuses() {
+    let overlay = "resources:\n  - ../base\n";
+    let repo = repo_of(&[
+        (
+            "apps/base/kustomization.yaml",
+            "resources:\n  - settings.yaml\n",
+        ),
+        ("apps/base/settings.yaml", CONFIGMAP),
+        ("apps/staging/kustomization.yaml", overlay),
+        (
+            "config/staging.yaml",
+            "cluster:\n  namespace: shop-staging\nkubernetes:\n  path: apps/staging\n",
+        ),
+    ]);
+    let refused = repo.gitship(&["env", "new", "production", "--from", "staging"]);
+    assert_eq!(refused.code, 1, "{}", refused.all());
+    assert!(
+        refused.stderr.contains("config/staging.yaml:4:9")
+            && refused.stderr.contains("`apps/production` does not exist")
+            && refused
+                .stderr
+                .contains("create the overlay `apps/production`"),
+        "{}",
+        refused.stderr
+    );
+    assert!(!repo.path().join("config/production.yaml").exists());
+    repo.write("apps/production/kustomization.yaml", overlay);
+    let run = repo.ok(&["env", "new", "production", "--from", "staging"]);
+    assert!(
+        run.all()
+            .contains("kubernetes.path `apps/staging` -> `apps/production`"),
+        "{}",
+        run.all()
+    );
+}
