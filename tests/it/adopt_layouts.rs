@@ -155,6 +155,10 @@ fn a_flux_repository_deploys_its_clusters_apps_overlay() {
         "not used, and said so: {text}"
     );
     assert!(text.contains("flux-system"), "{text}");
+    assert!(
+        text.contains("gitship env new production --from staging"),
+        "the other environment is named with its command: {text}"
+    );
     std::fs::remove_file(repo.path().join("gitship.yaml")).unwrap();
     std::fs::remove_file(repo.path().join("config/staging.yaml")).unwrap();
     let objects = adopt_and_deploy(&mut repo, "staging");

@@ -70,6 +70,26 @@ pub(super) fn find_own(root: &Path, env: &str, found: &mut ManifestsFound) -> Op
     Some(overlay)
 }
 
+/// Other environments the layout names: overlays beside the environment's own
+/// (`apps/production` beside `apps/staging`) and Flux's `clusters/<name>`, in name order.
+pub(super) fn other_environments(root: &Path, env: &str) -> Vec<String> {
+    let mut names = std::collections::BTreeSet::new();
+    for parent in OVERLAY_PARENTS {
+        let Ok(entries) = std::fs::read_dir(root.join(parent)) else {
+            continue;
+        };
+        for entry in entries.filter_map(Result::ok) {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let dir = format!("{parent}/{name}");
+            let named = crate::repo::config::is_dns_label(&name) && name != env && name != "base";
+            if named && (has_kustomization(root, &dir) || *parent == "clusters") {
+                names.insert(name);
+            }
+        }
+    }
+    names.into_iter().take(20).collect()
+}
+
 /// A Flux repository's `clusters/<env>`: the `Kustomization`s of `kustomize.toolkit.fluxcd.io`
 /// in it say which path Flux deploys; gitship deploys that path in Flux's place. The one named
 /// `apps` (else the first) is the environment's; the others, and `flux-system` (Flux itself),

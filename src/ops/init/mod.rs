@@ -149,6 +149,12 @@ pub fn init(root: &Path, options: &InitOptions) -> Result<InitReport> {
         format!("gitship plan {env}"),
         format!("gitship deploy {env}"),
     ];
+    // The layout's other environments: each from this one (its overlay mapped by name).
+    for other in layout::other_environments(root, env) {
+        report
+            .next
+            .push(format!("gitship env new {other} --from {env}"));
+    }
     Ok(report)
 }
 
