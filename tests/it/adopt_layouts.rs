@@ -362,3 +362,44 @@ fn env_new_maps_an_overlay_by_name_or_refuses() {
         run.all()
     );
 }
+
+/// Before: `validate` ignored the module's own `terraform.tfvars`, so it failed right after
+/// `init`, and so did the `deploy --sandbox` that `init` suggests. Now both pass, with the real
+/// Terraform reading the file itself.
+#[test]
+fn a_modules_own_tfvars_satisfy_validate_and_the_sandbox_deploy() {
+    if !require_tool("terraform", "version") {
+        return;
+    }
+    let repo = repo_of(&[
+        (
+            "terraform/main.tf",
+            "variable \"bucket\" {}\nvariable \"size\" {}\nresource \"terraform_data\" \"bucket\" {\n  input = var.bucket\n}\noutput \"bucket\" {\n  value = terraform_data.bucket.output\n}\n",
+        ),
+        ("terraform/terraform.tfvars", "bucket = \"assets\"\n"),
+        ("terraform/sizes.auto.tfvars.json", "{\"size\": 3}\n"),
+        (
+            "k8s/settings.yaml",
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\ndata:\n  bucket: ${terraform.bucket}\n",
+        ),
+    ]);
+    let report = init(&repo, "dev");
+    assert!(
+        report["deploy"]
+            .to_string()
+            .contains("Terraform root `terraform/`"),
+        "{report}"
+    );
+    repo.commit("gitship init");
+    repo.ok(&["validate", "dev"]);
+    let deploy = repo.ok(&["-o", "json", "deploy", "dev", "--sandbox"]);
+    assert!(deploy.stdout.contains("\"settings\""), "{}", deploy.all());
+    assert!(
+        deploy.all().contains("terraform: Apply complete!"),
+        "{}",
+        deploy.all()
+    );
+    // The value came from terraform.tfvars, through the real Terraform and its output.
+    let render = repo.ok(&["render", "dev"]);
+    assert!(render.stdout.contains("bucket: assets"), "{}", render.all());
+}
