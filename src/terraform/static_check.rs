@@ -99,8 +99,10 @@ pub fn check_static(settings: &TerraformSettings) -> Result<ModuleInfo, Terrafor
 pub fn inspect_module(module_dir: &Path, display_root: &Path) -> (ModuleInfo, Vec<StaticProblem>) {
     let mut info = ModuleInfo::default();
     let mut problems = Vec::new();
-    let entries = match std::fs::read_dir(module_dir) {
-        Ok(entries) => entries,
+    let files = match files_named(module_dir, |name| {
+        name.ends_with(".tf") || name.ends_with(".tf.json")
+    }) {
+        Ok(files) => files,
         Err(error) => {
             problems.push(StaticProblem::Unreadable {
                 path: module_dir.to_path_buf(),
@@ -109,17 +111,6 @@ pub fn inspect_module(module_dir: &Path, display_root: &Path) -> (ModuleInfo, Ve
             return (info, problems);
         }
     };
-    let mut files: Vec<PathBuf> = entries
-        .filter_map(Result::ok)
-        .map(|entry| entry.path())
-        .filter(|path| path.is_file())
-        .filter(|path| {
-            path.file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|name| name.ends_with(".tf") || name.ends_with(".tf.json"))
-        })
-        .collect();
-    files.sort();
     for path in &files {
         let shown = path
             .strip_prefix(display_root)
@@ -150,6 +141,22 @@ pub fn inspect_module(module_dir: &Path, display_root: &Path) -> (ModuleInfo, Ve
     (info, problems)
 }
 
+/// The regular files of `dir` whose name `wanted` accepts, sorted.
+fn files_named(dir: &Path, wanted: impl Fn(&str) -> bool) -> std::io::Result<Vec<PathBuf>> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)?
+        .filter_map(Result::ok)
+        .map(|entry| entry.path())
+        .filter(|path| path.is_file())
+        .filter(|path| {
+            path.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(&wanted)
+        })
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
 /// Whether Terraform loads the file called `name` of the root module by itself.
 fn is_variable_file(name: &str) -> bool {
     matches!(name, "terraform.tfvars" | "terraform.tfvars.json")
@@ -165,20 +172,9 @@ fn read_variable_files(
     info: &mut ModuleInfo,
     problems: &mut Vec<StaticProblem>,
 ) {
-    let Ok(entries) = std::fs::read_dir(module_dir) else {
+    let Ok(files) = files_named(module_dir, is_variable_file) else {
         return;
     };
-    let mut files: Vec<PathBuf> = entries
-        .filter_map(Result::ok)
-        .map(|entry| entry.path())
-        .filter(|path| path.is_file())
-        .filter(|path| {
-            path.file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(is_variable_file)
-        })
-        .collect();
-    files.sort();
     for path in files {
         let shown = path
             .strip_prefix(display_root)

@@ -4,8 +4,6 @@
 //! nothing is gone: an environment that renders no object fails, unless it says
 //! `kubernetes: false`.
 
-use std::path::Path;
-
 use serde_json::Value;
 
 use crate::support::cluster::TestCluster;
@@ -14,28 +12,7 @@ use crate::support::require_tool;
 
 /// The fixture `name` copied into a fresh Git repository (one commit), as a clone would be.
 fn fixture(name: &str) -> Repo {
-    let dir = tempfile::Builder::new()
-        .prefix(&format!("{name}-"))
-        .tempdir()
-        .expect("temp");
-    let source = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/adopt")
-        .join(name);
-    let status = std::process::Command::new("cp")
-        .arg("-r")
-        .arg(format!("{}/.", source.display()))
-        .arg(dir.path())
-        .status()
-        .expect("cp");
-    assert!(status.success());
-    std::fs::write(dir.path().join(".gitignore"), ".gitship/\n").expect("gitignore");
-    let repo = Repo {
-        dir,
-        kubeconfig: None,
-    };
-    repo.git(&["init", "-q"]);
-    repo.commit("as cloned");
-    repo
+    Repo::copy_of(&format!("tests/fixtures/adopt/{name}"), "as cloned")
 }
 
 /// `gitship init --env ENV` as JSON; its report must ask for no edit.

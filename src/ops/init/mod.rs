@@ -687,11 +687,7 @@ mod tests {
             "skaffold.yaml",
             "apiVersion: skaffold/v4beta6\nkind: Config\nbuild:\n  artifacts:\n    - image: cart\n      context: src/cart/src\n    - image: gcr.io/x/front\n      context: src/front\n      docker:\n        buildArgs: { MODE: prod }\n        target: run\nmanifests:\n  rawYaml:\n    - ./kubernetes-manifests/**.yaml\n",
         );
-        let options = InitOptions {
-            env: "dev".into(),
-            registry: None,
-            force: false,
-        };
+        let options = dev();
         let report = init(dir.path(), &options).unwrap();
         let settings = std::fs::read_to_string(dir.path().join("gitship.yaml")).unwrap();
         assert!(
@@ -724,11 +720,7 @@ mod tests {
             "skaffold.yaml",
             "build:\n  artifacts:\n    - &cart\n      image: cart\n      context: src/cart\n      docker:\n        buildArgs: { MODE: prod }\n    - *cart\n    - image: gcr.io/x/cart\n      context: src/cart\n",
         );
-        let options = InitOptions {
-            env: "dev".into(),
-            registry: None,
-            force: false,
-        };
+        let options = dev();
         let report = init(dir.path(), &options).unwrap();
         let settings = std::fs::read_to_string(dir.path().join("gitship.yaml")).unwrap();
         assert_eq!(settings.matches("cart:").count(), 1, "{settings}");
@@ -762,11 +754,7 @@ mod tests {
             dir.path().join("skaffold.yaml"),
         )
         .unwrap();
-        let options = InitOptions {
-            env: "dev".into(),
-            registry: None,
-            force: false,
-        };
+        let options = dev();
         let error = init(dir.path(), &options).unwrap_err();
         assert!(
             error.to_string().contains("outside the repository"),
