@@ -112,19 +112,8 @@ pub fn inspect_module(module_dir: &Path, display_root: &Path) -> (ModuleInfo, Ve
         }
     };
     for path in &files {
-        let shown = path
-            .strip_prefix(display_root)
-            .unwrap_or(path)
-            .to_path_buf();
-        let text = match std::fs::read_to_string(path) {
-            Ok(text) => text,
-            Err(error) => {
-                problems.push(StaticProblem::Unreadable {
-                    path: shown,
-                    message: error.to_string(),
-                });
-                continue;
-            }
+        let Some((shown, text)) = read_listed(module_dir, path, display_root, &mut problems) else {
+            continue;
         };
         let is_json = path.extension().is_some_and(|e| e == "json");
         let result = if is_json {
@@ -139,6 +128,30 @@ pub fn inspect_module(module_dir: &Path, display_root: &Path) -> (ModuleInfo, Ve
     info.files = files;
     read_variable_files(module_dir, display_root, &mut info, &mut problems);
     (info, problems)
+}
+
+/// A listed file of the module (bounded: [`crate::repo::files::read_text`]), shown relative to
+/// `display_root`; `None`, with the problem recorded, when it cannot be read.
+fn read_listed(
+    module_dir: &Path,
+    path: &Path,
+    display_root: &Path,
+    problems: &mut Vec<StaticProblem>,
+) -> Option<(PathBuf, String)> {
+    let shown = path
+        .strip_prefix(display_root)
+        .unwrap_or(path)
+        .to_path_buf();
+    match crate::repo::files::read_text(module_dir, path) {
+        Ok(text) => Some((shown, text)),
+        Err(error) => {
+            problems.push(StaticProblem::Unreadable {
+                path: shown,
+                message: error.to_string(),
+            });
+            None
+        }
+    }
 }
 
 /// The regular files of `dir` whose name `wanted` accepts, sorted.
@@ -176,19 +189,8 @@ fn read_variable_files(
         return;
     };
     for path in files {
-        let shown = path
-            .strip_prefix(display_root)
-            .unwrap_or(&path)
-            .to_path_buf();
-        let text = match crate::repo::files::read_text(module_dir, &path) {
-            Ok(text) => text,
-            Err(error) => {
-                problems.push(StaticProblem::Unreadable {
-                    path: shown,
-                    message: error.to_string(),
-                });
-                continue;
-            }
+        let Some((shown, text)) = read_listed(module_dir, &path, display_root, problems) else {
+            continue;
         };
         if path.extension().is_some_and(|e| e == "json") {
             match serde_json::from_str::<serde_json::Value>(&text) {
