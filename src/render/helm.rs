@@ -520,6 +520,43 @@ mod tests {
     }
 
     #[test]
+    fn values_files_are_templated_and_sensitive_outputs_refused() {
+        let inputs = crate::render::tests::inputs();
+        let derived = Derived::new(&inputs);
+        let mut renderer = Renderer::new(&inputs, &derived, UnknownOutputs::Error, false);
+        let text = "replicas: ${values.replicas}\nurl: ${terraform.url}\nimage: ${images.backend}\nevil: ${values.evil}\n";
+        let file = Path::new("charts/web/values-dev.yaml");
+        let written = template_values_file(&mut renderer, file, text);
+        assert!(renderer.problems.is_empty(), "{:?}", renderer.problems);
+        let values = yaml::parse_single(&written).unwrap().unwrap().to_json();
+        assert_eq!(values["replicas"], 2);
+        assert_eq!(values["url"], "postgres://db");
+        assert_eq!(values["evil"], "\n  evil: true", "no YAML injected: {written}");
+        assert!(
+            values["image"]
+                .as_str()
+                .is_some_and(|image| image.starts_with("r.example/backend:abc")),
+            "{values}"
+        );
+
+        template_values_file(&mut renderer, file, "db:\n  password: ${terraform.password}\n");
+        assert_eq!(renderer.problems.len(), 1, "{:?}", renderer.problems);
+        let problem = &renderer.problems[0];
+        assert_eq!(
+            problem.location.to_string(),
+            "charts/web/values-dev.yaml:2:13"
+        );
+        assert!(
+            problem.message.contains(
+                "the sensitive Terraform output `password` cannot be given to a Helm chart"
+            ),
+            "{}",
+            problem.message
+        );
+        assert!(!problem.message.contains("hunter2"));
+    }
+
+    #[test]
     fn documents_are_split_and_empty_ones_dropped() {
         let text = "---\n# Source: web/templates/a.yaml\nkind: A\n---\n# Source: web/templates/empty.yaml\n---\n# Source: web/templates/b.yaml\nkind: B\n";
         let documents = split_documents(text);

@@ -1244,7 +1244,7 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn inputs() -> RenderInputs {
+    pub(super) fn inputs() -> RenderInputs {
         let mut terraform = Outputs::new();
         terraform.insert(
             "url".into(),
