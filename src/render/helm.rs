@@ -531,7 +531,10 @@ mod tests {
         let values = yaml::parse_single(&written).unwrap().unwrap().to_json();
         assert_eq!(values["replicas"], 2);
         assert_eq!(values["url"], "postgres://db");
-        assert_eq!(values["evil"], "\n  evil: true", "no YAML injected: {written}");
+        assert_eq!(
+            values["evil"], "\n  evil: true",
+            "no YAML injected: {written}"
+        );
         assert!(
             values["image"]
                 .as_str()
@@ -539,7 +542,11 @@ mod tests {
             "{values}"
         );
 
-        template_values_file(&mut renderer, file, "db:\n  password: ${terraform.password}\n");
+        template_values_file(
+            &mut renderer,
+            file,
+            "db:\n  password: ${terraform.password}\n",
+        );
         assert_eq!(renderer.problems.len(), 1, "{:?}", renderer.problems);
         let problem = &renderer.problems[0];
         assert_eq!(

@@ -505,3 +505,34 @@ fn a_chart_in_the_manifests_tree_is_not_read_as_manifests() {
     find(&rendered, "ConfigMap", "settings");
     find(&rendered, "Deployment", "web");
 }
+
+#[test]
+fn a_change_to_a_chart_or_its_values_affects_the_environments_that_render_it() {
+    let repo = chart_repo(&[
+        (
+            "config/prod.yaml",
+            "cluster:\n  namespace: shop\nkubernetes:\n  helm:\n    - {chart: charts/api, release: api}\n",
+        ),
+        (
+            "charts/api/Chart.yaml",
+            "apiVersion: v2\nname: api\nversion: 0.1.0\n",
+        ),
+    ]);
+    repo.git(&["tag", "base"]);
+    let environments = |repo: &Repo| {
+        let run = repo.ok(&["-o", "json", "affected", "--since", "base"]);
+        let report: Value = serde_json::from_str(&run.stdout).expect("affected JSON");
+        report["environments"].clone()
+    };
+    repo.write(
+        "charts/web/templates/deployment.yaml",
+        &format!("{DEPLOYMENT}# edited\n"),
+    );
+    repo.commit("a template");
+    assert_eq!(environments(&repo), serde_json::json!(["dev"]));
+    repo.git(&["tag", "-f", "base"]);
+    repo.write("charts/web/values-dev.yaml", "replicas: 3\nimage: nginx\n");
+    repo.write("charts/api/values.yaml", "a: 1\n");
+    repo.commit("values");
+    assert_eq!(environments(&repo), serde_json::json!(["dev", "prod"]));
+}
