@@ -536,3 +536,30 @@ fn a_change_to_a_chart_or_its_values_affects_the_environments_that_render_it() {
     repo.commit("values");
     assert_eq!(environments(&repo), serde_json::json!(["dev", "prod"]));
 }
+
+#[test]
+fn env_new_maps_a_charts_values_file_by_name_or_refuses() {
+    let repo = chart_repo(&[]);
+    let refused = repo.gitship(&["env", "new", "prod", "--from", "dev"]);
+    assert_ne!(refused.code, 0, "{}", refused.all());
+    assert!(
+        refused.stderr.contains(
+            "config/dev.yaml:9:16: `dev` renders its chart with its own values `charts/web/values-dev.yaml`, and `charts/web/values-prod.yaml` does not exist"
+        ),
+        "{}",
+        refused.all()
+    );
+    assert!(!repo.path().join("config/prod.yaml").exists());
+
+    repo.write(
+        "charts/web/values-prod.yaml",
+        "replicas: 5\nimage: nginx:prod\n",
+    );
+    repo.commit("prod values");
+    repo.ok(&["env", "new", "prod", "--from", "dev"]);
+    let config = std::fs::read_to_string(repo.path().join("config/prod.yaml")).expect("config");
+    assert!(
+        config.contains("values: [charts/web/values-prod.yaml]"),
+        "{config}"
+    );
+}
