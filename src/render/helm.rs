@@ -187,29 +187,8 @@ pub(super) fn render(
         unknown_outputs,
         home.path(),
     )?;
-    let helm = program(repo).ok_or_else(|| HelmError::NotFound {
-        what: format!("the chart `{}`", chart.display()),
-        configured: repo.layout.helm_binary.clone(),
-    })?;
     let namespace = release.namespace.as_deref().unwrap_or(&inputs.namespace);
-    let (process, command) = command(&helm, release, &chart, namespace, &values);
-    let process = private_homes(process, home.path()).cwd(home.path());
-    let text = run_blocking(&process)
-        .map_err(|error| match error {
-            ProcessError::Failed { output, .. } => failed(
-                repo,
-                release,
-                chart,
-                command,
-                &values,
-                &output.stderr_text(),
-            ),
-            source => HelmError::Run {
-                chart: repo.relative(&release.chart_dir),
-                source: Box::new(source),
-            },
-        })?
-        .stdout_text();
+    let text = run(repo, release, namespace, &values, home.path())?;
     let mut release_inputs = inputs.clone();
     release_inputs.namespace = namespace.to_string();
     let mut output = objects(
@@ -222,6 +201,39 @@ pub(super) fn render(
     )?;
     output.notes.left_literal = left_literal;
     Ok(output)
+}
+
+/// Run `helm template` for `release` in `namespace` with the templated `values`, its homes in
+/// `home`; its stdout.
+fn run(
+    repo: &Repository,
+    release: &HelmRelease,
+    namespace: &str,
+    values: &[ValuesFile],
+    home: &Path,
+) -> Result<String, HelmError> {
+    let chart = repo.relative(&release.chart_dir);
+    let helm = program(repo).ok_or_else(|| HelmError::NotFound {
+        what: format!("the chart `{}`", chart.display()),
+        configured: repo.layout.helm_binary.clone(),
+    })?;
+    let (process, command) = command(&helm, release, &chart, namespace, values);
+    let process = private_homes(process, home).cwd(home);
+    let output = run_blocking(&process).map_err(|error| match error {
+        ProcessError::Failed { output, .. } => failed(
+            repo,
+            release,
+            chart.clone(),
+            command,
+            values,
+            &output.stderr_text(),
+        ),
+        source => HelmError::Run {
+            chart: chart.clone(),
+            source: Box::new(source),
+        },
+    })?;
+    Ok(output.stdout_text())
 }
 
 /// `helm template RELEASE CHART --namespace NS --include-crds --skip-tests -f VALUES...`.

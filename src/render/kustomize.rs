@@ -316,6 +316,61 @@ impl Mirror<'_, '_, '_> {
         Ok(())
     }
 
+    /// Each `helmCharts` entry of the kustomization `file` (templated) that names a remote
+    /// `repo` must be vendored where kustomize looks before it downloads (`CHART_HOME/NAME`, or
+    /// `CHART_HOME/NAME-VERSION/NAME` with a `version`; `CHART_HOME` is `helmGlobals.chartHome`,
+    /// default `charts`): gitship never lets kustomize reach a network for a chart.
+    fn check_helm_charts(&mut self, file: &Path, templated: &str) {
+        let Ok(Some(root)) = yaml::parse_documents(templated)
+            .map(|documents| documents.into_iter().find_map(|document| document.root))
+        else {
+            return;
+        };
+        let kustomization = root.to_json();
+        let Some(charts) = kustomization.get("helmCharts").and_then(Value::as_array) else {
+            return;
+        };
+        let home = kustomization
+            .pointer("/helmGlobals/chartHome")
+            .and_then(Value::as_str)
+            .unwrap_or("charts");
+        let dir = file.parent().unwrap_or(Path::new(""));
+        for chart in charts {
+            let text = |key: &str| {
+                chart
+                    .get(key)
+                    .and_then(Value::as_str)
+                    .filter(|t| !t.is_empty())
+            };
+            let (Some(name), Some(repo)) = (text("name"), text("repo")) else {
+                continue;
+            };
+            let vendored = match text("version") {
+                Some(version) => dir.join(home).join(format!("{name}-{version}")).join(name),
+                None => dir.join(home).join(name),
+            };
+            if self
+                .repo
+                .root
+                .join(&vendored)
+                .join(crate::repo::helm::CHART_FILE)
+                .is_file()
+            {
+                continue;
+            }
+            self.renderer.problem(
+                Location::new(file, 1, 1),
+                format!(
+                    "the `helmCharts` entry `{name}` from `{repo}` is not vendored in `{}`, and gitship never lets kustomize download a chart: run `helm pull --untar --untardir {} --repo {repo} {name}{}` once and commit it",
+                    vendored.display(),
+                    vendored.parent().unwrap_or(dir).display(),
+                    text("version").map(|v| format!(" --version {v}")).unwrap_or_default()
+                ),
+                false,
+            );
+        }
+    }
+
     /// Copy the directory `dir` (a Helm chart) as it is, without templating.
     fn copy_raw(&mut self, dir: &Path, depth: usize) -> Result<(), RenderError> {
         let shown = self.repo.relative(dir);
@@ -379,6 +434,9 @@ impl Mirror<'_, '_, '_> {
         let text = files::read_text(&self.repo.root, path)?;
         let top = is_kustomization && path.parent() == Some(self.manifests_dir);
         let templated = self.template(&shown, &text, top);
+        if is_kustomization {
+            self.check_helm_charts(&shown, &templated);
+        }
         crate::private_file::create_new(&target, 0o600)
             .map_err(copy_error(shown.clone()))?
             .write_all(templated.as_bytes())

@@ -563,3 +563,28 @@ fn env_new_maps_a_charts_values_file_by_name_or_refuses() {
         "{config}"
     );
 }
+
+#[test]
+fn a_kustomize_helm_chart_from_a_repository_must_be_vendored() {
+    let repo = repo(&[
+        ("config/dev.yaml", "cluster:\n  namespace: shop\n"),
+        (
+            "infrastructure/kubernetes/kustomization.yaml",
+            "helmCharts:\n  - name: redis\n    version: 19.0.0\n    repo: https://charts.bitnami.com/bitnami\n    releaseName: cache\n",
+        ),
+    ]);
+    let run = repo.gitship(&["validate", "dev"]);
+    assert_eq!(run.code, 1, "{}", run.all());
+    assert!(
+        run.stderr.contains(
+            "infrastructure/kubernetes/kustomization.yaml:1:1: the `helmCharts` entry `redis` from `https://charts.bitnami.com/bitnami` is not vendored in `infrastructure/kubernetes/charts/redis-19.0.0/redis`"
+        ),
+        "{}",
+        run.all()
+    );
+    assert!(
+        run.stderr.contains("helm pull --untar --untardir infrastructure/kubernetes/charts/redis-19.0.0 --repo https://charts.bitnami.com/bitnami redis --version 19.0.0"),
+        "{}",
+        run.all()
+    );
+}
