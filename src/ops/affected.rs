@@ -10,7 +10,8 @@
 //!   touches the environments without a `kubernetes.path` (they render it recursively), a file
 //!   inside an environment's own `kubernetes.path` that environment too, and any other file of
 //!   the manifests directory (a shared base) also every environment whose `kubernetes.path` lies
-//!   inside it;
+//!   inside it; a file of a Helm chart an environment renders (`kubernetes.helm`), or one of its
+//!   values files, touches that environment;
 //! - a Terraform file touches every environment (they all plan the one root module);
 //! - a file in an app's build context that its `.dockerignore` keeps (or its Dockerfile)
 //!   touches that app and every environment that builds it (every environment with a
@@ -101,6 +102,8 @@ struct EnvironmentShape {
     without_terraform: bool,
     /// `kubernetes: false`: no manifest is this environment's.
     without_kubernetes: bool,
+    /// The chart directories and values files of its `kubernetes.helm` (absolute).
+    helm_paths: Vec<PathBuf>,
 }
 
 /// What the commits between `since` and `HEAD` touch in the repository of `repo_dir` (`-C`).
@@ -131,6 +134,13 @@ pub fn affected(repo_dir: Option<&Path>, since: &str) -> Result<Affected> {
                 manifests_dir: config.kubernetes.dir.clone(),
                 without_terraform: config.terraform.disabled,
                 without_kubernetes: config.kubernetes.disabled,
+                helm_paths: config
+                    .kubernetes
+                    .helm
+                    .iter()
+                    .flat_map(|r| std::iter::once(&r.chart_dir).chain(&r.values_files))
+                    .cloned()
+                    .collect(),
             },
             Err(_) => EnvironmentShape {
                 name: name.clone(),
@@ -138,6 +148,7 @@ pub fn affected(repo_dir: Option<&Path>, since: &str) -> Result<Affected> {
                 manifests_dir: None,
                 without_terraform: false,
                 without_kubernetes: false,
+                helm_paths: Vec::new(),
             },
         })
         .collect();
@@ -274,23 +285,28 @@ fn classify(
             .as_ref()
             .is_some_and(|d| path.starts_with(d))
     });
+    let charted = |shape: &EnvironmentShape| shape.helm_paths.iter().any(|p| path.starts_with(p));
+    let in_chart = shapes.iter().any(charted);
     let environments: Vec<String> = shapes
         .iter()
         .filter(|shape| !shape.without_kubernetes)
-        .filter(|shape| match &shape.manifests_dir {
-            // The repository's manifests directory, recursively.
-            None => in_shared,
-            Some(own) => {
-                path.starts_with(own)
+        .filter(|shape| {
+            charted(shape)
+                || match &shape.manifests_dir {
+                    // The repository's manifests directory, recursively.
+                    None => in_shared,
+                    Some(own) => {
+                        path.starts_with(own)
                     // A shared base of overlays kept in the manifests directory.
                     || (in_shared
                         && !in_own_dir_of_any
                         && kubernetes_dir.is_some_and(|dir| own.starts_with(dir)))
-            }
+                    }
+                }
         })
         .map(|shape| shape.name.clone())
         .collect();
-    if in_shared || in_own_dir_of_any {
+    if in_shared || in_own_dir_of_any || in_chart {
         return Touches::Manifests { environments };
     }
     if let Some(dir) = &repo.layout.terraform_dir

@@ -164,7 +164,86 @@ fn plan_edits(
     {
         plan_overlay_edit(repo_root, source, node, path, renames, &mut planned)?;
     }
+    if let Some(NodeKind::Mapping(kubernetes)) = find(top, "kubernetes").map(|n| &n.kind)
+        && let Some(NodeKind::Sequence(releases)) = find(kubernetes, "helm").map(|n| &n.kind)
+    {
+        for release in releases {
+            plan_helm_values_edits(repo_root, source, release, renames, &mut planned)?;
+        }
+    }
     Ok(planned)
+}
+
+/// A values file of a `kubernetes.helm` chart that names the source environment
+/// (`charts/web/values-staging.yaml`): the new environment's file of the same name
+/// (`values-production.yaml`) when it exists; when it does not, a refusal, as for an overlay:
+/// production must never silently get staging's values.
+fn plan_helm_values_edits(
+    root: &Path,
+    source: &EnvConfig,
+    release: &Node,
+    renames: &Renames<'_>,
+    planned: &mut PlannedEdits,
+) -> Result<()> {
+    let NodeKind::Mapping(fields) = &release.kind else {
+        return Ok(());
+    };
+    let nodes: Vec<&Node> = match find(fields, "values").map(|n| (n, &n.kind)) {
+        Some((_, NodeKind::Sequence(items))) => items.iter().collect(),
+        Some((node, NodeKind::Scalar { .. })) => vec![node],
+        _ => return Ok(()),
+    };
+    for node in nodes {
+        let Some(path) = node.as_scalar() else {
+            continue;
+        };
+        let Some(mapped) = rename_word(path, renames.from, renames.name) else {
+            continue;
+        };
+        if !root.join(&mapped).is_file() {
+            let location =
+                crate::diagnostics::Location::new(&source.spans.file, node.line, node.column);
+            return Err(UserError::new(
+                format!(
+                    "{location}: `{}` renders its chart with its own values `{path}`, and `{mapped}` does not exist: `{}` would silently get `{}`'s values",
+                    renames.from, renames.name, renames.from
+                ),
+                format!(
+                    "create `{mapped}` (for instance from `{path}`), then run `gitship env new {} --from {}` again",
+                    renames.name, renames.from
+                ),
+            )
+            .into());
+        }
+        planned.edits.push(Edit::new(node, path, &mapped));
+        planned
+            .notes
+            .push(format!("Helm values `{path}` -> `{mapped}`"));
+    }
+    Ok(())
+}
+
+/// `text` with each whole-word `from` (between characters that are not letters or digits)
+/// replaced by `to`; `None` when there is none.
+fn rename_word(text: &str, from: &str, to: &str) -> Option<String> {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    let mut renamed = false;
+    while let Some(at) = rest.find(from) {
+        let before = rest[..at]
+            .chars()
+            .next_back()
+            .or_else(|| out.chars().next_back());
+        let after = rest[at + from.len()..].chars().next();
+        let word = before.is_none_or(|c| !c.is_ascii_alphanumeric())
+            && after.is_none_or(|c| !c.is_ascii_alphanumeric());
+        out.push_str(&rest[..at]);
+        out.push_str(if word { to } else { from });
+        renamed |= word;
+        rest = &rest[at + from.len()..];
+    }
+    out.push_str(rest);
+    renamed.then_some(out)
 }
 
 /// `kubernetes.path` naming the source environment (`apps/staging`): the new environment's
@@ -310,5 +389,26 @@ impl Edit {
         let at = start + offset;
         line.replace_range(at..at + self.old.len(), &self.new);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::rename_word;
+
+    #[test]
+    fn only_whole_words_are_renamed() {
+        assert_eq!(
+            rename_word("charts/web/values-dev.yaml", "dev", "prod").as_deref(),
+            Some("charts/web/values-prod.yaml")
+        );
+        assert_eq!(
+            rename_word("dev/values.dev.yaml", "dev", "prod").as_deref(),
+            Some("prod/values.prod.yaml")
+        );
+        assert_eq!(
+            rename_word("charts/devtools/values.yaml", "dev", "prod"),
+            None
+        );
     }
 }

@@ -224,7 +224,9 @@ impl Session {
     /// Whether the environment has manifests to deploy (a Kubernetes layer).
     pub fn has_kubernetes(&self) -> bool {
         !self.config.kubernetes.disabled
-            && (self.repo.layout.kubernetes_dir.is_some() || self.config.kubernetes.dir.is_some())
+            && (self.repo.layout.kubernetes_dir.is_some()
+                || self.config.kubernetes.dir.is_some()
+                || !self.config.kubernetes.helm.is_empty())
     }
 
     /// Whether this revision's Terraform module differs from the work tree's, where the state is

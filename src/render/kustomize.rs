@@ -13,7 +13,8 @@
 //!
 //! The program: `gitship.yaml` `kustomize.binary`, else `kustomize` on `PATH` (`kustomize build
 //! DIR`), else `kubectl kustomize DIR`. It runs through [`crate::process::Process`], never a
-//! shell.
+//! shell. When helm is found ([`super::helm::program`]), kustomize gets `--enable-helm
+//! --helm-command HELM` for `helmCharts:`; a chart directory in the tree is copied untemplated.
 
 use std::io::Write as _;
 use std::path::{Component, Path, PathBuf};
@@ -91,6 +92,9 @@ impl KustomizeError {
             KustomizeError::NotFound { configured: None, .. } => Some(
                 "install `kubectl` (it bundles kustomize) or `kustomize`, or name the program with `kustomize.binary` in `gitship.yaml`".into(),
             ),
+            KustomizeError::Failed { message, .. } if message.contains("version -c --short") => Some(
+                "this kustomize (before 5.8) cannot run helm v4 for `helmCharts`: use kustomize 5.8 or later (`kustomize.binary` in `gitship.yaml`, or a kubectl that bundles it), or helm v3 (`helm.binary`)".into(),
+            ),
             KustomizeError::Failed { directory, .. } => Some(format!(
                 "fix the kustomization in `{}`; `kubectl kustomize {}` shows the same error (without gitship's templating)",
                 directory.display(),
@@ -151,34 +155,8 @@ pub(super) fn render(
 
     let copied_dir = copy.path().join(&shown_dir);
     let (process, command) = command(repo, &shown_dir, &copied_dir)?;
-    let output = match run_blocking(&process) {
-        Ok(output) => output,
-        Err(ProcessError::Spawn { source, .. })
-            if source.kind() == std::io::ErrorKind::NotFound =>
-        {
-            return Err(KustomizeError::NotFound {
-                directory: shown_dir,
-                configured: repo.layout.kustomize_binary.clone(),
-            }
-            .into());
-        }
-        Err(ProcessError::Failed { output, .. }) => {
-            let stderr = output.stderr_text();
-            return Err(KustomizeError::Failed {
-                directory: shown_dir,
-                command,
-                message: clean_message(&scrub(stderr.trim(), copy.path())),
-            }
-            .into());
-        }
-        Err(source) => {
-            return Err(KustomizeError::Run {
-                directory: shown_dir,
-                source: Box::new(source),
-            }
-            .into());
-        }
-    };
+    let process = super::helm::private_homes(process, &copy.path().join(".helm"));
+    let output = run(repo, &process, command, &shown_dir, copy.path())?;
 
     // kustomize's output is data now: no second templating pass.
     let display = PathBuf::from(format!("{} (kustomize output)", shown_dir.display()));
@@ -197,6 +175,54 @@ pub(super) fn render(
     }
     output.notes.left_literal = left_literal;
     Ok(output)
+}
+
+/// Run kustomize; its failure as the error that says why (kustomize missing, helm missing for
+/// `helmCharts`, kustomize's own message with the private copy's paths as the repository's).
+fn run(
+    repo: &Repository,
+    process: &Process,
+    command: String,
+    shown_dir: &Path,
+    copy: &Path,
+) -> Result<ProcessOutput, RenderError> {
+    let directory = shown_dir.to_path_buf();
+    match run_blocking(process) {
+        Ok(output) => Ok(output),
+        Err(ProcessError::Spawn { source, .. })
+            if source.kind() == std::io::ErrorKind::NotFound =>
+        {
+            Err(KustomizeError::NotFound {
+                directory,
+                configured: repo.layout.kustomize_binary.clone(),
+            }
+            .into())
+        }
+        Err(ProcessError::Failed { output, .. }) => {
+            let stderr = output.stderr_text();
+            if stderr.contains("--enable-helm") && super::helm::program(repo).is_none() {
+                return Err(super::helm::HelmError::NotFound {
+                    what: format!(
+                        "the `helmCharts` of the kustomization in `{}`",
+                        directory.display()
+                    ),
+                    configured: repo.layout.helm_binary.clone(),
+                }
+                .into());
+            }
+            Err(KustomizeError::Failed {
+                directory,
+                command,
+                message: clean_message(&scrub(stderr.trim(), copy)),
+            }
+            .into())
+        }
+        Err(source) => Err(KustomizeError::Run {
+            directory,
+            source: Box::new(source),
+        }
+        .into()),
+    }
 }
 
 /// The directory whose tree is copied: the top-level directory of the repository holding `dir`
@@ -271,7 +297,10 @@ impl Mirror<'_, '_, '_> {
             }
             // Symlinks are followed only inside the repository.
             let resolved = files::confine(root, &path, None)?;
-            if resolved.is_dir() {
+            if resolved.is_dir() && resolved.join(crate::repo::helm::CHART_FILE).is_file() {
+                // A Helm chart: its templates are helm's, copied as they are.
+                self.copy_raw(&path, depth + 1)?;
+            } else if resolved.is_dir() {
                 if depth >= MAX_TREE_DEPTH {
                     return Err(crate::repo::RepoError::SymlinkLoop {
                         path: self.repo.relative(&path),
@@ -282,6 +311,95 @@ impl Mirror<'_, '_, '_> {
                 self.directory(&path, depth + 1)?;
             } else if resolved.is_file() {
                 self.file(&path, &name)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Each `helmCharts` entry of the kustomization `file` (templated) that names a remote
+    /// `repo` must be vendored where kustomize looks before it downloads (`CHART_HOME/NAME`, or
+    /// `CHART_HOME/NAME-VERSION/NAME` with a `version`; `CHART_HOME` is `helmGlobals.chartHome`,
+    /// default `charts`): gitship never lets kustomize reach a network for a chart.
+    fn check_helm_charts(&mut self, file: &Path, templated: &str) {
+        let Ok(Some(root)) = yaml::parse_documents(templated)
+            .map(|documents| documents.into_iter().find_map(|document| document.root))
+        else {
+            return;
+        };
+        let kustomization = root.to_json();
+        let Some(charts) = kustomization.get("helmCharts").and_then(Value::as_array) else {
+            return;
+        };
+        let home = kustomization
+            .pointer("/helmGlobals/chartHome")
+            .and_then(Value::as_str)
+            .unwrap_or("charts");
+        let dir = file.parent().unwrap_or(Path::new(""));
+        for chart in charts {
+            let text = |key: &str| {
+                chart
+                    .get(key)
+                    .and_then(Value::as_str)
+                    .filter(|t| !t.is_empty())
+            };
+            let (Some(name), Some(repo)) = (text("name"), text("repo")) else {
+                continue;
+            };
+            let vendored = match text("version") {
+                Some(version) => dir.join(home).join(format!("{name}-{version}")).join(name),
+                None => dir.join(home).join(name),
+            };
+            if self
+                .repo
+                .root
+                .join(&vendored)
+                .join(crate::repo::helm::CHART_FILE)
+                .is_file()
+            {
+                continue;
+            }
+            self.renderer.problem(
+                Location::new(file, 1, 1),
+                format!(
+                    "the `helmCharts` entry `{name}` from `{repo}` is not vendored in `{}`, and gitship never lets kustomize download a chart: run `helm pull --untar --untardir {} --repo {repo} {name}{}` once and commit it",
+                    vendored.display(),
+                    vendored.parent().unwrap_or(dir).display(),
+                    text("version").map(|v| format!(" --version {v}")).unwrap_or_default()
+                ),
+                false,
+            );
+        }
+    }
+
+    /// Copy the directory `dir` (a Helm chart) as it is, without templating.
+    fn copy_raw(&mut self, dir: &Path, depth: usize) -> Result<(), RenderError> {
+        let shown = self.repo.relative(dir);
+        if depth >= MAX_TREE_DEPTH {
+            return Err(crate::repo::RepoError::SymlinkLoop {
+                path: shown.clone(),
+                target: shown,
+            }
+            .into());
+        }
+        crate::private_file::create_dir_in(self.copy, &self.copy.join(&shown))
+            .map_err(copy_error(shown.clone()))?;
+        let io = |source| RenderError::Io {
+            path: shown.clone(),
+            source,
+        };
+        let mut entries = std::fs::read_dir(dir)
+            .map_err(io)?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(io)?;
+        entries.sort_by_key(|e| e.file_name());
+        for entry in entries {
+            let path = entry.path();
+            let resolved = files::confine(&self.repo.root, &path, None)?;
+            if resolved.is_dir() {
+                self.copy_raw(&path, depth + 1)?;
+            } else if resolved.is_file() {
+                let target = self.copy.join(self.repo.relative(&path));
+                copy_file(&resolved, &target, self.repo.relative(&path))?;
             }
         }
         Ok(())
@@ -316,6 +434,9 @@ impl Mirror<'_, '_, '_> {
         let text = files::read_text(&self.repo.root, path)?;
         let top = is_kustomization && path.parent() == Some(self.manifests_dir);
         let templated = self.template(&shown, &text, top);
+        if is_kustomization {
+            self.check_helm_charts(&shown, &templated);
+        }
         crate::private_file::create_new(&target, 0o600)
             .map_err(copy_error(shown.clone()))?
             .write_all(templated.as_bytes())
@@ -463,17 +584,23 @@ fn command(
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let shown = format!("{name} {} {}", args.join(" "), shown_dir.display());
-    let process = Process::new(program.to_string_lossy())
+    let mut shown = format!("{name} {} {}", args.join(" "), shown_dir.display());
+    let mut process = Process::new(program.to_string_lossy())
         .args(args.iter().copied())
         .arg(copied_dir)
         .cwd(copied_dir)
         .inherit_env(|key| matches!(key, "PATH" | "HOME" | "TMPDIR" | "XDG_CONFIG_HOME"));
+    // `helmCharts:` are inflated by helm, when there is one (never downloading: the chart must
+    // be in the kustomization's `charts/`, and helm's homes are private, see `helm::private_homes`).
+    if let Some(helm) = super::helm::program(repo) {
+        process = process.args(["--enable-helm", "--helm-command"]).arg(&helm);
+        shown.push_str(" --enable-helm");
+    }
     Ok((process, shown))
 }
 
 /// The executable `program` on `PATH`.
-fn on_path(program: &str) -> Option<PathBuf> {
+pub(super) fn on_path(program: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
     std::env::split_paths(&path)
         .map(|dir| dir.join(program))
@@ -496,7 +623,7 @@ fn is_executable(path: &Path) -> bool {
 /// runtime, so it works whether or not the caller is inside one.
 // `ProcessError` is large by design (see `Process::check`).
 #[allow(clippy::result_large_err)]
-fn run_blocking(process: &Process) -> Result<ProcessOutput, ProcessError> {
+pub(super) fn run_blocking(process: &Process) -> Result<ProcessOutput, ProcessError> {
     let io = |source| ProcessError::Io {
         program: process.program.clone(),
         source,

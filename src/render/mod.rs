@@ -19,6 +19,7 @@
 pub mod bare_images;
 pub mod digests;
 pub mod emit;
+pub mod helm;
 pub mod kustomize;
 pub mod template;
 pub mod validate;
@@ -157,6 +158,33 @@ pub enum RenderError {
     /// A kustomization could not be built.
     #[error(transparent)]
     Kustomize(Box<kustomize::KustomizeError>),
+    /// A Helm chart of `kubernetes.helm` could not be rendered.
+    #[error(transparent)]
+    Helm(Box<helm::HelmError>),
+    /// Helm charts in the manifests tree that the environment does not render: their templates
+    /// are not manifests.
+    #[error("{}", unrendered_charts_message(environment, charts))]
+    UnrenderedCharts {
+        environment: String,
+        /// The environment's config file, relative to the repository root.
+        config: PathBuf,
+        /// The charts' directories, relative to the repository root.
+        charts: Vec<PathBuf>,
+    },
+}
+
+fn unrendered_charts_message(environment: &str, charts: &[PathBuf]) -> String {
+    let mut text = format!(
+        "the manifests of environment `{environment}` hold Helm charts, whose templates are not plain manifests:"
+    );
+    for chart in charts {
+        text.push_str(&format!(
+            "\n{}: `{}` is a Helm chart",
+            Location::new(chart.join(crate::repo::helm::CHART_FILE), 1, 1),
+            chart.display()
+        ));
+    }
+    text
 }
 
 fn problems_message(environment: &str, problems: &[Problem]) -> String {
@@ -184,6 +212,19 @@ impl RenderError {
             RenderError::Io { .. } => None,
             RenderError::Repository(error) => error.hint(),
             RenderError::Kustomize(error) => error.hint(),
+            RenderError::Helm(error) => error.hint(),
+            RenderError::UnrenderedCharts { config, charts, .. } => {
+                let chart = charts.first().map(|c| c.display().to_string()).unwrap_or_default();
+                let release = charts
+                    .first()
+                    .and_then(|c| c.file_name())
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                Some(format!(
+                    "render each with helm: add `kubernetes: {{helm: [{{chart: {chart}, release: {release}}}]}}` to `{}` (`gitship init` writes it for a new repository), or leave it out with `paths.exclude` in `gitship.yaml`",
+                    config.display()
+                ))
+            }
         }
     }
 }
@@ -203,9 +244,42 @@ pub fn manifest_files(repo: &Repository) -> Result<Vec<PathBuf>, RenderError> {
 
 /// Render every manifest of the repository for one environment: from the environment's own
 /// `kubernetes.path` or else the repository's manifests directory, built with kustomize when
-/// that directory holds a kustomization ([`kustomize`]); with what the render left literal and
-/// substituted.
+/// that directory holds a kustomization ([`kustomize`]), and the Helm charts of its
+/// `kubernetes.helm` ([`helm`]); with what the render left literal and substituted.
 pub fn render_environment_noted(
+    repo: &Repository,
+    env: &EnvConfig,
+    inputs: &RenderInputs,
+    unknown_outputs: UnknownOutputs,
+) -> Result<RenderOutput, RenderError> {
+    let mut output = render_manifests(repo, env, inputs, unknown_outputs)?;
+    if !env.kubernetes.helm.is_empty() {
+        for release in &env.kubernetes.helm {
+            let chart = helm::render(repo, &env.name, release, inputs, unknown_outputs)?;
+            output.manifests.extend(chart.manifests);
+            output.notes.left_literal.extend(chart.notes.left_literal);
+        }
+        check_duplicates(&env.name, &output.manifests)?;
+        if output.manifests.len() > MAX_OBJECTS {
+            return Err(RenderError::Problems {
+                environment: env.name.clone(),
+                problems: vec![Problem {
+                    location: Location::new(repo.relative(&env.file), 1, 1),
+                    message: format!(
+                        "more than {MAX_OBJECTS} objects: gitship renders at most {MAX_OBJECTS} objects per environment"
+                    ),
+                    no_terraform_outputs: false,
+                }],
+            });
+        }
+    }
+    substitute_bare_images(&mut output, inputs);
+    Ok(output)
+}
+
+/// The environment's manifests directory rendered (plain files, or a kustomization), without
+/// bare image names; a Helm chart in it is rendered only through `kubernetes.helm`.
+fn render_manifests(
     repo: &Repository,
     env: &EnvConfig,
     inputs: &RenderInputs,
@@ -219,9 +293,7 @@ pub fn render_environment_noted(
     if let Some(dir) = dir
         && kustomize::kustomization_file(dir).is_some()
     {
-        let mut output = kustomize::render(repo, &env.name, dir, inputs, unknown_outputs)?;
-        substitute_bare_images(&mut output, inputs);
-        return Ok(output);
+        return kustomize::render(repo, &env.name, dir, inputs, unknown_outputs);
     }
     let tree = match &env.kubernetes.dir {
         Some(dir) => crate::repo::files::manifest_tree(
@@ -232,8 +304,9 @@ pub fn render_environment_noted(
         )?,
         None => repo.manifests.clone(),
     };
-    let mut sources = Vec::with_capacity(tree.files.len());
-    for file in &tree.files {
+    let files = without_charts(repo, env, tree.files)?;
+    let mut sources = Vec::with_capacity(files.len());
+    for file in &files {
         let text = std::fs::read_to_string(file).map_err(|source| RenderError::Io {
             path: file.clone(),
             source,
@@ -250,8 +323,38 @@ pub fn render_environment_noted(
     if !tree.kustomizations.is_empty() {
         check_duplicates(&env.name, &output.manifests)?;
     }
-    substitute_bare_images(&mut output, inputs);
     Ok(output)
+}
+
+/// `files` without the `Chart.yaml` of each chart the walk found in place of its templates
+/// ([`crate::repo::files::manifest_files`]): a chart `kubernetes.helm` renders is left to
+/// [`helm`], any other is an error naming it.
+fn without_charts(
+    repo: &Repository,
+    env: &EnvConfig,
+    files: Vec<PathBuf>,
+) -> Result<Vec<PathBuf>, RenderError> {
+    let mut unrendered = Vec::new();
+    let mut manifests = Vec::with_capacity(files.len());
+    for file in files {
+        if file.file_name() != Some(std::ffi::OsStr::new(crate::repo::helm::CHART_FILE)) {
+            manifests.push(file);
+            continue;
+        }
+        let chart = file.parent().unwrap_or(&repo.root);
+        let canonical = chart.canonicalize().unwrap_or_else(|_| chart.to_path_buf());
+        if !env.kubernetes.helm.iter().any(|r| r.chart_dir == canonical) {
+            unrendered.push(repo.relative(chart));
+        }
+    }
+    if unrendered.is_empty() {
+        return Ok(manifests);
+    }
+    Err(RenderError::UnrenderedCharts {
+        environment: env.name.clone(),
+        config: repo.relative(&env.file),
+        charts: unrendered,
+    })
 }
 
 /// Duplicate identities across separately rendered parts (plain files and the kustomizations
@@ -1141,7 +1244,7 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn inputs() -> RenderInputs {
+    pub(super) fn inputs() -> RenderInputs {
         let mut terraform = Outputs::new();
         terraform.insert(
             "url".into(),

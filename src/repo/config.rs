@@ -38,6 +38,8 @@
 //!     status_url: https://agent.example/status  # the statuses' link
 //! kubernetes:
 //!   path: kustomize/overlays/prod  # this environment's manifests directory (default: the repository's)
+//!   helm:                    # Helm charts of the repository, rendered with `helm template` (repo/helm.rs)
+//!     - { chart: charts/web, release: web, values: [charts/web/values-prod.yaml] }
 //! values: { backend: { replicas: 3 } }   # free-form, used by templates
 //! ```
 
@@ -83,6 +85,9 @@ pub struct KubernetesConfig {
     /// The absolute directory of `path`, checked to exist inside the repository by
     /// [`crate::repo::Repository::load_env`].
     pub dir: Option<PathBuf>,
+    /// `kubernetes.helm`: the charts rendered for this environment, their paths resolved by
+    /// [`crate::repo::Repository::load_env`].
+    pub helm: Vec<crate::repo::helm::HelmRelease>,
 }
 
 #[derive(Debug, Clone)]
@@ -750,7 +755,8 @@ pub fn check_notify_url(url: &str, token_bearing: bool) -> Result<String, String
     Ok(url.trim_end_matches('/').to_string())
 }
 
-/// The optional `kubernetes` section: `path`, a directory relative to the repository root.
+/// The optional `kubernetes` section: `path`, a directory relative to the repository root, and
+/// `helm`, the charts to render ([`crate::repo::helm`]).
 fn parse_kubernetes(reader: &Reader, top: &[(Node, Node)]) -> Result<KubernetesConfig, RepoError> {
     let mut kubernetes = KubernetesConfig::default();
     let Some(node) = find(top, "kubernetes").filter(|n| !n.is_null()) else {
@@ -761,7 +767,10 @@ fn parse_kubernetes(reader: &Reader, top: &[(Node, Node)]) -> Result<KubernetesC
         return Ok(kubernetes);
     }
     let entries = reader.mapping(node, "kubernetes")?;
-    reader.check_keys(entries, "kubernetes", &["path"])?;
+    reader.check_keys(entries, "kubernetes", &["path", "helm"])?;
+    if let Some(n) = find(entries, "helm") {
+        kubernetes.helm = crate::repo::helm::parse(reader, n)?;
+    }
     if let Some(n) = find(entries, "path") {
         let path = reader.string(n, "kubernetes.path")?;
         if path.trim().is_empty() {
@@ -873,7 +882,7 @@ pub(crate) struct Reader<'a> {
 }
 
 impl Reader<'_> {
-    fn location(&self, node: &Node) -> Location {
+    pub(crate) fn location(&self, node: &Node) -> Location {
         Location::new(self.file, node.line, node.column)
     }
 

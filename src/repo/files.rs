@@ -79,7 +79,10 @@ pub struct ManifestTree {
 /// and directories, kustomization files ([`KUSTOMIZATION_FILES`]), files matching `exclude`
 /// (globs relative to `dir`) and the paths in `skip` (gitship's own files and layers, when the
 /// manifests directory holds them: `paths.kubernetes: .`) are skipped. A directory below `dir`
-/// holding a kustomization is a [`ManifestTree::kustomizations`] entry. Symlinks are followed
+/// holding a kustomization is a [`ManifestTree::kustomizations`] entry. A Helm chart (a
+/// directory holding [`crate::repo::helm::CHART_FILE`]) is not walked: its `Chart.yaml` stands
+/// for it among the files, for the render to render it with helm or refuse it, never to read its
+/// templates as manifests. Symlinks are followed
 /// when they stay inside `root`; one that leaves it, or leads back to a directory being walked (a
 /// loop), is an error; so is a file over [`MAX_FILE_BYTES`].
 pub fn manifest_tree(
@@ -137,6 +140,11 @@ impl Walk<'_> {
             let path = shown(root, path);
             move |source| RepoError::Io { path, source }
         };
+        let chart = dir.join(crate::repo::helm::CHART_FILE);
+        if chart.is_file() {
+            self.tree.files.push(chart);
+            return Ok(());
+        }
         let mut entries = std::fs::read_dir(dir)
             .map_err(io(dir))?
             .collect::<Result<Vec<_>, _>>()

@@ -6,6 +6,7 @@
 
 pub mod config;
 pub mod files;
+pub mod helm;
 pub mod limits;
 pub mod yaml;
 
@@ -64,6 +65,8 @@ pub struct Layout {
     /// The kustomize program from `gitship.yaml` `kustomize.binary`; `None`: `kustomize` on
     /// `PATH`, else `kubectl kustomize`.
     pub kustomize_binary: Option<String>,
+    /// The helm program from `gitship.yaml` `helm.binary`; `None`: `helm` on `PATH`.
+    pub helm_binary: Option<String>,
     /// `gitship.yaml` `paths.exclude`: globs, relative to the manifests directory, of files that
     /// are not objects (test data, docs, kustomize components).
     pub exclude: globset::GlobSet,
@@ -279,6 +282,7 @@ struct Overrides {
     terraform_binary: Option<String>,
     builder: Option<String>,
     kustomize_binary: Option<String>,
+    helm_binary: Option<String>,
     exclude: globset::GlobSet,
     bare_image_names: Option<bool>,
     apps: BTreeMap<String, AppOverride>,
@@ -310,7 +314,15 @@ fn parse_overrides(root: &Path) -> Result<Overrides, RepoError> {
     reader.check_keys(
         top,
         "",
-        &["paths", "terraform", "build", "kustomize", "images", "apps"],
+        &[
+            "paths",
+            "terraform",
+            "build",
+            "kustomize",
+            "helm",
+            "images",
+            "apps",
+        ],
     )?;
     if let Some(paths) = find(top, "paths") {
         parse_paths(&reader, paths, &mut overrides)?;
@@ -326,6 +338,12 @@ fn parse_overrides(root: &Path) -> Result<Overrides, RepoError> {
         top,
         "kustomize",
         "expected a program name or path such as `kustomize`",
+    )?;
+    overrides.helm_binary = parse_binary(
+        &reader,
+        top,
+        "helm",
+        "expected a program name or path such as `helm`",
     )?;
     if let Some(images) = find(top, "images") {
         let entries = reader.mapping(images, "images")?;
@@ -424,7 +442,7 @@ fn describe(node: &Node) -> &'static str {
     }
 }
 
-/// `<section>.binary` (`terraform`, `kustomize`): a program name that is not blank.
+/// `<section>.binary` (`terraform`, `kustomize`, `helm`): a program name that is not blank.
 fn parse_binary(
     reader: &Reader,
     top: &[(Node, Node)],
@@ -900,6 +918,7 @@ impl Repository {
                     .unwrap_or_else(|| "terraform".into()),
                 builder: overrides.builder,
                 kustomize_binary: overrides.kustomize_binary,
+                helm_binary: overrides.helm_binary,
                 exclude: overrides.exclude,
                 bare_image_names: overrides.bare_image_names.unwrap_or(true),
                 not_manifests,
@@ -967,6 +986,7 @@ impl Repository {
             }
             config.kubernetes.dir = Some(dir);
         }
+        helm::resolve(&self.root, name, &mut config.kubernetes.helm)?;
         if !self.apps.is_empty() && config.registry.is_none() {
             return Err(RepoError::MissingKey {
                 location: Location::new(display, 1, 1),

@@ -14,6 +14,7 @@ mod ci;
 mod cli;
 mod drift_rule;
 mod foundation;
+mod helm;
 mod history;
 mod kube;
 mod kustomize;

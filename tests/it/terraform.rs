@@ -62,6 +62,7 @@ impl Fixture {
                 terraform_binary: "terraform".to_string(),
                 builder: None,
                 kustomize_binary: None,
+                helm_binary: None,
                 exclude: Default::default(),
                 bare_image_names: true,
                 not_manifests: Vec::new(),

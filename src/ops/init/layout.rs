@@ -191,7 +191,7 @@ pub(super) fn excludes(
         if let Some(chart) = chart_of(&start, inside) {
             if !charts.contains(&chart) {
                 found.not_used.push(format!(
-                    "`{}`: a Helm chart, not plain manifests (excluded; render it with `kubernetes.helm`)",
+                    "`{}`: a Helm chart, not plain manifests (excluded from them: rendered through `kubernetes.helm`)",
                     join_shown(dir, &chart)
                 ));
                 found.exclude.push(format!("{chart}/**"));

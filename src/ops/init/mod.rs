@@ -11,6 +11,7 @@ use anyhow::Result;
 use crate::diagnostics::UserError;
 
 mod check;
+mod helm;
 mod layout;
 mod skaffold;
 
@@ -129,6 +130,7 @@ pub fn init(root: &Path, options: &InitOptions) -> Result<InitReport> {
         apps_off: apps_hold_manifests(root, &apps, &manifests),
         manifests,
         terraform,
+        charts: helm::find(root, &options.env),
     };
     report_decisions(root, &apps, &decided, &mut report);
     let settings = settings_yaml(&apps, &decided, &mut report);
@@ -165,6 +167,8 @@ struct Decided {
     terraform: TerraformUse,
     /// `paths.apps: false`: the conventional `apps/` holds manifests (Flux), not apps.
     apps_off: bool,
+    /// The Helm charts, rendered through `kubernetes.helm`.
+    charts: Vec<helm::Chart>,
 }
 
 /// Whether, and how, the environment runs a Terraform root.
@@ -268,6 +272,7 @@ fn apps_hold_manifests(root: &Path, apps: &[FoundApp], manifests: &ManifestsFoun
 /// The report's `deploy`, `build` and `edit` lines.
 fn report_decisions(root: &Path, apps: &[FoundApp], decided: &Decided, report: &mut InitReport) {
     let manifests = &decided.manifests;
+    helm::report(&decided.charts, report);
     match manifests.own.as_ref().or(manifests.shared.as_ref()) {
         Some(dir) => {
             let how = match layout::has_kustomization(root, dir) {
@@ -276,6 +281,7 @@ fn report_decisions(root: &Path, apps: &[FoundApp], decided: &Decided, report: &
             };
             report.deploy.push(format!("the Kubernetes manifests in `{dir}/`{how}"));
         }
+        None if !decided.charts.is_empty() => {}
         None => report.edit.push(format!(
             "no Kubernetes manifests found (looked in {}, overlays named after `{}`, Flux's `clusters/{}` and the root): set `paths.kubernetes` in gitship.yaml to their directory, or write `kubernetes: false` in config/{}.yaml if the environment deploys none",
             MANIFEST_DIRS.join(", "),
@@ -508,9 +514,14 @@ fn config_yaml(
         };
         text.push_str(&format!("registry: {}\n", yaml_scalar(&registry)));
     }
-    if let Some(overlay) = &decided.manifests.own {
-        text.push_str(&format!("kubernetes:\n  path: {}\n", yaml_scalar(overlay)));
+    let charts = helm::config_lines(&decided.charts);
+    if decided.manifests.own.is_some() || !charts.is_empty() {
+        text.push_str("kubernetes:\n");
     }
+    if let Some(overlay) = &decided.manifests.own {
+        text.push_str(&format!("  path: {}\n", yaml_scalar(overlay)));
+    }
+    text.push_str(&charts);
     if matches!(&decided.terraform, TerraformUse::Bootstrap(dir) if dir == CONVENTIONAL_TERRAFORM) {
         text.push_str("# The Terraform root creates the cluster: bootstrap's, not every deploy's.\nterraform: false\n");
     }
@@ -670,6 +681,44 @@ mod tests {
             ..options
         };
         assert!(init(dir.path(), &forced).is_ok());
+    }
+
+    #[test]
+    fn helm_charts_become_kubernetes_helm_entries() {
+        let dir = git_dir();
+        let chart = "apiVersion: v2\nname: web\nversion: 0.1.0\n";
+        write_file(dir.path(), "charts/web/Chart.yaml", chart);
+        write_file(dir.path(), "charts/web/values-staging.yaml", "a: 1\n");
+        // A vendored dependency is part of its chart, not a chart of its own.
+        write_file(dir.path(), "charts/web/charts/common/Chart.yaml", chart);
+        write_file(dir.path(), "deploy/helm/Api_Server/Chart.yaml", chart);
+        let options = InitOptions {
+            env: "staging".into(),
+            registry: None,
+            force: false,
+        };
+        let report = init(dir.path(), &options).unwrap();
+        let config = std::fs::read_to_string(dir.path().join("config/staging.yaml")).unwrap();
+        assert!(
+            config.contains(
+                "kubernetes:\n  helm:\n    - chart: charts/web\n      release: web\n      values: [charts/web/values-staging.yaml]\n    - chart: deploy/helm/Api_Server\n      release: api-server\n"
+            ),
+            "{config}"
+        );
+        assert!(
+            report.deploy.iter().any(|line| line
+                == "the Helm chart `charts/web/` as release `web` (`helm template` with `charts/web/values-staging.yaml`)"),
+            "{:?}",
+            report.deploy
+        );
+        let parsed = crate::repo::EnvConfig::parse(
+            "staging",
+            &dir.path().join("config/staging.yaml"),
+            Path::new("config/staging.yaml"),
+            &config,
+        )
+        .unwrap();
+        assert_eq!(parsed.kubernetes.helm.len(), 2);
     }
 
     #[test]
