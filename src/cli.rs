@@ -176,6 +176,10 @@ pub struct PlanArgs {
     /// Save the plan to FILE for `gitship deploy --plan FILE`
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
+    /// Also write the plan's JSON report (as `-o json`: redacted, safe as a CI artifact) to
+    /// FILE, for `gitship deploy --reviewed FILE` after the merge
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
     /// Plan this revision (SHA, tag or branch) instead of the work tree
     #[arg(long, value_name = "REV")]
     pub rev: Option<String>,
@@ -221,6 +225,13 @@ pub struct DeployArgs {
     /// Apply exactly this saved plan (from `gitship plan --out`)
     #[arg(long, value_name = "FILE")]
     pub plan: Option<PathBuf>,
+    /// Plan again, compare with this reviewed plan report (`gitship plan --report FILE`, or
+    /// `-o json`), say whether it is what was reviewed (or how it differs), then apply it
+    #[arg(long, value_name = "FILE", conflicts_with = "plan")]
+    pub reviewed: Option<PathBuf>,
+    /// With --reviewed: refuse, before any change, a plan that differs from the reviewed one
+    #[arg(long, requires = "reviewed")]
+    pub require_reviewed: bool,
     /// Allow a deploy that would prune every object of the environment
     #[arg(long)]
     pub allow_empty: bool,
