@@ -7,9 +7,13 @@ const HEADER: &str = r#"# Written by `gitship ci init gitlab` (gitship @VERSION@
 # - merge requests: `gitship validate` (a Code Quality report), then `gitship plan` of @PLAN@,
 #   one job and one merge request note (updated in place, kept as an artifact) per
 #   environment; a job fails only when its plan fails (exit 1), not when it shows changes
-#   (exit 2);
+#   (exit 2); each plan's redacted report (no Secret value, no Terraform planfile) is kept as
+#   the artifact `gitship-plan.json`;
 # - pushes to the default branch: `gitship build` and `gitship deploy` for @DEPLOY@, in that
-#   order, one deploy of an environment at a time (`resource_group`);
+#   order, one deploy of an environment at a time (`resource_group`); the deploy finds the
+#   plan reviewed on the merge request of the commit, plans again and applies that plan when
+#   the tree and the changes are the same (`deploy --reviewed`), else says how it differs and
+#   applies the plan made now (add `--require-reviewed` to refuse it instead);
 # - scheduled pipelines (CI/CD > Schedules): `gitship drift` for @DRIFT@, failing on drift.
 # Each job asks `gitship affected` what the change touches and skips an environment it cannot
 # affect.
@@ -19,9 +23,11 @@ const HEADER: &str = r#"# Written by `gitship ci init gitlab` (gitship @VERSION@
 # (Settings > CI/CD > Protected environments) and make its variables protected, so only the
 # default branch's pipelines see them. A merge request's pipeline runs on an unprotected
 # branch and sees no protected variable: the plan and the drift check run in `<env>-plan`
-# (`@PLAN@-plan`), whose variables must be unprotected and hold credentials that can read and
+# (@PLAN_ENVS@), whose variables must be unprotected and hold credentials that can read and
 # dry-run but not deploy (a registry token that cannot push, a backend role that cannot write
-# the state).
+# the state). A plan with the protected credentials themselves needs a protected source
+# branch (GitLab gives protected variables to pipelines of protected branches only): protect
+# the branches such merge requests come from, or keep the `-plan` credentials.
 #
 "#;
 
@@ -142,7 +148,37 @@ const PLAN_JOB: &str = r#"plan-@ENV@:
     expose_as: gitship plan @ENV@
     paths:
       - plan.md
+      # The redacted report the deploy after the merge compares with (`deploy --reviewed`).
+      - gitship-plan.json
   script:
+"#;
+
+/// The deploy of the plan reviewed on the merge request that brought the commit, when one is
+/// found; else a fresh plan, said so.
+const DEPLOY_SCRIPT: &str = r#"- |
+  # The plan reviewed on the merge request that brought this commit: the report of the
+  # `plan-@ENV@` job of its newest pipeline, read with GITLAB_TOKEN (`read_api`). gitship
+  # plans again and compares; none found: it plans again, and this says so.
+  reviewed="$(mktemp -d)/gitship-plan.json"
+  auth="PRIVATE-TOKEN: $GITLAB_TOKEN"
+  project="$CI_API_V4_URL/projects/$CI_PROJECT_ID"
+  mr="" pipeline="" job=""
+  mr="$(curl -fsS --header "$auth" "$project/repository/commits/$CI_COMMIT_SHA/merge_requests" \
+    | jq -r '[.[] | select(.state == "merged")][0].iid // empty')" || true
+  if [ -n "$mr" ]; then
+    pipeline="$(curl -fsS --header "$auth" "$project/merge_requests/$mr/pipelines?per_page=1" \
+      | jq -r '.[0].id // empty')" || true
+  fi
+  if [ -n "$pipeline" ]; then
+    job="$(curl -fsS --header "$auth" "$project/pipelines/$pipeline/jobs?per_page=100" \
+      | jq -r '[.[] | select(.name == "plan-@ENV@")][0].id // empty')" || true
+  fi
+  if [ -n "$job" ] && curl -fsS --header "$auth" -o "$reviewed" "$project/jobs/$job/artifacts/gitship-plan.json"; then
+    @GITSHIP@ deploy @ENV@ --reviewed "$reviewed"
+  else
+    echo "no plan of this commit's merge request was reviewed: the deploy plans again"
+    @GITSHIP@ deploy @ENV@
+  fi
 "#;
 
 /// The plan of a merge request, and its note: this pipeline's own (its author and the
@@ -158,10 +194,14 @@ const PLAN_SCRIPT: &str = r#"- export KUBECONFIG="$@SECRET@"
     && ! jq -e --arg env @ENV@ '.environments | index($env)' "$affected_json" > /dev/null; then
     affected=false
   fi
-  # 0: no changes, 2: changes (both a success here), anything else: the plan failed.
+  # 0: no changes, 2: changes (both a success here), anything else: the plan failed. Its
+  # files are written outside the work tree (an untracked file would leave the planned tree
+  # unknown), then copied where the artifacts are collected.
   code=0
   if [ "$affected" = true ]; then
-    @GITSHIP@ plan @ENV@ -o markdown --exit-code > plan.md || code=$?
+    out="$(mktemp -d)"
+    @GITSHIP@ plan @ENV@ -o markdown --exit-code --report "$out/gitship-plan.json" > "$out/plan.md" || code=$?
+    cp "$out"/* .
     cat plan.md
   else
     echo "nothing @ENV@ deploys changed since $CI_MERGE_REQUEST_DIFF_BASE_SHA" | tee plan.md
@@ -378,7 +418,7 @@ impl Jobs {
         let deploy = if target.agent {
             "- echo \"images built; the gitship agent of @ENV@ applies this commit\"\n"
         } else {
-            "- @GITSHIP@ deploy @ENV@\n"
+            DEPLOY_SCRIPT
         };
         script.push_str(&self.fill(deploy, env, &[]));
         out.push_str(&indent(&script, 4));

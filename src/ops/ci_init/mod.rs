@@ -620,7 +620,10 @@ pub fn secrets(spec: &CiSpec, platform: Platform) -> Vec<Secrets> {
     if platform == Platform::Gitlab {
         secrets.push(group(
             &["GITLAB_TOKEN"],
-            &["a project access token with the `api` scope, to write the plan note"],
+            &[
+                "a project access token with the `api` scope, to write the plan note and",
+                "for the deploy to find the reviewed plan",
+            ],
             Vec::new(),
         ));
     }
@@ -662,11 +665,14 @@ fn header(spec: &CiSpec, platform: Platform, template: &str, store: &str) -> Str
     let deploy_names = names(spec.deploy.iter().map(|d| d.name.as_str()).collect());
     let drift_names = names(spec.drift.iter().map(String::as_str).collect());
     let plan_names = names(spec.plan.iter().map(String::as_str).collect());
+    let plan_envs: Vec<String> = spec.plan.iter().map(|env| format!("{env}-plan")).collect();
+    let plan_envs = names(plan_envs.iter().map(String::as_str).collect());
     let mut out = fill(
         template,
         &[
             ("VERSION", &spec.gitship_version),
             ("PLAN", &plan_names),
+            ("PLAN_ENVS", &plan_envs),
             ("DEPLOY", &deploy_names),
             ("DRIFT", &drift_names),
             ("BRANCH", &spec.branch),
