@@ -335,8 +335,8 @@ fn history(a: cli::HistoryArgs) -> Result<CommandSettings> {
 fn ci_init(a: cli::CiInitArgs) -> CommandSettings {
     CommandSettings::CiInit(CiInitRequest {
         platform: match a.platform {
-            cli::CiPlatformArg::Github => Platform::Github,
-            cli::CiPlatformArg::Gitlab => Platform::Gitlab,
+            cli::CiPlatformArg::Github => Platform::GitHub,
+            cli::CiPlatformArg::Gitlab => Platform::GitLab,
         },
         plan_envs: a.plan_env,
         deploy_envs: a.deploy_env,

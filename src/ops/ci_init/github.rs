@@ -312,7 +312,7 @@ pub fn workflow(spec: &CiSpec) -> String {
     let gitship = gitship_command(spec);
     let mut out = header(
         spec,
-        Platform::Github,
+        Platform::GitHub,
         HEADER,
         "in each environment that uses them",
     );

@@ -297,7 +297,7 @@ pub fn pipeline(spec: &CiSpec) -> String {
     };
     let mut out = header(
         spec,
-        Platform::Gitlab,
+        Platform::GitLab,
         HEADER,
         "Settings > CI/CD > Variables, masked, scoped to the environments above",
     );

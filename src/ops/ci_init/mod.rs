@@ -18,22 +18,8 @@ use anyhow::Result;
 use crate::diagnostics::{UserError, user_error};
 use crate::repo::Repository;
 
-/// The CI platform `ci init` writes for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Platform {
-    Github,
-    Gitlab,
-}
-
-impl Platform {
-    /// The platform's name on the command line.
-    pub fn name(self) -> &'static str {
-        match self {
-            Platform::Github => "github",
-            Platform::Gitlab => "gitlab",
-        }
-    }
-}
+/// The CI platform `ci init` writes for: one of the providers gitship knows.
+pub use crate::ci::Provider as Platform;
 
 /// `gitship ci init github|gitlab`: what [`ci_init`] is asked for.
 #[derive(Debug, Clone)]
@@ -261,7 +247,7 @@ fn spec(repo: &Repository, git_root: &Path, options: &CiInitRequest) -> Result<C
 
 /// `--aws-role`: GitHub only, roles that are IAM role ARNs and a region, nothing to quote.
 fn checked_roles(roles: AwsRoles, platform: Platform) -> Result<AwsRoles> {
-    if platform != Platform::Github {
+    if platform != Platform::GitHub {
         return Err(UserError::usage(
             "`--aws-role` is for `github` only",
             "on GitLab, set the backend's credentials as masked variables scoped to the environments (see the file's header)",
@@ -439,7 +425,7 @@ fn default_plan_env(names: &[&String]) -> String {
 
 /// The branch whose pushes deploy: `--branch`, else the repository's default branch.
 fn deploy_branch(root: &Path, options: &CiInitRequest) -> Result<String> {
-    if options.platform == Platform::Gitlab {
+    if options.platform == Platform::GitLab {
         if options.branch.is_some() {
             return Err(UserError::usage(
                 "`--branch` is for `github` only",
@@ -489,11 +475,11 @@ fn registry_host(registry: &str) -> &str {
 /// The files for `platform`, relative to the Git work tree root, with their text.
 pub fn generate(spec: &CiSpec, platform: Platform) -> Vec<(PathBuf, String)> {
     match platform {
-        Platform::Github => vec![(
+        Platform::GitHub => vec![(
             PathBuf::from(".github/workflows/gitship.yml"),
             github::workflow(spec),
         )],
-        Platform::Gitlab => vec![(PathBuf::from(".gitlab-ci.yml"), gitlab::pipeline(spec))],
+        Platform::GitLab => vec![(PathBuf::from(".gitlab-ci.yml"), gitlab::pipeline(spec))],
     }
 }
 
@@ -557,7 +543,7 @@ pub struct Secrets {
 /// The secrets the files [`generate`] writes for `spec` on `platform` read, in the order their
 /// header lists them: what `ci init` tells the user to set.
 pub fn secrets(spec: &CiSpec, platform: Platform) -> Vec<Secrets> {
-    let github = platform == Platform::Github;
+    let github = platform == Platform::GitHub;
     let group = |names: &[&str], holds: &[&str], environments: Vec<String>| Secrets {
         names: names.iter().map(|name| name.to_string()).collect(),
         holds: holds.iter().map(|line| line.to_string()).collect(),
@@ -590,8 +576,8 @@ pub fn secrets(spec: &CiSpec, platform: Platform) -> Vec<Secrets> {
         ));
     }
     let kubeconfig_kind = match platform {
-        Platform::Github => "the file's contents",
-        Platform::Gitlab => "a variable of type File",
+        Platform::GitHub => "the file's contents",
+        Platform::GitLab => "a variable of type File",
     };
     for env in &spec.drift {
         let mut environments = vec![plan(env)];
@@ -617,7 +603,7 @@ pub fn secrets(spec: &CiSpec, platform: Platform) -> Vec<Secrets> {
             deploying.iter().cloned().chain(reading).collect(),
         ));
     }
-    if platform == Platform::Gitlab {
+    if platform == Platform::GitLab {
         secrets.push(group(
             &["GITLAB_TOKEN"],
             &[
