@@ -337,6 +337,75 @@ fn ci_init_github_offers_oidc_roles_instead_of_access_keys() {
     );
 }
 
+/// `--aws-role` with a registry on Amazon ECR (GitHub): every job that reads or pushes images
+/// logs in with the role it assumes (`aws-actions/amazon-ecr-login`, after the credentials, an
+/// OIDC token), and no registry secret is asked for; the drift jobs, which read no registry,
+/// get a token for their Terraform only.
+#[test]
+fn ci_init_github_logs_in_to_ecr_through_oidc() {
+    use yaml_rust2::YamlLoader;
+    let repo = Repo::example();
+    repo.git(&["branch", "-M", "main"]);
+    let ecr = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/blog";
+    for env in ["production", "staging"] {
+        repo.edit(
+            &format!("config/{env}.yaml"),
+            "registry: ghcr.io/acme/blog",
+            &format!("registry: {ecr}"),
+        );
+    }
+    repo.commit("ECR");
+    let role = "arn:aws:iam::123456789012:role/gitship-deploy";
+    let run = repo.ok(&[
+        "ci",
+        "init",
+        "github",
+        "--aws-role",
+        role,
+        "--aws-region",
+        "eu-west-1",
+    ]);
+    assert!(!run.stdout.contains("REGISTRY_USERNAME"), "{}", run.stdout);
+    let path = repo.path().join(".github/workflows/gitship.yml");
+    let text = read(&path);
+    assert!(
+        !text.contains("REGISTRY_USERNAME") && !text.contains("docker/login-action"),
+        "{text}"
+    );
+    let workflow = &YamlLoader::load_from_str(&text).expect("YAML")[0];
+    for (name, job) in workflow["jobs"].as_hash().expect("jobs") {
+        let name = name.as_str().expect("name");
+        let uses: Vec<&str> = job["steps"]
+            .as_vec()
+            .expect("steps")
+            .iter()
+            .filter_map(|step| step["uses"].as_str())
+            .collect();
+        let credentials = uses
+            .iter()
+            .position(|u| u.starts_with("aws-actions/configure-aws-credentials"));
+        let login = uses
+            .iter()
+            .position(|u| *u == "aws-actions/amazon-ecr-login@v2");
+        if name.starts_with("drift-") {
+            assert_eq!(login, None, "{name} reads no registry");
+        } else {
+            assert!(
+                credentials.is_some() && credentials < login,
+                "{name}: {uses:?}"
+            );
+        }
+        assert_eq!(
+            job["permissions"]["id-token"].as_str(),
+            Some("write"),
+            "{name}"
+        );
+    }
+    assert!(text.contains("registries: \"123456789012\""), "{text}");
+    actionlint(&path);
+    check_schema("vendor.github-workflows", &path);
+}
+
 /// The generated workflow, parsed: no job a pull request can run reads a secret except through
 /// a `<env>-plan` environment (credentials that cannot deploy), the workflow's own `env:` holds
 /// none, and every job that reads a deploy environment's secrets runs on pushes only.

@@ -101,6 +101,14 @@ const TERRAFORM: &str = r#"- uses: hashicorp/setup-terraform@v3
     terraform_wrapper: false
 "#;
 
+/// Amazon ECR with the AWS role's credentials (OIDC), no login secret.
+const ECR_LOGIN: &str = r#"- name: @LOGIN_NAME@
+  if: steps.affected.outputs.affected == 'true'
+  uses: aws-actions/amazon-ecr-login@v2
+  with:
+    registries: "@ACCOUNT@"
+"#;
+
 const LOGIN: &str = r#"- name: @LOGIN_NAME@
   if: steps.affected.outputs.affected == 'true'
   uses: docker/login-action@v4
@@ -431,7 +439,15 @@ fn drift_job(spec: &CiSpec, env: &str, gitship: &str) -> String {
             &[
                 ("ENV", env),
                 ("JOB_ENV", job_env(spec, true)),
-                ("PERMISSIONS", permissions(spec, true)),
+                (
+                    "PERMISSIONS",
+                    // It reads no registry: a token for its Terraform only.
+                    if spec.terraform {
+                        permissions(spec, true)
+                    } else {
+                        ""
+                    },
+                ),
                 ("CONTAINER", &container(spec, false)),
             ],
         ),
@@ -491,9 +507,15 @@ fn job_env(spec: &CiSpec, terraform: bool) -> &'static str {
     }
 }
 
-/// Whether the job's Terraform takes an OIDC token (`id-token: write`).
+/// Whether the job takes an OIDC token (`id-token: write`): for its Terraform, or to log in to
+/// Amazon ECR.
 fn oidc(spec: &CiSpec, terraform: bool) -> bool {
-    spec.terraform && terraform && spec.aws.is_some()
+    spec.aws.is_some() && ((spec.terraform && terraform) || ecr_login(spec))
+}
+
+/// Whether the jobs log in to Amazon ECR with the AWS role (OIDC): a registry is ECR's.
+fn ecr_login(spec: &CiSpec) -> bool {
+    spec.aws.is_some() && spec.registries.iter().any(|r| ecr_account(r).is_some())
 }
 
 /// A deploy or drift job's own `permissions:` when it assumes an AWS role (else the workflow's).
@@ -522,7 +544,7 @@ fn deploy_permissions(spec: &CiSpec, target: &DeployTarget) -> String {
 /// The step that assumes `role` (the deploy or the plan role), when OIDC is on.
 fn aws(spec: &CiSpec, role: impl Fn(&AwsRoles) -> &str) -> String {
     match &spec.aws {
-        Some(roles) if spec.terraform => fill(
+        Some(roles) => fill(
             AWS,
             &[("ROLE", role(roles)), ("REGION", roles.region.as_str())],
         ),
@@ -535,6 +557,29 @@ fn kubeconfig(env: &str) -> String {
         KUBECONFIG,
         &[("ENV", env), ("SECRET", &kubeconfig_secret(env))],
     )
+}
+
+/// The login to `registry`: Amazon ECR with the AWS role when OIDC is on, else the secrets.
+fn login_step(spec: &CiSpec, registry: &str) -> String {
+    match ecr_account(registry).filter(|_| spec.aws.is_some()) {
+        Some(account) => fill(
+            ECR_LOGIN,
+            &[
+                (
+                    "LOGIN_NAME",
+                    &yaml_quote(&format!("Log in to {registry} (OIDC)")),
+                ),
+                ("ACCOUNT", account),
+            ],
+        ),
+        None => fill(
+            LOGIN,
+            &[
+                ("LOGIN_NAME", &yaml_quote(&format!("Log in to {registry}"))),
+                ("REGISTRY", &yaml_quote(registry)),
+            ],
+        ),
+    }
 }
 
 /// Checkout, install, `affected`, then what the environment's commands need. `affected
@@ -558,24 +603,20 @@ fn setup(
         AFFECTED,
         &[("ENV", env), ("SINCE", since), ("GITSHIP", gitship)],
     ));
-    if spec.terraform && cluster {
+    if (spec.terraform && cluster) || (login && ecr_login(spec)) {
         // A deploy job (it reads what its environment deployed) assumes the deploy role.
         if reads_cluster {
             steps.push_str(&aws(spec, |roles| &roles.deploy_role));
         } else {
             steps.push_str(&aws(spec, |roles| &roles.plan_role));
         }
+    }
+    if spec.terraform && cluster {
         steps.push_str(&terraform(spec));
     }
     if login {
         for registry in &spec.registries {
-            steps.push_str(&fill(
-                LOGIN,
-                &[
-                    ("LOGIN_NAME", &yaml_quote(&format!("Log in to {registry}"))),
-                    ("REGISTRY", &yaml_quote(registry)),
-                ],
-            ));
+            steps.push_str(&login_step(spec, registry));
         }
     }
     if cluster && !reads_cluster {

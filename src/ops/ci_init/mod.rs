@@ -155,6 +155,21 @@ pub fn ci_init(repo_dir: Option<&Path>, options: &CiInitRequest) -> Result<CiIni
     })
 }
 
+/// The AWS account of an Amazon ECR registry host (`<account>.dkr.ecr.<region>.amazonaws.com`,
+/// also `.amazonaws.com.cn`), which the jobs log in to through OIDC when AWS roles are given.
+pub fn ecr_account(registry: &str) -> Option<&str> {
+    let host = registry.split('/').next()?;
+    let (account, rest) = host.split_once(".dkr.ecr.")?;
+    let (region, domain) = rest.split_once('.')?;
+    let account_ok = account.len() == 12 && account.bytes().all(|b| b.is_ascii_digit());
+    let region_ok = !region.is_empty()
+        && region
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    let domain_ok = matches!(domain, "amazonaws.com" | "amazonaws.com.cn");
+    (account_ok && region_ok && domain_ok).then_some(account)
+}
+
 /// The [`CiSpec`] for `repo` under `options`: environments checked to exist.
 fn spec(repo: &Repository, git_root: &Path, options: &CiInitRequest) -> Result<CiSpec> {
     let names: Vec<&String> = repo.environments.keys().collect();
@@ -560,7 +575,14 @@ pub fn secrets(spec: &CiSpec, platform: Platform) -> Vec<Secrets> {
         .collect();
     let reading: Vec<String> = spec.drift.iter().map(|env| plan(env)).collect();
     let mut secrets = Vec::new();
-    if !spec.registries.is_empty() {
+    // Amazon ECR through OIDC needs no login secret (GitHub, `--aws-role`).
+    let logins: Vec<&String> = spec
+        .registries
+        .iter()
+        .filter(|registry| !(github && spec.aws.is_some() && ecr_account(registry).is_some()))
+        .collect();
+    if !logins.is_empty() {
+        let logins: Vec<&str> = logins.iter().map(|registry| registry.as_str()).collect();
         let mut environments: Vec<String> = spec.plan.iter().map(|env| plan(env)).collect();
         environments.extend(spec.deploy.iter().map(|target| target.name.clone()));
         secrets.push(group(
@@ -568,7 +590,7 @@ pub fn secrets(spec: &CiSpec, platform: Platform) -> Vec<Secrets> {
             &[
                 &format!(
                     "the registry login for {} (plan reads tags,",
-                    spec.registries.join(", ")
+                    logins.join(", ")
                 ),
                 "build and deploy push images)",
             ],
