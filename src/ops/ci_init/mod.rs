@@ -699,6 +699,24 @@ mod tests {
     use super::*;
 
     #[test]
+    fn ecr_registries_are_known_by_their_host() {
+        let ecr = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/blog";
+        assert_eq!(ecr_account(ecr), Some("123456789012"));
+        assert_eq!(
+            ecr_account("123456789012.dkr.ecr.cn-north-1.amazonaws.com.cn"),
+            Some("123456789012")
+        );
+        for other in [
+            "ghcr.io/acme/blog",
+            "12345.dkr.ecr.eu-west-1.amazonaws.com/blog",
+            "123456789012.dkr.ecr.eu-west-1.amazonaws.com.evil.example/blog",
+            "123456789012.dkr.ecr..amazonaws.com",
+        ] {
+            assert_eq!(ecr_account(other), None, "{other}");
+        }
+    }
+
+    #[test]
     fn kubeconfig_secret_names() {
         assert_eq!(kubeconfig_secret("staging"), "KUBECONFIG_STAGING");
         assert_eq!(kubeconfig_secret("eu-prod"), "KUBECONFIG_EU_PROD");
