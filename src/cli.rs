@@ -525,11 +525,12 @@ pub struct CiInitArgs {
     /// gitship with `cargo install` in each job
     #[arg(long, value_name = "REF@DIGEST")]
     pub image: Option<String>,
-    /// GitHub: the AWS role the deploy jobs assume through OIDC (`id-token: write`) for
-    /// Terraform's backend, instead of access keys in secrets (with `--aws-region`)
+    /// The AWS role the deploy jobs assume through OIDC (GitHub: `id-token: write`, and Amazon
+    /// ECR's login; GitLab: `id_tokens:`) for Terraform's backend, instead of access keys in
+    /// secrets (with `--aws-region`)
     #[arg(long, value_name = "ARN", requires = "aws_region")]
     pub aws_role: Option<String>,
-    /// GitHub: the AWS role the plan and drift jobs assume (read-only; default: `--aws-role`)
+    /// The AWS role the plan and drift jobs assume (read-only; default: `--aws-role`)
     #[arg(long, value_name = "ARN", requires = "aws_role")]
     pub aws_plan_role: Option<String>,
     /// The AWS region of the OIDC roles

@@ -252,8 +252,9 @@ fn ci_init_runs_the_jobs_in_gitships_image_pinned_by_digest() {
     );
 }
 
-/// `--aws-role` (GitHub): Terraform's backend credentials through OIDC, no access keys in any
-/// secret; the deploy jobs assume the deploy role, the plan and drift jobs the plan role.
+/// `--aws-role`: Terraform's backend credentials through OIDC, no access keys in any secret;
+/// the deploy jobs assume the deploy role, the plan and drift jobs the plan role (GitHub:
+/// `configure-aws-credentials`; GitLab: an `id_tokens:` token as a web identity).
 #[test]
 fn ci_init_github_offers_oidc_roles_instead_of_access_keys() {
     use yaml_rust2::YamlLoader;
@@ -304,21 +305,51 @@ fn ci_init_github_offers_oidc_roles_instead_of_access_keys() {
     actionlint(&path);
     check_schema("vendor.github-workflows", &path);
 
-    let refused = repo.gitship(&[
+    // GitLab: the jobs that run Terraform get an `id_tokens:` token, which the script hands
+    // to Terraform's AWS SDK as a web identity (the role by job), and no access keys.
+    repo.ok(&[
         "ci",
         "init",
         "gitlab",
         "--aws-role",
         deploy,
+        "--aws-plan-role",
+        plan,
         "--aws-region",
         "eu-west-1",
     ]);
-    assert_eq!(refused.code, 64, "{}", refused.all());
-    assert!(
-        refused.stderr.contains("`--aws-role` is for `github` only"),
-        "{}",
-        refused.stderr
-    );
+    let gitlab = repo.path().join(".gitlab-ci.yml");
+    let text = read(&gitlab);
+    assert!(!text.contains("AWS_ACCESS_KEY_ID"), "{text}");
+    let pipeline = &YamlLoader::load_from_str(&text).expect("YAML")[0];
+    for (name, role) in [
+        ("plan-staging", plan),
+        ("plan-production", plan),
+        ("deploy-production", deploy),
+        ("drift-production", plan),
+    ] {
+        let job = &pipeline[name];
+        assert_eq!(
+            job["id_tokens"]["AWS_ID_TOKEN"]["aud"].as_str(),
+            Some("sts.amazonaws.com"),
+            "{name}"
+        );
+        let script: Vec<&str> = job["script"]
+            .as_vec()
+            .expect("script")
+            .iter()
+            .filter_map(|line| line.as_str())
+            .collect();
+        // Before any gitship command.
+        let assumes = script.iter().position(|line| {
+            line.contains(&format!("AWS_ROLE_ARN=\"{role}\""))
+                && line.contains("AWS_WEB_IDENTITY_TOKEN_FILE")
+        });
+        let gitship = script.iter().position(|line| line.contains("gitship "));
+        assert!(assumes.is_some() && assumes < gitship, "{name}: {script:?}");
+    }
+    assert!(pipeline["validate"]["id_tokens"].is_badvalue());
+    check_schema("vendor.gitlab-ci", &gitlab);
     let refused = repo.gitship(&[
         "ci",
         "init",

@@ -150,7 +150,23 @@ const PLAN_JOB: &str = r#"plan-@ENV@:
       - plan.md
       # The redacted report the deploy after the merge compares with (`deploy --reviewed`).
       - gitship-plan.json
-  script:
+@ID_TOKENS@  script:
+"#;
+
+/// A job's OIDC token for AWS ([`CiSpec::aws`]): Terraform's backend assumes a role with it.
+const ID_TOKENS: &str = r#"  # An OIDC token for AWS: Terraform's backend assumes @ROLE@ with it.
+  id_tokens:
+    AWS_ID_TOKEN:
+      aud: sts.amazonaws.com
+"#;
+
+/// The job's token as a web identity (a private temporary file), which Terraform's AWS SDK
+/// reads: no access keys.
+const AWS_SCRIPT: &str = r#"- |
+  # AWS through OIDC: the job's token as a web identity, read by Terraform's AWS SDK.
+  export AWS_WEB_IDENTITY_TOKEN_FILE="$(mktemp)"
+  printf '%s' "$AWS_ID_TOKEN" > "$AWS_WEB_IDENTITY_TOKEN_FILE"
+  export AWS_ROLE_ARN="@ROLE@" AWS_REGION="@REGION@" AWS_ROLE_SESSION_NAME="gitship-$CI_JOB_ID"
 "#;
 
 /// The deploy of the plan reviewed on the merge request that brought the commit, when one is
@@ -256,7 +272,7 @@ const DEPLOY_JOB: &str = r#"deploy-@ENV@:
   variables:
     DOCKER_HOST: tcp://docker:2375
     DOCKER_TLS_CERTDIR: ""
-  script:
+@ID_TOKENS@  script:
     - command -v docker > /dev/null || apt-get install -y -qq --no-install-recommends docker.io > /dev/null
 "#;
 
@@ -275,8 +291,8 @@ const DRIFT_JOB: &str = r#"drift-@ENV@:
     expose_as: gitship drift @ENV@
     paths:
       - drift.md
-  script:
-    - export KUBECONFIG="$@SECRET@"
+@ID_TOKENS@  script:
+@AWS@    - export KUBECONFIG="$@SECRET@"
     - |
       # Drift (exit 2) fails the job; the report is in the log and the artifact.
       code=0
@@ -294,6 +310,7 @@ const DRIFT_JOB: &str = r#"drift-@ENV@:
 pub fn pipeline(spec: &CiSpec) -> String {
     let jobs = Jobs {
         gitship: gitship_command(spec),
+        aws: spec.aws.clone().filter(|_| spec.terraform),
     };
     let mut out = header(
         spec,
@@ -309,8 +326,10 @@ pub fn pipeline(spec: &CiSpec) -> String {
     // Merge requests: a plan job per environment.
     for env in &spec.plan {
         out.push('\n');
-        out.push_str(&jobs.fill(PLAN_JOB, env, &[]));
-        out.push_str(&indent(&jobs.fill(PLAN_SCRIPT, env, &[]), 4));
+        let (id_tokens, aws) = jobs.oidc(|roles| &roles.plan_role);
+        out.push_str(&jobs.fill(PLAN_JOB, env, &[("ID_TOKENS", &id_tokens)]));
+        let script = aws + &jobs.fill(PLAN_SCRIPT, env, &[]);
+        out.push_str(&indent(&script, 4));
     }
 
     // The default branch, in order.
@@ -324,7 +343,10 @@ pub fn pipeline(spec: &CiSpec) -> String {
     // The schedule.
     for env in &spec.drift {
         out.push('\n');
-        out.push_str(&jobs.fill(DRIFT_JOB, env, &[]));
+        let (id_tokens, aws) = jobs.oidc(|roles| &roles.plan_role);
+        let aws = if aws.is_empty() { aws } else { indent(&aws, 4) };
+        let values = [("ID_TOKENS", id_tokens.as_str()), ("AWS", aws.as_str())];
+        out.push_str(&jobs.fill(DRIFT_JOB, env, &values));
     }
     out
 }
@@ -376,6 +398,8 @@ fn setup(spec: &CiSpec) -> String {
 /// The jobs of one pipeline, filled for an environment.
 struct Jobs {
     gitship: String,
+    /// The roles to assume through OIDC, when the jobs run Terraform with them.
+    aws: Option<AwsRoles>,
 }
 
 impl Jobs {
@@ -391,6 +415,18 @@ impl Jobs {
         fill(template, &values)
     }
 
+    /// A job's `id_tokens:` and the script lines that assume `role` with it (both empty without
+    /// OIDC roles).
+    fn oidc(&self, role: impl Fn(&AwsRoles) -> &str) -> (String, String) {
+        match &self.aws {
+            Some(roles) => {
+                let values = [("ROLE", role(roles)), ("REGION", roles.region.as_str())];
+                (fill(ID_TOKENS, &values), fill(AWS_SCRIPT, &values))
+            }
+            None => (String::new(), String::new()),
+        }
+    }
+
     /// The deploy job of `target`, after the one of `previous`.
     fn deploy(&self, target: &DeployTarget, previous: Option<&str>) -> String {
         let needs = match previous {
@@ -403,7 +439,17 @@ impl Jobs {
             _ => "other",
         };
         let env = target.name.as_str();
-        let mut out = self.fill(DEPLOY_JOB, env, &[("NEEDS", &needs), ("TIER", tier)]);
+        // An agent's environment only builds here: no Terraform, no token.
+        let (id_tokens, aws) = match target.agent {
+            true => (String::new(), String::new()),
+            false => self.oidc(|roles| &roles.deploy_role),
+        };
+        let values = [
+            ("NEEDS", needs.as_str()),
+            ("TIER", tier),
+            ("ID_TOKENS", &id_tokens),
+        ];
+        let mut out = self.fill(DEPLOY_JOB, env, &values);
         // Compared with what the environment last deployed: a pipeline whose deploy was
         // cancelled, rejected or failed is still pending at the next push.
         // An agent's environment only builds here: since the previous push.
@@ -411,7 +457,7 @@ impl Jobs {
             (String::new(), "$CI_COMMIT_BEFORE_SHA".to_string())
         } else {
             let kubeconfig = self.fill("- export KUBECONFIG=\"$@SECRET@\"\n", env, &[]);
-            (kubeconfig, format!("deployed:{env}"))
+            (aws + &kubeconfig, format!("deployed:{env}"))
         };
         script.push_str(&self.fill(AFFECTED, env, &[("SINCE", &since)]));
         script.push_str(&self.fill("- @GITSHIP@ build @ENV@\n", env, &[]));

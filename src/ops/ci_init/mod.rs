@@ -35,7 +35,7 @@ pub struct CiInitRequest {
     pub branch: Option<String>,
     /// `--image`: the jobs run in this image, pinned by digest, instead of installing gitship.
     pub image: Option<String>,
-    /// `--aws-role` (GitHub): AWS credentials through OIDC instead of access keys.
+    /// `--aws-role`: AWS credentials through OIDC instead of access keys.
     pub aws: Option<AwsRoles>,
     /// `--force`: overwrite files that exist.
     pub force: bool,
@@ -252,23 +252,12 @@ fn spec(repo: &Repository, git_root: &Path, options: &CiInitRequest) -> Result<C
         registries: registries.into_iter().collect(),
         gitship_version: env!("CARGO_PKG_VERSION").to_string(),
         image: options.image.as_deref().map(pinned_image).transpose()?,
-        aws: options
-            .aws
-            .clone()
-            .map(|roles| checked_roles(roles, options.platform))
-            .transpose()?,
+        aws: options.aws.clone().map(checked_roles).transpose()?,
     })
 }
 
-/// `--aws-role`: GitHub only, roles that are IAM role ARNs and a region, nothing to quote.
-fn checked_roles(roles: AwsRoles, platform: Platform) -> Result<AwsRoles> {
-    if platform != Platform::GitHub {
-        return Err(UserError::usage(
-            "`--aws-role` is for `github` only",
-            "on GitLab, set the backend's credentials as masked variables scoped to the environments (see the file's header)",
-        )
-        .into());
-    }
+/// `--aws-role`: roles that are IAM role ARNs and a region, nothing to quote.
+fn checked_roles(roles: AwsRoles) -> Result<AwsRoles> {
     let is_role = |arn: &str| {
         let mut parts = arn.splitn(6, ':');
         let fields: Vec<&str> = parts.by_ref().collect();
