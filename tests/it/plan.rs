@@ -1516,3 +1516,43 @@ async fn deploy_reviewed_applies_the_reviewed_plan_or_says_how_it_differs() {
     .await
     .expect("test");
 }
+
+/// `deploy --reviewed` with a Terraform layer: the fresh plan's planfile is what is applied
+/// (Terraform and Kubernetes both clean after), after a merge of the reviewed tree.
+#[test]
+fn deploy_reviewed_applies_the_fresh_terraform_plan_of_the_reviewed_tree() {
+    if !require_tool("terraform", "version") {
+        return;
+    }
+    let repo = small_repo();
+    repo.deploy("staging", &["--sandbox"]);
+    repo.edit("config/staging.yaml", "replicas: 2", "replicas: 4");
+    repo.edit("config/staging.yaml", "size: 10", "size: 20");
+    repo.commit("bigger");
+    let report = repo.path().join(".gitship/reviewed.json");
+    let report = report.to_string_lossy().into_owned();
+    let planned = repo.gitship(&[
+        "plan",
+        "staging",
+        "--sandbox",
+        "--exit-code",
+        "--report",
+        &report,
+    ]);
+    assert_eq!(planned.code, 2, "{}", planned.all());
+    repo.git(&[
+        "commit",
+        "-q",
+        "--allow-empty",
+        "-m",
+        "Merge pull request #2",
+    ]);
+    let applied = repo.ok(&["deploy", "staging", "--sandbox", "--reviewed", &report]);
+    assert!(
+        applied.stderr.contains("applying the plan reviewed in"),
+        "{}",
+        applied.stderr
+    );
+    let (code, plan) = repo.plan_json(&["staging", "--sandbox", "--exit-code"]);
+    assert_eq!(code, 0, "Terraform and Kubernetes are applied: {plan:#?}");
+}
