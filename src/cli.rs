@@ -176,6 +176,10 @@ pub struct PlanArgs {
     /// Save the plan to FILE for `gitship deploy --plan FILE`
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
+    /// Also write the plan's JSON report (as `-o json`: redacted, safe as a CI artifact) to
+    /// FILE, for `gitship deploy --reviewed FILE` after the merge
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
     /// Plan this revision (SHA, tag or branch) instead of the work tree
     #[arg(long, value_name = "REV")]
     pub rev: Option<String>,
@@ -221,6 +225,13 @@ pub struct DeployArgs {
     /// Apply exactly this saved plan (from `gitship plan --out`)
     #[arg(long, value_name = "FILE")]
     pub plan: Option<PathBuf>,
+    /// Plan again, compare with this reviewed plan report (`gitship plan --report FILE`, or
+    /// `-o json`), say whether it is what was reviewed (or how it differs), then apply it
+    #[arg(long, value_name = "FILE", conflicts_with = "plan")]
+    pub reviewed: Option<PathBuf>,
+    /// With --reviewed: refuse, before any change, a plan that differs from the reviewed one
+    #[arg(long, requires = "reviewed")]
+    pub require_reviewed: bool,
     /// Allow a deploy that would prune every object of the environment
     #[arg(long)]
     pub allow_empty: bool,
@@ -514,11 +525,12 @@ pub struct CiInitArgs {
     /// gitship with `cargo install` in each job
     #[arg(long, value_name = "REF@DIGEST")]
     pub image: Option<String>,
-    /// GitHub: the AWS role the deploy jobs assume through OIDC (`id-token: write`) for
-    /// Terraform's backend, instead of access keys in secrets (with `--aws-region`)
+    /// The AWS role the deploy jobs assume through OIDC (GitHub: `id-token: write`, and Amazon
+    /// ECR's login; GitLab: `id_tokens:`) for Terraform's backend, instead of access keys in
+    /// secrets (with `--aws-region`)
     #[arg(long, value_name = "ARN", requires = "aws_region")]
     pub aws_role: Option<String>,
-    /// GitHub: the AWS role the plan and drift jobs assume (read-only; default: `--aws-role`)
+    /// The AWS role the plan and drift jobs assume (read-only; default: `--aws-role`)
     #[arg(long, value_name = "ARN", requires = "aws_role")]
     pub aws_plan_role: Option<String>,
     /// The AWS region of the OIDC roles

@@ -355,11 +355,7 @@ pub fn workspace_relative(file: &str, base: Option<&Path>) -> String {
         Some(base) if path.is_relative() => base.join(path),
         _ => path.to_path_buf(),
     };
-    let mut roots: Vec<PathBuf> = std::env::var_os("GITHUB_WORKSPACE")
-        .filter(|w| !w.is_empty())
-        .map(PathBuf::from)
-        .into_iter()
-        .collect();
+    let mut roots: Vec<PathBuf> = crate::ci::workspace().into_iter().collect();
     roots.extend(std::env::current_dir().ok());
     let absolute = std::path::absolute(&joined).unwrap_or_else(|_| joined.clone());
     let canonical = absolute.canonicalize().ok();

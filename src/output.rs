@@ -60,7 +60,7 @@ impl Printer {
             quiet,
             color_stdout: decide(std::io::stdout().is_terminal()),
             color_stderr: decide(stderr_tty),
-            interactive: stderr_tty && std::env::var_os("CI").is_none(),
+            interactive: stderr_tty && !crate::ci::in_ci(),
         }
     }
 
@@ -123,7 +123,7 @@ pub fn paint(enabled: bool, style: Style, text: &str) -> String {
 /// report there (already redacted: it is what `-o markdown` prints). Only a regular file is
 /// appended to ([`crate::private_file::append`]).
 pub fn append_step_summary(markdown: &str) -> Result<bool, crate::private_file::WriteError> {
-    let Some(path) = std::env::var_os("GITHUB_STEP_SUMMARY").filter(|p| !p.is_empty()) else {
+    let Some(path) = crate::ci::step_summary_file() else {
         return Ok(false);
     };
     let mut text = markdown.to_string();
@@ -131,7 +131,7 @@ pub fn append_step_summary(markdown: &str) -> Result<bool, crate::private_file::
         text.push('\n');
     }
     text.push('\n');
-    crate::private_file::append(std::path::Path::new(&path), text.as_bytes())?;
+    crate::private_file::append(&path, text.as_bytes())?;
     Ok(true)
 }
 
@@ -140,10 +140,11 @@ impl Printer {
     pub fn step_summary(&self, markdown: &str) {
         if let Err(err) = append_step_summary(markdown) {
             use crate::diagnostics::StageError as _;
-            let file = std::env::var_os("GITHUB_STEP_SUMMARY").unwrap_or_default();
+            let file = crate::ci::step_summary_file().unwrap_or_default();
             let mut warning = format!(
-                "cannot append to `$GITHUB_STEP_SUMMARY` ({}): {err}",
-                std::path::Path::new(&file).display()
+                "cannot append to `${}` ({}): {err}",
+                crate::ci::STEP_SUMMARY_VARIABLE,
+                file.display()
             );
             if let Some(source) = std::error::Error::source(&err) {
                 warning.push_str(&format!(": {source}"));

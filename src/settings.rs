@@ -141,6 +141,8 @@ pub struct PlanSettings {
     pub cluster: SessionTarget,
     pub exit_code: bool,
     pub out: Option<PathBuf>,
+    /// `--report FILE`: the plan's JSON report written there too.
+    pub report: Option<PathBuf>,
     pub rev: Option<String>,
 }
 
@@ -157,6 +159,8 @@ pub struct DeploySettings {
     pub cluster: SessionTarget,
     pub build: BuildInputs,
     pub plan: Option<PathBuf>,
+    /// `--reviewed FILE` (and `--require-reviewed`): plan again, compare, apply.
+    pub reviewed: Option<crate::ops::reviewed::ReviewedPlan>,
     pub allow_empty: bool,
     pub prune_protected: bool,
     pub no_prune: bool,
@@ -257,6 +261,7 @@ fn command(command: cli::Command, codequality: bool) -> Result<CommandSettings> 
             cluster: cluster(a.cluster),
             exit_code: a.exit_code,
             out: a.out.map(saved_plan_file).transpose()?,
+            report: a.report.map(report_file).transpose()?,
             rev: a.rev,
         }),
         cli::Command::Deploy(a) => deploy(a)?,
@@ -330,8 +335,8 @@ fn history(a: cli::HistoryArgs) -> Result<CommandSettings> {
 fn ci_init(a: cli::CiInitArgs) -> CommandSettings {
     CommandSettings::CiInit(CiInitRequest {
         platform: match a.platform {
-            cli::CiPlatformArg::Github => Platform::Github,
-            cli::CiPlatformArg::Gitlab => Platform::Gitlab,
+            cli::CiPlatformArg::Github => Platform::GitHub,
+            cli::CiPlatformArg::Gitlab => Platform::GitLab,
         },
         plan_envs: a.plan_env,
         deploy_envs: a.deploy_env,
@@ -385,6 +390,10 @@ fn deploy(a: cli::DeployArgs) -> Result<CommandSettings> {
         cluster: cluster(a.cluster),
         build: build(a.build)?,
         plan: a.plan,
+        reviewed: a.reviewed.map(|report| crate::ops::reviewed::ReviewedPlan {
+            report,
+            require: a.require_reviewed,
+        }),
         allow_empty: a.allow_empty,
         prune_protected: a.prune_protected,
         no_prune: a.no_prune,
@@ -503,6 +512,12 @@ fn saved_plan_file(out: PathBuf) -> Result<PathBuf> {
     Ok(out)
 }
 
+/// `plan --report FILE`: a file gitship may write ([`file_to_write`]).
+fn report_file(path: PathBuf) -> Result<PathBuf> {
+    file_to_write("`--report`", &path)?;
+    Ok(path)
+}
+
 /// A file a flag (`what`) names for gitship to write, refused before anything runs when
 /// gitship would refuse to write it ([`crate::private_file::check`]: a symlink, a device, a
 /// FIFO, a socket or a directory is there).
@@ -553,6 +568,7 @@ mod tests {
                 allow_dirty: false,
             },
             plan: None,
+            reviewed: None,
             allow_empty: false,
             prune_protected: true,
             no_prune: false,

@@ -18,9 +18,10 @@ pub async fn run(ctx: &Context, settings: DeploySettings) -> Result<Outcome> {
         )?,
         None => Session::open(&ctx.global.workspace, &ctx.printer, &settings.cluster)?,
     };
-    let source = match &settings.plan {
-        Some(path) => DeploySource::SavedPlan(path.clone()),
-        None => DeploySource::WorkTree,
+    let source = match (&settings.plan, &settings.reviewed) {
+        (Some(path), _) => DeploySource::SavedPlan(path.clone()),
+        (None, Some(reviewed)) => DeploySource::Reviewed(reviewed.clone()),
+        (None, None) => DeploySource::WorkTree,
     };
     let request = settings.request(&session.config);
     let report = match crate::ops::deploy::deploy(&session, &source, &request).await {

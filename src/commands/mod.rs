@@ -45,9 +45,9 @@ pub fn dispatch(settings: Settings) -> Result<Outcome> {
         ),
         global: settings.global,
     };
-    // Under GitHub Actions, the errors of the commands that point into the repository also
-    // become annotations on the pull request's diff.
-    if std::env::var("GITHUB_ACTIONS").is_ok_and(|v| v == "true")
+    // Under a provider that annotates (GitHub Actions), the errors of the commands that point
+    // into the repository also become annotations on the pull request's diff.
+    if crate::ci::provider().is_some_and(crate::ci::Provider::annotates_errors)
         && matches!(
             settings.command,
             CommandSettings::Validate { .. }

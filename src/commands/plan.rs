@@ -21,6 +21,13 @@ pub async fn run(ctx: &Context, settings: PlanSettings) -> Result<Outcome> {
     print_plan(ctx, &outcome.plan)?;
     ctx.printer
         .step_summary(&plan::report::CommandReport::markdown(&outcome.plan));
+    if let Some(report) = &settings.report {
+        crate::ops::plan::write_report(report, &outcome.plan)?;
+        ctx.printer.status(&format!(
+            "wrote the plan's report to `{}`",
+            report.display()
+        ));
+    }
     if let Some(out) = &settings.out {
         crate::ops::plan::save(out, &outcome, &session.repo.root)?;
         ctx.printer

@@ -55,6 +55,9 @@ pub enum DeploySource {
     WorkTree,
     /// A plan saved by `gitship plan ENV --out FILE`: exactly what was reviewed, or nothing.
     SavedPlan(PathBuf),
+    /// The work tree, planned now and compared with the plan reviewed on the pull request
+    /// (`--reviewed`): applied as that fresh plan, said to be the reviewed one or how it differs.
+    Reviewed(crate::ops::reviewed::ReviewedPlan),
     /// The manifests an earlier deploy applied, as stored for it (an exact rollback: no render,
     /// no Terraform, no build).
     Stored(Box<StoredRevision>),
@@ -277,6 +280,9 @@ async fn checked_intent(
     let mut intent = match source {
         DeploySource::WorkTree => Intent::work_tree(session, request, policy).await?,
         DeploySource::SavedPlan(path) => Intent::saved_plan(session, connection, path).await?,
+        DeploySource::Reviewed(reviewed) => {
+            Intent::reviewed(session, connection, request, reviewed).await?
+        }
         DeploySource::Stored(stored) => Intent::stored(stored),
     };
     if policy.images == ImagePolicy::RequireExisting {
@@ -737,6 +743,49 @@ impl Intent {
     ) -> Result<Intent> {
         let plan = saved::load(path)?;
         check_saved_plan(session, &plan, path)?;
+        let dir = path.parent().unwrap_or_else(|| Path::new("."));
+        Intent::of_saved(
+            session,
+            connection,
+            plan,
+            dir,
+            &|reason: saved::StaleReason| saved::stale(path, reason),
+        )
+        .await
+    }
+
+    /// The work tree's plan made now, compared with the reviewed one
+    /// ([`crate::ops::reviewed`]), as a saved plan's intent.
+    async fn reviewed(
+        session: &Session,
+        connection: &ClusterConnection,
+        request: &DeployRequest,
+        reviewed: &crate::ops::reviewed::ReviewedPlan,
+    ) -> Result<Intent> {
+        if !session.sandbox {
+            image::require_clean_tree(&session.repo, &session.config, request.build.allow_dirty)
+                .map_err(user_error)?;
+        }
+        let fresh = crate::ops::reviewed::fresh_plan(session, reviewed).await?;
+        Intent::of_saved(
+            session,
+            connection,
+            fresh.saved,
+            &fresh.dir,
+            &crate::ops::reviewed::stale,
+        )
+        .await
+    }
+
+    /// The intent of `plan`, its Terraform planfile in `dir`: stale (`stale` says why) when a
+    /// live object moved since it was made.
+    async fn of_saved(
+        session: &Session,
+        connection: &ClusterConnection,
+        plan: saved::SavedPlan,
+        dir: &Path,
+        stale: &dyn Fn(saved::StaleReason) -> anyhow::Error,
+    ) -> Result<Intent> {
         let environment_diff = kubernetes_diff(connection, session, &plan.manifests).await?;
         let current = environment_diff
             .objects
@@ -748,12 +797,12 @@ impl Intent {
                 )
             })
             .collect();
-        saved::check_live(&plan, &current).map_err(|reason| saved::stale(path, reason))?;
+        saved::check_live(&plan, &current).map_err(stale)?;
 
         let terraform = match &plan.terraform_planfile {
             None => TerraformStep::None,
             Some(name) => {
-                let planfile = path.parent().unwrap_or_else(|| Path::new(".")).join(name);
+                let planfile = dir.join(name);
                 let Some(driver) = session.terraform().await? else {
                     return Err(UserError::new(
                         "the saved plan has a Terraform plan but the repository has no Terraform layer",

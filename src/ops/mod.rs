@@ -35,6 +35,7 @@ pub mod preflight;
 pub mod render;
 pub mod repo_files;
 pub mod reports;
+pub mod reviewed;
 pub mod rollback;
 pub mod session;
 pub mod status;

@@ -14,7 +14,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use anyhow::Result;
+use anyhow::{Context as _, Result};
 
 use crate::diagnostics::user_error;
 use crate::kube::diff::EnvironmentDiff;
@@ -118,6 +118,10 @@ async fn plan_revision(
     references: BTreeMap<String, ImageRef>,
 ) -> Result<PlanOutcome> {
     let mut plan = Plan::new(&session.config.name, session.git.clone(), session.sandbox);
+    if !session.git.dirty {
+        plan.tree = crate::git::tree_of(&session.repo.root, &session.git.sha);
+    }
+    plan.ci_run = crate::ci::run_url();
     if terraform.is_some() {
         session.warn_if_module_differs()?;
     }
@@ -217,6 +221,25 @@ fn render_noted(
 /// the environment and revision it was planned for (with that commit's tree, read from the
 /// repository at `root`).
 pub fn save(out: &Path, outcome: &PlanOutcome, root: &Path) -> Result<()> {
+    let mut saved_plan = saved_plan(outcome, root);
+    saved::write(out, &mut saved_plan, outcome.planfile.as_deref())
+}
+
+/// Write `plan`'s JSON report (exactly `plan -o json`: redacted, no planfile) to `path`, for
+/// `deploy --reviewed` ([`crate::ops::reviewed`]).
+pub fn write_report(path: &Path, planned: &Plan) -> Result<()> {
+    let json = plan::report::render(planned, crate::output::OutputFormat::Json, false)?;
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        crate::private_file::create_dir(parent)
+            .with_context(|| format!("cannot create the directory `{}`", parent.display()))?;
+    }
+    crate::private_file::write(path, json.as_bytes())
+        .with_context(|| format!("cannot write the plan's report `{}`", path.display()))
+}
+
+/// `outcome` as a saved plan, without its Terraform planfile's name (which [`saved::write`]
+/// sets when it copies the file).
+pub fn saved_plan(outcome: &PlanOutcome, root: &Path) -> saved::SavedPlan {
     let live = outcome
         .kubernetes
         .iter()
@@ -226,7 +249,7 @@ pub fn save(out: &Path, outcome: &PlanOutcome, root: &Path) -> Result<()> {
             resource_version: object_diff.live.as_ref().and_then(saved::resource_version),
         })
         .collect();
-    let mut saved_plan = saved::SavedPlan {
+    saved::SavedPlan {
         format_version: saved::SAVED_FORMAT_VERSION,
         environment: outcome.plan.environment.clone(),
         sandbox: outcome.plan.sandbox,
@@ -237,8 +260,7 @@ pub fn save(out: &Path, outcome: &PlanOutcome, root: &Path) -> Result<()> {
         images: outcome.images.values().cloned().collect(),
         manifests: outcome.manifests.clone(),
         live,
-    };
-    saved::write(out, &mut saved_plan, outcome.planfile.as_deref())
+    }
 }
 
 /// Compare `manifests` with the cluster (reads and dry-runs only).

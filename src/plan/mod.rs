@@ -14,6 +14,7 @@ pub mod images;
 pub mod kubernetes;
 pub mod markdown;
 pub mod report;
+pub mod reviewed;
 pub mod saved;
 pub mod terraform;
 
@@ -35,6 +36,14 @@ pub struct Plan {
     /// The revision the plan was computed for: the work tree, `--rev REV`, or the pinned
     /// revision of a pinned environment ([`Plan::pin`] then keeps the work tree's commit).
     pub git: GitInfo,
+    /// The id of the planned commit's tree (absent with uncommitted changes): what
+    /// `deploy --reviewed` compares ([`reviewed`]), since a merge of exactly what was reviewed
+    /// has the same tree under another SHA.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tree: Option<String>,
+    /// The CI run that made the plan (its URL), where one did: where it was reviewed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ci_run: Option<String>,
     /// The environment's pin, when it is pinned (absent otherwise).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pin: Option<PinInfo>,
@@ -385,6 +394,8 @@ impl Plan {
             environment: environment.into(),
             sandbox,
             git,
+            tree: None,
+            ci_run: None,
             pin: None,
             images: Vec::new(),
             image_substitutions: Vec::new(),

@@ -75,7 +75,8 @@ pub enum StaleReason {
 
 /// Read a saved plan.
 pub fn load(path: &Path) -> Result<SavedPlan> {
-    let text = std::fs::read_to_string(path)
+    // Bounded, regular files only (`repo::limits`): a FIFO or a huge file is an error.
+    let text = crate::repo::files::read_text(Path::new(""), path)
         .with_context(|| format!("cannot read the saved plan `{}`", path.display()))?;
     let saved: SavedPlan = serde_json::from_str(&text).map_err(|error| {
         UserError::new(

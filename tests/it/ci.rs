@@ -252,8 +252,9 @@ fn ci_init_runs_the_jobs_in_gitships_image_pinned_by_digest() {
     );
 }
 
-/// `--aws-role` (GitHub): Terraform's backend credentials through OIDC, no access keys in any
-/// secret; the deploy jobs assume the deploy role, the plan and drift jobs the plan role.
+/// `--aws-role`: Terraform's backend credentials through OIDC, no access keys in any secret;
+/// the deploy jobs assume the deploy role, the plan and drift jobs the plan role (GitHub:
+/// `configure-aws-credentials`; GitLab: an `id_tokens:` token as a web identity).
 #[test]
 fn ci_init_github_offers_oidc_roles_instead_of_access_keys() {
     use yaml_rust2::YamlLoader;
@@ -304,21 +305,51 @@ fn ci_init_github_offers_oidc_roles_instead_of_access_keys() {
     actionlint(&path);
     check_schema("vendor.github-workflows", &path);
 
-    let refused = repo.gitship(&[
+    // GitLab: the jobs that run Terraform get an `id_tokens:` token, which the script hands
+    // to Terraform's AWS SDK as a web identity (the role by job), and no access keys.
+    repo.ok(&[
         "ci",
         "init",
         "gitlab",
         "--aws-role",
         deploy,
+        "--aws-plan-role",
+        plan,
         "--aws-region",
         "eu-west-1",
     ]);
-    assert_eq!(refused.code, 64, "{}", refused.all());
-    assert!(
-        refused.stderr.contains("`--aws-role` is for `github` only"),
-        "{}",
-        refused.stderr
-    );
+    let gitlab = repo.path().join(".gitlab-ci.yml");
+    let text = read(&gitlab);
+    assert!(!text.contains("AWS_ACCESS_KEY_ID"), "{text}");
+    let pipeline = &YamlLoader::load_from_str(&text).expect("YAML")[0];
+    for (name, role) in [
+        ("plan-staging", plan),
+        ("plan-production", plan),
+        ("deploy-production", deploy),
+        ("drift-production", plan),
+    ] {
+        let job = &pipeline[name];
+        assert_eq!(
+            job["id_tokens"]["AWS_ID_TOKEN"]["aud"].as_str(),
+            Some("sts.amazonaws.com"),
+            "{name}"
+        );
+        let script: Vec<&str> = job["script"]
+            .as_vec()
+            .expect("script")
+            .iter()
+            .filter_map(|line| line.as_str())
+            .collect();
+        // Before any gitship command.
+        let assumes = script.iter().position(|line| {
+            line.contains(&format!("AWS_ROLE_ARN=\"{role}\""))
+                && line.contains("AWS_WEB_IDENTITY_TOKEN_FILE")
+        });
+        let gitship = script.iter().position(|line| line.contains("gitship "));
+        assert!(assumes.is_some() && assumes < gitship, "{name}: {script:?}");
+    }
+    assert!(pipeline["validate"]["id_tokens"].is_badvalue());
+    check_schema("vendor.gitlab-ci", &gitlab);
     let refused = repo.gitship(&[
         "ci",
         "init",
@@ -335,6 +366,75 @@ fn ci_init_github_offers_oidc_roles_instead_of_access_keys() {
         "{}",
         refused.stderr
     );
+}
+
+/// `--aws-role` with a registry on Amazon ECR (GitHub): every job that reads or pushes images
+/// logs in with the role it assumes (`aws-actions/amazon-ecr-login`, after the credentials, an
+/// OIDC token), and no registry secret is asked for; the drift jobs, which read no registry,
+/// get a token for their Terraform only.
+#[test]
+fn ci_init_github_logs_in_to_ecr_through_oidc() {
+    use yaml_rust2::YamlLoader;
+    let repo = Repo::example();
+    repo.git(&["branch", "-M", "main"]);
+    let ecr = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/blog";
+    for env in ["production", "staging"] {
+        repo.edit(
+            &format!("config/{env}.yaml"),
+            "registry: ghcr.io/acme/blog",
+            &format!("registry: {ecr}"),
+        );
+    }
+    repo.commit("ECR");
+    let role = "arn:aws:iam::123456789012:role/gitship-deploy";
+    let run = repo.ok(&[
+        "ci",
+        "init",
+        "github",
+        "--aws-role",
+        role,
+        "--aws-region",
+        "eu-west-1",
+    ]);
+    assert!(!run.stdout.contains("REGISTRY_USERNAME"), "{}", run.stdout);
+    let path = repo.path().join(".github/workflows/gitship.yml");
+    let text = read(&path);
+    assert!(
+        !text.contains("REGISTRY_USERNAME") && !text.contains("docker/login-action"),
+        "{text}"
+    );
+    let workflow = &YamlLoader::load_from_str(&text).expect("YAML")[0];
+    for (name, job) in workflow["jobs"].as_hash().expect("jobs") {
+        let name = name.as_str().expect("name");
+        let uses: Vec<&str> = job["steps"]
+            .as_vec()
+            .expect("steps")
+            .iter()
+            .filter_map(|step| step["uses"].as_str())
+            .collect();
+        let credentials = uses
+            .iter()
+            .position(|u| u.starts_with("aws-actions/configure-aws-credentials"));
+        let login = uses
+            .iter()
+            .position(|u| *u == "aws-actions/amazon-ecr-login@v2");
+        if name.starts_with("drift-") {
+            assert_eq!(login, None, "{name} reads no registry");
+        } else {
+            assert!(
+                credentials.is_some() && credentials < login,
+                "{name}: {uses:?}"
+            );
+        }
+        assert_eq!(
+            job["permissions"]["id-token"].as_str(),
+            Some("write"),
+            "{name}"
+        );
+    }
+    assert!(text.contains("registries: \"123456789012\""), "{text}");
+    actionlint(&path);
+    check_schema("vendor.github-workflows", &path);
 }
 
 /// The generated workflow, parsed: no job a pull request can run reads a secret except through

@@ -11,6 +11,7 @@ mod agent_metrics;
 mod bad_input;
 mod build;
 mod ci;
+mod ci_run;
 mod cli;
 mod drift_rule;
 mod foundation;

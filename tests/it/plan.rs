@@ -1338,3 +1338,221 @@ fn a_saved_plan_deploys_at_a_merge_of_the_same_tree_and_not_after_a_change() {
         stale.stderr
     );
 }
+
+/// A repository of one ConfigMap `site` (its `title`) and a Secret, environment `staging` in
+/// `namespace` of the cluster reached as context `kubesim`.
+fn site_repo(cluster: &TestCluster, namespace: &str, title: &str) -> Repo {
+    let repo = Repo {
+        dir: tempfile::tempdir().expect("temp"),
+        kubeconfig: Some(cluster.kubeconfig_path().to_path_buf()),
+    };
+    repo.write(".gitignore", ".gitship/\n");
+    repo.write(
+        "config/staging.yaml",
+        &format!("cluster:\n  context: kubesim\n  namespace: {namespace}\n"),
+    );
+    repo.write(
+        "infrastructure/kubernetes/secret.yaml",
+        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: db\nstringData:\n  password: s3cr3t-reviewed\n",
+    );
+    set_title(&repo, title);
+    repo.git(&["init", "-q", "-b", "main"]);
+    repo.commit("site");
+    repo
+}
+
+fn set_title(repo: &Repo, title: &str) {
+    repo.write(
+        "infrastructure/kubernetes/site.yaml",
+        &format!(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: site\ndata:\n  title: {title}\n"
+        ),
+    );
+}
+
+/// `deploy --reviewed REPORT` (the Atlantis way): the pull request's redacted report (`plan
+/// --report`, no Secret value in it) is applied after a merge of the same tree, said so; the
+/// same tree in a changed world names the object and applies the plan made now, or refuses it
+/// under `--require-reviewed` before any change; a moved tree is said so; a file that is no plan
+/// report is a clear error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deploy_reviewed_applies_the_reviewed_plan_or_says_how_it_differs() {
+    if !require_tool("kubectl", "help") {
+        return;
+    }
+    let cluster = TestCluster::start().await;
+    let ns = cluster.ns("reviewed");
+    let repo = site_repo(&cluster, &ns, "one");
+    let kubeconfig = cluster.kubeconfig_path().to_path_buf();
+    tokio::task::spawn_blocking(move || {
+        repo.ok(&["deploy", "staging"]);
+        let report = repo.path().join(".gitship/reviewed.json");
+        let report_arg = report.to_string_lossy().into_owned();
+        let title = || {
+            let (_, plan) = repo.plan_json(&["staging"]);
+            plan
+        };
+
+        // The pull request: planned with its report; then merged (`--no-ff`: a new commit,
+        // the same tree).
+        set_title(&repo, "two");
+        repo.commit("the pull request");
+        let planned = repo.ok(&["plan", "staging", "--report", &report_arg]);
+        let text = std::fs::read_to_string(&report).expect("report");
+        assert!(!text.contains("s3cr3t"), "the report is redacted: {text}");
+        let reviewed: Plan = serde_json::from_str(&text).expect("a plan report");
+        assert!(reviewed.tree.is_some(), "{text}");
+        assert!(
+            planned.stderr.contains("wrote the plan's report"),
+            "{}",
+            planned.stderr
+        );
+        repo.git(&[
+            "commit",
+            "-q",
+            "--allow-empty",
+            "-m",
+            "Merge pull request #1",
+        ]);
+        let applied = repo.ok(&["deploy", "staging", "--reviewed", &report_arg]);
+        assert!(
+            applied.stderr.contains(&format!(
+                "applying the plan reviewed in `{report_arg}`: the same tree"
+            )),
+            "{}",
+            applied.stderr
+        );
+        assert!(!changed(&title()).iter().any(|c| c.object.name == "site"));
+
+        // Reviewed, then someone changes the ConfigMap: the same tree, another world.
+        set_title(&repo, "three");
+        repo.commit("another pull request");
+        repo.ok(&["plan", "staging", "--report", &report_arg]);
+        kubectl(
+            &kubeconfig,
+            &[
+                "-n",
+                &ns,
+                "patch",
+                "configmap",
+                "site",
+                "--type=merge",
+                "-p",
+                r#"{"data":{"title":"by hand"}}"#,
+            ],
+        );
+        let refused = repo.gitship(&[
+            "deploy",
+            "staging",
+            "--reviewed",
+            &report_arg,
+            "--require-reviewed",
+        ]);
+        assert_eq!(refused.code, 1, "{}", refused.all());
+        assert!(
+            refused.stderr.contains("is not the plan reviewed in")
+                && refused
+                    .stderr
+                    .contains(&format!("ConfigMap {ns}/site: update of data.title")),
+            "{}",
+            refused.stderr
+        );
+        let (_, now) = repo.plan_json(&["staging"]);
+        let site = changed(&now)
+            .into_iter()
+            .find(|c| c.object.name == "site")
+            .cloned();
+        let site = site.expect("still to change: nothing was applied");
+        assert_eq!(
+            site.fields[0].before.as_deref(),
+            Some("by hand"),
+            "{site:#?}"
+        );
+        let fresh = repo.ok(&["deploy", "staging", "--reviewed", &report_arg]);
+        assert!(
+            fresh.stderr.contains("applying the plan made now")
+                && fresh.stderr.contains(&format!("ConfigMap {ns}/site")),
+            "{}",
+            fresh.stderr
+        );
+        assert!(!changed(&title()).iter().any(|c| c.object.name == "site"));
+
+        // A change after the review: the tree moved.
+        set_title(&repo, "four");
+        repo.commit("after the review");
+        let moved = repo.ok(&["deploy", "staging", "--reviewed", &report_arg]);
+        assert!(moved.stderr.contains("the tree moved"), "{}", moved.stderr);
+
+        // Not a plan report: a clear error, nothing deployed.
+        let saved = repo.path().join(".gitship/saved.json");
+        let saved_arg = saved.to_string_lossy().into_owned();
+        repo.ok(&["plan", "staging", "--out", &saved_arg]);
+        let garbage = repo.path().join(".gitship/garbage.json");
+        std::fs::write(&garbage, "not json").expect("write");
+        let garbage = garbage.to_string_lossy().into_owned();
+        for (file, says) in [
+            (garbage.as_str(), "is not a plan report: line 1, column 2"),
+            (
+                saved_arg.as_str(),
+                "is a saved plan (`plan --out`), not a plan report",
+            ),
+            ("/nonexistent/plan.json", "cannot read the reviewed plan"),
+        ] {
+            let bad = repo.gitship(&["deploy", "staging", "--reviewed", file]);
+            assert_eq!(bad.code, 1, "{}", bad.all());
+            assert!(bad.stderr.contains(says), "{}", bad.stderr);
+            assert!(!bad.all().contains("s3cr3t"), "{}", bad.all());
+        }
+        let both = repo.gitship(&[
+            "deploy",
+            "staging",
+            "--reviewed",
+            &report_arg,
+            "--plan",
+            &saved_arg,
+        ]);
+        assert_eq!(both.code, 64, "{}", both.all());
+    })
+    .await
+    .expect("test");
+}
+
+/// `deploy --reviewed` with a Terraform layer: the fresh plan's planfile is what is applied
+/// (Terraform and Kubernetes both clean after), after a merge of the reviewed tree.
+#[test]
+fn deploy_reviewed_applies_the_fresh_terraform_plan_of_the_reviewed_tree() {
+    if !require_tool("terraform", "version") {
+        return;
+    }
+    let repo = small_repo();
+    repo.deploy("staging", &["--sandbox"]);
+    repo.edit("config/staging.yaml", "replicas: 2", "replicas: 4");
+    repo.edit("config/staging.yaml", "size: 10", "size: 20");
+    repo.commit("bigger");
+    let report = repo.path().join(".gitship/reviewed.json");
+    let report = report.to_string_lossy().into_owned();
+    let planned = repo.gitship(&[
+        "plan",
+        "staging",
+        "--sandbox",
+        "--exit-code",
+        "--report",
+        &report,
+    ]);
+    assert_eq!(planned.code, 2, "{}", planned.all());
+    repo.git(&[
+        "commit",
+        "-q",
+        "--allow-empty",
+        "-m",
+        "Merge pull request #2",
+    ]);
+    let applied = repo.ok(&["deploy", "staging", "--sandbox", "--reviewed", &report]);
+    assert!(
+        applied.stderr.contains("applying the plan reviewed in"),
+        "{}",
+        applied.stderr
+    );
+    let (code, plan) = repo.plan_json(&["staging", "--sandbox", "--exit-code"]);
+    assert_eq!(code, 0, "Terraform and Kubernetes are applied: {plan:#?}");
+}

@@ -112,7 +112,7 @@ fn assert_refused(run: &Run, path: &Path, before: &str) {
     );
 }
 
-/// `plan --out` writes a regular file or nothing: a FIFO (as `/dev/null` is a device), a
+/// `plan --out` and `plan --report` write a regular file or nothing: a FIFO (as `/dev/null` is a device), a
 /// symlink (to a FIFO, a file, nowhere) and a directory are refused before anything runs, and
 /// the directory holding them keeps its mode.
 #[test]
@@ -134,9 +134,12 @@ fn plan_out_refuses_anything_but_a_regular_file() {
     let before = describe(outside.path());
     for target in [&fifo, &directory, &link_to_fifo, &link_to_file, &dangling] {
         let out = target.to_string_lossy().into_owned();
-        let run = repo.gitship(&["plan", "staging", "--sandbox", "--out", &out]);
-        assert_refused(&run, target, &before);
-        assert!(run.stdout.is_empty(), "nothing was planned: {}", run.stdout);
+        // `--out` (the saved plan) and `--report` (its redacted report) alike.
+        for flag in ["--out", "--report"] {
+            let run = repo.gitship(&["plan", "staging", "--sandbox", flag, &out]);
+            assert_refused(&run, target, &before);
+            assert!(run.stdout.is_empty(), "nothing was planned: {}", run.stdout);
+        }
     }
     assert!(
         !repo.path().join(".gitship").exists(),

@@ -6,9 +6,13 @@ const HEADER: &str = r#"# Written by `gitship ci init github` (gitship @VERSION@
 #
 # - pull requests: `gitship validate`, then `gitship plan` of @PLAN@, one job and one comment
 #   (updated in place, and written to the job summary) per environment; a job fails only when
-#   its plan fails (exit 1), not when it shows changes (exit 2);
+#   its plan fails (exit 1), not when it shows changes (exit 2); each plan's redacted report
+#   (no Secret value, no Terraform planfile) is kept as the artifact `gitship-plan-<env>-<tree>`;
 # - pushes to `@BRANCH@`: `gitship build` and `gitship deploy` for @DEPLOY@, in that order,
-#   one deploy of an environment at a time;
+#   one deploy of an environment at a time; the deploy finds the plan reviewed for the commit's
+#   tree (a `--no-ff` or squash merge of what was reviewed has the same tree), plans again
+#   and applies that plan when nothing changed since (`deploy --reviewed`), else says how it
+#   differs and applies the plan made now (add `--require-reviewed` to refuse it instead);
 # - every day (and on demand): `gitship drift` for @DRIFT@, failing on drift.
 # Each job asks `gitship affected` what the change touches and skips an environment it cannot
 # affect.
@@ -18,7 +22,7 @@ const HEADER: &str = r#"# Written by `gitship ci init github` (gitship @VERSION@
 # gives it. A deploy job reads the secrets of its environment (`production`): protect it with
 # required reviewers and deployment branches limited to `@BRANCH@`, so no other branch gets
 # them. The plan of pull requests and the drift check read those of `<env>-plan`
-# (`@PLAN@-plan`): credentials that can read and dry-run but not deploy (a registry token that
+# (@PLAN_ENVS@): credentials that can read and dry-run but not deploy (a registry token that
 # cannot push, a backend role that cannot write the state), since any branch may use them;
 # limit the `-plan` environments that only the drift check uses to `@BRANCH@` as well.
 #
@@ -97,6 +101,14 @@ const TERRAFORM: &str = r#"- uses: hashicorp/setup-terraform@v3
     terraform_wrapper: false
 "#;
 
+/// Amazon ECR with the AWS role's credentials (OIDC), no login secret.
+const ECR_LOGIN: &str = r#"- name: @LOGIN_NAME@
+  if: steps.affected.outputs.affected == 'true'
+  uses: aws-actions/amazon-ecr-login@v2
+  with:
+    registries: "@ACCOUNT@"
+"#;
+
 const LOGIN: &str = r#"- name: @LOGIN_NAME@
   if: steps.affected.outputs.affected == 'true'
   uses: docker/login-action@v4
@@ -159,15 +171,29 @@ const PLAN_STEPS: &str = r#"- name: Plan
   id: plan
   if: steps.affected.outputs.affected == 'true'
   run: |
-    # 0: no changes, 2: changes (both a success here), anything else: the plan failed.
+    # 0: no changes, 2: changes (both a success here), anything else: the plan failed. Its
+    # files go outside the work tree: an untracked file would leave the planned tree unknown.
     code=0
-    @GITSHIP@ plan @ENV@ -o markdown --exit-code > plan.md || code=$?
+    @GITSHIP@ plan @ENV@ -o markdown --exit-code --report "$RUNNER_TEMP/gitship-plan.json" > "$RUNNER_TEMP/plan.md" || code=$?
     echo "exit-code=$code" >> "$GITHUB_OUTPUT"
     case "$code" in
       0) echo "no changes in @ENV@" ;;
       2) echo "::notice title=gitship plan @ENV@::this pull request changes @ENV@" ;;
       *) echo "::error title=gitship plan @ENV@::the plan failed (exit $code)" ;;
     esac
+    # The artifact's name says the planned tree, where the deploy after the merge looks.
+    tree="$(jq -r '.tree // empty' "$RUNNER_TEMP/gitship-plan.json" 2> /dev/null || true)"
+    if [ -n "$tree" ]; then echo "artifact=gitship-plan-@ENV@-$tree" >> "$GITHUB_OUTPUT"; fi
+- name: Keep the plan's report for the deploy
+  if: steps.plan.outputs.artifact != ''
+  uses: actions/upload-artifact@v6
+  with:
+    # The redacted report only (what `plan -o json` prints). Never a `plan --out` file: it
+    # holds Secret values and Terraform's planfile, and artifacts are readable by anyone who
+    # can read the repository.
+    name: ${{ steps.plan.outputs.artifact }}
+    path: ${{ runner.temp }}/gitship-plan.json
+    overwrite: true
 - name: Comment the plan
   if: ${{ !cancelled() }}
   env:
@@ -182,7 +208,7 @@ const PLAN_STEPS: &str = r#"- name: Plan
     # that could not run replaces the one before with why: a stale plan never reads as current.
     marker='<!-- gitship-plan:@ENV@ -->'
     case "$PLAN_EXIT" in
-      0|2) body="$(cat plan.md)" ;;
+      0|2) body="$(cat "$RUNNER_TEMP/plan.md")" ;;
       "")
         if [ "$AFFECTED" = false ]; then
           body="This pull request changes nothing that \`@ENV@\` deploys (\`gitship affected\`): no plan."
@@ -228,9 +254,38 @@ const BUILD_STEP: &str = r#"- name: Build
   run: @GITSHIP@ build @ENV@
 "#;
 
-const DEPLOY_STEP: &str = r#"- name: Deploy
+const DEPLOY_STEP: &str = r#"- name: Find the plan reviewed for this tree
+  id: reviewed
   if: steps.affected.outputs.affected == 'true'
-  run: @GITSHIP@ deploy @ENV@
+  env:
+    GH_TOKEN: ${{ github.token }}
+  run: |
+    # A pull request's plan job kept its report as `gitship-plan-@ENV@-<tree>`: the newest
+    # one of this commit's tree, unexpired. gitship compares it with the plan it makes now.
+    name="gitship-plan-@ENV@-$(git rev-parse 'HEAD^{tree}')"
+    run_id="$(gh api "repos/$GITHUB_REPOSITORY/actions/artifacts?name=$name&per_page=20" \
+      --jq '[.artifacts[] | select(.expired | not)][0].workflow_run.id // empty' || true)"
+    echo "name=$name" >> "$GITHUB_OUTPUT"
+    echo "run-id=$run_id" >> "$GITHUB_OUTPUT"
+- name: Download the reviewed plan
+  if: steps.reviewed.outputs.run-id != ''
+  uses: actions/download-artifact@v7
+  with:
+    name: ${{ steps.reviewed.outputs.name }}
+    path: ${{ runner.temp }}/reviewed
+    run-id: ${{ steps.reviewed.outputs.run-id }}
+    github-token: ${{ github.token }}
+- name: Deploy
+  if: steps.affected.outputs.affected == 'true'
+  env:
+    REVIEWED: ${{ runner.temp }}/reviewed/gitship-plan.json
+  run: |
+    if [ -f "$REVIEWED" ]; then
+      @GITSHIP@ deploy @ENV@ --reviewed "$REVIEWED"
+    else
+      echo "::notice title=gitship deploy @ENV@::no plan of this tree was reviewed: the deploy plans again"
+      @GITSHIP@ deploy @ENV@
+    fi
 "#;
 
 const AGENT_STEP: &str = r#"- name: Leave the apply to the agent
@@ -265,7 +320,7 @@ pub fn workflow(spec: &CiSpec) -> String {
     let gitship = gitship_command(spec);
     let mut out = header(
         spec,
-        Platform::Github,
+        Platform::GitHub,
         HEADER,
         "in each environment that uses them",
     );
@@ -350,7 +405,7 @@ fn deploy_job(
                 ("ENV", &target.name),
                 ("NEEDS", &needs),
                 ("JOB_ENV", job_env(spec, !target.agent)),
-                ("PERMISSIONS", permissions(spec, !target.agent)),
+                ("PERMISSIONS", &deploy_permissions(spec, target)),
                 ("CONTAINER", &container(spec, true)),
             ],
         ),
@@ -384,7 +439,15 @@ fn drift_job(spec: &CiSpec, env: &str, gitship: &str) -> String {
             &[
                 ("ENV", env),
                 ("JOB_ENV", job_env(spec, true)),
-                ("PERMISSIONS", permissions(spec, true)),
+                (
+                    "PERMISSIONS",
+                    // It reads no registry: a token for its Terraform only.
+                    if spec.terraform {
+                        permissions(spec, true)
+                    } else {
+                        ""
+                    },
+                ),
                 ("CONTAINER", &container(spec, false)),
             ],
         ),
@@ -444,9 +507,15 @@ fn job_env(spec: &CiSpec, terraform: bool) -> &'static str {
     }
 }
 
-/// Whether the job's Terraform takes an OIDC token (`id-token: write`).
+/// Whether the job takes an OIDC token (`id-token: write`): for its Terraform, or to log in to
+/// Amazon ECR.
 fn oidc(spec: &CiSpec, terraform: bool) -> bool {
-    spec.terraform && terraform && spec.aws.is_some()
+    spec.aws.is_some() && ((spec.terraform && terraform) || ecr_login(spec))
+}
+
+/// Whether the jobs log in to Amazon ECR with the AWS role (OIDC): a registry is ECR's.
+fn ecr_login(spec: &CiSpec) -> bool {
+    spec.aws.is_some() && spec.registries.iter().any(|r| ecr_account(r).is_some())
 }
 
 /// A deploy or drift job's own `permissions:` when it assumes an AWS role (else the workflow's).
@@ -458,10 +527,24 @@ fn permissions(spec: &CiSpec, terraform: bool) -> &'static str {
     }
 }
 
+/// A deploy job's own `permissions:`: the reviewed plan's artifact is read through the API
+/// (`actions: read`), an AWS role assumed with an OIDC token (`id-token: write`); an agent's
+/// environment only builds.
+fn deploy_permissions(spec: &CiSpec, target: &DeployTarget) -> String {
+    if target.agent {
+        return permissions(spec, false).to_string();
+    }
+    let mut out = "  permissions:\n    contents: read\n    actions: read\n".to_string();
+    if oidc(spec, true) {
+        out.push_str("    id-token: write\n");
+    }
+    out
+}
+
 /// The step that assumes `role` (the deploy or the plan role), when OIDC is on.
 fn aws(spec: &CiSpec, role: impl Fn(&AwsRoles) -> &str) -> String {
     match &spec.aws {
-        Some(roles) if spec.terraform => fill(
+        Some(roles) => fill(
             AWS,
             &[("ROLE", role(roles)), ("REGION", roles.region.as_str())],
         ),
@@ -474,6 +557,29 @@ fn kubeconfig(env: &str) -> String {
         KUBECONFIG,
         &[("ENV", env), ("SECRET", &kubeconfig_secret(env))],
     )
+}
+
+/// The login to `registry`: Amazon ECR with the AWS role when OIDC is on, else the secrets.
+fn login_step(spec: &CiSpec, registry: &str) -> String {
+    match ecr_account(registry).filter(|_| spec.aws.is_some()) {
+        Some(account) => fill(
+            ECR_LOGIN,
+            &[
+                (
+                    "LOGIN_NAME",
+                    &yaml_quote(&format!("Log in to {registry} (OIDC)")),
+                ),
+                ("ACCOUNT", account),
+            ],
+        ),
+        None => fill(
+            LOGIN,
+            &[
+                ("LOGIN_NAME", &yaml_quote(&format!("Log in to {registry}"))),
+                ("REGISTRY", &yaml_quote(registry)),
+            ],
+        ),
+    }
 }
 
 /// Checkout, install, `affected`, then what the environment's commands need. `affected
@@ -497,24 +603,20 @@ fn setup(
         AFFECTED,
         &[("ENV", env), ("SINCE", since), ("GITSHIP", gitship)],
     ));
-    if spec.terraform && cluster {
+    if (spec.terraform && cluster) || (login && ecr_login(spec)) {
         // A deploy job (it reads what its environment deployed) assumes the deploy role.
         if reads_cluster {
             steps.push_str(&aws(spec, |roles| &roles.deploy_role));
         } else {
             steps.push_str(&aws(spec, |roles| &roles.plan_role));
         }
+    }
+    if spec.terraform && cluster {
         steps.push_str(&terraform(spec));
     }
     if login {
         for registry in &spec.registries {
-            steps.push_str(&fill(
-                LOGIN,
-                &[
-                    ("LOGIN_NAME", &yaml_quote(&format!("Log in to {registry}"))),
-                    ("REGISTRY", &yaml_quote(registry)),
-                ],
-            ));
+            steps.push_str(&login_step(spec, registry));
         }
     }
     if cluster && !reads_cluster {

@@ -7,9 +7,13 @@ const HEADER: &str = r#"# Written by `gitship ci init gitlab` (gitship @VERSION@
 # - merge requests: `gitship validate` (a Code Quality report), then `gitship plan` of @PLAN@,
 #   one job and one merge request note (updated in place, kept as an artifact) per
 #   environment; a job fails only when its plan fails (exit 1), not when it shows changes
-#   (exit 2);
+#   (exit 2); each plan's redacted report (no Secret value, no Terraform planfile) is kept as
+#   the artifact `gitship-plan.json`;
 # - pushes to the default branch: `gitship build` and `gitship deploy` for @DEPLOY@, in that
-#   order, one deploy of an environment at a time (`resource_group`);
+#   order, one deploy of an environment at a time (`resource_group`); the deploy finds the
+#   plan reviewed on the merge request of the commit, plans again and applies that plan when
+#   the tree and the changes are the same (`deploy --reviewed`), else says how it differs and
+#   applies the plan made now (add `--require-reviewed` to refuse it instead);
 # - scheduled pipelines (CI/CD > Schedules): `gitship drift` for @DRIFT@, failing on drift.
 # Each job asks `gitship affected` what the change touches and skips an environment it cannot
 # affect.
@@ -19,9 +23,11 @@ const HEADER: &str = r#"# Written by `gitship ci init gitlab` (gitship @VERSION@
 # (Settings > CI/CD > Protected environments) and make its variables protected, so only the
 # default branch's pipelines see them. A merge request's pipeline runs on an unprotected
 # branch and sees no protected variable: the plan and the drift check run in `<env>-plan`
-# (`@PLAN@-plan`), whose variables must be unprotected and hold credentials that can read and
+# (@PLAN_ENVS@), whose variables must be unprotected and hold credentials that can read and
 # dry-run but not deploy (a registry token that cannot push, a backend role that cannot write
-# the state).
+# the state). A plan with the protected credentials themselves needs a protected source
+# branch (GitLab gives protected variables to pipelines of protected branches only): protect
+# the branches such merge requests come from, or keep the `-plan` credentials.
 #
 "#;
 
@@ -142,7 +148,53 @@ const PLAN_JOB: &str = r#"plan-@ENV@:
     expose_as: gitship plan @ENV@
     paths:
       - plan.md
-  script:
+      # The redacted report the deploy after the merge compares with (`deploy --reviewed`).
+      - gitship-plan.json
+@ID_TOKENS@  script:
+"#;
+
+/// A job's OIDC token for AWS ([`CiSpec::aws`]): Terraform's backend assumes a role with it.
+const ID_TOKENS: &str = r#"  # An OIDC token for AWS: Terraform's backend assumes @ROLE@ with it.
+  id_tokens:
+    AWS_ID_TOKEN:
+      aud: sts.amazonaws.com
+"#;
+
+/// The job's token as a web identity (a private temporary file), which Terraform's AWS SDK
+/// reads: no access keys.
+const AWS_SCRIPT: &str = r#"- |
+  # AWS through OIDC: the job's token as a web identity, read by Terraform's AWS SDK.
+  export AWS_WEB_IDENTITY_TOKEN_FILE="$(mktemp)"
+  printf '%s' "$AWS_ID_TOKEN" > "$AWS_WEB_IDENTITY_TOKEN_FILE"
+  export AWS_ROLE_ARN="@ROLE@" AWS_REGION="@REGION@" AWS_ROLE_SESSION_NAME="gitship-$CI_JOB_ID"
+"#;
+
+/// The deploy of the plan reviewed on the merge request that brought the commit, when one is
+/// found; else a fresh plan, said so.
+const DEPLOY_SCRIPT: &str = r#"- |
+  # The plan reviewed on the merge request that brought this commit: the report of the
+  # `plan-@ENV@` job of its newest pipeline, read with GITLAB_TOKEN (`read_api`). gitship
+  # plans again and compares; none found: it plans again, and this says so.
+  reviewed="$(mktemp -d)/gitship-plan.json"
+  auth="PRIVATE-TOKEN: $GITLAB_TOKEN"
+  project="$CI_API_V4_URL/projects/$CI_PROJECT_ID"
+  mr="" pipeline="" job=""
+  mr="$(curl -fsS --header "$auth" "$project/repository/commits/$CI_COMMIT_SHA/merge_requests" \
+    | jq -r '[.[] | select(.state == "merged")][0].iid // empty')" || true
+  if [ -n "$mr" ]; then
+    pipeline="$(curl -fsS --header "$auth" "$project/merge_requests/$mr/pipelines?per_page=1" \
+      | jq -r '.[0].id // empty')" || true
+  fi
+  if [ -n "$pipeline" ]; then
+    job="$(curl -fsS --header "$auth" "$project/pipelines/$pipeline/jobs?per_page=100" \
+      | jq -r '[.[] | select(.name == "plan-@ENV@")][0].id // empty')" || true
+  fi
+  if [ -n "$job" ] && curl -fsS --header "$auth" -o "$reviewed" "$project/jobs/$job/artifacts/gitship-plan.json"; then
+    @GITSHIP@ deploy @ENV@ --reviewed "$reviewed"
+  else
+    echo "no plan of this commit's merge request was reviewed: the deploy plans again"
+    @GITSHIP@ deploy @ENV@
+  fi
 "#;
 
 /// The plan of a merge request, and its note: this pipeline's own (its author and the
@@ -158,10 +210,14 @@ const PLAN_SCRIPT: &str = r#"- export KUBECONFIG="$@SECRET@"
     && ! jq -e --arg env @ENV@ '.environments | index($env)' "$affected_json" > /dev/null; then
     affected=false
   fi
-  # 0: no changes, 2: changes (both a success here), anything else: the plan failed.
+  # 0: no changes, 2: changes (both a success here), anything else: the plan failed. Its
+  # files are written outside the work tree (an untracked file would leave the planned tree
+  # unknown), then copied where the artifacts are collected.
   code=0
   if [ "$affected" = true ]; then
-    @GITSHIP@ plan @ENV@ -o markdown --exit-code > plan.md || code=$?
+    out="$(mktemp -d)"
+    @GITSHIP@ plan @ENV@ -o markdown --exit-code --report "$out/gitship-plan.json" > "$out/plan.md" || code=$?
+    cp "$out"/* .
     cat plan.md
   else
     echo "nothing @ENV@ deploys changed since $CI_MERGE_REQUEST_DIFF_BASE_SHA" | tee plan.md
@@ -216,7 +272,7 @@ const DEPLOY_JOB: &str = r#"deploy-@ENV@:
   variables:
     DOCKER_HOST: tcp://docker:2375
     DOCKER_TLS_CERTDIR: ""
-  script:
+@ID_TOKENS@  script:
     - command -v docker > /dev/null || apt-get install -y -qq --no-install-recommends docker.io > /dev/null
 "#;
 
@@ -235,8 +291,8 @@ const DRIFT_JOB: &str = r#"drift-@ENV@:
     expose_as: gitship drift @ENV@
     paths:
       - drift.md
-  script:
-    - export KUBECONFIG="$@SECRET@"
+@ID_TOKENS@  script:
+@AWS@    - export KUBECONFIG="$@SECRET@"
     - |
       # Drift (exit 2) fails the job; the report is in the log and the artifact.
       code=0
@@ -254,10 +310,11 @@ const DRIFT_JOB: &str = r#"drift-@ENV@:
 pub fn pipeline(spec: &CiSpec) -> String {
     let jobs = Jobs {
         gitship: gitship_command(spec),
+        aws: spec.aws.clone().filter(|_| spec.terraform),
     };
     let mut out = header(
         spec,
-        Platform::Gitlab,
+        Platform::GitLab,
         HEADER,
         "Settings > CI/CD > Variables, masked, scoped to the environments above",
     );
@@ -269,8 +326,10 @@ pub fn pipeline(spec: &CiSpec) -> String {
     // Merge requests: a plan job per environment.
     for env in &spec.plan {
         out.push('\n');
-        out.push_str(&jobs.fill(PLAN_JOB, env, &[]));
-        out.push_str(&indent(&jobs.fill(PLAN_SCRIPT, env, &[]), 4));
+        let (id_tokens, aws) = jobs.oidc(|roles| &roles.plan_role);
+        out.push_str(&jobs.fill(PLAN_JOB, env, &[("ID_TOKENS", &id_tokens)]));
+        let script = aws + &jobs.fill(PLAN_SCRIPT, env, &[]);
+        out.push_str(&indent(&script, 4));
     }
 
     // The default branch, in order.
@@ -284,7 +343,10 @@ pub fn pipeline(spec: &CiSpec) -> String {
     // The schedule.
     for env in &spec.drift {
         out.push('\n');
-        out.push_str(&jobs.fill(DRIFT_JOB, env, &[]));
+        let (id_tokens, aws) = jobs.oidc(|roles| &roles.plan_role);
+        let aws = if aws.is_empty() { aws } else { indent(&aws, 4) };
+        let values = [("ID_TOKENS", id_tokens.as_str()), ("AWS", aws.as_str())];
+        out.push_str(&jobs.fill(DRIFT_JOB, env, &values));
     }
     out
 }
@@ -336,6 +398,8 @@ fn setup(spec: &CiSpec) -> String {
 /// The jobs of one pipeline, filled for an environment.
 struct Jobs {
     gitship: String,
+    /// The roles to assume through OIDC, when the jobs run Terraform with them.
+    aws: Option<AwsRoles>,
 }
 
 impl Jobs {
@@ -351,6 +415,18 @@ impl Jobs {
         fill(template, &values)
     }
 
+    /// A job's `id_tokens:` and the script lines that assume `role` with it (both empty without
+    /// OIDC roles).
+    fn oidc(&self, role: impl Fn(&AwsRoles) -> &str) -> (String, String) {
+        match &self.aws {
+            Some(roles) => {
+                let values = [("ROLE", role(roles)), ("REGION", roles.region.as_str())];
+                (fill(ID_TOKENS, &values), fill(AWS_SCRIPT, &values))
+            }
+            None => (String::new(), String::new()),
+        }
+    }
+
     /// The deploy job of `target`, after the one of `previous`.
     fn deploy(&self, target: &DeployTarget, previous: Option<&str>) -> String {
         let needs = match previous {
@@ -363,7 +439,17 @@ impl Jobs {
             _ => "other",
         };
         let env = target.name.as_str();
-        let mut out = self.fill(DEPLOY_JOB, env, &[("NEEDS", &needs), ("TIER", tier)]);
+        // An agent's environment only builds here: no Terraform, no token.
+        let (id_tokens, aws) = match target.agent {
+            true => (String::new(), String::new()),
+            false => self.oidc(|roles| &roles.deploy_role),
+        };
+        let values = [
+            ("NEEDS", needs.as_str()),
+            ("TIER", tier),
+            ("ID_TOKENS", &id_tokens),
+        ];
+        let mut out = self.fill(DEPLOY_JOB, env, &values);
         // Compared with what the environment last deployed: a pipeline whose deploy was
         // cancelled, rejected or failed is still pending at the next push.
         // An agent's environment only builds here: since the previous push.
@@ -371,14 +457,14 @@ impl Jobs {
             (String::new(), "$CI_COMMIT_BEFORE_SHA".to_string())
         } else {
             let kubeconfig = self.fill("- export KUBECONFIG=\"$@SECRET@\"\n", env, &[]);
-            (kubeconfig, format!("deployed:{env}"))
+            (aws + &kubeconfig, format!("deployed:{env}"))
         };
         script.push_str(&self.fill(AFFECTED, env, &[("SINCE", &since)]));
         script.push_str(&self.fill("- @GITSHIP@ build @ENV@\n", env, &[]));
         let deploy = if target.agent {
             "- echo \"images built; the gitship agent of @ENV@ applies this commit\"\n"
         } else {
-            "- @GITSHIP@ deploy @ENV@\n"
+            DEPLOY_SCRIPT
         };
         script.push_str(&self.fill(deploy, env, &[]));
         out.push_str(&indent(&script, 4));

@@ -18,22 +18,8 @@ use anyhow::Result;
 use crate::diagnostics::{UserError, user_error};
 use crate::repo::Repository;
 
-/// The CI platform `ci init` writes for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Platform {
-    Github,
-    Gitlab,
-}
-
-impl Platform {
-    /// The platform's name on the command line.
-    pub fn name(self) -> &'static str {
-        match self {
-            Platform::Github => "github",
-            Platform::Gitlab => "gitlab",
-        }
-    }
-}
+/// The CI platform `ci init` writes for: one of the providers gitship knows.
+pub use crate::ci::Provider as Platform;
 
 /// `gitship ci init github|gitlab`: what [`ci_init`] is asked for.
 #[derive(Debug, Clone)]
@@ -49,7 +35,7 @@ pub struct CiInitRequest {
     pub branch: Option<String>,
     /// `--image`: the jobs run in this image, pinned by digest, instead of installing gitship.
     pub image: Option<String>,
-    /// `--aws-role` (GitHub): AWS credentials through OIDC instead of access keys.
+    /// `--aws-role`: AWS credentials through OIDC instead of access keys.
     pub aws: Option<AwsRoles>,
     /// `--force`: overwrite files that exist.
     pub force: bool,
@@ -169,6 +155,21 @@ pub fn ci_init(repo_dir: Option<&Path>, options: &CiInitRequest) -> Result<CiIni
     })
 }
 
+/// The AWS account of an Amazon ECR registry host (`<account>.dkr.ecr.<region>.amazonaws.com`,
+/// also `.amazonaws.com.cn`), which the jobs log in to through OIDC when AWS roles are given.
+pub fn ecr_account(registry: &str) -> Option<&str> {
+    let host = registry.split('/').next()?;
+    let (account, rest) = host.split_once(".dkr.ecr.")?;
+    let (region, domain) = rest.split_once('.')?;
+    let account_ok = account.len() == 12 && account.bytes().all(|b| b.is_ascii_digit());
+    let region_ok = !region.is_empty()
+        && region
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    let domain_ok = matches!(domain, "amazonaws.com" | "amazonaws.com.cn");
+    (account_ok && region_ok && domain_ok).then_some(account)
+}
+
 /// The [`CiSpec`] for `repo` under `options`: environments checked to exist.
 fn spec(repo: &Repository, git_root: &Path, options: &CiInitRequest) -> Result<CiSpec> {
     let names: Vec<&String> = repo.environments.keys().collect();
@@ -251,23 +252,12 @@ fn spec(repo: &Repository, git_root: &Path, options: &CiInitRequest) -> Result<C
         registries: registries.into_iter().collect(),
         gitship_version: env!("CARGO_PKG_VERSION").to_string(),
         image: options.image.as_deref().map(pinned_image).transpose()?,
-        aws: options
-            .aws
-            .clone()
-            .map(|roles| checked_roles(roles, options.platform))
-            .transpose()?,
+        aws: options.aws.clone().map(checked_roles).transpose()?,
     })
 }
 
-/// `--aws-role`: GitHub only, roles that are IAM role ARNs and a region, nothing to quote.
-fn checked_roles(roles: AwsRoles, platform: Platform) -> Result<AwsRoles> {
-    if platform != Platform::Github {
-        return Err(UserError::usage(
-            "`--aws-role` is for `github` only",
-            "on GitLab, set the backend's credentials as masked variables scoped to the environments (see the file's header)",
-        )
-        .into());
-    }
+/// `--aws-role`: roles that are IAM role ARNs and a region, nothing to quote.
+fn checked_roles(roles: AwsRoles) -> Result<AwsRoles> {
     let is_role = |arn: &str| {
         let mut parts = arn.splitn(6, ':');
         let fields: Vec<&str> = parts.by_ref().collect();
@@ -439,7 +429,7 @@ fn default_plan_env(names: &[&String]) -> String {
 
 /// The branch whose pushes deploy: `--branch`, else the repository's default branch.
 fn deploy_branch(root: &Path, options: &CiInitRequest) -> Result<String> {
-    if options.platform == Platform::Gitlab {
+    if options.platform == Platform::GitLab {
         if options.branch.is_some() {
             return Err(UserError::usage(
                 "`--branch` is for `github` only",
@@ -489,11 +479,11 @@ fn registry_host(registry: &str) -> &str {
 /// The files for `platform`, relative to the Git work tree root, with their text.
 pub fn generate(spec: &CiSpec, platform: Platform) -> Vec<(PathBuf, String)> {
     match platform {
-        Platform::Github => vec![(
+        Platform::GitHub => vec![(
             PathBuf::from(".github/workflows/gitship.yml"),
             github::workflow(spec),
         )],
-        Platform::Gitlab => vec![(PathBuf::from(".gitlab-ci.yml"), gitlab::pipeline(spec))],
+        Platform::GitLab => vec![(PathBuf::from(".gitlab-ci.yml"), gitlab::pipeline(spec))],
     }
 }
 
@@ -557,7 +547,7 @@ pub struct Secrets {
 /// The secrets the files [`generate`] writes for `spec` on `platform` read, in the order their
 /// header lists them: what `ci init` tells the user to set.
 pub fn secrets(spec: &CiSpec, platform: Platform) -> Vec<Secrets> {
-    let github = platform == Platform::Github;
+    let github = platform == Platform::GitHub;
     let group = |names: &[&str], holds: &[&str], environments: Vec<String>| Secrets {
         names: names.iter().map(|name| name.to_string()).collect(),
         holds: holds.iter().map(|line| line.to_string()).collect(),
@@ -574,7 +564,14 @@ pub fn secrets(spec: &CiSpec, platform: Platform) -> Vec<Secrets> {
         .collect();
     let reading: Vec<String> = spec.drift.iter().map(|env| plan(env)).collect();
     let mut secrets = Vec::new();
-    if !spec.registries.is_empty() {
+    // Amazon ECR through OIDC needs no login secret (GitHub, `--aws-role`).
+    let logins: Vec<&String> = spec
+        .registries
+        .iter()
+        .filter(|registry| !(github && spec.aws.is_some() && ecr_account(registry).is_some()))
+        .collect();
+    if !logins.is_empty() {
+        let logins: Vec<&str> = logins.iter().map(|registry| registry.as_str()).collect();
         let mut environments: Vec<String> = spec.plan.iter().map(|env| plan(env)).collect();
         environments.extend(spec.deploy.iter().map(|target| target.name.clone()));
         secrets.push(group(
@@ -582,7 +579,7 @@ pub fn secrets(spec: &CiSpec, platform: Platform) -> Vec<Secrets> {
             &[
                 &format!(
                     "the registry login for {} (plan reads tags,",
-                    spec.registries.join(", ")
+                    logins.join(", ")
                 ),
                 "build and deploy push images)",
             ],
@@ -590,8 +587,8 @@ pub fn secrets(spec: &CiSpec, platform: Platform) -> Vec<Secrets> {
         ));
     }
     let kubeconfig_kind = match platform {
-        Platform::Github => "the file's contents",
-        Platform::Gitlab => "a variable of type File",
+        Platform::GitHub => "the file's contents",
+        Platform::GitLab => "a variable of type File",
     };
     for env in &spec.drift {
         let mut environments = vec![plan(env)];
@@ -617,10 +614,13 @@ pub fn secrets(spec: &CiSpec, platform: Platform) -> Vec<Secrets> {
             deploying.iter().cloned().chain(reading).collect(),
         ));
     }
-    if platform == Platform::Gitlab {
+    if platform == Platform::GitLab {
         secrets.push(group(
             &["GITLAB_TOKEN"],
-            &["a project access token with the `api` scope, to write the plan note"],
+            &[
+                "a project access token with the `api` scope, to write the plan note and",
+                "for the deploy to find the reviewed plan",
+            ],
             Vec::new(),
         ));
     }
@@ -662,11 +662,14 @@ fn header(spec: &CiSpec, platform: Platform, template: &str, store: &str) -> Str
     let deploy_names = names(spec.deploy.iter().map(|d| d.name.as_str()).collect());
     let drift_names = names(spec.drift.iter().map(String::as_str).collect());
     let plan_names = names(spec.plan.iter().map(String::as_str).collect());
+    let plan_envs: Vec<String> = spec.plan.iter().map(|env| format!("{env}-plan")).collect();
+    let plan_envs = names(plan_envs.iter().map(String::as_str).collect());
     let mut out = fill(
         template,
         &[
             ("VERSION", &spec.gitship_version),
             ("PLAN", &plan_names),
+            ("PLAN_ENVS", &plan_envs),
             ("DEPLOY", &deploy_names),
             ("DRIFT", &drift_names),
             ("BRANCH", &spec.branch),
@@ -683,6 +686,24 @@ mod gitlab;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ecr_registries_are_known_by_their_host() {
+        let ecr = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/blog";
+        assert_eq!(ecr_account(ecr), Some("123456789012"));
+        assert_eq!(
+            ecr_account("123456789012.dkr.ecr.cn-north-1.amazonaws.com.cn"),
+            Some("123456789012")
+        );
+        for other in [
+            "ghcr.io/acme/blog",
+            "12345.dkr.ecr.eu-west-1.amazonaws.com/blog",
+            "123456789012.dkr.ecr.eu-west-1.amazonaws.com.evil.example/blog",
+            "123456789012.dkr.ecr..amazonaws.com",
+        ] {
+            assert_eq!(ecr_account(other), None, "{other}");
+        }
+    }
 
     #[test]
     fn kubeconfig_secret_names() {

@@ -82,10 +82,10 @@ impl CommandReport for CiInitReport {
             .flat_map(|group| group.names)
             .collect();
         let scope = match self.platform {
-            Platform::Github => {
+            Platform::GitHub => {
                 " as environment secrets (the file's header says what each holds, and in which environments)"
             }
-            Platform::Gitlab => " (the file's header says what each holds)",
+            Platform::GitLab => " (the file's header says what each holds)",
         };
         let _ = writeln!(out, "secrets to set: {}{scope}", secrets.join(", "));
         out

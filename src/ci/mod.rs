@@ -1,7 +1,41 @@
-//! What gitship reads of the CI or the machine it runs on, in one place: who deploys (the CI's
-//! actor, the pod, `user@host`) and the CI run's URL. Foundation: the operations and the agent
-//! read them and hand the values to the stages (`kube::DeployOptions::who`, the record's
-//! `ci_url`); no stage reads these variables itself.
+//! What gitship reads of the CI or the machine it runs on, in one place: which CI provider runs
+//! it ([`Provider`]: its run's URL, its actor, its workspace, whether errors become its
+//! annotations, its job summary file), who deploys (the CI's actor, the pod, `user@host`) and
+//! the CI run's URL. Foundation: the commands, the printer, the diagnostics, the operations and
+//! the agent read them here and hand the values to the stages (`kube::DeployOptions::who`, the
+//! record's `ci_url`); no stage reads these variables itself.
+
+mod provider;
+
+pub use provider::{Provider, STEP_SUMMARY_VARIABLE};
+
+/// The variable `key` of this process, `None` when unset or not Unicode.
+fn env_var(key: &str) -> Option<String> {
+    std::env::var(key).ok()
+}
+
+/// The provider running this process, if any ([`Provider::detect`]).
+pub fn provider() -> Option<Provider> {
+    Provider::detect(&env_var)
+}
+
+/// Whether a CI runs this process (no one watches its terminal).
+pub fn in_ci() -> bool {
+    provider::in_ci(&env_var)
+}
+
+/// The checkout of the provider running this process ([`Provider::workspace`]).
+pub fn workspace() -> Option<std::path::PathBuf> {
+    Provider::ALL
+        .into_iter()
+        .find_map(|provider| provider.workspace(&env_var))
+}
+
+/// The job summary file of the provider running this process ([`Provider::step_summary`]):
+/// GitHub's, whenever `$GITHUB_STEP_SUMMARY` names one.
+pub fn step_summary_file() -> Option<std::path::PathBuf> {
+    Provider::GitHub.step_summary(&env_var)
+}
 
 /// Who is deploying: `GITSHIP_DEPLOYER`, else `GITHUB_ACTOR`/`GITLAB_USER_LOGIN`, else `user@host`.
 pub fn who() -> String {
@@ -23,7 +57,8 @@ fn who_from(env: impl Fn(&str) -> Option<String>, read: impl Fn(&str) -> Option<
             .map(|v| v.trim().to_string())
             .filter(|v| !v.is_empty())
     };
-    for key in ["GITSHIP_DEPLOYER", "GITHUB_ACTOR", "GITLAB_USER_LOGIN"] {
+    let actors = Provider::ALL.map(Provider::actor_variable);
+    for key in std::iter::once("GITSHIP_DEPLOYER").chain(actors) {
         if let Some(value) = given(key) {
             return value;
         }
@@ -47,23 +82,14 @@ fn who_from(env: impl Fn(&str) -> Option<String>, read: impl Fn(&str) -> Option<
 /// `{GITHUB_SERVER_URL}/{GITHUB_REPOSITORY}/actions/runs/{GITHUB_RUN_ID}`, else GitLab's
 /// `CI_JOB_URL`.
 pub fn run_url() -> Option<String> {
-    run_url_from(|key| std::env::var(key).ok())
+    run_url_from(env_var)
 }
 
-/// [`run_url`] over any source of variables.
+/// [`run_url`] over any source of variables: the first provider whose run it names.
 pub fn run_url_from(var: impl Fn(&str) -> Option<String>) -> Option<String> {
-    let var = |key: &str| var(key).filter(|value| !value.is_empty());
-    if let (Some(server), Some(repository), Some(run)) = (
-        var("GITHUB_SERVER_URL"),
-        var("GITHUB_REPOSITORY"),
-        var("GITHUB_RUN_ID"),
-    ) {
-        return Some(format!(
-            "{}/{repository}/actions/runs/{run}",
-            server.trim_end_matches('/')
-        ));
-    }
-    var("CI_JOB_URL")
+    Provider::ALL
+        .into_iter()
+        .find_map(|provider| provider.run_url(&var))
 }
 
 #[cfg(test)]
