@@ -7,6 +7,7 @@ mod adopt;
 mod agent;
 mod agent_cli;
 mod agent_metrics;
+mod argo;
 mod bad_input;
 mod build;
 mod ci;
