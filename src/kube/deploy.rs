@@ -684,6 +684,7 @@ const RECORD_ERROR_BYTES: usize = 2_000;
 fn record_error(stage: &str, error: &KubeError) -> RecordError {
     let (stage, object) = match error {
         KubeError::Unhealthy { .. } => ("health", None),
+        KubeError::HookFailed { hook, .. } => ("hook", Some(hook.clone())),
         KubeError::Api { object, .. }
         | KubeError::Immutable { object, .. }
         | KubeError::StillDeleting { object, .. }

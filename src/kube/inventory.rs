@@ -129,7 +129,7 @@ fn is_one(count: &u32) -> bool {
 /// Why a deploy failed: the stage, the object when one is to blame, and the message.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RecordError {
-    /// `apply`, `health`, `prune` or `lock`.
+    /// `apply`, `health`, `hook`, `prune` or `lock`.
     pub stage: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub object: Option<String>,
@@ -621,6 +621,7 @@ mod tests {
             error: None,
             repeats: 1,
             manifests: None,
+            hooks: Vec::new(),
             rev: None,
             source: RecordSource::Deploy,
             healed: Vec::new(),
