@@ -337,6 +337,47 @@ mod tests {
     use crate::kube::diff::FieldChange as KubeFieldChange;
     use serde_json::json;
 
+    #[test]
+    fn hooks_are_planned_per_phase_in_the_order_they_run() {
+        let manifest = |line: usize, metadata: Value| Manifest {
+            source: crate::diagnostics::Location::new("hooks.yaml", line, 1),
+            object: json!({"apiVersion": "batch/v1", "kind": "Job", "metadata": metadata}),
+        };
+        let manifests = [
+            manifest(
+                1,
+                json!({"generateName": "smoke-", "annotations": {"argocd.argoproj.io/hook": "PostSync"}}),
+            ),
+            manifest(10, json!({"name": "web"})),
+            manifest(
+                20,
+                json!({"name": "late", "namespace": "ops", "annotations": {"helm.sh/hook": "pre-install", "helm.sh/hook-weight": "5"}}),
+            ),
+            manifest(
+                30,
+                json!({"name": "early", "annotations": {"argocd.argoproj.io/hook": "PreSync,SyncFail", "argocd.argoproj.io/sync-wave": "-1"}}),
+            ),
+            manifest(
+                40,
+                json!({"name": "test", "annotations": {"helm.sh/hook": "test"}}),
+            ),
+        ];
+        let lines: Vec<String> = planned_hooks(&manifests, "blog")
+            .iter()
+            .map(PlannedHook::line)
+            .collect();
+        assert_eq!(
+            lines,
+            [
+                "PreSync   Job blog/early (hooks.yaml:30:1), weight -1, delete policy BeforeHookCreation",
+                "PreSync   Job ops/late (hooks.yaml:20:1), weight 5, delete policy BeforeHookCreation",
+                "PostSync  Job blog/smoke- (hooks.yaml:1:1), weight 0, delete policy none",
+                "SyncFail  Job blog/early (hooks.yaml:30:1), weight -1, delete policy BeforeHookCreation",
+                "Skip      Job blog/test (hooks.yaml:40:1), not applied: `helm.sh/hook: test` (gitship does not run these hooks)",
+            ]
+        );
+    }
+
     fn id(kind: &str, name: &str) -> ObjectId {
         ObjectId {
             group: if kind == "Deployment" {
