@@ -138,16 +138,6 @@ fn an_argo_app_deploys_in_its_waves_with_its_hooks_and_shows_no_drift() {
     let again = deploy_json(&repo);
     assert_eq!(again["changed"], false, "{again:#}");
     assert!(again.get("hooks").is_none(), "{again:#}");
-    let history = repo.ok(&["-o", "json", "history", "dev"]);
-    let history: Value = serde_json::from_str(&history.stdout).expect("history JSON");
-    let failed = &history["records"][0];
-    assert_eq!(failed["error"]["stage"], "hook", "{history:#}");
-    assert_eq!(failed["hooks"][0]["outcome"], "failed", "{history:#}");
-    assert_eq!(
-        failed["hooks"][0]["deleted"], true,
-        "HookFailed: {history:#}"
-    );
-    assert_eq!(failed["hooks"][1]["phase"], "SyncFail", "{history:#}");
     let writes = cluster.writes_since(mark);
     assert!(
         !writes.iter().any(|w| w.contains("/jobs")),
@@ -218,6 +208,16 @@ fn a_failing_presync_hook_stops_the_deploy_before_any_object_and_runs_syncfail()
         "the SyncFail hook ran:\n{}",
         run.stderr
     );
+    let history = repo.ok(&["-o", "json", "history", "dev"]);
+    let history: Value = serde_json::from_str(&history.stdout).expect("history JSON");
+    let failed = &history["records"][0];
+    assert_eq!(failed["error"]["stage"], "hook", "{history:#}");
+    assert_eq!(failed["hooks"][0]["outcome"], "failed", "{history:#}");
+    assert_eq!(
+        failed["hooks"][0]["deleted"], true,
+        "HookFailed: {history:#}"
+    );
+    assert_eq!(failed["hooks"][1]["phase"], "SyncFail", "{history:#}");
     let writes = cluster.writes_since(mark);
     assert!(
         !writes.iter().any(|w| w.contains("/deployments")
