@@ -268,6 +268,12 @@ fn generate_name_is_for_hooks_and_waves_must_agree() {
 #[test]
 fn the_agent_runs_the_hooks_of_its_sync() {
     let mut repo = clone_fixture();
+    // A Sync hook of wave 0: after the objects of wave 0, before those of wave 1.
+    repo.write(
+        "manifests/hooks/warm-cache.yaml",
+        "apiVersion: batch/v1\nkind: Job\nmetadata:\n  generateName: warm-cache-\n  annotations:\n    argocd.argoproj.io/hook: Sync\n    argocd.argoproj.io/hook-delete-policy: HookSucceeded\nspec:\n  backoffLimit: 0\n  template:\n    spec:\n      restartPolicy: Never\n      containers:\n        - name: warm\n          image: registry.example.com/shop/api:1.4.2\n",
+    );
+    repo.commit("a Sync hook");
     let cluster = TestCluster::start_blocking();
     let ns = cluster.adopt(&mut repo, "dev", "shop");
     let bare = tempfile::tempdir().expect("temp");
@@ -279,6 +285,7 @@ fn the_agent_runs_the_hooks_of_its_sync() {
         bare.path().to_str().expect("utf-8"),
     ]);
     let cache = tempfile::tempdir().expect("temp");
+    let mark = cluster.mark();
     let output = gitship()
         .arg("--kubeconfig")
         .arg(cluster.kubeconfig_path())
@@ -300,7 +307,16 @@ fn the_agent_runs_the_hooks_of_its_sync() {
         .iter()
         .filter_map(|hook| hook["phase"].as_str())
         .collect();
-    assert_eq!(phases, ["PreSync", "PostSync"], "{history:#}");
+    assert_eq!(phases, ["PreSync", "Sync", "PostSync"], "{history:#}");
+    let writes = cluster.writes_since(mark);
+    let jobs_path = format!("/apis/batch/v1/namespaces/{ns}/jobs");
+    let api = position(&writes, "PATCH", "/deployments/api");
+    let frontend = position(&writes, "PATCH", "/deployments/frontend");
+    let warm = api + position(&writes[api..], "POST", &jobs_path);
+    assert!(
+        api < warm && warm < frontend,
+        "the Sync hook ran in wave 0:\n{writes:#?}"
+    );
     assert!(
         jobs(&cluster, &ns)
             .iter()
