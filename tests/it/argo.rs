@@ -323,3 +323,88 @@ fn the_agent_runs_the_hooks_of_its_sync() {
             .any(|job| job.starts_with("migrate-"))
     );
 }
+
+/// A Job of `helm template`'s output (its `helm.sh/*` annotations as Helm writes them).
+fn helm_job(name: &str, annotations: &str, template_metadata: &str) -> String {
+    format!(
+        "apiVersion: batch/v1\nkind: Job\nmetadata:\n  name: {name}\n  annotations:\n{annotations}spec:\n  backoffLimit: 0\n  template:\n{template_metadata}    spec:\n      restartPolicy: Never\n      containers:\n        - name: {name}\n          image: registry.example.com/shop/api:1.4.2\n"
+    )
+}
+
+#[test]
+fn helm_hooks_run_as_their_argo_phases_and_test_hooks_are_not_applied() {
+    let mut repo = clone_fixture();
+    std::fs::remove_dir_all(repo.path().join("manifests/hooks")).expect("rm hooks");
+    repo.write(
+        "manifests/db-init.yaml",
+        &helm_job(
+            "db-init",
+            "    helm.sh/hook: pre-install,pre-upgrade\n    helm.sh/hook-weight: \"-5\"\n    helm.sh/hook-delete-policy: before-hook-creation,hook-succeeded\n",
+            "",
+        ),
+    );
+    repo.write(
+        "manifests/test-connection.yaml",
+        &helm_job("test-connection", "    helm.sh/hook: test\n", ""),
+    );
+    repo.commit("helm hooks");
+    let cluster = TestCluster::start_blocking();
+    let ns = cluster.adopt(&mut repo, "dev", "shop");
+    let plan = repo.ok(&["plan", "dev"]);
+    for line in [
+        format!(
+            "PreSync   Job {ns}/db-init (manifests/db-init.yaml:1:1), weight -5, delete policy BeforeHookCreation, HookSucceeded"
+        ),
+        format!(
+            "Skip      Job {ns}/test-connection (manifests/test-connection.yaml:1:1), not applied: `helm.sh/hook: test`"
+        ),
+    ] {
+        assert!(plan.stdout.contains(&line), "{line}:\n{}", plan.stdout);
+    }
+    let mark = cluster.mark();
+    let report = deploy_json(&repo);
+    assert_eq!(report["hooks"][0]["phase"], "PreSync", "{report:#}");
+    assert_eq!(report["hooks"][0]["object"], format!("Job {ns}/db-init"));
+    assert_eq!(report["hooks"][0]["deleted"], true, "{report:#}");
+    let writes = cluster.writes_since(mark);
+    assert!(
+        !writes.iter().any(|w| w.contains("test-connection")),
+        "a Helm test hook is never applied:\n{writes:#?}"
+    );
+    assert!(jobs(&cluster, &ns).is_empty(), "hook-succeeded deleted it");
+}
+
+#[test]
+fn a_hook_that_does_not_finish_in_time_stops_the_deploy() {
+    let mut repo = clone_fixture();
+    let cluster = TestCluster::start_blocking();
+    let ns = cluster.ns("shop");
+    // kubesim's slow rollout, or on the real server a pod that never runs.
+    let slow = match cluster.sim() {
+        Some(sim) => {
+            sim.handle().script_rollout(
+                &ns,
+                "migrate",
+                kubesim::Rollout::Slow(std::time::Duration::from_secs(60)),
+            );
+            ""
+        }
+        None => "    metadata:\n      labels:\n        sim.gitship.dev/unready: \"true\"\n",
+    };
+    repo.write(
+        "manifests/hooks/migrate.yaml",
+        &helm_job("migrate", "    argocd.argoproj.io/hook: PreSync\n", slow),
+    );
+    repo.commit("a slow migration");
+    cluster.adopt(&mut repo, "dev", "shop");
+    let run = repo.gitship(&["deploy", "dev", "--timeout", "2s"]);
+    assert_ne!(run.code, 0, "{}", run.all());
+    let expected =
+        format!("PreSync hook Job {ns}/migrate (manifests/hooks/migrate.yaml:1:1) timed out:");
+    assert!(
+        run.stderr.contains(&expected),
+        "{expected}:\n{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("after 2s"), "{}", run.stderr);
+}
