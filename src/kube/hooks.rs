@@ -11,8 +11,9 @@
 
 use std::time::Duration;
 
+use k8s_openapi::api::core::v1::Pod;
 use kube::Client;
-use kube::api::{DeleteParams, DynamicObject, ListParams, PostParams};
+use kube::api::{Api, DeleteParams, DynamicObject, ListParams, PostParams};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -252,7 +253,10 @@ impl Runner<'_> {
         .map_err(|source| created.error(source))?;
         let (result, message) = match outcome.unhealthy.first() {
             None => (HookOutcome::Succeeded, None),
-            Some((_, Health::Failed(text), _)) => (HookOutcome::Failed, Some(text.clone())),
+            Some((_, Health::Failed(text), _)) => {
+                let pods = self.failed_pods(&created).await;
+                (HookOutcome::Failed, Some(format!("{text}{pods}")))
+            }
             Some((_, health, _)) => (
                 HookOutcome::TimedOut,
                 Some(match health {
@@ -290,6 +294,49 @@ impl Runner<'_> {
                 reason,
             });
         Ok((run, error))
+    }
+
+    /// How a failed Job's pods ended (`; pod migrate-x7k2p: container migrate exited 1 (Error):
+    /// ...`), as the real server reports them; empty for another kind, or when none is known.
+    async fn failed_pods(&self, job: &Prepared) -> String {
+        let (Some(namespace), "Job") = (&job.id.namespace, job.id.kind.as_str()) else {
+            return String::new();
+        };
+        let api: Api<Pod> = Api::namespaced(self.client.clone(), namespace);
+        let params =
+            ListParams::default().labels(&format!("batch.kubernetes.io/job-name={}", job.id.name));
+        let Ok(pods) = self.retry.run("pods", || api.list(&params)).await else {
+            return String::new();
+        };
+        let mut text = String::new();
+        for pod in pods.items.iter().take(3) {
+            let name = pod.metadata.name.as_deref().unwrap_or_default();
+            let statuses = pod
+                .status
+                .as_ref()
+                .and_then(|s| s.container_statuses.as_ref());
+            for status in statuses.into_iter().flatten() {
+                let Some(ended) = status.state.as_ref().and_then(|s| s.terminated.as_ref()) else {
+                    continue;
+                };
+                if ended.exit_code == 0 {
+                    continue;
+                }
+                let reason = ended.reason.as_deref().unwrap_or("terminated");
+                let message = ended.message.as_deref().unwrap_or_default().trim();
+                text.push_str(&format!(
+                    "; pod {name}: container {} exited {} ({reason}){}",
+                    status.name,
+                    ended.exit_code,
+                    if message.is_empty() {
+                        String::new()
+                    } else {
+                        format!(": {message}")
+                    }
+                ));
+            }
+        }
+        text
     }
 
     /// Create the hook's object; the prepared hook with the name the server gave it. A named

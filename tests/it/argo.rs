@@ -203,6 +203,17 @@ fn a_failing_presync_hook_stops_the_deploy_before_any_object_and_runs_syncfail()
         "{expected}:\n{}",
         run.stderr
     );
+    if cluster.sim().is_none() {
+        // The failed pod, as the real server reports it (kubesim makes no pods for a Job).
+        assert!(
+            run.stderr.contains("; pod migrate-")
+                && run
+                    .stderr
+                    .contains("container migrate exited 1 (Error): the hook failed"),
+            "{}",
+            run.stderr
+        );
+    }
     assert!(
         run.stderr.contains("SyncFail hook Job") && run.stderr.contains("notify-failure-"),
         "the SyncFail hook ran:\n{}",
