@@ -174,6 +174,21 @@ impl Manifest {
         ObjectId::lenient(&self.object)
     }
 
+    /// [`ObjectId::qualified`] of [`Manifest::id`]; a hook without a name shows its
+    /// `metadata.generateName` prefix instead (`batch/Job blog/migrate-`).
+    pub fn qualified_name(&self) -> String {
+        let mut id = self.id();
+        if id.name.is_empty()
+            && let Some(prefix) = self
+                .object
+                .pointer("/metadata/generateName")
+                .and_then(Value::as_str)
+        {
+            id.name = prefix.to_string();
+        }
+        id.qualified()
+    }
+
     pub fn api_version(&self) -> &str {
         self.object
             .get("apiVersion")

@@ -72,6 +72,14 @@ fn an_argo_app_deploys_in_its_waves_with_its_hooks_and_shows_no_drift() {
     let ns = cluster.adopt(&mut repo, "dev", "shop");
     let validate = repo.ok(&["validate", "dev"]);
     assert!(validate.all().contains("ok"), "{}", validate.all());
+    let render = repo.ok(&["-o", "json", "render", "dev"]);
+    assert!(
+        render
+            .stdout
+            .contains(&format!("\"id\": \"batch/Job {ns}/migrate-\"")),
+        "a hook is named by its generateName:\n{}",
+        render.stdout
+    );
     let plan = repo.gitship(&["plan", "dev"]);
     assert!(plan.code == 0 || plan.code == 2, "{}", plan.all());
     for line in [
