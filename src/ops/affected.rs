@@ -97,6 +97,10 @@ struct EnvironmentShape {
     builds_apps: bool,
     /// `kubernetes.path` (absolute), when the environment has its own.
     manifests_dir: Option<PathBuf>,
+    /// `terraform: false`: the repository's Terraform module is not this environment's.
+    without_terraform: bool,
+    /// `kubernetes: false`: no manifest is this environment's.
+    without_kubernetes: bool,
 }
 
 /// What the commits between `since` and `HEAD` touch in the repository of `repo_dir` (`-C`).
@@ -125,11 +129,15 @@ pub fn affected(repo_dir: Option<&Path>, since: &str) -> Result<Affected> {
                 name: name.clone(),
                 builds_apps: config.registry.is_some(),
                 manifests_dir: config.kubernetes.dir.clone(),
+                without_terraform: config.terraform.disabled,
+                without_kubernetes: config.kubernetes.disabled,
             },
             Err(_) => EnvironmentShape {
                 name: name.clone(),
                 builds_apps: true,
                 manifests_dir: None,
+                without_terraform: false,
+                without_kubernetes: false,
             },
         })
         .collect();
@@ -162,7 +170,12 @@ pub fn affected(repo_dir: Option<&Path>, since: &str) -> Result<Affected> {
             } => {
                 environments.extend(names.iter().cloned());
             }
-            Touches::Terraform => environments.extend(shapes.iter().map(|s| s.name.clone())),
+            Touches::Terraform => environments.extend(
+                shapes
+                    .iter()
+                    .filter(|s| !s.without_terraform)
+                    .map(|s| s.name.clone()),
+            ),
             Touches::RemovedEnvironment { .. } | Touches::Nothing => {}
         }
         files.push(ChangedFile {
@@ -263,6 +276,7 @@ fn classify(
     });
     let environments: Vec<String> = shapes
         .iter()
+        .filter(|shape| !shape.without_kubernetes)
         .filter(|shape| match &shape.manifests_dir {
             // The repository's manifests directory, recursively.
             None => in_shared,

@@ -685,6 +685,9 @@ impl Intent {
             None => (static_outputs(module.as_ref()), UnknownOutputs::Placeholder),
         };
         let checked = session.render(images.clone(), check_outputs, unknown)?;
+        if !request.allow_empty {
+            crate::ops::render::require_objects(&session.repo, &session.config, checked.len())?;
+        }
         if session.sandbox {
             for image in images.values() {
                 session.printer.status(&format!(

@@ -74,6 +74,7 @@ async fn compare(
     let outputs = session.current_outputs().await?;
     let (_, images) = session.images().await?;
     let manifests = session.render(images, outputs.clone(), UnknownOutputs::Placeholder)?;
+    crate::ops::render::require_objects(&session.repo, &session.config, manifests.len())?;
     if manifests.is_empty() {
         return Ok(report);
     }

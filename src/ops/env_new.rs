@@ -63,7 +63,7 @@ pub fn env_new(
         name,
         new_namespace: &new_namespace,
     };
-    let planned = plan_edits(&source, &text, &renames)?;
+    let planned = plan_edits(&repo.root, &source, &text, &renames)?;
     let new_text = apply_edits(&source, &text, &planned.edits, &renames)?;
     // The new config must itself be valid before it is written.
     EnvConfig::parse(name, &target, &shown, &new_text).map_err(user_error)?;
@@ -119,7 +119,12 @@ struct PlannedEdits {
     warnings: Vec<String>,
 }
 
-fn plan_edits(source: &EnvConfig, text: &str, renames: &Renames<'_>) -> Result<PlannedEdits> {
+fn plan_edits(
+    repo_root: &Path,
+    source: &EnvConfig,
+    text: &str,
+    renames: &Renames<'_>,
+) -> Result<PlannedEdits> {
     let root = yaml::parse_single(text).map_err(|err| {
         UserError::bare(format!(
             "{}:{}:{}: {}",
@@ -153,7 +158,56 @@ fn plan_edits(source: &EnvConfig, text: &str, renames: &Renames<'_>) -> Result<P
     if let Some(NodeKind::Mapping(terraform)) = find(top, "terraform").map(|n| &n.kind) {
         plan_terraform_edits(source, terraform, renames, &mut planned);
     }
+    if let Some(NodeKind::Mapping(kubernetes)) = find(top, "kubernetes").map(|n| &n.kind)
+        && let Some(node) = find(kubernetes, "path")
+        && let Some(path) = &source.kubernetes.path
+    {
+        plan_overlay_edit(repo_root, source, node, path, renames, &mut planned)?;
+    }
     Ok(planned)
+}
+
+/// `kubernetes.path` naming the source environment (`apps/staging`): the new environment's
+/// overlay of the same name (`apps/production`) when it exists; when it does not, a refusal, so
+/// that production never silently deploys staging's overlay. A path that names no environment
+/// (a shared directory) is kept.
+fn plan_overlay_edit(
+    root: &Path,
+    source: &EnvConfig,
+    node: &Node,
+    path: &str,
+    renames: &Renames<'_>,
+    planned: &mut PlannedEdits,
+) -> Result<()> {
+    let segments: Vec<&str> = path.split('/').collect();
+    if !segments.contains(&renames.from) {
+        return Ok(());
+    }
+    let mapped: Vec<&str> = segments
+        .iter()
+        .map(|s| if *s == renames.from { renames.name } else { s })
+        .collect();
+    let mapped = mapped.join("/");
+    if !root.join(&mapped).is_dir() {
+        let location =
+            crate::diagnostics::Location::new(&source.spans.file, node.line, node.column);
+        return Err(UserError::new(
+            format!(
+                "{location}: `{}` deploys its own overlay `{path}`, and `{mapped}` does not exist: `{}` would silently deploy `{}`'s manifests",
+                renames.from, renames.name, renames.from
+            ),
+            format!(
+                "create the overlay `{mapped}` (for instance from `{path}`), then run `gitship env new {} --from {}` again",
+                renames.name, renames.from
+            ),
+        )
+        .into());
+    }
+    planned.edits.push(Edit::new(node, path, &mapped));
+    planned
+        .notes
+        .push(format!("kubernetes.path `{path}` -> `{mapped}`"));
+    Ok(())
 }
 
 /// The Terraform workspace and the `backend_config` values that name the source environment.

@@ -103,7 +103,7 @@ async fn require_preflight(
         preflight::preflight(session, connection, &images_to_check, terraform, None).await;
     if !preflight.passed() {
         session.printer.status(preflight.render().trim_end());
-        return Err(preflight.error(&session.config.name));
+        return Err(preflight.error(&session.config.name, false));
     }
     Ok(preflight)
 }
@@ -203,6 +203,7 @@ fn render_noted(
     outputs: Outputs,
 ) -> Result<(Vec<Manifest>, Vec<plan::ImageSubstitution>)> {
     let output = session.render_noted(images, outputs, UnknownOutputs::Placeholder)?;
+    crate::ops::render::require_objects(&session.repo, &session.config, output.manifests.len())?;
     let substitutions = output
         .notes
         .bare_images

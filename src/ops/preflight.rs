@@ -49,8 +49,10 @@ impl Preflight {
         text
     }
 
-    /// The error of a failed preflight: one line per problem, the hints of each.
-    pub fn error(&self, environment: &str) -> anyhow::Error {
+    /// The error of a failed preflight: one line per problem, the hints of each. `deploying`:
+    /// the failure stops a deploy, which `--skip-preflight` can force (not a plan: it has no
+    /// such flag, so its hint names `deploy`).
+    pub fn error(&self, environment: &str, deploying: bool) -> anyhow::Error {
         let failed: Vec<&PreflightCheck> = self.checks.iter().filter(|c| !c.ok).collect();
         let mut message = format!(
             "preflight of environment `{environment}` failed ({} problem{}); nothing was changed",
@@ -61,8 +63,12 @@ impl Preflight {
             message.push_str(&format!("\n{}: {}", check.check, check.detail));
         }
         let hints: Vec<&str> = failed.iter().filter_map(|c| c.hint.as_deref()).collect();
-        let hint = if hints.is_empty() {
+        let hint = if hints.is_empty() && deploying {
             "fix the problems above, or pass `--skip-preflight` to deploy anyway".to_string()
+        } else if hints.is_empty() {
+            format!(
+                "fix the problems above (`gitship deploy {environment} --skip-preflight` would deploy anyway)"
+            )
         } else {
             hints.join("; ")
         };
@@ -279,7 +285,7 @@ pub async fn require(
     if result.passed() {
         Ok(result)
     } else {
-        Err(result.error(&session.config.name))
+        Err(result.error(&session.config.name, true))
     }
 }
 
@@ -337,7 +343,16 @@ mod tests {
             ],
         };
         assert!(!preflight.passed());
-        let rendered = crate::diagnostics::render(&preflight.error("prod"));
+        // `plan` has no `--skip-preflight`: its hint names `deploy`'s.
+        let unhinted = Preflight {
+            checks: vec![PreflightCheck::failed("cluster", "cannot reach", None)],
+        };
+        let plan = crate::diagnostics::render(&unhinted.error("prod", false));
+        assert!(
+            plan.ends_with("hint: fix the problems above (`gitship deploy prod --skip-preflight` would deploy anyway)"),
+            "{plan}"
+        );
+        let rendered = crate::diagnostics::render(&preflight.error("prod", true));
         assert_eq!(
             rendered,
             "error: preflight of environment `prod` failed (2 problems); nothing was changed\n  cluster: cannot reach\n  registry: no answer\nhint: check the VPN; check the registry"

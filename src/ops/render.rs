@@ -95,6 +95,10 @@ pub fn render(
             UnknownOutputs::Error,
         )
         .map(|output| output.manifests)
+        .and_then(|manifests| {
+            require_objects(&repo, &config, manifests.len())?;
+            Ok(manifests)
+        })
     };
     let mut rendered = render(outputs.clone());
     if let Err(error) = &rendered
@@ -148,9 +152,53 @@ pub fn render_noted(
     outputs: Outputs,
     unknown_outputs: UnknownOutputs,
 ) -> Result<render::RenderOutput> {
+    if config.kubernetes.disabled {
+        return Ok(render::RenderOutput::default());
+    }
     let inputs =
         RenderInputs::for_environment(repo, config, images, outputs).map_err(user_error)?;
     render::render_environment_noted(repo, config, &inputs, unknown_outputs).map_err(user_error)
+}
+
+/// An environment that renders no object is an error unless it says `kubernetes: false` (or a
+/// deploy says `--allow-empty`): an operation on nothing must not succeed in silence
+/// (ARCHITECTURE.md, "Invariants"). `rendered`: how many objects the render gave.
+pub fn require_objects(repo: &Repository, config: &EnvConfig, rendered: usize) -> Result<()> {
+    if rendered > 0 || config.kubernetes.disabled {
+        return Ok(());
+    }
+    Err(renders_nothing(repo, config).into())
+}
+
+fn renders_nothing(repo: &Repository, config: &EnvConfig) -> UserError {
+    let env_file = repo.relative(&config.file);
+    let source = match (&config.kubernetes.dir, &repo.layout.kubernetes_dir) {
+        (Some(dir), _) => format!(
+            "its `kubernetes.path` `{}` holds no object",
+            repo.relative(dir).display()
+        ),
+        (None, Some(dir)) => format!(
+            "the manifests directory `{}` holds no object",
+            repo.relative(dir).display()
+        ),
+        (None, None) => format!(
+            "the repository has no manifests directory (looked for `infrastructure/kubernetes`; `paths.kubernetes` in `{}` names another)",
+            crate::repo::SETTINGS_FILE
+        ),
+    };
+    UserError::new(
+        format!(
+            "environment `{}` renders no Kubernetes object: {source}",
+            config.name
+        ),
+        format!(
+            "point `paths.kubernetes` in `{}` (or `kubernetes.path` in `{}`) at the manifests (`gitship init --force` finds them), or write `kubernetes: false` in `{}` if `{}` deploys no Kubernetes objects (to remove what it deployed: `deploy --allow-empty`)",
+            crate::repo::SETTINGS_FILE,
+            env_file.display(),
+            env_file.display(),
+            config.name
+        ),
+    )
 }
 
 fn mentions_terraform(error: &anyhow::Error) -> bool {

@@ -223,7 +223,8 @@ impl Session {
 
     /// Whether the environment has manifests to deploy (a Kubernetes layer).
     pub fn has_kubernetes(&self) -> bool {
-        self.repo.layout.kubernetes_dir.is_some() || self.config.kubernetes.dir.is_some()
+        !self.config.kubernetes.disabled
+            && (self.repo.layout.kubernetes_dir.is_some() || self.config.kubernetes.dir.is_some())
     }
 
     /// Whether this revision's Terraform module differs from the work tree's, where the state is

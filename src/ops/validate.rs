@@ -114,7 +114,9 @@ pub fn validate(
     })
 }
 
-fn validate_environment(
+/// One environment checked as `validate` checks it (also `init`'s check of what it wrote):
+/// the config, the Terraform root's static check, and the render.
+pub(crate) fn validate_environment(
     repo: &Repository,
     name: &str,
     given_outputs: Option<&Outputs>,
@@ -132,6 +134,7 @@ fn validate_environment(
     };
     let images = crate::image::image_refs(repo, &config).map_err(user_error)?;
     let output = render_noted(repo, &config, images, outputs, unknown_outputs)?;
+    crate::ops::render::require_objects(repo, &config, output.manifests.len())?;
     let left_literal = output
         .notes
         .left_literal

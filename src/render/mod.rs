@@ -198,7 +198,7 @@ impl crate::diagnostics::StageError for RenderError {
 /// recursively, in path order; hidden files and directories are skipped. Found (and checked) when
 /// the repository is opened: [`crate::repo::files::manifest_files`].
 pub fn manifest_files(repo: &Repository) -> Result<Vec<PathBuf>, RenderError> {
-    Ok(repo.manifest_files.clone())
+    Ok(repo.manifests.files.clone())
 }
 
 /// Render every manifest of the repository for one environment: from the environment's own
@@ -223,12 +223,17 @@ pub fn render_environment_noted(
         substitute_bare_images(&mut output, inputs);
         return Ok(output);
     }
-    let files = match &env.kubernetes.dir {
-        Some(dir) => crate::repo::files::manifest_files(&repo.root, dir, &repo.layout.exclude)?,
-        None => manifest_files(repo)?,
+    let tree = match &env.kubernetes.dir {
+        Some(dir) => crate::repo::files::manifest_tree(
+            &repo.root,
+            dir,
+            &repo.layout.exclude,
+            &repo.layout.not_manifests,
+        )?,
+        None => repo.manifests.clone(),
     };
-    let mut sources = Vec::with_capacity(files.len());
-    for file in &files {
+    let mut sources = Vec::with_capacity(tree.files.len());
+    for file in &tree.files {
         let text = std::fs::read_to_string(file).map_err(|source| RenderError::Io {
             path: file.clone(),
             source,
@@ -236,8 +241,48 @@ pub fn render_environment_noted(
         sources.push((repo.relative(file), text));
     }
     let mut output = render_sources_with(&env.name, &sources, inputs, unknown_outputs, false)?;
+    // A kustomization below a plain manifests directory is built whole, as Flux builds it.
+    for dir in &tree.kustomizations {
+        let built = kustomize::render(repo, &env.name, dir, inputs, unknown_outputs)?;
+        output.manifests.extend(built.manifests);
+        output.notes.left_literal.extend(built.notes.left_literal);
+    }
+    if !tree.kustomizations.is_empty() {
+        check_duplicates(&env.name, &output.manifests)?;
+    }
     substitute_bare_images(&mut output, inputs);
     Ok(output)
+}
+
+/// Duplicate identities across separately rendered parts (plain files and the kustomizations
+/// below them).
+fn check_duplicates(environment: &str, manifests: &[Manifest]) -> Result<(), RenderError> {
+    let mut seen: HashMap<ObjectId, Location> = HashMap::with_capacity(manifests.len());
+    let mut problems = Vec::new();
+    // A hook with a `generateName` has no identity of its own (each run makes one).
+    for manifest in manifests
+        .iter()
+        .filter(|m| ObjectId::of(&m.object).is_some())
+    {
+        if let Some(first) = seen.insert(manifest.id(), manifest.source.clone()) {
+            problems.push(Problem {
+                location: manifest.source.clone(),
+                message: format!(
+                    "duplicate object `{}`: also defined at {first}",
+                    manifest.id().qualified()
+                ),
+                no_terraform_outputs: false,
+            });
+        }
+    }
+    if problems.is_empty() {
+        return Ok(());
+    }
+    problems.sort_by(|a, b| a.location.cmp(&b.location));
+    Err(RenderError::Problems {
+        environment: environment.to_string(),
+        problems,
+    })
 }
 
 /// Last step of every render: bare image names, when `inputs` ask for them.
@@ -278,22 +323,12 @@ fn render_sources_with(
     let left_literal = renderer.left_literal;
     let mut problems = renderer.problems;
 
-    let mut seen: HashMap<ObjectId, Location> = HashMap::with_capacity(manifests.len());
-    // A hook with a `generateName` has no identity of its own (each run makes one).
-    for manifest in manifests
-        .iter()
-        .filter(|m| ObjectId::of(&m.object).is_some())
+    if let Err(RenderError::Problems {
+        problems: duplicates,
+        ..
+    }) = check_duplicates(environment, &manifests)
     {
-        if let Some(first) = seen.insert(manifest.id(), manifest.source.clone()) {
-            problems.push(Problem {
-                location: manifest.source.clone(),
-                message: format!(
-                    "duplicate object `{}`: also defined at {first}",
-                    manifest.id().qualified()
-                ),
-                no_terraform_outputs: false,
-            });
-        }
+        problems.extend(duplicates);
     }
     if !problems.is_empty() {
         problems.sort_by(|a, b| a.location.cmp(&b.location));

@@ -72,6 +72,10 @@ pub struct EnvConfig {
 /// The `kubernetes` section: where this environment's manifests come from.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct KubernetesConfig {
+    /// `kubernetes: false`: this environment deploys no Kubernetes objects (nothing is rendered,
+    /// no cluster is needed). Otherwise an environment that renders no object is an error
+    /// (ARCHITECTURE.md, "Invariants").
+    pub disabled: bool,
     /// `kubernetes.path` as written: relative to the repository root, lexically inside it.
     pub path: Option<String>,
     /// Where `path`'s value was written.
@@ -91,6 +95,9 @@ pub struct ClusterConfig {
 
 #[derive(Debug, Clone, Default)]
 pub struct TerraformConfig {
+    /// `terraform: false`: this environment does not run the repository's Terraform module (a
+    /// module that creates the cluster belongs to bootstrap, not to every deploy).
+    pub disabled: bool,
     pub workspace: Option<String>,
     pub backend_config: BTreeMap<String, String>,
     /// Variables passed through a generated `-var-file` (JSON), in file order.
@@ -367,6 +374,10 @@ fn parse_terraform(reader: &Reader, top: &[(Node, Node)]) -> Result<TerraformCon
     let Some(node) = find(top, "terraform").filter(|n| !n.is_null()) else {
         return Ok(terraform);
     };
+    if let Some(enabled) = switch(reader, node, "terraform")? {
+        terraform.disabled = !enabled;
+        return Ok(terraform);
+    }
     let entries = reader.mapping(node, "terraform")?;
     reader.check_keys(
         entries,
@@ -745,6 +756,10 @@ fn parse_kubernetes(reader: &Reader, top: &[(Node, Node)]) -> Result<KubernetesC
     let Some(node) = find(top, "kubernetes").filter(|n| !n.is_null()) else {
         return Ok(kubernetes);
     };
+    if let Some(enabled) = switch(reader, node, "kubernetes")? {
+        kubernetes.disabled = !enabled;
+        return Ok(kubernetes);
+    }
     let entries = reader.mapping(node, "kubernetes")?;
     reader.check_keys(entries, "kubernetes", &["path"])?;
     if let Some(n) = find(entries, "path") {
@@ -767,6 +782,23 @@ fn parse_kubernetes(reader: &Reader, top: &[(Node, Node)]) -> Result<KubernetesC
         kubernetes.location = Some(reader.location(n));
     }
     Ok(kubernetes)
+}
+
+/// A section written as `true` or `false` (`terraform: false`): `Some(on)`; `None` for a
+/// mapping; an error for any other scalar or a list, saying both forms.
+fn switch(reader: &Reader, node: &Node, section: &str) -> Result<Option<bool>, RepoError> {
+    match &node.kind {
+        NodeKind::Mapping(_) => Ok(None),
+        NodeKind::Scalar { .. } if node.to_json().is_boolean() => Ok(node.to_json().as_bool()),
+        _ => Err(reader.invalid(
+            node,
+            section,
+            format!(
+                "expected a mapping, or `false` to turn the {section} layer off for this environment, found {}",
+                node.type_name()
+            ),
+        )),
+    }
 }
 
 /// The free-form `values` mapping (an empty object when absent).

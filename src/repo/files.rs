@@ -63,20 +63,42 @@ pub fn confine(
 pub const KUSTOMIZATION_FILES: [&str; 3] =
     ["kustomization.yaml", "kustomization.yml", "Kustomization"];
 
+/// What a manifests directory holds: the plain manifest files, and the directories below it
+/// that hold a kustomization (each built with kustomize as a whole, as Flux builds them, never
+/// read file by file: that would drop its patches, prefixes and labels).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ManifestTree {
+    /// `*.yaml` and `*.yml` files, in path order.
+    pub files: Vec<PathBuf>,
+    /// Directories below the start holding a kustomization file (not a `kind: Component`), in
+    /// path order; their files are not in `files`.
+    pub kustomizations: Vec<PathBuf>,
+}
+
 /// The manifest files below `dir`: `*.yaml` and `*.yml`, recursively, in path order; hidden files
-/// and directories, kustomization files ([`KUSTOMIZATION_FILES`]) and files matching `exclude`
-/// (globs relative to `dir`) are skipped. Symlinks are followed when they stay inside `root`; one that
-/// leaves it, or leads back to a directory being walked (a loop), is an error; so is a file over
-/// [`MAX_FILE_BYTES`].
-pub fn manifest_files(
+/// and directories, kustomization files ([`KUSTOMIZATION_FILES`]), files matching `exclude`
+/// (globs relative to `dir`) and the paths in `skip` (gitship's own files and layers, when the
+/// manifests directory holds them: `paths.kubernetes: .`) are skipped. A directory below `dir`
+/// holding a kustomization is a [`ManifestTree::kustomizations`] entry. Symlinks are followed
+/// when they stay inside `root`; one that leaves it, or leads back to a directory being walked (a
+/// loop), is an error; so is a file over [`MAX_FILE_BYTES`].
+pub fn manifest_tree(
     root: &Path,
     dir: &Path,
     exclude: &globset::GlobSet,
-) -> Result<Vec<PathBuf>, RepoError> {
-    let mut files = Vec::new();
+    skip: &[PathBuf],
+) -> Result<ManifestTree, RepoError> {
     let start = confine(root, dir, None)?;
-    walk(root, dir, &mut vec![start], &mut files)?;
-    files.retain(|file| {
+    let mut walk = Walk {
+        root,
+        start: dir,
+        exclude,
+        skip,
+        tree: ManifestTree::default(),
+    };
+    walk.directory(dir, &mut vec![start])?;
+    let mut tree = walk.tree;
+    tree.files.retain(|file| {
         let name = file
             .file_name()
             .and_then(|n| n.to_str())
@@ -84,73 +106,120 @@ pub fn manifest_files(
         let relative = file.strip_prefix(dir).unwrap_or(file);
         !KUSTOMIZATION_FILES.contains(&name) && !exclude.is_match(relative)
     });
-    files.sort();
-    Ok(files)
+    tree.files.sort();
+    tree.kustomizations.sort();
+    Ok(tree)
 }
 
-/// Walk `dir`; `ancestors` are the canonical directories from the start down to `dir`.
-fn walk(
+/// [`manifest_tree`]'s files alone, with nothing skipped but hidden and excluded files.
+pub fn manifest_files(
     root: &Path,
     dir: &Path,
-    ancestors: &mut Vec<PathBuf>,
-    files: &mut Vec<PathBuf>,
-) -> Result<(), RepoError> {
-    let io = |path: &Path| {
-        let path = shown(root, path);
-        move |source| RepoError::Io { path, source }
-    };
-    let mut entries = std::fs::read_dir(dir)
-        .map_err(io(dir))?
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(io(dir))?;
-    entries.sort_by_key(|e| e.file_name());
-    let mut seen_here = HashSet::new();
-    for entry in entries {
-        let path = entry.path();
-        if entry.file_name().to_string_lossy().starts_with('.') {
-            continue;
-        }
-        let is_yaml = path.extension().is_some_and(|e| e == "yaml" || e == "yml");
-        let file_type = entry.file_type().map_err(io(&path))?;
-        let (is_dir, canonical) = if file_type.is_symlink() {
-            match std::fs::metadata(&path) {
-                // A dangling link: an error only where a manifest was meant.
-                Err(source) if is_yaml => return Err(io(&path)(source)),
-                Err(_) => continue,
-                Ok(metadata) => (metadata.is_dir(), confine(root, &path, None)?),
-            }
-        } else {
-            (file_type.is_dir(), path.clone())
+    exclude: &globset::GlobSet,
+) -> Result<Vec<PathBuf>, RepoError> {
+    manifest_tree(root, dir, exclude, &[]).map(|tree| tree.files)
+}
+
+/// One walk of a manifests directory.
+struct Walk<'a> {
+    root: &'a Path,
+    start: &'a Path,
+    exclude: &'a globset::GlobSet,
+    skip: &'a [PathBuf],
+    tree: ManifestTree,
+}
+
+impl Walk<'_> {
+    /// Walk `dir`; `ancestors` are the canonical directories from the start down to `dir`.
+    fn directory(&mut self, dir: &Path, ancestors: &mut Vec<PathBuf>) -> Result<(), RepoError> {
+        let root = self.root;
+        let io = |path: &Path| {
+            let path = shown(root, path);
+            move |source| RepoError::Io { path, source }
         };
-        if is_dir {
-            if ancestors.contains(&canonical) {
-                return Err(RepoError::SymlinkLoop {
-                    path: shown(root, &path),
-                    target: shown(root, &canonical),
-                });
-            }
-            if !seen_here.insert(canonical.clone()) {
+        let mut entries = std::fs::read_dir(dir)
+            .map_err(io(dir))?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(io(dir))?;
+        entries.sort_by_key(|e| e.file_name());
+        let mut seen_here = HashSet::new();
+        for entry in entries {
+            let path = entry.path();
+            if entry.file_name().to_string_lossy().starts_with('.') || self.skip.contains(&path) {
                 continue;
             }
-            ancestors.push(canonical);
-            walk(root, &path, ancestors, files)?;
-            ancestors.pop();
-        } else if is_yaml {
-            let metadata = std::fs::metadata(&path).map_err(io(&path))?;
-            if !metadata.is_file() {
-                return Err(io(&path)(not_regular()));
+            let is_yaml = path.extension().is_some_and(|e| e == "yaml" || e == "yml");
+            let file_type = entry.file_type().map_err(io(&path))?;
+            let (is_dir, canonical) = if file_type.is_symlink() {
+                match std::fs::metadata(&path) {
+                    // A dangling link: an error only where a manifest was meant.
+                    Err(source) if is_yaml => return Err(io(&path)(source)),
+                    Err(_) => continue,
+                    Ok(metadata) => (metadata.is_dir(), confine(root, &path, None)?),
+                }
+            } else {
+                (file_type.is_dir(), path.clone())
+            };
+            if is_dir {
+                if ancestors.contains(&canonical) {
+                    return Err(RepoError::SymlinkLoop {
+                        path: shown(root, &path),
+                        target: shown(root, &canonical),
+                    });
+                }
+                if !seen_here.insert(canonical.clone()) {
+                    continue;
+                }
+                if self.kustomization(&path)? {
+                    continue;
+                }
+                ancestors.push(canonical);
+                self.directory(&path, ancestors)?;
+                ancestors.pop();
+            } else if is_yaml {
+                let metadata = std::fs::metadata(&path).map_err(io(&path))?;
+                if !metadata.is_file() {
+                    return Err(io(&path)(not_regular()));
+                }
+                let size = metadata.len();
+                if size > MAX_FILE_BYTES {
+                    return Err(RepoError::TooLarge {
+                        path: shown(root, &path),
+                        size,
+                    });
+                }
+                self.tree.files.push(path);
             }
-            let size = metadata.len();
-            if size > MAX_FILE_BYTES {
-                return Err(RepoError::TooLarge {
-                    path: shown(root, &path),
-                    size,
-                });
-            }
-            files.push(path);
         }
+        Ok(())
     }
-    Ok(())
+
+    /// Whether `dir` (below the start) holds a kustomization, which is then the tree's to
+    /// build. A `kind: Component` is not: other kustomizations use it, it builds nothing alone;
+    /// its directory (like one `paths.exclude` matches) is skipped whole.
+    fn kustomization(&mut self, dir: &Path) -> Result<bool, RepoError> {
+        let Some(file) = KUSTOMIZATION_FILES
+            .iter()
+            .map(|name| dir.join(name))
+            .find(|path| path.is_file())
+        else {
+            return Ok(false);
+        };
+        let relative = dir.strip_prefix(self.start).unwrap_or(dir);
+        let excluded = self.exclude.is_match(relative)
+            || self
+                .exclude
+                .is_match(file.strip_prefix(self.start).unwrap_or(&file));
+        let text = read_text(self.root, &file)?;
+        let component = crate::repo::yaml::parse_single(&text)
+            .ok()
+            .flatten()
+            .is_some_and(|node| node.to_json()["kind"] == "Component");
+        if !excluded && !component {
+            self.tree.kustomizations.push(dir.to_path_buf());
+        }
+        Ok(true)
+    }
 }
 
 /// Read a text file of the repository, refusing one over [`MAX_FILE_BYTES`] without reading more

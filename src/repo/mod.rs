@@ -31,9 +31,10 @@ pub struct Repository {
     /// `*.yaml` files in the config directory whose name is not a valid environment name: not
     /// environments, skipped with a warning.
     pub skipped_configs: Vec<SkippedConfig>,
-    /// The manifest files (absolute), in path order: checked to lie inside the repository and to
-    /// be no larger than [`limits::MAX_FILE_BYTES`].
-    pub manifest_files: Vec<PathBuf>,
+    /// The manifests directory's files (absolute, in path order: checked to lie inside the
+    /// repository and to be no larger than [`limits::MAX_FILE_BYTES`]) and the kustomizations
+    /// below it.
+    pub manifests: files::ManifestTree,
 }
 
 /// A file in the config directory that is not an environment.
@@ -69,6 +70,9 @@ pub struct Layout {
     /// `gitship.yaml` `images.bare_names` (default `true`): a container whose `image` is exactly
     /// an app's name gets the app's image ([`crate::render::bare_images`]).
     pub bare_image_names: bool,
+    /// gitship's own files and layers (`gitship.yaml`, `skaffold.yaml`, the config and Terraform
+    /// directories): never manifests, even below a manifests directory (`paths.kubernetes: .`).
+    pub not_manifests: Vec<PathBuf>,
 }
 
 /// One app: one container image.
@@ -269,6 +273,9 @@ struct Overrides {
     terraform_dir: Option<(String, Location)>,
     kubernetes_dir: Option<(String, Location)>,
     config_dir: Option<(String, Location)>,
+    /// The layers `paths.<layer>: false` turns off (`apps`, `terraform`, `kubernetes`): not
+    /// looked for, even where the convention would find them.
+    off: std::collections::BTreeSet<&'static str>,
     terraform_binary: Option<String>,
     builder: Option<String>,
     kustomize_binary: Option<String>,
@@ -364,11 +371,32 @@ fn parse_paths(reader: &Reader, paths: &Node, overrides: &mut Overrides) -> Resu
     if let Some(exclude) = find(entries, "exclude").filter(|n| !n.is_null()) {
         overrides.exclude = parse_exclude(reader, exclude)?;
     }
-    let get = |key: &str| -> Result<Option<(String, Location)>, RepoError> {
+    for key in ["apps", "terraform", "kubernetes", "config"] {
         let Some(node) = find(entries, key) else {
-            return Ok(None);
+            continue;
         };
-        let value = reader.string(node, &format!("paths.{key}"))?;
+        let path = format!("paths.{key}");
+        let value = match node.to_json() {
+            serde_json::Value::Bool(false) if key != "config" => {
+                overrides.off.insert(key);
+                continue;
+            }
+            serde_json::Value::String(text) if !text.trim().is_empty() => text,
+            _ => {
+                let off = match key {
+                    "config" => String::new(),
+                    _ => format!(", or `false` to turn the {key} layer off"),
+                };
+                return Err(reader.invalid(
+                    node,
+                    &path,
+                    format!(
+                        "expected a directory relative to the repository root{off}, found {}",
+                        describe(node)
+                    ),
+                ));
+            }
+        };
         if !files::lexically_inside(Path::new(&value)) {
             return Err(RepoError::OutsideRepository {
                 location: Some(settings_location(reader, node)),
@@ -376,13 +404,24 @@ fn parse_paths(reader: &Reader, paths: &Node, overrides: &mut Overrides) -> Resu
                 target: PathBuf::from(&value),
             });
         }
-        Ok(Some((value, settings_location(reader, node))))
-    };
-    overrides.apps_dir = get("apps")?;
-    overrides.terraform_dir = get("terraform")?;
-    overrides.kubernetes_dir = get("kubernetes")?;
-    overrides.config_dir = get("config")?;
+        let configured = Some((value, settings_location(reader, node)));
+        match key {
+            "apps" => overrides.apps_dir = configured,
+            "terraform" => overrides.terraform_dir = configured,
+            "kubernetes" => overrides.kubernetes_dir = configured,
+            _ => overrides.config_dir = configured,
+        }
+    }
     Ok(())
+}
+
+/// A value as an error names it: `an empty string`, `null`, `a list`.
+fn describe(node: &Node) -> &'static str {
+    match node.to_json() {
+        serde_json::Value::String(_) => "an empty string",
+        serde_json::Value::Bool(true) => "`true`",
+        _ => node.type_name(),
+    }
 }
 
 /// `<section>.binary` (`terraform`, `kustomize`): a program name that is not blank.
@@ -587,17 +626,20 @@ fn discovered_apps(root: &Path, dir: &Path, overrides: &Overrides) -> Result<Vec
             continue;
         }
         files::confine(root, &path, None)?;
-        let dockerfile = path.join("Dockerfile");
+        // `Dockerfile`, else podman's and buildah's `Containerfile`.
+        let dockerfile = ["Dockerfile", "Containerfile"]
+            .iter()
+            .map(|file| path.join(file))
+            .find(|file| file.is_file())
+            .unwrap_or_else(|| path.join("Dockerfile"));
         let configured = overrides.apps.get(&name);
         if !dockerfile.is_file() && configured.is_none_or(|c| c.dockerfile.is_none()) {
-            let shown_dir = shown(root, &path);
-            return Err(RepoError::BrokenLayout {
-                message: format!("app directory `{shown_dir}` has no `Dockerfile`"),
-                hint: format!(
-                    "add `{shown_dir}/Dockerfile`, move the directory out of `{}`, or set `apps.{name}.dockerfile` in `{SETTINGS_FILE}`",
-                    shown(root, dir)
-                ),
-            });
+            // Not an app: a kustomize base in a Flux repository's `apps/`, docs, shared code.
+            tracing::debug!(
+                "`{}` has no Dockerfile and `{SETTINGS_FILE}` names no app there: not an app",
+                shown(root, &path)
+            );
+            continue;
         }
         if dockerfile.is_file() {
             // A Dockerfile that is a link must stay in the repository as well: its target is
@@ -787,19 +829,29 @@ impl Repository {
         // Confinement compares canonical paths.
         let root = root.canonicalize().unwrap_or(root);
         let overrides = parse_overrides(&root)?;
-        let apps_dir = layer(&root, &overrides.apps_dir, "apps", "apps")?;
-        let terraform_dir = layer(
-            &root,
-            &overrides.terraform_dir,
-            "infrastructure/terraform",
-            "Terraform",
-        )?;
-        let kubernetes_dir = layer(
-            &root,
-            &overrides.kubernetes_dir,
-            "infrastructure/kubernetes",
-            "Kubernetes manifests",
-        )?;
+        let on = |layer: &str| !overrides.off.contains(layer);
+        let apps_dir = match on("apps") {
+            true => layer(&root, &overrides.apps_dir, "apps", "apps")?,
+            false => None,
+        };
+        let terraform_dir = match on("terraform") {
+            true => layer(
+                &root,
+                &overrides.terraform_dir,
+                "infrastructure/terraform",
+                "Terraform",
+            )?,
+            false => None,
+        };
+        let kubernetes_dir = match on("kubernetes") {
+            true => layer(
+                &root,
+                &overrides.kubernetes_dir,
+                "infrastructure/kubernetes",
+                "Kubernetes manifests",
+            )?,
+            false => None,
+        };
         let config_relative = overrides
             .config_dir
             .as_ref()
@@ -815,9 +867,15 @@ impl Repository {
             Some(dir) => discover_environments(&root, dir, &config_relative)?,
             None => Default::default(),
         };
-        let manifest_files = match &kubernetes_dir {
-            Some(dir) => files::manifest_files(&root, dir, &overrides.exclude)?,
-            None => Vec::new(),
+        let mut not_manifests: Vec<PathBuf> = [SETTINGS_FILE, "skaffold.yaml", "skaffold.yml"]
+            .iter()
+            .map(|file| root.join(file))
+            .collect();
+        not_manifests.push(root.join(&config_relative));
+        not_manifests.extend(terraform_dir.clone());
+        let manifests = match &kubernetes_dir {
+            Some(dir) => files::manifest_tree(&root, dir, &overrides.exclude, &not_manifests)?,
+            None => files::ManifestTree::default(),
         };
 
         if apps_dir.is_none()
@@ -844,12 +902,13 @@ impl Repository {
                 kustomize_binary: overrides.kustomize_binary,
                 exclude: overrides.exclude,
                 bare_image_names: overrides.bare_image_names.unwrap_or(true),
+                not_manifests,
             },
             root,
             apps,
             environments,
             skipped_configs,
-            manifest_files,
+            manifests,
         })
     }
 

@@ -115,12 +115,16 @@ pub struct TerraformSettings {
 }
 
 impl TerraformSettings {
-    /// The settings of `env` in `repo`; `None` when the repository has no Terraform layer.
+    /// The settings of `env` in `repo`; `None` when the repository has no Terraform layer or the
+    /// environment turns it off (`terraform: false`).
     ///
     /// Isolation: each environment gets its own `TF_DATA_DIR`. The state is separated by the
     /// configured workspace, or by the backend (`backend_config`) when only that is given; with
     /// neither, the workspace is named after the environment.
     pub fn for_environment(repo: &Repository, env: &EnvConfig) -> Option<Self> {
+        if env.terraform.disabled {
+            return None;
+        }
         let module_dir = repo.layout.terraform_dir.clone()?;
         let terraform = &env.terraform;
         let workspace = match (&terraform.workspace, terraform.backend_config.is_empty()) {

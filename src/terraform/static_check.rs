@@ -35,6 +35,10 @@ pub struct ModuleInfo {
     pub backend: Option<String>,
     /// The `terraform` block's `required_version`, as written (`">= 1.5"`, `"1.9.8"`).
     pub required_version: Option<String>,
+    /// Variables the module's own variable files set (`terraform.tfvars`, `*.auto.tfvars` and
+    /// their `.json` forms, which Terraform loads by itself): not missing when the environment
+    /// leaves them out.
+    pub set_by_files: std::collections::BTreeSet<String>,
 }
 
 impl ModuleInfo {
@@ -95,8 +99,10 @@ pub fn check_static(settings: &TerraformSettings) -> Result<ModuleInfo, Terrafor
 pub fn inspect_module(module_dir: &Path, display_root: &Path) -> (ModuleInfo, Vec<StaticProblem>) {
     let mut info = ModuleInfo::default();
     let mut problems = Vec::new();
-    let entries = match std::fs::read_dir(module_dir) {
-        Ok(entries) => entries,
+    let files = match files_named(module_dir, |name| {
+        name.ends_with(".tf") || name.ends_with(".tf.json")
+    }) {
+        Ok(files) => files,
         Err(error) => {
             problems.push(StaticProblem::Unreadable {
                 path: module_dir.to_path_buf(),
@@ -105,31 +111,9 @@ pub fn inspect_module(module_dir: &Path, display_root: &Path) -> (ModuleInfo, Ve
             return (info, problems);
         }
     };
-    let mut files: Vec<PathBuf> = entries
-        .filter_map(Result::ok)
-        .map(|entry| entry.path())
-        .filter(|path| path.is_file())
-        .filter(|path| {
-            path.file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|name| name.ends_with(".tf") || name.ends_with(".tf.json"))
-        })
-        .collect();
-    files.sort();
     for path in &files {
-        let shown = path
-            .strip_prefix(display_root)
-            .unwrap_or(path)
-            .to_path_buf();
-        let text = match std::fs::read_to_string(path) {
-            Ok(text) => text,
-            Err(error) => {
-                problems.push(StaticProblem::Unreadable {
-                    path: shown,
-                    message: error.to_string(),
-                });
-                continue;
-            }
+        let Some((shown, text)) = read_listed(module_dir, path, display_root, &mut problems) else {
+            continue;
         };
         let is_json = path.extension().is_some_and(|e| e == "json");
         let result = if is_json {
@@ -142,7 +126,96 @@ pub fn inspect_module(module_dir: &Path, display_root: &Path) -> (ModuleInfo, Ve
         }
     }
     info.files = files;
+    read_variable_files(module_dir, display_root, &mut info, &mut problems);
     (info, problems)
+}
+
+/// A listed file of the module (bounded: [`crate::repo::files::read_text`]), shown relative to
+/// `display_root`; `None`, with the problem recorded, when it cannot be read.
+fn read_listed(
+    module_dir: &Path,
+    path: &Path,
+    display_root: &Path,
+    problems: &mut Vec<StaticProblem>,
+) -> Option<(PathBuf, String)> {
+    let shown = path
+        .strip_prefix(display_root)
+        .unwrap_or(path)
+        .to_path_buf();
+    match crate::repo::files::read_text(module_dir, path) {
+        Ok(text) => Some((shown, text)),
+        Err(error) => {
+            problems.push(StaticProblem::Unreadable {
+                path: shown,
+                message: error.to_string(),
+            });
+            None
+        }
+    }
+}
+
+/// The regular files of `dir` whose name `wanted` accepts, sorted.
+fn files_named(dir: &Path, wanted: impl Fn(&str) -> bool) -> std::io::Result<Vec<PathBuf>> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)?
+        .filter_map(Result::ok)
+        .map(|entry| entry.path())
+        .filter(|path| path.is_file())
+        .filter(|path| {
+            path.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(&wanted)
+        })
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
+/// Whether Terraform loads the file called `name` of the root module by itself.
+fn is_variable_file(name: &str) -> bool {
+    matches!(name, "terraform.tfvars" | "terraform.tfvars.json")
+        || name.ends_with(".auto.tfvars")
+        || name.ends_with(".auto.tfvars.json")
+}
+
+/// The names the module's own variable files set ([`ModuleInfo::set_by_files`]); their values are
+/// never read into anything else (they may be secret).
+fn read_variable_files(
+    module_dir: &Path,
+    display_root: &Path,
+    info: &mut ModuleInfo,
+    problems: &mut Vec<StaticProblem>,
+) {
+    let Ok(files) = files_named(module_dir, is_variable_file) else {
+        return;
+    };
+    for path in files {
+        let Some((shown, text)) = read_listed(module_dir, &path, display_root, problems) else {
+            continue;
+        };
+        if path.extension().is_some_and(|e| e == "json") {
+            match serde_json::from_str::<serde_json::Value>(&text) {
+                Ok(serde_json::Value::Object(map)) => info.set_by_files.extend(map.keys().cloned()),
+                Ok(_) => problems.push(StaticProblem::Syntax {
+                    at: Location::new(&shown, 1, 1),
+                    message: "a variable file in JSON must be an object".into(),
+                }),
+                Err(error) => problems.push(StaticProblem::Syntax {
+                    at: Location::new(&shown, error.line(), error.column()),
+                    message: error.to_string(),
+                }),
+            }
+            continue;
+        }
+        match hcl::edit::parser::parse_body(&text) {
+            Ok(body) => info
+                .set_by_files
+                .extend(body.attributes().map(|a| a.key.as_str().to_string())),
+            Err(error) => problems.push(StaticProblem::Syntax {
+                at: Location::new(&shown, error.location().line(), error.location().column()),
+                message: error.message().to_string(),
+            }),
+        }
+    }
 }
 
 fn read_hcl_file(text: &str, shown: &Path, info: &mut ModuleInfo) -> Result<(), StaticProblem> {
@@ -304,7 +377,10 @@ fn check_variables(info: &ModuleInfo, settings: &TerraformSettings) -> Vec<Stati
         .map(|location| location.relative_to(&settings.display_root))
         .unwrap_or_else(|| Location::new(env_file, 1, 1));
     for variable in info.variables.values() {
-        if variable.required && !settings.vars.contains_key(&variable.name) {
+        // Terraform's own sources of a value: the module's variable files, `TF_VAR_<name>`.
+        let set_elsewhere = info.set_by_files.contains(&variable.name)
+            || std::env::var_os(format!("TF_VAR_{}", variable.name)).is_some();
+        if variable.required && !settings.vars.contains_key(&variable.name) && !set_elsewhere {
             problems.push(StaticProblem::MissingVariable {
                 name: variable.name.clone(),
                 declared_at: variable.declared_at.clone(),
@@ -364,6 +440,34 @@ mod tests {
         assert!(info.outputs["token"].sensitive);
         assert_eq!(info.init_inputs.len(), 2);
         assert!(info.init_inputs[1].contains("./net") && !info.init_inputs[1].contains("10.0.0.0"));
+    }
+
+    /// `validate` right after `init` must not call a variable missing that the module's own
+    /// `terraform.tfvars` or `*.auto.tfvars(.json)` sets: Terraform loads those by itself.
+    #[test]
+    fn variables_set_by_the_modules_own_files_are_known() {
+        let dir = tempfile::tempdir().unwrap();
+        let write = |name: &str, text: &str| std::fs::write(dir.path().join(name), text).unwrap();
+        write(
+            "main.tf",
+            "variable \"region\" {}\nvariable \"size\" {}\nvariable \"name\" {}\n",
+        );
+        write("terraform.tfvars", "region = \"eu-west-1\"\n");
+        write("small.auto.tfvars.json", "{\"size\": 3}");
+        write("other.tfvars", "name = \"not loaded by Terraform\"\n");
+        let (info, problems) = inspect_module(dir.path(), dir.path());
+        assert!(problems.is_empty(), "{problems:?}");
+        let set: Vec<&str> = info.set_by_files.iter().map(String::as_str).collect();
+        assert_eq!(set, ["region", "size"]);
+
+        write("broken.auto.tfvars", "size = = 3\n");
+        let (_, problems) = inspect_module(dir.path(), dir.path());
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.to_string().contains("broken.auto.tfvars:1")),
+            "{problems:?}"
+        );
     }
 
     #[test]

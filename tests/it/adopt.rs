@@ -117,7 +117,12 @@ fn dockerfile() -> &'static str {
 /// `init`, then `validate`, then `render`: the rendered objects.
 fn adopt(repo: &Repo, env: &str) -> Vec<Value> {
     let init = repo.ok(&["init", "--env", env, "--registry", REGISTRY]);
-    assert!(init.stdout.contains("next: "), "{}", init.all());
+    assert!(init.stdout.contains("next:\n"), "{}", init.all());
+    assert!(
+        init.stdout.contains("checked: `gitship validate"),
+        "init checked what it wrote: {}",
+        init.all()
+    );
     let validate = repo.ok(&["validate", env]);
     assert!(validate.stdout.starts_with("ok "), "{}", validate.all());
     let render = repo.ok(&["render", env]);

@@ -739,6 +739,19 @@ fn every_layer_is_optional() {
             "cluster:\n  namespace: plain\nterraform:\n  workspace: dev\n",
         );
     terraform_only.commit("initial");
+    // Rendering nothing is an error unless the environment says so.
+    let result = terraform_only.gitship(&["validate"]);
+    assert_eq!(result.code, 1, "{}", result.stderr);
+    assert!(
+        result.stderr.contains("renders no Kubernetes object"),
+        "{}",
+        result.stderr
+    );
+    terraform_only.write(
+        "config/dev.yaml",
+        "cluster:\n  namespace: plain\nterraform:\n  workspace: dev\nkubernetes: false\n",
+    );
+    terraform_only.commit("dev deploys no Kubernetes objects");
     let result = terraform_only.gitship(&["validate"]);
     assert_eq!(result.code, 0, "{}", result.stderr);
     let rendered = terraform_only.gitship(&["render", "dev"]);
@@ -750,13 +763,14 @@ fn every_layer_is_optional() {
 fn broken_layouts_say_what_was_looked_for() {
     let no_dockerfile = small_repo();
     no_dockerfile.write("apps/worker/main.py", "print('hi')\n");
-    let result = no_dockerfile.gitship(&["envs"]);
-    assert_eq!(result.code, 1);
-    snapshot(
-        "app_without_dockerfile",
-        &result.transcript(),
-        Some(no_dockerfile.path()),
-    );
+    // A directory without a Dockerfile is not an app (a kustomize base in a Flux repository's
+    // `apps/`), not an error; a `Containerfile` makes one.
+    let result = no_dockerfile.gitship(&["plan", "staging", "--sandbox", "-o", "json"]);
+    assert_eq!(result.code, 0, "{}", result.transcript());
+    assert!(!result.stdout.contains("worker"), "{}", result.stdout);
+    no_dockerfile.write("apps/worker/Containerfile", "FROM scratch\n");
+    let result = no_dockerfile.gitship(&["plan", "staging", "--sandbox", "-o", "json"]);
+    assert!(result.stdout.contains("worker"), "{}", result.transcript());
 
     let empty_terraform = small_repo();
     empty_terraform.write("infrastructure/terraform/README.md", "nothing here\n");

@@ -64,11 +64,12 @@ impl Fixture {
                 kustomize_binary: None,
                 exclude: Default::default(),
                 bare_image_names: true,
+                not_manifests: Vec::new(),
             },
             apps: Vec::new(),
             environments: BTreeMap::new(),
             skipped_configs: Vec::new(),
-            manifest_files: Vec::new(),
+            manifests: Default::default(),
         }
     }
 

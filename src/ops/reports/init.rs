@@ -11,17 +11,39 @@ impl CommandReport for InitReport {
     const FORMAT_VERSION: u32 = crate::ops::init::FORMAT_VERSION;
 
     fn human(&self, _color: bool) -> String {
-        let mut out = String::new();
-        for line in &self.found {
-            let _ = writeln!(out, "found: {line}");
+        let mut out = format!("environment `{}`:\n", self.environment);
+        for (heading, lines) in [
+            ("found", &self.found),
+            ("will deploy", &self.deploy),
+            ("will build", &self.build),
+            ("will not use", &self.not_used),
+            ("assumed", &self.assumed),
+        ] {
+            for line in lines {
+                let _ = writeln!(out, "  {heading}: {line}");
+            }
         }
-        for line in &self.assumed {
-            let _ = writeln!(out, "assumed: {line}");
+        if self.build.is_empty() {
+            let _ = writeln!(out, "  will build: nothing (no app)");
         }
         for file in &self.written {
             let _ = writeln!(out, "wrote: {}", file.display());
         }
-        let _ = writeln!(out, "next: {}", self.next);
+        if self.edit.is_empty() {
+            let _ = writeln!(
+                out,
+                "checked: `gitship validate {}` passes",
+                self.environment
+            );
+        } else {
+            for line in &self.edit {
+                let _ = writeln!(out, "edit: {line}");
+            }
+        }
+        let _ = writeln!(out, "next:");
+        for command in &self.next {
+            let _ = writeln!(out, "  {command}");
+        }
         out
     }
 }

@@ -29,8 +29,21 @@ pub struct Repo {
 
 impl Repo {
     pub fn example() -> Repo {
-        let dir = tempfile::tempdir().expect("temp");
-        let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/blog-infra");
+        Repo::copy_of("examples/blog-infra", "example")
+    }
+
+    /// A fresh Git repository (one commit, `.gitship/` ignored) holding a copy of the directory
+    /// `source` (relative to this crate), as a clone of it would be.
+    pub fn copy_of(source: &str, message: &str) -> Repo {
+        let name = Path::new(source)
+            .file_name()
+            .map(|n| format!("{}-", n.to_string_lossy()))
+            .unwrap_or_default();
+        let dir = tempfile::Builder::new()
+            .prefix(&name)
+            .tempdir()
+            .expect("temp");
+        let source = Path::new(env!("CARGO_MANIFEST_DIR")).join(source);
         let status = Command::new("cp")
             .arg("-r")
             .arg(format!("{}/.", source.display()))
@@ -45,7 +58,7 @@ impl Repo {
             kubeconfig: None,
         };
         repo.git(&["init", "-q"]);
-        repo.commit("example");
+        repo.commit(message);
         repo
     }
 

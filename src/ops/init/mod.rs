@@ -7,9 +7,16 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::Result;
-use serde_json::Value;
 
 use crate::diagnostics::UserError;
+
+mod check;
+mod layout;
+mod skaffold;
+
+use layout::ManifestsFound;
+use skaffold::read_skaffold;
+pub use skaffold::{ParsedSkaffold, SkaffoldArtifact, SkaffoldManifests, parse_skaffold};
 
 /// What `init` was asked.
 #[derive(Debug, Clone)]
@@ -19,20 +26,30 @@ pub struct InitOptions {
     pub force: bool,
 }
 
-/// Version of [`InitReport`]'s JSON (`init -o json`).
-pub const FORMAT_VERSION: u32 = 1;
+/// Version of [`InitReport`]'s JSON (`init -o json`). 2: `environment`, `deploy`, `build`,
+/// `not_used`, `edit`, and `next` a list of commands.
+pub const FORMAT_VERSION: u32 = 2;
 
-/// What `init` found, assumed and wrote: `gitship init`'s report.
+/// What `init` found and decided for one environment, and why: `gitship init`'s report.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct InitReport {
     /// [`FORMAT_VERSION`].
     pub format_version: u32,
+    pub environment: String,
     pub found: Vec<String>,
+    /// What the environment will deploy: manifests (and why those), a Terraform root.
+    pub deploy: Vec<String>,
+    /// The apps it will build.
+    pub build: Vec<String>,
+    /// What looks like part of a deploy but will not be used, and why.
+    pub not_used: Vec<String>,
     pub assumed: Vec<String>,
+    /// What to edit before `validate` passes (empty: nothing; it was checked).
+    pub edit: Vec<String>,
     /// Files written, relative to the repository root.
     pub written: Vec<PathBuf>,
-    /// The command to run next.
-    pub next: String,
+    /// The commands to run next, in order.
+    pub next: Vec<String>,
 }
 
 /// An app as `init` found it (paths relative to the root, `/`-separated).
@@ -54,6 +71,8 @@ const MANIFEST_DIRS: &[&str] = &[
     "manifests",
     "deploy",
 ];
+/// gitship's conventional Terraform root.
+const CONVENTIONAL_TERRAFORM: &str = "infrastructure/terraform";
 /// Where a Terraform root is, by convention order.
 const TERRAFORM_DIRS: &[&str] = &[
     "infrastructure/terraform",
@@ -89,39 +108,31 @@ pub fn init(root: &Path, options: &InitOptions) -> Result<InitReport> {
     }
     let mut report = InitReport {
         format_version: FORMAT_VERSION,
+        environment: options.env.clone(),
         found: Vec::new(),
+        deploy: Vec::new(),
+        build: Vec::new(),
+        not_used: Vec::new(),
         assumed: Vec::new(),
+        edit: Vec::new(),
         written: Vec::new(),
-        next: String::new(),
+        next: Vec::new(),
     };
     let skaffold = read_skaffold(root, &mut report)?;
     let apps = match &skaffold {
         Some(skaffold) if !skaffold.apps.is_empty() => skaffold.apps.clone(),
         _ => find_apps(root),
     };
-    let manifests = skaffold
-        .as_ref()
-        .and_then(|s| s.manifests.clone())
-        .or_else(|| {
-            MANIFEST_DIRS
-                .iter()
-                .find(|dir| root.join(dir).is_dir())
-                .map(|d| d.to_string())
-        });
-    let terraform = TERRAFORM_DIRS
-        .iter()
-        .find(|dir| has_tf_files(&root.join(dir)))
-        .map(|d| d.to_string());
-    let overlay = find_overlay(root, &options.env);
-
-    let settings = settings_yaml(
-        &apps,
-        manifests.as_deref(),
-        terraform.as_deref(),
-        overlay.is_some(),
-        &mut report,
-    );
-    let config = config_yaml(root, options, &apps, overlay.as_deref(), &mut report);
+    let terraform = decide_terraform(root, &options.env, &mut report);
+    let manifests = find_manifests(root, options, skaffold.as_ref(), &terraform);
+    let decided = Decided {
+        apps_off: apps_hold_manifests(root, &apps, &manifests),
+        manifests,
+        terraform,
+    };
+    report_decisions(root, &apps, &decided, &mut report);
+    let settings = settings_yaml(&apps, &decided, &mut report);
+    let config = config_yaml(root, options, &apps, &decided, &mut report);
     if let Some(text) = settings {
         write(root, &settings_file, &text, options.force, &mut report)?;
     } else {
@@ -130,205 +141,165 @@ pub fn init(root: &Path, options: &InitOptions) -> Result<InitReport> {
             .push("the layout follows gitship's conventions: no `gitship.yaml` needed".into());
     }
     write(root, &config_file, &config, options.force, &mut report)?;
-    report.next = format!(
-        "gitship validate {env} && gitship deploy {env} --sandbox",
-        env = options.env
-    );
+    check::written(root, &options.env, &mut report);
+    let env = &options.env;
+    report.next = vec![
+        format!("gitship validate {env}"),
+        format!("gitship deploy {env} --sandbox"),
+        format!("gitship plan {env}"),
+        format!("gitship deploy {env}"),
+    ];
+    // The layout's other environments: each from this one (its overlay mapped by name).
+    for other in layout::other_environments(root, env) {
+        report
+            .next
+            .push(format!("gitship env new {other} --from {env}"));
+    }
     Ok(report)
 }
 
-/// What a `skaffold.yaml` says.
-#[derive(Debug, Clone, Default)]
-struct Skaffold {
-    apps: Vec<FoundApp>,
-    manifests: Option<String>,
+/// What `init` decided for the environment.
+#[derive(Debug, Clone)]
+struct Decided {
+    manifests: ManifestsFound,
+    terraform: TerraformUse,
+    /// `paths.apps: false`: the conventional `apps/` holds manifests (Flux), not apps.
+    apps_off: bool,
 }
 
-fn read_skaffold(root: &Path, report: &mut InitReport) -> Result<Option<Skaffold>> {
-    let file = ["skaffold.yaml", "skaffold.yml"]
-        .iter()
-        .map(|name| root.join(name))
-        .find(|path| path.is_file());
-    let Some(file) = file else {
-        return Ok(None);
-    };
-    // A link out of the repository (`skaffold.yaml -> /etc/passwd`) is not read.
-    crate::repo::files::confine(root, &file, None).map_err(crate::diagnostics::user_error)?;
-    let text =
-        crate::repo::files::read_text(root, &file).map_err(crate::diagnostics::user_error)?;
-    let parsed = parse_skaffold(&text).map_err(|error| {
-        UserError::new(
-            format!("{}:{error}", relative(root, &file)),
-            "fix the file, or move it away and run `gitship init` again",
-        )
-    })?;
-    let mut skaffold = Skaffold::default();
-    for artifact in parsed.artifacts {
-        let Some(app) = skaffold_artifact(root, &artifact) else {
-            continue;
-        };
-        // Two artifacts (or one repeated through a YAML alias) naming the same app: one app.
-        if skaffold.apps.iter().any(|known| known.name == app.name) {
-            report.assumed.push(format!(
-                "skaffold artifact `{}` names app `{}` again: the first one is kept",
-                artifact.image, app.name
-            ));
-            continue;
-        }
-        skaffold.apps.push(app);
-    }
-    match parsed.manifests {
-        Some(SkaffoldManifests::RawYaml(glob)) => {
-            let prefix = static_prefix(&glob);
-            if prefix.is_empty() {
-                // Manifests at the repository's root: a directory is looked for instead.
-                report.assumed.push(format!(
-                    "skaffold's `rawYaml: {glob}` names no directory: looking for the usual manifests directories"
-                ));
-            } else {
-                skaffold.manifests = Some(prefix);
-            }
-        }
-        Some(SkaffoldManifests::Kustomize(path)) => skaffold.manifests = Some(clean(&path)),
-        None => {}
-    }
-    report.found.push(format!(
-        "`{}`: {} artifact(s){}",
-        relative(root, &file),
-        skaffold.apps.len(),
-        skaffold
-            .manifests
-            .as_ref()
-            .map_or(String::new(), |m| format!(", manifests in `{m}`"))
-    ));
-    Ok(Some(skaffold))
-}
-
-/// What a `skaffold.yaml` declares, read without looking at the disk.
-#[derive(Debug, Clone, Default)]
-pub struct ParsedSkaffold {
-    pub artifacts: Vec<SkaffoldArtifact>,
-    /// The first manifests source of the first document that has one.
-    pub manifests: Option<SkaffoldManifests>,
-}
-
-/// One `build.artifacts` item.
-#[derive(Debug, Clone, Default)]
-pub struct SkaffoldArtifact {
-    pub image: String,
-    pub context: Option<String>,
-    pub dockerfile: Option<String>,
-    pub build_args: BTreeMap<String, String>,
-    pub target: Option<String>,
-}
-
-/// Where a `skaffold.yaml`'s manifests are.
+/// Whether, and how, the environment runs a Terraform root.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SkaffoldManifests {
-    /// `manifests.rawYaml` (or `deploy.kubectl.manifests`): its first glob.
-    RawYaml(String),
-    /// `manifests.kustomize.paths` (or `deploy.kustomize.paths`): its first path.
-    Kustomize(String),
+enum TerraformUse {
+    None,
+    /// Run on every deploy.
+    Adopted(String),
+    /// Creates the cluster: bootstrap's, not every deploy's (`terraform: false`).
+    Bootstrap(String),
 }
 
-/// Read a `skaffold.yaml`'s text: its artifacts and manifests, with the YAML reader's bounds
-/// (size, depth, aliases); an error is `line:column: message`. Never touches the disk.
-pub fn parse_skaffold(text: &str) -> Result<ParsedSkaffold, String> {
-    let documents = crate::repo::yaml::parse_documents(text).map_err(|error| {
-        format!(
-            "{}:{}: invalid YAML: {}",
-            error.line, error.column, error.message
-        )
-    })?;
-    let mut parsed = ParsedSkaffold::default();
-    for document in documents.iter().filter_map(|d| d.root.as_ref()) {
-        let value = document.to_json();
-        for artifact in value
-            .pointer("/build/artifacts")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-        {
-            let Some(image) = artifact.get("image").and_then(Value::as_str) else {
-                continue;
-            };
-            let text = |value: Option<&Value>| value.and_then(Value::as_str).map(str::to_string);
-            let docker = artifact.get("docker");
-            parsed.artifacts.push(SkaffoldArtifact {
-                image: image.to_string(),
-                context: text(artifact.get("context")),
-                dockerfile: text(docker.and_then(|d| d.get("dockerfile"))),
-                build_args: docker
-                    .and_then(|d| d.get("buildArgs"))
-                    .and_then(Value::as_object)
-                    .map(|args| {
-                        args.iter()
-                            .map(|(k, v)| {
-                                (
-                                    k.clone(),
-                                    v.as_str().map_or_else(|| v.to_string(), str::to_string),
-                                )
-                            })
-                            .collect()
-                    })
-                    .unwrap_or_default(),
-                target: text(docker.and_then(|d| d.get("target"))),
-            });
+impl TerraformUse {
+    fn dir(&self) -> Option<&str> {
+        match self {
+            TerraformUse::None => None,
+            TerraformUse::Adopted(dir) | TerraformUse::Bootstrap(dir) => Some(dir),
         }
-        if parsed.manifests.is_some() {
-            continue;
+    }
+}
+
+/// The Terraform root, adopted unless it creates the cluster the environment deploys to.
+fn decide_terraform(root: &Path, env: &str, report: &mut InitReport) -> TerraformUse {
+    let Some(dir) = TERRAFORM_DIRS
+        .iter()
+        .find(|dir| has_tf_files(&root.join(dir)))
+        .map(|d| d.to_string())
+    else {
+        return TerraformUse::None;
+    };
+    match layout::creates_cluster(root, &dir) {
+        Some(what) => {
+            report.not_used.push(format!(
+                "the Terraform root `{dir}/` creates the cluster ({what}): that is bootstrap, not every deploy of `{env}`; not run (to run it on every deploy, remove `terraform: false` from config/{env}.yaml{})",
+                if dir == CONVENTIONAL_TERRAFORM { String::new() } else { format!(" and set `paths.terraform: {dir}` in gitship.yaml") }
+            ));
+            TerraformUse::Bootstrap(dir)
         }
-        let first = |pointers: [&str; 2]| {
-            pointers
+        None => TerraformUse::Adopted(dir),
+    }
+}
+
+/// Where the environment's manifests are: Skaffold's, else an overlay of its own (Flux's
+/// `clusters/<env>`, a directory named after it), and the repository's shared directory.
+fn find_manifests(
+    root: &Path,
+    options: &InitOptions,
+    skaffold: Option<&skaffold::Skaffold>,
+    terraform: &TerraformUse,
+) -> ManifestsFound {
+    let mut found = ManifestsFound::default();
+    if let Some(dir) = skaffold.and_then(|s| s.manifests.clone()) {
+        found
+            .reasons
+            .push(format!("`skaffold.yaml` deploys the manifests in `{dir}/`"));
+        found.shared = Some(dir);
+    } else {
+        found.own = layout::find_own(root, &options.env, &mut found);
+        let mut shared_reasons = ManifestsFound::default();
+        found.shared = match &found.own {
+            // Another environment's overlays are no shared directory.
+            Some(_) => MANIFEST_DIRS
                 .iter()
-                .find_map(|p| value.pointer(p))
-                .and_then(Value::as_array)
-                .and_then(|items| items.first())
-                .and_then(Value::as_str)
-                .map(str::to_string)
+                .find(|dir| root.join(dir).is_dir())
+                .map(|d| d.to_string()),
+            None => layout::find_shared(root, &mut shared_reasons),
         };
-        parsed.manifests = first(["/manifests/rawYaml", "/deploy/kubectl/manifests"])
-            .map(SkaffoldManifests::RawYaml)
-            .or_else(|| {
-                first(["/manifests/kustomize/paths", "/deploy/kustomize/paths"])
-                    .map(SkaffoldManifests::Kustomize)
-            });
+        found.reasons.extend(shared_reasons.reasons);
     }
-    Ok(parsed)
+    if let Some(dir) = found.shared.clone()
+        && !layout::has_kustomization(root, &dir)
+    {
+        let mut not_manifests: Vec<PathBuf> = [
+            crate::repo::SETTINGS_FILE,
+            "skaffold.yaml",
+            "skaffold.yml",
+            "config",
+        ]
+        .iter()
+        .map(|file| root.join(file))
+        .collect();
+        not_manifests.extend(terraform.dir().map(|d| root.join(d)));
+        layout::excludes(root, &dir, &not_manifests, &mut found);
+    }
+    found
 }
 
-/// One artifact as an app: its image's last segment names it; its Dockerfile must exist inside
-/// the repository (a context or Dockerfile that leads out of it is not an app).
-fn skaffold_artifact(root: &Path, artifact: &SkaffoldArtifact) -> Option<FoundApp> {
-    let name = artifact
-        .image
-        .rsplit('/')
-        .next()?
-        .split([':', '@'])
-        .next()?
-        .to_string();
-    if !crate::repo::config::is_dns_label(&name) {
-        return None;
+/// `apps/` holds the environment's manifests (a Flux repository) and no app: `paths.apps: false`.
+fn apps_hold_manifests(root: &Path, apps: &[FoundApp], manifests: &ManifestsFound) -> bool {
+    let in_apps = |dir: &Option<String>| {
+        dir.as_deref()
+            .is_some_and(|d| d == "apps" || d.starts_with("apps/"))
+    };
+    root.join("apps").is_dir()
+        && !apps
+            .iter()
+            .any(|a| a.context == "apps" || a.context.starts_with("apps/"))
+        && (in_apps(&manifests.own) || in_apps(&manifests.shared))
+}
+
+/// The report's `deploy`, `build` and `edit` lines.
+fn report_decisions(root: &Path, apps: &[FoundApp], decided: &Decided, report: &mut InitReport) {
+    let manifests = &decided.manifests;
+    match manifests.own.as_ref().or(manifests.shared.as_ref()) {
+        Some(dir) => {
+            let how = match layout::has_kustomization(root, dir) {
+                true => " (built with kustomize)",
+                false => "",
+            };
+            report.deploy.push(format!("the Kubernetes manifests in `{dir}/`{how}"));
+        }
+        None => report.edit.push(format!(
+            "no Kubernetes manifests found (looked in {}, overlays named after `{}`, Flux's `clusters/{}` and the root): set `paths.kubernetes` in gitship.yaml to their directory, or write `kubernetes: false` in config/{}.yaml if the environment deploys none",
+            MANIFEST_DIRS.join(", "),
+            report.environment,
+            report.environment,
+            report.environment
+        )),
     }
-    let context = clean(artifact.context.as_deref().unwrap_or("."));
-    let dockerfile = join(
-        &context,
-        artifact.dockerfile.as_deref().unwrap_or("Dockerfile"),
+    report.found.extend(manifests.reasons.iter().cloned());
+    report.not_used.extend(manifests.not_used.iter().cloned());
+    if let TerraformUse::Adopted(dir) = &decided.terraform {
+        report.deploy.push(format!(
+            "the Terraform root `{dir}/` (plan, then apply, on every deploy)"
+        ));
+    }
+    report.build.extend(
+        apps.iter()
+            .map(|app| format!("`{}` from `{}`", app.name, app.dockerfile)),
     );
-    let path = root.join(&dockerfile);
-    if !path.is_file() || crate::repo::files::confine(root, &path, None).is_err() {
-        return None;
+    if decided.apps_off {
+        report
+            .found
+            .push("`apps/` holds manifests, not apps (`paths.apps: false`)".into());
     }
-    if crate::repo::files::confine(root, &root.join(&context), None).is_err() {
-        return None;
-    }
-    Some(FoundApp {
-        name,
-        dockerfile,
-        context,
-        build_args: artifact.build_args.clone(),
-        target: artifact.target.clone(),
-    })
 }
 
 /// Apps without Skaffold: each directory under a conventional apps directory holding a
@@ -388,22 +359,6 @@ fn find_dockerfile(root: &Path, dir: &str, depth: usize) -> Option<String> {
         .find_map(|child| find_dockerfile(root, &format!("{dir}/{child}"), depth + 1))
 }
 
-/// `kustomize/overlays/<env>` (or `<manifests>/overlays/<env>`) when it holds a kustomization.
-fn find_overlay(root: &Path, env: &str) -> Option<String> {
-    let mut candidates = vec![
-        format!("kustomize/overlays/{env}"),
-        format!("overlays/{env}"),
-    ];
-    for dir in MANIFEST_DIRS {
-        candidates.push(format!("{dir}/overlays/{env}"));
-    }
-    candidates.into_iter().find(|dir| {
-        KUSTOMIZATIONS
-            .iter()
-            .any(|k| root.join(dir).join(k).is_file())
-    })
-}
-
 fn has_tf_files(dir: &Path) -> bool {
     std::fs::read_dir(dir).is_ok_and(|entries| {
         entries
@@ -413,13 +368,7 @@ fn has_tf_files(dir: &Path) -> bool {
 }
 
 /// `gitship.yaml`: only what differs from the conventions; `None` when nothing does.
-fn settings_yaml(
-    apps: &[FoundApp],
-    manifests: Option<&str>,
-    terraform: Option<&str>,
-    overlay: bool,
-    report: &mut InitReport,
-) -> Option<String> {
+fn settings_yaml(apps: &[FoundApp], decided: &Decided, report: &mut InitReport) -> Option<String> {
     let mut paths = Vec::new();
     let mut app_lines = Vec::new();
     // Apps that sit at `<dir>/<name>/Dockerfile` under one directory are a `paths.apps`.
@@ -472,21 +421,23 @@ fn settings_yaml(
             .found
             .push("no apps (no Dockerfile under apps/, src/ or services/)".into()),
     }
-    match manifests {
-        Some(dir) => {
-            report.found.push(format!("manifests in `{dir}/`"));
-            if dir != "infrastructure/kubernetes" {
-                paths.push(format!("  kubernetes: {}", yaml_scalar(dir)));
-            }
-        }
-        // The environment's overlay is its manifests directory.
-        None if overlay => {}
-        None => report.found.push("no manifests directory".into()),
+    if decided.apps_off {
+        paths.push("  apps: false".to_string());
     }
-    if let Some(dir) = terraform {
-        report.found.push(format!("a Terraform root in `{dir}/`"));
-        if dir != "infrastructure/terraform" {
-            paths.push(format!("  terraform: {}", yaml_scalar(dir)));
+    if let Some(dir) = &decided.manifests.shared
+        && dir != "infrastructure/kubernetes"
+    {
+        paths.push(format!("  kubernetes: {}", yaml_scalar(dir)));
+    }
+    if let TerraformUse::Adopted(dir) = &decided.terraform
+        && dir != CONVENTIONAL_TERRAFORM
+    {
+        paths.push(format!("  terraform: {}", yaml_scalar(dir)));
+    }
+    if !decided.manifests.exclude.is_empty() {
+        paths.push("  exclude:".to_string());
+        for glob in &decided.manifests.exclude {
+            paths.push(format!("    - {}", yaml_string(glob)));
         }
     }
     if paths.is_empty() && app_lines.is_empty() {
@@ -517,7 +468,7 @@ fn config_yaml(
     root: &Path,
     options: &InitOptions,
     apps: &[FoundApp],
-    overlay: Option<&str>,
+    decided: &Decided,
     report: &mut InitReport,
 ) -> String {
     let base = root
@@ -557,12 +508,11 @@ fn config_yaml(
         };
         text.push_str(&format!("registry: {}\n", yaml_scalar(&registry)));
     }
-    if let Some(overlay) = overlay {
-        report.found.push(format!(
-            "a kustomize overlay for `{}` in `{overlay}/`",
-            options.env
-        ));
+    if let Some(overlay) = &decided.manifests.own {
         text.push_str(&format!("kubernetes:\n  path: {}\n", yaml_scalar(overlay)));
+    }
+    if matches!(&decided.terraform, TerraformUse::Bootstrap(dir) if dir == CONVENTIONAL_TERRAFORM) {
+        text.push_str("# The Terraform root creates the cluster: bootstrap's, not every deploy's.\nterraform: false\n");
     }
     text
 }
@@ -657,6 +607,7 @@ fn join(dir: &str, file: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use skaffold::skaffold_artifact;
 
     #[test]
     fn globs_become_directories() {
@@ -672,6 +623,19 @@ mod tests {
             join("src/cart/src", "Dockerfile"),
             "src/cart/src/Dockerfile"
         );
+    }
+
+    /// A temporary Git repository with one (empty) commit: what `init` is run in.
+    fn git_dir() -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = git2::Repository::init(dir.path()).unwrap();
+        let signature = git2::Signature::now("test", "test@example.com").unwrap();
+        let tree = repo
+            .find_tree(repo.index().unwrap().write_tree().unwrap())
+            .unwrap();
+        repo.commit(Some("HEAD"), &signature, &signature, "empty", &tree, &[])
+            .unwrap();
+        dir
     }
 
     fn write_file(root: &Path, path: &str, text: &str) {
@@ -723,11 +687,7 @@ mod tests {
             "skaffold.yaml",
             "apiVersion: skaffold/v4beta6\nkind: Config\nbuild:\n  artifacts:\n    - image: cart\n      context: src/cart/src\n    - image: gcr.io/x/front\n      context: src/front\n      docker:\n        buildArgs: { MODE: prod }\n        target: run\nmanifests:\n  rawYaml:\n    - ./kubernetes-manifests/**.yaml\n",
         );
-        let options = InitOptions {
-            env: "dev".into(),
-            registry: None,
-            force: false,
-        };
+        let options = dev();
         let report = init(dir.path(), &options).unwrap();
         let settings = std::fs::read_to_string(dir.path().join("gitship.yaml")).unwrap();
         assert!(
@@ -760,11 +720,7 @@ mod tests {
             "skaffold.yaml",
             "build:\n  artifacts:\n    - &cart\n      image: cart\n      context: src/cart\n      docker:\n        buildArgs: { MODE: prod }\n    - *cart\n    - image: gcr.io/x/cart\n      context: src/cart\n",
         );
-        let options = InitOptions {
-            env: "dev".into(),
-            registry: None,
-            force: false,
-        };
+        let options = dev();
         let report = init(dir.path(), &options).unwrap();
         let settings = std::fs::read_to_string(dir.path().join("gitship.yaml")).unwrap();
         assert_eq!(settings.matches("cart:").count(), 1, "{settings}");
@@ -798,11 +754,7 @@ mod tests {
             dir.path().join("skaffold.yaml"),
         )
         .unwrap();
-        let options = InitOptions {
-            env: "dev".into(),
-            registry: None,
-            force: false,
-        };
+        let options = dev();
         let error = init(dir.path(), &options).unwrap_err();
         assert!(
             error.to_string().contains("outside the repository"),
@@ -830,6 +782,109 @@ mod tests {
                 "{artifact:?}"
             );
         }
+    }
+
+    fn dev() -> InitOptions {
+        InitOptions {
+            env: "dev".into(),
+            registry: None,
+            force: false,
+        }
+    }
+
+    /// A Terraform root that creates the cluster is bootstrap's: `init` leaves it off for the
+    /// environment (`terraform: false`) and says where the cluster is created.
+    #[test]
+    fn a_terraform_root_that_creates_the_cluster_is_left_off_and_said_so() {
+        let dir = git_dir();
+        write_file(
+            dir.path(),
+            "infrastructure/terraform/main.tf",
+            "variable \"region\" {}\n\nresource \"aws_eks_cluster\" \"main\" {\n  name = \"shop\"\n}\n",
+        );
+        write_file(
+            dir.path(),
+            "infrastructure/kubernetes/web.yaml",
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: web\n",
+        );
+        let report = init(dir.path(), &dev()).unwrap();
+        let config = std::fs::read_to_string(dir.path().join("config/dev.yaml")).unwrap();
+        assert!(config.contains("\nterraform: false\n"), "{config}");
+        let not_used = report.not_used.join("\n");
+        assert!(
+            not_used
+                .contains("resource `aws_eks_cluster.main` at infrastructure/terraform/main.tf:3"),
+            "{not_used}"
+        );
+        assert!(report.edit.is_empty(), "{:?}", report.edit);
+        assert!(
+            report.deploy.iter().all(|d| !d.contains("Terraform")),
+            "{report:?}"
+        );
+
+        // Not a cluster: adopted, and run on every deploy.
+        write_file(
+            dir.path(),
+            "infrastructure/terraform/main.tf",
+            "resource \"aws_s3_bucket\" \"assets\" {}\n",
+        );
+        let report = init(
+            dir.path(),
+            &InitOptions {
+                force: true,
+                ..dev()
+            },
+        )
+        .unwrap();
+        assert!(
+            report.deploy.iter().any(|d| d.contains("Terraform root")),
+            "{report:?}"
+        );
+    }
+
+    /// Nothing to deploy: `init` says exactly what to edit, and writes no `kubernetes: false` on
+    /// its own (that is the user's statement to make).
+    #[test]
+    fn no_manifests_anywhere_is_an_edit_to_make() {
+        let dir = git_dir();
+        write_file(dir.path(), "README.md", "nothing\n");
+        let report = init(dir.path(), &dev()).unwrap();
+        assert_eq!(report.edit.len(), 1, "{report:?}");
+        assert!(report.edit[0].contains("kubernetes: false"), "{report:?}");
+        let config = std::fs::read_to_string(dir.path().join("config/dev.yaml")).unwrap();
+        assert!(!config.contains("kubernetes"), "{config}");
+    }
+
+    /// A Helm chart and non-object YAML below the manifests directory are excluded, each said.
+    #[test]
+    fn yaml_that_is_not_objects_is_excluded_with_a_reason() {
+        let dir = git_dir();
+        write_file(
+            dir.path(),
+            "k8s/web.yaml",
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: web\n",
+        );
+        write_file(dir.path(), "k8s/values-notes.yaml", "replicas: 3\n");
+        write_file(
+            dir.path(),
+            "k8s/charts/web/Chart.yaml",
+            "apiVersion: v2\nname: web\nversion: 0.1.0\n",
+        );
+        write_file(
+            dir.path(),
+            "k8s/charts/web/templates/d.yaml",
+            "{{ .Values.x }}\n",
+        );
+        let report = init(dir.path(), &dev()).unwrap();
+        let settings = std::fs::read_to_string(dir.path().join("gitship.yaml")).unwrap();
+        assert!(settings.contains("- \"values-notes.yaml\""), "{settings}");
+        assert!(settings.contains("- \"charts/web/**\""), "{settings}");
+        let not_used = report.not_used.join("\n");
+        assert!(
+            not_used.contains("k8s/charts/web`: a Helm chart"),
+            "{not_used}"
+        );
+        assert!(report.edit.is_empty(), "{:?}", report.edit);
     }
 
     #[test]
