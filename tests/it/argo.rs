@@ -427,3 +427,25 @@ fn a_hook_that_does_not_finish_in_time_stops_the_deploy() {
     );
     assert!(run.stderr.contains("after 2s"), "{}", run.stderr);
 }
+
+#[test]
+fn init_adopts_the_argo_app_with_no_edit_and_its_sandbox_deploy_runs_the_hooks() {
+    let repo = clone_fixture();
+    std::fs::remove_dir_all(repo.path().join("config")).expect("rm config");
+    repo.commit("as Argo CD users have it: no gitship config");
+    let init = repo.ok(&["init", "--env", "dev"]);
+    assert!(init.all().contains("`manifests/`"), "{}", init.all());
+    repo.commit("gitship init");
+    repo.ok(&["validate", "dev"]);
+    let deploy = repo.ok(&["deploy", "dev", "--sandbox"]);
+    for line in [
+        "PreSync hook Job",
+        "/migrate-",
+        "PostSync hook Job",
+        "/smoke-test-",
+    ] {
+        assert!(deploy.stdout.contains(line), "{line}:\n{}", deploy.all());
+    }
+    let drift = repo.gitship(&["drift", "dev", "--sandbox"]);
+    assert_eq!(drift.code, 0, "{}", drift.all());
+}
