@@ -2,12 +2,14 @@
 //! wants in the cluster and where it was written ([`Manifest`]), the environment as the cluster
 //! sees it ([`Environment`]), an app's image reference ([`ImageRef`]), Terraform's outputs
 //! ([`Outputs`]), the known secrets scrubbed from text ([`KnownSecrets`]), and the labels,
-//! annotations and reserved names gitship owns.
+//! annotations and reserved names gitship owns, and what an object is to a deploy (a desired
+//! object, a hook or skipped: [`hook`]).
 //!
 //! It sits at the bottom of the layers (see `ARCHITECTURE.md`): it depends on nothing of gitship
 //! but [`crate::diagnostics::Location`], so `image`, `terraform`, `render`, `kube`, `plan` and
 //! `ops` can all speak of the same objects without importing each other.
 
+pub mod hook;
 mod image_ref;
 mod known_secrets;
 mod terraform_outputs;
@@ -170,6 +172,21 @@ impl Manifest {
     /// The object's identity (missing fields empty).
     pub fn id(&self) -> ObjectId {
         ObjectId::lenient(&self.object)
+    }
+
+    /// [`ObjectId::qualified`] of [`Manifest::id`]; a hook without a name shows its
+    /// `metadata.generateName` prefix instead (`batch/Job blog/migrate-`).
+    pub fn qualified_name(&self) -> String {
+        let mut id = self.id();
+        if id.name.is_empty()
+            && let Some(prefix) = self
+                .object
+                .pointer("/metadata/generateName")
+                .and_then(Value::as_str)
+        {
+            id.name = prefix.to_string();
+        }
+        id.qualified()
     }
 
     pub fn api_version(&self) -> &str {

@@ -134,7 +134,8 @@ pub enum Checked {
     Deferred(Manifest, bool),
 }
 
-/// Validate and resolve every desired object; no writes.
+/// Validate and resolve every desired object; no writes. Hooks and skipped objects
+/// ([`crate::model::hook::Role`]) are left out: they are not desired objects.
 pub async fn check(
     client: &Client,
     resources: &Resources,
@@ -146,6 +147,17 @@ pub async fn check(
     let mut checked = Vec::with_capacity(desired.len());
     let mut seen: HashMap<ObjectId, Location> = HashMap::new();
     for object in desired {
+        // Hooks and skipped objects are no desired objects (`kube::hooks`).
+        match crate::model::hook::role_of(&object.object) {
+            Ok(crate::model::hook::Role::Object) => {}
+            Ok(_) => continue,
+            Err(message) => {
+                return Err(KubeError::InvalidManifest {
+                    location: object.source.clone(),
+                    message,
+                });
+            }
+        }
         let item = check_one(client, resources, environment, object, &crd_kinds, retry).await?;
         let id = match &item {
             Checked::Ready(p) => p.id.clone(),

@@ -25,6 +25,7 @@ use crate::kube::apply::{self, Applied};
 use crate::kube::check::{self, Checked, Prepared};
 use crate::kube::discovery::{self, Resources};
 use crate::kube::health::{self, Health};
+use crate::kube::hooks::{self, HookRun, PreparedHook};
 use crate::kube::inventory::{
     self, DeployOutcome, DeployRecord, Inventory, InventoryEntry, RecordCounts, RecordError,
     RecordExtras, RecordSource,
@@ -35,6 +36,7 @@ use crate::kube::progress::Progress;
 use crate::kube::prune::{self, PruneDecision};
 use crate::kube::retry::{RetryPolicy, status_code};
 use crate::kube::revisions;
+use crate::model::hook::HookPhase;
 use crate::model::{Environment, FIELD_MANAGER, MANAGED_BY_LABEL, Manifest, ObjectId};
 use crate::output::Printer;
 
@@ -141,6 +143,9 @@ pub struct DeployReport {
     pub objects: Vec<ObjectOutcome>,
     /// kind -> action -> count.
     pub summary: BTreeMap<String, BTreeMap<ObjectAction, usize>>,
+    /// The hooks that ran, in order, and how each ended (ARCHITECTURE.md, "Waves and hooks").
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hooks: Vec<HookRun>,
 }
 
 impl DeployReport {
@@ -265,6 +270,7 @@ pub async fn deploy_objects(
     let resources = Resources::new();
     // 1. Everything that can be checked before the first write.
     let checked = check::check(client, &resources, environment, &desired, retry).await?;
+    let hooks = hooks::prepare(client, &resources, environment, &desired, retry).await?;
     let desired_ids = desired_ids(&checked, environment);
 
     let progress = Progress::new(printer, desired_ids.len());
@@ -281,7 +287,12 @@ pub async fn deploy_objects(
 
     // 3. Lock.
     let lock = acquire(&run).await?;
-    let result = locked_deploy(&run, checked, desired_ids, &lock, created_namespace).await;
+    let planned = Planned {
+        checked,
+        hooks,
+        desired_ids,
+    };
+    let result = locked_deploy(&run, planned, &lock, created_namespace).await;
     let released = lock.release(retry).await;
     let report = result?;
     released?;
@@ -357,6 +368,7 @@ pub async fn deploy_objects_locked(
 ) -> Result<DeployReport, KubeError> {
     let resources = Resources::new();
     let checked = check::check(client, &resources, environment, &desired, &options.retry).await?;
+    let hooks = hooks::prepare(client, &resources, environment, &desired, &options.retry).await?;
     let desired_ids = desired_ids(&checked, environment);
     let progress = Progress::new(printer, desired_ids.len());
     let run = Run {
@@ -367,14 +379,20 @@ pub async fn deploy_objects_locked(
         printer: &progress,
         desired: &desired,
     };
-    locked_deploy(
-        &run,
+    let planned = Planned {
         checked,
+        hooks,
         desired_ids,
-        &held.lock,
-        held.created_namespace.clone(),
-    )
-    .await
+    };
+    locked_deploy(&run, planned, &held.lock, held.created_namespace.clone()).await
+}
+
+/// What a deploy checked before its first write: the desired objects, the hooks, and the
+/// identities of the objects.
+struct Planned {
+    checked: Vec<Checked>,
+    hooks: Vec<PreparedHook>,
+    desired_ids: BTreeSet<ObjectId>,
 }
 
 fn desired_ids(checked: &[Checked], environment: &Environment) -> BTreeSet<ObjectId> {
@@ -407,11 +425,15 @@ async fn acquire(run: &Run<'_>) -> Result<DeployLock, KubeError> {
 /// apply found it unchanged; the report (and the record) say it was created.
 async fn locked_deploy(
     run: &Run<'_>,
-    checked: Vec<Checked>,
-    desired_ids: BTreeSet<ObjectId>,
+    planned: Planned,
     lock: &DeployLock,
     created_namespace: Option<ObjectId>,
 ) -> Result<DeployReport, KubeError> {
+    let Planned {
+        checked,
+        hooks,
+        desired_ids,
+    } = planned;
     let (environment, options) = (run.environment, run.options);
     let stored = inventory::load(
         run.client,
@@ -449,7 +471,19 @@ async fn locked_deploy(
         previous: &previous.applied,
         new: BTreeMap::new(),
     };
-    let applied = apply_all(run, checked, &mut report, &mut entries, &mut digests).await;
+    // A deploy that changes nothing runs no hook (ARCHITECTURE.md, "Waves and hooks"): known
+    // only when the last deploy succeeded, nothing is pruned and Terraform applied nothing.
+    let may_be_no_op = previous
+        .history
+        .first()
+        .is_some_and(|newest| newest.outcome == DeployOutcome::Succeeded)
+        && prune::candidates(&previous.objects, &desired_ids).is_empty()
+        && options.record.terraform.is_none();
+    let hooks = HookSet {
+        hooks,
+        may_be_no_op,
+    };
+    let applied = apply_all(run, checked, hooks, &mut report, &mut entries, &mut digests).await;
     let digests = digests.new;
     if let Some(id) = &created_namespace {
         report.reclassify(id, ObjectAction::Unchanged, ObjectAction::Created);
@@ -650,6 +684,7 @@ const RECORD_ERROR_BYTES: usize = 2_000;
 fn record_error(stage: &str, error: &KubeError) -> RecordError {
     let (stage, object) = match error {
         KubeError::Unhealthy { .. } => ("health", None),
+        KubeError::HookFailed { hook, .. } => ("hook", Some(hook.clone())),
         KubeError::Api { object, .. }
         | KubeError::Immutable { object, .. }
         | KubeError::StillDeleting { object, .. }
@@ -721,6 +756,7 @@ async fn record(
         rev: extras.rev.clone(),
         repeats: 1,
         manifests: None,
+        hooks: report.hooks.clone(),
     };
     let newest_before = history.first().map(|newest| newest.number);
     let succeeded = this.outcome == DeployOutcome::Succeeded;
@@ -995,11 +1031,19 @@ async fn create_namespace(
         .map_err(|source| KubeError::about(format!("Namespace {name}"), source))
 }
 
-/// The bootstrap stage (waited for), the custom resources whose CRD it applied, then the waves,
-/// each waited for.
+/// The hooks of a deploy, and whether it may turn out to change nothing (then they do not run).
+struct HookSet {
+    hooks: Vec<PreparedHook>,
+    may_be_no_op: bool,
+}
+
+/// The objects checked by the server, then the hooks' phases around the objects
+/// ([`apply_phases`]); when that fails after hooks began to run, the SyncFail hooks run before
+/// the error is returned.
 async fn apply_all(
     run: &Run<'_>,
     checked: Vec<Checked>,
+    hooks: HookSet,
     report: &mut DeployReport,
     entries: &mut HashMap<ObjectId, InventoryEntry>,
     digests: &mut Digests<'_>,
@@ -1015,35 +1059,152 @@ async fn apply_all(
     // Before the first write, the server checks every object that changed (ARCHITECTURE.md,
     // "A commit the server rejects changes nothing").
     let mut validated = validate_changed(run, &ready, digests.previous).await?;
+    let due = !hooks.hooks.is_empty()
+        && (!hooks.may_be_no_op
+            || !deferred.is_empty()
+            || would_change(run, &ready, &validated, digests.previous).await?);
+    if !hooks.hooks.is_empty() && !due {
+        run.printer.line(&format!(
+            "nothing changes: {} hook(s) not run",
+            hooks.hooks.len()
+        ));
+    }
+    let hooks: &[PreparedHook] = if due { &hooks.hooks } else { &[] };
+    let runner = hooks::Runner {
+        client: run.client,
+        environment: run.environment,
+        timeout: run.options.timeout,
+        retry: &run.options.retry,
+        printer: run.printer,
+    };
+    let mut objects = Objects {
+        report,
+        entries,
+        digests,
+        validated: &mut validated,
+    };
+    let result = apply_phases(run, &runner, ready, deferred, hooks, &mut objects).await;
+    if result.is_err()
+        && hooks
+            .iter()
+            .any(|h| h.hook.phases.contains(&HookPhase::SyncFail))
+    {
+        let mut runs = Vec::new();
+        if let Err(error) = runner
+            .run_phase(hooks, HookPhase::SyncFail, None, &mut runs)
+            .await
+        {
+            run.printer
+                .warn(&format!("a SyncFail hook failed too: {error}"));
+        }
+        objects.report.hooks.extend(runs);
+    }
+    result
+}
+
+/// What applying writes to: the report, the inventory entries, the applied digests, and the
+/// dry runs made before the first write.
+struct Objects<'r, 'd> {
+    report: &'r mut DeployReport,
+    entries: &'r mut HashMap<ObjectId, InventoryEntry>,
+    digests: &'r mut Digests<'d>,
+    validated: &'r mut HashMap<ObjectId, Value>,
+}
+
+/// PreSync hooks, the bootstrap stage (waited for), the custom resources whose CRD it applied,
+/// then the waves, each waited for and followed by its Sync hooks, then PostSync hooks.
+async fn apply_phases(
+    run: &Run<'_>,
+    runner: &hooks::Runner<'_>,
+    ready: Vec<Prepared>,
+    deferred: Vec<Manifest>,
+    hooks: &[PreparedHook],
+    objects: &mut Objects<'_, '_>,
+) -> Result<(), KubeError> {
+    let mut runs = Vec::new();
+    let presync = runner
+        .run_phase(hooks, HookPhase::PreSync, None, &mut runs)
+        .await;
+    objects.report.hooks.append(&mut runs);
+    presync?;
     // Bootstrap stage: CRDs, Namespaces, cluster RBAC; waited for.
     let (bootstrap, mut rest): (Vec<Prepared>, Vec<Prepared>) =
         ready.into_iter().partition(|p| p.position.stage == 0);
     if !bootstrap.is_empty() {
-        apply_groups(
-            run,
-            bootstrap.clone(),
-            report,
-            entries,
-            digests,
-            &mut validated,
-        )
-        .await?;
+        apply_groups(run, bootstrap.clone(), objects).await?;
         wait_healthy(run, &bootstrap).await?;
     }
     rest.extend(prepare_deferred(run, deferred).await?);
-    // Waves.
+    // Waves, with the waves of the Sync hooks.
     let mut waves: BTreeMap<i64, Vec<Prepared>> = BTreeMap::new();
+    for hook in hooks
+        .iter()
+        .filter(|h| h.hook.phases.contains(&HookPhase::Sync))
+    {
+        waves.entry(hook.hook.weight).or_default();
+    }
     for prepared in rest {
         waves
             .entry(prepared.position.wave)
             .or_default()
             .push(prepared);
     }
-    for (_, wave) in waves {
-        apply_groups(run, wave.clone(), report, entries, digests, &mut validated).await?;
-        wait_healthy(run, &wave).await?;
+    for (number, wave) in waves {
+        if !wave.is_empty() {
+            apply_groups(run, wave.clone(), objects).await?;
+            wait_healthy(run, &wave).await?;
+        }
+        let sync = runner
+            .run_phase(hooks, HookPhase::Sync, Some(number), &mut runs)
+            .await;
+        objects.report.hooks.append(&mut runs);
+        sync?;
     }
-    Ok(())
+    let postsync = runner
+        .run_phase(hooks, HookPhase::PostSync, None, &mut runs)
+        .await;
+    objects.report.hooks.append(&mut runs);
+    postsync
+}
+
+/// Whether applying `ready` would change any object, judged as [`apply::apply_object`] judges
+/// it (its live state read, then gitship's last apply of the same body, or the dry run made
+/// before the first write, compared with it). Asked only for a deploy with hooks.
+async fn would_change(
+    run: &Run<'_>,
+    ready: &[Prepared],
+    validated: &HashMap<ObjectId, Value>,
+    previous: &BTreeMap<String, String>,
+) -> Result<bool, KubeError> {
+    let references: Vec<&Prepared> = ready.iter().collect();
+    let mut known = crate::kube::live::read_live(run.client, &references, &run.options.retry).await;
+    for prepared in ready {
+        let live = match known.remove(&prepared.id) {
+            Some(live) => live,
+            None => apply::get_live(run.client, prepared, &run.options.retry)
+                .await
+                .map_err(|source| prepared.error(source))?,
+        };
+        let Some(live) = live.filter(|live| !apply::is_being_deleted(live)) else {
+            return Ok(true);
+        };
+        let digest = inventory::applied_digest(&prepared.body);
+        let applied_before = digest.is_some()
+            && previous.get(&inventory::digest_key(&prepared.id)) == digest.as_ref();
+        if applied_before
+            && crate::kube::diff::compare_to_manifest(&live, &prepared.body).is_empty()
+        {
+            continue;
+        }
+        let unchanged = validated.get(&prepared.id).is_some_and(|dry_run| {
+            crate::kube::diff::diff_from(Some(live), dry_run.clone()).action
+                == crate::kube::diff::PlannedAction::Unchanged
+        });
+        if !unchanged {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 /// A server-side dry run (as the apply will be: gitship's field manager, `force` as
@@ -1173,12 +1334,15 @@ struct Digests<'a> {
 async fn apply_groups(
     run: &Run<'_>,
     objects: Vec<Prepared>,
-    report: &mut DeployReport,
-    entries: &mut HashMap<ObjectId, InventoryEntry>,
-    digests: &mut Digests<'_>,
-    validated: &mut HashMap<ObjectId, Value>,
+    into: &mut Objects<'_, '_>,
 ) -> Result<(), KubeError> {
     let (client, options, printer) = (run.client, run.options, run.printer);
+    let Objects {
+        report,
+        entries,
+        digests,
+        validated,
+    } = into;
     let mut groups: BTreeMap<Position, Vec<Prepared>> = BTreeMap::new();
     for prepared in objects {
         groups.entry(prepared.position).or_default().push(prepared);

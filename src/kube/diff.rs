@@ -145,7 +145,8 @@ pub async fn checked_objects(
 
 /// What can be known to fail before anything changes (ARCHITECTURE.md, "Nothing changes
 /// before every check that can be made without a change passed"): every kind resolves through
-/// discovery (or is defined by a CRD of the same set), no object is declared twice, and no
+/// discovery (or is defined by a CRD of the same set; a hook's kind is served), no object is
+/// declared twice, and no
 /// Namespace Git declares is owned by another environment. `desired` may be rendered with
 /// placeholder outputs: only identities and ownership are looked at. Reads only.
 pub async fn check_before_changes(
@@ -156,6 +157,8 @@ pub async fn check_before_changes(
 ) -> Result<(), KubeError> {
     let resources = Resources::new();
     let checked = check::check(client, &resources, environment, desired, retry).await?;
+    // The hooks' kinds too: a hook the cluster cannot create must stop the deploy here.
+    crate::kube::hooks::prepare(client, &resources, environment, desired, retry).await?;
     for item in &checked {
         if let Checked::Ready(prepared) = item
             && prepared.id.kind == "Namespace"

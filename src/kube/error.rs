@@ -75,6 +75,17 @@ pub enum KubeError {
     /// Workloads did not become healthy; the report names each with conditions and Events.
     #[error("{count} object(s) did not become healthy:\n{report}")]
     Unhealthy { count: usize, report: String },
+    /// A hook (ARCHITECTURE.md, "Waves and hooks") failed or did not finish in time: the deploy
+    /// stopped there.
+    #[error("{phase} hook {hook} {how}: {reason}")]
+    HookFailed {
+        phase: &'static str,
+        /// `Job blog/migrate-7xk2p (deploy/migrate.yaml:1:1)`.
+        hook: String,
+        /// `failed` or `timed out`.
+        how: &'static str,
+        reason: String,
+    },
     /// Another deploy holds the environment's lock.
     #[error("environment `{env}` is locked by `{holder}` (waited {waited:?})")]
     LockTimeout {
@@ -150,6 +161,9 @@ impl StageError for KubeError {
             KubeError::CorruptPin { environment, .. } => Some(format!(
                 "run `gitship resume {environment}` to remove it (then pin again if the environment must stay at a revision)"
             )),
+            KubeError::HookFailed { .. } => Some(
+                "see its pods with `kubectl describe` and `kubectl logs`; fix the hook (or what it needs) and deploy again; its delete policy decides whether the failed object stays for inspection".into(),
+            ),
             KubeError::Unhealthy { .. } => {
                 Some("inspect the objects above with `kubectl describe`; raise `--timeout` if they are only slow".into())
             }

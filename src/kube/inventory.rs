@@ -113,6 +113,9 @@ pub struct DeployRecord {
     /// ([`crate::kube::revisions`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub manifests: Option<u64>,
+    /// The hooks the deploy ran and how each ended ([`crate::kube::hooks`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hooks: Vec<crate::kube::hooks::HookRun>,
 }
 
 fn one() -> u32 {
@@ -126,7 +129,7 @@ fn is_one(count: &u32) -> bool {
 /// Why a deploy failed: the stage, the object when one is to blame, and the message.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RecordError {
-    /// `apply`, `health`, `prune` or `lock`.
+    /// `apply`, `health`, `hook`, `prune` or `lock`.
     pub stage: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub object: Option<String>,
@@ -158,16 +161,18 @@ impl DeployRecord {
             rev: None,
             repeats: 1,
             manifests: None,
+            hooks: Vec::new(),
         }
     }
 
-    /// Whether this deploy changed nothing (no object created, configured or pruned).
+    /// Whether this deploy changed nothing (no object created, configured or pruned, no hook ran).
     pub fn is_no_op(&self) -> bool {
         self.outcome == DeployOutcome::Succeeded
             && self.counts.created == 0
             && self.counts.configured == 0
             && self.counts.pruned == 0
             && self.terraform.is_none()
+            && self.hooks.is_empty()
     }
 }
 
@@ -616,6 +621,7 @@ mod tests {
             error: None,
             repeats: 1,
             manifests: None,
+            hooks: Vec::new(),
             rev: None,
             source: RecordSource::Deploy,
             healed: Vec::new(),

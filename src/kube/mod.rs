@@ -12,6 +12,8 @@
 //!   manages; `plan`, `diff` and `drift` reuse it.
 //! - [`health`]: rollout health like `kubectl rollout status`, and failure reports with Events;
 //!   [`tree`]: each object's health with its ReplicaSets and Pods, for the agent's status page.
+//! - [`hooks`]: Argo CD and Helm hooks run in their phase (PreSync, Sync, PostSync, SyncFail),
+//!   with their delete policies; they are no desired objects.
 //! - [`inventory`] and [`prune`]: what gitship applied last time, and what to delete now.
 //! - [`lock`]: the per-environment Lease that keeps two deploys from interleaving (and the
 //!   agent's leader Lease).
@@ -29,6 +31,7 @@ mod error;
 pub mod events;
 pub mod fields;
 pub mod health;
+pub mod hooks;
 pub mod inventory;
 pub mod live;
 pub mod lock;

@@ -4,7 +4,8 @@
 //!    (until Established), Namespaces, then cluster RBAC (ClusterRoles, ClusterRoleBindings).
 //! 2. **Waves**: the annotation `gitship.dev/wave: "<int>"` (default 0, negative allowed) groups
 //!    the other objects; lower waves are applied first, and when there is more than one wave each
-//!    is healthy before the next starts.
+//!    is healthy before the next starts. Argo CD's `argocd.argoproj.io/sync-wave` is read the
+//!    same way; an object with both must give them the same value.
 //! 3. **Kind order** inside a wave (as Helm and Flux do):
 //!    NetworkPolicy, ResourceQuota, LimitRange, PodDisruptionBudget, ServiceAccount, Secret,
 //!    ConfigMap, StorageClass, PersistentVolume, PersistentVolumeClaim, Role, RoleBinding,
@@ -16,8 +17,6 @@
 //! Objects of one kind in one wave are applied concurrently (bounded).
 
 use serde_json::Value;
-
-use crate::model::WAVE_ANNOTATION;
 
 /// Kinds of the bootstrap stage, in order.
 pub const BOOTSTRAP_KINDS: &[&str] = &[
@@ -88,14 +87,10 @@ pub fn kind_rank(kind: &str) -> usize {
     }
 }
 
-/// The wave of an object, or the text of an invalid annotation.
+/// The wave of an object (`gitship.dev/wave`, or Argo CD's `argocd.argoproj.io/sync-wave`), or
+/// why its annotations are refused ([`crate::model::hook::wave_of`]).
 pub fn wave_of(object: &Value) -> Result<i64, String> {
-    match crate::model::annotation(object, WAVE_ANNOTATION) {
-        None => Ok(0),
-        Some(text) => text.trim().parse::<i64>().map_err(|_| {
-            format!("annotation `{WAVE_ANNOTATION}` must be an integer, got `{text}`")
-        }),
-    }
+    crate::model::hook::wave_of(object)
 }
 
 /// The position of an object of `kind` in `wave`.
@@ -118,6 +113,7 @@ pub fn position(kind: &str, wave: i64) -> Position {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::WAVE_ANNOTATION;
     use serde_json::json;
 
     #[test]

@@ -326,6 +326,7 @@ mod tests {
             error: None,
             repeats: 1,
             manifests: None,
+            hooks: Vec::new(),
             rev: None,
             sha: Some(format!("{index:040x}")),
             time: Utc::now(),

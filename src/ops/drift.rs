@@ -83,6 +83,12 @@ async fn compare(
         None => session.connect_announced().await?,
     };
     let environment = session.environment();
+    let hooks = crate::plan::kubernetes::planned_hooks(&manifests, &environment.namespace).len();
+    if hooks > 0 {
+        session.printer.status(&format!(
+            "{hooks} hook(s) and skipped object(s) are not drift-checked: a hook runs in its phase of a deploy, it is no desired object"
+        ));
+    }
     let environment_diff =
         crate::kube::live::compare_live(&connection.client, &environment, &manifests)
             .await

@@ -289,8 +289,12 @@ fn plan_part(
     outputs: &Outputs,
 ) -> plan::KubernetesPart {
     let redactor = render::Redactor::new(outputs);
-    let sources = source_lookup(manifests, &session.config.cluster.namespace);
-    plan::kubernetes::plan_part(environment_diff, &|id| sources.get(id).cloned(), &redactor)
+    let namespace = &session.config.cluster.namespace;
+    let sources = source_lookup(manifests, namespace);
+    let mut part =
+        plan::kubernetes::plan_part(environment_diff, &|id| sources.get(id).cloned(), &redactor);
+    part.hooks = plan::kubernetes::planned_hooks(manifests, namespace);
+    part
 }
 
 /// Where `plan` saves the Terraform plan of the environment.

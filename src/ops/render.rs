@@ -62,7 +62,7 @@ impl Rendered {
                 .iter()
                 .map(|manifest| {
                     serde_json::json!({
-                        "id": manifest.id().qualified(),
+                        "id": manifest.qualified_name(),
                         "source": manifest.source.to_string(),
                         "object": render::redact_sensitive(&manifest.object, &redactor),
                     })

@@ -270,7 +270,16 @@ fn write_kubernetes(out: &mut String, plan: &Plan, kubernetes: &KubernetesPart, 
             out.push_str(&indent(&color_diff(diff, color), "      "));
         }
     }
+    if !kubernetes.hooks.is_empty() {
+        let _ = writeln!(out, "\n{HOOKS_TITLE}");
+        for hook in &kubernetes.hooks {
+            let _ = writeln!(out, "  {}", hook.line());
+        }
+    }
 }
+
+/// Above the hooks of a plan: when they run, and what they are not.
+pub const HOOKS_TITLE: &str = "Hooks (run in their phase when the deploy changes something; not in the inventory, never pruned or drift-checked):";
 
 fn summary_line(plan: &Plan) -> String {
     let layer = |name: &str, c: Counts| {

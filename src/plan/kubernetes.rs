@@ -15,10 +15,10 @@ use serde_json::Value;
 
 use crate::kube::diff::{self, EnvironmentDiff, ObjectDiff, PlannedAction};
 use crate::kube::inventory::InventoryEntry;
-use crate::model::{ObjectId, is_secret};
+use crate::model::{Manifest, ObjectId, is_secret};
 use crate::plan::{
     DriftKind, FieldChange, KubernetesPart, ObjectAction, ObjectChange, ObjectDrift, ObjectRef,
-    REDACTED, unified_diff,
+    PlannedHook, REDACTED, unified_diff,
 };
 use crate::render::Redactor;
 use crate::repo::config::IgnoreRule;
@@ -42,7 +42,69 @@ pub fn plan_part(
         fields: Vec::new(),
         diff: None,
     }));
-    KubernetesPart { objects }
+    KubernetesPart {
+        objects,
+        hooks: Vec::new(),
+    }
+}
+
+/// The hooks among `manifests`, one entry per phase they run in, in the order a deploy runs
+/// them (phase, weight, object), then the objects a deploy skips; the namespace of a
+/// namespaced one as written, else `namespace`.
+pub fn planned_hooks(manifests: &[Manifest], namespace: &str) -> Vec<PlannedHook> {
+    use crate::model::hook::{Role, role_of};
+    let mut hooks: Vec<(usize, PlannedHook)> = Vec::new();
+    for manifest in manifests {
+        let role = match role_of(&manifest.object) {
+            Ok(Role::Object) | Err(_) => continue,
+            Ok(role) => role,
+        };
+        let object = hook_name(manifest, namespace);
+        let source = manifest.source.to_string();
+        match role {
+            Role::Hook(hook) => {
+                for phase in &hook.phases {
+                    let planned = PlannedHook {
+                        phase: phase.as_str().to_string(),
+                        object: object.clone(),
+                        source: source.clone(),
+                        weight: hook.weight,
+                        detail: hook.delete.describe(),
+                    };
+                    hooks.push((*phase as usize, planned));
+                }
+            }
+            Role::Skipped(why) => hooks.push((
+                usize::MAX,
+                PlannedHook {
+                    phase: "Skip".into(),
+                    object,
+                    source,
+                    weight: 0,
+                    detail: why,
+                },
+            )),
+            Role::Object => {}
+        }
+    }
+    hooks.sort_by(|(a, x), (b, y)| (a, x.weight, &x.object).cmp(&(b, y.weight, &y.object)));
+    hooks.into_iter().map(|(_, hook)| hook).collect()
+}
+
+/// `Job blog/migrate-`: a hook as kubectl names it, its `generateName` prefix when it has no
+/// name.
+fn hook_name(manifest: &Manifest, namespace: &str) -> String {
+    let object = &manifest.object;
+    let text = |pointer: &str| object.pointer(pointer).and_then(Value::as_str);
+    let name = text("/metadata/name")
+        .or_else(|| text("/metadata/generateName"))
+        .unwrap_or_default();
+    let kind = manifest.kind();
+    if crate::model::is_cluster_scoped(crate::model::group_of(manifest.api_version()), kind) {
+        return format!("{kind} {name}");
+    }
+    let namespace = text("/metadata/namespace").unwrap_or(namespace);
+    format!("{kind} {namespace}/{name}")
 }
 
 /// One desired object's change, redacted.
@@ -274,6 +336,47 @@ mod tests {
     use super::*;
     use crate::kube::diff::FieldChange as KubeFieldChange;
     use serde_json::json;
+
+    #[test]
+    fn hooks_are_planned_per_phase_in_the_order_they_run() {
+        let manifest = |line: usize, metadata: Value| Manifest {
+            source: crate::diagnostics::Location::new("hooks.yaml", line, 1),
+            object: json!({"apiVersion": "batch/v1", "kind": "Job", "metadata": metadata}),
+        };
+        let manifests = [
+            manifest(
+                1,
+                json!({"generateName": "smoke-", "annotations": {"argocd.argoproj.io/hook": "PostSync"}}),
+            ),
+            manifest(10, json!({"name": "web"})),
+            manifest(
+                20,
+                json!({"name": "late", "namespace": "ops", "annotations": {"helm.sh/hook": "pre-install", "helm.sh/hook-weight": "5"}}),
+            ),
+            manifest(
+                30,
+                json!({"name": "early", "annotations": {"argocd.argoproj.io/hook": "PreSync,SyncFail", "argocd.argoproj.io/sync-wave": "-1"}}),
+            ),
+            manifest(
+                40,
+                json!({"name": "test", "annotations": {"helm.sh/hook": "test"}}),
+            ),
+        ];
+        let lines: Vec<String> = planned_hooks(&manifests, "blog")
+            .iter()
+            .map(PlannedHook::line)
+            .collect();
+        assert_eq!(
+            lines,
+            [
+                "PreSync   Job blog/early (hooks.yaml:30:1), weight -1, delete policy BeforeHookCreation",
+                "PreSync   Job ops/late (hooks.yaml:20:1), weight 5, delete policy BeforeHookCreation",
+                "PostSync  Job blog/smoke- (hooks.yaml:1:1), weight 0, delete policy none",
+                "SyncFail  Job blog/early (hooks.yaml:30:1), weight -1, delete policy BeforeHookCreation",
+                "Skip      Job blog/test (hooks.yaml:40:1), not applied: `helm.sh/hook: test` (gitship does not run these hooks)",
+            ]
+        );
+    }
 
     fn id(kind: &str, name: &str) -> ObjectId {
         ObjectId {

@@ -198,6 +198,12 @@ fn kubernetes_section(plan: &Plan, kubernetes: &KubernetesPart) -> Section {
             }
             entry
         })
+        .chain(
+            kubernetes
+                .hooks
+                .iter()
+                .map(|hook| format!("hook {}\n", hook.line())),
+        )
         .collect();
     let c = plan.kubernetes_counts();
     Section {
@@ -453,7 +459,10 @@ mod tests {
                 )),
             })
             .collect();
-        plan.kubernetes = Some(KubernetesPart { objects });
+        plan.kubernetes = Some(KubernetesPart {
+            objects,
+            hooks: Vec::new(),
+        });
         let text = render_plan(&plan, LIMIT);
         assert!(text.len() < LIMIT, "{}", text.len());
         assert!(text.contains("**Truncated:**"), "says what was cut");

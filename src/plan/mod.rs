@@ -369,6 +369,41 @@ pub struct ObjectChange {
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct KubernetesPart {
     pub objects: Vec<ObjectChange>,
+    /// The hooks a deploy runs, per phase in order, and the objects it skips (ARCHITECTURE.md,
+    /// "Waves and hooks"): no desired objects, so in no count.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hooks: Vec<PlannedHook>,
+}
+
+/// A hook a deploy runs in one phase (a hook of several phases has one entry per phase), or an
+/// object it never applies (`phase: Skip`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlannedHook {
+    /// `PreSync`, `Sync`, `PostSync`, `SyncFail`, or `Skip`.
+    pub phase: String,
+    /// `Job blog/migrate-` (a `generateName` prefix: each run gets a new name).
+    pub object: String,
+    /// Where it is declared (`file:line:column`).
+    pub source: String,
+    /// Its order within its phase (for Sync: its wave).
+    pub weight: i64,
+    /// `BeforeHookCreation, HookSucceeded`, or `none`; for `Skip`, why it is skipped.
+    pub detail: String,
+}
+
+impl PlannedHook {
+    /// `PreSync   Job blog/migrate- (deploy/migrate.yaml:1:1), delete policy BeforeHookCreation`
+    pub fn line(&self) -> String {
+        let detail = if self.phase == "Skip" {
+            format!("not applied: {}", self.detail)
+        } else {
+            format!("weight {}, delete policy {}", self.weight, self.detail)
+        };
+        format!(
+            "{:<9} {} ({}), {detail}",
+            self.phase, self.object, self.source
+        )
+    }
 }
 
 /// Counts per layer, for summary lines and tables.
@@ -740,6 +775,7 @@ mod tests {
             outputs: vec![],
         });
         plan.kubernetes = Some(KubernetesPart {
+            hooks: Vec::new(),
             objects: vec![ObjectChange {
                 object: ObjectRef {
                     api_version: "apps/v1".into(),

@@ -362,7 +362,11 @@ fn without_charts(
 fn check_duplicates(environment: &str, manifests: &[Manifest]) -> Result<(), RenderError> {
     let mut seen: HashMap<ObjectId, Location> = HashMap::with_capacity(manifests.len());
     let mut problems = Vec::new();
-    for manifest in manifests {
+    // A hook with a `generateName` has no identity of its own (each run makes one).
+    for manifest in manifests
+        .iter()
+        .filter(|m| ObjectId::of(&m.object).is_some())
+    {
         if let Some(first) = seen.insert(manifest.id(), manifest.source.clone()) {
             problems.push(Problem {
                 location: manifest.source.clone(),
@@ -745,14 +749,9 @@ impl<'i> Renderer<'i> {
         let Value::Object(metadata) = metadata else {
             return Err(format!("`{kind}`: `metadata` must be a mapping"));
         };
-        match metadata.get("name") {
-            Some(Value::String(name)) if !name.is_empty() => {}
-            _ => {
-                return Err(format!(
-                    "`{kind}`: `metadata.name` is missing or not a string"
-                ));
-            }
-        }
+        let role = crate::model::hook::role_of(&serde_json::json!({"metadata": metadata}))
+            .map_err(|message| format!("`{kind}`: {message}"))?;
+        check_name(&kind, metadata, &role)?;
         if !is_cluster_scoped(group_of(&api_version), &kind) {
             match metadata.get("namespace") {
                 Some(Value::String(namespace)) if !namespace.is_empty() => {}
@@ -989,6 +988,33 @@ struct Placeholder<'a> {
     text: &'a str,
     offset: usize,
     raw: &'a str,
+}
+
+/// An object needs a name, except a hook, which may have `metadata.generateName` instead (each
+/// run creates a new one): gitship finds every other object again by its name.
+fn check_name(
+    kind: &str,
+    metadata: &serde_json::Map<String, Value>,
+    role: &crate::model::hook::Role,
+) -> Result<(), String> {
+    let text = |key: &str| match metadata.get(key) {
+        Some(Value::String(text)) if !text.is_empty() => Some(text.as_str()),
+        _ => None,
+    };
+    if text("name").is_some() {
+        return Ok(());
+    }
+    match (text("generateName"), role) {
+        (Some(_), crate::model::hook::Role::Hook(_) | crate::model::hook::Role::Skipped(_)) => {
+            Ok(())
+        }
+        (Some(prefix), crate::model::hook::Role::Object) => Err(format!(
+            "`{kind}`: `metadata.name` is missing (`metadata.generateName: {prefix}` is only for hooks: a deploy finds every other object again by its name, to apply, prune and check it for drift); give it a name, or make it a hook with `argocd.argoproj.io/hook: PreSync` (or Sync, PostSync, SyncFail)"
+        )),
+        (None, _) => Err(format!(
+            "`{kind}`: `metadata.name` is missing or not a string"
+        )),
+    }
 }
 
 /// Whether the document `root` is templated: its `metadata.annotations` say

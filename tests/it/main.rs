@@ -8,6 +8,7 @@ mod adopt_layouts;
 mod agent;
 mod agent_cli;
 mod agent_metrics;
+mod argo;
 mod bad_input;
 mod build;
 mod ci;

@@ -503,7 +503,10 @@ fn markdown_of_a_huge_change_is_balanced_and_bounded() {
             )),
         })
         .collect();
-    plan.kubernetes = Some(gitship::plan::KubernetesPart { objects });
+    plan.kubernetes = Some(gitship::plan::KubernetesPart {
+        objects,
+        hooks: Vec::new(),
+    });
     let text = gitship::plan::markdown::render_plan(&plan, gitship::plan::report::MARKDOWN_LIMIT);
     assert!(text.len() < 65_000, "{} chars", text.len());
     assert!(text.contains("config-0"));

@@ -14,6 +14,14 @@ impl CommandReport for DeployOutput {
             ""
         };
         let mut text = self.report.render_table();
+        for hook in &self.report.hooks {
+            text.push_str(&format!(
+                "{} hook {}: {}\n",
+                hook.phase.as_str(),
+                hook.object,
+                crate::kube::hooks::outcome_text(hook)
+            ));
+        }
         let summary = if self.changed {
             self.report.summary_line()
         } else {

@@ -268,6 +268,7 @@ mod tests {
             error: None,
             repeats: 1,
             manifests: None,
+            hooks: Vec::new(),
             rev: None,
             sha: Some("0123456789abcdef0123456789abcdef01234567".into()),
             time: at("2026-01-02T03:00:12Z"),
