@@ -176,7 +176,39 @@ pub fn compare(reviewed: &Plan, fresh: &Plan) -> Vec<Difference> {
     compare_images(reviewed, fresh, &mut differences);
     compare_terraform(reviewed, fresh, &mut differences);
     compare_objects(reviewed, fresh, &mut differences);
+    compare_hooks(reviewed, fresh, &mut differences);
     differences
+}
+
+/// The hooks a deploy runs (ARCHITECTURE.md, "Waves and hooks"), by phase and object: one
+/// reviewed to run and not run now, or the other way round, is a difference.
+fn compare_hooks(reviewed: &Plan, fresh: &Plan, differences: &mut Vec<Difference>) {
+    let hooks = |plan: &Plan| -> BTreeMap<String, String> {
+        plan.kubernetes
+            .iter()
+            .flat_map(|part| &part.hooks)
+            .map(|hook| {
+                (
+                    format!("{} hook {}", hook.phase, hook.object),
+                    hook.detail.clone(),
+                )
+            })
+            .collect()
+    };
+    let (before, now) = (hooks(reviewed), hooks(fresh));
+    for (object, reviewed, now) in pairs(&before, &now) {
+        if reviewed != now {
+            let state = |detail: Option<&String>| match detail {
+                Some(detail) => format!("runs ({detail})"),
+                None => "does not run".to_string(),
+            };
+            differences.push(Difference::Object {
+                object,
+                reviewed: state(reviewed),
+                now: state(now),
+            });
+        }
+    }
 }
 
 fn compare_images(reviewed: &Plan, fresh: &Plan, differences: &mut Vec<Difference>) {
@@ -381,6 +413,7 @@ mod tests {
             name: "web".into(),
         };
         plan.kubernetes = Some(KubernetesPart {
+            hooks: Vec::new(),
             objects: vec![ObjectChange {
                 object: web,
                 action: ObjectAction::Update,
@@ -419,6 +452,29 @@ mod tests {
         let image = &mut fresh.kubernetes.as_mut().unwrap().objects[0].fields[1];
         image.after = Some(format!("reg/web:t1@sha256:{DIGEST}"));
         assert_eq!(compare(&reviewed, &fresh), vec![]);
+    }
+
+    /// A hook reviewed to run that no longer runs (or the other way round) is a difference.
+    #[test]
+    fn a_hook_that_runs_otherwise_is_named() {
+        let mut reviewed = plan("t", "3");
+        reviewed
+            .kubernetes
+            .as_mut()
+            .unwrap()
+            .hooks
+            .push(crate::plan::PlannedHook {
+                phase: "PreSync".into(),
+                object: "Job blog/migrate-".into(),
+                source: "k8s/migrate.yaml:1:1".into(),
+                weight: 0,
+                detail: "BeforeHookCreation".into(),
+            });
+        let differences = compare(&reviewed, &plan("t", "3"));
+        assert_eq!(differences.len(), 1, "{differences:?}");
+        let text = differences[0].to_string();
+        assert!(text.contains("PreSync hook Job blog/migrate-"), "{text}");
+        assert!(text.contains("does not run"), "{text}");
     }
 
     #[test]
