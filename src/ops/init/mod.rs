@@ -13,7 +13,9 @@ use crate::diagnostics::UserError;
 mod skaffold;
 
 use skaffold::read_skaffold;
-pub use skaffold::{ParsedSkaffold, SkaffoldArtifact, SkaffoldManifests, parse_skaffold};
+pub use skaffold::{
+    ParsedSkaffold, SkaffoldArtifact, SkaffoldConfig, SkaffoldManifests, parse_skaffold,
+};
 
 /// What `init` was asked.
 #[derive(Debug, Clone)]
@@ -98,7 +100,7 @@ pub fn init(root: &Path, options: &InitOptions) -> Result<InitReport> {
         written: Vec::new(),
         next: String::new(),
     };
-    let skaffold = read_skaffold(root, &mut report)?;
+    let skaffold = read_skaffold(root, &options.env, &mut report)?;
     let apps = match &skaffold {
         Some(skaffold) if !skaffold.apps.is_empty() => skaffold.apps.clone(),
         _ => find_apps(root),
@@ -118,9 +120,11 @@ pub fn init(root: &Path, options: &InitOptions) -> Result<InitReport> {
         .map(|d| d.to_string());
     let overlay = find_overlay(root, &options.env);
 
+    let exclude = skaffold.as_ref().map_or(&[][..], |s| s.exclude.as_slice());
     let settings = settings_yaml(
         &apps,
         manifests.as_deref(),
+        exclude,
         terraform.as_deref(),
         overlay.is_some(),
         &mut report,
@@ -226,6 +230,7 @@ fn has_tf_files(dir: &Path) -> bool {
 fn settings_yaml(
     apps: &[FoundApp],
     manifests: Option<&str>,
+    exclude: &[String],
     terraform: Option<&str>,
     overlay: bool,
     report: &mut InitReport,
@@ -263,7 +268,10 @@ fn settings_yaml(
                 .push(format!("{} app(s): {}", apps.len(), names(apps)));
             for app in apps {
                 app_lines.push(format!("  {}:", app.name));
-                app_lines.push(format!("    dockerfile: {}", yaml_scalar(&app.dockerfile)));
+                // `<context>/Dockerfile` is the default: the context alone says it.
+                if app.dockerfile != join(&app.context, "Dockerfile") {
+                    app_lines.push(format!("    dockerfile: {}", yaml_scalar(&app.dockerfile)));
+                }
                 app_lines.push(format!("    context: {}", yaml_scalar(&app.context)));
                 if !app.build_args.is_empty() {
                     let args: Vec<String> = app
@@ -287,6 +295,14 @@ fn settings_yaml(
             report.found.push(format!("manifests in `{dir}/`"));
             if dir != "infrastructure/kubernetes" {
                 paths.push(format!("  kubernetes: {}", yaml_scalar(dir)));
+            }
+            if !exclude.is_empty() {
+                report.found.push(format!(
+                    "files in `{dir}/` that no skaffold config lists, excluded: {}",
+                    exclude.join(", ")
+                ));
+                paths.push("  exclude:".into());
+                paths.extend(exclude.iter().map(|g| format!("    - {}", yaml_string(g))));
             }
         }
         // The environment's overlay is its manifests directory.
@@ -545,10 +561,9 @@ mod tests {
             settings.contains("kubernetes: kubernetes-manifests"),
             "{settings}"
         );
-        assert!(
-            settings.contains("dockerfile: src/cart/src/Dockerfile"),
-            "{settings}"
-        );
+        // `<context>/Dockerfile`: the context alone says it.
+        assert!(settings.contains("context: src/cart/src"), "{settings}");
+        assert!(!settings.contains("dockerfile:"), "{settings}");
         assert!(
             settings.contains("build_args: { MODE: \"prod\" }"),
             "{settings}"
