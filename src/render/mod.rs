@@ -21,6 +21,7 @@ pub mod digests;
 pub mod emit;
 pub mod kustomize;
 pub mod template;
+pub mod used_images;
 pub mod validate;
 
 use std::collections::{BTreeMap, HashMap};

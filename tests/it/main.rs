@@ -4,6 +4,7 @@
 mod support;
 
 mod adopt;
+mod adopt_skaffold;
 mod agent;
 mod agent_cli;
 mod agent_metrics;

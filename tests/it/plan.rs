@@ -565,7 +565,7 @@ fn check_markdown(text: &str) {
 
 /// The first image builder (docker, podman, buildah) that works here; `None` after a loud SKIP
 /// line (a failure under `GITSHIP_REQUIRE_TOOLS=1`) when none does.
-fn working_builder() -> Option<&'static str> {
+pub(crate) fn working_builder() -> Option<&'static str> {
     let builder = ["docker", "podman", "buildah"].into_iter().find(|tool| {
         Command::new(tool)
             .arg("version")
