@@ -313,3 +313,84 @@ pub(super) fn skaffold_artifact(root: &Path, artifact: &SkaffoldArtifact) -> Opt
         target: artifact.target.clone(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report() -> InitReport {
+        InitReport {
+            format_version: super::super::FORMAT_VERSION,
+            found: Vec::new(),
+            assumed: Vec::new(),
+            written: Vec::new(),
+            next: String::new(),
+        }
+    }
+
+    fn write(root: &Path, path: &str, text: &str) {
+        let path = root.join(path);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    }
+
+    /// A required file that is a link out of the repository is not read.
+    #[test]
+    fn a_required_file_linked_out_of_the_repository_is_refused() {
+        let outside = tempfile::tempdir().unwrap();
+        write(outside.path(), "skaffold.yaml", "metadata: {name: x}\n");
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().canonicalize().unwrap();
+        write(&root, "skaffold.yaml", "requires:\n  - path: vendor\n");
+        std::fs::create_dir_all(root.join("vendor")).unwrap();
+        std::os::unix::fs::symlink(
+            outside.path().join("skaffold.yaml"),
+            root.join("vendor/skaffold.yaml"),
+        )
+        .unwrap();
+        let error = read_skaffold(&root, "dev", &mut report()).unwrap_err();
+        let text = crate::diagnostics::render(&error);
+        assert!(
+            text.contains("skaffold config `vendor/skaffold.yaml`"),
+            "{text}"
+        );
+        assert!(text.contains("outside the repository"), "{text}");
+    }
+
+    /// Manifests of several configs in several directories: their common parent, and the files
+    /// below it that no config lists excluded; what matches nothing is said.
+    #[test]
+    fn manifests_in_several_directories_become_one_with_exclusions() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().canonicalize().unwrap();
+        write(
+            &root,
+            "skaffold.yaml",
+            "manifests:\n  rawYaml: [deploy/a/*.yaml, deploy/gone/*.yaml]\n---\nrequires:\n  - path: b/skaffold.yaml\n",
+        );
+        write(
+            &root,
+            "b/skaffold.yaml",
+            "manifests:\n  rawYaml: [../deploy/b/x.yaml]\n",
+        );
+        for file in [
+            "deploy/a/1.yaml",
+            "deploy/b/x.yaml",
+            "deploy/b/y.yaml",
+            "deploy/docs/z.yaml",
+        ] {
+            write(&root, file, "kind: ConfigMap\n");
+        }
+        let mut report = report();
+        let skaffold = read_skaffold(&root, "dev", &mut report).unwrap().unwrap();
+        assert_eq!(skaffold.manifests.as_deref(), Some("deploy"));
+        assert_eq!(skaffold.exclude, ["b/y.yaml", "docs/**"]);
+        assert!(
+            report
+                .assumed
+                .iter()
+                .any(|a| a.contains("`deploy/gone/*.yaml` match no file")),
+            "{report:?}"
+        );
+    }
+}
