@@ -2,7 +2,9 @@
 //! names its image (`<registry>/<app>:<tag>`, with or without a digest), wherever the render put
 //! it: `${images.<app>}`, a bare image name ([`super::bare_images`]), a kustomize `images:`
 //! entry. An app no object names is neither built nor pushed for that environment (ARCHITECTURE.md,
-//! "the image stage"). Read from the objects already rendered: nothing is rendered again.
+//! "the image stage"). Read from the objects already rendered: nothing is rendered again. An
+//! environment that renders no object at all (a repository that only builds its images) uses
+//! every app.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -10,8 +12,12 @@ use serde_json::Value;
 
 use crate::model::{ImageRef, Manifest};
 
-/// The apps of `images` whose image one of `manifests` names.
+/// The apps of `images` whose image one of `manifests` names; every app when there is no
+/// object.
 pub fn used_apps(manifests: &[Manifest], images: &BTreeMap<String, ImageRef>) -> BTreeSet<String> {
+    if manifests.is_empty() {
+        return images.keys().cloned().collect();
+    }
     let tagged: Vec<(&String, String)> = images
         .iter()
         .map(|(app, image)| (app, image.tagged()))
@@ -77,5 +83,7 @@ mod tests {
             used_apps(&in_a_value, &images),
             BTreeSet::from(["web-api".to_string()])
         );
+        // No object at all: a repository that only builds its images.
+        assert_eq!(used_apps(&[], &images).len(), 3);
     }
 }
