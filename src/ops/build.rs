@@ -1,5 +1,6 @@
 //! `build`: build and push the images whose content tag is not in the registry yet.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use anyhow::Result;
@@ -8,6 +9,7 @@ use crate::diagnostics::user_error;
 use crate::image::{self, BuildOptions, BuildRequest, Registry};
 /// What `build` returns per app, as the image stage reports it.
 pub use crate::image::{BuildAction, BuildResult};
+use crate::model::ImageRef;
 use crate::output::Printer;
 use crate::repo::{EnvConfig, Repository};
 
@@ -50,7 +52,10 @@ pub async fn build(
 ) -> Result<BuildReport> {
     let repo = Repository::discover(repo_dir).map_err(user_error)?;
     let config = repo.load_env(env).map_err(user_error)?;
-    let requests = requests(&repo, &config, settings.allow_dirty)?;
+    let (requests, unused) = requests(&repo, &config, settings.allow_dirty)?;
+    for app in &unused {
+        printer.status(&format!("image `{app}` not built: not used by `{env}`"));
+    }
     if requests.is_empty() {
         printer.status(&format!("environment `{env}` has no apps to build"));
     }
@@ -70,26 +75,62 @@ pub async fn build(
     })
 }
 
-/// What `build` builds: one request per app, from the apps' image references (computed once,
-/// as for a plan or a deploy) at `HEAD`; a dirty work tree is refused where the environment
-/// requires a clean one, unless `allow_dirty`.
+/// What `build` builds: one request per app the environment uses, from the apps' image
+/// references (computed once, as for a plan or a deploy) at `HEAD`; and the apps it does not
+/// use (no rendered object names their image: not built). A dirty work tree is refused where
+/// the environment requires a clean one, unless `allow_dirty`.
 pub fn requests(
     repo: &Repository,
     config: &EnvConfig,
     allow_dirty: bool,
-) -> Result<Vec<BuildRequest>> {
+) -> Result<(Vec<BuildRequest>, Vec<String>)> {
     if repo.apps.is_empty() {
-        return Ok(Vec::new());
+        return Ok((Vec::new(), Vec::new()));
     }
     image::require_clean_tree(repo, config, allow_dirty).map_err(user_error)?;
-    let references = image::image_refs(repo, config).map_err(user_error)?;
+    let mut references = image::image_refs(repo, config).map_err(user_error)?;
+    let used = used_apps(repo, config, &references)?;
+    let unused = references
+        .keys()
+        .filter(|app| !used.contains(*app))
+        .cloned()
+        .collect();
+    references.retain(|app, _| used.contains(app));
     let revision = crate::git::head_sha(&repo.root).map_err(|source| {
         user_error(image::RequestError::Revision {
             root: repo.root.clone(),
             source,
         })
     })?;
-    Ok(image::build_requests(repo, &revision, references.values()))
+    Ok((
+        image::build_requests(repo, &revision, references.values()),
+        unused,
+    ))
+}
+
+/// The apps whose image the environment's objects name, rendered as `validate` renders them
+/// (Terraform's outputs as placeholders).
+fn used_apps(
+    repo: &Repository,
+    config: &EnvConfig,
+    references: &BTreeMap<String, ImageRef>,
+) -> Result<BTreeSet<String>> {
+    let module = crate::terraform::TerraformSettings::for_environment(repo, config)
+        .map(|settings| crate::terraform::static_check::check_static(&settings))
+        .transpose()
+        .map_err(user_error)?;
+    let outputs = crate::ops::validate::static_outputs(module.as_ref());
+    let manifests = crate::ops::render::render_noted(
+        repo,
+        config,
+        references.clone(),
+        outputs,
+        crate::render::UnknownOutputs::Placeholder,
+    )?
+    .manifests;
+    Ok(crate::render::used_images::used_apps(
+        &manifests, references,
+    ))
 }
 
 /// What `build` and a deploy are asked of the image stage: `--force-build`, `--jobs`,

@@ -694,6 +694,7 @@ impl Intent {
         if !request.allow_empty {
             crate::ops::render::require_objects(&session.repo, &session.config, checked.len())?;
         }
+        let builds = only_used(session, builds, &checked, &images);
         if session.sandbox {
             for image in images.values() {
                 session.printer.status(&format!(
@@ -938,11 +939,11 @@ impl ManifestSource {
         match self {
             ManifestSource::Render { mut images } => {
                 pin_built(&mut images, built);
-                let deployed = deployed_images(&images);
-                Ok((
-                    session.render(images, outputs, UnknownOutputs::Error)?,
-                    deployed,
-                ))
+                let manifests = session.render(images.clone(), outputs, UnknownOutputs::Error)?;
+                // The record names the images the objects run, not the apps left unbuilt.
+                let used = crate::render::used_images::used_apps(&manifests, &images);
+                images.retain(|app, _| used.contains(app));
+                Ok((manifests, deployed_images(&images)))
             }
             ManifestSource::Stored(stored) => Ok((stored.manifests, stored.images)),
             ManifestSource::Saved {
@@ -981,6 +982,28 @@ fn pin_built(images: &mut BTreeMap<String, ImageRef>, built: &[BuildResult]) {
             reference.digest = Some(image.digest.clone());
         }
     }
+}
+
+/// The builds of the apps `checked` (the environment's rendered objects) uses: an app no object
+/// names is neither built nor pushed ([`crate::render::used_images`]).
+fn only_used(
+    session: &Session,
+    mut builds: Vec<BuildRequest>,
+    checked: &[Manifest],
+    images: &BTreeMap<String, ImageRef>,
+) -> Vec<BuildRequest> {
+    let used = crate::render::used_images::used_apps(checked, images);
+    builds.retain(|build| {
+        let keep = used.contains(&build.app.name);
+        if !keep {
+            session.printer.status(&format!(
+                "image `{}` not built: not used by `{}`",
+                build.app.name, session.config.name
+            ));
+        }
+        keep
+    });
+    builds
 }
 
 /// Build and push `requests` (nothing to do in the sandbox or when every tag exists).

@@ -152,6 +152,7 @@ async fn plan_revision(
 
     let (manifests, substitutions) = render_noted(session, images.clone(), outputs.clone())?;
     plan.image_substitutions = substitutions;
+    mark_unused(&mut plan, &manifests, &images);
     let mut kubernetes = None;
     let connection = match connection {
         Some(connection) => Some(connection),
@@ -171,6 +172,18 @@ async fn plan_revision(
         images,
         kubernetes,
     })
+}
+
+/// The plan's images that no rendered object names: not built, and said so (a deploy of this
+/// plan builds only what is marked [`plan::ImageAction::Build`]).
+fn mark_unused(plan: &mut Plan, manifests: &[Manifest], images: &BTreeMap<String, ImageRef>) {
+    let used = crate::render::used_images::used_apps(manifests, images);
+    for image in &mut plan.images {
+        if !used.contains(&image.app) {
+            image.action = plan::ImageAction::Unused;
+            image.reason = Some(format!("not used by {}: not built", plan.environment));
+        }
+    }
 }
 
 /// `diff`: the Kubernetes part of the plan alone. Terraform is not planned: the manifests render

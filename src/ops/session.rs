@@ -729,7 +729,9 @@ mod tests {
             "{refused:#}"
         );
         assert_eq!(computed() - before, apps, "build: one content tag per app");
-        let requests = crate::ops::build::requests(&session.repo, &session.config, false).unwrap();
+        let (requests, unused) =
+            crate::ops::build::requests(&session.repo, &session.config, false).unwrap();
+        assert!(unused.is_empty(), "{unused:?}");
         let built = by_app(
             requests
                 .iter()

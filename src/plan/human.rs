@@ -134,6 +134,11 @@ fn write_images(out: &mut String, plan: &Plan, color: bool) {
                 style::DIM,
                 Some(" (sandbox: registry not checked)".to_string()),
             ),
+            ImageAction::Unused => (
+                "- unused",
+                style::DIM,
+                image.reason.as_deref().map(|r| format!(" ({r})")),
+            ),
         };
         let _ = writeln!(
             out,

@@ -93,6 +93,7 @@ fn images_section(plan: &Plan) -> Section {
                 ImageAction::Build => "build",
                 ImageAction::Reuse => "reuse",
                 ImageAction::Unchecked => "unchecked",
+                ImageAction::Unused => "unused",
             };
             let reason = image
                 .reason

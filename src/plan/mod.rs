@@ -178,6 +178,8 @@ pub enum ImageAction {
     Reuse,
     /// The registry was not asked (`--sandbox`): the reference is computed, nothing is built.
     Unchecked,
+    /// No object of the environment names the app's image: it is neither built nor pushed.
+    Unused,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -441,14 +443,15 @@ impl Plan {
     }
 
     pub fn image_counts(&self) -> Counts {
-        let build = self
-            .images
-            .iter()
-            .filter(|i| i.action == ImageAction::Build)
-            .count();
+        let count = |action: ImageAction| self.images.iter().filter(|i| i.action == action).count();
+        let build = count(ImageAction::Build);
         Counts {
             create: build,
-            unchanged: self.images.len() - build,
+            unchanged: self
+                .images
+                .len()
+                .saturating_sub(build)
+                .saturating_sub(count(ImageAction::Unused)),
             ..Counts::default()
         }
     }

@@ -22,6 +22,7 @@ pub mod emit;
 pub mod helm;
 pub mod kustomize;
 pub mod template;
+pub mod used_images;
 pub mod validate;
 
 use std::collections::{BTreeMap, HashMap};

@@ -696,7 +696,8 @@ fn apply_app_override(
     let discovered = apps.iter().position(|a| a.name == name);
     let index = match discovered {
         Some(index) => index,
-        None if configured.dockerfile.is_some() => {
+        // A new app: its Dockerfile, or its context alone (`<context>/Dockerfile`).
+        None if configured.dockerfile.is_some() || configured.context.is_some() => {
             apps.push(App {
                 name: name.to_string(),
                 dockerfile: PathBuf::new(),
@@ -710,9 +711,11 @@ fn apply_app_override(
             let known: Vec<&str> = apps.iter().map(|a| a.name.as_str()).collect();
             let hint = match did_you_mean(name, known.iter().copied()) {
                 Some(s) => format!(
-                    "did you mean `{s}`? (or set `apps.{name}.dockerfile` to declare a new app)"
+                    "did you mean `{s}`? (or set `apps.{name}.context` to declare a new app)"
                 ),
-                None => format!("set `apps.{name}.dockerfile` to declare a new app"),
+                None => format!(
+                    "set `apps.{name}.context` (and `dockerfile` unless it is `<context>/Dockerfile`) to declare a new app"
+                ),
             };
             return Err(RepoError::BrokenLayout {
                 message: format!("{location}: `apps.{name}` does not match any app directory"),
@@ -733,6 +736,9 @@ fn apply_app_override(
     }
     if let Some(context) = &configured.context {
         app.context = root.join(context);
+        if configured.dockerfile.is_none() && discovered.is_none() {
+            app.dockerfile = app.context.join("Dockerfile");
+        }
     }
     app.build_args = configured.build_args.clone();
     app.target = configured.target.clone();

@@ -274,10 +274,12 @@ deploy:
 
     let rendered = adopt(&repo, "dev");
     let settings = std::fs::read_to_string(repo.path().join("gitship.yaml")).expect("gitship.yaml");
+    // The Dockerfile is `<context>/Dockerfile`: the context alone says it.
     assert!(
-        settings.contains("dockerfile: src/cartservice/src/Dockerfile"),
+        settings.contains("context: src/cartservice/src"),
         "{settings}"
     );
+    assert!(!settings.contains("dockerfile:"), "{settings}");
     assert_eq!(rendered.len(), 7, "{rendered:#?}");
     for app in ["adservice", "cartservice", "frontend"] {
         let deployment = find(&rendered, "Deployment", app);

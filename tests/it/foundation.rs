@@ -713,6 +713,41 @@ fn gitship_yaml_overrides_the_layout() {
     );
 }
 
+/// An app declared by its `context:` alone: its Dockerfile is `<context>/Dockerfile` (what
+/// `init` writes for each Skaffold artifact with the default Dockerfile).
+#[test]
+fn an_app_is_declared_by_its_context_alone() {
+    let repo = TempRepo::new();
+    repo.write("services/api/Dockerfile", "FROM scratch\n")
+        .write(
+            "infrastructure/kubernetes/api.yaml",
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: images\ndata:\n  api: ${images.api}\n",
+        )
+        .write("config/dev.yaml", "cluster:\n  namespace: shop\nregistry: r.example/shop\n")
+        .write("gitship.yaml", "apps:\n  api:\n    context: services/api\n");
+    repo.commit("initial");
+    let result = repo.gitship(&["render", "dev"]);
+    assert_eq!(result.code, 0, "{}", result.stderr);
+    let docs = parse_stream(&result.stdout);
+    assert!(
+        docs[0]["data"]["api"]
+            .as_str()
+            .expect("api")
+            .starts_with("r.example/shop/api:")
+    );
+
+    repo.write("gitship.yaml", "apps:\n  api:\n    context: services\n");
+    let missing = repo.gitship(&["render", "dev"]);
+    assert_eq!(missing.code, 1);
+    assert!(
+        missing
+            .stderr
+            .contains("the Dockerfile of app `api` does not exist: `services/Dockerfile`"),
+        "{}",
+        missing.stderr
+    );
+}
+
 #[test]
 fn every_layer_is_optional() {
     // Only manifests.

@@ -5,6 +5,7 @@ mod support;
 
 mod adopt;
 mod adopt_layouts;
+mod adopt_skaffold;
 mod agent;
 mod agent_cli;
 mod agent_metrics;

@@ -17,7 +17,9 @@ mod skaffold;
 
 use layout::ManifestsFound;
 use skaffold::read_skaffold;
-pub use skaffold::{ParsedSkaffold, SkaffoldArtifact, SkaffoldManifests, parse_skaffold};
+pub use skaffold::{
+    ParsedSkaffold, SkaffoldArtifact, SkaffoldConfig, SkaffoldManifests, parse_skaffold,
+};
 
 /// What `init` was asked.
 #[derive(Debug, Clone)]
@@ -51,6 +53,24 @@ pub struct InitReport {
     pub written: Vec<PathBuf>,
     /// The commands to run next, in order.
     pub next: Vec<String>,
+}
+
+impl InitReport {
+    /// An empty report for `environment`.
+    fn new(environment: &str) -> InitReport {
+        InitReport {
+            format_version: FORMAT_VERSION,
+            environment: environment.to_string(),
+            found: Vec::new(),
+            deploy: Vec::new(),
+            build: Vec::new(),
+            not_used: Vec::new(),
+            assumed: Vec::new(),
+            edit: Vec::new(),
+            written: Vec::new(),
+            next: Vec::new(),
+        }
+    }
 }
 
 /// An app as `init` found it (paths relative to the root, `/`-separated).
@@ -107,19 +127,8 @@ pub fn init(root: &Path, options: &InitOptions) -> Result<InitReport> {
         )
         .into());
     }
-    let mut report = InitReport {
-        format_version: FORMAT_VERSION,
-        environment: options.env.clone(),
-        found: Vec::new(),
-        deploy: Vec::new(),
-        build: Vec::new(),
-        not_used: Vec::new(),
-        assumed: Vec::new(),
-        edit: Vec::new(),
-        written: Vec::new(),
-        next: Vec::new(),
-    };
-    let skaffold = read_skaffold(root, &mut report)?;
+    let mut report = InitReport::new(&options.env);
+    let skaffold = read_skaffold(root, &options.env, &mut report)?;
     let apps = match &skaffold {
         Some(skaffold) if !skaffold.apps.is_empty() => skaffold.apps.clone(),
         _ => find_apps(root),
@@ -220,11 +229,22 @@ fn find_manifests(
     terraform: &TerraformUse,
 ) -> ManifestsFound {
     let mut found = ManifestsFound::default();
-    if let Some(dir) = skaffold.and_then(|s| s.manifests.clone()) {
+    if let Some(skaffold) = skaffold
+        && let Some(dir) = skaffold.manifests.clone()
+    {
         found
             .reasons
             .push(format!("`skaffold.yaml` deploys the manifests in `{dir}/`"));
+        if !skaffold.exclude.is_empty() {
+            found.reasons.push(format!(
+                "files in `{dir}/` that no skaffold config lists, excluded: {}",
+                skaffold.exclude.join(", ")
+            ));
+        }
+        found.exclude.extend(skaffold.exclude.iter().cloned());
         found.shared = Some(dir);
+        // Skaffold's globs say what is deployed: nothing more to exclude.
+        return found;
     } else {
         found.own = layout::find_own(root, &options.env, &mut found);
         let mut shared_reasons = ManifestsFound::default();
@@ -408,7 +428,10 @@ fn settings_yaml(apps: &[FoundApp], decided: &Decided, report: &mut InitReport) 
                 .push(format!("{} app(s): {}", apps.len(), names(apps)));
             for app in apps {
                 app_lines.push(format!("  {}:", app.name));
-                app_lines.push(format!("    dockerfile: {}", yaml_scalar(&app.dockerfile)));
+                // `<context>/Dockerfile` is the default: the context alone says it.
+                if app.dockerfile != join(&app.context, "Dockerfile") {
+                    app_lines.push(format!("    dockerfile: {}", yaml_scalar(&app.dockerfile)));
+                }
                 app_lines.push(format!("    context: {}", yaml_scalar(&app.context)));
                 if !app.build_args.is_empty() {
                     let args: Vec<String> = app
@@ -743,10 +766,9 @@ mod tests {
             settings.contains("kubernetes: kubernetes-manifests"),
             "{settings}"
         );
-        assert!(
-            settings.contains("dockerfile: src/cart/src/Dockerfile"),
-            "{settings}"
-        );
+        // `<context>/Dockerfile`: the context alone says it.
+        assert!(settings.contains("context: src/cart/src"), "{settings}");
+        assert!(!settings.contains("dockerfile:"), "{settings}");
         assert!(
             settings.contains("build_args: { MODE: \"prod\" }"),
             "{settings}"
