@@ -20,23 +20,23 @@ use kube::api::{Api, DeleteParams, Patch, PatchParams};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::kube::KubeError;
-use crate::kube::apply::{self, Applied};
-use crate::kube::check::{self, Checked, Prepared};
-use crate::kube::discovery::{self, Resources};
-use crate::kube::health::{self, Health};
-use crate::kube::inventory::{
+use crate::KubeError;
+use crate::apply::{self, Applied};
+use crate::check::{self, Checked, Prepared};
+use crate::discovery::{self, Resources};
+use crate::health::{self, Health};
+use crate::inventory::{
     self, DeployOutcome, DeployRecord, Inventory, InventoryEntry, RecordCounts, RecordError,
     RecordExtras, RecordSource,
 };
-use crate::kube::lock::{self, DeployLock, LockOptions};
-use crate::kube::order::{self, Position};
-use crate::kube::progress::Progress;
-use crate::kube::prune::{self, PruneDecision};
-use crate::kube::retry::{RetryPolicy, status_code};
-use crate::kube::revisions;
-use crate::model::{Environment, FIELD_MANAGER, MANAGED_BY_LABEL, Manifest, ObjectId};
-use crate::output::Printer;
+use crate::lock::{self, DeployLock, LockOptions};
+use crate::order::{self, Position};
+use crate::progress::Progress;
+use crate::prune::{self, PruneDecision};
+use crate::retry::{RetryPolicy, status_code};
+use crate::revisions;
+use gitship_foundation::model::{Environment, FIELD_MANAGER, MANAGED_BY_LABEL, Manifest, ObjectId};
+use gitship_foundation::output::Printer;
 
 /// How to deploy.
 #[derive(Debug, Clone)]
@@ -834,7 +834,7 @@ async fn prune_one(run: &Run<'_>, candidate: &InventoryEntry) -> Result<PruneDec
     let id = candidate.id();
     let api_error = |source: kube::Error| KubeError::Api {
         object: id.to_string(),
-        message: crate::kube::error_message(&source),
+        message: crate::error_message(&source),
         source,
     };
     let Some(resolved) = resources
@@ -856,7 +856,7 @@ async fn prune_one(run: &Run<'_>, candidate: &InventoryEntry) -> Result<PruneDec
         .await
     {
         Err(error) if status_code(&error) == Some(403) => {
-            return Ok(PruneDecision::Forbidden(crate::kube::error_message(&error)));
+            return Ok(PruneDecision::Forbidden(crate::error_message(&error)));
         }
         read => read.map_err(api_error)?,
     };
@@ -1087,10 +1087,10 @@ async fn validate_changed(
             }
             Err(error) if status_code(&error) == Some(404) => {}
             Err(error)
-                if crate::kube::immutable_field(&error).is_some()
-                    && crate::model::annotation(
+                if crate::immutable_field(&error).is_some()
+                    && gitship_foundation::model::annotation(
                         &prepared.body,
-                        crate::model::REPLACE_ANNOTATION,
+                        gitship_foundation::model::REPLACE_ANNOTATION,
                     ) == Some("true") => {}
             Err(error) => refused.push(prepared.error(error)),
         }
@@ -1146,7 +1146,7 @@ async fn resolve_with_patience(
     let (client, resources, options) = (run.client, run.resources, run.options);
     let api_error = |source: kube::Error| KubeError::Api {
         object: format!("{api_version} {kind}"),
-        message: crate::kube::error_message(&source),
+        message: crate::error_message(&source),
         source,
     };
     for _ in 0..20 {
@@ -1184,7 +1184,7 @@ async fn apply_groups(
         groups.entry(prepared.position).or_default().push(prepared);
     }
     for (_, group) in groups {
-        if crate::process::is_interrupted() {
+        if gitship_foundation::process::is_interrupted() {
             return Err(KubeError::Interrupted);
         }
         if let Some(first) = group.first() {
@@ -1195,7 +1195,7 @@ async fn apply_groups(
         // the requests of a deploy (an object created by someone else between the LIST and
         // the apply is not checked for ownership; the deploy lock keeps gitship out).
         let references: Vec<&Prepared> = group.iter().collect();
-        let mut known = crate::kube::live::read_live(client, &references, &options.retry).await;
+        let mut known = crate::live::read_live(client, &references, &options.retry).await;
         drop(references);
         let previous = digests.previous;
         let results: Vec<ApplyResult> = futures::stream::iter(group)
@@ -1294,7 +1294,7 @@ async fn wait_healthy(run: &Run<'_>, objects: &[Prepared]) -> Result<(), KubeErr
     }
     let retry = &options.retry;
     let mut last = None;
-    if crate::process::is_interrupted() {
+    if gitship_foundation::process::is_interrupted() {
         return Err(KubeError::Interrupted);
     }
     let outcome = health::wait(client, objects, options.timeout, retry, |ready, total| {
@@ -1306,10 +1306,10 @@ async fn wait_healthy(run: &Run<'_>, objects: &[Prepared]) -> Result<(), KubeErr
     .await
     .map_err(|source| KubeError::Api {
         object: "health check".into(),
-        message: crate::kube::error_message(&source),
+        message: crate::error_message(&source),
         source,
     })?;
-    if crate::process::is_interrupted() {
+    if gitship_foundation::process::is_interrupted() {
         return Err(KubeError::Interrupted);
     }
     if outcome.unhealthy.is_empty() {

@@ -13,7 +13,7 @@ use kube::core::GroupVersion;
 use kube::discovery::{ApiCapabilities, ApiResource, Scope};
 use tokio::sync::Mutex;
 
-use crate::kube::retry::{RetryPolicy, status_code};
+use crate::retry::{RetryPolicy, status_code};
 
 /// A resolved kind.
 #[derive(Debug, Clone, PartialEq)]

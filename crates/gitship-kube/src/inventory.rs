@@ -17,9 +17,9 @@ use kube::api::{Api, Patch, PatchParams};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::kube::KubeError;
-use crate::kube::retry::RetryPolicy;
-use crate::model::{FIELD_MANAGER, MANAGED_BY_LABEL, ObjectId, group_of};
+use crate::KubeError;
+use crate::retry::RetryPolicy;
+use gitship_foundation::model::{FIELD_MANAGER, MANAGED_BY_LABEL, ObjectId, group_of};
 
 const OBJECTS_KEY: &str = "inventory.json";
 const HISTORY_KEY: &str = "history.json";
@@ -110,7 +110,7 @@ pub struct DeployRecord {
     pub repeats: u32,
     /// A successful deploy: the record (`#N`) whose stored manifests are what this one applied
     /// (its own number, or an earlier record's when they are the same), in the revisions Secret
-    /// ([`crate::kube::revisions`]).
+    /// ([`crate::revisions`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub manifests: Option<u64>,
 }
@@ -334,7 +334,7 @@ pub fn digest_key(id: &ObjectId) -> String {
 /// guesses of its values.
 pub fn applied_digest(body: &Value) -> Option<String> {
     use sha2::{Digest, Sha256};
-    if crate::model::is_secret(body) {
+    if gitship_foundation::model::is_secret(body) {
         return None;
     }
     let text = serde_json::to_vec(body).ok()?;
@@ -344,7 +344,7 @@ pub fn applied_digest(body: &Value) -> Option<String> {
 
 /// The inventory ConfigMap's name for `environment`.
 pub fn configmap_name(environment: &str) -> String {
-    crate::model::reserved_name(environment)
+    gitship_foundation::model::reserved_name(environment)
 }
 
 /// The name of the inventory's copy, `gitship-<env>.history`: the objects, the history, the pin
@@ -562,7 +562,7 @@ pub async fn store(
         .await
         .map_err(|source| KubeError::Api {
             object,
-            message: crate::kube::error_message(&source),
+            message: crate::error_message(&source),
             source,
         })?;
     // The copy: the same data under the copy's name. The deploy is recorded already, so a copy
@@ -573,7 +573,7 @@ pub async fn store(
     let patch = Patch::Apply(&copied);
     if let Err(error) = retry.run(&copy, || api.patch(&copy, &params, &patch)).await {
         tracing::warn!(
-            error = %crate::kube::error_message(&error),
+            error = %crate::error_message(&error),
             "could not write the inventory's copy `{copy}`"
         );
     }

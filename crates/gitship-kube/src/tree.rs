@@ -22,10 +22,10 @@ use kube::api::{Api, ApiResource, DynamicObject, ListParams};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::kube::health::{self, Health};
-use crate::kube::inventory::InventoryEntry;
-use crate::kube::retry::RetryPolicy;
-use crate::model::ObjectId;
+use crate::health::{self, Health};
+use crate::inventory::InventoryEntry;
+use crate::retry::RetryPolicy;
+use gitship_foundation::model::ObjectId;
 
 /// The most ReplicaSets kept per Deployment (the current one first, then the newest).
 pub const MAX_REPLICA_SETS: usize = 5;
@@ -162,7 +162,7 @@ impl ObjectNode {
 
     pub fn id(&self) -> ObjectId {
         ObjectId {
-            group: crate::model::group_of(&self.api_version).to_string(),
+            group: gitship_foundation::model::group_of(&self.api_version).to_string(),
             kind: self.kind.clone(),
             namespace: self.namespace.clone(),
             name: self.name.clone(),
@@ -289,7 +289,7 @@ async fn list(
         let page = retry
             .run(&format!("list {}", resource.plural), || api.list(&params))
             .await
-            .map_err(|error| crate::kube::error_message(&error))?;
+            .map_err(|error| crate::error_message(&error))?;
         for item in page.items {
             if let Ok(value) = serde_json::to_value(item) {
                 keep(value);
@@ -323,7 +323,7 @@ fn int(item: &Value, pointer: &str) -> i64 {
 
 /// `deployment.kubernetes.io/revision` of a Deployment or ReplicaSet.
 fn revision(item: &Value) -> Option<u64> {
-    crate::model::annotation(item, "deployment.kubernetes.io/revision")?
+    gitship_foundation::model::annotation(item, "deployment.kubernetes.io/revision")?
         .parse()
         .ok()
 }

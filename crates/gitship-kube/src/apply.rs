@@ -4,7 +4,7 @@
 //! namespace is filled in for namespaced kinds, and the ownership annotation
 //! (`gitship.dev/owned-by: <env>`) and `app.kubernetes.io/managed-by: gitship` label are added.
 //! [`apply_object`] then skips objects whose dry-run result equals the live object (see
-//! [`crate::kube::diff`]), so a deploy with nothing to change sends no writes. Every request is
+//! [`crate::diff`]), so a deploy with nothing to change sends no writes. Every request is
 //! retried on transient failures. An immutable-field rejection names the field, and objects
 //! annotated `gitship.dev/replace: "true"` are deleted and recreated instead. An object the
 //! server is still deleting (a prune's foreground deletion, a finalizer) is created anew once it
@@ -17,11 +17,11 @@ use kube::api::{DeleteParams, Patch, PatchParams};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::kube::check::Prepared;
-use crate::kube::diff::{self, PlannedAction};
-use crate::kube::retry::{RetryPolicy, status_code};
-use crate::kube::{KubeError, error_message, immutable_field};
-use crate::model::{FIELD_MANAGER, REPLACE_ANNOTATION};
+use crate::check::Prepared;
+use crate::diff::{self, PlannedAction};
+use crate::retry::{RetryPolicy, status_code};
+use crate::{KubeError, error_message, immutable_field};
+use gitship_foundation::model::{FIELD_MANAGER, REPLACE_ANNOTATION};
 
 /// How long applying waits for an object the server is deleting to be gone.
 pub const DELETION_WAIT: Duration = Duration::from_secs(60);
@@ -117,7 +117,7 @@ pub async fn apply_object(
         live => live,
     };
     if let Some(live) = &live {
-        crate::kube::check::check_owner(prepared, live)?;
+        crate::check::check_owner(prepared, live)?;
         if known.applied_before && diff::compare_to_manifest(live, &prepared.body).is_empty() {
             return Ok(Applied::Unchanged);
         }
@@ -181,7 +181,7 @@ async fn replace_if_allowed(
     let Some(field) = immutable_field(&error) else {
         return Err(prepared.error(error));
     };
-    if crate::model::annotation(&prepared.body, REPLACE_ANNOTATION) != Some("true") {
+    if gitship_foundation::model::annotation(&prepared.body, REPLACE_ANNOTATION) != Some("true") {
         return Err(KubeError::Immutable {
             object: prepared.describe(),
             field,

@@ -621,7 +621,7 @@ pub fn manifest_changes(live: &Value, desired: &Value, manager: &str) -> Vec<Fie
 
 /// A Secret's `stringData.<key>` is stored as `data.<key>`: owning the one means owning the other.
 fn secret_tree_as_stored(object: &Value, mut tree: Value) -> Value {
-    if !crate::model::is_secret(object) {
+    if !gitship_foundation::model::is_secret(object) {
         return tree;
     }
     if let Some(map) = tree.as_object_mut()
@@ -818,7 +818,7 @@ fn removed(path: &FieldPath, live: &Value, trees: Trees<'_>, out: &mut Vec<Field
 /// A Secret's `stringData` moved into `data`, base64-encoded, as the server stores it.
 fn secret_as_stored(object: &Value) -> Cow<'_, Value> {
     use base64::Engine;
-    if !crate::model::is_secret(object) || object.get("stringData").is_none() {
+    if !gitship_foundation::model::is_secret(object) || object.get("stringData").is_none() {
         return Cow::Borrowed(object);
     }
     let mut object = object.clone();

@@ -9,12 +9,12 @@ use kube::Client;
 use kube::api::{Api, DynamicObject};
 use serde_json::Value;
 
-use crate::diagnostics::Location;
-use crate::kube::KubeError;
-use crate::kube::discovery::{self, Resolved, Resources};
-use crate::kube::order::{self, Position};
-use crate::kube::retry::RetryPolicy;
-use crate::model::{
+use gitship_foundation::diagnostics::Location;
+use crate::KubeError;
+use crate::discovery::{self, Resolved, Resources};
+use crate::order::{self, Position};
+use crate::retry::RetryPolicy;
+use gitship_foundation::model::{
     ADOPT_ANNOTATION, Environment, FIELD_MANAGER, MANAGED_BY_LABEL, Manifest, OWNED_BY_ANNOTATION,
     ObjectId, annotation,
 };
@@ -211,7 +211,7 @@ async fn check_one(
             object: format!("{kind} {name} ({})", object.source),
             message: format!(
                 "discovery of `{api_version}` failed: {}",
-                crate::kube::error_message(&source)
+                crate::error_message(&source)
             ),
             source,
         })?;
@@ -256,8 +256,8 @@ pub fn deferred_id(desired: &Manifest, namespaced: bool, environment: &Environme
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::kube::order::position;
-    use crate::model::{MANAGED_BY_LABEL, OWNED_BY_ANNOTATION};
+    use crate::order::position;
+    use gitship_foundation::model::{MANAGED_BY_LABEL, OWNED_BY_ANNOTATION};
     use kube::discovery::ApiResource;
     use serde_json::json;
 

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::output::Printer;
+use gitship_foundation::output::Printer;
 
 /// Progress of one deploy.
 #[derive(Debug)]

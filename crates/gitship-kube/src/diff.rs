@@ -16,16 +16,16 @@ use std::collections::BTreeSet;
 
 use futures::StreamExt;
 
-use crate::kube::KubeError;
-use crate::kube::apply;
-use crate::kube::check::{self, Checked, Prepared};
-use crate::kube::discovery::Resources;
-use crate::kube::fields::{self, FieldPath};
-pub use crate::kube::fields::{FieldChange, loosely_equal, parse_quantity};
-use crate::kube::inventory::{self, InventoryEntry};
-use crate::kube::prune;
-use crate::kube::retry::{RetryPolicy, status_code};
-use crate::model::{Environment, FIELD_MANAGER, Manifest, ObjectId, holds_unknown};
+use crate::KubeError;
+use crate::apply;
+use crate::check::{self, Checked, Prepared};
+use crate::discovery::Resources;
+use crate::fields::{self, FieldPath};
+pub use crate::fields::{FieldChange, loosely_equal, parse_quantity};
+use crate::inventory::{self, InventoryEntry};
+use crate::prune;
+use crate::retry::{RetryPolicy, status_code};
+use gitship_foundation::model::{Environment, FIELD_MANAGER, Manifest, ObjectId, holds_unknown};
 
 /// What applying an object would do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -197,7 +197,7 @@ pub async fn count_owned(
             .await
             .map_err(|e| prepared.error(e))?;
         if live.as_ref().is_some_and(|live| {
-            crate::model::annotation(live, crate::model::OWNED_BY_ANNOTATION)
+            gitship_foundation::model::annotation(live, gitship_foundation::model::OWNED_BY_ANNOTATION)
                 == Some(environment.name.as_str())
         }) {
             owned = owned.saturating_add(1);
@@ -224,8 +224,8 @@ pub async fn diff_object(
         Ok(result) => result,
         Err(error) if live.is_none() && status_code(&error) == Some(404) => prepared.body.clone(),
         Err(error)
-            if crate::kube::immutable_field(&error).is_some()
-                && crate::model::annotation(&prepared.body, crate::model::REPLACE_ANNOTATION)
+            if crate::immutable_field(&error).is_some()
+                && gitship_foundation::model::annotation(&prepared.body, gitship_foundation::model::REPLACE_ANNOTATION)
                     == Some("true") =>
         {
             let desired = prepared.body.clone();
@@ -247,7 +247,7 @@ pub async fn diff_object(
 }
 
 /// The [`ObjectDiff`] of an object that holds a value known only after apply
-/// ([`crate::model::KNOWN_AFTER_APPLY`]). It is never sent
+/// ([`gitship_foundation::model::KNOWN_AFTER_APPLY`]). It is never sent
 /// to the server, not even as a dry run: the placeholder is no valid value (a quantity, a port,
 /// a name), and the server would reject it or, worse, accept it as a string. As Terraform shows
 /// such a resource, the object is compared with its live counterpart over the fields the

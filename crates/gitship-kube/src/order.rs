@@ -17,7 +17,7 @@
 
 use serde_json::Value;
 
-use crate::model::WAVE_ANNOTATION;
+use gitship_foundation::model::WAVE_ANNOTATION;
 
 /// Kinds of the bootstrap stage, in order.
 pub const BOOTSTRAP_KINDS: &[&str] = &[
@@ -90,7 +90,7 @@ pub fn kind_rank(kind: &str) -> usize {
 
 /// The wave of an object, or the text of an invalid annotation.
 pub fn wave_of(object: &Value) -> Result<i64, String> {
-    match crate::model::annotation(object, WAVE_ANNOTATION) {
+    match gitship_foundation::model::annotation(object, WAVE_ANNOTATION) {
         None => Ok(0),
         Some(text) => text.trim().parse::<i64>().map_err(|_| {
             format!("annotation `{WAVE_ANNOTATION}` must be an integer, got `{text}`")
