@@ -11,24 +11,21 @@ pub mod agent;
 pub mod ci;
 pub mod cli;
 pub mod commands;
-pub mod diagnostics;
-pub mod duration;
 pub mod exit;
 pub mod git;
 pub mod image;
-pub mod kube;
 pub mod logging;
-pub mod model;
 pub mod ops;
-pub mod output;
 pub mod plan;
-pub mod private_file;
-pub mod process;
 pub mod render;
 pub mod repo;
 pub mod settings;
 pub mod terraform;
-pub mod tls;
+
+// The foundation and the Kubernetes stage are workspace crates (`crates/gitship-foundation`,
+// `crates/gitship-kube`); their modules keep their paths here.
+pub use gitship_foundation::{diagnostics, duration, model, output, private_file, process, tls};
+pub use gitship_kube as kube;
 
 pub use exit::Outcome;
 

@@ -60,7 +60,7 @@ pub struct DeployOptions {
     pub concurrency: usize,
     /// The Git commit being deployed.
     pub sha: Option<String>,
-    /// Who deploys (for the record and the lock holder): the caller reads it ([`crate::ci::who`]);
+    /// Who deploys (for the record and the lock holder): the caller reads it (`gitship`'s `ci::who`);
     /// the default names no one.
     pub who: String,
     /// What started the deploy, and for a heal what it puts back (for the record).

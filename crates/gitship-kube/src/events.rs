@@ -26,7 +26,7 @@ pub enum EventType {
 }
 
 /// Record one Event about `environment`'s inventory ConfigMap, reported by `reporter` (who
-/// deploys: [`crate::ci::who`], read by the caller).
+/// deploys: `gitship`'s `ci::who`, read by the caller).
 pub async fn record(
     client: &Client,
     environment: &Environment,

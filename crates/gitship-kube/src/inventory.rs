@@ -134,8 +134,10 @@ pub struct RecordError {
 }
 
 impl DeployRecord {
-    /// A bare record of `sha` for tests: by `ann`, now, nothing counted (unnumbered).
-    #[cfg(test)]
+    /// A bare record of `sha` for tests: by `ann`, now, nothing counted (unnumbered). The
+    /// `gitship` crate's unit tests reach it through the feature `test-fixtures` (a
+    /// dev-dependency feature: never in a release build).
+    #[cfg(any(test, feature = "test-fixtures"))]
     pub fn for_test(sha: &str, outcome: DeployOutcome, source: RecordSource) -> DeployRecord {
         DeployRecord {
             number: 0,
