@@ -122,7 +122,7 @@ pub fn paint(enabled: bool, style: Style, text: &str) -> String {
 /// variable names a file; `Ok(false)` when it is unset. `plan` and `drift` write their Markdown
 /// report there (already redacted: it is what `-o markdown` prints). Only a regular file is
 /// appended to ([`crate::private_file::append`]).
-pub fn append_step_summary(markdown: &str) -> Result<bool, crate::private_file::WriteError> {
+pub(crate) fn append_step_summary(markdown: &str) -> Result<bool, crate::private_file::WriteError> {
     let Some(path) = std::env::var_os("GITHUB_STEP_SUMMARY").filter(|p| !p.is_empty()) else {
         return Ok(false);
     };

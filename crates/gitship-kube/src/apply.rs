@@ -24,7 +24,7 @@ use crate::{KubeError, error_message, immutable_field};
 use gitship_foundation::model::{FIELD_MANAGER, REPLACE_ANNOTATION};
 
 /// How long applying waits for an object the server is deleting to be gone.
-pub const DELETION_WAIT: Duration = Duration::from_secs(60);
+pub(crate) const DELETION_WAIT: Duration = Duration::from_secs(60);
 
 /// What applying one object did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -38,7 +38,7 @@ pub enum Applied {
 }
 
 /// The live object, `None` when it does not exist.
-pub async fn get_live(
+pub(crate) async fn get_live(
     client: &Client,
     prepared: &Prepared,
     retry: &RetryPolicy,
@@ -53,7 +53,7 @@ pub async fn get_live(
 }
 
 /// One server-side apply (optionally `dryRun=All`) with field manager `gitship`.
-pub async fn server_side_apply(
+pub(crate) async fn server_side_apply(
     client: &Client,
     prepared: &Prepared,
     force: bool,
@@ -91,7 +91,7 @@ pub struct Known {
 /// [`diff::compare_to_manifest`] finds nothing), or the dry-run result equals the
 /// live object. The first needs no request: a field removed from the manifest changes the
 /// digest, and a field someone else changed differs, so either takes the dry run.
-pub async fn apply_object(
+pub(crate) async fn apply_object(
     client: &Client,
     prepared: &Prepared,
     known: Known,
@@ -146,7 +146,7 @@ pub async fn apply_object(
 }
 
 /// Whether the server is deleting `live` (it has a `deletionTimestamp`; finalizers hold it).
-pub fn is_being_deleted(live: &Value) -> bool {
+pub(crate) fn is_being_deleted(live: &Value) -> bool {
     live.pointer("/metadata/deletionTimestamp")
         .is_some_and(|timestamp| !timestamp.is_null())
 }

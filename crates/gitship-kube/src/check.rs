@@ -9,11 +9,11 @@ use kube::Client;
 use kube::api::{Api, DynamicObject};
 use serde_json::Value;
 
-use gitship_foundation::diagnostics::Location;
 use crate::KubeError;
 use crate::discovery::{self, Resolved, Resources};
 use crate::order::{self, Position};
 use crate::retry::RetryPolicy;
+use gitship_foundation::diagnostics::Location;
 use gitship_foundation::model::{
     ADOPT_ANNOTATION, Environment, FIELD_MANAGER, MANAGED_BY_LABEL, Manifest, OWNED_BY_ANNOTATION,
     ObjectId, annotation,
@@ -110,7 +110,7 @@ pub fn prepare(
 /// Refuse to take over an object that another environment owns (`gitship.dev/owned-by` names
 /// it), unless the manifest says `gitship.dev/adopt: "true"`. Objects no environment owns yet
 /// (made by hand or by another tool) are taken over, as server-side apply does.
-pub fn check_owner(prepared: &Prepared, live: &Value) -> Result<(), KubeError> {
+pub(crate) fn check_owner(prepared: &Prepared, live: &Value) -> Result<(), KubeError> {
     let ours = annotation(&prepared.body, OWNED_BY_ANNOTATION).unwrap_or_default();
     match annotation(live, OWNED_BY_ANNOTATION) {
         Some(owner)
@@ -237,7 +237,11 @@ async fn check_one(
 }
 
 /// The identity of a deferred object: its scope is the one its CRD declares.
-pub fn deferred_id(desired: &Manifest, namespaced: bool, environment: &Environment) -> ObjectId {
+pub(crate) fn deferred_id(
+    desired: &Manifest,
+    namespaced: bool,
+    environment: &Environment,
+) -> ObjectId {
     let mut id = ObjectId::of(&desired.object).unwrap_or(ObjectId {
         group: String::new(),
         kind: String::new(),

@@ -20,8 +20,8 @@ use crate::KubeError;
 use crate::apply;
 use crate::check::{self, Checked, Prepared};
 use crate::discovery::Resources;
+pub use crate::fields::FieldChange;
 use crate::fields::{self, FieldPath};
-pub use crate::fields::{FieldChange, loosely_equal, parse_quantity};
 use crate::inventory::{self, InventoryEntry};
 use crate::prune;
 use crate::retry::{RetryPolicy, status_code};
@@ -116,7 +116,7 @@ pub async fn diff_environment(
 
 /// Check `desired` as a deploy does; the objects whose kind is served, and (as creations) those
 /// whose kind a CRD of the same set defines and is not served yet.
-pub async fn checked_objects(
+pub(crate) async fn checked_objects(
     client: &kube::Client,
     environment: &Environment,
     desired: &[Manifest],
@@ -197,8 +197,10 @@ pub async fn count_owned(
             .await
             .map_err(|e| prepared.error(e))?;
         if live.as_ref().is_some_and(|live| {
-            gitship_foundation::model::annotation(live, gitship_foundation::model::OWNED_BY_ANNOTATION)
-                == Some(environment.name.as_str())
+            gitship_foundation::model::annotation(
+                live,
+                gitship_foundation::model::OWNED_BY_ANNOTATION,
+            ) == Some(environment.name.as_str())
         }) {
             owned = owned.saturating_add(1);
         }
@@ -208,7 +210,7 @@ pub async fn count_owned(
 
 /// Compare `prepared` with the cluster: GET the live object, dry-run apply, compare. An object
 /// the server is deleting counts as absent: applying creates it anew once it is gone.
-pub async fn diff_object(
+pub(crate) async fn diff_object(
     client: &kube::Client,
     prepared: &Prepared,
     force: bool,
@@ -225,8 +227,10 @@ pub async fn diff_object(
         Err(error) if live.is_none() && status_code(&error) == Some(404) => prepared.body.clone(),
         Err(error)
             if crate::immutable_field(&error).is_some()
-                && gitship_foundation::model::annotation(&prepared.body, gitship_foundation::model::REPLACE_ANNOTATION)
-                    == Some("true") =>
+                && gitship_foundation::model::annotation(
+                    &prepared.body,
+                    gitship_foundation::model::REPLACE_ANNOTATION,
+                ) == Some("true") =>
         {
             let desired = prepared.body.clone();
             // Without a dry-run result, only fields the manifest sets are comparable.
@@ -276,7 +280,7 @@ fn unknown_until_apply(live: Option<Value>, desired: Value) -> ObjectDiff {
 }
 
 /// The [`ObjectDiff`] of a live object (if any) and a dry-run result.
-pub fn diff_from(live: Option<Value>, dry_run: Value) -> ObjectDiff {
+pub(crate) fn diff_from(live: Option<Value>, dry_run: Value) -> ObjectDiff {
     match live {
         None => ObjectDiff {
             action: PlannedAction::Create,
@@ -351,13 +355,14 @@ pub fn managers_of(object: &Value, path: &FieldPath) -> Vec<String> {
 /// Server defaults and other managers' fields and list items are not looked at, so a freshly
 /// deployed object has no changes. `drift` uses this over LISTed objects (one request per kind
 /// instead of two per object), and dry-runs only the objects it finds changed.
-pub fn compare_to_manifest(live: &Value, desired: &Value) -> Vec<FieldChange> {
+pub(crate) fn compare_to_manifest(live: &Value, desired: &Value) -> Vec<FieldChange> {
     fields::manifest_changes(live, desired, FIELD_MANAGER)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fields::{loosely_equal, parse_quantity};
     use serde_json::json;
 
     fn paths(changes: &[FieldChange]) -> Vec<String> {

@@ -95,7 +95,7 @@ fn find_kind(entries: &[(ApiResource, ApiCapabilities)], kind: &str) -> Option<R
 }
 
 /// The (group, kind) pairs and apiVersions a CRD object defines, from its JSON.
-pub fn crd_defines(crd: &serde_json::Value) -> Vec<(String, String)> {
+pub(crate) fn crd_defines(crd: &serde_json::Value) -> Vec<(String, String)> {
     let spec = crd.get("spec");
     let group = spec.and_then(|s| s.get("group")).and_then(|g| g.as_str());
     let kind = spec

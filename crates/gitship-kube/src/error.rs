@@ -173,7 +173,7 @@ fn path_suffix(path: &Option<PathBuf>) -> String {
 }
 
 /// The field named by an "immutable" rejection (422), if this is one.
-pub fn immutable_field(error: &kube::Error) -> Option<String> {
+pub(crate) fn immutable_field(error: &kube::Error) -> Option<String> {
     let kube::Error::Api(status) = error else {
         return None;
     };

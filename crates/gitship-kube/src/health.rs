@@ -85,7 +85,7 @@ fn observed(object: &Value) -> Result<(), Health> {
 }
 
 /// Evaluate the health of an object of `kind`.
-pub fn evaluate(kind: &str, object: &Value) -> Health {
+pub(crate) fn evaluate(kind: &str, object: &Value) -> Health {
     match kind {
         "Deployment" => deployment(object),
         "StatefulSet" => stateful_set(object),
@@ -669,7 +669,7 @@ pub async fn report(client: &Client, outcome: &WaitOutcome, retry: &RetryPolicy)
 }
 
 /// The last few Events about an object (`<type> <reason>: <message>`), newest last.
-pub async fn recent_events(
+pub(crate) async fn recent_events(
     client: &Client,
     prepared: &Prepared,
     retry: &RetryPolicy,

@@ -27,7 +27,7 @@ const APPLIED_KEY: &str = "applied.json";
 
 /// The most the inventory ConfigMap's data may hold (a ConfigMap holds at most 1 MiB): older
 /// deploy records are dropped to stay under it.
-pub const MAX_DATA_BYTES: usize = 512 * 1024;
+pub(crate) const MAX_DATA_BYTES: usize = 512 * 1024;
 
 /// One object gitship applied.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -164,7 +164,7 @@ impl DeployRecord {
     }
 
     /// Whether this deploy changed nothing (no object created, configured or pruned).
-    pub fn is_no_op(&self) -> bool {
+    pub(crate) fn is_no_op(&self) -> bool {
         self.outcome == DeployOutcome::Succeeded
             && self.counts.created == 0
             && self.counts.configured == 0
@@ -323,7 +323,7 @@ pub struct Inventory {
 }
 
 /// The key of `id` in [`Inventory::applied`]: `Kind namespace/name`, with ` (group)` unless core.
-pub fn digest_key(id: &ObjectId) -> String {
+pub(crate) fn digest_key(id: &ObjectId) -> String {
     if id.group.is_empty() {
         id.to_string()
     } else {
@@ -334,7 +334,7 @@ pub fn digest_key(id: &ObjectId) -> String {
 /// The digest of a body as gitship applies it (the first 16 bytes of the SHA-256 of its JSON,
 /// hex): `None` for a Secret, whose digest would let anyone who reads the inventory test
 /// guesses of its values.
-pub fn applied_digest(body: &Value) -> Option<String> {
+pub(crate) fn applied_digest(body: &Value) -> Option<String> {
     use sha2::{Digest, Sha256};
     if gitship_foundation::model::is_secret(body) {
         return None;

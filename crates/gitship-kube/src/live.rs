@@ -120,7 +120,7 @@ const LIST_AT_LEAST: usize = 8;
 /// whose resource could be listed (`None`: it does not exist), none for the others (fewer than
 /// [`LIST_AT_LEAST`] of their resource, or their LIST was refused or failed: the caller GETs
 /// them one by one).
-pub async fn read_live(
+pub(crate) async fn read_live(
     client: &Client,
     objects: &[&Prepared],
     retry: &RetryPolicy,

@@ -162,7 +162,7 @@ fn api_error(name: &str, namespace: &str) -> impl Fn(kube::Error) -> KubeError +
 }
 
 /// Acquire the environment's lock, waiting up to `options.timeout` for another holder.
-pub async fn acquire(
+pub(crate) async fn acquire(
     client: &Client,
     environment: &str,
     namespace: &str,
@@ -471,7 +471,7 @@ impl DeployLock {
 
     /// Whether the Lease still names this holder, read now (a definitive check before an
     /// irreversible step such as pruning; the renewer only notices at its next renewal).
-    pub async fn still_held(&self, retry: &RetryPolicy) -> Result<bool, KubeError> {
+    pub(crate) async fn still_held(&self, retry: &RetryPolicy) -> Result<bool, KubeError> {
         if self.is_lost() {
             return Ok(false);
         }

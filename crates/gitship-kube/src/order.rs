@@ -20,7 +20,7 @@ use serde_json::Value;
 use gitship_foundation::model::WAVE_ANNOTATION;
 
 /// Kinds of the bootstrap stage, in order.
-pub const BOOTSTRAP_KINDS: &[&str] = &[
+pub(crate) const BOOTSTRAP_KINDS: &[&str] = &[
     "CustomResourceDefinition",
     "Namespace",
     "ClusterRole",
@@ -28,7 +28,7 @@ pub const BOOTSTRAP_KINDS: &[&str] = &[
 ];
 
 /// Kind order inside a wave; kinds not listed go between `Ingress` and `APIService`.
-pub const KIND_ORDER: &[&str] = &[
+pub(crate) const KIND_ORDER: &[&str] = &[
     "NetworkPolicy",
     "ResourceQuota",
     "LimitRange",
@@ -57,7 +57,7 @@ pub const KIND_ORDER: &[&str] = &[
 ];
 
 /// Kinds applied after everything else of their wave.
-pub const LAST_KINDS: &[&str] = &[
+pub(crate) const LAST_KINDS: &[&str] = &[
     "APIService",
     "MutatingWebhookConfiguration",
     "ValidatingWebhookConfiguration",
@@ -73,7 +73,7 @@ pub struct Position {
 }
 
 /// The rank of a kind: bootstrap kinds first, then [`KIND_ORDER`], others, [`LAST_KINDS`].
-pub fn kind_rank(kind: &str) -> usize {
+pub(crate) fn kind_rank(kind: &str) -> usize {
     if let Some(index) = BOOTSTRAP_KINDS.iter().position(|k| *k == kind) {
         return index;
     }
@@ -89,7 +89,7 @@ pub fn kind_rank(kind: &str) -> usize {
 }
 
 /// The wave of an object, or the text of an invalid annotation.
-pub fn wave_of(object: &Value) -> Result<i64, String> {
+pub(crate) fn wave_of(object: &Value) -> Result<i64, String> {
     match gitship_foundation::model::annotation(object, WAVE_ANNOTATION) {
         None => Ok(0),
         Some(text) => text.trim().parse::<i64>().map_err(|_| {

@@ -21,10 +21,10 @@ use crate::retry::RetryPolicy;
 use gitship_foundation::model::Environment;
 
 /// The inventory's key holding the pin.
-pub const PIN_KEY: &str = "pin.json";
+pub(crate) const PIN_KEY: &str = "pin.json";
 const FIELD_MANAGER: &str = "gitship-pin";
 /// The inventory's key holding the suspension.
-pub const SUSPEND_KEY: &str = "suspend.json";
+pub(crate) const SUSPEND_KEY: &str = "suspend.json";
 const SUSPEND_MANAGER: &str = "gitship-suspend";
 
 /// A suspended environment: the agent neither syncs nor heals it.

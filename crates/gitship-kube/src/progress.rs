@@ -60,7 +60,7 @@ impl Progress {
     }
 
     /// `count` more objects applied.
-    pub fn advance(&self, count: usize) {
+    pub(crate) fn advance(&self, count: usize) {
         if let Some(bar) = &self.bar {
             bar.inc(count as u64);
         }

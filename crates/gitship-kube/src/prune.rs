@@ -21,7 +21,7 @@ use crate::inventory::InventoryEntry;
 use gitship_foundation::model::{OWNED_BY_ANNOTATION, ObjectId, PRUNE_ANNOTATION};
 
 /// Kinds never pruned without `--prune-protected`.
-pub const PROTECTED_KINDS: &[&str] = &[
+pub(crate) const PROTECTED_KINDS: &[&str] = &[
     "Namespace",
     "PersistentVolumeClaim",
     "CustomResourceDefinition",
@@ -81,7 +81,9 @@ impl Scope {
     /// Why `entry` is outside the scope, if it is.
     pub fn refuses(&self, entry: &InventoryEntry) -> Option<String> {
         let id = entry.id();
-        if gitship_foundation::model::is_reserved(&self.environment, &id.name) && id.namespace.is_some() {
+        if gitship_foundation::model::is_reserved(&self.environment, &id.name)
+            && id.namespace.is_some()
+        {
             return Some(format!(
                 "`{}` is a name gitship reserves for environment `{}`",
                 id.name, self.environment
@@ -129,7 +131,7 @@ pub enum PruneDecision {
 
 impl PruneDecision {
     /// Whether the entry stays in the inventory (kept objects are still gitship's).
-    pub fn stays_in_inventory(&self) -> bool {
+    pub(crate) fn stays_in_inventory(&self) -> bool {
         matches!(
             self,
             PruneDecision::KeepProtected

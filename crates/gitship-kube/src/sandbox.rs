@@ -87,7 +87,10 @@ pub async fn start(root: &Path, environment: &str) -> Result<Sandbox, SandboxErr
 /// The state's directory (private when gitship creates it), its `.gitignore`, and a check that
 /// the state file is nothing or a regular file: kubesim reads it, then renames a new one over
 /// it, neither through a symlink nor over a special file.
-fn prepare_state(root: &Path, state_file: &Path) -> Result<(), gitship_foundation::private_file::WriteError> {
+fn prepare_state(
+    root: &Path,
+    state_file: &Path,
+) -> Result<(), gitship_foundation::private_file::WriteError> {
     use gitship_foundation::private_file::{self, Existing};
     if let Some(directory) = state_file.parent() {
         private_file::create_dir_in(root, directory)?;

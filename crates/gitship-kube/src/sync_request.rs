@@ -14,7 +14,7 @@ use crate::retry::RetryPolicy;
 use gitship_foundation::model::Environment;
 
 /// The annotation holding the time (RFC 3339) of the newest sync request.
-pub const ANNOTATION: &str = "gitship.dev/sync-requested";
+pub(crate) const ANNOTATION: &str = "gitship.dev/sync-requested";
 
 /// The field manager of sync requests.
 const FIELD_MANAGER: &str = "gitship-sync";
