@@ -614,7 +614,7 @@ fn noop_phase(
     // A no-op fetch, in process, with the agent's code (its own clone in another cache).
     let fetch = {
         let cache = fixture.home.join("fetch-cache");
-        let source = gitship::git::clone::GitSource::open(
+        let source = gitship::facade::git::clone::GitSource::open(
             fixture.bare.to_str().expect("path"),
             Some("main"),
             &cache,

@@ -11,12 +11,12 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use gitship::diagnostics::Location;
-use gitship::kube::deploy::{DeployOptions, ObjectAction};
-use gitship::kube::deploy_objects;
-use gitship::model::{Environment, Manifest};
-use gitship::output::OutputFormat;
-use gitship::output::Printer;
+use gitship_foundation::diagnostics::Location;
+use gitship_foundation::model::{Environment, Manifest};
+use gitship_foundation::output::OutputFormat;
+use gitship_foundation::output::Printer;
+use gitship_kube::deploy::{DeployOptions, ObjectAction};
+use gitship_kube::deploy_objects;
 use serde_json::{Value, json};
 
 fn object(index: usize) -> Value {
@@ -82,7 +82,7 @@ fn main() {
         .expect("runtime");
     runtime.block_on(async move {
         let sim = kubesim::KubeSim::start().await.expect("kubesim starts");
-        let client = gitship::kube::client::client_from(sim.kube_config()).expect("client");
+        let client = gitship_kube::client::client_from(sim.kube_config()).expect("client");
         let kubeconfig = sim.kubeconfig_path();
         let directory = tempfile::tempdir().expect("tempdir");
         for index in 0..count {

@@ -8,7 +8,7 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use gitship::terraform::{InitOutcome, PlanMode, Terraform, TerraformSettings};
+use gitship::facade::terraform::{InitOutcome, PlanMode, Terraform, TerraformSettings};
 
 fn main() {
     let runs: usize = std::env::args()

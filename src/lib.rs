@@ -6,29 +6,33 @@
 //! (the cross-layer plan model and its renderers), the stages `image`, `terraform`, `render` and
 //! `kube`, and the foundation (`repo`, `git`, `model`, `duration`, `ci`, `process`, `output`,
 //! `diagnostics`, `exit`). `cli` and `settings` stop at the command layer.
+//!
+//! The public surface is what the binary needs (`run`, `cli`, `exit`, `logging`) and
+//! [`facade`], the one documented door for the integration tests, the benchmarks and the fuzz
+//! targets; every other module is `pub(crate)`. The foundation and `kube` are the crates
+//! `gitship-foundation` and `gitship-kube`, re-exported here under their module names.
 
-pub mod agent;
-pub mod ci;
+pub(crate) mod agent;
 pub mod cli;
-pub mod commands;
-pub mod diagnostics;
-pub mod duration;
+pub(crate) mod commands;
 pub mod exit;
-pub mod git;
-pub mod image;
-pub mod kube;
+pub mod facade;
+pub(crate) mod git;
+pub(crate) mod image;
 pub mod logging;
-pub mod model;
-pub mod ops;
-pub mod output;
-pub mod plan;
-pub mod private_file;
-pub mod process;
-pub mod render;
-pub mod repo;
-pub mod settings;
-pub mod terraform;
-pub mod tls;
+pub(crate) mod ops;
+pub(crate) mod plan;
+pub(crate) mod render;
+pub(crate) mod repo;
+pub(crate) mod settings;
+pub(crate) mod terraform;
+
+// The foundation and the Kubernetes stage are workspace crates (`crates/gitship-foundation`,
+// `crates/gitship-kube`); their modules keep their paths here.
+pub(crate) use gitship_foundation::{
+    ci, diagnostics, duration, model, output, private_file, process, tls,
+};
+pub(crate) use gitship_kube as kube;
 
 pub use exit::Outcome;
 

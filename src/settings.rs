@@ -30,7 +30,6 @@ pub struct GlobalSettings {
     pub output: OutputFormat,
     pub color: ColorMode,
     pub quiet: bool,
-    pub verbose: u8,
 }
 
 /// The whole validated command line.
@@ -235,7 +234,6 @@ fn global(g: cli::GlobalArgs) -> GlobalSettings {
             cli::ColorArg::Never => ColorMode::Never,
         },
         quiet: g.quiet,
-        verbose: g.verbose,
     }
 }
 

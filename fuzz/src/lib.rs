@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use gitship::render::{RenderInputs, UnknownOutputs};
+use gitship::facade::render::{RenderInputs, UnknownOutputs};
 
 /// The YAML reader: any text parses to documents or to an error with a position, and the tree
 /// converts to JSON.
@@ -14,7 +14,7 @@ pub fn yaml(data: &[u8]) {
         return;
     };
     // An error is fine; a panic, a hang or unbounded memory is not.
-    if let Ok(documents) = gitship::repo::yaml::parse_documents(text) {
+    if let Ok(documents) = gitship::facade::repo::yaml::parse_documents(text) {
         for root in documents.into_iter().filter_map(|document| document.root) {
             let _ = root.to_json();
             let _ = root.type_name();
@@ -40,9 +40,9 @@ pub fn template(data: &[u8]) {
     let sources = [(PathBuf::from("fuzz.yaml"), text.to_string())];
     for unknown in [UnknownOutputs::Error, UnknownOutputs::Placeholder] {
         if let Ok(manifests) =
-            gitship::render::render_sources("staging", &sources, &inputs, unknown)
+            gitship::facade::render::render_sources("staging", &sources, &inputs, unknown)
         {
-            let _ = gitship::render::to_yaml_stream(&manifests);
+            let _ = gitship::facade::render::to_yaml_stream(&manifests);
         }
     }
 }
@@ -54,7 +54,7 @@ pub fn env_config(data: &[u8]) {
     };
     let file = Path::new("/repo/config/staging.yaml");
     let _ =
-        gitship::repo::EnvConfig::parse("staging", file, Path::new("config/staging.yaml"), text);
+        gitship::facade::repo::EnvConfig::parse("staging", file, Path::new("config/staging.yaml"), text);
 }
 
 /// The `skaffold.yaml` reader of `gitship init`: any text is artifacts and manifests, or an
@@ -63,7 +63,7 @@ pub fn skaffold(data: &[u8]) {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
-    let _ = gitship::ops::init::parse_skaffold(text);
+    let _ = gitship::facade::ops::init::parse_skaffold(text);
 }
 
 /// The registry parsers: a `registry:` value is an image repository prefix or not (and never
@@ -72,8 +72,8 @@ pub fn registry(data: &[u8]) {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
-    let _ = gitship::repo::config::is_repository_prefix(text);
-    let _ = gitship::image::registry::is_loopback(text);
+    let _ = gitship::facade::repo::config::is_repository_prefix(text);
+    let _ = gitship::facade::image::registry::is_loopback(text);
     let (host, config) = text.split_once('\n').unwrap_or(("ghcr.io", text));
-    let _ = gitship::image::registry::stored_credentials(config, host);
+    let _ = gitship::facade::image::registry::stored_credentials(config, host);
 }

@@ -22,7 +22,7 @@ use crate::kube::lock::{self, DeployLock, LockOptions, NamedLease};
 use crate::kube::progress::Progress;
 use crate::kube::retry::RetryPolicy;
 use crate::model::{Environment, MANAGED_BY_LABEL};
-pub use crate::ops::agent_status::{Published, load_published};
+pub use crate::ops::agent_status::load_published;
 use crate::output::Printer;
 
 /// The field manager of what the agent itself writes (its status).

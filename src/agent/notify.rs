@@ -555,11 +555,6 @@ impl Notifier {
         }
     }
 
-    /// Where statuses go now, if anywhere.
-    pub fn target(&self) -> Option<&Target> {
-        self.target.as_ref()
-    }
-
     /// Queue the status `state` with `description` on commit `sha`; returns at once.
     pub fn send(&self, sha: &str, state: CommitState, description: &str) {
         let Some(target) = &self.target else {

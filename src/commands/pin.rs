@@ -72,7 +72,7 @@ pub async fn sync(
     let session = open(ctx, settings)?;
     let env = session.config.name.clone();
     match crate::ops::agent_control::sync(&session, wait).await? {
-        SyncAnswer::Requested(_) => {
+        SyncAnswer::Requested => {
             ctx.printer.data(&format!(
                 "asked the agent of `{env}` to sync now (`gitship status {env}` shows its answer)\n"
             ))?;

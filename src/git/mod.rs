@@ -315,10 +315,6 @@ impl ContentTag {
     pub fn tag(&self) -> String {
         self.to_string()
     }
-
-    pub fn is_dirty(&self) -> bool {
-        self.dirty.is_some()
-    }
 }
 
 impl fmt::Display for ContentTag {

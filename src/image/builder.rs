@@ -127,12 +127,7 @@ impl Builder {
     }
 
     /// The configured builder if it works, otherwise (when none is configured) the first of
-    /// docker, podman and buildah that works, in gitship's own environment.
-    pub async fn detect(preferred: Option<&str>) -> Result<Builder, BuilderError> {
-        Builder::detect_in(preferred, &builder_environment(&BTreeMap::new())).await
-    }
-
-    /// [`Builder::detect`] with builders run in `environment`.
+    /// docker, podman and buildah that works, with builders run in `environment`.
     pub async fn detect_in(
         preferred: Option<&str>,
         environment: &BTreeMap<OsString, OsString>,

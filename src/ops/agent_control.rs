@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use anyhow::Result;
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 
 use crate::diagnostics::{UserError, user_error};
 use crate::git::short_sha;
@@ -68,7 +68,7 @@ pub async fn suspend(session: &Session, reason: &str) -> Result<Suspension> {
 #[derive(Debug, Clone)]
 pub enum SyncAnswer {
     /// Asked; not waited for (`--no-wait`).
-    Requested(DateTime<Utc>),
+    Requested,
     /// The leader synced (and healed): its status after it.
     Answered(Box<Status>),
 }
@@ -84,7 +84,7 @@ pub async fn sync(session: &Session, wait: Option<Duration>) -> Result<SyncAnswe
         .map_err(user_error)?;
     let Some(timeout) = wait else {
         connection.save_sandbox()?;
-        return Ok(SyncAnswer::Requested(requested));
+        return Ok(SyncAnswer::Requested);
     };
     let started = tokio::time::Instant::now();
     loop {

@@ -13,9 +13,7 @@ use crate::kube::retry::RetryPolicy;
 
 /// The deploy history's records, as the Kubernetes stage keeps them in the inventory: what
 /// `history` and `status` return and the commands print.
-pub use crate::kube::inventory::{
-    DeployOutcome, DeployRecord, RecordCounts, RecordError, RecordSource, TerraformCounts,
-};
+pub use crate::kube::inventory::{DeployOutcome, DeployRecord, RecordSource};
 use crate::model::{Manifest, ObjectId, is_cluster_scoped};
 use crate::ops::session::Session;
 use crate::plan::{ObjectAction, ObjectChange};

@@ -374,7 +374,8 @@ fn apply_planned_outputs(outputs: &mut Outputs, summary: &terraform::PlanSummary
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::terraform::{ChangeAction, ChangeCounts, OutputChange, PlanSummary};
+    use crate::terraform::plan::ChangeCounts;
+    use crate::terraform::{ChangeAction, OutputChange, PlanSummary};
     use serde_json::json;
 
     fn output(value: Option<serde_json::Value>, sensitive: bool) -> OutputValue {

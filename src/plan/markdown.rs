@@ -11,9 +11,6 @@ use super::{
     ObjectDrift, OutputAction, Plan, Report, ResourceAction, ResourceChange, TerraformPart,
 };
 
-/// The default size budget, in characters.
-pub const LIMIT: usize = 65_000;
-
 /// Render a plan as Markdown under `limit` characters.
 pub fn render_plan(plan: &Plan, limit: usize) -> String {
     let mut sections = Vec::new();
@@ -382,6 +379,7 @@ fn escape_html(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::plan::report::MARKDOWN_LIMIT as LIMIT;
     use crate::plan::tests::sample;
     use crate::plan::{KubernetesPart, ObjectChange, ObjectRef, unified_diff};
 

@@ -9,21 +9,19 @@ use serde::Serialize;
 
 use crate::output::OutputFormat;
 
-use super::{DriftReport, FORMAT_VERSION, Plan};
+use super::{DriftReport, Plan};
 
 /// Markdown plans and drift reports stay below GitHub's comment limit.
 pub const MARKDOWN_LIMIT: usize = 65_000;
 
 /// A command's typed, versioned report.
 ///
-/// Its JSON is its serde form, an object with an integer `format_version` equal to
-/// [`CommandReport::FORMAT_VERSION`] (the report's constructor sets it): fields may be added
-/// freely; a field that changes meaning or goes away bumps the version.
+/// Its JSON is its serde form, an object with an integer `format_version` equal to its module's
+/// `FORMAT_VERSION` (the report's constructor sets it): fields may be added freely; a field that
+/// changes meaning or goes away bumps the version.
 pub trait CommandReport: Serialize {
     /// What the report is (`deploy`, `build`, ...), for messages and tests.
     const KIND: &'static str;
-    /// The version of the report's JSON schema.
-    const FORMAT_VERSION: u32;
 
     /// The report for a terminal or a log, colored when `color`.
     fn human(&self, color: bool) -> String;
@@ -49,7 +47,6 @@ pub fn render<R: CommandReport>(
 
 impl CommandReport for Plan {
     const KIND: &'static str = "plan";
-    const FORMAT_VERSION: u32 = FORMAT_VERSION;
 
     fn human(&self, color: bool) -> String {
         super::human::render_plan(self, color)
@@ -62,7 +59,6 @@ impl CommandReport for Plan {
 
 impl CommandReport for DriftReport {
     const KIND: &'static str = "drift";
-    const FORMAT_VERSION: u32 = FORMAT_VERSION;
 
     fn human(&self, color: bool) -> String {
         super::human::render_drift(self, color)
@@ -85,7 +81,6 @@ mod tests {
 
     impl CommandReport for Example {
         const KIND: &'static str = "example";
-        const FORMAT_VERSION: u32 = 3;
         fn human(&self, color: bool) -> String {
             format!("{} {color}\n", self.name)
         }
@@ -94,7 +89,7 @@ mod tests {
     #[test]
     fn one_function_renders_every_format() {
         let report = Example {
-            format_version: Example::FORMAT_VERSION,
+            format_version: 3,
             name: "web",
         };
         assert_eq!(

@@ -236,13 +236,6 @@ impl crate::diagnostics::StageError for RenderError {
     }
 }
 
-/// The manifest files of the repository: `*.yaml` and `*.yml` below the Kubernetes directory,
-/// recursively, in path order; hidden files and directories are skipped. Found (and checked) when
-/// the repository is opened: [`crate::repo::files::manifest_files`].
-pub fn manifest_files(repo: &Repository) -> Result<Vec<PathBuf>, RenderError> {
-    Ok(repo.manifests.files.clone())
-}
-
 /// Render every manifest of the repository for one environment: from the environment's own
 /// `kubernetes.path` or else the repository's manifests directory, built with kustomize when
 /// that directory holds a kustomization ([`kustomize`]), and the Helm charts of its
@@ -1203,7 +1196,8 @@ impl Redactor {
         Redactor { text }
     }
 
-    /// Also hide `value` wherever it appears.
+    /// Also hide `value` wherever it appears (the tests' way to make a redactor).
+    #[cfg(test)]
     pub fn add(&mut self, value: &str) {
         self.text.add_value(&Value::String(value.to_string()));
     }

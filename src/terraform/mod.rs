@@ -23,15 +23,11 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
-pub use binary::{BinaryKind, MINIMUM_VERSION, Version};
 pub use driver::{InitOutcome, Terraform};
-pub use error::{Diagnostic, LockInfo, StaticProblem, TerraformError};
-pub use plan::{
-    AttributeChange, ChangeAction, ChangeCounts, DriftReport, OutputChange, PlanMode, PlanSummary,
-    ResourceChange,
-};
+pub use error::{StaticProblem, TerraformError};
+pub use plan::{ChangeAction, DriftReport, OutputChange, PlanMode, PlanSummary, ResourceChange};
 pub use redact::REDACTED;
-pub use static_check::{ModuleInfo, OutputInfo, VariableInfo, check_static};
+pub use static_check::{ModuleInfo, check_static};
 
 use crate::diagnostics::Location;
 use crate::model::{OutputValue, Outputs};

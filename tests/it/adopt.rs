@@ -564,7 +564,7 @@ data:
         validate.all()
     );
     let json = repo.ok(&["-o", "json", "validate", "staging"]);
-    let report: gitship::ops::validate::ValidateReport =
+    let report: gitship::facade::ops::validate::ValidateReport =
         serde_json::from_str(&json.stdout).expect("validate JSON");
     let results = report.environments;
     let frontend_addr: Vec<&str> = results[0]

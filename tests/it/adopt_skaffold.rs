@@ -131,7 +131,7 @@ async fn a_skaffold_monorepo_deploys_every_config_and_builds_only_what_it_uses()
             .expect("admin");
         assert_eq!(
             admin.action,
-            gitship::plan::ImageAction::Unused,
+            gitship::facade::plan::ImageAction::Unused,
             "{plan:#?}"
         );
         let human = repo.ok(&["plan", "dev"]).all();

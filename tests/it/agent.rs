@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use gitship::kube::inventory::RecordSource;
-use gitship::ops::history::HistoryReport;
+use gitship::facade::ops::history::HistoryReport;
+use gitship_kube::inventory::RecordSource;
 use hmac::{Hmac, Mac};
 use serde_json::Value;
 use sha2::Sha256;
@@ -339,7 +339,7 @@ impl Agent {
         let log = cache.path().join("agent.log");
         let mut command = gitship();
         command
-            .env(gitship::agent::http::GITHUB_SECRET_VARIABLE, SECRET)
+            .env(gitship::facade::agent::http::GITHUB_SECRET_VARIABLE, SECRET)
             .envs(env.iter().copied())
             .arg("--kubeconfig")
             .arg(&sim.kubeconfig)
@@ -622,7 +622,7 @@ fn a_webhook_to_either_replica_syncs_within_2s_and_both_show_the_leaders_status(
         "POST",
         "/hooks/git",
         &[(
-            gitship::agent::http::FORWARD_SIGNATURE_HEADER,
+            gitship::facade::agent::http::FORWARD_SIGNATURE_HEADER,
             "sha256=00112233",
         )],
         b"{}",
@@ -1070,7 +1070,7 @@ fn each_sync_posts_commit_statuses_and_the_token_stays_secret() {
         bare.path(),
         "1s",
         &[],
-        &[(gitship::agent::notify::GITHUB_TOKEN_VARIABLE, TOKEN)],
+        &[(gitship::facade::agent::notify::GITHUB_TOKEN_VARIABLE, TOKEN)],
     );
     agent.wait_first_sync(&sim);
     let one = agent.status()["revision"]["sha"]
@@ -1123,7 +1123,7 @@ fn each_sync_posts_commit_statuses_and_the_token_stays_secret() {
     });
     let log = agent.log();
     assert!(!log.contains(TOKEN), "the token is in the log:\n{log}");
-    assert!(log.contains(gitship::model::REDACTED), "{log}");
+    assert!(log.contains(gitship_foundation::model::REDACTED), "{log}");
 }
 
 #[test]

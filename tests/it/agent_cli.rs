@@ -6,8 +6,8 @@
 use std::collections::BTreeSet;
 use std::process::{Command, Stdio};
 
-use gitship::agent::state::{Revision, Status, SyncState};
-use gitship::ops::status::StatusReport;
+use gitship::facade::agent::state::{Revision, Status, SyncState};
+use gitship::facade::ops::status::StatusReport;
 use serde_json::{Value, json};
 
 use crate::support::cluster::{Backend, TestCluster, backend};
@@ -26,7 +26,7 @@ fn example_outputs() -> String {
 
 /// The documents of a multi-document YAML stream, as JSON.
 fn documents(text: &str) -> Vec<Value> {
-    gitship::repo::yaml::parse_documents(text)
+    gitship::facade::repo::yaml::parse_documents(text)
         .unwrap_or_else(|error| panic!("invalid YAML ({error}):\n{text}"))
         .iter()
         .filter_map(|document| document.root.as_ref().map(|root| root.to_json()))
@@ -640,7 +640,7 @@ fn status_in_the_sandbox_before_and_after_a_deploy() {
     assert_eq!(report.history[0].sha.as_deref(), Some(sha.as_str()));
     assert_eq!(
         report.history[0].outcome,
-        gitship::kube::inventory::DeployOutcome::Succeeded
+        gitship_kube::inventory::DeployOutcome::Succeeded
     );
     assert!(report.lock.is_none(), "the deploy released its lock");
 }
@@ -666,7 +666,7 @@ async fn status_shows_the_deploy_lock_and_the_agent() {
     let mut repo = example_in(&cluster);
     repo.kubeconfig = Some(kubeconfig);
 
-    let client = gitship::kube::client::client_from(cluster.kube_config().await).expect("client");
+    let client = gitship_kube::client::client_from(cluster.kube_config().await).expect("client");
     let namespace = cluster.ns("blog-staging");
     let namespace = namespace.as_str();
     let apply = |object: Value| {
@@ -717,7 +717,7 @@ async fn status_shows_the_deploy_lock_and_the_agent() {
     .await;
     apply(
         json!({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
-        "metadata": {"name": gitship::model::agent_lease_name("staging"), "namespace": namespace},
+        "metadata": {"name": gitship_foundation::model::agent_lease_name("staging"), "namespace": namespace},
         "spec": {"holderIdentity": "gitship-agent-7d9f-abcde", "leaseDurationSeconds": 15,
             "renewTime": micro(now - chrono::TimeDelta::seconds(120))}}),
     )
@@ -733,7 +733,7 @@ async fn status_shows_the_deploy_lock_and_the_agent() {
     published.last_error = Some("infrastructure/kubernetes/backend.yaml:12:5: bad".into());
     published.flapping = vec!["Deployment/backend spec.replicas (hpa)".into()];
     apply(json!({"apiVersion": "v1", "kind": "ConfigMap",
-        "metadata": {"name": gitship::model::agent_status_name("staging"), "namespace": namespace},
+        "metadata": {"name": gitship_foundation::model::agent_status_name("staging"), "namespace": namespace},
         "data": {"status.json": serde_json::to_string(&published).unwrap()}}))
     .await;
 

@@ -8,8 +8,8 @@ use std::io::Write as _;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use gitship::agent::metrics::{Format, Metrics, SyncResult};
-use gitship::ops::agent_status::{Revision, Status, SyncState};
+use gitship::facade::agent::metrics::{Format, Metrics, SyncResult};
+use gitship::facade::ops::agent_status::{Revision, Status, SyncState};
 use serde_json::{Value, json};
 
 use crate::support::tools_required;

@@ -9,13 +9,13 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use gitship::image::{
+use gitship::facade::image::{
     BuildAction, BuildError, BuildOptions, BuildRequest, BuildResult, PlannedAction,
     REVISION_LABEL, Registry, SOURCE_LABEL, build_images, plan_images,
 };
-use gitship::output::OutputFormat;
-use gitship::output::Printer;
-use gitship::repo::App;
+use gitship::facade::repo::App;
+use gitship_foundation::output::OutputFormat;
+use gitship_foundation::output::Printer;
 
 use crate::support::registry::{TestRegistry, counting_shims, free_port};
 

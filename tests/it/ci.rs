@@ -6,7 +6,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use gitship::ops::affected::{Affected, Touches};
+use gitship::facade::ops::affected::{Affected, Touches};
 use serde_json::json;
 
 use crate::support::repo::{Repo, Run};

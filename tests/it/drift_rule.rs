@@ -14,7 +14,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use gitship::model::{FIELD_MANAGER, OWNED_BY_ANNOTATION};
+use gitship_foundation::model::{FIELD_MANAGER, OWNED_BY_ANNOTATION};
 use serde_json::{Value, json};
 
 use crate::support::cluster::TestCluster;
@@ -1087,7 +1087,7 @@ fn check_the_rule(kubeconfig: &Path, ns: &str) {
     }
 
     let (code, report) = repo.drift_json(&["production"]);
-    let drifted: BTreeMap<String, &gitship::plan::ObjectDrift> = report
+    let drifted: BTreeMap<String, &gitship::facade::plan::ObjectDrift> = report
         .kubernetes
         .iter()
         .map(|o| (o.object.name.clone(), o))

@@ -343,7 +343,7 @@ fn envs_lists_the_example() {
     let json = gitship_example(&["envs", "-o", "json"]);
     let report: serde_json::Value = serde_json::from_str(&json.stdout).expect("json");
     assert_eq!(report["format_version"], 1, "{report}");
-    let rows: Vec<gitship::ops::envs::EnvironmentSummary> =
+    let rows: Vec<gitship::facade::ops::envs::EnvironmentSummary> =
         serde_json::from_value(report["environments"].clone()).expect("the environments");
     let names: Vec<&str> = rows.iter().map(|r| r.name.as_str()).collect();
     assert_eq!(names, ["development", "production", "staging"]);
@@ -1056,7 +1056,7 @@ fn validate_json_reports_each_environment() {
     );
     let result = repo.gitship(&["validate", "-o", "json"]);
     assert_eq!(result.code, 1);
-    let report: gitship::ops::validate::ValidateReport =
+    let report: gitship::facade::ops::validate::ValidateReport =
         serde_json::from_str(&result.stdout).expect("json");
     assert_eq!(report.format_version, 1);
     let results = report.environments;

@@ -2,8 +2,8 @@
 //! commit's subject and author, counts, timing), newest first, as JSON, a table and Markdown,
 //! and `--limit`.
 
-use gitship::kube::inventory::{DeployOutcome, RecordSource};
-use gitship::ops::history::HistoryReport;
+use gitship::facade::ops::history::HistoryReport;
+use gitship_kube::inventory::{DeployOutcome, RecordSource};
 
 use crate::support::repo::Repo;
 

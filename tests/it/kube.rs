@@ -2,23 +2,23 @@
 //!
 //! Each test starts its own [`TestCluster`] (an in-process kubesim, or its own namespaces on the
 //! real control plane with `GITSHIP_TEST_CLUSTER=real`), builds a `kube::Client` from its config
-//! (as the deploy command does from a kubeconfig) and drives `gitship::kube::deploy_objects`.
+//! (as the deploy command does from a kubeconfig) and drives `gitship_kube::deploy_objects`.
 //! Writes and dry runs are counted from kubesim's request record or the real server's audit log;
 //! reads only kubesim records, so assertions on them hold on kubesim alone.
 
-use gitship::diagnostics::StageError as _;
+use gitship_foundation::diagnostics::StageError as _;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use gitship::diagnostics::Location;
-use gitship::kube::deploy::{DeployOptions, ObjectAction};
-use gitship::kube::inventory::DeployOutcome;
-use gitship::kube::lock::LockOptions;
-use gitship::kube::retry::RetryPolicy;
-use gitship::kube::{KubeError, deploy_objects};
-use gitship::model::{Environment, Manifest};
-use gitship::output::OutputFormat;
-use gitship::output::Printer;
+use gitship_foundation::diagnostics::Location;
+use gitship_foundation::model::{Environment, Manifest};
+use gitship_foundation::output::OutputFormat;
+use gitship_foundation::output::Printer;
+use gitship_kube::deploy::{DeployOptions, ObjectAction};
+use gitship_kube::inventory::DeployOutcome;
+use gitship_kube::lock::LockOptions;
+use gitship_kube::retry::RetryPolicy;
+use gitship_kube::{KubeError, deploy_objects};
 use kubesim::{Fault, Rollout};
 use serde_json::{Value, json};
 
@@ -121,7 +121,7 @@ struct Cluster {
 
 async fn cluster() -> Cluster {
     let test = TestCluster::start().await;
-    let client = gitship::kube::client::client_from(test.kube_config().await).expect("client");
+    let client = gitship_kube::client::client_from(test.kube_config().await).expect("client");
     let namespace = test.ns(NAMESPACE);
     Cluster {
         test,
@@ -194,7 +194,7 @@ impl Cluster {
     async fn deploy(
         &self,
         objects: Vec<Manifest>,
-    ) -> Result<gitship::kube::DeployReport, KubeError> {
+    ) -> Result<gitship_kube::DeployReport, KubeError> {
         self.deploy_with(objects, &options()).await
     }
 
@@ -202,7 +202,7 @@ impl Cluster {
         &self,
         objects: Vec<Manifest>,
         options: &DeployOptions,
-    ) -> Result<gitship::kube::DeployReport, KubeError> {
+    ) -> Result<gitship_kube::DeployReport, KubeError> {
         deploy_objects(
             &self.client,
             &self.environment(),
@@ -264,9 +264,9 @@ impl Cluster {
         false
     }
 
-    async fn inventory(&self) -> gitship::kube::inventory::Inventory {
+    async fn inventory(&self) -> gitship_kube::inventory::Inventory {
         let retry = RetryPolicy::default();
-        gitship::kube::inventory::load(&self.client, "production", &self.namespace, &retry)
+        gitship_kube::inventory::load(&self.client, "production", &self.namespace, &retry)
             .await
             .unwrap()
             .expect("inventory exists")
@@ -504,7 +504,7 @@ impl Cluster {
         let mut config = self.test.kube_config().await;
         config.auth_info =
             serde_json::from_value(json!({"token": token})).expect("token credentials");
-        let client = gitship::kube::client::client_from(config).expect("client");
+        let client = gitship_kube::client::client_from(config).expect("client");
         let config_maps: kube::Api<k8s_openapi::api::core::v1::ConfigMap> =
             kube::Api::namespaced(client.clone(), &self.namespace);
         let refused = config_maps.list(&Default::default()).await;
@@ -798,14 +798,14 @@ async fn prune_stays_within_what_the_environment_declares() {
     for object in &forged {
         inventory
             .objects
-            .push(gitship::kube::inventory::InventoryEntry {
+            .push(gitship_kube::inventory::InventoryEntry {
                 api_version: object["apiVersion"].as_str().unwrap().into(),
                 kind: object["kind"].as_str().unwrap().into(),
                 namespace: object["metadata"]["namespace"].as_str().map(str::to_string),
                 name: object["metadata"]["name"].as_str().unwrap().into(),
             });
     }
-    gitship::kube::inventory::store(
+    gitship_kube::inventory::store(
         &cluster.client,
         &inventory,
         "production",
@@ -848,13 +848,13 @@ async fn drift_without_patch_rights_reports_the_local_comparison_sim_only() {
     let handle = cluster.test.sim().expect("kubesim").handle();
     handle.fail_next_method("PATCH", 1, Fault::Forbidden403);
     let compared =
-        gitship::kube::live::compare_live(&cluster.client, &cluster.environment(), &blog())
+        gitship_kube::live::compare_live(&cluster.client, &cluster.environment(), &blog())
             .await
             .expect("drift");
     let changed: Vec<_> = compared
         .objects
         .iter()
-        .filter(|(_, d)| d.action != gitship::kube::diff::PlannedAction::Unchanged)
+        .filter(|(_, d)| d.action != gitship_kube::diff::PlannedAction::Unchanged)
         .collect();
     assert_eq!(changed.len(), 1, "{changed:?}");
     let (id, diff) = changed[0];
@@ -1356,7 +1356,7 @@ async fn the_diff_primitives_see_no_false_drift_and_name_the_changed_field() {
     if !require_tool("kubectl", "help") {
         return;
     }
-    use gitship::kube::diff::{PlannedAction, diff_environment, managers_of};
+    use gitship_kube::diff::{PlannedAction, diff_environment, managers_of};
     let cluster = cluster().await;
     let retry = RetryPolicy::default();
     let before = diff_environment(
@@ -1609,7 +1609,7 @@ fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
-fn json_report(output: &std::process::Output) -> gitship::kube::DeployReport {
+fn json_report(output: &std::process::Output) -> gitship_kube::DeployReport {
     assert_eq!(
         output.status.code(),
         Some(0),
@@ -2188,7 +2188,7 @@ fn numbered_maps(count: usize, width: usize) -> Vec<Manifest> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn drift_reads_live_objects_in_pages_and_keeps_only_what_it_needs() {
-    use gitship::kube::diff::{PlannedAction, managers_of};
+    use gitship_kube::diff::{PlannedAction, managers_of};
     let cluster = cluster().await;
     let maps = numbered_maps(250, 3);
     cluster.deploy(maps.clone()).await.expect("deploy");
@@ -2206,7 +2206,7 @@ async fn drift_reads_live_objects_in_pages_and_keeps_only_what_it_needs() {
     .expect("patch by another manager");
     let mark = cluster.mark();
 
-    let drift = gitship::kube::live::compare_live(&cluster.client, &cluster.environment(), &maps)
+    let drift = gitship_kube::live::compare_live(&cluster.client, &cluster.environment(), &maps)
         .await
         .expect("compare");
 
@@ -2390,7 +2390,7 @@ async fn a_pruned_deployment_added_back_at_once_is_there_after_the_deploy() {
     assert_eq!(report.count(ObjectAction::Pruned), 1, "{report:?}");
     // A diff sees an object being deleted as one to create.
     let retry = RetryPolicy::default();
-    let diff = gitship::kube::diff::diff_environment(
+    let diff = gitship_kube::diff::diff_environment(
         &cluster.client,
         &cluster.environment(),
         &blog(),
@@ -2400,17 +2400,17 @@ async fn a_pruned_deployment_added_back_at_once_is_there_after_the_deploy() {
     )
     .await
     .expect("diff");
-    let planned: Vec<(String, gitship::kube::diff::PlannedAction)> = diff
+    let planned: Vec<(String, gitship_kube::diff::PlannedAction)> = diff
         .objects
         .iter()
-        .filter(|(_, d)| d.action != gitship::kube::diff::PlannedAction::Unchanged)
+        .filter(|(_, d)| d.action != gitship_kube::diff::PlannedAction::Unchanged)
         .map(|(id, d)| (id.to_string(), d.action))
         .collect();
     assert_eq!(
         planned,
         vec![(
             cluster.id("Deployment", "blog-backend"),
-            gitship::kube::diff::PlannedAction::Create
+            gitship_kube::diff::PlannedAction::Create
         )],
         "{diff:?}"
     );

@@ -54,7 +54,7 @@ pub(crate) fn repo(files: &[(&str, &str)]) -> Repo {
 
 /// The objects of a YAML stream, in order.
 pub(crate) fn objects(stream: &str) -> Vec<Value> {
-    gitship::repo::yaml::parse_documents(stream)
+    gitship::facade::repo::yaml::parse_documents(stream)
         .expect("valid YAML")
         .into_iter()
         .filter_map(|document| document.root)

@@ -1,8 +1,12 @@
 //! The layer rule of ARCHITECTURE.md ("## Layers") as a test, as rust-analyzer's tidy tests hold
-//! its architecture: every `crate::...` path in `src/**/*.rs` (a `use`, a grouped
-//! `use crate::{a, b}`, a fully qualified call in code; comments and strings are not code) is
-//! checked against the table below, which is the one encoding of the table in ARCHITECTURE.md;
-//! `the_table_is_the_documented_one` keeps the two in step. Each allowed break is an
+//! its architecture: every path to a module of gitship in `src/**/*.rs` and in the sources of the
+//! crates `gitship-foundation` and `gitship-kube` (a `use`, a grouped `use crate::{a, b}`, a fully
+//! qualified call in code; comments and strings are not code) is checked against the table below,
+//! which is the one encoding of the table in ARCHITECTURE.md; `the_table_is_the_documented_one`
+//! keeps the two in step. The two crates' modules are named as they are in `gitship`
+//! (`crates/gitship-kube/src/pin.rs` is `kube/pin.rs`, its `crate::` is `kube::`; a
+//! `gitship_foundation::model` is `model`), so one table holds all three crates: the compiler
+//! already keeps `kube` to the foundation, the test keeps the rest. Each allowed break is an
 //! [`Exception`] with its reason, explained in ARCHITECTURE.md too. No cluster, no build: the
 //! source is read as text.
 
@@ -22,7 +26,7 @@ struct Layer {
 const LAYERS: &[Layer] = &[
     Layer {
         name: "binary",
-        modules: &["main", "lib", "logging"],
+        modules: &["main", "lib", "logging", "facade"],
         may_use: &[
             "binary",
             "commands",
@@ -102,7 +106,7 @@ const ONLY_USES: &[(&str, &[&str], &str)] = &[
 
 /// A break of the table that is allowed, and why (ARCHITECTURE.md explains each).
 struct Exception {
-    /// The file, below `src/`.
+    /// The file, by its module path (`kube/pin.rs`; see [`sources`]).
     file: &'static str,
     /// The path used, after `crate::`; a prefix (`image::BuildRequest` allows
     /// `image::BuildRequest` and `image::BuildRequest::new`).
@@ -137,9 +141,9 @@ fn no_module_uses_a_layer_above_it_or_a_stage_beside_it() {
     let files = sources();
     let mut breaks = Vec::new();
     let mut used = BTreeSet::new();
-    for (file, text) in &files {
+    for (file, source) in &files {
         let from = top_module(file);
-        for (line, path) in crate_paths(text) {
+        for (line, path) in source.module_paths() {
             let to = path.split("::").next().unwrap_or_default().to_string();
             if to == from {
                 continue;
@@ -154,7 +158,7 @@ fn no_module_uses_a_layer_above_it_or_a_stage_beside_it() {
                 used.insert(index);
                 continue;
             }
-            breaks.push(format!("src/{file}:{line}: {why} (`crate::{path}`)"));
+            breaks.push(format!("{}:{line}: {why} (`{path}`)", source.shown));
         }
     }
     for (index, exception) in EXCEPTIONS.iter().enumerate() {
@@ -176,9 +180,9 @@ fn no_module_uses_a_layer_above_it_or_a_stage_beside_it() {
 #[test]
 fn top_level_modules_form_no_circle() {
     let mut edges: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-    for (file, text) in sources() {
+    for (file, source) in sources() {
         let from = top_module(&file);
-        for (_, path) in crate_paths(&text) {
+        for (_, path) in source.module_paths() {
             let to = path.split("::").next().unwrap_or_default().to_string();
             if to != from && !to.is_empty() {
                 edges.entry(from.clone()).or_default().insert(to);
@@ -208,11 +212,12 @@ fn top_level_modules_form_no_circle() {
 #[test]
 fn only_the_deploy_and_the_pin_write_the_inventory() {
     let mut wrong = Vec::new();
-    for (file, text) in sources() {
-        let code = strip_comments_and_strings(&text);
+    for (file, source) in sources() {
+        let code = strip_comments_and_strings(&source.text);
         if code.contains("inventory::store(") && !INVENTORY_STORE_CALLERS.contains(&file.as_str()) {
             wrong.push(format!(
-                "src/{file} calls `inventory::store` outside the deploy"
+                "{} calls `inventory::store` outside the deploy",
+                source.shown
             ));
         }
         let patches = code.contains(".patch(") || code.contains(".replace(");
@@ -223,7 +228,8 @@ fn only_the_deploy_and_the_pin_write_the_inventory() {
                 .any(|(allowed, _, _)| *allowed == file)
         {
             wrong.push(format!(
-                "src/{file} writes a ConfigMap named by `configmap_name`: the inventory is written only by `kube::deploy` under the lock"
+                "{} writes a ConfigMap named by `configmap_name`: the inventory is written only by `kube::deploy` under the lock",
+                source.shown
             ));
         }
     }
@@ -372,8 +378,40 @@ fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// Every `src/**/*.rs`, by its path below `src/`.
-fn sources() -> BTreeMap<String, String> {
+/// One source file: where it is, its text, and what its `crate::` names.
+struct Source {
+    /// Its path from the repository's root, for messages.
+    shown: String,
+    text: String,
+    /// What `crate::` means in it, as a module path of `gitship`: nothing for `gitship` and
+    /// the foundation crate (whose modules keep their names), `kube::` in `gitship-kube`.
+    crate_is: &'static str,
+}
+
+impl Source {
+    /// Every path to a module of gitship in the code, with its line, named as in `gitship`:
+    /// `crate::` paths, and the foundation's and kube's crates used by name.
+    fn module_paths(&self) -> Vec<(usize, String)> {
+        let mut found: Vec<(usize, String)> = crate_paths(&self.text, "crate::")
+            .into_iter()
+            .map(|(line, path)| (line, format!("{}{path}", self.crate_is)))
+            .collect();
+        found.extend(crate_paths(&self.text, "gitship_foundation::"));
+        found.extend(
+            crate_paths(&self.text, "gitship_kube::")
+                .into_iter()
+                .map(|(line, path)| (line, format!("kube::{path}"))),
+        );
+        found.sort();
+        found
+    }
+}
+
+/// Every `src/**/*.rs` by its path below `src/`, and the modules of the crates
+/// `gitship-foundation` and `gitship-kube` by the path they would have there
+/// (`crates/gitship-kube/src/pin.rs` is `kube/pin.rs`, its `lib.rs` `kube/lib.rs`). The
+/// foundation crate's `lib.rs` only declares its modules: it is no module of the table.
+fn sources() -> BTreeMap<String, Source> {
     fn walk(dir: &Path, base: &Path, out: &mut BTreeMap<String, String>) {
         let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
             .unwrap_or_else(|error| panic!("{}: {error}", dir.display()))
@@ -394,25 +432,46 @@ fn sources() -> BTreeMap<String, String> {
             }
         }
     }
+    let crates: [(&str, &str, &str); 3] = [
+        ("src", "", ""),
+        ("crates/gitship-foundation/src", "", ""),
+        ("crates/gitship-kube/src", "kube/", "kube::"),
+    ];
     let mut out = BTreeMap::new();
-    let src = root().join("src");
-    walk(&src, &src, &mut out);
-    assert!(out.len() > 50, "read only {} files of src/", out.len());
+    for (folder, module, crate_is) in crates {
+        let src = root().join(folder);
+        let mut files = BTreeMap::new();
+        walk(&src, &src, &mut files);
+        assert!(!files.is_empty(), "read no file of {folder}/");
+        for (name, text) in files {
+            if folder == "crates/gitship-foundation/src" && name == "lib.rs" {
+                continue;
+            }
+            let source = Source {
+                shown: format!("{folder}/{name}"),
+                text,
+                crate_is,
+            };
+            out.insert(format!("{module}{name}"), source);
+        }
+    }
+    assert!(out.len() > 50, "read only {} source files", out.len());
     out
 }
 
-/// The top-level module of a file below `src/`: `kube/pin.rs` -> `kube`, `main.rs` -> `main`.
+/// The top-level module of a file by its module path: `kube/pin.rs` -> `kube`, `main.rs` -> `main`.
 fn top_module(file: &str) -> String {
     let first = file.split('/').next().unwrap_or(file);
     first.trim_end_matches(".rs").to_string()
 }
 
-/// Every `crate::` path of the code with its line, after `crate::`: grouped uses are expanded
-/// (`use crate::{a, b::{c, d}}` gives `a`, `b::c`, `b::d`); `$crate` is not gitship's.
-fn crate_paths(text: &str) -> Vec<(usize, String)> {
+/// Every path of the code that starts with `root` (`crate::`, `gitship_kube::`) with its line,
+/// after `root`: grouped uses are expanded (`use crate::{a, b::{c, d}}` gives `a`, `b::c`,
+/// `b::d`); `$crate` is not gitship's.
+fn crate_paths(text: &str, root: &str) -> Vec<(usize, String)> {
     let code: Vec<char> = strip_comments_and_strings(text).chars().collect();
     let mut found = Vec::new();
-    let needle: Vec<char> = "crate::".chars().collect();
+    let needle: Vec<char> = root.chars().collect();
     let mut index = 0;
     while index + needle.len() <= code.len() {
         if code[index..index + needle.len()] == needle[..]
@@ -596,7 +655,7 @@ fn strip_comments_and_strings(text: &str) -> String {
 #[test]
 fn the_reader_finds_grouped_and_qualified_paths_and_skips_comments() {
     let text = "use crate::{a, b::{c, self, d as e}};\n// crate::f\nfn x() { crate::g::h(\"crate::i\"); let c = '\"'; r#\"crate::j\"#; }\n/* crate::k */ $crate::l; use crate::m::*;";
-    let paths: Vec<(usize, String)> = crate_paths(text);
+    let paths: Vec<(usize, String)> = crate_paths(text, "crate::");
     assert_eq!(
         paths,
         vec![
@@ -608,4 +667,37 @@ fn the_reader_finds_grouped_and_qualified_paths_and_skips_comments() {
             (4, "m::*".to_string()),
         ]
     );
+}
+
+#[test]
+fn the_crates_modules_are_named_as_in_gitship() {
+    let kube = Source {
+        shown: "crates/gitship-kube/src/pin.rs".into(),
+        text: "use crate::inventory;\nuse gitship_foundation::{model::ObjectId, process};".into(),
+        crate_is: "kube::",
+    };
+    assert_eq!(
+        kube.module_paths(),
+        vec![
+            (1, "kube::inventory".to_string()),
+            (2, "model::ObjectId".to_string()),
+            (2, "process".to_string()),
+        ]
+    );
+    let gitship = Source {
+        shown: "src/ops/drift.rs".into(),
+        text: "fn f() { gitship_kube::live::compare_live(); crate::plan::x(); }".into(),
+        crate_is: "",
+    };
+    assert_eq!(
+        gitship.module_paths(),
+        vec![
+            (1, "kube::live::compare_live".to_string()),
+            (1, "plan::x".to_string()),
+        ]
+    );
+    // A module of the kube crate that used a stage would break the table like one in `src/`.
+    assert!(forbidden("kube", "repo").is_some());
+    let files = sources();
+    assert!(files.contains_key("kube/deploy.rs") && files.contains_key("model/image_ref.rs"));
 }

@@ -5,7 +5,9 @@
 use std::path::Path;
 use std::process::Command;
 
-use gitship::plan::{DriftKind, ObjectAction, ObjectChange, ObjectRef, Plan, ResourceAction};
+use gitship::facade::plan::{
+    DriftKind, ObjectAction, ObjectChange, ObjectRef, Plan, ResourceAction,
+};
 
 use crate::support::cluster::TestCluster;
 use crate::support::repo::{Repo, Run};
@@ -474,7 +476,7 @@ fn render_before_apply_names_the_missing_output() {
 fn markdown_of_a_huge_change_is_balanced_and_bounded() {
     let mut plan = Plan::new(
         "production",
-        gitship::plan::GitInfo {
+        gitship::facade::plan::GitInfo {
             sha: "abc".into(),
             dirty: false,
         },
@@ -490,12 +492,12 @@ fn markdown_of_a_huge_change_is_balanced_and_bounded() {
             },
             action: ObjectAction::Update,
             source: Some(format!("infrastructure/kubernetes/many.yaml:{}", i * 6 + 1)),
-            fields: vec![gitship::plan::FieldChange::new(
+            fields: vec![gitship::facade::plan::FieldChange::new(
                 "data.value",
                 Some(format!("old-{i}")),
                 Some(format!("new-{i}")),
             )],
-            diff: Some(gitship::plan::unified_diff(
+            diff: Some(gitship::facade::plan::unified_diff(
                 &format!("data.value: old-{i}\n"),
                 &format!("data.value: new-{i}\n"),
                 "live",
@@ -503,11 +505,14 @@ fn markdown_of_a_huge_change_is_balanced_and_bounded() {
             )),
         })
         .collect();
-    plan.kubernetes = Some(gitship::plan::KubernetesPart {
+    plan.kubernetes = Some(gitship::facade::plan::KubernetesPart {
         objects,
         hooks: Vec::new(),
     });
-    let text = gitship::plan::markdown::render_plan(&plan, gitship::plan::report::MARKDOWN_LIMIT);
+    let text = gitship::facade::plan::markdown::render_plan(
+        &plan,
+        gitship::facade::plan::report::MARKDOWN_LIMIT,
+    );
     assert!(text.len() < 65_000, "{} chars", text.len());
     assert!(text.contains("config-0"));
     assert!(
@@ -609,7 +614,10 @@ async fn a_saved_plan_deploy_pins_the_image_it_built_by_digest() {
         let saved = saved.to_string_lossy().into_owned();
         let (_, plan) = repo.plan_json(&["staging", "--out", &saved]);
         assert_eq!(plan.images.len(), 1, "{plan:#?}");
-        assert_eq!(plan.images[0].action, gitship::plan::ImageAction::Build);
+        assert_eq!(
+            plan.images[0].action,
+            gitship::facade::plan::ImageAction::Build
+        );
         repo.ok(&["deploy", "staging", "--plan", &saved]);
         let drift = repo.gitship(&["drift", "staging"]);
         assert_eq!(
@@ -672,7 +680,10 @@ async fn images_are_planned_against_a_real_registry_without_building() {
         let (code, plan) = repo.plan_json(&["staging", "--exit-code"]);
         assert_eq!(code, 2);
         assert_eq!(plan.images.len(), 1);
-        assert_eq!(plan.images[0].action, gitship::plan::ImageAction::Build);
+        assert_eq!(
+            plan.images[0].action,
+            gitship::facade::plan::ImageAction::Build
+        );
         assert!(
             plan.images[0]
                 .reason
@@ -700,36 +711,38 @@ async fn images_are_planned_against_a_real_registry_without_building() {
     })
     .await
     .expect("deploy");
-    let source = gitship::repo::Repository::open(root.clone()).expect("repository");
+    let source = gitship::facade::repo::Repository::open(root.clone()).expect("repository");
     let planned_tag =
-        gitship::image::image_refs(&source, &source.load_env("staging").expect("config"))
+        gitship::facade::image::image_refs(&source, &source.load_env("staging").expect("config"))
             .expect("image refs")["web"]
             .tag
             .clone();
     assert_eq!(registry.tags("blog/web"), vec![planned_tag]);
 
     let config = source.load_env("staging").expect("config");
-    let references = gitship::image::image_refs(&source, &config).expect("image refs");
+    let references = gitship::facade::image::image_refs(&source, &config).expect("image refs");
     let reference = &references["web"];
-    let requests = vec![gitship::image::BuildRequest {
+    let requests = vec![gitship::facade::image::BuildRequest {
         app: source.app("web").expect("app").clone(),
         image_repository: reference.repository.clone(),
         tag: reference.tag.clone(),
         revision: "0".repeat(40),
         source: "test".into(),
     }];
-    let options = gitship::image::BuildOptions {
+    let options = gitship::facade::image::BuildOptions {
         builder: Some(builder.to_string()),
-        ..gitship::image::BuildOptions::default()
+        ..gitship::facade::image::BuildOptions::default()
     };
-    let printer = gitship::output::Printer {
+    let printer = gitship_foundation::output::Printer {
         quiet: true,
-        ..gitship::output::Printer::plain(gitship::output::OutputFormat::Human)
+        ..gitship_foundation::output::Printer::plain(
+            gitship_foundation::output::OutputFormat::Human,
+        )
     };
-    let built = gitship::image::build_images(
+    let built = gitship::facade::image::build_images(
         &requests,
         &options,
-        &gitship::image::Registry::new(),
+        &gitship::facade::image::Registry::new(),
         &printer,
     )
     .await
@@ -739,7 +752,10 @@ async fn images_are_planned_against_a_real_registry_without_building() {
 
     tokio::task::spawn_blocking(move || {
         let (_, plan) = repo.plan_json(&["staging"]);
-        assert_eq!(plan.images[0].action, gitship::plan::ImageAction::Reuse);
+        assert_eq!(
+            plan.images[0].action,
+            gitship::facade::plan::ImageAction::Reuse
+        );
         assert!(plan.images[0].reference.ends_with(&digest), "{plan:#?}");
         // The saved plan's deploy applied the image pinned by the digest it pushed, which is
         // how this plan renders it: nothing to change.

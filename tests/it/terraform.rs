@@ -4,7 +4,7 @@
 //! provider download) into a fresh repository in a temp dir, with two environments: `staging`
 //! (workspace `staging`) and `production` (its own local state file through `-backend-config`).
 
-use gitship::diagnostics::StageError as _;
+use gitship_foundation::diagnostics::StageError as _;
 use std::collections::BTreeMap;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -12,13 +12,15 @@ use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use gitship::diagnostics::Location;
-use gitship::repo::config::{ClusterConfig, DeployConfig, DriftConfig, SpanMap, TerraformConfig};
-use gitship::repo::{EnvConfig, Layout, Repository};
-use gitship::terraform::{
+use gitship::facade::repo::config::{
+    ClusterConfig, DeployConfig, DriftConfig, SpanMap, TerraformConfig,
+};
+use gitship::facade::repo::{EnvConfig, Layout, Repository};
+use gitship::facade::terraform::{
     ChangeAction, DriftReport, InitOutcome, PlanMode, PlanSummary, StaticProblem, Terraform,
     TerraformError, TerraformSettings, check_static, redacted_outputs,
 };
+use gitship_foundation::diagnostics::Location;
 use serde_json::{Value, json};
 
 use crate::support::require_tool;
@@ -441,7 +443,9 @@ async fn sensitive_values_appear_in_no_rendering() {
         .plan(PlanMode::Normal, &plan_file(&broken, "broken"))
         .await
         .unwrap_err();
-    shown += &gitship::diagnostics::render(&gitship::diagnostics::user_error(error));
+    shown += &gitship_foundation::diagnostics::render(
+        &gitship_foundation::diagnostics::user_error(error),
+    );
     shown += &progress_lines.lock().unwrap().join("\n");
 
     assert!(
@@ -540,7 +544,9 @@ async fn static_errors_name_variable_env_file_and_tf_file_before_terraform_runs(
             .hint()
             .is_some_and(|hint| hint.contains("`terraform.vars`"))
     );
-    let rendered = gitship::diagnostics::render(&gitship::diagnostics::user_error(error));
+    let rendered = gitship_foundation::diagnostics::render(
+        &gitship_foundation::diagnostics::user_error(error),
+    );
     assert!(
         rendered.starts_with("error: the Terraform module does not fit environment `staging`"),
         "{rendered}"
@@ -673,7 +679,9 @@ async fn a_held_state_lock_is_reported_with_id_holder_and_hint() {
         )),
         "{hint}"
     );
-    let rendered = gitship::diagnostics::render(&gitship::diagnostics::user_error(error));
+    let rendered = gitship_foundation::diagnostics::render(
+        &gitship_foundation::diagnostics::user_error(error),
+    );
     assert!(
         rendered.contains(&format!("lock ID `{}`", lock.id)),
         "{rendered}"

@@ -16,10 +16,8 @@ mod layout;
 mod skaffold;
 
 use layout::ManifestsFound;
+pub use skaffold::parse_skaffold;
 use skaffold::read_skaffold;
-pub use skaffold::{
-    ParsedSkaffold, SkaffoldArtifact, SkaffoldConfig, SkaffoldManifests, parse_skaffold,
-};
 
 /// What `init` was asked.
 #[derive(Debug, Clone)]

@@ -1,11 +1,10 @@
 //! `gitship affected`'s report: a summary and one line per changed file.
 
 use super::CommandReport;
-use crate::ops::affected::{Affected, FORMAT_VERSION, Touches};
+use crate::ops::affected::{Affected, Touches};
 
 impl CommandReport for Affected {
     const KIND: &'static str = "affected";
-    const FORMAT_VERSION: u32 = FORMAT_VERSION;
 
     fn human(&self, _color: bool) -> String {
         let list = |names: &[String]| {

@@ -1,11 +1,10 @@
 //! `gitship build`'s report: one line (or table row) per app.
 
 use super::CommandReport;
-use crate::ops::build::{BuildAction, BuildReport, BuildResult, FORMAT_VERSION};
+use crate::ops::build::{BuildAction, BuildReport, BuildResult};
 
 impl CommandReport for BuildReport {
     const KIND: &'static str = "build";
-    const FORMAT_VERSION: u32 = FORMAT_VERSION;
 
     fn human(&self, _color: bool) -> String {
         let width = self.images.iter().map(|r| r.app.len()).max().unwrap_or(0);

@@ -1,11 +1,10 @@
 //! `gitship deploy`'s report: a per-kind table and a summary line.
 
 use super::CommandReport;
-use crate::ops::deploy::{DeployOutput, FORMAT_VERSION};
+use crate::ops::deploy::DeployOutput;
 
 impl CommandReport for DeployOutput {
     const KIND: &'static str = "deploy";
-    const FORMAT_VERSION: u32 = FORMAT_VERSION;
 
     fn human(&self, _color: bool) -> String {
         let simulated = if self.sandbox {

@@ -1,12 +1,11 @@
 //! `gitship envs`'s report: a table of the environments.
 
 use super::CommandReport;
-use crate::ops::envs::{FORMAT_VERSION, Listing};
+use crate::ops::envs::Listing;
 use crate::output::{paint, style};
 
 impl CommandReport for Listing {
     const KIND: &'static str = "envs";
-    const FORMAT_VERSION: u32 = FORMAT_VERSION;
 
     /// Empty when there is no environment (the command says how to create one, on stderr).
     fn human(&self, color: bool) -> String {

@@ -12,7 +12,6 @@ use crate::plan::ObjectAction;
 
 impl CommandReport for HistoryReport {
     const KIND: &'static str = "history";
-    const FORMAT_VERSION: u32 = crate::ops::history::FORMAT_VERSION;
 
     fn human(&self, _color: bool) -> String {
         human(self)
@@ -25,7 +24,6 @@ impl CommandReport for HistoryReport {
 
 impl CommandReport for RevisionDiff {
     const KIND: &'static str = "history --diff";
-    const FORMAT_VERSION: u32 = crate::ops::history::DIFF_FORMAT_VERSION;
 
     fn human(&self, _color: bool) -> String {
         diff_human(self)
@@ -254,7 +252,8 @@ fn duration(millis: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ops::history::{RecordCounts, RecordSource, TerraformCounts};
+    use crate::kube::inventory::{RecordCounts, TerraformCounts};
+    use crate::ops::history::RecordSource;
 
     fn at(text: &str) -> DateTime<Utc> {
         DateTime::parse_from_rfc3339(text)
@@ -309,7 +308,7 @@ mod tests {
             duration_ms: Some(850),
             outcome: DeployOutcome::Failed,
             number: 3,
-            error: Some(crate::ops::history::RecordError {
+            error: Some(crate::kube::inventory::RecordError {
                 stage: "health".into(),
                 object: None,
                 message: "1 object(s) did not become healthy:\nDeployment blog/web: 0/3 ready"

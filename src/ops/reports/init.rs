@@ -8,7 +8,6 @@ use crate::ops::init::InitReport;
 
 impl CommandReport for InitReport {
     const KIND: &'static str = "init";
-    const FORMAT_VERSION: u32 = crate::ops::init::FORMAT_VERSION;
 
     fn human(&self, _color: bool) -> String {
         let mut out = format!("environment `{}`:\n", self.environment);
@@ -50,7 +49,6 @@ impl CommandReport for InitReport {
 
 impl CommandReport for CiInitReport {
     const KIND: &'static str = "ci init";
-    const FORMAT_VERSION: u32 = ci_init::FORMAT_VERSION;
 
     fn human(&self, _color: bool) -> String {
         let spec = &self.spec;

@@ -7,11 +7,10 @@ use chrono::{DateTime, Utc};
 use super::CommandReport;
 use crate::git::short_sha;
 use crate::ops::history::DeployOutcome;
-use crate::ops::status::{FORMAT_VERSION, StatusReport};
+use crate::ops::status::StatusReport;
 
 impl CommandReport for StatusReport {
     const KIND: &'static str = "status";
-    const FORMAT_VERSION: u32 = FORMAT_VERSION;
 
     fn human(&self, _color: bool) -> String {
         human(self)
@@ -228,7 +227,7 @@ mod tests {
         status.drifted = vec!["Deployment/web spec.replicas: 3 -> 5 (changed by hpa)".into()];
         status.suspended = Some("by ann@laptop at 2026-01-02 03:04:05Z: incident 42".into());
         let report = StatusReport {
-            format_version: FORMAT_VERSION,
+            format_version: crate::ops::status::FORMAT_VERSION,
             environment: "staging".into(),
             namespace: "blog".into(),
             sandbox: false,

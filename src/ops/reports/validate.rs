@@ -4,11 +4,10 @@
 use std::path::Path;
 
 use super::CommandReport;
-use crate::ops::validate::{FORMAT_VERSION, LeftLiteral, ValidateReport};
+use crate::ops::validate::{LeftLiteral, ValidateReport};
 
 impl CommandReport for ValidateReport {
     const KIND: &'static str = "validate";
-    const FORMAT_VERSION: u32 = FORMAT_VERSION;
 
     fn human(&self, _color: bool) -> String {
         let width = self

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use gitship::plan::{DriftReport, FORMAT_VERSION, Plan};
+use gitship::facade::plan::{DriftReport, FORMAT_VERSION, Plan};
 
 use super::{gitship, test_home};
 

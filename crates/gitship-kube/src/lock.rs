@@ -20,10 +20,10 @@ use serde_json::{Value, json};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-use crate::kube::KubeError;
-use crate::kube::error_message;
-use crate::kube::progress::Progress;
-use crate::kube::retry::{RetryPolicy, status_code};
+use crate::KubeError;
+use crate::error_message;
+use crate::progress::Progress;
+use crate::retry::{RetryPolicy, status_code};
 
 /// Lock timing.
 #[derive(Debug, Clone, Copy)]
@@ -54,7 +54,7 @@ pub enum LeaseState {
 
 /// The Lease's name for `environment`.
 pub fn lease_name(environment: &str) -> String {
-    crate::model::reserved_name(environment)
+    gitship_foundation::model::reserved_name(environment)
 }
 
 /// How far two machines' clocks may disagree: a Lease renewed further in the future than its
@@ -162,7 +162,7 @@ fn api_error(name: &str, namespace: &str) -> impl Fn(kube::Error) -> KubeError +
 }
 
 /// Acquire the environment's lock, waiting up to `options.timeout` for another holder.
-pub async fn acquire(
+pub(crate) async fn acquire(
     client: &Client,
     environment: &str,
     namespace: &str,
@@ -332,7 +332,7 @@ impl Contender<'_> {
         announced: &mut bool,
     ) -> Result<(), KubeError> {
         let waited = started.elapsed();
-        if crate::process::is_interrupted() {
+        if gitship_foundation::process::is_interrupted() {
             return Err(KubeError::Interrupted);
         }
         if waited >= self.options.timeout {
@@ -471,7 +471,7 @@ impl DeployLock {
 
     /// Whether the Lease still names this holder, read now (a definitive check before an
     /// irreversible step such as pruning; the renewer only notices at its next renewal).
-    pub async fn still_held(&self, retry: &RetryPolicy) -> Result<bool, KubeError> {
+    pub(crate) async fn still_held(&self, retry: &RetryPolicy) -> Result<bool, KubeError> {
         if self.is_lost() {
             return Ok(false);
         }

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use kube::Client;
 
-use crate::kube::KubeError;
+use crate::KubeError;
 
 /// A running sandbox cluster.
 pub struct Sandbox {
@@ -34,12 +34,12 @@ impl std::fmt::Debug for Sandbox {
 #[derive(Debug, thiserror::Error)]
 pub enum SandboxError {
     /// The state directory or file could not be prepared, or gitship refused to write there
-    /// ([`crate::private_file`]: a symlink or a special file is there).
+    /// ([`gitship_foundation::private_file`]: a symlink or a special file is there).
     #[error("cannot keep the sandbox state of `{environment}`")]
     State {
         environment: String,
         #[source]
-        source: crate::private_file::WriteError,
+        source: gitship_foundation::private_file::WriteError,
     },
     /// The simulator did not start (or its state file is unreadable).
     #[error("cannot start the sandbox cluster (state `{}`)", path.display())]
@@ -76,7 +76,7 @@ pub async fn start(root: &Path, environment: &str) -> Result<Sandbox, SandboxErr
             path: state_file.clone(),
             source,
         })?;
-    let client = crate::kube::client::client_from(server.kube_config())?;
+    let client = crate::client::client_from(server.kube_config())?;
     Ok(Sandbox {
         server,
         client,
@@ -87,8 +87,11 @@ pub async fn start(root: &Path, environment: &str) -> Result<Sandbox, SandboxErr
 /// The state's directory (private when gitship creates it), its `.gitignore`, and a check that
 /// the state file is nothing or a regular file: kubesim reads it, then renames a new one over
 /// it, neither through a symlink nor over a special file.
-fn prepare_state(root: &Path, state_file: &Path) -> Result<(), crate::private_file::WriteError> {
-    use crate::private_file::{self, Existing};
+fn prepare_state(
+    root: &Path,
+    state_file: &Path,
+) -> Result<(), gitship_foundation::private_file::WriteError> {
+    use gitship_foundation::private_file::{self, Existing};
     if let Some(directory) = state_file.parent() {
         private_file::create_dir_in(root, directory)?;
         // Simulated state is not source: keep it out of Git even when `.gitship/` is not ignored.
@@ -97,7 +100,7 @@ fn prepare_state(root: &Path, state_file: &Path) -> Result<(), crate::private_fi
     private_file::check(state_file, Some(root))
 }
 
-impl crate::diagnostics::StageError for SandboxError {
+impl gitship_foundation::diagnostics::StageError for SandboxError {
     fn hint(&self) -> Option<String> {
         match self {
             SandboxError::State { source, .. } => source.hint(),
@@ -106,10 +109,10 @@ impl crate::diagnostics::StageError for SandboxError {
         }
     }
 
-    fn class(&self) -> crate::diagnostics::ErrorClass {
+    fn class(&self) -> gitship_foundation::diagnostics::ErrorClass {
         match self {
             SandboxError::Client(error) => error.class(),
-            _ => crate::diagnostics::ErrorClass::Failure,
+            _ => gitship_foundation::diagnostics::ErrorClass::Failure,
         }
     }
 }
@@ -117,12 +120,12 @@ impl crate::diagnostics::StageError for SandboxError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::kube::deploy::{DeployOptions, ObjectAction};
-    use crate::kube::deploy_objects;
-    use crate::model::Environment;
-    use crate::model::Manifest;
-    use crate::output::OutputFormat;
-    use crate::output::Printer;
+    use crate::deploy::{DeployOptions, ObjectAction};
+    use crate::deploy_objects;
+    use gitship_foundation::model::Environment;
+    use gitship_foundation::model::Manifest;
+    use gitship_foundation::output::OutputFormat;
+    use gitship_foundation::output::Printer;
     use serde_json::json;
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -134,7 +137,7 @@ mod tests {
         };
         let desired = || {
             vec![Manifest {
-                source: crate::diagnostics::Location::new("cm.yaml", 1, 1),
+                source: gitship_foundation::diagnostics::Location::new("cm.yaml", 1, 1),
                 object: json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a"}, "data": {"k": "v"}}),
             }]
         };

@@ -17,11 +17,11 @@ use std::collections::BTreeSet;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::kube::inventory::InventoryEntry;
-use crate::model::{OWNED_BY_ANNOTATION, ObjectId, PRUNE_ANNOTATION};
+use crate::inventory::InventoryEntry;
+use gitship_foundation::model::{OWNED_BY_ANNOTATION, ObjectId, PRUNE_ANNOTATION};
 
 /// Kinds never pruned without `--prune-protected`.
-pub const PROTECTED_KINDS: &[&str] = &[
+pub(crate) const PROTECTED_KINDS: &[&str] = &[
     "Namespace",
     "PersistentVolumeClaim",
     "CustomResourceDefinition",
@@ -39,7 +39,7 @@ pub fn candidates(
         .cloned()
         .collect();
     out.sort_by(|a, b| {
-        let rank = |e: &InventoryEntry| crate::kube::order::position(&e.kind, 0);
+        let rank = |e: &InventoryEntry| crate::order::position(&e.kind, 0);
         rank(b).cmp(&rank(a)).then_with(|| a.cmp(b))
     });
     out.dedup();
@@ -81,7 +81,9 @@ impl Scope {
     /// Why `entry` is outside the scope, if it is.
     pub fn refuses(&self, entry: &InventoryEntry) -> Option<String> {
         let id = entry.id();
-        if crate::model::is_reserved(&self.environment, &id.name) && id.namespace.is_some() {
+        if gitship_foundation::model::is_reserved(&self.environment, &id.name)
+            && id.namespace.is_some()
+        {
             return Some(format!(
                 "`{}` is a name gitship reserves for environment `{}`",
                 id.name, self.environment
@@ -129,7 +131,7 @@ pub enum PruneDecision {
 
 impl PruneDecision {
     /// Whether the entry stays in the inventory (kept objects are still gitship's).
-    pub fn stays_in_inventory(&self) -> bool {
+    pub(crate) fn stays_in_inventory(&self) -> bool {
         matches!(
             self,
             PruneDecision::KeepProtected
@@ -149,11 +151,11 @@ pub fn decide(
     let Some(live) = live else {
         return PruneDecision::Gone;
     };
-    let owner = crate::model::annotation(live, OWNED_BY_ANNOTATION);
+    let owner = gitship_foundation::model::annotation(live, OWNED_BY_ANNOTATION);
     if owner != Some(environment) {
         return PruneDecision::NotOwned(owner.unwrap_or("").to_string());
     }
-    if crate::model::annotation(live, PRUNE_ANNOTATION) == Some("false") {
+    if gitship_foundation::model::annotation(live, PRUNE_ANNOTATION) == Some("false") {
         return PruneDecision::KeepAnnotated;
     }
     if PROTECTED_KINDS.contains(&entry.kind.as_str()) && !prune_protected {

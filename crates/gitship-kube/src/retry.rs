@@ -43,7 +43,7 @@ fn undecodable(code: u16, message: &str) -> bool {
 }
 
 /// Classify an HTTP status code (with the server's `retryAfterSeconds`, 0 = none).
-pub fn classify_status(code: u16, retry_after_seconds: Option<u32>) -> Disposition {
+pub(crate) fn classify_status(code: u16, retry_after_seconds: Option<u32>) -> Disposition {
     let after = retry_after_seconds
         .filter(|s| *s > 0)
         .map(|s| Duration::from_secs(u64::from(s)));
@@ -159,7 +159,7 @@ fn jitter_fraction() -> f64 {
 }
 
 /// The HTTP status code of an API error, if it is one.
-pub fn status_code(error: &kube::Error) -> Option<u16> {
+pub(crate) fn status_code(error: &kube::Error) -> Option<u16> {
     match error {
         kube::Error::Api(status) => Some(status.code),
         _ => None,

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::output::Printer;
+use gitship_foundation::output::Printer;
 
 /// Progress of one deploy.
 #[derive(Debug)]
@@ -60,7 +60,7 @@ impl Progress {
     }
 
     /// `count` more objects applied.
-    pub fn advance(&self, count: usize) {
+    pub(crate) fn advance(&self, count: usize) {
         if let Some(bar) = &self.bar {
             bar.inc(count as u64);
         }

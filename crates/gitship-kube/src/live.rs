@@ -1,7 +1,7 @@
 //! Live objects read in bulk, with paged LISTs instead of one GET per object.
 //!
 //! [`compare_live`] is `drift`'s comparison: the desired objects checked as a deploy checks them
-//! ([`crate::kube::check::check`]), their live counterparts listed (one paged LIST per resource
+//! ([`crate::check::check`]), their live counterparts listed (one paged LIST per resource
 //! and namespace, all concurrently), and every field the manifest sets compared with
 //! [`diff::compare_to_manifest`], page by page. [`read_live`] is a deploy's read of the objects
 //! it is about to apply.
@@ -13,12 +13,12 @@ use kube::Client;
 use kube::api::ListParams;
 use serde_json::Value;
 
-use crate::kube::KubeError;
-use crate::kube::apply;
-use crate::kube::check::Prepared;
-use crate::kube::diff::{self, EnvironmentDiff, ObjectDiff, PlannedAction};
-use crate::kube::retry::RetryPolicy;
-use crate::model::{Environment, Manifest, ObjectId};
+use crate::KubeError;
+use crate::apply;
+use crate::check::Prepared;
+use crate::diff::{self, EnvironmentDiff, ObjectDiff, PlannedAction};
+use crate::retry::RetryPolicy;
+use gitship_foundation::model::{Environment, Manifest, ObjectId};
 
 /// How many objects one LIST page of `drift` holds. Pages bound the memory of a check: a page's
 /// body and its decoded objects are dropped before the next is read, so a long-running agent's
@@ -120,7 +120,7 @@ const LIST_AT_LEAST: usize = 8;
 /// whose resource could be listed (`None`: it does not exist), none for the others (fewer than
 /// [`LIST_AT_LEAST`] of their resource, or their LIST was refused or failed: the caller GETs
 /// them one by one).
-pub async fn read_live(
+pub(crate) async fn read_live(
     client: &Client,
     objects: &[&Prepared],
     retry: &RetryPolicy,
@@ -189,7 +189,7 @@ pub async fn compare_live(
             // RBAC may grant `get` by name without `list` (the agent's Secrets and cluster-scoped
             // objects, `agent::manifests`): those are read one by one.
             Err((ids, KubeError::Api { source, .. }))
-                if crate::kube::retry::status_code(&source) == Some(403) =>
+                if crate::retry::status_code(&source) == Some(403) =>
             {
                 refused.extend(ids);
             }

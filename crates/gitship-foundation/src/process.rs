@@ -45,7 +45,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
 /// How long output is still read after the child exited (a grandchild may hold its streams).
-pub const DRAIN_AFTER_EXIT: Duration = Duration::from_secs(2);
+pub(crate) const DRAIN_AFTER_EXIT: Duration = Duration::from_secs(2);
 
 /// How often an output file is polled for new bytes.
 const TAIL_POLL: Duration = Duration::from_millis(25);
@@ -266,7 +266,7 @@ impl Process {
 
     /// Run to completion and return whatever it exited with (for programs like
     /// `terraform plan -detailed-exitcode` whose non-zero codes carry meaning).
-    pub async fn run_unchecked(
+    pub(crate) async fn run_unchecked(
         &self,
         on_line: impl FnMut(&str) + Send,
     ) -> Result<ProcessOutput, ProcessError> {
@@ -294,7 +294,7 @@ impl Process {
     }
 
     /// Like [`Process::run_unchecked`], stopped by `stop` (see the module documentation).
-    pub async fn run_unchecked_with_stop(
+    pub(crate) async fn run_unchecked_with_stop(
         &self,
         mut on_line: impl FnMut(&str) + Send,
         mut stop: Stop,
@@ -782,13 +782,13 @@ fn kill_sender() -> &'static watch::Sender<bool> {
 
 /// A receiver that flips to `true` on gitship's second interrupt: every child's process group
 /// is then killed at once.
-pub fn kill_receiver() -> watch::Receiver<bool> {
+pub(crate) fn kill_receiver() -> watch::Receiver<bool> {
     kill_sender().subscribe()
 }
 
 /// Mark gitship as interrupted (used by the signal listener, and by tests); a second call
 /// escalates to killing every child at once.
-pub fn trigger_interrupt() {
+pub(crate) fn trigger_interrupt() {
     if interrupt_sender().send_replace(true) {
         kill_sender().send_replace(true);
     }

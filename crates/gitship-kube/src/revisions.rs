@@ -28,25 +28,28 @@ use kube::api::{Api, Patch, PatchParams};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::diagnostics::Location;
-use crate::kube::KubeError;
-use crate::kube::inventory::DeployRecord;
-use crate::kube::retry::RetryPolicy;
-use crate::model::{FIELD_MANAGER, MANAGED_BY_LABEL, Manifest};
+use crate::KubeError;
+use crate::inventory::DeployRecord;
+use crate::retry::RetryPolicy;
+use gitship_foundation::diagnostics::Location;
+use gitship_foundation::model::{FIELD_MANAGER, MANAGED_BY_LABEL, Manifest};
 
 /// The most the revisions Secret's data may hold, compressed (a Secret holds at most 1 MiB,
 /// base64 makes 4 bytes of 3).
-pub const MAX_SECRET_BYTES: usize = 700 * 1024;
+pub(crate) const MAX_SECRET_BYTES: usize = 700 * 1024;
 
 /// The most one revision's manifests may decompress to.
-pub const MAX_MANIFESTS_BYTES: u64 = 64 * 1024 * 1024;
+pub(crate) const MAX_MANIFESTS_BYTES: u64 = 64 * 1024 * 1024;
 
 /// The version of [`StoredManifests`]'s shape.
 const FORMAT_VERSION: u32 = 1;
 
 /// The name of `environment`'s revisions Secret.
 pub fn secret_name(environment: &str) -> String {
-    format!("{}.revisions", crate::model::reserved_name(environment))
+    format!(
+        "{}.revisions",
+        gitship_foundation::model::reserved_name(environment)
+    )
 }
 
 /// The key of record `#number`'s manifests in the Secret.
@@ -413,7 +416,7 @@ mod tests {
     }
 
     fn record(number: u64, manifests: Option<u64>) -> DeployRecord {
-        use crate::kube::inventory::{DeployOutcome, RecordSource};
+        use crate::inventory::{DeployOutcome, RecordSource};
         let mut record =
             DeployRecord::for_test("abc", DeployOutcome::Succeeded, RecordSource::Deploy);
         record.number = number;

@@ -376,14 +376,14 @@ pub fn workspace_relative(file: &str, base: Option<&Path>) -> String {
 }
 
 /// A workflow command's message, escaped as GitHub documents (`%`, `\r`, `\n`).
-pub fn escape_data(text: &str) -> String {
+pub(crate) fn escape_data(text: &str) -> String {
     text.replace('%', "%25")
         .replace('\r', "%0D")
         .replace('\n', "%0A")
 }
 
 /// A workflow command's property value: [`escape_data`] plus `:` and `,`.
-pub fn escape_property(text: &str) -> String {
+pub(crate) fn escape_property(text: &str) -> String {
     escape_data(text).replace(':', "%3A").replace(',', "%2C")
 }
 

@@ -22,15 +22,15 @@ use kube::api::{Api, ApiResource, DynamicObject, ListParams};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::kube::health::{self, Health};
-use crate::kube::inventory::InventoryEntry;
-use crate::kube::retry::RetryPolicy;
-use crate::model::ObjectId;
+use crate::health::{self, Health};
+use crate::inventory::InventoryEntry;
+use crate::retry::RetryPolicy;
+use gitship_foundation::model::ObjectId;
 
 /// The most ReplicaSets kept per Deployment (the current one first, then the newest).
-pub const MAX_REPLICA_SETS: usize = 5;
+pub(crate) const MAX_REPLICA_SETS: usize = 5;
 /// The most Pods kept per owner (a ReplicaSet, StatefulSet, DaemonSet or Job).
-pub const MAX_PODS: usize = 20;
+pub(crate) const MAX_PODS: usize = 20;
 /// The longest text kept of a reason or a name read from the cluster, in characters.
 pub const MAX_TEXT: usize = 300;
 /// One page of a LIST: what is held at once while a namespace's Pods (or the cluster's CRDs,
@@ -162,7 +162,7 @@ impl ObjectNode {
 
     pub fn id(&self) -> ObjectId {
         ObjectId {
-            group: crate::model::group_of(&self.api_version).to_string(),
+            group: gitship_foundation::model::group_of(&self.api_version).to_string(),
             kind: self.kind.clone(),
             namespace: self.namespace.clone(),
             name: self.name.clone(),
@@ -289,7 +289,7 @@ async fn list(
         let page = retry
             .run(&format!("list {}", resource.plural), || api.list(&params))
             .await
-            .map_err(|error| crate::kube::error_message(&error))?;
+            .map_err(|error| crate::error_message(&error))?;
         for item in page.items {
             if let Ok(value) = serde_json::to_value(item) {
                 keep(value);
@@ -323,13 +323,13 @@ fn int(item: &Value, pointer: &str) -> i64 {
 
 /// `deployment.kubernetes.io/revision` of a Deployment or ReplicaSet.
 fn revision(item: &Value) -> Option<u64> {
-    crate::model::annotation(item, "deployment.kubernetes.io/revision")?
+    gitship_foundation::model::annotation(item, "deployment.kubernetes.io/revision")?
         .parse()
         .ok()
 }
 
 /// A Pod as the page shows it.
-pub fn pod_node(item: &Value) -> PodNode {
+pub(crate) fn pod_node(item: &Value) -> PodNode {
     let statuses: Vec<&Value> = item
         .pointer("/status/containerStatuses")
         .and_then(Value::as_array)
@@ -410,7 +410,7 @@ struct ReplicaSetSeen {
 
 /// The tree as the LISTs' pages arrive; [`Collector::finish`] assembles it.
 #[derive(Debug)]
-pub struct Collector {
+pub(crate) struct Collector {
     objects: Vec<ObjectNode>,
     /// Watched objects by (kind, namespace, name): index into `objects`.
     index: HashMap<(String, Option<String>, String), usize>,
@@ -468,7 +468,7 @@ impl Collector {
     }
 
     /// The watched objects by (kind, namespace): what to LIST, and the names wanted.
-    pub fn watched_groups(&self) -> BTreeMap<(String, Option<String>), BTreeSet<String>> {
+    pub(crate) fn watched_groups(&self) -> BTreeMap<(String, Option<String>), BTreeSet<String>> {
         let mut groups: BTreeMap<(String, Option<String>), BTreeSet<String>> = BTreeMap::new();
         for (kind, namespace, name) in self.index.keys() {
             groups
@@ -530,12 +530,12 @@ impl Collector {
     }
 
     /// The namespaces whose ReplicaSets to list: those of the Deployments found.
-    pub fn deployment_namespaces(&self) -> BTreeSet<String> {
+    pub(crate) fn deployment_namespaces(&self) -> BTreeSet<String> {
         self.namespaces_of(|kind| kind == "Deployment")
     }
 
     /// The namespaces whose Pods to list: those of the workloads found.
-    pub fn pod_namespaces(&self) -> BTreeSet<String> {
+    pub(crate) fn pod_namespaces(&self) -> BTreeSet<String> {
         self.namespaces_of(owns_pods)
     }
 

@@ -16,16 +16,16 @@ use std::collections::BTreeSet;
 
 use futures::StreamExt;
 
-use crate::kube::KubeError;
-use crate::kube::apply;
-use crate::kube::check::{self, Checked, Prepared};
-use crate::kube::discovery::Resources;
-use crate::kube::fields::{self, FieldPath};
-pub use crate::kube::fields::{FieldChange, loosely_equal, parse_quantity};
-use crate::kube::inventory::{self, InventoryEntry};
-use crate::kube::prune;
-use crate::kube::retry::{RetryPolicy, status_code};
-use crate::model::{Environment, FIELD_MANAGER, Manifest, ObjectId, holds_unknown};
+use crate::KubeError;
+use crate::apply;
+use crate::check::{self, Checked, Prepared};
+use crate::discovery::Resources;
+pub use crate::fields::FieldChange;
+use crate::fields::{self, FieldPath};
+use crate::inventory::{self, InventoryEntry};
+use crate::prune;
+use crate::retry::{RetryPolicy, status_code};
+use gitship_foundation::model::{Environment, FIELD_MANAGER, Manifest, ObjectId, holds_unknown};
 
 /// What applying an object would do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -116,7 +116,7 @@ pub async fn diff_environment(
 
 /// Check `desired` as a deploy does; the objects whose kind is served, and (as creations) those
 /// whose kind a CRD of the same set defines and is not served yet.
-pub async fn checked_objects(
+pub(crate) async fn checked_objects(
     client: &kube::Client,
     environment: &Environment,
     desired: &[Manifest],
@@ -158,7 +158,7 @@ pub async fn check_before_changes(
     let resources = Resources::new();
     let checked = check::check(client, &resources, environment, desired, retry).await?;
     // The hooks' kinds too: a hook the cluster cannot create must stop the deploy here.
-    crate::kube::hooks::prepare(client, &resources, environment, desired, retry).await?;
+    crate::hooks::prepare(client, &resources, environment, desired, retry).await?;
     for item in &checked {
         if let Checked::Ready(prepared) = item
             && prepared.id.kind == "Namespace"
@@ -200,8 +200,10 @@ pub async fn count_owned(
             .await
             .map_err(|e| prepared.error(e))?;
         if live.as_ref().is_some_and(|live| {
-            crate::model::annotation(live, crate::model::OWNED_BY_ANNOTATION)
-                == Some(environment.name.as_str())
+            gitship_foundation::model::annotation(
+                live,
+                gitship_foundation::model::OWNED_BY_ANNOTATION,
+            ) == Some(environment.name.as_str())
         }) {
             owned = owned.saturating_add(1);
         }
@@ -211,7 +213,7 @@ pub async fn count_owned(
 
 /// Compare `prepared` with the cluster: GET the live object, dry-run apply, compare. An object
 /// the server is deleting counts as absent: applying creates it anew once it is gone.
-pub async fn diff_object(
+pub(crate) async fn diff_object(
     client: &kube::Client,
     prepared: &Prepared,
     force: bool,
@@ -227,9 +229,11 @@ pub async fn diff_object(
         Ok(result) => result,
         Err(error) if live.is_none() && status_code(&error) == Some(404) => prepared.body.clone(),
         Err(error)
-            if crate::kube::immutable_field(&error).is_some()
-                && crate::model::annotation(&prepared.body, crate::model::REPLACE_ANNOTATION)
-                    == Some("true") =>
+            if crate::immutable_field(&error).is_some()
+                && gitship_foundation::model::annotation(
+                    &prepared.body,
+                    gitship_foundation::model::REPLACE_ANNOTATION,
+                ) == Some("true") =>
         {
             let desired = prepared.body.clone();
             // Without a dry-run result, only fields the manifest sets are comparable.
@@ -250,7 +254,7 @@ pub async fn diff_object(
 }
 
 /// The [`ObjectDiff`] of an object that holds a value known only after apply
-/// ([`crate::model::KNOWN_AFTER_APPLY`]). It is never sent
+/// ([`gitship_foundation::model::KNOWN_AFTER_APPLY`]). It is never sent
 /// to the server, not even as a dry run: the placeholder is no valid value (a quantity, a port,
 /// a name), and the server would reject it or, worse, accept it as a string. As Terraform shows
 /// such a resource, the object is compared with its live counterpart over the fields the
@@ -279,7 +283,7 @@ fn unknown_until_apply(live: Option<Value>, desired: Value) -> ObjectDiff {
 }
 
 /// The [`ObjectDiff`] of a live object (if any) and a dry-run result.
-pub fn diff_from(live: Option<Value>, dry_run: Value) -> ObjectDiff {
+pub(crate) fn diff_from(live: Option<Value>, dry_run: Value) -> ObjectDiff {
     match live {
         None => ObjectDiff {
             action: PlannedAction::Create,
@@ -354,13 +358,14 @@ pub fn managers_of(object: &Value, path: &FieldPath) -> Vec<String> {
 /// Server defaults and other managers' fields and list items are not looked at, so a freshly
 /// deployed object has no changes. `drift` uses this over LISTed objects (one request per kind
 /// instead of two per object), and dry-runs only the objects it finds changed.
-pub fn compare_to_manifest(live: &Value, desired: &Value) -> Vec<FieldChange> {
+pub(crate) fn compare_to_manifest(live: &Value, desired: &Value) -> Vec<FieldChange> {
     fields::manifest_changes(live, desired, FIELD_MANAGER)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fields::{loosely_equal, parse_quantity};
     use serde_json::json;
 
     fn paths(changes: &[FieldChange]) -> Vec<String> {

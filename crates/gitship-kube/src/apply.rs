@@ -4,7 +4,7 @@
 //! namespace is filled in for namespaced kinds, and the ownership annotation
 //! (`gitship.dev/owned-by: <env>`) and `app.kubernetes.io/managed-by: gitship` label are added.
 //! [`apply_object`] then skips objects whose dry-run result equals the live object (see
-//! [`crate::kube::diff`]), so a deploy with nothing to change sends no writes. Every request is
+//! [`crate::diff`]), so a deploy with nothing to change sends no writes. Every request is
 //! retried on transient failures. An immutable-field rejection names the field, and objects
 //! annotated `gitship.dev/replace: "true"` are deleted and recreated instead. An object the
 //! server is still deleting (a prune's foreground deletion, a finalizer) is created anew once it
@@ -17,14 +17,14 @@ use kube::api::{DeleteParams, Patch, PatchParams};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::kube::check::Prepared;
-use crate::kube::diff::{self, PlannedAction};
-use crate::kube::retry::{RetryPolicy, status_code};
-use crate::kube::{KubeError, error_message, immutable_field};
-use crate::model::{FIELD_MANAGER, REPLACE_ANNOTATION};
+use crate::check::Prepared;
+use crate::diff::{self, PlannedAction};
+use crate::retry::{RetryPolicy, status_code};
+use crate::{KubeError, error_message, immutable_field};
+use gitship_foundation::model::{FIELD_MANAGER, REPLACE_ANNOTATION};
 
 /// How long applying waits for an object the server is deleting to be gone.
-pub const DELETION_WAIT: Duration = Duration::from_secs(60);
+pub(crate) const DELETION_WAIT: Duration = Duration::from_secs(60);
 
 /// What applying one object did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -38,7 +38,7 @@ pub enum Applied {
 }
 
 /// The live object, `None` when it does not exist.
-pub async fn get_live(
+pub(crate) async fn get_live(
     client: &Client,
     prepared: &Prepared,
     retry: &RetryPolicy,
@@ -53,7 +53,7 @@ pub async fn get_live(
 }
 
 /// One server-side apply (optionally `dryRun=All`) with field manager `gitship`.
-pub async fn server_side_apply(
+pub(crate) async fn server_side_apply(
     client: &Client,
     prepared: &Prepared,
     force: bool,
@@ -91,7 +91,7 @@ pub struct Known {
 /// [`diff::compare_to_manifest`] finds nothing), or the dry-run result equals the
 /// live object. The first needs no request: a field removed from the manifest changes the
 /// digest, and a field someone else changed differs, so either takes the dry run.
-pub async fn apply_object(
+pub(crate) async fn apply_object(
     client: &Client,
     prepared: &Prepared,
     known: Known,
@@ -117,7 +117,7 @@ pub async fn apply_object(
         live => live,
     };
     if let Some(live) = &live {
-        crate::kube::check::check_owner(prepared, live)?;
+        crate::check::check_owner(prepared, live)?;
         if known.applied_before && diff::compare_to_manifest(live, &prepared.body).is_empty() {
             return Ok(Applied::Unchanged);
         }
@@ -146,7 +146,7 @@ pub async fn apply_object(
 }
 
 /// Whether the server is deleting `live` (it has a `deletionTimestamp`; finalizers hold it).
-pub fn is_being_deleted(live: &Value) -> bool {
+pub(crate) fn is_being_deleted(live: &Value) -> bool {
     live.pointer("/metadata/deletionTimestamp")
         .is_some_and(|timestamp| !timestamp.is_null())
 }
@@ -181,7 +181,7 @@ async fn replace_if_allowed(
     let Some(field) = immutable_field(&error) else {
         return Err(prepared.error(error));
     };
-    if crate::model::annotation(&prepared.body, REPLACE_ANNOTATION) != Some("true") {
+    if gitship_foundation::model::annotation(&prepared.body, REPLACE_ANNOTATION) != Some("true") {
         return Err(KubeError::Immutable {
             object: prepared.describe(),
             field,

@@ -19,7 +19,7 @@
 use serde_json::Value;
 
 /// Kinds of the bootstrap stage, in order.
-pub const BOOTSTRAP_KINDS: &[&str] = &[
+pub(crate) const BOOTSTRAP_KINDS: &[&str] = &[
     "CustomResourceDefinition",
     "Namespace",
     "ClusterRole",
@@ -27,7 +27,7 @@ pub const BOOTSTRAP_KINDS: &[&str] = &[
 ];
 
 /// Kind order inside a wave; kinds not listed go between `Ingress` and `APIService`.
-pub const KIND_ORDER: &[&str] = &[
+pub(crate) const KIND_ORDER: &[&str] = &[
     "NetworkPolicy",
     "ResourceQuota",
     "LimitRange",
@@ -56,7 +56,7 @@ pub const KIND_ORDER: &[&str] = &[
 ];
 
 /// Kinds applied after everything else of their wave.
-pub const LAST_KINDS: &[&str] = &[
+pub(crate) const LAST_KINDS: &[&str] = &[
     "APIService",
     "MutatingWebhookConfiguration",
     "ValidatingWebhookConfiguration",
@@ -72,7 +72,7 @@ pub struct Position {
 }
 
 /// The rank of a kind: bootstrap kinds first, then [`KIND_ORDER`], others, [`LAST_KINDS`].
-pub fn kind_rank(kind: &str) -> usize {
+pub(crate) fn kind_rank(kind: &str) -> usize {
     if let Some(index) = BOOTSTRAP_KINDS.iter().position(|k| *k == kind) {
         return index;
     }
@@ -88,9 +88,9 @@ pub fn kind_rank(kind: &str) -> usize {
 }
 
 /// The wave of an object (`gitship.dev/wave`, or Argo CD's `argocd.argoproj.io/sync-wave`), or
-/// why its annotations are refused ([`crate::model::hook::wave_of`]).
+/// why its annotations are refused ([`gitship_foundation::model::hook::wave_of`]).
 pub fn wave_of(object: &Value) -> Result<i64, String> {
-    crate::model::hook::wave_of(object)
+    gitship_foundation::model::hook::wave_of(object)
 }
 
 /// The position of an object of `kind` in `wave`.
@@ -113,7 +113,7 @@ pub fn position(kind: &str, wave: i64) -> Position {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::WAVE_ANNOTATION;
+    use gitship_foundation::model::WAVE_ANNOTATION;
     use serde_json::json;
 
     #[test]

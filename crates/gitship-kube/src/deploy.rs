@@ -20,25 +20,25 @@ use kube::api::{Api, DeleteParams, Patch, PatchParams};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::kube::KubeError;
-use crate::kube::apply::{self, Applied};
-use crate::kube::check::{self, Checked, Prepared};
-use crate::kube::discovery::{self, Resources};
-use crate::kube::health::{self, Health};
-use crate::kube::hooks::{self, HookRun, PreparedHook};
-use crate::kube::inventory::{
+use crate::KubeError;
+use crate::apply::{self, Applied};
+use crate::check::{self, Checked, Prepared};
+use crate::discovery::{self, Resources};
+use crate::health::{self, Health};
+use crate::hooks::{self, HookRun, PreparedHook};
+use crate::inventory::{
     self, DeployOutcome, DeployRecord, Inventory, InventoryEntry, RecordCounts, RecordError,
     RecordExtras, RecordSource,
 };
-use crate::kube::lock::{self, DeployLock, LockOptions};
-use crate::kube::order::{self, Position};
-use crate::kube::progress::Progress;
-use crate::kube::prune::{self, PruneDecision};
-use crate::kube::retry::{RetryPolicy, status_code};
-use crate::kube::revisions;
-use crate::model::hook::HookPhase;
-use crate::model::{Environment, FIELD_MANAGER, MANAGED_BY_LABEL, Manifest, ObjectId};
-use crate::output::Printer;
+use crate::lock::{self, DeployLock, LockOptions};
+use crate::order::{self, Position};
+use crate::progress::Progress;
+use crate::prune::{self, PruneDecision};
+use crate::retry::{RetryPolicy, status_code};
+use crate::revisions;
+use gitship_foundation::model::hook::HookPhase;
+use gitship_foundation::model::{Environment, FIELD_MANAGER, MANAGED_BY_LABEL, Manifest, ObjectId};
+use gitship_foundation::output::Printer;
 
 /// How to deploy.
 #[derive(Debug, Clone)]
@@ -62,7 +62,7 @@ pub struct DeployOptions {
     pub concurrency: usize,
     /// The Git commit being deployed.
     pub sha: Option<String>,
-    /// Who deploys (for the record and the lock holder): the caller reads it ([`crate::ci::who`]);
+    /// Who deploys (for the record and the lock holder): the caller reads it (`gitship`'s `ci::who`);
     /// the default names no one.
     pub who: String,
     /// What started the deploy, and for a heal what it puts back (for the record).
@@ -870,7 +870,7 @@ async fn prune_one(run: &Run<'_>, candidate: &InventoryEntry) -> Result<PruneDec
     let id = candidate.id();
     let api_error = |source: kube::Error| KubeError::Api {
         object: id.to_string(),
-        message: crate::kube::error_message(&source),
+        message: crate::error_message(&source),
         source,
     };
     let Some(resolved) = resources
@@ -892,7 +892,7 @@ async fn prune_one(run: &Run<'_>, candidate: &InventoryEntry) -> Result<PruneDec
         .await
     {
         Err(error) if status_code(&error) == Some(403) => {
-            return Ok(PruneDecision::Forbidden(crate::kube::error_message(&error)));
+            return Ok(PruneDecision::Forbidden(crate::error_message(&error)));
         }
         read => read.map_err(api_error)?,
     };
@@ -1177,7 +1177,7 @@ async fn would_change(
     previous: &BTreeMap<String, String>,
 ) -> Result<bool, KubeError> {
     let references: Vec<&Prepared> = ready.iter().collect();
-    let mut known = crate::kube::live::read_live(run.client, &references, &run.options.retry).await;
+    let mut known = crate::live::read_live(run.client, &references, &run.options.retry).await;
     for prepared in ready {
         let live = match known.remove(&prepared.id) {
             Some(live) => live,
@@ -1191,14 +1191,12 @@ async fn would_change(
         let digest = inventory::applied_digest(&prepared.body);
         let applied_before = digest.is_some()
             && previous.get(&inventory::digest_key(&prepared.id)) == digest.as_ref();
-        if applied_before
-            && crate::kube::diff::compare_to_manifest(&live, &prepared.body).is_empty()
-        {
+        if applied_before && crate::diff::compare_to_manifest(&live, &prepared.body).is_empty() {
             continue;
         }
         let unchanged = validated.get(&prepared.id).is_some_and(|dry_run| {
-            crate::kube::diff::diff_from(Some(live), dry_run.clone()).action
-                == crate::kube::diff::PlannedAction::Unchanged
+            crate::diff::diff_from(Some(live), dry_run.clone()).action
+                == crate::diff::PlannedAction::Unchanged
         });
         if !unchanged {
             return Ok(true);
@@ -1248,10 +1246,10 @@ async fn validate_changed(
             }
             Err(error) if status_code(&error) == Some(404) => {}
             Err(error)
-                if crate::kube::immutable_field(&error).is_some()
-                    && crate::model::annotation(
+                if crate::immutable_field(&error).is_some()
+                    && gitship_foundation::model::annotation(
                         &prepared.body,
-                        crate::model::REPLACE_ANNOTATION,
+                        gitship_foundation::model::REPLACE_ANNOTATION,
                     ) == Some("true") => {}
             Err(error) => refused.push(prepared.error(error)),
         }
@@ -1307,7 +1305,7 @@ async fn resolve_with_patience(
     let (client, resources, options) = (run.client, run.resources, run.options);
     let api_error = |source: kube::Error| KubeError::Api {
         object: format!("{api_version} {kind}"),
-        message: crate::kube::error_message(&source),
+        message: crate::error_message(&source),
         source,
     };
     for _ in 0..20 {
@@ -1348,7 +1346,7 @@ async fn apply_groups(
         groups.entry(prepared.position).or_default().push(prepared);
     }
     for (_, group) in groups {
-        if crate::process::is_interrupted() {
+        if gitship_foundation::process::is_interrupted() {
             return Err(KubeError::Interrupted);
         }
         if let Some(first) = group.first() {
@@ -1359,7 +1357,7 @@ async fn apply_groups(
         // the requests of a deploy (an object created by someone else between the LIST and
         // the apply is not checked for ownership; the deploy lock keeps gitship out).
         let references: Vec<&Prepared> = group.iter().collect();
-        let mut known = crate::kube::live::read_live(client, &references, &options.retry).await;
+        let mut known = crate::live::read_live(client, &references, &options.retry).await;
         drop(references);
         let previous = digests.previous;
         let results: Vec<ApplyResult> = futures::stream::iter(group)
@@ -1458,7 +1456,7 @@ async fn wait_healthy(run: &Run<'_>, objects: &[Prepared]) -> Result<(), KubeErr
     }
     let retry = &options.retry;
     let mut last = None;
-    if crate::process::is_interrupted() {
+    if gitship_foundation::process::is_interrupted() {
         return Err(KubeError::Interrupted);
     }
     let outcome = health::wait(client, objects, options.timeout, retry, |ready, total| {
@@ -1470,10 +1468,10 @@ async fn wait_healthy(run: &Run<'_>, objects: &[Prepared]) -> Result<(), KubeErr
     .await
     .map_err(|source| KubeError::Api {
         object: "health check".into(),
-        message: crate::kube::error_message(&source),
+        message: crate::error_message(&source),
         source,
     })?;
-    if crate::process::is_interrupted() {
+    if gitship_foundation::process::is_interrupted() {
         return Err(KubeError::Interrupted);
     }
     if outcome.unhealthy.is_empty() {

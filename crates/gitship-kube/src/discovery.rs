@@ -13,7 +13,7 @@ use kube::core::GroupVersion;
 use kube::discovery::{ApiCapabilities, ApiResource, Scope};
 use tokio::sync::Mutex;
 
-use crate::kube::retry::{RetryPolicy, status_code};
+use crate::retry::{RetryPolicy, status_code};
 
 /// A resolved kind.
 #[derive(Debug, Clone, PartialEq)]
@@ -95,7 +95,7 @@ fn find_kind(entries: &[(ApiResource, ApiCapabilities)], kind: &str) -> Option<R
 }
 
 /// The (group, kind) pairs and apiVersions a CRD object defines, from its JSON.
-pub fn crd_defines(crd: &serde_json::Value) -> Vec<(String, String)> {
+pub(crate) fn crd_defines(crd: &serde_json::Value) -> Vec<(String, String)> {
     let spec = crd.get("spec");
     let group = spec.and_then(|s| s.get("group")).and_then(|g| g.as_str());
     let kind = spec

@@ -32,7 +32,7 @@ pub struct FieldChange {
 
 /// Equality after normalisation: numbers by value; quantities by amount under resource-like
 /// fields (`resources`, `limits`, `requests`, `capacity`, `hard`, `storage`).
-pub fn loosely_equal(path: &str, left: &Value, right: &Value) -> bool {
+pub(crate) fn loosely_equal(path: &str, left: &Value, right: &Value) -> bool {
     if left == right {
         return true;
     }
@@ -71,7 +71,7 @@ fn quantity_of(value: &Value) -> Option<f64> {
 }
 
 /// The amount of a Kubernetes quantity (`500m` -> 0.5, `1Ki` -> 1024, `1e3` -> 1000).
-pub fn parse_quantity(text: &str) -> Option<f64> {
+pub(crate) fn parse_quantity(text: &str) -> Option<f64> {
     let text = text.trim();
     let split = text
         .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '+' || c == '-'))
@@ -225,7 +225,7 @@ enum ListKind {
 
 /// The list-map keys of the built-in kinds' lists, by field name (from the v1.37 OpenAPI
 /// schema's `x-kubernetes-list-map-keys`), for lists no `managedFields` entry describes yet.
-pub fn schema_keys(field: &str, item: &Value) -> Option<&'static [&'static str]> {
+pub(crate) fn schema_keys(field: &str, item: &Value) -> Option<&'static [&'static str]> {
     Some(match field {
         "ports" if item.get("containerPort").is_some() => &["containerPort", "protocol"],
         "ports" => &["port", "protocol"],
@@ -364,7 +364,7 @@ pub struct ManagedEntry<'a> {
 }
 
 /// The union of `fieldsV1` trees.
-pub fn union(left: Option<Value>, right: Option<Value>) -> Option<Value> {
+pub(crate) fn union(left: Option<Value>, right: Option<Value>) -> Option<Value> {
     match (left, right) {
         (None, other) | (other, None) => other,
         (Some(Value::Object(mut left)), Some(Value::Object(right))) => {
@@ -381,7 +381,7 @@ pub fn union(left: Option<Value>, right: Option<Value>) -> Option<Value> {
 
 /// The union of the trees of the entries `select` keeps.
 /// Every manager's `fieldsV1` tree of `object`, unioned: how its lists merge.
-pub fn all_managers(object: &Value) -> Option<Value> {
+pub(crate) fn all_managers(object: &Value) -> Option<Value> {
     union_of(object, |_| true)
 }
 
@@ -588,7 +588,7 @@ impl<'a> Trees<'a> {
 /// the manifest no longer sets and no other manager owns. Fields the manifest does not set
 /// (server defaults, other managers' fields and list items) are not looked at, so a freshly
 /// applied object has no changes. Secrets compare as stored: `stringData` as base64 `data`.
-pub fn manifest_changes(live: &Value, desired: &Value, manager: &str) -> Vec<FieldChange> {
+pub(crate) fn manifest_changes(live: &Value, desired: &Value, manager: &str) -> Vec<FieldChange> {
     let shape = all_managers(live);
     let owned = union_of(live, |m| m == manager).map(|tree| secret_tree_as_stored(desired, tree));
     let others = union_of(live, |m| m != manager);
@@ -621,7 +621,7 @@ pub fn manifest_changes(live: &Value, desired: &Value, manager: &str) -> Vec<Fie
 
 /// A Secret's `stringData.<key>` is stored as `data.<key>`: owning the one means owning the other.
 fn secret_tree_as_stored(object: &Value, mut tree: Value) -> Value {
-    if !crate::model::is_secret(object) {
+    if !gitship_foundation::model::is_secret(object) {
         return tree;
     }
     if let Some(map) = tree.as_object_mut()
@@ -818,7 +818,7 @@ fn removed(path: &FieldPath, live: &Value, trees: Trees<'_>, out: &mut Vec<Field
 /// A Secret's `stringData` moved into `data`, base64-encoded, as the server stores it.
 fn secret_as_stored(object: &Value) -> Cow<'_, Value> {
     use base64::Engine;
-    if !crate::model::is_secret(object) || object.get("stringData").is_none() {
+    if !gitship_foundation::model::is_secret(object) || object.get("stringData").is_none() {
         return Cow::Borrowed(object);
     }
     let mut object = object.clone();

@@ -48,4 +48,5 @@ pub mod tree;
 pub use client::{ClientOptions, connect};
 pub use deploy::{DeployOptions, DeployReport, ObjectAction, deploy_objects};
 pub use diff::{FieldChange, ObjectDiff, PlannedAction};
-pub use error::{KubeError, error_message, immutable_field};
+pub(crate) use error::immutable_field;
+pub use error::{KubeError, error_message};

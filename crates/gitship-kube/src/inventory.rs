@@ -17,9 +17,9 @@ use kube::api::{Api, Patch, PatchParams};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::kube::KubeError;
-use crate::kube::retry::RetryPolicy;
-use crate::model::{FIELD_MANAGER, MANAGED_BY_LABEL, ObjectId, group_of};
+use crate::KubeError;
+use crate::retry::RetryPolicy;
+use gitship_foundation::model::{FIELD_MANAGER, MANAGED_BY_LABEL, ObjectId, group_of};
 
 const OBJECTS_KEY: &str = "inventory.json";
 const HISTORY_KEY: &str = "history.json";
@@ -27,7 +27,7 @@ const APPLIED_KEY: &str = "applied.json";
 
 /// The most the inventory ConfigMap's data may hold (a ConfigMap holds at most 1 MiB): older
 /// deploy records are dropped to stay under it.
-pub const MAX_DATA_BYTES: usize = 512 * 1024;
+pub(crate) const MAX_DATA_BYTES: usize = 512 * 1024;
 
 /// One object gitship applied.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -110,12 +110,12 @@ pub struct DeployRecord {
     pub repeats: u32,
     /// A successful deploy: the record (`#N`) whose stored manifests are what this one applied
     /// (its own number, or an earlier record's when they are the same), in the revisions Secret
-    /// ([`crate::kube::revisions`]).
+    /// ([`crate::revisions`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub manifests: Option<u64>,
-    /// The hooks the deploy ran and how each ended ([`crate::kube::hooks`]).
+    /// The hooks the deploy ran and how each ended ([`crate::hooks`]).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub hooks: Vec<crate::kube::hooks::HookRun>,
+    pub hooks: Vec<crate::hooks::HookRun>,
 }
 
 fn one() -> u32 {
@@ -137,8 +137,10 @@ pub struct RecordError {
 }
 
 impl DeployRecord {
-    /// A bare record of `sha` for tests: by `ann`, now, nothing counted (unnumbered).
-    #[cfg(test)]
+    /// A bare record of `sha` for tests: by `ann`, now, nothing counted (unnumbered). The
+    /// `gitship` crate's unit tests reach it through the feature `test-fixtures` (a
+    /// dev-dependency feature: never in a release build).
+    #[cfg(any(test, feature = "test-fixtures"))]
     pub fn for_test(sha: &str, outcome: DeployOutcome, source: RecordSource) -> DeployRecord {
         DeployRecord {
             number: 0,
@@ -326,7 +328,7 @@ pub struct Inventory {
 }
 
 /// The key of `id` in [`Inventory::applied`]: `Kind namespace/name`, with ` (group)` unless core.
-pub fn digest_key(id: &ObjectId) -> String {
+pub(crate) fn digest_key(id: &ObjectId) -> String {
     if id.group.is_empty() {
         id.to_string()
     } else {
@@ -337,9 +339,9 @@ pub fn digest_key(id: &ObjectId) -> String {
 /// The digest of a body as gitship applies it (the first 16 bytes of the SHA-256 of its JSON,
 /// hex): `None` for a Secret, whose digest would let anyone who reads the inventory test
 /// guesses of its values.
-pub fn applied_digest(body: &Value) -> Option<String> {
+pub(crate) fn applied_digest(body: &Value) -> Option<String> {
     use sha2::{Digest, Sha256};
-    if crate::model::is_secret(body) {
+    if gitship_foundation::model::is_secret(body) {
         return None;
     }
     let text = serde_json::to_vec(body).ok()?;
@@ -349,7 +351,7 @@ pub fn applied_digest(body: &Value) -> Option<String> {
 
 /// The inventory ConfigMap's name for `environment`.
 pub fn configmap_name(environment: &str) -> String {
-    crate::model::reserved_name(environment)
+    gitship_foundation::model::reserved_name(environment)
 }
 
 /// The name of the inventory's copy, `gitship-<env>.history`: the objects, the history, the pin
@@ -567,7 +569,7 @@ pub async fn store(
         .await
         .map_err(|source| KubeError::Api {
             object,
-            message: crate::kube::error_message(&source),
+            message: crate::error_message(&source),
             source,
         })?;
     // The copy: the same data under the copy's name. The deploy is recorded already, so a copy
@@ -578,7 +580,7 @@ pub async fn store(
     let patch = Patch::Apply(&copied);
     if let Err(error) = retry.run(&copy, || api.patch(&copy, &params, &patch)).await {
         tracing::warn!(
-            error = %crate::kube::error_message(&error),
+            error = %crate::error_message(&error),
             "could not write the inventory's copy `{copy}`"
         );
     }

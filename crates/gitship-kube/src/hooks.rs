@@ -1,5 +1,5 @@
 //! Hooks in a deploy (ARCHITECTURE.md, "Waves and hooks"): the objects annotated as Argo CD or
-//! Helm hooks ([`crate::model::hook`]) are not desired objects. They are resolved with the
+//! Helm hooks ([`gitship_foundation::model::hook`]) are not desired objects. They are resolved with the
 //! others before the first write ([`prepare`]), then each phase runs its hooks one at a time,
 //! by weight, kind and name ([`Runner::run_phase`]): delete the earlier run's object when the
 //! policy says `BeforeHookCreation`, create the hook (a `POST`: a `generateName` makes a new
@@ -17,15 +17,17 @@ use kube::api::{Api, DeleteParams, DynamicObject, ListParams, PostParams};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::kube::KubeError;
-use crate::kube::check::{self, Prepared};
-use crate::kube::discovery::Resources;
-use crate::kube::health::{self, Health};
-use crate::kube::order;
-use crate::kube::progress::Progress;
-use crate::kube::retry::{RetryPolicy, status_code};
-use crate::model::hook::{Hook, HookPhase, Role, role_of};
-use crate::model::{Environment, FIELD_MANAGER, MANAGED_BY_LABEL, Manifest, OWNED_BY_ANNOTATION};
+use crate::KubeError;
+use crate::check::{self, Prepared};
+use crate::discovery::Resources;
+use crate::health::{self, Health};
+use crate::order;
+use crate::progress::Progress;
+use crate::retry::{RetryPolicy, status_code};
+use gitship_foundation::model::hook::{Hook, HookPhase, Role, role_of};
+use gitship_foundation::model::{
+    Environment, FIELD_MANAGER, MANAGED_BY_LABEL, Manifest, OWNED_BY_ANNOTATION,
+};
 
 /// The label gitship puts on a hook with a `generateName` (its prefix, as a label value): how
 /// `BeforeHookCreation` finds the objects of its earlier runs.
@@ -209,7 +211,7 @@ impl Runner<'_> {
             hook.hook.phases.contains(&phase) && wave.is_none_or(|wave| hook.hook.weight == wave)
         });
         for hook in due {
-            if crate::process::is_interrupted() {
+            if gitship_foundation::process::is_interrupted() {
                 return Err(KubeError::Interrupted);
             }
             self.printer.stage(
@@ -440,7 +442,7 @@ impl Runner<'_> {
     async fn wait_gone(&self, prepared: &Prepared) -> Result<(), KubeError> {
         let deadline = tokio::time::Instant::now() + DELETION_WAIT;
         loop {
-            let live = crate::kube::apply::get_live(self.client, prepared, self.retry)
+            let live = crate::apply::get_live(self.client, prepared, self.retry)
                 .await
                 .map_err(|source| prepared.error(source))?;
             if live.is_none() {

@@ -27,8 +27,8 @@ use kube::Client;
 use kube::api::{Api, DynamicObject, ListParams, WatchEvent, WatchParams};
 use serde_json::Value;
 
-use crate::kube::check::Prepared;
-use crate::kube::retry::RetryPolicy;
+use crate::check::Prepared;
+use crate::retry::RetryPolicy;
 
 /// The health of one object.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -85,7 +85,7 @@ fn observed(object: &Value) -> Result<(), Health> {
 }
 
 /// Evaluate the health of an object of `kind`.
-pub fn evaluate(kind: &str, object: &Value) -> Health {
+pub(crate) fn evaluate(kind: &str, object: &Value) -> Health {
     match kind {
         "Deployment" => deployment(object),
         "StatefulSet" => stateful_set(object),
@@ -319,7 +319,7 @@ pub async fn wait(
     let started = tokio::time::Instant::now();
     let deadline = started
         .checked_add(timeout)
-        .unwrap_or_else(|| started + crate::duration::MAX_DURATION);
+        .unwrap_or_else(|| started + gitship_foundation::duration::MAX_DURATION);
     let (sender, mut updates) = tokio::sync::mpsc::unbounded_channel();
     // Dropping the set (on every return) stops the readers.
     let mut readers = tokio::task::JoinSet::new();
@@ -354,7 +354,7 @@ pub async fn wait(
                 return Ok(outcome(states(groups), true));
             }
             _ = interrupt_check.tick() => {
-                if crate::process::is_interrupted() {
+                if gitship_foundation::process::is_interrupted() {
                     return Ok(outcome(states(groups), true));
                 }
                 continue;
@@ -669,7 +669,7 @@ pub async fn report(client: &Client, outcome: &WaitOutcome, retry: &RetryPolicy)
 }
 
 /// The last few Events about an object (`<type> <reason>: <message>`), newest last.
-pub async fn recent_events(
+pub(crate) async fn recent_events(
     client: &Client,
     prepared: &Prepared,
     retry: &RetryPolicy,
@@ -717,17 +717,17 @@ pub async fn recent_events(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::kube::deploy::{DeployOptions, ObjectAction};
-    use crate::kube::{KubeError, deploy_objects};
-    use crate::model::{Environment, Manifest};
-    use crate::output::OutputFormat;
-    use crate::output::Printer;
+    use crate::deploy::{DeployOptions, ObjectAction};
+    use crate::{KubeError, deploy_objects};
+    use gitship_foundation::model::{Environment, Manifest};
+    use gitship_foundation::output::OutputFormat;
+    use gitship_foundation::output::Printer;
     use kubesim::{KubeSim, Options, Rollout};
     use serde_json::json;
 
     fn web(name: &str, image: &str) -> Manifest {
         Manifest {
-            source: crate::diagnostics::Location::new(format!("{name}.yaml"), 1, 1),
+            source: gitship_foundation::diagnostics::Location::new(format!("{name}.yaml"), 1, 1),
             object: json!({"apiVersion": "apps/v1", "kind": "Deployment",
                 "metadata": {"name": name, "labels": {"app": name}},
                 "spec": {"replicas": 2, "selector": {"matchLabels": {"app": name}},
@@ -779,7 +779,7 @@ mod tests {
         })
         .await
         .unwrap();
-        let client = crate::kube::client::client_from(sim.kube_config()).unwrap();
+        let client = crate::client::client_from(sim.kube_config()).unwrap();
         let slow = Duration::from_millis(1500);
         sim.handle()
             .script_rollout("health", "slow", Rollout::Slow(slow));
@@ -822,7 +822,7 @@ mod tests {
         })
         .await
         .unwrap();
-        let client = crate::kube::client::client_from(sim.kube_config()).unwrap();
+        let client = crate::client::client_from(sim.kube_config()).unwrap();
         sim.handle()
             .script_rollout("health", "broken", Rollout::Fail);
         let error = deploy_objects(

@@ -10,9 +10,9 @@ use kube::Client;
 use kube::api::{Api, PostParams};
 use serde_json::json;
 
-use crate::kube::inventory::configmap_name;
-use crate::kube::retry::RetryPolicy;
-use crate::model::Environment;
+use crate::inventory::configmap_name;
+use crate::retry::RetryPolicy;
+use gitship_foundation::model::Environment;
 
 /// Longest message kept (the API server refuses Events whose message is over 1 KiB in
 /// `events.k8s.io`; core Events are cut to the same bound).
@@ -26,7 +26,7 @@ pub enum EventType {
 }
 
 /// Record one Event about `environment`'s inventory ConfigMap, reported by `reporter` (who
-/// deploys: [`crate::ci::who`], read by the caller).
+/// deploys: `gitship`'s `ci::who`, read by the caller).
 pub async fn record(
     client: &Client,
     environment: &Environment,
@@ -49,7 +49,7 @@ pub async fn record(
         .run("Event", || api.create(&params, &event))
         .await
     {
-        tracing::warn!(%reason, error = %crate::kube::error_message(&error), "could not record the Event");
+        tracing::warn!(%reason, error = %crate::error_message(&error), "could not record the Event");
     }
 }
 
@@ -88,8 +88,8 @@ fn event_body(
         "reason": reason,
         "message": message,
         "type": match kind { EventType::Normal => "Normal", EventType::Warning => "Warning" },
-        "source": {"component": crate::model::FIELD_MANAGER},
-        "reportingComponent": crate::model::FIELD_MANAGER,
+        "source": {"component": gitship_foundation::model::FIELD_MANAGER},
+        "reportingComponent": gitship_foundation::model::FIELD_MANAGER,
         "reportingInstance": reporter,
         "firstTimestamp": time,
         "lastTimestamp": time,

@@ -9,12 +9,12 @@ use kube::Client;
 use kube::api::{Api, DynamicObject};
 use serde_json::Value;
 
-use crate::diagnostics::Location;
-use crate::kube::KubeError;
-use crate::kube::discovery::{self, Resolved, Resources};
-use crate::kube::order::{self, Position};
-use crate::kube::retry::RetryPolicy;
-use crate::model::{
+use crate::KubeError;
+use crate::discovery::{self, Resolved, Resources};
+use crate::order::{self, Position};
+use crate::retry::RetryPolicy;
+use gitship_foundation::diagnostics::Location;
+use gitship_foundation::model::{
     ADOPT_ANNOTATION, Environment, FIELD_MANAGER, MANAGED_BY_LABEL, Manifest, OWNED_BY_ANNOTATION,
     ObjectId, annotation,
 };
@@ -110,7 +110,7 @@ pub fn prepare(
 /// Refuse to take over an object that another environment owns (`gitship.dev/owned-by` names
 /// it), unless the manifest says `gitship.dev/adopt: "true"`. Objects no environment owns yet
 /// (made by hand or by another tool) are taken over, as server-side apply does.
-pub fn check_owner(prepared: &Prepared, live: &Value) -> Result<(), KubeError> {
+pub(crate) fn check_owner(prepared: &Prepared, live: &Value) -> Result<(), KubeError> {
     let ours = annotation(&prepared.body, OWNED_BY_ANNOTATION).unwrap_or_default();
     match annotation(live, OWNED_BY_ANNOTATION) {
         Some(owner)
@@ -135,7 +135,7 @@ pub enum Checked {
 }
 
 /// Validate and resolve every desired object; no writes. Hooks and skipped objects
-/// ([`crate::model::hook::Role`]) are left out: they are not desired objects.
+/// ([`gitship_foundation::model::hook::Role`]) are left out: they are not desired objects.
 pub async fn check(
     client: &Client,
     resources: &Resources,
@@ -148,8 +148,8 @@ pub async fn check(
     let mut seen: HashMap<ObjectId, Location> = HashMap::new();
     for object in desired {
         // Hooks and skipped objects are no desired objects (`kube::hooks`).
-        match crate::model::hook::role_of(&object.object) {
-            Ok(crate::model::hook::Role::Object) => {}
+        match gitship_foundation::model::hook::role_of(&object.object) {
+            Ok(gitship_foundation::model::hook::Role::Object) => {}
             Ok(_) => continue,
             Err(message) => {
                 return Err(KubeError::InvalidManifest {
@@ -223,7 +223,7 @@ async fn check_one(
             object: format!("{kind} {name} ({})", object.source),
             message: format!(
                 "discovery of `{api_version}` failed: {}",
-                crate::kube::error_message(&source)
+                crate::error_message(&source)
             ),
             source,
         })?;
@@ -249,7 +249,11 @@ async fn check_one(
 }
 
 /// The identity of a deferred object: its scope is the one its CRD declares.
-pub fn deferred_id(desired: &Manifest, namespaced: bool, environment: &Environment) -> ObjectId {
+pub(crate) fn deferred_id(
+    desired: &Manifest,
+    namespaced: bool,
+    environment: &Environment,
+) -> ObjectId {
     let mut id = ObjectId::of(&desired.object).unwrap_or(ObjectId {
         group: String::new(),
         kind: String::new(),
@@ -268,8 +272,8 @@ pub fn deferred_id(desired: &Manifest, namespaced: bool, environment: &Environme
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::kube::order::position;
-    use crate::model::{MANAGED_BY_LABEL, OWNED_BY_ANNOTATION};
+    use crate::order::position;
+    use gitship_foundation::model::{MANAGED_BY_LABEL, OWNED_BY_ANNOTATION};
     use kube::discovery::ApiResource;
     use serde_json::json;
 

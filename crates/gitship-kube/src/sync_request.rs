@@ -9,12 +9,12 @@ use kube::Client;
 use kube::api::{Api, Patch, PatchParams};
 use serde_json::json;
 
-use crate::kube::KubeError;
-use crate::kube::retry::RetryPolicy;
-use crate::model::Environment;
+use crate::KubeError;
+use crate::retry::RetryPolicy;
+use gitship_foundation::model::Environment;
 
 /// The annotation holding the time (RFC 3339) of the newest sync request.
-pub const ANNOTATION: &str = "gitship.dev/sync-requested";
+pub(crate) const ANNOTATION: &str = "gitship.dev/sync-requested";
 
 /// The field manager of sync requests.
 const FIELD_MANAGER: &str = "gitship-sync";
@@ -25,7 +25,7 @@ pub async fn request(
     client: &Client,
     environment: &Environment,
 ) -> Result<DateTime<Utc>, KubeError> {
-    let name = crate::model::agent_status_name(&environment.name);
+    let name = gitship_foundation::model::agent_status_name(&environment.name);
     // The time as written (microseconds), so that the leader's answer compares equal to it.
     let written = Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
     let now = DateTime::parse_from_rfc3339(&written)

@@ -12,7 +12,7 @@ use std::time::Duration;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config};
 
-use crate::kube::KubeError;
+use crate::KubeError;
 
 /// Where to find the cluster.
 #[derive(Debug, Clone, Default)]
@@ -144,7 +144,7 @@ fn without_kubeconfig(
 }
 
 /// Adjust a config for gitship: gitship retries itself (classifying errors per request, see
-/// [`crate::kube::retry`]), so kube's built-in retry layer is off; requests time out instead of
+/// [`crate::retry`]), so kube's built-in retry layer is off; requests time out instead of
 /// hanging on a dead connection.
 pub fn prepare(config: &mut Config) {
     config.default_retry = false;
@@ -160,7 +160,7 @@ pub async fn connect(options: &ClientOptions) -> Result<Client, KubeError> {
 
 /// A client for an already built config (tests and `--sandbox` pass kubesim's config here).
 pub fn client_from(mut config: Config) -> Result<Client, KubeError> {
-    crate::tls::ensure_crypto_provider();
+    gitship_foundation::tls::ensure_crypto_provider();
     prepare(&mut config);
     Client::try_from(config).map_err(|source| KubeError::Client { source })
 }

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::diagnostics::{ErrorClass, Location, StageError};
+use gitship_foundation::diagnostics::{ErrorClass, Location, StageError};
 
 /// What can go wrong between a rendered manifest and a converged environment.
 #[derive(Debug, thiserror::Error)]
@@ -127,7 +127,7 @@ pub enum KubeError {
     },
 }
 
-/// The bridge from the Kubernetes stage to the user's error (see [`crate::diagnostics::user_error`]).
+/// The bridge from the Kubernetes stage to the user's error (see [`gitship_foundation::diagnostics::user_error`]).
 impl StageError for KubeError {
     /// A hint for the user, when there is a useful one.
     fn hint(&self) -> Option<String> {
@@ -187,7 +187,7 @@ fn path_suffix(path: &Option<PathBuf>) -> String {
 }
 
 /// The field named by an "immutable" rejection (422), if this is one.
-pub fn immutable_field(error: &kube::Error) -> Option<String> {
+pub(crate) fn immutable_field(error: &kube::Error) -> Option<String> {
     let kube::Error::Api(status) = error else {
         return None;
     };
@@ -237,7 +237,7 @@ fn field_before_colon(text: &str) -> Option<String> {
 
 /// The server's message of an error (the Status message for API errors).
 pub fn error_message(error: &kube::Error) -> String {
-    crate::diagnostics::kube_error_text(error)
+    gitship_foundation::diagnostics::kube_error_text(error)
 }
 
 impl KubeError {

@@ -15,16 +15,16 @@ use kube::api::{Api, Patch, PatchParams};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use crate::kube::KubeError;
-use crate::kube::inventory::{self, Inventory, configmap_name};
-use crate::kube::retry::RetryPolicy;
-use crate::model::Environment;
+use crate::KubeError;
+use crate::inventory::{self, Inventory, configmap_name};
+use crate::retry::RetryPolicy;
+use gitship_foundation::model::Environment;
 
 /// The inventory's key holding the pin.
-pub const PIN_KEY: &str = "pin.json";
+pub(crate) const PIN_KEY: &str = "pin.json";
 const FIELD_MANAGER: &str = "gitship-pin";
 /// The inventory's key holding the suspension.
-pub const SUSPEND_KEY: &str = "suspend.json";
+pub(crate) const SUSPEND_KEY: &str = "suspend.json";
 const SUSPEND_MANAGER: &str = "gitship-suspend";
 
 /// A suspended environment: the agent neither syncs nor heals it.
