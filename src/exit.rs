@@ -4,7 +4,7 @@
 use std::io::Write;
 use std::process::ExitCode;
 
-use crate::diagnostics::{self, ErrorClass};
+use gitship_foundation::diagnostics::{self, ErrorClass};
 
 /// How a command that did not fail ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -28,11 +28,7 @@ pub(crate) mod settings;
 pub(crate) mod terraform;
 
 // The foundation and the Kubernetes stage are workspace crates (`crates/gitship-foundation`,
-// `crates/gitship-kube`); their modules keep their paths here.
-pub(crate) use gitship_foundation::{
-    ci, diagnostics, duration, model, output, private_file, process, tls,
-};
-pub(crate) use gitship_kube as kube;
+// `crates/gitship-kube`), named by their crate paths (`gitship_kube::deploy`) everywhere.
 
 pub use exit::Outcome;
 

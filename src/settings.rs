@@ -13,14 +13,14 @@ use anyhow::Result;
 use crate::agent::AgentRequest;
 use crate::agent::manifests::ManifestsRequest;
 use crate::cli;
-use crate::diagnostics::UserError;
 use crate::ops::build::BuildInputs;
 use crate::ops::ci_init::{CiInitRequest, Platform};
 use crate::ops::deploy::DeployRequest;
 use crate::ops::rollback::RollbackRequest;
 use crate::ops::session::{SessionTarget, Workspace};
-use crate::output::{ColorMode, OutputFormat};
 use crate::repo::EnvConfig;
+use gitship_foundation::diagnostics::UserError;
+use gitship_foundation::output::{ColorMode, OutputFormat};
 
 /// Flags that apply to every command.
 #[derive(Debug, Clone)]
@@ -364,7 +364,9 @@ fn status(a: cli::ShowStatusArgs) -> Result<CommandSettings> {
             true => Some((
                 a.rev.unwrap_or_else(|| "HEAD".to_string()),
                 match &a.timeout {
-                    Some(text) => crate::duration::parse_positive_flag("--timeout", text)?,
+                    Some(text) => {
+                        gitship_foundation::duration::parse_positive_flag("--timeout", text)?
+                    }
                     None => DEFAULT_STATUS_WAIT,
                 },
             )),
@@ -377,7 +379,10 @@ fn sync(a: cli::SyncArgs) -> Result<CommandSettings> {
         status: status_of(a.status),
         wait: match (a.no_wait, &a.timeout) {
             (true, _) => None,
-            (false, Some(text)) => Some(crate::duration::parse_positive_flag("--timeout", text)?),
+            (false, Some(text)) => Some(gitship_foundation::duration::parse_positive_flag(
+                "--timeout",
+                text,
+            )?),
             (false, None) => Some(DEFAULT_SYNC_WAIT),
         },
     })
@@ -398,17 +403,17 @@ fn deploy(a: cli::DeployArgs) -> Result<CommandSettings> {
         timeout: a
             .timeout
             .as_deref()
-            .map(|d| crate::duration::parse_positive_flag("--timeout", d))
+            .map(|d| gitship_foundation::duration::parse_positive_flag("--timeout", d))
             .transpose()?,
         lock_timeout: a
             .lock_timeout
             .as_deref()
-            .map(|d| crate::duration::parse_flag("--lock-timeout", d))
+            .map(|d| gitship_foundation::duration::parse_flag("--lock-timeout", d))
             .transpose()?,
         lock_lease: a
             .lock_lease
             .as_deref()
-            .map(|d| crate::duration::parse_positive_flag("--lock-lease", d))
+            .map(|d| gitship_foundation::duration::parse_positive_flag("--lock-lease", d))
             .transpose()?,
         skip_preflight: a.skip_preflight,
         force: a.force,
@@ -424,7 +429,7 @@ fn rollback(a: cli::RollbackArgs) -> Result<CommandSettings> {
         lock_timeout: a
             .lock_timeout
             .as_deref()
-            .map(|d| crate::duration::parse_flag("--lock-timeout", d))
+            .map(|d| gitship_foundation::duration::parse_flag("--lock-timeout", d))
             .transpose()?,
         steps: match a.steps {
             Some(0) => {
@@ -458,7 +463,7 @@ fn agent(a: cli::AgentArgs) -> Result<CommandSettings> {
     let duration = |flag: &str, value: Option<String>| {
         value
             .as_deref()
-            .map(|d| crate::duration::parse_positive_flag(flag, d))
+            .map(|d| gitship_foundation::duration::parse_positive_flag(flag, d))
             .transpose()
     };
     let listen = r
@@ -517,11 +522,11 @@ fn report_file(path: PathBuf) -> Result<PathBuf> {
 }
 
 /// A file a flag (`what`) names for gitship to write, refused before anything runs when
-/// gitship would refuse to write it ([`crate::private_file::check`]: a symlink, a device, a
+/// gitship would refuse to write it ([`gitship_foundation::private_file::check`]: a symlink, a device, a
 /// FIFO, a socket or a directory is there).
 fn file_to_write(what: &str, path: &Path) -> Result<()> {
-    use crate::diagnostics::StageError as _;
-    crate::private_file::check(path, None).map_err(|error| {
+    use gitship_foundation::diagnostics::StageError as _;
+    gitship_foundation::private_file::check(path, None).map_err(|error| {
         let hint = error
             .hint()
             .unwrap_or_else(|| "name a new file, or a regular file to replace".to_string());

@@ -564,7 +564,10 @@ impl FlapTracker {
                 let when = if wait.is_zero() {
                     "healed now".to_string()
                 } else {
-                    format!("next heal in {}", crate::output::duration_text(wait))
+                    format!(
+                        "next heal in {}",
+                        gitship_foundation::output::duration_text(wait)
+                    )
                 };
                 let times = flap.returns.saturating_add(FLAP_AFTER - 1);
                 let plural = if times == 1 { "" } else { "s" };

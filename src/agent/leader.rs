@@ -10,20 +10,20 @@
 //! changes (a no-op reconcile writes nothing), so `gitship status` can show it from the cluster,
 //! and followers learn from it where the leader serves HTTP (they forward webhooks there).
 //! `gitship sync` asks the leader for a sync through the same ConfigMap
-//! ([`crate::kube::sync_request`]).
+//! ([`gitship_kube::sync_request`]).
 
 use kube::Client;
 use kube::api::{Api, Patch, PatchParams};
 use serde_json::json;
 
 use crate::agent::state::Status;
-use crate::kube::KubeError;
-use crate::kube::lock::{self, DeployLock, LockOptions, NamedLease};
-use crate::kube::progress::Progress;
-use crate::kube::retry::RetryPolicy;
-use crate::model::{Environment, MANAGED_BY_LABEL};
 pub use crate::ops::agent_status::load_published;
-use crate::output::Printer;
+use gitship_foundation::model::{Environment, MANAGED_BY_LABEL};
+use gitship_foundation::output::Printer;
+use gitship_kube::KubeError;
+use gitship_kube::lock::{self, DeployLock, LockOptions, NamedLease};
+use gitship_kube::progress::Progress;
+use gitship_kube::retry::RetryPolicy;
 
 /// The field manager of what the agent itself writes (its status).
 const FIELD_MANAGER: &str = "gitship-agent";
@@ -58,7 +58,7 @@ impl Leadership {
     ) -> Leadership {
         Leadership {
             lease: NamedLease {
-                name: crate::model::agent_lease_name(&environment.name),
+                name: gitship_foundation::model::agent_lease_name(&environment.name),
                 namespace: environment.namespace.clone(),
                 environment: environment.name.clone(),
                 what: "leadership",
@@ -89,7 +89,7 @@ impl Leadership {
             return Ok(Contention::Leading);
         }
         self.held = None;
-        if crate::kube::deploy::ensure_namespace_exists(
+        if gitship_kube::deploy::ensure_namespace_exists(
             client,
             &self.lease.namespace,
             &RetryPolicy::default(),
@@ -150,7 +150,7 @@ pub async fn publish(
     environment: &Environment,
     status: &Status,
 ) -> Result<(), KubeError> {
-    let name = crate::model::agent_status_name(&environment.name);
+    let name = gitship_foundation::model::agent_status_name(&environment.name);
     let text = serde_json::to_string_pretty(status)
         .map_err(|e| KubeError::about(format!("ConfigMap {name}"), kube::Error::SerdeError(e)))?;
     let body = json!({
@@ -159,7 +159,7 @@ pub async fn publish(
         "metadata": {
             "name": name,
             "namespace": environment.namespace,
-            "labels": {MANAGED_BY_LABEL: crate::model::FIELD_MANAGER},
+            "labels": {MANAGED_BY_LABEL: gitship_foundation::model::FIELD_MANAGER},
         },
         "data": {"status.json": text},
     });

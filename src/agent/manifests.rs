@@ -2,7 +2,7 @@
 //!
 //! In the environment's namespace (assumed to exist; it is not printed): a ServiceAccount
 //! `gitship-agent`, least-privilege RBAC, a Deployment of two replicas (one leads, by the Lease
-//! [`crate::model::agent_lease_name`]; preferably on different nodes), a PodDisruptionBudget
+//! [`gitship_foundation::model::agent_lease_name`]; preferably on different nodes), a PodDisruptionBudget
 //! (one replica down at a time) and a Service for its HTTP port.
 //!
 //! **RBAC.** The kinds and objects the environment deploys are found by rendering its manifests
@@ -55,11 +55,11 @@ use kube::core::GroupVersionKind;
 use kube::discovery::ApiResource;
 use serde_json::{Value, json};
 
-use crate::diagnostics::{UserError, user_error};
-use crate::model::{ENVIRONMENT_LABEL, Manifest, group_of, is_cluster_scoped};
 use crate::render::UnknownOutputs;
 use crate::repo::Repository;
 use crate::terraform;
+use gitship_foundation::diagnostics::{UserError, user_error};
+use gitship_foundation::model::{ENVIRONMENT_LABEL, Manifest, group_of, is_cluster_scoped};
 
 /// `gitship agent manifests ENV`: what the command line asked for.
 #[derive(Debug, Clone)]
@@ -354,7 +354,7 @@ impl Rbac {
                 .get(&(group.to_string(), kind.to_string()))
                 .cloned()
                 .unwrap_or_else(|| (plural(api_version, kind), false));
-            let watched = crate::kube::health::is_watched(kind);
+            let watched = gitship_kube::health::is_watched(kind);
             if custom_cluster_scoped || is_cluster_scoped(group, kind) {
                 let grant = grant(&mut rbac.cluster, group, &resource);
                 grant.named(name, &NAMED_VERBS);
@@ -396,8 +396,8 @@ impl Rbac {
     /// gitship's own objects in the environment's namespace, by name where Kubernetes allows it.
     fn own_objects(&mut self, environment: &str, namespace: &str) {
         let own = self.namespaced.entry(namespace.to_string()).or_default();
-        let reserved = crate::model::reserved_name(environment);
-        let agent = crate::model::agent_lease_name(environment);
+        let reserved = gitship_foundation::model::reserved_name(environment);
+        let agent = gitship_foundation::model::agent_lease_name(environment);
         // The deploy lock and the leader Lease: read, renewed (`update`), released (`delete`).
         // They are taken with a create (POST), which names no object to RBAC: `create` cannot be
         // limited by name, so the agent can create Leases, but read or change only its own.
@@ -408,14 +408,14 @@ impl Rbac {
         }
         // The inventory (and the pin in it) and the agent's status: server-side applies, which
         // create a missing object under the `create` verb with its name (allowed by name).
-        let status = crate::model::agent_status_name(environment);
-        let copy = crate::kube::inventory::copy_name(environment);
+        let status = gitship_foundation::model::agent_status_name(environment);
+        let copy = gitship_kube::inventory::copy_name(environment);
         let configmaps = grant(own, "", "configmaps");
         for name in [&reserved, &status, &copy] {
             configmaps.named(name, &["get", "create", "patch"]);
         }
         // The manifests each deploy applied, for an exact rollback: one Secret, by name.
-        let revisions = crate::kube::revisions::secret_name(environment);
+        let revisions = gitship_kube::revisions::secret_name(environment);
         grant(own, "", "secrets").named(&revisions, &["get", "create", "patch"]);
         // The agent's Events (a POST: no name), and the ones a failed rollout's report lists.
         grant(own, "", "events").any(&["list", "create"]);
@@ -766,7 +766,7 @@ impl Agent<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::diagnostics::Location;
+    use gitship_foundation::diagnostics::Location;
 
     fn manifest(api_version: &str, kind: &str, namespace: Option<&str>) -> Manifest {
         let mut object =

@@ -37,13 +37,13 @@ use anyhow::Result;
 use crate::agent::notify::{Notifier, Tokens};
 use crate::agent::reconcile::Agent;
 use crate::agent::state::{AgentState, Liveness, Status, WebhookSecrets};
-use crate::diagnostics::{UserError, user_error};
 use crate::exit::Outcome;
 use crate::git::clone::GitSource;
 use crate::ops::session::Workspace;
-use crate::output::Printer;
 use crate::repo::Repository;
 use crate::repo::config::{AgentConfig, AgentTerraform, NotifyConfig};
+use gitship_foundation::diagnostics::{UserError, user_error};
+use gitship_foundation::output::Printer;
 
 /// `gitship agent ENV`: what the command line asked for; `agent:` in the environment's config fills what they leave
 /// unset (see [`crate::agent::AgentOptions`]).
@@ -283,7 +283,7 @@ pub async fn run(
     let source = GitSource::open(&options.source, options.branch.as_deref(), &options.cache)?;
     let identity = format!(
         "{} {}",
-        crate::ci::who(),
+        gitship_foundation::ci::who(),
         &uuid::Uuid::new_v4().simple().to_string()[..8]
     );
     let status = Status::new(

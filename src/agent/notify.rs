@@ -29,8 +29,8 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 
-use crate::output::Printer;
 use crate::repo::config::{NotifyConfig, NotifyProvider, check_notify_repository};
+use gitship_foundation::output::Printer;
 
 /// The environment variable holding the GitHub API token for commit statuses.
 pub const GITHUB_TOKEN_VARIABLE: &str = "GITSHIP_GITHUB_TOKEN";
@@ -105,7 +105,7 @@ impl Token {
 
 impl std::fmt::Debug for Token {
     fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        formatter.write_str(crate::model::REDACTED)
+        formatter.write_str(gitship_foundation::model::REDACTED)
     }
 }
 
@@ -383,7 +383,7 @@ impl StatusRequest {
 
     /// `text` with the token replaced.
     fn redact(&self, text: &str) -> String {
-        text.replace(&self.token.0, crate::model::REDACTED)
+        text.replace(&self.token.0, gitship_foundation::model::REDACTED)
     }
 }
 
@@ -441,7 +441,7 @@ pub async fn post(client: &reqwest::Client, request: &StatusRequest) -> Result<(
         None => builder.body(""),
     };
     let response = builder.send().await.map_err(|error| {
-        NotifyError::Request(request.redact(&crate::diagnostics::error_chain(&error)))
+        NotifyError::Request(request.redact(&gitship_foundation::diagnostics::error_chain(&error)))
     })?;
     let status = response.status();
     if status.is_success() {
@@ -465,13 +465,13 @@ pub async fn post(client: &reqwest::Client, request: &StatusRequest) -> Result<(
 /// The HTTP client of commit statuses: rustls (the process's ring provider), no redirects
 /// (the token goes to the API's host only), the proxies of the environment.
 fn client() -> Result<reqwest::Client, NotifyError> {
-    crate::tls::ensure_crypto_provider();
+    gitship_foundation::tls::ensure_crypto_provider();
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .connect_timeout(REQUEST_TIMEOUT)
         .user_agent(concat!("gitship/", env!("CARGO_PKG_VERSION")))
         .build()
-        .map_err(|error| NotifyError::Request(crate::diagnostics::error_chain(&error)))
+        .map_err(|error| NotifyError::Request(gitship_foundation::diagnostics::error_chain(&error)))
 }
 
 /// The agent's commit statuses: where they go (from the source, the revision's `agent.notify`

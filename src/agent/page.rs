@@ -10,9 +10,9 @@ use std::fmt::Write as _;
 use chrono::{DateTime, Utc};
 
 use crate::agent::state::{EnvironmentView, Revision, Status};
-use crate::kube::inventory::DeployOutcome;
-use crate::kube::tree::{HealthState, ObjectNode, PodNode, ReplicaSetNode};
 use crate::ops::agent_view::{HistoryEntry, ObjectView, SyncStatus};
+use gitship_kube::inventory::DeployOutcome;
+use gitship_kube::tree::{HealthState, ObjectNode, PodNode, ReplicaSetNode};
 
 /// The page's Content-Security-Policy: its own inline style, nothing else (no script, image,
 /// frame, form target or base), so that an escaping bug could not run or load anything.
@@ -585,7 +585,7 @@ mod tests {
     use chrono::TimeZone as _;
 
     use super::*;
-    use crate::kube::inventory::RecordSource;
+    use gitship_kube::inventory::RecordSource;
 
     const HOSTILE: &str = "<script>alert('x')</script>&\"";
     const ESCAPED: &str = "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;&amp;&quot;";

@@ -35,21 +35,21 @@ use crate::agent::leader::{self, Contention, Leadership};
 use crate::agent::metrics::SyncResult;
 use crate::agent::notify::{CommitState, Notifier, failure_description};
 use crate::agent::state::{AgentState, Heal, LeaderView, Revision, SyncState};
-use crate::diagnostics::user_error;
 use crate::exit::Outcome;
 use crate::git::clone::{FetchFailed, FetchFailure, GitSource, LargeFiles};
 use crate::git::short_sha;
-use crate::kube::KubeError;
-use crate::kube::events::{self, EventType};
-use crate::kube::inventory::{DeployOutcome, RecordSource};
-use crate::kube::pin::{Pin, Suspension};
-use crate::model::Environment;
 use crate::ops::deploy::{DeployPolicy, ImagePolicy, ImagesMissing, TerraformPolicy};
 use crate::ops::session::{SessionTarget, Workspace};
 use crate::ops::{DeploySource, Session};
-use crate::output::Printer;
 use crate::plan::DriftReport;
 use crate::repo::config::AgentTerraform;
+use gitship_foundation::diagnostics::user_error;
+use gitship_foundation::model::Environment;
+use gitship_foundation::output::Printer;
+use gitship_kube::KubeError;
+use gitship_kube::events::{self, EventType};
+use gitship_kube::inventory::{DeployOutcome, RecordSource};
+use gitship_kube::pin::{Pin, Suspension};
 
 /// The agent of one environment.
 pub struct Agent {
@@ -135,12 +135,12 @@ impl Agent {
         if self.options.once {
             return self.once().await;
         }
-        let mut interrupt = crate::process::interrupt_receiver();
+        let mut interrupt = gitship_foundation::process::interrupt_receiver();
         let mut leadership: Option<Leadership> = None;
         let mut schedule = Schedule::new(Instant::now(), self.options.heal_interval);
         loop {
             self.state.tick();
-            if crate::process::is_interrupted() {
+            if gitship_foundation::process::is_interrupted() {
                 break;
             }
             let wake = match self.turn(&mut leadership, &mut schedule).await {
@@ -402,11 +402,11 @@ impl Agent {
     /// The revision of the newest successful record in the inventory.
     async fn applied_from_inventory(&self) -> Option<Revision> {
         let (client, environment) = self.cluster.as_ref()?;
-        let inventory = crate::kube::inventory::load(
+        let inventory = gitship_kube::inventory::load(
             client,
             &environment.name,
             &environment.namespace,
-            &crate::kube::retry::RetryPolicy::default(),
+            &gitship_kube::retry::RetryPolicy::default(),
         )
         .await
         .ok()??;
@@ -633,10 +633,14 @@ impl Agent {
         let Some((client, environment)) = &self.cluster else {
             return false;
         };
-        let retry = crate::kube::retry::RetryPolicy::default();
-        let stored =
-            crate::kube::inventory::load(client, &environment.name, &environment.namespace, &retry)
-                .await;
+        let retry = gitship_kube::retry::RetryPolicy::default();
+        let stored = gitship_kube::inventory::load(
+            client,
+            &environment.name,
+            &environment.namespace,
+            &retry,
+        )
+        .await;
         let Ok(Some(inventory)) = stored else {
             return false;
         };
@@ -667,7 +671,7 @@ impl Agent {
 
     /// The sync of `head` failed: decide when to try it again, and say so.
     async fn sync_failed(&mut self, head: &Revision, error: anyhow::Error, elapsed: Duration) {
-        if crate::process::is_interrupted() {
+        if gitship_foundation::process::is_interrupted() {
             return;
         }
         let failure = self.failure_of(head, &error).await;
@@ -724,7 +728,7 @@ impl Agent {
         elapsed: Duration,
     ) {
         let degraded = failure.runs_commit();
-        let message = crate::diagnostics::render(error);
+        let message = gitship_foundation::diagnostics::render(error);
         self.printer.warn(&format!(
             "agent: sync of {} failed (next attempt in {}s); the cluster stays at {}:\n{message}",
             short_sha(&head.sha),
@@ -770,10 +774,10 @@ impl Agent {
         let Some((client, environment)) = &self.cluster else {
             return Ok((None, None));
         };
-        crate::kube::pin::load_controls(
+        gitship_kube::pin::load_controls(
             client,
             environment,
-            &crate::kube::retry::RetryPolicy::default(),
+            &gitship_kube::retry::RetryPolicy::default(),
         )
         .await
         .map_err(user_error)
@@ -899,7 +903,7 @@ impl Agent {
         match self.heal_once().await {
             Ok(None) => self.recovered(),
             Ok(Some(error)) | Err(error) => {
-                if !crate::process::is_interrupted() {
+                if !gitship_foundation::process::is_interrupted() {
                     self.state.metrics.heal_failed();
                     self.report_error(&error);
                 }
@@ -1036,7 +1040,7 @@ impl Agent {
     /// deleted branch is `BranchNotFound`, anything else `GitFetchFailed`), not one per poll.
     async fn fetch_failed(&mut self, error: &anyhow::Error) {
         self.report_error(error);
-        let message = crate::diagnostics::render(error);
+        let message = gitship_foundation::diagnostics::render(error);
         if self.fetch_failure.as_deref() == Some(message.as_str()) {
             return;
         }
@@ -1057,7 +1061,7 @@ impl Agent {
 
     /// A failure outside a sync's deploy (fetch, connect, drift check).
     fn report_error(&self, error: &anyhow::Error) {
-        let message = crate::diagnostics::render(error);
+        let message = gitship_foundation::diagnostics::render(error);
         self.printer.warn(&format!("agent: {message}"));
         self.state.update(|s| {
             s.last_error = Some(message);
@@ -1072,7 +1076,7 @@ impl Agent {
             events::record(
                 client,
                 environment,
-                &crate::ci::who(),
+                &gitship_foundation::ci::who(),
                 kind,
                 reason,
                 message,
@@ -1119,7 +1123,7 @@ async fn wait_until(
         _ = state.trigger.notified() => state.set_trigger(),
         _ = interrupt.wait_for(|interrupted| *interrupted) => {}
     }
-    crate::process::is_interrupted()
+    gitship_foundation::process::is_interrupted()
 }
 
 /// The agent's checkout without the files no reader of gitship's accepts (over
@@ -1136,7 +1140,7 @@ fn purpose_runs_terraform(purpose: &Purpose, terraform: AgentTerraform) -> bool 
 /// which holds only what Git has, so a plan would see nothing deployed and an apply would create
 /// everything again (and a checkout could delete the state).
 fn local_state_refused(env: &str) -> anyhow::Error {
-    crate::diagnostics::UserError::new(
+    gitship_foundation::diagnostics::UserError::new(
         format!(
             "environment `{env}`: the agent does not run Terraform with its local backend (`agent.terraform` is not `off` and `infrastructure/terraform` declares no backend): the state would live in the agent's own checkout, not where your deploys keep it, so the agent would plan against no state and an apply would create every resource again"
         ),
@@ -1156,7 +1160,7 @@ impl Agent {
         match crate::ops::agent_view::environment_view(client, environment, report).await {
             Ok(view) => self.state.set_view(view),
             Err(error) => tracing::warn!(
-                error = %crate::diagnostics::render(&user_error(error)),
+                error = %gitship_foundation::diagnostics::render(&user_error(error)),
                 "agent: cannot read the objects for the status page"
             ),
         }

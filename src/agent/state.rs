@@ -120,11 +120,17 @@ impl std::fmt::Debug for WebhookSecrets {
             .debug_struct("WebhookSecrets")
             .field(
                 "github",
-                &self.github.as_ref().map(|_| crate::model::REDACTED),
+                &self
+                    .github
+                    .as_ref()
+                    .map(|_| gitship_foundation::model::REDACTED),
             )
             .field(
                 "gitlab",
-                &self.gitlab.as_ref().map(|_| crate::model::REDACTED),
+                &self
+                    .gitlab
+                    .as_ref()
+                    .map(|_| gitship_foundation::model::REDACTED),
             )
             .finish()
     }

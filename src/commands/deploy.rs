@@ -40,17 +40,17 @@ pub async fn run(ctx: &Context, settings: DeploySettings) -> Result<Outcome> {
             {
                 Ok(back) => back,
                 Err(undo) => {
-                    return Err(error.context(crate::diagnostics::UserError::new(
+                    return Err(error.context(gitship_foundation::diagnostics::UserError::new(
                         format!(
                             "the deploy of `{}` failed its health check, and `--atomic` could not roll back: {}",
                             settings.cluster.env,
-                            crate::diagnostics::render(&undo)
+                            gitship_foundation::diagnostics::render(&undo)
                         ),
                         "`gitship rollback` rolls back by hand",
                     )));
                 }
             };
-            return Err(error.context(crate::diagnostics::UserError::new(
+            return Err(error.context(gitship_foundation::diagnostics::UserError::new(
                 format!(
                     "the deploy of {} to `{}` failed its health check, and `--atomic` rolled it back to {}",
                     crate::git::short_sha(&session.git.sha),

@@ -4,7 +4,7 @@ use anyhow::Result;
 
 use crate::commands::Context;
 use crate::exit::Outcome;
-use crate::output::OutputFormat;
+use gitship_foundation::output::OutputFormat;
 
 pub fn run(ctx: &Context) -> Result<Outcome> {
     let listing = crate::ops::envs::environments(ctx.global.workspace.repo.as_deref())?;

@@ -4,8 +4,8 @@
 use anyhow::Result;
 
 use crate::exit::Outcome;
-use crate::output::Printer;
 use crate::settings::{CommandSettings, GlobalSettings, Settings};
+use gitship_foundation::output::Printer;
 
 pub mod affected;
 pub mod agent;
@@ -47,7 +47,8 @@ pub fn dispatch(settings: Settings) -> Result<Outcome> {
     };
     // Under a provider that annotates (GitHub Actions), the errors of the commands that point
     // into the repository also become annotations on the pull request's diff.
-    if crate::ci::provider().is_some_and(crate::ci::Provider::annotates_errors)
+    if gitship_foundation::ci::provider()
+        .is_some_and(gitship_foundation::ci::Provider::annotates_errors)
         && matches!(
             settings.command,
             CommandSettings::Validate { .. }
@@ -56,7 +57,9 @@ pub fn dispatch(settings: Settings) -> Result<Outcome> {
                 | CommandSettings::Drift(_)
         )
     {
-        crate::diagnostics::enable_github_annotations(ctx.global.workspace.repo.as_deref());
+        gitship_foundation::diagnostics::enable_github_annotations(
+            ctx.global.workspace.repo.as_deref(),
+        );
     }
     match settings.command {
         CommandSettings::Envs => envs::run(&ctx),
@@ -123,7 +126,7 @@ pub fn confirm(question: &str, action: &str) -> Result<()> {
     use std::io::{BufRead as _, IsTerminal as _, Write as _};
     let stdin = std::io::stdin();
     if !stdin.is_terminal() {
-        return Err(crate::diagnostics::UserError::usage(
+        return Err(gitship_foundation::diagnostics::UserError::usage(
             format!("{action} needs confirmation, and stdin is not a terminal"),
             "pass `--yes` to go ahead without asking",
         )
@@ -136,10 +139,11 @@ pub fn confirm(question: &str, action: &str) -> Result<()> {
     if matches!(answer.trim(), "y" | "Y" | "yes") {
         return Ok(());
     }
-    Err(
-        crate::diagnostics::UserError::new(format!("cancelled: {action}"), "nothing was changed")
-            .into(),
+    Err(gitship_foundation::diagnostics::UserError::new(
+        format!("cancelled: {action}"),
+        "nothing was changed",
     )
+    .into())
 }
 
 /// The session of a command that reads or writes the environment's cluster state and nothing

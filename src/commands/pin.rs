@@ -92,14 +92,16 @@ pub async fn sync(
                     .map_or(String::new(), |e| format!("\n{e}"))
             ))?;
             match status.state {
-                SyncState::Error | SyncState::Degraded => Err(crate::diagnostics::UserError::new(
-                    format!(
-                        "the agent's sync of `{env}` did not succeed: it is {}",
-                        status.state.as_str()
-                    ),
-                    format!("`gitship status {env}` shows the agent's last error"),
-                )
-                .into()),
+                SyncState::Error | SyncState::Degraded => {
+                    Err(gitship_foundation::diagnostics::UserError::new(
+                        format!(
+                            "the agent's sync of `{env}` did not succeed: it is {}",
+                            status.state.as_str()
+                        ),
+                        format!("`gitship status {env}` shows the agent's last error"),
+                    )
+                    .into())
+                }
                 _ => Ok(Outcome::Success),
             }
         }

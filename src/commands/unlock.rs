@@ -3,9 +3,9 @@
 use anyhow::Result;
 
 use crate::commands::Context;
-use crate::diagnostics::UserError;
 use crate::exit::Outcome;
 use crate::settings::StatusSettings;
+use gitship_foundation::diagnostics::UserError;
 
 pub async fn run(
     ctx: &Context,

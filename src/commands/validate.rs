@@ -16,9 +16,9 @@ use std::path::Path;
 use anyhow::Result;
 
 use crate::commands::Context;
-use crate::diagnostics::UserError;
 use crate::exit::Outcome;
-use crate::output::OutputFormat;
+use gitship_foundation::diagnostics::UserError;
+use gitship_foundation::output::OutputFormat;
 
 pub fn run(
     ctx: &Context,
@@ -40,8 +40,8 @@ pub fn run(
         if ctx.printer.format != OutputFormat::Json || codequality {
             eprintln!("{error}");
         }
-        if let Some(base) = crate::diagnostics::github_annotations_base() {
-            for line in crate::diagnostics::github_annotations(error, base) {
+        if let Some(base) = gitship_foundation::diagnostics::github_annotations_base() {
+            for line in gitship_foundation::diagnostics::github_annotations(error, base) {
                 eprintln!("{line}");
             }
         }

@@ -23,7 +23,7 @@ use anyhow::{Context as _, Result};
 use git2::{FetchOptions, RemoteCallbacks, Repository};
 use sha2::{Digest, Sha256};
 
-use crate::diagnostics::{UserError, user_error};
+use gitship_foundation::diagnostics::{UserError, user_error};
 
 /// A Git commit.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -112,7 +112,7 @@ impl GitSource {
         let digest = hex::encode(Sha256::digest(url.as_bytes()));
         let dir = cache.join(&digest[..16]);
         // The cache keeps its mode when it exists (the user named it); the clone is private.
-        crate::private_file::create_dir(cache)
+        gitship_foundation::private_file::create_dir(cache)
             .map_err(user_error)
             .with_context(|| {
                 format!(
@@ -123,7 +123,7 @@ impl GitSource {
         // The clone's directory is a directory of the cache, never a link to one elsewhere (a
         // checkout writes there).
         let clone_dir = || {
-            crate::private_file::create_dir_in(cache, &dir)
+            gitship_foundation::private_file::create_dir_in(cache, &dir)
                 .map_err(user_error)
                 .with_context(|| format!("cannot keep the clone `{}`", dir.display()))
         };
@@ -503,11 +503,11 @@ fn exclude_state(repository: &Repository) -> Result<()> {
         "{text}\n# gitship agent: its own state and Terraform's, never removed by a checkout\n{}\n",
         missing.join("\n")
     );
-    crate::private_file::write_in(
+    gitship_foundation::private_file::write_in(
         repository.path(),
         &file,
         text.as_bytes(),
-        crate::private_file::Existing::Replace,
+        gitship_foundation::private_file::Existing::Replace,
     )
     .map_err(user_error)?;
     Ok(())
@@ -753,7 +753,7 @@ mod tests {
         let other = b"\x00\x00\x00\x0bssh-ed25519\x00\x00\x00\x20oooooooooooooooooooooooooooooooo";
         let encoded = base64::engine::general_purpose::STANDARD.encode(key);
         let file = dir.path().join("known_hosts");
-        crate::private_file::write(
+        gitship_foundation::private_file::write(
             &file,
             format!("git.example {}\n", "ssh-ed25519 ".to_string() + &encoded).as_bytes(),
         )
@@ -927,7 +927,7 @@ mod tests {
             cache.path(),
         )
         .unwrap();
-        let error = crate::diagnostics::render(&source.fetch().unwrap_err());
+        let error = gitship_foundation::diagnostics::render(&source.fetch().unwrap_err());
         assert!(error.contains("nope"), "{error}");
     }
 }

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
-use crate::process::{Process, ProcessError, ProcessOutput};
+use gitship_foundation::process::{Process, ProcessError, ProcessOutput};
 
 /// An image builder CLI.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]

@@ -25,10 +25,10 @@ use futures::StreamExt;
 pub use builder::{Builder, BuilderError};
 pub use registry::{Registry, RegistryError};
 
-use crate::model::ImageRef;
-use crate::output::Printer;
-use crate::process::ProcessError;
 use crate::repo::{App, EnvConfig, Repository};
+use gitship_foundation::model::ImageRef;
+use gitship_foundation::output::Printer;
+use gitship_foundation::process::ProcessError;
 use progress::{AppState, Progress};
 
 /// How many trailing lines of builder output a failure shows.
@@ -746,7 +746,7 @@ async fn digest_after_push(
     })
 }
 
-impl crate::diagnostics::StageError for RequestError {
+impl gitship_foundation::diagnostics::StageError for RequestError {
     fn hint(&self) -> Option<String> {
         match self {
             RequestError::NoRegistry { .. } => {
@@ -760,7 +760,7 @@ impl crate::diagnostics::StageError for RequestError {
     }
 }
 
-impl crate::diagnostics::StageError for BuildError {
+impl gitship_foundation::diagnostics::StageError for BuildError {
     fn hint(&self) -> Option<String> {
         match self {
             BuildError::Registry {
@@ -786,10 +786,10 @@ impl crate::diagnostics::StageError for BuildError {
         }
     }
 
-    fn class(&self) -> crate::diagnostics::ErrorClass {
+    fn class(&self) -> gitship_foundation::diagnostics::ErrorClass {
         match self {
-            BuildError::Interrupted => crate::diagnostics::ErrorClass::Interrupted,
-            _ => crate::diagnostics::ErrorClass::Failure,
+            BuildError::Interrupted => gitship_foundation::diagnostics::ErrorClass::Interrupted,
+            _ => gitship_foundation::diagnostics::ErrorClass::Failure,
         }
     }
 }

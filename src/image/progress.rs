@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::output::{Printer, style};
+use gitship_foundation::output::{Printer, style};
 
 /// Where an app is in the stage.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -19,7 +19,7 @@ use oci_client::errors::{OciDistributionError, OciErrorCode};
 use oci_client::secrets::RegistryAuth;
 use oci_client::{Client, Reference};
 
-use crate::process::Process;
+use gitship_foundation::process::Process;
 
 /// How long to wait for a registry to accept a connection.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -138,7 +138,7 @@ impl Registry {
         clients
             .entry(registry.to_string())
             .or_insert_with(|| {
-                crate::tls::ensure_crypto_provider();
+                gitship_foundation::tls::ensure_crypto_provider();
                 let protocol = if is_loopback(registry) {
                     ClientProtocol::Http
                 } else {
@@ -217,10 +217,10 @@ fn classify(
         {
             Err(RegistryError::Unreachable {
                 registry: registry.to_string(),
-                message: crate::diagnostics::error_chain(&request),
+                message: gitship_foundation::diagnostics::error_chain(&request),
             })
         }
-        other => Err(failed(crate::diagnostics::error_chain(&other))),
+        other => Err(failed(gitship_foundation::diagnostics::error_chain(&other))),
     }
 }
 

@@ -28,11 +28,11 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 
-use crate::diagnostics::{UserError, user_error};
 use crate::git::GitError;
-use crate::kube::inventory::DeployOutcome;
 use crate::ops::Session;
 use crate::repo::{Repository, SETTINGS_FILE};
+use gitship_foundation::diagnostics::{UserError, user_error};
+use gitship_kube::inventory::DeployOutcome;
 
 /// Version of [`Affected`]'s JSON (`affected -o json`; generated CI files read its
 /// `environments` with jq).

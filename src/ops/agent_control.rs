@@ -8,13 +8,13 @@ use std::time::Duration;
 use anyhow::Result;
 use chrono::Utc;
 
-use crate::diagnostics::{UserError, user_error};
 use crate::git::short_sha;
-use crate::kube::events::{self, EventType};
-use crate::kube::pin::{self, Suspension};
-use crate::kube::retry::RetryPolicy;
 use crate::ops::agent_status::{Status, SyncState};
 use crate::ops::session::{ClusterConnection, Session};
+use gitship_foundation::diagnostics::{UserError, user_error};
+use gitship_kube::events::{self, EventType};
+use gitship_kube::pin::{self, Suspension};
+use gitship_kube::retry::RetryPolicy;
 
 /// How often a wait reads the agent's status.
 const POLL: Duration = Duration::from_secs(1);
@@ -26,7 +26,7 @@ pub async fn suspend(session: &Session, reason: &str) -> Result<Suspension> {
     session.deployed_inventory(&connection, "suspend").await?;
     let environment = session.environment();
     let suspension = Suspension {
-        who: crate::ci::who(),
+        who: gitship_foundation::ci::who(),
         time: Utc::now(),
         reason: reason.to_string(),
     };
@@ -42,7 +42,7 @@ pub async fn suspend(session: &Session, reason: &str) -> Result<Suspension> {
     events::record(
         client,
         &environment,
-        &crate::ci::who(),
+        &gitship_foundation::ci::who(),
         EventType::Normal,
         "Suspended",
         &format!(
@@ -57,7 +57,7 @@ pub async fn suspend(session: &Session, reason: &str) -> Result<Suspension> {
         ),
     )
     .await;
-    crate::kube::sync_request::request(client, &environment)
+    gitship_kube::sync_request::request(client, &environment)
         .await
         .map_err(user_error)?;
     connection.save_sandbox()?;
@@ -79,7 +79,7 @@ pub async fn sync(session: &Session, wait: Option<Duration>) -> Result<SyncAnswe
     let connection = session.connect_announced().await?;
     session.deployed_inventory(&connection, "sync").await?;
     let environment = session.environment();
-    let requested = crate::kube::sync_request::request(&connection.client, &environment)
+    let requested = gitship_kube::sync_request::request(&connection.client, &environment)
         .await
         .map_err(user_error)?;
     let Some(timeout) = wait else {
@@ -100,7 +100,7 @@ pub async fn sync(session: &Session, wait: Option<Duration>) -> Result<SyncAnswe
                 format!(
                     "the agent of `{}` did not answer the sync request within {}",
                     environment.name,
-                    crate::output::duration_text(timeout)
+                    gitship_foundation::output::duration_text(timeout)
                 ),
                 format!(
                     "is an agent running for it? `gitship status {}` shows its leader; the request stays, and the agent answers it when it runs",
@@ -109,7 +109,7 @@ pub async fn sync(session: &Session, wait: Option<Duration>) -> Result<SyncAnswe
             )
             .into());
         }
-        crate::process::sleep_interruptible(POLL).await?;
+        gitship_foundation::process::sleep_interruptible(POLL).await?;
     }
 }
 
@@ -162,7 +162,7 @@ pub async fn wait_ready(session: &Session, target: &ReadyTarget) -> Result<Statu
                     "`{}` is not ready at {} after {}: {said}",
                     environment.name,
                     short_sha(&target.sha),
-                    crate::output::duration_text(target.timeout)
+                    gitship_foundation::output::duration_text(target.timeout)
                 ),
                 format!(
                     "`gitship status {}` shows the agent's last error; is the commit pushed to the branch the agent follows?",
@@ -171,7 +171,7 @@ pub async fn wait_ready(session: &Session, target: &ReadyTarget) -> Result<Statu
             )
             .into());
         }
-        crate::process::sleep_interruptible(POLL).await?;
+        gitship_foundation::process::sleep_interruptible(POLL).await?;
     }
 }
 

@@ -8,9 +8,9 @@ use kube::{Api, Client};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::kube::KubeError;
-use crate::kube::retry::RetryPolicy;
-use crate::model::Environment;
+use gitship_foundation::model::Environment;
+use gitship_kube::KubeError;
+use gitship_kube::retry::RetryPolicy;
 
 pub use crate::git::clone::Revision;
 
@@ -156,7 +156,7 @@ impl Status {
 pub struct Published {
     /// The leader's status, as it last published it (`None`: never, or unreadable).
     pub status: Option<Status>,
-    /// The newest sync request ([`crate::kube::sync_request`]).
+    /// The newest sync request ([`gitship_kube::sync_request`]).
     pub sync_requested: Option<DateTime<Utc>>,
 }
 
@@ -166,7 +166,7 @@ pub async fn load_published(
     client: &Client,
     environment: &Environment,
 ) -> Result<Published, KubeError> {
-    let name = crate::model::agent_status_name(&environment.name);
+    let name = gitship_foundation::model::agent_status_name(&environment.name);
     let api: Api<ConfigMap> = Api::namespaced(client.clone(), &environment.namespace);
     let found = RetryPolicy::default()
         .run(&name, || api.get_opt(&name))
@@ -178,7 +178,7 @@ pub async fn load_published(
     let value = serde_json::to_value(&configmap).unwrap_or_default();
     Ok(Published {
         status: parse_agent_status(&value).ok().flatten(),
-        sync_requested: crate::kube::sync_request::decode(&value),
+        sync_requested: gitship_kube::sync_request::decode(&value),
     })
 }
 

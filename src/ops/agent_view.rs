@@ -1,5 +1,5 @@
 //! The agent's view of its environment, for its status page and `GET /status/objects`: every
-//! object of the running revision with its health and children ([`crate::kube::tree`]), its
+//! object of the running revision with its health and children ([`gitship_kube::tree`]), its
 //! sync state from the heal's drift report (the drifted fields' lines, as `drift` prints them:
 //! a Secret's values read `<sensitive>`), and the last deploy records of the inventory.
 //!
@@ -15,12 +15,12 @@ use chrono::{DateTime, Utc};
 use kube::Client;
 use serde::{Deserialize, Serialize};
 
-use crate::kube::KubeError;
-use crate::kube::inventory::{DeployOutcome, DeployRecord, RecordSource};
-use crate::kube::retry::RetryPolicy;
-use crate::kube::tree::{self, HealthState, ObjectNode, clip};
-use crate::model::{Environment, ObjectId};
 use crate::plan::{DriftKind, DriftReport, Drifted};
+use gitship_foundation::model::{Environment, ObjectId};
+use gitship_kube::KubeError;
+use gitship_kube::inventory::{DeployOutcome, DeployRecord, RecordSource};
+use gitship_kube::retry::RetryPolicy;
+use gitship_kube::tree::{self, HealthState, ObjectNode, clip};
 
 /// The most objects the view holds.
 pub const MAX_OBJECTS: usize = 500;
@@ -149,7 +149,7 @@ pub async fn environment_view(
 ) -> Result<EnvironmentView, KubeError> {
     let retry = RetryPolicy::default();
     let inventory =
-        crate::kube::inventory::load(client, &environment.name, &environment.namespace, &retry)
+        gitship_kube::inventory::load(client, &environment.name, &environment.namespace, &retry)
             .await?
             .unwrap_or_default();
     let live = tree::read(client, &inventory.objects, &retry).await;
@@ -170,7 +170,7 @@ pub fn assemble(
         .iter()
         .map(|drift| {
             let id = ObjectId {
-                group: crate::model::group_of(&drift.object.api_version).to_string(),
+                group: gitship_foundation::model::group_of(&drift.object.api_version).to_string(),
                 kind: drift.object.kind.clone(),
                 namespace: drift.object.namespace.clone(),
                 name: drift.object.name.clone(),
@@ -273,8 +273,8 @@ fn object_view(mut node: ObjectNode, drift: Option<(DriftKind, Vec<String>)>) ->
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::kube::inventory::RecordCounts;
     use crate::plan::{FieldChange, GitInfo, ObjectDrift, ObjectRef};
+    use gitship_kube::inventory::RecordCounts;
 
     fn node(kind: &str, name: &str, health: HealthState) -> ObjectNode {
         let api_version = if kind == "Deployment" {

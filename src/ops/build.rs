@@ -5,13 +5,13 @@ use std::path::Path;
 
 use anyhow::Result;
 
-use crate::diagnostics::user_error;
 use crate::image::{self, BuildOptions, BuildRequest, Registry};
 /// What `build` returns per app, as the image stage reports it.
 pub use crate::image::{BuildAction, BuildResult};
-use crate::model::ImageRef;
-use crate::output::Printer;
 use crate::repo::{EnvConfig, Repository};
+use gitship_foundation::diagnostics::user_error;
+use gitship_foundation::model::ImageRef;
+use gitship_foundation::output::Printer;
 
 /// Version of [`BuildReport`]'s JSON (`build -o json`). 1: the images in `images` (was a bare
 /// array).

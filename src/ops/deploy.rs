@@ -18,7 +18,7 @@
 //! 5. build and push the missing images, concurrently with `terraform plan`;
 //! 6. `terraform apply` of exactly that plan, then its outputs;
 //! 7. the final manifests (rendered with the real outputs and the image digests);
-//! 8. the Kubernetes stage ([`crate::kube::deploy::deploy_objects_locked`]: apply in stages,
+//! 8. the Kubernetes stage ([`gitship_kube::deploy::deploy_objects_locked`]: apply in stages,
 //!    wait for health, stop if the lock was lost, prune, record the inventory);
 //! 9. release the lock; the sandbox's state is saved when the deploy succeeded (kubesim also
 //!    persists every change it accepts, as a real cluster keeps what was applied).
@@ -29,15 +29,7 @@ use std::time::Duration;
 
 use anyhow::Result;
 
-use crate::diagnostics::{UserError, user_error};
 use crate::image::{self, BuildOptions, BuildRequest, BuildResult, Registry};
-use crate::kube::deploy::{DeployOptions, EnvironmentLock};
-/// What a deploy did, object by object, as the Kubernetes stage reports it.
-pub use crate::kube::deploy::{DeployReport, ObjectAction};
-use crate::kube::events::EventType;
-use crate::kube::inventory::{DeployedImage, RecordExtras, RecordSource, TerraformCounts};
-use crate::kube::lock::LockOptions;
-use crate::model::{ImageRef, Manifest, Outputs};
 use crate::ops::build::BuildInputs;
 use crate::ops::plan::kubernetes_diff;
 use crate::ops::preflight;
@@ -47,6 +39,14 @@ use crate::plan::{ImageAction, saved};
 use crate::render::UnknownOutputs;
 use crate::repo::EnvConfig;
 use crate::terraform::{self, PlanMode, Terraform};
+use gitship_foundation::diagnostics::{UserError, user_error};
+use gitship_foundation::model::{ImageRef, Manifest, Outputs};
+use gitship_kube::deploy::{DeployOptions, EnvironmentLock};
+/// What a deploy did, object by object, as the Kubernetes stage reports it.
+pub use gitship_kube::deploy::{DeployReport, ObjectAction};
+use gitship_kube::events::EventType;
+use gitship_kube::inventory::{DeployedImage, RecordExtras, RecordSource, TerraformCounts};
+use gitship_kube::lock::LockOptions;
 
 /// What a deploy deploys.
 #[derive(Debug, Clone, PartialEq)]
@@ -63,7 +63,7 @@ pub enum DeploySource {
     Stored(Box<StoredRevision>),
 }
 
-/// The manifests a record's deploy applied ([`crate::kube::revisions`]), and its images.
+/// The manifests a record's deploy applied ([`gitship_kube::revisions`]), and its images.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StoredRevision {
     /// The key they are stored under (the record number that stored them).
@@ -234,7 +234,7 @@ pub async fn deploy(
     if let DeploySource::Stored(stored) = source {
         options.record.stored = Some(stored.key);
     }
-    let lock = crate::kube::deploy::lock_environment(
+    let lock = gitship_kube::deploy::lock_environment(
         &connection.client,
         &session.environment(),
         &intent.checked,
@@ -305,11 +305,11 @@ async fn checked_intent(
             .printer
             .status(&format!("preflight: {} checks passed", passed.checks.len()));
     }
-    crate::kube::diff::check_before_changes(
+    gitship_kube::diff::check_before_changes(
         &connection.client,
         &session.environment(),
         &intent.checked,
-        &crate::kube::retry::RetryPolicy::default(),
+        &gitship_kube::retry::RetryPolicy::default(),
     )
     .await
     .map_err(user_error)?;
@@ -333,7 +333,7 @@ fn record_options(
         subject,
         author,
         started: Some(started),
-        ci_url: crate::ci::run_url(),
+        ci_url: gitship_foundation::ci::run_url(),
         ..RecordExtras::default()
     };
     options
@@ -378,11 +378,11 @@ async fn check_history_under_lock(
         return Ok(());
     }
     let environment = session.environment();
-    let owned = crate::kube::diff::count_owned(
+    let owned = gitship_kube::diff::count_owned(
         &connection.client,
         &environment,
         desired,
-        &crate::kube::retry::RetryPolicy::default(),
+        &gitship_kube::retry::RetryPolicy::default(),
     )
     .await
     .map_err(user_error)?;
@@ -392,9 +392,9 @@ async fn check_history_under_lock(
     Err(UserError::new(
         format!(
             "the inventory ConfigMap `{}` of `{}` and its copy `{}` are gone, although {owned} object(s) it deployed run: its history and any pin are lost, so this deploy cannot tell whether the environment was pinned, and objects removed from Git can no longer be pruned",
-            crate::kube::inventory::configmap_name(&environment.name),
+            gitship_kube::inventory::configmap_name(&environment.name),
             environment.name,
-            crate::kube::inventory::copy_name(&environment.name)
+            gitship_kube::inventory::copy_name(&environment.name)
         ),
         format!(
             "if the environment should run this revision, deploy with `--force` (it starts a new history); otherwise restore the ConfigMaps first (`gitship status {}` shows what is known)",
@@ -472,7 +472,7 @@ async fn record_event(
         Some(number) => format!("{} (#{number})", crate::git::short_sha(&session.git.sha)),
         None => crate::git::short_sha(&session.git.sha).to_string(),
     };
-    let who = crate::ci::who();
+    let who = gitship_foundation::ci::who();
     let (reason, message) = match policy.source {
         RecordSource::Heal => (
             "Healed",
@@ -500,10 +500,10 @@ async fn record_event(
             ),
         ),
     };
-    crate::kube::events::record(
+    gitship_kube::events::record(
         &connection.client,
         &session.environment(),
-        &crate::ci::who(),
+        &gitship_foundation::ci::who(),
         EventType::Normal,
         reason,
         &message,
@@ -1115,7 +1115,7 @@ async fn kubernetes_stage(
         manifests.len(),
         session.config.name
     ));
-    let deployed = crate::kube::deploy::deploy_objects_locked(
+    let deployed = gitship_kube::deploy::deploy_objects_locked(
         &connection.client,
         &session.environment(),
         manifests,
@@ -1126,10 +1126,10 @@ async fn kubernetes_stage(
     .await;
     if let Err(error) = &deployed {
         // The Warning beside the failed record, naming why (the record keeps it too).
-        crate::kube::events::record(
+        gitship_kube::events::record(
             &connection.client,
             &session.environment(),
-            &crate::ci::who(),
+            &gitship_foundation::ci::who(),
             EventType::Warning,
             "DeployFailed",
             &format!(
@@ -1160,8 +1160,8 @@ async fn kubernetes_stage(
 pub fn is_unhealthy(error: &anyhow::Error) -> bool {
     error.chain().any(|cause| {
         matches!(
-            cause.downcast_ref::<crate::kube::KubeError>(),
-            Some(crate::kube::KubeError::Unhealthy { .. })
+            cause.downcast_ref::<gitship_kube::KubeError>(),
+            Some(gitship_kube::KubeError::Unhealthy { .. })
         )
     })
 }
@@ -1180,7 +1180,7 @@ fn kube_options(config: &EnvConfig, request: &DeployRequest, sha: Option<String>
         prune_protected: request.prune_protected,
         history: config.deploy.history,
         sha,
-        who: crate::ci::who(),
+        who: gitship_foundation::ci::who(),
         ..DeployOptions::default()
     }
 }
@@ -1188,8 +1188,8 @@ fn kube_options(config: &EnvConfig, request: &DeployRequest, sha: Option<String>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::kube::KubeError;
     use crate::repo::config::{ClusterConfig, DeployConfig, DriftConfig, SpanMap, TerraformConfig};
+    use gitship_kube::KubeError;
 
     fn config() -> EnvConfig {
         EnvConfig {
@@ -1248,7 +1248,7 @@ mod tests {
             env: "production".into(),
             count: 4,
         });
-        let rendered = crate::diagnostics::render(&error);
+        let rendered = gitship_foundation::diagnostics::render(&error);
         assert!(
             rendered.starts_with("error: refusing to prune all 4 object(s)"),
             "{rendered}"
@@ -1259,8 +1259,8 @@ mod tests {
         );
         let interrupted = user_error(KubeError::Interrupted);
         assert_eq!(
-            crate::diagnostics::class_of(&interrupted),
-            crate::diagnostics::ErrorClass::Interrupted
+            gitship_foundation::diagnostics::class_of(&interrupted),
+            gitship_foundation::diagnostics::ErrorClass::Interrupted
         );
     }
 }

@@ -4,21 +4,21 @@
 //! manager that owns the live value, from `managedFields`) and inventory objects that were
 //! deleted; Terraform: changes made outside Terraform and changes a deploy would make. The
 //! environment's `drift.ignore` rules suppress expected drift. Reads and Terraform plans only:
-//! the live objects are LISTed, one request per kind ([`crate::kube::live`]).
+//! the live objects are LISTed, one request per kind ([`gitship_kube::live`]).
 //!
 //! The revision compared is the session's (the work tree, or `--rev REV`), except for a pinned
-//! environment ([`crate::kube::pin`]) without `--rev`: the cluster is meant to run the pinned
+//! environment ([`gitship_kube::pin`]) without `--rev`: the cluster is meant to run the pinned
 //! revision, so that one is checked out in gitship's own clone and compared. The report carries
 //! the pin either way, and `git` is the revision compared.
 
 use anyhow::Result;
 
-use crate::diagnostics::user_error;
-use crate::kube::inventory::Inventory;
 use crate::ops::pin::Target;
 use crate::ops::session::{ClusterConnection, Session};
 use crate::plan::{DriftReport, kubernetes};
 use crate::render::{self, UnknownOutputs};
+use gitship_foundation::diagnostics::user_error;
+use gitship_kube::inventory::Inventory;
 
 /// The environment's drift report: the cluster compared with `target`'s revision.
 pub async fn drift(session: &Session, target: Target) -> Result<DriftReport> {
@@ -90,7 +90,7 @@ async fn compare(
         ));
     }
     let environment_diff =
-        crate::kube::live::compare_live(&connection.client, &environment, &manifests)
+        gitship_kube::live::compare_live(&connection.client, &environment, &manifests)
             .await
             .map_err(user_error)?;
     if inventory
@@ -99,8 +99,8 @@ async fn compare(
     {
         session.printer.warn(&format!(
             "the inventory ConfigMap `{}` is gone: its objects, history and pin are read from its copy `{}`; the next deploy writes it again",
-            crate::kube::inventory::configmap_name(&environment.name),
-            crate::kube::inventory::copy_name(&environment.name)
+            gitship_kube::inventory::configmap_name(&environment.name),
+            gitship_kube::inventory::copy_name(&environment.name)
         ));
     }
     if inventory.is_none() {
@@ -136,7 +136,7 @@ async fn terraform_drift(session: &Session) -> Result<Vec<crate::plan::ResourceC
 /// The inventory is missing although objects of the environment exist: say what that costs.
 fn warn_missing_inventory(
     session: &Session,
-    environment_diff: &crate::kube::diff::EnvironmentDiff,
+    environment_diff: &gitship_kube::diff::EnvironmentDiff,
 ) {
     let environment = session.environment();
     let ours = environment_diff
@@ -144,14 +144,16 @@ fn warn_missing_inventory(
         .iter()
         .filter_map(|(_, diff)| diff.live.as_ref())
         .filter(|live| {
-            crate::model::annotation(live, crate::model::OWNED_BY_ANNOTATION)
-                == Some(environment.name.as_str())
+            gitship_foundation::model::annotation(
+                live,
+                gitship_foundation::model::OWNED_BY_ANNOTATION,
+            ) == Some(environment.name.as_str())
         })
         .count();
     if ours > 0 {
         session.printer.warn(&format!(
             "the inventory ConfigMap `{}` is missing although {ours} object(s) of environment `{}` exist: objects removed from Git since the last deploy can no longer be pruned",
-            crate::model::reserved_name(&environment.name),
+            gitship_foundation::model::reserved_name(&environment.name),
             environment.name
         ));
     }

@@ -8,10 +8,10 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 
-use crate::diagnostics::{UserError, user_error};
 use crate::repo::config::{find, is_dns_label};
 use crate::repo::yaml::{self, Node, NodeKind};
 use crate::repo::{EnvConfig, Repository};
+use gitship_foundation::diagnostics::{UserError, user_error};
 
 /// What `env new` did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -201,8 +201,11 @@ fn plan_helm_values_edits(
             continue;
         };
         if !root.join(&mapped).is_file() {
-            let location =
-                crate::diagnostics::Location::new(&source.spans.file, node.line, node.column);
+            let location = gitship_foundation::diagnostics::Location::new(
+                &source.spans.file,
+                node.line,
+                node.column,
+            );
             return Err(UserError::new(
                 format!(
                     "{location}: `{}` renders its chart with its own values `{path}`, and `{mapped}` does not exist: `{}` would silently get `{}`'s values",
@@ -268,8 +271,11 @@ fn plan_overlay_edit(
         .collect();
     let mapped = mapped.join("/");
     if !root.join(&mapped).is_dir() {
-        let location =
-            crate::diagnostics::Location::new(&source.spans.file, node.line, node.column);
+        let location = gitship_foundation::diagnostics::Location::new(
+            &source.spans.file,
+            node.line,
+            node.column,
+        );
         return Err(UserError::new(
             format!(
                 "{location}: `{}` deploys its own overlay `{path}`, and `{mapped}` does not exist: `{}` would silently deploy `{}`'s manifests",

@@ -4,8 +4,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 
-use crate::diagnostics::user_error;
 use crate::repo::Repository;
+use gitship_foundation::diagnostics::user_error;
 
 /// One environment of the listing.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

@@ -8,15 +8,15 @@ use anyhow::Result;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::diagnostics::{UserError, user_error};
-use crate::kube::retry::RetryPolicy;
+use gitship_foundation::diagnostics::{UserError, user_error};
+use gitship_kube::retry::RetryPolicy;
 
-/// The deploy history's records, as the Kubernetes stage keeps them in the inventory: what
-/// `history` and `status` return and the commands print.
-pub use crate::kube::inventory::{DeployOutcome, DeployRecord, RecordSource};
-use crate::model::{Manifest, ObjectId, is_cluster_scoped};
 use crate::ops::session::Session;
 use crate::plan::{ObjectAction, ObjectChange};
+use gitship_foundation::model::{Manifest, ObjectId, is_cluster_scoped};
+/// The deploy history's records, as the Kubernetes stage keeps them in the inventory: what
+/// `history` and `status` return and the commands print.
+pub use gitship_kube::inventory::{DeployOutcome, DeployRecord, RecordSource};
 
 /// The version of `history -o json`'s shape; bumped when a field changes meaning or goes away.
 pub const FORMAT_VERSION: u32 = 2;
@@ -52,7 +52,7 @@ pub async fn history(session: &Session, limit: usize) -> Result<HistoryReport> {
 pub const DIFF_FORMAT_VERSION: u32 = 1;
 
 /// What `gitship history ENV --diff A B` reports: how the objects record B applied differ from
-/// those record A applied (from their stored manifests, [`crate::kube::revisions`]).
+/// those record A applied (from their stored manifests, [`gitship_kube::revisions`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RevisionDiff {
     /// [`DIFF_FORMAT_VERSION`].
@@ -83,7 +83,7 @@ pub async fn diff(session: &Session, from: &str, to: &str) -> Result<RevisionDif
     let from = find_record(&inventory.history, from, &environment.name)?;
     let to = find_record(&inventory.history, to, &environment.name)?;
     // One read of the Secret for both records.
-    let revisions = crate::kube::revisions::load_all(
+    let revisions = gitship_kube::revisions::load_all(
         &connection.client,
         &environment.name,
         &environment.namespace,
@@ -98,7 +98,7 @@ pub async fn diff(session: &Session, from: &str, to: &str) -> Result<RevisionDif
                     "record #{} of `{}` has no stored manifests: deployed before gitship kept them, failed, or dropped from `{}` for room",
                     record.number,
                     environment.name,
-                    crate::kube::revisions::secret_name(&environment.name)
+                    gitship_kube::revisions::secret_name(&environment.name)
                 ),
                 format!(
                     "`gitship history {}` lists the records; compare two deployed since",
@@ -180,7 +180,7 @@ fn compare(before: &[Manifest], after: &[Manifest], namespace: &str) -> Vec<Obje
             .collect()
     };
     let (before, after) = (index(before), index(after));
-    let redactor = crate::render::Redactor::new(&crate::model::Outputs::new());
+    let redactor = crate::render::Redactor::new(&gitship_foundation::model::Outputs::new());
     let mut ids: Vec<&ObjectId> = before.keys().chain(after.keys()).collect();
     ids.sort();
     ids.dedup();
@@ -193,8 +193,8 @@ fn compare(before: &[Manifest], after: &[Manifest], namespace: &str) -> Vec<Obje
             (Some(_), None) => (ObjectAction::Prune, Vec::new()),
             (Some(old), Some(new)) => {
                 let mut found = Vec::new();
-                crate::kube::fields::changes_between(
-                    &crate::kube::fields::FieldPath::new(),
+                gitship_kube::fields::changes_between(
+                    &gitship_kube::fields::FieldPath::new(),
                     &old.object,
                     &new.object,
                     None,
@@ -203,7 +203,7 @@ fn compare(before: &[Manifest], after: &[Manifest], namespace: &str) -> Vec<Obje
                 if found.is_empty() {
                     continue;
                 }
-                let secret = crate::model::is_secret(&new.object);
+                let secret = gitship_foundation::model::is_secret(&new.object);
                 let fields = found
                     .iter()
                     .map(|change| {
@@ -232,7 +232,7 @@ mod tests {
 
     fn manifest(object: Value) -> Manifest {
         Manifest {
-            source: crate::diagnostics::Location::new("k.yaml", 1, 1),
+            source: gitship_foundation::diagnostics::Location::new("k.yaml", 1, 1),
             object,
         }
     }
@@ -283,7 +283,7 @@ mod tests {
     #[test]
     fn records_are_found_by_number_or_revision() {
         let record = |number: u64, sha: &str| {
-            let source = crate::kube::inventory::RecordSource::Deploy;
+            let source = gitship_kube::inventory::RecordSource::Deploy;
             let mut record = DeployRecord::for_test(sha, DeployOutcome::Succeeded, source);
             record.number = number;
             record

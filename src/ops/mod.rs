@@ -1,6 +1,6 @@
 //! The operations: one function per thing gitship does to an environment, each returning a typed
 //! report and printing nothing to stdout (progress goes to stderr through the session's
-//! [`crate::output::Printer`]). `commands/` turns settings into one call here and prints the
+//! [`gitship_foundation::output::Printer`]). `commands/` turns settings into one call here and prints the
 //! report; the stages below (`image`, `terraform`, `render`, `kube`) know nothing of each other,
 //! and this layer composes them. See `ARCHITECTURE.md`.
 //!
@@ -53,7 +53,7 @@ pub fn block_on<T, F: std::future::Future<Output = Result<T>>>(future: F) -> Res
         .enable_all()
         .build()?;
     runtime.block_on(async {
-        crate::process::install_signal_handlers();
+        gitship_foundation::process::install_signal_handlers();
         future.await
     })
 }

@@ -1,18 +1,18 @@
 //! `pin` and `resume`: fix the environment at a revision, and let it follow Git again. See
-//! [`crate::kube::pin`] for where the pin lives and what it means to `deploy` and the agent.
+//! [`gitship_kube::pin`] for where the pin lives and what it means to `deploy` and the agent.
 
 use anyhow::{Context as _, Result};
 use chrono::Utc;
 
-use crate::diagnostics::{UserError, user_error};
 use crate::git::short_sha;
-use crate::kube::events::{self, EventType};
-use crate::kube::pin;
-/// The environment's pin, as the Kubernetes stage stores it.
-pub use crate::kube::pin::Pin;
-use crate::kube::retry::RetryPolicy;
 use crate::ops::session::{ClusterConnection, Session};
 use crate::plan::PinInfo;
+use gitship_foundation::diagnostics::{UserError, user_error};
+use gitship_kube::events::{self, EventType};
+use gitship_kube::pin;
+/// The environment's pin, as the Kubernetes stage stores it.
+pub use gitship_kube::pin::Pin;
+use gitship_kube::retry::RetryPolicy;
 
 /// Pin the environment at `revision` (resolved in the repository); the pin written. The commit
 /// must have been pushed (be reachable from a remote-tracking branch) when the repository has a
@@ -51,7 +51,7 @@ pub async fn pin_sha(session: &Session, sha: &str, reason: &str) -> Result<Pin> 
     session.deployed_inventory(&connection, "pin").await?;
     let pin = Pin {
         sha,
-        who: crate::ci::who(),
+        who: gitship_foundation::ci::who(),
         time: Utc::now(),
         reason: reason.to_string(),
     };
@@ -67,7 +67,7 @@ pub async fn pin_sha(session: &Session, sha: &str, reason: &str) -> Result<Pin> 
     events::record(
         &connection.client,
         &environment,
-        &crate::ci::who(),
+        &gitship_foundation::ci::who(),
         EventType::Normal,
         "Pinned",
         &format!(
@@ -123,7 +123,7 @@ pub async fn restore(session: &Session, previous: Option<&Pin>) -> Result<()> {
     events::record(
         &connection.client,
         &environment,
-        &crate::ci::who(),
+        &gitship_foundation::ci::who(),
         EventType::Warning,
         reason,
         &message,
@@ -157,7 +157,7 @@ pub async fn resume(session: &Session) -> Result<Resumption> {
     let environment = session.environment();
     let retry = RetryPolicy::default();
     let client = &connection.client;
-    let configmap = crate::kube::inventory::load_configmap(
+    let configmap = gitship_kube::inventory::load_configmap(
         client,
         &environment.name,
         &environment.namespace,
@@ -204,18 +204,18 @@ pub async fn resume(session: &Session) -> Result<Resumption> {
     events::record(
         client,
         &environment,
-        &crate::ci::who(),
+        &gitship_foundation::ci::who(),
         EventType::Normal,
         "Resumed",
         &format!(
             "`{}` follows Git again ({}) by {}",
             environment.name,
             was.join(", "),
-            crate::ci::who()
+            gitship_foundation::ci::who()
         ),
     )
     .await;
-    crate::kube::sync_request::request(client, &environment)
+    gitship_kube::sync_request::request(client, &environment)
         .await
         .map_err(user_error)?;
     connection.save_sandbox()?;
@@ -368,7 +368,7 @@ mod tests {
         assert!(check_deploy(Some(&pin), &"b".repeat(40), "production", true).is_ok());
         assert!(check_deploy(None, &"b".repeat(40), "production", false).is_ok());
         let error = check_deploy(Some(&pin), &"b".repeat(40), "production", false).unwrap_err();
-        let text = crate::diagnostics::render(&error);
+        let text = gitship_foundation::diagnostics::render(&error);
         assert!(text.contains("pinned at aaaaaaaaaaaa"), "{text}");
         assert!(text.contains("gitship resume production"), "{text}");
     }

@@ -16,16 +16,18 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, Result};
 
-use crate::diagnostics::user_error;
-use crate::kube::diff::EnvironmentDiff;
-use crate::kube::retry::RetryPolicy;
-use crate::model::{ImageRef, Manifest, ObjectId, OutputValue, Outputs, is_cluster_scoped};
 use crate::ops::pin::Target;
 use crate::ops::preflight::{self, Preflight};
 use crate::ops::session::{ClusterConnection, Session};
 use crate::plan::{self, Plan, saved};
 use crate::render::{self, UnknownOutputs};
 use crate::terraform::{self, PlanMode, Terraform};
+use gitship_foundation::diagnostics::user_error;
+use gitship_foundation::model::{
+    ImageRef, Manifest, ObjectId, OutputValue, Outputs, is_cluster_scoped,
+};
+use gitship_kube::diff::EnvironmentDiff;
+use gitship_kube::retry::RetryPolicy;
 
 /// Concurrent dry-runs and reads.
 const CONCURRENCY: usize = 16;
@@ -121,7 +123,7 @@ async fn plan_revision(
     if !session.git.dirty {
         plan.tree = crate::git::tree_of(&session.repo.root, &session.git.sha);
     }
-    plan.ci_run = crate::ci::run_url();
+    plan.ci_run = gitship_foundation::ci::run_url();
     if terraform.is_some() {
         session.warn_if_module_differs()?;
     }
@@ -241,12 +243,16 @@ pub fn save(out: &Path, outcome: &PlanOutcome, root: &Path) -> Result<()> {
 /// Write `plan`'s JSON report (exactly `plan -o json`: redacted, no planfile) to `path`, for
 /// `deploy --reviewed` ([`crate::ops::reviewed`]).
 pub fn write_report(path: &Path, planned: &Plan) -> Result<()> {
-    let json = plan::report::render(planned, crate::output::OutputFormat::Json, false)?;
+    let json = plan::report::render(
+        planned,
+        gitship_foundation::output::OutputFormat::Json,
+        false,
+    )?;
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        crate::private_file::create_dir(parent)
+        gitship_foundation::private_file::create_dir(parent)
             .with_context(|| format!("cannot create the directory `{}`", parent.display()))?;
     }
-    crate::private_file::write(path, json.as_bytes())
+    gitship_foundation::private_file::write(path, json.as_bytes())
         .with_context(|| format!("cannot write the plan's report `{}`", path.display()))
 }
 
@@ -282,7 +288,7 @@ pub async fn kubernetes_diff(
     session: &Session,
     manifests: &[Manifest],
 ) -> Result<EnvironmentDiff> {
-    crate::kube::diff::diff_environment(
+    gitship_kube::diff::diff_environment(
         &connection.client,
         &session.environment(),
         manifests,

@@ -18,12 +18,12 @@ use k8s_openapi::api::core::v1::Namespace;
 use kube::api::Api;
 use serde::{Deserialize, Serialize};
 
-use crate::diagnostics::{StageError, UserError};
 use crate::image::{self, BuildRequest, Registry};
-use crate::kube::client::ClusterIdentity;
 use crate::ops::session::{ClusterConnection, Session};
 pub use crate::plan::PreflightCheck;
 use crate::terraform::Terraform;
+use gitship_foundation::diagnostics::{StageError, UserError};
+use gitship_kube::client::ClusterIdentity;
 
 /// How long the cluster and the registry may take to answer.
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(5);
@@ -112,7 +112,7 @@ async fn check_cluster(session: &Session, connection: &ClusterConnection) -> Vec
     let client = &connection.client;
     // A server under load or restarting answers 429 or 5xx for a moment: asked again (within
     // the same time limit); a network error is said at once.
-    let retry = crate::kube::retry::RetryPolicy::default();
+    let retry = gitship_kube::retry::RetryPolicy::default();
     let asked = retry.run_on_answers("read the server version", || client.apiserver_version());
     let version = match tokio::time::timeout(ANSWER_TIMEOUT, asked).await {
         Err(_) => {
@@ -347,12 +347,12 @@ mod tests {
         let unhinted = Preflight {
             checks: vec![PreflightCheck::failed("cluster", "cannot reach", None)],
         };
-        let plan = crate::diagnostics::render(&unhinted.error("prod", false));
+        let plan = gitship_foundation::diagnostics::render(&unhinted.error("prod", false));
         assert!(
             plan.ends_with("hint: fix the problems above (`gitship deploy prod --skip-preflight` would deploy anyway)"),
             "{plan}"
         );
-        let rendered = crate::diagnostics::render(&preflight.error("prod", true));
+        let rendered = gitship_foundation::diagnostics::render(&preflight.error("prod", true));
         assert_eq!(
             rendered,
             "error: preflight of environment `prod` failed (2 problems); nothing was changed\n  cluster: cannot reach\n  registry: no answer\nhint: check the VPN; check the registry"

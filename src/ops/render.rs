@@ -5,12 +5,12 @@ use std::path::Path;
 
 use anyhow::Result;
 
-use crate::diagnostics::{UserError, user_error};
 use crate::image;
-use crate::model::{ImageRef, Manifest, Outputs};
 use crate::render::{self, RenderInputs, UnknownOutputs};
 use crate::repo::{EnvConfig, Repository};
 use crate::terraform::{self, Terraform, TerraformSettings};
+use gitship_foundation::diagnostics::{UserError, user_error};
+use gitship_foundation::model::{ImageRef, Manifest, Outputs};
 
 /// Version of [`RenderReport`]'s JSON (`render -o json`). 1: the manifests in `manifests` (was
 /// a bare array).

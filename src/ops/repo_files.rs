@@ -1,5 +1,5 @@
 //! The files `init`, `ci init` and `env new` write into the repository, checked and written one
-//! way ([`crate::private_file::check`], [`crate::private_file::write_in`]): never through a
+//! way ([`gitship_foundation::private_file::check`], [`gitship_foundation::private_file::write_in`]): never through a
 //! symlink (at the file or on the way to it), never over anything but a regular file, and every
 //! file checked before the first one is written.
 
@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 
-use crate::diagnostics::user_error;
-use crate::private_file::{self, Existing, WriteError};
+use gitship_foundation::diagnostics::user_error;
+use gitship_foundation::private_file::{self, Existing, WriteError};
 
 /// Those of `paths` (below `root`) where a regular file is, after refusing every one gitship
 /// would not write: a symlink (dangling or not), a device, FIFO, socket or directory at the

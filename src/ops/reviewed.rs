@@ -15,11 +15,11 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 
-use crate::diagnostics::UserError;
 use crate::ops::pin::Target;
 use crate::ops::session::Session;
 use crate::plan::report::CommandReport as _;
 use crate::plan::saved::{SavedPlan, StaleReason};
+use gitship_foundation::diagnostics::UserError;
 
 /// `--reviewed FILE` and `--require-reviewed`.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -18,16 +18,16 @@ use std::time::Duration;
 
 use anyhow::Result;
 
-use crate::diagnostics::UserError;
 use crate::git::short_sha;
-use crate::kube::deploy::DeployReport;
-use crate::kube::inventory::{DeployOutcome, DeployRecord, RecordSource};
 use crate::ops::deploy::{
     DeployPolicy, DeployRequest, ImagePolicy, StoredRevision, TerraformPolicy,
 };
 use crate::ops::session::{SessionTarget, Workspace};
 use crate::ops::{DeploySource, Session};
 use crate::repo::EnvConfig;
+use gitship_foundation::diagnostics::UserError;
+use gitship_kube::deploy::DeployReport;
+use gitship_kube::inventory::{DeployOutcome, DeployRecord, RecordSource};
 
 /// `gitship rollback ENV`: what the rollback is asked for.
 #[derive(Debug, Clone)]
@@ -101,12 +101,12 @@ pub async fn restore(session: &Session, target: &RollbackTarget, render: bool) -
     };
     let connection = session.connect().await?;
     let environment = session.environment();
-    let stored = crate::kube::revisions::load(
+    let stored = gitship_kube::revisions::load(
         &connection.client,
         &environment.name,
         &environment.namespace,
         key,
-        &crate::kube::retry::RetryPolicy::default(),
+        &gitship_kube::retry::RetryPolicy::default(),
     )
     .await
     .map_err(|error| {
@@ -119,7 +119,7 @@ pub async fn restore(session: &Session, target: &RollbackTarget, render: bool) -
         return Ok(Restore::Render(format!(
             "the stored manifests of record #{} are gone from `{}` (dropped for room, or deleted)",
             record.number,
-            crate::kube::revisions::secret_name(&environment.name)
+            gitship_kube::revisions::secret_name(&environment.name)
         )));
     };
     if stored.sha.as_ref() != Some(&target.target) {
@@ -127,7 +127,7 @@ pub async fn restore(session: &Session, target: &RollbackTarget, render: bool) -
             format!(
                 "the manifests stored for record #{} in `{}` are of another revision ({}), not {}",
                 record.number,
-                crate::kube::revisions::secret_name(&environment.name),
+                gitship_kube::revisions::secret_name(&environment.name),
                 stored.sha.as_deref().map_or("none", short_sha),
                 short_sha(&target.target)
             ),
@@ -296,7 +296,7 @@ fn rollback_deploy(settings: &RollbackRequest, config: &EnvConfig) -> DeployRequ
 /// commit goes through. The revision gone back to.
 pub async fn undo_failed(
     workspace: &Workspace,
-    printer: &crate::output::Printer,
+    printer: &gitship_foundation::output::Printer,
     cluster: &SessionTarget,
 ) -> Result<String> {
     let session = Session::open(workspace, printer, cluster)?;
@@ -365,7 +365,7 @@ pub async fn rollback(
                 revision.printer.warn(&format!(
                     "the rollback failed and its pin at {} could not be undone: {}",
                     short_sha(&revision.git.sha),
-                    crate::diagnostics::render(&restore)
+                    gitship_foundation::diagnostics::render(&restore)
                 ));
             }
             Err(error)
@@ -480,7 +480,7 @@ mod tests {
                     Step::Deploy { revision, fails } => {
                         let sha = format!("r{revision}");
                         let outcome = if fails { DeployOutcome::Failed } else { DeployOutcome::Succeeded };
-                        crate::kube::inventory::push_record(&mut history, record(&sha, outcome, RecordSource::Deploy));
+                        gitship_kube::inventory::push_record(&mut history, record(&sha, outcome, RecordSource::Deploy));
                         if !fails {
                             succeeded.insert(sha.clone());
                             if timeline.last() != Some(&sha) {
@@ -499,7 +499,7 @@ mod tests {
                             again.counts.configured = 1;
                             again.healed = vec!["Deployment blog/web spec.replicas".into()];
                         }
-                        crate::kube::inventory::push_record(&mut history, again);
+                        gitship_kube::inventory::push_record(&mut history, again);
                     }
                     Step::Rollback { steps } => {
                         let chosen = choose(&history, steps);
@@ -523,7 +523,7 @@ mod tests {
                         let Some(chosen) = chosen else { continue };
                         prop_assert_ne!(Some(&chosen.target), current.as_ref());
                         prop_assert!(succeeded.contains(&chosen.target));
-                        crate::kube::inventory::push_record(&mut history, record(&chosen.target, DeployOutcome::Succeeded, RecordSource::Rollback));
+                        gitship_kube::inventory::push_record(&mut history, record(&chosen.target, DeployOutcome::Succeeded, RecordSource::Rollback));
                         timeline = model;
                         current = Some(chosen.target);
                     }

@@ -11,21 +11,21 @@ use std::sync::Arc;
 
 use anyhow::{Context as _, Result};
 
-use crate::diagnostics::{UserError, user_error};
 use crate::image::{self, BuildRequest, Registry};
-use crate::kube::ClientOptions;
-use crate::kube::client::ClusterIdentity;
-use crate::kube::inventory::Inventory;
-use crate::kube::pin::Pin;
-use crate::kube::retry::RetryPolicy;
-use crate::kube::sandbox::Sandbox;
-use crate::model::{Environment, ImageRef, Manifest, Outputs};
 use crate::ops::render::{load_terraform_outputs, state_outputs};
-use crate::output::Printer;
 use crate::plan::{GitInfo, ImageAction, ImageChange};
 use crate::render::{self, UnknownOutputs};
 use crate::repo::{EnvConfig, Repository};
 use crate::terraform::{Terraform, TerraformSettings};
+use gitship_foundation::diagnostics::{UserError, user_error};
+use gitship_foundation::model::{Environment, ImageRef, Manifest, Outputs};
+use gitship_foundation::output::Printer;
+use gitship_kube::ClientOptions;
+use gitship_kube::client::ClusterIdentity;
+use gitship_kube::inventory::Inventory;
+use gitship_kube::pin::Pin;
+use gitship_kube::retry::RetryPolicy;
+use gitship_kube::sandbox::Sandbox;
 
 /// Where an operation finds the repository and the cluster's credentials: `-C DIR` and
 /// `--kubeconfig` of the command line, or the agent's clone.
@@ -268,7 +268,7 @@ impl Session {
     /// Where the sandbox keeps this environment's state, relative to the repository.
     pub fn sandbox_state_file(&self) -> PathBuf {
         self.user_repo()
-            .relative(&crate::kube::sandbox::state_file(
+            .relative(&gitship_kube::sandbox::state_file(
                 self.state_root(),
                 &self.config.name,
             ))
@@ -279,7 +279,7 @@ impl Session {
     /// deployed it.
     pub async fn inventory(&self, connection: &ClusterConnection) -> Result<Option<Inventory>> {
         let environment = self.environment();
-        crate::kube::inventory::load(
+        gitship_kube::inventory::load(
             &connection.client,
             &environment.name,
             &environment.namespace,
@@ -307,12 +307,12 @@ impl Session {
     }
 
     /// The environment's inventory and its pin, from one read of the inventory ConfigMap
-    /// ([`crate::kube::pin::load_with_inventory`]).
+    /// ([`gitship_kube::pin::load_with_inventory`]).
     pub async fn inventory_and_pin(
         &self,
         connection: &ClusterConnection,
     ) -> Result<(Option<Inventory>, Option<Pin>)> {
-        crate::kube::pin::load_with_inventory(
+        gitship_kube::pin::load_with_inventory(
             &connection.client,
             &self.environment(),
             &RetryPolicy::default(),
@@ -324,7 +324,7 @@ impl Session {
     /// Connect to the environment's cluster, or start its sandbox.
     pub async fn connect(&self) -> Result<ClusterConnection> {
         if self.sandbox {
-            let sandbox = crate::kube::sandbox::start(self.state_root(), &self.config.name)
+            let sandbox = gitship_kube::sandbox::start(self.state_root(), &self.config.name)
                 .await
                 .map_err(user_error)?;
             return Ok(ClusterConnection {
@@ -338,7 +338,7 @@ impl Session {
             });
         }
         let options = client_options(self.kubeconfig.as_deref(), &self.config.cluster);
-        let (client, identity) = crate::kube::client::connect_with_identity(&options)
+        let (client, identity) = gitship_kube::client::connect_with_identity(&options)
             .await
             .map_err(user_error)?;
         Ok(ClusterConnection {
@@ -575,7 +575,7 @@ mod tests {
     use super::*;
     use crate::ops::build::BuildInputs;
     use crate::ops::deploy::{DeployRequest, DeploySource};
-    use crate::output::OutputFormat;
+    use gitship_foundation::output::OutputFormat;
 
     /// Two apps, `api` and `web`, whose images a ConfigMap shows, and environment `staging`
     /// pushing to a registry that refuses connections; committed.

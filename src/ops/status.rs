@@ -14,14 +14,14 @@ use serde_json::Value;
 
 use anyhow::Result;
 
-use crate::diagnostics::user_error;
-use crate::kube::KubeError;
-use crate::kube::inventory::DeployRecord;
-use crate::kube::lock::{LeaseState, lease_state};
-use crate::kube::retry::RetryPolicy;
-use crate::model::{agent_lease_name, agent_status_name};
 use crate::ops::agent_status::{Status, parse_agent_status};
 use crate::ops::session::Session;
+use gitship_foundation::diagnostics::user_error;
+use gitship_foundation::model::{agent_lease_name, agent_status_name};
+use gitship_kube::KubeError;
+use gitship_kube::inventory::DeployRecord;
+use gitship_kube::lock::{LeaseState, lease_state};
+use gitship_kube::retry::RetryPolicy;
 
 /// How many deploy records the report shows (newest first).
 pub const HISTORY_SHOWN: usize = 5;
@@ -50,7 +50,7 @@ pub struct StatusReport {
     pub agent: Option<AgentStatus>,
     /// The revision a rollback or `gitship pin` fixed the environment at.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub pin: Option<crate::kube::pin::Pin>,
+    pub pin: Option<gitship_kube::pin::Pin>,
     /// The repository's `HEAD` (what Git says the environment should run).
     pub git: String,
 }
@@ -91,7 +91,7 @@ pub async fn status(session: &Session) -> Result<StatusReport> {
     let now = Utc::now();
     let lock = get_json(
         &leases,
-        &crate::kube::lock::lease_name(&environment.name),
+        &gitship_kube::lock::lease_name(&environment.name),
         "Lease",
         namespace,
         &retry,
@@ -174,7 +174,7 @@ where
         .map_err(|source| {
             user_error(KubeError::Api {
                 object: format!("{kind} {namespace}/{name}"),
-                message: crate::kube::error_message(&source),
+                message: gitship_kube::error_message(&source),
                 source,
             })
         })?;

@@ -5,17 +5,17 @@
 
 use anyhow::Result;
 
-use crate::diagnostics::user_error;
-use crate::kube::events::{self, EventType};
-use crate::kube::retry::RetryPolicy;
 use crate::ops::session::Session;
+use gitship_foundation::diagnostics::user_error;
+use gitship_kube::events::{self, EventType};
+use gitship_kube::retry::RetryPolicy;
 
 /// Break the lock; the holder it had (`None`: it was free).
 pub async fn unlock(session: &Session) -> Result<Option<String>> {
     let connection = session.connect_announced().await?;
     let environment = session.environment();
-    let who = crate::ci::who();
-    let holder = crate::kube::lock::break_lock(
+    let who = gitship_foundation::ci::who();
+    let holder = gitship_kube::lock::break_lock(
         &connection.client,
         &environment.name,
         &environment.namespace,
@@ -28,7 +28,7 @@ pub async fn unlock(session: &Session) -> Result<Option<String>> {
         events::record(
             &connection.client,
             &environment,
-            &crate::ci::who(),
+            &gitship_foundation::ci::who(),
             EventType::Warning,
             "LockBroken",
             &format!(

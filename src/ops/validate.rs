@@ -7,13 +7,13 @@ use std::path::Path;
 
 use anyhow::Result;
 
-use crate::diagnostics::{self, UserError, user_error};
-use crate::model::{OutputValue, Outputs};
 use crate::ops::render::load_terraform_outputs;
 use crate::ops::render::render_noted;
 use crate::render::UnknownOutputs;
 use crate::repo::Repository;
 use crate::terraform;
+use gitship_foundation::diagnostics::{self, UserError, user_error};
+use gitship_foundation::model::{OutputValue, Outputs};
 
 /// Version of [`ValidateReport`]'s JSON (`validate -o json`). 1: the results in `environments`
 /// (was a bare array).

@@ -4,7 +4,7 @@
 use std::fmt::Write;
 
 use crate::git::short_sha;
-use crate::output::{paint, style};
+use gitship_foundation::output::{paint, style};
 
 use super::{
     Counts, DriftKind, DriftReport, FieldChange, GitInfo, ImageAction, KubernetesPart,

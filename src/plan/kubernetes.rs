@@ -1,5 +1,5 @@
 //! The Kubernetes part of a plan and of a drift report, from the Kubernetes stage's comparison
-//! ([`crate::kube::diff::EnvironmentDiff`]).
+//! ([`gitship_kube::diff::EnvironmentDiff`]).
 //!
 //! Everything leaving this module is safe to show: a Secret's `data`/`stringData` values are
 //! replaced by [`REDACTED`](super::REDACTED) on both sides before any comparison is rendered, and
@@ -13,15 +13,15 @@ use std::collections::BTreeSet;
 
 use serde_json::Value;
 
-use crate::kube::diff::{self, EnvironmentDiff, ObjectDiff, PlannedAction};
-use crate::kube::inventory::InventoryEntry;
-use crate::model::{Manifest, ObjectId, is_secret};
 use crate::plan::{
     DriftKind, FieldChange, KubernetesPart, ObjectAction, ObjectChange, ObjectDrift, ObjectRef,
     PlannedHook, REDACTED, unified_diff,
 };
 use crate::render::Redactor;
 use crate::repo::config::IgnoreRule;
+use gitship_foundation::model::{Manifest, ObjectId, is_secret};
+use gitship_kube::diff::{self, EnvironmentDiff, ObjectDiff, PlannedAction};
+use gitship_kube::inventory::InventoryEntry;
 
 /// The Kubernetes part of a plan: one entry per desired object (unchanged ones included, so
 /// counts are complete) and one per object to prune.
@@ -52,7 +52,7 @@ pub fn plan_part(
 /// them (phase, weight, object), then the objects a deploy skips; the namespace of a
 /// namespaced one as written, else `namespace`.
 pub fn planned_hooks(manifests: &[Manifest], namespace: &str) -> Vec<PlannedHook> {
-    use crate::model::hook::{Role, role_of};
+    use gitship_foundation::model::hook::{Role, role_of};
     let mut hooks: Vec<(usize, PlannedHook)> = Vec::new();
     for manifest in manifests {
         let role = match role_of(&manifest.object) {
@@ -100,7 +100,10 @@ fn hook_name(manifest: &Manifest, namespace: &str) -> String {
         .or_else(|| text("/metadata/generateName"))
         .unwrap_or_default();
     let kind = manifest.kind();
-    if crate::model::is_cluster_scoped(crate::model::group_of(manifest.api_version()), kind) {
+    if gitship_foundation::model::is_cluster_scoped(
+        gitship_foundation::model::group_of(manifest.api_version()),
+        kind,
+    ) {
         return format!("{kind} {name}");
     }
     let namespace = text("/metadata/namespace").unwrap_or(namespace);
@@ -280,11 +283,14 @@ pub fn describe(
 /// `None` when only gitship owns it: Git changed since the last deploy, no one else to name.
 fn manager_of(live: &Value, change: &diff::FieldChange) -> Option<String> {
     let owners = diff::managers_of(live, &change.path);
-    if let Some(other) = owners.iter().find(|m| *m != crate::model::FIELD_MANAGER) {
+    if let Some(other) = owners
+        .iter()
+        .find(|m| *m != gitship_foundation::model::FIELD_MANAGER)
+    {
         return Some(other.clone());
     }
     if owners.is_empty() || change.live.is_none() {
-        return crate::kube::fields::last_writer(live, crate::model::FIELD_MANAGER);
+        return gitship_kube::fields::last_writer(live, gitship_foundation::model::FIELD_MANAGER);
     }
     None
 }
@@ -334,13 +340,13 @@ fn entry_ref(entry: &InventoryEntry) -> ObjectRef {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::kube::diff::FieldChange as KubeFieldChange;
+    use gitship_kube::diff::FieldChange as KubeFieldChange;
     use serde_json::json;
 
     #[test]
     fn hooks_are_planned_per_phase_in_the_order_they_run() {
         let manifest = |line: usize, metadata: Value| Manifest {
-            source: crate::diagnostics::Location::new("hooks.yaml", line, 1),
+            source: gitship_foundation::diagnostics::Location::new("hooks.yaml", line, 1),
             object: json!({"apiVersion": "batch/v1", "kind": "Job", "metadata": metadata}),
         };
         let manifests = [

@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 /// (`before`/`after`, was `live`/`git`), with `sensitive` and `manager`.
 pub const FORMAT_VERSION: u32 = 2;
 
-pub use crate::model::{KNOWN_AFTER_APPLY, REDACTED};
+pub use gitship_foundation::model::{KNOWN_AFTER_APPLY, REDACTED};
 
 /// One environment's plan across all layers.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -7,7 +7,7 @@
 
 use serde::Serialize;
 
-use crate::output::OutputFormat;
+use gitship_foundation::output::OutputFormat;
 
 use super::{DriftReport, Plan};
 

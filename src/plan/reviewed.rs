@@ -18,8 +18,8 @@ use std::path::Path;
 
 use anyhow::Result;
 
-use crate::diagnostics::UserError;
 use crate::plan::{FORMAT_VERSION, ObjectAction, ObjectChange, Plan, ResourceChange};
+use gitship_foundation::diagnostics::UserError;
 
 /// Why a fresh plan is not the reviewed one.
 #[derive(Debug, Clone, PartialEq, Eq)]

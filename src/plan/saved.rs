@@ -19,9 +19,9 @@ use anyhow::{Context as _, Result};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::diagnostics::UserError;
-use crate::model::{ImageRef, Manifest, ObjectId};
 use crate::plan::{GitInfo, Plan};
+use gitship_foundation::diagnostics::UserError;
+use gitship_foundation::model::{ImageRef, Manifest, ObjectId};
 
 /// Version of the saved-plan file format.
 pub const SAVED_FORMAT_VERSION: u32 = 1;
@@ -165,7 +165,7 @@ pub fn stale(path: &Path, reason: StaleReason) -> anyhow::Error {
 pub fn mentions_unknown(manifests: &[Manifest]) -> bool {
     manifests
         .iter()
-        .any(|m| crate::model::holds_unknown(&m.object))
+        .any(|m| gitship_foundation::model::holds_unknown(&m.object))
 }
 
 /// An object's `metadata.resourceVersion`.
@@ -187,10 +187,10 @@ fn sidecar(out: &Path) -> PathBuf {
 }
 
 /// Write `saved` to `out`, with `planfile` (Terraform's saved plan) copied next to it as
-/// `out.tfplan`. Both hold secrets: see [`crate::private_file`].
+/// `out.tfplan`. Both hold secrets: see [`gitship_foundation::private_file`].
 pub fn write(out: &Path, saved: &mut SavedPlan, planfile: Option<&Path>) -> Result<()> {
     if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
-        crate::private_file::create_dir(parent)
+        gitship_foundation::private_file::create_dir(parent)
             .with_context(|| format!("cannot create the directory `{}`", parent.display()))?;
     }
     saved.terraform_planfile = match planfile {
@@ -199,7 +199,7 @@ pub fn write(out: &Path, saved: &mut SavedPlan, planfile: Option<&Path>) -> Resu
             let bytes = std::fs::read(planfile).with_context(|| {
                 format!("cannot read the Terraform plan `{}`", planfile.display())
             })?;
-            crate::private_file::write(&copy, &bytes).with_context(|| {
+            gitship_foundation::private_file::write(&copy, &bytes).with_context(|| {
                 format!(
                     "cannot copy the Terraform plan `{}` to `{}`",
                     planfile.display(),
@@ -210,7 +210,7 @@ pub fn write(out: &Path, saved: &mut SavedPlan, planfile: Option<&Path>) -> Resu
         }
         None => None,
     };
-    crate::private_file::write(out, &serde_json::to_vec(saved)?)
+    gitship_foundation::private_file::write(out, &serde_json::to_vec(saved)?)
         .with_context(|| format!("cannot write the saved plan `{}`", out.display()))
 }
 
@@ -293,9 +293,11 @@ mod tests {
             sidecar(Path::new("/t/p.json")),
             PathBuf::from("/t/p.json.tfplan")
         );
-        assert!(crate::model::holds_unknown(
+        assert!(gitship_foundation::model::holds_unknown(
             &serde_json::json!({"a": [{"b": "x (known after apply)"}]})
         ));
-        assert!(!crate::model::holds_unknown(&serde_json::json!({"a": 1})));
+        assert!(!gitship_foundation::model::holds_unknown(
+            &serde_json::json!({"a": 1})
+        ));
     }
 }

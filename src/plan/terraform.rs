@@ -81,8 +81,8 @@ mod tests {
     use std::path::PathBuf;
 
     use super::*;
-    use crate::model::{KnownSecrets, REDACTED};
     use crate::terraform::{PlanMode, PlanSummary};
+    use gitship_foundation::model::{KnownSecrets, REDACTED};
 
     #[test]
     fn converts_into_the_cross_layer_plan_redacted() {

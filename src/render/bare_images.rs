@@ -12,9 +12,9 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
-use crate::diagnostics::Location;
-use crate::model::{ImageRef, Manifest, ObjectId};
 use crate::render::TEMPLATE_ANNOTATION;
+use gitship_foundation::diagnostics::Location;
+use gitship_foundation::model::{ImageRef, Manifest, ObjectId};
 
 /// The container lists of a Pod spec.
 const CONTAINER_LISTS: &[&str] = &["containers", "initContainers", "ephemeralContainers"];

@@ -12,8 +12,8 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
-use crate::model::{ImageRef, Manifest};
 use crate::render::bare_images::templating_off;
+use gitship_foundation::model::{ImageRef, Manifest};
 
 /// In every string of `manifests`, the reference `<repository>:<tag>` of each image of `images`
 /// that has a digest becomes `<repository>:<tag>@<digest>`, as a render with that digest writes
@@ -90,7 +90,7 @@ fn in_reference(c: char) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::diagnostics::Location;
+    use gitship_foundation::diagnostics::Location;
     use serde_json::json;
 
     fn image(app: &str, digest: Option<&str>) -> ImageRef {

@@ -13,21 +13,21 @@
 //! `# Source:` comment, as a path of the repository.
 //!
 //! The program: `gitship.yaml` `helm.binary`, else `helm` on `PATH`. It runs through
-//! [`crate::process::Process`], never a shell.
+//! [`gitship_foundation::process::Process`], never a shell.
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
-use super::kustomize::{on_path, run_blocking};
+use super::program::{on_path, run_blocking};
 use super::template::Derived;
 use super::{
     DocumentState, LeftLiteral, RenderError, RenderInputs, RenderOutput, Renderer, UnknownOutputs,
     emit,
 };
-use crate::diagnostics::Location;
-use crate::process::{Process, ProcessError};
 use crate::repo::helm::{CHART_FILE, HelmRelease, MissingDependency};
 use crate::repo::{Repository, yaml};
+use gitship_foundation::diagnostics::Location;
+use gitship_foundation::process::{Process, ProcessError};
 
 /// Errors of rendering a Helm chart.
 #[derive(Debug, thiserror::Error)]
@@ -283,7 +283,7 @@ fn template_values(
         let text = crate::repo::files::read_text(&repo.root, file)?;
         let templated = template_values_file(&mut renderer, &shown, &text);
         let target = home.join(format!("values-{index}.yaml"));
-        crate::private_file::create_new(&target, 0o600)
+        gitship_foundation::private_file::create_new(&target, 0o600)
             .map_err(std::io::Error::other)
             .and_then(|mut out| out.write_all(templated.as_bytes()))
             .map_err(|source| HelmError::Private {

@@ -12,7 +12,7 @@
 //! source file; gitship removes that annotation again unless the kustomization asked for it.
 //!
 //! The program: `gitship.yaml` `kustomize.binary`, else `kustomize` on `PATH` (`kustomize build
-//! DIR`), else `kubectl kustomize DIR`. It runs through [`crate::process::Process`], never a
+//! DIR`), else `kubectl kustomize DIR`. It runs through [`gitship_foundation::process::Process`], never a
 //! shell. When helm is found ([`super::helm::program`]), kustomize gets `--enable-helm
 //! --helm-command HELM` for `helmCharts:`; a chart directory in the tree is copied untemplated.
 
@@ -21,15 +21,16 @@ use std::path::{Component, Path, PathBuf};
 
 use serde_json::Value;
 
+use super::program::{on_path, run_blocking};
 use super::template::Derived;
 use super::{
     DocumentState, RenderError, RenderInputs, RenderOutput, Renderer, UnknownOutputs, emit,
 };
-use crate::diagnostics::Location;
-use crate::model::ObjectId;
-use crate::process::{Process, ProcessError, ProcessOutput};
 use crate::repo::files::KUSTOMIZATION_FILES;
 use crate::repo::{Repository, files, yaml};
+use gitship_foundation::diagnostics::Location;
+use gitship_foundation::model::ObjectId;
+use gitship_foundation::process::{Process, ProcessError, ProcessOutput};
 
 /// The annotation kustomize writes with `buildMetadata: [originAnnotations]`.
 const ORIGIN_ANNOTATION: &str = "config.kubernetes.io/origin";
@@ -239,7 +240,9 @@ fn tree_root(root: &Path, dir: &Path) -> PathBuf {
 }
 
 /// A write into the private copy that failed (or was refused), for the file shown as `path`.
-fn copy_error(path: PathBuf) -> impl FnOnce(crate::private_file::WriteError) -> KustomizeError {
+fn copy_error(
+    path: PathBuf,
+) -> impl FnOnce(gitship_foundation::private_file::WriteError) -> KustomizeError {
     move |error| KustomizeError::Copy {
         path,
         source: std::io::Error::other(error),
@@ -256,7 +259,8 @@ fn copy_file(from: &Path, to: &Path, shown: PathBuf) -> Result<(), RenderError> 
     };
     let mut source = std::fs::File::open(from).map_err(failed)?;
     let mode = source.metadata().map_err(failed)?.permissions().mode() & 0o700;
-    let mut copy = crate::private_file::create_new(to, mode).map_err(copy_error(shown.clone()))?;
+    let mut copy = gitship_foundation::private_file::create_new(to, mode)
+        .map_err(copy_error(shown.clone()))?;
     std::io::copy(&mut source, &mut copy).map_err(failed)?;
     Ok(())
 }
@@ -275,7 +279,7 @@ impl Mirror<'_, '_, '_> {
     fn directory(&mut self, dir: &Path, depth: usize) -> Result<(), RenderError> {
         let root = &self.repo.root;
         let target = self.copy.join(self.repo.relative(dir));
-        crate::private_file::create_dir_in(self.copy, &target)
+        gitship_foundation::private_file::create_dir_in(self.copy, &target)
             .map_err(copy_error(self.repo.relative(dir)))?;
         let io = |path: &Path| {
             let path = self.repo.relative(path);
@@ -381,7 +385,7 @@ impl Mirror<'_, '_, '_> {
             }
             .into());
         }
-        crate::private_file::create_dir_in(self.copy, &self.copy.join(&shown))
+        gitship_foundation::private_file::create_dir_in(self.copy, &self.copy.join(&shown))
             .map_err(copy_error(shown.clone()))?;
         let io = |source| RenderError::Io {
             path: shown.clone(),
@@ -437,7 +441,7 @@ impl Mirror<'_, '_, '_> {
         if is_kustomization {
             self.check_helm_charts(&shown, &templated);
         }
-        crate::private_file::create_new(&target, 0o600)
+        gitship_foundation::private_file::create_new(&target, 0o600)
             .map_err(copy_error(shown.clone()))?
             .write_all(templated.as_bytes())
             .map_err(|source| KustomizeError::Copy {
@@ -597,49 +601,6 @@ fn command(
         shown.push_str(" --enable-helm");
     }
     Ok((process, shown))
-}
-
-/// The executable `program` on `PATH`.
-pub(super) fn on_path(program: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|dir| dir.join(program))
-        .find(|candidate| is_executable(candidate))
-}
-
-fn is_executable(path: &Path) -> bool {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-    }
-    #[cfg(not(unix))]
-    {
-        path.is_file()
-    }
-}
-
-/// Run `process` to completion from synchronous code: on a thread of its own with its own
-/// runtime, so it works whether or not the caller is inside one.
-// `ProcessError` is large by design (see `Process::check`).
-#[allow(clippy::result_large_err)]
-pub(super) fn run_blocking(process: &Process) -> Result<ProcessOutput, ProcessError> {
-    let io = |source| ProcessError::Io {
-        program: process.program.clone(),
-        source,
-    };
-    std::thread::scope(|scope| {
-        scope
-            .spawn(|| {
-                let runtime = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .map_err(io)?;
-                runtime.block_on(process.run())
-            })
-            .join()
-            .unwrap_or_else(|_| Err(io(std::io::Error::other("the kustomize thread panicked"))))
-    })
 }
 
 /// kustomize's message with the private copy's paths shown as the repository's.

@@ -21,6 +21,7 @@ pub mod digests;
 pub mod emit;
 pub mod helm;
 pub mod kustomize;
+mod program;
 pub mod template;
 pub mod used_images;
 pub mod validate;
@@ -31,22 +32,22 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-use crate::diagnostics::Location;
 use crate::git::GitError;
-use crate::model::{
-    ENVIRONMENT_LABEL, MANAGED_BY_LABEL, MANAGED_BY_VALUE, ObjectId, group_of, is_cluster_scoped,
-};
-use crate::model::{ImageRef, KnownSecrets, Manifest, Outputs};
 use crate::repo::limits::{MAX_OBJECT_BYTES, MAX_OBJECTS, human_bytes};
 use crate::repo::yaml::{self, Node, NodeKind, ScalarStyle};
 use crate::repo::{EnvConfig, Repository};
+use gitship_foundation::diagnostics::Location;
+use gitship_foundation::model::{
+    ENVIRONMENT_LABEL, MANAGED_BY_LABEL, MANAGED_BY_VALUE, ObjectId, group_of, is_cluster_scoped,
+};
+use gitship_foundation::model::{ImageRef, KnownSecrets, Manifest, Outputs};
 use template::{Derived, Segment};
 
 /// The annotation that turns templating off for one object: `gitship.dev/template: "off"`.
 pub const TEMPLATE_ANNOTATION: &str = "gitship.dev/template";
 
 /// What redacted values are replaced with.
-pub const REDACTED: &str = crate::model::REDACTED;
+pub const REDACTED: &str = gitship_foundation::model::REDACTED;
 
 /// Everything placeholders can refer to.
 #[derive(Debug, Clone)]
@@ -230,7 +231,7 @@ impl RenderError {
     }
 }
 
-impl crate::diagnostics::StageError for RenderError {
+impl gitship_foundation::diagnostics::StageError for RenderError {
     fn hint(&self) -> Option<String> {
         RenderError::hint(self)
     }
@@ -743,8 +744,9 @@ impl<'i> Renderer<'i> {
         let Value::Object(metadata) = metadata else {
             return Err(format!("`{kind}`: `metadata` must be a mapping"));
         };
-        let role = crate::model::hook::role_of(&serde_json::json!({"metadata": metadata}))
-            .map_err(|message| format!("`{kind}`: {message}"))?;
+        let role =
+            gitship_foundation::model::hook::role_of(&serde_json::json!({"metadata": metadata}))
+                .map_err(|message| format!("`{kind}`: {message}"))?;
         check_name(&kind, metadata, &role)?;
         if !is_cluster_scoped(group_of(&api_version), &kind) {
             match metadata.get("namespace") {
@@ -989,7 +991,7 @@ struct Placeholder<'a> {
 fn check_name(
     kind: &str,
     metadata: &serde_json::Map<String, Value>,
-    role: &crate::model::hook::Role,
+    role: &gitship_foundation::model::hook::Role,
 ) -> Result<(), String> {
     let text = |key: &str| match metadata.get(key) {
         Some(Value::String(text)) if !text.is_empty() => Some(text.as_str()),
@@ -999,10 +1001,12 @@ fn check_name(
         return Ok(());
     }
     match (text("generateName"), role) {
-        (Some(_), crate::model::hook::Role::Hook(_) | crate::model::hook::Role::Skipped(_)) => {
-            Ok(())
-        }
-        (Some(prefix), crate::model::hook::Role::Object) => Err(format!(
+        (
+            Some(_),
+            gitship_foundation::model::hook::Role::Hook(_)
+            | gitship_foundation::model::hook::Role::Skipped(_),
+        ) => Ok(()),
+        (Some(prefix), gitship_foundation::model::hook::Role::Object) => Err(format!(
             "`{kind}`: `metadata.name` is missing (`metadata.generateName: {prefix}` is only for hooks: a deploy finds every other object again by its name, to apply, prune and check it for drift); give it a name, or make it a hook with `argocd.argoproj.io/hook: PreSync` (or Sync, PostSync, SyncFail)"
         )),
         (None, _) => Err(format!(
@@ -1269,21 +1273,21 @@ mod tests {
         let mut terraform = Outputs::new();
         terraform.insert(
             "url".into(),
-            crate::model::OutputValue {
+            gitship_foundation::model::OutputValue {
                 value: Some(json!("postgres://db")),
                 sensitive: false,
             },
         );
         terraform.insert(
             "password".into(),
-            crate::model::OutputValue {
+            gitship_foundation::model::OutputValue {
                 value: Some(json!("hunter2")),
                 sensitive: true,
             },
         );
         terraform.insert(
             "later".into(),
-            crate::model::OutputValue {
+            gitship_foundation::model::OutputValue {
                 value: None,
                 sensitive: false,
             },

@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::Value;
 
-use crate::model::{ImageRef, Manifest};
+use gitship_foundation::model::{ImageRef, Manifest};
 
 /// The apps of `images` whose image one of `manifests` names; every app when there is no
 /// object.
@@ -51,7 +51,7 @@ fn visit_strings(value: &Value, found: &mut dyn FnMut(&str)) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::diagnostics::Location;
+    use gitship_foundation::diagnostics::Location;
     use serde_json::json;
 
     #[test]

@@ -11,7 +11,7 @@
 
 use serde_json::Value;
 
-use crate::model::{group_of, is_cluster_scoped};
+use gitship_foundation::model::{group_of, is_cluster_scoped};
 
 /// Which part of the object a problem is about, to place it in the file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -126,7 +126,7 @@ pub fn check_identity(object: &Value, environment: &str, namespace: &str) -> Vec
             ),
         ));
     }
-    if crate::model::is_reserved(environment, name)
+    if gitship_foundation::model::is_reserved(environment, name)
         && !is_cluster_scoped(group, kind)
         && object_namespace == Some(namespace)
     {
@@ -134,8 +134,8 @@ pub fn check_identity(object: &Value, environment: &str, namespace: &str) -> Vec
             Field::Name,
             format!(
                 "`{kind} {namespace}/{name}` is reserved: gitship keeps its own objects of environment `{environment}` under `{}` and `{}.*` (the inventory, the deploy lock, the agent's Lease and status); give the object another name",
-                crate::model::reserved_name(environment),
-                crate::model::reserved_name(environment)
+                gitship_foundation::model::reserved_name(environment),
+                gitship_foundation::model::reserved_name(environment)
             ),
         ));
     }
@@ -183,7 +183,9 @@ pub fn check_quantities(object: &Value) -> Vec<(Vec<Step>, String)> {
             let valid = match value {
                 Value::Number(_) => true,
                 // An output not known until apply: checked when it is.
-                Value::String(text) => is_quantity(text) || text == crate::model::KNOWN_AFTER_APPLY,
+                Value::String(text) => {
+                    is_quantity(text) || text == gitship_foundation::model::KNOWN_AFTER_APPLY
+                }
                 _ => false,
             };
             if valid {

@@ -9,9 +9,9 @@ use std::collections::HashSet;
 use std::io::Read;
 use std::path::{Component, Path, PathBuf};
 
-use crate::diagnostics::Location;
 use crate::repo::RepoError;
 use crate::repo::limits::{MAX_FILE_BYTES, human_bytes};
+use gitship_foundation::diagnostics::Location;
 
 /// Whether `relative` (a path from `gitship.yaml`) stays below the root when read as written:
 /// not absolute, and no `..` climbing above its start.
@@ -59,6 +59,9 @@ pub fn confine(
     }
 }
 
+/// A Helm chart's file: a directory holding one is a chart (`kubernetes.helm`), not manifests.
+pub const CHART_FILE: &str = "Chart.yaml";
+
 /// The names of a kustomization file: never an object to apply.
 pub const KUSTOMIZATION_FILES: [&str; 3] =
     ["kustomization.yaml", "kustomization.yml", "Kustomization"];
@@ -80,7 +83,7 @@ pub struct ManifestTree {
 /// (globs relative to `dir`) and the paths in `skip` (gitship's own files and layers, when the
 /// manifests directory holds them: `paths.kubernetes: .`) are skipped. A directory below `dir`
 /// holding a kustomization is a [`ManifestTree::kustomizations`] entry. A Helm chart (a
-/// directory holding [`crate::repo::helm::CHART_FILE`]) is not walked: its `Chart.yaml` stands
+/// directory holding [`CHART_FILE`]) is not walked: its `Chart.yaml` stands
 /// for it among the files, for the render to render it with helm or refuse it, never to read its
 /// templates as manifests. Symlinks are followed
 /// when they stay inside `root`; one that leaves it, or leads back to a directory being walked (a
@@ -140,7 +143,7 @@ impl Walk<'_> {
             let path = shown(root, path);
             move |source| RepoError::Io { path, source }
         };
-        let chart = dir.join(crate::repo::helm::CHART_FILE);
+        let chart = dir.join(CHART_FILE);
         if chart.is_file() {
             self.tree.files.push(chart);
             return Ok(());

@@ -16,13 +16,12 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::diagnostics::Location;
-use crate::repo::config::{Reader, find, is_dns_label};
+use crate::repo::reader::{Reader, find, is_dns_label};
 use crate::repo::yaml::{Node, NodeKind};
 use crate::repo::{RepoError, files};
+use gitship_foundation::diagnostics::Location;
 
-/// The file that makes a directory a Helm chart.
-pub const CHART_FILE: &str = "Chart.yaml";
+pub use crate::repo::files::CHART_FILE;
 
 /// One item of `kubernetes.helm`.
 #[derive(Debug, Clone, PartialEq, Eq)]

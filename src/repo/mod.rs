@@ -8,6 +8,7 @@ pub mod config;
 pub mod files;
 pub mod helm;
 pub mod limits;
+pub(crate) mod reader;
 pub mod yaml;
 
 use std::collections::BTreeMap;
@@ -15,8 +16,8 @@ use std::path::{Path, PathBuf};
 
 pub use config::EnvConfig;
 
-use crate::diagnostics::Location;
 use config::{Reader, find, is_dns_label};
+use gitship_foundation::diagnostics::Location;
 use yaml::Node;
 
 /// A gitship repository: its root and what was discovered in it.
@@ -227,7 +228,7 @@ impl RepoError {
     }
 }
 
-impl crate::diagnostics::StageError for RepoError {
+impl gitship_foundation::diagnostics::StageError for RepoError {
     fn hint(&self) -> Option<String> {
         RepoError::hint(self)
     }

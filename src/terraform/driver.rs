@@ -1,9 +1,9 @@
 //! [`Terraform`]: one environment's Terraform, driven through the CLI.
 //!
-//! Every child runs through [`crate::process::Process`] (argv, own process group, SIGINT with a
+//! Every child runs through [`gitship_foundation::process::Process`] (argv, own process group, SIGINT with a
 //! bounded grace on interrupt so Terraform releases its state lock; output through private files
 //! rather than pipes, so a Terraform whose gitship was killed finishes, writes its state and
-//! releases its lock instead of dying of SIGPIPE: see [`crate::process`]) with the allowlisted
+//! releases its lock instead of dying of SIGPIPE: see [`gitship_foundation::process`]) with the allowlisted
 //! environment of [`crate::terraform::environment`], `TF_DATA_DIR` set to the environment's data
 //! directory and, after `init`, `TF_WORKSPACE` set to its workspace. Failures are read from the
 //! `-json` diagnostics.
@@ -18,14 +18,14 @@ use std::time::Duration;
 use sha2::{Digest, Sha256};
 use tokio::sync::watch;
 
-use crate::diagnostics::Location;
-use crate::model::{KnownSecrets, Outputs};
-use crate::process::{Process, ProcessError, ProcessOutput};
 use crate::terraform::binary::{BinaryKind, MINIMUM_VERSION, Version, parse_version_json};
 use crate::terraform::error::{Diagnostic, LockInfo, TerraformError};
 use crate::terraform::plan::{DriftReport, PlanMode, PlanSummary};
 use crate::terraform::static_check::{ModuleInfo, check_static, inspect_module};
 use crate::terraform::{TerraformSettings, environment, parse_outputs_json};
+use gitship_foundation::diagnostics::Location;
+use gitship_foundation::model::{KnownSecrets, Outputs};
+use gitship_foundation::process::{Process, ProcessError, ProcessOutput};
 
 /// The fingerprint of the last successful `init`, in the data directory.
 const INIT_FINGERPRINT_FILE: &str = "gitship-init.sha256";
@@ -85,7 +85,7 @@ impl Terraform {
         // Not in the module directory: a missing module must not look like a missing binary.
         process.cwd = None;
         let output = match process
-            .run_unchecked_with_interrupt(|_| {}, crate::process::interrupt_receiver())
+            .run_unchecked_with_interrupt(|_| {}, gitship_foundation::process::interrupt_receiver())
             .await
         {
             Ok(output) => output,
@@ -111,7 +111,7 @@ impl Terraform {
         if !output.status.success() {
             return Err(TerraformError::UnknownVersion {
                 binary,
-                detail: crate::process::tail(&output.stderr_text(), 3),
+                detail: gitship_foundation::process::tail(&output.stderr_text(), 3),
             });
         }
         let (kind, version) =
@@ -134,7 +134,7 @@ impl Terraform {
             kind,
             version,
             redactor,
-            interrupt: crate::process::interrupt_receiver(),
+            interrupt: gitship_foundation::process::interrupt_receiver(),
             progress: None,
             init_runs: AtomicUsize::new(0),
         })
@@ -180,17 +180,17 @@ impl Terraform {
     pub async fn init_if_needed(&self) -> Result<InitOutcome, TerraformError> {
         let data_dir = &self.settings.data_dir;
         // Private (0700) when gitship creates it: it holds the planfiles, whose mode Terraform
-        // sets, until [`crate::private_file::restrict`] tightens them.
-        crate::private_file::create_dir_in(&self.settings.display_root, data_dir)
+        // sets, until [`gitship_foundation::private_file::restrict`] tightens them.
+        gitship_foundation::private_file::create_dir_in(&self.settings.display_root, data_dir)
             .map_err(self.write_error())?;
         // Keep the data dir (plugins, backend config, var file with secrets) out of Git even when
         // the repository's own `.gitignore` forgets `.gitship/`.
         let ignore = data_dir.join(".gitignore");
-        crate::private_file::write_in(
+        gitship_foundation::private_file::write_in(
             &self.settings.display_root,
             &ignore,
             b"*\n",
-            crate::private_file::Existing::Keep,
+            gitship_foundation::private_file::Existing::Keep,
         )
         .map_err(self.write_error())?;
         let (info, problems) =
@@ -204,14 +204,15 @@ impl Terraform {
         let fingerprint = self.init_fingerprint(&info);
         let fingerprint_file = data_dir.join(INIT_FINGERPRINT_FILE);
         // Read only what gitship would write (a FIFO there would block the read).
-        crate::private_file::check(&fingerprint_file, None).map_err(self.write_error())?;
+        gitship_foundation::private_file::check(&fingerprint_file, None)
+            .map_err(self.write_error())?;
         let recorded = std::fs::read_to_string(&fingerprint_file).unwrap_or_default();
         if recorded.trim() == fingerprint && self.init_artifacts_present(&info) {
             tracing::debug!(environment = %self.settings.env_name, "terraform init skipped: inputs unchanged");
             return Ok(InitOutcome::Skipped);
         }
         // A failed init must not leave a stale "done" mark behind.
-        crate::private_file::remove(&fingerprint_file).map_err(self.write_error())?;
+        gitship_foundation::private_file::remove(&fingerprint_file).map_err(self.write_error())?;
 
         let args = self.init_args()?;
         let output = self.run(self.process(false).args(args), "init").await?;
@@ -230,8 +231,11 @@ impl Terraform {
                 return Err(self.failure("workspace select", &output, None));
             }
         }
-        crate::private_file::write(&fingerprint_file, format!("{fingerprint}\n").as_bytes())
-            .map_err(self.write_error())?;
+        gitship_foundation::private_file::write(
+            &fingerprint_file,
+            format!("{fingerprint}\n").as_bytes(),
+        )
+        .map_err(self.write_error())?;
         self.init_runs.fetch_add(1, Ordering::Relaxed);
         Ok(InitOutcome::Ran)
     }
@@ -321,11 +325,11 @@ impl Terraform {
         // The planfile holds the plan's variables, sensitive ones included: its directory is
         // private (0700) and the file itself is made 0600 once Terraform wrote it.
         if let Some(parent) = out.parent() {
-            crate::private_file::create_dir(parent).map_err(self.write_error())?;
+            gitship_foundation::private_file::create_dir(parent).map_err(self.write_error())?;
         }
         // Never leave an older plan (or anything planted there) at `out` for a failed run to be
         // mistaken by.
-        crate::private_file::remove(&out).map_err(self.write_error())?;
+        gitship_foundation::private_file::remove(&out).map_err(self.write_error())?;
         let var_file = self.write_var_file()?;
         let mut args: Vec<OsString> = vec![
             "plan".into(),
@@ -349,7 +353,7 @@ impl Terraform {
         if !matches!(exit_code, Some(0) | Some(2)) {
             return Err(self.failure("plan", &output, None));
         }
-        crate::private_file::restrict(&out).map_err(self.write_error())?;
+        gitship_foundation::private_file::restrict(&out).map_err(self.write_error())?;
         let show = self.process(true).args([
             OsString::from("show"),
             "-json".into(),
@@ -383,12 +387,15 @@ impl Terraform {
         let text =
             serde_json::to_string_pretty(&serde_json::Value::Object(self.settings.vars.clone()))
                 .unwrap_or_else(|_| "{}".to_string());
-        crate::private_file::write(&path, text.as_bytes()).map_err(self.write_error())?;
+        gitship_foundation::private_file::write(&path, text.as_bytes())
+            .map_err(self.write_error())?;
         Ok(path)
     }
 
     /// A write of this environment's files that failed or was refused, as a [`TerraformError`].
-    fn write_error(&self) -> impl Fn(crate::private_file::WriteError) -> TerraformError + '_ {
+    fn write_error(
+        &self,
+    ) -> impl Fn(gitship_foundation::private_file::WriteError) -> TerraformError + '_ {
         |source| TerraformError::Write {
             environment: self.settings.env_name.clone(),
             source,
@@ -420,13 +427,13 @@ impl Terraform {
     }
 
     /// Write `terraform.backend_config` as `key = "value"` lines to an owner-only (0600) file in
-    /// the data directory ([`crate::private_file::write`]: a new file renamed over nothing or a
+    /// the data directory ([`gitship_foundation::private_file::write`]: a new file renamed over nothing or a
     /// regular file; a symlink or anything else planted there is refused, so nothing can
     /// receive the values) and return its path; `None` (and no file) when it is empty.
     fn write_backend_config(&self) -> Result<Option<PathBuf>, TerraformError> {
         let path = self.settings.data_dir.join(BACKEND_CONFIG_FILE);
         if self.settings.backend_config.is_empty() {
-            crate::private_file::remove(&path).map_err(self.write_error())?;
+            gitship_foundation::private_file::remove(&path).map_err(self.write_error())?;
             return Ok(None);
         }
         let text = backend_config_text(&self.settings.backend_config).map_err(|key| {
@@ -435,7 +442,8 @@ impl Terraform {
                 key,
             }
         })?;
-        crate::private_file::write(&path, text.as_bytes()).map_err(self.write_error())?;
+        gitship_foundation::private_file::write(&path, text.as_bytes())
+            .map_err(self.write_error())?;
         Ok(Some(path))
     }
 
@@ -541,7 +549,7 @@ impl Terraform {
             },
             stderr_tail: self
                 .redactor
-                .redact(&crate::process::tail(&text, STDERR_TAIL_LINES)),
+                .redact(&gitship_foundation::process::tail(&text, STDERR_TAIL_LINES)),
         }
     }
 
@@ -856,7 +864,7 @@ mod tests {
                 patch: 4,
             },
             redactor: KnownSecrets::default(),
-            interrupt: crate::process::interrupt_receiver(),
+            interrupt: gitship_foundation::process::interrupt_receiver(),
             progress: None,
             init_runs: AtomicUsize::new(0),
         }
@@ -918,7 +926,7 @@ mod tests {
         let error = terraform.init_args().unwrap_err();
         assert!(
             error.to_string().contains("production")
-                && crate::diagnostics::StageError::hint(&error)
+                && gitship_foundation::diagnostics::StageError::hint(&error)
                     .is_some_and(|hint| hint.contains("symlink")),
             "{error}"
         );

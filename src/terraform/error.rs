@@ -8,8 +8,8 @@
 use std::fmt;
 use std::path::PathBuf;
 
-use crate::diagnostics::{ErrorClass, Location, StageError};
 use crate::terraform::binary::{BinaryKind, MINIMUM_VERSION, Version};
+use gitship_foundation::diagnostics::{ErrorClass, Location, StageError};
 
 /// A Terraform driver failure.
 #[derive(Debug, thiserror::Error)]
@@ -113,12 +113,12 @@ pub enum TerraformError {
     },
 
     /// A file of the environment's Terraform data directory could not be written, or gitship
-    /// refused to write it ([`crate::private_file`]: a symlink or a special file is there).
+    /// refused to write it ([`gitship_foundation::private_file`]: a symlink or a special file is there).
     #[error("cannot write Terraform's files for `{environment}`")]
     Write {
         environment: String,
         #[source]
-        source: crate::private_file::WriteError,
+        source: gitship_foundation::private_file::WriteError,
     },
 }
 

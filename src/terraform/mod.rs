@@ -29,9 +29,9 @@ pub use plan::{ChangeAction, DriftReport, OutputChange, PlanMode, PlanSummary, R
 pub use redact::REDACTED;
 pub use static_check::{ModuleInfo, check_static};
 
-use crate::diagnostics::Location;
-use crate::model::{OutputValue, Outputs};
 use crate::repo::{EnvConfig, Repository};
+use gitship_foundation::diagnostics::Location;
+use gitship_foundation::model::{OutputValue, Outputs};
 
 /// The default `-lock-timeout`.
 pub const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(5 * 60);

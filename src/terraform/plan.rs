@@ -10,11 +10,11 @@ use std::path::PathBuf;
 
 use serde_json::Value;
 
-use crate::model::KnownSecrets;
 use crate::terraform::redact::{REDACTED, mask_has_sensitive, redact_with_mask};
+use gitship_foundation::model::KnownSecrets;
 
 /// What an unknown-until-apply value is shown as.
-pub const KNOWN_AFTER_APPLY: &str = crate::model::KNOWN_AFTER_APPLY;
+pub const KNOWN_AFTER_APPLY: &str = gitship_foundation::model::KNOWN_AFTER_APPLY;
 
 /// Which kind of plan.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

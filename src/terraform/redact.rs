@@ -5,12 +5,12 @@
 //! into gitship's types, so every rendering of those types is safe by construction; and, as a
 //! safety net, every text gitship builds from Terraform's output (diagnostics, stderr tails) has
 //! the known secret values (sensitive variables, sensitive outputs) replaced
-//! ([`crate::model::KnownSecrets`], which `render` shares).
+//! ([`gitship_foundation::model::KnownSecrets`], which `render` shares).
 
 use serde_json::Value;
 
 /// What a sensitive value is shown as, everywhere (the cross-layer plan's marker).
-pub const REDACTED: &str = crate::model::REDACTED;
+pub const REDACTED: &str = gitship_foundation::model::REDACTED;
 
 /// Replace the parts of `value` that `mask` marks sensitive. Terraform's masks are `true` (all
 /// of it), `false`, or an object/array of masks mirroring the value's shape.

@@ -14,9 +14,9 @@ use hcl::edit::Span;
 use hcl::edit::expr::Expression;
 use hcl::edit::structure::{Block, Body};
 
-use crate::diagnostics::Location;
 use crate::terraform::TerraformSettings;
 use crate::terraform::error::{StaticProblem, TerraformError};
+use gitship_foundation::diagnostics::Location;
 
 /// What gitship knows about the root module without running Terraform.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

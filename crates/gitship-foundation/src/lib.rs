@@ -2,7 +2,7 @@
 //!
 //! A crate of its own so that the Kubernetes stage (`gitship-kube`), which uses only these
 //! modules, is a crate too and the compiler enforces its boundary (`ARCHITECTURE.md`, "Layers").
-//! The `gitship` crate re-exports each module under its own name (`crate::diagnostics`, ...).
+//! The `gitship` crate names each module by its crate path (`gitship_foundation::diagnostics`).
 //! The rest of the foundation (`repo`, `git`, `exit`) stays in `gitship`: nothing here needs it.
 //! `ci` is here because the printer and the diagnostics ask it which CI they run in.
 

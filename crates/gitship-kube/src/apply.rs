@@ -37,21 +37,6 @@ pub enum Applied {
     Unchanged,
 }
 
-/// The live object, `None` when it does not exist.
-pub(crate) async fn get_live(
-    client: &Client,
-    prepared: &Prepared,
-    retry: &RetryPolicy,
-) -> Result<Option<Value>, kube::Error> {
-    let api = prepared.api(client);
-    let found = retry
-        .run(&prepared.id.to_string(), || api.get_opt(&prepared.id.name))
-        .await?;
-    found
-        .map(|object| serde_json::to_value(object).map_err(kube::Error::SerdeError))
-        .transpose()
-}
-
 /// One server-side apply (optionally `dryRun=All`) with field manager `gitship`.
 pub(crate) async fn server_side_apply(
     client: &Client,
@@ -101,7 +86,7 @@ pub(crate) async fn apply_object(
     let api_error = |source: kube::Error| prepared.error(source);
     let live = match known.live {
         Some(live) => live,
-        None => get_live(client, prepared, retry).await.map_err(api_error)?,
+        None => prepared.get_live(client, retry).await.map_err(api_error)?,
     };
     let live = match live {
         Some(live) if is_being_deleted(&live) => {
@@ -158,7 +143,8 @@ async fn wait_until_gone(
     retry: &RetryPolicy,
 ) -> Result<bool, KubeError> {
     let deadline = tokio::time::Instant::now() + DELETION_WAIT;
-    while get_live(client, prepared, retry)
+    while prepared
+        .get_live(client, retry)
         .await
         .map_err(|e| prepared.error(e))?
         .is_some()

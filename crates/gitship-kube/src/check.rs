@@ -42,6 +42,21 @@ impl Prepared {
         }
     }
 
+    /// The live object, `None` when it does not exist.
+    pub(crate) async fn get_live(
+        &self,
+        client: &Client,
+        retry: &RetryPolicy,
+    ) -> Result<Option<serde_json::Value>, kube::Error> {
+        let api = self.api(client);
+        let found = retry
+            .run(&self.id.to_string(), || api.get_opt(&self.id.name))
+            .await?;
+        found
+            .map(|object| serde_json::to_value(object).map_err(kube::Error::SerdeError))
+            .transpose()
+    }
+
     /// `Deployment blog/web (infrastructure/kubernetes/web.yaml:1:1)`
     pub fn describe(&self) -> String {
         format!("{} ({})", self.id, self.source)

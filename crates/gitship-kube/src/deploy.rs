@@ -1181,7 +1181,8 @@ async fn would_change(
     for prepared in ready {
         let live = match known.remove(&prepared.id) {
             Some(live) => live,
-            None => apply::get_live(run.client, prepared, &run.options.retry)
+            None => prepared
+                .get_live(run.client, &run.options.retry)
                 .await
                 .map_err(|source| prepared.error(source))?,
         };

@@ -163,7 +163,8 @@ pub async fn check_before_changes(
         if let Checked::Ready(prepared) = item
             && prepared.id.kind == "Namespace"
             && prepared.id.group.is_empty()
-            && let Some(live) = apply::get_live(client, prepared, retry)
+            && let Some(live) = prepared
+                .get_live(client, retry)
                 .await
                 .map_err(|e| prepared.error(e))?
         {
@@ -196,7 +197,8 @@ pub async fn count_owned(
         {
             continue;
         }
-        let live = apply::get_live(client, prepared, retry)
+        let live = prepared
+            .get_live(client, retry)
             .await
             .map_err(|e| prepared.error(e))?;
         if live.as_ref().is_some_and(|live| {
@@ -219,7 +221,8 @@ pub(crate) async fn diff_object(
     force: bool,
     retry: &RetryPolicy,
 ) -> Result<ObjectDiff, kube::Error> {
-    let live = apply::get_live(client, prepared, retry)
+    let live = prepared
+        .get_live(client, retry)
         .await?
         .filter(|live| !apply::is_being_deleted(live));
     if holds_unknown(&prepared.body) {

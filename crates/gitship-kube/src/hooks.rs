@@ -14,7 +14,6 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::Pod;
 use kube::Client;
 use kube::api::{Api, DeleteParams, DynamicObject, ListParams, PostParams};
-use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::KubeError;
@@ -45,31 +44,8 @@ pub struct PreparedHook {
     pub generate_name: Option<String>,
 }
 
-/// How one hook run ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum HookOutcome {
-    Succeeded,
-    Failed,
-    TimedOut,
-}
-
-/// One hook run, for the deploy report and its record.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct HookRun {
-    pub phase: HookPhase,
-    /// The object it created (`Job blog/migrate-7xk2p`).
-    pub object: String,
-    /// Where it is declared (`deploy/migrate.yaml:1:1`).
-    pub source: String,
-    pub outcome: HookOutcome,
-    /// Why it failed or timed out.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub message: Option<String>,
-    /// Its delete policy deleted it after the run.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub deleted: bool,
-}
+// A hook run is part of the deploy record: its types live with the record.
+pub use crate::inventory::{HookOutcome, HookRun};
 
 /// The hooks among `desired`, resolved (discovery) and marked, sorted by weight, kind and
 /// name; no writes. A hook whose kind the cluster does not serve is an error.
@@ -442,7 +418,8 @@ impl Runner<'_> {
     async fn wait_gone(&self, prepared: &Prepared) -> Result<(), KubeError> {
         let deadline = tokio::time::Instant::now() + DELETION_WAIT;
         loop {
-            let live = crate::apply::get_live(self.client, prepared, self.retry)
+            let live = prepared
+                .get_live(self.client, self.retry)
                 .await
                 .map_err(|source| prepared.error(source))?;
             if live.is_none() {

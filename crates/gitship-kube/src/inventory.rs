@@ -115,7 +115,7 @@ pub struct DeployRecord {
     pub manifests: Option<u64>,
     /// The hooks the deploy ran and how each ended ([`crate::hooks`]).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub hooks: Vec<crate::hooks::HookRun>,
+    pub hooks: Vec<HookRun>,
 }
 
 fn one() -> u32 {
@@ -585,6 +585,32 @@ pub async fn store(
         );
     }
     Ok(StoredHistory { dropped, kept })
+}
+
+/// How one hook run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HookOutcome {
+    Succeeded,
+    Failed,
+    TimedOut,
+}
+
+/// One hook run, for the deploy report and its record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HookRun {
+    pub phase: gitship_foundation::model::hook::HookPhase,
+    /// The object it created (`Job blog/migrate-7xk2p`).
+    pub object: String,
+    /// Where it is declared (`deploy/migrate.yaml:1:1`).
+    pub source: String,
+    pub outcome: HookOutcome,
+    /// Why it failed or timed out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// Its delete policy deleted it after the run.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub deleted: bool,
 }
 
 #[cfg(test)]

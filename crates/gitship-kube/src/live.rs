@@ -14,7 +14,6 @@ use kube::api::ListParams;
 use serde_json::Value;
 
 use crate::KubeError;
-use crate::apply;
 use crate::check::Prepared;
 use crate::diff::{self, EnvironmentDiff, ObjectDiff, PlannedAction};
 use crate::retry::RetryPolicy;
@@ -205,7 +204,8 @@ pub async fn compare_live(
     let (compare, retry_ref) = (&compare, &retry);
     let read: Vec<Result<Option<(ObjectId, Found)>, KubeError>> = futures::stream::iter(wanted)
         .map(|p| async move {
-            let live = apply::get_live(client, p, retry_ref)
+            let live = p
+                .get_live(client, retry_ref)
                 .await
                 .map_err(|e| p.error(e))?;
             Ok(live.map(|live| (p.id.clone(), compare(p, live))))

@@ -15,11 +15,11 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 
-use crate::diagnostics::{UserError, user_error};
 use crate::repo::Repository;
+use gitship_foundation::diagnostics::{UserError, user_error};
 
 /// The CI platform `ci init` writes for: one of the providers gitship knows.
-pub use crate::ci::Provider as Platform;
+pub use gitship_foundation::ci::Provider as Platform;
 
 /// `gitship ci init github|gitlab`: what [`ci_init`] is asked for.
 #[derive(Debug, Clone)]

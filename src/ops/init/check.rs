@@ -4,8 +4,8 @@
 use std::path::Path;
 
 use super::InitReport;
-use crate::diagnostics::{render, user_error};
 use crate::repo::Repository;
+use gitship_foundation::diagnostics::{render, user_error};
 
 /// Check the written environment; a failure becomes the report's `edit` (unless `init` already
 /// said what to edit: the same problem, in `init`'s words).

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 
-use crate::diagnostics::UserError;
+use gitship_foundation::diagnostics::UserError;
 
 mod check;
 mod helm;
@@ -696,7 +696,7 @@ mod tests {
         assert!(config.contains("registry: ghcr.io/acme/shop"), "{config}");
         // Never overwritten without --force.
         let again = init(dir.path(), &options).unwrap_err();
-        assert!(crate::diagnostics::render(&again).contains("--force"));
+        assert!(gitship_foundation::diagnostics::render(&again).contains("--force"));
         let forced = InitOptions {
             force: true,
             ..options

@@ -15,7 +15,7 @@ use anyhow::Result;
 use serde_json::Value;
 
 use super::{FoundApp, InitReport, clean, join, relative};
-use crate::diagnostics::UserError;
+use gitship_foundation::diagnostics::UserError;
 
 use requires::{ResolvedConfig, resolve};
 
@@ -343,7 +343,7 @@ mod tests {
         )
         .unwrap();
         let error = read_skaffold(&root, "dev", &mut report()).unwrap_err();
-        let text = crate::diagnostics::render(&error);
+        let text = gitship_foundation::diagnostics::render(&error);
         assert!(
             text.contains("skaffold config `vendor/skaffold.yaml`"),
             "{text}"

@@ -18,7 +18,7 @@ impl CommandReport for DeployOutput {
                 "{} hook {}: {}\n",
                 hook.phase.as_str(),
                 hook.object,
-                crate::kube::hooks::outcome_text(hook)
+                gitship_kube::hooks::outcome_text(hook)
             ));
         }
         let summary = if self.changed {

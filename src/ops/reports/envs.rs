@@ -2,7 +2,7 @@
 
 use super::CommandReport;
 use crate::ops::envs::Listing;
-use crate::output::{paint, style};
+use gitship_foundation::output::{paint, style};
 
 impl CommandReport for Listing {
     const KIND: &'static str = "envs";

@@ -252,8 +252,8 @@ fn duration(millis: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::kube::inventory::{RecordCounts, TerraformCounts};
     use crate::ops::history::RecordSource;
+    use gitship_kube::inventory::{RecordCounts, TerraformCounts};
 
     fn at(text: &str) -> DateTime<Utc> {
         DateTime::parse_from_rfc3339(text)
@@ -308,7 +308,7 @@ mod tests {
             duration_ms: Some(850),
             outcome: DeployOutcome::Failed,
             number: 3,
-            error: Some(crate::kube::inventory::RecordError {
+            error: Some(gitship_kube::inventory::RecordError {
                 stage: "health".into(),
                 object: None,
                 message: "1 object(s) did not become healthy:\nDeployment blog/web: 0/3 ready"

@@ -81,14 +81,14 @@ impl ValidateReport {
         let mut seen: std::collections::HashMap<(String, String), usize> = Default::default();
         for result in &self.environments {
             let Some(error) = &result.error else { continue };
-            let mut problems = crate::diagnostics::located_problems(error);
+            let mut problems = gitship_foundation::diagnostics::located_problems(error);
             if problems.is_empty() {
                 let file = config_files
                     .get(&result.environment)
                     .cloned()
                     .unwrap_or_else(|| format!("config/{}.yaml", result.environment));
                 let message = error.trim().strip_prefix("error: ").unwrap_or(error.trim());
-                problems.push(crate::diagnostics::LocatedProblem {
+                problems.push(gitship_foundation::diagnostics::LocatedProblem {
                     file,
                     line: 1,
                     column: None,
@@ -96,7 +96,7 @@ impl ValidateReport {
                 });
             }
             for problem in problems {
-                let path = crate::diagnostics::workspace_relative(&problem.file, base);
+                let path = gitship_foundation::diagnostics::workspace_relative(&problem.file, base);
                 let description =
                     format!("{} (environment `{}`)", problem.message, result.environment);
                 let occurrence = seen.entry((path.clone(), description.clone())).or_default();

@@ -9,8 +9,8 @@ use std::path::Path;
 use anyhow::Result;
 
 use super::SkaffoldManifests;
-use crate::diagnostics::UserError;
 use crate::ops::init::static_prefix;
+use gitship_foundation::diagnostics::UserError;
 
 /// Where the manifests are, for `gitship.yaml`.
 #[derive(Debug, Default)]
@@ -129,7 +129,7 @@ fn exclusions(root: &Path, dir: &str, globs: &[&str]) -> Result<(Vec<String>, Ve
     }
     let full = root.join(dir);
     let files = crate::repo::files::manifest_files(root, &full, &globset::GlobSet::empty())
-        .map_err(crate::diagnostics::user_error)?;
+        .map_err(gitship_foundation::diagnostics::user_error)?;
     let mut listed = BTreeSet::new();
     let mut unlisted = BTreeSet::new();
     let mut used = vec![false; builders.len()];

@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde_json::Value;
 
 use super::{SkaffoldArtifact, SkaffoldConfig, SkaffoldManifests, parse_skaffold, profile};
-use crate::diagnostics::UserError;
+use gitship_foundation::diagnostics::UserError;
 
 /// How deep `requires` may nest below a root config.
 pub const MAX_DEPTH: usize = 8;
