@@ -106,6 +106,37 @@ struct EnvironmentShape {
     helm_paths: Vec<PathBuf>,
 }
 
+impl EnvironmentShape {
+    /// What `name`'s config says; a config that does not load is assumed to build and render
+    /// everything, so that a broken config never hides an environment.
+    fn of(repo: &Repository, name: &str) -> EnvironmentShape {
+        match repo.load_env(name) {
+            Ok(config) => EnvironmentShape {
+                name: name.to_string(),
+                builds_apps: config.registry.is_some(),
+                manifests_dir: config.kubernetes.dir.clone(),
+                without_terraform: config.terraform.disabled,
+                without_kubernetes: config.kubernetes.disabled,
+                helm_paths: config
+                    .kubernetes
+                    .helm
+                    .iter()
+                    .flat_map(|r| std::iter::once(&r.chart_dir).chain(&r.values_files))
+                    .cloned()
+                    .collect(),
+            },
+            Err(_) => EnvironmentShape {
+                name: name.to_string(),
+                builds_apps: true,
+                manifests_dir: None,
+                without_terraform: false,
+                without_kubernetes: false,
+                helm_paths: Vec::new(),
+            },
+        }
+    }
+}
+
 /// What the commits between `since` and `HEAD` touch in the repository of `repo_dir` (`-C`).
 pub fn affected(repo_dir: Option<&Path>, since: &str) -> Result<Affected> {
     let repo = Repository::discover(repo_dir).map_err(user_error)?;
@@ -127,30 +158,7 @@ pub fn affected(repo_dir: Option<&Path>, since: &str) -> Result<Affected> {
     let shapes: Vec<EnvironmentShape> = repo
         .environments
         .keys()
-        .map(|name| match repo.load_env(name) {
-            Ok(config) => EnvironmentShape {
-                name: name.clone(),
-                builds_apps: config.registry.is_some(),
-                manifests_dir: config.kubernetes.dir.clone(),
-                without_terraform: config.terraform.disabled,
-                without_kubernetes: config.kubernetes.disabled,
-                helm_paths: config
-                    .kubernetes
-                    .helm
-                    .iter()
-                    .flat_map(|r| std::iter::once(&r.chart_dir).chain(&r.values_files))
-                    .cloned()
-                    .collect(),
-            },
-            Err(_) => EnvironmentShape {
-                name: name.clone(),
-                builds_apps: true,
-                manifests_dir: None,
-                without_terraform: false,
-                without_kubernetes: false,
-                helm_paths: Vec::new(),
-            },
-        })
+        .map(|name| EnvironmentShape::of(&repo, name))
         .collect();
 
     let mut ignores = Vec::with_capacity(repo.apps.len());

@@ -420,20 +420,13 @@ async fn acquire(run: &Run<'_>) -> Result<DeployLock, KubeError> {
     .await
 }
 
-/// Steps 4 to 8, under the lock: read the inventory, apply, wait, prune, record.
-/// `created_namespace`: the namespace's manifest was applied before the lock, so its later
-/// apply found it unchanged; the report (and the record) say it was created.
-async fn locked_deploy(
+/// The inventory this deploy starts from (its copy when the ConfigMap was gone, said), and
+/// whether there was none; an empty desired set that would prune everything is refused here
+/// unless `allow_empty`.
+async fn previous_inventory(
     run: &Run<'_>,
-    planned: Planned,
-    lock: &DeployLock,
-    created_namespace: Option<ObjectId>,
-) -> Result<DeployReport, KubeError> {
-    let Planned {
-        checked,
-        hooks,
-        desired_ids,
-    } = planned;
+    desired_ids: &BTreeSet<ObjectId>,
+) -> Result<(Inventory, bool), KubeError> {
     let (environment, options) = (run.environment, run.options);
     let stored = inventory::load(
         run.client,
@@ -462,6 +455,25 @@ async fn locked_deploy(
             count: previous.objects.len(),
         });
     }
+    Ok((previous, inventory_missing))
+}
+
+/// Steps 4 to 8, under the lock: read the inventory, apply, wait, prune, record.
+/// `created_namespace`: the namespace's manifest was applied before the lock, so its later
+/// apply found it unchanged; the report (and the record) say it was created.
+async fn locked_deploy(
+    run: &Run<'_>,
+    planned: Planned,
+    lock: &DeployLock,
+    created_namespace: Option<ObjectId>,
+) -> Result<DeployReport, KubeError> {
+    let Planned {
+        checked,
+        hooks,
+        desired_ids,
+    } = planned;
+    let (environment, options) = (run.environment, run.options);
+    let (previous, inventory_missing) = previous_inventory(run, &desired_ids).await?;
     let mut report = DeployReport {
         environment: environment.name.clone(),
         ..Default::default()
