@@ -200,28 +200,17 @@ fn plan_helm_values_edits(
         let Some(mapped) = rename_word(path, renames.from, renames.name) else {
             continue;
         };
-        if !root.join(&mapped).is_file() {
-            let location = gitship_foundation::diagnostics::Location::new(
-                &source.spans.file,
-                node.line,
-                node.column,
-            );
-            return Err(UserError::new(
-                format!(
-                    "{location}: `{}` renders its chart with its own values `{path}`, and `{mapped}` does not exist: `{}` would silently get `{}`'s values",
-                    renames.from, renames.name, renames.from
-                ),
-                format!(
-                    "create `{mapped}` (for instance from `{path}`), then run `gitship env new {} --from {}` again",
-                    renames.name, renames.from
-                ),
-            )
-            .into());
-        }
-        planned.edits.push(Edit::new(node, path, &mapped));
-        planned
-            .notes
-            .push(format!("Helm values `{path}` -> `{mapped}`"));
+        let named = NamedPath {
+            node,
+            path,
+            exists: root.join(&mapped).is_file(),
+            mapped,
+            role: "renders its chart with its own values",
+            gets: "values",
+            create: "",
+            label: "Helm values",
+        };
+        edit_named_path(source, named, renames, planned)?;
     }
     Ok(())
 }
@@ -270,7 +259,49 @@ fn plan_overlay_edit(
         .map(|s| if *s == renames.from { renames.name } else { s })
         .collect();
     let mapped = mapped.join("/");
-    if !root.join(&mapped).is_dir() {
+    let named = NamedPath {
+        node,
+        path,
+        exists: root.join(&mapped).is_dir(),
+        mapped,
+        role: "deploys its own overlay",
+        gets: "manifests",
+        create: "the overlay ",
+        label: "kubernetes.path",
+    };
+    edit_named_path(source, named, renames, planned)
+}
+
+/// A path of the source's config that names the source environment, and the new
+/// environment's path of the same name.
+struct NamedPath<'a> {
+    node: &'a Node,
+    path: &'a str,
+    mapped: String,
+    /// Whether `mapped` exists in the repository.
+    exists: bool,
+    /// What the source environment does with `path` ("deploys its own overlay").
+    role: &'static str,
+    /// What the new environment would silently share ("manifests").
+    gets: &'static str,
+    /// How the hint names what to create ("the overlay ").
+    create: &'static str,
+    /// How the note names the key ("kubernetes.path").
+    label: &'static str,
+}
+
+/// The edit of `named.path` to `named.mapped`; when `mapped` does not exist, a refusal at the
+/// value's file:line, so that the new environment never silently gets the source's.
+fn edit_named_path(
+    source: &EnvConfig,
+    named: NamedPath<'_>,
+    renames: &Renames<'_>,
+    planned: &mut PlannedEdits,
+) -> Result<()> {
+    let NamedPath {
+        node, path, mapped, ..
+    } = &named;
+    if !named.exists {
         let location = gitship_foundation::diagnostics::Location::new(
             &source.spans.file,
             node.line,
@@ -278,20 +309,20 @@ fn plan_overlay_edit(
         );
         return Err(UserError::new(
             format!(
-                "{location}: `{}` deploys its own overlay `{path}`, and `{mapped}` does not exist: `{}` would silently deploy `{}`'s manifests",
-                renames.from, renames.name, renames.from
+                "{location}: `{}` {} `{path}`, and `{mapped}` does not exist: `{}` would silently get `{}`'s {}",
+                renames.from, named.role, renames.name, renames.from, named.gets
             ),
             format!(
-                "create the overlay `{mapped}` (for instance from `{path}`), then run `gitship env new {} --from {}` again",
-                renames.name, renames.from
+                "create {}`{mapped}` (for instance from `{path}`), then run `gitship env new {} --from {}` again",
+                named.create, renames.name, renames.from
             ),
         )
         .into());
     }
-    planned.edits.push(Edit::new(node, path, &mapped));
+    planned.edits.push(Edit::new(node, path, mapped));
     planned
         .notes
-        .push(format!("kubernetes.path `{path}` -> `{mapped}`"));
+        .push(format!("{} `{path}` -> `{mapped}`", named.label));
     Ok(())
 }
 
