@@ -314,15 +314,7 @@ fn template_values_file(renderer: &mut Renderer, file: &Path, text: &str) -> Str
             return String::new();
         }
     };
-    let mut state = DocumentState {
-        file,
-        lines: None,
-        text,
-        sensitive_uses: Vec::new(),
-        path: Vec::new(),
-        in_key: false,
-        list: false,
-    };
+    let mut state = DocumentState::new(file, text);
     let values = renderer.node(&root, &mut state);
     for (output, at, _) in std::mem::take(&mut state.sensitive_uses) {
         renderer.problem(

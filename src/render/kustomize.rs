@@ -465,15 +465,7 @@ impl Mirror<'_, '_, '_> {
                 return String::new();
             }
         };
-        let mut state = DocumentState {
-            file,
-            lines: None,
-            text,
-            sensitive_uses: Vec::new(),
-            path: Vec::new(),
-            in_key: false,
-            list: false,
-        };
+        let mut state = DocumentState::new(file, text);
         let mut out = String::with_capacity(text.len());
         for document in documents {
             let Some(root) = document.root else { continue };

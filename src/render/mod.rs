@@ -477,6 +477,19 @@ struct DocumentState<'f> {
 }
 
 impl<'f> DocumentState<'f> {
+    /// The state at the start of a document of `file` (whose whole text is `text`).
+    fn new(file: &'f Path, text: &'f str) -> Self {
+        DocumentState {
+            file,
+            lines: None,
+            text,
+            sensitive_uses: Vec::new(),
+            path: Vec::new(),
+            in_key: false,
+            list: false,
+        }
+    }
+
     /// Where a sensitive value is being placed: `None` for a value under a Secret's `data` or
     /// `stringData` (the only place it may go: it is redacted there everywhere), otherwise the
     /// position in words. Object names, namespaces, labels, annotations and map keys are shown
@@ -603,15 +616,7 @@ impl<'i> Renderer<'i> {
                 return;
             }
         };
-        let mut state = DocumentState {
-            file,
-            lines: None,
-            text,
-            sensitive_uses: Vec::new(),
-            path: Vec::new(),
-            in_key: false,
-            list: false,
-        };
+        let mut state = DocumentState::new(file, text);
         for document in documents {
             let Some(root) = document.root else { continue };
             if root.is_null() {
