@@ -1,6 +1,6 @@
 //! The one public door into gitship's internals, for its integration tests (`tests/it`), its
 //! benchmarks (`benches/`) and its fuzz targets (`fuzz/`): everything else of this crate is
-//! `pub(crate)` (ARCHITECTURE.md, "The public surface"). Each item is here for a reason named
+//! `pub(crate)` (ARCHITECTURE.md, "Crates and the public surface"). Each item is here for a reason named
 //! beside it, under the path it has inside the crate (`facade::ops::history::HistoryReport` is
 //! `crate::ops::history::HistoryReport`), so a caller reads as the code does. The foundation and
 //! the Kubernetes stage are crates of their own (`gitship_foundation`, `gitship_kube`): callers

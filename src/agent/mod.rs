@@ -1,4 +1,4 @@
-//! `gitship agent ENV`: pull-based GitOps. See `ARCHITECTURE.md` ("The agent").
+//! `gitship agent ENV`: pull-based GitOps. See `ARCHITECTURE.md` ("`src/agent/`").
 //!
 //! The agent is a loop over the operations, not a pipeline of its own: every sync and every
 //! heal is one [`crate::ops::deploy::deploy`] of a commit checked out in the agent's own

@@ -1,7 +1,7 @@
 //! Talking to the environment's agent through the cluster: `suspend` (no sync, no heal),
 //! `sync` (ask the leader for a sync now and wait for its answer) and `status --wait` (wait
 //! until the agent runs a revision, healthy). `resume` lives with `pin` ([`crate::ops::pin`]).
-//! See ARCHITECTURE.md ("The agent").
+//! See ARCHITECTURE.md ("`src/agent/`").
 
 use std::time::Duration;
 
