@@ -35,6 +35,10 @@ pub struct ModuleInfo {
     pub backend: Option<String>,
     /// The `terraform` block's `required_version`, as written (`">= 1.5"`, `"1.9.8"`).
     pub required_version: Option<String>,
+    /// The `resource` blocks of its `.tf` files: `aws_eks_cluster.main` and where.
+    pub resources: Vec<(String, Location)>,
+    /// The `module` calls of its `.tf` files: name, `source` as written, and where.
+    pub module_calls: Vec<(String, String, Location)>,
     /// Variables the module's own variable files set (`terraform.tfvars`, `*.auto.tfvars` and
     /// their `.json` forms, which Terraform loads by itself): not missing when the environment
     /// leaves them out.
@@ -269,7 +273,21 @@ fn read_hcl_file(text: &str, shown: &Path, info: &mut ModuleInfo) -> Result<(), 
                         .push(text.get(span).unwrap_or_default().to_string());
                 }
             }
+            ("resource", Some(kind)) => {
+                if let Some(name) = block.labels.get(1) {
+                    let address = format!("{kind}.{}", name.as_str());
+                    info.resources.push((address, location_of(block)));
+                }
+            }
             ("module", Some(name)) => {
+                if let Some(source) = block
+                    .body
+                    .get_attribute("source")
+                    .and_then(|a| a.value.as_str())
+                {
+                    info.module_calls
+                        .push((name.clone(), source.to_string(), location_of(block)));
+                }
                 let mut input = format!("module {name}");
                 for key in ["source", "version"] {
                     if let Some(span) = block.body.get_attribute(key).and_then(|a| a.span()) {

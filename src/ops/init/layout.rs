@@ -7,7 +7,6 @@
 
 use std::path::{Path, PathBuf};
 
-use hcl::edit::Span as _;
 use serde_json::Value;
 
 use super::{KUSTOMIZATIONS, MANIFEST_DIRS, relative};
@@ -319,49 +318,24 @@ const CLUSTER_MODULES: &[&str] = &[
     "azure/aks",
 ];
 
-/// Where the Terraform root at `dir` creates a cluster (`aws_eks_cluster.main at
-/// terraform/main.tf:3`): such a module belongs to bootstrap, not to every deploy.
+/// Where the Terraform root at `dir` creates a cluster (`resource `aws_eks_cluster.main` at
+/// terraform/main.tf:3:1`), read by Terraform's static check ([`crate::terraform::static_check`]):
+/// such a module belongs to bootstrap, not to every deploy.
 pub(super) fn creates_cluster(root: &Path, dir: &str) -> Option<String> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(root.join(dir))
-        .ok()?
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|x| x == "tf"))
-        .collect();
-    files.sort();
-    for file in files {
-        let Ok(text) = files::read_text(root, &file) else {
-            continue;
-        };
-        let Ok(body) = hcl::edit::parser::parse_body(&text) else {
-            continue;
-        };
-        for block in body.blocks() {
-            let labels: Vec<&str> = block.labels.iter().map(|l| l.as_str()).collect();
-            let what = match (block.ident.as_str(), labels.as_slice()) {
-                ("resource", [kind, name, ..]) if CLUSTER_RESOURCES.contains(kind) => {
-                    format!("resource `{kind}.{name}`")
-                }
-                ("module", [name, ..]) => {
-                    let source = block
-                        .body
-                        .get_attribute("source")
-                        .and_then(|a| a.value.as_str())
-                        .unwrap_or_default()
-                        .to_ascii_lowercase();
-                    if !CLUSTER_MODULES.iter().any(|m| source.contains(m)) {
-                        continue;
-                    }
-                    format!("module `{name}` ({source})")
-                }
-                _ => continue,
-            };
-            let line = block
-                .span()
-                .and_then(|span| text.get(..span.start))
-                .map_or(1, |before| before.matches('\n').count() + 1);
-            return Some(format!("{what} at {}:{line}", relative(root, &file)));
-        }
-    }
-    None
+    let (module, _) = crate::terraform::static_check::inspect_module(&root.join(dir), root);
+    let resource = module.resources.iter().find_map(|(address, at)| {
+        let kind = address.split('.').next().unwrap_or_default();
+        CLUSTER_RESOURCES
+            .contains(&kind)
+            .then(|| format!("resource `{address}` at {at}"))
+    });
+    resource.or_else(|| {
+        module.module_calls.iter().find_map(|(name, source, at)| {
+            let lower = source.to_ascii_lowercase();
+            CLUSTER_MODULES
+                .iter()
+                .any(|m| lower.contains(m))
+                .then(|| format!("module `{name}` ({source}) at {at}"))
+        })
+    })
 }
