@@ -478,6 +478,17 @@ mod tests {
         let set: Vec<&str> = info.set_by_files.iter().map(String::as_str).collect();
         assert_eq!(set, ["region", "size"]);
 
+        write("list.auto.tfvars.json", "[1, 2]");
+        let (_, problems) = inspect_module(dir.path(), dir.path());
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.to_string().contains("list.auto.tfvars.json:1:1")
+                    && p.to_string().contains("must be an object")),
+            "{problems:?}"
+        );
+        std::fs::remove_file(dir.path().join("list.auto.tfvars.json")).unwrap();
+
         write("broken.auto.tfvars", "size = = 3\n");
         let (_, problems) = inspect_module(dir.path(), dir.path());
         assert!(

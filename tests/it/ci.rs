@@ -1263,6 +1263,52 @@ fn affected_follows_kubernetes_path() {
     assert_eq!(shared.environments, ["staging"]);
 }
 
+/// `terraform: false` and `kubernetes: false`: a change to the module, or to the manifests,
+/// touches only the environments that use that layer.
+#[test]
+fn affected_leaves_out_environments_that_turn_a_layer_off() {
+    let repo = Repo {
+        dir: tempfile::tempdir().expect("temp"),
+        kubeconfig: None,
+    };
+    let config_map = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: app\ndata:\n  a: b\n";
+    repo.write("infrastructure/kubernetes/app.yaml", config_map);
+    repo.write(
+        "infrastructure/terraform/main.tf",
+        "resource \"terraform_data\" \"x\" {}\n",
+    );
+    repo.write("config/staging.yaml", "cluster:\n  namespace: staging\n");
+    repo.write(
+        "config/dev.yaml",
+        "cluster:\n  namespace: dev\nterraform: false\n",
+    );
+    repo.write(
+        "config/infra.yaml",
+        "cluster:\n  namespace: infra\nkubernetes: false\n",
+    );
+    repo.git(&["init", "-q"]);
+    repo.commit("base");
+    repo.git(&["tag", "base"]);
+    repo.write(
+        "infrastructure/terraform/main.tf",
+        "resource \"terraform_data\" \"y\" {}\n",
+    );
+    repo.commit("terraform");
+    repo.git(&["tag", "terraform"]);
+    repo.write(
+        "infrastructure/kubernetes/app.yaml",
+        &config_map.replace("a: b", "a: c"),
+    );
+    repo.commit("manifests");
+
+    assert_eq!(
+        affected(&repo, "terraform").environments,
+        ["dev", "staging"]
+    );
+    repo.git(&["checkout", "-q", "terraform"]);
+    assert_eq!(affected(&repo, "base").environments, ["infra", "staging"]);
+}
+
 /// An app whose build context is the repository root holds every file: manifests and Terraform
 /// still touch exactly the environments rendering or planning them (not every environment that
 /// builds), and what the context's `.dockerignore` excludes touches no app.
