@@ -304,6 +304,12 @@ pub fn render_plan(plan: &DestroyPlan) -> String {
             "  namespace `{}` is not there: nothing of the environment is left in the cluster",
             kubernetes.namespace.name
         );
+    } else if kubernetes.namespace.terminating {
+        let _ = writeln!(
+            text,
+            "  namespace `{}` is being deleted already: destroy waits until it is gone",
+            kubernetes.namespace.name
+        );
     } else if !kubernetes.inventory_found {
         text.push_str("  no inventory: no object to delete\n");
     }
@@ -317,7 +323,7 @@ pub fn render_plan(plan: &DestroyPlan) -> String {
     for object in &kubernetes.objects {
         let _ = writeln!(text, "    {}", object_line(object));
     }
-    if kubernetes.namespace.exists {
+    if kubernetes.namespace.exists && !kubernetes.namespace.terminating {
         let verb = if kubernetes.namespace.delete {
             "delete"
         } else {
@@ -414,11 +420,26 @@ impl Run<'_> {
         self.report.plan.kubernetes.namespace.exists
     }
 
+    /// The namespace exists and is not being deleted: the lock and the records can be there.
+    fn namespace_usable(&self) -> bool {
+        let namespace = &self.report.plan.kubernetes.namespace;
+        namespace.exists && !namespace.terminating
+    }
+
+    /// Why a step has nothing to do when the namespace is gone or going.
+    fn namespace_gone(&self) -> &'static str {
+        if self.namespace_exists() {
+            "the namespace is being deleted already"
+        } else {
+            "the namespace is gone"
+        }
+    }
+
     async fn lock(&mut self) -> Result<(&'static str, String)> {
-        if !self.namespace_exists() {
+        if !self.namespace_usable() {
             return Ok((
                 "already_done",
-                "the namespace is gone: no lock to take".into(),
+                format!("{}: no lock to take", self.namespace_gone()),
             ));
         }
         let environment = self.session.environment();
@@ -453,7 +474,7 @@ impl Run<'_> {
         let Some(lock) = &self.lock else {
             return Ok((
                 "already_done",
-                "the namespace is gone: no object left".into(),
+                format!("{}: no object left", self.namespace_gone()),
             ));
         };
         let environment = self.session.environment();
@@ -504,10 +525,10 @@ impl Run<'_> {
     }
 
     async fn records(&mut self) -> Result<(&'static str, String)> {
-        if !self.namespace_exists() {
+        if !self.namespace_usable() {
             return Ok((
                 "already_done",
-                "the namespace is gone: no record left".into(),
+                format!("{}: no record left", self.namespace_gone()),
             ));
         }
         let environment = self.session.environment();
@@ -549,9 +570,13 @@ impl Run<'_> {
             ));
         }
         let client = &self.connection.client;
-        let removal = kube_destroy::delete_namespace(client, &plan.name, &self.options.retry)
-            .await
-            .map_err(user_error)?;
+        let removal = if plan.terminating {
+            Removal::AlreadyGone
+        } else {
+            kube_destroy::delete_namespace(client, &plan.name, &self.options.retry)
+                .await
+                .map_err(user_error)?
+        };
         // The Lease goes with the namespace: stop renewing it before the wait.
         self.unlock().await?;
         kube_destroy::wait_namespace_gone(client, &plan.name, &self.options)
@@ -562,14 +587,30 @@ impl Run<'_> {
         Ok(match removal {
             Removal::AlreadyGone => (
                 "already_done",
-                format!("namespace `{}` was gone", plan.name),
+                format!(
+                    "namespace `{}` was being deleted already: it is gone",
+                    plan.name
+                ),
             ),
-            _ => ("done", format!("deleted namespace `{}`", plan.name)),
+            _ => (
+                "done",
+                format!("deleted namespace `{}` (the lock went with it)", plan.name),
+            ),
         })
     }
 
     async fn unlock(&mut self) -> Result<(&'static str, String)> {
         let Some(lock) = self.lock.take() else {
+            let namespace = &self.report.plan.kubernetes.namespace;
+            if namespace.delete
+                && self
+                    .report
+                    .steps
+                    .iter()
+                    .any(|s| s.step == DestroyStep::Namespace)
+            {
+                return Ok(("done", "the lock went with the namespace".into()));
+            }
             return Ok(("already_done", "no lock held".into()));
         };
         lock.release(&self.options.retry)
@@ -599,13 +640,15 @@ impl Run<'_> {
     }
 
     /// `Destroyed` (or `DestroyFailed`) about the namespace: stored in `default` when the
-    /// namespace went (an Event in it would go with it), else in the namespace.
+    /// namespace is to go (an Event in it would go with it), else in the namespace.
     async fn event(&self, succeeded: bool) {
         if !self.namespace_exists() {
             return;
         }
         let environment = self.session.environment();
-        let gone = succeeded && self.report.plan.kubernetes.namespace.delete;
+        // An Event in a namespace that goes (or is going: a failed run may have asked) would
+        // go with it, or be refused.
+        let gone = self.report.plan.kubernetes.namespace.delete;
         let stored_in = if gone {
             "default"
         } else {
@@ -735,6 +778,7 @@ mod tests {
                 namespace: NamespacePlan {
                     name: "blog".into(),
                     exists: true,
+                    terminating: false,
                     delete: true,
                     reason: "created by gitship".into(),
                 },

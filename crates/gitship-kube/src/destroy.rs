@@ -69,6 +69,10 @@ pub struct PlannedObject {
 pub struct NamespacePlan {
     pub name: String,
     pub exists: bool,
+    /// It is being deleted already (an earlier destroy asked): everything in it goes with it,
+    /// nothing new can be written there (not even the Lease), so only the wait is left.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub terminating: bool,
     pub delete: bool,
     /// Why it goes or stays (`created by gitship`, `--keep-namespace`, ...).
     pub reason: String,
@@ -148,12 +152,31 @@ pub async fn plan(
             namespace: NamespacePlan {
                 name: environment.namespace.clone(),
                 exists: false,
+                terminating: false,
                 delete: false,
                 reason: "not there".into(),
             },
             records: Vec::new(),
         });
     };
+    if live_namespace
+        .pointer("/metadata/deletionTimestamp")
+        .is_some()
+    {
+        return Ok(KubePlan {
+            inventory_found: false,
+            restored: false,
+            objects: Vec::new(),
+            namespace: NamespacePlan {
+                name: environment.namespace.clone(),
+                exists: true,
+                terminating: true,
+                delete: true,
+                reason: "being deleted already: everything in it goes with it".into(),
+            },
+            records: Vec::new(),
+        });
+    }
     let stored = inventory::load(client, &environment.name, &environment.namespace, retry).await?;
     let objects = match &stored {
         Some(inventory) => plan_objects(client, environment, &inventory.objects, retry).await?,
@@ -230,6 +253,7 @@ fn namespace_plan(
     NamespacePlan {
         name,
         exists: true,
+        terminating: false,
         delete,
         reason,
     }
