@@ -65,6 +65,10 @@ const REPORTS: &[(&str, &[&str])] = &[
         "history --diff",
         &["history", "staging", "--sandbox", "--diff", "1", "1"],
     ),
+    (
+        "destroy",
+        &["destroy", "staging", "--sandbox", "--yes", "--keep-terraform"],
+    ),
     ("affected", &["affected", "--since", "HEAD"]),
     ("ci init", &["ci", "init", "github"]),
     ("build", &["build", "staging"]),
