@@ -9,9 +9,9 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret, ServiceAccount};
+use k8s_openapi::api::core::v1::{ConfigMap, Event, Namespace, Secret, ServiceAccount};
 use kube::Api;
-use kube::api::{Patch, PatchParams};
+use kube::api::{ListParams, Patch, PatchParams};
 use serde_json::json;
 
 use gitship::facade::ops::destroy::DestroyReport;
@@ -225,6 +225,23 @@ async fn destroy_removes_everything_last_wave_first() {
     let record = std::fs::read_to_string(repo.path().join(".gitship/destroy/staging.jsonl"))
         .expect("the local record");
     assert_eq!(record.lines().count(), 1, "{record}");
+    // The Event outlives the namespace: it is kept in `default`, about the Namespace.
+    let events: Api<Event> = Api::namespaced(left.client.clone(), "default");
+    let destroyed = events
+        .list(&ListParams::default())
+        .await
+        .expect("list Events")
+        .items
+        .into_iter()
+        .any(|event| {
+            event.involved_object.kind.as_deref() == Some("Namespace")
+                && event.involved_object.name.as_deref() == Some(namespace.as_str())
+                && event.reason.as_deref() == Some("Destroyed")
+        });
+    assert!(
+        destroyed,
+        "no `Destroyed` Event about Namespace {namespace}"
+    );
 
     // Again: everything is gone already, and it says so.
     let (again, report) = destroy_json(&repo, &[]);
@@ -329,7 +346,9 @@ async fn an_interrupt_at_any_step_is_finished_by_a_second_run() {
         "destroy: step prune",
         "deleted ConfigMap",
         "destroy: step terraform",
-        "terraform:",
+        // Inside `terraform destroy` (its destroy-time provisioner sleeps): the kill leaves it
+        // running, holding the state's lock, which the second run waits for.
+        ": Destroying...",
         "destroy: step records",
         "destroy: records done",
         "destroy: step namespace",

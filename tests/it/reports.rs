@@ -67,7 +67,13 @@ const REPORTS: &[(&str, &[&str])] = &[
     ),
     (
         "destroy",
-        &["destroy", "staging", "--sandbox", "--yes", "--keep-terraform"],
+        &[
+            "destroy",
+            "staging",
+            "--sandbox",
+            "--yes",
+            "--keep-terraform",
+        ],
     ),
     ("affected", &["affected", "--since", "HEAD"]),
     ("ci init", &["ci", "init", "github"]),
