@@ -277,6 +277,50 @@ async fn keep_namespace_and_keep_terraform_keep_them() {
     assert_eq!(terraform_resources(repo.path()), 1);
 }
 
+/// An object annotated `gitship.dev/prune: "false"` is kept and reported, and so is the
+/// namespace holding it (deleting it would delete the object); the rest goes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_object_annotated_not_to_prune_stays_with_its_namespace() {
+    if !tools() {
+        return;
+    }
+    let cluster = TestCluster::start().await;
+    let namespace = cluster.ns("keep");
+    let repo = repo_on(&cluster, &namespace, TERRAFORM);
+    repo.write(
+        "infrastructure/kubernetes/kept.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: kept\n  annotations:\n    gitship.dev/prune: \"false\"\ndata:\n  a: b\n",
+    );
+    repo.commit("a ConfigMap never pruned");
+    repo.ok(&["deploy", "staging"]);
+    let (run, report) = destroy_json(&repo, &[]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert!(
+        run.stderr
+            .contains(&format!("keep ConfigMap {namespace}/kept: annotated")),
+        "{}",
+        run.stderr
+    );
+    let report = report.expect("a destroy report");
+    assert!(
+        report
+            .objects
+            .iter()
+            .any(|o| o.id.name == "kept" && format!("{:?}", o.removal) == "Kept"),
+        "{:?}",
+        report.objects
+    );
+    let left = Left::of(&cluster, &namespace).await;
+    assert!(left.configmap("kept").await);
+    assert!(left.namespace().await, "the namespace holding it stays");
+    assert!(
+        left.anything().await.is_empty(),
+        "{:?}",
+        left.anything().await
+    );
+    assert_eq!(terraform_resources(repo.path()), 0);
+}
+
 /// A finalizer holds an object: with a short `--timeout` destroy fails naming it and its
 /// finalizer; once it is removed, a second run completes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
