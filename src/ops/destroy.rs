@@ -174,7 +174,13 @@ pub async fn destroy(
         terraform,
     };
     session.printer.status(&render_plan(&plan));
-    confirm(&plan)?;
+    if let Err(cancelled) = confirm(&plan) {
+        // Nothing happens: the saved destroy plan (it holds the variables) goes too.
+        if let TerraformPlan::Destroy(summary) = &plan.terraform {
+            let _ = gitship_foundation::private_file::remove(&summary.planfile);
+        }
+        return Err(cancelled);
+    }
     let mut run = Run {
         session,
         connection: &connection,
@@ -400,6 +406,9 @@ struct Run<'a> {
 impl Run<'_> {
     async fn all_steps(&mut self) -> Result<()> {
         for step in self.report.plan.steps.clone() {
+            if gitship_foundation::process::is_interrupted() {
+                return Err(user_error(gitship_kube::KubeError::Interrupted));
+            }
             self.session
                 .printer
                 .status(&format!("destroy: step {}", step.as_str()));

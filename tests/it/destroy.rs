@@ -436,6 +436,75 @@ async fn an_interrupt_at_any_step_is_finished_by_a_second_run() {
     }
 }
 
+/// SIGINT while destroy waits for an object held by a finalizer: it stops at once (exit 130),
+/// releases the lock, and a second run (the finalizer removed) finishes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interrupt_stops_the_wait_and_releases_the_lock() {
+    if !tools() {
+        return;
+    }
+    let cluster = TestCluster::start().await;
+    let namespace = cluster.ns("stop");
+    let repo = repo_on(&cluster, &namespace, TERRAFORM);
+    repo.ok(&["deploy", "staging"]);
+    let left = Left::of(&cluster, &namespace).await;
+    let configmaps: Api<ConfigMap> = Api::namespaced(left.client.clone(), &namespace);
+    let hold = json!({"apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "second", "finalizers": ["example.com/hold"]}});
+    configmaps
+        .patch("second", &PatchParams::apply("test"), &Patch::Apply(&hold))
+        .await
+        .expect("add a finalizer");
+    let waiting =
+        Background::watch(repo.spawn(&["destroy", "staging", "--yes", "--timeout", "5m"]));
+    let marker = format!("deleted ConfigMap {namespace}/third");
+    let started = Instant::now();
+    while !waiting.stderr().contains(&marker) {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "{}",
+            waiting.stderr()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let pid = waiting.child().id().to_string();
+    let signalled = Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .expect("kill");
+    assert!(signalled.success());
+    let interrupted = Instant::now();
+    let run = waiting.finish();
+    assert_eq!(run.code, 130, "{}", run.all());
+    assert!(
+        interrupted.elapsed() < Duration::from_secs(20),
+        "{}",
+        run.all()
+    );
+    let leases: Api<Lease> = Api::namespaced(left.client.clone(), &namespace);
+    assert!(
+        leases
+            .get_opt("gitship-staging")
+            .await
+            .expect("Lease")
+            .is_none(),
+        "the lock was released"
+    );
+
+    let release = json!({"metadata": {"finalizers": null}});
+    configmaps
+        .patch("second", &PatchParams::default(), &Patch::Merge(&release))
+        .await
+        .expect("remove the finalizer");
+    repo.ok(&["destroy", "staging", "--yes"]);
+    assert!(
+        left.anything().await.is_empty(),
+        "{:?}",
+        left.anything().await
+    );
+    assert!(!left.namespace().await);
+}
+
 /// `protected: true`: refused, naming the key's line and how to go ahead; nothing changes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_protected_environment_is_refused() {

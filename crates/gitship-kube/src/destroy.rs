@@ -485,6 +485,7 @@ pub async fn prune(
     let resources = Resources::new();
     let mut removed = Vec::new();
     for object in planned {
+        stop_if_interrupted()?;
         let removal = remove_object(client, &resources, &object, options)
             .await
             .map_err(|error| of_environment(error, environment))?;
@@ -559,8 +560,18 @@ async fn wait_gone(
             let finalizers = live.metadata.finalizers.unwrap_or_default();
             return Err(still_there(shown, &finalizers, options));
         }
+        stop_if_interrupted()?;
         tokio::time::sleep(POLL).await;
     }
+}
+
+/// SIGINT or SIGTERM: stop between two requests (the caller releases the lock; a second run
+/// goes on from what is left).
+fn stop_if_interrupted() -> Result<(), KubeError> {
+    if gitship_foundation::process::is_interrupted() {
+        return Err(KubeError::Interrupted);
+    }
+    Ok(())
 }
 
 fn still_there(shown: &str, finalizers: &[String], options: &DestroyOptions) -> KubeError {
@@ -680,6 +691,7 @@ pub async fn wait_namespace_gone(
                 options,
             ));
         }
+        stop_if_interrupted()?;
         tokio::time::sleep(POLL).await;
     }
 }
