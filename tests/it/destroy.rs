@@ -555,6 +555,62 @@ async fn without_yes_off_a_terminal_it_is_refused() {
     assert_eq!(terraform_resources(repo.path()), 1);
 }
 
+/// On a terminal, the plan is shown and answering no changes nothing (the saved Terraform plan
+/// is removed too).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answering_no_on_a_terminal_changes_nothing() {
+    if !tools() || !require_tool("script", "--version") {
+        return;
+    }
+    let cluster = TestCluster::start().await;
+    let namespace = cluster.ns("no");
+    let repo = repo_on(&cluster, &namespace, TERRAFORM);
+    repo.ok(&["deploy", "staging"]);
+    // `script` gives gitship a terminal; its stdin is the answer.
+    let line = format!(
+        "{} -C {} --kubeconfig {} destroy staging",
+        env!("CARGO_BIN_EXE_gitship"),
+        repo.path().display(),
+        cluster.kubeconfig_path().display()
+    );
+    let gitship = crate::support::gitship();
+    let mut script = Command::new("script");
+    script.env_clear();
+    for (key, value) in gitship.get_envs() {
+        if let Some(value) = value {
+            script.env(key, value);
+        }
+    }
+    let mut child = script
+        .args(["-qec", &line, "/dev/null"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("script");
+    {
+        use std::io::Write as _;
+        let mut stdin = child.stdin.take().expect("stdin");
+        stdin.write_all(b"n\n").expect("answer");
+    }
+    let output = child.wait_with_output().expect("script");
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(text.contains("Destroy plan for `staging`"), "{text}");
+    assert!(text.contains("[y/N]"), "{text}");
+    assert!(text.contains("cancelled: destroying `staging`"), "{text}");
+    let left = Left::of(&cluster, &namespace).await;
+    assert_eq!(left.anything().await.len(), 7, "nothing was deleted");
+    assert_eq!(terraform_resources(repo.path()), 1);
+    let planfile = repo
+        .path()
+        .join(".gitship/terraform/staging/gitship-destroy.tfplan");
+    assert!(
+        planfile.parent().is_some_and(Path::is_dir),
+        "Terraform's data directory"
+    );
+    assert!(!planfile.exists(), "the saved destroy plan is removed");
+}
+
 /// An unknown environment, an unreachable cluster and a lock held by another deploy: clear
 /// errors, nothing changed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
