@@ -19,6 +19,7 @@
 //!   agent's leader Lease).
 //! - [`events`]: Kubernetes Events on the inventory, the audit trail `kubectl get events` shows.
 //! - [`pin`]: the revision a rollback pinned the environment at.
+//! - [`preview`]: preview environments, recorded on their namespaces.
 //! - [`deploy`]: the entry point `gitship deploy` calls, [`deploy::deploy_objects`].
 
 pub mod apply;
@@ -37,6 +38,7 @@ pub mod live;
 pub mod lock;
 pub mod order;
 pub mod pin;
+pub mod preview;
 pub mod progress;
 pub mod prune;
 pub mod retry;
