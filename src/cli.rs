@@ -104,6 +104,9 @@ pub enum Command {
     /// Break the environment's deploy lock when a deploy is stuck (`--force`): it stops before
     /// its next write
     Unlock(UnlockArgs),
+    /// Delete everything the environment deployed: its objects (last wave first), its Terraform
+    /// resources, gitship's records and the namespace gitship created; shows the plan, then asks
+    Destroy(DestroyArgs),
     /// The environment's deploys, newest first: revision, author, who, source, timing, outcome,
     /// changes
     History(HistoryArgs),
@@ -345,6 +348,30 @@ pub struct UnlockArgs {
     /// Do not ask (required when stdin is not a terminal)
     #[arg(long)]
     pub yes: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DestroyArgs {
+    #[command(flatten)]
+    pub status: StatusArgs,
+    /// Do not ask (required when stdin is not a terminal)
+    #[arg(long)]
+    pub yes: bool,
+    /// Leave the Terraform resources (no `terraform destroy`)
+    #[arg(long)]
+    pub keep_terraform: bool,
+    /// Leave the environment's namespace, even when gitship created it
+    #[arg(long)]
+    pub keep_namespace: bool,
+    /// How long each deleted object (and the namespace) may take to be gone (default 5m)
+    #[arg(long, value_name = "DURATION")]
+    pub timeout: Option<String>,
+    /// How long to wait for a deploy of the environment to finish (default: `deploy.lock_timeout`)
+    #[arg(long, value_name = "DURATION")]
+    pub lock_timeout: Option<String>,
+    /// How long the environment's lock stays valid without renewal, should gitship die (30s)
+    #[arg(long, value_name = "DURATION")]
+    pub lock_lease: Option<String>,
 }
 
 #[derive(Debug, Args)]

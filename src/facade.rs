@@ -31,6 +31,10 @@ pub mod ops {
     pub mod history {
         pub use crate::ops::history::HistoryReport;
     }
+    /// `destroy -o json`.
+    pub mod destroy {
+        pub use crate::ops::destroy::{DestroyReport, DestroyStep};
+    }
     /// `affected -o json`.
     pub mod affected {
         pub use crate::ops::affected::{Affected, Touches};

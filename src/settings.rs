@@ -89,6 +89,7 @@ pub enum CommandSettings {
         force: bool,
         yes: bool,
     },
+    Destroy(DestroySettings),
     Sync {
         status: StatusSettings,
         /// `None` with `--no-wait`.
@@ -120,6 +121,41 @@ pub enum CommandSettings {
 pub struct StatusSettings {
     pub env: String,
     pub sandbox: bool,
+}
+
+/// `gitship destroy`'s validated flags.
+#[derive(Debug, Clone)]
+pub struct DestroySettings {
+    pub status: StatusSettings,
+    pub yes: bool,
+    pub keep_terraform: bool,
+    pub keep_namespace: bool,
+    /// `--timeout`, `--lock-timeout`, `--lock-lease`, when given.
+    pub timeout: Option<Duration>,
+    pub lock_timeout: Option<Duration>,
+    pub lock_lease: Option<Duration>,
+}
+
+impl DestroySettings {
+    /// The request: the environment's config with these flags over it.
+    pub fn request(
+        &self,
+        config: &crate::repo::config::EnvConfig,
+    ) -> crate::ops::destroy::DestroyRequest {
+        let mut request = crate::ops::destroy::DestroyRequest::for_environment(config);
+        request.keep_terraform = self.keep_terraform;
+        request.keep_namespace = self.keep_namespace;
+        if let Some(timeout) = self.timeout {
+            request.timeout = timeout;
+        }
+        if let Some(timeout) = self.lock_timeout {
+            request.lock_timeout = timeout;
+        }
+        if let Some(lease) = self.lock_lease {
+            request.lock_lease = lease;
+        }
+        request
+    }
 }
 
 /// How long `gitship status --wait` waits without `--timeout`.
@@ -329,6 +365,7 @@ fn command(command: cli::Command, codequality: bool) -> Result<CommandSettings> 
             force: a.force,
             yes: a.yes,
         },
+        cli::Command::Destroy(a) => destroy(a)?,
         cli::Command::Sync(a) => sync(a)?,
         cli::Command::Pin(a) => CommandSettings::Pin {
             status: StatusSettings {
@@ -413,6 +450,22 @@ fn status(a: cli::ShowStatusArgs) -> Result<CommandSettings> {
             )),
         },
     })
+}
+
+fn destroy(a: cli::DestroyArgs) -> Result<CommandSettings> {
+    let flag = |name: &str, text: Option<&str>| {
+        text.map(|text| gitship_foundation::duration::parse_positive_flag(name, text))
+            .transpose()
+    };
+    Ok(CommandSettings::Destroy(DestroySettings {
+        status: status_of(a.status),
+        yes: a.yes,
+        keep_terraform: a.keep_terraform,
+        keep_namespace: a.keep_namespace,
+        timeout: flag("--timeout", a.timeout.as_deref())?,
+        lock_timeout: flag("--lock-timeout", a.lock_timeout.as_deref())?,
+        lock_lease: flag("--lock-lease", a.lock_lease.as_deref())?,
+    }))
 }
 
 fn sync(a: cli::SyncArgs) -> Result<CommandSettings> {

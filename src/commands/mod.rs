@@ -14,6 +14,7 @@ pub mod build;
 pub mod ci;
 pub mod completions;
 pub mod deploy;
+pub mod destroy;
 pub mod diff;
 pub mod drift;
 pub mod env_new;
@@ -116,6 +117,7 @@ pub fn dispatch(settings: Settings) -> Result<Outcome> {
         CommandSettings::Unlock { status, force, yes } => {
             crate::ops::block_on(unlock::run(&ctx, status, force, yes))
         }
+        CommandSettings::Destroy(s) => crate::ops::block_on(destroy::run(&ctx, s)),
         CommandSettings::History(s) => crate::ops::block_on(history::run(&ctx, s)),
         CommandSettings::Agent(s) => crate::ops::block_on(agent::run(&ctx, s)),
         CommandSettings::AgentManifests(s) => agent_manifests::run(&ctx, s),
@@ -156,7 +158,8 @@ pub fn confirm(question: &str, action: &str) -> Result<()> {
 }
 
 /// The session of a command that reads or writes the environment's cluster state and nothing
-/// of Terraform's (`status`, `pin`, `resume`, `suspend`, `sync`, `unlock`).
+/// of Terraform's (`status`, `pin`, `resume`, `suspend`, `sync`, `unlock`), or runs Terraform
+/// without outputs given (`destroy`).
 pub async fn cluster_session(
     ctx: &Context,
     settings: crate::settings::StatusSettings,

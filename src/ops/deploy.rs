@@ -1213,6 +1213,7 @@ mod tests {
             drift: DriftConfig::default(),
             agent: Default::default(),
             kubernetes: Default::default(),
+            protected: false,
             values: serde_json::json!({}),
             spans: SpanMap::default(),
         }

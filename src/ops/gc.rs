@@ -103,9 +103,7 @@ async fn destroy_preview(workspace: &Workspace, printer: &Printer, name: &str) -
 
 /// The environment's destroy (`ops::destroy::destroy`), confirmed already.
 async fn destroy_environment(session: &Session) -> Result<()> {
-    // TEMPORARY until destroy32 is merged.
-    Err(anyhow::anyhow!(
-        "destroy of `{}` is not wired",
-        session.config.name
-    ))
+    let request = crate::ops::destroy::DestroyRequest::for_environment(&session.config);
+    crate::ops::destroy::destroy(session, &request, |_plan| Ok(())).await?;
+    Ok(())
 }

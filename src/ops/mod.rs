@@ -24,6 +24,7 @@ pub mod agent_view;
 pub mod build;
 pub mod ci_init;
 pub mod deploy;
+pub mod destroy;
 pub mod drift;
 pub mod env_new;
 pub mod envs;

@@ -41,6 +41,7 @@
 //!   helm:                    # Helm charts of the repository, rendered with `helm template` (repo/helm.rs)
 //!     - { chart: charts/web, release: web, values: [charts/web/values-prod.yaml] }
 //! values: { backend: { replicas: 3 } }   # free-form, used by templates
+//! protected: true            # `gitship destroy` refuses this environment (default: false)
 //! ```
 
 use std::collections::BTreeMap;
@@ -66,6 +67,9 @@ pub struct EnvConfig {
     pub drift: DriftConfig,
     pub agent: AgentConfig,
     pub kubernetes: KubernetesConfig,
+    /// `protected: true`: `gitship destroy` refuses the environment (the key's location is
+    /// `spans.location("protected")`).
+    pub protected: bool,
     /// Free-form values for templates (`values.*`); an object.
     pub values: serde_json::Value,
     /// Where each key was written, for error messages.
@@ -228,6 +232,7 @@ pub const TOP_LEVEL_KEYS: &[&str] = &[
     "agent",
     "kubernetes",
     "values",
+    "protected",
 ];
 
 impl EnvConfig {
@@ -264,6 +269,7 @@ impl EnvConfig {
         let agent = parse_agent(&reader, top)?;
         let kubernetes = parse_kubernetes(&reader, top)?;
         let values = parse_values(&reader, top)?;
+        let protected = parse_protected(&reader, top)?;
 
         Ok(EnvConfig {
             name: name.to_string(),
@@ -275,6 +281,7 @@ impl EnvConfig {
             drift,
             agent,
             kubernetes,
+            protected,
             values,
             spans,
         })
@@ -811,6 +818,14 @@ fn switch(reader: &Reader, node: &Node, section: &str) -> Result<Option<bool>, R
     }
 }
 
+/// `protected: true|false` (default `false`): whether `gitship destroy` refuses the environment.
+fn parse_protected(reader: &Reader, top: &[(Node, Node)]) -> Result<bool, RepoError> {
+    match find(top, "protected").filter(|n| !n.is_null()) {
+        None => Ok(false),
+        Some(node) => reader.boolean(node, "protected"),
+    }
+}
+
 /// The free-form `values` mapping (an empty object when absent).
 fn parse_values(reader: &Reader, top: &[(Node, Node)]) -> Result<serde_json::Value, RepoError> {
     match find(top, "values").filter(|n| !n.is_null()) {
@@ -868,6 +883,28 @@ mod tests {
             Path::new("config/production.yaml"),
             text,
         )
+    }
+
+    #[test]
+    fn protected_is_a_boolean_at_its_line() {
+        let config = parse("cluster:\n  namespace: blog\nprotected: true\n").unwrap();
+        assert!(config.protected);
+        assert_eq!(
+            config.spans.location("protected").to_string(),
+            "config/production.yaml:3:1"
+        );
+        assert!(!parse("cluster:\n  namespace: blog\n").unwrap().protected);
+        assert!(
+            !parse("cluster:\n  namespace: blog\nprotected: false\n")
+                .unwrap()
+                .protected
+        );
+        let err = parse("cluster:\n  namespace: blog\nprotected: yes please\n").unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains("config/production.yaml:3") && text.contains("`true` or `false`"),
+            "{text}"
+        );
     }
 
     #[test]

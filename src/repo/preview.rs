@@ -151,6 +151,8 @@ pub fn derive(
     config.cluster.namespace = namespace_of(base, name)?;
     config.name = name.to_string();
     config.terraform.workspace = Some(name.to_string());
+    // A preview is made to be destroyed (by `gc`, when its pull request closes).
+    config.protected = false;
     // A preview is never the production environment whose tree must be clean by default; it
     // keeps what its base says (`deploy.require_clean_tree` as parsed for the base).
     for (key, value) in overrides {

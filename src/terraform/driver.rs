@@ -339,8 +339,10 @@ impl Terraform {
             "-detailed-exitcode".into(),
             self.lock_timeout_flag(),
         ];
-        if mode == PlanMode::RefreshOnly {
-            args.push("-refresh-only".into());
+        match mode {
+            PlanMode::Normal => {}
+            PlanMode::RefreshOnly => args.push("-refresh-only".into()),
+            PlanMode::Destroy => args.push("-destroy".into()),
         }
         let mut out_flag = OsString::from("-out=");
         out_flag.push(&out);

@@ -24,6 +24,8 @@ pub enum PlanMode {
     Normal,
     /// Only update the state to match the real infrastructure (drift detection).
     RefreshOnly,
+    /// Destroy every resource of the state (`plan -destroy`, for `gitship destroy`).
+    Destroy,
 }
 
 /// The summarised action on one resource or output.
@@ -215,7 +217,7 @@ impl PlanSummary {
             }
         }
         let has_changes = match mode {
-            PlanMode::Normal => {
+            PlanMode::Normal | PlanMode::Destroy => {
                 changes.iter().any(|c| c.action != ChangeAction::Read) || !output_changes.is_empty()
             }
             // A refresh-only plan changes only the state: it has changes when something drifted
@@ -241,13 +243,14 @@ impl PlanSummary {
         let title = match self.mode {
             PlanMode::Normal => "Terraform",
             PlanMode::RefreshOnly => "Terraform (refresh-only)",
+            PlanMode::Destroy => "Terraform destroy",
         };
         let _ = writeln!(text, "{title} plan for `{}`:", self.environment);
         if !self.has_changes {
             text.push_str("  no changes\n");
             return text;
         }
-        if self.mode == PlanMode::Normal {
+        if self.mode != PlanMode::RefreshOnly {
             let ChangeCounts {
                 add,
                 change,
@@ -830,6 +833,44 @@ pub(crate) mod tests {
         .unwrap();
         assert!(!plan.has_changes);
         assert!(plan.render_human().contains("no changes"));
+    }
+
+    #[test]
+    fn a_destroy_plan_counts_what_goes_and_hides_sensitive_values() {
+        let document = json!({"format_version": "1.2", "resource_changes": [{
+            "address": "terraform_data.db", "mode": "managed", "type": "terraform_data",
+            "name": "db", "change": {
+                "actions": ["delete"],
+                "before": {"id": "1", "input": "hunter2secret"},
+                "after": null,
+                "before_sensitive": {"input": true}
+            }
+        }]});
+        let plan = PlanSummary::from_show_json(
+            &document.to_string(),
+            "prod",
+            PlanMode::Destroy,
+            PathBuf::from("p"),
+            &KnownSecrets::default(),
+        )
+        .unwrap();
+        assert!(plan.has_changes);
+        assert_eq!(plan.counts.destroy, 1);
+        let human = plan.render_human();
+        assert!(
+            human.starts_with("Terraform destroy plan for `prod`:"),
+            "{human}"
+        );
+        assert!(
+            human.contains("0 to add, 0 to change, 0 to replace, 1 to destroy"),
+            "{human}"
+        );
+        assert!(human.contains("terraform_data.db"), "{human}");
+        let json = serde_json::to_string(&plan).unwrap();
+        for text in [&json, &human] {
+            assert!(!text.contains("hunter2secret"), "secret leaked: {text}");
+        }
+        assert!(json.contains("\"mode\":\"destroy\""), "{json}");
     }
 
     #[test]

@@ -116,10 +116,11 @@ struct Exception {
 
 const EXCEPTIONS: &[Exception] = &[];
 
-/// Who may write the inventory ConfigMap `gitship-<env>`: `kube::deploy` through
-/// `inventory::store`, under the deploy lock (ARCHITECTURE.md, "Invariants"), and `kube::pin`,
+/// Who may write the inventory ConfigMap `gitship-<env>`: `kube::deploy` and `kube::destroy`
+/// (which drops each object it deleted) through `inventory::store`, under the deploy lock
+/// (ARCHITECTURE.md, "Invariants"), and `kube::pin`,
 /// which merge-patches its own keys only (ARCHITECTURE.md, "The pin writes outside the lock").
-const INVENTORY_STORE_CALLERS: &[&str] = &["kube/deploy.rs"];
+const INVENTORY_STORE_CALLERS: &[&str] = &["kube/deploy.rs", "kube/destroy.rs"];
 /// Each file that patches a ConfigMap named by `configmap_name`, why, and whether that is an
 /// exception to the rule (then ARCHITECTURE.md explains it).
 const INVENTORY_PATCHERS: &[(&str, &str, bool)] = &[

@@ -15,6 +15,7 @@ mod build;
 mod ci;
 mod ci_run;
 mod cli;
+mod destroy;
 mod drift_rule;
 mod foundation;
 mod helm;

@@ -358,6 +358,20 @@ fn gc_lists_the_expired_previews_and_asks_before_destroying() {
     assert_eq!(refused.code, 64, "{}", refused.all());
     assert!(refused.stderr.contains("pass `--yes`"), "{}", refused.all());
     assert_eq!(previews(&repo).len(), 2);
+
+    let gc = gc_json(&repo, &["--yes"]);
+    assert!(!gc.dry_run && gc.failed.is_empty(), "{gc:#?}");
+    assert_eq!(names(&gc.destroyed), ["pr-3"]);
+    assert_eq!(names(&gc.kept), ["pr-4"]);
+    assert!(
+        !kubectl(&cluster, &["get", "namespace", &format!("{ns}-pr-3")])
+            .status
+            .success()
+    );
+    let left: Vec<String> = previews(&repo).into_iter().map(|p| p.name).collect();
+    assert_eq!(left, ["pr-4"]);
+    let none = gc_json(&repo, &["--yes"]);
+    assert!(none.destroyed.is_empty(), "{none:#?}");
 }
 
 /// The Terraform state of workspace `workspace` of the root module in `repo`, if any.
@@ -375,8 +389,30 @@ fn resources(state: &serde_json::Value) -> usize {
     state["resources"].as_array().map_or(0, Vec::len)
 }
 
+/// Every object of `kind` in every namespace whose name (or namespace) names `needle`.
+fn objects_naming(cluster: &TestCluster, kind: &str, needle: &str) -> Vec<String> {
+    kubectl_ok(
+        cluster,
+        &[
+            "get",
+            kind,
+            "--all-namespaces",
+            "-o",
+            "custom-columns=NS:.metadata.namespace,NAME:.metadata.name",
+            "--no-headers",
+        ],
+    )
+    .lines()
+    .filter(|line| line.contains(needle))
+    .map(str::to_string)
+    .collect()
+}
+
+/// The done-when of previews: a preview of an environment with a Terraform root (local state)
+/// deploys in its own namespace and workspace, then its destroy leaves no object, Lease,
+/// ConfigMap or Terraform resource of it, and nothing of the base's changes.
 #[test]
-fn a_preview_with_terraform_deploys_in_its_own_workspace() {
+fn a_preview_deploys_in_its_own_workspace_and_its_destroy_leaves_nothing() {
     if !crate::support::require_tool("terraform", "version") {
         return;
     }
@@ -395,5 +431,44 @@ fn a_preview_with_terraform_deploys_in_its_own_workspace() {
     assert_eq!(resources(&state), 1);
     assert_eq!(configmap(&cluster, &preview_ns)["data"]["site"], "pr-5");
     assert_eq!(configmap(&cluster, &ns)["data"]["site"], "staging");
+    assert_eq!(workspace_state(&repo, "staging"), Some(base_state.clone()));
+    let base_objects = kubectl_ok(
+        &cluster,
+        &["get", "configmap,lease", "-n", &ns, "-o", "name"],
+    );
+
+    let destroyed = repo.gitship(&["destroy", "pr-5", "--yes"]);
+    assert_eq!(destroyed.code, 0, "{}", destroyed.all());
+    assert!(
+        !kubectl(&cluster, &["get", "namespace", &preview_ns])
+            .status
+            .success()
+    );
+    for kind in ["configmaps", "leases", "secrets"] {
+        assert_eq!(
+            objects_naming(&cluster, kind, "pr-5"),
+            Vec::<String>::new(),
+            "{kind}"
+        );
+    }
+    let state = workspace_state(&repo, "pr-5");
+    assert_eq!(state.as_ref().map_or(0, resources), 0, "{state:#?}");
+    assert!(previews(&repo).is_empty());
+    // The base: its state, objects and records as they were.
     assert_eq!(workspace_state(&repo, "staging"), Some(base_state));
+    assert_eq!(configmap(&cluster, &ns)["data"]["site"], "staging");
+    assert_eq!(
+        kubectl_ok(
+            &cluster,
+            &["get", "configmap,lease", "-n", &ns, "-o", "name"]
+        ),
+        base_objects
+    );
+    let gone = repo.gitship(&["deploy", "pr-5"]);
+    assert_eq!(gone.code, 1, "{}", gone.all());
+    assert!(
+        gone.stderr.contains("unknown environment `pr-5`"),
+        "{}",
+        gone.all()
+    );
 }

@@ -138,6 +138,7 @@ impl Fixture {
             drift: DriftConfig::default(),
             agent: Default::default(),
             kubernetes: Default::default(),
+            protected: false,
             values: json!({}),
             spans,
         };

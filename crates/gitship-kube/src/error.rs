@@ -69,6 +69,14 @@ pub enum KubeError {
     /// The live object is being deleted (finalizers) and was not gone in time to be created anew.
     #[error("{object}: the live object is being deleted and was not gone within {waited:?}")]
     StillDeleting { object: String, waited: Duration },
+    /// `gitship destroy`: objects it deleted were still there when its `--timeout` ran out
+    /// (each `Kind namespace/name (finalizers: a, b)`).
+    #[error("{} object(s) still there after {waited:?}:\n{}", .objects.len(), .objects.join("\n"))]
+    DestroyTimeout {
+        objects: Vec<String>,
+        waited: Duration,
+        environment: String,
+    },
     /// Applying failed for some objects; the others of the wave were applied.
     #[error("applying {} object(s) failed:\n{}", .failures.len(), .failures.join("\n"))]
     ApplyFailed { failures: Vec<String> },
@@ -158,6 +166,9 @@ impl StageError for KubeError {
             KubeError::OwnedElsewhere { owner, .. } => Some(format!(
                 "two environments share this name and namespace: rename the object, move one environment to its own namespace, \
                  or take it over from `{owner}` with the annotation `gitship.dev/adopt: \"true\"`"
+            )),
+            KubeError::DestroyTimeout { environment, .. } => Some(format!(
+                "a finalizer holds each object: its controller removes it, or remove it by hand (`kubectl patch --type=merge -p '{{\"metadata\":{{\"finalizers\":null}}}}'`); then run `gitship destroy {environment}` again, which goes on from there (or raise `--timeout`)"
             )),
             KubeError::LockLost { .. } => Some(
                 "another deploy (or a lock released by hand) took the environment: check `kubectl get lease` and deploy again".into(),

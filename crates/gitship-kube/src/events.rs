@@ -35,7 +35,36 @@ pub async fn record(
     reason: &str,
     message: &str,
 ) {
-    let body = event_body(environment, reporter, kind, reason, message);
+    let subject = json!({
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "name": configmap_name(&environment.name),
+        "namespace": environment.namespace,
+    });
+    let body = event_body(environment, &subject, reporter, kind, reason, message);
+    create(client, &environment.namespace, body, reason).await;
+}
+
+/// Record one Event about `environment`'s namespace itself (a cluster-scoped object), stored
+/// in the namespace `stored_in`: `gitship destroy`'s, which must outlive the namespace it
+/// deletes (then it is stored in `default`, where Kubernetes puts the Events of cluster-scoped
+/// objects).
+pub async fn record_on_namespace(
+    client: &Client,
+    environment: &Environment,
+    stored_in: &str,
+    reporter: &str,
+    kind: EventType,
+    reason: &str,
+    message: &str,
+) {
+    let subject = json!({"apiVersion": "v1", "kind": "Namespace", "name": environment.namespace});
+    let mut body = event_body(environment, &subject, reporter, kind, reason, message);
+    body["metadata"]["namespace"] = json!(stored_in);
+    create(client, stored_in, body, reason).await;
+}
+
+async fn create(client: &Client, namespace: &str, body: serde_json::Value, reason: &str) {
     let event: Event = match serde_json::from_value(body) {
         Ok(event) => event,
         Err(error) => {
@@ -43,7 +72,7 @@ pub async fn record(
             return;
         }
     };
-    let api: Api<Event> = Api::namespaced(client.clone(), &environment.namespace);
+    let api: Api<Event> = Api::namespaced(client.clone(), namespace);
     let params = PostParams::default();
     if let Err(error) = RetryPolicy::default()
         .run("Event", || api.create(&params, &event))
@@ -55,6 +84,7 @@ pub async fn record(
 
 fn event_body(
     environment: &Environment,
+    subject: &serde_json::Value,
     reporter: &str,
     kind: EventType,
     reason: &str,
@@ -79,12 +109,7 @@ fn event_body(
         "apiVersion": "v1",
         "kind": "Event",
         "metadata": {"name": name, "namespace": environment.namespace},
-        "involvedObject": {
-            "apiVersion": "v1",
-            "kind": "ConfigMap",
-            "name": configmap_name(&environment.name),
-            "namespace": environment.namespace,
-        },
+        "involvedObject": subject,
         "reason": reason,
         "message": message,
         "type": match kind { EventType::Normal => "Normal", EventType::Warning => "Warning" },
@@ -108,8 +133,10 @@ mod tests {
             namespace: "blog".into(),
         };
         let long = "é".repeat(2000);
+        let subject = json!({"apiVersion": "v1", "kind": "ConfigMap", "name": "gitship-production", "namespace": "blog"});
         let body = event_body(
             &environment,
+            &subject,
             "ann@laptop",
             EventType::Warning,
             "SyncFailed",

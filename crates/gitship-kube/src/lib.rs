@@ -20,12 +20,15 @@
 //! - [`events`]: Kubernetes Events on the inventory, the audit trail `kubectl get events` shows.
 //! - [`pin`]: the revision a rollback pinned the environment at.
 //! - [`preview`]: preview environments, recorded on their namespaces.
+//! - [`destroy`]: `gitship destroy`'s cluster side: the inventory's objects deleted in reverse
+//!   order and waited for, gitship's records, the namespace.
 //! - [`deploy`]: the entry point `gitship deploy` calls, [`deploy::deploy_objects`].
 
 pub mod apply;
 pub mod check;
 pub mod client;
 pub mod deploy;
+pub mod destroy;
 pub mod diff;
 pub mod discovery;
 mod error;

@@ -8,6 +8,7 @@ pub(crate) use crate::plan::report::CommandReport;
 mod affected;
 mod build;
 mod deploy;
+mod destroy;
 mod envs;
 mod gc;
 mod history;

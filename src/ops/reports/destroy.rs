@@ -1,0 +1,48 @@
+//! `gitship destroy`'s report: each step with its outcome, then what happened to each object
+//! and record (the plan was shown on stderr before the question).
+
+use std::fmt::Write as _;
+
+use super::CommandReport;
+use crate::ops::destroy::DestroyReport;
+use gitship_foundation::output::{paint, style};
+use gitship_kube::destroy::Removal;
+
+impl CommandReport for DestroyReport {
+    const KIND: &'static str = "destroy";
+
+    fn human(&self, color: bool) -> String {
+        let mut out = paint(
+            color,
+            style::HEADER,
+            &format!("Destroyed `{}`", self.environment),
+        );
+        out.push('\n');
+        for step in &self.steps {
+            let _ = writeln!(
+                out,
+                "  {:<10} {:<12} {}",
+                step.step.as_str(),
+                step.outcome,
+                step.detail
+            );
+        }
+        for object in &self.objects {
+            let what = match object.removal {
+                Removal::Deleted => "deleted",
+                Removal::AlreadyGone => "already gone",
+                Removal::Kept => "kept",
+            };
+            let _ = writeln!(out, "  {what}: {}", object.id);
+        }
+        for (record, removal) in &self.records {
+            let what = match removal {
+                Removal::Deleted => "deleted",
+                Removal::AlreadyGone => "already gone",
+                Removal::Kept => "kept",
+            };
+            let _ = writeln!(out, "  {what}: {record}");
+        }
+        out
+    }
+}

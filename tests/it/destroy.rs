@@ -1,0 +1,498 @@
+//! `gitship destroy`, on kubesim and the real control plane (`support::cluster`): everything an
+//! environment deployed goes (objects last wave first, Terraform's resources, gitship's records,
+//! the namespace gitship made), a finalizer holds it until removed, an interrupt at any step is
+//! finished by a second run, and a protected environment, a missing `--yes`, an unknown
+//! environment, an unreachable cluster and a held lock change nothing.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret, ServiceAccount};
+use kube::Api;
+use kube::api::{Patch, PatchParams};
+use serde_json::json;
+
+use gitship::facade::ops::destroy::DestroyReport;
+
+use crate::rollback::Background;
+use crate::support::cluster::TestCluster;
+use crate::support::repo::{Repo, Run};
+use crate::support::require_tool;
+
+/// Objects in three waves (and a ServiceAccount beside a ConfigMap in wave 1), a Terraform root
+/// with local state, environment `staging` in `namespace` (which gitship creates).
+fn repo_on(cluster: &TestCluster, namespace: &str, terraform: &str) -> Repo {
+    let repo = Repo {
+        dir: tempfile::tempdir().expect("temp"),
+        kubeconfig: Some(cluster.kubeconfig_path().to_path_buf()),
+    };
+    repo.write(".gitignore", ".gitship/\n");
+    let configmap = |name: &str, wave: i64| {
+        format!(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\n  annotations:\n    gitship.dev/wave: \"{wave}\"\ndata:\n  a: b\n"
+        )
+    };
+    let manifests = [
+        configmap("first", 0),
+        configmap("second", 1),
+        "apiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: robot\n  annotations:\n    gitship.dev/wave: \"1\"\n".to_string(),
+        configmap("third", 2),
+    ];
+    repo.write(
+        "infrastructure/kubernetes/objects.yaml",
+        &manifests.join("---\n"),
+    );
+    repo.write("infrastructure/terraform/main.tf", terraform);
+    repo.write(
+        "config/staging.yaml",
+        &format!(
+            "cluster:\n  context: kubesim\n  namespace: {namespace}\nterraform:\n  lock_timeout: 2m\n"
+        ),
+    );
+    repo.git(&["init", "-q"]);
+    repo.commit("objects in waves, a Terraform root");
+    repo
+}
+
+const TERRAFORM: &str = "resource \"terraform_data\" \"db\" {\n  input = \"x\"\n}\n";
+
+/// Terraform whose destroy takes a while (a destroy-time provisioner sleeps), so that a test can
+/// interrupt gitship while `terraform destroy` runs.
+const SLOW_TERRAFORM: &str = "resource \"terraform_data\" \"db\" {\n  input = \"x\"\n}\nresource \"terraform_data\" \"slow\" {\n  provisioner \"local-exec\" {\n    when    = destroy\n    command = \"sleep 3\"\n  }\n}\n";
+
+/// The resources of every Terraform state file below `root`.
+fn terraform_resources(root: &Path) -> usize {
+    let mut count = 0;
+    let mut pending = vec![root.to_path_buf()];
+    while let Some(dir) = pending.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path: PathBuf = entry.path();
+            if path.is_dir() {
+                pending.push(path);
+            } else if path.file_name().is_some_and(|n| n == "terraform.tfstate") {
+                let text = std::fs::read_to_string(&path).expect("state");
+                let state: serde_json::Value = serde_json::from_str(&text).expect("state JSON");
+                count += state["resources"].as_array().map_or(0, Vec::len);
+            }
+        }
+    }
+    count
+}
+
+fn tools() -> bool {
+    require_tool("terraform", "version")
+}
+
+/// What is left of environment `staging` in `namespace`.
+struct Left {
+    client: kube::Client,
+    namespace: String,
+}
+
+impl Left {
+    async fn of(cluster: &TestCluster, namespace: &str) -> Left {
+        Left {
+            client: cluster.client().await,
+            namespace: namespace.to_string(),
+        }
+    }
+
+    async fn namespace(&self) -> bool {
+        let api: Api<Namespace> = Api::all(self.client.clone());
+        api.get_opt(&self.namespace)
+            .await
+            .expect("namespace")
+            .is_some()
+    }
+
+    async fn configmap(&self, name: &str) -> bool {
+        let api: Api<ConfigMap> = Api::namespaced(self.client.clone(), &self.namespace);
+        api.get_opt(name).await.expect("ConfigMap").is_some()
+    }
+
+    /// Every object and record gitship deployed or wrote, by name, that is still there.
+    async fn anything(&self) -> Vec<String> {
+        let mut left = Vec::new();
+        for name in [
+            "first",
+            "second",
+            "third",
+            "gitship-staging",
+            "gitship-staging.history",
+        ] {
+            if self.configmap(name).await {
+                left.push(format!("ConfigMap {name}"));
+            }
+        }
+        let accounts: Api<ServiceAccount> = Api::namespaced(self.client.clone(), &self.namespace);
+        if accounts
+            .get_opt("robot")
+            .await
+            .expect("ServiceAccount")
+            .is_some()
+        {
+            left.push("ServiceAccount robot".into());
+        }
+        let secrets: Api<Secret> = Api::namespaced(self.client.clone(), &self.namespace);
+        if secrets
+            .get_opt("gitship-staging.revisions")
+            .await
+            .expect("Secret")
+            .is_some()
+        {
+            left.push("Secret gitship-staging.revisions".into());
+        }
+        let leases: Api<Lease> = Api::namespaced(self.client.clone(), &self.namespace);
+        if leases
+            .get_opt("gitship-staging")
+            .await
+            .expect("Lease")
+            .is_some()
+        {
+            left.push("Lease gitship-staging".into());
+        }
+        left
+    }
+}
+
+fn destroy_json(repo: &Repo, extra: &[&str]) -> (Run, Option<DestroyReport>) {
+    let mut args = vec!["-o", "json", "destroy", "staging", "--yes"];
+    args.extend_from_slice(extra);
+    let run = repo.gitship(&args);
+    let report = serde_json::from_str(&run.stdout).ok();
+    (run, report)
+}
+
+/// Deploy, then `destroy --yes`: nothing of the inventory, no Lease, no inventory or revisions,
+/// no Terraform resource, no namespace (gitship created it); the objects went last wave first,
+/// and the run is recorded locally.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn destroy_removes_everything_last_wave_first() {
+    if !tools() {
+        return;
+    }
+    let cluster = TestCluster::start().await;
+    let namespace = cluster.ns("gone");
+    let repo = repo_on(&cluster, &namespace, TERRAFORM);
+    repo.ok(&["deploy", "staging"]);
+    assert_eq!(terraform_resources(repo.path()), 1);
+    let left = Left::of(&cluster, &namespace).await;
+    assert!(left.configmap("gitship-staging").await);
+
+    let (run, report) = destroy_json(&repo, &[]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    let report = report.expect("a destroy report");
+    assert_eq!(report.format_version, 1);
+    let order: Vec<String> = report
+        .objects
+        .iter()
+        .map(|o| format!("{} {}", o.id.kind, o.id.name))
+        .collect();
+    assert_eq!(
+        order,
+        [
+            "ConfigMap third",
+            "ConfigMap second",
+            "ServiceAccount robot",
+            "ConfigMap first"
+        ]
+    );
+    assert!(
+        run.stderr.contains("Destroy plan for `staging`"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("Terraform destroy plan"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        left.anything().await.is_empty(),
+        "{:?}",
+        left.anything().await
+    );
+    assert!(
+        !left.namespace().await,
+        "gitship created the namespace: it goes"
+    );
+    assert_eq!(terraform_resources(repo.path()), 0);
+    let record = std::fs::read_to_string(repo.path().join(".gitship/destroy/staging.jsonl"))
+        .expect("the local record");
+    assert_eq!(record.lines().count(), 1, "{record}");
+
+    // Again: everything is gone already, and it says so.
+    let (again, report) = destroy_json(&repo, &[]);
+    assert_eq!(again.code, 0, "{}", again.all());
+    let report = report.expect("a destroy report");
+    assert!(
+        report.steps.iter().all(|s| s.outcome != "done"),
+        "{:?}",
+        report.steps
+    );
+}
+
+/// `--keep-namespace --keep-terraform`: the objects and records go, the namespace and the
+/// Terraform resources stay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keep_namespace_and_keep_terraform_keep_them() {
+    if !tools() {
+        return;
+    }
+    let cluster = TestCluster::start().await;
+    let namespace = cluster.ns("kept");
+    let repo = repo_on(&cluster, &namespace, TERRAFORM);
+    repo.ok(&["deploy", "staging"]);
+    let (run, _) = destroy_json(&repo, &["--keep-namespace", "--keep-terraform"]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    let left = Left::of(&cluster, &namespace).await;
+    assert!(
+        left.anything().await.is_empty(),
+        "{:?}",
+        left.anything().await
+    );
+    assert!(left.namespace().await);
+    assert_eq!(terraform_resources(repo.path()), 1);
+}
+
+/// A finalizer holds an object: with a short `--timeout` destroy fails naming it and its
+/// finalizer; once it is removed, a second run completes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_finalizer_holds_destroy_until_it_is_removed() {
+    if !tools() {
+        return;
+    }
+    let cluster = TestCluster::start().await;
+    let namespace = cluster.ns("held");
+    let repo = repo_on(&cluster, &namespace, TERRAFORM);
+    repo.ok(&["deploy", "staging"]);
+    let left = Left::of(&cluster, &namespace).await;
+    let configmaps: Api<ConfigMap> = Api::namespaced(left.client.clone(), &namespace);
+    let hold = json!({"apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "second", "finalizers": ["example.com/hold"]}});
+    configmaps
+        .patch("second", &PatchParams::apply("test"), &Patch::Apply(&hold))
+        .await
+        .expect("add a finalizer");
+
+    let run = repo.gitship(&["destroy", "staging", "--yes", "--timeout", "2s"]);
+    assert_eq!(run.code, 1, "{}", run.all());
+    assert!(
+        run.stderr.contains(&format!(
+            "ConfigMap {namespace}/second (finalizers: example.com/hold)"
+        )),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("hint:"), "{}", run.stderr);
+    assert!(!left.configmap("third").await, "the later wave went first");
+    assert!(
+        left.configmap("first").await,
+        "nothing after the held object"
+    );
+    assert_eq!(
+        terraform_resources(repo.path()),
+        1,
+        "Terraform waits for Kubernetes"
+    );
+
+    let release = json!({"metadata": {"finalizers": null}});
+    configmaps
+        .patch("second", &PatchParams::default(), &Patch::Merge(&release))
+        .await
+        .expect("remove the finalizer");
+    let (again, _) = destroy_json(&repo, &[]);
+    assert_eq!(again.code, 0, "{}", again.all());
+    assert!(
+        left.anything().await.is_empty(),
+        "{:?}",
+        left.anything().await
+    );
+    assert!(!left.namespace().await);
+    assert_eq!(terraform_resources(repo.path()), 0);
+}
+
+/// Killed (SIGKILL) right after each step's announcement, then run again: the second run
+/// finishes the job, whatever the first left.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interrupt_at_any_step_is_finished_by_a_second_run() {
+    if !tools() {
+        return;
+    }
+    let cluster = TestCluster::start().await;
+    let markers = [
+        "destroy: step prune",
+        "deleted ConfigMap",
+        "destroy: step terraform",
+        "terraform:",
+        "destroy: step records",
+        "destroy: records done",
+        "destroy: step namespace",
+    ];
+    for (index, marker) in markers.iter().enumerate() {
+        let namespace = cluster.ns(&format!("cut{index}"));
+        let repo = repo_on(&cluster, &namespace, SLOW_TERRAFORM);
+        repo.ok(&["deploy", "staging"]);
+        let cut =
+            Background::watch(repo.spawn(&["destroy", "staging", "--yes", "--lock-lease", "2s"]));
+        let started = Instant::now();
+        while !cut.stderr().contains(marker) {
+            assert!(
+                started.elapsed() < Duration::from_secs(120),
+                "no `{marker}` line:\n{}",
+                cut.stderr()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let pid = cut.child().id().to_string();
+        let killed = Command::new("kill")
+            .args(["-KILL", &pid])
+            .status()
+            .expect("kill");
+        assert!(killed.success());
+        let first = cut.finish();
+        assert_ne!(first.code, 0, "killed after `{marker}`: {}", first.all());
+
+        let run = repo.gitship(&["destroy", "staging", "--yes"]);
+        assert_eq!(run.code, 0, "after `{marker}`:\n{}", run.all());
+        let left = Left::of(&cluster, &namespace).await;
+        assert!(
+            left.anything().await.is_empty(),
+            "after `{marker}`: {:?}",
+            left.anything().await
+        );
+        assert!(!left.namespace().await, "after `{marker}`");
+        // A `terraform destroy` the kill left running finishes on its own; the second run
+        // waited for its state lock or destroyed what was left.
+        assert_eq!(terraform_resources(repo.path()), 0, "after `{marker}`");
+    }
+}
+
+/// `protected: true`: refused, naming the key's line and how to go ahead; nothing changes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_protected_environment_is_refused() {
+    if !tools() {
+        return;
+    }
+    let cluster = TestCluster::start().await;
+    let namespace = cluster.ns("safe");
+    let repo = repo_on(&cluster, &namespace, TERRAFORM);
+    repo.ok(&["deploy", "staging"]);
+    let config = std::fs::read_to_string(repo.path().join("config/staging.yaml")).expect("config");
+    repo.write("config/staging.yaml", &format!("{config}protected: true\n"));
+    repo.commit("protected");
+    let line = config.lines().count() + 1;
+    let run = repo.gitship(&["destroy", "staging", "--yes"]);
+    assert_eq!(run.code, 1, "{}", run.all());
+    assert!(
+        run.stderr
+            .contains(&format!("config/staging.yaml:{line}:1")),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("remove `protected: true`"),
+        "{}",
+        run.stderr
+    );
+    let left = Left::of(&cluster, &namespace).await;
+    assert_eq!(left.anything().await.len(), 7, "nothing was deleted");
+    assert_eq!(terraform_resources(repo.path()), 1);
+}
+
+/// Off a terminal without `--yes`: refused (usage), nothing changes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_yes_off_a_terminal_it_is_refused() {
+    if !tools() {
+        return;
+    }
+    let cluster = TestCluster::start().await;
+    let namespace = cluster.ns("ask");
+    let repo = repo_on(&cluster, &namespace, TERRAFORM);
+    repo.ok(&["deploy", "staging"]);
+    let run = repo.gitship(&["destroy", "staging"]);
+    assert_eq!(run.code, 64, "{}", run.all());
+    assert!(run.stderr.contains("--yes"), "{}", run.stderr);
+    let left = Left::of(&cluster, &namespace).await;
+    assert_eq!(left.anything().await.len(), 7, "nothing was deleted");
+    assert_eq!(terraform_resources(repo.path()), 1);
+}
+
+/// An unknown environment, an unreachable cluster and a lock held by another deploy: clear
+/// errors, nothing changed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn errors_change_nothing() {
+    if !tools() {
+        return;
+    }
+    let cluster = TestCluster::start().await;
+    let namespace = cluster.ns("locked");
+    let repo = repo_on(&cluster, &namespace, TERRAFORM);
+    repo.ok(&["deploy", "staging"]);
+
+    let unknown = repo.gitship(&["destroy", "nowhere", "--yes"]);
+    assert_eq!(unknown.code, 1, "{}", unknown.all());
+    assert!(unknown.stderr.contains("nowhere"), "{}", unknown.stderr);
+
+    let elsewhere = tempfile::tempdir().expect("temp");
+    let kubeconfig = elsewhere.path().join("kubeconfig");
+    let port = crate::support::registry::free_port();
+    std::fs::write(
+        &kubeconfig,
+        format!("apiVersion: v1\nkind: Config\ncurrent-context: kubesim\nclusters:\n- name: c\n  cluster: {{ server: \"https://127.0.0.1:{port}\" }}\nusers:\n- name: u\n  user: {{ token: t0ken }}\ncontexts:\n- name: kubesim\n  context: {{ cluster: c, user: u }}\n"),
+    )
+    .expect("kubeconfig");
+    let mut command = crate::support::gitship();
+    let unreachable = command
+        .arg("-C")
+        .arg(repo.path())
+        .arg("--kubeconfig")
+        .arg(&kubeconfig)
+        .args(["destroy", "staging", "--yes"])
+        .output()
+        .expect("gitship");
+    let stderr = String::from_utf8_lossy(&unreachable.stderr);
+    assert_eq!(unreachable.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("not reachable") && stderr.contains(&port.to_string()),
+        "{stderr}"
+    );
+
+    let leases: Api<Lease> = Api::namespaced(cluster.client().await, &namespace);
+    let renewed = chrono::Utc::now()
+        .format("%Y-%m-%dT%H:%M:%S%.6fZ")
+        .to_string();
+    let lease = json!({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+        "metadata": {"name": "gitship-staging", "namespace": namespace},
+        "spec": {"holderIdentity": "ann@laptop 1234", "leaseDurationSeconds": 60,
+            "renewTime": renewed}});
+    leases
+        .patch(
+            "gitship-staging",
+            &PatchParams::apply("test").force(),
+            &Patch::Apply(&lease),
+        )
+        .await
+        .expect("hold the lock");
+    let locked = repo.gitship(&["destroy", "staging", "--yes", "--lock-timeout", "1s"]);
+    assert_eq!(locked.code, 1, "{}", locked.all());
+    assert!(
+        locked.stderr.contains("ann@laptop 1234"),
+        "{}",
+        locked.stderr
+    );
+    let left = Left::of(&cluster, &namespace).await;
+    // The Lease is the other deployer's; every object and record is still there.
+    assert_eq!(
+        left.anything().await.len(),
+        8,
+        "{:?}",
+        left.anything().await
+    );
+    assert_eq!(terraform_resources(repo.path()), 1);
+}
