@@ -158,9 +158,9 @@ fn terraform_references(value: &serde_json::Value) -> Vec<String> {
 
 async fn connect(kubeconfig: Option<&Path>, config: &EnvConfig) -> Result<kube::Client> {
     let options = crate::ops::session::client_options(kubeconfig, &config.cluster);
-    Ok(gitship_kube::client::connect(&options)
+    gitship_kube::client::connect(&options)
         .await
-        .map_err(user_error)?)
+        .map_err(user_error)
 }
 
 /// The previews found in the clusters of the committed environments, and the clusters that
@@ -244,7 +244,7 @@ pub async fn load_env(
         {
             error
         }
-        Err(error) => return Err(user_error(error).into()),
+        Err(error) => return Err(user_error(error)),
     };
     let found = find(repo, kubeconfig, Some(name)).await;
     let mut matches = found.previews.into_iter();
@@ -296,7 +296,7 @@ fn not_found(error: crate::repo::RepoError, name: &str, unreachable: &[String]) 
 /// derived again.
 pub fn derive_at(repo: &Repository, record: &PreviewRecord) -> Result<EnvConfig> {
     let base = repo.load_env(&record.base).map_err(user_error)?;
-    Ok(preview::derive(&base, &record.name, &record.values).map_err(user_error)?)
+    preview::derive(&base, &record.name, &record.values).map_err(user_error)
 }
 
 /// Whether the preview has expired (now), and a warning saying so.

@@ -111,14 +111,14 @@ fn scalar(text: &str) -> serde_json::Value {
     let numeric = text
         .bytes()
         .all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'-' | b'+' | b'e' | b'E'));
-    if numeric && text.bytes().any(|b| b.is_ascii_digit()) {
-        if let Some(number) = text
+    if numeric
+        && text.bytes().any(|b| b.is_ascii_digit())
+        && let Some(number) = text
             .parse::<f64>()
             .ok()
             .and_then(serde_json::Number::from_f64)
-        {
-            return Value::Number(number);
-        }
+    {
+        return Value::Number(number);
     }
     Value::String(text.to_string())
 }
@@ -208,14 +208,18 @@ mod tests {
     use serde_json::json;
     use std::path::Path;
 
-    fn staging() -> EnvConfig {
+    fn base(terraform: &str) -> EnvConfig {
         EnvConfig::parse(
             "staging",
             Path::new("/repo/config/staging.yaml"),
             Path::new("config/staging.yaml"),
-            "cluster: {namespace: blog}\nterraform: {workspace: staging, backend_config: {key: s.tfstate}}\nvalues: {host: staging.example, web: {replicas: 2}}\n",
+            &format!("cluster: {{namespace: blog}}\nterraform: {terraform}\nvalues: {{host: staging.example, web: {{replicas: 2}}}}\n"),
         )
         .unwrap()
+    }
+
+    fn staging() -> EnvConfig {
+        base("{workspace: staging}")
     }
 
     #[test]
@@ -259,7 +263,15 @@ mod tests {
         assert_eq!(preview.name, "pr-7");
         assert_eq!(preview.cluster.namespace, "blog-pr-7");
         assert_eq!(preview.terraform.workspace.as_deref(), Some("pr-7"));
-        assert_eq!(preview.terraform.backend_config["key"], "s.tfstate");
+        // A base whose backend is its own keeps it; the preview is a workspace there.
+        let own_backend = derive(
+            &base("{backend_config: {key: s.tfstate}}"),
+            "pr-7",
+            &overrides,
+        )
+        .unwrap();
+        assert_eq!(own_backend.terraform.workspace.as_deref(), Some("pr-7"));
+        assert_eq!(own_backend.terraform.backend_config["key"], "s.tfstate");
         assert_eq!(
             preview.values,
             json!({"host": "pr-7.example", "web": {"replicas": 1}, "new": {"key": true}})
