@@ -592,6 +592,15 @@ pub struct CiInitArgs {
     /// The AWS region of the OIDC roles
     #[arg(long, value_name = "REGION", requires = "aws_role")]
     pub aws_region: Option<String>,
+    /// A preview environment per pull request, derived from ENV (`env new pr-<number> --from
+    /// ENV --ephemeral`): deployed on each push, commented, destroyed when it closes; `gc` on
+    /// the schedule
+    #[arg(long, value_name = "ENV")]
+    pub preview_from: Option<String>,
+    /// The preview's URL commented on the pull request: text with `${values.KEY}` of the
+    /// preview's values (e.g. `https://${values.host}/`)
+    #[arg(long, value_name = "TEMPLATE", requires = "preview_from")]
+    pub preview_url: Option<String>,
     /// Overwrite the files when they exist
     #[arg(long)]
     pub force: bool,

@@ -424,6 +424,12 @@ fn ci_init(a: cli::CiInitArgs) -> CommandSettings {
             region: a.aws_region.unwrap_or_default(),
         }),
         force: a.force,
+        preview: a
+            .preview_from
+            .map(|from| crate::ops::ci_init::PreviewRequest {
+                from,
+                url: a.preview_url,
+            }),
     })
 }
 

@@ -43,6 +43,9 @@ pub struct PreviewReport {
     /// `created` or `updated`.
     pub action: String,
     pub preview: PreviewRecord,
+    /// The preview's `values`: its base's with the overrides (what `${values.KEY}` renders;
+    /// `ci init --preview-url` reads its URL here).
+    pub values: serde_json::Value,
 }
 
 /// Record (or update) the preview in its base's cluster. Nothing is written to the repository.
@@ -95,6 +98,7 @@ pub async fn create(repo_dir: Option<&Path>, request: &EphemeralRequest) -> Resu
         }
         .to_string(),
         preview: stored,
+        values: derived.values,
     })
 }
 
