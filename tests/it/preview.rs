@@ -359,6 +359,13 @@ fn gc_lists_the_expired_previews_and_asks_before_destroying() {
     assert!(refused.stderr.contains("pass `--yes`"), "{}", refused.all());
     assert_eq!(previews(&repo).len(), 2);
 
+    // An expired preview still resolves (so it can be destroyed); a deploy says it expired.
+    let late = repo.ok(&["deploy", "pr-3"]);
+    assert!(
+        late.stderr.contains("preview `pr-3` expired at 2020-01-01T00:00:00Z"),
+        "{}",
+        late.all()
+    );
     let gc = gc_json(&repo, &["--yes"]);
     assert!(!gc.dry_run && gc.failed.is_empty(), "{gc:#?}");
     assert_eq!(names(&gc.destroyed), ["pr-3"]);
