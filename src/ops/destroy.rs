@@ -144,7 +144,7 @@ pub struct DestroyReport {
     /// Each object of the inventory, in the order destroy went through them.
     pub objects: Vec<kube_destroy::RemovedObject>,
     /// gitship's records (`ConfigMap blog/gitship-production`) and what happened to each.
-    pub records: Vec<(String, Removal)>,
+    pub records: Vec<kube_destroy::RemovedRecord>,
     /// Why it failed, when it did (the local record keeps failed runs too).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
@@ -365,17 +365,24 @@ fn object_line(object: &kube_destroy::PlannedObject) -> String {
         }
         PruneDecision::Delete => format!("delete {id}{wave}"),
         PruneDecision::Gone => format!("gone already: {id}"),
-        PruneDecision::KeepAnnotated => {
-            format!("keep {id}: annotated `gitship.dev/prune: \"false\"`")
-        }
-        PruneDecision::KeepProtected => format!("keep {id}: protected kind"),
+        other => format!("keep {id}: {}", why_kept(other)),
+    }
+}
+
+/// Why destroy leaves an object (its decision is not to delete it).
+fn why_kept(decision: &gitship_kube::prune::PruneDecision) -> String {
+    use gitship_kube::prune::PruneDecision;
+    match decision {
+        PruneDecision::Delete | PruneDecision::Gone => String::new(),
+        PruneDecision::KeepAnnotated => "annotated `gitship.dev/prune: \"false\"`".into(),
+        PruneDecision::KeepProtected => "protected kind".into(),
         PruneDecision::NotOwned(owner) if owner.is_empty() => {
-            format!("keep {id}: not marked as this environment's")
+            "not marked as this environment's".into()
         }
-        PruneDecision::NotOwned(owner) => format!("keep {id}: owned by `{owner}`"),
-        PruneDecision::OutOfScope(why) => format!("keep {id}: {why}"),
+        PruneDecision::NotOwned(owner) => format!("owned by `{owner}`"),
+        PruneDecision::OutOfScope(why) => why.clone(),
         PruneDecision::Forbidden(message) => {
-            format!("keep {id}: the server refused to read it ({message})")
+            format!("the server refused to read it ({message})")
         }
     }
 }
@@ -541,8 +548,8 @@ impl Run<'_> {
         .map_err(user_error)?;
         let deleted: Vec<&str> = records
             .iter()
-            .filter(|(_, removal)| *removal == Removal::Deleted)
-            .map(|(name, _)| name.as_str())
+            .filter(|record| record.removal == Removal::Deleted)
+            .map(|record| record.name.as_str())
             .collect();
         let outcome = if deleted.is_empty() {
             "already_done"
@@ -693,7 +700,7 @@ fn removed_line(done: &kube_destroy::RemovedObject) -> String {
     match done.removal {
         Removal::Deleted => format!("deleted {}", done.id),
         Removal::AlreadyGone => format!("already gone: {}", done.id),
-        Removal::Kept => format!("kept {}: {:?}", done.id, done.decision),
+        Removal::Kept => format!("kept {}: {}", done.id, why_kept(&done.decision)),
     }
 }
 

@@ -9,9 +9,9 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret, ServiceAccount};
+use k8s_openapi::api::core::v1::{ConfigMap, Event, Namespace, Secret, ServiceAccount};
 use kube::Api;
-use kube::api::{Patch, PatchParams};
+use kube::api::{ListParams, Patch, PatchParams};
 use serde_json::json;
 
 use gitship::facade::ops::destroy::DestroyReport;
@@ -225,6 +225,23 @@ async fn destroy_removes_everything_last_wave_first() {
     let record = std::fs::read_to_string(repo.path().join(".gitship/destroy/staging.jsonl"))
         .expect("the local record");
     assert_eq!(record.lines().count(), 1, "{record}");
+    // The Event outlives the namespace: it is kept in `default`, about the Namespace.
+    let events: Api<Event> = Api::namespaced(left.client.clone(), "default");
+    let destroyed = events
+        .list(&ListParams::default())
+        .await
+        .expect("list Events")
+        .items
+        .into_iter()
+        .any(|event| {
+            event.involved_object.kind.as_deref() == Some("Namespace")
+                && event.involved_object.name.as_deref() == Some(namespace.as_str())
+                && event.reason.as_deref() == Some("Destroyed")
+        });
+    assert!(
+        destroyed,
+        "no `Destroyed` Event about Namespace {namespace}"
+    );
 
     // Again: everything is gone already, and it says so.
     let (again, report) = destroy_json(&repo, &[]);
@@ -258,6 +275,50 @@ async fn keep_namespace_and_keep_terraform_keep_them() {
     );
     assert!(left.namespace().await);
     assert_eq!(terraform_resources(repo.path()), 1);
+}
+
+/// An object annotated `gitship.dev/prune: "false"` is kept and reported, and so is the
+/// namespace holding it (deleting it would delete the object); the rest goes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_object_annotated_not_to_prune_stays_with_its_namespace() {
+    if !tools() {
+        return;
+    }
+    let cluster = TestCluster::start().await;
+    let namespace = cluster.ns("keep");
+    let repo = repo_on(&cluster, &namespace, TERRAFORM);
+    repo.write(
+        "infrastructure/kubernetes/kept.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: kept\n  annotations:\n    gitship.dev/prune: \"false\"\ndata:\n  a: b\n",
+    );
+    repo.commit("a ConfigMap never pruned");
+    repo.ok(&["deploy", "staging"]);
+    let (run, report) = destroy_json(&repo, &[]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert!(
+        run.stderr
+            .contains(&format!("keep ConfigMap {namespace}/kept: annotated")),
+        "{}",
+        run.stderr
+    );
+    let report = report.expect("a destroy report");
+    assert!(
+        report
+            .objects
+            .iter()
+            .any(|o| o.id.name == "kept" && format!("{:?}", o.removal) == "Kept"),
+        "{:?}",
+        report.objects
+    );
+    let left = Left::of(&cluster, &namespace).await;
+    assert!(left.configmap("kept").await);
+    assert!(left.namespace().await, "the namespace holding it stays");
+    assert!(
+        left.anything().await.is_empty(),
+        "{:?}",
+        left.anything().await
+    );
+    assert_eq!(terraform_resources(repo.path()), 0);
 }
 
 /// A finalizer holds an object: with a short `--timeout` destroy fails naming it and its
@@ -329,7 +390,9 @@ async fn an_interrupt_at_any_step_is_finished_by_a_second_run() {
         "destroy: step prune",
         "deleted ConfigMap",
         "destroy: step terraform",
-        "terraform:",
+        // Inside `terraform destroy` (its destroy-time provisioner sleeps): the kill leaves it
+        // running, holding the state's lock, which the second run waits for.
+        ": Destroying...",
         "destroy: step records",
         "destroy: records done",
         "destroy: step namespace",

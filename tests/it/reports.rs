@@ -66,6 +66,16 @@ const REPORTS: &[(&str, &[&str])] = &[
         "history --diff",
         &["history", "staging", "--sandbox", "--diff", "1", "1"],
     ),
+    (
+        "destroy",
+        &[
+            "destroy",
+            "staging",
+            "--sandbox",
+            "--yes",
+            "--keep-terraform",
+        ],
+    ),
     ("affected", &["affected", "--since", "HEAD"]),
     ("ci init", &["ci", "init", "github"]),
     ("build", &["build", "staging"]),

@@ -121,6 +121,13 @@ pub struct RemovedObject {
     pub decision: PruneDecision,
 }
 
+/// One of gitship's records (`ConfigMap blog/gitship-production`) and what happened to it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RemovedRecord {
+    pub name: String,
+    pub removal: Removal,
+}
+
 /// The gitship record kinds [`delete_records`] removes, in order: the agent's status and
 /// leadership, the stored manifests, the inventory's copy and the inventory last (it says what
 /// is left until the end).
@@ -182,7 +189,8 @@ pub async fn plan(
         Some(inventory) => plan_objects(client, environment, &inventory.objects, retry).await?,
         None => Vec::new(),
     };
-    let namespace = namespace_plan(environment, &live_namespace, stored.as_ref(), options);
+    let mut namespace = namespace_plan(environment, &live_namespace, stored.as_ref(), options);
+    keep_what_holds_kept_objects(&mut namespace, &objects);
     let records = existing_records(client, environment, retry).await?;
     Ok(KubePlan {
         inventory_found: stored.is_some(),
@@ -256,6 +264,26 @@ fn namespace_plan(
         terminating: false,
         delete,
         reason,
+    }
+}
+
+/// A namespace that holds an object destroy keeps stays (deleting it would delete the object).
+fn keep_what_holds_kept_objects(namespace: &mut NamespacePlan, objects: &[PlannedObject]) {
+    if !namespace.delete {
+        return;
+    }
+    let kept: Vec<String> = objects
+        .iter()
+        .filter(|o| o.id.namespace.as_deref() == Some(namespace.name.as_str()))
+        .filter(|o| !matches!(o.decision, PruneDecision::Delete | PruneDecision::Gone))
+        .map(|o| o.id.to_string())
+        .collect();
+    if !kept.is_empty() {
+        namespace.delete = false;
+        namespace.reason = format!(
+            "kept: it holds what destroy keeps ({}); deleting it would delete them",
+            kept.join(", ")
+        );
     }
 }
 
@@ -594,7 +622,7 @@ pub async fn delete_records(
     client: &Client,
     environment: &Environment,
     retry: &RetryPolicy,
-) -> Result<Vec<(String, Removal)>, KubeError> {
+) -> Result<Vec<RemovedRecord>, KubeError> {
     let mut done = Vec::new();
     for (kind, name) in record_objects(&environment.name) {
         let api = record_api(client, kind, &environment.namespace);
@@ -605,7 +633,10 @@ pub async fn delete_records(
             Err(error) if status_code(&error) == Some(404) => Removal::AlreadyGone,
             Err(error) => return Err(KubeError::api(shown, error)),
         };
-        done.push((shown, removal));
+        done.push(RemovedRecord {
+            name: shown,
+            removal,
+        });
     }
     Ok(done)
 }
@@ -756,6 +787,29 @@ mod tests {
         let annotated = json!({"metadata": {"name": "blog", "labels": {MANAGED_BY_LABEL: "gitship"},
             "annotations": {PRUNE_ANNOTATION: "false"}}});
         assert!(!decide(&annotated, None, false).delete);
+    }
+
+    #[test]
+    fn a_namespace_holding_a_kept_object_stays() {
+        let plan = || NamespacePlan {
+            name: "blog".into(),
+            exists: true,
+            terminating: false,
+            delete: true,
+            reason: "created by gitship".into(),
+        };
+        let mut kept = object("ConfigMap", "keep", 0);
+        kept.decision = PruneDecision::KeepAnnotated;
+        let mut namespace = plan();
+        keep_what_holds_kept_objects(&mut namespace, &[object("ConfigMap", "a", 0), kept]);
+        assert!(!namespace.delete);
+        assert!(
+            namespace.reason.contains("ConfigMap blog/keep"),
+            "{namespace:?}"
+        );
+        let mut namespace = plan();
+        keep_what_holds_kept_objects(&mut namespace, &[object("ConfigMap", "a", 0)]);
+        assert!(namespace.delete);
     }
 
     #[test]

@@ -28,21 +28,19 @@ impl CommandReport for DestroyReport {
             );
         }
         for object in &self.objects {
-            let what = match object.removal {
-                Removal::Deleted => "deleted",
-                Removal::AlreadyGone => "already gone",
-                Removal::Kept => "kept",
-            };
-            let _ = writeln!(out, "  {what}: {}", object.id);
+            let _ = writeln!(out, "  {}: {}", word(object.removal), object.id);
         }
-        for (record, removal) in &self.records {
-            let what = match removal {
-                Removal::Deleted => "deleted",
-                Removal::AlreadyGone => "already gone",
-                Removal::Kept => "kept",
-            };
-            let _ = writeln!(out, "  {what}: {record}");
+        for record in &self.records {
+            let _ = writeln!(out, "  {}: {}", word(record.removal), record.name);
         }
         out
+    }
+}
+
+fn word(removal: Removal) -> &'static str {
+    match removal {
+        Removal::Deleted => "deleted",
+        Removal::AlreadyGone => "already gone",
+        Removal::Kept => "kept",
     }
 }
