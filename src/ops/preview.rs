@@ -209,9 +209,14 @@ pub async fn find(repo: &Repository, kubeconfig: Option<&Path>, name: Option<&st
                     let config = preview::derive(base, &record.name, &record.values).ok()?;
                     (config.cluster.namespace == record.namespace).then_some((record, config))
                 })),
+            // The error's own message, not its causes: one short line per cluster.
             Err(error) => found.unreachable.push(format!(
-                "{} ({}): {error:#}",
-                options.context.as_deref().unwrap_or("the current context"),
+                "context {} ({}): {error}",
+                options
+                    .context
+                    .as_deref()
+                    .map(|context| format!("`{context}`"))
+                    .unwrap_or_else(|| "(current)".into()),
                 options
                     .kubeconfig
                     .as_deref()

@@ -362,7 +362,8 @@ fn gc_lists_the_expired_previews_and_asks_before_destroying() {
     // An expired preview still resolves (so it can be destroyed); a deploy says it expired.
     let late = repo.ok(&["deploy", "pr-3"]);
     assert!(
-        late.stderr.contains("preview `pr-3` expired at 2020-01-01T00:00:00Z"),
+        late.stderr
+            .contains("preview `pr-3` expired at 2020-01-01T00:00:00Z"),
         "{}",
         late.all()
     );
