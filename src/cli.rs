@@ -62,8 +62,10 @@ pub enum ColorArg {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// List environments (name, namespace, cluster context)
+    /// List environments (name, namespace, cluster context) and the live previews
     Envs,
+    /// Destroy every expired preview environment
+    Gc(GcArgs),
     /// All static checks for one or all environments; no side effects
     Validate(ValidateArgs),
     /// Print the environment's manifests as multi-document YAML on stdout
@@ -153,8 +155,35 @@ pub struct EnvNewArgs {
     #[arg(long = "from", value_name = "ENV")]
     pub from: String,
     /// Namespace of the new environment (defaults to one derived from the source's)
-    #[arg(long)]
+    #[arg(long, conflicts_with = "ephemeral")]
     pub namespace: Option<String>,
+    /// A preview: no config file is written; it is recorded in the source's cluster (its
+    /// namespace `<source-namespace>-NAME`), found by name by every command, destroyed by `gc`
+    /// once expired. Running it again for a live preview updates its values and TTL
+    #[arg(long)]
+    pub ephemeral: bool,
+    /// How long the preview lives from now (at most `168h`)
+    #[arg(
+        long,
+        value_name = "DURATION",
+        requires = "ephemeral",
+        default_value = "72h"
+    )]
+    pub ttl: String,
+    /// Override a value of the source's config for the preview: `values.KEY=VALUE` (dotted keys,
+    /// typed like YAML scalars; a key the source lacks is added)
+    #[arg(long = "set", value_name = "values.KEY=VALUE", requires = "ephemeral")]
+    pub set: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct GcArgs {
+    /// Go ahead without asking (required when stdin is not a terminal)
+    #[arg(long)]
+    pub yes: bool,
+    /// Only say which previews would be destroyed
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 #[derive(Debug, Args)]
@@ -563,6 +592,15 @@ pub struct CiInitArgs {
     /// The AWS region of the OIDC roles
     #[arg(long, value_name = "REGION", requires = "aws_role")]
     pub aws_region: Option<String>,
+    /// A preview environment per pull request, derived from ENV (`env new pr-<number> --from
+    /// ENV --ephemeral`): deployed on each push, commented, destroyed when it closes; `gc` on
+    /// the schedule
+    #[arg(long, value_name = "ENV")]
+    pub preview_from: Option<String>,
+    /// The preview's URL commented on the pull request: text with `${values.KEY}` of the
+    /// preview's values (e.g. `https://${values.host}/`)
+    #[arg(long, value_name = "TEMPLATE", requires = "preview_from")]
+    pub preview_url: Option<String>,
     /// Overwrite the files when they exist
     #[arg(long)]
     pub force: bool,

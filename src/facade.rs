@@ -49,7 +49,15 @@ pub mod ops {
     }
     /// `envs -o json`.
     pub mod envs {
-        pub use crate::ops::envs::EnvironmentSummary;
+        pub use crate::ops::envs::{EnvironmentSummary, PreviewSummary};
+    }
+    /// `gc -o json`.
+    pub mod gc {
+        pub use crate::ops::gc::GcReport;
+    }
+    /// `env new --ephemeral -o json`.
+    pub mod preview {
+        pub use crate::ops::preview::PreviewReport;
     }
     /// `validate -o json`.
     pub mod validate {

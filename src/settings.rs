@@ -57,6 +57,12 @@ pub enum CommandSettings {
         name: String,
         from: String,
         namespace: Option<String>,
+        /// `--ephemeral` (with `--ttl` and `--set`): a preview, recorded in the cluster.
+        ephemeral: Option<EphemeralSettings>,
+    },
+    Gc {
+        yes: bool,
+        dry_run: bool,
     },
     Plan(PlanSettings),
     Deploy(DeploySettings),
@@ -273,6 +279,41 @@ fn global(g: cli::GlobalArgs) -> GlobalSettings {
     }
 }
 
+/// `env new --ephemeral`'s flags, checked: the TTL parsed and not zero, each `--set` a
+/// `values.KEY=VALUE`.
+#[derive(Debug, Clone)]
+pub struct EphemeralSettings {
+    pub ttl: std::time::Duration,
+    pub sets: Vec<crate::repo::preview::ValueOverride>,
+}
+
+fn env_new(a: cli::EnvNewArgs) -> Result<CommandSettings> {
+    let ephemeral = if a.ephemeral {
+        let ttl = gitship_foundation::duration::parse_positive_flag("`--ttl`", &a.ttl)?;
+        let sets = a
+            .set
+            .iter()
+            .map(|given| crate::repo::preview::parse_set(given))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|error| {
+                use gitship_foundation::diagnostics::StageError as _;
+                gitship_foundation::diagnostics::UserError::usage(
+                    error.to_string(),
+                    error.hint().unwrap_or_default(),
+                )
+            })?;
+        Some(EphemeralSettings { ttl, sets })
+    } else {
+        None
+    };
+    Ok(CommandSettings::EnvNew {
+        name: a.name,
+        from: a.from,
+        namespace: a.namespace,
+        ephemeral,
+    })
+}
+
 /// One verb's settings; the verbs with more to check than a move of fields have a function each.
 fn command(command: cli::Command, codequality: bool) -> Result<CommandSettings> {
     Ok(match command {
@@ -286,10 +327,10 @@ fn command(command: cli::Command, codequality: bool) -> Result<CommandSettings> 
             env: a.env,
             terraform_outputs: a.terraform_outputs,
         },
-        cli::Command::Env(cli::EnvCommand::New(a)) => CommandSettings::EnvNew {
-            name: a.name,
-            from: a.from,
-            namespace: a.namespace,
+        cli::Command::Env(cli::EnvCommand::New(a)) => env_new(a)?,
+        cli::Command::Gc(a) => CommandSettings::Gc {
+            yes: a.yes,
+            dry_run: a.dry_run,
         },
         cli::Command::Plan(a) => CommandSettings::Plan(PlanSettings {
             cluster: cluster(a.cluster),
@@ -383,6 +424,12 @@ fn ci_init(a: cli::CiInitArgs) -> CommandSettings {
             region: a.aws_region.unwrap_or_default(),
         }),
         force: a.force,
+        preview: a
+            .preview_from
+            .map(|from| crate::ops::ci_init::PreviewRequest {
+                from,
+                url: a.preview_url,
+            }),
     })
 }
 

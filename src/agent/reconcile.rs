@@ -450,7 +450,7 @@ impl Agent {
             repo: Some(root),
             kubeconfig: self.options.kubeconfig.clone(),
         };
-        Session::open(
+        Session::open_committed(
             &workspace,
             &self.printer,
             &SessionTarget {

@@ -17,7 +17,7 @@ pub async fn run(ctx: &Context, since: &str, sandbox: bool) -> Result<Outcome> {
                 sandbox,
                 terraform_outputs: None,
             };
-            let session = Session::open(&ctx.global.workspace, &ctx.printer, &target)?;
+            let session = Session::open(&ctx.global.workspace, &ctx.printer, &target).await?;
             crate::ops::affected::since_deployed(&session).await?
         }
         None => crate::ops::affected::affected(ctx.global.workspace.repo.as_deref(), since)?,

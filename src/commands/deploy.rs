@@ -10,14 +10,24 @@ use crate::settings::DeploySettings;
 
 pub async fn run(ctx: &Context, settings: DeploySettings) -> Result<Outcome> {
     let session = match &settings.rev {
-        Some(revision) => Session::open_revision(
-            &ctx.global.workspace,
-            &ctx.printer,
-            &settings.cluster,
-            revision,
-        )?,
-        None => Session::open(&ctx.global.workspace, &ctx.printer, &settings.cluster)?,
+        Some(revision) => {
+            Session::open_revision(
+                &ctx.global.workspace,
+                &ctx.printer,
+                &settings.cluster,
+                revision,
+            )
+            .await?
+        }
+        None => Session::open(&ctx.global.workspace, &ctx.printer, &settings.cluster).await?,
     };
+    if let Some(warning) = session
+        .preview
+        .as_ref()
+        .and_then(|preview| crate::ops::preview::expiry_warning(preview, chrono::Utc::now()))
+    {
+        ctx.printer.warn(&warning);
+    }
     let source = match (&settings.plan, &settings.reviewed) {
         (Some(path), _) => DeploySource::SavedPlan(path.clone()),
         (None, Some(reviewed)) => DeploySource::Reviewed(reviewed.clone()),

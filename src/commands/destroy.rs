@@ -20,7 +20,7 @@ pub async fn run(ctx: &Context, settings: DestroySettings) -> Result<Outcome> {
         )
         .into());
     }
-    let session = crate::commands::cluster_session(ctx, settings.status.clone())?;
+    let session = crate::commands::cluster_session(ctx, settings.status.clone()).await?;
     let request = settings.request(&session.config);
     let yes = settings.yes;
     let report = crate::ops::destroy::destroy(&session, &request, |_plan| {

@@ -10,7 +10,7 @@ use crate::ops::Session;
 use crate::ops::session::SessionTarget;
 
 pub async fn run(ctx: &Context, settings: SessionTarget) -> Result<Outcome> {
-    let session = Session::open(&ctx.global.workspace, &ctx.printer, &settings)?;
+    let session = Session::open(&ctx.global.workspace, &ctx.printer, &settings).await?;
     let result = crate::ops::plan::kubernetes(&session).await?;
     print_plan(ctx, &result)?;
     Ok(if result.has_changes() {

@@ -9,7 +9,7 @@ use crate::settings::DriftSettings;
 
 pub async fn run(ctx: &Context, settings: DriftSettings) -> Result<Outcome> {
     let (session, target) =
-        crate::commands::plan::open(ctx, &settings.cluster, settings.rev.as_deref())?;
+        crate::commands::plan::open(ctx, &settings.cluster, settings.rev.as_deref()).await?;
     let report = crate::ops::drift::drift(&session, target).await?;
     ctx.print(&report)?;
     ctx.printer

@@ -1,5 +1,6 @@
 //! `gitship env new NAME --from ENV`: bootstrap a new environment's config from an existing one
-//! ([`crate::ops::env_new`]).
+//! ([`crate::ops::env_new`]); with `--ephemeral`, record a preview in its cluster instead
+//! ([`crate::ops::preview::create`]).
 
 use anyhow::Result;
 
@@ -20,5 +21,25 @@ pub fn run(ctx: &Context, name: &str, from: &str, namespace: Option<&str>) -> Re
     ctx.printer.status(&format!(
         "review it (domains, replicas, cluster context), then run `gitship validate {name}`"
     ));
+    Ok(Outcome::Success)
+}
+
+/// `env new NAME --from ENV --ephemeral`: record (or update) the preview, print its report.
+pub async fn ephemeral(
+    ctx: &Context,
+    name: String,
+    from: String,
+    settings: crate::settings::EphemeralSettings,
+) -> Result<Outcome> {
+    let request = crate::ops::preview::EphemeralRequest {
+        name,
+        base: from,
+        ttl: settings.ttl,
+        sets: settings.sets,
+        kubeconfig: ctx.global.workspace.kubeconfig.clone(),
+    };
+    let report =
+        crate::ops::preview::create(ctx.global.workspace.repo.as_deref(), &request).await?;
+    ctx.print(&report)?;
     Ok(Outcome::Success)
 }

@@ -16,7 +16,7 @@ pub async fn run(ctx: &Context, settings: HistorySettings) -> Result<Outcome> {
         sandbox: settings.sandbox,
         terraform_outputs: None,
     };
-    let session = Session::open(&ctx.global.workspace, &ctx.printer, &cluster)?;
+    let session = Session::open(&ctx.global.workspace, &ctx.printer, &cluster).await?;
     if let Some((from, to)) = &settings.diff {
         let diff = crate::ops::history::diff(&session, from, to).await?;
         ctx.print(&diff)?;

@@ -19,6 +19,7 @@ pub mod diff;
 pub mod drift;
 pub mod env_new;
 pub mod envs;
+pub mod gc;
 pub mod history;
 pub mod init;
 pub mod pin;
@@ -63,7 +64,7 @@ pub fn dispatch(settings: Settings) -> Result<Outcome> {
         );
     }
     match settings.command {
-        CommandSettings::Envs => envs::run(&ctx),
+        CommandSettings::Envs => crate::ops::block_on(envs::run(&ctx)),
         CommandSettings::Validate {
             env,
             terraform_outputs,
@@ -82,7 +83,15 @@ pub fn dispatch(settings: Settings) -> Result<Outcome> {
             name,
             from,
             namespace,
+            ephemeral: None,
         } => env_new::run(&ctx, &name, &from, namespace.as_deref()),
+        CommandSettings::EnvNew {
+            name,
+            from,
+            ephemeral: Some(ephemeral),
+            ..
+        } => crate::ops::block_on(env_new::ephemeral(&ctx, name, from, ephemeral)),
+        CommandSettings::Gc { yes, dry_run } => crate::ops::block_on(gc::run(&ctx, yes, dry_run)),
         CommandSettings::Completions { shell } => completions::run(shell),
         CommandSettings::Init {
             env,
@@ -151,7 +160,7 @@ pub fn confirm(question: &str, action: &str) -> Result<()> {
 /// The session of a command that reads or writes the environment's cluster state and nothing
 /// of Terraform's (`status`, `pin`, `resume`, `suspend`, `sync`, `unlock`), or runs Terraform
 /// without outputs given (`destroy`).
-pub fn cluster_session(
+pub async fn cluster_session(
     ctx: &Context,
     settings: crate::settings::StatusSettings,
 ) -> Result<crate::ops::Session> {
@@ -164,6 +173,7 @@ pub fn cluster_session(
             terraform_outputs: None,
         },
     )
+    .await
 }
 
 impl Context {

@@ -10,7 +10,7 @@ use crate::ops::pin::Resumed;
 use crate::settings::StatusSettings;
 
 pub async fn pin(ctx: &Context, settings: StatusSettings, revision: &str) -> Result<Outcome> {
-    let session = open(ctx, settings)?;
+    let session = open(ctx, settings).await?;
     let pin = crate::ops::pin::pin(&session, revision, "pin").await?;
     ctx.printer.data(&format!(
         "pinned `{}` at {}: `deploy` refuses other revisions (unless `--force`) and the agent heals to it without syncing; `gitship resume {}` undoes it\n",
@@ -22,7 +22,7 @@ pub async fn pin(ctx: &Context, settings: StatusSettings, revision: &str) -> Res
 }
 
 pub async fn resume(ctx: &Context, settings: StatusSettings) -> Result<Outcome> {
-    let session = open(ctx, settings)?;
+    let session = open(ctx, settings).await?;
     let env = &session.config.name;
     let resumed = crate::ops::pin::resume(&session).await?;
     let mut was = Vec::new();
@@ -52,7 +52,7 @@ pub async fn resume(ctx: &Context, settings: StatusSettings) -> Result<Outcome> 
 
 /// `gitship suspend ENV [--reason TEXT]`.
 pub async fn suspend(ctx: &Context, settings: StatusSettings, reason: &str) -> Result<Outcome> {
-    let session = open(ctx, settings)?;
+    let session = open(ctx, settings).await?;
     crate::ops::agent_control::suspend(&session, reason).await?;
     ctx.printer.data(&format!(
         "suspended `{}`: its agent neither syncs nor heals it until `gitship resume {}` (`deploy` still works)\n",
@@ -69,7 +69,7 @@ pub async fn sync(
 ) -> Result<Outcome> {
     use crate::ops::agent_control::SyncAnswer;
     use crate::ops::agent_status::SyncState;
-    let session = open(ctx, settings)?;
+    let session = open(ctx, settings).await?;
     let env = session.config.name.clone();
     match crate::ops::agent_control::sync(&session, wait).await? {
         SyncAnswer::Requested => {

@@ -12,7 +12,7 @@ use crate::plan::{self, Plan};
 use crate::settings::PlanSettings;
 
 pub async fn run(ctx: &Context, settings: PlanSettings) -> Result<Outcome> {
-    let (session, target) = open(ctx, &settings.cluster, settings.rev.as_deref())?;
+    let (session, target) = open(ctx, &settings.cluster, settings.rev.as_deref()).await?;
     let outcome = crate::ops::plan::plan(&session, target).await?;
     ctx.printer.status(&format!(
         "preflight: {} checks passed",
@@ -54,18 +54,18 @@ pub async fn run(ctx: &Context, settings: PlanSettings) -> Result<Outcome> {
 /// The session of the revision `rev` names (checked out in gitship's own clone), compared
 /// whatever the pin; without one, the work tree's, which a pinned environment trades for its
 /// pinned revision. What `plan` and `drift` open.
-pub fn open(
+pub async fn open(
     ctx: &Context,
     cluster: &SessionTarget,
     rev: Option<&str>,
 ) -> Result<(Session, Target)> {
     Ok(match rev {
         Some(revision) => (
-            Session::open_revision(&ctx.global.workspace, &ctx.printer, cluster, revision)?,
+            Session::open_revision(&ctx.global.workspace, &ctx.printer, cluster, revision).await?,
             Target::Session,
         ),
         None => (
-            Session::open(&ctx.global.workspace, &ctx.printer, cluster)?,
+            Session::open(&ctx.global.workspace, &ctx.printer, cluster).await?,
             Target::FollowPin,
         ),
     })

@@ -19,14 +19,15 @@ pub async fn run(ctx: &Context, settings: RollbackRequest) -> Result<Outcome> {
         sandbox: settings.sandbox,
         terraform_outputs: None,
     };
-    let session = Session::open(&ctx.global.workspace, &ctx.printer, &cluster)?;
+    let session = Session::open(&ctx.global.workspace, &ctx.printer, &cluster).await?;
     let target = crate::ops::rollback::target(&session, &settings).await?;
     let revision = Session::open_revision(
         &ctx.global.workspace,
         &ctx.printer,
         &cluster,
         &target.target,
-    )?;
+    )
+    .await?;
     ctx.printer.status(&format!(
         "rollback of `{}` from {} to {}: images and Kubernetes{}",
         settings.env,

@@ -19,7 +19,7 @@ pub async fn run(
         sandbox: settings.sandbox,
         terraform_outputs: None,
     };
-    let session = Session::open(&ctx.global.workspace, &ctx.printer, &cluster)?;
+    let session = Session::open(&ctx.global.workspace, &ctx.printer, &cluster).await?;
     if let Some((revision, timeout)) = wait {
         let target = crate::ops::agent_control::ReadyTarget {
             sha: session.resolve_revision(&revision)?,

@@ -29,7 +29,7 @@ pub async fn run(
             &format!("breaking the deploy lock of `{env}`"),
         )?;
     }
-    let session = crate::commands::cluster_session(ctx, settings)?;
+    let session = crate::commands::cluster_session(ctx, settings).await?;
     let text = match crate::ops::unlock::unlock(&session).await? {
         Some(holder) => format!(
             "broke the deploy lock of `{env}`, held by `{holder}`: that deploy stops before its next write\n"

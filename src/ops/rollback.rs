@@ -299,7 +299,7 @@ pub async fn undo_failed(
     printer: &gitship_foundation::output::Printer,
     cluster: &SessionTarget,
 ) -> Result<String> {
-    let session = Session::open(workspace, printer, cluster)?;
+    let session = Session::open(workspace, printer, cluster).await?;
     let connection = session.connect().await?;
     let inventory = session.deployed_inventory(&connection, "roll back").await?;
     let target = choose(&inventory.history, 1).ok_or_else(|| {
@@ -311,7 +311,7 @@ pub async fn undo_failed(
             "fix the workloads and deploy again, or `gitship rollback --to REV`",
         )
     })?;
-    let revision = Session::open_revision(workspace, printer, cluster, &target.target)?;
+    let revision = Session::open_revision(workspace, printer, cluster, &target.target).await?;
     let deploy = rollback_deploy(
         &RollbackRequest {
             env: cluster.env.clone(),

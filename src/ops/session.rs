@@ -24,6 +24,7 @@ use gitship_kube::ClientOptions;
 use gitship_kube::client::ClusterIdentity;
 use gitship_kube::inventory::Inventory;
 use gitship_kube::pin::Pin;
+use gitship_kube::preview::PreviewRecord;
 use gitship_kube::retry::RetryPolicy;
 use gitship_kube::sandbox::Sandbox;
 
@@ -61,6 +62,23 @@ pub struct Session {
     /// Terraform module and state, and whose sandbox, the operation uses (the state lives next to
     /// the module, not in the commit).
     pub state_repo: Option<Repository>,
+    /// The environment is a preview (no config file): its record in the base's cluster.
+    pub preview: Option<PreviewRecord>,
+}
+
+/// The config of the environment `cluster.env` names, and its preview record when it is one (a
+/// sandbox is one environment's simulated cluster, where no preview is recorded).
+async fn load_config(
+    repo: &Repository,
+    printer: &Printer,
+    cluster: &SessionTarget,
+    workspace: &Workspace,
+) -> Result<(EnvConfig, Option<PreviewRecord>)> {
+    if cluster.sandbox {
+        return Ok((repo.load_env(&cluster.env).map_err(user_error)?, None));
+    }
+    crate::ops::preview::load_env(repo, &cluster.env, workspace.kubeconfig.as_deref(), printer)
+        .await
 }
 
 /// A connection to an environment's cluster; keeps the sandbox server alive when there is one.
@@ -97,24 +115,53 @@ impl ClusterConnection {
 }
 
 impl Session {
-    /// Find the repository, load the environment, read Git's state.
-    pub fn open(
+    /// Find the repository, load the environment (a config file, or a preview recorded in a
+    /// committed environment's cluster: `ops::preview::load_env`), read Git's state.
+    pub async fn open(
         workspace: &Workspace,
         printer: &Printer,
         cluster: &SessionTarget,
     ) -> Result<Session> {
         let repo = Repository::discover(workspace.repo.as_deref()).map_err(user_error)?;
-        Session::open_in(repo, printer, cluster, workspace.kubeconfig.clone())
+        let (config, preview) = load_config(&repo, printer, cluster, workspace).await?;
+        Session::open_loaded(
+            repo,
+            config,
+            preview,
+            printer,
+            cluster,
+            workspace.kubeconfig.clone(),
+        )
     }
 
-    /// [`Session::open`] of the repository `repo`.
-    fn open_in(
+    /// [`Session::open`] of a committed environment only (a config file; no cluster is asked
+    /// for previews): the agent's, which runs one committed environment.
+    pub fn open_committed(
+        workspace: &Workspace,
+        printer: &Printer,
+        cluster: &SessionTarget,
+    ) -> Result<Session> {
+        let repo = Repository::discover(workspace.repo.as_deref()).map_err(user_error)?;
+        let config = repo.load_env(&cluster.env).map_err(user_error)?;
+        Session::open_loaded(
+            repo,
+            config,
+            None,
+            printer,
+            cluster,
+            workspace.kubeconfig.clone(),
+        )
+    }
+
+    /// The session of `repo` with the environment's config loaded.
+    fn open_loaded(
         repo: Repository,
+        config: EnvConfig,
+        preview: Option<PreviewRecord>,
         printer: &Printer,
         cluster: &SessionTarget,
         kubeconfig: Option<PathBuf>,
     ) -> Result<Session> {
-        let config = repo.load_env(&cluster.env).map_err(user_error)?;
         let sha = crate::git::head_sha(&repo.root).with_context(|| {
             format!("cannot read the Git revision of `{}`", repo.root.display())
         })?;
@@ -129,20 +176,29 @@ impl Session {
             terraform_outputs: cluster.terraform_outputs.clone(),
             printer: printer.clone(),
             state_repo: None,
+            preview,
         })
     }
 
     /// [`Session::open`] for the commit `revision` (SHA, tag or branch) of the repository,
     /// checked out in gitship's own clone (never in the work tree, which stays untouched).
-    pub fn open_revision(
+    pub async fn open_revision(
         workspace: &Workspace,
         printer: &Printer,
         cluster: &SessionTarget,
         revision: &str,
     ) -> Result<Session> {
         let repo = Repository::discover(workspace.repo.as_deref()).map_err(user_error)?;
+        let (_, preview) = load_config(&repo, printer, cluster, workspace).await?;
         let sha = resolve_revision(&repo.root, revision, &cluster.env)?;
-        Session::checkout(repo, &sha, printer, cluster, workspace.kubeconfig.clone())
+        Session::checkout(
+            repo,
+            &sha,
+            printer,
+            cluster,
+            workspace.kubeconfig.clone(),
+            preview,
+        )
     }
 
     /// This session's environment at the commit `sha` of the user's repository, checked out in
@@ -160,17 +216,20 @@ impl Session {
             &self.printer,
             &cluster,
             self.kubeconfig.clone(),
+            self.preview.clone(),
         )
     }
 
     /// Check the commit `sha` of `repo` out in gitship's own clone and open the environment
-    /// there; `repo` stays the state's repository.
+    /// there (a preview: derived from its base's config at that commit); `repo` stays the
+    /// state's repository.
     fn checkout(
         repo: Repository,
         sha: &str,
         printer: &Printer,
         cluster: &SessionTarget,
         kubeconfig: Option<PathBuf>,
+        preview: Option<PreviewRecord>,
     ) -> Result<Session> {
         let git_root = crate::git::work_tree_root(&repo.root)
             .with_context(|| format!("`{}` is not in a Git work tree", repo.root.display()))?;
@@ -191,7 +250,12 @@ impl Session {
             clone_root.display()
         ));
         let clone = Repository::discover(Some(&clone_root)).map_err(user_error)?;
-        let mut session = Session::open_in(clone, printer, cluster, kubeconfig)?;
+        let config = match &preview {
+            Some(record) => crate::ops::preview::derive_at(&clone, record)?,
+            None => clone.load_env(&cluster.env).map_err(user_error)?,
+        };
+        let mut session =
+            Session::open_loaded(clone, config, preview, printer, cluster, kubeconfig)?;
         session.state_repo = Some(repo);
         Ok(session)
     }
@@ -679,7 +743,9 @@ mod tests {
             repo: Some(dir.path().to_path_buf()),
             kubeconfig: None,
         };
-        let session = Session::open(&workspace, &printer(), &target()).unwrap();
+        let session = Session::open(&workspace, &printer(), &target())
+            .await
+            .unwrap();
         let root = session.repo.root.clone();
         let apps = session.repo.apps.len();
         assert_eq!(apps, 2);

@@ -8,6 +8,7 @@ pub mod config;
 pub mod files;
 pub mod helm;
 pub mod limits;
+pub mod preview;
 pub(crate) mod reader;
 pub mod yaml;
 

@@ -92,7 +92,8 @@ pub struct TerraformSettings {
     /// `config/<env>.yaml` (absolute).
     pub env_file: PathBuf,
     /// The workspace of this environment; `None` with a `backend_config` means the backend
-    /// itself is per environment (default workspace).
+    /// itself is per environment (default workspace). A preview has both: its own workspace
+    /// in its base's backend (`repo::preview`).
     pub workspace: Option<String>,
     /// Backend settings for `init`, passed through an owner-only `-backend-config` file (never
     /// on argv).

@@ -1500,3 +1500,115 @@ fn affected_without_commits_says_to_commit_first() {
     );
     assert!(run.stdout.is_empty(), "{}", run.stdout);
 }
+
+/// `--preview-from staging --preview-url ...`: a preview per pull/merge request (created or
+/// updated, built, deployed, commented with its URL), destroyed when it closes, `gc` on the
+/// schedule; the files pass actionlint and the platforms' schemas; the plan jobs do not run
+/// when a pull request closes; a bad URL template or base is refused before anything is written.
+#[test]
+fn ci_init_writes_preview_jobs_per_pull_request() {
+    let repo = Repo::example();
+    repo.git(&["branch", "-M", "main"]);
+    let url = "https://${values.host}/?pr=1";
+    for (platform, file) in [
+        ("github", ".github/workflows/gitship.yml"),
+        ("gitlab", ".gitlab-ci.yml"),
+    ] {
+        repo.ok(&[
+            "ci",
+            "init",
+            platform,
+            "--preview-from",
+            "staging",
+            "--preview-url",
+            url,
+            "--force",
+        ]);
+        let path = repo.path().join(file);
+        let text = read(&path);
+        for expected in [
+            "env new \"$PREVIEW\" --from staging --ephemeral --ttl 168h",
+            "gitship build staging",
+            "gitship deploy \"$PREVIEW\"",
+            "gitship destroy \"$PREVIEW\" --yes",
+            "gitship gc --yes",
+            r#"jq -r '"https://\(.values["host"] // "")/?pr=1"'"#,
+        ] {
+            let expected = if platform == "gitlab" {
+                expected.replace("$PREVIEW", "$preview")
+            } else {
+                expected.to_string()
+            };
+            assert!(
+                text.contains(&expected),
+                "{platform}: no `{expected}` in:\n{text}"
+            );
+        }
+        if platform == "github" {
+            assert!(
+                text.contains("types: [opened, synchronize, reopened, closed]"),
+                "{text}"
+            );
+            assert!(
+                text.contains("gh pr comment \"$PR_NUMBER\" --edit-last --create-if-none"),
+                "{text}"
+            );
+            assert!(
+                text.contains(
+                    "if: github.event_name == 'pull_request' && github.event.action == 'closed'"
+                ),
+                "{text}"
+            );
+            // The plan jobs leave a closed pull request alone.
+            assert!(
+                !text.contains("if: github.event_name == 'pull_request'\n"),
+                "{text}"
+            );
+            actionlint(&path);
+            check_schema("vendor.github-workflows", &path);
+        } else {
+            for expected in [
+                "on_stop: preview-stop",
+                "auto_stop_in: 1 week",
+                "action: stop",
+                "PRIVATE-TOKEN: $GITLAB_TOKEN",
+                "<!-- gitship-preview -->",
+            ] {
+                assert!(text.contains(expected), "no `{expected}` in:\n{text}");
+            }
+            check_schema("vendor.gitlab-ci", &path);
+        }
+    }
+    let before = read(&repo.path().join(".gitlab-ci.yml"));
+    for (args, expected) in [
+        (
+            &["--preview-from", "nope"][..],
+            "`--preview-from nope`: no such environment",
+        ),
+        (
+            &[
+                "--preview-from",
+                "staging",
+                "--preview-url",
+                "https://${terraform.url}",
+            ][..],
+            "`${terraform.url}` is not a value",
+        ),
+        (
+            &[
+                "--preview-from",
+                "staging",
+                "--preview-url",
+                "https://${values.host",
+            ][..],
+            "is not closed",
+        ),
+    ] {
+        let mut all = vec!["ci", "init", "gitlab", "--force"];
+        all.extend_from_slice(args);
+        let run = repo.gitship(&all);
+        assert_eq!(run.code, 64, "{args:?}: {}", run.all());
+        assert!(run.stderr.contains(expected), "{args:?}: {}", run.all());
+    }
+    assert_eq!(read(&repo.path().join(".gitlab-ci.yml")), before);
+}

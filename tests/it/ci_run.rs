@@ -75,6 +75,8 @@ struct JobRun {
 /// A GitHub event.
 struct Event<'a> {
     name: &'a str,
+    /// `github.event.action` (`closed`, ...; empty for a push).
+    action: &'a str,
     /// The commit checked out.
     sha: String,
     /// `github.event.pull_request.base.sha` or `github.event.before`.
@@ -262,6 +264,7 @@ impl Context<'_> {
         let parts: Vec<&str> = operand.split('.').collect();
         match parts.as_slice() {
             ["github", "event_name"] => self.event.name.to_string(),
+            ["github", "event", "action"] => self.event.action.to_string(),
             ["github", "event", "pull_request", "base", "sha"] | ["github", "event", "before"] => {
                 self.event.base.clone()
             }
@@ -569,6 +572,16 @@ fn repository(
     namespace: &str,
     platform: &str,
 ) -> Repo {
+    repository_with(cluster, registry, namespace, &["ci", "init", platform])
+}
+
+/// [`repository`] with the CI file `ci_init` writes (`ci init ...`).
+fn repository_with(
+    cluster: &TestCluster,
+    registry: &TestRegistry,
+    namespace: &str,
+    ci_init: &[&str],
+) -> Repo {
     let mut repo = Repo::web_app_in(
         cluster.kubeconfig_path(),
         namespace,
@@ -578,8 +591,14 @@ fn repository(
     repo.kubeconfig = None;
     repo.git(&["branch", "-M", "main"]);
     repo.git(&["mv", "config/staging.yaml", "config/production.yaml"]);
+    let config =
+        std::fs::read_to_string(repo.path().join("config/production.yaml")).expect("config");
+    repo.write(
+        "config/production.yaml",
+        &format!("{config}values:\n  host: web.example\n"),
+    );
     repo.commit("production");
-    repo.ok(&["ci", "init", platform]);
+    repo.ok(ci_init);
     repo.commit("ci");
     repo
 }
@@ -651,6 +670,7 @@ async fn github_jobs_plan_the_pull_request_and_deploy_the_reviewed_plan() {
         let first = head(&repo);
         let push = Event {
             name: "push",
+            action: "",
             sha: first.clone(),
             base: "0".repeat(40),
         };
@@ -684,6 +704,7 @@ async fn github_jobs_plan_the_pull_request_and_deploy_the_reviewed_plan() {
         );
         let pull = Event {
             name: "pull_request",
+            action: "opened",
             sha: head(&repo),
             base: first.clone(),
         };
@@ -726,6 +747,7 @@ async fn github_jobs_plan_the_pull_request_and_deploy_the_reviewed_plan() {
         assert_eq!(git(repo.path(), &["rev-parse", "HEAD^{tree}"]), tree);
         let push = Event {
             name: "push",
+            action: "",
             sha: merged.clone(),
             base: first.clone(),
         };
@@ -750,6 +772,7 @@ async fn github_jobs_plan_the_pull_request_and_deploy_the_reviewed_plan() {
         assert!(pending(&repo, &cluster), "push 3 is not deployed yet");
         let push = Event {
             name: "push",
+            action: "",
             sha: head(&repo),
             base: cancelled,
         };
@@ -822,6 +845,84 @@ async fn gitlab_production_job_deploys() {
             "{}",
             skipped.log
         );
+    })
+    .await
+    .expect("test");
+}
+
+/// GitHub previews: a pull request's `preview` job creates the preview of `production` in its
+/// cluster, builds, deploys it by name and comments its URL (`gh pr comment --edit-last
+/// --create-if-none`); a second push updates it; the `preview-close` job of the closed event
+/// destroys it, leaving no namespace; the plan job skips the closed event.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn github_preview_jobs_deploy_a_pull_request_and_destroy_it_when_it_closes() {
+    let Some(registry) = TestRegistry::start() else {
+        return;
+    };
+    if !tools() {
+        return;
+    }
+    let cluster = TestCluster::start().await;
+    let namespace = cluster.ns("ci-preview");
+    let preview_namespace = format!("{namespace}-pr-1");
+    cluster.track(&preview_namespace);
+    tokio::task::spawn_blocking(move || {
+        let ci_init = [
+            "ci", "init", "github", "--preview-from", "production", "--preview-url",
+            "https://${values.host}/pr-1",
+        ];
+        let repo = repository_with(&cluster, &registry, &namespace, &ci_init);
+        let file = std::fs::read_to_string(repo.path().join(".github/workflows/gitship.yml"))
+            .expect("workflow");
+        let workflow = &YamlLoader::load_from_str(&file).expect("YAML")[0];
+        let mut runner = Runner::new(repo.path());
+        runner.secrets = kubeconfig_secrets(&cluster, &["production-preview", "production-plan"]);
+        let base = head(&repo);
+        git(repo.path(), &["checkout", "-q", "-b", "feature"]);
+        repo.write("apps/web/index.html", "<h1>preview</h1>\n");
+        repo.commit("preview");
+        let pull = Event {
+            name: "pull_request",
+            action: "opened",
+            sha: head(&repo),
+            base: base.clone(),
+        };
+        let kubeconfig = cluster.kubeconfig_path().to_string_lossy().into_owned();
+        let namespace_exists = || {
+            Command::new("kubectl")
+                .args(["--kubeconfig", &kubeconfig, "get", "namespace", &preview_namespace])
+                .output()
+                .expect("kubectl")
+                .status
+                .success()
+        };
+        for push in ["created", "updated"] {
+            let run = runner.github_job(workflow, "preview", &pull);
+            assert!(run.success, "{}", run.log);
+            assert!(run.log.contains(&format!("\"action\": \"{push}\"")), "{}", run.log);
+        }
+        assert!(namespace_exists());
+        let gh_log = std::fs::read_to_string(runner.dir.path().join("gh.log")).expect("gh log");
+        assert!(
+            gh_log.contains("pr comment 1 --edit-last --create-if-none --body **Preview `pr-1`** of `production`: https://web.example/pr-1"),
+            "{gh_log}"
+        );
+        let closed = Event {
+            name: "pull_request",
+            action: "closed",
+            sha: head(&repo),
+            base,
+        };
+        let plan = runner.github_job(workflow, "plan-production", &closed);
+        assert!(plan.log.contains("skipped: its `if:` is false"), "{}", plan.log);
+        let skipped = runner.github_job(workflow, "preview", &closed);
+        assert!(skipped.log.contains("skipped: its `if:` is false"), "{}", skipped.log);
+        let destroyed = runner.github_job(workflow, "preview-close", &closed);
+        assert!(destroyed.success, "{}", destroyed.log);
+        assert!(!namespace_exists(), "{}", destroyed.log);
+        // Closed again (a re-run): nothing left to destroy, and it says so.
+        let again = runner.github_job(workflow, "preview-close", &closed);
+        assert!(again.success && again.log.contains("no preview pr-1 to destroy"), "{}", again.log);
     })
     .await
     .expect("test");

@@ -342,7 +342,14 @@ fn envs_lists_the_example() {
     snapshot("envs_example", &result.transcript(), None);
     let json = gitship_example(&["envs", "-o", "json"]);
     let report: serde_json::Value = serde_json::from_str(&json.stdout).expect("json");
-    assert_eq!(report["format_version"], 1, "{report}");
+    assert_eq!(report["format_version"], 2, "{report}");
+    // No cluster to ask: no preview, and each cluster named as unreachable.
+    assert_eq!(report["previews"], serde_json::json!([]), "{report}");
+    assert_eq!(
+        report["unreachable"].as_array().map(Vec::len),
+        Some(3),
+        "{report}"
+    );
     let rows: Vec<gitship::facade::ops::envs::EnvironmentSummary> =
         serde_json::from_value(report["environments"].clone()).expect("the environments");
     let names: Vec<&str> = rows.iter().map(|r| r.name.as_str()).collect();

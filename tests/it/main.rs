@@ -24,6 +24,7 @@ mod kube;
 mod kustomize;
 mod layers;
 mod plan;
+mod preview;
 mod quiet;
 mod reports;
 mod rollback;

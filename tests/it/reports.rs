@@ -14,6 +14,7 @@ use crate::support::repo::Repo;
 /// here (after `-o json`), in the order they run: the deploy before what reads its record.
 const REPORTS: &[(&str, &[&str])] = &[
     ("envs", &["envs"]),
+    ("gc", &["gc", "--dry-run"]),
     ("validate", &["validate"]),
     (
         "render",
@@ -83,7 +84,10 @@ const REPORTS: &[(&str, &[&str])] = &[
 
 /// The commands that print no JSON report, and why.
 const NO_REPORT: &[(&str, &str)] = &[
-    ("env new", "writes a config file and says so on stderr"),
+    (
+        "env new",
+        "writes a config file and says so on stderr; `--ephemeral` needs a cluster, its report is read in `preview`",
+    ),
     ("pin", "changes the pin and says so on stderr"),
     (
         "rollback",

@@ -133,6 +133,13 @@ pub enum KubeError {
         environment: String,
         message: String,
     },
+    /// The namespace a preview would be recorded in holds something else.
+    #[error("cannot record preview `{preview}`: namespace `{namespace}` {why}")]
+    PreviewTaken {
+        preview: String,
+        namespace: String,
+        why: String,
+    },
 }
 
 /// The bridge from the Kubernetes stage to the user's error (see [`gitship_foundation::diagnostics::user_error`]).
@@ -172,6 +179,9 @@ impl StageError for KubeError {
             KubeError::CorruptPin { environment, .. } => Some(format!(
                 "run `gitship resume {environment}` to remove it (then pin again if the environment must stay at a revision)"
             )),
+            KubeError::PreviewTaken { .. } => Some(
+                "choose another preview name, or destroy what holds the namespace first".into(),
+            ),
             KubeError::HookFailed { .. } => Some(
                 "see its pods with `kubectl describe` and `kubectl logs`; fix the hook (or what it needs) and deploy again; its delete policy decides whether the failed object stays for inspection".into(),
             ),

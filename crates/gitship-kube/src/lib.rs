@@ -19,6 +19,7 @@
 //!   agent's leader Lease).
 //! - [`events`]: Kubernetes Events on the inventory, the audit trail `kubectl get events` shows.
 //! - [`pin`]: the revision a rollback pinned the environment at.
+//! - [`preview`]: preview environments, recorded on their namespaces.
 //! - [`destroy`]: `gitship destroy`'s cluster side: the inventory's objects deleted in reverse
 //!   order and waited for, gitship's records, the namespace.
 //! - [`deploy`]: the entry point `gitship deploy` calls, [`deploy::deploy_objects`].
@@ -40,6 +41,7 @@ pub mod live;
 pub mod lock;
 pub mod order;
 pub mod pin;
+pub mod preview;
 pub mod progress;
 pub mod prune;
 pub mod retry;

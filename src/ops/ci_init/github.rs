@@ -315,6 +315,148 @@ const DRIFT_STEP: &str = r#"- name: Drift
     esac
 "#;
 
+const PREVIEW_JOB: &str = r#"preview:
+  name: preview of @BASE@
+  if: github.event_name == 'pull_request' && github.event.action != 'closed'
+  runs-on: ubuntu-latest
+  # The secrets of the environment `@BASE@-preview`: credentials that can deploy previews of
+  # @BASE@ (its registry, its Terraform backend, the namespaces `<namespace>-pr-*` of its
+  # cluster). Any branch's pull request runs this job: they must reach nothing else.
+  environment: @BASE@-preview
+  permissions:
+    contents: read
+    pull-requests: write
+@ID_TOKEN@  # One run per pull request at a time; a newer push waits for the running one.
+  concurrency:
+    group: gitship-preview-${{ github.event.pull_request.number }}
+    cancel-in-progress: false
+@JOB_ENV@@CONTAINER@  steps:
+"#;
+
+const PREVIEW_STEPS: &str = r#"- name: Create or update the preview
+  env:
+    PREVIEW: pr-${{ github.event.pull_request.number }}
+  run: |
+    # Recorded in @BASE@'s cluster (no file is written); each push pushes its expiry out.
+    @GITSHIP@ -o json env new "$PREVIEW" --from @BASE@ --ephemeral --ttl @TTL@ > "$RUNNER_TEMP/preview.json"
+    cat "$RUNNER_TEMP/preview.json"
+- name: Build
+  run: @GITSHIP@ build @BASE@
+- name: Deploy the preview
+  env:
+    PREVIEW: pr-${{ github.event.pull_request.number }}
+  run: @GITSHIP@ deploy "$PREVIEW"
+- name: Comment the preview
+  env:
+    GH_TOKEN: ${{ github.token }}
+    GH_REPO: ${{ github.repository }}
+    PR_NUMBER: ${{ github.event.pull_request.number }}
+  run: |
+    # One comment, this workflow's last, edited in place on each push.
+    namespace="$(jq -r '.preview.namespace' "$RUNNER_TEMP/preview.json")"
+    expires="$(jq -r '.preview.expires_at' "$RUNNER_TEMP/preview.json")"
+@URL@    gh pr comment "$PR_NUMBER" --edit-last --create-if-none --body "$body"
+"#;
+
+const PREVIEW_URL: &str = r#"    url="$(jq -r @JQ@ "$RUNNER_TEMP/preview.json")"
+    body="**Preview \`pr-$PR_NUMBER\`** of \`@BASE@\`: $url (namespace \`$namespace\`, expires $expires; destroyed when this pull request closes)"
+"#;
+
+const PREVIEW_NO_URL: &str = r#"    body="**Preview \`pr-$PR_NUMBER\`** of \`@BASE@\` deployed: namespace \`$namespace\`, expires $expires; destroyed when this pull request closes"
+"#;
+
+const PREVIEW_CLOSE_JOB: &str = r#"preview-close:
+  name: destroy the preview
+  if: github.event_name == 'pull_request' && github.event.action == 'closed'
+  runs-on: ubuntu-latest
+  environment: @BASE@-preview
+@PERMISSIONS@  concurrency:
+    group: gitship-preview-${{ github.event.pull_request.number }}
+    cancel-in-progress: false
+@JOB_ENV@@CONTAINER@  steps:
+"#;
+
+const PREVIEW_CLOSE_STEP: &str = r#"- name: Destroy the preview
+  env:
+    PREVIEW: pr-${{ github.event.pull_request.number }}
+  run: |
+    # Its objects, records, namespace and Terraform state; nothing when there is none.
+    if @GITSHIP@ -o json envs | jq -e --arg name "$PREVIEW" '.previews | map(.name) | index($name)' > /dev/null; then
+      @GITSHIP@ destroy "$PREVIEW" --yes
+    else
+      echo "no preview $PREVIEW to destroy"
+    fi
+"#;
+
+const PREVIEW_GC_JOB: &str = r#"preview-gc:
+  name: destroy the expired previews
+  if: github.event_name == 'schedule' || github.event_name == 'workflow_dispatch'
+  runs-on: ubuntu-latest
+  environment: @BASE@-preview
+@PERMISSIONS@@JOB_ENV@@CONTAINER@  steps:
+"#;
+
+const PREVIEW_GC_STEP: &str = r#"- name: Destroy the expired previews
+  run: @GITSHIP@ gc --yes
+"#;
+
+/// The preview jobs of `preview`: create or update and deploy on each push of a pull request,
+/// comment it, destroy it when the pull request closes, `gc` on the schedule.
+fn preview_jobs(spec: &CiSpec, preview: &PreviewSpec, gitship: &str) -> String {
+    let base = preview.base.as_str();
+    let unconditional =
+        |step: String| step.replace("  if: steps.affected.outputs.affected == 'true'\n", "");
+    // The steps every preview job needs: Terraform, and the base's cluster.
+    let mut common = checkout(spec);
+    if spec.terraform {
+        common.push_str(&unconditional(aws(spec, |roles| &roles.deploy_role)));
+        common.push_str(&unconditional(terraform(spec)));
+    }
+    common.push_str(&unconditional(kubeconfig(base)));
+    let values = [("BASE", base), ("GITSHIP", gitship), ("TTL", &preview.ttl)];
+    let url = match &preview.url_jq {
+        Some(program) => fill(
+            PREVIEW_URL,
+            &[("JQ", &shell_quote(program)), ("BASE", base)],
+        ),
+        None => fill(PREVIEW_NO_URL, &[("BASE", base)]),
+    };
+    let mut steps = common.clone();
+    for registry in &spec.registries {
+        steps.push_str(&unconditional(login_step(spec, registry)));
+    }
+    steps.push_str(&fill(&PREVIEW_STEPS.replace("@URL@", &url), &values));
+    let id_token = if oidc(spec, true) {
+        "    id-token: write\n"
+    } else {
+        ""
+    };
+    let job = |template: &str| {
+        fill(
+            template,
+            &[
+                ("BASE", base),
+                ("ID_TOKEN", id_token),
+                ("PERMISSIONS", permissions(spec, true)),
+                ("JOB_ENV", job_env(spec, true)),
+                ("CONTAINER", &container(spec, template == PREVIEW_JOB)),
+            ],
+        )
+    };
+    let mut out = indent(&job(PREVIEW_JOB), 2);
+    out.push_str(&indent(&steps, 6));
+    out.push('\n');
+    out.push_str(&indent(&job(PREVIEW_CLOSE_JOB), 2));
+    out.push_str(&indent(
+        &(common.clone() + &fill(PREVIEW_CLOSE_STEP, &values)),
+        6,
+    ));
+    out.push('\n');
+    out.push_str(&indent(&job(PREVIEW_GC_JOB), 2));
+    out.push_str(&indent(&(common + &fill(PREVIEW_GC_STEP, &values)), 6));
+    out
+}
+
 /// The whole workflow.
 pub fn workflow(spec: &CiSpec) -> String {
     let gitship = gitship_command(spec);
@@ -381,6 +523,21 @@ pub fn workflow(spec: &CiSpec) -> String {
     for env in &spec.drift {
         out.push('\n');
         out.push_str(&drift_job(spec, env, &gitship));
+    }
+
+    // The previews: their pull requests' closing is an event too.
+    if let Some(preview) = &spec.preview {
+        out.push('\n');
+        out.push_str(&preview_jobs(spec, preview, &gitship));
+        out = out
+            .replace(
+                "on:\n  pull_request:\n",
+                "on:\n  pull_request:\n    types: [opened, synchronize, reopened, closed]\n",
+            )
+            .replace(
+                "  if: github.event_name == 'pull_request'\n",
+                "  if: github.event_name == 'pull_request' && github.event.action != 'closed'\n",
+            );
     }
     out
 }

@@ -305,6 +305,130 @@ const DRIFT_JOB: &str = r#"drift-@ENV@:
       esac
 "#;
 
+const PREVIEW_JOB: &str = r#"preview:
+  extends: .gitship
+  stage: deploy
+  rules:
+    - if: $CI_PIPELINE_SOURCE == "merge_request_event"
+  needs: []
+  # One run per merge request at a time.
+  resource_group: gitship-preview-$CI_MERGE_REQUEST_IID
+  # Scope the variables of previews (@SECRET@, the registry's, Terraform's) to `preview/*`:
+  # unprotected (a merge request's branch is), able to deploy previews of @BASE@ only.
+  environment:
+    name: preview/pr-$CI_MERGE_REQUEST_IID
+    on_stop: preview-stop
+    auto_stop_in: 1 week
+  services:
+    - docker:27-dind
+  variables:
+    DOCKER_HOST: tcp://docker:2375
+    DOCKER_TLS_CERTDIR: ""
+@ID_TOKENS@  script:
+    - command -v docker > /dev/null || apt-get install -y -qq --no-install-recommends docker.io > /dev/null
+@AWS@    - export KUBECONFIG="$@SECRET@"
+    - |
+      # Recorded in @BASE@'s cluster (no file is written); each push pushes its expiry out.
+      preview="pr-$CI_MERGE_REQUEST_IID"
+      report="$(mktemp)"
+      @GITSHIP@ -o json env new "$preview" --from @BASE@ --ephemeral --ttl @TTL@ > "$report"
+      cat "$report"
+      @GITSHIP@ build @BASE@
+      @GITSHIP@ deploy "$preview"
+      namespace="$(jq -r '.preview.namespace' "$report")"
+      expires="$(jq -r '.preview.expires_at' "$report")"
+@URL@      # One note, this job's user's, updated in place on each push.
+      marker='<!-- gitship-preview -->'
+      payload="$(jq -n --arg body "$marker"$'\n\n'"$body" '{body: $body}')"
+      auth="PRIVATE-TOKEN: $GITLAB_TOKEN"
+      me="$(curl -fsS --header "$auth" "$CI_API_V4_URL/user" | jq -r .username)"
+      notes="$CI_API_V4_URL/projects/$CI_PROJECT_ID/merge_requests/$CI_MERGE_REQUEST_IID/notes"
+      id="$(curl -fsS --header "$auth" "$notes?per_page=100&sort=desc" | jq -r --arg marker "$marker" --arg me "$me" \
+        '[.[] | select(.author.username == $me and (.body | startswith($marker)))][0].id // empty')"
+      if [ -n "$id" ]; then
+        curl -fsS -X PUT --header "$auth" --header "Content-Type: application/json" \
+          --data "$payload" "$notes/$id" > /dev/null
+      else
+        curl -fsS -X POST --header "$auth" --header "Content-Type: application/json" \
+          --data "$payload" "$notes" > /dev/null
+      fi
+"#;
+
+const PREVIEW_URL: &str = r#"      url="$(jq -r @JQ@ "$report")"
+      body="**Preview \`$preview\`** of \`@BASE@\`: $url (namespace \`$namespace\`, expires $expires; destroyed when this merge request is merged or closed)"
+"#;
+
+const PREVIEW_NO_URL: &str = r#"      body="**Preview \`$preview\`** of \`@BASE@\` deployed: namespace \`$namespace\`, expires $expires; destroyed when this merge request is merged or closed"
+"#;
+
+const PREVIEW_STOP_JOB: &str = r#"preview-stop:
+  extends: .gitship
+  stage: deploy
+  rules:
+    - if: $CI_PIPELINE_SOURCE == "merge_request_event"
+      when: manual
+      allow_failure: true
+  needs: []
+  resource_group: gitship-preview-$CI_MERGE_REQUEST_IID
+  # Run by GitLab when the merge request is merged or closed (and after `auto_stop_in`).
+  environment:
+    name: preview/pr-$CI_MERGE_REQUEST_IID
+    action: stop
+@ID_TOKENS@  script:
+@AWS@    - export KUBECONFIG="$@SECRET@"
+    - |
+      # Its objects, records, namespace and Terraform state; nothing when there is none.
+      preview="pr-$CI_MERGE_REQUEST_IID"
+      if @GITSHIP@ -o json envs | jq -e --arg name "$preview" '.previews | map(.name) | index($name)' > /dev/null; then
+        @GITSHIP@ destroy "$preview" --yes
+      else
+        echo "no preview $preview to destroy"
+      fi
+"#;
+
+const PREVIEW_GC_JOB: &str = r#"preview-gc:
+  extends: .gitship
+  stage: drift
+  rules:
+    - if: $CI_PIPELINE_SOURCE == "schedule"
+    - if: $CI_PIPELINE_SOURCE == "web"
+  environment:
+    name: preview/gc
+    action: access
+@ID_TOKENS@  script:
+@AWS@    - export KUBECONFIG="$@SECRET@"
+    - @GITSHIP@ gc --yes
+"#;
+
+impl Jobs {
+    /// The preview jobs: create or update and deploy it on each merge request pipeline, with
+    /// a note; `preview-stop` (its environment's `on_stop`) destroys it; `gc` on the schedule.
+    fn previews(&self, preview: &PreviewSpec) -> String {
+        let base = preview.base.as_str();
+        let (id_tokens, aws) = self.oidc(|roles| &roles.deploy_role);
+        let aws = if aws.is_empty() { aws } else { indent(&aws, 4) };
+        let url = match &preview.url_jq {
+            Some(program) => fill(
+                PREVIEW_URL,
+                &[("JQ", &shell_quote(program)), ("BASE", base)],
+            ),
+            None => fill(PREVIEW_NO_URL, &[("BASE", base)]),
+        };
+        let values = [
+            ("BASE", base),
+            ("TTL", preview.ttl.as_str()),
+            ("ID_TOKENS", id_tokens.as_str()),
+            ("AWS", aws.as_str()),
+        ];
+        let mut out = self.fill(&PREVIEW_JOB.replace("@URL@", &url), base, &values);
+        out.push('\n');
+        out.push_str(&self.fill(PREVIEW_STOP_JOB, base, &values));
+        out.push('\n');
+        out.push_str(&self.fill(PREVIEW_GC_JOB, base, &values));
+        out
+    }
+}
+
 /// The whole pipeline: the header and setup, validation, the merge request's plan, the
 /// deploys of the default branch in order, the scheduled drift checks.
 pub fn pipeline(spec: &CiSpec) -> String {
@@ -347,6 +471,12 @@ pub fn pipeline(spec: &CiSpec) -> String {
         let aws = if aws.is_empty() { aws } else { indent(&aws, 4) };
         let values = [("ID_TOKENS", id_tokens.as_str()), ("AWS", aws.as_str())];
         out.push_str(&jobs.fill(DRIFT_JOB, env, &values));
+    }
+
+    // The previews of merge requests.
+    if let Some(preview) = &spec.preview {
+        out.push('\n');
+        out.push_str(&jobs.previews(preview));
     }
     out
 }

@@ -39,6 +39,81 @@ pub struct CiInitRequest {
     pub aws: Option<AwsRoles>,
     /// `--force`: overwrite files that exist.
     pub force: bool,
+    /// `--preview-from ENV [--preview-url TEMPLATE]`: a preview environment per pull request.
+    pub preview: Option<PreviewRequest>,
+}
+
+/// `--preview-from ENV --preview-url TEMPLATE`.
+#[derive(Debug, Clone)]
+pub struct PreviewRequest {
+    /// The committed environment each pull request's preview derives from.
+    pub from: String,
+    /// The URL commented on the pull request: text with `${values.KEY}` of the preview.
+    pub url: Option<String>,
+}
+
+/// The preview jobs: for each pull request, `env new pr-<number> --from <base> --ephemeral`,
+/// a deploy and a comment with its URL; destroyed when the pull request closes; `gc` on the
+/// schedule.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct PreviewSpec {
+    pub base: String,
+    /// `--ttl` of the preview: each push of the pull request pushes its expiry out.
+    pub ttl: String,
+    /// The URL as written (`--preview-url`).
+    pub url: Option<String>,
+    /// The jq program that makes the URL of `env new --ephemeral -o json`'s report.
+    #[serde(skip)]
+    pub url_jq: Option<String>,
+}
+
+/// The TTL the CI jobs give a preview (the longest: every push updates it; `gc` destroys a
+/// preview whose pull request went quiet for that long).
+pub const PREVIEW_TTL: &str = "168h";
+
+/// The jq program for the URL template `template`: its text, and each `${values.KEY}` read
+/// from the preview's values (`.values.KEY` of `env new --ephemeral -o json`).
+pub fn preview_url_jq(template: &str) -> Result<String, UserError> {
+    let refuse = |why: String| {
+        UserError::usage(
+            format!("`--preview-url {template}`: {why}"),
+            "write text with `${values.KEY}` of the preview's values (e.g. `https://${values.host}/`); set such a value with `env new --set`",
+        )
+    };
+    let mut program = String::from("\"");
+    let mut rest = template;
+    while let Some(start) = rest.find("${") {
+        program.push_str(&jq_literal(&rest[..start]));
+        let after = &rest[start + 2..];
+        let end = after
+            .find('}')
+            .ok_or_else(|| refuse("a `${` is not closed".into()))?;
+        let reference = &after[..end];
+        let key = reference
+            .strip_prefix("values.")
+            .ok_or_else(|| refuse(format!("`${{{reference}}}` is not a value")))?;
+        let segments: Vec<&str> = key.split('.').collect();
+        if segments.iter().any(|s| {
+            s.is_empty()
+                || !s
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        }) {
+            return Err(refuse(format!("`${{{reference}}}` is not a key")));
+        }
+        let path: String = segments.iter().map(|s| format!("[\"{s}\"]")).collect();
+        program.push_str(&format!("\\(.values{path} // \"\")"));
+        rest = &after[end + 1..];
+    }
+    program.push_str(&jq_literal(rest));
+    program.push('"');
+    Ok(program)
+}
+
+/// `text` inside a jq string literal.
+fn jq_literal(text: &str) -> String {
+    let quoted = serde_json::Value::String(text.to_string()).to_string();
+    quoted[1..quoted.len() - 1].to_string()
 }
 
 /// The AWS roles GitHub's jobs assume through OIDC for Terraform's backend.
@@ -89,6 +164,9 @@ pub struct CiSpec {
     pub image: Option<String>,
     /// AWS credentials through OIDC (`--aws-role`); `None`: access keys in secrets.
     pub aws: Option<AwsRoles>,
+    /// `--preview-from`: the preview environments' jobs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub preview: Option<PreviewSpec>,
 }
 
 /// Version of [`CiInitReport`]'s JSON (`ci init -o json`).
@@ -253,6 +331,35 @@ fn spec(repo: &Repository, git_root: &Path, options: &CiInitRequest) -> Result<C
         gitship_version: env!("CARGO_PKG_VERSION").to_string(),
         image: options.image.as_deref().map(pinned_image).transpose()?,
         aws: options.aws.clone().map(checked_roles).transpose()?,
+        preview: options
+            .preview
+            .as_ref()
+            .map(|preview| preview_spec(repo, preview))
+            .transpose()?,
+    })
+}
+
+/// `--preview-from`: a committed environment; `--preview-url`: its jq program.
+fn preview_spec(repo: &Repository, preview: &PreviewRequest) -> Result<PreviewSpec> {
+    if !repo.environments.contains_key(&preview.from) {
+        return Err(UserError::usage(
+            format!("`--preview-from {}`: no such environment", preview.from),
+            format!(
+                "name a committed environment: {}",
+                repo.environments
+                    .keys()
+                    .map(|name| format!("`{name}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        )
+        .into());
+    }
+    Ok(PreviewSpec {
+        base: preview.from.clone(),
+        ttl: PREVIEW_TTL.to_string(),
+        url: preview.url.clone(),
+        url_jq: preview.url.as_deref().map(preview_url_jq).transpose()?,
     })
 }
 

@@ -1,7 +1,7 @@
-//! `gitship envs`'s report: a table of the environments.
+//! `gitship envs`'s report: a table of the environments, then one of the live previews.
 
 use super::CommandReport;
-use crate::ops::envs::Listing;
+use crate::ops::envs::{Listing, PreviewSummary};
 use gitship_foundation::output::{paint, style};
 
 impl CommandReport for Listing {
@@ -12,36 +12,36 @@ impl CommandReport for Listing {
         if self.environments.is_empty() {
             return String::new();
         }
-        let table: Vec<[String; 3]> =
-            std::iter::once(["ENVIRONMENT".into(), "NAMESPACE".into(), "CONTEXT".into()])
-                .chain(self.environments.iter().map(|row| {
-                    [
-                        row.name.clone(),
-                        row.namespace.clone(),
-                        context(row.context.as_deref()).to_string(),
-                    ]
-                }))
-                .collect();
-        let widths: Vec<usize> = (0..3)
-            .map(|i| table.iter().map(|r| r[i].len()).max().unwrap_or(0))
-            .collect();
-        let mut out = String::new();
-        for (index, row) in table.iter().enumerate() {
-            let line = format!(
-                "{:w0$}  {:w1$}  {}",
-                row[0],
-                row[1],
-                row[2],
-                w0 = widths[0],
-                w1 = widths[1]
-            );
-            let line = line.trim_end().to_string();
-            out.push_str(&if index == 0 {
-                paint(color, style::HEADER, &line)
-            } else {
-                line
-            });
+        let mut rows = vec![
+            ["ENVIRONMENT", "NAMESPACE", "CONTEXT"]
+                .map(String::from)
+                .to_vec(),
+        ];
+        rows.extend(self.environments.iter().map(|row| {
+            vec![
+                row.name.clone(),
+                row.namespace.clone(),
+                context(row.context.as_deref()).to_string(),
+            ]
+        }));
+        let mut out = table(&rows, color);
+        if !self.previews.is_empty() {
+            let mut rows = vec![
+                ["PREVIEW", "BASE", "NAMESPACE", "AGE", "EXPIRES"]
+                    .map(String::from)
+                    .to_vec(),
+            ];
+            rows.extend(self.previews.iter().map(|preview| {
+                vec![
+                    preview.name.clone(),
+                    preview.base.clone(),
+                    preview.namespace.clone(),
+                    span(preview.age_seconds),
+                    expiry(preview),
+                ]
+            }));
             out.push('\n');
+            out.push_str(&table(&rows, color));
         }
         out
     }
@@ -56,10 +56,92 @@ impl CommandReport for Listing {
                 context(row.context.as_deref())
             ));
         }
+        if !self.previews.is_empty() {
+            out.push_str("\n| preview | base | namespace | age | expires |\n| --- | --- | --- | --- | --- |\n");
+            for preview in &self.previews {
+                out.push_str(&format!(
+                    "| {} | {} | {} | {} | {} |\n",
+                    preview.name,
+                    preview.base,
+                    preview.namespace,
+                    span(preview.age_seconds),
+                    expiry(preview)
+                ));
+            }
+        }
         out
+    }
+}
+
+/// Aligned columns, the header painted.
+fn table(rows: &[Vec<String>], color: bool) -> String {
+    let columns = rows.first().map(Vec::len).unwrap_or(0);
+    let widths: Vec<usize> = (0..columns)
+        .map(|i| rows.iter().map(|r| r[i].len()).max().unwrap_or(0))
+        .collect();
+    let mut out = String::new();
+    for (index, row) in rows.iter().enumerate() {
+        let line = row
+            .iter()
+            .zip(&widths)
+            .map(|(cell, width)| format!("{cell:width$}"))
+            .collect::<Vec<_>>()
+            .join("  ");
+        let line = line.trim_end().to_string();
+        out.push_str(&if index == 0 {
+            paint(color, style::HEADER, &line)
+        } else {
+            line
+        });
+        out.push('\n');
+    }
+    out
+}
+
+/// `45s`, `12m`, `3h20m`, `2d4h`.
+fn span(seconds: u64) -> String {
+    let (days, hours, minutes) = (seconds / 86_400, seconds / 3_600 % 24, seconds / 60 % 60);
+    match (days, hours, minutes) {
+        (0, 0, 0) => format!("{seconds}s"),
+        (0, 0, m) => format!("{m}m"),
+        (0, h, 0) => format!("{h}h"),
+        (0, h, m) => format!("{h}h{m}m"),
+        (d, 0, _) => format!("{d}d"),
+        (d, h, _) => format!("{d}d{h}h"),
+    }
+}
+
+fn expiry(preview: &PreviewSummary) -> String {
+    let time = preview
+        .expires_at
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    if preview.expired {
+        format!("{time} (expired)")
+    } else {
+        time
     }
 }
 
 fn context(context: Option<&str>) -> &str {
     context.unwrap_or("(current)")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spans_read_in_the_largest_units() {
+        let cases = [
+            (45, "45s"),
+            (720, "12m"),
+            (3_600, "1h"),
+            (12_000, "3h20m"),
+            (172_800, "2d"),
+            (187_200, "2d4h"),
+        ];
+        for (seconds, shown) in cases {
+            assert_eq!(span(seconds), shown);
+        }
+    }
 }

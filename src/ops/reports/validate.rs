@@ -66,13 +66,9 @@ impl ValidateReport {
     pub fn codequality(&self, base: Option<&Path>) -> serde_json::Value {
         use sha2::{Digest, Sha256};
         let config_files: std::collections::BTreeMap<String, String> =
-            crate::ops::envs::environments(base)
-                .map(|listing| {
-                    listing
-                        .environments
-                        .into_iter()
-                        .map(|e| (e.name, e.file))
-                        .collect()
+            crate::ops::envs::committed(base)
+                .map(|(_, environments)| {
+                    environments.into_iter().map(|e| (e.name, e.file)).collect()
                 })
                 .unwrap_or_default();
         let mut issues = Vec::new();

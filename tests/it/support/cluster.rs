@@ -192,6 +192,17 @@ impl TestCluster {
         name
     }
 
+    /// Delete namespace `name` too when the cluster drops (on the real server): one a test's
+    /// environment makes from a namespace of [`TestCluster::ns`] (a preview's).
+    pub fn track(&self, name: &str) {
+        if self.sim.is_none() {
+            let mut namespaces = self.namespaces.lock().expect("namespaces");
+            if !namespaces.iter().any(|known| known == name) {
+                namespaces.push(name.to_string());
+            }
+        }
+    }
+
     /// Rewrite `namespace: BASE` (and `-n BASE`, `BASE/`) in `text` to the test's namespaces:
     /// for config files and expected outputs written with the kubesim names.
     pub fn localize(&self, text: &str, bases: &[&str]) -> String {

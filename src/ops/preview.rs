@@ -1,0 +1,336 @@
+//! Preview environments: `env new NAME --from BASE --ephemeral` records one in the base's
+//! cluster (`kube::preview`), and every operation that resolves an environment by name finds it
+//! there when no config file has that name ([`load_env`]): its config is the base's, derived in
+//! memory (`repo::preview`). `envs` lists them ([`list`]); `gc` finds the expired ones.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::Result;
+use chrono::{DateTime, Utc};
+
+use crate::repo::preview::{self, ValueOverride};
+use crate::repo::{EnvConfig, Repository};
+use crate::terraform::TerraformSettings;
+use gitship_foundation::diagnostics::{UserError, user_error};
+use gitship_foundation::output::Printer;
+use gitship_kube::ClientOptions;
+use gitship_kube::preview::{PreviewRecord, Recorded};
+use gitship_kube::retry::RetryPolicy;
+
+/// Version of [`PreviewReport`]'s JSON (`env new --ephemeral -o json`).
+pub const FORMAT_VERSION: u32 = 1;
+
+/// `env new NAME --from BASE --ephemeral`: what to record.
+#[derive(Debug, Clone)]
+pub struct EphemeralRequest {
+    pub name: String,
+    pub base: String,
+    /// How long from now until the preview expires (`--ttl`).
+    pub ttl: Duration,
+    /// `--set values.KEY=VALUE`, in command-line order (a later one wins).
+    pub sets: Vec<ValueOverride>,
+    /// `--kubeconfig`.
+    pub kubeconfig: Option<std::path::PathBuf>,
+}
+
+/// What `env new --ephemeral` did.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct PreviewReport {
+    /// [`FORMAT_VERSION`].
+    pub format_version: u32,
+    /// `created` or `updated`.
+    pub action: String,
+    pub preview: PreviewRecord,
+    /// The preview's `values`: its base's with the overrides (what `${values.KEY}` renders;
+    /// `ci init --preview-url` reads its URL here).
+    pub values: serde_json::Value,
+}
+
+/// Record (or update) the preview in its base's cluster. Nothing is written to the repository.
+pub async fn create(repo_dir: Option<&Path>, request: &EphemeralRequest) -> Result<PreviewReport> {
+    let repo = Repository::discover(repo_dir).map_err(user_error)?;
+    if repo.environments.contains_key(&request.name) {
+        return Err(UserError::usage(
+            format!(
+                "`{}` is a committed environment (`{}`), not a preview",
+                request.name,
+                repo.relative(&repo.environments[&request.name]).display()
+            ),
+            "choose another name for the preview, e.g. `pr-123`",
+        )
+        .into());
+    }
+    let base = repo.load_env(&request.base).map_err(user_error)?;
+    let values: BTreeMap<String, serde_json::Value> = request
+        .sets
+        .iter()
+        .map(|set| (set.key.clone(), set.value.clone()))
+        .collect();
+    refuse_sensitive(&repo, &base, values.keys())?;
+    let derived = preview::derive(&base, &request.name, &values).map_err(user_error)?;
+    // Whole seconds: the record keeps RFC 3339 times to the second.
+    let now = chrono::SubsecRound::trunc_subsecs(Utc::now(), 0);
+    let ttl = chrono::Duration::from_std(request.ttl)
+        .map_err(|_| anyhow::anyhow!("the TTL `{:?}` is out of range", request.ttl))?;
+    let expires_at = now
+        .checked_add_signed(ttl)
+        .ok_or_else(|| anyhow::anyhow!("the TTL `{:?}` is out of range", request.ttl))?;
+    let record = PreviewRecord {
+        name: derived.name.clone(),
+        base: base.name.clone(),
+        namespace: derived.cluster.namespace.clone(),
+        created_at: now,
+        expires_at,
+        values,
+    };
+    let client = connect(request.kubeconfig.as_deref(), &base).await?;
+    let (recorded, stored) =
+        gitship_kube::preview::record(&client, &record, &RetryPolicy::default())
+            .await
+            .map_err(user_error)?;
+    Ok(PreviewReport {
+        format_version: FORMAT_VERSION,
+        action: match recorded {
+            Recorded::Created => "created",
+            Recorded::Updated => "updated",
+        }
+        .to_string(),
+        preview: stored,
+        values: derived.values,
+    })
+}
+
+/// Refuse a `--set` of a key whose value in the base comes from a sensitive Terraform output
+/// (the record's values are shown by `envs` and stored in an annotation).
+fn refuse_sensitive<'a>(
+    repo: &Repository,
+    base: &EnvConfig,
+    keys: impl Iterator<Item = &'a String>,
+) -> Result<()> {
+    let Some(settings) = TerraformSettings::for_environment(repo, base) else {
+        return Ok(());
+    };
+    let (info, _) = crate::terraform::static_check::inspect_module(
+        &settings.module_dir,
+        &settings.display_root,
+    );
+    for key in keys {
+        let pointer = format!(
+            "/{}",
+            key.replace('~', "~0").replace('/', "~1").replace('.', "/")
+        );
+        let Some(value) = base.values.pointer(&pointer) else {
+            continue;
+        };
+        let sensitive = terraform_references(value)
+            .into_iter()
+            .find(|output| info.outputs.get(output).is_some_and(|o| o.sensitive));
+        if let Some(output) = sensitive {
+            return Err(UserError::usage(
+                format!(
+                    "`--set values.{key}`: `{}` fills `values.{key}` from the sensitive Terraform output `{output}`",
+                    base.spans.location(&format!("values.{key}"))
+                ),
+                "a preview's values are recorded in its namespace's annotations, visible to \
+                 anyone who can read namespaces: set a key that holds no secret",
+            )
+            .into());
+        }
+    }
+    Ok(())
+}
+
+/// The Terraform outputs `${terraform.NAME...}` that the strings of `value` name.
+fn terraform_references(value: &serde_json::Value) -> Vec<String> {
+    match value {
+        serde_json::Value::String(text) => text
+            .match_indices("${terraform.")
+            .map(|(start, marker)| {
+                text[start + marker.len()..]
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '-')
+                    .collect()
+            })
+            .collect(),
+        serde_json::Value::Array(items) => items.iter().flat_map(terraform_references).collect(),
+        serde_json::Value::Object(map) => map.values().flat_map(terraform_references).collect(),
+        _ => Vec::new(),
+    }
+}
+
+async fn connect(kubeconfig: Option<&Path>, config: &EnvConfig) -> Result<kube::Client> {
+    let options = crate::ops::session::client_options(kubeconfig, &config.cluster);
+    gitship_kube::client::connect(&options)
+        .await
+        .map_err(user_error)
+}
+
+/// The previews found in the clusters of the committed environments, and the clusters that
+/// could not be read (their error, for a warning or a hint).
+#[derive(Debug, Default)]
+pub struct Found {
+    /// Each preview with its derived config.
+    pub previews: Vec<(PreviewRecord, EnvConfig)>,
+    /// `context (kubeconfig)`: why it could not be listed.
+    pub unreachable: Vec<String>,
+}
+
+/// Every live preview of the repository's committed environments: each distinct cluster (the
+/// kubeconfig and context of an environment that deploys Kubernetes objects) is listed once by
+/// label selector; a record counts only when its base is a committed environment of that
+/// cluster and its namespace is the one derived from that base (another repository's preview
+/// in a shared cluster is not ours).
+pub async fn find(repo: &Repository, kubeconfig: Option<&Path>, name: Option<&str>) -> Found {
+    let mut found = Found::default();
+    let bases: Vec<EnvConfig> = repo
+        .load_all_envs()
+        .into_iter()
+        .filter_map(|(_, config)| config.ok())
+        .filter(|config| !config.kubernetes.disabled)
+        .collect();
+    let mut clusters: Vec<(ClientOptions, Vec<&EnvConfig>)> = Vec::new();
+    for base in &bases {
+        let options = crate::ops::session::client_options(kubeconfig, &base.cluster);
+        match clusters.iter_mut().find(|(known, _)| {
+            known.kubeconfig == options.kubeconfig && known.context == options.context
+        }) {
+            Some((_, members)) => members.push(base),
+            None => clusters.push((options, vec![base])),
+        }
+    }
+    for (options, members) in clusters {
+        match list_cluster(&options, name).await {
+            Ok(records) => found
+                .previews
+                .extend(records.into_iter().filter_map(|record| {
+                    let base = members.iter().find(|base| base.name == record.base)?;
+                    let config = preview::derive(base, &record.name, &record.values).ok()?;
+                    (config.cluster.namespace == record.namespace).then_some((record, config))
+                })),
+            // The error's own message, not its causes: one short line per cluster.
+            Err(error) => found.unreachable.push(format!(
+                "context {} ({}): {error}",
+                options
+                    .context
+                    .as_deref()
+                    .map(|context| format!("`{context}`"))
+                    .unwrap_or_else(|| "(current)".into()),
+                options
+                    .kubeconfig
+                    .as_deref()
+                    .map(|path| path.display().to_string())
+                    .unwrap_or_else(|| "the default kubeconfig".into()),
+            )),
+        }
+    }
+    found
+}
+
+async fn list_cluster(options: &ClientOptions, name: Option<&str>) -> Result<Vec<PreviewRecord>> {
+    let client = gitship_kube::client::connect(options).await?;
+    let retry = RetryPolicy::default();
+    Ok(match name {
+        Some(name) => gitship_kube::preview::find(&client, name, &retry).await?,
+        None => gitship_kube::preview::list(&client, &retry).await?,
+    })
+}
+
+/// The config of environment `name`: its file's, or else a preview's found in the clusters of
+/// the committed environments. Not found: the unknown environment's error, with how to create
+/// a preview (and the clusters that could not be read).
+pub async fn load_env(
+    repo: &Repository,
+    name: &str,
+    kubeconfig: Option<&Path>,
+    printer: &Printer,
+) -> Result<(EnvConfig, Option<PreviewRecord>)> {
+    let missing = match repo.load_env(name) {
+        Ok(config) => return Ok((config, None)),
+        Err(error @ crate::repo::RepoError::UnknownEnvironment { .. })
+            if crate::repo::config::is_dns_label(name) =>
+        {
+            error
+        }
+        Err(error) => return Err(user_error(error)),
+    };
+    let found = find(repo, kubeconfig, Some(name)).await;
+    let mut matches = found.previews.into_iter();
+    match (matches.next(), matches.next()) {
+        (Some((record, config)), None) => {
+            printer.status(&format!(
+                "`{name}` is a preview of `{}` (namespace `{}`, expires {})",
+                record.base,
+                record.namespace,
+                record
+                    .expires_at
+                    .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            ));
+            Ok((config, Some(record)))
+        }
+        (Some((first, _)), Some((second, _))) => Err(UserError::new(
+            format!(
+                "`{name}` names two previews: of `{}` and of `{}`",
+                first.base, second.base
+            ),
+            "destroy one of them, or give previews of different bases different names",
+        )
+        .into()),
+        (None, _) => Err(not_found(missing, name, &found.unreachable)),
+    }
+}
+
+fn not_found(error: crate::repo::RepoError, name: &str, unreachable: &[String]) -> anyhow::Error {
+    use gitship_foundation::diagnostics::StageError as _;
+    let mut hint = error.hint().unwrap_or_default();
+    if !hint.is_empty() {
+        hint.push_str("; ");
+    }
+    hint.push_str(&format!(
+        "no preview `{name}` either: create one with `gitship env new {name} --from ENV --ephemeral`"
+    ));
+    for cluster in unreachable {
+        hint.push_str(&format!("\n  (could not look for previews in {cluster})"));
+    }
+    UserError {
+        message: error.to_string(),
+        hint: Some(hint),
+        class: error.class(),
+    }
+    .into()
+}
+
+/// The config of the preview `record` in `repo` (a revision's clone): its base's config there,
+/// derived again.
+pub fn derive_at(repo: &Repository, record: &PreviewRecord) -> Result<EnvConfig> {
+    let base = repo.load_env(&record.base).map_err(user_error)?;
+    preview::derive(&base, &record.name, &record.values).map_err(user_error)
+}
+
+/// Whether the preview has expired (now), and a warning saying so.
+pub fn expiry_warning(record: &PreviewRecord, now: DateTime<Utc>) -> Option<String> {
+    record.is_expired(now).then(|| {
+        format!(
+            "preview `{}` expired at {}: `gitship gc` will destroy it (run `gitship env new {} --from {} --ephemeral --ttl ...` to extend it)",
+            record.name,
+            record.expires_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            record.name,
+            record.base
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn terraform_references_are_found_in_nested_values() {
+        let value = json!({"a": "postgres://${terraform.db_user}:${terraform.db_password}@x", "b": ["${terraform.host}"], "c": 1});
+        let mut found = terraform_references(&value);
+        found.sort();
+        assert_eq!(found, ["db_password", "db_user", "host"]);
+    }
+}
