@@ -531,13 +531,21 @@ impl Run<'_> {
         let TerraformPlan::Destroy(summary) = &self.report.plan.terraform else {
             return Ok(("skipped", "no Terraform layer".into()));
         };
-        if !summary.has_changes {
+        let (outcome, mut detail) = if summary.has_changes {
+            driver.apply(&summary.planfile).await.map_err(user_error)?;
             let _ = gitship_foundation::private_file::remove(&summary.planfile);
-            return Ok(("already_done", "the state holds no resource".into()));
+            ("done", format!("{} destroyed", summary.counts.destroy))
+        } else {
+            let _ = gitship_foundation::private_file::remove(&summary.planfile);
+            ("already_done", "the state holds no resource".to_string())
+        };
+        // A preview's workspace is its own: it goes too, leaving no state behind. A committed
+        // environment keeps its (now empty) workspace, which its next deploy uses.
+        if self.session.preview.is_some() && driver.delete_workspace().await.map_err(user_error)? {
+            let workspace = driver.settings().workspace.as_deref().unwrap_or_default();
+            detail.push_str(&format!("; workspace `{workspace}` deleted"));
         }
-        driver.apply(&summary.planfile).await.map_err(user_error)?;
-        let _ = gitship_foundation::private_file::remove(&summary.planfile);
-        Ok(("done", format!("{} destroyed", summary.counts.destroy)))
+        Ok((outcome, detail))
     }
 
     async fn records(&mut self) -> Result<(&'static str, String)> {

@@ -308,6 +308,42 @@ impl Terraform {
         Ok(DriftReport::from_plans(&refresh, &normal?))
     }
 
+    /// Delete this environment's workspace, whose state must hold no resource any more (after a
+    /// destroy): `workspace select default`, then `workspace delete` (without `-force`: Terraform
+    /// refuses a workspace that still manages something). Whether there was one to delete
+    /// (`false` for the default workspace, or a backend of its own). The next `init` selects it
+    /// afresh, so a preview of the same name can be made again.
+    pub async fn delete_workspace(&self) -> Result<bool, TerraformError> {
+        let Some(workspace) = self
+            .settings
+            .workspace
+            .as_deref()
+            .filter(|w| *w != "default")
+        else {
+            return Ok(false);
+        };
+        self.prepare().await?;
+        let select = self.process(false).args(["workspace", "select", "default"]);
+        let output = self.run(select, "workspace select").await?;
+        if !output.status.success() {
+            return Err(self.failure("workspace select", &output, None));
+        }
+        // `init` must run (and select the workspace) again before the next command under it.
+        let fingerprint_file = self.settings.data_dir.join(INIT_FINGERPRINT_FILE);
+        gitship_foundation::private_file::remove(&fingerprint_file).map_err(self.write_error())?;
+        let delete = self.process(false).args([
+            OsString::from("workspace"),
+            "delete".into(),
+            self.lock_timeout_flag(),
+            workspace.into(),
+        ]);
+        let output = self.run(delete, "workspace delete").await?;
+        if !output.status.success() {
+            return Err(self.failure("workspace delete", &output, None));
+        }
+        Ok(true)
+    }
+
     /// Static checks, then `init` when needed.
     async fn prepare(&self) -> Result<ModuleInfo, TerraformError> {
         let info = check_static(&self.settings)?;

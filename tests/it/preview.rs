@@ -459,8 +459,20 @@ fn a_preview_deploys_in_its_own_workspace_and_its_destroy_leaves_nothing() {
             "{kind}"
         );
     }
+    // No state at all: the preview's workspace is deleted, not only emptied.
     let state = workspace_state(&repo, "pr-5");
-    assert_eq!(state.as_ref().map_or(0, resources), 0, "{state:#?}");
+    assert_eq!(state, None, "{state:#?}");
+    assert!(
+        !repo
+            .path()
+            .join("infrastructure/terraform/terraform.tfstate.d/pr-5")
+            .exists()
+    );
+    assert!(
+        destroyed.stderr.contains("workspace `pr-5` deleted"),
+        "{}",
+        destroyed.all()
+    );
     assert!(previews(&repo).is_empty());
     // The base: its state, objects and records as they were.
     assert_eq!(workspace_state(&repo, "staging"), Some(base_state));
