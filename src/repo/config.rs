@@ -410,9 +410,10 @@ fn parse_registry(
         .filter(|n| !n.is_null())
         .map(|n| reader.string(n, "registry"))
         .transpose()?;
+    // Another `${...}` is no reference, and no prefix either: refused below.
     if let (Some(text), Some(node)) = (&registry, find(top, "registry"))
-        && let Some(output) =
-            crate::repo::from_terraform::reference(reader, node, "registry", text)?
+        && let Ok(Some(output)) =
+            crate::repo::from_terraform::reference(reader, node, "registry", text)
     {
         return Ok((None, Some(output)));
     }
@@ -422,7 +423,7 @@ fn parse_registry(
         return Err(reader.invalid(
             node,
             "registry",
-            format!("`{registry}` is not an image repository prefix like `ghcr.io/acme/blog` (no scheme, no trailing `/`)"),
+            format!("`{registry}` is not an image repository prefix like `ghcr.io/acme/blog` (no scheme, no trailing `/`), nor a whole `${{terraform.NAME}}` reference"),
         ));
     }
     Ok((registry, None))
