@@ -14,13 +14,11 @@ impl CommandReport for Listing {
         }
         let table: Vec<[String; 3]> =
             std::iter::once(["ENVIRONMENT".into(), "NAMESPACE".into(), "CONTEXT".into()])
-                .chain(self.environments.iter().map(|row| {
-                    [
-                        row.name.clone(),
-                        row.namespace.clone(),
-                        context(row.context.as_deref()).to_string(),
-                    ]
-                }))
+                .chain(
+                    self.environments
+                        .iter()
+                        .map(|row| [row.name.clone(), row.namespace.clone(), context(row)]),
+                )
                 .collect();
         let widths: Vec<usize> = (0..3)
             .map(|i| table.iter().map(|r| r[i].len()).max().unwrap_or(0))
@@ -53,13 +51,18 @@ impl CommandReport for Listing {
                 "| {} | {} | {} |\n",
                 row.name,
                 row.namespace,
-                context(row.context.as_deref())
+                context(row)
             ));
         }
         out
     }
 }
 
-fn context(context: Option<&str>) -> &str {
-    context.unwrap_or("(current)")
+/// The context, `(current)`, or the Terraform output the cluster comes from.
+fn context(row: &crate::ops::envs::EnvironmentSummary) -> String {
+    match (&row.context, &row.cluster_output) {
+        (Some(context), _) => context.clone(),
+        (None, Some(output)) => format!("(terraform output `{output}`)"),
+        (None, None) => "(current)".to_string(),
+    }
 }
