@@ -430,6 +430,35 @@ async fn bootstrap_errors_name_the_output_and_the_line() {
         );
     }
 
+    // A cluster the outputs name that does not answer: the preflight after Terraform says so,
+    // naming the outputs, and nothing is deployed.
+    let port = crate::support::registry::free_port();
+    let dead = format!(
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: dead\n  cluster: {{server: 'http://127.0.0.1:{port}'}}\nusers:\n- name: u\n  user: {{token: {TOKEN}}}\ncontexts:\n- name: dead\n  context: {{cluster: dead, user: u}}\ncurrent-context: dead\n"
+    );
+    repo.write(
+        vars_file,
+        &serde_json::json!({ "kubeconfig": dead, "registry": "127.0.0.1:1/blog" }).to_string(),
+    );
+    repo.write(
+        "config/staging.yaml",
+        &format!("cluster:\n  namespace: {ns}\n  kubeconfig: ${{terraform.kubeconfig}}\nregistry: ${{terraform.registry_url}}\n"),
+    );
+    repo.commit("a cluster that does not answer");
+    let unreachable = run(&repo, tmp.path(), &["deploy", "staging"]);
+    assert_eq!(unreachable.code, 1, "{}", unreachable.all());
+    assert!(
+        unreachable
+            .stderr
+            .contains("preflight of environment `staging` failed")
+            && unreachable
+                .stderr
+                .contains("the cluster comes from the Terraform output(s) `kubeconfig`"),
+        "{}",
+        unreachable.all()
+    );
+    assert!(!unreachable.all().contains(TOKEN), "{}", unreachable.all());
+
     // An output the module does not declare is named by `validate` at its line.
     repo.write(
         "config/staging.yaml",
