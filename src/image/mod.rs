@@ -156,6 +156,11 @@ pub enum RequestError {
     },
 }
 
+/// The registry of image references made before Terraform has given the environment's
+/// registry (`registry: ${terraform.NAME}` on the first run): shown by `plan`, never built or
+/// pushed to.
+pub const REGISTRY_KNOWN_AFTER_APPLY: &str = "(known after apply)";
+
 /// The image references of an environment's apps, by app name: each app's content tag
 /// ([`crate::git::content_tag_of`]) under the environment's registry. The one place they are
 /// computed: a content tag hashes the app's whole build context, so an operation computes them
@@ -171,6 +176,10 @@ pub fn image_refs(
     let registry = config
         .registry
         .as_deref()
+        .or(config
+            .registry_output
+            .as_ref()
+            .map(|_| REGISTRY_KNOWN_AFTER_APPLY))
         .ok_or_else(|| RequestError::NoRegistry {
             environment: config.name.clone(),
             file: config.file.clone(),

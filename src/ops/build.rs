@@ -51,7 +51,15 @@ pub async fn build(
     printer: &Printer,
 ) -> Result<BuildReport> {
     let repo = Repository::discover(repo_dir).map_err(user_error)?;
-    let config = repo.load_env(env).map_err(user_error)?;
+    let mut config = repo.load_env(env).map_err(user_error)?;
+    if let Some(reference) = config.registry_output.clone() {
+        // `registry: ${terraform.NAME}`: the current state's value (an error until applied).
+        let settings = crate::terraform::TerraformSettings::for_environment(&repo, &config);
+        let outputs = crate::ops::render::state_outputs(settings).await?;
+        config.registry = Some(crate::ops::cluster_source::registry(
+            &config, &outputs, &reference,
+        )?);
+    }
     let (requests, unused) = requests(&repo, &config, settings.allow_dirty)?;
     for app in &unused {
         printer.status(&format!("image `{app}` not built: not used by `{env}`"));

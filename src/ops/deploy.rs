@@ -3,6 +3,11 @@
 //! Every deploy runs the same steps, whatever it deploys ([`DeploySource`]: the work tree, or a
 //! saved plan; later a Git revision):
 //!
+//! 0. when the environment's cluster or registry comes from Terraform outputs
+//!    ([`EnvConfig::cluster_from_terraform`], `registry: ${terraform.NAME}`) and the work tree
+//!    is deployed with Terraform applied: `terraform plan` and `apply` first, outside the
+//!    environment's lock (the cluster that holds it may not exist yet; Terraform's own state
+//!    lock serialises it), then steps 1 to 9 against what it made (`bootstrap_terraform`);
 //! 1. connect to the cluster (or start the sandbox);
 //! 2. the intent: what to build, which Terraform plan to apply, which manifests to apply. For
 //!    the work tree, every static check runs here (build requests, Terraform's static checks,
@@ -227,8 +232,12 @@ pub async fn deploy(
     }
     check_revision_terraform(session, policy)?;
     check_allowed_revision(session)?;
+    let bootstrapped = bootstrap_terraform(session, source, policy).await?;
     let connection = session.connect().await?;
-    let intent = checked_intent(session, &connection, source, request, policy).await?;
+    let mut intent = checked_intent(session, &connection, source, request, policy).await?;
+    if let Some(applied) = bootstrapped {
+        intent.terraform = applied;
+    }
     // The lock spans every change: builds that push, Terraform, the Kubernetes stages.
     let mut options = record_options(session, request, policy, started);
     if let DeploySource::Stored(stored) = source {
@@ -264,6 +273,44 @@ pub async fn deploy(
     connection.save_sandbox()?;
     record_event(session, &connection, policy, &deployed.report).await;
     Ok(deployed)
+}
+
+/// Step 0: for an environment whose cluster or registry comes from Terraform outputs, deployed
+/// from the work tree with Terraform applied, plan and apply Terraform before anything
+/// connects, and resolve the cluster and registry from the outputs applied; the step the deploy
+/// then runs instead of its own Terraform ([`TerraformStep::Applied`]). `None` for every other
+/// deploy (their order does not change; the values then come from the current outputs).
+async fn bootstrap_terraform(
+    session: &Session,
+    source: &DeploySource,
+    policy: &DeployPolicy,
+) -> Result<Option<TerraformStep>> {
+    if !crate::ops::cluster_source::needs_outputs(&session.config) {
+        return Ok(None);
+    }
+    if let Some(outputs) = session.given_outputs()? {
+        session.set_terraform_values(&outputs).await?;
+        return Ok(None);
+    }
+    let settings = session.terraform_settings();
+    let (DeploySource::WorkTree, TerraformPolicy::Apply, Some(settings)) =
+        (source, policy.terraform, settings)
+    else {
+        return Ok(None);
+    };
+    let module = terraform::static_check::check_static(&settings).map_err(user_error)?;
+    crate::ops::validate::check_output_references(&session.config, Some(&module))?;
+    session.printer.status(&format!(
+        "terraform: `{}` takes its cluster or registry from Terraform outputs: applying Terraform first",
+        session.config.name
+    ));
+    let driver = session.terraform_with_progress(settings).await?;
+    driver.init_if_needed().await.map_err(user_error)?;
+    let step = TerraformStep::Plan(driver);
+    let planned = plan_terraform(&step).await?;
+    let (outputs, counts) = apply_terraform(session, &step, planned, true).await?;
+    session.set_terraform_values(&outputs).await?;
+    Ok(Some(TerraformStep::Applied { outputs, counts }))
 }
 
 /// The intent of `source`, with everything checked that can be without a change: the images
@@ -555,7 +602,9 @@ async fn locked(
 async fn state_outputs_of(step: &TerraformStep) -> Result<Outputs> {
     match step {
         TerraformStep::None => Ok(Outputs::new()),
-        TerraformStep::Given(outputs) => Ok(outputs.clone()),
+        TerraformStep::Given(outputs) | TerraformStep::Applied { outputs, .. } => {
+            Ok(outputs.clone())
+        }
         TerraformStep::Plan(driver)
         | TerraformStep::Saved { driver, .. }
         | TerraformStep::Outputs(driver) => {
@@ -594,6 +643,12 @@ enum TerraformStep {
     },
     /// Neither plan nor apply: the current state's outputs ([`TerraformPolicy::Off`]).
     Outputs(Terraform),
+    /// Planned and applied before the deploy connected (step 0: the cluster or registry comes
+    /// from Terraform): its outputs, and what it applied.
+    Applied {
+        outputs: Outputs,
+        counts: Option<TerraformCounts>,
+    },
 }
 
 /// Where the applied manifests come from.
@@ -618,7 +673,7 @@ impl TerraformStep {
             TerraformStep::Plan(driver)
             | TerraformStep::Saved { driver, .. }
             | TerraformStep::Outputs(driver) => Some(driver),
-            TerraformStep::None | TerraformStep::Given(_) => None,
+            TerraformStep::None | TerraformStep::Given(_) | TerraformStep::Applied { .. } => None,
         }
     }
 }
@@ -1053,6 +1108,7 @@ async fn apply_terraform(
         TerraformStep::None => return Ok((Outputs::new(), None)),
         TerraformStep::Outputs(driver) => driver,
         TerraformStep::Given(outputs) => return Ok((outputs.clone(), None)),
+        TerraformStep::Applied { outputs, counts } => return Ok((outputs.clone(), *counts)),
         TerraformStep::Plan(driver) => {
             let Some(plan) = planned else {
                 return Ok((Outputs::new(), None));
@@ -1200,8 +1256,10 @@ mod tests {
                 namespace: "blog".into(),
                 kubeconfig: None,
                 force_conflicts: false,
+                from_terraform: None,
             },
             registry: None,
+            registry_output: None,
             terraform: TerraformConfig::default(),
             deploy: DeployConfig {
                 timeout: Duration::from_secs(120),

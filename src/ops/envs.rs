@@ -18,6 +18,10 @@ pub struct EnvironmentSummary {
     pub namespace: String,
     /// `None`: the kubeconfig's current context.
     pub context: Option<String>,
+    /// The Terraform output the cluster comes from (`cluster.kubeconfig` or `cluster.server`
+    /// as `${terraform.NAME}`), when it does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster_output: Option<String>,
     /// The config file, relative to the repository root.
     pub file: String,
 }
@@ -87,6 +91,11 @@ pub fn committed(
             name: config.name.clone(),
             namespace: config.cluster.namespace.clone(),
             context: config.cluster.context.clone(),
+            cluster_output: config
+                .cluster
+                .from_terraform
+                .as_ref()
+                .and_then(|cluster| cluster.references().first().map(|r| r.output.clone())),
             file: config.spans.file.display().to_string(),
         });
     }

@@ -23,6 +23,7 @@ pub mod agent_status;
 pub mod agent_view;
 pub mod build;
 pub mod ci_init;
+pub mod cluster_source;
 pub mod deploy;
 pub mod destroy;
 pub mod drift;

@@ -56,7 +56,8 @@ pub struct PlanOutcome {
 /// preflight (of the environment's cluster, registry and Terraform backend, with `session`'s
 /// images), which says why when the cluster cannot be reached.
 pub async fn plan(session: &Session, target: Target) -> Result<PlanOutcome> {
-    let connection = match session.has_kubernetes() {
+    session.terraform_values_if_known().await?;
+    let connection = match session.has_kubernetes() && !cluster_known_after_apply(session) {
         true => Some(session.connect_announced().await?),
         false => None,
     };
@@ -97,7 +98,7 @@ async fn require_preflight(
     references: &BTreeMap<String, ImageRef>,
     terraform: Option<&Terraform>,
 ) -> Result<Preflight> {
-    let images_to_check = match session.sandbox {
+    let images_to_check = match session.sandbox || session.registry_unknown() {
         true => Vec::new(),
         false => session.build_requests(references.values()),
     };
@@ -123,6 +124,8 @@ async fn plan_revision(
     if !session.git.dirty {
         plan.tree = crate::git::tree_of(&session.repo.root, &session.git.sha);
     }
+    session.terraform_values_if_known().await?;
+    plan.known_after_apply = known_after_apply(session);
     plan.ci_run = gitship_foundation::ci::run_url();
     if terraform.is_some() {
         session.warn_if_module_differs()?;
@@ -156,8 +159,12 @@ async fn plan_revision(
     plan.image_substitutions = substitutions;
     mark_unused(&mut plan, &manifests, &images);
     let mut kubernetes = None;
+    if cluster_known_after_apply(session) && !manifests.is_empty() {
+        plan.kubernetes = Some(all_created(session, &manifests));
+    }
     let connection = match connection {
         Some(connection) => Some(connection),
+        None if cluster_known_after_apply(session) => None,
         None if !manifests.is_empty() => Some(session.connect_announced().await?),
         None => None,
     };
@@ -174,6 +181,77 @@ async fn plan_revision(
         images,
         kubernetes,
     })
+}
+
+/// Whether the environment's cluster comes from Terraform outputs that have no value yet (a
+/// first deploy creates it): nothing can be read from it, every object is to be created.
+fn cluster_known_after_apply(session: &Session) -> bool {
+    session.config.cluster_from_terraform()
+        && session.kubeconfig.is_none()
+        && !session.sandbox
+        && session.terraform_values.get().is_none()
+}
+
+/// The plan's entries for the cluster and registry known only after apply.
+fn known_after_apply(session: &Session) -> Vec<plan::KnownAfterApply> {
+    let config = &session.config;
+    let mut unknown = Vec::new();
+    if cluster_known_after_apply(session)
+        && let Some(cluster) = &config.cluster.from_terraform
+    {
+        unknown.extend(
+            cluster
+                .references()
+                .into_iter()
+                .map(|reference| ("cluster", reference)),
+        );
+    }
+    if session.registry_unknown()
+        && let Some(reference) = &config.registry_output
+    {
+        unknown.push(("registry", reference));
+    }
+    unknown
+        .into_iter()
+        .map(|(target, reference)| plan::KnownAfterApply {
+            target: target.into(),
+            output: reference.output.clone(),
+            config: reference.location.to_string(),
+        })
+        .collect()
+}
+
+/// The Kubernetes part of a plan whose cluster is known only after apply: every rendered
+/// object is created (the hooks as rendered).
+fn all_created(session: &Session, manifests: &[Manifest]) -> plan::KubernetesPart {
+    let namespace = &session.config.cluster.namespace;
+    let sources = source_lookup(manifests, namespace);
+    let objects = manifests
+        .iter()
+        .filter(|manifest| {
+            matches!(
+                gitship_foundation::model::hook::role_of(&manifest.object),
+                Ok(gitship_foundation::model::hook::Role::Object)
+            )
+        })
+        .filter_map(|manifest| {
+            let mut id = ObjectId::of(&manifest.object)?;
+            if id.namespace.is_none() && !is_cluster_scoped(&id.group, &id.kind) {
+                id.namespace = Some(namespace.clone());
+            }
+            Some(plan::ObjectChange {
+                object: plan::kubernetes::object_ref(&id, &manifest.object),
+                action: plan::ObjectAction::Create,
+                source: sources.get(&id).cloned(),
+                fields: Vec::new(),
+                diff: None,
+            })
+        })
+        .collect();
+    plan::KubernetesPart {
+        objects,
+        hooks: plan::kubernetes::planned_hooks(manifests, namespace),
+    }
 }
 
 /// The plan's images that no rendered object names: not built, and said so (a deploy of this

@@ -88,7 +88,11 @@ pub async fn preflight(
 ) -> Preflight {
     let cluster = async {
         match connection {
-            Some(connection) => check_cluster(session, connection).await,
+            Some(connection) => {
+                let mut checks = check_cluster(session, connection).await;
+                name_terraform_cluster(session, &mut checks);
+                checks
+            }
             None => Vec::new(),
         }
     };
@@ -104,6 +108,33 @@ pub async fn preflight(
         ));
     }
     Preflight { checks }
+}
+
+/// For a cluster that comes from Terraform outputs, a failed check's hint names them: the
+/// kubeconfig, context and token are theirs, not the user's.
+fn name_terraform_cluster(session: &Session, checks: &mut [PreflightCheck]) {
+    let Some(cluster) = session.config.cluster.from_terraform.as_ref() else {
+        return;
+    };
+    if session.kubeconfig.is_some() {
+        return;
+    }
+    let outputs: Vec<String> = cluster
+        .references()
+        .iter()
+        .map(|reference| format!("`{}`", reference.output))
+        .collect();
+    let note = format!(
+        "the cluster comes from the Terraform output(s) {} of `{}`: check their values (`terraform output`) and what the module makes",
+        outputs.join(", "),
+        session.config.name
+    );
+    for check in checks.iter_mut().filter(|check| !check.ok) {
+        check.hint = Some(match check.hint.take() {
+            Some(hint) => format!("{note}; {hint}"),
+            None => note.clone(),
+        });
+    }
 }
 
 /// The cluster answers and the credentials work; the namespace exists or can be created.

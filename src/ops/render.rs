@@ -80,11 +80,22 @@ pub fn render(
     terraform_outputs: Option<&Path>,
 ) -> Result<Rendered> {
     let repo = Repository::discover(repo_dir).map_err(user_error)?;
-    let config = repo.load_env(env).map_err(user_error)?;
+    let mut config = repo.load_env(env).map_err(user_error)?;
     let mut outputs = match terraform_outputs {
         Some(path) => load_terraform_outputs(path)?,
         None => Outputs::new(),
     };
+    if let Some(reference) = config.registry_output.clone() {
+        // `registry: ${terraform.NAME}`: the given or current value, else known after apply.
+        if terraform_outputs.is_none() {
+            let settings = terraform::TerraformSettings::for_environment(&repo, &config);
+            outputs = crate::ops::block_on(state_outputs(settings))?;
+        }
+        if crate::ops::cluster_source::unknown(&config, &outputs, false).is_empty() {
+            let registry = crate::ops::cluster_source::registry(&config, &outputs, &reference)?;
+            config.registry = Some(registry);
+        }
+    }
     let images = image::image_refs(&repo, &config).map_err(user_error)?;
     let render = |outputs: Outputs| {
         render_noted(

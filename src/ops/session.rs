@@ -12,6 +12,7 @@ use std::sync::Arc;
 use anyhow::{Context as _, Result};
 
 use crate::image::{self, BuildRequest, Registry};
+use crate::ops::cluster_source::{self, TerraformValues};
 use crate::ops::render::{load_terraform_outputs, state_outputs};
 use crate::plan::{GitInfo, ImageAction, ImageChange};
 use crate::render::{self, UnknownOutputs};
@@ -64,6 +65,9 @@ pub struct Session {
     pub state_repo: Option<Repository>,
     /// The environment is a preview (no config file): its record in the base's cluster.
     pub preview: Option<PreviewRecord>,
+    /// The cluster and registry taken from Terraform outputs, resolved once
+    /// ([`Session::terraform_values`]).
+    pub terraform_values: tokio::sync::OnceCell<TerraformValues>,
 }
 
 /// The config of the environment `cluster.env` names, and its preview record when it is one (a
@@ -177,6 +181,7 @@ impl Session {
             printer: printer.clone(),
             state_repo: None,
             preview,
+            terraform_values: tokio::sync::OnceCell::new(),
         })
     }
 
@@ -401,7 +406,11 @@ impl Session {
                 sandbox: Some(sandbox),
             });
         }
-        let options = client_options(self.kubeconfig.as_deref(), &self.config.cluster);
+        let mut options = client_options(self.kubeconfig.as_deref(), &self.config.cluster);
+        if self.kubeconfig.is_none() && self.config.cluster_from_terraform() {
+            let values = self.terraform_values().await?;
+            options.kubeconfig = values.and_then(|values| values.kubeconfig.clone());
+        }
         let (client, identity) = gitship_kube::client::connect_with_identity(&options)
             .await
             .map_err(user_error)?;
@@ -485,12 +494,94 @@ impl Session {
     /// here once per operation ([`image::image_refs`]), then passed to whatever needs them (the
     /// build requests, the render, the report).
     pub fn image_refs(&self) -> Result<BTreeMap<String, ImageRef>> {
-        image::image_refs(&self.repo, &self.config).map_err(user_error)
+        match self.resolved_registry() {
+            Some(registry) => {
+                let config = crate::repo::EnvConfig {
+                    registry: Some(registry.to_string()),
+                    ..self.config.clone()
+                };
+                image::image_refs(&self.repo, &config).map_err(user_error)
+            }
+            None => image::image_refs(&self.repo, &self.config).map_err(user_error),
+        }
+    }
+
+    /// The registry `registry: ${terraform.NAME}` resolved to, once it is.
+    fn resolved_registry(&self) -> Option<&str> {
+        self.terraform_values.get()?.registry.as_deref()
+    }
+
+    /// Whether the registry comes from a Terraform output that has not been resolved: the image
+    /// references are under [`image::REGISTRY_KNOWN_AFTER_APPLY`] (`plan`'s first run).
+    pub fn registry_unknown(&self) -> bool {
+        self.config.registry_output.is_some() && self.resolved_registry().is_none()
+    }
+
+    /// The cluster and registry this environment takes from Terraform outputs, resolved once
+    /// from the current outputs (`None` when it takes neither); an error naming the output
+    /// and its config line when one has no value yet (a cluster made by a first deploy).
+    pub async fn terraform_values(&self) -> Result<Option<&TerraformValues>> {
+        if !cluster_source::needs_outputs(&self.config) {
+            return Ok(None);
+        }
+        let values = self
+            .terraform_values
+            .get_or_try_init(|| async {
+                let outputs = self.current_outputs().await?;
+                self.resolve_values(&outputs)
+            })
+            .await?;
+        Ok(Some(values))
+    }
+
+    /// [`Session::terraform_values`] when every output they need has a value; `None` when one
+    /// is still known only after apply (`plan` of an environment never deployed).
+    pub async fn terraform_values_if_known(&self) -> Result<Option<&TerraformValues>> {
+        if !cluster_source::needs_outputs(&self.config) || self.terraform_values.get().is_some() {
+            return self.terraform_values().await;
+        }
+        let outputs = self.current_outputs().await?;
+        if !cluster_source::unknown(&self.config, &outputs, self.wants_cluster()).is_empty() {
+            return Ok(None);
+        }
+        let values = self.resolve_values(&outputs)?;
+        Ok(Some(
+            self.terraform_values.get_or_init(|| async { values }).await,
+        ))
+    }
+
+    /// Resolve the values from `outputs` just applied (a deploy that creates the cluster); the
+    /// session keeps them.
+    pub async fn set_terraform_values(&self, outputs: &Outputs) -> Result<()> {
+        let values = self.resolve_values(outputs)?;
+        self.terraform_values.get_or_init(|| async { values }).await;
+        Ok(())
+    }
+
+    fn resolve_values(&self, outputs: &Outputs) -> Result<TerraformValues> {
+        let settings = self.terraform_settings();
+        cluster_source::resolve(
+            &self.config,
+            outputs,
+            settings
+                .as_ref()
+                .map(|settings| settings.module_dir.as_path()),
+            self.wants_cluster(),
+        )
+    }
+
+    /// Whether the cluster is reached through what the config names (not the sandbox, not
+    /// `--kubeconfig`).
+    fn wants_cluster(&self) -> bool {
+        !self.sandbox && self.kubeconfig.is_none()
     }
 
     /// The image part of the plan, and the references the manifests render with (pinned by
     /// digest where the registry has the image). The sandbox does not look at a registry.
     pub async fn images(&self) -> Result<(Vec<ImageChange>, BTreeMap<String, ImageRef>)> {
+        if self.config.registry_output.is_some() {
+            self.terraform_values().await?;
+        }
         self.images_for(self.image_refs()?).await
     }
 
@@ -499,6 +590,18 @@ impl Session {
         &self,
         mut references: BTreeMap<String, ImageRef>,
     ) -> Result<(Vec<ImageChange>, BTreeMap<String, ImageRef>)> {
+        if self.registry_unknown() {
+            let changes = references
+                .values()
+                .map(|reference| ImageChange {
+                    app: reference.app.clone(),
+                    reference: reference.reference(),
+                    action: ImageAction::Build,
+                    reason: Some("the registry is known after apply".into()),
+                })
+                .collect();
+            return Ok((changes, references));
+        }
         if self.sandbox {
             let changes = references
                 .values()

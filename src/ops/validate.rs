@@ -128,6 +128,7 @@ pub(crate) fn validate_environment(
         }
         None => None,
     };
+    check_output_references(&config, module.as_ref())?;
     let (outputs, unknown_outputs) = match given_outputs {
         Some(outputs) => (outputs.clone(), UnknownOutputs::Error),
         None => (static_outputs(module.as_ref()), UnknownOutputs::Placeholder),
@@ -145,6 +146,43 @@ pub(crate) fn validate_environment(
         })
         .collect();
     Ok((output.manifests.len(), left_literal))
+}
+
+/// Every `${terraform.NAME}` the environment's cluster and registry name is an output of its
+/// Terraform module; the first that is not is an error at its config line.
+pub(crate) fn check_output_references(
+    config: &crate::repo::EnvConfig,
+    module: Option<&terraform::ModuleInfo>,
+) -> Result<()> {
+    for reference in crate::ops::cluster_source::references(config) {
+        let known = module.is_some_and(|info| info.outputs.contains_key(&reference.output));
+        if known {
+            continue;
+        }
+        let hint = match module {
+            Some(info) if info.outputs.is_empty() => {
+                "declare the output in the environment's Terraform module".to_string()
+            }
+            Some(info) => format!(
+                "the module's outputs: {}",
+                info.outputs
+                    .keys()
+                    .map(|name| format!("`{name}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            None => "the environment runs no Terraform module (`terraform: false`, or no `infrastructure/terraform`): name the cluster and registry directly".to_string(),
+        };
+        return Err(UserError::new(
+            format!(
+                "{}: `{}` names Terraform output `{}`, which the environment's Terraform module does not declare",
+                reference.location, reference.key, reference.output
+            ),
+            hint,
+        )
+        .into());
+    }
+    Ok(())
 }
 
 /// The module's outputs as placeholders (no values yet, sensitivity as declared).

@@ -44,6 +44,9 @@ pub fn render_plan(plan: &Plan, color: bool) -> String {
     if !plan.preflight.is_empty() {
         let _ = writeln!(out, "{}", preflight_line(&plan.preflight));
     }
+    for unknown in &plan.known_after_apply {
+        let _ = writeln!(out, "{}", unknown.line());
+    }
     if !plan.images.is_empty() {
         write_images(&mut out, plan, color);
     } else if !plan.image_substitutions.is_empty() {

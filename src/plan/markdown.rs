@@ -45,6 +45,9 @@ fn plan_head(plan: &Plan) -> String {
         let line = pin.line(&plan.environment, &plan.git.sha, Report::Plan);
         let _ = writeln!(head, "**Pinned:** {line}.\n");
     }
+    for unknown in &plan.known_after_apply {
+        let _ = writeln!(head, "**{}**\n", unknown.line());
+    }
     let _ = writeln!(
         head,
         "| layer | create | update | replace | delete | unchanged |"

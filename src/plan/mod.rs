@@ -47,6 +47,11 @@ pub struct Plan {
     /// The environment's pin, when it is pinned (absent otherwise).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pin: Option<PinInfo>,
+    /// The cluster and registry the environment takes from Terraform outputs that have no
+    /// value yet (an environment never deployed): its objects are then all to be created, its
+    /// images built for a registry known after apply (absent when every value is known).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub known_after_apply: Vec<KnownAfterApply>,
     pub images: Vec<ImageChange>,
     /// Containers whose bare `image: <app>` (Skaffold style) gets the app's image.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -58,6 +63,27 @@ pub struct Plan {
     /// The preflight's checks (all passed: a failed preflight stops the plan).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub preflight: Vec<PreflightCheck>,
+}
+
+/// A target of the environment known only after Terraform's apply.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KnownAfterApply {
+    /// `cluster` or `registry`.
+    pub target: String,
+    /// The Terraform output it comes from.
+    pub output: String,
+    /// Where the config names it (`config/dev.yaml:3:15`).
+    pub config: String,
+}
+
+impl KnownAfterApply {
+    /// `cluster: known after apply (Terraform output `kubeconfig`, config/dev.yaml:3:15)`.
+    pub fn line(&self) -> String {
+        format!(
+            "{}: known after apply (Terraform output `{}`, {})",
+            self.target, self.output, self.config
+        )
+    }
 }
 
 /// One preflight check's result (see `ops::preflight`).
@@ -434,6 +460,7 @@ impl Plan {
             tree: None,
             ci_run: None,
             pin: None,
+            known_after_apply: Vec::new(),
             images: Vec::new(),
             image_substitutions: Vec::new(),
             terraform: None,

@@ -4,9 +4,12 @@
 //! cluster:
 //!   context: prod            # kubeconfig context (default: the kubeconfig's current context)
 //!   namespace: blog          # default namespace for namespaced objects (required)
-//!   kubeconfig: ~/.kube/prod # optional kubeconfig file for this environment
+//!   kubeconfig: ~/.kube/prod # optional kubeconfig file for this environment, or
+//!                            # `${terraform.kubeconfig}`: an output's path or content
+//!   # or, from Terraform outputs only (repo/from_terraform.rs), instead of kubeconfig/context:
+//!   # server: ${terraform.endpoint}, certificate_authority: ${terraform.ca}, token: ${terraform.token}
 //!   force_conflicts: true    # server-side apply takes ownership from other managers (default)
-//! registry: ghcr.io/acme/blog  # required when the repository has apps
+//! registry: ghcr.io/acme/blog  # required when the repository has apps (or `${terraform.NAME}`)
 //! terraform:
 //!   workspace: production    # or backend_config: {key: value}
 //!   vars: { db_instance_class: db.t3.medium }
@@ -49,6 +52,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::repo::RepoError;
+pub use crate::repo::from_terraform::{ClusterFromTerraform, OutputRef};
 pub(crate) use crate::repo::reader::{Reader, find, is_dns_label};
 use crate::repo::yaml::{self, Node, NodeKind};
 use gitship_foundation::diagnostics::Location;
@@ -62,6 +66,9 @@ pub struct EnvConfig {
     pub file: PathBuf,
     pub cluster: ClusterConfig,
     pub registry: Option<String>,
+    /// `registry: ${terraform.NAME}`: the prefix is that output's value, known once Terraform
+    /// has run (then [`EnvConfig::registry`] is `None`).
+    pub registry_output: Option<OutputRef>,
     pub terraform: TerraformConfig,
     pub deploy: DeployConfig,
     pub drift: DriftConfig,
@@ -101,6 +108,8 @@ pub struct ClusterConfig {
     pub namespace: String,
     pub kubeconfig: Option<PathBuf>,
     pub force_conflicts: bool,
+    /// The cluster comes from Terraform outputs (then `kubeconfig` is `None`).
+    pub from_terraform: Option<ClusterFromTerraform>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -236,6 +245,13 @@ pub const TOP_LEVEL_KEYS: &[&str] = &[
 ];
 
 impl EnvConfig {
+    /// Whether this environment's cluster comes from Terraform outputs: Terraform must run
+    /// before anything connects to it (a deploy plans and applies it first; `destroy` deletes
+    /// the Kubernetes objects before `terraform destroy`).
+    pub fn cluster_from_terraform(&self) -> bool {
+        self.cluster.from_terraform.is_some()
+    }
+
     /// Parse and validate the text of `config/<name>.yaml`. `file` is absolute; `display_file`
     /// is how the file is named in errors (relative to the repository root).
     pub fn parse(
@@ -262,7 +278,7 @@ impl EnvConfig {
         reader.check_keys(top, "", TOP_LEVEL_KEYS)?;
 
         let cluster = parse_cluster(&reader, &root, top, &spans, name)?;
-        let registry = parse_registry(&reader, top)?;
+        let (registry, registry_output) = parse_registry(&reader, top)?;
         let terraform = parse_terraform(&reader, top)?;
         let deploy = parse_deploy(&reader, top, name)?;
         let drift = parse_drift(&reader, top)?;
@@ -276,6 +292,7 @@ impl EnvConfig {
             file: file.to_path_buf(),
             cluster,
             registry,
+            registry_output,
             terraform,
             deploy,
             drift,
@@ -308,7 +325,15 @@ fn parse_cluster(
     reader.check_keys(
         cluster_entries,
         "cluster",
-        &["context", "namespace", "kubeconfig", "force_conflicts"],
+        &[
+            "context",
+            "namespace",
+            "kubeconfig",
+            "force_conflicts",
+            "server",
+            "certificate_authority",
+            "token",
+        ],
     )?;
     let namespace_node =
         find(cluster_entries, "namespace").ok_or_else(|| RepoError::MissingKey {
@@ -324,23 +349,42 @@ fn parse_cluster(
             format!("`{namespace}` is not a valid namespace name (a DNS label: lowercase letters, digits and `-`, at most 63 characters)"),
         ));
     }
+    let (kubeconfig, from_terraform) = parse_kubeconfig(reader, cluster_entries, cluster_node)?;
     Ok(ClusterConfig {
         context: find(cluster_entries, "context")
             .map(|n| reader.string(n, "cluster.context"))
             .transpose()?,
         namespace,
-        kubeconfig: find(cluster_entries, "kubeconfig")
-            .map(|n| {
-                reader
-                    .string(n, "cluster.kubeconfig")
-                    .map(|p| expand_home(&p))
-            })
-            .transpose()?,
+        kubeconfig,
+        from_terraform,
         force_conflicts: find(cluster_entries, "force_conflicts")
             .map(|n| reader.boolean(n, "cluster.force_conflicts"))
             .transpose()?
             .unwrap_or(true),
     })
+}
+
+/// `cluster.kubeconfig` (a path, or `${terraform.NAME}`), or the endpoint of
+/// `cluster.server`; at most one of them.
+fn parse_kubeconfig(
+    reader: &Reader,
+    entries: &[(Node, Node)],
+    cluster_node: &Node,
+) -> Result<(Option<PathBuf>, Option<ClusterFromTerraform>), RepoError> {
+    use crate::repo::from_terraform as source;
+    if let Some(endpoint) = source::parse_endpoint(reader, entries, cluster_node)? {
+        return Ok((None, Some(endpoint)));
+    }
+    let Some(node) = find(entries, "kubeconfig") else {
+        return Ok((None, None));
+    };
+    let text = reader.string(node, "cluster.kubeconfig")?;
+    Ok(
+        match source::reference(reader, node, "cluster.kubeconfig", &text)? {
+            Some(output) => (None, Some(ClusterFromTerraform::Kubeconfig(output))),
+            None => (Some(expand_home(&text)), None),
+        },
+    )
 }
 
 /// Whether `registry` is an image repository prefix: what an image reference is made of before
@@ -363,22 +407,33 @@ pub fn is_repository_prefix(registry: &str) -> bool {
     }
 }
 
-/// The optional `registry`, an image repository prefix without scheme or trailing `/`.
-fn parse_registry(reader: &Reader, top: &[(Node, Node)]) -> Result<Option<String>, RepoError> {
+/// The optional `registry`, an image repository prefix without scheme or trailing `/`, or
+/// the `${terraform.NAME}` reference whose value is one.
+fn parse_registry(
+    reader: &Reader,
+    top: &[(Node, Node)],
+) -> Result<(Option<String>, Option<OutputRef>), RepoError> {
     let registry = find(top, "registry")
         .filter(|n| !n.is_null())
         .map(|n| reader.string(n, "registry"))
         .transpose()?;
+    // Another `${...}` is no reference, and no prefix either: refused below.
+    if let (Some(text), Some(node)) = (&registry, find(top, "registry"))
+        && let Ok(Some(output)) =
+            crate::repo::from_terraform::reference(reader, node, "registry", text)
+    {
+        return Ok((None, Some(output)));
+    }
     if let (Some(registry), Some(node)) = (&registry, find(top, "registry"))
         && !is_repository_prefix(registry)
     {
         return Err(reader.invalid(
             node,
             "registry",
-            format!("`{registry}` is not an image repository prefix like `ghcr.io/acme/blog` (no scheme, no trailing `/`)"),
+            format!("`{registry}` is not an image repository prefix like `ghcr.io/acme/blog` (no scheme, no trailing `/`), nor a whole `${{terraform.NAME}}` reference"),
         ));
     }
-    Ok(registry)
+    Ok((registry, None))
 }
 
 /// The optional `terraform` section.

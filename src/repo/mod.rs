@@ -6,6 +6,7 @@
 
 pub mod config;
 pub mod files;
+pub mod from_terraform;
 pub mod helm;
 pub mod limits;
 pub mod preview;
@@ -142,6 +143,14 @@ pub enum RepoError {
         key: String,
         message: String,
     },
+    /// A key that must be (or may only be) a `${terraform.NAME}` reference is not.
+    #[error("{location}: `{key}` {message}")]
+    TerraformReference {
+        location: Location,
+        key: String,
+        message: String,
+        hint: String,
+    },
     /// A required key is missing.
     #[error("{location}: environment `{environment}` is missing the required key `{key}`")]
     MissingKey {
@@ -196,6 +205,7 @@ impl RepoError {
                 None => format!("known keys here: {}", backticked(allowed)),
             }),
             RepoError::InvalidValue { .. } => None,
+            RepoError::TerraformReference { hint, .. } => Some(hint.clone()),
             RepoError::MissingKey { key, .. } => Some(format!("add `{key}` to the environment's config")),
             RepoError::UnknownEnvironment { suggestion, available, config_dir, .. } => {
                 Some(match (suggestion, available.is_empty()) {
@@ -995,7 +1005,7 @@ impl Repository {
             config.kubernetes.dir = Some(dir);
         }
         helm::resolve(&self.root, name, &mut config.kubernetes.helm)?;
-        if !self.apps.is_empty() && config.registry.is_none() {
+        if !self.apps.is_empty() && config.registry.is_none() && config.registry_output.is_none() {
             return Err(RepoError::MissingKey {
                 location: Location::new(display, 1, 1),
                 key: "registry".into(),

@@ -11,6 +11,7 @@ mod agent_cli;
 mod agent_metrics;
 mod argo;
 mod bad_input;
+mod bootstrap;
 mod build;
 mod ci;
 mod ci_run;

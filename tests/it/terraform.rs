@@ -125,8 +125,10 @@ impl Fixture {
                 namespace: "blog".into(),
                 kubeconfig: None,
                 force_conflicts: true,
+                from_terraform: None,
             },
             registry: None,
+            registry_output: None,
             terraform,
             deploy: DeployConfig {
                 timeout: Duration::from_secs(60),

@@ -21,7 +21,7 @@ impl CommandReport for Listing {
             vec![
                 row.name.clone(),
                 row.namespace.clone(),
-                context(row.context.as_deref()).to_string(),
+                context(row),
             ]
         }));
         let mut out = table(&rows, color);
@@ -53,7 +53,7 @@ impl CommandReport for Listing {
                 "| {} | {} | {} |\n",
                 row.name,
                 row.namespace,
-                context(row.context.as_deref())
+                context(row)
             ));
         }
         if !self.previews.is_empty() {
@@ -122,8 +122,13 @@ fn expiry(preview: &PreviewSummary) -> String {
     }
 }
 
-fn context(context: Option<&str>) -> &str {
-    context.unwrap_or("(current)")
+/// The context, `(current)`, or the Terraform output the cluster comes from.
+fn context(row: &crate::ops::envs::EnvironmentSummary) -> String {
+    match (&row.context, &row.cluster_output) {
+        (Some(context), _) => context.clone(),
+        (None, Some(output)) => format!("(terraform output `{output}`)"),
+        (None, None) => "(current)".to_string(),
+    }
 }
 
 #[cfg(test)]

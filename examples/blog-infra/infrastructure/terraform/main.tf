@@ -20,3 +20,15 @@ resource "terraform_data" "database_credentials" {
     password = substr(sha256("${terraform_data.database.id}/${var.environment}"), 0, 32)
   }
 }
+
+# Where the environment runs: the cluster and the registry. `development` takes both from the
+# outputs below (`cluster.kubeconfig: ${terraform.kubeconfig}`, `registry:
+# ${terraform.registry_url}`), so one `gitship deploy development` applies this module first and
+# then deploys to what it names. Here they are values a developer points at a local cluster; on a
+# cloud account these would be the cluster and registry resources themselves.
+resource "terraform_data" "platform" {
+  input = {
+    kubeconfig = pathexpand(var.cluster_kubeconfig)
+    registry   = var.registry
+  }
+}

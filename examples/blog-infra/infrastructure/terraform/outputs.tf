@@ -23,3 +23,14 @@ output "db_password" {
   value       = terraform_data.database_credentials.output.password
   sensitive   = true
 }
+
+output "kubeconfig" {
+  description = "The cluster: a kubeconfig file's path or content (`cluster.kubeconfig` of development)."
+  value       = terraform_data.platform.output.kubeconfig
+  sensitive   = true
+}
+
+output "registry_url" {
+  description = "The registry the environment's images are pushed to (`registry` of development)."
+  value       = terraform_data.platform.output.registry
+}

@@ -20,3 +20,15 @@ variable "backup_retention_days" {
   type        = number
   default     = 1
 }
+
+variable "cluster_kubeconfig" {
+  description = "The cluster of the environment: a kubeconfig file's path (`~/` expanded; relative ones are relative to this module) or a kubeconfig's content. Development points it at a local kind, k3d or kubesim cluster (see the README); a real account would create the cluster here and output its kubeconfig or endpoint."
+  type        = string
+  default     = "~/.kube/config"
+}
+
+variable "registry" {
+  description = "The image repository prefix of the environment (a real account would create the registry here)."
+  type        = string
+  default     = "localhost:5000/blog"
+}
