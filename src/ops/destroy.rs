@@ -52,7 +52,7 @@ impl DestroyRequest {
             timeout: Duration::from_secs(300),
             lock_timeout: config.deploy.lock_timeout,
             lock_lease: LockOptions::default().lease_duration,
-            cluster_from_terraform: false,
+            cluster_from_terraform: config.cluster_from_terraform(),
         }
     }
 }
@@ -159,12 +159,18 @@ pub async fn destroy(
 ) -> Result<DestroyReport> {
     refuse_protected(session)?;
     let started = Utc::now();
-    let connection = reach(session).await?;
+    let connection = match request.cluster_from_terraform && !cluster_made(session).await? {
+        true => None,
+        false => Some(reach(session).await?),
+    };
     let options = options(request);
     let environment = session.environment();
-    let kubernetes = kube_destroy::plan(&connection.client, &environment, &options)
-        .await
-        .map_err(user_error)?;
+    let kubernetes = match &connection {
+        Some(connection) => kube_destroy::plan(&connection.client, &environment, &options)
+            .await
+            .map_err(user_error)?,
+        None => no_cluster(&environment.namespace),
+    };
     let driver = terraform_driver(session, request).await?;
     let terraform = plan_terraform(driver.as_ref()).await?;
     let plan = DestroyPlan {
@@ -183,7 +189,7 @@ pub async fn destroy(
     }
     let mut run = Run {
         session,
-        connection: &connection,
+        connection: connection.as_ref(),
         options,
         driver,
         lock: None,
@@ -201,6 +207,33 @@ pub async fn destroy(
     };
     let result = run.all_steps().await;
     run.finish(result).await
+}
+
+/// Whether the cluster, which comes from the environment's Terraform, still exists: its outputs
+/// name it. Not any more after a run interrupted in (or after) `terraform destroy`, nor before
+/// the first deploy: then no Kubernetes step has anything to do.
+async fn cluster_made(session: &Session) -> Result<bool> {
+    let outputs = session.current_outputs().await?;
+    Ok(crate::ops::cluster_source::unknown(&session.config, &outputs, true)
+        .iter()
+        .all(|reference| reference.key == "registry"))
+}
+
+/// The Kubernetes side of a destroy whose cluster is gone: nothing left to delete.
+fn no_cluster(namespace: &str) -> KubePlan {
+    KubePlan {
+        inventory_found: false,
+        restored: false,
+        objects: Vec::new(),
+        namespace: kube_destroy::NamespacePlan {
+            name: namespace.to_string(),
+            exists: false,
+            terminating: false,
+            delete: false,
+            reason: "no cluster: the Terraform outputs it comes from have no value".into(),
+        },
+        records: Vec::new(),
+    }
 }
 
 /// Refuse a `protected: true` environment, naming where the key is.
@@ -396,7 +429,9 @@ fn why_kept(decision: &gitship_kube::prune::PruneDecision) -> String {
 /// A destroy under way.
 struct Run<'a> {
     session: &'a Session,
-    connection: &'a ClusterConnection,
+    /// `None`: the cluster comes from Terraform, whose outputs no longer name one (destroyed by
+    /// an earlier run, or never made); every Kubernetes step is then already done.
+    connection: Option<&'a ClusterConnection>,
     options: DestroyOptions,
     driver: Option<Terraform>,
     lock: Option<DeployLock>,
@@ -404,6 +439,13 @@ struct Run<'a> {
 }
 
 impl Run<'_> {
+    /// The cluster's client; only steps that found the namespace there ask for it.
+    fn client(&self) -> Result<&kube::Client> {
+        self.connection
+            .map(|connection| &connection.client)
+            .ok_or_else(|| anyhow::anyhow!("no cluster to reach: its Terraform outputs name none"))
+    }
+
     async fn all_steps(&mut self) -> Result<()> {
         for step in self.report.plan.steps.clone() {
             if gitship_foundation::process::is_interrupted() {
@@ -460,7 +502,7 @@ impl Run<'_> {
         }
         let environment = self.session.environment();
         let lock = kube_destroy::lock(
-            &self.connection.client,
+            self.client()?,
             &environment,
             &self.options,
             &self.session.printer,
@@ -469,7 +511,7 @@ impl Run<'_> {
         .map_err(user_error)?;
         self.lock = Some(lock);
         events::record(
-            &self.connection.client,
+            self.client()?,
             &environment,
             &self.options.who,
             EventType::Normal,
@@ -496,7 +538,7 @@ impl Run<'_> {
         let environment = self.session.environment();
         let printer = self.session.printer.clone();
         let removed = kube_destroy::prune(
-            &self.connection.client,
+            self.client()?,
             &environment,
             &self.options,
             lock,
@@ -557,7 +599,7 @@ impl Run<'_> {
         }
         let environment = self.session.environment();
         let records = kube_destroy::delete_records(
-            &self.connection.client,
+            self.client()?,
             &environment,
             &self.options.retry,
         )
@@ -593,17 +635,17 @@ impl Run<'_> {
                 format!("namespace `{}` {}", plan.name, plan.reason),
             ));
         }
-        let client = &self.connection.client;
+        let client = self.client()?.clone();
         let removal = if plan.terminating {
             Removal::AlreadyGone
         } else {
-            kube_destroy::delete_namespace(client, &plan.name, &self.options.retry)
+            kube_destroy::delete_namespace(&client, &plan.name, &self.options.retry)
                 .await
                 .map_err(user_error)?
         };
         // The Lease goes with the namespace: stop renewing it before the wait.
         self.unlock().await?;
-        kube_destroy::wait_namespace_gone(client, &plan.name, &self.options)
+        kube_destroy::wait_namespace_gone(&client, &plan.name, &self.options)
             .await
             .map_err(|e| {
                 user_error(kube_destroy::of_environment(e, &self.session.environment()))
@@ -659,16 +701,28 @@ impl Run<'_> {
                 gitship_foundation::diagnostics::render(&error)
             ));
         }
-        self.connection.save_sandbox()?;
+        if let Some(connection) = self.connection {
+            connection.save_sandbox()?;
+        }
         result.map(|()| self.report)
     }
 
     /// `Destroyed` (or `DestroyFailed`) about the namespace: stored in `default` when the
     /// namespace is to go (an Event in it would go with it), else in the namespace.
     async fn event(&self, succeeded: bool) {
-        if !self.namespace_exists() {
+        // No namespace, or a cluster that went with `terraform destroy`: nowhere to say it.
+        let cluster_gone = self.report.plan.steps.last() == Some(&DestroyStep::Terraform)
+            && self
+                .report
+                .steps
+                .iter()
+                .any(|s| s.step == DestroyStep::Terraform);
+        if !self.namespace_exists() || cluster_gone {
             return;
         }
+        let Ok(client) = self.client() else {
+            return;
+        };
         let environment = self.session.environment();
         // An Event in a namespace that goes (or is going: a failed run may have asked) would
         // go with it, or be refused.
@@ -700,7 +754,7 @@ impl Run<'_> {
             )
         };
         events::record_on_namespace(
-            &self.connection.client,
+            client,
             &environment,
             stored_in,
             &self.options.who,

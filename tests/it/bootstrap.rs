@@ -341,6 +341,50 @@ async fn bootstraps_from_zero(form: Form) {
     );
     assert_eq!(registry.tags("blog/web").len(), 1);
 
+    // Destroy: the cluster comes from Terraform, so every Kubernetes step runs before
+    // `terraform destroy` (which would take a real cluster with it).
+    let destroyed = step(&["destroy", "staging", "--yes"], &[0]);
+    let text = &destroyed.stderr;
+    let at = |line: &str| {
+        text.find(line)
+            .unwrap_or_else(|| panic!("no `{line}` in:\n{text}"))
+    };
+    assert!(
+        at("destroy: step prune") < at("destroy: step records")
+            && at("destroy: step records") < at("destroy: step namespace")
+            && at("destroy: step namespace") < at("destroy: step terraform"),
+        "Kubernetes first, Terraform last:\n{text}"
+    );
+    assert!(
+        namespaces.get_opt(&ns).await.expect("read").is_none(),
+        "the namespace stays:\n{text}"
+    );
+    // Again: the outputs name no cluster any more, so only Terraform is left, already done.
+    let again = step(&["-o", "json", "destroy", "staging", "--yes"], &[0]);
+    let report: serde_json::Value = serde_json::from_str(&again.stdout).expect("destroy JSON");
+    let outcomes: Vec<(&str, &str)> = report["steps"]
+        .as_array()
+        .expect("steps")
+        .iter()
+        .map(|s| {
+            (
+                s["step"].as_str().unwrap_or_default(),
+                s["outcome"].as_str().unwrap_or_default(),
+            )
+        })
+        .collect();
+    assert!(
+        outcomes.iter().all(|(_, outcome)| *outcome == "already_done"),
+        "{outcomes:?}\n{}",
+        again.all()
+    );
+    assert_eq!(
+        report["plan"]["kubernetes"]["namespace"]["reason"],
+        "no cluster: the Terraform outputs it comes from have no value",
+        "{}",
+        again.all()
+    );
+
     assert!(
         !outputs.contains(&token),
         "the token was printed:\n{outputs}"
