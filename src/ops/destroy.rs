@@ -214,9 +214,11 @@ pub async fn destroy(
 /// the first deploy: then no Kubernetes step has anything to do.
 async fn cluster_made(session: &Session) -> Result<bool> {
     let outputs = session.current_outputs().await?;
-    Ok(crate::ops::cluster_source::unknown(&session.config, &outputs, true)
-        .iter()
-        .all(|reference| reference.key == "registry"))
+    Ok(
+        crate::ops::cluster_source::unknown(&session.config, &outputs, true)
+            .iter()
+            .all(|reference| reference.key == "registry"),
+    )
 }
 
 /// The Kubernetes side of a destroy whose cluster is gone: nothing left to delete.
@@ -537,14 +539,11 @@ impl Run<'_> {
         };
         let environment = self.session.environment();
         let printer = self.session.printer.clone();
-        let removed = kube_destroy::prune(
-            self.client()?,
-            &environment,
-            &self.options,
-            lock,
-            |done| printer.status(&removed_line(done)),
-        )
-        .await;
+        let removed =
+            kube_destroy::prune(self.client()?, &environment, &self.options, lock, |done| {
+                printer.status(&removed_line(done))
+            })
+            .await;
         let removed = removed.map_err(user_error)?;
         let count = |removal: Removal| removed.iter().filter(|r| r.removal == removal).count();
         let detail = format!(
@@ -598,13 +597,10 @@ impl Run<'_> {
             ));
         }
         let environment = self.session.environment();
-        let records = kube_destroy::delete_records(
-            self.client()?,
-            &environment,
-            &self.options.retry,
-        )
-        .await
-        .map_err(user_error)?;
+        let records =
+            kube_destroy::delete_records(self.client()?, &environment, &self.options.retry)
+                .await
+                .map_err(user_error)?;
         let deleted: Vec<&str> = records
             .iter()
             .filter(|record| record.removal == Removal::Deleted)

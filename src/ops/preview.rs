@@ -63,6 +63,21 @@ pub async fn create(repo_dir: Option<&Path>, request: &EphemeralRequest) -> Resu
         .into());
     }
     let base = repo.load_env(&request.base).map_err(user_error)?;
+    if base.cluster_from_terraform() {
+        // The record lives in the base's cluster, and the preview's own Terraform workspace would
+        // make a cluster of its own: neither is the cluster a preview is found in.
+        return Err(UserError::usage(
+            format!(
+                "`{}` takes its cluster from Terraform outputs (`{}`): a preview of it would \
+                 make a cluster of its own in its Terraform workspace",
+                base.name,
+                base.spans.file.display()
+            ),
+            "derive previews from an environment that names its cluster (`cluster.context` or \
+             `cluster.kubeconfig` as a path)",
+        )
+        .into());
+    }
     let values: BTreeMap<String, serde_json::Value> = request
         .sets
         .iter()
@@ -188,7 +203,7 @@ pub async fn find(repo: &Repository, kubeconfig: Option<&Path>, name: Option<&st
         .load_all_envs()
         .into_iter()
         .filter_map(|(_, config)| config.ok())
-        .filter(|config| !config.kubernetes.disabled)
+        .filter(|config| !config.kubernetes.disabled && !config.cluster_from_terraform())
         .collect();
     let mut clusters: Vec<(ClientOptions, Vec<&EnvConfig>)> = Vec::new();
     for base in &bases {

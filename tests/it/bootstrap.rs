@@ -374,7 +374,9 @@ async fn bootstraps_from_zero(form: Form) {
         })
         .collect();
     assert!(
-        outcomes.iter().all(|(_, outcome)| *outcome == "already_done"),
+        outcomes
+            .iter()
+            .all(|(_, outcome)| *outcome == "already_done"),
         "{outcomes:?}\n{}",
         again.all()
     );

@@ -343,11 +343,12 @@ fn envs_lists_the_example() {
     let json = gitship_example(&["envs", "-o", "json"]);
     let report: serde_json::Value = serde_json::from_str(&json.stdout).expect("json");
     assert_eq!(report["format_version"], 2, "{report}");
-    // No cluster to ask: no preview, and each cluster named as unreachable.
+    // No cluster to ask: no preview, and each cluster named as unreachable (not development's,
+    // which comes from Terraform: no preview is derived from it).
     assert_eq!(report["previews"], serde_json::json!([]), "{report}");
     assert_eq!(
         report["unreachable"].as_array().map(Vec::len),
-        Some(3),
+        Some(2),
         "{report}"
     );
     let rows: Vec<gitship::facade::ops::envs::EnvironmentSummary> =

@@ -301,6 +301,24 @@ fn previews_are_refused_with_clear_errors() {
     );
     // None of them recorded anything.
     assert!(previews(&repo).is_empty());
+
+    // A base whose cluster comes from Terraform: the preview's own workspace would make another.
+    repo.write(
+        "config/made.yaml",
+        &format!("cluster:\n  namespace: {ns}-made\n  kubeconfig: ${{terraform.kubeconfig}}\n"),
+    );
+    let made = repo.gitship(&["env", "new", "pr-3", "--from", "made", "--ephemeral"]);
+    assert_eq!(made.code, 64, "{}", made.all());
+    assert!(
+        made.stderr
+            .contains("`made` takes its cluster from Terraform outputs")
+            && made
+                .stderr
+                .contains("derive previews from an environment that names its cluster"),
+        "{}",
+        made.all()
+    );
+    assert!(previews(&repo).is_empty());
 }
 
 /// Set the expiry of preview namespace `namespace` to the past, as time passing would.

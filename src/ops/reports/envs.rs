@@ -17,13 +17,11 @@ impl CommandReport for Listing {
                 .map(String::from)
                 .to_vec(),
         ];
-        rows.extend(self.environments.iter().map(|row| {
-            vec![
-                row.name.clone(),
-                row.namespace.clone(),
-                context(row),
-            ]
-        }));
+        rows.extend(
+            self.environments
+                .iter()
+                .map(|row| vec![row.name.clone(), row.namespace.clone(), context(row)]),
+        );
         let mut out = table(&rows, color);
         if !self.previews.is_empty() {
             let mut rows = vec![
