@@ -296,6 +296,21 @@ fn write_private(bytes: &[u8]) -> Result<(PathBuf, tempfile::TempDir)> {
     Ok((path, dir))
 }
 
+/// The Kubernetes stage's client options for an environment: the `--kubeconfig` flag wins over
+/// the environment's `cluster.kubeconfig`; the context is its `cluster.context`. Built here, so
+/// that `kube` never reads the repository's configs.
+pub fn client_options(
+    kubeconfig_flag: Option<&Path>,
+    cluster: &crate::repo::config::ClusterConfig,
+) -> gitship_kube::ClientOptions {
+    gitship_kube::ClientOptions {
+        kubeconfig: kubeconfig_flag
+            .map(Path::to_path_buf)
+            .or_else(|| cluster.kubeconfig.clone()),
+        context: cluster.context.clone(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1296,7 +1296,8 @@ mod tests {
         assert!(options.prune && !options.prune_protected && !options.allow_empty);
         assert_eq!(options.history, 7);
         assert_eq!(options.sha.as_deref(), Some("abc"));
-        let client = crate::ops::session::client_options(Some(Path::new("/k")), &config().cluster);
+        let client =
+            crate::ops::cluster_source::client_options(Some(Path::new("/k")), &config().cluster);
         assert_eq!(client.kubeconfig.as_deref(), Some(Path::new("/k")));
         assert_eq!(client.context.as_deref(), Some("prod"));
     }

@@ -176,7 +176,7 @@ fn terraform_references(value: &serde_json::Value) -> Vec<String> {
 }
 
 async fn connect(kubeconfig: Option<&Path>, config: &EnvConfig) -> Result<kube::Client> {
-    let options = crate::ops::session::client_options(kubeconfig, &config.cluster);
+    let options = crate::ops::cluster_source::client_options(kubeconfig, &config.cluster);
     gitship_kube::client::connect(&options)
         .await
         .map_err(user_error)
@@ -207,7 +207,7 @@ pub async fn find(repo: &Repository, kubeconfig: Option<&Path>, name: Option<&st
         .collect();
     let mut clusters: Vec<(ClientOptions, Vec<&EnvConfig>)> = Vec::new();
     for base in &bases {
-        let options = crate::ops::session::client_options(kubeconfig, &base.cluster);
+        let options = crate::ops::cluster_source::client_options(kubeconfig, &base.cluster);
         match clusters.iter_mut().find(|(known, _)| {
             known.kubeconfig == options.kubeconfig && known.context == options.context
         }) {

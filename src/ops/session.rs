@@ -21,7 +21,6 @@ use crate::terraform::{Terraform, TerraformSettings};
 use gitship_foundation::diagnostics::{UserError, user_error};
 use gitship_foundation::model::{Environment, ImageRef, Manifest, Outputs};
 use gitship_foundation::output::Printer;
-use gitship_kube::ClientOptions;
 use gitship_kube::client::ClusterIdentity;
 use gitship_kube::inventory::Inventory;
 use gitship_kube::pin::Pin;
@@ -406,7 +405,10 @@ impl Session {
                 sandbox: Some(sandbox),
             });
         }
-        let mut options = client_options(self.kubeconfig.as_deref(), &self.config.cluster);
+        let mut options = crate::ops::cluster_source::client_options(
+            self.kubeconfig.as_deref(),
+            &self.config.cluster,
+        );
         if self.kubeconfig.is_none() && self.config.cluster_from_terraform() {
             let values = self.terraform_values().await?;
             options.kubeconfig = values.and_then(|values| values.kubeconfig.clone());
@@ -720,21 +722,6 @@ fn module_files(dir: &Path) -> Result<BTreeMap<PathBuf, Vec<u8>>> {
         }
     }
     Ok(files)
-}
-
-/// The Kubernetes stage's client options for an environment: the `--kubeconfig` flag wins over
-/// the environment's `cluster.kubeconfig`; the context is its `cluster.context`. Built here, so
-/// that `kube` never reads the repository's configs.
-pub fn client_options(
-    kubeconfig_flag: Option<&Path>,
-    cluster: &crate::repo::config::ClusterConfig,
-) -> ClientOptions {
-    ClientOptions {
-        kubeconfig: kubeconfig_flag
-            .map(Path::to_path_buf)
-            .or_else(|| cluster.kubeconfig.clone()),
-        context: cluster.context.clone(),
-    }
 }
 
 #[cfg(test)]
