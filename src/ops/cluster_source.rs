@@ -209,9 +209,11 @@ fn kubeconfig_path(
     if !path.is_file() {
         return Err(invalid(
             reference,
+            // Never the value: it may be a credential (a base64 kubeconfig, a token) that only
+            // looks like a path.
             &format!(
-                "names `{}`, which is not a kubeconfig file (and the value is no kubeconfig's content either)",
-                path.display()
+                "is no kubeconfig's content and names no kubeconfig file (a value of {} characters; a relative path is the Terraform module's)",
+                text.chars().count()
             ),
         ));
     }
@@ -238,10 +240,8 @@ fn endpoint_kubeconfig(
     {
         return Err(invalid(
             server,
-            &format!(
-                "is `{}`, not the API server's URL (`https://HOST[:PORT]`)",
-                url.escape_debug()
-            ),
+            // Never the value: the output may be sensitive.
+            "is not the API server's URL (`https://HOST[:PORT]`)",
         ));
     }
     let mut cluster = serde_json::json!({ "server": url });
@@ -327,6 +327,12 @@ mod tests {
         .unwrap()
     }
 
+    fn config_endpoint() -> EnvConfig {
+        config(
+            "cluster:\n  namespace: blog\n  server: ${terraform.endpoint}\n  token: ${terraform.token}\n",
+        )
+    }
+
     fn outputs(pairs: &[(&str, &str)]) -> Outputs {
         pairs
             .iter()
@@ -405,6 +411,31 @@ mod tests {
             format!("{missing:#}").contains("config/dev.yaml:3:15"),
             "{missing:#}"
         );
+        // A credential that only looks like a path (a base64 kubeconfig) is never repeated.
+        let secret = "YXBpVmVyc2lvbjogdjEKY2x1c3RlcnM6IFtdCg";
+        let refused = resolve(
+            &config,
+            &outputs(&[("kubeconfig", secret)]),
+            Some(dir.path()),
+            true,
+        )
+        .unwrap_err();
+        let text = format!("{refused:#}");
+        assert!(
+            !text.contains(secret) && text.contains("a value of 38 characters"),
+            "{text}"
+        );
+        let endpoint = config_endpoint();
+        let mut values = outputs(&[("ca", ""), ("token", "t")]);
+        values.insert(
+            "endpoint".into(),
+            OutputValue {
+                value: Some(serde_json::Value::String("sekrit-host-name".into())),
+                sensitive: true,
+            },
+        );
+        let refused = resolve(&endpoint, &values, None, true).unwrap_err();
+        assert!(!format!("{refused:#}").contains("sekrit"), "{refused:#}");
         let unset = resolve(&config, &Outputs::new(), None, true).unwrap_err();
         let text = format!("{unset:#}");
         assert!(

@@ -155,8 +155,23 @@ pub(crate) fn check_output_references(
     module: Option<&terraform::ModuleInfo>,
 ) -> Result<()> {
     for reference in crate::ops::cluster_source::references(config) {
-        let known = module.is_some_and(|info| info.outputs.contains_key(&reference.output));
-        if known {
+        let declared = module.and_then(|info| info.outputs.get(&reference.output));
+        if let Some(output) = declared {
+            // A token's value would otherwise be printed where Terraform's output changes are
+            // (plan, deploy, the pull request's plan comment).
+            if reference.key == "cluster.token" && !output.sensitive {
+                return Err(UserError::new(
+                    format!(
+                        "{}: `cluster.token` names Terraform output `{}`, which is not declared `sensitive = true`",
+                        reference.location, reference.output
+                    ),
+                    format!(
+                        "add `sensitive = true` to `output \"{}\"` in the environment's Terraform module, so that no plan shows the token",
+                        reference.output
+                    ),
+                )
+                .into());
+            }
             continue;
         }
         let hint = match module {

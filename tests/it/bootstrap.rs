@@ -518,4 +518,27 @@ async fn bootstrap_errors_name_the_output_and_the_line() {
         "{}",
         validate.all()
     );
+
+    // A token from an output not declared sensitive: a plan would print it.
+    repo.write(
+        "infrastructure/terraform/main.tf",
+        &MODULE.replace(
+            "output \"token\" {\n  value     = terraform_data.token.output\n  sensitive = true\n}",
+            "output \"token\" {\n  value = terraform_data.token.output\n}",
+        ),
+    );
+    repo.write(
+        "config/staging.yaml",
+        &format!("cluster:\n  namespace: {ns}\n  server: ${{terraform.endpoint}}\n  token: ${{terraform.token}}\nregistry: ${{terraform.registry_url}}\n"),
+    );
+    let validate = run(&repo, tmp.path(), &["validate", "staging"]);
+    assert_ne!(validate.code, 0, "{}", validate.all());
+    assert!(
+        validate.all().contains("config/staging.yaml:4:10")
+            && validate
+                .all()
+                .contains("which is not declared `sensitive = true`"),
+        "{}",
+        validate.all()
+    );
 }
