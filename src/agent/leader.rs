@@ -92,6 +92,7 @@ impl Leadership {
         if gitship_kube::deploy::ensure_namespace_exists(
             client,
             &self.lease.namespace,
+            &self.lease.environment,
             &RetryPolicy::default(),
         )
         .await?

@@ -512,6 +512,19 @@ impl Run<'_> {
         .await
         .map_err(user_error)?;
         self.lock = Some(lock);
+        // A namespace this destroy keeps is not this environment's to delete any more: a re-run
+        // (which no longer has the inventory that said why) must keep it too.
+        let namespace = &self.report.plan.kubernetes.namespace;
+        if !namespace.delete {
+            kube_destroy::disown_namespace(
+                self.client()?,
+                &namespace.name,
+                &environment.name,
+                &self.options.retry,
+            )
+            .await
+            .map_err(user_error)?;
+        }
         events::record(
             self.client()?,
             &environment,
@@ -685,6 +698,10 @@ impl Run<'_> {
     async fn finish(mut self, result: Result<()>) -> Result<DestroyReport> {
         if let Some(lock) = self.lock.take() {
             let _ = lock.release(&self.options.retry).await;
+        }
+        // The saved destroy plan holds the variables: never left behind, whatever happened.
+        if let TerraformPlan::Destroy(summary) = &self.report.plan.terraform {
+            let _ = gitship_foundation::private_file::remove(&summary.planfile);
         }
         self.report.finished = Utc::now();
         if let Err(error) = &result {

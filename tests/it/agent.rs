@@ -1382,7 +1382,8 @@ fn the_agent_refuses_terraform_with_a_local_backend() {
     assert_eq!(sim.title().as_deref(), Some("one"));
 }
 
-fn walkdir(dir: &Path) -> Vec<std::path::PathBuf> {
+/// Every file and directory below `dir`.
+pub(crate) fn walkdir(dir: &Path) -> Vec<std::path::PathBuf> {
     let mut found = Vec::new();
     for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
         let path = entry.path();

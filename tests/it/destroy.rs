@@ -319,6 +319,63 @@ async fn an_object_annotated_not_to_prune_stays_with_its_namespace() {
         left.anything().await
     );
     assert_eq!(terraform_resources(repo.path()), 0);
+
+    // Again (a re-run, a repeated CI job): the inventory that said why is gone, and still the
+    // namespace and what it holds stay.
+    let (again, _) = destroy_json(&repo, &[]);
+    assert_eq!(again.code, 0, "{}", again.all());
+    assert!(left.configmap("kept").await, "{}", again.all());
+    assert!(left.namespace().await, "{}", again.all());
+}
+
+/// A namespace goes only with the environment that created it, and never while another
+/// environment deploys in it: destroying `staging` (which made it) leaves `qa`'s objects.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_namespace_another_environment_deploys_in_stays() {
+    if !tools() {
+        return;
+    }
+    let cluster = TestCluster::start().await;
+    let namespace = cluster.ns("shared");
+    let staging = repo_on(&cluster, &namespace, TERRAFORM);
+    staging.ok(&["deploy", "staging"]);
+    let qa = repo_on(&cluster, &namespace, TERRAFORM);
+    std::fs::remove_file(qa.path().join("config/staging.yaml")).expect("remove");
+    qa.write(
+        "config/qa.yaml",
+        &format!("cluster:\n  context: kubesim\n  namespace: {namespace}\n"),
+    );
+    qa.write(
+        "infrastructure/kubernetes/objects.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: qa-only\ndata:\n  a: b\n",
+    );
+    qa.commit("environment qa in the same namespace");
+    qa.ok(&["deploy", "qa"]);
+
+    let (run, _) = destroy_json(&staging, &[]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert!(
+        run.stderr
+            .contains("kept: environment `qa` deploys there too"),
+        "{}",
+        run.stderr
+    );
+    let left = Left::of(&cluster, &namespace).await;
+    assert!(left.namespace().await);
+    assert!(left.configmap("qa-only").await, "qa's object went");
+    assert!(left.configmap("gitship-qa").await, "qa's inventory went");
+    assert!(!left.configmap("first").await);
+
+    // qa did not create the namespace: its destroy keeps it too.
+    let run = qa.gitship(&["destroy", "qa", "--yes"]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert!(
+        run.stderr.contains("kept: not created by this environment"),
+        "{}",
+        run.stderr
+    );
+    assert!(left.namespace().await);
+    assert!(!left.configmap("qa-only").await);
 }
 
 /// A finalizer holds an object: with a short `--timeout` destroy fails naming it and its
@@ -361,6 +418,12 @@ async fn a_finalizer_holds_destroy_until_it_is_removed() {
         1,
         "Terraform waits for Kubernetes"
     );
+    // The saved destroy plan (it holds the variables) is not left behind by the failure.
+    let planfiles: Vec<_> = crate::agent::walkdir(&repo.path().join(".gitship"))
+        .into_iter()
+        .filter(|path| path.ends_with("gitship-destroy.tfplan"))
+        .collect();
+    assert!(planfiles.is_empty(), "{planfiles:?}");
 
     let release = json!({"metadata": {"finalizers": null}});
     configmaps

@@ -33,6 +33,11 @@ pub const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
 pub const MANAGED_BY_VALUE: &str = "gitship";
 /// Label carrying the environment's name.
 pub const ENVIRONMENT_LABEL: &str = "gitship.dev/environment";
+/// Annotation naming the environment that created a namespace (a deploy that found none, or a
+/// preview's record): `destroy` deletes a namespace only when it names the environment destroyed
+/// (ARCHITECTURE.md, "Destroy"), never for the `managed-by` label alone, which every applied
+/// object carries.
+pub const CREATED_BY_ANNOTATION: &str = "gitship.dev/created-by";
 /// Annotation naming the environment that owns an object; prune only deletes matching objects.
 pub const OWNED_BY_ANNOTATION: &str = "gitship.dev/owned-by";
 /// Annotation `"<int>"`: user ordering; lower waves are applied (and healthy) first.

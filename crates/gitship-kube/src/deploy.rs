@@ -966,7 +966,7 @@ async fn ensure_namespace(
             Some(prepared.id.clone())
         }
         None => {
-            create_namespace(client, name, retry).await?;
+            create_namespace(client, name, &environment.name, retry).await?;
             None
         }
     };
@@ -974,11 +974,13 @@ async fn ensure_namespace(
     Ok(created)
 }
 
-/// Create the namespace `name` (labelled as gitship's) when it does not exist; whether it was
-/// created. For what must live in it before the first deploy (the agent's leader Lease).
+/// Create the namespace `name` (labelled as gitship's, created by `environment`) when it does
+/// not exist; whether it was created. For what must live in it before the first deploy (the
+/// agent's leader Lease).
 pub async fn ensure_namespace_exists(
     client: &Client,
     name: &str,
+    environment: &str,
     retry: &RetryPolicy,
 ) -> Result<bool, KubeError> {
     let waiting =
@@ -986,7 +988,7 @@ pub async fn ensure_namespace_exists(
     if namespace_exists(client, name, retry, waiting).await? {
         return Ok(false);
     }
-    create_namespace(client, name, retry).await?;
+    create_namespace(client, name, environment, retry).await?;
     Ok(true)
 }
 
@@ -1026,14 +1028,17 @@ async fn namespace_exists(
     }
 }
 
+/// Create namespace `name`, marked as made by `environment` (which its destroy deletes).
 async fn create_namespace(
     client: &Client,
     name: &str,
+    environment: &str,
     retry: &RetryPolicy,
 ) -> Result<(), KubeError> {
     let api: Api<Namespace> = Api::all(client.clone());
     let body = json!({"apiVersion": "v1", "kind": "Namespace",
-        "metadata": {"name": name, "labels": {MANAGED_BY_LABEL: FIELD_MANAGER}}});
+        "metadata": {"name": name, "labels": {MANAGED_BY_LABEL: FIELD_MANAGER},
+            "annotations": {gitship_foundation::model::CREATED_BY_ANNOTATION: environment}}});
     let params = PatchParams::apply(FIELD_MANAGER).force();
     let patch = Patch::Apply(&body);
     retry

@@ -27,7 +27,7 @@ use crate::progress::Progress;
 use crate::prune::{self, PROTECTED_KINDS, PruneDecision};
 use crate::retry::{RetryPolicy, status_code};
 use gitship_foundation::model::{
-    Environment, FIELD_MANAGER, MANAGED_BY_LABEL, OWNED_BY_ANNOTATION, ObjectId, PRUNE_ANNOTATION,
+    CREATED_BY_ANNOTATION, Environment, OWNED_BY_ANNOTATION, ObjectId, PRUNE_ANNOTATION,
 };
 use gitship_foundation::output::Printer;
 
@@ -74,7 +74,7 @@ pub struct NamespacePlan {
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub terminating: bool,
     pub delete: bool,
-    /// Why it goes or stays (`created by gitship`, `--keep-namespace`, ...).
+    /// Why it goes or stays (`created by the environment`, `--keep-namespace`, ...).
     pub reason: String,
 }
 
@@ -185,12 +185,17 @@ pub async fn plan(
         });
     }
     let stored = inventory::load(client, &environment.name, &environment.namespace, retry).await?;
-    let objects = match &stored {
+    let mut objects = match &stored {
         Some(inventory) => plan_objects(client, environment, &inventory.objects, retry).await?,
         None => Vec::new(),
     };
+    keep_declared_namespaces_that_hold_others(client, environment, &mut objects, retry).await?;
     let mut namespace = namespace_plan(environment, &live_namespace, stored.as_ref(), options);
     keep_what_holds_kept_objects(&mut namespace, &objects);
+    if namespace.delete {
+        let others = other_environments(client, &namespace.name, &environment.name, retry).await?;
+        keep_for_others(&mut namespace, &others);
+    }
     let records = existing_records(client, environment, retry).await?;
     Ok(KubePlan {
         inventory_found: stored.is_some(),
@@ -218,8 +223,10 @@ async fn read_namespace(
         .map_err(|e| KubeError::api(format!("Namespace {name}"), kube::Error::SerdeError(e)))
 }
 
-/// Whether the namespace goes: when gitship created it (its label `managed-by: gitship`, or a
-/// Namespace of the inventory that names this environment as its owner), unless kept.
+/// Whether the namespace goes: when this environment created it (its annotation
+/// `gitship.dev/created-by` names the environment: a deploy that found no namespace, or a
+/// preview's record), or it is a Namespace of the inventory that names this environment as its
+/// owner; unless kept. The `managed-by` label alone says nothing: every applied object has it.
 fn namespace_plan(
     environment: &Environment,
     live: &Value,
@@ -227,11 +234,8 @@ fn namespace_plan(
     options: &DestroyOptions,
 ) -> NamespacePlan {
     let name = environment.namespace.clone();
-    let labelled = live
-        .pointer("/metadata/labels")
-        .and_then(|labels| labels.get(MANAGED_BY_LABEL))
-        .and_then(Value::as_str)
-        == Some(FIELD_MANAGER);
+    let created = gitship_foundation::model::annotation(live, CREATED_BY_ANNOTATION)
+        == Some(environment.name.as_str());
     let declared = stored.is_some_and(|inventory| {
         inventory
             .objects
@@ -248,13 +252,14 @@ fn namespace_plan(
         )
     } else if declared {
         (true, "declared by the environment".into())
-    } else if labelled {
-        (true, "created by gitship".into())
+    } else if created {
+        (true, "created by the environment".into())
     } else {
         (
             false,
             format!(
-                "kept: not created by gitship (no label `{MANAGED_BY_LABEL}: {FIELD_MANAGER}`)"
+                "kept: not created by this environment (no annotation `{CREATED_BY_ANNOTATION}: {}`)",
+                environment.name
             ),
         )
     };
@@ -285,6 +290,113 @@ fn keep_what_holds_kept_objects(namespace: &mut NamespacePlan, objects: &[Planne
             kept.join(", ")
         );
     }
+}
+
+/// The other environments whose inventory is in `namespace` (they deploy there too).
+async fn other_environments(
+    client: &Client,
+    namespace: &str,
+    environment: &str,
+    retry: &RetryPolicy,
+) -> Result<Vec<String>, KubeError> {
+    let api: Api<k8s_openapi::api::core::v1::ConfigMap> =
+        Api::namespaced(client.clone(), namespace);
+    let params = kube::api::ListParams::default().labels(inventory::INVENTORY_LABEL);
+    let list = retry
+        .run(namespace, || api.list_metadata(&params))
+        .await
+        .map_err(|source| KubeError::api(format!("ConfigMaps in {namespace}"), source))?;
+    let mut others: Vec<String> = list
+        .items
+        .iter()
+        .filter_map(|item| {
+            item.metadata
+                .labels
+                .as_ref()?
+                .get(inventory::INVENTORY_LABEL)
+        })
+        .filter(|owner| owner.as_str() != environment)
+        .cloned()
+        .collect();
+    others.sort();
+    others.dedup();
+    Ok(others)
+}
+
+/// A namespace another environment deploys in stays (deleting it would delete what it deployed).
+fn keep_for_others(namespace: &mut NamespacePlan, others: &[String]) {
+    if namespace.delete && !others.is_empty() {
+        let names: Vec<String> = others.iter().map(|o| format!("`{o}`")).collect();
+        namespace.delete = false;
+        namespace.reason = format!(
+            "kept: environment {} deploys there too; deleting it would delete what it deployed",
+            names.join(", ")
+        );
+    }
+}
+
+/// A Namespace of the inventory (not the environment's own) that holds what destroy keeps, or
+/// another environment's objects, stays: deleting it would delete them too.
+async fn keep_declared_namespaces_that_hold_others(
+    client: &Client,
+    environment: &Environment,
+    objects: &mut [PlannedObject],
+    retry: &RetryPolicy,
+) -> Result<(), KubeError> {
+    let kept: Vec<(String, String)> = objects
+        .iter()
+        .filter(|o| !matches!(o.decision, PruneDecision::Delete | PruneDecision::Gone))
+        .filter_map(|o| Some((o.id.namespace.clone()?, o.id.to_string())))
+        .collect();
+    for object in objects.iter_mut() {
+        let id = &object.id;
+        if !(id.group.is_empty() && id.kind == "Namespace")
+            || object.decision != PruneDecision::Delete
+        {
+            continue;
+        }
+        let mut why: Vec<String> = kept
+            .iter()
+            .filter(|(namespace, _)| namespace == &id.name)
+            .map(|(_, shown)| shown.clone())
+            .collect();
+        for other in other_environments(client, &id.name, &environment.name, retry).await? {
+            why.push(format!("environment `{other}`'s objects"));
+        }
+        if !why.is_empty() {
+            object.decision = PruneDecision::OutOfScope(format!(
+                "it holds what destroy keeps ({}); deleting it would delete them",
+                why.join(", ")
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Take the mark `gitship.dev/created-by` off a namespace destroy keeps, so that no later run
+/// (a re-run once the inventory that explained why is gone) deletes it. Nothing when it is not
+/// this environment's mark.
+pub async fn disown_namespace(
+    client: &Client,
+    namespace: &str,
+    environment: &str,
+    retry: &RetryPolicy,
+) -> Result<(), KubeError> {
+    let Some(live) = read_namespace(client, namespace, retry).await? else {
+        return Ok(());
+    };
+    if gitship_foundation::model::annotation(&live, CREATED_BY_ANNOTATION) != Some(environment) {
+        return Ok(());
+    }
+    let api: Api<Namespace> = Api::all(client.clone());
+    let patch = serde_json::json!({"metadata": {"annotations": {CREATED_BY_ANNOTATION: null}}});
+    let params = kube::api::PatchParams::default();
+    let patch = kube::api::Patch::Merge(&patch);
+    retry
+        .run(namespace, || api.patch(namespace, &params, &patch))
+        .await
+        .map(|_| ())
+        .map_err(|source| KubeError::api(format!("Namespace {namespace}"), source))
 }
 
 /// Whether `entry` is the environment's own Namespace (the namespace step's, never pruned).
@@ -760,13 +872,20 @@ mod tests {
     }
 
     #[test]
-    fn the_namespace_goes_only_when_gitship_made_it() {
+    fn the_namespace_goes_only_when_the_environment_made_it() {
         let environment = Environment {
             name: "production".into(),
             namespace: "blog".into(),
         };
-        let labelled =
-            json!({"metadata": {"name": "blog", "labels": {MANAGED_BY_LABEL: "gitship"}}});
+        let made = json!({"metadata": {"name": "blog",
+            "labels": {gitship_foundation::model::MANAGED_BY_LABEL: "gitship"},
+            "annotations": {CREATED_BY_ANNOTATION: "production"}}});
+        // The label alone (every object gitship applies has it: a namespace taken over, or made
+        // by another environment) is not enough.
+        let labelled = json!({"metadata": {"name": "blog",
+            "labels": {gitship_foundation::model::MANAGED_BY_LABEL: "gitship"}}});
+        let by_another = json!({"metadata": {"name": "blog",
+            "annotations": {CREATED_BY_ANNOTATION: "staging"}}});
         let plain = json!({"metadata": {"name": "blog"}});
         let declared = json!({"metadata": {"name": "blog",
             "annotations": {OWNED_BY_ANNOTATION: "production"}}});
@@ -782,23 +901,49 @@ mod tests {
         let decide = |live: &Value, stored: Option<&Inventory>, keep: bool| {
             namespace_plan(&environment, live, stored, &options(keep))
         };
-        assert!(decide(&labelled, None, false).delete);
-        assert!(!decide(&labelled, None, true).delete);
+        assert!(decide(&made, None, false).delete);
+        assert!(!decide(&made, None, true).delete);
         assert!(
-            decide(&labelled, None, true)
+            decide(&made, None, true)
                 .reason
                 .contains("--keep-namespace")
         );
-        let kept = decide(&plain, None, false);
-        assert!(
-            !kept.delete && kept.reason.contains("not created by gitship"),
-            "{kept:?}"
-        );
+        for live in [&labelled, &by_another, &plain] {
+            let kept = decide(live, None, false);
+            assert!(
+                !kept.delete
+                    && kept
+                        .reason
+                        .contains("not created by this environment (no annotation `gitship.dev/created-by: production`)"),
+                "{kept:?}"
+            );
+        }
         assert!(decide(&declared, Some(&inventory), false).delete);
         assert!(!decide(&declared, None, false).delete);
-        let annotated = json!({"metadata": {"name": "blog", "labels": {MANAGED_BY_LABEL: "gitship"},
-            "annotations": {PRUNE_ANNOTATION: "false"}}});
+        let annotated = json!({"metadata": {"name": "blog",
+            "annotations": {CREATED_BY_ANNOTATION: "production", PRUNE_ANNOTATION: "false"}}});
         assert!(!decide(&annotated, None, false).delete);
+    }
+
+    #[test]
+    fn a_namespace_another_environment_deploys_in_stays() {
+        let mut namespace = NamespacePlan {
+            name: "blog".into(),
+            exists: true,
+            terminating: false,
+            delete: true,
+            reason: "created by the environment".into(),
+        };
+        keep_for_others(&mut namespace, &[]);
+        assert!(namespace.delete);
+        keep_for_others(&mut namespace, &["staging".to_string()]);
+        assert!(
+            !namespace.delete
+                && namespace
+                    .reason
+                    .contains("environment `staging` deploys there too"),
+            "{namespace:?}"
+        );
     }
 
     #[test]
@@ -808,7 +953,7 @@ mod tests {
             exists: true,
             terminating: false,
             delete: true,
-            reason: "created by gitship".into(),
+            reason: "created by the environment".into(),
         };
         let mut kept = object("ConfigMap", "keep", 0);
         kept.decision = PruneDecision::KeepAnnotated;

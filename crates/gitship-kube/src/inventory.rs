@@ -349,6 +349,9 @@ pub(crate) fn applied_digest(body: &Value) -> Option<String> {
     Some(hex::encode(digest.get(..16)?))
 }
 
+/// Label of an inventory ConfigMap (and its copy): the environment it is the inventory of.
+pub const INVENTORY_LABEL: &str = "gitship.dev/inventory";
+
 /// The inventory ConfigMap's name for `environment`.
 pub fn configmap_name(environment: &str) -> String {
     gitship_foundation::model::reserved_name(environment)
@@ -409,7 +412,7 @@ pub fn encode(
         "metadata": {
             "name": configmap_name(environment),
             "namespace": namespace,
-            "labels": {MANAGED_BY_LABEL: FIELD_MANAGER, "gitship.dev/inventory": environment},
+            "labels": {MANAGED_BY_LABEL: FIELD_MANAGER, INVENTORY_LABEL: environment},
         },
         "data": {
             OBJECTS_KEY: objects,

@@ -142,6 +142,7 @@ fn body(preview: &PreviewRecord) -> serde_json::Value {
                 PREVIEW_OF_LABEL: preview.base,
             },
             "annotations": {
+                gitship_foundation::model::CREATED_BY_ANNOTATION: preview.name,
                 CREATED_AT_ANNOTATION: rfc3339(preview.created_at),
                 EXPIRES_AT_ANNOTATION: rfc3339(preview.expires_at),
                 VALUES_ANNOTATION: values,
