@@ -328,6 +328,40 @@ async fn an_object_annotated_not_to_prune_stays_with_its_namespace() {
     assert!(left.namespace().await, "{}", again.all());
 }
 
+/// A Namespace the environment declares (besides its own) that holds an object destroy keeps
+/// stays with it: deleting the Namespace would delete the object.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_declared_namespace_holding_a_kept_object_stays() {
+    if !tools() {
+        return;
+    }
+    let cluster = TestCluster::start().await;
+    let namespace = cluster.ns("own");
+    let extra = cluster.ns("extra");
+    let repo = repo_on(&cluster, &namespace, TERRAFORM);
+    repo.write(
+        "infrastructure/kubernetes/extra.yaml",
+        &format!(
+            "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {extra}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: kept\n  namespace: {extra}\n  annotations:\n    gitship.dev/prune: \"false\"\ndata:\n  a: b\n"
+        ),
+    );
+    repo.commit("a Namespace of its own holding a ConfigMap never pruned");
+    repo.ok(&["deploy", "staging"]);
+    let (run, _) = destroy_json(&repo, &[]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert!(
+        run.stderr.contains(&format!(
+            "keep Namespace {extra}: it holds what destroy keeps (ConfigMap {extra}/kept)"
+        )),
+        "{}",
+        run.stderr
+    );
+    let left = Left::of(&cluster, &extra).await;
+    assert!(left.namespace().await, "{}", run.all());
+    assert!(left.configmap("kept").await, "{}", run.all());
+    assert!(!Left::of(&cluster, &namespace).await.namespace().await);
+}
+
 /// A namespace goes only with the environment that created it, and never while another
 /// environment deploys in it: destroying `staging` (which made it) leaves `qa`'s objects.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -593,11 +593,19 @@ pub async fn prune(
             env: environment.name.clone(),
         });
     }
-    let planned = plan_objects(client, environment, &stored.objects, retry).await?;
+    // Decided again under the lock, as the plan decided (objects may have moved since).
+    let mut planned = plan_objects(client, environment, &stored.objects, retry).await?;
+    keep_declared_namespaces_that_hold_others(client, environment, &mut planned, retry).await?;
     let resources = Resources::new();
     let mut removed = Vec::new();
     for object in planned {
         stop_if_interrupted()?;
+        // Each delete is made only while the lock is ours (its renewer notices a loss).
+        if held.is_lost() {
+            return Err(KubeError::LockLost {
+                env: environment.name.clone(),
+            });
+        }
         let removal = remove_object(client, &resources, &object, options)
             .await
             .map_err(|error| of_environment(error, environment))?;
