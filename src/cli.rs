@@ -363,6 +363,10 @@ pub struct DestroyArgs {
     /// Leave the environment's namespace, even when gitship created it
     #[arg(long)]
     pub keep_namespace: bool,
+    /// The cluster is gone (deleted outside gitship, or with a Terraform destroy that failed
+    /// later): take no Kubernetes step, destroy only the Terraform resources
+    #[arg(long, conflicts_with_all = ["keep_terraform", "keep_namespace"])]
+    pub skip_kubernetes: bool,
     /// How long each deleted object (and the namespace) may take to be gone (default 5m)
     #[arg(long, value_name = "DURATION")]
     pub timeout: Option<String>,

@@ -130,6 +130,7 @@ pub struct DestroySettings {
     pub yes: bool,
     pub keep_terraform: bool,
     pub keep_namespace: bool,
+    pub skip_kubernetes: bool,
     /// `--timeout`, `--lock-timeout`, `--lock-lease`, when given.
     pub timeout: Option<Duration>,
     pub lock_timeout: Option<Duration>,
@@ -145,6 +146,7 @@ impl DestroySettings {
         let mut request = crate::ops::destroy::DestroyRequest::for_environment(config);
         request.keep_terraform = self.keep_terraform;
         request.keep_namespace = self.keep_namespace;
+        request.skip_kubernetes = self.skip_kubernetes;
         if let Some(timeout) = self.timeout {
             request.timeout = timeout;
         }
@@ -468,6 +470,7 @@ fn destroy(a: cli::DestroyArgs) -> Result<CommandSettings> {
         yes: a.yes,
         keep_terraform: a.keep_terraform,
         keep_namespace: a.keep_namespace,
+        skip_kubernetes: a.skip_kubernetes,
         timeout: flag("--timeout", a.timeout.as_deref())?,
         lock_timeout: flag("--lock-timeout", a.lock_timeout.as_deref())?,
         lock_lease: flag("--lock-lease", a.lock_lease.as_deref())?,

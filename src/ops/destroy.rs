@@ -41,6 +41,8 @@ pub struct DestroyRequest {
     /// The cluster itself comes from the environment's Terraform: every Kubernetes step runs
     /// before `terraform destroy`, which takes the cluster with it.
     pub cluster_from_terraform: bool,
+    /// The cluster is gone (`--skip-kubernetes`): no Kubernetes step, only Terraform.
+    pub skip_kubernetes: bool,
 }
 
 impl DestroyRequest {
@@ -53,6 +55,7 @@ impl DestroyRequest {
             lock_timeout: config.deploy.lock_timeout,
             lock_lease: LockOptions::default().lease_duration,
             cluster_from_terraform: config.cluster_from_terraform(),
+            skip_kubernetes: false,
         }
     }
 }
@@ -159,9 +162,16 @@ pub async fn destroy(
 ) -> Result<DestroyReport> {
     refuse_protected(session)?;
     let started = Utc::now();
-    let connection = match request.cluster_from_terraform && !cluster_made(session).await? {
-        true => None,
-        false => Some(reach(session).await?),
+    let no_cluster_reason = if request.skip_kubernetes {
+        Some("skipped (`--skip-kubernetes`): whatever is left in the cluster stays")
+    } else if request.cluster_from_terraform && !cluster_made(session).await? {
+        Some("no cluster: the Terraform outputs it comes from have no value")
+    } else {
+        None
+    };
+    let connection = match no_cluster_reason {
+        Some(_) => None,
+        None => Some(reach(session, request).await?),
     };
     let options = options(request);
     let environment = session.environment();
@@ -169,7 +179,10 @@ pub async fn destroy(
         Some(connection) => kube_destroy::plan(&connection.client, &environment, &options)
             .await
             .map_err(user_error)?,
-        None => no_cluster(&environment.namespace),
+        None => no_cluster(
+            &environment.namespace,
+            no_cluster_reason.unwrap_or_default(),
+        ),
     };
     let driver = terraform_driver(session, request).await?;
     let terraform = plan_terraform(driver.as_ref()).await?;
@@ -193,6 +206,7 @@ pub async fn destroy(
         options,
         driver,
         lock: None,
+        skip_kubernetes: request.skip_kubernetes,
         report: DestroyReport {
             format_version: FORMAT_VERSION,
             environment: environment.name.clone(),
@@ -222,7 +236,7 @@ async fn cluster_made(session: &Session) -> Result<bool> {
 }
 
 /// The Kubernetes side of a destroy whose cluster is gone: nothing left to delete.
-fn no_cluster(namespace: &str) -> KubePlan {
+fn no_cluster(namespace: &str, reason: &str) -> KubePlan {
     KubePlan {
         inventory_found: false,
         restored: false,
@@ -232,7 +246,7 @@ fn no_cluster(namespace: &str) -> KubePlan {
             exists: false,
             terminating: false,
             delete: false,
-            reason: "no cluster: the Terraform outputs it comes from have no value".into(),
+            reason: reason.into(),
         },
         records: Vec::new(),
     }
@@ -261,7 +275,7 @@ fn refuse_protected(session: &Session) -> Result<()> {
 
 /// Connect and check that the cluster answers and the credentials work (the preflight's
 /// cluster checks), before reading anything.
-async fn reach(session: &Session) -> Result<ClusterConnection> {
+async fn reach(session: &Session, request: &DestroyRequest) -> Result<ClusterConnection> {
     let connection = session.connect_announced().await?;
     let checked =
         crate::ops::preflight::preflight(session, Some(&connection), &[], None, None).await;
@@ -280,11 +294,17 @@ async fn reach(session: &Session) -> Result<ClusterConnection> {
         .iter()
         .filter_map(|c| c.hint.as_deref())
         .collect();
-    let hint = if hints.is_empty() {
+    let mut hint = if hints.is_empty() {
         "check the kubeconfig and the environment's `cluster` section".to_string()
     } else {
         hints.join("; ")
     };
+    if request.cluster_from_terraform {
+        hint.push_str(&format!(
+            "; if the cluster is gone for good, `gitship destroy {} --skip-kubernetes` destroys only its Terraform resources",
+            session.config.name
+        ));
+    }
     Err(UserError::new(message, hint).into())
 }
 
@@ -438,6 +458,8 @@ struct Run<'a> {
     driver: Option<Terraform>,
     lock: Option<DeployLock>,
     report: DestroyReport,
+    /// `--skip-kubernetes`: every step but Terraform is skipped.
+    skip_kubernetes: bool,
 }
 
 impl Run<'_> {
@@ -457,9 +479,10 @@ impl Run<'_> {
                 .printer
                 .status(&format!("destroy: step {}", step.as_str()));
             let (outcome, detail) = match step {
+                DestroyStep::Terraform => self.terraform().await?,
+                _ if self.skip_kubernetes => ("skipped", "`--skip-kubernetes`".to_string()),
                 DestroyStep::Lock => self.lock().await?,
                 DestroyStep::Prune => self.prune().await?,
-                DestroyStep::Terraform => self.terraform().await?,
                 DestroyStep::Records => self.records().await?,
                 DestroyStep::Namespace => self.namespace().await?,
                 DestroyStep::Unlock => self.unlock().await?,

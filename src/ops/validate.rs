@@ -157,16 +157,18 @@ pub(crate) fn check_output_references(
     for reference in crate::ops::cluster_source::references(config) {
         let declared = module.and_then(|info| info.outputs.get(&reference.output));
         if let Some(output) = declared {
-            // A token's value would otherwise be printed where Terraform's output changes are
-            // (plan, deploy, the pull request's plan comment).
-            if reference.key == "cluster.token" && !output.sensitive {
+            // A credential's value would otherwise be printed where Terraform's output changes
+            // are (plan, deploy, destroy, the pull request's plan comment): a token, or a
+            // kubeconfig (its content holds one; a path output is declared so too, for one rule).
+            let credential = matches!(reference.key, "cluster.token" | "cluster.kubeconfig");
+            if credential && !output.sensitive {
                 return Err(UserError::new(
                     format!(
-                        "{}: `cluster.token` names Terraform output `{}`, which is not declared `sensitive = true`",
-                        reference.location, reference.output
+                        "{}: `{}` names Terraform output `{}`, which is not declared `sensitive = true`",
+                        reference.location, reference.key, reference.output
                     ),
                     format!(
-                        "add `sensitive = true` to `output \"{}\"` in the environment's Terraform module, so that no plan shows the token",
+                        "add `sensitive = true` to `output \"{}\"` in the environment's Terraform module (and to the variables its value comes from), so that no plan shows the credential",
                         reference.output
                     ),
                 )

@@ -22,8 +22,9 @@ const TOKEN: &str = "gitship-bootstrap-token-5c81e2f7a9d4";
 /// The Terraform module: every value is a variable the test sets, passed through a
 /// `terraform_data` so that its output is known only after apply, as a cluster's would be.
 const MODULE: &str = r#"variable "kubeconfig" {
-  type    = string
-  default = ""
+  type      = string
+  default   = ""
+  sensitive = true
 }
 variable "endpoint" {
   type    = string
@@ -55,7 +56,8 @@ resource "terraform_data" "registry" {
   input = var.registry
 }
 output "kubeconfig" {
-  value = terraform_data.cluster.output.kubeconfig
+  value     = terraform_data.cluster.output.kubeconfig
+  sensitive = true
 }
 output "endpoint" {
   value = terraform_data.cluster.output.endpoint
@@ -504,6 +506,39 @@ async fn bootstrap_errors_name_the_output_and_the_line() {
         unreachable.all()
     );
     assert!(!unreachable.all().contains(TOKEN), "{}", unreachable.all());
+    // Its destroy cannot reach the cluster either: it says how to destroy Terraform alone.
+    let destroy = run(&repo, tmp.path(), &["destroy", "staging", "--yes"]);
+    assert_eq!(destroy.code, 1, "{}", destroy.all());
+    assert!(
+        destroy.stderr.contains(
+            "`gitship destroy staging --skip-kubernetes` destroys only its Terraform resources"
+        ),
+        "{}",
+        destroy.all()
+    );
+    let skipped = run(
+        &repo,
+        tmp.path(),
+        &[
+            "-o",
+            "json",
+            "destroy",
+            "staging",
+            "--yes",
+            "--skip-kubernetes",
+        ],
+    );
+    assert_eq!(skipped.code, 0, "{}", skipped.all());
+    let report: serde_json::Value = serde_json::from_str(&skipped.stdout).expect("destroy JSON");
+    for step in report["steps"].as_array().expect("steps") {
+        let expected = if step["step"] == "terraform" {
+            "done"
+        } else {
+            "skipped"
+        };
+        assert_eq!(step["outcome"], expected, "{step}");
+    }
+    assert!(!skipped.all().contains(TOKEN), "{}", skipped.all());
 
     // An output the module does not declare is named by `validate` at its line.
     repo.write(

@@ -25,6 +25,8 @@ variable "cluster_kubeconfig" {
   description = "The cluster of the environment: a kubeconfig file's path (`~/` expanded; relative ones are relative to this module) or a kubeconfig's content. Development points it at a local kind, k3d or kubesim cluster (see the README); a real account would create the cluster here and output its kubeconfig or endpoint."
   type        = string
   default     = "~/.kube/config"
+  # Content holds credentials: never shown in a plan.
+  sensitive = true
 }
 
 variable "registry" {
