@@ -1066,12 +1066,13 @@ impl Runner {
     }
 
     /// Notes of merge request 1 by someone else than the job's user: 120 of them (the job's
-    /// own note is on the second page), one quoting the marker `marker`.
+    /// own note is on the second page, oldest first), the oldest and the newest quoting the
+    /// marker `marker` (the first page either way).
     fn gitlab_seed_notes(&self, marker: &str) {
         let notes: Vec<serde_json::Value> = (1..=120)
             .map(|id| {
                 let body = match id {
-                    1 => format!("{marker}\n\nquoted by a reviewer"),
+                    1 | 120 => format!("{marker}\n\nquoted by a reviewer"),
                     _ => format!("comment {id}"),
                 };
                 serde_json::json!({ "id": id, "body": body, "author": { "username": "ann" } })
@@ -1079,6 +1080,16 @@ impl Runner {
             .collect();
         let file = self.gitlab().join("mr-1-notes.json");
         std::fs::write(file, serde_json::Value::from(notes).to_string()).expect("notes");
+    }
+
+    /// The notes of [`Runner::gitlab_seed_notes`] quoting `marker` are as they were.
+    fn gitlab_reviewer_notes_untouched(&self, marker: &str) {
+        let quoted = format!("{marker}\n\nquoted by a reviewer");
+        let notes = self.gitlab_notes(1);
+        for id in [1, 120] {
+            let note = notes.iter().find(|note| note["id"] == id).expect("a note");
+            assert_eq!(note["body"], quoted.as_str(), "{note}");
+        }
     }
 
     /// The notes of merge request 1 written by the job's user that start with `marker`.
@@ -1169,11 +1180,7 @@ async fn gitlab_jobs_plan_the_merge_request_and_deploy_the_reviewed_plan() {
             1,
             "{requests}"
         );
-        let reviewer = &runner.gitlab_notes(1)[0];
-        assert_eq!(
-            reviewer["body"],
-            format!("{marker}\n\nquoted by a reviewer")
-        );
+        runner.gitlab_reviewer_notes_untouched(marker);
         let tree = git(repo.path(), &["rev-parse", "HEAD^{tree}"]);
 
         // (c) Merged with `--no-ff`: another commit, the same tree.
@@ -1295,6 +1302,7 @@ async fn gitlab_preview_jobs_deploy_a_merge_request_and_stop_it() {
             );
         }
         assert!(kubectl(&["get", "namespace", &preview_namespace]).0);
+        runner.gitlab_reviewer_notes_untouched(marker);
         let requests = runner.gitlab_requests();
         assert_eq!(
             requests
