@@ -11,7 +11,13 @@
 //! - `docker/login-action`: nothing (the local registry takes anyone);
 //! - `actions/upload-artifact` / `actions/download-artifact`: copies to and from a directory;
 //! - `gh`: a script on PATH answering the artifact lookup from that directory and recording the
-//!   comments it is asked to write; GitLab's API is unreachable (its lookup finds nothing);
+//!   comments it is asked to write;
+//! - GitLab's API (`$CI_API_V4_URL`): a `curl` first on PATH (any other URL goes to the real
+//!   one) answering from a directory the harness fills as jobs run: `/user`, a commit's merge
+//!   requests, a merge request's pipelines (newest first), a pipeline's jobs, a job's artifact
+//!   files (the paths of its `artifacts:`, kept after it ran) and a merge request's notes
+//!   (listed a page at a time, created, edited by their author), each request refused unless
+//!   its `PRIVATE-TOKEN` is the job's `GITLAB_TOKEN`;
 //! - `apt-get`: does nothing (the tools are installed); GitLab's docker-in-docker service is the
 //!   machine's own builder (the job's `DOCKER_*` variables are not set);
 //! - secrets: given per platform environment, so a job sees only those of its `environment:`.
@@ -57,6 +63,95 @@ esac
 if [ -n "$filter" ]; then printf '%s' "$json" | jq -r "$filter"; else printf '%s\n' "$json"; fi
 "#;
 
+/// The fake GitLab API: `curl [-fsS] [-X METHOD] [--header H]... [-o FILE] [--data JSON] URL`.
+/// A URL under `$FAKE_GITLAB_API` is answered from `$FAKE_GITLAB` (files written by
+/// [`Runner::gitlab_job`] and [`Runner::gitlab_merged`]; notes by the jobs themselves), every
+/// request logged there as `METHOD PATH`; an error is curl's `-f` exit 22. Notes are
+/// `mr-IID-notes.json`, a JSON list the test reads.
+const FAKE_CURL: &str = r#"#!/bin/bash
+# The fake GitLab API (see FAKE_CURL in tests/it/ci_run.rs).
+args=("$@")
+url="" method="" out="" data="" token=""
+while [ $# -gt 0 ]; do
+  case "$1" in
+    -X|--request) method="$2"; shift 2 ;;
+    -H|--header) case "$2" in "PRIVATE-TOKEN: "*) token="${2#PRIVATE-TOKEN: }" ;; esac; shift 2 ;;
+    -o|--output) out="$2"; shift 2 ;;
+    -d|--data) data="$2"; shift 2 ;;
+    -*) shift ;;
+    *) url="$1"; shift ;;
+  esac
+done
+case "$url" in
+  "$FAKE_GITLAB_API"/*) ;;
+  *) PATH="${PATH#"$(dirname "$0"):"}" exec curl "${args[@]}" ;;
+esac
+[ -n "$method" ] || { [ -n "$data" ] && method=POST || method=GET; }
+state="$FAKE_GITLAB"
+path="${url#"$FAKE_GITLAB_API"}" query=""
+case "$path" in *\?*) query="${path#*\?}"; path="${path%%\?*}" ;; esac
+printf '%s %s\n' "$method" "$path" >> "$state/requests.log"
+fail() { echo "curl: (22) The requested URL returned error: $1" >&2; exit 22; }
+[ "$token" = "$(cat "$state/token")" ] || fail 401
+param() {
+  local pairs pair
+  IFS='&' read -ra pairs <<< "$query"
+  for pair in "${pairs[@]}"; do
+    [ "${pair%%=*}" = "$1" ] && { printf '%s' "${pair#*=}"; return; }
+  done
+  printf '%s' "$2"
+}
+respond() { if [ -n "$out" ]; then cat > "$out"; else cat; echo; fi; }
+list() { if [ -f "$1" ]; then cat "$1"; else echo '[]'; fi; }
+page() {
+  jq -c --argjson page "$(param page 1)" --argjson per "$(param per_page 20)" \
+    '.[($page - 1) * $per:$page * $per]'
+}
+notes_of() { printf '%s/mr-%s-notes.json' "$state" "$1"; }
+case "$method $path" in
+  "GET /user") echo '{"id": 7, "username": "gitship-bot"}' | respond ;;
+  "GET /projects/$FAKE_GITLAB_PROJECT/repository/commits/"*/merge_requests)
+    sha="${path#*/commits/}"; list "$state/commit-${sha%%/*}-mrs.json" | page | respond ;;
+  "GET /projects/$FAKE_GITLAB_PROJECT/merge_requests/"*/pipelines)
+    iid="${path#*/merge_requests/}"; list "$state/mr-${iid%%/*}-pipelines.json" | page | respond ;;
+  "GET /projects/$FAKE_GITLAB_PROJECT/pipelines/"*/jobs)
+    id="${path#*/pipelines/}"; list "$state/pipeline-${id%%/*}-jobs.json" | page | respond ;;
+  "GET /projects/$FAKE_GITLAB_PROJECT/jobs/"*/artifacts/*)
+    rest="${path#*/jobs/}"; file="$state/job-${rest%%/*}-artifacts/${rest#*/artifacts/}"
+    [ -f "$file" ] || fail 404
+    respond < "$file" ;;
+  "GET /projects/$FAKE_GITLAB_PROJECT/merge_requests/"*/notes)
+    iid="${path#*/merge_requests/}"; iid="${iid%%/*}"
+    order="$(param sort desc)"
+    list "$(notes_of "$iid")" | jq -c --arg order "$order" \
+      'sort_by(.id) | if $order == "asc" then . else reverse end' | page | respond ;;
+  "POST /projects/$FAKE_GITLAB_PROJECT/merge_requests/"*/notes)
+    iid="${path#*/merge_requests/}"; iid="${iid%%/*}"; notes="$(notes_of "$iid")"
+    id=$(( $(list "$notes" | jq '(map(.id) | max) // 0') + 1 ))
+    note="$(printf '%s' "$data" | jq -c --argjson id "$id" \
+      '{id: $id, body: .body, author: {username: "gitship-bot"}}')" || fail 400
+    list "$notes" | jq -c --argjson note "$note" '. + [$note]' > "$notes.new"
+    mv "$notes.new" "$notes"
+    printf '%s' "$note" | respond ;;
+  "PUT /projects/$FAKE_GITLAB_PROJECT/merge_requests/"*/notes/*)
+    iid="${path#*/merge_requests/}"; iid="${iid%%/*}"; notes="$(notes_of "$iid")"
+    id="${path##*/}"
+    author="$(list "$notes" | jq -r --argjson id "$id" '.[] | select(.id == $id) | .author.username')"
+    [ -n "$author" ] || fail 404
+    [ "$author" = gitship-bot ] || fail 403
+    body="$(printf '%s' "$data" | jq -r .body)" || fail 400
+    list "$notes" | jq -c --argjson id "$id" --arg body "$body" \
+      'map(if .id == $id then .body = $body else . end)' > "$notes.new"
+    mv "$notes.new" "$notes"
+    list "$notes" | jq -c --argjson id "$id" '.[] | select(.id == $id)' | respond ;;
+  *) fail 404 ;;
+esac
+"#;
+
+/// Where the fake GitLab API is, and the token it takes (the jobs' `GITLAB_TOKEN`).
+const GITLAB_API: &str = "https://gitlab.example/api/v4";
+const GITLAB_TOKEN: &str = "glpat-fake-ci-token";
+
 /// The machine the jobs run on: the repository ("the platform's copy"), the artifact store,
 /// the fake tools, the secrets per environment.
 struct Runner {
@@ -96,6 +191,10 @@ impl Runner {
             std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
         };
         script("gh", FAKE_GH);
+        script("curl", FAKE_CURL);
+        let gitlab = dir.path().join("gitlab");
+        std::fs::create_dir_all(&gitlab).expect("gitlab");
+        std::fs::write(gitlab.join("token"), GITLAB_TOKEN).expect("token");
         script("apt-get", "#!/bin/sh\nexit 0\n");
         std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_gitship"), bin.join("gitship"))
             .expect("gitship on PATH");
@@ -109,6 +208,73 @@ impl Runner {
 
     fn artifacts(&self) -> PathBuf {
         self.dir.path().join("artifacts")
+    }
+
+    /// The fake GitLab API's state (see [`FAKE_CURL`]).
+    fn gitlab(&self) -> PathBuf {
+        self.dir.path().join("gitlab")
+    }
+
+    /// GitLab: `sha` is the merge commit of merge request `iid`, merged.
+    fn gitlab_merged(&self, sha: &str, iid: u32) {
+        let requests = serde_json::json!([{ "iid": iid, "state": "merged" }]);
+        let file = self.gitlab().join(format!("commit-{sha}-mrs.json"));
+        std::fs::write(file, requests.to_string()).expect("merge request");
+    }
+
+    /// GitLab: the notes of merge request `iid`, oldest first.
+    fn gitlab_notes(&self, iid: u32) -> Vec<serde_json::Value> {
+        let file = self.gitlab().join(format!("mr-{iid}-notes.json"));
+        match std::fs::read_to_string(file) {
+            Ok(text) => serde_json::from_str(&text).expect("notes"),
+            Err(_) => Vec::new(),
+        }
+    }
+
+    /// GitLab: after job `id` (`name`) ran in pipeline `pipeline` (of merge request `iid`, if
+    /// any): the pipeline lists it, the merge request lists the pipeline first, its artifacts'
+    /// paths (those that exist) are kept.
+    fn gitlab_record(&self, job: &Yaml, id: u32, name: &str, record: &GitLabRecord) {
+        let state = self.gitlab();
+        let append = |file: PathBuf, item: serde_json::Value, first: bool| {
+            let mut items: Vec<serde_json::Value> = std::fs::read_to_string(&file)
+                .map(|text| serde_json::from_str(&text).expect("list"))
+                .unwrap_or_default();
+            items.retain(|i| i["id"] != item["id"]);
+            match first {
+                true => items.insert(0, item),
+                false => items.push(item),
+            }
+            std::fs::write(&file, serde_json::Value::from(items).to_string()).expect("list");
+        };
+        let status = if record.success { "success" } else { "failed" };
+        append(
+            state.join(format!("pipeline-{}-jobs.json", record.pipeline)),
+            serde_json::json!({ "id": id, "name": name, "status": status }),
+            false,
+        );
+        if let Some(iid) = &record.merge_request {
+            append(
+                state.join(format!("mr-{iid}-pipelines.json")),
+                serde_json::json!({ "id": record.pipeline.parse::<u64>().expect("a pipeline id") }),
+                true,
+            );
+        }
+        let artifacts = &job["artifacts"];
+        let when = text(&artifacts["when"]);
+        if !(record.success || when == "always") {
+            return;
+        }
+        let kept = state.join(format!("job-{id}-artifacts"));
+        for path in artifacts["paths"].as_vec().cloned().unwrap_or_default() {
+            let path = text(&path);
+            let source = record.work.join(&path);
+            if source.is_file() {
+                let target = kept.join(&path);
+                std::fs::create_dir_all(target.parent().expect("a parent")).expect("artifacts");
+                std::fs::copy(&source, &target).expect("artifact");
+            }
+        }
     }
 
     /// A fresh directory for one job: its work tree (a clone at `sha`), temp and home.
@@ -152,6 +318,12 @@ impl Runner {
                 "FAKE_GH_LOG".to_string(),
                 self.dir.path().join("gh.log").display().to_string(),
             ),
+            (
+                "FAKE_GITLAB".to_string(),
+                self.gitlab().display().to_string(),
+            ),
+            ("FAKE_GITLAB_API".to_string(), GITLAB_API.to_string()),
+            ("FAKE_GITLAB_PROJECT".to_string(), "1".to_string()),
         ]);
         for key in [
             "LANG",
@@ -509,8 +681,20 @@ impl Runner {
             _ => &none,
         };
         let (work, temp, home) = self.job_dirs(sha);
+        let id = 2000 + self.runs.get();
         let mut env = self.base_env(&home);
         env.extend(map(&pipeline["variables"]));
+        for (key, value) in [
+            ("CI_API_V4_URL", GITLAB_API.to_string()),
+            ("CI_PROJECT_ID", "1".to_string()),
+            ("CI_JOB_ID", id.to_string()),
+            (
+                "CI_JOB_URL",
+                format!("https://gitlab.example/acme/web/-/jobs/{id}"),
+            ),
+        ] {
+            env.insert(key.into(), value);
+        }
         // The docker-in-docker service is the machine's own builder: its address is not set.
         let job_variables = map(&job["variables"]).into_iter();
         env.extend(job_variables.filter(|(key, _)| !key.starts_with("DOCKER_")));
@@ -521,7 +705,7 @@ impl Runner {
         env.insert("CI_COMMIT_SHA".into(), sha.to_string());
         env.insert("GITLAB_CI".into(), "true".into());
         // Variables of type File are paths to a file holding the value.
-        let environment = text(&job["environment"]["name"]);
+        let environment = expand(&text(&job["environment"]["name"]), &env);
         for (key, value) in self.secrets.get(&environment).cloned().unwrap_or_default() {
             let file = temp.join(&key);
             std::fs::write(&file, value).expect("file variable");
@@ -543,8 +727,43 @@ impl Runner {
             .collect();
         let (output, success) = bash(&lines.join("\n"), &work, &env, &["-eo", "pipefail"]);
         log.push_str(&output);
+        if let Some(pipeline) = env.get("CI_PIPELINE_ID") {
+            let record = GitLabRecord {
+                pipeline: pipeline.clone(),
+                merge_request: env.get("CI_MERGE_REQUEST_IID").cloned(),
+                work,
+                success,
+            };
+            self.gitlab_record(job, id, name, &record);
+        }
         JobRun { log, success }
     }
+}
+
+/// What the fake GitLab API learns of a job that ran (see [`Runner::gitlab_record`]).
+struct GitLabRecord {
+    pipeline: String,
+    merge_request: Option<String>,
+    work: PathBuf,
+    success: bool,
+}
+
+/// `text` with each `$NAME` replaced by the variable's value (as GitLab expands an
+/// environment's name).
+fn expand(text: &str, env: &BTreeMap<String, String>) -> String {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(start) = rest.find('$') {
+        out.push_str(&rest[..start]);
+        let name: String = rest[start + 1..]
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .collect();
+        out.push_str(env.get(&name).map(String::as_str).unwrap_or_default());
+        rest = &rest[start + 1 + name.len()..];
+    }
+    out.push_str(rest);
+    out
 }
 
 /// A GitLab rule's `if:`: `&&` of `$A == "x"` or `$A == $B`.
@@ -793,11 +1012,110 @@ async fn github_jobs_plan_the_pull_request_and_deploy_the_reviewed_plan() {
     .expect("test");
 }
 
-/// GitLab: the production job of a push to the default branch deploys (its lookup of the
-/// reviewed plan finds none here: the API is unreachable, and it says so), in one shell with
-/// the job's `before_script`, the kubeconfig a variable of type File.
+/// The variables of a GitLab pipeline: a push to `main` (`before` the commit before it), or
+/// (with `merge_request`) pipeline `pipeline` of merge request 1 from `feature`, whose diff
+/// base is `before`; the token the fake API takes.
+fn gitlab_variables(source: &str, pipeline: u32, before: &str) -> Vec<(&'static str, String)> {
+    let mut variables = vec![
+        ("CI", "true".to_string()),
+        ("CI_PIPELINE_SOURCE", source.to_string()),
+        ("CI_DEFAULT_BRANCH", "main".to_string()),
+        ("CI_PIPELINE_ID", pipeline.to_string()),
+        ("GITLAB_USER_LOGIN", "ann".to_string()),
+        ("GITLAB_TOKEN", GITLAB_TOKEN.to_string()),
+    ];
+    match source {
+        "merge_request_event" => variables.extend([
+            ("CI_MERGE_REQUEST_IID", "1".to_string()),
+            ("CI_MERGE_REQUEST_DIFF_BASE_SHA", before.to_string()),
+            ("CI_COMMIT_REF_NAME", "feature".to_string()),
+        ]),
+        "push" => variables.extend([
+            ("CI_COMMIT_BRANCH", "main".to_string()),
+            ("CI_COMMIT_REF_NAME", "main".to_string()),
+            ("CI_COMMIT_BEFORE_SHA", before.to_string()),
+        ]),
+        _ => variables.push(("CI_COMMIT_REF_NAME", "main".to_string())),
+    }
+    variables
+}
+
+impl Runner {
+    /// [`Runner::gitlab_job`] with [`gitlab_variables`]; the token is never in its log.
+    fn gitlab_run(
+        &self,
+        pipeline: &Yaml,
+        name: &str,
+        sha: &str,
+        variables: &[(&'static str, String)],
+    ) -> JobRun {
+        let variables: Vec<(&str, &str)> =
+            variables.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let run = self.gitlab_job(pipeline, name, sha, &variables);
+        assert!(
+            !run.log.contains(GITLAB_TOKEN),
+            "the token is shown: {}",
+            run.log
+        );
+        run
+    }
+
+    /// The requests the fake GitLab API answered, `METHOD PATH` a line.
+    fn gitlab_requests(&self) -> String {
+        std::fs::read_to_string(self.gitlab().join("requests.log")).unwrap_or_default()
+    }
+
+    /// Notes of merge request 1 by someone else than the job's user: 120 of them (the job's
+    /// own note is on the second page, oldest first), the oldest and the newest quoting the
+    /// marker `marker` (the first page either way).
+    fn gitlab_seed_notes(&self, marker: &str) {
+        let notes: Vec<serde_json::Value> = (1..=120)
+            .map(|id| {
+                let body = match id {
+                    1 | 120 => format!("{marker}\n\nquoted by a reviewer"),
+                    _ => format!("comment {id}"),
+                };
+                serde_json::json!({ "id": id, "body": body, "author": { "username": "ann" } })
+            })
+            .collect();
+        let file = self.gitlab().join("mr-1-notes.json");
+        std::fs::write(file, serde_json::Value::from(notes).to_string()).expect("notes");
+    }
+
+    /// The notes of [`Runner::gitlab_seed_notes`] quoting `marker` are as they were.
+    fn gitlab_reviewer_notes_untouched(&self, marker: &str) {
+        let quoted = format!("{marker}\n\nquoted by a reviewer");
+        let notes = self.gitlab_notes(1);
+        for id in [1, 120] {
+            let note = notes.iter().find(|note| note["id"] == id).expect("a note");
+            assert_eq!(note["body"], quoted.as_str(), "{note}");
+        }
+    }
+
+    /// The notes of merge request 1 written by the job's user that start with `marker`.
+    fn gitlab_own_notes(&self, marker: &str) -> Vec<serde_json::Value> {
+        self.gitlab_notes(1)
+            .into_iter()
+            .filter(|note| {
+                note["author"]["username"] == "gitship-bot"
+                    && note["body"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .starts_with(marker)
+            })
+            .collect()
+    }
+}
+
+/// GitLab, through its emulated API: (a) the first push's production job deploys, no merge
+/// request reviewed its commit, and it says so; (b) a merge request's `plan-production` keeps
+/// its redacted report as an artifact and writes one note (found again past the first page
+/// of notes and edited on the next pipeline, a reviewer's note quoting the marker left
+/// alone); (c) after the `--no-ff` merge the deploy job finds that report (commit, merge
+/// request, newest pipeline, job, artifact) and applies the reviewed plan. All in one shell
+/// with the job's `before_script`, the kubeconfig a variable of type File.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn gitlab_production_job_deploys() {
+async fn gitlab_jobs_plan_the_merge_request_and_deploy_the_reviewed_plan() {
     let Some(registry) = TestRegistry::start() else {
         return;
     };
@@ -811,39 +1129,250 @@ async fn gitlab_production_job_deploys() {
         let file = std::fs::read_to_string(repo.path().join(".gitlab-ci.yml")).expect("pipeline");
         let pipeline = &YamlLoader::load_from_str(&file).expect("YAML")[0];
         let mut runner = Runner::new(repo.path());
-        runner.secrets = kubeconfig_secrets(&cluster, &["production"]);
-        let sha = head(&repo);
-        let variables = [
-            ("CI", "true"),
-            ("CI_PIPELINE_SOURCE", "push"),
-            ("CI_COMMIT_BRANCH", "main"),
-            ("CI_DEFAULT_BRANCH", "main"),
-            (
-                "CI_COMMIT_BEFORE_SHA",
-                "0000000000000000000000000000000000000000",
-            ),
-            ("CI_API_V4_URL", "http://127.0.0.1:9/api/v4"),
-            ("CI_PROJECT_ID", "1"),
-            ("CI_JOB_URL", "https://gitlab.example/acme/web/-/jobs/1"),
-            ("GITLAB_USER_LOGIN", "ann"),
-            ("GITLAB_TOKEN", "fake"),
-        ];
-        let deployed = runner.gitlab_job(pipeline, "deploy-production", &sha, &variables);
+        runner.secrets = kubeconfig_secrets(&cluster, &["production", "production-plan"]);
+
+        // (a) The first push: nothing reviewed.
+        let first = head(&repo);
+        let push = gitlab_variables("push", 400, &"0".repeat(40));
+        let deployed = runner.gitlab_run(pipeline, "deploy-production", &first, &push);
         assert!(deployed.success, "{}", deployed.log);
         assert!(
-            deployed.log.contains("the deploy plans again"),
+            deployed.log.contains(
+                "no plan of this commit's merge request was reviewed: the deploy plans again"
+            ),
             "{}",
             deployed.log
         );
         assert!(!pending(&repo, &cluster), "{}", deployed.log);
+
+        // (b) The merge request's pipelines (of its branch's head, as GitLab runs them).
+        let marker = "<!-- gitship-plan:production -->";
+        runner.gitlab_seed_notes(marker);
+        git(repo.path(), &["checkout", "-q", "-b", "feature"]);
+        repo.write("apps/web/index.html", "<h1>two</h1>\n");
+        repo.commit("two");
+        let feature = head(&repo);
+        for pipeline_id in [501, 502] {
+            let merge_request = gitlab_variables("merge_request_event", pipeline_id, &first);
+            let planned = runner.gitlab_run(pipeline, "plan-production", &feature, &merge_request);
+            assert!(planned.success, "{}", planned.log);
+            let notes = runner.gitlab_own_notes(marker);
+            assert_eq!(notes.len(), 1, "one note of the plan: {notes:#?}");
+            let body = notes[0]["body"].as_str().unwrap_or_default();
+            assert!(body.contains("production"), "{body}");
+        }
+        let requests = runner.gitlab_requests();
+        assert!(
+            requests.contains("GET /projects/1/merge_requests/1/notes"),
+            "{requests}"
+        );
+        assert_eq!(
+            requests
+                .matches("POST /projects/1/merge_requests/1/notes")
+                .count(),
+            1,
+            "{requests}"
+        );
+        assert_eq!(
+            requests
+                .matches("PUT /projects/1/merge_requests/1/notes/121")
+                .count(),
+            1,
+            "{requests}"
+        );
+        runner.gitlab_reviewer_notes_untouched(marker);
+        let tree = git(repo.path(), &["rev-parse", "HEAD^{tree}"]);
+
+        // (c) Merged with `--no-ff`: another commit, the same tree.
+        git(repo.path(), &["checkout", "-q", "main"]);
+        git(
+            repo.path(),
+            &[
+                "merge",
+                "-q",
+                "--no-ff",
+                "-m",
+                "Merge branch 'feature'",
+                "feature",
+            ],
+        );
+        let merged = head(&repo);
+        assert_eq!(git(repo.path(), &["rev-parse", "HEAD^{tree}"]), tree);
+        runner.gitlab_merged(&merged, 1);
+        let push = gitlab_variables("push", 503, &first);
+        let deployed = runner.gitlab_run(pipeline, "deploy-production", &merged, &push);
+        assert!(deployed.success, "{}", deployed.log);
+        assert!(
+            deployed
+                .log
+                .contains("applying the plan reviewed in https://gitlab.example/acme/web/-/jobs/"),
+            "{}",
+            deployed.log
+        );
+        let requests = runner.gitlab_requests();
+        assert!(
+            requests.contains("/artifacts/gitship-plan.json"),
+            "{requests}"
+        );
+        assert!(!pending(&repo, &cluster), "{}", deployed.log);
+
         // A merge request's pipeline does not run it.
-        let mut merge_request = variables.to_vec();
-        merge_request[1] = ("CI_PIPELINE_SOURCE", "merge_request_event");
-        let skipped = runner.gitlab_job(pipeline, "deploy-production", &sha, &merge_request);
+        let merge_request = gitlab_variables("merge_request_event", 504, &first);
+        let skipped = runner.gitlab_run(pipeline, "deploy-production", &merged, &merge_request);
         assert!(
             skipped.log.contains("skipped: no rule matches"),
             "{}",
             skipped.log
+        );
+    })
+    .await
+    .expect("test");
+}
+
+/// GitLab previews (`ci init gitlab --preview-from production --preview-url ...`): a merge
+/// request pipeline's `preview` job creates the preview in the base's cluster, builds, deploys
+/// it and writes one note with its URL; the next push's job updates it and edits that note;
+/// `preview-stop` (the environment's `on_stop`) destroys it, leaving no namespace, Lease or
+/// ConfigMap of it, and says so when run again; the schedule's `preview-gc` runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gitlab_preview_jobs_deploy_a_merge_request_and_stop_it() {
+    let Some(registry) = TestRegistry::start() else {
+        return;
+    };
+    if !tools() {
+        return;
+    }
+    let cluster = TestCluster::start().await;
+    let namespace = cluster.ns("ci-gl-preview");
+    let preview_namespace = format!("{namespace}-pr-1");
+    cluster.track(&preview_namespace);
+    tokio::task::spawn_blocking(move || {
+        let ci_init = [
+            "ci",
+            "init",
+            "gitlab",
+            "--preview-from",
+            "production",
+            "--preview-url",
+            "https://${values.host}/review",
+        ];
+        let repo = repository_with(&cluster, &registry, &namespace, &ci_init);
+        let file = std::fs::read_to_string(repo.path().join(".gitlab-ci.yml")).expect("pipeline");
+        let pipeline = &YamlLoader::load_from_str(&file).expect("YAML")[0];
+        let mut runner = Runner::new(repo.path());
+        runner.secrets = kubeconfig_secrets(&cluster, &["preview/pr-1", "preview/gc"]);
+        let marker = "<!-- gitship-preview -->";
+        runner.gitlab_seed_notes(marker);
+        let base = head(&repo);
+        git(repo.path(), &["checkout", "-q", "-b", "feature"]);
+        let kubeconfig = cluster.kubeconfig_path().to_string_lossy().into_owned();
+        let kubectl = |args: &[&str]| {
+            let output = Command::new("kubectl")
+                .args(["--kubeconfig", &kubeconfig])
+                .args(args)
+                .output()
+                .expect("kubectl");
+            (
+                output.status.success(),
+                String::from_utf8_lossy(&output.stdout).into_owned(),
+            )
+        };
+        let mut sha = String::new();
+        for (pipeline_id, push) in [(601, "created"), (602, "updated")] {
+            repo.write(
+                "apps/web/index.html",
+                &format!("<h1>preview {pipeline_id}</h1>\n"),
+            );
+            repo.commit("preview");
+            sha = head(&repo);
+            let merge_request = gitlab_variables("merge_request_event", pipeline_id, &base);
+            let run = runner.gitlab_run(pipeline, "preview", &sha, &merge_request);
+            assert!(run.success, "{}", run.log);
+            assert!(
+                run.log.contains(&format!("\"action\": \"{push}\"")),
+                "{}",
+                run.log
+            );
+            let notes = runner.gitlab_own_notes(marker);
+            assert_eq!(notes.len(), 1, "one note of the preview: {notes:#?}");
+            let body = notes[0]["body"].as_str().unwrap_or_default();
+            assert!(
+                body.contains("**Preview `pr-1`** of `production`: https://web.example/review"),
+                "{body}"
+            );
+        }
+        assert!(kubectl(&["get", "namespace", &preview_namespace]).0);
+        runner.gitlab_reviewer_notes_untouched(marker);
+        let requests = runner.gitlab_requests();
+        assert_eq!(
+            requests
+                .matches("POST /projects/1/merge_requests/1/notes")
+                .count(),
+            1,
+            "{requests}"
+        );
+        assert_eq!(
+            requests
+                .matches("PUT /projects/1/merge_requests/1/notes/121")
+                .count(),
+            1,
+            "{requests}"
+        );
+
+        // The schedule's garbage collection: nothing expired.
+        let schedule = gitlab_variables("schedule", 603, &base);
+        let skipped = runner.gitlab_run(pipeline, "preview", &sha, &schedule);
+        assert!(
+            skipped.log.contains("skipped: no rule matches"),
+            "{}",
+            skipped.log
+        );
+        let gc = runner.gitlab_run(pipeline, "preview-gc", &sha, &schedule);
+        assert!(gc.success, "{}", gc.log);
+        assert!(
+            kubectl(&["get", "namespace", &preview_namespace]).0,
+            "{}",
+            gc.log
+        );
+
+        // Merged or closed: GitLab runs the environment's `on_stop` job, of the last pipeline.
+        let stop_job = text(&pipeline["preview"]["environment"]["on_stop"]);
+        assert_eq!(stop_job, "preview-stop");
+        // Its records and objects: ConfigMaps and Leases naming it, in its namespace or the base's.
+        let of_preview = || -> Vec<String> {
+            let (ok, listed) = kubectl(&[
+                "get",
+                "configmaps,leases",
+                "--all-namespaces",
+                "--no-headers",
+                "-o",
+                "custom-columns=NS:.metadata.namespace,KIND:.kind,NAME:.metadata.name",
+            ]);
+            assert!(ok, "kubectl get");
+            listed
+                .lines()
+                .filter(|line| {
+                    let ns = line.split_whitespace().next().unwrap_or_default();
+                    (ns == namespace || ns == preview_namespace) && line.contains("pr-1")
+                })
+                .map(str::to_string)
+                .collect()
+        };
+        assert!(!of_preview().is_empty(), "the preview is recorded");
+        let merge_request = gitlab_variables("merge_request_event", 602, &base);
+        let stopped = runner.gitlab_run(pipeline, &stop_job, &sha, &merge_request);
+        assert!(stopped.success, "{}", stopped.log);
+        assert!(
+            !kubectl(&["get", "namespace", &preview_namespace]).0,
+            "{}",
+            stopped.log
+        );
+        assert_eq!(of_preview(), Vec::<String>::new(), "{}", stopped.log);
+        let again = runner.gitlab_run(pipeline, &stop_job, &sha, &merge_request);
+        assert!(
+            again.success && again.log.contains("no preview pr-1 to destroy"),
+            "{}",
+            again.log
         );
     })
     .await
