@@ -131,6 +131,11 @@ const INVENTORY_PATCHERS: &[(&str, &str, bool)] = &[
         false,
     ),
     (
+        "kube/destroy.rs",
+        "destroy, under the lock (its other patch takes a kept Namespace's `created-by` mark off)",
+        false,
+    ),
+    (
         "kube/pin.rs",
         "the pin and the suspension: one key each, merge-patched under their own field manager, outside the lock",
         true,
