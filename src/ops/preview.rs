@@ -222,34 +222,7 @@ pub async fn find(repo: &Repository, kubeconfig: Option<&Path>, name: Option<&st
     }
     for (options, members) in clusters {
         match list_cluster(&options, name).await {
-            Ok(listed) => {
-                let ours = |name: &str, base: &str, namespace: &str| {
-                    !repo.environments.contains_key(name)
-                        && members.iter().any(|member| {
-                            member.name == base
-                                && preview::namespace_of(member, name).ok().as_deref()
-                                    == Some(namespace)
-                        })
-                };
-                found.previews.extend(
-                    listed
-                        .records
-                        .into_iter()
-                        .filter(|r| ours(&r.name, &r.base, &r.namespace))
-                        .filter_map(|record| {
-                            let base = members.iter().find(|base| base.name == record.base)?;
-                            let config =
-                                preview::derive(base, &record.name, &record.values).ok()?;
-                            Some((record, config))
-                        }),
-                );
-                found.unreadable.extend(
-                    listed
-                        .unreadable
-                        .into_iter()
-                        .filter(|r| ours(&r.name, &r.base, &r.namespace)),
-                );
-            }
+            Ok(listed) => add_ours(&mut found, repo, &members, listed),
             // The error's own message, not its causes: one short line per cluster.
             Err(error) => found.unreachable.push(format!(
                 "context {} ({}): {error}",
@@ -267,6 +240,41 @@ pub async fn find(repo: &Repository, kubeconfig: Option<&Path>, name: Option<&st
         }
     }
     found
+}
+
+/// Add to `found` the records of `listed` (one cluster's) that are previews of this repository:
+/// based on one of `members` (the committed environments of that cluster), in the namespace
+/// derived from it, and named like no committed environment.
+fn add_ours(
+    found: &mut Found,
+    repo: &Repository,
+    members: &[&EnvConfig],
+    listed: gitship_kube::preview::Listed,
+) {
+    let ours = |name: &str, base: &str, namespace: &str| {
+        !repo.environments.contains_key(name)
+            && members.iter().any(|member| {
+                member.name == base
+                    && preview::namespace_of(member, name).ok().as_deref() == Some(namespace)
+            })
+    };
+    found.previews.extend(
+        listed
+            .records
+            .into_iter()
+            .filter(|r| ours(&r.name, &r.base, &r.namespace))
+            .filter_map(|record| {
+                let base = members.iter().find(|base| base.name == record.base)?;
+                let config = preview::derive(base, &record.name, &record.values).ok()?;
+                Some((record, config))
+            }),
+    );
+    found.unreadable.extend(
+        listed
+            .unreadable
+            .into_iter()
+            .filter(|r| ours(&r.name, &r.base, &r.namespace)),
+    );
 }
 
 async fn list_cluster(
