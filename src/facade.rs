@@ -51,9 +51,12 @@ pub mod ops {
     pub mod envs {
         pub use crate::ops::envs::{EnvironmentSummary, PreviewSummary};
     }
-    /// `gc -o json`.
+    /// `gc -o json`; and `gc` itself with the `Workspace` it runs in, called by a test with a
+    /// `confirm` that extends a preview between its listing and its destroy (a race the CLI
+    /// cannot time).
     pub mod gc {
-        pub use crate::ops::gc::GcReport;
+        pub use crate::ops::gc::{GcReport, gc};
+        pub use crate::ops::session::Workspace;
     }
     /// `env new --ephemeral -o json`.
     pub mod preview {

@@ -8,8 +8,20 @@ use crate::commands::Context;
 use crate::exit::Outcome;
 
 pub fn run(ctx: &Context, name: &str, from: &str, namespace: Option<&str>) -> Result<Outcome> {
-    let report =
-        crate::ops::env_new::env_new(ctx.global.workspace.repo.as_deref(), name, from, namespace)?;
+    let kubeconfig = ctx.global.workspace.kubeconfig.as_deref();
+    let report = crate::ops::env_new::env_new(
+        ctx.global.workspace.repo.as_deref(),
+        name,
+        from,
+        namespace,
+        |config| {
+            crate::ops::block_on(crate::ops::preview::refuse_preview_namespace(
+                kubeconfig,
+                config,
+                &ctx.printer,
+            ))
+        },
+    )?;
     for warning in &report.warnings {
         ctx.printer.warn(warning);
     }

@@ -24,12 +24,14 @@ pub struct EnvNewReport {
     pub warnings: Vec<String>,
 }
 
-/// Create `config/<name>.yaml` from `from`'s config.
+/// Create `config/<name>.yaml` from `from`'s config; `check` sees the new config before it is
+/// written and may refuse it (the command's: its namespace must not hold a preview's record).
 pub fn env_new(
     repo_dir: Option<&Path>,
     name: &str,
     from: &str,
     namespace: Option<&str>,
+    check: impl FnOnce(&EnvConfig) -> Result<()>,
 ) -> Result<EnvNewReport> {
     check_dns_label(
         name,
@@ -66,7 +68,8 @@ pub fn env_new(
     let planned = plan_edits(&repo.root, &source, &text, &renames)?;
     let new_text = apply_edits(&source, &text, &planned.edits, &renames)?;
     // The new config must itself be valid before it is written.
-    EnvConfig::parse(name, &target, &shown, &new_text).map_err(user_error)?;
+    let config = EnvConfig::parse(name, &target, &shown, &new_text).map_err(user_error)?;
+    check(&config)?;
     super::repo_files::write(&repo.root, &target, &new_text, false)?;
     Ok(EnvNewReport {
         file: shown,

@@ -74,6 +74,9 @@ pub struct Listing {
     pub environments: Vec<EnvironmentSummary>,
     /// The live previews found in the committed environments' clusters, by name.
     pub previews: Vec<PreviewSummary>,
+    /// The preview records that do not decode, with why (never destroyed by `gc`).
+    #[serde(default)]
+    pub unreadable: Vec<gitship_kube::preview::UnreadableRecord>,
     /// The clusters that could not be asked for previews, with why.
     pub unreachable: Vec<String>,
     pub config_dir: PathBuf,
@@ -116,6 +119,7 @@ pub async fn environments(workspace: &Workspace) -> Result<Listing> {
             .iter()
             .map(|(record, _)| PreviewSummary::of(record, now))
             .collect(),
+        unreadable: found.unreadable,
         unreachable: found.unreachable,
         config_dir: repo.relative(&repo.layout.config_dir).to_path_buf(),
     })

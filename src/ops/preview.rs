@@ -16,7 +16,7 @@ use crate::terraform::TerraformSettings;
 use gitship_foundation::diagnostics::{UserError, user_error};
 use gitship_foundation::output::Printer;
 use gitship_kube::ClientOptions;
-use gitship_kube::preview::{PreviewRecord, Recorded};
+use gitship_kube::preview::{Decoded, PreviewRecord, Recorded, UnreadableRecord};
 use gitship_kube::retry::RetryPolicy;
 
 /// Version of [`PreviewReport`]'s JSON (`env new --ephemeral -o json`).
@@ -85,6 +85,7 @@ pub async fn create(repo_dir: Option<&Path>, request: &EphemeralRequest) -> Resu
         .collect();
     refuse_sensitive(&repo, &base, values.keys())?;
     let derived = preview::derive(&base, &request.name, &values).map_err(user_error)?;
+    refuse_shared_workspace(&repo, &derived)?;
     // Whole seconds: the record keeps RFC 3339 times to the second.
     let now = chrono::SubsecRound::trunc_subsecs(Utc::now(), 0);
     let ttl = chrono::Duration::from_std(request.ttl)
@@ -188,6 +189,8 @@ async fn connect(kubeconfig: Option<&Path>, config: &EnvConfig) -> Result<kube::
 pub struct Found {
     /// Each preview with its derived config.
     pub previews: Vec<(PreviewRecord, EnvConfig)>,
+    /// The records that do not decode (never destroyed by `gc`, never deployed).
+    pub unreadable: Vec<UnreadableRecord>,
     /// `context (kubeconfig)`: why it could not be listed.
     pub unreachable: Vec<String>,
 }
@@ -196,7 +199,9 @@ pub struct Found {
 /// kubeconfig and context of an environment that deploys Kubernetes objects) is listed once by
 /// label selector; a record counts only when its base is a committed environment of that
 /// cluster and its namespace is the one derived from that base (another repository's preview
-/// in a shared cluster is not ours).
+/// in a shared cluster is not ours), and its name is no committed environment's (a namespace
+/// that a committed environment took over from a preview is that environment's, never a
+/// preview's to destroy).
 pub async fn find(repo: &Repository, kubeconfig: Option<&Path>, name: Option<&str>) -> Found {
     let mut found = Found::default();
     let bases: Vec<EnvConfig> = repo
@@ -217,13 +222,7 @@ pub async fn find(repo: &Repository, kubeconfig: Option<&Path>, name: Option<&st
     }
     for (options, members) in clusters {
         match list_cluster(&options, name).await {
-            Ok(records) => found
-                .previews
-                .extend(records.into_iter().filter_map(|record| {
-                    let base = members.iter().find(|base| base.name == record.base)?;
-                    let config = preview::derive(base, &record.name, &record.values).ok()?;
-                    (config.cluster.namespace == record.namespace).then_some((record, config))
-                })),
+            Ok(listed) => add_ours(&mut found, repo, &members, listed),
             // The error's own message, not its causes: one short line per cluster.
             Err(error) => found.unreachable.push(format!(
                 "context {} ({}): {error}",
@@ -243,7 +242,45 @@ pub async fn find(repo: &Repository, kubeconfig: Option<&Path>, name: Option<&st
     found
 }
 
-async fn list_cluster(options: &ClientOptions, name: Option<&str>) -> Result<Vec<PreviewRecord>> {
+/// Add to `found` the records of `listed` (one cluster's) that are previews of this repository:
+/// based on one of `members` (the committed environments of that cluster), in the namespace
+/// derived from it, and named like no committed environment.
+fn add_ours(
+    found: &mut Found,
+    repo: &Repository,
+    members: &[&EnvConfig],
+    listed: gitship_kube::preview::Listed,
+) {
+    let ours = |name: &str, base: &str, namespace: &str| {
+        !repo.environments.contains_key(name)
+            && members.iter().any(|member| {
+                member.name == base
+                    && preview::namespace_of(member, name).ok().as_deref() == Some(namespace)
+            })
+    };
+    found.previews.extend(
+        listed
+            .records
+            .into_iter()
+            .filter(|r| ours(&r.name, &r.base, &r.namespace))
+            .filter_map(|record| {
+                let base = members.iter().find(|base| base.name == record.base)?;
+                let config = preview::derive(base, &record.name, &record.values).ok()?;
+                Some((record, config))
+            }),
+    );
+    found.unreadable.extend(
+        listed
+            .unreadable
+            .into_iter()
+            .filter(|r| ours(&r.name, &r.base, &r.namespace)),
+    );
+}
+
+async fn list_cluster(
+    options: &ClientOptions,
+    name: Option<&str>,
+) -> Result<gitship_kube::preview::Listed> {
     let client = gitship_kube::client::connect(options).await?;
     let retry = RetryPolicy::default();
     Ok(match name {
@@ -271,6 +308,9 @@ pub async fn load_env(
         Err(error) => return Err(user_error(error)),
     };
     let found = find(repo, kubeconfig, Some(name)).await;
+    if let Some(unreadable) = found.unreadable.first() {
+        return Err(unreadable_error(unreadable));
+    }
     let mut matches = found.previews.into_iter();
     match (matches.next(), matches.next()) {
         (Some((record, config)), None) => {
@@ -282,6 +322,7 @@ pub async fn load_env(
                     .expires_at
                     .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
             ));
+            refuse_shared_workspace(repo, &config)?;
             Ok((config, Some(record)))
         }
         (Some((first, _)), Some((second, _))) => Err(UserError::new(
@@ -321,6 +362,126 @@ fn not_found(error: crate::repo::RepoError, name: &str, unreachable: &[String]) 
 pub fn derive_at(repo: &Repository, record: &PreviewRecord) -> Result<EnvConfig> {
     let base = repo.load_env(&record.base).map_err(user_error)?;
     preview::derive(&base, &record.name, &record.values).map_err(user_error)
+}
+
+/// How long `env new` (committed) waits for its cluster to say what its namespace holds.
+const NAMESPACE_CHECK_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Refuse a new committed environment whose namespace holds a preview's record (readable or
+/// not): deployed, it would take the preview's namespace over, labels and expiry included. A
+/// cluster that cannot be asked is a warning (the file is still written).
+pub async fn refuse_preview_namespace(
+    kubeconfig: Option<&Path>,
+    config: &EnvConfig,
+    printer: &Printer,
+) -> Result<()> {
+    if config.kubernetes.disabled || config.cluster_from_terraform() {
+        return Ok(());
+    }
+    let namespace = &config.cluster.namespace;
+    let asked = tokio::time::timeout(NAMESPACE_CHECK_TIMEOUT, async {
+        let client = connect(kubeconfig, config).await?;
+        let api: kube::Api<k8s_openapi::api::core::v1::Namespace> = kube::Api::all(client);
+        anyhow::Ok(api.get_opt(namespace).await?)
+    })
+    .await;
+    let found = match asked {
+        Ok(Ok(found)) => found,
+        Ok(Err(error)) => {
+            printer.warn(&format!(
+                "could not check whether namespace `{namespace}` holds a preview's record: {error}"
+            ));
+            return Ok(());
+        }
+        Err(_) => {
+            printer.warn(&format!(
+                "could not check whether namespace `{namespace}` holds a preview's record: no \
+                 answer from its cluster in {}s",
+                NAMESPACE_CHECK_TIMEOUT.as_secs()
+            ));
+            return Ok(());
+        }
+    };
+    let (preview, base) = match found.as_ref().and_then(gitship_kube::preview::decode) {
+        None => return Ok(()),
+        Some(Decoded::Record(record)) => (record.name, record.base),
+        Some(Decoded::Unreadable(record)) => (record.name, record.base),
+    };
+    Err(UserError::usage(
+        format!(
+            "namespace `{namespace}` of the new environment `{}` holds the record of preview \
+             `{preview}` (of `{base}`): deployed, the environment would take it over",
+            config.name
+        ),
+        format!(
+            "destroy the preview first (`gitship destroy {preview}`), or give the environment \
+             another namespace with `--namespace`"
+        ),
+    )
+    .into())
+}
+
+/// The error of an operation on the preview whose record does not decode.
+pub fn unreadable_error(unreadable: &UnreadableRecord) -> anyhow::Error {
+    UserError::new(
+        format!(
+            "preview `{}` (of `{}`) has an unreadable record on namespace `{}`: {}",
+            unreadable.name, unreadable.base, unreadable.namespace, unreadable.why
+        ),
+        format!(
+            "gitship neither deploys nor destroys it, and `gc` leaves it alone: record it again \
+             with `gitship env new {} --from {} --ephemeral` (then destroy it as any preview), \
+             or inspect it with `kubectl get namespace {} -o yaml`",
+            unreadable.name, unreadable.base, unreadable.namespace
+        ),
+    )
+    .into()
+}
+
+/// Refuse a preview whose Terraform workspace would hold another environment's state: the
+/// workspace `default` (a base with `backend_config` and no fixed workspace keeps its own state
+/// there) or the workspace any committed environment resolves to.
+pub fn refuse_shared_workspace(repo: &Repository, preview: &EnvConfig) -> Result<()> {
+    let Some(settings) = TerraformSettings::for_environment(repo, preview) else {
+        return Ok(());
+    };
+    let Some(workspace) = settings.workspace else {
+        return Ok(());
+    };
+    let owner = if workspace == "default" {
+        Some(
+            "the default workspace, where an environment without a fixed workspace keeps its state"
+                .to_string(),
+        )
+    } else {
+        repo.load_all_envs()
+            .into_iter()
+            .filter_map(|(_, config)| config.ok())
+            .find(|config| {
+                TerraformSettings::for_environment(repo, config)
+                    .and_then(|settings| settings.workspace)
+                    .is_some_and(|theirs| theirs == workspace)
+            })
+            .map(|config| {
+                format!(
+                    "the Terraform workspace of environment `{}` (`{}`)",
+                    config.name,
+                    repo.relative(&config.file).display()
+                )
+            })
+    };
+    match owner {
+        None => Ok(()),
+        Some(owner) => Err(UserError::usage(
+            format!(
+                "preview `{}`: its Terraform workspace `{workspace}` is {owner}; its deploy and \
+                 destroy would act on that state",
+                preview.name
+            ),
+            "a preview's workspace is its name: choose another name, e.g. `pr-123`",
+        )
+        .into()),
+    }
 }
 
 /// Whether the preview has expired (now), and a warning saying so.

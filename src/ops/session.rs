@@ -137,6 +137,33 @@ impl Session {
         )
     }
 
+    /// The session of the preview `record` (as listed by `ops::preview::find`): its config
+    /// derived from its base's and the record, never resolved by name again (a committed
+    /// environment of that name would win the resolution: `gc` must destroy the preview it
+    /// listed, nothing else).
+    pub fn open_preview(
+        workspace: &Workspace,
+        printer: &Printer,
+        record: PreviewRecord,
+    ) -> Result<Session> {
+        let repo = Repository::discover(workspace.repo.as_deref()).map_err(user_error)?;
+        let config = crate::ops::preview::derive_at(&repo, &record)?;
+        crate::ops::preview::refuse_shared_workspace(&repo, &config)?;
+        let target = SessionTarget {
+            env: record.name.clone(),
+            sandbox: false,
+            terraform_outputs: None,
+        };
+        Session::open_loaded(
+            repo,
+            config,
+            Some(record),
+            printer,
+            &target,
+            workspace.kubeconfig.clone(),
+        )
+    }
+
     /// [`Session::open`] of a committed environment only (a config file; no cluster is asked
     /// for previews): the agent's, which runs one committed environment.
     pub fn open_committed(

@@ -510,3 +510,233 @@ fn a_preview_deploys_in_its_own_workspace_and_its_destroy_leaves_nothing() {
         gone.all()
     );
 }
+
+/// The live previews' names and the unreadable records' `(name, why)` of `envs -o json`.
+fn unreadable(repo: &Repo) -> Vec<(String, String)> {
+    let run = repo.ok(&["-o", "json", "envs"]);
+    let listing: serde_json::Value = serde_json::from_str(&run.stdout).expect("envs JSON");
+    listing["unreadable"]
+        .as_array()
+        .map(|records| {
+            records
+                .iter()
+                .map(|r| {
+                    (
+                        r["name"].as_str().unwrap_or_default().to_string(),
+                        r["why"].as_str().unwrap_or_default().to_string(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn a_committed_environment_that_took_over_a_preview_namespace_is_never_gc_ed() {
+    let cluster = TestCluster::start_blocking();
+    let ns = cluster.ns("site");
+    let repo = preview_repo(&cluster, &ns, false);
+    let namespace = format!("{ns}-demo");
+    cluster.track(&namespace);
+    create_preview(&repo, "demo", &["--ttl", "1h"]);
+    expire(&cluster, &namespace);
+    // `env new demo --from staging` would take the preview's namespace (its default,
+    // `<staging's>-demo`): refused, nothing written.
+    let refused = repo.gitship(&["env", "new", "demo", "--from", "staging"]);
+    assert_eq!(refused.code, 64, "{}", refused.all());
+    assert!(
+        refused.stderr.contains(&format!(
+            "namespace `{namespace}` of the new environment `demo` holds the record of preview `demo`"
+        )) && refused.stderr.contains("gitship destroy demo"),
+        "{}",
+        refused.all()
+    );
+    assert!(!repo.path().join("config/demo.yaml").exists());
+    // Written by hand, the committed `demo` still carries the preview's labels and expiry once
+    // deployed: it is no preview, and `gc` never destroys it.
+    let staging = std::fs::read_to_string(repo.path().join("config/staging.yaml")).expect("read");
+    repo.write(
+        "config/demo.yaml",
+        &staging.replace(
+            &format!("namespace: {ns}\n"),
+            &format!("namespace: {namespace}\n"),
+        ),
+    );
+    repo.commit("demo");
+    repo.ok(&["deploy", "demo"]);
+    assert!(previews(&repo).is_empty(), "{:?}", previews(&repo));
+    let gc = gc_json(&repo, &["--yes"]);
+    assert!(gc.destroyed.is_empty() && gc.failed.is_empty(), "{gc:#?}");
+    assert_eq!(configmap(&cluster, &namespace)["data"]["env"], "demo");
+}
+
+#[test]
+fn a_preview_never_takes_another_environment_s_terraform_workspace() {
+    let cluster = TestCluster::start_blocking();
+    let ns = cluster.ns("site");
+    let repo = preview_repo(&cluster, &ns, true);
+    repo.write(
+        "config/production.yaml",
+        &format!(
+            "cluster:\n  context: kubesim\n  namespace: {ns}-prod\nterraform:\n  workspace: live\nvalues:\n  host: prod.example\n  web:\n    replicas: 2\n  site: ${{terraform.site}}\n  password: ${{terraform.password}}\n"
+        ),
+    );
+    repo.commit("production");
+    for (name, owner) in [
+        ("default", "the default workspace"),
+        ("live", "`production`"),
+    ] {
+        let refused = repo.gitship(&["env", "new", name, "--from", "staging", "--ephemeral"]);
+        assert_eq!(refused.code, 64, "{}", refused.all());
+        assert!(
+            refused
+                .stderr
+                .contains(&format!("its Terraform workspace `{name}` is"))
+                && refused.stderr.contains(owner)
+                && refused.stderr.contains("choose another name"),
+            "{}",
+            refused.all()
+        );
+        assert!(
+            !kubectl(&cluster, &["get", "namespace", &format!("{ns}-{name}")])
+                .status
+                .success()
+        );
+    }
+    assert!(previews(&repo).is_empty());
+}
+
+#[test]
+fn an_unreadable_preview_record_is_listed_and_never_destroyed_nor_deployed() {
+    let cluster = TestCluster::start_blocking();
+    let ns = cluster.ns("site");
+    let repo = preview_repo(&cluster, &ns, false);
+    // A namespace labelled by hand, no annotation at all.
+    let bare = format!("{ns}-pr-7");
+    cluster.track(&bare);
+    kubectl_ok(&cluster, &["create", "namespace", &bare]);
+    kubectl_ok(
+        &cluster,
+        &[
+            "label",
+            "namespace",
+            &bare,
+            "gitship.dev/preview=pr-7",
+            "gitship.dev/preview-of=staging",
+        ],
+    );
+    // A real preview whose values no longer parse.
+    let broken = format!("{ns}-pr-8");
+    cluster.track(&broken);
+    create_preview(&repo, "pr-8", &["--set", "values.host=pr-8.example"]);
+    expire(&cluster, &broken);
+    kubectl_ok(
+        &cluster,
+        &[
+            "annotate",
+            "namespace",
+            &broken,
+            "--overwrite",
+            "gitship.dev/preview-values=[1",
+        ],
+    );
+    let listed = unreadable(&repo);
+    let names: Vec<&str> = listed.iter().map(|(name, _)| name.as_str()).collect();
+    assert_eq!(names, ["pr-7", "pr-8"], "{listed:?}");
+    assert!(listed[0].1.contains("is missing"), "{listed:?}");
+    assert!(
+        listed[1].1.contains("gitship.dev/preview-values"),
+        "{listed:?}"
+    );
+    let human = repo.ok(&["envs"]);
+    assert!(
+        human.stdout.contains("unreadable preview record `pr-7`"),
+        "{}",
+        human.all()
+    );
+
+    let gc = gc_json(&repo, &["--yes"]);
+    assert!(gc.destroyed.is_empty() && gc.failed.is_empty(), "{gc:#?}");
+    for namespace in [&bare, &broken] {
+        assert!(
+            kubectl(&cluster, &["get", "namespace", namespace])
+                .status
+                .success()
+        );
+    }
+    for args in [["deploy", "pr-8", ""], ["destroy", "pr-8", "--yes"]] {
+        let args: Vec<&str> = args.into_iter().filter(|a| !a.is_empty()).collect();
+        let refused = repo.gitship(&args);
+        assert_ne!(refused.code, 0, "{}", refused.all());
+        assert!(
+            refused.stderr.contains("unreadable record")
+                && refused.stderr.contains(&format!("namespace `{broken}`"))
+                && refused.stderr.contains("gitship.dev/preview-values"),
+            "{}",
+            refused.all()
+        );
+    }
+    assert!(
+        kubectl(&cluster, &["get", "configmap", "site", "-n", &broken])
+            .stdout
+            .is_empty()
+    );
+    // Recording it again repairs it: a preview like any other.
+    create_preview(&repo, "pr-8", &["--set", "values.host=pr-8.example"]);
+    let names: Vec<String> = previews(&repo).into_iter().map(|p| p.name).collect();
+    assert_eq!(names, ["pr-8"]);
+    repo.ok(&["deploy", "pr-8"]);
+    assert_eq!(configmap(&cluster, &broken)["data"]["host"], "pr-8.example");
+}
+
+#[test]
+fn gc_keeps_a_preview_extended_after_it_was_listed() {
+    let cluster = TestCluster::start_blocking();
+    let ns = cluster.ns("site");
+    let repo = preview_repo(&cluster, &ns, false);
+    let namespace = format!("{ns}-pr-9");
+    cluster.track(&namespace);
+    create_preview(&repo, "pr-9", &["--ttl", "1h"]);
+    expire(&cluster, &namespace);
+    let workspace = gitship::facade::ops::gc::Workspace {
+        repo: Some(repo.path().to_path_buf()),
+        kubeconfig: repo.kubeconfig.clone(),
+    };
+    let printer = gitship_foundation::output::Printer::new(
+        gitship_foundation::output::OutputFormat::Json,
+        gitship_foundation::output::ColorMode::Never,
+        true,
+    );
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let report = runtime
+        .block_on(gitship::facade::ops::gc::gc(
+            &workspace,
+            &printer,
+            false,
+            |expired| {
+                assert_eq!(expired.len(), 1);
+                // A CI push extends the preview while `gc` waits for its confirmation.
+                create_preview(&repo, "pr-9", &["--ttl", "2h"]);
+                Ok(())
+            },
+        ))
+        .expect("gc");
+    assert!(
+        report.destroyed.is_empty() && report.failed.is_empty(),
+        "{report:#?}"
+    );
+    let kept: Vec<(&str, bool)> = report
+        .kept
+        .iter()
+        .map(|p| (p.name.as_str(), p.expired))
+        .collect();
+    assert_eq!(kept, [("pr-9", false)]);
+    assert!(
+        kubectl(&cluster, &["get", "namespace", &namespace])
+            .status
+            .success()
+    );
+}

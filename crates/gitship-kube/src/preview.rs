@@ -117,13 +117,21 @@ fn check_existing(
         ));
     }
     match decode(namespace) {
-        Some(current) if current.name == preview.name && current.base == preview.base => {
+        Some(Decoded::Record(current))
+            if current.name == preview.name && current.base == preview.base =>
+        {
             Ok(current)
         }
-        Some(current) => Err(refuse(format!(
-            "holds preview `{}` of `{}`",
-            current.name, current.base
-        ))),
+        // The same preview's unreadable record is written anew (its creation time unknown: now).
+        Some(Decoded::Unreadable(current))
+            if current.name == preview.name && current.base == preview.base =>
+        {
+            Ok(preview.clone())
+        }
+        Some(Decoded::Record(PreviewRecord { name, base, .. }))
+        | Some(Decoded::Unreadable(UnreadableRecord { name, base, .. })) => {
+            Err(refuse(format!("holds preview `{name}` of `{base}`")))
+        }
         None => Err(refuse("exists and is not a preview's".into())),
     }
 }
@@ -155,18 +163,44 @@ fn rfc3339(time: DateTime<Utc>) -> String {
     time.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
+/// The largest annotation of a record that is read (a record written by gitship is far
+/// smaller; a larger one is unreadable, not parsed).
+pub const MAX_ANNOTATION_BYTES: usize = 64 * 1024;
+
+/// A namespace labelled as a preview's record whose annotations do not decode: never counted as
+/// expired (so `gc` leaves it alone) and never deployed or destroyed by name (ARCHITECTURE.md,
+/// "Preview environments").
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct UnreadableRecord {
+    pub name: String,
+    pub base: String,
+    pub namespace: String,
+    /// Which annotation, and what is wrong with it.
+    pub why: String,
+}
+
+/// What a namespace labelled as a preview's record holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decoded {
+    Record(PreviewRecord),
+    Unreadable(UnreadableRecord),
+}
+
+/// The preview records of a cluster (namespaces being deleted left out), by name.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Listed {
+    pub records: Vec<PreviewRecord>,
+    pub unreadable: Vec<UnreadableRecord>,
+}
+
 /// Every preview recorded in the cluster (namespaces being deleted left out), by name.
-pub async fn list(client: &Client, retry: &RetryPolicy) -> Result<Vec<PreviewRecord>, KubeError> {
+pub async fn list(client: &Client, retry: &RetryPolicy) -> Result<Listed, KubeError> {
     list_selected(client, PREVIEW_LABEL, retry).await
 }
 
 /// The preview `name`'s records in the cluster (none or one, unless two bases recorded one of
 /// that name).
-pub async fn find(
-    client: &Client,
-    name: &str,
-    retry: &RetryPolicy,
-) -> Result<Vec<PreviewRecord>, KubeError> {
+pub async fn find(client: &Client, name: &str, retry: &RetryPolicy) -> Result<Listed, KubeError> {
     list_selected(client, &format!("{PREVIEW_LABEL}={name}"), retry).await
 }
 
@@ -174,49 +208,95 @@ async fn list_selected(
     client: &Client,
     selector: &str,
     retry: &RetryPolicy,
-) -> Result<Vec<PreviewRecord>, KubeError> {
+) -> Result<Listed, KubeError> {
     let api: Api<Namespace> = Api::all(client.clone());
     let params = ListParams::default().labels(selector);
     let listed = retry
         .run("namespaces", || api.list(&params))
         .await
         .map_err(|source| KubeError::about("Namespaces".to_string(), source))?;
-    let mut previews: Vec<PreviewRecord> = listed
+    let mut out = Listed::default();
+    for decoded in listed
         .items
         .iter()
         .filter(|namespace| namespace.metadata.deletion_timestamp.is_none())
         .filter_map(decode)
-        .collect();
-    previews.sort_by(|a, b| a.name.cmp(&b.name).then(a.base.cmp(&b.base)));
-    Ok(previews)
+    {
+        match decoded {
+            Decoded::Record(record) => out.records.push(record),
+            Decoded::Unreadable(unreadable) => out.unreadable.push(unreadable),
+        }
+    }
+    out.records
+        .sort_by(|a, b| a.name.cmp(&b.name).then(a.base.cmp(&b.base)));
+    out.unreadable
+        .sort_by(|a, b| a.name.cmp(&b.name).then(a.base.cmp(&b.base)));
+    Ok(out)
 }
 
-/// The record a namespace holds; `None` when it is no preview's. An unreadable time counts as
-/// already expired (so `gc` removes what nobody can read), unreadable values as none.
-pub fn decode(namespace: &Namespace) -> Option<PreviewRecord> {
+/// What a namespace holds: `None` when it is no preview's record (without both labels, or
+/// nameless); a record whose annotations are missing, too large or do not parse is
+/// [`Decoded::Unreadable`], with which one and why (never read as expired or as no values).
+pub fn decode(namespace: &Namespace) -> Option<Decoded> {
     let labels = namespace.metadata.labels.as_ref()?;
     let name = labels.get(PREVIEW_LABEL)?.clone();
     let base = labels.get(PREVIEW_OF_LABEL)?.clone();
+    let namespace_name = namespace.metadata.name.clone()?;
     let annotations = namespace.metadata.annotations.clone().unwrap_or_default();
-    let time = |key: &str| {
-        annotations
-            .get(key)
-            .and_then(|text| DateTime::parse_from_rfc3339(text).ok())
-            .map(|time| time.with_timezone(&Utc))
-            .unwrap_or(DateTime::<Utc>::MIN_UTC)
-    };
-    let values = annotations
-        .get(VALUES_ANNOTATION)
-        .and_then(|text| serde_json::from_str(text).ok())
-        .unwrap_or_default();
-    Some(PreviewRecord {
-        name,
-        base,
-        namespace: namespace.metadata.name.clone()?,
-        created_at: time(CREATED_AT_ANNOTATION),
-        expires_at: time(EXPIRES_AT_ANNOTATION),
-        values,
+    let decoded =
+        decode_annotations(&annotations).map(|(created_at, expires_at, values)| PreviewRecord {
+            name: name.clone(),
+            base: base.clone(),
+            namespace: namespace_name.clone(),
+            created_at,
+            expires_at,
+            values,
+        });
+    Some(match decoded {
+        Ok(record) => Decoded::Record(record),
+        Err(why) => Decoded::Unreadable(UnreadableRecord {
+            name,
+            base,
+            namespace: namespace_name,
+            why,
+        }),
     })
+}
+
+type Annotated = (
+    DateTime<Utc>,
+    DateTime<Utc>,
+    BTreeMap<String, serde_json::Value>,
+);
+
+/// The creation time, expiry and values of a record's annotations, or which one is unreadable.
+fn decode_annotations(annotations: &BTreeMap<String, String>) -> Result<Annotated, String> {
+    let text = |key: &str| -> Result<&str, String> {
+        let text = annotations
+            .get(key)
+            .ok_or_else(|| format!("annotation `{key}` is missing"))?;
+        if text.len() > MAX_ANNOTATION_BYTES {
+            return Err(format!(
+                "annotation `{key}` is {} bytes (at most {MAX_ANNOTATION_BYTES} are read)",
+                text.len()
+            ));
+        }
+        Ok(text)
+    };
+    let time = |key: &str| -> Result<DateTime<Utc>, String> {
+        let text = text(key)?;
+        DateTime::parse_from_rfc3339(text)
+            .map(|time| time.with_timezone(&Utc))
+            .map_err(|error| format!("annotation `{key}` is not an RFC 3339 time ({error})"))
+    };
+    let values = serde_json::from_str(text(VALUES_ANNOTATION)?).map_err(|error| {
+        format!("annotation `{VALUES_ANNOTATION}` is not a JSON object ({error})")
+    })?;
+    Ok((
+        time(CREATED_AT_ANNOTATION)?,
+        time(EXPIRES_AT_ANNOTATION)?,
+        values,
+    ))
 }
 
 #[cfg(test)]
@@ -242,7 +322,7 @@ mod tests {
     fn the_record_reads_back_from_its_namespace() {
         let preview = record_at("2026-12-04T10:00:00Z");
         let namespace: Namespace = serde_json::from_value(body(&preview)).unwrap();
-        assert_eq!(decode(&namespace), Some(preview.clone()));
+        assert_eq!(decode(&namespace), Some(Decoded::Record(preview.clone())));
         let now = DateTime::parse_from_rfc3339("2026-12-04T10:00:00Z")
             .unwrap()
             .with_timezone(&Utc);
@@ -250,20 +330,65 @@ mod tests {
         assert!(!preview.is_expired(now - chrono::Duration::seconds(1)));
     }
 
+    fn labelled(annotations: serde_json::Value) -> Namespace {
+        serde_json::from_value(json!({"metadata": {
+            "name": "blog-pr-2",
+            "labels": {PREVIEW_LABEL: "pr-2", PREVIEW_OF_LABEL: "staging"},
+            "annotations": annotations,
+        }}))
+        .unwrap()
+    }
+
+    fn why_unreadable(namespace: &Namespace) -> String {
+        match decode(namespace) {
+            Some(Decoded::Unreadable(unreadable)) => {
+                assert_eq!(
+                    (unreadable.name.as_str(), unreadable.namespace.as_str()),
+                    ("pr-2", "blog-pr-2")
+                );
+                unreadable.why
+            }
+            other => panic!("not unreadable: {other:?}"),
+        }
+    }
+
     #[test]
-    fn a_namespace_without_the_labels_is_no_preview_and_bad_times_expire() {
+    fn a_namespace_without_the_labels_is_no_preview_and_a_bad_record_is_unreadable() {
         let plain: Namespace =
             serde_json::from_value(json!({"metadata": {"name": "blog"}})).unwrap();
         assert_eq!(decode(&plain), None);
-        let broken: Namespace = serde_json::from_value(json!({"metadata": {
-            "name": "blog-pr-2",
-            "labels": {PREVIEW_LABEL: "pr-2", PREVIEW_OF_LABEL: "staging"},
-            "annotations": {EXPIRES_AT_ANNOTATION: "soon", VALUES_ANNOTATION: "[1"},
-        }}))
-        .unwrap();
-        let decoded = decode(&broken).unwrap();
-        assert!(decoded.is_expired(Utc::now()));
-        assert!(decoded.values.is_empty());
+        let good = json!({
+            CREATED_AT_ANNOTATION: "2026-12-01T10:00:00Z",
+            EXPIRES_AT_ANNOTATION: "2026-12-04T10:00:00Z",
+            VALUES_ANNOTATION: "{\"host\":\"x\"}",
+        });
+        assert!(matches!(
+            decode(&labelled(good.clone())),
+            Some(Decoded::Record(_))
+        ));
+        // Labels only (a namespace labelled by hand): unreadable, never expired.
+        let why = why_unreadable(&labelled(json!({})));
+        assert!(why.contains("is missing"), "{why}");
+        let mut bad_time = good.clone();
+        bad_time[EXPIRES_AT_ANNOTATION] = json!("soon");
+        let why = why_unreadable(&labelled(bad_time));
+        assert!(
+            why.contains(EXPIRES_AT_ANNOTATION) && why.contains("RFC 3339"),
+            "{why}"
+        );
+        for values in ["[1", "[1]", "\"text\""] {
+            let mut bad_values = good.clone();
+            bad_values[VALUES_ANNOTATION] = json!(values);
+            let why = why_unreadable(&labelled(bad_values));
+            assert!(why.contains(VALUES_ANNOTATION), "{why}");
+        }
+        let mut huge = good;
+        huge[VALUES_ANNOTATION] = json!(format!(
+            "{{\"a\":\"{}\"}}",
+            "x".repeat(MAX_ANNOTATION_BYTES)
+        ));
+        let why = why_unreadable(&labelled(huge));
+        assert!(why.contains("at most"), "{why}");
     }
 
     #[test]

@@ -41,6 +41,7 @@ impl CommandReport for Listing {
             out.push('\n');
             out.push_str(&table(&rows, color));
         }
+        out.push_str(&unreadable(self));
         out
     }
 
@@ -67,8 +68,24 @@ impl CommandReport for Listing {
                 ));
             }
         }
+        out.push_str(&unreadable(self));
         out
     }
+}
+
+/// One line per preview record that does not decode: which namespace, and why.
+fn unreadable(listing: &Listing) -> String {
+    listing
+        .unreadable
+        .iter()
+        .map(|record| {
+            format!(
+                "\nunreadable preview record `{}` of `{}` (namespace `{}`): {}; `gc` leaves it \
+                 alone, `gitship env new {} --from {} --ephemeral` records it again\n",
+                record.name, record.base, record.namespace, record.why, record.name, record.base
+            )
+        })
+        .collect()
 }
 
 /// Aligned columns, the header painted.

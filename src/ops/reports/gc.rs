@@ -37,6 +37,12 @@ impl CommandReport for GcReport {
             let names: Vec<String> = self.kept.iter().map(|p| format!("`{}`", p.name)).collect();
             out.push_str(&format!("kept (not expired): {}\n", names.join(", ")));
         }
+        for record in &self.unreadable {
+            out.push_str(&format!(
+                "left alone (unreadable record) preview `{}` of `{}` (namespace `{}`): {}\n",
+                record.name, record.base, record.namespace, record.why
+            ));
+        }
         out
     }
 
