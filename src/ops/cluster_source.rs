@@ -201,7 +201,8 @@ fn kubeconfig_path(
             "is neither a kubeconfig (YAML with `clusters:`) nor a file's path",
         ));
     }
-    let path = PathBuf::from(text.trim());
+    // `~/` is the user's home, as in the config's own `cluster.kubeconfig`.
+    let path = crate::repo::config::expand_home(text.trim());
     let path = match (path.is_absolute(), module_dir) {
         (false, Some(dir)) => dir.join(path),
         _ => path,
@@ -399,6 +400,21 @@ mod tests {
         )
         .unwrap();
         assert_eq!(values.kubeconfig, Some(dir.path().join("kc")));
+        // `~/` is the home directory, not a directory of the module.
+        if let Some(home) = std::env::var_os("HOME").map(std::path::PathBuf::from) {
+            let in_home = tempfile::tempdir_in(&home).unwrap();
+            std::fs::write(in_home.path().join("kc"), content).unwrap();
+            let relative = in_home.path().strip_prefix(&home).unwrap();
+            let given = format!("~/{}/kc", relative.display());
+            let values = resolve(
+                &config,
+                &outputs(&[("kubeconfig", &given)]),
+                Some(Path::new("/nowhere")),
+                true,
+            )
+            .unwrap();
+            assert_eq!(values.kubeconfig, Some(in_home.path().join("kc")));
+        }
 
         let missing = resolve(
             &config,

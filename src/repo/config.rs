@@ -892,7 +892,7 @@ fn parse_values(reader: &Reader, top: &[(Node, Node)]) -> Result<serde_json::Val
     }
 }
 
-fn expand_home(path: &str) -> PathBuf {
+pub(crate) fn expand_home(path: &str) -> PathBuf {
     match (path.strip_prefix("~/"), std::env::var_os("HOME")) {
         (Some(rest), Some(home)) => PathBuf::from(home).join(rest),
         _ => PathBuf::from(path),
