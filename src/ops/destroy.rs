@@ -225,14 +225,17 @@ pub async fn destroy(
 
 /// Whether the cluster, which comes from the environment's Terraform, still exists: its outputs
 /// name it. Not any more after a run interrupted in (or after) `terraform destroy`, nor before
-/// the first deploy: then no Kubernetes step has anything to do.
+/// the first deploy: then no Kubernetes step has anything to do. The outputs read here are the
+/// session's (its connection resolves from them: `terraform output` runs once).
 async fn cluster_made(session: &Session) -> Result<bool> {
     let outputs = session.current_outputs().await?;
-    Ok(
-        crate::ops::cluster_source::unknown(&session.config, &outputs, true)
-            .iter()
-            .all(|reference| reference.key == "registry"),
-    )
+    let made = crate::ops::cluster_source::unknown(&session.config, &outputs, true)
+        .iter()
+        .all(|reference| reference.key == "registry");
+    if made {
+        session.set_terraform_values(&outputs).await?;
+    }
+    Ok(made)
 }
 
 /// The Kubernetes side of a destroy whose cluster is gone: nothing left to delete.
