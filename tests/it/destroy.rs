@@ -111,8 +111,21 @@ impl Left {
     }
 
     async fn configmap(&self, name: &str) -> bool {
-        let api: Api<ConfigMap> = Api::namespaced(self.client.clone(), &self.namespace);
-        api.get_opt(name).await.expect("ConfigMap").is_some()
+        self.exists::<ConfigMap>(name).await
+    }
+
+    /// Whether the `K` named `name` is in the namespace.
+    async fn exists<K>(&self, name: &str) -> bool
+    where
+        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>
+            + Clone
+            + serde::de::DeserializeOwned
+            + std::fmt::Debug,
+        K::DynamicType: Default,
+    {
+        let api: Api<K> = Api::namespaced(self.client.clone(), &self.namespace);
+        let kind = K::kind(&K::DynamicType::default()).into_owned();
+        api.get_opt(name).await.expect(&kind).is_some()
     }
 
     /// Every object and record gitship deployed or wrote, by name, that is still there.
@@ -129,31 +142,13 @@ impl Left {
                 left.push(format!("ConfigMap {name}"));
             }
         }
-        let accounts: Api<ServiceAccount> = Api::namespaced(self.client.clone(), &self.namespace);
-        if accounts
-            .get_opt("robot")
-            .await
-            .expect("ServiceAccount")
-            .is_some()
-        {
+        if self.exists::<ServiceAccount>("robot").await {
             left.push("ServiceAccount robot".into());
         }
-        let secrets: Api<Secret> = Api::namespaced(self.client.clone(), &self.namespace);
-        if secrets
-            .get_opt("gitship-staging.revisions")
-            .await
-            .expect("Secret")
-            .is_some()
-        {
+        if self.exists::<Secret>("gitship-staging.revisions").await {
             left.push("Secret gitship-staging.revisions".into());
         }
-        let leases: Api<Lease> = Api::namespaced(self.client.clone(), &self.namespace);
-        if leases
-            .get_opt("gitship-staging")
-            .await
-            .expect("Lease")
-            .is_some()
-        {
+        if self.exists::<Lease>("gitship-staging").await {
             left.push("Lease gitship-staging".into());
         }
         left
