@@ -284,12 +284,20 @@ fn keep_what_holds_kept_objects(namespace: &mut NamespacePlan, objects: &[Planne
         .map(|o| o.id.to_string())
         .collect();
     if !kept.is_empty() {
-        namespace.delete = false;
-        namespace.reason = format!(
-            "kept: it holds what destroy keeps ({}); deleting it would delete them",
-            kept.join(", ")
+        keep(
+            namespace,
+            format!(
+                "it holds what destroy keeps ({}); deleting it would delete them",
+                kept.join(", ")
+            ),
         );
     }
+}
+
+/// The namespace stays, for `why`.
+fn keep(namespace: &mut NamespacePlan, why: String) {
+    namespace.delete = false;
+    namespace.reason = format!("kept: {why}");
 }
 
 /// The other environments whose inventory is in `namespace` (they deploy there too).
@@ -327,10 +335,12 @@ async fn other_environments(
 fn keep_for_others(namespace: &mut NamespacePlan, others: &[String]) {
     if namespace.delete && !others.is_empty() {
         let names: Vec<String> = others.iter().map(|o| format!("`{o}`")).collect();
-        namespace.delete = false;
-        namespace.reason = format!(
-            "kept: environment {} deploys there too; deleting it would delete what it deployed",
-            names.join(", ")
+        keep(
+            namespace,
+            format!(
+                "environment {} deploys there too; deleting it would delete what it deployed",
+                names.join(", ")
+            ),
         );
     }
 }
